@@ -1,0 +1,19 @@
+using Microsoft.Extensions.Logging;
+
+namespace Appliance.Engine;
+
+/// <summary>The engine's log messages; event ids 1000-1099 belong to the engine.</summary>
+internal static partial class EngineLog
+{
+    [LoggerMessage(EventId = 1000, Level = LogLevel.Information, Message = "Engine for model {ModelId} started: batch {MaxBatchSize}, KV cache {KvTokens} tokens, prefill budget {PrefillBudget} tokens")]
+    public static partial void Started(ILogger logger, string modelId, int maxBatchSize, int kvTokens, int prefillBudget);
+
+    [LoggerMessage(EventId = 1001, Level = LogLevel.Error, Message = "Model run failed for {Count} sequences of model {ModelId}; their requests fail")]
+    public static partial void RunFailed(ILogger logger, Exception exception, int count, string modelId);
+
+    [LoggerMessage(EventId = 1002, Level = LogLevel.Information, Message = "Engine for model {ModelId} stopped; {Cancelled} unfinished requests were cancelled")]
+    public static partial void Stopped(ILogger logger, string modelId, int cancelled);
+
+    [LoggerMessage(EventId = 1003, Level = LogLevel.Critical, Message = "Engine loop for model {ModelId} crashed")]
+    public static partial void LoopCrashed(ILogger logger, Exception exception, string modelId);
+}

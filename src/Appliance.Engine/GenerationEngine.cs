@@ -1,0 +1,294 @@
+using System.Collections.Concurrent;
+using System.Threading.Channels;
+using Appliance.Engine.KvCache;
+using Appliance.Engine.Output;
+using Appliance.Engine.Requests;
+using Appliance.Engine.Sampling;
+using Appliance.Engine.Scheduling;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Appliance.Engine;
+
+/// <summary>
+/// One model's engine: a dedicated thread runs steps (schedule, execute, update) over a continuously changing batch.
+/// Requests arrive through <see cref="Submit"/> from any thread and read their own stream of deltas.
+/// </summary>
+public sealed class GenerationEngine : IEngineClient, IDisposable
+{
+    private readonly IModelRunner _runner;
+    private readonly SchedulerOptions _options;
+    private readonly ILogger _logger;
+    private readonly Random _seedSource;
+    private readonly Scheduler _scheduler;
+    private readonly TokenSampler _sampler;
+    private readonly ConcurrentQueue<Sequence> _incoming = new();
+    private readonly SemaphoreSlim _wakeUp = new(0);
+    private readonly Thread _thread;
+    private readonly KvCacheManager _kvCache;
+    private long _nextSequenceId;
+    private int _queued;
+    private volatile bool _stopping;
+
+    public GenerationEngine(
+        IModelRunner runner,
+        ITokenizer tokenizer,
+        SchedulerOptions options,
+        ILogger<GenerationEngine>? logger = null,
+        Random? seedSource = null)
+    {
+        if (options.Validate() is { } problem)
+        {
+            throw new ArgumentException(problem, nameof(options));
+        }
+
+        _runner = runner;
+        Tokenizer = tokenizer;
+        _options = options with { MaxBatchSize = Math.Min(options.MaxBatchSize, runner.MaxBatchSize) };
+        _logger = logger ?? NullLogger<GenerationEngine>.Instance;
+        _seedSource = seedSource ?? Random.Shared;
+        var info = runner.Info;
+        _kvCache = new KvCacheManager(options.KvCacheTokens ?? (_options.MaxBatchSize * info.ContextLength));
+        _scheduler = new Scheduler(_options, _kvCache, info.ContextLength);
+        _sampler = new TokenSampler(info.VocabularySize);
+        _thread = new Thread(Loop) { IsBackground = true, Name = $"engine-{info.Id}" };
+        _thread.Start();
+        EngineLog.Started(_logger, info.Id, _options.MaxBatchSize, _kvCache.CapacityTokens, _options.PrefillTokenBudget);
+    }
+
+    public ModelInfo Model => _runner.Info;
+
+    public ITokenizer Tokenizer { get; }
+
+    /// <summary>Requests submitted but not yet admitted to the running batch.</summary>
+    public int QueuedRequests => Volatile.Read(ref _queued);
+
+    public GenerationStream Submit(GenerationRequest request)
+    {
+        ObjectDisposedException.ThrowIf(_stopping, this);
+        Validate(request);
+        if (Interlocked.Increment(ref _queued) > _options.MaxQueuedRequests)
+        {
+            Interlocked.Decrement(ref _queued);
+            throw new EngineOverloadedException($"Model {Model.Id} has {_options.MaxQueuedRequests} requests waiting; try again later.", _options.MaxQueuedRequests);
+        }
+
+        var channel = Channel.CreateUnbounded<GenerationDelta>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        long seed;
+        lock (_seedSource)
+        {
+            seed = request.Sampling.Seed ?? _seedSource.NextInt64();
+        }
+
+        var sequence = new Sequence(
+            Interlocked.Increment(ref _nextSequenceId),
+            request,
+            new SamplingState(request.Sampling, request.PromptTokens, seed),
+            new OutputProcessor(Tokenizer, request.Sampling, Model.EosTokenIds),
+            channel.Writer);
+        _incoming.Enqueue(sequence);
+        _wakeUp.Release();
+        return new GenerationStream(request.RequestId, channel.Reader, () =>
+        {
+            sequence.RequestCancel();
+            WakeUp();
+        });
+    }
+
+    public void Dispose()
+    {
+        if (_stopping)
+        {
+            return;
+        }
+
+        _stopping = true;
+        WakeUp();
+        _thread.Join();
+        _wakeUp.Dispose();
+    }
+
+    private void WakeUp()
+    {
+        try
+        {
+            _wakeUp.Release();
+        }
+        catch (ObjectDisposedException)
+        {
+            // The engine is gone; nothing is left to wake.
+        }
+    }
+
+    private void Validate(GenerationRequest request)
+    {
+        if (request.Sampling.Validate() is { } problem)
+        {
+            throw new ArgumentException(problem, nameof(request));
+        }
+
+        var prompt = request.PromptTokens;
+        if (prompt.Count == 0)
+        {
+            throw new ArgumentException("The prompt has no tokens.", nameof(request));
+        }
+
+        if (prompt.Count >= Model.ContextLength)
+        {
+            throw new ArgumentException($"The prompt has {prompt.Count} tokens; the model's context holds {Model.ContextLength} including at least one generated token.", nameof(request));
+        }
+
+        if (prompt.Any(t => (uint)t >= (uint)Model.VocabularySize))
+        {
+            throw new ArgumentException($"The prompt holds a token id outside the vocabulary of {Model.VocabularySize}.", nameof(request));
+        }
+
+        var reserved = Math.Min(Model.ContextLength, prompt.Count + request.Sampling.MaxTokens);
+        if (reserved > _kvCache.CapacityTokens)
+        {
+            throw new ArgumentException($"The request needs {reserved} tokens of KV cache; the engine has {_kvCache.CapacityTokens}.", nameof(request));
+        }
+    }
+
+    private void Loop()
+    {
+        try
+        {
+            while (!_stopping)
+            {
+                while (_incoming.TryDequeue(out var sequence))
+                {
+                    _scheduler.Add(sequence);
+                }
+
+                if (!Step())
+                {
+                    _wakeUp.Wait();
+                }
+            }
+        }
+        catch (Exception exception)
+        {
+            EngineLog.LoopCrashed(_logger, exception, Model.Id);
+        }
+        finally
+        {
+            CancelEverything();
+        }
+    }
+
+    /// <summary>One engine step: schedule, execute, update. Returns false when there was nothing to run.</summary>
+    private bool Step()
+    {
+        foreach (var (sequence, wasWaiting) in _scheduler.RemoveCancelled())
+        {
+            if (wasWaiting)
+            {
+                Interlocked.Decrement(ref _queued);
+            }
+
+            _runner.Release(sequence.Id);
+            sequence.Writer.TryComplete();
+        }
+
+        var plan = _scheduler.Schedule();
+        if (plan.IsEmpty)
+        {
+            return false;
+        }
+
+        foreach (var admitted in plan.Prefill.Where(p => p.Sequence.Computed == 0))
+        {
+            Interlocked.Decrement(ref _queued);
+        }
+
+        Run(plan.Prefill);
+        Run(plan.Decode);
+        return true;
+    }
+
+    private void Run(IReadOnlyList<ScheduledSequence> rows)
+    {
+        if (rows.Count == 0)
+        {
+            return;
+        }
+
+        var batch = new RunnerSequence[rows.Count];
+        for (var i = 0; i < rows.Count; i++)
+        {
+            var (sequence, count) = rows[i];
+            var tokens = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(sequence.Tokens).Slice(sequence.Computed, count).ToArray();
+            batch[i] = new RunnerSequence(sequence.Id, tokens, sequence.Computed);
+        }
+
+        ReadOnlyMemory<float> logits;
+        try
+        {
+            logits = _runner.Execute(batch);
+        }
+        catch (Exception exception)
+        {
+            EngineLog.RunFailed(_logger, exception, rows.Count, Model.Id);
+            foreach (var (sequence, _) in rows)
+            {
+                Finish(sequence, new InvalidOperationException($"The model run failed: {exception.Message}", exception));
+            }
+
+            return;
+        }
+
+        var vocabulary = Model.VocabularySize;
+        for (var i = 0; i < rows.Count; i++)
+        {
+            var (sequence, count) = rows[i];
+            sequence.Computed += count;
+            if (sequence.Computed < sequence.Tokens.Count)
+            {
+                continue; // more prompt chunks to go
+            }
+
+            sequence.Status = SequenceStatus.Running;
+            Update(sequence, logits.Span.Slice(i * vocabulary, vocabulary));
+        }
+    }
+
+    private void Update(Sequence sequence, ReadOnlySpan<float> logits)
+    {
+        var (token, logprob) = _sampler.Sample(logits, sequence.Sampling);
+        sequence.Tokens.Add(token);
+        var contextFull = sequence.Tokens.Count >= Model.ContextLength;
+        var (text, finish) = sequence.Output.Accept(token, contextFull);
+        var usage = finish is null ? (GenerationUsage?)null : new GenerationUsage(sequence.PromptLength, sequence.Output.CompletionTokens);
+        sequence.Writer.TryWrite(new GenerationDelta(text, [token], logprob is null ? null : [logprob], finish, usage));
+        if (finish is not null)
+        {
+            Finish(sequence, null);
+        }
+    }
+
+    private void Finish(Sequence sequence, Exception? error)
+    {
+        _scheduler.Finish(sequence);
+        _runner.Release(sequence.Id);
+        sequence.Writer.TryComplete(error);
+    }
+
+    private void CancelEverything()
+    {
+        while (_incoming.TryDequeue(out var sequence))
+        {
+            _scheduler.Add(sequence);
+        }
+
+        var unfinished = _scheduler.All.ToList();
+        foreach (var sequence in unfinished)
+        {
+            sequence.Writer.TryWrite(new GenerationDelta(string.Empty, [], null, FinishReason.Cancelled, new GenerationUsage(sequence.PromptLength, sequence.Output.CompletionTokens)));
+            sequence.Writer.TryComplete();
+            _runner.Release(sequence.Id);
+        }
+
+        EngineLog.Stopped(_logger, Model.Id, unfinished.Count);
+    }
+}

@@ -1,0 +1,28 @@
+namespace Appliance.Engine;
+
+/// <summary>One sequence's part of a model run: the tokens to feed now and how many it already has in the KV cache.</summary>
+/// <param name="SequenceId">Stable id of the sequence; the runner keys its KV state by it.</param>
+/// <param name="NewTokens">Tokens to run this step (a prompt chunk, or the one token sampled last step).</param>
+/// <param name="PastLength">Tokens of this sequence already in the runner's KV cache.</param>
+public readonly record struct RunnerSequence(long SequenceId, ReadOnlyMemory<int> NewTokens, int PastLength);
+
+/// <summary>
+/// Runs a decoder model for a batch of sequences. The runner owns the KV cache tensors; the engine tells it
+/// which sequences run and releases those that end.
+/// </summary>
+public interface IModelRunner : IDisposable
+{
+    ModelInfo Info { get; }
+
+    /// <summary>Most sequences one run may hold.</summary>
+    int MaxBatchSize { get; }
+
+    /// <summary>
+    /// Runs the model once for <paramref name="batch"/> and returns one row of next-token logits per sequence,
+    /// in batch order, each <see cref="ModelInfo.VocabularySize"/> wide. The memory is valid until the next call.
+    /// </summary>
+    ReadOnlyMemory<float> Execute(IReadOnlyList<RunnerSequence> batch);
+
+    /// <summary>Forgets a sequence's KV state. Unknown ids are ignored.</summary>
+    void Release(long sequenceId);
+}

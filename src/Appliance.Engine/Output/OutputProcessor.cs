@@ -1,0 +1,38 @@
+using Appliance.Engine.Requests;
+
+namespace Appliance.Engine.Output;
+
+/// <summary>
+/// Turns one sequence's sampled tokens into deltas: incremental detokenisation, stop strings, EOS and length limits.
+/// </summary>
+internal sealed class OutputProcessor(ITokenizer tokenizer, SamplingParams parameters, IReadOnlySet<int> eosTokenIds)
+{
+    private readonly IncrementalDetokenizer _detokenizer = new(tokenizer);
+    private readonly StopStringFilter _stops = new(parameters.StopStrings);
+
+    public int CompletionTokens { get; private set; }
+
+    /// <summary>Processes a sampled token; returns the text to emit and the finish reason when the sequence ends.</summary>
+    public (string Text, FinishReason? Finish) Accept(int token, bool contextFull)
+    {
+        CompletionTokens++;
+        if (!parameters.IgnoreEos && eosTokenIds.Contains(token))
+        {
+            return (_stops.Push(_detokenizer.Flush()) + _stops.Flush(), FinishReason.Stop);
+        }
+
+        var text = _stops.Push(_detokenizer.Push(token));
+        if (_stops.Stopped)
+        {
+            return (text, FinishReason.Stop);
+        }
+
+        if (CompletionTokens >= parameters.MaxTokens || contextFull)
+        {
+            text += _stops.Push(_detokenizer.Flush());
+            return _stops.Stopped ? (text, FinishReason.Stop) : (text + _stops.Flush(), FinishReason.Length);
+        }
+
+        return (text, null);
+    }
+}

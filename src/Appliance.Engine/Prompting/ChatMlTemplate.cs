@@ -1,0 +1,29 @@
+using System.Text;
+
+namespace Appliance.Engine.Prompting;
+
+/// <summary>
+/// ChatML (<c>&lt;|im_start|&gt;role\ncontent&lt;|im_end|&gt;\n</c>): the default for models that ship no template of their own.
+/// </summary>
+public sealed class ChatMlTemplate : IChatTemplate
+{
+    public const string EndOfTurn = "<|im_end|>";
+
+    public string Name => "chatml";
+
+    public string Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = true)
+    {
+        var prompt = new StringBuilder();
+        foreach (var message in messages)
+        {
+            prompt.Append("<|im_start|>").Append(message.Role).Append('\n').Append(message.Content).Append(EndOfTurn).Append('\n');
+        }
+
+        if (addGenerationPrompt)
+        {
+            prompt.Append("<|im_start|>assistant\n");
+        }
+
+        return prompt.ToString();
+    }
+}

@@ -1,0 +1,18 @@
+namespace Appliance.Engine.Requests;
+
+/// <summary>Token counts of a finished request.</summary>
+public readonly record struct GenerationUsage(int PromptTokens, int CompletionTokens)
+{
+    public int TotalTokens => PromptTokens + CompletionTokens;
+}
+
+/// <summary>
+/// What one engine step added to a request: new text (never ending inside a character, never holding a stop string),
+/// the tokens behind it, and on the last delta the finish reason and usage.
+/// </summary>
+public sealed record GenerationDelta(
+    string Text,
+    IReadOnlyList<int> TokenIds,
+    IReadOnlyList<TokenLogprob>? Logprobs,
+    FinishReason? FinishReason,
+    GenerationUsage? Usage);

@@ -1,0 +1,13 @@
+namespace Appliance.Engine.Scheduling;
+
+/// <summary>One sequence's work in a step: how many of its not-yet-computed tokens to run.</summary>
+internal readonly record struct ScheduledSequence(Sequence Sequence, int TokenCount);
+
+/// <summary>
+/// What one engine step runs: a prefill group (newcomers' prompts, or one long prompt's next chunk) and the
+/// decode batch (every running sequence, one token each). They are separate model runs.
+/// </summary>
+internal sealed record SchedulerPlan(IReadOnlyList<ScheduledSequence> Prefill, IReadOnlyList<ScheduledSequence> Decode)
+{
+    public bool IsEmpty => Prefill.Count == 0 && Decode.Count == 0;
+}

@@ -1,0 +1,52 @@
+using System.Threading.Channels;
+using Appliance.Engine.Output;
+using Appliance.Engine.Requests;
+using Appliance.Engine.Sampling;
+
+namespace Appliance.Engine.Scheduling;
+
+/// <summary>A request inside the engine: its tokens so far, how many are in the KV cache, and where its output goes.</summary>
+internal sealed class Sequence
+{
+    private int _cancelRequested;
+
+    public Sequence(long id, GenerationRequest request, SamplingState sampling, OutputProcessor output, ChannelWriter<GenerationDelta> writer)
+    {
+        Id = id;
+        Request = request;
+        Tokens = [.. request.PromptTokens];
+        PromptLength = request.PromptTokens.Count;
+        Sampling = sampling;
+        Output = output;
+        Writer = writer;
+    }
+
+    public long Id { get; }
+
+    public GenerationRequest Request { get; }
+
+    /// <summary>Prompt followed by generated tokens.</summary>
+    public List<int> Tokens { get; }
+
+    public int PromptLength { get; }
+
+    /// <summary>Tokens already run through the model (present in the runner's KV cache).</summary>
+    public int Computed { get; set; }
+
+    public SequenceStatus Status { get; set; } = SequenceStatus.Waiting;
+
+    public SamplingState Sampling { get; }
+
+    public OutputProcessor Output { get; }
+
+    public ChannelWriter<GenerationDelta> Writer { get; }
+
+    /// <summary>Tokens the sequence may hold at most: prompt plus max_tokens, capped by the context.</summary>
+    public int ReservedTokens(int contextLength) =>
+        Math.Min(contextLength, PromptLength + Request.Sampling.MaxTokens);
+
+    public bool CancelRequested => Volatile.Read(ref _cancelRequested) == 1;
+
+    /// <summary>Called from any thread (the reader went away); the engine acts on it at its next step.</summary>
+    public void RequestCancel() => Interlocked.Exchange(ref _cancelRequested, 1);
+}

@@ -1,0 +1,9 @@
+namespace Appliance.Engine.Scheduling;
+
+internal enum SequenceStatus
+{
+    Waiting,
+    Prefilling,
+    Running,
+    Finished,
+}

@@ -1,0 +1,221 @@
+using Appliance.Engine;
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+
+namespace Appliance.Runtime.Onnx.Execution;
+
+/// <summary>
+/// The KV cache of a concatenating-layout decoder for a continuously changing batch. While the batch stays the same,
+/// each step's present tensors are fed back as the next past without a copy (ping-pong between two preallocated
+/// arenas). When sequences join or leave, their rows are gathered once into the free arena, left-padded to the
+/// longest. Prefill outputs stay in ONNX Runtime's tensors until their sequences first decode.
+/// </summary>
+internal sealed class ConcatKvCache : IDisposable
+{
+    private readonly Dictionary<long, KvLocation> _locations = [];
+    private readonly KvArena[] _arenas;
+    private readonly int _layers;
+    private readonly int _kvHeads;
+    private readonly int _headSize;
+
+    public ConcatKvCache(int layers, int kvHeads, int headSize, int maxBatch, int contextLength)
+    {
+        _layers = layers;
+        _kvHeads = kvHeads;
+        _headSize = headSize;
+        var capacity = (long)maxBatch * kvHeads * contextLength * headSize;
+        _arenas = [new KvArena(layers, capacity), new KvArena(layers, capacity)];
+    }
+
+    public long ArenaBytes => _arenas.Sum(a => a.CapacityBytes);
+
+    public int Length(long sequenceId) => _locations.TryGetValue(sequenceId, out var l) ? l.Length : 0;
+
+    /// <summary>
+    /// Past tensors for a batch, and the arena its present must be written to (null: let ONNX Runtime allocate).
+    /// For a decode step the past always lives in an arena, so steady-state decoding allocates nothing.
+    /// </summary>
+    public (KvGroup? Past, KvArena? PresentArena) Prepare(IReadOnlyList<RunnerSequence> batch, bool decode)
+    {
+        foreach (var row in batch)
+        {
+            if (Length(row.SequenceId) != row.PastLength)
+            {
+                throw new InvalidOperationException(
+                    $"Sequence {row.SequenceId} has {Length(row.SequenceId)} tokens in the KV cache, not {row.PastLength}.");
+            }
+        }
+
+        if (batch.All(r => r.PastLength == 0))
+        {
+            return (null, null);
+        }
+
+        var past = MatchingGroup(batch);
+        if (decode && past?.Arena is null)
+        {
+            past = Gather(batch, FreeArena());
+        }
+        else
+        {
+            past ??= Gather(batch, null);
+        }
+
+        return (past, past.Arena is null ? null : _arenas.Single(a => a != past.Arena));
+    }
+
+    /// <summary>Records the step's present tensors as the new home of the batch's sequences.</summary>
+    public void Commit(IReadOnlyList<RunnerSequence> batch, KvGroup present)
+    {
+        if (present.Arena is not null)
+        {
+            if (!present.Arena.IsFree)
+            {
+                throw new InvalidOperationException("The present arena still holds live sequences.");
+            }
+
+            present.Arena.Owner = present;
+        }
+
+        present.LiveRows = 0;
+        for (var row = 0; row < batch.Count; row++)
+        {
+            var sequence = batch[row];
+            Move(sequence.SequenceId, new KvLocation(present, row, sequence.PastLength + sequence.NewTokens.Length));
+        }
+    }
+
+    public void Release(long sequenceId)
+    {
+        if (_locations.Remove(sequenceId, out var location))
+        {
+            Leave(location.Group);
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (var group in _locations.Values.Select(l => l.Group).Distinct().ToList())
+        {
+            group.Dispose();
+        }
+
+        _locations.Clear();
+        foreach (var arena in _arenas)
+        {
+            arena.Dispose();
+        }
+    }
+
+    /// <summary>Empty [batch, kv_heads, 0, head_size] tensors for a first prefill (no past yet).</summary>
+    public (OrtValue[] Keys, OrtValue[] Values) EmptyPast(int batchSize) =>
+        _arenas[0].Views([batchSize, _kvHeads, 0, _headSize]);
+
+    private KvGroup? MatchingGroup(IReadOnlyList<RunnerSequence> batch)
+    {
+        if (!_locations.TryGetValue(batch[0].SequenceId, out var first))
+        {
+            return null;
+        }
+
+        var group = first.Group;
+        if (group.SequenceIds.Length != batch.Count || group.LiveRows != batch.Count)
+        {
+            return null;
+        }
+
+        for (var row = 0; row < batch.Count; row++)
+        {
+            if (!_locations.TryGetValue(batch[row].SequenceId, out var location) || location.Group != group || location.Row != row)
+            {
+                return null;
+            }
+        }
+
+        return group;
+    }
+
+    private KvArena FreeArena() =>
+        _arenas.FirstOrDefault(a => a.IsFree) ?? throw new InvalidOperationException("Both KV arenas hold live sequences.");
+
+    /// <summary>Copies the batch's rows, right-aligned, into new tensors (in <paramref name="arena"/> or freshly allocated).</summary>
+    private KvGroup Gather(IReadOnlyList<RunnerSequence> batch, KvArena? arena)
+    {
+        var length = batch.Max(r => r.PastLength);
+        long[] shape = [batch.Count, _kvHeads, length, _headSize];
+        var (keys, values) = arena is not null ? arena.Views(shape) : Allocate(shape);
+        var group = new KvGroup(keys, values, [.. batch.Select(r => r.SequenceId)], length, arena);
+        for (var layer = 0; layer < _layers; layer++)
+        {
+            for (var row = 0; row < batch.Count; row++)
+            {
+                var source = _locations[batch[row].SequenceId];
+                CopyRow(source.Group.Keys[layer], source.Group.Length, source.Row, keys[layer], length, row, source.Length);
+                CopyRow(source.Group.Values[layer], source.Group.Length, source.Row, values[layer], length, row, source.Length);
+            }
+        }
+
+        if (arena is not null)
+        {
+            arena.Owner = group;
+        }
+
+        group.LiveRows = 0;
+        for (var row = 0; row < batch.Count; row++)
+        {
+            Move(batch[row].SequenceId, new KvLocation(group, row, batch[row].PastLength));
+        }
+
+        return group;
+    }
+
+    private (OrtValue[] Keys, OrtValue[] Values) Allocate(long[] shape)
+    {
+        var keys = new OrtValue[_layers];
+        var values = new OrtValue[_layers];
+        for (var i = 0; i < _layers; i++)
+        {
+            keys[i] = OrtValue.CreateAllocatedTensorValue(OrtAllocator.DefaultInstance, TensorElementType.Float, shape);
+            values[i] = OrtValue.CreateAllocatedTensorValue(OrtAllocator.DefaultInstance, TensorElementType.Float, shape);
+        }
+
+        return (keys, values);
+    }
+
+    /// <summary>Copies the last <paramref name="tokens"/> positions of a row and zeroes the padding before them.</summary>
+    private void CopyRow(OrtValue source, int sourceLength, int sourceRow, OrtValue target, int targetLength, int targetRow, int tokens)
+    {
+        var from = source.GetTensorDataAsSpan<float>();
+        var to = target.GetTensorMutableDataAsSpan<float>();
+        var rowFloats = tokens * _headSize;
+        for (var head = 0; head < _kvHeads; head++)
+        {
+            var sourceStart = ((((long)sourceRow * _kvHeads) + head) * sourceLength) + (sourceLength - tokens);
+            var targetHead = (((long)targetRow * _kvHeads) + head) * targetLength;
+            // Padding must be zero, not stale memory: masked values are multiplied by probability 0, and 0 * NaN is NaN.
+            to.Slice((int)(targetHead * _headSize), (targetLength - tokens) * _headSize).Clear();
+            from.Slice((int)(sourceStart * _headSize), rowFloats)
+                .CopyTo(to.Slice((int)((targetHead + targetLength - tokens) * _headSize), rowFloats));
+        }
+    }
+
+    private void Move(long sequenceId, KvLocation location)
+    {
+        if (_locations.TryGetValue(sequenceId, out var old))
+        {
+            Leave(old.Group);
+        }
+
+        location.Group.LiveRows++;
+        _locations[sequenceId] = location;
+    }
+
+    private static void Leave(KvGroup group)
+    {
+        group.LiveRows--;
+        if (group.LiveRows == 0)
+        {
+            group.Dispose();
+        }
+    }
+}

@@ -1,0 +1,10 @@
+namespace Appliance.Runtime.Onnx.OnnxFormat;
+
+/// <summary>TensorProto.DataType values from the ONNX specification.</summary>
+internal enum OnnxDataType
+{
+    Float = 1,
+    Int32 = 6,
+    Int64 = 7,
+    Bool = 9,
+}

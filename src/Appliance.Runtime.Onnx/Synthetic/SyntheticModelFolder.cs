@@ -1,0 +1,94 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Appliance.Runtime.Onnx.Models;
+
+namespace Appliance.Runtime.Onnx.Synthetic;
+
+/// <summary>
+/// Writes a complete model folder for a synthetic decoder: model.onnx, genai_config.json (onnxruntime-genai's
+/// schema, model type "decoder"), tokenizer_config.json naming the GPT-2 tokenizer, and manifest.json.
+/// </summary>
+public static class SyntheticModelFolder
+{
+    public const string ModelFileName = "model.onnx";
+
+    public static ModelManifest Write(SyntheticModelSpec spec, string folder)
+    {
+        var weights = SyntheticWeights.Create(spec);
+        Directory.CreateDirectory(folder);
+        using (var stream = File.Create(Path.Combine(folder, ModelFileName)))
+        {
+            SyntheticDecoderGraph.Write(weights, stream);
+        }
+
+        var indented = new JsonSerializerOptions { WriteIndented = true };
+        File.WriteAllText(Path.Combine(folder, GenAiConfig.FileName), GenAiConfigJson(spec).ToJsonString(indented));
+        File.WriteAllText(Path.Combine(folder, "tokenizer_config.json"), TokenizerConfigJson().ToJsonString(indented));
+        File.WriteAllText(Path.Combine(folder, "synthetic.json"), JsonSerializer.Serialize(spec, indented));
+        return ModelManifest.Create(folder);
+    }
+
+    private static JsonObject GenAiConfigJson(SyntheticModelSpec spec) => new()
+    {
+        ["model"] = new JsonObject
+        {
+            ["bos_token_id"] = spec.EosTokenId,
+            ["context_length"] = spec.ContextLength,
+            ["eos_token_id"] = spec.EosTokenId,
+            ["pad_token_id"] = spec.EosTokenId,
+            ["type"] = "decoder",
+            ["vocab_size"] = spec.VocabularySize,
+            ["decoder"] = new JsonObject
+            {
+                ["session_options"] = new JsonObject { ["log_id"] = "onnxruntime-genai", ["provider_options"] = new JsonArray() },
+                ["filename"] = ModelFileName,
+                ["head_size"] = spec.HeadSize,
+                ["hidden_size"] = spec.HiddenSize,
+                ["num_attention_heads"] = spec.Heads,
+                ["num_hidden_layers"] = spec.Layers,
+                ["num_key_value_heads"] = spec.KvHeads,
+                ["inputs"] = new JsonObject
+                {
+                    ["input_ids"] = "input_ids",
+                    ["attention_mask"] = "attention_mask",
+                    ["position_ids"] = "position_ids",
+                    ["past_key_names"] = "past_key_values.%d.key",
+                    ["past_value_names"] = "past_key_values.%d.value",
+                },
+                ["outputs"] = new JsonObject
+                {
+                    ["logits"] = "logits",
+                    ["present_key_names"] = "present.%d.key",
+                    ["present_value_names"] = "present.%d.value",
+                },
+            },
+        },
+        ["search"] = new JsonObject
+        {
+            ["diversity_penalty"] = 0.0,
+            ["do_sample"] = false,
+            ["early_stopping"] = true,
+            ["length_penalty"] = 1.0,
+            ["max_length"] = spec.ContextLength,
+            ["min_length"] = 0,
+            ["no_repeat_ngram_size"] = 0,
+            ["num_beams"] = 1,
+            ["num_return_sequences"] = 1,
+            ["past_present_share_buffer"] = spec.Layout != KvCacheLayout.Concatenating,
+            ["repetition_penalty"] = 1.0,
+            ["temperature"] = 1.0,
+            ["top_k"] = 1,
+            ["top_p"] = 1.0,
+        },
+    };
+
+    private static JsonObject TokenizerConfigJson() => new()
+    {
+        ["tokenizer_class"] = "GPT2Tokenizer",
+        ["bos_token"] = "<|endoftext|>",
+        ["eos_token"] = "<|endoftext|>",
+        ["unk_token"] = "<|endoftext|>",
+        ["add_bos_token"] = false,
+        ["model_max_length"] = 1024,
+    };
+}

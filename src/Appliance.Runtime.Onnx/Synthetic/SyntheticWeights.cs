@@ -1,0 +1,112 @@
+namespace Appliance.Runtime.Onnx.Synthetic;
+
+/// <summary>The weights of one decoder layer (matrices stored [in, out], row-major, as ONNX MatMul takes them).</summary>
+public sealed record SyntheticLayerWeights(
+    float[] Norm1Scale,
+    float[] Norm1Bias,
+    float[] QueryWeight,
+    float[] QueryBias,
+    float[] KeyWeight,
+    float[] KeyBias,
+    float[] ValueWeight,
+    float[] ValueBias,
+    float[] OutputWeight,
+    float[] OutputBias,
+    float[] Norm2Scale,
+    float[] Norm2Bias,
+    float[] UpWeight,
+    float[] UpBias,
+    float[] DownWeight,
+    float[] DownBias);
+
+/// <summary>
+/// All weights of a synthetic decoder, drawn deterministically from the spec's seed. The language-model head is
+/// tied to the token embedding, as in GPT-2.
+/// </summary>
+public sealed class SyntheticWeights
+{
+    private SyntheticWeights(SyntheticModelSpec spec, float[] tokenEmbedding, float[] positionEmbedding, SyntheticLayerWeights[] layers, float[] finalNormScale, float[] finalNormBias)
+    {
+        Spec = spec;
+        TokenEmbedding = tokenEmbedding;
+        PositionEmbedding = positionEmbedding;
+        Layers = layers;
+        FinalNormScale = finalNormScale;
+        FinalNormBias = finalNormBias;
+    }
+
+    public SyntheticModelSpec Spec { get; }
+
+    /// <summary>[vocabulary, hidden].</summary>
+    public float[] TokenEmbedding { get; }
+
+    /// <summary>[context, hidden].</summary>
+    public float[] PositionEmbedding { get; }
+
+    public IReadOnlyList<SyntheticLayerWeights> Layers { get; }
+
+    public float[] FinalNormScale { get; }
+
+    public float[] FinalNormBias { get; }
+
+    public static SyntheticWeights Create(SyntheticModelSpec spec)
+    {
+        if (spec.Validate() is { } problem)
+        {
+            throw new ArgumentException(problem, nameof(spec));
+        }
+
+        var random = new SplitMix64((ulong)spec.Seed);
+        var h = spec.HiddenSize;
+        var kv = spec.KvHeads * spec.HeadSize;
+        var ff = spec.IntermediateSize;
+        var scale = spec.WeightScale;
+        float[] Uniform(long count) => random.NextUniformArray(count, scale);
+        float[] Near(int count, float centre) => random.NextUniformArray(count, 0.1f, centre);
+
+        var tokenEmbedding = Uniform((long)spec.VocabularySize * h);
+        var positionEmbedding = Uniform((long)spec.ContextLength * h);
+        var layers = new SyntheticLayerWeights[spec.Layers];
+        for (var i = 0; i < layers.Length; i++)
+        {
+            layers[i] = new SyntheticLayerWeights(
+                Near(h, 1f), Uniform(h),
+                Uniform((long)h * h), Uniform(h),
+                Uniform((long)h * kv), Uniform(kv),
+                Uniform((long)h * kv), Uniform(kv),
+                Uniform((long)h * h), Uniform(h),
+                Near(h, 1f), Uniform(h),
+                Uniform((long)h * ff), Uniform(ff),
+                Uniform((long)ff * h), Uniform(h));
+        }
+
+        return new SyntheticWeights(spec, tokenEmbedding, positionEmbedding, layers, Near(h, 1f), Uniform(h));
+    }
+
+    /// <summary>SplitMix64: tiny, fast and identical on every platform, unlike System.Random across versions.</summary>
+    private sealed class SplitMix64(ulong state)
+    {
+        private ulong _state = state;
+
+        public float[] NextUniformArray(long count, float halfWidth, float centre = 0f)
+        {
+            var values = new float[count];
+            for (long i = 0; i < count; i++)
+            {
+                values[i] = centre + (halfWidth * ((2f * NextUnit()) - 1f));
+            }
+
+            return values;
+        }
+
+        private float NextUnit()
+        {
+            _state += 0x9E3779B97F4A7C15UL;
+            var z = _state;
+            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+            z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+            z ^= z >> 31;
+            return (z >> 40) * (1f / (1 << 24));
+        }
+    }
+}
