@@ -28,6 +28,8 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
     private readonly KvCacheManager _kvCache;
     private long _nextSequenceId;
     private int _queued;
+    private int _running;
+    private int _kvUsedTokens;
     private volatile bool _stopping;
 
     public GenerationEngine(
@@ -62,6 +64,14 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
 
     /// <summary>Requests submitted but not yet admitted to the running batch.</summary>
     public int QueuedRequests => Volatile.Read(ref _queued);
+
+    /// <summary>Requests in the running batch after the last step.</summary>
+    public int RunningRequests => Volatile.Read(ref _running);
+
+    /// <summary>KV cache tokens reserved after the last step, out of <see cref="KvCacheCapacityTokens"/>.</summary>
+    public int KvCacheUsedTokens => Volatile.Read(ref _kvUsedTokens);
+
+    public int KvCacheCapacityTokens => _kvCache.CapacityTokens;
 
     public GenerationStream Submit(GenerationRequest request)
     {
@@ -161,7 +171,10 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
                     _scheduler.Add(sequence);
                 }
 
-                if (!Step())
+                var worked = Step();
+                Volatile.Write(ref _running, _scheduler.RunningCount);
+                Volatile.Write(ref _kvUsedTokens, _kvCache.UsedTokens);
+                if (!worked)
                 {
                     _wakeUp.Wait();
                 }
