@@ -1,0 +1,125 @@
+using Appliance.Engine.Requests;
+using Appliance.Engine.Scheduling;
+using Appliance.Tests.Common;
+
+namespace Appliance.Engine.Tests.Scheduling;
+
+/// <summary>The engine loop and scheduler over a fake model whose next token is the last token plus one.</summary>
+public sealed class GenerationEngineTests
+{
+    private static readonly SamplingParams Greedy = new() { Temperature = 0, MaxTokens = 5 };
+
+    [Fact]
+    public async Task Generates_until_max_tokens_with_usage()
+    {
+        using var runner = new CountingRunner();
+        using var engine = new GenerationEngine(runner, new ByteTokenizer(), new SchedulerOptions());
+        var result = await engine.Submit(new GenerationRequest("r", [65, 66], Greedy)).CollectAsync();
+
+        Assert.Equal([67, 68, 69, 70, 71], result.TokenIds);
+        Assert.Equal("CDEFG", result.Text);
+        Assert.Equal(FinishReason.Length, result.FinishReason);
+        Assert.Equal(new GenerationUsage(2, 5), result.Usage);
+    }
+
+    [Fact]
+    public async Task Eos_ends_generation_with_stop_unless_ignored()
+    {
+        using var runner = new CountingRunner();
+        using var engine = new GenerationEngine(runner, new ByteTokenizer(), new SchedulerOptions());
+        var stopped = await engine.Submit(new GenerationRequest("r", [296], Greedy)).CollectAsync();
+        var ignored = await engine.Submit(new GenerationRequest("r", [296], Greedy with { IgnoreEos = true })).CollectAsync();
+
+        Assert.Equal([297, 298, 299], stopped.TokenIds);
+        Assert.Equal(FinishReason.Stop, stopped.FinishReason);
+        Assert.Equal(5, ignored.TokenIds.Count);
+    }
+
+    [Fact]
+    public async Task Prefill_groups_respect_the_token_budget_and_the_batch_limit()
+    {
+        using var runner = new CountingRunner(maxBatchSize: 4, contextLength: 128);
+        runner.Running.Reset();
+        using var engine = new GenerationEngine(runner, new ByteTokenizer(), new SchedulerOptions { MaxBatchSize = 4, PrefillTokenBudget = 40 });
+        var streams = Enumerable.Range(0, 10).Select(i => engine.Submit(new GenerationRequest($"r{i}", [.. Enumerable.Repeat(65, 10 + i)], Greedy))).ToList();
+        runner.Running.Set();
+        await Task.WhenAll(streams.Select(s => s.CollectAsync()));
+
+        Assert.All(runner.Batches, batch => Assert.True(batch.Length <= 4));
+        var prefills = runner.Batches.Where(b => b.Any(r => r.NewTokens.Length > 1)).ToList();
+        Assert.All(prefills, batch => Assert.True(batch.Length * batch.Max(r => r.NewTokens.Length) <= 40 || batch.Length == 1));
+        Assert.Empty(runner.LiveSequences);
+    }
+
+    [Fact]
+    public async Task Requests_wait_while_the_kv_cache_is_full()
+    {
+        using var runner = new CountingRunner();
+        // Each request reserves 2 + 5 = 7 tokens; 15 tokens hold two at a time.
+        using var engine = new GenerationEngine(runner, new ByteTokenizer(), new SchedulerOptions { KvCacheTokens = 15 });
+        var results = await Task.WhenAll(Enumerable.Range(0, 6).Select(i => engine.Submit(new GenerationRequest($"r{i}", [65, 66], Greedy)).CollectAsync()));
+
+        Assert.All(results, r => Assert.Equal(5, r.TokenIds.Count));
+        Assert.All(runner.Batches, batch => Assert.True(batch.Length <= 2));
+    }
+
+    [Fact]
+    public void A_full_queue_refuses_new_requests()
+    {
+        using var runner = new CountingRunner();
+        runner.Running.Reset();
+        using var engine = new GenerationEngine(runner, new ByteTokenizer(), new SchedulerOptions { MaxQueuedRequests = 2, MaxBatchSize = 1 });
+        var first = engine.Submit(new GenerationRequest("a", [65], Greedy));
+        SpinWait.SpinUntil(() => runner.Batches.Count == 0 && engine.QueuedRequests == 0, TimeSpan.FromSeconds(5));
+        engine.Submit(new GenerationRequest("b", [65], Greedy));
+        engine.Submit(new GenerationRequest("c", [65], Greedy));
+
+        var refused = Assert.Throws<EngineOverloadedException>(() => engine.Submit(new GenerationRequest("d", [65], Greedy)));
+        Assert.Equal(2, refused.QueuedRequests);
+        runner.Running.Set();
+        first.Dispose();
+    }
+
+    [Fact]
+    public async Task A_failed_model_run_fails_its_requests_and_the_engine_goes_on()
+    {
+        using var runner = new CountingRunner { FailNext = new InvalidOperationException("device lost") };
+        using var engine = new GenerationEngine(runner, new ByteTokenizer(), new SchedulerOptions());
+
+        var failure = await Assert.ThrowsAsync<InvalidOperationException>(() => engine.Submit(new GenerationRequest("a", [65], Greedy)).CollectAsync());
+        Assert.Contains("device lost", failure.Message, StringComparison.Ordinal);
+        var after = await engine.Submit(new GenerationRequest("b", [65], Greedy)).CollectAsync();
+        Assert.Equal(5, after.TokenIds.Count);
+    }
+
+    [Theory]
+    [InlineData(0, "no tokens")]
+    [InlineData(64, "context")]
+    public void Requests_that_cannot_fit_are_refused_at_submit(int promptLength, string expected)
+    {
+        using var runner = new CountingRunner();
+        using var engine = new GenerationEngine(runner, new ByteTokenizer(), new SchedulerOptions());
+        var error = Assert.Throws<ArgumentException>(() => engine.Submit(new GenerationRequest("r", [.. Enumerable.Repeat(65, promptLength)], Greedy)));
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Disposing_the_engine_cancels_unfinished_requests()
+    {
+        var runner = new CountingRunner(contextLength: 4096);
+        var engine = new GenerationEngine(runner, new ByteTokenizer(), new SchedulerOptions());
+        var stream = engine.Submit(new GenerationRequest("r", [65], Greedy with { MaxTokens = 4000, IgnoreEos = true }));
+        await using var reader = stream.GetAsyncEnumerator();
+        Assert.True(await reader.MoveNextAsync());
+        engine.Dispose();
+
+        GenerationDelta? last = null;
+        while (await reader.MoveNextAsync())
+        {
+            last = reader.Current;
+        }
+
+        Assert.Equal(FinishReason.Cancelled, last?.FinishReason);
+        runner.Dispose();
+    }
+}
