@@ -6,7 +6,7 @@ namespace Appliance.Runtime.Onnx.Synthetic;
 
 /// <summary>
 /// Writes a complete model folder for a synthetic decoder: model.onnx, genai_config.json (onnxruntime-genai's
-/// schema, model type "decoder"), tokenizer_config.json naming the GPT-2 tokenizer, and manifest.json.
+/// schema, model type "decoder"), GPT-2's tokenizer.json and tokenizer_config.json, and manifest.json.
 /// </summary>
 public static class SyntheticModelFolder
 {
@@ -24,6 +24,7 @@ public static class SyntheticModelFolder
         var indented = new JsonSerializerOptions { WriteIndented = true };
         File.WriteAllText(Path.Combine(folder, GenAiConfig.FileName), GenAiConfigJson(spec).ToJsonString(indented));
         File.WriteAllText(Path.Combine(folder, "tokenizer_config.json"), TokenizerConfigJson().ToJsonString(indented));
+        Gpt2TokenizerJson.Write(Path.Combine(folder, "tokenizer.json"));
         File.WriteAllText(Path.Combine(folder, "synthetic.json"), JsonSerializer.Serialize(spec, indented));
         return ModelManifest.Create(folder);
     }

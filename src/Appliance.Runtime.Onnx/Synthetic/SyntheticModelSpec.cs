@@ -30,8 +30,17 @@ public sealed record SyntheticModelSpec
 
     public KvCacheLayout Layout { get; init; } = KvCacheLayout.Concatenating;
 
-    /// <summary>Half-width of the uniform distribution weights are drawn from (0.0346 gives GPT-2's 0.02 deviation).</summary>
-    public float WeightScale { get; init; } = 0.0346f;
+    /// <summary>Half-width of the uniform distribution the embeddings are drawn from (0.0346 gives GPT-2's 0.02 deviation).</summary>
+    public float EmbeddingScale { get; init; } = 0.0346f;
+
+    /// <summary>
+    /// Half-width for the layers' weights. Larger than GPT-2's initialisation so that the layers, not the tied
+    /// embedding of the last token, decide the next token: random weights then give varied text, not one token repeated.
+    /// </summary>
+    public float? WeightScale { get; init; }
+
+    /// <summary>The layers' half-width in use: <see cref="WeightScale"/>, or 3.2 / sqrt(hidden) (0.4 at hidden 64).</summary>
+    public float LayerWeightScale => WeightScale ?? (3.2f / MathF.Sqrt(HiddenSize));
 
     public int EosTokenId { get; init; } = 50256;
 

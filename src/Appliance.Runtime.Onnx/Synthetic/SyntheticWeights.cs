@@ -60,12 +60,12 @@ public sealed class SyntheticWeights
         var h = spec.HiddenSize;
         var kv = spec.KvHeads * spec.HeadSize;
         var ff = spec.IntermediateSize;
-        var scale = spec.WeightScale;
+        var scale = spec.LayerWeightScale;
         float[] Uniform(long count) => random.NextUniformArray(count, scale);
         float[] Near(int count, float centre) => random.NextUniformArray(count, 0.1f, centre);
 
-        var tokenEmbedding = Uniform((long)spec.VocabularySize * h);
-        var positionEmbedding = Uniform((long)spec.ContextLength * h);
+        var tokenEmbedding = random.NextUniformArray((long)spec.VocabularySize * h, spec.EmbeddingScale);
+        var positionEmbedding = random.NextUniformArray((long)spec.ContextLength * h, spec.EmbeddingScale);
         var layers = new SyntheticLayerWeights[spec.Layers];
         for (var i = 0; i < layers.Length; i++)
         {

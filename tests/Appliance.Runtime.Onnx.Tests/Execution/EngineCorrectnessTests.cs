@@ -22,6 +22,7 @@ public sealed class EngineCorrectnessTests(TinyModelFixture model)
         var result = await Run(engine, Prompts[3], Greedy);
 
         var expected = SyntheticReference.GenerateGreedy(model.Weights, Prompts[3], Greedy.MaxTokens);
+        Assert.True(expected.Distinct().Count() > 4, "the reference output should vary, or equality proves little");
         Assert.Equal(expected, result.TokenIds);
         Assert.Equal(FinishReason.Length, result.FinishReason);
         Assert.Equal(new GenerationUsage(Prompts[3].Length, 12), result.Usage);

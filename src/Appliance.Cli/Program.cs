@@ -1,0 +1,6 @@
+using System.CommandLine;
+using Appliance.Cli.Commands;
+
+var root = new RootCommand("appliance: administer the on-premises generative-AI appliance");
+root.Subcommands.Add(ModelCommands.Create());
+return root.Parse(args).Invoke();
