@@ -7,17 +7,18 @@ using Appliance.Runtime.Onnx.Tokenization;
 
 namespace Appliance.Runtime.Onnx.Tests;
 
-/// <summary>Writes the tiny synthetic model once per test collection and opens engines over it.</summary>
-public sealed class TinyModelFixture : IDisposable
+/// <summary>Writes a tiny synthetic model once per test collection and opens engines over it.</summary>
+public abstract class TinyModelFixture : IDisposable
 {
-    public TinyModelFixture()
+    protected TinyModelFixture(KvCacheLayout layout)
     {
-        Folder = Path.Combine(Path.GetTempPath(), "appliance-tests", $"tiny-{Environment.ProcessId}-{Guid.NewGuid():N}");
+        Spec = SyntheticModelSpec.Tiny with { Layout = layout };
+        Folder = Path.Combine(Path.GetTempPath(), "appliance-tests", $"tiny-{layout}-{Environment.ProcessId}-{Guid.NewGuid():N}");
         SyntheticModelFolder.Write(Spec, Folder);
         Weights = SyntheticWeights.Create(Spec);
     }
 
-    public static SyntheticModelSpec Spec { get; } = SyntheticModelSpec.Tiny;
+    public SyntheticModelSpec Spec { get; }
 
     public string Folder { get; }
 
@@ -45,8 +46,20 @@ public sealed class TinyModelFixture : IDisposable
     }
 }
 
+/// <summary>The tiny model with a concatenating KV cache (Optimum-style export).</summary>
+public sealed class ConcatModelFixture() : TinyModelFixture(KvCacheLayout.Concatenating);
+
+/// <summary>The tiny model with GroupQueryAttention and a shared past/present buffer (model-builder-style export).</summary>
+public sealed class SharedBufferModelFixture() : TinyModelFixture(KvCacheLayout.SharedBuffer);
+
 [CollectionDefinition(Name)]
-public sealed class TinyModelCollection : ICollectionFixture<TinyModelFixture>
+public sealed class ConcatModelCollection : ICollectionFixture<ConcatModelFixture>
 {
-    public const string Name = "tiny synthetic model";
+    public const string Name = "tiny synthetic model, concatenating KV";
+}
+
+[CollectionDefinition(Name)]
+public sealed class SharedBufferModelCollection : ICollectionFixture<SharedBufferModelFixture>
+{
+    public const string Name = "tiny synthetic model, shared-buffer KV";
 }

@@ -10,16 +10,21 @@ namespace Appliance.Runtime.Onnx.Execution;
 /// arenas). When sequences join or leave, their rows are gathered once into the free arena, left-padded to the
 /// longest. Prefill outputs stay in ONNX Runtime's tensors until their sequences first decode.
 /// </summary>
-internal sealed class ConcatKvCache : IDisposable
+internal sealed class ConcatKvCache : IKvCacheLayout
 {
     private readonly Dictionary<long, KvLocation> _locations = [];
     private readonly KvArena[] _arenas;
     private readonly int _layers;
     private readonly int _kvHeads;
     private readonly int _headSize;
+    private readonly string[] _presentKeyNames;
+    private readonly string[] _presentValueNames;
+    private KvArena? _presentArena;
 
-    public ConcatKvCache(int layers, int kvHeads, int headSize, int maxBatch, int contextLength)
+    public ConcatKvCache(int layers, int kvHeads, int headSize, int maxBatch, int contextLength, string[] presentKeyNames, string[] presentValueNames)
     {
+        _presentKeyNames = presentKeyNames;
+        _presentValueNames = presentValueNames;
         _layers = layers;
         _kvHeads = kvHeads;
         _headSize = headSize;
@@ -27,15 +32,58 @@ internal sealed class ConcatKvCache : IDisposable
         _arenas = [new KvArena(layers, capacity), new KvArena(layers, capacity)];
     }
 
-    public long ArenaBytes => _arenas.Sum(a => a.CapacityBytes);
+    public PaddingSide Padding => PaddingSide.Left;
+
+    public long Bytes => _arenas.Sum(a => a.CapacityBytes);
 
     public int Length(long sequenceId) => _locations.TryGetValue(sequenceId, out var l) ? l.Length : 0;
 
     /// <summary>
-    /// Past tensors for a batch, and the arena its present must be written to (null: let ONNX Runtime allocate).
-    /// For a decode step the past always lives in an arena, so steady-state decoding allocates nothing.
+    /// Past tensors for a batch, and where its present goes: an arena (steady-state decoding allocates nothing) or,
+    /// for prefills, tensors ONNX Runtime allocates.
     /// </summary>
-    public (KvGroup? Past, KvArena? PresentArena) Prepare(IReadOnlyList<RunnerSequence> batch, bool decode)
+    public KvRunPlan Prepare(IReadOnlyList<RunnerSequence> batch, bool decode)
+    {
+        var (past, presentArena) = Arrange(batch, decode);
+        _presentArena = presentArena;
+        var width = batch.Max(r => r.NewTokens.Length);
+        var identity = Enumerable.Range(0, batch.Count).ToArray();
+        var (presentKeys, presentValues) = presentArena is null
+            ? ((OrtValue[]?)null, (OrtValue[]?)null)
+            : presentArena.Views([batch.Count, _kvHeads, past!.Length + width, _headSize]);
+        if (past is null)
+        {
+            var (emptyKeys, emptyValues) = _arenas[0].Views([batch.Count, _kvHeads, 0, _headSize]);
+            return new KvRunPlan(batch, identity, emptyKeys, emptyValues, null, null, 0, [.. emptyKeys, .. emptyValues]);
+        }
+
+        return new KvRunPlan(batch, identity, past.Keys, past.Values, presentKeys, presentValues, past.Length, []);
+    }
+
+    public void Commit(KvRunPlan plan, IReadOnlyDictionary<string, OrtValue> presents)
+    {
+        var length = plan.PastWidth + plan.Rows.Max(r => r.NewTokens.Length);
+        var ids = plan.Rows.Select(r => r.SequenceId).ToArray();
+        KvGroup group;
+        if (plan.PresentKeys is not null)
+        {
+            // The bound arena views come back as new handles over the same memory; the group keeps its own views.
+            foreach (var name in _presentKeyNames.Concat(_presentValueNames))
+            {
+                presents[name].Dispose();
+            }
+
+            group = new KvGroup(plan.PresentKeys, plan.PresentValues!, ids, length, _presentArena);
+        }
+        else
+        {
+            group = new KvGroup([.. _presentKeyNames.Select(n => presents[n])], [.. _presentValueNames.Select(n => presents[n])], ids, length, null);
+        }
+
+        Commit(plan.Rows, group);
+    }
+
+    private (KvGroup? Past, KvArena? PresentArena) Arrange(IReadOnlyList<RunnerSequence> batch, bool decode)
     {
         foreach (var row in batch)
         {
@@ -65,7 +113,7 @@ internal sealed class ConcatKvCache : IDisposable
     }
 
     /// <summary>Records the step's present tensors as the new home of the batch's sequences.</summary>
-    public void Commit(IReadOnlyList<RunnerSequence> batch, KvGroup present)
+    private void Commit(IReadOnlyList<RunnerSequence> batch, KvGroup present)
     {
         if (present.Arena is not null)
         {
@@ -106,10 +154,6 @@ internal sealed class ConcatKvCache : IDisposable
             arena.Dispose();
         }
     }
-
-    /// <summary>Empty [batch, kv_heads, 0, head_size] tensors for a first prefill (no past yet).</summary>
-    public (OrtValue[] Keys, OrtValue[] Values) EmptyPast(int batchSize) =>
-        _arenas[0].Views([batchSize, _kvHeads, 0, _headSize]);
 
     private KvGroup? MatchingGroup(IReadOnlyList<RunnerSequence> batch)
     {

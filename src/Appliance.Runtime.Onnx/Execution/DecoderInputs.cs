@@ -4,48 +4,69 @@ using Microsoft.ML.OnnxRuntime.Tensors;
 
 namespace Appliance.Runtime.Onnx.Execution;
 
+/// <summary>The model inputs of one run, and where each row's newest real token sits.</summary>
+internal sealed record DecoderInputValues(OrtValue Ids, OrtValue Mask, OrtValue Positions, int[] LastIndex) : IDisposable
+{
+    public void Dispose()
+    {
+        Ids.Dispose();
+        Mask.Dispose();
+        Positions.Dispose();
+    }
+}
+
 /// <summary>
-/// Builds input_ids, attention_mask and position_ids for a batch whose rows are left-padded: padded positions are
-/// masked with 0 and positions count real tokens only, so a row's numbers are the same as when it runs alone.
+/// Builds input_ids, attention_mask and position_ids for a padded batch. Padded positions are masked with 0 and
+/// positions count real tokens only, so a row's numbers are the same as when it runs alone.
+/// Left padding (concatenating caches): the mask spans the padded past plus the new tokens.
+/// Right padding (shared buffers): the mask spans each row's real tokens from position 0; its row sums give lengths.
 /// </summary>
 internal static class DecoderInputs
 {
-    public static (OrtValue Ids, OrtValue Mask, OrtValue Positions) Build(
-        IReadOnlyList<RunnerSequence> batch,
-        int pastLength,
+    public static DecoderInputValues Build(
+        IReadOnlyList<RunnerSequence> rows,
+        PaddingSide padding,
+        int pastWidth,
         int padTokenId,
-        TensorElementType idsType,
-        TensorElementType maskType,
-        TensorElementType positionsType)
+        (TensorElementType Ids, TensorElementType Mask, TensorElementType Positions) types)
     {
-        var rows = batch.Count;
-        var width = batch.Max(r => r.NewTokens.Length);
-        var total = pastLength + width;
-        var ids = new long[rows * width];
-        var mask = new long[rows * total];
-        var positions = new long[rows * width];
-        for (var row = 0; row < rows; row++)
+        var width = rows.Max(r => r.NewTokens.Length);
+        var total = padding == PaddingSide.Left ? pastWidth + width : rows.Max(r => r.PastLength + r.NewTokens.Length);
+        var ids = new long[rows.Count * width];
+        var mask = new long[rows.Count * total];
+        var positions = new long[rows.Count * width];
+        var lastIndex = new int[rows.Count];
+        for (var row = 0; row < rows.Count; row++)
         {
-            var sequence = batch[row];
+            var sequence = rows[row];
             var tokens = sequence.NewTokens.Span;
-            var pad = width - tokens.Length;
-            for (var j = 0; j < width; j++)
+            var first = padding == PaddingSide.Left ? width - tokens.Length : 0;
+            ids.AsSpan(row * width, width).Fill(padTokenId);
+            for (var j = 0; j < tokens.Length; j++)
             {
-                var real = j >= pad;
-                ids[(row * width) + j] = real ? tokens[j - pad] : padTokenId;
-                positions[(row * width) + j] = real ? sequence.PastLength + (j - pad) : 0;
+                ids[(row * width) + first + j] = tokens[j];
+                positions[(row * width) + first + j] = sequence.PastLength + j;
             }
 
-            // [padding of the past][real past][padding of the new tokens][real new tokens]
+            lastIndex[row] = first + tokens.Length - 1;
             var maskRow = mask.AsSpan(row * total, total);
-            maskRow.Slice(pastLength - sequence.PastLength, sequence.PastLength).Fill(1);
-            maskRow.Slice(pastLength + pad, tokens.Length).Fill(1);
+            if (padding == PaddingSide.Left)
+            {
+                // [padding of the past][real past][padding of the new tokens][real new tokens]
+                maskRow.Slice(pastWidth - sequence.PastLength, sequence.PastLength).Fill(1);
+                maskRow.Slice(pastWidth + first, tokens.Length).Fill(1);
+            }
+            else
+            {
+                maskRow[..(sequence.PastLength + tokens.Length)].Fill(1);
+            }
         }
 
-        return (
-            Tensor(ids, [rows, width], idsType),
-            Tensor(mask, [rows, total], maskType),
-            Tensor(positions, [rows, width], positionsType));
+        return new DecoderInputValues(
+            Tensor(ids, [rows.Count, width], types.Ids),
+            Tensor(mask, [rows.Count, total], types.Mask),
+            Tensor(positions, [rows.Count, width], types.Positions),
+            lastIndex);
     }
 
     private static OrtValue Tensor(long[] values, long[] shape, TensorElementType type) => type switch

@@ -35,25 +35,31 @@ internal sealed unsafe class KvArena : IDisposable
 
     public long CapacityBytes => _capacityFloats * sizeof(float) * 2 * _keys.Length;
 
-    /// <summary>Creates key and value tensor views of the given shape over this arena.</summary>
-    public (OrtValue[] Keys, OrtValue[] Values) Views(long[] shape)
+    /// <summary>Creates key and value tensor views of the given shape over this arena, from an offset in floats.</summary>
+    public (OrtValue[] Keys, OrtValue[] Values) Views(long[] shape, long offsetFloats = 0)
     {
         var floats = shape.Aggregate(1L, (a, b) => a * b);
-        if (floats > _capacityFloats)
+        if (offsetFloats < 0 || offsetFloats + floats > _capacityFloats)
         {
-            throw new InvalidOperationException($"KV tensor of {floats} floats exceeds the arena's {_capacityFloats}.");
+            throw new InvalidOperationException($"KV tensor of {floats} floats at {offsetFloats} exceeds the arena's {_capacityFloats}.");
         }
 
         var keys = new OrtValue[_keys.Length];
         var values = new OrtValue[_values.Length];
         for (var i = 0; i < keys.Length; i++)
         {
-            keys[i] = View(_keys[i], shape, floats);
-            values[i] = View(_values[i], shape, floats);
+            keys[i] = View(_keys[i] + offsetFloats, shape, floats);
+            values[i] = View(_values[i] + offsetFloats, shape, floats);
         }
 
         return (keys, values);
     }
+
+    /// <summary>The whole key or value buffer of a layer, for copying rows inside the arena.</summary>
+    public Span<float> Buffer(int layer, bool key) =>
+        new(key ? _keys[layer] : _values[layer], checked((int)_capacityFloats));
+
+    public int Layers => _keys.Length;
 
     private static OrtValue View(float* data, long[] shape, long floats) =>
         OrtValue.CreateTensorValueWithData(OrtMemoryInfo.DefaultInstance, TensorElementType.Float, shape, (IntPtr)data, floats * sizeof(float));

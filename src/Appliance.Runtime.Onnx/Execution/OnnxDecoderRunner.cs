@@ -8,13 +8,14 @@ using Microsoft.ML.OnnxRuntime.Tensors;
 namespace Appliance.Runtime.Onnx.Execution;
 
 /// <summary>
-/// Runs a decoder export (concatenating KV layout) on ONNX Runtime for the engine: one session run per batch,
-/// KV tensors kept between steps, only the last position's logits handed to the sampler.
+/// Runs a decoder export on ONNX Runtime for the engine: one session run per batch, the KV cache kept between steps
+/// in preallocated memory (concatenating or shared-buffer layout, as genai_config.json says), only each row's last
+/// position's logits handed to the sampler.
 /// </summary>
 public sealed class OnnxDecoderRunner : IModelRunner
 {
     private readonly InferenceSession _session;
-    private readonly ConcatKvCache _kvCache;
+    private readonly IKvCacheLayout _kvCache;
     private readonly DecoderConfig _decoder;
     private readonly float[] _logits;
     private readonly string[] _pastKeyNames;
@@ -35,12 +36,6 @@ public sealed class OnnxDecoderRunner : IModelRunner
         }
 
         var config = folder.Config;
-        if (config.Search.PastPresentShareBuffer)
-        {
-            throw new ModelFolderException(
-                $"{folder.Path}: search.past_present_share_buffer is true; the shared-buffer KV layout is not supported yet.");
-        }
-
         _decoder = config.Decoder;
         var context = Math.Min(config.ContextLength, options.ContextLength ?? config.ContextLength);
         Info = new ModelInfo(modelId, config.VocabularySize, context, config.EosTokenIds.ToHashSet(), config.PadTokenId);
@@ -55,7 +50,9 @@ public sealed class OnnxDecoderRunner : IModelRunner
         _maskType = InputType(_decoder.Inputs.AttentionMask);
         _positionsType = _hasPositionIds ? InputType(_decoder.Inputs.PositionIds) : TensorElementType.Int64;
         CheckSignature(folder.Path);
-        _kvCache = new ConcatKvCache(_decoder.Layers, _decoder.KvHeads, _decoder.HeadSize, MaxBatchSize, context);
+        _kvCache = config.Search.PastPresentShareBuffer
+            ? new SharedBufferKvCache(_decoder.Layers, _decoder.KvHeads, _decoder.HeadSize, MaxBatchSize, context, [.. _presentKeyNames, .. _presentValueNames])
+            : new ConcatKvCache(_decoder.Layers, _decoder.KvHeads, _decoder.HeadSize, MaxBatchSize, context, _presentKeyNames, _presentValueNames);
         _logits = new float[MaxBatchSize * Info.VocabularySize];
     }
 
@@ -64,70 +61,47 @@ public sealed class OnnxDecoderRunner : IModelRunner
     public int MaxBatchSize { get; }
 
     /// <summary>Bytes preallocated for the KV cache.</summary>
-    public long KvCacheBytes => _kvCache.ArenaBytes;
+    public long KvCacheBytes => _kvCache.Bytes;
 
     public ReadOnlyMemory<float> Execute(IReadOnlyList<RunnerSequence> batch)
     {
         ValidateBatch(batch);
         var width = batch.Max(r => r.NewTokens.Length);
         var decode = width == 1 && batch.All(r => r.PastLength > 0);
-        var (past, presentArena) = _kvCache.Prepare(batch, decode);
-        var pastLength = past?.Length ?? 0;
-        (OrtValue[]? emptyKeys, OrtValue[]? emptyValues) = past is null ? _kvCache.EmptyPast(batch.Count) : (null, null);
-        var (ids, mask, positions) = DecoderInputs.Build(batch, pastLength, Info.PadTokenId, _idsType, _maskType, _positionsType);
-        (OrtValue[]? presentKeys, OrtValue[]? presentValues) = presentArena is null
-            ? (null, null)
-            : presentArena.Views([batch.Count, _decoder.KvHeads, pastLength + width, _decoder.HeadSize]);
+        var plan = _kvCache.Prepare(batch, decode);
+        using var inputs = DecoderInputs.Build(plan.Rows, _kvCache.Padding, plan.PastWidth, Info.PadTokenId, (_idsType, _maskType, _positionsType));
         try
         {
             using var binding = _session.CreateIoBinding();
-            binding.BindInput(_decoder.Inputs.InputIds, ids);
-            binding.BindInput(_decoder.Inputs.AttentionMask, mask);
+            binding.BindInput(_decoder.Inputs.InputIds, inputs.Ids);
+            binding.BindInput(_decoder.Inputs.AttentionMask, inputs.Mask);
             if (_hasPositionIds)
             {
-                binding.BindInput(_decoder.Inputs.PositionIds, positions);
+                binding.BindInput(_decoder.Inputs.PositionIds, inputs.Positions);
             }
 
             for (var layer = 0; layer < _decoder.Layers; layer++)
             {
-                binding.BindInput(_pastKeyNames[layer], past?.Keys[layer] ?? emptyKeys![layer]);
-                binding.BindInput(_pastValueNames[layer], past?.Values[layer] ?? emptyValues![layer]);
-                BindPresent(binding, _presentKeyNames[layer], presentKeys?[layer]);
-                BindPresent(binding, _presentValueNames[layer], presentValues?[layer]);
+                binding.BindInput(_pastKeyNames[layer], plan.PastKeys[layer]);
+                binding.BindInput(_pastValueNames[layer], plan.PastValues[layer]);
+                BindPresent(binding, _presentKeyNames[layer], plan.PresentKeys?[layer]);
+                BindPresent(binding, _presentValueNames[layer], plan.PresentValues?[layer]);
             }
 
             binding.BindOutputToDevice(_decoder.Outputs.Logits, OrtMemoryInfo.DefaultInstance);
             _session.RunWithBinding(_runOptions, binding);
             var outputs = TakeOutputs(binding);
-            CopyLastLogits(outputs[_decoder.Outputs.Logits], batch.Count, width);
-            outputs[_decoder.Outputs.Logits].Dispose();
-
-            KvGroup present = presentArena is not null
-                ? new KvGroup(presentKeys!, presentValues!, [.. batch.Select(r => r.SequenceId)], pastLength + width, presentArena)
-                : new KvGroup(
-                    [.. _presentKeyNames.Select(n => outputs[n])],
-                    [.. _presentValueNames.Select(n => outputs[n])],
-                    [.. batch.Select(r => r.SequenceId)],
-                    pastLength + width,
-                    null);
-            if (presentArena is not null)
+            using (var logits = outputs[_decoder.Outputs.Logits])
             {
-                // The bound arena views were returned as new handles over the same memory; the group keeps its own.
-                foreach (var name in _presentKeyNames.Concat(_presentValueNames))
-                {
-                    outputs[name].Dispose();
-                }
+                CopyLastLogits(logits, plan, inputs.LastIndex, width);
             }
 
-            _kvCache.Commit(batch, present);
+            _kvCache.Commit(plan, outputs);
             return _logits.AsMemory(0, batch.Count * Info.VocabularySize);
         }
         finally
         {
-            ids.Dispose();
-            mask.Dispose();
-            positions.Dispose();
-            foreach (var value in (emptyKeys ?? []).Concat(emptyValues ?? []))
+            foreach (var value in plan.Temporaries)
             {
                 value.Dispose();
             }
@@ -168,8 +142,11 @@ public sealed class OnnxDecoderRunner : IModelRunner
         return outputs;
     }
 
-    /// <summary>Keeps only each row's last position: with left padding that is every row's newest real token.</summary>
-    private void CopyLastLogits(OrtValue logits, int rows, int width)
+    /// <summary>
+    /// Keeps only each row's newest real token, written to the row's place in the engine's batch. Models that
+    /// return only the last position ([batch, 1, vocabulary]) are taken as they are.
+    /// </summary>
+    private void CopyLastLogits(OrtValue logits, KvRunPlan plan, int[] lastIndex, int width)
     {
         var vocabulary = Info.VocabularySize;
         var all = logits.GetTensorDataAsSpan<float>();
@@ -177,12 +154,14 @@ public sealed class OnnxDecoderRunner : IModelRunner
         var positions = shape.Length == 3 ? (int)shape[1] : 1;
         if (shape[^1] != vocabulary || (positions != width && positions != 1))
         {
-            throw new InvalidOperationException($"Logits of shape [{string.Join(", ", shape)}] do not match batch {rows}, width {width}, vocabulary {vocabulary}.");
+            throw new InvalidOperationException($"Logits of shape [{string.Join(", ", shape)}] do not match batch {plan.Rows.Count}, width {width}, vocabulary {vocabulary}.");
         }
 
-        for (var row = 0; row < rows; row++)
+        for (var row = 0; row < plan.Rows.Count; row++)
         {
-            all.Slice((((row * positions) + positions - 1) * vocabulary), vocabulary).CopyTo(_logits.AsSpan(row * vocabulary, vocabulary));
+            var position = positions == 1 ? 0 : lastIndex[row];
+            all.Slice(((row * positions) + position) * vocabulary, vocabulary)
+                .CopyTo(_logits.AsSpan(plan.BatchIndex[row] * vocabulary, vocabulary));
         }
     }
 

@@ -20,6 +20,7 @@ internal sealed class OnnxGraphBuilder(string graphName)
     private readonly List<ProtoMessage> _initializers = [];
     private readonly List<ProtoMessage> _inputs = [];
     private readonly List<ProtoMessage> _outputs = [];
+    private readonly SortedSet<string> _domains = new(StringComparer.Ordinal);
     private int _nextName;
 
     public void Input(string name, OnnxDataType type, params object[] dims) => _inputs.Add(ValueInfo(name, type, dims));
@@ -40,8 +41,17 @@ internal sealed class OnnxGraphBuilder(string graphName)
         NodeWithOutputs(opType, inputs, [$"{opType.ToLowerInvariant()}_{_nextName++}"], attributes)[0];
 
     /// <summary>Adds a node whose outputs have the given names (graph outputs must keep their exact names).</summary>
-    public string[] NodeWithOutputs(string opType, string[] inputs, string[] outputs, params OnnxAttribute[] attributes)
+    public string[] NodeWithOutputs(string opType, string[] inputs, string[] outputs, params OnnxAttribute[] attributes) =>
+        NodeInDomain(string.Empty, opType, inputs, outputs, attributes);
+
+    /// <summary>Adds a node of another operator domain (for example com.microsoft contrib operators).</summary>
+    public string[] NodeInDomain(string domain, string opType, string[] inputs, string[] outputs, params OnnxAttribute[] attributes)
     {
+        if (domain.Length > 0)
+        {
+            _domains.Add(domain);
+        }
+
         var node = new ProtoMessage();
         foreach (var input in inputs)
         {
@@ -59,11 +69,16 @@ internal sealed class OnnxGraphBuilder(string graphName)
             node.Message(5, Attribute(attribute));
         }
 
+        if (domain.Length > 0)
+        {
+            node.String(7, domain);
+        }
+
         _nodes.Add(node);
         return outputs;
     }
 
-    /// <summary>Writes the ModelProto with the default (ai.onnx) opset.</summary>
+    /// <summary>Writes the ModelProto with the default (ai.onnx) opset and version 1 of every other domain used.</summary>
     public void WriteTo(Stream destination, int opsetVersion, string producer)
     {
         var graph = new ProtoMessage();
@@ -73,8 +88,13 @@ internal sealed class OnnxGraphBuilder(string graphName)
         _inputs.ForEach(i => graph.Message(11, i));
         _outputs.ForEach(o => graph.Message(12, o));
 
-        var opset = new ProtoMessage().String(1, string.Empty).Int64(2, opsetVersion);
-        var header = new ProtoMessage().Int64(1, IrVersion).String(2, producer).Message(8, opset);
+        var header = new ProtoMessage().Int64(1, IrVersion).String(2, producer)
+            .Message(8, new ProtoMessage().String(1, string.Empty).Int64(2, opsetVersion));
+        foreach (var domain in _domains)
+        {
+            header.Message(8, new ProtoMessage().String(1, domain).Int64(2, 1));
+        }
+
         header.WriteTo(destination);
 
         // The graph is written as field 7 straight into the stream: tag, length, body.

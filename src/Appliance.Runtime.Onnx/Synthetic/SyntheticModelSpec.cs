@@ -5,6 +5,13 @@ public enum KvCacheLayout
 {
     /// <summary>Optimum-style: present = concat(past, new); the tensors grow every step.</summary>
     Concatenating,
+
+    /// <summary>
+    /// onnxruntime-genai model builder style: GroupQueryAttention (com.microsoft) with preallocated
+    /// [batch, kv_heads, max_length, head_size] buffers that past and present share; rows are right-padded and
+    /// the attention mask's row sums give each row's length.
+    /// </summary>
+    SharedBuffer,
 }
 
 /// <summary>

@@ -6,8 +6,7 @@ using Appliance.Runtime.Onnx.Synthetic;
 namespace Appliance.Runtime.Onnx.Tests.Execution;
 
 /// <summary>The engine on a real ONNX model: its tokens equal the reference, alone, batched and arriving over time.</summary>
-[Collection(TinyModelCollection.Name)]
-public sealed class EngineCorrectnessTests(TinyModelFixture model)
+public abstract class EngineCorrectnessTests(TinyModelFixture model)
 {
     private static readonly SamplingParams Greedy = new() { Temperature = 0, MaxTokens = 12, IgnoreEos = true };
 
@@ -92,7 +91,7 @@ public sealed class EngineCorrectnessTests(TinyModelFixture model)
     [Fact]
     public async Task A_sequence_that_reaches_the_context_length_finishes_with_length()
     {
-        var prompt = Enumerable.Range(0, TinyModelFixture.Spec.ContextLength - 3).Select(i => (i * 17) % 50000).ToArray();
+        var prompt = Enumerable.Range(0, model.Spec.ContextLength - 3).Select(i => (i * 17) % 50000).ToArray();
         using var engine = model.CreateEngine();
         var result = await Run(engine, prompt, Greedy with { MaxTokens = 100 });
 
@@ -166,3 +165,9 @@ public sealed class EngineCorrectnessTests(TinyModelFixture model)
         }
     }
 }
+
+[Collection(ConcatModelCollection.Name)]
+public sealed class ConcatEngineCorrectnessTests(ConcatModelFixture model) : EngineCorrectnessTests(model);
+
+[Collection(SharedBufferModelCollection.Name)]
+public sealed class SharedBufferEngineCorrectnessTests(SharedBufferModelFixture model) : EngineCorrectnessTests(model);

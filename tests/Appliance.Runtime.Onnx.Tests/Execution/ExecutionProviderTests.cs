@@ -6,8 +6,8 @@ using Microsoft.Extensions.Logging;
 
 namespace Appliance.Runtime.Onnx.Tests.Execution;
 
-[Collection(TinyModelCollection.Name)]
-public sealed class ExecutionProviderTests(TinyModelFixture model)
+[Collection(ConcatModelCollection.Name)]
+public sealed class ExecutionProviderTests(ConcatModelFixture model)
 {
     [Fact]
     public void Without_cuda_the_runner_falls_back_to_the_cpu_with_one_warning()

@@ -3,8 +3,7 @@ using Appliance.Engine.Requests;
 namespace Appliance.Runtime.Onnx.Tests.Execution;
 
 /// <summary>Greedy tokens of our engine equal onnxruntime-genai 0.18.0's on the same model folder.</summary>
-[Collection(TinyModelCollection.Name)]
-public sealed class GenAiEquivalenceTests(TinyModelFixture model)
+public abstract class GenAiEquivalenceTests(TinyModelFixture model)
 {
     private const int NewTokens = 16;
     private static readonly SamplingParams Greedy = new() { Temperature = 0, MaxTokens = NewTokens, IgnoreEos = true };
@@ -37,3 +36,9 @@ public sealed class GenAiEquivalenceTests(TinyModelFixture model)
         }
     }
 }
+
+[Collection(ConcatModelCollection.Name)]
+public sealed class ConcatGenAiEquivalenceTests(ConcatModelFixture model) : GenAiEquivalenceTests(model);
+
+[Collection(SharedBufferModelCollection.Name)]
+public sealed class SharedBufferGenAiEquivalenceTests(SharedBufferModelFixture model) : GenAiEquivalenceTests(model);

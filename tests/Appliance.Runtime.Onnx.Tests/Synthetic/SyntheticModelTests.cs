@@ -3,8 +3,7 @@ using Appliance.Runtime.Onnx.Synthetic;
 
 namespace Appliance.Runtime.Onnx.Tests.Synthetic;
 
-[Collection(TinyModelCollection.Name)]
-public sealed class SyntheticModelTests(TinyModelFixture model)
+public abstract class SyntheticModelTests(TinyModelFixture model)
 {
     [Fact]
     public void Onnx_logits_match_the_reference_forward_pass()
@@ -39,6 +38,16 @@ public sealed class SyntheticModelTests(TinyModelFixture model)
     }
 
     [Fact]
+    public void The_folder_declares_its_kv_layout_and_the_graph_uses_it()
+    {
+        var shared = model.Spec.Layout == KvCacheLayout.SharedBuffer;
+        Assert.Equal(shared, Models.ModelFolder.Open(model.Folder).Config.Search.PastPresentShareBuffer);
+        var graph = System.Text.Encoding.Latin1.GetString(File.ReadAllBytes(Path.Combine(model.Folder, SyntheticModelFolder.ModelFileName)));
+        Assert.Equal(shared, graph.Contains("GroupQueryAttention", StringComparison.Ordinal));
+        Assert.Equal(shared, graph.Contains("com.microsoft", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void The_same_spec_writes_a_byte_identical_model()
     {
         var a = Path.Combine(Path.GetTempPath(), "appliance-tests", Guid.NewGuid().ToString("N"));
@@ -60,3 +69,9 @@ public sealed class SyntheticModelTests(TinyModelFixture model)
         }
     }
 }
+
+[Collection(ConcatModelCollection.Name)]
+public sealed class ConcatSyntheticModelTests(ConcatModelFixture model) : SyntheticModelTests(model);
+
+[Collection(SharedBufferModelCollection.Name)]
+public sealed class SharedBufferSyntheticModelTests(SharedBufferModelFixture model) : SyntheticModelTests(model);

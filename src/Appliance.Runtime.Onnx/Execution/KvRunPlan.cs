@@ -1,0 +1,40 @@
+using Appliance.Engine;
+using Microsoft.ML.OnnxRuntime;
+
+namespace Appliance.Runtime.Onnx.Execution;
+
+/// <summary>Which side of a row padding goes: left for concatenating caches, right for shared buffers.</summary>
+internal enum PaddingSide
+{
+    Left,
+    Right,
+}
+
+/// <summary>
+/// How one model run uses the KV cache: the rows in the order they run, where each came from in the engine's batch,
+/// the past tensors, the present tensors to write into (null: ONNX Runtime allocates them), and views to dispose.
+/// </summary>
+internal sealed record KvRunPlan(
+    IReadOnlyList<RunnerSequence> Rows,
+    int[] BatchIndex,
+    OrtValue[] PastKeys,
+    OrtValue[] PastValues,
+    OrtValue[]? PresentKeys,
+    OrtValue[]? PresentValues,
+    int PastWidth,
+    IReadOnlyList<OrtValue> Temporaries);
+
+/// <summary>A KV cache layout: arranges the cache for each run and takes the run's present tensors back.</summary>
+internal interface IKvCacheLayout : IDisposable
+{
+    PaddingSide Padding { get; }
+
+    long Bytes { get; }
+
+    KvRunPlan Prepare(IReadOnlyList<RunnerSequence> batch, bool decode);
+
+    /// <summary>Records the run's outputs; the layout disposes the present handles it does not keep.</summary>
+    void Commit(KvRunPlan plan, IReadOnlyDictionary<string, OrtValue> presents);
+
+    void Release(long sequenceId);
+}
