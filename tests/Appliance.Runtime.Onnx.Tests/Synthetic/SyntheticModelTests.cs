@@ -41,7 +41,7 @@ public abstract class SyntheticModelTests(TinyModelFixture model)
     public void The_folder_declares_its_kv_layout_and_the_graph_uses_it()
     {
         var shared = model.Spec.Layout == KvCacheLayout.SharedBuffer;
-        Assert.Equal(shared, Models.ModelFolder.Open(model.Folder).Config.Search.PastPresentShareBuffer);
+        Assert.Equal(shared, Appliance.Runtime.Onnx.Models.ModelFolder.Open(model.Folder).Config.Search.PastPresentShareBuffer);
         var graph = System.Text.Encoding.Latin1.GetString(File.ReadAllBytes(Path.Combine(model.Folder, SyntheticModelFolder.ModelFileName)));
         Assert.Equal(shared, graph.Contains("GroupQueryAttention", StringComparison.Ordinal));
         Assert.Equal(shared, graph.Contains("com.microsoft", StringComparison.Ordinal));
