@@ -12,6 +12,9 @@ public sealed record RunnerOptions
     /// <summary>CUDA device to run on; null runs on the CPU.</summary>
     public int? CudaDeviceId { get; init; }
 
+    /// <summary>ONNX Runtime session configuration entries (for example session.intra_op.allow_spinning).</summary>
+    public IReadOnlyDictionary<string, string> SessionConfig { get; init; } = new Dictionary<string, string>();
+
     /// <summary>Caps the context below the model's own (smaller KV arenas); null keeps the model's.</summary>
     public int? ContextLength { get; init; }
 

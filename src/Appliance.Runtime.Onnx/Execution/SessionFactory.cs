@@ -18,6 +18,11 @@ internal static partial class SessionFactory
             LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR,
         };
 
+        foreach (var (key, value) in options.SessionConfig)
+        {
+            sessionOptions.AddSessionConfigEntry(key, value);
+        }
+
         if (options.CudaDeviceId is { } device)
         {
             try

@@ -1,0 +1,86 @@
+using System.Globalization;
+using System.Text.Json;
+using Appliance.Benchmarks;
+using Appliance.Tests.Common;
+
+// dotnet run -c Release --project tests/Appliance.Benchmarks -- [--sizes small,base] [--layouts concat,shared]
+//   [--prompt-tokens 64] [--new-tokens 128] [--repeats 3] [--models DIR]
+var options = BenchOptions.Parse(args);
+if (args.Contains("--raw"))
+{
+    foreach (var size in options.Sizes)
+    {
+        foreach (var layout in options.Layouts)
+        {
+            var folder = BenchModels.Ensure(options.ModelsFolder, size, layout);
+            var spin = RunnerBench.DecodeRate(folder, options);
+            var noSpin = RunnerBench.DecodeRate(folder, options, new() { ["session.intra_op.allow_spinning"] = "0" });
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{size}/{layout}: runner alone, batch 1: {spin:F1} tok/s (spinning), {noSpin:F1} tok/s (no spinning)"));
+        }
+    }
+
+    return 0;
+}
+
+var culture = CultureInfo.InvariantCulture;
+var lines = new List<string>
+{
+    "| model | KV layout | engine | TTFT b1 (ms) | decode b1 (tok/s) | TTFT b8 (ms) | decode b8 (tok/s) | b8 / b1 | staggered (tok/s) | staggered / static b8 |",
+    "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+};
+
+foreach (var size in options.Sizes)
+{
+    foreach (var layout in options.Layouts)
+    {
+        var folder = BenchModels.Ensure(options.ModelsFolder, size, layout);
+        using var bench = new EngineBench(folder, options);
+        await bench.WarmUpAsync();
+        var ours = new List<EngineRound>();
+        var genai1 = new List<(double Ttft, double Decode)>();
+        var genai8 = new List<(double Ttft, double Decode)>();
+        for (var round = 0; round < options.Repeats; round++)
+        {
+            // Rounds alternate the two engines so that the shared machine's drift hits both alike.
+            Console.Error.WriteLine($"{size}/{layout}: round {round + 1} of {options.Repeats}");
+            ours.Add(await bench.RoundAsync());
+            genai1.Add(GenAi(folder, 1));
+            genai8.Add(GenAi(folder, 8));
+        }
+
+        var o = new EngineRound(
+            Median(ours.Select(r => r.Ttft1)), Median(ours.Select(r => r.Decode1)), Median(ours.Select(r => r.Ttft8)),
+            Median(ours.Select(r => r.Decode8)), Median(ours.Select(r => r.Staggered)), Median(ours.Select(r => r.StaticBatchTotal)));
+        var g1 = (Ttft: Median(genai1.Select(g => g.Ttft)), Decode: Median(genai1.Select(g => g.Decode)));
+        var g8 = (Ttft: Median(genai8.Select(g => g.Ttft)), Decode: Median(genai8.Select(g => g.Decode)));
+        var ratio1 = Median(ours.Zip(genai1, (a, b) => a.Decode1 / b.Decode));
+        var ratio8 = Median(ours.Zip(genai8, (a, b) => a.Decode8 / b.Decode));
+        var scaling = Median(ours.Select(r => r.Decode8 / r.Decode1));
+        var churn = Median(ours.Select(r => r.Staggered / r.StaticBatchTotal));
+
+        lines.Add(string.Format(culture, "| {0} | {1} | appliance | {2:F0} | {3:F1} | {4:F0} | {5:F1} | {6:F2} | {7:F1} | {8:F2} |",
+            size, layout, o.Ttft1 * 1000, o.Decode1, o.Ttft8 * 1000, o.Decode8, scaling, o.Staggered, churn));
+        lines.Add(string.Format(culture, "| {0} | {1} | onnxruntime-genai 0.18.0 | {2:F0} | {3:F1} | {4:F0} | {5:F1} | {6:F2} | | |",
+            size, layout, g1.Ttft * 1000, g1.Decode, g8.Ttft * 1000, g8.Decode, Median(genai1.Zip(genai8, (a, b) => b.Decode / a.Decode))));
+        lines.Add(string.Format(culture, "| {0} | {1} | ratio appliance / genai (median of rounds) | | {2:F2} | | {3:F2} | | | |",
+            size, layout, ratio1, ratio8));
+    }
+}
+
+Console.WriteLine(string.Join(Environment.NewLine, lines));
+return 0;
+
+static double Median(IEnumerable<double> values)
+{
+    var sorted = values.Order().ToArray();
+    return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
+}
+
+(double Ttft, double Decode) GenAi(string folder, int batch)
+{
+    var output = GenAiReferenceTool.Run(
+        TimeSpan.FromMinutes(10), "bench", folder, batch.ToString(culture), options.PromptTokens.ToString(culture),
+        options.NewTokens.ToString(culture), "1");
+    using var json = JsonDocument.Parse(output);
+    return (json.RootElement.GetProperty("ttftSeconds").GetDouble(), json.RootElement.GetProperty("decodeTokensPerSecond").GetDouble());
+}
