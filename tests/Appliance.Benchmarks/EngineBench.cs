@@ -55,7 +55,7 @@ internal sealed class EngineBench : IDisposable
     }
 
     /// <summary>
-    /// Eight clients arrive a few decode steps apart; each runs three requests back to back with different lengths, so
+    /// Eight clients arrive a few decode steps apart; each runs two requests back to back with different lengths, so
     /// requests keep joining and leaving the batch. Throughput counts tokens while all eight clients are active.
     /// </summary>
     private static async Task<double> Staggered(GenerationEngine engine, BenchOptions options, double stepSeconds)
@@ -66,10 +66,10 @@ internal sealed class EngineBench : IDisposable
             await Task.Delay(TimeSpan.FromSeconds(client * 4 * stepSeconds));
             var start = clock.Elapsed.TotalSeconds;
             var times = new List<double>();
-            for (var request = 0; request < 3; request++)
+            for (var request = 0; request < 2; request++)
             {
                 var length = (options.NewTokens / 2) + (((client + request) % 8) * options.NewTokens / 8);
-                var run = await Timed(engine, BenchModels.Prompt(100 + (client * 3) + request, options.PromptTokens), length, clock);
+                var run = await Timed(engine, BenchModels.Prompt(100 + (client * 2) + request, options.PromptTokens), length, clock);
                 times.AddRange(run.Times);
             }
 

@@ -1,0 +1,40 @@
+using Appliance.Engine;
+using Appliance.Engine.Prompting;
+
+namespace Appliance.Api.Models;
+
+/// <summary>Where a declared model is in its life.</summary>
+public enum ModelLoadState
+{
+    Loading,
+    Ready,
+    Failed,
+}
+
+/// <summary>Sampling defaults a model's configuration gives when a request leaves them out.</summary>
+public sealed record ModelDefaults(float Temperature = 1f, float TopP = 1f, int MaxTokens = 256);
+
+/// <summary>A loaded model, ready to serve.</summary>
+public sealed record ServedModel(
+    string Id,
+    IReadOnlyList<string> Aliases,
+    DateTimeOffset Created,
+    string Digest,
+    int ContextLength,
+    ModelDefaults Defaults,
+    IChatTemplate ChatTemplate,
+    IEngineClient Engine);
+
+/// <summary>A declared model and its state; <see cref="Served"/> is set once it is ready.</summary>
+public sealed record ModelEntry(string Id, IReadOnlyList<string> Aliases, ModelLoadState State, string? Error, ServedModel? Served);
+
+/// <summary>The models this node serves, by id or alias.</summary>
+public interface IModelCatalog
+{
+    IReadOnlyList<ModelEntry> Entries { get; }
+
+    /// <summary>The entry whose id or alias is <paramref name="name"/> (ordinal), or null.</summary>
+    ModelEntry? Find(string name);
+
+    bool AllReady => Entries.All(e => e.State == ModelLoadState.Ready);
+}

@@ -1,0 +1,16 @@
+namespace Appliance.Api.OpenAi;
+
+/// <summary>Limits on what one API request may ask for (configuration section "Limits").</summary>
+public sealed record ApiLimits
+{
+    public long MaxBodyBytes { get; init; } = 4 * 1024 * 1024;
+
+    public int MaxMessages { get; init; } = 512;
+
+    public int MaxN { get; init; } = 8;
+
+    public int MaxTokens { get; init; } = 4096;
+
+    /// <summary>A request still generating after this long is cancelled.</summary>
+    public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromMinutes(10);
+}

@@ -1,0 +1,194 @@
+using System.Text;
+using System.Text.Json;
+using Appliance.Engine.Prompting;
+
+namespace Appliance.Api.OpenAi;
+
+/// <summary>A validated POST /v1/chat/completions body.</summary>
+internal sealed record ChatCompletionRequest(GenerationSettings Settings, IReadOnlyList<ChatMessage> Messages)
+{
+    /// <summary>Fields OpenAI defines that this appliance cannot honour yet: refused by name, never ignored.</summary>
+    private static readonly Dictionary<string, string> UnsupportedFields = new()
+    {
+        ["tools"] = "tool calling",
+        ["tool_choice"] = "tool calling",
+        ["functions"] = "function calling",
+        ["function_call"] = "function calling",
+        ["audio"] = "audio output",
+        ["prediction"] = "predicted outputs",
+        ["web_search_options"] = "web search",
+        ["reasoning_effort"] = "reasoning effort",
+    };
+
+    private static readonly HashSet<string> Known =
+    [
+        .. GenerationSettings.CommonFields, "messages", "max_completion_tokens", "logprobs", "top_logprobs",
+        .. UnsupportedFields.Keys, "response_format", "logit_bias", "modalities", "store", "metadata", "service_tier", "parallel_tool_calls",
+    ];
+
+    public static ChatCompletionRequest Read(JsonFields fields, ApiLimits limits)
+    {
+        fields.RejectUnknown(Known);
+        foreach (var (name, what) in UnsupportedFields)
+        {
+            if (fields.Has(name))
+            {
+                throw new OpenAiRequestException(OpenAiError.Unsupported(name, what));
+            }
+        }
+
+        RejectUnsupportedOptions(fields);
+        var maxTokens = fields.OptionalInteger("max_completion_tokens", 1, limits.MaxTokens) ?? fields.OptionalInteger("max_tokens", 1, limits.MaxTokens);
+        var logprobs = fields.OptionalBool("logprobs") ?? false;
+        var topLogprobs = (int)(fields.OptionalInteger("top_logprobs", 0, 20) ?? 0);
+        if (topLogprobs > 0 && !logprobs)
+        {
+            throw new OpenAiRequestException(OpenAiError.Invalid("'top_logprobs' needs 'logprobs' set to true.", "top_logprobs"));
+        }
+
+        var settings = GenerationSettings.Read(fields, limits, (int?)maxTokens, logprobs, topLogprobs);
+        return new ChatCompletionRequest(settings, ReadMessages(fields, limits));
+    }
+
+    private static void RejectUnsupportedOptions(JsonFields fields)
+    {
+        if (fields.Element("response_format") is { } format &&
+            !(format.ValueKind == JsonValueKind.Object && format.TryGetProperty("type", out var type) && type.ValueKind == JsonValueKind.String && type.GetString() == "text"))
+        {
+            throw new OpenAiRequestException(OpenAiError.Unsupported("response_format", "a response format other than text (JSON mode, JSON schema)"));
+        }
+
+        if (fields.Element("logit_bias") is { } bias && (bias.ValueKind != JsonValueKind.Object || bias.EnumerateObject().Any()))
+        {
+            throw new OpenAiRequestException(OpenAiError.Unsupported("logit_bias", "logit bias"));
+        }
+
+        if (fields.Element("modalities") is { } modalities &&
+            (modalities.ValueKind != JsonValueKind.Array || modalities.EnumerateArray().Any(m => m.ValueKind != JsonValueKind.String || m.GetString() != "text")))
+        {
+            throw new OpenAiRequestException(OpenAiError.Unsupported("modalities", "output other than text"));
+        }
+
+        if (fields.OptionalBool("parallel_tool_calls") is not null)
+        {
+            throw new OpenAiRequestException(OpenAiError.Unsupported("parallel_tool_calls", "tool calling"));
+        }
+
+        _ = fields.OptionalBool("store");
+        _ = fields.OptionalString("service_tier");
+    }
+
+    private static List<ChatMessage> ReadMessages(JsonFields fields, ApiLimits limits)
+    {
+        if (fields.Element("messages") is not { } messages)
+        {
+            throw new OpenAiRequestException(OpenAiError.Invalid("Missing required parameter: 'messages'.", "messages", "missing_required_parameter"));
+        }
+
+        if (messages.ValueKind != JsonValueKind.Array)
+        {
+            throw JsonFields.TypeError("messages", "an array");
+        }
+
+        var count = messages.GetArrayLength();
+        if (count == 0)
+        {
+            throw new OpenAiRequestException(OpenAiError.Invalid("'messages' must hold at least one message.", "messages", "empty_array"));
+        }
+
+        if (count > limits.MaxMessages)
+        {
+            throw new OpenAiRequestException(OpenAiError.Invalid($"'messages' holds {count} messages; the limit is {limits.MaxMessages}.", "messages"));
+        }
+
+        var result = new List<ChatMessage>(count);
+        var index = 0;
+        foreach (var message in messages.EnumerateArray())
+        {
+            result.Add(Message(message, $"messages[{index++}]"));
+        }
+
+        return result;
+    }
+
+    private static ChatMessage Message(JsonElement message, string param)
+    {
+        if (message.ValueKind != JsonValueKind.Object)
+        {
+            throw JsonFields.TypeError(param, "an object");
+        }
+
+        foreach (var property in message.EnumerateObject())
+        {
+            switch (property.Name)
+            {
+                case "role" or "content" or "name":
+                    break;
+                case "tool_calls" or "tool_call_id" or "function_call":
+                    throw new OpenAiRequestException(OpenAiError.Unsupported($"{param}.{property.Name}", "tool calling"));
+                case "audio":
+                    throw new OpenAiRequestException(OpenAiError.Unsupported($"{param}.audio", "audio"));
+                default:
+                    throw new OpenAiRequestException(OpenAiError.Invalid($"Unrecognized message field: {param}.{property.Name}", $"{param}.{property.Name}", "unknown_parameter"));
+            }
+        }
+
+        var role = message.TryGetProperty("role", out var r) && r.ValueKind == JsonValueKind.String
+            ? r.GetString()!
+            : throw new OpenAiRequestException(OpenAiError.Invalid($"Missing or invalid '{param}.role'.", $"{param}.role", "missing_required_parameter"));
+        role = role switch
+        {
+            "system" or "user" or "assistant" => role,
+            "developer" => "system",
+            "tool" or "function" => throw new OpenAiRequestException(OpenAiError.Unsupported($"{param}.role", $"the '{role}' role (tool calling)")),
+            _ => throw new OpenAiRequestException(OpenAiError.Invalid($"Invalid value for '{param}.role': '{role}'. Supported values are: 'system', 'developer', 'user' and 'assistant'.", $"{param}.role")),
+        };
+
+        if (message.TryGetProperty("name", out var name) && name.ValueKind is not (JsonValueKind.String or JsonValueKind.Null))
+        {
+            throw JsonFields.TypeError($"{param}.name", "a string");
+        }
+
+        return new ChatMessage(role, Content(message, param, role));
+    }
+
+    private static string Content(JsonElement message, string param, string role)
+    {
+        if (!message.TryGetProperty("content", out var content) || content.ValueKind == JsonValueKind.Null)
+        {
+            return role == "assistant"
+                ? string.Empty
+                : throw new OpenAiRequestException(OpenAiError.Invalid($"Missing required parameter: '{param}.content'.", $"{param}.content", "missing_required_parameter"));
+        }
+
+        if (content.ValueKind == JsonValueKind.String)
+        {
+            return content.GetString()!;
+        }
+
+        if (content.ValueKind != JsonValueKind.Array)
+        {
+            throw JsonFields.TypeError($"{param}.content", "a string or an array of content parts");
+        }
+
+        var text = new StringBuilder();
+        var part = 0;
+        foreach (var item in content.EnumerateArray())
+        {
+            var partParam = $"{param}.content[{part++}]";
+            var type = item.ValueKind == JsonValueKind.Object && item.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String
+                ? t.GetString()
+                : throw new OpenAiRequestException(OpenAiError.Invalid($"Missing or invalid '{partParam}.type'.", $"{partParam}.type"));
+            if (type != "text")
+            {
+                throw new OpenAiRequestException(OpenAiError.Unsupported($"{partParam}.type", $"content of type '{type}' (only text)"));
+            }
+
+            text.Append(item.TryGetProperty("text", out var value) && value.ValueKind == JsonValueKind.String
+                ? value.GetString()
+                : throw new OpenAiRequestException(OpenAiError.Invalid($"Missing or invalid '{partParam}.text'.", $"{partParam}.text")));
+        }
+
+        return text.ToString();
+    }
+}

@@ -1,0 +1,24 @@
+using Appliance.Api.Models;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Options;
+
+namespace Appliance.Api.OpenAi;
+
+/// <summary>POST /v1/chat/completions.</summary>
+internal static class ChatCompletionsApi
+{
+    public static async Task HandleAsync(HttpContext http, IModelCatalog catalog, IOptions<ApiLimits> options, TimeProvider time)
+    {
+        var limits = options.Value;
+        using var fields = await JsonFields.ReadAsync(http.Request, limits.MaxBodyBytes, http.RequestAborted);
+        var request = ChatCompletionRequest.Read(fields, limits);
+        var model = ModelResolution.Resolve(catalog, request.Settings.Model);
+
+        // Render and tokenise here, on the request's thread, never on the engine's.
+        var prompt = model.Engine.Tokenizer.Encode(model.ChatTemplate.Render(request.Messages));
+        var maxTokens = ModelResolution.MaxTokens(model, request.Settings.MaxTokens, prompt.Count);
+        var choices = Enumerable.Range(0, request.Settings.N).Select(i => new ChoiceInput(i, prompt)).ToList();
+        var header = new ResponseHeader(ResponseKind.Chat, $"chatcmpl-{Guid.NewGuid():N}", time.GetUtcNow().ToUnixTimeSeconds(), request.Settings.Model, ModelResolution.Fingerprint(model));
+        await GenerationResponder.RespondAsync(http, header, model, request.Settings, choices, maxTokens, prompt.Count, limits);
+    }
+}

@@ -1,0 +1,87 @@
+using System.Runtime.CompilerServices;
+using System.Threading.Channels;
+using Appliance.Api.Models;
+using Appliance.Engine;
+using Appliance.Engine.Requests;
+
+namespace Appliance.Api.OpenAi;
+
+/// <summary>One choice to generate: its index in the response and its prompt.</summary>
+internal readonly record struct ChoiceInput(int Index, IReadOnlyList<int> PromptTokens);
+
+/// <summary>A delta of one choice, or the error that ended it.</summary>
+internal readonly record struct ChoiceDelta(int Index, GenerationDelta? Delta, Exception? Error);
+
+/// <summary>The engine streams of every choice of one request, submitted together and read merged.</summary>
+internal sealed class ChoiceStreams : IAsyncDisposable
+{
+    private readonly List<(int Index, GenerationStream Stream)> _streams;
+
+    private ChoiceStreams(List<(int Index, GenerationStream Stream)> streams) => _streams = streams;
+
+    /// <summary>Submits every choice; when the queue is full, cancels those already queued and answers 429.</summary>
+    public static ChoiceStreams Submit(ServedModel model, IReadOnlyList<ChoiceInput> inputs, GenerationSettings settings, int maxTokens, string requestId)
+    {
+        var streams = new List<(int, GenerationStream)>(inputs.Count);
+        try
+        {
+            foreach (var input in inputs)
+            {
+                var sampling = settings.ToSampling(model.Defaults, maxTokens, input.Index);
+                streams.Add((input.Index, model.Engine.Submit(new GenerationRequest($"{requestId}-{input.Index}", input.PromptTokens, sampling))));
+            }
+
+            return new ChoiceStreams(streams);
+        }
+        catch (Exception exception)
+        {
+            foreach (var (_, stream) in streams)
+            {
+                stream.Dispose();
+            }
+
+            throw exception switch
+            {
+                EngineOverloadedException => new OpenAiRequestException(OpenAiError.Overloaded(model.Id)),
+                ArgumentException argument => new OpenAiRequestException(OpenAiError.Invalid(argument.Message, null)),
+                ObjectDisposedException => new OpenAiRequestException(OpenAiError.Unavailable("The appliance is shutting down.", "shutting_down")),
+                _ => exception,
+            };
+        }
+    }
+
+    /// <summary>Every choice's deltas in the order they arrive.</summary>
+    public async IAsyncEnumerable<ChoiceDelta> ReadAllAsync([EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var merged = Channel.CreateUnbounded<ChoiceDelta>(new UnboundedChannelOptions { SingleReader = true });
+        var pumps = _streams.Select(async s =>
+        {
+            try
+            {
+                await foreach (var delta in s.Stream.WithCancellation(cancellationToken).ConfigureAwait(false))
+                {
+                    merged.Writer.TryWrite(new ChoiceDelta(s.Index, delta, null));
+                }
+            }
+            catch (Exception exception) when (exception is not OperationCanceledException)
+            {
+                merged.Writer.TryWrite(new ChoiceDelta(s.Index, null, exception));
+            }
+        }).ToList();
+        _ = Task.WhenAll(pumps).ContinueWith(t => merged.Writer.TryComplete(t.Exception), TaskScheduler.Default);
+        await foreach (var item in merged.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+        {
+            yield return item;
+        }
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        foreach (var (_, stream) in _streams)
+        {
+            stream.Dispose();
+        }
+
+        return ValueTask.CompletedTask;
+    }
+}

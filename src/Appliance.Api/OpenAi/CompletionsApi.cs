@@ -1,0 +1,29 @@
+using Appliance.Api.Models;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Options;
+
+namespace Appliance.Api.OpenAi;
+
+/// <summary>POST /v1/completions (legacy text completions): one or several prompts, n choices each.</summary>
+internal static class CompletionsApi
+{
+    public static async Task HandleAsync(HttpContext http, IModelCatalog catalog, IOptions<ApiLimits> options, TimeProvider time)
+    {
+        var limits = options.Value;
+        using var fields = await JsonFields.ReadAsync(http.Request, limits.MaxBodyBytes, http.RequestAborted);
+        var request = CompletionRequest.Read(fields, limits);
+        var model = ModelResolution.Resolve(catalog, request.Settings.Model);
+
+        var prompts = request.Prompts.Select(p => p.TokenIds ?? model.Engine.Tokenizer.Encode(p.Text ?? string.Empty)).ToList();
+        if (prompts.Any(p => p.Count == 0))
+        {
+            throw new OpenAiRequestException(OpenAiError.Invalid("A prompt encodes to no tokens.", "prompt"));
+        }
+
+        var maxTokens = prompts.Select(p => ModelResolution.MaxTokens(model, request.Settings.MaxTokens, p.Count)).Min();
+        var n = request.Settings.N;
+        var choices = prompts.SelectMany((p, i) => Enumerable.Range(0, n).Select(j => new ChoiceInput((i * n) + j, p))).ToList();
+        var header = new ResponseHeader(ResponseKind.Text, $"cmpl-{Guid.NewGuid():N}", time.GetUtcNow().ToUnixTimeSeconds(), request.Settings.Model, ModelResolution.Fingerprint(model));
+        await GenerationResponder.RespondAsync(http, header, model, request.Settings, choices, maxTokens, prompts.Sum(p => p.Count), limits);
+    }
+}

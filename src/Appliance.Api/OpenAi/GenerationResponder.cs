@@ -1,0 +1,148 @@
+using System.Text;
+using Appliance.Api.Models;
+using Appliance.Engine.Requests;
+using Microsoft.AspNetCore.Http;
+
+namespace Appliance.Api.OpenAi;
+
+/// <summary>Runs a request's choices on the engine and answers with one JSON object or a stream of server-sent events.</summary>
+internal static class GenerationResponder
+{
+    private static readonly byte[] DataPrefix = "data: "u8.ToArray();
+    private static readonly byte[] EventEnd = "\n\n"u8.ToArray();
+    private static readonly byte[] Done = "data: [DONE]\n\n"u8.ToArray();
+
+    public static async Task RespondAsync(
+        HttpContext http,
+        ResponseHeader header,
+        ServedModel model,
+        GenerationSettings settings,
+        IReadOnlyList<ChoiceInput> choices,
+        int maxTokens,
+        int promptTokens,
+        ApiLimits limits)
+    {
+        await using var streams = ChoiceStreams.Submit(model, choices, settings, maxTokens, header.Id);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted);
+        timeout.CancelAfter(limits.RequestTimeout);
+        if (settings.Stream)
+        {
+            await StreamAsync(http, header, model, settings, choices, streams, promptTokens, timeout.Token);
+        }
+        else
+        {
+            await CollectAsync(http, header, model, choices, streams, promptTokens, timeout.Token);
+        }
+    }
+
+    private static async Task CollectAsync(HttpContext http, ResponseHeader header, ServedModel model, IReadOnlyList<ChoiceInput> choices, ChoiceStreams streams, int promptTokens, CancellationToken cancellationToken)
+    {
+        var text = choices.ToDictionary(c => c.Index, _ => new StringBuilder());
+        var logprobs = choices.ToDictionary(c => c.Index, _ => new List<TokenLogprob>());
+        var finish = new Dictionary<int, FinishReason>();
+        var completionTokens = 0;
+        try
+        {
+            await foreach (var item in streams.ReadAllAsync(cancellationToken))
+            {
+                if (item.Error is not null || item.Delta?.FinishReason == FinishReason.Cancelled)
+                {
+                    await EngineFailure(item).WriteAsync(http);
+                    return;
+                }
+
+                var delta = item.Delta!;
+                text[item.Index].Append(delta.Text);
+                logprobs[item.Index].AddRange(delta.Logprobs ?? []);
+                if (delta.FinishReason is { } reason)
+                {
+                    finish[item.Index] = reason;
+                    completionTokens += delta.Usage?.CompletionTokens ?? 0;
+                }
+            }
+        }
+        catch (OperationCanceledException) when (!http.RequestAborted.IsCancellationRequested)
+        {
+            await OpenAiError.Unavailable("The request took longer than the configured request timeout.", "timeout").WriteAsync(http);
+            return;
+        }
+
+        var results = choices
+            .Select(c => new ChoiceResult(c.Index, text[c.Index].ToString(), logprobs[c.Index].Count > 0 ? logprobs[c.Index] : null, finish.GetValueOrDefault(c.Index, FinishReason.Length)))
+            .ToList();
+        http.Response.ContentType = "application/json";
+        await http.Response.Body.WriteAsync(OpenAiJson.Completion(header, results, new GenerationUsage(promptTokens, completionTokens), model.Engine.Tokenizer), http.RequestAborted);
+    }
+
+    private static async Task StreamAsync(HttpContext http, ResponseHeader header, ServedModel model, GenerationSettings settings, IReadOnlyList<ChoiceInput> choices, ChoiceStreams streams, int promptTokens, CancellationToken cancellationToken)
+    {
+        var response = http.Response;
+        response.ContentType = "text/event-stream";
+        response.Headers.CacheControl = "no-cache";
+        response.Headers["X-Accel-Buffering"] = "no";
+        var tokenizer = model.Engine.Tokenizer;
+        if (header.Kind == ResponseKind.Chat)
+        {
+            foreach (var choice in choices)
+            {
+                await Event(response, OpenAiJson.Chunk(header, choice.Index, string.Empty, role: true, null, null, settings.IncludeUsage, tokenizer), cancellationToken);
+            }
+        }
+        else
+        {
+            await response.StartAsync(cancellationToken);
+        }
+
+        var completionTokens = 0;
+        try
+        {
+            await foreach (var item in streams.ReadAllAsync(cancellationToken))
+            {
+                if (item.Error is not null || item.Delta?.FinishReason == FinishReason.Cancelled)
+                {
+                    var error = EngineFailure(item);
+                    await Event(response, OpenAiJson.StreamError(error.Message, error.Type, error.Code ?? "server_error"), cancellationToken);
+                    return;
+                }
+
+                var delta = item.Delta!;
+                if (delta.Text.Length > 0 || delta.Logprobs is not null)
+                {
+                    await Event(response, OpenAiJson.Chunk(header, item.Index, delta.Text, role: false, delta.Logprobs, null, settings.IncludeUsage, tokenizer), cancellationToken);
+                }
+
+                if (delta.FinishReason is { } reason)
+                {
+                    completionTokens += delta.Usage?.CompletionTokens ?? 0;
+                    var finalText = header.Kind == ResponseKind.Chat ? null : string.Empty;
+                    await Event(response, OpenAiJson.Chunk(header, item.Index, finalText, role: false, null, reason, settings.IncludeUsage, tokenizer), cancellationToken);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // The client went away or the request timed out: disposing the streams cancels the generation.
+            return;
+        }
+
+        if (settings.IncludeUsage)
+        {
+            await Event(response, OpenAiJson.UsageChunk(header, new GenerationUsage(promptTokens, completionTokens)), cancellationToken);
+        }
+
+        await response.Body.WriteAsync(Done, cancellationToken);
+        await response.Body.FlushAsync(cancellationToken);
+    }
+
+    private static OpenAiError EngineFailure(ChoiceDelta item) => item.Error is null
+        ? OpenAiError.Unavailable("The appliance is shutting down; the request was cancelled.", "shutting_down")
+        : new OpenAiError(StatusCodes.Status500InternalServerError, "The model failed while generating; please retry.", "server_error", null, "engine_error");
+
+    private static async Task Event(HttpResponse response, byte[] json, CancellationToken cancellationToken)
+    {
+        await response.Body.WriteAsync(DataPrefix, cancellationToken);
+        await response.Body.WriteAsync(json, cancellationToken);
+        await response.Body.WriteAsync(EventEnd, cancellationToken);
+        await response.Body.FlushAsync(cancellationToken);
+    }
+}

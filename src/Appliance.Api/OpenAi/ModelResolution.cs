@@ -1,0 +1,33 @@
+using Appliance.Api.Models;
+
+namespace Appliance.Api.OpenAi;
+
+/// <summary>Finds the served model a request names, or answers 404 / 503 as OpenAI clients expect.</summary>
+internal static class ModelResolution
+{
+    public static ServedModel Resolve(IModelCatalog catalog, string name)
+    {
+        var entry = catalog.Find(name) ?? throw new OpenAiRequestException(OpenAiError.ModelNotFound(name));
+        return entry switch
+        {
+            { State: ModelLoadState.Ready, Served: { } served } => served,
+            { State: ModelLoadState.Failed } => throw new OpenAiRequestException(OpenAiError.Unavailable($"The model '{name}' failed to load; see the appliance's log.", "model_unavailable")),
+            _ => throw new OpenAiRequestException(OpenAiError.Unavailable($"The model '{name}' is still loading; retry shortly.", "model_loading")),
+        };
+    }
+
+    /// <summary>max_tokens as asked, or what the context leaves (capped by the model's default); too long is a 400.</summary>
+    public static int MaxTokens(ServedModel model, int? requested, int promptTokens)
+    {
+        var room = model.ContextLength - promptTokens;
+        if (requested is { } asked)
+        {
+            return asked <= room ? asked : throw new OpenAiRequestException(OpenAiError.ContextLengthExceeded(model.ContextLength, promptTokens, asked));
+        }
+
+        return room >= 1 ? Math.Min(model.Defaults.MaxTokens, room) : throw new OpenAiRequestException(OpenAiError.ContextLengthExceeded(model.ContextLength, promptTokens, 1));
+    }
+
+    /// <summary>system_fingerprint: ties every response to the exact model files that produced it.</summary>
+    public static string Fingerprint(ServedModel model) => "fp_" + model.Digest.Replace("sha256:", string.Empty, StringComparison.Ordinal)[..12];
+}

@@ -1,0 +1,57 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace Appliance.Api.OpenAi;
+
+/// <summary>Maps the OpenAI-compatible API under /v1; every error there is answered in OpenAI's format.</summary>
+public static partial class OpenAiApi
+{
+    public static IEndpointRouteBuilder MapOpenAiApi(this IEndpointRouteBuilder endpoints)
+    {
+        var v1 = endpoints.MapGroup("/v1").AddEndpointFilter(ErrorFilter);
+        v1.MapPost("/chat/completions", ChatCompletionsApi.HandleAsync);
+        v1.MapPost("/completions", CompletionsApi.HandleAsync);
+        v1.MapGet("/models", ModelsApi.List);
+        v1.MapGet("/models/{id}", ModelsApi.Get);
+        v1.Map("/{**path}", (string? path) =>
+            new OpenAiError(StatusCodes.Status404NotFound, $"Unknown request URL: /v1/{path}.", "invalid_request_error", null, "unknown_url").ToResult());
+        return endpoints;
+    }
+
+    private static async ValueTask<object?> ErrorFilter(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
+    {
+        var http = context.HttpContext;
+        try
+        {
+            return await next(context);
+        }
+        catch (OpenAiRequestException exception)
+        {
+            return Answer(http, exception.Error, exception.Error.Status is 429 or 503 ? 1 : null);
+        }
+        catch (BadHttpRequestException exception)
+        {
+            return Answer(http, exception.StatusCode == StatusCodes.Status413PayloadTooLarge
+                ? OpenAiError.TooLarge(http.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>()?.MaxRequestBodySize ?? 0)
+                : OpenAiError.Invalid(exception.Message, null, "bad_request"), null);
+        }
+        catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
+        {
+            return Results.Empty;
+        }
+        catch (Exception exception) when (!http.Response.HasStarted)
+        {
+            LogUnhandled(http.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("Appliance.Api"), exception, http.Request.Path);
+            return new OpenAiError(StatusCodes.Status500InternalServerError, "The appliance failed to process the request.", "server_error", null, "internal_error").ToResult();
+        }
+    }
+
+    private static IResult Answer(HttpContext http, OpenAiError error, int? retryAfter) =>
+        http.Response.HasStarted ? Results.Empty : error.ToResult(retryAfter);
+
+    [LoggerMessage(EventId = 2000, Level = LogLevel.Error, Message = "Unhandled error on {Path}")]
+    private static partial void LogUnhandled(ILogger logger, Exception exception, string path);
+}

@@ -1,0 +1,54 @@
+using Microsoft.AspNetCore.Http;
+
+namespace Appliance.Api.OpenAi;
+
+/// <summary>An error in OpenAI's format: HTTP status plus {"error":{"message","type","param","code"}}.</summary>
+public sealed record OpenAiError(int Status, string Message, string Type, string? Param, string? Code)
+{
+    public static OpenAiError Invalid(string message, string? param, string code = "invalid_value") =>
+        new(StatusCodes.Status400BadRequest, message, "invalid_request_error", param, code);
+
+    public static OpenAiError Unsupported(string param, string what) =>
+        new(StatusCodes.Status400BadRequest, $"'{param}': {what} is not supported by this appliance yet.", "invalid_request_error", param, "unsupported_parameter");
+
+    public static OpenAiError ModelNotFound(string model) =>
+        new(StatusCodes.Status404NotFound, $"The model '{model}' does not exist or you do not have access to it.", "invalid_request_error", "model", "model_not_found");
+
+    public static OpenAiError ContextLengthExceeded(int context, int prompt, int maxTokens) =>
+        new(StatusCodes.Status400BadRequest,
+            $"This model's maximum context length is {context} tokens. However, you requested {prompt + maxTokens} tokens ({prompt} in the messages, {maxTokens} in the completion). Please reduce the length of the messages or completion.",
+            "invalid_request_error", "messages", "context_length_exceeded");
+
+    public static OpenAiError Overloaded(string model) =>
+        new(StatusCodes.Status429TooManyRequests, $"The model '{model}' has too many requests waiting. Please retry after a short wait.", "rate_limit_error", null, "rate_limit_exceeded");
+
+    public static OpenAiError Unavailable(string message, string code) =>
+        new(StatusCodes.Status503ServiceUnavailable, message, "server_error", null, code);
+
+    public static OpenAiError TooLarge(long limit) =>
+        new(StatusCodes.Status413PayloadTooLarge, $"The request body exceeds the limit of {limit} bytes.", "invalid_request_error", null, "request_too_large");
+
+    public IResult ToResult(int? retryAfterSeconds = null) => new OpenAiErrorResult(this, retryAfterSeconds);
+
+    public Task WriteAsync(HttpContext context, int? retryAfterSeconds = null) => ToResult(retryAfterSeconds).ExecuteAsync(context);
+
+    private sealed class OpenAiErrorResult(OpenAiError error, int? retryAfterSeconds) : IResult
+    {
+        public Task ExecuteAsync(HttpContext httpContext)
+        {
+            if (retryAfterSeconds is { } seconds)
+            {
+                httpContext.Response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            }
+
+            var body = new { error = new { message = error.Message, type = error.Type, param = error.Param, code = error.Code } };
+            return Results.Json(body, statusCode: error.Status).ExecuteAsync(httpContext);
+        }
+    }
+}
+
+/// <summary>Thrown while reading a request to answer with an OpenAI error.</summary>
+public sealed class OpenAiRequestException(OpenAiError error) : Exception(error.Message)
+{
+    public OpenAiError Error { get; } = error;
+}

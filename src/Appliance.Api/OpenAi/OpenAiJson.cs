@@ -1,0 +1,223 @@
+using System.Text;
+using System.Text.Json;
+using Appliance.Engine;
+using Appliance.Engine.Requests;
+
+namespace Appliance.Api.OpenAi;
+
+/// <summary>
+/// Writes OpenAI's response objects exactly: chat.completion, chat.completion.chunk and text_completion, with usage
+/// and logprobs. Written by hand with Utf8JsonWriter so that nulls appear where OpenAI puts them and nowhere else.
+/// </summary>
+internal static class OpenAiJson
+{
+    public static byte[] Completion(ResponseHeader header, IReadOnlyList<ChoiceResult> choices, GenerationUsage usage, ITokenizer tokenizer) =>
+        Write(json =>
+        {
+            Start(json, header, streaming: false);
+            json.WriteStartArray("choices");
+            foreach (var choice in choices)
+            {
+                json.WriteStartObject();
+                json.WriteNumber("index", choice.Index);
+                if (header.Kind == ResponseKind.Chat)
+                {
+                    json.WriteStartObject("message");
+                    json.WriteString("role", "assistant");
+                    json.WriteString("content", choice.Text);
+                    json.WriteNull("refusal");
+                    json.WriteEndObject();
+                }
+                else
+                {
+                    json.WriteString("text", choice.Text);
+                }
+
+                Logprobs(json, header.Kind, choice.Logprobs, tokenizer);
+                json.WriteString("finish_reason", FinishReasonName(choice.Finish));
+                json.WriteEndObject();
+            }
+
+            json.WriteEndArray();
+            Usage(json, usage);
+            json.WriteEndObject();
+        });
+
+    /// <summary>A streamed chunk of one choice. <paramref name="role"/> marks a chat stream's first chunk.</summary>
+    public static byte[] Chunk(ResponseHeader header, int index, string? text, bool role, IReadOnlyList<TokenLogprob>? logprobs, FinishReason? finish, bool includeUsage, ITokenizer tokenizer) =>
+        Write(json =>
+        {
+            Start(json, header, streaming: true);
+            json.WriteStartArray("choices");
+            json.WriteStartObject();
+            json.WriteNumber("index", index);
+            if (header.Kind == ResponseKind.Chat)
+            {
+                json.WriteStartObject("delta");
+                if (role)
+                {
+                    json.WriteString("role", "assistant");
+                }
+
+                if (text is not null)
+                {
+                    json.WriteString("content", text);
+                }
+
+                json.WriteEndObject();
+            }
+            else
+            {
+                json.WriteString("text", text ?? string.Empty);
+            }
+
+            Logprobs(json, header.Kind, logprobs, tokenizer);
+            if (finish is { } reason)
+            {
+                json.WriteString("finish_reason", FinishReasonName(reason));
+            }
+            else
+            {
+                json.WriteNull("finish_reason");
+            }
+
+            json.WriteEndObject();
+            json.WriteEndArray();
+            if (includeUsage)
+            {
+                json.WriteNull("usage");
+            }
+
+            json.WriteEndObject();
+        });
+
+    /// <summary>The extra chunk before [DONE] when stream_options.include_usage is set: empty choices, the whole usage.</summary>
+    public static byte[] UsageChunk(ResponseHeader header, GenerationUsage usage) =>
+        Write(json =>
+        {
+            Start(json, header, streaming: true);
+            json.WriteStartArray("choices");
+            json.WriteEndArray();
+            Usage(json, usage);
+            json.WriteEndObject();
+        });
+
+    public static byte[] StreamError(string message, string type, string code) =>
+        Write(json =>
+        {
+            json.WriteStartObject();
+            json.WriteStartObject("error");
+            json.WriteString("message", message);
+            json.WriteString("type", type);
+            json.WriteNull("param");
+            json.WriteString("code", code);
+            json.WriteEndObject();
+            json.WriteEndObject();
+        });
+
+    public static string FinishReasonName(FinishReason reason) => reason == FinishReason.Length ? "length" : "stop";
+
+    private static void Start(Utf8JsonWriter json, ResponseHeader header, bool streaming)
+    {
+        json.WriteStartObject();
+        json.WriteString("id", header.Id);
+        json.WriteString("object", header.Kind == ResponseKind.Chat ? (streaming ? "chat.completion.chunk" : "chat.completion") : "text_completion");
+        json.WriteNumber("created", header.Created);
+        json.WriteString("model", header.Model);
+        json.WriteString("system_fingerprint", header.Fingerprint);
+    }
+
+    private static void Usage(Utf8JsonWriter json, GenerationUsage usage)
+    {
+        json.WriteStartObject("usage");
+        json.WriteNumber("prompt_tokens", usage.PromptTokens);
+        json.WriteNumber("completion_tokens", usage.CompletionTokens);
+        json.WriteNumber("total_tokens", usage.TotalTokens);
+        json.WriteEndObject();
+    }
+
+    private static void Logprobs(Utf8JsonWriter json, ResponseKind kind, IReadOnlyList<TokenLogprob>? logprobs, ITokenizer tokenizer)
+    {
+        if (logprobs is null)
+        {
+            json.WriteNull("logprobs");
+            return;
+        }
+
+        json.WriteStartObject("logprobs");
+        if (kind == ResponseKind.Chat)
+        {
+            json.WriteStartArray("content");
+            foreach (var logprob in logprobs)
+            {
+                json.WriteStartObject();
+                TokenFields(json, logprob.TokenId, logprob.Logprob, tokenizer);
+                json.WriteStartArray("top_logprobs");
+                foreach (var alternative in logprob.TopAlternatives)
+                {
+                    json.WriteStartObject();
+                    TokenFields(json, alternative.TokenId, alternative.Logprob, tokenizer);
+                    json.WriteEndObject();
+                }
+
+                json.WriteEndArray();
+                json.WriteEndObject();
+            }
+
+            json.WriteEndArray();
+            json.WriteNull("refusal");
+        }
+        else
+        {
+            json.WriteStartArray("tokens");
+            logprobs.ToList().ForEach(l => json.WriteStringValue(tokenizer.Decode([l.TokenId])));
+            json.WriteEndArray();
+            json.WriteStartArray("token_logprobs");
+            logprobs.ToList().ForEach(l => json.WriteNumberValue(l.Logprob));
+            json.WriteEndArray();
+            json.WriteStartArray("top_logprobs");
+            foreach (var logprob in logprobs)
+            {
+                json.WriteStartObject();
+                foreach (var alternative in logprob.TopAlternatives)
+                {
+                    json.WriteNumber(tokenizer.Decode([alternative.TokenId]), alternative.Logprob);
+                }
+
+                json.WriteEndObject();
+            }
+
+            json.WriteEndArray();
+        }
+
+        json.WriteEndObject();
+    }
+
+    private static void TokenFields(Utf8JsonWriter json, int tokenId, float logprob, ITokenizer tokenizer)
+    {
+        var token = tokenizer.Decode([tokenId]);
+        json.WriteString("token", token);
+        json.WriteNumber("logprob", logprob);
+        json.WriteStartArray("bytes");
+        foreach (var b in Encoding.UTF8.GetBytes(token))
+        {
+            json.WriteNumberValue(b);
+        }
+
+        json.WriteEndArray();
+    }
+
+    private static byte[] Write(Action<Utf8JsonWriter> write)
+    {
+        using var buffer = new MemoryStream();
+        using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+        {
+            write(json);
+        }
+
+        return buffer.ToArray();
+    }
+}
+
+/// <summary>One finished choice of a non-streamed response.</summary>
+internal sealed record ChoiceResult(int Index, string Text, IReadOnlyList<TokenLogprob>? Logprobs, FinishReason Finish);

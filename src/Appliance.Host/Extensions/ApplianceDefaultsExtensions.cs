@@ -1,0 +1,38 @@
+using Appliance.Api.OpenAi;
+using Appliance.Host.Options;
+
+namespace Appliance.Host.Extensions;
+
+/// <summary>Listening address, request limits, systemd integration and shutdown drain time.</summary>
+public static class ApplianceDefaultsExtensions
+{
+    /// <summary>Where the embedded default listens when nothing else is configured: loopback only.</summary>
+    public const string DefaultUrl = "http://127.0.0.1:8080";
+
+    public static WebApplicationBuilder AddApplianceDefaults(this WebApplicationBuilder builder)
+    {
+        var configuration = builder.Configuration;
+        if (string.IsNullOrEmpty(configuration["urls"]) && !configuration.GetSection("Kestrel:Endpoints").Exists())
+        {
+            builder.WebHost.UseUrls(DefaultUrl);
+        }
+
+        builder.Services.AddOptions<ApplianceOptions>().Bind(configuration.GetSection(ApplianceOptions.Section)).ValidateOnStart()
+            .Validate(o => o.DrainTimeout >= TimeSpan.Zero, "Appliance:DrainTimeout must not be negative")
+            .Validate(o => !string.IsNullOrWhiteSpace(o.DataFolder), "Appliance:DataFolder is required");
+        builder.Services.AddOptions<ApiLimits>().Bind(configuration.GetSection("Limits")).ValidateOnStart()
+            .Validate(l => l.MaxBodyBytes >= 1024, "Limits:MaxBodyBytes must be at least 1024")
+            .Validate(l => l.MaxMessages >= 1, "Limits:MaxMessages must be at least 1")
+            .Validate(l => l.MaxN is >= 1 and <= 128, "Limits:MaxN must be between 1 and 128")
+            .Validate(l => l.MaxTokens >= 1, "Limits:MaxTokens must be at least 1")
+            .Validate(l => l.RequestTimeout > TimeSpan.Zero, "Limits:RequestTimeout must be positive");
+
+        var limits = configuration.GetSection("Limits").Get<ApiLimits>() ?? new ApiLimits();
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = limits.MaxBodyBytes);
+        var drain = configuration.GetSection(ApplianceOptions.Section).Get<ApplianceOptions>()?.DrainTimeout ?? new ApplianceOptions().DrainTimeout;
+        builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = drain);
+        builder.Services.AddSystemd();
+        builder.Services.AddSingleton(TimeProvider.System);
+        return builder;
+    }
+}

@@ -1,0 +1,34 @@
+using Appliance.Api.Models;
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+
+namespace Appliance.Host.Extensions;
+
+/// <summary>/health/live (the process answers) and /health/ready (every declared model is loaded).</summary>
+public static class HealthExtensions
+{
+    public static IServiceCollection AddApplianceHealthChecks(this IServiceCollection services)
+    {
+        services.AddHealthChecks().AddCheck<ModelsReadyCheck>("models", tags: ["ready"]);
+        return services;
+    }
+
+    public static WebApplication MapApplianceHealth(this WebApplication app)
+    {
+        app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false });
+        app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = check => check.Tags.Contains("ready") });
+        return app;
+    }
+
+    private sealed class ModelsReadyCheck(IModelCatalog catalog) : IHealthCheck
+    {
+        public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+        {
+            var entries = catalog.Entries;
+            var waiting = entries.Where(e => e.State != ModelLoadState.Ready).Select(e => $"{e.Id}: {e.State.ToString().ToLowerInvariant()}").ToList();
+            return Task.FromResult(entries.Count > 0 && waiting.Count == 0
+                ? HealthCheckResult.Healthy($"{entries.Count} models ready")
+                : HealthCheckResult.Unhealthy(entries.Count == 0 ? "no models loaded yet" : string.Join(", ", waiting)));
+        }
+    }
+}

@@ -1,0 +1,36 @@
+using Appliance.Api.Models;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+
+namespace Appliance.Host.Extensions;
+
+/// <summary>Once every model is ready, tells a newcomer how to call the appliance: a curl line and the SDK base URL.</summary>
+public static partial class StartupBannerExtensions
+{
+    public static WebApplication UseStartupBanner(this WebApplication app)
+    {
+        app.Lifetime.ApplicationStarted.Register(() => _ = Task.Run(async () =>
+        {
+            var catalog = app.Services.GetRequiredService<IModelCatalog>();
+            var stopping = app.Lifetime.ApplicationStopping;
+            while (!stopping.IsCancellationRequested && (catalog.Entries.Count == 0 || catalog.Entries.Any(e => e.State == ModelLoadState.Loading)))
+            {
+                await Task.Delay(200, CancellationToken.None);
+            }
+
+            var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault() ?? ApplianceDefaultsExtensions.DefaultUrl;
+            var model = catalog.Entries.FirstOrDefault(e => e.State == ModelLoadState.Ready)?.Id;
+            if (model is not null && !stopping.IsCancellationRequested)
+            {
+                LogReady(app.Logger, $"{address}/v1", model, Curl(address, model));
+            }
+        }));
+        return app;
+    }
+
+    private static string Curl(string address, string model) =>
+        $"curl -s {address}/v1/chat/completions -H 'Content-Type: application/json' -d '{{\"model\":\"{model}\",\"messages\":[{{\"role\":\"user\",\"content\":\"Hello!\"}}]}}'";
+
+    [LoggerMessage(EventId = 3100, Level = LogLevel.Information, Message = "Appliance ready. OpenAI SDK base URL: {BaseUrl} (model \"{Model}\"). Try:\n  {Curl}")]
+    private static partial void LogReady(ILogger logger, string baseUrl, string model, string curl);
+}

@@ -1,0 +1,32 @@
+namespace Appliance.Host.Options;
+
+/// <summary>One declared model (configuration "Models:&lt;id&gt;").</summary>
+public sealed record ModelOptions
+{
+    /// <summary>The model folder (genai_config.json, .onnx, tokenizer, manifest.json).</summary>
+    public string Path { get; init; } = string.Empty;
+
+    /// <summary>Other names clients may use for this model.</summary>
+    public IReadOnlyList<string> Aliases { get; init; } = [];
+
+    /// <summary>Caps the context below the model's own; also sizes the preallocated KV cache.</summary>
+    public int? ContextLength { get; init; }
+
+    public int MaxBatchSize { get; init; } = 8;
+
+    public int PrefillTokenBudget { get; init; } = 1024;
+
+    public int MaxQueuedRequests { get; init; } = 256;
+
+    /// <summary>Threads for one ONNX Runtime operator; 0 uses every core.</summary>
+    public int IntraOpThreads { get; init; }
+
+    /// <summary>CUDA device id; null runs on the CPU.</summary>
+    public int? CudaDevice { get; init; }
+
+    public float DefaultTemperature { get; init; } = 1f;
+
+    public float DefaultTopP { get; init; } = 1f;
+
+    public int DefaultMaxTokens { get; init; } = 256;
+}

@@ -1,0 +1,57 @@
+using Microsoft.Extensions.Options;
+
+namespace Appliance.Host.Options;
+
+/// <summary>Checks the declared models at start; each failure names its configuration key.</summary>
+public sealed class ModelsOptionsValidator : IValidateOptions<ModelsOptions>
+{
+    public ValidateOptionsResult Validate(string? name, ModelsOptions options)
+    {
+        var failures = new List<string>();
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var (id, model) in options.Models)
+        {
+            var key = $"{ModelsOptions.Section}:{id}";
+            if (!names.Add(id))
+            {
+                failures.Add($"{key}: the name '{id}' is used twice");
+            }
+
+            if (string.IsNullOrWhiteSpace(model.Path))
+            {
+                failures.Add($"{key}:Path is required (the model folder)");
+            }
+            else if (!Directory.Exists(model.Path))
+            {
+                failures.Add($"{key}:Path: folder '{model.Path}' does not exist");
+            }
+
+            foreach (var alias in model.Aliases)
+            {
+                if (string.IsNullOrWhiteSpace(alias) || !names.Add(alias))
+                {
+                    failures.Add($"{key}:Aliases: '{alias}' is empty or already names another model");
+                }
+            }
+
+            Check(failures, $"{key}:MaxBatchSize", model.MaxBatchSize is >= 1 and <= 256, "must be between 1 and 256");
+            Check(failures, $"{key}:PrefillTokenBudget", model.PrefillTokenBudget >= 16, "must be at least 16");
+            Check(failures, $"{key}:MaxQueuedRequests", model.MaxQueuedRequests >= 1, "must be at least 1");
+            Check(failures, $"{key}:ContextLength", model.ContextLength is null or >= 2, "must be at least 2");
+            Check(failures, $"{key}:IntraOpThreads", model.IntraOpThreads >= 0, "must not be negative");
+            Check(failures, $"{key}:DefaultTemperature", model.DefaultTemperature is >= 0 and <= 2, "must be between 0 and 2");
+            Check(failures, $"{key}:DefaultTopP", model.DefaultTopP is > 0 and <= 1, "must be greater than 0 and at most 1");
+            Check(failures, $"{key}:DefaultMaxTokens", model.DefaultMaxTokens >= 1, "must be at least 1");
+        }
+
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    private static void Check(List<string> failures, string key, bool valid, string rule)
+    {
+        if (!valid)
+        {
+            failures.Add($"{key} {rule}");
+        }
+    }
+}

@@ -1,0 +1,3 @@
+using Appliance.Host;
+
+await ApplianceApp.Create(args).RunAsync();

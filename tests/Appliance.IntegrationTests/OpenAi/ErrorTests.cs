@@ -1,0 +1,85 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+
+namespace Appliance.IntegrationTests.OpenAi;
+
+/// <summary>Bad input gets OpenAI's error object with the right status and param; nothing is a 500.</summary>
+[Collection(ApplianceServerCollection.Name)]
+public sealed class ErrorTests(ApplianceServer server)
+{
+    public static TheoryData<string, int, string?, string> BadBodies => new()
+    {
+        { "{not json", 400, null, "invalid_json" },
+        { "[1,2]", 400, null, "invalid_json" },
+        { """{"messages":[{"role":"user","content":"x"}]}""", 400, "model", "missing_required_parameter" },
+        { """{"model":"tiny"}""", 400, "messages", "missing_required_parameter" },
+        { """{"model":"tiny","messages":[]}""", 400, "messages", "empty_array" },
+        { """{"model":"tiny","messages":"hello"}""", 400, "messages", "invalid_type" },
+        { """{"model":"tiny","messages":[{"role":"wizard","content":"x"}]}""", 400, "messages[0].role", "invalid_value" },
+        { """{"model":"tiny","messages":[{"role":"user"}]}""", 400, "messages[0].content", "missing_required_parameter" },
+        { """{"model":"tiny","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}""", 400, "messages[0].content[0].type", "unsupported_parameter" },
+        { """{"model":"tiny","messages":[{"role":"user","content":"x"}],"temperature":"hot"}""", 400, "temperature", "invalid_type" },
+        { """{"model":"tiny","messages":[{"role":"user","content":"x"}],"temperature":7}""", 400, "temperature", "invalid_value" },
+        { """{"model":"tiny","messages":[{"role":"user","content":"x"}],"max_tokens":1e30}""", 400, "max_tokens", "invalid_value" },
+        { """{"model":"tiny","messages":[{"role":"user","content":"x"}],"max_tokens":2.5}""", 400, "max_tokens", "invalid_type" },
+        { """{"model":"tiny","messages":[{"role":"user","content":"x"}],"n":9}""", 400, "n", "invalid_value" },
+        { """{"model":"tiny","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function"}]}""", 400, "tools", "unsupported_parameter" },
+        { """{"model":"tiny","messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema"}}""", 400, "response_format", "unsupported_parameter" },
+        { """{"model":"tiny","messages":[{"role":"user","content":"x"}],"frobnicate":1}""", 400, "frobnicate", "unknown_parameter" },
+        { """{"model":"tiny","messages":[{"role":"user","content":"x"}],"stream_options":{"include_usage":true}}""", 400, "stream_options", "invalid_value" },
+        { """{"model":"tiny","messages":[{"role":"user","content":"x"}],"max_tokens":250}""", 400, "messages", "context_length_exceeded" },
+        { """{"model":"nope","messages":[{"role":"user","content":"x"}]}""", 404, "model", "model_not_found" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadBodies))]
+    public async Task Bad_chat_requests_get_openai_errors(string body, int status, string? param, string code)
+    {
+        using var response = await server.Http.PostAsync("/v1/chat/completions", new StringContent(body, Encoding.UTF8, new MediaTypeHeaderValue("application/json")));
+        var error = await Error(response, status);
+        Assert.Equal(code, error.GetProperty("code").GetString());
+        Assert.Equal(param, error.GetProperty("param").GetString());
+        Assert.False(string.IsNullOrEmpty(error.GetProperty("message").GetString()));
+    }
+
+    [Fact]
+    public async Task Invalid_utf8_is_a_400()
+    {
+        var bytes = Encoding.UTF8.GetBytes("""{"model":"tiny","messages":[{"role":"user","content":"__"}]}""");
+        var at = Array.IndexOf(bytes, (byte)'_');
+        bytes[at] = 0xC3;
+        bytes[at + 1] = 0x28; // a lead byte followed by a non-continuation byte
+        using var content = new ByteArrayContent(bytes);
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        using var response = await server.Http.PostAsync("/v1/chat/completions", content);
+        Assert.Equal("invalid_json", (await Error(response, 400)).GetProperty("code").GetString());
+    }
+
+    [Fact]
+    public async Task A_body_over_the_limit_is_413()
+    {
+        var body = $$"""{"model":"tiny","messages":[{"role":"user","content":"{{new string('a', (int)ApplianceServer.BodyLimit)}}"}]}""";
+        using var response = await server.Http.PostAsync("/v1/chat/completions", new StringContent(body, Encoding.UTF8, "application/json"));
+        Assert.Equal("request_too_large", (await Error(response, 413)).GetProperty("code").GetString());
+    }
+
+    [Fact]
+    public async Task An_unknown_v1_route_is_an_openai_404()
+    {
+        using var response = await server.Http.GetAsync("/v1/assistants");
+        Assert.Equal("unknown_url", (await Error(response, 404)).GetProperty("code").GetString());
+    }
+
+    private static async Task<JsonElement> Error(HttpResponseMessage response, int status)
+    {
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True((int)response.StatusCode == status, $"expected {status}, got {(int)response.StatusCode}: {text}");
+        var json = JsonDocument.Parse(text).RootElement;
+        var error = json.GetProperty("error");
+        Assert.True(error.TryGetProperty("type", out _));
+        Assert.True(error.TryGetProperty("param", out _));
+        return error.Clone();
+    }
+}
