@@ -30,6 +30,7 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
     private int _queued;
     private int _running;
     private int _kvUsedTokens;
+    private long _cancelledRequests;
     private volatile bool _stopping;
 
     public GenerationEngine(
@@ -72,6 +73,9 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
     public int KvCacheUsedTokens => Volatile.Read(ref _kvUsedTokens);
 
     public int KvCacheCapacityTokens => _kvCache.CapacityTokens;
+
+    /// <summary>Requests whose reader went away before they finished.</summary>
+    public long CancelledRequests => Interlocked.Read(ref _cancelledRequests);
 
     public GenerationStream Submit(GenerationRequest request)
     {
@@ -200,6 +204,7 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
                 Interlocked.Decrement(ref _queued);
             }
 
+            Interlocked.Increment(ref _cancelledRequests);
             _runner.Release(sequence.Id);
             sequence.Writer.TryComplete();
         }

@@ -33,7 +33,7 @@ public sealed class ApplianceServer : IAsyncLifetime
     public async Task InitializeAsync()
     {
         var modelFolder = Path.Combine(_root, "tiny");
-        SyntheticModelFolder.Write(SyntheticModelSpec.Tiny with { ContextLength = 256 }, modelFolder);
+        SyntheticModelFolder.Write(SyntheticModelSpec.Tiny with { ContextLength = 2048 }, modelFolder);
         _app = ApplianceApp.Create(
         [
             "--urls=http://127.0.0.1:0",
@@ -44,7 +44,7 @@ public sealed class ApplianceServer : IAsyncLifetime
             $"--Models:{Model}:IntraOpThreads=2",
             $"--Limits:MaxBodyBytes={BodyLimit}",
             "--Limits:MaxN=4",
-            "--Limits:MaxTokens=512",
+            "--Limits:MaxTokens=4096",
             "--Logging:LogLevel:Default=Warning",
         ]);
         await _app.StartAsync();

@@ -11,7 +11,7 @@ internal static class ChatCompletionsApi
     {
         var limits = options.Value;
         using var fields = await JsonFields.ReadAsync(http.Request, limits.MaxBodyBytes, http.RequestAborted);
-        var request = ChatCompletionRequest.Read(fields, limits);
+        var request = fields.Parse(f => ChatCompletionRequest.Read(f, limits));
         var model = ModelResolution.Resolve(catalog, request.Settings.Model);
 
         // Render and tokenise here, on the request's thread, never on the engine's.

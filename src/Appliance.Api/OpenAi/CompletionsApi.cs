@@ -11,7 +11,7 @@ internal static class CompletionsApi
     {
         var limits = options.Value;
         using var fields = await JsonFields.ReadAsync(http.Request, limits.MaxBodyBytes, http.RequestAborted);
-        var request = CompletionRequest.Read(fields, limits);
+        var request = fields.Parse(f => CompletionRequest.Read(f, limits));
         var model = ModelResolution.Resolve(catalog, request.Settings.Model);
 
         var prompts = request.Prompts.Select(p => p.TokenIds ?? model.Engine.Tokenizer.Encode(p.Text ?? string.Empty)).ToList();

@@ -34,6 +34,11 @@ internal sealed class JsonFields : IDisposable
             throw new OpenAiRequestException(OpenAiError.Invalid("The request body is empty; send a JSON object.", null, "invalid_json"));
         }
 
+        if (!System.Text.Unicode.Utf8.IsValid(body))
+        {
+            throw new OpenAiRequestException(OpenAiError.Invalid("The request body is not valid UTF-8.", null, "invalid_json"));
+        }
+
         JsonDocument document;
         try
         {
@@ -51,6 +56,22 @@ internal sealed class JsonFields : IDisposable
         }
 
         return new JsonFields(document);
+    }
+
+    /// <summary>
+    /// Runs a request reader; text that cannot become a .NET string (an escaped lone surrogate such as "\ud800")
+    /// surfaces only when read, as InvalidOperationException, and is answered as a 400 too.
+    /// </summary>
+    public T Parse<T>(Func<JsonFields, T> read)
+    {
+        try
+        {
+            return read(this);
+        }
+        catch (InvalidOperationException exception)
+        {
+            throw new OpenAiRequestException(OpenAiError.Invalid($"The JSON body holds text that is not valid Unicode: {exception.Message}", null, "invalid_json"));
+        }
     }
 
     /// <summary>Refuses fields that are not in <paramref name="known"/>, as OpenAI does ("Unrecognized request argument").</summary>

@@ -13,6 +13,7 @@ public sealed class ErrorTests(ApplianceServer server)
     {
         { "{not json", 400, null, "invalid_json" },
         { "[1,2]", 400, null, "invalid_json" },
+        { """{"model":"tiny","messages":[{"role":"user","content":"\ud800"}]}""", 400, null, "invalid_json" },
         { """{"messages":[{"role":"user","content":"x"}]}""", 400, "model", "missing_required_parameter" },
         { """{"model":"tiny"}""", 400, "messages", "missing_required_parameter" },
         { """{"model":"tiny","messages":[]}""", 400, "messages", "empty_array" },
@@ -29,7 +30,7 @@ public sealed class ErrorTests(ApplianceServer server)
         { """{"model":"tiny","messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema"}}""", 400, "response_format", "unsupported_parameter" },
         { """{"model":"tiny","messages":[{"role":"user","content":"x"}],"frobnicate":1}""", 400, "frobnicate", "unknown_parameter" },
         { """{"model":"tiny","messages":[{"role":"user","content":"x"}],"stream_options":{"include_usage":true}}""", 400, "stream_options", "invalid_value" },
-        { """{"model":"tiny","messages":[{"role":"user","content":"x"}],"max_tokens":250}""", 400, "messages", "context_length_exceeded" },
+        { """{"model":"tiny","messages":[{"role":"user","content":"x"}],"max_tokens":2100}""", 400, "messages", "context_length_exceeded" },
         { """{"model":"nope","messages":[{"role":"user","content":"x"}]}""", 404, "model", "model_not_found" },
     };
 

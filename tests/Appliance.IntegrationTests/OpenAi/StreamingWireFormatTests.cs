@@ -87,7 +87,7 @@ public sealed class StreamingWireFormatTests(ApplianceServer server)
     {
         var json = JsonDocument.Parse(await server.Http.GetStringAsync("/v1/models/tiny")).RootElement;
         Assert.Equal("model", json.GetProperty("object").GetString());
-        Assert.Equal(256, json.GetProperty("context_length").GetInt32());
+        Assert.Equal(2048, json.GetProperty("context_length").GetInt32());
         Assert.StartsWith("sha256:", json.GetProperty("digest").GetString(), StringComparison.Ordinal);
         Assert.Equal("ready", json.GetProperty("state").GetString());
 
@@ -98,20 +98,27 @@ public sealed class StreamingWireFormatTests(ApplianceServer server)
     [Fact]
     public async Task A_client_that_disconnects_mid_stream_frees_its_slot()
     {
-        var body = """{"model":"tiny","messages":[{"role":"user","content":"Hi"}],"stream":true,"max_tokens":240}""";
+        var cancelledBefore = server.Engine.CancelledRequests;
+        var body = """{"model":"tiny","messages":[{"role":"user","content":"Hi"}],"stream":true,"max_tokens":2000,"n":4}""";
         using (var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = Json(body) })
         using (var response = await server.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead))
         {
             await using var stream = await response.Content.ReadAsStreamAsync();
             var buffer = new byte[256];
             Assert.True(await stream.ReadAsync(buffer) > 0);
-            Assert.Equal(1, server.Engine.RunningRequests);
+            await WaitUntil(() => server.Engine.RunningRequests == 4, "the request's four choices never started running");
         }
 
+        await WaitUntil(() => server.Engine.RunningRequests == 0 && server.Engine.KvCacheUsedTokens == 0, "the cancelled request still holds its slot");
+        Assert.Equal(cancelledBefore + 4, server.Engine.CancelledRequests);
+    }
+
+    private static async Task WaitUntil(Func<bool> condition, string failure)
+    {
         var deadline = DateTime.UtcNow.AddSeconds(10);
-        while (server.Engine.RunningRequests != 0 || server.Engine.KvCacheUsedTokens != 0)
+        while (!condition())
         {
-            Assert.True(DateTime.UtcNow < deadline, "the cancelled request still holds its slot");
+            Assert.True(DateTime.UtcNow < deadline, failure);
             await Task.Delay(20);
         }
     }
