@@ -1,0 +1,116 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using Appliance.Host;
+using Appliance.Runtime.Onnx.Synthetic;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+
+namespace Appliance.IntegrationTests.Host;
+
+/// <summary>Start-up behaviour: bad settings stop the process naming the key; a broken model is reported, not served.</summary>
+public sealed class HostStartupTests : IDisposable
+{
+    private readonly string _root = Path.Combine(Path.GetTempPath(), "appliance-it", Guid.NewGuid().ToString("N"));
+
+    [Fact]
+    public async Task A_bad_setting_stops_start_up_with_a_message_naming_the_key()
+    {
+        var folder = WriteModel("good");
+        await using var app = ApplianceApp.Create(["--urls=http://127.0.0.1:0", $"--Models:good:Path={folder}", "--Models:good:MaxBatchSize=0", "--Models:ghost:Path=/no/such/folder"]);
+
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => app.StartAsync());
+        Assert.Contains("Models:good:MaxBatchSize", error.Message, StringComparison.Ordinal);
+        Assert.Contains("Models:ghost:Path", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_model_that_fails_verification_answers_503_and_keeps_the_node_unready()
+    {
+        var good = WriteModel("good");
+        var broken = WriteModel("broken");
+        File.AppendAllText(Path.Combine(broken, "genai_config.json"), " ");
+        await using var app = ApplianceApp.Create(["--urls=http://127.0.0.1:0", $"--Models:good:Path={good}", $"--Models:broken:Path={broken}", "--Logging:LogLevel:Default=None"]);
+        await app.StartAsync();
+        using var http = new HttpClient { BaseAddress = Address(app) };
+
+        await WaitForState(http, "broken", "failed");
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, (await http.GetAsync("/health/ready")).StatusCode);
+        using var response = await http.PostAsync("/v1/chat/completions", new StringContent("""{"model":"broken","messages":[{"role":"user","content":"x"}]}""", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.Contains("model_unavailable", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+
+        await WaitForState(http, "good", "ready");
+        using var served = await http.PostAsync("/v1/chat/completions", new StringContent("""{"model":"good","messages":[{"role":"user","content":"x"}],"max_tokens":2}""", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.OK, served.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_full_queue_answers_429_with_retry_after()
+    {
+        var folder = WriteModel("small-queue", contextLength: 4096);
+        await using var app = ApplianceApp.Create(
+        [
+            "--urls=http://127.0.0.1:0", $"--Models:q:Path={folder}", "--Models:q:MaxBatchSize=1", "--Models:q:MaxQueuedRequests=1",
+            "--Limits:MaxTokens=4000", "--Logging:LogLevel:Default=None",
+        ]);
+        await app.StartAsync();
+        using var http = new HttpClient { BaseAddress = Address(app) };
+        await WaitForState(http, "q", "ready");
+
+        var body = """{"model":"q","messages":[{"role":"user","content":"x"}],"max_tokens":4000,"stream":true}""";
+        var responses = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ =>
+            http.SendAsync(new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = new StringContent(body, Encoding.UTF8, "application/json") }, HttpCompletionOption.ResponseHeadersRead)));
+
+        var refused = responses.Where(r => r.StatusCode == HttpStatusCode.TooManyRequests).ToList();
+        Assert.NotEmpty(refused);
+        Assert.All(refused, r => Assert.NotNull(r.Headers.RetryAfter));
+        Assert.Contains("rate_limit_exceeded", await refused[0].Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Contains(responses, r => r.StatusCode == HttpStatusCode.OK);
+        foreach (var response in responses)
+        {
+            response.Dispose();
+        }
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(_root, recursive: true);
+        }
+        catch (IOException)
+        {
+            // Leftovers in the temp folder are harmless.
+        }
+    }
+
+    private string WriteModel(string name, int contextLength = 256)
+    {
+        var folder = Path.Combine(_root, name);
+        SyntheticModelFolder.Write(SyntheticModelSpec.Tiny with { ContextLength = contextLength }, folder);
+        return folder;
+    }
+
+    private static Uri Address(WebApplication app) =>
+        new(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single());
+
+    private static async Task WaitForState(HttpClient http, string model, string state)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (true)
+        {
+            var json = JsonDocument.Parse(await http.GetStringAsync($"/v1/models/{model}")).RootElement;
+            if (json.GetProperty("state").GetString() == state)
+            {
+                return;
+            }
+
+            Assert.True(DateTime.UtcNow < deadline, $"model {model} never reached state {state}");
+            await Task.Delay(50);
+        }
+    }
+}
