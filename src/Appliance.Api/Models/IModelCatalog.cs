@@ -1,4 +1,5 @@
 using Appliance.Engine;
+using Appliance.Engine.Embeddings;
 using Appliance.Engine.Prompting;
 
 namespace Appliance.Api.Models;
@@ -25,8 +26,20 @@ public sealed record ServedModel(
     IChatTemplate ChatTemplate,
     IEngineClient Engine);
 
-/// <summary>A declared model and its state; <see cref="Served"/> is set once it is ready.</summary>
-public sealed record ModelEntry(string Id, IReadOnlyList<string> Aliases, ModelLoadState State, string? Error, ServedModel? Served);
+/// <summary>A loaded sentence-embedding model.</summary>
+public sealed record ServedEmbedder(string Id, DateTimeOffset Created, string Digest, ITextEmbedder Embedder);
+
+/// <summary>
+/// A declared model and its state; once it is ready, <see cref="Served"/> (a generative model) or
+/// <see cref="Embedder"/> (an embedding model) is set.
+/// </summary>
+public sealed record ModelEntry(
+    string Id,
+    IReadOnlyList<string> Aliases,
+    ModelLoadState State,
+    string? Error,
+    ServedModel? Served,
+    ServedEmbedder? Embedder = null);
 
 /// <summary>The models this node serves, by id or alias.</summary>
 public interface IModelCatalog

@@ -5,13 +5,21 @@ namespace Appliance.Api.OpenAi;
 /// <summary>Finds the served model a request names, or answers 404 / 503 as OpenAI clients expect.</summary>
 internal static class ModelResolution
 {
-    public static ServedModel Resolve(IModelCatalog catalog, string name)
+    public static ServedModel Resolve(IModelCatalog catalog, string name) =>
+        Ready(catalog, name).Served
+            ?? throw new OpenAiRequestException(OpenAiError.Invalid($"The model '{name}' is an embedding model; use /v1/embeddings.", "model", "model_not_supported"));
+
+    public static ServedEmbedder ResolveEmbedder(IModelCatalog catalog, string name) =>
+        Ready(catalog, name).Embedder
+            ?? throw new OpenAiRequestException(OpenAiError.Invalid($"The model '{name}' does not make embeddings.", "model", "model_not_supported"));
+
+    private static ModelEntry Ready(IModelCatalog catalog, string name)
     {
         var entry = catalog.Find(name) ?? throw new OpenAiRequestException(OpenAiError.ModelNotFound(name));
-        return entry switch
+        return entry.State switch
         {
-            { State: ModelLoadState.Ready, Served: { } served } => served,
-            { State: ModelLoadState.Failed } => throw new OpenAiRequestException(OpenAiError.Unavailable($"The model '{name}' failed to load; see the appliance's log.", "model_unavailable")),
+            ModelLoadState.Ready => entry,
+            ModelLoadState.Failed => throw new OpenAiRequestException(OpenAiError.Unavailable($"The model '{name}' failed to load; see the appliance's log.", "model_unavailable")),
             _ => throw new OpenAiRequestException(OpenAiError.Unavailable($"The model '{name}' is still loading; retry shortly.", "model_loading")),
         };
     }

@@ -16,11 +16,12 @@ internal static class ModelsApi
     {
         id = entry.Id,
         @object = "model",
-        created = entry.Served?.Created.ToUnixTimeSeconds() ?? 0,
+        created = (entry.Served?.Created ?? entry.Embedder?.Created)?.ToUnixTimeSeconds() ?? 0,
         owned_by = "appliance",
         aliases = entry.Aliases,
         state = entry.State.ToString().ToLowerInvariant(),
-        context_length = entry.Served?.ContextLength,
-        digest = entry.Served?.Digest,
+        kind = entry.Embedder is not null ? "embedding" : "chat",
+        context_length = entry.Served?.ContextLength ?? entry.Embedder?.Embedder.MaxTokens,
+        digest = entry.Served?.Digest ?? entry.Embedder?.Digest,
     };
 }

@@ -14,6 +14,7 @@ public static partial class OpenAiApi
         var v1 = endpoints.MapGroup("/v1").AddEndpointFilter(ErrorFilter);
         v1.MapPost("/chat/completions", ChatCompletionsApi.HandleAsync);
         v1.MapPost("/completions", CompletionsApi.HandleAsync);
+        v1.MapPost("/embeddings", EmbeddingsApi.HandleAsync);
         v1.MapGet("/models", ModelsApi.List);
         v1.MapGet("/models/{id}", ModelsApi.Get);
         v1.Map("/{**path}", (string? path) =>

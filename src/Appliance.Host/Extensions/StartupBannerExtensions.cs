@@ -19,7 +19,7 @@ public static partial class StartupBannerExtensions
             }
 
             var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault() ?? ApplianceDefaultsExtensions.DefaultUrl;
-            var model = catalog.Entries.FirstOrDefault(e => e.State == ModelLoadState.Ready)?.Id;
+            var model = catalog.Entries.FirstOrDefault(e => e.Served is not null)?.Id;
             if (model is not null && !stopping.IsCancellationRequested)
             {
                 LogReady(app.Logger, $"{address}/v1", model, Curl(address, model));

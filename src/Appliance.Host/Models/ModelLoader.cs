@@ -3,6 +3,7 @@ using Appliance.Engine;
 using Appliance.Engine.Prompting;
 using Appliance.Engine.Scheduling;
 using Appliance.Host.Options;
+using Appliance.Runtime.Onnx.Embeddings;
 using Appliance.Runtime.Onnx.Execution;
 using Appliance.Runtime.Onnx.Models;
 using Appliance.Runtime.Onnx.Tokenization;
@@ -17,6 +18,7 @@ namespace Appliance.Host.Models;
 internal sealed partial class ModelLoader(
     ModelCatalog catalog,
     IOptions<ModelsOptions> models,
+    IOptions<ApplianceOptions> appliance,
     TimeProvider time,
     ILoggerFactory loggers,
     ILogger<ModelLoader> logger) : BackgroundService
@@ -29,6 +31,12 @@ internal sealed partial class ModelLoader(
         foreach (var (id, options) in declared)
         {
             catalog.Set(new ModelEntry(id, options.Aliases, ModelLoadState.Loading, null, null));
+        }
+
+        if (appliance.Value.BuiltInEmbeddings)
+        {
+            catalog.Set(new ModelEntry(MiniLmPackage.ModelId, [], ModelLoadState.Loading, null, null));
+            LoadBuiltInEmbeddings();
         }
 
         foreach (var (id, options) in declared)
@@ -50,6 +58,25 @@ internal sealed partial class ModelLoader(
                 catalog.Set(new ModelEntry(id, options.Aliases, ModelLoadState.Failed, exception.Message, null));
                 LogFailed(logger, exception, id, exception.Message);
             }
+        }
+    }
+
+    private void LoadBuiltInEmbeddings()
+    {
+        var id = MiniLmPackage.ModelId;
+        var folder = Path.GetFullPath(Path.Combine(appliance.Value.DataFolder, "models", id));
+        LogLoading(logger, id, folder);
+        try
+        {
+            var embedder = SentenceEmbedder.Open(MiniLmPackage.Ensure(folder), logger: loggers.CreateLogger<SentenceEmbedder>());
+            catalog.Own(embedder);
+            catalog.Set(new ModelEntry(id, [], ModelLoadState.Ready, null, null, new ServedEmbedder(id, time.GetUtcNow(), embedder.Digest, embedder)));
+            LogLoaded(logger, id, embedder.Digest, embedder.MaxTokens);
+        }
+        catch (Exception exception) when (exception is ModelFolderException or Microsoft.ML.OnnxRuntime.OnnxRuntimeException or IOException)
+        {
+            catalog.Set(new ModelEntry(id, [], ModelLoadState.Failed, exception.Message, null));
+            LogFailed(logger, exception, id, exception.Message);
         }
     }
 

@@ -8,6 +8,9 @@ public sealed record ApplianceOptions
     /// <summary>Where the appliance keeps its data: the demo model, and later the audit store.</summary>
     public string DataFolder { get; init; } = "data";
 
+    /// <summary>Serve the packaged all-MiniLM-L6-v2 sentence-embedding model on /v1/embeddings.</summary>
+    public bool BuiltInEmbeddings { get; init; } = true;
+
     /// <summary>How long shutdown waits for running requests before it cancels them.</summary>
     public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(30);
 }

@@ -33,7 +33,7 @@ public sealed class HostStartupTests : IDisposable
         var good = WriteModel("good");
         var broken = WriteModel("broken");
         File.AppendAllText(Path.Combine(broken, "genai_config.json"), " ");
-        await using var app = ApplianceApp.Create(["--urls=http://127.0.0.1:0", $"--Models:good:Path={good}", $"--Models:broken:Path={broken}", "--Logging:LogLevel:Default=None"]);
+        await using var app = ApplianceApp.Create(["--urls=http://127.0.0.1:0", $"--Models:good:Path={good}", $"--Models:broken:Path={broken}", "--Logging:LogLevel:Default=None", "--Appliance:BuiltInEmbeddings=false"]);
         await app.StartAsync();
         using var http = new HttpClient { BaseAddress = Address(app) };
 
@@ -55,7 +55,7 @@ public sealed class HostStartupTests : IDisposable
         await using var app = ApplianceApp.Create(
         [
             "--urls=http://127.0.0.1:0", $"--Models:q:Path={folder}", "--Models:q:MaxBatchSize=1", "--Models:q:MaxQueuedRequests=1",
-            "--Limits:MaxTokens=4000", "--Logging:LogLevel:Default=None",
+            "--Limits:MaxTokens=4000", "--Logging:LogLevel:Default=None", "--Appliance:BuiltInEmbeddings=false",
         ]);
         await app.StartAsync();
         using var http = new HttpClient { BaseAddress = Address(app) };

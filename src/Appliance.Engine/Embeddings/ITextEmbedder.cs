@@ -1,0 +1,19 @@
+namespace Appliance.Engine.Embeddings;
+
+/// <summary>Vectors for a batch of texts, and how many tokens they took.</summary>
+public sealed record EmbeddingBatch(IReadOnlyList<float[]> Vectors, int PromptTokens);
+
+/// <summary>A sentence-embedding model. Implementations must be safe to call from several threads.</summary>
+public interface ITextEmbedder
+{
+    int Dimensions { get; }
+
+    /// <summary>Most tokens (special tokens included) one input may have.</summary>
+    int MaxTokens { get; }
+
+    /// <summary>Tokens the text takes, special tokens included.</summary>
+    int CountTokens(string text);
+
+    /// <summary>L2-normalised vectors, one per text, in order.</summary>
+    EmbeddingBatch Embed(IReadOnlyList<string> texts);
+}

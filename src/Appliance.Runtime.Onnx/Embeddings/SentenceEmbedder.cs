@@ -1,0 +1,141 @@
+using Appliance.Engine.Embeddings;
+using Appliance.Runtime.Onnx.Execution;
+using Appliance.Runtime.Onnx.Models;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.Tokenizers;
+
+namespace Appliance.Runtime.Onnx.Embeddings;
+
+/// <summary>
+/// A BERT-style sentence-embedding model (for example all-MiniLM-L6-v2): WordPiece tokens in, last_hidden_state out,
+/// mean pooling over real tokens and L2 normalisation, as sentence-transformers does.
+/// </summary>
+public sealed class SentenceEmbedder : ITextEmbedder, IDisposable
+{
+    public const string ModelFileName = "model.onnx";
+    public const string VocabularyFileName = "vocab.txt";
+
+    private readonly InferenceSession _session;
+    private readonly BertTokenizer _tokenizer;
+    private readonly bool _hasTokenTypes;
+
+    private SentenceEmbedder(InferenceSession session, BertTokenizer tokenizer, int dimensions, int maxTokens, string digest)
+    {
+        _session = session;
+        _tokenizer = tokenizer;
+        _hasTokenTypes = session.InputMetadata.ContainsKey("token_type_ids");
+        Dimensions = dimensions;
+        MaxTokens = maxTokens;
+        Digest = digest;
+    }
+
+    public int Dimensions { get; }
+
+    public int MaxTokens { get; }
+
+    public string Digest { get; }
+
+    /// <summary>Opens a verified folder holding model.onnx, vocab.txt and manifest.json.</summary>
+    public static SentenceEmbedder Open(string folder, int maxTokens = 256, int intraOpThreads = 0, ILogger? logger = null)
+    {
+        var manifest = ModelManifest.Verify(folder);
+        foreach (var file in new[] { ModelFileName, VocabularyFileName })
+        {
+            if (!manifest.Lists(file))
+            {
+                throw new ModelFolderException($"{folder}: '{file}' is not listed in the manifest.");
+            }
+        }
+
+        var session = SessionFactory.Create(Path.Combine(folder, ModelFileName), new RunnerOptions { IntraOpThreads = intraOpThreads }, logger ?? NullLogger.Instance);
+        var output = session.OutputMetadata.Values.First();
+        var dimensions = output.Dimensions[^1];
+        if (dimensions <= 0 || !session.InputMetadata.ContainsKey("input_ids") || !session.InputMetadata.ContainsKey("attention_mask"))
+        {
+            session.Dispose();
+            throw new ModelFolderException($"{folder}: the model must take input_ids and attention_mask and return [batch, tokens, hidden].");
+        }
+
+        var tokenizer = BertTokenizer.Create(Path.Combine(folder, VocabularyFileName), new BertOptions { LowerCaseBeforeTokenization = true });
+        return new SentenceEmbedder(session, tokenizer, dimensions, maxTokens, manifest.Digest);
+    }
+
+    public int CountTokens(string text) => _tokenizer.EncodeToIds(text, addSpecialTokens: true, considerPreTokenization: true, considerNormalization: true).Count;
+
+    public EmbeddingBatch Embed(IReadOnlyList<string> texts)
+    {
+        var encoded = texts.Select(t => _tokenizer.EncodeToIds(t, addSpecialTokens: true, considerPreTokenization: true, considerNormalization: true)).ToList();
+        var tooLong = encoded.FindIndex(e => e.Count > MaxTokens);
+        if (tooLong >= 0)
+        {
+            throw new ArgumentException($"Input {tooLong} has {encoded[tooLong].Count} tokens; the model takes at most {MaxTokens}.");
+        }
+
+        var rows = encoded.Count;
+        var width = encoded.Max(e => e.Count);
+        var ids = new long[rows * width];
+        var mask = new long[rows * width];
+        for (var row = 0; row < rows; row++)
+        {
+            for (var j = 0; j < encoded[row].Count; j++)
+            {
+                ids[(row * width) + j] = encoded[row][j];
+                mask[(row * width) + j] = 1;
+            }
+        }
+
+        using var idsValue = OrtValue.CreateTensorValueFromMemory(ids, [rows, width]);
+        using var maskValue = OrtValue.CreateTensorValueFromMemory(mask, [rows, width]);
+        using var typesValue = OrtValue.CreateTensorValueFromMemory(new long[rows * width], [rows, width]);
+        var names = new List<string> { "input_ids", "attention_mask" };
+        var values = new List<OrtValue> { idsValue, maskValue };
+        if (_hasTokenTypes)
+        {
+            names.Add("token_type_ids");
+            values.Add(typesValue);
+        }
+
+        using var runOptions = new RunOptions();
+        using var outputs = _session.Run(runOptions, names, values, [_session.OutputNames[0]]);
+        var hidden = outputs[0].GetTensorDataAsSpan<float>();
+        var vectors = new float[rows][];
+        for (var row = 0; row < rows; row++)
+        {
+            vectors[row] = MeanPoolAndNormalise(hidden, row, width, encoded[row].Count);
+        }
+
+        return new EmbeddingBatch(vectors, encoded.Sum(e => e.Count));
+    }
+
+    private float[] MeanPoolAndNormalise(ReadOnlySpan<float> hidden, int row, int width, int tokens)
+    {
+        var vector = new float[Dimensions];
+        for (var t = 0; t < tokens; t++)
+        {
+            var state = hidden.Slice(((row * width) + t) * Dimensions, Dimensions);
+            for (var i = 0; i < Dimensions; i++)
+            {
+                vector[i] += state[i];
+            }
+        }
+
+        var norm = 0.0;
+        for (var i = 0; i < Dimensions; i++)
+        {
+            vector[i] /= tokens;
+            norm += vector[i] * vector[i];
+        }
+
+        var scale = (float)(1.0 / Math.Max(Math.Sqrt(norm), 1e-12));
+        for (var i = 0; i < Dimensions; i++)
+        {
+            vector[i] *= scale;
+        }
+
+        return vector;
+    }
+
+    public void Dispose() => _session.Dispose();
+}
