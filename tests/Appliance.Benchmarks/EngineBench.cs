@@ -37,6 +37,9 @@ internal sealed class EngineBench : IDisposable
         return new EngineRound(single.Ttft, single.Decode, batch.Ttft, batch.Decode, staggered, batch.Total);
     }
 
+    /// <summary>Only the static batch of eight: whole-request throughput (prefill included), as the HTTP load measures it.</summary>
+    public async Task<double> StaticBatchThroughputAsync() => (await Batch(_engine, _options, 8, _options.NewTokens)).Total;
+
     public void Dispose() => _engine.Dispose();
 
     /// <summary>

@@ -4,8 +4,47 @@ using Appliance.Benchmarks;
 using Appliance.Tests.Common;
 
 // dotnet run -c Release --project tests/Appliance.Benchmarks -- [--sizes small,base] [--layouts concat,shared]
-//   [--prompt-tokens 64] [--new-tokens 128] [--repeats 3] [--models DIR]
+//   [--prompt-tokens 64] [--new-tokens 128] [--repeats 3] [--models DIR] [--http | --raw]
+// Default: the engine against onnxruntime-genai. --http: the served API under 8 streaming clients against the
+// engine's own batch of 8. --raw: the runner alone.
 var options = BenchOptions.Parse(args);
+var culture = CultureInfo.InvariantCulture;
+if (args.Contains("--http"))
+{
+    Console.WriteLine("| model | KV layout | engine batch-8 (tok/s) | HTTP 8 streams (tok/s) | HTTP / engine | TTFT p50 (ms) | TTFT p99 (ms) | p99 / p50 |");
+    Console.WriteLine("|---|---|---:|---:|---:|---:|---:|---:|");
+    foreach (var size in options.Sizes)
+    {
+        foreach (var layout in options.Layouts)
+        {
+            var folder = BenchModels.Ensure(options.ModelsFolder, size, layout);
+            var direct = new List<double>();
+            var served = new List<HttpRound>();
+            using (var engine = new EngineBench(folder, options))
+            await using (var host = await HttpLoadBench.StartAsync(folder, options))
+            {
+                await engine.WarmUpAsync();
+                await host.RoundAsync(8);
+                for (var round = 0; round < options.Repeats; round++)
+                {
+                    Console.Error.WriteLine($"{size}/{layout}: HTTP round {round + 1} of {options.Repeats}");
+                    direct.Add(await engine.StaticBatchThroughputAsync());
+                    served.Add(await host.RoundAsync(8));
+                }
+            }
+
+            var ttft = served.SelectMany(r => r.TtftSeconds).Order().ToArray();
+            var p50 = Percentile(ttft, 0.50);
+            var p99 = Percentile(ttft, 0.99);
+            Console.WriteLine(string.Format(culture, "| {0} | {1} | {2:F1} | {3:F1} | {4:F2} | {5:F0} | {6:F0} | {7:F2} |",
+                size, layout, Median(direct), Median(served.Select(r => r.TokensPerSecond)),
+                Median(direct.Zip(served, (d, h) => h.TokensPerSecond / d)), p50 * 1000, p99 * 1000, p99 / p50));
+        }
+    }
+
+    return 0;
+}
+
 if (args.Contains("--raw"))
 {
     foreach (var size in options.Sizes)
@@ -22,7 +61,6 @@ if (args.Contains("--raw"))
     return 0;
 }
 
-var culture = CultureInfo.InvariantCulture;
 var lines = new List<string>
 {
     "| model | KV layout | engine | TTFT b1 (ms) | decode b1 (tok/s) | TTFT b8 (ms) | decode b8 (tok/s) | b8 / b1 | staggered (tok/s) | staggered / static b8 |",
@@ -69,6 +107,9 @@ foreach (var size in options.Sizes)
 
 Console.WriteLine(string.Join(Environment.NewLine, lines));
 return 0;
+
+static double Percentile(double[] sorted, double fraction) =>
+    sorted[Math.Clamp((int)Math.Ceiling(fraction * sorted.Length) - 1, 0, sorted.Length - 1)];
 
 static double Median(IEnumerable<double> values)
 {
