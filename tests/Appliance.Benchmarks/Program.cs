@@ -54,7 +54,8 @@ if (args.Contains("--raw"))
             var folder = BenchModels.Ensure(options.ModelsFolder, size, layout);
             var spin = RunnerBench.DecodeRate(folder, options);
             var noSpin = RunnerBench.DecodeRate(folder, options, new() { ["session.intra_op.allow_spinning"] = "0" });
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{size}/{layout}: runner alone, batch 1: {spin:F1} tok/s (spinning), {noSpin:F1} tok/s (no spinning)"));
+            var prefill = RunnerBench.PrefillSeconds(folder, options);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{size}/{layout}: runner alone, batch 1: {spin:F1} tok/s (spinning), {noSpin:F1} tok/s (no spinning), prefill of {options.PromptTokens} tokens {prefill * 1000:F0} ms"));
         }
     }
 

@@ -33,6 +33,22 @@ internal static class RunnerBench
         return rates.Average();
     }
 
+    /// <summary>Median seconds of one prefill of a prompt at batch 1 (after a warm-up).</summary>
+    public static double PrefillSeconds(string folder, BenchOptions options)
+    {
+        using var runner = new OnnxDecoderRunner(ModelFolder.Open(folder), "raw", new RunnerOptions { MaxBatchSize = 1 });
+        var times = new List<double>();
+        for (var r = 0; r <= options.Repeats * 2; r++)
+        {
+            var clock = Stopwatch.StartNew();
+            runner.Execute([new RunnerSequence(r, BenchModels.Prompt(r, options.PromptTokens), 0)]);
+            times.Add(clock.Elapsed.TotalSeconds);
+            runner.Release(r);
+        }
+
+        return times.Skip(1).Order().ElementAt(times.Count / 2);
+    }
+
     private static int ArgMax(ReadOnlySpan<float> values)
     {
         var best = 0;

@@ -1,43 +1,36 @@
 using Appliance.Api.Models;
 using Appliance.Engine;
-using Appliance.Host;
 using Appliance.Runtime.Onnx.Synthetic;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
+using Appliance.Tests.Common;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Appliance.IntegrationTests;
 
 /// <summary>
 /// The real appliance host, listening on a free loopback port, serving a tiny synthetic model ("tiny", alias
-/// "tiny-alias"). Shared by the tests of one collection.
+/// "tiny-alias") and the packaged embedding model. Shared by the tests of one collection.
 /// </summary>
 public sealed class ApplianceServer : IAsyncLifetime
 {
     public const string Model = "tiny";
     public const long BodyLimit = 64 * 1024;
 
-    private readonly string _root = Path.Combine(Path.GetTempPath(), "appliance-it", Guid.NewGuid().ToString("N"));
-    private WebApplication? _app;
+    private readonly TempFolder _root = new("appliance-server");
+    private RunningAppliance? _running;
 
-    public Uri BaseAddress { get; private set; } = new("http://127.0.0.1");
+    public Uri ApiBase => new(Http.BaseAddress!, "/v1");
 
-    public Uri ApiBase => new(BaseAddress, "/v1");
-
-    public HttpClient Http { get; } = new() { Timeout = TimeSpan.FromMinutes(2) };
+    public HttpClient Http => _running?.Http ?? throw new InvalidOperationException("the server has not started");
 
     public GenerationEngine Engine =>
-        (GenerationEngine)_app!.Services.GetRequiredService<IModelCatalog>().Find(Model)!.Served!.Engine;
+        (GenerationEngine)_running!.App.Services.GetRequiredService<IModelCatalog>().Find(Model)!.Served!.Engine;
 
     public async Task InitializeAsync()
     {
-        var modelFolder = Path.Combine(_root, "tiny");
+        var modelFolder = _root.Combine("tiny");
         SyntheticModelFolder.Write(SyntheticModelSpec.Tiny with { ContextLength = 2048 }, modelFolder);
-        _app = ApplianceApp.Create(
-        [
-            "--urls=http://127.0.0.1:0",
-            $"--Appliance:DataFolder={Path.Combine(_root, "data")}",
+        _running = await RunningAppliance.StartAsync(
+            $"--Appliance:DataFolder={_root.Combine("data")}",
             $"--Models:{Model}:Path={modelFolder}",
             $"--Models:{Model}:Aliases:0=tiny-alias",
             $"--Models:{Model}:DefaultMaxTokens=16",
@@ -45,42 +38,18 @@ public sealed class ApplianceServer : IAsyncLifetime
             $"--Limits:MaxBodyBytes={BodyLimit}",
             "--Limits:MaxN=4",
             "--Limits:MaxTokens=4096",
-            "--Logging:LogLevel:Default=Warning",
-        ]);
-        await _app.StartAsync();
-        var address = _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();
-        BaseAddress = new Uri(address);
-        Http.BaseAddress = BaseAddress;
-
-        var deadline = DateTime.UtcNow.AddMinutes(1);
-        while ((await Http.GetAsync("/health/ready")).StatusCode != System.Net.HttpStatusCode.OK)
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new TimeoutException("the appliance did not become ready within a minute");
-            }
-
-            await Task.Delay(50);
-        }
+            "--Logging:LogLevel:Default=Warning");
+        await _running.WaitUntilReadyAsync();
     }
 
     public async Task DisposeAsync()
     {
-        Http.Dispose();
-        if (_app is not null)
+        if (_running is not null)
         {
-            await _app.StopAsync();
-            await _app.DisposeAsync();
+            await _running.DisposeAsync();
         }
 
-        try
-        {
-            Directory.Delete(_root, recursive: true);
-        }
-        catch (IOException)
-        {
-            // Leftovers in the temp folder are harmless.
-        }
+        _root.Dispose();
     }
 }
 

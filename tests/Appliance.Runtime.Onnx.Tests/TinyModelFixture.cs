@@ -4,16 +4,20 @@ using Appliance.Runtime.Onnx.Execution;
 using Appliance.Runtime.Onnx.Models;
 using Appliance.Runtime.Onnx.Synthetic;
 using Appliance.Runtime.Onnx.Tokenization;
+using Appliance.Tests.Common;
 
 namespace Appliance.Runtime.Onnx.Tests;
 
 /// <summary>Writes a tiny synthetic model once per test collection and opens engines over it.</summary>
 public abstract class TinyModelFixture : IDisposable
 {
+    private readonly TempFolder _root;
+
     protected TinyModelFixture(KvCacheLayout layout)
     {
         Spec = SyntheticModelSpec.Tiny with { Layout = layout };
-        Folder = Path.Combine(Path.GetTempPath(), "appliance-tests", $"tiny-{layout}-{Environment.ProcessId}-{Guid.NewGuid():N}");
+        _root = new TempFolder($"tiny-{layout}");
+        Folder = _root.Path;
         SyntheticModelFolder.Write(Spec, Folder);
         Weights = SyntheticWeights.Create(Spec);
     }
@@ -33,17 +37,7 @@ public abstract class TinyModelFixture : IDisposable
         return new GenerationEngine(CreateRunner(options.MaxBatchSize), Gpt2Tokenizer.Instance, options);
     }
 
-    public void Dispose()
-    {
-        try
-        {
-            Directory.Delete(Folder, recursive: true);
-        }
-        catch (IOException)
-        {
-            // Leftovers in the temp folder are harmless.
-        }
-    }
+    public void Dispose() => _root.Dispose();
 }
 
 /// <summary>The tiny model with a concatenating KV cache (Optimum-style export).</summary>

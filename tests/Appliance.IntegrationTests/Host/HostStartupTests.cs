@@ -3,10 +3,7 @@ using System.Text;
 using System.Text.Json;
 using Appliance.Host;
 using Appliance.Runtime.Onnx.Synthetic;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.Extensions.DependencyInjection;
+using Appliance.Tests.Common;
 using Microsoft.Extensions.Options;
 
 namespace Appliance.IntegrationTests.Host;
@@ -14,7 +11,7 @@ namespace Appliance.IntegrationTests.Host;
 /// <summary>Start-up behaviour: bad settings stop the process naming the key; a broken model is reported, not served.</summary>
 public sealed class HostStartupTests : IDisposable
 {
-    private readonly string _root = Path.Combine(Path.GetTempPath(), "appliance-it", Guid.NewGuid().ToString("N"));
+    private readonly TempFolder _root = new("appliance-startup");
 
     [Fact]
     public async Task A_bad_setting_stops_start_up_with_a_message_naming_the_key()
@@ -33,9 +30,8 @@ public sealed class HostStartupTests : IDisposable
         var good = WriteModel("good");
         var broken = WriteModel("broken");
         File.AppendAllText(Path.Combine(broken, "genai_config.json"), " ");
-        await using var app = ApplianceApp.Create(["--urls=http://127.0.0.1:0", $"--Models:good:Path={good}", $"--Models:broken:Path={broken}", "--Logging:LogLevel:Default=None", "--Appliance:BuiltInEmbeddings=false"]);
-        await app.StartAsync();
-        using var http = new HttpClient { BaseAddress = Address(app) };
+        await using var running = await RunningAppliance.StartAsync($"--Models:good:Path={good}", $"--Models:broken:Path={broken}", "--Logging:LogLevel:Default=None", "--Appliance:BuiltInEmbeddings=false");
+        var http = running.Http;
 
         await WaitForState(http, "broken", "failed");
         Assert.Equal(HttpStatusCode.ServiceUnavailable, (await http.GetAsync("/health/ready")).StatusCode);
@@ -52,13 +48,10 @@ public sealed class HostStartupTests : IDisposable
     public async Task A_full_queue_answers_429_with_retry_after()
     {
         var folder = WriteModel("small-queue", contextLength: 4096);
-        await using var app = ApplianceApp.Create(
-        [
-            "--urls=http://127.0.0.1:0", $"--Models:q:Path={folder}", "--Models:q:MaxBatchSize=1", "--Models:q:MaxQueuedRequests=1",
-            "--Limits:MaxTokens=4000", "--Logging:LogLevel:Default=None", "--Appliance:BuiltInEmbeddings=false",
-        ]);
-        await app.StartAsync();
-        using var http = new HttpClient { BaseAddress = Address(app) };
+        await using var running = await RunningAppliance.StartAsync(
+            $"--Models:q:Path={folder}", "--Models:q:MaxBatchSize=1", "--Models:q:MaxQueuedRequests=1",
+            "--Limits:MaxTokens=4000", "--Logging:LogLevel:Default=None", "--Appliance:BuiltInEmbeddings=false");
+        var http = running.Http;
         await WaitForState(http, "q", "ready");
 
         var body = """{"model":"q","messages":[{"role":"user","content":"x"}],"max_tokens":4000,"stream":true}""";
@@ -76,27 +69,14 @@ public sealed class HostStartupTests : IDisposable
         }
     }
 
-    public void Dispose()
-    {
-        try
-        {
-            Directory.Delete(_root, recursive: true);
-        }
-        catch (IOException)
-        {
-            // Leftovers in the temp folder are harmless.
-        }
-    }
+    public void Dispose() => _root.Dispose();
 
     private string WriteModel(string name, int contextLength = 256)
     {
-        var folder = Path.Combine(_root, name);
+        var folder = _root.Combine(name);
         SyntheticModelFolder.Write(SyntheticModelSpec.Tiny with { ContextLength = contextLength }, folder);
         return folder;
     }
-
-    private static Uri Address(WebApplication app) =>
-        new(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single());
 
     private static async Task WaitForState(HttpClient http, string model, string state)
     {

@@ -1,19 +1,22 @@
 using Appliance.Runtime.Onnx.Models;
 using Appliance.Runtime.Onnx.Synthetic;
+using Appliance.Tests.Common;
 
 namespace Appliance.Runtime.Onnx.Tests.Models;
 
 public sealed class ModelFolderTests : IDisposable
 {
-    private readonly string _folder = Path.Combine(Path.GetTempPath(), "appliance-tests", Guid.NewGuid().ToString("N"));
+    private readonly TempFolder _root = new("model-folder");
+
+    private string Folder => _root.Path;
 
     public ModelFolderTests() =>
-        SyntheticModelFolder.Write(SyntheticModelSpec.Tiny with { VocabularySize = 300, EosTokenId = 299, HiddenSize = 32 }, _folder);
+        SyntheticModelFolder.Write(SyntheticModelSpec.Tiny with { VocabularySize = 300, EosTokenId = 299, HiddenSize = 32 }, Folder);
 
     [Fact]
-    public void A_verified_folder_opens_with_its_config_and_digest()
+    public void A_verifiedFolder_opens_with_its_config_and_digest()
     {
-        var folder = ModelFolder.Open(_folder);
+        var folder = ModelFolder.Open(Folder);
         Assert.Equal("decoder", folder.Config.ModelType);
         Assert.Equal(300, folder.Config.VocabularySize);
         Assert.Equal([299], folder.Config.EosTokenIds);
@@ -24,13 +27,13 @@ public sealed class ModelFolderTests : IDisposable
     [Fact]
     public void A_modified_file_refuses_the_model_naming_the_file()
     {
-        using (var stream = File.OpenWrite(Path.Combine(_folder, "model.onnx")))
+        using (var stream = File.OpenWrite(Path.Combine(Folder, "model.onnx")))
         {
             stream.Seek(-10, SeekOrigin.End);
             stream.WriteByte(0x42);
         }
 
-        var error = Assert.Throws<ModelFolderException>(() => ModelFolder.Open(_folder));
+        var error = Assert.Throws<ModelFolderException>(() => ModelFolder.Open(Folder));
         Assert.Contains("'model.onnx'", error.Message, StringComparison.Ordinal);
         Assert.Contains("SHA-256", error.Message, StringComparison.Ordinal);
     }
@@ -38,33 +41,33 @@ public sealed class ModelFolderTests : IDisposable
     [Fact]
     public void A_missing_file_refuses_the_model_naming_the_file()
     {
-        File.Delete(Path.Combine(_folder, "tokenizer_config.json"));
-        var error = Assert.Throws<ModelFolderException>(() => ModelFolder.Open(_folder));
+        File.Delete(Path.Combine(Folder, "tokenizer_config.json"));
+        var error = Assert.Throws<ModelFolderException>(() => ModelFolder.Open(Folder));
         Assert.Contains("'tokenizer_config.json'", error.Message, StringComparison.Ordinal);
         Assert.Contains("missing", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]
-    public void A_folder_without_manifest_is_refused()
+    public void AFolder_without_manifest_is_refused()
     {
-        File.Delete(Path.Combine(_folder, ModelManifest.FileName));
-        var error = Assert.Throws<ModelFolderException>(() => ModelFolder.Open(_folder));
+        File.Delete(Path.Combine(Folder, ModelManifest.FileName));
+        var error = Assert.Throws<ModelFolderException>(() => ModelFolder.Open(Folder));
         Assert.Contains("manifest.json", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]
-    public void A_manifest_entry_outside_the_folder_is_refused()
+    public void A_manifest_entry_outside_theFolder_is_refused()
     {
-        var path = Path.Combine(_folder, ModelManifest.FileName);
+        var path = Path.Combine(Folder, ModelManifest.FileName);
         File.WriteAllText(path, File.ReadAllText(path).Replace("\"tokenizer_config.json\"", "\"../escape.json\"", StringComparison.Ordinal));
-        var error = Assert.Throws<ModelFolderException>(() => ModelFolder.Open(_folder));
+        var error = Assert.Throws<ModelFolderException>(() => ModelFolder.Open(Folder));
         Assert.Contains("outside", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]
     public void Eos_may_be_a_list_and_a_missing_key_is_named()
     {
-        var config = Path.Combine(_folder, GenAiConfig.FileName);
+        var config = Path.Combine(Folder, GenAiConfig.FileName);
         var json = File.ReadAllText(config);
         File.WriteAllText(config, json.Replace("\"eos_token_id\": 299", "\"eos_token_id\": [299, 7]", StringComparison.Ordinal));
         Assert.Equal([299, 7], GenAiConfig.Load(config).EosTokenIds);
@@ -74,5 +77,5 @@ public sealed class ModelFolderTests : IDisposable
         Assert.Contains("model.context_length", error.Message, StringComparison.Ordinal);
     }
 
-    public void Dispose() => Directory.Delete(_folder, recursive: true);
+    public void Dispose() => _root.Dispose();
 }

@@ -1,5 +1,6 @@
 using Appliance.Engine;
 using Appliance.Runtime.Onnx.Synthetic;
+using Appliance.Tests.Common;
 
 namespace Appliance.Runtime.Onnx.Tests.Synthetic;
 
@@ -50,23 +51,15 @@ public abstract class SyntheticModelTests(TinyModelFixture model)
     [Fact]
     public void The_same_spec_writes_a_byte_identical_model()
     {
-        var a = Path.Combine(Path.GetTempPath(), "appliance-tests", Guid.NewGuid().ToString("N"));
-        var b = Path.Combine(Path.GetTempPath(), "appliance-tests", Guid.NewGuid().ToString("N"));
-        try
-        {
-            var spec = SyntheticModelSpec.Tiny with { VocabularySize = 300, EosTokenId = 299, HiddenSize = 32 };
-            var first = SyntheticModelFolder.Write(spec, a);
-            var second = SyntheticModelFolder.Write(spec, b);
-            Assert.Equal(first.Digest, second.Digest);
+        using var a = new TempFolder("same-spec-a");
+        using var b = new TempFolder("same-spec-b");
+        var spec = SyntheticModelSpec.Tiny with { VocabularySize = 300, EosTokenId = 299, HiddenSize = 32 };
+        var first = SyntheticModelFolder.Write(spec, a.Path);
+        var second = SyntheticModelFolder.Write(spec, b.Path);
+        Assert.Equal(first.Digest, second.Digest);
 
-            var otherSeed = SyntheticModelFolder.Write(spec with { Seed = 2 }, b);
-            Assert.NotEqual(first.Digest, otherSeed.Digest);
-        }
-        finally
-        {
-            Directory.Delete(a, true);
-            Directory.Delete(b, true);
-        }
+        var otherSeed = SyntheticModelFolder.Write(spec with { Seed = 2 }, b.Path);
+        Assert.NotEqual(first.Digest, otherSeed.Digest);
     }
 }
 
