@@ -1,5 +1,3 @@
-using System.Buffers;
-
 namespace Appliance.Engine;
 
 /// <summary>Turns text into token ids and back. Implementations must be safe to call from several threads.</summary>
@@ -9,11 +7,8 @@ public interface ITokenizer
     IReadOnlyList<int> Encode(string text);
 
     /// <summary>
-    /// Decodes as many leading ids as form whole characters. Returns <see cref="OperationStatus.NeedMoreData"/>
-    /// when the ids end inside a character, so a streaming caller can hold the rest back.
+    /// Decodes a sequence. Ids that end inside a multi-byte character decode to U+FFFD at the end, which streaming
+    /// detokenisation relies on to hold them back.
     /// </summary>
-    OperationStatus Decode(IEnumerable<int> ids, Span<char> destination, out int idsConsumed, out int charsWritten);
-
-    /// <summary>Decodes a whole sequence (broken characters become U+FFFD).</summary>
     string Decode(IEnumerable<int> ids);
 }

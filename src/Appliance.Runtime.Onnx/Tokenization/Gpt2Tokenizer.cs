@@ -1,4 +1,3 @@
-using System.Buffers;
 using Appliance.Engine;
 using Microsoft.ML.Tokenizers;
 
@@ -12,9 +11,6 @@ public sealed class Gpt2Tokenizer : ITokenizer
     public static Gpt2Tokenizer Instance { get; } = new();
 
     public IReadOnlyList<int> Encode(string text) => Shared.Value.EncodeToIds(text);
-
-    public OperationStatus Decode(IEnumerable<int> ids, Span<char> destination, out int idsConsumed, out int charsWritten) =>
-        Shared.Value.Decode(ids, destination, out idsConsumed, out charsWritten);
 
     public string Decode(IEnumerable<int> ids) => Shared.Value.Decode(ids);
 }

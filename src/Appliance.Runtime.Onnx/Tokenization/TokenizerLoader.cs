@@ -4,33 +4,57 @@ using Appliance.Runtime.Onnx.Models;
 
 namespace Appliance.Runtime.Onnx.Tokenization;
 
-/// <summary>Chooses the tokenizer a model folder asks for.</summary>
+/// <summary>
+/// Chooses the tokenizer a model folder carries: tokenizer.json with tokenizer_config.json, or a SentencePiece
+/// tokenizer.model; a folder with neither is refused.
+/// </summary>
 public static class TokenizerLoader
 {
+    public const string ConfigFileName = "tokenizer_config.json";
+    public const string JsonFileName = "tokenizer.json";
+
     public static ITokenizer Load(string folder)
     {
-        var configPath = Path.Combine(folder, "tokenizer_config.json");
-        if (!File.Exists(configPath))
+        var config = ReadConfig(folder);
+        if (File.Exists(Path.Combine(folder, JsonFileName)))
         {
-            throw new ModelFolderException($"{folder}: no tokenizer_config.json; the folder must say which tokenizer the model uses.");
+            var tokenizerClass = config is { } c && c.TryGetProperty("tokenizer_class", out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
+            return tokenizerClass switch
+            {
+                "GPT2Tokenizer" or "GPT2TokenizerFast" => Gpt2Tokenizer.Instance,
+                _ => throw new ModelFolderException(
+                    $"{folder}: {JsonFileName} with tokenizer_class '{tokenizerClass}' is not supported yet (supported: GPT2Tokenizer, or a SentencePiece {SentencePieceTokenizer.FileName})."),
+            };
         }
 
-        string? tokenizerClass;
+        var sentencePiece = Path.Combine(folder, SentencePieceTokenizer.FileName);
+        if (File.Exists(sentencePiece))
+        {
+            // Llama-family tokenizers add BOS unless their configuration says otherwise.
+            var addBos = config is not { } settings || !settings.TryGetProperty("add_bos_token", out var add) || add.ValueKind != JsonValueKind.False;
+            return SentencePieceTokenizer.Load(sentencePiece, addBos);
+        }
+
+        throw new ModelFolderException(
+            $"{folder}: no tokenizer; a model folder needs {JsonFileName} with {ConfigFileName}, or a SentencePiece {SentencePieceTokenizer.FileName}.");
+    }
+
+    private static JsonElement? ReadConfig(string folder)
+    {
+        var path = Path.Combine(folder, ConfigFileName);
+        if (!File.Exists(path))
+        {
+            return null;
+        }
+
         try
         {
-            using var document = JsonDocument.Parse(File.ReadAllBytes(configPath));
-            tokenizerClass = document.RootElement.TryGetProperty("tokenizer_class", out var value) ? value.GetString() : null;
+            using var document = JsonDocument.Parse(File.ReadAllBytes(path));
+            return document.RootElement.Clone();
         }
         catch (JsonException exception)
         {
-            throw new ModelFolderException($"{configPath}: not valid JSON: {exception.Message}", exception);
+            throw new ModelFolderException($"{path}: not valid JSON: {exception.Message}", exception);
         }
-
-        return tokenizerClass switch
-        {
-            "GPT2Tokenizer" or "GPT2TokenizerFast" => Gpt2Tokenizer.Instance,
-            _ => throw new ModelFolderException(
-                $"{configPath}: tokenizer_class '{tokenizerClass}' is not supported yet (supported: GPT2Tokenizer)."),
-        };
     }
 }
