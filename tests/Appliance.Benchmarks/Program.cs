@@ -4,11 +4,21 @@ using Appliance.Benchmarks;
 using Appliance.Tests.Common;
 
 // dotnet run -c Release --project tests/Appliance.Benchmarks -- [--sizes small,base] [--layouts concat,shared]
-//   [--prompt-tokens 64] [--new-tokens 128] [--repeats 3] [--models DIR] [--http | --raw]
+//   [--prompt-tokens 64] [--new-tokens 128] [--repeats 3] [--models DIR] [--http | --raw | --tokenizers]
 // Default: the engine against onnxruntime-genai. --http: the served API under 8 streaming clients against the
-// engine's own batch of 8. --raw: the runner alone.
+// engine's own batch of 8. --raw: the runner alone. --tokenizers: tokenizer load time and throughput.
 var options = BenchOptions.Parse(args);
 var culture = CultureInfo.InvariantCulture;
+if (args.Contains("--tokenizers"))
+{
+    foreach (var row in TokenizerBench.Rows(options.Repeats))
+    {
+        Console.WriteLine(row);
+    }
+
+    return 0;
+}
+
 if (args.Contains("--http"))
 {
     Console.WriteLine("| model | KV layout | engine batch-8 (tok/s) | HTTP 8 streams (tok/s) | HTTP / engine | TTFT p50 (ms) | TTFT p99 (ms) | p99 / p50 |");

