@@ -1,4 +1,5 @@
 using Appliance.Api.Models;
+using Appliance.Engine.Prompting.Jinja;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Options;
 
@@ -15,10 +16,27 @@ internal static class ChatCompletionsApi
         var model = ModelResolution.Resolve(catalog, request.Settings.Model);
 
         // Render and tokenise here, on the request's thread, never on the engine's.
-        var prompt = model.Engine.Tokenizer.Encode(model.ChatTemplate.Render(request.Messages));
+        var prompt = model.Engine.Tokenizer.Encode(RenderPrompt(model, request));
         var maxTokens = ModelResolution.MaxTokens(model, request.Settings.MaxTokens, prompt.Count);
         var choices = Enumerable.Range(0, request.Settings.N).Select(i => new ChoiceInput(i, prompt)).ToList();
         var header = new ResponseHeader(ResponseKind.Chat, $"chatcmpl-{Guid.NewGuid():N}", time.GetUtcNow().ToUnixTimeSeconds(), request.Settings.Model, ModelResolution.Fingerprint(model));
         await GenerationResponder.RespondAsync(http, header, model, request.Settings, choices, maxTokens, prompt.Count, limits);
+    }
+
+    private static string RenderPrompt(ServedModel model, ChatCompletionRequest request)
+    {
+        try
+        {
+            return model.ChatTemplate.Render(request.Messages);
+        }
+        catch (ChatTemplateRejectedException rejected)
+        {
+            // The model's own template refused the conversation (for example roles out of order).
+            throw new OpenAiRequestException(OpenAiError.Invalid(rejected.Message, "messages", "invalid_conversation"));
+        }
+        catch (ChatTemplateException failure)
+        {
+            throw new OpenAiRequestException(new OpenAiError(StatusCodes.Status500InternalServerError, $"The model's chat template failed: {failure.Message}", "server_error", null, "chat_template_error"));
+        }
     }
 }

@@ -1,6 +1,5 @@
 using Appliance.Api.Models;
 using Appliance.Engine;
-using Appliance.Engine.Prompting;
 using Appliance.Engine.Scheduling;
 using Appliance.Host.Options;
 using Appliance.Runtime.Onnx.Embeddings;
@@ -113,7 +112,7 @@ internal sealed partial class ModelLoader(
             folder.Digest,
             runner.Info.ContextLength,
             new ModelDefaults(options.DefaultTemperature, options.DefaultTopP, options.DefaultMaxTokens),
-            new ChatMlTemplate(),
+            ChatTemplateLoader.Load(options.Path, time),
             engine);
     }
 

@@ -1,0 +1,61 @@
+using System.Globalization;
+using Appliance.Engine.Prompting.Jinja;
+
+namespace Appliance.Engine.Prompting;
+
+/// <summary>
+/// A model's own chat template (tokenizer_config.json's chat_template, Jinja), rendered as Hugging Face transformers
+/// renders it: messages, bos_token, eos_token, add_generation_prompt, raise_exception and strftime_now.
+/// </summary>
+public sealed class HuggingFaceChatTemplate : IChatTemplate
+{
+    private readonly JinjaTemplate _template;
+    private readonly string _bosToken;
+    private readonly string _eosToken;
+    private readonly TimeProvider _time;
+
+    /// <summary>Parses the template; unknown syntax throws <see cref="ChatTemplateException"/> here, at model load.</summary>
+    public HuggingFaceChatTemplate(string source, string? bosToken, string? eosToken, TimeProvider? time = null)
+    {
+        _template = JinjaTemplate.Parse(source);
+        _bosToken = bosToken ?? string.Empty;
+        _eosToken = eosToken ?? string.Empty;
+        _time = time ?? TimeProvider.System;
+    }
+
+    public string Name => "model";
+
+    /// <summary>Renders; a template that refuses the conversation throws <see cref="ChatTemplateRejectedException"/>.</summary>
+    public string Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = true)
+    {
+        var context = new Dictionary<string, object?>(StringComparer.Ordinal)
+        {
+            ["messages"] = messages
+                .Select(m => (object?)new Dictionary<string, object?>(StringComparer.Ordinal) { ["role"] = m.Role, ["content"] = m.Content })
+                .ToList(),
+            ["bos_token"] = _bosToken,
+            ["eos_token"] = _eosToken,
+            ["add_generation_prompt"] = addGenerationPrompt,
+            ["strftime_now"] = (JinjaCallable)((args, _) => StrftimeNow(args.Count > 0 ? JinjaValues.ToText(args[0]) : "%Y-%m-%d")),
+        };
+        return _template.Render(context);
+    }
+
+    /// <summary>The strftime directives chat templates use to print today's date.</summary>
+    private string StrftimeNow(string format)
+    {
+        var now = _time.GetLocalNow();
+        var culture = CultureInfo.InvariantCulture;
+        return format
+            .Replace("%d", now.ToString("dd", culture), StringComparison.Ordinal)
+            .Replace("%b", now.ToString("MMM", culture), StringComparison.Ordinal)
+            .Replace("%B", now.ToString("MMMM", culture), StringComparison.Ordinal)
+            .Replace("%m", now.ToString("MM", culture), StringComparison.Ordinal)
+            .Replace("%Y", now.ToString("yyyy", culture), StringComparison.Ordinal)
+            .Replace("%y", now.ToString("yy", culture), StringComparison.Ordinal)
+            .Replace("%H", now.ToString("HH", culture), StringComparison.Ordinal)
+            .Replace("%M", now.ToString("mm", culture), StringComparison.Ordinal)
+            .Replace("%A", now.ToString("dddd", culture), StringComparison.Ordinal)
+            .Replace("%a", now.ToString("ddd", culture), StringComparison.Ordinal);
+    }
+}

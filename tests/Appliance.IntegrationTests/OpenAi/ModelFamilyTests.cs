@@ -1,0 +1,61 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using Appliance.Engine.Prompting;
+using Appliance.Runtime.Onnx.Models;
+using Appliance.Runtime.Onnx.Synthetic;
+using Appliance.Tests.Common;
+
+namespace Appliance.IntegrationTests.OpenAi;
+
+/// <summary>
+/// A chat request end to end with a real model family's tokenizer and chat template, paired with a synthetic decoder
+/// of the family's vocabulary size: the prompt the appliance builds has exactly as many tokens as Jinja2's rendering
+/// tokenised by the reference tokenizer.
+/// </summary>
+public sealed class ModelFamilyTests : IDisposable
+{
+    private readonly TempFolder _root = new("model-family");
+
+    [Theory]
+    [InlineData("qwen3", "<|im_end|>")]
+    [InlineData("llama3", "<|eot_id|>")]
+    public async Task A_chat_uses_the_family_s_template_and_tokenizer(string family, string endOfTurn)
+    {
+        var folder = WriteFamilyModel(family, endOfTurn);
+        await using var running = await RunningAppliance.StartAsync(
+            $"--Models:{family}:Path={folder}", "--Appliance:BuiltInEmbeddings=false", "--Logging:LogLevel:Default=Warning");
+        await running.WaitUntilReadyAsync();
+
+        ChatMessage[] messages = [new("system", "You are terse."), new("user", "Wie spät ist es? 🕰️")];
+        var body = JsonSerializer.Serialize(new { model = family, messages = messages.Select(m => new { role = m.Role, content = m.Content }), max_tokens = 4 });
+        using var response = await running.Http.PostAsync("/v1/chat/completions", new StringContent(body, Encoding.UTF8, "application/json"));
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.OK, text);
+
+        var (template, bos, eos) = ReferenceChatTemplates.ForFamily(family);
+        var rendered = ReferenceChatTemplates.Render(template, messages, bos, eos, addGenerationPrompt: true, DateTime.UtcNow.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture));
+        var expectedTokens = ReferenceTokenizers.Encode(family, [rendered])[0].Length;
+        Assert.Equal(expectedTokens, JsonDocument.Parse(text).RootElement.GetProperty("usage").GetProperty("prompt_tokens").GetInt32());
+    }
+
+    public void Dispose() => _root.Dispose();
+
+    /// <summary>A synthetic decoder sized to the family's vocabulary, with the family's real tokenizer files.</summary>
+    private string WriteFamilyModel(string family, string endOfTurn)
+    {
+        var source = ReferenceTokenizers.ModelFolder(family);
+        using var tokenizer = JsonDocument.Parse(File.ReadAllText(Path.Combine(source, "tokenizer.json")));
+        var vocabulary = tokenizer.RootElement.GetProperty("model").GetProperty("vocab").EnumerateObject().Select(p => p.Value.GetInt32())
+            .Concat(tokenizer.RootElement.GetProperty("added_tokens").EnumerateArray().Select(t => t.GetProperty("id").GetInt32()))
+            .Max() + 1;
+        var endId = tokenizer.RootElement.GetProperty("added_tokens").EnumerateArray().First(t => t.GetProperty("content").GetString() == endOfTurn).GetProperty("id").GetInt32();
+
+        var folder = _root.Combine(family);
+        SyntheticModelFolder.Write(SyntheticModelSpec.Tiny with { VocabularySize = vocabulary, EosTokenId = endId, ContextLength = 512 }, folder);
+        File.Copy(Path.Combine(source, "tokenizer.json"), Path.Combine(folder, "tokenizer.json"), overwrite: true);
+        File.Copy(Path.Combine(source, "tokenizer_config.json"), Path.Combine(folder, "tokenizer_config.json"), overwrite: true);
+        ModelManifest.Create(folder);
+        return folder;
+    }
+}

@@ -1,0 +1,66 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Appliance.Engine.Prompting;
+
+namespace Appliance.Tests.Common;
+
+/// <summary>
+/// Renders chat templates with the real Jinja2 (Debian's python3-jinja2, set up as transformers does:
+/// tests/reference-py/render_chat_template.py), the reference for the appliance's own interpreter.
+/// </summary>
+public static class ReferenceChatTemplates
+{
+    public static string Render(string template, IReadOnlyList<ChatMessage> messages, string? bosToken, string? eosToken, bool addGenerationPrompt, string today)
+    {
+        var start = new ProcessStartInfo("/usr/bin/python3", [Path.Combine(RepositoryRoot(), "tests", "reference-py", "render_chat_template.py")])
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            StandardInputEncoding = new System.Text.UTF8Encoding(false),
+            StandardOutputEncoding = System.Text.Encoding.UTF8,
+        };
+        using var process = Process.Start(start) ?? throw new InvalidOperationException("could not start /usr/bin/python3");
+        process.StandardInput.Write(JsonSerializer.Serialize(new
+        {
+            template,
+            messages = messages.Select(m => new { role = m.Role, content = m.Content }),
+            bos_token = bosToken,
+            eos_token = eosToken,
+            add_generation_prompt = addGenerationPrompt,
+            today,
+        }));
+        process.StandardInput.Close();
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        process.WaitForExit();
+        return process.ExitCode == 0
+            ? stdout.Result
+            : throw new InvalidOperationException($"reference Jinja2 failed (is python3-jinja2 installed? .ci/run installs it): {stderr.Result}");
+    }
+
+    /// <summary>A family's chat template, BOS and EOS from its real tokenizer_config.json.</summary>
+    public static (string Template, string? Bos, string? Eos) ForFamily(string family)
+    {
+        using var config = JsonDocument.Parse(File.ReadAllText(Path.Combine(ReferenceTokenizers.ModelFolder(family), "tokenizer_config.json")));
+        var root = config.RootElement;
+        string? Token(string name) => root.TryGetProperty(name, out var value) ? value.ValueKind switch
+        {
+            JsonValueKind.String => value.GetString(),
+            JsonValueKind.Object => value.GetProperty("content").GetString(),
+            _ => null,
+        } : null;
+        return (root.GetProperty("chat_template").GetString()!, Token("bos_token"), Token("eos_token"));
+    }
+
+    private static string RepositoryRoot()
+    {
+        var directory = new DirectoryInfo(AppContext.BaseDirectory);
+        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "Appliance.sln")))
+        {
+            directory = directory.Parent;
+        }
+
+        return directory?.FullName ?? throw new InvalidOperationException("repository root not found");
+    }
+}

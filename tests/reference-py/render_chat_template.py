@@ -1,0 +1,34 @@
+"""Renders a chat template the way Hugging Face transformers does, as the reference for the appliance's tests.
+
+Reads {"template", "messages", "bos_token", "eos_token", "add_generation_prompt", "today"} as JSON on stdin and
+writes the rendered prompt to stdout. Run with Debian's /usr/bin/python3 and python3-jinja2.
+"""
+import datetime
+import json
+import sys
+
+from jinja2.exceptions import TemplateError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+
+def raise_exception(message):
+    raise TemplateError(message)
+
+
+def tojson(value, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
+    return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+
+
+request = json.load(sys.stdin)
+today = datetime.datetime.strptime(request.get("today", "2026-11-28"), "%Y-%m-%d")
+environment = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+environment.filters["tojson"] = tojson
+environment.globals["raise_exception"] = raise_exception
+environment.globals["strftime_now"] = lambda format: today.strftime(format)
+template = environment.from_string(request["template"])
+sys.stdout.write(template.render(
+    messages=request["messages"],
+    bos_token=request.get("bos_token") or "",
+    eos_token=request.get("eos_token") or "",
+    add_generation_prompt=request.get("add_generation_prompt", True),
+))
