@@ -12,7 +12,7 @@ public sealed class ChatTemplateTests
     public static TheoryData<string, int> Cases()
     {
         var data = new TheoryData<string, int>();
-        foreach (var family in new[] { "llama3", "qwen3" })
+        foreach (var family in new[] { "llama3", "llama3_1", "qwen3", "gemma3", "deepseek_v3" })
         {
             for (var conversation = 0; conversation < Conversations.Length; conversation++)
             {

@@ -5,7 +5,7 @@ using Appliance.Tests.Common;
 
 namespace Appliance.Runtime.Onnx.Tests.Tokenization;
 
-/// <summary>Real byte-level BPE tokenizer.json files (Llama 3, Qwen3) against the transformers.js port.</summary>
+/// <summary>Real byte-level BPE tokenizer.json files (Llama 3, 3.1, Qwen3) against the transformers.js port.</summary>
 public sealed class HuggingFaceTokenizerTests
 {
     private static readonly string[] Texts =
@@ -22,6 +22,7 @@ public sealed class HuggingFaceTokenizerTests
 
     [Theory]
     [InlineData("llama3", "<|begin_of_text|>")]
+    [InlineData("llama3_1", "<|eot_id|>")]
     [InlineData("qwen3", "<|im_start|>")]
     public void Token_ids_equal_the_reference_including_special_tokens_in_text(string family, string special)
     {
@@ -38,6 +39,7 @@ public sealed class HuggingFaceTokenizerTests
 
     [Theory]
     [InlineData("llama3")]
+    [InlineData("llama3_1")]
     [InlineData("qwen3")]
     public void Streaming_detokenisation_is_exact(string family)
     {
@@ -51,5 +53,14 @@ public sealed class HuggingFaceTokenizerTests
             Assert.Equal(expected, string.Concat(pieces) + detokenizer.Flush());
             Assert.All(pieces, piece => Assert.DoesNotContain('\uFFFD', piece));
         }
+    }
+
+    [Theory]
+    [InlineData("gemma3", "model.byte_fallback")]
+    [InlineData("deepseek_v3", "pre_tokenizer")]
+    public void Tokenizer_files_not_yet_supported_are_refused_at_load_naming_the_key(string family, string key)
+    {
+        var error = Assert.Throws<Appliance.Runtime.Onnx.Models.ModelFolderException>(() => TokenizerLoader.Load(ReferenceTokenizers.ModelFolder(family)));
+        Assert.Contains($"'{key}'", error.Message, StringComparison.Ordinal);
     }
 }
