@@ -12,7 +12,7 @@ public static class ReferenceChatTemplates
 {
     public static string Render(string template, IReadOnlyList<ChatMessage> messages, string? bosToken, string? eosToken, bool addGenerationPrompt, string today)
     {
-        var start = new ProcessStartInfo("/usr/bin/python3", [Path.Combine(RepositoryRoot(), "tests", "reference-py", "render_chat_template.py")])
+        var start = new ProcessStartInfo("/usr/bin/python3", [Path.Combine(RepositoryPaths.Root, "tests", "reference-py", "render_chat_template.py")])
         {
             RedirectStandardInput = true,
             RedirectStandardOutput = true,
@@ -51,16 +51,5 @@ public static class ReferenceChatTemplates
             _ => null,
         } : null;
         return (root.GetProperty("chat_template").GetString()!, Token("bos_token"), Token("eos_token"));
-    }
-
-    private static string RepositoryRoot()
-    {
-        var directory = new DirectoryInfo(AppContext.BaseDirectory);
-        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "Appliance.sln")))
-        {
-            directory = directory.Parent;
-        }
-
-        return directory?.FullName ?? throw new InvalidOperationException("repository root not found");
     }
 }

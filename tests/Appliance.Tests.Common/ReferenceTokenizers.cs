@@ -44,14 +44,5 @@ public static class ReferenceTokenizers
         return JsonSerializer.Deserialize<int[][]>(stdout.Result) ?? throw new InvalidDataException("no output from the reference encoder");
     }
 
-    private static string ReferenceFolder()
-    {
-        var directory = new DirectoryInfo(AppContext.BaseDirectory);
-        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "Appliance.sln")))
-        {
-            directory = directory.Parent;
-        }
-
-        return Path.Combine(directory?.FullName ?? throw new InvalidOperationException("repository root not found"), "tests", "reference-js");
-    }
+    private static string ReferenceFolder() => Path.Combine(RepositoryPaths.Root, "tests", "reference-js");
 }

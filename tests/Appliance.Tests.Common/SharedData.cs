@@ -6,14 +6,7 @@ public static class SharedData
     /// <summary>The full path of a file under shared/data; fails naming the path when it is not there.</summary>
     public static string File(string relativePath)
     {
-        var directory = new DirectoryInfo(AppContext.BaseDirectory);
-        while (directory is not null && !System.IO.File.Exists(Path.Combine(directory.FullName, "Appliance.sln")))
-        {
-            directory = directory.Parent;
-        }
-
-        var root = directory?.Parent?.FullName ?? throw new InvalidOperationException("the repository root (Appliance.sln) was not found above the test output");
-        var path = Path.Combine(root, "shared", "data", relativePath);
+        var path = Path.Combine(Path.GetDirectoryName(RepositoryPaths.Root)!, "shared", "data", relativePath);
         return System.IO.File.Exists(path)
             ? path
             : throw new FileNotFoundException($"test data missing: {path} (shared/data must lie beside the repository)", path);
