@@ -26,6 +26,7 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
     private readonly SemaphoreSlim _wakeUp = new(0);
     private readonly Thread _thread;
     private readonly KvCacheManager _kvCache;
+    private readonly IReadOnlySet<int> _stopTokenIds;
     private long _nextSequenceId;
     private int _queued;
     private int _running;
@@ -38,7 +39,8 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
         ITokenizer tokenizer,
         SchedulerOptions options,
         ILogger<GenerationEngine>? logger = null,
-        Random? seedSource = null)
+        Random? seedSource = null,
+        IEnumerable<int>? extraStopTokenIds = null)
     {
         if (options.Validate() is { } problem)
         {
@@ -51,6 +53,8 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
         _logger = logger ?? NullLogger<GenerationEngine>.Instance;
         _seedSource = seedSource ?? Random.Shared;
         var info = runner.Info;
+        // A family's end-of-turn token (tokenizer_config's eos_token) ends generation like the model's EOS ids.
+        _stopTokenIds = info.EosTokenIds.Concat(extraStopTokenIds ?? []).ToHashSet();
         _kvCache = new KvCacheManager(options.KvCacheTokens ?? (_options.MaxBatchSize * info.ContextLength));
         _scheduler = new Scheduler(_options, _kvCache, info.ContextLength);
         _sampler = new TokenSampler(info.VocabularySize);
@@ -98,7 +102,7 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
             Interlocked.Increment(ref _nextSequenceId),
             request,
             new SamplingState(request.Sampling, request.PromptTokens, seed),
-            new OutputProcessor(Tokenizer, request.Sampling, Model.EosTokenIds),
+            new OutputProcessor(Tokenizer, request.Sampling, _stopTokenIds),
             channel.Writer);
         _incoming.Enqueue(sequence);
         _wakeUp.Release();

@@ -103,7 +103,8 @@ internal sealed partial class ModelLoader(
                 PrefillTokenBudget = options.PrefillTokenBudget,
                 MaxQueuedRequests = options.MaxQueuedRequests,
             },
-            loggers.CreateLogger<GenerationEngine>());
+            loggers.CreateLogger<GenerationEngine>(),
+            extraStopTokenIds: StopTokens.FromTokenizerConfig(options.Path, tokenizer));
         catalog.Own(new EngineLease(engine, runner));
         return new ServedModel(
             id,

@@ -36,6 +36,18 @@ public sealed class GenerationEngineTests
     }
 
     [Fact]
+    public async Task A_family_end_of_turn_token_stops_generation_and_is_not_emitted()
+    {
+        using var runner = new CountingRunner();
+        using var engine = new GenerationEngine(runner, new ByteTokenizer(), new SchedulerOptions(), extraStopTokenIds: [69]);
+        var result = await engine.Submit(new GenerationRequest("r", [65, 66], Greedy)).CollectAsync();
+
+        Assert.Equal([67, 68, 69], result.TokenIds);
+        Assert.Equal("CD", result.Text); // 69 ('E') ended the turn and is not part of the text
+        Assert.Equal(FinishReason.Stop, result.FinishReason);
+    }
+
+    [Fact]
     public async Task Prefill_groups_respect_the_token_budget_and_the_batch_limit()
     {
         using var runner = new CountingRunner(maxBatchSize: 4, contextLength: 128);

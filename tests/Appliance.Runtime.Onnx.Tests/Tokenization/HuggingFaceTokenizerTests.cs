@@ -56,6 +56,16 @@ public sealed class HuggingFaceTokenizerTests
     }
 
     [Theory]
+    [InlineData("llama3", 128001)] // <|end_of_text|>, as this base model's tokenizer_config says
+    [InlineData("llama3_1", 128009)] // <|eot_id|>
+    [InlineData("qwen3", 151645)] // <|im_end|>
+    public void The_family_s_eos_token_is_a_stop_token(string family, int expected)
+    {
+        var folder = ReferenceTokenizers.ModelFolder(family);
+        Assert.Equal([expected], StopTokens.FromTokenizerConfig(folder, TokenizerLoader.Load(folder)));
+    }
+
+    [Theory]
     [InlineData("gemma3", "model.byte_fallback")]
     [InlineData("deepseek_v3", "pre_tokenizer")]
     public void Tokenizer_files_not_yet_supported_are_refused_at_load_naming_the_key(string family, string key)
