@@ -22,6 +22,9 @@ public sealed class CountingRunner(int vocabularySize = 300, int contextLength =
     /// <summary>While set, Execute waits (lets a test fill the queue).</summary>
     public ManualResetEventSlim Running { get; } = new(true);
 
+    /// <summary>When set, runs after this many block until <see cref="Running"/> is set again.</summary>
+    public int? PauseAfterRuns { get; set; }
+
     /// <summary>When set, the next Execute throws it.</summary>
     public Exception? FailNext { get; set; }
 
@@ -42,6 +45,11 @@ public sealed class CountingRunner(int vocabularySize = 300, int contextLength =
         lock (_gate)
         {
             Batches.Add([.. batch]);
+            if (Batches.Count == PauseAfterRuns)
+            {
+                Running.Reset();
+            }
+
             if (FailNext is { } failure)
             {
                 FailNext = null;

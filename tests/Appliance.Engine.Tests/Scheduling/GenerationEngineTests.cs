@@ -118,12 +118,17 @@ public sealed class GenerationEngineTests
     [Fact]
     public async Task Disposing_the_engine_cancels_unfinished_requests()
     {
-        var runner = new CountingRunner(contextLength: 4096);
+        // The fake model stops after two runs, so the request cannot finish its 4000 tokens before the engine stops.
+        var runner = new CountingRunner(contextLength: 4096) { PauseAfterRuns = 2 };
         var engine = new GenerationEngine(runner, new ByteTokenizer(), new SchedulerOptions());
         var stream = engine.Submit(new GenerationRequest("r", [65], Greedy with { MaxTokens = 4000, IgnoreEos = true }));
         await using var reader = stream.GetAsyncEnumerator();
         Assert.True(await reader.MoveNextAsync());
-        engine.Dispose();
+
+        var disposing = Task.Run(engine.Dispose);
+        await Task.Delay(50);
+        runner.Running.Set();
+        await disposing;
 
         GenerationDelta? last = null;
         while (await reader.MoveNextAsync())
