@@ -2,6 +2,7 @@ using Appliance.Engine;
 using Appliance.Engine.Requests;
 using Appliance.Engine.Scheduling;
 using Appliance.Runtime.Onnx.Synthetic;
+using Appliance.Runtime.Onnx.Tokenization;
 
 namespace Appliance.Runtime.Onnx.Tests.Execution;
 
@@ -102,14 +103,16 @@ public abstract class EngineCorrectnessTests(TinyModelFixture model)
     [Fact]
     public async Task Disposing_a_stream_cancels_the_request_and_frees_its_slot()
     {
-        using var engine = model.CreateEngine();
+        // The real runner, slowed to at least 5 ms a step, so the 200-token request is surely still running when the
+        // reader goes away, however busy the machine is.
+        using var runner = new ThrottledRunner(model.CreateRunner(), TimeSpan.FromMilliseconds(5));
+        using var engine = new GenerationEngine(runner, Gpt2Tokenizer.Instance, new SchedulerOptions());
         var stream = engine.Submit(new GenerationRequest("cancel-me", Prompts[1], Greedy with { MaxTokens = 200 }));
         await using (var reader = stream.GetAsyncEnumerator())
         {
             Assert.True(await reader.MoveNextAsync());
         }
 
-        // Disposed right after the first of 200 tokens: the engine must cancel it, not finish it.
         await stream.DisposeAsync();
         await WaitUntil(() => engine.RunningRequests == 0 && engine.KvCacheUsedTokens == 0);
         Assert.Equal(1, engine.CancelledRequests);
@@ -151,6 +154,24 @@ public abstract class EngineCorrectnessTests(TinyModelFixture model)
             Assert.Equal(token, logprob.TopAlternatives[0].TokenId); // greedy picks the most likely
             Assert.Equal(logprob.Logprob, logprob.TopAlternatives[0].Logprob, 5);
         }
+    }
+
+    /// <summary>Delegates to a real runner, waiting at least a fixed time per run.</summary>
+    private sealed class ThrottledRunner(IModelRunner inner, TimeSpan delay) : IModelRunner
+    {
+        public ModelInfo Info => inner.Info;
+
+        public int MaxBatchSize => inner.MaxBatchSize;
+
+        public ReadOnlyMemory<float> Execute(IReadOnlyList<RunnerSequence> batch)
+        {
+            Thread.Sleep(delay);
+            return inner.Execute(batch);
+        }
+
+        public void Release(long sequenceId) => inner.Release(sequenceId);
+
+        public void Dispose() => inner.Dispose();
     }
 
     private static Task<GenerationResult> Run(GenerationEngine engine, int[] prompt, SamplingParams sampling) =>
