@@ -113,7 +113,7 @@ internal sealed partial class ModelLoader(
             folder.Digest,
             runner.Info.ContextLength,
             new ModelDefaults(options.DefaultTemperature, options.DefaultTopP, options.DefaultMaxTokens),
-            ChatTemplateLoader.Load(options.Path, time),
+            ChatTemplateLoader.Load(options.Path, time, options.ChatTemplate),
             engine);
     }
 

@@ -24,6 +24,12 @@ public sealed record ModelOptions
     /// <summary>CUDA device id; null runs on the CPU.</summary>
     public int? CudaDevice { get; init; }
 
+    /// <summary>
+    /// "auto" (the folder's own chat template, else ChatML), or a built-in format that overrides it: chatml, llama3,
+    /// llama2 (also Mistral's [INST]) or phi3.
+    /// </summary>
+    public string ChatTemplate { get; init; } = "auto";
+
     public float DefaultTemperature { get; init; } = 1f;
 
     public float DefaultTopP { get; init; } = 1f;

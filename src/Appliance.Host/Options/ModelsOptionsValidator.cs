@@ -39,6 +39,8 @@ public sealed class ModelsOptionsValidator : IValidateOptions<ModelsOptions>
             Check(failures, $"{key}:MaxQueuedRequests", model.MaxQueuedRequests >= 1, "must be at least 1");
             Check(failures, $"{key}:ContextLength", model.ContextLength is null or >= 2, "must be at least 2");
             Check(failures, $"{key}:IntraOpThreads", model.IntraOpThreads >= 0, "must not be negative");
+            Check(failures, $"{key}:ChatTemplate", model.ChatTemplate == "auto" || Engine.Prompting.BuiltInChatTemplates.Names.Contains(model.ChatTemplate),
+                $"must be auto or one of {string.Join(", ", Engine.Prompting.BuiltInChatTemplates.Names)}");
             Check(failures, $"{key}:DefaultTemperature", model.DefaultTemperature is >= 0 and <= 2, "must be between 0 and 2");
             Check(failures, $"{key}:DefaultTopP", model.DefaultTopP is > 0 and <= 1, "must be greater than 0 and at most 1");
             Check(failures, $"{key}:DefaultMaxTokens", model.DefaultMaxTokens >= 1, "must be at least 1");

@@ -7,28 +7,31 @@ namespace Appliance.Runtime.Onnx.Tokenization;
 
 /// <summary>
 /// The model's own chat template from tokenizer_config.json (parsed now, so unknown syntax refuses the model at
-/// load), or ChatML for folders that ship none.
+/// load), or, for folders that ship none, ChatML; a built-in name in configuration overrides both.
 /// </summary>
 public static class ChatTemplateLoader
 {
-    public static IChatTemplate Load(string folder, TimeProvider? time = null)
+    /// <summary>Configuration value meaning: the folder's own template, else ChatML.</summary>
+    public const string Auto = "auto";
+
+    public static IChatTemplate Load(string folder, TimeProvider? time = null, string? configured = null)
     {
         var path = Path.Combine(folder, TokenizerLoader.ConfigFileName);
-        if (!File.Exists(path))
+        using var config = File.Exists(path) ? JsonDocument.Parse(File.ReadAllBytes(path)) : null;
+        var root = config?.RootElement;
+        if (configured is not (null or Auto))
         {
-            return new ChatMlTemplate();
+            return BuiltInChatTemplates.Create(configured, root is { } r ? Token(r, "bos_token") : null, root is { } e ? Token(e, "eos_token") : null);
         }
 
-        using var config = JsonDocument.Parse(File.ReadAllBytes(path));
-        var root = config.RootElement;
-        if (!root.TryGetProperty("chat_template", out var template) || template.ValueKind != JsonValueKind.String)
+        if (root is not { } settings || !settings.TryGetProperty("chat_template", out var template) || template.ValueKind != JsonValueKind.String)
         {
             return new ChatMlTemplate();
         }
 
         try
         {
-            return new HuggingFaceChatTemplate(template.GetString()!, Token(root, "bos_token"), Token(root, "eos_token"), time);
+            return new HuggingFaceChatTemplate(template.GetString()!, Token(settings, "bos_token"), Token(settings, "eos_token"), time);
         }
         catch (ChatTemplateException exception)
         {
