@@ -16,6 +16,12 @@ if (args.Contains("--tokenizers"))
         Console.WriteLine(row);
     }
 
+    Console.WriteLine();
+    foreach (var row in TokenizerBench.TemplateRows(options.Repeats))
+    {
+        Console.WriteLine(row);
+    }
+
     return 0;
 }
 

