@@ -11,21 +11,26 @@ internal static class TokenizerBench
 {
     public static IEnumerable<string> Rows(int repeats)
     {
-        yield return "| tokenizer | file size (MB) | load (ms) | encode (MB/s) | decode (MB/s) |";
-        yield return "|---|---:|---:|---:|---:|";
+        yield return "| tokenizer | file size (MB) | load (ms) | allocated while loading (MB) | retained after load (MB) | encode (MB/s) | decode (MB/s) |";
+        yield return "|---|---:|---:|---:|---:|---:|---:|";
         var text = SampleText();
         var megabytes = Encoding.UTF8.GetByteCount(text) / 1e6;
         foreach (var (name, file, load) in Families())
         {
+            var retainedBefore = GC.GetTotalMemory(forceFullCollection: true);
+            var allocatedBefore = GC.GetTotalAllocatedBytes(precise: true);
             var clock = Stopwatch.StartNew();
             var tokenizer = load();
             var loadMs = clock.Elapsed.TotalMilliseconds;
+            var allocated = (GC.GetTotalAllocatedBytes(precise: true) - allocatedBefore) / 1e6;
+            var retained = (GC.GetTotalMemory(forceFullCollection: true) - retainedBefore) / 1e6;
             tokenizer.Encode(text); // warm-up
             var encode = Median(repeats, () => tokenizer.Encode(text));
             var ids = tokenizer.Encode(text);
             var decode = Median(repeats, () => tokenizer.Decode(ids));
             yield return string.Create(System.Globalization.CultureInfo.InvariantCulture,
-                $"| {name} | {new FileInfo(file).Length / 1e6:F1} | {loadMs:F0} | {megabytes / encode:F1} | {megabytes / decode:F1} |");
+                $"| {name} | {new FileInfo(file).Length / 1e6:F1} | {loadMs:F0} | {allocated:F0} | {retained:F0} | {megabytes / encode:F1} | {megabytes / decode:F1} |");
+            GC.KeepAlive(tokenizer);
         }
     }
 
@@ -60,7 +65,7 @@ internal static class TokenizerBench
         });
         var llama2 = SharedData.File("tokenizers/llama2-sentencepiece/tokenizer.model");
         yield return ("Llama 2 (SentencePiece tokenizer.model)", llama2, () => SentencePieceTokenizer.Load(llama2, addBeginningOfSentence: true));
-        foreach (var family in new[] { "llama3", "qwen3" })
+        foreach (var family in new[] { "llama3", "qwen3", "deepseek_v3", "gemma3", "llama2" })
         {
             var folder = ReferenceTokenizers.ModelFolder(family);
             yield return ($"{family} (tokenizer.json)", Path.Combine(folder, "tokenizer.json"), () => TokenizerLoader.Load(folder));

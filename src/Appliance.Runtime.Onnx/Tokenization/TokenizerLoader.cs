@@ -5,8 +5,9 @@ using Appliance.Runtime.Onnx.Models;
 namespace Appliance.Runtime.Onnx.Tokenization;
 
 /// <summary>
-/// Chooses the tokenizer a model folder carries: tokenizer.json with tokenizer_config.json, or a SentencePiece
-/// tokenizer.model; a folder with neither is refused.
+/// Chooses the tokenizer a model folder carries: tokenizer.json with tokenizer_config.json, a SentencePiece
+/// tokenizer.model, or a tiktoken rank file (*.tiktoken, or a tokenizer.model in that text format); a folder with none
+/// of them is refused.
 /// </summary>
 public static class TokenizerLoader
 {
@@ -19,13 +20,18 @@ public static class TokenizerLoader
         if (File.Exists(Path.Combine(folder, JsonFileName)))
         {
             var tokenizerClass = config is { } c && c.TryGetProperty("tokenizer_class", out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
+            var path = Path.Combine(folder, JsonFileName);
             // GPT-2's own vocabulary runs on the tiktoken implementation, which is faster than the generic BPE.
-            return tokenizerClass is "GPT2Tokenizer" or "GPT2TokenizerFast"
-                ? Gpt2Tokenizer.Instance
-                : HuggingFace.HuggingFaceTokenizer.Load(Path.Combine(folder, JsonFileName));
+            return tokenizerClass is "GPT2Tokenizer" or "GPT2TokenizerFast" ? Gpt2Tokenizer.Instance
+                : HuggingFace.TokenizerJsonLoader.Load(path);
         }
 
         var sentencePiece = Path.Combine(folder, SentencePieceTokenizer.FileName);
+        if (File.Exists(sentencePiece) && TiktokenFileTokenizer.IsRankFile(sentencePiece))
+        {
+            return TiktokenFileTokenizer.Load(sentencePiece, config); // Meta's original Llama 3 files use this name
+        }
+
         if (File.Exists(sentencePiece))
         {
             // Llama-family tokenizers add BOS unless their configuration says otherwise.
@@ -33,8 +39,16 @@ public static class TokenizerLoader
             return SentencePieceTokenizer.Load(sentencePiece, addBos);
         }
 
-        throw new ModelFolderException(
-            $"{folder}: no tokenizer; a model folder needs {JsonFileName} with {ConfigFileName}, or a SentencePiece {SentencePieceTokenizer.FileName}.");
+        var tiktoken = Directory.Exists(folder) ? Directory.GetFiles(folder, "*" + TiktokenFileTokenizer.Extension) : [];
+        if (tiktoken.Length == 1)
+        {
+            return TiktokenFileTokenizer.Load(tiktoken[0], config);
+        }
+
+        throw new ModelFolderException(tiktoken.Length > 1
+            ? $"{folder}: several {TiktokenFileTokenizer.Extension} files; keep the model's one."
+            : $"{folder}: no tokenizer; a model folder needs {JsonFileName} with {ConfigFileName}, a SentencePiece {SentencePieceTokenizer.FileName}, "
+              + $"or a tiktoken file ({TiktokenFileTokenizer.Extension}, or {SentencePieceTokenizer.FileName} in tiktoken's text format) with {ConfigFileName}.");
     }
 
     private static JsonElement? ReadConfig(string folder)

@@ -20,6 +20,8 @@ public sealed class ModelFamilyTests : IDisposable
     [Theory]
     [InlineData("qwen3", "<|im_end|>")]
     [InlineData("llama3", "<|eot_id|>")]
+    [InlineData("gemma3", "<end_of_turn>")]
+    [InlineData("deepseek_v3", "<｜end▁of▁sentence｜>")]
     public async Task A_chat_uses_the_family_s_template_and_tokenizer(string family, string endOfTurn)
     {
         var folder = WriteFamilyModel(family, endOfTurn);

@@ -1,11 +1,15 @@
 using Appliance.Engine.Output;
+using Appliance.Runtime.Onnx.Models;
 using Appliance.Runtime.Onnx.Tokenization;
 using Appliance.Runtime.Onnx.Tokenization.HuggingFace;
 using Appliance.Tests.Common;
 
 namespace Appliance.Runtime.Onnx.Tests.Tokenization;
 
-/// <summary>Real byte-level BPE tokenizer.json files (Llama 3, 3.1, Qwen3) against the transformers.js port.</summary>
+/// <summary>
+/// Real tokenizer.json files of both kinds (byte-level BPE: Llama 3, 3.1, Qwen3, DeepSeek V3; SentencePiece-style with
+/// byte fallback: Gemma 3, Llama 2) against the transformers.js port.
+/// </summary>
 public sealed class HuggingFaceTokenizerTests
 {
     private static readonly string[] Texts =
@@ -18,15 +22,21 @@ public sealed class HuggingFaceTokenizerTests
         "def f(x):\n    return x**2 + 3.14159  # code",
         "numbers 1234567890 and 3.5e-7 and 1,000,000",
         "I'm sure they'll say it's fine; WE'VE done IT.",
+        "中文和日本語のテキスト、数字12345と記号！",
+        "rare scripts 𐌰𐌱𐌲 ᚠᚢᚦ and a lone private-use \uE000 character",
+        "trailing newline and tab\t\n",
     ];
 
     [Theory]
     [InlineData("llama3", "<|begin_of_text|>")]
     [InlineData("llama3_1", "<|eot_id|>")]
     [InlineData("qwen3", "<|im_start|>")]
+    [InlineData("deepseek_v3", "<｜User｜>")]
+    [InlineData("gemma3", "<start_of_turn>")]
+    [InlineData("llama2", "<s>")]
     public void Token_ids_equal_the_reference_including_special_tokens_in_text(string family, string special)
     {
-        var tokenizer = HuggingFaceTokenizer.Load(Path.Combine(ReferenceTokenizers.ModelFolder(family), "tokenizer.json"));
+        var tokenizer = TokenizerLoader.Load(ReferenceTokenizers.ModelFolder(family));
         string[] texts = [.. Texts, $"{special}user\nHi there{special}"];
         var expected = ReferenceTokenizers.Encode(family, texts);
 
@@ -41,6 +51,9 @@ public sealed class HuggingFaceTokenizerTests
     [InlineData("llama3")]
     [InlineData("llama3_1")]
     [InlineData("qwen3")]
+    [InlineData("deepseek_v3")]
+    [InlineData("gemma3")]
+    [InlineData("llama2")]
     public void Streaming_detokenisation_is_exact(string family)
     {
         var tokenizer = TokenizerLoader.Load(ReferenceTokenizers.ModelFolder(family));
@@ -50,6 +63,7 @@ public sealed class HuggingFaceTokenizerTests
             var detokenizer = new IncrementalDetokenizer(tokenizer);
             var pieces = ids.Select(detokenizer.Push).ToList();
             var expected = family == "qwen3" ? text.Normalize(System.Text.NormalizationForm.FormC) : text; // Qwen3 normalises to NFC
+            Assert.Equal(expected, tokenizer.Decode(ids));
             Assert.Equal(expected, string.Concat(pieces) + detokenizer.Flush());
             Assert.All(pieces, piece => Assert.DoesNotContain('\uFFFD', piece));
         }
@@ -59,6 +73,9 @@ public sealed class HuggingFaceTokenizerTests
     [InlineData("llama3", 128001)] // <|end_of_text|>, as this base model's tokenizer_config says
     [InlineData("llama3_1", 128009)] // <|eot_id|>
     [InlineData("qwen3", 151645)] // <|im_end|>
+    [InlineData("gemma3", 106)] // <end_of_turn>
+    [InlineData("deepseek_v3", 1)] // <｜end▁of▁sentence｜>
+    [InlineData("llama2", 2)] // </s>
     public void The_family_s_eos_token_is_a_stop_token(string family, int expected)
     {
         var folder = ReferenceTokenizers.ModelFolder(family);
@@ -66,11 +83,26 @@ public sealed class HuggingFaceTokenizerTests
     }
 
     [Theory]
-    [InlineData("gemma3", "model.byte_fallback")]
-    [InlineData("deepseek_v3", "pre_tokenizer")]
-    public void Tokenizer_files_not_yet_supported_are_refused_at_load_naming_the_key(string family, string key)
+    [InlineData("gemma3", typeof(HuggingFaceSentencePieceTokenizer))]
+    [InlineData("llama2", typeof(HuggingFaceSentencePieceTokenizer))]
+    [InlineData("deepseek_v3", typeof(HuggingFaceTokenizer))]
+    public void The_file_decides_the_kind_of_tokenizer(string family, Type expected) =>
+        Assert.IsType(expected, TokenizerLoader.Load(ReferenceTokenizers.ModelFolder(family)));
+
+    [Theory]
+    [InlineData("""{"model":{"type":"WordPiece","vocab":{}}}""", "'model.type'")]
+    [InlineData("""{"normalizer":{"type":"Lowercase"},"pre_tokenizer":{"type":"ByteLevel"},"model":{"type":"BPE","vocab":{"a":0},"merges":[]}}""", "'normalizer'")]
+    [InlineData("""{"pre_tokenizer":{"type":"Whitespace"},"model":{"type":"BPE","vocab":{"a":0},"merges":[]}}""", "'pre_tokenizer'")]
+    [InlineData("""{"decoder":{"type":"WordPiece"},"model":{"type":"BPE","byte_fallback":true,"vocab":{"a":0},"merges":[]}}""", "'decoder'")]
+    [InlineData("""{"pre_tokenizer":{"type":"Metaspace","split":true},"model":{"type":"BPE","byte_fallback":true,"vocab":{"a":0},"merges":[]}}""", "'pre_tokenizer'")]
+    [InlineData("""{"model":{"type":"BPE","vocab":{"a":0},"merges":[3]}}""", "'model.merges'")]
+    [InlineData("""{"model": """, "not valid JSON")]
+    [InlineData("""{"pre_tokenizer":{"type":"Sequence","pretokenizers":[{"type":"Split","pattern":{"Regex":"\\p{Xy}+"},"behavior":"Isolated"},{"type":"ByteLevel","use_regex":false}]},"model":{"type":"BPE","vocab":{"a":0},"merges":[]}}""", "unknown Unicode category 'Xy'")]
+    public void Tokenizer_files_not_understood_are_refused_at_load_naming_the_key(string json, string expected)
     {
-        var error = Assert.Throws<Appliance.Runtime.Onnx.Models.ModelFolderException>(() => TokenizerLoader.Load(ReferenceTokenizers.ModelFolder(family)));
-        Assert.Contains($"'{key}'", error.Message, StringComparison.Ordinal);
+        using var folder = new TempFolder("tokenizer-json");
+        File.WriteAllText(folder.Combine("tokenizer.json"), json);
+        var error = Assert.Throws<ModelFolderException>(() => TokenizerLoader.Load(folder.Path));
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
     }
 }

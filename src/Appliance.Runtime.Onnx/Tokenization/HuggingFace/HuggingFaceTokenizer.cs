@@ -1,14 +1,13 @@
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Appliance.Engine;
-using Appliance.Runtime.Onnx.Models;
 using Microsoft.ML.Tokenizers;
 
 namespace Appliance.Runtime.Onnx.Tokenization.HuggingFace;
 
 /// <summary>
-/// A Hugging Face tokenizer.json of the byte-level BPE kind (Llama 3 / 3.1, Qwen3, GPT-2): the file's vocabulary,
-/// merges, Split regex pre-tokenizer, NFC normalizer and added tokens, built on Microsoft.ML.Tokenizers'
+/// A Hugging Face tokenizer.json of the byte-level BPE kind (Llama 3 / 3.1, Qwen3, DeepSeek V3, GPT-2): the file's
+/// vocabulary, merges, Split regex pre-tokenizers, NFC normalizer and added tokens, built on Microsoft.ML.Tokenizers'
 /// BpeTokenizer. Added tokens written in the text (for example "&lt;|im_start|&gt;") become their ids, as in
 /// transformers. Anything the file asks for that is not understood refuses the model at load, naming the key.
 /// </summary>
@@ -32,134 +31,93 @@ public sealed class HuggingFaceTokenizer : ITokenizer
 
     public static HuggingFaceTokenizer Load(string path)
     {
-        using var document = ReadJson(path);
-        var root = document.RootElement;
-        var model = Object(root, "model", path);
-        var type = model.TryGetProperty("type", out var t) ? t.GetString() : null;
-        if (type != "BPE")
+        using var document = TokenizerJson.Read(path);
+        return FromJson(document.RootElement, path);
+    }
+
+    internal static HuggingFaceTokenizer FromJson(JsonElement root, string path)
+    {
+        var model = TokenizerJson.Object(root, "model", path);
+        if (TokenizerJson.Type(model) is var type && type != "BPE")
         {
-            throw Unsupported(path, "model.type", type);
+            throw TokenizerJson.Unsupported(path, "model.type", type);
         }
 
-        if (model.TryGetProperty("byte_fallback", out var fallback) && fallback.ValueKind == JsonValueKind.True)
+        if (TokenizerJson.IsTrue(model, "byte_fallback"))
         {
-            throw Unsupported(path, "model.byte_fallback", "true (SentencePiece-style BPE)");
+            throw TokenizerJson.Unsupported(path, "model.byte_fallback", "true (a SentencePiece-style file; load it as one)");
         }
 
-        var vocabulary = Object(model, "vocab", path).EnumerateObject().Select(p => new KeyValuePair<string, int>(p.Name, p.Value.GetInt32())).ToList();
-        var merges = Merges(model, path);
-        var added = AddedTokensOf(root);
-        var known = vocabulary.Select(v => v.Key).ToHashSet(StringComparer.Ordinal);
-        var options = new BpeOptions(vocabulary.Concat(added.Where(a => !known.Contains(a.Key))))
+        var vocabulary = TokenizerJson.Vocabulary(model, path);
+        var added = TokenizerJson.AddedTokens(root);
+        var options = new BpeOptions(vocabulary.Concat(added.Where(a => !vocabulary.ContainsKey(a.Key))))
         {
-            Merges = merges,
+            Merges = TokenizerJson.Merges(model, path),
             ByteLevel = true,
             SpecialTokens = added,
-            PreTokenizer = new RegexPreTokenizer(new Regex(PreTokenizerPattern(root, path), RegexOptions.Compiled), added),
+            PreTokenizer = new SplitSequencePreTokenizer(SplitPatterns(root, path), new AddedTokenMatcher(added)),
         };
         return new HuggingFaceTokenizer(BpeTokenizer.Create(options), added, UsesNfc(root, path));
     }
 
-    // The normalizer is applied here: BpeOptions.Normalizer did not change what the regex pre-tokenizer saw.
+    // The normalizer is applied here: BpeOptions.Normalizer did not change what the pre-tokenizer saw.
     public IReadOnlyList<int> Encode(string text) =>
         _tokenizer.EncodeToIds(_nfc ? text.Normalize(System.Text.NormalizationForm.FormC) : text);
 
     public string Decode(IEnumerable<int> ids) => _tokenizer.Decode(ids);
 
-    private static List<string> Merges(JsonElement model, string path)
+    /// <summary>The split regexes: Split steps (Isolated, not inverted) and a ByteLevel step without a prefix space.</summary>
+    private static List<(Regex Plain, Regex CodePoints)> SplitPatterns(JsonElement root, string path)
     {
-        var merges = new List<string>();
-        foreach (var merge in Array(model, "merges", path))
+        var patterns = new List<(Regex Plain, Regex CodePoints)>();
+        var byteLevel = false;
+        foreach (var step in TokenizerJson.Steps(TokenizerJson.Optional(root, "pre_tokenizer"), "pretokenizers", path))
         {
-            merges.Add(merge.ValueKind switch
+            switch (TokenizerJson.Type(step))
             {
-                JsonValueKind.String => merge.GetString()!,
-                JsonValueKind.Array when merge.GetArrayLength() == 2 => $"{merge[0].GetString()} {merge[1].GetString()}",
-                _ => throw new ModelFolderException($"{path}: 'model.merges' holds an entry that is neither \"a b\" nor [\"a\", \"b\"]."),
-            });
-        }
-
-        return merges;
-    }
-
-    private static Dictionary<string, int> AddedTokensOf(JsonElement root)
-    {
-        var added = new Dictionary<string, int>(StringComparer.Ordinal);
-        if (root.TryGetProperty("added_tokens", out var tokens) && tokens.ValueKind == JsonValueKind.Array)
-        {
-            foreach (var token in tokens.EnumerateArray())
-            {
-                added[token.GetProperty("content").GetString()!] = token.GetProperty("id").GetInt32();
-            }
-        }
-
-        return added;
-    }
-
-    /// <summary>The split regex: a Sequence of one Split (Isolated) and a ByteLevel without regex, or a plain ByteLevel.</summary>
-    private static string PreTokenizerPattern(JsonElement root, string path)
-    {
-        var preTokenizer = Object(root, "pre_tokenizer", path);
-        var steps = preTokenizer.GetProperty("type").GetString() == "Sequence"
-            ? [.. Array(preTokenizer, "pretokenizers", path)]
-            : new List<JsonElement> { preTokenizer };
-        string? pattern = null;
-        foreach (var step in steps)
-        {
-            switch (step.GetProperty("type").GetString())
-            {
-                case "Split" when pattern is null && step.TryGetProperty("pattern", out var p) && p.TryGetProperty("Regex", out var regex)
+                case "Split" when step.TryGetProperty("pattern", out var p) && p.TryGetProperty("Regex", out var regex)
                     && (!step.TryGetProperty("behavior", out var behavior) || behavior.GetString() == "Isolated")
-                    && (!step.TryGetProperty("invert", out var invert) || invert.ValueKind == JsonValueKind.False):
-                    pattern = regex.GetString();
+                    && !TokenizerJson.IsTrue(step, "invert"):
+                    patterns.Add(Compile(regex.GetString()!, path));
                     break;
-                case "ByteLevel" when !step.TryGetProperty("add_prefix_space", out var prefix) || prefix.ValueKind != JsonValueKind.True:
+                case "ByteLevel" when !TokenizerJson.IsTrue(step, "add_prefix_space"):
+                    byteLevel = true;
                     if (!step.TryGetProperty("use_regex", out var useRegex) || useRegex.ValueKind == JsonValueKind.True)
                     {
-                        pattern ??= Gpt2Pattern;
+                        patterns.Add(CodePointRegex.Create(Gpt2Pattern));
                     }
 
                     break;
                 default:
-                    throw Unsupported(path, "pre_tokenizer", step.GetRawText());
+                    throw TokenizerJson.Unsupported(path, "pre_tokenizer", step.GetRawText());
             }
         }
 
-        return pattern ?? throw Unsupported(path, "pre_tokenizer", "a byte-level pre-tokenizer without a split pattern");
+        return byteLevel && patterns.Count > 0
+            ? patterns
+            : throw TokenizerJson.Unsupported(path, "pre_tokenizer", "a pre-tokenizer without a ByteLevel step and a split pattern");
+    }
+
+    private static (Regex Plain, Regex CodePoints) Compile(string pattern, string path)
+    {
+        try
+        {
+            return CodePointRegex.Create(pattern);
+        }
+        catch (ArgumentException exception)
+        {
+            throw TokenizerJson.Unsupported(path, "pre_tokenizer", $"{pattern} ({exception.Message})");
+        }
     }
 
     private static bool UsesNfc(JsonElement root, string path)
     {
-        if (!root.TryGetProperty("normalizer", out var normalizer) || normalizer.ValueKind == JsonValueKind.Null)
+        var steps = TokenizerJson.Steps(TokenizerJson.Optional(root, "normalizer"), "normalizers", path);
+        return steps.Count switch
         {
-            return false;
-        }
-
-        return normalizer.GetProperty("type").GetString() == "NFC" ? true : throw Unsupported(path, "normalizer", normalizer.GetRawText());
+            0 => false,
+            1 when TokenizerJson.Type(steps[0]) == "NFC" => true,
+            _ => throw TokenizerJson.Unsupported(path, "normalizer", root.GetProperty("normalizer").GetRawText()),
+        };
     }
-
-    private static JsonDocument ReadJson(string path)
-    {
-        try
-        {
-            return JsonDocument.Parse(File.ReadAllBytes(path));
-        }
-        catch (JsonException exception)
-        {
-            throw new ModelFolderException($"{path}: not valid JSON: {exception.Message}", exception);
-        }
-    }
-
-    private static JsonElement Object(JsonElement parent, string name, string path) =>
-        parent.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.Object
-            ? value
-            : throw new ModelFolderException($"{path}: '{name}' must be an object.");
-
-    private static JsonElement.ArrayEnumerator Array(JsonElement parent, string name, string path) =>
-        parent.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.Array
-            ? value.EnumerateArray()
-            : throw new ModelFolderException($"{path}: '{name}' must be an array.");
-
-    private static ModelFolderException Unsupported(string path, string key, string? value) =>
-        new($"{path}: '{key}' = {value} is not supported yet (byte-level BPE tokenizer.json files are).");
 }
