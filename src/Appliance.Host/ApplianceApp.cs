@@ -1,5 +1,6 @@
 using Appliance.Api.OpenAi;
 using Appliance.Host.Extensions;
+using Appliance.Host.Identity;
 
 namespace Appliance.Host;
 
@@ -11,11 +12,13 @@ public static class ApplianceApp
         var builder = WebApplication.CreateBuilder(args);
         builder.AddApplianceDefaults();
         builder.AddModelCatalog();
+        builder.AddApplianceIdentity();
         builder.Services.AddApplianceHealthChecks();
 
         var app = builder.Build();
+        app.UseApplianceIdentity();
         app.MapApplianceHealth();
-        app.MapOpenAiApi();
+        app.MapOpenAiApi().RequireAuthorization(AppliancePolicies.Chat);
         app.UseStartupBanner();
         return app;
     }

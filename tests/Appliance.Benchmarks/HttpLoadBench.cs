@@ -33,13 +33,16 @@ internal sealed class HttpLoadBench : IAsyncDisposable
     {
         var app = ApplianceApp.Create(
         [
-            "--urls=http://127.0.0.1:0", $"--Models:bench:Path={folder}", "--Models:bench:MaxBatchSize=8",
+            "--urls=http://127.0.0.1:0", "--environment=Development", $"--Models:bench:Path={folder}", "--Models:bench:MaxBatchSize=8",
             "--Appliance:BuiltInEmbeddings=false", "--Logging:LogLevel:Default=Warning", "--Logging:LogLevel:Microsoft.Extensions.Diagnostics.HealthChecks=None",
             $"--Appliance:DataFolder={Path.Combine(Path.GetTempPath(), "appliance-bench-data")}",
         ]);
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();
         var http = new HttpClient { BaseAddress = new Uri(address), Timeout = TimeSpan.FromMinutes(10) };
+        var token = app.Services.GetRequiredService<Appliance.Identity.DevelopmentIdentity>()
+            .Mint(new Appliance.Identity.DevelopmentTokenRequest("bench", ["appliance-user"], "appliance-api", TimeSpan.FromHours(1)), DateTimeOffset.UtcNow);
+        http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
         while ((await http.GetAsync("/health/ready")).StatusCode != System.Net.HttpStatusCode.OK)
         {
             await Task.Delay(50);

@@ -20,7 +20,12 @@ public sealed class ApplianceServer : IAsyncLifetime
 
     public Uri ApiBase => new(Http.BaseAddress!, "/v1");
 
-    public HttpClient Http => _running?.Http ?? throw new InvalidOperationException("the server has not started");
+    public HttpClient Http => Running.Http;
+
+    /// <summary>A development token with every role, for SDK clients (it goes where an OpenAI API key would).</summary>
+    public string Token => Running.Token!;
+
+    internal RunningAppliance Running => _running ?? throw new InvalidOperationException("the server has not started");
 
     public GenerationEngine Engine =>
         (GenerationEngine)_running!.App.Services.GetRequiredService<IModelCatalog>().Find(Model)!.Served!.Engine;

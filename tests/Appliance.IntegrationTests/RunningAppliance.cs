@@ -1,4 +1,5 @@
 using Appliance.Host;
+using Appliance.Identity;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
@@ -6,9 +7,14 @@ using Microsoft.Extensions.DependencyInjection;
 
 namespace Appliance.IntegrationTests;
 
-/// <summary>A real appliance host started on a free loopback port, and an HTTP client pointed at it.</summary>
+/// <summary>
+/// A real appliance host started on a free loopback port, and an HTTP client pointed at it. Unless the arguments name an
+/// environment or a Keycloak realm, it runs the development identity and the client carries a token with every role.
+/// </summary>
 internal sealed class RunningAppliance : IAsyncDisposable
 {
+    public static readonly string[] AllRoles = ["appliance-user", "appliance-admin", "appliance-auditor"];
+
     private RunningAppliance(WebApplication app, HttpClient http)
     {
         App = app;
@@ -21,10 +27,40 @@ internal sealed class RunningAppliance : IAsyncDisposable
 
     public static async Task<RunningAppliance> StartAsync(params string[] args)
     {
-        var app = ApplianceApp.Create(["--urls=http://127.0.0.1:0", .. args]);
+        var environment = args.Any(a => a.StartsWith("--environment", StringComparison.Ordinal) || a.StartsWith("--Identity:Authority", StringComparison.Ordinal))
+            ? []
+            : new[] { "--environment=Development" };
+        var app = ApplianceApp.Create(["--urls=http://127.0.0.1:0", .. environment, .. args]);
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();
-        return new RunningAppliance(app, new HttpClient { BaseAddress = new Uri(address), Timeout = TimeSpan.FromMinutes(2) });
+        var running = new RunningAppliance(app, new HttpClient { BaseAddress = new Uri(address), Timeout = TimeSpan.FromMinutes(2) });
+        if (app.Services.GetService<DevelopmentIdentity>() is not null)
+        {
+            running.Token = running.MintToken("tester", AllRoles);
+            running.Http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", running.Token);
+        }
+
+        return running;
+    }
+
+    /// <summary>The development token the client carries (every role), or null under a real realm.</summary>
+    public string? Token { get; private set; }
+
+    /// <summary>A development token for a user with the given roles (and optionally groups and clearance).</summary>
+    public string MintToken(string user, IReadOnlyList<string> roles, IReadOnlyList<string>? groups = null, string? clearance = null, TimeSpan? lifetime = null) =>
+        App.Services.GetRequiredService<DevelopmentIdentity>().Mint(
+            new DevelopmentTokenRequest(user, roles, "appliance-api", lifetime ?? TimeSpan.FromMinutes(30), GroupList: groups, Clearance: clearance), DateTimeOffset.UtcNow);
+
+    /// <summary>A client for the same server carrying another token (or none).</summary>
+    public HttpClient ClientWith(string? token)
+    {
+        var client = new HttpClient { BaseAddress = Http.BaseAddress, Timeout = Http.Timeout };
+        if (token is not null)
+        {
+            client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+        }
+
+        return client;
     }
 
     /// <summary>Waits until /health/ready answers 200 (every declared model loaded).</summary>

@@ -8,12 +8,12 @@ namespace Appliance.Api.OpenAi;
 /// <summary>POST /v1/chat/completions.</summary>
 internal static class ChatCompletionsApi
 {
-    public static async Task HandleAsync(HttpContext http, IModelCatalog catalog, IOptions<ApiLimits> options, TimeProvider time)
+    public static async Task HandleAsync(HttpContext http, IModelCatalog catalog, IModelAccess access, IOptions<ApiLimits> options, TimeProvider time)
     {
         var limits = options.Value;
         using var fields = await JsonFields.ReadAsync(http.Request, limits.MaxBodyBytes, http.RequestAborted);
         var request = fields.Parse(f => ChatCompletionRequest.Read(f, limits));
-        var model = ModelResolution.Resolve(catalog, request.Settings.Model);
+        var model = ModelResolution.Resolve(catalog, access, http.User, request.Settings.Model);
 
         // Render and tokenise here, on the request's thread, never on the engine's.
         var prompt = model.Engine.Tokenizer.Encode(RenderPrompt(model, request));

@@ -7,12 +7,12 @@ namespace Appliance.Api.OpenAi;
 /// <summary>POST /v1/completions (legacy text completions): one or several prompts, n choices each.</summary>
 internal static class CompletionsApi
 {
-    public static async Task HandleAsync(HttpContext http, IModelCatalog catalog, IOptions<ApiLimits> options, TimeProvider time)
+    public static async Task HandleAsync(HttpContext http, IModelCatalog catalog, IModelAccess access, IOptions<ApiLimits> options, TimeProvider time)
     {
         var limits = options.Value;
         using var fields = await JsonFields.ReadAsync(http.Request, limits.MaxBodyBytes, http.RequestAborted);
         var request = fields.Parse(f => CompletionRequest.Read(f, limits));
-        var model = ModelResolution.Resolve(catalog, request.Settings.Model);
+        var model = ModelResolution.Resolve(catalog, access, http.User, request.Settings.Model);
 
         var prompts = request.Prompts.Select(p => p.TokenIds ?? model.Engine.Tokenizer.Encode(p.Text ?? string.Empty)).ToList();
         if (prompts.Any(p => p.Count == 0))

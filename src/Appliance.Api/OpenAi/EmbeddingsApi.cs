@@ -12,12 +12,12 @@ internal static class EmbeddingsApi
     private const int MaxInputs = 2048;
     private static readonly HashSet<string> Known = ["model", "input", "encoding_format", "dimensions", "user"];
 
-    public static async Task HandleAsync(HttpContext http, IModelCatalog catalog, IOptions<ApiLimits> options)
+    public static async Task HandleAsync(HttpContext http, IModelCatalog catalog, IModelAccess access, IOptions<ApiLimits> options)
     {
         var limits = options.Value;
         using var fields = await JsonFields.ReadAsync(http.Request, limits.MaxBodyBytes, http.RequestAborted);
         var (modelName, inputs, base64) = fields.Parse(Read);
-        var model = ModelResolution.ResolveEmbedder(catalog, modelName);
+        var model = ModelResolution.ResolveEmbedder(catalog, access, http.User, modelName);
         if (fields.OptionalInteger("dimensions", 1, 100_000) is { } dimensions && dimensions != model.Embedder.Dimensions)
         {
             throw new OpenAiRequestException(OpenAiError.Unsupported("dimensions", $"dimensions other than the model's {model.Embedder.Dimensions}"));

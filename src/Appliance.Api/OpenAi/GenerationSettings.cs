@@ -22,10 +22,11 @@ internal sealed record GenerationSettings(
     float? RepetitionPenalty,
     bool Logprobs,
     int TopLogprobs,
-    string? User)
+    string? User,
+    bool IgnoreEos = false)
 {
     /// <summary>Extensions beyond OpenAI's parameters that vLLM-style clients send.</summary>
-    public static readonly string[] ExtensionFields = ["top_k", "min_p", "repetition_penalty"];
+    public static readonly string[] ExtensionFields = ["top_k", "min_p", "repetition_penalty", "ignore_eos"];
 
     public static readonly string[] CommonFields =
         ["model", "stream", "stream_options", "max_tokens", "temperature", "top_p", "n", "stop", "seed", "presence_penalty", "frequency_penalty", "user", .. ExtensionFields];
@@ -56,7 +57,8 @@ internal sealed record GenerationSettings(
             (float?)fields.OptionalNumber("repetition_penalty", 0.01, 10),
             logprobs,
             topLogprobs,
-            fields.OptionalString("user"));
+            fields.OptionalString("user"),
+            fields.OptionalBool("ignore_eos") ?? false);
     }
 
     /// <summary>The engine's sampling parameters for choice <paramref name="choice"/> (a seed is offset per choice).</summary>
@@ -74,5 +76,6 @@ internal sealed record GenerationSettings(
         StopStrings = Stop,
         Logprobs = Logprobs,
         TopLogprobs = TopLogprobs,
+        IgnoreEos = IgnoreEos, // vLLM's extension: generate exactly max_tokens, for benchmarks and load tests
     };
 }

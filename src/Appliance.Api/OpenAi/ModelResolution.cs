@@ -1,21 +1,29 @@
+using System.Security.Claims;
 using Appliance.Api.Models;
 
 namespace Appliance.Api.OpenAi;
 
-/// <summary>Finds the served model a request names, or answers 404 / 503 as OpenAI clients expect.</summary>
+/// <summary>
+/// Finds the served model a request names if the caller may use it, or answers 403 / 404 / 503 as OpenAI clients expect.
+/// </summary>
 internal static class ModelResolution
 {
-    public static ServedModel Resolve(IModelCatalog catalog, string name) =>
-        Ready(catalog, name).Served
+    public static ServedModel Resolve(IModelCatalog catalog, IModelAccess access, ClaimsPrincipal caller, string name) =>
+        Ready(catalog, access, caller, name).Served
             ?? throw new OpenAiRequestException(OpenAiError.Invalid($"The model '{name}' is an embedding model; use /v1/embeddings.", "model", "model_not_supported"));
 
-    public static ServedEmbedder ResolveEmbedder(IModelCatalog catalog, string name) =>
-        Ready(catalog, name).Embedder
+    public static ServedEmbedder ResolveEmbedder(IModelCatalog catalog, IModelAccess access, ClaimsPrincipal caller, string name) =>
+        Ready(catalog, access, caller, name).Embedder
             ?? throw new OpenAiRequestException(OpenAiError.Invalid($"The model '{name}' does not make embeddings.", "model", "model_not_supported"));
 
-    private static ModelEntry Ready(IModelCatalog catalog, string name)
+    private static ModelEntry Ready(IModelCatalog catalog, IModelAccess access, ClaimsPrincipal caller, string name)
     {
         var entry = catalog.Find(name) ?? throw new OpenAiRequestException(OpenAiError.ModelNotFound(name));
+        if (!access.MayUse(caller, entry.Id, recordDenial: true))
+        {
+            throw new OpenAiRequestException(access.HideForbiddenModels ? OpenAiError.ModelNotFound(name) : OpenAiError.ModelNotAllowed(name));
+        }
+
         return entry.State switch
         {
             ModelLoadState.Ready => entry,

@@ -3,14 +3,22 @@ using Microsoft.AspNetCore.Http;
 
 namespace Appliance.Api.OpenAi;
 
-/// <summary>GET /v1/models and /v1/models/{id}, with the appliance's extra metadata (context length, digest, state).</summary>
+/// <summary>
+/// GET /v1/models and /v1/models/{id}, with the appliance's extra metadata (context length, digest, state). A caller
+/// sees only the models it may use.
+/// </summary>
 internal static class ModelsApi
 {
-    public static IResult List(IModelCatalog catalog) =>
-        Results.Json(new { @object = "list", data = catalog.Entries.Select(Describe).ToList() });
+    public static IResult List(HttpContext http, IModelCatalog catalog, IModelAccess access) =>
+        Results.Json(new { @object = "list", data = catalog.Entries.Where(e => access.MayUse(http.User, e.Id, recordDenial: false)).Select(Describe).ToList() });
 
-    public static IResult Get(string id, IModelCatalog catalog) =>
-        catalog.Find(id) is { } entry ? Results.Json(Describe(entry)) : OpenAiError.ModelNotFound(id).ToResult();
+    public static IResult Get(string id, HttpContext http, IModelCatalog catalog, IModelAccess access) => catalog.Find(id) switch
+    {
+        null => OpenAiError.ModelNotFound(id).ToResult(),
+        var entry when !access.MayUse(http.User, entry.Id, recordDenial: true) =>
+            (access.HideForbiddenModels ? OpenAiError.ModelNotFound(id) : OpenAiError.ModelNotAllowed(id)).ToResult(),
+        var entry => Results.Json(Describe(entry)),
+    };
 
     private static object Describe(ModelEntry entry) => new
     {

@@ -9,7 +9,8 @@ namespace Appliance.Api.OpenAi;
 /// <summary>Maps the OpenAI-compatible API under /v1; every error there is answered in OpenAI's format.</summary>
 public static partial class OpenAiApi
 {
-    public static IEndpointRouteBuilder MapOpenAiApi(this IEndpointRouteBuilder endpoints)
+    /// <summary>Maps /v1; the group is returned so that the host can put it behind its authorisation policy.</summary>
+    public static RouteGroupBuilder MapOpenAiApi(this IEndpointRouteBuilder endpoints)
     {
         var v1 = endpoints.MapGroup("/v1").AddEndpointFilter(ErrorFilter);
         v1.MapPost("/chat/completions", ChatCompletionsApi.HandleAsync);
@@ -19,7 +20,7 @@ public static partial class OpenAiApi
         v1.MapGet("/models/{id}", ModelsApi.Get);
         v1.Map("/{**path}", (string? path) =>
             new OpenAiError(StatusCodes.Status404NotFound, $"Unknown request URL: /v1/{path}.", "invalid_request_error", null, "unknown_url").ToResult());
-        return endpoints;
+        return v1;
     }
 
     private static async ValueTask<object?> ErrorFilter(EndpointFilterInvocationContext context, EndpointFilterDelegate next)

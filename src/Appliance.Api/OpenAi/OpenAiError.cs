@@ -11,6 +11,17 @@ public sealed record OpenAiError(int Status, string Message, string Type, string
     public static OpenAiError Unsupported(string param, string what) =>
         new(StatusCodes.Status400BadRequest, $"'{param}': {what} is not supported by this appliance yet.", "invalid_request_error", param, "unsupported_parameter");
 
+    /// <summary>401: no detail on why the token was refused; the reason is logged, an attacker learns nothing.</summary>
+    public static OpenAiError Unauthenticated() =>
+        new(StatusCodes.Status401Unauthorized, "Authentication required: send a valid bearer token (Authorization: Bearer <token>).", "invalid_request_error", null, "invalid_api_key");
+
+    public static OpenAiError Forbidden() =>
+        new(StatusCodes.Status403Forbidden, "You are not allowed to use this endpoint.", "permission_error", null, "permission_denied");
+
+    /// <summary>The same answer for every refused model, whatever the reason: the reason is recorded, not told.</summary>
+    public static OpenAiError ModelNotAllowed(string model) =>
+        new(StatusCodes.Status403Forbidden, $"You are not allowed to use the model '{model}'.", "permission_error", "model", "model_not_allowed");
+
     public static OpenAiError ModelNotFound(string model) =>
         new(StatusCodes.Status404NotFound, $"The model '{model}' does not exist or you do not have access to it.", "invalid_request_error", "model", "model_not_found");
 

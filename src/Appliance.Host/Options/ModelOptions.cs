@@ -30,6 +30,15 @@ public sealed record ModelOptions
     /// </summary>
     public string ChatTemplate { get; init; } = "auto";
 
+    /// <summary>Keycloak roles allowed to use this model; with <see cref="AllowedGroups"/> empty too, every chat user may.</summary>
+    public IReadOnlyList<string> AllowedRoles { get; init; } = [];
+
+    /// <summary>Keycloak groups (path or name) allowed to use this model.</summary>
+    public IReadOnlyList<string> AllowedGroups { get; init; } = [];
+
+    /// <summary>The data-classification label (one of Identity:ClassificationLevels); empty takes Identity:DefaultClassification.</summary>
+    public string Classification { get; init; } = string.Empty;
+
     public float DefaultTemperature { get; init; } = 1f;
 
     public float DefaultTopP { get; init; } = 1f;

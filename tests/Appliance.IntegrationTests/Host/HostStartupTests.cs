@@ -17,7 +17,7 @@ public sealed class HostStartupTests : IDisposable
     public async Task A_bad_setting_stops_start_up_with_a_message_naming_the_key()
     {
         var folder = WriteModel("good");
-        await using var app = ApplianceApp.Create(["--urls=http://127.0.0.1:0", $"--Models:good:Path={folder}", "--Models:good:MaxBatchSize=0", "--Models:good:ChatTemplate=vicuna", "--Models:ghost:Path=/no/such/folder"]);
+        await using var app = ApplianceApp.Create(["--urls=http://127.0.0.1:0", "--environment=Development", $"--Models:good:Path={folder}", "--Models:good:MaxBatchSize=0", "--Models:good:ChatTemplate=vicuna", "--Models:ghost:Path=/no/such/folder"]);
 
         var error = await Assert.ThrowsAsync<OptionsValidationException>(() => app.StartAsync());
         Assert.Contains("Models:good:MaxBatchSize", error.Message, StringComparison.Ordinal);

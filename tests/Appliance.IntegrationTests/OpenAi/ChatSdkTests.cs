@@ -10,7 +10,7 @@ namespace Appliance.IntegrationTests.OpenAi;
 public sealed class ChatSdkTests(ApplianceServer server)
 {
     private ChatClient Client(string model = ApplianceServer.Model) =>
-        new(model, new ApiKeyCredential("not-needed-yet"), new OpenAIClientOptions { Endpoint = server.ApiBase });
+        new(model, new ApiKeyCredential(server.Token), new OpenAIClientOptions { Endpoint = server.ApiBase });
 
     private static readonly ChatMessage[] Conversation = [new SystemChatMessage("You are terse."), new UserChatMessage("Say something.")];
 
@@ -111,7 +111,7 @@ public sealed class ChatSdkTests(ApplianceServer server)
     [Fact]
     public async Task The_sdk_lists_the_served_models()
     {
-        var models = new OpenAIClient(new ApiKeyCredential("not-needed-yet"), new OpenAIClientOptions { Endpoint = server.ApiBase }).GetOpenAIModelClient();
+        var models = new OpenAIClient(new ApiKeyCredential(server.Token), new OpenAIClientOptions { Endpoint = server.ApiBase }).GetOpenAIModelClient();
         var list = (await models.GetModelsAsync()).Value;
         Assert.Contains(list, m => m.Id == ApplianceServer.Model && m.OwnedBy == "appliance");
     }

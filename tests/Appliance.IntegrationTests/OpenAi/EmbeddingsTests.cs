@@ -16,7 +16,7 @@ public sealed class EmbeddingsTests(ApplianceServer server)
     [Fact]
     public async Task Similar_texts_score_closer_than_unrelated_ones()
     {
-        var client = new EmbeddingClient(Model, new ApiKeyCredential("not-needed-yet"), new OpenAIClientOptions { Endpoint = server.ApiBase });
+        var client = new EmbeddingClient(Model, new ApiKeyCredential(server.Token), new OpenAIClientOptions { Endpoint = server.ApiBase });
         OpenAIEmbeddingCollection embeddings = await client.GenerateEmbeddingsAsync(["The cat sleeps on the sofa.", "A kitten is napping on the couch.", "Stock markets fell sharply today."]);
 
         var vectors = embeddings.Select(e => e.ToFloats().ToArray()).ToList();

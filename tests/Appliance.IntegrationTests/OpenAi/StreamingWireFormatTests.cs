@@ -99,7 +99,7 @@ public sealed class StreamingWireFormatTests(ApplianceServer server)
     public async Task A_client_that_disconnects_mid_stream_frees_its_slot()
     {
         var cancelledBefore = server.Engine.CancelledRequests;
-        var body = """{"model":"tiny","messages":[{"role":"user","content":"Hi"}],"stream":true,"max_tokens":2000,"n":4}""";
+        var body = """{"model":"tiny","messages":[{"role":"user","content":"Hi"}],"stream":true,"max_tokens":2000,"n":4,"ignore_eos":true}""";
         using (var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = Json(body) })
         using (var response = await server.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead))
         {

@@ -1,0 +1,103 @@
+using Appliance.Api.Models;
+using Appliance.Host.Identity;
+using Appliance.Host.Options;
+using Appliance.Identity;
+using Microsoft.AspNetCore.Authentication.JwtBearer;
+using Microsoft.AspNetCore.Authorization;
+using Microsoft.Extensions.Options;
+using Microsoft.IdentityModel.Tokens;
+
+namespace Appliance.Host.Extensions;
+
+/// <summary>
+/// Keycloak bearer tokens (JwtBearer against the realm's OpenID metadata), the chat / admin / audit policies and
+/// per-model access. Without a configured realm, the development identity (local key, Development environment only).
+/// </summary>
+public static class IdentityExtensions
+{
+    public static WebApplicationBuilder AddApplianceIdentity(this WebApplicationBuilder builder)
+    {
+        var section = builder.Configuration.GetSection(IdentityOptions.Section);
+        builder.Services.AddOptions<IdentityOptions>().Bind(section).ValidateOnStart();
+        builder.Services.AddSingleton<IValidateOptions<IdentityOptions>, IdentityOptionsValidator>();
+        builder.Services.AddSingleton<BearerEvents>();
+        builder.Services.AddSingleton<IModelAccess, ModelAccess>();
+
+        var identity = section.Get<IdentityOptions>() ?? new IdentityOptions();
+        var development = string.IsNullOrWhiteSpace(identity.Authority);
+        if (development)
+        {
+            builder.Services.AddSingleton(DevelopmentIdentityFor);
+        }
+
+        builder.Services.AddAuthentication(JwtBearerDefaults.AuthenticationScheme).AddJwtBearer(bearer =>
+        {
+            bearer.MapInboundClaims = false;
+            bearer.IncludeErrorDetails = false;
+            bearer.EventsType = typeof(BearerEvents);
+            bearer.Audience = identity.Audience;
+            bearer.RefreshInterval = identity.JwksRefreshInterval;
+            bearer.AutomaticRefreshInterval = identity.MetadataRefreshInterval;
+            bearer.TokenValidationParameters = new TokenValidationParameters
+            {
+                ValidateIssuer = true,
+                ValidateAudience = true,
+                ValidateLifetime = true,
+                RequireExpirationTime = true,
+                RequireSignedTokens = true,
+                ValidateIssuerSigningKey = true,
+                ValidAudience = identity.Audience,
+                ValidAlgorithms = [SecurityAlgorithms.RsaSha256, SecurityAlgorithms.RsaSha384, SecurityAlgorithms.RsaSha512,
+                    SecurityAlgorithms.RsaSsaPssSha256, SecurityAlgorithms.EcdsaSha256, SecurityAlgorithms.EcdsaSha384],
+                ClockSkew = identity.ClockSkew,
+                NameClaimType = ApplianceClaims.Username,
+                RoleClaimType = ApplianceClaims.Role,
+            };
+            if (!development)
+            {
+                bearer.Authority = identity.Authority;
+                bearer.RequireHttpsMetadata = identity.RequireHttpsMetadata;
+            }
+        });
+        if (development)
+        {
+            builder.Services.AddOptions<JwtBearerOptions>(JwtBearerDefaults.AuthenticationScheme).Configure<DevelopmentIdentity>((bearer, local) =>
+            {
+                bearer.TokenValidationParameters.ValidIssuer = DevelopmentIdentity.Issuer;
+                bearer.TokenValidationParameters.IssuerSigningKey = local.SigningKey;
+            });
+        }
+
+        builder.Services.AddAuthorizationBuilder()
+            .AddPolicy(AppliancePolicies.Chat, policy => policy.RequireAuthenticatedUser().RequireRole(identity.Roles.User))
+            .AddPolicy(AppliancePolicies.Admin, policy => policy.RequireAuthenticatedUser().RequireRole(identity.Roles.Admin))
+            .AddPolicy(AppliancePolicies.Audit, policy => policy.RequireAuthenticatedUser().RequireRole(identity.Roles.Auditor))
+            // Anything mapped without a policy of its own still needs a valid token; /health opts out explicitly.
+            .SetFallbackPolicy(new AuthorizationPolicyBuilder().RequireAuthenticatedUser().Build());
+        return builder;
+    }
+
+    /// <summary>Authentication on every request, and the identity in use announced once at start.</summary>
+    public static WebApplication UseApplianceIdentity(this WebApplication app)
+    {
+        app.UseAuthentication();
+        app.UseAuthorization();
+        var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Appliance.Identity");
+        app.Lifetime.ApplicationStarted.Register(() =>
+        {
+            var identity = app.Services.GetRequiredService<IOptions<IdentityOptions>>().Value;
+            if (app.Services.GetService<DevelopmentIdentity>() is { } local)
+            {
+                IdentityLog.DevelopmentIdentityInUse(logger, local.KeyPath, app.Services.GetRequiredService<IOptions<ApplianceOptions>>().Value.DataFolder);
+            }
+            else
+            {
+                IdentityLog.KeycloakInUse(logger, identity.Authority, identity.Audience, identity.RoleClientId);
+            }
+        });
+        return app;
+    }
+
+    private static DevelopmentIdentity DevelopmentIdentityFor(IServiceProvider services) =>
+        DevelopmentIdentity.LoadOrCreate(Path.Combine(services.GetRequiredService<IOptions<ApplianceOptions>>().Value.DataFolder, "identity"));
+}

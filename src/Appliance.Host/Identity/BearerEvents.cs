@@ -1,0 +1,82 @@
+using System.Security.Claims;
+using Appliance.Api.OpenAi;
+using Appliance.Identity;
+using Appliance.Host.Options;
+using Microsoft.AspNetCore.Authentication.JwtBearer;
+using Microsoft.Extensions.Options;
+
+namespace Appliance.Host.Identity;
+
+/// <summary>
+/// What happens around token validation: Keycloak roles become role claims, refusals are logged with their reason,
+/// and 401 / 403 are answered in the API's own error format (OpenAI's on /v1, RFC 7807 elsewhere) with no detail.
+/// </summary>
+internal sealed class BearerEvents(IOptions<IdentityOptions> options, ILogger<BearerEvents> logger) : JwtBearerEvents
+{
+    public override Task TokenValidated(TokenValidatedContext context)
+    {
+        if (context.Principal?.Identity is ClaimsIdentity identity)
+        {
+            KeycloakRoles.AddTo(identity, options.Value.RoleClientId);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public override Task AuthenticationFailed(AuthenticationFailedContext context)
+    {
+        var request = context.HttpContext.Request;
+        IdentityLog.TokenRefused(logger, RemoteAddress(context.HttpContext), request.Method, request.Path, Describe(context.Exception));
+        return Task.CompletedTask;
+    }
+
+    public override async Task Challenge(JwtBearerChallengeContext context)
+    {
+        context.HandleResponse();
+        var http = context.HttpContext;
+        if (context.AuthenticateFailure is null)
+        {
+            IdentityLog.TokenMissing(logger, RemoteAddress(http), http.Request.Method, http.Request.Path);
+        }
+
+        // RFC 6750: say that a bearer token is expected, and that the one sent was refused, but not why.
+        http.Response.Headers.WWWAuthenticate = context.AuthenticateFailure is null ? "Bearer realm=\"appliance\"" : "Bearer realm=\"appliance\", error=\"invalid_token\"";
+        await Answer(http, StatusCodes.Status401Unauthorized, OpenAiError.Unauthenticated(), "Authentication required", "Send a valid bearer token.");
+    }
+
+    public override async Task Forbidden(ForbiddenContext context)
+    {
+        var http = context.HttpContext;
+        var user = http.User;
+        IdentityLog.Forbidden(logger, user.Identity?.Name, user.FindFirst(ApplianceClaims.Client)?.Value,
+            string.Join(",", user.FindAll(ApplianceClaims.Role).Select(c => c.Value)), RemoteAddress(http), http.Request.Method, http.Request.Path);
+        await Answer(http, StatusCodes.Status403Forbidden, OpenAiError.Forbidden(), "Forbidden", "You are not allowed to use this endpoint.");
+    }
+
+    private static async Task Answer(HttpContext http, int status, OpenAiError openAiError, string title, string detail)
+    {
+        if (http.Request.Path.StartsWithSegments("/v1"))
+        {
+            await openAiError.ToResult().ExecuteAsync(http);
+            return;
+        }
+
+        await Results.Problem(statusCode: status, title: title, detail: detail).ExecuteAsync(http);
+    }
+
+    /// <summary>The kind of refusal for the log (expired, bad signature, wrong audience...), without the token itself.</summary>
+    private static string Describe(Exception exception) => exception.GetType().Name switch
+    {
+        "SecurityTokenExpiredException" => "expired",
+        "SecurityTokenNotYetValidException" => "not yet valid",
+        "SecurityTokenInvalidIssuerException" => "issuer not trusted",
+        "SecurityTokenInvalidAudienceException" => "wrong audience",
+        "SecurityTokenSignatureKeyNotFoundException" => "signed with an unknown key",
+        "SecurityTokenInvalidSignatureException" => "invalid signature",
+        "SecurityTokenInvalidAlgorithmException" => "algorithm not allowed",
+        "SecurityTokenMalformedException" => "malformed token",
+        var name => name,
+    };
+
+    private static string? RemoteAddress(HttpContext http) => http.Connection.RemoteIpAddress?.ToString();
+}

@@ -1,0 +1,48 @@
+using System.Security.Claims;
+using Appliance.Api.Models;
+using Appliance.Identity;
+using Appliance.Host.Options;
+using Microsoft.Extensions.Options;
+
+namespace Appliance.Host.Identity;
+
+/// <summary>Per-model access from configuration: Models:&lt;id&gt;:AllowedRoles / AllowedGroups / Classification.</summary>
+internal sealed class ModelAccess : IModelAccess
+{
+    private readonly Dictionary<string, ModelAccessRule> _rules;
+    private readonly ModelAccessRule _unlisted;
+    private readonly Clearance _clearance;
+    private readonly string _groupsClaim;
+    private readonly ILogger<ModelAccess> _logger;
+
+    public ModelAccess(IOptions<IdentityOptions> identity, IOptions<ModelsOptions> models, ILogger<ModelAccess> logger)
+    {
+        var settings = identity.Value;
+        _clearance = new Clearance(settings.ClassificationLevels, settings.ClearanceClaim, settings.DefaultClearance);
+        _groupsClaim = settings.GroupsClaim;
+        _logger = logger;
+        HideForbiddenModels = settings.HideForbiddenModels;
+        _rules = models.Value.Models.ToDictionary(
+            pair => pair.Key,
+            pair => new ModelAccessRule(pair.Value.AllowedRoles, pair.Value.AllowedGroups,
+                string.IsNullOrEmpty(pair.Value.Classification) ? settings.DefaultClassification : pair.Value.Classification),
+            StringComparer.Ordinal);
+
+        // Models not declared in Models (the built-in embedding model) are open to every chat user at the default label.
+        _unlisted = new ModelAccessRule([], [], settings.DefaultClassification);
+    }
+
+    public bool HideForbiddenModels { get; }
+
+    public bool MayUse(ClaimsPrincipal caller, string modelId, bool recordDenial)
+    {
+        var rule = _rules.GetValueOrDefault(modelId, _unlisted);
+        var denial = rule.Check(caller, _clearance, _groupsClaim);
+        if (denial != ModelAccessDenial.None && recordDenial)
+        {
+            IdentityLog.ModelRefused(_logger, caller.Identity?.Name, caller.FindFirst(ApplianceClaims.Client)?.Value, modelId, denial);
+        }
+
+        return denial == ModelAccessDenial.None;
+    }
+}

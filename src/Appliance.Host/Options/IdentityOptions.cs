@@ -1,0 +1,65 @@
+namespace Appliance.Host.Options;
+
+/// <summary>Who may call the appliance (configuration section "Identity"): the Keycloak realm, roles and data classification.</summary>
+public sealed record IdentityOptions
+{
+    public const string Section = "Identity";
+
+    /// <summary>
+    /// The Keycloak realm, e.g. https://kc.example/realms/appliance. Empty: the development identity, which only the
+    /// Development environment accepts (and only on loopback).
+    /// </summary>
+    public string Authority { get; init; } = string.Empty;
+
+    /// <summary>The audience access tokens must carry (Keycloak adds it with an audience mapper).</summary>
+    public string Audience { get; init; } = "appliance-api";
+
+    /// <summary>The client whose resource_access roles count as the appliance's roles; empty means the audience.</summary>
+    public string ClientId { get; init; } = string.Empty;
+
+    /// <summary>Only for a loopback Keycloak during development: production metadata must come over HTTPS.</summary>
+    public bool RequireHttpsMetadata { get; init; } = true;
+
+    public TimeSpan ClockSkew { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// How soon a token signed with an unknown key makes the appliance fetch the realm's keys again, so that a rotated
+    /// key is picked up without a restart.
+    /// </summary>
+    public TimeSpan JwksRefreshInterval { get; init; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>How often the realm's metadata and keys are refreshed anyway.</summary>
+    public TimeSpan MetadataRefreshInterval { get; init; } = TimeSpan.FromHours(1);
+
+    public RoleNames Roles { get; init; } = new();
+
+    /// <summary>The token claim that carries the caller's clearance (a Keycloak user attribute mapped into the token).</summary>
+    public string ClearanceClaim { get; init; } = "clearance";
+
+    /// <summary>Classification levels, lowest first.</summary>
+    public IReadOnlyList<string> ClassificationLevels { get; init; } = ["public", "internal", "confidential", "restricted"];
+
+    /// <summary>The clearance of a caller whose token has no clearance claim.</summary>
+    public string DefaultClearance { get; init; } = "internal";
+
+    /// <summary>The label of a model that declares none.</summary>
+    public string DefaultClassification { get; init; } = "internal";
+
+    /// <summary>The claim holding the caller's Keycloak groups (group membership mapper).</summary>
+    public string GroupsClaim { get; init; } = "groups";
+
+    /// <summary>Answer 404 instead of 403 for a model the caller may not use, so that model names do not leak.</summary>
+    public bool HideForbiddenModels { get; init; }
+
+    public string RoleClientId => string.IsNullOrEmpty(ClientId) ? Audience : ClientId;
+}
+
+/// <summary>The Keycloak role names behind the appliance's policies.</summary>
+public sealed record RoleNames
+{
+    public string User { get; init; } = "appliance-user";
+
+    public string Admin { get; init; } = "appliance-admin";
+
+    public string Auditor { get; init; } = "appliance-auditor";
+}

@@ -1,0 +1,81 @@
+using System.Net;
+using Microsoft.Extensions.Options;
+
+namespace Appliance.Host.Options;
+
+/// <summary>
+/// Checks identity settings at start, naming each bad key. Without an authority only the Development environment may
+/// run, and only listening on loopback: the development identity's key sits in the data folder, readable by anyone who
+/// can read that folder.
+/// </summary>
+internal sealed class IdentityOptionsValidator(IHostEnvironment environment, IConfiguration configuration)
+    : IValidateOptions<IdentityOptions>
+{
+    public ValidateOptionsResult Validate(string? name, IdentityOptions options)
+    {
+        var failures = new List<string>();
+        if (string.IsNullOrWhiteSpace(options.Authority))
+        {
+            if (!environment.IsDevelopment())
+            {
+                failures.Add($"Identity:Authority is required in the {environment.EnvironmentName} environment: set it to your Keycloak realm "
+                    + "(https://kc.example/realms/<realm>). The local development identity runs only with --environment Development.");
+            }
+            else if (ListeningAddresses(configuration).FirstOrDefault(address => !IsLoopback(address)) is { } open)
+            {
+                failures.Add($"the development identity (no Identity:Authority) serves loopback only, but the appliance would listen on {open}.");
+            }
+        }
+        else if (!Uri.TryCreate(options.Authority, UriKind.Absolute, out var authority) || authority.Scheme is not ("https" or "http"))
+        {
+            failures.Add($"Identity:Authority '{options.Authority}' must be an absolute URL such as https://kc.example/realms/appliance.");
+        }
+        else if (authority.Scheme == "http" && options.RequireHttpsMetadata)
+        {
+            failures.Add("Identity:Authority uses http: set Identity:RequireHttpsMetadata=false, for a loopback test realm only.");
+        }
+
+        Require(failures, "Identity:Audience", !string.IsNullOrWhiteSpace(options.Audience), "is required");
+        Require(failures, "Identity:ClockSkew", options.ClockSkew >= TimeSpan.Zero && options.ClockSkew <= TimeSpan.FromMinutes(5), "must be between 0 and 5 minutes");
+        Require(failures, "Identity:JwksRefreshInterval", options.JwksRefreshInterval >= TimeSpan.FromSeconds(1), "must be at least one second");
+        Require(failures, "Identity:MetadataRefreshInterval", options.MetadataRefreshInterval >= TimeSpan.FromMinutes(1), "must be at least one minute");
+        Require(failures, "Identity:ClassificationLevels", options.ClassificationLevels.Count > 0 && options.ClassificationLevels.All(l => !string.IsNullOrWhiteSpace(l)),
+            "must list at least one level, lowest first");
+        Require(failures, "Identity:DefaultClearance", IsLevel(options, options.DefaultClearance), $"must be one of {string.Join(", ", options.ClassificationLevels)}");
+        Require(failures, "Identity:DefaultClassification", IsLevel(options, options.DefaultClassification), $"must be one of {string.Join(", ", options.ClassificationLevels)}");
+        // Bound here rather than injected, so that a bad model setting is reported by its own validator, once.
+        foreach (var (id, model) in configuration.Get<ModelsOptions>()?.Models ?? [])
+        {
+            Require(failures, $"Models:{id}:Classification", model.Classification.Length == 0 || IsLevel(options, model.Classification),
+                $"must be one of {string.Join(", ", options.ClassificationLevels)}");
+        }
+
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    private static bool IsLevel(IdentityOptions options, string level) =>
+        options.ClassificationLevels.Contains(level, StringComparer.OrdinalIgnoreCase);
+
+    private static IEnumerable<string> ListeningAddresses(IConfiguration configuration)
+    {
+        var urls = configuration["urls"];
+        var configured = string.IsNullOrEmpty(urls) ? [] : urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var endpoints = configuration.GetSection("Kestrel:Endpoints").GetChildren().Select(e => e["Url"]).OfType<string>();
+        return configured.Concat(endpoints);
+    }
+
+    private static bool IsLoopback(string url)
+    {
+        var host = url.Split("://", 2).Last().Split('/')[0];
+        host = host.StartsWith('[') ? host[1..host.IndexOf(']', StringComparison.Ordinal)] : host.Split(':')[0];
+        return host == "localhost" || (IPAddress.TryParse(host, out var address) && IPAddress.IsLoopback(address));
+    }
+
+    private static void Require(List<string> failures, string key, bool valid, string rule)
+    {
+        if (!valid)
+        {
+            failures.Add($"{key} {rule}");
+        }
+    }
+}
