@@ -59,6 +59,16 @@ public static class IdentityExtensions
                 bearer.RequireHttpsMetadata = identity.RequireHttpsMetadata;
             }
         });
+        // After JwtBearer's own post-configuration has created the configuration manager: a key the realm stopped
+        // publishing (rotated out, or removed after a compromise) must stop working at the next key refresh, not stay
+        // valid for an hour as part of a cached "last known good" configuration.
+        builder.Services.PostConfigure<JwtBearerOptions>(JwtBearerDefaults.AuthenticationScheme, bearer =>
+        {
+            if (bearer.ConfigurationManager is BaseConfigurationManager manager)
+            {
+                manager.UseLastKnownGoodConfiguration = false;
+            }
+        });
         if (development)
         {
             builder.Services.AddOptions<JwtBearerOptions>(JwtBearerDefaults.AuthenticationScheme).Configure<DevelopmentIdentity>((bearer, local) =>
