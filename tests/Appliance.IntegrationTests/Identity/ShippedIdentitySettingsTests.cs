@@ -1,0 +1,68 @@
+using System.Text.Json;
+using Appliance.Host.Options;
+using Appliance.Tests.Common;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Hosting;
+
+namespace Appliance.IntegrationTests.Identity;
+
+/// <summary>What ships in appliance/ (the Keycloak realm export, the production settings) agrees with the code.</summary>
+public sealed class ShippedIdentitySettingsTests
+{
+    private static readonly string Appliance = Path.Combine(RepositoryPaths.Root, "appliance");
+
+    [Fact]
+    public void The_realm_export_has_the_roles_the_audience_mapper_and_the_clients_the_appliance_expects()
+    {
+        using var realm = JsonDocument.Parse(File.ReadAllText(Path.Combine(Appliance, "keycloak", "realm-appliance.json")));
+        var root = realm.RootElement;
+        var defaults = new IdentityOptions();
+        var roles = root.GetProperty("roles").GetProperty("realm").EnumerateArray().Select(r => r.GetProperty("name").GetString()).ToList();
+        Assert.Equal([defaults.Roles.User, defaults.Roles.Admin, defaults.Roles.Auditor], roles);
+
+        var clients = root.GetProperty("clients").EnumerateArray().ToDictionary(c => c.GetProperty("clientId").GetString()!);
+        Assert.True(clients[defaults.Audience].GetProperty("bearerOnly").GetBoolean());
+
+        var console = clients["appliance-console"];
+        Assert.True(console.GetProperty("publicClient").GetBoolean());
+        Assert.Equal("S256", console.GetProperty("attributes").GetProperty("pkce.code.challenge.method").GetString());
+        Assert.True(MapsAudience(console, defaults.Audience));
+        Assert.Contains(console.GetProperty("protocolMappers").EnumerateArray(), m => m.GetProperty("config").TryGetProperty("claim.name", out var c) && c.GetString() == defaults.ClearanceClaim);
+        Assert.Contains(console.GetProperty("protocolMappers").EnumerateArray(), m => m.GetProperty("config").TryGetProperty("claim.name", out var c) && c.GetString() == defaults.GroupsClaim);
+
+        var service = clients["report-generator"];
+        Assert.True(service.GetProperty("serviceAccountsEnabled").GetBoolean());
+        Assert.True(MapsAudience(service, defaults.Audience));
+        var serviceUser = root.GetProperty("users").EnumerateArray().Single(u => u.GetProperty("serviceAccountClientId").GetString() == "report-generator");
+        Assert.Contains(defaults.Roles.User, serviceUser.GetProperty("realmRoles").EnumerateArray().Select(r => r.GetString()));
+    }
+
+    [Fact]
+    public void The_production_settings_name_a_realm_and_pass_validation_in_production()
+    {
+        var configuration = new ConfigurationBuilder().AddJsonFile(Path.Combine(Appliance, "appsettings.Production.json")).Build();
+        var identity = configuration.GetSection(IdentityOptions.Section).Get<IdentityOptions>()!;
+        var validator = new IdentityOptionsValidator(new ProductionEnvironment(), configuration); // also checks the models' labels
+        var result = validator.Validate(null, identity);
+        Assert.True(result.Succeeded, result.FailureMessage);
+        Assert.StartsWith("https://", identity.Authority, StringComparison.Ordinal);
+        Assert.True(identity.RequireHttpsMetadata);
+    }
+
+    private static bool MapsAudience(JsonElement client, string audience) =>
+        client.GetProperty("protocolMappers").EnumerateArray().Any(m =>
+            m.GetProperty("protocolMapper").GetString() == "oidc-audience-mapper"
+            && m.GetProperty("config").GetProperty("included.client.audience").GetString() == audience
+            && m.GetProperty("config").GetProperty("access.token.claim").GetString() == "true");
+
+    private sealed class ProductionEnvironment : IHostEnvironment
+    {
+        public string EnvironmentName { get; set; } = Environments.Production;
+
+        public string ApplicationName { get; set; } = "Appliance.Host";
+
+        public string ContentRootPath { get; set; } = RepositoryPaths.Root;
+
+        public Microsoft.Extensions.FileProviders.IFileProvider ContentRootFileProvider { get; set; } = new Microsoft.Extensions.FileProviders.NullFileProvider();
+    }
+}
