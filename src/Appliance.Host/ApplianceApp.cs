@@ -1,3 +1,4 @@
+using Appliance.Api.Admin;
 using Appliance.Api.OpenAi;
 using Appliance.Host.Extensions;
 using Appliance.Host.Identity;
@@ -19,6 +20,7 @@ public static class ApplianceApp
         app.UseApplianceIdentity();
         app.MapApplianceHealth();
         app.MapOpenAiApi().RequireAuthorization(AppliancePolicies.Chat);
+        app.MapGroup("/admin").MapApiKeysApi().RequireAuthorization(AppliancePolicies.Admin);
         app.UseStartupBanner();
         return app;
     }

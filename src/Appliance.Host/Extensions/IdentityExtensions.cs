@@ -1,4 +1,7 @@
+using Appliance.Api.Admin;
 using Appliance.Api.Models;
+using Appliance.Identity.ApiKeys;
+using Microsoft.AspNetCore.Authentication;
 using Appliance.Host.Identity;
 using Appliance.Host.Options;
 using Appliance.Identity;
@@ -30,7 +33,18 @@ public static class IdentityExtensions
             builder.Services.AddSingleton(DevelopmentIdentityFor);
         }
 
-        builder.Services.AddAuthentication(JwtBearerDefaults.AuthenticationScheme).AddJwtBearer(bearer =>
+        builder.Services.AddSingleton(services => new ApiKeyStore(IdentityFolder(services)));
+        builder.Services.AddSingleton(new ApiKeyIssuing(identity.ApiKeys.Enabled, [identity.Roles.Admin], identity.ClassificationLevels,
+            identity.ApiKeys.DefaultLifetimeDays, identity.ApiKeys.MaxLifetimeDays));
+        var authentication = builder.Services.AddAuthentication(CredentialScheme);
+        // One header, two kinds of credential: "Bearer apk_..." is an API key (when enabled), anything else a JWT.
+        authentication.AddPolicyScheme(CredentialScheme, "Bearer token or API key", scheme => scheme.ForwardDefaultSelector = http =>
+            identity.ApiKeys.Enabled && http.Request.Headers.Authorization.ToString() is var header
+            && header.StartsWith("Bearer " + ApiKeySecret.Prefix, StringComparison.OrdinalIgnoreCase)
+                ? ApiKeyAuthenticationHandler.SchemeName
+                : JwtBearerDefaults.AuthenticationScheme);
+        authentication.AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
+        authentication.AddJwtBearer(bearer =>
         {
             bearer.MapInboundClaims = false;
             bearer.IncludeErrorDetails = false;
@@ -108,6 +122,10 @@ public static class IdentityExtensions
         return app;
     }
 
-    private static DevelopmentIdentity DevelopmentIdentityFor(IServiceProvider services) =>
-        DevelopmentIdentity.LoadOrCreate(Path.Combine(services.GetRequiredService<IOptions<ApplianceOptions>>().Value.DataFolder, "identity"));
+    private const string CredentialScheme = "BearerOrApiKey";
+
+    private static DevelopmentIdentity DevelopmentIdentityFor(IServiceProvider services) => DevelopmentIdentity.LoadOrCreate(IdentityFolder(services));
+
+    private static string IdentityFolder(IServiceProvider services) =>
+        Path.Combine(services.GetRequiredService<IOptions<ApplianceOptions>>().Value.DataFolder, "identity");
 }

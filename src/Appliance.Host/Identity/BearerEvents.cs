@@ -1,5 +1,4 @@
 using System.Security.Claims;
-using Appliance.Api.OpenAi;
 using Appliance.Identity;
 using Appliance.Host.Options;
 using Microsoft.AspNetCore.Authentication.JwtBearer;
@@ -26,7 +25,7 @@ internal sealed class BearerEvents(IOptions<IdentityOptions> options, ILogger<Be
     public override Task AuthenticationFailed(AuthenticationFailedContext context)
     {
         var request = context.HttpContext.Request;
-        IdentityLog.TokenRefused(logger, RemoteAddress(context.HttpContext), request.Method, request.Path, Describe(context.Exception));
+        IdentityLog.TokenRefused(logger, context.HttpContext.Connection.RemoteIpAddress?.ToString(), request.Method, request.Path, Describe(context.Exception));
         return Task.CompletedTask;
     }
 
@@ -36,32 +35,18 @@ internal sealed class BearerEvents(IOptions<IdentityOptions> options, ILogger<Be
         var http = context.HttpContext;
         if (context.AuthenticateFailure is null)
         {
-            IdentityLog.TokenMissing(logger, RemoteAddress(http), http.Request.Method, http.Request.Path);
+            IdentityLog.TokenMissing(logger, http.Connection.RemoteIpAddress?.ToString(), http.Request.Method, http.Request.Path);
         }
 
-        // RFC 6750: say that a bearer token is expected, and that the one sent was refused, but not why.
-        http.Response.Headers.WWWAuthenticate = context.AuthenticateFailure is null ? "Bearer realm=\"appliance\"" : "Bearer realm=\"appliance\", error=\"invalid_token\"";
-        await Answer(http, StatusCodes.Status401Unauthorized, OpenAiError.Unauthenticated(), "Authentication required", "Send a valid bearer token.");
+        await DenialResponses.Unauthenticated(http, credentialSent: context.AuthenticateFailure is not null);
     }
 
     public override async Task Forbidden(ForbiddenContext context)
     {
         var http = context.HttpContext;
         var user = http.User;
-        IdentityLog.Forbidden(logger, user.Identity?.Name, user.FindFirst(ApplianceClaims.Client)?.Value,
-            string.Join(",", user.FindAll(ApplianceClaims.Role).Select(c => c.Value)), RemoteAddress(http), http.Request.Method, http.Request.Path);
-        await Answer(http, StatusCodes.Status403Forbidden, OpenAiError.Forbidden(), "Forbidden", "You are not allowed to use this endpoint.");
-    }
-
-    private static async Task Answer(HttpContext http, int status, OpenAiError openAiError, string title, string detail)
-    {
-        if (http.Request.Path.StartsWithSegments("/v1"))
-        {
-            await openAiError.ToResult().ExecuteAsync(http);
-            return;
-        }
-
-        await Results.Problem(statusCode: status, title: title, detail: detail).ExecuteAsync(http);
+        IdentityLog.Forbidden(logger, http);
+        await DenialResponses.Forbidden(http);
     }
 
     /// <summary>The kind of refusal for the log (expired, bad signature, wrong audience...), without the token itself.</summary>
@@ -77,6 +62,4 @@ internal sealed class BearerEvents(IOptions<IdentityOptions> options, ILogger<Be
         "SecurityTokenMalformedException" => "malformed token",
         var name => name,
     };
-
-    private static string? RemoteAddress(HttpContext http) => http.Connection.RemoteIpAddress?.ToString();
 }

@@ -19,6 +19,15 @@ internal static partial class IdentityLog
     [LoggerMessage(EventId = 3012, Level = LogLevel.Warning, Message = "Forbidden: {User} (client {Client}, roles {Roles}) from {RemoteAddress} on {Method} {Path}")]
     public static partial void Forbidden(ILogger logger, string? user, string? client, string roles, string? remoteAddress, string method, string path);
 
+    public static void Forbidden(ILogger logger, HttpContext http) =>
+        Forbidden(logger, http.User.Identity?.Name, http.User.FindFirst(Appliance.Identity.ApplianceClaims.Client)?.Value,
+            string.Join(",", http.User.FindAll(Appliance.Identity.ApplianceClaims.Role).Select(c => c.Value)),
+            http.Connection.RemoteIpAddress?.ToString(), http.Request.Method, http.Request.Path);
+
+
+    [LoggerMessage(EventId = 3014, Level = LogLevel.Warning, Message = "Refused {Refusal} from {RemoteAddress} on {Method} {Path}")]
+    public static partial void ApiKeyRefused(ILogger logger, string refusal, string? remoteAddress, string method, string path);
+
     [LoggerMessage(EventId = 3013, Level = LogLevel.Warning, Message = "Model refused: {User} (client {Client}) may not use {Model}: {Reason}")]
     public static partial void ModelRefused(ILogger logger, string? user, string? client, string model, Appliance.Identity.ModelAccessDenial reason);
 }

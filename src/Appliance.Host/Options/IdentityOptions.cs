@@ -51,7 +51,20 @@ public sealed record IdentityOptions
     /// <summary>Answer 404 instead of 403 for a model the caller may not use, so that model names do not leak.</summary>
     public bool HideForbiddenModels { get; init; }
 
+    /// <summary>API keys for tools that cannot do OpenID Connect; off by default.</summary>
+    public ApiKeyOptions ApiKeys { get; init; } = new();
+
     public string RoleClientId => string.IsNullOrEmpty(ClientId) ? Audience : ClientId;
+}
+
+/// <summary>API keys issued by administrators to Keycloak identities (Identity:ApiKeys).</summary>
+public sealed record ApiKeyOptions
+{
+    public bool Enabled { get; init; }
+
+    public int DefaultLifetimeDays { get; init; } = 90;
+
+    public int MaxLifetimeDays { get; init; } = 365;
 }
 
 /// <summary>The Keycloak role names behind the appliance's policies.</summary>

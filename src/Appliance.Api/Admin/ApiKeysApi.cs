@@ -1,0 +1,154 @@
+using System.Text.Json;
+using Appliance.Identity.ApiKeys;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.Logging;
+
+namespace Appliance.Api.Admin;
+
+/// <summary>
+/// /admin/api-keys: administrators issue API keys to Keycloak identities for tools that cannot do OpenID Connect,
+/// list them and revoke them. The key text is shown once, at issue; only its hash is kept. Errors are RFC 7807.
+/// </summary>
+public static partial class ApiKeysApi
+{
+    private const int MaxText = 200;
+
+    public static RouteGroupBuilder MapApiKeysApi(this RouteGroupBuilder admin)
+    {
+        var keys = admin.MapGroup("/api-keys");
+        keys.MapPost("/", Issue);
+        keys.MapGet("/", List);
+        keys.MapDelete("/{id}", Revoke);
+        return admin;
+    }
+
+    private static async Task<IResult> Issue(HttpContext http, ApiKeyStore store, ApiKeyIssuing issuing, TimeProvider time, ILoggerFactory logs)
+    {
+        if (!issuing.Enabled)
+        {
+            return Disabled();
+        }
+
+        JsonElement body;
+        try
+        {
+            body = await JsonSerializer.DeserializeAsync<JsonElement>(http.Request.Body, cancellationToken: http.RequestAborted);
+        }
+        catch (JsonException exception)
+        {
+            return Results.Problem(statusCode: StatusCodes.Status400BadRequest, title: "Invalid JSON", detail: exception.Message);
+        }
+
+        var errors = new Dictionary<string, string[]>();
+        var owner = Text(body, "owner", errors);
+        var name = Text(body, "name", errors);
+        var roles = Strings(body, "roles", errors, required: true);
+        var groups = Strings(body, "groups", errors, required: false);
+        var clearance = body.ValueKind == JsonValueKind.Object && body.TryGetProperty("clearance", out var c) && c.ValueKind == JsonValueKind.String ? c.GetString() : null;
+        var days = body.ValueKind == JsonValueKind.Object && body.TryGetProperty("expiresInDays", out var d) && d.ValueKind == JsonValueKind.Number && d.TryGetInt32(out var n)
+            ? n
+            : issuing.DefaultLifetimeDays;
+        if (roles.FirstOrDefault(r => issuing.ForbiddenRoles.Contains(r, StringComparer.Ordinal)) is { } forbidden)
+        {
+            errors["roles"] = [$"'{forbidden}' cannot be given to an API key: administration needs a Keycloak sign-in."];
+        }
+
+        if (clearance is not null && !issuing.ClearanceLevels.Contains(clearance, StringComparer.OrdinalIgnoreCase))
+        {
+            errors["clearance"] = [$"must be one of {string.Join(", ", issuing.ClearanceLevels)}"];
+        }
+
+        if (days < 1 || days > issuing.MaxLifetimeDays)
+        {
+            errors["expiresInDays"] = [$"must be between 1 and {issuing.MaxLifetimeDays}"];
+        }
+
+        if (errors.Count > 0)
+        {
+            return Results.ValidationProblem(errors, title: "The API key request is not valid.");
+        }
+
+        var now = time.GetUtcNow();
+        var (id, key, hash) = ApiKeySecret.Generate();
+        var record = new ApiKeyRecord
+        {
+            Id = id, Name = name!, Owner = owner!, Roles = roles, Groups = groups, Clearance = clearance,
+            CreatedAt = now, CreatedBy = http.User.Identity?.Name ?? "unknown", ExpiresAt = now.AddDays(days), SecretHash = hash,
+        };
+        store.Add(record);
+        LogIssued(logs.CreateLogger("Appliance.Admin"), id, record.Name, record.Owner, string.Join(",", roles), record.CreatedBy, record.ExpiresAt);
+        return Results.Created($"/admin/api-keys/{id}", new { key, apiKey = Describe(record, now) });
+    }
+
+    private static IResult List(ApiKeyStore store, ApiKeyIssuing issuing, TimeProvider time) =>
+        issuing.Enabled ? Results.Json(new { data = store.All().Select(k => Describe(k, time.GetUtcNow())) }) : Disabled();
+
+    private static IResult Revoke(string id, HttpContext http, ApiKeyStore store, ApiKeyIssuing issuing, TimeProvider time, ILoggerFactory logs)
+    {
+        if (!issuing.Enabled)
+        {
+            return Disabled();
+        }
+
+        if (!store.Revoke(id, http.User.Identity?.Name ?? "unknown", time.GetUtcNow()))
+        {
+            return Results.Problem(statusCode: StatusCodes.Status404NotFound, title: "No such API key", detail: $"There is no API key '{id}'.");
+        }
+
+        LogRevoked(logs.CreateLogger("Appliance.Admin"), id, http.User.Identity?.Name);
+        return Results.NoContent();
+    }
+
+    private static object Describe(ApiKeyRecord key, DateTimeOffset now) => new
+    {
+        id = key.Id, name = key.Name, owner = key.Owner, roles = key.Roles, groups = key.Groups, clearance = key.Clearance,
+        createdAt = key.CreatedAt, createdBy = key.CreatedBy, expiresAt = key.ExpiresAt, revokedAt = key.RevokedAt, revokedBy = key.RevokedBy,
+        active = key.IsActive(now),
+    };
+
+    private static IResult Disabled() =>
+        Results.Problem(statusCode: StatusCodes.Status404NotFound, title: "API keys are disabled",
+            detail: "Set Identity:ApiKeys:Enabled=true to let administrators issue API keys.");
+
+    private static string? Text(JsonElement body, string field, Dictionary<string, string[]> errors)
+    {
+        var value = body.ValueKind == JsonValueKind.Object && body.TryGetProperty(field, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+        if (string.IsNullOrWhiteSpace(value) || value.Length > MaxText)
+        {
+            errors[field] = [$"is required: a string of 1 to {MaxText} characters"];
+            return null;
+        }
+
+        return value;
+    }
+
+    private static string[] Strings(JsonElement body, string field, Dictionary<string, string[]> errors, bool required)
+    {
+        if (body.ValueKind != JsonValueKind.Object || !body.TryGetProperty(field, out var value) || value.ValueKind == JsonValueKind.Null)
+        {
+            if (required)
+            {
+                errors[field] = ["is required: a non-empty array of strings"];
+            }
+
+            return [];
+        }
+
+        if (value.ValueKind != JsonValueKind.Array || value.EnumerateArray().Any(e => e.ValueKind != JsonValueKind.String || string.IsNullOrWhiteSpace(e.GetString()))
+            || (required && value.GetArrayLength() == 0) || value.GetArrayLength() > 64)
+        {
+            errors[field] = ["must be an array of up to 64 non-empty strings" + (required ? ", at least one" : string.Empty)];
+            return [];
+        }
+
+        return [.. value.EnumerateArray().Select(e => e.GetString()!).Distinct(StringComparer.Ordinal)];
+    }
+
+    [LoggerMessage(EventId = 3020, Level = LogLevel.Information, Message = "API key {KeyId} ({Name}) issued to {Owner} with roles {Roles} by {Admin}, expires {ExpiresAt}")]
+    private static partial void LogIssued(ILogger logger, string keyId, string name, string owner, string roles, string? admin, DateTimeOffset? expiresAt);
+
+    [LoggerMessage(EventId = 3021, Level = LogLevel.Information, Message = "API key {KeyId} revoked by {Admin}")]
+    private static partial void LogRevoked(ILogger logger, string keyId, string? admin);
+}

@@ -1,0 +1,25 @@
+using Appliance.Api.OpenAi;
+
+namespace Appliance.Host.Identity;
+
+/// <summary>
+/// The 401 and 403 answers, the same whichever credential was refused: OpenAI's error format on /v1, RFC 7807
+/// elsewhere, and nothing about why (the reason goes to the log).
+/// </summary>
+internal static class DenialResponses
+{
+    public static Task Unauthenticated(HttpContext http, bool credentialSent)
+    {
+        // RFC 6750: say that a bearer token is expected, and that the one sent was refused, but not why.
+        http.Response.Headers.WWWAuthenticate = credentialSent ? "Bearer realm=\"appliance\", error=\"invalid_token\"" : "Bearer realm=\"appliance\"";
+        return Answer(http, StatusCodes.Status401Unauthorized, OpenAiError.Unauthenticated(), "Authentication required", "Send a valid bearer token.");
+    }
+
+    public static Task Forbidden(HttpContext http) =>
+        Answer(http, StatusCodes.Status403Forbidden, OpenAiError.Forbidden(), "Forbidden", "You are not allowed to use this endpoint.");
+
+    private static Task Answer(HttpContext http, int status, OpenAiError openAiError, string title, string detail) =>
+        http.Request.Path.StartsWithSegments("/v1")
+            ? openAiError.ToResult().ExecuteAsync(http)
+            : Results.Problem(statusCode: status, title: title, detail: detail).ExecuteAsync(http);
+}
