@@ -112,7 +112,8 @@ public static class IdentityExtensions
             var identity = app.Services.GetRequiredService<IOptions<IdentityOptions>>().Value;
             if (app.Services.GetService<DevelopmentIdentity>() is { } local)
             {
-                IdentityLog.DevelopmentIdentityInUse(logger, local.KeyPath, app.Services.GetRequiredService<IOptions<ApplianceOptions>>().Value.DataFolder);
+                IdentityLog.DevelopmentIdentityInUse(logger, Path.GetFullPath(local.KeyPath),
+                    Path.GetFullPath(app.Services.GetRequiredService<IOptions<ApplianceOptions>>().Value.DataFolder));
             }
             else
             {
