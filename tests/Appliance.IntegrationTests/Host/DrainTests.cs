@@ -36,7 +36,7 @@ public sealed class DrainTests : IDisposable
             "--Appliance:BuiltInEmbeddings=false", "--Logging:LogLevel:Default=None");
         await running.WaitUntilReadyAsync();
 
-        var body = """{"model":"m","messages":[{"role":"user","content":"Hi"}],"stream":true,"max_tokens":3000}""";
+        var body = """{"model":"m","messages":[{"role":"user","content":"Hi"}],"stream":true,"max_tokens":3000,"ignore_eos":true}""";
         using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
         using var response = await running.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
         var stream = await response.Content.ReadAsStreamAsync();

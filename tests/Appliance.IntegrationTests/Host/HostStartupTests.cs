@@ -55,7 +55,7 @@ public sealed class HostStartupTests : IDisposable
         var http = running.Http;
         await WaitForState(http, "q", "ready");
 
-        var body = """{"model":"q","messages":[{"role":"user","content":"x"}],"max_tokens":4000,"stream":true}""";
+        var body = """{"model":"q","messages":[{"role":"user","content":"x"}],"max_tokens":4000,"stream":true,"ignore_eos":true}""";
         var responses = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ =>
             http.SendAsync(new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = new StringContent(body, Encoding.UTF8, "application/json") }, HttpCompletionOption.ResponseHeadersRead)));
 
