@@ -1,0 +1,165 @@
+using System.Threading.Channels;
+using Appliance.Audit.Chain;
+using Appliance.Audit.Stores;
+using Microsoft.Extensions.Logging;
+
+namespace Appliance.Audit;
+
+/// <summary>The audit record could not be stored; the request it belongs to must not be answered.</summary>
+public sealed class AuditUnavailableException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>How the audit log writes.</summary>
+public sealed record AuditLogOptions
+{
+    /// <summary>The most records one transaction (one fsync) carries.</summary>
+    public int MaxBatch { get; init; } = 512;
+
+    /// <summary>A checkpoint is signed after this many entries...</summary>
+    public int CheckpointEvery { get; init; } = 1000;
+
+    /// <summary>...or when this much time has passed since the last one and there are new entries.</summary>
+    public TimeSpan CheckpointInterval { get; init; } = TimeSpan.FromMinutes(1);
+}
+
+/// <summary>
+/// The one writer of a node's chain. Callers hand in records and wait until theirs is durable; a single loop takes
+/// whatever has queued up meanwhile, chains it (sequence, previous hash, hash) and stores it in one transaction (group
+/// commit), signing a checkpoint when one is due. A failed transaction fails every caller in it and leaves the chain
+/// head where it was.
+/// </summary>
+public sealed partial class AuditLog : IAsyncDisposable
+{
+    private readonly IAuditStore _store;
+    private readonly CheckpointSigner _signer;
+    private readonly TimeProvider _time;
+    private readonly AuditLogOptions _options;
+    private readonly ILogger _logger;
+    private readonly Channel<Pending> _queue = Channel.CreateUnbounded<Pending>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Task _writer;
+    private long _sequence;
+    private string _head;
+    private long _lastSignedSequence;
+    private DateTimeOffset _lastCheckpoint;
+
+    public AuditLog(IAuditStore store, CheckpointSigner signer, string node, TimeProvider time, AuditLogOptions options, ILogger<AuditLog> logger)
+    {
+        _store = store;
+        _signer = signer;
+        Node = node;
+        _time = time;
+        _options = options;
+        _logger = logger;
+        (_sequence, _head) = store.Head(node) ?? (0, CanonicalJson.GenesisHash);
+        _lastSignedSequence = store.Checkpoints(node).LastOrDefault()?.Sequence ?? 0;
+        _lastCheckpoint = time.GetUtcNow();
+        _writer = Task.Factory.StartNew(WriteLoop, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
+    }
+
+    public string Node { get; }
+
+    public IAuditStore Store => _store;
+
+    /// <summary>Stores a record; completes when it is durable, or throws <see cref="AuditUnavailableException"/>.</summary>
+    public Task<AuditEntry> RecordAsync(AuditRecord record)
+    {
+        var pending = new Pending(CanonicalJson.Normalize(record), new TaskCompletionSource<AuditEntry>(TaskCreationOptions.RunContinuationsAsynchronously));
+        return _queue.Writer.TryWrite(pending)
+            ? pending.Done.Task
+            : Task.FromException<AuditEntry>(new AuditUnavailableException("the audit log is shut down"));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _queue.Writer.TryComplete();
+        await _writer;
+    }
+
+    private async Task WriteLoop()
+    {
+        var batch = new List<Pending>(_options.MaxBatch);
+        while (true)
+        {
+            var wait = _queue.Reader.WaitToReadAsync().AsTask();
+            var due = _lastCheckpoint + _options.CheckpointInterval - _time.GetUtcNow();
+            using (var idle = new CancellationTokenSource())
+            {
+                var timer = Task.Delay(due > TimeSpan.Zero ? due : TimeSpan.Zero, _time, idle.Token);
+                if (await Task.WhenAny(wait, timer) != wait)
+                {
+                    Commit([], forceCheckpoint: true); // idle: sign what is unsigned
+                }
+
+                await idle.CancelAsync();
+            }
+
+            if (!await wait)
+            {
+                Commit([], forceCheckpoint: true); // shutting down: a final checkpoint covers the last entries
+                return;
+            }
+
+            while (batch.Count < _options.MaxBatch && _queue.Reader.TryRead(out var pending))
+            {
+                batch.Add(pending);
+            }
+
+            Commit(batch, forceCheckpoint: false);
+            batch.Clear();
+        }
+    }
+
+    private void Commit(List<Pending> batch, bool forceCheckpoint)
+    {
+        var entries = new List<AuditEntry>(batch.Count);
+        var sequence = _sequence;
+        var head = _head;
+        foreach (var pending in batch)
+        {
+            sequence++;
+            var hash = CanonicalJson.Hash(sequence, Node, pending.Record, head);
+            entries.Add(new AuditEntry(sequence, Node, pending.Record, head, hash));
+            head = hash;
+        }
+
+        var now = _time.GetUtcNow();
+        var unsigned = sequence - _lastSignedSequence;
+        var checkpointDue = unsigned > 0 && (forceCheckpoint || unsigned >= _options.CheckpointEvery || now - _lastCheckpoint >= _options.CheckpointInterval);
+        var checkpoint = checkpointDue ? _signer.Sign(Node, sequence, head, now) : null;
+        if (entries.Count == 0 && checkpoint is null)
+        {
+            _lastCheckpoint = forceCheckpoint ? now : _lastCheckpoint;
+            return;
+        }
+
+        try
+        {
+            _store.Append(entries, checkpoint);
+        }
+        catch (Exception exception)
+        {
+            LogStoreFailed(_logger, exception, _store.Name, entries.Count);
+            foreach (var pending in batch)
+            {
+                pending.Done.TrySetException(new AuditUnavailableException($"the audit store ({_store.Name}) refused the record: {exception.Message}", exception));
+            }
+
+            return;
+        }
+
+        (_sequence, _head) = (sequence, head);
+        if (checkpoint is not null)
+        {
+            (_lastSignedSequence, _lastCheckpoint) = (sequence, now);
+        }
+
+        for (var i = 0; i < batch.Count; i++)
+        {
+            batch[i].Done.TrySetResult(entries[i]);
+        }
+    }
+
+    [LoggerMessage(EventId = 4000, Level = LogLevel.Error, Message = "The audit store ({Store}) failed to append {Count} records; their requests are refused")]
+    private static partial void LogStoreFailed(ILogger logger, Exception exception, string store, int count);
+
+    private sealed record Pending(AuditRecord Record, TaskCompletionSource<AuditEntry> Done);
+}

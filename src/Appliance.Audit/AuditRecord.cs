@@ -1,0 +1,75 @@
+namespace Appliance.Audit;
+
+/// <summary>What kind of access an audit record describes.</summary>
+public static class AuditKinds
+{
+    /// <summary>A request passed every check and is about to be answered; stored before its first byte is sent.</summary>
+    public const string Accepted = "request.accepted";
+
+    /// <summary>An accepted request ended (finished, failed or cancelled), with its usage.</summary>
+    public const string Completed = "request.completed";
+
+    /// <summary>A request was refused: no or bad credential, missing role, model not allowed, invalid input, overload.</summary>
+    public const string Refused = "request.refused";
+
+    /// <summary>An administrator changed something (API keys, models, the pool).</summary>
+    public const string Admin = "admin.action";
+
+    /// <summary>Someone read or exported the audit log.</summary>
+    public const string AuditRead = "audit.read";
+}
+
+/// <summary>
+/// One audited access: who (subject, username, client, roles, address), what (endpoint, model and its digest and label),
+/// the outcome and how much. Prompt and completion text are never part of it.
+/// </summary>
+public sealed record AuditRecord
+{
+    public required DateTimeOffset Time { get; init; }
+
+    public required string Kind { get; init; }
+
+    public string? RequestId { get; init; }
+
+    public string? Subject { get; init; }
+
+    public string? Username { get; init; }
+
+    public string? Client { get; init; }
+
+    public IReadOnlyList<string> Roles { get; init; } = [];
+
+    public string? SourceIp { get; init; }
+
+    public string? Method { get; init; }
+
+    public string? Endpoint { get; init; }
+
+    public string? Model { get; init; }
+
+    public string? ModelDigest { get; init; }
+
+    public string? Classification { get; init; }
+
+    public int? Status { get; init; }
+
+    public string? ErrorCode { get; init; }
+
+    public string? FinishReason { get; init; }
+
+    public int? PromptTokens { get; init; }
+
+    public int? CompletionTokens { get; init; }
+
+    public double? QueueMs { get; init; }
+
+    public double? TimeToFirstTokenMs { get; init; }
+
+    public double? DurationMs { get; init; }
+
+    /// <summary>Why a request was refused, or what an administrator did; never a secret.</summary>
+    public string? Detail { get; init; }
+}
+
+/// <summary>A record in the chain: its position, the hash of the one before, and its own hash over both.</summary>
+public sealed record AuditEntry(long Sequence, string Node, AuditRecord Record, string PreviousHash, string Hash);

@@ -1,0 +1,125 @@
+using System.Text;
+using System.Text.Json;
+using Appliance.Audit.Stores;
+
+namespace Appliance.Audit.Chain;
+
+/// <summary>
+/// The audit log as JSON Lines, for auditors and SIEMs: one entry per line (its canonical fields plus "hash"), and
+/// checkpoints as {"checkpoint": {...}} lines. The file verifies offline with the checkpoint public key.
+/// </summary>
+public static class AuditExport
+{
+    public static async Task WriteAsync(Stream output, IEnumerable<AuditEntry> entries, IEnumerable<Checkpoint> checkpoints, CancellationToken cancellation)
+    {
+        var newline = "\n"u8.ToArray();
+        foreach (var entry in entries)
+        {
+            cancellation.ThrowIfCancellationRequested();
+            await output.WriteAsync(EntryLine(entry), cancellation);
+            await output.WriteAsync(newline, cancellation);
+        }
+
+        foreach (var checkpoint in checkpoints)
+        {
+            await output.WriteAsync(CheckpointLine(checkpoint), cancellation);
+            await output.WriteAsync(newline, cancellation);
+        }
+    }
+
+    public static byte[] EntryLine(AuditEntry entry)
+    {
+        using var buffer = new MemoryStream();
+        using (var json = new Utf8JsonWriter(buffer))
+        {
+            json.WriteStartObject();
+            json.WriteNumber("seq", entry.Sequence);
+            json.WriteString("node", entry.Node);
+            json.WriteString("prev", entry.PreviousHash);
+            CanonicalJson.WriteRecord(json, entry.Record);
+            json.WriteString("hash", entry.Hash);
+            json.WriteEndObject();
+        }
+
+        return buffer.ToArray();
+    }
+
+    public static byte[] CheckpointLine(Checkpoint checkpoint) => JsonSerializer.SerializeToUtf8Bytes(new
+    {
+        checkpoint = new
+        {
+            node = checkpoint.Node, seq = checkpoint.Sequence, hash = checkpoint.Hash, time = CanonicalJson.Time(checkpoint.Time),
+            keyId = checkpoint.KeyId, signature = checkpoint.Signature,
+        },
+    });
+
+    /// <summary>Reads an export back; a line that is not an entry or a checkpoint is an error naming its line number.</summary>
+    public static (List<AuditEntry> Entries, List<Checkpoint> Checkpoints) Read(TextReader reader)
+    {
+        var entries = new List<AuditEntry>();
+        var checkpoints = new List<Checkpoint>();
+        var number = 0;
+        for (var line = reader.ReadLine(); line is not null; line = reader.ReadLine())
+        {
+            number++;
+            if (string.IsNullOrWhiteSpace(line))
+            {
+                continue;
+            }
+
+            try
+            {
+                using var document = JsonDocument.Parse(line);
+                var root = document.RootElement;
+                if (root.TryGetProperty("checkpoint", out var c))
+                {
+                    checkpoints.Add(new Checkpoint(c.GetProperty("node").GetString()!, c.GetProperty("seq").GetInt64(), c.GetProperty("hash").GetString()!,
+                        SqliteAuditStore.ParseTime(c.GetProperty("time").GetString()!), c.GetProperty("keyId").GetString()!, c.GetProperty("signature").GetString()!));
+                }
+                else
+                {
+                    entries.Add(new AuditEntry(root.GetProperty("seq").GetInt64(), root.GetProperty("node").GetString()!, Record(root),
+                        root.GetProperty("prev").GetString()!, root.GetProperty("hash").GetString()!));
+                }
+            }
+            catch (Exception exception) when (exception is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
+            {
+                throw new InvalidDataException($"line {number} is not an audit entry or checkpoint: {exception.Message}", exception);
+            }
+        }
+
+        return (entries, checkpoints);
+    }
+
+    private static AuditRecord Record(JsonElement e) => new()
+    {
+        Time = SqliteAuditStore.ParseTime(e.GetProperty("time").GetString()!),
+        Kind = e.GetProperty("kind").GetString()!,
+        RequestId = Text(e, "requestId"),
+        Subject = Text(e, "subject"),
+        Username = Text(e, "username"),
+        Client = Text(e, "client"),
+        Roles = [.. e.GetProperty("roles").EnumerateArray().Select(r => r.GetString()!)],
+        SourceIp = Text(e, "sourceIp"),
+        Method = Text(e, "method"),
+        Endpoint = Text(e, "endpoint"),
+        Model = Text(e, "model"),
+        ModelDigest = Text(e, "modelDigest"),
+        Classification = Text(e, "classification"),
+        Status = Int(e, "status"),
+        ErrorCode = Text(e, "errorCode"),
+        FinishReason = Text(e, "finishReason"),
+        PromptTokens = Int(e, "promptTokens"),
+        CompletionTokens = Int(e, "completionTokens"),
+        QueueMs = Double(e, "queueMs"),
+        TimeToFirstTokenMs = Double(e, "ttftMs"),
+        DurationMs = Double(e, "durationMs"),
+        Detail = Text(e, "detail"),
+    };
+
+    private static string? Text(JsonElement e, string name) => e.GetProperty(name).ValueKind == JsonValueKind.Null ? null : e.GetProperty(name).GetString();
+
+    private static int? Int(JsonElement e, string name) => e.GetProperty(name).ValueKind == JsonValueKind.Null ? null : e.GetProperty(name).GetInt32();
+
+    private static double? Double(JsonElement e, string name) => e.GetProperty(name).ValueKind == JsonValueKind.Null ? null : e.GetProperty(name).GetDouble();
+}

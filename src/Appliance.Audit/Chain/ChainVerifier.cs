@@ -1,0 +1,120 @@
+using System.Security.Cryptography;
+
+namespace Appliance.Audit.Chain;
+
+/// <summary>What kind of damage verification found.</summary>
+public enum ChainProblem
+{
+    None,
+    Modified,
+    Deleted,
+    InsertedOrReordered,
+    Truncated,
+    ForgedCheckpoint,
+}
+
+/// <summary>The verdict: OK, or the first broken entry (or checkpoint) and what is wrong with it.</summary>
+public sealed record ChainVerification(bool Ok, long EntriesChecked, int CheckpointsChecked, bool SignaturesChecked, ChainProblem Problem, long? FirstBrokenSequence, string Message)
+{
+    public static ChainVerification Broken(long checkedCount, int checkpoints, bool signatures, ChainProblem problem, long? sequence, string message) =>
+        new(false, checkedCount, checkpoints, signatures, problem, sequence, message);
+}
+
+/// <summary>
+/// Checks one node's chain offline: each entry's hash over its canonical form, the sequence without gaps, each link to
+/// the previous hash, and every checkpoint's signature (with the auditor's public key) against the entry it names.
+/// </summary>
+public static class ChainVerifier
+{
+    public static ChainVerification Verify(IEnumerable<AuditEntry> entries, IEnumerable<Checkpoint> checkpoints, ECDsa? publicKey)
+    {
+        var hashes = new Dictionary<long, string>();
+        var expected = 1L;
+        var previous = CanonicalJson.GenesisHash;
+        var count = 0L;
+        foreach (var entry in entries)
+        {
+            if (CanonicalJson.Hash(entry.Sequence, entry.Node, entry.Record, entry.PreviousHash) != entry.Hash)
+            {
+                // An intact entry under a shifted number was renumbered: entries were inserted or removed before it.
+                return OriginalSequence(entry) is { } original
+                    ? ChainVerification.Broken(count, 0, publicKey is not null, ChainProblem.InsertedOrReordered, entry.Sequence,
+                        $"entry {entry.Sequence} was entry {original}: entries were inserted or removed before it")
+                    : ChainVerification.Broken(count, 0, publicKey is not null, ChainProblem.Modified, entry.Sequence,
+                        $"entry {entry.Sequence} was modified: its content does not match its hash");
+            }
+
+            if (entry.Sequence > expected)
+            {
+                return ChainVerification.Broken(count, 0, publicKey is not null, ChainProblem.Deleted, expected,
+                    expected == entry.Sequence - 1 ? $"entry {expected} is missing" : $"entries {expected} to {entry.Sequence - 1} are missing");
+            }
+
+            if (entry.Sequence < expected || entry.PreviousHash != previous)
+            {
+                return ChainVerification.Broken(count, 0, publicKey is not null, ChainProblem.InsertedOrReordered, entry.Sequence,
+                    $"entry {entry.Sequence} does not follow entry {expected - 1}: an entry was inserted, removed or moved here");
+            }
+
+            hashes[entry.Sequence] = entry.Hash;
+            previous = entry.Hash;
+            expected = entry.Sequence + 1;
+            count++;
+        }
+
+        var checkedCheckpoints = 0;
+        foreach (var checkpoint in checkpoints.OrderBy(c => c.Sequence))
+        {
+            if (publicKey is not null && !SignatureValid(checkpoint, publicKey))
+            {
+                return ChainVerification.Broken(count, checkedCheckpoints, true, ChainProblem.ForgedCheckpoint, checkpoint.Sequence,
+                    $"the checkpoint at entry {checkpoint.Sequence} is not signed by the audit key");
+            }
+
+            if (!hashes.TryGetValue(checkpoint.Sequence, out var hash))
+            {
+                return ChainVerification.Broken(count, checkedCheckpoints, publicKey is not null, ChainProblem.Truncated, expected,
+                    $"a checkpoint vouches for entry {checkpoint.Sequence}, but the chain ends at entry {expected - 1}: entries were cut off");
+            }
+
+            if (hash != checkpoint.Hash)
+            {
+                return ChainVerification.Broken(count, checkedCheckpoints, publicKey is not null, ChainProblem.Modified, checkpoint.Sequence,
+                    $"the chain up to entry {checkpoint.Sequence} was rewritten after the checkpoint signed it");
+            }
+
+            checkedCheckpoints++;
+        }
+
+        var signatures = publicKey is null ? " (checkpoint signatures not checked: no public key given)" : string.Empty;
+        return new ChainVerification(true, count, checkedCheckpoints, publicKey is not null, ChainProblem.None, null,
+            $"OK: {count} entries, {checkedCheckpoints} checkpoints{signatures}");
+    }
+
+    private static long? OriginalSequence(AuditEntry entry)
+    {
+        for (var shift = -3; shift <= 3; shift++)
+        {
+            if (shift != 0 && entry.Sequence + shift > 0 && CanonicalJson.Hash(entry.Sequence + shift, entry.Node, entry.Record, entry.PreviousHash) == entry.Hash)
+            {
+                return entry.Sequence + shift;
+            }
+        }
+
+        return null;
+    }
+
+    private static bool SignatureValid(Checkpoint checkpoint, ECDsa publicKey)
+    {
+        try
+        {
+            return checkpoint.KeyId == CheckpointSigner.KeyIdOf(publicKey)
+                && publicKey.VerifyData(Checkpoint.SignedBytes(checkpoint.Node, checkpoint.Sequence, checkpoint.Hash, checkpoint.Time),
+                    Convert.FromBase64String(checkpoint.Signature), HashAlgorithmName.SHA256);
+        }
+        catch (FormatException)
+        {
+            return false;
+        }
+    }
+}

@@ -1,0 +1,67 @@
+using System.Security.Cryptography;
+using System.Text;
+
+namespace Appliance.Audit.Chain;
+
+/// <summary>
+/// A signed statement "the chain of node N had entry S with hash H at time T". An auditor holding the public key can
+/// prove that entries up to S were not changed since, and that none of them were cut off.
+/// </summary>
+public sealed record Checkpoint(string Node, long Sequence, string Hash, DateTimeOffset Time, string KeyId, string Signature)
+{
+    /// <summary>The bytes the signature covers.</summary>
+    public static byte[] SignedBytes(string node, long sequence, string hash, DateTimeOffset time) =>
+        Encoding.UTF8.GetBytes($"appliance-audit-checkpoint-v1\n{node}\n{sequence}\n{hash}\n{CanonicalJson.Time(time)}");
+}
+
+/// <summary>
+/// Signs checkpoints with an ECDSA P-256 key (PEM). The public key, given to auditors, verifies them offline.
+/// </summary>
+public sealed class CheckpointSigner : IDisposable
+{
+    private readonly ECDsa _key;
+
+    private CheckpointSigner(ECDsa key)
+    {
+        _key = key;
+        KeyId = KeyIdOf(key);
+    }
+
+    public string KeyId { get; }
+
+    /// <summary>The private key at <paramref name="path"/>, created (owner-readable only, with a .pub.pem beside it) when missing.</summary>
+    public static CheckpointSigner LoadOrCreate(string path)
+    {
+        if (!File.Exists(path))
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+            using var created = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+            var temporary = path + ".tmp";
+            File.WriteAllText(temporary, created.ExportPkcs8PrivateKeyPem());
+            if (!OperatingSystem.IsWindows())
+            {
+                File.SetUnixFileMode(temporary, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            }
+
+            File.Move(temporary, path, overwrite: false);
+            File.WriteAllText(PublicKeyPath(path), created.ExportSubjectPublicKeyInfoPem());
+        }
+
+        var key = ECDsa.Create();
+        key.ImportFromPem(File.ReadAllText(path));
+        return new CheckpointSigner(key);
+    }
+
+    /// <summary>Where the public key of a private key file is written for auditors.</summary>
+    public static string PublicKeyPath(string privateKeyPath) =>
+        Path.ChangeExtension(privateKeyPath, null) + ".pub.pem";
+
+    public static string KeyIdOf(ECDsa key) => Convert.ToHexStringLower(SHA256.HashData(key.ExportSubjectPublicKeyInfo()))[..16];
+
+    public Checkpoint Sign(string node, long sequence, string hash, DateTimeOffset time) =>
+        new(node, sequence, hash, time, KeyId, Convert.ToBase64String(_key.SignData(Checkpoint.SignedBytes(node, sequence, hash, time), HashAlgorithmName.SHA256)));
+
+    public string PublicKeyPem() => _key.ExportSubjectPublicKeyInfoPem();
+
+    public void Dispose() => _key.Dispose();
+}

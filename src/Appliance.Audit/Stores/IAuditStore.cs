@@ -1,0 +1,46 @@
+using Appliance.Audit.Chain;
+
+namespace Appliance.Audit.Stores;
+
+/// <summary>Which entries an auditor asks for; every filter is optional.</summary>
+public sealed record AuditQuery
+{
+    public DateTimeOffset? From { get; init; }
+
+    public DateTimeOffset? To { get; init; }
+
+    public string? Username { get; init; }
+
+    public string? Client { get; init; }
+
+    public string? Model { get; init; }
+
+    public string? Kind { get; init; }
+
+    /// <summary>"accepted" (status below 400) or "refused" (400 and above).</summary>
+    public string? Outcome { get; init; }
+
+    /// <summary>Entries after this sequence (paging).</summary>
+    public long AfterSequence { get; init; }
+
+    public int Limit { get; init; } = 100;
+}
+
+/// <summary>Where audit entries are kept (a pluggable strategy with a name: "sqlite", later "postgresql").</summary>
+public interface IAuditStore : IDisposable
+{
+    string Name { get; }
+
+    /// <summary>The last entry of a node's chain, or null when the chain is empty.</summary>
+    (long Sequence, string Hash)? Head(string node);
+
+    /// <summary>Stores entries (and a checkpoint) in one transaction: all of them are durable, or none is.</summary>
+    void Append(IReadOnlyList<AuditEntry> entries, Checkpoint? checkpoint);
+
+    IReadOnlyList<AuditEntry> Query(string node, AuditQuery query);
+
+    /// <summary>A node's whole chain in sequence order, for verification and export.</summary>
+    IEnumerable<AuditEntry> Chain(string node);
+
+    IReadOnlyList<Checkpoint> Checkpoints(string node);
+}
