@@ -1,4 +1,5 @@
 using Appliance.Api.Admin;
+using Appliance.Api.Audit;
 using Appliance.Api.OpenAi;
 using Appliance.Host.Extensions;
 using Appliance.Host.Identity;
@@ -14,13 +15,16 @@ public static class ApplianceApp
         builder.AddApplianceDefaults();
         builder.AddModelCatalog();
         builder.AddApplianceIdentity();
+        builder.AddApplianceAudit();
         builder.Services.AddApplianceHealthChecks();
 
         var app = builder.Build();
+        app.UseApplianceAudit();
         app.UseApplianceIdentity();
         app.MapApplianceHealth();
         app.MapOpenAiApi().RequireAuthorization(AppliancePolicies.Chat);
         app.MapGroup("/admin").MapApiKeysApi().RequireAuthorization(AppliancePolicies.Admin);
+        app.MapAuditApi().RequireAuthorization(AppliancePolicies.Audit);
         app.UseStartupBanner();
         return app;
     }

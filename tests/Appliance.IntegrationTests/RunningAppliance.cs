@@ -1,5 +1,6 @@
 using Appliance.Host;
 using Appliance.Identity;
+using Appliance.Tests.Common;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
@@ -15,10 +16,13 @@ internal sealed class RunningAppliance : IAsyncDisposable
 {
     public static readonly string[] AllRoles = ["appliance-user", "appliance-admin", "appliance-auditor"];
 
-    private RunningAppliance(WebApplication app, HttpClient http)
+    private readonly TempFolder? _dataFolder;
+
+    private RunningAppliance(WebApplication app, HttpClient http, TempFolder? dataFolder)
     {
         App = app;
         Http = http;
+        _dataFolder = dataFolder;
     }
 
     public WebApplication App { get; }
@@ -30,10 +34,22 @@ internal sealed class RunningAppliance : IAsyncDisposable
         var environment = args.Any(a => a.StartsWith("--environment", StringComparison.Ordinal) || a.StartsWith("--Identity:Authority", StringComparison.Ordinal))
             ? []
             : new[] { "--environment=Development" };
-        var app = ApplianceApp.Create(["--urls=http://127.0.0.1:0", .. environment, .. args]);
-        await app.StartAsync();
+        // Each host its own data folder unless the test names one: the audit log must have one writer per chain.
+        var dataFolder = args.Any(a => a.StartsWith("--Appliance:DataFolder", StringComparison.Ordinal)) ? null : new TempFolder("appliance-data");
+        string[] data = dataFolder is null ? [] : [$"--Appliance:DataFolder={dataFolder.Path}"];
+        var app = ApplianceApp.Create(["--urls=http://127.0.0.1:0", .. environment, .. data, .. args]);
+        try
+        {
+            await app.StartAsync();
+        }
+        catch
+        {
+            await app.DisposeAsync();
+            dataFolder?.Dispose();
+            throw;
+        }
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();
-        var running = new RunningAppliance(app, new HttpClient { BaseAddress = new Uri(address), Timeout = TimeSpan.FromMinutes(2) });
+        var running = new RunningAppliance(app, new HttpClient { BaseAddress = new Uri(address), Timeout = TimeSpan.FromMinutes(2) }, dataFolder);
         if (app.Services.GetService<DevelopmentIdentity>() is not null)
         {
             running.Token = running.MintToken("tester", AllRoles);
@@ -47,9 +63,9 @@ internal sealed class RunningAppliance : IAsyncDisposable
     public string? Token { get; private set; }
 
     /// <summary>A development token for a user with the given roles (and optionally groups and clearance).</summary>
-    public string MintToken(string user, IReadOnlyList<string> roles, IReadOnlyList<string>? groups = null, string? clearance = null, TimeSpan? lifetime = null) =>
+    public string MintToken(string user, IReadOnlyList<string> roles, IReadOnlyList<string>? groups = null, string? clearance = null, TimeSpan? lifetime = null, DateTimeOffset? issuedAt = null) =>
         App.Services.GetRequiredService<DevelopmentIdentity>().Mint(
-            new DevelopmentTokenRequest(user, roles, "appliance-api", lifetime ?? TimeSpan.FromMinutes(30), GroupList: groups, Clearance: clearance), DateTimeOffset.UtcNow);
+            new DevelopmentTokenRequest(user, roles, "appliance-api", lifetime ?? TimeSpan.FromMinutes(30), GroupList: groups, Clearance: clearance), issuedAt ?? DateTimeOffset.UtcNow);
 
     /// <summary>A client for the same server carrying another token (or none).</summary>
     public HttpClient ClientWith(string? token)
@@ -83,5 +99,6 @@ internal sealed class RunningAppliance : IAsyncDisposable
         Http.Dispose();
         await App.StopAsync();
         await App.DisposeAsync();
+        _dataFolder?.Dispose();
     }
 }

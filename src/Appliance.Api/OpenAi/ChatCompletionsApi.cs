@@ -1,3 +1,4 @@
+using Appliance.Api.Audit;
 using Appliance.Api.Models;
 using Appliance.Engine.Prompting.Jinja;
 using Microsoft.AspNetCore.Http;
@@ -8,18 +9,20 @@ namespace Appliance.Api.OpenAi;
 /// <summary>POST /v1/chat/completions.</summary>
 internal static class ChatCompletionsApi
 {
-    public static async Task HandleAsync(HttpContext http, IModelCatalog catalog, IModelAccess access, IOptions<ApiLimits> options, TimeProvider time)
+    public static async Task HandleAsync(HttpContext http, IModelCatalog catalog, IModelAccess access, IAccessRecorder recorder, IOptions<ApiLimits> options, TimeProvider time)
     {
         var limits = options.Value;
         using var fields = await JsonFields.ReadAsync(http.Request, limits.MaxBodyBytes, http.RequestAborted);
         var request = fields.Parse(f => ChatCompletionRequest.Read(f, limits));
-        var model = ModelResolution.Resolve(catalog, access, http.User, request.Settings.Model);
+        var model = ModelResolution.Resolve(catalog, access, http, request.Settings.Model);
 
         // Render and tokenise here, on the request's thread, never on the engine's.
         var prompt = model.Engine.Tokenizer.Encode(RenderPrompt(model, request));
         var maxTokens = ModelResolution.MaxTokens(model, request.Settings.MaxTokens, prompt.Count);
         var choices = Enumerable.Range(0, request.Settings.N).Select(i => new ChoiceInput(i, prompt)).ToList();
         var header = new ResponseHeader(ResponseKind.Chat, $"chatcmpl-{Guid.NewGuid():N}", time.GetUtcNow().ToUnixTimeSeconds(), request.Settings.Model, ModelResolution.Fingerprint(model));
+        RequestAudit.Of(http).PromptTokens = prompt.Count;
+        await ModelResolution.AcceptAsync(recorder, http);
         await GenerationResponder.RespondAsync(http, header, model, request.Settings, choices, maxTokens, prompt.Count, limits);
     }
 

@@ -1,3 +1,4 @@
+using Appliance.Api.Audit;
 using Appliance.Api.Models;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Options;
@@ -7,12 +8,12 @@ namespace Appliance.Api.OpenAi;
 /// <summary>POST /v1/completions (legacy text completions): one or several prompts, n choices each.</summary>
 internal static class CompletionsApi
 {
-    public static async Task HandleAsync(HttpContext http, IModelCatalog catalog, IModelAccess access, IOptions<ApiLimits> options, TimeProvider time)
+    public static async Task HandleAsync(HttpContext http, IModelCatalog catalog, IModelAccess access, IAccessRecorder recorder, IOptions<ApiLimits> options, TimeProvider time)
     {
         var limits = options.Value;
         using var fields = await JsonFields.ReadAsync(http.Request, limits.MaxBodyBytes, http.RequestAborted);
         var request = fields.Parse(f => CompletionRequest.Read(f, limits));
-        var model = ModelResolution.Resolve(catalog, access, http.User, request.Settings.Model);
+        var model = ModelResolution.Resolve(catalog, access, http, request.Settings.Model);
 
         var prompts = request.Prompts.Select(p => p.TokenIds ?? model.Engine.Tokenizer.Encode(p.Text ?? string.Empty)).ToList();
         if (prompts.Any(p => p.Count == 0))
@@ -24,6 +25,8 @@ internal static class CompletionsApi
         var n = request.Settings.N;
         var choices = prompts.SelectMany((p, i) => Enumerable.Range(0, n).Select(j => new ChoiceInput((i * n) + j, p))).ToList();
         var header = new ResponseHeader(ResponseKind.Text, $"cmpl-{Guid.NewGuid():N}", time.GetUtcNow().ToUnixTimeSeconds(), request.Settings.Model, ModelResolution.Fingerprint(model));
+        RequestAudit.Of(http).PromptTokens = prompts.Sum(p => p.Count);
+        await ModelResolution.AcceptAsync(recorder, http);
         await GenerationResponder.RespondAsync(http, header, model, request.Settings, choices, maxTokens, prompts.Sum(p => p.Count), limits);
     }
 }

@@ -1,3 +1,4 @@
+using Appliance.Api.Audit;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using Appliance.Api.Models;
@@ -12,12 +13,12 @@ internal static class EmbeddingsApi
     private const int MaxInputs = 2048;
     private static readonly HashSet<string> Known = ["model", "input", "encoding_format", "dimensions", "user"];
 
-    public static async Task HandleAsync(HttpContext http, IModelCatalog catalog, IModelAccess access, IOptions<ApiLimits> options)
+    public static async Task HandleAsync(HttpContext http, IModelCatalog catalog, IModelAccess access, IAccessRecorder recorder, IOptions<ApiLimits> options)
     {
         var limits = options.Value;
         using var fields = await JsonFields.ReadAsync(http.Request, limits.MaxBodyBytes, http.RequestAborted);
         var (modelName, inputs, base64) = fields.Parse(Read);
-        var model = ModelResolution.ResolveEmbedder(catalog, access, http.User, modelName);
+        var model = ModelResolution.ResolveEmbedder(catalog, access, http, modelName);
         if (fields.OptionalInteger("dimensions", 1, 100_000) is { } dimensions && dimensions != model.Embedder.Dimensions)
         {
             throw new OpenAiRequestException(OpenAiError.Unsupported("dimensions", $"dimensions other than the model's {model.Embedder.Dimensions}"));
@@ -33,8 +34,12 @@ internal static class EmbeddingsApi
             }
         }
 
+        await ModelResolution.AcceptAsync(recorder, http);
+
         // Inference is CPU-bound; keep it off the request thread pool's hot path.
         var batch = await Task.Run(() => model.Embedder.Embed(inputs), http.RequestAborted);
+        var audit = RequestAudit.Of(http);
+        (audit.PromptTokens, audit.CompletionTokens, audit.FinishReason) = (batch.PromptTokens, 0, "stop");
         var data = batch.Vectors.Select((vector, index) => new
         {
             @object = "embedding",

@@ -23,6 +23,8 @@ internal static class GenerationResponder
         ApiLimits limits)
     {
         await using var streams = ChoiceStreams.Submit(model, choices, settings, maxTokens, header.Id);
+        var audit = Audit.RequestAudit.Of(http);
+        audit.FinishReason = "cancelled"; // until a choice says otherwise: a client that leaves or a timeout ends it so
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted);
         timeout.CancelAfter(limits.RequestTimeout);
         if (settings.Stream)
@@ -47,6 +49,7 @@ internal static class GenerationResponder
             {
                 if (item.Error is not null || item.Delta?.FinishReason == FinishReason.Cancelled)
                 {
+                    Failed(http, item, completionTokens);
                     await EngineFailure(item).WriteAsync(http);
                     return;
                 }
@@ -54,6 +57,7 @@ internal static class GenerationResponder
                 var delta = item.Delta!;
                 text[item.Index].Append(delta.Text);
                 logprobs[item.Index].AddRange(delta.Logprobs ?? []);
+                FirstText(http, delta);
                 if (delta.FinishReason is { } reason)
                 {
                     finish[item.Index] = reason;
@@ -63,9 +67,12 @@ internal static class GenerationResponder
         }
         catch (OperationCanceledException) when (!http.RequestAborted.IsCancellationRequested)
         {
+            Finished(http, "timeout", completionTokens);
             await OpenAiError.Unavailable("The request took longer than the configured request timeout.", "timeout").WriteAsync(http);
             return;
         }
+
+        Finished(http, string.Join(",", finish.Values.Distinct().Select(Wire)), completionTokens);
 
         var results = choices
             .Select(c => new ChoiceResult(c.Index, text[c.Index].ToString(), logprobs[c.Index].Count > 0 ? logprobs[c.Index] : null, finish.GetValueOrDefault(c.Index, FinishReason.Length)))
@@ -94,18 +101,21 @@ internal static class GenerationResponder
         }
 
         var completionTokens = 0;
+        var finished = new HashSet<FinishReason>();
         try
         {
             await foreach (var item in streams.ReadAllAsync(cancellationToken))
             {
                 if (item.Error is not null || item.Delta?.FinishReason == FinishReason.Cancelled)
                 {
+                    Failed(http, item, completionTokens);
                     var error = EngineFailure(item);
                     await Event(response, OpenAiJson.StreamError(error.Message, error.Type, error.Code ?? "server_error"), cancellationToken);
                     return;
                 }
 
                 var delta = item.Delta!;
+                FirstText(http, delta);
                 if (delta.Text.Length > 0 || delta.Logprobs is not null)
                 {
                     await Event(response, OpenAiJson.Chunk(header, item.Index, delta.Text, role: false, delta.Logprobs, null, settings.IncludeUsage, tokenizer), cancellationToken);
@@ -114,6 +124,7 @@ internal static class GenerationResponder
                 if (delta.FinishReason is { } reason)
                 {
                     completionTokens += delta.Usage?.CompletionTokens ?? 0;
+                    finished.Add(reason);
                     var finalText = header.Kind == ResponseKind.Chat ? null : string.Empty;
                     await Event(response, OpenAiJson.Chunk(header, item.Index, finalText, role: false, null, reason, settings.IncludeUsage, tokenizer), cancellationToken);
                 }
@@ -122,8 +133,11 @@ internal static class GenerationResponder
         catch (OperationCanceledException)
         {
             // The client went away or the request timed out: disposing the streams cancels the generation.
+            Finished(http, http.RequestAborted.IsCancellationRequested ? "cancelled" : "timeout", completionTokens);
             return;
         }
+
+        Finished(http, string.Join(",", finished.Select(Wire)), completionTokens);
 
         if (settings.IncludeUsage)
         {
@@ -133,6 +147,27 @@ internal static class GenerationResponder
         await response.Body.WriteAsync(Done, cancellationToken);
         await response.Body.FlushAsync(cancellationToken);
     }
+
+    /// <summary>The audit record's time to first token: when the first generated text (of any choice) arrived.</summary>
+    private static void FirstText(HttpContext http, GenerationDelta delta)
+    {
+        var audit = Audit.RequestAudit.Of(http);
+        if (audit.FirstTokenAt is null && delta.Text.Length > 0)
+        {
+            audit.FirstTokenAt = (http.RequestServices.GetService(typeof(TimeProvider)) as TimeProvider ?? TimeProvider.System).GetTimestamp();
+        }
+    }
+
+    private static void Finished(HttpContext http, string finishReason, int completionTokens)
+    {
+        var audit = Audit.RequestAudit.Of(http);
+        (audit.FinishReason, audit.CompletionTokens) = (finishReason, completionTokens);
+    }
+
+    private static void Failed(HttpContext http, ChoiceDelta item, int completionTokens) =>
+        Finished(http, item.Error is null ? "cancelled" : "error", completionTokens);
+
+    private static string Wire(FinishReason reason) => reason.ToString().ToLowerInvariant();
 
     private static OpenAiError EngineFailure(ChoiceDelta item) => item.Error is null
         ? OpenAiError.Unavailable("The appliance is shutting down; the request was cancelled.", "shutting_down")

@@ -1,5 +1,6 @@
-using System.Security.Claims;
+using Appliance.Api.Audit;
 using Appliance.Api.Models;
+using Microsoft.AspNetCore.Http;
 
 namespace Appliance.Api.OpenAi;
 
@@ -8,19 +9,23 @@ namespace Appliance.Api.OpenAi;
 /// </summary>
 internal static class ModelResolution
 {
-    public static ServedModel Resolve(IModelCatalog catalog, IModelAccess access, ClaimsPrincipal caller, string name) =>
-        Ready(catalog, access, caller, name).Served
+    public static ServedModel Resolve(IModelCatalog catalog, IModelAccess access, HttpContext http, string name) =>
+        Ready(catalog, access, http, name).Served
             ?? throw new OpenAiRequestException(OpenAiError.Invalid($"The model '{name}' is an embedding model; use /v1/embeddings.", "model", "model_not_supported"));
 
-    public static ServedEmbedder ResolveEmbedder(IModelCatalog catalog, IModelAccess access, ClaimsPrincipal caller, string name) =>
-        Ready(catalog, access, caller, name).Embedder
+    public static ServedEmbedder ResolveEmbedder(IModelCatalog catalog, IModelAccess access, HttpContext http, string name) =>
+        Ready(catalog, access, http, name).Embedder
             ?? throw new OpenAiRequestException(OpenAiError.Invalid($"The model '{name}' does not make embeddings.", "model", "model_not_supported"));
 
-    private static ModelEntry Ready(IModelCatalog catalog, IModelAccess access, ClaimsPrincipal caller, string name)
+    private static ModelEntry Ready(IModelCatalog catalog, IModelAccess access, HttpContext http, string name)
     {
         var entry = catalog.Find(name) ?? throw new OpenAiRequestException(OpenAiError.ModelNotFound(name));
-        if (!access.MayUse(caller, entry.Id, recordDenial: true))
+        var audit = RequestAudit.Of(http);
+        audit.Model = entry.Id;
+        audit.ModelDigest = entry.Served?.Digest ?? entry.Embedder?.Digest;
+        if (!access.MayUse(http.User, entry.Id, recordDenial: true, out var denial))
         {
+            audit.Reason = denial;
             throw new OpenAiRequestException(access.HideForbiddenModels ? OpenAiError.ModelNotFound(name) : OpenAiError.ModelNotAllowed(name));
         }
 
@@ -42,6 +47,15 @@ internal static class ModelResolution
         }
 
         return room >= 1 ? Math.Min(model.Defaults.MaxTokens, room) : throw new OpenAiRequestException(OpenAiError.ContextLengthExceeded(model.ContextLength, promptTokens, 1));
+    }
+
+    /// <summary>Records the request as accepted, or refuses it with 503 when the audit log cannot (fail closed).</summary>
+    public static async Task AcceptAsync(IAccessRecorder recorder, HttpContext http)
+    {
+        if (!await recorder.TryAcceptAsync(http))
+        {
+            throw new OpenAiRequestException(OpenAiError.Unavailable("The audit log cannot record the request, so it was not processed. Please retry later.", "audit_unavailable"));
+        }
     }
 
     /// <summary>system_fingerprint: ties every response to the exact model files that produced it.</summary>

@@ -10,15 +10,22 @@ namespace Appliance.Api.OpenAi;
 internal static class ModelsApi
 {
     public static IResult List(HttpContext http, IModelCatalog catalog, IModelAccess access) =>
-        Results.Json(new { @object = "list", data = catalog.Entries.Where(e => access.MayUse(http.User, e.Id, recordDenial: false)).Select(Describe).ToList() });
+        Results.Json(new { @object = "list", data = catalog.Entries.Where(e => access.MayUse(http.User, e.Id, recordDenial: false, out _)).Select(Describe).ToList() });
 
     public static IResult Get(string id, HttpContext http, IModelCatalog catalog, IModelAccess access) => catalog.Find(id) switch
     {
         null => OpenAiError.ModelNotFound(id).ToResult(),
-        var entry when !access.MayUse(http.User, entry.Id, recordDenial: true) =>
+        var entry when !access.MayUse(http.User, entry.Id, recordDenial: true, out var denial) && Refused(http, entry.Id, denial) =>
             (access.HideForbiddenModels ? OpenAiError.ModelNotFound(id) : OpenAiError.ModelNotAllowed(id)).ToResult(),
         var entry => Results.Json(Describe(entry)),
     };
+
+    private static bool Refused(HttpContext http, string model, string? denial)
+    {
+        var audit = Audit.RequestAudit.Of(http);
+        (audit.Model, audit.Reason) = (model, denial);
+        return true;
+    }
 
     private static object Describe(ModelEntry entry) => new
     {

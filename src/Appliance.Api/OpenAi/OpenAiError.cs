@@ -52,6 +52,7 @@ public sealed record OpenAiError(int Status, string Message, string Type, string
                 httpContext.Response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
             }
 
+            Audit.RequestAudit.Of(httpContext).ErrorCode ??= error.Code ?? error.Type;
             var body = new { error = new { message = error.Message, type = error.Type, param = error.Param, code = error.Code } };
             return Results.Json(body, statusCode: error.Status).ExecuteAsync(httpContext);
         }

@@ -20,10 +20,8 @@ public sealed class SqliteAuditStore : IAuditStore
     private readonly Lock _gate = new();
 
     public SqliteAuditStore(string path, long? maxSizeBytes = null)
+        : this(path, readOnly: false)
     {
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        _connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ToString());
-        _connection.Open();
         Execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;");
         Execute("""
             CREATE TABLE IF NOT EXISTS audit_entries (
@@ -46,7 +44,24 @@ public sealed class SqliteAuditStore : IAuditStore
         }
     }
 
+    private SqliteAuditStore(string path, bool readOnly)
+    {
+        if (!readOnly)
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        }
+
+        _connection = new SqliteConnection(new SqliteConnectionStringBuilder
+        {
+            DataSource = path, Pooling = false, Mode = readOnly ? SqliteOpenMode.ReadOnly : SqliteOpenMode.ReadWriteCreate,
+        }.ToString());
+        _connection.Open();
+    }
+
     public string Name => "sqlite";
+
+    /// <summary>A store opened for reading only, as the offline verifier does: it changes nothing in the file.</summary>
+    public static SqliteAuditStore OpenReadOnly(string path) => new(path, readOnly: true);
 
     public (long Sequence, string Hash)? Head(string node)
     {
@@ -140,6 +155,23 @@ public sealed class SqliteAuditStore : IAuditStore
             }
 
             after = page[^1].Sequence;
+        }
+    }
+
+    /// <summary>The nodes whose chains this store holds.</summary>
+    public IReadOnlyList<string> Nodes()
+    {
+        lock (_gate)
+        {
+            using var command = Command("SELECT DISTINCT node FROM audit_entries ORDER BY node");
+            using var reader = command.ExecuteReader();
+            var nodes = new List<string>();
+            while (reader.Read())
+            {
+                nodes.Add(reader.GetString(0));
+            }
+
+            return nodes;
         }
     }
 

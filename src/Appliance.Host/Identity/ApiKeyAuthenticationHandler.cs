@@ -37,6 +37,7 @@ internal sealed class ApiKeyAuthenticationHandler(
         var (record, refusal) = store.Authenticate(header["Bearer ".Length..].Trim(), time.GetUtcNow());
         if (record is null)
         {
+            Appliance.Api.Audit.RequestAudit.Of(Context).Reason = refusal;
             IdentityLog.ApiKeyRefused(Logger, refusal!, Context.Connection.RemoteIpAddress?.ToString(), Request.Method, Request.Path);
             return Task.FromResult(AuthenticateResult.Fail("API key refused"));
         }
@@ -64,6 +65,7 @@ internal sealed class ApiKeyAuthenticationHandler(
 
     protected override Task HandleForbiddenAsync(AuthenticationProperties properties)
     {
+        Appliance.Api.Audit.RequestAudit.Of(Context).Reason = "missing the role this endpoint requires";
         IdentityLog.Forbidden(Logger, Context);
         return DenialResponses.Forbidden(Context);
     }

@@ -25,6 +25,7 @@ internal sealed class BearerEvents(IOptions<IdentityOptions> options, ILogger<Be
     public override Task AuthenticationFailed(AuthenticationFailedContext context)
     {
         var request = context.HttpContext.Request;
+        Appliance.Api.Audit.RequestAudit.Of(context.HttpContext).Reason = $"token refused: {Describe(context.Exception)}";
         IdentityLog.TokenRefused(logger, context.HttpContext.Connection.RemoteIpAddress?.ToString(), request.Method, request.Path, Describe(context.Exception));
         return Task.CompletedTask;
     }
@@ -35,6 +36,7 @@ internal sealed class BearerEvents(IOptions<IdentityOptions> options, ILogger<Be
         var http = context.HttpContext;
         if (context.AuthenticateFailure is null)
         {
+            Appliance.Api.Audit.RequestAudit.Of(http).Reason = "no credential";
             IdentityLog.TokenMissing(logger, http.Connection.RemoteIpAddress?.ToString(), http.Request.Method, http.Request.Path);
         }
 
@@ -45,6 +47,7 @@ internal sealed class BearerEvents(IOptions<IdentityOptions> options, ILogger<Be
     {
         var http = context.HttpContext;
         var user = http.User;
+        Appliance.Api.Audit.RequestAudit.Of(http).Reason = "missing the role this endpoint requires";
         IdentityLog.Forbidden(logger, http);
         await DenialResponses.Forbidden(http);
     }
@@ -54,6 +57,8 @@ internal sealed class BearerEvents(IOptions<IdentityOptions> options, ILogger<Be
     {
         "SecurityTokenExpiredException" => "expired",
         "SecurityTokenNotYetValidException" => "not yet valid",
+        "SecurityTokenInvalidLifetimeException" => "invalid lifetime",
+        "SecurityTokenNoExpirationException" => "no expiry",
         "SecurityTokenInvalidIssuerException" => "issuer not trusted",
         "SecurityTokenInvalidAudienceException" => "wrong audience",
         "SecurityTokenSignatureKeyNotFoundException" => "signed with an unknown key",

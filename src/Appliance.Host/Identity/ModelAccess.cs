@@ -34,15 +34,23 @@ internal sealed class ModelAccess : IModelAccess
 
     public bool HideForbiddenModels { get; }
 
-    public bool MayUse(ClaimsPrincipal caller, string modelId, bool recordDenial)
+    public bool MayUse(ClaimsPrincipal caller, string modelId, bool recordDenial, out string? denial)
     {
         var rule = _rules.GetValueOrDefault(modelId, _unlisted);
-        var denial = rule.Check(caller, _clearance, _groupsClaim);
-        if (denial != ModelAccessDenial.None && recordDenial)
+        var refusal = rule.Check(caller, _clearance, _groupsClaim);
+        if (refusal != ModelAccessDenial.None && recordDenial)
         {
-            IdentityLog.ModelRefused(_logger, caller.Identity?.Name, caller.FindFirst(ApplianceClaims.Client)?.Value, modelId, denial);
+            IdentityLog.ModelRefused(_logger, caller.Identity?.Name, caller.FindFirst(ApplianceClaims.Client)?.Value, modelId, refusal);
         }
 
-        return denial == ModelAccessDenial.None;
+        denial = refusal switch
+        {
+            ModelAccessDenial.None => null,
+            ModelAccessDenial.ClearanceTooLow => $"clearance below the model's label {rule.Classification}",
+            _ => "not in the model's allowed roles or groups",
+        };
+        return refusal == ModelAccessDenial.None;
     }
+
+    public string Classification(string modelId) => _rules.GetValueOrDefault(modelId, _unlisted).Classification;
 }

@@ -1,0 +1,151 @@
+using System.Globalization;
+using Appliance.Audit.Chain;
+using Appliance.Audit.Stores;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace Appliance.Api.Audit;
+
+/// <summary>The audit log's own chain and key, as the audit endpoints read them.</summary>
+public interface IAuditReader
+{
+    string Node { get; }
+
+    IAuditStore Store { get; }
+
+    /// <summary>The checkpoint public key (PEM) auditors verify with.</summary>
+    string PublicKeyPem { get; }
+}
+
+/// <summary>
+/// /audit (policy audit): search entries, verify the chain, export it as JSON Lines. Errors are RFC 7807. Every read is
+/// itself recorded by the audit middleware.
+/// </summary>
+public static class AuditApi
+{
+    private const int MaxLimit = 1000;
+
+    public static RouteGroupBuilder MapAuditApi(this IEndpointRouteBuilder endpoints)
+    {
+        var audit = endpoints.MapGroup("/audit");
+        audit.MapGet("/events", Events);
+        audit.MapGet("/verify", Verify);
+        audit.MapGet("/export", Export);
+        audit.MapGet("/public-key", (IAuditReader reader) => Results.Text(reader.PublicKeyPem, "application/x-pem-file"));
+        return audit;
+    }
+
+    private static async Task<IResult> Events(HttpContext http, IAuditReader reader, IAccessRecorder recorder)
+    {
+        var errors = new Dictionary<string, string[]>();
+        var q = http.Request.Query;
+        var query = new AuditQuery
+        {
+            From = Time(q["from"], "from", errors),
+            To = Time(q["to"], "to", errors),
+            Username = Text(q["user"]),
+            Client = Text(q["client"]),
+            Model = Text(q["model"]),
+            Kind = Text(q["kind"]),
+            Outcome = Text(q["outcome"]),
+            AfterSequence = Number(q["after"], "after", 0, long.MaxValue, 0, errors),
+            Limit = (int)Number(q["limit"], "limit", 1, MaxLimit, 100, errors),
+        };
+        if (query.Outcome is not (null or "accepted" or "refused"))
+        {
+            errors["outcome"] = ["must be accepted or refused"];
+        }
+
+        if (errors.Count > 0)
+        {
+            return Results.ValidationProblem(errors, title: "The audit query is not valid.");
+        }
+
+        if (!await recorder.TryAcceptAsync(http))
+        {
+            return Unavailable();
+        }
+
+        var entries = reader.Store.Query(reader.Node, query);
+        return Results.Json(new
+        {
+            node = reader.Node,
+            data = entries.Select(e => System.Text.Json.Nodes.JsonNode.Parse(AuditExport.EntryLine(e))),
+            next = entries.Count == query.Limit ? entries[^1].Sequence : (long?)null,
+        });
+    }
+
+    private static async Task<IResult> Verify(HttpContext http, IAuditReader reader, IAccessRecorder recorder)
+    {
+        if (!await recorder.TryAcceptAsync(http))
+        {
+            return Unavailable();
+        }
+
+        using var key = System.Security.Cryptography.ECDsa.Create();
+        key.ImportFromPem(reader.PublicKeyPem);
+        var verdict = ChainVerifier.Verify(reader.Store.Chain(reader.Node), reader.Store.Checkpoints(reader.Node), key);
+        return Results.Json(new
+        {
+            node = reader.Node,
+            ok = verdict.Ok,
+            entries = verdict.EntriesChecked,
+            checkpoints = verdict.CheckpointsChecked,
+            problem = verdict.Problem.ToString(),
+            firstBrokenSequence = verdict.FirstBrokenSequence,
+            message = verdict.Message,
+        });
+    }
+
+    private static async Task Export(HttpContext http, IAuditReader reader, IAccessRecorder recorder)
+    {
+        if (!await recorder.TryAcceptAsync(http))
+        {
+            await Unavailable().ExecuteAsync(http);
+            return;
+        }
+
+        http.Response.ContentType = "application/x-ndjson";
+        http.Response.Headers.ContentDisposition = $"attachment; filename=\"audit-{reader.Node}.jsonl\"";
+        await AuditExport.WriteAsync(http.Response.Body, reader.Store.Chain(reader.Node), reader.Store.Checkpoints(reader.Node), http.RequestAborted);
+    }
+
+    private static IResult Unavailable() =>
+        Results.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "Audit log unavailable",
+            detail: "The audit log cannot record this read, so it was not served. Please retry later.");
+
+    private static string? Text(string? value) => string.IsNullOrWhiteSpace(value) ? null : value;
+
+    private static DateTimeOffset? Time(string? value, string name, Dictionary<string, string[]> errors)
+    {
+        if (string.IsNullOrWhiteSpace(value))
+        {
+            return null;
+        }
+
+        if (DateTimeOffset.TryParse(value, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var time))
+        {
+            return time;
+        }
+
+        errors[name] = ["must be an ISO 8601 time, e.g. 2026-11-28T09:00:00Z"];
+        return null;
+    }
+
+    private static long Number(string? value, string name, long min, long max, long fallback, Dictionary<string, string[]> errors)
+    {
+        if (string.IsNullOrWhiteSpace(value))
+        {
+            return fallback;
+        }
+
+        if (long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var number) && number >= min && number <= max)
+        {
+            return number;
+        }
+
+        errors[name] = [$"must be a whole number from {min} to {max}"];
+        return fallback;
+    }
+}

@@ -1,0 +1,53 @@
+using Microsoft.AspNetCore.Http;
+
+namespace Appliance.Api.Audit;
+
+/// <summary>
+/// What a request's handlers learn that its audit record needs (model, digest, usage, finish, why it was refused).
+/// The host's audit middleware puts one on every request and records it when the request ends.
+/// </summary>
+public sealed class RequestAudit(long startedAt)
+{
+    /// <summary>TimeProvider timestamp when the request arrived.</summary>
+    public long StartedAt { get; } = startedAt;
+
+    /// <summary>Set once the accepted record is durable: the request's end is then recorded as completed.</summary>
+    public bool Accepted { get; set; }
+
+    public string? Model { get; set; }
+
+    public string? ModelDigest { get; set; }
+
+    public int? PromptTokens { get; set; }
+
+    public int? CompletionTokens { get; set; }
+
+    public string? FinishReason { get; set; }
+
+    /// <summary>TimeProvider timestamp of the first generated text, for time to first token.</summary>
+    public long? FirstTokenAt { get; set; }
+
+    public string? ErrorCode { get; set; }
+
+    /// <summary>Why the request was refused (for the auditor; never told to the caller).</summary>
+    public string? Reason { get; set; }
+
+    /// <summary>The request's audit state, or a detached one when no audit middleware runs (unit tests, tools).</summary>
+    public static RequestAudit Of(HttpContext http)
+    {
+        if (http.Features.Get<RequestAudit>() is { } audit)
+        {
+            return audit;
+        }
+
+        audit = new RequestAudit(0);
+        http.Features.Set(audit);
+        return audit;
+    }
+}
+
+/// <summary>Records that a request passed every check, before its answer starts; false means it must be refused (503).</summary>
+public interface IAccessRecorder
+{
+    Task<bool> TryAcceptAsync(HttpContext http);
+}

@@ -1,0 +1,59 @@
+using Appliance.Api.Audit;
+using Appliance.Audit;
+
+namespace Appliance.Host.Audit;
+
+/// <summary>
+/// Gives every request (but /health) its audit state and records how it ended: completed (after an accepted record),
+/// refused (401, 403, 4xx, 429, 503...), an audit read, or an administrator's action.
+/// </summary>
+internal sealed partial class AuditMiddleware(RequestDelegate next, AuditLog log, AuditRecords records, TimeProvider time, ILogger<AuditMiddleware> logger)
+{
+    public async Task InvokeAsync(HttpContext http)
+    {
+        if (http.Request.Path.StartsWithSegments("/health"))
+        {
+            await next(http);
+            return;
+        }
+
+        var audit = new RequestAudit(time.GetTimestamp());
+        http.Features.Set(audit);
+        var failed = false;
+        try
+        {
+            await next(http);
+        }
+        catch
+        {
+            failed = true;
+            throw;
+        }
+        finally
+        {
+            var status = failed && !http.Response.HasStarted ? StatusCodes.Status500InternalServerError : http.Response.StatusCode;
+            if (http.RequestAborted.IsCancellationRequested && audit.Accepted)
+            {
+                audit.FinishReason ??= "cancelled";
+            }
+
+            try
+            {
+                await log.RecordAsync(records.For(http, audit, KindOf(http, audit, status), status));
+            }
+            catch (AuditUnavailableException exception)
+            {
+                LogEndNotRecorded(logger, exception, http.TraceIdentifier, http.Request.Path);
+            }
+        }
+    }
+
+    private static string KindOf(HttpContext http, RequestAudit audit, int status) =>
+        audit.Accepted ? AuditKinds.Completed
+        : status >= 400 ? AuditKinds.Refused
+        : http.Request.Path.StartsWithSegments("/admin") && !HttpMethods.IsGet(http.Request.Method) ? AuditKinds.Admin
+        : AuditKinds.Completed;
+
+    [LoggerMessage(EventId = 4001, Level = LogLevel.Error, Message = "The end of request {RequestId} on {Path} could not be recorded in the audit log")]
+    private static partial void LogEndNotRecorded(ILogger logger, Exception exception, string requestId, string path);
+}

@@ -1,0 +1,16 @@
+using Appliance.Api.Audit;
+using Appliance.Audit;
+using Appliance.Audit.Chain;
+using Appliance.Audit.Stores;
+
+namespace Appliance.Host.Audit;
+
+/// <summary>The node's chain and checkpoint key, for the /audit endpoints.</summary>
+internal sealed class AuditReader(AuditLog log, CheckpointSigner signer) : IAuditReader
+{
+    public string Node => log.Node;
+
+    public IAuditStore Store => log.Store;
+
+    public string PublicKeyPem { get; } = signer.PublicKeyPem();
+}

@@ -1,0 +1,44 @@
+using Appliance.Api.Audit;
+using Appliance.Api.Models;
+using Appliance.Audit;
+using Appliance.Identity;
+
+namespace Appliance.Host.Audit;
+
+/// <summary>Builds a request's audit record from what the request and its handlers learned.</summary>
+internal sealed class AuditRecords(TimeProvider time, IModelAccess access)
+{
+    public AuditRecord For(HttpContext http, RequestAudit audit, string kind, int? status)
+    {
+        var user = http.User;
+        var now = time.GetTimestamp();
+        return new AuditRecord
+        {
+            Time = time.GetUtcNow(),
+            Kind = kind,
+            RequestId = http.TraceIdentifier,
+            Subject = user.FindFirst(ApplianceClaims.Subject)?.Value,
+            Username = user.Identity?.IsAuthenticated == true ? user.Identity.Name : null,
+            Client = user.FindFirst(ApplianceClaims.Client)?.Value,
+            Roles = [.. user.FindAll(ApplianceClaims.Role).Select(c => c.Value)],
+            SourceIp = http.Connection.RemoteIpAddress?.ToString(),
+            Method = http.Request.Method,
+            Endpoint = http.Request.Path.Value,
+            Model = audit.Model,
+            ModelDigest = audit.ModelDigest,
+            Classification = audit.Model is { } model ? access.Classification(model) : null,
+            Status = status,
+            ErrorCode = audit.ErrorCode,
+            FinishReason = audit.Accepted ? audit.FinishReason : null,
+            PromptTokens = audit.PromptTokens,
+            CompletionTokens = audit.Accepted ? audit.CompletionTokens : null,
+            TimeToFirstTokenMs = audit.FirstTokenAt is { } first ? time.GetElapsedTime(audit.StartedAt, first).TotalMilliseconds : null,
+            DurationMs = time.GetElapsedTime(audit.StartedAt, now).TotalMilliseconds,
+            Detail = audit.Reason ?? Query(http),
+        };
+    }
+
+    /// <summary>For reads of the audit log: what was asked for.</summary>
+    private static string? Query(HttpContext http) =>
+        http.Request.Path.StartsWithSegments("/audit") && http.Request.QueryString.HasValue ? http.Request.QueryString.Value : null;
+}

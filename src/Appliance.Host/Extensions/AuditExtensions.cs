@@ -1,0 +1,56 @@
+using Appliance.Api.Audit;
+using Appliance.Audit;
+using Appliance.Audit.Chain;
+using Appliance.Audit.Stores;
+using Appliance.Host.Audit;
+using Appliance.Host.Options;
+using Microsoft.Extensions.Options;
+
+namespace Appliance.Host.Extensions;
+
+/// <summary>The audit log: its store, checkpoint key and writer, the middleware that records every request, and /audit.</summary>
+public static class AuditExtensions
+{
+    public static WebApplicationBuilder AddApplianceAudit(this WebApplicationBuilder builder)
+    {
+        builder.Services.AddOptions<AuditOptions>().Bind(builder.Configuration.GetSection(AuditOptions.Section)).ValidateOnStart()
+            .Validate(o => o.Store == "sqlite", "Audit:Store must be sqlite (PostgreSQL comes with multi-node installations)")
+            .Validate(o => o.CheckpointEvery >= 1, "Audit:CheckpointEvery must be at least 1")
+            .Validate(o => o.CheckpointInterval >= TimeSpan.FromSeconds(1), "Audit:CheckpointInterval must be at least one second")
+            .Validate(o => o.MaxBatch is >= 1 and <= 10_000, "Audit:MaxBatch must be between 1 and 10000")
+            .Validate(o => o.MaxSizeBytes is null or >= 65_536, "Audit:MaxSizeBytes must be at least 65536");
+        builder.Services.AddSingleton<IAuditStore>(services =>
+        {
+            var options = services.GetRequiredService<IOptions<AuditOptions>>().Value;
+            return new SqliteAuditStore(Resolve(services, options.SqlitePath, "audit.db"), options.MaxSizeBytes);
+        });
+        builder.Services.AddSingleton(services =>
+            CheckpointSigner.LoadOrCreate(Resolve(services, services.GetRequiredService<IOptions<AuditOptions>>().Value.CheckpointKeyPath, "checkpoint-key.pem")));
+        builder.Services.AddSingleton(services =>
+        {
+            var options = services.GetRequiredService<IOptions<AuditOptions>>().Value;
+            return new AuditLog(services.GetRequiredService<IAuditStore>(), services.GetRequiredService<CheckpointSigner>(),
+                string.IsNullOrWhiteSpace(options.NodeId) ? Environment.MachineName : options.NodeId,
+                services.GetRequiredService<TimeProvider>(),
+                new AuditLogOptions { CheckpointEvery = options.CheckpointEvery, CheckpointInterval = options.CheckpointInterval, MaxBatch = options.MaxBatch },
+                services.GetRequiredService<ILogger<AuditLog>>());
+        });
+        builder.Services.AddSingleton<AuditRecords>();
+        builder.Services.AddSingleton<IAccessRecorder, AccessRecorder>();
+        builder.Services.AddSingleton<IAuditReader, AuditReader>();
+        return builder;
+    }
+
+    /// <summary>Before authentication, so that refused credentials are recorded too.</summary>
+    public static WebApplication UseApplianceAudit(this WebApplication app)
+    {
+        app.Services.GetRequiredService<AuditLog>(); // open the store at start: a broken store stops start-up, not the first request
+        app.UseMiddleware<AuditMiddleware>();
+        return app;
+    }
+
+    private static string Resolve(IServiceProvider services, string configured, string fileName) =>
+        string.IsNullOrWhiteSpace(configured)
+            ? Path.Combine(services.GetRequiredService<IOptions<ApplianceOptions>>().Value.DataFolder, "audit", fileName)
+            : configured;
+}

@@ -1,0 +1,28 @@
+namespace Appliance.Host.Options;
+
+/// <summary>The audit log (configuration section "Audit").</summary>
+public sealed record AuditOptions
+{
+    public const string Section = "Audit";
+
+    /// <summary>The store: "sqlite" (the embedded default).</summary>
+    public string Store { get; init; } = "sqlite";
+
+    /// <summary>The SQLite file; empty: audit/audit.db in the data folder.</summary>
+    public string SqlitePath { get; init; } = string.Empty;
+
+    /// <summary>A size cap for the SQLite file; when reached, requests are refused (503) rather than served unaudited.</summary>
+    public long? MaxSizeBytes { get; init; }
+
+    /// <summary>The checkpoint signing key (PEM, ECDSA P-256); empty: audit/checkpoint-key.pem in the data folder, created on first start.</summary>
+    public string CheckpointKeyPath { get; init; } = string.Empty;
+
+    /// <summary>This node's name in the chain; empty: the machine name.</summary>
+    public string NodeId { get; init; } = string.Empty;
+
+    public int CheckpointEvery { get; init; } = 1000;
+
+    public TimeSpan CheckpointInterval { get; init; } = TimeSpan.FromMinutes(1);
+
+    public int MaxBatch { get; init; } = 512;
+}

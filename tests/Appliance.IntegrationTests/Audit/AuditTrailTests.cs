@@ -1,0 +1,178 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using Appliance.Runtime.Onnx.Synthetic;
+using Appliance.Tests.Common;
+
+namespace Appliance.IntegrationTests.Audit;
+
+/// <summary>Every access ends up in the audit chain with who, what and how much; auditors read, verify and export it.</summary>
+public sealed class AuditTrailTests : IDisposable
+{
+    private readonly TempFolder _root = new("audit-trail");
+
+    [Fact]
+    public async Task A_chat_request_is_recorded_as_accepted_then_completed_with_who_what_and_how_much()
+    {
+        await using var running = await StartAsync();
+        using var ada = running.ClientWith(running.MintToken("ada", ["appliance-user"]));
+        using var chat = await Chat(ada, "open", stream: true);
+        Assert.Equal(HttpStatusCode.OK, chat.StatusCode);
+        await chat.Content.ReadAsStringAsync();
+
+        var entries = await Entries(running, "?user=ada");
+        var accepted = entries.Single(e => e.GetProperty("kind").GetString() == "request.accepted");
+        var completed = entries.Single(e => e.GetProperty("kind").GetString() == "request.completed");
+        Assert.True(accepted.GetProperty("seq").GetInt64() < completed.GetProperty("seq").GetInt64());
+        Assert.Equal(accepted.GetProperty("requestId").GetString(), completed.GetProperty("requestId").GetString());
+        Assert.Equal("open", completed.GetProperty("model").GetString());
+        Assert.StartsWith("sha256:", completed.GetProperty("modelDigest").GetString(), StringComparison.Ordinal);
+        Assert.Equal("public", completed.GetProperty("classification").GetString());
+        Assert.Equal(200, completed.GetProperty("status").GetInt32());
+        Assert.Equal("length", completed.GetProperty("finishReason").GetString());
+        Assert.Equal(3, completed.GetProperty("completionTokens").GetInt32());
+        Assert.True(completed.GetProperty("promptTokens").GetInt32() > 0);
+        Assert.True(completed.GetProperty("ttftMs").GetDouble() > 0);
+        Assert.Equal("127.0.0.1", completed.GetProperty("sourceIp").GetString());
+        Assert.Equal("appliance-cli", completed.GetProperty("client").GetString());
+        Assert.Contains("appliance-user", completed.GetProperty("roles").EnumerateArray().Select(r => r.GetString()));
+    }
+
+    [Fact]
+    public async Task Refusals_are_recorded_with_their_reason()
+    {
+        await using var running = await StartAsync();
+        using (var anonymous = running.ClientWith(null))
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, (await Chat(anonymous, "open")).StatusCode);
+        }
+
+        using (var forged = running.ClientWith(running.MintToken("eve", ["appliance-user"], lifetime: TimeSpan.FromHours(1), issuedAt: DateTimeOffset.UtcNow.AddHours(-2))))
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, (await Chat(forged, "open")).StatusCode);
+        }
+
+        using (var ada = running.ClientWith(running.MintToken("ada", ["appliance-user"])))
+        {
+            Assert.Equal(HttpStatusCode.Forbidden, (await Chat(ada, "secret")).StatusCode);
+            Assert.Equal(HttpStatusCode.Forbidden, (await ada.GetAsync("/audit/events")).StatusCode); // no auditor role
+        }
+
+        var refused = await Entries(running, "?outcome=refused");
+        Assert.Contains(refused, e => e.GetProperty("status").GetInt32() == 401 && e.GetProperty("detail").GetString() == "no credential");
+        Assert.Contains(refused, e => e.GetProperty("status").GetInt32() == 401 && e.GetProperty("detail").GetString() == "token refused: expired");
+        Assert.Contains(refused, e => e.GetProperty("status").GetInt32() == 403 && e.GetProperty("username").GetString() == "ada"
+            && e.GetProperty("model").GetString() == "secret" && e.GetProperty("detail").GetString()!.Contains("clearance", StringComparison.Ordinal));
+        Assert.Contains(refused, e => e.GetProperty("endpoint").GetString() == "/audit/events" && e.GetProperty("status").GetInt32() == 403);
+    }
+
+    [Fact]
+    public async Task The_chain_verifies_reading_it_is_audited_and_an_export_verifies_offline_with_the_cli()
+    {
+        await using var running = await StartAsync();
+        using (var ada = running.ClientWith(running.MintToken("ada", ["appliance-user"])))
+        {
+            for (var i = 0; i < 3; i++)
+            {
+                Assert.Equal(HttpStatusCode.OK, (await Chat(ada, "open")).StatusCode);
+            }
+        }
+
+        using var verify = JsonDocument.Parse(await running.Http.GetStringAsync("/audit/verify"));
+        Assert.True(verify.RootElement.GetProperty("ok").GetBoolean(), verify.RootElement.GetRawText());
+        Assert.Contains(await Entries(running, "?kind=audit.read"), e => e.GetProperty("endpoint").GetString() == "/audit/verify");
+
+        var export = _root.Combine("export.jsonl");
+        await File.WriteAllBytesAsync(export, await running.Http.GetByteArrayAsync("/audit/export"));
+        var key = _root.Combine("audit.pub.pem");
+        await File.WriteAllTextAsync(key, await running.Http.GetStringAsync("/audit/public-key"));
+
+        var (ok, output) = await Cli("audit", "verify", "--file", export, "--public-key", key);
+        Assert.True(ok == 0, output);
+        Assert.StartsWith("OK:", output, StringComparison.Ordinal);
+
+        // One changed byte in the export: the verifier names the entry.
+        var lines = await File.ReadAllLinesAsync(export);
+        var changed = Array.FindIndex(lines, l => l.Contains("\"status\":200", StringComparison.Ordinal));
+        lines[changed] = lines[changed].Replace("\"status\":200", "\"status\":201", StringComparison.Ordinal);
+        await File.WriteAllLinesAsync(export, lines);
+        var (broken, report) = await Cli("audit", "verify", "--file", export, "--public-key", key);
+        Assert.True(broken == 1, report);
+        Assert.Contains($"BROKEN at entry {changed + 1} (Modified)", report, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task When_the_audit_store_is_full_requests_are_refused_and_none_is_served_unrecorded()
+    {
+        await using var running = await StartAsync("--Audit:MaxSizeBytes=65536");
+        using var ada = running.ClientWith(running.MintToken("ada", ["appliance-user"]));
+        var served = 0;
+        HttpResponseMessage? refusal = null;
+        for (var i = 0; i < 2000 && refusal is null; i++)
+        {
+            var response = await Chat(ada, "open");
+            if (response.StatusCode == HttpStatusCode.OK)
+            {
+                served++;
+                response.Dispose();
+            }
+            else
+            {
+                refusal = response;
+            }
+        }
+
+        Assert.NotNull(refusal);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, refusal.StatusCode);
+        Assert.Contains("\"code\":\"audit_unavailable\"", await refusal.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        refusal.Dispose();
+
+        var accepted = 0;
+        var database = Path.Combine(_root.Combine("data"), "audit", "audit.db");
+        using (var store = Appliance.Audit.Stores.SqliteAuditStore.OpenReadOnly(database))
+        {
+            accepted = store.Chain(store.Nodes().Single()).Count(e => e.Record.Kind == "request.accepted" && e.Record.Username == "ada");
+        }
+
+        Assert.True(served > 0);
+        Assert.Equal(served, accepted); // every answered request has its accepted record; the refused one has none
+    }
+
+    public void Dispose() => _root.Dispose();
+
+    private async Task<RunningAppliance> StartAsync(params string[] extra)
+    {
+        var folder = _root.Combine("tiny");
+        if (!Directory.Exists(folder))
+        {
+            SyntheticModelFolder.Write(SyntheticModelSpec.Tiny, folder);
+        }
+
+        var running = await RunningAppliance.StartAsync(
+        [
+            $"--Models:open:Path={folder}", "--Models:open:Classification=public",
+            $"--Models:secret:Path={folder}", "--Models:secret:Classification=restricted",
+            "--Appliance:BuiltInEmbeddings=false", $"--Appliance:DataFolder={_root.Combine("data")}", "--Logging:LogLevel:Default=None",
+            .. extra,
+        ]);
+        await running.WaitUntilReadyAsync();
+        return running;
+    }
+
+    private static async Task<List<JsonElement>> Entries(RunningAppliance running, string query)
+    {
+        using var document = JsonDocument.Parse(await running.Http.GetStringAsync("/audit/events" + query + (query.Length > 0 ? "&" : "?") + "limit=1000"));
+        return [.. document.RootElement.GetProperty("data").EnumerateArray().Select(e => e.Clone())];
+    }
+
+    private static Task<HttpResponseMessage> Chat(HttpClient client, string model, bool stream = false) =>
+        client.PostAsync("/v1/chat/completions", new StringContent(
+            $$"""{"model":"{{model}}","messages":[{"role":"user","content":"hi"}],"max_tokens":3,"ignore_eos":true,"stream":{{(stream ? "true" : "false")}}}""",
+            Encoding.UTF8, "application/json"));
+
+    private static async Task<(int ExitCode, string Output)> Cli(params string[] arguments)
+    {
+        var cli = Path.Combine(RepositoryPaths.Root, "src", "Appliance.Cli", "bin", RepositoryPaths.Configuration, "net10.0", "appliance.dll");
+        return await ProcessRunner.RunAsync("dotnet", [cli, .. arguments]);
+    }
+}
