@@ -19,6 +19,7 @@ internal sealed partial class AuditMiddleware(RequestDelegate next, AuditLog log
 
         var audit = new RequestAudit(time.GetTimestamp());
         http.Features.Set(audit);
+        http.Response.Headers[RequestIdHeader] = http.TraceIdentifier; // the audit record's request id, for support and auditors
         var failed = false;
         try
         {
@@ -47,6 +48,8 @@ internal sealed partial class AuditMiddleware(RequestDelegate next, AuditLog log
             }
         }
     }
+
+    public const string RequestIdHeader = "X-Request-Id";
 
     private static string KindOf(HttpContext http, RequestAudit audit, int status) =>
         audit.Accepted ? AuditKinds.Completed

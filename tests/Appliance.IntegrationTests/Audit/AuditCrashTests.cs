@@ -1,0 +1,187 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Appliance.Audit.Stores;
+using Appliance.Identity;
+using Appliance.Runtime.Onnx.Synthetic;
+using Appliance.Tests.Common;
+
+namespace Appliance.IntegrationTests.Audit;
+
+/// <summary>
+/// The host as its own process, killed with SIGKILL while serving: after a restart the chain verifies, and every
+/// request that received an answer has its accepted record.
+/// </summary>
+public sealed class AuditCrashTests : IDisposable
+{
+    private readonly TempFolder _root = new("audit-crash");
+
+    [Fact]
+    public async Task A_host_killed_under_load_leaves_a_verifiable_chain_with_every_answered_request_in_it()
+    {
+        var model = _root.Combine("tiny");
+        SyntheticModelFolder.Write(SyntheticModelSpec.Tiny, model);
+        var data = _root.Combine("data");
+        var token = DevelopmentIdentity.LoadOrCreate(Path.Combine(data, "identity"))
+            .Mint(new DevelopmentTokenRequest("load", ["appliance-user"], "appliance-api", TimeSpan.FromHours(1)), DateTimeOffset.UtcNow);
+
+        var answered = new List<string>();
+        using (var host = await HostProcess.StartAsync(model, data))
+        {
+            using var http = new HttpClient { BaseAddress = host.Address, Timeout = TimeSpan.FromSeconds(30) };
+            http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+            using var stop = new CancellationTokenSource();
+            var clients = Enumerable.Range(0, 12).Select(_ => Task.Run(async () =>
+            {
+                while (!stop.IsCancellationRequested)
+                {
+                    try
+                    {
+                        using var response = await http.PostAsync("/v1/chat/completions", new StringContent(
+                            """{"model":"tiny","messages":[{"role":"user","content":"hi"}],"max_tokens":2}""", Encoding.UTF8, "application/json"));
+                        if (response.StatusCode == HttpStatusCode.OK && response.Headers.TryGetValues("X-Request-Id", out var ids))
+                        {
+                            lock (answered)
+                            {
+                                answered.Add(ids.Single());
+                            }
+                        }
+                    }
+                    catch (HttpRequestException)
+                    {
+                        return; // the host is gone
+                    }
+                    catch (TaskCanceledException)
+                    {
+                        return;
+                    }
+                }
+            })).ToList();
+
+            await Task.Delay(TimeSpan.FromSeconds(3));
+            host.Kill(); // SIGKILL: no shutdown, no final checkpoint, transactions cut wherever they were
+            await stop.CancelAsync();
+            await Task.WhenAll(clients);
+        }
+
+        Assert.True(answered.Count > 20, $"only {answered.Count} requests were answered before the kill");
+
+        using (var restarted = await HostProcess.StartAsync(model, data))
+        {
+            using var http = new HttpClient { BaseAddress = restarted.Address };
+            http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+            using var after = await http.PostAsync("/v1/chat/completions", new StringContent(
+                """{"model":"tiny","messages":[{"role":"user","content":"again"}],"max_tokens":2}""", Encoding.UTF8, "application/json"));
+            Assert.Equal(HttpStatusCode.OK, after.StatusCode); // the chain continues after the crash
+            await restarted.StopAsync();
+        }
+
+        var cli = Path.Combine(RepositoryPaths.Root, "src", "Appliance.Cli", "bin", RepositoryPaths.Configuration, "net10.0", "appliance.dll");
+        var database = Path.Combine(data, "audit", "audit.db");
+        var (exitCode, output) = await ProcessRunner.RunAsync("dotnet",
+            [cli, "audit", "verify", "--db", database, "--public-key", Path.Combine(data, "audit", "checkpoint-key.pub.pem")]);
+        Assert.True(exitCode == 0, output);
+
+        using var store = SqliteAuditStore.OpenReadOnly(database);
+        var accepted = store.Chain(store.Nodes().Single()).Where(e => e.Record.Kind == "request.accepted").Select(e => e.Record.RequestId).ToHashSet();
+        Assert.All(answered, id => Assert.Contains(id, accepted));
+    }
+
+    public void Dispose() => _root.Dispose();
+
+    /// <summary>The published host run as `dotnet Appliance.Host.dll`, on a free loopback port.</summary>
+    private sealed class HostProcess : IDisposable
+    {
+        private readonly Process _process;
+
+        private HostProcess(Process process, Uri address)
+        {
+            _process = process;
+            Address = address;
+        }
+
+        public Uri Address { get; }
+
+        public static async Task<HostProcess> StartAsync(string model, string data)
+        {
+            var port = FreePort();
+            var host = Path.Combine(RepositoryPaths.Root, "src", "Appliance.Host", "bin", RepositoryPaths.Configuration, "net10.0", "Appliance.Host.dll");
+            var start = new ProcessStartInfo("dotnet")
+            {
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+                WorkingDirectory = Path.GetDirectoryName(host)!,
+            };
+            foreach (var argument in new[]
+            {
+                host, $"--urls=http://127.0.0.1:{port}", "--environment=Development", $"--Appliance:DataFolder={data}", $"--Models:tiny:Path={model}",
+                "--Models:tiny:IntraOpThreads=1", "--Appliance:BuiltInEmbeddings=false", "--Audit:CheckpointEvery=25", "--Logging:LogLevel:Default=Warning",
+            })
+            {
+                start.ArgumentList.Add(argument);
+            }
+
+            var process = Process.Start(start) ?? throw new InvalidOperationException("could not start the host");
+            process.OutputDataReceived += (_, _) => { };
+            process.ErrorDataReceived += (_, _) => { };
+            process.BeginOutputReadLine();
+            process.BeginErrorReadLine();
+            var address = new Uri($"http://127.0.0.1:{port}");
+            using var probe = new HttpClient { BaseAddress = address };
+            var deadline = DateTime.UtcNow.AddMinutes(1);
+            while (true)
+            {
+                try
+                {
+                    if ((await probe.GetAsync("/health/ready")).StatusCode == HttpStatusCode.OK)
+                    {
+                        return new HostProcess(process, address);
+                    }
+                }
+                catch (HttpRequestException)
+                {
+                }
+
+                if (process.HasExited || DateTime.UtcNow > deadline)
+                {
+                    process.Kill(entireProcessTree: true);
+                    throw new InvalidOperationException($"the host did not become ready (exited: {process.HasExited})");
+                }
+
+                await Task.Delay(100);
+            }
+        }
+
+        public void Kill()
+        {
+            _process.Kill(); // SIGKILL on Linux
+            _process.WaitForExit();
+        }
+
+        /// <summary>SIGTERM: the host drains and signs its final checkpoint.</summary>
+        public async Task StopAsync()
+        {
+            var (code, output) = await ProcessRunner.RunAsync("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+            Assert.True(code == 0, output);
+            await _process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(1));
+        }
+
+        public void Dispose()
+        {
+            if (!_process.HasExited)
+            {
+                _process.Kill(entireProcessTree: true);
+            }
+
+            _process.Dispose();
+        }
+
+        private static int FreePort()
+        {
+            using var listener = new TcpListener(IPAddress.Loopback, 0);
+            listener.Start();
+            return ((IPEndPoint)listener.LocalEndpoint).Port;
+        }
+    }
+}
