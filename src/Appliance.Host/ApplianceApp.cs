@@ -1,5 +1,4 @@
 using Appliance.Api.Admin;
-using Appliance.Api.Audit;
 using Appliance.Api.OpenAi;
 using Appliance.Host.Extensions;
 using Appliance.Host.Identity;
@@ -24,7 +23,7 @@ public static class ApplianceApp
         app.MapApplianceHealth();
         app.MapOpenAiApi().RequireAuthorization(AppliancePolicies.Chat);
         app.MapGroup("/admin").MapApiKeysApi().RequireAuthorization(AppliancePolicies.Admin);
-        app.MapAuditApi().RequireAuthorization(AppliancePolicies.Audit);
+        app.MapApplianceAudit(AppliancePolicies.Audit);
         app.UseStartupBanner();
         return app;
     }

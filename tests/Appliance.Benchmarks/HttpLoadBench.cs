@@ -22,20 +22,25 @@ internal sealed class HttpLoadBench : IAsyncDisposable
     private readonly HttpClient _http;
     private readonly BenchOptions _options;
 
-    private HttpLoadBench(WebApplication app, HttpClient http, BenchOptions options)
+    private readonly string _dataFolder;
+
+    private HttpLoadBench(WebApplication app, HttpClient http, BenchOptions options, string dataFolder)
     {
         _app = app;
         _http = http;
         _options = options;
+        _dataFolder = dataFolder;
     }
 
-    public static async Task<HttpLoadBench> StartAsync(string folder, BenchOptions options)
+    public static async Task<HttpLoadBench> StartAsync(string folder, BenchOptions options, params string[] extra)
     {
+        var data = Path.Combine(Path.GetTempPath(), "appliance-bench-data", Guid.NewGuid().ToString("N")); // its own audit chain
         var app = ApplianceApp.Create(
         [
+            .. extra,
             "--urls=http://127.0.0.1:0", "--environment=Development", $"--Models:bench:Path={folder}", "--Models:bench:MaxBatchSize=8",
             "--Appliance:BuiltInEmbeddings=false", "--Logging:LogLevel:Default=Warning", "--Logging:LogLevel:Microsoft.Extensions.Diagnostics.HealthChecks=None",
-            $"--Appliance:DataFolder={Path.Combine(Path.GetTempPath(), "appliance-bench-data")}",
+            $"--Appliance:DataFolder={data}",
         ]);
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();
@@ -48,7 +53,7 @@ internal sealed class HttpLoadBench : IAsyncDisposable
             await Task.Delay(50);
         }
 
-        return new HttpLoadBench(app, http, options);
+        return new HttpLoadBench(app, http, options, data);
     }
 
     public async Task<HttpRound> RoundAsync(int clients)
@@ -56,6 +61,26 @@ internal sealed class HttpLoadBench : IAsyncDisposable
         var clock = Stopwatch.StartNew();
         var results = await Task.WhenAll(Enumerable.Range(0, clients).Select(i => StreamAsync(i, clock)));
         return new HttpRound(results.Sum(r => r.Tokens) / clock.Elapsed.TotalSeconds, [.. results.Select(r => r.Ttft)]);
+    }
+
+    /// <summary>Short requests (one token each, not streamed) from concurrent clients for a while: requests per second.</summary>
+    public async Task<double> ShortRequestsPerSecondAsync(int clients, TimeSpan duration)
+    {
+        var clock = Stopwatch.StartNew();
+        var counts = await Task.WhenAll(Enumerable.Range(0, clients).Select(async client =>
+        {
+            var count = 0;
+            var body = JsonSerializer.Serialize(new { model = "bench", prompt = BenchModels.Prompt(client, 16), max_tokens = 1, temperature = 0 });
+            while (clock.Elapsed < duration)
+            {
+                using var response = await _http.PostAsync("/v1/completions", new StringContent(body, Encoding.UTF8, "application/json"));
+                response.EnsureSuccessStatusCode();
+                count++;
+            }
+
+            return count;
+        }));
+        return counts.Sum() / clock.Elapsed.TotalSeconds;
     }
 
     private async Task<(int Tokens, double Ttft)> StreamAsync(int client, Stopwatch clock)
@@ -104,5 +129,6 @@ internal sealed class HttpLoadBench : IAsyncDisposable
         _http.Dispose();
         await _app.StopAsync();
         await _app.DisposeAsync();
+        Directory.Delete(_dataFolder, recursive: true);
     }
 }

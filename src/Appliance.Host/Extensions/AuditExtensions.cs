@@ -9,11 +9,13 @@ using Microsoft.Extensions.Options;
 namespace Appliance.Host.Extensions;
 
 /// <summary>The audit log: its store, checkpoint key and writer, the middleware that records every request, and /audit.</summary>
-public static class AuditExtensions
+public static partial class AuditExtensions
 {
     public static WebApplicationBuilder AddApplianceAudit(this WebApplicationBuilder builder)
     {
+        var development = builder.Environment.IsDevelopment();
         builder.Services.AddOptions<AuditOptions>().Bind(builder.Configuration.GetSection(AuditOptions.Section)).ValidateOnStart()
+            .Validate(o => o.Enabled || development, "Audit:Enabled=false is allowed in the Development environment only (to measure what auditing costs)")
             .Validate(o => o.Store == "sqlite", "Audit:Store must be sqlite (PostgreSQL comes with multi-node installations)")
             .Validate(o => o.CheckpointEvery >= 1, "Audit:CheckpointEvery must be at least 1")
             .Validate(o => o.CheckpointInterval >= TimeSpan.FromSeconds(1), "Audit:CheckpointInterval must be at least one second")
@@ -36,21 +38,58 @@ public static class AuditExtensions
                 services.GetRequiredService<ILogger<AuditLog>>());
         });
         builder.Services.AddSingleton<AuditRecords>();
-        builder.Services.AddSingleton<IAccessRecorder, AccessRecorder>();
         builder.Services.AddSingleton<IAuditReader, AuditReader>();
+        if (IsEnabled(builder.Configuration))
+        {
+            builder.Services.AddSingleton<IAccessRecorder, AccessRecorder>();
+        }
+        else
+        {
+            builder.Services.AddSingleton<IAccessRecorder, UnauditedRecorder>();
+        }
+
         return builder;
+    }
+
+    /// <summary>Maps /audit for auditors when auditing is on.</summary>
+    public static WebApplication MapApplianceAudit(this WebApplication app, string policy)
+    {
+        if (IsEnabled(app.Configuration))
+        {
+            app.MapAuditApi().RequireAuthorization(policy);
+        }
+
+        return app;
     }
 
     /// <summary>Before authentication, so that refused credentials are recorded too.</summary>
     public static WebApplication UseApplianceAudit(this WebApplication app)
     {
+        if (!IsEnabled(app.Configuration))
+        {
+            app.Lifetime.ApplicationStarted.Register(() => LogAuditDisabled(app.Logger));
+            return app;
+        }
+
         app.Services.GetRequiredService<AuditLog>(); // open the store at start: a broken store stops start-up, not the first request
         app.UseMiddleware<AuditMiddleware>();
         return app;
     }
 
+    private static bool IsEnabled(IConfiguration configuration) =>
+        configuration.GetSection(AuditOptions.Section).Get<AuditOptions>()?.Enabled ?? true;
+
     private static string Resolve(IServiceProvider services, string configured, string fileName) =>
         string.IsNullOrWhiteSpace(configured)
             ? Path.Combine(services.GetRequiredService<IOptions<ApplianceOptions>>().Value.DataFolder, "audit", fileName)
             : configured;
+
+    [LoggerMessage(EventId = 4002, Level = LogLevel.Warning, Message = "AUDIT DISABLED (Audit:Enabled=false): requests are served without audit records. Development only, for measuring what auditing costs.")]
+    private static partial void LogAuditDisabled(ILogger logger);
+
+    /// <summary>Accepts without recording: only with Audit:Enabled=false in Development.</summary>
+    private sealed class UnauditedRecorder : IAccessRecorder
+    {
+        public Task<bool> TryAcceptAsync(HttpContext http) => Task.FromResult(true);
+    }
 }

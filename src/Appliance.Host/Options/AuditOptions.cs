@@ -5,6 +5,12 @@ public sealed record AuditOptions
 {
     public const string Section = "Audit";
 
+    /// <summary>
+    /// Off only for measuring what auditing costs, and only in the Development environment: a production node never
+    /// serves unaudited.
+    /// </summary>
+    public bool Enabled { get; init; } = true;
+
     /// <summary>The store: "sqlite" (the embedded default).</summary>
     public string Store { get; init; } = "sqlite";
 
