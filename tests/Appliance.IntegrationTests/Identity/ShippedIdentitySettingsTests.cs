@@ -49,6 +49,16 @@ public sealed class ShippedIdentitySettingsTests
         Assert.True(identity.RequireHttpsMetadata);
     }
 
+    [Fact]
+    public void The_production_audit_settings_bind_to_the_defaults_they_document()
+    {
+        var configuration = new ConfigurationBuilder().AddJsonFile(Path.Combine(Appliance, "appsettings.Production.json")).Build();
+        var audit = configuration.GetSection(AuditOptions.Section).Get<AuditOptions>()!;
+        Assert.True(audit.Enabled);
+        Assert.Null(audit.MaxSizeBytes);
+        Assert.Equal(new AuditOptions() with { SqlitePath = audit.SqlitePath }, audit);
+    }
+
     private static bool MapsAudience(JsonElement client, string audience) =>
         client.GetProperty("protocolMappers").EnumerateArray().Any(m =>
             m.GetProperty("protocolMapper").GetString() == "oidc-audience-mapper"
