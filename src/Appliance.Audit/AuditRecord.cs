@@ -37,6 +37,9 @@ public sealed record AuditRecord
 
     public string? Client { get; init; }
 
+    /// <summary>The caller's team for chargeback (the first value of the configured team claim, e.g. a Keycloak group).</summary>
+    public string? Team { get; init; }
+
     public IReadOnlyList<string> Roles { get; init; } = [];
 
     public string? SourceIp { get; init; }

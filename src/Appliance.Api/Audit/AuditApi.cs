@@ -31,6 +31,7 @@ public static class AuditApi
         var audit = endpoints.MapGroup("/audit");
         audit.MapGet("/events", Events);
         audit.MapGet("/verify", Verify);
+        audit.MapGet("/usage", Usage);
         audit.MapGet("/export", Export);
         audit.MapGet("/public-key", (IAuditReader reader) => Results.Text(reader.PublicKeyPem, "application/x-pem-file"));
         return audit;
@@ -73,6 +74,46 @@ public static class AuditApi
             node = reader.Node,
             data = entries.Select(e => System.Text.Json.Nodes.JsonNode.Parse(AuditExport.EntryLine(e))),
             next = entries.Count == query.Limit ? entries[^1].Sequence : (long?)null,
+        });
+    }
+
+    private static readonly string[] UsageGroups = ["user", "team", "model", "client"];
+
+    private static async Task<IResult> Usage(HttpContext http, IAuditReader reader, IAccessRecorder recorder, TimeProvider time)
+    {
+        var errors = new Dictionary<string, string[]>();
+        var q = http.Request.Query;
+        var to = Time(q["to"], "to", errors) ?? time.GetUtcNow();
+        var from = Time(q["from"], "from", errors) ?? to.AddDays(-30);
+        var by = Text(q["by"]) ?? "user";
+        if (!UsageGroups.Contains(by))
+        {
+            errors["by"] = [$"must be one of {string.Join(", ", UsageGroups)}"];
+        }
+
+        if (from >= to)
+        {
+            errors["from"] = ["must be before 'to'"];
+        }
+
+        if (errors.Count > 0)
+        {
+            return Results.ValidationProblem(errors, title: "The usage query is not valid.");
+        }
+
+        if (!await recorder.TryAcceptAsync(http))
+        {
+            return Unavailable();
+        }
+
+        var rows = reader.Store.Usage(reader.Node, from, to, by);
+        return Results.Json(new
+        {
+            node = reader.Node,
+            by,
+            from = CanonicalJson.Time(from),
+            to = CanonicalJson.Time(to),
+            data = rows.Select(r => new { day = r.Day, key = r.Key, requests = r.Requests, promptTokens = r.PromptTokens, completionTokens = r.CompletionTokens }),
         });
     }
 

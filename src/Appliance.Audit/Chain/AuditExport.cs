@@ -99,6 +99,7 @@ public static class AuditExport
         Subject = Text(e, "subject"),
         Username = Text(e, "username"),
         Client = Text(e, "client"),
+        Team = Text(e, "team"),
         Roles = [.. e.GetProperty("roles").EnumerateArray().Select(r => r.GetString()!)],
         SourceIp = Text(e, "sourceIp"),
         Method = Text(e, "method"),

@@ -50,6 +50,7 @@ public static class CanonicalJson
         Text(json, "subject", record.Subject);
         Text(json, "username", record.Username);
         Text(json, "client", record.Client);
+        Text(json, "team", record.Team);
         json.WriteStartArray("roles");
         foreach (var role in record.Roles)
         {

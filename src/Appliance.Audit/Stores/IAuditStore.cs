@@ -26,6 +26,9 @@ public sealed record AuditQuery
     public int Limit { get; init; } = 100;
 }
 
+/// <summary>Usage of one day for one user, team, model or client: the completed requests and their tokens.</summary>
+public sealed record UsageRow(string Day, string? Key, long Requests, long PromptTokens, long CompletionTokens);
+
 /// <summary>Where audit entries are kept (a pluggable strategy with a name: "sqlite", later "postgresql").</summary>
 public interface IAuditStore : IDisposable
 {
@@ -43,4 +46,7 @@ public interface IAuditStore : IDisposable
     IEnumerable<AuditEntry> Chain(string node);
 
     IReadOnlyList<Checkpoint> Checkpoints(string node);
+
+    /// <summary>Completed model requests per UTC day and <paramref name="groupBy"/> (user, team, model or client), for chargeback.</summary>
+    IReadOnlyList<UsageRow> Usage(string node, DateTimeOffset from, DateTimeOffset to, string groupBy);
 }

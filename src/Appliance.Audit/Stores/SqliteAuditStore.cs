@@ -13,7 +13,7 @@ namespace Appliance.Audit.Stores;
 public sealed class SqliteAuditStore : IAuditStore
 {
     private const string Columns =
-        "seq, node, time, kind, request_id, subject, username, client, roles, source_ip, method, endpoint, model, model_digest, classification, "
+        "seq, node, time, kind, request_id, subject, username, client, team, roles, source_ip, method, endpoint, model, model_digest, classification, "
         + "status, error_code, finish_reason, prompt_tokens, completion_tokens, queue_ms, ttft_ms, duration_ms, detail, prev_hash, hash";
 
     private readonly SqliteConnection _connection;
@@ -26,7 +26,7 @@ public sealed class SqliteAuditStore : IAuditStore
         Execute("""
             CREATE TABLE IF NOT EXISTS audit_entries (
                 seq INTEGER NOT NULL, node TEXT NOT NULL, time TEXT NOT NULL, kind TEXT NOT NULL, request_id TEXT, subject TEXT,
-                username TEXT, client TEXT, roles TEXT NOT NULL, source_ip TEXT, method TEXT, endpoint TEXT, model TEXT,
+                username TEXT, client TEXT, team TEXT, roles TEXT NOT NULL, source_ip TEXT, method TEXT, endpoint TEXT, model TEXT,
                 model_digest TEXT, classification TEXT, status INTEGER, error_code TEXT, finish_reason TEXT, prompt_tokens INTEGER,
                 completion_tokens INTEGER, queue_ms REAL, ttft_ms REAL, duration_ms REAL, detail TEXT, prev_hash TEXT NOT NULL,
                 hash TEXT NOT NULL, PRIMARY KEY (node, seq));
@@ -158,6 +158,34 @@ public sealed class SqliteAuditStore : IAuditStore
         }
     }
 
+    public IReadOnlyList<UsageRow> Usage(string node, DateTimeOffset from, DateTimeOffset to, string groupBy)
+    {
+        var column = groupBy switch
+        {
+            "user" => "username",
+            "team" => "team",
+            "model" => "model",
+            "client" => "client",
+            _ => throw new ArgumentOutOfRangeException(nameof(groupBy), groupBy, "group by user, team, model or client"),
+        };
+        lock (_gate)
+        {
+            using var command = Command(
+                $"SELECT substr(time, 1, 10) AS day, {column}, COUNT(*), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0) "
+                + "FROM audit_entries WHERE node = $node AND kind = $kind AND model IS NOT NULL AND time >= $from AND time < $to "
+                + $"GROUP BY day, {column} ORDER BY day, {column}",
+                ("$node", node), ("$kind", AuditKinds.Completed), ("$from", CanonicalJson.Time(from)), ("$to", CanonicalJson.Time(to)));
+            using var reader = command.ExecuteReader();
+            var rows = new List<UsageRow>();
+            while (reader.Read())
+            {
+                rows.Add(new UsageRow(reader.GetString(0), Text(reader, 1), reader.GetInt64(2), reader.GetInt64(3), reader.GetInt64(4)));
+            }
+
+            return rows;
+        }
+    }
+
     /// <summary>The nodes whose chains this store holds.</summary>
     public IReadOnlyList<string> Nodes()
     {
@@ -207,7 +235,7 @@ public sealed class SqliteAuditStore : IAuditStore
         var r = entry.Record;
         object?[] values =
         [
-            entry.Sequence, entry.Node, CanonicalJson.Time(r.Time), r.Kind, r.RequestId, r.Subject, r.Username, r.Client,
+            entry.Sequence, entry.Node, CanonicalJson.Time(r.Time), r.Kind, r.RequestId, r.Subject, r.Username, r.Client, r.Team,
             JsonSerializer.Serialize(r.Roles), r.SourceIp, r.Method, r.Endpoint, r.Model, r.ModelDigest, r.Classification, r.Status,
             r.ErrorCode, r.FinishReason, r.PromptTokens, r.CompletionTokens, r.QueueMs, r.TimeToFirstTokenMs, r.DurationMs, r.Detail,
             entry.PreviousHash, entry.Hash,
@@ -231,24 +259,25 @@ public sealed class SqliteAuditStore : IAuditStore
                 Subject = Text(reader, 5),
                 Username = Text(reader, 6),
                 Client = Text(reader, 7),
-                Roles = JsonSerializer.Deserialize<string[]>(reader.GetString(8)) ?? [],
-                SourceIp = Text(reader, 9),
-                Method = Text(reader, 10),
-                Endpoint = Text(reader, 11),
-                Model = Text(reader, 12),
-                ModelDigest = Text(reader, 13),
-                Classification = Text(reader, 14),
-                Status = reader.IsDBNull(15) ? null : reader.GetInt32(15),
-                ErrorCode = Text(reader, 16),
-                FinishReason = Text(reader, 17),
-                PromptTokens = reader.IsDBNull(18) ? null : reader.GetInt32(18),
-                CompletionTokens = reader.IsDBNull(19) ? null : reader.GetInt32(19),
-                QueueMs = reader.IsDBNull(20) ? null : reader.GetDouble(20),
-                TimeToFirstTokenMs = reader.IsDBNull(21) ? null : reader.GetDouble(21),
-                DurationMs = reader.IsDBNull(22) ? null : reader.GetDouble(22),
-                Detail = Text(reader, 23),
+                Team = Text(reader, 8),
+                Roles = JsonSerializer.Deserialize<string[]>(reader.GetString(9)) ?? [],
+                SourceIp = Text(reader, 10),
+                Method = Text(reader, 11),
+                Endpoint = Text(reader, 12),
+                Model = Text(reader, 13),
+                ModelDigest = Text(reader, 14),
+                Classification = Text(reader, 15),
+                Status = reader.IsDBNull(16) ? null : reader.GetInt32(16),
+                ErrorCode = Text(reader, 17),
+                FinishReason = Text(reader, 18),
+                PromptTokens = reader.IsDBNull(19) ? null : reader.GetInt32(19),
+                CompletionTokens = reader.IsDBNull(20) ? null : reader.GetInt32(20),
+                QueueMs = reader.IsDBNull(21) ? null : reader.GetDouble(21),
+                TimeToFirstTokenMs = reader.IsDBNull(22) ? null : reader.GetDouble(22),
+                DurationMs = reader.IsDBNull(23) ? null : reader.GetDouble(23),
+                Detail = Text(reader, 24),
             };
-            yield return new AuditEntry(reader.GetInt64(0), reader.GetString(1), record, reader.GetString(24), reader.GetString(25));
+            yield return new AuditEntry(reader.GetInt64(0), reader.GetString(1), record, reader.GetString(25), reader.GetString(26));
         }
     }
 

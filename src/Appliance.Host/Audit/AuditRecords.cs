@@ -6,7 +6,7 @@ using Appliance.Identity;
 namespace Appliance.Host.Audit;
 
 /// <summary>Builds a request's audit record from what the request and its handlers learned.</summary>
-internal sealed class AuditRecords(TimeProvider time, IModelAccess access)
+internal sealed class AuditRecords(TimeProvider time, IModelAccess access, Microsoft.Extensions.Options.IOptions<Options.AuditOptions> options)
 {
     public AuditRecord For(HttpContext http, RequestAudit audit, string kind, int? status)
     {
@@ -20,6 +20,7 @@ internal sealed class AuditRecords(TimeProvider time, IModelAccess access)
             Subject = user.FindFirst(ApplianceClaims.Subject)?.Value,
             Username = user.Identity?.IsAuthenticated == true ? user.Identity.Name : null,
             Client = user.FindFirst(ApplianceClaims.Client)?.Value,
+            Team = user.FindFirst(options.Value.TeamClaim)?.Value,
             Roles = [.. user.FindAll(ApplianceClaims.Role).Select(c => c.Value)],
             SourceIp = http.Connection.RemoteIpAddress?.ToString(),
             Method = http.Request.Method,

@@ -26,6 +26,9 @@ public sealed record AuditOptions
     /// <summary>This node's name in the chain; empty: the machine name.</summary>
     public string NodeId { get; init; } = string.Empty;
 
+    /// <summary>The token claim whose first value is the caller's team in usage summaries (for example a Keycloak group).</summary>
+    public string TeamClaim { get; init; } = "groups";
+
     public int CheckpointEvery { get; init; } = 1000;
 
     public TimeSpan CheckpointInterval { get; init; } = TimeSpan.FromMinutes(1);

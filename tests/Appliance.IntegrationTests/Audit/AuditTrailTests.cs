@@ -138,7 +138,42 @@ public sealed class AuditTrailTests : IDisposable
         Assert.Equal(served, accepted); // every answered request has its accepted record; the refused one has none
     }
 
+    [Fact]
+    public async Task Usage_is_summed_per_day_by_user_team_and_model_for_chargeback()
+    {
+        await using var running = await StartAsync();
+        using (var ada = running.ClientWith(running.MintToken("ada", ["appliance-user"], groups: ["/research"])))
+        using (var bob = running.ClientWith(running.MintToken("bob", ["appliance-user"], groups: ["/finance"])))
+        {
+            for (var i = 0; i < 3; i++)
+            {
+                Assert.Equal(HttpStatusCode.OK, (await Chat(ada, "open")).StatusCode);
+            }
+
+            Assert.Equal(HttpStatusCode.OK, (await Chat(bob, "open")).StatusCode);
+            Assert.Equal(HttpStatusCode.Forbidden, (await Chat(bob, "secret")).StatusCode); // refused: no usage
+        }
+
+        var today = DateTime.UtcNow.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture);
+        var byTeam = await Usage(running, "team");
+        // Only model requests count: the auditor's own reads of /audit do not.
+        Assert.Equal([("/finance", 1L, 3L), ("/research", 3L, 9L)],
+            byTeam.Select(r => (r.GetProperty("key").GetString(), r.GetProperty("requests").GetInt64(), r.GetProperty("completionTokens").GetInt64())));
+        Assert.All(byTeam, r => Assert.Equal(today, r.GetProperty("day").GetString()));
+        Assert.Contains(await Usage(running, "user"), r => r.GetProperty("key").GetString() == "ada" && r.GetProperty("requests").GetInt64() == 3);
+
+        using var invalid = await running.Http.GetAsync("/audit/usage?by=planet");
+        Assert.Equal(HttpStatusCode.BadRequest, invalid.StatusCode);
+        Assert.Contains("\"by\"", await invalid.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
     public void Dispose() => _root.Dispose();
+
+    private static async Task<List<JsonElement>> Usage(RunningAppliance running, string by)
+    {
+        using var document = JsonDocument.Parse(await running.Http.GetStringAsync($"/audit/usage?by={by}"));
+        return [.. document.RootElement.GetProperty("data").EnumerateArray().Select(e => e.Clone())];
+    }
 
     private async Task<RunningAppliance> StartAsync(params string[] extra)
     {
