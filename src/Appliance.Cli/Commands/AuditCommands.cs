@@ -19,18 +19,19 @@ internal static class AuditCommands
     {
         var file = new Option<FileInfo?>("--file") { Description = "A JSON Lines export (GET /audit/export)" };
         var database = new Option<FileInfo?>("--db") { Description = "The SQLite audit store (Audit:SqlitePath, by default <data>/audit/audit.db)" };
+        var postgres = new Option<string?>("--postgres") { Description = "A PostgreSQL audit store: its Npgsql connection string (Audit:PostgresConnectionString)" };
         var node = new Option<string?>("--node") { Description = "The node whose chain to verify in a store (default: the only one)" };
         var publicKey = new Option<FileInfo?>("--public-key") { Description = "The checkpoint public key (PEM; GET /audit/public-key). Without it signatures are not checked" };
         var command = new Command("verify", "Verify the hash chain and the signed checkpoints; exit code 0 when intact, 1 when broken")
         {
-            file, database, node, publicKey,
+            file, database, postgres, node, publicKey,
         };
         command.SetAction(parse =>
         {
-            var (exportFile, storeFile) = (parse.GetValue(file), parse.GetValue(database));
-            if ((exportFile is null) == (storeFile is null))
+            var (exportFile, storeFile, connection) = (parse.GetValue(file), parse.GetValue(database), parse.GetValue(postgres));
+            if (new object?[] { exportFile, storeFile, connection }.Count(o => o is not null) != 1)
             {
-                Console.Error.WriteLine("error: give exactly one of --file or --db");
+                Console.Error.WriteLine("error: give exactly one of --file, --db or --postgres");
                 return 2;
             }
 
@@ -38,9 +39,12 @@ internal static class AuditCommands
             ChainVerification verdict;
             try
             {
-                verdict = exportFile is not null ? VerifyExport(exportFile, key) : VerifyStore(storeFile!, parse.GetValue(node), key);
+                verdict = exportFile is not null ? VerifyExport(exportFile, key)
+                    : storeFile is not null ? VerifyStore(OpenSqlite(storeFile), parse.GetValue(node), key)
+                    : VerifyStore(new PostgresAuditStore(connection!), parse.GetValue(node), key);
             }
-            catch (Exception exception) when (exception is IOException or InvalidDataException or InvalidOperationException or Microsoft.Data.Sqlite.SqliteException)
+            catch (Exception exception) when (exception is IOException or InvalidDataException or InvalidOperationException
+                or Microsoft.Data.Sqlite.SqliteException or Npgsql.NpgsqlException or ArgumentException)
             {
                 Console.Error.WriteLine($"error: {exception.Message}");
                 return 2;
@@ -62,14 +66,12 @@ internal static class AuditCommands
             : ChainVerifier.Verify(entries, checkpoints, key);
     }
 
-    private static ChainVerification VerifyStore(FileInfo database, string? node, ECDsa? key)
-    {
-        if (!database.Exists)
-        {
-            throw new IOException($"{database.FullName} does not exist");
-        }
+    private static SqliteAuditStore OpenSqlite(FileInfo database) =>
+        database.Exists ? SqliteAuditStore.OpenReadOnly(database.FullName) : throw new IOException($"{database.FullName} does not exist");
 
-        using var store = SqliteAuditStore.OpenReadOnly(database.FullName);
+    private static ChainVerification VerifyStore(SqlAuditStore opened, string? node, ECDsa? key)
+    {
+        using var store = opened;
         var chain = node ?? store.Nodes() switch
         {
             [var only] => only,

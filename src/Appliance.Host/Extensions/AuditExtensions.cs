@@ -16,7 +16,9 @@ public static partial class AuditExtensions
         var development = builder.Environment.IsDevelopment();
         builder.Services.AddOptions<AuditOptions>().Bind(builder.Configuration.GetSection(AuditOptions.Section)).ValidateOnStart()
             .Validate(o => o.Enabled || development, "Audit:Enabled=false is allowed in the Development environment only (to measure what auditing costs)")
-            .Validate(o => o.Store == "sqlite", "Audit:Store must be sqlite (PostgreSQL comes with multi-node installations)")
+            .Validate(o => o.Store is "sqlite" or "postgresql", "Audit:Store must be sqlite or postgresql")
+            .Validate(o => o.Store != "postgresql" || !string.IsNullOrWhiteSpace(o.PostgresConnectionString),
+                "Audit:PostgresConnectionString is required when Audit:Store is postgresql")
             .Validate(o => o.CheckpointEvery >= 1, "Audit:CheckpointEvery must be at least 1")
             .Validate(o => o.CheckpointInterval >= TimeSpan.FromSeconds(1), "Audit:CheckpointInterval must be at least one second")
             .Validate(o => o.MaxBatch is >= 1 and <= 10_000, "Audit:MaxBatch must be between 1 and 10000")
@@ -24,7 +26,9 @@ public static partial class AuditExtensions
         builder.Services.AddSingleton<IAuditStore>(services =>
         {
             var options = services.GetRequiredService<IOptions<AuditOptions>>().Value;
-            return new SqliteAuditStore(Resolve(services, options.SqlitePath, "audit.db"), options.MaxSizeBytes);
+            return options.Store == "postgresql"
+                ? new PostgresAuditStore(options.PostgresConnectionString, lockNode: NodeId(options))
+                : new SqliteAuditStore(Resolve(services, options.SqlitePath, "audit.db"), options.MaxSizeBytes);
         });
         builder.Services.AddSingleton(services =>
             CheckpointSigner.LoadOrCreate(Resolve(services, services.GetRequiredService<IOptions<AuditOptions>>().Value.CheckpointKeyPath, "checkpoint-key.pem")));
@@ -32,7 +36,7 @@ public static partial class AuditExtensions
         {
             var options = services.GetRequiredService<IOptions<AuditOptions>>().Value;
             return new AuditLog(services.GetRequiredService<IAuditStore>(), services.GetRequiredService<CheckpointSigner>(),
-                string.IsNullOrWhiteSpace(options.NodeId) ? Environment.MachineName : options.NodeId,
+                NodeId(options),
                 services.GetRequiredService<TimeProvider>(),
                 new AuditLogOptions { CheckpointEvery = options.CheckpointEvery, CheckpointInterval = options.CheckpointInterval, MaxBatch = options.MaxBatch },
                 services.GetRequiredService<ILogger<AuditLog>>());
@@ -75,6 +79,8 @@ public static partial class AuditExtensions
         app.UseMiddleware<AuditMiddleware>();
         return app;
     }
+
+    private static string NodeId(AuditOptions options) => string.IsNullOrWhiteSpace(options.NodeId) ? Environment.MachineName : options.NodeId;
 
     private static bool IsEnabled(IConfiguration configuration) =>
         configuration.GetSection(AuditOptions.Section).Get<AuditOptions>()?.Enabled ?? true;

@@ -11,8 +11,11 @@ public sealed record AuditOptions
     /// </summary>
     public bool Enabled { get; init; } = true;
 
-    /// <summary>The store: "sqlite" (the embedded default).</summary>
+    /// <summary>The store: "sqlite" (the embedded default, one node) or "postgresql" (several nodes, one chain each).</summary>
     public string Store { get; init; } = "sqlite";
+
+    /// <summary>For Store=postgresql: an Npgsql connection string (put the password in a secret, not in this file).</summary>
+    public string PostgresConnectionString { get; init; } = string.Empty;
 
     /// <summary>The SQLite file; empty: audit/audit.db in the data folder.</summary>
     public string SqlitePath { get; init; } = string.Empty;

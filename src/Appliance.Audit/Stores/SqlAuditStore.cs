@@ -1,0 +1,279 @@
+using System.Data.Common;
+using System.Globalization;
+using System.Text.Json;
+using Appliance.Audit.Chain;
+
+namespace Appliance.Audit.Stores;
+
+/// <summary>
+/// The audit tables and their queries in plain SQL that SQLite and PostgreSQL both accept. Each node appends to its own
+/// chain (primary key node + sequence), so nodes sharing one database never contend for a chain head.
+/// </summary>
+public abstract class SqlAuditStore : IAuditStore
+{
+    private const string Columns =
+        "seq, node, time, kind, request_id, subject, username, client, team, roles, source_ip, method, endpoint, model, model_digest, "
+        + "classification, status, error_code, finish_reason, prompt_tokens, completion_tokens, queue_ms, ttft_ms, duration_ms, detail, prev_hash, hash";
+
+    private static readonly string[] ColumnNames = Columns.Split(", ");
+
+    public abstract string Name { get; }
+
+    /// <summary>Runs <paramref name="work"/> on an open connection of the store.</summary>
+    protected abstract T WithConnection<T>(Func<DbConnection, T> work);
+
+    /// <summary>The schema: <paramref name="integer"/>, <paramref name="real"/> name the dialect's 64-bit integer and double types.</summary>
+    protected static string Schema(string integer, string real) => $"""
+        CREATE TABLE IF NOT EXISTS audit_entries (
+            seq {integer} NOT NULL, node TEXT NOT NULL, time TEXT NOT NULL, kind TEXT NOT NULL, request_id TEXT, subject TEXT,
+            username TEXT, client TEXT, team TEXT, roles TEXT NOT NULL, source_ip TEXT, method TEXT, endpoint TEXT, model TEXT,
+            model_digest TEXT, classification TEXT, status INTEGER, error_code TEXT, finish_reason TEXT, prompt_tokens INTEGER,
+            completion_tokens INTEGER, queue_ms {real}, ttft_ms {real}, duration_ms {real}, detail TEXT, prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL, PRIMARY KEY (node, seq));
+        CREATE INDEX IF NOT EXISTS audit_entries_time ON audit_entries (node, time);
+        CREATE INDEX IF NOT EXISTS audit_entries_user ON audit_entries (node, username);
+        CREATE TABLE IF NOT EXISTS audit_checkpoints (
+            node TEXT NOT NULL, seq {integer} NOT NULL, hash TEXT NOT NULL, time TEXT NOT NULL, key_id TEXT NOT NULL,
+            signature TEXT NOT NULL, PRIMARY KEY (node, seq));
+        """;
+
+    public (long Sequence, string Hash)? Head(string node) => WithConnection<(long, string)?>(connection =>
+    {
+        using var command = Command(connection, "SELECT seq, hash FROM audit_entries WHERE node = @node ORDER BY seq DESC LIMIT 1", ("node", node));
+        using var reader = command.ExecuteReader();
+        return reader.Read() ? (reader.GetInt64(0), reader.GetString(1)) : null;
+    });
+
+    public void Append(IReadOnlyList<AuditEntry> entries, Checkpoint? checkpoint) => WithConnection(connection =>
+    {
+        using var transaction = connection.BeginTransaction();
+        using var insert = connection.CreateCommand();
+        insert.Transaction = transaction;
+        insert.CommandText = $"INSERT INTO audit_entries ({Columns}) VALUES ({string.Join(", ", ColumnNames.Select(c => "@" + c))})";
+        foreach (var column in ColumnNames)
+        {
+            var parameter = insert.CreateParameter();
+            parameter.ParameterName = column;
+            insert.Parameters.Add(parameter);
+        }
+
+        foreach (var entry in entries)
+        {
+            Bind(insert, entry);
+            insert.ExecuteNonQuery();
+        }
+
+        if (checkpoint is not null)
+        {
+            using var sign = Command(connection, "INSERT INTO audit_checkpoints (node, seq, hash, time, key_id, signature) VALUES (@node, @seq, @hash, @time, @key, @signature)",
+                ("node", checkpoint.Node), ("seq", checkpoint.Sequence), ("hash", checkpoint.Hash), ("time", CanonicalJson.Time(checkpoint.Time)),
+                ("key", checkpoint.KeyId), ("signature", checkpoint.Signature));
+            sign.Transaction = transaction;
+            sign.ExecuteNonQuery();
+        }
+
+        transaction.Commit();
+        return true;
+    });
+
+    public IReadOnlyList<AuditEntry> Query(string node, AuditQuery query)
+    {
+        var filters = new List<string> { "node = @node", "seq > @after" };
+        var parameters = new List<(string, object?)> { ("node", node), ("after", query.AfterSequence) };
+        Filter(filters, parameters, "time >= @from", "from", query.From is { } from ? CanonicalJson.Time(from) : null);
+        Filter(filters, parameters, "time < @to", "to", query.To is { } to ? CanonicalJson.Time(to) : null);
+        Filter(filters, parameters, "username = @user", "user", query.Username);
+        Filter(filters, parameters, "client = @client", "client", query.Client);
+        Filter(filters, parameters, "model = @model", "model", query.Model);
+        Filter(filters, parameters, "kind = @kind", "kind", query.Kind);
+        if (query.Outcome == "accepted")
+        {
+            filters.Add("status < 400");
+        }
+        else if (query.Outcome == "refused")
+        {
+            filters.Add("status >= 400");
+        }
+
+        parameters.Add(("limit", query.Limit));
+        return WithConnection(connection =>
+        {
+            using var command = Command(connection, $"SELECT {Columns} FROM audit_entries WHERE {string.Join(" AND ", filters)} ORDER BY seq LIMIT @limit", [.. parameters]);
+            return (IReadOnlyList<AuditEntry>)[.. ReadAll(command)];
+        });
+    }
+
+    public IEnumerable<AuditEntry> Chain(string node)
+    {
+        // Pages of a few thousand, so that a long chain streams without holding a connection for its whole length.
+        var after = 0L;
+        while (true)
+        {
+            var page = Query(node, new AuditQuery { AfterSequence = after, Limit = 5000 });
+            foreach (var entry in page)
+            {
+                yield return entry;
+            }
+
+            if (page.Count < 5000)
+            {
+                yield break;
+            }
+
+            after = page[^1].Sequence;
+        }
+    }
+
+    public IReadOnlyList<Checkpoint> Checkpoints(string node) => WithConnection(connection =>
+    {
+        using var command = Command(connection, "SELECT node, seq, hash, time, key_id, signature FROM audit_checkpoints WHERE node = @node ORDER BY seq", ("node", node));
+        using var reader = command.ExecuteReader();
+        var checkpoints = new List<Checkpoint>();
+        while (reader.Read())
+        {
+            checkpoints.Add(new Checkpoint(reader.GetString(0), reader.GetInt64(1), reader.GetString(2), ParseTime(reader.GetString(3)), reader.GetString(4), reader.GetString(5)));
+        }
+
+        return (IReadOnlyList<Checkpoint>)checkpoints;
+    });
+
+    public IReadOnlyList<UsageRow> Usage(string node, DateTimeOffset from, DateTimeOffset to, string groupBy)
+    {
+        var column = groupBy switch
+        {
+            "user" => "username",
+            "team" => "team",
+            "model" => "model",
+            "client" => "client",
+            _ => throw new ArgumentOutOfRangeException(nameof(groupBy), groupBy, "group by user, team, model or client"),
+        };
+        return WithConnection(connection =>
+        {
+            using var command = Command(connection,
+                $"SELECT substr(time, 1, 10) AS day, {column}, COUNT(*), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0) "
+                + "FROM audit_entries WHERE node = @node AND kind = @kind AND model IS NOT NULL AND time >= @from AND time < @to "
+                + $"GROUP BY substr(time, 1, 10), {column} ORDER BY 1, 2",
+                ("node", node), ("kind", AuditKinds.Completed), ("from", CanonicalJson.Time(from)), ("to", CanonicalJson.Time(to)));
+            using var reader = command.ExecuteReader();
+            var rows = new List<UsageRow>();
+            while (reader.Read())
+            {
+                rows.Add(new UsageRow(reader.GetString(0), Text(reader, 1), Convert.ToInt64(reader.GetValue(2), CultureInfo.InvariantCulture),
+                    Convert.ToInt64(reader.GetValue(3), CultureInfo.InvariantCulture), Convert.ToInt64(reader.GetValue(4), CultureInfo.InvariantCulture)));
+            }
+
+            return (IReadOnlyList<UsageRow>)rows;
+        });
+    }
+
+    /// <summary>The nodes whose chains this store holds.</summary>
+    public IReadOnlyList<string> Nodes() => WithConnection(connection =>
+    {
+        using var command = Command(connection, "SELECT DISTINCT node FROM audit_entries ORDER BY node");
+        using var reader = command.ExecuteReader();
+        var nodes = new List<string>();
+        while (reader.Read())
+        {
+            nodes.Add(reader.GetString(0));
+        }
+
+        return (IReadOnlyList<string>)nodes;
+    });
+
+    public void Dispose()
+    {
+        Dispose(true);
+        GC.SuppressFinalize(this);
+    }
+
+    internal static DateTimeOffset ParseTime(string text) =>
+        DateTimeOffset.ParseExact(text, "yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'", CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal);
+
+    protected abstract void Dispose(bool disposing);
+
+    protected static void Execute(DbConnection connection, string sql)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        command.ExecuteNonQuery();
+    }
+
+    protected static DbCommand Command(DbConnection connection, string sql, params (string Name, object? Value)[] parameters)
+    {
+        var command = connection.CreateCommand();
+        command.CommandText = sql;
+        foreach (var (name, value) in parameters)
+        {
+            var parameter = command.CreateParameter();
+            parameter.ParameterName = name;
+            parameter.Value = value ?? DBNull.Value;
+            command.Parameters.Add(parameter);
+        }
+
+        return command;
+    }
+
+    private void WithConnection(Func<DbConnection, bool> work) => WithConnection<bool>(work);
+
+    private static void Bind(DbCommand insert, AuditEntry entry)
+    {
+        var r = entry.Record;
+        object?[] values =
+        [
+            entry.Sequence, entry.Node, CanonicalJson.Time(r.Time), r.Kind, r.RequestId, r.Subject, r.Username, r.Client, r.Team,
+            JsonSerializer.Serialize(r.Roles), r.SourceIp, r.Method, r.Endpoint, r.Model, r.ModelDigest, r.Classification, r.Status,
+            r.ErrorCode, r.FinishReason, r.PromptTokens, r.CompletionTokens, r.QueueMs, r.TimeToFirstTokenMs, r.DurationMs, r.Detail,
+            entry.PreviousHash, entry.Hash,
+        ];
+        for (var i = 0; i < values.Length; i++)
+        {
+            insert.Parameters[i].Value = values[i] ?? DBNull.Value;
+        }
+    }
+
+    private static IEnumerable<AuditEntry> ReadAll(DbCommand command)
+    {
+        using var reader = command.ExecuteReader();
+        while (reader.Read())
+        {
+            var record = new AuditRecord
+            {
+                Time = ParseTime(reader.GetString(2)),
+                Kind = reader.GetString(3),
+                RequestId = Text(reader, 4),
+                Subject = Text(reader, 5),
+                Username = Text(reader, 6),
+                Client = Text(reader, 7),
+                Team = Text(reader, 8),
+                Roles = JsonSerializer.Deserialize<string[]>(reader.GetString(9)) ?? [],
+                SourceIp = Text(reader, 10),
+                Method = Text(reader, 11),
+                Endpoint = Text(reader, 12),
+                Model = Text(reader, 13),
+                ModelDigest = Text(reader, 14),
+                Classification = Text(reader, 15),
+                Status = reader.IsDBNull(16) ? null : reader.GetInt32(16),
+                ErrorCode = Text(reader, 17),
+                FinishReason = Text(reader, 18),
+                PromptTokens = reader.IsDBNull(19) ? null : reader.GetInt32(19),
+                CompletionTokens = reader.IsDBNull(20) ? null : reader.GetInt32(20),
+                QueueMs = reader.IsDBNull(21) ? null : reader.GetDouble(21),
+                TimeToFirstTokenMs = reader.IsDBNull(22) ? null : reader.GetDouble(22),
+                DurationMs = reader.IsDBNull(23) ? null : reader.GetDouble(23),
+                Detail = Text(reader, 24),
+            };
+            yield return new AuditEntry(reader.GetInt64(0), reader.GetString(1), record, reader.GetString(25), reader.GetString(26));
+        }
+    }
+
+    private static string? Text(DbDataReader reader, int column) => reader.IsDBNull(column) ? null : reader.GetString(column);
+
+    private static void Filter(List<string> filters, List<(string, object?)> parameters, string clause, string name, string? value)
+    {
+        if (value is not null)
+        {
+            filters.Add(clause);
+            parameters.Add((name, value));
+        }
+    }
+}

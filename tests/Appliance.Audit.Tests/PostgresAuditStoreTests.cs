@@ -1,0 +1,89 @@
+using Appliance.Audit.Chain;
+using Appliance.Audit.Stores;
+using Appliance.Tests.Common;
+using Microsoft.Extensions.Logging.Abstractions;
+using Npgsql;
+
+namespace Appliance.Audit.Tests;
+
+/// <summary>The PostgreSQL store on a real server: several nodes, one chain each, in one database.</summary>
+public sealed class PostgresAuditStoreTests : IDisposable
+{
+    private readonly TestPostgres _database = new();
+    private readonly TempFolder _folder = new("audit-postgres");
+
+    [Fact]
+    public async Task Two_nodes_append_concurrently_to_one_database_and_each_chain_verifies()
+    {
+        using var signer = CheckpointSigner.LoadOrCreate(_folder.Combine("key.pem"));
+        using var storeA = new PostgresAuditStore(_database.ConnectionString, lockNode: "node-a");
+        using var storeB = new PostgresAuditStore(_database.ConnectionString, lockNode: "node-b");
+        await using (var logA = new AuditLog(storeA, signer, "node-a", TimeProvider.System, new AuditLogOptions { CheckpointEvery = 20 }, NullLogger<AuditLog>.Instance))
+        await using (var logB = new AuditLog(storeB, signer, "node-b", TimeProvider.System, new AuditLogOptions { CheckpointEvery = 20 }, NullLogger<AuditLog>.Instance))
+        {
+            await Task.WhenAll(Enumerable.Range(1, 120).Select(i => (i % 2 == 0 ? logA : logB).RecordAsync(
+                i % 5 == 0 ? AuditChainFixture.Record(i) with { Kind = AuditKinds.Completed } : AuditChainFixture.Record(i))));
+        }
+
+        Assert.Equal(["node-a", "node-b"], storeA.Nodes());
+        using var key = PublicKey(signer);
+        foreach (var node in new[] { "node-a", "node-b" })
+        {
+            var verdict = ChainVerifier.Verify(storeA.Chain(node), storeA.Checkpoints(node), key);
+            Assert.True(verdict.Ok, verdict.Message);
+            Assert.Equal(60, verdict.EntriesChecked);
+        }
+
+        Assert.Equal(60, storeB.Query("node-a", new AuditQuery { Limit = 1000 }).Count); // every node reads every chain
+        var usage = Assert.Single(storeA.Usage("node-a", DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1), "user"));
+        Assert.Equal(("user0", 12L), (usage.Key, usage.Requests)); // node a's completed records: every tenth
+        Assert.Equal(Enumerable.Range(1, 12).Sum(k => 20L * k), usage.CompletionTokens);
+    }
+
+    [Fact]
+    public void A_second_process_with_the_same_node_id_is_refused()
+    {
+        using var first = new PostgresAuditStore(_database.ConnectionString, lockNode: "node-a");
+        var error = Assert.Throws<InvalidOperationException>(() => new PostgresAuditStore(_database.ConnectionString, lockNode: "node-a"));
+        Assert.Contains("node-a", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_row_modified_in_the_database_is_found()
+    {
+        using var signer = CheckpointSigner.LoadOrCreate(_folder.Combine("key.pem"));
+        using var store = new PostgresAuditStore(_database.ConnectionString, lockNode: "node-a");
+        await using (var log = new AuditLog(store, signer, "node-a", TimeProvider.System, new AuditLogOptions(), NullLogger<AuditLog>.Instance))
+        {
+            foreach (var i in Enumerable.Range(1, 10))
+            {
+                await log.RecordAsync(AuditChainFixture.Record(i));
+            }
+        }
+
+        using (var connection = new NpgsqlConnection(_database.ConnectionString))
+        {
+            connection.Open();
+            using var update = connection.CreateCommand();
+            update.CommandText = "UPDATE audit_entries SET username = 'nobody' WHERE seq = 4";
+            Assert.Equal(1, update.ExecuteNonQuery());
+        }
+
+        using var key = PublicKey(signer);
+        var verdict = ChainVerifier.Verify(store.Chain("node-a"), store.Checkpoints("node-a"), key);
+        Assert.Equal((ChainProblem.Modified, 4L), (verdict.Problem, verdict.FirstBrokenSequence ?? 0));
+    }
+
+    public void Dispose()
+    {
+        _database.Dispose();
+        _folder.Dispose();
+    }
+
+    private static System.Security.Cryptography.ECDsa PublicKey(CheckpointSigner signer)
+    {
+        var key = System.Security.Cryptography.ECDsa.Create();
+        key.ImportFromPem(signer.PublicKeyPem());
+        return key;
+    }
+}
