@@ -1,4 +1,5 @@
 using Appliance.Audit.Chain;
+using Appliance.Audit.Export;
 
 namespace Appliance.Audit.Tests;
 

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Appliance.Audit.Chain;
+using Appliance.Audit.Export;
 using Appliance.Audit.Stores;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Security.Cryptography;
 using Appliance.Audit.Chain;
+using Appliance.Audit.Export;
 using Appliance.Audit.Stores;
 
 namespace Appliance.Cli.Commands;

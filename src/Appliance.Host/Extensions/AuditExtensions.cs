@@ -22,7 +22,10 @@ public static partial class AuditExtensions
             .Validate(o => o.CheckpointEvery >= 1, "Audit:CheckpointEvery must be at least 1")
             .Validate(o => o.CheckpointInterval >= TimeSpan.FromSeconds(1), "Audit:CheckpointInterval must be at least one second")
             .Validate(o => o.MaxBatch is >= 1 and <= 10_000, "Audit:MaxBatch must be between 1 and 10000")
-            .Validate(o => o.MaxSizeBytes is null or >= 65_536, "Audit:MaxSizeBytes must be at least 65536");
+            .Validate(o => o.MaxSizeBytes is null or >= 65_536, "Audit:MaxSizeBytes must be at least 65536")
+            .Validate(o => o.Syslog.Target.Length == 0 || (Uri.TryCreate(o.Syslog.Target, UriKind.Absolute, out var target) && target.Scheme is "tcp" or "udp" && target.Port > 0),
+                "Audit:Syslog:Target must be tcp://host:port or udp://host:port")
+            .Validate(o => o.Syslog.PollInterval >= TimeSpan.FromMilliseconds(50), "Audit:Syslog:PollInterval must be at least 50 ms");
         builder.Services.AddSingleton<IAuditStore>(services =>
         {
             var options = services.GetRequiredService<IOptions<AuditOptions>>().Value;
@@ -46,6 +49,10 @@ public static partial class AuditExtensions
         if (IsEnabled(builder.Configuration))
         {
             builder.Services.AddSingleton<IAccessRecorder, AccessRecorder>();
+            if (!string.IsNullOrWhiteSpace(builder.Configuration[$"{AuditOptions.Section}:Syslog:Target"]))
+            {
+                builder.Services.AddHostedService<SyslogForwarder>();
+            }
         }
         else
         {

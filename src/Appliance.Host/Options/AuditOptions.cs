@@ -37,4 +37,21 @@ public sealed record AuditOptions
     public TimeSpan CheckpointInterval { get; init; } = TimeSpan.FromMinutes(1);
 
     public int MaxBatch { get; init; } = 512;
+
+    public SyslogOptions Syslog { get; init; } = new();
+}
+
+/// <summary>Forwarding of audit entries to the customer's SIEM as RFC 5424 syslog (Audit:Syslog).</summary>
+public sealed record SyslogOptions
+{
+    /// <summary>tcp://host:port (octet-counted framing, RFC 6587) or udp://host:port; empty: no forwarding.</summary>
+    public string Target { get; init; } = string.Empty;
+
+    public string AppName { get; init; } = "appliance";
+
+    /// <summary>The structured-data id; replace 32473 (the documentation enterprise number) with your organisation's.</summary>
+    public string StructuredDataId { get; init; } = "audit@32473";
+
+    /// <summary>How often the forwarder looks for new entries when it has sent everything.</summary>
+    public TimeSpan PollInterval { get; init; } = TimeSpan.FromSeconds(1);
 }

@@ -1,8 +1,8 @@
-using System.Text;
 using System.Text.Json;
+using Appliance.Audit.Chain;
 using Appliance.Audit.Stores;
 
-namespace Appliance.Audit.Chain;
+namespace Appliance.Audit.Export;
 
 /// <summary>
 /// The audit log as JSON Lines, for auditors and SIEMs: one entry per line (its canonical fields plus "hash"), and

@@ -1,0 +1,132 @@
+using System.Globalization;
+using System.Net.Sockets;
+using System.Text;
+using Appliance.Audit;
+using Appliance.Audit.Export;
+using Appliance.Audit.Stores;
+using Appliance.Host.Options;
+using Microsoft.Extensions.Options;
+
+namespace Appliance.Host.Audit;
+
+/// <summary>
+/// Sends this node's audit entries, in chain order, to the configured syslog target. It reads from the store, not from
+/// memory, and keeps a cursor file, so an unreachable SIEM or a restart delays entries but loses none (at least once;
+/// the "seq" and "hash" parameters let the SIEM drop duplicates). Without a cursor it starts at the current end.
+/// </summary>
+internal sealed partial class SyslogForwarder(AuditLog log, IOptions<AuditOptions> options, IOptions<ApplianceOptions> appliance, ILogger<SyslogForwarder> logger)
+    : BackgroundService
+{
+    private const int Page = 500;
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var settings = options.Value.Syslog;
+        var target = new Uri(settings.Target);
+        var cursorPath = Path.Combine(appliance.Value.DataFolder, "audit", $"syslog-cursor-{log.Node}.txt");
+        var cursor = File.Exists(cursorPath) ? long.Parse(File.ReadAllText(cursorPath).Trim(), CultureInfo.InvariantCulture) : log.Store.Head(log.Node)?.Sequence ?? 0;
+        ISyslogSender? sender = null;
+        var failing = false;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            var entries = log.Store.Query(log.Node, new AuditQuery { AfterSequence = cursor, Limit = Page });
+            if (entries.Count == 0)
+            {
+                await Delay(settings.PollInterval, stoppingToken);
+                continue;
+            }
+
+            try
+            {
+                sender ??= await ConnectAsync(target, stoppingToken);
+                foreach (var entry in entries)
+                {
+                    await sender.SendAsync(Encoding.UTF8.GetBytes(SyslogFormatter.Format(entry, settings.AppName, settings.StructuredDataId)), stoppingToken);
+                    cursor = entry.Sequence;
+                }
+
+                if (failing)
+                {
+                    LogResumed(logger, settings.Target);
+                    failing = false;
+                }
+            }
+            catch (Exception exception) when (exception is SocketException or IOException)
+            {
+                if (!failing)
+                {
+                    LogUnreachable(logger, settings.Target, exception.Message);
+                    failing = true;
+                }
+
+                sender?.Dispose();
+                sender = null;
+                await Delay(TimeSpan.FromSeconds(5), stoppingToken);
+            }
+            finally
+            {
+                File.WriteAllText(cursorPath, cursor.ToString(CultureInfo.InvariantCulture));
+            }
+        }
+
+        sender?.Dispose();
+    }
+
+    private static async Task<ISyslogSender> ConnectAsync(Uri target, CancellationToken cancellation)
+    {
+        if (target.Scheme == "udp")
+        {
+            return new UdpSender(target.Host, target.Port);
+        }
+
+        var client = new TcpClient();
+        await client.ConnectAsync(target.Host, target.Port, cancellation);
+        return new TcpSender(client);
+    }
+
+    private static async Task Delay(TimeSpan delay, CancellationToken cancellation)
+    {
+        try
+        {
+            await Task.Delay(delay, cancellation);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    [LoggerMessage(EventId = 4010, Level = LogLevel.Warning, Message = "The syslog target {Target} is unreachable ({Reason}); audit entries wait and are sent when it is back")]
+    private static partial void LogUnreachable(ILogger logger, string target, string reason);
+
+    [LoggerMessage(EventId = 4011, Level = LogLevel.Information, Message = "The syslog target {Target} is reachable again; forwarding resumed")]
+    private static partial void LogResumed(ILogger logger, string target);
+
+    private interface ISyslogSender : IDisposable
+    {
+        Task SendAsync(byte[] message, CancellationToken cancellation);
+    }
+
+    /// <summary>RFC 6587 octet counting: "LENGTH SP MESSAGE", so messages may hold any character.</summary>
+    private sealed class TcpSender(TcpClient client) : ISyslogSender
+    {
+        private readonly NetworkStream _stream = client.GetStream();
+
+        public async Task SendAsync(byte[] message, CancellationToken cancellation)
+        {
+            await _stream.WriteAsync(Encoding.ASCII.GetBytes(message.Length.ToString(CultureInfo.InvariantCulture) + " "), cancellation);
+            await _stream.WriteAsync(message, cancellation);
+        }
+
+        public void Dispose() => client.Dispose();
+    }
+
+    /// <summary>One message per datagram (RFC 5426).</summary>
+    private sealed class UdpSender(string host, int port) : ISyslogSender
+    {
+        private readonly UdpClient _client = new();
+
+        public async Task SendAsync(byte[] message, CancellationToken cancellation) => await _client.SendAsync(message, host, port, cancellation);
+
+        public void Dispose() => _client.Dispose();
+    }
+}

@@ -1,0 +1,25 @@
+using Appliance.Audit.Chain;
+using Appliance.Audit.Export;
+
+namespace Appliance.Audit.Tests;
+
+public sealed class SyslogFormatterTests
+{
+    [Fact]
+    public void Structured_data_values_escape_quote_backslash_and_bracket_and_header_fields_stay_ascii()
+    {
+        var record = AuditChainFixture.Record(1) with
+        {
+            Time = new DateTimeOffset(2026, 11, 28, 9, 30, 15, 123, TimeSpan.Zero).AddTicks(4567),
+            Username = "o\"brien\\x]y",
+            Status = 403,
+        };
+        var entry = new AuditEntry(7, "nœud 1", record, CanonicalJson.GenesisHash, CanonicalJson.Hash(7, "nœud 1", record, CanonicalJson.GenesisHash));
+
+        var message = SyslogFormatter.Format(entry, "appliance", "audit@32473");
+
+        Assert.StartsWith("<108>1 2026-11-28T09:30:15.123456Z n_ud_1 appliance - request.accepted [audit@32473 seq=\"7\" ", message, StringComparison.Ordinal);
+        Assert.Contains("user=\"o\\\"brien\\\\x\\]y\"", message, StringComparison.Ordinal);
+        Assert.EndsWith("\"hash\":\"" + entry.Hash + "\"}", message, StringComparison.Ordinal);
+    }
+}
