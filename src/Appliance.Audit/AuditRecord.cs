@@ -21,7 +21,7 @@ public static class AuditKinds
 
 /// <summary>
 /// One audited access: who (subject, username, client, roles, address), what (endpoint, model and its digest and label),
-/// the outcome and how much. Prompt and completion text are never part of it.
+/// the outcome and how much. Prompt and completion text are part of it only encrypted, for models configured so.
 /// </summary>
 public sealed record AuditRecord
 {
@@ -72,6 +72,9 @@ public sealed record AuditRecord
 
     /// <summary>Why a request was refused, or what an administrator did; never a secret.</summary>
     public string? Detail { get; init; }
+
+    /// <summary>Prompt and completion, only for models that record content, and only sealed (see ContentVault).</summary>
+    public string? Content { get; init; }
 }
 
 /// <summary>A record in the chain: its position, the hash of the one before, and its own hash over both.</summary>

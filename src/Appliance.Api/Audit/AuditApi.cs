@@ -17,6 +17,9 @@ public interface IAuditReader
 
     /// <summary>The checkpoint public key (PEM) auditors verify with.</summary>
     string PublicKeyPem { get; }
+
+    /// <summary>The content keys, for reading recorded prompts and completions.</summary>
+    Appliance.Audit.Content.ContentVault Vault { get; }
 }
 
 /// <summary>
@@ -31,6 +34,7 @@ public static class AuditApi
     {
         var audit = endpoints.MapGroup("/audit");
         audit.MapGet("/events", Events);
+        audit.MapGet("/events/{seq:long}/content", Content);
         audit.MapGet("/verify", Verify);
         audit.MapGet("/usage", Usage);
         audit.MapGet("/export", Export);
@@ -76,6 +80,27 @@ public static class AuditApi
             data = entries.Select(e => System.Text.Json.Nodes.JsonNode.Parse(AuditExport.EntryLine(e))),
             next = entries.Count == query.Limit ? entries[^1].Sequence : (long?)null,
         });
+    }
+
+    /// <summary>A recorded prompt and completion, decrypted for the auditor (and the read recorded); 410 once its key is destroyed.</summary>
+    private static async Task<IResult> Content(long seq, HttpContext http, IAuditReader reader, IAccessRecorder recorder)
+    {
+        var entry = reader.Store.Query(reader.Node, new AuditQuery { AfterSequence = seq - 1, Limit = 1 }).FirstOrDefault(e => e.Sequence == seq);
+        if (entry?.Record.Content is not { } sealedContent)
+        {
+            return Results.Problem(statusCode: StatusCodes.Status404NotFound, title: "No recorded content",
+                detail: $"Entry {seq} has no recorded content (its model does not record content, or there is no such entry).");
+        }
+
+        if (!await recorder.TryAcceptAsync(http))
+        {
+            return Unavailable();
+        }
+
+        return reader.Vault.Open(sealedContent) is { } text
+            ? Results.Json(new { node = reader.Node, seq, content = System.Text.Json.Nodes.JsonNode.Parse(text) })
+            : Results.Problem(statusCode: StatusCodes.Status410Gone, title: "Content erased",
+                detail: $"The key that sealed entry {seq}'s content was destroyed; the entry still verifies, its content cannot be read.");
     }
 
     private static readonly string[] UsageGroups = ["user", "team", "model", "client"];

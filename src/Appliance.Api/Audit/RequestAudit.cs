@@ -32,6 +32,35 @@ public sealed class RequestAudit(long startedAt)
     /// <summary>Why the request was refused (for the auditor; never told to the caller).</summary>
     public string? Reason { get; set; }
 
+    /// <summary>The prompt as the caller sent it (JSON), only for models that record content; null otherwise.</summary>
+    public string? Prompt { get; private set; }
+
+    /// <summary>The generated text per choice, collected while <see cref="Prompt"/> is set.</summary>
+    public IReadOnlyDictionary<int, string> Completion => _completion.ToDictionary(c => c.Key, c => c.Value.ToString());
+
+    private readonly Dictionary<int, System.Text.StringBuilder> _completion = [];
+
+    /// <summary>Starts recording content for this request (the model's configuration asks for it).</summary>
+    public void RecordContent(string prompt) => Prompt = prompt;
+
+    public void AppendCompletion(int choice, string text)
+    {
+        if (Prompt is null || text.Length == 0)
+        {
+            return;
+        }
+
+        lock (_completion)
+        {
+            if (!_completion.TryGetValue(choice, out var builder))
+            {
+                _completion[choice] = builder = new System.Text.StringBuilder();
+            }
+
+            builder.Append(text);
+        }
+    }
+
     /// <summary>The request's audit state, or a detached one when no audit middleware runs (unit tests, tools).</summary>
     public static RequestAudit Of(HttpContext http)
     {
@@ -44,6 +73,12 @@ public sealed class RequestAudit(long startedAt)
         http.Features.Set(audit);
         return audit;
     }
+}
+
+/// <summary>Which models keep the text of their requests in the audit log (encrypted).</summary>
+public interface IContentRecording
+{
+    bool Records(string modelId);
 }
 
 /// <summary>Records that a request passed every check, before its answer starts; false means it must be refused (503).</summary>

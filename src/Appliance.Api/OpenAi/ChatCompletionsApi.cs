@@ -9,7 +9,7 @@ namespace Appliance.Api.OpenAi;
 /// <summary>POST /v1/chat/completions.</summary>
 internal static class ChatCompletionsApi
 {
-    public static async Task HandleAsync(HttpContext http, IModelCatalog catalog, IModelAccess access, IAccessRecorder recorder, IOptions<ApiLimits> options, TimeProvider time)
+    public static async Task HandleAsync(HttpContext http, IModelCatalog catalog, IModelAccess access, IAccessRecorder recorder, IContentRecording content, IOptions<ApiLimits> options, TimeProvider time)
     {
         var limits = options.Value;
         using var fields = await JsonFields.ReadAsync(http.Request, limits.MaxBodyBytes, http.RequestAborted);
@@ -22,6 +22,11 @@ internal static class ChatCompletionsApi
         var choices = Enumerable.Range(0, request.Settings.N).Select(i => new ChoiceInput(i, prompt)).ToList();
         var header = new ResponseHeader(ResponseKind.Chat, $"chatcmpl-{Guid.NewGuid():N}", time.GetUtcNow().ToUnixTimeSeconds(), request.Settings.Model, ModelResolution.Fingerprint(model));
         RequestAudit.Of(http).PromptTokens = prompt.Count;
+        if (content.Records(model.Id))
+        {
+            RequestAudit.Of(http).RecordContent(System.Text.Json.JsonSerializer.Serialize(request.Messages.Select(m => new { role = m.Role, content = m.Content })));
+        }
+
         await ModelResolution.AcceptAsync(recorder, http);
         await GenerationResponder.RespondAsync(http, header, model, request.Settings, choices, maxTokens, prompt.Count, limits);
     }

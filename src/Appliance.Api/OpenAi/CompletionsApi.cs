@@ -8,7 +8,7 @@ namespace Appliance.Api.OpenAi;
 /// <summary>POST /v1/completions (legacy text completions): one or several prompts, n choices each.</summary>
 internal static class CompletionsApi
 {
-    public static async Task HandleAsync(HttpContext http, IModelCatalog catalog, IModelAccess access, IAccessRecorder recorder, IOptions<ApiLimits> options, TimeProvider time)
+    public static async Task HandleAsync(HttpContext http, IModelCatalog catalog, IModelAccess access, IAccessRecorder recorder, IContentRecording content, IOptions<ApiLimits> options, TimeProvider time)
     {
         var limits = options.Value;
         using var fields = await JsonFields.ReadAsync(http.Request, limits.MaxBodyBytes, http.RequestAborted);
@@ -26,6 +26,11 @@ internal static class CompletionsApi
         var choices = prompts.SelectMany((p, i) => Enumerable.Range(0, n).Select(j => new ChoiceInput((i * n) + j, p))).ToList();
         var header = new ResponseHeader(ResponseKind.Text, $"cmpl-{Guid.NewGuid():N}", time.GetUtcNow().ToUnixTimeSeconds(), request.Settings.Model, ModelResolution.Fingerprint(model));
         RequestAudit.Of(http).PromptTokens = prompts.Sum(p => p.Count);
+        if (content.Records(model.Id))
+        {
+            RequestAudit.Of(http).RecordContent(System.Text.Json.JsonSerializer.Serialize(request.Prompts.Select(p => (object?)p.Text ?? p.TokenIds)));
+        }
+
         await ModelResolution.AcceptAsync(recorder, http);
         await GenerationResponder.RespondAsync(http, header, model, request.Settings, choices, maxTokens, prompts.Sum(p => p.Count), limits);
     }

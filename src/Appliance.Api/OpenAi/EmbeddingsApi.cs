@@ -13,7 +13,7 @@ internal static class EmbeddingsApi
     private const int MaxInputs = 2048;
     private static readonly HashSet<string> Known = ["model", "input", "encoding_format", "dimensions", "user"];
 
-    public static async Task HandleAsync(HttpContext http, IModelCatalog catalog, IModelAccess access, IAccessRecorder recorder, IOptions<ApiLimits> options)
+    public static async Task HandleAsync(HttpContext http, IModelCatalog catalog, IModelAccess access, IAccessRecorder recorder, IContentRecording content, IOptions<ApiLimits> options)
     {
         var limits = options.Value;
         using var fields = await JsonFields.ReadAsync(http.Request, limits.MaxBodyBytes, http.RequestAborted);
@@ -32,6 +32,11 @@ internal static class EmbeddingsApi
                 throw new OpenAiRequestException(OpenAiError.Invalid(
                     $"Input {i} has {tokens} tokens; this model's maximum input length is {model.Embedder.MaxTokens} tokens.", inputs.Count == 1 ? "input" : $"input[{i}]", "context_length_exceeded"));
             }
+        }
+
+        if (content.Records(model.Id))
+        {
+            RequestAudit.Of(http).RecordContent(JsonSerializer.Serialize(inputs));
         }
 
         await ModelResolution.AcceptAsync(recorder, http);

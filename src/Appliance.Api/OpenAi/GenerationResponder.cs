@@ -56,6 +56,7 @@ internal static class GenerationResponder
 
                 var delta = item.Delta!;
                 text[item.Index].Append(delta.Text);
+                Audit.RequestAudit.Of(http).AppendCompletion(item.Index, delta.Text);
                 logprobs[item.Index].AddRange(delta.Logprobs ?? []);
                 FirstText(http, delta);
                 if (delta.FinishReason is { } reason)
@@ -116,6 +117,7 @@ internal static class GenerationResponder
 
                 var delta = item.Delta!;
                 FirstText(http, delta);
+                Audit.RequestAudit.Of(http).AppendCompletion(item.Index, delta.Text);
                 if (delta.Text.Length > 0 || delta.Logprobs is not null)
                 {
                     await Event(response, OpenAiJson.Chunk(header, item.Index, delta.Text, role: false, delta.Logprobs, null, settings.IncludeUsage, tokenizer), cancellationToken);

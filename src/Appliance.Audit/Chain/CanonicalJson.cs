@@ -73,6 +73,7 @@ public static class CanonicalJson
         Number(json, "ttftMs", record.TimeToFirstTokenMs);
         Number(json, "durationMs", record.DurationMs);
         Text(json, "detail", record.Detail);
+        Text(json, "content", record.Content);
     }
 
     private static double? Round(double? value) => value is { } ms ? Math.Round(ms, 3) : null;

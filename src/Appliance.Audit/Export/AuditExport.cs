@@ -116,6 +116,7 @@ public static class AuditExport
         TimeToFirstTokenMs = Double(e, "ttftMs"),
         DurationMs = Double(e, "durationMs"),
         Detail = Text(e, "detail"),
+        Content = Text(e, "content"),
     };
 
     private static string? Text(JsonElement e, string name) => e.GetProperty(name).ValueKind == JsonValueKind.Null ? null : e.GetProperty(name).GetString();

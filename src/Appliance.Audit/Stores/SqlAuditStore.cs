@@ -13,7 +13,7 @@ public abstract class SqlAuditStore : IAuditStore
 {
     private const string Columns =
         "seq, node, time, kind, request_id, subject, username, client, team, roles, source_ip, method, endpoint, model, model_digest, "
-        + "classification, status, error_code, finish_reason, prompt_tokens, completion_tokens, queue_ms, ttft_ms, duration_ms, detail, prev_hash, hash";
+        + "classification, status, error_code, finish_reason, prompt_tokens, completion_tokens, queue_ms, ttft_ms, duration_ms, detail, content, prev_hash, hash";
 
     private static readonly string[] ColumnNames = Columns.Split(", ");
 
@@ -28,7 +28,7 @@ public abstract class SqlAuditStore : IAuditStore
             seq {integer} NOT NULL, node TEXT NOT NULL, time TEXT NOT NULL, kind TEXT NOT NULL, request_id TEXT, subject TEXT,
             username TEXT, client TEXT, team TEXT, roles TEXT NOT NULL, source_ip TEXT, method TEXT, endpoint TEXT, model TEXT,
             model_digest TEXT, classification TEXT, status INTEGER, error_code TEXT, finish_reason TEXT, prompt_tokens INTEGER,
-            completion_tokens INTEGER, queue_ms {real}, ttft_ms {real}, duration_ms {real}, detail TEXT, prev_hash TEXT NOT NULL,
+            completion_tokens INTEGER, queue_ms {real}, ttft_ms {real}, duration_ms {real}, detail TEXT, content TEXT, prev_hash TEXT NOT NULL,
             hash TEXT NOT NULL, PRIMARY KEY (node, seq));
         CREATE INDEX IF NOT EXISTS audit_entries_time ON audit_entries (node, time);
         CREATE INDEX IF NOT EXISTS audit_entries_user ON audit_entries (node, username);
@@ -223,7 +223,7 @@ public abstract class SqlAuditStore : IAuditStore
             entry.Sequence, entry.Node, CanonicalJson.Time(r.Time), r.Kind, r.RequestId, r.Subject, r.Username, r.Client, r.Team,
             JsonSerializer.Serialize(r.Roles), r.SourceIp, r.Method, r.Endpoint, r.Model, r.ModelDigest, r.Classification, r.Status,
             r.ErrorCode, r.FinishReason, r.PromptTokens, r.CompletionTokens, r.QueueMs, r.TimeToFirstTokenMs, r.DurationMs, r.Detail,
-            entry.PreviousHash, entry.Hash,
+            r.Content, entry.PreviousHash, entry.Hash,
         ];
         for (var i = 0; i < values.Length; i++)
         {
@@ -261,8 +261,9 @@ public abstract class SqlAuditStore : IAuditStore
                 TimeToFirstTokenMs = reader.IsDBNull(22) ? null : reader.GetDouble(22),
                 DurationMs = reader.IsDBNull(23) ? null : reader.GetDouble(23),
                 Detail = Text(reader, 24),
+                Content = Text(reader, 25),
             };
-            yield return new AuditEntry(reader.GetInt64(0), reader.GetString(1), record, reader.GetString(25), reader.GetString(26));
+            yield return new AuditEntry(reader.GetInt64(0), reader.GetString(1), record, reader.GetString(26), reader.GetString(27));
         }
     }
 

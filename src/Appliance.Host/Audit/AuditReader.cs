@@ -6,8 +6,10 @@ using Appliance.Audit.Stores;
 namespace Appliance.Host.Audit;
 
 /// <summary>The node's chain and checkpoint key, for the /audit endpoints.</summary>
-internal sealed class AuditReader(AuditLog log, CheckpointSigner signer) : IAuditReader
+internal sealed class AuditReader(AuditLog log, CheckpointSigner signer, Appliance.Audit.Content.ContentVault vault) : IAuditReader
 {
+    public Appliance.Audit.Content.ContentVault Vault => vault;
+
     public string Node => log.Node;
 
     public IAuditStore Store => log.Store;

@@ -6,7 +6,7 @@ using Appliance.Identity;
 namespace Appliance.Host.Audit;
 
 /// <summary>Builds a request's audit record from what the request and its handlers learned.</summary>
-internal sealed class AuditRecords(TimeProvider time, IModelAccess access, Microsoft.Extensions.Options.IOptions<Options.AuditOptions> options)
+internal sealed class AuditRecords(TimeProvider time, IModelAccess access, Microsoft.Extensions.Options.IOptions<Options.AuditOptions> options, Appliance.Audit.Content.ContentVault vault)
 {
     public AuditRecord For(HttpContext http, RequestAudit audit, string kind, int? status)
     {
@@ -36,7 +36,21 @@ internal sealed class AuditRecords(TimeProvider time, IModelAccess access, Micro
             TimeToFirstTokenMs = audit.FirstTokenAt is { } first ? time.GetElapsedTime(audit.StartedAt, first).TotalMilliseconds : null,
             DurationMs = time.GetElapsedTime(audit.StartedAt, now).TotalMilliseconds,
             Detail = audit.Reason ?? Query(http),
+            Content = kind == AuditKinds.Accepted || audit.Prompt is null || audit.Model is null ? null : Seal(audit),
         };
+    }
+
+    /// <summary>Prompt and completion, sealed with the key of the model (or of its classification label).</summary>
+    private string Seal(RequestAudit audit)
+    {
+        var scope = options.Value.ContentKeyScope == "classification" ? access.Classification(audit.Model!) : audit.Model!;
+        var content = new System.Text.Json.Nodes.JsonObject
+        {
+            ["prompt"] = System.Text.Json.Nodes.JsonNode.Parse(audit.Prompt!),
+            ["completion"] = new System.Text.Json.Nodes.JsonObject([.. audit.Completion.OrderBy(c => c.Key)
+                .Select(c => KeyValuePair.Create(c.Key.ToString(System.Globalization.CultureInfo.InvariantCulture), (System.Text.Json.Nodes.JsonNode?)c.Value))]),
+        };
+        return vault.Seal(scope, content.ToJsonString());
     }
 
     /// <summary>For reads of the audit log: what was asked for.</summary>

@@ -25,6 +25,7 @@ public static partial class AuditExtensions
             .Validate(o => o.MaxSizeBytes is null or >= 65_536, "Audit:MaxSizeBytes must be at least 65536")
             .Validate(o => o.Syslog.Target.Length == 0 || (Uri.TryCreate(o.Syslog.Target, UriKind.Absolute, out var target) && target.Scheme is "tcp" or "udp" && target.Port > 0),
                 "Audit:Syslog:Target must be tcp://host:port or udp://host:port")
+            .Validate(o => o.ContentKeyScope is "model" or "classification", "Audit:ContentKeyScope must be model or classification")
             .Validate(o => o.Syslog.PollInterval >= TimeSpan.FromMilliseconds(50), "Audit:Syslog:PollInterval must be at least 50 ms");
         builder.Services.AddSingleton<IAuditStore>(services =>
         {
@@ -44,6 +45,9 @@ public static partial class AuditExtensions
                 new AuditLogOptions { CheckpointEvery = options.CheckpointEvery, CheckpointInterval = options.CheckpointInterval, MaxBatch = options.MaxBatch },
                 services.GetRequiredService<ILogger<AuditLog>>());
         });
+        builder.Services.AddSingleton(services => new Appliance.Audit.Content.ContentVault(
+            Resolve(services, services.GetRequiredService<IOptions<AuditOptions>>().Value.ContentKeysFolder, "content-keys")));
+        builder.Services.AddSingleton<IContentRecording, ContentRecording>();
         builder.Services.AddSingleton<AuditRecords>();
         builder.Services.AddSingleton<IAuditReader, AuditReader>();
         if (IsEnabled(builder.Configuration))

@@ -39,6 +39,12 @@ public sealed record AuditOptions
     public int MaxBatch { get; init; } = 512;
 
     public SyslogOptions Syslog { get; init; } = new();
+
+    /// <summary>Where the content keys live; empty: audit/content-keys in the data folder.</summary>
+    public string ContentKeysFolder { get; init; } = string.Empty;
+
+    /// <summary>"model": one content key per model; "classification": one per classification label.</summary>
+    public string ContentKeyScope { get; init; } = "model";
 }
 
 /// <summary>Forwarding of audit entries to the customer's SIEM as RFC 5424 syslog (Audit:Syslog).</summary>

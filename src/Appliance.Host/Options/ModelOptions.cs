@@ -39,6 +39,12 @@ public sealed record ModelOptions
     /// <summary>The data-classification label (one of Identity:ClassificationLevels); empty takes Identity:DefaultClassification.</summary>
     public string Classification { get; init; } = string.Empty;
 
+    /// <summary>
+    /// Keep the text of requests and answers in the audit log, encrypted with this model's (or its classification's)
+    /// content key; destroying the key erases it. Off by default: the audit log records who and how much, not what.
+    /// </summary>
+    public bool RecordContent { get; init; }
+
     public float DefaultTemperature { get; init; } = 1f;
 
     public float DefaultTopP { get; init; } = 1f;
