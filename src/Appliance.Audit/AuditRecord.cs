@@ -17,6 +17,9 @@ public static class AuditKinds
 
     /// <summary>Someone read or exported the audit log.</summary>
     public const string AuditRead = "audit.read";
+
+    /// <summary>The retention policy removed old sealed entries (the signed retention record says which).</summary>
+    public const string Retention = "audit.retention";
 }
 
 /// <summary>

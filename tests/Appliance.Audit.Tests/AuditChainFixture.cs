@@ -58,7 +58,7 @@ internal sealed class AuditChainFixture : IAsyncDisposable
     public async Task CloseLogAsync() => await Log.DisposeAsync();
 
     public ChainVerification Verify() =>
-        ChainVerifier.Verify(Store.Chain("node-1"), Store.Checkpoints("node-1"), PublicKey());
+        ChainVerifier.Verify(Store.Chain("node-1"), Store.Checkpoints("node-1"), PublicKey(), Store.Retention("node-1"));
 
     public async ValueTask DisposeAsync()
     {

@@ -77,7 +77,7 @@ public sealed class AuditLogTests
         await audit.CloseLogAsync();
         using var buffer = new MemoryStream();
         await AuditExport.WriteAsync(buffer, audit.Store.Chain("node-1"), audit.Store.Checkpoints("node-1"), CancellationToken.None);
-        var (entries, checkpoints) = AuditExport.Read(new StringReader(System.Text.Encoding.UTF8.GetString(buffer.ToArray())));
+        var (entries, checkpoints, _) = AuditExport.Read(new StringReader(System.Text.Encoding.UTF8.GetString(buffer.ToArray())));
 
         Assert.Equal(25, entries.Count);
         var verdict = ChainVerifier.Verify(entries, checkpoints, audit.PublicKey());

@@ -152,7 +152,7 @@ public static class AuditApi
 
         using var key = System.Security.Cryptography.ECDsa.Create();
         key.ImportFromPem(reader.PublicKeyPem);
-        var verdict = ChainVerifier.Verify(reader.Store.Chain(reader.Node), reader.Store.Checkpoints(reader.Node), key);
+        var verdict = ChainVerifier.Verify(reader.Store.Chain(reader.Node), reader.Store.Checkpoints(reader.Node), key, reader.Store.Retention(reader.Node));
         return Results.Json(new
         {
             node = reader.Node,
@@ -175,7 +175,8 @@ public static class AuditApi
 
         http.Response.ContentType = "application/x-ndjson";
         http.Response.Headers.ContentDisposition = $"attachment; filename=\"audit-{reader.Node}.jsonl\"";
-        await AuditExport.WriteAsync(http.Response.Body, reader.Store.Chain(reader.Node), reader.Store.Checkpoints(reader.Node), http.RequestAborted);
+        await AuditExport.WriteAsync(http.Response.Body, reader.Store.Chain(reader.Node), reader.Store.Checkpoints(reader.Node), http.RequestAborted,
+            reader.Store.Retention(reader.Node));
     }
 
     private static IResult Unavailable() =>

@@ -26,12 +26,24 @@ public sealed record ChainVerification(bool Ok, long EntriesChecked, int Checkpo
 /// </summary>
 public static class ChainVerifier
 {
-    public static ChainVerification Verify(IEnumerable<AuditEntry> entries, IEnumerable<Checkpoint> checkpoints, ECDsa? publicKey)
+    public static ChainVerification Verify(IEnumerable<AuditEntry> entries, IEnumerable<Checkpoint> checkpoints, ECDsa? publicKey, RetentionRecord? retention = null)
     {
         var hashes = new Dictionary<long, string>();
         var expected = 1L;
         var previous = CanonicalJson.GenesisHash;
         var count = 0L;
+        if (retention is not null)
+        {
+            // Entries up to the retention record were removed on purpose; its signature vouches for where the rest begins.
+            if (publicKey is not null && !RetentionValid(retention, publicKey))
+            {
+                return ChainVerification.Broken(0, 0, true, ChainProblem.ForgedCheckpoint, retention.ThroughSequence,
+                    $"the retention record for entries up to {retention.ThroughSequence} is not signed by the audit key");
+            }
+
+            (expected, previous) = (retention.ThroughSequence + 1, retention.ThroughHash);
+        }
+
         foreach (var entry in entries)
         {
             if (CanonicalJson.Hash(entry.Sequence, entry.Node, entry.Record, entry.PreviousHash) != entry.Hash)
@@ -63,7 +75,7 @@ public static class ChainVerifier
         }
 
         var checkedCheckpoints = 0;
-        foreach (var checkpoint in checkpoints.OrderBy(c => c.Sequence))
+        foreach (var checkpoint in checkpoints.Where(c => c.Sequence > (retention?.ThroughSequence ?? 0)).OrderBy(c => c.Sequence))
         {
             if (publicKey is not null && !SignatureValid(checkpoint, publicKey))
             {
@@ -87,8 +99,9 @@ public static class ChainVerifier
         }
 
         var signatures = publicKey is null ? " (checkpoint signatures not checked: no public key given)" : string.Empty;
+        var removed = retention is null ? string.Empty : $", entries 1 to {retention.ThroughSequence} removed by retention on {CanonicalJson.Time(retention.Time)}";
         return new ChainVerification(true, count, checkedCheckpoints, publicKey is not null, ChainProblem.None, null,
-            $"OK: {count} entries, {checkedCheckpoints} checkpoints{signatures}");
+            $"OK: {count} entries, {checkedCheckpoints} checkpoints{removed}{signatures}");
     }
 
     private static long? OriginalSequence(AuditEntry entry)
@@ -102,6 +115,20 @@ public static class ChainVerifier
         }
 
         return null;
+    }
+
+    private static bool RetentionValid(RetentionRecord record, ECDsa publicKey)
+    {
+        try
+        {
+            return record.KeyId == CheckpointSigner.KeyIdOf(publicKey)
+                && publicKey.VerifyData(RetentionRecord.SignedBytes(record.Node, record.ThroughSequence, record.ThroughHash, record.RemovedEntries, record.OldestRemaining, record.Time),
+                    Convert.FromBase64String(record.Signature), HashAlgorithmName.SHA256);
+        }
+        catch (FormatException)
+        {
+            return false;
+        }
     }
 
     private static bool SignatureValid(Checkpoint checkpoint, ECDsa publicKey)

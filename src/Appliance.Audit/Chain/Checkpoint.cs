@@ -61,6 +61,10 @@ public sealed class CheckpointSigner : IDisposable
     public Checkpoint Sign(string node, long sequence, string hash, DateTimeOffset time) =>
         new(node, sequence, hash, time, KeyId, Convert.ToBase64String(_key.SignData(Checkpoint.SignedBytes(node, sequence, hash, time), HashAlgorithmName.SHA256)));
 
+    public RetentionRecord SignRetention(string node, long through, string hash, long removed, DateTimeOffset oldestRemaining, DateTimeOffset time) =>
+        new(node, through, hash, removed, oldestRemaining, time, KeyId,
+            Convert.ToBase64String(_key.SignData(RetentionRecord.SignedBytes(node, through, hash, removed, oldestRemaining, time), HashAlgorithmName.SHA256)));
+
     public string PublicKeyPem() => _key.ExportSubjectPublicKeyInfoPem();
 
     public void Dispose() => _key.Dispose();

@@ -10,9 +10,16 @@ namespace Appliance.Audit.Export;
 /// </summary>
 public static class AuditExport
 {
-    public static async Task WriteAsync(Stream output, IEnumerable<AuditEntry> entries, IEnumerable<Checkpoint> checkpoints, CancellationToken cancellation)
+    public static async Task WriteAsync(Stream output, IEnumerable<AuditEntry> entries, IEnumerable<Checkpoint> checkpoints, CancellationToken cancellation,
+        RetentionRecord? retention = null)
     {
         var newline = "\n"u8.ToArray();
+        if (retention is not null)
+        {
+            await output.WriteAsync(RetentionLine(retention), cancellation);
+            await output.WriteAsync(newline, cancellation);
+        }
+
         foreach (var entry in entries)
         {
             cancellation.ThrowIfCancellationRequested();
@@ -53,11 +60,21 @@ public static class AuditExport
         },
     });
 
-    /// <summary>Reads an export back; a line that is not an entry or a checkpoint is an error naming its line number.</summary>
-    public static (List<AuditEntry> Entries, List<Checkpoint> Checkpoints) Read(TextReader reader)
+    public static byte[] RetentionLine(RetentionRecord r) => JsonSerializer.SerializeToUtf8Bytes(new
+    {
+        retention = new
+        {
+            node = r.Node, throughSeq = r.ThroughSequence, throughHash = r.ThroughHash, removedEntries = r.RemovedEntries,
+            oldestRemaining = CanonicalJson.Time(r.OldestRemaining), time = CanonicalJson.Time(r.Time), keyId = r.KeyId, signature = r.Signature,
+        },
+    });
+
+    /// <summary>Reads an export back; a line that is not an entry, checkpoint or retention record is an error naming its line number.</summary>
+    public static (List<AuditEntry> Entries, List<Checkpoint> Checkpoints, RetentionRecord? Retention) Read(TextReader reader)
     {
         var entries = new List<AuditEntry>();
         var checkpoints = new List<Checkpoint>();
+        RetentionRecord? retention = null;
         var number = 0;
         for (var line = reader.ReadLine(); line is not null; line = reader.ReadLine())
         {
@@ -71,10 +88,16 @@ public static class AuditExport
             {
                 using var document = JsonDocument.Parse(line);
                 var root = document.RootElement;
-                if (root.TryGetProperty("checkpoint", out var c))
+                if (root.TryGetProperty("retention", out var r))
+                {
+                    retention = new RetentionRecord(r.GetProperty("node").GetString()!, r.GetProperty("throughSeq").GetInt64(), r.GetProperty("throughHash").GetString()!,
+                        r.GetProperty("removedEntries").GetInt64(), SqlAuditStore.ParseTime(r.GetProperty("oldestRemaining").GetString()!),
+                        SqlAuditStore.ParseTime(r.GetProperty("time").GetString()!), r.GetProperty("keyId").GetString()!, r.GetProperty("signature").GetString()!);
+                }
+                else if (root.TryGetProperty("checkpoint", out var c))
                 {
                     checkpoints.Add(new Checkpoint(c.GetProperty("node").GetString()!, c.GetProperty("seq").GetInt64(), c.GetProperty("hash").GetString()!,
-                        SqliteAuditStore.ParseTime(c.GetProperty("time").GetString()!), c.GetProperty("keyId").GetString()!, c.GetProperty("signature").GetString()!));
+                        SqlAuditStore.ParseTime(c.GetProperty("time").GetString()!), c.GetProperty("keyId").GetString()!, c.GetProperty("signature").GetString()!));
                 }
                 else
                 {
@@ -88,12 +111,12 @@ public static class AuditExport
             }
         }
 
-        return (entries, checkpoints);
+        return (entries, checkpoints, retention);
     }
 
     private static AuditRecord Record(JsonElement e) => new()
     {
-        Time = SqliteAuditStore.ParseTime(e.GetProperty("time").GetString()!),
+        Time = SqlAuditStore.ParseTime(e.GetProperty("time").GetString()!),
         Kind = e.GetProperty("kind").GetString()!,
         RequestId = Text(e, "requestId"),
         Subject = Text(e, "subject"),

@@ -47,6 +47,12 @@ public interface IAuditStore : IDisposable
 
     IReadOnlyList<Checkpoint> Checkpoints(string node);
 
+    /// <summary>The latest retention record of a node (it covers every earlier one), or null.</summary>
+    RetentionRecord? Retention(string node);
+
+    /// <summary>In one transaction: stores the signed record and removes the entries and checkpoints it covers.</summary>
+    void ApplyRetention(RetentionRecord record);
+
     /// <summary>Completed model requests per UTC day and <paramref name="groupBy"/> (user, team, model or client), for chargeback.</summary>
     IReadOnlyList<UsageRow> Usage(string node, DateTimeOffset from, DateTimeOffset to, string groupBy);
 }

@@ -32,6 +32,9 @@ public abstract class SqlAuditStore : IAuditStore
             hash TEXT NOT NULL, PRIMARY KEY (node, seq));
         CREATE INDEX IF NOT EXISTS audit_entries_time ON audit_entries (node, time);
         CREATE INDEX IF NOT EXISTS audit_entries_user ON audit_entries (node, username);
+        CREATE TABLE IF NOT EXISTS audit_retention (
+            node TEXT NOT NULL, through_seq {integer} NOT NULL, through_hash TEXT NOT NULL, removed_entries {integer} NOT NULL,
+            oldest_remaining TEXT NOT NULL, time TEXT NOT NULL, key_id TEXT NOT NULL, signature TEXT NOT NULL, PRIMARY KEY (node, through_seq));
         CREATE TABLE IF NOT EXISTS audit_checkpoints (
             node TEXT NOT NULL, seq {integer} NOT NULL, hash TEXT NOT NULL, time TEXT NOT NULL, key_id TEXT NOT NULL,
             signature TEXT NOT NULL, PRIMARY KEY (node, seq));
@@ -135,6 +138,40 @@ public abstract class SqlAuditStore : IAuditStore
         }
 
         return (IReadOnlyList<Checkpoint>)checkpoints;
+    });
+
+    public RetentionRecord? Retention(string node) => WithConnection(connection =>
+    {
+        using var command = Command(connection,
+            "SELECT node, through_seq, through_hash, removed_entries, oldest_remaining, time, key_id, signature FROM audit_retention WHERE node = @node ORDER BY through_seq DESC LIMIT 1",
+            ("node", node));
+        using var reader = command.ExecuteReader();
+        return reader.Read()
+            ? new RetentionRecord(reader.GetString(0), reader.GetInt64(1), reader.GetString(2), reader.GetInt64(3), ParseTime(reader.GetString(4)),
+                ParseTime(reader.GetString(5)), reader.GetString(6), reader.GetString(7))
+            : null;
+    });
+
+    public void ApplyRetention(RetentionRecord record) => WithConnection(connection =>
+    {
+        using var transaction = connection.BeginTransaction();
+        foreach (var (sql, parameters) in new (string, (string, object?)[])[]
+        {
+            ("INSERT INTO audit_retention (node, through_seq, through_hash, removed_entries, oldest_remaining, time, key_id, signature) "
+                + "VALUES (@node, @through, @hash, @removed, @oldest, @time, @key, @signature)",
+                [("node", record.Node), ("through", record.ThroughSequence), ("hash", record.ThroughHash), ("removed", record.RemovedEntries),
+                    ("oldest", CanonicalJson.Time(record.OldestRemaining)), ("time", CanonicalJson.Time(record.Time)), ("key", record.KeyId), ("signature", record.Signature)]),
+            ("DELETE FROM audit_entries WHERE node = @node AND seq <= @through", [("node", record.Node), ("through", record.ThroughSequence)]),
+            ("DELETE FROM audit_checkpoints WHERE node = @node AND seq <= @through", [("node", record.Node), ("through", record.ThroughSequence)]),
+        })
+        {
+            using var command = Command(connection, sql, parameters);
+            command.Transaction = transaction;
+            command.ExecuteNonQuery();
+        }
+
+        transaction.Commit();
+        return true;
     });
 
     public IReadOnlyList<UsageRow> Usage(string node, DateTimeOffset from, DateTimeOffset to, string groupBy)

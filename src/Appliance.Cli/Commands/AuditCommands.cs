@@ -60,11 +60,11 @@ internal static class AuditCommands
     private static ChainVerification VerifyExport(FileInfo file, ECDsa? key)
     {
         using var reader = file.OpenText();
-        var (entries, checkpoints) = AuditExport.Read(reader);
+        var (entries, checkpoints, retention) = AuditExport.Read(reader);
         var nodes = entries.Select(e => e.Node).Distinct().ToList();
         return nodes.Count > 1
             ? throw new InvalidDataException($"the export holds the chains of several nodes ({string.Join(", ", nodes)}); export one node per file")
-            : ChainVerifier.Verify(entries, checkpoints, key);
+            : ChainVerifier.Verify(entries, checkpoints, key, retention);
     }
 
     private static SqliteAuditStore OpenSqlite(FileInfo database) =>
@@ -79,7 +79,7 @@ internal static class AuditCommands
             [] => throw new InvalidDataException("the store holds no audit entries"),
             var several => throw new InvalidDataException($"the store holds several chains ({string.Join(", ", several)}); choose one with --node"),
         };
-        return ChainVerifier.Verify(store.Chain(chain), store.Checkpoints(chain), key);
+        return ChainVerifier.Verify(store.Chain(chain), store.Checkpoints(chain), key, store.Retention(chain));
     }
 
     private static ECDsa? LoadKey(FileInfo? file)

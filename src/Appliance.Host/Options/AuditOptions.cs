@@ -40,6 +40,12 @@ public sealed record AuditOptions
 
     public SyslogOptions Syslog { get; init; } = new();
 
+    /// <summary>How long entries are kept (whole sealed segments are removed after it); null keeps them forever.</summary>
+    public TimeSpan? Retention { get; init; }
+
+    /// <summary>How often the retention policy runs.</summary>
+    public TimeSpan RetentionCheckInterval { get; init; } = TimeSpan.FromHours(1);
+
     /// <summary>Where the content keys live; empty: audit/content-keys in the data folder.</summary>
     public string ContentKeysFolder { get; init; } = string.Empty;
 

@@ -167,6 +167,38 @@ public sealed class AuditTrailTests : IDisposable
         Assert.Contains("\"by\"", await invalid.Content.ReadAsStringAsync(), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Retention_removes_old_sealed_segments_and_the_chain_still_verifies()
+    {
+        await using var running = await StartAsync("--Audit:Retention=00:00:02", "--Audit:RetentionCheckInterval=00:00:00.200", "--Audit:CheckpointEvery=4");
+        using var ada = running.ClientWith(running.MintToken("ada", ["appliance-user"]));
+        for (var i = 0; i < 6; i++)
+        {
+            Assert.Equal(HttpStatusCode.OK, (await Chat(ada, "open")).StatusCode);
+        }
+
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        JsonElement verdict;
+        do
+        {
+            await Task.Delay(250);
+            using var verify = JsonDocument.Parse(await running.Http.GetStringAsync("/audit/verify"));
+            verdict = verify.RootElement.Clone();
+        }
+        while (!verdict.GetProperty("message").GetString()!.Contains("removed by retention", StringComparison.Ordinal) && DateTime.UtcNow < deadline);
+
+        Assert.True(verdict.GetProperty("ok").GetBoolean(), verdict.GetRawText());
+        Assert.Contains("removed by retention", verdict.GetProperty("message").GetString(), StringComparison.Ordinal);
+        Assert.Contains(await Entries(running, "?kind=audit.retention"), e => e.GetProperty("detail").GetString()!.StartsWith("removed ", StringComparison.Ordinal));
+
+        var export = _root.Combine("retained.jsonl");
+        await File.WriteAllBytesAsync(export, await running.Http.GetByteArrayAsync("/audit/export"));
+        var key = _root.Combine("retained.pub.pem");
+        await File.WriteAllTextAsync(key, await running.Http.GetStringAsync("/audit/public-key"));
+        var (ok, output) = await Cli("audit", "verify", "--file", export, "--public-key", key);
+        Assert.True(ok == 0, output);
+    }
+
     public void Dispose() => _root.Dispose();
 
     private static async Task<List<JsonElement>> Usage(RunningAppliance running, string by)

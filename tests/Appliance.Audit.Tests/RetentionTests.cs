@@ -1,0 +1,75 @@
+using Appliance.Audit.Chain;
+using Microsoft.Data.Sqlite;
+
+namespace Appliance.Audit.Tests;
+
+/// <summary>Retention removes whole sealed segments and leaves a signed record; the rest still verifies, and cheating is found.</summary>
+public sealed class RetentionTests
+{
+    [Fact]
+    public async Task Sealed_segments_older_than_the_cutoff_go_and_the_remaining_chain_verifies_from_the_signed_record()
+    {
+        await using var audit = await Filled(out var middle);
+        var record = AuditRetention.Apply(audit.Store, audit.Signer, "node-1", middle, DateTimeOffset.UtcNow);
+
+        Assert.NotNull(record);
+        Assert.Equal(20, record.ThroughSequence); // the newest checkpoint (every 10) whose entry is older than the cutoff
+        Assert.Equal(20, record.RemovedEntries);
+        Assert.Equal(21, audit.Store.Chain("node-1").First().Sequence);
+        var verdict = audit.Verify();
+        Assert.True(verdict.Ok, verdict.Message);
+        Assert.Equal(20, verdict.EntriesChecked);
+        Assert.Contains("entries 1 to 20 removed by retention", verdict.Message, StringComparison.Ordinal);
+
+        Assert.Null(AuditRetention.Apply(audit.Store, audit.Signer, "node-1", middle, DateTimeOffset.UtcNow)); // nothing more to remove
+    }
+
+    [Fact]
+    public async Task Removing_more_than_the_retention_record_covers_is_found()
+    {
+        await using var audit = await Filled(out var middle);
+        AuditRetention.Apply(audit.Store, audit.Signer, "node-1", middle, DateTimeOffset.UtcNow);
+        Sql(audit, "DELETE FROM audit_entries WHERE seq <= 23");
+        var verdict = audit.Verify();
+        Assert.Equal((ChainProblem.Deleted, 21L), (verdict.Problem, verdict.FirstBrokenSequence ?? 0));
+    }
+
+    [Fact]
+    public async Task A_retention_record_stretched_by_hand_is_found()
+    {
+        await using var audit = await Filled(out var middle);
+        AuditRetention.Apply(audit.Store, audit.Signer, "node-1", middle, DateTimeOffset.UtcNow);
+        Sql(audit, "UPDATE audit_retention SET through_seq = 25, through_hash = (SELECT hash FROM audit_entries WHERE seq = 25)");
+        Sql(audit, "DELETE FROM audit_entries WHERE seq <= 25");
+        var verdict = audit.Verify();
+        Assert.Equal((ChainProblem.ForgedCheckpoint, 25L), (verdict.Problem, verdict.FirstBrokenSequence ?? 0));
+    }
+
+    private static Task<AuditChainFixture> Filled(out DateTimeOffset middle)
+    {
+        var start = DateTimeOffset.UtcNow.AddHours(-1);
+        middle = start.AddMinutes(25.5); // entries 1 to 25 are older
+        return Fill(start);
+    }
+
+    private static async Task<AuditChainFixture> Fill(DateTimeOffset start)
+    {
+        var audit = new AuditChainFixture(new AuditLogOptions { CheckpointEvery = 10, MaxBatch = 1 });
+        foreach (var i in Enumerable.Range(1, 40))
+        {
+            await audit.Log.RecordAsync(AuditChainFixture.Record(i) with { Time = start.AddMinutes(i) });
+        }
+
+        await audit.CloseLogAsync();
+        return audit;
+    }
+
+    private static void Sql(AuditChainFixture audit, string sql)
+    {
+        using var connection = new SqliteConnection($"Data Source={audit.Folder.Combine("audit.db")};Pooling=False");
+        connection.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        Assert.True(command.ExecuteNonQuery() > 0, sql);
+    }
+}
