@@ -221,6 +221,7 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
 
         foreach (var admitted in plan.Prefill.Where(p => p.Sequence.Computed == 0))
         {
+            admitted.Sequence.AdmittedAt ??= System.Diagnostics.Stopwatch.GetTimestamp();
             Interlocked.Decrement(ref _queued);
         }
 
@@ -281,7 +282,7 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
         sequence.Tokens.Add(token);
         var contextFull = sequence.Tokens.Count >= Model.ContextLength;
         var (text, finish) = sequence.Output.Accept(token, contextFull);
-        var usage = finish is null ? (GenerationUsage?)null : new GenerationUsage(sequence.PromptLength, sequence.Output.CompletionTokens);
+        var usage = finish is null ? (GenerationUsage?)null : new GenerationUsage(sequence.PromptLength, sequence.Output.CompletionTokens, sequence.QueueMilliseconds);
         sequence.Writer.TryWrite(new GenerationDelta(text, [token], logprob is null ? null : [logprob], finish, usage));
         if (finish is not null)
         {
@@ -306,7 +307,7 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
         var unfinished = _scheduler.All.ToList();
         foreach (var sequence in unfinished)
         {
-            sequence.Writer.TryWrite(new GenerationDelta(string.Empty, [], null, FinishReason.Cancelled, new GenerationUsage(sequence.PromptLength, sequence.Output.CompletionTokens)));
+            sequence.Writer.TryWrite(new GenerationDelta(string.Empty, [], null, FinishReason.Cancelled, new GenerationUsage(sequence.PromptLength, sequence.Output.CompletionTokens, sequence.QueueMilliseconds)));
             sequence.Writer.TryComplete();
             _runner.Release(sequence.Id);
         }

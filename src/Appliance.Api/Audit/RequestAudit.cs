@@ -24,6 +24,9 @@ public sealed class RequestAudit(long startedAt)
 
     public string? FinishReason { get; set; }
 
+    /// <summary>The longest time a choice of the request waited in the engine's queue.</summary>
+    public double? QueueMs { get; set; }
+
     /// <summary>TimeProvider timestamp of the first generated text, for time to first token.</summary>
     public long? FirstTokenAt { get; set; }
 

@@ -150,10 +150,18 @@ internal static class GenerationResponder
         await response.Body.FlushAsync(cancellationToken);
     }
 
-    /// <summary>The audit record's time to first token: when the first generated text (of any choice) arrived.</summary>
+    /// <summary>
+    /// The audit record's time to first token (when the first generated text of any choice arrived) and queue time (the
+    /// longest wait of a choice, reported with its last delta).
+    /// </summary>
     private static void FirstText(HttpContext http, GenerationDelta delta)
     {
         var audit = Audit.RequestAudit.Of(http);
+        if (delta.Usage is { } usage)
+        {
+            audit.QueueMs = Math.Max(audit.QueueMs ?? 0, usage.QueueMilliseconds);
+        }
+
         if (audit.FirstTokenAt is null && delta.Text.Length > 0)
         {
             audit.FirstTokenAt = (http.RequestServices.GetService(typeof(TimeProvider)) as TimeProvider ?? TimeProvider.System).GetTimestamp();

@@ -1,7 +1,7 @@
 namespace Appliance.Engine.Requests;
 
-/// <summary>Token counts of a finished request.</summary>
-public readonly record struct GenerationUsage(int PromptTokens, int CompletionTokens)
+/// <summary>Token counts of a finished request, and how long it waited in the queue before its prefill began.</summary>
+public readonly record struct GenerationUsage(int PromptTokens, int CompletionTokens, double QueueMilliseconds = 0)
 {
     public int TotalTokens => PromptTokens + CompletionTokens;
 }

@@ -23,6 +23,16 @@ internal sealed class Sequence
 
     public long Id { get; }
 
+    /// <summary>Stopwatch timestamp of the submission.</summary>
+    public long SubmittedAt { get; } = System.Diagnostics.Stopwatch.GetTimestamp();
+
+    /// <summary>Stopwatch timestamp of the first prefill step, once there was one.</summary>
+    public long? AdmittedAt { get; set; }
+
+    /// <summary>How long the sequence waited before its prefill began (so far, while it still waits).</summary>
+    public double QueueMilliseconds =>
+        System.Diagnostics.Stopwatch.GetElapsedTime(SubmittedAt, AdmittedAt ?? System.Diagnostics.Stopwatch.GetTimestamp()).TotalMilliseconds;
+
     public GenerationRequest Request { get; }
 
     /// <summary>Prompt followed by generated tokens.</summary>

@@ -33,6 +33,7 @@ internal sealed class AuditRecords(TimeProvider time, IModelAccess access, Micro
             FinishReason = audit.Accepted ? audit.FinishReason : null,
             PromptTokens = audit.PromptTokens,
             CompletionTokens = audit.Accepted ? audit.CompletionTokens : null,
+            QueueMs = audit.QueueMs,
             TimeToFirstTokenMs = audit.FirstTokenAt is { } first ? time.GetElapsedTime(audit.StartedAt, first).TotalMilliseconds : null,
             DurationMs = time.GetElapsedTime(audit.StartedAt, now).TotalMilliseconds,
             Detail = audit.Reason ?? Query(http),

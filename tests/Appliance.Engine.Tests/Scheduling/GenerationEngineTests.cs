@@ -19,7 +19,25 @@ public sealed class GenerationEngineTests
         Assert.Equal([67, 68, 69, 70, 71], result.TokenIds);
         Assert.Equal("CDEFG", result.Text);
         Assert.Equal(FinishReason.Length, result.FinishReason);
-        Assert.Equal(new GenerationUsage(2, 5), result.Usage);
+        Assert.Equal((2, 5), (result.Usage.PromptTokens, result.Usage.CompletionTokens));
+        Assert.True(result.Usage.QueueMilliseconds >= 0);
+    }
+
+    [Fact]
+    public async Task A_request_waiting_behind_a_full_batch_reports_its_queue_time()
+    {
+        using var runner = new CountingRunner(contextLength: 4096) { PauseAfterRuns = 1 };
+        using var engine = new GenerationEngine(runner, new ByteTokenizer(), new SchedulerOptions { MaxBatchSize = 1 });
+        var first = engine.Submit(new GenerationRequest("first", [65], Greedy with { MaxTokens = 3 }));
+        var second = engine.Submit(new GenerationRequest("second", [66], Greedy with { MaxTokens = 3 }));
+        await Task.Delay(200); // the first holds the only batch slot, paused; the second waits
+        runner.PauseAfterRuns = null;
+        runner.Running.Set();
+
+        var waited = (await second.CollectAsync()).Usage.QueueMilliseconds;
+        var ran = (await first.CollectAsync()).Usage.QueueMilliseconds;
+        Assert.True(waited >= 150, $"the waiting request reports {waited} ms in the queue");
+        Assert.True(ran < waited, $"the first request reports {ran} ms, the second {waited} ms");
     }
 
     [Fact]

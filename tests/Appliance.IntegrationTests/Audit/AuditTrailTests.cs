@@ -33,6 +33,8 @@ public sealed class AuditTrailTests : IDisposable
         Assert.Equal(3, completed.GetProperty("completionTokens").GetInt32());
         Assert.True(completed.GetProperty("promptTokens").GetInt32() > 0);
         Assert.True(completed.GetProperty("ttftMs").GetDouble() > 0);
+        Assert.True(completed.GetProperty("queueMs").GetDouble() >= 0);
+        Assert.True(completed.GetProperty("queueMs").GetDouble() <= completed.GetProperty("ttftMs").GetDouble());
         Assert.Equal("127.0.0.1", completed.GetProperty("sourceIp").GetString());
         Assert.Equal("appliance-cli", completed.GetProperty("client").GetString());
         Assert.Contains("appliance-user", completed.GetProperty("roles").EnumerateArray().Select(r => r.GetString()));
