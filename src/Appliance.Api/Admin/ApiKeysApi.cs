@@ -9,7 +9,8 @@ namespace Appliance.Api.Admin;
 
 /// <summary>
 /// /admin/api-keys: administrators issue API keys to Keycloak identities for tools that cannot do OpenID Connect,
-/// list them and revoke them. The key text is shown once, at issue; only its hash is kept. Errors are RFC 7807.
+/// list them and revoke them. The key text is shown once, at issue; only its hash is kept. Each change is recorded in
+/// the audit log before it is made (refused with 503 when that fails). Errors are RFC 7807.
 /// </summary>
 public static partial class ApiKeysApi
 {
@@ -24,7 +25,7 @@ public static partial class ApiKeysApi
         return admin;
     }
 
-    private static async Task<IResult> Issue(HttpContext http, ApiKeyStore store, ApiKeyIssuing issuing, TimeProvider time, ILoggerFactory logs)
+    private static async Task<IResult> Issue(HttpContext http, ApiKeyStore store, ApiKeyIssuing issuing, TimeProvider time, ILoggerFactory logs, Audit.IAccessRecorder recorder)
     {
         if (!issuing.Enabled)
         {
@@ -70,6 +71,12 @@ public static partial class ApiKeysApi
             return Results.ValidationProblem(errors, title: "The API key request is not valid.");
         }
 
+        Audit.RequestAudit.Of(http).Reason = $"issue API key '{name}' to {owner} with roles {string.Join(",", roles)}";
+        if (!await recorder.TryAcceptAsync(http))
+        {
+            return AuditUnavailable();
+        }
+
         var now = time.GetUtcNow();
         var (id, key, hash) = ApiKeySecret.Generate();
         var record = new ApiKeyRecord
@@ -85,11 +92,17 @@ public static partial class ApiKeysApi
     private static IResult List(ApiKeyStore store, ApiKeyIssuing issuing, TimeProvider time) =>
         issuing.Enabled ? Results.Json(new { data = store.All().Select(k => Describe(k, time.GetUtcNow())) }) : Disabled();
 
-    private static IResult Revoke(string id, HttpContext http, ApiKeyStore store, ApiKeyIssuing issuing, TimeProvider time, ILoggerFactory logs)
+    private static async Task<IResult> Revoke(string id, HttpContext http, ApiKeyStore store, ApiKeyIssuing issuing, TimeProvider time, ILoggerFactory logs, Audit.IAccessRecorder recorder)
     {
         if (!issuing.Enabled)
         {
             return Disabled();
+        }
+
+        Audit.RequestAudit.Of(http).Reason = $"revoke API key {id}";
+        if (store.Find(id) is not null && !await recorder.TryAcceptAsync(http))
+        {
+            return AuditUnavailable();
         }
 
         if (!store.Revoke(id, http.User.Identity?.Name ?? "unknown", time.GetUtcNow()))
@@ -107,6 +120,10 @@ public static partial class ApiKeysApi
         createdAt = key.CreatedAt, createdBy = key.CreatedBy, expiresAt = key.ExpiresAt, revokedAt = key.RevokedAt, revokedBy = key.RevokedBy,
         active = key.IsActive(now),
     };
+
+    private static IResult AuditUnavailable() =>
+        Results.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "Audit log unavailable",
+            detail: "The audit log cannot record this administrative action, so it was not carried out. Please retry later.");
 
     private static IResult Disabled() =>
         Results.Problem(statusCode: StatusCodes.Status404NotFound, title: "API keys are disabled",

@@ -12,7 +12,9 @@ internal sealed class AccessRecorder(AuditLog log, AuditRecords records) : IAcce
     public async Task<bool> TryAcceptAsync(HttpContext http)
     {
         var audit = RequestAudit.Of(http);
-        var kind = http.Request.Path.StartsWithSegments("/audit") ? AuditKinds.AuditRead : AuditKinds.Accepted;
+        var kind = http.Request.Path.StartsWithSegments("/audit") ? AuditKinds.AuditRead
+            : http.Request.Path.StartsWithSegments("/admin") ? AuditKinds.Admin
+            : AuditKinds.Accepted;
         try
         {
             await log.RecordAsync(records.For(http, audit, kind, status: null));

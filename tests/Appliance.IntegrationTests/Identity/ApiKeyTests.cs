@@ -68,6 +68,12 @@ public sealed class ApiKeyTests : IDisposable
             Assert.False(listed.GetProperty("active").GetBoolean());
             Assert.Equal("tester", listed.GetProperty("revokedBy").GetString());
             Assert.False(listed.TryGetProperty("secretHash", out _));
+
+            // Both administrative actions are in the audit log (the issue in the first run's chain, which this one continues).
+            using var actions = JsonDocument.Parse(await restarted.Http.GetStringAsync("/audit/events?kind=admin.action"));
+            var details = actions.RootElement.GetProperty("data").EnumerateArray().Select(e => e.GetProperty("detail").GetString()).ToList();
+            Assert.Contains("issue API key 'nightly report' to ada with roles appliance-user", details);
+            Assert.Contains($"revoke API key {id}", details);
         }
 
         await using var again = await StartAsync(enabled: true);
