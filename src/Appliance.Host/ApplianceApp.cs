@@ -15,6 +15,7 @@ public static class ApplianceApp
         builder.AddModelCatalog();
         builder.AddApplianceIdentity();
         builder.AddApplianceAudit();
+        builder.AddAppliancePool();
         builder.Services.AddApplianceHealthChecks();
 
         var app = builder.Build();
@@ -22,7 +23,7 @@ public static class ApplianceApp
         app.UseApplianceIdentity();
         app.MapApplianceHealth();
         app.MapOpenAiApi().RequireAuthorization(AppliancePolicies.Chat);
-        app.MapGroup("/admin").MapApiKeysApi().RequireAuthorization(AppliancePolicies.Admin);
+        app.MapGroup("/admin").MapApiKeysApi().MapNodeAdminApi().RequireAuthorization(AppliancePolicies.Admin);
         app.MapApplianceAudit(AppliancePolicies.Audit);
         app.UseStartupBanner();
         return app;

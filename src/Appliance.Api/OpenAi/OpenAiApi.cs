@@ -12,7 +12,7 @@ public static partial class OpenAiApi
     /// <summary>Maps /v1; the group is returned so that the host can put it behind its authorisation policy.</summary>
     public static RouteGroupBuilder MapOpenAiApi(this IEndpointRouteBuilder endpoints)
     {
-        var v1 = endpoints.MapGroup("/v1").AddEndpointFilter(ErrorFilter);
+        var v1 = endpoints.MapGroup("/v1").AddEndpointFilter(ErrorFilter).AddEndpointFilter(DrainFilter);
         v1.MapPost("/chat/completions", ChatCompletionsApi.HandleAsync);
         v1.MapPost("/completions", CompletionsApi.HandleAsync);
         v1.MapPost("/embeddings", EmbeddingsApi.HandleAsync);
@@ -48,6 +48,31 @@ public static partial class OpenAiApi
         {
             LogUnhandled(http.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("Appliance.Api"), exception, http.Request.Path);
             return new OpenAiError(StatusCodes.Status500InternalServerError, "The appliance failed to process the request.", "server_error", null, "internal_error").ToResult();
+        }
+    }
+
+    /// <summary>A draining node turns new requests away (503 with Retry-After) and counts the ones it runs.</summary>
+    private static async ValueTask<object?> DrainFilter(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
+    {
+        var gate = context.HttpContext.RequestServices.GetService<Admin.DrainGate>();
+        if (gate is null)
+        {
+            return await next(context);
+        }
+
+        if (!gate.TryEnter())
+        {
+            Audit.RequestAudit.Of(context.HttpContext).Reason = "node draining";
+            return OpenAiError.Unavailable("This node is draining for maintenance; retry, and the load balancer sends you to another node.", "draining").ToResult(5);
+        }
+
+        try
+        {
+            return await next(context);
+        }
+        finally
+        {
+            gate.Exit();
         }
     }
 

@@ -4,12 +4,13 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 
 namespace Appliance.Host.Extensions;
 
-/// <summary>/health/live (the process answers) and /health/ready (every declared model is loaded).</summary>
+/// <summary>/health/live (the process answers) and /health/ready (every declared model is loaded and the node is not draining).</summary>
 public static class HealthExtensions
 {
     public static IServiceCollection AddApplianceHealthChecks(this IServiceCollection services)
     {
-        services.AddHealthChecks().AddCheck<ModelsReadyCheck>("models", tags: ["ready"]);
+        services.AddSingleton<Appliance.Api.Admin.DrainGate>();
+        services.AddHealthChecks().AddCheck<ModelsReadyCheck>("models", tags: ["ready"]).AddCheck<NotDrainingCheck>("drain", tags: ["ready"]);
         return services;
     }
 
@@ -18,6 +19,13 @@ public static class HealthExtensions
         app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false }).AllowAnonymous();
         app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = check => check.Tags.Contains("ready") }).AllowAnonymous();
         return app;
+    }
+
+    /// <summary>A draining node reports not ready, so that the load balancer stops sending it requests.</summary>
+    private sealed class NotDrainingCheck(Appliance.Api.Admin.DrainGate drain) : IHealthCheck
+    {
+        public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
+            Task.FromResult(drain.Draining ? HealthCheckResult.Unhealthy($"draining, {drain.InFlight} requests in flight") : HealthCheckResult.Healthy("admitting requests"));
     }
 
     private sealed class ModelsReadyCheck(IModelCatalog catalog) : IHealthCheck

@@ -1,0 +1,25 @@
+using Appliance.Api.Admin;
+using Appliance.Engine.Pool;
+
+namespace Appliance.Host.Extensions;
+
+/// <summary>The node's devices (configuration "Pool": Include, Exclude, CpuSlots, ThreadsPerCpuSlot, CpuSlotMemoryBytes).</summary>
+public static partial class PoolExtensions
+{
+    public static WebApplicationBuilder AddAppliancePool(this WebApplicationBuilder builder)
+    {
+        var options = builder.Configuration.GetSection("Pool").Get<DeviceInventoryOptions>() ?? new DeviceInventoryOptions();
+        builder.Services.AddSingleton(services =>
+        {
+            var inventory = DeviceInventory.DiscoverHere(options);
+            var logger = services.GetRequiredService<ILoggerFactory>().CreateLogger("Appliance.Pool");
+            LogDevices(logger, inventory.Source, string.Join(", ", inventory.Devices.Select(d =>
+                $"{d.Id} {d.Name} ({d.MemoryTotalBytes / (1024 * 1024 * 1024)} GiB{(d.Healthy ? string.Empty : ", unhealthy")})")));
+            return new NodeDevices(inventory.Source, inventory.Devices);
+        });
+        return builder;
+    }
+
+    [LoggerMessage(EventId = 5000, Level = LogLevel.Information, Message = "Devices (GPU list from {Source}): {Devices}")]
+    private static partial void LogDevices(ILogger logger, string source, string devices);
+}

@@ -1,0 +1,81 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using Appliance.Runtime.Onnx.Synthetic;
+using Appliance.Tests.Common;
+
+namespace Appliance.IntegrationTests.Host;
+
+/// <summary>The admin API an operator (and the Ansible rolling upgrade) uses: pool state, drain, resume.</summary>
+public sealed class NodeAdminTests : IDisposable
+{
+    private readonly TempFolder _root = new("node-admin");
+
+    [Fact]
+    public async Task Draining_turns_new_requests_away_lets_running_streams_finish_and_answers_when_idle()
+    {
+        var model = _root.Combine("tiny");
+        SyntheticModelFolder.Write(SyntheticModelSpec.Tiny with { ContextLength = 4096 }, model);
+        await using var running = await RunningAppliance.StartAsync($"--Models:tiny:Path={model}", "--Limits:MaxTokens=4000",
+            "--Appliance:BuiltInEmbeddings=false", "--Logging:LogLevel:Default=None");
+        await running.WaitUntilReadyAsync();
+        var http = running.Http;
+
+        using var pool = JsonDocument.Parse(await http.GetStringAsync("/admin/pool"));
+        Assert.Contains(pool.RootElement.GetProperty("devices").EnumerateArray(), d => d.GetProperty("id").GetString() == "cpu:0"); // no GPU here
+        Assert.Equal("ready", pool.RootElement.GetProperty("models")[0].GetProperty("state").GetString());
+
+        // A long stream is running when the drain starts.
+        using var streamRequest = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
+        {
+            Content = new StringContent("""{"model":"tiny","messages":[{"role":"user","content":"hi"}],"stream":true,"max_tokens":1500,"ignore_eos":true}""", Encoding.UTF8, "application/json"),
+        };
+        using var stream = await http.SendAsync(streamRequest, HttpCompletionOption.ResponseHeadersRead);
+        var body = stream.Content.ReadAsStringAsync();
+
+        using (var first = await http.PostAsync("/admin/drain?timeout=0.2", null))
+        {
+            Assert.Equal(HttpStatusCode.Accepted, first.StatusCode); // still busy
+            Assert.Equal(1, JsonDocument.Parse(await first.Content.ReadAsStringAsync()).RootElement.GetProperty("inFlight").GetInt32());
+        }
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, (await http.GetAsync("/health/ready")).StatusCode); // out of the load balancer
+        using (var refused = await http.PostAsync("/v1/chat/completions", new StringContent(
+            """{"model":"tiny","messages":[{"role":"user","content":"hi"}],"max_tokens":2}""", Encoding.UTF8, "application/json")))
+        {
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
+            Assert.NotNull(refused.Headers.RetryAfter);
+            Assert.Contains("\"code\":\"draining\"", await refused.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+
+        using (var idle = await http.PostAsync("/admin/drain?timeout=120", null))
+        {
+            Assert.Equal(HttpStatusCode.OK, idle.StatusCode);
+            Assert.True(JsonDocument.Parse(await idle.Content.ReadAsStringAsync()).RootElement.GetProperty("idle").GetBoolean());
+        }
+
+        Assert.EndsWith("data: [DONE]\n\n", await body, StringComparison.Ordinal); // the running stream finished whole
+
+        Assert.Equal(HttpStatusCode.OK, (await http.PostAsync("/admin/resume", null)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/health/ready")).StatusCode);
+        using var events = JsonDocument.Parse(await http.GetStringAsync("/audit/events?kind=admin.action"));
+        var details = events.RootElement.GetProperty("data").EnumerateArray().Select(e => e.GetProperty("detail").GetString()).ToList();
+        Assert.Contains("drain the node", details);
+        Assert.Contains("resume admitting requests", details);
+    }
+
+    [Fact]
+    public async Task The_admin_api_needs_the_admin_role()
+    {
+        var model = _root.Combine("tiny");
+        SyntheticModelFolder.Write(SyntheticModelSpec.Tiny, model);
+        await using var running = await RunningAppliance.StartAsync($"--Models:tiny:Path={model}", "--Appliance:BuiltInEmbeddings=false", "--Logging:LogLevel:Default=None");
+        using var user = running.ClientWith(running.MintToken("ada", ["appliance-user"]));
+        Assert.Equal(HttpStatusCode.Forbidden, (await user.PostAsync("/admin/drain", null)).StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, (await user.GetAsync("/admin/pool")).StatusCode);
+        using var pool = JsonDocument.Parse(await running.Http.GetStringAsync("/admin/pool"));
+        Assert.False(pool.RootElement.GetProperty("draining").GetBoolean()); // the refused drain changed nothing
+    }
+
+    public void Dispose() => _root.Dispose();
+}
