@@ -16,15 +16,18 @@ public static class ApplianceApp
         builder.AddApplianceIdentity();
         builder.AddApplianceAudit();
         builder.AddAppliancePool();
+        builder.AddApplianceMetrics();
         builder.Services.AddApplianceHealthChecks();
 
         var app = builder.Build();
+        app.UseApplianceMetrics();
         app.UseApplianceAudit();
         app.UseApplianceIdentity();
         app.MapApplianceHealth();
         app.MapOpenAiApi().RequireAuthorization(AppliancePolicies.Chat);
         app.MapGroup("/admin").MapApiKeysApi().MapNodeAdminApi().RequireAuthorization(AppliancePolicies.Admin);
         app.MapApplianceAudit(AppliancePolicies.Audit);
+        app.MapApplianceMetrics(AppliancePolicies.Admin);
         app.UseStartupBanner();
         return app;
     }

@@ -17,7 +17,7 @@ internal sealed partial class AuditMiddleware(RequestDelegate next, AuditLog log
             return;
         }
 
-        var audit = new RequestAudit(time.GetTimestamp());
+        var audit = http.Features.Get<RequestAudit>() ?? new RequestAudit(time.GetTimestamp()); // the metrics middleware may have begun it
         http.Features.Set(audit);
         http.Response.Headers[RequestIdHeader] = http.TraceIdentifier; // the audit record's request id, for support and auditors
         var failed = false;

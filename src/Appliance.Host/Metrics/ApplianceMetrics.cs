@@ -1,0 +1,86 @@
+using System.Diagnostics.Metrics;
+using Appliance.Api.Admin;
+using Appliance.Api.Audit;
+using Appliance.Api.Models;
+using Appliance.Engine;
+
+namespace Appliance.Host.Metrics;
+
+/// <summary>
+/// The appliance's instruments on System.Diagnostics.Metrics (vendor-neutral; /metrics exposes them through
+/// prometheus-net's meter adapter): latencies and token counts per model, request outcomes, and the engines' and
+/// devices' state as observable gauges.
+/// </summary>
+internal sealed class ApplianceMetrics : IDisposable
+{
+    public const string MeterName = "Appliance";
+
+    private readonly Meter _meter = new(MeterName);
+    private readonly Histogram<double> _timeToFirstToken;
+    private readonly Histogram<double> _interTokenLatency;
+    private readonly Histogram<double> _requestDuration;
+    private readonly Histogram<double> _queueTime;
+    private readonly Counter<long> _promptTokens;
+    private readonly Counter<long> _generatedTokens;
+    private readonly Counter<long> _requests;
+
+    public ApplianceMetrics(IModelCatalog catalog, NodeDevices devices, DrainGate drain)
+    {
+        _timeToFirstToken = _meter.CreateHistogram<double>("time_to_first_token_seconds", "s", "Time from arrival to the first generated text");
+        _interTokenLatency = _meter.CreateHistogram<double>("inter_token_latency_seconds", "s", "Mean time between generated tokens of a request");
+        _requestDuration = _meter.CreateHistogram<double>("request_duration_seconds", "s", "End-to-end duration of model requests");
+        _queueTime = _meter.CreateHistogram<double>("queue_time_seconds", "s", "Time a request waited before its prefill began");
+        _promptTokens = _meter.CreateCounter<long>("prompt_tokens_total", "tokens", "Prompt tokens of completed requests");
+        _generatedTokens = _meter.CreateCounter<long>("generated_tokens_total", "tokens", "Generated tokens of completed requests");
+        _requests = _meter.CreateCounter<long>("requests_total", "requests", "Model requests by outcome (finish reason, or the refusal's error code)");
+        _meter.CreateObservableGauge("running_requests", () => Engines(catalog, e => e.RunningRequests), "requests", "Requests running in the engine");
+        _meter.CreateObservableGauge("waiting_requests", () => Engines(catalog, e => e.QueuedRequests), "requests", "Requests waiting for the engine");
+        _meter.CreateObservableGauge("kv_cache_used_tokens", () => Engines(catalog, e => e.KvCacheUsedTokens), "tokens", "KV cache reserved by running requests");
+        _meter.CreateObservableGauge("device_memory_total_bytes", () => devices.Devices.Select(d =>
+            new Measurement<long>(d.MemoryTotalBytes, new KeyValuePair<string, object?>("device", d.Id))), "bytes", "Memory of each device at discovery");
+        _meter.CreateObservableGauge("draining", () => drain.Draining ? 1 : 0, description: "1 while the node is draining");
+    }
+
+    /// <summary>Records a finished /v1 request from what its audit state learned.</summary>
+    public void Record(RequestAudit audit, int status, TimeProvider time)
+    {
+        if (audit.Model is not { } model)
+        {
+            return;
+        }
+
+        var modelTag = new KeyValuePair<string, object?>("model", model);
+        var outcome = status < 400 ? audit.FinishReason ?? "ok" : audit.ErrorCode ?? status.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        _requests.Add(1, modelTag, new KeyValuePair<string, object?>("outcome", outcome));
+        if (!audit.Accepted && status >= 400)
+        {
+            return;
+        }
+
+        var duration = time.GetElapsedTime(audit.StartedAt).TotalSeconds;
+        _requestDuration.Record(duration, modelTag);
+        if (audit.QueueMs is { } queue)
+        {
+            _queueTime.Record(queue / 1000, modelTag);
+        }
+
+        if (audit.FirstTokenAt is { } first)
+        {
+            var ttft = time.GetElapsedTime(audit.StartedAt, first).TotalSeconds;
+            _timeToFirstToken.Record(ttft, modelTag);
+            if (audit.CompletionTokens is > 1 and var tokens)
+            {
+                _interTokenLatency.Record((duration - ttft) / (tokens - 1), modelTag);
+            }
+        }
+
+        _promptTokens.Add(audit.PromptTokens ?? 0, modelTag);
+        _generatedTokens.Add(audit.CompletionTokens ?? 0, modelTag);
+    }
+
+    public void Dispose() => _meter.Dispose();
+
+    private static IEnumerable<Measurement<long>> Engines(IModelCatalog catalog, Func<GenerationEngine, long> read) =>
+        catalog.Entries.Where(e => e.Served?.Engine is GenerationEngine).Select(e =>
+            new Measurement<long>(read((GenerationEngine)e.Served!.Engine), new KeyValuePair<string, object?>("model", e.Id)));
+}

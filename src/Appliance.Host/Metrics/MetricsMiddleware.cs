@@ -1,0 +1,33 @@
+using Appliance.Api.Audit;
+
+namespace Appliance.Host.Metrics;
+
+/// <summary>Measures every /v1 request from the facts its handlers record on the request (model, tokens, timings).</summary>
+internal sealed class MetricsMiddleware(RequestDelegate next, ApplianceMetrics metrics, TimeProvider time)
+{
+    public async Task InvokeAsync(HttpContext http)
+    {
+        if (!http.Request.Path.StartsWithSegments("/v1"))
+        {
+            await next(http);
+            return;
+        }
+
+        var audit = http.Features.Get<RequestAudit>() ?? new RequestAudit(time.GetTimestamp());
+        http.Features.Set(audit);
+        var failed = false;
+        try
+        {
+            await next(http);
+        }
+        catch
+        {
+            failed = true;
+            throw;
+        }
+        finally
+        {
+            metrics.Record(audit, failed && !http.Response.HasStarted ? StatusCodes.Status500InternalServerError : http.Response.StatusCode, time);
+        }
+    }
+}

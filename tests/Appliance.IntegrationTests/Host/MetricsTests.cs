@@ -1,0 +1,52 @@
+using System.Globalization;
+using System.Net;
+using System.Text;
+using Appliance.Runtime.Onnx.Synthetic;
+using Appliance.Tests.Common;
+
+namespace Appliance.IntegrationTests.Host;
+
+/// <summary>/metrics: a Prometheus exposition, for administrators only, whose values move as requests run.</summary>
+public sealed class MetricsTests : IDisposable
+{
+    private readonly TempFolder _root = new("metrics");
+
+    [Fact]
+    public async Task The_exposition_counts_requests_and_tokens_per_model_and_needs_the_admin_role()
+    {
+        var model = _root.Combine("tiny");
+        SyntheticModelFolder.Write(SyntheticModelSpec.Tiny, model);
+        await using var running = await RunningAppliance.StartAsync($"--Models:tiny:Path={model}", "--Appliance:BuiltInEmbeddings=false", "--Logging:LogLevel:Default=None");
+        await running.WaitUntilReadyAsync();
+
+        using (var user = running.ClientWith(running.MintToken("ada", ["appliance-user"])))
+        {
+            Assert.Equal(HttpStatusCode.Forbidden, (await user.GetAsync("/metrics")).StatusCode);
+            for (var i = 0; i < 3; i++)
+            {
+                using var response = await user.PostAsync("/v1/chat/completions", new StringContent(
+                    """{"model":"tiny","messages":[{"role":"user","content":"hi"}],"max_tokens":4,"ignore_eos":true}""", Encoding.UTF8, "application/json"));
+                Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            }
+        }
+
+        var text = await running.Http.GetStringAsync("/metrics");
+        Assert.Equal(12, Sample(text, "appliance_generated_tokens_total", "model=\"tiny\""));
+        Assert.Equal(3, Sample(text, "appliance_requests_total", "outcome=\"length\""));
+        Assert.Equal(3, Sample(text, "appliance_time_to_first_token_seconds_count", "model=\"tiny\""));
+        Assert.Equal(3, Sample(text, "appliance_inter_token_latency_seconds_count", "model=\"tiny\""));
+        Assert.Equal(0, Sample(text, "appliance_running_requests", "model=\"tiny\""));
+        Assert.Equal(0, Sample(text, "appliance_draining", string.Empty));
+    }
+
+    public void Dispose() => _root.Dispose();
+
+    /// <summary>The value of the first sample of a metric whose labels contain <paramref name="label"/>.</summary>
+    private static double Sample(string exposition, string metric, string label)
+    {
+        var line = exposition.Split('\n').FirstOrDefault(l =>
+            (l.StartsWith(metric + "{", StringComparison.Ordinal) || l.StartsWith(metric + " ", StringComparison.Ordinal)) && l.Contains(label, StringComparison.Ordinal));
+        Assert.True(line is not null, $"no sample of {metric} with {label} in:\n{string.Join("\n", exposition.Split('\n').Where(l => l.StartsWith("appliance", StringComparison.Ordinal)))}");
+        return double.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture);
+    }
+}
