@@ -30,6 +30,7 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
     private long _nextSequenceId;
     private int _queued;
     private int _running;
+    private readonly ServiceRate _serviceRate = new();
     private int _kvUsedTokens;
     private long _cancelledRequests;
     private volatile bool _stopping;
@@ -88,7 +89,8 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
         if (Interlocked.Increment(ref _queued) > _options.MaxQueuedRequests)
         {
             Interlocked.Decrement(ref _queued);
-            throw new EngineOverloadedException($"Model {Model.Id} has {_options.MaxQueuedRequests} requests waiting; try again later.", _options.MaxQueuedRequests);
+            throw new EngineOverloadedException($"Model {Model.Id} has {_options.MaxQueuedRequests} requests waiting; try again later.",
+                _options.MaxQueuedRequests, _serviceRate.RetryAfterSeconds(_options.MaxQueuedRequests));
         }
 
         var channel = Channel.CreateUnbounded<GenerationDelta>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
@@ -292,6 +294,7 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
 
     private void Finish(Sequence sequence, Exception? error)
     {
+        _serviceRate.Finished();
         _scheduler.Finish(sequence);
         _runner.Release(sequence.Id);
         sequence.Writer.TryComplete(error);

@@ -42,7 +42,7 @@ internal sealed class ChoiceStreams : IAsyncDisposable
 
             throw exception switch
             {
-                EngineOverloadedException => new OpenAiRequestException(OpenAiError.Overloaded(model.Id)),
+                EngineOverloadedException overloaded => new OpenAiRequestException(OpenAiError.Overloaded(model.Id), overloaded.RetryAfterSeconds),
                 ArgumentException argument => new OpenAiRequestException(OpenAiError.Invalid(argument.Message, null)),
                 ObjectDisposedException => new OpenAiRequestException(OpenAiError.Unavailable("The appliance is shutting down.", "shutting_down")),
                 _ => exception,

@@ -32,7 +32,7 @@ public static partial class OpenAiApi
         }
         catch (OpenAiRequestException exception)
         {
-            return Answer(http, exception.Error, exception.Error.Status is 429 or 503 ? 1 : null);
+            return Answer(http, exception.Error, exception.Error.Status is 429 or 503 ? exception.RetryAfterSeconds ?? 1 : null);
         }
         catch (BadHttpRequestException exception)
         {

@@ -60,7 +60,10 @@ public sealed record OpenAiError(int Status, string Message, string Type, string
 }
 
 /// <summary>Thrown while reading a request to answer with an OpenAI error.</summary>
-public sealed class OpenAiRequestException(OpenAiError error) : Exception(error.Message)
+public sealed class OpenAiRequestException(OpenAiError error, int? retryAfterSeconds = null) : Exception(error.Message)
 {
     public OpenAiError Error { get; } = error;
+
+    /// <summary>Retry-After for 429 and 503 answers; null lets the API use its default (1 second).</summary>
+    public int? RetryAfterSeconds { get; } = retryAfterSeconds;
 }
