@@ -16,7 +16,8 @@ public sealed class MetricsTests : IDisposable
     {
         var model = _root.Combine("tiny");
         SyntheticModelFolder.Write(SyntheticModelSpec.Tiny, model);
-        await using var running = await RunningAppliance.StartAsync($"--Models:tiny:Path={model}", "--Appliance:BuiltInEmbeddings=false", "--Logging:LogLevel:Default=None");
+        // Meters are process-wide and other tests' hosts serve "tiny" in this process too: a model name of its own.
+        await using var running = await RunningAppliance.StartAsync($"--Models:metrics-probe:Path={model}", "--Appliance:BuiltInEmbeddings=false", "--Logging:LogLevel:Default=None");
         await running.WaitUntilReadyAsync();
 
         using (var user = running.ClientWith(running.MintToken("ada", ["appliance-user"])))
@@ -25,18 +26,18 @@ public sealed class MetricsTests : IDisposable
             for (var i = 0; i < 3; i++)
             {
                 using var response = await user.PostAsync("/v1/chat/completions", new StringContent(
-                    """{"model":"tiny","messages":[{"role":"user","content":"hi"}],"max_tokens":4,"ignore_eos":true}""", Encoding.UTF8, "application/json"));
+                    """{"model":"metrics-probe","messages":[{"role":"user","content":"hi"}],"max_tokens":4,"ignore_eos":true}""", Encoding.UTF8, "application/json"));
                 Assert.Equal(HttpStatusCode.OK, response.StatusCode);
             }
         }
 
         var text = await running.Http.GetStringAsync("/metrics");
-        Assert.Equal(12, Sample(text, "appliance_generated_tokens_total", "model=\"tiny\""));
-        Assert.Equal(3, Sample(text, "appliance_requests_total", "outcome=\"length\""));
-        Assert.Equal(3, Sample(text, "appliance_time_to_first_token_seconds_count", "model=\"tiny\""));
-        Assert.Equal(3, Sample(text, "appliance_inter_token_latency_seconds_count", "model=\"tiny\""));
-        Assert.Equal(0, Sample(text, "appliance_running_requests", "model=\"tiny\""));
-        Assert.Equal(0, Sample(text, "appliance_draining", string.Empty));
+        const string probe = "model=\"metrics-probe\"";
+        Assert.Equal(12, Sample(text, "appliance_generated_tokens_total", probe));
+        Assert.Equal(3, Sample(text, "appliance_requests_total", probe + ",outcome=\"length\""));
+        Assert.Equal(3, Sample(text, "appliance_time_to_first_token_seconds_count", probe));
+        Assert.Equal(3, Sample(text, "appliance_inter_token_latency_seconds_count", probe));
+        Assert.Equal(0, Sample(text, "appliance_running_requests", probe));
     }
 
     public void Dispose() => _root.Dispose();
