@@ -74,7 +74,7 @@ public static partial class ApiKeysApi
         Audit.RequestAudit.Of(http).Reason = $"issue API key '{name}' to {owner} with roles {string.Join(",", roles)}";
         if (!await recorder.TryAcceptAsync(http))
         {
-            return AuditUnavailable();
+            return Audit.AuditUnavailable.Problem("this administrative action");
         }
 
         var now = time.GetUtcNow();
@@ -102,7 +102,7 @@ public static partial class ApiKeysApi
         Audit.RequestAudit.Of(http).Reason = $"revoke API key {id}";
         if (store.Find(id) is not null && !await recorder.TryAcceptAsync(http))
         {
-            return AuditUnavailable();
+            return Audit.AuditUnavailable.Problem("this administrative action");
         }
 
         if (!store.Revoke(id, http.User.Identity?.Name ?? "unknown", time.GetUtcNow()))
@@ -120,10 +120,6 @@ public static partial class ApiKeysApi
         createdAt = key.CreatedAt, createdBy = key.CreatedBy, expiresAt = key.ExpiresAt, revokedAt = key.RevokedAt, revokedBy = key.RevokedBy,
         active = key.IsActive(now),
     };
-
-    private static IResult AuditUnavailable() =>
-        Results.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "Audit log unavailable",
-            detail: "The audit log cannot record this administrative action, so it was not carried out. Please retry later.");
 
     private static IResult Disabled() =>
         Results.Problem(statusCode: StatusCodes.Status404NotFound, title: "API keys are disabled",

@@ -62,8 +62,7 @@ public static class NodeAdminApi
         RequestAudit.Of(http).Reason = "drain the node";
         if (!await recorder.TryAcceptAsync(http))
         {
-            return Results.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "Audit log unavailable",
-                detail: "The audit log cannot record this administrative action, so it was not carried out.");
+            return AuditUnavailable.Problem("this administrative action");
         }
 
         drain.Drain();
@@ -77,8 +76,7 @@ public static class NodeAdminApi
         RequestAudit.Of(http).Reason = "resume admitting requests";
         if (!await recorder.TryAcceptAsync(http))
         {
-            return Results.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "Audit log unavailable",
-                detail: "The audit log cannot record this administrative action, so it was not carried out.");
+            return AuditUnavailable.Problem("this administrative action");
         }
 
         drain.Resume();

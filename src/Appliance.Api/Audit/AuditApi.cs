@@ -70,7 +70,7 @@ public static class AuditApi
 
         if (!await recorder.TryAcceptAsync(http))
         {
-            return Unavailable();
+            return AuditUnavailable.Problem("this read");
         }
 
         var entries = reader.Store.Query(reader.Node, query);
@@ -94,7 +94,7 @@ public static class AuditApi
 
         if (!await recorder.TryAcceptAsync(http))
         {
-            return Unavailable();
+            return AuditUnavailable.Problem("this read");
         }
 
         return reader.Vault.Open(sealedContent) is { } text
@@ -129,7 +129,7 @@ public static class AuditApi
 
         if (!await recorder.TryAcceptAsync(http))
         {
-            return Unavailable();
+            return AuditUnavailable.Problem("this read");
         }
 
         var rows = reader.Store.Usage(reader.Node, from, to, by);
@@ -147,7 +147,7 @@ public static class AuditApi
     {
         if (!await recorder.TryAcceptAsync(http))
         {
-            return Unavailable();
+            return AuditUnavailable.Problem("this read");
         }
 
         using var key = System.Security.Cryptography.ECDsa.Create();
@@ -169,7 +169,7 @@ public static class AuditApi
     {
         if (!await recorder.TryAcceptAsync(http))
         {
-            await Unavailable().ExecuteAsync(http);
+            await AuditUnavailable.Problem("this read").ExecuteAsync(http);
             return;
         }
 
@@ -178,10 +178,6 @@ public static class AuditApi
         await AuditExport.WriteAsync(http.Response.Body, reader.Store.Chain(reader.Node), reader.Store.Checkpoints(reader.Node), http.RequestAborted,
             reader.Store.Retention(reader.Node));
     }
-
-    private static IResult Unavailable() =>
-        Results.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "Audit log unavailable",
-            detail: "The audit log cannot record this read, so it was not served. Please retry later.");
 
     private static string? Text(string? value) => string.IsNullOrWhiteSpace(value) ? null : value;
 

@@ -117,27 +117,19 @@ public static class ChainVerifier
         return null;
     }
 
-    private static bool RetentionValid(RetentionRecord record, ECDsa publicKey)
-    {
-        try
-        {
-            return record.KeyId == CheckpointSigner.KeyIdOf(publicKey)
-                && publicKey.VerifyData(RetentionRecord.SignedBytes(record.Node, record.ThroughSequence, record.ThroughHash, record.RemovedEntries, record.OldestRemaining, record.Time),
-                    Convert.FromBase64String(record.Signature), HashAlgorithmName.SHA256);
-        }
-        catch (FormatException)
-        {
-            return false;
-        }
-    }
+    private static bool RetentionValid(RetentionRecord r, ECDsa publicKey) =>
+        Signed(r.KeyId, RetentionRecord.SignedBytes(r.Node, r.ThroughSequence, r.ThroughHash, r.RemovedEntries, r.OldestRemaining, r.Time), r.Signature, publicKey);
 
-    private static bool SignatureValid(Checkpoint checkpoint, ECDsa publicKey)
+    private static bool SignatureValid(Checkpoint c, ECDsa publicKey) =>
+        Signed(c.KeyId, Checkpoint.SignedBytes(c.Node, c.Sequence, c.Hash, c.Time), c.Signature, publicKey);
+
+    /// <summary>Made with the auditor's key (same key id) over exactly these bytes; a malformed signature is a forgery.</summary>
+    private static bool Signed(string keyId, byte[] signedBytes, string signature, ECDsa publicKey)
     {
         try
         {
-            return checkpoint.KeyId == CheckpointSigner.KeyIdOf(publicKey)
-                && publicKey.VerifyData(Checkpoint.SignedBytes(checkpoint.Node, checkpoint.Sequence, checkpoint.Hash, checkpoint.Time),
-                    Convert.FromBase64String(checkpoint.Signature), HashAlgorithmName.SHA256);
+            return keyId == CheckpointSigner.KeyIdOf(publicKey)
+                && publicKey.VerifyData(signedBytes, Convert.FromBase64String(signature), HashAlgorithmName.SHA256);
         }
         catch (FormatException)
         {

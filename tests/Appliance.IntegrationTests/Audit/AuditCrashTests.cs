@@ -77,10 +77,8 @@ public sealed class AuditCrashTests : IDisposable
             await restarted.StopAsync();
         }
 
-        var cli = Path.Combine(RepositoryPaths.Root, "src", "Appliance.Cli", "bin", RepositoryPaths.Configuration, "net10.0", "appliance.dll");
         var database = Path.Combine(data, "audit", "audit.db");
-        var (exitCode, output) = await ProcessRunner.RunAsync("dotnet",
-            [cli, "audit", "verify", "--db", database, "--public-key", Path.Combine(data, "audit", "checkpoint-key.pub.pem")]);
+        var (exitCode, output) = await ApplianceCli.RunAsync("audit", "verify", "--db", database, "--public-key", Path.Combine(data, "audit", "checkpoint-key.pub.pem"));
         Assert.True(exitCode == 0, output);
 
         using var store = SqliteAuditStore.OpenReadOnly(database);

@@ -89,7 +89,7 @@ public sealed class AuditTrailTests : IDisposable
         var key = _root.Combine("audit.pub.pem");
         await File.WriteAllTextAsync(key, await running.Http.GetStringAsync("/audit/public-key"));
 
-        var (ok, output) = await Cli("audit", "verify", "--file", export, "--public-key", key);
+        var (ok, output) = await ApplianceCli.RunAsync("audit", "verify", "--file", export, "--public-key", key);
         Assert.True(ok == 0, output);
         Assert.StartsWith("OK:", output, StringComparison.Ordinal);
 
@@ -98,7 +98,7 @@ public sealed class AuditTrailTests : IDisposable
         var changed = Array.FindIndex(lines, l => l.Contains("\"status\":200", StringComparison.Ordinal));
         lines[changed] = lines[changed].Replace("\"status\":200", "\"status\":201", StringComparison.Ordinal);
         await File.WriteAllLinesAsync(export, lines);
-        var (broken, report) = await Cli("audit", "verify", "--file", export, "--public-key", key);
+        var (broken, report) = await ApplianceCli.RunAsync("audit", "verify", "--file", export, "--public-key", key);
         Assert.True(broken == 1, report);
         Assert.Contains($"BROKEN at entry {changed + 1} (Modified)", report, StringComparison.Ordinal);
     }
@@ -197,7 +197,7 @@ public sealed class AuditTrailTests : IDisposable
         await File.WriteAllBytesAsync(export, await running.Http.GetByteArrayAsync("/audit/export"));
         var key = _root.Combine("retained.pub.pem");
         await File.WriteAllTextAsync(key, await running.Http.GetStringAsync("/audit/public-key"));
-        var (ok, output) = await Cli("audit", "verify", "--file", export, "--public-key", key);
+        var (ok, output) = await ApplianceCli.RunAsync("audit", "verify", "--file", export, "--public-key", key);
         Assert.True(ok == 0, output);
     }
 
@@ -238,10 +238,4 @@ public sealed class AuditTrailTests : IDisposable
         client.PostAsync("/v1/chat/completions", new StringContent(
             $$"""{"model":"{{model}}","messages":[{"role":"user","content":"hi"}],"max_tokens":3,"ignore_eos":true,"stream":{{(stream ? "true" : "false")}}}""",
             Encoding.UTF8, "application/json"));
-
-    private static async Task<(int ExitCode, string Output)> Cli(params string[] arguments)
-    {
-        var cli = Path.Combine(RepositoryPaths.Root, "src", "Appliance.Cli", "bin", RepositoryPaths.Configuration, "net10.0", "appliance.dll");
-        return await ProcessRunner.RunAsync("dotnet", [cli, .. arguments]);
-    }
 }

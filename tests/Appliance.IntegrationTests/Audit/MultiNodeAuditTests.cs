@@ -37,9 +37,8 @@ public sealed class MultiNodeAuditTests : IDisposable
             Assert.Equal(chats, events.RootElement.GetProperty("data").GetArrayLength());
         }
 
-        var cli = Path.Combine(RepositoryPaths.Root, "src", "Appliance.Cli", "bin", RepositoryPaths.Configuration, "net10.0", "appliance.dll");
-        var (exitCode, output) = await ProcessRunner.RunAsync("dotnet",
-            [cli, "audit", "verify", "--postgres", _database.ConnectionString, "--node", "node-2", "--public-key", Path.ChangeExtension(key, null) + ".pub.pem"]);
+        var (exitCode, output) = await ApplianceCli.RunAsync(
+            "audit", "verify", "--postgres", _database.ConnectionString, "--node", "node-2", "--public-key", Path.ChangeExtension(key, null) + ".pub.pem");
         Assert.True(exitCode == 0, output);
     }
 

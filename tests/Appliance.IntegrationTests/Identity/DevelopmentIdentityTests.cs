@@ -66,8 +66,7 @@ public sealed class DevelopmentIdentityTests : IDisposable
             $"--Appliance:DataFolder={data}", "--Logging:LogLevel:Default=None");
         await running.WaitUntilReadyAsync();
 
-        var cli = Path.Combine(RepositoryPaths.Root, "src", "Appliance.Cli", "bin", RepositoryPaths.Configuration, "net10.0", "appliance.dll");
-        var (exitCode, output) = await ProcessRunner.RunAsync("dotnet", [cli, "identity", "token", "--data-folder", data, "--user", "cli-user", "--role", "appliance-user"]);
+        var (exitCode, output) = await ApplianceCli.RunAsync("identity", "token", "--data-folder", data, "--user", "cli-user", "--role", "appliance-user");
         Assert.True(exitCode == 0, output);
 
         using var client = running.ClientWith(output.Trim());

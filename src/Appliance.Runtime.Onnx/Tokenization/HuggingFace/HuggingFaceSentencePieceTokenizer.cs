@@ -50,11 +50,7 @@ public sealed class HuggingFaceSentencePieceTokenizer : ITokenizer
 
     internal static HuggingFaceSentencePieceTokenizer FromJson(JsonElement root, string path)
     {
-        var model = TokenizerJson.Object(root, "model", path);
-        if (TokenizerJson.Type(model) is var type && type != "BPE")
-        {
-            throw TokenizerJson.Unsupported(path, "model.type", type);
-        }
+        var model = TokenizerJson.BpeModel(root, path);
 
         var rules = SentencePieceJsonRules.Read(root, path);
         var vocabulary = TokenizerJson.Vocabulary(model, path);

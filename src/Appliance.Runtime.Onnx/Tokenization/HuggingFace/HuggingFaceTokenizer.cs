@@ -37,11 +37,7 @@ public sealed class HuggingFaceTokenizer : ITokenizer
 
     internal static HuggingFaceTokenizer FromJson(JsonElement root, string path)
     {
-        var model = TokenizerJson.Object(root, "model", path);
-        if (TokenizerJson.Type(model) is var type && type != "BPE")
-        {
-            throw TokenizerJson.Unsupported(path, "model.type", type);
-        }
+        var model = TokenizerJson.BpeModel(root, path);
 
         if (TokenizerJson.IsTrue(model, "byte_fallback"))
         {

@@ -28,6 +28,13 @@ internal static class TokenizerJson
             ? value.EnumerateArray()
             : throw new ModelFolderException($"{path}: '{name}' must be an array.");
 
+    /// <summary>The file's "model", which must be BPE (the only kind the appliance reads).</summary>
+    public static JsonElement BpeModel(JsonElement root, string path)
+    {
+        var model = Object(root, "model", path);
+        return Type(model) is var type && type == "BPE" ? model : throw Unsupported(path, "model.type", type);
+    }
+
     public static string? Type(JsonElement element) =>
         element.ValueKind == JsonValueKind.Object && element.TryGetProperty("type", out var type) ? type.GetString() : null;
 
