@@ -34,6 +34,7 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
     private int _kvUsedTokens;
     private long _cancelledRequests;
     private volatile bool _stopping;
+    private volatile bool _lastRunFailed;
 
     public GenerationEngine(
         IModelRunner runner,
@@ -93,6 +94,7 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
                 _options.MaxQueuedRequests, _serviceRate.RetryAfterSeconds(_options.MaxQueuedRequests));
         }
 
+        RefuseWhenTheWaitIsTooLong(request);
         var channel = Channel.CreateUnbounded<GenerationDelta>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
         long seed;
         lock (_seedSource)
@@ -114,6 +116,14 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
             WakeUp();
         });
     }
+
+    /// <summary>False after a model run failed, until one succeeds again: a replica router sends work elsewhere meanwhile.</summary>
+    public bool Healthy => !_lastRunFailed;
+
+    /// <summary>How long a request submitted now would likely wait for its first step; null before the rate is known.</summary>
+    public TimeSpan? ExpectedWait => _serviceRate.ExpectedWait(QueuedRequests + (RunningRequests >= _options.MaxBatchSize ? 1 : 0));
+
+    public int MaxBatchSize => _options.MaxBatchSize;
 
     public void Dispose()
     {
@@ -137,6 +147,19 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
         catch (ObjectDisposedException)
         {
             // The engine is gone; nothing is left to wake.
+        }
+    }
+
+    /// <summary>Never an unbounded wait: refuse now when the queue ahead would outlast the caller's patience.</summary>
+    private void RefuseWhenTheWaitIsTooLong(GenerationRequest request)
+    {
+        var ahead = Volatile.Read(ref _queued) - 1 + (RunningRequests >= _options.MaxBatchSize ? 1 : 0);
+        if (request.MaxQueueWait is { } limit && _serviceRate.ExpectedWait(ahead) is { } wait && wait > limit)
+        {
+            Interlocked.Decrement(ref _queued);
+            throw new EngineOverloadedException(
+                string.Create(System.Globalization.CultureInfo.InvariantCulture, $"Model {Model.Id} would keep this request waiting about {wait.TotalSeconds:F0} s ({ahead} ahead of it), longer than its timeout of {limit.TotalSeconds:F0} s; try again later."),
+                ahead, _serviceRate.RetryAfterSeconds(ahead));
         }
     }
 
@@ -254,14 +277,17 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
         }
         catch (Exception exception)
         {
+            _lastRunFailed = true;
             EngineLog.RunFailed(_logger, exception, rows.Count, Model.Id);
             foreach (var (sequence, _) in rows)
             {
-                Finish(sequence, new InvalidOperationException($"The model run failed: {exception.Message}", exception));
+                Finish(sequence, new ModelRunException($"The model run failed: {exception.Message}", sequence.Output.CompletionTokens > 0, exception));
             }
 
             return;
         }
+
+        _lastRunFailed = false;
 
         var vocabulary = Model.VocabularySize;
         for (var i = 0; i < rows.Count; i++)

@@ -1,41 +1,52 @@
 using Appliance.Engine.KvCache;
+using Appliance.Engine.Requests;
 
 namespace Appliance.Engine.Scheduling;
 
 /// <summary>
-/// Decides each step's work: every running sequence decodes one token, and waiting sequences join as their
-/// KV reservation and the prefill token budget allow (first come, first served). Owned by the engine thread.
+/// Decides each step's work: every running sequence decodes one token, and waiting sequences join as their KV
+/// reservation and the prefill token budget allow, chosen by priority class and then by weighted fair queueing
+/// between tenants. Owned by the engine thread.
 /// </summary>
-internal sealed class Scheduler(SchedulerOptions options, KvCacheManager kvCache, int contextLength)
+internal sealed class Scheduler
 {
-    private readonly LinkedList<Sequence> _waiting = new();
+    private readonly SchedulerOptions _options;
+    private readonly KvCacheManager _kvCache;
+    private readonly int _contextLength;
+    private readonly FairQueue _interactive;
+    private readonly FairQueue _batch;
     private readonly List<Sequence> _running = [];
+    private readonly Dictionary<string, int> _runningByTenant = new(StringComparer.Ordinal);
+    private int _interactiveStreak;
 
-    public int WaitingCount => _waiting.Count;
+    public Scheduler(SchedulerOptions options, KvCacheManager kvCache, int contextLength)
+    {
+        (_options, _kvCache, _contextLength) = (options, kvCache, contextLength);
+        _interactive = new FairQueue(options.WeightOf);
+        _batch = new FairQueue(options.WeightOf);
+    }
+
+    public int WaitingCount => _interactive.Count + _batch.Count;
 
     public int RunningCount => _running.Count;
 
-    public bool HasWork => _waiting.Count > 0 || _running.Count > 0;
+    public bool HasWork => WaitingCount > 0 || _running.Count > 0;
 
-    public IEnumerable<Sequence> All => _waiting.Concat(_running);
+    public IEnumerable<Sequence> All => _interactive.All.Concat(_batch.All).Concat(_running);
 
-    public void Add(Sequence sequence) => _waiting.AddLast(sequence);
+    /// <summary>Running sequences per tenant (for the pool view).</summary>
+    public IReadOnlyDictionary<string, int> RunningByTenant => _runningByTenant;
+
+    public void Add(Sequence sequence) => QueueOf(sequence.Request.Priority).Add(sequence);
 
     /// <summary>Takes out every sequence whose reader went away; says for each whether it was still waiting.</summary>
     public List<(Sequence Sequence, bool WasWaiting)> RemoveCancelled()
     {
         var removed = new List<(Sequence, bool)>();
-        for (var node = _waiting.First; node is not null;)
+        foreach (var sequence in _interactive.RemoveWhere(s => s.CancelRequested).Concat(_batch.RemoveWhere(s => s.CancelRequested)))
         {
-            var next = node.Next;
-            if (node.Value.CancelRequested)
-            {
-                _waiting.Remove(node);
-                node.Value.Status = SequenceStatus.Finished;
-                removed.Add((node.Value, true));
-            }
-
-            node = next;
+            sequence.Status = SequenceStatus.Finished;
+            removed.Add((sequence, true));
         }
 
         foreach (var sequence in _running.Where(s => s.CancelRequested).ToList())
@@ -53,6 +64,11 @@ internal sealed class Scheduler(SchedulerOptions options, KvCacheManager kvCache
             .Where(s => s.Status == SequenceStatus.Running)
             .Select(s => new ScheduledSequence(s, 1))
             .ToList();
+        foreach (var (sequence, _) in decode)
+        {
+            Charge(sequence, 1);
+        }
+
         var chunking = _running.FirstOrDefault(s => s.Status == SequenceStatus.Prefilling);
         var prefill = chunking is not null ? [NextChunk(chunking)] : AdmitWaiting();
         return new SchedulerPlan(prefill, decode);
@@ -60,44 +76,77 @@ internal sealed class Scheduler(SchedulerOptions options, KvCacheManager kvCache
 
     public void Finish(Sequence sequence)
     {
-        _running.Remove(sequence);
-        kvCache.Free(sequence.Id);
+        if (_running.Remove(sequence))
+        {
+            var tenant = sequence.Request.Tenant;
+            if (--_runningByTenant[tenant] == 0)
+            {
+                _runningByTenant.Remove(tenant);
+            }
+        }
+
+        _kvCache.Free(sequence.Id);
         sequence.Status = SequenceStatus.Finished;
     }
 
-    private ScheduledSequence NextChunk(Sequence sequence) =>
-        new(sequence, Math.Min(sequence.Tokens.Count - sequence.Computed, options.PrefillTokenBudget));
+    private FairQueue QueueOf(RequestPriority priority) => priority == RequestPriority.Batch ? _batch : _interactive;
+
+    private int RunningOf(string tenant) => _runningByTenant.GetValueOrDefault(tenant);
+
+    private void Charge(Sequence sequence, int tokens) => QueueOf(sequence.Request.Priority).Charge(sequence.Request.Tenant, tokens);
+
+    /// <summary>Interactive first; batch when only batch waits or when interactive has had its run of admissions.</summary>
+    private (FairQueue Queue, Sequence Sequence)? PeekNext()
+    {
+        var interactive = _interactive.Peek(RunningOf);
+        var batch = _batch.Peek(RunningOf);
+        if (batch is not null && (interactive is null || _interactiveStreak >= _options.InteractivePerBatch))
+        {
+            return (_batch, batch);
+        }
+
+        return interactive is null ? null : (_interactive, interactive);
+    }
+
+    private ScheduledSequence NextChunk(Sequence sequence)
+    {
+        var count = Math.Min(sequence.Tokens.Count - sequence.Computed, _options.PrefillTokenBudget);
+        Charge(sequence, count);
+        return new ScheduledSequence(sequence, count);
+    }
 
     private List<ScheduledSequence> AdmitWaiting()
     {
         var admitted = new List<ScheduledSequence>();
         var longestPrompt = 0;
-        while (_waiting.First is { } node && _running.Count < options.MaxBatchSize)
+        while (_running.Count < _options.MaxBatchSize && PeekNext() is var (queue, sequence))
         {
-            var sequence = node.Value;
             var length = sequence.PromptLength;
             // Newcomers are prefilled together, padded to the longest prompt: count padded tokens against the budget.
             var paddedTokens = Math.Max(longestPrompt, length) * (admitted.Count + 1);
-            if (admitted.Count > 0 && paddedTokens > options.PrefillTokenBudget)
+            if (admitted.Count > 0 && paddedTokens > _options.PrefillTokenBudget)
             {
                 break;
             }
 
-            if (kvCache.TryAllocate(sequence.Id, sequence.ReservedTokens(contextLength)) is null)
+            if (_kvCache.TryAllocate(sequence.Id, sequence.ReservedTokens(_contextLength)) is null)
             {
                 break;
             }
 
-            _waiting.RemoveFirst();
+            queue.Remove(sequence);
+            _interactiveStreak = queue == _batch || _batch.Count == 0 ? 0 : _interactiveStreak + 1;
             _running.Add(sequence);
+            _runningByTenant[sequence.Request.Tenant] = RunningOf(sequence.Request.Tenant) + 1;
             sequence.Status = SequenceStatus.Prefilling;
-            if (length > options.PrefillTokenBudget)
+            if (length > _options.PrefillTokenBudget)
             {
                 // A prompt longer than the budget is prefilled alone, one chunk per step.
                 admitted.Add(NextChunk(sequence));
                 break;
             }
 
+            Charge(sequence, length);
             admitted.Add(new ScheduledSequence(sequence, length));
             longestPrompt = Math.Max(longestPrompt, length);
         }

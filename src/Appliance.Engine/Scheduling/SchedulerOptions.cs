@@ -18,8 +18,32 @@ public sealed record SchedulerOptions
     /// <summary>KV cache capacity in tokens; null means batch size times context length.</summary>
     public int? KvCacheTokens { get; init; }
 
+    /// <summary>Fair-queueing weight per tenant (a tenant with weight 2 gets twice the tokens of one with 1 when both wait).</summary>
+    public IReadOnlyDictionary<string, double> TenantWeights { get; init; } = new Dictionary<string, double>();
+
+    /// <summary>Weight of a tenant not named in <see cref="TenantWeights"/>.</summary>
+    public double DefaultTenantWeight { get; init; } = 1;
+
+    /// <summary>
+    /// While both classes wait, at most this many interactive admissions in a row before a batch one: interactive goes
+    /// first, batch is never starved.
+    /// </summary>
+    public int InteractivePerBatch { get; init; } = 4;
+
+    public double WeightOf(string tenant) => TenantWeights.TryGetValue(tenant, out var weight) ? weight : DefaultTenantWeight;
+
     public string? Validate()
     {
+        if (DefaultTenantWeight <= 0 || TenantWeights.Values.Any(w => w <= 0 || double.IsNaN(w) || double.IsInfinity(w)))
+        {
+            return "tenant weights must be positive numbers";
+        }
+
+        if (InteractivePerBatch < 1)
+        {
+            return "InteractivePerBatch must be at least 1";
+        }
+
         if (MaxBatchSize < 1)
         {
             return "MaxBatchSize must be at least 1";

@@ -23,6 +23,9 @@ internal sealed class Sequence
 
     public long Id { get; }
 
+    /// <summary>Order of arrival in the waiting queue (ties between tenants go to the earlier one).</summary>
+    public long Arrival { get; set; }
+
     /// <summary>Stopwatch timestamp of the submission.</summary>
     public long SubmittedAt { get; } = System.Diagnostics.Stopwatch.GetTimestamp();
 

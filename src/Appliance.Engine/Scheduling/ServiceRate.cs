@@ -38,6 +38,10 @@ internal sealed class ServiceRate(int window = 64)
         }
     }
 
+    /// <summary>How long a request with <paramref name="ahead"/> requests before it will likely wait; null before there is a rate.</summary>
+    public TimeSpan? ExpectedWait(int ahead) =>
+        ahead <= 0 ? TimeSpan.Zero : PerSecond() is { } rate ? TimeSpan.FromSeconds(ahead / rate) : null;
+
     /// <summary>Seconds until a place in a queue of <paramref name="queued"/> frees up: at least 1, at most 60.</summary>
     public int RetryAfterSeconds(int queued) =>
         PerSecond() is { } rate ? (int)Math.Clamp(Math.Ceiling(queued / rate), 1, 60) : 1;

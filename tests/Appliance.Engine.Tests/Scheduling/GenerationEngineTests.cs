@@ -116,10 +116,13 @@ public sealed class GenerationEngineTests
         using var runner = new CountingRunner { FailNext = new InvalidOperationException("device lost") };
         using var engine = new GenerationEngine(runner, new ByteTokenizer(), new SchedulerOptions());
 
-        var failure = await Assert.ThrowsAsync<InvalidOperationException>(() => engine.Submit(new GenerationRequest("a", [65], Greedy)).CollectAsync());
+        var failure = await Assert.ThrowsAsync<ModelRunException>(() => engine.Submit(new GenerationRequest("a", [65], Greedy)).CollectAsync());
         Assert.Contains("device lost", failure.Message, StringComparison.Ordinal);
+        Assert.False(failure.ProducedOutput); // it failed in its prefill: a replica router may retry it elsewhere
+        Assert.False(engine.Healthy);
         var after = await engine.Submit(new GenerationRequest("b", [65], Greedy)).CollectAsync();
         Assert.Equal(5, after.TokenIds.Count);
+        Assert.True(engine.Healthy);
     }
 
     [Theory]

@@ -1,0 +1,131 @@
+namespace Appliance.Engine.Scheduling;
+
+/// <summary>
+/// Waiting sequences of one priority class, one FIFO per tenant, served by weighted fair queueing: the next sequence
+/// comes from the tenant with the least weighted service (tokens prefilled and decoded, divided by its weight). A
+/// tenant that was idle starts at the current virtual time, so idling earns no credit and a flood by one tenant delays
+/// another's request by about one admission, not by the flood's length.
+/// </summary>
+internal sealed class FairQueue(Func<string, double> weightOf)
+{
+    private readonly Dictionary<string, TenantState> _tenants = new(StringComparer.Ordinal);
+    private double _virtualTime;
+    private long _arrivals;
+
+    public int Count { get; private set; }
+
+    public IEnumerable<Sequence> All => _tenants.Values.SelectMany(t => t.Waiting);
+
+    public void Add(Sequence sequence)
+    {
+        var tenant = State(sequence.Request.Tenant);
+        if (tenant.Waiting.Count == 0)
+        {
+            tenant.Virtual = Math.Max(tenant.Virtual, _virtualTime);
+        }
+
+        sequence.Arrival = _arrivals++;
+        tenant.Waiting.AddLast(sequence);
+        Count++;
+    }
+
+    /// <summary>
+    /// The sequence to admit next: the head of the tenant with the lowest virtual time; ties go to the tenant with fewer
+    /// sequences running, then to the earlier arrival.
+    /// </summary>
+    public Sequence? Peek(Func<string, int> runningOf)
+    {
+        TenantState? best = null;
+        foreach (var tenant in _tenants.Values)
+        {
+            if (tenant.Waiting.Count == 0)
+            {
+                continue;
+            }
+
+            if (best is null || Before(tenant, best, runningOf))
+            {
+                best = tenant;
+            }
+        }
+
+        return best?.Waiting.First!.Value;
+    }
+
+    /// <summary>Takes out the sequence <see cref="Peek"/> returned; the virtual clock moves to its tenant's time.</summary>
+    public void Remove(Sequence sequence)
+    {
+        var tenant = _tenants[sequence.Request.Tenant];
+        tenant.Waiting.Remove(sequence);
+        Count--;
+        _virtualTime = Math.Max(_virtualTime, tenant.Virtual);
+    }
+
+    /// <summary>Charges work done for a tenant (prompt tokens at admission, each decoded token).</summary>
+    public void Charge(string tenantName, int tokens)
+    {
+        var tenant = State(tenantName);
+        tenant.Virtual += tokens / tenant.Weight;
+    }
+
+    /// <summary>Takes out every waiting sequence that matches; returns them.</summary>
+    public List<Sequence> RemoveWhere(Func<Sequence, bool> match)
+    {
+        var removed = new List<Sequence>();
+        foreach (var tenant in _tenants.Values)
+        {
+            for (var node = tenant.Waiting.First; node is not null;)
+            {
+                var next = node.Next;
+                if (match(node.Value))
+                {
+                    tenant.Waiting.Remove(node);
+                    removed.Add(node.Value);
+                    Count--;
+                }
+
+                node = next;
+            }
+        }
+
+        return removed;
+    }
+
+    /// <summary>A tenant's virtual time (for tests and the pool view).</summary>
+    public double VirtualTimeOf(string tenant) => _tenants.TryGetValue(tenant, out var state) ? state.Virtual : _virtualTime;
+
+    private static bool Before(TenantState candidate, TenantState best, Func<string, int> runningOf)
+    {
+        if (candidate.Virtual != best.Virtual)
+        {
+            return candidate.Virtual < best.Virtual;
+        }
+
+        var (runningCandidate, runningBest) = (runningOf(candidate.Name), runningOf(best.Name));
+        return runningCandidate != runningBest
+            ? runningCandidate < runningBest
+            : candidate.Waiting.First!.Value.Arrival < best.Waiting.First!.Value.Arrival;
+    }
+
+    private TenantState State(string name)
+    {
+        if (!_tenants.TryGetValue(name, out var state))
+        {
+            state = new TenantState(name, Math.Max(weightOf(name), 0.001)) { Virtual = _virtualTime };
+            _tenants[name] = state;
+        }
+
+        return state;
+    }
+
+    private sealed class TenantState(string name, double weight)
+    {
+        public string Name { get; } = name;
+
+        public double Weight { get; } = weight;
+
+        public double Virtual { get; set; }
+
+        public LinkedList<Sequence> Waiting { get; } = new();
+    }
+}
