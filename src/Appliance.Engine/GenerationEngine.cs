@@ -250,6 +250,9 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
             Interlocked.Decrement(ref _queued);
         }
 
+        // Counted as running from admission on, so that a replica router never sees a busy engine as idle mid-step.
+        Volatile.Write(ref _running, _scheduler.RunningCount);
+
         Run(plan.Prefill);
         Run(plan.Decode);
         return true;
