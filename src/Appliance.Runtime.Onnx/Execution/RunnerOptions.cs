@@ -12,6 +12,12 @@ public sealed record RunnerOptions
     /// <summary>CUDA device to run on; null runs on the CPU.</summary>
     public int? CudaDeviceId { get; init; }
 
+    /// <summary>Most bytes the CUDA memory arena of this session may hold (its share of the device); null: no limit.</summary>
+    public long? CudaMemoryLimitBytes { get; init; }
+
+    /// <summary>How the CUDA arena grows: "next_power_of_two" (ONNX Runtime's default) or "same_as_requested" (tighter, for packed devices).</summary>
+    public string CudaArenaExtendStrategy { get; init; } = "next_power_of_two";
+
     /// <summary>ONNX Runtime session configuration entries (for example session.intra_op.allow_spinning).</summary>
     public IReadOnlyDictionary<string, string> SessionConfig { get; init; } = new Dictionary<string, string>();
 
@@ -28,6 +34,21 @@ public sealed record RunnerOptions
         if (IntraOpThreads < 0)
         {
             return "IntraOpThreads must not be negative";
+        }
+
+        if (CudaMemoryLimitBytes is < 1)
+        {
+            return "CudaMemoryLimitBytes must be positive when set";
+        }
+
+        if (CudaArenaExtendStrategy is not ("next_power_of_two" or "same_as_requested"))
+        {
+            return "CudaArenaExtendStrategy must be next_power_of_two or same_as_requested";
+        }
+
+        if (CudaDeviceId is < 0)
+        {
+            return "CudaDeviceId must not be negative";
         }
 
         return ContextLength is < 2 ? "ContextLength must be at least 2 when set" : null;

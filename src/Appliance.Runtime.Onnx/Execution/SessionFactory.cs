@@ -27,8 +27,10 @@ internal static partial class SessionFactory
         {
             try
             {
-                // Appending throws when the CUDA libraries cannot load; GetAvailableProviders() is no signal.
-                sessionOptions.AppendExecutionProvider_CUDA(device);
+                // Creating or appending the provider throws when the CUDA libraries cannot load; GetAvailableProviders() is no signal.
+                using var cuda = new OrtCUDAProviderOptions();
+                cuda.UpdateOptions(CudaProviderSettings.From(options));
+                sessionOptions.AppendExecutionProvider_CUDA(cuda);
                 LogCuda(logger, modelPath, device);
             }
             catch (OnnxRuntimeException exception)

@@ -13,7 +13,7 @@ public sealed class ExecutionProviderTests(ConcatModelFixture model)
     public void Without_cuda_the_runner_falls_back_to_the_cpu_with_one_warning()
     {
         var logger = new ListLogger();
-        using var runner = new OnnxDecoderRunner(ModelFolder.Open(model.Folder), "tiny", new RunnerOptions { CudaDeviceId = 0 }, logger);
+        using var runner = new OnnxDecoderRunner(ModelFolder.Open(model.Folder), "tiny", new RunnerOptions { CudaDeviceId = 0, CudaMemoryLimitBytes = 1L << 30 }, logger);
 
         var logits = runner.Execute([new RunnerSequence(1, new[] { 15496, 11 }, 0)]);
         Assert.Equal(runner.Info.VocabularySize, logits.Length);
@@ -33,5 +33,39 @@ public sealed class ExecutionProviderTests(ConcatModelFixture model)
         var native = Path.Combine(AppContext.BaseDirectory, "runtimes", "linux-x64", "native");
         Assert.True(File.Exists(Path.Combine(native, "libonnxruntime_providers_cuda.so")), $"no CUDA provider in {native}");
         Assert.False(File.Exists(Path.Combine(AppContext.BaseDirectory, "Microsoft.ML.OnnxRuntimeGenAI.dll")), "onnxruntime-genai leaked into the product output");
+    }
+}
+
+/// <summary>What the CUDA provider is told for a replica (checked here; no machine these tests run on has a GPU).</summary>
+public sealed class CudaProviderSettingsTests
+{
+    [Fact]
+    public void The_replica_device_memory_share_and_arena_strategy_reach_the_provider_options()
+    {
+        var settings = CudaProviderSettings.From(new RunnerOptions { CudaDeviceId = 3, CudaMemoryLimitBytes = 40L << 30, CudaArenaExtendStrategy = "same_as_requested" });
+
+        Assert.Equal("3", settings["device_id"]);
+        Assert.Equal("42949672960", settings["gpu_mem_limit"]);
+        Assert.Equal("kSameAsRequested", settings["arena_extend_strategy"]);
+    }
+
+    [Fact]
+    public void Without_a_limit_the_arena_is_unbounded_and_grows_by_powers_of_two()
+    {
+        var settings = CudaProviderSettings.From(new RunnerOptions { CudaDeviceId = 0 });
+
+        Assert.False(settings.ContainsKey("gpu_mem_limit"));
+        Assert.Equal("kNextPowerOfTwo", settings["arena_extend_strategy"]);
+    }
+
+    [Theory]
+    [InlineData(-1L, "next_power_of_two", "CudaMemoryLimitBytes")]
+    [InlineData(1L, "grow_a_lot", "CudaArenaExtendStrategy")]
+    public void Bad_cuda_options_are_refused_by_name(long limit, string strategy, string named)
+    {
+        var problem = new RunnerOptions { CudaDeviceId = 0, CudaMemoryLimitBytes = limit, CudaArenaExtendStrategy = strategy }.Validate();
+
+        Assert.NotNull(problem);
+        Assert.Contains(named, problem, StringComparison.Ordinal);
     }
 }
