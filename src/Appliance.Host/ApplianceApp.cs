@@ -25,7 +25,7 @@ public static class ApplianceApp
         app.UseApplianceIdentity();
         app.MapApplianceHealth();
         app.MapOpenAiApi().RequireAuthorization(AppliancePolicies.Chat);
-        app.MapGroup("/admin").MapApiKeysApi().MapNodeAdminApi().RequireAuthorization(AppliancePolicies.Admin);
+        app.MapGroup("/admin").MapApiKeysApi().MapNodeAdminApi().MapModelAdminApi().RequireAuthorization(AppliancePolicies.Admin);
         app.MapApplianceAudit(AppliancePolicies.Audit);
         app.MapApplianceMetrics(AppliancePolicies.Admin);
         app.UseStartupBanner();

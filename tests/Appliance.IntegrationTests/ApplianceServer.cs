@@ -27,8 +27,9 @@ public sealed class ApplianceServer : IAsyncLifetime
 
     internal RunningAppliance Running => _running ?? throw new InvalidOperationException("the server has not started");
 
+    /// <summary>The engine of the model's only replica.</summary>
     public GenerationEngine Engine =>
-        (GenerationEngine)_running!.App.Services.GetRequiredService<IModelCatalog>().Find(Model)!.Served!.Engine;
+        ((Appliance.Engine.Pool.ReplicaRouter)_running!.App.Services.GetRequiredService<IModelCatalog>().Find(Model)!.Served!.Engine).Replicas.Single().Engine;
 
     public async Task InitializeAsync()
     {

@@ -1,7 +1,6 @@
 using System.Globalization;
 using Appliance.Api.Audit;
 using Appliance.Api.Models;
-using Appliance.Engine;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -22,29 +21,56 @@ public static class NodeAdminApi
         admin.MapGet("/pool", Pool);
         admin.MapPost("/drain", Drain);
         admin.MapPost("/resume", Resume);
+        admin.MapGet("/usage", Usage);
         return admin;
     }
 
-    private static IResult Pool(IModelCatalog catalog, NodeDevices devices, DrainGate drain) => Results.Json(new
+    private static IResult Pool(IModelCatalog catalog, IModelAdministration models, NodeDevices devices, DrainGate drain)
     {
-        draining = drain.Draining,
-        inFlight = drain.InFlight,
-        deviceSource = devices.Source,
-        devices = devices.Devices.Select(d => new
+        var replicas = models.Replicas;
+        return Results.Json(new
         {
-            id = d.Id, kind = d.Kind.ToString().ToLowerInvariant(), name = d.Name, uuid = d.Uuid, healthy = d.Healthy,
-            memoryTotalBytes = d.MemoryTotalBytes, memoryUsedBytes = d.MemoryUsedBytes, threads = d.Threads,
-        }),
-        models = catalog.Entries.Select(e => new
+            draining = drain.Draining,
+            inFlight = drain.InFlight,
+            deviceSource = devices.Source,
+            devices = devices.Devices.Select(d => new
+            {
+                id = d.Id, kind = d.Kind.ToString().ToLowerInvariant(), name = d.Name, uuid = d.Uuid, healthy = d.Healthy,
+                memoryTotalBytes = d.MemoryTotalBytes, memoryUsedBytes = d.MemoryUsedBytes, threads = d.Threads,
+                memoryPlacedBytes = replicas.Where(r => r.DeviceId == d.Id).Sum(r => r.MemoryBytes),
+            }),
+            models = catalog.Entries.Select(e => new
+            {
+                id = e.Id,
+                state = e.State.ToString().ToLowerInvariant(),
+                error = e.Error,
+                running = e.Served is null ? (int?)null : replicas.Where(r => r.Model == e.Id).Sum(r => r.Running),
+                queued = e.Served is null ? (int?)null : replicas.Where(r => r.Model == e.Id).Sum(r => r.Queued),
+                replicas = replicas.Where(r => r.Model == e.Id).Select(r => new
+                {
+                    replica = r.Replica, device = r.DeviceId, healthy = r.Healthy, running = r.Running, queued = r.Queued,
+                    kvCacheUsedTokens = r.KvCacheUsedTokens, kvCacheCapacityTokens = r.KvCacheCapacityTokens,
+                    memoryBytes = r.MemoryBytes, loadedAt = r.LoadedAt,
+                }),
+            }),
+        });
+    }
+
+    /// <summary>Tokens per user, team or model from the audit store, with the replica-seconds each model has held (chargeback).</summary>
+    private static async Task<IResult> Usage(HttpContext http, IAuditReader reader, IModelAdministration models, IAccessRecorder recorder, TimeProvider time)
+    {
+        if (UsageReport.Parse(http, time) is not { } query)
         {
-            id = e.Id,
-            state = e.State.ToString().ToLowerInvariant(),
-            error = e.Error,
-            running = (e.Served?.Engine as GenerationEngine)?.RunningRequests,
-            queued = (e.Served?.Engine as GenerationEngine)?.QueuedRequests,
-            kvCacheUsedTokens = (e.Served?.Engine as GenerationEngine)?.KvCacheUsedTokens,
-        }),
-    });
+            return UsageReport.Invalid(http, time);
+        }
+
+        if (!await recorder.TryAcceptAsync(http))
+        {
+            return AuditUnavailable.Problem("this administrative read");
+        }
+
+        return Results.Json(UsageReport.Build(reader, query, models.ReplicaSeconds()));
+    }
 
     private static async Task<IResult> Drain(HttpContext http, DrainGate drain, IAccessRecorder recorder)
     {

@@ -103,28 +103,11 @@ public static class AuditApi
                 detail: $"The key that sealed entry {seq}'s content was destroyed; the entry still verifies, its content cannot be read.");
     }
 
-    private static readonly string[] UsageGroups = ["user", "team", "model", "client"];
-
     private static async Task<IResult> Usage(HttpContext http, IAuditReader reader, IAccessRecorder recorder, TimeProvider time)
     {
-        var errors = new Dictionary<string, string[]>();
-        var q = http.Request.Query;
-        var to = Time(q["to"], "to", errors) ?? time.GetUtcNow();
-        var from = Time(q["from"], "from", errors) ?? to.AddDays(-30);
-        var by = Text(q["by"]) ?? "user";
-        if (!UsageGroups.Contains(by))
+        if (UsageReport.Parse(http, time) is not { } query)
         {
-            errors["by"] = [$"must be one of {string.Join(", ", UsageGroups)}"];
-        }
-
-        if (from >= to)
-        {
-            errors["from"] = ["must be before 'to'"];
-        }
-
-        if (errors.Count > 0)
-        {
-            return Results.ValidationProblem(errors, title: "The usage query is not valid.");
+            return UsageReport.Invalid(http, time);
         }
 
         if (!await recorder.TryAcceptAsync(http))
@@ -132,15 +115,7 @@ public static class AuditApi
             return AuditUnavailable.Problem("this read");
         }
 
-        var rows = reader.Store.Usage(reader.Node, from, to, by);
-        return Results.Json(new
-        {
-            node = reader.Node,
-            by,
-            from = CanonicalJson.Time(from),
-            to = CanonicalJson.Time(to),
-            data = rows.Select(r => new { day = r.Day, key = r.Key, requests = r.Requests, promptTokens = r.PromptTokens, completionTokens = r.CompletionTokens }),
-        });
+        return Results.Json(UsageReport.Build(reader, query, replicaSeconds: null));
     }
 
     private static async Task<IResult> Verify(HttpContext http, IAuditReader reader, IAccessRecorder recorder)
@@ -179,9 +154,9 @@ public static class AuditApi
             reader.Store.Retention(reader.Node));
     }
 
-    private static string? Text(string? value) => string.IsNullOrWhiteSpace(value) ? null : value;
+    internal static string? Text(string? value) => string.IsNullOrWhiteSpace(value) ? null : value;
 
-    private static DateTimeOffset? Time(string? value, string name, Dictionary<string, string[]> errors)
+    internal static DateTimeOffset? Time(string? value, string name, Dictionary<string, string[]> errors)
     {
         if (string.IsNullOrWhiteSpace(value))
         {

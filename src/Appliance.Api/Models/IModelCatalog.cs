@@ -10,6 +10,9 @@ public enum ModelLoadState
     Loading,
     Ready,
     Failed,
+
+    /// <summary>Declared but unloaded by an administrator (or being unloaded: no new requests).</summary>
+    Unloaded,
 }
 
 /// <summary>Sampling defaults a model's configuration gives when a request leaves them out.</summary>
@@ -49,5 +52,5 @@ public interface IModelCatalog
     /// <summary>The entry whose id or alias is <paramref name="name"/> (ordinal), or null.</summary>
     ModelEntry? Find(string name);
 
-    bool AllReady => Entries.All(e => e.State == ModelLoadState.Ready);
+    bool AllReady => Entries.All(e => e.State is ModelLoadState.Ready or ModelLoadState.Unloaded);
 }

@@ -23,7 +23,7 @@ internal sealed record ChatCompletionRequest(GenerationSettings Settings, IReadO
     private static readonly HashSet<string> Known =
     [
         .. GenerationSettings.CommonFields, "messages", "max_completion_tokens", "logprobs", "top_logprobs",
-        .. UnsupportedFields.Keys, "response_format", "logit_bias", "modalities", "store", "metadata", "service_tier", "parallel_tool_calls",
+        .. UnsupportedFields.Keys, "response_format", "logit_bias", "modalities", "store", "metadata", "parallel_tool_calls",
     ];
 
     public static ChatCompletionRequest Read(JsonFields fields, ApiLimits limits)
@@ -75,7 +75,6 @@ internal sealed record ChatCompletionRequest(GenerationSettings Settings, IReadO
         }
 
         _ = fields.OptionalBool("store");
-        _ = fields.OptionalString("service_tier");
     }
 
     private static List<ChatMessage> ReadMessages(JsonFields fields, ApiLimits limits)

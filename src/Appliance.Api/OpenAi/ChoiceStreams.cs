@@ -20,7 +20,7 @@ internal sealed class ChoiceStreams : IAsyncDisposable
     private ChoiceStreams(List<(int Index, GenerationStream Stream)> streams) => _streams = streams;
 
     /// <summary>Submits every choice; when the queue is full, cancels those already queued and answers 429.</summary>
-    public static ChoiceStreams Submit(ServedModel model, IReadOnlyList<ChoiceInput> inputs, GenerationSettings settings, int maxTokens, string requestId)
+    public static ChoiceStreams Submit(ServedModel model, IReadOnlyList<ChoiceInput> inputs, GenerationSettings settings, int maxTokens, string requestId, string tenant, TimeSpan maxQueueWait)
     {
         var streams = new List<(int, GenerationStream)>(inputs.Count);
         try
@@ -28,7 +28,13 @@ internal sealed class ChoiceStreams : IAsyncDisposable
             foreach (var input in inputs)
             {
                 var sampling = settings.ToSampling(model.Defaults, maxTokens, input.Index);
-                streams.Add((input.Index, model.Engine.Submit(new GenerationRequest($"{requestId}-{input.Index}", input.PromptTokens, sampling))));
+                var request = new GenerationRequest($"{requestId}-{input.Index}", input.PromptTokens, sampling)
+                {
+                    Tenant = tenant,
+                    Priority = settings.Priority,
+                    MaxQueueWait = maxQueueWait, // refused now rather than cancelled by the request timeout later
+                };
+                streams.Add((input.Index, model.Engine.Submit(request)));
             }
 
             return new ChoiceStreams(streams);
@@ -42,7 +48,7 @@ internal sealed class ChoiceStreams : IAsyncDisposable
 
             throw exception switch
             {
-                EngineOverloadedException overloaded => new OpenAiRequestException(OpenAiError.Overloaded(model.Id), overloaded.RetryAfterSeconds),
+                EngineOverloadedException overloaded => new OpenAiRequestException(OpenAiError.Overloaded(model.Id, overloaded.Message), overloaded.RetryAfterSeconds),
                 ArgumentException argument => new OpenAiRequestException(OpenAiError.Invalid(argument.Message, null)),
                 ObjectDisposedException => new OpenAiRequestException(OpenAiError.Unavailable("The appliance is shutting down.", "shutting_down")),
                 _ => exception,

@@ -22,7 +22,8 @@ internal static class GenerationResponder
         int promptTokens,
         ApiLimits limits)
     {
-        await using var streams = ChoiceStreams.Submit(model, choices, settings, maxTokens, header.Id);
+        var tenant = (http.RequestServices.GetService(typeof(ITenancy)) as ITenancy)?.TenantOf(http.User) ?? string.Empty;
+        await using var streams = ChoiceStreams.Submit(model, choices, settings, maxTokens, header.Id, tenant, limits.RequestTimeout);
         var audit = Audit.RequestAudit.Of(http);
         audit.FinishReason = "cancelled"; // until a choice says otherwise: a client that leaves or a timeout ends it so
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted);

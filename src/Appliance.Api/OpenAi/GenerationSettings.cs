@@ -23,13 +23,14 @@ internal sealed record GenerationSettings(
     bool Logprobs,
     int TopLogprobs,
     string? User,
-    bool IgnoreEos = false)
+    bool IgnoreEos = false,
+    RequestPriority Priority = RequestPriority.Interactive)
 {
     /// <summary>Extensions beyond OpenAI's parameters that vLLM-style clients send.</summary>
     public static readonly string[] ExtensionFields = ["top_k", "min_p", "repetition_penalty", "ignore_eos"];
 
     public static readonly string[] CommonFields =
-        ["model", "stream", "stream_options", "max_tokens", "temperature", "top_p", "n", "stop", "seed", "presence_penalty", "frequency_penalty", "user", .. ExtensionFields];
+        ["model", "stream", "stream_options", "max_tokens", "temperature", "top_p", "n", "stop", "seed", "presence_penalty", "frequency_penalty", "user", "service_tier", .. ExtensionFields];
 
     public static GenerationSettings Read(JsonFields fields, ApiLimits limits, int? maxTokens, bool logprobs, int topLogprobs)
     {
@@ -58,8 +59,20 @@ internal sealed record GenerationSettings(
             logprobs,
             topLogprobs,
             fields.OptionalString("user"),
-            fields.OptionalBool("ignore_eos") ?? false);
+            fields.OptionalBool("ignore_eos") ?? false,
+            PriorityOf(fields.OptionalString("service_tier")));
     }
+
+    /// <summary>
+    /// OpenAI's service_tier: "flex" (slower, for work that can wait) runs in the batch class, behind interactive
+    /// requests but never starved; "auto", "default" and "priority" are interactive.
+    /// </summary>
+    private static RequestPriority PriorityOf(string? serviceTier) => serviceTier switch
+    {
+        null or "auto" or "default" or "priority" => RequestPriority.Interactive,
+        "flex" => RequestPriority.Batch,
+        _ => throw new OpenAiRequestException(OpenAiError.Invalid($"'service_tier' must be one of auto, default, flex, priority; got '{serviceTier}'.", "service_tier")),
+    };
 
     /// <summary>The engine's sampling parameters for choice <paramref name="choice"/> (a seed is offset per choice).</summary>
     public SamplingParams ToSampling(ModelDefaults defaults, int maxTokens, int choice) => new()

@@ -32,6 +32,7 @@ internal static class ModelResolution
         return entry.State switch
         {
             ModelLoadState.Ready => entry,
+            ModelLoadState.Unloaded => throw new OpenAiRequestException(OpenAiError.Unavailable($"The model '{name}' is unloaded on this node; an administrator can load it again.", "model_unavailable")),
             ModelLoadState.Failed => throw new OpenAiRequestException(OpenAiError.Unavailable($"The model '{name}' failed to load; see the appliance's log.", "model_unavailable")),
             _ => throw new OpenAiRequestException(OpenAiError.Unavailable($"The model '{name}' is still loading; retry shortly.", "model_loading")),
         };

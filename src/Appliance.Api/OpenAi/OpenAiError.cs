@@ -30,8 +30,8 @@ public sealed record OpenAiError(int Status, string Message, string Type, string
             $"This model's maximum context length is {context} tokens. However, you requested {prompt + maxTokens} tokens ({prompt} in the messages, {maxTokens} in the completion). Please reduce the length of the messages or completion.",
             "invalid_request_error", "messages", "context_length_exceeded");
 
-    public static OpenAiError Overloaded(string model) =>
-        new(StatusCodes.Status429TooManyRequests, $"The model '{model}' has too many requests waiting. Please retry after a short wait.", "rate_limit_error", null, "rate_limit_exceeded");
+    public static OpenAiError Overloaded(string model, string? reason = null) =>
+        new(StatusCodes.Status429TooManyRequests, reason ?? $"The model '{model}' has too many requests waiting. Please retry after a short wait.", "rate_limit_error", null, "rate_limit_exceeded");
 
     public static OpenAiError Unavailable(string message, string code) =>
         new(StatusCodes.Status503ServiceUnavailable, message, "server_error", null, code);

@@ -1,14 +1,26 @@
 using Appliance.Api.Admin;
 using Appliance.Engine.Pool;
+using Appliance.Api.Models;
+using Appliance.Host.Options;
+using Appliance.Host.Pool;
+using Microsoft.Extensions.Options;
 
 namespace Appliance.Host.Extensions;
 
-/// <summary>The node's devices (configuration "Pool": Include, Exclude, CpuSlots, ThreadsPerCpuSlot, CpuSlotMemoryBytes).</summary>
+/// <summary>
+/// The node's devices (configuration "Pool": Include, Exclude, CpuSlots, ThreadsPerCpuSlot, CpuSlotMemoryBytes) and how
+/// they are shared (Placement, TenantWeights, InteractivePerBatch, UnloadGracePeriod).
+/// </summary>
 public static partial class PoolExtensions
 {
     public static WebApplicationBuilder AddAppliancePool(this WebApplicationBuilder builder)
     {
-        var options = builder.Configuration.GetSection("Pool").Get<DeviceInventoryOptions>() ?? new DeviceInventoryOptions();
+        var options = builder.Configuration.GetSection(PoolOptions.Section).Get<DeviceInventoryOptions>() ?? new DeviceInventoryOptions();
+        builder.Services.AddOptions<PoolOptions>()
+            .Bind(builder.Configuration.GetSection(PoolOptions.Section))
+            .ValidateOnStart();
+        builder.Services.AddSingleton<IValidateOptions<PoolOptions>, PoolOptionsValidator>();
+        builder.Services.AddSingleton<ITenancy, TeamTenancy>();
         builder.Services.AddSingleton(services =>
         {
             var inventory = DeviceInventory.DiscoverHere(options);

@@ -2,7 +2,6 @@ using System.Diagnostics.Metrics;
 using Appliance.Api.Admin;
 using Appliance.Api.Audit;
 using Appliance.Api.Models;
-using Appliance.Engine;
 
 namespace Appliance.Host.Metrics;
 
@@ -24,7 +23,7 @@ internal sealed class ApplianceMetrics : IDisposable
     private readonly Counter<long> _generatedTokens;
     private readonly Counter<long> _requests;
 
-    public ApplianceMetrics(IModelCatalog catalog, NodeDevices devices, DrainGate drain)
+    public ApplianceMetrics(IModelAdministration models, NodeDevices devices, DrainGate drain)
     {
         _timeToFirstToken = _meter.CreateHistogram<double>("time_to_first_token_seconds", "s", "Time from arrival to the first generated text");
         _interTokenLatency = _meter.CreateHistogram<double>("inter_token_latency_seconds", "s", "Mean time between generated tokens of a request");
@@ -33,9 +32,11 @@ internal sealed class ApplianceMetrics : IDisposable
         _promptTokens = _meter.CreateCounter<long>("prompt_tokens_total", "tokens", "Prompt tokens of completed requests");
         _generatedTokens = _meter.CreateCounter<long>("generated_tokens_total", "tokens", "Generated tokens of completed requests");
         _requests = _meter.CreateCounter<long>("requests_total", "requests", "Model requests by outcome (finish reason, or the refusal's error code)");
-        _meter.CreateObservableGauge("running_requests", () => Engines(catalog, e => e.RunningRequests), "requests", "Requests running in the engine");
-        _meter.CreateObservableGauge("waiting_requests", () => Engines(catalog, e => e.QueuedRequests), "requests", "Requests waiting for the engine");
-        _meter.CreateObservableGauge("kv_cache_used_tokens", () => Engines(catalog, e => e.KvCacheUsedTokens), "tokens", "KV cache reserved by running requests");
+        _meter.CreateObservableGauge("running_requests", () => Replicas(models, r => r.Running), "requests", "Requests running in each replica's engine");
+        _meter.CreateObservableGauge("waiting_requests", () => Replicas(models, r => r.Queued), "requests", "Requests waiting for each replica's engine");
+        _meter.CreateObservableGauge("kv_cache_used_tokens", () => Replicas(models, r => r.KvCacheUsedTokens), "tokens", "KV cache reserved by running requests");
+        _meter.CreateObservableGauge("kv_cache_capacity_tokens", () => Replicas(models, r => r.KvCacheCapacityTokens), "tokens", "KV cache of each replica");
+        _meter.CreateObservableGauge("replica_healthy", () => Replicas(models, r => r.Healthy ? 1 : 0), description: "0 after a replica's model run failed, until one succeeds");
         _meter.CreateObservableGauge("device_memory_total_bytes", () => devices.Devices.Select(d =>
             new Measurement<long>(d.MemoryTotalBytes, new KeyValuePair<string, object?>("device", d.Id))), "bytes", "Memory of each device at discovery");
         _meter.CreateObservableGauge("draining", () => drain.Draining ? 1 : 0, description: "1 while the node is draining");
@@ -80,7 +81,7 @@ internal sealed class ApplianceMetrics : IDisposable
 
     public void Dispose() => _meter.Dispose();
 
-    private static IEnumerable<Measurement<long>> Engines(IModelCatalog catalog, Func<GenerationEngine, long> read) =>
-        catalog.Entries.Where(e => e.Served?.Engine is GenerationEngine).Select(e =>
-            new Measurement<long>(read((GenerationEngine)e.Served!.Engine), new KeyValuePair<string, object?>("model", e.Id)));
+    private static IEnumerable<Measurement<long>> Replicas(IModelAdministration models, Func<ReplicaState, long> read) =>
+        models.Replicas.Select(r => new Measurement<long>(
+            read(r), new KeyValuePair<string, object?>("model", r.Model), new KeyValuePair<string, object?>("device", r.DeviceId)));
 }

@@ -1,22 +1,19 @@
 using Appliance.Api.Models;
-using Appliance.Engine;
-using Appliance.Engine.Scheduling;
 using Appliance.Host.Options;
 using Appliance.Runtime.Onnx.Embeddings;
-using Appliance.Runtime.Onnx.Execution;
 using Appliance.Runtime.Onnx.Models;
-using Appliance.Runtime.Onnx.Tokenization;
 using Microsoft.Extensions.Options;
 
 namespace Appliance.Host.Models;
 
 /// <summary>
-/// Loads every declared model at start, one after the other, logging progress. The server listens meanwhile:
+/// Loads the built-in embedding model and every declared model (through the <see cref="ModelManager"/>) at start, one
+/// after the other, logging progress. The server listens meanwhile:
 /// readiness turns healthy when all are loaded, and requests to a model still loading get 503.
 /// </summary>
 internal sealed partial class ModelLoader(
     ModelCatalog catalog,
-    IOptions<ModelsOptions> models,
+    ModelManager manager,
     IOptions<ApplianceOptions> appliance,
     TimeProvider time,
     ILoggerFactory loggers,
@@ -24,40 +21,16 @@ internal sealed partial class ModelLoader(
 {
     protected override Task ExecuteAsync(CancellationToken stoppingToken) => Task.Run(() => LoadAll(stoppingToken), stoppingToken);
 
-    private void LoadAll(CancellationToken stoppingToken)
+    private async Task LoadAll(CancellationToken stoppingToken)
     {
-        var declared = models.Value.Models;
-        foreach (var (id, options) in declared)
-        {
-            catalog.Set(new ModelEntry(id, options.Aliases, ModelLoadState.Loading, null, null));
-        }
-
+        manager.AnnounceDeclared(); // readiness waits for them from the start
         if (appliance.Value.BuiltInEmbeddings)
         {
             catalog.Set(new ModelEntry(MiniLmPackage.ModelId, [], ModelLoadState.Loading, null, null));
             LoadBuiltInEmbeddings();
         }
 
-        foreach (var (id, options) in declared)
-        {
-            if (stoppingToken.IsCancellationRequested)
-            {
-                return;
-            }
-
-            LogLoading(logger, id, options.Path);
-            try
-            {
-                var served = Load(id, options);
-                catalog.Set(new ModelEntry(id, options.Aliases, ModelLoadState.Ready, null, served));
-                LogLoaded(logger, id, served.Digest, served.ContextLength);
-            }
-            catch (Exception exception) when (exception is ModelFolderException or Microsoft.ML.OnnxRuntime.OnnxRuntimeException or IOException or ArgumentException)
-            {
-                catalog.Set(new ModelEntry(id, options.Aliases, ModelLoadState.Failed, exception.Message, null));
-                LogFailed(logger, exception, id, exception.Message);
-            }
-        }
+        await manager.LoadDeclaredAsync(stoppingToken);
     }
 
     private void LoadBuiltInEmbeddings()
@@ -79,60 +52,12 @@ internal sealed partial class ModelLoader(
         }
     }
 
-    private ServedModel Load(string id, ModelOptions options)
-    {
-        var folder = ModelFolder.Open(options.Path);
-        var tokenizer = TokenizerLoader.Load(options.Path);
-        var runner = new OnnxDecoderRunner(
-            folder,
-            id,
-            new RunnerOptions
-            {
-                MaxBatchSize = options.MaxBatchSize,
-                ContextLength = options.ContextLength,
-                IntraOpThreads = options.IntraOpThreads,
-                CudaDeviceId = options.CudaDevice,
-            },
-            loggers.CreateLogger<OnnxDecoderRunner>());
-        var engine = new GenerationEngine(
-            runner,
-            tokenizer,
-            new SchedulerOptions
-            {
-                MaxBatchSize = options.MaxBatchSize,
-                PrefillTokenBudget = options.PrefillTokenBudget,
-                MaxQueuedRequests = options.MaxQueuedRequests,
-            },
-            loggers.CreateLogger<GenerationEngine>(),
-            extraStopTokenIds: StopTokens.FromTokenizerConfig(options.Path, tokenizer));
-        catalog.Own(new EngineLease(engine, runner));
-        return new ServedModel(
-            id,
-            options.Aliases,
-            time.GetUtcNow(),
-            folder.Digest,
-            runner.Info.ContextLength,
-            new ModelDefaults(options.DefaultTemperature, options.DefaultTopP, options.DefaultMaxTokens),
-            ChatTemplateLoader.Load(options.Path, time, options.ChatTemplate),
-            engine);
-    }
-
-    /// <summary>Disposes an engine, then its runner (the engine's thread must stop before the session goes).</summary>
-    private sealed class EngineLease(GenerationEngine engine, IModelRunner runner) : IDisposable
-    {
-        public void Dispose()
-        {
-            engine.Dispose();
-            runner.Dispose();
-        }
-    }
-
-    [LoggerMessage(EventId = 3000, Level = LogLevel.Information, Message = "Loading model {ModelId} from {Path}")]
+    [LoggerMessage(EventId = 3005, Level = LogLevel.Information, Message = "Loading model {ModelId} from {Path}")]
     private static partial void LogLoading(ILogger logger, string modelId, string path);
 
-    [LoggerMessage(EventId = 3001, Level = LogLevel.Information, Message = "Model {ModelId} is ready: digest {Digest}, context {ContextLength} tokens")]
+    [LoggerMessage(EventId = 3006, Level = LogLevel.Information, Message = "Model {ModelId} is ready: digest {Digest}, context {ContextLength} tokens")]
     private static partial void LogLoaded(ILogger logger, string modelId, string digest, int contextLength);
 
-    [LoggerMessage(EventId = 3002, Level = LogLevel.Error, Message = "Model {ModelId} failed to load: {Reason}")]
+    [LoggerMessage(EventId = 3007, Level = LogLevel.Error, Message = "Model {ModelId} failed to load: {Reason}")]
     private static partial void LogFailed(ILogger logger, Exception exception, string modelId, string reason);
 }

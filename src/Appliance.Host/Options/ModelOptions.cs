@@ -21,8 +21,17 @@ public sealed record ModelOptions
     /// <summary>Threads for one ONNX Runtime operator; 0 uses every core.</summary>
     public int IntraOpThreads { get; init; }
 
-    /// <summary>CUDA device id; null runs on the CPU.</summary>
-    public int? CudaDevice { get; init; }
+    /// <summary>How many copies of the model serve requests, each on its own device (GPU or CPU slot).</summary>
+    public int Replicas { get; init; } = 1;
+
+    /// <summary>
+    /// Device memory one replica needs (weights, KV cache, activations); placement reserves it and the CUDA arena is
+    /// capped to it. Null: estimated from the folder's file sizes plus the preallocated KV cache, with a quarter added.
+    /// </summary>
+    public long? MemoryBytes { get; init; }
+
+    /// <summary>How the CUDA memory arena grows: next_power_of_two or same_as_requested.</summary>
+    public string CudaArenaExtendStrategy { get; init; } = "next_power_of_two";
 
     /// <summary>
     /// "auto" (the folder's own chat template, else ChatML), or a built-in format that overrides it: chatml, llama3,

@@ -1,0 +1,54 @@
+using Appliance.Audit.Chain;
+using Microsoft.AspNetCore.Http;
+
+namespace Appliance.Api.Audit;
+
+/// <summary>Requests and tokens per day grouped by user, team, model or client, from the audit store (chargeback).</summary>
+internal static class UsageReport
+{
+    private static readonly string[] Groups = ["user", "team", "model", "client"];
+
+    public sealed record Query(DateTimeOffset From, DateTimeOffset To, string By);
+
+    /// <summary>The query's from, to (default: the last 30 days) and by (default: user), or null when any is invalid.</summary>
+    public static Query? Parse(HttpContext http, TimeProvider time) => Validate(http, time, out var query).Count == 0 ? query : null;
+
+    public static IResult Invalid(HttpContext http, TimeProvider time) =>
+        Results.ValidationProblem(Validate(http, time, out _), title: "The usage query is not valid.");
+
+    /// <summary>The report; <paramref name="replicaSeconds"/> (per model, this process's) is added for the admin view.</summary>
+    public static object Build(IAuditReader reader, Query query, IReadOnlyDictionary<string, double>? replicaSeconds)
+    {
+        var rows = reader.Store.Usage(reader.Node, query.From, query.To, query.By);
+        return new
+        {
+            node = reader.Node,
+            by = query.By,
+            from = CanonicalJson.Time(query.From),
+            to = CanonicalJson.Time(query.To),
+            data = rows.Select(r => new { day = r.Day, key = r.Key, requests = r.Requests, promptTokens = r.PromptTokens, completionTokens = r.CompletionTokens }),
+            replicaSeconds,
+        };
+    }
+
+    private static Dictionary<string, string[]> Validate(HttpContext http, TimeProvider time, out Query query)
+    {
+        var errors = new Dictionary<string, string[]>();
+        var q = http.Request.Query;
+        var to = AuditApi.Time(q["to"], "to", errors) ?? time.GetUtcNow();
+        var from = AuditApi.Time(q["from"], "from", errors) ?? to.AddDays(-30);
+        var by = AuditApi.Text(q["by"]) ?? "user";
+        if (!Groups.Contains(by))
+        {
+            errors["by"] = [$"must be one of {string.Join(", ", Groups)}"];
+        }
+
+        if (from >= to)
+        {
+            errors["from"] = ["must be before 'to'"];
+        }
+
+        query = new Query(from, to, by);
+        return errors;
+    }
+}

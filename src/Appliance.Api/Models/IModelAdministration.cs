@@ -1,0 +1,46 @@
+namespace Appliance.Api.Models;
+
+/// <summary>One running replica of a model, as the pool view, the metrics and the router see it.</summary>
+public sealed record ReplicaState(
+    string Model,
+    int Replica,
+    string DeviceId,
+    bool Healthy,
+    int Running,
+    int Queued,
+    int KvCacheUsedTokens,
+    int KvCacheCapacityTokens,
+    long MemoryBytes,
+    DateTimeOffset LoadedAt);
+
+/// <summary>How an administrative model action ended.</summary>
+public enum ModelActionOutcome
+{
+    Done,
+
+    /// <summary>No model of that id is declared in the configuration.</summary>
+    NotDeclared,
+
+    /// <summary>The model is in the wrong state for the action, or its replicas fit on no device.</summary>
+    Conflict,
+
+    /// <summary>The model folder failed verification or could not be opened.</summary>
+    Failed,
+}
+
+public sealed record ModelActionResult(ModelActionOutcome Outcome, string Message);
+
+/// <summary>Loads, unloads and reloads declared models on the node's devices, and says what runs where.</summary>
+public interface IModelAdministration
+{
+    IReadOnlyList<ReplicaState> Replicas { get; }
+
+    /// <summary>Replica-seconds per model since this process started (each replica counts the time it was loaded).</summary>
+    IReadOnlyDictionary<string, double> ReplicaSeconds();
+
+    Task<ModelActionResult> LoadAsync(string id, CancellationToken cancellationToken);
+
+    Task<ModelActionResult> UnloadAsync(string id, CancellationToken cancellationToken);
+
+    Task<ModelActionResult> ReloadAsync(string id, CancellationToken cancellationToken);
+}

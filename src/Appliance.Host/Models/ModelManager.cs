@@ -1,0 +1,288 @@
+using System.Collections.Concurrent;
+using Appliance.Api.Admin;
+using Appliance.Api.Models;
+using Appliance.Engine;
+using Appliance.Engine.Pool;
+using Appliance.Engine.Scheduling;
+using Appliance.Host.Options;
+using Appliance.Runtime.Onnx.Execution;
+using Appliance.Runtime.Onnx.Models;
+using Appliance.Runtime.Onnx.Tokenization;
+using Microsoft.Extensions.Options;
+
+namespace Appliance.Host.Models;
+
+/// <summary>
+/// Puts declared models on the node's devices: placement by the configured strategy, one engine and ONNX Runtime
+/// session per replica (CUDA on its GPU, or a CPU slot), a router in front. Load, unload and reload run one at a time;
+/// the declaration is read fresh from configuration each time, so a model added to the settings can be loaded without
+/// a restart.
+/// </summary>
+internal sealed partial class ModelManager(
+    ModelCatalog catalog,
+    IOptionsMonitor<ModelsOptions> models,
+    IOptions<PoolOptions> pool,
+    NodeDevices devices,
+    TimeProvider time,
+    ILoggerFactory loggers,
+    ILogger<ModelManager> logger) : IModelAdministration, IDisposable
+{
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly ConcurrentDictionary<string, ModelDeployment> _deployments = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, double> _retiredReplicaSeconds = new(StringComparer.Ordinal);
+    private readonly IPlacementStrategy _strategy = Placer.Strategy(pool.Value.Placement);
+
+    public IReadOnlyList<ReplicaState> Replicas => [.. _deployments.Values.OrderBy(d => d.Id, StringComparer.Ordinal).SelectMany(d => d.Router.Replicas.Select(r =>
+        new ReplicaState(d.Id, r.Index, r.DeviceId, r.Engine.Healthy, r.Engine.RunningRequests, r.Engine.QueuedRequests, r.Engine.KvCacheUsedTokens, r.Engine.KvCacheCapacityTokens, d.MemoryBytes, d.LoadedAt)))];
+
+    public IReadOnlyDictionary<string, double> ReplicaSeconds()
+    {
+        var now = time.GetUtcNow();
+        var totals = new Dictionary<string, double>(_retiredReplicaSeconds, StringComparer.Ordinal);
+        foreach (var deployment in _deployments.Values)
+        {
+            totals[deployment.Id] = totals.GetValueOrDefault(deployment.Id) + ((now - deployment.LoadedAt).TotalSeconds * deployment.Placements.Count);
+        }
+
+        return totals;
+    }
+
+    /// <summary>Lists every declared model as loading (at start, before anything loads).</summary>
+    public void AnnounceDeclared()
+    {
+        foreach (var (id, options) in Declared())
+        {
+            catalog.Set(new ModelEntry(id, options.Aliases, ModelLoadState.Loading, null, null));
+        }
+    }
+
+    /// <summary>Every declared model, one after the other (at start).</summary>
+    public async Task LoadDeclaredAsync(CancellationToken cancellationToken)
+    {
+        foreach (var id in Declared().Keys.ToList())
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            await LoadAsync(id, cancellationToken);
+        }
+    }
+
+    public async Task<ModelActionResult> LoadAsync(string id, CancellationToken cancellationToken)
+    {
+        await _gate.WaitAsync(cancellationToken);
+        try
+        {
+            return Load(id);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    public async Task<ModelActionResult> UnloadAsync(string id, CancellationToken cancellationToken)
+    {
+        await _gate.WaitAsync(cancellationToken);
+        try
+        {
+            return await UnloadAsync(id, Declared().GetValueOrDefault(id)?.Aliases ?? [], cancellationToken);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    public async Task<ModelActionResult> ReloadAsync(string id, CancellationToken cancellationToken)
+    {
+        await _gate.WaitAsync(cancellationToken);
+        try
+        {
+            var declared = Declared();
+            if (!declared.ContainsKey(id))
+            {
+                return new ModelActionResult(ModelActionOutcome.NotDeclared, $"no model '{id}' is declared in the configuration");
+            }
+
+            // Unload first: on a full device the new replicas need the old ones' memory.
+            if (_deployments.ContainsKey(id))
+            {
+                await UnloadAsync(id, declared[id].Aliases, cancellationToken);
+            }
+
+            return Load(id);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (var deployment in _deployments.Values)
+        {
+            deployment.Dispose();
+        }
+
+        _deployments.Clear();
+        _gate.Dispose();
+    }
+
+    private Dictionary<string, ModelOptions> Declared()
+    {
+        try
+        {
+            return models.CurrentValue.Models;
+        }
+        catch (OptionsValidationException exception)
+        {
+            // A broken edit of the settings file: keep serving, and say why nothing new loads.
+            LogInvalidConfiguration(logger, exception.Message);
+            return [];
+        }
+    }
+
+    private ModelActionResult Load(string id)
+    {
+        if (!Declared().TryGetValue(id, out var options))
+        {
+            return new ModelActionResult(ModelActionOutcome.NotDeclared, $"no model '{id}' is declared in the configuration (or the configuration is invalid; see the log)");
+        }
+
+        if (_deployments.ContainsKey(id))
+        {
+            return new ModelActionResult(ModelActionOutcome.Conflict, $"model '{id}' is already loaded; reload it to pick up a new version");
+        }
+
+        catalog.Set(new ModelEntry(id, options.Aliases, ModelLoadState.Loading, null, null));
+        LogLoading(logger, id, options.Path);
+        try
+        {
+            var folder = ModelFolder.Open(options.Path); // checks every file against manifest.json
+            var memory = ModelMemory.Estimate(folder, options);
+            var demands = _deployments.Values.Select(d => new ReplicaDemand(d.Id, d.Placements.Count, d.MemoryBytes))
+                .Append(new ReplicaDemand(id, options.Replicas, memory)).ToList();
+            var current = _deployments.Values.SelectMany(d => d.Placements).ToList();
+            var placements = Placer.Place(demands, devices.Devices, _strategy, current).Where(p => p.Model == id).ToList();
+            var deployment = Deploy(id, options, folder, memory, placements);
+            _deployments[id] = deployment;
+            catalog.Set(new ModelEntry(id, options.Aliases, ModelLoadState.Ready, null, Serve(id, options, folder, deployment)));
+            LogLoaded(logger, id, folder.Digest, string.Join(", ", placements.Select(p => p.DeviceId)));
+            return new ModelActionResult(ModelActionOutcome.Done, $"model '{id}' ({folder.Digest}) is ready on {string.Join(", ", placements.Select(p => p.DeviceId))}");
+        }
+        catch (PlacementException exception)
+        {
+            return Failed(id, options, ModelActionOutcome.Conflict, exception);
+        }
+        catch (Exception exception) when (exception is ModelFolderException or Microsoft.ML.OnnxRuntime.OnnxRuntimeException or IOException or ArgumentException)
+        {
+            return Failed(id, options, ModelActionOutcome.Failed, exception);
+        }
+    }
+
+    private ModelActionResult Failed(string id, ModelOptions options, ModelActionOutcome outcome, Exception exception)
+    {
+        catalog.Set(new ModelEntry(id, options.Aliases, ModelLoadState.Failed, exception.Message, null));
+        LogFailed(logger, exception, id, exception.Message);
+        return new ModelActionResult(outcome, exception.Message);
+    }
+
+    private ModelDeployment Deploy(string id, ModelOptions options, ModelFolder folder, long memory, IReadOnlyList<ReplicaPlacement> placements)
+    {
+        var tokenizer = TokenizerLoader.Load(options.Path);
+        var stopTokens = StopTokens.FromTokenizerConfig(options.Path, tokenizer).ToList();
+        var replicas = new List<(Replica, IModelRunner)>();
+        try
+        {
+            foreach (var placement in placements)
+            {
+                var device = devices.Devices.First(d => d.Id == placement.DeviceId);
+                var runner = new OnnxDecoderRunner(folder, id, RunnerOptionsFor(options, device, memory), loggers.CreateLogger<OnnxDecoderRunner>());
+                var engine = new GenerationEngine(runner, tokenizer, SchedulerOptionsFor(options), loggers.CreateLogger<GenerationEngine>(), extraStopTokenIds: stopTokens);
+                replicas.Add((new Replica(placement.Replica, placement.DeviceId, engine), runner));
+            }
+        }
+        catch
+        {
+            foreach (var (replica, runner) in replicas)
+            {
+                replica.Engine.Dispose();
+                runner.Dispose();
+            }
+
+            throw;
+        }
+
+        return new ModelDeployment(id, memory, placements, replicas, time.GetUtcNow());
+    }
+
+    private static RunnerOptions RunnerOptionsFor(ModelOptions options, PoolDevice device, long memory) => new()
+    {
+        MaxBatchSize = options.MaxBatchSize,
+        ContextLength = options.ContextLength,
+        IntraOpThreads = options.IntraOpThreads > 0 || device.Kind == DeviceKind.Cuda ? options.IntraOpThreads : device.Threads,
+        CudaDeviceId = device.Kind == DeviceKind.Cuda ? device.Index : null,
+        CudaMemoryLimitBytes = device.Kind == DeviceKind.Cuda ? memory : null,
+        CudaArenaExtendStrategy = options.CudaArenaExtendStrategy,
+    };
+
+    private SchedulerOptions SchedulerOptionsFor(ModelOptions options) => new()
+    {
+        MaxBatchSize = options.MaxBatchSize,
+        PrefillTokenBudget = options.PrefillTokenBudget,
+        MaxQueuedRequests = options.MaxQueuedRequests,
+        TenantWeights = pool.Value.TenantWeights,
+        DefaultTenantWeight = pool.Value.DefaultTenantWeight,
+        InteractivePerBatch = pool.Value.InteractivePerBatch,
+    };
+
+    private ServedModel Serve(string id, ModelOptions options, ModelFolder folder, ModelDeployment deployment) => new(
+        id,
+        options.Aliases,
+        deployment.LoadedAt,
+        folder.Digest,
+        deployment.Router.Model.ContextLength,
+        new ModelDefaults(options.DefaultTemperature, options.DefaultTopP, options.DefaultMaxTokens),
+        ChatTemplateLoader.Load(options.Path, time, options.ChatTemplate),
+        deployment.Router);
+
+    /// <summary>No new requests at once; running ones get the grace period to finish before the engines stop.</summary>
+    private async Task<ModelActionResult> UnloadAsync(string id, IReadOnlyList<string> aliases, CancellationToken cancellationToken)
+    {
+        if (!_deployments.TryRemove(id, out var deployment))
+        {
+            return new ModelActionResult(ModelActionOutcome.Conflict, $"model '{id}' is not loaded");
+        }
+
+        catalog.Set(new ModelEntry(id, aliases, ModelLoadState.Unloaded, null, null));
+        var deadline = time.GetUtcNow() + pool.Value.UnloadGracePeriod;
+        while (!deployment.Idle && time.GetUtcNow() < deadline)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(50), time, cancellationToken);
+        }
+
+        var cancelled = deployment.Router.QueuedRequests + deployment.Router.RunningRequests;
+        var replicaSeconds = (time.GetUtcNow() - deployment.LoadedAt).TotalSeconds * deployment.Placements.Count;
+        _retiredReplicaSeconds.AddOrUpdate(id, replicaSeconds, (_, total) => total + replicaSeconds);
+        deployment.Dispose();
+        LogUnloaded(logger, id, cancelled);
+        return new ModelActionResult(ModelActionOutcome.Done, cancelled == 0
+            ? $"model '{id}' is unloaded"
+            : $"model '{id}' is unloaded; {cancelled} request(s) still running after the grace period were cancelled");
+    }
+
+    [LoggerMessage(EventId = 3000, Level = LogLevel.Information, Message = "Loading model {ModelId} from {Path}")]
+    private static partial void LogLoading(ILogger logger, string modelId, string path);
+
+    [LoggerMessage(EventId = 3001, Level = LogLevel.Information, Message = "Model {ModelId} is ready: digest {Digest}, replicas on {Devices}")]
+    private static partial void LogLoaded(ILogger logger, string modelId, string digest, string devices);
+
+    [LoggerMessage(EventId = 3002, Level = LogLevel.Error, Message = "Model {ModelId} failed to load: {Reason}")]
+    private static partial void LogFailed(ILogger logger, Exception exception, string modelId, string reason);
+
+    [LoggerMessage(EventId = 3003, Level = LogLevel.Information, Message = "Model {ModelId} is unloaded ({Cancelled} unfinished requests cancelled)")]
+    private static partial void LogUnloaded(ILogger logger, string modelId, int cancelled);
+
+    [LoggerMessage(EventId = 3004, Level = LogLevel.Error, Message = "The model configuration is invalid; no model can be loaded until it is fixed: {Reason}")]
+    private static partial void LogInvalidConfiguration(ILogger logger, string reason);
+}

@@ -1,0 +1,157 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using Appliance.Runtime.Onnx.Synthetic;
+using Appliance.Tests.Common;
+
+namespace Appliance.IntegrationTests.Host;
+
+/// <summary>Replicas on CPU slots, placement refusals, and load/unload/reload through the admin API, all audited.</summary>
+public sealed class PoolAdminTests : IDisposable
+{
+    private const long SlotMemory = 2L << 30;
+    private readonly TempFolder _root = new("pool-admin");
+
+    [Fact]
+    public async Task Replicas_are_placed_on_separate_slots_and_share_the_requests()
+    {
+        var model = Model("tiny");
+        await using var running = await Start($"--Models:tiny:Path={model}", "--Models:tiny:Replicas=2", "--Models:tiny:MemoryBytes=104857600");
+        var http = running.Http;
+
+        var answers = await Task.WhenAll(Enumerable.Range(0, 6).Select(_ => http.PostAsync("/v1/chat/completions", Chat("tiny", 8))));
+        Assert.All(answers, a => Assert.Equal(HttpStatusCode.OK, a.StatusCode));
+
+        using var pool = JsonDocument.Parse(await http.GetStringAsync("/admin/pool"));
+        var replicas = pool.RootElement.GetProperty("models").EnumerateArray().Single(m => m.GetProperty("id").GetString() == "tiny").GetProperty("replicas").EnumerateArray().ToList();
+        Assert.Equal(["cpu:0", "cpu:1"], replicas.Select(r => r.GetProperty("device").GetString()).Order());
+        Assert.All(replicas, r => Assert.True(r.GetProperty("healthy").GetBoolean()));
+        var placed = pool.RootElement.GetProperty("devices").EnumerateArray().Select(d => d.GetProperty("memoryPlacedBytes").GetInt64());
+        Assert.All(placed, bytes => Assert.Equal(104857600, bytes));
+    }
+
+    [Fact]
+    public async Task A_model_that_fits_nowhere_is_refused_with_the_devices_named()
+    {
+        await using var running = await Start(waitUntilReady: false, $"--Models:tiny:Path={Model("tiny")}", $"--Models:huge:Path={Model("huge")}", $"--Models:huge:MemoryBytes={SlotMemory * 2}");
+        var deadline = DateTime.UtcNow.AddMinutes(1);
+        while ((await running.Http.GetStringAsync("/admin/pool")).Contains("\"loading\"", StringComparison.Ordinal) && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(50);
+        }
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, (await running.Http.GetAsync("/health/ready")).StatusCode); // a declared model failed
+
+        using var pool = JsonDocument.Parse(await running.Http.GetStringAsync("/admin/pool"));
+        var huge = pool.RootElement.GetProperty("models").EnumerateArray().Single(m => m.GetProperty("id").GetString() == "huge");
+        Assert.Equal("failed", huge.GetProperty("state").GetString());
+        Assert.Contains("fits on no device", huge.GetProperty("error").GetString(), StringComparison.Ordinal);
+        Assert.Contains("cpu:0", huge.GetProperty("error").GetString(), StringComparison.Ordinal);
+
+        using var load = await running.Http.PostAsync("/admin/models/huge/load", null);
+        Assert.Equal(HttpStatusCode.Conflict, load.StatusCode);
+        Assert.Contains("fits on no device", await load.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.NotFound, (await running.Http.PostAsync("/admin/models/nobody/load", null)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await running.Http.PostAsync("/v1/chat/completions", Chat("tiny", 2))).StatusCode); // the rest serves on
+    }
+
+    [Fact]
+    public async Task Unload_load_and_reload_change_what_serves_and_each_call_is_audited()
+    {
+        var folder = Model("tiny");
+        await using var running = await Start($"--Models:tiny:Path={folder}");
+        var http = running.Http;
+
+        Assert.Equal(HttpStatusCode.OK, (await http.PostAsync("/admin/models/tiny/unload", null)).StatusCode);
+        using (var refused = await http.PostAsync("/v1/chat/completions", Chat("tiny", 2)))
+        {
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
+            Assert.Contains("unloaded", await refused.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+
+        Assert.Equal(HttpStatusCode.Conflict, (await http.PostAsync("/admin/models/tiny/unload", null)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await http.PostAsync("/admin/models/tiny/load", null)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await http.PostAsync("/v1/chat/completions", Chat("tiny", 2))).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await http.PostAsync("/admin/models/tiny/reload", null)).StatusCode);
+
+        // A model file changed behind the manifest's back: the reload refuses it and says why.
+        await File.AppendAllTextAsync(Path.Combine(folder, "tokenizer.json"), " ");
+        using (var tampered = await http.PostAsync("/admin/models/tiny/reload", null))
+        {
+            Assert.Equal(HttpStatusCode.UnprocessableEntity, tampered.StatusCode);
+            Assert.Contains("tokenizer.json", await tampered.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+
+        // Each action is recorded before it acts (admin.action) and with its outcome when it ends (request.completed).
+        using var actions = JsonDocument.Parse(await http.GetStringAsync("/audit/events?kind=admin.action&limit=100"));
+        var intents = Details(actions);
+        Assert.Equal(2, intents.Count(d => d == "unload model tiny"));
+        Assert.Single(intents, d => d == "load model tiny");
+        Assert.Equal(2, intents.Count(d => d == "reload model tiny"));
+        using var completed = JsonDocument.Parse(await http.GetStringAsync("/audit/events?kind=request.completed&limit=100"));
+        var outcomes = Details(completed);
+        Assert.Contains(outcomes, d => d.StartsWith("unload model tiny: model 'tiny' is not loaded", StringComparison.Ordinal));
+        Assert.Contains(outcomes, d => d.StartsWith("reload model tiny", StringComparison.Ordinal) && d.Contains("tokenizer.json", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task The_usage_report_has_tokens_per_model_and_replica_seconds()
+    {
+        await using var running = await Start($"--Models:tiny:Path={Model("tiny")}", "--Models:tiny:Replicas=2", "--Models:tiny:MemoryBytes=104857600");
+        Assert.Equal(HttpStatusCode.OK, (await running.Http.PostAsync("/v1/chat/completions", Chat("tiny", 4, ignoreEos: true))).StatusCode);
+        await Task.Delay(300);
+
+        using var usage = JsonDocument.Parse(await running.Http.GetStringAsync("/admin/usage?by=model"));
+        var row = usage.RootElement.GetProperty("data").EnumerateArray().Single(r => r.GetProperty("key").GetString() == "tiny");
+        Assert.Equal(4, row.GetProperty("completionTokens").GetInt64());
+        var replicaSeconds = usage.RootElement.GetProperty("replicaSeconds").GetProperty("tiny").GetDouble();
+        Assert.True(replicaSeconds > 0.5, $"two replicas loaded for at least 0.3 s each, got {replicaSeconds}");
+    }
+
+    [Theory]
+    [InlineData("flex", HttpStatusCode.OK)]
+    [InlineData("default", HttpStatusCode.OK)]
+    [InlineData("overnight", HttpStatusCode.BadRequest)]
+    public async Task Service_tier_picks_the_priority_class_and_unknown_tiers_are_refused(string tier, HttpStatusCode expected)
+    {
+        await using var running = await Start($"--Models:tiny:Path={Model("tiny")}");
+        using var content = new StringContent($$"""{"model":"tiny","messages":[{"role":"user","content":"hi"}],"max_tokens":2,"service_tier":"{{tier}}"}""", Encoding.UTF8, "application/json");
+        using var answer = await running.Http.PostAsync("/v1/chat/completions", content);
+
+        Assert.Equal(expected, answer.StatusCode);
+        if (expected == HttpStatusCode.BadRequest)
+        {
+            Assert.Contains("\"param\":\"service_tier\"", await answer.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+    }
+
+    public void Dispose() => _root.Dispose();
+
+    private static List<string> Details(JsonDocument events) =>
+        [.. events.RootElement.GetProperty("data").EnumerateArray().Select(e => e.TryGetProperty("detail", out var d) ? d.GetString() ?? string.Empty : string.Empty)];
+
+    private string Model(string name)
+    {
+        var folder = _root.Combine(name);
+        SyntheticModelFolder.Write(SyntheticModelSpec.Tiny, folder);
+        return folder;
+    }
+
+    private static Task<RunningAppliance> Start(params string[] args) => Start(waitUntilReady: true, args);
+
+    private static async Task<RunningAppliance> Start(bool waitUntilReady, params string[] args)
+    {
+        var running = await RunningAppliance.StartAsync([.. args, "--Pool:CpuSlots=2", "--Pool:ThreadsPerCpuSlot=1", $"--Pool:CpuSlotMemoryBytes={SlotMemory}",
+            "--Appliance:BuiltInEmbeddings=false", "--Logging:LogLevel:Default=None"]);
+        if (waitUntilReady)
+        {
+            await running.WaitUntilReadyAsync();
+        }
+
+        return running;
+    }
+
+    private static StringContent Chat(string model, int maxTokens, bool ignoreEos = false) => new(
+        $$"""{"model":"{{model}}","messages":[{"role":"user","content":"hi"}],"max_tokens":{{maxTokens}},"ignore_eos":{{(ignoreEos ? "true" : "false")}}}""",
+        Encoding.UTF8, "application/json");
+}
