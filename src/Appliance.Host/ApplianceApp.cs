@@ -16,6 +16,7 @@ public static class ApplianceApp
         builder.AddApplianceIdentity();
         builder.AddApplianceAudit();
         builder.AddAppliancePool();
+        builder.AddApplianceQuotas();
         builder.AddApplianceMetrics();
         builder.Services.AddApplianceHealthChecks();
 

@@ -27,7 +27,7 @@ internal static class ChatCompletionsApi
             RequestAudit.Of(http).RecordContent(System.Text.Json.JsonSerializer.Serialize(request.Messages.Select(m => new { role = m.Role, content = m.Content })));
         }
 
-        await ModelResolution.AcceptAsync(recorder, http);
+        using var quota = await ModelResolution.AcceptAsync(recorder, http);
         await GenerationResponder.RespondAsync(http, header, model, request.Settings, choices, maxTokens, prompt.Count, limits);
     }
 

@@ -31,7 +31,7 @@ internal static class CompletionsApi
             RequestAudit.Of(http).RecordContent(System.Text.Json.JsonSerializer.Serialize(request.Prompts.Select(p => (object?)p.Text ?? p.TokenIds)));
         }
 
-        await ModelResolution.AcceptAsync(recorder, http);
+        using var quota = await ModelResolution.AcceptAsync(recorder, http);
         await GenerationResponder.RespondAsync(http, header, model, request.Settings, choices, maxTokens, prompts.Sum(p => p.Count), limits);
     }
 }

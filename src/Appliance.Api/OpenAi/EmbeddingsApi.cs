@@ -39,7 +39,7 @@ internal static class EmbeddingsApi
             RequestAudit.Of(http).RecordContent(JsonSerializer.Serialize(inputs));
         }
 
-        await ModelResolution.AcceptAsync(recorder, http);
+        using var quota = await ModelResolution.AcceptAsync(recorder, http);
 
         // Inference is CPU-bound; keep it off the request thread pool's hot path.
         var batch = await Task.Run(() => model.Embedder.Embed(inputs), http.RequestAborted);

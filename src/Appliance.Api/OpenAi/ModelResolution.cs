@@ -1,5 +1,6 @@
 using Appliance.Api.Audit;
 using Appliance.Api.Models;
+using Appliance.Api.Quotas;
 using Microsoft.AspNetCore.Http;
 
 namespace Appliance.Api.OpenAi;
@@ -50,12 +51,52 @@ internal static class ModelResolution
         return room >= 1 ? Math.Min(model.Defaults.MaxTokens, room) : throw new OpenAiRequestException(OpenAiError.ContextLengthExceeded(model.ContextLength, promptTokens, 1));
     }
 
-    /// <summary>Records the request as accepted, or refuses it with 503 when the audit log cannot (fail closed).</summary>
-    public static async Task AcceptAsync(IAccessRecorder recorder, HttpContext http)
+    /// <summary>
+    /// Takes the caller's quotas (429 naming the quota and its reset when one is used up), then records the request as
+    /// accepted, or refuses it with 503 when the audit log cannot (fail closed). Disposing the lease charges the tokens
+    /// the request's audit state ends with.
+    /// </summary>
+    public static async Task<IDisposable> AcceptAsync(IAccessRecorder recorder, HttpContext http)
     {
-        if (!await recorder.TryAcceptAsync(http))
+        var audit = RequestAudit.Of(http);
+        var gate = http.RequestServices.GetService(typeof(IQuotaGate)) as IQuotaGate;
+        var lease = gate is null ? null : gate.TryEnter(http.User, out var refusal) ?? throw QuotaExceeded(audit, refusal!, http);
+        try
         {
-            throw new OpenAiRequestException(OpenAiError.Unavailable("The audit log cannot record the request, so it was not processed. Please retry later.", "audit_unavailable"));
+            if (!await recorder.TryAcceptAsync(http))
+            {
+                throw new OpenAiRequestException(OpenAiError.Unavailable("The audit log cannot record the request, so it was not processed. Please retry later.", "audit_unavailable"));
+            }
+        }
+        catch
+        {
+            lease?.Dispose();
+            throw;
+        }
+
+        return new QuotaCharge(lease, audit);
+    }
+
+    private static OpenAiRequestException QuotaExceeded(RequestAudit audit, QuotaRefusal refusal, HttpContext http)
+    {
+        audit.Reason = $"quota {refusal.Quota} of {refusal.Scope} '{refusal.Who}' used up ({refusal.Used} of {refusal.Limit})";
+        var now = (http.RequestServices.GetService(typeof(TimeProvider)) as TimeProvider ?? TimeProvider.System).GetUtcNow();
+        var retryAfter = (int)Math.Clamp(Math.Ceiling((refusal.ResetsAt - now).TotalSeconds), 1, 86_400);
+        http.Response.Headers["X-Quota-Name"] = refusal.Quota;
+        http.Response.Headers["X-Quota-Reset"] = refusal.ResetsAt.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture);
+        return new OpenAiRequestException(OpenAiError.QuotaExceeded(refusal.Message), retryAfter);
+    }
+
+    /// <summary>Charges the request's prompt and completion tokens to the quotas when the response is done.</summary>
+    private sealed class QuotaCharge(IQuotaLease? lease, RequestAudit audit) : IDisposable
+    {
+        public void Dispose()
+        {
+            if (lease is not null)
+            {
+                lease.Charge((audit.PromptTokens ?? 0) + (audit.CompletionTokens ?? 0));
+                lease.Dispose();
+            }
         }
     }
 

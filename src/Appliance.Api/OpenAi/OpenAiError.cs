@@ -33,6 +33,10 @@ public sealed record OpenAiError(int Status, string Message, string Type, string
     public static OpenAiError Overloaded(string model, string? reason = null) =>
         new(StatusCodes.Status429TooManyRequests, reason ?? $"The model '{model}' has too many requests waiting. Please retry after a short wait.", "rate_limit_error", null, "rate_limit_exceeded");
 
+    /// <summary>A user or team quota is used up; the message names it and when it resets.</summary>
+    public static OpenAiError QuotaExceeded(string message) =>
+        new(StatusCodes.Status429TooManyRequests, message, "rate_limit_error", null, "quota_exceeded");
+
     public static OpenAiError Unavailable(string message, string code) =>
         new(StatusCodes.Status503ServiceUnavailable, message, "server_error", null, code);
 

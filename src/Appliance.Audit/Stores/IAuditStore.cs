@@ -29,6 +29,12 @@ public sealed record AuditQuery
 /// <summary>Usage of one day for one user, team, model or client: the completed requests and their tokens.</summary>
 public sealed record UsageRow(string Day, string? Key, long Requests, long PromptTokens, long CompletionTokens);
 
+/// <summary>
+/// What one caller (subject, with the team recorded for the request) consumed since a time: requests accepted and
+/// tokens of requests completed. Quotas are counted from it after a restart and across nodes.
+/// </summary>
+public sealed record ConsumptionRow(string? Subject, string? Team, long Requests, long Tokens);
+
 /// <summary>Where audit entries are kept (a pluggable strategy with a name: "sqlite", later "postgresql").</summary>
 public interface IAuditStore : IDisposable
 {
@@ -55,4 +61,10 @@ public interface IAuditStore : IDisposable
 
     /// <summary>Completed model requests per UTC day and <paramref name="groupBy"/> (user, team, model or client), for chargeback.</summary>
     IReadOnlyList<UsageRow> Usage(string node, DateTimeOffset from, DateTimeOffset to, string groupBy);
+
+    /// <summary>
+    /// Requests accepted and tokens completed per subject and team since <paramref name="since"/>, on one node
+    /// (<paramref name="onlyNode"/>) or on every node but one (<paramref name="exceptNode"/>).
+    /// </summary>
+    IReadOnlyList<ConsumptionRow> Consumption(DateTimeOffset since, string? onlyNode, string? exceptNode);
 }

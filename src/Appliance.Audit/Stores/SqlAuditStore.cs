@@ -203,6 +203,26 @@ public abstract class SqlAuditStore : IAuditStore
         });
     }
 
+    public IReadOnlyList<ConsumptionRow> Consumption(DateTimeOffset since, string? onlyNode, string? exceptNode) => WithConnection(connection =>
+    {
+        var nodeFilter = onlyNode is not null ? "node = @node" : exceptNode is not null ? "node <> @node" : "1 = 1";
+        using var command = Command(connection,
+            "SELECT subject, team, SUM(CASE WHEN kind = @accepted THEN 1 ELSE 0 END), "
+            + "COALESCE(SUM(CASE WHEN kind = @completed THEN COALESCE(prompt_tokens, 0) + COALESCE(completion_tokens, 0) ELSE 0 END), 0) "
+            + $"FROM audit_entries WHERE {nodeFilter} AND kind IN (@accepted, @completed) AND model IS NOT NULL AND time >= @since "
+            + "GROUP BY subject, team",
+            ("node", onlyNode ?? exceptNode ?? string.Empty), ("accepted", AuditKinds.Accepted), ("completed", AuditKinds.Completed), ("since", CanonicalJson.Time(since)));
+        using var reader = command.ExecuteReader();
+        var rows = new List<ConsumptionRow>();
+        while (reader.Read())
+        {
+            rows.Add(new ConsumptionRow(Text(reader, 0), Text(reader, 1), Convert.ToInt64(reader.GetValue(2), CultureInfo.InvariantCulture),
+                Convert.ToInt64(reader.GetValue(3), CultureInfo.InvariantCulture)));
+        }
+
+        return (IReadOnlyList<ConsumptionRow>)rows;
+    });
+
     /// <summary>The nodes whose chains this store holds.</summary>
     public IReadOnlyList<string> Nodes() => WithConnection(connection =>
     {

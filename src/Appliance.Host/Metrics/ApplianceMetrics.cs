@@ -22,6 +22,7 @@ internal sealed class ApplianceMetrics : IDisposable
     private readonly Counter<long> _promptTokens;
     private readonly Counter<long> _generatedTokens;
     private readonly Counter<long> _requests;
+    private readonly Counter<long> _quotaRejections;
 
     public ApplianceMetrics(IModelAdministration models, NodeDevices devices, DrainGate drain)
     {
@@ -32,6 +33,7 @@ internal sealed class ApplianceMetrics : IDisposable
         _promptTokens = _meter.CreateCounter<long>("prompt_tokens_total", "tokens", "Prompt tokens of completed requests");
         _generatedTokens = _meter.CreateCounter<long>("generated_tokens_total", "tokens", "Generated tokens of completed requests");
         _requests = _meter.CreateCounter<long>("requests_total", "requests", "Model requests by outcome (finish reason, or the refusal's error code)");
+        _quotaRejections = _meter.CreateCounter<long>("quota_rejections_total", "requests", "Requests refused because a user or team quota was used up");
         _meter.CreateObservableGauge("running_requests", () => Replicas(models, r => r.Running), "requests", "Requests running in each replica's engine");
         _meter.CreateObservableGauge("waiting_requests", () => Replicas(models, r => r.Queued), "requests", "Requests waiting for each replica's engine");
         _meter.CreateObservableGauge("kv_cache_used_tokens", () => Replicas(models, r => r.KvCacheUsedTokens), "tokens", "KV cache reserved by running requests");
@@ -78,6 +80,9 @@ internal sealed class ApplianceMetrics : IDisposable
         _promptTokens.Add(audit.PromptTokens ?? 0, modelTag);
         _generatedTokens.Add(audit.CompletionTokens ?? 0, modelTag);
     }
+
+    public void QuotaRefused(string quota, string scope) =>
+        _quotaRejections.Add(1, new KeyValuePair<string, object?>("quota", quota), new KeyValuePair<string, object?>("scope", scope));
 
     public void Dispose() => _meter.Dispose();
 

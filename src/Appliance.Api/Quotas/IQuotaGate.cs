@@ -1,0 +1,25 @@
+using System.Security.Claims;
+
+namespace Appliance.Api.Quotas;
+
+/// <summary>A quota the caller has used up: which one, whose, and when it frees up again.</summary>
+public sealed record QuotaRefusal(string Quota, string Scope, string Who, long Used, long Limit, DateTimeOffset ResetsAt)
+{
+    public string Message => Quota == "concurrent_streams"
+        ? $"Quota exceeded: {Scope} '{Who}' already has {Used} of {Limit} allowed concurrent requests running; retry when one ends."
+        : $"Quota exceeded: {Quota.Replace('_', ' ')} for {Scope} '{Who}' ({Used} of {Limit} used); it resets at {ResetsAt.UtcDateTime:yyyy-MM-ddTHH:mm:ssZ}.";
+}
+
+/// <summary>An admitted request's hold on its caller's quotas; disposing it charges the request's tokens and frees its stream.</summary>
+public interface IQuotaLease : IDisposable
+{
+    /// <summary>Sets the tokens to charge when the lease ends (prompt plus completion).</summary>
+    void Charge(long tokens);
+}
+
+/// <summary>Per-user and per-team quotas: requests and tokens per minute, tokens per day, concurrent requests.</summary>
+public interface IQuotaGate
+{
+    /// <summary>A lease when every quota of the caller still has room; otherwise null and the first quota that is used up.</summary>
+    IQuotaLease? TryEnter(ClaimsPrincipal user, out QuotaRefusal? refusal);
+}

@@ -1,0 +1,136 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using Appliance.Runtime.Onnx.Synthetic;
+using Appliance.Tests.Common;
+
+namespace Appliance.IntegrationTests.Pool;
+
+/// <summary>User and team quotas: the 429 body and headers, counters that survive a restart and are shared between nodes.</summary>
+public sealed class QuotaTests : IDisposable
+{
+    private readonly TempFolder _root = new("quotas");
+
+    [Fact]
+    public async Task Requests_per_minute_answer_429_naming_the_quota_and_its_reset()
+    {
+        await AwayFromTheMinuteBoundary();
+        await using var running = await Start(null, "--Quotas:User:RequestsPerMinute=2");
+        using var ada = running.ClientWith(running.MintToken("ada", ["appliance-user"]));
+        using var bob = running.ClientWith(running.MintToken("bob", ["appliance-user"]));
+
+        Assert.Equal(HttpStatusCode.OK, (await ada.PostAsync("/v1/chat/completions", Chat())).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await ada.PostAsync("/v1/chat/completions", Chat())).StatusCode);
+        using var refused = await ada.PostAsync("/v1/chat/completions", Chat());
+
+        Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
+        var retryAfter = refused.Headers.RetryAfter?.Delta ?? TimeSpan.Zero;
+        Assert.InRange(retryAfter.TotalSeconds, 1, 60);
+        Assert.Equal("requests_per_minute", refused.Headers.GetValues("X-Quota-Name").Single());
+        var reset = DateTimeOffset.Parse(refused.Headers.GetValues("X-Quota-Reset").Single(), System.Globalization.CultureInfo.InvariantCulture);
+        Assert.Equal(0, reset.Second);
+        using var error = JsonDocument.Parse(await refused.Content.ReadAsStringAsync());
+        var body = error.RootElement.GetProperty("error");
+        Assert.Equal("quota_exceeded", body.GetProperty("code").GetString());
+        Assert.Equal("rate_limit_error", body.GetProperty("type").GetString());
+        Assert.Contains("requests per minute for user 'ada'", body.GetProperty("message").GetString(), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, (await bob.PostAsync("/v1/chat/completions", Chat())).StatusCode); // another user has his own
+
+        using var refusals = JsonDocument.Parse(await running.Http.GetStringAsync("/audit/events?kind=request.refused"));
+        Assert.Contains(refusals.RootElement.GetProperty("data").EnumerateArray(), e =>
+            e.GetProperty("username").GetString() == "ada" && e.GetProperty("detail").GetString()!.StartsWith("quota requests_per_minute", StringComparison.Ordinal));
+        var metrics = await running.Http.GetStringAsync("/metrics");
+        Assert.Contains("quota_rejections_total{quota=\"requests_per_minute\",scope=\"user\"}", metrics.Replace("appliance_", string.Empty, StringComparison.Ordinal), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_team_out_of_tokens_for_the_day_stays_out_after_a_restart()
+    {
+        var data = _root.Combine("data");
+        string[] quota = ["--Quotas:Team:TokensPerDay=10"];
+        await using (var first = await Start(data, quota))
+        {
+            using var ada = first.ClientWith(first.MintToken("ada", ["appliance-user"], groups: ["/research"]));
+            Assert.Equal(HttpStatusCode.OK, (await ada.PostAsync("/v1/chat/completions", Chat(maxTokens: 8))).StatusCode); // prompt + 8 > 10
+            using var refused = await ada.PostAsync("/v1/chat/completions", Chat());
+            Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
+            Assert.Contains("tokens per day for team '/research'", await refused.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+
+        await using var restarted = await Start(data, quota);
+        using var colleague = restarted.ClientWith(restarted.MintToken("bob", ["appliance-user"], groups: ["/research"]));
+        using var stillRefused = await colleague.PostAsync("/v1/chat/completions", Chat());
+        Assert.Equal(HttpStatusCode.TooManyRequests, stillRefused.StatusCode);
+        Assert.Equal("tokens_per_day", stillRefused.Headers.GetValues("X-Quota-Name").Single());
+        using var outsider = restarted.ClientWith(restarted.MintToken("eve", ["appliance-user"], groups: ["/sales"]));
+        Assert.Equal(HttpStatusCode.OK, (await outsider.PostAsync("/v1/chat/completions", Chat())).StatusCode);
+    }
+
+    [Fact]
+    public async Task Concurrent_streams_are_limited_per_user()
+    {
+        await using var running = await Start(null, "--Quotas:User:ConcurrentStreams=1", "--Limits:MaxTokens=4000");
+        using var ada = running.ClientWith(running.MintToken("ada", ["appliance-user"]));
+        using var longStream = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = Chat(maxTokens: 3000, stream: true) };
+        using var streaming = await ada.SendAsync(longStream, HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(HttpStatusCode.OK, streaming.StatusCode);
+
+        using var second = await ada.PostAsync("/v1/chat/completions", Chat());
+        Assert.Equal(HttpStatusCode.TooManyRequests, second.StatusCode);
+        Assert.Equal("concurrent_streams", second.Headers.GetValues("X-Quota-Name").Single());
+    }
+
+    [Fact]
+    public async Task Nodes_sharing_postgresql_count_each_others_tokens()
+    {
+        using var database = new TestPostgres();
+        string[] shared = ["--Quotas:User:TokensPerDay=10", "--Quotas:RefreshInterval=00:00:00.2", "--Audit:Store=postgresql", $"--Audit:PostgresConnectionString={database.ConnectionString}"];
+        await using var node1 = await Start(null, [.. shared, "--Audit:NodeId=node-1"]);
+        await using var node2 = await Start(null, [.. shared, "--Audit:NodeId=node-2"]);
+        using var onNode1 = node1.ClientWith(node1.MintToken("ada", ["appliance-user"]));
+        using var onNode2 = node2.ClientWith(node2.MintToken("ada", ["appliance-user"]));
+
+        Assert.Equal(HttpStatusCode.OK, (await onNode1.PostAsync("/v1/chat/completions", Chat(maxTokens: 8))).StatusCode);
+        var deadline = DateTime.UtcNow.AddSeconds(15);
+        HttpStatusCode status;
+        do
+        {
+            await Task.Delay(250);
+            using var attempt = await onNode2.PostAsync("/v1/chat/completions", Chat(maxTokens: 1));
+            status = attempt.StatusCode;
+        }
+        while (status == HttpStatusCode.OK && DateTime.UtcNow < deadline);
+
+        Assert.Equal(HttpStatusCode.TooManyRequests, status); // node 2 learned node 1's usage from the shared audit store
+    }
+
+    public void Dispose() => _root.Dispose();
+
+    /// <summary>Minute quotas reset on the minute: start a test that counts within one minute well before its end.</summary>
+    private static async Task AwayFromTheMinuteBoundary()
+    {
+        var second = DateTime.UtcNow.Second;
+        if (second >= 50)
+        {
+            await Task.Delay(TimeSpan.FromSeconds(61 - second));
+        }
+    }
+
+    private async Task<RunningAppliance> Start(string? dataFolder, params string[] args)
+    {
+        var model = _root.Combine("tiny");
+        if (!Directory.Exists(model))
+        {
+            SyntheticModelFolder.Write(SyntheticModelSpec.Tiny with { ContextLength = 4096 }, model);
+        }
+
+        string[] data = dataFolder is null ? [] : [$"--Appliance:DataFolder={dataFolder}"];
+        var running = await RunningAppliance.StartAsync([$"--Models:tiny:Path={model}", "--Appliance:BuiltInEmbeddings=false", "--Logging:LogLevel:Default=None", .. data, .. args]);
+        await running.WaitUntilReadyAsync();
+        return running;
+    }
+
+    private static StringContent Chat(int maxTokens = 2, bool stream = false) => new(
+        $$"""{"model":"tiny","messages":[{"role":"user","content":"hi"}],"max_tokens":{{maxTokens}},"ignore_eos":true,"stream":{{(stream ? "true" : "false")}}}""",
+        Encoding.UTF8, "application/json");
+}
