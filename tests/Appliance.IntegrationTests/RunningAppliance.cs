@@ -48,7 +48,8 @@ internal sealed class RunningAppliance : IAsyncDisposable
             dataFolder?.Dispose();
             throw;
         }
-        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();
+        // The API's address is the first (a management listener, when configured, comes after it).
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         var running = new RunningAppliance(app, new HttpClient { BaseAddress = new Uri(address), Timeout = TimeSpan.FromMinutes(2) }, dataFolder);
         if (app.Services.GetService<DevelopmentIdentity>() is not null)
         {

@@ -3,12 +3,24 @@ using Prometheus;
 
 namespace Appliance.Host.Extensions;
 
-/// <summary>/metrics in Prometheus text format, for administrators (policy admin; Prometheus can fetch a Keycloak token itself).</summary>
+/// <summary>
+/// /metrics in Prometheus text format: for administrators (policy admin; Prometheus can fetch a Keycloak token itself)
+/// or, with Metrics:ManagementUrl set (e.g. http://10.0.0.5:9464 on a management network), only on that listener and
+/// without a token, as Prometheus usually scrapes.
+/// </summary>
 public static class MetricsExtensions
 {
+    private const string ManagementUrlKey = "Metrics:ManagementUrl";
+
     public static WebApplicationBuilder AddApplianceMetrics(this WebApplicationBuilder builder)
     {
         builder.Services.AddSingleton<ApplianceMetrics>();
+        if (ManagementUri(builder.Configuration) is { } management)
+        {
+            var urls = (builder.Configuration["urls"] ?? "http://localhost:5000").Split(';', StringSplitOptions.RemoveEmptyEntries);
+            builder.WebHost.UseUrls([.. urls, management.GetLeftPart(UriPartial.Authority)]);
+        }
+
         return builder;
     }
 
@@ -18,13 +30,44 @@ public static class MetricsExtensions
         // that counts from before the first scrape are not lost.
         app.Services.GetRequiredService<ApplianceMetrics>();
         Prometheus.Metrics.DefaultRegistry.CollectAndExportAsTextAsync(Stream.Null).GetAwaiter().GetResult();
+        if (ManagementUri(app.Configuration) is { } management)
+        {
+            // The connection's local port decides, not the Host header (which a caller on the API port could forge): the
+            // management listener serves /metrics and health only, the API listeners never serve /metrics.
+            app.Use(async (http, next) =>
+            {
+                var onManagement = http.Connection.LocalPort == management.Port;
+                var path = http.Request.Path;
+                if (onManagement != path.StartsWithSegments("/metrics") && !(onManagement && path.StartsWithSegments("/health")))
+                {
+                    http.Response.StatusCode = StatusCodes.Status404NotFound;
+                    return;
+                }
+
+                await next(http);
+            });
+        }
+
         app.UseMiddleware<MetricsMiddleware>();
         return app;
     }
 
     public static WebApplication MapApplianceMetrics(this WebApplication app, string policy)
     {
-        app.MapMetrics("/metrics").RequireAuthorization(policy);
+        var metrics = app.MapMetrics("/metrics");
+        _ = ManagementUri(app.Configuration) is null ? metrics.RequireAuthorization(policy) : metrics.AllowAnonymous(); // the port filter guards it
         return app;
+    }
+
+    private static Uri? ManagementUri(IConfiguration configuration)
+    {
+        if (configuration[ManagementUrlKey] is not { Length: > 0 } text)
+        {
+            return null;
+        }
+
+        return Uri.TryCreate(text, UriKind.Absolute, out var uri) && uri.Scheme == Uri.UriSchemeHttp && uri.Port > 0 && uri.AbsolutePath == "/"
+            ? uri
+            : throw new InvalidOperationException($"{ManagementUrlKey} must be an http URL with a host and port and no path, e.g. http://127.0.0.1:9464; got '{text}'");
     }
 }

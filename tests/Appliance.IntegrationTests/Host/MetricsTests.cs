@@ -40,7 +40,35 @@ public sealed class MetricsTests : IDisposable
         Assert.Equal(0, Sample(text, "appliance_running_requests", probe));
     }
 
+    [Fact]
+    public async Task A_management_url_serves_metrics_there_without_a_token_and_nowhere_else()
+    {
+        var model = _root.Combine("tiny");
+        SyntheticModelFolder.Write(SyntheticModelSpec.Tiny, model);
+        var port = FreePort();
+        await using var running = await RunningAppliance.StartAsync($"--Models:management-probe:Path={model}", $"--Metrics:ManagementUrl=http://127.0.0.1:{port}",
+            "--Appliance:BuiltInEmbeddings=false", "--Logging:LogLevel:Default=None");
+        await running.WaitUntilReadyAsync();
+        using var scraper = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") }; // no token, as Prometheus scrapes
+
+        var text = await scraper.GetStringAsync("/metrics");
+        Assert.Contains("appliance_kv_cache_capacity_tokens", text, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.NotFound, (await running.Http.GetAsync("/metrics")).StatusCode); // not on the API port, even for an admin
+        using var forged = new HttpRequestMessage(HttpMethod.Get, "/metrics");
+        forged.Headers.Host = $"127.0.0.1:{port}";
+        Assert.Equal(HttpStatusCode.NotFound, (await running.Http.SendAsync(forged)).StatusCode); // the Host header does not decide
+        Assert.Equal(HttpStatusCode.NotFound, (await scraper.GetAsync("/v1/models")).StatusCode); // the API is not on the management port
+        Assert.Equal(HttpStatusCode.OK, (await scraper.GetAsync("/health/live")).StatusCode);
+    }
+
     public void Dispose() => _root.Dispose();
+
+    private static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
 
     /// <summary>The value of the first sample of a metric whose labels contain <paramref name="label"/>.</summary>
     private static double Sample(string exposition, string metric, string label)
