@@ -33,6 +33,7 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
     private readonly ServiceRate _serviceRate = new();
     private int _kvUsedTokens;
     private long _cancelledRequests;
+    private long _preemptions;
     private volatile bool _stopping;
     private volatile bool _lastRunFailed;
 
@@ -79,6 +80,9 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
     public int KvCacheUsedTokens => Volatile.Read(ref _kvUsedTokens);
 
     public int KvCacheCapacityTokens => _kvCache.CapacityTokens;
+
+    /// <summary>Times a running request was sent back to the queue to let another tenant in.</summary>
+    public long Preemptions => Interlocked.Read(ref _preemptions);
 
     /// <summary>Requests whose reader went away before they finished.</summary>
     public long CancelledRequests => Interlocked.Read(ref _cancelledRequests);
@@ -239,6 +243,14 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
         }
 
         var plan = _scheduler.Schedule();
+        foreach (var preempted in plan.Preempted)
+        {
+            // Back in the queue: its KV rows go, its tokens are recomputed when it is admitted again.
+            _runner.Release(preempted.Id);
+            Interlocked.Increment(ref _queued);
+            Interlocked.Increment(ref _preemptions);
+        }
+
         if (plan.IsEmpty)
         {
             return false;

@@ -29,6 +29,13 @@ internal sealed class FairQueue(Func<string, double> weightOf)
         Count++;
     }
 
+    /// <summary>Puts a preempted sequence back at the head of its tenant's queue (it keeps its place among its own).</summary>
+    public void Return(Sequence sequence)
+    {
+        State(sequence.Request.Tenant).Waiting.AddFirst(sequence);
+        Count++;
+    }
+
     /// <summary>
     /// The sequence to admit next: the head of the tenant with the lowest virtual time; ties go to the tenant with fewer
     /// sequences running, then to the earlier arrival.

@@ -60,6 +60,8 @@ internal sealed class Scheduler
 
     public SchedulerPlan Schedule()
     {
+        var chunking = _running.FirstOrDefault(s => s.Status == SequenceStatus.Prefilling);
+        var preempted = chunking is null ? PreemptForWaitingTenant() : null;
         var decode = _running
             .Where(s => s.Status == SequenceStatus.Running)
             .Select(s => new ScheduledSequence(s, 1))
@@ -69,9 +71,8 @@ internal sealed class Scheduler
             Charge(sequence, 1);
         }
 
-        var chunking = _running.FirstOrDefault(s => s.Status == SequenceStatus.Prefilling);
         var prefill = chunking is not null ? [NextChunk(chunking)] : AdmitWaiting();
-        return new SchedulerPlan(prefill, decode);
+        return new SchedulerPlan(prefill, decode) { Preempted = preempted is null ? [] : [preempted] };
     }
 
     public void Finish(Sequence sequence)
@@ -87,6 +88,43 @@ internal sealed class Scheduler
 
         _kvCache.Free(sequence.Id);
         sequence.Status = SequenceStatus.Finished;
+    }
+
+    /// <summary>
+    /// When the next sequence to admit belongs to a tenant with nothing running and the batch or the KV cache has no
+    /// room for it, sends the newest decoding sequence of the tenant holding the most slots back to its queue (at most
+    /// one per step). A batch-class newcomer never displaces an interactive sequence.
+    /// </summary>
+    private Sequence? PreemptForWaitingTenant()
+    {
+        if (!_options.PreemptForFairness || PeekNext() is not var (_, next) || RunningOf(next.Request.Tenant) > 0)
+        {
+            return null;
+        }
+
+        var needed = next.ReservedTokens(_contextLength);
+        if (_running.Count < _options.MaxBatchSize && _kvCache.FreeTokens >= needed)
+        {
+            return null; // it will be admitted without displacing anyone
+        }
+
+        var victim = _running
+            .Where(s => s.Status == SequenceStatus.Running && RunningOf(s.Request.Tenant) >= 2)
+            .Where(s => next.Request.Priority == RequestPriority.Interactive || s.Request.Priority == RequestPriority.Batch)
+            .OrderByDescending(s => RunningOf(s.Request.Tenant))
+            .ThenByDescending(s => s.Arrival)
+            .FirstOrDefault();
+        if (victim is null || _kvCache.FreeTokens + victim.ReservedTokens(_contextLength) < needed)
+        {
+            return null;
+        }
+
+        Finish(victim);
+        victim.Status = SequenceStatus.Waiting;
+        victim.Computed = 0;
+        victim.Preemptions++;
+        QueueOf(victim.Request.Priority).Return(victim);
+        return victim;
     }
 
     private FairQueue QueueOf(RequestPriority priority) => priority == RequestPriority.Batch ? _batch : _interactive;
@@ -121,7 +159,7 @@ internal sealed class Scheduler
         var longestPrompt = 0;
         while (_running.Count < _options.MaxBatchSize && PeekNext() is var (queue, sequence))
         {
-            var length = sequence.PromptLength;
+            var length = sequence.Tokens.Count - sequence.Computed; // a preempted sequence recomputes what it had generated too
             // Newcomers are prefilled together, padded to the longest prompt: count padded tokens against the budget.
             var paddedTokens = Math.Max(longestPrompt, length) * (admitted.Count + 1);
             if (admitted.Count > 0 && paddedTokens > _options.PrefillTokenBudget)

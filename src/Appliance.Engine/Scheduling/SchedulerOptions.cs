@@ -30,6 +30,13 @@ public sealed record SchedulerOptions
     /// </summary>
     public int InteractivePerBatch { get; init; } = 4;
 
+    /// <summary>
+    /// When the batch (or KV cache) is full and a tenant with nothing running waits, send the newest running sequence
+    /// of the tenant holding the most back to the queue (its tokens so far are recomputed when it returns): a flood by
+    /// one tenant cannot keep another's first token waiting for a whole generation.
+    /// </summary>
+    public bool PreemptForFairness { get; init; } = true;
+
     public double WeightOf(string tenant) => TenantWeights.TryGetValue(tenant, out var weight) ? weight : DefaultTenantWeight;
 
     public string? Validate()

@@ -9,5 +9,8 @@ internal readonly record struct ScheduledSequence(Sequence Sequence, int TokenCo
 /// </summary>
 internal sealed record SchedulerPlan(IReadOnlyList<ScheduledSequence> Prefill, IReadOnlyList<ScheduledSequence> Decode)
 {
+    /// <summary>Running sequences sent back to the queue this step (the runner must drop their KV state).</summary>
+    public IReadOnlyList<Sequence> Preempted { get; init; } = [];
+
     public bool IsEmpty => Prefill.Count == 0 && Decode.Count == 0;
 }

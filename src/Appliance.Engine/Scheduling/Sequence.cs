@@ -48,6 +48,9 @@ internal sealed class Sequence
 
     public SequenceStatus Status { get; set; } = SequenceStatus.Waiting;
 
+    /// <summary>Times the sequence was sent back to the queue to make room for another tenant.</summary>
+    public int Preemptions { get; set; }
+
     public SamplingState Sampling { get; }
 
     public OutputProcessor Output { get; }

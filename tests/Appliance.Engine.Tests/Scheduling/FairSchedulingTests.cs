@@ -26,6 +26,39 @@ public sealed class FairSchedulingTests
         Assert.True(firstStep <= 10, $"the light tenant's request first ran at step {firstStep}; first come, first served would be about 100");
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_tenant_arriving_at_a_full_batch_displaces_the_flooding_tenant_only_with_preemption(bool preempt)
+    {
+        // The runner stops after five runs: the flood then holds every slot, decoding, when the light request arrives.
+        using var runner = new CountingRunner(contextLength: 64, maxBatchSize: 4) { PauseAfterRuns = 5 };
+        using var engine = new GenerationEngine(runner, new ByteTokenizer(), new SchedulerOptions { MaxBatchSize = 4, PreemptForFairness = preempt });
+        var forty = new SamplingParams { Temperature = 0, MaxTokens = 40 };
+        var flood = Enumerable.Range(0, 12).Select(i => engine.Submit(new GenerationRequest($"a{i}", [65], forty) { Tenant = "team-a" })).ToList();
+        SpinWait.SpinUntil(() => runner.Batches.Count >= 5, TimeSpan.FromSeconds(5));
+        var stepsBefore = runner.Batches.Count;
+        var light = engine.Submit(new GenerationRequest("b", [65], EightTokens) { Tenant = "team-b" });
+        runner.PauseAfterRuns = null;
+        runner.Running.Set();
+        var results = await Task.WhenAll(flood.Select(s => s.CollectAsync()));
+        await light.CollectAsync();
+
+        var waited = FirstStepOf(runner, 13) - stepsBefore;
+        // Every flood request still generated exactly its 40 tokens, in order, whether or not it was sent back once.
+        Assert.All(results, r => Assert.Equal(Enumerable.Range(66, 40), r.TokenIds));
+        if (preempt)
+        {
+            Assert.True(waited <= 3, $"the light tenant waited {waited} steps");
+            Assert.True(engine.Preemptions >= 1);
+        }
+        else
+        {
+            Assert.True(waited > 10, $"without preemption the light tenant waits for a flood request to finish, yet waited only {waited} steps");
+            Assert.Equal(0, engine.Preemptions);
+        }
+    }
+
     [Fact]
     public async Task Weights_share_admissions_between_tenants_in_proportion()
     {

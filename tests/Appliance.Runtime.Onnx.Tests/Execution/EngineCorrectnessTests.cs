@@ -90,6 +90,27 @@ public abstract class EngineCorrectnessTests(TinyModelFixture model)
     }
 
     [Fact]
+    public async Task Requests_preempted_for_another_tenant_recompute_and_still_equal_their_reference()
+    {
+        // A batch of 2, slowed so the flood is surely decoding when the other tenant arrives; each arrival preempts one.
+        using var runner = new ThrottledRunner(model.CreateRunner(2), TimeSpan.FromMilliseconds(5));
+        using var engine = new GenerationEngine(runner, Gpt2Tokenizer.Instance, new SchedulerOptions { MaxBatchSize = 2 });
+        var flood = Prompts.Take(4).Select(p => engine.Submit(new GenerationRequest(Guid.NewGuid().ToString("N"), p, Greedy with { MaxTokens = 40 }) { Tenant = "a" }).CollectAsync()).ToList();
+        await WaitUntil(() => engine.RunningRequests == 2 && engine.QueuedRequests == 2);
+        await Task.Delay(20); // a few decode steps in
+        var other = engine.Submit(new GenerationRequest("b", Prompts[6], Greedy) { Tenant = "b" }).CollectAsync();
+        var results = await Task.WhenAll(flood);
+
+        Assert.True(engine.Preemptions >= 1);
+        for (var i = 0; i < flood.Count; i++)
+        {
+            Assert.Equal(SyntheticReference.GenerateGreedy(model.Weights, Prompts[i], 40), results[i].TokenIds);
+        }
+
+        Assert.Equal(SyntheticReference.GenerateGreedy(model.Weights, Prompts[6], Greedy.MaxTokens), (await other).TokenIds);
+    }
+
+    [Fact]
     public async Task A_sequence_that_reaches_the_context_length_finishes_with_length()
     {
         var prompt = Enumerable.Range(0, model.Spec.ContextLength - 3).Select(i => (i * 17) % 50000).ToArray();
