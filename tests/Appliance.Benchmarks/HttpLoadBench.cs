@@ -56,10 +56,32 @@ internal sealed class HttpLoadBench : IAsyncDisposable
         return new HttpLoadBench(app, http, options, data);
     }
 
+    /// <summary>A client carrying a development token for a user in the given groups (its team is the first).</summary>
+    public HttpClient ClientFor(string user, params string[] groups)
+    {
+        var token = _app.Services.GetRequiredService<Appliance.Identity.DevelopmentIdentity>().Mint(
+            new Appliance.Identity.DevelopmentTokenRequest(user, ["appliance-user"], "appliance-api", TimeSpan.FromHours(1), GroupList: groups), DateTimeOffset.UtcNow);
+        var client = new HttpClient { BaseAddress = _http.BaseAddress, Timeout = _http.Timeout };
+        client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+        return client;
+    }
+
+    /// <summary>One streamed request of <paramref name="maxTokens"/> tokens from <paramref name="client"/>: its time to first token in seconds.</summary>
+    public async Task<double> TimeToFirstTokenAsync(HttpClient client, int seed, int maxTokens)
+    {
+        var clock = Stopwatch.StartNew();
+        var (_, ttft) = await StreamAsync(client, seed, clock, maxTokens);
+        return ttft;
+    }
+
+    /// <summary>Streams <paramref name="maxTokens"/> tokens (EOS ignored) and returns how many came.</summary>
+    public async Task<int> StreamTokensAsync(HttpClient client, int seed, int maxTokens) =>
+        (await StreamAsync(client, seed, Stopwatch.StartNew(), maxTokens)).Tokens;
+
     public async Task<HttpRound> RoundAsync(int clients)
     {
         var clock = Stopwatch.StartNew();
-        var results = await Task.WhenAll(Enumerable.Range(0, clients).Select(i => StreamAsync(i, clock)));
+        var results = await Task.WhenAll(Enumerable.Range(0, clients).Select(i => StreamAsync(_http, i, clock, _options.NewTokens)));
         return new HttpRound(results.Sum(r => r.Tokens) / clock.Elapsed.TotalSeconds, [.. results.Select(r => r.Ttft)]);
     }
 
@@ -83,28 +105,30 @@ internal sealed class HttpLoadBench : IAsyncDisposable
         return counts.Sum() / clock.Elapsed.TotalSeconds;
     }
 
-    private async Task<(int Tokens, double Ttft)> StreamAsync(int client, Stopwatch clock)
+    private async Task<(int Tokens, double Ttft)> StreamAsync(HttpClient http, int client, Stopwatch clock, int maxTokens)
     {
         // Token ids as the prompt: the same prompts as the engine benchmark, through the legacy completions API.
         var body = JsonSerializer.Serialize(new
         {
             model = "bench",
             prompt = BenchModels.Prompt(client, _options.PromptTokens),
-            max_tokens = _options.NewTokens,
+            max_tokens = maxTokens,
             temperature = 0,
+            ignore_eos = true,
             stream = true,
             stream_options = new { include_usage = true },
         });
         var start = clock.Elapsed.TotalSeconds;
         using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
-        using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
         response.EnsureSuccessStatusCode();
         using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
         double? first = null;
         var tokens = 0;
         while (await reader.ReadLineAsync() is { } line)
         {
-            if (!line.StartsWith("data: {", StringComparison.Ordinal))
+            // Only the chunks that matter are parsed: the driver shares the machine with the server it measures.
+            if (!line.StartsWith("data: {", StringComparison.Ordinal) || (first is not null && !line.Contains("\"usage\":{", StringComparison.Ordinal)))
             {
                 continue;
             }

@@ -4,10 +4,11 @@ using Appliance.Benchmarks;
 using Appliance.Tests.Common;
 
 // dotnet run -c Release --project tests/Appliance.Benchmarks -- [--sizes small,base] [--layouts concat,shared]
-//   [--prompt-tokens 64] [--new-tokens 128] [--repeats 3] [--models DIR] [--http | --raw | --tokenizers | --audit]
+//   [--prompt-tokens 64] [--new-tokens 128] [--repeats 3] [--models DIR] [--http | --raw | --tokenizers | --audit | --fairness]
 // Default: the engine against onnxruntime-genai. --http: the served API under 8 streaming clients against the
 // engine's own batch of 8. --raw: the runner alone. --tokenizers: tokenizer load time and throughput. --audit: audit
-// records/s of the SQLite store, and served throughput with auditing on vs off.
+// records/s of the SQLite store, and served throughput with auditing on vs off. --fairness: a light tenant's time to
+// first token alone and under another tenant's flood, and throughput with the pool and quotas on vs the plain host.
 var options = BenchOptions.Parse(args);
 var culture = CultureInfo.InvariantCulture;
 if (args.Contains("--tokenizers"))
@@ -19,6 +20,16 @@ if (args.Contains("--tokenizers"))
 
     Console.WriteLine();
     foreach (var row in TokenizerBench.TemplateRows(options.Repeats))
+    {
+        Console.WriteLine(row);
+    }
+
+    return 0;
+}
+
+if (args.Contains("--fairness"))
+{
+    foreach (var row in await FairnessBench.RowsAsync(BenchModels.Ensure(options.ModelsFolder, options.Sizes[0], options.Layouts[0]), options))
     {
         Console.WriteLine(row);
     }

@@ -11,7 +11,8 @@ public sealed record ReplicaState(
     int KvCacheUsedTokens,
     int KvCacheCapacityTokens,
     long MemoryBytes,
-    DateTimeOffset LoadedAt);
+    DateTimeOffset LoadedAt,
+    long Preemptions = 0);
 
 /// <summary>How an administrative model action ended.</summary>
 public enum ModelActionOutcome

@@ -32,12 +32,13 @@ internal sealed class ApplianceMetrics : IDisposable
         _queueTime = _meter.CreateHistogram<double>("queue_time_seconds", "s", "Time a request waited before its prefill began");
         _promptTokens = _meter.CreateCounter<long>("prompt_tokens_total", "tokens", "Prompt tokens of completed requests");
         _generatedTokens = _meter.CreateCounter<long>("generated_tokens_total", "tokens", "Generated tokens of completed requests");
-        _requests = _meter.CreateCounter<long>("requests_total", "requests", "Model requests by outcome (finish reason, or the refusal's error code)");
+        _requests = _meter.CreateCounter<long>("requests_total", "requests", "Model requests by outcome (finish reason, or the refusal's error code) and tenant");
         _quotaRejections = _meter.CreateCounter<long>("quota_rejections_total", "requests", "Requests refused because a user or team quota was used up");
         _meter.CreateObservableGauge("running_requests", () => Replicas(models, r => r.Running), "requests", "Requests running in each replica's engine");
         _meter.CreateObservableGauge("waiting_requests", () => Replicas(models, r => r.Queued), "requests", "Requests waiting for each replica's engine");
         _meter.CreateObservableGauge("kv_cache_used_tokens", () => Replicas(models, r => r.KvCacheUsedTokens), "tokens", "KV cache reserved by running requests");
         _meter.CreateObservableGauge("kv_cache_capacity_tokens", () => Replicas(models, r => r.KvCacheCapacityTokens), "tokens", "KV cache of each replica");
+        _meter.CreateObservableCounter("preemptions_total", () => Replicas(models, r => r.Preemptions), "requests", "Running requests sent back to the queue to let another tenant in");
         _meter.CreateObservableGauge("replica_healthy", () => Replicas(models, r => r.Healthy ? 1 : 0), description: "0 after a replica's model run failed, until one succeeds");
         _meter.CreateObservableGauge("device_memory_total_bytes", () => devices.Devices.Select(d =>
             new Measurement<long>(d.MemoryTotalBytes, new KeyValuePair<string, object?>("device", d.Id))), "bytes", "Memory of each device at discovery");
@@ -45,7 +46,7 @@ internal sealed class ApplianceMetrics : IDisposable
     }
 
     /// <summary>Records a finished /v1 request from what its audit state learned.</summary>
-    public void Record(RequestAudit audit, int status, TimeProvider time)
+    public void Record(RequestAudit audit, int status, string tenant, TimeProvider time)
     {
         if (audit.Model is not { } model)
         {
@@ -54,7 +55,7 @@ internal sealed class ApplianceMetrics : IDisposable
 
         var modelTag = new KeyValuePair<string, object?>("model", model);
         var outcome = status < 400 ? audit.FinishReason ?? "ok" : audit.ErrorCode ?? status.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        _requests.Add(1, modelTag, new KeyValuePair<string, object?>("outcome", outcome));
+        _requests.Add(1, modelTag, new KeyValuePair<string, object?>("outcome", outcome), new KeyValuePair<string, object?>("tenant", tenant));
         if (!audit.Accepted && status >= 400)
         {
             return;

@@ -3,7 +3,7 @@ using Appliance.Api.Audit;
 namespace Appliance.Host.Metrics;
 
 /// <summary>Measures every /v1 request from the facts its handlers record on the request (model, tokens, timings).</summary>
-internal sealed class MetricsMiddleware(RequestDelegate next, ApplianceMetrics metrics, TimeProvider time)
+internal sealed class MetricsMiddleware(RequestDelegate next, ApplianceMetrics metrics, Api.Models.ITenancy tenancy, TimeProvider time)
 {
     public async Task InvokeAsync(HttpContext http)
     {
@@ -27,7 +27,9 @@ internal sealed class MetricsMiddleware(RequestDelegate next, ApplianceMetrics m
         }
         finally
         {
-            metrics.Record(audit, failed && !http.Response.HasStarted ? StatusCodes.Status500InternalServerError : http.Response.StatusCode, time);
+            // The caller is known once authentication ran further down the pipeline.
+            var tenant = http.User.Identity?.IsAuthenticated == true ? tenancy.TenantOf(http.User) : "anonymous";
+            metrics.Record(audit, failed && !http.Response.HasStarted ? StatusCodes.Status500InternalServerError : http.Response.StatusCode, tenant, time);
         }
     }
 }

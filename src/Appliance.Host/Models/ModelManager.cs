@@ -33,7 +33,7 @@ internal sealed partial class ModelManager(
     private readonly IPlacementStrategy _strategy = Placer.Strategy(pool.Value.Placement);
 
     public IReadOnlyList<ReplicaState> Replicas => [.. _deployments.Values.OrderBy(d => d.Id, StringComparer.Ordinal).SelectMany(d => d.Router.Replicas.Select(r =>
-        new ReplicaState(d.Id, r.Index, r.DeviceId, r.Engine.Healthy, r.Engine.RunningRequests, r.Engine.QueuedRequests, r.Engine.KvCacheUsedTokens, r.Engine.KvCacheCapacityTokens, d.MemoryBytes, d.LoadedAt)))];
+        new ReplicaState(d.Id, r.Index, r.DeviceId, r.Engine.Healthy, r.Engine.RunningRequests, r.Engine.QueuedRequests, r.Engine.KvCacheUsedTokens, r.Engine.KvCacheCapacityTokens, d.MemoryBytes, d.LoadedAt, r.Engine.Preemptions)))];
 
     public IReadOnlyDictionary<string, double> ReplicaSeconds()
     {
@@ -224,6 +224,7 @@ internal sealed partial class ModelManager(
         CudaDeviceId = device.Kind == DeviceKind.Cuda ? device.Index : null,
         CudaMemoryLimitBytes = device.Kind == DeviceKind.Cuda ? memory : null,
         CudaArenaExtendStrategy = options.CudaArenaExtendStrategy,
+        SessionConfig = options.SessionConfig,
     };
 
     private SchedulerOptions SchedulerOptionsFor(ModelOptions options) => new()

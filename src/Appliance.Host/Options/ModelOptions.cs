@@ -30,6 +30,9 @@ public sealed record ModelOptions
     /// </summary>
     public long? MemoryBytes { get; init; }
 
+    /// <summary>ONNX Runtime session configuration entries for this model, e.g. "session.intra_op.allow_spinning": "0".</summary>
+    public Dictionary<string, string> SessionConfig { get; init; } = [];
+
     /// <summary>How the CUDA memory arena grows: next_power_of_two or same_as_requested.</summary>
     public string CudaArenaExtendStrategy { get; init; } = "next_power_of_two";
 

@@ -34,7 +34,7 @@ public sealed class MetricsTests : IDisposable
         var text = await running.Http.GetStringAsync("/metrics");
         const string probe = "model=\"metrics-probe\"";
         Assert.Equal(12, Sample(text, "appliance_generated_tokens_total", probe));
-        Assert.Equal(3, Sample(text, "appliance_requests_total", probe + ",outcome=\"length\""));
+        Assert.Equal(3, Sample(text, "appliance_requests_total", probe + ",outcome=\"length\",tenant=\"user:"));
         Assert.Equal(3, Sample(text, "appliance_time_to_first_token_seconds_count", probe));
         Assert.Equal(3, Sample(text, "appliance_inter_token_latency_seconds_count", probe));
         Assert.Equal(0, Sample(text, "appliance_running_requests", probe));

@@ -59,6 +59,24 @@ public sealed class ShippedIdentitySettingsTests
         Assert.Equal(new AuditOptions() with { SqlitePath = audit.SqlitePath }, audit);
     }
 
+    [Fact]
+    public void The_production_pool_and_quota_settings_bind_and_pass_validation()
+    {
+        var configuration = new ConfigurationBuilder().AddJsonFile(Path.Combine(Appliance, "appsettings.Production.json")).Build();
+        var pool = configuration.GetSection(PoolOptions.Section).Get<PoolOptions>()!;
+        var quotas = configuration.GetSection(Appliance.Host.Quotas.QuotaOptions.Section).Get<Appliance.Host.Quotas.QuotaOptions>()!;
+
+        Assert.Empty(pool.Validate());
+        Assert.Equal(2, pool.TenantWeights["/research"]);
+        Assert.Empty(quotas.Validate());
+        Assert.Equal(8, quotas.User.ConcurrentStreams);
+        Assert.Equal(50000000, quotas.Teams["/research"].Over(quotas.Team).TokensPerDay);
+        Assert.Equal(100000, quotas.Users["report-generator"].Over(quotas.User).TokensPerMinute); // unset: the default's
+        var models = configuration.Get<ModelsOptions>()!;
+        Assert.NotEmpty(models.Models);
+        Assert.All(models.Models.Values, m => Assert.True(m.Replicas >= 1 && m.MemoryBytes > 0));
+    }
+
     private static bool MapsAudience(JsonElement client, string audience) =>
         client.GetProperty("protocolMappers").EnumerateArray().Any(m =>
             m.GetProperty("protocolMapper").GetString() == "oidc-audience-mapper"
