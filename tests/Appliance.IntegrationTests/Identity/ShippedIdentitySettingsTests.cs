@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Appliance.Host.Options;
+using Appliance.Host.Quotas;
 using Appliance.Tests.Common;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Hosting;
@@ -64,7 +65,7 @@ public sealed class ShippedIdentitySettingsTests
     {
         var configuration = new ConfigurationBuilder().AddJsonFile(Path.Combine(Appliance, "appsettings.Production.json")).Build();
         var pool = configuration.GetSection(PoolOptions.Section).Get<PoolOptions>()!;
-        var quotas = configuration.GetSection(Appliance.Host.Quotas.QuotaOptions.Section).Get<Appliance.Host.Quotas.QuotaOptions>()!;
+        var quotas = configuration.GetSection(QuotaOptions.Section).Get<QuotaOptions>()!;
 
         Assert.Empty(pool.Validate());
         Assert.Equal(2, pool.TenantWeights["/research"]);
