@@ -27,7 +27,7 @@ public sealed class AuditCrashTests : IDisposable
             .Mint(new DevelopmentTokenRequest("load", ["appliance-user"], "appliance-api", TimeSpan.FromHours(1)), DateTimeOffset.UtcNow);
 
         var answered = new List<string>();
-        using (var host = await HostProcess.StartAsync(model, data))
+        using (var host = await StartHost(model, data))
         {
             using var http = new HttpClient { BaseAddress = host.Address, Timeout = TimeSpan.FromSeconds(30) };
             http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
@@ -67,7 +67,7 @@ public sealed class AuditCrashTests : IDisposable
 
         Assert.True(answered.Count > 20, $"only {answered.Count} requests were answered before the kill");
 
-        using (var restarted = await HostProcess.StartAsync(model, data))
+        using (var restarted = await StartHost(model, data))
         {
             using var http = new HttpClient { BaseAddress = restarted.Address };
             http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
@@ -88,98 +88,7 @@ public sealed class AuditCrashTests : IDisposable
 
     public void Dispose() => _root.Dispose();
 
-    /// <summary>The published host run as `dotnet Appliance.Host.dll`, on a free loopback port.</summary>
-    private sealed class HostProcess : IDisposable
-    {
-        private readonly Process _process;
-
-        private HostProcess(Process process, Uri address)
-        {
-            _process = process;
-            Address = address;
-        }
-
-        public Uri Address { get; }
-
-        public static async Task<HostProcess> StartAsync(string model, string data)
-        {
-            var port = FreePort();
-            var host = Path.Combine(RepositoryPaths.Root, "src", "Appliance.Host", "bin", RepositoryPaths.Configuration, "net10.0", "Appliance.Host.dll");
-            var start = new ProcessStartInfo("dotnet")
-            {
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-                WorkingDirectory = Path.GetDirectoryName(host)!,
-            };
-            foreach (var argument in new[]
-            {
-                host, $"--urls=http://127.0.0.1:{port}", "--environment=Development", $"--Appliance:DataFolder={data}", $"--Models:tiny:Path={model}",
-                "--Models:tiny:IntraOpThreads=1", "--Appliance:BuiltInEmbeddings=false", "--Audit:CheckpointEvery=25", "--Logging:LogLevel:Default=Warning",
-            })
-            {
-                start.ArgumentList.Add(argument);
-            }
-
-            var process = Process.Start(start) ?? throw new InvalidOperationException("could not start the host");
-            process.OutputDataReceived += (_, _) => { };
-            process.ErrorDataReceived += (_, _) => { };
-            process.BeginOutputReadLine();
-            process.BeginErrorReadLine();
-            var address = new Uri($"http://127.0.0.1:{port}");
-            using var probe = new HttpClient { BaseAddress = address };
-            var deadline = DateTime.UtcNow.AddMinutes(1);
-            while (true)
-            {
-                try
-                {
-                    if ((await probe.GetAsync("/health/ready")).StatusCode == HttpStatusCode.OK)
-                    {
-                        return new HostProcess(process, address);
-                    }
-                }
-                catch (HttpRequestException)
-                {
-                }
-
-                if (process.HasExited || DateTime.UtcNow > deadline)
-                {
-                    process.Kill(entireProcessTree: true);
-                    throw new InvalidOperationException($"the host did not become ready (exited: {process.HasExited})");
-                }
-
-                await Task.Delay(100);
-            }
-        }
-
-        public void Kill()
-        {
-            _process.Kill(); // SIGKILL on Linux
-            _process.WaitForExit();
-        }
-
-        /// <summary>SIGTERM: the host drains and signs its final checkpoint.</summary>
-        public async Task StopAsync()
-        {
-            var (code, output) = await ProcessRunner.RunAsync("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
-            Assert.True(code == 0, output);
-            await _process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(1));
-        }
-
-        public void Dispose()
-        {
-            if (!_process.HasExited)
-            {
-                _process.Kill(entireProcessTree: true);
-            }
-
-            _process.Dispose();
-        }
-
-        private static int FreePort()
-        {
-            using var listener = new TcpListener(IPAddress.Loopback, 0);
-            listener.Start();
-            return ((IPEndPoint)listener.LocalEndpoint).Port;
-        }
-    }
+    private static Task<HostProcess> StartHost(string model, string data) => HostProcess.StartAsync(0,
+        $"--Appliance:DataFolder={data}", $"--Models:tiny:Path={model}", "--Models:tiny:IntraOpThreads=1", "--Appliance:BuiltInEmbeddings=false",
+        "--Audit:CheckpointEvery=25", "--Logging:LogLevel:Default=Warning");
 }
