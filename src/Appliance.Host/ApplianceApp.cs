@@ -10,7 +10,8 @@ public static class ApplianceApp
 {
     public static WebApplication Create(string[] args)
     {
-        var builder = WebApplication.CreateBuilder(args);
+        // The application name is fixed: it names the static web assets manifest, also when tests host the appliance.
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ApplicationName = typeof(ApplianceApp).Assembly.GetName().Name });
         builder.AddApplianceDefaults();
         builder.AddModelCatalog();
         builder.AddApplianceIdentity();
@@ -18,6 +19,7 @@ public static class ApplianceApp
         builder.AddAppliancePool();
         builder.AddApplianceQuotas();
         builder.AddApplianceMetrics();
+        builder.AddApplianceConsole();
         builder.Services.AddApplianceHealthChecks();
 
         var app = builder.Build();
@@ -29,6 +31,7 @@ public static class ApplianceApp
         app.MapGroup("/admin").MapApiKeysApi().MapNodeAdminApi().MapModelAdminApi().RequireAuthorization(AppliancePolicies.Admin);
         app.MapApplianceAudit(AppliancePolicies.Audit);
         app.MapApplianceMetrics(AppliancePolicies.Admin);
+        app.MapApplianceConsole(AppliancePolicies.Audit);
         app.UseStartupBanner();
         return app;
     }

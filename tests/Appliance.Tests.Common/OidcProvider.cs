@@ -60,12 +60,13 @@ public sealed class OidcProvider : IAsyncDisposable
         new("bob", RealmRoles: ["appliance-auditor"]),
     ];
 
-    public static async Task<OidcProvider> StartAsync()
+    /// <summary>Starts the provider; <paramref name="consoleOrigins"/> (e.g. http://127.0.0.1:5123) may sign people in to a web console.</summary>
+    public static async Task<OidcProvider> StartAsync(params string[] consoleOrigins)
     {
         var folder = new TempFolder("oidc-provider");
         var keys = new Dictionary<string, JsonWebKey> { [Realm] = NewKey(), [OtherRealm] = NewKey() };
         var configPath = folder.Combine("config.json");
-        File.WriteAllText(configPath, Config(keys).ToJsonString());
+        File.WriteAllText(configPath, Config(keys, consoleOrigins).ToJsonString());
 
         var start = new ProcessStartInfo("node", [Path.Combine(ServerFolder(), "server.mjs"), configPath])
         {
@@ -183,7 +184,7 @@ public sealed class OidcProvider : IAsyncDisposable
         return document.RootElement.GetProperty("access_token").GetString()!;
     }
 
-    private static JsonObject Config(Dictionary<string, JsonWebKey> keys)
+    private static JsonObject Config(Dictionary<string, JsonWebKey> keys, IReadOnlyList<string> consoleOrigins)
     {
         var realms = new JsonArray();
         foreach (var (name, key) in keys)
@@ -207,7 +208,8 @@ public sealed class OidcProvider : IAsyncDisposable
             {
                 ["client_id"] = ConsoleClient,
                 ["grant_types"] = new JsonArray("authorization_code"),
-                ["redirect_uris"] = new JsonArray(ConsoleRedirect),
+                ["redirect_uris"] = new JsonArray([ConsoleRedirect, .. consoleOrigins.Select(o => (JsonNode)$"{o}/console/signin-oidc")]),
+                ["post_logout_redirect_uris"] = new JsonArray([.. consoleOrigins.Select(o => (JsonNode)$"{o}/console/signout-oidc")]),
             });
             var users = new JsonArray([.. Users.Select(u => (JsonNode)new JsonObject
             {

@@ -38,6 +38,7 @@ function createProvider(realm) {
     client_secret: c.client_secret,
     grant_types: c.grant_types,
     redirect_uris: c.redirect_uris ?? [],
+    post_logout_redirect_uris: c.post_logout_redirect_uris ?? [],
     response_types: c.grant_types.includes('authorization_code') ? ['code'] : [],
     token_endpoint_auth_method: c.client_secret ? 'client_secret_basic' : 'none',
   }));

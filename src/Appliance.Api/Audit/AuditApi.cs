@@ -42,6 +42,9 @@ public static class AuditApi
         return audit;
     }
 
+    /// <summary>The JSON Lines export at another address (the console's, behind its cookie session); recorded as an audit read.</summary>
+    public static RouteHandlerBuilder MapAuditExport(this IEndpointRouteBuilder routes, string pattern) => routes.MapGet(pattern, Export);
+
     private static async Task<IResult> Events(HttpContext http, IAuditReader reader, IAccessRecorder recorder)
     {
         var errors = new Dictionary<string, string[]>();

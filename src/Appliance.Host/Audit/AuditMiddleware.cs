@@ -4,14 +4,15 @@ using Appliance.Audit;
 namespace Appliance.Host.Audit;
 
 /// <summary>
-/// Gives every request (but /health) its audit state and records how it ended: completed (after an accepted record),
+/// Gives every request (but /health and the console's static files) its audit state and records how it ended: completed (after an accepted record),
 /// refused (401, 403, 4xx, 429, 503...), an audit read, or an administrator's action.
 /// </summary>
 internal sealed partial class AuditMiddleware(RequestDelegate next, AuditLog log, AuditRecords records, TimeProvider time, ILogger<AuditMiddleware> logger)
 {
     public async Task InvokeAsync(HttpContext http)
     {
-        if (http.Request.Path.StartsWithSegments("/health"))
+        // Health probes and the console's public static files (scripts, styles, fonts) touch no data: not recorded.
+        if (http.Request.Path.StartsWithSegments("/health") || http.Request.Path.StartsWithSegments("/_content") || http.Request.Path.StartsWithSegments("/_framework"))
         {
             await next(http);
             return;

@@ -38,8 +38,10 @@ public static class IdentityExtensions
             identity.ApiKeys.DefaultLifetimeDays, identity.ApiKeys.MaxLifetimeDays));
         var authentication = builder.Services.AddAuthentication(CredentialScheme);
         // One header, two kinds of credential: "Bearer apk_..." is an API key (when enabled), anything else a JWT.
+        // The console's pages use its cookie session instead.
         authentication.AddPolicyScheme(CredentialScheme, "Bearer token or API key", scheme => scheme.ForwardDefaultSelector = http =>
-            identity.ApiKeys.Enabled && http.Request.Headers.Authorization.ToString() is var header
+            WebConsole.ConsoleSession.Owns(http.Request.Path) ? WebConsole.ConsoleSession.Scheme
+            : identity.ApiKeys.Enabled && http.Request.Headers.Authorization.ToString() is var header
             && header.StartsWith("Bearer " + ApiKeySecret.Prefix, StringComparison.OrdinalIgnoreCase)
                 ? ApiKeyAuthenticationHandler.SchemeName
                 : JwtBearerDefaults.AuthenticationScheme);

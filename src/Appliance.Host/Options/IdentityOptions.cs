@@ -54,6 +54,12 @@ public sealed record IdentityOptions
     /// <summary>API keys for tools that cannot do OpenID Connect; off by default.</summary>
     public ApiKeyOptions ApiKeys { get; init; } = new();
 
+    /// <summary>The realm's public client the web console signs people in with (authorization code + PKCE).</summary>
+    public string ConsoleClientId { get; init; } = "appliance-console";
+
+    /// <summary>How long a console session lasts without activity (never longer than the person's access token).</summary>
+    public TimeSpan ConsoleSessionLifetime { get; init; } = TimeSpan.FromHours(8);
+
     public string RoleClientId => string.IsNullOrEmpty(ClientId) ? Audience : ClientId;
 }
 

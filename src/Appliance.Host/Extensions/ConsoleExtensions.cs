@@ -1,0 +1,91 @@
+using Appliance.Api.Audit;
+using Appliance.Console;
+using Appliance.Host.WebConsole;
+using Appliance.Host.Options;
+using Microsoft.AspNetCore.Authentication.Cookies;
+using Radzen;
+
+namespace Appliance.Host.Extensions;
+
+/// <summary>
+/// The web console under /console: Blazor (static rendering, interactive where it streams), a cookie session signed in
+/// through the realm's console client (authorization code + PKCE) or, in Development, the development identity.
+/// </summary>
+public static class ConsoleExtensions
+{
+    public static WebApplicationBuilder AddApplianceConsole(this WebApplicationBuilder builder)
+    {
+        var identity = builder.Configuration.GetSection(IdentityOptions.Section).Get<IdentityOptions>() ?? new IdentityOptions();
+        builder.Services.AddRazorComponents().AddInteractiveServerComponents();
+        builder.Services.AddCascadingAuthenticationState();
+        builder.Services.AddRadzenComponents();
+        builder.Services.AddHttpClient();
+        builder.Services.AddSingleton<IConsoleApi, LoopbackConsoleApi>();
+        builder.Services.AddSingleton(new ConsoleNavigation(
+        [
+            new ConsolePage("console", "Home", null),
+            new ConsolePage("console/playground", "Playground", identity.Roles.User),
+            new ConsolePage("console/audit", "Audit", identity.Roles.Auditor),
+        ]));
+
+        var authentication = builder.Services.AddAuthentication();
+        authentication.AddCookie(ConsoleSession.Scheme, cookie =>
+        {
+            cookie.Cookie.Name = "appliance-console";
+            cookie.Cookie.HttpOnly = true;
+            cookie.Cookie.SameSite = SameSiteMode.Lax;
+            cookie.Cookie.SecurePolicy = CookieSecurePolicy.SameAsRequest; // TLS ends at HAProxy in a cluster
+            cookie.LoginPath = "/console/login";
+            cookie.ExpireTimeSpan = identity.ConsoleSessionLifetime;
+            cookie.SlidingExpiration = false;
+            cookie.Events.OnRedirectToAccessDenied = ConsoleDenial.NotAllowedAsync;
+        });
+        if (!string.IsNullOrWhiteSpace(identity.Authority))
+        {
+            authentication.AddOpenIdConnect(ConsoleSession.OpenIdScheme, oidc =>
+            {
+                oidc.Authority = identity.Authority;
+                oidc.RequireHttpsMetadata = identity.RequireHttpsMetadata;
+                oidc.ClientId = identity.ConsoleClientId;
+                oidc.ResponseType = "code";
+                oidc.UsePkce = true;
+                oidc.SignInScheme = ConsoleSession.Scheme;
+                oidc.CallbackPath = "/console/signin-oidc";
+                oidc.SignedOutCallbackPath = "/console/signout-oidc";
+                oidc.MapInboundClaims = false;
+                oidc.GetClaimsFromUserInfoEndpoint = false;
+                oidc.Scope.Clear();
+                oidc.Scope.Add("openid");
+                oidc.Scope.Add("profile");
+                oidc.Events.OnTokenValidated = context =>
+                {
+                    // The session is the API token's identity: the console shows what the API will allow.
+                    var accessToken = context.TokenEndpointResponse?.AccessToken
+                        ?? throw new InvalidOperationException("the realm returned no access token for the console client");
+                    context.Principal = ConsoleSession.FromAccessToken(accessToken, identity.RoleClientId);
+                    var expires = ConsoleSession.ExpiresAt(accessToken);
+                    var limit = DateTimeOffset.UtcNow + identity.ConsoleSessionLifetime;
+                    context.Properties!.ExpiresUtc = expires < limit ? expires : limit;
+                    return Task.CompletedTask;
+                };
+            });
+        }
+
+        return builder;
+    }
+
+    public static WebApplication MapApplianceConsole(this WebApplication app, string auditPolicy)
+    {
+        app.UseAntiforgery();
+        var manifest = Path.Combine(AppContext.BaseDirectory, $"{app.Environment.ApplicationName}.staticwebassets.endpoints.json");
+        if (File.Exists(manifest))
+        {
+            app.MapStaticAssets(manifest).AllowAnonymous();
+        }
+
+        app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
+        app.MapConsoleLogin();
+        app.MapAuditExport("/console/audit/export").RequireAuthorization(auditPolicy);
+        return app;
+    }
+}

@@ -1,0 +1,133 @@
+using System.Text.RegularExpressions;
+using Appliance.Runtime.Onnx.Synthetic;
+using Appliance.Tests.Common;
+using Microsoft.Playwright;
+
+namespace Appliance.Console.Tests;
+
+/// <summary>
+/// A person signs in to the console through the test OpenID provider (authorization code + PKCE, Keycloak's URL
+/// layout), chats in the playground and sees the answer stream in; an auditor finds that chat in the audit trail with
+/// the chain verified; the chat user is refused the audit page. Screenshots of each page go to the test output
+/// (console-screenshots/) for a reviewer. Every request the browser makes must stay on loopback.
+/// </summary>
+public sealed class ConsoleBrowserTests : IAsyncLifetime
+{
+    private static readonly Regex Loopback = new("^(http|ws)://127\\.0\\.0\\.1:", RegexOptions.Compiled);
+    private readonly TempFolder _root = new("console");
+    private readonly List<string> _outsideRequests = [];
+    private OidcProvider? _oidc;
+    private HostProcess? _host;
+    private IPlaywright? _playwright;
+    private IBrowser? _browser;
+
+    public static string ScreenshotFolder { get; } = Path.Combine(AppContext.BaseDirectory, "console-screenshots");
+
+    public async Task InitializeAsync()
+    {
+        var port = HostProcess.FreePort();
+        _oidc = await OidcProvider.StartAsync($"http://127.0.0.1:{port}");
+        var model = _root.Combine("tiny");
+        SyntheticModelFolder.Write(SyntheticModelSpec.Tiny, model);
+        _host = await HostProcess.StartAsync(port,
+            $"--Identity:Authority={_oidc.Authority()}", "--Identity:RequireHttpsMetadata=false", $"--Appliance:DataFolder={_root.Combine("data")}",
+            $"--Models:tiny:Path={model}", "--Appliance:BuiltInEmbeddings=false", "--Logging:LogLevel:Default=Warning");
+        _playwright = await Playwright.CreateAsync();
+        _browser = await _playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions { ExecutablePath = "/usr/bin/chromium", Headless = true });
+        Directory.CreateDirectory(ScreenshotFolder);
+    }
+
+    [Fact]
+    public async Task A_person_chats_in_the_playground_an_auditor_finds_it_and_a_chat_user_is_refused_the_audit_page()
+    {
+        // ada (chat role) signs in and chats.
+        var ada = await SignedInPageAsync("ada", "/console/playground");
+        await Assertions.Expect(ada.GetByRole(AriaRole.Heading, new() { Name = "Playground" })).ToBeVisibleAsync();
+        await SendWhenInteractiveAsync(ada, "Hello from the browser test");
+        await Assertions.Expect(ada.GetByTestId("stats")).ToContainTextAsync("first token after", new() { Timeout = 60_000 });
+        var transcript = await ada.GetByTestId("transcript").InnerTextAsync();
+        Assert.Contains("user: Hello from the browser test", transcript, StringComparison.Ordinal);
+        Assert.Matches(new Regex("assistant:\\s+\\S"), transcript); // streamed text arrived
+        Assert.Contains("prompt + ", await ada.GetByTestId("stats").InnerTextAsync(), StringComparison.Ordinal);
+        await ada.ScreenshotAsync(new() { Path = Path.Combine(ScreenshotFolder, "playground.png"), FullPage = true });
+
+        // ada may not open the audit trail: a clear page, status 403.
+        var refused = await ada.GotoAsync($"{_host!.Address}console/audit");
+        Assert.Equal(403, refused!.Status);
+        await Assertions.Expect(ada.GetByRole(AriaRole.Heading, new() { Name = "Not allowed" })).ToBeVisibleAsync();
+        await ada.ScreenshotAsync(new() { Path = Path.Combine(ScreenshotFolder, "not-allowed.png"), FullPage = true });
+
+        // bob (auditor) finds ada's chat and the refused attempt, with the chain verified.
+        var bob = await SignedInPageAsync("bob", "/console/audit");
+        await Assertions.Expect(bob.GetByTestId("verification")).ToContainTextAsync("Chain verified");
+        var events = await bob.GetByTestId("events").InnerTextAsync();
+        Assert.Contains("/v1/chat/completions", events, StringComparison.Ordinal);
+        Assert.Matches(new Regex("request\\.completed\\s+ada"), events);
+        Assert.Contains("console page not allowed", events, StringComparison.Ordinal);
+        Assert.DoesNotContain("/_framework/", events, StringComparison.Ordinal); // static files are not access to data
+        await bob.ScreenshotAsync(new() { Path = Path.Combine(ScreenshotFolder, "audit.png"), FullPage = true });
+        var download = await bob.RunAndWaitForDownloadAsync(() => bob.GetByText("Export as JSON Lines").ClickAsync());
+        var exported = await File.ReadAllLinesAsync(await download.PathAsync());
+        Assert.Contains(exported, line => line.Contains("\"/v1/chat/completions\"", StringComparison.Ordinal) && line.Contains("\"ada\"", StringComparison.Ordinal));
+
+        Assert.True(_outsideRequests.Count == 0, $"the browser left the appliance: {string.Join(", ", _outsideRequests)}");
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_browser is not null)
+        {
+            await _browser.DisposeAsync();
+        }
+
+        _playwright?.Dispose();
+        _host?.Dispose();
+        if (_oidc is not null)
+        {
+            await _oidc.DisposeAsync();
+        }
+
+        _root.Dispose();
+    }
+
+    /// <summary>A fresh browser context signed in as <paramref name="user"/> through the provider's login form, ending on <paramref name="path"/>.</summary>
+    private async Task<IPage> SignedInPageAsync(string user, string path)
+    {
+        var context = await _browser!.NewContextAsync();
+        context.Request += (_, request) =>
+        {
+            // Only the appliance's own pages count: the test provider's login page stands in for Keycloak's, which serves its own assets.
+            var onAppliance = request.Frame.Url.StartsWith(_host!.Address.ToString(), StringComparison.Ordinal);
+            if (onAppliance && !Loopback.IsMatch(request.Url) && !request.Url.StartsWith("data:", StringComparison.Ordinal))
+            {
+                lock (_outsideRequests)
+                {
+                    _outsideRequests.Add(request.Url);
+                }
+            }
+        };
+        var page = await context.NewPageAsync();
+        await page.GotoAsync($"{_host!.Address}{path.TrimStart('/')}");
+        // The provider's login page (its development interactions accept any password).
+        await page.Locator("input[name=login]").FillAsync(user);
+        await page.Locator("input[name=password]").FillAsync("any password");
+        await page.Locator("button[type=submit]").ClickAsync();
+        await page.WaitForURLAsync(new Regex(Regex.Escape($"{_host.Address}{path.TrimStart('/')}")), new() { Timeout = 30_000 });
+        return page;
+    }
+
+    /// <summary>Types until the interactive circuit has taken over the prerendered page (the Send button enables), then sends.</summary>
+    private static async Task SendWhenInteractiveAsync(IPage page, string message)
+    {
+        var send = page.GetByRole(AriaRole.Button, new() { Name = "Send" });
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (!await send.IsEnabledAsync())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the playground never became interactive");
+            await page.Locator("#message").FillAsync(message);
+            await Task.Delay(250);
+        }
+
+        await send.ClickAsync();
+    }
+}
