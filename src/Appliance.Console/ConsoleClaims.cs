@@ -1,6 +1,6 @@
 using System.Security.Claims;
 
-namespace Appliance.Console;
+namespace Appliance.WebConsole;
 
 /// <summary>What the console keeps in a person's session besides their identity.</summary>
 public static class ConsoleClaims

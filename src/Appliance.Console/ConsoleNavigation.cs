@@ -1,6 +1,6 @@
 using System.Security.Claims;
 
-namespace Appliance.Console;
+namespace Appliance.WebConsole;
 
 /// <summary>A console page and the role it needs (null: every signed-in person).</summary>
 public sealed record ConsolePage(string Path, string Title, string? Role);

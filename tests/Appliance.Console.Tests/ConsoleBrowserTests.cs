@@ -3,7 +3,7 @@ using Appliance.Runtime.Onnx.Synthetic;
 using Appliance.Tests.Common;
 using Microsoft.Playwright;
 
-namespace Appliance.Console.Tests;
+namespace Appliance.WebConsole.Tests;
 
 /// <summary>
 /// A person signs in to the console through the test OpenID provider (authorization code + PKCE, Keycloak's URL
@@ -69,6 +69,20 @@ public sealed class ConsoleBrowserTests : IAsyncLifetime
         var download = await bob.RunAndWaitForDownloadAsync(() => bob.GetByText("Export as JSON Lines").ClickAsync());
         var exported = await File.ReadAllLinesAsync(await download.PathAsync());
         Assert.Contains(exported, line => line.Contains("\"/v1/chat/completions\"", StringComparison.Ordinal) && line.Contains("\"ada\"", StringComparison.Ordinal));
+
+        // carol (admin) sees that chat's tokens in the usage charts, and exports them.
+        var carol = await SignedInPageAsync("carol", "/console/usage");
+        var modelChart = carol.GetByTestId("chart-model");
+        await Assertions.Expect(modelChart.Locator("svg path").First).ToBeVisibleAsync(new() { Timeout = 30_000 }); // columns drawn
+        await modelChart.Locator("summary").ClickAsync();
+        Assert.Contains("tiny", await modelChart.Locator("table").InnerTextAsync(), StringComparison.Ordinal);
+        Assert.Contains("ada", await carol.GetByTestId("top-users").InnerTextAsync(), StringComparison.Ordinal);
+        Assert.Contains("tiny", await carol.GetByTestId("replica-seconds").InnerTextAsync(), StringComparison.Ordinal);
+        await carol.ScreenshotAsync(new() { Path = Path.Combine(ScreenshotFolder, "usage.png"), FullPage = true });
+        var csv = await carol.RunAndWaitForDownloadAsync(() => carol.GetByText("CSV by model").ClickAsync());
+        var lines = await File.ReadAllLinesAsync(await csv.PathAsync());
+        Assert.Equal("day,model,requests,prompt_tokens,completion_tokens", lines[0]);
+        Assert.Contains(lines, line => line.Contains(",tiny,1,", StringComparison.Ordinal));
 
         Assert.True(_outsideRequests.Count == 0, $"the browser left the appliance: {string.Join(", ", _outsideRequests)}");
     }

@@ -58,6 +58,7 @@ public sealed class OidcProvider : IAsyncDisposable
     [
         new("ada", RealmRoles: ["appliance-user"], Clearance: "confidential"),
         new("bob", RealmRoles: ["appliance-auditor"]),
+        new("carol", RealmRoles: ["appliance-admin"]),
     ];
 
     /// <summary>Starts the provider; <paramref name="consoleOrigins"/> (e.g. http://127.0.0.1:5123) may sign people in to a web console.</summary>

@@ -1,5 +1,5 @@
 using Appliance.Api.Audit;
-using Appliance.Console;
+using Appliance.WebConsole;
 using Appliance.Host.WebConsole;
 using Appliance.Host.Options;
 using Microsoft.AspNetCore.Authentication.Cookies;
@@ -25,6 +25,7 @@ public static class ConsoleExtensions
         [
             new ConsolePage("console", "Home", null),
             new ConsolePage("console/playground", "Playground", identity.Roles.User),
+            new ConsolePage("console/usage", "Usage", identity.Roles.Admin),
             new ConsolePage("console/audit", "Audit", identity.Roles.Auditor),
         ]));
 
@@ -74,7 +75,7 @@ public static class ConsoleExtensions
         return builder;
     }
 
-    public static WebApplication MapApplianceConsole(this WebApplication app, string auditPolicy)
+    public static WebApplication MapApplianceConsole(this WebApplication app, string auditPolicy, string adminPolicy)
     {
         app.UseAntiforgery();
         var manifest = Path.Combine(AppContext.BaseDirectory, $"{app.Environment.ApplicationName}.staticwebassets.endpoints.json");
@@ -86,6 +87,7 @@ public static class ConsoleExtensions
         app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
         app.MapConsoleLogin();
         app.MapAuditExport("/console/audit/export").RequireAuthorization(auditPolicy);
+        app.MapUsageCsv(adminPolicy);
         return app;
     }
 }

@@ -17,13 +17,10 @@ internal static class ConsoleDenial
         http.Response.ContentType = "text/html; charset=utf-8";
         var page = WebUtility.HtmlEncode(path);
         var name = WebUtility.HtmlEncode(http.User.Identity?.Name ?? "you");
-        await http.Response.WriteAsync($"""
-            <!DOCTYPE html>
-            <html lang="en"><head><meta charset="utf-8"><title>Not allowed · Appliance</title>
-            <link rel="icon" href="data:,"><link rel="stylesheet" href="/_content/Radzen.Blazor/css/material-base.css"><link rel="stylesheet" href="/_content/Radzen.Blazor/css/material-wcag.css"><link rel="stylesheet" href="/_content/Appliance.Console/console.css"></head>
-            <body><main id="main"><h1>Not allowed</h1>
+        await http.Response.WriteAsync(ConsoleHtml.Page("Not allowed", $"""
+            <h1>Not allowed</h1>
             <p>The roles of {name} do not open <code>{page}</code>. If your work needs it, ask an administrator for the role; this attempt was recorded.</p>
-            <p><a href="/console">Back to the console</a></p></main></body></html>
-            """);
+            <p><a href="/console">Back to the console</a></p>
+            """));
     }
 }

@@ -70,11 +70,8 @@ internal static class ConsoleLoginEndpoints
     {
         var roles = new[] { "appliance-user", "appliance-admin", "appliance-auditor" };
         var boxes = string.Join("\n", roles.Select(r => $"""<label><input type="checkbox" name="Roles" value="{r}" checked> {r}</label><br>"""));
-        return $"""
-            <!DOCTYPE html>
-            <html lang="en"><head><meta charset="utf-8"><title>Sign in (development) · Appliance</title>
-            <link rel="icon" href="data:,"><link rel="stylesheet" href="/_content/Radzen.Blazor/css/material-base.css"><link rel="stylesheet" href="/_content/Radzen.Blazor/css/material-wcag.css"><link rel="stylesheet" href="/_content/Appliance.Console/console.css"></head>
-            <body><main id="main"><h1>Sign in (development identity)</h1>
+        return ConsoleHtml.Page("Sign in (development)", $"""
+            <h1>Sign in (development identity)</h1>
             <p>No Keycloak realm is configured: sign in as any user with the roles you pick. This form exists only in the
             Development environment and only on loopback.</p>
             <form method="post" action="/console/login">
@@ -82,8 +79,8 @@ internal static class ConsoleLoginEndpoints
             <input type="hidden" name="ReturnUrl" value="{WebUtility.HtmlEncode(returnUrl)}">
             <label for="user">User name</label> <input id="user" name="User" value="developer" autocomplete="username"><br>
             <fieldset><legend>Roles</legend>{boxes}</fieldset>
-            <button type="submit">Sign in</button></form></main></body></html>
-            """;
+            <button type="submit">Sign in</button></form>
+            """);
     }
 
     /// <summary>The development sign-in form's fields.</summary>

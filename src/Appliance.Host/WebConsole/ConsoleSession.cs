@@ -1,5 +1,5 @@
 using System.Security.Claims;
-using Appliance.Console;
+using Appliance.WebConsole;
 using Appliance.Identity;
 using Microsoft.IdentityModel.JsonWebTokens;
 
