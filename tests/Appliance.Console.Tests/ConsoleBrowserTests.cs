@@ -84,6 +84,21 @@ public sealed class ConsoleBrowserTests : IAsyncLifetime
         Assert.Equal("day,model,requests,prompt_tokens,completion_tokens", lines[0]);
         Assert.Contains(lines, line => line.Contains(",tiny,1,", StringComparison.Ordinal));
 
+        // carol unloads the model on the Pool page (with a confirmation), sees it go, loads it again.
+        var pool = await SignedInPageAsync("carol", "/console/pool");
+        await Assertions.Expect(pool.GetByTestId("models")).ToContainTextAsync("cpu:0");
+        await ClickWhenInteractiveAsync(pool, pool.GetByTestId("models").GetByRole(AriaRole.Button, new() { Name = "Unload" }), pool.GetByTestId("confirm"));
+        await pool.GetByTestId("confirm").GetByRole(AriaRole.Button, new() { Name = "Confirm" }).ClickAsync();
+        await Assertions.Expect(pool.GetByTestId("outcome")).ToContainTextAsync("Done: unload tiny", new() { Timeout = 60_000 });
+        await Assertions.Expect(pool.GetByTestId("models")).ToContainTextAsync("unloaded");
+        await pool.ScreenshotAsync(new() { Path = Path.Combine(ScreenshotFolder, "pool.png"), FullPage = true });
+        await pool.GetByTestId("models").GetByRole(AriaRole.Button, new() { Name = "Load" }).ClickAsync();
+        await pool.GetByTestId("confirm").GetByRole(AriaRole.Button, new() { Name = "Confirm" }).ClickAsync();
+        await Assertions.Expect(pool.GetByTestId("outcome")).ToContainTextAsync("Done: load tiny", new() { Timeout = 60_000 });
+        await Assertions.Expect(pool.GetByTestId("models")).ToContainTextAsync("ready");
+        await bob.ReloadAsync();
+        Assert.Contains("unload model tiny", await bob.GetByTestId("events").InnerTextAsync(), StringComparison.Ordinal); // audited, as carol
+
         Assert.True(_outsideRequests.Count == 0, $"the browser left the appliance: {string.Join(", ", _outsideRequests)}");
     }
 
@@ -128,6 +143,18 @@ public sealed class ConsoleBrowserTests : IAsyncLifetime
         await page.Locator("button[type=submit]").ClickAsync();
         await page.WaitForURLAsync(new Regex(Regex.Escape($"{_host.Address}{path.TrimStart('/')}")), new() { Timeout = 30_000 });
         return page;
+    }
+
+    /// <summary>Clicks until the interactive circuit has taken over the prerendered page (what should appear does).</summary>
+    private static async Task ClickWhenInteractiveAsync(IPage page, ILocator button, ILocator appears)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (!await appears.IsVisibleAsync())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the page never became interactive");
+            await button.ClickAsync();
+            await Task.Delay(250);
+        }
     }
 
     /// <summary>Types until the interactive circuit has taken over the prerendered page (the Send button enables), then sends.</summary>

@@ -26,6 +26,7 @@ public static class ConsoleExtensions
             new ConsolePage("console", "Home", null),
             new ConsolePage("console/playground", "Playground", identity.Roles.User),
             new ConsolePage("console/usage", "Usage", identity.Roles.Admin),
+            new ConsolePage("console/pool", "Pool", identity.Roles.Admin),
             new ConsolePage("console/audit", "Audit", identity.Roles.Auditor),
         ]));
 
