@@ -69,6 +69,14 @@ public sealed class ConsoleBrowserTests : IAsyncLifetime
         var download = await bob.RunAndWaitForDownloadAsync(() => bob.GetByText("Export as JSON Lines").ClickAsync());
         var exported = await File.ReadAllLinesAsync(await download.PathAsync());
         Assert.Contains(exported, line => line.Contains("\"/v1/chat/completions\"", StringComparison.Ordinal) && line.Contains("\"ada\"", StringComparison.Ordinal));
+        await bob.GotoAsync($"{_host.Address}console/audit?outcome=refused&user=ada");
+        var refusals = await bob.GetByTestId("events").InnerTextAsync();
+        Assert.Contains("console page not allowed", refusals, StringComparison.Ordinal);
+        Assert.DoesNotContain("/v1/chat/completions", refusals, StringComparison.Ordinal); // the filter holds
+        await bob.GetByTestId("events").Locator("tbody a").First.ClickAsync();
+        await Assertions.Expect(bob.GetByTestId("event")).ToContainTextAsync("console page not allowed");
+        await Assertions.Expect(bob.GetByTestId("event")).ToContainTextAsync("hash");
+        await bob.ScreenshotAsync(new() { Path = Path.Combine(ScreenshotFolder, "audit-event.png"), FullPage = true });
 
         // carol (admin) sees that chat's tokens in the usage charts, and exports them.
         var carol = await SignedInPageAsync("carol", "/console/usage");
@@ -96,8 +104,10 @@ public sealed class ConsoleBrowserTests : IAsyncLifetime
         await pool.GetByTestId("confirm").GetByRole(AriaRole.Button, new() { Name = "Confirm" }).ClickAsync();
         await Assertions.Expect(pool.GetByTestId("outcome")).ToContainTextAsync("Done: load tiny", new() { Timeout = 60_000 });
         await Assertions.Expect(pool.GetByTestId("models")).ToContainTextAsync("ready");
-        await bob.ReloadAsync();
-        Assert.Contains("unload model tiny", await bob.GetByTestId("events").InnerTextAsync(), StringComparison.Ordinal); // audited, as carol
+        await bob.GotoAsync($"{_host.Address}console/audit");
+        var trail = await bob.GetByTestId("events").InnerTextAsync();
+        Assert.Contains("unload model tiny", trail, StringComparison.Ordinal); // audited, as carol
+        Assert.Matches(new Regex("audit\\.read\\s+bob"), trail); // reading the trail is itself recorded
 
         Assert.True(_outsideRequests.Count == 0, $"the browser left the appliance: {string.Join(", ", _outsideRequests)}");
     }

@@ -23,6 +23,12 @@ public sealed record AuditQuery
     /// <summary>Entries after this sequence (paging).</summary>
     public long AfterSequence { get; init; }
 
+    /// <summary>Entries before this sequence (paging backwards, with <see cref="NewestFirst"/>).</summary>
+    public long? BeforeSequence { get; init; }
+
+    /// <summary>The newest matching entries first instead of the oldest.</summary>
+    public bool NewestFirst { get; init; }
+
     public int Limit { get; init; } = 100;
 }
 

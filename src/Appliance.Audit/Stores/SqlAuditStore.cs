@@ -89,6 +89,12 @@ public abstract class SqlAuditStore : IAuditStore
         Filter(filters, parameters, "client = @client", "client", query.Client);
         Filter(filters, parameters, "model = @model", "model", query.Model);
         Filter(filters, parameters, "kind = @kind", "kind", query.Kind);
+        if (query.BeforeSequence is { } before)
+        {
+            filters.Add("seq < @before");
+            parameters.Add(("before", before));
+        }
+
         if (query.Outcome == "accepted")
         {
             filters.Add("status < 400");
@@ -101,7 +107,8 @@ public abstract class SqlAuditStore : IAuditStore
         parameters.Add(("limit", query.Limit));
         return WithConnection(connection =>
         {
-            using var command = Command(connection, $"SELECT {Columns} FROM audit_entries WHERE {string.Join(" AND ", filters)} ORDER BY seq LIMIT @limit", [.. parameters]);
+            var order = query.NewestFirst ? "seq DESC" : "seq";
+            using var command = Command(connection, $"SELECT {Columns} FROM audit_entries WHERE {string.Join(" AND ", filters)} ORDER BY {order} LIMIT @limit", [.. parameters]);
             return (IReadOnlyList<AuditEntry>)[.. ReadAll(command)];
         });
     }

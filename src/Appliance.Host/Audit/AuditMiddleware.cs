@@ -56,6 +56,7 @@ internal sealed partial class AuditMiddleware(RequestDelegate next, AuditLog log
         audit.Accepted ? AuditKinds.Completed
         : status >= 400 ? AuditKinds.Refused
         : http.Request.Path.StartsWithSegments("/admin") && !HttpMethods.IsGet(http.Request.Method) ? AuditKinds.Admin
+        : http.Request.Path.StartsWithSegments("/console/audit") ? AuditKinds.AuditRead // an auditor reading the trail in the console
         : AuditKinds.Completed;
 
     [LoggerMessage(EventId = 4001, Level = LogLevel.Error, Message = "The end of request {RequestId} on {Path} could not be recorded in the audit log")]
