@@ -31,7 +31,7 @@ public sealed class ConsoleBrowserTests : IAsyncLifetime
         SyntheticModelFolder.Write(SyntheticModelSpec.Tiny, model);
         _host = await HostProcess.StartAsync(port,
             $"--Identity:Authority={_oidc.Authority()}", "--Identity:RequireHttpsMetadata=false", $"--Appliance:DataFolder={_root.Combine("data")}",
-            $"--Models:tiny:Path={model}", "--Appliance:BuiltInEmbeddings=false", "--Logging:LogLevel:Default=Warning");
+            $"--Models:tiny:Path={model}", "--Appliance:BuiltInEmbeddings=false", "--Quotas:User:TokensPerDay=100000", "--Logging:LogLevel:Default=Warning");
         _playwright = await Playwright.CreateAsync();
         _browser = await _playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions { ExecutablePath = "/usr/bin/chromium", Headless = true });
         Directory.CreateDirectory(ScreenshotFolder);
@@ -86,6 +86,7 @@ public sealed class ConsoleBrowserTests : IAsyncLifetime
         Assert.Contains("tiny", await modelChart.Locator("table").InnerTextAsync(), StringComparison.Ordinal);
         Assert.Contains("ada", await carol.GetByTestId("top-users").InnerTextAsync(), StringComparison.Ordinal);
         Assert.Contains("tiny", await carol.GetByTestId("replica-seconds").InnerTextAsync(), StringComparison.Ordinal);
+        Assert.Matches(new Regex("user ada\\s.*\\b160 of 100,000 \\(0%\\)"), await carol.GetByTestId("quotas").InnerTextAsync()); // 32 prompt + 128 completion
         await carol.ScreenshotAsync(new() { Path = Path.Combine(ScreenshotFolder, "usage.png"), FullPage = true });
         var csv = await carol.RunAndWaitForDownloadAsync(() => carol.GetByText("CSV by model").ClickAsync());
         var lines = await File.ReadAllLinesAsync(await csv.PathAsync());
@@ -108,6 +109,8 @@ public sealed class ConsoleBrowserTests : IAsyncLifetime
         var trail = await bob.GetByTestId("events").InnerTextAsync();
         Assert.Contains("unload model tiny", trail, StringComparison.Ordinal); // audited, as carol
         Assert.Matches(new Regex("audit\\.read\\s+bob"), trail); // reading the trail is itself recorded
+
+        await KeyboardAndZoomAsync();
 
         Assert.True(_outsideRequests.Count == 0, $"the browser left the appliance: {string.Join(", ", _outsideRequests)}");
     }
@@ -153,6 +156,49 @@ public sealed class ConsoleBrowserTests : IAsyncLifetime
         await page.Locator("button[type=submit]").ClickAsync();
         await page.WaitForURLAsync(new Regex(Regex.Escape($"{_host.Address}{path.TrimStart('/')}")), new() { Timeout = 30_000 });
         return page;
+    }
+
+    /// <summary>
+    /// At 200% zoom (a 640 by 400 CSS pixel viewport, drawn at twice the density) every page reflows without sideways
+    /// scrolling, and the playground works from the keyboard alone: Tab to the message, type, Tab to Send, Enter.
+    /// </summary>
+    private async Task KeyboardAndZoomAsync()
+    {
+        var context = await _browser!.NewContextAsync(new() { ViewportSize = new() { Width = 640, Height = 400 }, DeviceScaleFactor = 2 });
+        var page = await context.NewPageAsync();
+        await page.GotoAsync($"{_host!.Address}console/playground");
+        await page.Locator("input[name=login]").FillAsync("ada");
+        await page.Locator("input[name=password]").FillAsync("any password");
+        await page.Locator("button[type=submit]").ClickAsync();
+        await page.WaitForURLAsync(new Regex("/console/playground$"), new() { Timeout = 30_000 });
+        await Assertions.Expect(page.GetByRole(AriaRole.Heading, new() { Name = "Playground" })).ToBeVisibleAsync();
+        Assert.True(await page.EvaluateAsync<bool>("document.documentElement.scrollWidth <= window.innerWidth"), "the playground scrolls sideways at 200% zoom");
+
+        // Keyboard only. The first keystrokes may land before the interactive circuit takes over, so retry until Send enables.
+        var send = page.GetByRole(AriaRole.Button, new() { Name = "Send" });
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        do
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the playground never took keyboard input");
+            await page.Locator("body").FocusAsync();
+            for (var tab = 0; tab < 15 && await page.EvaluateAsync<string>("document.activeElement?.id ?? ''") != "message"; tab++)
+            {
+                await page.Keyboard.PressAsync("Tab");
+            }
+
+            await page.Keyboard.PressAsync("Control+A");
+            await page.Keyboard.TypeAsync("Typed with the keyboard");
+            await Task.Delay(250);
+        }
+        while (!await send.IsEnabledAsync());
+
+        await page.Keyboard.PressAsync("Tab");
+        Assert.Equal("Send", (await page.EvaluateAsync<string>("document.activeElement?.innerText ?? ''")).Trim(), ignoreCase: true);
+        await page.Keyboard.PressAsync("Enter");
+        await Assertions.Expect(page.GetByTestId("stats")).ToContainTextAsync("first token after", new() { Timeout = 60_000 });
+        Assert.Contains("user: Typed with the keyboard", await page.GetByTestId("transcript").InnerTextAsync(), StringComparison.Ordinal);
+        await page.ScreenshotAsync(new() { Path = Path.Combine(ScreenshotFolder, "playground-200-percent.png"), FullPage = true });
+        await context.DisposeAsync();
     }
 
     /// <summary>Clicks until the interactive circuit has taken over the prerendered page (what should appear does).</summary>

@@ -17,9 +17,25 @@ public interface IQuotaLease : IDisposable
     void Charge(long tokens);
 }
 
+/// <summary>Where one user or team stands against its quotas now (limits null: none set).</summary>
+public sealed record QuotaStanding(
+    string Scope,
+    string Who,
+    long RequestsThisMinute,
+    long? RequestsPerMinute,
+    long TokensThisMinute,
+    long? TokensPerMinute,
+    long TokensToday,
+    long? TokensPerDay,
+    long Running,
+    long? ConcurrentStreams);
+
 /// <summary>Per-user and per-team quotas: requests and tokens per minute, tokens per day, concurrent requests.</summary>
 public interface IQuotaGate
 {
+    /// <summary>Every user and team this node has counted, with their limits (for the usage page).</summary>
+    IReadOnlyList<QuotaStanding> Standings();
+
     /// <summary>A lease when every quota of the caller still has room; otherwise null and the first quota that is used up.</summary>
     IQuotaLease? TryEnter(ClaimsPrincipal user, out QuotaRefusal? refusal);
 }

@@ -34,17 +34,38 @@ internal sealed class QuotaLedger(IOptions<QuotaOptions> options, IOptions<Audit
                 }
             }
 
-            foreach (var (scope, key, _, _) in callers)
+            foreach (var (scope, key, who, limits) in callers)
             {
                 var window = Window(scope, key);
                 window.AddRequest(now);
                 window.Concurrent++;
+                window.LastSeen = (who, limits);
             }
         }
 
         refusal = null;
         return new Lease(this, [.. callers.Select(c => (c.Scope, c.Key))]);
     }
+
+    public IReadOnlyList<QuotaStanding> Standings()
+    {
+        var quotas = options.Value;
+        var now = time.GetUtcNow();
+        lock (_gate)
+        {
+            return [.. _windows.OrderBy(w => w.Key.Scope, StringComparer.Ordinal).ThenBy(w => w.Key.Key, StringComparer.Ordinal).Select(w =>
+            {
+                var window = w.Value;
+                var (who, limits) = window.LastSeen ?? (w.Key.Key, w.Key.Scope == "team"
+                    ? quotas.Teams.GetValueOrDefault(w.Key.Key)?.Over(quotas.Team) ?? quotas.Team
+                    : quotas.Users.GetValueOrDefault(w.Key.Key)?.Over(quotas.User) ?? quotas.User);
+                return new QuotaStanding(w.Key.Scope, who, window.MinuteRequests(now), Limit(limits.RequestsPerMinute), window.MinuteTokens(now),
+                    Limit(limits.TokensPerMinute), window.DayTokens(now), Limit(limits.TokensPerDay), window.Concurrent, Limit(limits.ConcurrentStreams));
+            })];
+        }
+    }
+
+    private static long? Limit(long? value) => value is > 0 ? value : null;
 
     /// <summary>Adds this node's usage since the start of the day, read from the audit log at start.</summary>
     public void Seed(IReadOnlyList<ConsumptionRow> today, IReadOnlyList<ConsumptionRow> thisMinute)

@@ -16,6 +16,9 @@ internal sealed class QuotaWindow
 
     public long Concurrent { get; set; }
 
+    /// <summary>How the caller was last named and limited at admission (for the usage page).</summary>
+    public (string Who, QuotaLimits Limits)? LastSeen { get; set; }
+
     public static DateTimeOffset MinuteOf(DateTimeOffset now) => new(now.Year, now.Month, now.Day, now.Hour, now.Minute, 0, TimeSpan.Zero);
 
     public static DateTimeOffset DayOf(DateTimeOffset now) => new(now.Year, now.Month, now.Day, 0, 0, 0, TimeSpan.Zero);
