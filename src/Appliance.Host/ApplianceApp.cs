@@ -31,7 +31,7 @@ public static class ApplianceApp
         app.MapGroup("/admin").MapApiKeysApi().MapNodeAdminApi().MapModelAdminApi().RequireAuthorization(AppliancePolicies.Admin);
         app.MapApplianceAudit(AppliancePolicies.Audit);
         app.MapApplianceMetrics(AppliancePolicies.Admin);
-        app.MapApplianceConsole(AppliancePolicies.Audit, AppliancePolicies.Admin);
+        app.MapApplianceConsole(AppliancePolicies.Audit, AppliancePolicies.Usage);
         app.UseStartupBanner();
         return app;
     }

@@ -31,7 +31,8 @@ public sealed class ConsoleBrowserTests : IAsyncLifetime
         SyntheticModelFolder.Write(SyntheticModelSpec.Tiny, model);
         _host = await HostProcess.StartAsync(port,
             $"--Identity:Authority={_oidc.Authority()}", "--Identity:RequireHttpsMetadata=false", $"--Appliance:DataFolder={_root.Combine("data")}",
-            $"--Models:tiny:Path={model}", "--Appliance:BuiltInEmbeddings=false", "--Quotas:User:TokensPerDay=100000", "--Logging:LogLevel:Default=Warning");
+            $"--Models:tiny:Path={model}", "--Appliance:BuiltInEmbeddings=false", "--Quotas:User:TokensPerDay=100000",
+            "--Identity:Roles:TeamLead=appliance-team-lead", "--Logging:LogLevel:Default=Warning");
         _playwright = await Playwright.CreateAsync();
         _browser = await _playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions { ExecutablePath = "/usr/bin/chromium", Headless = true });
         Directory.CreateDirectory(ScreenshotFolder);
@@ -111,6 +112,7 @@ public sealed class ConsoleBrowserTests : IAsyncLifetime
         Assert.Matches(new Regex("audit\\.read\\s+bob"), trail); // reading the trail is itself recorded
 
         await KeyboardAndZoomAsync();
+        await TeamLeadSeesOwnTeamAsync();
 
         Assert.True(_outsideRequests.Count == 0, $"the browser left the appliance: {string.Join(", ", _outsideRequests)}");
     }
@@ -156,6 +158,29 @@ public sealed class ConsoleBrowserTests : IAsyncLifetime
         await page.Locator("button[type=submit]").ClickAsync();
         await page.WaitForURLAsync(new Regex(Regex.Escape($"{_host.Address}{path.TrimStart('/')}")), new() { Timeout = 30_000 });
         return page;
+    }
+
+    /// <summary>dave, a team lead in /research, chats, then sees his team's usage on the Usage page and nobody else's.</summary>
+    private async Task TeamLeadSeesOwnTeamAsync()
+    {
+        var dave = await SignedInPageAsync("dave", "/console/playground");
+        await SendWhenInteractiveAsync(dave, "A question from research");
+        await Assertions.Expect(dave.GetByTestId("stats")).ToContainTextAsync("first token after", new() { Timeout = 60_000 });
+        await dave.GotoAsync($"{_host!.Address}console/usage");
+        await Assertions.Expect(dave.GetByTestId("scope")).ToContainTextAsync("/research");
+        var top = await dave.GetByTestId("top-users").InnerTextAsync();
+        Assert.Contains("dave", top, StringComparison.Ordinal);
+        Assert.DoesNotContain("ada", top, StringComparison.Ordinal); // ada belongs to no team of dave's
+        await dave.GetByTestId("chart-team").Locator("summary").ClickAsync();
+        var teams = await dave.GetByTestId("chart-team").Locator("table").InnerTextAsync();
+        Assert.Contains("/research", teams, StringComparison.Ordinal);
+        Assert.DoesNotContain("(none)", teams, StringComparison.Ordinal);
+        Assert.Equal(0, await dave.GetByTestId("quotas").CountAsync()); // node-wide figures are for administrators
+        var csv = await dave.RunAndWaitForDownloadAsync(() => dave.GetByText("CSV by user").ClickAsync());
+        var lines = await File.ReadAllLinesAsync(await csv.PathAsync());
+        Assert.Contains(lines, l => l.Contains(",dave,", StringComparison.Ordinal));
+        Assert.DoesNotContain(lines, l => l.Contains(",ada,", StringComparison.Ordinal));
+        await dave.ScreenshotAsync(new() { Path = Path.Combine(ScreenshotFolder, "usage-team-lead.png"), FullPage = true });
     }
 
     /// <summary>

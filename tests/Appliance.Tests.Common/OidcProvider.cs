@@ -59,6 +59,7 @@ public sealed class OidcProvider : IAsyncDisposable
         new("ada", RealmRoles: ["appliance-user"], Clearance: "confidential"),
         new("bob", RealmRoles: ["appliance-auditor"]),
         new("carol", RealmRoles: ["appliance-admin"]),
+        new("dave", RealmRoles: ["appliance-user", "appliance-team-lead"], Groups: ["/research"]),
     ];
 
     /// <summary>Starts the provider; <paramref name="consoleOrigins"/> (e.g. http://127.0.0.1:5123) may sign people in to a web console.</summary>
@@ -217,6 +218,7 @@ public sealed class OidcProvider : IAsyncDisposable
                 ["username"] = u.Username,
                 ["roles"] = new JsonArray([.. u.RealmRoles.Select(r => (JsonNode)r)]),
                 ["clearance"] = u.Clearance,
+                ["groups"] = u.Groups is { Length: > 0 } groups ? new JsonArray([.. groups.Select(g => (JsonNode)g)]) : null,
             })]);
             realms.Add(new JsonObject
             {
@@ -258,4 +260,4 @@ public sealed class OidcProvider : IAsyncDisposable
 public sealed record TestClient(string ClientId, string Secret, string[]? ClientRoles = null, string[]? RealmRoles = null, string[]? Groups = null, string? Clearance = null);
 
 /// <summary>A person of the test realm.</summary>
-public sealed record TestUser(string Username, string[] RealmRoles, string? Clearance = null);
+public sealed record TestUser(string Username, string[] RealmRoles, string? Clearance = null, string[]? Groups = null);

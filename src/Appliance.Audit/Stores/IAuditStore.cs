@@ -66,7 +66,8 @@ public interface IAuditStore : IDisposable
     void ApplyRetention(RetentionRecord record);
 
     /// <summary>Completed model requests per UTC day and <paramref name="groupBy"/> (user, team, model or client), for chargeback.</summary>
-    IReadOnlyList<UsageRow> Usage(string node, DateTimeOffset from, DateTimeOffset to, string groupBy);
+    /// <remarks><paramref name="teams"/>, when given, keeps only the requests of those teams (a team lead's view).</remarks>
+    IReadOnlyList<UsageRow> Usage(string node, DateTimeOffset from, DateTimeOffset to, string groupBy, IReadOnlyList<string>? teams = null);
 
     /// <summary>
     /// Requests accepted and tokens completed per subject and team since <paramref name="since"/>, on one node

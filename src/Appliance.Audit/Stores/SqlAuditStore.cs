@@ -181,7 +181,7 @@ public abstract class SqlAuditStore : IAuditStore
         return true;
     });
 
-    public IReadOnlyList<UsageRow> Usage(string node, DateTimeOffset from, DateTimeOffset to, string groupBy)
+    public IReadOnlyList<UsageRow> Usage(string node, DateTimeOffset from, DateTimeOffset to, string groupBy, IReadOnlyList<string>? teams = null)
     {
         var column = groupBy switch
         {
@@ -193,11 +193,16 @@ public abstract class SqlAuditStore : IAuditStore
         };
         return WithConnection(connection =>
         {
+            var teamNames = teams ?? [];
+            var teamFilter = teams is null ? string.Empty
+                : teamNames.Count == 0 ? " AND 1 = 0"
+                : $" AND team IN ({string.Join(", ", teamNames.Select((_, i) => $"@team{i}"))})";
             using var command = Command(connection,
                 $"SELECT substr(time, 1, 10) AS day, {column}, COUNT(*), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0) "
-                + "FROM audit_entries WHERE node = @node AND kind = @kind AND model IS NOT NULL AND time >= @from AND time < @to "
+                + $"FROM audit_entries WHERE node = @node AND kind = @kind AND model IS NOT NULL AND time >= @from AND time < @to{teamFilter} "
                 + $"GROUP BY substr(time, 1, 10), {column} ORDER BY 1, 2",
-                ("node", node), ("kind", AuditKinds.Completed), ("from", CanonicalJson.Time(from)), ("to", CanonicalJson.Time(to)));
+                [("node", node), ("kind", AuditKinds.Completed), ("from", CanonicalJson.Time(from)), ("to", CanonicalJson.Time(to)),
+                    .. teamNames.Select((team, i) => ($"team{i}", (object?)team))]);
             using var reader = command.ExecuteReader();
             var rows = new List<UsageRow>();
             while (reader.Read())

@@ -21,11 +21,12 @@ public static class ConsoleExtensions
         builder.Services.AddRadzenComponents();
         builder.Services.AddHttpClient();
         builder.Services.AddSingleton<IConsoleApi, LoopbackConsoleApi>();
+        builder.Services.AddSingleton<IUsageScope, TeamUsageScope>();
         builder.Services.AddSingleton(new ConsoleNavigation(
         [
-            new ConsolePage("console", "Home", null),
+            new ConsolePage("console", "Home"),
             new ConsolePage("console/playground", "Playground", identity.Roles.User),
-            new ConsolePage("console/usage", "Usage", identity.Roles.Admin),
+            new ConsolePage("console/usage", "Usage", [identity.Roles.Admin, .. identity.Roles.TeamLead.Length > 0 ? [identity.Roles.TeamLead] : Array.Empty<string>()]),
             new ConsolePage("console/pool", "Pool", identity.Roles.Admin),
             new ConsolePage("console/audit", "Audit", identity.Roles.Auditor),
         ]));
@@ -76,7 +77,7 @@ public static class ConsoleExtensions
         return builder;
     }
 
-    public static WebApplication MapApplianceConsole(this WebApplication app, string auditPolicy, string adminPolicy)
+    public static WebApplication MapApplianceConsole(this WebApplication app, string auditPolicy, string usagePolicy)
     {
         app.UseAntiforgery();
         var manifest = Path.Combine(AppContext.BaseDirectory, $"{app.Environment.ApplicationName}.staticwebassets.endpoints.json");
@@ -88,7 +89,7 @@ public static class ConsoleExtensions
         app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
         app.MapConsoleLogin();
         app.MapAuditExport("/console/audit/export").RequireAuthorization(auditPolicy);
-        app.MapUsageCsv(adminPolicy);
+        app.MapUsageCsv(usagePolicy);
         return app;
     }
 }

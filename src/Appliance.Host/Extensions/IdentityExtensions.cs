@@ -98,6 +98,8 @@ public static class IdentityExtensions
             .AddPolicy(AppliancePolicies.Chat, policy => policy.RequireAuthenticatedUser().RequireRole(identity.Roles.User))
             .AddPolicy(AppliancePolicies.Admin, policy => policy.RequireAuthenticatedUser().RequireRole(identity.Roles.Admin))
             .AddPolicy(AppliancePolicies.Audit, policy => policy.RequireAuthenticatedUser().RequireRole(identity.Roles.Auditor))
+            .AddPolicy(AppliancePolicies.Usage, policy => policy.RequireAuthenticatedUser().RequireRole(
+                identity.Roles.TeamLead.Length > 0 ? [identity.Roles.Admin, identity.Roles.TeamLead] : [identity.Roles.Admin]))
             // Anything mapped without a policy of its own still needs a valid token; /health opts out explicitly.
             .SetFallbackPolicy(new AuthorizationPolicyBuilder().RequireAuthenticatedUser().Build());
         return builder;

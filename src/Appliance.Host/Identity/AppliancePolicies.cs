@@ -6,4 +6,7 @@ public static class AppliancePolicies
     public const string Chat = "chat";
     public const string Admin = "admin";
     public const string Audit = "audit";
+
+    /// <summary>Administrators, and team leads (Identity:Roles:TeamLead) for their own teams.</summary>
+    public const string Usage = "usage";
 }

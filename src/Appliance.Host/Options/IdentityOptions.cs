@@ -81,4 +81,7 @@ public sealed record RoleNames
     public string Admin { get; init; } = "appliance-admin";
 
     public string Auditor { get; init; } = "appliance-auditor";
+
+    /// <summary>A role that may see the usage of its own teams (its groups) in the console; empty: administrators only.</summary>
+    public string TeamLead { get; init; } = string.Empty;
 }

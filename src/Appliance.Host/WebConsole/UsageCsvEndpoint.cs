@@ -10,7 +10,7 @@ internal static class UsageCsvEndpoint
     private static readonly string[] Groups = ["team", "model", "user", "client"];
 
     public static void MapUsageCsv(this WebApplication app, string policy) =>
-        app.MapGet("/console/usage.csv", (string? by, string? from, string? to, IAuditReader reader, TimeProvider time) =>
+        app.MapGet("/console/usage.csv", (string? by, string? from, string? to, HttpContext http, IAuditReader reader, IUsageScope scope, TimeProvider time) =>
         {
             by ??= "team";
             var today = DateOnly.FromDateTime(time.GetUtcNow().UtcDateTime);
@@ -20,7 +20,7 @@ internal static class UsageCsvEndpoint
                     statusCode: StatusCodes.Status400BadRequest, title: "The usage export is not valid.");
             }
 
-            var rows = reader.Store.Usage(reader.Node, Start(first), Start(last.AddDays(1)), by);
+            var rows = reader.Store.Usage(reader.Node, Start(first), Start(last.AddDays(1)), by, scope.TeamsOf(http.User));
             return Results.File(System.Text.Encoding.UTF8.GetBytes(UsageReportRows.Csv(by, UsageReportRows.From(rows))), "text/csv; charset=utf-8",
                 $"usage-{by}-{first:yyyy-MM-dd}-{last:yyyy-MM-dd}.csv");
         }).RequireAuthorization(policy);
