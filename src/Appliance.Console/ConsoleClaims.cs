@@ -14,5 +14,6 @@ public static class ConsoleClaims
 /// <summary>An HTTP client for the appliance's own API on its loopback listener (the host provides it).</summary>
 public interface IConsoleApi
 {
-    HttpClient Create(ClaimsPrincipal user);
+    /// <summary>A client carrying the person's access token (refreshed first when it is about to expire).</summary>
+    Task<HttpClient> CreateAsync(ClaimsPrincipal user, CancellationToken cancellationToken = default);
 }

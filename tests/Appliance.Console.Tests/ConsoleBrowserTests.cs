@@ -14,6 +14,7 @@ namespace Appliance.WebConsole.Tests;
 public sealed class ConsoleBrowserTests : IAsyncLifetime
 {
     private static readonly Regex Loopback = new("^(http|ws)://127\\.0\\.0\\.1:", RegexOptions.Compiled);
+    private const int TokenSeconds = 10;
     private readonly TempFolder _root = new("console");
     private readonly List<string> _outsideRequests = [];
     private OidcProvider? _oidc;
@@ -26,13 +27,14 @@ public sealed class ConsoleBrowserTests : IAsyncLifetime
     public async Task InitializeAsync()
     {
         var port = HostProcess.FreePort();
-        _oidc = await OidcProvider.StartAsync($"http://127.0.0.1:{port}");
+        // Access tokens live 10 s and the host allows no clock skew: sessions only last because the console refreshes them.
+        _oidc = await OidcProvider.StartAsync(TokenSeconds, $"http://127.0.0.1:{port}");
         var model = _root.Combine("tiny");
         SyntheticModelFolder.Write(SyntheticModelSpec.Tiny, model);
         _host = await HostProcess.StartAsync(port,
             $"--Identity:Authority={_oidc.Authority()}", "--Identity:RequireHttpsMetadata=false", $"--Appliance:DataFolder={_root.Combine("data")}",
             $"--Models:tiny:Path={model}", "--Appliance:BuiltInEmbeddings=false", "--Quotas:User:TokensPerDay=100000",
-            "--Identity:Roles:TeamLead=appliance-team-lead", "--Logging:LogLevel:Default=Warning");
+            "--Identity:Roles:TeamLead=appliance-team-lead", "--Identity:ClockSkew=00:00:00", "--Logging:LogLevel:Default=Warning");
         _playwright = await Playwright.CreateAsync();
         _browser = await _playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions { ExecutablePath = "/usr/bin/chromium", Headless = true });
         Directory.CreateDirectory(ScreenshotFolder);
@@ -113,6 +115,7 @@ public sealed class ConsoleBrowserTests : IAsyncLifetime
 
         await KeyboardAndZoomAsync();
         await TeamLeadSeesOwnTeamAsync();
+        await AnOpenPlaygroundOutlivesItsFirstTokenAsync(ada);
 
         Assert.True(_outsideRequests.Count == 0, $"the browser left the appliance: {string.Join(", ", _outsideRequests)}");
     }
@@ -158,6 +161,23 @@ public sealed class ConsoleBrowserTests : IAsyncLifetime
         await page.Locator("button[type=submit]").ClickAsync();
         await page.WaitForURLAsync(new Regex(Regex.Escape($"{_host.Address}{path.TrimStart('/')}")), new() { Timeout = 30_000 });
         return page;
+    }
+
+    /// <summary>
+    /// ada's playground has stayed open longer than her first access token lived: the console refreshed it, so the next
+    /// question is answered, and a page load still finds her signed in.
+    /// </summary>
+    private async Task AnOpenPlaygroundOutlivesItsFirstTokenAsync(IPage ada)
+    {
+        await ada.GotoAsync($"{_host!.Address}console/playground");
+        await Task.Delay(TimeSpan.FromSeconds(TokenSeconds + 2)); // the token the page connected with has expired
+        await SendWhenInteractiveAsync(ada, "Still there?");
+        await Assertions.Expect(ada.GetByTestId("stats")).ToContainTextAsync("first token after", new() { Timeout = 60_000 });
+        Assert.Equal(0, await ada.GetByTestId("error").CountAsync());
+        await Task.Delay(TimeSpan.FromSeconds(TokenSeconds + 2));
+        var response = await ada.GotoAsync($"{_host.Address}console");
+        Assert.Equal(200, response!.Status);
+        Assert.EndsWith("/console", ada.Url, StringComparison.Ordinal); // not sent back to the login page
     }
 
     /// <summary>dave, a team lead in /research, chats, then sees his team's usage on the Usage page and nobody else's.</summary>

@@ -63,12 +63,15 @@ public sealed class OidcProvider : IAsyncDisposable
     ];
 
     /// <summary>Starts the provider; <paramref name="consoleOrigins"/> (e.g. http://127.0.0.1:5123) may sign people in to a web console.</summary>
-    public static async Task<OidcProvider> StartAsync(params string[] consoleOrigins)
+    public static Task<OidcProvider> StartAsync(params string[] consoleOrigins) => StartAsync(accessTokenSeconds: null, consoleOrigins);
+
+    /// <summary>As <see cref="StartAsync(string[])"/>, with access tokens that live <paramref name="accessTokenSeconds"/> (default 300).</summary>
+    public static async Task<OidcProvider> StartAsync(int? accessTokenSeconds, params string[] consoleOrigins)
     {
         var folder = new TempFolder("oidc-provider");
         var keys = new Dictionary<string, JsonWebKey> { [Realm] = NewKey(), [OtherRealm] = NewKey() };
         var configPath = folder.Combine("config.json");
-        File.WriteAllText(configPath, Config(keys, consoleOrigins).ToJsonString());
+        File.WriteAllText(configPath, Config(keys, consoleOrigins, accessTokenSeconds).ToJsonString());
 
         var start = new ProcessStartInfo("node", [Path.Combine(ServerFolder(), "server.mjs"), configPath])
         {
@@ -186,7 +189,7 @@ public sealed class OidcProvider : IAsyncDisposable
         return document.RootElement.GetProperty("access_token").GetString()!;
     }
 
-    private static JsonObject Config(Dictionary<string, JsonWebKey> keys, IReadOnlyList<string> consoleOrigins)
+    private static JsonObject Config(Dictionary<string, JsonWebKey> keys, IReadOnlyList<string> consoleOrigins, int? accessTokenSeconds)
     {
         var realms = new JsonArray();
         foreach (var (name, key) in keys)
@@ -209,7 +212,7 @@ public sealed class OidcProvider : IAsyncDisposable
             clients.Add(new JsonObject
             {
                 ["client_id"] = ConsoleClient,
-                ["grant_types"] = new JsonArray("authorization_code"),
+                ["grant_types"] = new JsonArray("authorization_code", "refresh_token"), // Keycloak's standard flow issues refresh tokens
                 ["redirect_uris"] = new JsonArray([ConsoleRedirect, .. consoleOrigins.Select(o => (JsonNode)$"{o}/console/signin-oidc")]),
                 ["post_logout_redirect_uris"] = new JsonArray([.. consoleOrigins.Select(o => (JsonNode)$"{o}/console/signout-oidc")]),
             });
@@ -227,6 +230,7 @@ public sealed class OidcProvider : IAsyncDisposable
                 ["jwks"] = new JsonObject { ["keys"] = new JsonArray(PrivateJwk(key)) },
                 ["clients"] = clients,
                 ["users"] = users,
+                ["accessTokenTTL"] = accessTokenSeconds,
             });
         }
 

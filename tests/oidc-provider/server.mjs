@@ -78,6 +78,10 @@ function createProvider(realm) {
       const user = (realm.users ?? []).find(u => u.username === token.accountId) ?? { username: token.accountId };
       return { azp: token.clientId, ...keycloakClaims(realm, { ...user, sid: token.sessionUid }) };
     },
+    // As Keycloak does for the standard flow: a refresh token whenever the client may use one (no offline_access needed).
+    issueRefreshToken: async (ctx, client) => client.grantTypeAllowed('refresh_token'),
+    // Keycloak's default ("Revoke Refresh Token" off): a refresh token stays usable until it expires.
+    rotateRefreshToken: () => false,
     loadExistingGrant: async ctx => {
       // Consent is implied, as for Keycloak clients without "consent required".
       const grantId = ctx.oidc.result?.consent?.grantId || ctx.oidc.session.grantIdFor(ctx.oidc.client.clientId);

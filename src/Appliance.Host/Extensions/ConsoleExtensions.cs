@@ -22,6 +22,7 @@ public static class ConsoleExtensions
         builder.Services.AddHttpClient();
         builder.Services.AddSingleton<IConsoleApi, LoopbackConsoleApi>();
         builder.Services.AddSingleton<IUsageScope, TeamUsageScope>();
+        builder.Services.AddSingleton<ConsoleTokenRefresher>();
         builder.Services.AddSingleton(new ConsoleNavigation(
         [
             new ConsolePage("console", "Home"),
@@ -42,6 +43,21 @@ public static class ConsoleExtensions
             cookie.ExpireTimeSpan = identity.ConsoleSessionLifetime;
             cookie.SlidingExpiration = false;
             cookie.Events.OnRedirectToAccessDenied = ConsoleDenial.NotAllowedAsync;
+            cookie.Events.OnValidatePrincipal = async context =>
+            {
+                // Each page request: a token about to expire is refreshed and the cookie renewed; a dead one ends the session.
+                var refresher = context.HttpContext.RequestServices.GetRequiredService<ConsoleTokenRefresher>();
+                var (principal, changed) = await refresher.RenewAsync(context.Principal!, context.HttpContext.RequestAborted);
+                if (principal is null)
+                {
+                    context.RejectPrincipal();
+                }
+                else if (changed)
+                {
+                    context.ReplacePrincipal(principal);
+                    context.ShouldRenew = true;
+                }
+            };
         });
         if (!string.IsNullOrWhiteSpace(identity.Authority))
         {
@@ -65,10 +81,12 @@ public static class ConsoleExtensions
                     // The session is the API token's identity: the console shows what the API will allow.
                     var accessToken = context.TokenEndpointResponse?.AccessToken
                         ?? throw new InvalidOperationException("the realm returned no access token for the console client");
-                    context.Principal = ConsoleSession.FromAccessToken(accessToken, identity.RoleClientId);
+                    var refreshToken = context.TokenEndpointResponse?.RefreshToken;
+                    context.Principal = ConsoleSession.FromAccessToken(accessToken, identity.RoleClientId, refreshToken);
+                    // With a refresh token the session lasts its configured lifetime; without, as long as the access token.
                     var expires = ConsoleSession.ExpiresAt(accessToken);
                     var limit = DateTimeOffset.UtcNow + identity.ConsoleSessionLifetime;
-                    context.Properties!.ExpiresUtc = expires < limit ? expires : limit;
+                    context.Properties!.ExpiresUtc = refreshToken is not null || expires > limit ? limit : expires;
                     return Task.CompletedTask;
                 };
             });

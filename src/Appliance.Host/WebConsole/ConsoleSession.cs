@@ -19,16 +19,24 @@ internal static class ConsoleSession
     public static bool Owns(PathString path) =>
         path.StartsWithSegments("/console") || path.StartsWithSegments("/_blazor");
 
-    public static ClaimsPrincipal FromAccessToken(string accessToken, string roleClientId)
+    /// <summary>Claim holding the realm's refresh token, with which the session gets fresh access tokens.</summary>
+    public const string RefreshTokenClaim = "appliance/console_refresh_token";
+
+    public static ClaimsPrincipal FromAccessToken(string accessToken, string roleClientId, string? refreshToken = null)
     {
         var token = new JsonWebToken(accessToken);
         var identity = new ClaimsIdentity(token.Claims, Scheme, ApplianceClaims.Username, ApplianceClaims.Role);
         KeycloakRoles.AddTo(identity, roleClientId);
         identity.AddClaim(new Claim(ConsoleClaims.ApiToken, accessToken));
+        if (refreshToken is not null)
+        {
+            identity.AddClaim(new Claim(RefreshTokenClaim, refreshToken));
+        }
+
         return new ClaimsPrincipal(identity);
     }
 
-    /// <summary>When the access token stops working, the session ends too.</summary>
+    /// <summary>When the access token stops working.</summary>
     public static DateTimeOffset ExpiresAt(string accessToken) => new JsonWebToken(accessToken).ValidTo is var expiry && expiry > DateTime.MinValue
         ? new DateTimeOffset(DateTime.SpecifyKind(expiry, DateTimeKind.Utc))
         : DateTimeOffset.UtcNow.AddMinutes(5);

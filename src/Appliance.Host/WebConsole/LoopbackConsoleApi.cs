@@ -10,14 +10,14 @@ namespace Appliance.Host.WebConsole;
 /// The playground is a client of the API like any other (same authentication, audit and quotas): it calls this node's
 /// first listener on loopback with the person's own access token.
 /// </summary>
-internal sealed class LoopbackConsoleApi(IServer server, IHttpClientFactory clients) : IConsoleApi
+internal sealed class LoopbackConsoleApi(IServer server, IHttpClientFactory clients, ConsoleTokenRefresher tokens) : IConsoleApi
 {
-    public HttpClient Create(ClaimsPrincipal user)
+    public async Task<HttpClient> CreateAsync(ClaimsPrincipal user, CancellationToken cancellationToken = default)
     {
         var client = clients.CreateClient(nameof(LoopbackConsoleApi));
         client.BaseAddress = Loopback();
         client.Timeout = TimeSpan.FromMinutes(10);
-        if (ConsoleClaims.ApiTokenOf(user) is { } token)
+        if (await tokens.AccessTokenAsync(user, cancellationToken) is { } token)
         {
             client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
         }
