@@ -62,7 +62,7 @@ public sealed record ModelManifest(
             var full = System.IO.Path.GetFullPath(System.IO.Path.Combine(root, file.Path));
             if (!full.StartsWith(root + System.IO.Path.DirectorySeparatorChar, StringComparison.Ordinal))
             {
-                throw new ModelFolderException($"{folder}: manifest entry '{file.Path}' points outside the model folder.");
+                throw new ModelFolderException($"{folder}: manifest entry '{file.Path}' points outside the folder.");
             }
 
             if (!File.Exists(full))
@@ -73,7 +73,7 @@ public sealed record ModelManifest(
             var size = new FileInfo(full).Length;
             if (size != file.Size || !string.Equals(HashFile(full), file.Sha256, StringComparison.OrdinalIgnoreCase))
             {
-                throw new ModelFolderException($"{folder}: file '{file.Path}' does not match its SHA-256 in the manifest; the model is refused.");
+                throw new ModelFolderException($"{folder}: file '{file.Path}' does not match its SHA-256 in the manifest; the folder is refused.");
             }
         }
 
