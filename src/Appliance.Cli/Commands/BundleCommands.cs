@@ -12,29 +12,9 @@ internal static class BundleCommands
     public static Command Create()
     {
         var bundle = new Command("bundle", "Offline installation bundles: write and check their manifest");
-        bundle.Subcommands.Add(Manifest());
+        bundle.Subcommands.Add(ManifestCommand.Create("Unpacked bundle folder", "Hash every file of a bundle folder into its manifest.json"));
         bundle.Subcommands.Add(Verify());
         return bundle;
-    }
-
-    private static Command Manifest()
-    {
-        var folder = new Argument<DirectoryInfo>("folder") { Description = "Unpacked bundle folder" };
-        var command = new Command("manifest", "Hash every file of a bundle folder into its manifest.json") { folder };
-        command.SetAction(parse =>
-        {
-            var path = parse.GetValue(folder)!.FullName;
-            if (!Directory.Exists(path))
-            {
-                Console.Error.WriteLine($"error: {path} does not exist");
-                return 2;
-            }
-
-            var manifest = ModelManifest.Create(path);
-            Console.WriteLine($"{manifest.Files.Count} files, {manifest.Files.Sum(f => f.Size):N0} bytes, digest {manifest.Digest}");
-            return 0;
-        });
-        return command;
     }
 
     private static Command Verify()

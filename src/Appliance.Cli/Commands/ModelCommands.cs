@@ -11,7 +11,7 @@ internal static class ModelCommands
     {
         var model = new Command("model", "Model folders: synthetic test models, manifests, verification");
         model.Subcommands.Add(Synth());
-        model.Subcommands.Add(Manifest());
+        model.Subcommands.Add(ManifestCommand.Create("Model folder", "Hash every file of a model folder into its manifest.json"));
         model.Subcommands.Add(Verify());
         return model;
     }
@@ -47,26 +47,6 @@ internal static class ModelCommands
             var folder = parse.GetValue(output)!.FullName;
             var manifest = SyntheticModelFolder.Write(spec, folder);
             Console.WriteLine($"wrote {folder}: {spec.ParameterCount:N0} parameters, digest {manifest.Digest}");
-            return 0;
-        });
-        return command;
-    }
-
-    private static Command Manifest()
-    {
-        var folder = new Argument<DirectoryInfo>("folder") { Description = "Model folder" };
-        var command = new Command("manifest", "Hash every file of a model folder into its manifest.json") { folder };
-        command.SetAction(parse =>
-        {
-            var path = parse.GetValue(folder)!.FullName;
-            if (!Directory.Exists(path))
-            {
-                Console.Error.WriteLine($"error: {path} does not exist");
-                return 2;
-            }
-
-            var manifest = ModelManifest.Create(path);
-            Console.WriteLine($"{manifest.Files.Count} files, digest {manifest.Digest}");
             return 0;
         });
         return command;

@@ -45,7 +45,7 @@ public sealed class MetricsTests : IDisposable
     {
         var model = _root.Combine("tiny");
         SyntheticModelFolder.Write(SyntheticModelSpec.Tiny, model);
-        var port = FreePort();
+        var port = HostProcess.FreePort();
         await using var running = await RunningAppliance.StartAsync($"--Models:management-probe:Path={model}", $"--Metrics:ManagementUrl=http://127.0.0.1:{port}",
             "--Appliance:BuiltInEmbeddings=false", "--Logging:LogLevel:Default=None");
         await running.WaitUntilReadyAsync();
@@ -62,13 +62,6 @@ public sealed class MetricsTests : IDisposable
     }
 
     public void Dispose() => _root.Dispose();
-
-    private static int FreePort()
-    {
-        using var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 
     /// <summary>The value of the first sample of a metric whose labels contain <paramref name="label"/>.</summary>
     private static double Sample(string exposition, string metric, string label)
