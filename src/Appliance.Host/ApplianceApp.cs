@@ -12,7 +12,9 @@ public static class ApplianceApp
     {
         // The application name is fixed: it names the static web assets manifest, also when tests host the appliance.
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ApplicationName = typeof(ApplianceApp).Assembly.GetName().Name });
+        builder.AddSettingsFiles();
         builder.AddApplianceDefaults();
+        builder.AddTrustedProxies();
         builder.AddModelCatalog();
         builder.AddApplianceIdentity();
         builder.AddApplianceAudit();
@@ -23,6 +25,7 @@ public static class ApplianceApp
         builder.Services.AddApplianceHealthChecks();
 
         var app = builder.Build();
+        app.UseTrustedProxies();
         app.UseApplianceMetrics();
         app.UseApplianceAudit();
         app.UseApplianceIdentity();

@@ -13,4 +13,10 @@ public sealed record ApplianceOptions
 
     /// <summary>How long shutdown waits for running requests before it cancels them.</summary>
     public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Load balancers (addresses or CIDR networks) whose X-Forwarded-For and X-Forwarded-Proto are believed: the audit
+    /// log then records the caller's address instead of the proxy's. Empty: the headers are ignored.
+    /// </summary>
+    public IReadOnlyList<string> TrustedProxies { get; init; } = [];
 }

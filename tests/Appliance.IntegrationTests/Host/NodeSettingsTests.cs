@@ -1,0 +1,121 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using Appliance.Host;
+using Appliance.Runtime.Onnx.Synthetic;
+using Appliance.Tests.Common;
+using Microsoft.Extensions.Configuration;
+
+namespace Appliance.IntegrationTests.Host;
+
+/// <summary>
+/// What a deployed node relies on: settings files outside the release (APPLIANCE_SETTINGS), re-read when Ansible changes
+/// them, and the caller's address taken from a trusted load balancer's X-Forwarded-For.
+/// </summary>
+public sealed class NodeSettingsTests : IDisposable
+{
+    private readonly TempFolder _root = new("node-settings");
+
+    [Fact]
+    public async Task Settings_files_rank_below_the_command_line_and_a_model_declared_later_loads_without_a_restart()
+    {
+        var settings = _root.Combine("appsettings.json");
+        var models = _root.Combine("models.json");
+        File.WriteAllText(settings, """{ "Limits": { "MaxN": 2, "MaxMessages": 7 } }""");
+        File.WriteAllText(models, Declaration("first"));
+        await using var running = await RunningAppliance.StartAsync(
+            $"--APPLIANCE_SETTINGS={settings}:{models}", "--Limits:MaxMessages=9", "--Logging:LogLevel:Default=Warning");
+        await running.WaitUntilReadyAsync();
+
+        Assert.Equal(["first"], await ModelIds(running));
+        Assert.Equal(2, running.App.Configuration.GetValue<int>("Limits:MaxN"));
+        Assert.Equal(9, running.App.Configuration.GetValue<int>("Limits:MaxMessages"));
+
+        // What the models role does: rewrite the file, then ask the node to load what it now declares.
+        File.WriteAllText(models, Declaration("first", "second"));
+        HttpStatusCode status = 0;
+        for (var attempt = 0; attempt < 100 && status != HttpStatusCode.OK; attempt++)
+        {
+            await Task.Delay(100);
+            using var load = await running.Http.PostAsync("/admin/models/second/load", null);
+            status = load.StatusCode;
+        }
+
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal(["first", "second"], (await ModelIds(running)).Order());
+    }
+
+    [Fact]
+    public async Task A_missing_settings_file_stops_start_up_naming_it()
+    {
+        var missing = _root.Combine("absent.json");
+        var error = await Assert.ThrowsAsync<FileNotFoundException>(() =>
+            RunningAppliance.StartAsync($"--APPLIANCE_SETTINGS={missing}"));
+        Assert.Contains(missing, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task The_audit_log_records_the_forwarded_address_only_from_a_trusted_proxy()
+    {
+        await using (var trusting = await RunningAppliance.StartAsync("--Appliance:TrustedProxies:0=127.0.0.0/8"))
+        {
+            Assert.Equal("203.0.113.7", await RecordedSource(trusting));
+        }
+
+        await using (var untrusting = await RunningAppliance.StartAsync("--Appliance:TrustedProxies:0=10.1.2.3"))
+        {
+            Assert.Equal("127.0.0.1", await RecordedSource(untrusting));
+        }
+
+        await using var plain = await RunningAppliance.StartAsync();
+        Assert.Equal("127.0.0.1", await RecordedSource(plain));
+    }
+
+    [Fact]
+    public void A_trusted_proxy_that_is_no_address_stops_start_up_naming_it()
+    {
+        var error = Assert.Throws<InvalidOperationException>(() =>
+            ApplianceApp.Create(["--environment=Development", "--Appliance:TrustedProxies:0=haproxy.local"]));
+        Assert.Contains("haproxy.local", error.Message, StringComparison.Ordinal);
+    }
+
+    public void Dispose() => _root.Dispose();
+
+    private static async Task<string?> RecordedSource(RunningAppliance running)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/v1/models");
+        request.Headers.Add("X-Forwarded-For", "203.0.113.7");
+        using (var response = await running.Http.SendAsync(request))
+        {
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+
+        using var document = JsonDocument.Parse(await running.Http.GetStringAsync("/audit/events?limit=1000"));
+        return document.RootElement.GetProperty("data").EnumerateArray()
+            .First(e => e.GetProperty("endpoint").GetString() == "/v1/models").GetProperty("sourceIp").GetString();
+    }
+
+    private static async Task<List<string>> ModelIds(RunningAppliance running)
+    {
+        using var document = JsonDocument.Parse(await running.Http.GetStringAsync("/v1/models"));
+        return [.. document.RootElement.GetProperty("data").EnumerateArray().Select(m => m.GetProperty("id").GetString()!)
+            .Where(id => id is "first" or "second")];
+    }
+
+    private string Declaration(params string[] ids)
+    {
+        var models = new Dictionary<string, object>();
+        foreach (var id in ids)
+        {
+            var folder = _root.Combine(id);
+            if (!Directory.Exists(folder))
+            {
+                SyntheticModelFolder.Write(SyntheticModelSpec.Tiny, folder);
+            }
+
+            models[id] = new { Path = folder, IntraOpThreads = 1 };
+        }
+
+        return JsonSerializer.Serialize(new { Models = models });
+    }
+}
