@@ -26,9 +26,10 @@ public sealed class OidcProvider : IAsyncDisposable
     private readonly Dictionary<string, JsonWebKey> _keys;
     private readonly TempFolder _folder;
 
-    private OidcProvider(Process process, int port, Dictionary<string, JsonWebKey> keys, TempFolder folder)
+    private OidcProvider(Process process, string host, int port, Dictionary<string, JsonWebKey> keys, TempFolder folder)
     {
         _process = process;
+        Host = host;
         Port = port;
         _keys = keys;
         _folder = folder;
@@ -37,9 +38,12 @@ public sealed class OidcProvider : IAsyncDisposable
 
     public int Port { get; }
 
+    /// <summary>The address it listens on and names in its issuer: loopback unless a test's other hosts must reach it.</summary>
+    public string Host { get; }
+
     public HttpClient Http { get; }
 
-    public string Authority(string realm = Realm) => $"http://127.0.0.1:{Port}/realms/{realm}";
+    public string Authority(string realm = Realm) => $"http://{Host}:{Port}/realms/{realm}";
 
     /// <summary>The realm's current private signing key: tests sign tokens with it that the provider would never issue.</summary>
     public JsonWebKey SigningKey(string realm = Realm) => _keys[realm];
@@ -51,6 +55,7 @@ public sealed class OidcProvider : IAsyncDisposable
         new("metrics-scraper", "metrics-secret", RealmRoles: ["offline_access"]),
         new("cleared-analyst", "analyst-secret", RealmRoles: ["appliance-user"], Groups: ["/finance"], Clearance: "restricted"),
         new("compliance-bot", "compliance-secret", ClientRoles: ["appliance-auditor"]),
+        new("appliance-operator", "operator-secret", RealmRoles: ["appliance-admin"]), // Ansible's, as in the realm export
     ];
 
     /// <summary>People who sign in through the console client (authorization code with PKCE).</summary>
@@ -65,13 +70,18 @@ public sealed class OidcProvider : IAsyncDisposable
     /// <summary>Starts the provider; <paramref name="consoleOrigins"/> (e.g. http://127.0.0.1:5123) may sign people in to a web console.</summary>
     public static Task<OidcProvider> StartAsync(params string[] consoleOrigins) => StartAsync(accessTokenSeconds: null, consoleOrigins);
 
+    /// <summary>As <see cref="StartAsync(string[])"/>, listening on <paramref name="host"/> (an address containers or namespaces reach).</summary>
+    public static Task<OidcProvider> StartOnAsync(string host) => StartAsync(null, host, []);
+
     /// <summary>As <see cref="StartAsync(string[])"/>, with access tokens that live <paramref name="accessTokenSeconds"/> (default 300).</summary>
-    public static async Task<OidcProvider> StartAsync(int? accessTokenSeconds, params string[] consoleOrigins)
+    public static Task<OidcProvider> StartAsync(int? accessTokenSeconds, params string[] consoleOrigins) => StartAsync(accessTokenSeconds, "127.0.0.1", consoleOrigins);
+
+    private static async Task<OidcProvider> StartAsync(int? accessTokenSeconds, string host, string[] consoleOrigins)
     {
         var folder = new TempFolder("oidc-provider");
         var keys = new Dictionary<string, JsonWebKey> { [Realm] = NewKey(), [OtherRealm] = NewKey() };
         var configPath = folder.Combine("config.json");
-        File.WriteAllText(configPath, Config(keys, consoleOrigins, accessTokenSeconds).ToJsonString());
+        File.WriteAllText(configPath, Config(keys, consoleOrigins, accessTokenSeconds, host).ToJsonString());
 
         var start = new ProcessStartInfo("node", [Path.Combine(ServerFolder(), "server.mjs"), configPath])
         {
@@ -90,7 +100,7 @@ public sealed class OidcProvider : IAsyncDisposable
         }
 
         _ = process.StandardOutput.ReadToEndAsync(); // keep draining so the process never blocks on a full pipe
-        return new OidcProvider(process, int.Parse(line["listening ".Length..], System.Globalization.CultureInfo.InvariantCulture), keys, folder);
+        return new OidcProvider(process, host, int.Parse(line["listening ".Length..], System.Globalization.CultureInfo.InvariantCulture), keys, folder);
     }
 
     /// <summary>A service account's access token (client credentials grant), as the provider issues it.</summary>
@@ -157,7 +167,7 @@ public sealed class OidcProvider : IAsyncDisposable
     public async Task RotateKeyAsync(string realm = Realm)
     {
         var key = NewKey();
-        using var response = await Http.PostAsync($"http://127.0.0.1:{Port}/__test/realms/{realm}/keys",
+        using var response = await Http.PostAsync($"http://{Host}:{Port}/__test/realms/{realm}/keys",
             new StringContent(new JsonObject { ["keys"] = new JsonArray(PrivateJwk(key)) }.ToJsonString(), Encoding.UTF8, "application/json"));
         response.EnsureSuccessStatusCode();
         _keys[realm] = key;
@@ -189,7 +199,7 @@ public sealed class OidcProvider : IAsyncDisposable
         return document.RootElement.GetProperty("access_token").GetString()!;
     }
 
-    private static JsonObject Config(Dictionary<string, JsonWebKey> keys, IReadOnlyList<string> consoleOrigins, int? accessTokenSeconds)
+    private static JsonObject Config(Dictionary<string, JsonWebKey> keys, IReadOnlyList<string> consoleOrigins, int? accessTokenSeconds, string host)
     {
         var realms = new JsonArray();
         foreach (var (name, key) in keys)
@@ -234,7 +244,7 @@ public sealed class OidcProvider : IAsyncDisposable
             });
         }
 
-        return new JsonObject { ["realms"] = realms };
+        return new JsonObject { ["realms"] = realms, ["host"] = host };
     }
 
     private static JsonWebKey NewKey()

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import Provider from 'oidc-provider';
 
 const config = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
+const host = config.host ?? '127.0.0.1';
 const providers = new Map();
 let port = 0;
 
@@ -32,7 +33,7 @@ function keycloakClaims(realm, subject) {
 }
 
 function createProvider(realm) {
-  const issuer = `http://127.0.0.1:${port}/realms/${realm.name}`;
+  const issuer = `http://${host}:${port}/realms/${realm.name}`;
   const clients = realm.clients.map(c => ({
     client_id: c.client_id,
     client_secret: c.client_secret,
@@ -130,7 +131,7 @@ const server = http.createServer(async (req, res) => {
   provider.callback()(req, res);
 });
 
-server.listen(config.port ?? 0, '127.0.0.1', () => {
+server.listen(config.port ?? 0, host, () => {
   port = server.address().port;
   for (const realm of config.realms) providers.set(realm.name, createProvider(realm));
   console.log(`listening ${port}`);

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# A lab of Debian machines booted with real systemd (systemd-nspawn -b), on a bridge of their own, reached over SSH:
+# the hosts the Ansible tests deploy to. Needs root, debootstrap and systemd-container (.ci/run installs them).
+#   lab.sh rootfs <folder>                         build the base image once (debootstrap; reused when present)
+#   lab.sh up <workdir> <rootfs> <cidr> <name>=<ip>...   copy the image per machine, boot them, wait for SSH
+#   lab.sh down <workdir>                          stop the machines this lab started (by PID) and remove the bridge
+set -euo pipefail
+
+# Everything a role installs is in the image already: the tests have no Debian mirror inside the lab, as an
+# air-gapped site would have its own. The roles' apt tasks then find the packages present.
+PACKAGES=systemd,systemd-sysv,dbus,python3,python3-apt,openssh-server,libicu72,iproute2,haproxy,postgresql,python3-psycopg2
+MIRROR="${LAB_MIRROR:-http://deb.debian.org/debian}"
+
+rootfs() {
+  local folder="$1"
+  if [ -f "$folder/.lab-ready" ] && [ "$(cat "$folder/.lab-ready")" = "$PACKAGES" ]; then
+    return 0
+  fi
+  rm -rf "$folder"
+  debootstrap --variant=minbase --include="$PACKAGES" bookworm "$folder" "$MIRROR" >"$folder.log" 2>&1 \
+    || { tail -20 "$folder.log" >&2; exit 1; }
+  # Services start where a role says so; networkd brings up the lab address.
+  systemctl --root="$folder" disable postgresql haproxy >/dev/null 2>&1 || true
+  systemctl --root="$folder" enable systemd-networkd >/dev/null 2>&1
+  rm -rf "$folder"/var/cache/apt/archives/*.deb "$folder"/var/lib/apt/lists/*
+  echo "$PACKAGES" > "$folder/.lab-ready"
+}
+
+up() {
+  local work="$1" image="$2" cidr="$3"; shift 3
+  local bridge prefix gateway
+  bridge="$(cat "$work/bridge" 2>/dev/null || echo "lab$RANDOM")"
+  prefix="${cidr#*/}"
+  gateway="${cidr%/*}"
+  mkdir -p "$work"
+  echo "$bridge" > "$work/bridge"
+  ip link add "$bridge" type bridge 2>/dev/null || true
+  ip address replace "$gateway/$prefix" dev "$bridge"
+  ip link set "$bridge" up
+  [ -f "$work/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -f "$work/id_ed25519"
+  for machine in "$@"; do
+    local name="${machine%%=*}" address="${machine#*=}" root="$work/machines/${machine%%=*}"
+    rm -rf "$root"
+    mkdir -p "$work/machines"
+    cp -a "$image" "$root"
+    echo "$name" > "$root/etc/hostname"
+    mkdir -p "$root/root/.ssh" "$root/etc/systemd/network"
+    cp "$work/id_ed25519.pub" "$root/root/.ssh/authorized_keys"
+    chmod 700 "$root/root/.ssh"
+    # 10-: before the built-in host0 configuration, which would ask for DHCP.
+    printf '[Match]\nName=host0\n\n[Network]\nAddress=%s/%s\n' "$address" "$prefix" > "$root/etc/systemd/network/10-host0.network"
+    setsid systemd-nspawn -b --register=no --keep-unit -D "$root" -M "$name" --network-bridge="$bridge" \
+      --console=read-only >"$work/$name.console" 2>&1 < /dev/null &
+    echo $! > "$work/$name.pid"
+  done
+  for machine in "$@"; do
+    local address="${machine#*=}" deadline=$((SECONDS + 120))
+    until ssh -q -i "$work/id_ed25519" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=2 \
+        -o BatchMode=yes "root@$address" true 2>/dev/null; do
+      if [ "$SECONDS" -gt "$deadline" ]; then
+        echo "error: ${machine%%=*} ($address) did not answer over SSH within 120 s" >&2
+        tail -30 "$work/${machine%%=*}.console" >&2
+        exit 1
+      fi
+      sleep 1
+    done
+  done
+}
+
+down() {
+  local work="$1"
+  for pidfile in "$work"/*.pid; do
+    [ -e "$pidfile" ] || continue
+    local pid
+    pid="$(cat "$pidfile")"
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -9 "$pid" 2>/dev/null || true
+    rm -f "$pidfile"
+  done
+  if [ -f "$work/bridge" ]; then
+    ip link delete "$(cat "$work/bridge")" 2>/dev/null || true
+  fi
+  rm -rf "$work/machines"
+}
+
+command="${1:?usage: lab.sh rootfs|up|down ...}"; shift
+"$command" "$@"
