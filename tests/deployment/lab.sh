@@ -3,6 +3,7 @@
 # the hosts the Ansible tests deploy to. Needs root, debootstrap and systemd-container (.ci/run installs them).
 #   lab.sh rootfs <folder>                         build the base image once (debootstrap; reused when present)
 #   lab.sh up <workdir> <rootfs> <cidr> <name>=<ip>...   copy the image per machine, boot them, wait for SSH
+#   lab.sh crash <workdir> <name>                  power a machine off hard: its init is killed, with every process in it
 #   lab.sh down <workdir>                          stop the machines this lab started (by PID) and remove the bridge
 set -euo pipefail
 
@@ -67,6 +68,17 @@ up() {
   done
 }
 
+crash() {
+  local work="$1" name="$2" pid init
+  pid="$(cat "$work/$name.pid")"
+  # The container's init is nspawn's child; when it dies the kernel ends its whole PID namespace at once.
+  init="$(pgrep -P "$pid" | head -n 1)"
+  [ -n "$init" ] && kill -9 "$init"
+  for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+  kill -9 "$pid" 2>/dev/null || true
+  rm -f "$work/$name.pid"
+}
+
 down() {
   local work="$1"
   for pidfile in "$work"/*.pid; do
@@ -78,11 +90,15 @@ down() {
     kill -9 "$pid" 2>/dev/null || true
     rm -f "$pidfile"
   done
+  # The host ends of the machines' veth pairs can outlive a machine for a while: remove them with the bridge.
+  for machine in "$work"/machines/*; do
+    [ -e "$machine" ] && ip link delete "vb-$(basename "$machine")" 2>/dev/null || true
+  done
   if [ -f "$work/bridge" ]; then
     ip link delete "$(cat "$work/bridge")" 2>/dev/null || true
   fi
   rm -rf "$work/machines"
 }
 
-command="${1:?usage: lab.sh rootfs|up|down ...}"; shift
+command="${1:?usage: lab.sh rootfs|up|crash|down ...}"; shift
 "$command" "$@"

@@ -1,0 +1,89 @@
+using System.Text.RegularExpressions;
+using Appliance.Tests.Common;
+
+namespace Appliance.IntegrationTests.Deployment;
+
+/// <summary>
+/// The cheap checks of ansible/: syntax, ansible-lint's production profile, the layout Ansible users expect, every
+/// role variable documented in the example inventory, and the shipped unit file equal to what the role renders.
+/// They need Ansible and ansible-lint (.ci/run installs them): category Slow with the other deployment tests.
+/// </summary>
+[Trait("Category", "Slow")]
+public sealed partial class AnsibleContentTests : IDisposable
+{
+    private static readonly string Ansible = Path.Combine(RepositoryPaths.Root, "ansible");
+    private static readonly string[] Playbooks = ["site.yml", "upgrade.yml", "rollback.yml", "models.yml"];
+    private static readonly string[] Roles = ["appliance", "models", "postgresql", "haproxy", "keycloak_realm"];
+    private readonly TempFolder _root = new("ansible-content");
+
+    [Fact]
+    public async Task The_playbooks_pass_the_syntax_check_against_the_example_inventory()
+    {
+        var (exit, output) = await RunAsync("ansible-playbook", ["--syntax-check", "-i", "inventories/example/hosts.yml", .. Playbooks]);
+        Assert.True(exit == 0, output);
+    }
+
+    [Fact]
+    public async Task Ansible_lint_passes_with_the_production_profile()
+    {
+        var (exit, output) = await RunAsync("ansible-lint", ["--profile", "production", "--nocolor", .. Playbooks, "roles", "inventories"]);
+        Assert.True(exit == 0, output);
+        Assert.Contains("Passed with production profile", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Every_role_has_the_usual_folders_and_a_readme()
+    {
+        foreach (var role in Roles)
+        {
+            foreach (var part in new[] { "defaults/main.yml", "tasks/main.yml", "handlers/main.yml", "meta/main.yml", "README.md" })
+            {
+                Assert.True(File.Exists(Path.Combine(Ansible, "roles", role, part)), $"roles/{role}/{part} is missing");
+            }
+
+            Assert.NotEmpty(Directory.GetFiles(Path.Combine(Ansible, "roles", role, "templates")));
+        }
+    }
+
+    [Fact]
+    public void Every_role_variable_appears_in_the_example_inventory()
+    {
+        var inventory = string.Join('\n', Directory.GetFiles(Path.Combine(Ansible, "inventories", "example"), "*.yml", SearchOption.AllDirectories).Select(File.ReadAllText));
+        var missing = Roles
+            .SelectMany(role => TopLevelKey().Matches(File.ReadAllText(Path.Combine(Ansible, "roles", role, "defaults", "main.yml"))).Select(m => $"{role}: {m.Groups[1].Value}"))
+            .Where(entry => !Regex.IsMatch(inventory, $@"^#?\s*{Regex.Escape(entry.Split(": ")[1])}:", RegexOptions.Multiline))
+            .ToList();
+        Assert.True(missing.Count == 0, "not in inventories/example: " + string.Join(", ", missing));
+    }
+
+    [Fact]
+    public async Task The_shipped_unit_file_is_what_the_role_renders_with_its_defaults()
+    {
+        var rendered = _root.Combine("appliance.service");
+        var (exit, output) = await RunAsync("ansible", ["localhost", "-c", "local", "-i", "localhost,", "-m", "ansible.builtin.template",
+            "-a", $"src=roles/appliance/templates/appliance.service.j2 dest={rendered}", "-e", "@roles/appliance/defaults/main.yml"]);
+        Assert.True(exit == 0, output);
+        Assert.Equal(Directives(rendered), Directives(Path.Combine(RepositoryPaths.Root, "appliance", "appliance.service")));
+    }
+
+    [Fact]
+    public async Task The_shipped_haproxy_example_is_what_the_role_renders_for_the_example_inventory()
+    {
+        var rendered = _root.Combine("haproxy.cfg");
+        var (exit, output) = await RunAsync("ansible", ["lb-1", "-c", "local", "-i", "inventories/example/hosts.yml", "-m", "ansible.builtin.template",
+            "-a", $"src=roles/haproxy/templates/haproxy.cfg.j2 dest={rendered}"]);
+        Assert.True(exit == 0, output);
+        Assert.Equal(Directives(rendered), Directives(Path.Combine(RepositoryPaths.Root, "appliance", "haproxy.cfg")));
+    }
+
+    public void Dispose() => _root.Dispose();
+
+    private static string Directives(string path) => string.Join('\n', File.ReadAllLines(path).Where(line => !line.TrimStart().StartsWith('#')));
+
+    private static Task<(int ExitCode, string Output)> RunAsync(string program, string[] arguments) =>
+        ProcessRunner.RunAsync(program, arguments, TimeSpan.FromMinutes(5), Ansible,
+            new Dictionary<string, string> { ["ANSIBLE_CONFIG"] = Path.Combine(Ansible, "ansible.cfg"), ["ANSIBLE_NOCOLOR"] = "1" });
+
+    [GeneratedRegex(@"^([a-z][a-z0-9_]*):", RegexOptions.Multiline)]
+    private static partial Regex TopLevelKey();
+}

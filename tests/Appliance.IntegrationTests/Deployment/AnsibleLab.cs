@@ -1,0 +1,216 @@
+using System.Net.Security;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using Appliance.Tests.Common;
+
+namespace Appliance.IntegrationTests.Deployment;
+
+/// <summary>
+/// Three Debian machines booted with real systemd (tests/deployment/lab.sh: systemd-nspawn on a bridge of their own)
+/// - two appliance nodes and a load balancer that also holds the audit database - the OpenID provider on the bridge,
+/// and an inventory for ansible/ pointing at them. The machines start bare; the tests deploy to them with the playbooks.
+/// </summary>
+public sealed partial class AnsibleLab : IAsyncLifetime
+{
+    public const string Node1 = "node1";
+    public const string Node2 = "node2";
+    public const string Balancer = "lb";
+    public const string PostgresPassword = "lab-audit-db-password";
+
+    private static readonly string LabScript = Path.Combine(RepositoryPaths.Root, "tests", "deployment", "lab.sh");
+    private static readonly string ImageFolder = Path.Combine(Path.GetTempPath(), "appliance-lab-image");
+
+    private readonly TempFolder _work = new("ansible-lab");
+    private readonly string _prefix = $"10.{Random.Shared.Next(100, 200)}.{Random.Shared.Next(1, 250)}";
+    private OidcProvider? _identity;
+    private X509Certificate2? _certificate;
+
+    public string Gateway => $"{_prefix}.1";
+
+    public string BalancerAddress => $"{_prefix}.10";
+
+    public OidcProvider Identity => _identity ?? throw new InvalidOperationException("the lab has not started");
+
+    public string Inventory => _work.Combine("inventory/hosts.json");
+
+    /// <summary>The cluster's checkpoint key, as auditors get it (public half).</summary>
+    public string CheckpointPublicKeyPem { get; private set; } = string.Empty;
+
+    /// <summary>The variables the playbooks run with (group_vars/all.json); change and <see cref="WriteVariables"/> to re-run with others.</summary>
+    public JsonObject Variables { get; } = [];
+
+    public string Address(string machine) => machine switch
+    {
+        Node1 => $"{_prefix}.11",
+        Node2 => $"{_prefix}.12",
+        Balancer => BalancerAddress,
+        _ => throw new ArgumentOutOfRangeException(nameof(machine)),
+    };
+
+    public string PostgresConnectionString =>
+        $"Host={BalancerAddress};Port=5432;Database=appliance;Username=appliance;Password={PostgresPassword};Timeout=10";
+
+    public async Task InitializeAsync()
+    {
+        var bundles = BundleBuilds.CurrentAsync();
+        await Lab("rootfs", ImageFolder);
+        await Lab("up", _work.Path, ImageFolder, $"{Gateway}/24", $"{Node1}={Address(Node1)}", $"{Node2}={Address(Node2)}", $"{Balancer}={BalancerAddress}");
+        _identity = await OidcProvider.StartOnAsync(Gateway);
+        WriteInventory(await bundles);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await ProcessRunner.RunAsync("bash", [LabScript, "down", _work.Path], TimeSpan.FromMinutes(2));
+        if (_identity is not null)
+        {
+            await _identity.DisposeAsync();
+        }
+
+        _certificate?.Dispose();
+        _work.Dispose();
+    }
+
+    /// <summary>Runs a playbook of ansible/ against the lab, as an operator would from that folder.</summary>
+    public async Task<PlaybookRun> PlaybookAsync(string playbook, params string[] options)
+    {
+        var ansible = Path.Combine(RepositoryPaths.Root, "ansible");
+        var (exit, output) = await ProcessRunner.RunAsync("ansible-playbook", ["-i", Inventory, playbook, .. options], TimeSpan.FromMinutes(15), ansible,
+            new Dictionary<string, string> { ["ANSIBLE_CONFIG"] = Path.Combine(ansible, "ansible.cfg"), ["ANSIBLE_NOCOLOR"] = "1", ["ANSIBLE_FORCE_COLOR"] = "0" });
+        return new PlaybookRun(exit, output);
+    }
+
+    /// <summary>Runs a shell command on a lab machine over SSH.</summary>
+    public Task<(int ExitCode, string Output)> SshAsync(string machine, string command) =>
+        ProcessRunner.RunAsync("ssh", [.. SshOptions(), $"root@{Address(machine)}", command], TimeSpan.FromMinutes(2));
+
+    /// <summary>Powers a machine off hard, every process in it killed at once.</summary>
+    public Task CrashAsync(string machine) => Lab("crash", _work.Path, machine);
+
+    /// <summary>A client for the load balancer's HTTPS address that trusts the lab's certificate and nothing else.</summary>
+    public HttpClient BalancedClient(string? token)
+    {
+        var expected = _certificate!.GetCertHash();
+        var handler = new SocketsHttpHandler
+        {
+            SslOptions = new SslClientAuthenticationOptions
+            {
+                RemoteCertificateValidationCallback = (_, certificate, _, _) => certificate is not null && certificate.GetCertHash().AsSpan().SequenceEqual(expected),
+            },
+            PooledConnectionLifetime = TimeSpan.FromSeconds(5),
+        };
+        var client = new HttpClient(handler) { BaseAddress = new Uri($"https://{BalancerAddress}"), Timeout = TimeSpan.FromSeconds(60) };
+        if (token is not null)
+        {
+            client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+        }
+
+        return client;
+    }
+
+    public void WriteVariables() =>
+        File.WriteAllText(_work.Combine("inventory/group_vars/all.json"), Variables.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+
+    private void WriteInventory(string bundleFolder)
+    {
+        Directory.CreateDirectory(_work.Combine("inventory/group_vars"));
+        JsonObject Host(string machine) => new() { ["ansible_host"] = Address(machine) };
+        var inventory = new JsonObject
+        {
+            ["all"] = new JsonObject
+            {
+                ["children"] = new JsonObject
+                {
+                    ["appliance_nodes"] = new JsonObject { ["hosts"] = new JsonObject { [Node1] = Host(Node1), [Node2] = Host(Node2) } },
+                    ["loadbalancers"] = new JsonObject { ["hosts"] = new JsonObject { [Balancer] = Host(Balancer) } },
+                    ["databases"] = new JsonObject { ["hosts"] = new JsonObject { [Balancer] = new JsonObject() } },
+                },
+                ["vars"] = new JsonObject
+                {
+                    ["ansible_user"] = "root",
+                    ["ansible_ssh_private_key_file"] = _work.Combine("id_ed25519"),
+                    ["ansible_ssh_common_args"] = string.Join(' ', CommonSshOptions),
+                },
+            },
+        };
+        File.WriteAllText(Inventory, inventory.ToJsonString());
+
+        using var checkpointKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        CheckpointPublicKeyPem = checkpointKey.ExportSubjectPublicKeyInfoPem();
+        using var tlsKey = RSA.Create(2048);
+        var request = new CertificateRequest("CN=appliance.lab", tlsKey, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+        var names = new SubjectAlternativeNameBuilder();
+        names.AddIpAddress(System.Net.IPAddress.Parse(BalancerAddress));
+        request.CertificateExtensions.Add(names.Build());
+        _certificate = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(2));
+
+        Variables["appliance_version"] = BundleBuilds.Version;
+        Variables["appliance_bundle_dir"] = bundleFolder;
+        Variables["appliance_identity_authority"] = Identity.Authority();
+        Variables["appliance_identity_require_https"] = false; // the test realm speaks plain http on the lab bridge
+        Variables["appliance_operator_client_secret"] = OidcProvider.Clients.Single(c => c.ClientId == "appliance-operator").Secret;
+        Variables["appliance_postgres_password"] = PostgresPassword;
+        Variables["appliance_audit_checkpoint_key"] = checkpointKey.ExportPkcs8PrivateKeyPem();
+        Variables["haproxy_tls_certificate"] = _certificate.ExportCertificatePem();
+        Variables["haproxy_tls_key"] = tlsKey.ExportPkcs8PrivateKeyPem();
+        Variables["haproxy_http_port"] = 0;
+        // The test host reads the audit database directly, as an auditor's workstation would.
+        Variables["postgresql_extra_clients"] = new JsonArray(Gateway);
+        Variables["appliance_settings"] = new JsonObject { ["Identity"] = new JsonObject { ["JwksRefreshInterval"] = "00:00:05" } };
+        WriteVariables();
+    }
+
+    // Each lab boots machines with new addresses and the image's host keys: nothing to remember.
+    private static readonly string[] CommonSshOptions =
+        ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "-o", "LogLevel=ERROR"];
+
+    private string[] SshOptions() => ["-i", _work.Combine("id_ed25519"), .. CommonSshOptions];
+
+    private static async Task Lab(params string[] arguments)
+    {
+        var (exit, output) = await ProcessRunner.RunAsync("bash", [LabScript, .. arguments], TimeSpan.FromMinutes(10));
+        if (exit != 0)
+        {
+            throw new InvalidOperationException($"lab.sh {arguments[0]} failed ({exit}): {output}");
+        }
+    }
+
+    /// <summary>One ansible-playbook run: its exit code, its output and the PLAY RECAP's counts per host.</summary>
+    public sealed partial record PlaybookRun(int ExitCode, string Output)
+    {
+        public IReadOnlyDictionary<string, (int Ok, int Changed, int Failed)> Recap =>
+            RecapLine().Matches(Output).ToDictionary(m => m.Groups["host"].Value,
+                m => (int.Parse(m.Groups["ok"].Value, System.Globalization.CultureInfo.InvariantCulture),
+                      int.Parse(m.Groups["changed"].Value, System.Globalization.CultureInfo.InvariantCulture),
+                      int.Parse(m.Groups["failed"].Value, System.Globalization.CultureInfo.InvariantCulture)));
+
+        /// <summary>The tasks that reported a change (for failure messages).</summary>
+        public string ChangedTasks
+        {
+            get
+            {
+                var changed = new List<string>();
+                var task = string.Empty;
+                foreach (var line in Output.Split('\n'))
+                {
+                    if (line.StartsWith("TASK [", StringComparison.Ordinal))
+                    {
+                        task = line.TrimEnd('*', ' ');
+                    }
+                    else if (line.StartsWith("changed:", StringComparison.Ordinal) && !changed.Contains(task))
+                    {
+                        changed.Add(task);
+                    }
+                }
+
+                return string.Join('\n', changed);
+            }
+        }
+
+        [GeneratedRegex(@"^(?<host>\S+)\s+:\s+ok=(?<ok>\d+)\s+changed=(?<changed>\d+)\s+unreachable=\d+\s+failed=(?<failed>\d+)", RegexOptions.Multiline)]
+        private static partial Regex RecapLine();
+    }
+}

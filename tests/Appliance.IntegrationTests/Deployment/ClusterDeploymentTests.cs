@@ -1,0 +1,245 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Appliance.Tests.Common;
+using Npgsql;
+
+namespace Appliance.IntegrationTests.Deployment;
+
+/// <summary>
+/// ansible/ run for real against booted Debian machines: site.yml builds a two-node cluster behind HAProxy with the
+/// audit log in PostgreSQL, a second run and check mode change nothing, models.yml adds a model live, upgrade.yml and
+/// rollback.yml roll releases under steady load without a failed request, and losing a node keeps the service up.
+/// The steps build on one lab and run in order.
+/// </summary>
+[Trait("Category", "Slow")]
+[TestCaseOrderer(StepOrderer.Name, StepOrderer.Assembly)]
+public sealed class ClusterDeploymentTests(AnsibleLab lab) : IClassFixture<AnsibleLab>
+{
+    private const string LabModel = "lab-tiny";
+
+    [Fact, Step(1)]
+    public async Task Site_builds_a_cluster_that_serves_chat_through_the_load_balancer()
+    {
+        var run = await lab.PlaybookAsync("site.yml");
+        Assert.True(run.ExitCode == 0, run.Output);
+
+        using var anonymous = lab.BalancedClient(null);
+        Assert.Equal(HttpStatusCode.OK, (await anonymous.GetAsync("/health/ready")).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await anonymous.GetAsync("/v1/models")).StatusCode);
+
+        using var client = lab.BalancedClient(await lab.Identity.ClientCredentialsTokenAsync("report-generator"));
+        for (var request = 0; request < 12; request++)
+        {
+            using var chat = await Chat(client, "demo");
+            Assert.True(chat.StatusCode == HttpStatusCode.OK, await chat.Content.ReadAsStringAsync());
+            using var answer = JsonDocument.Parse(await chat.Content.ReadAsStringAsync());
+            Assert.Equal(4, answer.RootElement.GetProperty("usage").GetProperty("completion_tokens").GetInt32());
+        }
+
+        // Least-connections with both nodes up: each took some, and each recorded the caller's own address, not HAProxy's.
+        var served = await CompletedChatsByNode();
+        Assert.True(served.GetValueOrDefault(AnsibleLab.Node1) > 0 && served.GetValueOrDefault(AnsibleLab.Node2) > 0, string.Join(", ", served));
+        Assert.Equal([lab.Gateway], await SourceAddresses());
+    }
+
+    [Fact, Step(2)]
+    public async Task The_installed_unit_is_hardened_and_passes_systemd_analyze()
+    {
+        var (verified, output) = await lab.SshAsync(AnsibleLab.Node1, "systemd-analyze verify /etc/systemd/system/appliance.service");
+        Assert.True(verified == 0, output);
+        var (_, properties) = await lab.SshAsync(AnsibleLab.Node1,
+            "systemctl show appliance -p Type -p User -p NoNewPrivileges -p ProtectSystem -p PrivateTmp -p ReadWritePaths -p ActiveState -p ExecStart");
+        foreach (var expected in new[] { "Type=notify", "User=appliance", "NoNewPrivileges=yes", "ProtectSystem=strict", "PrivateTmp=yes", "ReadWritePaths=/var/lib/appliance", "ActiveState=active" })
+        {
+            Assert.Contains(expected, properties, StringComparison.Ordinal);
+        }
+
+        Assert.Contains($"/opt/appliance/current/bin/Appliance.Host", properties, StringComparison.Ordinal);
+        var (_, settings) = await lab.SshAsync(AnsibleLab.Node1, "stat -c '%U:%G %a' /etc/appliance/appsettings.json /etc/appliance/checkpoint-key.pem");
+        Assert.Equal("root:appliance 640\nroot:appliance 640", settings.Trim());
+    }
+
+    [Fact, Step(3)]
+    public async Task A_second_run_and_a_check_run_change_nothing()
+    {
+        var again = await lab.PlaybookAsync("site.yml");
+        Assert.True(again.ExitCode == 0, again.Output);
+        Assert.All(again.Recap, host => Assert.True(host.Value.Changed == 0, $"{host.Key} changed: {again.ChangedTasks}"));
+        Assert.Equal(4, again.Recap.Count); // localhost, lb, node1, node2
+
+        var check = await lab.PlaybookAsync("site.yml", "--check", "--diff");
+        Assert.True(check.ExitCode == 0, check.Output);
+        Assert.All(check.Recap, host => Assert.True(host.Value.Changed == 0, $"{host.Key} would change: {check.ChangedTasks}"));
+    }
+
+    [Fact, Step(4)]
+    public async Task Models_yml_adds_a_verified_model_to_every_node_without_a_restart()
+    {
+        var folder = Path.Combine(Path.GetDirectoryName(lab.Inventory)!, "..", "models", LabModel);
+        var (synth, synthLog) = await ApplianceCli.RunAsync("model", "synth", "--out", folder, "--size", "tiny");
+        Assert.True(synth == 0, synthLog);
+        var (manifest, manifestLog) = await ApplianceCli.RunAsync("model", "manifest", folder);
+        Assert.True(manifest == 0, manifestLog);
+        var before = await MainPids();
+
+        lab.Variables["appliance_models"] = new JsonObject
+        {
+            [LabModel] = new JsonObject { ["bundle"] = folder, ["settings"] = new JsonObject { ["Aliases"] = new JsonArray("lab"), ["MaxBatchSize"] = 8 } },
+        };
+        lab.WriteVariables();
+        var run = await lab.PlaybookAsync("models.yml");
+        Assert.True(run.ExitCode == 0, run.Output);
+
+        var token = await lab.Identity.ClientCredentialsTokenAsync("report-generator");
+        foreach (var node in new[] { AnsibleLab.Node1, AnsibleLab.Node2 })
+        {
+            using var direct = new HttpClient { BaseAddress = new Uri($"http://{lab.Address(node)}:8080") };
+            direct.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+            Assert.Contains($"\"id\":\"{LabModel}\"", await direct.GetStringAsync("/v1/models"), StringComparison.Ordinal);
+            using var chat = await Chat(direct, "lab");
+            Assert.Equal(HttpStatusCode.OK, chat.StatusCode);
+        }
+
+        Assert.Equal(before, await MainPids());
+        var again = await lab.PlaybookAsync("models.yml");
+        Assert.All(again.Recap, host => Assert.True(host.Value.Changed == 0, $"{host.Key} changed: {again.ChangedTasks}"));
+    }
+
+    [Fact, Step(5)]
+    public async Task Upgrade_and_rollback_under_steady_load_fail_no_request()
+    {
+        await BundleBuilds.WithNextAsync();
+        var token = await lab.Identity.ClientCredentialsTokenAsync("report-generator");
+
+        lab.Variables["appliance_version"] = BundleBuilds.NextVersion;
+        lab.WriteVariables();
+        await using (var load = new SteadyLoad(() => lab.BalancedClient(token), LabModel, workers: 4))
+        {
+            var upgrade = await lab.PlaybookAsync("upgrade.yml");
+            await load.StopAsync();
+            Assert.True(upgrade.ExitCode == 0, upgrade.Output);
+            Assert.True(load.Failures.Count == 0, $"{load.Failures.Count} of {load.Completed + load.Failures.Count} failed:\n{string.Join('\n', load.Failures.Take(10))}");
+            Assert.True(load.Completed >= 20, $"only {load.Completed} requests completed during the upgrade");
+        }
+
+        Assert.Equal([BundleBuilds.NextVersion, BundleBuilds.NextVersion], await RunningVersions());
+        Assert.Equal([BundleBuilds.Version, BundleBuilds.Version], await RunningVersions("previous"));
+
+        await using (var load = new SteadyLoad(() => lab.BalancedClient(token), LabModel, workers: 4))
+        {
+            var rollback = await lab.PlaybookAsync("rollback.yml");
+            await load.StopAsync();
+            Assert.True(rollback.ExitCode == 0, rollback.Output);
+            Assert.True(load.Failures.Count == 0, $"{load.Failures.Count} of {load.Completed + load.Failures.Count} failed:\n{string.Join('\n', load.Failures.Take(10))}");
+        }
+
+        Assert.Equal([BundleBuilds.Version, BundleBuilds.Version], await RunningVersions());
+        lab.Variables["appliance_version"] = BundleBuilds.Version;
+        lab.WriteVariables();
+    }
+
+    [Fact, Step(6)]
+    public async Task Both_nodes_audit_chains_in_postgresql_verify_with_the_cluster_key()
+    {
+        var keyFile = Path.Combine(Path.GetDirectoryName(lab.Inventory)!, "checkpoint-key.pub.pem");
+        await File.WriteAllTextAsync(keyFile, lab.CheckpointPublicKeyPem);
+        var served = await CompletedChatsByNode();
+        foreach (var node in new[] { AnsibleLab.Node1, AnsibleLab.Node2 })
+        {
+            Assert.True(served.GetValueOrDefault(node) > 0, $"{node} recorded no chat");
+            var (exit, output) = await ApplianceCli.RunAsync("audit", "verify", "--postgres", lab.PostgresConnectionString, "--node", node, "--public-key", keyFile);
+            Assert.True(exit == 0, output);
+            var verdict = System.Text.RegularExpressions.Regex.Match(output, @"OK: (\d+) entries, (\d+) checkpoints");
+            Assert.True(verdict.Success && int.Parse(verdict.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture) > 0, output);
+            Assert.DoesNotContain("not checked", output, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact, Step(7)]
+    public async Task Losing_a_node_keeps_the_service_answering()
+    {
+        using var client = lab.BalancedClient(await lab.Identity.ClientCredentialsTokenAsync("report-generator"));
+        await lab.CrashAsync(AnsibleLab.Node2);
+
+        // HAProxy retries a refused or timed-out connection on the other node, and its checks take node2 out.
+        var consecutive = 0;
+        var failures = new List<string>();
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (consecutive < 20 && DateTime.UtcNow < deadline)
+        {
+            using var chat = await Chat(client, LabModel);
+            if (chat.StatusCode == HttpStatusCode.OK)
+            {
+                consecutive++;
+            }
+            else
+            {
+                consecutive = 0;
+                failures.Add($"{(int)chat.StatusCode}");
+            }
+        }
+
+        Assert.True(consecutive >= 20, $"the service did not keep answering with one node down; failures: {string.Join(", ", failures)}");
+    }
+
+    private static Task<HttpResponseMessage> Chat(HttpClient client, string model) =>
+        client.PostAsync("/v1/chat/completions", new StringContent(
+            $$"""{"model":"{{model}}","messages":[{"role":"user","content":"hello"}],"max_tokens":4,"ignore_eos":true}""", Encoding.UTF8, "application/json"));
+
+    private async Task<Dictionary<string, long>> CompletedChatsByNode()
+    {
+        await using var connection = new NpgsqlConnection(lab.PostgresConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(
+            "SELECT node, count(*) FROM audit_entries WHERE kind = 'request.completed' AND endpoint = '/v1/chat/completions' AND status = 200 GROUP BY node", connection);
+        var counts = new Dictionary<string, long>();
+        await using var reader = await command.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+        {
+            counts[reader.GetString(0)] = reader.GetInt64(1);
+        }
+
+        return counts;
+    }
+
+    private async Task<List<string>> SourceAddresses()
+    {
+        await using var connection = new NpgsqlConnection(lab.PostgresConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand("SELECT DISTINCT source_ip FROM audit_entries WHERE endpoint = '/v1/chat/completions'", connection);
+        var addresses = new List<string>();
+        await using var reader = await command.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+        {
+            addresses.Add(reader.GetString(0));
+        }
+
+        return addresses;
+    }
+
+    private async Task<List<string>> RunningVersions(string link = "current")
+    {
+        var versions = new List<string>();
+        foreach (var node in new[] { AnsibleLab.Node1, AnsibleLab.Node2 })
+        {
+            var (exit, output) = await lab.SshAsync(node, $"cat /opt/appliance/{link}/VERSION");
+            Assert.True(exit == 0, output);
+            versions.Add(output.Trim());
+        }
+
+        return versions;
+    }
+
+    private async Task<List<string>> MainPids()
+    {
+        var pids = new List<string>();
+        foreach (var node in new[] { AnsibleLab.Node1, AnsibleLab.Node2 })
+        {
+            pids.Add((await lab.SshAsync(node, "systemctl show appliance -p MainPID --value")).Output.Trim());
+        }
+
+        return pids;
+    }
+}

@@ -1,0 +1,70 @@
+using System.Collections.Concurrent;
+using System.Text;
+
+namespace Appliance.IntegrationTests.Deployment;
+
+/// <summary>
+/// Clients streaming chat answers through the load balancer back to back until stopped, counting every request that
+/// did not end in a complete answer (status 200 and the stream's [DONE]).
+/// </summary>
+internal sealed class SteadyLoad : IAsyncDisposable
+{
+    private readonly CancellationTokenSource _stop = new();
+    private readonly ConcurrentQueue<string> _failures = new();
+    private readonly List<Task> _workers;
+    private int _completed;
+
+    public SteadyLoad(Func<HttpClient> client, string model, int workers)
+    {
+        _workers = [.. Enumerable.Range(0, workers).Select(_ => Task.Run(() => Work(client(), model)))];
+    }
+
+    public int Completed => _completed;
+
+    public IReadOnlyCollection<string> Failures => _failures;
+
+    public async Task StopAsync()
+    {
+        await _stop.CancelAsync();
+        await Task.WhenAll(_workers);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_stop.IsCancellationRequested)
+        {
+            await StopAsync();
+        }
+
+        _stop.Dispose();
+    }
+
+    private async Task Work(HttpClient http, string model)
+    {
+        using (http)
+        {
+            while (!_stop.IsCancellationRequested)
+            {
+                try
+                {
+                    using var response = await http.PostAsync("/v1/chat/completions", new StringContent(
+                        $$"""{"model":"{{model}}","messages":[{"role":"user","content":"steady"}],"max_tokens":24,"ignore_eos":true,"stream":true}""",
+                        Encoding.UTF8, "application/json"));
+                    var body = await response.Content.ReadAsStringAsync();
+                    if ((int)response.StatusCode == 200 && body.TrimEnd().EndsWith("data: [DONE]", StringComparison.Ordinal))
+                    {
+                        Interlocked.Increment(ref _completed);
+                    }
+                    else
+                    {
+                        _failures.Enqueue($"{DateTime.UtcNow:HH:mm:ss.fff} {(int)response.StatusCode}: {body[..Math.Min(body.Length, 300)]}");
+                    }
+                }
+                catch (Exception exception) when (exception is HttpRequestException or TaskCanceledException or IOException)
+                {
+                    _failures.Enqueue($"{DateTime.UtcNow:HH:mm:ss.fff} {exception.GetType().Name}: {exception.Message}");
+                }
+            }
+        }
+    }
+}
