@@ -9,6 +9,7 @@ namespace Appliance.IntegrationTests.Deployment;
 /// They need Ansible and ansible-lint (.ci/run installs them): category Slow with the other deployment tests.
 /// </summary>
 [Trait("Category", "Slow")]
+[Collection(DeploymentCollection.Name)]
 public sealed partial class AnsibleContentTests : IDisposable
 {
     private static readonly string Ansible = Path.Combine(RepositoryPaths.Root, "ansible");

@@ -14,6 +14,7 @@ namespace Appliance.IntegrationTests.Deployment;
 /// The steps build on one lab and run in order.
 /// </summary>
 [Trait("Category", "Slow")]
+[Collection(DeploymentCollection.Name)]
 [TestCaseOrderer(StepOrderer.Name, StepOrderer.Assembly)]
 public sealed class ClusterDeploymentTests(AnsibleLab lab) : IClassFixture<AnsibleLab>
 {

@@ -9,6 +9,7 @@ namespace Appliance.IntegrationTests.Deployment;
 /// against its manifest, and its host started with no .NET on the PATH. Slow (a self-contained publish): category Slow.
 /// </summary>
 [Trait("Category", "Slow")]
+[Collection(DeploymentCollection.Name)]
 public sealed class OfflineBundleTests : IDisposable
 {
     private readonly TempFolder _root = new("bundle");
