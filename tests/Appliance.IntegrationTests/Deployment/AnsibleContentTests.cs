@@ -33,6 +33,21 @@ public sealed partial class AnsibleContentTests : IDisposable
     }
 
     [Fact]
+    public void No_task_fetches_anything_from_a_network()
+    {
+        // Air-gapped sites: bundles and models come from the control node, packages from the site's own Debian mirror
+        // (no repository is added, no cache refreshed); the only literal URLs in tasks are the node's own loopback.
+        var fetching = new Regex(@"^\s*-?\s*(ansible\.builtin\.)?(get_url|git|pip|apt_key|apt_repository|deb822_repository)\s*:|remote_src:\s*true|update_cache:\s*true|https?://(?!127\.0\.0\.1)",
+            RegexOptions.Multiline);
+        var offenders = Directory.GetFiles(Path.Combine(Ansible, "roles"), "*.yml", SearchOption.AllDirectories)
+            .Where(file => Path.GetFileName(Path.GetDirectoryName(file)) == "tasks")
+            .Concat(Playbooks.Select(p => Path.Combine(Ansible, p)))
+            .SelectMany(file => fetching.Matches(File.ReadAllText(file)).Select(m => $"{Path.GetRelativePath(Ansible, file)}: {m.Value.Trim()}"))
+            .ToList();
+        Assert.True(offenders.Count == 0, string.Join('\n', offenders));
+    }
+
+    [Fact]
     public void Every_role_has_the_usual_folders_and_a_readme()
     {
         foreach (var role in Roles)

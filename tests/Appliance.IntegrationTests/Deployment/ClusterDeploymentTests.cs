@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Appliance.Tests.Common;
 using Npgsql;
+using Xunit.Abstractions;
 
 namespace Appliance.IntegrationTests.Deployment;
 
@@ -16,7 +17,7 @@ namespace Appliance.IntegrationTests.Deployment;
 [Trait("Category", "Slow")]
 [Collection(DeploymentCollection.Name)]
 [TestCaseOrderer(StepOrderer.Name, StepOrderer.Assembly)]
-public sealed class ClusterDeploymentTests(AnsibleLab lab) : IClassFixture<AnsibleLab>
+public sealed class ClusterDeploymentTests(AnsibleLab lab, ITestOutputHelper output) : IClassFixture<AnsibleLab>
 {
     private const string LabModel = "lab-tiny";
 
@@ -60,6 +61,12 @@ public sealed class ClusterDeploymentTests(AnsibleLab lab) : IClassFixture<Ansib
         Assert.Contains($"/opt/appliance/current/bin/Appliance.Host", properties, StringComparison.Ordinal);
         var (_, settings) = await lab.SshAsync(AnsibleLab.Node1, "stat -c '%U:%G %a' /etc/appliance/appsettings.json /etc/appliance/checkpoint-key.pem");
         Assert.Equal("root:appliance 640\nroot:appliance 640", settings.Trim());
+
+        // The database lets in the two nodes and the auditor's workstation (the test host), by password, and no one else.
+        var (_, hba) = await lab.SshAsync(AnsibleLab.Balancer, "grep -hE '^host[[:space:]]+appliance[[:space:]]' /etc/postgresql/*/main/pg_hba.conf");
+        var sources = hba.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(line => line.Split((char[])[' ', '\t'], StringSplitOptions.RemoveEmptyEntries)).ToList();
+        Assert.All(sources, fields => Assert.Equal(["host", "appliance", "appliance", fields[3], "scram-sha-256"], fields));
+        Assert.Equal(new[] { lab.Address(AnsibleLab.Node1), lab.Address(AnsibleLab.Node2), lab.Gateway }.Select(a => a + "/32").Order(), sources.Select(f => f[3]).Order());
     }
 
     [Fact, Step(3)]
@@ -118,8 +125,10 @@ public sealed class ClusterDeploymentTests(AnsibleLab lab) : IClassFixture<Ansib
         lab.WriteVariables();
         await using (var load = new SteadyLoad(() => lab.BalancedClient(token), LabModel, workers: 4))
         {
+            var started = DateTime.UtcNow;
             var upgrade = await lab.PlaybookAsync("upgrade.yml");
             await load.StopAsync();
+            output.WriteLine($"upgrade.yml: {(DateTime.UtcNow - started).TotalSeconds:F0} s, {load.Completed} streamed answers, {load.Failures.Count} failed");
             Assert.True(upgrade.ExitCode == 0, upgrade.Output);
             Assert.True(load.Failures.Count == 0, $"{load.Failures.Count} of {load.Completed + load.Failures.Count} failed:\n{string.Join('\n', load.Failures.Take(10))}");
             Assert.True(load.Completed >= 20, $"only {load.Completed} requests completed during the upgrade");
@@ -130,8 +139,10 @@ public sealed class ClusterDeploymentTests(AnsibleLab lab) : IClassFixture<Ansib
 
         await using (var load = new SteadyLoad(() => lab.BalancedClient(token), LabModel, workers: 4))
         {
+            var started = DateTime.UtcNow;
             var rollback = await lab.PlaybookAsync("rollback.yml");
             await load.StopAsync();
+            output.WriteLine($"rollback.yml: {(DateTime.UtcNow - started).TotalSeconds:F0} s, {load.Completed} streamed answers, {load.Failures.Count} failed");
             Assert.True(rollback.ExitCode == 0, rollback.Output);
             Assert.True(load.Failures.Count == 0, $"{load.Failures.Count} of {load.Completed + load.Failures.Count} failed:\n{string.Join('\n', load.Failures.Take(10))}");
         }
@@ -183,6 +194,7 @@ public sealed class ClusterDeploymentTests(AnsibleLab lab) : IClassFixture<Ansib
         }
 
         Assert.True(consecutive >= 20, $"the service did not keep answering with one node down; failures: {string.Join(", ", failures)}");
+        output.WriteLine($"node2 crashed: {failures.Count} failed requests before 20 in a row succeeded");
     }
 
     private static Task<HttpResponseMessage> Chat(HttpClient client, string model) =>
