@@ -116,6 +116,29 @@ public sealed class ClusterDeploymentTests(AnsibleLab lab, ITestOutputHelper out
     }
 
     [Fact, Step(5)]
+    public async Task A_settings_change_restarts_the_nodes_in_turn_without_failing_a_request()
+    {
+        var token = await lab.Identity.ClientCredentialsTokenAsync("report-generator");
+        var before = await MainPids();
+        lab.Variables["appliance_settings"]!.AsObject()["Limits"] = new JsonObject { ["MaxTokens"] = 2048 };
+        lab.WriteVariables();
+        await using (var load = new SteadyLoad(() => lab.BalancedClient(token), LabModel, workers: 4))
+        {
+            var started = DateTime.UtcNow;
+            var run = await lab.PlaybookAsync("site.yml");
+            await load.StopAsync();
+            output.WriteLine($"site.yml with a changed setting: {(DateTime.UtcNow - started).TotalSeconds:F0} s, {load.Completed} streamed answers, {load.Failures.Count} failed");
+            Assert.True(run.ExitCode == 0, run.Output);
+            Assert.True(load.Failures.Count == 0, $"{load.Failures.Count} of {load.Completed + load.Failures.Count} failed:\n{string.Join('\n', load.Failures.Take(10))}");
+        }
+
+        var after = await MainPids();
+        Assert.All(before.Zip(after), pids => Assert.NotEqual(pids.First, pids.Second));
+        var (_, settings) = await lab.SshAsync(AnsibleLab.Node2, "cat /etc/appliance/appsettings.json");
+        Assert.Equal(2048, JsonNode.Parse(settings)!["Limits"]!["MaxTokens"]!.GetValue<int>());
+    }
+
+    [Fact, Step(6)]
     public async Task Upgrade_and_rollback_under_steady_load_fail_no_request()
     {
         await BundleBuilds.WithNextAsync();
@@ -152,7 +175,7 @@ public sealed class ClusterDeploymentTests(AnsibleLab lab, ITestOutputHelper out
         lab.WriteVariables();
     }
 
-    [Fact, Step(6)]
+    [Fact, Step(7)]
     public async Task Both_nodes_audit_chains_in_postgresql_verify_with_the_cluster_key()
     {
         var keyFile = Path.Combine(Path.GetDirectoryName(lab.Inventory)!, "checkpoint-key.pub.pem");
@@ -169,7 +192,7 @@ public sealed class ClusterDeploymentTests(AnsibleLab lab, ITestOutputHelper out
         }
     }
 
-    [Fact, Step(7)]
+    [Fact, Step(8)]
     public async Task Losing_a_node_keeps_the_service_answering()
     {
         using var client = lab.BalancedClient(await lab.Identity.ClientCredentialsTokenAsync("report-generator"));
