@@ -44,7 +44,8 @@ public sealed class ApiKeyTests : IDisposable
 
             // Only a hash is stored.
             var stored = await File.ReadAllTextAsync(Path.Combine(_root.Combine("data"), "identity", "api-keys.json"));
-            Assert.DoesNotContain(key.Split('_')[2], stored, StringComparison.Ordinal);
+            // The secret is base64url and may itself contain '_': it is everything after "apk_<id>_".
+            Assert.DoesNotContain(key[$"apk_{id}_".Length..], stored, StringComparison.Ordinal);
             Assert.Contains(id, stored, StringComparison.Ordinal);
 
             var chat = new ChatClient("finance", new ApiKeyCredential(key), new OpenAIClientOptions { Endpoint = new Uri(running.Http.BaseAddress!, "/v1") });
