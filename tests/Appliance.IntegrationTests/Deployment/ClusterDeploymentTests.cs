@@ -122,15 +122,7 @@ public sealed class ClusterDeploymentTests(AnsibleLab lab, ITestOutputHelper out
         var before = await MainPids();
         lab.Variables["appliance_settings"]!.AsObject()["Limits"] = new JsonObject { ["MaxTokens"] = 2048 };
         lab.WriteVariables();
-        await using (var load = new SteadyLoad(() => lab.BalancedClient(token), LabModel, workers: 4))
-        {
-            var started = DateTime.UtcNow;
-            var run = await lab.PlaybookAsync("site.yml");
-            await load.StopAsync();
-            output.WriteLine($"site.yml with a changed setting: {(DateTime.UtcNow - started).TotalSeconds:F0} s, {load.Completed} streamed answers, {load.Failures.Count} failed");
-            Assert.True(run.ExitCode == 0, run.Output);
-            Assert.True(load.Failures.Count == 0, $"{load.Failures.Count} of {load.Completed + load.Failures.Count} failed:\n{string.Join('\n', load.Failures.Take(10))}");
-        }
+        await RunUnderLoadAsync("site.yml", "site.yml with a changed setting", token);
 
         var after = await MainPids();
         Assert.All(before.Zip(after), pids => Assert.NotEqual(pids.First, pids.Second));
@@ -146,29 +138,13 @@ public sealed class ClusterDeploymentTests(AnsibleLab lab, ITestOutputHelper out
 
         lab.Variables["appliance_version"] = BundleBuilds.NextVersion;
         lab.WriteVariables();
-        await using (var load = new SteadyLoad(() => lab.BalancedClient(token), LabModel, workers: 4))
-        {
-            var started = DateTime.UtcNow;
-            var upgrade = await lab.PlaybookAsync("upgrade.yml");
-            await load.StopAsync();
-            output.WriteLine($"upgrade.yml: {(DateTime.UtcNow - started).TotalSeconds:F0} s, {load.Completed} streamed answers, {load.Failures.Count} failed");
-            Assert.True(upgrade.ExitCode == 0, upgrade.Output);
-            Assert.True(load.Failures.Count == 0, $"{load.Failures.Count} of {load.Completed + load.Failures.Count} failed:\n{string.Join('\n', load.Failures.Take(10))}");
-            Assert.True(load.Completed >= 20, $"only {load.Completed} requests completed during the upgrade");
-        }
+        var upgraded = await RunUnderLoadAsync("upgrade.yml", "upgrade.yml", token);
+        Assert.True(upgraded >= 20, $"only {upgraded} requests completed during the upgrade");
 
         Assert.Equal([BundleBuilds.NextVersion, BundleBuilds.NextVersion], await RunningVersions());
         Assert.Equal([BundleBuilds.Version, BundleBuilds.Version], await RunningVersions("previous"));
 
-        await using (var load = new SteadyLoad(() => lab.BalancedClient(token), LabModel, workers: 4))
-        {
-            var started = DateTime.UtcNow;
-            var rollback = await lab.PlaybookAsync("rollback.yml");
-            await load.StopAsync();
-            output.WriteLine($"rollback.yml: {(DateTime.UtcNow - started).TotalSeconds:F0} s, {load.Completed} streamed answers, {load.Failures.Count} failed");
-            Assert.True(rollback.ExitCode == 0, rollback.Output);
-            Assert.True(load.Failures.Count == 0, $"{load.Failures.Count} of {load.Completed + load.Failures.Count} failed:\n{string.Join('\n', load.Failures.Take(10))}");
-        }
+        await RunUnderLoadAsync("rollback.yml", "rollback.yml", token);
 
         Assert.Equal([BundleBuilds.Version, BundleBuilds.Version], await RunningVersions());
         lab.Variables["appliance_version"] = BundleBuilds.Version;
@@ -218,6 +194,19 @@ public sealed class ClusterDeploymentTests(AnsibleLab lab, ITestOutputHelper out
 
         Assert.True(consecutive >= 20, $"the service did not keep answering with one node down; failures: {string.Join(", ", failures)}");
         output.WriteLine($"node2 crashed: {failures.Count} failed requests before 20 in a row succeeded");
+    }
+
+    /// <summary>Runs a playbook while four clients stream through HAProxy; it must succeed and no request may fail. Returns the answers completed.</summary>
+    private async Task<int> RunUnderLoadAsync(string playbook, string label, string token)
+    {
+        await using var load = new SteadyLoad(() => lab.BalancedClient(token), LabModel, workers: 4);
+        var started = DateTime.UtcNow;
+        var run = await lab.PlaybookAsync(playbook);
+        await load.StopAsync();
+        output.WriteLine($"{label}: {(DateTime.UtcNow - started).TotalSeconds:F0} s, {load.Completed} streamed answers, {load.Failures.Count} failed");
+        Assert.True(run.ExitCode == 0, run.Output);
+        Assert.True(load.Failures.Count == 0, $"{load.Failures.Count} of {load.Completed + load.Failures.Count} failed:\n{string.Join('\n', load.Failures.Take(10))}");
+        return load.Completed;
     }
 
     private static Task<HttpResponseMessage> Chat(HttpClient client, string model) =>
