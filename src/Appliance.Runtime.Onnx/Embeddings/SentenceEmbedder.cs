@@ -49,7 +49,7 @@ public sealed class SentenceEmbedder : ITextEmbedder, IDisposable
             }
         }
 
-        var session = SessionFactory.Create(Path.Combine(folder, ModelFileName), new RunnerOptions { IntraOpThreads = intraOpThreads }, logger ?? NullLogger.Instance);
+        var (session, _) = SessionFactory.Create(Path.Combine(folder, ModelFileName), new RunnerOptions { IntraOpThreads = intraOpThreads }, SessionSettings.Default, logger ?? NullLogger.Instance);
         var output = session.OutputMetadata.Values.First();
         var dimensions = output.Dimensions[^1];
         if (dimensions <= 0 || !session.InputMetadata.ContainsKey("input_ids") || !session.InputMetadata.ContainsKey("attention_mask"))

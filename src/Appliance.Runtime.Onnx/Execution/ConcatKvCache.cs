@@ -1,4 +1,5 @@
 using Appliance.Engine;
+using Appliance.Runtime.Onnx.Execution.Memory;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 
@@ -8,11 +9,15 @@ namespace Appliance.Runtime.Onnx.Execution;
 /// The KV cache of a concatenating-layout decoder for a continuously changing batch. While the batch stays the same,
 /// each step's present tensors are fed back as the next past without a copy (ping-pong between two preallocated
 /// arenas). When sequences join or leave, their rows are gathered once into the free arena, left-padded to the
-/// longest. Prefill outputs stay in ONNX Runtime's tensors until their sequences first decode.
+/// longest. Prefill outputs stay in ONNX Runtime's tensors (on the device) until their sequences first decode. Every
+/// copy happens on the device.
 /// </summary>
 internal sealed class ConcatKvCache : IKvCacheLayout
 {
     private readonly Dictionary<long, KvLocation> _locations = [];
+    private readonly KvStorage _storage;
+    private readonly TensorElementType _elementType;
+    private readonly int _elementSize;
     private readonly KvArena[] _arenas;
     private readonly int _layers;
     private readonly int _kvHeads;
@@ -21,15 +26,18 @@ internal sealed class ConcatKvCache : IKvCacheLayout
     private readonly string[] _presentValueNames;
     private KvArena? _presentArena;
 
-    public ConcatKvCache(int layers, int kvHeads, int headSize, int maxBatch, int contextLength, string[] presentKeyNames, string[] presentValueNames)
+    public ConcatKvCache(KvStorage storage, TensorElementType elementType, int layers, int kvHeads, int headSize, int maxBatch, int contextLength, string[] presentKeyNames, string[] presentValueNames)
     {
+        _storage = storage;
+        _elementType = elementType;
+        _elementSize = DecoderSignature.ElementSize(elementType);
         _presentKeyNames = presentKeyNames;
         _presentValueNames = presentValueNames;
         _layers = layers;
         _kvHeads = kvHeads;
         _headSize = headSize;
         var capacity = (long)maxBatch * kvHeads * contextLength * headSize;
-        _arenas = [new KvArena(layers, capacity), new KvArena(layers, capacity)];
+        _arenas = [new KvArena(storage, layers, capacity, elementType), new KvArena(storage, layers, capacity, elementType)];
     }
 
     public PaddingSide Padding => PaddingSide.Left;
@@ -219,28 +227,28 @@ internal sealed class ConcatKvCache : IKvCacheLayout
         var values = new OrtValue[_layers];
         for (var i = 0; i < _layers; i++)
         {
-            keys[i] = OrtValue.CreateAllocatedTensorValue(OrtAllocator.DefaultInstance, TensorElementType.Float, shape);
-            values[i] = OrtValue.CreateAllocatedTensorValue(OrtAllocator.DefaultInstance, TensorElementType.Float, shape);
+            keys[i] = OrtValue.CreateAllocatedTensorValue(_storage.TensorAllocator, _elementType, shape);
+            values[i] = OrtValue.CreateAllocatedTensorValue(_storage.TensorAllocator, _elementType, shape);
         }
 
         return (keys, values);
     }
 
-    /// <summary>Copies the last <paramref name="tokens"/> positions of a row and zeroes the padding before them.</summary>
+    /// <summary>
+    /// Copies the last <paramref name="tokens"/> positions of a row and zeroes the padding before them: one strided
+    /// copy and one strided clear over the row's heads.
+    /// </summary>
     private void CopyRow(OrtValue source, int sourceLength, int sourceRow, OrtValue target, int targetLength, int targetRow, int tokens)
     {
-        var from = source.GetTensorDataAsSpan<float>();
-        var to = target.GetTensorMutableDataAsSpan<float>();
-        var rowFloats = tokens * _headSize;
-        for (var head = 0; head < _kvHeads; head++)
-        {
-            var sourceStart = ((((long)sourceRow * _kvHeads) + head) * sourceLength) + (sourceLength - tokens);
-            var targetHead = (((long)targetRow * _kvHeads) + head) * targetLength;
-            // Padding must be zero, not stale memory: masked values are multiplied by probability 0, and 0 * NaN is NaN.
-            to.Slice((int)(targetHead * _headSize), (targetLength - tokens) * _headSize).Clear();
-            from.Slice((int)(sourceStart * _headSize), rowFloats)
-                .CopyTo(to.Slice((int)((targetHead + targetLength - tokens) * _headSize), rowFloats));
-        }
+        var position = (long)_headSize * _elementSize;
+        var sourceRowStart = KvStorage.Address(source) + (nint)((long)sourceRow * _kvHeads * sourceLength * position);
+        var targetRowStart = KvStorage.Address(target) + (nint)((long)targetRow * _kvHeads * targetLength * position);
+        // Padding must be zero, not stale memory: masked values are multiplied by probability 0, and 0 * NaN is NaN.
+        _storage.ClearBlocks(targetRowStart, targetLength * position, (targetLength - tokens) * position, _kvHeads);
+        _storage.CopyBlocks(
+            targetRowStart + (nint)((targetLength - tokens) * position), targetLength * position,
+            sourceRowStart + (nint)((sourceLength - tokens) * position), sourceLength * position,
+            tokens * position, _kvHeads);
     }
 
     private void Move(long sequenceId, KvLocation location)

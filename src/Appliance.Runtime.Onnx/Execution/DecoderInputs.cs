@@ -5,13 +5,13 @@ using Microsoft.ML.OnnxRuntime.Tensors;
 namespace Appliance.Runtime.Onnx.Execution;
 
 /// <summary>The model inputs of one run, and where each row's newest real token sits.</summary>
-internal sealed record DecoderInputValues(OrtValue Ids, OrtValue Mask, OrtValue Positions, int[] LastIndex) : IDisposable
+internal sealed record DecoderInputValues(OrtValue Ids, OrtValue Mask, OrtValue? Positions, int[] LastIndex) : IDisposable
 {
     public void Dispose()
     {
         Ids.Dispose();
         Mask.Dispose();
-        Positions.Dispose();
+        Positions?.Dispose();
     }
 }
 
@@ -28,7 +28,7 @@ internal static class DecoderInputs
         PaddingSide padding,
         int pastWidth,
         int padTokenId,
-        (TensorElementType Ids, TensorElementType Mask, TensorElementType Positions) types)
+        DecoderSignature types)
     {
         var width = rows.Max(r => r.NewTokens.Length);
         var total = padding == PaddingSide.Left ? pastWidth + width : rows.Max(r => r.PastLength + r.NewTokens.Length);
@@ -63,9 +63,9 @@ internal static class DecoderInputs
         }
 
         return new DecoderInputValues(
-            Tensor(ids, [rows.Count, width], types.Ids),
-            Tensor(mask, [rows.Count, total], types.Mask),
-            Tensor(positions, [rows.Count, width], types.Positions),
+            Tensor(ids, [rows.Count, width], types.IdsType),
+            Tensor(mask, [rows.Count, total], types.MaskType),
+            types.PositionIdsType is { } positionType ? Tensor(positions, [rows.Count, width], positionType) : null,
             lastIndex);
     }
 

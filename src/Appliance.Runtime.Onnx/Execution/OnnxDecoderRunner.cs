@@ -1,32 +1,34 @@
 using Appliance.Engine;
+using Appliance.Runtime.Onnx.Execution.Memory;
 using Appliance.Runtime.Onnx.Models;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.ML.OnnxRuntime;
-using Microsoft.ML.OnnxRuntime.Tensors;
 
 namespace Appliance.Runtime.Onnx.Execution;
 
 /// <summary>
-/// Runs a decoder export on ONNX Runtime for the engine: one session run per batch, the KV cache kept between steps
-/// in preallocated memory (concatenating or shared-buffer layout, as genai_config.json says), only each row's last
-/// position's logits handed to the sampler.
+/// Runs a decoder export on ONNX Runtime for the engine: one session run per batch, bound with IOBinding. The KV
+/// cache lives in preallocated memory on the device the session runs on (concatenating or shared-buffer layout, as
+/// genai_config.json says) and stays there across steps; logits stay on the device too, and only each row's last
+/// position crosses to the host, converted to float32. Element types come from the model.
 /// </summary>
-public sealed class OnnxDecoderRunner : IModelRunner
+public sealed partial class OnnxDecoderRunner : IModelRunner
 {
     private readonly InferenceSession _session;
+    private readonly KvStorage _storage;
     private readonly IKvCacheLayout _kvCache;
+    private readonly LogitsSelector _selector;
+    private readonly HostLogitsBuffer _hostLogits;
     private readonly DecoderConfig _decoder;
-    private readonly float[] _logits;
     private readonly string[] _pastKeyNames;
     private readonly string[] _pastValueNames;
     private readonly string[] _presentKeyNames;
     private readonly string[] _presentValueNames;
-    private readonly bool _hasPositionIds;
-    private readonly TensorElementType _idsType;
-    private readonly TensorElementType _maskType;
-    private readonly TensorElementType _positionsType;
+    private readonly int _positionsPerRun;
     private readonly RunOptions _runOptions = new();
+    private long _hostLogitsBytes;
+    private long _largestLogitsBytes;
 
     public OnnxDecoderRunner(ModelFolder folder, string modelId, RunnerOptions options, ILogger? logger = null)
     {
@@ -35,47 +37,122 @@ public sealed class OnnxDecoderRunner : IModelRunner
             throw new ArgumentException(problem, nameof(options));
         }
 
+        logger ??= NullLogger.Instance;
         var config = folder.Config;
         _decoder = config.Decoder;
         var context = Math.Min(config.ContextLength, options.ContextLength ?? config.ContextLength);
         Info = new ModelInfo(modelId, config.VocabularySize, context, config.EosTokenIds.ToHashSet(), config.PadTokenId);
         MaxBatchSize = options.MaxBatchSize;
-        _session = SessionFactory.Create(folder.DecoderPath, options, logger ?? NullLogger.Instance);
-        _pastKeyNames = LayerNames(_decoder.Inputs.PastKey);
-        _pastValueNames = LayerNames(_decoder.Inputs.PastValue);
-        _presentKeyNames = LayerNames(_decoder.Outputs.PresentKey);
-        _presentValueNames = LayerNames(_decoder.Outputs.PresentValue);
-        _hasPositionIds = _session.InputMetadata.ContainsKey(_decoder.Inputs.PositionIds);
-        _idsType = InputType(_decoder.Inputs.InputIds);
-        _maskType = InputType(_decoder.Inputs.AttentionMask);
-        _positionsType = _hasPositionIds ? InputType(_decoder.Inputs.PositionIds) : TensorElementType.Int64;
-        CheckSignature(folder.Path);
-        _kvCache = config.Search.PastPresentShareBuffer
-            ? new SharedBufferKvCache(_decoder.Layers, _decoder.KvHeads, _decoder.HeadSize, MaxBatchSize, context, [.. _presentKeyNames, .. _presentValueNames])
-            : new ConcatKvCache(_decoder.Layers, _decoder.KvHeads, _decoder.HeadSize, MaxBatchSize, context, _presentKeyNames, _presentValueNames);
-        _logits = new float[MaxBatchSize * Info.VocabularySize];
+        _pastKeyNames = DecoderSignature.LayerNames(_decoder.Inputs.PastKey, _decoder.Layers);
+        _pastValueNames = DecoderSignature.LayerNames(_decoder.Inputs.PastValue, _decoder.Layers);
+        _presentKeyNames = DecoderSignature.LayerNames(_decoder.Outputs.PresentKey, _decoder.Layers);
+        _presentValueNames = DecoderSignature.LayerNames(_decoder.Outputs.PresentValue, _decoder.Layers);
+
+        var settings = SessionSettings.From(_decoder.SessionOptions, folder.Path);
+        foreach (var ignored in settings.Ignored)
+        {
+            LogIgnoredOption(logger, modelId, ignored);
+        }
+
+        // The KV cache is allocated outside ONNX Runtime's arena; the arena gets the rest of the replica's share.
+        var plannedKv = MemoryPlan.KvCacheBytesFor(config, DecoderSignature.FromFile(folder.DecoderPath, _decoder, folder.Path), options.MaxBatchSize, context);
+        var sessionOptions = options.CudaMemoryLimitBytes is { } limit
+            ? options with { CudaMemoryLimitBytes = Math.Max(limit - plannedKv, limit / 4) }
+            : options;
+        (_session, Device) = SessionFactory.Create(folder.DecoderPath, sessionOptions, settings, logger);
+        try
+        {
+            Signature = DecoderSignature.FromSession(_session, _decoder, folder.Path);
+            _storage = Device.CudaDeviceId is { } device ? new CudaKvStorage(_session, device) : new HostKvStorage();
+            _kvCache = config.Search.PastPresentShareBuffer
+                ? new SharedBufferKvCache(_storage, Signature.KvType, _decoder.Layers, _decoder.KvHeads, _decoder.HeadSize, MaxBatchSize, context, [.. _presentKeyNames, .. _presentValueNames])
+                : new ConcatKvCache(_storage, Signature.KvType, _decoder.Layers, _decoder.KvHeads, _decoder.HeadSize, MaxBatchSize, context, _presentKeyNames, _presentValueNames);
+            _selector = new LogitsSelector(Signature.LogitsType, Info.VocabularySize, Device);
+            _hostLogits = HostLogitsBuffer.Create(MaxBatchSize * Info.VocabularySize, _session, Device.IsCuda);
+            var rowBytes = (long)Info.VocabularySize * Signature.LogitsElementSize;
+            _positionsPerRun = (int)Math.Clamp(options.LogitsBudgetFor(Device.IsCuda) / rowBytes, 1, int.MaxValue);
+        }
+        catch
+        {
+            _kvCache?.Dispose();
+            _storage?.Dispose();
+            _session.Dispose();
+            throw;
+        }
     }
 
     public ModelInfo Info { get; }
 
     public int MaxBatchSize { get; }
 
-    /// <summary>Bytes preallocated for the KV cache.</summary>
+    /// <summary>Element types at the model's boundary, as the session reports them.</summary>
+    public DecoderSignature Signature { get; }
+
+    /// <summary>Where the session runs (CUDA device or CPU, after any fallback).</summary>
+    internal SessionDevice Device { get; }
+
+    /// <summary>Bytes preallocated for the KV cache, on the device.</summary>
     public long KvCacheBytes => _kvCache.Bytes;
+
+    /// <summary>What crossed where so far: proof that decoding keeps the KV cache on the device.</summary>
+    public RunnerTraffic Traffic => new(
+        _storage.Device,
+        _storage.BytesCopied,
+        Interlocked.Read(ref _hostLogitsBytes),
+        Interlocked.Read(ref _largestLogitsBytes),
+        _hostLogits.IsDevicePinned);
 
     public ReadOnlyMemory<float> Execute(IReadOnlyList<RunnerSequence> batch)
     {
         ValidateBatch(batch);
         var width = batch.Max(r => r.NewTokens.Length);
-        var decode = width == 1 && batch.All(r => r.PastLength > 0);
-        var plan = _kvCache.Prepare(batch, decode);
-        using var inputs = DecoderInputs.Build(plan.Rows, _kvCache.Padding, plan.PastWidth, Info.PadTokenId, (_idsType, _maskType, _positionsType));
+        if (width == 1 || (long)batch.Count * width <= _positionsPerRun)
+        {
+            Run(batch, firstRow: 0);
+        }
+        else
+        {
+            // Too many positions for one run's logits: each row on its own, its new tokens in pieces. The KV cache
+            // makes the pieces exact; only the last piece's last position is kept.
+            for (var row = 0; row < batch.Count; row++)
+            {
+                var sequence = batch[row];
+                for (var start = 0; start < sequence.NewTokens.Length; start += _positionsPerRun)
+                {
+                    var length = Math.Min(_positionsPerRun, sequence.NewTokens.Length - start);
+                    Run([new RunnerSequence(sequence.SequenceId, sequence.NewTokens.Slice(start, length), sequence.PastLength + start)], firstRow: row);
+                }
+            }
+        }
+
+        return _hostLogits.Memory[..(batch.Count * Info.VocabularySize)];
+    }
+
+    public void Release(long sequenceId) => _kvCache.Release(sequenceId);
+
+    public void Dispose()
+    {
+        _kvCache.Dispose();
+        _selector.Dispose();
+        ((IDisposable)_hostLogits).Dispose();
+        _storage.Dispose();
+        _session.Dispose();
+        _runOptions.Dispose();
+    }
+
+    /// <summary>One session run for <paramref name="rows"/>; their logits land in host rows from <paramref name="firstRow"/> on.</summary>
+    private void Run(IReadOnlyList<RunnerSequence> rows, int firstRow)
+    {
+        var width = rows.Max(r => r.NewTokens.Length);
+        var decode = width == 1 && rows.All(r => r.PastLength > 0);
+        var plan = _kvCache.Prepare(rows, decode);
+        using var inputs = DecoderInputs.Build(plan.Rows, _kvCache.Padding, plan.PastWidth, Info.PadTokenId, Signature);
         try
         {
             using var binding = _session.CreateIoBinding();
             binding.BindInput(_decoder.Inputs.InputIds, inputs.Ids);
             binding.BindInput(_decoder.Inputs.AttentionMask, inputs.Mask);
-            if (_hasPositionIds)
+            if (inputs.Positions is not null)
             {
                 binding.BindInput(_decoder.Inputs.PositionIds, inputs.Positions);
             }
@@ -88,16 +165,16 @@ public sealed class OnnxDecoderRunner : IModelRunner
                 BindPresent(binding, _presentValueNames[layer], plan.PresentValues?[layer]);
             }
 
-            binding.BindOutputToDevice(_decoder.Outputs.Logits, OrtMemoryInfo.DefaultInstance);
+            binding.BindOutputToDevice(_decoder.Outputs.Logits, _storage.MemoryInfo);
+            _storage.Synchronize(); // row moves issued for this run are done before it reads the cache
             _session.RunWithBinding(_runOptions, binding);
             var outputs = TakeOutputs(binding);
             using (var logits = outputs[_decoder.Outputs.Logits])
             {
-                CopyLastLogits(logits, plan, inputs.LastIndex, width);
+                SelectLastLogits(logits, plan, inputs.LastIndex, width, firstRow);
             }
 
             _kvCache.Commit(plan, outputs);
-            return _logits.AsMemory(0, batch.Count * Info.VocabularySize);
         }
         finally
         {
@@ -108,16 +185,7 @@ public sealed class OnnxDecoderRunner : IModelRunner
         }
     }
 
-    public void Release(long sequenceId) => _kvCache.Release(sequenceId);
-
-    public void Dispose()
-    {
-        _kvCache.Dispose();
-        _session.Dispose();
-        _runOptions.Dispose();
-    }
-
-    private static void BindPresent(OrtIoBinding binding, string name, OrtValue? preallocated)
+    private void BindPresent(OrtIoBinding binding, string name, OrtValue? preallocated)
     {
         if (preallocated is not null)
         {
@@ -125,7 +193,7 @@ public sealed class OnnxDecoderRunner : IModelRunner
         }
         else
         {
-            binding.BindOutputToDevice(name, OrtMemoryInfo.DefaultInstance);
+            binding.BindOutputToDevice(name, _storage.MemoryInfo);
         }
     }
 
@@ -143,25 +211,34 @@ public sealed class OnnxDecoderRunner : IModelRunner
     }
 
     /// <summary>
-    /// Keeps only each row's newest real token, written to the row's place in the engine's batch. Models that
-    /// return only the last position ([batch, 1, vocabulary]) are taken as they are.
+    /// Takes each row's newest real token's logits on the device and writes them, as float32, to the row's place in
+    /// the engine's batch on the host. Models that return only the last position ([batch, 1, vocabulary]) are taken
+    /// as they are.
     /// </summary>
-    private void CopyLastLogits(OrtValue logits, KvRunPlan plan, int[] lastIndex, int width)
+    private void SelectLastLogits(OrtValue logits, KvRunPlan plan, int[] lastIndex, int width, int firstRow)
     {
         var vocabulary = Info.VocabularySize;
-        var all = logits.GetTensorDataAsSpan<float>();
         var shape = logits.GetTensorTypeAndShape().Shape;
         var positions = shape.Length == 3 ? (int)shape[1] : 1;
-        if (shape[^1] != vocabulary || (positions != width && positions != 1))
+        if (shape[^1] != vocabulary || shape[0] != plan.Rows.Count || (positions != width && positions != 1))
         {
             throw new InvalidOperationException($"Logits of shape [{string.Join(", ", shape)}] do not match batch {plan.Rows.Count}, width {width}, vocabulary {vocabulary}.");
         }
 
+        // Host rows follow the caller's order; plan row r came from caller row BatchIndex[r].
+        var flatRows = new long[plan.Rows.Count];
         for (var row = 0; row < plan.Rows.Count; row++)
         {
-            var position = positions == 1 ? 0 : lastIndex[row];
-            all.Slice(((row * positions) + position) * vocabulary, vocabulary)
-                .CopyTo(_logits.AsSpan(plan.BatchIndex[row] * vocabulary, vocabulary));
+            flatRows[plan.BatchIndex[row]] = ((long)row * positions) + (positions == 1 ? 0 : lastIndex[row]);
+        }
+
+        using var destination = _hostLogits.View(firstRow, plan.Rows.Count, vocabulary);
+        _selector.Select(logits, flatRows, destination);
+        Interlocked.Add(ref _hostLogitsBytes, (long)plan.Rows.Count * vocabulary * sizeof(float));
+        var produced = shape.Aggregate(1L, (a, b) => a * b) * Signature.LogitsElementSize;
+        if (produced > Interlocked.Read(ref _largestLogitsBytes))
+        {
+            Interlocked.Exchange(ref _largestLogitsBytes, produced);
         }
     }
 
@@ -193,30 +270,12 @@ public sealed class OnnxDecoderRunner : IModelRunner
         }
     }
 
-    private string[] LayerNames(string pattern) =>
-        [.. Enumerable.Range(0, _decoder.Layers).Select(i => pattern.Replace("%d", i.ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal))];
-
-    private TensorElementType InputType(string name) =>
-        _session.InputMetadata.TryGetValue(name, out var metadata)
-            ? metadata.ElementDataType
-            : throw new ModelFolderException($"The model has no input '{name}' (named in genai_config.json).");
-
-    private void CheckSignature(string folder)
-    {
-        foreach (var name in _pastKeyNames.Concat(_pastValueNames))
-        {
-            if (!_session.InputMetadata.ContainsKey(name))
-            {
-                throw new ModelFolderException($"{folder}: the model has no input '{name}' (from genai_config.json's past names).");
-            }
-        }
-
-        foreach (var name in _presentKeyNames.Concat(_presentValueNames).Append(_decoder.Outputs.Logits))
-        {
-            if (!_session.OutputMetadata.ContainsKey(name))
-            {
-                throw new ModelFolderException($"{folder}: the model has no output '{name}' (from genai_config.json).");
-            }
-        }
-    }
+    [LoggerMessage(EventId = 1102, Level = LogLevel.Information, Message = "Model {ModelId}: genai_config.json option not used: {Option}")]
+    private static partial void LogIgnoredOption(ILogger logger, string modelId, string option);
 }
+
+/// <summary>
+/// Bytes that moved for a runner: inside the device (KV row moves and gathers), to the host (logits rows for the
+/// sampler), and the largest logits tensor one run produced on the device.
+/// </summary>
+public sealed record RunnerTraffic(string Device, long DeviceBytesCopied, long HostLogitsBytes, long LargestLogitsBytes, bool PinnedHostLogits);

@@ -24,6 +24,20 @@ public sealed record RunnerOptions
     /// <summary>Caps the context below the model's own (smaller KV arenas); null keeps the model's.</summary>
     public int? ContextLength { get; init; }
 
+    /// <summary>
+    /// Most bytes of logits one model run may produce ([rows, positions, vocabulary] on the device). A longer prefill
+    /// runs in several pieces, so a 128k vocabulary never needs a [1024, 128k] logits tensor. Null: 16 MiB on the CPU
+    /// (where the device is the host), 512 MiB on CUDA (fewer, larger runs keep the GPU busy).
+    /// </summary>
+    public long? LogitsBudgetBytes { get; init; }
+
+    public const long CpuLogitsBudgetBytes = 16L << 20;
+
+    public const long CudaLogitsBudgetBytes = 512L << 20;
+
+    /// <summary>The logits budget in force on a device.</summary>
+    public long LogitsBudgetFor(bool cuda) => LogitsBudgetBytes ?? (cuda ? CudaLogitsBudgetBytes : CpuLogitsBudgetBytes);
+
     public string? Validate()
     {
         if (MaxBatchSize is < 1 or > 256)
@@ -49,6 +63,11 @@ public sealed record RunnerOptions
         if (CudaDeviceId is < 0)
         {
             return "CudaDeviceId must not be negative";
+        }
+
+        if (LogitsBudgetBytes is < 1)
+        {
+            return "LogitsBudgetBytes must be positive when set";
         }
 
         return ContextLength is < 2 ? "ContextLength must be at least 2 when set" : null;

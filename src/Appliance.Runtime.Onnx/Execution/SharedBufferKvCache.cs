@@ -1,15 +1,19 @@
 using Appliance.Engine;
+using Appliance.Runtime.Onnx.Execution.Memory;
 using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
 
 namespace Appliance.Runtime.Onnx.Execution;
 
 /// <summary>
 /// The KV cache of a shared-buffer decoder (GroupQueryAttention, past and present are one tensor): one preallocated
 /// [max_batch, kv_heads, context, head_size] buffer per layer, one row (slot) per sequence, written in place by the
-/// model. A run covers a contiguous range of slots; rows are moved only to close gaps when sequences leave.
+/// model. A run covers a contiguous range of slots; rows are moved only to close gaps when sequences leave, on the
+/// device, copying each head's filled positions only.
 /// </summary>
 internal sealed class SharedBufferKvCache : IKvCacheLayout
 {
+    private readonly KvStorage _storage;
     private readonly KvArena _arena;
     private readonly long?[] _slotOwner;
     private readonly Dictionary<long, (int Slot, int Length)> _sequences = [];
@@ -17,22 +21,27 @@ internal sealed class SharedBufferKvCache : IKvCacheLayout
     private readonly int _headSize;
     private readonly int _contextLength;
     private readonly string[] _presentNames;
+    private IntPtr _scratch;
 
-    public SharedBufferKvCache(int layers, int kvHeads, int headSize, int maxBatch, int contextLength, string[] presentNames)
+    public SharedBufferKvCache(KvStorage storage, TensorElementType elementType, int layers, int kvHeads, int headSize, int maxBatch, int contextLength, string[] presentNames)
     {
+        _storage = storage;
         _kvHeads = kvHeads;
         _headSize = headSize;
         _contextLength = contextLength;
         _presentNames = presentNames;
         _slotOwner = new long?[maxBatch];
-        _arena = new KvArena(layers, (long)maxBatch * RowFloats);
+        _arena = new KvArena(storage, layers, (long)maxBatch * RowElements, elementType);
     }
 
     public PaddingSide Padding => PaddingSide.Right;
 
     public long Bytes => _arena.CapacityBytes;
 
-    private long RowFloats => (long)_kvHeads * _contextLength * _headSize;
+    private long RowElements => (long)_kvHeads * _contextLength * _headSize;
+
+    /// <summary>Bytes from one head's start to the next within a row: the whole context.</summary>
+    private long HeadPitch => (long)_contextLength * _headSize * _arena.ElementSize;
 
     public KvRunPlan Prepare(IReadOnlyList<RunnerSequence> batch, bool decode)
     {
@@ -64,7 +73,7 @@ internal sealed class SharedBufferKvCache : IKvCacheLayout
             throw new InvalidOperationException("The batch's KV slots are not contiguous.");
         }
 
-        var (keys, values) = _arena.Views([batch.Count, _kvHeads, _contextLength, _headSize], first * RowFloats);
+        var (keys, values) = _arena.Views([batch.Count, _kvHeads, _contextLength, _headSize], first * RowElements);
         return new KvRunPlan([.. order.Select(i => batch[i])], order, keys, values, keys, values, 0, [.. keys, .. values]);
     }
 
@@ -90,7 +99,16 @@ internal sealed class SharedBufferKvCache : IKvCacheLayout
         }
     }
 
-    public void Dispose() => _arena.Dispose();
+    public void Dispose()
+    {
+        if (_scratch != IntPtr.Zero)
+        {
+            _storage.Free(_scratch);
+            _scratch = IntPtr.Zero;
+        }
+
+        _arena.Dispose();
+    }
 
     /// <summary>Gives new sequences free slots; a multi-row run needs them after every live row, so live rows are packed first.</summary>
     private void Admit(List<RunnerSequence> fresh, int batchSize)
@@ -160,45 +178,49 @@ internal sealed class SharedBufferKvCache : IKvCacheLayout
     private void MoveRow(long sequenceId, int targetSlot)
     {
         var (slot, length) = _sequences[sequenceId];
-        ForEachHeadRange(slot, targetSlot, length, (buffer, from, to, count) => buffer.Slice(from, count).CopyTo(buffer.Slice(to, count)));
+        ForEachBuffer(buffer => CopyRow(buffer, slot, buffer, targetSlot, length));
         _slotOwner[slot] = null;
         _slotOwner[targetSlot] = sequenceId;
         _sequences[sequenceId] = (targetSlot, length);
     }
 
+    /// <summary>Exchanges two rows through a one-row scratch buffer on the device.</summary>
     private void SwapRows(long a, long b)
     {
         var (slotA, lengthA) = _sequences[a];
         var (slotB, lengthB) = _sequences[b];
-        ForEachHeadRange(slotA, slotB, Math.Max(lengthA, lengthB), (buffer, x, y, count) =>
+        if (_scratch == IntPtr.Zero)
         {
-            for (var i = 0; i < count; i++)
-            {
-                (buffer[x + i], buffer[y + i]) = (buffer[y + i], buffer[x + i]);
-            }
+            _scratch = _storage.Allocate(RowElements * _arena.ElementSize);
+        }
+
+        ForEachBuffer(buffer =>
+        {
+            CopyRow(buffer, slotA, _scratch, 0, lengthA);
+            CopyRow(buffer, slotB, buffer, slotA, lengthB);
+            CopyRow(_scratch, 0, buffer, slotB, lengthA);
         });
         (_slotOwner[slotA], _slotOwner[slotB]) = (b, a);
         _sequences[a] = (slotB, lengthA);
         _sequences[b] = (slotA, lengthB);
     }
 
-    private delegate void RangeAction(Span<float> buffer, int from, int to, int count);
-
-    /// <summary>Applies an action to the first <paramref name="tokens"/> positions of every head of two rows, in every layer.</summary>
-    private void ForEachHeadRange(int fromSlot, int toSlot, int tokens, RangeAction action)
+    private void ForEachBuffer(Action<IntPtr> action)
     {
         for (var layer = 0; layer < _arena.Layers; layer++)
         {
-            foreach (var key in new[] { true, false })
-            {
-                var buffer = _arena.Buffer(layer, key);
-                for (var head = 0; head < _kvHeads; head++)
-                {
-                    var from = (int)((fromSlot * RowFloats) + ((long)head * _contextLength * _headSize));
-                    var to = (int)((toSlot * RowFloats) + ((long)head * _contextLength * _headSize));
-                    action(buffer, from, to, tokens * _headSize);
-                }
-            }
+            action(_arena.Address(layer, key: true));
+            action(_arena.Address(layer, key: false));
         }
+    }
+
+    /// <summary>Copies the first <paramref name="tokens"/> positions of every head of a row: one strided copy.</summary>
+    private void CopyRow(IntPtr source, int sourceSlot, IntPtr target, int targetSlot, int tokens)
+    {
+        var rowBytes = RowElements * _arena.ElementSize;
+        _storage.CopyBlocks(
+            target + (nint)(targetSlot * rowBytes), HeadPitch,
+            source + (nint)(sourceSlot * rowBytes), HeadPitch,
+            (long)tokens * _headSize * _arena.ElementSize, _kvHeads);
     }
 }

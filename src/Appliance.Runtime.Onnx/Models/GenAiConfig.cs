@@ -17,7 +17,22 @@ public sealed record DecoderConfig(
     int KvHeads,
     int Layers,
     DecoderInputNames Inputs,
-    DecoderOutputNames Outputs);
+    DecoderOutputNames Outputs)
+{
+    /// <summary>
+    /// <c>model.decoder.session_options</c> as written: scalar entries as strings, and each provider's options from
+    /// <c>provider_options</c> (a list of one-key objects such as <c>{"cuda": {"enable_cuda_graph": "0"}}</c>).
+    /// </summary>
+    public DecoderSessionOptions SessionOptions { get; init; } = DecoderSessionOptions.Empty;
+}
+
+/// <summary>The session options a model folder asks for; the runner decides which it honours (and says which not).</summary>
+public sealed record DecoderSessionOptions(
+    IReadOnlyDictionary<string, string> Entries,
+    IReadOnlyList<(string Provider, IReadOnlyDictionary<string, string> Options)> Providers)
+{
+    public static DecoderSessionOptions Empty { get; } = new(new Dictionary<string, string>(), []);
+}
 
 /// <summary>The <c>search</c> section: generation defaults shipped with the model.</summary>
 public sealed record SearchDefaults(
@@ -42,6 +57,13 @@ public sealed record GenAiConfig(
 {
     public const string FileName = "genai_config.json";
 
+    /// <summary>Sections of onnxruntime-genai's multi-component models (vision, speech, encoders) beside the decoder.</summary>
+    private static readonly string[] ComponentSections = ["vision", "speech", "embedding", "encoder", "joiner", "vad", "mtp", "draft", "pipeline"];
+
+    /// <summary>Model types onnxruntime-genai runs as several models (vision-language, speech, encoder-decoder).</summary>
+    private static readonly string[] MultiComponentTypes =
+        ["phi3v", "phi4mm", "whisper", "qwen2_5_vl", "qwen3_vl", "qwen3_5", "fara", "marian-ssru", "decoder-pipeline", "nemotron_speech"];
+
     public static GenAiConfig Load(string path)
     {
         JsonDocument document;
@@ -63,8 +85,10 @@ public sealed record GenAiConfig(
             var outputs = reader.Object(decoder, "outputs", "model.decoder.");
             var eos = reader.TokenIds(model, "eos_token_id", "model.");
             var search = document.RootElement.TryGetProperty("search", out var s) ? s : default;
+            var type = reader.String(model, "type", "model.");
+            RefuseMultiComponent(path, model, type);
             return new GenAiConfig(
-                reader.String(model, "type", "model."),
+                type,
                 new DecoderConfig(
                     reader.String(decoder, "filename", "model.decoder."),
                     reader.Int(decoder, "head_size", "model.decoder."),
@@ -81,7 +105,10 @@ public sealed record GenAiConfig(
                     new DecoderOutputNames(
                         reader.OptionalString(outputs, "logits") ?? "logits",
                         reader.OptionalString(outputs, "present_key_names") ?? "present.%d.key",
-                        reader.OptionalString(outputs, "present_value_names") ?? "present.%d.value")),
+                        reader.OptionalString(outputs, "present_value_names") ?? "present.%d.value"))
+                {
+                    SessionOptions = reader.SessionOptions(decoder),
+                },
                 reader.Int(model, "context_length", "model."),
                 reader.Int(model, "vocab_size", "model."),
                 eos,
@@ -95,6 +122,17 @@ public sealed record GenAiConfig(
                     search.ValueKind == JsonValueKind.Object ? reader.OptionalFloat(search, "top_p") ?? 1f : 1f,
                     search.ValueKind == JsonValueKind.Object ? reader.OptionalFloat(search, "temperature") ?? 1f : 1f,
                     search.ValueKind == JsonValueKind.Object ? reader.OptionalFloat(search, "repetition_penalty") ?? 1f : 1f));
+        }
+    }
+
+    private static void RefuseMultiComponent(string path, JsonElement model, string type)
+    {
+        var components = ComponentSections.Where(c => model.TryGetProperty(c, out var section) && section.ValueKind == JsonValueKind.Object).ToList();
+        if (components.Count > 0 || MultiComponentTypes.Contains(type, StringComparer.OrdinalIgnoreCase))
+        {
+            var what = components.Count > 0 ? $"has the components {string.Join(", ", components)} beside the decoder" : "is a multi-component model type";
+            throw new ModelFolderException(
+                $"{path}: model type '{type}' {what}; the appliance serves single-decoder language models only (a text-only export of the same model works).");
         }
     }
 
@@ -146,6 +184,51 @@ public sealed record GenAiConfig(
 
             throw Missing(prefix + name, "a token id or a non-empty list of token ids");
         }
+
+        /// <summary>session_options: scalars become strings (as onnxruntime-genai reads them); provider_options per provider.</summary>
+        public DecoderSessionOptions SessionOptions(JsonElement decoder)
+        {
+            if (!decoder.TryGetProperty("session_options", out var options) || options.ValueKind != JsonValueKind.Object)
+            {
+                return DecoderSessionOptions.Empty;
+            }
+
+            var entries = new Dictionary<string, string>(StringComparer.Ordinal);
+            var providers = new List<(string, IReadOnlyDictionary<string, string>)>();
+            foreach (var property in options.EnumerateObject())
+            {
+                if (property.Name == "provider_options")
+                {
+                    if (property.Value.ValueKind != JsonValueKind.Array)
+                    {
+                        throw Missing("model.decoder.session_options.provider_options", "a list of objects");
+                    }
+
+                    foreach (var provider in property.Value.EnumerateArray().Where(p => p.ValueKind == JsonValueKind.Object).SelectMany(p => p.EnumerateObject()))
+                    {
+                        var settings = provider.Value.ValueKind == JsonValueKind.Object
+                            ? provider.Value.EnumerateObject().Where(o => Scalar(o.Value) is not null).ToDictionary(o => o.Name, o => Scalar(o.Value)!, StringComparer.Ordinal)
+                            : [];
+                        providers.Add((provider.Name, settings));
+                    }
+                }
+                else if (Scalar(property.Value) is { } value)
+                {
+                    entries[property.Name] = value;
+                }
+            }
+
+            return new DecoderSessionOptions(entries, providers);
+        }
+
+        private static string? Scalar(JsonElement value) => value.ValueKind switch
+        {
+            JsonValueKind.String => value.GetString(),
+            JsonValueKind.Number => value.GetRawText(),
+            JsonValueKind.True => "true",
+            JsonValueKind.False => "false",
+            _ => null,
+        };
 
         private ModelFolderException Missing(string key, string expected) =>
             new($"{path}: '{key}' must be {expected}.");

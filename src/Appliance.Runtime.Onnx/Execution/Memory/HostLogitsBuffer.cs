@@ -1,0 +1,80 @@
+using System.Buffers;
+using System.Runtime.CompilerServices;
+using Microsoft.ML.OnnxRuntime;
+
+namespace Appliance.Runtime.Onnx.Execution.Memory;
+
+/// <summary>
+/// Host memory for the rows of logits the sampler reads: [max_batch, vocabulary] float32. Pinned memory from the CUDA
+/// provider when the model runs there (the device-to-host copy is then a direct DMA), plain pinned memory otherwise.
+/// </summary>
+internal sealed unsafe class HostLogitsBuffer : MemoryManager<float>
+{
+    private readonly float[]? _managed;
+    private readonly OrtValue? _pinned;
+    private readonly OrtAllocator? _allocator;
+    private readonly IntPtr _address;
+    private readonly int _length;
+
+    private HostLogitsBuffer(int length, float[]? managed, OrtAllocator? allocator, OrtValue? pinned, OrtMemoryInfo memoryInfo)
+    {
+        _length = length;
+        _managed = managed;
+        _allocator = allocator;
+        _pinned = pinned;
+        MemoryInfo = memoryInfo;
+        _address = pinned is not null ? KvStorage.Address(pinned) : (IntPtr)Unsafe.AsPointer(ref managed![0]);
+    }
+
+    public OrtMemoryInfo MemoryInfo { get; }
+
+    /// <summary>Whether the memory is the CUDA provider's pinned host memory.</summary>
+    public bool IsDevicePinned => _pinned is not null;
+
+    public static HostLogitsBuffer Create(int length, InferenceSession session, bool onCuda)
+    {
+        if (onCuda)
+        {
+            var info = new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA_PINNED, OrtAllocatorType.DeviceAllocator, 0, OrtMemType.CpuOutput);
+            try
+            {
+                var allocator = new OrtAllocator(session, info);
+                var pinned = OrtValue.CreateAllocatedTensorValue(allocator, Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float, [length]);
+                return new HostLogitsBuffer(length, null, allocator, pinned, info);
+            }
+            catch (OnnxRuntimeException)
+            {
+                info.Dispose(); // no pinned allocator in this session: plain host memory works, only slower
+            }
+        }
+
+        return new HostLogitsBuffer(length, GC.AllocateArray<float>(Math.Max(length, 1), pinned: true), null, null, OrtMemoryInfo.DefaultInstance);
+    }
+
+    /// <summary>A float32 tensor view of <paramref name="rows"/> rows of <paramref name="width"/>, from row <paramref name="firstRow"/>.</summary>
+    public OrtValue View(int firstRow, int rows, int width) =>
+        OrtValue.CreateTensorValueWithData(
+            MemoryInfo, Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float, [rows, width],
+            _address + (nint)((long)firstRow * width * sizeof(float)), (long)rows * width * sizeof(float));
+
+    public override Span<float> GetSpan() => new((void*)_address, _length);
+
+    public override MemoryHandle Pin(int elementIndex = 0) => new((float*)_address + elementIndex);
+
+    public override void Unpin()
+    {
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            _pinned?.Dispose();
+            _allocator?.Dispose();
+            if (_pinned is not null)
+            {
+                MemoryInfo.Dispose();
+            }
+        }
+    }
+}

@@ -1,0 +1,62 @@
+using Appliance.Runtime.Onnx.Models;
+
+namespace Appliance.Runtime.Onnx.Execution;
+
+/// <summary>
+/// What one replica of a model needs, before it is placed: on its device the weights (the folder's files), the KV
+/// cache exactly as the runner allocates it (the model's element type, layout, context and batch), the largest logits
+/// tensor one run may produce, and a margin for activations and the runtime; on the host the float32 logits rows the
+/// sampler reads. On the CPU provider the device is the host, so everything counts there.
+/// </summary>
+public sealed record MemoryPlan(long WeightsBytes, long KvCacheBytes, long LogitsBytes, long RuntimeBytes, long HostBytes, int ContextLength)
+{
+    /// <summary>Bytes on the device the replica runs on.</summary>
+    public long DeviceBytes => WeightsBytes + KvCacheBytes + LogitsBytes + RuntimeBytes;
+
+    /// <summary>
+    /// The plan for a model folder served with <paramref name="maxBatchSize"/> rows of <paramref name="contextLength"/>
+    /// tokens (null: the model's own context) on CUDA or the CPU.
+    /// </summary>
+    public static MemoryPlan For(ModelFolder folder, DecoderSignature signature, int maxBatchSize, int? contextLength, bool cuda, long? logitsBudgetBytes = null)
+    {
+        var config = folder.Config;
+        var context = Math.Min(config.ContextLength, contextLength ?? config.ContextLength);
+        var weights = folder.Manifest.Files.Sum(f => f.Size);
+        var kv = KvCacheBytesFor(config, signature, maxBatchSize, context);
+        var budget = new RunnerOptions { LogitsBudgetBytes = logitsBudgetBytes }.LogitsBudgetFor(cuda);
+        // A run's logits are at least one row per sequence, and no more than the budget allows.
+        var logits = Math.Max(budget, (long)maxBatchSize * config.VocabularySize * signature.LogitsElementSize);
+        var hostRows = (long)maxBatchSize * config.VocabularySize * sizeof(float);
+        var runtime = Math.Max(weights / 4, 64L << 20);
+        return new MemoryPlan(weights, kv, logits, runtime, cuda ? hostRows : hostRows + weights + kv + logits + runtime, context);
+    }
+
+    /// <summary>
+    /// The KV cache the runner preallocates: a key and a value buffer per layer of [batch, kv_heads, context,
+    /// head_size]; the concatenating layout keeps two such sets (this step's past and present).
+    /// </summary>
+    public static long KvCacheBytesFor(GenAiConfig config, DecoderSignature signature, int maxBatchSize, int contextLength)
+    {
+        var decoder = config.Decoder;
+        var oneSet = 2L * decoder.Layers * maxBatchSize * decoder.KvHeads * contextLength * decoder.HeadSize * signature.KvElementSize;
+        return config.Search.PastPresentShareBuffer ? oneSet : 2 * oneSet;
+    }
+
+    /// <summary>
+    /// The longest context (a multiple of 256, at most the model's) whose plan fits in <paramref name="deviceBytes"/>;
+    /// null when not even 256 tokens fit.
+    /// </summary>
+    public static int? LargestContextFitting(ModelFolder folder, DecoderSignature signature, int maxBatchSize, bool cuda, long deviceBytes, long? logitsBudgetBytes = null)
+    {
+        var full = For(folder, signature, maxBatchSize, null, cuda, logitsBudgetBytes);
+        if (full.DeviceBytes <= deviceBytes)
+        {
+            return full.ContextLength;
+        }
+
+        var perToken = KvCacheBytesFor(folder.Config, signature, maxBatchSize, 1);
+        var rest = full.DeviceBytes - full.KvCacheBytes;
+        var tokens = (deviceBytes - rest) / perToken / 256 * 256;
+        return tokens >= 256 ? (int)Math.Min(tokens, full.ContextLength) : null;
+    }
+}
