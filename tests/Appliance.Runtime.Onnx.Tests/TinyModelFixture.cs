@@ -12,24 +12,26 @@ namespace Appliance.Runtime.Onnx.Tests;
 public abstract class TinyModelFixture : IDisposable
 {
     private readonly TempFolder _root;
+    private readonly Lazy<SyntheticReferenceModel> _reference;
 
-    protected TinyModelFixture(KvCacheLayout layout)
+    protected TinyModelFixture(SyntheticModelSpec spec, string name)
     {
-        Spec = SyntheticModelSpec.Tiny with { Layout = layout };
-        _root = new TempFolder($"tiny-{layout}");
+        Spec = spec;
+        _root = new TempFolder($"tiny-{name}");
         Folder = _root.Path;
         SyntheticModelFolder.Write(Spec, Folder);
-        Weights = SyntheticWeights.Create(Spec);
+        _reference = new Lazy<SyntheticReferenceModel>(() => SyntheticReferenceModel.Create(Spec));
     }
 
     public SyntheticModelSpec Spec { get; }
 
     public string Folder { get; }
 
-    public SyntheticWeights Weights { get; }
+    /// <summary>Greedy tokens of the C# reference forward pass.</summary>
+    public List<int> Greedy(IReadOnlyList<int> prompt, int maxNewTokens) => _reference.Value.GenerateGreedy(prompt, maxNewTokens);
 
-    public OnnxDecoderRunner CreateRunner(int maxBatchSize = 8) =>
-        new(ModelFolder.Open(Folder), "tiny", new RunnerOptions { MaxBatchSize = maxBatchSize, IntraOpThreads = 2 });
+    public OnnxDecoderRunner CreateRunner(int maxBatchSize = 8, long? logitsBudgetBytes = null) =>
+        new(ModelFolder.Open(Folder), "tiny", new RunnerOptions { MaxBatchSize = maxBatchSize, IntraOpThreads = 2, LogitsBudgetBytes = logitsBudgetBytes });
 
     public GenerationEngine CreateEngine(SchedulerOptions? options = null)
     {
@@ -41,10 +43,26 @@ public abstract class TinyModelFixture : IDisposable
 }
 
 /// <summary>The tiny model with a concatenating KV cache (Optimum-style export).</summary>
-public sealed class ConcatModelFixture() : TinyModelFixture(KvCacheLayout.Concatenating);
+public sealed class ConcatModelFixture() : TinyModelFixture(SyntheticModelSpec.Tiny with { Layout = KvCacheLayout.Concatenating }, "concat");
 
-/// <summary>The tiny model with GroupQueryAttention and a shared past/present buffer (model-builder-style export).</summary>
-public sealed class SharedBufferModelFixture() : TinyModelFixture(KvCacheLayout.SharedBuffer);
+/// <summary>The tiny model with GroupQueryAttention and a shared past/present buffer (GPT-2 graph).</summary>
+public sealed class SharedBufferModelFixture() : TinyModelFixture(SyntheticModelSpec.Tiny with { Layout = KvCacheLayout.SharedBuffer }, "shared");
+
+/// <summary>Model-builder style Llama, float32 (the builder's CPU export).</summary>
+public sealed class LlamaModelFixture() : TinyModelFixture(SyntheticModelSpec.TinyLlama, "llama");
+
+/// <summary>Model-builder style Qwen2: QKV bias, a sliding window on odd layers, weights in model.onnx.data.</summary>
+public sealed class Qwen2ModelFixture() : TinyModelFixture(
+    SyntheticModelSpec.TinyLlama with { ModelType = "qwen2", QkvBias = true, SlidingWindow = 8, ExternalData = true, Seed = 7 }, "qwen2");
+
+/// <summary>The Llama with a float16 KV cache and logits, attention in float16 (as CUDA exports present themselves).</summary>
+public sealed class Float16ModelFixture() : TinyModelFixture(SyntheticModelSpec.TinyLlama with { Precision = BoundaryPrecision.Float16 }, "fp16");
+
+/// <summary>The Llama with a bfloat16 KV cache and logits around float32 compute.</summary>
+public sealed class BFloat16ModelFixture() : TinyModelFixture(SyntheticModelSpec.TinyLlama with { Precision = BoundaryPrecision.BFloat16 }, "bf16");
+
+/// <summary>The Llama with int4 MatMulNBits weights (the builder's CPU int4 export: blocks of 32, accuracy level 4).</summary>
+public sealed class Int4ModelFixture() : TinyModelFixture(SyntheticModelSpec.TinyLlama with { Int4Weights = true }, "int4");
 
 [CollectionDefinition(Name)]
 public sealed class ConcatModelCollection : ICollectionFixture<ConcatModelFixture>
@@ -56,4 +74,34 @@ public sealed class ConcatModelCollection : ICollectionFixture<ConcatModelFixtur
 public sealed class SharedBufferModelCollection : ICollectionFixture<SharedBufferModelFixture>
 {
     public const string Name = "tiny synthetic model, shared-buffer KV";
+}
+
+[CollectionDefinition(Name)]
+public sealed class LlamaModelCollection : ICollectionFixture<LlamaModelFixture>
+{
+    public const string Name = "builder-style llama, float32";
+}
+
+[CollectionDefinition(Name)]
+public sealed class Qwen2ModelCollection : ICollectionFixture<Qwen2ModelFixture>
+{
+    public const string Name = "builder-style qwen2, bias, window, external data";
+}
+
+[CollectionDefinition(Name)]
+public sealed class Float16ModelCollection : ICollectionFixture<Float16ModelFixture>
+{
+    public const string Name = "builder-style llama, float16 boundary";
+}
+
+[CollectionDefinition(Name)]
+public sealed class BFloat16ModelCollection : ICollectionFixture<BFloat16ModelFixture>
+{
+    public const string Name = "builder-style llama, bfloat16 boundary";
+}
+
+[CollectionDefinition(Name)]
+public sealed class Int4ModelCollection : ICollectionFixture<Int4ModelFixture>
+{
+    public const string Name = "builder-style llama, int4 weights";
 }

@@ -108,7 +108,7 @@ public sealed partial class OnnxDecoderRunner : IModelRunner
         var width = batch.Max(r => r.NewTokens.Length);
         if (width == 1 || (long)batch.Count * width <= _positionsPerRun)
         {
-            Run(batch, firstRow: 0);
+            Run(batch, firstRow: 0, keepLogits: true);
         }
         else
         {
@@ -120,7 +120,8 @@ public sealed partial class OnnxDecoderRunner : IModelRunner
                 for (var start = 0; start < sequence.NewTokens.Length; start += _positionsPerRun)
                 {
                     var length = Math.Min(_positionsPerRun, sequence.NewTokens.Length - start);
-                    Run([new RunnerSequence(sequence.SequenceId, sequence.NewTokens.Slice(start, length), sequence.PastLength + start)], firstRow: row);
+                    var last = start + length == sequence.NewTokens.Length;
+                    Run([new RunnerSequence(sequence.SequenceId, sequence.NewTokens.Slice(start, length), sequence.PastLength + start)], firstRow: row, keepLogits: last);
                 }
             }
         }
@@ -140,8 +141,11 @@ public sealed partial class OnnxDecoderRunner : IModelRunner
         _runOptions.Dispose();
     }
 
-    /// <summary>One session run for <paramref name="rows"/>; their logits land in host rows from <paramref name="firstRow"/> on.</summary>
-    private void Run(IReadOnlyList<RunnerSequence> rows, int firstRow)
+    /// <summary>
+    /// One session run for <paramref name="rows"/>; their logits land in host rows from <paramref name="firstRow"/> on
+    /// (or nowhere, for a piece of a prompt whose last position comes later).
+    /// </summary>
+    private void Run(IReadOnlyList<RunnerSequence> rows, int firstRow, bool keepLogits)
     {
         var width = rows.Max(r => r.NewTokens.Length);
         var decode = width == 1 && rows.All(r => r.PastLength > 0);
@@ -171,7 +175,11 @@ public sealed partial class OnnxDecoderRunner : IModelRunner
             var outputs = TakeOutputs(binding);
             using (var logits = outputs[_decoder.Outputs.Logits])
             {
-                SelectLastLogits(logits, plan, inputs.LastIndex, width, firstRow);
+                RecordLogitsSize(logits);
+                if (keepLogits)
+                {
+                    SelectLastLogits(logits, plan, inputs.LastIndex, width, firstRow);
+                }
             }
 
             _kvCache.Commit(plan, outputs);
@@ -235,7 +243,11 @@ public sealed partial class OnnxDecoderRunner : IModelRunner
         using var destination = _hostLogits.View(firstRow, plan.Rows.Count, vocabulary);
         _selector.Select(logits, flatRows, destination);
         Interlocked.Add(ref _hostLogitsBytes, (long)plan.Rows.Count * vocabulary * sizeof(float));
-        var produced = shape.Aggregate(1L, (a, b) => a * b) * Signature.LogitsElementSize;
+    }
+
+    private void RecordLogitsSize(OrtValue logits)
+    {
+        var produced = logits.GetTensorTypeAndShape().Shape.Aggregate(1L, (a, b) => a * b) * Signature.LogitsElementSize;
         if (produced > Interlocked.Read(ref _largestLogitsBytes))
         {
             Interlocked.Exchange(ref _largestLogitsBytes, produced);

@@ -8,7 +8,17 @@ public static class OnnxRuntimeEnvironment
     private static readonly Lazy<OrtEnv> Environment = new(() =>
     {
         var options = new EnvironmentCreationOptions { logId = "appliance", logLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR };
-        var env = OrtEnv.CreateInstanceWithOptions(ref options);
+        OrtEnv env;
+        try
+        {
+            env = OrtEnv.CreateInstanceWithOptions(ref options);
+        }
+        catch (OnnxRuntimeException)
+        {
+            // Something in the process (any SessionOptions) already created the default environment: use it.
+            env = OrtEnv.Instance();
+        }
+
         env.DisableTelemetryEvents();
         return env;
     });

@@ -6,7 +6,8 @@ namespace Appliance.Runtime.Onnx.OnnxFormat;
 /// Builds an ONNX model (ModelProto) node by node and writes it as protobuf. Field numbers follow onnx.proto:
 /// ModelProto{ir_version=1, producer_name=2, graph=7, opset_import=8}, GraphProto{node=1, name=2, initializer=5,
 /// input=11, output=12}, NodeProto{input=1, output=2, name=3, op_type=4, attribute=5, domain=7},
-/// AttributeProto{name=1, f=2, i=3, ints=8, type=20}, TensorProto{dims=1, data_type=2, name=8, raw_data=9},
+/// AttributeProto{name=1, f=2, i=3, ints=8, type=20}, TensorProto{dims=1, data_type=2, name=8, raw_data=9,
+/// external_data=13 (StringStringEntryProto{key=1, value=2}), data_location=14},
 /// ValueInfoProto{name=1, type=2}, TypeProto{tensor_type=1}, Tensor{elem_type=1, shape=2}, Dimension{dim_value=1, dim_param=2}.
 /// </summary>
 internal sealed class OnnxGraphBuilder(string graphName)
@@ -21,7 +22,21 @@ internal sealed class OnnxGraphBuilder(string graphName)
     private readonly List<ProtoMessage> _inputs = [];
     private readonly List<ProtoMessage> _outputs = [];
     private readonly SortedSet<string> _domains = new(StringComparer.Ordinal);
+    private Stream? _externalData;
+    private string _externalLocation = string.Empty;
+    private int _externalThreshold;
     private int _nextName;
+
+    /// <summary>
+    /// Writes initializers of at least <paramref name="thresholdBytes"/> to <paramref name="data"/> (the file named
+    /// <paramref name="location"/> beside the model) instead of into the model, as ONNX external data.
+    /// </summary>
+    public void UseExternalData(Stream data, string location, int thresholdBytes = 1024)
+    {
+        _externalData = data;
+        _externalLocation = location;
+        _externalThreshold = thresholdBytes;
+    }
 
     public void Input(string name, OnnxDataType type, params object[] dims) => _inputs.Add(ValueInfo(name, type, dims));
 
@@ -29,6 +44,10 @@ internal sealed class OnnxGraphBuilder(string graphName)
 
     public string Initializer(string name, ReadOnlySpan<float> values, params long[] dims) =>
         AddInitializer(name, OnnxDataType.Float, MemoryMarshal.AsBytes(values).ToArray(), dims);
+
+    /// <summary>An initializer of any element type from its little-endian bytes.</summary>
+    public string RawInitializer(string name, OnnxDataType type, byte[] raw, params long[] dims) =>
+        AddInitializer(name, type, raw, dims);
 
     public string Int64Constant(long[] values, params long[] dims) =>
         AddInitializer($"const_{_nextName++}", OnnxDataType.Int64, MemoryMarshal.AsBytes(values.AsSpan()).ToArray(), dims);
@@ -105,7 +124,21 @@ internal sealed class OnnxGraphBuilder(string graphName)
 
     private string AddInitializer(string name, OnnxDataType type, byte[] raw, long[] dims)
     {
-        var tensor = new ProtoMessage().PackedInt64(1, dims).Int32(2, (int)type).String(8, name).Bytes(9, raw);
+        var tensor = new ProtoMessage().PackedInt64(1, dims).Int32(2, (int)type).String(8, name);
+        if (_externalData is not null && raw.Length >= _externalThreshold)
+        {
+            var offset = _externalData.Position;
+            _externalData.Write(raw);
+            tensor.Message(13, new ProtoMessage().String(1, "location").String(2, _externalLocation))
+                .Message(13, new ProtoMessage().String(1, "offset").String(2, offset.ToString(System.Globalization.CultureInfo.InvariantCulture)))
+                .Message(13, new ProtoMessage().String(1, "length").String(2, raw.Length.ToString(System.Globalization.CultureInfo.InvariantCulture)))
+                .Int32(14, 1);
+        }
+        else
+        {
+            tensor.Bytes(9, raw);
+        }
+
         _initializers.Add(tensor);
         return name;
     }

@@ -5,20 +5,35 @@ using Appliance.Runtime.Onnx.Models;
 namespace Appliance.Runtime.Onnx.Synthetic;
 
 /// <summary>
-/// Writes a complete model folder for a synthetic decoder: model.onnx, genai_config.json (onnxruntime-genai's
-/// schema, model type "decoder"), GPT-2's tokenizer.json and tokenizer_config.json, and manifest.json.
+/// Writes a complete model folder for a synthetic decoder: model.onnx (and model.onnx.data when the weights are
+/// external), genai_config.json (onnxruntime-genai's schema; model type "decoder" for GPT-2 style, the family's
+/// name for builder style), GPT-2's tokenizer.json and tokenizer_config.json, and manifest.json.
 /// </summary>
 public static class SyntheticModelFolder
 {
     public const string ModelFileName = "model.onnx";
 
+    public const string ExternalDataFileName = "model.onnx.data";
+
     public static ModelManifest Write(SyntheticModelSpec spec, string folder)
     {
-        var weights = SyntheticWeights.Create(spec);
+        if (spec.Validate() is { } problem)
+        {
+            throw new ArgumentException(problem, nameof(spec));
+        }
+
         Directory.CreateDirectory(folder);
         using (var stream = File.Create(Path.Combine(folder, ModelFileName)))
         {
-            SyntheticDecoderGraph.Write(weights, stream);
+            if (spec.Architecture == SyntheticArchitecture.Llama)
+            {
+                using var data = spec.ExternalData ? File.Create(Path.Combine(folder, ExternalDataFileName)) : null;
+                LlamaDecoderGraph.Write(LlamaWeights.Create(spec), stream, data, ExternalDataFileName);
+            }
+            else
+            {
+                SyntheticDecoderGraph.Write(SyntheticWeights.Create(spec), stream);
+            }
         }
 
         var indented = new JsonSerializerOptions { WriteIndented = true };
@@ -37,7 +52,7 @@ public static class SyntheticModelFolder
             ["context_length"] = spec.ContextLength,
             ["eos_token_id"] = spec.EosTokenId,
             ["pad_token_id"] = spec.EosTokenId,
-            ["type"] = "decoder",
+            ["type"] = spec.ModelType,
             ["vocab_size"] = spec.VocabularySize,
             ["decoder"] = new JsonObject
             {
@@ -48,14 +63,7 @@ public static class SyntheticModelFolder
                 ["num_attention_heads"] = spec.Heads,
                 ["num_hidden_layers"] = spec.Layers,
                 ["num_key_value_heads"] = spec.KvHeads,
-                ["inputs"] = new JsonObject
-                {
-                    ["input_ids"] = "input_ids",
-                    ["attention_mask"] = "attention_mask",
-                    ["position_ids"] = "position_ids",
-                    ["past_key_names"] = "past_key_values.%d.key",
-                    ["past_value_names"] = "past_key_values.%d.value",
-                },
+                ["inputs"] = Inputs(spec),
                 ["outputs"] = new JsonObject
                 {
                     ["logits"] = "logits",
@@ -82,6 +90,20 @@ public static class SyntheticModelFolder
             ["top_p"] = 1.0,
         },
     };
+
+    /// <summary>The builder names position_ids only when the graph has it (not when rotary runs inside attention).</summary>
+    private static JsonObject Inputs(SyntheticModelSpec spec)
+    {
+        var inputs = new JsonObject { ["input_ids"] = "input_ids", ["attention_mask"] = "attention_mask" };
+        if (spec.Architecture == SyntheticArchitecture.Gpt2 || LlamaDecoderGraph.RotaryOutsideAttention(spec))
+        {
+            inputs["position_ids"] = "position_ids";
+        }
+
+        inputs["past_key_names"] = "past_key_values.%d.key";
+        inputs["past_value_names"] = "past_key_values.%d.value";
+        return inputs;
+    }
 
     private static JsonObject TokenizerConfigJson() => new()
     {

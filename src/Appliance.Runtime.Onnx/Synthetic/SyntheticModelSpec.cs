@@ -14,6 +14,32 @@ public enum KvCacheLayout
     SharedBuffer,
 }
 
+/// <summary>Which graph a synthetic decoder is written as.</summary>
+public enum SyntheticArchitecture
+{
+    /// <summary>GPT-2: learned positions, LayerNorm, GELU MLP, tied head, position_ids input.</summary>
+    Gpt2,
+
+    /// <summary>
+    /// onnxruntime-genai's model builder for Llama-family models: RMSNorm as (Skip)SimplifiedLayerNormalization,
+    /// packed QKV into GroupQueryAttention with rotary embedding inside (cos/sin caches, no position_ids input),
+    /// SwiGLU MLP, untied head; always a shared past/present buffer.
+    /// </summary>
+    Llama,
+}
+
+/// <summary>The element type of the KV cache and logits at the model's boundary.</summary>
+public enum BoundaryPrecision
+{
+    Float32,
+
+    /// <summary>KV cache and logits float16, attention in float16 (as CUDA fp16 and int4 exports present themselves).</summary>
+    Float16,
+
+    /// <summary>KV cache and logits bfloat16 around float32 compute (Cast nodes; the CPU has no bfloat16 attention).</summary>
+    BFloat16,
+}
+
 /// <summary>
 /// Shape and seed of a synthetic GPT-style decoder. Weights are deterministic from <see cref="Seed"/>, so a model
 /// written twice is byte-identical and the C# reference forward pass can rebuild the same weights.
@@ -37,6 +63,35 @@ public sealed record SyntheticModelSpec
 
     public KvCacheLayout Layout { get; init; } = KvCacheLayout.Concatenating;
 
+    public SyntheticArchitecture Architecture { get; init; } = SyntheticArchitecture.Gpt2;
+
+    /// <summary>genai_config.json's model.type: "decoder" for GPT-2 style; "llama", "qwen2", "mistral", ... for builder style.</summary>
+    public string ModelType { get; init; } = "decoder";
+
+    /// <summary>Builder style: a bias on the packed QKV projection, as Qwen2 has.</summary>
+    public bool QkvBias { get; init; }
+
+    /// <summary>Builder style: KV cache and logits element type.</summary>
+    public BoundaryPrecision Precision { get; init; } = BoundaryPrecision.Float32;
+
+    /// <summary>Builder style: every MatMul as MatMulNBits with 4-bit weights (symmetric, blocks of 32), as the builder's int4 export.</summary>
+    public bool Int4Weights { get; init; }
+
+    /// <summary>MatMulNBits accuracy level: 4 (int8 activations, the builder's CPU default) or 0 (float32).</summary>
+    public int Int4AccuracyLevel { get; init; } = 4;
+
+    /// <summary>Builder style: a sliding attention window (GroupQueryAttention local_window_size) on odd layers, as Gemma 2 alternates; null: none.</summary>
+    public int? SlidingWindow { get; init; }
+
+    /// <summary>Write the weights to model.onnx.data beside model.onnx, as the builder does.</summary>
+    public bool ExternalData { get; init; }
+
+    /// <summary>Builder style: the MLP's inner width; null: 8/3 of the hidden size rounded up to a multiple of 32 (Llama's ratio).</summary>
+    public int? FeedForwardSize { get; init; }
+
+    /// <summary>Builder style: rotary embedding base.</summary>
+    public float RopeTheta { get; init; } = 10000f;
+
     /// <summary>Half-width of the uniform distribution the embeddings are drawn from (0.0346 gives GPT-2's 0.02 deviation).</summary>
     public float EmbeddingScale { get; init; } = 0.0346f;
 
@@ -53,11 +108,19 @@ public sealed record SyntheticModelSpec
 
     public int HeadSize => HiddenSize / Heads;
 
-    public int IntermediateSize => 4 * HiddenSize;
+    public int IntermediateSize => Architecture == SyntheticArchitecture.Llama
+        ? FeedForwardSize ?? ((HiddenSize * 8 / 3) + 31) / 32 * 32
+        : 4 * HiddenSize;
 
-    public long ParameterCount =>
+    public long ParameterCount => Architecture == SyntheticArchitecture.Llama ? LlamaParameters :
         ((long)VocabularySize * HiddenSize) + ((long)ContextLength * HiddenSize) + (2L * HiddenSize) +
         (Layers * (LayerParameters + (4L * HiddenSize)));
+
+    /// <summary>Embedding, untied head, final norm, and per layer: packed QKV (+ bias), output, gate, up, down, two norms.</summary>
+    private long LlamaParameters =>
+        (2L * VocabularySize * HiddenSize) + HiddenSize +
+        (Layers * (((long)HiddenSize * (HiddenSize + (2 * KvHeads * HeadSize))) + (QkvBias ? HiddenSize + (2 * KvHeads * HeadSize) : 0) +
+            ((long)HiddenSize * HiddenSize) + (3L * HiddenSize * IntermediateSize) + (2L * HiddenSize)));
 
     private long LayerParameters =>
         ((long)HiddenSize * HiddenSize * 2) + (2L * HiddenSize * KvHeads * HeadSize) + (2L * HiddenSize * IntermediateSize) +
@@ -71,6 +134,15 @@ public sealed record SyntheticModelSpec
 
     /// <summary>GPT-2 small's shape, about 124M parameters: hidden 768, 12 layers, 12 heads.</summary>
     public static SyntheticModelSpec Base { get; } = new() { HiddenSize = 768, Layers = 12, Heads = 12, KvHeads = 12, ContextLength = 1024 };
+
+    /// <summary>A tiny model-builder-style Llama (hidden 64, 2 layers, 4 heads over 2 KV heads).</summary>
+    public static SyntheticModelSpec TinyLlama { get; } = new()
+    {
+        Architecture = SyntheticArchitecture.Llama, ModelType = "llama", Layout = KvCacheLayout.SharedBuffer,
+    };
+
+    /// <summary>Builder-style Llama at GPT-2 small's width: hidden 768, 12 layers, 12 heads over 4 KV heads (about 152M parameters).</summary>
+    public static SyntheticModelSpec BaseLlama { get; } = TinyLlama with { HiddenSize = 768, Layers = 12, Heads = 12, KvHeads = 4, ContextLength = 1024 };
 
     public string? Validate()
     {
@@ -87,6 +159,33 @@ public sealed record SyntheticModelSpec
         if (Heads % KvHeads != 0)
         {
             return $"head count {Heads} must be a multiple of the KV head count {KvHeads}";
+        }
+
+        if (Architecture == SyntheticArchitecture.Llama)
+        {
+            if (Layout != KvCacheLayout.SharedBuffer)
+            {
+                return "builder-style models use GroupQueryAttention with a shared past/present buffer";
+            }
+
+            if (HeadSize % 16 != 0)
+            {
+                return $"head size {HeadSize} must be a multiple of 16 (GroupQueryAttention with rotary embedding)";
+            }
+
+            if (Int4Weights && (HiddenSize % 32 != 0 || IntermediateSize % 32 != 0))
+            {
+                return "int4 weights need the hidden and MLP sizes to be multiples of the block size 32";
+            }
+
+            if (SlidingWindow is < 1)
+            {
+                return "the sliding window must be positive when set";
+            }
+        }
+        else if (Precision != BoundaryPrecision.Float32 || Int4Weights || QkvBias || SlidingWindow is not null)
+        {
+            return "precision, int4 weights, QKV bias and sliding windows are written for builder-style (Llama) models only";
         }
 
         return EosTokenId < 0 || EosTokenId >= VocabularySize ? "the EOS token must be inside the vocabulary" : null;

@@ -21,7 +21,7 @@ public abstract class EngineCorrectnessTests(TinyModelFixture model)
         using var engine = model.CreateEngine();
         var result = await Run(engine, Prompts[3], Greedy);
 
-        var expected = SyntheticReference.GenerateGreedy(model.Weights, Prompts[3], Greedy.MaxTokens);
+        var expected = model.Greedy(Prompts[3], Greedy.MaxTokens);
         Assert.True(expected.Distinct().Count() > 4, "the reference output should vary, or equality proves little");
         Assert.Equal(expected, result.TokenIds);
         Assert.Equal(FinishReason.Length, result.FinishReason);
@@ -36,7 +36,7 @@ public abstract class EngineCorrectnessTests(TinyModelFixture model)
 
         for (var i = 0; i < Prompts.Length; i++)
         {
-            Assert.Equal(SyntheticReference.GenerateGreedy(model.Weights, Prompts[i], Greedy.MaxTokens), results[i].TokenIds);
+            Assert.Equal(model.Greedy(Prompts[i], Greedy.MaxTokens), results[i].TokenIds);
         }
     }
 
@@ -73,7 +73,7 @@ public abstract class EngineCorrectnessTests(TinyModelFixture model)
         var results = await Task.WhenAll(running);
         for (var i = 0; i < Prompts.Length; i++)
         {
-            Assert.Equal(SyntheticReference.GenerateGreedy(model.Weights, Prompts[i], 20), results[i].TokenIds);
+            Assert.Equal(model.Greedy(Prompts[i], 20), results[i].TokenIds);
         }
     }
 
@@ -85,8 +85,8 @@ public abstract class EngineCorrectnessTests(TinyModelFixture model)
         var shortOne = Run(engine, Prompts[0], Greedy);
         var result = await Run(engine, prompt, Greedy);
 
-        Assert.Equal(SyntheticReference.GenerateGreedy(model.Weights, prompt, Greedy.MaxTokens), result.TokenIds);
-        Assert.Equal(SyntheticReference.GenerateGreedy(model.Weights, Prompts[0], Greedy.MaxTokens), (await shortOne).TokenIds);
+        Assert.Equal(model.Greedy(prompt, Greedy.MaxTokens), result.TokenIds);
+        Assert.Equal(model.Greedy(Prompts[0], Greedy.MaxTokens), (await shortOne).TokenIds);
     }
 
     [Fact]
@@ -104,10 +104,10 @@ public abstract class EngineCorrectnessTests(TinyModelFixture model)
         Assert.True(engine.Preemptions >= 1);
         for (var i = 0; i < flood.Count; i++)
         {
-            Assert.Equal(SyntheticReference.GenerateGreedy(model.Weights, Prompts[i], 40), results[i].TokenIds);
+            Assert.Equal(model.Greedy(Prompts[i], 40), results[i].TokenIds);
         }
 
-        Assert.Equal(SyntheticReference.GenerateGreedy(model.Weights, Prompts[6], Greedy.MaxTokens), (await other).TokenIds);
+        Assert.Equal(model.Greedy(Prompts[6], Greedy.MaxTokens), (await other).TokenIds);
     }
 
     [Fact]
@@ -140,7 +140,7 @@ public abstract class EngineCorrectnessTests(TinyModelFixture model)
 
         // The engine keeps serving afterwards, with the same exact tokens.
         var after = await Run(engine, Prompts[2], Greedy);
-        Assert.Equal(SyntheticReference.GenerateGreedy(model.Weights, Prompts[2], Greedy.MaxTokens), after.TokenIds);
+        Assert.Equal(model.Greedy(Prompts[2], Greedy.MaxTokens), after.TokenIds);
     }
 
     [Fact]
@@ -214,3 +214,9 @@ public sealed class ConcatEngineCorrectnessTests(ConcatModelFixture model) : Eng
 
 [Collection(SharedBufferModelCollection.Name)]
 public sealed class SharedBufferEngineCorrectnessTests(SharedBufferModelFixture model) : EngineCorrectnessTests(model);
+
+[Collection(LlamaModelCollection.Name)]
+public sealed class LlamaEngineCorrectnessTests(LlamaModelFixture model) : EngineCorrectnessTests(model);
+
+[Collection(Qwen2ModelCollection.Name)]
+public sealed class Qwen2EngineCorrectnessTests(Qwen2ModelFixture model) : EngineCorrectnessTests(model);

@@ -42,3 +42,18 @@ public sealed class ConcatGenAiEquivalenceTests(ConcatModelFixture model) : GenA
 
 [Collection(SharedBufferModelCollection.Name)]
 public sealed class SharedBufferGenAiEquivalenceTests(SharedBufferModelFixture model) : GenAiEquivalenceTests(model);
+
+[Collection(LlamaModelCollection.Name)]
+public sealed class LlamaGenAiEquivalenceTests(LlamaModelFixture model) : GenAiEquivalenceTests(model);
+
+[Collection(Qwen2ModelCollection.Name)]
+public sealed class Qwen2GenAiEquivalenceTests(Qwen2ModelFixture model) : GenAiEquivalenceTests(model);
+
+[Collection(Float16ModelCollection.Name)]
+public sealed class Float16GenAiEquivalenceTests(Float16ModelFixture model) : GenAiEquivalenceTests(model);
+
+[Collection(BFloat16ModelCollection.Name)]
+public sealed class BFloat16GenAiEquivalenceTests(BFloat16ModelFixture model) : GenAiEquivalenceTests(model);
+
+[Collection(Int4ModelCollection.Name)]
+public sealed class Int4GenAiEquivalenceTests(Int4ModelFixture model) : GenAiEquivalenceTests(model);

@@ -13,7 +13,7 @@ public abstract class SyntheticModelTests(TinyModelFixture model)
         using var runner = model.CreateRunner();
 
         var onnx = runner.Execute([new RunnerSequence(1, prompt, 0)]).ToArray();
-        var reference = new SyntheticReference(model.Weights).Feed(prompt);
+        var reference = new SyntheticReference(SyntheticWeights.Create(model.Spec)).Feed(prompt);
 
         Assert.Equal(reference.Length, onnx.Length);
         var worst = reference.Zip(onnx, (a, b) => Math.Abs(a - b)).Max();
@@ -25,7 +25,7 @@ public abstract class SyntheticModelTests(TinyModelFixture model)
     {
         int[] prompt = [15496, 11, 995];
         using var runner = model.CreateRunner();
-        var reference = new SyntheticReference(model.Weights);
+        var reference = new SyntheticReference(SyntheticWeights.Create(model.Spec));
         var expected = reference.Feed(prompt);
         var actual = runner.Execute([new RunnerSequence(7, prompt, 0)]).ToArray();
         for (var step = 0; step < 5; step++)
