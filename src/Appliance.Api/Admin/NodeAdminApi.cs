@@ -33,6 +33,7 @@ public static class NodeAdminApi
             draining = drain.Draining,
             inFlight = drain.InFlight,
             deviceSource = devices.Source,
+            hostMemoryPlacedBytes = replicas.Sum(r => r.Memory?.HostBytes ?? 0),
             devices = devices.Devices.Select(d => new
             {
                 id = d.Id, kind = d.Kind.ToString().ToLowerInvariant(), name = d.Name, uuid = d.Uuid, healthy = d.Healthy,
@@ -51,6 +52,12 @@ public static class NodeAdminApi
                     replica = r.Replica, device = r.DeviceId, healthy = r.Healthy, running = r.Running, queued = r.Queued,
                     kvCacheUsedTokens = r.KvCacheUsedTokens, kvCacheCapacityTokens = r.KvCacheCapacityTokens,
                     memoryBytes = r.MemoryBytes, loadedAt = r.LoadedAt,
+                    memory = r.Memory is not { } m ? null : new
+                    {
+                        deviceBytes = m.DeviceBytes, hostBytes = m.HostBytes, weightsBytes = m.WeightsBytes, kvCacheBytes = m.KvCacheBytes,
+                        logitsBytes = m.LogitsBytes, runtimeBytes = m.RuntimeBytes, kvType = m.KvType, contextLength = m.ContextLength,
+                        maxBatchSize = m.MaxBatchSize,
+                    },
                 }),
             }),
         });

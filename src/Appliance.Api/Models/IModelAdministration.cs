@@ -12,7 +12,24 @@ public sealed record ReplicaState(
     int KvCacheCapacityTokens,
     long MemoryBytes,
     DateTimeOffset LoadedAt,
-    long Preemptions = 0);
+    long Preemptions = 0,
+    ReplicaMemory? Memory = null);
+
+/// <summary>
+/// Where a replica's memory goes: on its device the weights, the KV cache (its element type, for the context and batch
+/// it was sized for), the largest logits tensor a run may produce and a margin for the runtime; on the host the
+/// logits rows the sampler reads (everything, on a CPU slot).
+/// </summary>
+public sealed record ReplicaMemory(
+    long DeviceBytes,
+    long HostBytes,
+    long WeightsBytes,
+    long KvCacheBytes,
+    long LogitsBytes,
+    long RuntimeBytes,
+    string KvType,
+    int ContextLength,
+    int MaxBatchSize);
 
 /// <summary>How an administrative model action ended.</summary>
 public enum ModelActionOutcome

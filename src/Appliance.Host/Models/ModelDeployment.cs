@@ -4,11 +4,16 @@ using Appliance.Engine.Pool;
 namespace Appliance.Host.Models;
 
 /// <summary>A loaded model's replicas (each an engine over its own ONNX Runtime session) and the router in front of them.</summary>
-internal sealed class ModelDeployment(string id, long memoryBytes, IReadOnlyList<ReplicaPlacement> placements, IReadOnlyList<(Replica Replica, IModelRunner Runner)> replicas, DateTimeOffset loadedAt) : IDisposable
+internal sealed class ModelDeployment(string id, ReplicaPlan plan, int maxBatchSize, IReadOnlyList<ReplicaPlacement> placements, IReadOnlyList<(Replica Replica, IModelRunner Runner)> replicas, DateTimeOffset loadedAt) : IDisposable
 {
     public string Id { get; } = id;
 
-    public long MemoryBytes { get; } = memoryBytes;
+    /// <summary>What placement reserved on each replica's device.</summary>
+    public long MemoryBytes { get; } = plan.PlacedBytes;
+
+    public Api.Models.ReplicaMemory Memory { get; } = new(
+        plan.PlacedBytes, plan.Plan.HostBytes, plan.Plan.WeightsBytes, plan.Plan.KvCacheBytes, plan.Plan.LogitsBytes, plan.Plan.RuntimeBytes,
+        Runtime.Onnx.OnnxFormat.OnnxTypes.Name(plan.Signature.KvType), plan.Plan.ContextLength, maxBatchSize);
 
     public IReadOnlyList<ReplicaPlacement> Placements { get; } = placements;
 

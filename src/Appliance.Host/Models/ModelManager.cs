@@ -33,7 +33,7 @@ internal sealed partial class ModelManager(
     private readonly IPlacementStrategy _strategy = Placer.Strategy(pool.Value.Placement);
 
     public IReadOnlyList<ReplicaState> Replicas => [.. _deployments.Values.OrderBy(d => d.Id, StringComparer.Ordinal).SelectMany(d => d.Router.Replicas.Select(r =>
-        new ReplicaState(d.Id, r.Index, r.DeviceId, r.Engine.Healthy, r.Engine.RunningRequests, r.Engine.QueuedRequests, r.Engine.KvCacheUsedTokens, r.Engine.KvCacheCapacityTokens, d.MemoryBytes, d.LoadedAt, r.Engine.Preemptions)))];
+        new ReplicaState(d.Id, r.Index, r.DeviceId, r.Engine.Healthy, r.Engine.RunningRequests, r.Engine.QueuedRequests, r.Engine.KvCacheUsedTokens, r.Engine.KvCacheCapacityTokens, d.MemoryBytes, d.LoadedAt, r.Engine.Preemptions, d.Memory)))];
 
     public IReadOnlyDictionary<string, double> ReplicaSeconds()
     {
@@ -159,12 +159,17 @@ internal sealed partial class ModelManager(
         try
         {
             var folder = ModelFolder.Open(options.Path); // checks every file against manifest.json
-            var memory = ModelMemory.Estimate(folder, options);
+            var plan = ModelMemory.Plan(folder, options, devices.Devices, out var note);
+            if (note is not null)
+            {
+                LogContextCapped(logger, id, note);
+            }
+
             var demands = _deployments.Values.Select(d => new ReplicaDemand(d.Id, d.Placements.Count, d.MemoryBytes))
-                .Append(new ReplicaDemand(id, options.Replicas, memory)).ToList();
+                .Append(new ReplicaDemand(id, options.Replicas, plan.PlacedBytes)).ToList();
             var current = _deployments.Values.SelectMany(d => d.Placements).ToList();
             var placements = Placer.Place(demands, devices.Devices, _strategy, current).Where(p => p.Model == id).ToList();
-            var deployment = Deploy(id, options, folder, memory, placements);
+            var deployment = Deploy(id, options, folder, plan, placements);
             _deployments[id] = deployment;
             catalog.Set(new ModelEntry(id, options.Aliases, ModelLoadState.Ready, null, Serve(id, options, folder, deployment)));
             LogLoaded(logger, id, folder.Digest, string.Join(", ", placements.Select(p => p.DeviceId)));
@@ -174,7 +179,7 @@ internal sealed partial class ModelManager(
         {
             return Failed(id, options, ModelActionOutcome.Conflict, exception);
         }
-        catch (Exception exception) when (exception is ModelFolderException or Microsoft.ML.OnnxRuntime.OnnxRuntimeException or IOException or ArgumentException)
+        catch (Exception exception) when (exception is ModelFolderException or Microsoft.ML.OnnxRuntime.OnnxRuntimeException or IOException or ArgumentException or InvalidOperationException or DllNotFoundException)
         {
             return Failed(id, options, ModelActionOutcome.Failed, exception);
         }
@@ -187,7 +192,7 @@ internal sealed partial class ModelManager(
         return new ModelActionResult(outcome, exception.Message);
     }
 
-    private ModelDeployment Deploy(string id, ModelOptions options, ModelFolder folder, long memory, IReadOnlyList<ReplicaPlacement> placements)
+    private ModelDeployment Deploy(string id, ModelOptions options, ModelFolder folder, ReplicaPlan plan, IReadOnlyList<ReplicaPlacement> placements)
     {
         var tokenizer = TokenizerLoader.Load(options.Path);
         var stopTokens = StopTokens.FromTokenizerConfig(options.Path, tokenizer).ToList();
@@ -197,7 +202,12 @@ internal sealed partial class ModelManager(
             foreach (var placement in placements)
             {
                 var device = devices.Devices.First(d => d.Id == placement.DeviceId);
-                var runner = new OnnxDecoderRunner(folder, id, RunnerOptionsFor(options, device, memory), loggers.CreateLogger<OnnxDecoderRunner>());
+                var runner = new OnnxDecoderRunner(folder, id, RunnerOptionsFor(options, device, plan), loggers.CreateLogger<OnnxDecoderRunner>());
+                if (runner.KvCacheBytes != plan.Plan.KvCacheBytes)
+                {
+                    LogKvPlanMismatch(logger, id, plan.Plan.KvCacheBytes, runner.KvCacheBytes);
+                }
+
                 var engine = new GenerationEngine(runner, tokenizer, SchedulerOptionsFor(options), loggers.CreateLogger<GenerationEngine>(), extraStopTokenIds: stopTokens);
                 replicas.Add((new Replica(placement.Replica, placement.DeviceId, engine), runner));
             }
@@ -213,16 +223,17 @@ internal sealed partial class ModelManager(
             throw;
         }
 
-        return new ModelDeployment(id, memory, placements, replicas, time.GetUtcNow());
+        return new ModelDeployment(id, plan, options.MaxBatchSize, placements, replicas, time.GetUtcNow());
     }
 
-    private static RunnerOptions RunnerOptionsFor(ModelOptions options, PoolDevice device, long memory) => new()
+    private static RunnerOptions RunnerOptionsFor(ModelOptions options, PoolDevice device, ReplicaPlan plan) => new()
     {
         MaxBatchSize = options.MaxBatchSize,
-        ContextLength = options.ContextLength,
+        ContextLength = plan.Plan.ContextLength,
+        LogitsBudgetBytes = options.LogitsBudgetBytes,
         IntraOpThreads = options.IntraOpThreads > 0 || device.Kind == DeviceKind.Cuda ? options.IntraOpThreads : device.Threads,
         CudaDeviceId = device.Kind == DeviceKind.Cuda ? device.Index : null,
-        CudaMemoryLimitBytes = device.Kind == DeviceKind.Cuda ? memory : null,
+        CudaMemoryLimitBytes = device.Kind == DeviceKind.Cuda ? plan.PlacedBytes : null,
         CudaArenaExtendStrategy = options.CudaArenaExtendStrategy,
         SessionConfig = options.SessionConfig,
     };
@@ -286,4 +297,10 @@ internal sealed partial class ModelManager(
 
     [LoggerMessage(EventId = 3004, Level = LogLevel.Error, Message = "The model configuration is invalid; no model can be loaded until it is fixed: {Reason}")]
     private static partial void LogInvalidConfiguration(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 3008, Level = LogLevel.Warning, Message = "Model {ModelId}: {Note}")]
+    private static partial void LogContextCapped(ILogger logger, string modelId, string note);
+
+    [LoggerMessage(EventId = 3009, Level = LogLevel.Warning, Message = "Model {ModelId}: the KV cache was planned at {Planned} bytes but the runner allocated {Allocated}")]
+    private static partial void LogKvPlanMismatch(ILogger logger, string modelId, long planned, long allocated);
 }

@@ -1,26 +1,24 @@
+using Appliance.Engine.Pool;
 using Appliance.Host.Options;
+using Appliance.Runtime.Onnx.Execution;
 using Appliance.Runtime.Onnx.Models;
 
 namespace Appliance.Host.Models;
 
-/// <summary>How much device memory one replica of a model is expected to take, for placement.</summary>
+/// <summary>What one replica of a model needs, and what placement reserves for it.</summary>
+internal sealed record ReplicaPlan(MemoryPlan Plan, DecoderSignature Signature, long PlacedBytes);
+
+/// <summary>Plans a replica's memory for placement, before any session exists.</summary>
 internal static class ModelMemory
 {
     /// <summary>
-    /// The declared figure, else the folder's files (weights dominate) plus the preallocated float32 KV cache for the
-    /// batch and context, with a quarter added for activations and the runtime's own buffers.
+    /// The plan from the model file's own signature (the KV element type) and the node's devices; the operator's
+    /// declared MemoryBytes, when set, is what placement reserves.
     /// </summary>
-    public static long Estimate(ModelFolder folder, ModelOptions options)
+    public static ReplicaPlan Plan(ModelFolder folder, ModelOptions options, IReadOnlyList<PoolDevice> devices, out string? note)
     {
-        if (options.MemoryBytes is { } declared)
-        {
-            return declared;
-        }
-
-        var files = folder.Manifest.Files.Sum(f => f.Size);
-        var decoder = folder.Config.Decoder;
-        var context = Math.Min(folder.Config.ContextLength, options.ContextLength ?? folder.Config.ContextLength);
-        var kvCache = 2L * decoder.Layers * decoder.KvHeads * decoder.HeadSize * context * options.MaxBatchSize * sizeof(float);
-        return (files + kvCache) * 5 / 4;
+        var signature = DecoderSignature.FromFile(folder.DecoderPath, folder.Config.Decoder, folder.Path);
+        var plan = MemoryPlan.ForDevices(folder, signature, options.MaxBatchSize, options.ContextLength, options.LogitsBudgetBytes, devices, out note);
+        return new ReplicaPlan(plan, signature, options.MemoryBytes ?? plan.DeviceBytes);
     }
 }

@@ -9,8 +9,17 @@ public sealed record ModelOptions
     /// <summary>Other names clients may use for this model.</summary>
     public IReadOnlyList<string> Aliases { get; init; } = [];
 
-    /// <summary>Caps the context below the model's own; also sizes the preallocated KV cache.</summary>
+    /// <summary>
+    /// Caps the context below the model's own; also sizes the preallocated KV cache. Null: the model's own context, or
+    /// the longest that lets one replica fit in 90% of the largest device (logged when it caps).
+    /// </summary>
     public int? ContextLength { get; init; }
+
+    /// <summary>
+    /// Most bytes of logits one model run may produce on the device; longer prefills run in pieces. Null: 16 MiB on
+    /// the CPU, 512 MiB on CUDA.
+    /// </summary>
+    public long? LogitsBudgetBytes { get; init; }
 
     public int MaxBatchSize { get; init; } = 8;
 
@@ -26,7 +35,8 @@ public sealed record ModelOptions
 
     /// <summary>
     /// Device memory one replica needs (weights, KV cache, activations); placement reserves it and the CUDA arena is
-    /// capped to it. Null: estimated from the folder's file sizes plus the preallocated KV cache, with a quarter added.
+    /// capped to it. Null: planned from the folder's files (weights), the KV cache as it is allocated (the model's
+    /// element type, context and batch), the logits budget and a quarter of the weights for the runtime.
     /// </summary>
     public long? MemoryBytes { get; init; }
 

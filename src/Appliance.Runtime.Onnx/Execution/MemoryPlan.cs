@@ -1,3 +1,4 @@
+using Appliance.Engine.Pool;
 using Appliance.Runtime.Onnx.Models;
 
 namespace Appliance.Runtime.Onnx.Execution;
@@ -41,6 +42,40 @@ public sealed record MemoryPlan(long WeightsBytes, long KvCacheBytes, long Logit
         var oneSet = 2L * decoder.Layers * maxBatchSize * decoder.KvHeads * contextLength * decoder.HeadSize * signature.KvElementSize;
         return config.Search.PastPresentShareBuffer ? oneSet : 2 * oneSet;
     }
+
+    /// <summary>Share of a device's memory one replica may plan for when the context is chosen automatically.</summary>
+    public const double DeviceShare = 0.9;
+
+    /// <summary>
+    /// The plan for the node's devices. A context set by the operator is kept as it is (placement says if it does not
+    /// fit). Otherwise the model's own context is used when a replica fits in <see cref="DeviceShare"/> of the largest
+    /// healthy device; when it does not (Llama 3.1's 131,072 tokens for 8 sequences need 137 GB of float16 cache), the
+    /// context is capped to the longest that fits, and <paramref name="note"/> says so.
+    /// </summary>
+    public static MemoryPlan ForDevices(ModelFolder folder, DecoderSignature signature, int maxBatchSize, int? contextLength, long? logitsBudgetBytes, IReadOnlyList<PoolDevice> devices, out string? note)
+    {
+        note = null;
+        var largest = devices.Where(d => d.Healthy).MaxBy(d => d.MemoryTotalBytes);
+        var cuda = largest?.Kind == DeviceKind.Cuda;
+        var full = For(folder, signature, maxBatchSize, contextLength, cuda, logitsBudgetBytes);
+        if (contextLength is not null || largest is null)
+        {
+            return full;
+        }
+
+        var share = (long)(largest.MemoryTotalBytes * DeviceShare);
+        if (full.DeviceBytes <= share || LargestContextFitting(folder, signature, maxBatchSize, cuda, share, logitsBudgetBytes) is not { } fitting)
+        {
+            return full;
+        }
+
+        var capped = For(folder, signature, maxBatchSize, fitting, cuda, logitsBudgetBytes);
+        note = $"context capped from {full.ContextLength} to {fitting} tokens: the KV cache of {maxBatchSize} sequences at the model's own context " +
+            $"({Gib(full.KvCacheBytes)}) does not fit in {DeviceShare:P0} of {largest.Id} ({Gib(largest.MemoryTotalBytes)}); set ContextLength or MaxBatchSize to choose";
+        return capped;
+    }
+
+    private static string Gib(long bytes) => $"{bytes / (double)(1L << 30):0.#} GiB";
 
     /// <summary>
     /// The longest context (a multiple of 256, at most the model's) whose plan fits in <paramref name="deviceBytes"/>;
