@@ -16,34 +16,13 @@ namespace Appliance.IntegrationTests.OpenAi;
 /// answers through the API with onnxruntime-genai's own greedy tokens, and /admin/pool shows each replica's memory
 /// with its real KV element type.
 /// </summary>
-public sealed class BuilderExportTests : IAsyncLifetime
+public sealed class BuilderExportTests(BuilderExportsServer server) : IClassFixture<BuilderExportsServer>
 {
-    private static readonly (string Id, SyntheticModelSpec Spec, string KvType)[] Exports =
-    [
-        ("llama-fp32", SyntheticModelSpec.TinyLlama, "float32"),
-        ("qwen2-window", SyntheticModelSpec.TinyLlama with { ModelType = "qwen2", QkvBias = true, SlidingWindow = 8, ExternalData = true, Seed = 3 }, "float32"),
-        ("llama-fp16", SyntheticModelSpec.TinyLlama with { Precision = BoundaryPrecision.Float16, Seed = 4 }, "float16"),
-        ("llama-bf16", SyntheticModelSpec.TinyLlama with { Precision = BoundaryPrecision.BFloat16, Seed = 5 }, "bfloat16"),
-        ("llama-int4", SyntheticModelSpec.TinyLlama with { Int4Weights = true, Seed = 6 }, "float32"),
-    ];
+    private static (string Id, SyntheticModelSpec Spec, string KvType)[] Exports => BuilderExportsServer.Exports;
 
-    private readonly TempFolder _root = new("builder-exports");
-    private RunningAppliance? _running;
+    private RunningAppliance Running => server.Running;
 
-    private RunningAppliance Running => _running!;
-
-    public async Task InitializeAsync()
-    {
-        var args = new List<string> { "--Appliance:BuiltInEmbeddings=false", "--Logging:LogLevel:Default=Warning" };
-        foreach (var (id, spec, _) in Exports)
-        {
-            SyntheticModelFolder.Write(spec, _root.Combine(id));
-            args.AddRange([$"--Models:{id}:Path={_root.Combine(id)}", $"--Models:{id}:IntraOpThreads=1", $"--Models:{id}:MaxBatchSize=4"]);
-        }
-
-        _running = await RunningAppliance.StartAsync([.. args]);
-        await _running.WaitUntilReadyAsync();
-    }
+    private string Folder(string id) => server.Folder(id);
 
     [Fact]
     public async Task Every_export_completes_a_prompt_with_onnxruntime_genais_greedy_tokens()
@@ -52,7 +31,7 @@ public sealed class BuilderExportTests : IAsyncLifetime
         var ids = Gpt2Tokenizer.Instance.Encode(prompt).ToArray();
         foreach (var (id, _, _) in Exports)
         {
-            var expected = GenAiReference(_root.Combine(id), ids, 12);
+            var expected = GenAiReference(Folder(id), ids, 12);
             Assert.True(expected.Distinct().Count() > 4, $"{id}: the reference should vary");
 
             var body = JsonSerializer.Serialize(new { model = id, prompt, max_tokens = 12, temperature = 0 });
@@ -108,16 +87,6 @@ public sealed class BuilderExportTests : IAsyncLifetime
         Assert.True(json.RootElement.GetProperty("hostMemoryPlacedBytes").GetInt64() > 0);
     }
 
-    public async Task DisposeAsync()
-    {
-        if (_running is not null)
-        {
-            await _running.DisposeAsync();
-        }
-
-        _root.Dispose();
-    }
-
     private static int[] GenAiReference(string folder, int[] prompt, int newTokens)
     {
         var file = Path.Combine(Path.GetTempPath(), $"appliance-prompt-{Guid.NewGuid():N}.json");
@@ -131,5 +100,85 @@ public sealed class BuilderExportTests : IAsyncLifetime
         {
             File.Delete(file);
         }
+    }
+}
+
+/// <summary>One appliance serving every builder-style export, shared by the tests that read it.</summary>
+public sealed class BuilderExportsServer : IAsyncLifetime
+{
+    public static readonly (string Id, SyntheticModelSpec Spec, string KvType)[] Exports =
+    [
+        ("llama-fp32", SyntheticModelSpec.TinyLlama, "float32"),
+        ("qwen2-window", SyntheticModelSpec.TinyLlama with { ModelType = "qwen2", QkvBias = true, SlidingWindow = 8, ExternalData = true, Seed = 3 }, "float32"),
+        ("llama-fp16", SyntheticModelSpec.TinyLlama with { Precision = BoundaryPrecision.Float16, Seed = 4 }, "float16"),
+        ("llama-bf16", SyntheticModelSpec.TinyLlama with { Precision = BoundaryPrecision.BFloat16, Seed = 5 }, "bfloat16"),
+        ("llama-int4", SyntheticModelSpec.TinyLlama with { Int4Weights = true, Seed = 6 }, "float32"),
+    ];
+
+    private readonly TempFolder _root = new("builder-exports");
+    private RunningAppliance? _running;
+
+    internal RunningAppliance Running => _running ?? throw new InvalidOperationException("the server has not started");
+
+    public string Folder(string id) => _root.Combine(id);
+
+    public async Task InitializeAsync()
+    {
+        var args = new List<string> { "--Appliance:BuiltInEmbeddings=false", "--Logging:LogLevel:Default=Warning" };
+        foreach (var (id, spec, _) in Exports)
+        {
+            SyntheticModelFolder.Write(spec, Folder(id));
+            args.AddRange([$"--Models:{id}:Path={Folder(id)}", $"--Models:{id}:IntraOpThreads=1", $"--Models:{id}:MaxBatchSize=4"]);
+        }
+
+        _running = await RunningAppliance.StartAsync([.. args]);
+        await _running.WaitUntilReadyAsync();
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_running is not null)
+        {
+            await _running.DisposeAsync();
+        }
+
+        _root.Dispose();
+    }
+}
+
+/// <summary>An export the runner cannot drive is refused when it loads, by name, and the node says why.</summary>
+public sealed class UnusableExportTests
+{
+    [Fact]
+    public async Task An_int8_kv_cache_is_refused_at_load_naming_the_tensor_and_requests_get_a_clear_error()
+    {
+        using var root = new TempFolder("unusable-export");
+        var folder = root.Combine("int8-kv");
+        SyntheticModelFolder.Write(SyntheticModelSpec.TinyLlama with { VocabularySize = 300, EosTokenId = 299 }, folder);
+        OnnxModelEdits.RetypeInput(Path.Combine(folder, SyntheticModelFolder.ModelFileName), "past_key_values.0.value", 3);
+        Appliance.Runtime.Onnx.Models.ModelManifest.Create(folder);
+        await using var running = await RunningAppliance.StartAsync($"--Models:odd:Path={folder}", "--Appliance:BuiltInEmbeddings=false", "--Logging:LogLevel:Default=Critical");
+
+        JsonElement model = default;
+        for (var attempt = 0; attempt < 100 && model.ValueKind == JsonValueKind.Undefined; attempt++)
+        {
+            using var pool = JsonDocument.Parse(await running.Http.GetStringAsync("/admin/pool"));
+            var entry = pool.RootElement.GetProperty("models").EnumerateArray().Single(m => m.GetProperty("id").GetString() == "odd");
+            if (entry.GetProperty("state").GetString() == "failed")
+            {
+                model = entry.Clone();
+            }
+            else
+            {
+                await Task.Delay(100);
+            }
+        }
+
+        Assert.Equal(JsonValueKind.Object, model.ValueKind);
+        Assert.Contains("'past_key_values.0.value' is int8", model.GetProperty("error").GetString(), StringComparison.Ordinal);
+        var body = JsonSerializer.Serialize(new { model = "odd", prompt = "Hello", max_tokens = 2 });
+        using var response = await running.Http.PostAsync("/v1/completions", new StringContent(body, Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.Contains("failed to load", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
     }
 }

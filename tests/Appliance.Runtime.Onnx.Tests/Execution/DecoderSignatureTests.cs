@@ -109,7 +109,7 @@ public sealed class DecoderSignatureTests
         SyntheticModelFolder.Write(SyntheticModelSpec.TinyLlama with { VocabularySize = 300, EosTokenId = 299 }, folder.Path);
         // Rewrite the declared element type of one cache input in the file (FLOAT=1 -> INT8=3): the runner must
         // name it, not load, report ready and fail every request.
-        RetypeInput(Path.Combine(folder.Path, SyntheticModelFolder.ModelFileName), "past_key_values.1.key", 3);
+        OnnxModelEdits.RetypeInput(Path.Combine(folder.Path, SyntheticModelFolder.ModelFileName), "past_key_values.1.key", 3);
         ModelManifest.Create(folder.Path);
 
         var error = Assert.Throws<ModelFolderException>(() => new OnnxDecoderRunner(ModelFolder.Open(folder.Path), "bad", new RunnerOptions { MaxBatchSize = 1 }));
@@ -136,32 +136,4 @@ public sealed class DecoderSignatureTests
     };
 
     private static TensorSignature Tensor(string name, TensorElementType type, params long?[] dims) => new(name, type, dims);
-
-    /// <summary>
-    /// Rewrites a graph input's declared element type in place: its ValueInfo (the name's last occurrence; nodes come
-    /// first) continues with type {0x12 len} -> tensor_type {0x0A len} -> elem_type {0x08 value}.
-    /// </summary>
-    private static void RetypeInput(string path, string name, byte type)
-    {
-        var bytes = File.ReadAllBytes(path);
-        var at = bytes.AsSpan().LastIndexOf(System.Text.Encoding.UTF8.GetBytes(name)) + name.Length;
-        Assert.Equal(0x12, bytes[at]);
-        at = SkipVarint(bytes, at + 1);
-        Assert.Equal(0x0A, bytes[at]);
-        at = SkipVarint(bytes, at + 1);
-        Assert.Equal(0x08, bytes[at]);
-        Assert.Equal(1, bytes[at + 1]); // float32
-        bytes[at + 1] = type;
-        File.WriteAllBytes(path, bytes);
-    }
-
-    private static int SkipVarint(byte[] bytes, int at)
-    {
-        while ((bytes[at] & 0x80) != 0)
-        {
-            at++;
-        }
-
-        return at + 1;
-    }
 }
