@@ -1,5 +1,8 @@
 using System.CommandLine;
+using System.Globalization;
+using Appliance.Runtime.Onnx.Execution;
 using Appliance.Runtime.Onnx.Models;
+using Appliance.Runtime.Onnx.OnnxFormat;
 using Appliance.Runtime.Onnx.Synthetic;
 
 namespace Appliance.Cli.Commands;
@@ -24,17 +27,32 @@ internal static class ModelCommands
         var seed = new Option<long>("--seed") { Description = "Seed of the deterministic weights", DefaultValueFactory = _ => 1 };
         var context = new Option<int?>("--context") { Description = "Context length (tokens); defaults to the size's own" };
         var weightScale = new Option<float?>("--weight-scale") { Description = "Half-width of the layers' uniform weights" };
-        var command = new Command("synth", "Write a synthetic GPT-style decoder (random weights, GPT-2 vocabulary) as a model folder")
+        var builder = new Option<string?>("--builder")
         {
-            output, size, seed, context, weightScale,
+            Description = "Write it as onnxruntime-genai's model builder writes Llama-family models: fp32, fp16 (KV cache and logits), bf16, or int4 (MatMulNBits weights)",
+        };
+        builder.AcceptOnlyFromAmong("fp32", "fp16", "bf16", "int4");
+        var command = new Command("synth", "Write a synthetic decoder (random weights, GPT-2 vocabulary) as a model folder")
+        {
+            output, size, seed, context, weightScale, builder,
         };
         command.SetAction(parse =>
         {
-            var spec = parse.GetValue(size) switch
+            var spec = (parse.GetValue(size), parse.GetValue(builder)) switch
             {
-                "small" => SyntheticModelSpec.Small,
-                "base" => SyntheticModelSpec.Base,
-                _ => SyntheticModelSpec.Tiny,
+                ("small", null) => SyntheticModelSpec.Small,
+                ("base", null) => SyntheticModelSpec.Base,
+                (_, null) => SyntheticModelSpec.Tiny,
+                ("small", _) => SyntheticModelSpec.TinyLlama with { HiddenSize = 384, Layers = 4, Heads = 6, KvHeads = 2, ContextLength = 1024 },
+                ("base", _) => SyntheticModelSpec.BaseLlama,
+                _ => SyntheticModelSpec.TinyLlama,
+            };
+            spec = parse.GetValue(builder) switch
+            {
+                "fp16" => spec with { Precision = BoundaryPrecision.Float16 },
+                "bf16" => spec with { Precision = BoundaryPrecision.BFloat16 },
+                "int4" => spec with { Int4Weights = true },
+                _ => spec,
             };
             spec = spec with { Seed = parse.GetValue(seed), ContextLength = parse.GetValue(context) ?? spec.ContextLength };
             spec = spec with { WeightScale = parse.GetValue(weightScale) ?? spec.WeightScale };
@@ -55,13 +73,37 @@ internal static class ModelCommands
     private static Command Verify()
     {
         var folder = new Argument<DirectoryInfo>("folder") { Description = "Model folder" };
-        var command = new Command("verify", "Check a model folder against its manifest and configuration") { folder };
+        var batch = new Option<int>("--batch") { Description = "Sequences one replica serves at once (Models:<id>:MaxBatchSize)", DefaultValueFactory = _ => 8 };
+        var context = new Option<int?>("--context") { Description = "Context per sequence (Models:<id>:ContextLength); default: the model's own" };
+        var cuda = new Option<bool>("--cuda") { Description = "Plan for a CUDA device (logits budget and host memory as on a GPU)" };
+        var command = new Command(
+            "verify",
+            "Check a model folder as the appliance will load it: every file against manifest.json, genai_config.json, the decoder's " +
+            "inputs and outputs and their element types, the session options; print the memory one replica needs")
+        {
+            folder, batch, context, cuda,
+        };
         command.SetAction(parse =>
         {
             try
             {
                 var opened = ModelFolder.Open(parse.GetValue(folder)!.FullName);
-                Console.WriteLine($"OK {opened.Path}: {opened.Config.Decoder.Layers} layers, vocabulary {opened.Config.VocabularySize}, context {opened.Config.ContextLength}, digest {opened.Digest}");
+                var decoder = opened.Config.Decoder;
+                var signature = DecoderSignature.FromFile(opened.DecoderPath, decoder, opened.Path);
+                var settings = SessionSettings.From(decoder.SessionOptions, opened.Path);
+                var graph = OnnxGraphSignature.Read(opened.DecoderPath);
+                var plan = MemoryPlan.For(opened, signature, parse.GetValue(batch), parse.GetValue(context), parse.GetValue(cuda));
+                Console.WriteLine($"OK {opened.Path}: {opened.Config.ModelType}, {decoder.Layers} layers, vocabulary {opened.Config.VocabularySize}, context {opened.Config.ContextLength}, digest {opened.Digest}");
+                Console.WriteLine($"  inputs: ids {OnnxTypes.Name(signature.IdsType)}, mask {OnnxTypes.Name(signature.MaskType)}, position_ids {(signature.PositionIdsType is { } p ? OnnxTypes.Name(p) : "none")}");
+                Console.WriteLine($"  KV cache {OnnxTypes.Name(signature.KvType)} ({(opened.Config.Search.PastPresentShareBuffer ? "shared past/present buffer" : "concatenating")}), {decoder.KvHeads} KV heads of {decoder.HeadSize}; logits {OnnxTypes.Name(signature.LogitsType)}");
+                Console.WriteLine($"  operators: {Describe(graph)}");
+                foreach (var ignored in settings.Ignored)
+                {
+                    Console.WriteLine($"  not used from genai_config.json: {ignored}");
+                }
+
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"  one replica, {parse.GetValue(batch)} sequences of {plan.ContextLength} tokens: device {Gib(plan.DeviceBytes)} (weights {Gib(plan.WeightsBytes)}, KV cache {Gib(plan.KvCacheBytes)}, logits {Gib(plan.LogitsBytes)}, runtime {Gib(plan.RuntimeBytes)}), host {Gib(plan.HostBytes)}"));
                 return 0;
             }
             catch (ModelFolderException exception)
@@ -72,4 +114,27 @@ internal static class ModelCommands
         });
         return command;
     }
+
+    private static string Describe(OnnxGraphSignature graph)
+    {
+        var notable = new List<string>();
+        if (graph.Uses("com.microsoft", "GroupQueryAttention"))
+        {
+            notable.Add("GroupQueryAttention");
+        }
+
+        if (graph.Uses("com.microsoft", "MatMulNBits"))
+        {
+            notable.Add("MatMulNBits (quantised weights)");
+        }
+
+        if (graph.Uses("com.microsoft", "SkipSimplifiedLayerNormalization") || graph.Uses(string.Empty, "SimplifiedLayerNormalization"))
+        {
+            notable.Add("RMSNorm");
+        }
+
+        return notable.Count > 0 ? $"{string.Join(", ", notable)} ({graph.Operators.Count} kinds in all)" : $"{graph.Operators.Count} kinds";
+    }
+
+    private static string Gib(long bytes) => string.Create(CultureInfo.InvariantCulture, $"{bytes / (double)(1L << 30):0.00} GiB");
 }

@@ -25,8 +25,9 @@ public sealed record MemoryPlan(long WeightsBytes, long KvCacheBytes, long Logit
         var weights = folder.Manifest.Files.Sum(f => f.Size);
         var kv = KvCacheBytesFor(config, signature, maxBatchSize, context);
         var budget = new RunnerOptions { LogitsBudgetBytes = logitsBudgetBytes }.LogitsBudgetFor(cuda);
-        // A run's logits are at least one row per sequence, and no more than the budget allows.
-        var logits = Math.Max(budget, (long)maxBatchSize * config.VocabularySize * signature.LogitsElementSize);
+        // A run's logits: at least one row per sequence, at most the budget (or every position of every sequence).
+        var row = (long)config.VocabularySize * signature.LogitsElementSize;
+        var logits = Math.Max(Math.Min(budget, (long)maxBatchSize * context * row), maxBatchSize * row);
         var hostRows = (long)maxBatchSize * config.VocabularySize * sizeof(float);
         var runtime = Math.Max(weights / 4, 64L << 20);
         return new MemoryPlan(weights, kv, logits, runtime, cuda ? hostRows : hostRows + weights + kv + logits + runtime, context);

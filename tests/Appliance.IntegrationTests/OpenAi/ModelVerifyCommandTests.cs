@@ -1,0 +1,45 @@
+using Appliance.Runtime.Onnx.Models;
+using Appliance.Runtime.Onnx.Synthetic;
+using Appliance.Tests.Common;
+
+namespace Appliance.IntegrationTests.OpenAi;
+
+/// <summary>`appliance model verify`, as an operator runs it on a folder before declaring it (and Ansible on every node).</summary>
+public sealed class ModelVerifyCommandTests : IDisposable
+{
+    private readonly TempFolder _root = new("model-verify");
+
+    [Fact]
+    public async Task A_builder_style_int4_export_is_described_with_its_types_and_memory()
+    {
+        var (synth, synthLog) = await ApplianceCli.RunAsync("model", "synth", "--out", _root.Combine("int4"), "--builder", "int4");
+        Assert.True(synth == 0, synthLog);
+
+        var (exit, output) = await ApplianceCli.RunAsync("model", "verify", _root.Combine("int4"), "--batch", "4", "--context", "128");
+
+        Assert.True(exit == 0, output);
+        Assert.Contains("OK ", output, StringComparison.Ordinal);
+        Assert.Contains("llama, 2 layers", output, StringComparison.Ordinal);
+        Assert.Contains("KV cache float32 (shared past/present buffer)", output, StringComparison.Ordinal);
+        Assert.Contains("position_ids none", output, StringComparison.Ordinal);
+        Assert.Contains("MatMulNBits", output, StringComparison.Ordinal);
+        Assert.Contains("4 sequences of 128 tokens", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_folder_the_runner_cannot_drive_fails_verification_naming_the_tensor()
+    {
+        var folder = _root.Combine("int8");
+        SyntheticModelFolder.Write(SyntheticModelSpec.TinyLlama with { VocabularySize = 300, EosTokenId = 299 }, folder);
+        OnnxModelEdits.RetypeInput(Path.Combine(folder, SyntheticModelFolder.ModelFileName), "past_key_values.1.value", 3);
+        ModelManifest.Create(folder);
+
+        var (exit, output) = await ApplianceCli.RunAsync("model", "verify", folder);
+
+        Assert.Equal(1, exit);
+        Assert.Contains("FAILED", output, StringComparison.Ordinal);
+        Assert.Contains("'past_key_values.1.value' is int8", output, StringComparison.Ordinal);
+    }
+
+    public void Dispose() => _root.Dispose();
+}
