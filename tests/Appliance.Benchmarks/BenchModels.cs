@@ -5,6 +5,10 @@ namespace Appliance.Benchmarks;
 /// <summary>Synthetic benchmark models, written once into a cache folder and reused.</summary>
 internal static class BenchModels
 {
+    /// <summary>
+    /// GPT-2 style sizes tiny, small, base with layouts concat or shared; model-builder style sizes small-llama and
+    /// base-llama with "layouts" fp32, fp16, bf16 or int4 (the export's precision).
+    /// </summary>
     public static string Ensure(string root, string size, string layout)
     {
         var spec = size switch
@@ -12,13 +16,22 @@ internal static class BenchModels
             "tiny" => SyntheticModelSpec.Tiny,
             "small" => SyntheticModelSpec.Small,
             "base" => SyntheticModelSpec.Base,
-            _ => throw new ArgumentException($"unknown size '{size}' (tiny, small, base)"),
+            "small-llama" => SyntheticModelSpec.TinyLlama with { HiddenSize = 384, Layers = 4, Heads = 6, KvHeads = 2, ContextLength = 1024 },
+            "base-llama" => SyntheticModelSpec.BaseLlama,
+            _ => throw new ArgumentException($"unknown size '{size}' (tiny, small, base, small-llama, base-llama)"),
         };
-        spec = spec with
-        {
-            ContextLength = Math.Min(spec.ContextLength, 512),
-            Layout = layout == "shared" ? KvCacheLayout.SharedBuffer : KvCacheLayout.Concatenating,
-        };
+        spec = spec.Architecture == SyntheticArchitecture.Llama
+            ? spec with
+            {
+                ContextLength = Math.Min(spec.ContextLength, 512),
+                Precision = layout switch { "fp16" => BoundaryPrecision.Float16, "bf16" => BoundaryPrecision.BFloat16, _ => BoundaryPrecision.Float32 },
+                Int4Weights = layout == "int4",
+            }
+            : spec with
+            {
+                ContextLength = Math.Min(spec.ContextLength, 512),
+                Layout = layout == "shared" ? KvCacheLayout.SharedBuffer : KvCacheLayout.Concatenating,
+            };
         var folder = Path.Combine(root, $"{size}-{layout}");
         if (!File.Exists(Path.Combine(folder, "manifest.json")))
         {

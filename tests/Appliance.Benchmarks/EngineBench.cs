@@ -39,6 +39,29 @@ internal sealed class EngineBench : IDisposable
         return new EngineRound(single.Ttft, single.Decode, batch.Ttft, batch.Decode, staggered, batch.Total);
     }
 
+    /// <summary>
+    /// Requests of the given output lengths served by eight clients, each taking the next request as soon as its
+    /// previous one ends (continuous batching refills the freed row at once). Useful tokens per second of wall time,
+    /// prefill included.
+    /// </summary>
+    public async Task<double> MixedLengthsAsync(IReadOnlyList<int> lengths)
+    {
+        var next = -1;
+        var clock = Stopwatch.StartNew();
+        var clients = Enumerable.Range(0, 8).Select(async _ =>
+        {
+            var tokens = 0;
+            for (var i = Interlocked.Increment(ref next); i < lengths.Count; i = Interlocked.Increment(ref next))
+            {
+                tokens += (await Timed(_engine, BenchModels.Prompt(200 + i, _options.PromptTokens), lengths[i], clock)).Times.Count;
+            }
+
+            return tokens;
+        }).ToList();
+        var total = (await Task.WhenAll(clients)).Sum();
+        return total / clock.Elapsed.TotalSeconds;
+    }
+
     /// <summary>Only the static batch of eight: whole-request throughput (prefill included), as the HTTP load measures it.</summary>
     public async Task<double> StaticBatchThroughputAsync() => (await Batch(_engine, _options, 8, _options.NewTokens)).Total;
 

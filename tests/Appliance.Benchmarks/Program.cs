@@ -5,12 +5,43 @@ using Appliance.Tests.Common;
 
 // dotnet run -c Release --project tests/Appliance.Benchmarks -- [--sizes small,base] [--layouts concat,shared]
 //   [--prompt-tokens 64] [--new-tokens 128] [--repeats 3] [--models DIR] [--http | --raw | --tokenizers | --audit | --fairness]
+// --builder [--sizes base-llama] [--layouts fp32,fp16,int4]: model-builder-style exports, int4 vs float32 and the
+// engine against onnxruntime-genai (one stream, eight, eight with mixed output lengths).
 // Default: the engine against onnxruntime-genai. --http: the served API under 8 streaming clients against the
 // engine's own batch of 8. --raw: the runner alone. --tokenizers: tokenizer load time and throughput. --audit: audit
 // records/s of the SQLite store, and served throughput with auditing on vs off. --fairness: a light tenant's time to
 // first token alone and under another tenant's flood, and throughput with the pool and quotas on vs the plain host.
 var options = BenchOptions.Parse(args);
 var culture = CultureInfo.InvariantCulture;
+if (args.Contains("--builder"))
+{
+    // Model-builder-style exports: sizes small-llama or base-llama, "layouts" fp32, fp16, bf16, int4.
+    var builderOptions = options with
+    {
+        Sizes = options.Sizes.Where(s => s.EndsWith("-llama", StringComparison.Ordinal)).DefaultIfEmpty("base-llama").ToArray(),
+        Layouts = options.Layouts.Where(l => l is "fp32" or "fp16" or "bf16" or "int4").DefaultIfEmpty("fp32").ToArray(),
+    };
+    foreach (var size in builderOptions.Sizes)
+    {
+        if (!args.Contains("--skip-int4"))
+        {
+            foreach (var row in BuilderBench.Int4Rows(size, builderOptions))
+            {
+                Console.WriteLine(row);
+            }
+
+            Console.WriteLine();
+        }
+
+        foreach (var row in await BuilderBench.VersusGenAiRowsAsync(size, builderOptions))
+        {
+            Console.WriteLine(row);
+        }
+    }
+
+    return 0;
+}
+
 if (args.Contains("--tokenizers"))
 {
     foreach (var row in TokenizerBench.Rows(options.Repeats))

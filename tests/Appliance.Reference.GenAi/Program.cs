@@ -5,11 +5,15 @@ using Microsoft.ML.OnnxRuntimeGenAI;
 // Usage:
 //   generate <model-folder> <prompts.json> <new-tokens>   -> JSON: generated token ids per prompt, all prompts in one batch
 //   bench <model-folder> <batch> <prompt-tokens> <new-tokens> <repeats> -> JSON: time to first token and decode tokens/s
+//   bench-mixed <model-folder> <prompt-tokens> <lengths,comma,separated> -> JSON: useful tokens/s when the requests
+//     run in static batches of 8 (each batch until its longest request ends: onnxruntime-genai's Generator has no
+//     way to let a finished row go and another join)
 // Prompts are token ids; onnxruntime-genai's tokenizer is only used to create its Sequences object.
 return args switch
 {
     ["generate", var folder, var promptsFile, var newTokens] => Generate(folder, promptsFile, int.Parse(newTokens, System.Globalization.CultureInfo.InvariantCulture)),
     ["bench", var folder, var batch, var promptTokens, var newTokens, var repeats] => Bench(folder, Int(batch), Int(promptTokens), Int(newTokens), Int(repeats)),
+    ["bench-mixed", var folder, var promptTokens, var lengths] => BenchMixed(folder, Int(promptTokens), [.. lengths.Split(',').Select(Int)]),
     _ => Usage(),
 };
 
@@ -48,6 +52,24 @@ static int Bench(string folder, int batch, int promptTokens, int newTokens, int 
     }
 
     Console.WriteLine(JsonSerializer.Serialize(new { engine = "onnxruntime-genai 0.18.0", batch, promptTokens, newTokens, ttftSeconds = ttft.Average(), decodeTokensPerSecond = decodeRates.Average() }));
+    return 0;
+}
+
+static int BenchMixed(string folder, int promptTokens, int[] lengths)
+{
+    using var session = new GenAiSession(folder);
+    int[] Prompt(int index) => [.. Enumerable.Range(0, promptTokens).Select(j => ((index * 7919) + (j * 104729) + 13) % 50000)];
+    session.Run([.. Enumerable.Range(0, 8).Select(Prompt)], 8, onFirstToken: null); // warm-up
+    var clock = Stopwatch.StartNew();
+    var useful = 0;
+    for (var first = 0; first < lengths.Length; first += 8)
+    {
+        var members = Enumerable.Range(first, Math.Min(8, lengths.Length - first)).ToArray();
+        session.Run([.. members.Select(i => Prompt(200 + i))], members.Max(i => lengths[i]), onFirstToken: null);
+        useful += members.Sum(i => lengths[i]);
+    }
+
+    Console.WriteLine(JsonSerializer.Serialize(new { engine = "onnxruntime-genai 0.18.0", tokensPerSecond = useful / clock.Elapsed.TotalSeconds }));
     return 0;
 }
 

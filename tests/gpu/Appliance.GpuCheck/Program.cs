@@ -1,0 +1,145 @@
+using System.Diagnostics;
+using System.Globalization;
+using Appliance.Engine;
+using Appliance.Engine.Requests;
+using Appliance.Engine.Scheduling;
+using Appliance.Runtime.Onnx.Execution;
+using Appliance.Runtime.Onnx.Models;
+using Appliance.Runtime.Onnx.Synthetic;
+using Appliance.Runtime.Onnx.Tokenization;
+
+// Usage: appliance-gpu-check [--models DIR] [--device N] [--variants fp32,fp16,bf16,int4] [--size base-llama|small-llama]
+//                            [--prompt-tokens 64] [--new-tokens 64]
+// Writes each builder-style export (deterministic weights), runs the engine on the CPU and on CUDA device N, and prints
+// one table: time to first token, decode tokens/s at batch 1 and 8, device memory, KV bytes moved while decoding,
+// and how many greedy tokens the CUDA run shares with the CPU run. Exits non-zero when a session fell back to the CPU.
+var culture = CultureInfo.InvariantCulture;
+string Value(string name, string fallback) => Array.IndexOf(args, name) is var at and >= 0 && at + 1 < args.Length ? args[at + 1] : fallback;
+var models = Value("--models", Path.Combine(Path.GetTempPath(), "appliance-gpu-models"));
+var device = int.Parse(Value("--device", "0"), culture);
+var variants = Value("--variants", "fp32,fp16,bf16,int4").Split(',');
+var size = Value("--size", "base-llama");
+var promptTokens = int.Parse(Value("--prompt-tokens", "64"), culture);
+var newTokens = int.Parse(Value("--new-tokens", "64"), culture);
+
+var rows = new List<string>
+{
+    "| export | KV / logits | run on | TTFT b1 (ms) | decode b1 (tok/s) | decode b8 (tok/s) | device memory (MiB) | KV bytes moved decoding | greedy tokens equal to CPU (b1; b8) |",
+    "|---|---|---|---:|---:|---:|---:|---:|---|",
+};
+var failed = false;
+foreach (var variant in variants)
+{
+    var folder = Path.Combine(models, $"{size}-{variant}");
+    if (!File.Exists(Path.Combine(folder, "manifest.json")))
+    {
+        Console.Error.WriteLine($"writing {folder}");
+        SyntheticModelFolder.Write(Spec(size, variant), folder);
+    }
+
+    var prompts = Enumerable.Range(0, 8).Select(i => Enumerable.Range(0, promptTokens - (i * 3)).Select(j => ((i * 7919) + (j * 104729) + 13) % 50000).ToArray()).ToArray();
+    var cpu = Measure(folder, prompts, null);
+    var cuda = Measure(folder, prompts, device);
+    failed |= cuda.Device != $"cuda:{device}";
+    rows.Add(cpu.Row(variant, "cpu", null));
+    rows.Add(cuda.Row(variant, cuda.Device, cpu));
+}
+
+Console.WriteLine(string.Join(Environment.NewLine, rows));
+if (failed)
+{
+    Console.Error.WriteLine("FAILED: a session did not run on CUDA (see the warning above: the CUDA libraries could not load)");
+}
+
+return failed ? 1 : 0;
+
+SyntheticModelSpec Spec(string name, string variant)
+{
+    var spec = name == "small-llama"
+        ? SyntheticModelSpec.TinyLlama with { HiddenSize = 384, Layers = 4, Heads = 6, KvHeads = 2, ContextLength = 1024 }
+        : SyntheticModelSpec.BaseLlama;
+    return variant switch
+    {
+        "fp16" => spec with { Precision = BoundaryPrecision.Float16 },
+        "bf16" => spec with { Precision = BoundaryPrecision.BFloat16 },
+        "int4" => spec with { Int4Weights = true, Int4AccuracyLevel = 0 },
+        _ => spec,
+    };
+}
+
+Measurement Measure(string folder, int[][] prompts, int? cudaDevice)
+{
+    var before = DeviceMemoryUsedMiB(cudaDevice);
+    var runner = new OnnxDecoderRunner(ModelFolder.Open(folder), "check", new RunnerOptions { MaxBatchSize = 8, CudaDeviceId = cudaDevice });
+    using var engine = new GenerationEngine(runner, Gpt2Tokenizer.Instance, new SchedulerOptions { MaxBatchSize = 8 });
+    var greedy = new SamplingParams { Temperature = 0, MaxTokens = newTokens, IgnoreEos = true };
+    Run(engine, prompts[0], greedy with { MaxTokens = 8 }, Stopwatch.StartNew()); // warm-up
+    var clock = Stopwatch.StartNew();
+    var single = Run(engine, prompts[0], greedy, clock);
+    var decode1 = (newTokens - 1) / (single.Last - single.First);
+    // In the batch every request starts at 0 on the same clock: decode from the last first token to the last token.
+    var movedBefore = runner.Traffic.DeviceBytesCopied;
+    clock.Restart();
+    var batch = Task.WhenAll(prompts.Select(p => Task.Run(() => Run(engine, p, greedy, clock)))).GetAwaiter().GetResult();
+    var decode8 = prompts.Length * (newTokens - 1) / (batch.Max(b => b.Last) - batch.Max(b => b.First));
+    var moved = runner.Traffic.DeviceBytesCopied - movedBefore;
+    var memory = DeviceMemoryUsedMiB(cudaDevice) - before;
+    return new Measurement(runner.Traffic.Device, $"{runner.Signature.KvType}/{runner.Signature.LogitsType}", single.First * 1000, decode1, decode8, memory, moved, single.Tokens, [.. batch.Select(b => b.Tokens)]);
+}
+
+static (double First, double Last, List<int> Tokens) Run(GenerationEngine engine, int[] prompt, SamplingParams sampling, Stopwatch clock)
+{
+    return RunAsync().GetAwaiter().GetResult();
+
+    async Task<(double First, double Last, List<int> Tokens)> RunAsync()
+    {
+        var start = clock.Elapsed.TotalSeconds;
+        double? first = null;
+        var tokens = new List<int>();
+        await using var stream = engine.Submit(new GenerationRequest(Guid.NewGuid().ToString("N"), prompt, sampling));
+        await foreach (var delta in stream)
+        {
+            if (delta.TokenIds.Count > 0)
+            {
+                first ??= clock.Elapsed.TotalSeconds - start;
+                tokens.AddRange(delta.TokenIds);
+            }
+        }
+
+        return (first ?? double.NaN, clock.Elapsed.TotalSeconds - start, tokens);
+    }
+}
+
+static double DeviceMemoryUsedMiB(int? device)
+{
+    if (device is null)
+    {
+        return double.NaN;
+    }
+
+    try
+    {
+        var query = new ProcessStartInfo("nvidia-smi", $"--query-gpu=memory.used --format=csv,noheader,nounits -i {device}") { RedirectStandardOutput = true };
+        using var process = Process.Start(query);
+        var text = process?.StandardOutput.ReadToEnd().Trim() ?? string.Empty;
+        process?.WaitForExit();
+        return double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var mib) ? mib : double.NaN;
+    }
+    catch (System.ComponentModel.Win32Exception)
+    {
+        return double.NaN; // no nvidia-smi: no driver on this machine
+    }
+}
+
+internal sealed record Measurement(string Device, string Types, double TtftMs, double Decode1, double Decode8, double MemoryMiB, long MovedBytes, List<int> Single, List<int>[] Batch)
+{
+    public string Row(string variant, string runOn, Measurement? cpu)
+    {
+        var agreement = cpu is null ? "(reference)" : $"{Common(Single, cpu.Single)}/{Single.Count}; {Batch.Zip(cpu.Batch, Common).Sum()}/{Batch.Sum(b => b.Count)}";
+        return string.Format(CultureInfo.InvariantCulture, "| {0} | {1} | {2} | {3:F0} | {4:F1} | {5:F1} | {6:F0} | {7} | {8} |",
+            variant, Types, runOn, TtftMs, Decode1, Decode8, MemoryMiB, MovedBytes, agreement);
+    }
+
+    /// <summary>Greedy tokens both runs share before they first part (rounding differences make later ones diverge).</summary>
+    private static int Common(List<int> a, List<int> b) => a.Zip(b).TakeWhile(p => p.First == p.Second).Count();
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine after tests/gpu/pack.sh's parts arrived in /tmp/gpu: reassembles and checks them, points the
+# loader at CUDA 13 and cuDNN 9 (the image's Python packages carry them), and runs the check. The table comes last.
+set -euo pipefail
+cd /tmp/gpu
+sed 's#\.gpu/##' SHA256SUMS | sha256sum -c --quiet
+cat part-* | xz -d | tar -xf -
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+site=$(python3 -c 'import site; print(site.getsitepackages()[0])' 2>/dev/null || true)
+libs=$(find "$site/nvidia" -maxdepth 3 -type d -name lib 2>/dev/null | tr '\n' ':')
+export LD_LIBRARY_PATH="/tmp/gpu/bin:${libs}${LD_LIBRARY_PATH:-}"
+export DOTNET_gcServer=0
+out=${OUT:-/tmp/gpu/out}
+mkdir -p "$out"
+set -o pipefail
+./bin/appliance-gpu-check --models /tmp/gpu/models "$@" 2>&1 | tee "$out/gpu-check.log"
