@@ -1,19 +1,56 @@
 #!/usr/bin/env bash
-# Runs every test project of the solution and ends with one line "N passed, M failed", added up from the TRX
-# results. Exits non-zero when a test fails or a test project produced no result.
+# Installs what the tests need (tests/setup.sh), runs every test project of the solution and ends with one line
+# "N passed, M failed", added up from the TRX results. Exits non-zero when a test fails or a project produced no result.
+#   --quick      everything except the browser tests (Appliance.Console.Tests) and the deployment tests (category Slow)
+#   --no-setup   skip tests/setup.sh (nothing installed or started)
+# Other arguments go to every `dotnet test` (e.g. --filter "FullyQualifiedName~Tokenization").
 set -uo pipefail
 cd "$(dirname "$0")/.."
+
+quick=false
+setup=true
+user_filter=""
+passthrough=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) quick=true ;;
+    --no-setup) setup=false ;;
+    --filter) user_filter=${2:-}; shift ;;
+    *) passthrough+=("$1") ;;
+  esac
+  shift
+done
 
 results="TestResults"
 rm -rf "$results"
 status=0
-dotnet build Appliance.sln --configuration Release || status=$?
+started=$SECONDS
+if [ "$setup" = true ]; then
+  bash tests/setup.sh || status=$?
+  echo "== setup: $((SECONDS - started)) s" >&2
+fi
+
+if [ "$status" -eq 0 ]; then
+  started=$SECONDS
+  dotnet build Appliance.sln --configuration Release || status=$?
+  echo "== build: $((SECONDS - started)) s" >&2
+fi
+
 if [ "$status" -eq 0 ]; then
   # One TRX file per test project, named after it.
   for project in tests/*.Tests/*.Tests.csproj tests/*.IntegrationTests/*.IntegrationTests.csproj; do
     [ -e "$project" ] || continue
     name=$(basename "$project" .csproj)
-    dotnet test "$project" --configuration Release --no-build --logger "trx;LogFileName=$name.trx" --results-directory "$results" "$@" || status=$?
+    expression=$user_filter
+    if [ "$quick" = true ]; then
+      [ "$name" = "Appliance.Console.Tests" ] && continue
+      expression=${expression:+($expression)&}"Category!=Slow"
+    fi
+    filter=()
+    [ -n "$expression" ] && filter=(--filter "$expression")
+    started=$SECONDS
+    dotnet test "$project" --configuration Release --no-build --logger "trx;LogFileName=$name.trx" --results-directory "$results" "${filter[@]}" "${passthrough[@]}" || status=$?
+    echo "== $name: $((SECONDS - started)) s" >&2
   done
 fi
 

@@ -76,12 +76,16 @@ internal static class ModelCommands
         var batch = new Option<int>("--batch") { Description = "Sequences one replica serves at once (Models:<id>:MaxBatchSize)", DefaultValueFactory = _ => 8 };
         var context = new Option<int?>("--context") { Description = "Context per sequence (Models:<id>:ContextLength); default: the model's own" };
         var cuda = new Option<bool>("--cuda") { Description = "Plan for a CUDA device (logits budget and host memory as on a GPU)" };
+        var deviceGib = new Option<double?>("--device-gib")
+        {
+            Description = "Memory available on the device (GiB): without --context, cap the context to fit as the appliance does",
+        };
         var command = new Command(
             "verify",
-            "Check a model folder as the appliance will load it: every file against manifest.json, genai_config.json, the decoder's " +
-            "inputs and outputs and their element types, the session options; print the memory one replica needs")
+            "Check a model folder before the appliance loads it: every file against manifest.json, genai_config.json, the decoder's " +
+            "inputs and outputs and their element types, its external weight files, the session options; print the memory one replica needs")
         {
-            folder, batch, context, cuda,
+            folder, batch, context, cuda, deviceGib,
         };
         command.SetAction(parse =>
         {
@@ -92,7 +96,13 @@ internal static class ModelCommands
                 var signature = DecoderSignature.FromFile(opened.DecoderPath, decoder, opened.Path);
                 var settings = SessionSettings.From(decoder.SessionOptions, opened.Path);
                 var graph = OnnxGraphSignature.Read(opened.DecoderPath);
-                var plan = MemoryPlan.For(opened, signature, parse.GetValue(batch), parse.GetValue(context), parse.GetValue(cuda));
+                string? note = null;
+                var plan = parse.GetValue(deviceGib) is { } gib
+                    ? MemoryPlan.ForDevices(
+                        opened, signature, parse.GetValue(batch), parse.GetValue(context), null, 1,
+                        [(new Engine.Pool.PoolDevice(parse.GetValue(cuda) ? Engine.Pool.DeviceKind.Cuda : Engine.Pool.DeviceKind.Cpu, 0, "device", (long)(gib * (1L << 30)), 0), (long)(gib * (1L << 30)))],
+                        out note)
+                    : MemoryPlan.For(opened, signature, parse.GetValue(batch), parse.GetValue(context), parse.GetValue(cuda));
                 Console.WriteLine($"OK {opened.Path}: {opened.Config.ModelType}, {decoder.Layers} layers, vocabulary {opened.Config.VocabularySize}, context {opened.Config.ContextLength}, digest {opened.Digest}");
                 Console.WriteLine($"  inputs: ids {OnnxTypes.Name(signature.IdsType)}, mask {OnnxTypes.Name(signature.MaskType)}, position_ids {(signature.PositionIdsType is { } p ? OnnxTypes.Name(p) : "none")}");
                 Console.WriteLine($"  KV cache {OnnxTypes.Name(signature.KvType)} ({(opened.Config.Search.PastPresentShareBuffer ? "shared past/present buffer" : "concatenating")}), {decoder.KvHeads} KV heads of {decoder.HeadSize}; logits {OnnxTypes.Name(signature.LogitsType)}");
@@ -100,6 +110,11 @@ internal static class ModelCommands
                 foreach (var ignored in settings.Ignored)
                 {
                     Console.WriteLine($"  not used from genai_config.json: {ignored}");
+                }
+
+                if (note is not null)
+                {
+                    Console.WriteLine($"  {note}");
                 }
 
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,

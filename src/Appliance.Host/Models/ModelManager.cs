@@ -159,7 +159,9 @@ internal sealed partial class ModelManager(
         try
         {
             var folder = ModelFolder.Open(options.Path); // checks every file against manifest.json
-            var plan = ModelMemory.Plan(folder, options, devices.Devices, out var note);
+            var available = devices.Devices.Select(d => (d, d.MemoryFreeBytes - _deployments.Values
+                .Sum(other => other.Placements.Count(p => p.DeviceId == d.Id) * other.MemoryBytes))).ToList();
+            var plan = ModelMemory.Plan(folder, options, available, out var note);
             if (note is not null)
             {
                 LogContextCapped(logger, id, note);
@@ -233,6 +235,8 @@ internal sealed partial class ModelManager(
         LogitsBudgetBytes = options.LogitsBudgetBytes,
         IntraOpThreads = options.IntraOpThreads > 0 || device.Kind == DeviceKind.Cuda ? options.IntraOpThreads : device.Threads,
         CudaDeviceId = device.Kind == DeviceKind.Cuda ? device.Index : null,
+        // A replica placed on a GPU must run there: a CPU session would allocate the GPU-sized cache in host memory.
+        RequireCuda = device.Kind == DeviceKind.Cuda,
         CudaMemoryLimitBytes = device.Kind == DeviceKind.Cuda ? plan.PlacedBytes : null,
         CudaArenaExtendStrategy = options.CudaArenaExtendStrategy,
         SessionConfig = options.SessionConfig,

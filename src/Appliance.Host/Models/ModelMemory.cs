@@ -15,10 +15,11 @@ internal static class ModelMemory
     /// The plan from the model file's own signature (the KV element type) and the node's devices; the operator's
     /// declared MemoryBytes, when set, is what placement reserves.
     /// </summary>
-    public static ReplicaPlan Plan(ModelFolder folder, ModelOptions options, IReadOnlyList<PoolDevice> devices, out string? note)
+    /// <param name="available">Each device with the bytes still free on it (less what other models placed there hold).</param>
+    public static ReplicaPlan Plan(ModelFolder folder, ModelOptions options, IReadOnlyList<(PoolDevice Device, long AvailableBytes)> available, out string? note)
     {
         var signature = DecoderSignature.FromFile(folder.DecoderPath, folder.Config.Decoder, folder.Path);
-        var plan = MemoryPlan.ForDevices(folder, signature, options.MaxBatchSize, options.ContextLength, options.LogitsBudgetBytes, devices, out note);
+        var plan = MemoryPlan.ForDevices(folder, signature, options.MaxBatchSize, options.ContextLength, options.LogitsBudgetBytes, options.Replicas, available, out note);
         return new ReplicaPlan(plan, signature, options.MemoryBytes ?? plan.DeviceBytes);
     }
 }

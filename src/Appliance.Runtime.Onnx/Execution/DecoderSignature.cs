@@ -43,6 +43,21 @@ public sealed record DecoderSignature(
             throw new ModelFolderException($"{folder}: cannot read the model file {Path.GetFileName(modelPath)}: {exception.Message}", exception);
         }
 
+        foreach (var file in graph.ExternalDataFiles)
+        {
+            var directory = Path.GetFullPath(Path.GetDirectoryName(modelPath)!);
+            var full = Path.GetFullPath(Path.Combine(directory, file));
+            if (Path.IsPathRooted(file) || !full.StartsWith(directory + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+            {
+                throw new ModelFolderException($"{folder}: the model's weights name the external file '{file}', outside the model's folder.");
+            }
+
+            if (!File.Exists(full))
+            {
+                throw new ModelFolderException($"{folder}: the model's weights are in '{file}', which is missing.");
+            }
+        }
+
         return Resolve(graph.Inputs, graph.Outputs, decoder, folder);
     }
 
@@ -58,6 +73,21 @@ public sealed record DecoderSignature(
         TensorElementType? positions = inputs.ContainsKey(decoder.Inputs.PositionIds)
             ? check.Type(inputs, decoder.Inputs.PositionIds, "input", IndexTypes, "int64 or int32")
             : null;
+        foreach (var name in new[] { decoder.Inputs.InputIds, decoder.Inputs.AttentionMask, decoder.Inputs.PositionIds }.Where(inputs.ContainsKey))
+        {
+            check.Rank(inputs[name], 2, "[batch, sequence]");
+        }
+
+        var fed = new HashSet<string>(StringComparer.Ordinal) { decoder.Inputs.InputIds, decoder.Inputs.AttentionMask, decoder.Inputs.PositionIds };
+        fed.UnionWith(LayerNames(decoder.Inputs.PastKey, decoder.Layers));
+        fed.UnionWith(LayerNames(decoder.Inputs.PastValue, decoder.Layers));
+        if (inputs.Keys.FirstOrDefault(name => !fed.Contains(name)) is { } extra)
+        {
+            // An input the runner does not feed would fail every request (e.g. Optimum's use_cache_branch, or more
+            // layers than genai_config.json declares).
+            throw check.Refuse($"the model takes input '{extra}' ({OnnxTypes.Name(inputs[extra].ElementType)}), which the runner does not feed; it feeds " +
+                $"{decoder.Inputs.InputIds}, {decoder.Inputs.AttentionMask}, {decoder.Inputs.PositionIds} and {decoder.Layers} layers of past keys and values");
+        }
 
         var kvNames = LayerNames(decoder.Inputs.PastKey, decoder.Layers).Concat(LayerNames(decoder.Inputs.PastValue, decoder.Layers))
             .Select(n => (Name: n, Kind: "input", Tensors: inputs))
@@ -124,6 +154,14 @@ public sealed record DecoderSignature(
             if ((dims[1] is { } heads && heads != decoder.KvHeads) || (dims[3] is { } size && size != decoder.HeadSize))
             {
                 throw Refuse($"KV tensor '{tensor.Name}' is [{Describe(dims)}] but genai_config.json says {decoder.KvHeads} KV heads of size {decoder.HeadSize}");
+            }
+        }
+
+        public void Rank(TensorSignature tensor, int rank, string shape)
+        {
+            if (tensor.Dimensions.Count != rank)
+            {
+                throw Refuse($"input '{tensor.Name}' has {tensor.Dimensions.Count} dimensions; the runner feeds {shape}");
             }
         }
 

@@ -14,6 +14,9 @@ public sealed record MemoryPlan(long WeightsBytes, long KvCacheBytes, long Logit
     /// <summary>Bytes on the device the replica runs on.</summary>
     public long DeviceBytes => WeightsBytes + KvCacheBytes + LogitsBytes + RuntimeBytes;
 
+    /// <summary>The share of a device's memory the logits selector's own session may take on CUDA.</summary>
+    public const long HelperSessionBytes = 256L << 20;
+
     /// <summary>
     /// The plan for a model folder served with <paramref name="maxBatchSize"/> rows of <paramref name="contextLength"/>
     /// tokens (null: the model's own context) on CUDA or the CPU.
@@ -29,42 +32,53 @@ public sealed record MemoryPlan(long WeightsBytes, long KvCacheBytes, long Logit
         var row = (long)config.VocabularySize * signature.LogitsElementSize;
         var logits = Math.Max(Math.Min(budget, (long)maxBatchSize * context * row), maxBatchSize * row);
         var hostRows = (long)maxBatchSize * config.VocabularySize * sizeof(float);
-        var runtime = Math.Max(weights / 4, 64L << 20);
+        // Activations and the runtime's own buffers; a concatenating cache also holds a prefill's past and present
+        // outside its arenas until the sequences first decode; CUDA adds the logits selector's session.
+        var runtime = Math.Max(weights / 4, 64L << 20) + (config.Search.PastPresentShareBuffer ? 0 : kv / 2) + (cuda ? HelperSessionBytes : 0);
         return new MemoryPlan(weights, kv, logits, runtime, cuda ? hostRows : hostRows + weights + kv + logits + runtime, context);
     }
 
     /// <summary>
     /// The KV cache the runner preallocates: a key and a value buffer per layer of [batch, kv_heads, context,
-    /// head_size]; the concatenating layout keeps two such sets (this step's past and present).
+    /// head_size]; the shared-buffer layout adds one row of one buffer as scratch for swapping rows, the concatenating
+    /// layout keeps two sets (this step's past and present).
     /// </summary>
     public static long KvCacheBytesFor(GenAiConfig config, DecoderSignature signature, int maxBatchSize, int contextLength)
     {
         var decoder = config.Decoder;
-        var oneSet = 2L * decoder.Layers * maxBatchSize * decoder.KvHeads * contextLength * decoder.HeadSize * signature.KvElementSize;
-        return config.Search.PastPresentShareBuffer ? oneSet : 2 * oneSet;
+        var row = (long)decoder.KvHeads * contextLength * decoder.HeadSize * signature.KvElementSize;
+        var oneSet = 2L * decoder.Layers * maxBatchSize * row;
+        return config.Search.PastPresentShareBuffer ? oneSet + row : 2 * oneSet;
     }
 
     /// <summary>Share of a device's memory one replica may plan for when the context is chosen automatically.</summary>
     public const double DeviceShare = 0.9;
 
     /// <summary>
-    /// The plan for the node's devices. A context set by the operator is kept as it is (placement says if it does not
-    /// fit). Otherwise the model's own context is used when a replica fits in <see cref="DeviceShare"/> of the largest
-    /// healthy device; when it does not (Llama 3.1's 131,072 tokens for 8 sequences need 137 GB of float16 cache), the
+    /// The plan for the node's devices, each with the bytes still available on it (free memory less what other models
+    /// placed there hold). GPUs are planned for when the node has any. A context set by the operator is kept as it is
+    /// (placement says if it does not fit). Otherwise the model's own context is used when each of the
+    /// <paramref name="replicas"/> fits in <see cref="DeviceShare"/> of a device's available memory; when not even the
+    /// roomiest devices can hold that (Llama 3.1's 131,072 tokens for 8 sequences need 137 GB of float16 cache), the
     /// context is capped to the longest that fits, and <paramref name="note"/> says so.
     /// </summary>
-    public static MemoryPlan ForDevices(ModelFolder folder, DecoderSignature signature, int maxBatchSize, int? contextLength, long? logitsBudgetBytes, IReadOnlyList<PoolDevice> devices, out string? note)
+    public static MemoryPlan ForDevices(
+        ModelFolder folder, DecoderSignature signature, int maxBatchSize, int? contextLength, long? logitsBudgetBytes, int replicas,
+        IReadOnlyList<(PoolDevice Device, long AvailableBytes)> devices, out string? note)
     {
         note = null;
-        var largest = devices.Where(d => d.Healthy).MaxBy(d => d.MemoryTotalBytes);
-        var cuda = largest?.Kind == DeviceKind.Cuda;
+        var healthy = devices.Where(d => d.Device.Healthy).ToList();
+        var candidates = healthy.Any(d => d.Device.Kind == DeviceKind.Cuda) ? healthy.Where(d => d.Device.Kind == DeviceKind.Cuda).ToList() : healthy;
+        // Replicas go to different devices: the plan must fit the replicas-th roomiest one.
+        var target = candidates.OrderByDescending(d => d.AvailableBytes).Skip(Math.Max(replicas, 1) - 1).FirstOrDefault();
+        var cuda = candidates.Count > 0 && candidates[0].Device.Kind == DeviceKind.Cuda;
         var full = For(folder, signature, maxBatchSize, contextLength, cuda, logitsBudgetBytes);
-        if (contextLength is not null || largest is null)
+        if (contextLength is not null || target.Device is null)
         {
             return full;
         }
 
-        var share = (long)(largest.MemoryTotalBytes * DeviceShare);
+        var share = (long)(target.AvailableBytes * DeviceShare);
         if (full.DeviceBytes <= share || LargestContextFitting(folder, signature, maxBatchSize, cuda, share, logitsBudgetBytes) is not { } fitting)
         {
             return full;
@@ -72,7 +86,7 @@ public sealed record MemoryPlan(long WeightsBytes, long KvCacheBytes, long Logit
 
         var capped = For(folder, signature, maxBatchSize, fitting, cuda, logitsBudgetBytes);
         note = $"context capped from {full.ContextLength} to {fitting} tokens: the KV cache of {maxBatchSize} sequences at the model's own context " +
-            $"({Gib(full.KvCacheBytes)}) does not fit in {DeviceShare:P0} of {largest.Id} ({Gib(largest.MemoryTotalBytes)}); set ContextLength or MaxBatchSize to choose";
+            $"({Gib(full.KvCacheBytes)}) does not fit in {DeviceShare:P0} of the {Gib(target.AvailableBytes)} available on {target.Device.Id}; set ContextLength or MaxBatchSize to choose";
         return capped;
     }
 
@@ -90,9 +104,21 @@ public sealed record MemoryPlan(long WeightsBytes, long KvCacheBytes, long Logit
             return full.ContextLength;
         }
 
-        var perToken = KvCacheBytesFor(folder.Config, signature, maxBatchSize, 1);
-        var rest = full.DeviceBytes - full.KvCacheBytes;
-        var tokens = (deviceBytes - rest) / perToken / 256 * 256;
-        return tokens >= 256 ? (int)Math.Min(tokens, full.ContextLength) : null;
+        // The plan grows with the context (KV cache, and for concatenating caches the prefill's transient copy): search.
+        int low = 0, high = full.ContextLength / 256;
+        while (low < high)
+        {
+            var middle = (low + high + 1) / 2;
+            if (For(folder, signature, maxBatchSize, middle * 256, cuda, logitsBudgetBytes).DeviceBytes <= deviceBytes)
+            {
+                low = middle;
+            }
+            else
+            {
+                high = middle - 1;
+            }
+        }
+
+        return low > 0 ? low * 256 : null;
     }
 }

@@ -63,18 +63,21 @@ public sealed partial class OnnxDecoderRunner : IModelRunner
         try
         {
             Signature = DecoderSignature.FromSession(_session, _decoder, folder.Path);
+            RefuseCpuOnlyAttentionOnCuda(folder);
             _storage = Device.CudaDeviceId is { } device ? new CudaKvStorage(_session, device) : new HostKvStorage();
             _kvCache = config.Search.PastPresentShareBuffer
                 ? new SharedBufferKvCache(_storage, Signature.KvType, _decoder.Layers, _decoder.KvHeads, _decoder.HeadSize, MaxBatchSize, context, [.. _presentKeyNames, .. _presentValueNames])
                 : new ConcatKvCache(_storage, Signature.KvType, _decoder.Layers, _decoder.KvHeads, _decoder.HeadSize, MaxBatchSize, context, _presentKeyNames, _presentValueNames);
             _selector = new LogitsSelector(Signature.LogitsType, Info.VocabularySize, Device);
-            _hostLogits = HostLogitsBuffer.Create(MaxBatchSize * Info.VocabularySize, _session, Device.IsCuda);
+            _hostLogits = HostLogitsBuffer.Create(MaxBatchSize * Info.VocabularySize, _session, Device.CudaDeviceId);
             var rowBytes = (long)Info.VocabularySize * Signature.LogitsElementSize;
             _positionsPerRun = (int)Math.Clamp(options.LogitsBudgetFor(Device.IsCuda) / rowBytes, 1, int.MaxValue);
         }
         catch
         {
             _kvCache?.Dispose();
+            _selector?.Dispose();
+            ((IDisposable?)_hostLogits)?.Dispose();
             _storage?.Dispose();
             _session.Dispose();
             throw;
@@ -139,6 +142,21 @@ public sealed partial class OnnxDecoderRunner : IModelRunner
         _storage.Dispose();
         _session.Dispose();
         _runOptions.Dispose();
+    }
+
+    /// <summary>
+    /// ONNX Runtime's CUDA GroupQueryAttention takes float16 and bfloat16 only: a float32 cache (the model builder's
+    /// CPU export) would put attention on the CPU and move the whole cache across PCIe twice a step. Refused on CUDA.
+    /// </summary>
+    private void RefuseCpuOnlyAttentionOnCuda(ModelFolder folder)
+    {
+        if (Device.IsCuda && Signature.KvType == Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float &&
+            OnnxFormat.OnnxGraphSignature.Read(folder.DecoderPath).Uses("com.microsoft", "GroupQueryAttention"))
+        {
+            throw new ModelFolderException(
+                $"{folder.Path}: GroupQueryAttention over a float32 KV cache runs only on the CPU; on CUDA every step would move the cache " +
+                "between device and host. Export the model for CUDA (model builder: -e cuda -p fp16 or int4), or serve this export from a CPU slot.");
+        }
     }
 
     /// <summary>

@@ -12,6 +12,12 @@ public sealed record RunnerOptions
     /// <summary>CUDA device to run on; null runs on the CPU.</summary>
     public int? CudaDeviceId { get; init; }
 
+    /// <summary>
+    /// Fail rather than fall back to the CPU when CUDA cannot run the session (a replica placed on a GPU); false lets
+    /// a runner asked for CUDA run on the CPU with a warning.
+    /// </summary>
+    public bool RequireCuda { get; init; }
+
     /// <summary>Most bytes the CUDA memory arena of this session may hold (its share of the device); null: no limit.</summary>
     public long? CudaMemoryLimitBytes { get; init; }
 

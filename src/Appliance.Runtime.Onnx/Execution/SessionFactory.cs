@@ -29,15 +29,22 @@ internal static partial class SessionFactory
         var device = SessionDevice.Cpu(options.IntraOpThreads);
         if (options.CudaDeviceId is { } id)
         {
+            var pool = CudaProviderSettings.From(options);
             try
             {
                 // Creating or appending the provider throws when the CUDA libraries cannot load; GetAvailableProviders() is no signal.
-                var cudaSettings = settings.CudaProviderOptions(CudaProviderSettings.From(options));
                 using var cuda = new OrtCUDAProviderOptions();
-                cuda.UpdateOptions(cudaSettings);
+                cuda.UpdateOptions(pool);
+                ApplyModelCudaOptions(cuda, settings, modelPath);
                 sessionOptions.AppendExecutionProvider_CUDA(cuda);
-                device = new SessionDevice(id, options.IntraOpThreads, cudaSettings);
+                device = new SessionDevice(id, options.IntraOpThreads, settings.CudaProviderOptions(pool));
                 LogCuda(logger, modelPath, id);
+            }
+            catch (OnnxRuntimeException exception) when (options.RequireCuda)
+            {
+                throw new InvalidOperationException(
+                    $"CUDA device {id} cannot run {modelPath}: {exception.Message}. ONNX Runtime 1.31's CUDA provider needs CUDA 13 " +
+                    "(NVIDIA driver 580 or newer) and cuDNN 9 on the loader's path.", exception);
             }
             catch (OnnxRuntimeException exception)
             {
@@ -46,6 +53,23 @@ internal static partial class SessionFactory
         }
 
         return (new InferenceSession(modelPath, sessionOptions), device);
+    }
+
+    /// <summary>The folder's own CUDA options, one at a time, so a value the provider refuses is named as the model's.</summary>
+    private static void ApplyModelCudaOptions(OrtCUDAProviderOptions cuda, SessionSettings settings, string modelPath)
+    {
+        foreach (var (key, value) in settings.CudaOptions)
+        {
+            try
+            {
+                cuda.UpdateOptions(new Dictionary<string, string> { [key] = value });
+            }
+            catch (OnnxRuntimeException exception)
+            {
+                throw new Models.ModelFolderException(
+                    $"{Path.GetDirectoryName(modelPath)}: genai_config.json's CUDA option {key}='{value}' is refused by the provider: {exception.Message}", exception);
+            }
+        }
     }
 
     /// <summary>A small helper graph (for example the logits selector) on the same device as a model's session.</summary>
@@ -63,7 +87,9 @@ internal static partial class SessionFactory
         if (device.IsCuda)
         {
             using var cuda = new OrtCUDAProviderOptions();
-            cuda.UpdateOptions(device.CudaSettings.Where(s => s.Key is "device_id" or "do_copy_in_default_stream").ToDictionary());
+            var helper = device.CudaSettings.Where(s => s.Key is "device_id" or "do_copy_in_default_stream").ToDictionary();
+            helper["gpu_mem_limit"] = MemoryPlan.HelperSessionBytes.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            cuda.UpdateOptions(helper);
             sessionOptions.AppendExecutionProvider_CUDA(cuda);
         }
 

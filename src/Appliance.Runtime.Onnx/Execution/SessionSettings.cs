@@ -26,6 +26,18 @@ public sealed class SessionSettings
         ["log_severity_level"] = "the appliance's logging decides",
         ["log_verbosity_level"] = "the appliance's logging decides",
         ["enable_profiling"] = "profiling files are not written on the appliance",
+        ["ep_context_enable"] = "compiled-provider context caches are not used",
+        ["ep_context_embed_mode"] = "compiled-provider context caches are not used",
+        ["ep_context_file_path"] = "compiled-provider context caches are not used",
+    };
+
+    /// <summary>onnxruntime-genai's names for ONNX Runtime session configuration keys (its values true/false become 1/0).</summary>
+    private static readonly Dictionary<string, string> GenAiConfigKeys = new(StringComparer.Ordinal)
+    {
+        ["disable_cpu_ep_fallback"] = "session.disable_cpu_ep_fallback",
+        ["use_env_allocators"] = "session.use_env_allocators",
+        ["disable_quant_qdq"] = "session.disable_quant_qdq",
+        ["enable_quant_qdq_cleanup"] = "session.enable_quant_qdq_cleanup",
     };
 
     private readonly Dictionary<string, string> _configEntries = new(StringComparer.Ordinal);
@@ -52,6 +64,11 @@ public sealed class SessionSettings
         foreach (var (key, value) in options.Entries)
         {
             settings.Entry(key, value, folder);
+        }
+
+        foreach (var (key, value) in options.ConfigEntries)
+        {
+            settings._configEntries[key] = value;
         }
 
         foreach (var (provider, values) in options.Providers)
@@ -165,9 +182,15 @@ public sealed class SessionSettings
                     _ => throw new ModelFolderException($"{folder}: session_options.graph_optimization_level '{value}' is not one of ORT_DISABLE_ALL, ORT_ENABLE_BASIC, ORT_ENABLE_EXTENDED, ORT_ENABLE_ALL."),
                 };
                 break;
+            case var mapped when GenAiConfigKeys.TryGetValue(mapped, out var ortKey):
+                _configEntries[ortKey] = value switch { "true" => "1", "false" => "0", _ => value };
+                break;
+            case var entry when entry.Contains('.', StringComparison.Ordinal):
+                // ONNX Runtime's session configuration keys are dotted ("session.intra_op.allow_spinning").
+                _configEntries[entry] = value;
+                break;
             default:
-                // onnxruntime-genai passes any other scalar on as a session configuration entry; so does the appliance.
-                _configEntries[key] = value;
+                _ignored.Add($"{key}: not an ONNX Runtime session option the appliance knows");
                 break;
         }
     }

@@ -32,11 +32,21 @@ internal sealed class SharedBufferKvCache : IKvCacheLayout
         _presentNames = presentNames;
         _slotOwner = new long?[maxBatch];
         _arena = new KvArena(storage, layers, (long)maxBatch * RowElements, elementType);
+        // Swapping two rows goes through one row of scratch, allocated now (and planned) rather than mid-serving.
+        try
+        {
+            _scratch = storage.Allocate(RowElements * _arena.ElementSize);
+        }
+        catch
+        {
+            _arena.Dispose();
+            throw;
+        }
     }
 
     public PaddingSide Padding => PaddingSide.Right;
 
-    public long Bytes => _arena.CapacityBytes;
+    public long Bytes => _arena.CapacityBytes + (RowElements * _arena.ElementSize);
 
     private long RowElements => (long)_kvHeads * _contextLength * _headSize;
 
@@ -189,11 +199,6 @@ internal sealed class SharedBufferKvCache : IKvCacheLayout
     {
         var (slotA, lengthA) = _sequences[a];
         var (slotB, lengthB) = _sequences[b];
-        if (_scratch == IntPtr.Zero)
-        {
-            _scratch = _storage.Allocate(RowElements * _arena.ElementSize);
-        }
-
         ForEachBuffer(buffer =>
         {
             CopyRow(buffer, slotA, _scratch, 0, lengthA);

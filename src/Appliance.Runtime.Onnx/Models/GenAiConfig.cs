@@ -32,6 +32,9 @@ public sealed record DecoderSessionOptions(
     IReadOnlyList<(string Provider, IReadOnlyDictionary<string, string> Options)> Providers)
 {
     public static DecoderSessionOptions Empty { get; } = new(new Dictionary<string, string>(), []);
+
+    /// <summary>ONNX Runtime session configuration entries given as a <c>config_entries</c> object.</summary>
+    public IReadOnlyDictionary<string, string> ConfigEntries { get; init; } = new Dictionary<string, string>();
 }
 
 /// <summary>The <c>search</c> section: generation defaults shipped with the model.</summary>
@@ -194,10 +197,18 @@ public sealed record GenAiConfig(
             }
 
             var entries = new Dictionary<string, string>(StringComparer.Ordinal);
+            var configEntries = new Dictionary<string, string>(StringComparer.Ordinal);
             var providers = new List<(string, IReadOnlyDictionary<string, string>)>();
             foreach (var property in options.EnumerateObject())
             {
-                if (property.Name == "provider_options")
+                if (property.Name == "config_entries" && property.Value.ValueKind == JsonValueKind.Object)
+                {
+                    foreach (var entry in property.Value.EnumerateObject().Where(e => Scalar(e.Value) is not null))
+                    {
+                        configEntries[entry.Name] = Scalar(entry.Value)!;
+                    }
+                }
+                else if (property.Name == "provider_options")
                 {
                     if (property.Value.ValueKind != JsonValueKind.Array)
                     {
@@ -218,7 +229,7 @@ public sealed record GenAiConfig(
                 }
             }
 
-            return new DecoderSessionOptions(entries, providers);
+            return new DecoderSessionOptions(entries, providers) { ConfigEntries = configEntries };
         }
 
         private static string? Scalar(JsonElement value) => value.ValueKind switch

@@ -6,18 +6,21 @@ namespace Appliance.Runtime.Onnx.OnnxFormat;
 public sealed record TensorSignature(string Name, TensorElementType ElementType, IReadOnlyList<long?> Dimensions);
 
 /// <summary>
-/// What a model file declares without loading it: graph inputs, outputs and the operators it uses (domain and type).
-/// Read by streaming over the protobuf and seeking past initializers, so a file of many gigabytes costs a few reads;
-/// placement needs the KV element type before any session exists.
+/// What a model file declares without loading it: the inputs a caller must feed (graph inputs that no initializer
+/// backs; older exports list their weights as inputs too), outputs, the operators it uses (domain and type), and the
+/// external data files its weights live in. Read by streaming over the protobuf and seeking past tensor data, so a
+/// file of many gigabytes costs a few reads; placement needs the KV element type before any session exists.
 /// </summary>
 public sealed record OnnxGraphSignature(
     IReadOnlyDictionary<string, TensorSignature> Inputs,
     IReadOnlyDictionary<string, TensorSignature> Outputs,
-    IReadOnlySet<string> Operators)
+    IReadOnlySet<string> Operators,
+    IReadOnlySet<string> ExternalDataFiles)
 {
     // Field numbers from onnx.proto.
     private const int ModelGraph = 7;
     private const int GraphNode = 1;
+    private const int GraphInitializer = 5;
     private const int GraphInput = 11;
     private const int GraphOutput = 12;
     private const int NodeOpType = 4;
@@ -29,6 +32,10 @@ public sealed record OnnxGraphSignature(
     private const int TensorShape = 2;
     private const int ShapeDim = 1;
     private const int DimValue = 1;
+    private const int TensorName = 8;
+    private const int TensorExternalData = 13;
+    private const int EntryKey = 1;
+    private const int EntryValue = 2;
 
     /// <summary>Operators as "domain:type" ("" for the default domain), e.g. "com.microsoft:GroupQueryAttention".</summary>
     public bool Uses(string domain, string opType) => Operators.Contains($"{domain}:{opType}");
@@ -40,13 +47,14 @@ public sealed record OnnxGraphSignature(
         var inputs = new Dictionary<string, TensorSignature>(StringComparer.Ordinal);
         var outputs = new Dictionary<string, TensorSignature>(StringComparer.Ordinal);
         var operators = new HashSet<string>(StringComparer.Ordinal);
+        var graph = new GraphParts(inputs, outputs, operators, new HashSet<string>(StringComparer.Ordinal), new HashSet<string>(StringComparer.Ordinal));
         var sawGraph = false;
         while (reader.NextField(stream.Length) is { } field)
         {
             if (field.Number == ModelGraph && field.IsLengthDelimited)
             {
                 sawGraph = true;
-                ReadGraph(reader, reader.Position + reader.ReadLength(), inputs, outputs, operators);
+                ReadGraph(reader, reader.Position + reader.ReadLength(), graph);
             }
             else
             {
@@ -54,27 +62,79 @@ public sealed record OnnxGraphSignature(
             }
         }
 
-        return sawGraph
-            ? new OnnxGraphSignature(inputs, outputs, operators)
-            : throw new InvalidDataException($"{path} holds no ONNX graph.");
+        if (!sawGraph)
+        {
+            throw new InvalidDataException($"{path} holds no ONNX graph.");
+        }
+
+        foreach (var weight in graph.Initializers)
+        {
+            inputs.Remove(weight); // an input with an initializer has a value already
+        }
+
+        return new OnnxGraphSignature(inputs, outputs, operators, graph.ExternalFiles);
     }
 
-    private static void ReadGraph(ProtoReader reader, long end, Dictionary<string, TensorSignature> inputs, Dictionary<string, TensorSignature> outputs, HashSet<string> operators)
+    private static void ReadGraph(ProtoReader reader, long end, GraphParts graph)
     {
         while (reader.NextField(end) is { } field)
         {
             switch (field.Number)
             {
                 case GraphNode when field.IsLengthDelimited:
-                    operators.Add(ReadNode(reader, reader.Position + reader.ReadLength()));
+                    graph.Operators.Add(ReadNode(reader, reader.Position + reader.ReadLength()));
+                    break;
+                case GraphInitializer when field.IsLengthDelimited:
+                    ReadInitializer(reader, reader.Position + reader.ReadLength(), graph);
                     break;
                 case GraphInput or GraphOutput when field.IsLengthDelimited:
                     var value = ReadValueInfo(reader, reader.Position + reader.ReadLength());
-                    (field.Number == GraphInput ? inputs : outputs)[value.Name] = value;
+                    (field.Number == GraphInput ? graph.Inputs : graph.Outputs)[value.Name] = value;
                     break;
                 default:
-                    reader.Skip(field); // initializers and everything else: seek past
+                    reader.Skip(field);
                     break;
+            }
+        }
+    }
+
+    /// <summary>A weight's name and, for external data, the file it lives in; its bytes are seeked past.</summary>
+    private static void ReadInitializer(ProtoReader reader, long end, GraphParts graph)
+    {
+        while (reader.NextField(end) is { } field)
+        {
+            if (field.Number == TensorName && field.IsLengthDelimited)
+            {
+                graph.Initializers.Add(reader.ReadString());
+            }
+            else if (field.Number == TensorExternalData && field.IsLengthDelimited)
+            {
+                var entryEnd = reader.Position + reader.ReadLength();
+                string? key = null, value = null;
+                while (reader.NextField(entryEnd) is { } entry)
+                {
+                    if (entry.Number == EntryKey && entry.IsLengthDelimited)
+                    {
+                        key = reader.ReadString();
+                    }
+                    else if (entry.Number == EntryValue && entry.IsLengthDelimited)
+                    {
+                        value = reader.ReadString();
+                    }
+                    else
+                    {
+                        reader.Skip(entry);
+                    }
+                }
+
+                if (key == "location" && value is not null)
+                {
+                    graph.ExternalFiles.Add(value);
+                }
+            }
+            else
+            {
+                reader.Skip(field);
             }
         }
     }
@@ -188,4 +248,11 @@ public sealed record OnnxGraphSignature(
 
         return value;
     }
+
+    private sealed record GraphParts(
+        Dictionary<string, TensorSignature> Inputs,
+        Dictionary<string, TensorSignature> Outputs,
+        HashSet<string> Operators,
+        HashSet<string> Initializers,
+        HashSet<string> ExternalFiles);
 }

@@ -85,6 +85,33 @@ public sealed class DecoderSignatureTests
     }
 
     [Fact]
+    public void An_input_the_runner_does_not_feed_and_a_three_dimensional_position_input_are_refused_by_name()
+    {
+        var merged = Inputs(TensorElementType.Float);
+        merged["use_cache_branch"] = Tensor("use_cache_branch", TensorElementType.Bool, 1);
+        var error = Assert.Throws<ModelFolderException>(() => Resolve(merged, Outputs(TensorElementType.Float, TensorElementType.Float)));
+        Assert.Contains("input 'use_cache_branch' (bool), which the runner does not feed", error.Message, StringComparison.Ordinal);
+
+        var rope = Inputs(TensorElementType.Float);
+        rope["position_ids"] = Tensor("position_ids", TensorElementType.Int64, 3, null, null);
+        Assert.Contains("'position_ids' has 3 dimensions", Assert.Throws<ModelFolderException>(() => Resolve(rope, Outputs(TensorElementType.Float, TensorElementType.Float))).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Missing_external_weights_are_named_when_the_signature_is_read()
+    {
+        using var folder = new TempFolder("external");
+        SyntheticModelFolder.Write(SyntheticModelSpec.TinyLlama with { ExternalData = true, VocabularySize = 300, EosTokenId = 299 }, folder.Path);
+        var model = ModelFolder.Open(folder.Path);
+        Assert.Contains(SyntheticModelFolder.ExternalDataFileName, OnnxGraphSignature.Read(model.DecoderPath).ExternalDataFiles);
+        File.Delete(Path.Combine(folder.Path, SyntheticModelFolder.ExternalDataFileName));
+
+        var error = Assert.Throws<ModelFolderException>(() => DecoderSignature.FromFile(model.DecoderPath, model.Config.Decoder, folder.Path));
+
+        Assert.Contains("'model.onnx.data', which is missing", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void The_signature_read_from_the_file_alone_equals_the_sessions()
     {
         using var folder = new TempFolder("signature");

@@ -27,6 +27,16 @@ public sealed class ExecutionProviderTests(ConcatModelFixture model)
     }
 
     [Fact]
+    public void A_runner_placed_on_a_gpu_fails_instead_of_falling_back_when_cuda_cannot_load()
+    {
+        var error = Assert.Throws<InvalidOperationException>(() =>
+            new OnnxDecoderRunner(ModelFolder.Open(model.Folder), "tiny", new RunnerOptions { CudaDeviceId = 0, RequireCuda = true }));
+
+        Assert.Contains("CUDA device 0 cannot run", error.Message, StringComparison.Ordinal);
+        Assert.Contains("CUDA 13", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void The_product_output_carries_the_cuda_build_of_onnx_runtime()
     {
         // onnxruntime-genai or the CPU package in the same output would silently replace it.

@@ -51,7 +51,7 @@ public sealed class MemoryPlanTests : IDisposable
 
         foreach (var gpu in new[] { H100, H200 })
         {
-            var plan = MemoryPlan.ForDevices(folder, signature, maxBatchSize: 8, contextLength: null, logitsBudgetBytes: null, [gpu], out var note);
+            var plan = MemoryPlan.ForDevices(folder, signature, maxBatchSize: 8, contextLength: null, logitsBudgetBytes: null, replicas: 1, [(gpu, gpu.MemoryFreeBytes)], out var note);
 
             Assert.True(plan.DeviceBytes <= gpu.MemoryTotalBytes * MemoryPlan.DeviceShare, $"{name} on {gpu.Name}: {plan.DeviceBytes} bytes");
             Assert.True(plan.ContextLength >= 16384, $"{name} on {gpu.Name}: context {plan.ContextLength}");
@@ -60,8 +60,9 @@ public sealed class MemoryPlanTests : IDisposable
             // Where 8 sequences of 131,072 tokens do not fit, the context is capped and the cap is said.
             Assert.Equal(plan.ContextLength < 131072, note is not null);
             Assert.True(note is null || note.Contains("context capped from 131072", StringComparison.Ordinal), note);
-            // KV: K and V, every layer, batch 8, KV heads, context, head size, 2 bytes.
-            Assert.Equal(2L * layers * 8 * kvHeads * plan.ContextLength * headSize * 2, plan.KvCacheBytes);
+            // KV: K and V, every layer, batch 8, KV heads, context, head size, 2 bytes; one row of swap scratch.
+            var row = (long)kvHeads * plan.ContextLength * headSize * 2;
+            Assert.Equal((2L * layers * 8 * row) + row, plan.KvCacheBytes);
             Assert.Equal(8L * 128256 * sizeof(float), plan.HostBytes); // only the sampler's rows live on the host
             var placed = Placer.Place([new ReplicaDemand(name, 1, plan.DeviceBytes)], [gpu], Placer.Strategy("pack"));
             Assert.Equal(gpu.Id, Assert.Single(placed).DeviceId);
@@ -74,7 +75,7 @@ public sealed class MemoryPlanTests : IDisposable
         var folder = BuilderFolder("llama-3.1-8b", 16_060_000_000L, 32, 8, 128, context: 131072);
         var signature = DecoderSignature.FromFile(folder.DecoderPath, folder.Config.Decoder, folder.Path);
 
-        var plan = MemoryPlan.ForDevices(folder, signature, 8, contextLength: 131072, null, [H100], out var note);
+        var plan = MemoryPlan.ForDevices(folder, signature, 8, contextLength: 131072, null, 1, [(H100, H100.MemoryFreeBytes)], out var note);
 
         Assert.Null(note);
         Assert.Equal(131072, plan.ContextLength);
@@ -88,10 +89,43 @@ public sealed class MemoryPlanTests : IDisposable
         var folder = BuilderFolder("phi-3-mini-4k", 7_640_000_000L, 32, 32, 96, context: 4096);
         var signature = DecoderSignature.FromFile(folder.DecoderPath, folder.Config.Decoder, folder.Path);
 
-        var plan = MemoryPlan.ForDevices(folder, signature, 8, null, null, [H100], out var note);
+        var plan = MemoryPlan.ForDevices(folder, signature, 8, null, null, 1, [(H100, H100.MemoryFreeBytes)], out var note);
 
         Assert.Null(note);
         Assert.Equal(4096, plan.ContextLength);
+    }
+
+    [Fact]
+    public void A_second_model_on_the_same_gpu_is_capped_to_what_the_first_left()
+    {
+        var folder = BuilderFolder("llama-3.1-8b", 16_060_000_000L, 32, 8, 128, context: 131072);
+        var signature = DecoderSignature.FromFile(folder.DecoderPath, folder.Config.Decoder, folder.Path);
+        // The first model's operator chose its context; the second takes what is left.
+        var first = MemoryPlan.ForDevices(folder, signature, 8, 32768, null, 1, [(H200, H200.MemoryFreeBytes)], out _);
+        var left = H200.MemoryFreeBytes - first.DeviceBytes;
+
+        var second = MemoryPlan.ForDevices(folder, signature, 8, null, null, 1, [(H200, left)], out var note);
+
+        Assert.NotNull(note);
+        Assert.InRange(second.ContextLength, 16384, 131071);
+        Assert.True(second.DeviceBytes <= left * MemoryPlan.DeviceShare);
+        var placed = Placer.Place(
+            [new ReplicaDemand("first", 1, first.DeviceBytes), new ReplicaDemand("second", 1, second.DeviceBytes)], [H200], Placer.Strategy("pack"));
+        Assert.Equal(2, placed.Count);
+    }
+
+    [Fact]
+    public void Two_replicas_are_planned_for_the_second_roomiest_gpu_and_gpus_win_over_a_large_cpu_slot()
+    {
+        var folder = BuilderFolder("llama-3.1-8b", 16_060_000_000L, 32, 8, 128, context: 131072);
+        var signature = DecoderSignature.FromFile(folder.DecoderPath, folder.Config.Decoder, folder.Path);
+        var cpu = new PoolDevice(DeviceKind.Cpu, 0, "cpu", 1000L * Gb, 0);
+        var h100 = H100 with { Index = 1 };
+
+        var plan = MemoryPlan.ForDevices(folder, signature, 8, null, null, replicas: 2, [(cpu, cpu.MemoryFreeBytes), (H200, H200.MemoryFreeBytes), (h100, h100.MemoryFreeBytes)], out _);
+
+        Assert.True(plan.DeviceBytes <= h100.MemoryTotalBytes * MemoryPlan.DeviceShare, "both replicas must fit, the second on the 80 GB GPU");
+        Assert.Equal(8L * 128256 * sizeof(float), plan.HostBytes); // planned for CUDA, not for the CPU slot
     }
 
     public void Dispose() => _root.Dispose();

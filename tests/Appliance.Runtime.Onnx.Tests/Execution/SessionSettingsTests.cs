@@ -48,6 +48,26 @@ public sealed class SessionSettingsTests
         Assert.Contains(settings.Ignored, i => i.StartsWith("provider_options.dml:", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public void Onnxruntime_genais_own_option_names_map_to_session_entries_and_unknown_ones_are_named()
+    {
+        var options = new DecoderSessionOptions(
+            new Dictionary<string, string> { ["disable_cpu_ep_fallback"] = "true", ["use_env_allocators"] = "false", ["speed"] = "fast", ["ep_context_enable"] = "1" },
+            [])
+        {
+            ConfigEntries = new Dictionary<string, string> { ["session.intra_op.allow_spinning"] = "0" },
+        };
+
+        var settings = SessionSettings.From(options, "/models/m");
+
+        Assert.Equal("1", settings.ConfigEntries["session.disable_cpu_ep_fallback"]);
+        Assert.Equal("0", settings.ConfigEntries["session.use_env_allocators"]);
+        Assert.Equal("0", settings.ConfigEntries["session.intra_op.allow_spinning"]);
+        Assert.False(settings.ConfigEntries.ContainsKey("speed"));
+        Assert.Contains(settings.Ignored, i => i.StartsWith("speed:", StringComparison.Ordinal));
+        Assert.Contains(settings.Ignored, i => i.StartsWith("ep_context_enable:", StringComparison.Ordinal));
+    }
+
     [Theory]
     [InlineData("custom_ops_library", "libevil.so", "native code")]
     [InlineData("graph_optimization_level", "FAST", "ORT_DISABLE_ALL")]

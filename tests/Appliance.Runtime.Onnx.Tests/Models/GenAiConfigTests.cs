@@ -23,6 +23,17 @@ public sealed class GenAiConfigTests : IDisposable
         Assert.Equal("0", options["enable_cuda_graph"]);
     }
 
+    [Fact]
+    public void A_config_entries_object_is_read_as_session_entries()
+    {
+        var json = Builder("llama");
+        json["model"]!["decoder"]!["session_options"]!.AsObject()["config_entries"] = new JsonObject { ["session.use_env_allocators"] = "1" };
+
+        var config = Load(json);
+
+        Assert.Equal("1", config.Decoder.SessionOptions.ConfigEntries["session.use_env_allocators"]);
+    }
+
     [Theory]
     [InlineData("phi3v", "vision")]
     [InlineData("phi4mm", "speech")]

@@ -10,12 +10,17 @@ internal sealed class CudaKvStorage : KvStorage
 {
     private readonly int _deviceId;
     private readonly OrtAllocator _allocator;
+    private readonly IntPtr _stream;
 
     public CudaKvStorage(InferenceSession session, int deviceId)
     {
         _deviceId = deviceId;
         MemoryInfo = new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA, OrtAllocatorType.DeviceAllocator, deviceId, OrtMemType.Default);
         _allocator = new OrtAllocator(session, MemoryInfo);
+        CudaRuntime.SetDevice(deviceId);
+        // Row moves run on a stream of their own: waiting for them never waits for another replica on the same GPU.
+        // ONNX Runtime has finished its own stream when a run returns, so the moves see the run's writes.
+        _stream = CudaRuntime.CreateStream();
     }
 
     public override OrtMemoryInfo MemoryInfo { get; }
@@ -39,11 +44,13 @@ internal sealed class CudaKvStorage : KvStorage
     protected override void WaitForDevice()
     {
         CudaRuntime.SetDevice(_deviceId);
-        CudaRuntime.Synchronize();
+        CudaRuntime.Synchronize(_stream);
     }
 
     public override void Dispose()
     {
+        CudaRuntime.SetDevice(_deviceId);
+        CudaRuntime.DestroyStream(_stream);
         _allocator.Dispose();
         MemoryInfo.Dispose();
     }
@@ -51,12 +58,12 @@ internal sealed class CudaKvStorage : KvStorage
     protected override void Copy(IntPtr target, long targetPitch, IntPtr source, long sourcePitch, long width, long blocks)
     {
         CudaRuntime.SetDevice(_deviceId);
-        CudaRuntime.Copy2D(target, targetPitch, source, sourcePitch, width, blocks);
+        CudaRuntime.Copy2D(target, targetPitch, source, sourcePitch, width, blocks, _stream);
     }
 
     protected override void Clear(IntPtr target, long pitch, long width, long blocks)
     {
         CudaRuntime.SetDevice(_deviceId);
-        CudaRuntime.Clear2D(target, pitch, width, blocks);
+        CudaRuntime.Clear2D(target, pitch, width, blocks, _stream);
     }
 }

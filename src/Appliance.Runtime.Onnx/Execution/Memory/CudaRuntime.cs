@@ -11,28 +11,40 @@ internal static partial class CudaRuntime
 {
     private const string Library = "cudart";
     private const int DeviceToDevice = 3;
+    private const uint NonBlocking = 1;
     private static readonly string[] Candidates = ["libcudart.so.13", "libcudart.so.12", "libcudart.so"];
 
     static CudaRuntime() => NativeLibrary.SetDllImportResolver(typeof(CudaRuntime).Assembly, Resolve);
 
     public static void SetDevice(int device) => Check(cudaSetDevice(device), "cudaSetDevice");
 
+    /// <summary>Device memory, zeroed (fresh memory may hold NaN bit patterns, and 0 * NaN is NaN under a mask).</summary>
     public static IntPtr Malloc(long bytes)
     {
         Check(cudaMalloc(out var memory, (nuint)Math.Max(bytes, 1)), $"cudaMalloc of {bytes} bytes");
         Check(cudaMemset(memory, 0, (nuint)Math.Max(bytes, 1)), "cudaMemset");
+        Check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
         return memory;
     }
 
     public static void Free(IntPtr memory) => Check(cudaFree(memory), "cudaFree");
 
-    public static void Copy2D(IntPtr target, long targetPitch, IntPtr source, long sourcePitch, long width, long height) =>
-        Check(cudaMemcpy2D(target, (nuint)targetPitch, source, (nuint)sourcePitch, (nuint)width, (nuint)height, DeviceToDevice), "cudaMemcpy2D");
+    /// <summary>A stream of its own that does not wait for the legacy default stream (other replicas' work on the device).</summary>
+    public static IntPtr CreateStream()
+    {
+        Check(cudaStreamCreateWithFlags(out var stream, NonBlocking), "cudaStreamCreateWithFlags");
+        return stream;
+    }
 
-    public static void Clear2D(IntPtr target, long pitch, long width, long height) =>
-        Check(cudaMemset2D(target, (nuint)pitch, 0, (nuint)width, (nuint)height), "cudaMemset2D");
+    public static void DestroyStream(IntPtr stream) => Check(cudaStreamDestroy(stream), "cudaStreamDestroy");
 
-    public static void Synchronize() => Check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+    public static void Copy2D(IntPtr target, long targetPitch, IntPtr source, long sourcePitch, long width, long height, IntPtr stream) =>
+        Check(cudaMemcpy2DAsync(target, (nuint)targetPitch, source, (nuint)sourcePitch, (nuint)width, (nuint)height, DeviceToDevice, stream), "cudaMemcpy2DAsync");
+
+    public static void Clear2D(IntPtr target, long pitch, long width, long height, IntPtr stream) =>
+        Check(cudaMemset2DAsync(target, (nuint)pitch, 0, (nuint)width, (nuint)height, stream), "cudaMemset2DAsync");
+
+    public static void Synchronize(IntPtr stream) => Check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
 
     public static (long Free, long Total) MemoryInfo()
     {
@@ -80,10 +92,19 @@ internal static partial class CudaRuntime
     private static partial int cudaMemset(IntPtr memory, int value, nuint count);
 
     [LibraryImport(Library)]
-    private static partial int cudaMemcpy2D(IntPtr target, nuint targetPitch, IntPtr source, nuint sourcePitch, nuint width, nuint height, int kind);
+    private static partial int cudaMemcpy2DAsync(IntPtr target, nuint targetPitch, IntPtr source, nuint sourcePitch, nuint width, nuint height, int kind, IntPtr stream);
 
     [LibraryImport(Library)]
-    private static partial int cudaMemset2D(IntPtr memory, nuint pitch, int value, nuint width, nuint height);
+    private static partial int cudaMemset2DAsync(IntPtr memory, nuint pitch, int value, nuint width, nuint height, IntPtr stream);
+
+    [LibraryImport(Library)]
+    private static partial int cudaStreamCreateWithFlags(out IntPtr stream, uint flags);
+
+    [LibraryImport(Library)]
+    private static partial int cudaStreamDestroy(IntPtr stream);
+
+    [LibraryImport(Library)]
+    private static partial int cudaStreamSynchronize(IntPtr stream);
 
     [LibraryImport(Library)]
     private static partial int cudaDeviceSynchronize();

@@ -31,11 +31,12 @@ internal sealed unsafe class HostLogitsBuffer : MemoryManager<float>
     /// <summary>Whether the memory is the CUDA provider's pinned host memory.</summary>
     public bool IsDevicePinned => _pinned is not null;
 
-    public static HostLogitsBuffer Create(int length, InferenceSession session, bool onCuda)
+    public static HostLogitsBuffer Create(int length, InferenceSession session, int? cudaDevice)
     {
-        if (onCuda)
+        if (cudaDevice is { } device)
         {
-            var info = new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA_PINNED, OrtAllocatorType.DeviceAllocator, 0, OrtMemType.CpuOutput);
+            // Pinned memory is the session's device's (ONNX Runtime keys the pinned allocator by the GPU's id).
+            var info = new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA_PINNED, OrtAllocatorType.DeviceAllocator, device, OrtMemType.CpuOutput);
             try
             {
                 var allocator = new OrtAllocator(session, info);

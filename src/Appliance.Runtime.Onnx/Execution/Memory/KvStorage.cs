@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 
@@ -10,6 +11,9 @@ namespace Appliance.Runtime.Onnx.Execution.Memory;
 /// </summary>
 internal abstract class KvStorage : IDisposable
 {
+    /// <summary>The addresses of the views this storage made (a view of many GiB has no span to take it from).</summary>
+    private static readonly ConditionalWeakTable<OrtValue, StrongBox<IntPtr>> ViewAddresses = new();
+
     private long _bytesCopied;
     private bool _pending;
 
@@ -66,12 +70,30 @@ internal abstract class KvStorage : IDisposable
     }
 
     /// <summary>A tensor view over memory this storage owns (the caller keeps the memory alive).</summary>
-    public OrtValue View(IntPtr data, TensorElementType type, long[] shape, long bytes) =>
-        OrtValue.CreateTensorValueWithData(MemoryInfo, type, shape, data, bytes);
+    public OrtValue View(IntPtr data, TensorElementType type, long[] shape, long bytes)
+    {
+        var view = OrtValue.CreateTensorValueWithData(MemoryInfo, type, shape, data, bytes);
+        ViewAddresses.Add(view, new StrongBox<IntPtr>(data));
+        return view;
+    }
 
-    /// <summary>The address of a tensor's data, without reading it (valid for device memory too).</summary>
+    /// <summary>
+    /// The address of a tensor's data, without reading it (valid for device memory too): a view's own, or taken from
+    /// the tensor, which ONNX Runtime's .NET API hands out as a span (so for tensors under 2 GiB: a prefill's output).
+    /// </summary>
     public static unsafe IntPtr Address(OrtValue tensor)
     {
+        if (ViewAddresses.TryGetValue(tensor, out var known))
+        {
+            return known.Value;
+        }
+
+        var size = tensor.GetTensorSizeInBytes();
+        if (size >= int.MaxValue)
+        {
+            throw new InvalidOperationException($"A KV tensor of {size} bytes was allocated outside the runner's arenas; its address cannot be taken.");
+        }
+
         var data = tensor.GetTensorMutableRawData();
         fixed (byte* pointer = data)
         {
