@@ -68,21 +68,7 @@ public sealed class LlamaReference
     public static List<int> GenerateGreedy(LlamaWeights weights, IReadOnlyList<int> prompt, int maxNewTokens)
     {
         var reference = new LlamaReference(weights);
-        var logits = reference.Feed(prompt);
-        var output = new List<int>();
-        while (output.Count < maxNewTokens)
-        {
-            var next = Array.IndexOf(logits, logits.Max());
-            output.Add(next);
-            if (output.Count == maxNewTokens || reference.Position >= weights.Spec.ContextLength)
-            {
-                break;
-            }
-
-            logits = reference.Feed([next]);
-        }
-
-        return output;
+        return ReferenceMath.Greedy(reference.Feed, () => reference.Position, weights.Spec.ContextLength, prompt, maxNewTokens);
     }
 
     private float[] Step(int token)
@@ -94,7 +80,7 @@ public sealed class LlamaReference
         for (var layer = 0; layer < _spec.Layers; layer++)
         {
             var w = _weights.Layers[layer];
-            var qkv = Linear(RmsNorm(x, w.InputNorm), w.QkvWeight, w.QkvBias, _weights.QkvWidth);
+            var qkv = ReferenceMath.Linear(RmsNorm(x, w.InputNorm), w.QkvWeight, w.QkvBias, _weights.QkvWidth);
             var q = qkv[..h];
             var k = qkv[h..(h + kv)];
             var v = qkv[(h + kv)..];
@@ -128,16 +114,16 @@ public sealed class LlamaReference
                 Round(context);
             }
 
-            Accumulate(x, Linear(context, w.OutputWeight, null, h));
+            ReferenceMath.Accumulate(x, ReferenceMath.Linear(context, w.OutputWeight, null, h));
             var y = RmsNorm(x, w.PostAttentionNorm);
-            var gate = Linear(y, w.GateWeight, null, _spec.IntermediateSize);
-            var up = Linear(y, w.UpWeight, null, _spec.IntermediateSize);
+            var gate = ReferenceMath.Linear(y, w.GateWeight, null, _spec.IntermediateSize);
+            var up = ReferenceMath.Linear(y, w.UpWeight, null, _spec.IntermediateSize);
             for (var i = 0; i < gate.Length; i++)
             {
                 gate[i] = gate[i] / (1f + MathF.Exp(-gate[i])) * up[i];
             }
 
-            Accumulate(x, Linear(gate, w.DownWeight, null, h));
+            ReferenceMath.Accumulate(x, ReferenceMath.Linear(gate, w.DownWeight, null, h));
         }
 
         return x;
@@ -211,7 +197,7 @@ public sealed class LlamaReference
 
     private float[] Logits(float[] hidden)
     {
-        var logits = Linear(RmsNorm(hidden, _weights.FinalNorm), _weights.Head, null, _spec.VocabularySize);
+        var logits = ReferenceMath.Linear(RmsNorm(hidden, _weights.FinalNorm), _weights.Head, null, _spec.VocabularySize);
         if (_spec.Precision != BoundaryPrecision.Float32)
         {
             Round(logits);
@@ -226,22 +212,6 @@ public sealed class LlamaReference
         {
             values[i] = _spec.Precision == BoundaryPrecision.BFloat16 ? BFloat16Bits.Round(values[i]) : (float)(Half)values[i];
         }
-    }
-
-    private static float[] Linear(float[] x, float[] weight, float[]? bias, int outputs)
-    {
-        var y = bias is null ? new float[outputs] : (float[])bias.Clone();
-        for (var i = 0; i < x.Length; i++)
-        {
-            var xi = x[i];
-            var row = weight.AsSpan(i * outputs, outputs);
-            for (var j = 0; j < outputs; j++)
-            {
-                y[j] += xi * row[j];
-            }
-        }
-
-        return y;
     }
 
     private static float[] RmsNorm(float[] x, float[] scale)
@@ -262,11 +232,4 @@ public sealed class LlamaReference
         return y;
     }
 
-    private static void Accumulate(float[] target, float[] addend)
-    {
-        for (var i = 0; i < target.Length; i++)
-        {
-            target[i] += addend[i];
-        }
-    }
 }

@@ -40,21 +40,7 @@ public sealed class SyntheticReference
     public static List<int> GenerateGreedy(SyntheticWeights weights, IReadOnlyList<int> prompt, int maxNewTokens)
     {
         var reference = new SyntheticReference(weights);
-        var logits = reference.Feed(prompt);
-        var output = new List<int>();
-        while (output.Count < maxNewTokens)
-        {
-            var next = ArgMax(logits);
-            output.Add(next);
-            if (output.Count == maxNewTokens || reference.Position >= weights.Spec.ContextLength)
-            {
-                break;
-            }
-
-            logits = reference.Feed([next]);
-        }
-
-        return output;
+        return ReferenceMath.Greedy(reference.Feed, () => reference.Position, weights.Spec.ContextLength, prompt, maxNewTokens);
     }
 
     private float[] Step(int token)
@@ -71,19 +57,19 @@ public sealed class SyntheticReference
         {
             var w = _weights.Layers[layer];
             var a = LayerNorm(x, w.Norm1Scale, w.Norm1Bias);
-            var q = Linear(a, w.QueryWeight, w.QueryBias);
-            _keys[layer].Add(Linear(a, w.KeyWeight, w.KeyBias));
-            _values[layer].Add(Linear(a, w.ValueWeight, w.ValueBias));
-            var attention = Linear(Attend(q, layer), w.OutputWeight, w.OutputBias);
-            Accumulate(x, attention);
+            var q = ReferenceMath.Linear(a, w.QueryWeight, w.QueryBias, w.QueryBias.Length);
+            _keys[layer].Add(ReferenceMath.Linear(a, w.KeyWeight, w.KeyBias, w.KeyBias.Length));
+            _values[layer].Add(ReferenceMath.Linear(a, w.ValueWeight, w.ValueBias, w.ValueBias.Length));
+            var attention = ReferenceMath.Linear(Attend(q, layer), w.OutputWeight, w.OutputBias, w.OutputBias.Length);
+            ReferenceMath.Accumulate(x, attention);
             var b = LayerNorm(x, w.Norm2Scale, w.Norm2Bias);
-            var up = Linear(b, w.UpWeight, w.UpBias);
+            var up = ReferenceMath.Linear(b, w.UpWeight, w.UpBias, w.UpBias.Length);
             for (var i = 0; i < up.Length; i++)
             {
                 up[i] = Gelu(up[i]);
             }
 
-            Accumulate(x, Linear(up, w.DownWeight, w.DownBias));
+            ReferenceMath.Accumulate(x, ReferenceMath.Linear(up, w.DownWeight, w.DownBias, w.DownBias.Length));
         }
 
         return x;
@@ -154,23 +140,6 @@ public sealed class SyntheticReference
         return logits;
     }
 
-    private static float[] Linear(float[] x, float[] weight, float[] bias)
-    {
-        var outputs = bias.Length;
-        var y = (float[])bias.Clone();
-        for (var i = 0; i < x.Length; i++)
-        {
-            var xi = x[i];
-            var row = weight.AsSpan(i * outputs, outputs);
-            for (var j = 0; j < outputs; j++)
-            {
-                y[j] += xi * row[j];
-            }
-        }
-
-        return y;
-    }
-
     private static float[] LayerNorm(float[] x, float[] scale, float[] bias)
     {
         var mean = x.Average();
@@ -187,25 +156,4 @@ public sealed class SyntheticReference
 
     private static float Gelu(float x) => 0.5f * x * (1f + MathF.Tanh(GeluScale * (x + (0.044715f * x * x * x))));
 
-    private static void Accumulate(float[] target, float[] addend)
-    {
-        for (var i = 0; i < target.Length; i++)
-        {
-            target[i] += addend[i];
-        }
-    }
-
-    private static int ArgMax(float[] values)
-    {
-        var best = 0;
-        for (var i = 1; i < values.Length; i++)
-        {
-            if (values[i] > values[best])
-            {
-                best = i;
-            }
-        }
-
-        return best;
-    }
 }
