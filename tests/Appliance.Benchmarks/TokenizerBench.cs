@@ -63,8 +63,9 @@ internal static class TokenizerBench
             Gpt2Tokenizer.Instance.Encode("load"); // the shared instance loads on first use
             return Gpt2Tokenizer.Instance;
         });
-        var llama2 = SharedData.File("tokenizers/llama2-sentencepiece/tokenizer.model");
-        yield return ("Llama 2 (SentencePiece tokenizer.model)", llama2, () => SentencePieceTokenizer.Load(llama2, addBeginningOfSentence: true));
+        // A real model's file (for example Llama 2's tokenizer.model) when given; otherwise one trained here with spm_train.
+        var sentencePiece = Environment.GetEnvironmentVariable("APPLIANCE_BENCH_SPM_MODEL") is { Length: > 0 } given ? given : SentencePieceModels.Model("bpe");
+        yield return ($"SentencePiece BPE ({Path.GetFileName(Path.GetDirectoryName(sentencePiece))}/tokenizer.model)", sentencePiece, () => SentencePieceTokenizer.Load(sentencePiece, addBeginningOfSentence: true));
         foreach (var family in new[] { "llama3", "qwen3", "deepseek_v3", "gemma3", "llama2" })
         {
             var folder = ReferenceTokenizers.ModelFolder(family);

@@ -70,6 +70,22 @@ internal sealed class ProtoReader(Stream stream)
         return Encoding.UTF8.GetString(bytes);
     }
 
+    /// <summary>A 32-bit float field (wire type 5), little-endian as protobuf writes it.</summary>
+    public float ReadSingle()
+    {
+        Span<byte> bytes = stackalloc byte[4];
+        stream.ReadExactly(bytes);
+        return System.Buffers.Binary.BinaryPrimitives.ReadSingleLittleEndian(bytes);
+    }
+
+    /// <summary>A length-delimited field's bytes.</summary>
+    public byte[] ReadBytes()
+    {
+        var bytes = new byte[ReadLength()];
+        stream.ReadExactly(bytes);
+        return bytes;
+    }
+
     public void Skip(ProtoField field)
     {
         switch (field.WireType)

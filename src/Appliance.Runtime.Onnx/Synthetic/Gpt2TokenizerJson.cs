@@ -16,7 +16,10 @@ public static class Gpt2TokenizerJson
     public const string EndOfText = "<|endoftext|>";
     private const int EndOfTextId = 50256;
 
-    public static void Write(string path)
+    public static void Write(string path) => File.WriteAllText(path, Build());
+
+    /// <summary>GPT-2's tokenizer.json text.</summary>
+    public static string Build()
     {
         var ranks = LoadRanks();
         var byteToChar = ByteLevelAlphabet();
@@ -69,7 +72,7 @@ public static class Gpt2TokenizerJson
             },
         };
         vocab[EndOfText] = EndOfTextId;
-        File.WriteAllText(path, document.ToJsonString(new JsonSerializerOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
+        return document.ToJsonString(new JsonSerializerOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
     }
 
     private static readonly Encoding Latin1 = Encoding.Latin1;

@@ -19,11 +19,10 @@ public static class TokenizerLoader
         var config = ReadConfig(folder);
         if (File.Exists(Path.Combine(folder, JsonFileName)))
         {
-            var tokenizerClass = config is { } c && c.TryGetProperty("tokenizer_class", out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
+            // The folder's tokenizer.json decides. GPT-2's own vocabulary runs on the tiktoken implementation, which is
+            // faster than the generic BPE, but only when the file really is GPT-2's (not merely declared GPT2Tokenizer).
             var path = Path.Combine(folder, JsonFileName);
-            // GPT-2's own vocabulary runs on the tiktoken implementation, which is faster than the generic BPE.
-            return tokenizerClass is "GPT2Tokenizer" or "GPT2TokenizerFast" ? Gpt2Tokenizer.Instance
-                : HuggingFace.TokenizerJsonLoader.Load(path);
+            return Gpt2Tokenizer.IsGpt2File(path) ? Gpt2Tokenizer.Instance : HuggingFace.TokenizerJsonLoader.Load(path);
         }
 
         var sentencePiece = Path.Combine(folder, SentencePieceTokenizer.FileName);
@@ -36,7 +35,7 @@ public static class TokenizerLoader
         {
             // Llama-family tokenizers add BOS unless their configuration says otherwise.
             var addBos = config is not { } settings || !settings.TryGetProperty("add_bos_token", out var add) || add.ValueKind != JsonValueKind.False;
-            return SentencePieceTokenizer.Load(sentencePiece, addBos);
+            return SentencePieceTokenizer.Load(sentencePiece, addBos, AddedTokens(config));
         }
 
         var tiktoken = Directory.Exists(folder) ? Directory.GetFiles(folder, "*" + TiktokenFileTokenizer.Extension) : [];
@@ -49,6 +48,27 @@ public static class TokenizerLoader
             ? $"{folder}: several {TiktokenFileTokenizer.Extension} files; keep the model's one."
             : $"{folder}: no tokenizer; a model folder needs {JsonFileName} with {ConfigFileName}, a SentencePiece {SentencePieceTokenizer.FileName}, "
               + $"or a tiktoken file ({TiktokenFileTokenizer.Extension}, or {SentencePieceTokenizer.FileName} in tiktoken's text format) with {ConfigFileName}.");
+    }
+
+    /// <summary>tokenizer_config.json's added_tokens_decoder ({"32000": {"content": "&lt;|im_start|&gt;", ...}}) as text to id.</summary>
+    private static Dictionary<string, int> AddedTokens(JsonElement? config)
+    {
+        var added = new Dictionary<string, int>(StringComparer.Ordinal);
+        if (config is { } settings && settings.TryGetProperty("added_tokens_decoder", out var decoder) && decoder.ValueKind == JsonValueKind.Object)
+        {
+            foreach (var entry in decoder.EnumerateObject())
+            {
+                if (int.TryParse(entry.Name, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var id)
+                    && entry.Value.ValueKind == JsonValueKind.Object
+                    && entry.Value.TryGetProperty("content", out var content) && content.ValueKind == JsonValueKind.String
+                    && content.GetString() is { Length: > 0 } text)
+                {
+                    added[text] = id;
+                }
+            }
+        }
+
+        return added;
     }
 
     private static JsonElement? ReadConfig(string folder)

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Appliance.Engine.Output;
 using Appliance.Runtime.Onnx.Models;
 using Appliance.Runtime.Onnx.Tokenization;
@@ -6,14 +5,16 @@ using Appliance.Tests.Common;
 
 namespace Appliance.Runtime.Onnx.Tests.Tokenization;
 
-/// <summary>The real Llama 2 SentencePiece model against the reference implementation (Debian's spm_encode).</summary>
+/// <summary>
+/// SentencePiece models trained here with spm_train (BPE and unigram, as Llama 2's was trained) against the reference
+/// implementation itself: spm_encode's ids and spm_decode's text.
+/// </summary>
 public sealed class SentencePieceTokenizerTests
 {
-    private static readonly string ModelPath = SharedData.File("tokenizers/llama2-sentencepiece/tokenizer.model");
-
-    public static TheoryData<string> Texts =>
+    private static readonly string[] Texts =
     [
         "Hello, world!",
+        "the model and the data",
         "  leading and trailing spaces  ",
         "multiple     spaces\tand\ttabs",
         "naïve café, Ελληνικά, русский, 日本語のテキスト, 한국어",
@@ -21,49 +22,114 @@ public sealed class SentencePieceTokenizerTests
         "def f(x):    return x**2 + 3.14159 # code",
         "numbers 1234567890 and 3.5e-7 and 1,000,000",
         "rare bytes \u0007 and \u00AD soft hyphen",
+        "tokentokentoken      quququ  ",
     ];
 
-    [Theory]
-    [MemberData(nameof(Texts))]
-    public void Token_ids_equal_sentencepiece_itself(string text)
+    public static TheoryData<string, bool, string> Cases()
     {
-        var ours = SentencePieceTokenizer.Load(ModelPath, addBeginningOfSentence: false).Encode(text);
-        Assert.Equal(SpmEncode(text), ours);
+        var cases = new TheoryData<string, bool, string>();
+        foreach (var (type, byteFallback) in new[] { ("bpe", true), ("unigram", true), ("bpe", false), ("unigram", false) })
+        {
+            foreach (var text in Texts)
+            {
+                cases.Add(type, byteFallback, text);
+            }
+        }
+
+        return cases;
     }
 
     [Theory]
-    [MemberData(nameof(Texts))]
-    public void Streaming_keeps_every_space_and_character(string text)
+    [MemberData(nameof(Cases))]
+    public void Token_ids_equal_sentencepiece_itself(string modelType, bool byteFallback, string text)
     {
-        var tokenizer = SentencePieceTokenizer.Load(ModelPath, addBeginningOfSentence: false);
-        var ids = tokenizer.Encode(text);
-        var detokenizer = new IncrementalDetokenizer(tokenizer);
-        var pieces = ids.Select(detokenizer.Push).ToList();
+        var model = SentencePieceModels.Model(modelType, byteFallback);
+        var ours = SentencePieceTokenizer.Load(model, addBeginningOfSentence: false).Encode(text);
+        Assert.Equal(SentencePieceModels.ReferenceIds(model, text), ours);
+    }
 
-        Assert.Equal(tokenizer.Decode(ids), string.Concat(pieces) + detokenizer.Flush());
-        Assert.All(pieces, piece => Assert.DoesNotContain('\uFFFD', piece));
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Decoding_equals_sentencepiece_itself(string modelType, bool byteFallback, string text)
+    {
+        var model = SentencePieceModels.Model(modelType, byteFallback);
+        var ids = SentencePieceModels.ReferenceIds(model, text);
+        Assert.Equal(SentencePieceModels.ReferenceText(model, ids), SentencePieceTokenizer.Load(model, addBeginningOfSentence: false).Decode(ids));
+    }
+
+    [Theory]
+    [InlineData("bpe")]
+    [InlineData("unigram")]
+    public void Streaming_keeps_every_space_and_character(string modelType)
+    {
+        var tokenizer = SentencePieceTokenizer.Load(SentencePieceModels.Model(modelType), addBeginningOfSentence: false);
+        foreach (var text in Texts)
+        {
+            var ids = tokenizer.Encode(text);
+            var detokenizer = new IncrementalDetokenizer(tokenizer);
+            var pieces = ids.Select(detokenizer.Push).ToList();
+
+            Assert.Equal(tokenizer.Decode(ids), string.Concat(pieces) + detokenizer.Flush());
+            Assert.Equal(text, tokenizer.Decode(ids)); // byte fallback loses nothing
+            Assert.All(pieces, piece => Assert.DoesNotContain('\uFFFD', piece));
+        }
     }
 
     [Fact]
     public void Ids_that_start_with_byte_fallback_keep_the_next_word_s_space()
     {
-        var tokenizer = SentencePieceTokenizer.Load(ModelPath, addBeginningOfSentence: false);
-        var ids = tokenizer.Encode("x 🚀 and");
-        var firstByte = ids.ToList().FindIndex(id => id is >= 3 and < 259); // <0x00>..<0xFF> in Llama 2's vocabulary
+        var tokenizer = SentencePieceTokenizer.Load(SentencePieceModels.Model("bpe"), addBeginningOfSentence: false);
+        var ids = tokenizer.Encode("a 🚀 and");
+        var firstByte = ids.ToList().FindIndex(id => id is >= 3 and < 259); // <0x00>..<0xFF> follow unk, bos and eos
         Assert.True(firstByte > 0, "the emoji should be spelled with byte-fallback tokens");
 
         Assert.Equal("🚀 and", tokenizer.Decode(ids.Skip(firstByte)));
+    }
+
+    [Theory]
+    [InlineData("bpe")]
+    [InlineData("unigram")]
+    public void Special_tokens_written_in_the_text_become_their_ids(string modelType)
+    {
+        var model = SentencePieceModels.Model(modelType);
+        var tokenizer = SentencePieceTokenizer.Load(model, addBeginningOfSentence: false);
+        const string Turn = "[INST] the model [/INST] the data";
+
+        var ids = tokenizer.Encode("<s>" + Turn + "</s>");
+
+        Assert.Equal(1, ids[0]);
+        Assert.Equal(2, ids[^1]);
+        Assert.Equal(Turn, tokenizer.Decode(ids));
+        // As Hugging Face's non-legacy Llama tokenizer: no dummy-prefix space after a special token, so the turn
+        // costs what spm_encode gives for it less at most its leading "▁" piece.
+        var alone = SentencePieceModels.ReferenceIds(model, Turn);
+        Assert.InRange(ids.Count - 2, alone.Length - 1, alone.Length);
     }
 
     [Fact]
     public void The_folder_decides_and_tokenizer_config_governs_bos()
     {
         using var folder = new TempFolder("spm-folder");
-        File.Copy(ModelPath, folder.Combine("tokenizer.model"));
+        File.Copy(SentencePieceModels.Model("bpe"), folder.Combine("tokenizer.model"));
         Assert.Equal(1, TokenizerLoader.Load(folder.Path).Encode("Hi")[0]);
 
-        File.WriteAllText(folder.Combine("tokenizer_config.json"), """{"add_bos_token": false}""");
-        Assert.NotEqual(1, TokenizerLoader.Load(folder.Path).Encode("Hi")[0]);
+        File.WriteAllText(folder.Combine("tokenizer_config.json"), """{"add_bos_token": false, "added_tokens_decoder": {"3": {"content": "<|turn|>", "special": true}}}""");
+        var tokenizer = TokenizerLoader.Load(folder.Path);
+        Assert.NotEqual(1, tokenizer.Encode("Hi")[0]);
+        Assert.Equal([3], tokenizer.Encode("<|turn|>"));
+    }
+
+    [Fact]
+    public async Task A_model_with_a_compiled_normalizer_is_refused_naming_it()
+    {
+        using var folder = new TempFolder("spm-nfkc");
+        var corpus = folder.Combine("corpus.txt");
+        File.WriteAllLines(corpus, Enumerable.Range(0, 200).Select(i => $"line {i} of some text with ﬁ ligatures and full-width ＡＢＣ"));
+        var (exitCode, output) = await ProcessRunner.RunAsync("spm_train", ["--input=" + corpus, "--model_prefix=" + folder.Combine("tokenizer"), "--vocab_size=60", "--hard_vocab_limit=false", "--minloglevel=2"]);
+        Assert.True(exitCode == 0, output);
+
+        var error = Assert.Throws<ModelFolderException>(() => SentencePieceTokenizer.Load(folder.Combine("tokenizer.model"), addBeginningOfSentence: false));
+        Assert.Contains("nmt_nfkc", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -73,36 +139,5 @@ public sealed class SentencePieceTokenizerTests
         var error = Assert.Throws<ModelFolderException>(() => TokenizerLoader.Load(folder.Path));
         Assert.Contains("tokenizer.json", error.Message, StringComparison.Ordinal);
         Assert.Contains("tokenizer.model", error.Message, StringComparison.Ordinal);
-    }
-
-    private static int[] SpmEncode(string text)
-    {
-        var start = new ProcessStartInfo("spm_encode", ["--model=" + ModelPath, "--output_format=id"])
-        {
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            StandardInputEncoding = new System.Text.UTF8Encoding(false),
-            StandardOutputEncoding = System.Text.Encoding.UTF8,
-        };
-        Process process;
-        try
-        {
-            process = Process.Start(start)!;
-        }
-        catch (System.ComponentModel.Win32Exception exception)
-        {
-            throw new InvalidOperationException("spm_encode is not installed: Debian's 'sentencepiece' package is the reference (.ci/run installs it)", exception);
-        }
-
-        using (process)
-        {
-            process.StandardInput.Write(text + "\n");
-            process.StandardInput.Close();
-            var output = process.StandardOutput.ReadToEnd();
-            process.WaitForExit();
-            Assert.True(process.ExitCode == 0, process.StandardError.ReadToEnd());
-            return [.. output.Split((char[])[' ', '\n'], StringSplitOptions.RemoveEmptyEntries).Select(int.Parse)];
-        }
     }
 }
