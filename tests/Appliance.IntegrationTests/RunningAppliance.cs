@@ -80,7 +80,7 @@ internal sealed class RunningAppliance : IAsyncDisposable
         return client;
     }
 
-    /// <summary>Waits until /health/ready answers 200 (every declared model loaded).</summary>
+    /// <summary>Waits until /health/ready answers 200 (the declared models tried, at least one serving).</summary>
     public async Task WaitUntilReadyAsync()
     {
         var deadline = DateTime.UtcNow.AddMinutes(1);

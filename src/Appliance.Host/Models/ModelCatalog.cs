@@ -11,6 +11,11 @@ public sealed class ModelCatalog : IModelCatalog, IDisposable
 
     public IReadOnlyList<ModelEntry> Entries => _entries;
 
+    /// <summary>Whether the models declared at start have each been tried once (loaded or failed).</summary>
+    public bool StartupComplete { get; private set; }
+
+    public void MarkStartupComplete() => StartupComplete = true;
+
     public ModelEntry? Find(string name) =>
         _entries.FirstOrDefault(e => e.Id == name) ?? _entries.FirstOrDefault(e => e.Aliases.Contains(name));
 

@@ -31,6 +31,7 @@ internal sealed partial class ModelLoader(
         }
 
         await manager.LoadDeclaredAsync(stoppingToken);
+        catalog.MarkStartupComplete();
     }
 
     private void LoadBuiltInEmbeddings()

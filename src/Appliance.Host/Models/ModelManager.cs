@@ -97,19 +97,12 @@ internal sealed partial class ModelManager(
         await _gate.WaitAsync(cancellationToken);
         try
         {
-            var declared = Declared();
-            if (!declared.ContainsKey(id))
+            if (!Declared().TryGetValue(id, out var options))
             {
                 return new ModelActionResult(ModelActionOutcome.NotDeclared, $"no model '{id}' is declared in the configuration");
             }
 
-            // Unload first: on a full device the new replicas need the old ones' memory.
-            if (_deployments.ContainsKey(id))
-            {
-                await UnloadAsync(id, declared[id].Aliases, cancellationToken);
-            }
-
-            return Load(id);
+            return _deployments.TryGetValue(id, out var old) ? await ReplaceAsync(id, options, old, cancellationToken) : Load(id);
         }
         finally
         {
@@ -159,9 +152,7 @@ internal sealed partial class ModelManager(
         try
         {
             var folder = ModelFolder.Open(options.Path); // checks every file against manifest.json
-            var available = devices.Devices.Select(d => (d, d.MemoryFreeBytes - _deployments.Values
-                .Sum(other => other.Placements.Count(p => p.DeviceId == d.Id) * other.MemoryBytes))).ToList();
-            var plan = ModelMemory.Plan(folder, options, available, out var note);
+            var plan = ModelMemory.Plan(folder, options, AvailableMemory(), out var note);
             if (note is not null)
             {
                 LogContextCapped(logger, id, note);
@@ -181,7 +172,7 @@ internal sealed partial class ModelManager(
         {
             return Failed(id, options, ModelActionOutcome.Conflict, exception);
         }
-        catch (Exception exception) when (exception is ModelFolderException or Microsoft.ML.OnnxRuntime.OnnxRuntimeException or IOException or ArgumentException or InvalidOperationException or DllNotFoundException)
+        catch (Exception exception) when (IsLoadFailure(exception))
         {
             return Failed(id, options, ModelActionOutcome.Failed, exception);
         }
@@ -271,6 +262,19 @@ internal sealed partial class ModelManager(
         }
 
         catalog.Set(new ModelEntry(id, aliases, ModelLoadState.Unloaded, null, null));
+        var cancelled = await RetireAsync(deployment, cancellationToken);
+        LogUnloaded(logger, id, cancelled);
+        return new ModelActionResult(ModelActionOutcome.Done, cancelled == 0
+            ? $"model '{id}' is unloaded"
+            : $"model '{id}' is unloaded; {cancelled} request(s) still running after the grace period were cancelled");
+    }
+
+    /// <summary>
+    /// A deployment no new request reaches: running requests get the grace period to finish, then its engines stop.
+    /// Returns how many requests were cancelled.
+    /// </summary>
+    private async Task<int> RetireAsync(ModelDeployment deployment, CancellationToken cancellationToken)
+    {
         var deadline = time.GetUtcNow() + pool.Value.UnloadGracePeriod;
         while (!deployment.Idle && time.GetUtcNow() < deadline)
         {
@@ -279,13 +283,93 @@ internal sealed partial class ModelManager(
 
         var cancelled = deployment.Router.QueuedRequests + deployment.Router.RunningRequests;
         var replicaSeconds = (time.GetUtcNow() - deployment.LoadedAt).TotalSeconds * deployment.Placements.Count;
-        _retiredReplicaSeconds.AddOrUpdate(id, replicaSeconds, (_, total) => total + replicaSeconds);
+        _retiredReplicaSeconds.AddOrUpdate(deployment.Id, replicaSeconds, (_, total) => total + replicaSeconds);
         deployment.Dispose();
-        LogUnloaded(logger, id, cancelled);
-        return new ModelActionResult(ModelActionOutcome.Done, cancelled == 0
-            ? $"model '{id}' is unloaded"
-            : $"model '{id}' is unloaded; {cancelled} request(s) still running after the grace period were cancelled");
+        return cancelled;
     }
+
+    /// <summary>
+    /// Reload without an outage: the new version is verified and loaded beside the old one, requests switch to it,
+    /// then the old one drains and unloads. A new version that fails to verify or load leaves the old one serving.
+    /// Only when the devices have no room for both does the old one make room, after the new folder has passed every
+    /// check that does not need the device (manifest, tokenizer, chat template, graph signature, memory plan).
+    /// </summary>
+    private async Task<ModelActionResult> ReplaceAsync(string id, ModelOptions options, ModelDeployment old, CancellationToken cancellationToken)
+    {
+        LogLoading(logger, id, options.Path);
+        ModelFolder folder;
+        ReplicaPlan plan;
+        try
+        {
+            folder = ModelFolder.Open(options.Path);
+            plan = ModelMemory.Plan(folder, options, AvailableMemory(ignoring: old), out var note);
+            if (note is not null)
+            {
+                LogContextCapped(logger, id, note);
+            }
+
+            _ = TokenizerLoader.Load(options.Path);
+            _ = ChatTemplateLoader.Load(options.Path, time, options.ChatTemplate);
+        }
+        catch (Exception exception) when (IsLoadFailure(exception))
+        {
+            return KeptServing(id, ModelActionOutcome.Failed, exception);
+        }
+
+        // The new replicas are placed as a model of their own, around everything that runs now (the old one included).
+        var incoming = id + "\u0000next";
+        List<ReplicaPlacement> placements;
+        try
+        {
+            var demands = _deployments.Values.Select(d => new ReplicaDemand(d.Id, d.Placements.Count, d.MemoryBytes))
+                .Append(new ReplicaDemand(incoming, options.Replicas, plan.PlacedBytes)).ToList();
+            placements = [.. Placer.Place(demands, devices.Devices, _strategy, [.. _deployments.Values.SelectMany(d => d.Placements)])
+                .Where(p => p.Model == incoming).Select(p => p with { Model = id })];
+        }
+        catch (PlacementException)
+        {
+            LogReloadMakesRoom(logger, id);
+            await UnloadAsync(id, options.Aliases, cancellationToken);
+            return Load(id);
+        }
+
+        ModelDeployment next;
+        try
+        {
+            next = Deploy(id, options, folder, plan, placements);
+        }
+        catch (Exception exception) when (IsLoadFailure(exception))
+        {
+            return KeptServing(id, ModelActionOutcome.Failed, exception);
+        }
+
+        _deployments[id] = next;
+        catalog.Set(new ModelEntry(id, options.Aliases, ModelLoadState.Ready, null, Serve(id, options, folder, next)));
+        LogLoaded(logger, id, folder.Digest, string.Join(", ", placements.Select(p => p.DeviceId)));
+        var cancelled = await RetireAsync(old, cancellationToken);
+        return new ModelActionResult(ModelActionOutcome.Done, $"model '{id}' ({folder.Digest}) is ready on {string.Join(", ", placements.Select(p => p.DeviceId))}; the previous version drained"
+            + (cancelled > 0 ? $" ({cancelled} request(s) still running after the grace period were cancelled)" : string.Empty));
+    }
+
+    /// <summary>A reload that failed: the running version stays, and its entry says why the new one was refused.</summary>
+    private ModelActionResult KeptServing(string id, ModelActionOutcome outcome, Exception exception)
+    {
+        if (catalog.Find(id) is { } entry && entry.Id == id)
+        {
+            catalog.Set(entry with { Error = $"reload refused, the previous version keeps serving: {exception.Message}" });
+        }
+
+        LogReloadRefused(logger, exception, id, exception.Message);
+        return new ModelActionResult(outcome, $"{exception.Message} (the previous version of '{id}' keeps serving)");
+    }
+
+    private static bool IsLoadFailure(Exception exception) =>
+        exception is ModelFolderException or Microsoft.ML.OnnxRuntime.OnnxRuntimeException or IOException or ArgumentException or InvalidOperationException or DllNotFoundException;
+
+    /// <summary>Free memory per device less what loaded models placed there (except <paramref name="ignoring"/>, about to be replaced).</summary>
+    private List<(PoolDevice Device, long Available)> AvailableMemory(ModelDeployment? ignoring = null) =>
+        [.. devices.Devices.Select(d => (d, d.MemoryFreeBytes - _deployments.Values.Where(other => other != ignoring)
+            .Sum(other => other.Placements.Count(p => p.DeviceId == d.Id) * other.MemoryBytes)))];
 
     [LoggerMessage(EventId = 3000, Level = LogLevel.Information, Message = "Loading model {ModelId} from {Path}")]
     private static partial void LogLoading(ILogger logger, string modelId, string path);
@@ -301,6 +385,12 @@ internal sealed partial class ModelManager(
 
     [LoggerMessage(EventId = 3004, Level = LogLevel.Error, Message = "The model configuration is invalid; no model can be loaded until it is fixed: {Reason}")]
     private static partial void LogInvalidConfiguration(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 3015, Level = LogLevel.Warning, Message = "Model {ModelId}: the devices have no room for the old and the new version side by side; the verified new version replaces the old one after it unloads")]
+    private static partial void LogReloadMakesRoom(ILogger logger, string modelId);
+
+    [LoggerMessage(EventId = 3016, Level = LogLevel.Error, Message = "Model {ModelId}: reload refused, the previous version keeps serving: {Reason}")]
+    private static partial void LogReloadRefused(ILogger logger, Exception exception, string modelId, string reason);
 
     [LoggerMessage(EventId = 3008, Level = LogLevel.Warning, Message = "Model {ModelId}: {Note}")]
     private static partial void LogContextCapped(ILogger logger, string modelId, string note);

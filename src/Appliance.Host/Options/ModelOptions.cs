@@ -6,6 +6,12 @@ public sealed record ModelOptions
     /// <summary>The model folder (genai_config.json, .onnx, tokenizer, manifest.json).</summary>
     public string Path { get; init; } = string.Empty;
 
+    /// <summary>
+    /// The node is not ready (the load balancer leaves it out) while this model cannot serve. Off: a model that is
+    /// unloaded or failed only makes its own requests fail, and the node keeps serving the others.
+    /// </summary>
+    public bool Required { get; init; }
+
     /// <summary>Other names clients may use for this model.</summary>
     public IReadOnlyList<string> Aliases { get; init; } = [];
 

@@ -26,7 +26,7 @@ public sealed class HostStartupTests : IDisposable
     }
 
     [Fact]
-    public async Task A_model_that_fails_verification_answers_503_and_keeps_the_node_unready()
+    public async Task A_model_that_fails_verification_answers_503_and_the_node_serves_the_others()
     {
         var good = WriteModel("good");
         var broken = WriteModel("broken");
@@ -35,14 +35,40 @@ public sealed class HostStartupTests : IDisposable
         var http = running.Http;
 
         await WaitForState(http, "broken", "failed");
-        Assert.Equal(HttpStatusCode.ServiceUnavailable, (await http.GetAsync("/health/ready")).StatusCode);
+        await WaitForState(http, "good", "ready");
+        // The node can serve "good", so it stays in the load balancer; /health/models says what is down.
+        var (status, body) = await ReadinessAfterStartup(http);
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Contains("broken: failed", body, StringComparison.Ordinal);
+        using (var states = JsonDocument.Parse(await http.GetStringAsync("/health/models")))
+        {
+            var brokenState = states.RootElement.GetProperty("models").EnumerateArray().Single(m => m.GetProperty("id").GetString() == "broken");
+            Assert.Equal("failed", brokenState.GetProperty("state").GetString());
+        }
+
         using var response = await http.PostAsync("/v1/chat/completions", new StringContent("""{"model":"broken","messages":[{"role":"user","content":"x"}]}""", Encoding.UTF8, "application/json"));
         Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
         Assert.Contains("model_unavailable", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
 
-        await WaitForState(http, "good", "ready");
         using var served = await http.PostAsync("/v1/chat/completions", new StringContent("""{"model":"good","messages":[{"role":"user","content":"x"}],"max_tokens":2}""", Encoding.UTF8, "application/json"));
         Assert.Equal(HttpStatusCode.OK, served.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_required_model_that_cannot_serve_keeps_the_node_unready()
+    {
+        var good = WriteModel("good");
+        var broken = WriteModel("broken");
+        File.AppendAllText(Path.Combine(broken, "genai_config.json"), " ");
+        await using var running = await RunningAppliance.StartAsync(
+            $"--Models:good:Path={good}", $"--Models:broken:Path={broken}", "--Models:broken:Required=true", "--Logging:LogLevel:Default=None", "--Appliance:BuiltInEmbeddings=false");
+        var http = running.Http;
+
+        await WaitForState(http, "broken", "failed");
+        await WaitForState(http, "good", "ready");
+        var (status, body) = await ReadinessAfterStartup(http);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, status);
+        Assert.Contains("required models cannot serve: broken", body, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -77,6 +103,23 @@ public sealed class HostStartupTests : IDisposable
         var folder = _root.Combine(name);
         SyntheticModelFolder.Write(SyntheticModelSpec.Tiny with { ContextLength = contextLength }, folder);
         return folder;
+    }
+
+    /// <summary>/health/ready once the declared models have each been tried.</summary>
+    private static async Task<(HttpStatusCode Status, string Body)> ReadinessAfterStartup(HttpClient http)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (true)
+        {
+            using var response = await http.GetAsync("/health/ready");
+            var body = await response.Content.ReadAsStringAsync();
+            if (!body.Contains("loading the declared models", StringComparison.Ordinal) || DateTime.UtcNow > deadline)
+            {
+                return (response.StatusCode, body);
+            }
+
+            await Task.Delay(50);
+        }
     }
 
     private static async Task WaitForState(HttpClient http, string model, string state)

@@ -40,7 +40,7 @@ public sealed class PoolAdminTests : IDisposable
             await Task.Delay(50);
         }
 
-        Assert.Equal(HttpStatusCode.ServiceUnavailable, (await running.Http.GetAsync("/health/ready")).StatusCode); // a declared model failed
+        await running.WaitUntilReadyAsync(); // "tiny" serves, so a failed "huge" keeps the node in the load balancer
 
         using var pool = JsonDocument.Parse(await running.Http.GetStringAsync("/admin/pool"));
         var huge = pool.RootElement.GetProperty("models").EnumerateArray().Single(m => m.GetProperty("id").GetString() == "huge");
@@ -74,12 +74,23 @@ public sealed class PoolAdminTests : IDisposable
         Assert.Equal(HttpStatusCode.OK, (await http.PostAsync("/v1/chat/completions", Chat("tiny", 2))).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await http.PostAsync("/admin/models/tiny/reload", null)).StatusCode);
 
-        // A model file changed behind the manifest's back: the reload refuses it and says why.
+        // A model file changed behind the manifest's back: the reload refuses it and says why, and the version that
+        // was loaded keeps serving.
         await File.AppendAllTextAsync(Path.Combine(folder, "tokenizer.json"), " ");
         using (var tampered = await http.PostAsync("/admin/models/tiny/reload", null))
         {
             Assert.Equal(HttpStatusCode.UnprocessableEntity, tampered.StatusCode);
-            Assert.Contains("tokenizer.json", await tampered.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+            var refusal = await tampered.Content.ReadAsStringAsync();
+            Assert.Contains("tokenizer.json", refusal, StringComparison.Ordinal);
+            Assert.Contains("keeps serving", refusal, StringComparison.Ordinal);
+        }
+
+        Assert.Equal(HttpStatusCode.OK, (await http.PostAsync("/v1/chat/completions", Chat("tiny", 2))).StatusCode);
+        using (var pool = JsonDocument.Parse(await http.GetStringAsync("/admin/pool")))
+        {
+            var tiny = pool.RootElement.GetProperty("models").EnumerateArray().Single(m => m.GetProperty("id").GetString() == "tiny");
+            Assert.Equal("ready", tiny.GetProperty("state").GetString());
+            Assert.Contains("tokenizer.json", tiny.GetProperty("error").GetString(), StringComparison.Ordinal);
         }
 
         // Each action is recorded before it acts (admin.action) and with its outcome when it ends (request.completed).
@@ -92,6 +103,70 @@ public sealed class PoolAdminTests : IDisposable
         var outcomes = Details(completed);
         Assert.Contains(outcomes, d => d.StartsWith("unload model tiny: model 'tiny' is not loaded", StringComparison.Ordinal));
         Assert.Contains(outcomes, d => d.StartsWith("reload model tiny", StringComparison.Ordinal) && d.Contains("tokenizer.json", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_reload_under_load_fails_no_request()
+    {
+        await using var running = await Start($"--Models:tiny:Path={Model("tiny")}");
+        var http = running.Http;
+
+        // Requests keep arriving before, during and after the reload; every one is answered in full.
+        using var stop = new CancellationTokenSource();
+        var callers = Enumerable.Range(0, 3).Select(async _ =>
+        {
+            var statuses = new List<HttpStatusCode>();
+            while (!stop.IsCancellationRequested)
+            {
+                using var response = await http.PostAsync("/v1/chat/completions", Chat("tiny", 24, ignoreEos: true));
+                statuses.Add(response.StatusCode);
+            }
+
+            return statuses;
+        }).ToList();
+        await Task.Delay(300);
+        using (var reload = await http.PostAsync("/admin/models/tiny/reload", null))
+        {
+            Assert.Equal(HttpStatusCode.OK, reload.StatusCode);
+        }
+
+        await Task.Delay(300);
+        await stop.CancelAsync();
+        var all = (await Task.WhenAll(callers)).SelectMany(s => s).ToList();
+        Assert.True(all.Count >= 6, $"only {all.Count} requests ran");
+        Assert.All(all, status => Assert.Equal(HttpStatusCode.OK, status));
+        Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/health/ready")).StatusCode);
+    }
+
+    [Fact]
+    public async Task A_reload_without_room_for_both_versions_replaces_the_old_one()
+    {
+        // Both CPU slots are taken by the model's two replicas, so the new version cannot load beside the old one.
+        await using var running = await Start($"--Models:tiny:Path={Model("tiny")}", "--Models:tiny:Replicas=2", $"--Models:tiny:MemoryBytes={SlotMemory * 3 / 4}");
+        var http = running.Http;
+
+        using var reload = await http.PostAsync("/admin/models/tiny/reload", null);
+
+        Assert.Equal(HttpStatusCode.OK, reload.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await http.PostAsync("/v1/chat/completions", Chat("tiny", 2))).StatusCode);
+    }
+
+    [Fact]
+    public async Task Unloading_one_model_keeps_the_node_serving_the_others()
+    {
+        var model = Model("tiny");
+        await using var running = await Start($"--Models:tiny:Path={model}", $"--Models:second:Path={model}");
+        var http = running.Http;
+
+        Assert.Equal(HttpStatusCode.OK, (await http.PostAsync("/admin/models/second/unload", null)).StatusCode);
+
+        Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/health/ready")).StatusCode); // HAProxy keeps the node
+        Assert.Equal(HttpStatusCode.OK, (await http.PostAsync("/v1/chat/completions", Chat("tiny", 2))).StatusCode);
+        using var states = JsonDocument.Parse(await http.GetStringAsync("/health/models"));
+        Assert.Equal("unloaded", states.RootElement.GetProperty("models").EnumerateArray().Single(m => m.GetProperty("id").GetString() == "second").GetProperty("state").GetString());
+
+        Assert.Equal(HttpStatusCode.OK, (await http.PostAsync("/admin/models/tiny/unload", null)).StatusCode);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, (await http.GetAsync("/health/ready")).StatusCode); // nothing left to serve
     }
 
     [Fact]
