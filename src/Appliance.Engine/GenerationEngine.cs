@@ -30,7 +30,7 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
     private long _nextSequenceId;
     private int _queued;
     private int _running;
-    private readonly ServiceRate _serviceRate = new();
+    private readonly ServiceRate _serviceRate;
     private int _kvUsedTokens;
     private long _cancelledRequests;
     private long _preemptions;
@@ -53,6 +53,7 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
         _runner = runner;
         Tokenizer = tokenizer;
         _options = options with { MaxBatchSize = Math.Min(options.MaxBatchSize, runner.MaxBatchSize) };
+        _serviceRate = new ServiceRate(_options.MaxBatchSize);
         _logger = logger ?? NullLogger<GenerationEngine>.Instance;
         _seedSource = seedSource ?? Random.Shared;
         var info = runner.Info;
@@ -125,7 +126,10 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
     public bool Healthy => !_lastRunFailed;
 
     /// <summary>How long a request submitted now would likely wait for its first step; null before the rate is known.</summary>
-    public TimeSpan? ExpectedWait => _serviceRate.ExpectedWait(QueuedRequests + (RunningRequests >= _options.MaxBatchSize ? 1 : 0));
+    public TimeSpan? ExpectedWait => _serviceRate.ExpectedWait(QueuedRequests, FreeSlots);
+
+    /// <summary>Batch places not taken by a running request.</summary>
+    private int FreeSlots => _options.MaxBatchSize - RunningRequests;
 
     public int MaxBatchSize => _options.MaxBatchSize;
 
@@ -157,8 +161,8 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
     /// <summary>Never an unbounded wait: refuse now when the queue ahead would outlast the caller's patience.</summary>
     private void RefuseWhenTheWaitIsTooLong(GenerationRequest request)
     {
-        var ahead = Volatile.Read(ref _queued) - 1 + (RunningRequests >= _options.MaxBatchSize ? 1 : 0);
-        if (request.MaxQueueWait is { } limit && _serviceRate.ExpectedWait(ahead) is { } wait && wait > limit)
+        var ahead = Volatile.Read(ref _queued) - 1;
+        if (request.MaxQueueWait is { } limit && _serviceRate.ExpectedWait(ahead, FreeSlots) is { } wait && wait > limit)
         {
             Interlocked.Decrement(ref _queued);
             throw new EngineOverloadedException(
@@ -335,7 +339,11 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
 
     private void Finish(Sequence sequence, Exception? error)
     {
-        _serviceRate.Finished();
+        if (sequence.AdmittedAt is { } admitted)
+        {
+            _serviceRate.Finished(System.Diagnostics.Stopwatch.GetElapsedTime(admitted));
+        }
+
         _scheduler.Finish(sequence);
         _runner.Release(sequence.Id);
         sequence.Writer.TryComplete(error);

@@ -1,48 +1,54 @@
-using System.Diagnostics;
-
 namespace Appliance.Engine.Scheduling;
 
 /// <summary>
-/// How fast the engine finishes requests, over its most recent completions, so that a refused caller can be told
-/// when to come back (Retry-After) from the queue's depth rather than a fixed guess.
+/// How long recent requests held a batch slot (from their first step to their end), so that a caller can be told
+/// how long it would wait and when to come back (Retry-After) from the queue's depth rather than a fixed guess.
 /// </summary>
-internal sealed class ServiceRate(int window = 64)
+/// <remarks>
+/// Service times, not completions per second up to now: a rate measured to the present decays while the engine is
+/// idle, so after a quiet minute it made an empty engine look slow and refused requests it would start at once.
+/// </remarks>
+internal sealed class ServiceRate(int slots, int window = 64)
 {
-    private readonly Queue<long> _finishedAt = new();
+    private readonly Queue<double> _serviceSeconds = new();
     private readonly Lock _gate = new();
+    private double _sum;
 
-    public void Finished()
+    /// <summary>Records a request that held a slot for <paramref name="service"/>.</summary>
+    public void Finished(TimeSpan service)
     {
         lock (_gate)
         {
-            _finishedAt.Enqueue(Stopwatch.GetTimestamp());
-            if (_finishedAt.Count > window)
+            _serviceSeconds.Enqueue(service.TotalSeconds);
+            _sum += service.TotalSeconds;
+            if (_serviceSeconds.Count > window)
             {
-                _finishedAt.Dequeue();
+                _sum -= _serviceSeconds.Dequeue();
             }
         }
     }
 
-    /// <summary>Requests finished per second, or null before there are two completions to measure between.</summary>
-    public double? PerSecond()
+    /// <summary>The mean time a request holds a slot, or null before any finished.</summary>
+    public double? MeanServiceSeconds()
     {
         lock (_gate)
         {
-            if (_finishedAt.Count < 2)
-            {
-                return null;
-            }
-
-            var span = Stopwatch.GetElapsedTime(_finishedAt.Peek(), Stopwatch.GetTimestamp()).TotalSeconds;
-            return span > 0 ? (_finishedAt.Count - 1) / span : null;
+            return _serviceSeconds.Count == 0 ? null : Math.Max(_sum / _serviceSeconds.Count, 0);
         }
     }
 
-    /// <summary>How long a request with <paramref name="ahead"/> requests before it will likely wait; null before there is a rate.</summary>
-    public TimeSpan? ExpectedWait(int ahead) =>
-        ahead <= 0 ? TimeSpan.Zero : PerSecond() is { } rate ? TimeSpan.FromSeconds(ahead / rate) : null;
+    /// <summary>
+    /// How long a request with <paramref name="waitingAhead"/> waiting requests before it will likely wait when
+    /// <paramref name="freeSlots"/> slots are free now: nothing when it can start at once, otherwise until enough
+    /// running requests finish (slots free up at <c>slots / mean service time</c>). Null before there is a measure.
+    /// </summary>
+    public TimeSpan? ExpectedWait(int waitingAhead, int freeSlots)
+    {
+        var releases = waitingAhead - Math.Max(freeSlots, 0) + 1;
+        return releases <= 0 ? TimeSpan.Zero : MeanServiceSeconds() is { } mean ? TimeSpan.FromSeconds(releases * mean / slots) : null;
+    }
 
     /// <summary>Seconds until a place in a queue of <paramref name="queued"/> frees up: at least 1, at most 60.</summary>
     public int RetryAfterSeconds(int queued) =>
-        PerSecond() is { } rate ? (int)Math.Clamp(Math.Ceiling(queued / rate), 1, 60) : 1;
+        MeanServiceSeconds() is { } mean ? (int)Math.Clamp(Math.Ceiling(queued * mean / slots), 1, 60) : 1;
 }

@@ -116,6 +116,21 @@ public sealed class FairSchedulingTests
         await Task.WhenAll(queued.Select(s => s.CollectAsync()));
     }
 
+    [Fact]
+    public async Task After_an_idle_spell_simultaneous_requests_that_fit_the_batch_are_all_admitted()
+    {
+        using var runner = new CountingRunner(contextLength: 64, maxBatchSize: 8);
+        using var engine = new GenerationEngine(runner, new ByteTokenizer(), new SchedulerOptions { MaxBatchSize = 8 });
+        await engine.Submit(Request("warm-1", "t")).CollectAsync();
+        await engine.Submit(Request("warm-2", "t")).CollectAsync();
+        await Task.Delay(1500); // quiet: a rate measured up to now would have decayed to a fraction
+
+        // Even with a deadline far below one request's service time, four requests fit eight free slots.
+        var streams = Enumerable.Range(0, 4).Select(i => engine.Submit(Request($"burst-{i}", "t") with { MaxQueueWait = TimeSpan.FromTicks(1) })).ToList();
+
+        Assert.All(await Task.WhenAll(streams.Select(s => s.CollectAsync())), result => Assert.Equal(FinishReason.Length, result.FinishReason));
+    }
+
     private static GenerationRequest Request(string id, string tenant) => new(id, [65], EightTokens) { Tenant = tenant };
 
     private static int FirstStepOf(CountingRunner runner, long sequenceId) =>
