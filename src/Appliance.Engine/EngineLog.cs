@@ -14,6 +14,9 @@ internal static partial class EngineLog
     [LoggerMessage(EventId = 1002, Level = LogLevel.Information, Message = "Engine for model {ModelId} stopped; {Cancelled} unfinished requests were cancelled")]
     public static partial void Stopped(ILogger logger, string modelId, int cancelled);
 
-    [LoggerMessage(EventId = 1003, Level = LogLevel.Critical, Message = "Engine loop for model {ModelId} crashed")]
-    public static partial void LoopCrashed(ILogger logger, Exception exception, string modelId);
+    [LoggerMessage(EventId = 1003, Level = LogLevel.Critical, Message = "Engine loop for model {ModelId} crashed ({Failed} requests failed); restarting in {BackoffMs} ms")]
+    public static partial void LoopCrashed(ILogger logger, Exception exception, string modelId, int failed, double backoffMs);
+
+    [LoggerMessage(EventId = 1005, Level = LogLevel.Warning, Message = "Engine loop for model {ModelId} restarted after {Restarts} crashes")]
+    public static partial void LoopRestarted(ILogger logger, string modelId, long restarts);
 }

@@ -20,12 +20,12 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
     private readonly SchedulerOptions _options;
     private readonly ILogger _logger;
     private readonly Random _seedSource;
-    private readonly Scheduler _scheduler;
+    private Scheduler _scheduler; // replaced, with the KV cache bookkeeping, when the loop restarts after a crash
     private readonly TokenSampler _sampler;
     private readonly ConcurrentQueue<Sequence> _incoming = new();
     private readonly SemaphoreSlim _wakeUp = new(0);
     private readonly Thread _thread;
-    private readonly KvCacheManager _kvCache;
+    private KvCacheManager _kvCache;
     private readonly IReadOnlySet<int> _stopTokenIds;
     private long _nextSequenceId;
     private int _queued;
@@ -36,6 +36,10 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
     private long _preemptions;
     private volatile bool _stopping;
     private volatile bool _lastRunFailed;
+    private readonly ManualResetEventSlim _stopSignal = new();
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<long, Sequence> _live = new();
+    private long _restartAt; // Stopwatch timestamp until which a crashed loop waits to restart; 0 while it runs
+    private long _restarts;
 
     public GenerationEngine(
         IModelRunner runner,
@@ -91,6 +95,12 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
     public GenerationStream Submit(GenerationRequest request)
     {
         ObjectDisposedException.ThrowIf(_stopping, this);
+        if (Interlocked.Read(ref _restartAt) is var restartAt and > 0)
+        {
+            var seconds = (int)Math.Ceiling(System.Diagnostics.Stopwatch.GetElapsedTime(System.Diagnostics.Stopwatch.GetTimestamp(), restartAt).TotalSeconds);
+            throw new EngineFailedException($"The engine of model {Model.Id} failed and is restarting; try again shortly.", Math.Max(seconds, 1));
+        }
+
         Validate(request);
         if (Interlocked.Increment(ref _queued) > _options.MaxQueuedRequests)
         {
@@ -113,6 +123,7 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
             new SamplingState(request.Sampling, request.PromptTokens, seed),
             new OutputProcessor(Tokenizer, request.Sampling, _stopTokenIds),
             channel.Writer);
+        _live[sequence.Id] = sequence;
         _incoming.Enqueue(sequence);
         _wakeUp.Release();
         return new GenerationStream(request.RequestId, channel.Reader, () =>
@@ -122,8 +133,14 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
         });
     }
 
-    /// <summary>False after a model run failed, until one succeeds again: a replica router sends work elsewhere meanwhile.</summary>
-    public bool Healthy => !_lastRunFailed;
+    /// <summary>
+    /// False after a model run failed, until one succeeds again, and while a crashed loop waits to restart: a replica
+    /// router sends work elsewhere meanwhile.
+    /// </summary>
+    public bool Healthy => !_lastRunFailed && Interlocked.Read(ref _restartAt) == 0;
+
+    /// <summary>Times the engine loop crashed and was restarted.</summary>
+    public long Restarts => Interlocked.Read(ref _restarts);
 
     /// <summary>How long a request submitted now would likely wait for its first step; null before the rate is known.</summary>
     public TimeSpan? ExpectedWait => _serviceRate.ExpectedWait(QueuedRequests, FreeSlots);
@@ -141,9 +158,11 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
         }
 
         _stopping = true;
+        _stopSignal.Set();
         WakeUp();
         _thread.Join();
         _wakeUp.Dispose();
+        _stopSignal.Dispose();
     }
 
     private void WakeUp()
@@ -201,34 +220,92 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
         }
     }
 
+    /// <summary>
+    /// Supervises the engine loop: a crash outside a model run fails every request the engine holds (they would never
+    /// finish), resets the scheduler, and restarts after a backoff that doubles while crashes follow each other.
+    /// </summary>
     private void Loop()
     {
-        try
+        var backoff = _options.RestartBackoff;
+        while (!_stopping)
         {
-            while (!_stopping)
+            var startedAt = System.Diagnostics.Stopwatch.GetTimestamp();
+            try
             {
-                while (_incoming.TryDequeue(out var sequence))
+                RunSteps();
+            }
+            catch (Exception exception) when (!_stopping)
+            {
+                if (System.Diagnostics.Stopwatch.GetElapsedTime(startedAt) > _options.MaxRestartBackoff * 2)
                 {
-                    _scheduler.Add(sequence);
+                    backoff = _options.RestartBackoff; // it ran well for a while: this is a new failure, not a loop
                 }
 
-                var worked = Step();
-                Volatile.Write(ref _running, _scheduler.RunningCount);
-                Volatile.Write(ref _kvUsedTokens, _kvCache.UsedTokens);
-                if (!worked)
+                Interlocked.Exchange(ref _restartAt, System.Diagnostics.Stopwatch.GetTimestamp() + (long)(backoff.TotalSeconds * System.Diagnostics.Stopwatch.Frequency));
+                var failed = FailEverything(exception, (int)Math.Ceiling(backoff.TotalSeconds));
+                Interlocked.Increment(ref _restarts);
+                EngineLog.LoopCrashed(_logger, exception, Model.Id, failed, backoff.TotalMilliseconds);
+                _stopSignal.Wait(backoff);
+                backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, _options.MaxRestartBackoff.Ticks));
+                Interlocked.Exchange(ref _restartAt, 0);
+                if (!_stopping)
                 {
-                    _wakeUp.Wait();
+                    EngineLog.LoopRestarted(_logger, Model.Id, Restarts);
                 }
             }
         }
-        catch (Exception exception)
+
+        CancelEverything();
+    }
+
+    private void RunSteps()
+    {
+        while (!_stopping)
         {
-            EngineLog.LoopCrashed(_logger, exception, Model.Id);
+            while (_incoming.TryDequeue(out var sequence))
+            {
+                _scheduler.Add(sequence);
+            }
+
+            var worked = Step();
+            Volatile.Write(ref _running, _scheduler.RunningCount);
+            Volatile.Write(ref _kvUsedTokens, _kvCache.UsedTokens);
+            if (!worked)
+            {
+                _wakeUp.Wait();
+            }
         }
-        finally
+    }
+
+    /// <summary>Ends every held request with the crash and starts the bookkeeping afresh. Returns how many there were.</summary>
+    private int FailEverything(Exception crash, int retryAfterSeconds)
+    {
+        while (_incoming.TryDequeue(out var sequence))
         {
-            CancelEverything();
+            _scheduler.Add(sequence);
         }
+
+        // Every request not yet answered, including one the crash caught between the scheduler and its answer.
+        var held = _live.Values.ToList();
+        foreach (var sequence in held)
+        {
+            Complete(sequence, new EngineFailedException($"The engine of model {Model.Id} failed: {crash.Message}", retryAfterSeconds, crash));
+            try
+            {
+                _runner.Release(sequence.Id);
+            }
+            catch (Exception)
+            {
+                // The runner's own bookkeeping may be what failed; the fresh start below does not depend on it.
+            }
+        }
+
+        _kvCache = new KvCacheManager(_kvCache.CapacityTokens);
+        _scheduler = new Scheduler(_options, _kvCache, Model.ContextLength);
+        Volatile.Write(ref _queued, 0);
+        Volatile.Write(ref _running, 0);
+        Volatile.Write(ref _kvUsedTokens, 0);
+        return held.Count;
     }
 
     /// <summary>One engine step: schedule, execute, update. Returns false when there was nothing to run.</summary>
@@ -243,7 +320,7 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
 
             Interlocked.Increment(ref _cancelledRequests);
             _runner.Release(sequence.Id);
-            sequence.Writer.TryComplete();
+            Complete(sequence, null);
         }
 
         var plan = _scheduler.Schedule();
@@ -346,6 +423,13 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
 
         _scheduler.Finish(sequence);
         _runner.Release(sequence.Id);
+        Complete(sequence, error);
+    }
+
+    /// <summary>Ends a request's stream; the engine no longer holds it.</summary>
+    private void Complete(Sequence sequence, Exception? error)
+    {
+        _live.TryRemove(sequence.Id, out _);
         sequence.Writer.TryComplete(error);
     }
 
@@ -356,12 +440,19 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
             _scheduler.Add(sequence);
         }
 
-        var unfinished = _scheduler.All.ToList();
+        var unfinished = _live.Values.ToList();
         foreach (var sequence in unfinished)
         {
             sequence.Writer.TryWrite(new GenerationDelta(string.Empty, [], null, FinishReason.Cancelled, new GenerationUsage(sequence.PromptLength, sequence.Output.CompletionTokens, sequence.QueueMilliseconds)));
-            sequence.Writer.TryComplete();
-            _runner.Release(sequence.Id);
+            Complete(sequence, null);
+            try
+            {
+                _runner.Release(sequence.Id);
+            }
+            catch (Exception exception) when (exception is InvalidOperationException or ObjectDisposedException)
+            {
+                // Stopping anyway: a runner that cannot release a row is disposed right after.
+            }
         }
 
         EngineLog.Stopped(_logger, Model.Id, unfinished.Count);

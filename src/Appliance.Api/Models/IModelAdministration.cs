@@ -13,7 +13,8 @@ public sealed record ReplicaState(
     long MemoryBytes,
     DateTimeOffset LoadedAt,
     long Preemptions = 0,
-    ReplicaMemory? Memory = null);
+    ReplicaMemory? Memory = null,
+    long Restarts = 0);
 
 /// <summary>
 /// Where a replica's memory goes: on its device the weights, the KV cache (its element type, for the context and batch

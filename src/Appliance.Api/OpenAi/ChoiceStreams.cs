@@ -49,6 +49,7 @@ internal sealed class ChoiceStreams : IAsyncDisposable
             throw exception switch
             {
                 EngineOverloadedException overloaded => new OpenAiRequestException(OpenAiError.Overloaded(model.Id, overloaded.Message), overloaded.RetryAfterSeconds),
+                EngineFailedException failed => new OpenAiRequestException(OpenAiError.Unavailable(failed.Message, "engine_error"), failed.RetryAfterSeconds),
                 ArgumentException argument => new OpenAiRequestException(OpenAiError.Invalid(argument.Message, null)),
                 ObjectDisposedException => new OpenAiRequestException(OpenAiError.Unavailable("The appliance is shutting down.", "shutting_down")),
                 _ => exception,

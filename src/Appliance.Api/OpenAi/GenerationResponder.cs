@@ -180,9 +180,12 @@ internal static class GenerationResponder
 
     private static string Wire(FinishReason reason) => reason.ToString().ToLowerInvariant();
 
-    private static OpenAiError EngineFailure(ChoiceDelta item) => item.Error is null
-        ? OpenAiError.Unavailable("The appliance is shutting down; the request was cancelled.", "shutting_down")
-        : new OpenAiError(StatusCodes.Status500InternalServerError, "The model failed while generating; please retry.", "server_error", null, "engine_error");
+    private static OpenAiError EngineFailure(ChoiceDelta item) => item.Error switch
+    {
+        null => OpenAiError.Unavailable("The appliance is shutting down; the request was cancelled.", "shutting_down"),
+        EngineFailedException => OpenAiError.Unavailable("The model's engine failed and is restarting; please retry.", "engine_error"),
+        _ => new OpenAiError(StatusCodes.Status500InternalServerError, "The model failed while generating; please retry.", "server_error", null, "engine_error"),
+    };
 
     private static async Task Event(HttpResponse response, byte[] json, CancellationToken cancellationToken)
     {

@@ -62,6 +62,7 @@ public sealed class ReplicaRouter : IEngineClient
     private (Replica Replica, GenerationStream Stream) SubmitToBest(GenerationRequest request, IReadOnlySet<int> excluded)
     {
         EngineOverloadedException? overloaded = null;
+        EngineFailedException? restarting = null;
         foreach (var replica in Ranked(excluded))
         {
             try
@@ -72,9 +73,13 @@ public sealed class ReplicaRouter : IEngineClient
             {
                 overloaded = overloaded is null || exception.RetryAfterSeconds < overloaded.RetryAfterSeconds ? exception : overloaded;
             }
+            catch (EngineFailedException exception)
+            {
+                restarting = exception; // its engine is restarting: another replica may take the request
+            }
         }
 
-        throw overloaded ?? new EngineOverloadedException($"Model {Model.Id} has no replica left to run the request.", QueuedRequests);
+        throw (Exception?)overloaded ?? (Exception?)restarting ?? new EngineOverloadedException($"Model {Model.Id} has no replica left to run the request.", QueuedRequests);
     }
 
     private GenerationStream Retrying(GenerationRequest request, Replica first, GenerationStream firstStream)
@@ -99,7 +104,8 @@ public sealed class ReplicaRouter : IEngineClient
                     channel.Writer.TryComplete();
                     return;
                 }
-                catch (ModelRunException failure) when (!producedOutput && !failure.ProducedOutput && !cancelled.IsCancellationRequested && tried.Count < Replicas.Count)
+                catch (Exception failure) when (failure is ModelRunException { ProducedOutput: false } or EngineFailedException
+                    && !producedOutput && !cancelled.IsCancellationRequested && tried.Count < Replicas.Count)
                 {
                     try
                     {
@@ -107,7 +113,7 @@ public sealed class ReplicaRouter : IEngineClient
                         tried.Add(next.Index);
                         current = stream;
                     }
-                    catch (Exception resubmit) when (resubmit is EngineOverloadedException or ObjectDisposedException)
+                    catch (Exception resubmit) when (resubmit is EngineOverloadedException or EngineFailedException or ObjectDisposedException)
                     {
                         channel.Writer.TryComplete(failure);
                         return;

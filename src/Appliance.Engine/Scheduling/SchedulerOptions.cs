@@ -37,6 +37,14 @@ public sealed record SchedulerOptions
     /// </summary>
     public bool PreemptForFairness { get; init; } = true;
 
+    /// <summary>
+    /// The first wait before an engine whose loop crashed starts again; each crash soon after the last doubles it, up
+    /// to <see cref="MaxRestartBackoff"/>.
+    /// </summary>
+    public TimeSpan RestartBackoff { get; init; } = TimeSpan.FromSeconds(1);
+
+    public TimeSpan MaxRestartBackoff { get; init; } = TimeSpan.FromSeconds(30);
+
     public double WeightOf(string tenant) => TenantWeights.TryGetValue(tenant, out var weight) ? weight : DefaultTenantWeight;
 
     public string? Validate()

@@ -39,7 +39,8 @@ internal sealed class ApplianceMetrics : IDisposable
         _meter.CreateObservableGauge("kv_cache_used_tokens", () => Replicas(models, r => r.KvCacheUsedTokens), "tokens", "KV cache reserved by running requests");
         _meter.CreateObservableGauge("kv_cache_capacity_tokens", () => Replicas(models, r => r.KvCacheCapacityTokens), "tokens", "KV cache of each replica");
         _meter.CreateObservableCounter("preemptions_total", () => Replicas(models, r => r.Preemptions), "requests", "Running requests sent back to the queue to let another tenant in");
-        _meter.CreateObservableGauge("replica_healthy", () => Replicas(models, r => r.Healthy ? 1 : 0), description: "0 after a replica's model run failed, until one succeeds");
+        _meter.CreateObservableGauge("replica_healthy", () => Replicas(models, r => r.Healthy ? 1 : 0), description: "0 after a replica's model run failed, until one succeeds, and while its crashed engine restarts");
+        _meter.CreateObservableCounter("engine_restarts_total", () => Replicas(models, r => r.Restarts), "restarts", "Times a replica's engine loop crashed and was restarted");
         _meter.CreateObservableGauge("device_memory_total_bytes", () => devices.Devices.Select(d =>
             new Measurement<long>(d.MemoryTotalBytes, new KeyValuePair<string, object?>("device", d.Id))), "bytes", "Memory of each device at discovery");
         _meter.CreateObservableGauge("draining", () => drain.Draining ? 1 : 0, description: "1 while the node is draining");

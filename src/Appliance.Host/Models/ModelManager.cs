@@ -33,7 +33,7 @@ internal sealed partial class ModelManager(
     private readonly IPlacementStrategy _strategy = Placer.Strategy(pool.Value.Placement);
 
     public IReadOnlyList<ReplicaState> Replicas => [.. _deployments.Values.OrderBy(d => d.Id, StringComparer.Ordinal).SelectMany(d => d.Router.Replicas.Select(r =>
-        new ReplicaState(d.Id, r.Index, r.DeviceId, r.Engine.Healthy, r.Engine.RunningRequests, r.Engine.QueuedRequests, r.Engine.KvCacheUsedTokens, r.Engine.KvCacheCapacityTokens, d.MemoryBytes, d.LoadedAt, r.Engine.Preemptions, d.Memory)))];
+        new ReplicaState(d.Id, r.Index, r.DeviceId, r.Engine.Healthy, r.Engine.RunningRequests, r.Engine.QueuedRequests, r.Engine.KvCacheUsedTokens, r.Engine.KvCacheCapacityTokens, d.MemoryBytes, d.LoadedAt, r.Engine.Preemptions, d.Memory, r.Engine.Restarts)))];
 
     public IReadOnlyDictionary<string, double> ReplicaSeconds()
     {

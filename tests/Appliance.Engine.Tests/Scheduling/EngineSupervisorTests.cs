@@ -1,0 +1,102 @@
+using Appliance.Engine.Requests;
+using Appliance.Engine.Scheduling;
+using Appliance.Tests.Common;
+
+namespace Appliance.Engine.Tests.Scheduling;
+
+/// <summary>
+/// A fault in the engine loop outside a model run (detokenising, sampling, the runner's bookkeeping) ends the
+/// requests it held with an engine failure at once, refuses new ones while the engine restarts, counts the restart,
+/// and the engine serves again after its backoff.
+/// </summary>
+public sealed class EngineSupervisorTests
+{
+    private static readonly SamplingParams Greedy = new() { Temperature = 0, MaxTokens = 6 };
+    private static readonly SchedulerOptions Options = new() { RestartBackoff = TimeSpan.FromMilliseconds(300), MaxRestartBackoff = TimeSpan.FromSeconds(1) };
+
+    public enum Stage
+    {
+        Detokenising,
+        Sampling,
+        Bookkeeping,
+    }
+
+    [Theory]
+    [InlineData(Stage.Detokenising)]
+    [InlineData(Stage.Sampling)]
+    [InlineData(Stage.Bookkeeping)]
+    public async Task A_crash_fails_the_held_requests_and_the_engine_restarts(Stage stage)
+    {
+        using var runner = new FaultyRunner(new CountingRunner());
+        var tokenizer = new FaultyTokenizer();
+        using var engine = new GenerationEngine(runner, tokenizer, Options);
+        Assert.Equal("BCDEFG", (await engine.Submit(new GenerationRequest("before", [65], Greedy)).CollectAsync()).Text);
+
+        runner.ShortLogits = stage == Stage.Sampling;
+        runner.FailRelease = stage == Stage.Bookkeeping;
+        tokenizer.Fail = stage == Stage.Detokenising;
+        var held = Enumerable.Range(0, 3).Select(i => engine.Submit(new GenerationRequest($"held-{i}", [65], Greedy))).ToList();
+
+        foreach (var stream in held)
+        {
+            var failure = await Assert.ThrowsAsync<EngineFailedException>(() => stream.CollectAsync()).WaitAsync(TimeSpan.FromSeconds(10));
+            Assert.Contains("failed", failure.Message, StringComparison.Ordinal);
+        }
+
+        Assert.False(engine.Healthy);
+        Assert.Equal(1, engine.Restarts);
+        var refused = Assert.Throws<EngineFailedException>(() => engine.Submit(new GenerationRequest("during", [65], Greedy)));
+        Assert.InRange(refused.RetryAfterSeconds, 1, 2);
+
+        (runner.ShortLogits, runner.FailRelease, tokenizer.Fail) = (false, false, false);
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (!engine.Healthy && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(20);
+        }
+
+        Assert.True(engine.Healthy, "the engine should have restarted");
+        Assert.Equal((0, 0), (engine.QueuedRequests, engine.RunningRequests));
+        Assert.Equal("BCDEFG", (await engine.Submit(new GenerationRequest("after", [65], Greedy)).CollectAsync()).Text);
+    }
+
+    private sealed class FaultyTokenizer : ITokenizer
+    {
+        private readonly ByteTokenizer _inner = new();
+
+        public volatile bool Fail;
+
+        public IReadOnlyList<int> Encode(string text) => _inner.Encode(text);
+
+        public string Decode(IEnumerable<int> ids) => Fail ? throw new InvalidOperationException("detokeniser fault") : _inner.Decode(ids);
+    }
+
+    /// <summary>Short logits make the engine's per-row slice fail after the run; a failing release breaks its bookkeeping.</summary>
+    private sealed class FaultyRunner(CountingRunner inner) : IModelRunner
+    {
+        public volatile bool ShortLogits;
+        public volatile bool FailRelease;
+
+        public ModelInfo Info => inner.Info;
+
+        public int MaxBatchSize => inner.MaxBatchSize;
+
+        public ReadOnlyMemory<float> Execute(IReadOnlyList<RunnerSequence> batch)
+        {
+            var logits = inner.Execute(batch);
+            return ShortLogits ? logits[..1] : logits;
+        }
+
+        public void Release(long sequenceId)
+        {
+            if (FailRelease)
+            {
+                throw new InvalidOperationException("bookkeeping fault");
+            }
+
+            inner.Release(sequenceId);
+        }
+
+        public void Dispose() => inner.Dispose();
+    }
+}
