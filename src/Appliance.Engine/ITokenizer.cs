@@ -3,8 +3,17 @@ namespace Appliance.Engine;
 /// <summary>Turns text into token ids and back. Implementations must be safe to call from several threads.</summary>
 public interface ITokenizer
 {
-    /// <summary>Encodes text exactly as the model was trained (no special tokens added unless the model's rules say so).</summary>
+    /// <summary>
+    /// Encodes text as written, adding nothing: what a rendered chat template needs (it writes its own BOS). Special
+    /// tokens written in the text become their ids.
+    /// </summary>
     IReadOnlyList<int> Encode(string text);
+
+    /// <summary>
+    /// Encodes a plain prompt as the model's tokenizer does by default (Hugging Face's add_special_tokens): with the
+    /// BOS, or whatever its post-processor adds. What /v1/completions sends.
+    /// </summary>
+    IReadOnlyList<int> EncodeWithSpecialTokens(string text) => Encode(text);
 
     /// <summary>
     /// Decodes a sequence. Ids that end inside a multi-byte character decode to U+FFFD at the end, which streaming

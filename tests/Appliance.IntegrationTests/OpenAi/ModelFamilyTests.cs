@@ -11,7 +11,7 @@ namespace Appliance.IntegrationTests.OpenAi;
 /// <summary>
 /// A chat request end to end with a real model family's tokenizer and chat template, paired with a synthetic decoder
 /// of the family's vocabulary size: the prompt the appliance builds has exactly as many tokens as Jinja2's rendering
-/// tokenised by the reference tokenizer.
+/// tokenised by the reference tokenizer, and a plain completion prompt as many as the reference with its special tokens.
 /// </summary>
 public sealed class ModelFamilyTests : IDisposable
 {
@@ -39,6 +39,16 @@ public sealed class ModelFamilyTests : IDisposable
         var rendered = ReferenceChatTemplates.Render(template, messages, bos, eos, addGenerationPrompt: true, DateTime.UtcNow.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture));
         var expectedTokens = ReferenceTokenizers.Encode(family, [rendered])[0].Length;
         Assert.Equal(expectedTokens, JsonDocument.Parse(text).RootElement.GetProperty("usage").GetProperty("prompt_tokens").GetInt32());
+
+        // A plain completion prompt gets what the tokenizer's post-processor adds (the BOS of Llama 3, Gemma 3 and
+        // DeepSeek V3), as transformers and vLLM encode it.
+        const string Prompt = "Wie spät ist es? 🕰️";
+        var completionBody = JsonSerializer.Serialize(new { model = family, prompt = Prompt, max_tokens = 2 });
+        using var completion = await running.Http.PostAsync("/v1/completions", new StringContent(completionBody, Encoding.UTF8, "application/json"));
+        var completionText = await completion.Content.ReadAsStringAsync();
+        Assert.True(completion.StatusCode == HttpStatusCode.OK, completionText);
+        Assert.Equal(ReferenceTokenizers.Encode(family, [Prompt], addSpecialTokens: true)[0].Length,
+            JsonDocument.Parse(completionText).RootElement.GetProperty("usage").GetProperty("prompt_tokens").GetInt32());
     }
 
     public void Dispose() => _root.Dispose();

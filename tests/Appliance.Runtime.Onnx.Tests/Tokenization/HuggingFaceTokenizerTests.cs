@@ -54,6 +54,26 @@ public sealed class HuggingFaceTokenizerTests
     [InlineData("deepseek_v3")]
     [InlineData("gemma3")]
     [InlineData("llama2")]
+    public void A_plain_prompt_gets_what_the_post_processor_adds_as_the_reference_does(string family)
+    {
+        // /v1/completions: Llama 2 and 3, Gemma 3 and DeepSeek V3 start with their BOS; Qwen3 adds nothing.
+        var tokenizer = TokenizerLoader.Load(ReferenceTokenizers.ModelFolder(family));
+        var expected = ReferenceTokenizers.Encode(family, Texts, addSpecialTokens: true);
+
+        for (var i = 0; i < Texts.Length; i++)
+        {
+            var actual = tokenizer.EncodeWithSpecialTokens(Texts[i]);
+            Assert.True(expected[i].SequenceEqual(actual), $"text {i} '{Texts[i]}': expected [{string.Join(",", expected[i])}], got [{string.Join(",", actual)}]");
+        }
+    }
+
+    [Theory]
+    [InlineData("llama3")]
+    [InlineData("llama3_1")]
+    [InlineData("qwen3")]
+    [InlineData("deepseek_v3")]
+    [InlineData("gemma3")]
+    [InlineData("llama2")]
     public void Streaming_detokenisation_is_exact(string family)
     {
         var tokenizer = TokenizerLoader.Load(ReferenceTokenizers.ModelFolder(family));

@@ -24,10 +24,12 @@ public sealed class HuggingFaceSentencePieceTokenizer : ITokenizer
     private readonly int? _unknownId;
     private readonly AddedTokenMatcher _addedTokens;
     private readonly SentencePieceJsonRules _rules;
+    private readonly PostProcessor _postProcessor;
 
     private HuggingFaceSentencePieceTokenizer(
-        BpeTokenizer bpe, Dictionary<string, int> vocabulary, Dictionary<string, int> added, int? unknownId, SentencePieceJsonRules rules)
+        BpeTokenizer bpe, Dictionary<string, int> vocabulary, Dictionary<string, int> added, int? unknownId, SentencePieceJsonRules rules, PostProcessor postProcessor)
     {
+        _postProcessor = postProcessor;
         _bpe = bpe;
         _vocabulary = [.. vocabulary.Keys];
         _unknownId = unknownId;
@@ -64,7 +66,7 @@ public sealed class HuggingFaceSentencePieceTokenizer : ITokenizer
             PreTokenizer = null,
             Normalizer = null,
         });
-        return new HuggingFaceSentencePieceTokenizer(bpe, vocabulary, added, unknownId, rules);
+        return new HuggingFaceSentencePieceTokenizer(bpe, vocabulary, added, unknownId, rules, PostProcessor.Read(root, path));
     }
 
     public IReadOnlyList<int> Encode(string text)
@@ -84,6 +86,8 @@ public sealed class HuggingFaceSentencePieceTokenizer : ITokenizer
 
         return ids;
     }
+
+    public IReadOnlyList<int> EncodeWithSpecialTokens(string text) => _postProcessor.Apply(Encode(text));
 
     public string Decode(IEnumerable<int> ids)
     {

@@ -19,9 +19,12 @@ public sealed class HuggingFaceTokenizer : ITokenizer
     private readonly BpeTokenizer _tokenizer;
     private readonly bool _nfc;
 
-    private HuggingFaceTokenizer(BpeTokenizer tokenizer, IReadOnlyDictionary<string, int> addedTokens, bool nfc)
+    private readonly PostProcessor _postProcessor;
+
+    private HuggingFaceTokenizer(BpeTokenizer tokenizer, IReadOnlyDictionary<string, int> addedTokens, bool nfc, PostProcessor postProcessor)
     {
         _tokenizer = tokenizer;
+        _postProcessor = postProcessor;
         AddedTokens = addedTokens;
         _nfc = nfc;
     }
@@ -53,12 +56,14 @@ public sealed class HuggingFaceTokenizer : ITokenizer
             SpecialTokens = added,
             PreTokenizer = new SplitSequencePreTokenizer(SplitPatterns(root, path), new AddedTokenMatcher(added)),
         };
-        return new HuggingFaceTokenizer(BpeTokenizer.Create(options), added, UsesNfc(root, path));
+        return new HuggingFaceTokenizer(BpeTokenizer.Create(options), added, UsesNfc(root, path), PostProcessor.Read(root, path));
     }
 
     // The normalizer is applied here: BpeOptions.Normalizer did not change what the pre-tokenizer saw.
     public IReadOnlyList<int> Encode(string text) =>
         _tokenizer.EncodeToIds(_nfc ? text.Normalize(System.Text.NormalizationForm.FormC) : text);
+
+    public IReadOnlyList<int> EncodeWithSpecialTokens(string text) => _postProcessor.Apply(Encode(text));
 
     public string Decode(IEnumerable<int> ids) => _tokenizer.Decode(ids);
 
