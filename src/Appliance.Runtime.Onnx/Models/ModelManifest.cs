@@ -52,7 +52,11 @@ public sealed record ModelManifest(
         return manifest;
     }
 
-    /// <summary>Reads manifest.json and checks every listed file; throws naming the first file that is missing or differs.</summary>
+    /// <summary>
+    /// Reads manifest.json and checks every listed file; throws naming the first file that is missing or differs, or
+    /// a file in the folder the manifest does not list (it could change what the model does, such as a tokenizer or a
+    /// chat template, without changing the digest).
+    /// </summary>
     public static ModelManifest Verify(string folder)
     {
         var manifest = Read(folder);
@@ -75,6 +79,20 @@ public sealed record ModelManifest(
             {
                 throw new ModelFolderException($"{folder}: file '{file.Path}' does not match its SHA-256 in the manifest; the folder is refused.");
             }
+        }
+
+        var listed = manifest.Files.Select(f => f.Path).ToHashSet(StringComparer.Ordinal);
+        var unlisted = Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories)
+            .Select(f => System.IO.Path.GetRelativePath(folder, f).Replace('\\', '/'))
+            .Where(p => p != FileName && !listed.Contains(p))
+            .Order(StringComparer.Ordinal)
+            .ToList();
+        if (unlisted.Count > 0)
+        {
+            throw new ModelFolderException(
+                $"{folder}: {string.Join(", ", unlisted.Take(3).Select(p => $"'{p}'"))}{(unlisted.Count > 3 ? $" and {unlisted.Count - 3} more" : string.Empty)} "
+                + $"not listed in the manifest; a file the manifest does not cover could change the model's behaviour without changing its digest. "
+                + $"Remove it, or recreate the manifest ('appliance model manifest {folder}') if it belongs to the model.");
         }
 
         return manifest;

@@ -47,6 +47,23 @@ public sealed class ModelFolderTests : IDisposable
         Assert.Contains("missing", error.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("tokenizer.model")] // would be read instead of nothing, or beside tokenizer.json
+    [InlineData("chat_template.jinja")]
+    [InlineData("sub/extra.onnx.data")]
+    public void A_file_the_manifest_does_not_list_refuses_the_model_naming_it(string added)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.Combine(Folder, added))!);
+        File.WriteAllText(Path.Combine(Folder, added), "not covered by the digest");
+
+        var error = Assert.Throws<ModelFolderException>(() => ModelFolder.Open(Folder));
+        Assert.Contains($"'{added}'", error.Message, StringComparison.Ordinal);
+        Assert.Contains("not listed in the manifest", error.Message, StringComparison.Ordinal);
+
+        ModelManifest.Create(Folder); // the administrator's fix when the file belongs to the model
+        Assert.NotNull(ModelFolder.Open(Folder));
+    }
+
     [Fact]
     public void AFolder_without_manifest_is_refused()
     {
