@@ -62,6 +62,12 @@ public sealed partial class AuditLog : IAsyncDisposable
     /// <summary>Stores a record; completes when it is durable, or throws <see cref="AuditUnavailableException"/>.</summary>
     public Task<AuditEntry> RecordAsync(AuditRecord record)
     {
+        if (_writer.IsCompleted)
+        {
+            // The writer ended (it should not): refuse at once rather than queue a record nobody will write.
+            return Task.FromException<AuditEntry>(new AuditUnavailableException("the audit writer has stopped"));
+        }
+
         var pending = new Pending(CanonicalJson.Normalize(record), new TaskCompletionSource<AuditEntry>(TaskCreationOptions.RunContinuationsAsynchronously));
         return _queue.Writer.TryWrite(pending)
             ? pending.Done.Task
@@ -103,7 +109,17 @@ public sealed partial class AuditLog : IAsyncDisposable
                 batch.Add(pending);
             }
 
-            Commit(batch, forceCheckpoint: false);
+            try
+            {
+                Commit(batch, forceCheckpoint: false);
+            }
+            catch (Exception exception)
+            {
+                // Whatever failed, every caller gets an answer and the writer goes on with the next batch.
+                LogStoreFailed(_logger, exception, _store.Name, batch.Count);
+                Fail(batch, $"the audit record could not be written: {exception.Message}", exception);
+            }
+
             batch.Clear();
         }
     }
@@ -124,7 +140,19 @@ public sealed partial class AuditLog : IAsyncDisposable
         var now = _time.GetUtcNow();
         var unsigned = sequence - _lastSignedSequence;
         var checkpointDue = unsigned > 0 && (forceCheckpoint || unsigned >= _options.CheckpointEvery || now - _lastCheckpoint >= _options.CheckpointInterval);
-        var checkpoint = checkpointDue ? _signer.Sign(Node, sequence, head, now) : null;
+        Checkpoint? checkpoint;
+        try
+        {
+            checkpoint = checkpointDue ? _signer.Sign(Node, sequence, head, now) : null;
+        }
+        catch (Exception exception)
+        {
+            // Entries are only accepted with the checkpoint that is due: an unsigned stretch would grow unnoticed.
+            LogSigningFailed(_logger, exception, batch.Count);
+            Fail(batch, $"the audit checkpoint could not be signed: {exception.Message}", exception);
+            return;
+        }
+
         if (entries.Count == 0 && checkpoint is null)
         {
             _lastCheckpoint = forceCheckpoint ? now : _lastCheckpoint;
@@ -138,11 +166,7 @@ public sealed partial class AuditLog : IAsyncDisposable
         catch (Exception exception)
         {
             LogStoreFailed(_logger, exception, _store.Name, entries.Count);
-            foreach (var pending in batch)
-            {
-                pending.Done.TrySetException(new AuditUnavailableException($"the audit store ({_store.Name}) refused the record: {exception.Message}", exception));
-            }
-
+            Fail(batch, $"the audit store ({_store.Name}) refused the record: {exception.Message}", exception);
             return;
         }
 
@@ -157,6 +181,17 @@ public sealed partial class AuditLog : IAsyncDisposable
             batch[i].Done.TrySetResult(entries[i]);
         }
     }
+
+    private static void Fail(List<Pending> batch, string message, Exception exception)
+    {
+        foreach (var pending in batch)
+        {
+            pending.Done.TrySetException(new AuditUnavailableException(message, exception));
+        }
+    }
+
+    [LoggerMessage(EventId = 4003, Level = LogLevel.Critical, Message = "The audit checkpoint could not be signed; {Count} records are refused until signing works again")]
+    private static partial void LogSigningFailed(ILogger logger, Exception exception, int count);
 
     [LoggerMessage(EventId = 4000, Level = LogLevel.Error, Message = "The audit store ({Store}) failed to append {Count} records; their requests are refused")]
     private static partial void LogStoreFailed(ILogger logger, Exception exception, string store, int count);

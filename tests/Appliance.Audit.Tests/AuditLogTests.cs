@@ -21,6 +21,22 @@ public sealed class AuditLogTests
     }
 
     [Fact]
+    public async Task When_signing_fails_records_are_refused_at_once_and_the_writer_goes_on()
+    {
+        await using var audit = new AuditChainFixture(new AuditLogOptions { CheckpointEvery = 1 });
+        await audit.Log.RecordAsync(AuditChainFixture.Record(1));
+        audit.Signer.Dispose(); // the key is gone: every checkpoint now fails to sign
+
+        for (var i = 2; i <= 3; i++)
+        {
+            var refused = await Assert.ThrowsAsync<AuditUnavailableException>(() => audit.Log.RecordAsync(AuditChainFixture.Record(i)).WaitAsync(TimeSpan.FromSeconds(10)));
+            Assert.Contains("signed", refused.Message, StringComparison.Ordinal);
+        }
+
+        Assert.Equal(1, audit.Store.Head("node-1")?.Sequence); // nothing unsigned was kept
+    }
+
+    [Fact]
     public async Task A_restarted_log_continues_the_chain_where_it_ended()
     {
         await using var audit = new AuditChainFixture();

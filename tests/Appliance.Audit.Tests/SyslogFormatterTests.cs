@@ -22,4 +22,18 @@ public sealed class SyslogFormatterTests
         Assert.Contains("user=\"o\\\"brien\\\\x\\]y\"", message, StringComparison.Ordinal);
         Assert.EndsWith("\"hash\":\"" + entry.Hash + "\"}", message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void A_message_cut_to_fit_a_datagram_ends_at_a_character_boundary_with_the_marker()
+    {
+        var message = System.Text.Encoding.UTF8.GetBytes("<110>1 header [sd seq=\"1\"] " + new string('é', 400));
+
+        var cut = SyslogFormatter.Truncate(message, 200);
+
+        Assert.Equal(message, SyslogFormatter.Truncate(message, message.Length)); // what fits is untouched
+        Assert.True(cut.Length <= 200, $"{cut.Length} bytes");
+        var text = new System.Text.UTF8Encoding(false, throwOnInvalidBytes: true).GetString(cut); // valid UTF-8 throughout
+        Assert.StartsWith("<110>1 header [sd seq=\"1\"] éé", text, StringComparison.Ordinal);
+        Assert.EndsWith(SyslogFormatter.TruncationMarker, text, StringComparison.Ordinal);
+    }
 }

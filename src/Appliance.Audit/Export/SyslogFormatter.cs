@@ -37,6 +37,27 @@ public static class SyslogFormatter
         return $"{header} {data} \uFEFF{Encoding.UTF8.GetString(AuditExport.EntryLine(entry))}";
     }
 
+    /// <summary>What ends a message cut to fit a datagram; its header and structured data (seq, hash) stay whole.</summary>
+    public const string TruncationMarker = " [truncated: the full entry is in the audit log and /audit/export]";
+
+    /// <summary>The message, or its first bytes (at a character boundary) and the marker when it is longer than <paramref name="maxBytes"/>.</summary>
+    public static byte[] Truncate(byte[] message, int maxBytes)
+    {
+        if (message.Length <= maxBytes)
+        {
+            return message;
+        }
+
+        var marker = Encoding.UTF8.GetBytes(TruncationMarker);
+        var keep = Math.Max(maxBytes - marker.Length, 0);
+        while (keep > 0 && (message[keep] & 0xC0) == 0x80)
+        {
+            keep--; // not inside a multi-byte character
+        }
+
+        return [.. message.AsSpan(0, keep), .. marker];
+    }
+
     /// <summary>RFC 3339 in UTC with microseconds (RFC 5424 allows at most six fraction digits).</summary>
     private static string Timestamp(DateTimeOffset time) => time.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", CultureInfo.InvariantCulture);
 

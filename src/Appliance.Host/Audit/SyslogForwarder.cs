@@ -24,12 +24,25 @@ internal sealed partial class SyslogForwarder(AuditLog log, IOptions<AuditOption
         var settings = options.Value.Syslog;
         var target = new Uri(settings.Target);
         var cursorPath = Path.Combine(appliance.Value.DataFolder, "audit", $"syslog-cursor-{log.Node}.txt");
-        var cursor = File.Exists(cursorPath) ? long.Parse(File.ReadAllText(cursorPath).Trim(), CultureInfo.InvariantCulture) : log.Store.Head(log.Node)?.Sequence ?? 0;
+        long? cursor = null;
         ISyslogSender? sender = null;
         var failing = false;
         while (!stoppingToken.IsCancellationRequested)
         {
-            var entries = log.Store.Query(log.Node, new AuditQuery { AfterSequence = cursor, Limit = Page });
+            IReadOnlyList<AuditEntry> entries;
+            try
+            {
+                cursor ??= ReadCursor(cursorPath);
+                entries = log.Store.Query(log.Node, new AuditQuery { AfterSequence = cursor.Value, Limit = Page });
+            }
+            catch (Exception exception) when (exception is not OperationCanceledException)
+            {
+                // The store may be briefly unavailable (a locked file, a PostgreSQL restart): wait and read again.
+                LogStoreUnavailable(logger, exception.Message);
+                await Delay(TimeSpan.FromSeconds(5), stoppingToken);
+                continue;
+            }
+
             if (entries.Count == 0)
             {
                 await Delay(settings.PollInterval, stoppingToken);
@@ -38,7 +51,7 @@ internal sealed partial class SyslogForwarder(AuditLog log, IOptions<AuditOption
 
             try
             {
-                sender ??= await ConnectAsync(target, stoppingToken);
+                sender ??= await ConnectAsync(target, settings.MaxUdpBytes, stoppingToken);
                 foreach (var entry in entries)
                 {
                     await sender.SendAsync(Encoding.UTF8.GetBytes(SyslogFormatter.Format(entry, settings.AppName, settings.StructuredDataId)), stoppingToken);
@@ -65,18 +78,48 @@ internal sealed partial class SyslogForwarder(AuditLog log, IOptions<AuditOption
             }
             finally
             {
-                File.WriteAllText(cursorPath, cursor.ToString(CultureInfo.InvariantCulture));
+                WriteCursor(cursorPath, cursor.Value);
             }
         }
 
         sender?.Dispose();
     }
 
-    private static async Task<ISyslogSender> ConnectAsync(Uri target, CancellationToken cancellation)
+    /// <summary>
+    /// The last sequence sent. Without a cursor file forwarding starts at the current end; an unreadable one (it is
+    /// replaced atomically, so only outside damage does that) restarts from the beginning: entries may be sent twice
+    /// (the SIEM drops duplicates by "seq" and "hash"), never lost.
+    /// </summary>
+    private long ReadCursor(string path)
+    {
+        if (!File.Exists(path))
+        {
+            return log.Store.Head(log.Node)?.Sequence ?? 0;
+        }
+
+        var text = File.ReadAllText(path).Trim();
+        if (long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var cursor))
+        {
+            return cursor;
+        }
+
+        LogCursorDamaged(logger, path, text.Length > 40 ? text[..40] : text);
+        return 0;
+    }
+
+    /// <summary>Written beside and renamed over the cursor, so a crash mid-write leaves the old or the new value.</summary>
+    private static void WriteCursor(string path, long cursor)
+    {
+        var temporary = path + ".tmp";
+        File.WriteAllText(temporary, cursor.ToString(CultureInfo.InvariantCulture));
+        File.Move(temporary, path, overwrite: true);
+    }
+
+    private static async Task<ISyslogSender> ConnectAsync(Uri target, int maxUdpBytes, CancellationToken cancellation)
     {
         if (target.Scheme == "udp")
         {
-            return new UdpSender(target.Host, target.Port);
+            return new UdpSender(target.Host, target.Port, maxUdpBytes);
         }
 
         var client = new TcpClient();
@@ -94,6 +137,12 @@ internal sealed partial class SyslogForwarder(AuditLog log, IOptions<AuditOption
         {
         }
     }
+
+    [LoggerMessage(EventId = 4012, Level = LogLevel.Warning, Message = "The audit store cannot be read for syslog forwarding ({Reason}); retrying")]
+    private static partial void LogStoreUnavailable(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 4013, Level = LogLevel.Warning, Message = "The syslog cursor {Path} is unreadable ('{Content}'); forwarding restarts from the first entry (the SIEM drops duplicates by seq and hash)")]
+    private static partial void LogCursorDamaged(ILogger logger, string path, string content);
 
     [LoggerMessage(EventId = 4010, Level = LogLevel.Warning, Message = "The syslog target {Target} is unreachable ({Reason}); audit entries wait and are sent when it is back")]
     private static partial void LogUnreachable(ILogger logger, string target, string reason);
@@ -120,12 +169,13 @@ internal sealed partial class SyslogForwarder(AuditLog log, IOptions<AuditOption
         public void Dispose() => client.Dispose();
     }
 
-    /// <summary>One message per datagram (RFC 5426).</summary>
-    private sealed class UdpSender(string host, int port) : ISyslogSender
+    /// <summary>One message per datagram (RFC 5426); a message longer than a datagram may be is cut and marked.</summary>
+    private sealed class UdpSender(string host, int port, int maxBytes) : ISyslogSender
     {
         private readonly UdpClient _client = new();
 
-        public async Task SendAsync(byte[] message, CancellationToken cancellation) => await _client.SendAsync(message, host, port, cancellation);
+        public async Task SendAsync(byte[] message, CancellationToken cancellation) =>
+            await _client.SendAsync(SyslogFormatter.Truncate(message, Math.Clamp(maxBytes, 480, 65_507)), host, port, cancellation);
 
         public void Dispose() => _client.Dispose();
     }

@@ -66,4 +66,10 @@ public sealed record SyslogOptions
 
     /// <summary>How often the forwarder looks for new entries when it has sent everything.</summary>
     public TimeSpan PollInterval { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// The largest datagram sent over UDP; a longer entry is cut and marked (the full entry stays in the log and in
+    /// /audit/export). A UDP datagram holds at most 65,507 bytes; use TCP where entries carry recorded content.
+    /// </summary>
+    public int MaxUdpBytes { get; init; } = 65_000;
 }

@@ -66,7 +66,96 @@ public sealed class SyslogTests : IDisposable
         await receiving;
     }
 
+    [Fact]
+    public async Task An_entry_longer_than_a_datagram_is_cut_and_marked_and_forwarding_goes_on()
+    {
+        using var udp = new UdpClient(new IPEndPoint(IPAddress.Loopback, 0));
+        var messages = new List<string>();
+        using var stop = new CancellationTokenSource();
+        var receiving = ReceiveUdpAsync(udp, messages, stop.Token);
+
+        await using var running = await StartAsync($"udp://127.0.0.1:{((IPEndPoint)udp.Client.LocalEndPoint!).Port}", "--Audit:Syslog:MaxUdpBytes=600");
+        await Exercise(running);
+        await Exercise(running); // later entries still arrive: a long one does not wedge the forwarder
+
+        var completed = await WaitFor(messages, m => m.Contains(" request.completed ", StringComparison.Ordinal) && m.Contains("user=\"ada\"", StringComparison.Ordinal));
+        Assert.EndsWith("[truncated: the full entry is in the audit log and /audit/export]", completed, StringComparison.Ordinal);
+        Assert.Contains(" hash=\"", completed, StringComparison.Ordinal); // the structured data stays whole
+        await WaitFor(messages, m => m.Contains(" request.refused ", StringComparison.Ordinal));
+        var deadline = DateTime.UtcNow.AddSeconds(15);
+        while (CountCompleted(messages) < 2 && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(50);
+        }
+
+        Assert.True(CountCompleted(messages) >= 2, "the second request's entry should follow the first's");
+        lock (messages)
+        {
+            Assert.All(messages, m => Assert.True(Encoding.UTF8.GetByteCount(m) <= 600, $"{Encoding.UTF8.GetByteCount(m)} bytes"));
+        }
+
+        await stop.CancelAsync();
+        await receiving;
+    }
+
+    [Fact]
+    public async Task A_damaged_cursor_file_restarts_forwarding_from_the_first_entry_instead_of_stopping_the_node()
+    {
+        using var udp = new UdpClient(new IPEndPoint(IPAddress.Loopback, 0));
+        var messages = new List<string>();
+        using var stop = new CancellationTokenSource();
+        var receiving = ReceiveUdpAsync(udp, messages, stop.Token);
+        var target = $"udp://127.0.0.1:{((IPEndPoint)udp.Client.LocalEndPoint!).Port}";
+        var data = _root.Combine("data");
+
+        await using (var first = await StartAsync(target, $"--Appliance:DataFolder={data}"))
+        {
+            await Exercise(first);
+            await WaitFor(messages, m => m.Contains(" request.completed ", StringComparison.Ordinal));
+        }
+
+        var cursor = Assert.Single(Directory.GetFiles(Path.Combine(data, "audit"), "syslog-cursor-*.txt"));
+        await File.WriteAllTextAsync(cursor, "12\u0000\u0000garbage");
+        lock (messages)
+        {
+            messages.Clear();
+        }
+
+        await using var second = await StartAsync(target, $"--Appliance:DataFolder={data}");
+        var resent = await WaitFor(messages, m => m.Contains(" seq=\"1\" ", StringComparison.Ordinal));
+        Assert.Contains("[audit@32473 seq=\"1\"", resent, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, (await second.Http.GetAsync("/health/live")).StatusCode);
+        await stop.CancelAsync();
+        await receiving;
+    }
+
     public void Dispose() => _root.Dispose();
+
+    private static int CountCompleted(List<string> messages)
+    {
+        lock (messages)
+        {
+            return messages.Count(m => m.Contains(" request.completed ", StringComparison.Ordinal) && m.Contains("user=\"ada\"", StringComparison.Ordinal));
+        }
+    }
+
+    private static Task ReceiveUdpAsync(UdpClient udp, List<string> messages, CancellationToken stop) => Task.Run(async () =>
+    {
+        try
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                var datagram = await udp.ReceiveAsync(stop);
+                lock (messages)
+                {
+                    messages.Add(Encoding.UTF8.GetString(datagram.Buffer));
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    });
 
     private static async Task Exercise(RunningAppliance running)
     {
@@ -79,7 +168,7 @@ public sealed class SyslogTests : IDisposable
     private static StringContent Chat() =>
         new("""{"model":"tiny","messages":[{"role":"user","content":"hi"}],"max_tokens":2}""", Encoding.UTF8, "application/json");
 
-    private async Task<RunningAppliance> StartAsync(string target)
+    private async Task<RunningAppliance> StartAsync(string target, params string[] extra)
     {
         var model = _root.Combine("tiny");
         if (!Directory.Exists(model))
@@ -87,8 +176,8 @@ public sealed class SyslogTests : IDisposable
             SyntheticModelFolder.Write(SyntheticModelSpec.Tiny, model);
         }
 
-        var running = await RunningAppliance.StartAsync($"--Models:tiny:Path={model}", "--Appliance:BuiltInEmbeddings=false", "--Logging:LogLevel:Default=None",
-            $"--Audit:Syslog:Target={target}", "--Audit:Syslog:PollInterval=00:00:00.100");
+        var running = await RunningAppliance.StartAsync([$"--Models:tiny:Path={model}", "--Appliance:BuiltInEmbeddings=false", "--Logging:LogLevel:Default=None",
+            $"--Audit:Syslog:Target={target}", "--Audit:Syslog:PollInterval=00:00:00.100", .. extra]);
         await running.WaitUntilReadyAsync();
         return running;
     }
