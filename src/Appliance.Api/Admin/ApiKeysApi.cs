@@ -53,12 +53,22 @@ public static partial class ApiKeysApi
             : issuing.DefaultLifetimeDays;
         if (roles.FirstOrDefault(r => issuing.ForbiddenRoles.Contains(r, StringComparer.Ordinal)) is { } forbidden)
         {
-            errors["roles"] = [$"'{forbidden}' cannot be given to an API key: administration needs a Keycloak sign-in."];
+            errors["roles"] = [$"'{forbidden}' cannot be given to an API key: administration and audit need a Keycloak sign-in."];
+        }
+
+        var issuer = http.User.Identity?.Name ?? string.Empty;
+        if (owner is not null && owner != issuer && !issuing.ServiceOwners.Contains(owner, StringComparer.Ordinal))
+        {
+            errors["owner"] = [$"must be you ('{issuer}') or a service account listed in Identity:ApiKeys:ServiceOwners: a key acts as its owner in the audit log, so it cannot be issued in a colleague's name."];
         }
 
         if (clearance is not null && !issuing.ClearanceLevels.Contains(clearance, StringComparer.OrdinalIgnoreCase))
         {
             errors["clearance"] = [$"must be one of {string.Join(", ", issuing.ClearanceLevels)}"];
+        }
+        else if (issuing.Clearance.Rank(clearance ?? issuing.Clearance.DefaultClearance) > issuing.Clearance.CallerRank(http.User))
+        {
+            errors["clearance"] = [$"'{clearance ?? issuing.Clearance.DefaultClearance}' is above your own clearance; a key can carry at most what its issuer holds."];
         }
 
         if (days < 1 || days > issuing.MaxLifetimeDays)
@@ -71,7 +81,9 @@ public static partial class ApiKeysApi
             return Results.ValidationProblem(errors, title: "The API key request is not valid.");
         }
 
-        Audit.RequestAudit.Of(http).Reason = $"issue API key '{name}' to {owner} with roles {string.Join(",", roles)}";
+        Audit.RequestAudit.Of(http).Reason = $"issue API key '{name}' to {owner} with roles {string.Join(",", roles)}"
+            + (groups.Length > 0 ? $", groups {string.Join(",", groups)}" : string.Empty)
+            + $", clearance {clearance ?? issuing.Clearance.DefaultClearance}, for {days} days";
         if (!await recorder.TryAcceptAsync(http))
         {
             return Audit.AuditUnavailable.Problem("this administrative action");

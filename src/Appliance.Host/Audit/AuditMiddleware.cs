@@ -7,7 +7,8 @@ namespace Appliance.Host.Audit;
 /// Gives every request (but /health and the console's static files) its audit state and records how it ended: completed (after an accepted record),
 /// refused (401, 403, 4xx, 429, 503...), an audit read, or an administrator's action.
 /// </summary>
-internal sealed partial class AuditMiddleware(RequestDelegate next, AuditLog log, AuditRecords records, TimeProvider time, ILogger<AuditMiddleware> logger)
+internal sealed partial class AuditMiddleware(
+    RequestDelegate next, AuditLog log, AuditRecords records, Identity.UnauthenticatedFloodGuard flood, TimeProvider time, ILogger<AuditMiddleware> logger)
 {
     public async Task InvokeAsync(HttpContext http)
     {
@@ -21,6 +22,15 @@ internal sealed partial class AuditMiddleware(RequestDelegate next, AuditLog log
         var audit = http.Features.Get<RequestAudit>() ?? new RequestAudit(time.GetTimestamp()); // the metrics middleware may have begun it
         http.Features.Set(audit);
         http.Response.Headers[RequestIdHeader] = http.TraceIdentifier; // the audit record's request id, for support and auditors
+        var address = http.Connection.RemoteIpAddress?.ToString() ?? "unknown";
+        if (flood.IsThrottled(address) && !HasCredentials(http.Request))
+        {
+            // An address that keeps failing authentication: no token validation and no audit write per request.
+            await Identity.DenialResponses.TooManyUnauthenticated(http);
+            await RecordSampleAsync(http, audit, address);
+            return;
+        }
+
         var failed = false;
         try
         {
@@ -39,14 +49,39 @@ internal sealed partial class AuditMiddleware(RequestDelegate next, AuditLog log
                 audit.FinishReason ??= "cancelled";
             }
 
-            try
+            if (status == StatusCodes.Status401Unauthorized && !flood.RecordFailure(address))
             {
-                await log.RecordAsync(records.For(http, audit, KindOf(http, audit, status), status));
+                await RecordSampleAsync(http, audit, address); // one of a flood: counted, and sampled
             }
-            catch (AuditUnavailableException exception)
+            else
             {
-                LogEndNotRecorded(logger, exception, http.TraceIdentifier, http.Request.Path);
+                await RecordAsync(http, records.For(http, audit, KindOf(http, audit, status), status));
             }
+        }
+    }
+
+    private static bool HasCredentials(HttpRequest request) =>
+        request.Headers.Authorization.Count > 0 || request.Headers.ContainsKey("x-api-key") || request.Cookies.Count > 0;
+
+    /// <summary>Records one refusal of a flood in a hundred, with how many before it went unrecorded.</summary>
+    private async Task RecordSampleAsync(HttpContext http, RequestAudit audit, string address)
+    {
+        if (flood.Throttled(address) is { } unrecorded)
+        {
+            audit.Reason = $"unauthenticated flood from {address}: {unrecorded} refusals before this one were counted, not recorded one by one";
+            await RecordAsync(http, records.For(http, audit, AuditKinds.Refused, http.Response.StatusCode));
+        }
+    }
+
+    private async Task RecordAsync(HttpContext http, AuditRecord record)
+    {
+        try
+        {
+            await log.RecordAsync(record);
+        }
+        catch (AuditUnavailableException exception)
+        {
+            LogEndNotRecorded(logger, exception, http.TraceIdentifier, http.Request.Path);
         }
     }
 

@@ -34,7 +34,9 @@ public static class IdentityExtensions
         }
 
         builder.Services.AddSingleton(services => new ApiKeyStore(IdentityFolder(services)));
-        builder.Services.AddSingleton(new ApiKeyIssuing(identity.ApiKeys.Enabled, [identity.Roles.Admin], identity.ClassificationLevels,
+        builder.Services.AddSingleton(new UnauthenticatedFloodGuard(identity.UnauthenticatedPerMinute));
+        builder.Services.AddSingleton(new ApiKeyIssuing(identity.ApiKeys.Enabled, [identity.Roles.Admin, identity.Roles.Auditor],
+            new Appliance.Identity.Clearance(identity.ClassificationLevels, identity.ClearanceClaim, identity.DefaultClearance), identity.ApiKeys.ServiceOwners,
             identity.ApiKeys.DefaultLifetimeDays, identity.ApiKeys.MaxLifetimeDays));
         var authentication = builder.Services.AddAuthentication(CredentialScheme);
         // One header, two kinds of credential: "Bearer apk_..." is an API key (when enabled), anything else a JWT.

@@ -15,6 +15,15 @@ internal static class DenialResponses
         return Answer(http, StatusCodes.Status401Unauthorized, OpenAiError.Unauthenticated(), "Authentication required", "Send a valid bearer token.");
     }
 
+    /// <summary>An address over its limit of failed authentications (see <see cref="UnauthenticatedFloodGuard"/>).</summary>
+    public static Task TooManyUnauthenticated(HttpContext http)
+    {
+        http.Response.Headers.RetryAfter = "60";
+        return Answer(http, StatusCodes.Status429TooManyRequests,
+            new OpenAiError(StatusCodes.Status429TooManyRequests, "Too many requests without valid credentials from this address; try again later with a valid bearer token.", "rate_limit_exceeded", null, "unauthenticated_rate_limit"),
+            "Too many requests", "Too many requests without valid credentials from this address.");
+    }
+
     public static Task Forbidden(HttpContext http) =>
         Answer(http, StatusCodes.Status403Forbidden, OpenAiError.Forbidden(), "Forbidden", "You are not allowed to use this endpoint.");
 

@@ -24,7 +24,7 @@ internal sealed class ApplianceMetrics : IDisposable
     private readonly Counter<long> _requests;
     private readonly Counter<long> _quotaRejections;
 
-    public ApplianceMetrics(IModelAdministration models, NodeDevices devices, DrainGate drain)
+    public ApplianceMetrics(IModelAdministration models, NodeDevices devices, DrainGate drain, Identity.UnauthenticatedFloodGuard flood)
     {
         _timeToFirstToken = _meter.CreateHistogram<double>("time_to_first_token_seconds", "s", "Time from arrival to the first generated text");
         _interTokenLatency = _meter.CreateHistogram<double>("inter_token_latency_seconds", "s", "Mean time between generated tokens of a request");
@@ -44,6 +44,8 @@ internal sealed class ApplianceMetrics : IDisposable
         _meter.CreateObservableGauge("device_memory_total_bytes", () => devices.Devices.Select(d =>
             new Measurement<long>(d.MemoryTotalBytes, new KeyValuePair<string, object?>("device", d.Id))), "bytes", "Memory of each device at discovery");
         _meter.CreateObservableGauge("draining", () => drain.Draining ? 1 : 0, description: "1 while the node is draining");
+        _meter.CreateObservableCounter("unauthenticated_throttled_total", () => flood.ThrottledTotal, "requests",
+            "Requests without valid credentials from an address over Identity:UnauthenticatedPerMinute: refused at once or not audited one by one");
     }
 
     /// <summary>Records a finished /v1 request from what its audit state learned.</summary>

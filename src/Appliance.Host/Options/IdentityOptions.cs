@@ -36,6 +36,12 @@ public sealed record IdentityOptions
     /// <summary>The token claim that carries the caller's clearance (a Keycloak user attribute mapped into the token).</summary>
     public string ClearanceClaim { get; init; } = "clearance";
 
+    /// <summary>
+    /// Failed authentications one client address may cause per minute before its requests without credentials are
+    /// refused with 429 and its refusals are sampled into the audit log instead of written one by one.
+    /// </summary>
+    public int UnauthenticatedPerMinute { get; init; } = 60;
+
     /// <summary>Classification levels, lowest first.</summary>
     public IReadOnlyList<string> ClassificationLevels { get; init; } = ["public", "internal", "confidential", "restricted"];
 
@@ -71,6 +77,12 @@ public sealed record ApiKeyOptions
     public int DefaultLifetimeDays { get; init; } = 90;
 
     public int MaxLifetimeDays { get; init; } = 365;
+
+    /// <summary>
+    /// Service accounts (not people) an administrator may issue keys to, besides themself: a key acts as its owner in
+    /// the audit log, so it is never issued in a colleague's name.
+    /// </summary>
+    public IReadOnlyList<string> ServiceOwners { get; init; } = [];
 }
 
 /// <summary>The Keycloak role names behind the appliance's policies.</summary>

@@ -18,7 +18,7 @@ public sealed class ApiKeyTests : IDisposable
     public async Task Api_keys_are_off_by_default()
     {
         await using var running = await StartAsync(enabled: false);
-        using var issue = await running.Http.PostAsJsonAsync("/admin/api-keys", new { owner = "ada", name = "job", roles = new[] { "appliance-user" } });
+        using var issue = await running.Http.PostAsJsonAsync("/admin/api-keys", new { owner = "svc-report", name = "job", roles = new[] { "appliance-user" } });
         Assert.Equal(HttpStatusCode.NotFound, issue.StatusCode);
         Assert.Equal("application/problem+json", issue.Content.Headers.ContentType?.MediaType);
         Assert.Contains("Identity:ApiKeys:Enabled", await issue.Content.ReadAsStringAsync(), StringComparison.Ordinal);
@@ -35,7 +35,7 @@ public sealed class ApiKeyTests : IDisposable
         await using (var running = await StartAsync(enabled: true))
         {
             using var issue = await running.Http.PostAsJsonAsync("/admin/api-keys",
-                new { owner = "ada", name = "nightly report", roles = new[] { "appliance-user" }, groups = new[] { "/finance" }, expiresInDays = 30 });
+                new { owner = "svc-report", name = "nightly report", roles = new[] { "appliance-user" }, groups = new[] { "/finance" }, expiresInDays = 30 });
             Assert.Equal(HttpStatusCode.Created, issue.StatusCode);
             using var issued = JsonDocument.Parse(await issue.Content.ReadAsStringAsync());
             key = issued.RootElement.GetProperty("key").GetString()!;
@@ -73,7 +73,7 @@ public sealed class ApiKeyTests : IDisposable
             // Both administrative actions are in the audit log (the issue in the first run's chain, which this one continues).
             using var actions = JsonDocument.Parse(await restarted.Http.GetStringAsync("/audit/events?kind=admin.action"));
             var details = actions.RootElement.GetProperty("data").EnumerateArray().Select(e => e.GetProperty("detail").GetString()).ToList();
-            Assert.Contains("issue API key 'nightly report' to ada with roles appliance-user", details);
+            Assert.Contains("issue API key 'nightly report' to svc-report with roles appliance-user, groups /finance, clearance internal, for 30 days", details);
             Assert.Contains($"revoke API key {id}", details);
         }
 
@@ -86,18 +86,22 @@ public sealed class ApiKeyTests : IDisposable
     public async Task A_key_with_the_right_id_and_a_wrong_secret_is_refused()
     {
         await using var running = await StartAsync(enabled: true);
-        using var issue = await running.Http.PostAsJsonAsync("/admin/api-keys", new { owner = "ada", name = "job", roles = new[] { "appliance-user" } });
+        using var issue = await running.Http.PostAsJsonAsync("/admin/api-keys", new { owner = "svc-report", name = "job", roles = new[] { "appliance-user" } });
         var key = JsonDocument.Parse(await issue.Content.ReadAsStringAsync()).RootElement.GetProperty("key").GetString()!;
         using var forged = running.ClientWith(key[..^4] + "AAAA");
         Assert.Equal(HttpStatusCode.Unauthorized, (await forged.GetAsync("/v1/models")).StatusCode);
     }
 
     [Theory]
-    [InlineData("""{"owner":"ada","name":"job","roles":["appliance-admin"]}""", "roles")]
+    [InlineData("""{"owner":"svc-report","name":"job","roles":["appliance-admin"]}""", "roles")]
     [InlineData("""{"name":"job","roles":["appliance-user"]}""", "owner")]
-    [InlineData("""{"owner":"ada","name":"job","roles":[]}""", "roles")]
-    [InlineData("""{"owner":"ada","name":"job","roles":["appliance-user"],"expiresInDays":5000}""", "expiresInDays")]
-    [InlineData("""{"owner":"ada","name":"job","roles":["appliance-user"],"clearance":"cosmic"}""", "clearance")]
+    [InlineData("""{"owner":"svc-report","name":"job","roles":[]}""", "roles")]
+    [InlineData("""{"owner":"svc-report","name":"job","roles":["appliance-user"],"expiresInDays":5000}""", "expiresInDays")]
+    [InlineData("""{"owner":"svc-report","name":"job","roles":["appliance-user"],"clearance":"cosmic"}""", "clearance")]
+    [InlineData("""{"owner":"svc-report","name":"job","roles":["appliance-auditor"]}""", "roles")] // audit needs a sign-in
+    [InlineData("""{"owner":"ada","name":"job","roles":["appliance-user"]}""", "owner")] // a colleague, not a service account
+    [InlineData("""{"owner":"svc-report","name":"job","roles":["appliance-user"],"clearance":"confidential"}""", "clearance")] // above the issuer's
+
     public async Task A_bad_issue_request_is_a_400_problem_naming_the_field(string body, string field)
     {
         await using var running = await StartAsync(enabled: true);
@@ -108,11 +112,23 @@ public sealed class ApiKeyTests : IDisposable
     }
 
     [Fact]
+    public async Task An_administrator_may_issue_a_key_to_themself_up_to_their_own_clearance()
+    {
+        await using var running = await StartAsync(enabled: true);
+        using var cleared = running.ClientWith(running.MintToken("grace", ["appliance-admin"], clearance: "confidential"));
+
+        using var own = await cleared.PostAsJsonAsync("/admin/api-keys", new { owner = "grace", name = "laptop", roles = new[] { "appliance-user" }, clearance = "confidential" });
+        Assert.Equal(HttpStatusCode.Created, own.StatusCode);
+        using var above = await cleared.PostAsJsonAsync("/admin/api-keys", new { owner = "grace", name = "laptop", roles = new[] { "appliance-user" }, clearance = "restricted" });
+        Assert.Equal(HttpStatusCode.BadRequest, above.StatusCode);
+    }
+
+    [Fact]
     public async Task Only_administrators_may_issue_keys()
     {
         await using var running = await StartAsync(enabled: true);
         using var user = running.ClientWith(running.MintToken("ada", ["appliance-user"]));
-        using var response = await user.PostAsJsonAsync("/admin/api-keys", new { owner = "ada", name = "job", roles = new[] { "appliance-user" } });
+        using var response = await user.PostAsJsonAsync("/admin/api-keys", new { owner = "svc-report", name = "job", roles = new[] { "appliance-user" } });
         Assert.Equal(HttpStatusCode.Forbidden, response.StatusCode);
         Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
         Assert.Equal(HttpStatusCode.NotFound, (await running.Http.DeleteAsync("/admin/api-keys/0000000000000000")).StatusCode);
@@ -129,7 +145,7 @@ public sealed class ApiKeyTests : IDisposable
         }
 
         var running = await RunningAppliance.StartAsync(
-            $"--Models:finance:Path={folder}", "--Models:finance:AllowedGroups:0=/finance", $"--Identity:ApiKeys:Enabled={enabled}",
+            $"--Models:finance:Path={folder}", "--Models:finance:AllowedGroups:0=/finance", $"--Identity:ApiKeys:Enabled={enabled}", "--Identity:ApiKeys:ServiceOwners:0=svc-report",
             "--Appliance:BuiltInEmbeddings=false", $"--Appliance:DataFolder={_root.Combine("data")}", "--Logging:LogLevel:Default=None");
         await running.WaitUntilReadyAsync();
         return running;

@@ -1,0 +1,63 @@
+using System.Collections.Concurrent;
+using System.Threading.RateLimiting;
+
+namespace Appliance.Host.Identity;
+
+/// <summary>
+/// Limits requests without valid credentials per client address, before they reach the audit writer: each client
+/// address may fail authentication <see cref="IdentityOptions.UnauthenticatedPerMinute"/> times a minute; beyond that
+/// its requests without credentials are answered 429 at once (nothing authenticated, nothing written), and its failed
+/// ones are not recorded one by one. One in <see cref="SampleEvery"/> of the refusals is recorded, saying how many were
+/// not, and all are counted in /metrics. Callers with valid credentials behind the same address are never affected.
+/// </summary>
+internal sealed class UnauthenticatedFloodGuard : IDisposable
+{
+    public const int SampleEvery = 100;
+    private const int MaxTrackedAddresses = 10_000;
+
+    private readonly PartitionedRateLimiter<string> _failures;
+    private readonly ConcurrentDictionary<string, long> _suppressed = new(StringComparer.Ordinal);
+    private long _throttledTotal;
+
+    public UnauthenticatedFloodGuard(int perMinute)
+    {
+        // The built-in fixed-window limiter, one partition per address; idle partitions are dropped by the limiter.
+        _failures = PartitionedRateLimiter.Create<string, string>(address => RateLimitPartition.GetFixedWindowLimiter(address, _ => new FixedWindowRateLimiterOptions
+        {
+            PermitLimit = Math.Max(perMinute, 1),
+            Window = TimeSpan.FromMinutes(1),
+            QueueLimit = 0,
+        }));
+    }
+
+    /// <summary>Requests refused or not recorded by this guard since the start.</summary>
+    public long ThrottledTotal => Interlocked.Read(ref _throttledTotal);
+
+    /// <summary>Whether the address has used up its failures for this minute (a check: it takes nothing).</summary>
+    public bool IsThrottled(string address) => _failures.GetStatistics(address)?.CurrentAvailablePermits <= 0;
+
+    /// <summary>Counts a failed authentication; false when the address is over its limit (the refusal is one of a flood).</summary>
+    public bool RecordFailure(string address)
+    {
+        using var lease = _failures.AttemptAcquire(address);
+        return lease.IsAcquired;
+    }
+
+    /// <summary>
+    /// Counts a refusal that is not recorded by itself. Returns how many went unrecorded from this address before it
+    /// when this one is to be recorded as the sample, else null.
+    /// </summary>
+    public long? Throttled(string address)
+    {
+        Interlocked.Increment(ref _throttledTotal);
+        if (_suppressed.Count >= MaxTrackedAddresses && !_suppressed.ContainsKey(address))
+        {
+            _suppressed.Clear(); // a flood from very many addresses: forget the counts rather than grow without bound
+        }
+
+        var count = _suppressed.AddOrUpdate(address, 1, (_, n) => n + 1);
+        return count % SampleEvery == 1 ? count - 1 : null;
+    }
+
+    public void Dispose() => _failures.Dispose();
+}

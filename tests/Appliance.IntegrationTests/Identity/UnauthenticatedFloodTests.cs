@@ -1,0 +1,52 @@
+using System.Net;
+using System.Text.Json;
+using Appliance.Tests.Common;
+
+namespace Appliance.IntegrationTests.Identity;
+
+/// <summary>
+/// Requests without valid credentials are limited per client address before they reach the audit writer: past the
+/// limit they are refused with 429 and sampled into the audit log, not written one by one; valid callers behind the
+/// same address are not affected.
+/// </summary>
+public sealed class UnauthenticatedFloodTests
+{
+    [Fact]
+    public async Task A_flood_without_credentials_is_refused_and_sampled_while_valid_callers_go_on()
+    {
+        await using var running = await RunningAppliance.StartAsync("--Identity:UnauthenticatedPerMinute=5", "--Appliance:BuiltInEmbeddings=false", "--Logging:LogLevel:Default=None");
+        await running.WaitUntilReadyAsync();
+        using var anonymous = running.ClientWith(null);
+        using var forged = running.ClientWith("not-a-token");
+
+        var statuses = new List<HttpStatusCode>();
+        for (var i = 0; i < 150; i++)
+        {
+            using var response = await (i % 2 == 0 ? anonymous : forged).GetAsync("/v1/models");
+            statuses.Add(response.StatusCode);
+        }
+
+        Assert.All(statuses.Take(5), s => Assert.Equal(HttpStatusCode.Unauthorized, s));
+        // Past the limit, a forged token is still checked (401, not recorded); no token at all is refused at once (429).
+        Assert.All(statuses.Skip(5).Where((_, i) => (i + 5) % 2 == 0), s => Assert.Equal(HttpStatusCode.TooManyRequests, s));
+        Assert.Contains(HttpStatusCode.TooManyRequests, statuses); // requests without credentials, refused before authentication
+        using (var throttled = await anonymous.GetAsync("/v1/models"))
+        {
+            Assert.Equal(HttpStatusCode.TooManyRequests, throttled.StatusCode);
+            Assert.NotNull(throttled.Headers.RetryAfter);
+            Assert.Contains("unauthenticated_rate_limit", await throttled.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+
+        // A caller with a valid token from the same address is served.
+        Assert.Equal(HttpStatusCode.OK, (await running.Http.GetAsync("/v1/models")).StatusCode);
+
+        // 151 refusals, but only the first five and a sample are in the audit log; the rest are counted.
+        using var refused = JsonDocument.Parse(await running.Http.GetStringAsync("/audit/events?kind=request.refused&limit=1000"));
+        var entries = refused.RootElement.GetProperty("data").EnumerateArray().ToList();
+        Assert.InRange(entries.Count, 6, 8);
+        Assert.Contains(entries, e => e.GetProperty("detail").GetString()?.Contains("unauthenticated flood from", StringComparison.Ordinal) == true);
+        var metrics = await running.Http.GetStringAsync("/metrics");
+        var line = metrics.Split('\n').Single(l => l.StartsWith("appliance_unauthenticated_throttled_total", StringComparison.Ordinal));
+        Assert.Equal(146, double.Parse(line.Split(' ')[^1], System.Globalization.CultureInfo.InvariantCulture));
+    }
+}
