@@ -139,6 +139,9 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
     /// </summary>
     public bool Healthy => !_lastRunFailed && Interlocked.Read(ref _restartAt) == 0;
 
+    /// <summary>Tenants whose fair-queue state the scheduler keeps: those active lately, not every tenant ever seen.</summary>
+    public int TrackedTenants => _scheduler.TrackedTenants;
+
     /// <summary>Times the engine loop crashed and was restarted.</summary>
     public long Restarts => Interlocked.Read(ref _restarts);
 
@@ -264,6 +267,17 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
         {
             while (_incoming.TryDequeue(out var sequence))
             {
+                if (!_live.ContainsKey(sequence.Id))
+                {
+                    // Submitted while a crash was being handled and already answered with it: nothing to run.
+                    if (Interlocked.Decrement(ref _queued) < 0)
+                    {
+                        Interlocked.Exchange(ref _queued, 0);
+                    }
+
+                    continue;
+                }
+
                 _scheduler.Add(sequence);
             }
 

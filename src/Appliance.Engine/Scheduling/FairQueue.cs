@@ -8,11 +8,42 @@ namespace Appliance.Engine.Scheduling;
 /// </summary>
 internal sealed class FairQueue(Func<string, double> weightOf)
 {
+    private const int PruneAbove = 64;
+
+    /// <summary>An idle tenant is forgotten after this many admissions of others, even if it is ahead of the clock.</summary>
+    private const long ForgetAfterArrivals = 256;
+
     private readonly Dictionary<string, TenantState> _tenants = new(StringComparer.Ordinal);
     private double _virtualTime;
     private long _arrivals;
+    private int _pruneAt = PruneAbove;
 
     public int Count { get; private set; }
+
+    /// <summary>Tenants with state kept (for tests: it must not grow with every tenant ever seen).</summary>
+    public int TenantCount => _tenants.Count;
+
+    /// <summary>
+    /// Forgets idle tenants (nothing waiting, nothing running, so no charge can come) whose state says nothing a fresh
+    /// one would not (a virtual time the clock has passed), or that have been idle while many others were served (the
+    /// service they were ahead by is forgiven). Runs when the table has doubled since the last pass, so the cost per
+    /// admission stays constant and the table holds the tenants active lately, not every tenant ever seen.
+    /// </summary>
+    public void PruneIdle(Func<string, int> runningOf)
+    {
+        if (_tenants.Count <= _pruneAt)
+        {
+            return;
+        }
+
+        foreach (var idle in _tenants.Values.Where(t => t.Waiting.Count == 0 && runningOf(t.Name) == 0
+            && (t.Virtual <= _virtualTime || _arrivals - t.LastArrival > ForgetAfterArrivals)).ToList())
+        {
+            _tenants.Remove(idle.Name);
+        }
+
+        _pruneAt = Math.Max(PruneAbove, _tenants.Count * 2);
+    }
 
     public IEnumerable<Sequence> All => _tenants.Values.SelectMany(t => t.Waiting);
 
@@ -25,6 +56,7 @@ internal sealed class FairQueue(Func<string, double> weightOf)
         }
 
         sequence.Arrival = _arrivals++;
+        tenant.LastArrival = sequence.Arrival;
         tenant.Waiting.AddLast(sequence);
         Count++;
     }
@@ -132,6 +164,8 @@ internal sealed class FairQueue(Func<string, double> weightOf)
         public double Weight { get; } = weight;
 
         public double Virtual { get; set; }
+
+        public long LastArrival { get; set; }
 
         public LinkedList<Sequence> Waiting { get; } = new();
     }

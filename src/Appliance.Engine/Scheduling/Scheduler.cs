@@ -88,7 +88,12 @@ internal sealed class Scheduler
 
         _kvCache.Free(sequence.Id);
         sequence.Status = SequenceStatus.Finished;
+        _interactive.PruneIdle(RunningOf);
+        _batch.PruneIdle(RunningOf);
     }
+
+    /// <summary>Tenants whose fair-queue state is kept, in both classes (bounded by the tenants active lately).</summary>
+    public int TrackedTenants => _interactive.TenantCount + _batch.TenantCount;
 
     /// <summary>
     /// When the next sequence to admit belongs to a tenant with nothing running and the batch or the KV cache has no

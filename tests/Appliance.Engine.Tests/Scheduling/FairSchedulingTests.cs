@@ -131,6 +131,21 @@ public sealed class FairSchedulingTests
         Assert.All(await Task.WhenAll(streams.Select(s => s.CollectAsync())), result => Assert.Equal(FinishReason.Length, result.FinishReason));
     }
 
+    [Fact]
+    public async Task Fair_queue_state_is_kept_for_recent_tenants_not_for_every_tenant_ever_seen()
+    {
+        using var runner = new CountingRunner(contextLength: 64, maxBatchSize: 4);
+        using var engine = new GenerationEngine(runner, new ByteTokenizer(), new SchedulerOptions { MaxBatchSize = 4 });
+
+        for (var i = 0; i < 1000; i++)
+        {
+            await engine.Submit(Request($"r{i}", $"user-{i}")).CollectAsync();
+        }
+
+        // Pruned whenever the table doubles: idle tenants behind the clock, or idle while 256 others were admitted.
+        Assert.InRange(engine.TrackedTenants, 1, 600);
+    }
+
     private static GenerationRequest Request(string id, string tenant) => new(id, [65], EightTokens) { Tenant = tenant };
 
     private static int FirstStepOf(CountingRunner runner, long sequenceId) =>
