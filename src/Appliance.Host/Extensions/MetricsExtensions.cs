@@ -15,6 +15,7 @@ public static class MetricsExtensions
     public static WebApplicationBuilder AddApplianceMetrics(this WebApplicationBuilder builder)
     {
         builder.Services.AddSingleton<ApplianceMetrics>();
+        builder.Services.AddSingleton<Quotas.IQuotaRefusals>(services => services.GetRequiredService<ApplianceMetrics>());
         if (ManagementUri(builder.Configuration) is { } management)
         {
             var urls = (builder.Configuration["urls"] ?? "http://localhost:5000").Split(';', StringSplitOptions.RemoveEmptyEntries);

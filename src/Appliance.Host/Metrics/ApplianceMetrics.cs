@@ -10,7 +10,7 @@ namespace Appliance.Host.Metrics;
 /// prometheus-net's meter adapter): latencies and token counts per model, request outcomes, and the engines' and
 /// devices' state as observable gauges.
 /// </summary>
-internal sealed class ApplianceMetrics : IDisposable
+internal sealed class ApplianceMetrics : Quotas.IQuotaRefusals, IDisposable
 {
     public const string MeterName = "Appliance";
 
@@ -23,6 +23,11 @@ internal sealed class ApplianceMetrics : IDisposable
     private readonly Counter<long> _generatedTokens;
     private readonly Counter<long> _requests;
     private readonly Counter<long> _quotaRejections;
+
+    // Label values callers decide (their team or user name, a model name they typed) are bounded.
+    private readonly BoundedLabelValues _tenantLabels = new(100);
+    private readonly BoundedLabelValues _modelLabels = new(100);
+    private readonly BoundedLabelValues _outcomeLabels = new(50);
 
     public ApplianceMetrics(IModelAdministration models, NodeDevices devices, DrainGate drain, Identity.UnauthenticatedFloodGuard flood)
     {
@@ -56,9 +61,9 @@ internal sealed class ApplianceMetrics : IDisposable
             return;
         }
 
-        var modelTag = new KeyValuePair<string, object?>("model", model);
+        var modelTag = new KeyValuePair<string, object?>("model", _modelLabels.Of(model));
         var outcome = status < 400 ? audit.FinishReason ?? "ok" : audit.ErrorCode ?? status.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        _requests.Add(1, modelTag, new KeyValuePair<string, object?>("outcome", outcome), new KeyValuePair<string, object?>("tenant", tenant));
+        _requests.Add(1, modelTag, new KeyValuePair<string, object?>("outcome", _outcomeLabels.Of(outcome)), new KeyValuePair<string, object?>("tenant", _tenantLabels.Of(tenant)));
         if (!audit.Accepted && status >= 400)
         {
             return;

@@ -1,7 +1,6 @@
 using System.Security.Claims;
 using Appliance.Api.Quotas;
 using Appliance.Audit.Stores;
-using Appliance.Host.Metrics;
 using Appliance.Host.Options;
 using Appliance.Identity;
 using Microsoft.Extensions.Options;
@@ -13,10 +12,23 @@ namespace Appliance.Host.Quotas;
 /// one of the caller's quotas is used up. A request is admitted while usage is below the limit (its own tokens are
 /// only known when it ends), so a quota can be overrun by at most the requests running when it was reached.
 /// </summary>
-internal sealed class QuotaLedger(IOptions<QuotaOptions> options, IOptions<AuditOptions> audit, ApplianceMetrics metrics, TimeProvider time) : IQuotaGate
+internal sealed class QuotaLedger(IOptions<QuotaOptions> options, IOptions<AuditOptions> audit, IQuotaRefusals metrics, TimeProvider time) : IQuotaGate
 {
     private readonly Lock _gate = new();
     private readonly Dictionary<(string Scope, string Key), QuotaWindow> _windows = [];
+    private DateTimeOffset _prunedAt;
+
+    /// <summary>Callers with a window kept (for tests: those with usage today or a stream open, not everyone ever seen).</summary>
+    public int TrackedCallers
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _windows.Count;
+            }
+        }
+    }
 
     public IQuotaLease? TryEnter(ClaimsPrincipal user, out QuotaRefusal? refusal)
     {
@@ -24,6 +36,7 @@ internal sealed class QuotaLedger(IOptions<QuotaOptions> options, IOptions<Audit
         var now = time.GetUtcNow();
         lock (_gate)
         {
+            PruneIdle(now);
             foreach (var (scope, key, who, limits) in callers)
             {
                 if (Exceeded(Window(scope, key), limits, scope, who, now) is { } exceeded)
@@ -66,6 +79,24 @@ internal sealed class QuotaLedger(IOptions<QuotaOptions> options, IOptions<Audit
     }
 
     private static long? Limit(long? value) => value is > 0 ? value : null;
+
+    /// <summary>
+    /// Once a minute, forgets callers with no stream open and no usage this minute or today (here or, as last read,
+    /// on other nodes): a fresh window says the same. Called under the lock.
+    /// </summary>
+    private void PruneIdle(DateTimeOffset now)
+    {
+        if (now - _prunedAt < TimeSpan.FromMinutes(1))
+        {
+            return;
+        }
+
+        _prunedAt = now;
+        foreach (var idle in _windows.Where(w => w.Value.Concurrent == 0 && w.Value.MinuteRequests(now) == 0 && w.Value.DayTokens(now) == 0).Select(w => w.Key).ToList())
+        {
+            _windows.Remove(idle);
+        }
+    }
 
     /// <summary>Adds this node's usage since the start of the day, read from the audit log at start.</summary>
     public void Seed(IReadOnlyList<ConsumptionRow> today, IReadOnlyList<ConsumptionRow> thisMinute)

@@ -23,7 +23,11 @@ internal sealed partial class ConsoleTokenRefresher(
     /// <summary>Refresh this long before the token expires, so that a call never leaves with a token about to die.</summary>
     private static readonly TimeSpan Margin = TimeSpan.FromSeconds(30);
 
-    private readonly ConcurrentDictionary<string, (string Access, string Refresh)> _latest = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, (string Access, string Refresh, DateTimeOffset UsedAt)> _latest = new(StringComparer.Ordinal);
+    private long _prunedAtTicks;
+
+    /// <summary>Sessions whose newest tokens are kept (for tests: recent sessions, not every session ever).</summary>
+    public int TrackedSessions => _latest.Count;
 
     /// <summary>A valid access token for the session, refreshed when needed; the session's own token when it cannot be refreshed.</summary>
     public async Task<string?> AccessTokenAsync(ClaimsPrincipal user, CancellationToken cancellationToken)
@@ -34,7 +38,14 @@ internal sealed partial class ConsoleTokenRefresher(
             return access;
         }
 
-        var (current, refresh) = _latest.GetValueOrDefault(sessionRefresh, (access, sessionRefresh));
+        PruneIdle();
+        var now = time.GetUtcNow();
+        var (current, refresh, _) = _latest.GetValueOrDefault(sessionRefresh, (access, sessionRefresh, now));
+        if (_latest.ContainsKey(sessionRefresh))
+        {
+            _latest[sessionRefresh] = (current, refresh, now);
+        }
+
         if (!Expiring(current))
         {
             return current;
@@ -45,7 +56,7 @@ internal sealed partial class ConsoleTokenRefresher(
             return current;
         }
 
-        _latest[sessionRefresh] = fresh;
+        _latest[sessionRefresh] = (fresh.Access, fresh.Refresh, now);
         return fresh.Access;
     }
 
@@ -67,6 +78,26 @@ internal sealed partial class ConsoleTokenRefresher(
         }
 
         return ConsoleSession.ExpiresAt(access) > time.GetUtcNow() ? (user, false) : (null, false);
+    }
+
+    /// <summary>
+    /// Once a minute, forgets sessions not used for a whole session lifetime: their cookie has expired, so nothing
+    /// will ask for them again.
+    /// </summary>
+    private void PruneIdle()
+    {
+        var now = time.GetUtcNow();
+        var last = Interlocked.Read(ref _prunedAtTicks);
+        if (now.UtcTicks - last < TimeSpan.TicksPerMinute || Interlocked.CompareExchange(ref _prunedAtTicks, now.UtcTicks, last) != last)
+        {
+            return;
+        }
+
+        var cutoff = now - identity.Value.ConsoleSessionLifetime;
+        foreach (var stale in _latest.Where(entry => entry.Value.UsedAt < cutoff).Select(entry => entry.Key).ToList())
+        {
+            _latest.TryRemove(stale, out _);
+        }
     }
 
     private bool Expiring(string accessToken) => ConsoleSession.ExpiresAt(accessToken) - time.GetUtcNow() < Margin;
