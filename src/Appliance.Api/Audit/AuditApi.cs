@@ -121,8 +121,18 @@ public static class AuditApi
         return Results.Json(UsageReport.Build(reader, query, replicaSeconds: null));
     }
 
-    private static async Task<IResult> Verify(HttpContext http, IAuditReader reader, IAccessRecorder recorder)
+    /// <summary>
+    /// Incremental by default (the entries after the last signed checkpoint an earlier call verified, off the writer's
+    /// lock); <c>full=true</c> rehashes the whole chain, which also finds a row changed before that checkpoint.
+    /// </summary>
+    private static async Task<IResult> Verify(HttpContext http, IAuditReader reader, IAccessRecorder recorder, IncrementalVerifier verifier)
     {
+        var fullText = http.Request.Query["full"].ToString();
+        if (fullText.Length > 0 && !bool.TryParse(fullText, out _))
+        {
+            return Results.ValidationProblem(new Dictionary<string, string[]> { ["full"] = ["must be true or false"] });
+        }
+
         if (!await recorder.TryAcceptAsync(http))
         {
             return AuditUnavailable.Problem("this read");
@@ -130,11 +140,14 @@ public static class AuditApi
 
         using var key = System.Security.Cryptography.ECDsa.Create();
         key.ImportFromPem(reader.PublicKeyPem);
-        var verdict = ChainVerifier.Verify(reader.Store.Chain(reader.Node), reader.Store.Checkpoints(reader.Node), key, reader.Store.Retention(reader.Node));
+        var full = fullText.Length > 0 && bool.Parse(fullText);
+        var verdict = verifier.Verify(reader.Store, reader.Node, key, full);
         return Results.Json(new
         {
             node = reader.Node,
             ok = verdict.Ok,
+            full = verdict.From is null,
+            verifiedFrom = verdict.From?.Sequence,
             entries = verdict.EntriesChecked,
             checkpoints = verdict.CheckpointsChecked,
             problem = verdict.Problem.ToString(),

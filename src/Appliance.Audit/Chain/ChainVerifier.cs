@@ -13,9 +13,18 @@ public enum ChainProblem
     ForgedCheckpoint,
 }
 
+/// <summary>An entry verification reached: later entries are checked from here (its hash is what they must chain to).</summary>
+public sealed record VerifiedPoint(long Sequence, string Hash);
+
 /// <summary>The verdict: OK, or the first broken entry (or checkpoint) and what is wrong with it.</summary>
 public sealed record ChainVerification(bool Ok, long EntriesChecked, int CheckpointsChecked, bool SignaturesChecked, ChainProblem Problem, long? FirstBrokenSequence, string Message)
 {
+    /// <summary>The last signed checkpoint this verification checked, where a later one may start.</summary>
+    public VerifiedPoint? LastCheckpoint { get; init; }
+
+    /// <summary>Where this verification started (null: at the beginning of the chain, or after retention).</summary>
+    public VerifiedPoint? From { get; init; }
+
     public static ChainVerification Broken(long checkedCount, int checkpoints, bool signatures, ChainProblem problem, long? sequence, string message) =>
         new(false, checkedCount, checkpoints, signatures, problem, sequence, message);
 }
@@ -26,7 +35,11 @@ public sealed record ChainVerification(bool Ok, long EntriesChecked, int Checkpo
 /// </summary>
 public static class ChainVerifier
 {
-    public static ChainVerification Verify(IEnumerable<AuditEntry> entries, IEnumerable<Checkpoint> checkpoints, ECDsa? publicKey, RetentionRecord? retention = null)
+    /// <param name="from">
+    /// A signed checkpoint an earlier verification reached: the entries after it are checked to chain to its hash
+    /// (incremental). Null checks the whole chain.
+    /// </param>
+    public static ChainVerification Verify(IEnumerable<AuditEntry> entries, IEnumerable<Checkpoint> checkpoints, ECDsa? publicKey, RetentionRecord? retention = null, VerifiedPoint? from = null)
     {
         var hashes = new Dictionary<long, string>();
         var expected = 1L;
@@ -43,6 +56,13 @@ public static class ChainVerifier
 
             (expected, previous) = (retention.ThroughSequence + 1, retention.ThroughHash);
         }
+
+        if (from is not null && from.Sequence >= expected - 1)
+        {
+            (expected, previous) = (from.Sequence + 1, from.Hash);
+        }
+
+        var startedAfter = expected - 1;
 
         foreach (var entry in entries)
         {
@@ -75,7 +95,8 @@ public static class ChainVerifier
         }
 
         var checkedCheckpoints = 0;
-        foreach (var checkpoint in checkpoints.Where(c => c.Sequence > (retention?.ThroughSequence ?? 0)).OrderBy(c => c.Sequence))
+        VerifiedPoint? lastCheckpoint = null;
+        foreach (var checkpoint in checkpoints.Where(c => c.Sequence > startedAfter).OrderBy(c => c.Sequence))
         {
             if (publicKey is not null && !SignatureValid(checkpoint, publicKey))
             {
@@ -96,12 +117,18 @@ public static class ChainVerifier
             }
 
             checkedCheckpoints++;
+            lastCheckpoint = new VerifiedPoint(checkpoint.Sequence, checkpoint.Hash);
         }
 
         var signatures = publicKey is null ? " (checkpoint signatures not checked: no public key given)" : string.Empty;
         var removed = retention is null ? string.Empty : $", entries 1 to {retention.ThroughSequence} removed by retention on {CanonicalJson.Time(retention.Time)}";
+        var incremental = from is not null && startedAfter == from.Sequence ? $" after entry {from.Sequence} (verified earlier)" : string.Empty;
         return new ChainVerification(true, count, checkedCheckpoints, publicKey is not null, ChainProblem.None, null,
-            $"OK: {count} entries, {checkedCheckpoints} checkpoints{removed}{signatures}");
+            $"OK: {count} entries{incremental}, {checkedCheckpoints} checkpoints{removed}{signatures}")
+        {
+            LastCheckpoint = lastCheckpoint ?? (incremental.Length > 0 ? from : null),
+            From = incremental.Length > 0 ? from : null,
+        };
     }
 
     private static long? OriginalSequence(AuditEntry entry)

@@ -54,8 +54,8 @@ public interface IAuditStore : IDisposable
 
     IReadOnlyList<AuditEntry> Query(string node, AuditQuery query);
 
-    /// <summary>A node's whole chain in sequence order, for verification and export.</summary>
-    IEnumerable<AuditEntry> Chain(string node);
+    /// <summary>A node's chain in sequence order (after <paramref name="afterSequence"/>), for verification and export.</summary>
+    IEnumerable<AuditEntry> Chain(string node, long afterSequence = 0);
 
     IReadOnlyList<Checkpoint> Checkpoints(string node);
 

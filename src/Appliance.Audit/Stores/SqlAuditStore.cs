@@ -22,6 +22,9 @@ public abstract class SqlAuditStore : IAuditStore
     /// <summary>Runs <paramref name="work"/> on an open connection of the store.</summary>
     protected abstract T WithConnection<T>(Func<DbConnection, T> work);
 
+    /// <summary>Where reads run: the writer's connection unless the store has a separate one for readers.</summary>
+    protected virtual T WithReadConnection<T>(Func<DbConnection, T> work) => WithConnection(work);
+
     /// <summary>The schema: <paramref name="integer"/>, <paramref name="real"/> name the dialect's 64-bit integer and double types.</summary>
     protected static string Schema(string integer, string real) => $"""
         CREATE TABLE IF NOT EXISTS audit_entries (
@@ -105,7 +108,7 @@ public abstract class SqlAuditStore : IAuditStore
         }
 
         parameters.Add(("limit", query.Limit));
-        return WithConnection(connection =>
+        return WithReadConnection(connection =>
         {
             var order = query.NewestFirst ? "seq DESC" : "seq";
             using var command = Command(connection, $"SELECT {Columns} FROM audit_entries WHERE {string.Join(" AND ", filters)} ORDER BY {order} LIMIT @limit", [.. parameters]);
@@ -113,10 +116,10 @@ public abstract class SqlAuditStore : IAuditStore
         });
     }
 
-    public IEnumerable<AuditEntry> Chain(string node)
+    public IEnumerable<AuditEntry> Chain(string node, long afterSequence = 0)
     {
         // Pages of a few thousand, so that a long chain streams without holding a connection for its whole length.
-        var after = 0L;
+        var after = afterSequence;
         while (true)
         {
             var page = Query(node, new AuditQuery { AfterSequence = after, Limit = 5000 });
@@ -134,7 +137,7 @@ public abstract class SqlAuditStore : IAuditStore
         }
     }
 
-    public IReadOnlyList<Checkpoint> Checkpoints(string node) => WithConnection(connection =>
+    public IReadOnlyList<Checkpoint> Checkpoints(string node) => WithReadConnection(connection =>
     {
         using var command = Command(connection, "SELECT node, seq, hash, time, key_id, signature FROM audit_checkpoints WHERE node = @node ORDER BY seq", ("node", node));
         using var reader = command.ExecuteReader();
@@ -147,7 +150,7 @@ public abstract class SqlAuditStore : IAuditStore
         return (IReadOnlyList<Checkpoint>)checkpoints;
     });
 
-    public RetentionRecord? Retention(string node) => WithConnection(connection =>
+    public RetentionRecord? Retention(string node) => WithReadConnection(connection =>
     {
         using var command = Command(connection,
             "SELECT node, through_seq, through_hash, removed_entries, oldest_remaining, time, key_id, signature FROM audit_retention WHERE node = @node ORDER BY through_seq DESC LIMIT 1",
@@ -215,7 +218,7 @@ public abstract class SqlAuditStore : IAuditStore
         });
     }
 
-    public IReadOnlyList<ConsumptionRow> Consumption(DateTimeOffset since, string? onlyNode, string? exceptNode) => WithConnection(connection =>
+    public IReadOnlyList<ConsumptionRow> Consumption(DateTimeOffset since, string? onlyNode, string? exceptNode) => WithReadConnection(connection =>
     {
         var nodeFilter = onlyNode is not null ? "node = @node" : exceptNode is not null ? "node <> @node" : "1 = 1";
         using var command = Command(connection,
@@ -236,7 +239,7 @@ public abstract class SqlAuditStore : IAuditStore
     });
 
     /// <summary>The nodes whose chains this store holds.</summary>
-    public IReadOnlyList<string> Nodes() => WithConnection(connection =>
+    public IReadOnlyList<string> Nodes() => WithReadConnection(connection =>
     {
         using var command = Command(connection, "SELECT DISTINCT node FROM audit_entries ORDER BY node");
         using var reader = command.ExecuteReader();

@@ -13,6 +13,10 @@ public sealed class SqliteAuditStore : SqlAuditStore
 {
     private readonly SqliteConnection _connection;
     private readonly Lock _gate = new();
+    private readonly string _path;
+    private readonly bool _readOnly;
+    private readonly Lock _readGate = new();
+    private SqliteConnection? _readConnection;
 
     public SqliteAuditStore(string path, long? maxSizeBytes = null)
         : this(path, readOnly: false)
@@ -36,6 +40,7 @@ public sealed class SqliteAuditStore : SqlAuditStore
             Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         }
 
+        (_path, _readOnly) = (path, readOnly);
         _connection = new SqliteConnection(new SqliteConnectionStringBuilder
         {
             DataSource = path, Pooling = false, Mode = readOnly ? SqliteOpenMode.ReadOnly : SqliteOpenMode.ReadWriteCreate,
@@ -56,8 +61,36 @@ public sealed class SqliteAuditStore : SqlAuditStore
         }
     }
 
+    /// <summary>
+    /// Reads (searches, verification, exports, usage) run on a second, read-only connection: in write-ahead-log mode a
+    /// reader sees every committed append and never blocks the writer, so a long scan does not hold up requests.
+    /// </summary>
+    protected override T WithReadConnection<T>(Func<DbConnection, T> work)
+    {
+        if (_readOnly)
+        {
+            return WithConnection(work);
+        }
+
+        lock (_readGate)
+        {
+            if (_readConnection is null)
+            {
+                _readConnection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = _path, Pooling = false, Mode = SqliteOpenMode.ReadOnly }.ToString());
+                _readConnection.Open();
+            }
+
+            return work(_readConnection);
+        }
+    }
+
     protected override void Dispose(bool disposing)
     {
+        lock (_readGate)
+        {
+            _readConnection?.Dispose();
+        }
+
         lock (_gate)
         {
             _connection.Dispose();
