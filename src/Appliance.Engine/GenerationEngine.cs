@@ -124,6 +124,14 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
             new OutputProcessor(Tokenizer, request.Sampling, _stopTokenIds),
             channel.Writer);
         _live[sequence.Id] = sequence;
+        if (_stopping)
+        {
+            // Stopped meanwhile: the final cancellation may have run already and would never answer this one.
+            _live.TryRemove(sequence.Id, out _);
+            Interlocked.Decrement(ref _queued);
+            throw new ObjectDisposedException(nameof(GenerationEngine));
+        }
+
         _incoming.Enqueue(sequence);
         _wakeUp.Release();
         return new GenerationStream(request.RequestId, channel.Reader, () =>
@@ -237,7 +245,12 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
             {
                 RunSteps();
             }
-            catch (Exception exception) when (!_stopping)
+            catch (Exception exception) when (_stopping)
+            {
+                EngineLog.LoopCrashed(_logger, exception, Model.Id, 0, 0); // while stopping: what it held is cancelled below
+                break;
+            }
+            catch (Exception exception)
             {
                 if (System.Diagnostics.Stopwatch.GetElapsedTime(startedAt) > _options.MaxRestartBackoff * 2)
                 {
@@ -258,7 +271,14 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
             }
         }
 
-        CancelEverything();
+        try
+        {
+            CancelEverything();
+        }
+        catch (Exception exception)
+        {
+            EngineLog.LoopCrashed(_logger, exception, Model.Id, 0, 0); // an exception on this thread would end the process
+        }
     }
 
     private void RunSteps()
@@ -269,13 +289,7 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
             {
                 if (!_live.ContainsKey(sequence.Id))
                 {
-                    // Submitted while a crash was being handled and already answered with it: nothing to run.
-                    if (Interlocked.Decrement(ref _queued) < 0)
-                    {
-                        Interlocked.Exchange(ref _queued, 0);
-                    }
-
-                    continue;
+                    continue; // submitted while a crash was being handled and answered (and uncounted) by it
                 }
 
                 _scheduler.Add(sequence);
@@ -316,7 +330,9 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
 
         _kvCache = new KvCacheManager(_kvCache.CapacityTokens);
         _scheduler = new Scheduler(_options, _kvCache, Model.ContextLength);
-        Volatile.Write(ref _queued, 0);
+        // Each waiting request was counted once when submitted (or preempted); uncount exactly those, so that a
+        // concurrent submission's count survives.
+        Interlocked.Add(ref _queued, -held.Count(sequence => sequence.Status == SequenceStatus.Waiting));
         Volatile.Write(ref _running, 0);
         Volatile.Write(ref _kvUsedTokens, 0);
         return held.Count;

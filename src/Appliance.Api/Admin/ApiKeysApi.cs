@@ -56,6 +56,17 @@ public static partial class ApiKeysApi
             errors["roles"] = [$"'{forbidden}' cannot be given to an API key: administration and audit need a Keycloak sign-in."];
         }
 
+        else if (roles.FirstOrDefault(r => r != issuing.UserRole && !http.User.IsInRole(r)) is { } notHeld)
+        {
+            errors["roles"] = [$"'{notHeld}' is not one of your roles; a key can carry at most what its issuer holds."];
+        }
+
+        var issuerGroups = http.User.FindAll(issuing.GroupsClaim).Select(c => c.Value).ToHashSet(StringComparer.Ordinal);
+        if (groups.FirstOrDefault(g => !issuerGroups.Contains(g)) is { } notMember)
+        {
+            errors["groups"] = [$"you are not in '{notMember}'; a key can carry at most what its issuer holds."];
+        }
+
         var issuer = http.User.Identity?.Name ?? string.Empty;
         if (owner is not null && owner != issuer && !issuing.ServiceOwners.Contains(owner, StringComparer.Ordinal))
         {

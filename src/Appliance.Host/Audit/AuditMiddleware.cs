@@ -23,9 +23,10 @@ internal sealed partial class AuditMiddleware(
         http.Features.Set(audit);
         http.Response.Headers[RequestIdHeader] = http.TraceIdentifier; // the audit record's request id, for support and auditors
         var address = http.Connection.RemoteIpAddress?.ToString() ?? "unknown";
-        if (flood.IsThrottled(address) && !HasCredentials(http.Request))
+        if (flood.IsThrottled(address) && !HasCredentials(http.Request) && !WebConsole.ConsoleSession.Owns(http.Request.Path))
         {
-            // An address that keeps failing authentication: no token validation and no audit write per request.
+            // An address that keeps failing authentication: no token validation and no audit write per request. The
+            // console is exempt, so that people behind a shared address can still start a sign-in.
             await Identity.DenialResponses.TooManyUnauthenticated(http);
             await RecordSampleAsync(http, audit, address);
             return;

@@ -78,7 +78,15 @@ internal sealed partial class SyslogForwarder(AuditLog log, IOptions<AuditOption
             }
             finally
             {
-                WriteCursor(cursorPath, cursor.Value);
+                try
+                {
+                    WriteCursor(cursorPath, cursor.Value);
+                }
+                catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+                {
+                    // A full disk: the entries go again after a restart (at least once), the node keeps serving.
+                    LogCursorNotWritten(logger, cursorPath, exception.Message);
+                }
             }
         }
 
@@ -143,6 +151,9 @@ internal sealed partial class SyslogForwarder(AuditLog log, IOptions<AuditOption
 
     [LoggerMessage(EventId = 4013, Level = LogLevel.Warning, Message = "The syslog cursor {Path} is unreadable ('{Content}'); forwarding restarts from the first entry (the SIEM drops duplicates by seq and hash)")]
     private static partial void LogCursorDamaged(ILogger logger, string path, string content);
+
+    [LoggerMessage(EventId = 4014, Level = LogLevel.Warning, Message = "The syslog cursor {Path} cannot be written ({Reason}); entries since the last write may be sent again after a restart")]
+    private static partial void LogCursorNotWritten(ILogger logger, string path, string reason);
 
     [LoggerMessage(EventId = 4010, Level = LogLevel.Warning, Message = "The syslog target {Target} is unreachable ({Reason}); audit entries wait and are sent when it is back")]
     private static partial void LogUnreachable(ILogger logger, string target, string reason);

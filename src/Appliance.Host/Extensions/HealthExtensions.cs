@@ -9,8 +9,8 @@ namespace Appliance.Host.Extensions;
 
 /// <summary>
 /// /health/live (the process answers), /health/ready (the node can serve: the models declared at start have been
-/// tried, at least one model is ready, every model marked Required is ready, and the node is not draining) and
-/// /health/models (each model's state, for monitoring).
+/// tried, at least one declared model is ready, every model marked Required is ready, and the node is not draining)
+/// and /health/models (each model's state, for administrators).
 /// </summary>
 public static class HealthExtensions
 {
@@ -25,7 +25,7 @@ public static class HealthExtensions
     {
         app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false }).AllowAnonymous();
         app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = check => check.Tags.Contains("ready"), ResponseWriter = WriteReasons }).AllowAnonymous();
-        // States only, no error text (that names paths and devices; /admin/pool has it for administrators).
+        // Model ids and states for monitoring: administrators only (ids of models hidden from callers stay hidden).
         app.MapGet("/health/models", (ModelCatalog catalog, IOptionsMonitor<ModelsOptions> models) => Results.Json(new
         {
             models = catalog.Entries.Select(e => new
@@ -34,7 +34,7 @@ public static class HealthExtensions
                 state = e.State.ToString().ToLowerInvariant(),
                 required = IsRequired(models, e.Id),
             }),
-        })).AllowAnonymous();
+        })).RequireAuthorization(Identity.AppliancePolicies.Admin);
         return app;
     }
 
@@ -73,14 +73,20 @@ public static class HealthExtensions
     {
         public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
         {
-            var entries = catalog.Entries;
-            var notReady = entries.Where(e => e.State != ModelLoadState.Ready).Select(e => $"{e.Id}: {e.State.ToString().ToLowerInvariant()}").ToList();
-            var requiredDown = entries.Where(e => e.State != ModelLoadState.Ready && IsRequired(models, e.Id)).Select(e => e.Id).ToList();
-            HealthCheckResult result = !catalog.StartupComplete ? HealthCheckResult.Unhealthy("loading the declared models: " + string.Join(", ", notReady))
-                : !entries.Any(e => e.State == ModelLoadState.Ready) ? HealthCheckResult.Unhealthy(entries.Count == 0 ? "no models" : "no model can serve: " + string.Join(", ", notReady))
-                : requiredDown.Count > 0 ? HealthCheckResult.Unhealthy("required models cannot serve: " + string.Join(", ", requiredDown))
-                : notReady.Count > 0 ? HealthCheckResult.Degraded("serving; not serving: " + string.Join(", ", notReady))
-                : HealthCheckResult.Healthy($"{entries.Count} models ready");
+            // The built-in embedding model does not make a node that serves chat ready: the declared models decide,
+            // and it counts only on a node that declares none. Reasons give counts, not model ids (this is anonymous).
+            var all = catalog.Entries;
+            var declared = all.Where(e => e.Id != Runtime.Onnx.Embeddings.MiniLmPackage.ModelId).ToList();
+            var entries = declared.Count > 0 ? declared : [.. all];
+            var ready = entries.Count(e => e.State == ModelLoadState.Ready);
+            var down = entries.Where(e => e.State != ModelLoadState.Ready).GroupBy(e => e.State.ToString().ToLowerInvariant()).Select(g => $"{g.Count()} {g.Key}");
+            var requiredDown = entries.Count(e => e.State != ModelLoadState.Ready && IsRequired(models, e.Id));
+            var summary = $"{ready} of {entries.Count} models serving" + string.Concat(down.Select(d => $", {d}"));
+            HealthCheckResult result = !catalog.StartupComplete ? HealthCheckResult.Unhealthy("loading the declared models: " + summary)
+                : ready == 0 ? HealthCheckResult.Unhealthy(entries.Count == 0 ? "no models" : "no model can serve: " + summary)
+                : requiredDown > 0 ? HealthCheckResult.Unhealthy($"{requiredDown} required models cannot serve: " + summary)
+                : ready < entries.Count ? HealthCheckResult.Degraded(summary)
+                : HealthCheckResult.Healthy(summary);
             return Task.FromResult(result);
         }
     }

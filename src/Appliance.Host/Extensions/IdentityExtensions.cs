@@ -37,6 +37,7 @@ public static class IdentityExtensions
         builder.Services.AddSingleton(new UnauthenticatedFloodGuard(identity.UnauthenticatedPerMinute));
         builder.Services.AddSingleton(new ApiKeyIssuing(identity.ApiKeys.Enabled, [identity.Roles.Admin, identity.Roles.Auditor],
             new Appliance.Identity.Clearance(identity.ClassificationLevels, identity.ClearanceClaim, identity.DefaultClearance), identity.ApiKeys.ServiceOwners,
+            identity.Roles.User, identity.GroupsClaim,
             identity.ApiKeys.DefaultLifetimeDays, identity.ApiKeys.MaxLifetimeDays));
         var authentication = builder.Services.AddAuthentication(CredentialScheme);
         // One header, two kinds of credential: "Bearer apk_..." is an API key (when enabled), anything else a JWT.

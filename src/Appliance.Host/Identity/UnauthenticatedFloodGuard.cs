@@ -19,8 +19,12 @@ internal sealed class UnauthenticatedFloodGuard : IDisposable
     private readonly ConcurrentDictionary<string, long> _suppressed = new(StringComparer.Ordinal);
     private long _throttledTotal;
 
+    private readonly bool _enabled;
+
+    /// <param name="perMinute">Failed authentications per address and minute; 0 turns the guard off.</param>
     public UnauthenticatedFloodGuard(int perMinute)
     {
+        _enabled = perMinute > 0;
         // The built-in fixed-window limiter, one partition per address; idle partitions are dropped by the limiter.
         _failures = PartitionedRateLimiter.Create<string, string>(address => RateLimitPartition.GetFixedWindowLimiter(address, _ => new FixedWindowRateLimiterOptions
         {
@@ -34,11 +38,16 @@ internal sealed class UnauthenticatedFloodGuard : IDisposable
     public long ThrottledTotal => Interlocked.Read(ref _throttledTotal);
 
     /// <summary>Whether the address has used up its failures for this minute (a check: it takes nothing).</summary>
-    public bool IsThrottled(string address) => _failures.GetStatistics(address)?.CurrentAvailablePermits <= 0;
+    public bool IsThrottled(string address) => _enabled && _failures.GetStatistics(address)?.CurrentAvailablePermits <= 0;
 
     /// <summary>Counts a failed authentication; false when the address is over its limit (the refusal is one of a flood).</summary>
     public bool RecordFailure(string address)
     {
+        if (!_enabled)
+        {
+            return true;
+        }
+
         using var lease = _failures.AttemptAcquire(address);
         return lease.IsAcquired;
     }

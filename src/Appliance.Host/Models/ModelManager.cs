@@ -27,6 +27,8 @@ internal sealed partial class ModelManager(
     ILoggerFactory loggers,
     ILogger<ModelManager> logger) : IModelAdministration, IDisposable
 {
+    private static readonly TimeSpan SwitchSettleTime = TimeSpan.FromSeconds(2);
+
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly ConcurrentDictionary<string, ModelDeployment> _deployments = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, double> _retiredReplicaSeconds = new(StringComparer.Ordinal);
@@ -346,6 +348,9 @@ internal sealed partial class ModelManager(
         _deployments[id] = next;
         catalog.Set(new ModelEntry(id, options.Aliases, ModelLoadState.Ready, null, Serve(id, options, folder, next)));
         LogLoaded(logger, id, folder.Digest, string.Join(", ", placements.Select(p => p.DeviceId)));
+        // Requests that picked the old version just before the switch are still rendering or tokenising their
+        // prompt: give them a moment to reach its engine (and be counted) before it may be found idle.
+        await Task.Delay(SwitchSettleTime, time, cancellationToken);
         var cancelled = await RetireAsync(old, cancellationToken);
         return new ModelActionResult(ModelActionOutcome.Done, $"model '{id}' ({folder.Digest}) is ready on {string.Join(", ", placements.Select(p => p.DeviceId))}; the previous version drained"
             + (cancelled > 0 ? $" ({cancelled} request(s) still running after the grace period were cancelled)" : string.Empty));
@@ -364,7 +369,7 @@ internal sealed partial class ModelManager(
     }
 
     private static bool IsLoadFailure(Exception exception) =>
-        exception is ModelFolderException or Microsoft.ML.OnnxRuntime.OnnxRuntimeException or IOException or ArgumentException or InvalidOperationException or DllNotFoundException;
+        exception is ModelFolderException or Microsoft.ML.OnnxRuntime.OnnxRuntimeException or IOException or UnauthorizedAccessException or ArgumentException or InvalidOperationException or DllNotFoundException;
 
     /// <summary>Free memory per device less what loaded models placed there (except <paramref name="ignoring"/>, about to be replaced).</summary>
     private List<(PoolDevice Device, long Available)> AvailableMemory(ModelDeployment? ignoring = null) =>

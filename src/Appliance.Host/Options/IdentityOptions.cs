@@ -38,9 +38,10 @@ public sealed record IdentityOptions
 
     /// <summary>
     /// Failed authentications one client address may cause per minute before its requests without credentials are
-    /// refused with 429 and its refusals are sampled into the audit log instead of written one by one.
+    /// refused with 429 and its refusals are sampled into the audit log instead of written one by one. Raise it where
+    /// many people share one address (a NAT without trusted proxy headers); 0 turns the limit off.
     /// </summary>
-    public int UnauthenticatedPerMinute { get; init; } = 60;
+    public int UnauthenticatedPerMinute { get; init; } = 120;
 
     /// <summary>Classification levels, lowest first.</summary>
     public IReadOnlyList<string> ClassificationLevels { get; init; } = ["public", "internal", "confidential", "restricted"];

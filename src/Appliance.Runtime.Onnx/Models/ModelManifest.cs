@@ -82,11 +82,18 @@ public sealed record ModelManifest(
         }
 
         var listed = manifest.Files.Select(f => f.Path).ToHashSet(StringComparer.Ordinal);
-        var unlisted = Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories)
-            .Select(f => System.IO.Path.GetRelativePath(folder, f).Replace('\\', '/'))
-            .Where(p => p != FileName && !listed.Contains(p))
-            .Order(StringComparer.Ordinal)
-            .ToList();
+        List<string> unlisted;
+        try
+        {
+            unlisted = [.. Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories)
+                .Select(f => System.IO.Path.GetRelativePath(folder, f).Replace('\\', '/'))
+                .Where(p => p != FileName && !listed.Contains(p))
+                .Order(StringComparer.Ordinal)];
+        }
+        catch (Exception exception) when (exception is UnauthorizedAccessException or IOException)
+        {
+            throw new ModelFolderException($"{folder}: the folder cannot be listed to check it holds only manifest files: {exception.Message}", exception);
+        }
         if (unlisted.Count > 0)
         {
             throw new ModelFolderException(

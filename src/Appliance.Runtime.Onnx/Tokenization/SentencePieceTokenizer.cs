@@ -10,8 +10,10 @@ namespace Appliance.Runtime.Onnx.Tokenization;
 /// A SentencePiece tokenizer.model (Llama 2, Mistral, Gemma), BPE or unigram, encoded as sentencepiece itself does:
 /// the normalizer's whitespace rules, its segmentation algorithm, byte fallback for characters outside the
 /// vocabulary. Special tokens written in the text (control pieces such as "&lt;s&gt;", the unknown piece, and the
-/// folder's added tokens) become their ids, as Hugging Face's tokenizers do for rendered chat templates; the text
-/// after one gets no dummy-prefix space (Hugging Face's non-legacy behaviour). A plain prompt gets the BOS unless
+/// folder's added tokens) become their ids, as Hugging Face's tokenizers do for rendered chat templates. The text after
+/// one is encoded as sentencepiece encodes a fresh input, with its dummy-prefix space, as Hugging Face's default
+/// ("legacy") Llama tokenizer and Meta's reference code do; tokenizer_config.json's "legacy": false gives it none.
+/// A plain prompt gets the BOS unless
 /// tokenizer_config.json says add_bos_token false.
 /// </summary>
 /// <remarks>
@@ -33,10 +35,13 @@ public sealed class SentencePieceTokenizer : ITokenizer
     private readonly int[] _byteIds;
     private readonly int[] _byteValueOfId;
     private readonly int _unknownId;
+    private readonly Dictionary<int, string> _addedBeyondModel; // a fine-tune's added tokens past the model's pieces (ChatML's <|im_start|>)
     private readonly bool _addBeginningOfSentence;
+    private readonly bool _legacy;
 
-    private SentencePieceTokenizer(SentencePieceModel model, bool addBeginningOfSentence, IReadOnlyDictionary<string, int> addedTokens)
+    private SentencePieceTokenizer(SentencePieceModel model, bool addBeginningOfSentence, IReadOnlyDictionary<string, int> addedTokens, bool legacy)
     {
+        _legacy = legacy;
         _model = model;
         _addBeginningOfSentence = addBeginningOfSentence && model.BeginningOfSentenceId >= 0;
         _vocabulary = new PieceVocabulary(model.Pieces);
@@ -48,6 +53,7 @@ public sealed class SentencePieceTokenizer : ITokenizer
         _byteValueOfId = new int[model.Pieces.Count];
         Array.Fill(_byteValueOfId, -1);
         var special = new Dictionary<string, int>(addedTokens, StringComparer.Ordinal);
+        _addedBeyondModel = addedTokens.Where(token => token.Value >= model.Pieces.Count).ToDictionary(token => token.Value, token => token.Key);
         for (var id = 0; id < model.Pieces.Count; id++)
         {
             var piece = model.Pieces[id];
@@ -67,8 +73,11 @@ public sealed class SentencePieceTokenizer : ITokenizer
 
     public int BeginningOfSentenceId => _model.BeginningOfSentenceId;
 
-    /// <summary>Loads a tokenizer.model; <paramref name="addedTokens"/> are the folder's added tokens (text to id).</summary>
-    public static SentencePieceTokenizer Load(string path, bool addBeginningOfSentence, IReadOnlyDictionary<string, int>? addedTokens = null)
+    /// <summary>
+    /// Loads a tokenizer.model; <paramref name="addedTokens"/> are the folder's added tokens (text to id), which may lie
+    /// past the model's own pieces (a fine-tune that added a chat format's markers).
+    /// </summary>
+    public static SentencePieceTokenizer Load(string path, bool addBeginningOfSentence, IReadOnlyDictionary<string, int>? addedTokens = null, bool legacy = true)
     {
         var model = SentencePieceModel.Read(path);
         if (model.Algorithm is not (SentencePieceAlgorithm.Bpe or SentencePieceAlgorithm.Unigram))
@@ -83,8 +92,8 @@ public sealed class SentencePieceTokenizer : ITokenizer
                 + "only the identity normalizer is supported (ship the model's tokenizer.json instead).");
         }
 
-        var known = (addedTokens ?? new Dictionary<string, int>()).Where(token => token.Value >= 0 && token.Value < model.Pieces.Count);
-        return new SentencePieceTokenizer(model, addBeginningOfSentence, known.ToDictionary(token => token.Key, token => token.Value));
+        var known = (addedTokens ?? new Dictionary<string, int>()).Where(token => token.Value >= 0);
+        return new SentencePieceTokenizer(model, addBeginningOfSentence, known.ToDictionary(token => token.Key, token => token.Value), legacy);
     }
 
     public IReadOnlyList<int> EncodeWithSpecialTokens(string text) =>
@@ -102,7 +111,7 @@ public sealed class SentencePieceTokenizer : ITokenizer
             }
             else
             {
-                EncodeNormalized(Normalize(text.AsSpan(offset, length), atStartOfText: offset == 0), ids);
+                EncodeNormalized(Normalize(text.AsSpan(offset, length), atStartOfText: _legacy || offset == 0), ids);
             }
         }
 
@@ -118,6 +127,13 @@ public sealed class SentencePieceTokenizer : ITokenizer
         {
             if ((uint)id >= (uint)_model.Pieces.Count)
             {
+                if (_addedBeyondModel.TryGetValue(id, out var added))
+                {
+                    atStart &= !FlushBytes(bytes, text);
+                    text.Append(added);
+                    atStart = false;
+                }
+
                 continue;
             }
 

@@ -35,7 +35,9 @@ public static class TokenizerLoader
         {
             // Llama-family tokenizers add BOS unless their configuration says otherwise.
             var addBos = config is not { } settings || !settings.TryGetProperty("add_bos_token", out var add) || add.ValueKind != JsonValueKind.False;
-            return SentencePieceTokenizer.Load(sentencePiece, addBos, AddedTokens(config));
+            // Hugging Face's Llama tokenizer is "legacy" unless its configuration says legacy: false.
+            var legacy = config is not { } c || !c.TryGetProperty("legacy", out var value) || value.ValueKind != JsonValueKind.False;
+            return SentencePieceTokenizer.Load(sentencePiece, addBos, AddedTokens(config), legacy);
         }
 
         var tiktoken = Directory.Exists(folder) ? Directory.GetFiles(folder, "*" + TiktokenFileTokenizer.Extension) : [];

@@ -39,7 +39,8 @@ public sealed class HostStartupTests : IDisposable
         // The node can serve "good", so it stays in the load balancer; /health/models says what is down.
         var (status, body) = await ReadinessAfterStartup(http);
         Assert.Equal(HttpStatusCode.OK, status);
-        Assert.Contains("broken: failed", body, StringComparison.Ordinal);
+        Assert.Contains("1 of 2 models serving, 1 failed", body, StringComparison.Ordinal);
+        Assert.DoesNotContain("broken", body, StringComparison.Ordinal); // anonymous: counts, not model ids
         using (var states = JsonDocument.Parse(await http.GetStringAsync("/health/models")))
         {
             var brokenState = states.RootElement.GetProperty("models").EnumerateArray().Single(m => m.GetProperty("id").GetString() == "broken");
@@ -68,7 +69,23 @@ public sealed class HostStartupTests : IDisposable
         await WaitForState(http, "good", "ready");
         var (status, body) = await ReadinessAfterStartup(http);
         Assert.Equal(HttpStatusCode.ServiceUnavailable, status);
-        Assert.Contains("required models cannot serve: broken", body, StringComparison.Ordinal);
+        Assert.Contains("1 required models cannot serve", body, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task The_built_in_embedding_model_alone_does_not_make_a_chat_node_ready()
+    {
+        var broken = WriteModel("broken");
+        File.AppendAllText(Path.Combine(broken, "genai_config.json"), " ");
+        await using var running = await RunningAppliance.StartAsync($"--Models:broken:Path={broken}", "--Logging:LogLevel:Default=None");
+        var http = running.Http;
+
+        await WaitForState(http, "broken", "failed");
+        var (status, body) = await ReadinessAfterStartup(http);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, status);
+        Assert.Contains("no model can serve", body, StringComparison.Ordinal);
+        using var anonymous = running.ClientWith(null);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await anonymous.GetAsync("/health/models")).StatusCode); // ids are not public
     }
 
     [Fact]

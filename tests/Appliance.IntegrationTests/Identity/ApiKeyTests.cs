@@ -34,7 +34,9 @@ public sealed class ApiKeyTests : IDisposable
         string id;
         await using (var running = await StartAsync(enabled: true))
         {
-            using var issue = await running.Http.PostAsJsonAsync("/admin/api-keys",
+            // The issuing administrator is in /finance: a key carries at most what its issuer holds.
+            using var financeAdmin = running.ClientWith(running.MintToken("tester", RunningAppliance.AllRoles, groups: ["/finance"]));
+            using var issue = await financeAdmin.PostAsJsonAsync("/admin/api-keys",
                 new { owner = "svc-report", name = "nightly report", roles = new[] { "appliance-user" }, groups = new[] { "/finance" }, expiresInDays = 30 });
             Assert.Equal(HttpStatusCode.Created, issue.StatusCode);
             using var issued = JsonDocument.Parse(await issue.Content.ReadAsStringAsync());
@@ -100,6 +102,8 @@ public sealed class ApiKeyTests : IDisposable
     [InlineData("""{"owner":"svc-report","name":"job","roles":["appliance-user"],"clearance":"cosmic"}""", "clearance")]
     [InlineData("""{"owner":"svc-report","name":"job","roles":["appliance-auditor"]}""", "roles")] // audit needs a sign-in
     [InlineData("""{"owner":"ada","name":"job","roles":["appliance-user"]}""", "owner")] // a colleague, not a service account
+    [InlineData("""{"owner":"svc-report","name":"job","roles":["finance-analyst"]}""", "roles")] // a role the issuer does not hold
+    [InlineData("""{"owner":"svc-report","name":"job","roles":["appliance-user"],"groups":["/hr"]}""", "groups")] // a group the issuer is not in
     [InlineData("""{"owner":"svc-report","name":"job","roles":["appliance-user"],"clearance":"confidential"}""", "clearance")] // above the issuer's
 
     public async Task A_bad_issue_request_is_a_400_problem_naming_the_field(string body, string field)

@@ -92,18 +92,35 @@ public sealed class SentencePieceTokenizerTests
     public void Special_tokens_written_in_the_text_become_their_ids(string modelType)
     {
         var model = SentencePieceModels.Model(modelType);
-        var tokenizer = SentencePieceTokenizer.Load(model, addBeginningOfSentence: false);
         const string Turn = "[INST] the model [/INST] the data";
 
-        var ids = tokenizer.Encode("<s>" + Turn + "</s>");
+        // Legacy (Hugging Face's default, Meta's reference): the text after a special token is encoded as a fresh input.
+        var legacy = SentencePieceTokenizer.Load(model, addBeginningOfSentence: false).Encode("<s>" + Turn + "</s>");
+        Assert.Equal([1, .. SentencePieceModels.ReferenceIds(model, Turn), 2], legacy);
 
+        // Non-legacy: no dummy-prefix space after a special token, so at most the leading "▁" piece is saved.
+        var tokenizer = SentencePieceTokenizer.Load(model, addBeginningOfSentence: false, legacy: false);
+        var ids = tokenizer.Encode("<s>" + Turn + "</s>");
         Assert.Equal(1, ids[0]);
         Assert.Equal(2, ids[^1]);
         Assert.Equal(Turn, tokenizer.Decode(ids));
-        // As Hugging Face's non-legacy Llama tokenizer: no dummy-prefix space after a special token, so the turn
-        // costs what spm_encode gives for it less at most its leading "▁" piece.
-        var alone = SentencePieceModels.ReferenceIds(model, Turn);
-        Assert.InRange(ids.Count - 2, alone.Length - 1, alone.Length);
+        Assert.InRange(ids.Count - 2, legacy.Count - 3, legacy.Count - 2);
+        Assert.NotEqual(legacy, ids);
+    }
+
+    [Fact]
+    public void Added_tokens_past_the_model_s_pieces_encode_and_decode()
+    {
+        // A ChatML fine-tune of a 700-piece model: its markers are ids past the model's own pieces.
+        const int Beyond = 700 + 100;
+        var tokenizer = SentencePieceTokenizer.Load(SentencePieceModels.Model("bpe"), addBeginningOfSentence: false,
+            new Dictionary<string, int> { ["<|im_start|>"] = Beyond, ["<|im_end|>"] = Beyond + 1 }, legacy: false);
+
+        var ids = tokenizer.Encode("<|im_start|>the data<|im_end|>");
+
+        Assert.Equal(Beyond, ids[0]);
+        Assert.Equal(Beyond + 1, ids[^1]);
+        Assert.Equal("<|im_start|>the data<|im_end|>", tokenizer.Decode(ids));
     }
 
     [Fact]

@@ -32,8 +32,9 @@ internal sealed class UnigramSegmenter(PieceVocabulary vocabulary)
                     continue;
                 }
 
+                // As sentencepiece: length times the top score in float, less 0.1 in double, stored as a float.
                 var score = vocabulary.IsUserDefined(id)
-                    ? (PieceVocabulary.Utf8Length(text.AsSpan(start, length)) * vocabulary.MaximumScore) - 0.1f
+                    ? (float)((double)(PieceVocabulary.Utf8Length(text.AsSpan(start, length)) * vocabulary.MaximumScore) - 0.1)
                     : vocabulary.Score(id);
                 Offer(start + length, start, id, score + scoreHere);
                 hasSingleCharacter |= length == characterLength;
