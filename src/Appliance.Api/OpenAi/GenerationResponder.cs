@@ -51,6 +51,11 @@ internal static class GenerationResponder
                 if (item.Error is not null || item.Delta?.FinishReason == FinishReason.Cancelled)
                 {
                     Failed(http, item, completionTokens);
+                    if (item.Error is Appliance.Engine.EngineFailedException restarting)
+                    {
+                        http.Response.Headers.RetryAfter = restarting.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                    }
+
                     await EngineFailure(item).WriteAsync(http);
                     return;
                 }

@@ -22,7 +22,7 @@ internal sealed partial class AuditMiddleware(
         var audit = http.Features.Get<RequestAudit>() ?? new RequestAudit(time.GetTimestamp()); // the metrics middleware may have begun it
         http.Features.Set(audit);
         http.Response.Headers[RequestIdHeader] = http.TraceIdentifier; // the audit record's request id, for support and auditors
-        var address = http.Connection.RemoteIpAddress?.ToString() ?? "unknown";
+        var address = Identity.UnauthenticatedFloodGuard.AddressOf(http);
         if (flood.IsThrottled(address) && !HasCredentials(http.Request) && !WebConsole.ConsoleSession.Owns(http.Request.Path))
         {
             // An address that keeps failing authentication: no token validation and no audit write per request. The
@@ -50,7 +50,8 @@ internal sealed partial class AuditMiddleware(
                 audit.FinishReason ??= "cancelled";
             }
 
-            if (status == StatusCodes.Status401Unauthorized && !flood.RecordFailure(address))
+            if (http.Items.ContainsKey(Identity.UnauthenticatedFloodGuard.RefusedItem)
+                || (status == StatusCodes.Status401Unauthorized && !flood.RecordFailure(address)))
             {
                 await RecordSampleAsync(http, audit, address); // one of a flood: counted, and sampled
             }

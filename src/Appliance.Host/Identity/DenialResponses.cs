@@ -10,6 +10,13 @@ internal static class DenialResponses
 {
     public static Task Unauthenticated(HttpContext http, bool credentialSent)
     {
+        if (http.RequestServices.GetService<UnauthenticatedFloodGuard>() is { } flood && flood.IsThrottled(UnauthenticatedFloodGuard.AddressOf(http)))
+        {
+            // One more failure from an address over its limit: refused as part of the flood.
+            http.Items[UnauthenticatedFloodGuard.RefusedItem] = true;
+            return TooManyUnauthenticated(http);
+        }
+
         // RFC 6750: say that a bearer token is expected, and that the one sent was refused, but not why.
         http.Response.Headers.WWWAuthenticate = credentialSent ? "Bearer realm=\"appliance\", error=\"invalid_token\"" : "Bearer realm=\"appliance\"";
         return Answer(http, StatusCodes.Status401Unauthorized, OpenAiError.Unauthenticated(), "Authentication required", "Send a valid bearer token.");

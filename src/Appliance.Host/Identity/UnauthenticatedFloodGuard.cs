@@ -6,13 +6,16 @@ namespace Appliance.Host.Identity;
 /// <summary>
 /// Limits requests without valid credentials per client address, before they reach the audit writer: each client
 /// address may fail authentication <see cref="IdentityOptions.UnauthenticatedPerMinute"/> times a minute; beyond that
-/// its requests without credentials are answered 429 at once (nothing authenticated, nothing written), and its failed
-/// ones are not recorded one by one. One in <see cref="SampleEvery"/> of the refusals is recorded, saying how many were
+/// its requests without credentials are answered 429 at once (nothing authenticated, nothing written), those whose
+/// credentials fail are answered 429 too, and none is recorded one by one. One in <see cref="SampleEvery"/> of the refusals is recorded, saying how many were
 /// not, and all are counted in /metrics. Callers with valid credentials behind the same address are never affected.
 /// </summary>
 internal sealed class UnauthenticatedFloodGuard : IDisposable
 {
     public const int SampleEvery = 100;
+
+    /// <summary>Marks a request the guard refused after its credentials failed (HttpContext.Items key).</summary>
+    public const string RefusedItem = "appliance.flood-refused";
     private const int MaxTrackedAddresses = 10_000;
 
     private readonly PartitionedRateLimiter<string> _failures;
@@ -33,6 +36,9 @@ internal sealed class UnauthenticatedFloodGuard : IDisposable
             QueueLimit = 0,
         }));
     }
+
+    /// <summary>The client address the guard counts by (the real client behind trusted proxies).</summary>
+    public static string AddressOf(HttpContext http) => http.Connection.RemoteIpAddress?.ToString() ?? "unknown";
 
     /// <summary>Requests refused or not recorded by this guard since the start.</summary>
     public long ThrottledTotal => Interlocked.Read(ref _throttledTotal);

@@ -27,8 +27,8 @@ public sealed class UnauthenticatedFloodTests
         }
 
         Assert.All(statuses.Take(5), s => Assert.Equal(HttpStatusCode.Unauthorized, s));
-        // Past the limit, a forged token is still checked (401, not recorded); no token at all is refused at once (429).
-        Assert.All(statuses.Skip(5).Where((_, i) => (i + 5) % 2 == 0), s => Assert.Equal(HttpStatusCode.TooManyRequests, s));
+        // Past the limit, no token at all is refused before authentication, and a forged one after it fails: 429 both.
+        Assert.All(statuses.Skip(5), s => Assert.Equal(HttpStatusCode.TooManyRequests, s));
         Assert.Contains(HttpStatusCode.TooManyRequests, statuses); // requests without credentials, refused before authentication
         using (var throttled = await anonymous.GetAsync("/v1/models"))
         {
@@ -44,9 +44,10 @@ public sealed class UnauthenticatedFloodTests
         using var refused = JsonDocument.Parse(await running.Http.GetStringAsync("/audit/events?kind=request.refused&limit=1000"));
         var entries = refused.RootElement.GetProperty("data").EnumerateArray().ToList();
         Assert.InRange(entries.Count, 6, 8);
-        Assert.Contains(entries, e => e.GetProperty("detail").GetString()?.Contains("unauthenticated flood from", StringComparison.Ordinal) == true);
-        var metrics = await running.Http.GetStringAsync("/metrics");
-        var line = metrics.Split('\n').Single(l => l.StartsWith("appliance_unauthenticated_throttled_total", StringComparison.Ordinal));
-        Assert.Equal(146, double.Parse(line.Split(' ')[^1], System.Globalization.CultureInfo.InvariantCulture));
+        var samples = entries.Select(e => e.GetProperty("detail").GetString() ?? string.Empty).Where(d => d.Contains("unauthenticated flood from", StringComparison.Ordinal)).ToList();
+        Assert.Contains(samples, d => d.Contains(": 0 refusals before this one", StringComparison.Ordinal)); // the first of the flood
+        Assert.Contains(samples, d => d.Contains(": 100 refusals before this one", StringComparison.Ordinal)); // then one in a hundred
+        // The count is exported (its value is not asserted: prometheus-net's registry is shared by every host in this process).
+        Assert.Contains("appliance_unauthenticated_throttled_total", await running.Http.GetStringAsync("/metrics"), StringComparison.Ordinal);
     }
 }
