@@ -68,6 +68,16 @@ if (args.Contains("--fairness"))
     return 0;
 }
 
+if (args.Contains("--soak"))
+{
+    foreach (var row in await SoakBench.RowsAsync(BenchModels.Ensure(options.ModelsFolder, options.Sizes[0], options.Layouts[0]), options))
+    {
+        Console.WriteLine(row);
+    }
+
+    return 0;
+}
+
 if (args.Contains("--audit"))
 {
     foreach (var row in await AuditBench.StoreRowsAsync(options.Repeats))

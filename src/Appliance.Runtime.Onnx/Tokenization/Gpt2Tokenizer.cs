@@ -10,10 +10,11 @@ namespace Appliance.Runtime.Onnx.Tokenization;
 public sealed class Gpt2Tokenizer : ITokenizer
 {
     private static readonly Lazy<TiktokenTokenizer> Shared = new(() => TiktokenTokenizer.CreateForModel("gpt2"));
-    private static readonly Lazy<TokenizerShape> Gpt2Shape = new(() =>
+    // Only a digest of GPT-2's own file is kept: its vocabulary and merges would hold about 15 MB for the process's life.
+    private static readonly Lazy<string> Gpt2Digest = new(() =>
     {
         using var document = JsonDocument.Parse(Gpt2TokenizerJson.Build());
-        return TokenizerShape.Of(document.RootElement, "GPT-2");
+        return TokenizerShape.Of(document.RootElement, "GPT-2").Digest();
     });
 
     private const int Gpt2VocabularySize = 50257;
@@ -40,7 +41,7 @@ public sealed class Gpt2Tokenizer : ITokenizer
 
         // Counts first: building GPT-2's own file to compare against takes seconds, so only a likely match pays for it.
         var shape = TokenizerShape.Of(root, path);
-        return shape.Vocabulary.Count == Gpt2VocabularySize && shape.Merges.Count == Gpt2MergeCount && shape.SameAs(Gpt2Shape.Value);
+        return shape.Vocabulary.Count == Gpt2VocabularySize && shape.Merges.Count == Gpt2MergeCount && shape.Digest() == Gpt2Digest.Value;
     }
 
     private sealed record TokenizerShape(Dictionary<string, int> Vocabulary, List<string> Merges, Dictionary<string, int> Added, string Rules)
@@ -53,10 +54,28 @@ public sealed class Gpt2Tokenizer : ITokenizer
             return new TokenizerShape(TokenizerJson.Vocabulary(model, path), TokenizerJson.Merges(model, path), TokenizerJson.AddedTokens(root), rules);
         }
 
-        public bool SameAs(TokenizerShape other) =>
-            Rules == other.Rules
-            && Vocabulary.Count == other.Vocabulary.Count && Vocabulary.All(entry => other.Vocabulary.TryGetValue(entry.Key, out var id) && id == entry.Value)
-            && Merges.SequenceEqual(other.Merges)
-            && Added.Count == other.Added.Count && Added.All(entry => other.Added.TryGetValue(entry.Key, out var id) && id == entry.Value);
+        /// <summary>SHA-256 over the rules, the vocabulary and added tokens in id order, and the merges in order.</summary>
+        public string Digest()
+        {
+            using var hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+            void Add(string line) => hash.AppendData(System.Text.Encoding.UTF8.GetBytes(line + "\n"));
+            Add(Rules);
+            foreach (var (piece, id) in Vocabulary.OrderBy(entry => entry.Value).ThenBy(entry => entry.Key, StringComparer.Ordinal))
+            {
+                Add($"v\t{id}\t{piece}");
+            }
+
+            foreach (var (piece, id) in Added.OrderBy(entry => entry.Value).ThenBy(entry => entry.Key, StringComparer.Ordinal))
+            {
+                Add($"a\t{id}\t{piece}");
+            }
+
+            foreach (var merge in Merges)
+            {
+                Add("m\t" + merge);
+            }
+
+            return Convert.ToHexString(hash.GetHashAndReset());
+        }
     }
 }
