@@ -57,6 +57,16 @@ internal sealed class AuditChainFixture : IAsyncDisposable
     /// <summary>Stops the writer (which signs a final checkpoint); the store stays open for reading and tampering.</summary>
     public async Task CloseLogAsync() => await Log.DisposeAsync();
 
+    /// <summary>Runs a statement on the store's file behind its back, as an attacker with file access would.</summary>
+    public void Tamper(string sql)
+    {
+        using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Folder.Combine("audit.db")};Pooling=False");
+        connection.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        Assert.True(command.ExecuteNonQuery() > 0, $"the tampering statement changed nothing: {sql}");
+    }
+
     public ChainVerification Verify() =>
         ChainVerifier.Verify(Store.Chain("node-1"), Store.Checkpoints("node-1"), PublicKey(), Store.Retention("node-1"));
 

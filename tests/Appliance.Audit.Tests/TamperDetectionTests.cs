@@ -1,5 +1,4 @@
 using Appliance.Audit.Chain;
-using Microsoft.Data.Sqlite;
 
 namespace Appliance.Audit.Tests;
 
@@ -10,7 +9,7 @@ public sealed class TamperDetectionTests
     public async Task A_modified_field_is_found_at_its_entry()
     {
         await using var audit = await Filled();
-        Sql(audit, "UPDATE audit_entries SET completion_tokens = 1 WHERE seq = 17");
+        audit.Tamper("UPDATE audit_entries SET completion_tokens = 1 WHERE seq = 17");
         Expect(audit.Verify(), ChainProblem.Modified, 17);
     }
 
@@ -18,7 +17,7 @@ public sealed class TamperDetectionTests
     public async Task A_deleted_entry_is_found()
     {
         await using var audit = await Filled();
-        Sql(audit, "DELETE FROM audit_entries WHERE seq = 12");
+        audit.Tamper("DELETE FROM audit_entries WHERE seq = 12");
         Expect(audit.Verify(), ChainProblem.Deleted, 12);
     }
 
@@ -49,7 +48,7 @@ public sealed class TamperDetectionTests
     public async Task Cutting_off_the_end_is_found_by_the_checkpoint_that_vouched_for_it()
     {
         await using var audit = await Filled();
-        Sql(audit, "DELETE FROM audit_entries WHERE seq > 35");
+        audit.Tamper("DELETE FROM audit_entries WHERE seq > 35");
         Expect(audit.Verify(), ChainProblem.Truncated, 36);
     }
 
@@ -74,7 +73,7 @@ public sealed class TamperDetectionTests
     public async Task A_forged_checkpoint_is_found()
     {
         await using var audit = await Filled();
-        Sql(audit, "UPDATE audit_checkpoints SET hash = (SELECT hash FROM audit_entries WHERE seq = 9), seq = 9 WHERE seq = 10");
+        audit.Tamper("UPDATE audit_checkpoints SET hash = (SELECT hash FROM audit_entries WHERE seq = 9), seq = 9 WHERE seq = 10");
         Expect(audit.Verify(), ChainProblem.ForgedCheckpoint, 9);
     }
 
@@ -114,14 +113,5 @@ public sealed class TamperDetectionTests
     {
         Assert.False(verdict.Ok);
         Assert.True(problem == verdict.Problem && sequence == verdict.FirstBrokenSequence, $"{verdict.Problem} at {verdict.FirstBrokenSequence}: {verdict.Message}");
-    }
-
-    private static void Sql(AuditChainFixture audit, string sql)
-    {
-        using var connection = new SqliteConnection($"Data Source={audit.Folder.Combine("audit.db")};Pooling=False");
-        connection.Open();
-        using var command = connection.CreateCommand();
-        command.CommandText = sql;
-        Assert.True(command.ExecuteNonQuery() > 0, $"the tampering statement changed nothing: {sql}");
     }
 }

@@ -40,23 +40,7 @@ public sealed class SyslogTests : IDisposable
         using var udp = new UdpClient(new IPEndPoint(IPAddress.Loopback, 0));
         var messages = new List<string>();
         using var stop = new CancellationTokenSource();
-        var receiving = Task.Run(async () =>
-        {
-            try
-            {
-                while (!stop.IsCancellationRequested)
-                {
-                    var datagram = await udp.ReceiveAsync(stop.Token);
-                    lock (messages)
-                    {
-                        messages.Add(Encoding.UTF8.GetString(datagram.Buffer));
-                    }
-                }
-            }
-            catch (OperationCanceledException)
-            {
-            }
-        });
+        var receiving = ReceiveUdpAsync(udp, messages, stop.Token);
 
         await using var running = await StartAsync($"udp://127.0.0.1:{((IPEndPoint)udp.Client.LocalEndPoint!).Port}");
         await Exercise(running);
