@@ -1,4 +1,6 @@
 using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
 using System.Threading.RateLimiting;
 
 namespace Appliance.Host.Identity;
@@ -37,8 +39,33 @@ internal sealed class UnauthenticatedFloodGuard : IDisposable
         }));
     }
 
-    /// <summary>The client address the guard counts by (the real client behind trusted proxies).</summary>
-    public static string AddressOf(HttpContext http) => http.Connection.RemoteIpAddress?.ToString() ?? "unknown";
+    /// <summary>
+    /// The client the guard counts by (the real client behind trusted proxies): an IPv4 address, or an IPv6 client's /64
+    /// network, because one host is routinely given a whole /64 and could otherwise rotate through 2^64 addresses.
+    /// </summary>
+    public static string AddressOf(HttpContext http) => ClientKeyOf(http.Connection.RemoteIpAddress);
+
+    public static string ClientKeyOf(IPAddress? address)
+    {
+        if (address is null)
+        {
+            return "unknown";
+        }
+
+        if (address.IsIPv4MappedToIPv6)
+        {
+            return address.MapToIPv4().ToString();
+        }
+
+        if (address.AddressFamily != AddressFamily.InterNetworkV6 || IPAddress.IsLoopback(address))
+        {
+            return address.ToString();
+        }
+
+        var bytes = address.GetAddressBytes();
+        Array.Clear(bytes, 8, 8);
+        return $"{new IPAddress(bytes)}/64";
+    }
 
     /// <summary>Requests refused or not recorded by this guard since the start.</summary>
     public long ThrottledTotal => Interlocked.Read(ref _throttledTotal);

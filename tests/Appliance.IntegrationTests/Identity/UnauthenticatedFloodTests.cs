@@ -50,4 +50,14 @@ public sealed class UnauthenticatedFloodTests
         // The count is exported (its value is not asserted: prometheus-net's registry is shared by every host in this process).
         Assert.Contains("appliance_unauthenticated_throttled_total", await running.Http.GetStringAsync("/metrics"), StringComparison.Ordinal);
     }
+
+    [Theory]
+    [InlineData("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64")]
+    [InlineData("2001:db8:1:2:ffff:1:2:3", "2001:db8:1:2::/64")]
+    [InlineData("2001:db8:1:3::1", "2001:db8:1:3::/64")]
+    [InlineData("::ffff:192.0.2.7", "192.0.2.7")]
+    [InlineData("192.0.2.7", "192.0.2.7")]
+    [InlineData("::1", "::1")]
+    public void An_IPv6_client_is_counted_by_its_64_network_and_an_IPv4_one_by_its_address(string address, string key) =>
+        Assert.Equal(key, Appliance.Host.Identity.UnauthenticatedFloodGuard.ClientKeyOf(IPAddress.Parse(address)));
 }
