@@ -432,7 +432,7 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
 
     private void Update(Sequence sequence, ReadOnlySpan<float> logits)
     {
-        var (token, logprob) = _sampler.Sample(logits, sequence.Sampling);
+        var (token, logprob) = _sampler.Sample(logits, sequence.Sampling, _stopTokenIds);
         sequence.Tokens.Add(token);
         var contextFull = sequence.Tokens.Count >= Model.ContextLength;
         var (text, finish) = sequence.Output.Accept(token, contextFull);

@@ -20,4 +20,16 @@ public interface ITokenizer
     /// detokenisation relies on to hold them back.
     /// </summary>
     string Decode(IEnumerable<int> ids);
+
+    /// <summary>
+    /// The bytes a token adds to the output (UTF-8, possibly part of a character), or null for tokens that are not text
+    /// (special and control tokens). Constrained decoding matches these against its grammar. The default reads them
+    /// from <see cref="Decode"/>, which is right for tokens that decode to whole characters on their own; tokenizers
+    /// whose pieces can be part of a character or carry a word-boundary mark give their own.
+    /// </summary>
+    byte[]? TokenBytes(int id)
+    {
+        var text = Decode([id]);
+        return text.Length == 0 || text.Contains('\uFFFD', StringComparison.Ordinal) ? null : System.Text.Encoding.UTF8.GetBytes(text);
+    }
 }

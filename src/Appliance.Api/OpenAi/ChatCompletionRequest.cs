@@ -5,7 +5,7 @@ using Appliance.Engine.Prompting;
 namespace Appliance.Api.OpenAi;
 
 /// <summary>A validated POST /v1/chat/completions body.</summary>
-internal sealed record ChatCompletionRequest(GenerationSettings Settings, IReadOnlyList<ChatMessage> Messages)
+internal sealed record ChatCompletionRequest(GenerationSettings Settings, IReadOnlyList<ChatMessage> Messages, ResponseFormat Format)
 {
     /// <summary>Fields OpenAI defines that this appliance cannot honour yet: refused by name, never ignored.</summary>
     private static readonly Dictionary<string, string> UnsupportedFields = new()
@@ -47,17 +47,17 @@ internal sealed record ChatCompletionRequest(GenerationSettings Settings, IReadO
         }
 
         var settings = GenerationSettings.Read(fields, limits, (int?)maxTokens, logprobs, topLogprobs);
-        return new ChatCompletionRequest(settings, ReadMessages(fields, limits));
+        var format = ResponseFormat.Read(fields);
+        if (format.IsJson && settings.IgnoreEos)
+        {
+            throw new OpenAiRequestException(OpenAiError.Invalid("'ignore_eos' cannot be combined with a JSON 'response_format': the output must end where the JSON does.", "ignore_eos"));
+        }
+
+        return new ChatCompletionRequest(settings, ReadMessages(fields, limits), format);
     }
 
     private static void RejectUnsupportedOptions(JsonFields fields)
     {
-        if (fields.Element("response_format") is { } format &&
-            !(format.ValueKind == JsonValueKind.Object && format.TryGetProperty("type", out var type) && type.ValueKind == JsonValueKind.String && type.GetString() == "text"))
-        {
-            throw new OpenAiRequestException(OpenAiError.Unsupported("response_format", "a response format other than text (JSON mode, JSON schema)"));
-        }
-
         if (fields.Element("logit_bias") is { } bias && (bias.ValueKind != JsonValueKind.Object || bias.EnumerateObject().Any()))
         {
             throw new OpenAiRequestException(OpenAiError.Unsupported("logit_bias", "logit bias"));

@@ -15,6 +15,8 @@ internal static class ChatCompletionsApi
         using var fields = await JsonFields.ReadAsync(http.Request, limits.MaxBodyBytes, http.RequestAborted);
         var request = fields.Parse(f => ChatCompletionRequest.Read(f, limits));
         var model = ModelResolution.Resolve(catalog, access, http, request.Settings.Model);
+        // Compiled (or found compiled) here, on the request's thread: the engine only looks up masks.
+        var settings = request.Settings with { Constraint = request.Format.ConstraintFor(model) };
 
         // Render and tokenise here, on the request's thread, never on the engine's.
         var prompt = model.Engine.Tokenizer.Encode(RenderPrompt(model, request));
@@ -28,7 +30,7 @@ internal static class ChatCompletionsApi
         }
 
         using var quota = await ModelResolution.AcceptAsync(recorder, http);
-        await GenerationResponder.RespondAsync(http, header, model, request.Settings, choices, maxTokens, prompt.Count, limits);
+        await GenerationResponder.RespondAsync(http, header, model, settings, choices, maxTokens, prompt.Count, limits);
     }
 
     private static string RenderPrompt(ServedModel model, ChatCompletionRequest request)

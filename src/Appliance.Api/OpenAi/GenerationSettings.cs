@@ -24,7 +24,8 @@ internal sealed record GenerationSettings(
     int TopLogprobs,
     string? User,
     bool IgnoreEos = false,
-    RequestPriority Priority = RequestPriority.Interactive)
+    RequestPriority Priority = RequestPriority.Interactive,
+    Appliance.Engine.Sampling.ITokenConstraint? Constraint = null)
 {
     /// <summary>Extensions beyond OpenAI's parameters that vLLM-style clients send.</summary>
     public static readonly string[] ExtensionFields = ["top_k", "min_p", "repetition_penalty", "ignore_eos"];
@@ -90,5 +91,6 @@ internal sealed record GenerationSettings(
         Logprobs = Logprobs,
         TopLogprobs = TopLogprobs,
         IgnoreEos = IgnoreEos, // vLLM's extension: generate exactly max_tokens, for benchmarks and load tests
+        Constraint = Constraint,
     };
 }

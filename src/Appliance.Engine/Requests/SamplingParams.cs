@@ -35,6 +35,9 @@ public sealed record SamplingParams
     /// <summary>How many most likely alternatives to return with each chosen token (0-20).</summary>
     public int TopLogprobs { get; init; }
 
+    /// <summary>A language the output must stay in (structured outputs), or null for free text.</summary>
+    public Sampling.ITokenConstraint? Constraint { get; init; }
+
     public bool IsGreedy => Temperature == 0f || TopK == 1;
 
     /// <summary>Returns the first problem found, or null when the parameters are valid.</summary>

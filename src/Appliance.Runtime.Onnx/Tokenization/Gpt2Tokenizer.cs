@@ -17,6 +17,9 @@ public sealed class Gpt2Tokenizer : ITokenizer
         return TokenizerShape.Of(document.RootElement, "GPT-2").Digest();
     });
 
+    // Read from the data package's rank file only when structured outputs first need them.
+    private static readonly Lazy<byte[][]> Bytes = new(Gpt2TokenizerJson.TokenBytes);
+
     private const int Gpt2VocabularySize = 50257;
     private const int Gpt2MergeCount = 50000;
 
@@ -25,6 +28,8 @@ public sealed class Gpt2Tokenizer : ITokenizer
     public IReadOnlyList<int> Encode(string text) => Shared.Value.EncodeToIds(text);
 
     public string Decode(IEnumerable<int> ids) => Shared.Value.Decode(ids);
+
+    public byte[]? TokenBytes(int id) => (uint)id < (uint)Bytes.Value.Length ? Bytes.Value[id] : null;
 
     /// <summary>
     /// Whether a tokenizer.json is GPT-2's own (same vocabulary, merges, added tokens and byte-level rules), so this

@@ -118,6 +118,23 @@ public sealed class SentencePieceTokenizer : ITokenizer
         return ids;
     }
 
+    /// <summary>A piece's bytes: its byte for byte pieces, its text with the word mark as a space; nothing for control pieces.</summary>
+    public byte[]? TokenBytes(int id)
+    {
+        if ((uint)id >= (uint)_model.Pieces.Count)
+        {
+            return null;
+        }
+
+        var piece = _model.Pieces[id];
+        return piece.Type switch
+        {
+            PieceType.Byte when _byteValueOfId[id] >= 0 => [(byte)_byteValueOfId[id]],
+            PieceType.Normal or PieceType.UserDefined => Encoding.UTF8.GetBytes(piece.Text.Replace(SpaceSymbol, ' ')),
+            _ => null,
+        };
+    }
+
     public string Decode(IEnumerable<int> ids)
     {
         var text = new StringBuilder();

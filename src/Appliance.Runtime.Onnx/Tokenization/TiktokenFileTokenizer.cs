@@ -57,7 +57,7 @@ public static class TiktokenFileTokenizer
         try
         {
             var tokenizer = TiktokenTokenizer.Create(stream, new SplitSequencePreTokenizer([pattern], new AddedTokenMatcher(special)), normalizer: null, special);
-            return new LibraryTokenizer(tokenizer);
+            return new LibraryTokenizer(tokenizer, path);
         }
         catch (Exception exception) when (exception is FormatException or InvalidOperationException or ArgumentException)
         {
@@ -86,11 +86,19 @@ public static class TiktokenFileTokenizer
         return tokens;
     }
 
-    /// <summary>A Microsoft.ML.Tokenizers tokenizer as the engine's tokenizer.</summary>
-    private sealed class LibraryTokenizer(Tokenizer tokenizer) : ITokenizer
+    /// <summary>Microsoft.ML.Tokenizers' tiktoken tokenizer as the engine's tokenizer.</summary>
+    private sealed class LibraryTokenizer(TiktokenTokenizer tokenizer, string path) : ITokenizer
     {
+        // The library keeps each rank's bytes to itself; the file says them, read again on first need.
+        private readonly Lazy<Dictionary<int, byte[]>> _bytes = new(() => File.ReadLines(path)
+            .Select(line => line.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            .Where(parts => parts.Length == 2)
+            .ToDictionary(parts => int.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture), parts => Convert.FromBase64String(parts[0])));
+
         public IReadOnlyList<int> Encode(string text) => tokenizer.EncodeToIds(text);
 
         public string Decode(IEnumerable<int> ids) => tokenizer.Decode(ids);
+
+        public byte[]? TokenBytes(int id) => _bytes.Value.GetValueOrDefault(id);
     }
 }

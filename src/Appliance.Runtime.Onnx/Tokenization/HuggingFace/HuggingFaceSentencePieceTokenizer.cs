@@ -20,6 +20,7 @@ public sealed class HuggingFaceSentencePieceTokenizer : ITokenizer
     private readonly BpeTokenizer _bpe;
     private readonly HashSet<string> _vocabulary;
     private readonly string[] _pieces;
+    private readonly HashSet<int> _addedIds;
     private readonly int[] _byteIds;
     private readonly int? _unknownId;
     private readonly AddedTokenMatcher _addedTokens;
@@ -35,6 +36,7 @@ public sealed class HuggingFaceSentencePieceTokenizer : ITokenizer
         _unknownId = unknownId;
         _rules = rules;
         _addedTokens = new AddedTokenMatcher(added);
+        _addedIds = [.. added.Values];
         _pieces = new string[Math.Max(vocabulary.Values.DefaultIfEmpty(-1).Max(), added.Values.DefaultIfEmpty(-1).Max()) + 1];
         foreach (var (piece, id) in vocabulary.Concat(added))
         {
@@ -88,6 +90,17 @@ public sealed class HuggingFaceSentencePieceTokenizer : ITokenizer
     }
 
     public IReadOnlyList<int> EncodeWithSpecialTokens(string text) => _postProcessor.Apply(Encode(text));
+
+    /// <summary>A piece's bytes: its byte for byte pieces, its text with the word mark as a space; nothing for added tokens.</summary>
+    public byte[]? TokenBytes(int id)
+    {
+        if ((uint)id >= (uint)_pieces.Length || _pieces[id] is not { } piece || _addedIds.Contains(id) || id == _unknownId)
+        {
+            return null;
+        }
+
+        return _rules.DecodeBytes && ByteValue(piece) is { } value ? [value] : System.Text.Encoding.UTF8.GetBytes(piece.Replace('\u2581', ' '));
+    }
 
     public string Decode(IEnumerable<int> ids)
     {

@@ -20,6 +20,7 @@ public sealed class HuggingFaceTokenizer : ITokenizer
     private readonly bool _nfc;
 
     private readonly PostProcessor _postProcessor;
+    private byte[]?[]? _tokenBytes;
 
     private HuggingFaceTokenizer(BpeTokenizer tokenizer, IReadOnlyDictionary<string, int> addedTokens, bool nfc, PostProcessor postProcessor)
     {
@@ -66,6 +67,13 @@ public sealed class HuggingFaceTokenizer : ITokenizer
     public IReadOnlyList<int> EncodeWithSpecialTokens(string text) => _postProcessor.Apply(Encode(text));
 
     public string Decode(IEnumerable<int> ids) => _tokenizer.Decode(ids);
+
+    /// <summary>A vocabulary entry's bytes, undoing the byte-level alphabet; nothing for added and special tokens.</summary>
+    public byte[]? TokenBytes(int id)
+    {
+        var all = _tokenBytes ??= ByteLevelAlphabet.BytesOf(_tokenizer.Vocabulary, AddedTokens.Values.ToHashSet());
+        return (uint)id < (uint)all.Length ? all[id] : null;
+    }
 
     /// <summary>The split regexes: Split steps (Isolated, not inverted) and a ByteLevel step without a prefix space.</summary>
     private static List<(Regex Plain, Regex CodePoints)> SplitPatterns(JsonElement root, string path)

@@ -1,0 +1,62 @@
+using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
+using System.Text.Json;
+using Appliance.Engine;
+using Appliance.Engine.Sampling;
+using Appliance.Grammar.Automaton;
+using Appliance.Grammar.Language;
+using Appliance.Grammar.Schema;
+using Appliance.Grammar.Vocabulary;
+
+namespace Appliance.Grammar;
+
+/// <summary>
+/// Structured outputs for one model: JSON mode and JSON Schema constraints over its vocabulary. The vocabulary is read
+/// from the tokenizer on first use; compiled grammars are kept per schema (the most recent <see cref="CachedGrammars"/>),
+/// so a schema an application sends with every request is compiled and matched against the vocabulary once.
+/// </summary>
+public sealed class StructuredOutputs
+{
+    public const int CachedGrammars = 16;
+
+    private static readonly ConditionalWeakTable<ITokenizer, StructuredOutputs> PerTokenizer = [];
+
+    private readonly Lazy<TokenVocabulary> _vocabulary;
+    private readonly ConcurrentDictionary<string, (ConstrainedGrammar Grammar, long UsedAt)> _grammars = new(StringComparer.Ordinal);
+    private long _clock;
+
+    private StructuredOutputs(ITokenizer tokenizer, int vocabularySize) =>
+        _vocabulary = new Lazy<TokenVocabulary>(() => TokenVocabulary.From(tokenizer, vocabularySize));
+
+    /// <summary>The structured outputs of the model with this tokenizer and logits width (one per tokenizer).</summary>
+    public static StructuredOutputs For(ITokenizer tokenizer, int vocabularySize) =>
+        PerTokenizer.GetValue(tokenizer, t => new StructuredOutputs(t, vocabularySize));
+
+    /// <summary>Any JSON object (OpenAI's json_object mode).</summary>
+    public ITokenConstraint JsonObject() => Grammar("object", () => Lang.Seq(JsonLanguage.Whitespace, JsonLanguage.AnyObject(JsonLanguage.AnyValue(JsonLanguage.GenericDepth - 1))));
+
+    /// <summary>JSON satisfying <paramref name="schema"/>. Throws <see cref="SchemaRefusedException"/> naming what cannot be enforced.</summary>
+    public ITokenConstraint JsonSchema(JsonElement schema, bool strict) =>
+        Grammar($"{(strict ? "strict" : "loose")}:{schema.GetRawText()}", () => Lang.Seq(JsonLanguage.Whitespace, SchemaCompiler.Compile(schema, strict)));
+
+    private ConstrainedGrammar Grammar(string key, Func<Lang> language)
+    {
+        var now = Interlocked.Increment(ref _clock);
+        if (_grammars.TryGetValue(key, out var known))
+        {
+            _grammars[key] = (known.Grammar, now);
+            return known.Grammar;
+        }
+
+        var nfa = new Nfa();
+        nfa.Accept = language().Emit(nfa, nfa.Start);
+        var grammar = new ConstrainedGrammar(nfa, _vocabulary.Value);
+        _grammars[key] = (grammar, now);
+        while (_grammars.Count > CachedGrammars && _grammars.MinBy(entry => entry.Value.UsedAt) is { Key: { } oldest })
+        {
+            _grammars.TryRemove(oldest, out _);
+        }
+
+        return grammar;
+    }
+}

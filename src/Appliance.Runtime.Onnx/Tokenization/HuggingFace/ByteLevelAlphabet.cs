@@ -1,0 +1,47 @@
+namespace Appliance.Runtime.Onnx.Tokenization.HuggingFace;
+
+/// <summary>
+/// GPT-2's byte-level alphabet: each byte is written as one printable character in the vocabulary (printable Latin-1
+/// bytes as themselves, the others as U+0100 onwards in byte order). Undoing it gives a token's bytes.
+/// </summary>
+internal static class ByteLevelAlphabet
+{
+    private static readonly Dictionary<char, byte> ByteOfChar = Build();
+
+    /// <summary>Each id's bytes (null for ids not in the vocabulary, in <paramref name="excluded"/>, or not in the alphabet).</summary>
+    public static byte[]?[] BytesOf(IReadOnlyDictionary<string, int> vocabulary, IReadOnlySet<int> excluded)
+    {
+        var result = new byte[]?[vocabulary.Count == 0 ? 0 : vocabulary.Values.Max() + 1];
+        foreach (var (text, id) in vocabulary)
+        {
+            if (id < 0 || excluded.Contains(id))
+            {
+                continue;
+            }
+
+            var bytes = new byte[text.Length];
+            var valid = true;
+            for (var i = 0; i < text.Length && valid; i++)
+            {
+                valid = ByteOfChar.TryGetValue(text[i], out bytes[i]);
+            }
+
+            result[id] = valid ? bytes : null;
+        }
+
+        return result;
+    }
+
+    private static Dictionary<char, byte> Build()
+    {
+        var map = new Dictionary<char, byte>();
+        var next = 256;
+        for (var value = 0; value < 256; value++)
+        {
+            var printable = value is >= '!' and <= '~' or >= 0xA1 and <= 0xAC or >= 0xAE and <= 0xFF;
+            map[(char)(printable ? value : next++)] = (byte)value;
+        }
+
+        return map;
+    }
+}

@@ -1,0 +1,134 @@
+using System.Text.Json;
+using Appliance.Grammar.Schema;
+
+namespace Appliance.Grammar.Tests;
+
+/// <summary>What each schema's language holds and leaves out, byte for byte.</summary>
+public sealed class SchemaLanguageTests
+{
+    private const string Person = """{"type":"object","properties":{"name":{"type":"string"},"age":{"type":"integer"},"tags":{"type":"array","items":{"enum":["a","b"]}}},"required":["name","age","tags"],"additionalProperties":false}""";
+
+    [Theory]
+    [InlineData("""{"name":"Ada","age":36,"tags":["a","b"]}""")]
+    [InlineData("""{"name": "Ada", "age": -1, "tags": []}""")]
+    [InlineData("{\n  \"name\": \"\\u00e9\\n\",\n  \"age\": 0,\n  \"tags\": [\n    \"b\"\n  ]\n}")]
+    [InlineData("""  {"name":"Zoë 中文 🙂","age":7,"tags":["a"]}""")]
+    public void Texts_that_satisfy_the_schema_are_in_its_language(string text) => Assert.True(Matching.Automaton(Person).Accepts(text), text);
+
+    [Theory]
+    [InlineData("""{"age":36,"name":"Ada","tags":[]}""")] // out of the schema's order
+    [InlineData("""{"name":"Ada","tags":[]}""")] // a required property missing
+    [InlineData("""{"name":"Ada","age":36,"tags":["c"]}""")] // not in the enum
+    [InlineData("""{"name":"Ada","age":3.5,"tags":[]}""")] // not an integer
+    [InlineData("""{"name":"Ada","age":36,"tags":[],"extra":1}""")] // additionalProperties false
+    [InlineData("""{"name":"Ada","age":036,"tags":[]}""")] // leading zero: not JSON
+    [InlineData("""{"name":"A\"","age":1,"tags":[]} x""")] // text after the value
+    [InlineData("""{"name":"tab	inside","age":1,"tags":[]}""")] // a raw control character
+    [InlineData("""{"name":"\ud800","age":1,"tags":[]}""")] // a lone surrogate escape
+    [InlineData("""{"name":"Ada","age":1234567890123456,"tags":[]}""")] // more than 15 digits
+    public void Texts_that_break_the_schema_or_JSON_are_not(string text) => Assert.False(Matching.Automaton(Person).Accepts(text), text);
+
+    [Fact]
+    public void Whitespace_runs_are_bounded_so_a_model_cannot_stall_in_them()
+    {
+        var dfa = Matching.Automaton(Person);
+        Assert.True(dfa.Accepts("{" + new string(' ', 20) + "\"name\":\"a\",\"age\":1,\"tags\":[]}"));
+        Assert.False(dfa.Accepts("{" + new string(' ', 21) + "\"name\":\"a\",\"age\":1,\"tags\":[]}"));
+    }
+
+    [Fact]
+    public void Optional_properties_may_be_left_out_in_any_combination_but_keep_their_order()
+    {
+        var dfa = Matching.Automaton("""{"type":"object","properties":{"a":{"type":"integer"},"b":{"type":"integer"},"c":{"type":"integer"}},"required":["b"]}""", strict: false);
+        Assert.True(dfa.Accepts("""{"b":1}"""));
+        Assert.True(dfa.Accepts("""{"a":1,"b":2}"""));
+        Assert.True(dfa.Accepts("""{"b":2,"c":3}"""));
+        Assert.True(dfa.Accepts("""{"a":1,"b":2,"c":3}"""));
+        Assert.False(dfa.Accepts("""{"a":1}"""));
+        Assert.False(dfa.Accepts("""{"b":2,"a":1}"""));
+        Assert.False(dfa.Accepts("""{,"b":2}"""));
+    }
+
+    [Fact]
+    public void Recursion_through_a_ref_is_followed_to_a_fixed_depth()
+    {
+        var dfa = Matching.Automaton("""{"type":"object","$defs":{"n":{"type":"object","properties":{"kids":{"type":"array","items":{"$ref":"#/$defs/n"}}},"required":["kids"],"additionalProperties":false}},"properties":{"root":{"$ref":"#/$defs/n"}},"required":["root"],"additionalProperties":false}""");
+        Assert.True(dfa.Accepts("""{"root":{"kids":[{"kids":[]},{"kids":[{"kids":[]}]}]}}"""));
+        Assert.False(dfa.Accepts("""{"root":{"kids":[{"kids":[{"kids":[{"kids":[]}]}]}]}}""")); // deeper than the cut
+    }
+
+    [Theory]
+    [InlineData("date", "2026-12-01", "2026-02-30")]
+    [InlineData("date-time", "2026-12-01T09:30:00Z", "2026-12-01 09:30:00Z")]
+    [InlineData("time", "23:59:59.123+01:00", "24:00:00Z")]
+    [InlineData("uuid", "0f8fad5b-d9cb-469f-a165-70867728950e", "0f8fad5b-d9cb-469f-a165-70867728950")]
+    [InlineData("ipv4", "192.168.0.254", "256.1.1.1")]
+    [InlineData("email", "ada.lovelace@example.org", "ada@@example.org")]
+    [InlineData("hostname", "node-1.appliance.local", "-node.local")]
+    public void String_formats_hold_their_values_and_nothing_else(string format, string valid, string invalid)
+    {
+        var dfa = Matching.Automaton($$"""{"type":"string","format":"{{format}}"}""", strict: false);
+        Assert.True(dfa.Accepts($"\"{valid}\""), valid);
+        Assert.False(dfa.Accepts($"\"{invalid}\""), invalid);
+    }
+
+    [Theory]
+    [InlineData("""{"type":"string","pattern":"^a+$"}""", "pattern")]
+    [InlineData("""{"type":"integer","minimum":1}""", "minimum")]
+    [InlineData("""{"type":"number","multipleOf":2}""", "multipleOf")]
+    [InlineData("""{"oneOf":[{"type":"string"}]}""", "oneOf")]
+    [InlineData("""{"allOf":[{"type":"string"}]}""", "allOf")]
+    [InlineData("""{"not":{"type":"string"}}""", "not")]
+    [InlineData("""{"type":"array","uniqueItems":true}""", "uniqueItems")]
+    [InlineData("""{"type":"array","prefixItems":[{"type":"string"}]}""", "prefixItems")]
+    [InlineData("""{"type":"string","format":"ipv6"}""", "format")]
+    [InlineData("""{"type":"object","patternProperties":{"^a":{}}}""", "patternProperties")]
+    [InlineData("""{"$ref":"#/$defs/missing"}""", "$ref")]
+    [InlineData("""{"type":"string","maxLength":5000}""", "maxLength")]
+    [InlineData("""{"type":"colour"}""", "type")]
+    public void Keywords_that_cannot_be_enforced_are_refused_by_name(string schema, string keyword)
+    {
+        var refused = Assert.Throws<SchemaRefusedException>(() => Matching.Automaton(schema, strict: false));
+        Assert.Equal(keyword, refused.Keyword);
+        Assert.Contains(keyword, refused.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("""{"type":"object","properties":{"a":{"type":"string"}},"required":["a"]}""", "additionalProperties")]
+    [InlineData("""{"type":"object","properties":{"a":{"type":"string"},"b":{"type":"string"}},"required":["a"],"additionalProperties":false}""", "required")]
+    [InlineData("""{"type":"array","items":{"type":"string"}}""", "type")]
+    public void Strict_mode_keeps_OpenAIs_rules(string schema, string keyword)
+    {
+        Assert.Equal(keyword, Assert.Throws<SchemaRefusedException>(() => Matching.Automaton(schema, strict: true)).Keyword);
+        _ = Matching.Automaton(schema, strict: false); // the same schema is fine without strict
+    }
+
+    [Fact]
+    public void A_recursive_schema_with_no_way_to_stop_is_refused()
+    {
+        var refused = Assert.Throws<SchemaRefusedException>(() => Matching.Automaton(
+            """{"type":"object","$defs":{"n":{"type":"object","properties":{"next":{"$ref":"#/$defs/n"}},"required":["next"],"additionalProperties":false}},"properties":{"head":{"$ref":"#/$defs/n"}},"required":["head"],"additionalProperties":false}"""));
+        Assert.Equal("$ref", refused.Keyword);
+    }
+
+    [Fact]
+    public void Every_test_schema_compiles()
+    {
+        foreach (var (name, strict, schema) in TestSchemas.All)
+        {
+            var dfa = Matching.Automaton(schema, strict);
+            Assert.True(dfa.BytesToAccept(dfa.Start) < int.MaxValue, name);
+        }
+    }
+
+    [Fact]
+    public void Enum_values_keep_their_JSON_spelling()
+    {
+        var dfa = Matching.Automaton("""{"enum":["é \"q\"",1.50,null,{"k":[true]}]}""", strict: false);
+        Assert.True(dfa.Accepts("\"é \\\"q\\\"\""));
+        Assert.True(dfa.Accepts("1.50"));
+        Assert.True(dfa.Accepts("""{"k":[true]}"""));
+        Assert.False(dfa.Accepts("1.5"));
+        _ = JsonDocument.Parse("\"é \\\"q\\\"\"");
+    }
+}
