@@ -12,14 +12,8 @@ namespace Appliance.Grammar;
 /// </summary>
 internal sealed class ConstrainedGrammar : ITokenConstraint
 {
-    /// <summary>Table value of a token that may not come next.</summary>
-    public const byte Forbidden = 255;
-
-    /// <summary>Table value of a token after which the output needs this many bytes or more to be complete.</summary>
-    public const byte Far = 254;
-
     /// <summary>The most table memory one grammar keeps; states past it are walked again at each visit.</summary>
-    public const long MaxTableBytes = 32L << 20;
+    public const long MaxTableBytes = 64L << 20;
 
     private readonly Lock _gate = new();
     private readonly LazyDfa _dfa;
@@ -70,31 +64,43 @@ internal sealed class ConstrainedGrammar : ITokenConstraint
         }
     }
 
-    /// <summary>The state's table: per token, <see cref="Forbidden"/> or the bytes still needed after it (capped at <see cref="Far"/>).</summary>
-    public byte[] TableFor(int state)
+    /// <summary>The state's table: per token, forbidden or the bytes still needed after it.</summary>
+    public TokenTable TableFor(int state)
     {
         lock (_gate)
         {
-            if (_dfa.Tag(state) is byte[] known)
+            if (_dfa.Tag(state) is TokenTable known)
             {
                 return known;
             }
 
-            var table = Compute(state);
-            if (_tableBytes + table.Length <= MaxTableBytes)
+            var table = TokenTable.From(Compute(state));
+            if (_tableBytes + table.Bytes <= MaxTableBytes)
             {
                 _dfa.Tag(state) = table;
-                _tableBytes += table.Length;
+                _tableBytes += table.Bytes;
             }
 
             return table;
         }
     }
 
+    /// <summary>Memory held by the cached tables.</summary>
+    public long TableBytes
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _tableBytes;
+            }
+        }
+    }
+
     private byte[] Compute(int state)
     {
         var table = new byte[_vocabulary.Size];
-        System.Array.Fill(table, Forbidden);
+        System.Array.Fill(table, TokenTable.Forbidden);
         var stateAtDepth = new int[_vocabulary.MaxDepth + 1];
         stateAtDepth[0] = state;
         var node = 1;
@@ -112,7 +118,7 @@ internal sealed class ConstrainedGrammar : ITokenConstraint
             var remaining = _dfa.BytesToAccept(next);
             if (remaining != int.MaxValue)
             {
-                var value = (byte)Math.Min(remaining, Far);
+                var value = (byte)Math.Min(remaining, TokenTable.Far);
                 foreach (var token in _vocabulary.TokensAt(node))
                 {
                     table[token] = value;

@@ -21,14 +21,13 @@ internal sealed class JsonConstraintState(ConstrainedGrammar grammar, int start)
         }
 
         var table = grammar.TableFor(_state);
-        var width = Math.Min(logits.Length, table.Length);
 
         // Near the end of the budget only tokens that leave a completion within it; if none does, the budget cannot
         // be kept and any allowed token goes (the output ends cut short, as without a constraint).
-        var limit = tokensLeft >= ConstrainedGrammar.Far ? ConstrainedGrammar.Far : (byte)Math.Max(tokensLeft, 0);
-        if (limit < ConstrainedGrammar.Far && !(complete && endTokens.Count > 0) && table.AsSpan(0, width).IndexOfAnyInRange((byte)0, limit) < 0)
+        var limit = tokensLeft >= TokenTable.Far ? TokenTable.Far : (byte)Math.Max(tokensLeft, 0);
+        if (limit < TokenTable.Far && !(complete && endTokens.Count > 0) && !table.AnyWithin(limit))
         {
-            limit = ConstrainedGrammar.Far;
+            limit = TokenTable.Far;
         }
 
         Span<float> ends = stackalloc float[Math.Min(endTokens.Count, 64)];
@@ -41,19 +40,7 @@ internal sealed class JsonConstraintState(ConstrainedGrammar grammar, int start)
             }
         }
 
-        var allowed = 0;
-        for (var token = 0; token < logits.Length; token++)
-        {
-            if (token >= width || table[token] > limit)
-            {
-                logits[token] = float.NegativeInfinity;
-            }
-            else
-            {
-                allowed++;
-            }
-        }
-
+        var allowed = table.Apply(logits, limit);
         saved = 0;
         foreach (var end in endTokens)
         {

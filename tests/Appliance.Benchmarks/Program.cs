@@ -11,6 +11,7 @@ using Appliance.Tests.Common;
 // engine's own batch of 8. --raw: the runner alone. --tokenizers: tokenizer load time and throughput. --audit: audit
 // records/s of the SQLite store, and served throughput with auditing on vs off. --fairness: a light tenant's time to
 // first token alone and under another tenant's flood, and throughput with the pool and quotas on vs the plain host.
+// --grammar: structured outputs' mask cost per token at 32k-262k vocabularies, 8 constrained streams vs 8 free.
 var options = BenchOptions.Parse(args);
 var culture = CultureInfo.InvariantCulture;
 if (args.Contains("--builder"))
@@ -51,6 +52,23 @@ if (args.Contains("--tokenizers"))
 
     Console.WriteLine();
     foreach (var row in TokenizerBench.TemplateRows(options.Repeats))
+    {
+        Console.WriteLine(row);
+    }
+
+    return 0;
+}
+
+if (args.Contains("--grammar"))
+{
+    // Structured outputs: mask cost per token by vocabulary size, then 8 constrained streams against 8 free ones.
+    foreach (var row in GrammarBench.MaskRows(options.Repeats))
+    {
+        Console.WriteLine(row);
+    }
+
+    Console.WriteLine();
+    foreach (var row in await GrammarBench.ThroughputRowsAsync(BenchModels.Ensure(options.ModelsFolder, options.Sizes[0], options.Layouts[0]), options.Repeats))
     {
         Console.WriteLine(row);
     }

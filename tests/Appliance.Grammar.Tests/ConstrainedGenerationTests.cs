@@ -5,6 +5,7 @@ using Appliance.Engine.Sampling;
 using Appliance.Grammar.Automaton;
 using Appliance.Grammar.Language;
 using Appliance.Grammar.Schema;
+using Appliance.Tests.Common;
 using Json.Schema;
 
 namespace Appliance.Grammar.Tests;
@@ -26,7 +27,7 @@ public sealed class ConstrainedGenerationTests
         var vocabulary = Vocabulary.TokenVocabulary.From(Tokens, Tokens.Length);
         var failures = new List<string>();
         var generations = 0;
-        foreach (var (name, strict, schemaText) in TestSchemas.All)
+        foreach (var (name, strict, schemaText) in StructuredOutputSchemas.All)
         {
             var grammar = Grammar(schemaText, strict, vocabulary);
             var validator = JsonSchema.FromText(schemaText);
@@ -40,7 +41,7 @@ public sealed class ConstrainedGenerationTests
                     continue;
                 }
 
-                if (Validate(validator, text) is { } problem)
+                if (StructuredOutputSchemas.Problem(validator, text) is { } problem)
                 {
                     failures.Add($"{name} #{i}: {problem}: {text}");
                 }
@@ -55,7 +56,7 @@ public sealed class ConstrainedGenerationTests
     public void A_tight_budget_still_ends_in_complete_JSON()
     {
         var vocabulary = Vocabulary.TokenVocabulary.From(Tokens, Tokens.Length);
-        var (_, strict, schemaText) = TestSchemas.All.Single(s => s.Name == "nested");
+        var (_, strict, schemaText) = StructuredOutputSchemas.All.Single(s => s.Name == "nested");
         var grammar = Grammar(schemaText, strict, vocabulary);
         var validator = JsonSchema.FromText(schemaText);
         for (var i = 0; i < 20; i++)
@@ -63,7 +64,7 @@ public sealed class ConstrainedGenerationTests
             // The shortest output is 51 bytes; 60 tokens leave almost no room for the model's own choices.
             var text = Generate(grammar, seed: i, maxTokens: 60, out var ended);
             Assert.True(ended, text);
-            Assert.Null(Validate(validator, text));
+            Assert.Null(StructuredOutputSchemas.Problem(validator, text));
         }
     }
 
@@ -71,7 +72,7 @@ public sealed class ConstrainedGenerationTests
     public void Greedy_picks_the_models_choice_wherever_the_schema_allows_it()
     {
         var vocabulary = Vocabulary.TokenVocabulary.From(Tokens, Tokens.Length);
-        var (_, strict, schemaText) = TestSchemas.All.Single(s => s.Name == "array of objects");
+        var (_, strict, schemaText) = StructuredOutputSchemas.All.Single(s => s.Name == "array of objects");
         var grammar = Grammar(schemaText, strict, vocabulary);
         var random = new Random(5);
         var agreed = 0;
@@ -103,7 +104,7 @@ public sealed class ConstrainedGenerationTests
     public void Each_states_mask_equals_matching_every_token_on_its_own()
     {
         var vocabulary = Vocabulary.TokenVocabulary.From(Tokens, Tokens.Length);
-        using var document = JsonDocument.Parse(TestSchemas.All.Single(s => s.Name == "anyOf").Schema);
+        using var document = JsonDocument.Parse(StructuredOutputSchemas.All.Single(s => s.Name == "anyOf").Schema);
         var nfa = new Nfa();
         nfa.Accept = Lang.Seq(JsonLanguage.Whitespace, SchemaCompiler.Compile(document.RootElement, true)).Emit(nfa, nfa.Start);
         var grammar = new ConstrainedGrammar(nfa, vocabulary);
@@ -117,7 +118,7 @@ public sealed class ConstrainedGenerationTests
             for (var token = 0; token < Tokens.Length; token++)
             {
                 var end = Tokens[token] is { } bytes ? reference.Walk(state, bytes) : LazyDfa.Dead;
-                var expected = end == LazyDfa.Dead ? ConstrainedGrammar.Forbidden : (byte)Math.Min(reference.BytesToAccept(end), ConstrainedGrammar.Far);
+                var expected = end == LazyDfa.Dead ? TokenTable.Forbidden : (byte)Math.Min(reference.BytesToAccept(end), TokenTable.Far);
                 Assert.True(expected == table[token], $"after {position} bytes, token {token}: {expected} != {table[token]}");
             }
 
@@ -170,24 +171,5 @@ public sealed class ConstrainedGenerationTests
         }
 
         return logits;
-    }
-
-    private static string? Validate(JsonSchema schema, string text)
-    {
-        JsonDocument document;
-        try
-        {
-            document = JsonDocument.Parse(text);
-        }
-        catch (JsonException exception)
-        {
-            return $"does not parse ({exception.Message})";
-        }
-
-        using var parsed = document;
-        var result = schema.Evaluate(parsed.RootElement, new EvaluationOptions { RequireFormatValidation = true, OutputFormat = OutputFormat.List });
-        return result.IsValid
-            ? null
-            : "fails the schema: " + string.Join("; ", (result.Details ?? []).Where(d => d.Errors is not null).SelectMany(d => d.Errors!.Select(e => $"{d.InstanceLocation}: {e.Value}")));
     }
 }

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Appliance.Grammar.Schema;
+using Appliance.Tests.Common;
 
 namespace Appliance.Grammar.Tests;
 
@@ -114,7 +115,7 @@ public sealed class SchemaLanguageTests
     [Fact]
     public void Every_test_schema_compiles()
     {
-        foreach (var (name, strict, schema) in TestSchemas.All)
+        foreach (var (name, strict, schema) in StructuredOutputSchemas.All)
         {
             var dfa = Matching.Automaton(schema, strict);
             Assert.True(dfa.BytesToAccept(dfa.Start) < int.MaxValue, name);

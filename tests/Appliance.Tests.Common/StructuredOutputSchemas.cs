@@ -1,7 +1,10 @@
-namespace Appliance.Grammar.Tests;
+using System.Text.Json;
+using Json.Schema;
+
+namespace Appliance.Tests.Common;
 
 /// <summary>Varied schemas of the subset structured outputs enforce, strict and loose.</summary>
-internal static class TestSchemas
+public static class StructuredOutputSchemas
 {
     public static readonly (string Name, bool Strict, string Schema)[] All =
     [
@@ -26,4 +29,24 @@ internal static class TestSchemas
         ("top-level array", false, """{"type":"array","items":{"type":"string","enum":["x","y"]},"minItems":1}"""),
         ("anything", false, """{}"""),
     ];
+
+    /// <summary>Null when <paramref name="text"/> parses and satisfies <paramref name="schema"/> (formats checked too), else what is wrong.</summary>
+    public static string? Problem(JsonSchema schema, string text)
+    {
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(text);
+        }
+        catch (JsonException exception)
+        {
+            return $"does not parse ({exception.Message})";
+        }
+
+        using var parsed = document;
+        var result = schema.Evaluate(parsed.RootElement, new EvaluationOptions { RequireFormatValidation = true, OutputFormat = OutputFormat.List });
+        return result.IsValid
+            ? null
+            : "fails the schema: " + string.Join("; ", (result.Details ?? []).Where(d => d.Errors is not null).SelectMany(d => d.Errors!.Select(e => $"{d.InstanceLocation}: {e.Value}")));
+    }
 }
