@@ -20,7 +20,17 @@ internal sealed class JsonConstraintState(ConstrainedGrammar grammar, int start)
             return OnlyEnd(logits, endTokens);
         }
 
-        var table = grammar.TableFor(_state);
+        TokenTable table;
+        try
+        {
+            table = grammar.TableFor(_state);
+        }
+        catch (GrammarTooLargeException)
+        {
+            // Never on the engine's loop: an automaton that outgrows its bound ends this output instead.
+            _state = Automaton.LazyDfa.Dead;
+            return OnlyEnd(logits, endTokens);
+        }
 
         // Near the end of the budget only tokens that leave a completion within it; if none does, the budget cannot
         // be kept and any allowed token goes (the output ends cut short, as without a constraint).
@@ -70,7 +80,14 @@ internal sealed class JsonConstraintState(ConstrainedGrammar grammar, int start)
         }
 
         // A token the mask forbade (only when no allowed token was left): the output can no longer be completed.
-        _state = _state == Automaton.LazyDfa.Dead ? _state : grammar.Walk(_state, bytes);
+        try
+        {
+            _state = _state == Automaton.LazyDfa.Dead ? _state : grammar.Walk(_state, bytes);
+        }
+        catch (GrammarTooLargeException)
+        {
+            _state = Automaton.LazyDfa.Dead;
+        }
     }
 
     private static int OnlyEnd(Span<float> logits, IReadOnlySet<int> endTokens)

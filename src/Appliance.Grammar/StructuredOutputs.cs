@@ -19,7 +19,7 @@ public sealed class StructuredOutputs
 {
     public const int CachedGrammars = 16;
 
-    private static readonly ConditionalWeakTable<ITokenizer, StructuredOutputs> PerTokenizer = [];
+    private static readonly ConditionalWeakTable<ITokenizer, ConcurrentDictionary<int, StructuredOutputs>> PerTokenizer = [];
 
     private readonly Lazy<TokenVocabulary> _vocabulary;
     private readonly ConcurrentDictionary<string, (ConstrainedGrammar Grammar, long UsedAt)> _grammars = new(StringComparer.Ordinal);
@@ -28,9 +28,13 @@ public sealed class StructuredOutputs
     private StructuredOutputs(ITokenizer tokenizer, int vocabularySize) =>
         _vocabulary = new Lazy<TokenVocabulary>(() => TokenVocabulary.From(tokenizer, vocabularySize));
 
-    /// <summary>The structured outputs of the model with this tokenizer and logits width (one per tokenizer).</summary>
+    /// <summary>
+    /// The structured outputs of the model with this tokenizer and logits width: one per pair, kept while the
+    /// tokenizer lives (a reloaded model has a new tokenizer, so its old grammars go with the old one).
+    /// </summary>
     public static StructuredOutputs For(ITokenizer tokenizer, int vocabularySize) =>
-        PerTokenizer.GetValue(tokenizer, t => new StructuredOutputs(t, vocabularySize));
+        PerTokenizer.GetValue(tokenizer, _ => new ConcurrentDictionary<int, StructuredOutputs>())
+            .GetOrAdd(vocabularySize, size => new StructuredOutputs(tokenizer, size));
 
     /// <summary>Any JSON object (OpenAI's json_object mode).</summary>
     public ITokenConstraint JsonObject() => Grammar("object", () => Lang.Seq(JsonLanguage.Whitespace, JsonLanguage.AnyObject(JsonLanguage.AnyValue(JsonLanguage.GenericDepth - 1))));
