@@ -38,6 +38,12 @@ internal sealed class ConstrainedGrammar : ITokenConstraint
         }
     }
 
+    /// <summary>Whether the automaton reached its bound: outputs needing new states end early, so the cache builds a fresh one.</summary>
+    public bool Exhausted { get; private set; }
+
+    /// <summary>Called by a sequence that met the bound.</summary>
+    public void MarkExhausted() => Exhausted = true;
+
     public ITokenConstraintState Start()
     {
         lock (_gate)

@@ -28,16 +28,18 @@ internal sealed class JsonConstraintState(ConstrainedGrammar grammar, int start)
         catch (GrammarTooLargeException)
         {
             // Never on the engine's loop: an automaton that outgrows its bound ends this output instead.
+            grammar.MarkExhausted();
             _state = Automaton.LazyDfa.Dead;
             return OnlyEnd(logits, endTokens);
         }
 
-        // Near the end of the budget only tokens that leave a completion within it; if none does, the budget cannot
-        // be kept and any allowed token goes (the output ends cut short, as without a constraint).
-        var limit = tokensLeft >= TokenTable.Far ? TokenTable.Far : (byte)Math.Max(tokensLeft, 0);
+        // Near the end of the budget only tokens that leave a completion within it, keeping one token for the end
+        // token so that a completed answer finishes with "stop"; if none is that close, the closest ones.
+        var room = tokensLeft - (endTokens.Count > 0 ? 1 : 0);
+        var limit = room >= TokenTable.Far ? TokenTable.Far : (byte)Math.Max(room, 0);
         if (limit < TokenTable.Far && !(complete && endTokens.Count > 0) && !table.AnyWithin(limit))
         {
-            limit = TokenTable.Far;
+            limit = table.Closest;
         }
 
         Span<float> ends = stackalloc float[Math.Min(endTokens.Count, 64)];
@@ -86,6 +88,7 @@ internal sealed class JsonConstraintState(ConstrainedGrammar grammar, int start)
         }
         catch (GrammarTooLargeException)
         {
+            grammar.MarkExhausted();
             _state = Automaton.LazyDfa.Dead;
         }
     }

@@ -17,7 +17,7 @@ namespace Appliance.Grammar;
 /// </summary>
 public sealed class StructuredOutputs
 {
-    public const int CachedGrammars = 16;
+    public const int CachedGrammars = 8;
 
     private static readonly ConditionalWeakTable<ITokenizer, ConcurrentDictionary<int, StructuredOutputs>> PerTokenizer = [];
 
@@ -46,7 +46,7 @@ public sealed class StructuredOutputs
     private ConstrainedGrammar Grammar(string key, Func<Lang> language)
     {
         var now = Interlocked.Increment(ref _clock);
-        if (_grammars.TryGetValue(key, out var known))
+        if (_grammars.TryGetValue(key, out var known) && !known.Grammar.Exhausted)
         {
             _grammars[key] = (known.Grammar, now);
             return known.Grammar;

@@ -24,7 +24,16 @@ internal sealed class TokenTable
         _dense = dense;
         _tokens = tokens;
         _distances = distances;
+        var values = (dense ?? distances!).AsSpan();
+        Closest = Far;
+        foreach (var value in values)
+        {
+            Closest = Math.Min(Closest, value);
+        }
     }
+
+    /// <summary>The fewest bytes any allowed token leaves (at most <see cref="Far"/>).</summary>
+    public byte Closest { get; }
 
     public long Bytes => _dense?.Length ?? (_tokens!.Length * 5L);
 

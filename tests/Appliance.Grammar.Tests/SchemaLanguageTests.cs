@@ -104,6 +104,46 @@ public sealed class SchemaLanguageTests
         _ = Matching.Automaton(schema, strict: false); // the same schema is fine without strict
     }
 
+    [Theory]
+    [InlineData("""{"type":"string","enum":["a","toolong"],"maxLength":3}""", "maxLength")]
+    [InlineData("""{"const":"x","enum":["y"]}""", "enum")]
+    [InlineData("""{"anyOf":[{"type":"object"}],"required":["x"]}""", "required")]
+    public void A_keyword_beside_const_enum_or_anyOf_is_refused_rather_than_dropped(string schema, string keyword) =>
+        Assert.Equal(keyword, Assert.Throws<SchemaRefusedException>(() => Matching.Automaton(schema, strict: false)).Keyword);
+
+    [Fact]
+    public void References_that_double_at_each_level_are_refused_before_they_expand()
+    {
+        // d0 uses d1 twice, d1 uses d2 twice...: 2^20 subschemas from two kilobytes, each chain only 20 deep.
+        var defs = string.Join(',', Enumerable.Range(0, 20).Select(i =>
+            $"\"d{i}\":" + """{"type":"object","properties":{"a":{"$ref":"#/$defs/NEXT"},"b":{"$ref":"#/$defs/NEXT"}},"required":["a","b"],"additionalProperties":false}""".Replace("NEXT", $"d{i + 1}", StringComparison.Ordinal)));
+        var schema = """{"type":"object","$defs":{""" + defs + ""","d20":{"type":"null"}},"properties":{"root":{"$ref":"#/$defs/d0"}},"required":["root"],"additionalProperties":false}""";
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var refused = Assert.Throws<SchemaRefusedException>(() => Matching.Automaton(schema));
+        Assert.Contains("subschemas", refused.Message, StringComparison.Ordinal);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), "refused, but only after expanding for a long time");
+    }
+
+    [Fact]
+    public void A_long_chain_of_references_is_refused_instead_of_exhausting_the_stack()
+    {
+        var defs = string.Join(',', Enumerable.Range(0, 5000).Select(i => $"\"d{i}\":{{\"$ref\":\"#/$defs/d{i + 1}\"}}"));
+        var schema = """{"$defs":{""" + defs + ""","d5000":{"type":"integer"}},"$ref":"#/$defs/d0"}""";
+
+        Assert.Equal("$ref", Assert.Throws<SchemaRefusedException>(() => Matching.Automaton(schema, strict: false)).Keyword);
+    }
+
+    [Fact]
+    public void An_object_with_thousands_of_optional_properties_compiles()
+    {
+        var properties = string.Join(',', Enumerable.Range(0, 3000).Select(i => $"\"p{i}\":{{\"type\":\"integer\"}}"));
+        var dfa = Matching.Automaton("""{"type":"object","properties":{""" + properties + "}}", strict: false);
+
+        Assert.True(dfa.Accepts("""{"p5":1,"p2999":2}"""));
+        Assert.False(dfa.Accepts("""{"p2999":2,"p5":1}"""));
+    }
+
     [Fact]
     public void A_recursive_schema_with_no_way_to_stop_is_refused()
     {

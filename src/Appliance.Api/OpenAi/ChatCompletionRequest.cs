@@ -53,6 +53,12 @@ internal sealed record ChatCompletionRequest(GenerationSettings Settings, IReadO
             throw new OpenAiRequestException(OpenAiError.Invalid("'ignore_eos' cannot be combined with a JSON 'response_format': the output must end where the JSON does.", "ignore_eos"));
         }
 
+        if (format.IsJson && settings.Stop.Count > 0)
+        {
+            // A stop string met inside a value or in pretty-printing whitespace would cut the JSON short.
+            throw new OpenAiRequestException(OpenAiError.Invalid("'stop' cannot be combined with a JSON 'response_format': the output ends where the JSON does.", "stop"));
+        }
+
         return new ChatCompletionRequest(settings, ReadMessages(fields, limits), format);
     }
 

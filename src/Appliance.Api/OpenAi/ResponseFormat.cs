@@ -55,6 +55,12 @@ internal sealed partial record ResponseFormat(string Type, string? Name = null, 
             return null;
         }
 
+        if (model.Engine.Model.EosTokenIds.Count == 0)
+        {
+            throw new OpenAiRequestException(OpenAiError.Invalid(
+                $"The model '{model.Id}' declares no end-of-sequence token, so a JSON answer could not end where the JSON does.", "response_format"));
+        }
+
         var outputs = StructuredOutputs.For(model.Engine.Tokenizer, model.Engine.Model.VocabularySize);
         try
         {

@@ -30,12 +30,10 @@ internal sealed class TokenSampler(int vocabularySize)
             adjusted = _adjusted;
         }
 
-        var constrained = false;
         if (state.Constraint is { } constraint)
         {
             var tokensLeft = parameters.MaxTokens - state.Generated - 1;
-            constrained = constraint.Restrict(_adjusted, endTokens ?? NoEndTokens, tokensLeft) > 0;
-            if (!constrained)
+            if (constraint.Restrict(_adjusted, endTokens ?? NoEndTokens, tokensLeft) == 0)
             {
                 // Nothing allowed (a vocabulary without the needed tokens): pick freely rather than from nothing.
                 logits.CopyTo(_adjusted);
@@ -43,8 +41,8 @@ internal sealed class TokenSampler(int vocabularySize)
         }
 
         var token = parameters.IsGreedy ? ArgMax(adjusted) : Draw(adjusted, parameters, state.Random);
-        // Under a constraint the log probabilities are those of the distribution actually sampled from.
-        var logprob = parameters.Logprobs ? LogprobCalculator.Compute(constrained ? adjusted : logits, token, parameters.TopLogprobs) : null;
+        // The model's own log probabilities, as without a constraint (masked ones would be -inf, which JSON cannot carry).
+        var logprob = parameters.Logprobs ? LogprobCalculator.Compute(logits, token, parameters.TopLogprobs) : null;
         state.Accept(token);
         return (token, logprob);
     }

@@ -10,7 +10,7 @@ internal sealed class LazyDfa
     public const int Dead = -1;
 
     /// <summary>A bound on the subsets built for one schema: beyond it the schema is refused as too large.</summary>
-    public const int MaxStates = 20_000;
+    public const int MaxStates = 50_000;
 
     private readonly Nfa _nfa;
     private readonly int[] _nfaBytesToAccept;

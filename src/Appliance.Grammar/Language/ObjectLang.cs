@@ -19,35 +19,50 @@ internal sealed class ObjectLang(IReadOnlyList<ObjectLang.Property> properties) 
     {
         var afterOpen = Seq(Text("{"), JsonLanguage.Whitespace).Emit(nfa, from);
         var close = nfa.NewState();
-        var entries = new Dictionary<(int Index, bool First), int>();
+        var count = properties.Count;
 
-        int Entry(int index, bool first)
+        // Which (property, is-it-the-first-member) entries can be reached: the first property as the first member,
+        // then every property after a present one, and after a skipped optional one as the skipped one was.
+        var reachable = new bool[count + 1, 2];
+        reachable[0, 1] = true;
+        for (var i = 0; i < count; i++)
         {
-            if (index == properties.Count)
+            for (var first = 0; first < 2; first++)
             {
-                return close;
+                if (reachable[i, first])
+                {
+                    reachable[i + 1, 0] = true;
+                    reachable[i + 1, first] |= !properties[i].Required;
+                }
             }
-
-            if (entries.TryGetValue((index, first), out var known))
-            {
-                return known;
-            }
-
-            var entry = nfa.NewState();
-            entries[(index, first)] = entry;
-            var property = properties[index];
-            var member = Seq(JsonLanguage.Literal(property.Name), Text(":"), JsonLanguage.Whitespace, property.Value);
-            var end = (first ? member : Seq(Text(","), JsonLanguage.Whitespace, member)).Emit(nfa, entry);
-            nfa.Empty(end, Entry(index + 1, false));
-            if (!property.Required)
-            {
-                nfa.Empty(entry, Entry(index + 1, first));
-            }
-
-            return entry;
         }
 
-        nfa.Empty(afterOpen, Entry(0, true));
+        // Written from the last property back (no recursion: a schema may have thousands of properties).
+        var entries = new int[count + 1, 2];
+        entries[count, 0] = entries[count, 1] = close;
+        for (var i = count - 1; i >= 0; i--)
+        {
+            var property = properties[i];
+            for (var first = 0; first < 2; first++)
+            {
+                if (!reachable[i, first])
+                {
+                    continue;
+                }
+
+                var entry = nfa.NewState();
+                entries[i, first] = entry;
+                var member = Seq(JsonLanguage.Literal(property.Name), Text(":"), JsonLanguage.Whitespace, property.Value);
+                var end = (first == 1 ? member : Seq(Text(","), JsonLanguage.Whitespace, member)).Emit(nfa, entry);
+                nfa.Empty(end, entries[i + 1, 0]);
+                if (!property.Required)
+                {
+                    nfa.Empty(entry, entries[i + 1, first]);
+                }
+            }
+        }
+
+        nfa.Empty(afterOpen, entries[0, 1]);
         return Seq(JsonLanguage.Whitespace, Text("}")).Emit(nfa, close);
     }
 }

@@ -16,9 +16,19 @@ internal sealed class SchemaCompiler
     /// <summary>How many times one $ref may expand inside itself before that branch is cut.</summary>
     public const int MaxRecursion = 3;
 
-    public const int MaxStringLength = 1000;
+    /// <summary>The longest bounded string (each character position of one costs about twenty automaton states).</summary>
+    public const int MaxStringLength = 256;
 
     public const int MaxBoundedItems = 100;
+
+    /// <summary>
+    /// The most subschemas one compilation visits (each $ref use counts again): a small body can otherwise expand
+    /// exponentially through references that use each other twice.
+    /// </summary>
+    public const int MaxSubschemas = 5_000;
+
+    /// <summary>The longest chain of $ref expansions inside one another.</summary>
+    public const int MaxReferenceDepth = 32;
 
     private static readonly HashSet<string> Annotations =
         ["title", "description", "$schema", "$id", "$comment", "default", "examples", "deprecated", "readOnly", "writeOnly"];
@@ -32,6 +42,8 @@ internal sealed class SchemaCompiler
     private readonly JsonElement _root;
     private readonly bool _strict;
     private readonly Dictionary<string, int> _expanding = new(StringComparer.Ordinal);
+    private int _visited;
+    private int _referenceDepth;
 
     private SchemaCompiler(JsonElement root, bool strict)
     {
@@ -56,6 +68,11 @@ internal sealed class SchemaCompiler
 
     private Lang Value(JsonElement schema, string path)
     {
+        if (++_visited > MaxSubschemas)
+        {
+            throw new SchemaRefusedException($"The schema expands to more than {MaxSubschemas} subschemas (counting each use of a $ref).", "$ref");
+        }
+
         if (schema.ValueKind == JsonValueKind.True)
         {
             return JsonLanguage.AnyValue(JsonLanguage.GenericDepth);
@@ -85,6 +102,7 @@ internal sealed class SchemaCompiler
         }
 
         var types = TypesOf(schema, path);
+        RefuseSiblings(schema, path);
         if (schema.TryGetProperty("const", out var constant))
         {
             return Literals([constant], types);
@@ -117,6 +135,27 @@ internal sealed class SchemaCompiler
 
         types ??= InferredTypes(schema);
         return Any(types.Select(type => OfType(schema, type, path)).ToList());
+    }
+
+    /// <summary>
+    /// const, enum and anyOf decide the value on their own here; a keyword beside them that would narrow it further
+    /// (a length, required properties, a second list of values) is refused rather than silently dropped.
+    /// </summary>
+    private static void RefuseSiblings(JsonElement schema, string path)
+    {
+        var decider = new[] { "const", "enum", "anyOf" }.FirstOrDefault(k => schema.TryGetProperty(k, out _));
+        if (decider is null)
+        {
+            return;
+        }
+
+        foreach (var keyword in schema.EnumerateObject().Select(p => p.Name))
+        {
+            if (keyword != decider && keyword != "type" && keyword != "$defs" && keyword != "definitions" && !Annotations.Contains(keyword))
+            {
+                throw new SchemaRefusedException($"'{keyword}' beside '{decider}' (at {path}) is not supported; put the constraint inside each choice or value.", keyword);
+            }
+        }
     }
 
     private IReadOnlyList<string>? TypesOf(JsonElement schema, string path)
@@ -296,7 +335,7 @@ internal sealed class SchemaCompiler
 
     private Lang Reference(JsonElement schema, JsonElement reference, string path)
     {
-        if (schema.EnumerateObject().Any(p => p.Name != "$ref" && !Annotations.Contains(p.Name)))
+        if (schema.EnumerateObject().Any(p => p.Name is not ("$ref" or "$defs" or "definitions") && !Annotations.Contains(p.Name)))
         {
             throw new SchemaRefusedException($"'$ref' at {path} cannot have sibling keywords; move them into the definition.", "$ref");
         }
@@ -309,7 +348,13 @@ internal sealed class SchemaCompiler
             return Nothing; // recursion this deep is cut; a schema with a way to stop (a null, an empty array) still has one
         }
 
+        if (_referenceDepth >= MaxReferenceDepth)
+        {
+            throw new SchemaRefusedException($"'$ref' at {path} is more than {MaxReferenceDepth} references deep.", "$ref");
+        }
+
         _expanding[target] = depth + 1;
+        _referenceDepth++;
         try
         {
             return Value(resolved, target);
@@ -317,6 +362,7 @@ internal sealed class SchemaCompiler
         finally
         {
             _expanding[target] = depth;
+            _referenceDepth--;
         }
     }
 

@@ -118,7 +118,10 @@ public sealed class SentencePieceTokenizer : ITokenizer
         return ids;
     }
 
-    /// <summary>A piece's bytes: its byte for byte pieces, its text with the word mark as a space; nothing for control pieces.</summary>
+    /// <summary>
+    /// A piece's bytes: its byte for byte pieces, its text with the word mark as a space; nothing for control and
+    /// user-defined pieces (markers such as a chat format's turn tokens, which must not appear inside constrained text).
+    /// </summary>
     public byte[]? TokenBytes(int id)
     {
         if ((uint)id >= (uint)_model.Pieces.Count)
@@ -130,7 +133,7 @@ public sealed class SentencePieceTokenizer : ITokenizer
         return piece.Type switch
         {
             PieceType.Byte when _byteValueOfId[id] >= 0 => [(byte)_byteValueOfId[id]],
-            PieceType.Normal or PieceType.UserDefined => Encoding.UTF8.GetBytes(piece.Text.Replace(SpaceSymbol, ' ')),
+            PieceType.Normal => Encoding.UTF8.GetBytes(piece.Text.Replace(SpaceSymbol, ' ')),
             _ => null,
         };
     }

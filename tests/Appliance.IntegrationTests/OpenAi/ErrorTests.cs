@@ -33,6 +33,7 @@ public sealed class ErrorTests(ApplianceServer server)
         { """{"model":"tiny","messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema","json_schema":{"name":"n","schema":{"type":"string","pattern":"a+"}}}}""", 400, "response_format.json_schema.schema", "unsupported_schema_keyword" },
         { """{"model":"tiny","messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema","json_schema":{"name":"n","strict":true,"schema":{"type":"object","properties":{"a":{"type":"string"}}}}}}""", 400, "response_format.json_schema.schema", "unsupported_schema_keyword" },
         { """{"model":"tiny","messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"},"ignore_eos":true}""", 400, "ignore_eos", "invalid_value" },
+        { """{"model":"tiny","messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"},"stop":["\n\n"]}""", 400, "stop", "invalid_value" },
         { """{"model":"tiny","messages":[{"role":"user","content":"x"}],"frobnicate":1}""", 400, "frobnicate", "unknown_parameter" },
         { """{"model":"tiny","messages":[{"role":"user","content":"x"}],"stream_options":{"include_usage":true}}""", 400, "stream_options", "invalid_value" },
         { """{"model":"tiny","messages":[{"role":"user","content":"x"}],"max_tokens":2100}""", 400, "messages", "context_length_exceeded" },

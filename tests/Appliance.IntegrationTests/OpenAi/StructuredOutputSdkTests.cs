@@ -60,6 +60,23 @@ public sealed class StructuredOutputSdkTests(ApplianceServer server)
     }
 
     [Fact]
+    public async Task Log_probabilities_come_with_a_constrained_answer()
+    {
+        var options = new ChatCompletionOptions
+        {
+            ResponseFormat = ChatResponseFormat.CreateJsonSchemaFormat("invoice", BinaryData.FromString(Invoice), jsonSchemaIsStrict: true),
+            MaxOutputTokenCount = 200,
+            IncludeLogProbabilities = true,
+            TopLogProbabilityCount = 3,
+        };
+        ChatCompletion completion = await Client().CompleteChatAsync(Conversation, options);
+
+        Assert.Null(StructuredOutputSchemas.Problem(JsonSchema.FromText(Invoice), completion.Content[0].Text));
+        Assert.Equal(completion.Usage.OutputTokenCount, completion.ContentTokenLogProbabilities.Count);
+        Assert.All(completion.ContentTokenLogProbabilities, p => Assert.True(float.IsFinite(p.LogProbability) && p.TopLogProbabilities.Count == 3));
+    }
+
+    [Fact]
     public async Task Json_mode_answers_with_an_object()
     {
         var options = new ChatCompletionOptions { ResponseFormat = ChatResponseFormat.CreateJsonObjectFormat(), MaxOutputTokenCount = 120, Temperature = 1f };

@@ -41,6 +41,10 @@ public sealed class StructuredOutputEngineTests(LlamaModelFixture model)
                 {
                     failures.Add($"{name} #{i} ({run.FinishReason}, {run.TokenIds.Count} tokens): {problem}: {run.Text}");
                 }
+                else if (run.FinishReason != FinishReason.Stop)
+                {
+                    failures.Add($"{name} #{i}: complete JSON, but it ended with {run.FinishReason} rather than the end token: {run.Text}");
+                }
             }
         }
 

@@ -21,6 +21,7 @@ public sealed class HuggingFaceSentencePieceTokenizer : ITokenizer
     private readonly HashSet<string> _vocabulary;
     private readonly string[] _pieces;
     private readonly HashSet<int> _addedIds;
+    private readonly HashSet<int> _specialIds;
     private readonly int[] _byteIds;
     private readonly int? _unknownId;
     private readonly AddedTokenMatcher _addedTokens;
@@ -28,7 +29,7 @@ public sealed class HuggingFaceSentencePieceTokenizer : ITokenizer
     private readonly PostProcessor _postProcessor;
 
     private HuggingFaceSentencePieceTokenizer(
-        BpeTokenizer bpe, Dictionary<string, int> vocabulary, Dictionary<string, int> added, int? unknownId, SentencePieceJsonRules rules, PostProcessor postProcessor)
+        BpeTokenizer bpe, Dictionary<string, int> vocabulary, Dictionary<string, int> added, HashSet<int> specialIds, int? unknownId, SentencePieceJsonRules rules, PostProcessor postProcessor)
     {
         _postProcessor = postProcessor;
         _bpe = bpe;
@@ -36,6 +37,7 @@ public sealed class HuggingFaceSentencePieceTokenizer : ITokenizer
         _unknownId = unknownId;
         _rules = rules;
         _addedTokens = new AddedTokenMatcher(added);
+        _specialIds = specialIds;
         _addedIds = [.. added.Values];
         _pieces = new string[Math.Max(vocabulary.Values.DefaultIfEmpty(-1).Max(), added.Values.DefaultIfEmpty(-1).Max()) + 1];
         foreach (var (piece, id) in vocabulary.Concat(added))
@@ -68,7 +70,7 @@ public sealed class HuggingFaceSentencePieceTokenizer : ITokenizer
             PreTokenizer = null,
             Normalizer = null,
         });
-        return new HuggingFaceSentencePieceTokenizer(bpe, vocabulary, added, unknownId, rules, PostProcessor.Read(root, path));
+        return new HuggingFaceSentencePieceTokenizer(bpe, vocabulary, added, TokenizerJson.SpecialTokenIds(root), unknownId, rules, PostProcessor.Read(root, path));
     }
 
     public IReadOnlyList<int> Encode(string text)
@@ -91,15 +93,20 @@ public sealed class HuggingFaceSentencePieceTokenizer : ITokenizer
 
     public IReadOnlyList<int> EncodeWithSpecialTokens(string text) => _postProcessor.Apply(Encode(text));
 
-    /// <summary>A piece's bytes: its byte for byte pieces, its text with the word mark as a space; nothing for added tokens.</summary>
+    /// <summary>
+    /// A piece's bytes: its byte for byte pieces, its text with the word mark as a space (added tokens that are not
+    /// special too: Gemma's whitespace runs); nothing for special tokens and the unknown piece.
+    /// </summary>
     public byte[]? TokenBytes(int id)
     {
-        if ((uint)id >= (uint)_pieces.Length || _pieces[id] is not { } piece || _addedIds.Contains(id) || id == _unknownId)
+        if ((uint)id >= (uint)_pieces.Length || _pieces[id] is not { } piece || _specialIds.Contains(id) || id == _unknownId)
         {
             return null;
         }
 
-        return _rules.DecodeBytes && ByteValue(piece) is { } value ? [value] : System.Text.Encoding.UTF8.GetBytes(piece.Replace('\u2581', ' '));
+        return _rules.DecodeBytes && !_addedIds.Contains(id) && ByteValue(piece) is { } value
+            ? [value]
+            : System.Text.Encoding.UTF8.GetBytes(piece.Replace('\u2581', ' '));
     }
 
     public string Decode(IEnumerable<int> ids)

@@ -20,10 +20,12 @@ public sealed class HuggingFaceTokenizer : ITokenizer
     private readonly bool _nfc;
 
     private readonly PostProcessor _postProcessor;
+    private readonly HashSet<int> _specialIds;
     private byte[]?[]? _tokenBytes;
 
-    private HuggingFaceTokenizer(BpeTokenizer tokenizer, IReadOnlyDictionary<string, int> addedTokens, bool nfc, PostProcessor postProcessor)
+    private HuggingFaceTokenizer(BpeTokenizer tokenizer, IReadOnlyDictionary<string, int> addedTokens, HashSet<int> specialIds, bool nfc, PostProcessor postProcessor)
     {
+        _specialIds = specialIds;
         _tokenizer = tokenizer;
         _postProcessor = postProcessor;
         AddedTokens = addedTokens;
@@ -57,7 +59,7 @@ public sealed class HuggingFaceTokenizer : ITokenizer
             SpecialTokens = added,
             PreTokenizer = new SplitSequencePreTokenizer(SplitPatterns(root, path), new AddedTokenMatcher(added)),
         };
-        return new HuggingFaceTokenizer(BpeTokenizer.Create(options), added, UsesNfc(root, path), PostProcessor.Read(root, path));
+        return new HuggingFaceTokenizer(BpeTokenizer.Create(options), added, TokenizerJson.SpecialTokenIds(root), UsesNfc(root, path), PostProcessor.Read(root, path));
     }
 
     // The normalizer is applied here: BpeOptions.Normalizer did not change what the pre-tokenizer saw.
@@ -68,11 +70,28 @@ public sealed class HuggingFaceTokenizer : ITokenizer
 
     public string Decode(IEnumerable<int> ids) => _tokenizer.Decode(ids);
 
-    /// <summary>A vocabulary entry's bytes, undoing the byte-level alphabet; nothing for added and special tokens.</summary>
+    /// <summary>
+    /// A vocabulary entry's bytes, undoing the byte-level alphabet; an added token that is not special is its text as
+    /// written; nothing for special tokens.
+    /// </summary>
     public byte[]? TokenBytes(int id)
     {
-        var all = _tokenBytes ??= ByteLevelAlphabet.BytesOf(_tokenizer.Vocabulary, AddedTokens.Values.ToHashSet());
+        var all = _tokenBytes ??= TokenBytesById();
         return (uint)id < (uint)all.Length ? all[id] : null;
+    }
+
+    private byte[]?[] TokenBytesById()
+    {
+        var all = ByteLevelAlphabet.BytesOf(_tokenizer.Vocabulary, AddedTokens.Values.ToHashSet());
+        foreach (var (text, id) in AddedTokens)
+        {
+            if (!_specialIds.Contains(id) && (uint)id < (uint)all.Length)
+            {
+                all[id] = System.Text.Encoding.UTF8.GetBytes(text);
+            }
+        }
+
+        return all;
     }
 
     /// <summary>The split regexes: Split steps (Isolated, not inverted) and a ByteLevel step without a prefix space.</summary>

@@ -86,6 +86,12 @@ internal static class TokenizerJson
         return added;
     }
 
+    /// <summary>Ids of the added tokens marked special (control markers, not text: Gemma's whitespace runs are added but not special).</summary>
+    public static HashSet<int> SpecialTokenIds(JsonElement root) =>
+        root.TryGetProperty("added_tokens", out var tokens) && tokens.ValueKind == JsonValueKind.Array
+            ? [.. tokens.EnumerateArray().Where(t => IsTrue(t, "special")).Select(t => t.GetProperty("id").GetInt32())]
+            : [];
+
     public static ModelFolderException Unsupported(string path, string key, string? value) =>
         new($"{path}: '{key}' = {Shorten(value)} is not supported.");
 
