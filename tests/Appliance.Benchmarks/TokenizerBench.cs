@@ -39,7 +39,7 @@ internal static class TokenizerBench
     {
         yield return "| chat template | conversation | render (ms) | prompt (characters) |";
         yield return "|---|---|---:|---:|";
-        var messages = new List<Appliance.Engine.Prompting.ChatMessage> { new("system", "You are a careful assistant.") };
+        var messages = new List<Appliance.Prompting.ChatMessage> { new("system", "You are a careful assistant.") };
         for (var i = 0; i < 100; i++)
         {
             messages.Add(new("user", $"Question {i}: what does the appliance log for request {i}? Please answer briefly."));

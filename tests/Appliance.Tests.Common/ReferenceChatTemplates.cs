@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
-using Appliance.Engine.Prompting;
+using Appliance.Prompting;
 
 namespace Appliance.Tests.Common;
 

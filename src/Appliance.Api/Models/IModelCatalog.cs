@@ -1,6 +1,6 @@
 using Appliance.Engine;
 using Appliance.Engine.Embeddings;
-using Appliance.Engine.Prompting;
+using Appliance.Prompting;
 
 namespace Appliance.Api.Models;
 

@@ -1,6 +1,6 @@
 using System.Text;
 using System.Text.Json;
-using Appliance.Engine.Prompting;
+using Appliance.Prompting;
 
 namespace Appliance.Api.OpenAi;
 

@@ -1,6 +1,6 @@
 using Appliance.Api.Audit;
 using Appliance.Api.Models;
-using Appliance.Engine.Prompting.Jinja;
+using Appliance.Prompting.Jinja;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Options;
 

@@ -43,8 +43,8 @@ public sealed class ModelsOptionsValidator : IValidateOptions<ModelsOptions>
             Check(failures, $"{key}:MemoryBytes", model.MemoryBytes is null or > 0, "must be positive when set");
             Check(failures, $"{key}:CudaArenaExtendStrategy", model.CudaArenaExtendStrategy is "next_power_of_two" or "same_as_requested", "must be next_power_of_two or same_as_requested");
             Check(failures, $"{key}:IntraOpThreads", model.IntraOpThreads >= 0, "must not be negative");
-            Check(failures, $"{key}:ChatTemplate", model.ChatTemplate == "auto" || Engine.Prompting.BuiltInChatTemplates.Names.Contains(model.ChatTemplate),
-                $"must be auto or one of {string.Join(", ", Engine.Prompting.BuiltInChatTemplates.Names)}");
+            Check(failures, $"{key}:ChatTemplate", model.ChatTemplate == "auto" || Prompting.BuiltInChatTemplates.Names.Contains(model.ChatTemplate),
+                $"must be auto or one of {string.Join(", ", Prompting.BuiltInChatTemplates.Names)}");
             Check(failures, $"{key}:DefaultTemperature", model.DefaultTemperature is >= 0 and <= 2, "must be between 0 and 2");
             Check(failures, $"{key}:DefaultTopP", model.DefaultTopP is > 0 and <= 1, "must be greater than 0 and at most 1");
             Check(failures, $"{key}:DefaultMaxTokens", model.DefaultMaxTokens >= 1, "must be at least 1");

@@ -1,6 +1,6 @@
 using System.Text.Json;
-using Appliance.Engine.Prompting;
-using Appliance.Engine.Prompting.Jinja;
+using Appliance.Prompting;
+using Appliance.Prompting.Jinja;
 using Appliance.Runtime.Onnx.Models;
 
 namespace Appliance.Runtime.Onnx.Tokenization;

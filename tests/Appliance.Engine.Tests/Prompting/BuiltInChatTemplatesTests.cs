@@ -1,5 +1,5 @@
-using Appliance.Engine.Prompting;
-using Appliance.Engine.Prompting.Jinja;
+using Appliance.Prompting;
+using Appliance.Prompting.Jinja;
 
 namespace Appliance.Engine.Tests.Prompting;
 

@@ -1,4 +1,4 @@
-using Appliance.Engine.Prompting;
+using Appliance.Prompting;
 
 namespace Appliance.Engine.Tests.Prompting;
 

@@ -1,7 +1,7 @@
 using System.Net;
 using System.Text;
 using System.Text.Json;
-using Appliance.Engine.Prompting;
+using Appliance.Prompting;
 using Appliance.Runtime.Onnx.Models;
 using Appliance.Runtime.Onnx.Synthetic;
 using Appliance.Tests.Common;

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace Appliance.Engine.Prompting.Jinja;
+namespace Appliance.Prompting.Jinja;
 
 /// <summary>Jinja's undefined value: renders empty, is falsy, and is what a missing key or attribute gives.</summary>
 internal sealed class Undefined

@@ -1,6 +1,6 @@
-using Appliance.Engine.Prompting.Jinja;
+using Appliance.Prompting.Jinja;
 
-namespace Appliance.Engine.Prompting;
+namespace Appliance.Prompting;
 
 /// <summary>
 /// Fallback chat formats for model folders that ship no template of their own, chosen by name in configuration:

@@ -1,4 +1,4 @@
-namespace Appliance.Engine.Prompting.Jinja;
+namespace Appliance.Prompting.Jinja;
 
 /// <summary>
 /// A parsed Jinja template (the subset chat templates use). Parsing happens once, when the model loads, and fails

@@ -1,4 +1,4 @@
-namespace Appliance.Engine.Prompting.Jinja;
+namespace Appliance.Prompting.Jinja;
 
 /// <summary>A chat template could not be parsed (at model load) or rendered.</summary>
 public class ChatTemplateException(string message) : Exception(message);

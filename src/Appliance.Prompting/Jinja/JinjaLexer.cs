@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace Appliance.Engine.Prompting.Jinja;
+namespace Appliance.Prompting.Jinja;
 
 /// <summary>A piece of template source: literal text, an output tag {{ }} or a statement tag {% %}.</summary>
 internal enum SegmentKind

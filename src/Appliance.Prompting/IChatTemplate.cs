@@ -1,4 +1,4 @@
-namespace Appliance.Engine.Prompting;
+namespace Appliance.Prompting;
 
 /// <summary>Renders a conversation into the prompt text a model was trained on.</summary>
 public interface IChatTemplate

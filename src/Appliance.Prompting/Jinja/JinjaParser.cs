@@ -1,4 +1,4 @@
-namespace Appliance.Engine.Prompting.Jinja;
+namespace Appliance.Prompting.Jinja;
 
 /// <summary>
 /// Parses template segments into statements and expressions, with Jinja's precedence:

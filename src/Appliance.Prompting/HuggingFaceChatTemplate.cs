@@ -1,7 +1,7 @@
 using System.Globalization;
-using Appliance.Engine.Prompting.Jinja;
+using Appliance.Prompting.Jinja;
 
-namespace Appliance.Engine.Prompting;
+namespace Appliance.Prompting;
 
 /// <summary>
 /// A model's own chat template (tokenizer_config.json's chat_template, Jinja), rendered as Hugging Face transformers

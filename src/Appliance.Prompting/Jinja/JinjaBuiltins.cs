@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace Appliance.Engine.Prompting.Jinja;
+namespace Appliance.Prompting.Jinja;
 
 /// <summary>The filters, tests and methods chat templates of the common model families use.</summary>
 internal static class JinjaBuiltins

@@ -1,4 +1,4 @@
-namespace Appliance.Engine.Prompting.Jinja;
+namespace Appliance.Prompting.Jinja;
 
 /// <summary>Template statements.</summary>
 internal abstract record Node;

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace Appliance.Engine.Prompting.Jinja;
+namespace Appliance.Prompting.Jinja;
 
 internal enum TokenKind
 {

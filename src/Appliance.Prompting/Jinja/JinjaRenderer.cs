@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace Appliance.Engine.Prompting.Jinja;
+namespace Appliance.Prompting.Jinja;
 
 /// <summary>Evaluates a parsed template against a context, with Python's semantics for values and operators.</summary>
 internal sealed class JinjaRenderer

@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace Appliance.Engine.Prompting;
+namespace Appliance.Prompting;
 
 /// <summary>
 /// ChatML (<c>&lt;|im_start|&gt;role\ncontent&lt;|im_end|&gt;\n</c>): the default for models that ship no template of their own.
