@@ -11,8 +11,13 @@ public sealed class ChatMlTemplate : IChatTemplate
 
     public string Name => "chatml";
 
-    public string Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = true)
+    public string Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = true, IReadOnlyList<ToolDefinition>? tools = null)
     {
+        if (tools is { Count: > 0 } || messages.Any(m => m.Role == "tool" || m.ToolCalls is { Count: > 0 }))
+        {
+            messages = ToolPrompt.Rewrite(messages, tools ?? []);
+        }
+
         var prompt = new StringBuilder();
         foreach (var message in messages)
         {

@@ -18,6 +18,7 @@ public sealed class HuggingFaceChatTemplate : IChatTemplate
     public HuggingFaceChatTemplate(string source, string? bosToken, string? eosToken, TimeProvider? time = null)
     {
         _template = JinjaTemplate.Parse(source);
+        Source = source;
         _bosToken = bosToken ?? string.Empty;
         _eosToken = eosToken ?? string.Empty;
         _time = time ?? TimeProvider.System;
@@ -25,19 +26,25 @@ public sealed class HuggingFaceChatTemplate : IChatTemplate
 
     public string Name => "model";
 
+    /// <summary>The template's source, from which the tool-call format of the model is recognised.</summary>
+    public string Source { get; }
+
     /// <summary>Renders; a template that refuses the conversation throws <see cref="ChatTemplateRejectedException"/>.</summary>
-    public string Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = true)
+    public string Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = true, IReadOnlyList<ToolDefinition>? tools = null)
     {
         var context = new Dictionary<string, object?>(StringComparer.Ordinal)
         {
-            ["messages"] = messages
-                .Select(m => (object?)new Dictionary<string, object?>(StringComparer.Ordinal) { ["role"] = m.Role, ["content"] = m.Content })
-                .ToList(),
+            ["messages"] = TemplateValues.Messages(messages),
             ["bos_token"] = _bosToken,
             ["eos_token"] = _eosToken,
             ["add_generation_prompt"] = addGenerationPrompt,
             ["strftime_now"] = (JinjaCallable)((args, _) => StrftimeNow(args.Count > 0 ? JinjaValues.ToText(args[0]) : "%Y-%m-%d")),
         };
+        if (tools is { Count: > 0 })
+        {
+            context["tools"] = TemplateValues.Tools(tools);
+        }
+
         return _template.Render(context);
     }
 

@@ -1,10 +1,13 @@
 namespace Appliance.Prompting;
 
-/// <summary>Renders a conversation into the prompt text a model was trained on.</summary>
+/// <summary>Turns a conversation into the prompt text a model was trained on.</summary>
 public interface IChatTemplate
 {
     string Name { get; }
 
-    /// <summary>Renders the messages; with <paramref name="addGenerationPrompt"/> it ends where the assistant's answer begins.</summary>
-    string Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = true);
+    /// <summary>
+    /// Renders the messages; with <paramref name="addGenerationPrompt"/> it ends where the assistant's answer begins.
+    /// <paramref name="tools"/> are the functions the model may call, passed to the template as transformers does.
+    /// </summary>
+    string Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = true, IReadOnlyList<ToolDefinition>? tools = null);
 }

@@ -1,0 +1,99 @@
+using System.Text;
+using System.Text.Json;
+
+namespace Appliance.Prompting;
+
+/// <summary>
+/// Tools for a chat template that does not render them itself (ChatML, the built-in formats, a model template that
+/// never mentions tools): the conversation is rewritten in the Hermes convention, which such templates pass through as
+/// text. The functions are described in the system message, earlier calls become <c>&lt;tool_call&gt;</c> blocks and
+/// tool results become user turns inside <c>&lt;tool_response&gt;</c>.
+/// </summary>
+public static class ToolPrompt
+{
+    /// <summary>Renders with tools: by the template itself where it knows them, else through the rewritten conversation.</summary>
+    public static string Render(IChatTemplate template, IReadOnlyList<ChatMessage> messages, IReadOnlyList<ToolDefinition>? tools, bool addGenerationPrompt = true)
+    {
+        var hasToolTurns = messages.Any(m => m.Role == "tool" || m.ToolCalls is { Count: > 0 });
+        if ((tools is not { Count: > 0 } && !hasToolTurns) || RendersTools(template))
+        {
+            return template.Render(messages, addGenerationPrompt, tools);
+        }
+
+        return template.Render(Rewrite(messages, tools ?? []), addGenerationPrompt);
+    }
+
+    /// <summary>Whether the template renders tools, tool calls and tool results on its own.</summary>
+    public static bool RendersTools(IChatTemplate template) =>
+        template is HuggingFaceChatTemplate model && model.Source.Contains("tools", StringComparison.Ordinal);
+
+    /// <summary>The conversation in the Hermes convention, for templates that only know plain roles.</summary>
+    public static IReadOnlyList<ChatMessage> Rewrite(IReadOnlyList<ChatMessage> messages, IReadOnlyList<ToolDefinition> tools)
+    {
+        var result = new List<ChatMessage>(messages.Count + 1);
+        var system = tools.Count > 0 ? Describe(tools) : null;
+        foreach (var message in messages)
+        {
+            if (system is not null && message.Role == "system")
+            {
+                result.Add(message with { Content = message.Content + "\n\n" + system });
+                system = null;
+                continue;
+            }
+
+            if (system is not null)
+            {
+                result.Add(new ChatMessage("system", system));
+                system = null;
+            }
+
+            var rewritten = message switch
+            {
+                { Role: "tool" } => new ChatMessage("user", $"<tool_response>\n{message.Content}\n</tool_response>"),
+                { ToolCalls: { Count: > 0 } calls } => new ChatMessage(message.Role, string.Concat(
+                    (message.Content.Length > 0 ? message.Content + "\n" : string.Empty),
+                    string.Join('\n', calls.Select(call => $"<tool_call>\n{CallJson(call.Name, call.Arguments)}\n</tool_call>")))),
+                _ => message,
+            };
+
+            // Templates that insist on alternating turns (Gemma) would refuse a tool result beside a user turn: one turn.
+            if (rewritten.Role == "user" && result.Count > 0 && result[^1].Role == "user" && (message.Role == "tool" || result[^1].Content.EndsWith("</tool_response>", StringComparison.Ordinal)))
+            {
+                result[^1] = result[^1] with { Content = result[^1].Content + "\n" + rewritten.Content };
+                continue;
+            }
+
+            result.Add(rewritten);
+        }
+
+        if (system is not null)
+        {
+            result.Insert(0, new ChatMessage("system", system));
+        }
+
+        return result;
+    }
+
+    private static string Describe(IReadOnlyList<ToolDefinition> tools)
+    {
+        var text = new StringBuilder();
+        text.Append("You can call these functions. Each is described by a JSON object on its own line:\n<tools>\n");
+        foreach (var tool in tools)
+        {
+            text.Append(JsonSerializer.Serialize(new
+            {
+                type = "function",
+                function = new { name = tool.Name, description = tool.Description ?? string.Empty, parameters = JsonDocument.Parse(tool.Parameters).RootElement },
+            })).Append('\n');
+        }
+
+        text.Append("</tools>\nTo call a function, answer with one block per call and nothing else:\n<tool_call>\n{\"name\": \"<function name>\", \"arguments\": <arguments as a JSON object>}\n</tool_call>");
+        return text.ToString();
+    }
+
+    private static string CallJson(string name, string arguments)
+    {
+        using var parsed = JsonDocument.Parse(arguments);
+        return JsonSerializer.Serialize(new { name, arguments = parsed.RootElement });
+    }
+}

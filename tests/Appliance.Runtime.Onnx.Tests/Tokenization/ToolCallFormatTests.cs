@@ -1,0 +1,155 @@
+using System.Text.Json;
+using Appliance.Prompting;
+using Appliance.Tests.Common;
+
+namespace Appliance.Runtime.Onnx.Tests.Tokenization;
+
+/// <summary>
+/// Tool calls as the models' own templates write them are read back by the format recognised from the template; tools
+/// reach the prompt; malformed calls come back as text.
+/// </summary>
+public sealed class ToolCallFormatTests
+{
+    private static readonly ToolDefinition Weather = new("get_weather", "Current weather for a city", """{"type":"object","properties":{"city":{"type":"string"},"unit":{"enum":["c","f"]}},"required":["city","unit"]}""");
+
+    private static readonly ToolCall Call = new("call_1", "get_weather", """{"city":"Paris","unit":"c"}""");
+
+    private static int _ids;
+
+    /// <summary>
+    /// A template in Llama 3.1's JSON tool-calling convention (the fixtures' Llama 3.1 tokenizer ships the plain Llama 3
+    /// template): tools in the first user turn, calls as {"name", "parameters"} objects, results as ipython turns.
+    /// </summary>
+    private const string Llama3JsonStyle =
+        "{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m.role }}<|end_header_id|>\n\n" +
+        "{% if loop.first and tools %}Functions you may call:{% for t in tools %}\n{{ t | tojson }}{% endfor %}\n\n{% endif %}" +
+        "{% if m.tool_calls %}{% for c in m.tool_calls %}{{ '{\"name\": \"' + c.function.name + '\", \"parameters\": ' + (c.function.arguments | tojson) + '}' }}{% endfor %}" +
+        "{% else %}{{ m.content }}{% endif %}<|eot_id|>{% endfor %}{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}" +
+        "{# ipython turns carry results; <|python_tag|> starts built-in tool calls #}";
+
+    /// <summary>A template in Mistral's convention: [TOOL_CALLS] and a JSON list.</summary>
+    private const string MistralStyle =
+        "{% for m in messages %}{% if m.role == 'user' %}[INST] {{ m.content }} [/INST]" +
+        "{% elif m.tool_calls %}[TOOL_CALLS][{% for c in m.tool_calls %}{{ '{\"name\": \"' + c.function.name + '\", \"arguments\": ' + (c.function.arguments | tojson) + '}' }}{% if not loop.last %}, {% endif %}{% endfor %}]</s>" +
+        "{% elif m.role == 'tool' %}[TOOL_RESULTS] {{ m.content }} [/TOOL_RESULTS]{% else %}{{ m.content }}</s>{% endif %}{% endfor %}" +
+        "{% if tools %}[AVAILABLE_TOOLS] {{ tools | tojson }} [/AVAILABLE_TOOLS]{% endif %}";
+
+    public static TheoryData<string, string, string> Templates() => new()
+    {
+        { ReferenceChatTemplates.ForFamily("qwen3").Template, "hermes", "<|im_end|>" },
+        { Llama3JsonStyle, "llama3_json", "<|eot_id|>" },
+        { MistralStyle, "mistral", "</s>" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Templates))]
+    public void A_call_the_template_writes_is_read_back_by_its_format(string source, string format, string endOfTurn)
+    {
+        var template = new HuggingFaceChatTemplate(source, "<s>", "</s>");
+        var parser = ToolCallFormat.FromTemplate(source);
+        Assert.Equal(format, parser.Name);
+
+        // The assistant's turn as the template writes it: the conversation with the call, less the one before it.
+        ChatMessage[] asked = [new("user", "Weather in Paris?")];
+        var before = template.Render(asked, addGenerationPrompt: format != "mistral", [Weather]);
+        var after = template.Render([.. asked, new("assistant", string.Empty, [Call])], addGenerationPrompt: false, [Weather]);
+        if (format == "mistral")
+        {
+            before = before[..before.IndexOf("[AVAILABLE_TOOLS]", StringComparison.Ordinal)];
+        }
+
+        Assert.StartsWith(before, after, StringComparison.Ordinal);
+        var written = after[before.Length..];
+        written = written[..written.IndexOf(endOfTurn, StringComparison.Ordinal)]; // the end token stops generation: never in the output
+
+        var parsed = parser.Parse(written, () => $"id{Interlocked.Increment(ref _ids)}");
+        var call = Assert.Single(parsed.Calls);
+        Assert.Equal("get_weather", call.Name);
+        Assert.True(JsonElement.DeepEquals(JsonDocument.Parse(Call.Arguments).RootElement, JsonDocument.Parse(call.Arguments).RootElement), call.Arguments);
+        Assert.True(parsed.Content is null || parsed.Content.StartsWith("<think>", StringComparison.Ordinal), parsed.Content); // Qwen3 writes an empty thought first
+    }
+
+    [Theory]
+    [InlineData("qwen3")]
+    [InlineData("llama3_1")]
+    [InlineData("gemma3")]
+    public void The_prompt_shows_the_tools_and_the_tool_results(string family)
+    {
+        var (source, bos, eos) = ReferenceChatTemplates.ForFamily(family);
+        var prompt = ToolPrompt.Render(new HuggingFaceChatTemplate(source, bos, eos),
+            [new("user", "Weather in Paris?"), new("assistant", string.Empty, [Call]), new("tool", """{"temperature": 21}""", ToolCallId: "call_1"), new("user", "Thanks")],
+            [Weather]);
+
+        Assert.Contains("get_weather", prompt, StringComparison.Ordinal);
+        Assert.Contains("Current weather for a city", prompt, StringComparison.Ordinal);
+        Assert.Contains("\"temperature\": 21", prompt, StringComparison.Ordinal);
+        Assert.Contains("Paris", prompt, StringComparison.Ordinal); // the earlier call's arguments
+    }
+
+    [Fact]
+    public void Hermes_reads_several_blocks_and_keeps_the_text_around_them()
+    {
+        var parsed = ToolCallFormat.Hermes.Parse("Let me check.\n<tool_call>\n{\"name\": \"a\", \"arguments\": {\"x\": 1}}\n</tool_call>\n<tool_call>\n{\"name\": \"b\", \"arguments\": \"{\\\"y\\\": 2}\"}\n</tool_call>", () => "id");
+
+        Assert.Equal(["a", "b"], parsed.Calls.Select(c => c.Name));
+        Assert.Equal("""{"y": 2}""", parsed.Calls[1].Arguments);
+        Assert.Equal("Let me check.", parsed.Content);
+    }
+
+    [Fact]
+    public void Mistral_reads_its_list()
+    {
+        var parsed = ToolCallFormat.Mistral.Parse("""[TOOL_CALLS][{"name": "a", "arguments": {"x": 1}}, {"name": "b", "arguments": {}}]""", () => "id");
+
+        Assert.Equal(["a", "b"], parsed.Calls.Select(c => c.Name));
+        Assert.Null(parsed.Content);
+    }
+
+    [Fact]
+    public void Llama3_reads_calls_separated_by_semicolons_after_the_python_tag()
+    {
+        var parsed = ToolCallFormat.Llama3Json.Parse("""<|python_tag|>{"name": "a", "parameters": {"x": 1}}; {"name": "b", "parameters": {}}""", () => "id");
+
+        Assert.Equal(["a", "b"], parsed.Calls.Select(c => c.Name));
+        Assert.Equal("""{"x": 1}""", parsed.Calls[0].Arguments);
+    }
+
+    [Theory]
+    [InlineData("hermes", "<tool_call>\n{\"name\": \"a\", \"arguments\": {\n</tool_call>")]
+    [InlineData("hermes", "<tool_call>\n{\"arguments\": {}}\n</tool_call>")]
+    [InlineData("hermes", "<tool_call>\n{\"name\": \"a\", \"arguments\": [1]}\n</tool_call>")]
+    [InlineData("llama3_json", "{\"name\": \"a\", \"parameters\": {\"x\": 1}")]
+    [InlineData("llama3_json", "{\"name\": \"a\", \"parameters\": {}} and then some prose")]
+    [InlineData("mistral", "[TOOL_CALLS][{\"name\": \"a\", \"arguments\": {]")]
+    public void Malformed_calls_come_back_as_the_answers_text(string format, string output)
+    {
+        var parsed = ToolCallFormat.Named(format)!.Parse(output, () => "id");
+
+        Assert.Empty(parsed.Calls);
+        Assert.Equal(output, parsed.Content);
+    }
+
+    [Theory]
+    [InlineData("hermes", "Plain answer.", 13)]
+    [InlineData("hermes", "Checking <tool", 9)]
+    [InlineData("hermes", "Checking <tool_call>\n{\"na", 9)]
+    [InlineData("llama3_json", "Plain answer.", 13)]
+    [InlineData("llama3_json", "  {\"name\"", 0)]
+    [InlineData("llama3_json", "<|pyth", 0)]
+    [InlineData("mistral", "Sure [TOOL_", 5)]
+    public void Streaming_holds_back_only_what_may_be_a_call(string format, string text, int holdFrom) =>
+        Assert.Equal(holdFrom, ToolCallFormat.Named(format)!.HoldFrom(text));
+
+    [Fact]
+    public void A_template_that_knows_no_tools_gets_them_in_the_system_message_and_tool_turns_as_text()
+    {
+        var prompt = ToolPrompt.Render(new ChatMlTemplate(),
+            [new("system", "Be brief."), new("user", "Weather?"), new("assistant", string.Empty, [Call]), new("tool", "21 degrees", ToolCallId: "call_1")],
+            [Weather]);
+
+        Assert.Contains("Be brief.\n\nYou can call these functions", prompt, StringComparison.Ordinal);
+        Assert.Contains("\"name\":\"get_weather\"", prompt, StringComparison.Ordinal);
+        Assert.Contains("<tool_call>\n{\"name\":\"get_weather\",\"arguments\":{\"city\":\"Paris\",\"unit\":\"c\"}}\n</tool_call>", prompt, StringComparison.Ordinal);
+        Assert.Contains("<|im_start|>user\n<tool_response>\n21 degrees\n</tool_response><|im_end|>", prompt, StringComparison.Ordinal);
+    }
+}
