@@ -43,6 +43,32 @@ public sealed class StructuredOutputs
     public ITokenConstraint JsonSchema(JsonElement schema, bool strict) =>
         Grammar($"{(strict ? "strict" : "loose")}:{schema.GetRawText()}", () => Lang.Seq(JsonLanguage.Whitespace, SchemaCompiler.Compile(schema, strict)));
 
+    /// <summary>
+    /// One or more calls of the given functions in a model's tool-call format: <paramref name="prefix"/>, call objects
+    /// {"name": ..., "<paramref name="argumentsKey"/>": arguments fitting the function's parameter schema} separated by
+    /// <paramref name="separator"/>, then <paramref name="suffix"/>. Throws <see cref="SchemaRefusedException"/> for a
+    /// parameter schema that cannot be enforced.
+    /// </summary>
+    public ITokenConstraint ToolCalls(string prefix, string separator, string suffix, string argumentsKey, IReadOnlyList<(string Name, string Parameters, bool Strict)> functions, bool parallel)
+    {
+        var key = JsonSerializer.Serialize(new { prefix, separator, suffix, argumentsKey, functions = functions.Select(f => new[] { f.Name, f.Parameters, f.Strict ? "strict" : "loose" }), parallel });
+        return Grammar("tools:" + key, () =>
+        {
+            var call = Lang.Any(functions.Select(function =>
+            {
+                using var schema = JsonDocument.Parse(function.Parameters);
+                return Lang.Seq(
+                    Lang.Text("{\"name\": "), JsonLanguage.Literal(function.Name), Lang.Text(", "), JsonLanguage.Literal(argumentsKey), Lang.Text(": "),
+                    SchemaCompiler.Compile(schema.RootElement, function.Strict),
+                    Lang.Text("}"));
+            }).ToList());
+            return Lang.Seq(JsonLanguage.Whitespace, Lang.Text(prefix), Lang.SeparatedList(call, Lang.Text(separator), 1, parallel ? MaxParallelCalls : 1), Lang.Text(suffix));
+        });
+    }
+
+    /// <summary>The most calls one forced answer may hold.</summary>
+    public const int MaxParallelCalls = 8;
+
     private ConstrainedGrammar Grammar(string key, Func<Lang> language)
     {
         var now = Interlocked.Increment(ref _clock);

@@ -32,6 +32,9 @@ public sealed class RequestAudit(long startedAt)
 
     public string? ErrorCode { get; set; }
 
+    /// <summary>The tools a chat request offered and those the answer called (names only, never arguments).</summary>
+    public string? Tools { get; set; }
+
     /// <summary>Why the request was refused (for the auditor; never told to the caller).</summary>
     public string? Reason { get; set; }
 

@@ -27,7 +27,12 @@ public sealed record ServedModel(
     int ContextLength,
     ModelDefaults Defaults,
     IChatTemplate ChatTemplate,
-    IEngineClient Engine);
+    IEngineClient Engine,
+    ToolCallFormat? ToolCalls = null)
+{
+    /// <summary>How the model writes tool calls (configured, or recognised from its template).</summary>
+    public ToolCallFormat ToolCallFormat => ToolCalls ?? ToolCallFormat.FromTemplate((ChatTemplate as HuggingFaceChatTemplate)?.Source);
+}
 
 /// <summary>A loaded sentence-embedding model.</summary>
 public sealed record ServedEmbedder(string Id, DateTimeOffset Created, string Digest, ITextEmbedder Embedder);

@@ -5,13 +5,11 @@ using Appliance.Prompting;
 namespace Appliance.Api.OpenAi;
 
 /// <summary>A validated POST /v1/chat/completions body.</summary>
-internal sealed record ChatCompletionRequest(GenerationSettings Settings, IReadOnlyList<ChatMessage> Messages, ResponseFormat Format)
+internal sealed record ChatCompletionRequest(GenerationSettings Settings, IReadOnlyList<ChatMessage> Messages, ResponseFormat Format, ToolUse Tools)
 {
     /// <summary>Fields OpenAI defines that this appliance cannot honour yet: refused by name, never ignored.</summary>
     private static readonly Dictionary<string, string> UnsupportedFields = new()
     {
-        ["tools"] = "tool calling",
-        ["tool_choice"] = "tool calling",
         ["functions"] = "function calling",
         ["function_call"] = "function calling",
         ["audio"] = "audio output",
@@ -23,7 +21,7 @@ internal sealed record ChatCompletionRequest(GenerationSettings Settings, IReadO
     private static readonly HashSet<string> Known =
     [
         .. GenerationSettings.CommonFields, "messages", "max_completion_tokens", "logprobs", "top_logprobs",
-        .. UnsupportedFields.Keys, "response_format", "logit_bias", "modalities", "store", "metadata", "parallel_tool_calls",
+        .. UnsupportedFields.Keys, "response_format", "logit_bias", "modalities", "store", "metadata", "tools", "tool_choice", "parallel_tool_calls",
     ];
 
     public static ChatCompletionRequest Read(JsonFields fields, ApiLimits limits)
@@ -59,7 +57,18 @@ internal sealed record ChatCompletionRequest(GenerationSettings Settings, IReadO
             throw new OpenAiRequestException(OpenAiError.Invalid("'stop' cannot be combined with a JSON 'response_format': the output ends where the JSON does.", "stop"));
         }
 
-        return new ChatCompletionRequest(settings, ReadMessages(fields, limits), format);
+        var tools = ToolUse.Read(fields);
+        if (tools.Active && format.IsJson)
+        {
+            throw new OpenAiRequestException(OpenAiError.Invalid("'tools' cannot be combined with a JSON 'response_format' (unless 'tool_choice' is 'none'): an answer is either tool calls or the JSON.", "response_format"));
+        }
+
+        if (tools.Forced && (settings.Stop.Count > 0 || settings.IgnoreEos))
+        {
+            throw new OpenAiRequestException(OpenAiError.Invalid("'stop' and 'ignore_eos' cannot be combined with a required tool call.", settings.Stop.Count > 0 ? "stop" : "ignore_eos"));
+        }
+
+        return new ChatCompletionRequest(settings, ReadMessages(fields, limits), format, tools);
     }
 
     private static void RejectUnsupportedOptions(JsonFields fields)
@@ -73,11 +82,6 @@ internal sealed record ChatCompletionRequest(GenerationSettings Settings, IReadO
             (modalities.ValueKind != JsonValueKind.Array || modalities.EnumerateArray().Any(m => m.ValueKind != JsonValueKind.String || m.GetString() != "text")))
         {
             throw new OpenAiRequestException(OpenAiError.Unsupported("modalities", "output other than text"));
-        }
-
-        if (fields.OptionalBool("parallel_tool_calls") is not null)
-        {
-            throw new OpenAiRequestException(OpenAiError.Unsupported("parallel_tool_calls", "tool calling"));
         }
 
         _ = fields.OptionalBool("store");
@@ -127,10 +131,10 @@ internal sealed record ChatCompletionRequest(GenerationSettings Settings, IReadO
         {
             switch (property.Name)
             {
-                case "role" or "content" or "name":
+                case "role" or "content" or "name" or "tool_calls" or "tool_call_id" or "refusal":
                     break;
-                case "tool_calls" or "tool_call_id" or "function_call":
-                    throw new OpenAiRequestException(OpenAiError.Unsupported($"{param}.{property.Name}", "tool calling"));
+                case "function_call":
+                    throw new OpenAiRequestException(OpenAiError.Unsupported($"{param}.function_call", "the deprecated function calling (use tool_calls)"));
                 case "audio":
                     throw new OpenAiRequestException(OpenAiError.Unsupported($"{param}.audio", "audio"));
                 default:
@@ -145,8 +149,9 @@ internal sealed record ChatCompletionRequest(GenerationSettings Settings, IReadO
         {
             "system" or "user" or "assistant" => role,
             "developer" => "system",
-            "tool" or "function" => throw new OpenAiRequestException(OpenAiError.Unsupported($"{param}.role", $"the '{role}' role (tool calling)")),
-            _ => throw new OpenAiRequestException(OpenAiError.Invalid($"Invalid value for '{param}.role': '{role}'. Supported values are: 'system', 'developer', 'user' and 'assistant'.", $"{param}.role")),
+            "tool" => role,
+            "function" => throw new OpenAiRequestException(OpenAiError.Unsupported($"{param}.role", "the deprecated 'function' role (use 'tool')")),
+            _ => throw new OpenAiRequestException(OpenAiError.Invalid($"Invalid value for '{param}.role': '{role}'. Supported values are: 'system', 'developer', 'user', 'assistant' and 'tool'.", $"{param}.role")),
         };
 
         if (message.TryGetProperty("name", out var name) && name.ValueKind is not (JsonValueKind.String or JsonValueKind.Null))
@@ -154,7 +159,63 @@ internal sealed record ChatCompletionRequest(GenerationSettings Settings, IReadO
             throw JsonFields.TypeError($"{param}.name", "a string");
         }
 
-        return new ChatMessage(role, Content(message, param, role));
+        var calls = role == "assistant" ? ToolCalls(message, param) : null;
+        string? callId = null;
+        if (role == "tool")
+        {
+            callId = message.TryGetProperty("tool_call_id", out var id) && id.ValueKind == JsonValueKind.String
+                ? id.GetString()
+                : throw new OpenAiRequestException(OpenAiError.Invalid($"Missing required parameter: '{param}.tool_call_id'.", $"{param}.tool_call_id", "missing_required_parameter"));
+        }
+        else if (message.TryGetProperty("tool_call_id", out _))
+        {
+            throw new OpenAiRequestException(OpenAiError.Invalid($"'{param}.tool_call_id' belongs to tool messages.", $"{param}.tool_call_id", "unknown_parameter"));
+        }
+
+        var content = calls is { Count: > 0 } && (!message.TryGetProperty("content", out var c) || c.ValueKind == JsonValueKind.Null) ? string.Empty : Content(message, param, role);
+        return new ChatMessage(role, content, calls, callId, name.ValueKind == JsonValueKind.String ? name.GetString() : null);
+    }
+
+    /// <summary>An assistant message's earlier tool calls: id, function name and arguments (a JSON object as text).</summary>
+    private static List<ToolCall>? ToolCalls(JsonElement message, string param)
+    {
+        if (!message.TryGetProperty("tool_calls", out var calls) || calls.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+
+        if (calls.ValueKind != JsonValueKind.Array)
+        {
+            throw JsonFields.TypeError($"{param}.tool_calls", "an array");
+        }
+
+        var result = new List<ToolCall>();
+        var index = 0;
+        foreach (var call in calls.EnumerateArray())
+        {
+            var callParam = $"{param}.tool_calls[{index++}]";
+            var id = call.ValueKind == JsonValueKind.Object && call.TryGetProperty("id", out var i) && i.ValueKind == JsonValueKind.String ? i.GetString()! : null;
+            var function = call.ValueKind == JsonValueKind.Object && call.TryGetProperty("function", out var f) && f.ValueKind == JsonValueKind.Object ? f : (JsonElement?)null;
+            var name = function?.TryGetProperty("name", out var n) == true && n.ValueKind == JsonValueKind.String ? n.GetString()! : null;
+            var arguments = function?.TryGetProperty("arguments", out var a) == true && a.ValueKind == JsonValueKind.String ? a.GetString()! : null;
+            if (id is null || name is null || arguments is null)
+            {
+                throw new OpenAiRequestException(OpenAiError.Invalid($"'{callParam}' needs an 'id', 'function.name' and 'function.arguments' (a string).", callParam, "missing_required_parameter"));
+            }
+
+            try
+            {
+                using var parsed = JsonDocument.Parse(arguments);
+            }
+            catch (JsonException)
+            {
+                throw new OpenAiRequestException(OpenAiError.Invalid($"'{callParam}.function.arguments' is not valid JSON.", $"{callParam}.function.arguments"));
+            }
+
+            result.Add(new ToolCall(id, name, arguments));
+        }
+
+        return result;
     }
 
     private static string Content(JsonElement message, string param, string role)

@@ -1,5 +1,6 @@
 using Appliance.Api.Audit;
 using Appliance.Api.Models;
+using Appliance.Prompting;
 using Appliance.Prompting.Jinja;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Options;
@@ -16,7 +17,8 @@ internal static class ChatCompletionsApi
         var request = fields.Parse(f => ChatCompletionRequest.Read(f, limits));
         var model = ModelResolution.Resolve(catalog, access, http, request.Settings.Model);
         // Compiled (or found compiled) here, on the request's thread: the engine only looks up masks.
-        var settings = request.Settings with { Constraint = request.Format.ConstraintFor(model) };
+        var settings = request.Settings with { Constraint = request.Tools.ConstraintFor(model) ?? request.Format.ConstraintFor(model), Tools = request.Tools };
+        RequestAudit.Of(http).Tools = request.Tools.AuditDetail(called: null);
 
         // Render and tokenise here, on the request's thread, never on the engine's.
         var prompt = model.Engine.Tokenizer.Encode(RenderPrompt(model, request));
@@ -26,7 +28,13 @@ internal static class ChatCompletionsApi
         RequestAudit.Of(http).PromptTokens = prompt.Count;
         if (content.Records(model.Id))
         {
-            RequestAudit.Of(http).RecordContent(System.Text.Json.JsonSerializer.Serialize(request.Messages.Select(m => new { role = m.Role, content = m.Content })));
+            RequestAudit.Of(http).RecordContent(System.Text.Json.JsonSerializer.Serialize(request.Messages.Select(m => new
+            {
+                role = m.Role,
+                content = m.Content,
+                tool_calls = m.ToolCalls?.Select(c => new { id = c.Id, name = c.Name, arguments = c.Arguments }),
+                tool_call_id = m.ToolCallId,
+            })));
         }
 
         using var quota = await ModelResolution.AcceptAsync(recorder, http);
@@ -37,7 +45,8 @@ internal static class ChatCompletionsApi
     {
         try
         {
-            return model.ChatTemplate.Render(request.Messages);
+            // tool_choice none: the model is not shown the tools (earlier tool turns still render).
+            return ToolPrompt.Render(model.ChatTemplate, request.Messages, request.Tools.Choice == "none" ? null : request.Tools.Tools);
         }
         catch (ChatTemplateRejectedException rejected)
         {

@@ -34,11 +34,11 @@ internal static class GenerationResponder
         }
         else
         {
-            await CollectAsync(http, header, model, choices, streams, promptTokens, timeout.Token);
+            await CollectAsync(http, header, model, settings, choices, streams, promptTokens, timeout.Token);
         }
     }
 
-    private static async Task CollectAsync(HttpContext http, ResponseHeader header, ServedModel model, IReadOnlyList<ChoiceInput> choices, ChoiceStreams streams, int promptTokens, CancellationToken cancellationToken)
+    private static async Task CollectAsync(HttpContext http, ResponseHeader header, ServedModel model, GenerationSettings settings, IReadOnlyList<ChoiceInput> choices, ChoiceStreams streams, int promptTokens, CancellationToken cancellationToken)
     {
         var text = choices.ToDictionary(c => c.Index, _ => new StringBuilder());
         var logprobs = choices.ToDictionary(c => c.Index, _ => new List<TokenLogprob>());
@@ -79,13 +79,30 @@ internal static class GenerationResponder
             return;
         }
 
-        Finished(http, string.Join(",", finish.Values.Distinct().Select(Wire)), completionTokens);
-
         var results = choices
-            .Select(c => new ChoiceResult(c.Index, text[c.Index].ToString(), logprobs[c.Index].Count > 0 ? logprobs[c.Index] : null, finish.GetValueOrDefault(c.Index, FinishReason.Length)))
+            .Select(c => Result(settings, model, c.Index, text[c.Index].ToString(), logprobs[c.Index].Count > 0 ? logprobs[c.Index] : null, finish.GetValueOrDefault(c.Index, FinishReason.Length)))
             .ToList();
+        Finished(http, string.Join(",", results.Select(r => r.CalledTools ? "tool_calls" : Wire(r.Finish)).Distinct()), completionTokens);
+        if (settings.Tools is { } tools)
+        {
+            Audit.RequestAudit.Of(http).Tools = tools.AuditDetail(results.SelectMany(r => r.ToolCalls ?? []));
+        }
         http.Response.ContentType = "application/json";
         await http.Response.Body.WriteAsync(OpenAiJson.Completion(header, results, new GenerationUsage(promptTokens, completionTokens), model.Engine.Tokenizer), http.RequestAborted);
+    }
+
+    /// <summary>A finished choice, read for tool calls when the request offered tools.</summary>
+    private static ChoiceResult Result(GenerationSettings settings, ServedModel model, int index, string text, IReadOnlyList<Engine.Requests.TokenLogprob>? logprobs, FinishReason finish)
+    {
+        if (settings.Tools is not { Active: true } tools)
+        {
+            return new ChoiceResult(index, text, logprobs, finish);
+        }
+
+        var parsed = tools.Read(text, model.ToolCallFormat);
+        return parsed.Calls.Count == 0
+            ? new ChoiceResult(index, text, logprobs, finish)
+            : new ChoiceResult(index, parsed.Content, logprobs, finish, parsed.Calls);
     }
 
     private static async Task StreamAsync(HttpContext http, ResponseHeader header, ServedModel model, GenerationSettings settings, IReadOnlyList<ChoiceInput> choices, ChoiceStreams streams, int promptTokens, CancellationToken cancellationToken)
@@ -108,7 +125,11 @@ internal static class GenerationResponder
         }
 
         var completionTokens = 0;
-        var finished = new HashSet<FinishReason>();
+        var finished = new HashSet<string>();
+        var toolStreams = settings.Tools is { Active: true } && header.Kind == ResponseKind.Chat
+            ? choices.ToDictionary(c => c.Index, _ => new ToolCallStream(model.ToolCallFormat))
+            : null;
+        var called = new List<Appliance.Prompting.ToolCall>();
         try
         {
             await foreach (var item in streams.ReadAllAsync(cancellationToken))
@@ -124,17 +145,19 @@ internal static class GenerationResponder
                 var delta = item.Delta!;
                 FirstText(http, delta);
                 Audit.RequestAudit.Of(http).AppendCompletion(item.Index, delta.Text);
-                if (delta.Text.Length > 0 || delta.Logprobs is not null)
+                var (text, logprobs) = toolStreams is null ? (delta.Text, delta.Logprobs) : toolStreams[item.Index].Add(delta.Text, delta.Logprobs);
+                if (text.Length > 0 || logprobs is not null)
                 {
-                    await Event(response, OpenAiJson.Chunk(header, item.Index, delta.Text, role: false, delta.Logprobs, null, settings.IncludeUsage, tokenizer), cancellationToken);
+                    await Event(response, OpenAiJson.Chunk(header, item.Index, text, role: false, logprobs, null, settings.IncludeUsage, tokenizer), cancellationToken);
                 }
 
                 if (delta.FinishReason is { } reason)
                 {
                     completionTokens += delta.Usage?.CompletionTokens ?? 0;
-                    finished.Add(reason);
+                    var calledTools = toolStreams is not null && await SendToolCallsAsync(response, header, settings, model, item.Index, toolStreams[item.Index], called, cancellationToken);
+                    finished.Add(calledTools ? "tool_calls" : Wire(reason));
                     var finalText = header.Kind == ResponseKind.Chat ? null : string.Empty;
-                    await Event(response, OpenAiJson.Chunk(header, item.Index, finalText, role: false, null, reason, settings.IncludeUsage, tokenizer), cancellationToken);
+                    await Event(response, OpenAiJson.Chunk(header, item.Index, finalText, role: false, null, reason, settings.IncludeUsage, tokenizer, calledTools), cancellationToken);
                 }
             }
         }
@@ -145,7 +168,11 @@ internal static class GenerationResponder
             return;
         }
 
-        Finished(http, string.Join(",", finished.Select(Wire)), completionTokens);
+        Finished(http, string.Join(",", finished), completionTokens);
+        if (settings.Tools is { } offered)
+        {
+            Audit.RequestAudit.Of(http).Tools = offered.AuditDetail(called);
+        }
 
         if (settings.IncludeUsage)
         {
@@ -154,6 +181,33 @@ internal static class GenerationResponder
 
         await response.Body.WriteAsync(Done, cancellationToken);
         await response.Body.FlushAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// At a choice's end: its calls as tool-call deltas (id, type and name first, then the arguments in pieces), or the
+    /// held text when it made none. Returns whether it called tools.
+    /// </summary>
+    private static async Task<bool> SendToolCallsAsync(HttpResponse response, ResponseHeader header, GenerationSettings settings, ServedModel model, int index, ToolCallStream stream, List<Appliance.Prompting.ToolCall> called, CancellationToken cancellationToken)
+    {
+        var parsed = settings.Tools!.Read(stream.Text, model.ToolCallFormat);
+        var (rest, logprobs) = stream.Rest(parsed.Calls.Count > 0);
+        if (rest is not null || logprobs is not null)
+        {
+            await Event(response, OpenAiJson.Chunk(header, index, rest ?? string.Empty, role: false, logprobs, null, settings.IncludeUsage, model.Engine.Tokenizer), cancellationToken);
+        }
+
+        for (var i = 0; i < parsed.Calls.Count; i++)
+        {
+            var call = parsed.Calls[i];
+            await Event(response, OpenAiJson.ToolCallChunk(header, index, i, call, string.Empty, settings.IncludeUsage), cancellationToken);
+            foreach (var piece in ToolCallStream.Pieces(call.Arguments))
+            {
+                await Event(response, OpenAiJson.ToolCallChunk(header, index, i, null, piece, settings.IncludeUsage), cancellationToken);
+            }
+        }
+
+        called.AddRange(parsed.Calls);
+        return parsed.Calls.Count > 0;
     }
 
     /// <summary>

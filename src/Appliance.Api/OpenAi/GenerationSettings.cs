@@ -25,7 +25,8 @@ internal sealed record GenerationSettings(
     string? User,
     bool IgnoreEos = false,
     RequestPriority Priority = RequestPriority.Interactive,
-    Appliance.Engine.Sampling.ITokenConstraint? Constraint = null)
+    Appliance.Engine.Sampling.ITokenConstraint? Constraint = null,
+    ToolUse? Tools = null)
 {
     /// <summary>Extensions beyond OpenAI's parameters that vLLM-style clients send.</summary>
     public static readonly string[] ExtensionFields = ["top_k", "min_p", "repetition_penalty", "ignore_eos"];

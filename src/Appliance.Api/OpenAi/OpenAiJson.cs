@@ -26,15 +26,33 @@ internal static class OpenAiJson
                     json.WriteString("role", "assistant");
                     json.WriteString("content", choice.Text);
                     json.WriteNull("refusal");
+                    if (choice.CalledTools)
+                    {
+                        json.WriteStartArray("tool_calls");
+                        foreach (var call in choice.ToolCalls!)
+                        {
+                            json.WriteStartObject();
+                            json.WriteString("id", call.Id);
+                            json.WriteString("type", "function");
+                            json.WriteStartObject("function");
+                            json.WriteString("name", call.Name);
+                            json.WriteString("arguments", call.Arguments);
+                            json.WriteEndObject();
+                            json.WriteEndObject();
+                        }
+
+                        json.WriteEndArray();
+                    }
+
                     json.WriteEndObject();
                 }
                 else
                 {
-                    json.WriteString("text", choice.Text);
+                    json.WriteString("text", choice.Text ?? string.Empty);
                 }
 
                 Logprobs(json, header.Kind, choice.Logprobs, tokenizer);
-                json.WriteString("finish_reason", FinishReasonName(choice.Finish));
+                json.WriteString("finish_reason", choice.CalledTools ? "tool_calls" : FinishReasonName(choice.Finish));
                 json.WriteEndObject();
             }
 
@@ -43,8 +61,51 @@ internal static class OpenAiJson
             json.WriteEndObject();
         });
 
+    /// <summary>
+    /// A streamed piece of one tool call: the first carries its id, type and name; later ones more of its arguments.
+    /// </summary>
+    public static byte[] ToolCallChunk(ResponseHeader header, int index, int callIndex, Appliance.Prompting.ToolCall? opening, string arguments, bool includeUsage) =>
+        Write(json =>
+        {
+            Start(json, header, streaming: true);
+            json.WriteStartArray("choices");
+            json.WriteStartObject();
+            json.WriteNumber("index", index);
+            json.WriteStartObject("delta");
+            json.WriteStartArray("tool_calls");
+            json.WriteStartObject();
+            json.WriteNumber("index", callIndex);
+            if (opening is not null)
+            {
+                json.WriteString("id", opening.Id);
+                json.WriteString("type", "function");
+            }
+
+            json.WriteStartObject("function");
+            if (opening is not null)
+            {
+                json.WriteString("name", opening.Name);
+            }
+
+            json.WriteString("arguments", arguments);
+            json.WriteEndObject();
+            json.WriteEndObject();
+            json.WriteEndArray();
+            json.WriteEndObject();
+            json.WriteNull("logprobs");
+            json.WriteNull("finish_reason");
+            json.WriteEndObject();
+            json.WriteEndArray();
+            if (includeUsage)
+            {
+                json.WriteNull("usage");
+            }
+
+            json.WriteEndObject();
+        });
+
     /// <summary>A streamed chunk of one choice. <paramref name="role"/> marks a chat stream's first chunk.</summary>
-    public static byte[] Chunk(ResponseHeader header, int index, string? text, bool role, IReadOnlyList<TokenLogprob>? logprobs, FinishReason? finish, bool includeUsage, ITokenizer tokenizer) =>
+    public static byte[] Chunk(ResponseHeader header, int index, string? text, bool role, IReadOnlyList<TokenLogprob>? logprobs, FinishReason? finish, bool includeUsage, ITokenizer tokenizer, bool calledTools = false) =>
         Write(json =>
         {
             Start(json, header, streaming: true);
@@ -74,7 +135,7 @@ internal static class OpenAiJson
             Logprobs(json, header.Kind, logprobs, tokenizer);
             if (finish is { } reason)
             {
-                json.WriteString("finish_reason", FinishReasonName(reason));
+                json.WriteString("finish_reason", calledTools ? "tool_calls" : FinishReasonName(reason));
             }
             else
             {
@@ -220,4 +281,8 @@ internal static class OpenAiJson
 }
 
 /// <summary>One finished choice of a non-streamed response.</summary>
-internal sealed record ChoiceResult(int Index, string Text, IReadOnlyList<TokenLogprob>? Logprobs, FinishReason Finish);
+/// <summary>A finished choice: its text (null beside tool calls when there is none) and the tool calls it made.</summary>
+internal sealed record ChoiceResult(int Index, string? Text, IReadOnlyList<TokenLogprob>? Logprobs, FinishReason Finish, IReadOnlyList<Appliance.Prompting.ToolCall>? ToolCalls = null)
+{
+    public bool CalledTools => ToolCalls is { Count: > 0 };
+}

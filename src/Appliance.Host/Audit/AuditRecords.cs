@@ -36,7 +36,7 @@ internal sealed class AuditRecords(TimeProvider time, IModelAccess access, Micro
             QueueMs = audit.QueueMs,
             TimeToFirstTokenMs = audit.FirstTokenAt is { } first ? time.GetElapsedTime(audit.StartedAt, first).TotalMilliseconds : null,
             DurationMs = time.GetElapsedTime(audit.StartedAt, now).TotalMilliseconds,
-            Detail = audit.Reason ?? Query(http), // for admin actions: what was done
+            Detail = audit.Reason ?? audit.Tools ?? Query(http), // for admin actions: what was done; for chat: the tools offered and called
             Content = kind == AuditKinds.Accepted || audit.Prompt is null || audit.Model is null ? null : Seal(audit),
         };
     }

@@ -245,15 +245,22 @@ internal sealed partial class ModelManager(
         InteractivePerBatch = pool.Value.InteractivePerBatch,
     };
 
-    private ServedModel Serve(string id, ModelOptions options, ModelFolder folder, ModelDeployment deployment) => new(
-        id,
-        options.Aliases,
-        deployment.LoadedAt,
-        folder.Digest,
-        deployment.Router.Model.ContextLength,
-        new ModelDefaults(options.DefaultTemperature, options.DefaultTopP, options.DefaultMaxTokens),
-        ChatTemplateLoader.Load(options.Path, time, options.ChatTemplate),
-        deployment.Router);
+    private ServedModel Serve(string id, ModelOptions options, ModelFolder folder, ModelDeployment deployment)
+    {
+        var template = ChatTemplateLoader.Load(options.Path, time, options.ChatTemplate);
+        var toolCalls = Prompting.ToolCallFormat.Named(options.ToolCallFormat)
+            ?? Prompting.ToolCallFormat.FromTemplate((template as Prompting.HuggingFaceChatTemplate)?.Source);
+        return new ServedModel(
+            id,
+            options.Aliases,
+            deployment.LoadedAt,
+            folder.Digest,
+            deployment.Router.Model.ContextLength,
+            new ModelDefaults(options.DefaultTemperature, options.DefaultTopP, options.DefaultMaxTokens),
+            template,
+            deployment.Router,
+            toolCalls);
+    }
 
     /// <summary>No new requests at once; running ones get the grace period to finish before the engines stop.</summary>
     private async Task<ModelActionResult> UnloadAsync(string id, IReadOnlyList<string> aliases, CancellationToken cancellationToken)

@@ -58,6 +58,12 @@ public sealed record ModelOptions
     /// </summary>
     public string ChatTemplate { get; init; } = "auto";
 
+    /// <summary>
+    /// How the model writes tool calls: "auto" (recognised from its chat template, else hermes), hermes (Qwen, Hermes:
+    /// &lt;tool_call&gt; blocks), llama3_json (Llama 3.1+: bare JSON calls) or mistral ([TOOL_CALLS] lists).
+    /// </summary>
+    public string ToolCallFormat { get; init; } = "auto";
+
     /// <summary>Keycloak roles allowed to use this model; with <see cref="AllowedGroups"/> empty too, every chat user may.</summary>
     public IReadOnlyList<string> AllowedRoles { get; init; } = [];
 

@@ -43,6 +43,8 @@ public sealed class ModelsOptionsValidator : IValidateOptions<ModelsOptions>
             Check(failures, $"{key}:MemoryBytes", model.MemoryBytes is null or > 0, "must be positive when set");
             Check(failures, $"{key}:CudaArenaExtendStrategy", model.CudaArenaExtendStrategy is "next_power_of_two" or "same_as_requested", "must be next_power_of_two or same_as_requested");
             Check(failures, $"{key}:IntraOpThreads", model.IntraOpThreads >= 0, "must not be negative");
+            Check(failures, $"{key}:ToolCallFormat", model.ToolCallFormat == "auto" || Prompting.ToolCallFormat.Named(model.ToolCallFormat) is not null,
+                $"must be auto or one of {string.Join(", ", Prompting.ToolCallFormat.All.Select(f => f.Name))}");
             Check(failures, $"{key}:ChatTemplate", model.ChatTemplate == "auto" || Prompting.BuiltInChatTemplates.Names.Contains(model.ChatTemplate),
                 $"must be auto or one of {string.Join(", ", Prompting.BuiltInChatTemplates.Names)}");
             Check(failures, $"{key}:DefaultTemperature", model.DefaultTemperature is >= 0 and <= 2, "must be between 0 and 2");

@@ -1,0 +1,169 @@
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Appliance.Prompting;
+
+namespace Appliance.Api.OpenAi;
+
+/// <summary>How a model may call tools in this request: OpenAI's tools, tool_choice and parallel_tool_calls.</summary>
+internal sealed partial record ToolUse(IReadOnlyList<ToolDefinition> Tools, string Choice, string? Function, bool Parallel)
+{
+    public static readonly ToolUse None = new([], "none", null, true);
+
+    /// <summary>Whether the answer is read for tool calls (tools given and tool_choice not none).</summary>
+    public bool Active => Tools.Count > 0 && Choice != "none";
+
+    /// <summary>Whether the answer must be tool calls (tool_choice required or a named function), enforced while sampling.</summary>
+    public bool Forced => Active && Choice is "required" or "function";
+
+    /// <summary>The tools the model may call now: the named one for a named tool_choice, else all.</summary>
+    public IReadOnlyList<ToolDefinition> Callable => Function is null ? Tools : [.. Tools.Where(t => t.Name == Function)];
+
+    /// <summary>For a forced tool_choice, the constraint that makes the answer calls of the callable functions in the model's format.</summary>
+    public Appliance.Engine.Sampling.ITokenConstraint? ConstraintFor(Models.ServedModel model)
+    {
+        if (!Forced)
+        {
+            return null;
+        }
+
+        if (model.Engine.Model.EosTokenIds.Count == 0)
+        {
+            throw new OpenAiRequestException(OpenAiError.Invalid($"The model '{model.Id}' declares no end-of-sequence token, so a required tool call could not end.", "tool_choice"));
+        }
+
+        var format = model.ToolCallFormat;
+        var (prefix, separator, suffix) = format.Frame;
+        try
+        {
+            return Appliance.Grammar.StructuredOutputs.For(model.Engine.Tokenizer, model.Engine.Model.VocabularySize)
+                .ToolCalls(prefix, separator, suffix, format.ArgumentsKey, [.. Callable.Select(t => (t.Name, t.Parameters, t.Strict))], Parallel);
+        }
+        catch (Appliance.Grammar.Schema.SchemaRefusedException refused)
+        {
+            throw new OpenAiRequestException(OpenAiError.Invalid($"A function's parameters cannot be enforced: {refused.Message}", "tools", "unsupported_schema_keyword"));
+        }
+        catch (Appliance.Grammar.GrammarTooLargeException tooLarge)
+        {
+            throw new OpenAiRequestException(OpenAiError.Invalid($"The functions' parameters are too large to enforce: {tooLarge.Message}.", "tools", "schema_too_large"));
+        }
+    }
+
+    /// <summary>The calls an answer holds, as the model's format writes them; at most one unless parallel calls are allowed.</summary>
+    public ParsedOutput Read(string output, ToolCallFormat format)
+    {
+        var parsed = format.Parse(output, () => $"call_{Guid.NewGuid():N}"[..29]);
+        return Parallel || parsed.Calls.Count <= 1 ? parsed : parsed with { Calls = [parsed.Calls[0]] };
+    }
+
+    /// <summary>What the audit record says: the names offered and (once answered) called, never the arguments.</summary>
+    public string? AuditDetail(IEnumerable<ToolCall>? called)
+    {
+        if (Tools.Count == 0)
+        {
+            return null;
+        }
+
+        var offered = $"tools offered: {string.Join(", ", Tools.Select(t => t.Name))}; tool_choice: {Function ?? Choice}";
+        if (called is null)
+        {
+            return offered;
+        }
+
+        var names = called.Select(c => c.Name).Distinct().ToList();
+        return $"{offered}; called: {(names.Count == 0 ? "none" : string.Join(", ", names))}";
+    }
+
+    public static ToolUse Read(JsonFields fields)
+    {
+        var tools = ReadTools(fields.Element("tools"));
+        var parallel = fields.OptionalBool("parallel_tool_calls") ?? true;
+        if (fields.Element("tool_choice") is not { } choice || choice.ValueKind == JsonValueKind.Null)
+        {
+            return new ToolUse(tools, tools.Count > 0 ? "auto" : "none", null, parallel);
+        }
+
+        if (tools.Count == 0)
+        {
+            throw new OpenAiRequestException(OpenAiError.Invalid("'tool_choice' is only allowed when 'tools' are specified.", "tool_choice"));
+        }
+
+        if (choice.ValueKind == JsonValueKind.String)
+        {
+            return choice.GetString() is "none" or "auto" or "required" && choice.GetString() is { } mode
+                ? new ToolUse(tools, mode, null, parallel)
+                : throw new OpenAiRequestException(OpenAiError.Invalid($"Invalid value for 'tool_choice': '{choice.GetString()}'. Supported values are 'none', 'auto', 'required' or a named function.", "tool_choice"));
+        }
+
+        var name = choice.ValueKind == JsonValueKind.Object
+            && choice.TryGetProperty("type", out var type) && type.ValueKind == JsonValueKind.String && type.GetString() == "function"
+            && choice.TryGetProperty("function", out var function) && function.ValueKind == JsonValueKind.Object
+            && function.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String
+                ? n.GetString()!
+                : throw new OpenAiRequestException(OpenAiError.Invalid("'tool_choice' must be 'none', 'auto', 'required' or {\"type\": \"function\", \"function\": {\"name\": ...}}.", "tool_choice"));
+        return tools.Any(t => t.Name == name)
+            ? new ToolUse(tools, "function", name, parallel)
+            : throw new OpenAiRequestException(OpenAiError.Invalid($"'tool_choice' names the function '{name}', which is not among the tools.", "tool_choice"));
+    }
+
+    private static List<ToolDefinition> ReadTools(JsonElement? element)
+    {
+        if (element is not { } tools || tools.ValueKind == JsonValueKind.Null)
+        {
+            return [];
+        }
+
+        if (tools.ValueKind != JsonValueKind.Array)
+        {
+            throw JsonFields.TypeError("tools", "an array");
+        }
+
+        if (tools.GetArrayLength() > 128)
+        {
+            throw new OpenAiRequestException(OpenAiError.Invalid("'tools' holds more than 128 functions.", "tools"));
+        }
+
+        var result = new List<ToolDefinition>();
+        var index = 0;
+        foreach (var tool in tools.EnumerateArray())
+        {
+            var param = $"tools[{index++}]";
+            if (tool.ValueKind != JsonValueKind.Object || !tool.TryGetProperty("type", out var type) || type.ValueKind != JsonValueKind.String)
+            {
+                throw new OpenAiRequestException(OpenAiError.Invalid($"Missing or invalid '{param}.type'.", $"{param}.type"));
+            }
+
+            if (type.GetString() != "function")
+            {
+                throw new OpenAiRequestException(OpenAiError.Unsupported($"{param}.type", $"tools of type '{type.GetString()}' (only function)"));
+            }
+
+            if (!tool.TryGetProperty("function", out var function) || function.ValueKind != JsonValueKind.Object)
+            {
+                throw new OpenAiRequestException(OpenAiError.Invalid($"Missing required parameter: '{param}.function'.", $"{param}.function", "missing_required_parameter"));
+            }
+
+            var name = function.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String ? n.GetString()! : null;
+            if (name is null || !FunctionName().IsMatch(name))
+            {
+                throw new OpenAiRequestException(OpenAiError.Invalid($"'{param}.function.name' is required: 1 to 64 letters, digits, underscores or dashes.", $"{param}.function.name"));
+            }
+
+            if (result.Any(t => t.Name == name))
+            {
+                throw new OpenAiRequestException(OpenAiError.Invalid($"'{param}.function.name': the function '{name}' is listed twice.", $"{param}.function.name"));
+            }
+
+            var description = function.TryGetProperty("description", out var d) && d.ValueKind == JsonValueKind.String ? d.GetString() : null;
+            var parameters = function.TryGetProperty("parameters", out var p) && p.ValueKind != JsonValueKind.Null
+                ? p.ValueKind == JsonValueKind.Object ? p.GetRawText() : throw JsonFields.TypeError($"{param}.function.parameters", "an object (a JSON Schema)")
+                : """{"type":"object","properties":{}}""";
+            var strict = function.TryGetProperty("strict", out var s) && s.ValueKind == JsonValueKind.True;
+            result.Add(new ToolDefinition(name, description, parameters, strict));
+        }
+
+        return result;
+    }
+
+    [GeneratedRegex("^[A-Za-z0-9_-]{1,64}$")]
+    private static partial Regex FunctionName();
+}

@@ -1,0 +1,48 @@
+using Appliance.Api.OpenAi;
+using Appliance.Prompting;
+
+namespace Appliance.IntegrationTests.OpenAi;
+
+/// <summary>While streaming with tools, plain text goes out as it comes; what may be a call waits for the answer's end.</summary>
+public sealed class ToolCallStreamTests
+{
+    [Fact]
+    public void Text_before_a_call_streams_and_the_call_is_held()
+    {
+        var stream = new ToolCallStream(ToolCallFormat.Hermes);
+
+        Assert.Equal("Let me look. ", stream.Add("Let me look. ", null).Text);
+        Assert.Equal(string.Empty, stream.Add("<tool", null).Text); // could be the start of a call
+        Assert.Equal(string.Empty, stream.Add("_call>\n{\"name\": \"f\", \"arguments\": {}}\n</tool_call>", null).Text);
+
+        var parsed = ToolCallFormat.Hermes.Parse(stream.Text, () => "id");
+        Assert.Equal("f", Assert.Single(parsed.Calls).Name);
+        Assert.Null(stream.Rest(calledTools: true).Text); // the held call is not sent as text
+    }
+
+    [Fact]
+    public void Held_text_that_was_no_call_is_sent_at_the_end()
+    {
+        var stream = new ToolCallStream(ToolCallFormat.Hermes);
+
+        Assert.Equal("a ", stream.Add("a <to", null).Text);
+        Assert.Equal("<tox", stream.Add("x", null).Text); // no longer a marker's beginning: released at once
+        Assert.Equal(" ", stream.Add(" <tool_call> not json", null).Text); // held from the marker on
+        Assert.Equal("<tool_call> not json", stream.Rest(calledTools: false).Text);
+    }
+
+    [Fact]
+    public void Llama3_holds_an_answer_that_opens_like_a_call_and_streams_one_that_does_not()
+    {
+        var held = new ToolCallStream(ToolCallFormat.Llama3Json);
+        Assert.Equal(string.Empty, held.Add("{\"name\"", null).Text);
+
+        var plain = new ToolCallStream(ToolCallFormat.Llama3Json);
+        Assert.Equal("Paris is", plain.Add("Paris is", null).Text);
+        Assert.Equal(" {sunny}", plain.Add(" {sunny}", null).Text);
+    }
+
+    [Fact]
+    public void Arguments_go_out_in_pieces_that_join_to_the_whole() =>
+        Assert.Equal(new string('x', 100), string.Concat(ToolCallStream.Pieces(new string('x', 100))));
+}
