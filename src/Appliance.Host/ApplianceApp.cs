@@ -26,6 +26,7 @@ public static class ApplianceApp
 
         var app = builder.Build();
         app.UseTrustedProxies();
+        app.UseAnthropicKeyHeader();
         app.UseApplianceMetrics();
         app.UseApplianceAudit();
         app.UseApplianceIdentity();

@@ -30,8 +30,13 @@ public sealed record ServedModel(
     IEngineClient Engine,
     ToolCallFormat? ToolCalls = null)
 {
-    /// <summary>How the model writes tool calls (configured, or recognised from its template).</summary>
-    public ToolCallFormat ToolCallFormat => ToolCalls ?? ToolCallFormat.FromTemplate((ChatTemplate as HuggingFaceChatTemplate)?.Source);
+    /// <summary>
+    /// How the model writes tool calls: configured or recognised from its template where the template renders tools;
+    /// Hermes where the appliance describes the tools itself (ToolPrompt tells the model that convention).
+    /// </summary>
+    public ToolCallFormat ToolCallFormat => ToolPrompt.RendersTools(ChatTemplate)
+        ? ToolCalls ?? ToolCallFormat.FromTemplate((ChatTemplate as HuggingFaceChatTemplate)?.Source)
+        : ToolCallFormat.Hermes;
 }
 
 /// <summary>A loaded sentence-embedding model.</summary>

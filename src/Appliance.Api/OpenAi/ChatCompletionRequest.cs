@@ -198,6 +198,7 @@ internal sealed record ChatCompletionRequest(GenerationSettings Settings, IReadO
             var function = call.ValueKind == JsonValueKind.Object && call.TryGetProperty("function", out var f) && f.ValueKind == JsonValueKind.Object ? f : (JsonElement?)null;
             var name = function?.TryGetProperty("name", out var n) == true && n.ValueKind == JsonValueKind.String ? n.GetString()! : null;
             var arguments = function?.TryGetProperty("arguments", out var a) == true && a.ValueKind == JsonValueKind.String ? a.GetString()! : null;
+            arguments = arguments is { Length: 0 } ? "{}" : arguments; // some clients send "" for a function without arguments
             if (id is null || name is null || arguments is null)
             {
                 throw new OpenAiRequestException(OpenAiError.Invalid($"'{callParam}' needs an 'id', 'function.name' and 'function.arguments' (a string).", callParam, "missing_required_parameter"));

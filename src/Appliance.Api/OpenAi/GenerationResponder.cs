@@ -214,7 +214,7 @@ internal static class GenerationResponder
     /// The audit record's time to first token (when the first generated text of any choice arrived) and queue time (the
     /// longest wait of a choice, reported with its last delta).
     /// </summary>
-    private static void FirstText(HttpContext http, GenerationDelta delta)
+    internal static void FirstText(HttpContext http, GenerationDelta delta)
     {
         var audit = Audit.RequestAudit.Of(http);
         if (delta.Usage is { } usage)
@@ -228,7 +228,7 @@ internal static class GenerationResponder
         }
     }
 
-    private static void Finished(HttpContext http, string finishReason, int completionTokens)
+    internal static void Finished(HttpContext http, string finishReason, int completionTokens)
     {
         var audit = Audit.RequestAudit.Of(http);
         (audit.FinishReason, audit.CompletionTokens) = (finishReason, completionTokens);
@@ -239,7 +239,7 @@ internal static class GenerationResponder
 
     private static string Wire(FinishReason reason) => reason.ToString().ToLowerInvariant();
 
-    private static OpenAiError EngineFailure(ChoiceDelta item) => item.Error switch
+    internal static OpenAiError EngineFailure(ChoiceDelta item) => item.Error switch
     {
         null => OpenAiError.Unavailable("The appliance is shutting down; the request was cancelled.", "shutting_down"),
         Appliance.Engine.EngineFailedException => OpenAiError.Unavailable("The model's engine failed and is restarting; please retry.", "engine_error"),

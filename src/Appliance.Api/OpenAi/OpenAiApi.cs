@@ -18,6 +18,8 @@ public static partial class OpenAiApi
         v1.MapPost("/embeddings", EmbeddingsApi.HandleAsync);
         v1.MapGet("/models", ModelsApi.List);
         v1.MapGet("/models/{id}", ModelsApi.Get);
+        v1.MapPost("/messages", Anthropic.MessagesApi.HandleAsync);
+        v1.MapPost("/messages/count_tokens", Anthropic.MessagesApi.CountTokensAsync);
         v1.Map("/{**path}", (string? path) =>
             new OpenAiError(StatusCodes.Status404NotFound, $"Unknown request URL: /v1/{path}.", "invalid_request_error", null, "unknown_url").ToResult());
         return v1;

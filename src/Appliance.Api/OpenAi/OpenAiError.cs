@@ -57,6 +57,11 @@ public sealed record OpenAiError(int Status, string Message, string Type, string
             }
 
             Audit.RequestAudit.Of(httpContext).ErrorCode ??= error.Code ?? error.Type;
+            if (Anthropic.AnthropicErrors.Owns(httpContext.Request.Path))
+            {
+                return Anthropic.AnthropicErrors.Write(httpContext, error.Status, error.Message);
+            }
+
             var body = new { error = new { message = error.Message, type = error.Type, param = error.Param, code = error.Code } };
             return Results.Json(body, statusCode: error.Status).ExecuteAsync(httpContext);
         }

@@ -36,7 +36,7 @@ internal sealed partial record ToolUse(IReadOnlyList<ToolDefinition> Tools, stri
         try
         {
             return Appliance.Grammar.StructuredOutputs.For(model.Engine.Tokenizer, model.Engine.Model.VocabularySize)
-                .ToolCalls(prefix, separator, suffix, format.ArgumentsKey, [.. Callable.Select(t => (t.Name, t.Parameters, t.Strict))], Parallel);
+                .ToolCalls(prefix, separator, suffix, format.ArgumentsKey, [.. Callable.Select(t => (t.Name, t.Parameters, t.Strict))], ParallelIn(format));
         }
         catch (Appliance.Grammar.Schema.SchemaRefusedException refused)
         {
@@ -49,11 +49,20 @@ internal sealed partial record ToolUse(IReadOnlyList<ToolDefinition> Tools, stri
     }
 
     /// <summary>The calls an answer holds, as the model's format writes them; at most one unless parallel calls are allowed.</summary>
-    public ParsedOutput Read(string output, ToolCallFormat format)
+    public ParsedOutput Read(string output, ToolCallFormat format, string idPrefix = "call_")
     {
-        var parsed = format.Parse(output, () => $"call_{Guid.NewGuid():N}"[..29]);
-        return Parallel || parsed.Calls.Count <= 1 ? parsed : parsed with { Calls = [parsed.Calls[0]] };
+        // Mistral's templates accept only nine letters and digits as a call id.
+        var parsed = format.Parse(output, format == ToolCallFormat.Mistral ? () => Guid.NewGuid().ToString("N")[..9] : () => idPrefix + Guid.NewGuid().ToString("N")[..24]);
+        if (parsed.Calls.Any(call => !Callable.Any(tool => tool.Name == call.Name)))
+        {
+            return new ParsedOutput(output, []); // a "call" of a function nobody offered is the answer's text
+        }
+
+        return ParallelIn(format) || parsed.Calls.Count <= 1 ? parsed : parsed with { Calls = [parsed.Calls[0]] };
     }
+
+    /// <summary>Parallel calls where the client allows them and the format has them (Llama 3's templates take one call a turn).</summary>
+    private bool ParallelIn(ToolCallFormat format) => Parallel && format != ToolCallFormat.Llama3Json;
 
     /// <summary>What the audit record says: the names offered and (once answered) called, never the arguments.</summary>
     public string? AuditDetail(IEnumerable<ToolCall>? called)
@@ -117,6 +126,11 @@ internal sealed partial record ToolUse(IReadOnlyList<ToolDefinition> Tools, stri
             throw JsonFields.TypeError("tools", "an array");
         }
 
+        if (tools.GetArrayLength() == 0)
+        {
+            throw new OpenAiRequestException(OpenAiError.Invalid("'tools' must hold at least one function (leave it out for none).", "tools", "empty_array"));
+        }
+
         if (tools.GetArrayLength() > 128)
         {
             throw new OpenAiRequestException(OpenAiError.Invalid("'tools' holds more than 128 functions.", "tools"));
@@ -155,7 +169,9 @@ internal sealed partial record ToolUse(IReadOnlyList<ToolDefinition> Tools, stri
 
             var description = function.TryGetProperty("description", out var d) && d.ValueKind == JsonValueKind.String ? d.GetString() : null;
             var parameters = function.TryGetProperty("parameters", out var p) && p.ValueKind != JsonValueKind.Null
-                ? p.ValueKind == JsonValueKind.Object ? p.GetRawText() : throw JsonFields.TypeError($"{param}.function.parameters", "an object (a JSON Schema)")
+                ? p.ValueKind == JsonValueKind.Object && p.TryGetProperty("type", out var rootType) && rootType.ValueKind == JsonValueKind.String && rootType.GetString() == "object"
+                    ? p.GetRawText()
+                    : throw new OpenAiRequestException(OpenAiError.Invalid($"'{param}.function.parameters' must be a JSON Schema of type 'object'.", $"{param}.function.parameters"))
                 : """{"type":"object","properties":{}}""";
             var strict = function.TryGetProperty("strict", out var s) && s.ValueKind == JsonValueKind.True;
             result.Add(new ToolDefinition(name, description, parameters, strict));

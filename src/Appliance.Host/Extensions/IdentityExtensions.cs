@@ -109,6 +109,25 @@ public static class IdentityExtensions
     }
 
     /// <summary>Authentication on every request, and the identity in use announced once at start.</summary>
+    /// <summary>
+    /// Anthropic's clients send their key in x-api-key rather than as a bearer token: on the Messages API it is taken
+    /// as the bearer credential (an appliance API key or an access token), before the audit and the flood guard look.
+    /// </summary>
+    public static WebApplication UseAnthropicKeyHeader(this WebApplication app)
+    {
+        app.Use((http, next) =>
+        {
+            if (http.Request.Path.StartsWithSegments("/v1/messages") && !http.Request.Headers.ContainsKey("Authorization")
+                && http.Request.Headers.TryGetValue("x-api-key", out var key) && key.Count == 1 && !string.IsNullOrEmpty(key[0]))
+            {
+                http.Request.Headers.Authorization = "Bearer " + key[0];
+            }
+
+            return next(http);
+        });
+        return app;
+    }
+
     public static WebApplication UseApplianceIdentity(this WebApplication app)
     {
         app.UseAuthentication();

@@ -44,24 +44,36 @@ internal sealed class Llama3ToolCalls : ToolCallFormat
         }
 
         var calls = new List<(string, string)>();
-        var reader = new Utf8JsonReader(System.Text.Encoding.UTF8.GetBytes(body), new JsonReaderOptions { AllowMultipleValues = true });
+        var bytes = System.Text.Encoding.UTF8.GetBytes(body);
+        var position = 0;
         while (true)
         {
+            // Positions are in bytes: the reader counts UTF-8 bytes, and arguments may hold any text.
+            var reader = new Utf8JsonReader(bytes.AsSpan(position), new JsonReaderOptions { AllowMultipleValues = true });
             using var call = JsonDocument.ParseValue(ref reader);
+            if (!call.RootElement.TryGetProperty("parameters", out _) && !call.RootElement.TryGetProperty("arguments", out _))
+            {
+                throw new JsonException("a JSON answer without parameters is an answer, not a call");
+            }
+
             calls.Add(Call(call.RootElement, "parameters", "arguments"));
-            var rest = body[(int)reader.BytesConsumed..].TrimStart();
-            if (rest.Length == 0)
+            position += (int)reader.BytesConsumed;
+            while (position < bytes.Length && bytes[position] is (byte)' ' or (byte)'\n' or (byte)'\r' or (byte)'\t')
+            {
+                position++;
+            }
+
+            if (position == bytes.Length)
             {
                 break;
             }
 
-            if (!rest.StartsWith(';'))
+            if (bytes[position] != (byte)';')
             {
                 throw new JsonException("text after a tool call");
             }
 
-            body = rest[1..].TrimStart();
-            reader = new Utf8JsonReader(System.Text.Encoding.UTF8.GetBytes(body), new JsonReaderOptions { AllowMultipleValues = true });
+            position++;
         }
 
         return (string.Empty, calls);

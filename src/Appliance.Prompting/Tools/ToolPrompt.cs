@@ -41,10 +41,12 @@ public static class ToolPrompt
                 continue;
             }
 
-            if (system is not null)
+            if (system is not null && message.Role == "user")
             {
-                result.Add(new ChatMessage("system", system));
+                // No system message: the description opens the first user turn (some templates refuse a system role).
+                result.Add(message with { Content = system + "\n\n" + message.Content });
                 system = null;
+                continue;
             }
 
             var rewritten = message switch

@@ -86,7 +86,7 @@ public sealed class ToolCallSdkTests(ApplianceServer server)
         Assert.StartsWith("call_", id, StringComparison.Ordinal);
         Assert.Equal("get_weather", name);
         Assert.Null(StructuredOutputSchemas.Problem(JsonSchema.FromText(WeatherParameters), arguments.ToString()));
-        Assert.True(pieces >= 1);
+        Assert.Equal((arguments.Length + Appliance.Api.OpenAi.ToolCallStream.ArgumentPiece - 1) / Appliance.Api.OpenAi.ToolCallStream.ArgumentPiece, pieces);
     }
 
     [Fact]
@@ -98,11 +98,13 @@ public sealed class ToolCallSdkTests(ApplianceServer server)
             new AssistantChatMessage([ChatToolCall.CreateFunctionToolCall("call_1", "get_weather", BinaryData.FromString("""{"city":"Paris","unit":"celsius"}"""))]),
             new ToolChatMessage("call_1", """{"temperature": 21}"""),
         ];
-        var options = new ChatCompletionOptions { Tools = { Weather }, MaxOutputTokenCount = 16, Temperature = 0 };
-        ChatCompletion completion = await Client().CompleteChatAsync(conversation, options);
+        ChatCompletion withTools = await Client().CompleteChatAsync(conversation, new ChatCompletionOptions { Tools = { Weather }, MaxOutputTokenCount = 4, Temperature = 0 });
+        ChatCompletion without = await Client().CompleteChatAsync(conversation, new ChatCompletionOptions { Tools = { Weather }, ToolChoice = ChatToolChoice.CreateNoneChoice(), MaxOutputTokenCount = 4, Temperature = 0 });
+        ChatCompletion plain = await Client().CompleteChatAsync([new UserChatMessage("What is the weather in Paris?")], new ChatCompletionOptions { MaxOutputTokenCount = 4, Temperature = 0 });
 
-        Assert.True(completion.Usage.InputTokenCount > 50); // the tools, the call and its result are in the prompt
-        Assert.Contains(completion.FinishReason, new[] { ChatFinishReason.Length, ChatFinishReason.Stop, ChatFinishReason.ToolCalls });
+        // The tools' description is in the prompt unless tool_choice is none; the earlier call and its result always are.
+        Assert.True(withTools.Usage.InputTokenCount > without.Usage.InputTokenCount + 20, $"{withTools.Usage.InputTokenCount} vs {without.Usage.InputTokenCount}");
+        Assert.True(without.Usage.InputTokenCount > plain.Usage.InputTokenCount + 20, $"{without.Usage.InputTokenCount} vs {plain.Usage.InputTokenCount}");
     }
 
     [Fact]

@@ -46,3 +46,36 @@ public sealed class ToolCallStreamTests
     public void Arguments_go_out_in_pieces_that_join_to_the_whole() =>
         Assert.Equal(new string('x', 100), string.Concat(ToolCallStream.Pieces(new string('x', 100))));
 }
+
+/// <summary>Which parsed calls count: only calls of functions the request offered (and may call now).</summary>
+public sealed class ToolUseTests
+{
+    private static readonly ToolUse Offered = new([new ToolDefinition("get_weather", null, """{"type":"object"}""")], "auto", null, Parallel: true);
+
+    [Fact]
+    public void A_call_of_a_function_nobody_offered_is_the_answers_text()
+    {
+        const string Output = "<tool_call>\n{\"name\": \"delete_everything\", \"arguments\": {}}\n</tool_call>";
+        var parsed = Offered.Read(Output, ToolCallFormat.Hermes);
+
+        Assert.Empty(parsed.Calls);
+        Assert.Equal(Output, parsed.Content);
+        Assert.Equal("tools offered: get_weather; tool_choice: auto; called: none", Offered.AuditDetail(parsed.Calls));
+    }
+
+    [Fact]
+    public void Mistral_calls_get_the_nine_character_ids_its_templates_demand()
+    {
+        var parsed = Offered.Read("""[TOOL_CALLS][{"name": "get_weather", "arguments": {}}]""", ToolCallFormat.Mistral);
+
+        Assert.Matches("^[0-9a-f]{9}$", Assert.Single(parsed.Calls).Id);
+    }
+
+    [Fact]
+    public void Llama3_keeps_one_call_a_turn_as_its_templates_do()
+    {
+        var parsed = Offered.Read("""{"name": "get_weather", "parameters": {}}; {"name": "get_weather", "parameters": {"a": 1}}""", ToolCallFormat.Llama3Json);
+
+        Assert.Single(parsed.Calls);
+    }
+}

@@ -114,7 +114,17 @@ public sealed class ToolCallFormatTests
         Assert.Equal("""{"x": 1}""", parsed.Calls[0].Arguments);
     }
 
+    [Fact]
+    public void Llama3_reads_calls_whose_arguments_are_not_ASCII()
+    {
+        var parsed = ToolCallFormat.Llama3Json.Parse("""{"name": "a", "parameters": {"city": "Zürich 中文"}}; {"name": "b", "parameters": {"x": "é"}}""", () => "id");
+
+        Assert.Equal(["a", "b"], parsed.Calls.Select(c => c.Name));
+        Assert.Equal("""{"city": "Zürich 中文"}""", parsed.Calls[0].Arguments);
+    }
+
     [Theory]
+    [InlineData("llama3_json", "{\"name\": \"Alice\", \"age\": 30}")]
     [InlineData("hermes", "<tool_call>\n{\"name\": \"a\", \"arguments\": {\n</tool_call>")]
     [InlineData("hermes", "<tool_call>\n{\"arguments\": {}}\n</tool_call>")]
     [InlineData("hermes", "<tool_call>\n{\"name\": \"a\", \"arguments\": [1]}\n</tool_call>")]

@@ -1,0 +1,228 @@
+using System.Text;
+using Appliance.Api.Audit;
+using Appliance.Api.Models;
+using Appliance.Api.OpenAi;
+using Appliance.Engine.Requests;
+using Appliance.Prompting;
+using Appliance.Prompting.Jinja;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Options;
+
+namespace Appliance.Api.Anthropic;
+
+/// <summary>
+/// POST /v1/messages and /v1/messages/count_tokens: Anthropic's Messages API over the same models, identity, quotas,
+/// fair scheduling and audit as chat completions (it maps onto the same prompt, constraint and engine path).
+/// </summary>
+internal static class MessagesApi
+{
+    public static async Task HandleAsync(HttpContext http, IModelCatalog catalog, IModelAccess access, IAccessRecorder recorder, IContentRecording content, IOptions<ApiLimits> options)
+    {
+        var limits = options.Value;
+        using var fields = await JsonFields.ReadAsync(http.Request, limits.MaxBodyBytes, http.RequestAborted);
+        var request = fields.Parse(f => MessagesRequest.Read(f, limits));
+        var model = ModelResolution.Resolve(catalog, access, http, request.Settings.Model);
+        var settings = request.Settings with { Constraint = request.Tools.ConstraintFor(model), Tools = request.Tools };
+        var prompt = model.Engine.Tokenizer.Encode(Render(model, request));
+        var maxTokens = ModelResolution.MaxTokens(model, request.Settings.MaxTokens, prompt.Count);
+        var audit = RequestAudit.Of(http);
+        audit.PromptTokens = prompt.Count;
+        audit.Tools = request.Tools.AuditDetail(called: null);
+        if (content.Records(model.Id))
+        {
+            audit.RecordContent(System.Text.Json.JsonSerializer.Serialize(request.Messages.Select(m => new { role = m.Role, content = m.Content, tool_calls = m.ToolCalls, tool_call_id = m.ToolCallId })));
+        }
+
+        using var quota = await ModelResolution.AcceptAsync(recorder, http);
+        var id = "msg_" + Guid.NewGuid().ToString("N")[..24];
+        var tenant = (http.RequestServices.GetService(typeof(ITenancy)) as ITenancy)?.TenantOf(http.User) ?? string.Empty;
+        await using var streams = ChoiceStreams.Submit(model, [new ChoiceInput(0, prompt)], settings, maxTokens, id, tenant, limits.RequestTimeout);
+        audit.FinishReason = "cancelled";
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted);
+        timeout.CancelAfter(limits.RequestTimeout);
+        var answer = new Answer(http, model, settings, request.Settings.Model, id, prompt.Count);
+        try
+        {
+            if (settings.Stream)
+            {
+                await answer.StreamAsync(streams, timeout.Token);
+            }
+            else
+            {
+                await answer.CollectAsync(streams, timeout.Token);
+            }
+        }
+        catch (OperationCanceledException) when (!http.RequestAborted.IsCancellationRequested)
+        {
+            GenerationResponder.Finished(http, "timeout", answer.OutputTokens);
+            if (!http.Response.HasStarted)
+            {
+                await OpenAiError.Unavailable("The request took longer than the configured request timeout.", "timeout").WriteAsync(http);
+            }
+        }
+    }
+
+    public static async Task CountTokensAsync(HttpContext http, IModelCatalog catalog, IModelAccess access, IOptions<ApiLimits> options)
+    {
+        var limits = options.Value;
+        using var fields = await JsonFields.ReadAsync(http.Request, limits.MaxBodyBytes, http.RequestAborted);
+        var request = fields.Parse(f => MessagesRequest.Read(f, limits, countOnly: true));
+        var model = ModelResolution.Resolve(catalog, access, http, request.Settings.Model);
+        var count = model.Engine.Tokenizer.Encode(Render(model, request)).Count;
+        RequestAudit.Of(http).PromptTokens = count;
+        http.Response.ContentType = "application/json";
+        await http.Response.Body.WriteAsync(MessagesJson.InputTokens(count), http.RequestAborted);
+    }
+
+    private static string Render(ServedModel model, MessagesRequest request)
+    {
+        try
+        {
+            return ToolPrompt.Render(model.ChatTemplate, request.Messages, request.Tools.Choice == "none" ? null : request.Tools.Tools);
+        }
+        catch (ChatTemplateRejectedException rejected)
+        {
+            throw new OpenAiRequestException(OpenAiError.Invalid(rejected.Message, "messages", "invalid_conversation"));
+        }
+        catch (ChatTemplateException failure)
+        {
+            throw new OpenAiRequestException(new OpenAiError(StatusCodes.Status500InternalServerError, $"The model's chat template failed: {failure.Message}", "server_error", null, "chat_template_error"));
+        }
+    }
+
+    /// <summary>One answer being generated: collected into a message, or streamed as Anthropic's events.</summary>
+    private sealed class Answer(HttpContext http, ServedModel model, GenerationSettings settings, string requestedModel, string id, int inputTokens)
+    {
+        public int OutputTokens { get; private set; }
+
+        public async Task CollectAsync(ChoiceStreams streams, CancellationToken cancellationToken)
+        {
+            var text = new StringBuilder();
+            FinishReason? finish = null;
+            await foreach (var item in streams.ReadAllAsync(cancellationToken))
+            {
+                if (item.Error is not null || item.Delta?.FinishReason == FinishReason.Cancelled)
+                {
+                    GenerationResponder.Finished(http, item.Error is null ? "cancelled" : "error", OutputTokens);
+                    await GenerationResponder.EngineFailure(item).WriteAsync(http);
+                    return;
+                }
+
+                Take(item.Delta!, text);
+                finish = item.Delta!.FinishReason ?? finish;
+            }
+
+            var (content, calls) = Read(text.ToString());
+            var stop = StopReason(finish, calls);
+            GenerationResponder.Finished(http, stop, OutputTokens);
+            RequestAudit.Of(http).Tools = settings.Tools?.AuditDetail(calls);
+            http.Response.ContentType = "application/json";
+            await http.Response.Body.WriteAsync(MessagesJson.Message(id, requestedModel, content, calls, stop, inputTokens, OutputTokens), http.RequestAborted);
+        }
+
+        public async Task StreamAsync(ChoiceStreams streams, CancellationToken cancellationToken)
+        {
+            var response = http.Response;
+            response.ContentType = "text/event-stream";
+            response.Headers.CacheControl = "no-cache";
+            response.Headers["X-Accel-Buffering"] = "no";
+            await Send("message_start", MessagesJson.MessageStart(id, requestedModel, inputTokens), cancellationToken);
+            var held = settings.Tools is { Active: true } ? new ToolCallStream(model.ToolCallFormat) : null;
+            var text = new StringBuilder();
+            var block = -1; // the open text block's index, or -1
+            var blocks = 0;
+            FinishReason? finish = null;
+            await foreach (var item in streams.ReadAllAsync(cancellationToken))
+            {
+                if (item.Error is not null || item.Delta?.FinishReason == FinishReason.Cancelled)
+                {
+                    GenerationResponder.Finished(http, item.Error is null ? "cancelled" : "error", OutputTokens);
+                    var error = GenerationResponder.EngineFailure(item);
+                    await Send("error", MessagesJson.Error(error.Status, error.Message), cancellationToken);
+                    return;
+                }
+
+                var delta = item.Delta!;
+                Take(delta, text);
+                finish = delta.FinishReason ?? finish;
+                var ready = held is null ? delta.Text : held.Add(delta.Text, null).Text;
+                if (ready.Length > 0)
+                {
+                    if (block < 0)
+                    {
+                        block = blocks++;
+                        await Send("content_block_start", MessagesJson.TextBlockStart(block), cancellationToken);
+                    }
+
+                    await Send("content_block_delta", MessagesJson.TextDelta(block, ready), cancellationToken);
+                }
+            }
+
+            var (_, calls) = Read(text.ToString());
+            if (held?.Rest(calls.Count > 0).Text is { Length: > 0 } rest)
+            {
+                if (block < 0)
+                {
+                    block = blocks++;
+                    await Send("content_block_start", MessagesJson.TextBlockStart(block), cancellationToken);
+                }
+
+                await Send("content_block_delta", MessagesJson.TextDelta(block, rest), cancellationToken);
+            }
+
+            if (block >= 0)
+            {
+                await Send("content_block_stop", MessagesJson.BlockStop(block), cancellationToken);
+            }
+
+            foreach (var call in calls)
+            {
+                var index = blocks++;
+                await Send("content_block_start", MessagesJson.ToolUseBlockStart(index, call), cancellationToken);
+                foreach (var piece in ToolCallStream.Pieces(call.Arguments))
+                {
+                    await Send("content_block_delta", MessagesJson.InputJsonDelta(index, piece), cancellationToken);
+                }
+
+                await Send("content_block_stop", MessagesJson.BlockStop(index), cancellationToken);
+            }
+
+            var stop = StopReason(finish, calls);
+            GenerationResponder.Finished(http, stop, OutputTokens);
+            RequestAudit.Of(http).Tools = settings.Tools?.AuditDetail(calls);
+            await Send("message_delta", MessagesJson.MessageDelta(stop, OutputTokens), cancellationToken);
+            await Send("message_stop", MessagesJson.MessageStop(), cancellationToken);
+        }
+
+        private void Take(GenerationDelta delta, StringBuilder text)
+        {
+            text.Append(delta.Text);
+            RequestAudit.Of(http).AppendCompletion(0, delta.Text);
+            GenerationResponder.FirstText(http, delta);
+            if (delta.FinishReason is not null)
+            {
+                OutputTokens = delta.Usage?.CompletionTokens ?? OutputTokens;
+            }
+        }
+
+        private (string? Text, IReadOnlyList<ToolCall> Calls) Read(string text)
+        {
+            if (settings.Tools is not { Active: true } tools)
+            {
+                return (text, []);
+            }
+
+            var parsed = tools.Read(text, model.ToolCallFormat, "toolu_");
+            return parsed.Calls.Count == 0 ? (text, []) : (parsed.Content, parsed.Calls);
+        }
+
+        private static string StopReason(FinishReason? finish, IReadOnlyList<ToolCall> calls) =>
+            calls.Count > 0 ? "tool_use" : finish == FinishReason.Length ? "max_tokens" : "end_turn";
+
+        private async Task Send(string type, byte[] data, CancellationToken cancellationToken)
+        {
+            await http.Response.Body.WriteAsync(MessagesJson.Frame(type, data), cancellationToken);
+            await http.Response.Body.FlushAsync(cancellationToken);
+        }
+    }
+}

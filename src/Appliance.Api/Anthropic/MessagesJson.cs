@@ -1,0 +1,177 @@
+using System.Text;
+using System.Text.Json;
+using Appliance.Prompting;
+
+namespace Appliance.Api.Anthropic;
+
+/// <summary>Anthropic's message object and its streaming events, written as the Messages API writes them.</summary>
+internal static class MessagesJson
+{
+    public static byte[] Message(string id, string model, string? text, IReadOnlyList<ToolCall> calls, string stopReason, int inputTokens, int outputTokens) =>
+        Write(json =>
+        {
+            StartMessage(json, id, model);
+            json.WriteStartArray("content");
+            if (!string.IsNullOrEmpty(text))
+            {
+                json.WriteStartObject();
+                json.WriteString("type", "text");
+                json.WriteString("text", text);
+                json.WriteEndObject();
+            }
+
+            foreach (var call in calls)
+            {
+                json.WriteStartObject();
+                json.WriteString("type", "tool_use");
+                json.WriteString("id", call.Id);
+                json.WriteString("name", call.Name);
+                json.WritePropertyName("input");
+                using (var input = JsonDocument.Parse(call.Arguments))
+                {
+                    input.RootElement.WriteTo(json);
+                }
+
+                json.WriteEndObject();
+            }
+
+            json.WriteEndArray();
+            json.WriteString("stop_reason", stopReason);
+            json.WriteNull("stop_sequence");
+            Usage(json, inputTokens, outputTokens);
+            json.WriteEndObject();
+        });
+
+    public static byte[] MessageStart(string id, string model, int inputTokens) =>
+        Write(json =>
+        {
+            json.WriteStartObject();
+            json.WriteString("type", "message_start");
+            json.WritePropertyName("message");
+            StartMessage(json, id, model);
+            json.WriteStartArray("content");
+            json.WriteEndArray();
+            json.WriteNull("stop_reason");
+            json.WriteNull("stop_sequence");
+            Usage(json, inputTokens, 0);
+            json.WriteEndObject();
+            json.WriteEndObject();
+        });
+
+    public static byte[] TextBlockStart(int index) => Event("content_block_start", index, json =>
+    {
+        json.WriteStartObject("content_block");
+        json.WriteString("type", "text");
+        json.WriteString("text", string.Empty);
+        json.WriteEndObject();
+    });
+
+    public static byte[] ToolUseBlockStart(int index, ToolCall call) => Event("content_block_start", index, json =>
+    {
+        json.WriteStartObject("content_block");
+        json.WriteString("type", "tool_use");
+        json.WriteString("id", call.Id);
+        json.WriteString("name", call.Name);
+        json.WriteStartObject("input");
+        json.WriteEndObject();
+        json.WriteEndObject();
+    });
+
+    public static byte[] TextDelta(int index, string text) => Event("content_block_delta", index, json =>
+    {
+        json.WriteStartObject("delta");
+        json.WriteString("type", "text_delta");
+        json.WriteString("text", text);
+        json.WriteEndObject();
+    });
+
+    public static byte[] InputJsonDelta(int index, string partialJson) => Event("content_block_delta", index, json =>
+    {
+        json.WriteStartObject("delta");
+        json.WriteString("type", "input_json_delta");
+        json.WriteString("partial_json", partialJson);
+        json.WriteEndObject();
+    });
+
+    public static byte[] BlockStop(int index) => Event("content_block_stop", index, _ => { });
+
+    public static byte[] MessageDelta(string stopReason, int outputTokens) =>
+        Write(json =>
+        {
+            json.WriteStartObject();
+            json.WriteString("type", "message_delta");
+            json.WriteStartObject("delta");
+            json.WriteString("stop_reason", stopReason);
+            json.WriteNull("stop_sequence");
+            json.WriteEndObject();
+            json.WriteStartObject("usage");
+            json.WriteNumber("output_tokens", outputTokens);
+            json.WriteEndObject();
+            json.WriteEndObject();
+        });
+
+    public static byte[] MessageStop() => Write(json =>
+    {
+        json.WriteStartObject();
+        json.WriteString("type", "message_stop");
+        json.WriteEndObject();
+    });
+
+    public static byte[] Error(int status, string message) => Write(json =>
+    {
+        json.WriteStartObject();
+        json.WriteString("type", "error");
+        json.WriteStartObject("error");
+        json.WriteString("type", AnthropicErrors.TypeOf(status));
+        json.WriteString("message", message);
+        json.WriteEndObject();
+        json.WriteEndObject();
+    });
+
+    public static byte[] InputTokens(int count) => Write(json =>
+    {
+        json.WriteStartObject();
+        json.WriteNumber("input_tokens", count);
+        json.WriteEndObject();
+    });
+
+    private static void StartMessage(Utf8JsonWriter json, string id, string model)
+    {
+        json.WriteStartObject();
+        json.WriteString("id", id);
+        json.WriteString("type", "message");
+        json.WriteString("role", "assistant");
+        json.WriteString("model", model);
+    }
+
+    private static void Usage(Utf8JsonWriter json, int inputTokens, int outputTokens)
+    {
+        json.WriteStartObject("usage");
+        json.WriteNumber("input_tokens", inputTokens);
+        json.WriteNumber("output_tokens", outputTokens);
+        json.WriteEndObject();
+    }
+
+    private static byte[] Event(string type, int index, Action<Utf8JsonWriter> body) => Write(json =>
+    {
+        json.WriteStartObject();
+        json.WriteString("type", type);
+        json.WriteNumber("index", index);
+        body(json);
+        json.WriteEndObject();
+    });
+
+    private static byte[] Write(Action<Utf8JsonWriter> write)
+    {
+        using var buffer = new MemoryStream();
+        using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+        {
+            write(json);
+        }
+
+        return buffer.ToArray();
+    }
+
+    /// <summary>The SSE frame: an event line naming the type, then the data line.</summary>
+    public static byte[] Frame(string type, byte[] data) => [.. Encoding.UTF8.GetBytes($"event: {type}\ndata: "), .. data, .. "\n\n"u8];
+}
