@@ -33,6 +33,11 @@ internal sealed class ToolCallStream(ToolCallFormat format)
         }
 
         var ready = all[_sent..until];
+        if (_sent == 0 && string.IsNullOrWhiteSpace(ready))
+        {
+            return (string.Empty, null); // whitespace before a call is no answer: held until something else follows
+        }
+
         _sent = until;
         var sentLogprobs = _heldLogprobs.Count > 0 ? _heldLogprobs.ToList() : null;
         _heldLogprobs.Clear();

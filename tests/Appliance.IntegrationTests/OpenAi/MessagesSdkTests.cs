@@ -1,0 +1,175 @@
+using System.Text.Json;
+using Anthropic;
+using Anthropic.Models.Messages;
+
+namespace Appliance.IntegrationTests.OpenAi;
+
+/// <summary>Anthropic's Messages API on the appliance, through the official Anthropic .NET SDK (x-api-key carries the token).</summary>
+[Collection(ApplianceServerCollection.Name)]
+public sealed class MessagesSdkTests(ApplianceServer server)
+{
+    private AnthropicClient Client() => new() { ApiKey = server.Token, BaseUrl = server.Http.BaseAddress!.ToString().TrimEnd('/'), MaxRetries = 0 };
+
+    private static MessageCreateParams Hello(int maxTokens = 12) => new()
+    {
+        MaxTokens = maxTokens,
+        Model = ApplianceServer.Model,
+        System = "You are terse.",
+        Messages = [new UserMessageParam { Content = "Say something." }],
+    };
+
+    [Fact]
+    public async Task A_message_comes_back_with_text_usage_and_stop_reason()
+    {
+        var message = await Client().Messages.Create(Hello());
+
+        Assert.StartsWith("msg_", message.ID, StringComparison.Ordinal);
+        Assert.True(message.Content[0].TryPickText(out var text));
+        Assert.False(string.IsNullOrEmpty(text!.Text));
+        Assert.Equal(StopReason.MaxTokens, message.StopReason!.Value());
+        Assert.Equal(12, message.Usage.OutputTokens);
+        Assert.True(message.Usage.InputTokens > 5);
+    }
+
+    [Fact]
+    public async Task Streamed_events_come_in_Anthropics_order_with_the_text_in_deltas()
+    {
+        var text = new System.Text.StringBuilder();
+        var kinds = new List<string>();
+        await foreach (var streamed in Client().Messages.CreateStreaming(Hello()))
+        {
+            if (streamed.TryPickStart(out _))
+            {
+                kinds.Add("message_start");
+            }
+            else if (streamed.TryPickContentBlockStart(out _))
+            {
+                kinds.Add("content_block_start");
+            }
+            else if (streamed.TryPickContentBlockDelta(out var delta))
+            {
+                Assert.True(delta!.Delta.TryPickText(out var piece));
+                text.Append(piece!.Text);
+            }
+            else if (streamed.TryPickContentBlockStop(out _))
+            {
+                kinds.Add("content_block_stop");
+            }
+            else if (streamed.TryPickDelta(out var end))
+            {
+                kinds.Add("message_delta");
+                Assert.Equal(12, end!.Usage.OutputTokens);
+            }
+            else if (streamed.TryPickStop(out _))
+            {
+                kinds.Add("message_stop");
+            }
+        }
+
+        Assert.False(string.IsNullOrEmpty(text.ToString())); // the SDK sends no temperature: sampled text, so only its presence is compared
+        Assert.Equal(["message_start", "content_block_start", "content_block_stop", "message_delta", "message_stop"], kinds);
+    }
+
+    [Fact]
+    public async Task Tokens_are_counted_as_a_message_would_be()
+    {
+        var message = await Client().Messages.Create(Hello());
+        var counted = await Client().Messages.CountTokens(new MessageCountTokensParams
+        {
+            Model = ApplianceServer.Model,
+            System = "You are terse.",
+            Messages = [new UserMessageParam { Content = "Say something." }],
+        });
+
+        Assert.Equal(message.Usage.InputTokens, counted.InputTokens);
+    }
+
+    [Fact]
+    public async Task A_required_tool_is_used_with_input_that_fits_its_schema()
+    {
+        var parameters = Hello(160) with
+        {
+            Tools = [new Tool
+            {
+                Name = "get_weather",
+                Description = "Current weather in a city",
+                InputSchema = new InputSchema
+                {
+                    Properties = new Dictionary<string, JsonElement>
+                    {
+                        ["city"] = JsonDocument.Parse("""{"type":"string","maxLength":20}""").RootElement,
+                        ["unit"] = JsonDocument.Parse("""{"type":"string","enum":["c","f"]}""").RootElement,
+                    },
+                    Required = ["city", "unit"],
+                },
+            }],
+            ToolChoice = new ToolChoiceAny(),
+        };
+        var message = await Client().Messages.Create(parameters);
+
+        Assert.Equal(StopReason.ToolUse, message.StopReason!.Value());
+        var uses = message.Content.Select(block => block.TryPickToolUse(out var u) ? u : null).OfType<ToolUseBlock>().ToList();
+        Assert.NotEmpty(uses);
+        Assert.All(uses, use =>
+        {
+            Assert.Equal("get_weather", use.Name);
+            Assert.StartsWith("toolu_", use.ID, StringComparison.Ordinal);
+            Assert.Contains(use.Input["unit"].GetString(), new[] { "c", "f" });
+            Assert.True(use.Input["city"].GetString()!.Length <= 20);
+        });
+    }
+
+    [Fact]
+    public async Task A_bad_request_is_answered_in_Anthropics_error_shape()
+    {
+        using var response = await server.Http.PostAsync("/v1/messages", new StringContent("""{"model":"tiny","messages":[{"role":"user","content":"x"}]}""", System.Text.Encoding.UTF8, "application/json"));
+        using var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+
+        Assert.Equal(400, (int)response.StatusCode);
+        Assert.Equal("error", body.RootElement.GetProperty("type").GetString());
+        Assert.Equal("invalid_request_error", body.RootElement.GetProperty("error").GetProperty("type").GetString());
+        Assert.Contains("max_tokens", body.RootElement.GetProperty("error").GetProperty("message").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Without_a_valid_key_it_is_an_authentication_error()
+    {
+        using var anonymous = new HttpClient { BaseAddress = server.Http.BaseAddress };
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/messages") { Content = new StringContent("""{"model":"tiny","max_tokens":5,"messages":[{"role":"user","content":"x"}]}""", System.Text.Encoding.UTF8, "application/json") };
+        request.Headers.Add("x-api-key", "not-a-key");
+        using var response = await anonymous.SendAsync(request);
+        using var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+
+        Assert.Equal(401, (int)response.StatusCode);
+        Assert.Equal("authentication_error", body.RootElement.GetProperty("error").GetProperty("type").GetString());
+    }
+
+    [Fact]
+    public async Task A_streamed_tool_use_arrives_as_a_block_with_input_json_deltas_after_a_tool_result_turn()
+    {
+        const string Body = """
+            {"model":"tiny","max_tokens":120,"stream":true,
+             "tools":[{"name":"lookup","description":"Find an order","input_schema":{"type":"object","properties":{"id":{"type":"integer"}},"required":["id"]}}],
+             "tool_choice":{"type":"tool","name":"lookup","disable_parallel_tool_use":true},
+             "messages":[
+               {"role":"user","content":"Where is order 7?"},
+               {"role":"assistant","content":[{"type":"tool_use","id":"toolu_1","name":"lookup","input":{"id":7}}]},
+               {"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":"shipped"},{"type":"text","text":"And order 8?"}]}]}
+            """;
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/messages") { Content = new StringContent(Body, System.Text.Encoding.UTF8, "application/json") };
+        using var response = await server.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        var lines = (await response.Content.ReadAsStringAsync()).Split('\n');
+
+        var events = lines.Where(l => l.StartsWith("event: ", StringComparison.Ordinal)).Select(l => l[7..]).ToList();
+        var data = lines.Where(l => l.StartsWith("data: ", StringComparison.Ordinal)).Select(l => JsonDocument.Parse(l[6..]).RootElement).ToList();
+        Assert.Equal(events, data.Select(d => d.GetProperty("type").GetString()!).ToList()); // each event line names its data's type
+        var start = data.Single(d => d.GetProperty("type").GetString() == "content_block_start").GetProperty("content_block");
+        Assert.Equal("tool_use", start.GetProperty("type").GetString());
+        Assert.Equal("lookup", start.GetProperty("name").GetString());
+        var input = string.Concat(data.Where(d => d.GetProperty("type").GetString() == "content_block_delta")
+            .Select(d => d.GetProperty("delta")).Select(delta => delta.GetProperty("type").GetString() == "input_json_delta" ? delta.GetProperty("partial_json").GetString() : throw new InvalidOperationException("text in a forced tool use")));
+        Assert.Equal(JsonValueKind.Number, JsonDocument.Parse(input).RootElement.GetProperty("id").ValueKind);
+        Assert.Equal("tool_use", data.Single(d => d.GetProperty("type").GetString() == "message_delta").GetProperty("delta").GetProperty("stop_reason").GetString());
+        Assert.Equal("message_stop", events[^1]);
+    }
+}
