@@ -36,25 +36,28 @@ public abstract class ReducedPrecisionEngineTests(TinyModelFixture model)
     [Fact]
     public async Task Requests_preempted_for_another_tenant_recompute_to_the_same_tokens()
     {
+        const int FloodTokens = 60;
         var prompts = EngineCorrectnessTests.Prompts;
         var alone = new List<IReadOnlyList<int>>();
         using (var single = model.CreateEngine())
         {
             foreach (var prompt in prompts.Take(4).Append(prompts[6]))
             {
-                alone.Add((await Run(single, prompt, Greedy with { MaxTokens = 30 })).TokenIds);
+                alone.Add((await Run(single, prompt, Greedy with { MaxTokens = FloodTokens })).TokenIds);
             }
         }
 
-        using var engine = new GenerationEngine(model.CreateRunner(2), Gpt2Tokenizer.Instance, new SchedulerOptions { MaxBatchSize = 2 });
-        var flood = prompts.Take(4).Select(p => engine.Submit(new GenerationRequest(Guid.NewGuid().ToString("N"), p, Greedy with { MaxTokens = 30 }) { Tenant = "a" }).CollectAsync()).ToList();
+        // Slowed, so that the flood is surely still decoding when the other tenant arrives, even on a loaded machine.
+        using var runner = new ThrottledRunner(model.CreateRunner(2), TimeSpan.FromMilliseconds(5));
+        using var engine = new GenerationEngine(runner, Gpt2Tokenizer.Instance, new SchedulerOptions { MaxBatchSize = 2 });
+        var flood = prompts.Take(4).Select(p => engine.Submit(new GenerationRequest(Guid.NewGuid().ToString("N"), p, Greedy with { MaxTokens = FloodTokens }) { Tenant = "a" }).CollectAsync()).ToList();
         var deadline = DateTime.UtcNow.AddSeconds(10);
         while (!(engine.RunningRequests == 2 && engine.QueuedRequests == 2) && DateTime.UtcNow < deadline)
         {
             await Task.Delay(1);
         }
 
-        var other = engine.Submit(new GenerationRequest("b", prompts[6], Greedy with { MaxTokens = 30 }) { Tenant = "b" }).CollectAsync();
+        var other = engine.Submit(new GenerationRequest("b", prompts[6], Greedy with { MaxTokens = FloodTokens }) { Tenant = "b" }).CollectAsync();
         var results = await Task.WhenAll(flood.Append(other));
 
         Assert.True(engine.Preemptions >= 1, "no request was preempted, so recompute was not tested");
