@@ -19,6 +19,7 @@ internal static class AnthropicErrors
         StatusCodes.Status413PayloadTooLarge => "request_too_large",
         StatusCodes.Status429TooManyRequests => "rate_limit_error",
         StatusCodes.Status503ServiceUnavailable or 529 => "overloaded_error",
+        StatusCodes.Status504GatewayTimeout => "timeout_error",
         _ => "api_error",
     };
 

@@ -24,13 +24,20 @@ internal static class MessagesApi
         var model = ModelResolution.Resolve(catalog, access, http, request.Settings.Model);
         var settings = request.Settings with { Constraint = request.Tools.ConstraintFor(model), Tools = request.Tools };
         var prompt = model.Engine.Tokenizer.Encode(Render(model, request));
-        var maxTokens = ModelResolution.MaxTokens(model, request.Settings.MaxTokens, prompt.Count);
+        // A ceiling, as Claude clients mean it: whatever room the context leaves, up to the appliance's limit.
+        var maxTokens = ModelResolution.MaxTokens(model, Math.Min(request.Settings.MaxTokens ?? int.MaxValue, Math.Max(model.ContextLength - prompt.Count, 1)), prompt.Count);
         var audit = RequestAudit.Of(http);
         audit.PromptTokens = prompt.Count;
         audit.Tools = request.Tools.AuditDetail(called: null);
         if (content.Records(model.Id))
         {
-            audit.RecordContent(System.Text.Json.JsonSerializer.Serialize(request.Messages.Select(m => new { role = m.Role, content = m.Content, tool_calls = m.ToolCalls, tool_call_id = m.ToolCallId })));
+            audit.RecordContent(System.Text.Json.JsonSerializer.Serialize(request.Messages.Select(m => new
+            {
+                role = m.Role,
+                content = m.Content,
+                tool_calls = m.ToolCalls?.Select(c => new { id = c.Id, name = c.Name, arguments = c.Arguments }),
+                tool_call_id = m.ToolCallId,
+            })));
         }
 
         using var quota = await ModelResolution.AcceptAsync(recorder, http);
@@ -55,9 +62,14 @@ internal static class MessagesApi
         catch (OperationCanceledException) when (!http.RequestAborted.IsCancellationRequested)
         {
             GenerationResponder.Finished(http, "timeout", answer.OutputTokens);
+            const string Message = "The request took longer than the configured request timeout.";
             if (!http.Response.HasStarted)
             {
-                await OpenAiError.Unavailable("The request took longer than the configured request timeout.", "timeout").WriteAsync(http);
+                await new OpenAiError(StatusCodes.Status504GatewayTimeout, Message, "timeout_error", null, "timeout").WriteAsync(http);
+            }
+            else
+            {
+                await http.Response.Body.WriteAsync(MessagesJson.Frame("error", MessagesJson.Error(StatusCodes.Status504GatewayTimeout, Message)), CancellationToken.None);
             }
         }
     }
@@ -78,7 +90,11 @@ internal static class MessagesApi
     {
         try
         {
-            return ToolPrompt.Render(model.ChatTemplate, request.Messages, request.Tools.Choice == "none" ? null : request.Tools.Tools);
+            var tools = request.Tools.Choice == "none" ? null : request.Tools.Tools;
+            // A last assistant turn is a prefill: the answer continues it rather than starting a new turn.
+            return request.Messages[^1] is { Role: "assistant", ToolCalls: null } prefill && request.Messages.Count > 1
+                ? ToolPrompt.Render(model.ChatTemplate, [.. request.Messages.Take(request.Messages.Count - 1)], tools) + prefill.Content
+                : ToolPrompt.Render(model.ChatTemplate, request.Messages, tools);
         }
         catch (ChatTemplateRejectedException rejected)
         {
@@ -114,7 +130,7 @@ internal static class MessagesApi
 
             var (content, calls) = Read(text.ToString());
             var stop = StopReason(finish, calls);
-            GenerationResponder.Finished(http, stop, OutputTokens);
+            GenerationResponder.Finished(http, AuditReason(stop), OutputTokens);
             RequestAudit.Of(http).Tools = settings.Tools?.AuditDetail(calls);
             http.Response.ContentType = "application/json";
             await http.Response.Body.WriteAsync(MessagesJson.Message(id, requestedModel, content, calls, stop, inputTokens, OutputTokens), http.RequestAborted);
@@ -127,6 +143,7 @@ internal static class MessagesApi
             response.Headers.CacheControl = "no-cache";
             response.Headers["X-Accel-Buffering"] = "no";
             await Send("message_start", MessagesJson.MessageStart(id, requestedModel, inputTokens), cancellationToken);
+            await Send("ping", """{"type": "ping"}"""u8.ToArray(), cancellationToken);
             var held = settings.Tools is { Active: true } ? new ToolCallStream(model.ToolCallFormat) : null;
             var text = new StringBuilder();
             var block = -1; // the open text block's index, or -1
@@ -188,7 +205,7 @@ internal static class MessagesApi
             }
 
             var stop = StopReason(finish, calls);
-            GenerationResponder.Finished(http, stop, OutputTokens);
+            GenerationResponder.Finished(http, AuditReason(stop), OutputTokens);
             RequestAudit.Of(http).Tools = settings.Tools?.AuditDetail(calls);
             await Send("message_delta", MessagesJson.MessageDelta(stop, OutputTokens), cancellationToken);
             await Send("message_stop", MessagesJson.MessageStop(), cancellationToken);
@@ -215,6 +232,14 @@ internal static class MessagesApi
             var parsed = tools.Read(text, model.ToolCallFormat, "toolu_");
             return parsed.Calls.Count == 0 ? (text, []) : (parsed.Content, parsed.Calls);
         }
+
+        /// <summary>The audit log and metrics say it as they do for chat completions.</summary>
+        private static string AuditReason(string stopReason) => stopReason switch
+        {
+            "tool_use" => "tool_calls",
+            "max_tokens" => "length",
+            _ => "stop",
+        };
 
         private static string StopReason(FinishReason? finish, IReadOnlyList<ToolCall> calls) =>
             calls.Count > 0 ? "tool_use" : finish == FinishReason.Length ? "max_tokens" : "end_turn";

@@ -148,6 +148,8 @@ internal static class MessagesJson
     {
         json.WriteStartObject("usage");
         json.WriteNumber("input_tokens", inputTokens);
+        json.WriteNumber("cache_creation_input_tokens", 0); // no prompt caching yet
+        json.WriteNumber("cache_read_input_tokens", 0);
         json.WriteNumber("output_tokens", outputTokens);
         json.WriteEndObject();
     }

@@ -16,13 +16,10 @@ internal sealed record MessagesRequest(GenerationSettings Settings, IReadOnlyLis
     public static MessagesRequest Read(JsonFields fields, ApiLimits limits, bool countOnly = false)
     {
         fields.RejectUnknown(countOnly ? CountTokensKnown : Known);
-        if (fields.Element("thinking") is { } thinking && !(thinking.ValueKind == JsonValueKind.Object && thinking.TryGetProperty("type", out var t) && t.GetString() == "disabled"))
-        {
-            throw new OpenAiRequestException(OpenAiError.Unsupported("thinking", "extended thinking"));
-        }
-
-        int? maxTokens = countOnly ? null : (int)(fields.OptionalInteger("max_tokens", 1, limits.MaxTokens)
-            ?? throw new OpenAiRequestException(OpenAiError.Invalid("max_tokens: Field required", "max_tokens", "missing_required_parameter")));
+        // thinking is accepted and has no effect: these models write no separate thinking blocks.
+        // Claude clients send the model's own maximum as max_tokens: it is a ceiling here, capped to what the appliance allows.
+        int? maxTokens = countOnly ? null : (int)Math.Min(fields.OptionalInteger("max_tokens", 1, int.MaxValue)
+            ?? throw new OpenAiRequestException(OpenAiError.Invalid("max_tokens: Field required", "max_tokens", "missing_required_parameter")), limits.MaxTokens);
         var stream = !countOnly && (fields.OptionalBool("stream") ?? false);
         var user = fields.Element("metadata") is { ValueKind: JsonValueKind.Object } metadata && metadata.TryGetProperty("user_id", out var id) && id.ValueKind == JsonValueKind.String
             ? id.GetString()
@@ -33,7 +30,7 @@ internal sealed record MessagesRequest(GenerationSettings Settings, IReadOnlyLis
             IncludeUsage: false,
             maxTokens,
             (float?)fields.OptionalNumber("temperature", 0, 1),
-            (float?)fields.OptionalNumber("top_p", 0, 1),
+            TopP(fields),
             N: 1,
             StopSequences(fields),
             Seed: null,
@@ -51,8 +48,32 @@ internal sealed record MessagesRequest(GenerationSettings Settings, IReadOnlyLis
             messages.Add(new ChatMessage("system", system));
         }
 
-        messages.AddRange(ReadMessages(fields.Element("messages"), limits));
-        return new MessagesRequest(settings, messages, ReadTools(fields));
+        foreach (var turn in ReadMessages(fields.Element("messages"), limits))
+        {
+            // Anthropic joins consecutive turns of one role; templates that insist on alternation would refuse them.
+            if (messages.Count > 0 && messages[^1] is { Role: "user" or "assistant" } previous && previous.Role == turn.Role
+                && previous.ToolCalls is null && turn.ToolCalls is null)
+            {
+                messages[^1] = previous with { Content = previous.Content + "\n\n" + turn.Content };
+                continue;
+            }
+
+            messages.Add(turn);
+        }
+
+        var tools = ReadTools(fields);
+        if (tools.Forced && settings.Stop.Count > 0)
+        {
+            throw new OpenAiRequestException(OpenAiError.Invalid("stop_sequences cannot be combined with a tool_choice that requires a tool.", "stop_sequences"));
+        }
+
+        return new MessagesRequest(settings, messages, tools);
+    }
+
+    private static float? TopP(JsonFields fields)
+    {
+        var topP = (float?)fields.OptionalNumber("top_p", 0, 1);
+        return topP is <= 0f ? throw new OpenAiRequestException(OpenAiError.Invalid("top_p: must be greater than 0.", "top_p")) : topP;
     }
 
     private static List<string> StopSequences(JsonFields fields)
@@ -132,7 +153,7 @@ internal sealed record MessagesRequest(GenerationSettings Settings, IReadOnlyLis
             switch (type)
             {
                 case "text":
-                    text.Append(Text(block, blockParam));
+                    text.Append(text.Length > 0 ? "\n\n" : string.Empty).Append(Text(block, blockParam));
                     break;
                 case "tool_use" when role == "assistant":
                     calls.Add(new ToolCall(
@@ -141,7 +162,8 @@ internal sealed record MessagesRequest(GenerationSettings Settings, IReadOnlyLis
                         block.TryGetProperty("input", out var input) && input.ValueKind == JsonValueKind.Object ? input.GetRawText() : throw JsonFields.TypeError($"{blockParam}.input", "an object")));
                     break;
                 case "tool_result" when role == "user":
-                    results.Add(new ChatMessage("tool", ResultText(block, blockParam), ToolCallId: Required(block, "tool_use_id", blockParam)));
+                    var failed = block.TryGetProperty("is_error", out var isError) && isError.ValueKind == JsonValueKind.True;
+                    results.Add(new ChatMessage("tool", (failed ? "Error: " : string.Empty) + ResultText(block, blockParam), ToolCallId: Required(block, "tool_use_id", blockParam)));
                     break;
                 case "image" or "document" or "thinking" or "redacted_thinking" or "server_tool_use" or "search_result":
                     throw new OpenAiRequestException(OpenAiError.Unsupported($"{blockParam}.type", $"content blocks of type '{type}'"));
@@ -165,7 +187,7 @@ internal sealed record MessagesRequest(GenerationSettings Settings, IReadOnlyLis
     private static string ResultText(JsonElement block, string param) => block.TryGetProperty("content", out var content) ? content.ValueKind switch
     {
         JsonValueKind.String => content.GetString()!,
-        JsonValueKind.Array => string.Concat(content.EnumerateArray().Select((b, i) => Text(b, $"{param}.content.{i}"))),
+        JsonValueKind.Array => string.Join("\n\n", content.EnumerateArray().Select((b, i) => Text(b, $"{param}.content.{i}"))),
         JsonValueKind.Null => string.Empty,
         _ => throw JsonFields.TypeError($"{param}.content", "a string or text blocks"),
     } : string.Empty;
@@ -186,6 +208,11 @@ internal sealed record MessagesRequest(GenerationSettings Settings, IReadOnlyLis
         var tools = new List<ToolDefinition>();
         if (fields.Element("tools") is { ValueKind: JsonValueKind.Array } list)
         {
+            if (list.GetArrayLength() > 128)
+            {
+                throw new OpenAiRequestException(OpenAiError.Invalid("tools: at most 128.", "tools"));
+            }
+
             var index = 0;
             foreach (var tool in list.EnumerateArray())
             {
@@ -196,8 +223,15 @@ internal sealed record MessagesRequest(GenerationSettings Settings, IReadOnlyLis
                 }
 
                 var name = Required(tool, "name", param);
+                if (name.Length > 128 || !name.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-'))
+                {
+                    throw new OpenAiRequestException(OpenAiError.Invalid($"{param}.name: letters, digits, underscores and dashes, at most 128.", $"{param}.name"));
+                }
+
                 var schema = tool.TryGetProperty("input_schema", out var s) && s.ValueKind == JsonValueKind.Object
-                    ? s.GetRawText()
+                    ? s.TryGetProperty("type", out var schemaType) && schemaType.GetString() == "object"
+                        ? s.GetRawText()
+                        : throw new OpenAiRequestException(OpenAiError.Invalid($"{param}.input_schema.type: must be 'object'.", $"{param}.input_schema.type"))
                     : throw new OpenAiRequestException(OpenAiError.Invalid($"{param}.input_schema: Field required", $"{param}.input_schema", "missing_required_parameter"));
                 var description = tool.TryGetProperty("description", out var d) && d.ValueKind == JsonValueKind.String ? d.GetString() : null;
                 tools.Add(tools.Any(existing => existing.Name == name)

@@ -172,4 +172,55 @@ public sealed class MessagesSdkTests(ApplianceServer server)
         Assert.Equal("tool_use", data.Single(d => d.GetProperty("type").GetString() == "message_delta").GetProperty("delta").GetProperty("stop_reason").GetString());
         Assert.Equal("message_stop", events[^1]);
     }
+
+    [Fact]
+    public async Task A_clients_large_max_tokens_is_a_ceiling_and_consecutive_user_turns_are_one()
+    {
+        using var response = await Post("/v1/messages", """{"model":"tiny","max_tokens":32000,"messages":[{"role":"user","content":"a"},{"role":"user","content":[{"type":"text","text":"b"},{"type":"text","text":"c"}]}]}""");
+        using var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+
+        Assert.Equal(200, (int)response.StatusCode);
+        Assert.Equal("message", body.RootElement.GetProperty("type").GetString());
+        Assert.Equal(0, body.RootElement.GetProperty("usage").GetProperty("cache_read_input_tokens").GetInt32());
+    }
+
+    [Fact]
+    public async Task Tool_results_and_their_errors_reach_the_prompt()
+    {
+        static string Conversation(string result) =>
+            """{"model":"tiny","messages":[{"role":"user","content":"Where is order 7?"},{"role":"assistant","content":[{"type":"tool_use","id":"toolu_1","name":"lookup","input":{"id":7}}]},{"role":"user","content":["""
+            + result
+            + """]}],"tools":[{"name":"lookup","input_schema":{"type":"object","properties":{"id":{"type":"integer"}}}}]}""";
+
+        var without = await InputTokens(Conversation("""{"type":"text","text":"ok"}"""));
+        var with = await InputTokens(Conversation("""{"type":"tool_result","tool_use_id":"toolu_1","content":"shipped on Monday from the warehouse in Lyon"},{"type":"text","text":"ok"}"""));
+        var failed = await InputTokens(Conversation("""{"type":"tool_result","tool_use_id":"toolu_1","is_error":true,"content":"shipped on Monday from the warehouse in Lyon"},{"type":"text","text":"ok"}"""));
+
+        Assert.True(with > without + 8, $"{with} vs {without}");
+        Assert.True(failed > with, $"{failed} vs {with}"); // the error is said
+    }
+
+    [Theory]
+    [InlineData("""{"model":"tiny","max_tokens":5,"messages":[{"role":"user","content":"x"}],"tools":[{"name":"f","input_schema":{"type":"string"}}]}""", "tools.0.input_schema.type")]
+    [InlineData("""{"model":"tiny","max_tokens":5,"messages":[{"role":"user","content":"x"}],"tools":[{"name":"f","input_schema":{"type":"object"}}],"tool_choice":{"type":"any"},"stop_sequences":["}"]}""", "stop_sequences")]
+    [InlineData("""{"model":"tiny","max_tokens":5,"messages":[{"role":"user","content":[{"type":"image","source":{}}]}]}""", "image")]
+    public async Task Requests_it_cannot_honour_are_refused_in_Anthropics_shape(string body, string named)
+    {
+        using var response = await Post("/v1/messages", body);
+        using var error = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+
+        Assert.Equal(400, (int)response.StatusCode);
+        Assert.Equal("invalid_request_error", error.RootElement.GetProperty("error").GetProperty("type").GetString());
+        Assert.Contains(named, error.RootElement.GetProperty("error").GetProperty("message").GetString(), StringComparison.Ordinal);
+    }
+
+    private async Task<HttpResponseMessage> Post(string path, string body) =>
+        await server.Http.PostAsync(path, new StringContent(body, System.Text.Encoding.UTF8, "application/json"));
+
+    private async Task<int> InputTokens(string body)
+    {
+        using var response = await Post("/v1/messages/count_tokens", body);
+        using var counted = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        return counted.RootElement.GetProperty("input_tokens").GetInt32();
+    }
 }
