@@ -11,7 +11,7 @@ internal sealed class JsonFields : IDisposable
 {
     private readonly JsonDocument _document;
 
-    private JsonFields(JsonDocument document) => _document = document;
+    internal JsonFields(JsonDocument document) => _document = document;
 
     public JsonElement Root => _document.RootElement;
 

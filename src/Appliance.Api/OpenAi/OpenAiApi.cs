@@ -18,6 +18,7 @@ public static partial class OpenAiApi
         v1.MapPost("/embeddings", EmbeddingsApi.HandleAsync);
         v1.MapGet("/models", ModelsApi.List);
         v1.MapGet("/models/{id}", ModelsApi.Get);
+        v1.MapPost("/responses", Responses.ResponsesApi.HandleAsync);
         v1.MapPost("/messages", Anthropic.MessagesApi.HandleAsync);
         v1.MapPost("/messages/count_tokens", Anthropic.MessagesApi.CountTokensAsync);
         v1.Map("/{**path}", (string? path) =>

@@ -1,0 +1,285 @@
+using System.Text;
+using Appliance.Api.Audit;
+using Appliance.Api.Models;
+using Appliance.Api.OpenAi;
+using Appliance.Engine.Requests;
+using Appliance.Prompting;
+using Appliance.Prompting.Jinja;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Options;
+
+namespace Appliance.Api.Responses;
+
+/// <summary>
+/// POST /v1/responses, stateless: OpenAI's Responses API for Codex-style clients, over the same prompt, constraint,
+/// engine, identity, quotas, fair scheduling and audit as chat completions. Nothing is stored.
+/// </summary>
+internal static class ResponsesApi
+{
+    public static async Task HandleAsync(HttpContext http, IModelCatalog catalog, IModelAccess access, IAccessRecorder recorder, IContentRecording content, IOptions<ApiLimits> options, TimeProvider time)
+    {
+        var limits = options.Value;
+        using var fields = await JsonFields.ReadAsync(http.Request, limits.MaxBodyBytes, http.RequestAborted);
+        var request = fields.Parse(f => ResponsesRequest.Read(f, limits));
+        var model = ModelResolution.Resolve(catalog, access, http, request.Settings.Model);
+        var settings = request.Settings with { Constraint = request.Tools.ConstraintFor(model) ?? request.Format.ConstraintFor(model), Tools = request.Tools };
+        var prompt = model.Engine.Tokenizer.Encode(Render(model, request));
+        var maxTokens = ModelResolution.MaxTokens(model, request.Settings.MaxTokens, prompt.Count);
+        var audit = RequestAudit.Of(http);
+        audit.PromptTokens = prompt.Count;
+        audit.Tools = request.Tools.AuditDetail(called: null);
+        if (content.Records(model.Id))
+        {
+            audit.RecordContent(System.Text.Json.JsonSerializer.Serialize(request.Messages.Select(m => new
+            {
+                role = m.Role,
+                content = m.Content,
+                tool_calls = m.ToolCalls?.Select(c => new { id = c.Id, name = c.Name, arguments = c.Arguments }),
+                tool_call_id = m.ToolCallId,
+            })));
+        }
+
+        using var quota = await ModelResolution.AcceptAsync(recorder, http);
+        var id = "resp_" + Guid.NewGuid().ToString("N");
+        var tenant = (http.RequestServices.GetService(typeof(ITenancy)) as ITenancy)?.TenantOf(http.User) ?? string.Empty;
+        await using var streams = ChoiceStreams.Submit(model, [new ChoiceInput(0, prompt)], settings, maxTokens, id, tenant, limits.RequestTimeout);
+        audit.FinishReason = "cancelled";
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted);
+        timeout.CancelAfter(limits.RequestTimeout);
+        var answer = new Answer(http, model, settings, new ResponsesJson(id, request.Settings.Model, time.GetUtcNow().ToUnixTimeSeconds(), request), prompt.Count);
+        try
+        {
+            await answer.RunAsync(streams, timeout.Token);
+        }
+        catch (OperationCanceledException) when (!http.RequestAborted.IsCancellationRequested)
+        {
+            GenerationResponder.Finished(http, "timeout", answer.OutputTokens);
+            if (!http.Response.HasStarted)
+            {
+                await OpenAiError.Unavailable("The request took longer than the configured request timeout.", "timeout").WriteAsync(http);
+            }
+            else
+            {
+                await answer.SendErrorAsync("timeout", "The request took longer than the configured request timeout.");
+            }
+        }
+    }
+
+    private static string Render(ServedModel model, ResponsesRequest request)
+    {
+        try
+        {
+            return ToolPrompt.Render(model.ChatTemplate, request.Messages, request.Tools.Choice == "none" ? null : request.Tools.Tools);
+        }
+        catch (ChatTemplateRejectedException rejected)
+        {
+            throw new OpenAiRequestException(OpenAiError.Invalid(rejected.Message, "input", "invalid_conversation"));
+        }
+        catch (ChatTemplateException failure)
+        {
+            throw new OpenAiRequestException(new OpenAiError(StatusCodes.Status500InternalServerError, $"The model's chat template failed: {failure.Message}", "server_error", null, "chat_template_error"));
+        }
+    }
+
+    /// <summary>One response being generated: returned whole, or streamed as the Responses API's events.</summary>
+    private sealed class Answer(HttpContext http, ServedModel model, GenerationSettings settings, ResponsesJson json, int inputTokens)
+    {
+        private readonly string _messageId = "msg_" + Guid.NewGuid().ToString("N");
+
+        public int OutputTokens { get; private set; }
+
+        public async Task RunAsync(ChoiceStreams streams, CancellationToken cancellationToken)
+        {
+            var text = new StringBuilder();
+            var held = settings.Stream && settings.Tools is { Active: true } ? new ToolCallStream(model.ToolCallFormat) : null;
+            var messageOpen = false;
+            var sent = new StringBuilder();
+            FinishReason? finish = null;
+            if (settings.Stream)
+            {
+                http.Response.ContentType = "text/event-stream";
+                http.Response.Headers.CacheControl = "no-cache";
+                http.Response.Headers["X-Accel-Buffering"] = "no";
+                await Send("response.created", json.ResponseEvent("response.created", "in_progress", null, 0, 0, null), cancellationToken);
+                await Send("response.in_progress", json.ResponseEvent("response.in_progress", "in_progress", null, 0, 0, null), cancellationToken);
+            }
+
+            await foreach (var item in streams.ReadAllAsync(cancellationToken))
+            {
+                if (item.Error is not null || item.Delta?.FinishReason == FinishReason.Cancelled)
+                {
+                    GenerationResponder.Finished(http, item.Error is null ? "cancelled" : "error", OutputTokens);
+                    var error = GenerationResponder.EngineFailure(item);
+                    if (settings.Stream)
+                    {
+                        await SendErrorAsync(error.Code ?? "server_error", error.Message);
+                    }
+                    else
+                    {
+                        await error.WriteAsync(http);
+                    }
+
+                    return;
+                }
+
+                var delta = item.Delta!;
+                text.Append(delta.Text);
+                RequestAudit.Of(http).AppendCompletion(0, delta.Text);
+                GenerationResponder.FirstText(http, delta);
+                finish = delta.FinishReason ?? finish;
+                if (delta.FinishReason is not null)
+                {
+                    OutputTokens = delta.Usage?.CompletionTokens ?? OutputTokens;
+                }
+
+                var ready = !settings.Stream ? string.Empty : held is null ? delta.Text : held.Add(delta.Text, null).Text;
+                if (ready.Length > 0)
+                {
+                    messageOpen = await OpenMessageAsync(messageOpen, cancellationToken);
+                    sent.Append(ready);
+                    await Send("response.output_text.delta", json.Event("response.output_text.delta", w =>
+                    {
+                        w.WriteString("item_id", _messageId);
+                        w.WriteNumber("output_index", 0);
+                        w.WriteNumber("content_index", 0);
+                        w.WriteString("delta", ready);
+                    }), cancellationToken);
+                }
+            }
+
+            var calls = settings.Tools is { Active: true } tools ? tools.Read(text.ToString(), model.ToolCallFormat) : new ParsedOutput(text.ToString(), []);
+            var output = new List<OutputItem>();
+            var messageText = calls.Calls.Count > 0 ? calls.Content : text.ToString();
+            if (!string.IsNullOrEmpty(messageText) || calls.Calls.Count == 0 || messageOpen)
+            {
+                output.Add(new OutputItem(_messageId, messageOpen ? sent.ToString() + (held?.Rest(calls.Calls.Count > 0).Text ?? string.Empty) : messageText ?? string.Empty, null));
+            }
+
+            output.AddRange(calls.Calls.Select(call => new OutputItem("fc_" + Guid.NewGuid().ToString("N"), null, call)));
+            var incomplete = calls.Calls.Count == 0 && finish == FinishReason.Length ? "max_output_tokens" : null;
+            var status = incomplete is null ? "completed" : "incomplete";
+            GenerationResponder.Finished(http, calls.Calls.Count > 0 ? "tool_calls" : finish == FinishReason.Length ? "length" : "stop", OutputTokens);
+            RequestAudit.Of(http).Tools = settings.Tools?.AuditDetail(calls.Calls);
+            if (!settings.Stream)
+            {
+                http.Response.ContentType = "application/json";
+                await http.Response.Body.WriteAsync(json.Response(status, output, inputTokens, OutputTokens, incomplete), http.RequestAborted);
+                return;
+            }
+
+            await FinishStreamAsync(output, messageOpen, sent.ToString(), status, incomplete, cancellationToken);
+        }
+
+        public Task SendErrorAsync(string code, string message) => Send("error", json.Event("error", w =>
+        {
+            w.WriteString("code", code);
+            w.WriteString("message", message);
+            w.WriteNull("param");
+        }), CancellationToken.None);
+
+        private async Task<bool> OpenMessageAsync(bool open, CancellationToken cancellationToken)
+        {
+            if (open)
+            {
+                return true;
+            }
+
+            await Send("response.output_item.added", json.Event("response.output_item.added", w =>
+            {
+                w.WriteNumber("output_index", 0);
+                w.WritePropertyName("item");
+                ResponsesJson.WriteItem(w, new OutputItem(_messageId, null, null), done: false);
+            }), cancellationToken);
+            await Send("response.content_part.added", json.Event("response.content_part.added", w =>
+            {
+                w.WriteString("item_id", _messageId);
+                w.WriteNumber("output_index", 0);
+                w.WriteNumber("content_index", 0);
+                w.WritePropertyName("part");
+                ResponsesJson.WriteTextPart(w, string.Empty);
+            }), cancellationToken);
+            return true;
+        }
+
+        private async Task FinishStreamAsync(List<OutputItem> output, bool messageOpen, string sent, string status, string? incomplete, CancellationToken cancellationToken)
+        {
+            for (var index = 0; index < output.Count; index++)
+            {
+                var item = output[index];
+                var outputIndex = index;
+                if (item.Call is null)
+                {
+                    var rest = item.Text is { } full && full.Length > sent.Length ? full[sent.Length..] : string.Empty;
+                    await OpenMessageAsync(messageOpen, cancellationToken);
+                    if (rest.Length > 0)
+                    {
+                        await Send("response.output_text.delta", json.Event("response.output_text.delta", w =>
+                        {
+                            w.WriteString("item_id", item.Id);
+                            w.WriteNumber("output_index", outputIndex);
+                            w.WriteNumber("content_index", 0);
+                            w.WriteString("delta", rest);
+                        }), cancellationToken);
+                    }
+
+                    await Send("response.output_text.done", json.Event("response.output_text.done", w =>
+                    {
+                        w.WriteString("item_id", item.Id);
+                        w.WriteNumber("output_index", outputIndex);
+                        w.WriteNumber("content_index", 0);
+                        w.WriteString("text", item.Text);
+                    }), cancellationToken);
+                    await Send("response.content_part.done", json.Event("response.content_part.done", w =>
+                    {
+                        w.WriteString("item_id", item.Id);
+                        w.WriteNumber("output_index", outputIndex);
+                        w.WriteNumber("content_index", 0);
+                        w.WritePropertyName("part");
+                        ResponsesJson.WriteTextPart(w, item.Text ?? string.Empty);
+                    }), cancellationToken);
+                }
+                else
+                {
+                    await Send("response.output_item.added", json.Event("response.output_item.added", w =>
+                    {
+                        w.WriteNumber("output_index", outputIndex);
+                        w.WritePropertyName("item");
+                        ResponsesJson.WriteItem(w, item, done: false);
+                    }), cancellationToken);
+                    foreach (var piece in ToolCallStream.Pieces(item.Call.Arguments))
+                    {
+                        await Send("response.function_call_arguments.delta", json.Event("response.function_call_arguments.delta", w =>
+                        {
+                            w.WriteString("item_id", item.Id);
+                            w.WriteNumber("output_index", outputIndex);
+                            w.WriteString("delta", piece);
+                        }), cancellationToken);
+                    }
+
+                    await Send("response.function_call_arguments.done", json.Event("response.function_call_arguments.done", w =>
+                    {
+                        w.WriteString("item_id", item.Id);
+                        w.WriteNumber("output_index", outputIndex);
+                        w.WriteString("arguments", item.Call.Arguments);
+                    }), cancellationToken);
+                }
+
+                await Send("response.output_item.done", json.Event("response.output_item.done", w =>
+                {
+                    w.WriteNumber("output_index", outputIndex);
+                    w.WritePropertyName("item");
+                    ResponsesJson.WriteItem(w, item, done: true);
+                }), cancellationToken);
+            }
+
+            var final = incomplete is null ? "response.completed" : "response.incomplete";
+            await Send(final, json.ResponseEvent(final, status, output, inputTokens, OutputTokens, incomplete), cancellationToken);
+        }
+
+        private async Task Send(string type, byte[] data, CancellationToken cancellationToken)
+        {
+            await http.Response.Body.WriteAsync(ResponsesJson.Frame(type, data), cancellationToken);
+            await http.Response.Body.FlushAsync(cancellationToken);
+        }
+    }
+}

@@ -1,0 +1,238 @@
+using System.Text;
+using System.Text.Json;
+using Appliance.Api.OpenAi;
+using Appliance.Prompting;
+
+namespace Appliance.Api.Responses;
+
+/// <summary>
+/// A validated POST /v1/responses body, stateless: input (text or items), instructions, function tools, text.format,
+/// mapped onto the chat path's messages, settings, tools and response format. Nothing is stored, so store=true and
+/// previous_response_id are refused by name.
+/// </summary>
+internal sealed record ResponsesRequest(GenerationSettings Settings, IReadOnlyList<ChatMessage> Messages, ToolUse Tools, ResponseFormat Format, string? Instructions)
+{
+    private static readonly HashSet<string> Known =
+        ["model", "input", "instructions", "max_output_tokens", "temperature", "top_p", "stream", "tools", "tool_choice", "parallel_tool_calls",
+         "text", "store", "previous_response_id", "user", "metadata", "reasoning", "truncation", "include", "service_tier", "top_logprobs", "background", "prompt_cache_key", "safety_identifier"];
+
+    public static ResponsesRequest Read(JsonFields fields, ApiLimits limits)
+    {
+        fields.RejectUnknown(Known);
+        if (fields.OptionalBool("store") == true)
+        {
+            throw new OpenAiRequestException(OpenAiError.Unsupported("store", "storing responses (this appliance is stateless: send store=false)"));
+        }
+
+        if (fields.Has("previous_response_id"))
+        {
+            throw new OpenAiRequestException(OpenAiError.Unsupported("previous_response_id", "continuing a stored response (send the conversation as input items)"));
+        }
+
+        if (fields.OptionalBool("background") == true)
+        {
+            throw new OpenAiRequestException(OpenAiError.Unsupported("background", "background responses"));
+        }
+
+        var stream = fields.OptionalBool("stream") ?? false;
+        var settings = new GenerationSettings(
+            fields.RequiredString("model"),
+            stream,
+            IncludeUsage: false,
+            (int?)fields.OptionalInteger("max_output_tokens", 1, limits.MaxTokens),
+            (float?)fields.OptionalNumber("temperature", 0, 2),
+            (float?)fields.OptionalNumber("top_p", 0, 1) is var topP && topP <= 0f ? throw new OpenAiRequestException(OpenAiError.Invalid("'top_p' must be greater than 0.", "top_p")) : topP,
+            N: 1,
+            Stop: [],
+            Seed: null,
+            PresencePenalty: 0,
+            FrequencyPenalty: 0,
+            TopK: null,
+            MinP: null,
+            RepetitionPenalty: null,
+            Logprobs: false,
+            TopLogprobs: 0,
+            fields.OptionalString("user"));
+        var instructions = fields.OptionalString("instructions");
+        var messages = new List<ChatMessage>();
+        if (!string.IsNullOrEmpty(instructions))
+        {
+            messages.Add(new ChatMessage("system", instructions));
+        }
+
+        messages.AddRange(Input(fields.Element("input"), limits));
+        var tools = ReadTools(fields);
+        var format = ReadFormat(fields.Element("text"));
+        if (tools.Active && format.IsJson)
+        {
+            throw new OpenAiRequestException(OpenAiError.Invalid("'tools' cannot be combined with a JSON 'text.format' (unless 'tool_choice' is 'none').", "text.format"));
+        }
+
+        return new ResponsesRequest(settings, messages, tools, format, instructions);
+    }
+
+    /// <summary>Input as text (one user message) or items: messages, function_call and function_call_output.</summary>
+    private static List<ChatMessage> Input(JsonElement? input, ApiLimits limits)
+    {
+        switch (input)
+        {
+            case { ValueKind: JsonValueKind.String } text:
+                return [new ChatMessage("user", text.GetString()!)];
+            case { ValueKind: JsonValueKind.Array } items when items.GetArrayLength() > 0:
+                if (items.GetArrayLength() > limits.MaxMessages)
+                {
+                    throw new OpenAiRequestException(OpenAiError.Invalid($"'input' holds more than {limits.MaxMessages} items.", "input"));
+                }
+
+                break;
+            case null or { ValueKind: JsonValueKind.Null }:
+                throw new OpenAiRequestException(OpenAiError.Invalid("Missing required parameter: 'input'.", "input", "missing_required_parameter"));
+            default:
+                throw JsonFields.TypeError("input", "a string or a non-empty array of items");
+        }
+
+        var messages = new List<ChatMessage>();
+        var index = 0;
+        foreach (var item in input.Value.EnumerateArray())
+        {
+            var param = $"input[{index++}]";
+            var type = item.ValueKind == JsonValueKind.Object && item.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : "message";
+            switch (type)
+            {
+                case "message":
+                    messages.Add(Message(item, param));
+                    break;
+                case "function_call":
+                    var call = new ToolCall(Required(item, "call_id", param), Required(item, "name", param), Arguments(item, param));
+                    if (messages.Count > 0 && messages[^1] is { Role: "assistant" } previous)
+                    {
+                        messages[^1] = previous with { ToolCalls = [.. previous.ToolCalls ?? [], call] };
+                    }
+                    else
+                    {
+                        messages.Add(new ChatMessage("assistant", string.Empty, [call]));
+                    }
+
+                    break;
+                case "function_call_output":
+                    messages.Add(new ChatMessage("tool", item.TryGetProperty("output", out var output) && output.ValueKind == JsonValueKind.String ? output.GetString()! : throw JsonFields.TypeError($"{param}.output", "a string"),
+                        ToolCallId: Required(item, "call_id", param)));
+                    break;
+                case "reasoning":
+                    break; // an earlier answer's reasoning: these models keep none, so nothing to pass on
+                default:
+                    throw new OpenAiRequestException(OpenAiError.Unsupported($"{param}.type", $"input items of type '{type}'"));
+            }
+        }
+
+        return messages;
+    }
+
+    private static ChatMessage Message(JsonElement item, string param)
+    {
+        var role = item.TryGetProperty("role", out var r) && r.ValueKind == JsonValueKind.String ? r.GetString()! : null;
+        role = role switch
+        {
+            "user" or "assistant" or "system" => role,
+            "developer" => "system",
+            _ => throw new OpenAiRequestException(OpenAiError.Invalid($"'{param}.role' must be user, assistant, system or developer.", $"{param}.role")),
+        };
+        if (!item.TryGetProperty("content", out var content))
+        {
+            throw new OpenAiRequestException(OpenAiError.Invalid($"Missing required parameter: '{param}.content'.", $"{param}.content", "missing_required_parameter"));
+        }
+
+        if (content.ValueKind == JsonValueKind.String)
+        {
+            return new ChatMessage(role, content.GetString()!);
+        }
+
+        if (content.ValueKind != JsonValueKind.Array)
+        {
+            throw JsonFields.TypeError($"{param}.content", "a string or an array of content parts");
+        }
+
+        var text = new StringBuilder();
+        var part = 0;
+        foreach (var piece in content.EnumerateArray())
+        {
+            var partParam = $"{param}.content[{part++}]";
+            var type = piece.ValueKind == JsonValueKind.Object && piece.TryGetProperty("type", out var t) ? t.GetString() : null;
+            if (type is not ("input_text" or "output_text" or "text"))
+            {
+                throw new OpenAiRequestException(OpenAiError.Unsupported($"{partParam}.type", $"content of type '{type}' (only text)"));
+            }
+
+            text.Append(piece.TryGetProperty("text", out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : throw JsonFields.TypeError($"{partParam}.text", "a string"));
+        }
+
+        return new ChatMessage(role, text.ToString());
+    }
+
+    private static string Arguments(JsonElement item, string param)
+    {
+        var arguments = item.TryGetProperty("arguments", out var a) && a.ValueKind == JsonValueKind.String ? a.GetString()! : throw JsonFields.TypeError($"{param}.arguments", "a string");
+        try
+        {
+            using var parsed = JsonDocument.Parse(arguments.Length == 0 ? "{}" : arguments);
+            return arguments.Length == 0 ? "{}" : arguments;
+        }
+        catch (JsonException)
+        {
+            throw new OpenAiRequestException(OpenAiError.Invalid($"'{param}.arguments' is not valid JSON.", $"{param}.arguments"));
+        }
+    }
+
+    private static string Required(JsonElement item, string name, string param) =>
+        item.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String && value.GetString()!.Length > 0
+            ? value.GetString()!
+            : throw new OpenAiRequestException(OpenAiError.Invalid($"Missing required parameter: '{param}.{name}'.", $"{param}.{name}", "missing_required_parameter"));
+
+    /// <summary>The Responses API's flat function tools, re-shaped as chat's and read by the same rules.</summary>
+    private static ToolUse ReadTools(JsonFields fields)
+    {
+        var tools = fields.Element("tools") is { ValueKind: JsonValueKind.Array } list
+            ? list.EnumerateArray().Select(tool => tool.ValueKind == JsonValueKind.Object && tool.TryGetProperty("type", out var t) && t.GetString() == "function"
+                ? new Dictionary<string, object?>
+                {
+                    ["type"] = "function",
+                    ["function"] = tool.EnumerateObject().Where(p => p.Name != "type").ToDictionary(p => p.Name, p => (object?)p.Value),
+                }
+                : throw new OpenAiRequestException(OpenAiError.Unsupported("tools", $"tools of type '{(tool.ValueKind == JsonValueKind.Object && tool.TryGetProperty("type", out var kind) ? kind.GetString() : "?")}' (only function)"))).ToList()
+            : null;
+        var choice = fields.Element("tool_choice") is { ValueKind: JsonValueKind.Object } named && named.TryGetProperty("name", out var name)
+            ? (object)new Dictionary<string, object?> { ["type"] = "function", ["function"] = new Dictionary<string, object?> { ["name"] = name } }
+            : fields.Element("tool_choice");
+        var chat = JsonSerializer.Serialize(new Dictionary<string, object?>
+        {
+            ["tools"] = tools,
+            ["tool_choice"] = choice,
+            ["parallel_tool_calls"] = fields.Element("parallel_tool_calls"),
+        }.Where(p => p.Value is not null).ToDictionary());
+        using var document = JsonDocument.Parse(chat);
+        return ToolUse.Read(new JsonFields(document));
+    }
+
+    private static ResponseFormat ReadFormat(JsonElement? text)
+    {
+        if (text is not { ValueKind: JsonValueKind.Object } config || !config.TryGetProperty("format", out var format) || format.ValueKind != JsonValueKind.Object)
+        {
+            return ResponseFormat.Text;
+        }
+
+        // The Responses API writes json_schema's fields beside its type; chat nests them under "json_schema".
+        var type = format.TryGetProperty("type", out var t) ? t.GetString() : null;
+        var chat = type == "json_schema"
+            ? JsonSerializer.Serialize(new { response_format = new { type, json_schema = format.EnumerateObject().Where(p => p.Name != "type").ToDictionary(p => p.Name, p => p.Value) } })
+            : JsonSerializer.Serialize(new { response_format = format });
+        using var document = JsonDocument.Parse(chat);
+        try
+        {
+            return ResponseFormat.Read(new JsonFields(document));
+        }
+        catch (OpenAiRequestException refused)
+        {
+            throw new OpenAiRequestException(refused.Error with { Param = refused.Error.Param?.Replace("response_format.json_schema", "text.format", StringComparison.Ordinal).Replace("response_format", "text.format", StringComparison.Ordinal) });
+        }
+    }
+}

@@ -1,0 +1,115 @@
+using System.ClientModel;
+using System.Text;
+using System.Text.Json;
+using Appliance.Tests.Common;
+using Json.Schema;
+using OpenAI;
+using OpenAI.Responses;
+
+#pragma warning disable OPENAI001 // the Responses client is marked experimental in the SDK
+
+namespace Appliance.IntegrationTests.OpenAi;
+
+/// <summary>The Responses API (stateless) through the official OpenAI .NET SDK's ResponsesClient.</summary>
+[Collection(ApplianceServerCollection.Name)]
+public sealed class ResponsesSdkTests(ApplianceServer server)
+{
+    private const string WeatherParameters = """{"type":"object","properties":{"city":{"type":"string","maxLength":30}},"required":["city"],"additionalProperties":false}""";
+
+    private ResponsesClient Client() => new OpenAIClient(new ApiKeyCredential(server.Token), new OpenAIClientOptions { Endpoint = server.ApiBase }).GetResponsesClient();
+
+    private static CreateResponseOptions Hello(int maxTokens = 12) => new(ApplianceServer.Model, [ResponseItem.CreateUserMessageItem("Say something.")])
+    {
+        Instructions = "You are terse.",
+        MaxOutputTokenCount = maxTokens,
+        Temperature = 0,
+        StoredOutputEnabled = false,
+    };
+
+    [Fact]
+    public async Task A_response_has_output_text_usage_and_an_incomplete_status_at_the_token_limit()
+    {
+        ResponseResult result = await Client().CreateResponseAsync(Hello());
+
+        Assert.StartsWith("resp_", result.Id, StringComparison.Ordinal);
+        Assert.False(string.IsNullOrEmpty(result.GetOutputText()));
+        Assert.Equal(ResponseStatus.Incomplete, result.Status);
+        Assert.Equal(12, result.Usage.OutputTokenCount);
+        Assert.True(result.Usage.InputTokenCount > 5);
+    }
+
+    [Fact]
+    public async Task Streamed_deltas_join_into_the_same_text_and_end_with_the_whole_response()
+    {
+        ResponseResult whole = await Client().CreateResponseAsync(Hello());
+        var text = new StringBuilder();
+        ResponseResult? final = null;
+        var streamed = Hello();
+        streamed.StreamingEnabled = true;
+        await foreach (var update in await Client().CreateResponseStreamingAsync(streamed))
+        {
+            if (update is StreamingResponseOutputTextDeltaUpdate delta)
+            {
+                text.Append(delta.Delta);
+            }
+            else if (update is StreamingResponseIncompleteUpdate incomplete)
+            {
+                final = incomplete.Response;
+            }
+        }
+
+        Assert.Equal(whole.GetOutputText(), text.ToString());
+        Assert.NotNull(final);
+        Assert.Equal(whole.GetOutputText(), final.GetOutputText());
+    }
+
+    [Fact]
+    public async Task A_required_function_call_comes_back_as_a_function_call_item_and_its_output_can_be_sent_back()
+    {
+        var options = Hello(120);
+        options.Tools.Add(ResponseTool.CreateFunctionTool("get_weather", BinaryData.FromString(WeatherParameters), true, "Current weather in a city"));
+        options.ToolChoice = ResponseToolChoice.CreateRequiredChoice();
+        ResponseResult result = await Client().CreateResponseAsync(options);
+
+        var call = result.OutputItems.OfType<FunctionCallResponseItem>().First();
+        Assert.Equal("get_weather", call.FunctionName);
+        Assert.Null(StructuredOutputSchemas.Problem(JsonSchema.FromText(WeatherParameters), call.FunctionArguments.ToString()));
+
+        // Stateless: the next turn sends the call and its output back as input items.
+        var next = new CreateResponseOptions(ApplianceServer.Model, [ResponseItem.CreateUserMessageItem("Weather in Paris?"), call, ResponseItem.CreateFunctionCallOutputItem(call.CallId, "21 degrees")])
+        {
+            MaxOutputTokenCount = 8,
+            StoredOutputEnabled = false,
+        };
+        next.Tools.Add(ResponseTool.CreateFunctionTool("get_weather", BinaryData.FromString(WeatherParameters), true));
+        ResponseResult answered = await Client().CreateResponseAsync(next);
+        Assert.True(answered.Usage.InputTokenCount > result.Usage.InputTokenCount);
+    }
+
+    [Fact]
+    public async Task A_json_schema_text_format_gives_valid_json()
+    {
+        const string Schema = """{"type":"object","properties":{"name":{"type":"string","maxLength":20},"tags":{"type":"array","items":{"enum":["a","b"]},"maxItems":3}},"required":["name","tags"],"additionalProperties":false}""";
+        var options = Hello(120);
+        options.Temperature = 1f;
+        options.TextOptions = new ResponseTextOptions { TextFormat = ResponseTextFormat.CreateJsonSchemaFormat("card", BinaryData.FromString(Schema), jsonSchemaIsStrict: true) };
+        ResponseResult result = await Client().CreateResponseAsync(options);
+
+        Assert.Null(StructuredOutputSchemas.Problem(JsonSchema.FromText(Schema), result.GetOutputText()));
+        Assert.Equal(ResponseStatus.Completed, result.Status);
+    }
+
+    [Theory]
+    [InlineData("""{"model":"tiny","input":"x","store":true}""", "store")]
+    [InlineData("""{"model":"tiny","input":"x","previous_response_id":"resp_1"}""", "previous_response_id")]
+    [InlineData("""{"model":"tiny","input":"x","tools":[{"type":"web_search"}]}""", "tools")]
+    [InlineData("""{"model":"tiny"}""", "input")]
+    public async Task What_a_stateless_appliance_cannot_do_is_refused_by_name(string body, string param)
+    {
+        using var response = await server.Http.PostAsync("/v1/responses", new StringContent(body, Encoding.UTF8, "application/json"));
+        using var error = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+
+        Assert.Equal(400, (int)response.StatusCode);
+        Assert.Equal(param, error.RootElement.GetProperty("error").GetProperty("param").GetString());
+    }
+}
