@@ -24,7 +24,8 @@ internal static class ResponsesApi
         var model = ModelResolution.Resolve(catalog, access, http, request.Settings.Model);
         var settings = request.Settings with { Constraint = request.Tools.ConstraintFor(model) ?? request.Format.ConstraintFor(model), Tools = request.Tools };
         var prompt = model.Engine.Tokenizer.Encode(Render(model, request));
-        var maxTokens = ModelResolution.MaxTokens(model, request.Settings.MaxTokens, prompt.Count);
+        // Without max_output_tokens (Codex sends none) the answer may use what the context leaves, not a chat default.
+        var maxTokens = ModelResolution.MaxTokens(model, request.Settings.MaxTokens ?? Math.Min(limits.MaxTokens, Math.Max(model.ContextLength - prompt.Count, 1)), prompt.Count);
         var audit = RequestAudit.Of(http);
         audit.PromptTokens = prompt.Count;
         audit.Tools = request.Tools.AuditDetail(called: null);
@@ -51,7 +52,11 @@ internal static class ResponsesApi
         {
             await answer.RunAsync(streams, timeout.Token);
         }
-        catch (OperationCanceledException) when (!http.RequestAborted.IsCancellationRequested)
+        catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
+        {
+            GenerationResponder.Finished(http, "cancelled", answer.OutputTokens); // the client left
+        }
+        catch (OperationCanceledException)
         {
             GenerationResponder.Finished(http, "timeout", answer.OutputTokens);
             if (!http.Response.HasStarted)
@@ -170,12 +175,17 @@ internal static class ResponsesApi
             await FinishStreamAsync(output, messageOpen, sent.ToString(), status, incomplete, cancellationToken);
         }
 
-        public Task SendErrorAsync(string code, string message) => Send("error", json.Event("error", w =>
+        /// <summary>An error event, then response.failed: clients wait for a terminal event.</summary>
+        public async Task SendErrorAsync(string code, string message)
         {
-            w.WriteString("code", code);
-            w.WriteString("message", message);
-            w.WriteNull("param");
-        }), CancellationToken.None);
+            await Send("error", json.Event("error", w =>
+            {
+                w.WriteString("code", code);
+                w.WriteString("message", message);
+                w.WriteNull("param");
+            }), CancellationToken.None);
+            await Send("response.failed", json.ResponseEvent("response.failed", "failed", [], inputTokens, OutputTokens, null, (code, message)), CancellationToken.None);
+        }
 
         private async Task<bool> OpenMessageAsync(bool open, CancellationToken cancellationToken)
         {

@@ -22,11 +22,11 @@ internal sealed class ResponsesJson(string id, string model, long createdAt, Res
         json.WriteEndObject();
     });
 
-    public byte[] ResponseEvent(string type, string status, IReadOnlyList<OutputItem>? output, int inputTokens, int outputTokens, string? incompleteReason) =>
+    public byte[] ResponseEvent(string type, string status, IReadOnlyList<OutputItem>? output, int inputTokens, int outputTokens, string? incompleteReason, (string Code, string Message)? error = null) =>
         Event(type, json =>
         {
             json.WritePropertyName("response");
-            WriteResponse(json, status, output, inputTokens, outputTokens, incompleteReason);
+            WriteResponse(json, status, output, inputTokens, outputTokens, incompleteReason, error);
         });
 
     public static void WriteItem(Utf8JsonWriter json, OutputItem item, bool done)
@@ -69,7 +69,7 @@ internal sealed class ResponsesJson(string id, string model, long createdAt, Res
         json.WriteEndObject();
     }
 
-    private void WriteResponse(Utf8JsonWriter json, string status, IReadOnlyList<OutputItem>? output, int inputTokens, int outputTokens, string? incompleteReason)
+    private void WriteResponse(Utf8JsonWriter json, string status, IReadOnlyList<OutputItem>? output, int inputTokens, int outputTokens, string? incompleteReason, (string Code, string Message)? error = null)
     {
         json.WriteStartObject();
         json.WriteString("id", id);
@@ -77,7 +77,18 @@ internal sealed class ResponsesJson(string id, string model, long createdAt, Res
         json.WriteNumber("created_at", createdAt);
         json.WriteString("status", status);
         json.WriteString("model", model);
-        json.WriteNull("error");
+        if (error is { } failure)
+        {
+            json.WriteStartObject("error");
+            json.WriteString("code", failure.Code);
+            json.WriteString("message", failure.Message);
+            json.WriteEndObject();
+        }
+        else
+        {
+            json.WriteNull("error");
+        }
+
         if (incompleteReason is null)
         {
             json.WriteNull("incomplete_details");
@@ -106,7 +117,17 @@ internal sealed class ResponsesJson(string id, string model, long createdAt, Res
 
         json.WriteEndArray();
         json.WriteBoolean("parallel_tool_calls", request.Tools.Parallel);
-        json.WriteString("tool_choice", request.Tools.Choice == "function" ? "required" : request.Tools.Choice);
+        if (request.Tools.Function is { } named)
+        {
+            json.WriteStartObject("tool_choice");
+            json.WriteString("type", "function");
+            json.WriteString("name", named);
+            json.WriteEndObject();
+        }
+        else
+        {
+            json.WriteString("tool_choice", request.Tools.Tools.Count == 0 ? "auto" : request.Tools.Choice);
+        }
         json.WriteStartArray("tools");
         foreach (var tool in request.Tools.Tools)
         {

@@ -14,7 +14,11 @@ internal sealed record ResponsesRequest(GenerationSettings Settings, IReadOnlyLi
 {
     private static readonly HashSet<string> Known =
         ["model", "input", "instructions", "max_output_tokens", "temperature", "top_p", "stream", "tools", "tool_choice", "parallel_tool_calls",
-         "text", "store", "previous_response_id", "user", "metadata", "reasoning", "truncation", "include", "service_tier", "top_logprobs", "background", "prompt_cache_key", "safety_identifier"];
+         "text", "store", "previous_response_id", "user", "metadata", "reasoning", "truncation", "include", "service_tier", "top_logprobs", "background", "prompt_cache_key", "safety_identifier",
+         "client_metadata", "stream_options", "max_tool_calls", "prompt_cache_retention", "conversation", "prompt"];
+
+    /// <summary>Tools the hosted service runs itself (web search...): none exists on an appliance, so they are left out, not refused (clients such as Codex offer them by default).</summary>
+    private static readonly HashSet<string> HostedTools = ["web_search", "web_search_preview", "file_search", "code_interpreter", "image_generation", "computer_use_preview"];
 
     public static ResponsesRequest Read(JsonFields fields, ApiLimits limits)
     {
@@ -27,6 +31,11 @@ internal sealed record ResponsesRequest(GenerationSettings Settings, IReadOnlyLi
         if (fields.Has("previous_response_id"))
         {
             throw new OpenAiRequestException(OpenAiError.Unsupported("previous_response_id", "continuing a stored response (send the conversation as input items)"));
+        }
+
+        foreach (var stateful in new[] { "conversation", "prompt" }.Where(fields.Has))
+        {
+            throw new OpenAiRequestException(OpenAiError.Unsupported(stateful, $"a stored {stateful} (this appliance is stateless)"));
         }
 
         if (fields.OptionalBool("background") == true)
@@ -60,7 +69,18 @@ internal sealed record ResponsesRequest(GenerationSettings Settings, IReadOnlyLi
             messages.Add(new ChatMessage("system", instructions));
         }
 
-        messages.AddRange(Input(fields.Element("input"), limits));
+        foreach (var turn in Input(fields.Element("input"), limits))
+        {
+            // Instructions and developer items become one system turn, consecutive turns of one role one turn: strict
+            // templates (Mistral, Gemma) refuse anything else.
+            if (messages.Count > 0 && messages[^1] is { ToolCalls: null } previous && turn.ToolCalls is null && previous.Role == turn.Role && turn.Role is "system" or "user" or "assistant")
+            {
+                messages[^1] = previous with { Content = previous.Content + "\n\n" + turn.Content };
+                continue;
+            }
+
+            messages.Add(turn);
+        }
         var tools = ReadTools(fields);
         var format = ReadFormat(fields.Element("text"));
         if (tools.Active && format.IsJson)
@@ -96,7 +116,12 @@ internal sealed record ResponsesRequest(GenerationSettings Settings, IReadOnlyLi
         foreach (var item in input.Value.EnumerateArray())
         {
             var param = $"input[{index++}]";
-            var type = item.ValueKind == JsonValueKind.Object && item.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : "message";
+            if (item.ValueKind != JsonValueKind.Object)
+            {
+                throw JsonFields.TypeError(param, "an object");
+            }
+
+            var type = item.TryGetProperty("type", out var t) ? t.ValueKind == JsonValueKind.String ? t.GetString() : throw JsonFields.TypeError($"{param}.type", "a string") : "message";
             switch (type)
             {
                 case "message":
@@ -115,8 +140,7 @@ internal sealed record ResponsesRequest(GenerationSettings Settings, IReadOnlyLi
 
                     break;
                 case "function_call_output":
-                    messages.Add(new ChatMessage("tool", item.TryGetProperty("output", out var output) && output.ValueKind == JsonValueKind.String ? output.GetString()! : throw JsonFields.TypeError($"{param}.output", "a string"),
-                        ToolCallId: Required(item, "call_id", param)));
+                    messages.Add(new ChatMessage("tool", Output(item, param), ToolCallId: Required(item, "call_id", param)));
                     break;
                 case "reasoning":
                     break; // an earlier answer's reasoning: these models keep none, so nothing to pass on
@@ -127,6 +151,17 @@ internal sealed record ResponsesRequest(GenerationSettings Settings, IReadOnlyLi
 
         return messages;
     }
+
+    /// <summary>A function's output: text, or text parts (other parts refused by name).</summary>
+    private static string Output(JsonElement item, string param) => item.TryGetProperty("output", out var output) ? output.ValueKind switch
+    {
+        JsonValueKind.String => output.GetString()!,
+        JsonValueKind.Array => string.Join("\n\n", output.EnumerateArray().Select((part, i) =>
+            part.ValueKind == JsonValueKind.Object && part.TryGetProperty("type", out var t) && t.GetString() is "input_text" or "output_text" && part.TryGetProperty("text", out var text) && text.ValueKind == JsonValueKind.String
+                ? text.GetString()!
+                : throw new OpenAiRequestException(OpenAiError.Unsupported($"{param}.output[{i}]", "tool output other than text")))),
+        _ => throw JsonFields.TypeError($"{param}.output", "a string or text parts"),
+    } : throw new OpenAiRequestException(OpenAiError.Invalid($"Missing required parameter: '{param}.output'.", $"{param}.output", "missing_required_parameter"));
 
     private static ChatMessage Message(JsonElement item, string param)
     {
@@ -192,7 +227,9 @@ internal sealed record ResponsesRequest(GenerationSettings Settings, IReadOnlyLi
     private static ToolUse ReadTools(JsonFields fields)
     {
         var tools = fields.Element("tools") is { ValueKind: JsonValueKind.Array } list
-            ? list.EnumerateArray().Select(tool => tool.ValueKind == JsonValueKind.Object && tool.TryGetProperty("type", out var t) && t.GetString() == "function"
+            ? list.EnumerateArray()
+                .Where(tool => !(tool.ValueKind == JsonValueKind.Object && tool.TryGetProperty("type", out var hosted) && hosted.ValueKind == JsonValueKind.String && HostedTools.Contains(hosted.GetString()!)))
+                .Select(tool => tool.ValueKind == JsonValueKind.Object && tool.TryGetProperty("type", out var t) && t.GetString() == "function"
                 ? new Dictionary<string, object?>
                 {
                     ["type"] = "function",
@@ -200,13 +237,14 @@ internal sealed record ResponsesRequest(GenerationSettings Settings, IReadOnlyLi
                 }
                 : throw new OpenAiRequestException(OpenAiError.Unsupported("tools", $"tools of type '{(tool.ValueKind == JsonValueKind.Object && tool.TryGetProperty("type", out var kind) ? kind.GetString() : "?")}' (only function)"))).ToList()
             : null;
+        tools = tools is { Count: 0 } ? null : tools; // an empty list (what is left once hosted tools are gone) is no tools
         var choice = fields.Element("tool_choice") is { ValueKind: JsonValueKind.Object } named && named.TryGetProperty("name", out var name)
             ? (object)new Dictionary<string, object?> { ["type"] = "function", ["function"] = new Dictionary<string, object?> { ["name"] = name } }
             : fields.Element("tool_choice");
         var chat = JsonSerializer.Serialize(new Dictionary<string, object?>
         {
             ["tools"] = tools,
-            ["tool_choice"] = choice,
+            ["tool_choice"] = tools is null && choice is JsonElement { ValueKind: JsonValueKind.String } mode && mode.GetString() is "auto" or "none" ? null : choice,
             ["parallel_tool_calls"] = fields.Element("parallel_tool_calls"),
         }.Where(p => p.Value is not null).ToDictionary());
         using var document = JsonDocument.Parse(chat);

@@ -75,15 +75,19 @@ public sealed class ResponsesSdkTests(ApplianceServer server)
         Assert.Equal("get_weather", call.FunctionName);
         Assert.Null(StructuredOutputSchemas.Problem(JsonSchema.FromText(WeatherParameters), call.FunctionArguments.ToString()));
 
-        // Stateless: the next turn sends the call and its output back as input items.
-        var next = new CreateResponseOptions(ApplianceServer.Model, [ResponseItem.CreateUserMessageItem("Weather in Paris?"), call, ResponseItem.CreateFunctionCallOutputItem(call.CallId, "21 degrees")])
+        // Stateless: the next turn sends the call and its output back as input items, and both reach the prompt.
+        async Task<int> InputTokens(params ResponseItem[] items)
         {
-            MaxOutputTokenCount = 8,
-            StoredOutputEnabled = false,
-        };
-        next.Tools.Add(ResponseTool.CreateFunctionTool("get_weather", BinaryData.FromString(WeatherParameters), true));
-        ResponseResult answered = await Client().CreateResponseAsync(next);
-        Assert.True(answered.Usage.InputTokenCount > result.Usage.InputTokenCount);
+            var next = new CreateResponseOptions(ApplianceServer.Model, items) { MaxOutputTokenCount = 2, StoredOutputEnabled = false };
+            next.Tools.Add(ResponseTool.CreateFunctionTool("get_weather", BinaryData.FromString(WeatherParameters), true));
+            return (await Client().CreateResponseAsync(next)).Value.Usage.InputTokenCount;
+        }
+
+        var question = ResponseItem.CreateUserMessageItem("Weather in Paris?");
+        var withCall = await InputTokens(question, call);
+        var withOutput = await InputTokens(question, call, ResponseItem.CreateFunctionCallOutputItem(call.CallId, "21 degrees and sunny over the whole city"));
+        Assert.True(withCall > await InputTokens(question) + 5);
+        Assert.True(withOutput > withCall + 5);
     }
 
     [Fact]
@@ -99,10 +103,22 @@ public sealed class ResponsesSdkTests(ApplianceServer server)
         Assert.Equal(ResponseStatus.Completed, result.Status);
     }
 
+    [Fact]
+    public async Task Hosted_tools_such_as_web_search_are_left_out_rather_than_refused()
+    {
+        using var response = await server.Http.PostAsync("/v1/responses", new StringContent(
+            """{"model":"tiny","input":"x","max_output_tokens":3,"store":false,"tools":[{"type":"web_search","external_web_access":false}],"client_metadata":{"a":"b"}}""", Encoding.UTF8, "application/json"));
+        using var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+
+        Assert.Equal(200, (int)response.StatusCode);
+        Assert.Equal(0, body.RootElement.GetProperty("tools").GetArrayLength());
+    }
+
     [Theory]
     [InlineData("""{"model":"tiny","input":"x","store":true}""", "store")]
     [InlineData("""{"model":"tiny","input":"x","previous_response_id":"resp_1"}""", "previous_response_id")]
-    [InlineData("""{"model":"tiny","input":"x","tools":[{"type":"web_search"}]}""", "tools")]
+    [InlineData("""{"model":"tiny","input":"x","tools":[{"type":"local_shell"}]}""", "tools")]
+    [InlineData("""{"model":"tiny","input":"x","conversation":"conv_1"}""", "conversation")]
     [InlineData("""{"model":"tiny"}""", "input")]
     public async Task What_a_stateless_appliance_cannot_do_is_refused_by_name(string body, string param)
     {
