@@ -437,7 +437,10 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
         var contextFull = sequence.Tokens.Count >= Model.ContextLength;
         var (text, finish) = sequence.Output.Accept(token, contextFull);
         var usage = finish is null ? (GenerationUsage?)null : new GenerationUsage(sequence.PromptLength, sequence.Output.CompletionTokens, sequence.QueueMilliseconds);
-        sequence.Writer.TryWrite(new GenerationDelta(text, [token], logprob is null ? null : [logprob], finish, usage));
+        sequence.Writer.TryWrite(new GenerationDelta(text, [token], logprob is null ? null : [logprob], finish, usage)
+        {
+            StopString = finish == FinishReason.Stop ? sequence.Output.MatchedStopString : null,
+        });
         if (finish is not null)
         {
             Finish(sequence, null);

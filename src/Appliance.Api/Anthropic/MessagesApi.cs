@@ -109,6 +109,8 @@ internal static class MessagesApi
     /// <summary>One answer being generated: collected into a message, or streamed as Anthropic's events.</summary>
     private sealed class Answer(HttpContext http, ServedModel model, GenerationSettings settings, string requestedModel, string id, int inputTokens)
     {
+        private string? _stopString;
+
         public int OutputTokens { get; private set; }
 
         public async Task CollectAsync(ChoiceStreams streams, CancellationToken cancellationToken)
@@ -129,11 +131,11 @@ internal static class MessagesApi
             }
 
             var (content, calls) = Read(text.ToString());
-            var stop = StopReason(finish, calls);
+            var stop = StopReason(finish, calls, _stopString);
             GenerationResponder.Finished(http, AuditReason(stop), OutputTokens);
             RequestAudit.Of(http).Tools = settings.Tools?.AuditDetail(calls);
             http.Response.ContentType = "application/json";
-            await http.Response.Body.WriteAsync(MessagesJson.Message(id, requestedModel, content, calls, stop, inputTokens, OutputTokens), http.RequestAborted);
+            await http.Response.Body.WriteAsync(MessagesJson.Message(id, requestedModel, content, calls, stop, calls.Count > 0 ? null : _stopString, inputTokens, OutputTokens), http.RequestAborted);
         }
 
         public async Task StreamAsync(ChoiceStreams streams, CancellationToken cancellationToken)
@@ -204,10 +206,10 @@ internal static class MessagesApi
                 await Send("content_block_stop", MessagesJson.BlockStop(index), cancellationToken);
             }
 
-            var stop = StopReason(finish, calls);
+            var stop = StopReason(finish, calls, _stopString);
             GenerationResponder.Finished(http, AuditReason(stop), OutputTokens);
             RequestAudit.Of(http).Tools = settings.Tools?.AuditDetail(calls);
-            await Send("message_delta", MessagesJson.MessageDelta(stop, OutputTokens), cancellationToken);
+            await Send("message_delta", MessagesJson.MessageDelta(stop, calls.Count > 0 ? null : _stopString, OutputTokens), cancellationToken);
             await Send("message_stop", MessagesJson.MessageStop(), cancellationToken);
         }
 
@@ -219,6 +221,7 @@ internal static class MessagesApi
             if (delta.FinishReason is not null)
             {
                 OutputTokens = delta.Usage?.CompletionTokens ?? OutputTokens;
+                _stopString = delta.StopString;
             }
         }
 
@@ -241,8 +244,8 @@ internal static class MessagesApi
             _ => "stop",
         };
 
-        private static string StopReason(FinishReason? finish, IReadOnlyList<ToolCall> calls) =>
-            calls.Count > 0 ? "tool_use" : finish == FinishReason.Length ? "max_tokens" : "end_turn";
+        private static string StopReason(FinishReason? finish, IReadOnlyList<ToolCall> calls, string? stopString) =>
+            calls.Count > 0 ? "tool_use" : finish == FinishReason.Length ? "max_tokens" : stopString is not null ? "stop_sequence" : "end_turn";
 
         private async Task Send(string type, byte[] data, CancellationToken cancellationToken)
         {

@@ -7,7 +7,7 @@ namespace Appliance.Api.Anthropic;
 /// <summary>Anthropic's message object and its streaming events, written as the Messages API writes them.</summary>
 internal static class MessagesJson
 {
-    public static byte[] Message(string id, string model, string? text, IReadOnlyList<ToolCall> calls, string stopReason, int inputTokens, int outputTokens) =>
+    public static byte[] Message(string id, string model, string? text, IReadOnlyList<ToolCall> calls, string stopReason, string? stopSequence, int inputTokens, int outputTokens) =>
         Write(json =>
         {
             StartMessage(json, id, model);
@@ -37,7 +37,7 @@ internal static class MessagesJson
 
             json.WriteEndArray();
             json.WriteString("stop_reason", stopReason);
-            json.WriteNull("stop_sequence");
+            StopSequence(json, stopSequence);
             Usage(json, inputTokens, outputTokens);
             json.WriteEndObject();
         });
@@ -95,14 +95,14 @@ internal static class MessagesJson
 
     public static byte[] BlockStop(int index) => Event("content_block_stop", index, _ => { });
 
-    public static byte[] MessageDelta(string stopReason, int outputTokens) =>
+    public static byte[] MessageDelta(string stopReason, string? stopSequence, int outputTokens) =>
         Write(json =>
         {
             json.WriteStartObject();
             json.WriteString("type", "message_delta");
             json.WriteStartObject("delta");
             json.WriteString("stop_reason", stopReason);
-            json.WriteNull("stop_sequence");
+            StopSequence(json, stopSequence);
             json.WriteEndObject();
             json.WriteStartObject("usage");
             json.WriteNumber("output_tokens", outputTokens);
@@ -134,6 +134,18 @@ internal static class MessagesJson
         json.WriteNumber("input_tokens", count);
         json.WriteEndObject();
     });
+
+    private static void StopSequence(Utf8JsonWriter json, string? stopSequence)
+    {
+        if (stopSequence is null)
+        {
+            json.WriteNull("stop_sequence");
+        }
+        else
+        {
+            json.WriteString("stop_sequence", stopSequence);
+        }
+    }
 
     private static void StartMessage(Utf8JsonWriter json, string id, string model)
     {

@@ -12,6 +12,9 @@ internal sealed class OutputProcessor(ITokenizer tokenizer, SamplingParams param
 
     public int CompletionTokens { get; private set; }
 
+    /// <summary>The stop string that ended the sequence, or null (end token, length, or still running).</summary>
+    public string? MatchedStopString => _stops.Matched;
+
     /// <summary>Processes a sampled token; returns the text to emit and the finish reason when the sequence ends.</summary>
     public (string Text, FinishReason? Finish) Accept(int token, bool contextFull)
     {

@@ -10,6 +10,9 @@ public sealed class StopStringFilter(IReadOnlyList<string> stopStrings)
 
     public bool Stopped { get; private set; }
 
+    /// <summary>The stop string that ended the text (the earliest in it; the longest of those starting there), or null.</summary>
+    public string? Matched { get; private set; }
+
     /// <summary>Adds text and returns the part that is safe to emit.</summary>
     public string Push(string text)
     {
@@ -28,6 +31,8 @@ public sealed class StopStringFilter(IReadOnlyList<string> stopStrings)
         if (stopAt >= 0)
         {
             Stopped = true;
+            Matched = stopStrings.Where(stop => string.CompareOrdinal(combined, stopAt, stop, 0, stop.Length) == 0 && stopAt + stop.Length <= combined.Length)
+                .MaxBy(stop => stop.Length);
             _held = string.Empty;
             return combined[..stopAt];
         }

@@ -15,4 +15,8 @@ public sealed record GenerationDelta(
     IReadOnlyList<int> TokenIds,
     IReadOnlyList<TokenLogprob>? Logprobs,
     FinishReason? FinishReason,
-    GenerationUsage? Usage);
+    GenerationUsage? Usage)
+{
+    /// <summary>On the last delta of a request a stop string ended: that string (Anthropic's stop_sequence).</summary>
+    public string? StopString { get; init; }
+}

@@ -40,4 +40,16 @@ public sealed class StopStringFilterTests
         var filter = new StopStringFilter([]);
         Assert.Equal("anything", filter.Push("anything"));
     }
+
+    [Fact]
+    public void The_stop_string_that_matched_is_known_even_when_it_arrived_in_pieces()
+    {
+        var filter = new StopStringFilter(["END", "STOP", "ST"]);
+
+        Assert.Equal("Hello ", filter.Push("Hello S"));
+        Assert.Null(filter.Matched);
+        Assert.Equal(string.Empty, filter.Push("TOP and END"));
+        Assert.True(filter.Stopped);
+        Assert.Equal("STOP", filter.Matched); // the earliest match, the longest of those starting there
+    }
 }

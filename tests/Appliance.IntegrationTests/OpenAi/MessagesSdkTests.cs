@@ -223,4 +223,19 @@ public sealed class MessagesSdkTests(ApplianceServer server)
         using var counted = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
         return counted.RootElement.GetProperty("input_tokens").GetInt32();
     }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_matched_stop_sequence_is_named_in_the_answer(bool stream)
+    {
+        using var response = await Post("/v1/messages", $$"""{"model":"tiny","max_tokens":60,"stream":{{(stream ? "true" : "false")}},"stop_sequences":[" ","e","a"],"messages":[{"role":"user","content":"Say something."}]}""");
+        var body = await response.Content.ReadAsStringAsync();
+        var final = stream
+            ? JsonDocument.Parse(body.Split('\n').Where(l => l.StartsWith("data: ", StringComparison.Ordinal)).Select(l => l[6..]).Single(l => l.Contains("message_delta", StringComparison.Ordinal))).RootElement.GetProperty("delta")
+            : JsonDocument.Parse(body).RootElement;
+
+        Assert.Equal("stop_sequence", final.GetProperty("stop_reason").GetString());
+        Assert.Contains(final.GetProperty("stop_sequence").GetString(), new[] { " ", "e", "a" });
+    }
 }
