@@ -31,18 +31,12 @@ internal static class MessagesApi
         audit.Tools = request.Tools.AuditDetail(called: null);
         if (content.Records(model.Id))
         {
-            audit.RecordContent(System.Text.Json.JsonSerializer.Serialize(request.Messages.Select(m => new
-            {
-                role = m.Role,
-                content = m.Content,
-                tool_calls = m.ToolCalls?.Select(c => new { id = c.Id, name = c.Name, arguments = c.Arguments }),
-                tool_call_id = m.ToolCallId,
-            })));
+            audit.RecordConversation(request.Messages);
         }
 
         using var quota = await ModelResolution.AcceptAsync(recorder, http);
         var id = "msg_" + Guid.NewGuid().ToString("N")[..24];
-        var tenant = (http.RequestServices.GetService(typeof(ITenancy)) as ITenancy)?.TenantOf(http.User) ?? string.Empty;
+        var tenant = Tenancy.Of(http);
         await using var streams = ChoiceStreams.Submit(model, [new ChoiceInput(0, prompt)], settings, maxTokens, id, tenant, limits.RequestTimeout);
         audit.FinishReason = "cancelled";
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted);

@@ -49,6 +49,16 @@ public sealed class RequestAudit(long startedAt)
     /// <summary>Starts recording content for this request (the model's configuration asks for it).</summary>
     public void RecordContent(string prompt) => Prompt = prompt;
 
+    /// <summary>Records a conversation the same way whichever API dialect brought it (roles, text, tool calls and results).</summary>
+    public void RecordConversation(IEnumerable<Appliance.Prompting.ChatMessage> messages) =>
+        RecordContent(System.Text.Json.JsonSerializer.Serialize(messages.Select(m => new
+        {
+            role = m.Role,
+            content = m.Content,
+            tool_calls = m.ToolCalls?.Select(c => new { id = c.Id, name = c.Name, arguments = c.Arguments }),
+            tool_call_id = m.ToolCallId,
+        })));
+
     public void AppendCompletion(int choice, string text)
     {
         if (Prompt is null || text.Length == 0)

@@ -28,13 +28,7 @@ internal static class ChatCompletionsApi
         RequestAudit.Of(http).PromptTokens = prompt.Count;
         if (content.Records(model.Id))
         {
-            RequestAudit.Of(http).RecordContent(System.Text.Json.JsonSerializer.Serialize(request.Messages.Select(m => new
-            {
-                role = m.Role,
-                content = m.Content,
-                tool_calls = m.ToolCalls?.Select(c => new { id = c.Id, name = c.Name, arguments = c.Arguments }),
-                tool_call_id = m.ToolCallId,
-            })));
+            RequestAudit.Of(http).RecordConversation(request.Messages);
         }
 
         using var quota = await ModelResolution.AcceptAsync(recorder, http);

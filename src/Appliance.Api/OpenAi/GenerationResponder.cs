@@ -22,7 +22,7 @@ internal static class GenerationResponder
         int promptTokens,
         ApiLimits limits)
     {
-        var tenant = (http.RequestServices.GetService(typeof(ITenancy)) as ITenancy)?.TenantOf(http.User) ?? string.Empty;
+        var tenant = Tenancy.Of(http);
         await using var streams = ChoiceStreams.Submit(model, choices, settings, maxTokens, header.Id, tenant, limits.RequestTimeout);
         var audit = Audit.RequestAudit.Of(http);
         audit.FinishReason = "cancelled"; // until a choice says otherwise: a client that leaves or a timeout ends it so
