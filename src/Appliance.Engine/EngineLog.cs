@@ -19,4 +19,7 @@ internal static partial class EngineLog
 
     [LoggerMessage(EventId = 1005, Level = LogLevel.Warning, Message = "Engine loop for model {ModelId} restarted after {Restarts} crashes")]
     public static partial void LoopRestarted(ILogger logger, string modelId, long restarts);
+
+    [LoggerMessage(EventId = 1006, Level = LogLevel.Warning, Message = "Prefix cache of model {ModelId}: a block copy failed; the cache was emptied and requests compute their prompts")]
+    public static partial void PrefixCopyFailed(ILogger logger, Exception exception, string modelId);
 }

@@ -21,6 +21,7 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
     private readonly ILogger _logger;
     private readonly Random _seedSource;
     private Scheduler _scheduler; // replaced, with the KV cache bookkeeping, when the loop restarts after a crash
+    private readonly PrefixCache? _prefix;
     private readonly TokenSampler _sampler;
     private readonly ConcurrentQueue<Sequence> _incoming = new();
     private readonly SemaphoreSlim _wakeUp = new(0);
@@ -64,7 +65,12 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
         // A family's end-of-turn token (tokenizer_config's eos_token) ends generation like the model's EOS ids.
         _stopTokenIds = info.EosTokenIds.Concat(extraStopTokenIds ?? []).ToHashSet();
         _kvCache = new KvCacheManager(options.KvCacheTokens ?? (_options.MaxBatchSize * info.ContextLength));
-        _scheduler = new Scheduler(_options, _kvCache, info.ContextLength);
+        if (runner.PrefixBlocks is { BlockCapacity: > 0 } store)
+        {
+            _prefix = new PrefixCache(store, exception => EngineLog.PrefixCopyFailed(_logger, exception, info.Id));
+        }
+
+        _scheduler = NewScheduler();
         _sampler = new TokenSampler(info.VocabularySize);
         _thread = new Thread(Loop) { IsBackground = true, Name = $"engine-{info.Id}" };
         _thread.Start();
@@ -85,6 +91,12 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
     public int KvCacheUsedTokens => Volatile.Read(ref _kvUsedTokens);
 
     public int KvCacheCapacityTokens => _kvCache.CapacityTokens;
+
+    /// <summary>Prompt tokens looked up in the prefix cache, and how many were found there (zeros without a cache).</summary>
+    public (long LookupTokens, long HitTokens) PrefixCacheCounters => _prefix?.Counters ?? (0, 0);
+
+    /// <summary>Tokens the prefix cache can hold; 0 when the runner has no block pool.</summary>
+    public long PrefixCacheCapacityTokens => _prefix is null ? 0 : (long)_prefix.CapacityBlocks * _prefix.BlockTokens;
 
     /// <summary>Times a running request was sent back to the queue to let another tenant in.</summary>
     public long Preemptions => Interlocked.Read(ref _preemptions);
@@ -329,7 +341,8 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
         }
 
         _kvCache = new KvCacheManager(_kvCache.CapacityTokens);
-        _scheduler = new Scheduler(_options, _kvCache, Model.ContextLength);
+        _prefix?.Clear();
+        _scheduler = NewScheduler();
         // Each waiting request was counted once when submitted (or preempted); uncount exactly those, so that a
         // concurrent submission's count survives.
         Interlocked.Add(ref _queued, -held.Count(sequence => sequence.Status == SequenceStatus.Waiting));
@@ -356,8 +369,7 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
         var plan = _scheduler.Schedule();
         foreach (var preempted in plan.Preempted)
         {
-            // Back in the queue: its KV rows go, its tokens are recomputed when it is admitted again.
-            _runner.Release(preempted.Id);
+            // Back in the queue (the scheduler released its KV rows, after saving them to the prefix cache).
             Interlocked.Increment(ref _queued);
             Interlocked.Increment(ref _preemptions);
         }
@@ -425,6 +437,11 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
                 continue; // more prompt chunks to go
             }
 
+            if (sequence.Status == SequenceStatus.Prefilling)
+            {
+                _prefix?.Save(sequence); // the prompt is in: requests sharing its start can reuse it from now on
+            }
+
             sequence.Status = SequenceStatus.Running;
             Update(sequence, logits.Span.Slice(i * vocabulary, vocabulary));
         }
@@ -436,7 +453,7 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
         sequence.Tokens.Add(token);
         var contextFull = sequence.Tokens.Count >= Model.ContextLength;
         var (text, finish) = sequence.Output.Accept(token, contextFull);
-        var usage = finish is null ? (GenerationUsage?)null : new GenerationUsage(sequence.PromptLength, sequence.Output.CompletionTokens, sequence.QueueMilliseconds);
+        var usage = finish is null ? (GenerationUsage?)null : UsageOf(sequence);
         sequence.Writer.TryWrite(new GenerationDelta(text, [token], logprob is null ? null : [logprob], finish, usage)
         {
             StopString = finish == FinishReason.Stop ? sequence.Output.MatchedStopString : null,
@@ -454,10 +471,20 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
             _serviceRate.Finished(System.Diagnostics.Stopwatch.GetElapsedTime(admitted));
         }
 
+        if (error is null)
+        {
+            _prefix?.Save(sequence); // with its answer: the next turn of a conversation starts with it
+        }
+
         _scheduler.Finish(sequence);
         _runner.Release(sequence.Id);
         Complete(sequence, error);
     }
+
+    private static GenerationUsage UsageOf(Sequence sequence) =>
+        new(sequence.PromptLength, sequence.Output.CompletionTokens, sequence.QueueMilliseconds) { CachedPromptTokens = sequence.CachedPromptTokens };
+
+    private Scheduler NewScheduler() => new(_options, _kvCache, Model.ContextLength, _prefix, id => _runner.Release(id));
 
     /// <summary>Ends a request's stream; the engine no longer holds it.</summary>
     private void Complete(Sequence sequence, Exception? error)
@@ -476,7 +503,7 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
         var unfinished = _live.Values.ToList();
         foreach (var sequence in unfinished)
         {
-            sequence.Writer.TryWrite(new GenerationDelta(string.Empty, [], null, FinishReason.Cancelled, new GenerationUsage(sequence.PromptLength, sequence.Output.CompletionTokens, sequence.QueueMilliseconds)));
+            sequence.Writer.TryWrite(new GenerationDelta(string.Empty, [], null, FinishReason.Cancelled, UsageOf(sequence)));
             Complete(sequence, null);
             try
             {

@@ -25,4 +25,7 @@ public interface IModelRunner : IDisposable
 
     /// <summary>Forgets a sequence's KV state. Unknown ids are ignored.</summary>
     void Release(long sequenceId);
+
+    /// <summary>The runner's pool for prefix caching; null when it has none (the engine then computes every prompt).</summary>
+    IPrefixBlockStore? PrefixBlocks => null;
 }

@@ -30,8 +30,12 @@ public abstract class TinyModelFixture : IDisposable
     /// <summary>Greedy tokens of the C# reference forward pass.</summary>
     public List<int> Greedy(IReadOnlyList<int> prompt, int maxNewTokens) => _reference.Value.GenerateGreedy(prompt, maxNewTokens);
 
-    public OnnxDecoderRunner CreateRunner(int maxBatchSize = 8, long? logitsBudgetBytes = null) =>
-        new(ModelFolder.Open(Folder), "tiny", new RunnerOptions { MaxBatchSize = maxBatchSize, IntraOpThreads = 2, LogitsBudgetBytes = logitsBudgetBytes });
+    public OnnxDecoderRunner CreateRunner(int maxBatchSize = 8, long? logitsBudgetBytes = null, int? prefixCacheTokens = null, int prefixBlockTokens = RunnerOptions.DefaultPrefixBlockTokens) =>
+        new(ModelFolder.Open(Folder), "tiny", new RunnerOptions
+        {
+            MaxBatchSize = maxBatchSize, IntraOpThreads = 2, LogitsBudgetBytes = logitsBudgetBytes,
+            PrefixCacheTokens = prefixCacheTokens, PrefixBlockTokens = prefixBlockTokens,
+        });
 
     public GenerationEngine CreateEngine(SchedulerOptions? options = null)
     {

@@ -52,6 +52,11 @@ public static class NodeAdminApi
                     replica = r.Replica, device = r.DeviceId, healthy = r.Healthy, running = r.Running, queued = r.Queued,
                     kvCacheUsedTokens = r.KvCacheUsedTokens, kvCacheCapacityTokens = r.KvCacheCapacityTokens,
                     memoryBytes = r.MemoryBytes, loadedAt = r.LoadedAt,
+                    prefixCache = new
+                    {
+                        capacityTokens = r.PrefixCache.CapacityTokens, lookupTokens = r.PrefixCache.LookupTokens,
+                        hitTokens = r.PrefixCache.HitTokens, hitRate = r.PrefixCache.HitRate,
+                    },
                     memory = r.Memory is not { } m ? null : new
                     {
                         deviceBytes = m.DeviceBytes, hostBytes = m.HostBytes, weightsBytes = m.WeightsBytes, kvCacheBytes = m.KvCacheBytes,

@@ -14,7 +14,18 @@ public sealed record ReplicaState(
     DateTimeOffset LoadedAt,
     long Preemptions = 0,
     ReplicaMemory? Memory = null,
-    long Restarts = 0);
+    long Restarts = 0)
+{
+    /// <summary>Prompt tokens looked up in the replica's prefix cache, and how many were found there.</summary>
+    public PrefixCacheState PrefixCache { get; init; } = new(0, 0, 0);
+}
+
+/// <summary>A replica's prefix cache: its size, and the prompt tokens looked up and found since it started.</summary>
+public sealed record PrefixCacheState(long CapacityTokens, long LookupTokens, long HitTokens)
+{
+    /// <summary>Share of looked-up prompt tokens served from the cache; null before any lookup.</summary>
+    public double? HitRate => LookupTokens == 0 ? null : (double)HitTokens / LookupTokens;
+}
 
 /// <summary>
 /// Where a replica's memory goes: on its device the weights, the KV cache (its element type, for the context and batch

@@ -44,6 +44,7 @@ internal static class GenerationResponder
         var logprobs = choices.ToDictionary(c => c.Index, _ => new List<TokenLogprob>());
         var finish = new Dictionary<int, FinishReason>();
         var completionTokens = 0;
+        int? cachedTokens = null;
         try
         {
             await foreach (var item in streams.ReadAllAsync(cancellationToken))
@@ -69,6 +70,7 @@ internal static class GenerationResponder
                 {
                     finish[item.Index] = reason;
                     completionTokens += delta.Usage?.CompletionTokens ?? 0;
+                    cachedTokens = CachedForEvery(cachedTokens, delta.Usage);
                 }
             }
         }
@@ -88,8 +90,12 @@ internal static class GenerationResponder
             Audit.RequestAudit.Of(http).Tools = tools.AuditDetail(results.SelectMany(r => r.ToolCalls ?? []));
         }
         http.Response.ContentType = "application/json";
-        await http.Response.Body.WriteAsync(OpenAiJson.Completion(header, results, new GenerationUsage(promptTokens, completionTokens), model.Engine.Tokenizer), http.RequestAborted);
+        await http.Response.Body.WriteAsync(OpenAiJson.Completion(header, results, new GenerationUsage(promptTokens, completionTokens) { CachedPromptTokens = cachedTokens ?? 0 }, model.Engine.Tokenizer), http.RequestAborted);
     }
+
+    /// <summary>The prompt is counted once for all choices: its cached part is what every choice found cached.</summary>
+    private static int? CachedForEvery(int? sofar, GenerationUsage? usage) =>
+        usage is not { } u ? sofar : Math.Min(sofar ?? int.MaxValue, u.CachedPromptTokens);
 
     /// <summary>A finished choice, read for tool calls when the request offered tools.</summary>
     private static ChoiceResult Result(GenerationSettings settings, ServedModel model, int index, string text, IReadOnlyList<Engine.Requests.TokenLogprob>? logprobs, FinishReason finish)
@@ -125,6 +131,7 @@ internal static class GenerationResponder
         }
 
         var completionTokens = 0;
+        int? cachedTokens = null;
         var finished = new HashSet<string>();
         var toolStreams = settings.Tools is { Active: true } && header.Kind == ResponseKind.Chat
             ? choices.ToDictionary(c => c.Index, _ => new ToolCallStream(model.ToolCallFormat))
@@ -154,6 +161,7 @@ internal static class GenerationResponder
                 if (delta.FinishReason is { } reason)
                 {
                     completionTokens += delta.Usage?.CompletionTokens ?? 0;
+                    cachedTokens = CachedForEvery(cachedTokens, delta.Usage);
                     var calledTools = toolStreams is not null && await SendToolCallsAsync(response, header, settings, model, item.Index, toolStreams[item.Index], called, cancellationToken);
                     finished.Add(calledTools ? "tool_calls" : Wire(reason));
                     var finalText = header.Kind == ResponseKind.Chat ? null : string.Empty;
@@ -176,7 +184,7 @@ internal static class GenerationResponder
 
         if (settings.IncludeUsage)
         {
-            await Event(response, OpenAiJson.UsageChunk(header, new GenerationUsage(promptTokens, completionTokens)), cancellationToken);
+            await Event(response, OpenAiJson.UsageChunk(header, new GenerationUsage(promptTokens, completionTokens) { CachedPromptTokens = cachedTokens ?? 0 }), cancellationToken);
         }
 
         await response.Body.WriteAsync(Done, cancellationToken);

@@ -129,6 +129,7 @@ internal static class ResponsesApi
                 if (delta.FinishReason is not null)
                 {
                     OutputTokens = delta.Usage?.CompletionTokens ?? OutputTokens;
+                    json.CachedInputTokens = delta.Usage?.CachedPromptTokens ?? 0;
                 }
 
                 var ready = !settings.Stream ? string.Empty : held is null ? delta.Text : held.Add(delta.Text, null).Text;

@@ -9,6 +9,9 @@ internal sealed class ResponsesJson(string id, string model, long createdAt, Res
 {
     private int _sequence;
 
+    /// <summary>Input tokens the prefix cache served, once the engine said (input_tokens_details.cached_tokens).</summary>
+    public int CachedInputTokens { get; set; }
+
     /// <summary>The response object; <paramref name="output"/> null while in progress.</summary>
     public byte[] Response(string status, IReadOnlyList<OutputItem>? output, int inputTokens, int outputTokens, string? incompleteReason) =>
         Write(json => WriteResponse(json, status, output, inputTokens, outputTokens, incompleteReason));
@@ -176,7 +179,7 @@ internal sealed class ResponsesJson(string id, string model, long createdAt, Res
             json.WriteStartObject("usage");
             json.WriteNumber("input_tokens", inputTokens);
             json.WriteStartObject("input_tokens_details");
-            json.WriteNumber("cached_tokens", 0);
+            json.WriteNumber("cached_tokens", CachedInputTokens);
             json.WriteEndObject();
             json.WriteNumber("output_tokens", outputTokens);
             json.WriteStartObject("output_tokens_details");

@@ -4,6 +4,9 @@ namespace Appliance.Engine.Requests;
 public readonly record struct GenerationUsage(int PromptTokens, int CompletionTokens, double QueueMilliseconds = 0)
 {
     public int TotalTokens => PromptTokens + CompletionTokens;
+
+    /// <summary>Prompt tokens whose KV came from the prefix cache instead of being computed (OpenAI's cached_tokens).</summary>
+    public int CachedPromptTokens { get; init; }
 }
 
 /// <summary>

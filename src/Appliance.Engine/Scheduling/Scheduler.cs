@@ -17,11 +17,15 @@ internal sealed class Scheduler
     private readonly FairQueue _batch;
     private readonly List<Sequence> _running = [];
     private readonly Dictionary<string, int> _runningByTenant = new(StringComparer.Ordinal);
+    private readonly PrefixCache? _prefix;
+    private readonly Action<long> _releaseKv;
     private int _interactiveStreak;
 
-    public Scheduler(SchedulerOptions options, KvCacheManager kvCache, int contextLength)
+    /// <param name="releaseKv">Drops a preempted sequence's KV in the runner at once, so its row is free for an admission in the same step.</param>
+    public Scheduler(SchedulerOptions options, KvCacheManager kvCache, int contextLength, PrefixCache? prefix = null, Action<long>? releaseKv = null)
     {
-        (_options, _kvCache, _contextLength) = (options, kvCache, contextLength);
+        (_options, _kvCache, _contextLength, _prefix) = (options, kvCache, contextLength, prefix);
+        _releaseKv = releaseKv ?? (_ => { });
         _interactive = new FairQueue(options.WeightOf);
         _batch = new FairQueue(options.WeightOf);
     }
@@ -124,7 +128,9 @@ internal sealed class Scheduler
             return null;
         }
 
+        _prefix?.Save(victim); // its KV so far, so that it resumes from the cache rather than recomputing everything
         Finish(victim);
+        _releaseKv(victim.Id);
         victim.Status = SequenceStatus.Waiting;
         victim.Computed = 0;
         victim.Preemptions++;
@@ -164,6 +170,13 @@ internal sealed class Scheduler
         var longestPrompt = 0;
         while (_running.Count < _options.MaxBatchSize && PeekNext() is var (queue, sequence))
         {
+            // A cached prefix is copied in rather than computed; a row that starts with a past runs alone.
+            var cached = _prefix?.Match(sequence) ?? [];
+            if (cached.Count > 0 && admitted.Count > 0)
+            {
+                break;
+            }
+
             var length = sequence.Tokens.Count - sequence.Computed; // a preempted sequence recomputes what it had generated too
             // Newcomers are prefilled together, padded to the longest prompt: count padded tokens against the budget.
             var paddedTokens = Math.Max(longestPrompt, length) * (admitted.Count + 1);
@@ -182,9 +195,10 @@ internal sealed class Scheduler
             _running.Add(sequence);
             _runningByTenant[sequence.Request.Tenant] = RunningOf(sequence.Request.Tenant) + 1;
             sequence.Status = SequenceStatus.Prefilling;
-            if (length > _options.PrefillTokenBudget)
+            _prefix?.Load(sequence, cached);
+            if (sequence.Computed > 0 || length > _options.PrefillTokenBudget)
             {
-                // A prompt longer than the budget is prefilled alone, one chunk per step.
+                // A prompt longer than the budget is prefilled alone, one chunk per step; so is the rest of a cached one.
                 admitted.Add(NextChunk(sequence));
                 break;
             }

@@ -48,6 +48,9 @@ internal sealed class Sequence
 
     public SequenceStatus Status { get; set; } = SequenceStatus.Waiting;
 
+    /// <summary>Prompt tokens found in the prefix cache at its first admission.</summary>
+    public int CachedPromptTokens { get; set; }
+
     /// <summary>Times the sequence was sent back to the queue to make room for another tenant.</summary>
     public int Preemptions { get; set; }
 

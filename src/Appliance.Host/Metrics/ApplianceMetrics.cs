@@ -44,6 +44,10 @@ internal sealed class ApplianceMetrics : Quotas.IQuotaRefusals, IDisposable
         _meter.CreateObservableGauge("kv_cache_used_tokens", () => Replicas(models, r => r.KvCacheUsedTokens), "tokens", "KV cache reserved by running requests");
         _meter.CreateObservableGauge("kv_cache_capacity_tokens", () => Replicas(models, r => r.KvCacheCapacityTokens), "tokens", "KV cache of each replica");
         _meter.CreateObservableCounter("preemptions_total", () => Replicas(models, r => r.Preemptions), "requests", "Running requests sent back to the queue to let another tenant in");
+        _meter.CreateObservableCounter("prefix_cache_lookup_tokens_total", () => Replicas(models, r => r.PrefixCache.LookupTokens), "tokens",
+            "Prompt tokens looked up in the prefix cache at admission");
+        _meter.CreateObservableCounter("prefix_cache_hit_tokens_total", () => Replicas(models, r => r.PrefixCache.HitTokens), "tokens",
+            "Prompt tokens found in the prefix cache (hit rate: this over prefix_cache_lookup_tokens_total)");
         _meter.CreateObservableGauge("replica_healthy", () => Replicas(models, r => r.Healthy ? 1 : 0), description: "0 after a replica's model run failed, until one succeeds, and while its crashed engine restarts");
         _meter.CreateObservableCounter("engine_restarts_total", () => Replicas(models, r => r.Restarts), "restarts", "Times a replica's engine loop crashed and was restarted");
         _meter.CreateObservableGauge("device_memory_total_bytes", () => devices.Devices.Select(d =>

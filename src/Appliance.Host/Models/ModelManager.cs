@@ -35,7 +35,10 @@ internal sealed partial class ModelManager(
     private readonly IPlacementStrategy _strategy = Placer.Strategy(pool.Value.Placement);
 
     public IReadOnlyList<ReplicaState> Replicas => [.. _deployments.Values.OrderBy(d => d.Id, StringComparer.Ordinal).SelectMany(d => d.Router.Replicas.Select(r =>
-        new ReplicaState(d.Id, r.Index, r.DeviceId, r.Engine.Healthy, r.Engine.RunningRequests, r.Engine.QueuedRequests, r.Engine.KvCacheUsedTokens, r.Engine.KvCacheCapacityTokens, d.MemoryBytes, d.LoadedAt, r.Engine.Preemptions, d.Memory, r.Engine.Restarts)))];
+        new ReplicaState(d.Id, r.Index, r.DeviceId, r.Engine.Healthy, r.Engine.RunningRequests, r.Engine.QueuedRequests, r.Engine.KvCacheUsedTokens, r.Engine.KvCacheCapacityTokens, d.MemoryBytes, d.LoadedAt, r.Engine.Preemptions, d.Memory, r.Engine.Restarts)
+        {
+            PrefixCache = new PrefixCacheState(r.Engine.PrefixCacheCapacityTokens, r.Engine.PrefixCacheCounters.LookupTokens, r.Engine.PrefixCacheCounters.HitTokens),
+        }))];
 
     public IReadOnlyDictionary<string, double> ReplicaSeconds()
     {
@@ -226,6 +229,7 @@ internal sealed partial class ModelManager(
         MaxBatchSize = options.MaxBatchSize,
         ContextLength = plan.Plan.ContextLength,
         LogitsBudgetBytes = options.LogitsBudgetBytes,
+        PrefixCacheTokens = options.PrefixCacheTokens,
         IntraOpThreads = options.IntraOpThreads > 0 || device.Kind == DeviceKind.Cuda ? options.IntraOpThreads : device.Threads,
         CudaDeviceId = device.Kind == DeviceKind.Cuda ? device.Index : null,
         // A replica placed on a GPU must run there: a CPU session would allocate the GPU-sized cache in host memory.

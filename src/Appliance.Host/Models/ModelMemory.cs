@@ -19,7 +19,7 @@ internal static class ModelMemory
     public static ReplicaPlan Plan(ModelFolder folder, ModelOptions options, IReadOnlyList<(PoolDevice Device, long AvailableBytes)> available, out string? note)
     {
         var signature = DecoderSignature.FromFile(folder.DecoderPath, folder.Config.Decoder, folder.Path);
-        var plan = MemoryPlan.ForDevices(folder, signature, options.MaxBatchSize, options.ContextLength, options.LogitsBudgetBytes, options.Replicas, available, out note);
+        var plan = MemoryPlan.ForDevices(folder, signature, options.MaxBatchSize, options.ContextLength, options.LogitsBudgetBytes, options.Replicas, available, out note, options.PrefixCacheTokens);
         return new ReplicaPlan(plan, signature, options.MemoryBytes ?? plan.DeviceBytes);
     }
 }

@@ -27,6 +27,13 @@ public sealed record ModelOptions
     /// </summary>
     public long? LogitsBudgetBytes { get; init; }
 
+    /// <summary>
+    /// Tokens of KV kept for prefix caching, beside the running rows: requests of the same tenant that start with the
+    /// same tokens (a system prompt, a document, a conversation's history) reuse them instead of computing them again.
+    /// Null: one context's worth (counted in the memory plan); 0 switches prefix caching off.
+    /// </summary>
+    public int? PrefixCacheTokens { get; init; }
+
     public int MaxBatchSize { get; init; } = 8;
 
     public int PrefillTokenBudget { get; init; } = 1024;

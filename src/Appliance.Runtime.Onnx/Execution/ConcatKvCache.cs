@@ -149,6 +149,28 @@ internal sealed class ConcatKvCache : IKvCacheLayout
         }
     }
 
+    public (IntPtr Start, long HeadPitch) RowOf(long sequenceId, int layer, bool key)
+    {
+        var (group, row, length) = _locations[sequenceId];
+        var position = (long)_headSize * _elementSize;
+        var tensor = key ? group.Keys[layer] : group.Values[layer];
+        // Rows are right-aligned: the sequence's first position comes after the group's padding.
+        var rowStart = KvStorage.Address(tensor) + (nint)((long)row * _kvHeads * group.Length * position);
+        return (rowStart + (nint)((group.Length - length) * position), group.Length * position);
+    }
+
+    public void Reserve(long sequenceId, int tokens)
+    {
+        if (_locations.ContainsKey(sequenceId))
+        {
+            throw new InvalidOperationException($"Sequence {sequenceId} already holds KV state.");
+        }
+
+        var (keys, values) = Allocate([1, _kvHeads, tokens, _headSize]);
+        var group = new KvGroup(keys, values, [sequenceId], tokens, null) { LiveRows = 0 };
+        Move(sequenceId, new KvLocation(group, 0, tokens));
+    }
+
     public void Dispose()
     {
         foreach (var group in _locations.Values.Select(l => l.Group).Distinct().ToList())

@@ -37,4 +37,13 @@ internal interface IKvCacheLayout : IDisposable
     void Commit(KvRunPlan plan, IReadOnlyDictionary<string, OrtValue> presents);
 
     void Release(long sequenceId);
+
+    /// <summary>
+    /// Where a held sequence's position 0 lies in a layer's key (or value) cache, and the bytes from one head's
+    /// positions to the next: enough to copy its positions out or in.
+    /// </summary>
+    (IntPtr Start, long HeadPitch) RowOf(long sequenceId, int layer, bool key);
+
+    /// <summary>Gives a sequence not held yet a row of <paramref name="tokens"/> positions, to be filled through <see cref="RowOf"/>.</summary>
+    void Reserve(long sequenceId, int tokens);
 }

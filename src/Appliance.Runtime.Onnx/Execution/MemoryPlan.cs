@@ -21,12 +21,12 @@ public sealed record MemoryPlan(long WeightsBytes, long KvCacheBytes, long Logit
     /// The plan for a model folder served with <paramref name="maxBatchSize"/> rows of <paramref name="contextLength"/>
     /// tokens (null: the model's own context) on CUDA or the CPU.
     /// </summary>
-    public static MemoryPlan For(ModelFolder folder, DecoderSignature signature, int maxBatchSize, int? contextLength, bool cuda, long? logitsBudgetBytes = null)
+    public static MemoryPlan For(ModelFolder folder, DecoderSignature signature, int maxBatchSize, int? contextLength, bool cuda, long? logitsBudgetBytes = null, int? prefixCacheTokens = null)
     {
         var config = folder.Config;
         var context = Math.Min(config.ContextLength, contextLength ?? config.ContextLength);
         var weights = folder.Manifest.Files.Sum(f => f.Size);
-        var kv = KvCacheBytesFor(config, signature, maxBatchSize, context);
+        var kv = KvCacheBytesFor(config, signature, maxBatchSize, context, prefixCacheTokens);
         var budget = new RunnerOptions { LogitsBudgetBytes = logitsBudgetBytes }.LogitsBudgetFor(cuda);
         // A run's logits: at least one row per sequence, at most the budget (or every position of every sequence).
         var row = (long)config.VocabularySize * signature.LogitsElementSize;
@@ -41,14 +41,18 @@ public sealed record MemoryPlan(long WeightsBytes, long KvCacheBytes, long Logit
     /// <summary>
     /// The KV cache the runner preallocates: a key and a value buffer per layer of [batch, kv_heads, context,
     /// head_size]; the shared-buffer layout adds one row of one buffer as scratch for swapping rows, the concatenating
-    /// layout keeps two sets (this step's past and present).
+    /// layout keeps two sets (this step's past and present). The prefix cache's block pool comes on top (by default
+    /// one context's worth of every layer's keys and values).
     /// </summary>
-    public static long KvCacheBytesFor(GenAiConfig config, DecoderSignature signature, int maxBatchSize, int contextLength)
+    public static long KvCacheBytesFor(GenAiConfig config, DecoderSignature signature, int maxBatchSize, int contextLength, int? prefixCacheTokens = null)
     {
         var decoder = config.Decoder;
-        var row = (long)decoder.KvHeads * contextLength * decoder.HeadSize * signature.KvElementSize;
+        var perToken = (long)decoder.KvHeads * decoder.HeadSize * signature.KvElementSize;
+        var row = perToken * contextLength;
         var oneSet = 2L * decoder.Layers * maxBatchSize * row;
-        return config.Search.PastPresentShareBuffer ? oneSet + row : 2 * oneSet;
+        var blocks = new RunnerOptions { PrefixCacheTokens = prefixCacheTokens }.PrefixCacheBlocks(contextLength);
+        var prefixPool = 2L * decoder.Layers * blocks * RunnerOptions.DefaultPrefixBlockTokens * perToken;
+        return (config.Search.PastPresentShareBuffer ? oneSet + row : 2 * oneSet) + prefixPool;
     }
 
     /// <summary>Share of a device's memory one replica may plan for when the context is chosen automatically.</summary>
@@ -64,7 +68,7 @@ public sealed record MemoryPlan(long WeightsBytes, long KvCacheBytes, long Logit
     /// </summary>
     public static MemoryPlan ForDevices(
         ModelFolder folder, DecoderSignature signature, int maxBatchSize, int? contextLength, long? logitsBudgetBytes, int replicas,
-        IReadOnlyList<(PoolDevice Device, long AvailableBytes)> devices, out string? note)
+        IReadOnlyList<(PoolDevice Device, long AvailableBytes)> devices, out string? note, int? prefixCacheTokens = null)
     {
         note = null;
         var healthy = devices.Where(d => d.Device.Healthy).ToList();
@@ -72,19 +76,19 @@ public sealed record MemoryPlan(long WeightsBytes, long KvCacheBytes, long Logit
         // Replicas go to different devices: the plan must fit the replicas-th roomiest one.
         var target = candidates.OrderByDescending(d => d.AvailableBytes).Skip(Math.Max(replicas, 1) - 1).FirstOrDefault();
         var cuda = candidates.Count > 0 && candidates[0].Device.Kind == DeviceKind.Cuda;
-        var full = For(folder, signature, maxBatchSize, contextLength, cuda, logitsBudgetBytes);
+        var full = For(folder, signature, maxBatchSize, contextLength, cuda, logitsBudgetBytes, prefixCacheTokens);
         if (contextLength is not null || target.Device is null)
         {
             return full;
         }
 
         var share = (long)(target.AvailableBytes * DeviceShare);
-        if (full.DeviceBytes <= share || LargestContextFitting(folder, signature, maxBatchSize, cuda, share, logitsBudgetBytes) is not { } fitting)
+        if (full.DeviceBytes <= share || LargestContextFitting(folder, signature, maxBatchSize, cuda, share, logitsBudgetBytes, prefixCacheTokens) is not { } fitting)
         {
             return full;
         }
 
-        var capped = For(folder, signature, maxBatchSize, fitting, cuda, logitsBudgetBytes);
+        var capped = For(folder, signature, maxBatchSize, fitting, cuda, logitsBudgetBytes, prefixCacheTokens);
         note = $"context capped from {full.ContextLength} to {fitting} tokens: the KV cache of {maxBatchSize} sequences at the model's own context " +
             $"({Gib(full.KvCacheBytes)}) does not fit in {DeviceShare:P0} of the {Gib(target.AvailableBytes)} available on {target.Device.Id}; set ContextLength or MaxBatchSize to choose";
         return capped;
@@ -96,9 +100,9 @@ public sealed record MemoryPlan(long WeightsBytes, long KvCacheBytes, long Logit
     /// The longest context (a multiple of 256, at most the model's) whose plan fits in <paramref name="deviceBytes"/>;
     /// null when not even 256 tokens fit.
     /// </summary>
-    public static int? LargestContextFitting(ModelFolder folder, DecoderSignature signature, int maxBatchSize, bool cuda, long deviceBytes, long? logitsBudgetBytes = null)
+    public static int? LargestContextFitting(ModelFolder folder, DecoderSignature signature, int maxBatchSize, bool cuda, long deviceBytes, long? logitsBudgetBytes = null, int? prefixCacheTokens = null)
     {
-        var full = For(folder, signature, maxBatchSize, null, cuda, logitsBudgetBytes);
+        var full = For(folder, signature, maxBatchSize, null, cuda, logitsBudgetBytes, prefixCacheTokens);
         if (full.DeviceBytes <= deviceBytes)
         {
             return full.ContextLength;
@@ -109,7 +113,7 @@ public sealed record MemoryPlan(long WeightsBytes, long KvCacheBytes, long Logit
         while (low < high)
         {
             var middle = (low + high + 1) / 2;
-            if (For(folder, signature, maxBatchSize, middle * 256, cuda, logitsBudgetBytes).DeviceBytes <= deviceBytes)
+            if (For(folder, signature, maxBatchSize, middle * 256, cuda, logitsBudgetBytes, prefixCacheTokens).DeviceBytes <= deviceBytes)
             {
                 low = middle;
             }

@@ -18,6 +18,7 @@ public sealed partial class OnnxDecoderRunner : IModelRunner
     private readonly InferenceSession _session;
     private readonly KvStorage _storage;
     private readonly IKvCacheLayout _kvCache;
+    private readonly PrefixBlockPool? _prefixPool;
     private readonly LogitsSelector _selector;
     private readonly HostLogitsBuffer _hostLogits;
     private readonly DecoderConfig _decoder;
@@ -55,7 +56,7 @@ public sealed partial class OnnxDecoderRunner : IModelRunner
         }
 
         // The KV cache is allocated outside ONNX Runtime's arena; the arena gets the rest of the replica's share.
-        var plannedKv = MemoryPlan.KvCacheBytesFor(config, DecoderSignature.FromFile(folder.DecoderPath, _decoder, folder.Path), options.MaxBatchSize, context);
+        var plannedKv = MemoryPlan.KvCacheBytesFor(config, DecoderSignature.FromFile(folder.DecoderPath, _decoder, folder.Path), options.MaxBatchSize, context, options.PrefixCacheTokens);
         var sessionOptions = options.CudaMemoryLimitBytes is { } limit
             ? options with { CudaMemoryLimitBytes = Math.Max(limit - plannedKv, limit / 4) }
             : options;
@@ -68,6 +69,11 @@ public sealed partial class OnnxDecoderRunner : IModelRunner
             _kvCache = config.Search.PastPresentShareBuffer
                 ? new SharedBufferKvCache(_storage, Signature.KvType, _decoder.Layers, _decoder.KvHeads, _decoder.HeadSize, MaxBatchSize, context, [.. _presentKeyNames, .. _presentValueNames])
                 : new ConcatKvCache(_storage, Signature.KvType, _decoder.Layers, _decoder.KvHeads, _decoder.HeadSize, MaxBatchSize, context, _presentKeyNames, _presentValueNames);
+            if (options.PrefixCacheBlocks(context) is var blocks and > 0)
+            {
+                _prefixPool = new PrefixBlockPool(_storage, _kvCache, Signature.KvType, _decoder.Layers, _decoder.KvHeads, _decoder.HeadSize, options.PrefixBlockTokens, blocks);
+            }
+
             _selector = new LogitsSelector(Signature.LogitsType, Info.VocabularySize, Device);
             _hostLogits = HostLogitsBuffer.Create(MaxBatchSize * Info.VocabularySize, _session, Device.CudaDeviceId);
             var rowBytes = (long)Info.VocabularySize * Signature.LogitsElementSize;
@@ -75,6 +81,7 @@ public sealed partial class OnnxDecoderRunner : IModelRunner
         }
         catch
         {
+            _prefixPool?.Dispose();
             _kvCache?.Dispose();
             _selector?.Dispose();
             ((IDisposable?)_hostLogits)?.Dispose();
@@ -94,8 +101,11 @@ public sealed partial class OnnxDecoderRunner : IModelRunner
     /// <summary>Where the session runs (CUDA device or CPU, after any fallback).</summary>
     internal SessionDevice Device { get; }
 
-    /// <summary>Bytes preallocated for the KV cache, on the device.</summary>
-    public long KvCacheBytes => _kvCache.Bytes;
+    /// <summary>Bytes preallocated for the KV cache (rows and the prefix cache's block pool), on the device.</summary>
+    public long KvCacheBytes => _kvCache.Bytes + (_prefixPool?.Bytes ?? 0);
+
+    /// <summary>The prefix cache's block pool; null when it is switched off.</summary>
+    public IPrefixBlockStore? PrefixBlocks => _prefixPool;
 
     /// <summary>What crossed where so far: proof that decoding keeps the KV cache on the device.</summary>
     public RunnerTraffic Traffic => new(
@@ -136,6 +146,7 @@ public sealed partial class OnnxDecoderRunner : IModelRunner
 
     public void Dispose()
     {
+        _prefixPool?.Dispose();
         _kvCache.Dispose();
         _selector.Dispose();
         ((IDisposable)_hostLogits).Dispose();

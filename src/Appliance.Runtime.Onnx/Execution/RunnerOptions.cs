@@ -37,6 +37,21 @@ public sealed record RunnerOptions
     /// </summary>
     public long? LogitsBudgetBytes { get; init; }
 
+    /// <summary>
+    /// Tokens of KV the prefix cache's block pool holds (rounded up to whole blocks), beside the rows: prompt prefixes
+    /// computed once are copied from there instead of computed again. Null: one context's worth; 0: no prefix cache.
+    /// </summary>
+    public int? PrefixCacheTokens { get; init; }
+
+    /// <summary>Positions per prefix-cache block: prefixes are shared in whole blocks.</summary>
+    public int PrefixBlockTokens { get; init; } = DefaultPrefixBlockTokens;
+
+    public const int DefaultPrefixBlockTokens = 32;
+
+    /// <summary>Blocks of the prefix cache for a context of <paramref name="contextLength"/> tokens.</summary>
+    public int PrefixCacheBlocks(int contextLength) =>
+        (int)(((long)(PrefixCacheTokens ?? contextLength) + PrefixBlockTokens - 1) / PrefixBlockTokens);
+
     public const long CpuLogitsBudgetBytes = 16L << 20;
 
     public const long CudaLogitsBudgetBytes = 512L << 20;
@@ -74,6 +89,16 @@ public sealed record RunnerOptions
         if (LogitsBudgetBytes is < 1)
         {
             return "LogitsBudgetBytes must be positive when set";
+        }
+
+        if (PrefixCacheTokens is < 0)
+        {
+            return "PrefixCacheTokens must not be negative";
+        }
+
+        if (PrefixBlockTokens is < 1 or > 4096)
+        {
+            return "PrefixBlockTokens must be between 1 and 4096";
         }
 
         return ContextLength is < 2 ? "ContextLength must be at least 2 when set" : null;

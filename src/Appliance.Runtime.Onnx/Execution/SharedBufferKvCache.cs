@@ -109,6 +109,23 @@ internal sealed class SharedBufferKvCache : IKvCacheLayout
         }
     }
 
+    public (IntPtr Start, long HeadPitch) RowOf(long sequenceId, int layer, bool key)
+    {
+        var (slot, _) = _sequences[sequenceId];
+        return (_arena.Address(layer, key) + (nint)(slot * RowElements * _arena.ElementSize), HeadPitch);
+    }
+
+    public void Reserve(long sequenceId, int tokens)
+    {
+        if (_sequences.ContainsKey(sequenceId) || tokens > _contextLength)
+        {
+            throw new InvalidOperationException($"Sequence {sequenceId} cannot be given {tokens} cached tokens.");
+        }
+
+        Assign(sequenceId, Array.FindIndex(_slotOwner, o => o is null));
+        _sequences[sequenceId] = (_sequences[sequenceId].Slot, tokens);
+    }
+
     public void Dispose()
     {
         if (_scratch != IntPtr.Zero)

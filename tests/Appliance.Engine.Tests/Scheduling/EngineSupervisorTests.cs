@@ -35,7 +35,9 @@ public sealed class EngineSupervisorTests
         runner.ShortLogits = stage == Stage.Sampling;
         runner.FailRelease = stage == Stage.Bookkeeping;
         tokenizer.Fail = stage == Stage.Detokenising;
+        runner.Paused.Reset(); // all three are held before the first runs, so none can crash the engine before the others arrive
         var held = Enumerable.Range(0, 3).Select(i => engine.Submit(new GenerationRequest($"held-{i}", [65], Greedy))).ToList();
+        runner.Paused.Set();
 
         foreach (var stream in held)
         {
@@ -77,12 +79,16 @@ public sealed class EngineSupervisorTests
         public volatile bool ShortLogits;
         public volatile bool FailRelease;
 
+        /// <summary>Runs wait while this is reset.</summary>
+        public readonly ManualResetEventSlim Paused = new(true);
+
         public ModelInfo Info => inner.Info;
 
         public int MaxBatchSize => inner.MaxBatchSize;
 
         public ReadOnlyMemory<float> Execute(IReadOnlyList<RunnerSequence> batch)
         {
+            Paused.Wait();
             var logits = inner.Execute(batch);
             return ShortLogits ? logits[..1] : logits;
         }
@@ -97,6 +103,10 @@ public sealed class EngineSupervisorTests
             inner.Release(sequenceId);
         }
 
-        public void Dispose() => inner.Dispose();
+        public void Dispose()
+        {
+            Paused.Dispose();
+            inner.Dispose();
+        }
     }
 }

@@ -78,9 +78,10 @@ public sealed class BuilderExportTests(BuilderExportsServer server) : IClassFixt
             var memory = models[id].GetProperty("replicas")[0].GetProperty("memory");
             Assert.Equal(kvType, memory.GetProperty("kvType").GetString());
             var elementBytes = kvType == "float32" ? 4 : 2;
-            // K and V, every layer, 4 sequences, KV heads, the full context, head size; and one row of swap scratch.
+            // K and V, every layer, 4 sequences, KV heads, the full context, head size; one row of swap scratch; and the
+            // prefix cache's pool of one context for every layer.
             var row = (long)spec.KvHeads * spec.ContextLength * spec.HeadSize * elementBytes;
-            Assert.Equal((2L * spec.Layers * 4 * row) + row, memory.GetProperty("kvCacheBytes").GetInt64());
+            Assert.Equal((2L * spec.Layers * 4 * row) + row + (2L * spec.Layers * row), memory.GetProperty("kvCacheBytes").GetInt64());
             Assert.Equal(spec.ContextLength, memory.GetProperty("contextLength").GetInt32());
             Assert.True(memory.GetProperty("hostBytes").GetInt64() >= memory.GetProperty("deviceBytes").GetInt64(), "on a CPU slot the device is the host");
         }

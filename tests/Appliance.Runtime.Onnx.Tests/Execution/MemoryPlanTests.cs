@@ -60,9 +60,10 @@ public sealed class MemoryPlanTests : IDisposable
             // Where 8 sequences of 131,072 tokens do not fit, the context is capped and the cap is said.
             Assert.Equal(plan.ContextLength < 131072, note is not null);
             Assert.True(note is null || note.Contains("context capped from 131072", StringComparison.Ordinal), note);
-            // KV: K and V, every layer, batch 8, KV heads, context, head size, 2 bytes; one row of swap scratch.
+            // KV: K and V, every layer, batch 8, KV heads, context, head size, 2 bytes; one row of swap scratch; the
+            // prefix cache's pool of one context for every layer.
             var row = (long)kvHeads * plan.ContextLength * headSize * 2;
-            Assert.Equal((2L * layers * 8 * row) + row, plan.KvCacheBytes);
+            Assert.Equal((2L * layers * 8 * row) + row + (2L * layers * row), plan.KvCacheBytes);
             Assert.Equal(8L * 128256 * sizeof(float), plan.HostBytes); // only the sampler's rows live on the host
             var placed = Placer.Place([new ReplicaDemand(name, 1, plan.DeviceBytes)], [gpu], Placer.Strategy("pack"));
             Assert.Equal(gpu.Id, Assert.Single(placed).DeviceId);

@@ -5,6 +5,8 @@ namespace Appliance.Runtime.Onnx.Tests.Execution;
 /// <summary>Delegates to a real runner, waiting at least a fixed time per run.</summary>
 internal sealed class ThrottledRunner(IModelRunner inner, TimeSpan delay) : IModelRunner
 {
+    public IPrefixBlockStore? PrefixBlocks => inner.PrefixBlocks;
+
     public ModelInfo Info => inner.Info;
 
     public int MaxBatchSize => inner.MaxBatchSize;

@@ -1,0 +1,251 @@
+using System.Runtime.InteropServices;
+
+namespace Appliance.Engine.KvCache;
+
+/// <summary>
+/// Which prompt prefixes the runner's block pool holds. A block is known by its parent block and its own tokens, so a
+/// block stands for the whole prefix that leads to it; the chain starts at a root per tenant, so one tenant's blocks
+/// are never found from another's prompt (and no timing can tell what another tenant sent). Keys compare the tokens
+/// themselves, not a hash of them: a hit is exact. Only leaves are evicted (a block that later blocks extend stays
+/// until they go), least recently used first. Owned by the engine thread.
+/// </summary>
+internal sealed class PrefixBlockIndex
+{
+    private readonly Dictionary<BlockKey, Block> _blocks = new(BlockKeyComparer.Instance);
+    private readonly Dictionary<string, Block> _roots = new(StringComparer.Ordinal);
+    private readonly Stack<int> _freeSlots;
+    private readonly LinkedList<Block> _evictable = []; // leaves, least recently used first
+    private long _nextId;
+    private long _clock;
+
+    public PrefixBlockIndex(int blockTokens, int capacity)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(blockTokens, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
+        BlockTokens = blockTokens;
+        Capacity = capacity;
+        _freeSlots = new Stack<int>(Enumerable.Range(0, capacity).Reverse());
+    }
+
+    public int BlockTokens { get; }
+
+    public int Capacity { get; }
+
+    /// <summary>Blocks holding a prefix now.</summary>
+    public int UsedBlocks => _blocks.Count;
+
+    /// <summary>Blocks dropped to make room for newer ones.</summary>
+    public long Evictions { get; private set; }
+
+    /// <summary>
+    /// The slots of the longest cached prefix of <paramref name="tokens"/>, whole blocks of at most
+    /// <paramref name="maxTokens"/> tokens, marked as used now.
+    /// </summary>
+    public List<int> Match(string tenant, IReadOnlyList<int> tokens, int maxTokens)
+    {
+        var slots = new List<int>();
+        if (!_roots.TryGetValue(tenant, out var parent))
+        {
+            return slots;
+        }
+
+        var blocks = Math.Min(maxTokens, tokens.Count) / BlockTokens;
+        var now = ++_clock;
+        for (var i = 0; i < blocks && _blocks.TryGetValue(KeyOf(parent, tokens, i), out var block); i++)
+        {
+            Touch(block, now);
+            slots.Add(block.Slot);
+            parent = block;
+        }
+
+        return slots;
+    }
+
+    /// <summary>
+    /// Records the whole blocks of <paramref name="tokens"/>[0, <paramref name="computedTokens"/>) that are not cached
+    /// yet, evicting old leaves for room. Returns the index of the first new block and the slots to fill, in order
+    /// (the caller copies the KV into them); stops early when nothing more can be evicted.
+    /// </summary>
+    public (int FirstBlock, List<int> Slots) Insert(string tenant, IReadOnlyList<int> tokens, int computedTokens)
+    {
+        var parent = RootOf(tenant);
+        var blocks = Math.Min(computedTokens, tokens.Count) / BlockTokens;
+        var now = ++_clock;
+        var slots = new List<int>();
+        var first = -1;
+        for (var i = 0; i < blocks; i++)
+        {
+            var key = KeyOf(parent, tokens, i);
+            if (_blocks.TryGetValue(key, out var existing))
+            {
+                if (first >= 0)
+                {
+                    break; // cached again after a gap (a slot ran out midway): the new run ends here
+                }
+
+                Touch(existing, now);
+                parent = existing;
+                continue;
+            }
+
+            // The parent gains a child before a slot is found, so it cannot be the leaf evicted to make room.
+            AddChild(parent);
+            if (TakeSlot() is not { } slot)
+            {
+                RemoveChild(parent);
+                break;
+            }
+
+            var block = new Block(++_nextId, parent, key.Tokens, slot) { LastUsed = now };
+            _blocks[new BlockKey(parent.Id, key.Tokens)] = block;
+            block.Node = _evictable.AddLast(block);
+            first = first < 0 ? i : first;
+            slots.Add(slot);
+            parent = block;
+        }
+
+        if (_roots.TryGetValue(tenant, out var root) && root.Children == 0)
+        {
+            _roots.Remove(tenant); // nothing was cached under it
+        }
+
+        return (Math.Max(first, 0), slots);
+    }
+
+    /// <summary>Forgets every block (after a failed copy left the pool's contents unknown).</summary>
+    public void Clear()
+    {
+        _blocks.Clear();
+        _roots.Clear();
+        _evictable.Clear();
+        _freeSlots.Clear();
+        foreach (var slot in Enumerable.Range(0, Capacity).Reverse())
+        {
+            _freeSlots.Push(slot);
+        }
+    }
+
+    private Block RootOf(string tenant)
+    {
+        if (!_roots.TryGetValue(tenant, out var root))
+        {
+            root = new Block(++_nextId, null, [], -1) { Tenant = tenant };
+            _roots[tenant] = root;
+        }
+
+        return root;
+    }
+
+    private BlockKey KeyOf(Block parent, IReadOnlyList<int> tokens, int block)
+    {
+        var slice = new int[BlockTokens];
+        for (var j = 0; j < BlockTokens; j++)
+        {
+            slice[j] = tokens[(block * BlockTokens) + j];
+        }
+
+        return new BlockKey(parent.Id, slice);
+    }
+
+    private int? TakeSlot()
+    {
+        if (_freeSlots.TryPop(out var free))
+        {
+            return free;
+        }
+
+        if (_evictable.First is not { } oldest)
+        {
+            return null;
+        }
+
+        var victim = oldest.Value;
+        _evictable.RemoveFirst();
+        victim.Node = null;
+        _blocks.Remove(new BlockKey(victim.Parent!.Id, victim.Tokens));
+        Evictions++;
+        RemoveChild(victim.Parent);
+        return victim.Slot;
+    }
+
+    private void AddChild(Block parent)
+    {
+        parent.Children++;
+        if (parent.Node is not null)
+        {
+            _evictable.Remove(parent.Node);
+            parent.Node = null;
+        }
+    }
+
+    /// <summary>A block left without children becomes a leaf again, placed in the LRU order by its last use.</summary>
+    private void RemoveChild(Block parent)
+    {
+        parent.Children--;
+        if (parent.Children > 0)
+        {
+            return;
+        }
+
+        if (parent.Parent is null)
+        {
+            _roots.Remove(parent.Tenant!); // a tenant with nothing cached costs nothing
+            return;
+        }
+
+        var after = _evictable.Last;
+        while (after is not null && after.Value.LastUsed > parent.LastUsed)
+        {
+            after = after.Previous;
+        }
+
+        parent.Node = after is null ? _evictable.AddFirst(parent) : _evictable.AddAfter(after, parent);
+    }
+
+    private void Touch(Block block, long now)
+    {
+        block.LastUsed = now;
+        if (block.Node is not null)
+        {
+            _evictable.Remove(block.Node);
+            block.Node = _evictable.AddLast(block);
+        }
+    }
+
+    private sealed class Block(long id, Block? parent, int[] tokens, int slot)
+    {
+        public long Id { get; } = id;
+
+        public Block? Parent { get; } = parent;
+
+        public int[] Tokens { get; } = tokens;
+
+        public int Slot { get; } = slot;
+
+        public int Children { get; set; }
+
+        public long LastUsed { get; set; }
+
+        public string? Tenant { get; init; }
+
+        /// <summary>The block's place in the eviction order while it is a leaf.</summary>
+        public LinkedListNode<Block>? Node { get; set; }
+    }
+
+    private readonly record struct BlockKey(long ParentId, int[] Tokens);
+
+    private sealed class BlockKeyComparer : IEqualityComparer<BlockKey>
+    {
+        public static readonly BlockKeyComparer Instance = new();
+
+        public bool Equals(BlockKey x, BlockKey y) => x.ParentId == y.ParentId && x.Tokens.AsSpan().SequenceEqual(y.Tokens);
+
+        public int GetHashCode(BlockKey key)
+        {
+            var hash = new HashCode();
+            hash.Add(key.ParentId);
+            hash.AddBytes(MemoryMarshal.AsBytes(key.Tokens.AsSpan()));
+            return hash.ToHashCode();
+        }
+    }
+}

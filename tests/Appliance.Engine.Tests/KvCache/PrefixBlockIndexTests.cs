@@ -1,0 +1,129 @@
+using Appliance.Engine.KvCache;
+
+namespace Appliance.Engine.Tests.KvCache;
+
+public sealed class PrefixBlockIndexTests
+{
+    private static int[] Tokens(int count, int seed = 0) => [.. Enumerable.Range(0, count).Select(i => (i * 7) + seed)];
+
+    [Fact]
+    public void A_stored_prefix_is_found_in_whole_blocks_up_to_the_limit()
+    {
+        var index = new PrefixBlockIndex(blockTokens: 4, capacity: 16);
+        var prompt = Tokens(14);
+
+        var (first, slots) = index.Insert("a", prompt, computedTokens: 14);
+
+        Assert.Equal(0, first);
+        Assert.Equal(3, slots.Count); // 12 of 14 tokens: only whole blocks
+        Assert.Equal(slots, index.Match("a", prompt, maxTokens: 13));
+        Assert.Equal(slots.Take(2), index.Match("a", prompt, maxTokens: 11));
+        Assert.Empty(index.Match("a", prompt, maxTokens: 3));
+    }
+
+    [Fact]
+    public void Another_tenant_finds_nothing_of_the_same_prompt()
+    {
+        var index = new PrefixBlockIndex(4, 16);
+        var prompt = Tokens(12);
+        index.Insert("team-a", prompt, 12);
+
+        Assert.Empty(index.Match("team-b", prompt, 12));
+        Assert.Empty(index.Match(string.Empty, prompt, 12));
+        Assert.Equal(3, index.Match("team-a", prompt, 12).Count);
+
+        // The other tenant's own copy is stored apart, in new slots.
+        var (_, other) = index.Insert("team-b", prompt, 12);
+        Assert.Equal(3, other.Count);
+        Assert.Empty(other.Intersect(index.Match("team-a", prompt, 12)));
+    }
+
+    [Fact]
+    public void Prompts_that_diverge_share_the_blocks_before_the_divergence_only()
+    {
+        var index = new PrefixBlockIndex(4, 16);
+        var a = Tokens(12);
+        var b = (int[])a.Clone();
+        b[5] = 999; // inside the second block
+        var (_, stored) = index.Insert("t", a, 12);
+
+        var matched = index.Match("t", b, 12);
+
+        Assert.Equal([stored[0]], matched);
+        var (first, added) = index.Insert("t", b, 12);
+        Assert.Equal(1, first); // the shared first block is kept, the rest is new
+        Assert.Equal(2, added.Count);
+        Assert.Equal(5, index.UsedBlocks);
+    }
+
+    [Fact]
+    public void Identical_blocks_after_different_prefixes_are_different_blocks()
+    {
+        var index = new PrefixBlockIndex(4, 16);
+        int[] a = [1, 2, 3, 4, 9, 9, 9, 9];
+        int[] b = [5, 6, 7, 8, 9, 9, 9, 9];
+        index.Insert("t", a, 8);
+
+        Assert.Empty(index.Match("t", b, 8));
+        Assert.Single(index.Match("t", [1, 2, 3, 4, 9, 9, 9, 8], 8));
+    }
+
+    [Fact]
+    public void When_full_the_least_recently_used_leaf_goes_first()
+    {
+        var index = new PrefixBlockIndex(4, 2);
+        var a = Tokens(4, 1);
+        var b = Tokens(4, 2);
+        var c = Tokens(4, 3);
+        index.Insert("t", a, 4);
+        index.Insert("t", b, 4);
+        index.Match("t", a, 4); // a is used again: b is now the oldest
+
+        index.Insert("t", c, 4);
+
+        Assert.Single(index.Match("t", a, 4));
+        Assert.Empty(index.Match("t", b, 4));
+        Assert.Single(index.Match("t", c, 4));
+        Assert.Equal(1, index.Evictions);
+    }
+
+    [Fact]
+    public void A_block_that_others_extend_outlives_them_and_a_prefix_never_loses_its_start()
+    {
+        var index = new PrefixBlockIndex(4, 3);
+        var longPrompt = Tokens(12, 1); // three blocks, chained: only the last is a leaf
+        index.Insert("t", longPrompt, 12);
+        index.Match("t", longPrompt, 12);
+
+        var (_, slots) = index.Insert("t", Tokens(4, 50), 4);
+
+        Assert.Single(slots);
+        Assert.Equal(2, index.Match("t", longPrompt, 12).Count); // its tail went, its first two blocks stay
+    }
+
+    [Fact]
+    public void A_prompt_longer_than_the_pool_is_stored_as_far_as_it_fits()
+    {
+        var index = new PrefixBlockIndex(4, 2);
+        var prompt = Tokens(20);
+
+        var (first, slots) = index.Insert("t", prompt, 20);
+
+        Assert.Equal((0, 2), (first, slots.Count)); // the chain cannot evict its own start
+        Assert.Equal(slots, index.Match("t", prompt, 20));
+    }
+
+    [Fact]
+    public void Clearing_forgets_everything_and_frees_every_slot()
+    {
+        var index = new PrefixBlockIndex(4, 2);
+        index.Insert("t", Tokens(8), 8);
+
+        index.Clear();
+
+        Assert.Empty(index.Match("t", Tokens(8), 8));
+        Assert.Equal(0, index.UsedBlocks);
+        Assert.Equal(2, index.Insert("u", Tokens(8, 3), 8).Slots.Count);
+        Assert.Equal(0, index.Evictions);
+    }
+}
