@@ -12,6 +12,8 @@ using Appliance.Tests.Common;
 // records/s of the SQLite store, and served throughput with auditing on vs off. --fairness: a light tenant's time to
 // first token alone and under another tenant's flood, and throughput with the pool and quotas on vs the plain host.
 // --grammar: structured outputs' mask cost per token at 32k-262k vocabularies, 8 constrained streams vs 8 free.
+// --prefix-cache [--sizes small-llama|base-llama]: time to first token with a 2,000-token system prompt seen before vs
+// the first time and from another tenant, and 8 streams sharing it with the prefix cache on vs off.
 var options = BenchOptions.Parse(args);
 var culture = CultureInfo.InvariantCulture;
 if (args.Contains("--builder"))
@@ -69,6 +71,18 @@ if (args.Contains("--grammar"))
 
     Console.WriteLine();
     foreach (var row in await GrammarBench.ThroughputRowsAsync(BenchModels.Ensure(options.ModelsFolder, options.Sizes[0], options.Layouts[0]), options.Repeats))
+    {
+        Console.WriteLine(row);
+    }
+
+    return 0;
+}
+
+if (args.Contains("--prefix-cache"))
+{
+    // Prefix caching: time to first token with a shared 2,000-token system prompt, and 8 streams sharing it.
+    var prefixOptions = options with { Sizes = options.Sizes.Where(s => s.EndsWith("-llama", StringComparison.Ordinal)).DefaultIfEmpty("small-llama").ToArray() };
+    foreach (var row in await PrefixCacheBench.RowsAsync(prefixOptions))
     {
         Console.WriteLine(row);
     }

@@ -107,6 +107,9 @@ internal static class MessagesApi
 
         public int OutputTokens { get; private set; }
 
+        /// <summary>Input tokens the prefix cache served.</summary>
+        public int CachedTokens { get; private set; }
+
         public async Task CollectAsync(ChoiceStreams streams, CancellationToken cancellationToken)
         {
             var text = new StringBuilder();
@@ -129,7 +132,7 @@ internal static class MessagesApi
             GenerationResponder.Finished(http, AuditReason(stop), OutputTokens);
             RequestAudit.Of(http).Tools = settings.Tools?.AuditDetail(calls);
             http.Response.ContentType = "application/json";
-            await http.Response.Body.WriteAsync(MessagesJson.Message(id, requestedModel, content, calls, stop, calls.Count > 0 ? null : _stopString, inputTokens, OutputTokens), http.RequestAborted);
+            await http.Response.Body.WriteAsync(MessagesJson.Message(id, requestedModel, content, calls, stop, calls.Count > 0 ? null : _stopString, inputTokens, OutputTokens, CachedTokens), http.RequestAborted);
         }
 
         public async Task StreamAsync(ChoiceStreams streams, CancellationToken cancellationToken)
@@ -203,7 +206,7 @@ internal static class MessagesApi
             var stop = StopReason(finish, calls, _stopString);
             GenerationResponder.Finished(http, AuditReason(stop), OutputTokens);
             RequestAudit.Of(http).Tools = settings.Tools?.AuditDetail(calls);
-            await Send("message_delta", MessagesJson.MessageDelta(stop, calls.Count > 0 ? null : _stopString, OutputTokens), cancellationToken);
+            await Send("message_delta", MessagesJson.MessageDelta(stop, calls.Count > 0 ? null : _stopString, inputTokens, OutputTokens, CachedTokens), cancellationToken);
             await Send("message_stop", MessagesJson.MessageStop(), cancellationToken);
         }
 
@@ -215,6 +218,7 @@ internal static class MessagesApi
             if (delta.FinishReason is not null)
             {
                 OutputTokens = delta.Usage?.CompletionTokens ?? OutputTokens;
+                CachedTokens = delta.Usage?.CachedPromptTokens ?? 0;
                 _stopString = delta.StopString;
             }
         }

@@ -7,7 +7,7 @@ namespace Appliance.Api.Anthropic;
 /// <summary>Anthropic's message object and its streaming events, written as the Messages API writes them.</summary>
 internal static class MessagesJson
 {
-    public static byte[] Message(string id, string model, string? text, IReadOnlyList<ToolCall> calls, string stopReason, string? stopSequence, int inputTokens, int outputTokens) =>
+    public static byte[] Message(string id, string model, string? text, IReadOnlyList<ToolCall> calls, string stopReason, string? stopSequence, int inputTokens, int outputTokens, int cachedTokens) =>
         Write(json =>
         {
             StartMessage(json, id, model);
@@ -38,7 +38,7 @@ internal static class MessagesJson
             json.WriteEndArray();
             json.WriteString("stop_reason", stopReason);
             StopSequence(json, stopSequence);
-            Usage(json, inputTokens, outputTokens);
+            Usage(json, inputTokens, outputTokens, cachedTokens);
             json.WriteEndObject();
         });
 
@@ -53,7 +53,7 @@ internal static class MessagesJson
             json.WriteEndArray();
             json.WriteNull("stop_reason");
             json.WriteNull("stop_sequence");
-            Usage(json, inputTokens, 0);
+            Usage(json, inputTokens, 0, 0); // before admission, nothing is known of the cache yet
             json.WriteEndObject();
             json.WriteEndObject();
         });
@@ -95,7 +95,8 @@ internal static class MessagesJson
 
     public static byte[] BlockStop(int index) => Event("content_block_stop", index, _ => { });
 
-    public static byte[] MessageDelta(string stopReason, string? stopSequence, int outputTokens) =>
+    /// <summary>The end: stop reason and the cumulative usage, with the input split into computed and cache-read tokens.</summary>
+    public static byte[] MessageDelta(string stopReason, string? stopSequence, int inputTokens, int outputTokens, int cachedTokens) =>
         Write(json =>
         {
             json.WriteStartObject();
@@ -104,9 +105,7 @@ internal static class MessagesJson
             json.WriteString("stop_reason", stopReason);
             StopSequence(json, stopSequence);
             json.WriteEndObject();
-            json.WriteStartObject("usage");
-            json.WriteNumber("output_tokens", outputTokens);
-            json.WriteEndObject();
+            Usage(json, inputTokens, outputTokens, cachedTokens);
             json.WriteEndObject();
         });
 
@@ -156,12 +155,13 @@ internal static class MessagesJson
         json.WriteString("model", model);
     }
 
-    private static void Usage(Utf8JsonWriter json, int inputTokens, int outputTokens)
+    /// <summary>Anthropic counts cache reads apart: input_tokens are the ones computed, the total is their sum.</summary>
+    private static void Usage(Utf8JsonWriter json, int inputTokens, int outputTokens, int cachedTokens)
     {
         json.WriteStartObject("usage");
-        json.WriteNumber("input_tokens", inputTokens);
-        json.WriteNumber("cache_creation_input_tokens", 0); // no prompt caching yet
-        json.WriteNumber("cache_read_input_tokens", 0);
+        json.WriteNumber("input_tokens", inputTokens - cachedTokens);
+        json.WriteNumber("cache_creation_input_tokens", 0); // the prefix cache keeps prompts on its own, at no charge
+        json.WriteNumber("cache_read_input_tokens", cachedTokens);
         json.WriteNumber("output_tokens", outputTokens);
         json.WriteEndObject();
     }

@@ -1,6 +1,8 @@
 using System.ClientModel;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Anthropic;
+using Anthropic.Models.Messages;
 using OpenAI;
 using OpenAI.Chat;
 
@@ -66,6 +68,39 @@ public sealed class PrefixCacheSdkTests(ApplianceServer server)
         Assert.Equal(0, theirs.Usage.InputTokenDetails.CachedTokenCount);
         Assert.True(mine.Usage.InputTokenDetails.CachedTokenCount > 0);
         Assert.Equal(mine.Content[0].Text, theirs.Content[0].Text); // the same answer, computed apart
+    }
+
+    [Fact]
+    public async Task The_messages_api_reports_cache_reads_apart_from_input_tokens_plain_and_streamed()
+    {
+        var client = new AnthropicClient { ApiKey = server.Token, BaseUrl = server.Http.BaseAddress!.ToString().TrimEnd('/'), MaxRetries = 0 };
+        MessageCreateParams Ask(string question) => new()
+        {
+            MaxTokens = 4,
+            Model = ApplianceServer.Model,
+            System = SystemPrompt(),
+            Messages = [new UserMessageParam { Content = question }],
+        };
+        var first = Ask("Hello.");
+        var cold = await client.Messages.Create(first);
+
+        var warm = await client.Messages.Create(first with { Messages = [new UserMessageParam { Content = "Another." }] });
+        MessageDeltaUsage? streamed = null;
+        await foreach (var item in client.Messages.CreateStreaming(first with { Messages = [new UserMessageParam { Content = "Once more." }] }))
+        {
+            if (item.TryPickDelta(out var end))
+            {
+                streamed = end!.Usage;
+            }
+        }
+
+        Assert.Equal(0, cold.Usage.CacheReadInputTokens ?? 0);
+        var read = warm.Usage.CacheReadInputTokens ?? 0;
+        Assert.True(read >= 300, $"{read} read from the cache");
+        Assert.True(warm.Usage.InputTokens is > 0 and < 100, $"{warm.Usage.InputTokens} computed");
+        Assert.InRange(warm.Usage.InputTokens + read, cold.Usage.InputTokens - 5, cold.Usage.InputTokens + 5); // the same prompt but its question
+        Assert.NotNull(streamed);
+        Assert.True((streamed.CacheReadInputTokens ?? 0) >= 300, $"{streamed.CacheReadInputTokens} read in the stream");
     }
 
     [Fact]
