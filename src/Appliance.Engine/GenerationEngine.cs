@@ -379,7 +379,7 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
             return false;
         }
 
-        foreach (var admitted in plan.Prefill.Where(p => p.Sequence.Computed == 0))
+        foreach (var admitted in plan.Prefill.Where(p => p.Admitted))
         {
             admitted.Sequence.AdmittedAt ??= System.Diagnostics.Stopwatch.GetTimestamp();
             Interlocked.Decrement(ref _queued);

@@ -25,8 +25,15 @@ internal sealed class PrefixCache
         _index = new PrefixBlockIndex(store.BlockTokens, store.BlockCapacity);
     }
 
-    /// <summary>Prompt tokens looked up at admission, and how many of them were found cached.</summary>
-    public (long LookupTokens, long HitTokens) Counters => (Interlocked.Read(ref _lookupTokens), Interlocked.Read(ref _hitTokens));
+    /// <summary>Prompt tokens looked up at admission, and how many of them were found cached (hits are added first, lookups read first: never more hits than lookups).</summary>
+    public (long LookupTokens, long HitTokens) Counters
+    {
+        get
+        {
+            var lookups = Interlocked.Read(ref _lookupTokens);
+            return (lookups, Math.Min(Interlocked.Read(ref _hitTokens), lookups));
+        }
+    }
 
     public int UsedBlocks => _index.UsedBlocks;
 
@@ -52,29 +59,28 @@ internal sealed class PrefixCache
     public void Load(Sequence sequence, List<int> slots)
     {
         var tokens = slots.Count * _index.BlockTokens;
+        if (slots.Count > 0)
+        {
+            try
+            {
+                _store.LoadBlocks(sequence.Id, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(slots));
+                sequence.Computed = tokens;
+            }
+            catch (Exception exception)
+            {
+                // The store leaves a sequence whose load failed without KV: it computes its prompt instead.
+                tokens = 0;
+                _index.Clear();
+                _copyFailed(exception);
+            }
+        }
+
+        // Hit rate and cached_tokens describe a request's prompt as it first arrived, not a preempted one's return.
         if (sequence.Preemptions == 0)
         {
-            Interlocked.Add(ref _lookupTokens, sequence.PromptLength);
-            Interlocked.Add(ref _hitTokens, Math.Min(tokens, sequence.PromptLength));
             sequence.CachedPromptTokens = Math.Min(tokens, sequence.PromptLength);
-        }
-
-        if (slots.Count == 0)
-        {
-            return;
-        }
-
-        try
-        {
-            _store.LoadBlocks(sequence.Id, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(slots));
-            sequence.Computed = tokens;
-        }
-        catch (Exception exception)
-        {
-            // The store leaves a sequence whose load failed without KV: it computes its prompt instead.
-            sequence.CachedPromptTokens = 0;
-            _index.Clear();
-            _copyFailed(exception);
+            Interlocked.Add(ref _hitTokens, sequence.CachedPromptTokens);
+            Interlocked.Add(ref _lookupTokens, sequence.PromptLength);
         }
     }
 

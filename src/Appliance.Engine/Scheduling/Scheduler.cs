@@ -157,11 +157,11 @@ internal sealed class Scheduler
         return interactive is null ? null : (_interactive, interactive);
     }
 
-    private ScheduledSequence NextChunk(Sequence sequence)
+    private ScheduledSequence NextChunk(Sequence sequence, bool admitted = false)
     {
         var count = Math.Min(sequence.Tokens.Count - sequence.Computed, _options.PrefillTokenBudget);
         Charge(sequence, count);
-        return new ScheduledSequence(sequence, count);
+        return new ScheduledSequence(sequence, count) { Admitted = admitted };
     }
 
     private List<ScheduledSequence> AdmitWaiting()
@@ -199,12 +199,12 @@ internal sealed class Scheduler
             if (sequence.Computed > 0 || length > _options.PrefillTokenBudget)
             {
                 // A prompt longer than the budget is prefilled alone, one chunk per step; so is the rest of a cached one.
-                admitted.Add(NextChunk(sequence));
+                admitted.Add(NextChunk(sequence, admitted: true));
                 break;
             }
 
             Charge(sequence, length);
-            admitted.Add(new ScheduledSequence(sequence, length));
+            admitted.Add(new ScheduledSequence(sequence, length) { Admitted = true });
             longestPrompt = Math.Max(longestPrompt, length);
         }
 

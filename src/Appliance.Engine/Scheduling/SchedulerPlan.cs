@@ -1,7 +1,13 @@
 namespace Appliance.Engine.Scheduling;
 
-/// <summary>One sequence's work in a step: how many of its not-yet-computed tokens to run.</summary>
-internal readonly record struct ScheduledSequence(Sequence Sequence, int TokenCount);
+/// <summary>
+/// One sequence's work in a step: how many of its not-yet-computed tokens to run, and whether it left the waiting
+/// queue this step (a newcomer, or a preempted sequence coming back; it may already hold a cached prefix).
+/// </summary>
+internal readonly record struct ScheduledSequence(Sequence Sequence, int TokenCount)
+{
+    public bool Admitted { get; init; }
+}
 
 /// <summary>
 /// What one engine step runs: a prefill group (newcomers' prompts, or one long prompt's next chunk) and the

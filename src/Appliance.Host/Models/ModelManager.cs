@@ -37,8 +37,14 @@ internal sealed partial class ModelManager(
     public IReadOnlyList<ReplicaState> Replicas => [.. _deployments.Values.OrderBy(d => d.Id, StringComparer.Ordinal).SelectMany(d => d.Router.Replicas.Select(r =>
         new ReplicaState(d.Id, r.Index, r.DeviceId, r.Engine.Healthy, r.Engine.RunningRequests, r.Engine.QueuedRequests, r.Engine.KvCacheUsedTokens, r.Engine.KvCacheCapacityTokens, d.MemoryBytes, d.LoadedAt, r.Engine.Preemptions, d.Memory, r.Engine.Restarts)
         {
-            PrefixCache = new PrefixCacheState(r.Engine.PrefixCacheCapacityTokens, r.Engine.PrefixCacheCounters.LookupTokens, r.Engine.PrefixCacheCounters.HitTokens),
+            PrefixCache = PrefixCacheOf(r.Engine),
         }))];
+
+    private static PrefixCacheState PrefixCacheOf(GenerationEngine engine)
+    {
+        var (lookups, hits) = engine.PrefixCacheCounters; // read once: a consistent pair
+        return new PrefixCacheState(engine.PrefixCacheCapacityTokens, lookups, hits);
+    }
 
     public IReadOnlyDictionary<string, double> ReplicaSeconds()
     {

@@ -108,7 +108,7 @@ internal sealed class ConcatKvCache : IKvCacheLayout
         }
 
         var past = MatchingGroup(batch);
-        if (decode && past?.Arena is null)
+        if (decode && past?.Arena is null && HoldsEveryArenaRow(batch))
         {
             past = Gather(batch, FreeArena());
         }
@@ -207,6 +207,24 @@ internal sealed class ConcatKvCache : IKvCacheLayout
         }
 
         return group;
+    }
+
+    /// <summary>
+    /// Whether the batch holds every live row kept in an arena: only then is the other arena free for its present. A
+    /// single row with one token left to prefill (the rest of a cached prompt) runs beside the decode batch's arena
+    /// and must keep out of both.
+    /// </summary>
+    private bool HoldsEveryArenaRow(IReadOnlyList<RunnerSequence> batch)
+    {
+        foreach (var owner in _arenas.Select(a => a.Owner).Where(o => o is { LiveRows: > 0 }))
+        {
+            if (batch.Count(r => _locations.TryGetValue(r.SequenceId, out var l) && l.Group == owner) != owner!.LiveRows)
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 
     private KvArena FreeArena() =>

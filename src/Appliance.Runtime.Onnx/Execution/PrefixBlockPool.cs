@@ -6,8 +6,10 @@ namespace Appliance.Runtime.Onnx.Execution;
 
 /// <summary>
 /// The runner's block pool for prefix caching, on the device the session runs on: per layer a key and a value buffer
-/// of [blocks, kv_heads, block_tokens, head_size]. Blocks are copied out of a sequence's row and into a new one on the
-/// device, one strided copy per layer, key or value, and block (never through the host).
+/// of [kv_heads, blocks * block_tokens, head_size], so that consecutive slots are consecutive positions of each head.
+/// Blocks are copied out of a sequence's row and into a new one on the device: one strided copy per layer, key or
+/// value, and run of consecutive slots (never through the host, never waited for here: the runner waits for its copies
+/// before the next model run, and they run in order on one stream).
 /// </summary>
 internal sealed class PrefixBlockPool : IPrefixBlockStore, IDisposable
 {
@@ -34,30 +36,31 @@ internal sealed class PrefixBlockPool : IPrefixBlockStore, IDisposable
 
     public long Bytes => _arena.CapacityBytes;
 
-    /// <summary>Bytes of one block for one layer's keys (or values).</summary>
-    private long BlockBytes => _kvHeads * BlockTokens * _positionBytes;
+    private long BlockBytes => BlockTokens * _positionBytes;
+
+    /// <summary>Bytes from one head's positions to the next in the pool.</summary>
+    private long PoolHeadPitch => BlockCapacity * BlockBytes;
 
     public void SaveBlocks(long sequenceId, int firstToken, ReadOnlySpan<int> slots)
     {
+        Validate(slots);
         for (var layer = 0; layer < _arena.Layers; layer++)
         {
             foreach (var key in (ReadOnlySpan<bool>)[true, false])
             {
                 var (row, headPitch) = _layout.RowOf(sequenceId, layer, key);
-                for (var i = 0; i < slots.Length; i++)
+                foreach (var (start, length) in Runs(slots))
                 {
-                    var position = firstToken + ((long)i * BlockTokens);
-                    _storage.CopyBlocks(Block(layer, key, slots[i]), BlockTokens * _positionBytes, row + (nint)(position * _positionBytes), headPitch, BlockTokens * _positionBytes, _kvHeads);
+                    var position = firstToken + ((long)start * BlockTokens);
+                    _storage.CopyBlocks(Slot(layer, key, slots[start]), PoolHeadPitch, row + (nint)(position * _positionBytes), headPitch, length * BlockBytes, _kvHeads);
                 }
             }
         }
-
-        // The row may be released and reused right after: its copy must be done first.
-        _storage.Synchronize();
     }
 
     public void LoadBlocks(long sequenceId, ReadOnlySpan<int> slots)
     {
+        Validate(slots);
         _layout.Reserve(sequenceId, slots.Length * BlockTokens);
         try
         {
@@ -66,10 +69,10 @@ internal sealed class PrefixBlockPool : IPrefixBlockStore, IDisposable
                 foreach (var key in (ReadOnlySpan<bool>)[true, false])
                 {
                     var (row, headPitch) = _layout.RowOf(sequenceId, layer, key);
-                    for (var i = 0; i < slots.Length; i++)
+                    foreach (var (start, length) in Runs(slots))
                     {
-                        var position = (long)i * BlockTokens;
-                        _storage.CopyBlocks(row + (nint)(position * _positionBytes), headPitch, Block(layer, key, slots[i]), BlockTokens * _positionBytes, BlockTokens * _positionBytes, _kvHeads);
+                        var position = (long)start * BlockTokens;
+                        _storage.CopyBlocks(row + (nint)(position * _positionBytes), headPitch, Slot(layer, key, slots[start]), PoolHeadPitch, length * BlockBytes, _kvHeads);
                     }
                 }
             }
@@ -83,13 +86,34 @@ internal sealed class PrefixBlockPool : IPrefixBlockStore, IDisposable
 
     public void Dispose() => _arena.Dispose();
 
-    private IntPtr Block(int layer, bool key, int slot)
+    /// <summary>Runs of consecutive slots (start index in the list, length): each is one copy per layer and key/value.</summary>
+    private static List<(int Start, int Length)> Runs(ReadOnlySpan<int> slots)
     {
-        if ((uint)slot >= (uint)BlockCapacity)
+        var runs = new List<(int, int)>();
+        var start = 0;
+        for (var i = 1; i <= slots.Length; i++)
         {
-            throw new ArgumentOutOfRangeException(nameof(slot), $"Block {slot} is outside the pool of {BlockCapacity}.");
+            if (i == slots.Length || slots[i] != slots[i - 1] + 1)
+            {
+                runs.Add((start, i - start));
+                start = i;
+            }
         }
 
-        return _arena.Address(layer, key) + (nint)(slot * BlockBytes);
+        return runs;
     }
+
+    private void Validate(ReadOnlySpan<int> slots)
+    {
+        foreach (var slot in slots)
+        {
+            if ((uint)slot >= (uint)BlockCapacity)
+            {
+                throw new ArgumentOutOfRangeException(nameof(slots), $"Block {slot} is outside the pool of {BlockCapacity}.");
+            }
+        }
+    }
+
+    /// <summary>Where a slot's first head starts in a layer's key or value buffer.</summary>
+    private IntPtr Slot(int layer, bool key, int slot) => _arena.Address(layer, key) + (nint)(slot * BlockBytes);
 }

@@ -59,6 +59,7 @@ public abstract class PrefixCacheTests(TinyModelFixture model) : IDisposable
         Assert.Equal(0, first.Usage.CachedPromptTokens);
         Assert.Equal(4 * Block, second.Usage.CachedPromptTokens);
         Assert.Equal((2L * prompt.Length, 4L * Block), engine.PrefixCacheCounters);
+        Assert.Equal(0, engine.QueuedRequests); // a hit leaves the queue like any admission (counted before its prefill runs)
     }
 
     [Fact]
@@ -155,6 +156,28 @@ public abstract class PrefixCacheTests(TinyModelFixture model) : IDisposable
     }
 
     [Fact]
+    public async Task A_cached_prompt_with_one_token_left_runs_beside_a_decoding_request()
+    {
+        using var runner = new ThrottledRunner(model.CreateRunner(8, prefixBlockTokens: Block), TimeSpan.FromMilliseconds(5));
+        using var engine = new GenerationEngine(runner, Gpt2Tokenizer.Instance, new SchedulerOptions());
+        var prompt = Prompt((2 * Block) + 1, 9);
+        await Run(engine, [.. prompt[..(2 * Block)], 5, 6, 7], "team"); // caches the first two blocks
+        var decoding = Run(engine, Prompt(20, 10), "other", Greedy with { MaxTokens = 40 });
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (engine.RunningRequests == 0)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the first request never started");
+            await Task.Delay(2);
+        }
+
+        var lastToken = await Run(engine, prompt, "team"); // one token to run after its cached 32
+
+        Assert.Equal(2 * Block, lastToken.Usage.CachedPromptTokens);
+        Assert.Equal(await Uncached(prompt, Greedy.MaxTokens), lastToken.TokenIds);
+        Assert.Equal(await Uncached(Prompt(20, 10), 40), (await decoding).TokenIds);
+    }
+
+    [Fact]
     public async Task A_preempted_request_resumes_from_its_saved_blocks_and_stays_exact()
     {
         const int FloodTokens = 60;
@@ -174,6 +197,7 @@ public abstract class PrefixCacheTests(TinyModelFixture model) : IDisposable
         var results = await Task.WhenAll(flood);
 
         Assert.True(engine.Preemptions >= 1);
+        Assert.Equal(0, engine.QueuedRequests); // a preempted request resuming from its blocks left the queue again
         for (var i = 0; i < prompts.Count; i++)
         {
             Assert.Equal(await Uncached(prompts[i], FloodTokens), results[i].TokenIds);
