@@ -34,6 +34,8 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
     private readonly ServiceRate _serviceRate;
     private int _kvUsedTokens;
     private long _cancelledRequests;
+    private long _draftedTokens;
+    private long _acceptedTokens;
     private long _preemptions;
     private volatile bool _stopping;
     private volatile bool _lastRunFailed;
@@ -97,6 +99,9 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
 
     /// <summary>Tokens the prefix cache can hold; 0 when the runner has no block pool.</summary>
     public long PrefixCacheCapacityTokens => _prefix is null ? 0 : (long)_prefix.CapacityBlocks * _prefix.BlockTokens;
+
+    /// <summary>Tokens proposed by prompt lookup, and how many of them the model's own choice confirmed.</summary>
+    public (long Drafted, long Accepted) SpeculationCounters => (Interlocked.Read(ref _draftedTokens), Interlocked.Read(ref _acceptedTokens));
 
     /// <summary>Times a running request was sent back to the queue to let another tenant in.</summary>
     public long Preemptions => Interlocked.Read(ref _preemptions);
@@ -389,8 +394,100 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
         Volatile.Write(ref _running, _scheduler.RunningCount);
 
         Run(plan.Prefill);
-        Run(plan.Decode);
+        if (plan.Decode is [var alone] && Drafts(alone.Sequence) is { Length: > 0 } drafts)
+        {
+            RunSpeculative(alone.Sequence, drafts);
+        }
+        else
+        {
+            Run(plan.Decode);
+        }
+
         return true;
+    }
+
+    /// <summary>
+    /// Prompt-lookup drafts for a sequence decoding alone (a busy batch keeps the device busy without them), as many
+    /// as its remaining tokens, the context and the runner's logits rows allow; none while it pauses after misses.
+    /// </summary>
+    private int[]? Drafts(Sequence sequence)
+    {
+        if (_options.SpeculativeTokens == 0 || !_runner.SupportsRollback || sequence.Status != SequenceStatus.Running)
+        {
+            return null;
+        }
+
+        if (sequence.SpeculationPause > 0)
+        {
+            sequence.SpeculationPause--;
+            return null;
+        }
+
+        var room = Math.Min(
+            Math.Min(_options.SpeculativeTokens, _options.MaxBatchSize - 1),
+            Math.Min(sequence.Request.Sampling.MaxTokens - sequence.Output.CompletionTokens - 1, Model.ContextLength - sequence.Tokens.Count));
+        if (room <= 0)
+        {
+            return null;
+        }
+
+        var drafts = new int[room];
+        var count = Speculation.PromptLookup.Propose(sequence.Tokens, _options.SpeculativeNgram, 2, drafts);
+        return drafts[..count];
+    }
+
+    /// <summary>
+    /// Runs the sequence's last token and its drafts in one model run, then samples position by position exactly as
+    /// plain decoding would (the same sampler, random stream and constraint): a draft is kept while it equals the token
+    /// sampled before it, so outputs do not change, only how many tokens a run yields. The rejected drafts' KV is dropped.
+    /// </summary>
+    private void RunSpeculative(Sequence sequence, int[] drafts)
+    {
+        var computed = sequence.Computed;
+        int[] input = [sequence.Tokens[^1], .. drafts];
+        ReadOnlyMemory<float> logits;
+        try
+        {
+            logits = _runner.Execute([new RunnerSequence(sequence.Id, input, computed) { LogitsPositions = input.Length }]);
+        }
+        catch (Exception exception)
+        {
+            _lastRunFailed = true;
+            EngineLog.RunFailed(_logger, exception, 1, Model.Id);
+            Finish(sequence, new ModelRunException($"The model run failed: {exception.Message}", sequence.Output.CompletionTokens > 0, exception));
+            return;
+        }
+
+        _lastRunFailed = false;
+        var vocabulary = Model.VocabularySize;
+        var accepted = 0;
+        for (var i = 0; i < input.Length; i++)
+        {
+            sequence.Computed = computed + i + 1; // the KV holds the last token and the drafts kept so far
+            var token = Update(sequence, logits.Span.Slice(i * vocabulary, vocabulary));
+            if (sequence.Status == SequenceStatus.Finished)
+            {
+                break;
+            }
+
+            if (i == drafts.Length || token != drafts[i])
+            {
+                break;
+            }
+
+            accepted++;
+        }
+
+        Interlocked.Add(ref _draftedTokens, drafts.Length);
+        Interlocked.Add(ref _acceptedTokens, accepted);
+        if (sequence.Status == SequenceStatus.Finished)
+        {
+            return;
+        }
+
+        _runner.Rollback(sequence.Id, sequence.Computed);
+        sequence.SpeculationBackoff = accepted > 0 ? 0 : Math.Clamp(sequence.SpeculationBackoff * 2, 1, 32);
+        sequence.SpeculationPause = accepted > 0 ? 0 : sequence.SpeculationBackoff;
     }
 
     private void Run(IReadOnlyList<ScheduledSequence> rows)
@@ -447,7 +544,7 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
         }
     }
 
-    private void Update(Sequence sequence, ReadOnlySpan<float> logits)
+    private int Update(Sequence sequence, ReadOnlySpan<float> logits)
     {
         var (token, logprob) = _sampler.Sample(logits, sequence.Sampling, _stopTokenIds);
         sequence.Tokens.Add(token);
@@ -462,6 +559,8 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
         {
             Finish(sequence, null);
         }
+
+        return token;
     }
 
     private void Finish(Sequence sequence, Exception? error)

@@ -4,7 +4,14 @@ namespace Appliance.Engine;
 /// <param name="SequenceId">Stable id of the sequence; the runner keys its KV state by it.</param>
 /// <param name="NewTokens">Tokens to run this step (a prompt chunk, or the one token sampled last step).</param>
 /// <param name="PastLength">Tokens of this sequence already in the runner's KV cache.</param>
-public readonly record struct RunnerSequence(long SequenceId, ReadOnlyMemory<int> NewTokens, int PastLength);
+public readonly record struct RunnerSequence(long SequenceId, ReadOnlyMemory<int> NewTokens, int PastLength)
+{
+    /// <summary>
+    /// How many of the last new positions return logits (1: the next token's; more: to verify drafted tokens, each
+    /// position's own row, in order).
+    /// </summary>
+    public int LogitsPositions { get; init; } = 1;
+}
 
 /// <summary>
 /// Runs a decoder model for a batch of sequences. The runner owns the KV cache tensors; the engine tells it
@@ -18,8 +25,9 @@ public interface IModelRunner : IDisposable
     int MaxBatchSize { get; }
 
     /// <summary>
-    /// Runs the model once for <paramref name="batch"/> and returns one row of next-token logits per sequence,
-    /// in batch order, each <see cref="ModelInfo.VocabularySize"/> wide. The memory is valid until the next call.
+    /// Runs the model once for <paramref name="batch"/> and returns rows of next-token logits, in batch order, each
+    /// <see cref="ModelInfo.VocabularySize"/> wide: <see cref="RunnerSequence.LogitsPositions"/> per sequence (at most
+    /// <see cref="MaxBatchSize"/> rows in all). The memory is valid until the next call.
     /// </summary>
     ReadOnlyMemory<float> Execute(IReadOnlyList<RunnerSequence> batch);
 
@@ -28,4 +36,10 @@ public interface IModelRunner : IDisposable
 
     /// <summary>The runner's pool for prefix caching; null when it has none (the engine then computes every prompt).</summary>
     IPrefixBlockStore? PrefixBlocks => null;
+
+    /// <summary>Whether <see cref="Rollback"/> works: speculative decoding needs it to drop rejected drafts.</summary>
+    bool SupportsRollback => false;
+
+    /// <summary>Shortens a sequence's KV state to its first <paramref name="length"/> tokens (drafts that were rejected).</summary>
+    void Rollback(long sequenceId, int length) => throw new NotSupportedException("This runner cannot drop KV positions.");
 }

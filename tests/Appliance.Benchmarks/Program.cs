@@ -14,6 +14,8 @@ using Appliance.Tests.Common;
 // --grammar: structured outputs' mask cost per token at 32k-262k vocabularies, 8 constrained streams vs 8 free.
 // --prefix-cache [--sizes small-llama|base-llama]: time to first token with a 2,000-token system prompt seen before vs
 // the first time and from another tenant, and 8 streams sharing it with the prefix cache on vs off.
+// --speculative [--sizes small-llama|base-llama]: prompt-lookup drafting on vs off at batch 1, and the cost of a run
+// that verifies 4 drafts against a one-token step.
 var options = BenchOptions.Parse(args);
 var culture = CultureInfo.InvariantCulture;
 if (args.Contains("--builder"))
@@ -83,6 +85,18 @@ if (args.Contains("--prefix-cache"))
     // Prefix caching: time to first token with a shared 2,000-token system prompt, and 8 streams sharing it.
     var prefixOptions = options with { Sizes = options.Sizes.Where(s => s.EndsWith("-llama", StringComparison.Ordinal)).DefaultIfEmpty("small-llama").ToArray() };
     foreach (var row in await PrefixCacheBench.RowsAsync(prefixOptions))
+    {
+        Console.WriteLine(row);
+    }
+
+    return 0;
+}
+
+if (args.Contains("--speculative"))
+{
+    // Prompt-lookup speculative decoding at batch 1 on a model-builder-style export (shared KV buffer).
+    var size = options.Sizes.FirstOrDefault(s => s.EndsWith("-llama", StringComparison.Ordinal)) ?? "small-llama";
+    foreach (var row in await SpeculativeBench.RowsAsync(BenchModels.Ensure(options.ModelsFolder, size, "fp32"), options))
     {
         Console.WriteLine(row);
     }

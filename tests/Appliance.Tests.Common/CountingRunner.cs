@@ -4,7 +4,8 @@ namespace Appliance.Tests.Common;
 
 /// <summary>
 /// A fake model for engine unit tests: the next token is always (last token + 1) modulo the vocabulary. It records
-/// every batch it was given and can be paused or made to fail.
+/// every batch it was given and can be paused or made to fail; it returns logits for several positions and drops
+/// positions (rollback) as a shared-buffer runner does.
 /// </summary>
 public sealed class CountingRunner(int vocabularySize = 300, int contextLength = 64, int maxBatchSize = 8, int eosTokenId = 299) : IModelRunner
 {
@@ -15,6 +16,21 @@ public sealed class CountingRunner(int vocabularySize = 300, int contextLength =
     public ModelInfo Info { get; } = new("counting", vocabularySize, contextLength, new HashSet<int> { eosTokenId }, 0);
 
     public int MaxBatchSize => maxBatchSize;
+
+    public bool SupportsRollback { get; set; } = true;
+
+    public void Rollback(long sequenceId, int length)
+    {
+        lock (_gate)
+        {
+            if (length > _lengths[sequenceId])
+            {
+                throw new InvalidOperationException($"sequence {sequenceId}: cannot keep {length} of {_lengths[sequenceId]} tokens");
+            }
+
+            _lengths[sequenceId] = length;
+        }
+    }
 
     /// <summary>Every batch run so far, as (sequence id, new token count, past length) rows.</summary>
     public List<RunnerSequence[]> Batches { get; } = [];
@@ -57,20 +73,23 @@ public sealed class CountingRunner(int vocabularySize = 300, int contextLength =
             }
 
             Array.Clear(_logits);
-            for (var row = 0; row < batch.Count; row++)
+            var row = 0;
+            foreach (var sequence in batch)
             {
-                var sequence = batch[row];
                 if (_lengths.GetValueOrDefault(sequence.SequenceId) != sequence.PastLength)
                 {
                     throw new InvalidOperationException($"sequence {sequence.SequenceId}: past {sequence.PastLength} but {_lengths.GetValueOrDefault(sequence.SequenceId)} cached");
                 }
 
                 _lengths[sequence.SequenceId] = sequence.PastLength + sequence.NewTokens.Length;
-                var next = (sequence.NewTokens.Span[^1] + 1) % Info.VocabularySize;
-                _logits[(row * Info.VocabularySize) + next] = 10f;
+                var tokens = sequence.NewTokens.Span;
+                for (var position = tokens.Length - sequence.LogitsPositions; position < tokens.Length; position++, row++)
+                {
+                    _logits[(row * Info.VocabularySize) + ((tokens[position] + 1) % Info.VocabularySize)] = 10f;
+                }
             }
 
-            return _logits.AsMemory(0, batch.Count * Info.VocabularySize);
+            return _logits.AsMemory(0, row * Info.VocabularySize);
         }
     }
 

@@ -57,6 +57,7 @@ public static class NodeAdminApi
                         capacityTokens = r.PrefixCache.CapacityTokens, lookupTokens = r.PrefixCache.LookupTokens,
                         hitTokens = r.PrefixCache.HitTokens, hitRate = r.PrefixCache.HitRate,
                     },
+                    speculation = new { draftedTokens = r.SpeculativeTokens.Drafted, acceptedTokens = r.SpeculativeTokens.Accepted },
                     memory = r.Memory is not { } m ? null : new
                     {
                         deviceBytes = m.DeviceBytes, hostBytes = m.HostBytes, weightsBytes = m.WeightsBytes, kvCacheBytes = m.KvCacheBytes,

@@ -18,6 +18,9 @@ public sealed record ReplicaState(
 {
     /// <summary>Prompt tokens looked up in the replica's prefix cache, and how many were found there.</summary>
     public PrefixCacheState PrefixCache { get; init; } = new(0, 0, 0);
+
+    /// <summary>Tokens drafted by prompt lookup, and how many the model confirmed (speculative decoding).</summary>
+    public (long Drafted, long Accepted) SpeculativeTokens { get; init; }
 }
 
 /// <summary>A replica's prefix cache: its size, and the prompt tokens looked up and found since it started.</summary>

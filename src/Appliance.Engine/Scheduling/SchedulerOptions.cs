@@ -45,6 +45,16 @@ public sealed record SchedulerOptions
 
     public TimeSpan MaxRestartBackoff { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// Prompt-lookup speculative decoding: while one request decodes alone, up to this many tokens that followed the
+    /// latest earlier occurrence of its last tokens are proposed and verified in one run; 0 switches it off. Outputs
+    /// are the same with and without it (greedy and seeded sampling alike).
+    /// </summary>
+    public int SpeculativeTokens { get; init; }
+
+    /// <summary>Longest n-gram matched to find a draft (down to 2 tokens).</summary>
+    public int SpeculativeNgram { get; init; } = 3;
+
     public double WeightOf(string tenant) => TenantWeights.TryGetValue(tenant, out var weight) ? weight : DefaultTenantWeight;
 
     public string? Validate()
@@ -72,6 +82,11 @@ public sealed record SchedulerOptions
         if (MaxQueuedRequests < 1)
         {
             return "MaxQueuedRequests must be at least 1";
+        }
+
+        if (SpeculativeTokens is < 0 or > 64 || SpeculativeNgram is < 2 or > 16)
+        {
+            return "SpeculativeTokens must be 0 to 64 and SpeculativeNgram 2 to 16";
         }
 
         return KvCacheTokens is < 1 ? "KvCacheTokens must be at least 1 when set" : null;

@@ -48,6 +48,12 @@ internal sealed class Sequence
 
     public SequenceStatus Status { get; set; } = SequenceStatus.Waiting;
 
+    /// <summary>Decode steps to skip before drafting again: grows while drafts are rejected, so open-ended text pays little.</summary>
+    public int SpeculationPause { get; set; }
+
+    /// <summary>The pause after the next rejected draft.</summary>
+    public int SpeculationBackoff { get; set; }
+
     /// <summary>Prompt tokens found in the prefix cache at its first admission.</summary>
     public int CachedPromptTokens { get; set; }
 

@@ -48,6 +48,10 @@ internal sealed class ApplianceMetrics : Quotas.IQuotaRefusals, IDisposable
             "Prompt tokens looked up in the prefix cache at admission");
         _meter.CreateObservableCounter("prefix_cache_hit_tokens_total", () => Replicas(models, r => r.PrefixCache.HitTokens), "tokens",
             "Prompt tokens found in the prefix cache (hit rate: this over prefix_cache_lookup_tokens_total)");
+        _meter.CreateObservableCounter("speculative_drafted_tokens_total", () => Replicas(models, r => r.SpeculativeTokens.Drafted), "tokens",
+            "Tokens proposed by prompt lookup for speculative decoding");
+        _meter.CreateObservableCounter("speculative_accepted_tokens_total", () => Replicas(models, r => r.SpeculativeTokens.Accepted), "tokens",
+            "Drafted tokens the model confirmed (each saves one decoding step)");
         _meter.CreateObservableGauge("replica_healthy", () => Replicas(models, r => r.Healthy ? 1 : 0), description: "0 after a replica's model run failed, until one succeeds, and while its crashed engine restarts");
         _meter.CreateObservableCounter("engine_restarts_total", () => Replicas(models, r => r.Restarts), "restarts", "Times a replica's engine loop crashed and was restarted");
         _meter.CreateObservableGauge("device_memory_total_bytes", () => devices.Devices.Select(d =>

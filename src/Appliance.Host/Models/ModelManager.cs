@@ -38,6 +38,7 @@ internal sealed partial class ModelManager(
         new ReplicaState(d.Id, r.Index, r.DeviceId, r.Engine.Healthy, r.Engine.RunningRequests, r.Engine.QueuedRequests, r.Engine.KvCacheUsedTokens, r.Engine.KvCacheCapacityTokens, d.MemoryBytes, d.LoadedAt, r.Engine.Preemptions, d.Memory, r.Engine.Restarts)
         {
             PrefixCache = PrefixCacheOf(r.Engine),
+            SpeculativeTokens = r.Engine.SpeculationCounters,
         }))];
 
     private static PrefixCacheState PrefixCacheOf(GenerationEngine engine)
@@ -249,6 +250,7 @@ internal sealed partial class ModelManager(
     {
         MaxBatchSize = options.MaxBatchSize,
         PrefillTokenBudget = options.PrefillTokenBudget,
+        SpeculativeTokens = options.SpeculativeTokens,
         MaxQueuedRequests = options.MaxQueuedRequests,
         TenantWeights = pool.Value.TenantWeights,
         DefaultTenantWeight = pool.Value.DefaultTenantWeight,

@@ -34,6 +34,14 @@ public sealed record ModelOptions
     /// </summary>
     public int? PrefixCacheTokens { get; init; }
 
+    /// <summary>
+    /// Prompt-lookup speculative decoding: while a request decodes alone, up to this many tokens copied from earlier in
+    /// its own prompt and output are verified in one run (answers do not change). Pays off on copy-heavy work (editing
+    /// a given text, code edits) and on GPUs; 0 (the default) switches it off. Needs a shared-buffer KV cache (the
+    /// model builder's exports).
+    /// </summary>
+    public int SpeculativeTokens { get; init; }
+
     public int MaxBatchSize { get; init; } = 8;
 
     public int PrefillTokenBudget { get; init; } = 1024;

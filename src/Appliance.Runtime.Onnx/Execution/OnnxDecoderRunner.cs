@@ -119,6 +119,7 @@ public sealed partial class OnnxDecoderRunner : IModelRunner
     {
         ValidateBatch(batch);
         var width = batch.Max(r => r.NewTokens.Length);
+        var rows = batch.Sum(r => r.LogitsPositions);
         if (width == 1 || (long)batch.Count * width <= _positionsPerRun)
         {
             Run(batch, firstRow: 0, keepLogits: true);
@@ -126,23 +127,40 @@ public sealed partial class OnnxDecoderRunner : IModelRunner
         else
         {
             // Too many positions for one run's logits: each row on its own, its new tokens in pieces. The KV cache
-            // makes the pieces exact; only the last piece's last position is kept.
-            for (var row = 0; row < batch.Count; row++)
+            // makes the pieces exact; only the last piece's logits are kept (it holds every position asked for).
+            var firstRow = 0;
+            foreach (var sequence in batch)
             {
-                var sequence = batch[row];
-                for (var start = 0; start < sequence.NewTokens.Length; start += _positionsPerRun)
+                var tail = Math.Max(sequence.LogitsPositions, 1);
+                var head = sequence.NewTokens.Length - tail;
+                for (var start = 0; start < head; start += _positionsPerRun)
                 {
-                    var length = Math.Min(_positionsPerRun, sequence.NewTokens.Length - start);
-                    var last = start + length == sequence.NewTokens.Length;
-                    Run([new RunnerSequence(sequence.SequenceId, sequence.NewTokens.Slice(start, length), sequence.PastLength + start)], firstRow: row, keepLogits: last);
+                    var length = Math.Min(_positionsPerRun, head - start);
+                    Run([new RunnerSequence(sequence.SequenceId, sequence.NewTokens.Slice(start, length), sequence.PastLength + start)], firstRow, keepLogits: false);
                 }
+
+                Run([sequence with { NewTokens = sequence.NewTokens[head..], PastLength = sequence.PastLength + head }], firstRow, keepLogits: true);
+                firstRow += sequence.LogitsPositions;
             }
         }
 
-        return _hostLogits.Memory[..(batch.Count * Info.VocabularySize)];
+        return _hostLogits.Memory[..(rows * Info.VocabularySize)];
     }
 
     public void Release(long sequenceId) => _kvCache.Release(sequenceId);
+
+    /// <summary>A shared buffer keeps every position in place: dropping the last ones is a change of length.</summary>
+    public bool SupportsRollback => _kvCache is SharedBufferKvCache;
+
+    public void Rollback(long sequenceId, int length)
+    {
+        if (_kvCache is not SharedBufferKvCache shared)
+        {
+            throw new NotSupportedException("A concatenating KV cache cannot drop positions in place.");
+        }
+
+        shared.Truncate(sequenceId, length);
+    }
 
     public void Dispose()
     {
@@ -262,16 +280,39 @@ public sealed partial class OnnxDecoderRunner : IModelRunner
             throw new InvalidOperationException($"Logits of shape [{string.Join(", ", shape)}] do not match batch {plan.Rows.Count}, width {width}, vocabulary {vocabulary}.");
         }
 
-        // Host rows follow the caller's order; plan row r came from caller row BatchIndex[r].
-        var flatRows = new long[plan.Rows.Count];
-        for (var row = 0; row < plan.Rows.Count; row++)
+        // Host rows follow the caller's order (plan row r came from caller row BatchIndex[r]), each caller row taking
+        // as many host rows as the positions it asked for: its last ones, in order.
+        var asked = new int[plan.Rows.Count];
+        foreach (var (row, caller) in plan.BatchIndex.Select((caller, row) => (row, caller)))
         {
-            flatRows[plan.BatchIndex[row]] = ((long)row * positions) + (positions == 1 ? 0 : lastIndex[row]);
+            asked[caller] = plan.Rows[row].LogitsPositions;
         }
 
-        using var destination = _hostLogits.View(firstRow, plan.Rows.Count, vocabulary);
+        var offsets = new int[asked.Length];
+        for (var caller = 1; caller < asked.Length; caller++)
+        {
+            offsets[caller] = offsets[caller - 1] + asked[caller - 1];
+        }
+
+        var flatRows = new long[asked.Sum()];
+        for (var row = 0; row < plan.Rows.Count; row++)
+        {
+            var caller = plan.BatchIndex[row];
+            var count = asked[caller];
+            if (count > 1 && positions == 1)
+            {
+                throw new InvalidOperationException("The model returns the last position's logits only; drafted tokens cannot be verified with it.");
+            }
+
+            for (var j = 0; j < count; j++)
+            {
+                flatRows[offsets[caller] + j] = ((long)row * positions) + (positions == 1 ? 0 : lastIndex[row] - (count - 1) + j);
+            }
+        }
+
+        using var destination = _hostLogits.View(firstRow, flatRows.Length, vocabulary);
         _selector.Select(logits, flatRows, destination);
-        Interlocked.Add(ref _hostLogitsBytes, (long)plan.Rows.Count * vocabulary * sizeof(float));
+        Interlocked.Add(ref _hostLogitsBytes, (long)flatRows.Length * vocabulary * sizeof(float));
     }
 
     private void RecordLogitsSize(OrtValue logits)
@@ -290,12 +331,22 @@ public sealed partial class OnnxDecoderRunner : IModelRunner
             throw new ArgumentException($"A batch holds 1 to {MaxBatchSize} sequences, not {batch.Count}.", nameof(batch));
         }
 
+        if (batch.Sum(r => r.LogitsPositions) > MaxBatchSize)
+        {
+            throw new ArgumentException($"A batch returns at most {MaxBatchSize} rows of logits.", nameof(batch));
+        }
+
         var width = batch.Max(r => r.NewTokens.Length);
         foreach (var row in batch)
         {
             if (row.NewTokens.Length == 0)
             {
                 throw new ArgumentException($"Sequence {row.SequenceId} has no new tokens.", nameof(batch));
+            }
+
+            if (row.LogitsPositions < 1 || row.LogitsPositions > row.NewTokens.Length || row.LogitsPositions > _positionsPerRun)
+            {
+                throw new ArgumentException($"Sequence {row.SequenceId} asks for logits of {row.LogitsPositions} positions out of {row.NewTokens.Length}.", nameof(batch));
             }
 
             if (row.PastLength + row.NewTokens.Length > Info.ContextLength)

@@ -109,6 +109,18 @@ internal sealed class SharedBufferKvCache : IKvCacheLayout
         }
     }
 
+    /// <summary>Keeps a sequence's first <paramref name="length"/> positions; the rest is overwritten by its next run.</summary>
+    public void Truncate(long sequenceId, int length)
+    {
+        var (slot, current) = _sequences[sequenceId];
+        if (length < 0 || length > current)
+        {
+            throw new ArgumentOutOfRangeException(nameof(length), $"Sequence {sequenceId} has {current} tokens; it cannot keep {length}.");
+        }
+
+        _sequences[sequenceId] = (slot, length);
+    }
+
     public (IntPtr Start, long HeadPitch) RowOf(long sequenceId, int layer, bool key)
     {
         var (slot, _) = _sequences[sequenceId];
