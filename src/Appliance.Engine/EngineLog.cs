@@ -22,4 +22,7 @@ internal static partial class EngineLog
 
     [LoggerMessage(EventId = 1006, Level = LogLevel.Warning, Message = "Prefix cache of model {ModelId}: a block copy failed; the cache was emptied and requests compute their prompts")]
     public static partial void PrefixCopyFailed(ILogger logger, Exception exception, string modelId);
+
+    [LoggerMessage(EventId = 1007, Level = LogLevel.Warning, Message = "Speculative decoding for model {ModelId} failed and is switched off for this engine; requests decode plainly")]
+    public static partial void SpeculationFailed(ILogger logger, Exception exception, string modelId);
 }

@@ -36,6 +36,8 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
     private long _cancelledRequests;
     private long _draftedTokens;
     private long _acceptedTokens;
+    private bool _speculationFailed;
+    private readonly Speculation.IDraftProposer _drafter;
     private long _preemptions;
     private volatile bool _stopping;
     private volatile bool _lastRunFailed;
@@ -74,6 +76,7 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
 
         _scheduler = NewScheduler();
         _sampler = new TokenSampler(info.VocabularySize);
+        _drafter = _options.DraftProposer ?? new Speculation.PromptLookupProposer(_options.SpeculativeNgram);
         _thread = new Thread(Loop) { IsBackground = true, Name = $"engine-{info.Id}" };
         _thread.Start();
         EngineLog.Started(_logger, info.Id, _options.MaxBatchSize, _kvCache.CapacityTokens, _options.PrefillTokenBudget);
@@ -101,7 +104,14 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
     public long PrefixCacheCapacityTokens => _prefix is null ? 0 : (long)_prefix.CapacityBlocks * _prefix.BlockTokens;
 
     /// <summary>Tokens proposed by prompt lookup, and how many of them the model's own choice confirmed.</summary>
-    public (long Drafted, long Accepted) SpeculationCounters => (Interlocked.Read(ref _draftedTokens), Interlocked.Read(ref _acceptedTokens));
+    public (long Drafted, long Accepted) SpeculationCounters
+    {
+        get
+        {
+            var accepted = Interlocked.Read(ref _acceptedTokens); // added after the drafts: read first, never above them
+            return (Interlocked.Read(ref _draftedTokens), accepted);
+        }
+    }
 
     /// <summary>Times a running request was sent back to the queue to let another tenant in.</summary>
     public long Preemptions => Interlocked.Read(ref _preemptions);
@@ -394,14 +404,12 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
         Volatile.Write(ref _running, _scheduler.RunningCount);
 
         Run(plan.Prefill);
-        if (plan.Decode is [var alone] && Drafts(alone.Sequence) is { Length: > 0 } drafts)
+        if (plan.Decode is [var alone] && Drafts(alone.Sequence) is { Length: > 0 } drafts && RunSpeculative(alone.Sequence, drafts))
         {
-            RunSpeculative(alone.Sequence, drafts);
+            return true;
         }
-        else
-        {
-            Run(plan.Decode);
-        }
+
+        Run(plan.Decode);
 
         return true;
     }
@@ -412,7 +420,7 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
     /// </summary>
     private int[]? Drafts(Sequence sequence)
     {
-        if (_options.SpeculativeTokens == 0 || !_runner.SupportsRollback || sequence.Status != SequenceStatus.Running)
+        if (_options.SpeculativeTokens == 0 || _speculationFailed || !_runner.SupportsRollback || sequence.Status != SequenceStatus.Running)
         {
             return null;
         }
@@ -424,16 +432,22 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
         }
 
         var room = Math.Min(
-            Math.Min(_options.SpeculativeTokens, _options.MaxBatchSize - 1),
+            Math.Min(_options.SpeculativeTokens, Math.Min(_options.MaxBatchSize, _runner.MaxLogitsPositions) - 1),
             Math.Min(sequence.Request.Sampling.MaxTokens - sequence.Output.CompletionTokens - 1, Model.ContextLength - sequence.Tokens.Count));
         if (room <= 0)
         {
             return null;
         }
 
-        var drafts = new int[room];
-        var count = Speculation.PromptLookup.Propose(sequence.Tokens, _options.SpeculativeNgram, 2, drafts);
-        return drafts[..count];
+        Span<int> drafts = stackalloc int[room];
+        var count = _drafter.Propose(sequence.Tokens, drafts);
+        if (count == 0)
+        {
+            sequence.SpeculationPause = 2; // nothing to propose: look again in a few steps, not at every one
+            return null;
+        }
+
+        return drafts[..count].ToArray();
     }
 
     /// <summary>
@@ -441,7 +455,8 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
     /// plain decoding would (the same sampler, random stream and constraint): a draft is kept while it equals the token
     /// sampled before it, so outputs do not change, only how many tokens a run yields. The rejected drafts' KV is dropped.
     /// </summary>
-    private void RunSpeculative(Sequence sequence, int[] drafts)
+    /// <returns>False when the verifying run failed before anything was recorded: the step decodes plainly instead.</returns>
+    private bool RunSpeculative(Sequence sequence, int[] drafts)
     {
         var computed = sequence.Computed;
         int[] input = [sequence.Tokens[^1], .. drafts];
@@ -452,10 +467,11 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
         }
         catch (Exception exception)
         {
-            _lastRunFailed = true;
-            EngineLog.RunFailed(_logger, exception, 1, Model.Id);
-            Finish(sequence, new ModelRunException($"The model run failed: {exception.Message}", sequence.Output.CompletionTokens > 0, exception));
-            return;
+            // The runner records a run's KV only when it succeeds: the sequence is as it was. Decode it plainly, and
+            // stop drafting for this engine (the model or runner cannot verify drafts; a plain run says if it is worse).
+            _speculationFailed = true;
+            EngineLog.SpeculationFailed(_logger, exception, Model.Id);
+            return false;
         }
 
         _lastRunFailed = false;
@@ -480,14 +496,28 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
 
         Interlocked.Add(ref _draftedTokens, drafts.Length);
         Interlocked.Add(ref _acceptedTokens, accepted);
+        _scheduler.Charge(sequence, accepted); // fair queueing counts every token the step yielded
         if (sequence.Status == SequenceStatus.Finished)
         {
-            return;
+            return true;
         }
 
-        _runner.Rollback(sequence.Id, sequence.Computed);
+        try
+        {
+            _runner.Rollback(sequence.Id, sequence.Computed);
+        }
+        catch (Exception exception)
+        {
+            // Its cache no longer matches its tokens: this request cannot go on, the others can.
+            _speculationFailed = true;
+            EngineLog.SpeculationFailed(_logger, exception, Model.Id);
+            Finish(sequence, new ModelRunException($"Dropping rejected draft tokens failed: {exception.Message}", true, exception));
+            return true;
+        }
+
         sequence.SpeculationBackoff = accepted > 0 ? 0 : Math.Clamp(sequence.SpeculationBackoff * 2, 1, 32);
         sequence.SpeculationPause = accepted > 0 ? 0 : sequence.SpeculationBackoff;
+        return true;
     }
 
     private void Run(IReadOnlyList<ScheduledSequence> rows)

@@ -37,8 +37,14 @@ public interface IModelRunner : IDisposable
     /// <summary>The runner's pool for prefix caching; null when it has none (the engine then computes every prompt).</summary>
     IPrefixBlockStore? PrefixBlocks => null;
 
-    /// <summary>Whether <see cref="Rollback"/> works: speculative decoding needs it to drop rejected drafts.</summary>
+    /// <summary>
+    /// Whether the runner can verify drafts: return logits for several positions of a row and drop positions again
+    /// (<see cref="Rollback"/>). Speculative decoding needs both.
+    /// </summary>
     bool SupportsRollback => false;
+
+    /// <summary>Most positions of one row that may return logits in one run.</summary>
+    int MaxLogitsPositions => MaxBatchSize;
 
     /// <summary>Shortens a sequence's KV state to its first <paramref name="length"/> tokens (drafts that were rejected).</summary>
     void Rollback(long sequenceId, int length) => throw new NotSupportedException("This runner cannot drop KV positions.");

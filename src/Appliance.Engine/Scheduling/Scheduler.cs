@@ -142,7 +142,8 @@ internal sealed class Scheduler
 
     private int RunningOf(string tenant) => _runningByTenant.GetValueOrDefault(tenant);
 
-    private void Charge(Sequence sequence, int tokens) => QueueOf(sequence.Request.Priority).Charge(sequence.Request.Tenant, tokens);
+    /// <summary>Counts tokens a sequence got for its tenant's fair share (also those a speculative step added).</summary>
+    public void Charge(Sequence sequence, int tokens) => QueueOf(sequence.Request.Priority).Charge(sequence.Request.Tenant, tokens);
 
     /// <summary>Interactive first; batch when only batch waits or when interactive has had its run of admissions.</summary>
     private (FairQueue Queue, Sequence Sequence)? PeekNext()

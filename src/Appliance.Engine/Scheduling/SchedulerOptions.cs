@@ -47,13 +47,17 @@ public sealed record SchedulerOptions
 
     /// <summary>
     /// Prompt-lookup speculative decoding: while one request decodes alone, up to this many tokens that followed the
-    /// latest earlier occurrence of its last tokens are proposed and verified in one run; 0 switches it off. Outputs
-    /// are the same with and without it (greedy and seeded sampling alike).
+    /// latest earlier occurrence of its last tokens are proposed and verified in one run; 0 switches it off. Each
+    /// position is sampled as plain decoding samples it, so outputs are those of plain decoding up to the floating-point
+    /// difference between a one-token run and a several-token one (as between a prompt computed whole or in chunks).
     /// </summary>
     public int SpeculativeTokens { get; init; }
 
     /// <summary>Longest n-gram matched to find a draft (down to 2 tokens).</summary>
     public int SpeculativeNgram { get; init; } = 3;
+
+    /// <summary>Where drafts come from; null: prompt lookup with <see cref="SpeculativeNgram"/>.</summary>
+    public Speculation.IDraftProposer? DraftProposer { get; init; }
 
     public double WeightOf(string tenant) => TenantWeights.TryGetValue(tenant, out var weight) ? weight : DefaultTenantWeight;
 

@@ -26,6 +26,9 @@ public sealed record DecoderSignature(
 
     public bool HasPositionIds => PositionIdsType is not null;
 
+    /// <summary>Whether the logits cover every new position ([batch, sequence, vocabulary]), not only the last one.</summary>
+    public bool LogitsEveryPosition { get; init; } = true;
+
     /// <summary>Reads the signature from a loaded session's metadata.</summary>
     public static DecoderSignature FromSession(InferenceSession session, DecoderConfig decoder, string folder) =>
         Resolve(Signatures(session.InputMetadata), Signatures(session.OutputMetadata), decoder, folder);
@@ -108,7 +111,7 @@ public sealed record DecoderSignature(
 
         var logits = check.Type(outputs, decoder.Outputs.Logits, "output", FloatTypes, "float32, float16 or bfloat16");
         check.LogitsShape(outputs[decoder.Outputs.Logits]);
-        return new DecoderSignature(ids, mask, positions, kv, logits);
+        return new DecoderSignature(ids, mask, positions, kv, logits) { LogitsEveryPosition = outputs[decoder.Outputs.Logits].Dimensions[1] is not 1 };
     }
 
     public static int ElementSize(TensorElementType type) => type switch

@@ -131,12 +131,13 @@ public sealed partial class OnnxDecoderRunner : IModelRunner
             var firstRow = 0;
             foreach (var sequence in batch)
             {
-                var tail = Math.Max(sequence.LogitsPositions, 1);
-                var head = sequence.NewTokens.Length - tail;
+                // The last piece is what plain chunking leaves at the end, or longer when more positions are asked for.
+                var length = sequence.NewTokens.Length;
+                var head = length - Math.Max(sequence.LogitsPositions, ((length - 1) % _positionsPerRun) + 1);
                 for (var start = 0; start < head; start += _positionsPerRun)
                 {
-                    var length = Math.Min(_positionsPerRun, head - start);
-                    Run([new RunnerSequence(sequence.SequenceId, sequence.NewTokens.Slice(start, length), sequence.PastLength + start)], firstRow, keepLogits: false);
+                    var piece = Math.Min(_positionsPerRun, head - start);
+                    Run([new RunnerSequence(sequence.SequenceId, sequence.NewTokens.Slice(start, piece), sequence.PastLength + start)], firstRow, keepLogits: false);
                 }
 
                 Run([sequence with { NewTokens = sequence.NewTokens[head..], PastLength = sequence.PastLength + head }], firstRow, keepLogits: true);
@@ -149,8 +150,13 @@ public sealed partial class OnnxDecoderRunner : IModelRunner
 
     public void Release(long sequenceId) => _kvCache.Release(sequenceId);
 
-    /// <summary>A shared buffer keeps every position in place: dropping the last ones is a change of length.</summary>
-    public bool SupportsRollback => _kvCache is SharedBufferKvCache;
+    /// <summary>
+    /// A shared buffer keeps every position in place (dropping the last ones is a change of length), and the model
+    /// must return logits for every position, not the last one only.
+    /// </summary>
+    public bool SupportsRollback => _kvCache is SharedBufferKvCache && Signature.LogitsEveryPosition;
+
+    public int MaxLogitsPositions => Math.Min(MaxBatchSize, _positionsPerRun);
 
     public void Rollback(long sequenceId, int length)
     {

@@ -68,6 +68,25 @@ public abstract class SpeculativeDecodingTests(TinyModelFixture model)
         Assert.Equal((0L, 0L), plain.SpeculationCounters);
     }
 
+    [Theory]
+    [InlineData(0)] // every draft right: up to 5 tokens per run
+    [InlineData(3)] // every third draft wrong: kept up to it, the rest dropped from the cache
+    public async Task Drafts_the_model_agrees_with_are_kept_on_real_kv_and_the_output_is_unchanged(int wrongEvery)
+    {
+        using var plain = model.CreateEngine();
+        var prompt = Prompt(30, 11);
+        var expected = (await Run(plain, prompt, Greedy)).TokenIds.ToArray();
+        var drafter = new KnownContinuation(prompt.Length, expected, wrongEvery);
+        using var speculative = model.CreateEngine(new SchedulerOptions { SpeculativeTokens = 4, DraftProposer = drafter });
+
+        var actual = await Run(speculative, prompt, Greedy);
+
+        Assert.Equal(expected, actual.TokenIds);
+        var (drafted, accepted) = speculative.SpeculationCounters;
+        Assert.True(accepted >= (wrongEvery == 0 ? 30 : 10), $"{accepted} of {drafted} drafts kept");
+        Assert.True(wrongEvery == 0 ? accepted == drafted : accepted < drafted);
+    }
+
     [Fact]
     public async Task Seeded_sampling_stop_strings_and_token_limits_give_what_plain_decoding_gives()
     {
@@ -102,6 +121,23 @@ public abstract class SpeculativeDecodingTests(TinyModelFixture model)
         for (var i = 0; i < prompts.Count; i++)
         {
             Assert.Equal(expected[i].TokenIds, actual[i].TokenIds);
+        }
+    }
+
+    /// <summary>Proposes what plain decoding is known to produce, every n-th token of the answer proposed wrong.</summary>
+    private sealed class KnownContinuation(int promptLength, int[] continuation, int wrongEvery) : Appliance.Engine.Speculation.IDraftProposer
+    {
+        public int Propose(IReadOnlyList<int> tokens, Span<int> drafts)
+        {
+            var from = tokens.Count - promptLength;
+            var count = Math.Max(0, Math.Min(drafts.Length, continuation.Length - from));
+            for (var i = 0; i < count; i++)
+            {
+                var wrong = wrongEvery > 0 && (from + i) % wrongEvery == wrongEvery - 1; // by position in the answer
+                drafts[i] = wrong ? (continuation[from + i] + 1) % 50000 : continuation[from + i];
+            }
+
+            return count;
         }
     }
 
