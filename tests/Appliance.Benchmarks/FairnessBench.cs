@@ -58,14 +58,14 @@ internal static class FairnessBench
         [
             $"| light tenant, time to first token (ms), median of rounds | occasional ({ThinkTime.TotalMilliseconds:F0} ms between requests) | steady (back to back) |",
             "|---|---:|---:|",
-            string.Create(culture, $"| alone | {Median(alone) * 1000:F1} | {Median(aloneSteady) * 1000:F1} |"),
-            string.Create(culture, $"| while another tenant floods ({FloodRequests} streams of {options.NewTokens} tokens) | {Median(flooded) * 1000:F1} | {Median(floodedSteady) * 1000:F1} |"),
-            string.Create(culture, $"| flooded / alone (target at most 2) | {Median(flooded.Zip(alone, (f, a) => f / a)):F2} | {Median(floodedSteady.Zip(aloneSteady, (f, a) => f / a)):F2} |"),
-            string.Create(culture, $"| for comparison: the first request of a colleague inside the flooding tenant (queued behind it) | {Median(sameTenant) * 1000:F1} | |"),
+            string.Create(culture, $"| alone | {BenchStats.Median(alone) * 1000:F1} | {BenchStats.Median(aloneSteady) * 1000:F1} |"),
+            string.Create(culture, $"| while another tenant floods ({FloodRequests} streams of {options.NewTokens} tokens) | {BenchStats.Median(flooded) * 1000:F1} | {BenchStats.Median(floodedSteady) * 1000:F1} |"),
+            string.Create(culture, $"| flooded / alone (target at most 2) | {BenchStats.Median(flooded.Zip(alone, (f, a) => f / a)):F2} | {BenchStats.Median(floodedSteady.Zip(aloneSteady, (f, a) => f / a)):F2} |"),
+            string.Create(culture, $"| for comparison: the first request of a colleague inside the flooding tenant (queued behind it) | {BenchStats.Median(sameTenant) * 1000:F1} | |"),
             string.Empty,
             "| 8 streaming clients | pool + quotas on | baseline host | on / baseline (target at least 0.95) |",
             "|---|---:|---:|---:|",
-            string.Create(culture, $"| tokens/s | {Median(onThroughput):F1} | {Median(offThroughput):F1} | {Median(onThroughput.Zip(offThroughput, (a, b) => a / b)):F3} |"),
+            string.Create(culture, $"| tokens/s | {BenchStats.Median(onThroughput):F1} | {BenchStats.Median(offThroughput):F1} | {BenchStats.Median(onThroughput.Zip(offThroughput, (a, b) => a / b)):F3} |"),
         ];
     }
 
@@ -78,7 +78,7 @@ internal static class FairnessBench
             samples.Add(await host.TimeToFirstTokenAsync(client, 1000 + i, LightTokens));
         }
 
-        return Median(samples);
+        return BenchStats.Median(samples);
     }
 
     /// <summary>
@@ -103,12 +103,6 @@ internal static class FairnessBench
         }
 
         await Task.WhenAll(flood);
-        return (Median(rest), first);
-    }
-
-    private static double Median(IEnumerable<double> values)
-    {
-        var ordered = values.Order().ToList();
-        return ordered[ordered.Count / 2];
+        return (BenchStats.Median(rest), first);
     }
 }

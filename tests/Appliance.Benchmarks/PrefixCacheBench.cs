@@ -61,14 +61,14 @@ internal static class PrefixCacheBench
         [
             $"| {options.Sizes[0]}, {SystemTokens}-token system prompt + {QuestionTokens}-token question | time to first token (ms), median | vs first |",
             "|---|---:|---:|",
-            string.Create(culture, $"| first request (cold) | {Median(first) * 1000:F0} | 1.00 |"),
-            string.Create(culture, $"| second request, same tenant ({Median(reused)} tokens reused) | {Median(second) * 1000:F0} | {Median(first) / Median(second):F1}x lower (target at least 5x) |"),
-            string.Create(culture, $"| same prompt, another tenant (no reuse) | {Median(otherTenant) * 1000:F0} | {Median(otherTenant) / Median(first):F2} of cold |"),
+            string.Create(culture, $"| first request (cold) | {BenchStats.Median(first) * 1000:F0} | 1.00 |"),
+            string.Create(culture, $"| second request, same tenant ({BenchStats.Median(reused)} tokens reused) | {BenchStats.Median(second) * 1000:F0} | {BenchStats.Median(first) / BenchStats.Median(second):F1}x lower (target at least 5x) |"),
+            string.Create(culture, $"| same prompt, another tenant (no reuse) | {BenchStats.Median(otherTenant) * 1000:F0} | {BenchStats.Median(otherTenant) / BenchStats.Median(first):F2} of cold |"),
             string.Empty,
             $"| 8 streams sharing the system prompt, {options.NewTokens} new tokens each | tokens/s, median | cache / no cache |",
             "|---|---:|---:|",
-            string.Create(culture, $"| prefix cache on | {Median(withCache):F1} | {Median(withCache.Zip(withoutCache, (c, n) => c / n)):F2} |"),
-            string.Create(culture, $"| prefix cache off | {Median(withoutCache):F1} | 1.00 |"),
+            string.Create(culture, $"| prefix cache on | {BenchStats.Median(withCache):F1} | {BenchStats.Median(withCache.Zip(withoutCache, (c, n) => c / n)):F2} |"),
+            string.Create(culture, $"| prefix cache off | {BenchStats.Median(withoutCache):F1} | 1.00 |"),
         ];
     }
 
@@ -121,11 +121,5 @@ internal static class PrefixCacheBench
             engine.Submit(new GenerationRequest(Guid.NewGuid().ToString("N"), Prompt(system, 100 + i), new SamplingParams { Temperature = 0, MaxTokens = newTokens, IgnoreEos = true }) { Tenant = tenant })
                 .CollectAsync()));
         return results.Sum(r => r.TokenIds.Count) / clock.Elapsed.TotalSeconds;
-    }
-
-    private static T Median<T>(IEnumerable<T> values)
-    {
-        var ordered = values.Order().ToList();
-        return ordered[ordered.Count / 2];
     }
 }

@@ -6,6 +6,7 @@ using Appliance.Engine.Scheduling;
 using Appliance.Runtime.Onnx.Execution;
 using Appliance.Runtime.Onnx.Models;
 using Appliance.Runtime.Onnx.Tokenization;
+using Appliance.Tests.Common;
 
 namespace Appliance.Benchmarks;
 
@@ -48,8 +49,8 @@ internal static class SpeculativeBench
         {
             var prompt = BenchModels.Prompt(500 + 700 + round, options.PromptTokens); // the prompt DecodeRateAsync sends for seed 700 + round
             var expected = await ContinuationAsync(off, prompt, options.NewTokens);
-            using var all = Engine(folder, Drafts, new KnownContinuation(prompt.Length, expected, wrongEvery: 0));
-            using var some = Engine(folder, Drafts, new KnownContinuation(prompt.Length, expected, wrongEvery: 2));
+            using var all = Engine(folder, Drafts, new KnownContinuationDrafter(prompt.Length, expected, wrongEvery: 0));
+            using var some = Engine(folder, Drafts, new KnownContinuationDrafter(prompt.Length, expected, wrongEvery: 2));
             await DecodeRateAsync(all, 0, 8);
             await DecodeRateAsync(some, 0, 8);
             plainCopy.Add(await DecodeRateAsync(off, 700 + round, options.NewTokens, options.PromptTokens));
@@ -72,8 +73,8 @@ internal static class SpeculativeBench
         [
             $"| batch 1, {options.PromptTokens}-token prompts, {options.NewTokens} new tokens, up to {Drafts} drafts | decode tokens/s, median | on / off |",
             "|---|---:|---:|",
-            string.Create(culture, $"| open-ended text, drafting off | {Median(without):F1} | 1.00 |"),
-            string.Create(culture, $"| open-ended text, drafting on ({accepted} of {drafted} drafted tokens kept) | {Median(withDrafts):F1} | {Median(withDrafts.Zip(without, (w, o) => w / o)):F3} (target at least 0.95) |"),
+            string.Create(culture, $"| open-ended text, drafting off | {BenchStats.Median(without):F1} | 1.00 |"),
+            string.Create(culture, $"| open-ended text, drafting on ({accepted} of {drafted} drafted tokens kept) | {BenchStats.Median(withDrafts):F1} | {BenchStats.Median(withDrafts.Zip(without, (w, o) => w / o)):F3} (target at least 0.95) |"),
             string.Empty,
             "| one decoding run at batch 1 (runner alone) | ms, median | vs one token |",
             "|---|---:|---:|",
@@ -82,9 +83,9 @@ internal static class SpeculativeBench
             string.Empty,
             "| drafts known to be right (copy-heavy text stood in for), same prompts | decode tokens/s, median | vs drafting off |",
             "|---|---:|---:|",
-            string.Create(culture, $"| drafting off | {Median(plainCopy):F1} | 1.00 |"),
-            string.Create(culture, $"| every draft right | {Median(copied):F1} | {Median(copied.Zip(plainCopy, (c, p) => c / p)):F2} (target at least 1.5) |"),
-            string.Create(culture, $"| every second draft wrong | {Median(half):F1} | {Median(half.Zip(plainCopy, (c, p) => c / p)):F2} |"),
+            string.Create(culture, $"| drafting off | {BenchStats.Median(plainCopy):F1} | 1.00 |"),
+            string.Create(culture, $"| every draft right | {BenchStats.Median(copied):F1} | {BenchStats.Median(copied.Zip(plainCopy, (c, p) => c / p)):F2} (target at least 1.5) |"),
+            string.Create(culture, $"| every second draft wrong | {BenchStats.Median(half):F1} | {BenchStats.Median(half.Zip(plainCopy, (c, p) => c / p)):F2} |"),
             string.Empty,
             "| what the run costs above predict | tokens per run, decode speed-up |",
             "|---|---:|",
@@ -104,22 +105,6 @@ internal static class SpeculativeBench
         return [.. result.TokenIds];
     }
 
-    /// <summary>Proposes what plain decoding is known to produce; every n-th token of the answer proposed wrong when asked.</summary>
-    private sealed class KnownContinuation(int promptLength, int[] continuation, int wrongEvery) : Appliance.Engine.Speculation.IDraftProposer
-    {
-        public int Propose(IReadOnlyList<int> tokens, Span<int> drafts)
-        {
-            var from = tokens.Count - promptLength;
-            var count = Math.Max(0, Math.Min(drafts.Length, continuation.Length - from));
-            for (var i = 0; i < count; i++)
-            {
-                var wrong = wrongEvery > 0 && (from + i) % wrongEvery == wrongEvery - 1; // by position in the answer
-                drafts[i] = wrong ? (continuation[from + i] + 1) % 50000 : continuation[from + i];
-            }
-
-            return count;
-        }
-    }
 
     /// <summary>Tokens after the first over the time after the first, for one request alone.</summary>
     private static async Task<double> DecodeRateAsync(GenerationEngine engine, int seed, int newTokens, int promptTokens = 64)
@@ -159,12 +144,6 @@ internal static class SpeculativeBench
             runner.Rollback(1, prompt.Length);
         }
 
-        return (Median(plain.Skip(5)), Median(verify.Skip(5)));
-    }
-
-    private static double Median(IEnumerable<double> values)
-    {
-        var ordered = values.Order().ToList();
-        return ordered[ordered.Count / 2];
+        return (BenchStats.Median(plain.Skip(5)), BenchStats.Median(verify.Skip(5)));
     }
 }

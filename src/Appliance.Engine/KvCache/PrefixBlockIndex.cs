@@ -78,11 +78,7 @@ internal sealed class PrefixBlockIndex
             var key = KeyOf(parent, tokens, i);
             if (_blocks.TryGetValue(key, out var existing))
             {
-                if (first >= 0)
-                {
-                    break; // cached again after a gap (a slot ran out midway): the new run ends here
-                }
-
+                // Only before the first new block: a new block has no children yet.
                 Touch(existing, now);
                 parent = existing;
                 continue;

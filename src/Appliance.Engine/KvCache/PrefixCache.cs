@@ -35,8 +35,6 @@ internal sealed class PrefixCache
         }
     }
 
-    public int UsedBlocks => _index.UsedBlocks;
-
     public int CapacityBlocks => _index.Capacity;
 
     public int BlockTokens => _index.BlockTokens;

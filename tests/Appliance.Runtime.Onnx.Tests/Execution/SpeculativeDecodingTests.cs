@@ -2,6 +2,7 @@ using Appliance.Engine;
 using Appliance.Engine.Requests;
 using Appliance.Engine.Scheduling;
 using Appliance.Runtime.Onnx.Tokenization;
+using Appliance.Tests.Common;
 
 namespace Appliance.Runtime.Onnx.Tests.Execution;
 
@@ -76,7 +77,7 @@ public abstract class SpeculativeDecodingTests(TinyModelFixture model)
         using var plain = model.CreateEngine();
         var prompt = Prompt(30, 11);
         var expected = (await Run(plain, prompt, Greedy)).TokenIds.ToArray();
-        var drafter = new KnownContinuation(prompt.Length, expected, wrongEvery);
+        var drafter = new KnownContinuationDrafter(prompt.Length, expected, wrongEvery);
         using var speculative = model.CreateEngine(new SchedulerOptions { SpeculativeTokens = 4, DraftProposer = drafter });
 
         var actual = await Run(speculative, prompt, Greedy);
@@ -124,22 +125,6 @@ public abstract class SpeculativeDecodingTests(TinyModelFixture model)
         }
     }
 
-    /// <summary>Proposes what plain decoding is known to produce, every n-th token of the answer proposed wrong.</summary>
-    private sealed class KnownContinuation(int promptLength, int[] continuation, int wrongEvery) : Appliance.Engine.Speculation.IDraftProposer
-    {
-        public int Propose(IReadOnlyList<int> tokens, Span<int> drafts)
-        {
-            var from = tokens.Count - promptLength;
-            var count = Math.Max(0, Math.Min(drafts.Length, continuation.Length - from));
-            for (var i = 0; i < count; i++)
-            {
-                var wrong = wrongEvery > 0 && (from + i) % wrongEvery == wrongEvery - 1; // by position in the answer
-                drafts[i] = wrong ? (continuation[from + i] + 1) % 50000 : continuation[from + i];
-            }
-
-            return count;
-        }
-    }
 
     private static Task<GenerationResult> Run(GenerationEngine engine, int[] prompt, SamplingParams sampling) =>
         engine.Submit(new GenerationRequest(Guid.NewGuid().ToString("N"), prompt, sampling)).CollectAsync();
