@@ -77,6 +77,11 @@ public static class NodeAdminApi
             return UsageReport.Invalid(http, time);
         }
 
+        if (AuditApi.UnknownNode(reader, query.Node) is { } unknown)
+        {
+            return unknown;
+        }
+
         if (!await recorder.TryAcceptAsync(http))
         {
             return AuditUnavailable.Problem("this administrative read");

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Appliance.Audit.Chain;
+using Appliance.Audit.Cluster;
 using Appliance.Audit.Export;
 using Appliance.Audit.Stores;
 using Microsoft.AspNetCore.Builder;
@@ -15,6 +16,9 @@ public interface IAuditReader
 
     IAuditStore Store { get; }
 
+    /// <summary>Every chain of the store (all nodes sharing it), as auditors read them.</summary>
+    ClusterAuditView Chains { get; }
+
     /// <summary>The checkpoint public key (PEM) auditors verify with.</summary>
     string PublicKeyPem { get; }
 
@@ -23,8 +27,9 @@ public interface IAuditReader
 }
 
 /// <summary>
-/// /audit (policy audit): search entries, verify the chain, export it as JSON Lines. Errors are RFC 7807. Every read is
-/// itself recorded by the audit middleware.
+/// /audit (policy audit): search entries, verify the chains, export them as JSON Lines. Every node's chain in the store
+/// is covered (all the nodes of a cluster on one PostgreSQL, whichever node answers), or one with <c>node</c>. Errors are
+/// RFC 7807. Every read is itself recorded by the audit middleware.
 /// </summary>
 public static class AuditApi
 {
@@ -49,6 +54,7 @@ public static class AuditApi
     {
         var errors = new Dictionary<string, string[]>();
         var q = http.Request.Query;
+        var node = Text(q["node"]);
         var query = new AuditQuery
         {
             From = Time(q["from"], "from", errors),
@@ -58,7 +64,6 @@ public static class AuditApi
             Model = Text(q["model"]),
             Kind = Text(q["kind"]),
             Outcome = Text(q["outcome"]),
-            AfterSequence = Number(q["after"], "after", 0, long.MaxValue, 0, errors),
             Limit = (int)Number(q["limit"], "limit", 1, MaxLimit, 100, errors),
         };
         if (query.Outcome is not (null or "accepted" or "refused"))
@@ -66,6 +71,12 @@ public static class AuditApi
             errors["outcome"] = ["must be accepted or refused"];
         }
 
+        if (UnknownNode(reader, node) is { } unknown)
+        {
+            return unknown;
+        }
+
+        var cursor = Cursor(Text(q["after"]), node, reader.Chains, errors);
         if (errors.Count > 0)
         {
             return Results.ValidationProblem(errors, title: "The audit query is not valid.");
@@ -76,23 +87,66 @@ public static class AuditApi
             return AuditUnavailable.Problem("this read");
         }
 
-        var entries = reader.Store.Query(reader.Node, query);
+        var page = reader.Chains.Page(query, node, cursor);
         return Results.Json(new
         {
             node = reader.Node,
-            data = entries.Select(e => System.Text.Json.Nodes.JsonNode.Parse(AuditExport.EntryLine(e))),
-            next = entries.Count == query.Limit ? entries[^1].Sequence : (long?)null,
+            data = page.Entries.Select(e => System.Text.Json.Nodes.JsonNode.Parse(AuditExport.EntryLine(e))),
+            next = page.Next?.Encode(),
         });
     }
 
-    /// <summary>A recorded prompt and completion, decrypted for the auditor (and the read recorded); 410 once its key is destroyed.</summary>
+    /// <summary>
+    /// <c>after</c> is the <c>next</c> cursor of the previous page, or (paging one chain, as before clusters) the last
+    /// sequence number seen.
+    /// </summary>
+    private static AuditCursor? Cursor(string? after, string? node, ClusterAuditView chains, Dictionary<string, string[]> errors)
+    {
+        if (after is null)
+        {
+            return null;
+        }
+
+        if (long.TryParse(after, NumberStyles.None, CultureInfo.InvariantCulture, out var sequence))
+        {
+            var inScope = chains.Chains(node);
+            if (inScope.Count > 1)
+            {
+                errors["after"] = [$"a sequence number pages one chain, and this store holds {inScope.Count} ({string.Join(", ", inScope)}): "
+                    + "name one with 'node', or pass the 'next' cursor of the previous page"];
+                return null;
+            }
+
+            return new AuditCursor(newestFirst: false, inScope.ToDictionary(chain => chain, _ => sequence));
+        }
+
+        if (!AuditCursor.TryParse(after, out var cursor, out var why) || cursor!.NewestFirst)
+        {
+            errors["after"] = [why ?? "is a cursor for newest-first paging"];
+            return null;
+        }
+
+        return cursor;
+    }
+
+    /// <summary>
+    /// A recorded prompt and completion, decrypted for the auditor (and the read recorded); 410 once its key is
+    /// destroyed. Content keys stay on the node that sealed them, so another node's entry is read on that node.
+    /// </summary>
     private static async Task<IResult> Content(long seq, HttpContext http, IAuditReader reader, IAccessRecorder recorder)
     {
-        var entry = reader.Store.Query(reader.Node, new AuditQuery { AfterSequence = seq - 1, Limit = 1 }).FirstOrDefault(e => e.Sequence == seq);
+        var node = Text(http.Request.Query["node"]) ?? reader.Node;
+        var entry = reader.Chains.Entry(node, seq);
         if (entry?.Record.Content is not { } sealedContent)
         {
             return Results.Problem(statusCode: StatusCodes.Status404NotFound, title: "No recorded content",
-                detail: $"Entry {seq} has no recorded content (its model does not record content, or there is no such entry).");
+                detail: $"Entry {seq} of node '{node}' has no recorded content (its model does not record content, or there is no such entry).");
+        }
+
+        if (node != reader.Node)
+        {
+            return Results.Problem(statusCode: StatusCodes.Status409Conflict, title: "Content sealed on another node",
+                detail: $"Entry {seq} was recorded on node '{node}', whose content keys never leave it; read it on that node (this is '{reader.Node}').");
         }
 
         if (!await recorder.TryAcceptAsync(http))
@@ -101,7 +155,7 @@ public static class AuditApi
         }
 
         return reader.Vault.Open(sealedContent) is { } text
-            ? Results.Json(new { node = reader.Node, seq, content = System.Text.Json.Nodes.JsonNode.Parse(text) })
+            ? Results.Json(new { node, seq, content = System.Text.Json.Nodes.JsonNode.Parse(text) })
             : Results.Problem(statusCode: StatusCodes.Status410Gone, title: "Content erased",
                 detail: $"The key that sealed entry {seq}'s content was destroyed; the entry still verifies, its content cannot be read.");
     }
@@ -111,6 +165,11 @@ public static class AuditApi
         if (UsageReport.Parse(http, time) is not { } query)
         {
             return UsageReport.Invalid(http, time);
+        }
+
+        if (AuditApi.UnknownNode(reader, query.Node) is { } unknown)
+        {
+            return unknown;
         }
 
         if (!await recorder.TryAcceptAsync(http))
@@ -133,6 +192,12 @@ public static class AuditApi
             return Results.ValidationProblem(new Dictionary<string, string[]> { ["full"] = ["must be true or false"] });
         }
 
+        var node = Text(http.Request.Query["node"]);
+        if (UnknownNode(reader, node) is { } unknown)
+        {
+            return unknown;
+        }
+
         if (!await recorder.TryAcceptAsync(http))
         {
             return AuditUnavailable.Problem("this read");
@@ -141,23 +206,40 @@ public static class AuditApi
         using var key = System.Security.Cryptography.ECDsa.Create();
         key.ImportFromPem(reader.PublicKeyPem);
         var full = fullText.Length > 0 && bool.Parse(fullText);
-        var verdict = verifier.Verify(reader.Store, reader.Node, key, full);
+        var verdicts = reader.Chains.Verify(verifier, key, full, node);
+        var broken = verdicts.Where(v => !v.Verification.Ok).ToList();
         return Results.Json(new
         {
             node = reader.Node,
-            ok = verdict.Ok,
-            full = verdict.From is null,
-            verifiedFrom = verdict.From?.Sequence,
-            entries = verdict.EntriesChecked,
-            checkpoints = verdict.CheckpointsChecked,
-            problem = verdict.Problem.ToString(),
-            firstBrokenSequence = verdict.FirstBrokenSequence,
-            message = verdict.Message,
+            ok = broken.Count == 0,
+            message = broken.Count == 0
+                ? $"OK: {verdicts.Count} chain{(verdicts.Count == 1 ? string.Empty : "s")} ({string.Join(", ", verdicts.Select(v => v.Node))}), no alteration found"
+                : $"BROKEN: {string.Join("; ", broken.Select(v => $"node {v.Node}: {v.Verification.Message}"))}",
+            chains = verdicts.Select(v => new
+            {
+                node = v.Node,
+                ok = v.Verification.Ok,
+                full = v.Verification.From is null,
+                verifiedFrom = v.Verification.From?.Sequence,
+                entries = v.Verification.EntriesChecked,
+                checkpoints = v.Verification.CheckpointsChecked,
+                problem = v.Verification.Problem.ToString(),
+                firstBrokenSequence = v.Verification.FirstBrokenSequence,
+                message = v.Verification.Message,
+            }),
         });
     }
 
+    /// <summary>Every chain (or the one named by <c>node</c>), each as its retention record, entries and checkpoints.</summary>
     private static async Task Export(HttpContext http, IAuditReader reader, IAccessRecorder recorder)
     {
+        var node = Text(http.Request.Query["node"]);
+        if (UnknownNode(reader, node) is { } unknown)
+        {
+            await unknown.ExecuteAsync(http);
+            return;
+        }
+
         if (!await recorder.TryAcceptAsync(http))
         {
             await AuditUnavailable.Problem("this read").ExecuteAsync(http);
@@ -165,10 +247,30 @@ public static class AuditApi
         }
 
         http.Response.ContentType = "application/x-ndjson";
-        http.Response.Headers.ContentDisposition = $"attachment; filename=\"audit-{reader.Node}.jsonl\"";
-        await AuditExport.WriteAsync(http.Response.Body, reader.Store.Chain(reader.Node), reader.Store.Checkpoints(reader.Node), http.RequestAborted,
-            reader.Store.Retention(reader.Node));
+        http.Response.Headers.ContentDisposition = $"attachment; filename=\"audit-{FileName(node ?? "all-nodes")}.jsonl\"";
+        foreach (var chain in reader.Chains.Chains(node))
+        {
+            await AuditExport.WriteAsync(http.Response.Body, reader.Store.Chain(chain), reader.Store.Checkpoints(chain), http.RequestAborted,
+                reader.Store.Retention(chain));
+        }
     }
+
+    /// <summary>404 for a node with no chain in the store (a typo must not read as an empty, verified chain).</summary>
+    internal static IResult? UnknownNode(IAuditReader reader, string? node)
+    {
+        if (node is null || node == reader.Node)
+        {
+            return null;
+        }
+
+        var chains = reader.Chains.Chains(null);
+        return chains.Contains(node)
+            ? null
+            : Results.Problem(statusCode: StatusCodes.Status404NotFound, title: "No such node",
+                detail: $"The audit store holds no chain of node '{node}'; it holds {(chains.Count == 0 ? "none yet" : string.Join(", ", chains))}.");
+    }
+
+    private static string FileName(string text) => new([.. text.Select(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' ? c : '_')]);
 
     internal static string? Text(string? value) => string.IsNullOrWhiteSpace(value) ? null : value;
 

@@ -8,9 +8,10 @@ internal static class UsageReport
 {
     private static readonly string[] Groups = ["user", "team", "model", "client"];
 
-    public sealed record Query(DateTimeOffset From, DateTimeOffset To, string By);
+    /// <summary>The period, the grouping and the node whose chain is counted (null: every node sharing the store).</summary>
+    public sealed record Query(DateTimeOffset From, DateTimeOffset To, string By, string? Node);
 
-    /// <summary>The query's from, to (default: the last 30 days) and by (default: user), or null when any is invalid.</summary>
+    /// <summary>The query's from, to (default: the last 30 days), by (default: user) and node, or null when any is invalid.</summary>
     public static Query? Parse(HttpContext http, TimeProvider time) => Validate(http, time, out var query).Count == 0 ? query : null;
 
     public static IResult Invalid(HttpContext http, TimeProvider time) =>
@@ -19,10 +20,11 @@ internal static class UsageReport
     /// <summary>The report; <paramref name="replicaSeconds"/> (per model, this process's) is added for the admin view.</summary>
     public static object Build(IAuditReader reader, Query query, IReadOnlyDictionary<string, double>? replicaSeconds)
     {
-        var rows = reader.Store.Usage(reader.Node, query.From, query.To, query.By);
+        var rows = reader.Chains.Usage(query.From, query.To, query.By, query.Node);
         return new
         {
             node = reader.Node,
+            nodes = reader.Chains.Chains(query.Node),
             by = query.By,
             from = CanonicalJson.Time(query.From),
             to = CanonicalJson.Time(query.To),
@@ -48,7 +50,7 @@ internal static class UsageReport
             errors["from"] = ["must be before 'to'"];
         }
 
-        query = new Query(from, to, by);
+        query = new Query(from, to, by, AuditApi.Text(q["node"]));
         return errors;
     }
 }

@@ -100,8 +100,12 @@ public static class ChainVerifier
         {
             if (publicKey is not null && !SignatureValid(checkpoint, publicKey))
             {
+                var ours = CheckpointSigner.KeyIdOf(publicKey);
                 return ChainVerification.Broken(count, checkedCheckpoints, true, ChainProblem.ForgedCheckpoint, checkpoint.Sequence,
-                    $"the checkpoint at entry {checkpoint.Sequence} is not signed by the audit key");
+                    checkpoint.KeyId == ours
+                        ? $"the checkpoint at entry {checkpoint.Sequence} is not signed by the audit key"
+                        : $"the checkpoint at entry {checkpoint.Sequence} names key {checkpoint.KeyId}, not the audit key {ours}: a forgery, or a node "
+                            + "with a checkpoint key of its own (give every node of a cluster the same key, or verify this chain with its node's public key)");
             }
 
             if (!hashes.TryGetValue(checkpoint.Sequence, out var hash))

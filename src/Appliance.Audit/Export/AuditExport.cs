@@ -69,12 +69,15 @@ public static class AuditExport
         },
     });
 
-    /// <summary>Reads an export back; a line that is not an entry, checkpoint or retention record is an error naming its line number.</summary>
-    public static (List<AuditEntry> Entries, List<Checkpoint> Checkpoints, RetentionRecord? Retention) Read(TextReader reader)
+    /// <summary>
+    /// Reads an export back (one node's chain or several, each with its retention record); a line that is not an
+    /// entry, checkpoint or retention record is an error naming its line number.
+    /// </summary>
+    public static (List<AuditEntry> Entries, List<Checkpoint> Checkpoints, List<RetentionRecord> Retentions) Read(TextReader reader)
     {
         var entries = new List<AuditEntry>();
         var checkpoints = new List<Checkpoint>();
-        RetentionRecord? retention = null;
+        var retentions = new List<RetentionRecord>();
         var number = 0;
         for (var line = reader.ReadLine(); line is not null; line = reader.ReadLine())
         {
@@ -90,9 +93,9 @@ public static class AuditExport
                 var root = document.RootElement;
                 if (root.TryGetProperty("retention", out var r))
                 {
-                    retention = new RetentionRecord(r.GetProperty("node").GetString()!, r.GetProperty("throughSeq").GetInt64(), r.GetProperty("throughHash").GetString()!,
+                    retentions.Add(new RetentionRecord(r.GetProperty("node").GetString()!, r.GetProperty("throughSeq").GetInt64(), r.GetProperty("throughHash").GetString()!,
                         r.GetProperty("removedEntries").GetInt64(), SqlAuditStore.ParseTime(r.GetProperty("oldestRemaining").GetString()!),
-                        SqlAuditStore.ParseTime(r.GetProperty("time").GetString()!), r.GetProperty("keyId").GetString()!, r.GetProperty("signature").GetString()!);
+                        SqlAuditStore.ParseTime(r.GetProperty("time").GetString()!), r.GetProperty("keyId").GetString()!, r.GetProperty("signature").GetString()!));
                 }
                 else if (root.TryGetProperty("checkpoint", out var c))
                 {
@@ -111,7 +114,7 @@ public static class AuditExport
             }
         }
 
-        return (entries, checkpoints, retention);
+        return (entries, checkpoints, retentions);
     }
 
     private static AuditRecord Record(JsonElement e) => new()

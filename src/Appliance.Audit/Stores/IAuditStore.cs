@@ -65,13 +65,19 @@ public interface IAuditStore : IDisposable
     /// <summary>In one transaction: stores the signed record and removes the entries and checkpoints it covers.</summary>
     void ApplyRetention(RetentionRecord record);
 
-    /// <summary>Completed model requests per UTC day and <paramref name="groupBy"/> (user, team, model or client), for chargeback.</summary>
+    /// <summary>
+    /// Completed model requests per UTC day and <paramref name="groupBy"/> (user, team, model or client), for chargeback,
+    /// on one node's chain or (<paramref name="node"/> null) on every chain the store holds.
+    /// </summary>
     /// <remarks><paramref name="teams"/>, when given, keeps only the requests of those teams (a team lead's view).</remarks>
-    IReadOnlyList<UsageRow> Usage(string node, DateTimeOffset from, DateTimeOffset to, string groupBy, IReadOnlyList<string>? teams = null);
+    IReadOnlyList<UsageRow> Usage(string? node, DateTimeOffset from, DateTimeOffset to, string groupBy, IReadOnlyList<string>? teams = null);
 
     /// <summary>
     /// Requests accepted and tokens completed per subject and team since <paramref name="since"/>, on one node
     /// (<paramref name="onlyNode"/>) or on every node but one (<paramref name="exceptNode"/>).
     /// </summary>
     IReadOnlyList<ConsumptionRow> Consumption(DateTimeOffset since, string? onlyNode, string? exceptNode);
+
+    /// <summary>The nodes whose chains this store holds (entries, checkpoints or a retention record), in name order.</summary>
+    IReadOnlyList<string> Nodes();
 }

@@ -184,7 +184,7 @@ public abstract class SqlAuditStore : IAuditStore
         return true;
     });
 
-    public IReadOnlyList<UsageRow> Usage(string node, DateTimeOffset from, DateTimeOffset to, string groupBy, IReadOnlyList<string>? teams = null)
+    public IReadOnlyList<UsageRow> Usage(string? node, DateTimeOffset from, DateTimeOffset to, string groupBy, IReadOnlyList<string>? teams = null)
     {
         var column = groupBy switch
         {
@@ -202,9 +202,9 @@ public abstract class SqlAuditStore : IAuditStore
                 : $" AND team IN ({string.Join(", ", teamNames.Select((_, i) => $"@team{i}"))})";
             using var command = Command(connection,
                 $"SELECT substr(time, 1, 10) AS day, {column}, COUNT(*), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0) "
-                + $"FROM audit_entries WHERE node = @node AND kind = @kind AND model IS NOT NULL AND time >= @from AND time < @to{teamFilter} "
+                + $"FROM audit_entries WHERE {(node is null ? "1 = 1" : "node = @node")} AND kind = @kind AND model IS NOT NULL AND time >= @from AND time < @to{teamFilter} "
                 + $"GROUP BY substr(time, 1, 10), {column} ORDER BY 1, 2",
-                [("node", node), ("kind", AuditKinds.Completed), ("from", CanonicalJson.Time(from)), ("to", CanonicalJson.Time(to)),
+                [("node", node ?? string.Empty), ("kind", AuditKinds.Completed), ("from", CanonicalJson.Time(from)), ("to", CanonicalJson.Time(to)),
                     .. teamNames.Select((team, i) => ($"team{i}", (object?)team))]);
             using var reader = command.ExecuteReader();
             var rows = new List<UsageRow>();
@@ -238,10 +238,14 @@ public abstract class SqlAuditStore : IAuditStore
         return (IReadOnlyList<ConsumptionRow>)rows;
     });
 
-    /// <summary>The nodes whose chains this store holds.</summary>
     public IReadOnlyList<string> Nodes() => WithReadConnection(connection =>
     {
-        using var command = Command(connection, "SELECT DISTINCT node FROM audit_entries ORDER BY node");
+        // A chain that retention emptied still has its signed record, and one whose entries were deleted its checkpoints.
+        // Distinct nodes by skipping along each table's primary key (node, seq), one probe per node, not a scan of every row.
+        using var command = Command(connection,
+            $"WITH RECURSIVE {SkipScan("entry_nodes", "audit_entries")}, {SkipScan("checkpoint_nodes", "audit_checkpoints")} "
+            + "SELECT node FROM entry_nodes WHERE node IS NOT NULL UNION SELECT node FROM checkpoint_nodes WHERE node IS NOT NULL "
+            + "UNION SELECT node FROM audit_retention ORDER BY 1");
         using var reader = command.ExecuteReader();
         var nodes = new List<string>();
         while (reader.Read())
@@ -251,6 +255,10 @@ public abstract class SqlAuditStore : IAuditStore
 
         return (IReadOnlyList<string>)nodes;
     });
+
+    private static string SkipScan(string name, string table) =>
+        $"{name}(node) AS (SELECT (SELECT node FROM {table} ORDER BY node LIMIT 1) "
+        + $"UNION ALL SELECT (SELECT t.node FROM {table} t WHERE t.node > {name}.node ORDER BY t.node LIMIT 1) FROM {name} WHERE {name}.node IS NOT NULL)";
 
     public void Dispose()
     {

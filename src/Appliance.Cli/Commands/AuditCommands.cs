@@ -21,9 +21,9 @@ internal static class AuditCommands
         var file = new Option<FileInfo?>("--file") { Description = "A JSON Lines export (GET /audit/export)" };
         var database = new Option<FileInfo?>("--db") { Description = "The SQLite audit store (Audit:SqlitePath, by default <data>/audit/audit.db)" };
         var postgres = new Option<string?>("--postgres") { Description = "A PostgreSQL audit store: its Npgsql connection string (Audit:PostgresConnectionString)" };
-        var node = new Option<string?>("--node") { Description = "The node whose chain to verify in a store (default: the only one)" };
+        var node = new Option<string?>("--node") { Description = "The node whose chain to verify (default: every chain in the file or store)" };
         var publicKey = new Option<FileInfo?>("--public-key") { Description = "The checkpoint public key (PEM; GET /audit/public-key). Without it signatures are not checked" };
-        var command = new Command("verify", "Verify the hash chain and the signed checkpoints; exit code 0 when intact, 1 when broken")
+        var command = new Command("verify", "Verify the hash chains and the signed checkpoints; exit code 0 when every chain is intact, 1 when one is broken")
         {
             file, database, postgres, node, publicKey,
         };
@@ -37,10 +37,10 @@ internal static class AuditCommands
             }
 
             using var key = LoadKey(parse.GetValue(publicKey));
-            ChainVerification verdict;
+            IReadOnlyList<(string Node, ChainVerification Verdict)> verdicts;
             try
             {
-                verdict = exportFile is not null ? VerifyExport(exportFile, key)
+                verdicts = exportFile is not null ? VerifyExport(exportFile, parse.GetValue(node), key)
                     : storeFile is not null ? VerifyStore(OpenSqlite(storeFile), parse.GetValue(node), key)
                     : VerifyStore(new PostgresAuditStore(connection!), parse.GetValue(node), key);
             }
@@ -51,36 +51,46 @@ internal static class AuditCommands
                 return 2;
             }
 
-            Console.WriteLine(verdict.Ok ? verdict.Message : $"BROKEN at entry {verdict.FirstBrokenSequence} ({verdict.Problem}): {verdict.Message}");
-            return verdict.Ok ? 0 : 1;
+            foreach (var (chain, verdict) in verdicts)
+            {
+                // One chain: the line alone, as before clusters; several: each line names its node.
+                var prefix = verdicts.Count > 1 ? $"node {chain}: " : string.Empty;
+                Console.WriteLine(prefix + (verdict.Ok ? verdict.Message : $"BROKEN at entry {verdict.FirstBrokenSequence} ({verdict.Problem}): {verdict.Message}"));
+            }
+
+            return verdicts.All(v => v.Verdict.Ok) ? 0 : 1;
         });
         return command;
     }
 
-    private static ChainVerification VerifyExport(FileInfo file, ECDsa? key)
+    private static IReadOnlyList<(string, ChainVerification)> VerifyExport(FileInfo file, string? node, ECDsa? key)
     {
         using var reader = file.OpenText();
-        var (entries, checkpoints, retention) = AuditExport.Read(reader);
-        var nodes = entries.Select(e => e.Node).Distinct().ToList();
-        return nodes.Count > 1
-            ? throw new InvalidDataException($"the export holds the chains of several nodes ({string.Join(", ", nodes)}); export one node per file")
-            : ChainVerifier.Verify(entries, checkpoints, key, retention);
+        var (entries, checkpoints, retentions) = AuditExport.Read(reader);
+        var nodes = entries.Select(e => e.Node).Concat(checkpoints.Select(c => c.Node)).Concat(retentions.Select(r => r.Node))
+            .Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
+        var chains = Chosen(nodes, node, "export");
+        return [.. chains.Select(chain => (chain, ChainVerifier.Verify(entries.Where(e => e.Node == chain), checkpoints.Where(c => c.Node == chain), key,
+            retentions.Where(r => r.Node == chain).MaxBy(r => r.ThroughSequence))))];
     }
 
     private static SqliteAuditStore OpenSqlite(FileInfo database) =>
         database.Exists ? SqliteAuditStore.OpenReadOnly(database.FullName) : throw new IOException($"{database.FullName} does not exist");
 
-    private static ChainVerification VerifyStore(SqlAuditStore opened, string? node, ECDsa? key)
+    private static IReadOnlyList<(string, ChainVerification)> VerifyStore(SqlAuditStore opened, string? node, ECDsa? key)
     {
         using var store = opened;
-        var chain = node ?? store.Nodes() switch
-        {
-            [var only] => only,
-            [] => throw new InvalidDataException("the store holds no audit entries"),
-            var several => throw new InvalidDataException($"the store holds several chains ({string.Join(", ", several)}); choose one with --node"),
-        };
-        return ChainVerifier.Verify(store.Chain(chain), store.Checkpoints(chain), key, store.Retention(chain));
+        return [.. Chosen(store.Nodes(), node, "store").Select(chain => (chain, ChainVerifier.Verify(store.Chain(chain), store.Checkpoints(chain), key, store.Retention(chain))))];
     }
+
+    /// <summary>The chains to verify: the one asked for (which must be there), else all of them (at least one).</summary>
+    private static IReadOnlyList<string> Chosen(IReadOnlyList<string> present, string? node, string where) => node switch
+    {
+        null when present.Count == 0 => throw new InvalidDataException($"the {where} holds no audit entries"),
+        null => present,
+        _ when present.Contains(node) => [node],
+        _ => throw new InvalidDataException($"the {where} holds no chain of node '{node}' (it holds {(present.Count == 0 ? "none" : string.Join(", ", present))})"),
+    };
 
     private static ECDsa? LoadKey(FileInfo? file)
     {

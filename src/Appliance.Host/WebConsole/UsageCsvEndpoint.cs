@@ -20,7 +20,7 @@ internal static class UsageCsvEndpoint
                     statusCode: StatusCodes.Status400BadRequest, title: "The usage export is not valid.");
             }
 
-            var rows = reader.Store.Usage(reader.Node, Start(first), Start(last.AddDays(1)), by, scope.TeamsOf(http.User));
+            var rows = reader.Chains.Usage(Start(first), Start(last.AddDays(1)), by, node: null, scope.TeamsOf(http.User)); // every node of the cluster
             return Results.File(System.Text.Encoding.UTF8.GetBytes(UsageReportRows.Csv(by, UsageReportRows.From(rows))), "text/csv; charset=utf-8",
                 $"usage-{by}-{first:yyyy-MM-dd}-{last:yyyy-MM-dd}.csv");
         }).RequireAuthorization(policy);
