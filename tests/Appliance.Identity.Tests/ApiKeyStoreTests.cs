@@ -1,11 +1,18 @@
+using System.Text.Json;
 using Appliance.Identity.ApiKeys;
 using Appliance.Tests.Common;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Appliance.Identity.Tests;
 
-public sealed class ApiKeyStoreTests
+/// <summary>The key store over a real SQLite file and a real PostgreSQL shared by two nodes.</summary>
+public sealed class ApiKeyStoreTests : IDisposable
 {
     private static readonly DateTimeOffset Now = new(2026, 11, 28, 12, 0, 0, TimeSpan.Zero);
+    private static readonly TimeSpan Refresh = TimeSpan.FromSeconds(5);
+    private readonly TempFolder _folder = new("api-key-store");
+    private readonly FakeTimeProvider _time = new(Now);
 
     [Theory]
     [InlineData("")]
@@ -18,23 +25,96 @@ public sealed class ApiKeyStoreTests
     [Fact]
     public void A_key_authenticates_until_it_expires_or_is_revoked_and_the_store_reloads_what_it_saved()
     {
-        using var folder = new TempFolder("api-key-store");
-        var store = new ApiKeyStore(folder.Path);
+        var path = _folder.Combine("api-keys.db");
+        var (id, key) = (string.Empty, string.Empty);
+        using (var store = Sqlite(path))
+        {
+            (id, key) = Issue(store, "ada");
+            Assert.Equal("ada", store.Authenticate(key, Now).Record?.Owner);
+            Assert.Equal($"expired API key {id} of ada", store.Authenticate(key, Now.AddDays(2)).Refusal);
+            Assert.Equal("unknown API key", store.Authenticate(key[..^1] + (key[^1] == 'A' ? 'B' : 'A'), Now).Refusal);
+
+            Assert.True(store.Revoke(id, "admin", Now.AddHours(1)));
+            Assert.True(store.Revoke(id, "someone else", Now.AddHours(3))); // the first revocation stands
+            Assert.False(store.Revoke("ffffffffffffffff", "admin", Now));
+        }
+
+        using var reloaded = Sqlite(path);
+        Assert.Equal($"revoked API key {id} of ada", reloaded.Authenticate(key, Now.AddHours(2)).Refusal);
+        Assert.Equal((Now.AddHours(1), "admin"), (reloaded.Find(id)!.RevokedAt, reloaded.Find(id)!.RevokedBy));
+    }
+
+    [Fact]
+    public void In_a_cluster_a_key_works_on_every_node_at_once_and_a_revocation_reaches_the_others_within_the_refresh_interval()
+    {
+        using var database = new TestPostgres();
+        using var node1 = new ApiKeyStore(new PostgresApiKeyTable(database.ConnectionString), Refresh, _time, NullLogger.Instance);
+        using var node2 = new ApiKeyStore(new PostgresApiKeyTable(database.ConnectionString), Refresh, _time, NullLogger.Instance);
+        Assert.Equal(("postgresql", "postgresql"), (node1.Backend, node2.Backend));
+
+        var (id, key) = Issue(node1, "ada");
+        Assert.Equal("ada", node2.Authenticate(key, Now).Record?.Owner); // not in node 2's snapshot yet: looked up
+
+        Assert.True(node1.Revoke(id, "admin", Now));
+        Assert.NotNull(node1.Find(id)!.RevokedAt);
+        Assert.Equal($"revoked API key {id} of ada", node1.Authenticate(key, Now).Refusal); // at once where revoked
+        _time.Advance(Refresh + TimeSpan.FromMilliseconds(1));
+        Assert.Equal($"revoked API key {id} of ada", node2.Authenticate(key, Now).Refusal); // within the interval elsewhere
+        Assert.Equal([id], node2.All().Select(k => k.Id));
+    }
+
+    [Fact]
+    public void A_made_up_key_id_is_looked_up_once_per_refresh_and_a_key_issued_later_with_another_id_still_works()
+    {
+        using var database = new TestPostgres();
+        using var node1 = new ApiKeyStore(new PostgresApiKeyTable(database.ConnectionString), Refresh, _time, NullLogger.Instance);
+        using var node2 = new ApiKeyStore(new PostgresApiKeyTable(database.ConnectionString), Refresh, _time, NullLogger.Instance);
+        var madeUp = ApiKeySecret.Generate().Key;
+        Assert.Equal("unknown API key", node2.Authenticate(madeUp, Now).Refusal);
+        Assert.Equal("unknown API key", node2.Authenticate(madeUp, Now).Refusal);
+
+        var (_, key) = Issue(node1, "bob");
+        Assert.Equal("bob", node2.Authenticate(key, Now).Record?.Owner);
+    }
+
+    [Fact]
+    public void Keys_of_an_earlier_versions_json_file_are_imported_once_and_keep_working()
+    {
+        var (id, key, hash) = ApiKeySecret.Generate();
+        var legacy = new[]
+        {
+            new ApiKeyRecord
+            {
+                Id = id, Name = "nightly", Owner = "svc-report", Roles = ["appliance-user"], Groups = ["finance"], Clearance = "internal",
+                CreatedAt = Now, CreatedBy = "carol", ExpiresAt = Now.AddDays(30), SecretHash = hash,
+            },
+        };
+        File.WriteAllText(_folder.Combine(ApiKeyStore.LegacyFileName), JsonSerializer.Serialize(legacy, new JsonSerializerOptions(JsonSerializerDefaults.Web)));
+
+        using (var store = Sqlite(_folder.Combine("api-keys.db")))
+        {
+            Assert.Equal(1, store.ImportLegacyFile(_folder.Path));
+            var imported = store.Authenticate(key, Now).Record;
+            Assert.Equal(("svc-report", "finance", "internal"), (imported?.Owner, imported?.Groups.Single(), imported?.Clearance));
+            Assert.Equal(0, store.ImportLegacyFile(_folder.Path)); // renamed: not read again
+        }
+
+        Assert.False(File.Exists(_folder.Combine(ApiKeyStore.LegacyFileName)));
+        Assert.True(File.Exists(_folder.Combine(ApiKeyStore.LegacyFileName + ".imported")));
+    }
+
+    public void Dispose() => _folder.Dispose();
+
+    private ApiKeyStore Sqlite(string path) => new(new SqliteApiKeyTable(path), Refresh, _time, NullLogger.Instance);
+
+    private static (string Id, string Key) Issue(ApiKeyStore store, string owner)
+    {
         var (id, key, hash) = ApiKeySecret.Generate();
         store.Add(new ApiKeyRecord
         {
-            Id = id, Name = "job", Owner = "ada", Roles = ["appliance-user"], CreatedAt = Now, CreatedBy = "admin",
+            Id = id, Name = "job", Owner = owner, Roles = ["appliance-user"], CreatedAt = Now, CreatedBy = "admin",
             ExpiresAt = Now.AddDays(1), SecretHash = hash,
         });
-
-        Assert.Equal("ada", store.Authenticate(key, Now).Record?.Owner);
-        Assert.Equal($"expired API key {id} of ada", store.Authenticate(key, Now.AddDays(2)).Refusal);
-        Assert.Equal("unknown API key", store.Authenticate(key[..^1] + (key[^1] == 'A' ? 'B' : 'A'), Now).Refusal);
-
-        Assert.True(store.Revoke(id, "admin", Now.AddHours(1)));
-        Assert.False(store.Revoke("ffffffffffffffff", "admin", Now));
-        var reloaded = new ApiKeyStore(folder.Path);
-        Assert.Equal($"revoked API key {id} of ada", reloaded.Authenticate(key, Now.AddHours(2)).Refusal);
-        Assert.Equal(Now.AddHours(1), reloaded.Find(id)!.RevokedAt);
+        return (id, key);
     }
 }

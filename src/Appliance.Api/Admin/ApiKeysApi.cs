@@ -107,13 +107,35 @@ public static partial class ApiKeysApi
             Id = id, Name = name!, Owner = owner!, Roles = roles, Groups = groups, Clearance = clearance,
             CreatedAt = now, CreatedBy = http.User.Identity?.Name ?? "unknown", ExpiresAt = now.AddDays(days), SecretHash = hash,
         };
-        store.Add(record);
+        try
+        {
+            store.Add(record);
+        }
+        catch (System.Data.Common.DbException exception)
+        {
+            return KeyTableUnavailable(store, exception);
+        }
+
         LogIssued(logs.CreateLogger("Appliance.Admin"), id, record.Name, record.Owner, string.Join(",", roles), record.CreatedBy, record.ExpiresAt);
         return Results.Created($"/admin/api-keys/{id}", new { key, apiKey = Describe(record, now) });
     }
 
-    private static IResult List(ApiKeyStore store, ApiKeyIssuing issuing, TimeProvider time) =>
-        issuing.Enabled ? Results.Json(new { data = store.All().Select(k => Describe(k, time.GetUtcNow())) }) : Disabled();
+    private static IResult List(ApiKeyStore store, ApiKeyIssuing issuing, TimeProvider time)
+    {
+        if (!issuing.Enabled)
+        {
+            return Disabled();
+        }
+
+        try
+        {
+            return Results.Json(new { data = store.All().Select(k => Describe(k, time.GetUtcNow())).ToList() });
+        }
+        catch (System.Data.Common.DbException exception)
+        {
+            return KeyTableUnavailable(store, exception);
+        }
+    }
 
     private static async Task<IResult> Revoke(string id, HttpContext http, ApiKeyStore store, ApiKeyIssuing issuing, TimeProvider time, ILoggerFactory logs, Audit.IAccessRecorder recorder)
     {
@@ -123,14 +145,21 @@ public static partial class ApiKeysApi
         }
 
         Audit.RequestAudit.Of(http).Reason = $"revoke API key {id}";
-        if (store.Find(id) is not null && !await recorder.TryAcceptAsync(http))
+        try
         {
-            return Audit.AuditUnavailable.Problem("this administrative action");
-        }
+            if (store.Find(id) is not null && !await recorder.TryAcceptAsync(http))
+            {
+                return Audit.AuditUnavailable.Problem("this administrative action");
+            }
 
-        if (!store.Revoke(id, http.User.Identity?.Name ?? "unknown", time.GetUtcNow()))
+            if (!store.Revoke(id, http.User.Identity?.Name ?? "unknown", time.GetUtcNow()))
+            {
+                return Results.Problem(statusCode: StatusCodes.Status404NotFound, title: "No such API key", detail: $"There is no API key '{id}'.");
+            }
+        }
+        catch (System.Data.Common.DbException exception)
         {
-            return Results.Problem(statusCode: StatusCodes.Status404NotFound, title: "No such API key", detail: $"There is no API key '{id}'.");
+            return KeyTableUnavailable(store, exception);
         }
 
         LogRevoked(logs.CreateLogger("Appliance.Admin"), id, http.User.Identity?.Name);
@@ -143,6 +172,10 @@ public static partial class ApiKeysApi
         createdAt = key.CreatedAt, createdBy = key.CreatedBy, expiresAt = key.ExpiresAt, revokedAt = key.RevokedAt, revokedBy = key.RevokedBy,
         active = key.IsActive(now),
     };
+
+    private static IResult KeyTableUnavailable(ApiKeyStore store, Exception exception) =>
+        Results.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "API key table unavailable",
+            detail: $"The {store.Backend} API key table could not be read or written ({exception.Message}); nothing was changed. Try again when the database is back.");
 
     private static IResult Disabled() =>
         Results.Problem(statusCode: StatusCodes.Status404NotFound, title: "API keys are disabled",

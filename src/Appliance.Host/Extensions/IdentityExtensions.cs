@@ -33,7 +33,7 @@ public static class IdentityExtensions
             builder.Services.AddSingleton(DevelopmentIdentityFor);
         }
 
-        builder.Services.AddSingleton(services => new ApiKeyStore(IdentityFolder(services)));
+        builder.Services.AddSingleton(ApiKeyStoreFor);
         builder.Services.AddSingleton(new UnauthenticatedFloodGuard(identity.UnauthenticatedPerMinute));
         builder.Services.AddSingleton(new ApiKeyIssuing(identity.ApiKeys.Enabled, [identity.Roles.Admin, identity.Roles.Auditor],
             new Appliance.Identity.Clearance(identity.ClassificationLevels, identity.ClearanceClaim, identity.DefaultClearance), identity.ApiKeys.ServiceOwners,
@@ -132,6 +132,11 @@ public static class IdentityExtensions
     {
         app.UseAuthentication();
         app.UseAuthorization();
+        if (app.Services.GetRequiredService<IOptions<IdentityOptions>>().Value.ApiKeys.Enabled)
+        {
+            app.Services.GetRequiredService<ApiKeyStore>(); // open the key table at start: a broken database stops start-up, not the first request
+        }
+
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Appliance.Identity");
         app.Lifetime.ApplicationStarted.Register(() =>
         {
@@ -150,6 +155,23 @@ public static class IdentityExtensions
     }
 
     private const string CredentialScheme = "BearerOrApiKey";
+
+    /// <summary>
+    /// The key table beside the audit log: the cluster's PostgreSQL when the audit store is PostgreSQL (so a key works,
+    /// and is revoked, on every node), else a SQLite file in the identity folder. An earlier version's JSON file is imported.
+    /// </summary>
+    private static ApiKeyStore ApiKeyStoreFor(IServiceProvider services)
+    {
+        var audit = services.GetRequiredService<IOptions<AuditOptions>>().Value;
+        var folder = IdentityFolder(services);
+        ApiKeyTable table = audit.Store == "postgresql"
+            ? new PostgresApiKeyTable(audit.PostgresConnectionString)
+            : new SqliteApiKeyTable(Path.Combine(folder, "api-keys.db"));
+        var store = new ApiKeyStore(table, services.GetRequiredService<IOptions<IdentityOptions>>().Value.ApiKeys.RefreshInterval,
+            services.GetRequiredService<TimeProvider>(), services.GetRequiredService<ILoggerFactory>().CreateLogger("Appliance.Identity.ApiKeys"));
+        store.ImportLegacyFile(folder);
+        return store;
+    }
 
     private static DevelopmentIdentity DevelopmentIdentityFor(IServiceProvider services) => DevelopmentIdentity.LoadOrCreate(IdentityFolder(services));
 

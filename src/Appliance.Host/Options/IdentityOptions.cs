@@ -84,6 +84,12 @@ public sealed record ApiKeyOptions
     /// the audit log, so it is never issued in a colleague's name.
     /// </summary>
     public IReadOnlyList<string> ServiceOwners { get; init; } = [];
+
+    /// <summary>
+    /// How often a node rereads the key table: the longest a revocation made on another node of a cluster takes to
+    /// apply here (on the node that revoked, it applies at once).
+    /// </summary>
+    public TimeSpan RefreshInterval { get; init; } = TimeSpan.FromSeconds(5);
 }
 
 /// <summary>The Keycloak role names behind the appliance's policies.</summary>

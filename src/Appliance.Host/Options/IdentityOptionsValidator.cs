@@ -38,6 +38,8 @@ internal sealed class IdentityOptionsValidator(IHostEnvironment environment, ICo
         Require(failures, "Identity:ApiKeys:MaxLifetimeDays", options.ApiKeys.MaxLifetimeDays is >= 1 and <= 3650, "must be between 1 and 3650");
         Require(failures, "Identity:ApiKeys:DefaultLifetimeDays", options.ApiKeys.DefaultLifetimeDays >= 1 && options.ApiKeys.DefaultLifetimeDays <= options.ApiKeys.MaxLifetimeDays,
             "must be between 1 and Identity:ApiKeys:MaxLifetimeDays");
+        Require(failures, "Identity:ApiKeys:RefreshInterval", options.ApiKeys.RefreshInterval >= TimeSpan.FromMilliseconds(100) && options.ApiKeys.RefreshInterval <= TimeSpan.FromMinutes(10),
+            "must be between 00:00:00.1 and 00:10:00");
         Require(failures, "Identity:Audience", !string.IsNullOrWhiteSpace(options.Audience), "is required");
         Require(failures, "Identity:ClockSkew", options.ClockSkew >= TimeSpan.Zero && options.ClockSkew <= TimeSpan.FromMinutes(5), "must be between 0 and 5 minutes");
         Require(failures, "Identity:JwksRefreshInterval", options.JwksRefreshInterval >= TimeSpan.FromSeconds(1), "must be at least one second");

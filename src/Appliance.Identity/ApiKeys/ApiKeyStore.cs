@@ -1,46 +1,52 @@
+using System.Collections.Concurrent;
+using System.Data.Common;
 using System.Text.Json;
+using Microsoft.Extensions.Logging;
 
 namespace Appliance.Identity.ApiKeys;
 
 /// <summary>
-/// API keys of one node, in a JSON file in the data folder (readable by the service user only), replaced atomically
-/// on every change. Revocation takes effect on the next request. Several nodes behind a load balancer each keep their
-/// own file until keys move into the shared database with the audit log.
+/// The API keys, kept in a table (a SQLite file on one node, the shared PostgreSQL in a cluster) and read through a
+/// snapshot that every node refreshes at least every <see cref="RefreshInterval"/>. A key issued on one node works on
+/// every node at once (an id the snapshot lacks is looked up in the table); a revocation applies at once on the node
+/// that made it and on the others within the refresh interval.
 /// </summary>
-public sealed class ApiKeyStore
+public sealed partial class ApiKeyStore : IDisposable
 {
-    public const string FileName = "api-keys.json";
+    /// <summary>The JSON file earlier versions kept the keys of one node in; imported into the table at start.</summary>
+    public const string LegacyFileName = "api-keys.json";
 
-    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
+    private const int MaxRememberedUnknown = 10_000;
+    private static readonly JsonSerializerOptions LegacyJson = new(JsonSerializerDefaults.Web);
 
-    private readonly string _path;
-    private readonly Lock _gate = new();
-    private Dictionary<string, ApiKeyRecord> _keys;
+    private readonly ApiKeyTable _table;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly Lock _refreshGate = new();
+    private readonly ConcurrentDictionary<string, byte> _unknown = new(StringComparer.Ordinal);
+    private volatile Dictionary<string, ApiKeyRecord> _keys;
+    private long _loadedAt;
 
-    public ApiKeyStore(string folder)
+    public ApiKeyStore(ApiKeyTable table, TimeSpan refreshInterval, TimeProvider time, ILogger logger)
     {
-        Directory.CreateDirectory(folder);
-        _path = Path.Combine(folder, FileName);
-        _keys = File.Exists(_path)
-            ? (JsonSerializer.Deserialize<List<ApiKeyRecord>>(File.ReadAllText(_path), Json) ?? []).ToDictionary(k => k.Id, StringComparer.Ordinal)
-            : new Dictionary<string, ApiKeyRecord>(StringComparer.Ordinal);
+        _table = table;
+        RefreshInterval = refreshInterval;
+        _time = time;
+        _logger = logger;
+        _keys = Load();
     }
 
-    public IReadOnlyList<ApiKeyRecord> All()
-    {
-        lock (_gate)
-        {
-            return [.. _keys.Values.OrderBy(k => k.CreatedAt)];
-        }
-    }
+    /// <summary>The longest a revocation made on another node takes to apply here.</summary>
+    public TimeSpan RefreshInterval { get; }
 
-    public ApiKeyRecord? Find(string id)
-    {
-        lock (_gate)
-        {
-            return _keys.GetValueOrDefault(id);
-        }
-    }
+    /// <summary>Where the keys are kept: "sqlite" or "postgresql".</summary>
+    public string Backend => _table.Name;
+
+    /// <summary>Every key, read from the table (the administrators' list is never stale).</summary>
+    public IReadOnlyList<ApiKeyRecord> All() => _table.All();
+
+    /// <summary>The key with this id, read from the table.</summary>
+    public ApiKeyRecord? Find(string id) => _table.Find(id);
 
     /// <summary>The active key a presented key text belongs to, or why there is none (for the log, not the caller).</summary>
     public (ApiKeyRecord? Record, string? Refusal) Authenticate(string presented, DateTimeOffset now)
@@ -50,7 +56,7 @@ public sealed class ApiKeyStore
             return (null, "malformed API key");
         }
 
-        if (Find(parts.Id) is not { } record || !ApiKeySecret.Matches(parts.Secret, record.SecretHash))
+        if (Current(parts.Id) is not { } record || !ApiKeySecret.Matches(parts.Secret, record.SecretHash))
         {
             return (null, "unknown API key");
         }
@@ -60,46 +66,143 @@ public sealed class ApiKeyStore
             : (record, null);
     }
 
+    /// <summary>Stores a new key (throws <see cref="DbException"/> when the table cannot be written).</summary>
     public void Add(ApiKeyRecord record)
     {
-        lock (_gate)
+        if (!_table.Insert(record))
         {
-            var keys = new Dictionary<string, ApiKeyRecord>(_keys, StringComparer.Ordinal) { [record.Id] = record };
-            Save(keys);
-            _keys = keys;
+            throw new InvalidOperationException($"an API key with id {record.Id} already exists");
         }
+
+        Remember(record);
     }
 
     /// <summary>Marks a key revoked; false when there is no such key. Revoking twice keeps the first revocation.</summary>
     public bool Revoke(string id, string revokedBy, DateTimeOffset now)
     {
-        lock (_gate)
+        if (!_table.Revoke(id, revokedBy, now))
         {
-            if (!_keys.TryGetValue(id, out var record))
-            {
-                return false;
-            }
-
-            if (record.RevokedAt is null)
-            {
-                var keys = new Dictionary<string, ApiKeyRecord>(_keys, StringComparer.Ordinal) { [id] = record with { RevokedAt = now, RevokedBy = revokedBy } };
-                Save(keys);
-                _keys = keys;
-            }
-
-            return true;
+            return false;
         }
+
+        if (_table.Find(id) is { } revoked)
+        {
+            Remember(revoked); // effective here at once, not at the next refresh
+        }
+
+        return true;
     }
 
-    private void Save(Dictionary<string, ApiKeyRecord> keys)
+    /// <summary>
+    /// Moves the keys of an earlier version's JSON file (<see cref="LegacyFileName"/> in <paramref name="folder"/>) into
+    /// the table, then renames the file so it is not read again. In a cluster every node brings its own file's keys, so
+    /// a key issued on any node before the upgrade works on all of them after it. Returns how many keys were added.
+    /// </summary>
+    public int ImportLegacyFile(string folder)
     {
-        var temporary = _path + ".tmp";
-        File.WriteAllText(temporary, JsonSerializer.Serialize(keys.Values.OrderBy(k => k.CreatedAt).ToList(), Json));
-        if (!OperatingSystem.IsWindows())
+        var path = Path.Combine(folder, LegacyFileName);
+        if (!File.Exists(path))
         {
-            File.SetUnixFileMode(temporary, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            return 0;
         }
 
-        File.Move(temporary, _path, overwrite: true);
+        var records = JsonSerializer.Deserialize<List<ApiKeyRecord>>(File.ReadAllText(path), LegacyJson) ?? [];
+        var added = records.Count(_table.Insert);
+        File.Move(path, path + ".imported", overwrite: true);
+        _keys = Load();
+        LogImported(_logger, added, records.Count, path, _table.Name);
+        return added;
     }
+
+    public void Dispose() => _table.Dispose();
+
+    private ApiKeyRecord? Current(string id)
+    {
+        RefreshIfStale();
+        if (_keys.TryGetValue(id, out var known))
+        {
+            return known;
+        }
+
+        if (_unknown.ContainsKey(id))
+        {
+            return null;
+        }
+
+        // Issued on another node since the last refresh, or not a key at all (remembered until the next refresh,
+        // so that a flood of made-up ids does not turn into a flood of queries).
+        ApiKeyRecord? found;
+        try
+        {
+            found = _table.Find(id);
+        }
+        catch (DbException exception)
+        {
+            LogLookupFailed(_logger, exception, _table.Name);
+            return null;
+        }
+
+        if (found is null)
+        {
+            if (_unknown.Count >= MaxRememberedUnknown)
+            {
+                _unknown.Clear();
+            }
+
+            _unknown.TryAdd(id, 0);
+            return null;
+        }
+
+        Remember(found);
+        return found;
+    }
+
+    private void RefreshIfStale()
+    {
+        if (_time.GetElapsedTime(Interlocked.Read(ref _loadedAt)) < RefreshInterval || !_refreshGate.TryEnter())
+        {
+            return; // fresh, or another request is refreshing: this one uses the snapshot it has
+        }
+
+        try
+        {
+            _keys = Load();
+            _unknown.Clear();
+        }
+        catch (DbException exception)
+        {
+            // Keep answering from the last snapshot; try again in a second rather than on every request.
+            Interlocked.Exchange(ref _loadedAt, _time.GetTimestamp() - (long)((RefreshInterval - TimeSpan.FromSeconds(1)).TotalSeconds * _time.TimestampFrequency));
+            LogRefreshFailed(_logger, exception, _table.Name);
+        }
+        finally
+        {
+            _refreshGate.Exit();
+        }
+    }
+
+    private Dictionary<string, ApiKeyRecord> Load()
+    {
+        var keys = _table.All().ToDictionary(k => k.Id, StringComparer.Ordinal);
+        Interlocked.Exchange(ref _loadedAt, _time.GetTimestamp());
+        return keys;
+    }
+
+    private void Remember(ApiKeyRecord record)
+    {
+        lock (_refreshGate)
+        {
+            _keys = new Dictionary<string, ApiKeyRecord>(_keys, StringComparer.Ordinal) { [record.Id] = record };
+            _unknown.TryRemove(record.Id, out _);
+        }
+    }
+
+    [LoggerMessage(EventId = 3030, Level = LogLevel.Information, Message = "Imported {Added} of {Total} API keys from {Path} into the {Backend} key table; the file was renamed to .imported")]
+    private static partial void LogImported(ILogger logger, int added, int total, string path, string backend);
+
+    [LoggerMessage(EventId = 3031, Level = LogLevel.Warning, Message = "Could not refresh the API keys from the {Backend} key table; answering from the last snapshot")]
+    private static partial void LogRefreshFailed(ILogger logger, Exception exception, string backend);
+
+    [LoggerMessage(EventId = 3032, Level = LogLevel.Warning, Message = "Could not look up an API key in the {Backend} key table; the key is refused")]
+    private static partial void LogLookupFailed(ILogger logger, Exception exception, string backend);
 }

@@ -45,7 +45,9 @@ public sealed class ApiKeyTests : IDisposable
             Assert.StartsWith("apk_" + id + "_", key, StringComparison.Ordinal);
 
             // Only a hash is stored.
-            var stored = await File.ReadAllTextAsync(Path.Combine(_root.Combine("data"), "identity", "api-keys.json"));
+            // The SQLite key table and its write-ahead log, read as raw bytes.
+            var stored = string.Concat(Directory.GetFiles(Path.Combine(_root.Combine("data"), "identity"), "api-keys.db*")
+                .Select(file => System.Text.Encoding.Latin1.GetString(File.ReadAllBytes(file))));
             // The secret is base64url and may itself contain '_': it is everything after "apk_<id>_".
             Assert.DoesNotContain(key[$"apk_{id}_".Length..], stored, StringComparison.Ordinal);
             Assert.Contains(id, stored, StringComparison.Ordinal);

@@ -1,0 +1,36 @@
+using System.Data.Common;
+using Npgsql;
+
+namespace Appliance.Identity.ApiKeys;
+
+/// <summary>The API keys of a cluster: one table in the PostgreSQL database the nodes share for the audit log.</summary>
+public sealed class PostgresApiKeyTable : ApiKeyTable
+{
+    private readonly NpgsqlDataSource _dataSource;
+
+    public PostgresApiKeyTable(string connectionString)
+    {
+        _dataSource = NpgsqlDataSource.Create(connectionString);
+        using var connection = _dataSource.OpenConnection();
+        // Nodes may start together: one creates the table, the others wait for it.
+        Execute(connection, "SELECT pg_advisory_lock(hashtext('appliance-api-keys-schema'));");
+        try
+        {
+            Execute(connection, Schema);
+        }
+        finally
+        {
+            Execute(connection, "SELECT pg_advisory_unlock(hashtext('appliance-api-keys-schema'));");
+        }
+    }
+
+    public override string Name => "postgresql";
+
+    protected override T WithConnection<T>(Func<DbConnection, T> work)
+    {
+        using var connection = _dataSource.OpenConnection();
+        return work(connection);
+    }
+
+    protected override void Dispose(bool disposing) => _dataSource.Dispose();
+}

@@ -1,0 +1,70 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Appliance.Runtime.Onnx.Synthetic;
+using Appliance.Tests.Common;
+
+namespace Appliance.IntegrationTests.Identity;
+
+/// <summary>Two nodes on one PostgreSQL: API keys are cluster state, not one node's file.</summary>
+public sealed class ClusterApiKeyTests : IDisposable
+{
+    private readonly TempFolder _root = new("cluster-api-keys");
+    private readonly TestPostgres _database = new();
+
+    [Fact]
+    public async Task A_key_issued_through_one_node_works_on_the_other_and_once_revoked_fails_on_both()
+    {
+        var model = _root.Combine("tiny");
+        SyntheticModelFolder.Write(SyntheticModelSpec.Tiny, model);
+        await using var node1 = await StartNode("node-1", model);
+        await using var node2 = await StartNode("node-2", model);
+
+        using var issue = await node1.Http.PostAsJsonAsync("/admin/api-keys", new { owner = "svc-report", name = "nightly", roles = new[] { "appliance-user" } });
+        Assert.Equal(HttpStatusCode.Created, issue.StatusCode);
+        using var issued = JsonDocument.Parse(await issue.Content.ReadAsStringAsync());
+        var key = issued.RootElement.GetProperty("key").GetString()!;
+        var id = issued.RootElement.GetProperty("apiKey").GetProperty("id").GetString()!;
+
+        using var onNode1 = node1.ClientWith(key);
+        using var onNode2 = node2.ClientWith(key);
+        Assert.Equal(HttpStatusCode.OK, (await onNode2.GetAsync("/v1/models")).StatusCode); // at once, on the node that did not issue it
+        Assert.Equal(HttpStatusCode.OK, (await onNode1.GetAsync("/v1/models")).StatusCode);
+        using (var listed = JsonDocument.Parse(await node2.Http.GetStringAsync("/admin/api-keys")))
+        {
+            Assert.Contains(listed.RootElement.GetProperty("data").EnumerateArray(), k => k.GetProperty("id").GetString() == id);
+        }
+
+        // Revoked through node 2: refused there at once, and on node 1 within its refresh interval (0.5 s here).
+        Assert.Equal(HttpStatusCode.NoContent, (await node2.Http.DeleteAsync($"/admin/api-keys/{id}")).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await onNode2.GetAsync("/v1/models")).StatusCode);
+        var clock = Stopwatch.StartNew();
+        HttpStatusCode status;
+        do
+        {
+            status = (await onNode1.GetAsync("/v1/models")).StatusCode;
+        }
+        while (status == HttpStatusCode.OK && clock.Elapsed < TimeSpan.FromSeconds(10));
+
+        Assert.Equal(HttpStatusCode.Unauthorized, status);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"node 1 refused the revoked key only after {clock.Elapsed}");
+    }
+
+    public void Dispose()
+    {
+        _database.Dispose();
+        _root.Dispose();
+    }
+
+    private async Task<RunningAppliance> StartNode(string node, string model)
+    {
+        var running = await RunningAppliance.StartAsync(
+            $"--Models:tiny:Path={model}", "--Appliance:BuiltInEmbeddings=false", "--Logging:LogLevel:Default=None",
+            "--Identity:ApiKeys:Enabled=true", "--Identity:ApiKeys:ServiceOwners:0=svc-report", "--Identity:ApiKeys:RefreshInterval=00:00:00.5",
+            "--Audit:Store=postgresql", $"--Audit:PostgresConnectionString={_database.ConnectionString}", $"--Audit:NodeId={node}",
+            $"--Audit:CheckpointKeyPath={_root.Combine("checkpoint-key.pem")}");
+        await running.WaitUntilReadyAsync();
+        return running;
+    }
+}
