@@ -22,6 +22,7 @@ public static class ApplianceApp
         builder.AddApplianceQuotas();
         builder.AddApplianceMetrics();
         builder.AddApplianceConsole();
+        builder.AddApplianceDataProtection();
         builder.Services.AddApplianceHealthChecks();
 
         var app = builder.Build();
@@ -29,6 +30,7 @@ public static class ApplianceApp
         app.UseAnthropicKeyHeader();
         app.UseApplianceMetrics();
         app.UseApplianceAudit();
+        app.UseApplianceDataProtection();
         app.UseApplianceIdentity();
         app.MapApplianceHealth();
         app.MapOpenAiApi().RequireAuthorization(AppliancePolicies.Chat);

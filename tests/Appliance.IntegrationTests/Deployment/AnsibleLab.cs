@@ -154,6 +154,10 @@ public sealed partial class AnsibleLab : IAsyncLifetime
         Variables["appliance_operator_client_secret"] = OidcProvider.Clients.Single(c => c.ClientId == "appliance-operator").Secret;
         Variables["appliance_postgres_password"] = PostgresPassword;
         Variables["appliance_audit_checkpoint_key"] = checkpointKey.ExportPkcs8PrivateKeyPem();
+        using var keyRingKey = RSA.Create(2048);
+        using var keyRing = new CertificateRequest("CN=appliance key ring", keyRingKey, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1)
+            .CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddYears(1));
+        Variables["appliance_key_ring_certificate"] = keyRing.ExportCertificatePem() + "\n" + keyRingKey.ExportPkcs8PrivateKeyPem() + "\n";
         Variables["haproxy_tls_certificate"] = _certificate.ExportCertificatePem();
         Variables["haproxy_tls_key"] = tlsKey.ExportPkcs8PrivateKeyPem();
         Variables["haproxy_http_port"] = 0;

@@ -44,6 +44,33 @@ public sealed class ClusterDeploymentTests(AnsibleLab lab, ITestOutputHelper out
         var served = await CompletedChatsByNode();
         Assert.True(served.GetValueOrDefault(AnsibleLab.Node1) > 0 && served.GetValueOrDefault(AnsibleLab.Node2) > 0, string.Join(", ", served));
         Assert.Equal([lab.Gateway], await SourceAddresses());
+
+        // Through any node, usage counts every node's chats (one chain per node in PostgreSQL).
+        using var auditor = lab.BalancedClient(await lab.Identity.ClientCredentialsTokenAsync("compliance-bot"));
+        using (var usage = JsonDocument.Parse(await auditor.GetStringAsync("/audit/usage?by=model")))
+        {
+            Assert.Equal(served.Values.Sum(), usage.RootElement.GetProperty("data").EnumerateArray()
+                .Where(r => r.GetProperty("key").GetString() == "demo").Sum(r => r.GetProperty("requests").GetInt64()));
+        }
+
+        // The console sticks to a node by cookie, the API does not; the nodes share one key ring, encrypted at rest.
+        using var console = await anonymous.GetAsync("/console/login");
+        Assert.Contains(console.Headers.GetValues("Set-Cookie"), c => c.StartsWith("appliance_node=", StringComparison.Ordinal));
+        using var api = await anonymous.GetAsync("/health/ready");
+        Assert.DoesNotContain(api.Headers.TryGetValues("Set-Cookie", out var cookies) ? cookies : [], c => c.StartsWith("appliance_node=", StringComparison.Ordinal));
+        await using var database = new NpgsqlConnection(lab.PostgresConnectionString);
+        await database.OpenAsync();
+        await using var keys = new NpgsqlCommand("SELECT xml FROM data_protection_keys", database);
+        var ring = new List<string>();
+        await using (var reader = await keys.ExecuteReaderAsync())
+        {
+            while (await reader.ReadAsync())
+            {
+                ring.Add(reader.GetString(0));
+            }
+        }
+
+        Assert.Contains("EncryptedData", Assert.Single(ring), StringComparison.Ordinal);
     }
 
     [Fact, Step(2)]

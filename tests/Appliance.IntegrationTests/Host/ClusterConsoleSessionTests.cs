@@ -1,0 +1,110 @@
+using System.Net;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using System.Text.RegularExpressions;
+using Appliance.Runtime.Onnx.Synthetic;
+using Appliance.Tests.Common;
+using Npgsql;
+
+namespace Appliance.IntegrationTests.Host;
+
+/// <summary>
+/// Two nodes on one PostgreSQL share the console's key ring: a sign-in form from one node is accepted by the other,
+/// the session cookie it sets opens pages on both and survives a node's restart, and the database holds the ring's
+/// keys only encrypted with the cluster certificate.
+/// </summary>
+public sealed partial class ClusterConsoleSessionTests : IDisposable
+{
+    private readonly TempFolder _root = new("cluster-console");
+    private readonly TestPostgres _database = new();
+
+    [Fact]
+    public async Task A_console_session_made_on_one_node_is_good_on_the_other_and_after_a_restart()
+    {
+        var model = _root.Combine("tiny");
+        SyntheticModelFolder.Write(SyntheticModelSpec.Tiny, model);
+        var certificate = WriteKeyRingCertificate(_root.Combine("key-ring.pem"));
+        var node1 = await StartNode("node-1", model, certificate);
+        await using var node2 = await StartNode("node-2", model, certificate);
+
+        // The cookie jar is per host, not per port: both nodes see the same cookies, as behind one load balancer.
+        var jar = new CookieContainer();
+        using var browser1 = Browser(node1, jar);
+        using var browser2 = Browser(node2, jar);
+
+        // The form (and its antiforgery cookie) from node 1, posted to node 2.
+        var form = await browser1.GetStringAsync("/console/login?ReturnUrl=/console/audit");
+        var token = WebUtility.HtmlDecode(AntiforgeryField().Match(form).Groups[1].Value);
+        using var signIn = await browser2.PostAsync("/console/login", new FormUrlEncodedContent(
+        [
+            new("__RequestVerificationToken", token), new("User", "bob"), new("Roles", "appliance-auditor"), new("ReturnUrl", "/console/audit"),
+        ]));
+        Assert.Equal(HttpStatusCode.Redirect, signIn.StatusCode);
+
+        // The session opens the audit page on both nodes.
+        foreach (var browser in new[] { browser1, browser2 })
+        {
+            using var page = await browser.GetAsync("/console/audit");
+            Assert.Equal(HttpStatusCode.OK, page.StatusCode);
+            Assert.Contains("Audit trail", await page.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+
+        // Node 1 restarts: the session is still good there (the ring is in the database, not the process).
+        await node1.DisposeAsync();
+        await using var restarted = await StartNode("node-1", model, certificate);
+        using (var browser = Browser(restarted, jar))
+        {
+            using var page = await browser.GetAsync("/console/audit");
+            Assert.Equal(HttpStatusCode.OK, page.StatusCode);
+        }
+
+        // One key for the cluster (nodes that started together did not each make one), stored encrypted.
+        await using var connection = new NpgsqlConnection(_database.ConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand("SELECT xml FROM data_protection_keys", connection);
+        var keys = new List<string>();
+        await using (var reader = await command.ExecuteReaderAsync())
+        {
+            while (await reader.ReadAsync())
+            {
+                keys.Add(reader.GetString(0));
+            }
+        }
+
+        var key = Assert.Single(keys);
+        Assert.Contains("EncryptedData", key, StringComparison.Ordinal);
+        Assert.DoesNotContain("<masterKey", key, StringComparison.Ordinal);
+    }
+
+    public void Dispose()
+    {
+        _database.Dispose();
+        _root.Dispose();
+    }
+
+    private static HttpClient Browser(RunningAppliance node, CookieContainer jar) =>
+        new(new HttpClientHandler { CookieContainer = jar, AllowAutoRedirect = false }) { BaseAddress = node.Http.BaseAddress };
+
+    /// <summary>What the Ansible role provisions: a self-signed certificate with its RSA key, in one PEM file.</summary>
+    private static string WriteKeyRingCertificate(string path)
+    {
+        using var rsa = RSA.Create(2048);
+        var request = new CertificateRequest("CN=appliance key ring", rsa, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+        using var certificate = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddYears(5));
+        File.WriteAllText(path, certificate.ExportCertificatePem() + "\n" + rsa.ExportPkcs8PrivateKeyPem() + "\n");
+        return path;
+    }
+
+    private async Task<RunningAppliance> StartNode(string node, string model, string certificate)
+    {
+        var running = await RunningAppliance.StartAsync(
+            $"--Models:tiny:Path={model}", "--Appliance:BuiltInEmbeddings=false", "--Logging:LogLevel:Default=None",
+            "--Audit:Store=postgresql", $"--Audit:PostgresConnectionString={_database.ConnectionString}", $"--Audit:NodeId={node}",
+            $"--Audit:CheckpointKeyPath={_root.Combine("checkpoint-key.pem")}", $"--DataProtection:CertificatePath={certificate}");
+        await running.WaitUntilReadyAsync();
+        return running;
+    }
+
+    [GeneratedRegex("name=\"__RequestVerificationToken\" value=\"([^\"]+)\"")]
+    private static partial Regex AntiforgeryField();
+}
