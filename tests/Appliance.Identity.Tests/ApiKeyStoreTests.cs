@@ -66,15 +66,71 @@ public sealed class ApiKeyStoreTests : IDisposable
     [Fact]
     public void A_made_up_key_id_is_looked_up_once_per_refresh_and_a_key_issued_later_with_another_id_still_works()
     {
-        using var database = new TestPostgres();
-        using var node1 = new ApiKeyStore(new PostgresApiKeyTable(database.ConnectionString), Refresh, _time, NullLogger.Instance);
-        using var node2 = new ApiKeyStore(new PostgresApiKeyTable(database.ConnectionString), Refresh, _time, NullLogger.Instance);
+        var table = new CountingTable();
+        using var node1 = new ApiKeyStore(table, Refresh, _time, NullLogger.Instance);
+        using var node2 = new ApiKeyStore(table, Refresh, _time, NullLogger.Instance);
         var madeUp = ApiKeySecret.Generate().Key;
-        Assert.Equal("unknown API key", node2.Authenticate(madeUp, Now).Refusal);
-        Assert.Equal("unknown API key", node2.Authenticate(madeUp, Now).Refusal);
+        var before = table.Calls;
+        for (var attempt = 0; attempt < 5; attempt++)
+        {
+            Assert.Equal("unknown API key", node2.Authenticate(madeUp, Now).Refusal);
+        }
+
+        Assert.Equal(before + 1, table.Calls); // one lookup, then remembered as unknown
 
         var (_, key) = Issue(node1, "bob");
         Assert.Equal("bob", node2.Authenticate(key, Now).Record?.Owner);
+        _time.Advance(Refresh);
+        before = table.Calls;
+        Assert.Equal("unknown API key", node2.Authenticate(madeUp, Now).Refusal);
+        Assert.Equal(before + 2, table.Calls); // the refresh, and the made-up id looked up again
+    }
+
+    [Fact]
+    public void A_node_that_cannot_reread_the_table_answers_from_its_snapshot_for_twice_the_interval_then_refuses_keys()
+    {
+        var table = new CountingTable();
+        using var store = new ApiKeyStore(table, Refresh, _time, NullLogger.Instance);
+        var (id, key) = Issue(store, "ada");
+        table.Failing = true;
+
+        _time.Advance(Refresh + TimeSpan.FromSeconds(1));
+        Assert.Equal("ada", store.Authenticate(key, Now).Record?.Owner); // young enough
+        _time.Advance(Refresh);
+        Assert.Contains("could not be reread", store.Authenticate(key, Now).Refusal, StringComparison.Ordinal); // a revocation may be pending
+
+        table.Failing = false;
+        _time.Advance(TimeSpan.FromSeconds(1)); // past the retry pause
+        Assert.Equal("ada", store.Authenticate(key, Now).Record?.Owner);
+
+        // A revocation is remembered from what was written, with no read after the write that could fail.
+        var calls = table.Calls;
+        Assert.True(store.Revoke(id, "admin", Now));
+        Assert.Equal(calls + 2, table.Calls); // a read before the write, the write, and nothing after it
+        Assert.Equal($"revoked API key {id} of ada", store.Authenticate(key, Now).Refusal);
+    }
+
+    [Fact]
+    public void A_key_copied_to_two_nodes_files_and_revoked_on_one_stays_revoked_whichever_file_is_imported_first()
+    {
+        var (id, key, hash) = ApiKeySecret.Generate();
+        var active = new ApiKeyRecord
+        {
+            Id = id, Name = "shared", Owner = "svc-report", Roles = ["appliance-user"], CreatedAt = Now, CreatedBy = "carol",
+            ExpiresAt = Now.AddDays(30), SecretHash = hash,
+        };
+        var revoked = active with { RevokedAt = Now.AddDays(1), RevokedBy = "carol" };
+        using var database = new TestPostgres();
+        foreach (var (node, copy) in new[] { ("node-1", active), ("node-2", revoked) })
+        {
+            var folder = Directory.CreateDirectory(_folder.Combine(node)).FullName;
+            File.WriteAllText(Path.Combine(folder, ApiKeyStore.LegacyFileName), JsonSerializer.Serialize(new[] { copy }, new JsonSerializerOptions(JsonSerializerDefaults.Web)));
+            using var store = new ApiKeyStore(new PostgresApiKeyTable(database.ConnectionString), Refresh, _time, NullLogger.Instance);
+            Assert.Equal(1, store.ImportLegacyFile(folder));
+        }
+
+        using var cluster = new ApiKeyStore(new PostgresApiKeyTable(database.ConnectionString), Refresh, _time, NullLogger.Instance);
+        Assert.Equal($"revoked API key {id} of svc-report", cluster.Authenticate(key, Now.AddDays(2)).Refusal);
     }
 
     [Fact]
@@ -104,6 +160,42 @@ public sealed class ApiKeyStoreTests : IDisposable
     }
 
     public void Dispose() => _folder.Dispose();
+
+    /// <summary>A real (in-memory SQLite) key table that counts its calls and can be made to fail like an unreachable database.</summary>
+    private sealed class CountingTable : ApiKeyTable
+    {
+        private readonly Microsoft.Data.Sqlite.SqliteConnection _connection = new("Data Source=:memory:");
+
+        public CountingTable()
+        {
+            _connection.Open();
+            Execute(_connection, Schema);
+        }
+
+        public override string Name => "counting";
+
+        public int Calls { get; private set; }
+
+        public bool Failing { get; set; }
+
+        protected override T WithConnection<T>(Func<System.Data.Common.DbConnection, T> work)
+        {
+            if (Failing)
+            {
+                throw new UnreachableDatabase();
+            }
+
+            Calls++;
+            return work(_connection);
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+            // Shared by the stores of a test; closed with the process.
+        }
+    }
+
+    private sealed class UnreachableDatabase() : System.Data.Common.DbException("the database cannot be reached");
 
     private ApiKeyStore Sqlite(string path) => new(new SqliteApiKeyTable(path), Refresh, _time, NullLogger.Instance);
 

@@ -3,6 +3,7 @@ using Appliance.Identity.ApiKeys;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
 namespace Appliance.Api.Admin;
@@ -25,7 +26,8 @@ public static partial class ApiKeysApi
         return admin;
     }
 
-    private static async Task<IResult> Issue(HttpContext http, ApiKeyStore store, ApiKeyIssuing issuing, TimeProvider time, ILoggerFactory logs, Audit.IAccessRecorder recorder)
+    // The store is resolved only when keys are enabled: resolving it opens (and may create) the key table.
+    private static async Task<IResult> Issue(HttpContext http, ApiKeyIssuing issuing, TimeProvider time, ILoggerFactory logs, Audit.IAccessRecorder recorder)
     {
         if (!issuing.Enabled)
         {
@@ -107,6 +109,7 @@ public static partial class ApiKeysApi
             Id = id, Name = name!, Owner = owner!, Roles = roles, Groups = groups, Clearance = clearance,
             CreatedAt = now, CreatedBy = http.User.Identity?.Name ?? "unknown", ExpiresAt = now.AddDays(days), SecretHash = hash,
         };
+        var store = http.RequestServices.GetRequiredService<ApiKeyStore>();
         try
         {
             store.Add(record);
@@ -120,13 +123,14 @@ public static partial class ApiKeysApi
         return Results.Created($"/admin/api-keys/{id}", new { key, apiKey = Describe(record, now) });
     }
 
-    private static IResult List(ApiKeyStore store, ApiKeyIssuing issuing, TimeProvider time)
+    private static IResult List(HttpContext http, ApiKeyIssuing issuing, TimeProvider time)
     {
         if (!issuing.Enabled)
         {
             return Disabled();
         }
 
+        var store = http.RequestServices.GetRequiredService<ApiKeyStore>();
         try
         {
             return Results.Json(new { data = store.All().Select(k => Describe(k, time.GetUtcNow())).ToList() });
@@ -137,7 +141,7 @@ public static partial class ApiKeysApi
         }
     }
 
-    private static async Task<IResult> Revoke(string id, HttpContext http, ApiKeyStore store, ApiKeyIssuing issuing, TimeProvider time, ILoggerFactory logs, Audit.IAccessRecorder recorder)
+    private static async Task<IResult> Revoke(string id, HttpContext http, ApiKeyIssuing issuing, TimeProvider time, ILoggerFactory logs, Audit.IAccessRecorder recorder)
     {
         if (!issuing.Enabled)
         {
@@ -145,6 +149,7 @@ public static partial class ApiKeysApi
         }
 
         Audit.RequestAudit.Of(http).Reason = $"revoke API key {id}";
+        var store = http.RequestServices.GetRequiredService<ApiKeyStore>();
         try
         {
             if (store.Find(id) is not null && !await recorder.TryAcceptAsync(http))
@@ -175,7 +180,8 @@ public static partial class ApiKeysApi
 
     private static IResult KeyTableUnavailable(ApiKeyStore store, Exception exception) =>
         Results.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "API key table unavailable",
-            detail: $"The {store.Backend} API key table could not be read or written ({exception.Message}); nothing was changed. Try again when the database is back.");
+            detail: $"The {store.Backend} API key table could not be read or written ({exception.Message}); the change may not have been made. "
+                + "List the keys (GET /admin/api-keys) once the database is back and repeat it if needed; repeating a revocation is harmless.");
 
     private static IResult Disabled() =>
         Results.Problem(statusCode: StatusCodes.Status404NotFound, title: "API keys are disabled",

@@ -109,7 +109,17 @@ public static class AuditApi
 
         if (long.TryParse(after, NumberStyles.None, CultureInfo.InvariantCulture, out var sequence))
         {
-            var inScope = chains.Chains(node);
+            // A store that cannot be read here fails the read itself a moment later, with 503.
+            IReadOnlyList<string> inScope;
+            try
+            {
+                inScope = chains.Chains(node);
+            }
+            catch (System.Data.Common.DbException)
+            {
+                inScope = node is null ? [] : [node];
+            }
+
             if (inScope.Count > 1)
             {
                 errors["after"] = [$"a sequence number pages one chain, and this store holds {inScope.Count} ({string.Join(", ", inScope)}): "
@@ -208,27 +218,39 @@ public static class AuditApi
         var full = fullText.Length > 0 && bool.Parse(fullText);
         var verdicts = reader.Chains.Verify(verifier, key, full, node);
         var broken = verdicts.Where(v => !v.Verification.Ok).ToList();
-        return Results.Json(new
+        var body = new Dictionary<string, object?>
         {
-            node = reader.Node,
-            ok = broken.Count == 0,
-            message = broken.Count == 0
+            ["node"] = reader.Node,
+            ["ok"] = broken.Count == 0,
+            ["message"] = broken.Count == 0
                 ? $"OK: {verdicts.Count} chain{(verdicts.Count == 1 ? string.Empty : "s")} ({string.Join(", ", verdicts.Select(v => v.Node))}), no alteration found"
                 : $"BROKEN: {string.Join("; ", broken.Select(v => $"node {v.Node}: {v.Verification.Message}"))}",
-            chains = verdicts.Select(v => new
+            ["chains"] = verdicts.Select(Verdict).ToList(),
+        };
+        if (verdicts.Count == 1)
+        {
+            // One chain (a single node, or ?node=): its fields at the top as well, as before clusters.
+            foreach (var (name, value) in Verdict(verdicts[0]).Where(field => field.Key is not ("node" or "ok")))
             {
-                node = v.Node,
-                ok = v.Verification.Ok,
-                full = v.Verification.From is null,
-                verifiedFrom = v.Verification.From?.Sequence,
-                entries = v.Verification.EntriesChecked,
-                checkpoints = v.Verification.CheckpointsChecked,
-                problem = v.Verification.Problem.ToString(),
-                firstBrokenSequence = v.Verification.FirstBrokenSequence,
-                message = v.Verification.Message,
-            }),
-        });
+                body[name] = value;
+            }
+        }
+
+        return Results.Json(body);
     }
+
+    private static Dictionary<string, object?> Verdict(ChainVerdict verdict) => new()
+    {
+        ["node"] = verdict.Node,
+        ["ok"] = verdict.Verification.Ok,
+        ["full"] = verdict.Verification.From is null,
+        ["verifiedFrom"] = verdict.Verification.From?.Sequence,
+        ["entries"] = verdict.Verification.EntriesChecked,
+        ["checkpoints"] = verdict.Verification.CheckpointsChecked,
+        ["problem"] = verdict.Verification.Problem.ToString(),
+        ["firstBrokenSequence"] = verdict.Verification.FirstBrokenSequence,
+        ["message"] = verdict.Verification.Message,
+    };
 
     /// <summary>Every chain (or the one named by <c>node</c>), each as its retention record, entries and checkpoints.</summary>
     private static async Task Export(HttpContext http, IAuditReader reader, IAccessRecorder recorder)
@@ -263,7 +285,16 @@ public static class AuditApi
             return null;
         }
 
-        var chains = reader.Chains.Chains(null);
+        IReadOnlyList<string> chains;
+        try
+        {
+            chains = reader.Chains.Chains(null);
+        }
+        catch (System.Data.Common.DbException)
+        {
+            return AuditUnavailable.Problem("this read");
+        }
+
         return chains.Contains(node)
             ? null
             : Results.Problem(statusCode: StatusCodes.Status404NotFound, title: "No such node",

@@ -30,6 +30,8 @@ internal static class UsageReport
             to = CanonicalJson.Time(query.To),
             data = rows.Select(r => new { day = r.Day, key = r.Key, requests = r.Requests, promptTokens = r.PromptTokens, completionTokens = r.CompletionTokens }),
             replicaSeconds,
+            // Replica-seconds are the answering process's own (since it started), whatever the node filter.
+            replicaSecondsNode = replicaSeconds is null ? null : reader.Node,
         };
     }
 

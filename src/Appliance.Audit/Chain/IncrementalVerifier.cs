@@ -14,6 +14,9 @@ public sealed class IncrementalVerifier
 {
     private readonly ConcurrentDictionary<string, VerifiedPoint> _verified = new(StringComparer.Ordinal);
 
+    /// <summary>The nodes whose chains this verifier has reached a signed checkpoint of, and how far.</summary>
+    public IReadOnlyDictionary<string, VerifiedPoint> Reached => _verified;
+
     public ChainVerification Verify(IAuditStore store, string node, ECDsa publicKey, bool full)
     {
         var retention = store.Retention(node);

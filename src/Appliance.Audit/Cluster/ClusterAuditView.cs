@@ -85,9 +85,18 @@ public sealed class ClusterAuditView(IAuditStore store)
     /// <summary>
     /// Verifies each chain in scope with <paramref name="publicKey"/> (incrementally unless <paramref name="full"/>).
     /// A chain whose checkpoints another key signed is reported broken, naming both keys: a cluster shares one key.
+    /// A chain this verifier reached a signed checkpoint of earlier, and that is now gone from the store altogether
+    /// (entries, checkpoints and retention record deleted), is reported cut off rather than silently left out.
     /// </summary>
-    public IReadOnlyList<ChainVerdict> Verify(IncrementalVerifier verifier, ECDsa publicKey, bool full, string? node = null) =>
-        [.. Chains(node).Select(chain => new ChainVerdict(chain, verifier.Verify(store, chain, publicKey, full)))];
+    public IReadOnlyList<ChainVerdict> Verify(IncrementalVerifier verifier, ECDsa publicKey, bool full, string? node = null)
+    {
+        var present = Chains(null);
+        var scope = node is null ? present.Union(verifier.Reached.Keys, StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList() : [node];
+        return [.. scope.Select(chain => !present.Contains(chain) && verifier.Reached.TryGetValue(chain, out var reached)
+            ? new ChainVerdict(chain, ChainVerification.Broken(0, 0, true, ChainProblem.Truncated, 1,
+                $"the chain of node {chain} is gone from the store: an earlier verification reached its signed entry {reached.Sequence}"))
+            : new ChainVerdict(chain, verifier.Verify(store, chain, publicKey, full)))];
+    }
 
     private static bool Before(AuditEntry a, AuditEntry b, bool newestFirst)
     {

@@ -194,6 +194,13 @@ public abstract class SqlAuditStore : IAuditStore
             "client" => "client",
             _ => throw new ArgumentOutOfRangeException(nameof(groupBy), groupBy, "group by user, team, model or client"),
         };
+        // Every chain as "node IN (...)" rather than no condition, so that the (node, time) index still bounds the scan.
+        var nodes = node is null ? Nodes() : [node];
+        if (nodes.Count == 0)
+        {
+            return [];
+        }
+
         return WithConnection(connection =>
         {
             var teamNames = teams ?? [];
@@ -202,9 +209,9 @@ public abstract class SqlAuditStore : IAuditStore
                 : $" AND team IN ({string.Join(", ", teamNames.Select((_, i) => $"@team{i}"))})";
             using var command = Command(connection,
                 $"SELECT substr(time, 1, 10) AS day, {column}, COUNT(*), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0) "
-                + $"FROM audit_entries WHERE {(node is null ? "1 = 1" : "node = @node")} AND kind = @kind AND model IS NOT NULL AND time >= @from AND time < @to{teamFilter} "
+                + $"FROM audit_entries WHERE node IN ({string.Join(", ", nodes.Select((_, i) => $"@node{i}"))}) AND kind = @kind AND model IS NOT NULL AND time >= @from AND time < @to{teamFilter} "
                 + $"GROUP BY substr(time, 1, 10), {column} ORDER BY 1, 2",
-                [("node", node ?? string.Empty), ("kind", AuditKinds.Completed), ("from", CanonicalJson.Time(from)), ("to", CanonicalJson.Time(to)),
+                [.. nodes.Select((chain, i) => ($"node{i}", (object?)chain)), ("kind", AuditKinds.Completed), ("from", CanonicalJson.Time(from)), ("to", CanonicalJson.Time(to)),
                     .. teamNames.Select((team, i) => ($"team{i}", (object?)team))]);
             using var reader = command.ExecuteReader();
             var rows = new List<UsageRow>();

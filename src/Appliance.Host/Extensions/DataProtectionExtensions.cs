@@ -33,7 +33,8 @@ public static partial class DataProtectionExtensions
         if (!string.IsNullOrWhiteSpace(options.CertificatePath))
         {
             var certificate = LoadCertificate(options.CertificatePath);
-            protection.ProtectKeysWithCertificate(certificate).UnprotectKeysWithAnyCertificate(certificate);
+            protection.ProtectKeysWithCertificate(certificate)
+                .UnprotectKeysWithAnyCertificate([certificate, .. options.PreviousCertificatePaths.Select(LoadCertificate)]);
         }
 
         return builder;
@@ -85,12 +86,12 @@ public static partial class DataProtectionExtensions
     {
         if (!File.Exists(path))
         {
-            throw new InvalidOperationException($"DataProtection:CertificatePath '{path}' does not exist");
+            throw new InvalidOperationException($"the key ring certificate '{path}' (DataProtection:CertificatePath or PreviousCertificatePaths) does not exist");
         }
 
         var certificate = X509Certificate2.CreateFromPemFile(path);
         return certificate.GetRSAPrivateKey() is null
-            ? throw new InvalidOperationException($"DataProtection:CertificatePath '{path}' must hold a certificate with its RSA private key (PEM)")
+            ? throw new InvalidOperationException($"the key ring certificate '{path}' must hold a certificate with its RSA private key (PEM)")
             : certificate;
     }
 

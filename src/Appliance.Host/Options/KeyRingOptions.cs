@@ -15,4 +15,10 @@ public sealed record KeyRingOptions
     /// the store; a warning says so at start in a cluster.
     /// </summary>
     public string CertificatePath { get; init; } = string.Empty;
+
+    /// <summary>
+    /// Certificates (PEM) that encrypted the ring before <see cref="CertificatePath"/> replaced them: kept for reading
+    /// the keys they encrypted, so that rotating the certificate signs nobody out.
+    /// </summary>
+    public IReadOnlyList<string> PreviousCertificatePaths { get; init; } = [];
 }

@@ -7,9 +7,10 @@ namespace Appliance.Identity.ApiKeys;
 
 /// <summary>
 /// The API keys, kept in a table (a SQLite file on one node, the shared PostgreSQL in a cluster) and read through a
-/// snapshot that every node refreshes at least every <see cref="RefreshInterval"/>. A key issued on one node works on
+/// snapshot that every node rereads once it is <see cref="RefreshInterval"/> old. A key issued on one node works on
 /// every node at once (an id the snapshot lacks is looked up in the table); a revocation applies at once on the node
-/// that made it and on the others within the refresh interval.
+/// that made it and on the others within the refresh interval plus one read of the table. A node that cannot reread
+/// the table for twice the interval refuses every key until it can, so a revocation is never outrun by an outage.
 /// </summary>
 public sealed partial class ApiKeyStore : IDisposable
 {
@@ -26,6 +27,7 @@ public sealed partial class ApiKeyStore : IDisposable
     private readonly ConcurrentDictionary<string, byte> _unknown = new(StringComparer.Ordinal);
     private volatile Dictionary<string, ApiKeyRecord> _keys;
     private long _loadedAt;
+    private long _retryAt;
 
     public ApiKeyStore(ApiKeyTable table, TimeSpan refreshInterval, TimeProvider time, ILogger logger)
     {
@@ -56,6 +58,12 @@ public sealed partial class ApiKeyStore : IDisposable
             return (null, "malformed API key");
         }
 
+        RefreshIfStale();
+        if (Age > RefreshInterval * 2)
+        {
+            return (null, $"the {_table.Name} API key table could not be reread for {RefreshInterval * 2}; keys are refused until it can (a revocation may be pending)");
+        }
+
         if (Current(parts.Id) is not { } record || !ApiKeySecret.Matches(parts.Secret, record.SecretHash))
         {
             return (null, "unknown API key");
@@ -80,23 +88,21 @@ public sealed partial class ApiKeyStore : IDisposable
     /// <summary>Marks a key revoked; false when there is no such key. Revoking twice keeps the first revocation.</summary>
     public bool Revoke(string id, string revokedBy, DateTimeOffset now)
     {
-        if (!_table.Revoke(id, revokedBy, now))
+        if (_table.Find(id) is not { } record || !_table.Revoke(id, revokedBy, now))
         {
             return false;
         }
 
-        if (_table.Find(id) is { } revoked)
-        {
-            Remember(revoked); // effective here at once, not at the next refresh
-        }
-
+        // Effective here at once, not at the next refresh (and with no further read that could fail after the write).
+        Remember(record.RevokedAt is null ? record with { RevokedAt = now, RevokedBy = revokedBy } : record);
         return true;
     }
 
     /// <summary>
     /// Moves the keys of an earlier version's JSON file (<see cref="LegacyFileName"/> in <paramref name="folder"/>) into
     /// the table, then renames the file so it is not read again. In a cluster every node brings its own file's keys, so
-    /// a key issued on any node before the upgrade works on all of them after it. Returns how many keys were added.
+    /// a key issued on any node before the upgrade works on all of them after it; a key copied between nodes and
+    /// revoked on one of them stays revoked, whichever file comes first. Returns how many keys were added or revoked.
     /// </summary>
     public int ImportLegacyFile(string folder)
     {
@@ -107,7 +113,7 @@ public sealed partial class ApiKeyStore : IDisposable
         }
 
         var records = JsonSerializer.Deserialize<List<ApiKeyRecord>>(File.ReadAllText(path), LegacyJson) ?? [];
-        var added = records.Count(_table.Insert);
+        var added = records.Count(_table.Import);
         File.Move(path, path + ".imported", overwrite: true);
         _keys = Load();
         LogImported(_logger, added, records.Count, path, _table.Name);
@@ -118,7 +124,6 @@ public sealed partial class ApiKeyStore : IDisposable
 
     private ApiKeyRecord? Current(string id)
     {
-        RefreshIfStale();
         if (_keys.TryGetValue(id, out var known))
         {
             return known;
@@ -157,22 +162,43 @@ public sealed partial class ApiKeyStore : IDisposable
         return found;
     }
 
+    private TimeSpan Age => _time.GetElapsedTime(Interlocked.Read(ref _loadedAt));
+
     private void RefreshIfStale()
     {
-        if (_time.GetElapsedTime(Interlocked.Read(ref _loadedAt)) < RefreshInterval || !_refreshGate.TryEnter())
+        if (Age < RefreshInterval || _time.GetTimestamp() < Interlocked.Read(ref _retryAt))
         {
-            return; // fresh, or another request is refreshing: this one uses the snapshot it has
+            return; // fresh, or the last attempt failed a moment ago
+        }
+
+        // Within twice the interval a request that finds another one refreshing goes on with the snapshot; beyond it
+        // (after a long idle time, say) it waits for that read rather than be refused or answered from old data.
+        if (Age <= RefreshInterval * 2)
+        {
+            if (!_refreshGate.TryEnter())
+            {
+                return;
+            }
+        }
+        else
+        {
+            _refreshGate.Enter();
         }
 
         try
         {
+            if (Age < RefreshInterval || _time.GetTimestamp() < Interlocked.Read(ref _retryAt))
+            {
+                return; // another request refreshed (or failed to) while this one waited
+            }
+
             _keys = Load();
             _unknown.Clear();
         }
         catch (DbException exception)
         {
-            // Keep answering from the last snapshot; try again in a second rather than on every request.
-            Interlocked.Exchange(ref _loadedAt, _time.GetTimestamp() - (long)((RefreshInterval - TimeSpan.FromSeconds(1)).TotalSeconds * _time.TimestampFrequency));
+            // Answer from the snapshot while it is young enough, and try again in a second, not on every request.
+            Interlocked.Exchange(ref _retryAt, _time.GetTimestamp() + _time.TimestampFrequency);
             LogRefreshFailed(_logger, exception, _table.Name);
         }
         finally
@@ -192,6 +218,12 @@ public sealed partial class ApiKeyStore : IDisposable
     {
         lock (_refreshGate)
         {
+            // A lookup that read the key before a revocation on this node must not bring it back to life.
+            if (_keys.TryGetValue(record.Id, out var known) && known.RevokedAt is not null && record.RevokedAt is null)
+            {
+                return;
+            }
+
             _keys = new Dictionary<string, ApiKeyRecord>(_keys, StringComparer.Ordinal) { [record.Id] = record };
             _unknown.TryRemove(record.Id, out _);
         }

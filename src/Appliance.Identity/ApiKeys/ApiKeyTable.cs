@@ -36,12 +36,23 @@ public abstract class ApiKeyTable : IDisposable
         return Read(command).FirstOrDefault();
     });
 
-    /// <summary>Stores a new key; false when one with its id is already there (an import run twice).</summary>
-    public bool Insert(ApiKeyRecord r) => WithConnection(connection =>
+    /// <summary>Stores a new key; false when one with its id is already there.</summary>
+    public bool Insert(ApiKeyRecord r) => Write(r, "ON CONFLICT (id) DO NOTHING");
+
+    /// <summary>
+    /// Stores a key of an earlier version's file: a new one is added; one already there (the same key copied to
+    /// another node's file) takes the revocation of either copy. False when nothing changed.
+    /// </summary>
+    public bool Import(ApiKeyRecord r) => Write(r,
+        "ON CONFLICT (id) DO UPDATE SET revoked_at = COALESCE(api_keys.revoked_at, excluded.revoked_at), "
+        + "revoked_by = COALESCE(api_keys.revoked_by, excluded.revoked_by) "
+        + "WHERE api_keys.secret_hash = excluded.secret_hash AND api_keys.revoked_at IS NULL AND excluded.revoked_at IS NOT NULL");
+
+    private bool Write(ApiKeyRecord r, string onConflict) => WithConnection(connection =>
     {
         using var command = Command(connection,
             $"INSERT INTO api_keys ({Columns}) VALUES (@id, @name, @owner, @roles, @groups, @clearance, @created, @createdBy, @expires, @revoked, @revokedBy, @hash) "
-            + "ON CONFLICT (id) DO NOTHING",
+            + onConflict,
             ("id", r.Id), ("name", r.Name), ("owner", r.Owner), ("roles", JsonSerializer.Serialize(r.Roles)), ("groups", JsonSerializer.Serialize(r.Groups)),
             ("clearance", r.Clearance), ("created", Time(r.CreatedAt)), ("createdBy", r.CreatedBy), ("expires", Time(r.ExpiresAt)),
             ("revoked", Time(r.RevokedAt)), ("revokedBy", r.RevokedBy), ("hash", r.SecretHash));

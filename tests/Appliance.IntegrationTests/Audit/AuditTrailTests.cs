@@ -185,7 +185,7 @@ public sealed class AuditTrailTests : IDisposable
         {
             await Task.Delay(250);
             using var verify = JsonDocument.Parse(await running.Http.GetStringAsync("/audit/verify"));
-            verdict = verify.RootElement.GetProperty("chains").EnumerateArray().Single().Clone();
+            verdict = verify.RootElement.Clone(); // one chain: its fields are at the top as well
         }
         while (!verdict.GetProperty("message").GetString()!.Contains("removed by retention", StringComparison.Ordinal) && DateTime.UtcNow < deadline);
 

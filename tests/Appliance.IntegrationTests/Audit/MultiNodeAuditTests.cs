@@ -81,6 +81,15 @@ public sealed class MultiNodeAuditTests : IDisposable
 
         // A bare sequence number is ambiguous across chains; a typo in a node name is not an empty, verified chain.
         Assert.Equal(HttpStatusCode.BadRequest, (await node1.Http.GetAsync("/audit/events?after=3")).StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, (await node1.Http.GetAsync("/audit/events?after=bm90LWEtY3Vyc29y")).StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, (await node1.Http.GetAsync("/audit/events?after=%25%25")).StatusCode);
+        using (var one = JsonDocument.Parse(await node1.Http.GetStringAsync("/audit/verify?node=node-2")))
+        {
+            // One chain in scope: its figures at the top too, as a single node answers.
+            Assert.True(one.RootElement.GetProperty("entries").GetInt64() > 0, one.RootElement.GetRawText());
+            Assert.Single(one.RootElement.GetProperty("chains").EnumerateArray());
+        }
+
         Assert.Equal(HttpStatusCode.OK, (await node1.Http.GetAsync("/audit/events?after=3&node=node-2")).StatusCode);
         using (var unknown = await node1.Http.GetAsync("/audit/verify?node=node-3"))
         {

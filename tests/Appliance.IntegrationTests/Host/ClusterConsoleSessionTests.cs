@@ -24,8 +24,11 @@ public sealed partial class ClusterConsoleSessionTests : IDisposable
         var model = _root.Combine("tiny");
         SyntheticModelFolder.Write(SyntheticModelSpec.Tiny, model);
         var certificate = WriteKeyRingCertificate(_root.Combine("key-ring.pem"));
-        var node1 = await StartNode("node-1", model, certificate);
-        await using var node2 = await StartNode("node-2", model, certificate);
+        // Started together, as after a cluster-wide restart: the first key is made once, under the database lock.
+        var starting = new[] { StartNode("node-1", model, certificate), StartNode("node-2", model, certificate) };
+        await Task.WhenAll(starting);
+        var node1 = await starting[0];
+        await using var node2 = await starting[1];
 
         // The cookie jar is per host, not per port: both nodes see the same cookies, as behind one load balancer.
         var jar = new CookieContainer();

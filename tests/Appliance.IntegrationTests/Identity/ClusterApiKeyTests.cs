@@ -48,7 +48,8 @@ public sealed class ClusterApiKeyTests : IDisposable
         while (status == HttpStatusCode.OK && clock.Elapsed < TimeSpan.FromSeconds(10));
 
         Assert.Equal(HttpStatusCode.Unauthorized, status);
-        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"node 1 refused the revoked key only after {clock.Elapsed}");
+        // The interval plus one read of the table, with room for a loaded build machine.
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(2.5), $"node 1 refused the revoked key only after {clock.Elapsed}");
     }
 
     public void Dispose()
