@@ -14,6 +14,7 @@ public static class ApplianceApp
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ApplicationName = typeof(ApplianceApp).Assembly.GetName().Name });
         builder.AddSettingsFiles();
         builder.AddApplianceDefaults();
+        builder.AddClusterTls();
         builder.AddTrustedProxies();
         builder.AddModelCatalog();
         builder.AddApplianceIdentity();

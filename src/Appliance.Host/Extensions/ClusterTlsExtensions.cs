@@ -1,0 +1,48 @@
+using System.Security.Cryptography.X509Certificates;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
+
+namespace Appliance.Host.Extensions;
+
+/// <summary>
+/// Mutual TLS between the load balancers and the nodes: with <c>Tls:ClientCertificateAuthority</c> (the cluster CA's
+/// certificate, PEM), every HTTPS endpoint asks for a client certificate and accepts only one that chains to that CA,
+/// not to the machine's public roots. Plain HTTP endpoints (the node's loopback listener for local tools) are untouched.
+/// </summary>
+public static class ClusterTlsExtensions
+{
+    public const string AuthorityKey = "Tls:ClientCertificateAuthority";
+
+    public static WebApplicationBuilder AddClusterTls(this WebApplicationBuilder builder)
+    {
+        var path = builder.Configuration[AuthorityKey];
+        if (string.IsNullOrWhiteSpace(path))
+        {
+            return builder;
+        }
+
+        if (!File.Exists(path))
+        {
+            throw new InvalidOperationException($"{AuthorityKey} '{path}' does not exist");
+        }
+
+        var authority = X509Certificate2.CreateFromPem(File.ReadAllText(path));
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.ConfigureHttpsDefaults(https =>
+        {
+            https.ClientCertificateMode = ClientCertificateMode.RequireCertificate;
+            https.ClientCertificateValidation = (certificate, _, _) => IssuedBy(authority, certificate);
+        }));
+        return builder;
+    }
+
+    /// <summary>True when <paramref name="certificate"/> chains to <paramref name="authority"/> alone, and is valid now for client use.</summary>
+    public static bool IssuedBy(X509Certificate2 authority, X509Certificate2 certificate)
+    {
+        using var chain = new X509Chain();
+        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+        chain.ChainPolicy.CustomTrustStore.Add(authority);
+        // The cluster CA publishes no revocation list: a node or balancer leaving is handled by re-issuing, not revoking.
+        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        chain.ChainPolicy.ApplicationPolicy.Add(new System.Security.Cryptography.Oid("1.3.6.1.5.5.7.3.2")); // client authentication
+        return chain.Build(certificate);
+    }
+}
