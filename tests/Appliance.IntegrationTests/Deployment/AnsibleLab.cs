@@ -111,6 +111,36 @@ public sealed partial class AnsibleLab : IAsyncLifetime
         return client;
     }
 
+    /// <summary>
+    /// A client for one node directly, as the load balancer reaches it: HTTPS, trusting only the cluster CA the roles
+    /// made on the control node (the inventory's pki folder).
+    /// </summary>
+    public HttpClient NodeClient(string node, string? token)
+    {
+        var authority = X509Certificate2.CreateFromPem(File.ReadAllText(Path.Combine(Path.GetDirectoryName(Inventory)!, "pki", "cluster-ca.crt")));
+        var handler = new SocketsHttpHandler
+        {
+            SslOptions =
+            {
+                RemoteCertificateValidationCallback = (_, certificate, _, _) =>
+                {
+                    using var chain = new X509Chain();
+                    chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+                    chain.ChainPolicy.CustomTrustStore.Add(authority);
+                    chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+                    return certificate is X509Certificate2 presented && chain.Build(presented);
+                },
+            },
+        };
+        var client = new HttpClient(handler) { BaseAddress = new Uri($"https://{Address(node)}:8080"), Timeout = TimeSpan.FromSeconds(60) };
+        if (token is not null)
+        {
+            client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+        }
+
+        return client;
+    }
+
     public void WriteVariables() =>
         File.WriteAllText(_work.Combine("inventory/group_vars/all.json"), Variables.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
 

@@ -71,6 +71,16 @@ public sealed class ClusterDeploymentTests(AnsibleLab lab, ITestOutputHelper out
         }
 
         Assert.Contains("EncryptedData", Assert.Single(ring), StringComparison.Ordinal);
+
+        // HAProxy reaches the nodes over TLS with the cluster CA: a node answers HTTPS with its certificate, and plain
+        // HTTP to it, around the load balancer, gets nothing.
+        foreach (var node in new[] { AnsibleLab.Node1, AnsibleLab.Node2 })
+        {
+            using var direct = lab.NodeClient(node, null);
+            Assert.Equal(HttpStatusCode.OK, (await direct.GetAsync("/health/live")).StatusCode);
+            using var plain = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+            await Assert.ThrowsAnyAsync<Exception>(() => plain.GetAsync($"http://{lab.Address(node)}:8080/health/live"));
+        }
     }
 
     [Fact, Step(2)]
@@ -130,8 +140,7 @@ public sealed class ClusterDeploymentTests(AnsibleLab lab, ITestOutputHelper out
         var token = await lab.Identity.ClientCredentialsTokenAsync("report-generator");
         foreach (var node in new[] { AnsibleLab.Node1, AnsibleLab.Node2 })
         {
-            using var direct = new HttpClient { BaseAddress = new Uri($"http://{lab.Address(node)}:8080") };
-            direct.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+            using var direct = lab.NodeClient(node, token);
             Assert.Contains($"\"id\":\"{LabModel}\"", await direct.GetStringAsync("/v1/models"), StringComparison.Ordinal);
             using var chat = await Chat(direct, "lab");
             Assert.Equal(HttpStatusCode.OK, chat.StatusCode);
