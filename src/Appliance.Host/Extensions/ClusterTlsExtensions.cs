@@ -42,7 +42,22 @@ public static class ClusterTlsExtensions
         chain.ChainPolicy.CustomTrustStore.Add(authority);
         // The cluster CA publishes no revocation list: a node or balancer leaving is handled by re-issuing, not revoking.
         chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        // Never fetch an issuer a presented certificate points at: a node reaches nothing outside its cluster.
+        chain.ChainPolicy.DisableCertificateDownloads = true;
         chain.ChainPolicy.ApplicationPolicy.Add(new System.Security.Cryptography.Oid("1.3.6.1.5.5.7.3.2")); // client authentication
-        return chain.Build(certificate);
+        try
+        {
+            return chain.Build(certificate);
+        }
+        finally
+        {
+            foreach (var element in chain.ChainElements)
+            {
+                if (!ReferenceEquals(element.Certificate, certificate) && !ReferenceEquals(element.Certificate, authority))
+                {
+                    element.Certificate.Dispose();
+                }
+            }
+        }
     }
 }

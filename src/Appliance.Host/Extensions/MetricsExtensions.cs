@@ -18,11 +18,36 @@ public static class MetricsExtensions
         builder.Services.AddSingleton<Quotas.IQuotaRefusals>(services => services.GetRequiredService<ApplianceMetrics>());
         if (ManagementUri(builder.Configuration) is { } management)
         {
-            var urls = (builder.Configuration["urls"] ?? "http://localhost:5000").Split(';', StringSplitOptions.RemoveEmptyEntries);
-            builder.WebHost.UseUrls([.. urls, management.GetLeftPart(UriPartial.Authority)]);
+            if (builder.Configuration.GetSection("Kestrel:Endpoints").Exists())
+            {
+                // Configured endpoints (a cluster node's HTTPS and loopback listeners) override UseUrls: the management
+                // listener is added beside them in code, plain HTTP.
+                builder.WebHost.ConfigureKestrel(kestrel => Listen(kestrel, management));
+            }
+            else
+            {
+                var urls = (builder.Configuration["urls"] ?? "http://localhost:5000").Split(';', StringSplitOptions.RemoveEmptyEntries);
+                builder.WebHost.UseUrls([.. urls, management.GetLeftPart(UriPartial.Authority)]);
+            }
         }
 
         return builder;
+    }
+
+    private static void Listen(Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions kestrel, Uri management)
+    {
+        if (management.IsLoopback && !System.Net.IPAddress.TryParse(management.Host.Trim('[', ']'), out _))
+        {
+            kestrel.ListenLocalhost(management.Port);
+        }
+        else if (System.Net.IPAddress.TryParse(management.Host.Trim('[', ']'), out var address))
+        {
+            kestrel.Listen(address, management.Port);
+        }
+        else
+        {
+            kestrel.ListenAnyIP(management.Port);
+        }
     }
 
     public static WebApplication UseApplianceMetrics(this WebApplication app)

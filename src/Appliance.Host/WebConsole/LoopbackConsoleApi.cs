@@ -8,9 +8,11 @@ namespace Appliance.Host.WebConsole;
 
 /// <summary>
 /// The playground is a client of the API like any other (same authentication, audit and quotas): it calls this node's
-/// first listener on loopback with the person's own access token.
+/// API on loopback with the person's own access token. A plain-HTTP listener is preferred (in a cluster the node's HTTPS
+/// listener has the cluster CA's certificate and may require a client certificate), and the management listener,
+/// which serves only /metrics, is never used.
 /// </summary>
-internal sealed class LoopbackConsoleApi(IServer server, IHttpClientFactory clients, ConsoleTokenRefresher tokens) : IConsoleApi
+internal sealed class LoopbackConsoleApi(IServer server, IHttpClientFactory clients, ConsoleTokenRefresher tokens, IConfiguration configuration) : IConsoleApi
 {
     public async Task<HttpClient> CreateAsync(ClaimsPrincipal user, CancellationToken cancellationToken = default)
     {
@@ -27,7 +29,11 @@ internal sealed class LoopbackConsoleApi(IServer server, IHttpClientFactory clie
 
     private Uri Loopback()
     {
-        var address = server.Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault()
+        var management = Uri.TryCreate(configuration["Metrics:ManagementUrl"], UriKind.Absolute, out var managementUri) ? managementUri.Port : -1;
+        var address = (server.Features.Get<IServerAddressesFeature>()?.Addresses ?? [])
+            .Where(a => !Uri.TryCreate(a.Replace("://+", "://localhost", StringComparison.Ordinal).Replace("://*", "://localhost", StringComparison.Ordinal), UriKind.Absolute, out var u) || u.Port != management)
+            .OrderBy(a => a.StartsWith("http://", StringComparison.Ordinal) ? 0 : 1)
+            .FirstOrDefault()
             ?? throw new InvalidOperationException("the server has no listening address yet");
         var uri = new UriBuilder(address.Replace("://+", "://127.0.0.1", StringComparison.Ordinal).Replace("://*", "://127.0.0.1", StringComparison.Ordinal));
         if (uri.Host is "0.0.0.0" or "[::]" or "::" or "localhost")

@@ -115,13 +115,19 @@ public sealed partial class AnsibleLab : IAsyncLifetime
     /// A client for one node directly, as the load balancer reaches it: HTTPS, trusting only the cluster CA the roles
     /// made on the control node (the inventory's pki folder).
     /// </summary>
-    public HttpClient NodeClient(string node, string? token)
+    /// <remarks>With <paramref name="asBalancer"/>, it presents the load balancer's client certificate, as HAProxy does.</remarks>
+    public HttpClient NodeClient(string node, string? token, bool asBalancer = true)
     {
-        var authority = X509Certificate2.CreateFromPem(File.ReadAllText(Path.Combine(Path.GetDirectoryName(Inventory)!, "pki", "cluster-ca.crt")));
+        var pki = Path.Combine(Path.GetDirectoryName(Inventory)!, "pki");
+        var authority = X509Certificate2.CreateFromPem(File.ReadAllText(Path.Combine(pki, "cluster-ca.crt")));
+        var balancerCertificate = Path.Combine(pki, $"{Balancer}-client.crt");
         var handler = new SocketsHttpHandler
         {
             SslOptions =
             {
+                ClientCertificates = asBalancer && File.Exists(balancerCertificate)
+                    ? [X509Certificate2.CreateFromPemFile(balancerCertificate, Path.Combine(pki, $"{Balancer}-client.key"))]
+                    : null,
                 RemoteCertificateValidationCallback = (_, certificate, _, _) =>
                 {
                     using var chain = new X509Chain();
@@ -191,6 +197,9 @@ public sealed partial class AnsibleLab : IAsyncLifetime
         Variables["haproxy_tls_certificate"] = _certificate.ExportCertificatePem();
         Variables["haproxy_tls_key"] = tlsKey.ExportPkcs8PrivateKeyPem();
         Variables["haproxy_http_port"] = 0;
+        // TLS to the nodes, with the nodes requiring HAProxy's certificate too (set for all hosts, as the example does).
+        Variables["appliance_cluster_tls"] = true;
+        Variables["appliance_cluster_mutual_tls"] = true;
         // The test host reads the audit database directly, as an auditor's workstation would.
         Variables["postgresql_extra_clients"] = new JsonArray(Gateway);
         Variables["appliance_settings"] = new JsonObject { ["Identity"] = new JsonObject { ["JwksRefreshInterval"] = "00:00:05" } };

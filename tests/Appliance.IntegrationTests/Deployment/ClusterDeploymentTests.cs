@@ -72,12 +72,14 @@ public sealed class ClusterDeploymentTests(AnsibleLab lab, ITestOutputHelper out
 
         Assert.Contains("EncryptedData", Assert.Single(ring), StringComparison.Ordinal);
 
-        // HAProxy reaches the nodes over TLS with the cluster CA: a node answers HTTPS with its certificate, and plain
-        // HTTP to it, around the load balancer, gets nothing.
+        // HAProxy reaches the nodes over mutual TLS with the cluster CA: a node answers HTTPS with its certificate to a
+        // client with the balancer's certificate, and nothing to one without, or to plain HTTP around the balancer.
         foreach (var node in new[] { AnsibleLab.Node1, AnsibleLab.Node2 })
         {
             using var direct = lab.NodeClient(node, null);
             Assert.Equal(HttpStatusCode.OK, (await direct.GetAsync("/health/live")).StatusCode);
+            using var stranger = lab.NodeClient(node, null, asBalancer: false);
+            await Assert.ThrowsAnyAsync<HttpRequestException>(() => stranger.GetAsync("/health/live"));
             using var plain = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
             await Assert.ThrowsAnyAsync<Exception>(() => plain.GetAsync($"http://{lab.Address(node)}:8080/health/live"));
         }

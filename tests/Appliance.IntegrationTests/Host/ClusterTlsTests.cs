@@ -30,14 +30,34 @@ public sealed class ClusterTlsTests : IDisposable
         File.WriteAllText(_root.Combine("node.crt"), server.ExportCertificatePem());
         File.WriteAllText(_root.Combine("node.key"), serverKey.ExportPkcs8PrivateKeyPem());
 
-        await using var node = await RunningAppliance.StartAsync(
+        int managementPort;
+        using (var probe = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0))
+        {
+            probe.Start();
+            managementPort = ((IPEndPoint)probe.LocalEndpoint).Port;
+        }
+
+        await using var node = await RunningAppliance.StartAsync($"--Metrics:ManagementUrl=http://127.0.0.1:{managementPort}",
             "--Appliance:BuiltInEmbeddings=false", "--Logging:LogLevel:Default=None",
             "--Kestrel:Endpoints:Cluster:Url=https://127.0.0.1:0", $"--Kestrel:Endpoints:Cluster:Certificate:Path={_root.Combine("node.crt")}",
             $"--Kestrel:Endpoints:Cluster:Certificate:KeyPath={_root.Combine("node.key")}", "--Kestrel:Endpoints:Loopback:Url=http://127.0.0.1:0",
             $"--Tls:ClientCertificateAuthority={_root.Combine("ca.crt")}");
         var addresses = node.App.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.ToList();
         var cluster = new Uri(addresses.Single(a => a.StartsWith("https:", StringComparison.Ordinal)));
-        var loopback = new Uri(addresses.Single(a => a.StartsWith("http:", StringComparison.Ordinal)));
+        var loopback = new Uri(addresses.Single(a => a.StartsWith("http:", StringComparison.Ordinal) && !a.EndsWith($":{managementPort}", StringComparison.Ordinal)));
+
+        // The management listener is bound beside the configured endpoints, and the console's own API client uses the
+        // loopback listener, not the HTTPS one nor the management one.
+        using (var scraper = new HttpClient())
+        {
+            Assert.Equal(HttpStatusCode.OK, (await scraper.GetAsync($"http://127.0.0.1:{managementPort}/metrics")).StatusCode);
+        }
+
+        using (var consoleApi = await node.App.Services.GetRequiredService<Appliance.WebConsole.IConsoleApi>().CreateAsync(new System.Security.Claims.ClaimsPrincipal()))
+        {
+            Assert.Equal(loopback.Port, consoleApi.BaseAddress!.Port);
+            Assert.Equal(HttpStatusCode.OK, (await consoleApi.GetAsync("/health/live")).StatusCode);
+        }
 
         using var balancerKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         using var balancer = Issue(ca, "CN=haproxy", balancerKey, "1.3.6.1.5.5.7.3.2");
