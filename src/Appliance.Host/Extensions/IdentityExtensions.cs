@@ -34,6 +34,11 @@ public static class IdentityExtensions
         }
 
         builder.Services.AddSingleton(ApiKeyStoreFor);
+        if (identity.ApiKeys.Enabled)
+        {
+            builder.Services.AddHostedService<ApiKeyTableOpener>();
+        }
+
         builder.Services.AddSingleton(new UnauthenticatedFloodGuard(identity.UnauthenticatedPerMinute));
         builder.Services.AddSingleton(new ApiKeyIssuing(identity.ApiKeys.Enabled, [identity.Roles.Admin, identity.Roles.Auditor],
             new Appliance.Identity.Clearance(identity.ClassificationLevels, identity.ClearanceClaim, identity.DefaultClearance), identity.ApiKeys.ServiceOwners,
@@ -132,11 +137,6 @@ public static class IdentityExtensions
     {
         app.UseAuthentication();
         app.UseAuthorization();
-        if (app.Services.GetRequiredService<IOptions<IdentityOptions>>().Value.ApiKeys.Enabled)
-        {
-            app.Services.GetRequiredService<ApiKeyStore>(); // open the key table at start: a broken database stops start-up, not the first request
-        }
-
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Appliance.Identity");
         app.Lifetime.ApplicationStarted.Register(() =>
         {

@@ -9,17 +9,14 @@ namespace Appliance.IntegrationTests.Audit;
 /// <summary>Two appliance nodes sharing one real PostgreSQL audit database, one chain each.</summary>
 public sealed class MultiNodeAuditTests : IDisposable
 {
-    private readonly TempFolder _root = new("multi-node-audit");
-    private readonly TestPostgres _database = new();
+    private readonly TestCluster _cluster = new("multi-node-audit");
 
     [Fact]
     public async Task Whichever_node_answers_auditors_read_verify_count_and_export_every_nodes_chain()
     {
-        var model = _root.Combine("tiny");
-        SyntheticModelFolder.Write(SyntheticModelSpec.Tiny, model);
-        var key = _root.Combine("checkpoint-key.pem"); // one key for the cluster, as Ansible would distribute it
-        await using var node1 = await StartNode("node-1", model, key);
-        await using var node2 = await StartNode("node-2", model, key);
+        var key = _cluster.CheckpointKey; // one key for the cluster, as Ansible would distribute it
+        await using var node1 = await _cluster.StartNodeAsync("node-1", "--Models:tiny:RecordContent=true");
+        await using var node2 = await _cluster.StartNodeAsync("node-2", "--Models:tiny:RecordContent=true");
 
         foreach (var node in new[] { node1, node2, node1 })
         {
@@ -98,7 +95,7 @@ public sealed class MultiNodeAuditTests : IDisposable
         }
 
         // One export holds both chains; the offline verifier checks each, and one node's alone on request.
-        var export = _root.Combine("cluster.jsonl");
+        var export = _cluster.Root.Combine("cluster.jsonl");
         await File.WriteAllBytesAsync(export, await node1.Http.GetByteArrayAsync("/audit/export"));
         var publicKey = Path.ChangeExtension(key, null) + ".pub.pem";
         var (fileExit, fileOutput) = await ApplianceCli.RunAsync("audit", "verify", "--file", export, "--public-key", publicKey);
@@ -107,24 +104,10 @@ public sealed class MultiNodeAuditTests : IDisposable
         Assert.Contains("node node-2: OK:", fileOutput, StringComparison.Ordinal);
 
         var (exitCode, output) = await ApplianceCli.RunAsync(
-            "audit", "verify", "--postgres", _database.ConnectionString, "--node", "node-2", "--public-key", publicKey);
+            "audit", "verify", "--postgres", _cluster.Database.ConnectionString, "--node", "node-2", "--public-key", publicKey);
         Assert.True(exitCode == 0, output);
         Assert.StartsWith("OK:", output, StringComparison.Ordinal);
     }
 
-    public void Dispose()
-    {
-        _database.Dispose();
-        _root.Dispose();
-    }
-
-    private async Task<RunningAppliance> StartNode(string node, string model, string key)
-    {
-        var running = await RunningAppliance.StartAsync(
-            $"--Models:tiny:Path={model}", "--Models:tiny:RecordContent=true", "--Appliance:BuiltInEmbeddings=false", "--Logging:LogLevel:Default=None",
-            "--Audit:Store=postgresql", $"--Audit:PostgresConnectionString={_database.ConnectionString}", $"--Audit:NodeId={node}",
-            $"--Audit:CheckpointKeyPath={key}");
-        await running.WaitUntilReadyAsync();
-        return running;
-    }
+    public void Dispose() => _cluster.Dispose();
 }

@@ -128,14 +128,7 @@ public sealed partial class AnsibleLab : IAsyncLifetime
                 ClientCertificates = asBalancer && File.Exists(balancerCertificate)
                     ? [X509Certificate2.CreateFromPemFile(balancerCertificate, Path.Combine(pki, $"{Balancer}-client.key"))]
                     : null,
-                RemoteCertificateValidationCallback = (_, certificate, _, _) =>
-                {
-                    using var chain = new X509Chain();
-                    chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-                    chain.ChainPolicy.CustomTrustStore.Add(authority);
-                    chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-                    return certificate is X509Certificate2 presented && chain.Build(presented);
-                },
+                RemoteCertificateValidationCallback = (_, certificate, _, _) => CertificateTrust.ChainsTo(authority, certificate),
             },
         };
         var client = new HttpClient(handler) { BaseAddress = new Uri($"https://{Address(node)}:8080"), Timeout = TimeSpan.FromSeconds(60) };

@@ -15,17 +15,14 @@ namespace Appliance.IntegrationTests.Host;
 /// </summary>
 public sealed partial class ClusterConsoleSessionTests : IDisposable
 {
-    private readonly TempFolder _root = new("cluster-console");
-    private readonly TestPostgres _database = new();
+    private readonly TestCluster _cluster = new("cluster-console");
 
     [Fact]
     public async Task A_console_session_made_on_one_node_is_good_on_the_other_and_after_a_restart()
     {
-        var model = _root.Combine("tiny");
-        SyntheticModelFolder.Write(SyntheticModelSpec.Tiny, model);
-        var certificate = WriteKeyRingCertificate(_root.Combine("key-ring.pem"));
+        var keyRing = $"--DataProtection:CertificatePath={WriteKeyRingCertificate(_cluster.Root.Combine("key-ring.pem"))}";
         // Started together, as after a cluster-wide restart: the first key is made once, under the database lock.
-        var starting = new[] { StartNode("node-1", model, certificate), StartNode("node-2", model, certificate) };
+        var starting = new[] { _cluster.StartNodeAsync("node-1", keyRing), _cluster.StartNodeAsync("node-2", keyRing) };
         await Task.WhenAll(starting);
         var node1 = await starting[0];
         await using var node2 = await starting[1];
@@ -54,7 +51,7 @@ public sealed partial class ClusterConsoleSessionTests : IDisposable
 
         // Node 1 restarts: the session is still good there (the ring is in the database, not the process).
         await node1.DisposeAsync();
-        await using var restarted = await StartNode("node-1", model, certificate);
+        await using var restarted = await _cluster.StartNodeAsync("node-1", keyRing);
         using (var browser = Browser(restarted, jar))
         {
             using var page = await browser.GetAsync("/console/audit");
@@ -62,7 +59,7 @@ public sealed partial class ClusterConsoleSessionTests : IDisposable
         }
 
         // One key for the cluster (nodes that started together did not each make one), stored encrypted.
-        await using var connection = new NpgsqlConnection(_database.ConnectionString);
+        await using var connection = new NpgsqlConnection(_cluster.Database.ConnectionString);
         await connection.OpenAsync();
         await using var command = new NpgsqlCommand("SELECT xml FROM data_protection_keys", connection);
         var keys = new List<string>();
@@ -79,11 +76,7 @@ public sealed partial class ClusterConsoleSessionTests : IDisposable
         Assert.DoesNotContain("<masterKey", key, StringComparison.Ordinal);
     }
 
-    public void Dispose()
-    {
-        _database.Dispose();
-        _root.Dispose();
-    }
+    public void Dispose() => _cluster.Dispose();
 
     private static HttpClient Browser(RunningAppliance node, CookieContainer jar) =>
         new(new HttpClientHandler { CookieContainer = jar, AllowAutoRedirect = false }) { BaseAddress = node.Http.BaseAddress };
@@ -96,16 +89,6 @@ public sealed partial class ClusterConsoleSessionTests : IDisposable
         using var certificate = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddYears(5));
         File.WriteAllText(path, certificate.ExportCertificatePem() + "\n" + rsa.ExportPkcs8PrivateKeyPem() + "\n");
         return path;
-    }
-
-    private async Task<RunningAppliance> StartNode(string node, string model, string certificate)
-    {
-        var running = await RunningAppliance.StartAsync(
-            $"--Models:tiny:Path={model}", "--Appliance:BuiltInEmbeddings=false", "--Logging:LogLevel:Default=None",
-            "--Audit:Store=postgresql", $"--Audit:PostgresConnectionString={_database.ConnectionString}", $"--Audit:NodeId={node}",
-            $"--Audit:CheckpointKeyPath={_root.Combine("checkpoint-key.pem")}", $"--DataProtection:CertificatePath={certificate}");
-        await running.WaitUntilReadyAsync();
-        return running;
     }
 
     [GeneratedRegex("name=\"__RequestVerificationToken\" value=\"([^\"]+)\"")]

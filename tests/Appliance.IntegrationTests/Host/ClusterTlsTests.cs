@@ -104,14 +104,7 @@ public sealed class ClusterTlsTests : IDisposable
         SslOptions =
         {
             ClientCertificates = clientCertificate is null ? null : new X509CertificateCollection { clientCertificate },
-            RemoteCertificateValidationCallback = (_, certificate, _, _) =>
-            {
-                using var chain = new X509Chain();
-                chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-                chain.ChainPolicy.CustomTrustStore.Add(ca);
-                chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-                return certificate is X509Certificate2 presented && chain.Build(presented);
-            },
+            RemoteCertificateValidationCallback = (_, certificate, _, _) => CertificateTrust.ChainsTo(ca, certificate),
         },
     });
 }

@@ -10,16 +10,14 @@ namespace Appliance.IntegrationTests.Identity;
 /// <summary>Two nodes on one PostgreSQL: API keys are cluster state, not one node's file.</summary>
 public sealed class ClusterApiKeyTests : IDisposable
 {
-    private readonly TempFolder _root = new("cluster-api-keys");
-    private readonly TestPostgres _database = new();
+    private readonly TestCluster _cluster = new("cluster-api-keys");
 
     [Fact]
     public async Task A_key_issued_through_one_node_works_on_the_other_and_once_revoked_fails_on_both()
     {
-        var model = _root.Combine("tiny");
-        SyntheticModelFolder.Write(SyntheticModelSpec.Tiny, model);
-        await using var node1 = await StartNode("node-1", model);
-        await using var node2 = await StartNode("node-2", model);
+        string[] keys = ["--Identity:ApiKeys:Enabled=true", "--Identity:ApiKeys:ServiceOwners:0=svc-report", "--Identity:ApiKeys:RefreshInterval=00:00:00.5"];
+        await using var node1 = await _cluster.StartNodeAsync("node-1", keys);
+        await using var node2 = await _cluster.StartNodeAsync("node-2", keys);
 
         using var issue = await node1.Http.PostAsJsonAsync("/admin/api-keys", new { owner = "svc-report", name = "nightly", roles = new[] { "appliance-user" } });
         Assert.Equal(HttpStatusCode.Created, issue.StatusCode);
@@ -52,20 +50,5 @@ public sealed class ClusterApiKeyTests : IDisposable
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(2.5), $"node 1 refused the revoked key only after {clock.Elapsed}");
     }
 
-    public void Dispose()
-    {
-        _database.Dispose();
-        _root.Dispose();
-    }
-
-    private async Task<RunningAppliance> StartNode(string node, string model)
-    {
-        var running = await RunningAppliance.StartAsync(
-            $"--Models:tiny:Path={model}", "--Appliance:BuiltInEmbeddings=false", "--Logging:LogLevel:Default=None",
-            "--Identity:ApiKeys:Enabled=true", "--Identity:ApiKeys:ServiceOwners:0=svc-report", "--Identity:ApiKeys:RefreshInterval=00:00:00.5",
-            "--Audit:Store=postgresql", $"--Audit:PostgresConnectionString={_database.ConnectionString}", $"--Audit:NodeId={node}",
-            $"--Audit:CheckpointKeyPath={_root.Combine("checkpoint-key.pem")}");
-        await running.WaitUntilReadyAsync();
-        return running;
-    }
+    public void Dispose() => _cluster.Dispose();
 }
