@@ -143,10 +143,11 @@ internal static class MessagesApi
             response.Headers["X-Accel-Buffering"] = "no";
             await Send("message_start", MessagesJson.MessageStart(id, requestedModel, inputTokens), cancellationToken);
             await Send("ping", """{"type": "ping"}"""u8.ToArray(), cancellationToken);
-            var held = settings.Tools is { Active: true } ? new ToolCallStream(model.ToolCallFormat) : null;
+            var held = settings.Tools is { Active: true } tools ? new ToolCallStream(model.ToolCallFormat, incremental: tools.Forced, ToolUse.IdsFor(model.ToolCallFormat, "toolu_")) : null;
             var text = new StringBuilder();
             var block = -1; // the open text block's index, or -1
             var blocks = 0;
+            var callBlocks = new List<int>(); // the tool_use blocks of calls streamed while generated
             FinishReason? finish = null;
             await foreach (var item in streams.ReadAllAsync(cancellationToken))
             {
@@ -172,9 +173,31 @@ internal static class MessagesApi
 
                     await Send("content_block_delta", MessagesJson.TextDelta(block, ready), cancellationToken);
                 }
+
+                foreach (var call in held?.CallDeltas() ?? [])
+                {
+                    await SendCallDeltaAsync(call, callBlocks, () => blocks++, cancellationToken);
+                }
             }
 
             var (_, calls) = Read(text.ToString());
+            var callsComplete = calls.Count > 0;
+            if (held is { Incremental: true })
+            {
+                var (remaining, streamed, complete) = held.Finish(new ParsedOutput(null, calls));
+                foreach (var call in remaining)
+                {
+                    await SendCallDeltaAsync(call, callBlocks, () => blocks++, cancellationToken);
+                }
+
+                if (streamed.Count > 0)
+                {
+                    await Send("content_block_stop", MessagesJson.BlockStop(callBlocks[^1]), cancellationToken);
+                    calls = streamed;
+                    callsComplete = complete;
+                }
+            }
+
             if (held?.Rest(calls.Count > 0).Text is { Length: > 0 } rest)
             {
                 if (block < 0)
@@ -191,7 +214,7 @@ internal static class MessagesApi
                 await Send("content_block_stop", MessagesJson.BlockStop(block), cancellationToken);
             }
 
-            foreach (var call in calls)
+            foreach (var call in calls.Skip(callBlocks.Count))
             {
                 var index = blocks++;
                 await Send("content_block_start", MessagesJson.ToolUseBlockStart(index, call), cancellationToken);
@@ -203,11 +226,34 @@ internal static class MessagesApi
                 await Send("content_block_stop", MessagesJson.BlockStop(index), cancellationToken);
             }
 
-            var stop = StopReason(finish, calls, _stopString);
+            var stop = StopReason(finish, callsComplete ? calls : [], _stopString);
             GenerationResponder.Finished(http, AuditReason(stop), OutputTokens);
             RequestAudit.Of(http).Tools = settings.Tools?.AuditDetail(calls);
             await Send("message_delta", MessagesJson.MessageDelta(stop, calls.Count > 0 ? null : _stopString, inputTokens, OutputTokens, CachedTokens), cancellationToken);
             await Send("message_stop", MessagesJson.MessageStop(), cancellationToken);
+        }
+
+        /// <summary>
+        /// A forced call streamed while generated: a tool_use block once its name is complete (closing the call before
+        /// it: blocks follow one another), then its input as it is generated.
+        /// </summary>
+        private async Task SendCallDeltaAsync(CallDelta call, List<int> callBlocks, Func<int> nextBlock, CancellationToken cancellationToken)
+        {
+            if (call.Opening is { } opening)
+            {
+                if (callBlocks.Count > 0)
+                {
+                    await Send("content_block_stop", MessagesJson.BlockStop(callBlocks[^1]), cancellationToken);
+                }
+
+                callBlocks.Add(nextBlock());
+                await Send("content_block_start", MessagesJson.ToolUseBlockStart(callBlocks[^1], opening), cancellationToken);
+            }
+
+            if (call.Arguments.Length > 0)
+            {
+                await Send("content_block_delta", MessagesJson.InputJsonDelta(callBlocks[call.CallIndex], call.Arguments), cancellationToken);
+            }
         }
 
         private void Take(GenerationDelta delta, StringBuilder text)

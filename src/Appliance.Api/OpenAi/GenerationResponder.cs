@@ -134,7 +134,7 @@ internal static class GenerationResponder
         int? cachedTokens = null;
         var finished = new HashSet<string>();
         var toolStreams = settings.Tools is { Active: true } && header.Kind == ResponseKind.Chat
-            ? choices.ToDictionary(c => c.Index, _ => new ToolCallStream(model.ToolCallFormat))
+            ? choices.ToDictionary(c => c.Index, _ => new ToolCallStream(model.ToolCallFormat, incremental: settings.Tools.Forced))
             : null;
         var called = new List<Appliance.Prompting.ToolCall>();
         try
@@ -158,11 +158,17 @@ internal static class GenerationResponder
                     await Event(response, OpenAiJson.Chunk(header, item.Index, text, role: false, logprobs, null, settings.IncludeUsage, tokenizer), cancellationToken);
                 }
 
+                foreach (var call in toolStreams?[item.Index].CallDeltas() ?? [])
+                {
+                    await Event(response, OpenAiJson.ToolCallChunk(header, item.Index, call.CallIndex, call.Opening, call.Arguments, settings.IncludeUsage), cancellationToken);
+                }
+
                 if (delta.FinishReason is { } reason)
                 {
                     completionTokens += delta.Usage?.CompletionTokens ?? 0;
                     cachedTokens = CachedForEvery(cachedTokens, delta.Usage);
-                    var calledTools = toolStreams is not null && await SendToolCallsAsync(response, header, settings, model, item.Index, toolStreams[item.Index], called, cancellationToken);
+                    var calledTools = toolStreams is not null && await SendToolCallsAsync(response, header, settings, model, item.Index, toolStreams[item.Index], called, cancellationToken)
+                        && reason != FinishReason.Length; // calls cut short by max_tokens end as the length they reached
                     finished.Add(calledTools ? "tool_calls" : Wire(reason));
                     var finalText = header.Kind == ResponseKind.Chat ? null : string.Empty;
                     await Event(response, OpenAiJson.Chunk(header, item.Index, finalText, role: false, null, reason, settings.IncludeUsage, tokenizer, calledTools), cancellationToken);
@@ -198,6 +204,26 @@ internal static class GenerationResponder
     private static async Task<bool> SendToolCallsAsync(HttpResponse response, ResponseHeader header, GenerationSettings settings, ServedModel model, int index, ToolCallStream stream, List<Appliance.Prompting.ToolCall> called, CancellationToken cancellationToken)
     {
         var parsed = settings.Tools!.Read(stream.Text, model.ToolCallFormat);
+        if (stream.Incremental)
+        {
+            var (remaining, streamedCalls, _) = stream.Finish(parsed);
+            foreach (var call in remaining)
+            {
+                await Event(response, OpenAiJson.ToolCallChunk(header, index, call.CallIndex, call.Opening, call.Arguments, settings.IncludeUsage), cancellationToken);
+            }
+
+            called.AddRange(streamedCalls);
+            if (streamedCalls.Count > 0)
+            {
+                if (stream.Rest(calledTools: true).Logprobs is { } heldLogprobs)
+                {
+                    await Event(response, OpenAiJson.Chunk(header, index, string.Empty, role: false, heldLogprobs, null, settings.IncludeUsage, model.Engine.Tokenizer), cancellationToken);
+                }
+
+                return true;
+            }
+        }
+
         var (rest, logprobs) = stream.Rest(parsed.Calls.Count > 0);
         if (rest is not null || logprobs is not null)
         {

@@ -51,8 +51,7 @@ internal sealed partial record ToolUse(IReadOnlyList<ToolDefinition> Tools, stri
     /// <summary>The calls an answer holds, as the model's format writes them; at most one unless parallel calls are allowed.</summary>
     public ParsedOutput Read(string output, ToolCallFormat format, string idPrefix = "call_")
     {
-        // Mistral's templates accept only nine letters and digits as a call id.
-        var parsed = format.Parse(output, format == ToolCallFormat.Mistral ? () => Guid.NewGuid().ToString("N")[..9] : () => idPrefix + Guid.NewGuid().ToString("N")[..24]);
+        var parsed = format.Parse(output, IdsFor(format, idPrefix));
         if (parsed.Calls.Any(call => !Callable.Any(tool => tool.Name == call.Name)))
         {
             return new ParsedOutput(output, []); // a "call" of a function nobody offered is the answer's text
@@ -60,6 +59,10 @@ internal sealed partial record ToolUse(IReadOnlyList<ToolDefinition> Tools, stri
 
         return ParallelIn(format) || parsed.Calls.Count <= 1 ? parsed : parsed with { Calls = [parsed.Calls[0]] };
     }
+
+    /// <summary>New call ids: the prefix and 24 hex digits; for Mistral, whose templates accept only nine letters and digits, nine.</summary>
+    public static Func<string> IdsFor(ToolCallFormat format, string idPrefix = "call_") =>
+        format == ToolCallFormat.Mistral ? () => Guid.NewGuid().ToString("N")[..9] : () => idPrefix + Guid.NewGuid().ToString("N")[..24];
 
     /// <summary>Parallel calls where the client allows them and the format has them (Llama 3's templates take one call a turn).</summary>
     private bool ParallelIn(ToolCallFormat format) => Parallel && format != ToolCallFormat.Llama3Json;

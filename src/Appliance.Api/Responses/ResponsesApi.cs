@@ -90,7 +90,8 @@ internal static class ResponsesApi
         public async Task RunAsync(ChoiceStreams streams, CancellationToken cancellationToken)
         {
             var text = new StringBuilder();
-            var held = settings.Stream && settings.Tools is { Active: true } ? new ToolCallStream(model.ToolCallFormat) : null;
+            var held = settings.Stream && settings.Tools is { Active: true } tools ? new ToolCallStream(model.ToolCallFormat, incremental: tools.Forced) : null;
+            var opened = new List<string>(); // the function_call items streamed while generated, by call index
             var messageOpen = false;
             var sent = new StringBuilder();
             FinishReason? finish = null;
@@ -145,9 +146,27 @@ internal static class ResponsesApi
                         w.WriteString("delta", ready);
                     }), cancellationToken);
                 }
+
+                foreach (var call in held?.CallDeltas() ?? [])
+                {
+                    await SendCallDeltaAsync(call, opened, cancellationToken);
+                }
             }
 
-            var calls = settings.Tools is { Active: true } tools ? tools.Read(text.ToString(), model.ToolCallFormat) : new ParsedOutput(text.ToString(), []);
+            var calls = settings.Tools is { Active: true } offered ? offered.Read(text.ToString(), model.ToolCallFormat) : new ParsedOutput(text.ToString(), []);
+            var callsComplete = calls.Calls.Count > 0;
+            if (held is { Incremental: true })
+            {
+                var (remaining, streamed, complete) = held.Finish(calls);
+                foreach (var call in remaining)
+                {
+                    await SendCallDeltaAsync(call, opened, cancellationToken);
+                }
+
+                calls = streamed.Count > 0 ? new ParsedOutput(null, streamed) : calls;
+                callsComplete = complete;
+            }
+
             var output = new List<OutputItem>();
             var messageText = calls.Calls.Count > 0 ? calls.Content : text.ToString();
             if (!string.IsNullOrEmpty(messageText) || calls.Calls.Count == 0 || messageOpen)
@@ -155,10 +174,10 @@ internal static class ResponsesApi
                 output.Add(new OutputItem(_messageId, messageOpen ? sent.ToString() + (held?.Rest(calls.Calls.Count > 0).Text ?? string.Empty) : messageText ?? string.Empty, null));
             }
 
-            output.AddRange(calls.Calls.Select(call => new OutputItem("fc_" + Guid.NewGuid().ToString("N"), null, call)));
-            var incomplete = calls.Calls.Count == 0 && finish == FinishReason.Length ? "max_output_tokens" : null;
+            output.AddRange(calls.Calls.Select((call, i) => new OutputItem(i < opened.Count ? opened[i] : "fc_" + Guid.NewGuid().ToString("N"), null, call)));
+            var incomplete = !callsComplete && finish == FinishReason.Length ? "max_output_tokens" : null;
             var status = incomplete is null ? "completed" : "incomplete";
-            GenerationResponder.Finished(http, calls.Calls.Count > 0 ? "tool_calls" : finish == FinishReason.Length ? "length" : "stop", OutputTokens);
+            GenerationResponder.Finished(http, callsComplete ? "tool_calls" : finish == FinishReason.Length ? "length" : "stop", OutputTokens);
             RequestAudit.Of(http).Tools = settings.Tools?.AuditDetail(calls.Calls);
             if (!settings.Stream)
             {
@@ -167,7 +186,32 @@ internal static class ResponsesApi
                 return;
             }
 
-            await FinishStreamAsync(output, messageOpen, sent.ToString(), status, incomplete, cancellationToken);
+            await FinishStreamAsync(output, messageOpen, sent.ToString(), opened, status, incomplete, cancellationToken);
+        }
+
+        /// <summary>A forced call streamed while generated: its item once its name is complete, then its arguments.</summary>
+        private async Task SendCallDeltaAsync(CallDelta call, List<string> opened, CancellationToken cancellationToken)
+        {
+            if (call.Opening is { } opening)
+            {
+                opened.Add("fc_" + Guid.NewGuid().ToString("N"));
+                await Send("response.output_item.added", json.Event("response.output_item.added", w =>
+                {
+                    w.WriteNumber("output_index", call.CallIndex);
+                    w.WritePropertyName("item");
+                    ResponsesJson.WriteItem(w, new OutputItem(opened[call.CallIndex], null, opening), done: false);
+                }), cancellationToken);
+            }
+
+            if (call.Arguments.Length > 0)
+            {
+                await Send("response.function_call_arguments.delta", json.Event("response.function_call_arguments.delta", w =>
+                {
+                    w.WriteString("item_id", opened[call.CallIndex]);
+                    w.WriteNumber("output_index", call.CallIndex);
+                    w.WriteString("delta", call.Arguments);
+                }), cancellationToken);
+            }
         }
 
         /// <summary>An error event, then response.failed: clients wait for a terminal event.</summary>
@@ -206,7 +250,7 @@ internal static class ResponsesApi
             return true;
         }
 
-        private async Task FinishStreamAsync(List<OutputItem> output, bool messageOpen, string sent, string status, string? incomplete, CancellationToken cancellationToken)
+        private async Task FinishStreamAsync(List<OutputItem> output, bool messageOpen, string sent, List<string> streamedCalls, string status, string? incomplete, CancellationToken cancellationToken)
         {
             for (var index = 0; index < output.Count; index++)
             {
@@ -245,13 +289,18 @@ internal static class ResponsesApi
                 }
                 else
                 {
-                    await Send("response.output_item.added", json.Event("response.output_item.added", w =>
+                    var streamed = streamedCalls.Contains(item.Id); // added and its arguments sent while generated
+                    if (!streamed)
                     {
-                        w.WriteNumber("output_index", outputIndex);
-                        w.WritePropertyName("item");
-                        ResponsesJson.WriteItem(w, item, done: false);
-                    }), cancellationToken);
-                    foreach (var piece in ToolCallStream.Pieces(item.Call.Arguments))
+                        await Send("response.output_item.added", json.Event("response.output_item.added", w =>
+                        {
+                            w.WriteNumber("output_index", outputIndex);
+                            w.WritePropertyName("item");
+                            ResponsesJson.WriteItem(w, item, done: false);
+                        }), cancellationToken);
+                    }
+
+                    foreach (var piece in streamed ? [] : ToolCallStream.Pieces(item.Call.Arguments))
                     {
                         await Send("response.function_call_arguments.delta", json.Event("response.function_call_arguments.delta", w =>
                         {

@@ -167,9 +167,11 @@ public sealed class MessagesSdkTests(ApplianceServer server)
         var start = data.Single(d => d.GetProperty("type").GetString() == "content_block_start").GetProperty("content_block");
         Assert.Equal("tool_use", start.GetProperty("type").GetString());
         Assert.Equal("lookup", start.GetProperty("name").GetString());
-        var input = string.Concat(data.Where(d => d.GetProperty("type").GetString() == "content_block_delta")
-            .Select(d => d.GetProperty("delta")).Select(delta => delta.GetProperty("type").GetString() == "input_json_delta" ? delta.GetProperty("partial_json").GetString() : throw new InvalidOperationException("text in a forced tool use")));
+        var pieces = data.Where(d => d.GetProperty("type").GetString() == "content_block_delta")
+            .Select(d => d.GetProperty("delta")).Select(delta => delta.GetProperty("type").GetString() == "input_json_delta" ? delta.GetProperty("partial_json").GetString() : throw new InvalidOperationException("text in a forced tool use")).ToList();
+        var input = string.Concat(pieces);
         Assert.Equal(JsonValueKind.Number, JsonDocument.Parse(input).RootElement.GetProperty("id").ValueKind);
+        Assert.True(pieces.Count > 1, $"the forced input came in one piece, not as generated: {input}"); // {"id": 8} is more than one token
         Assert.Equal("tool_use", data.Single(d => d.GetProperty("type").GetString() == "message_delta").GetProperty("delta").GetProperty("stop_reason").GetString());
         Assert.Equal("message_stop", events[^1]);
     }

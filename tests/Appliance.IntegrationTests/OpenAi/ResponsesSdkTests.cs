@@ -91,6 +91,36 @@ public sealed class ResponsesSdkTests(ApplianceServer server)
     }
 
     [Fact]
+    public async Task A_streamed_required_call_opens_its_item_then_streams_its_arguments_as_generated()
+    {
+        var options = Hello(120);
+        options.Tools.Add(ResponseTool.CreateFunctionTool("get_weather", BinaryData.FromString(WeatherParameters), true, "Current weather in a city"));
+        options.ToolChoice = ResponseToolChoice.CreateRequiredChoice();
+        options.StreamingEnabled = true;
+        var events = new List<StreamingResponseUpdate>();
+        await foreach (var update in await Client().CreateResponseStreamingAsync(options))
+        {
+            events.Add(update);
+        }
+
+        var added = Assert.IsType<FunctionCallResponseItem>(Assert.Single(events.OfType<StreamingResponseOutputItemAddedUpdate>()).Item);
+        var deltas = events.OfType<StreamingResponseFunctionCallArgumentsDeltaUpdate>().ToList();
+        var done = Assert.Single(events.OfType<StreamingResponseFunctionCallArgumentsDoneUpdate>());
+        var completed = Assert.Single(events.OfType<StreamingResponseCompletedUpdate>()).Response;
+
+        Assert.Equal("get_weather", added.FunctionName);
+        Assert.True(events.IndexOf(events.OfType<StreamingResponseOutputItemAddedUpdate>().Single()) < events.IndexOf(deltas[0]));
+        Assert.All(deltas, d => Assert.Equal(added.Id, d.ItemId));
+        var arguments = string.Concat(deltas.Select(d => d.Delta.ToString()));
+        Assert.Equal(arguments, done.FunctionArguments.ToString());
+        var call = Assert.Single(completed.OutputItems.OfType<FunctionCallResponseItem>());
+        Assert.Equal((added.Id, added.CallId, arguments), (call.Id, call.CallId, call.FunctionArguments.ToString()));
+        Assert.Null(StructuredOutputSchemas.Problem(JsonSchema.FromText(WeatherParameters), arguments));
+        Assert.True(deltas.Count > (arguments.Length + Appliance.Api.OpenAi.ToolCallStream.ArgumentPiece - 1) / Appliance.Api.OpenAi.ToolCallStream.ArgumentPiece,
+            $"{deltas.Count} deltas: the arguments were not streamed as generated");
+    }
+
+    [Fact]
     public async Task A_json_schema_text_format_gives_valid_json()
     {
         const string Schema = """{"type":"object","properties":{"name":{"type":"string","maxLength":20},"tags":{"type":"array","items":{"enum":["a","b"]},"maxItems":3}},"required":["name","tags"],"additionalProperties":false}""";

@@ -3,7 +3,10 @@ using Appliance.Prompting;
 
 namespace Appliance.IntegrationTests.OpenAi;
 
-/// <summary>While streaming with tools, plain text goes out as it comes; what may be a call waits for the answer's end.</summary>
+/// <summary>
+/// While streaming with tools, plain text goes out as it comes and what may be a call waits for the answer's end; a
+/// forced call (the grammar keeps it whole) streams while it is generated.
+/// </summary>
 public sealed class ToolCallStreamTests
 {
     [Fact]
@@ -40,6 +43,74 @@ public sealed class ToolCallStreamTests
         var plain = new ToolCallStream(ToolCallFormat.Llama3Json);
         Assert.Equal("Paris is", plain.Add("Paris is", null).Text);
         Assert.Equal(" {sunny}", plain.Add(" {sunny}", null).Text);
+    }
+
+    [Fact]
+    public void A_forced_call_opens_once_its_name_is_complete_and_its_arguments_stream_as_generated()
+    {
+        var ids = 0;
+        var stream = new ToolCallStream(ToolCallFormat.Hermes, incremental: true, () => $"call_{++ids}");
+        var sent = new List<CallDelta>();
+        foreach (var token in new[] { "<tool_call>\n", "{\"name\": \"get_", "weather\"", ", \"arguments\": ", "{\"city\": \"P", "aris {", "}\"", "}", "}\n</tool_call>" })
+        {
+            Assert.Equal(string.Empty, stream.Add(token, null).Text); // a forced answer sends no text
+            sent.AddRange(stream.CallDeltas());
+        }
+
+        // Nothing before the name was whole; then the opening; then the arguments as they came, a brace in a string
+        // not taken for their end.
+        var opening = Assert.Single(sent, d => d.Opening is not null);
+        Assert.Equal(("call_1", "get_weather"), (opening.Opening!.Id, opening.Opening.Name));
+        Assert.Equal(0, sent.IndexOf(opening));
+        Assert.Equal(["{\"city\": \"P", "aris {", "}\"", "}"], sent.Skip(1).Select(d => d.Arguments));
+
+        var (rest, calls, complete) = stream.Finish(ToolCallFormat.Hermes.Parse(stream.Text, () => "unused"));
+        Assert.Empty(rest);
+        Assert.True(complete);
+        Assert.Equal(new ToolCall("call_1", "get_weather", "{\"city\": \"Paris {}\"}"), Assert.Single(calls));
+        Assert.Null(stream.Rest(calledTools: true).Text);
+    }
+
+    [Fact]
+    public void Parallel_forced_calls_open_in_turn_and_a_call_cut_short_keeps_what_was_streamed()
+    {
+        var ids = 0;
+        var stream = new ToolCallStream(ToolCallFormat.Mistral, incremental: true, () => $"id{++ids}");
+        stream.Add("[TOOL_CALLS][{\"name\": \"a\", \"arguments\": {\"x\": [1, {\"y\": 2}]}}, {\"name\": \"b\", \"arguments\": {\"z\": \"q", null);
+        var sent = stream.CallDeltas();
+
+        Assert.Equal([(0, "a", ""), (0, null, "{\"x\": [1, {\"y\": 2}]}"), (1, "b", ""), (1, null, "{\"z\": \"q")],
+            sent.Select(d => (d.CallIndex, d.Opening?.Name, d.Arguments)));
+
+        // max_tokens ended the answer inside the second call: it does not parse, and the calls stay as the client got them.
+        var (rest, calls, complete) = stream.Finish(ToolCallFormat.Mistral.Parse(stream.Text, () => "unused"));
+        Assert.Empty(rest);
+        Assert.False(complete);
+        Assert.Equal([new ToolCall("id1", "a", "{\"x\": [1, {\"y\": 2}]}"), new ToolCall("id2", "b", "{\"z\": \"q")], calls);
+    }
+
+    [Fact]
+    public void A_forced_stream_that_never_named_a_call_ends_as_text()
+    {
+        var stream = new ToolCallStream(ToolCallFormat.Hermes, incremental: true);
+        stream.Add("<tool_call>\n{\"na", null);
+
+        Assert.Empty(stream.CallDeltas());
+        var (rest, calls, complete) = stream.Finish(ToolCallFormat.Hermes.Parse(stream.Text, () => "unused"));
+        Assert.Empty(rest);
+        Assert.Empty(calls);
+        Assert.False(complete);
+        Assert.Equal("<tool_call>\n{\"na", stream.Rest(calledTools: false).Text);
+    }
+
+    [Fact]
+    public void An_escaped_name_is_read_as_its_text()
+    {
+        var call = Assert.Single(PartialToolCalls.Read("{\"name\": \"get_\\u0077eather\", \"parameters\": {\"a\"", "parameters"));
+
+        Assert.Equal("get_weather", call.Name);
+        Assert.Equal(-1, call.ArgumentsEnd);
+        Assert.False(call.Closed);
     }
 
     [Fact]
