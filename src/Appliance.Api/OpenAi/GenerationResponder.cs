@@ -167,8 +167,7 @@ internal static class GenerationResponder
                 {
                     completionTokens += delta.Usage?.CompletionTokens ?? 0;
                     cachedTokens = CachedForEvery(cachedTokens, delta.Usage);
-                    var calledTools = toolStreams is not null && await SendToolCallsAsync(response, header, settings, model, item.Index, toolStreams[item.Index], called, cancellationToken)
-                        && reason != FinishReason.Length; // calls cut short by max_tokens end as the length they reached
+                    var calledTools = toolStreams is not null && await SendToolCallsAsync(response, header, settings, model, item.Index, toolStreams[item.Index], called, cancellationToken);
                     finished.Add(calledTools ? "tool_calls" : Wire(reason));
                     var finalText = header.Kind == ResponseKind.Chat ? null : string.Empty;
                     await Event(response, OpenAiJson.Chunk(header, item.Index, finalText, role: false, null, reason, settings.IncludeUsage, tokenizer, calledTools), cancellationToken);
@@ -199,14 +198,15 @@ internal static class GenerationResponder
 
     /// <summary>
     /// At a choice's end: its calls as tool-call deltas (id, type and name first, then the arguments in pieces), or the
-    /// held text when it made none. Returns whether it called tools.
+    /// held text when it made none. Returns whether it called tools: whole calls; forced calls cut short (max_tokens)
+    /// return false, so that the choice ends with the reason that cut them.
     /// </summary>
     private static async Task<bool> SendToolCallsAsync(HttpResponse response, ResponseHeader header, GenerationSettings settings, ServedModel model, int index, ToolCallStream stream, List<Appliance.Prompting.ToolCall> called, CancellationToken cancellationToken)
     {
         var parsed = settings.Tools!.Read(stream.Text, model.ToolCallFormat);
         if (stream.Incremental)
         {
-            var (remaining, streamedCalls, _) = stream.Finish(parsed);
+            var (remaining, streamedCalls, complete) = stream.Finish(parsed);
             foreach (var call in remaining)
             {
                 await Event(response, OpenAiJson.ToolCallChunk(header, index, call.CallIndex, call.Opening, call.Arguments, settings.IncludeUsage), cancellationToken);
@@ -220,7 +220,7 @@ internal static class GenerationResponder
                     await Event(response, OpenAiJson.Chunk(header, index, string.Empty, role: false, heldLogprobs, null, settings.IncludeUsage, model.Engine.Tokenizer), cancellationToken);
                 }
 
-                return true;
+                return complete; // calls cut short (max_tokens) end with the finish reason that cut them
             }
         }
 

@@ -19,6 +19,7 @@ internal sealed class ToolCallStream(ToolCallFormat format, bool incremental = f
     private readonly StringBuilder _text = new();
     private readonly List<TokenLogprob> _heldLogprobs = [];
     private readonly List<StreamedCall> _streamed = [];
+    private readonly PartialToolCalls _reader = new(format.ArgumentsKey);
     private readonly Func<string> _newId = newId ?? ToolUse.IdsFor(format);
     private int _sent;
 
@@ -34,6 +35,7 @@ internal sealed class ToolCallStream(ToolCallFormat format, bool incremental = f
         _heldLogprobs.AddRange(logprobs ?? []);
         if (incremental)
         {
+            _reader.Append(text);
             return (string.Empty, null); // a forced answer is calls only: no text to send
         }
 
@@ -67,22 +69,20 @@ internal sealed class ToolCallStream(ToolCallFormat format, bool incremental = f
             return [];
         }
 
-        var text = _text.ToString();
         var deltas = new List<CallDelta>();
-        var calls = PartialToolCalls.Read(text, format.ArgumentsKey);
+        var calls = _reader.Calls;
         for (var i = 0; i < calls.Count && calls[i].Name is { } name; i++)
         {
             if (i == _streamed.Count)
             {
-                _streamed.Add(new StreamedCall(_newId(), name));
+                _streamed.Add(new StreamedCall(_newId(), name, calls[i]));
                 deltas.Add(new CallDelta(i, new ToolCall(_streamed[i].Id, name, string.Empty), string.Empty));
             }
 
-            var arguments = calls[i].ArgumentsSoFar(text);
-            if (arguments.Length > _streamed[i].Arguments.Length)
+            if (calls[i].ArgumentsLength > _streamed[i].Sent)
             {
-                deltas.Add(new CallDelta(i, null, arguments[_streamed[i].Arguments.Length..]));
-                _streamed[i] = _streamed[i] with { Arguments = arguments };
+                deltas.Add(new CallDelta(i, null, calls[i].ArgumentsFrom(_streamed[i].Sent)));
+                _streamed[i].Sent = calls[i].ArgumentsLength;
             }
         }
 
@@ -98,11 +98,12 @@ internal sealed class ToolCallStream(ToolCallFormat format, bool incremental = f
     public (IReadOnlyList<CallDelta> Remaining, IReadOnlyList<ToolCall> Calls, bool Complete) Finish(ParsedOutput parsed)
     {
         var deltas = new List<CallDelta>();
+        var sent = _streamed.Select(call => call.Read.ArgumentsFrom(0)[..call.Sent]).ToList();
         var consistent = parsed.Calls.Count >= _streamed.Count
-            && _streamed.Select((call, i) => parsed.Calls[i].Name == call.Name && parsed.Calls[i].Arguments.StartsWith(call.Arguments, StringComparison.Ordinal)).All(same => same);
+            && _streamed.Select((call, i) => parsed.Calls[i].Name == call.Name && parsed.Calls[i].Arguments.StartsWith(sent[i], StringComparison.Ordinal)).All(same => same);
         if (parsed.Calls.Count == 0 || !consistent)
         {
-            return ([], [.. _streamed.Select(call => new ToolCall(call.Id, call.Name, call.Arguments))], false);
+            return ([], [.. _streamed.Select((call, i) => new ToolCall(call.Id, call.Name, sent[i]))], false);
         }
 
         var calls = new List<ToolCall>();
@@ -111,9 +112,9 @@ internal sealed class ToolCallStream(ToolCallFormat format, bool incremental = f
             var call = parsed.Calls[i];
             if (i < _streamed.Count)
             {
-                if (call.Arguments.Length > _streamed[i].Arguments.Length)
+                if (call.Arguments.Length > sent[i].Length)
                 {
-                    deltas.Add(new CallDelta(i, null, call.Arguments[_streamed[i].Arguments.Length..]));
+                    deltas.Add(new CallDelta(i, null, call.Arguments[sent[i].Length..]));
                 }
 
                 calls.Add(call with { Id = _streamed[i].Id });
@@ -147,7 +148,17 @@ internal sealed class ToolCallStream(ToolCallFormat format, bool incremental = f
         }
     }
 
-    private sealed record StreamedCall(string Id, string Name, string Arguments = "");
+    /// <summary>A call whose opening was sent: its id, its name, what the reader holds of it and how much of its arguments went out.</summary>
+    private sealed class StreamedCall(string id, string name, PartialToolCall read)
+    {
+        public string Id => id;
+
+        public string Name => name;
+
+        public PartialToolCall Read => read;
+
+        public int Sent { get; set; }
+    }
 }
 
 /// <summary>One tool-call delta of a choice: the call's opening (id, type, name) or a piece of its arguments.</summary>

@@ -91,7 +91,7 @@ internal static class ResponsesApi
         {
             var text = new StringBuilder();
             var held = settings.Stream && settings.Tools is { Active: true } tools ? new ToolCallStream(model.ToolCallFormat, incremental: tools.Forced) : null;
-            var opened = new List<string>(); // the function_call items streamed while generated, by call index
+            var opened = new List<StreamedCall>(); // the function_call items streamed while generated, by call index
             var messageOpen = false;
             var sent = new StringBuilder();
             FinishReason? finish = null;
@@ -174,7 +174,8 @@ internal static class ResponsesApi
                 output.Add(new OutputItem(_messageId, messageOpen ? sent.ToString() + (held?.Rest(calls.Calls.Count > 0).Text ?? string.Empty) : messageText ?? string.Empty, null));
             }
 
-            output.AddRange(calls.Calls.Select((call, i) => new OutputItem(i < opened.Count ? opened[i] : "fc_" + Guid.NewGuid().ToString("N"), null, call)));
+            output.AddRange(calls.Calls.Select((call, i) => new OutputItem(
+                i < opened.Count ? opened[i].ItemId : "fc_" + Guid.NewGuid().ToString("N"), null, call, Cut: !callsComplete && i == calls.Calls.Count - 1)));
             var incomplete = !callsComplete && finish == FinishReason.Length ? "max_output_tokens" : null;
             var status = incomplete is null ? "completed" : "incomplete";
             GenerationResponder.Finished(http, callsComplete ? "tool_calls" : finish == FinishReason.Length ? "length" : "stop", OutputTokens);
@@ -189,29 +190,67 @@ internal static class ResponsesApi
             await FinishStreamAsync(output, messageOpen, sent.ToString(), opened, status, incomplete, cancellationToken);
         }
 
-        /// <summary>A forced call streamed while generated: its item once its name is complete, then its arguments.</summary>
-        private async Task SendCallDeltaAsync(CallDelta call, List<string> opened, CancellationToken cancellationToken)
+        /// <summary>
+        /// A forced call streamed while generated: its item once its name is complete (the call before it, whole by
+        /// then, is done first: items follow one another), then its arguments.
+        /// </summary>
+        private async Task SendCallDeltaAsync(CallDelta call, List<StreamedCall> opened, CancellationToken cancellationToken)
         {
             if (call.Opening is { } opening)
             {
-                opened.Add("fc_" + Guid.NewGuid().ToString("N"));
+                if (opened.Count > 0 && opened[^1] is { Done: false } previous)
+                {
+                    await SendCallDoneAsync(new OutputItem(previous.ItemId, null, previous.Opening with { Arguments = previous.Arguments.ToString() }), opened.Count - 1, cancellationToken);
+                    previous.Done = true;
+                }
+
+                opened.Add(new StreamedCall("fc_" + Guid.NewGuid().ToString("N"), opening));
                 await Send("response.output_item.added", json.Event("response.output_item.added", w =>
                 {
                     w.WriteNumber("output_index", call.CallIndex);
                     w.WritePropertyName("item");
-                    ResponsesJson.WriteItem(w, new OutputItem(opened[call.CallIndex], null, opening), done: false);
+                    ResponsesJson.WriteItem(w, new OutputItem(opened[call.CallIndex].ItemId, null, opening), done: false);
                 }), cancellationToken);
             }
 
             if (call.Arguments.Length > 0)
             {
+                opened[call.CallIndex].Arguments.Append(call.Arguments);
                 await Send("response.function_call_arguments.delta", json.Event("response.function_call_arguments.delta", w =>
                 {
-                    w.WriteString("item_id", opened[call.CallIndex]);
+                    w.WriteString("item_id", opened[call.CallIndex].ItemId);
                     w.WriteNumber("output_index", call.CallIndex);
                     w.WriteString("delta", call.Arguments);
                 }), cancellationToken);
             }
+        }
+
+        private async Task SendCallDoneAsync(OutputItem item, int outputIndex, CancellationToken cancellationToken)
+        {
+            await Send("response.function_call_arguments.done", json.Event("response.function_call_arguments.done", w =>
+            {
+                w.WriteString("item_id", item.Id);
+                w.WriteNumber("output_index", outputIndex);
+                w.WriteString("arguments", item.Call!.Arguments);
+            }), cancellationToken);
+            await Send("response.output_item.done", json.Event("response.output_item.done", w =>
+            {
+                w.WriteNumber("output_index", outputIndex);
+                w.WritePropertyName("item");
+                ResponsesJson.WriteItem(w, item, done: true);
+            }), cancellationToken);
+        }
+
+        /// <summary>A function_call item streamed while generated: its ids, its opening, the arguments sent, whether it is done.</summary>
+        private sealed class StreamedCall(string itemId, ToolCall opening)
+        {
+            public string ItemId => itemId;
+
+            public ToolCall Opening => opening;
+
+            public StringBuilder Arguments { get; } = new();
+
+            public bool Done { get; set; }
         }
 
         /// <summary>An error event, then response.failed: clients wait for a terminal event.</summary>
@@ -250,7 +289,7 @@ internal static class ResponsesApi
             return true;
         }
 
-        private async Task FinishStreamAsync(List<OutputItem> output, bool messageOpen, string sent, List<string> streamedCalls, string status, string? incomplete, CancellationToken cancellationToken)
+        private async Task FinishStreamAsync(List<OutputItem> output, bool messageOpen, string sent, List<StreamedCall> streamedCalls, string status, string? incomplete, CancellationToken cancellationToken)
         {
             for (var index = 0; index < output.Count; index++)
             {
@@ -289,8 +328,14 @@ internal static class ResponsesApi
                 }
                 else
                 {
-                    var streamed = streamedCalls.Contains(item.Id); // added and its arguments sent while generated
-                    if (!streamed)
+                    // A call streamed while generated was added and its arguments sent; one before the last is done too.
+                    var streamed = streamedCalls.FirstOrDefault(call => call.ItemId == item.Id);
+                    if (streamed is { Done: true })
+                    {
+                        continue;
+                    }
+
+                    if (streamed is null)
                     {
                         await Send("response.output_item.added", json.Event("response.output_item.added", w =>
                         {
@@ -298,24 +343,19 @@ internal static class ResponsesApi
                             w.WritePropertyName("item");
                             ResponsesJson.WriteItem(w, item, done: false);
                         }), cancellationToken);
-                    }
-
-                    foreach (var piece in streamed ? [] : ToolCallStream.Pieces(item.Call.Arguments))
-                    {
-                        await Send("response.function_call_arguments.delta", json.Event("response.function_call_arguments.delta", w =>
+                        foreach (var piece in ToolCallStream.Pieces(item.Call.Arguments))
                         {
-                            w.WriteString("item_id", item.Id);
-                            w.WriteNumber("output_index", outputIndex);
-                            w.WriteString("delta", piece);
-                        }), cancellationToken);
+                            await Send("response.function_call_arguments.delta", json.Event("response.function_call_arguments.delta", w =>
+                            {
+                                w.WriteString("item_id", item.Id);
+                                w.WriteNumber("output_index", outputIndex);
+                                w.WriteString("delta", piece);
+                            }), cancellationToken);
+                        }
                     }
 
-                    await Send("response.function_call_arguments.done", json.Event("response.function_call_arguments.done", w =>
-                    {
-                        w.WriteString("item_id", item.Id);
-                        w.WriteNumber("output_index", outputIndex);
-                        w.WriteString("arguments", item.Call.Arguments);
-                    }), cancellationToken);
+                    await SendCallDoneAsync(item, outputIndex, cancellationToken);
+                    continue;
                 }
 
                 await Send("response.output_item.done", json.Event("response.output_item.done", w =>

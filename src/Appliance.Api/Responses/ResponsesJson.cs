@@ -42,7 +42,7 @@ internal sealed class ResponsesJson(string id, string model, long createdAt, Res
             json.WriteString("call_id", call.Id);
             json.WriteString("name", call.Name);
             json.WriteString("arguments", done ? call.Arguments : string.Empty);
-            json.WriteString("status", done ? "completed" : "in_progress");
+            json.WriteString("status", !done ? "in_progress" : item.Cut ? "incomplete" : "completed");
         }
         else
         {
@@ -210,5 +210,5 @@ internal sealed class ResponsesJson(string id, string model, long createdAt, Res
     public static byte[] Frame(string type, byte[] data) => [.. Encoding.UTF8.GetBytes($"event: {type}\ndata: "), .. data, .. "\n\n"u8];
 }
 
-/// <summary>One output item: a message with its text, or a function call.</summary>
-internal sealed record OutputItem(string Id, string? Text, ToolCall? Call);
+/// <summary>One output item: a message with its text, or a function call (Cut: one max_output_tokens ended early).</summary>
+internal sealed record OutputItem(string Id, string? Text, ToolCall? Call, bool Cut = false);

@@ -1,149 +1,173 @@
+using System.Text;
 using System.Text.Json;
 
 namespace Appliance.Prompting;
 
 /// <summary>
-/// The tool calls in output that is still being generated: for each call object so far, its name once the name's
-/// string is complete, and where its arguments object begins and (once closed) ends. Text outside call objects (the
-/// format's markers and separators) is skipped, so one reader serves every format. Meant for output a grammar keeps to
-/// the call layout (a forced tool_choice), where what has been read can be streamed without being taken back.
+/// Reads tool calls out of output while it is generated, one piece at a time: for each call object so far, its name
+/// once the name's string is complete, and its arguments object as far as it has come. Text outside call objects (the
+/// format's markers and separators) is skipped, so one reader serves every format whose calls are
+/// <c>{"name": ..., "arguments": {...}}</c> objects. Each character is looked at once, however long the answer. Meant
+/// for output a grammar keeps to the call layout (a forced tool_choice), where what has been read can be streamed
+/// without being taken back.
 /// </summary>
-public static class PartialToolCalls
+public sealed class PartialToolCalls(params string[] argumentKeys)
 {
-    /// <summary>Reads <paramref name="text"/> from the start; <paramref name="argumentKeys"/> name the arguments member.</summary>
-    public static IReadOnlyList<PartialToolCall> Read(string text, params string[] argumentKeys)
+    private readonly List<PartialToolCall> _calls = [];
+    private readonly StringBuilder _token = new(); // the string at the call object's own level being read, with its quotes
+    private PartialToolCall? _call; // the call object being read
+    private int _depth; // braces and brackets open inside the call object
+    private bool _inString;
+    private bool _escaped;
+    private string? _key;
+    private bool _expectingValue;
+    private int _argumentsDepth = -1; // the depth the arguments value opened at, while it is open
+
+    public IReadOnlyList<PartialToolCall> Calls => _calls;
+
+    /// <summary>Reads the next piece of output.</summary>
+    public void Append(string text)
     {
-        var calls = new List<PartialToolCall>();
-        var depth = 0; // braces and brackets opened inside the current call object
-        var inCall = false;
-        var inString = false;
-        var escaped = false;
-        var stringStart = -1;
-        string? lastKey = null;
-        var expectingValue = false;
-        string? name = null;
-        var argumentsStart = -1;
-        var argumentsDepth = -1;
-        var argumentsEnd = -1;
-
-        for (var i = 0; i < text.Length; i++)
+        foreach (var c in text)
         {
-            var c = text[i];
-            if (!inCall)
-            {
-                if (c == '{')
-                {
-                    inCall = true;
-                    depth = 1;
-                    (lastKey, expectingValue, name, argumentsStart, argumentsDepth, argumentsEnd) = (null, false, null, -1, -1, -1);
-                }
-
-                continue;
-            }
-
-            if (inString)
-            {
-                if (escaped)
-                {
-                    escaped = false;
-                }
-                else if (c == '\\')
-                {
-                    escaped = true;
-                }
-                else if (c == '"')
-                {
-                    inString = false;
-                    if (depth == 1)
-                    {
-                        var value = Unescape(text, stringStart, i);
-                        if (expectingValue)
-                        {
-                            if (lastKey == "name")
-                            {
-                                name = value;
-                            }
-
-                            expectingValue = false;
-                        }
-                        else
-                        {
-                            lastKey = value;
-                        }
-                    }
-                }
-
-                continue;
-            }
-
-            switch (c)
-            {
-                case '"':
-                    inString = true;
-                    stringStart = i;
-                    break;
-                case ':' when depth == 1:
-                    expectingValue = true;
-                    break;
-                case ',' when depth == 1:
-                    expectingValue = false;
-                    break;
-                case '{' or '[':
-                    if (depth == 1 && expectingValue && lastKey is { } key && argumentKeys.Contains(key) && argumentsStart < 0)
-                    {
-                        argumentsStart = i;
-                        argumentsDepth = depth;
-                    }
-
-                    depth++;
-                    break;
-                case '}' or ']':
-                    depth--;
-                    if (depth == argumentsDepth && argumentsEnd < 0 && argumentsStart >= 0)
-                    {
-                        argumentsEnd = i + 1;
-                        expectingValue = false;
-                    }
-
-                    if (depth == 0)
-                    {
-                        calls.Add(new PartialToolCall(name, argumentsStart, argumentsEnd, Closed: true));
-                        inCall = false;
-                    }
-
-                    break;
-            }
+            Step(c);
         }
-
-        if (inCall)
-        {
-            calls.Add(new PartialToolCall(name, argumentsStart, argumentsEnd, Closed: false));
-        }
-
-        return calls;
     }
 
-    // A complete JSON string token, [start, end] being its quotes.
-    private static string? Unescape(string text, int start, int end)
+    private void Step(char c)
     {
+        if (_call is null)
+        {
+            if (c == '{')
+            {
+                _call = new PartialToolCall();
+                _calls.Add(_call);
+                (_depth, _key, _expectingValue, _argumentsDepth) = (1, null, false, -1);
+            }
+
+            return;
+        }
+
+        if (_argumentsDepth >= 0)
+        {
+            _call.Append(c);
+        }
+
+        if (_inString)
+        {
+            if (_depth == 1)
+            {
+                _token.Append(c);
+            }
+
+            if (_escaped)
+            {
+                _escaped = false;
+            }
+            else if (c == '\\')
+            {
+                _escaped = true;
+            }
+            else if (c == '"')
+            {
+                _inString = false;
+                if (_depth == 1)
+                {
+                    EndOwnString();
+                }
+            }
+
+            return;
+        }
+
+        switch (c)
+        {
+            case '"':
+                _inString = true;
+                _token.Clear().Append(c);
+                break;
+            case ':' when _depth == 1:
+                _expectingValue = true;
+                break;
+            case ',' when _depth == 1:
+                _expectingValue = false;
+                break;
+            case '{' or '[':
+                if (_depth == 1 && _expectingValue && _key is { } key && argumentKeys.Contains(key) && !_call.HasArguments)
+                {
+                    _argumentsDepth = _depth;
+                    _call.Append(c);
+                }
+
+                _depth++;
+                break;
+            case '}' or ']':
+                _depth--;
+                if (_depth == _argumentsDepth)
+                {
+                    _argumentsDepth = -1;
+                    _call.ArgumentsClosed = true;
+                    _expectingValue = false;
+                }
+
+                if (_depth == 0)
+                {
+                    _call.Closed = true;
+                    _call = null;
+                }
+
+                break;
+        }
+    }
+
+    // A string at the call object's own level ended: a member's name, or the value of the one before it.
+    private void EndOwnString()
+    {
+        string? value;
         try
         {
-            return JsonSerializer.Deserialize<string>(text.AsSpan(start, end - start + 1));
+            value = JsonSerializer.Deserialize<string>(_token.ToString());
         }
         catch (JsonException)
         {
-            return null;
+            value = null;
         }
+
+        if (!_expectingValue)
+        {
+            _key = value;
+            return;
+        }
+
+        if (_key == "name" && _call!.Name is null)
+        {
+            _call.Name = value;
+        }
+
+        _expectingValue = false;
     }
 }
 
-/// <summary>
-/// One call object read so far: its name (null until its string is complete), where its arguments begin (-1: not
-/// yet) and end (-1: still open), and whether the call object itself is closed.
-/// </summary>
-public sealed record PartialToolCall(string? Name, int ArgumentsStart, int ArgumentsEnd, bool Closed)
+/// <summary>One call object read so far: its name (null until its string is complete) and its arguments so far.</summary>
+public sealed class PartialToolCall
 {
-    /// <summary>The arguments text generated so far: all of it once closed.</summary>
-    public string ArgumentsSoFar(string text) =>
-        ArgumentsStart < 0 ? string.Empty : text[ArgumentsStart..(ArgumentsEnd < 0 ? text.Length : ArgumentsEnd)];
+    private readonly StringBuilder _arguments = new();
+
+    public string? Name { get; internal set; }
+
+    /// <summary>Whether the arguments value has begun.</summary>
+    public bool HasArguments => _arguments.Length > 0;
+
+    /// <summary>Whether the arguments value is complete.</summary>
+    public bool ArgumentsClosed { get; internal set; }
+
+    /// <summary>Whether the call object is complete.</summary>
+    public bool Closed { get; internal set; }
+
+    public int ArgumentsLength => _arguments.Length;
+
+    /// <summary>The arguments text from <paramref name="start"/> to where generation has got.</summary>
+    public string ArgumentsFrom(int start) => _arguments.ToString(start, _arguments.Length - start);
+
+    internal void Append(char c) => _arguments.Append(c);
 }

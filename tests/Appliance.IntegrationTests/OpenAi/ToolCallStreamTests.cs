@@ -104,13 +104,23 @@ public sealed class ToolCallStreamTests
     }
 
     [Fact]
-    public void An_escaped_name_is_read_as_its_text()
+    public void The_reader_takes_output_a_character_at_a_time_and_reads_an_escaped_name_as_its_text()
     {
-        var call = Assert.Single(PartialToolCalls.Read("{\"name\": \"get_\\u0077eather\", \"parameters\": {\"a\"", "parameters"));
+        var reader = new PartialToolCalls("parameters");
+        foreach (var c in "{\"name\": \"get_\\u0077eather\", \"parameters\": {\"a\": \"}\\\"\"")
+        {
+            reader.Append(c.ToString());
+        }
 
+        var call = Assert.Single(reader.Calls);
         Assert.Equal("get_weather", call.Name);
-        Assert.Equal(-1, call.ArgumentsEnd);
+        Assert.Equal("{\"a\": \"}\\\"\"", call.ArgumentsFrom(0)); // an escaped quote and a brace inside a string end nothing
+        Assert.False(call.ArgumentsClosed);
         Assert.False(call.Closed);
+
+        reader.Append("}}; {");
+        Assert.True(reader.Calls[0].Closed);
+        Assert.Null(reader.Calls[1].Name);
     }
 
     [Fact]
