@@ -71,7 +71,7 @@ public sealed class OidcProvider : IAsyncDisposable
     public static Task<OidcProvider> StartAsync(params string[] consoleOrigins) => StartAsync(accessTokenSeconds: null, consoleOrigins);
 
     /// <summary>As <see cref="StartAsync(string[])"/>, listening on <paramref name="host"/> (an address containers or namespaces reach).</summary>
-    public static Task<OidcProvider> StartOnAsync(string host) => StartAsync(null, host, []);
+    public static Task<OidcProvider> StartOnAsync(string host, params string[] consoleOrigins) => StartAsync(null, host, consoleOrigins);
 
     /// <summary>As <see cref="StartAsync(string[])"/>, with access tokens that live <paramref name="accessTokenSeconds"/> (default 300).</summary>
     public static Task<OidcProvider> StartAsync(int? accessTokenSeconds, params string[] consoleOrigins) => StartAsync(accessTokenSeconds, "127.0.0.1", consoleOrigins);

@@ -9,7 +9,7 @@ set -euo pipefail
 
 # Everything a role installs is in the image already: the tests have no Debian mirror inside the lab, as an
 # air-gapped site would have its own. The roles' apt tasks then find the packages present.
-PACKAGES=systemd,systemd-sysv,dbus,python3,python3-apt,openssh-server,libicu72,iproute2,haproxy,postgresql,python3-psycopg2
+PACKAGES=systemd,systemd-sysv,dbus,python3,python3-apt,openssh-server,libicu72,iproute2,nftables,haproxy,postgresql,python3-psycopg2
 MIRROR="${LAB_MIRROR:-http://deb.debian.org/debian}"
 
 rootfs() {

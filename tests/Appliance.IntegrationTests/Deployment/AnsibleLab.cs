@@ -1,4 +1,6 @@
+using System.Net;
 using System.Net.Security;
+using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text.Json;
@@ -26,13 +28,20 @@ public sealed partial class AnsibleLab : IAsyncLifetime
     private readonly TempFolder _work = new("ansible-lab");
     private readonly string _prefix = $"10.{Random.Shared.Next(100, 200)}.{Random.Shared.Next(1, 250)}";
     private OidcProvider? _identity;
+    private SyslogSink? _syslog;
     private X509Certificate2? _certificate;
 
     public string Gateway => $"{_prefix}.1";
 
     public string BalancerAddress => $"{_prefix}.10";
 
+    /// <summary>A second address of the test host on the bridge, one the nodes' firewall does not know.</summary>
+    public string Outsider => $"{_prefix}.250";
+
     public OidcProvider Identity => _identity ?? throw new InvalidOperationException("the lab has not started");
+
+    /// <summary>The SIEM the nodes forward their audit entries to.</summary>
+    public SyslogSink Syslog => _syslog ?? throw new InvalidOperationException("the lab has not started");
 
     public string Inventory => _work.Combine("inventory/hosts.json");
 
@@ -58,7 +67,15 @@ public sealed partial class AnsibleLab : IAsyncLifetime
         var bundles = BundleBuilds.CurrentAsync();
         await Lab("rootfs", ImageFolder);
         await Lab("up", _work.Path, ImageFolder, $"{Gateway}/24", $"{Node1}={Address(Node1)}", $"{Node2}={Address(Node2)}", $"{Balancer}={BalancerAddress}");
-        _identity = await OidcProvider.StartOnAsync(Gateway);
+        var (added, addLog) = await ProcessRunner.RunAsync("ip", ["address", "add", $"{Outsider}/24", "dev", (await File.ReadAllTextAsync(_work.Combine("bridge"))).Trim()]);
+        if (added != 0)
+        {
+            throw new InvalidOperationException($"could not add the outsider's address: {addLog}");
+        }
+
+        // The console signs people in through the load balancer's address, as users reach it.
+        _identity = await OidcProvider.StartOnAsync(Gateway, $"https://{BalancerAddress}");
+        _syslog = new SyslogSink(Gateway);
         WriteInventory(await bundles);
     }
 
@@ -70,6 +87,11 @@ public sealed partial class AnsibleLab : IAsyncLifetime
             await _identity.DisposeAsync();
         }
 
+        if (_syslog is not null)
+        {
+            await _syslog.DisposeAsync();
+        }
+
         _certificate?.Dispose();
         _work.Dispose();
     }
@@ -79,7 +101,15 @@ public sealed partial class AnsibleLab : IAsyncLifetime
     {
         var ansible = Path.Combine(RepositoryPaths.Root, "ansible");
         var (exit, output) = await ProcessRunner.RunAsync("ansible-playbook", ["-i", Inventory, playbook, .. options], TimeSpan.FromMinutes(15), ansible,
-            new Dictionary<string, string> { ["ANSIBLE_CONFIG"] = Path.Combine(ansible, "ansible.cfg"), ["ANSIBLE_NOCOLOR"] = "1", ["ANSIBLE_FORCE_COLOR"] = "0" });
+            new Dictionary<string, string>
+            {
+                ["ANSIBLE_CONFIG"] = Path.Combine(ansible, "ansible.cfg"),
+                ["ANSIBLE_NOCOLOR"] = "1",
+                ["ANSIBLE_FORCE_COLOR"] = "0",
+                // Task times at the end of the output, so that a slow lab run says where its time went.
+                ["ANSIBLE_CALLBACKS_ENABLED"] = "ansible.posix.profile_tasks",
+                ["PROFILE_TASKS_TASK_OUTPUT_LIMIT"] = "15",
+            });
         return new PlaybookRun(exit, output);
     }
 
@@ -140,6 +170,58 @@ public sealed partial class AnsibleLab : IAsyncLifetime
         return client;
     }
 
+    /// <summary>
+    /// A browser for the console through the load balancer: it keeps cookies (HAProxy's node cookie among them) and
+    /// follows no redirect by itself; it trusts the lab's certificate and reaches the realm over plain HTTP.
+    /// </summary>
+    public HttpClient Browser(CookieContainer jar)
+    {
+        var expected = _certificate!.GetCertHash();
+        var handler = new SocketsHttpHandler
+        {
+            AllowAutoRedirect = false,
+            UseCookies = true,
+            CookieContainer = jar,
+            SslOptions = { RemoteCertificateValidationCallback = (_, certificate, _, _) => certificate is not null && certificate.GetCertHash().AsSpan().SequenceEqual(expected) },
+        };
+        return new HttpClient(handler) { BaseAddress = new Uri($"https://{BalancerAddress}"), Timeout = TimeSpan.FromSeconds(60) };
+    }
+
+    /// <summary>A client for one node's appliance port from <see cref="Outsider"/>, a host the firewall does not admit.</summary>
+    public HttpClient OutsiderClient(string node)
+    {
+        var handler = new SocketsHttpHandler
+        {
+            ConnectCallback = async (context, cancellation) =>
+            {
+                var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
+                try
+                {
+                    socket.Bind(new IPEndPoint(IPAddress.Parse(Outsider), 0));
+                    await socket.ConnectAsync(context.DnsEndPoint, cancellation);
+                    return new NetworkStream(socket, ownsSocket: true);
+                }
+                catch
+                {
+                    socket.Dispose();
+                    throw;
+                }
+            },
+            SslOptions = { RemoteCertificateValidationCallback = (_, _, _, _) => true },
+        };
+        return new HttpClient(handler) { BaseAddress = new Uri($"https://{Address(node)}:8080"), Timeout = TimeSpan.FromSeconds(10) };
+    }
+
+    /// <summary>The packets a counter of the appliance's nftables table has counted on a machine.</summary>
+    public async Task<long> FirewallCounterAsync(string machine, string counter)
+    {
+        var (exit, output) = await SshAsync(machine, $"nft list counter inet appliance {counter}");
+        var packets = Regex.Match(output, @"packets (\d+)");
+        return exit == 0 && packets.Success
+            ? long.Parse(packets.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture)
+            : throw new InvalidOperationException($"no counter {counter} on {machine}: {output}");
+    }
+
     public void WriteVariables() =>
         File.WriteAllText(_work.Combine("inventory/group_vars/all.json"), Variables.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
 
@@ -193,9 +275,16 @@ public sealed partial class AnsibleLab : IAsyncLifetime
         // TLS to the nodes, with the nodes requiring HAProxy's certificate too (set for all hosts, as the example does).
         Variables["appliance_cluster_tls"] = true;
         Variables["appliance_cluster_mutual_tls"] = true;
-        // The test host reads the audit database directly, as an auditor's workstation would.
+        // The test host reads the audit database directly, as an auditor's workstation would, and reaches the nodes as
+        // an administrator's workstation; the nodes' own outbound connections are limited to what their settings name.
         Variables["postgresql_extra_clients"] = new JsonArray(Gateway);
-        Variables["appliance_settings"] = new JsonObject { ["Identity"] = new JsonObject { ["JwksRefreshInterval"] = "00:00:05" } };
+        Variables["appliance_firewall"] = true;
+        Variables["appliance_firewall_extra_sources"] = new JsonArray(Gateway);
+        Variables["appliance_settings"] = new JsonObject
+        {
+            ["Identity"] = new JsonObject { ["JwksRefreshInterval"] = "00:00:05" },
+            ["Audit"] = new JsonObject { ["Syslog"] = new JsonObject { ["Target"] = $"tcp://{Gateway}:{Syslog.Port}" } },
+        };
         WriteVariables();
     }
 
@@ -223,8 +312,21 @@ public sealed partial class AnsibleLab : IAsyncLifetime
                       int.Parse(m.Groups["changed"].Value, System.Globalization.CultureInfo.InvariantCulture),
                       int.Parse(m.Groups["failed"].Value, System.Globalization.CultureInfo.InvariantCulture)));
 
+        /// <summary>The slowest tasks, as the profile_tasks callback lists them after the recap.</summary>
+        public string SlowestTasks
+        {
+            get
+            {
+                var recap = Output.LastIndexOf("PLAY RECAP", StringComparison.Ordinal);
+                return recap < 0 ? string.Empty : Output[recap..];
+            }
+        }
+
         /// <summary>The tasks that reported a change (for failure messages).</summary>
-        public string ChangedTasks
+        public string ChangedTasks => string.Join('\n', ChangedTaskNames);
+
+        /// <summary>The names of the tasks that reported a change on some host, without their role ("Write the node's settings").</summary>
+        public IReadOnlyList<string> ChangedTaskNames
         {
             get
             {
@@ -232,9 +334,9 @@ public sealed partial class AnsibleLab : IAsyncLifetime
                 var task = string.Empty;
                 foreach (var line in Output.Split('\n'))
                 {
-                    if (line.StartsWith("TASK [", StringComparison.Ordinal))
+                    if (TaskHeader().Match(line) is { Success: true } header)
                     {
-                        task = line.TrimEnd('*', ' ');
+                        task = header.Groups["name"].Value;
                     }
                     else if (line.StartsWith("changed:", StringComparison.Ordinal) && !changed.Contains(task))
                     {
@@ -242,9 +344,12 @@ public sealed partial class AnsibleLab : IAsyncLifetime
                     }
                 }
 
-                return string.Join('\n', changed);
+                return changed;
             }
         }
+
+        [GeneratedRegex(@"^(?:TASK|RUNNING HANDLER) \[(?:[^\]:]+ : )?(?<name>[^\]]+)\]")]
+        private static partial Regex TaskHeader();
 
         [GeneratedRegex(@"^(?<host>\S+)\s+:\s+ok=(?<ok>\d+)\s+changed=(?<changed>\d+)\s+unreachable=\d+\s+failed=(?<failed>\d+)", RegexOptions.Multiline)]
         private static partial Regex RecapLine();

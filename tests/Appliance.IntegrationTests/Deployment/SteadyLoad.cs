@@ -5,10 +5,13 @@ namespace Appliance.IntegrationTests.Deployment;
 
 /// <summary>
 /// Clients streaming chat answers through the load balancer back to back until stopped, counting every request that
-/// did not end in a complete answer (status 200 and the stream's [DONE]).
+/// did not end in a complete answer (status 200 and the stream's [DONE]). Each client pauses briefly between requests:
+/// a steady caller rather than a flood, so that the playbook running beside it gets its share of the two cores.
 /// </summary>
 internal sealed class SteadyLoad : IAsyncDisposable
 {
+    private static readonly TimeSpan Pause = TimeSpan.FromMilliseconds(250);
+
     private readonly CancellationTokenSource _stop = new();
     private readonly ConcurrentQueue<string> _failures = new();
     private readonly List<Task> _workers;
@@ -63,6 +66,15 @@ internal sealed class SteadyLoad : IAsyncDisposable
                 catch (Exception exception) when (exception is HttpRequestException or TaskCanceledException or IOException)
                 {
                     _failures.Enqueue($"{DateTime.UtcNow:HH:mm:ss.fff} {exception.GetType().Name}: {exception.Message}");
+                }
+
+                try
+                {
+                    await Task.Delay(Pause, _stop.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
                 }
             }
         }
