@@ -259,10 +259,12 @@ public sealed class ClusterDeploymentTests(AnsibleLab lab, ITestOutputHelper out
             $"the embeddings request's audit entry was not forwarded to the syslog target ({lab.Syslog.BytesReceived - forwardedBefore} bytes since the scenario began)");
 
         // Since the firewall came up with the first site.yml, through every step of the lab and this scenario, the
-        // appliance tried no other destination.
+        // appliance tried no other destination; and the nodes have no route out of the lab's network at all.
         foreach (var node in new[] { AnsibleLab.Node1, AnsibleLab.Node2 })
         {
             Assert.Equal(0, await lab.FirewallCounterAsync(node, "refused_egress"));
+            var (routed, routes) = await lab.SshAsync(node, "ip -4 route show default; ip -6 route show default");
+            Assert.True(routed == 0 && routes.Trim().Length == 0, $"{node} has a default route: {routes}");
         }
 
         // The rules do refuse: a host that is no load balancer cannot open the appliance port, and the appliance's
