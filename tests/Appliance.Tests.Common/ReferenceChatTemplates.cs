@@ -10,7 +10,12 @@ namespace Appliance.Tests.Common;
 /// </summary>
 public static class ReferenceChatTemplates
 {
-    public static string Render(string template, IReadOnlyList<ChatMessage> messages, string? bosToken, string? eosToken, bool addGenerationPrompt, string today)
+    /// <summary>
+    /// Renders as transformers' apply_chat_template does: messages in OpenAI's shape (a call's arguments as a mapping,
+    /// as transformers hands them to templates) and, when given, the tools as {"type": "function", "function": {...}}.
+    /// </summary>
+    public static string Render(string template, IReadOnlyList<ChatMessage> messages, string? bosToken, string? eosToken, bool addGenerationPrompt, string today,
+        IReadOnlyList<ToolDefinition>? tools = null)
     {
         var start = new ProcessStartInfo("/usr/bin/python3", [Path.Combine(RepositoryPaths.Root, "tests", "reference-py", "render_chat_template.py")])
         {
@@ -24,7 +29,8 @@ public static class ReferenceChatTemplates
         process.StandardInput.Write(JsonSerializer.Serialize(new
         {
             template,
-            messages = messages.Select(m => new { role = m.Role, content = m.Content }),
+            messages = messages.Select(Message),
+            tools = tools?.Select(Tool),
             bos_token = bosToken,
             eos_token = eosToken,
             add_generation_prompt = addGenerationPrompt,
@@ -37,6 +43,39 @@ public static class ReferenceChatTemplates
         return process.ExitCode == 0
             ? stdout.Result
             : throw new InvalidOperationException($"reference Jinja2 failed (is python3-jinja2 installed? .ci/run installs it): {stderr.Result}");
+    }
+
+    private static Dictionary<string, object?> Message(ChatMessage message)
+    {
+        var value = new Dictionary<string, object?> { ["role"] = message.Role, ["content"] = message.Content };
+        if (message.ToolCalls is { Count: > 0 } calls)
+        {
+            value["tool_calls"] = calls.Select(call => new
+            {
+                id = call.Id,
+                type = "function",
+                function = new { name = call.Name, arguments = JsonDocument.Parse(call.Arguments).RootElement },
+            }).ToList();
+        }
+
+        if (message.ToolCallId is not null)
+        {
+            value["tool_call_id"] = message.ToolCallId;
+        }
+
+        return value;
+    }
+
+    private static object Tool(ToolDefinition tool)
+    {
+        var function = new Dictionary<string, object?> { ["name"] = tool.Name };
+        if (tool.Description is not null)
+        {
+            function["description"] = tool.Description;
+        }
+
+        function["parameters"] = JsonDocument.Parse(tool.Parameters).RootElement;
+        return new { type = "function", function };
     }
 
     /// <summary>A family's chat template, BOS and EOS from its real tokenizer_config.json.</summary>

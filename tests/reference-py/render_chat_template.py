@@ -1,7 +1,7 @@
 """Renders a chat template the way Hugging Face transformers does, as the reference for the appliance's tests.
 
-Reads {"template", "messages", "bos_token", "eos_token", "add_generation_prompt", "today"} as JSON on stdin and
-writes the rendered prompt to stdout. Run with Debian's /usr/bin/python3 and python3-jinja2.
+Reads {"template", "messages", "tools", "bos_token", "eos_token", "add_generation_prompt", "today"} as JSON on stdin
+and writes the rendered prompt to stdout; "tools" reaches the template only when given, as the appliance passes it. Run with Debian's /usr/bin/python3 and python3-jinja2.
 """
 import datetime
 import json
@@ -26,9 +26,12 @@ environment.filters["tojson"] = tojson
 environment.globals["raise_exception"] = raise_exception
 environment.globals["strftime_now"] = lambda format: today.strftime(format)
 template = environment.from_string(request["template"])
-sys.stdout.write(template.render(
-    messages=request["messages"],
-    bos_token=request.get("bos_token") or "",
-    eos_token=request.get("eos_token") or "",
-    add_generation_prompt=request.get("add_generation_prompt", True),
-))
+context = {
+    "messages": request["messages"],
+    "bos_token": request.get("bos_token") or "",
+    "eos_token": request.get("eos_token") or "",
+    "add_generation_prompt": request.get("add_generation_prompt", True),
+}
+if request.get("tools"):
+    context["tools"] = request["tools"]
+sys.stdout.write(template.render(**context))

@@ -12,7 +12,7 @@ public sealed class ChatTemplateTests
     public static TheoryData<string, int> Cases()
     {
         var data = new TheoryData<string, int>();
-        foreach (var family in new[] { "llama3", "llama3_1", "qwen3", "gemma3", "deepseek_v3" })
+        foreach (var family in new[] { "llama3", "llama3_1", "llama3_2", "qwen3", "gemma3", "deepseek_v3", "mistral_nemo" })
         {
             for (var conversation = 0; conversation < Conversations.Length; conversation++)
             {
@@ -77,12 +77,5 @@ public sealed class ChatTemplateTests
     {
         Assert.Equal(expected, new HuggingFaceChatTemplate(source, null, null).Render([]));
         Assert.Equal(expected, ReferenceChatTemplates.Render(source, [], null, null, true, Today));
-    }
-
-    private sealed class FixedTime(DateTimeOffset now) : TimeProvider
-    {
-        public override DateTimeOffset GetUtcNow() => now;
-
-        public override TimeZoneInfo LocalTimeZone => TimeZoneInfo.Utc;
     }
 }

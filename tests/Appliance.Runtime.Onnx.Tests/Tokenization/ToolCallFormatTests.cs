@@ -12,51 +12,60 @@ public sealed class ToolCallFormatTests
 {
     private static readonly ToolDefinition Weather = new("get_weather", "Current weather for a city", """{"type":"object","properties":{"city":{"type":"string"},"unit":{"enum":["c","f"]}},"required":["city","unit"]}""");
 
-    private static readonly ToolCall Call = new("call_1", "get_weather", """{"city":"Paris","unit":"c"}""");
+    // Mistral's templates refuse call ids other than nine letters or digits; OpenAI's clients send any text.
+    private static readonly ToolCall Call = new("a1B2c3D4e", "get_weather", """{"city":"Paris","unit":"c"}""");
+
+    private const string Today = "2026-11-28";
 
     private static int _ids;
 
     /// <summary>
-    /// A template in Llama 3.1's JSON tool-calling convention (the fixtures' Llama 3.1 tokenizer ships the plain Llama 3
-    /// template): tools in the first user turn, calls as {"name", "parameters"} objects, results as ipython turns.
+    /// Real templates that take tools themselves: Qwen3's (Hermes blocks), Llama 3.2's (Llama 3.1's JSON convention:
+    /// tools in the first user turn, results as ipython turns) and Mistral Nemo's ([AVAILABLE_TOOLS], [TOOL_CALLS]).
     /// </summary>
-    private const string Llama3JsonStyle =
-        "{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m.role }}<|end_header_id|>\n\n" +
-        "{% if loop.first and tools %}Functions you may call:{% for t in tools %}\n{{ t | tojson }}{% endfor %}\n\n{% endif %}" +
-        "{% if m.tool_calls %}{% for c in m.tool_calls %}{{ '{\"name\": \"' + c.function.name + '\", \"parameters\": ' + (c.function.arguments | tojson) + '}' }}{% endfor %}" +
-        "{% else %}{{ m.content }}{% endif %}<|eot_id|>{% endfor %}{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}" +
-        "{# ipython turns carry results; <|python_tag|> starts built-in tool calls #}";
-
-    /// <summary>A template in Mistral's convention: [TOOL_CALLS] and a JSON list.</summary>
-    private const string MistralStyle =
-        "{% for m in messages %}{% if m.role == 'user' %}[INST] {{ m.content }} [/INST]" +
-        "{% elif m.tool_calls %}[TOOL_CALLS][{% for c in m.tool_calls %}{{ '{\"name\": \"' + c.function.name + '\", \"arguments\": ' + (c.function.arguments | tojson) + '}' }}{% if not loop.last %}, {% endif %}{% endfor %}]</s>" +
-        "{% elif m.role == 'tool' %}[TOOL_RESULTS] {{ m.content }} [/TOOL_RESULTS]{% else %}{{ m.content }}</s>{% endif %}{% endfor %}" +
-        "{% if tools %}[AVAILABLE_TOOLS] {{ tools | tojson }} [/AVAILABLE_TOOLS]{% endif %}";
-
     public static TheoryData<string, string, string> Templates() => new()
     {
-        { ReferenceChatTemplates.ForFamily("qwen3").Template, "hermes", "<|im_end|>" },
-        { Llama3JsonStyle, "llama3_json", "<|eot_id|>" },
-        { MistralStyle, "mistral", "</s>" },
+        { "qwen3", "hermes", "<|im_end|>" },
+        { "llama3_2", "llama3_json", "<|eot_id|>" },
+        { "mistral_nemo", "mistral", "</s>" },
     };
 
     [Theory]
-    [MemberData(nameof(Templates))]
-    public void A_call_the_template_writes_is_read_back_by_its_format(string source, string format, string endOfTurn)
+    [InlineData("qwen3")]
+    [InlineData("llama3_2")]
+    [InlineData("mistral_nemo")]
+    public void Tools_calls_and_results_render_as_jinja2_renders_them(string family)
     {
-        var template = new HuggingFaceChatTemplate(source, "<s>", "</s>");
+        var (source, bos, eos) = ReferenceChatTemplates.ForFamily(family);
+        var template = new HuggingFaceChatTemplate(source, bos, eos, new FixedTime(DateTimeOffset.Parse(Today, System.Globalization.CultureInfo.InvariantCulture)));
+        // Mistral's template wants the assistant's answer after the results before the next question.
+        ChatMessage[] conversation =
+        [
+            new("system", "Answer in one sentence."), new("user", "Weather in Paris?"), new("assistant", string.Empty, [Call]),
+            new("tool", """{"temperature": 21}""", ToolCallId: Call.Id), new("assistant", "It is 21 degrees in Paris."), new("user", "And in Lyon?"),
+        ];
+
+        foreach (var addGenerationPrompt in new[] { true, false })
+        {
+            var expected = ReferenceChatTemplates.Render(source, conversation, bos, eos, addGenerationPrompt, Today, [Weather]);
+            Assert.Equal(expected, template.Render(conversation, addGenerationPrompt, [Weather]));
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Templates))]
+    public void A_call_the_template_writes_is_read_back_by_its_format(string family, string format, string endOfTurn)
+    {
+        var (source, bos, eos) = ReferenceChatTemplates.ForFamily(family);
+        var template = new HuggingFaceChatTemplate(source, bos, eos);
         var parser = ToolCallFormat.FromTemplate(source);
         Assert.Equal(format, parser.Name);
 
-        // The assistant's turn as the template writes it: the conversation with the call, less the one before it.
+        // The assistant's turn as the template writes it: the conversation with the call, less the one before it
+        // (Mistral's has no generation prompt: the answer follows [/INST]).
         ChatMessage[] asked = [new("user", "Weather in Paris?")];
         var before = template.Render(asked, addGenerationPrompt: format != "mistral", [Weather]);
         var after = template.Render([.. asked, new("assistant", string.Empty, [Call])], addGenerationPrompt: false, [Weather]);
-        if (format == "mistral")
-        {
-            before = before[..before.IndexOf("[AVAILABLE_TOOLS]", StringComparison.Ordinal)];
-        }
 
         Assert.StartsWith(before, after, StringComparison.Ordinal);
         var written = after[before.Length..];
