@@ -25,16 +25,19 @@ public sealed class StructuredOutputs
     private readonly ConcurrentDictionary<string, (ConstrainedGrammar Grammar, long UsedAt)> _grammars = new(StringComparer.Ordinal);
     private long _clock;
 
-    private StructuredOutputs(ITokenizer tokenizer, int vocabularySize) =>
-        _vocabulary = new Lazy<TokenVocabulary>(() => TokenVocabulary.From(tokenizer, vocabularySize));
+    private StructuredOutputs(ITokenizer tokenizer, int vocabularySize, IReadOnlyCollection<string> markers) =>
+        _vocabulary = new Lazy<TokenVocabulary>(() => TokenVocabulary.From(tokenizer, vocabularySize, markers));
 
     /// <summary>
     /// The structured outputs of the model with this tokenizer and logits width: one per pair, kept while the
     /// tokenizer lives (a reloaded model has a new tokenizer, so its old grammars go with the old one).
+    /// <paramref name="markers"/>: texts of special tokens the output may hold as those tokens (the model's tool-call
+    /// markers); other special tokens never appear inside a constrained output. A model passes the same ones each time
+    /// (the first call for a tokenizer decides).
     /// </summary>
-    public static StructuredOutputs For(ITokenizer tokenizer, int vocabularySize) =>
+    public static StructuredOutputs For(ITokenizer tokenizer, int vocabularySize, IReadOnlyCollection<string>? markers = null) =>
         PerTokenizer.GetValue(tokenizer, _ => new ConcurrentDictionary<int, StructuredOutputs>())
-            .GetOrAdd(vocabularySize, size => new StructuredOutputs(tokenizer, size));
+            .GetOrAdd(vocabularySize, size => new StructuredOutputs(tokenizer, size, markers ?? []));
 
     /// <summary>Any JSON object (OpenAI's json_object mode).</summary>
     public ITokenConstraint JsonObject() => Grammar("object", () => Lang.Seq(JsonLanguage.Whitespace, JsonLanguage.AnyObject(JsonLanguage.AnyValue(JsonLanguage.GenericDepth - 1))));

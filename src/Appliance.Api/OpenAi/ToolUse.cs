@@ -35,7 +35,7 @@ internal sealed partial record ToolUse(IReadOnlyList<ToolDefinition> Tools, stri
         var (prefix, separator, suffix) = format.Frame;
         try
         {
-            return Appliance.Grammar.StructuredOutputs.For(model.Engine.Tokenizer, model.Engine.Model.VocabularySize)
+            return Appliance.Grammar.StructuredOutputs.For(model.Engine.Tokenizer, model.Engine.Model.VocabularySize, format.Markers)
                 .ToolCalls(prefix, separator, suffix, format.ArgumentsKey, [.. Callable.Select(t => (t.Name, t.Parameters, t.Strict))], ParallelIn(format));
         }
         catch (Appliance.Grammar.Schema.SchemaRefusedException refused)

@@ -48,14 +48,20 @@ internal sealed class TokenVocabulary
 
     public ReadOnlySpan<int> TokensAt(int node) => _tokens.AsSpan(_tokensStart[node], _tokensStart[node + 1] - _tokensStart[node]);
 
-    public static TokenVocabulary From(ITokenizer tokenizer, int size)
+    /// <summary>
+    /// The tokenizer's text tokens; special tokens only where their text is one of <paramref name="markers"/> (a
+    /// tool-call marker the output writes as that one token).
+    /// </summary>
+    public static TokenVocabulary From(ITokenizer tokenizer, int size, IReadOnlyCollection<string>? markers = null)
     {
         var bytes = new byte[]?[size];
         for (var id = 0; id < size; id++)
         {
             try
             {
-                bytes[id] = tokenizer.TokenBytes(id) is { Length: > 0 } text ? text : null;
+                bytes[id] = tokenizer.TokenBytes(id) is { Length: > 0 } text ? text
+                    : markers is { Count: > 0 } && tokenizer.Decode([id]) is { Length: > 0 } special && markers.Contains(special) ? System.Text.Encoding.UTF8.GetBytes(special)
+                    : null;
             }
             catch (Exception exception) when (exception is ArgumentException or KeyNotFoundException or IndexOutOfRangeException)
             {

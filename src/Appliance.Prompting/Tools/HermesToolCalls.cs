@@ -15,6 +15,8 @@ internal sealed class HermesToolCalls : ToolCallFormat
 
     public override string ArgumentsKey => "arguments";
 
+    public override IReadOnlyList<string> Markers => [Open, Close];
+
     public override int HoldFrom(string text) => MarkerStart(text, Open);
 
     protected override (string Text, List<(string Name, string Arguments)> Calls)? Calls(string output)

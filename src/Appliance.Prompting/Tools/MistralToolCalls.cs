@@ -13,6 +13,8 @@ internal sealed class MistralToolCalls : ToolCallFormat
 
     public override string ArgumentsKey => "arguments";
 
+    public override IReadOnlyList<string> Markers => [Marker];
+
     public override int HoldFrom(string text) => MarkerStart(text, Marker);
 
     protected override (string Text, List<(string Name, string Arguments)> Calls)? Calls(string output)

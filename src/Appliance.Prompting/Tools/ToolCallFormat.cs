@@ -24,6 +24,12 @@ public abstract class ToolCallFormat
     /// <summary>The key of the arguments object inside a call ("arguments", or Llama 3's "parameters").</summary>
     public abstract string ArgumentsKey { get; }
 
+    /// <summary>
+    /// The markers <see cref="Frame"/> writes that a vocabulary may hold as one special token (Mistral's [TOOL_CALLS]):
+    /// a constrained call may write them as that token, as the model was trained to.
+    /// </summary>
+    public virtual IReadOnlyList<string> Markers => [];
+
     public static ToolCallFormat? Named(string name) => All.FirstOrDefault(f => f.Name == name);
 
     /// <summary>The format a chat template writes calls in, recognised from its text; Hermes when it says nothing.</summary>

@@ -1,0 +1,54 @@
+using Appliance.Grammar;
+using Appliance.Prompting;
+using Appliance.Runtime.Onnx.Tokenization;
+using Appliance.Tests.Common;
+
+namespace Appliance.Runtime.Onnx.Tests.Constrained;
+
+/// <summary>
+/// A forced call in Mistral's format opens with [TOOL_CALLS], one special token of Mistral's vocabularies: the
+/// constraint lets the model write it as that token (as it was trained to), not only spelled out in pieces.
+/// </summary>
+public sealed class ToolMarkerConstraintTests
+{
+    private const int NemoLogits = 131_072; // Mistral Nemo's vocab_size
+
+    private const string Weather = """{"type":"object","properties":{"city":{"type":"string"}},"required":["city"],"additionalProperties":false}""";
+
+    [Fact]
+    public void A_forced_Mistral_call_may_open_with_the_marker_token()
+    {
+        var format = ToolCallFormat.Mistral;
+        // Each call loads its own tokenizer: the structured outputs are kept per tokenizer, with the markers first given.
+        var marked = Opening(format.Markers);
+        var unmarked = Opening(null);
+        var marker = marked.Marker;
+
+        Assert.False(float.IsNegativeInfinity(marked.Logits[marker]), "the marker token was refused where the frame writes it");
+        Assert.True(float.IsNegativeInfinity(unmarked.Logits[marker]), "without markers, special tokens stay out of constrained output");
+
+        // After the marker token, the frame goes on with the list: "[" and not the marker again.
+        marked.State.Accept(marker);
+        var logits = new float[NemoLogits];
+        marked.State.Restrict(logits, new HashSet<int> { 2 }, 100);
+        Assert.True(float.IsNegativeInfinity(logits[marker]));
+        Assert.False(float.IsNegativeInfinity(logits[Assert.Single(marked.Tokenizer.Encode("["))]));
+        Assert.True(float.IsNegativeInfinity(logits[Assert.Single(marked.Tokenizer.Encode("{"))]));
+    }
+
+    private sealed record Opened(float[] Logits, Engine.Sampling.ITokenConstraintState State, Engine.ITokenizer Tokenizer, int Marker);
+
+    /// <summary>A forced get_weather call's constraint at its first step, with the logits it left allowed.</summary>
+    private static Opened Opening(IReadOnlyCollection<string>? markers)
+    {
+        var tokenizer = TokenizerLoader.Load(ReferenceTokenizers.ModelFolder("mistral_nemo"));
+        var marker = Assert.Single(tokenizer.Encode("[TOOL_CALLS]"));
+        var (prefix, separator, suffix) = ToolCallFormat.Mistral.Frame;
+        var state = StructuredOutputs.For(tokenizer, NemoLogits, markers)
+            .ToolCalls(prefix, separator, suffix, ToolCallFormat.Mistral.ArgumentsKey, [("get_weather", Weather, true)], parallel: false)
+            .Start();
+        var logits = new float[NemoLogits];
+        state.Restrict(logits, new HashSet<int> { 2 }, 100);
+        return new Opened(logits, state, tokenizer, marker);
+    }
+}
