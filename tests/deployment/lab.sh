@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A lab of Debian machines booted with real systemd (systemd-nspawn -b), on a bridge of their own, reached over SSH:
 # the hosts the Ansible tests deploy to. Needs root, debootstrap and systemd-container (.ci/run installs them).
-#   lab.sh rootfs <folder>                         build the base image once (debootstrap; reused when present)
+#   lab.sh rootfs <folder>                         build the base image once (debootstrap; reused when present; one
+#                                                  build at a time, a second call waits for the first)
 #   lab.sh up <workdir> <rootfs> <cidr> <name>=<ip>...   copy the image per machine, boot them, wait for SSH
 #   lab.sh crash <workdir> <name>                  power a machine off hard: its init is killed, with every process in it
 #   lab.sh down <workdir>                          stop the machines this lab started (by PID) and remove the bridge
@@ -14,6 +15,11 @@ MIRROR="${LAB_MIRROR:-http://deb.debian.org/debian}"
 
 rootfs() {
   local folder="$1"
+  # One build at a time: tests/run.sh starts one in the background while the solution builds, and the lab's own call
+  # waits here for it, then finds the image ready.
+  mkdir -p "$(dirname "$folder")"
+  exec 9>"$folder.lock"
+  flock 9
   if [ -f "$folder/.lab-ready" ] && [ "$(cat "$folder/.lab-ready")" = "$PACKAGES" ]; then
     return 0
   fi

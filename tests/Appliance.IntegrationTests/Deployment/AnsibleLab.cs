@@ -11,14 +11,18 @@ using Appliance.Tests.Common;
 namespace Appliance.IntegrationTests.Deployment;
 
 /// <summary>
-/// Three Debian machines booted with real systemd (tests/deployment/lab.sh: systemd-nspawn on a bridge of their own)
-/// - two appliance nodes and a load balancer that also holds the audit database - the OpenID provider on the bridge,
-/// and an inventory for ansible/ pointing at them. The machines start bare; the tests deploy to them with the playbooks.
+/// Four Debian machines booted with real systemd (tests/deployment/lab.sh: systemd-nspawn on a bridge of their own)
+/// - two appliance nodes, a load balancer that also holds the audit database, and a spare machine that joins as a
+/// third node later - the OpenID provider on the bridge, and an inventory for ansible/ pointing at the first three.
+/// The machines start bare; the tests deploy to them with the playbooks.
 /// </summary>
 public sealed partial class AnsibleLab : IAsyncLifetime
 {
     public const string Node1 = "node1";
     public const string Node2 = "node2";
+
+    /// <summary>Booted with the others but outside the inventory until <see cref="AddNode"/>.</summary>
+    public const string Node3 = "node3";
     public const string Balancer = "lb";
     public const string PostgresPassword = "lab-audit-db-password";
 
@@ -30,6 +34,7 @@ public sealed partial class AnsibleLab : IAsyncLifetime
     private OidcProvider? _identity;
     private SyslogSink? _syslog;
     private X509Certificate2? _certificate;
+    private readonly List<string> _nodes = [Node1, Node2];
 
     public string Gateway => $"{_prefix}.1";
 
@@ -45,6 +50,9 @@ public sealed partial class AnsibleLab : IAsyncLifetime
 
     public string Inventory => _work.Combine("inventory/hosts.json");
 
+    /// <summary>The hosts of the inventory's appliance_nodes group, in the order they joined.</summary>
+    public IReadOnlyList<string> Nodes => _nodes;
+
     /// <summary>The cluster's checkpoint key, as auditors get it (public half).</summary>
     public string CheckpointPublicKeyPem { get; private set; } = string.Empty;
 
@@ -55,6 +63,7 @@ public sealed partial class AnsibleLab : IAsyncLifetime
     {
         Node1 => $"{_prefix}.11",
         Node2 => $"{_prefix}.12",
+        Node3 => $"{_prefix}.13",
         Balancer => BalancerAddress,
         _ => throw new ArgumentOutOfRangeException(nameof(machine)),
     };
@@ -66,7 +75,8 @@ public sealed partial class AnsibleLab : IAsyncLifetime
     {
         var bundles = BundleBuilds.CurrentAsync();
         await Lab("rootfs", ImageFolder);
-        await Lab("up", _work.Path, ImageFolder, $"{Gateway}/24", $"{Node1}={Address(Node1)}", $"{Node2}={Address(Node2)}", $"{Balancer}={BalancerAddress}");
+        await Lab("up", _work.Path, ImageFolder, $"{Gateway}/24", $"{Node1}={Address(Node1)}", $"{Node2}={Address(Node2)}", $"{Node3}={Address(Node3)}",
+            $"{Balancer}={BalancerAddress}");
         var (added, addLog) = await ProcessRunner.RunAsync("ip", ["address", "add", $"{Outsider}/24", "dev", (await File.ReadAllTextAsync(_work.Combine("bridge"))).Trim()]);
         if (added != 0)
         {
@@ -222,20 +232,33 @@ public sealed partial class AnsibleLab : IAsyncLifetime
             : throw new InvalidOperationException($"no counter {counter} on {machine}: {output}");
     }
 
+    /// <summary>Adds a booted machine to the inventory's appliance_nodes; the next playbook run deploys to it.</summary>
+    public void AddNode(string node)
+    {
+        _ = Address(node);
+        _nodes.Add(node);
+        WriteHosts();
+    }
+
     public void WriteVariables() =>
         File.WriteAllText(_work.Combine("inventory/group_vars/all.json"), Variables.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
 
-    private void WriteInventory(string bundleFolder)
+    private void WriteHosts()
     {
-        Directory.CreateDirectory(_work.Combine("inventory/group_vars"));
         JsonObject Host(string machine) => new() { ["ansible_host"] = Address(machine) };
+        var nodes = new JsonObject();
+        foreach (var node in _nodes)
+        {
+            nodes[node] = Host(node);
+        }
+
         var inventory = new JsonObject
         {
             ["all"] = new JsonObject
             {
                 ["children"] = new JsonObject
                 {
-                    ["appliance_nodes"] = new JsonObject { ["hosts"] = new JsonObject { [Node1] = Host(Node1), [Node2] = Host(Node2) } },
+                    ["appliance_nodes"] = new JsonObject { ["hosts"] = nodes },
                     ["loadbalancers"] = new JsonObject { ["hosts"] = new JsonObject { [Balancer] = Host(Balancer) } },
                     ["databases"] = new JsonObject { ["hosts"] = new JsonObject { [Balancer] = new JsonObject() } },
                 },
@@ -248,6 +271,12 @@ public sealed partial class AnsibleLab : IAsyncLifetime
             },
         };
         File.WriteAllText(Inventory, inventory.ToJsonString());
+    }
+
+    private void WriteInventory(string bundleFolder)
+    {
+        Directory.CreateDirectory(_work.Combine("inventory/group_vars"));
+        WriteHosts();
 
         using var checkpointKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         CheckpointPublicKeyPem = checkpointKey.ExportSubjectPublicKeyInfoPem();
@@ -282,7 +311,8 @@ public sealed partial class AnsibleLab : IAsyncLifetime
         Variables["appliance_firewall_extra_sources"] = new JsonArray(Gateway);
         Variables["appliance_settings"] = new JsonObject
         {
-            ["Identity"] = new JsonObject { ["JwksRefreshInterval"] = "00:00:05" },
+            // API keys on: they live in the cluster's database, so one issued through a node works on every node.
+            ["Identity"] = new JsonObject { ["JwksRefreshInterval"] = "00:00:05", ["ApiKeys"] = new JsonObject { ["Enabled"] = true, ["ServiceOwners"] = new JsonArray("svc-nightly") } },
             ["Audit"] = new JsonObject { ["Syslog"] = new JsonObject { ["Target"] = $"tcp://{Gateway}:{Syslog.Port}" } },
         };
         WriteVariables();
@@ -326,27 +356,30 @@ public sealed partial class AnsibleLab : IAsyncLifetime
         public string ChangedTasks => string.Join('\n', ChangedTaskNames);
 
         /// <summary>The names of the tasks that reported a change on some host, without their role ("Write the node's settings").</summary>
-        public IReadOnlyList<string> ChangedTaskNames
-        {
-            get
-            {
-                var changed = new List<string>();
-                var task = string.Empty;
-                foreach (var line in Output.Split('\n'))
-                {
-                    if (TaskHeader().Match(line) is { Success: true } header)
-                    {
-                        task = header.Groups["name"].Value;
-                    }
-                    else if (line.StartsWith("changed:", StringComparison.Ordinal) && !changed.Contains(task))
-                    {
-                        changed.Add(task);
-                    }
-                }
+        public IReadOnlyList<string> ChangedTaskNames => Changes().Select(c => c.Task).Distinct().ToList();
 
-                return changed;
+        /// <summary>The names of the tasks that reported a change for one inventory host (its delegated tasks included).</summary>
+        public IReadOnlyList<string> ChangedTaskNamesOn(string host) =>
+            Changes().Where(c => c.Host == host).Select(c => c.Task).Distinct().ToList();
+
+        private IEnumerable<(string Task, string Host)> Changes()
+        {
+            var task = string.Empty;
+            foreach (var line in Output.Split('\n'))
+            {
+                if (TaskHeader().Match(line) is { Success: true } header)
+                {
+                    task = header.Groups["name"].Value;
+                }
+                else if (ChangedLine().Match(line) is { Success: true } result)
+                {
+                    yield return (task, result.Groups["host"].Value);
+                }
             }
         }
+
+        [GeneratedRegex(@"^changed: \[(?<host>[^\]\s]+)")]
+        private static partial Regex ChangedLine();
 
         [GeneratedRegex(@"^(?:TASK|RUNNING HANDLER) \[(?:[^\]:]+ : )?(?<name>[^\]]+)\]")]
         private static partial Regex TaskHeader();

@@ -14,7 +14,9 @@ namespace Appliance.IntegrationTests.Deployment;
 /// only what a changed setting needs and restarts the nodes in turn, upgrade.yml and rollback.yml roll releases, all
 /// under steady load without a failed request; the nodes' firewall lets the appliance connect only to the realm, the
 /// database and the SIEM through a full scenario (console sign-in through HAProxy included), and losing a node keeps
-/// the service up. The steps build on one lab and run in order.
+/// the service up. A third node joins with site.yml under load: the load balancer and the database take it in by
+/// reload, the running nodes are left alone, and API keys and usage are the cluster's. The steps build on one lab and
+/// run in order.
 /// </summary>
 [Trait("Category", "Slow")]
 [Collection(DeploymentCollection.Name)]
@@ -285,6 +287,109 @@ public sealed class ClusterDeploymentTests(AnsibleLab lab, ITestOutputHelper out
     }
 
     [Fact, Step(9)]
+    public async Task A_third_node_joins_through_site_yml_under_load_without_restarting_the_others()
+    {
+        var token = await lab.Identity.ClientCredentialsTokenAsync("report-generator");
+        var nodesBefore = await MainPids();
+        var (_, servicesBefore) = await lab.SshAsync(AnsibleLab.Balancer, BalancerServicePids);
+        Assert.True(servicesBefore.Contains("Id=haproxy.service", StringComparison.Ordinal) && servicesBefore.Contains("Id=postgresql@", StringComparison.Ordinal)
+            && !servicesBefore.Contains("MainPID=0", StringComparison.Ordinal), servicesBefore);
+        lab.AddNode(AnsibleLab.Node3);
+        // As ansible/README.md advises: the new node, the balancers and the database (a run without --limit would also
+        // check every running node in turn, finding nothing to change: step 5 shows that, and it takes minutes here).
+        var (_, run) = await RunUnderLoadAsync("site.yml", "site.yml --limit node3,loadbalancers,databases", token,
+            "--limit", $"{AnsibleLab.Node3},loadbalancers,databases");
+
+        // The running nodes were not touched, nor restarted. The balancer and the database took node3 in by reloading
+        // (same main processes), with nothing else changed there.
+        Assert.False(run.Recap.ContainsKey(AnsibleLab.Node1) || run.Recap.ContainsKey(AnsibleLab.Node2), run.SlowestTasks);
+        Assert.Equal(nodesBefore, await MainPids());
+        string[] balancerChanges = ["Let only the appliance nodes in, with a password", "Reload postgresql",
+            "Write the configuration (checked by haproxy -c before it replaces the old one)", "Reload haproxy"];
+        Assert.All(run.ChangedTaskNamesOn(AnsibleLab.Balancer), task => Assert.Contains(task, balancerChanges));
+        var (_, servicesAfter) = await lab.SshAsync(AnsibleLab.Balancer, BalancerServicePids);
+        Assert.Equal(servicesBefore.Trim(), servicesAfter.Trim());
+        var (_, hba) = await lab.SshAsync(AnsibleLab.Balancer, "grep -hE '^host[[:space:]]+appliance[[:space:]]' /etc/postgresql/*/main/pg_hba.conf");
+        Assert.Contains($"{lab.Address(AnsibleLab.Node3)}/32", hba, StringComparison.Ordinal);
+
+        // HAProxy sends requests to node3, and a usage report through HAProxy is the sum of the three nodes' records.
+        using (var client = lab.BalancedClient(token))
+        {
+            for (var request = 0; request < 12; request++)
+            {
+                using var chat = await Chat(client, LabModel);
+                Assert.True(chat.StatusCode == HttpStatusCode.OK, await chat.Content.ReadAsStringAsync());
+            }
+        }
+
+        using (var auditor = lab.BalancedClient(await lab.Identity.ClientCredentialsTokenAsync("compliance-bot")))
+        {
+            // Read until both agree, in case a last entry was still being written when the database was read.
+            var settle = DateTime.UtcNow.AddSeconds(10);
+            Dictionary<string, long> recorded;
+            long reported;
+            while ((reported = await UsageRequests(auditor, string.Empty)) != (recorded = await UsageRecordsByNode()).Values.Sum() && DateTime.UtcNow < settle)
+            {
+                await Task.Delay(500);
+            }
+
+            Assert.True(recorded.GetValueOrDefault(AnsibleLab.Node3) > 0, $"HAProxy sent node3 nothing: {string.Join(", ", recorded)}");
+            Assert.Equal(recorded.Values.Sum(), reported);
+            foreach (var node in lab.Nodes)
+            {
+                Assert.Equal(recorded.GetValueOrDefault(node), await UsageRequests(auditor, $"&node={node}"));
+            }
+        }
+
+        // An API key issued through node 1 works on the node that just joined and on node 2; revoked through node 3, it
+        // fails there at once and on the others within their refresh interval (5 s).
+        var operatorToken = await lab.Identity.ClientCredentialsTokenAsync("appliance-operator");
+        string key, id;
+        using (var issuer = lab.NodeClient(AnsibleLab.Node1, operatorToken))
+        using (var issue = await issuer.PostAsync("/admin/api-keys", new StringContent(
+            """{"owner":"svc-nightly","name":"lab-nightly","roles":["appliance-user"]}""", Encoding.UTF8, "application/json")))
+        {
+            var body = await issue.Content.ReadAsStringAsync();
+            Assert.True(issue.StatusCode == HttpStatusCode.Created, body);
+            using var issued = JsonDocument.Parse(body);
+            key = issued.RootElement.GetProperty("key").GetString()!;
+            id = issued.RootElement.GetProperty("apiKey").GetProperty("id").GetString()!;
+        }
+
+        foreach (var node in new[] { AnsibleLab.Node3, AnsibleLab.Node2 })
+        {
+            using var withKey = lab.NodeClient(node, key);
+            Assert.Equal(HttpStatusCode.OK, await TryStatus(withKey, "/v1/models"));
+        }
+
+        using (var revoker = lab.NodeClient(AnsibleLab.Node3, operatorToken))
+        {
+            Assert.Equal(HttpStatusCode.NoContent, (await revoker.DeleteAsync($"/admin/api-keys/{id}")).StatusCode);
+        }
+
+        using (var onNode3 = lab.NodeClient(AnsibleLab.Node3, key))
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, await TryStatus(onNode3, "/v1/models"));
+        }
+
+        foreach (var node in new[] { AnsibleLab.Node1, AnsibleLab.Node2 })
+        {
+            using var withKey = lab.NodeClient(node, key);
+            var deadline = DateTime.UtcNow.AddSeconds(15);
+            HttpStatusCode? status;
+            while ((status = await TryStatus(withKey, "/v1/models")) == HttpStatusCode.OK && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(500);
+            }
+
+            Assert.Equal(HttpStatusCode.Unauthorized, status);
+        }
+
+        // The new node's firewall came up with it, and its appliance too connected nowhere else.
+        Assert.Equal(0, await lab.FirewallCounterAsync(AnsibleLab.Node3, "refused_egress"));
+    }
+
+    [Fact, Step(10)]
     public async Task Losing_a_node_keeps_the_service_answering()
     {
         using var client = lab.BalancedClient(await lab.Identity.ClientCredentialsTokenAsync("report-generator"));
@@ -391,11 +496,11 @@ public sealed class ClusterDeploymentTests(AnsibleLab lab, ITestOutputHelper out
     }
 
     /// <summary>Runs a playbook while four clients stream through HAProxy; it must succeed and no request may fail. Returns the answers completed.</summary>
-    private async Task<(int Completed, AnsibleLab.PlaybookRun Run)> RunUnderLoadAsync(string playbook, string label, string token)
+    private async Task<(int Completed, AnsibleLab.PlaybookRun Run)> RunUnderLoadAsync(string playbook, string label, string token, params string[] options)
     {
         await using var load = new SteadyLoad(() => lab.BalancedClient(token), LabModel, workers: 4);
         var started = DateTime.UtcNow;
-        var run = await lab.PlaybookAsync(playbook);
+        var run = await lab.PlaybookAsync(playbook, options);
         await load.StopAsync();
         output.WriteLine(run.SlowestTasks);
         output.WriteLine($"{label}: {(DateTime.UtcNow - started).TotalSeconds:F0} s, {load.Completed} streamed answers, {load.Failures.Count} failed");
@@ -450,6 +555,32 @@ public sealed class ClusterDeploymentTests(AnsibleLab lab, ITestOutputHelper out
         }
 
         return versions;
+    }
+
+    /// <summary>The main processes of HAProxy (its master, which a reload keeps) and PostgreSQL (its postmaster).</summary>
+    private const string BalancerServicePids = "systemctl show haproxy 'postgresql@*' -p Id -p MainPID";
+
+    /// <summary>The requests a usage report counts (completed, with a model), per node, read from the database.</summary>
+    private async Task<Dictionary<string, long>> UsageRecordsByNode()
+    {
+        await using var connection = new NpgsqlConnection(lab.PostgresConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(
+            "SELECT node, count(*) FROM audit_entries WHERE kind = 'request.completed' AND model IS NOT NULL GROUP BY node", connection);
+        var counts = new Dictionary<string, long>();
+        await using var reader = await command.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+        {
+            counts[reader.GetString(0)] = reader.GetInt64(1);
+        }
+
+        return counts;
+    }
+
+    private static async Task<long> UsageRequests(HttpClient auditor, string filter)
+    {
+        using var usage = JsonDocument.Parse(await auditor.GetStringAsync($"/audit/usage?by=model{filter}"));
+        return usage.RootElement.GetProperty("data").EnumerateArray().Sum(row => row.GetProperty("requests").GetInt64());
     }
 
     private async Task<List<string>> MainPids()
