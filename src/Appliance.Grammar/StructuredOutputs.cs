@@ -19,7 +19,7 @@ public sealed class StructuredOutputs
 {
     public const int CachedGrammars = 8;
 
-    private static readonly ConditionalWeakTable<ITokenizer, ConcurrentDictionary<int, StructuredOutputs>> PerTokenizer = [];
+    private static readonly ConditionalWeakTable<ITokenizer, ConcurrentDictionary<(int Size, string Markers), StructuredOutputs>> PerTokenizer = [];
 
     private readonly Lazy<TokenVocabulary> _vocabulary;
     private readonly ConcurrentDictionary<string, (ConstrainedGrammar Grammar, long UsedAt)> _grammars = new(StringComparer.Ordinal);
@@ -29,15 +29,17 @@ public sealed class StructuredOutputs
         _vocabulary = new Lazy<TokenVocabulary>(() => TokenVocabulary.From(tokenizer, vocabularySize, markers));
 
     /// <summary>
-    /// The structured outputs of the model with this tokenizer and logits width: one per pair, kept while the
-    /// tokenizer lives (a reloaded model has a new tokenizer, so its old grammars go with the old one).
-    /// <paramref name="markers"/>: texts of special tokens the output may hold as those tokens (the model's tool-call
-    /// markers); other special tokens never appear inside a constrained output. A model passes the same ones each time
-    /// (the first call for a tokenizer decides).
+    /// The structured outputs of the model with this tokenizer and logits width: one per pair (and markers), kept while
+    /// the tokenizer lives (a reloaded model has a new tokenizer, so its old grammars go with the old one).
+    /// <paramref name="markers"/>: texts of special tokens the output may hold as those tokens (a forced tool call's
+    /// markers); other special tokens never appear inside a constrained output, nor do these without being asked for.
     /// </summary>
-    public static StructuredOutputs For(ITokenizer tokenizer, int vocabularySize, IReadOnlyCollection<string>? markers = null) =>
-        PerTokenizer.GetValue(tokenizer, _ => new ConcurrentDictionary<int, StructuredOutputs>())
-            .GetOrAdd(vocabularySize, size => new StructuredOutputs(tokenizer, size, markers ?? []));
+    public static StructuredOutputs For(ITokenizer tokenizer, int vocabularySize, IReadOnlyCollection<string>? markers = null)
+    {
+        var admitted = markers is { Count: > 0 } ? markers.Order(StringComparer.Ordinal).ToList() : [];
+        return PerTokenizer.GetValue(tokenizer, _ => new ConcurrentDictionary<(int, string), StructuredOutputs>())
+            .GetOrAdd((vocabularySize, string.Join('\n', admitted)), key => new StructuredOutputs(tokenizer, key.Size, admitted));
+    }
 
     /// <summary>Any JSON object (OpenAI's json_object mode).</summary>
     public ITokenConstraint JsonObject() => Grammar("object", () => Lang.Seq(JsonLanguage.Whitespace, JsonLanguage.AnyObject(JsonLanguage.AnyValue(JsonLanguage.GenericDepth - 1))));

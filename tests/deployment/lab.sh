@@ -18,13 +18,16 @@ rootfs() {
   # One build at a time: tests/run.sh starts one in the background while the solution builds, and the lab's own call
   # waits here for it, then finds the image ready.
   mkdir -p "$(dirname "$folder")"
-  exec 9>"$folder.lock"
-  flock 9
+  exec 9>>"$folder.lock"
+  if ! flock -n 9; then
+    echo "waiting for another build of $folder" >&2
+    flock -w 900 9 || { echo "error: the other build of $folder did not finish within 15 minutes" >&2; exit 1; }
+  fi
   if [ -f "$folder/.lab-ready" ] && [ "$(cat "$folder/.lab-ready")" = "$PACKAGES" ]; then
     return 0
   fi
   rm -rf "$folder"
-  debootstrap --variant=minbase --include="$PACKAGES" bookworm "$folder" "$MIRROR" >"$folder.log" 2>&1 \
+  debootstrap --variant=minbase --include="$PACKAGES" bookworm "$folder" "$MIRROR" >"$folder.log" 2>&1 9>&- \
     || { tail -20 "$folder.log" >&2; exit 1; }
   # Services start where a role says so; networkd brings up the lab address.
   systemctl --root="$folder" disable postgresql haproxy >/dev/null 2>&1 || true

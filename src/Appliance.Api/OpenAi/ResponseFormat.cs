@@ -61,7 +61,7 @@ internal sealed partial record ResponseFormat(string Type, string? Name = null, 
                 $"The model '{model.Id}' declares no end-of-sequence token, so a JSON answer could not end where the JSON does.", "response_format"));
         }
 
-        var outputs = StructuredOutputs.For(model.Engine.Tokenizer, model.Engine.Model.VocabularySize, model.ToolCallFormat.Markers);
+        var outputs = StructuredOutputs.For(model.Engine.Tokenizer, model.Engine.Model.VocabularySize);
         try
         {
             return Schema is { } schema ? outputs.JsonSchema(schema, Strict) : outputs.JsonObject();

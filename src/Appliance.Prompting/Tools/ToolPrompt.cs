@@ -15,13 +15,36 @@ public static class ToolPrompt
     public static string Render(IChatTemplate template, IReadOnlyList<ChatMessage> messages, IReadOnlyList<ToolDefinition>? tools, bool addGenerationPrompt = true)
     {
         var hasToolTurns = messages.Any(m => m.Role == "tool" || m.ToolCalls is { Count: > 0 });
-        if ((tools is not { Count: > 0 } && !hasToolTurns) || RendersTools(template))
+        if (tools is not { Count: > 0 } && !hasToolTurns)
         {
             return template.Render(messages, addGenerationPrompt, tools);
         }
 
+        if (RendersTools(template))
+        {
+            return template.Render(hasToolTurns && WantsNineCharacterIds(template) ? [.. messages.Select(NineCharacterIds)] : messages, addGenerationPrompt, tools);
+        }
+
         return template.Render(Rewrite(messages, tools ?? []), addGenerationPrompt);
     }
+
+    /// <summary>
+    /// Mistral's templates refuse call ids other than nine letters or digits, while clients send OpenAI's "call_..."
+    /// or ids of their own: those are mapped, the same way for a call and its result, to nine hex digits of a hash.
+    /// </summary>
+    private static bool WantsNineCharacterIds(IChatTemplate template) =>
+        template is HuggingFaceChatTemplate model && model.Source.Contains("[TOOL_CALLS]", StringComparison.Ordinal);
+
+    private static ChatMessage NineCharacterIds(ChatMessage message) => message with
+    {
+        ToolCalls = message.ToolCalls?.Select(call => call with { Id = NineCharacterId(call.Id) }).ToList(),
+        ToolCallId = message.ToolCallId is { } id ? NineCharacterId(id) : null,
+    };
+
+    private static string NineCharacterId(string id) =>
+        id.Length == 9 && id.All(char.IsAsciiLetterOrDigit)
+            ? id
+            : Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(id)))[..9];
 
     /// <summary>Whether the template renders tools, tool calls and tool results on its own.</summary>
     public static bool RendersTools(IChatTemplate template) =>

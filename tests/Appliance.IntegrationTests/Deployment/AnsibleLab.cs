@@ -358,11 +358,14 @@ public sealed partial class AnsibleLab : IAsyncLifetime
         /// <summary>The names of the tasks that reported a change on some host, without their role ("Write the node's settings").</summary>
         public IReadOnlyList<string> ChangedTaskNames => Changes().Select(c => c.Task).Distinct().ToList();
 
-        /// <summary>The names of the tasks that reported a change for one inventory host (its delegated tasks included).</summary>
-        public IReadOnlyList<string> ChangedTaskNamesOn(string host) =>
-            Changes().Where(c => c.Host == host).Select(c => c.Task).Distinct().ToList();
+        /// <summary>
+        /// The names of the tasks that changed something on one machine: its own tasks, and other hosts' tasks delegated
+        /// to it ("changed: [node3 -> lb(10.1.2.10)]" is a change on lb).
+        /// </summary>
+        public IReadOnlyList<string> ChangedTaskNamesOn(string machine) =>
+            Changes().Where(c => c.Machine == machine).Select(c => c.Task).Distinct().ToList();
 
-        private IEnumerable<(string Task, string Host)> Changes()
+        private IEnumerable<(string Task, string Machine)> Changes()
         {
             var task = string.Empty;
             foreach (var line in Output.Split('\n'))
@@ -373,12 +376,12 @@ public sealed partial class AnsibleLab : IAsyncLifetime
                 }
                 else if (ChangedLine().Match(line) is { Success: true } result)
                 {
-                    yield return (task, result.Groups["host"].Value);
+                    yield return (task, result.Groups["delegate"].Success ? result.Groups["delegate"].Value : result.Groups["host"].Value);
                 }
             }
         }
 
-        [GeneratedRegex(@"^changed: \[(?<host>[^\]\s]+)")]
+        [GeneratedRegex(@"^changed: \[(?<host>[^\]\s]+)(?: -> (?<delegate>[^\]\s(]+))?")]
         private static partial Regex ChangedLine();
 
         [GeneratedRegex(@"^(?:TASK|RUNNING HANDLER) \[(?:[^\]:]+ : )?(?<name>[^\]]+)\]")]

@@ -36,6 +36,23 @@ public sealed class ToolMarkerConstraintTests
         Assert.True(float.IsNegativeInfinity(logits[Assert.Single(marked.Tokenizer.Encode("{"))]));
     }
 
+    [Fact]
+    public void A_padded_vocabulary_with_markers_gives_a_constraint_that_never_allows_padding()
+    {
+        const int QwenLogits = 151_936; // Qwen3's vocab_size, past its tokenizer's last id
+        var tokenizer = TokenizerLoader.Load(ReferenceTokenizers.ModelFolder("qwen3"));
+        var format = ToolCallFormat.Hermes;
+        var (prefix, separator, suffix) = format.Frame;
+        var state = StructuredOutputs.For(tokenizer, QwenLogits, format.Markers)
+            .ToolCalls(prefix, separator, suffix, format.ArgumentsKey, [("get_weather", Weather, true)], parallel: true)
+            .Start();
+        var logits = new float[QwenLogits];
+
+        Assert.True(state.Restrict(logits, new HashSet<int> { 151_645 }, 100) > 0);
+        Assert.False(float.IsNegativeInfinity(logits[Assert.Single(tokenizer.Encode("<tool_call>"))]));
+        Assert.True(float.IsNegativeInfinity(logits[QwenLogits - 1]));
+    }
+
     private sealed record Opened(float[] Logits, Engine.Sampling.ITokenConstraintState State, Engine.ITokenizer Tokenizer, int Marker);
 
     /// <summary>A forced get_weather call's constraint at its first step, with the logits it left allowed.</summary>

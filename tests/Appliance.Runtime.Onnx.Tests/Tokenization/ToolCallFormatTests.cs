@@ -96,6 +96,24 @@ public sealed class ToolCallFormatTests
     }
 
     [Fact]
+    public void OpenAI_call_ids_reach_Mistral_s_template_as_the_nine_characters_it_demands()
+    {
+        var (source, bos, eos) = ReferenceChatTemplates.ForFamily("mistral_nemo");
+        var template = new HuggingFaceChatTemplate(source, bos, eos);
+        ChatMessage[] conversation =
+        [
+            new("user", "Weather in Paris?"), new("assistant", string.Empty, [Call with { Id = "call_Q7Hx2abc" }]),
+            new("tool", """{"temperature": 21}""", ToolCallId: "call_Q7Hx2abc"), new("assistant", "21 degrees."), new("user", "Thanks"),
+        ];
+        Assert.Throws<Appliance.Prompting.Jinja.ChatTemplateRejectedException>(() => template.Render(conversation, addGenerationPrompt: false, [Weather]));
+
+        var prompt = ToolPrompt.Render(template, conversation, [Weather], addGenerationPrompt: false);
+        var id = System.Text.RegularExpressions.Regex.Match(prompt, "\"id\": \"([0-9A-Za-z]{9})\"");
+        Assert.True(id.Success, prompt);
+        Assert.Contains($"\"call_id\": \"{id.Groups[1].Value}\"", prompt, StringComparison.Ordinal); // the result still names its call
+    }
+
+    [Fact]
     public void Hermes_reads_several_blocks_and_keeps_the_text_around_them()
     {
         var parsed = ToolCallFormat.Hermes.Parse("Let me check.\n<tool_call>\n{\"name\": \"a\", \"arguments\": {\"x\": 1}}\n</tool_call>\n<tool_call>\n{\"name\": \"b\", \"arguments\": \"{\\\"y\\\": 2}\"}\n</tool_call>", () => "id");
