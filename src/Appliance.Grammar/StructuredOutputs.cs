@@ -49,25 +49,24 @@ public sealed class StructuredOutputs
         Grammar($"{(strict ? "strict" : "loose")}:{schema.GetRawText()}", () => Lang.Seq(JsonLanguage.Whitespace, SchemaCompiler.Compile(schema, strict)));
 
     /// <summary>
-    /// One or more calls of the given functions in a model's tool-call format: <paramref name="prefix"/>, call objects
-    /// {"name": ..., "<paramref name="argumentsKey"/>": arguments fitting the function's parameter schema} separated by
-    /// <paramref name="separator"/>, then <paramref name="suffix"/>. Throws <see cref="SchemaRefusedException"/> for a
+    /// One or more calls of the given functions laid out as a model's tool-call format writes them (<paramref name="layout"/>),
+    /// each call's arguments fitting its function's parameter schema. Throws <see cref="SchemaRefusedException"/> for a
     /// parameter schema that cannot be enforced.
     /// </summary>
-    public ITokenConstraint ToolCalls(string prefix, string separator, string suffix, string argumentsKey, IReadOnlyList<(string Name, string Parameters, bool Strict)> functions, bool parallel)
+    public ITokenConstraint ToolCalls(ToolCallLayout layout, IReadOnlyList<(string Name, string Parameters, bool Strict)> functions, bool parallel)
     {
-        var key = JsonSerializer.Serialize(new { prefix, separator, suffix, argumentsKey, functions = functions.Select(f => new[] { f.Name, f.Parameters, f.Strict ? "strict" : "loose" }), parallel });
+        var key = JsonSerializer.Serialize(new { layout, functions = functions.Select(f => new[] { f.Name, f.Parameters, f.Strict ? "strict" : "loose" }), parallel });
         return Grammar("tools:" + key, () =>
         {
             var call = Lang.Any(functions.Select(function =>
             {
                 using var schema = JsonDocument.Parse(function.Parameters);
                 return Lang.Seq(
-                    Lang.Text("{\"name\": "), JsonLanguage.Literal(function.Name), Lang.Text(", "), JsonLanguage.Literal(argumentsKey), Lang.Text(": "),
+                    Lang.Text(layout.Open), layout.QuotedName ? JsonLanguage.Literal(function.Name) : Lang.Text(function.Name), Lang.Text(layout.BeforeArguments),
                     SchemaCompiler.Compile(schema.RootElement, function.Strict),
-                    Lang.Text("}"));
+                    Lang.Text(layout.Close));
             }).ToList());
-            return Lang.Seq(JsonLanguage.Whitespace, Lang.Text(prefix), Lang.SeparatedList(call, Lang.Text(separator), 1, parallel ? MaxParallelCalls : 1), Lang.Text(suffix));
+            return Lang.Seq(JsonLanguage.Whitespace, Lang.Text(layout.Prefix), Lang.SeparatedList(call, Lang.Text(layout.Separator), 1, parallel ? MaxParallelCalls : 1), Lang.Text(layout.Suffix));
         });
     }
 

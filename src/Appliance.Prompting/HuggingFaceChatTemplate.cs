@@ -13,6 +13,7 @@ public sealed class HuggingFaceChatTemplate : IChatTemplate
     private readonly string _bosToken;
     private readonly string _eosToken;
     private readonly TimeProvider _time;
+    private readonly bool _callsAsWritten;
 
     /// <summary>Parses the template; unknown syntax throws <see cref="ChatTemplateException"/> here, at model load.</summary>
     public HuggingFaceChatTemplate(string source, string? bosToken, string? eosToken, TimeProvider? time = null)
@@ -22,6 +23,7 @@ public sealed class HuggingFaceChatTemplate : IChatTemplate
         _bosToken = bosToken ?? string.Empty;
         _eosToken = eosToken ?? string.Empty;
         _time = time ?? TimeProvider.System;
+        _callsAsWritten = ToolCallFormat.FromTemplate(source) == ToolCallFormat.DeepSeekV3;
     }
 
     public string Name => "model";
@@ -34,7 +36,7 @@ public sealed class HuggingFaceChatTemplate : IChatTemplate
     {
         var context = new Dictionary<string, object?>(StringComparer.Ordinal)
         {
-            ["messages"] = TemplateValues.Messages(messages),
+            ["messages"] = TemplateValues.Messages(messages, _callsAsWritten),
             ["bos_token"] = _bosToken,
             ["eos_token"] = _eosToken,
             ["add_generation_prompt"] = addGenerationPrompt,

@@ -13,9 +13,11 @@ public static class ReferenceChatTemplates
     /// <summary>
     /// Renders as transformers' apply_chat_template does: messages in OpenAI's shape (a call's arguments as a mapping,
     /// as transformers hands them to templates) and, when given, the tools as {"type": "function", "function": {...}}.
+    /// With <paramref name="callsAsSent"/>, calls are as OpenAI's clients send them: arguments as a JSON string and no
+    /// content (null) beside them, the shape DeepSeek V3's template expects.
     /// </summary>
     public static string Render(string template, IReadOnlyList<ChatMessage> messages, string? bosToken, string? eosToken, bool addGenerationPrompt, string today,
-        IReadOnlyList<ToolDefinition>? tools = null)
+        IReadOnlyList<ToolDefinition>? tools = null, bool callsAsSent = false)
     {
         var start = new ProcessStartInfo("/usr/bin/python3", [Path.Combine(RepositoryPaths.Root, "tests", "reference-py", "render_chat_template.py")])
         {
@@ -29,7 +31,7 @@ public static class ReferenceChatTemplates
         process.StandardInput.Write(JsonSerializer.Serialize(new
         {
             template,
-            messages = messages.Select(Message),
+            messages = messages.Select(message => Message(message, callsAsSent)),
             tools = tools?.Select(Tool),
             bos_token = bosToken,
             eos_token = eosToken,
@@ -45,16 +47,21 @@ public static class ReferenceChatTemplates
             : throw new InvalidOperationException($"reference Jinja2 failed (is python3-jinja2 installed? .ci/run installs it): {stderr.Result}");
     }
 
-    private static Dictionary<string, object?> Message(ChatMessage message)
+    private static Dictionary<string, object?> Message(ChatMessage message, bool callsAsSent)
     {
         var value = new Dictionary<string, object?> { ["role"] = message.Role, ["content"] = message.Content };
         if (message.ToolCalls is { Count: > 0 } calls)
         {
+            if (callsAsSent && message.Content.Length == 0)
+            {
+                value["content"] = null;
+            }
+
             value["tool_calls"] = calls.Select(call => new
             {
                 id = call.Id,
                 type = "function",
-                function = new { name = call.Name, arguments = JsonDocument.Parse(call.Arguments).RootElement },
+                function = new { name = call.Name, arguments = callsAsSent ? (object)call.Arguments : JsonDocument.Parse(call.Arguments).RootElement },
             }).ToList();
         }
 

@@ -31,10 +31,11 @@ public sealed record ServedModel(
     ToolCallFormat? ToolCalls = null)
 {
     /// <summary>
-    /// How the model writes tool calls: configured or recognised from its template where the template renders tools;
-    /// Hermes where the appliance describes the tools itself (ToolPrompt tells the model that convention).
+    /// How the model writes tool calls: configured or recognised from its template where the template renders tools
+    /// (or is DeepSeek V3's); Hermes where the appliance describes the tools itself (ToolPrompt tells the model that
+    /// convention).
     /// </summary>
-    public ToolCallFormat ToolCallFormat => ToolPrompt.RendersTools(ChatTemplate)
+    public ToolCallFormat ToolCallFormat => ToolPrompt.UsesModelFormat(ChatTemplate)
         ? ToolCalls ?? ToolCallFormat.FromTemplate((ChatTemplate as HuggingFaceChatTemplate)?.Source)
         : ToolCallFormat.Hermes;
 }

@@ -9,7 +9,8 @@ namespace Appliance.Api.OpenAi;
 /// where the text may be a tool call (the format's marker, or Llama's opening brace) it is held until the answer ends,
 /// then sent either as tool-call deltas or, if it was no call after all, as text: an unconstrained model may still
 /// break a call it began. With a forced tool_choice the grammar keeps the output to the call layout, so each call is
-/// streamed as it is generated (<see cref="Incremental"/>): its opening once its name is complete, then its arguments.
+/// streamed as it is generated (<see cref="Incremental"/>): its opening once its name is complete, then its arguments
+/// (for formats whose calls are JSON objects; DeepSeek's forced calls go out when the answer ends).
 /// </summary>
 internal sealed class ToolCallStream(ToolCallFormat format, bool incremental = false, Func<string>? newId = null)
 {
@@ -21,19 +22,20 @@ internal sealed class ToolCallStream(ToolCallFormat format, bool incremental = f
     private readonly List<StreamedCall> _streamed = [];
     private readonly PartialToolCalls _reader = new(format.ArgumentsKey);
     private readonly Func<string> _newId = newId ?? ToolUse.IdsFor(format);
+    private readonly bool _incremental = incremental && format.StreamsCallsWhileGenerated;
     private int _sent;
 
     public string Text => _text.ToString();
 
     /// <summary>Whether calls are streamed while they are generated (a forced tool_choice).</summary>
-    public bool Incremental => incremental;
+    public bool Incremental => _incremental;
 
     /// <summary>Takes a delta; returns the text (and its log probabilities) that can be sent now.</summary>
     public (string Text, IReadOnlyList<TokenLogprob>? Logprobs) Add(string text, IReadOnlyList<TokenLogprob>? logprobs)
     {
         _text.Append(text);
         _heldLogprobs.AddRange(logprobs ?? []);
-        if (incremental)
+        if (_incremental)
         {
             _reader.Append(text);
             return (string.Empty, null); // a forced answer is calls only: no text to send
@@ -64,7 +66,7 @@ internal sealed class ToolCallStream(ToolCallFormat format, bool incremental = f
     /// </summary>
     public IReadOnlyList<CallDelta> CallDeltas()
     {
-        if (!incremental)
+        if (!_incremental)
         {
             return [];
         }

@@ -33,10 +33,11 @@ internal sealed partial record ToolUse(IReadOnlyList<ToolDefinition> Tools, stri
 
         var format = model.ToolCallFormat;
         var (prefix, separator, suffix) = format.Frame;
+        var (open, quotedName, beforeArguments, close) = format.CallLayout;
         try
         {
             return Appliance.Grammar.StructuredOutputs.For(model.Engine.Tokenizer, model.Engine.Model.VocabularySize, format.Markers)
-                .ToolCalls(prefix, separator, suffix, format.ArgumentsKey, [.. Callable.Select(t => (t.Name, t.Parameters, t.Strict))], ParallelIn(format));
+                .ToolCalls(new(prefix, separator, suffix, open, quotedName, beforeArguments, close), [.. Callable.Select(t => (t.Name, t.Parameters, t.Strict))], ParallelIn(format));
         }
         catch (Appliance.Grammar.Schema.SchemaRefusedException refused)
         {

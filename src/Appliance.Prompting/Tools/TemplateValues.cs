@@ -6,9 +6,14 @@ namespace Appliance.Prompting;
 /// Messages and tools as the values a Jinja chat template sees, shaped as transformers passes them: a tool call's
 /// arguments as a mapping (templates write them with tojson), tools as {"type": "function", "function": {...}}.
 /// </summary>
+/// <remarks>
+/// <c>callsAsWritten</c> shapes messages as OpenAI's clients send them instead, for DeepSeek V3's template: it writes
+/// the arguments by string concatenation (a mapping would fail) and tells a turn of calls by its content being none.
+/// </remarks>
 internal static class TemplateValues
 {
-    public static List<object?> Messages(IReadOnlyList<ChatMessage> messages) => [.. messages.Select(Message)];
+    public static List<object?> Messages(IReadOnlyList<ChatMessage> messages, bool callsAsWritten = false) =>
+        [.. messages.Select(message => Message(message, callsAsWritten))];
 
     public static List<object?> Tools(IReadOnlyList<ToolDefinition> tools) => [.. tools.Select(tool => (object?)new Dictionary<string, object?>(StringComparer.Ordinal)
     {
@@ -28,7 +33,7 @@ internal static class TemplateValues
         return function;
     }
 
-    private static object? Message(ChatMessage message)
+    private static object? Message(ChatMessage message, bool callsAsWritten)
     {
         var value = new Dictionary<string, object?>(StringComparer.Ordinal)
         {
@@ -37,11 +42,20 @@ internal static class TemplateValues
         };
         if (message.ToolCalls is { Count: > 0 } calls)
         {
+            if (callsAsWritten && message.Content.Length == 0)
+            {
+                value["content"] = null;
+            }
+
             value["tool_calls"] = calls.Select(call => (object?)new Dictionary<string, object?>(StringComparer.Ordinal)
             {
                 ["id"] = call.Id,
                 ["type"] = "function",
-                ["function"] = new Dictionary<string, object?>(StringComparer.Ordinal) { ["name"] = call.Name, ["arguments"] = FromJson(call.Arguments) },
+                ["function"] = new Dictionary<string, object?>(StringComparer.Ordinal)
+                {
+                    ["name"] = call.Name,
+                    ["arguments"] = callsAsWritten ? call.Arguments : FromJson(call.Arguments),
+                },
             }).ToList();
         }
 

@@ -4,16 +4,17 @@ namespace Appliance.Prompting;
 
 /// <summary>
 /// How a model family writes tool calls in its output, read back into calls: Hermes/Qwen's <c>&lt;tool_call&gt;</c>
-/// blocks, Llama 3.x's bare JSON objects, Mistral's <c>[TOOL_CALLS]</c> list. Output that does not parse as calls is the
-/// answer's text, never an error.
+/// blocks, Llama 3.x's bare JSON objects, Mistral's <c>[TOOL_CALLS]</c> list, DeepSeek V3's special-token blocks with
+/// fenced JSON arguments. Output that does not parse as calls is the answer's text, never an error.
 /// </summary>
 public abstract class ToolCallFormat
 {
     public static readonly ToolCallFormat Hermes = new HermesToolCalls();
     public static readonly ToolCallFormat Llama3Json = new Llama3ToolCalls();
     public static readonly ToolCallFormat Mistral = new MistralToolCalls();
+    public static readonly ToolCallFormat DeepSeekV3 = new DeepSeekToolCalls();
 
-    public static IReadOnlyList<ToolCallFormat> All { get; } = [Hermes, Llama3Json, Mistral];
+    public static IReadOnlyList<ToolCallFormat> All { get; } = [Hermes, Llama3Json, Mistral, DeepSeekV3];
 
     /// <summary>Its name in configuration (Models:&lt;id&gt;:ToolCallFormat).</summary>
     public abstract string Name { get; }
@@ -23,6 +24,19 @@ public abstract class ToolCallFormat
 
     /// <summary>The key of the arguments object inside a call ("arguments", or Llama 3's "parameters").</summary>
     public abstract string ArgumentsKey { get; }
+
+    /// <summary>
+    /// One call as the model writes it, for constrained calls: the text before the function's name, whether the name is
+    /// a JSON string (or bare), the text between name and arguments object, and the text after it. By default a JSON
+    /// object <c>{"name": ..., "arguments": {...}}</c>.
+    /// </summary>
+    public virtual (string Open, bool QuotedName, string BeforeArguments, string Close) CallLayout => ("{\"name\": ", true, $", \"{ArgumentsKey}\": ", "}");
+
+    /// <summary>
+    /// Whether a forced call can be streamed while it is generated (<see cref="PartialToolCalls"/> reads calls that are
+    /// JSON objects); otherwise it is sent when the answer ends.
+    /// </summary>
+    public virtual bool StreamsCallsWhileGenerated => true;
 
     /// <summary>
     /// The markers <see cref="Frame"/> writes that a vocabulary may hold as one special token (Mistral's [TOOL_CALLS]):
@@ -35,6 +49,7 @@ public abstract class ToolCallFormat
     /// <summary>The format a chat template writes calls in, recognised from its text; Hermes when it says nothing.</summary>
     public static ToolCallFormat FromTemplate(string? source) => source switch
     {
+        not null when source.Contains(DeepSeekToolCalls.CallsBegin, StringComparison.Ordinal) => DeepSeekV3,
         not null when source.Contains("[TOOL_CALLS]", StringComparison.Ordinal) => Mistral,
         not null when source.Contains("<tool_call>", StringComparison.Ordinal) => Hermes,
         not null when source.Contains("<|python_tag|>", StringComparison.Ordinal) || source.Contains("ipython", StringComparison.Ordinal) => Llama3Json,

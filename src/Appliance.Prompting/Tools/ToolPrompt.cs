@@ -20,6 +20,13 @@ public static class ToolPrompt
             return template.Render(messages, addGenerationPrompt, tools);
         }
 
+        if (WritesDeepSeekCalls(template))
+        {
+            // DeepSeek V3's template writes earlier calls and their results in its own tokens but lists no tools:
+            // they are described in the system message, in its call format.
+            return template.Render(tools is { Count: > 0 } ? WithSystemText(messages, DescribeForDeepSeek(tools)) : messages, addGenerationPrompt);
+        }
+
         if (RendersTools(template))
         {
             return template.Render(hasToolTurns && WantsNineCharacterIds(template) ? [.. messages.Select(NineCharacterIds)] : messages, addGenerationPrompt, tools);
@@ -49,6 +56,15 @@ public static class ToolPrompt
     /// <summary>Whether the template renders tools, tool calls and tool results on its own.</summary>
     public static bool RendersTools(IChatTemplate template) =>
         template is HuggingFaceChatTemplate model && model.Source.Contains("tools", StringComparison.Ordinal);
+
+    /// <summary>
+    /// Whether the model is prompted to call in its own format: its template renders tools, or it is DeepSeek V3's
+    /// (which renders calls and results, and gets the tools described in that format); otherwise in Hermes'.
+    /// </summary>
+    public static bool UsesModelFormat(IChatTemplate template) => RendersTools(template) || WritesDeepSeekCalls(template);
+
+    private static bool WritesDeepSeekCalls(IChatTemplate template) =>
+        template is HuggingFaceChatTemplate model && ToolCallFormat.FromTemplate(model.Source) == ToolCallFormat.DeepSeekV3;
 
     /// <summary>The conversation in the Hermes convention, for templates that only know plain roles.</summary>
     public static IReadOnlyList<ChatMessage> Rewrite(IReadOnlyList<ChatMessage> messages, IReadOnlyList<ToolDefinition> tools)
@@ -99,17 +115,49 @@ public static class ToolPrompt
         return result;
     }
 
+    private static List<ChatMessage> WithSystemText(IReadOnlyList<ChatMessage> messages, string text)
+    {
+        var result = messages.ToList();
+        var system = result.FindIndex(m => m.Role == "system");
+        if (system >= 0)
+        {
+            result[system] = result[system] with { Content = result[system].Content + "\n\n" + text };
+        }
+        else
+        {
+            result.Insert(0, new ChatMessage("system", text));
+        }
+
+        return result;
+    }
+
+    private static string DescribeForDeepSeek(IReadOnlyList<ToolDefinition> tools)
+    {
+        var text = new StringBuilder("## Tools\nYou can call these functions, each described by a JSON object:\n");
+        foreach (var tool in tools)
+        {
+            text.Append("```json\n").Append(FunctionJson(tool)).Append("\n```\n");
+        }
+
+        text.Append("To call functions, answer with nothing but the calls, one ").Append(DeepSeekToolCalls.CallBegin).Append(" block each:\n")
+            .Append(DeepSeekToolCalls.CallsBegin).Append(DeepSeekToolCalls.CallBegin).Append("function").Append(DeepSeekToolCalls.NameSeparator)
+            .Append("<function name>\n```json\n<arguments as a JSON object>\n```").Append(DeepSeekToolCalls.CallEnd).Append(DeepSeekToolCalls.CallsEnd);
+        return text.ToString();
+    }
+
+    private static string FunctionJson(ToolDefinition tool) => JsonSerializer.Serialize(new
+    {
+        type = "function",
+        function = new { name = tool.Name, description = tool.Description ?? string.Empty, parameters = JsonDocument.Parse(tool.Parameters).RootElement },
+    });
+
     private static string Describe(IReadOnlyList<ToolDefinition> tools)
     {
         var text = new StringBuilder();
         text.Append("You can call these functions. Each is described by a JSON object on its own line:\n<tools>\n");
         foreach (var tool in tools)
         {
-            text.Append(JsonSerializer.Serialize(new
-            {
-                type = "function",
-                function = new { name = tool.Name, description = tool.Description ?? string.Empty, parameters = JsonDocument.Parse(tool.Parameters).RootElement },
-            })).Append('\n');
+            text.Append(FunctionJson(tool)).Append('\n');
         }
 
         text.Append("</tools>\nTo call a function, answer with one block per call and nothing else:\n<tool_call>\n{\"name\": \"<function name>\", \"arguments\": <arguments as a JSON object>}\n</tool_call>");

@@ -44,13 +44,58 @@ public sealed class ToolMarkerConstraintTests
         var format = ToolCallFormat.Hermes;
         var (prefix, separator, suffix) = format.Frame;
         var state = StructuredOutputs.For(tokenizer, QwenLogits, format.Markers)
-            .ToolCalls(prefix, separator, suffix, format.ArgumentsKey, [("get_weather", Weather, true)], parallel: true)
+            .ToolCalls(ToolCallLayout.JsonObjects(prefix, separator, suffix, format.ArgumentsKey), [("get_weather", Weather, true)], parallel: true)
             .Start();
         var logits = new float[QwenLogits];
 
         Assert.True(state.Restrict(logits, new HashSet<int> { 151_645 }, 100) > 0);
         Assert.False(float.IsNegativeInfinity(logits[Assert.Single(tokenizer.Encode("<tool_call>"))]));
         Assert.True(float.IsNegativeInfinity(logits[QwenLogits - 1]));
+    }
+
+    [Fact]
+    public void A_forced_DeepSeek_call_is_written_in_its_own_tokens_with_a_bare_name_and_fenced_arguments()
+    {
+        const int DeepSeekLogits = 129_280; // DeepSeek V3's vocab_size
+        const int EndOfSentence = 1;
+        var tokenizer = TokenizerLoader.Load(ReferenceTokenizers.ModelFolder("deepseek_v3"));
+        var format = ToolCallFormat.DeepSeekV3;
+        var (prefix, separator, suffix) = format.Frame;
+        var (open, quotedName, beforeArguments, close) = format.CallLayout;
+        var state = StructuredOutputs.For(tokenizer, DeepSeekLogits, format.Markers)
+            .ToolCalls(new ToolCallLayout(prefix, separator, suffix, open, quotedName, beforeArguments, close), [("get_weather", Weather, true)], parallel: true)
+            .Start();
+        var ends = new HashSet<int> { EndOfSentence };
+
+        // The call as DeepSeek's model writes it, token by token: every token is allowed where it comes, the end only after it.
+        var call = "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>get_weather\n```json\n{\"city\": \"Paris\"}\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>";
+        var tokens = tokenizer.Encode(call);
+        Assert.Equal(128_806, tokens[0]); // the opening marker is its own token
+        foreach (var token in tokens)
+        {
+            var logits = new float[DeepSeekLogits];
+            state.Restrict(logits, ends, 100);
+            Assert.False(float.IsNegativeInfinity(logits[token]), $"token {token} '{tokenizer.Decode([token])}' refused");
+            Assert.True(float.IsNegativeInfinity(logits[EndOfSentence]), "the end was allowed inside the call");
+            state.Accept(token);
+        }
+
+        Assert.True(state.IsComplete);
+        var parsed = format.Parse(tokenizer.Decode(tokens), () => "id");
+        Assert.Equal(("get_weather", """{"city": "Paris"}"""), (Assert.Single(parsed.Calls).Name, parsed.Calls[0].Arguments));
+
+        // A name in quotes, as the JSON formats write it, is not DeepSeek's layout.
+        var quoted = StructuredOutputs.For(tokenizer, DeepSeekLogits, format.Markers)
+            .ToolCalls(new ToolCallLayout(prefix, separator, suffix, open, quotedName, beforeArguments, close), [("get_weather", Weather, true)], parallel: true)
+            .Start();
+        foreach (var token in tokenizer.Encode("<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>"))
+        {
+            quoted.Accept(token);
+        }
+
+        var next = new float[DeepSeekLogits];
+        quoted.Restrict(next, ends, 100);
+        Assert.True(float.IsNegativeInfinity(next[Assert.Single(tokenizer.Encode("\""))]));
     }
 
     private sealed record Opened(float[] Logits, Engine.Sampling.ITokenConstraintState State, Engine.ITokenizer Tokenizer, int Marker);
@@ -62,7 +107,7 @@ public sealed class ToolMarkerConstraintTests
         var marker = Assert.Single(tokenizer.Encode("[TOOL_CALLS]"));
         var (prefix, separator, suffix) = ToolCallFormat.Mistral.Frame;
         var state = StructuredOutputs.For(tokenizer, NemoLogits, markers)
-            .ToolCalls(prefix, separator, suffix, ToolCallFormat.Mistral.ArgumentsKey, [("get_weather", Weather, true)], parallel: false)
+            .ToolCalls(ToolCallLayout.JsonObjects(prefix, separator, suffix, ToolCallFormat.Mistral.ArgumentsKey), [("get_weather", Weather, true)], parallel: false)
             .Start();
         var logits = new float[NemoLogits];
         state.Restrict(logits, new HashSet<int> { 2 }, 100);

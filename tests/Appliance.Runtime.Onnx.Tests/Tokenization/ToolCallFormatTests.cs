@@ -28,6 +28,7 @@ public sealed class ToolCallFormatTests
         { "qwen3", "hermes", "<|im_end|>" },
         { "llama3_2", "llama3_json", "<|eot_id|>" },
         { "mistral_nemo", "mistral", "</s>" },
+        { "deepseek_v3", "deepseek_v3", "<｜end▁of▁sentence｜>" },
     };
 
     [Theory]
@@ -69,7 +70,10 @@ public sealed class ToolCallFormatTests
 
         Assert.StartsWith(before, after, StringComparison.Ordinal);
         var written = after[before.Length..];
-        written = written[..written.IndexOf(endOfTurn, StringComparison.Ordinal)]; // the end token stops generation: never in the output
+        if (written.IndexOf(endOfTurn, StringComparison.Ordinal) is var end and >= 0)
+        {
+            written = written[..end]; // the end token stops generation: never in the output (DeepSeek's template omits it after one call)
+        }
 
         var parsed = parser.Parse(written, () => $"id{Interlocked.Increment(ref _ids)}");
         var call = Assert.Single(parsed.Calls);
@@ -111,6 +115,48 @@ public sealed class ToolCallFormatTests
         var id = System.Text.RegularExpressions.Regex.Match(prompt, "\"id\": \"([0-9A-Za-z]{9})\"");
         Assert.True(id.Success, prompt);
         Assert.Contains($"\"call_id\": \"{id.Groups[1].Value}\"", prompt, StringComparison.Ordinal); // the result still names its call
+    }
+
+    [Fact]
+    public void DeepSeek_s_template_renders_calls_and_results_as_jinja2_does_and_the_tools_reach_the_system_text()
+    {
+        var (source, bos, eos) = ReferenceChatTemplates.ForFamily("deepseek_v3");
+        var template = new HuggingFaceChatTemplate(source, bos, eos);
+        ChatMessage[] conversation =
+        [
+            new("system", "Answer in one sentence."), new("user", "Weather in Paris?"), new("assistant", string.Empty, [Call]),
+            new("tool", """{"temperature": 21}""", ToolCallId: Call.Id), new("assistant", "It is 21 degrees in Paris."), new("user", "And in Lyon?"),
+        ];
+
+        // Its template writes the arguments by concatenation and knows a turn of calls by its empty content: the calls
+        // reach it as OpenAI's clients send them, and it renders as Jinja2 renders them so.
+        foreach (var addGenerationPrompt in new[] { true, false })
+        {
+            var expected = ReferenceChatTemplates.Render(source, conversation, bos, eos, addGenerationPrompt, Today, callsAsSent: true);
+            Assert.Equal(expected, template.Render(conversation, addGenerationPrompt));
+        }
+
+        Assert.Equal(ToolCallFormat.DeepSeekV3, ToolCallFormat.FromTemplate(source));
+        var prompt = ToolPrompt.Render(template, conversation, [Weather]);
+        Assert.StartsWith(bos + "Answer in one sentence.\n\n## Tools\n", prompt, StringComparison.Ordinal);
+        Assert.Contains("```json\n{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"description\":\"Current weather for a city\"", prompt, StringComparison.Ordinal);
+        Assert.Contains("<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜><function name>\n```json\n", prompt, StringComparison.Ordinal);
+        Assert.Contains("<｜User｜>Weather in Paris?<｜Assistant｜><｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>get_weather\n```json\n{\"city\":\"Paris\",\"unit\":\"c\"}\n```<｜tool▁call▁end｜>", prompt, StringComparison.Ordinal);
+        Assert.Contains("<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>{\"temperature\": 21}<｜tool▁output▁end｜>", prompt, StringComparison.Ordinal);
+        Assert.EndsWith("<｜User｜>And in Lyon?<｜Assistant｜>", prompt, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void DeepSeek_reads_its_calls_and_keeps_the_text_before_them()
+    {
+        var parsed = ToolCallFormat.DeepSeekV3.Parse(
+            "Let me look.<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>a\n```json\n{\"x\": 1}\n```<｜tool▁call▁end｜>\n"
+            + "<｜tool▁call▁begin｜>function<｜tool▁sep｜>b\n```json\n{}\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>",
+            () => "id");
+
+        Assert.Equal(["a", "b"], parsed.Calls.Select(c => c.Name));
+        Assert.Equal("""{"x": 1}""", parsed.Calls[0].Arguments);
+        Assert.Equal("Let me look.", parsed.Content);
     }
 
     [Fact]
@@ -158,6 +204,10 @@ public sealed class ToolCallFormatTests
     [InlineData("llama3_json", "{\"name\": \"a\", \"parameters\": {\"x\": 1}")]
     [InlineData("llama3_json", "{\"name\": \"a\", \"parameters\": {}} and then some prose")]
     [InlineData("mistral", "[TOOL_CALLS][{\"name\": \"a\", \"arguments\": {]")]
+    [InlineData("deepseek_v3", "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>a\n```json\n{\"x\": \n```<｜tool▁call▁end｜>")]
+    [InlineData("deepseek_v3", "<｜tool▁call▁begin｜>function<｜tool▁sep｜>\n```json\n{}\n```<｜tool▁call▁end｜>")]
+    [InlineData("deepseek_v3", "<｜tool▁call▁begin｜>function a\n```json\n{}\n```<｜tool▁call▁end｜>")]
+    [InlineData("deepseek_v3", "<｜tool▁call▁begin｜>function<｜tool▁sep｜>a\n```json\n[1]\n```<｜tool▁call▁end｜>")]
     public void Malformed_calls_come_back_as_the_answers_text(string format, string output)
     {
         var parsed = ToolCallFormat.Named(format)!.Parse(output, () => "id");
@@ -174,6 +224,9 @@ public sealed class ToolCallFormatTests
     [InlineData("llama3_json", "  {\"name\"", 0)]
     [InlineData("llama3_json", "<|pyth", 0)]
     [InlineData("mistral", "Sure [TOOL_", 5)]
+    [InlineData("deepseek_v3", "Plain answer.", 13)]
+    [InlineData("deepseek_v3", "Sure <｜tool▁ca", 5)]
+    [InlineData("deepseek_v3", "x<｜tool▁call▁begin｜>function", 1)]
     public void Streaming_holds_back_only_what_may_be_a_call(string format, string text, int holdFrom) =>
         Assert.Equal(holdFrom, ToolCallFormat.Named(format)!.HoldFrom(text));
 

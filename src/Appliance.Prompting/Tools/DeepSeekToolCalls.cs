@@ -1,0 +1,98 @@
+using System.Text;
+using System.Text.Json;
+
+namespace Appliance.Prompting;
+
+/// <summary>
+/// DeepSeek V3: the calls between <c>&lt;｜tool▁calls▁begin｜&gt;</c> and <c>&lt;｜tool▁calls▁end｜&gt;</c>, each one
+/// <c>&lt;｜tool▁call▁begin｜&gt;function&lt;｜tool▁sep｜&gt;NAME</c>, a newline, its arguments in a <c>```json</c> fence,
+/// then <c>&lt;｜tool▁call▁end｜&gt;</c>; several calls are separated by a newline. The markers are tokens of their own
+/// in DeepSeek's vocabulary (added, not special, so they reach the text).
+/// </summary>
+internal sealed class DeepSeekToolCalls : ToolCallFormat
+{
+    public const string CallsBegin = "<｜tool▁calls▁begin｜>";
+    public const string CallBegin = "<｜tool▁call▁begin｜>";
+    public const string NameSeparator = "<｜tool▁sep｜>";
+    public const string CallEnd = "<｜tool▁call▁end｜>";
+    public const string CallsEnd = "<｜tool▁calls▁end｜>";
+
+    public override string Name => "deepseek_v3";
+
+    public override (string Prefix, string Separator, string Suffix) Frame => (CallsBegin, "\n", CallsEnd);
+
+    public override string ArgumentsKey => "arguments";
+
+    public override (string Open, bool QuotedName, string BeforeArguments, string Close) CallLayout =>
+        (CallBegin + "function" + NameSeparator, false, "\n```json\n", "\n```" + CallEnd);
+
+    public override IReadOnlyList<string> Markers => [CallsBegin, CallBegin, NameSeparator, CallEnd, CallsEnd];
+
+    /// <summary>Its calls are not JSON objects, which is what the streaming reader reads: a forced call goes out at the end.</summary>
+    public override bool StreamsCallsWhileGenerated => false;
+
+    public override int HoldFrom(string text) => Math.Min(MarkerStart(text, CallsBegin), MarkerStart(text, CallBegin));
+
+    protected override (string Text, List<(string Name, string Arguments)> Calls)? Calls(string output)
+    {
+        var first = output.IndexOf(CallBegin, StringComparison.Ordinal);
+        if (first < 0)
+        {
+            return null;
+        }
+
+        // The outer marker may be missing (a model that starts with the call itself); text ends where either begins.
+        var opened = output.IndexOf(CallsBegin, StringComparison.Ordinal);
+        var text = new StringBuilder(output[..(opened >= 0 && opened < first ? opened : first)]);
+        var calls = new List<(string, string)>();
+        var position = first;
+        while (output.IndexOf(CallBegin, position, StringComparison.Ordinal) is var at and >= 0)
+        {
+            if (!string.IsNullOrWhiteSpace(output[position..at]) && calls.Count > 0)
+            {
+                throw new JsonException("text between two calls");
+            }
+
+            var separator = output.IndexOf(NameSeparator, at, StringComparison.Ordinal);
+            var lineEnd = separator < 0 ? -1 : output.IndexOf('\n', separator);
+            if (lineEnd < 0 || output[(at + CallBegin.Length)..separator].Trim() != "function")
+            {
+                throw new JsonException("a call needs 'function', the separator token and its name on one line");
+            }
+
+            var name = output[(separator + NameSeparator.Length)..lineEnd].Trim();
+            var end = output.IndexOf(CallEnd, lineEnd, StringComparison.Ordinal);
+            var body = Unfenced(end < 0 ? output[lineEnd..] : output[lineEnd..end]); // the last call may lose its end to max_tokens
+            using var arguments = JsonDocument.Parse(body);
+            if (name.Length == 0 || arguments.RootElement.ValueKind != JsonValueKind.Object)
+            {
+                throw new JsonException("a call needs a name and an arguments object");
+            }
+
+            calls.Add((name, arguments.RootElement.GetRawText()));
+            position = end < 0 ? output.Length : end + CallEnd.Length;
+        }
+
+        var rest = output[position..];
+        var closed = rest.IndexOf(CallsEnd, StringComparison.Ordinal);
+        text.Append(closed >= 0 ? rest[(closed + CallsEnd.Length)..] : rest);
+        return (text.ToString(), calls);
+    }
+
+    /// <summary>The arguments inside their fence (```json ... ```); text without a fence is taken as it is.</summary>
+    private static string Unfenced(string body)
+    {
+        var trimmed = body.Trim();
+        if (trimmed.StartsWith("```", StringComparison.Ordinal))
+        {
+            var newline = trimmed.IndexOf('\n');
+            trimmed = newline < 0 ? string.Empty : trimmed[(newline + 1)..];
+            if (trimmed.EndsWith("```", StringComparison.Ordinal))
+            {
+                trimmed = trimmed[..^3];
+            }
+        }
+
+        return trimmed;
+    }
+}
