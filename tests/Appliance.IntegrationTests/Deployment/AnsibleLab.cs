@@ -35,6 +35,7 @@ public sealed partial class AnsibleLab : IAsyncLifetime
     private SyslogSink? _syslog;
     private X509Certificate2? _certificate;
     private readonly List<string> _nodes = [Node1, Node2];
+    private int _playbookRuns;
 
     public string Gateway => $"{_prefix}.1";
 
@@ -120,6 +121,15 @@ public sealed partial class AnsibleLab : IAsyncLifetime
                 ["ANSIBLE_CALLBACKS_ENABLED"] = "ansible.posix.profile_tasks",
                 ["PROFILE_TASKS_TASK_OUTPUT_LIMIT"] = "15",
             });
+        var logs = Environment.GetEnvironmentVariable("APPLIANCE_LAB_LOGS");
+        if (!string.IsNullOrEmpty(logs))
+        {
+            // The test output keeps only the end of a run; a whole log per run, numbered, for profiling the lab.
+            Directory.CreateDirectory(logs);
+            var number = Interlocked.Increment(ref _playbookRuns);
+            await File.WriteAllTextAsync(Path.Combine(logs, $"{number:D2}-{Path.GetFileNameWithoutExtension(playbook)}.log"), output);
+        }
+
         return new PlaybookRun(exit, output);
     }
 
@@ -237,6 +247,13 @@ public sealed partial class AnsibleLab : IAsyncLifetime
     {
         _ = Address(node);
         _nodes.Add(node);
+        WriteHosts();
+    }
+
+    /// <summary>Takes a node out of the inventory (as an operator does once retire.yml has run on it).</summary>
+    public void RemoveNode(string node)
+    {
+        _nodes.Remove(node);
         WriteHosts();
     }
 

@@ -294,6 +294,8 @@ public sealed class ClusterDeploymentTests(AnsibleLab lab, ITestOutputHelper out
         var (_, servicesBefore) = await lab.SshAsync(AnsibleLab.Balancer, BalancerServicePids);
         Assert.True(servicesBefore.Contains("Id=haproxy.service", StringComparison.Ordinal) && servicesBefore.Contains("Id=postgresql@", StringComparison.Ordinal)
             && !servicesBefore.Contains("MainPID=0", StringComparison.Ordinal), servicesBefore);
+        // An operator has taken node 2 out of the balancer (to look into something): HAProxy's reload must not put it back.
+        Assert.Equal(string.Empty, await HaproxyCommand("set server appliance/node2 state maint"));
         lab.AddNode(AnsibleLab.Node3);
         // As ansible/README.md advises: the new node, the balancers and the database (a run without --limit would also
         // check every running node in turn, finding nothing to change: step 5 shows that, and it takes minutes here).
@@ -308,6 +310,12 @@ public sealed class ClusterDeploymentTests(AnsibleLab lab, ITestOutputHelper out
         Assert.All(run.ChangedTaskNamesOn(AnsibleLab.Balancer), task => Assert.Contains(task, balancerChanges));
         var (_, servicesAfter) = await lab.SshAsync(AnsibleLab.Balancer, BalancerServicePids);
         Assert.Equal(servicesBefore.Trim(), servicesAfter.Trim());
+        var servers = await HaproxyCommand("show servers state appliance");
+        Assert.True(AdministrativeState(servers, AnsibleLab.Node2) == 1, servers); // still in maintenance, forced by the operator
+        var console = await HaproxyCommand("show servers state appliance_console");
+        Assert.True(AdministrativeState(console, AnsibleLab.Node2) == 2, console); // and the console's twin follows it
+        Assert.True(AdministrativeState(servers, AnsibleLab.Node3) == 0 && AdministrativeState(servers, AnsibleLab.Node1) == 0, servers);
+        Assert.Equal(string.Empty, await HaproxyCommand("set server appliance/node2 state ready"));
         var (_, hba) = await lab.SshAsync(AnsibleLab.Balancer, "grep -hE '^host[[:space:]]+appliance[[:space:]]' /etc/postgresql/*/main/pg_hba.conf");
         Assert.Contains($"{lab.Address(AnsibleLab.Node3)}/32", hba, StringComparison.Ordinal);
 
@@ -387,6 +395,58 @@ public sealed class ClusterDeploymentTests(AnsibleLab lab, ITestOutputHelper out
     }
 
     [Fact, Step(10)]
+    public async Task A_node_retires_under_load_and_the_balancer_and_the_database_let_it_go()
+    {
+        var token = await lab.Identity.ClientCredentialsTokenAsync("report-generator");
+        var nodesBefore = await MainPids();
+        var (_, servicesBefore) = await lab.SshAsync(AnsibleLab.Balancer, BalancerServicePids);
+
+        // Without --limit, retire.yml refuses (it would take every node out) and touches nothing.
+        var refused = await lab.PlaybookAsync("retire.yml");
+        Assert.True(refused.ExitCode != 0 && refused.Output.Contains("will not retire every node", StringComparison.Ordinal), refused.Output);
+        Assert.Equal(nodesBefore, await MainPids());
+        Assert.Equal("active", (await lab.SshAsync(AnsibleLab.Node3, "systemctl is-active appliance")).Output.Trim());
+        Assert.True(AdministrativeState(await HaproxyCommand("show servers state appliance"), AnsibleLab.Node3) == 0);
+
+        // node3 leaves the balancer, drains and stops for good while clients keep streaming through HAProxy.
+        await RunUnderLoadAsync("retire.yml", "retire.yml --limit node3", token, "--limit", AnsibleLab.Node3);
+        var (_, unit) = await lab.SshAsync(AnsibleLab.Node3, "systemctl is-active appliance; systemctl is-enabled appliance");
+        Assert.Equal("inactive\ndisabled", unit.Trim());
+        var retired = await HaproxyCommand("show servers state appliance");
+        Assert.True(AdministrativeState(retired, AnsibleLab.Node3) == 1, retired); // taken out of the balancer, not just failing its checks
+
+        // Out of the inventory, a run for the balancers and the database drops it from HAProxy and pg_hba, by reload.
+        lab.RemoveNode(AnsibleLab.Node3);
+        var (_, run) = await RunUnderLoadAsync("site.yml", "site.yml --limit loadbalancers,databases", token, "--limit", "loadbalancers,databases");
+        Assert.Equal(nodesBefore, await MainPids());
+        var (_, servicesAfter) = await lab.SshAsync(AnsibleLab.Balancer, BalancerServicePids);
+        Assert.Equal(servicesBefore.Trim(), servicesAfter.Trim());
+        string[] balancerChanges = ["Let go of clients no longer listed", "Reload postgresql",
+            "Write the configuration (checked by haproxy -c before it replaces the old one)", "Reload haproxy"];
+        Assert.All(run.ChangedTaskNamesOn(AnsibleLab.Balancer), task => Assert.Contains(task, balancerChanges));
+        var servers = await HaproxyCommand("show servers state");
+        Assert.DoesNotContain($" {AnsibleLab.Node3} ", servers, StringComparison.Ordinal);
+
+        // The database no longer lets node3 in, whatever it still knows.
+        var (_, hba) = await lab.SshAsync(AnsibleLab.Balancer, "grep -hE '^host[[:space:]]+appliance[[:space:]]' /etc/postgresql/*/main/pg_hba.conf");
+        Assert.DoesNotContain(lab.Address(AnsibleLab.Node3), hba, StringComparison.Ordinal);
+        var (connected, refusal) = await lab.SshAsync(AnsibleLab.Node3,
+            $"PGPASSWORD={AnsibleLab.PostgresPassword} psql -h {lab.BalancerAddress} -U appliance -d appliance -c 'select 1' 2>&1");
+        Assert.True(connected != 0 && refusal.Contains("no pg_hba.conf entry", StringComparison.Ordinal), refusal);
+
+        // Its audit chain stays: verification through HAProxy still finds it intact, and usage still counts its requests.
+        using var auditor = lab.BalancedClient(await lab.Identity.ClientCredentialsTokenAsync("compliance-bot"));
+        using var verify = await auditor.GetAsync("/audit/verify?full=true");
+        var verdict = await verify.Content.ReadAsStringAsync();
+        Assert.True(verify.StatusCode == HttpStatusCode.OK, verdict);
+        using var verdictJson = JsonDocument.Parse(verdict);
+        Assert.True(verdictJson.RootElement.GetProperty("ok").GetBoolean(), verdict);
+        Assert.Contains(verdictJson.RootElement.GetProperty("chains").EnumerateArray(),
+            chain => chain.GetProperty("node").GetString() == AnsibleLab.Node3 && chain.GetProperty("ok").GetBoolean() && chain.GetProperty("entries").GetInt32() > 0);
+        Assert.Empty(await UsageDifferences(auditor));
+    }
+
+    [Fact, Step(11)]
     public async Task Losing_a_node_keeps_the_service_answering()
     {
         using var client = lab.BalancedClient(await lab.Identity.ClientCredentialsTokenAsync("report-generator"));
@@ -503,6 +563,7 @@ public sealed class ClusterDeploymentTests(AnsibleLab lab, ITestOutputHelper out
         output.WriteLine($"{label}: {(DateTime.UtcNow - started).TotalSeconds:F0} s, {load.Completed} streamed answers, {load.Failures.Count} failed");
         Assert.True(run.ExitCode == 0, run.Output);
         Assert.True(load.Failures.Count == 0, $"{load.Failures.Count} of {load.Completed + load.Failures.Count} failed:\n{string.Join('\n', load.Failures.Take(10))}");
+        Assert.True(load.Completed >= 20, $"only {load.Completed} answers streamed beside {label}: too little load to prove anything");
         return (load.Completed, run);
     }
 
@@ -561,6 +622,21 @@ public sealed class ClusterDeploymentTests(AnsibleLab lab, ITestOutputHelper out
 
     /// <summary>The main processes of HAProxy (its master, which a reload keeps) and PostgreSQL (its postmaster).</summary>
     private const string BalancerServicePids = "systemctl show haproxy 'postgresql@*' -p Id -p MainPID";
+
+    /// <summary>A command to HAProxy's runtime API on the balancer (its answer; a change answers nothing).</summary>
+    private async Task<string> HaproxyCommand(string command)
+    {
+        var (exit, answer) = await lab.SshAsync(AnsibleLab.Balancer,
+            $"python3 -c \"import socket; s = socket.socket(socket.AF_UNIX); s.connect('/run/haproxy/admin.sock'); s.sendall(b'{command}\\n'); print(s.makefile().read(), end='')\"");
+        Assert.True(exit == 0, answer);
+        return answer.Trim();
+    }
+
+    /// <summary>A server's srv_admin_state in "show servers state" (1: maintenance forced through the runtime API).</summary>
+    private static int AdministrativeState(string state, string server) =>
+        state.Split('\n').Select(line => line.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            .Where(fields => fields.Length > 6 && fields[3] == server).Select(fields => int.Parse(fields[6], System.Globalization.CultureInfo.InvariantCulture))
+            .DefaultIfEmpty(-1).First();
 
     /// <summary>Where a usage report through HAProxy (all nodes, then each node) differs from the database's records.</summary>
     private async Task<List<string>> UsageDifferences(HttpClient auditor)
