@@ -13,8 +13,8 @@ public static class ReferenceChatTemplates
     /// <summary>
     /// Renders as transformers' apply_chat_template does: messages in OpenAI's shape (a call's arguments as a mapping,
     /// as transformers hands them to templates) and, when given, the tools as {"type": "function", "function": {...}}.
-    /// With <paramref name="callsAsSent"/>, calls are as OpenAI's clients send them: arguments as a JSON string and no
-    /// content (null) beside them, the shape DeepSeek V3's template expects.
+    /// With <paramref name="callsAsSent"/>, calls are as OpenAI's clients send them when a turn holds only calls:
+    /// arguments as a JSON string and content null, the shape DeepSeek V3's template expects.
     /// </summary>
     public static string Render(string template, IReadOnlyList<ChatMessage> messages, string? bosToken, string? eosToken, bool addGenerationPrompt, string today,
         IReadOnlyList<ToolDefinition>? tools = null, bool callsAsSent = false)
@@ -52,7 +52,7 @@ public static class ReferenceChatTemplates
         var value = new Dictionary<string, object?> { ["role"] = message.Role, ["content"] = message.Content };
         if (message.ToolCalls is { Count: > 0 } calls)
         {
-            if (callsAsSent && message.Content.Length == 0)
+            if (callsAsSent)
             {
                 value["content"] = null;
             }

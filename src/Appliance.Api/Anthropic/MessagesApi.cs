@@ -87,8 +87,8 @@ internal static class MessagesApi
             var tools = request.Tools.Choice == "none" ? null : request.Tools.Tools;
             // A last assistant turn is a prefill: the answer continues it rather than starting a new turn.
             return request.Messages[^1] is { Role: "assistant", ToolCalls: null } prefill && request.Messages.Count > 1
-                ? ToolPrompt.Render(model.ChatTemplate, [.. request.Messages.Take(request.Messages.Count - 1)], tools) + prefill.Content
-                : ToolPrompt.Render(model.ChatTemplate, request.Messages, tools);
+                ? ToolPrompt.Render(model.ChatTemplate, [.. request.Messages.Take(request.Messages.Count - 1)], tools, format: model.ToolCallFormat) + prefill.Content
+                : ToolPrompt.Render(model.ChatTemplate, request.Messages, tools, format: model.ToolCallFormat);
         }
         catch (ChatTemplateRejectedException rejected)
         {

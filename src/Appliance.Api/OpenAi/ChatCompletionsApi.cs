@@ -40,7 +40,7 @@ internal static class ChatCompletionsApi
         try
         {
             // tool_choice none: the model is not shown the tools (earlier tool turns still render).
-            return ToolPrompt.Render(model.ChatTemplate, request.Messages, request.Tools.Choice == "none" ? null : request.Tools.Tools);
+            return ToolPrompt.Render(model.ChatTemplate, request.Messages, request.Tools.Choice == "none" ? null : request.Tools.Tools, format: model.ToolCallFormat);
         }
         catch (ChatTemplateRejectedException rejected)
         {

@@ -68,7 +68,7 @@ internal static class ResponsesApi
     {
         try
         {
-            return ToolPrompt.Render(model.ChatTemplate, request.Messages, request.Tools.Choice == "none" ? null : request.Tools.Tools);
+            return ToolPrompt.Render(model.ChatTemplate, request.Messages, request.Tools.Choice == "none" ? null : request.Tools.Tools, format: model.ToolCallFormat);
         }
         catch (ChatTemplateRejectedException rejected)
         {

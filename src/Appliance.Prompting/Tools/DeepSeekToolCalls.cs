@@ -19,6 +19,13 @@ internal sealed class DeepSeekToolCalls : ToolCallFormat
 
     public override string Name => "deepseek_v3";
 
+    /// <summary>
+    /// Whether a chat template writes calls in this layout (the type, the separator token, then the name): later
+    /// DeepSeek templates use the same tokens with another layout (name first), which this format would not read.
+    /// </summary>
+    public static bool WrittenBy(string template) =>
+        template.Contains(CallsBegin, StringComparison.Ordinal) && template.Contains("'" + NameSeparator + "' + tool['function']['name']", StringComparison.Ordinal);
+
     public override (string Prefix, string Separator, string Suffix) Frame => (CallsBegin, "\n", CallsEnd);
 
     public override string ArgumentsKey => "arguments";
@@ -48,7 +55,8 @@ internal sealed class DeepSeekToolCalls : ToolCallFormat
         var position = first;
         while (output.IndexOf(CallBegin, position, StringComparison.Ordinal) is var at and >= 0)
         {
-            if (!string.IsNullOrWhiteSpace(output[position..at]) && calls.Count > 0)
+            // Between two calls only whitespace, or the outer markers of a second block (the template writes those).
+            if (calls.Count > 0 && !string.IsNullOrWhiteSpace(output[position..at].Replace(CallsEnd, null, StringComparison.Ordinal).Replace(CallsBegin, null, StringComparison.Ordinal)))
             {
                 throw new JsonException("text between two calls");
             }
@@ -61,7 +69,13 @@ internal sealed class DeepSeekToolCalls : ToolCallFormat
             }
 
             var name = output[(separator + NameSeparator.Length)..lineEnd].Trim();
+            var next = output.IndexOf(CallBegin, lineEnd, StringComparison.Ordinal);
             var end = output.IndexOf(CallEnd, lineEnd, StringComparison.Ordinal);
+            if (next >= 0 && (end < 0 || end > next))
+            {
+                throw new JsonException("a call that does not end before the next one begins");
+            }
+
             var body = Unfenced(end < 0 ? output[lineEnd..] : output[lineEnd..end]); // the last call may lose its end to max_tokens
             using var arguments = JsonDocument.Parse(body);
             if (name.Length == 0 || arguments.RootElement.ValueKind != JsonValueKind.Object)
@@ -87,10 +101,8 @@ internal sealed class DeepSeekToolCalls : ToolCallFormat
         {
             var newline = trimmed.IndexOf('\n');
             trimmed = newline < 0 ? string.Empty : trimmed[(newline + 1)..];
-            if (trimmed.EndsWith("```", StringComparison.Ordinal))
-            {
-                trimmed = trimmed[..^3];
-            }
+            // The closing fence, whole or (cut by max_tokens) in part.
+            trimmed = trimmed.TrimEnd().TrimEnd('`');
         }
 
         return trimmed;

@@ -7,8 +7,8 @@ namespace Appliance.Prompting;
 /// arguments as a mapping (templates write them with tojson), tools as {"type": "function", "function": {...}}.
 /// </summary>
 /// <remarks>
-/// <c>callsAsWritten</c> shapes messages as OpenAI's clients send them instead, for DeepSeek V3's template: it writes
-/// the arguments by string concatenation (a mapping would fail) and tells a turn of calls by its content being none.
+/// <c>callsAsWritten</c> shapes calls for DeepSeek V3's template instead: it writes the arguments by string
+/// concatenation (a mapping would fail) and tells a turn of calls by its content being none.
 /// </remarks>
 internal static class TemplateValues
 {
@@ -42,8 +42,10 @@ internal static class TemplateValues
         };
         if (message.ToolCalls is { Count: > 0 } calls)
         {
-            if (callsAsWritten && message.Content.Length == 0)
+            if (callsAsWritten)
             {
+                // DeepSeek's template shows a turn's calls only when its content is none, and its text otherwise: the
+                // calls matter more to what follows (their results), so a preamble beside them is left out.
                 value["content"] = null;
             }
 

@@ -49,7 +49,7 @@ public abstract class ToolCallFormat
     /// <summary>The format a chat template writes calls in, recognised from its text; Hermes when it says nothing.</summary>
     public static ToolCallFormat FromTemplate(string? source) => source switch
     {
-        not null when source.Contains(DeepSeekToolCalls.CallsBegin, StringComparison.Ordinal) => DeepSeekV3,
+        not null when DeepSeekToolCalls.WrittenBy(source) => DeepSeekV3,
         not null when source.Contains("[TOOL_CALLS]", StringComparison.Ordinal) => Mistral,
         not null when source.Contains("<tool_call>", StringComparison.Ordinal) => Hermes,
         not null when source.Contains("<|python_tag|>", StringComparison.Ordinal) || source.Contains("ipython", StringComparison.Ordinal) => Llama3Json,

@@ -11,8 +11,13 @@ namespace Appliance.Prompting;
 /// </summary>
 public static class ToolPrompt
 {
-    /// <summary>Renders with tools: by the template itself where it knows them, else through the rewritten conversation.</summary>
-    public static string Render(IChatTemplate template, IReadOnlyList<ChatMessage> messages, IReadOnlyList<ToolDefinition>? tools, bool addGenerationPrompt = true)
+    /// <summary>
+    /// Renders with tools: by the template itself where it knows them, else through the rewritten conversation.
+    /// <paramref name="format"/> is the format the answer will be read in (the model's setting): DeepSeek's template
+    /// gets its own convention only when that is DeepSeek's, so that the prompt and the parser always agree.
+    /// </summary>
+    public static string Render(IChatTemplate template, IReadOnlyList<ChatMessage> messages, IReadOnlyList<ToolDefinition>? tools, bool addGenerationPrompt = true,
+        ToolCallFormat? format = null)
     {
         var hasToolTurns = messages.Any(m => m.Role == "tool" || m.ToolCalls is { Count: > 0 });
         if (tools is not { Count: > 0 } && !hasToolTurns)
@@ -20,7 +25,7 @@ public static class ToolPrompt
             return template.Render(messages, addGenerationPrompt, tools);
         }
 
-        if (WritesDeepSeekCalls(template))
+        if (WritesDeepSeekCalls(template) && (format is null || format == ToolCallFormat.DeepSeekV3))
         {
             // DeepSeek V3's template writes earlier calls and their results in its own tokens but lists no tools:
             // they are described in the system message, in its call format.

@@ -124,12 +124,12 @@ public sealed class ToolCallFormatTests
         var template = new HuggingFaceChatTemplate(source, bos, eos);
         ChatMessage[] conversation =
         [
-            new("system", "Answer in one sentence."), new("user", "Weather in Paris?"), new("assistant", string.Empty, [Call]),
+            new("system", "Answer in one sentence."), new("user", "Weather in Paris?"), new("assistant", "Let me look.", [Call]),
             new("tool", """{"temperature": 21}""", ToolCallId: Call.Id), new("assistant", "It is 21 degrees in Paris."), new("user", "And in Lyon?"),
         ];
 
-        // Its template writes the arguments by concatenation and knows a turn of calls by its empty content: the calls
-        // reach it as OpenAI's clients send them, and it renders as Jinja2 renders them so.
+        // Its template writes the arguments by concatenation and shows a turn's calls only when its content is none:
+        // the calls reach it so (a preamble beside them is left out), and it renders as Jinja2 renders them so.
         foreach (var addGenerationPrompt in new[] { true, false })
         {
             var expected = ReferenceChatTemplates.Render(source, conversation, bos, eos, addGenerationPrompt, Today, callsAsSent: true);
@@ -144,6 +144,34 @@ public sealed class ToolCallFormatTests
         Assert.Contains("<｜User｜>Weather in Paris?<｜Assistant｜><｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>get_weather\n```json\n{\"city\":\"Paris\",\"unit\":\"c\"}\n```<｜tool▁call▁end｜>", prompt, StringComparison.Ordinal);
         Assert.Contains("<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>{\"temperature\": 21}<｜tool▁output▁end｜>", prompt, StringComparison.Ordinal);
         Assert.EndsWith("<｜User｜>And in Lyon?<｜Assistant｜>", prompt, StringComparison.Ordinal);
+        Assert.DoesNotContain("Let me look.", prompt, StringComparison.Ordinal);
+
+        // A model set to read Hermes calls (Models:<id>:ToolCallFormat) is prompted in Hermes' convention, not DeepSeek's.
+        var hermes = ToolPrompt.Render(template, conversation, [Weather], format: ToolCallFormat.Hermes);
+        Assert.Contains("<tool_call>", hermes, StringComparison.Ordinal);
+        Assert.DoesNotContain(DeepSeekCallsBegin, hermes, StringComparison.Ordinal);
+    }
+
+    private const string DeepSeekCallsBegin = "<｜tool▁calls▁begin｜>";
+
+    [Fact]
+    public void A_later_DeepSeek_template_that_writes_the_name_first_is_not_taken_for_V3()
+    {
+        const string NameFirst = "{{'<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>' + tool['function']['name'] + '<｜tool▁sep｜>' + tool['function']['arguments'] + '<｜tool▁call▁end｜>'}}";
+        Assert.Equal(ToolCallFormat.Hermes, ToolCallFormat.FromTemplate(NameFirst));
+    }
+
+    [Fact]
+    public void DeepSeek_reads_calls_in_two_blocks_and_a_last_call_cut_in_its_closing_fence()
+    {
+        var parsed = ToolCallFormat.DeepSeekV3.Parse(
+            "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>a\n```json\n{\"x\": 1}\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>"
+            + "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>b\n```json\n{\"y\": 2}\n``",
+            () => "id");
+
+        Assert.Equal(["a", "b"], parsed.Calls.Select(c => c.Name));
+        Assert.Equal("""{"y": 2}""", parsed.Calls[1].Arguments);
+        Assert.Null(parsed.Content);
     }
 
     [Fact]
@@ -208,6 +236,7 @@ public sealed class ToolCallFormatTests
     [InlineData("deepseek_v3", "<｜tool▁call▁begin｜>function<｜tool▁sep｜>\n```json\n{}\n```<｜tool▁call▁end｜>")]
     [InlineData("deepseek_v3", "<｜tool▁call▁begin｜>function a\n```json\n{}\n```<｜tool▁call▁end｜>")]
     [InlineData("deepseek_v3", "<｜tool▁call▁begin｜>function<｜tool▁sep｜>a\n```json\n[1]\n```<｜tool▁call▁end｜>")]
+    [InlineData("deepseek_v3", "<｜tool▁call▁begin｜>function<｜tool▁sep｜>a\n```json\n{}\n<｜tool▁call▁begin｜>function<｜tool▁sep｜>b\n```json\n{}\n```<｜tool▁call▁end｜>")]
     public void Malformed_calls_come_back_as_the_answers_text(string format, string output)
     {
         var parsed = ToolCallFormat.Named(format)!.Parse(output, () => "id");
