@@ -1,6 +1,7 @@
 using Appliance.Grammar;
 using Appliance.Prompting;
 using Appliance.Runtime.Onnx.Tokenization;
+using Appliance.Runtime.Onnx.Tests.Tokenization;
 using Appliance.Tests.Common;
 
 namespace Appliance.Runtime.Onnx.Tests.Constrained;
@@ -40,7 +41,7 @@ public sealed class ToolMarkerConstraintTests
     public void A_padded_vocabulary_with_markers_gives_a_constraint_that_never_allows_padding()
     {
         const int QwenLogits = 151_936; // Qwen3's vocab_size, past its tokenizer's last id
-        var tokenizer = TokenizerLoader.Load(ReferenceTokenizers.ModelFolder("qwen3"));
+        var tokenizer = LoadedReferenceTokenizers.For("qwen3");
         var format = ToolCallFormat.Hermes;
         var (prefix, separator, suffix) = format.Frame;
         var state = StructuredOutputs.For(tokenizer, QwenLogits, format.Markers)
@@ -58,7 +59,7 @@ public sealed class ToolMarkerConstraintTests
     {
         const int DeepSeekLogits = 129_280; // DeepSeek V3's vocab_size
         const int EndOfSentence = 1;
-        var tokenizer = TokenizerLoader.Load(ReferenceTokenizers.ModelFolder("deepseek_v3"));
+        var tokenizer = LoadedReferenceTokenizers.For("deepseek_v3");
         var format = ToolCallFormat.DeepSeekV3;
         var (prefix, separator, suffix) = format.Frame;
         var (open, quotedName, beforeArguments, close) = format.CallLayout;
@@ -103,7 +104,7 @@ public sealed class ToolMarkerConstraintTests
     /// <summary>A forced get_weather call's constraint at its first step, with the logits it left allowed.</summary>
     private static Opened Opening(IReadOnlyCollection<string>? markers)
     {
-        var tokenizer = TokenizerLoader.Load(ReferenceTokenizers.ModelFolder("mistral_nemo"));
+        var tokenizer = LoadedReferenceTokenizers.For("mistral_nemo");
         var marker = Assert.Single(tokenizer.Encode("[TOOL_CALLS]"));
         var (prefix, separator, suffix) = ToolCallFormat.Mistral.Frame;
         var state = StructuredOutputs.For(tokenizer, NemoLogits, markers)

@@ -36,7 +36,7 @@ public sealed class HuggingFaceTokenizerTests
     [InlineData("llama2", "<s>")]
     public void Token_ids_equal_the_reference_including_special_tokens_in_text(string family, string special)
     {
-        var tokenizer = TokenizerLoader.Load(ReferenceTokenizers.ModelFolder(family));
+        var tokenizer = LoadedReferenceTokenizers.For(family);
         string[] texts = [.. Texts, $"{special}user\nHi there{special}"];
         var expected = ReferenceTokenizers.Encode(family, texts);
 
@@ -57,7 +57,7 @@ public sealed class HuggingFaceTokenizerTests
     public void A_plain_prompt_gets_what_the_post_processor_adds_as_the_reference_does(string family)
     {
         // /v1/completions: Llama 2 and 3, Gemma 3 and DeepSeek V3 start with their BOS; Qwen3 adds nothing.
-        var tokenizer = TokenizerLoader.Load(ReferenceTokenizers.ModelFolder(family));
+        var tokenizer = LoadedReferenceTokenizers.For(family);
         var expected = ReferenceTokenizers.Encode(family, Texts, addSpecialTokens: true);
 
         for (var i = 0; i < Texts.Length; i++)
@@ -76,7 +76,7 @@ public sealed class HuggingFaceTokenizerTests
     [InlineData("llama2")]
     public void Streaming_detokenisation_is_exact(string family)
     {
-        var tokenizer = TokenizerLoader.Load(ReferenceTokenizers.ModelFolder(family));
+        var tokenizer = LoadedReferenceTokenizers.For(family);
         foreach (var text in Texts)
         {
             var ids = tokenizer.Encode(text);
@@ -99,7 +99,7 @@ public sealed class HuggingFaceTokenizerTests
     public void The_family_s_eos_token_is_a_stop_token(string family, int expected)
     {
         var folder = ReferenceTokenizers.ModelFolder(family);
-        Assert.Equal([expected], StopTokens.FromTokenizerConfig(folder, TokenizerLoader.Load(folder)));
+        Assert.Equal([expected], StopTokens.FromTokenizerConfig(folder, LoadedReferenceTokenizers.For(family)));
     }
 
     [Theory]
@@ -107,7 +107,7 @@ public sealed class HuggingFaceTokenizerTests
     [InlineData("llama2", typeof(HuggingFaceSentencePieceTokenizer))]
     [InlineData("deepseek_v3", typeof(HuggingFaceTokenizer))]
     public void The_file_decides_the_kind_of_tokenizer(string family, Type expected) =>
-        Assert.IsType(expected, TokenizerLoader.Load(ReferenceTokenizers.ModelFolder(family)));
+        Assert.IsType(expected, LoadedReferenceTokenizers.For(family));
 
     [Theory]
     [InlineData("""{"model":{"type":"WordPiece","vocab":{}}}""", "'model.type'")]

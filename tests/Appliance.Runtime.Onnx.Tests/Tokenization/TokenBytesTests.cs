@@ -23,7 +23,7 @@ public sealed class TokenBytesTests
 
     [Theory]
     [MemberData(nameof(Families))]
-    public void Tokenizer_json_families(string family) => AssertSpells(TokenizerLoader.Load(ReferenceTokenizers.ModelFolder(family)));
+    public void Tokenizer_json_families(string family) => AssertSpells(LoadedReferenceTokenizers.For(family));
 
     [Fact]
     public void Gpt2() => AssertSpells(Gpt2Tokenizer.Instance);
@@ -38,7 +38,7 @@ public sealed class TokenBytesTests
     [Fact]
     public void Special_tokens_are_not_text()
     {
-        var tokenizer = TokenizerLoader.Load(ReferenceTokenizers.ModelFolder("llama3"));
+        var tokenizer = LoadedReferenceTokenizers.For("llama3");
         var special = tokenizer.Encode("<|begin_of_text|>");
 
         Assert.Single(special);

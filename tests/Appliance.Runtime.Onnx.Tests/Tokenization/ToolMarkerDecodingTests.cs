@@ -19,7 +19,7 @@ public sealed class ToolMarkerDecodingTests
     [InlineData("qwen3", "<tool_call>", "\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>")]
     public void A_call_written_by_the_model_reaches_its_parser_whole(string family, string marker, string call)
     {
-        var tokenizer = TokenizerLoader.Load(ReferenceTokenizers.ModelFolder(family));
+        var tokenizer = LoadedReferenceTokenizers.For(family);
         Assert.Single(tokenizer.Encode(marker)); // the model writes the marker as its one token, not spelled out
         var output = marker + call;
         var ids = tokenizer.Encode(output);
