@@ -118,6 +118,8 @@ internal sealed partial class SyslogForwarder(AuditLog log, IOptions<AuditOption
     /// <summary>Written beside and renamed over the cursor, so a crash mid-write leaves the old or the new value.</summary>
     private static void WriteCursor(string path, long cursor)
     {
+        // Nothing else may have made the folder (the store in PostgreSQL, the checkpoint key outside the data folder).
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         var temporary = path + ".tmp";
         File.WriteAllText(temporary, cursor.ToString(CultureInfo.InvariantCulture));
         File.Move(temporary, path, overwrite: true);

@@ -113,6 +113,32 @@ public sealed class SyslogTests : IDisposable
         await receiving;
     }
 
+    /// <summary>
+    /// With the audit store and the checkpoint key elsewhere (PostgreSQL, a key from Ansible in /etc), nothing made the
+    /// data folder's audit/ folder, and the cursor could not be written: a restart then lost what the SIEM had not had.
+    /// </summary>
+    [Fact]
+    public async Task The_cursor_is_kept_when_nothing_else_uses_the_data_folder_s_audit_folder()
+    {
+        using var udp = new UdpClient(new IPEndPoint(IPAddress.Loopback, 0));
+        var messages = new List<string>();
+        using var stop = new CancellationTokenSource();
+        var receiving = ReceiveUdpAsync(udp, messages, stop.Token);
+        var data = _root.Combine("data-alone");
+
+        await using (var running = await StartAsync($"udp://127.0.0.1:{((IPEndPoint)udp.Client.LocalEndPoint!).Port}", $"--Appliance:DataFolder={data}",
+            $"--Audit:SqlitePath={Path.Combine(_root.Combine("store"), "audit.db")}", $"--Audit:CheckpointKeyPath={Path.Combine(_root.Combine("keys"), "checkpoint-key.pem")}"))
+        {
+            await Exercise(running);
+            await WaitFor(messages, m => m.Contains(" request.completed ", StringComparison.Ordinal));
+        }
+
+        var cursor = Assert.Single(Directory.GetFiles(Path.Combine(data, "audit"), "syslog-cursor-*.txt"));
+        Assert.True(long.Parse(await File.ReadAllTextAsync(cursor), System.Globalization.CultureInfo.InvariantCulture) > 0);
+        await stop.CancelAsync();
+        await receiving;
+    }
+
     public void Dispose() => _root.Dispose();
 
     private static int CountCompleted(List<string> messages)
