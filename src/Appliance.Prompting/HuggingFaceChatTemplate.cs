@@ -23,7 +23,7 @@ public sealed class HuggingFaceChatTemplate : IChatTemplate
         _bosToken = bosToken ?? string.Empty;
         _eosToken = eosToken ?? string.Empty;
         _time = time ?? TimeProvider.System;
-        _callsAsWritten = ToolCallFormat.FromTemplate(source) == ToolCallFormat.DeepSeekV3;
+        _callsAsWritten = ToolCallFormat.FromTemplate(source) is var format && (format == ToolCallFormat.DeepSeekV3 || format == ToolCallFormat.DeepSeekV31);
     }
 
     public string Name => "model";

@@ -32,7 +32,7 @@ public sealed record ServedModel(
 {
     /// <summary>
     /// How the model writes tool calls: configured or recognised from its template where the template renders tools
-    /// (or is DeepSeek V3's); Hermes where the appliance describes the tools itself (ToolPrompt tells the model that
+    /// (or is DeepSeek V3's or V3.1's); Hermes where the appliance describes the tools itself (ToolPrompt tells the model that
     /// convention).
     /// </summary>
     public ToolCallFormat ToolCallFormat => ToolPrompt.UsesModelFormat(ChatTemplate)

@@ -75,7 +75,8 @@ public sealed record ModelOptions
 
     /// <summary>
     /// How the model writes tool calls: "auto" (recognised from its chat template, else hermes), hermes (Qwen, Hermes:
-    /// &lt;tool_call&gt; blocks), llama3_json (Llama 3.1+: bare JSON calls) or mistral ([TOOL_CALLS] lists).
+    /// &lt;tool_call&gt; blocks), llama3_json (Llama 3.1+: bare JSON calls), mistral ([TOOL_CALLS] lists), deepseek_v3 or
+    /// deepseek_v3_1 (DeepSeek's special-token blocks, type-then-name with fenced arguments or name-first with bare ones).
     /// </summary>
     public string ToolCallFormat { get; init; } = "auto";
 

@@ -7,7 +7,7 @@ namespace Appliance.Prompting;
 /// arguments as a mapping (templates write them with tojson), tools as {"type": "function", "function": {...}}.
 /// </summary>
 /// <remarks>
-/// <c>callsAsWritten</c> shapes calls for DeepSeek V3's template instead: it writes the arguments by string
+/// <c>callsAsWritten</c> shapes calls for DeepSeek V3's and V3.1's templates instead: it writes the arguments by string
 /// concatenation (a mapping would fail) and tells a turn of calls by its content being none.
 /// </remarks>
 internal static class TemplateValues

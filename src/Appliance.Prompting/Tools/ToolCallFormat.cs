@@ -5,7 +5,7 @@ namespace Appliance.Prompting;
 /// <summary>
 /// How a model family writes tool calls in its output, read back into calls: Hermes/Qwen's <c>&lt;tool_call&gt;</c>
 /// blocks, Llama 3.x's bare JSON objects, Mistral's <c>[TOOL_CALLS]</c> list, DeepSeek V3's special-token blocks with
-/// fenced JSON arguments. Output that does not parse as calls is the answer's text, never an error.
+/// fenced JSON arguments and V3.1's with bare ones. Output that does not parse as calls is the answer's text, never an error.
 /// </summary>
 public abstract class ToolCallFormat
 {
@@ -13,8 +13,9 @@ public abstract class ToolCallFormat
     public static readonly ToolCallFormat Llama3Json = new Llama3ToolCalls();
     public static readonly ToolCallFormat Mistral = new MistralToolCalls();
     public static readonly ToolCallFormat DeepSeekV3 = new DeepSeekToolCalls();
+    public static readonly ToolCallFormat DeepSeekV31 = new DeepSeekV31ToolCalls();
 
-    public static IReadOnlyList<ToolCallFormat> All { get; } = [Hermes, Llama3Json, Mistral, DeepSeekV3];
+    public static IReadOnlyList<ToolCallFormat> All { get; } = [Hermes, Llama3Json, Mistral, DeepSeekV3, DeepSeekV31];
 
     /// <summary>Its name in configuration (Models:&lt;id&gt;:ToolCallFormat).</summary>
     public abstract string Name { get; }
@@ -50,6 +51,7 @@ public abstract class ToolCallFormat
     public static ToolCallFormat FromTemplate(string? source) => source switch
     {
         not null when DeepSeekToolCalls.WrittenBy(source) => DeepSeekV3,
+        not null when DeepSeekV31ToolCalls.WrittenBy(source) => DeepSeekV31,
         not null when source.Contains("[TOOL_CALLS]", StringComparison.Ordinal) => Mistral,
         not null when source.Contains("<tool_call>", StringComparison.Ordinal) => Hermes,
         not null when source.Contains("<|python_tag|>", StringComparison.Ordinal) || source.Contains("ipython", StringComparison.Ordinal) => Llama3Json,

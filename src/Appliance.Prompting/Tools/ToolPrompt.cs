@@ -25,11 +25,12 @@ public static class ToolPrompt
             return template.Render(messages, addGenerationPrompt, tools);
         }
 
-        if (WritesDeepSeekCalls(template) && (format is null || format == ToolCallFormat.DeepSeekV3))
+        if (DeepSeekFormatOf(template) is { } deepSeek && (format is null || format == deepSeek))
         {
-            // DeepSeek V3's template writes earlier calls and their results in its own tokens but lists no tools:
-            // they are described in the system message, in its call format.
-            return template.Render(tools is { Count: > 0 } ? WithSystemText(messages, DescribeForDeepSeek(tools)) : messages, addGenerationPrompt);
+            // DeepSeek's templates write earlier calls and their results in their own tokens but list no tools: they
+            // are described in the system message, in the model's call format.
+            var described = deepSeek == ToolCallFormat.DeepSeekV3 ? DescribeForDeepSeek(tools ?? []) : DescribeForDeepSeekV31(tools ?? []);
+            return template.Render(tools is { Count: > 0 } ? WithSystemText(messages, described) : messages, addGenerationPrompt);
         }
 
         if (RendersTools(template))
@@ -63,13 +64,16 @@ public static class ToolPrompt
         template is HuggingFaceChatTemplate model && model.Source.Contains("tools", StringComparison.Ordinal);
 
     /// <summary>
-    /// Whether the model is prompted to call in its own format: its template renders tools, or it is DeepSeek V3's
-    /// (which renders calls and results, and gets the tools described in that format); otherwise in Hermes'.
+    /// Whether the model is prompted to call in its own format: its template renders tools, or it is DeepSeek V3's or
+    /// V3.1's (which render calls and results, and get the tools described in that format); otherwise in Hermes'.
     /// </summary>
-    public static bool UsesModelFormat(IChatTemplate template) => RendersTools(template) || WritesDeepSeekCalls(template);
+    public static bool UsesModelFormat(IChatTemplate template) => RendersTools(template) || DeepSeekFormatOf(template) is not null;
 
-    private static bool WritesDeepSeekCalls(IChatTemplate template) =>
-        template is HuggingFaceChatTemplate model && ToolCallFormat.FromTemplate(model.Source) == ToolCallFormat.DeepSeekV3;
+    private static ToolCallFormat? DeepSeekFormatOf(IChatTemplate template) =>
+        template is HuggingFaceChatTemplate model && ToolCallFormat.FromTemplate(model.Source) is var format
+            && (format == ToolCallFormat.DeepSeekV3 || format == ToolCallFormat.DeepSeekV31)
+            ? format
+            : null;
 
     /// <summary>The conversation in the Hermes convention, for templates that only know plain roles.</summary>
     public static IReadOnlyList<ChatMessage> Rewrite(IReadOnlyList<ChatMessage> messages, IReadOnlyList<ToolDefinition> tools)
@@ -147,6 +151,29 @@ public static class ToolPrompt
         text.Append("To call functions, answer with nothing but the calls, one ").Append(DeepSeekToolCalls.CallBegin).Append(" block each:\n")
             .Append(DeepSeekToolCalls.CallsBegin).Append(DeepSeekToolCalls.CallBegin).Append("function").Append(DeepSeekToolCalls.NameSeparator)
             .Append("<function name>\n```json\n<arguments as a JSON object>\n```").Append(DeepSeekToolCalls.CallEnd).Append(DeepSeekToolCalls.CallsEnd);
+        return text.ToString();
+    }
+
+    /// <summary>
+    /// The tool description DeepSeek V3.1 was trained with (its model card's "## Tools" section): each function's name,
+    /// description and parameter schema, then the call layout, which the model follows to the letter.
+    /// </summary>
+    private static string DescribeForDeepSeekV31(IReadOnlyList<ToolDefinition> tools)
+    {
+        var text = new StringBuilder("## Tools\nYou have access to the following tools:\n");
+        foreach (var tool in tools)
+        {
+            // Written as Python's json.dumps writes it (", " and ": "), as in the model's training data.
+            text.Append("\n### ").Append(tool.Name).Append("\nDescription: ").Append(tool.Description ?? string.Empty)
+                .Append("\n\nParameters: ").Append(Jinja.JinjaValues.ToJson(TemplateValues.FromJson(tool.Parameters), null)).Append('\n');
+        }
+
+        text.Append("\nIMPORTANT: ALWAYS adhere to this exact format for tool use:\n")
+            .Append(DeepSeekToolCalls.CallsBegin).Append(DeepSeekToolCalls.CallBegin).Append("tool_call_name").Append(DeepSeekToolCalls.NameSeparator)
+            .Append("tool_call_arguments").Append(DeepSeekToolCalls.CallEnd).Append("{additional_tool_calls}").Append(DeepSeekToolCalls.CallsEnd)
+            .Append("\n\nWhere:\n\n- `tool_call_name` must be an exact match to one of the available tools\n")
+            .Append("- `tool_call_arguments` must be valid JSON that strictly follows the tool's Parameters Schema\n")
+            .Append("- For multiple tool calls, chain them directly without separators or spaces");
         return text.ToString();
     }
 

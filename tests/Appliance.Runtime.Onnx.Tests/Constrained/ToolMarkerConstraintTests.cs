@@ -54,13 +54,17 @@ public sealed class ToolMarkerConstraintTests
         Assert.True(float.IsNegativeInfinity(logits[QwenLogits - 1]));
     }
 
-    [Fact]
-    public void A_forced_DeepSeek_call_is_written_in_its_own_tokens_with_a_bare_name_and_fenced_arguments()
+    /// <summary>DeepSeek V3's layout (type, separator, name, fenced arguments) and V3.1's (name, separator, bare arguments, calls chained).</summary>
+    [Theory]
+    [InlineData("deepseek_v3", "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>get_weather\n```json\n{\"city\": \"Paris\"}\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>", 1)]
+    [InlineData("deepseek_v3_1", "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>get_weather<｜tool▁sep｜>{\"city\": \"Paris\"}<｜tool▁call▁end｜><｜tool▁calls▁end｜>", 1)]
+    [InlineData("deepseek_v3_1", "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>get_weather<｜tool▁sep｜>{\"city\": \"Paris\"}<｜tool▁call▁end｜><｜tool▁call▁begin｜>get_weather<｜tool▁sep｜>{\"city\": \"Lyon\"}<｜tool▁call▁end｜><｜tool▁calls▁end｜>", 2)]
+    public void A_forced_DeepSeek_call_is_written_in_its_own_tokens_with_a_bare_name(string formatName, string call, int calls)
     {
         const int DeepSeekLogits = 129_280; // DeepSeek V3's vocab_size
         const int EndOfSentence = 1;
         var tokenizer = LoadedReferenceTokenizers.For("deepseek_v3");
-        var format = ToolCallFormat.DeepSeekV3;
+        var format = ToolCallFormat.Named(formatName)!;
         var (prefix, separator, suffix) = format.Frame;
         var (open, quotedName, beforeArguments, close) = format.CallLayout;
         var state = StructuredOutputs.For(tokenizer, DeepSeekLogits, format.Markers)
@@ -69,7 +73,6 @@ public sealed class ToolMarkerConstraintTests
         var ends = new HashSet<int> { EndOfSentence };
 
         // The call as DeepSeek's model writes it, token by token: every token is allowed where it comes, the end only after it.
-        var call = "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>get_weather\n```json\n{\"city\": \"Paris\"}\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>";
         var tokens = tokenizer.Encode(call);
         Assert.Equal(128_806, tokens[0]); // the opening marker is its own token
         foreach (var token in tokens)
@@ -83,13 +86,14 @@ public sealed class ToolMarkerConstraintTests
 
         Assert.True(state.IsComplete);
         var parsed = format.Parse(tokenizer.Decode(tokens), () => "id");
-        Assert.Equal(("get_weather", """{"city": "Paris"}"""), (Assert.Single(parsed.Calls).Name, parsed.Calls[0].Arguments));
+        Assert.Equal(calls, parsed.Calls.Count);
+        Assert.Equal(("get_weather", """{"city": "Paris"}"""), (parsed.Calls[0].Name, parsed.Calls[0].Arguments));
 
         // A name in quotes, as the JSON formats write it, is not DeepSeek's layout.
         var quoted = StructuredOutputs.For(tokenizer, DeepSeekLogits, format.Markers)
             .ToolCalls(new ToolCallLayout(prefix, separator, suffix, open, quotedName, beforeArguments, close), [("get_weather", Weather, true)], parallel: true)
             .Start();
-        foreach (var token in tokenizer.Encode("<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>"))
+        foreach (var token in tokenizer.Encode(prefix + open))
         {
             quoted.Accept(token);
         }

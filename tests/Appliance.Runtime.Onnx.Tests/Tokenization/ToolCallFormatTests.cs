@@ -155,10 +155,81 @@ public sealed class ToolCallFormatTests
     private const string DeepSeekCallsBegin = "<｜tool▁calls▁begin｜>";
 
     [Fact]
-    public void A_later_DeepSeek_template_that_writes_the_name_first_is_not_taken_for_V3()
+    public void A_later_DeepSeek_template_that_writes_the_name_first_is_taken_for_V3_1()
     {
-        const string NameFirst = "{{'<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>' + tool['function']['name'] + '<｜tool▁sep｜>' + tool['function']['arguments'] + '<｜tool▁call▁end｜>'}}";
-        Assert.Equal(ToolCallFormat.Hermes, ToolCallFormat.FromTemplate(NameFirst));
+        const string NameFirst = "{{'<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>'+ tool['function']['name'] + '<｜tool▁sep｜>' + tool['function']['arguments'] + '<｜tool▁call▁end｜>'}}";
+        Assert.Equal(ToolCallFormat.DeepSeekV31, ToolCallFormat.FromTemplate(NameFirst));
+    }
+
+    /// <summary>
+    /// DeepSeek V3's real template with its calls written as V3.1's template writes them (the name, the separator
+    /// token, the arguments as they were sent, calls chained without a newline); the rest of V3.1's template is V3's.
+    /// </summary>
+    private static (string Source, string? Bos, string? Eos) DeepSeekV31Template()
+    {
+        var (source, bos, eos) = ReferenceChatTemplates.ForFamily("deepseek_v3");
+        const string V3Call = "'<｜tool▁call▁begin｜>' + tool['type'] + '<｜tool▁sep｜>' + tool['function']['name'] + '\n' + '```json' + '\n' + tool['function']['arguments'] + '\n' + '```' + '<｜tool▁call▁end｜>'";
+        const string V31Call = "'<｜tool▁call▁begin｜>' + tool['function']['name'] + '<｜tool▁sep｜>' + tool['function']['arguments'] + '<｜tool▁call▁end｜>'";
+        var firstCall = "'<｜Assistant｜><｜tool▁calls▁begin｜>" + V3Call[1..];
+        var laterCall = "'\n' + " + V3Call;
+        Assert.Contains(firstCall, source, StringComparison.Ordinal);
+        Assert.Contains(laterCall, source, StringComparison.Ordinal);
+        var derived = source.Replace(laterCall, V31Call, StringComparison.Ordinal)
+            .Replace(firstCall, "'<｜Assistant｜><｜tool▁calls▁begin｜>" + V31Call[1..], StringComparison.Ordinal);
+        return (derived, bos, eos);
+    }
+
+    [Fact]
+    public void DeepSeek_V3_1_s_layout_renders_as_jinja2_renders_it_is_read_back_and_the_tools_are_described_as_its_card_says()
+    {
+        var (source, bos, eos) = DeepSeekV31Template();
+        Assert.Equal(ToolCallFormat.DeepSeekV31, ToolCallFormat.FromTemplate(source));
+        var template = new HuggingFaceChatTemplate(source, bos, eos);
+        var second = Call with { Id = "b2", Arguments = """{"city":"Lyon","unit":"c"}""" };
+        ChatMessage[] conversation =
+        [
+            new("system", "Answer in one sentence."), new("user", "Weather in Paris and Lyon?"), new("assistant", string.Empty, [Call, second]),
+            new("tool", """{"temperature": 21}""", ToolCallId: Call.Id), new("tool", """{"temperature": 19}""", ToolCallId: second.Id),
+            new("assistant", "21 and 19 degrees."), new("user", "And in Nice?"),
+        ];
+        foreach (var addGenerationPrompt in new[] { true, false })
+        {
+            var expected = ReferenceChatTemplates.Render(source, conversation, bos, eos, addGenerationPrompt, Today, callsAsSent: true);
+            Assert.Equal(expected, template.Render(conversation, addGenerationPrompt));
+        }
+
+        // The calls as the template wrote them are read back by the format it was recognised as.
+        var rendered = template.Render(conversation, addGenerationPrompt: false);
+        var opened = rendered.IndexOf(DeepSeekCallsBegin, StringComparison.Ordinal);
+        var written = rendered[opened..rendered.IndexOf("<｜end▁of▁sentence｜>", opened, StringComparison.Ordinal)];
+        var parsed = ToolCallFormat.DeepSeekV31.Parse(written, () => "id");
+        Assert.Equal(["get_weather", "get_weather"], parsed.Calls.Select(c => c.Name));
+        Assert.Equal([Call.Arguments, second.Arguments], parsed.Calls.Select(c => c.Arguments));
+        Assert.Null(parsed.Content);
+
+        var prompt = ToolPrompt.Render(template, conversation, [Weather]);
+        Assert.StartsWith(bos + "Answer in one sentence.\n\n## Tools\nYou have access to the following tools:\n\n### get_weather\nDescription: Current weather for a city\n\n"
+            + "Parameters: {\"type\": \"object\", \"properties\": {\"city\": {\"type\": \"string\"}, \"unit\": {\"enum\": [\"c\", \"f\"]}}, \"required\": [\"city\", \"unit\"]}\n\n"
+            + "IMPORTANT: ALWAYS adhere to this exact format for tool use:\n<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>tool_call_name<｜tool▁sep｜>tool_call_arguments<｜tool▁call▁end｜>",
+            prompt, StringComparison.Ordinal);
+        Assert.Contains("<｜tool▁call▁begin｜>get_weather<｜tool▁sep｜>{\"city\":\"Paris\",\"unit\":\"c\"}<｜tool▁call▁end｜><｜tool▁call▁begin｜>get_weather", prompt, StringComparison.Ordinal);
+        Assert.True(ToolPrompt.UsesModelFormat(template));
+
+        // Set to read Hermes calls, the same model is prompted in Hermes' convention.
+        Assert.DoesNotContain("## Tools", ToolPrompt.Render(template, conversation, [Weather], format: ToolCallFormat.Hermes), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void DeepSeek_V3_1_reads_chained_calls_the_text_before_them_and_a_last_call_that_lost_its_end()
+    {
+        var parsed = ToolCallFormat.DeepSeekV31.Parse(
+            "Let me look.<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>a<｜tool▁sep｜>{\"x\": 1}<｜tool▁call▁end｜>"
+            + "<｜tool▁call▁begin｜>b<｜tool▁sep｜>{\"y\": [2]}",
+            () => "id");
+
+        Assert.Equal(["a", "b"], parsed.Calls.Select(c => c.Name));
+        Assert.Equal(["""{"x": 1}""", """{"y": [2]}"""], parsed.Calls.Select(c => c.Arguments));
+        Assert.Equal("Let me look.", parsed.Content);
     }
 
     [Fact]
@@ -237,6 +308,13 @@ public sealed class ToolCallFormatTests
     [InlineData("deepseek_v3", "<｜tool▁call▁begin｜>function a\n```json\n{}\n```<｜tool▁call▁end｜>")]
     [InlineData("deepseek_v3", "<｜tool▁call▁begin｜>function<｜tool▁sep｜>a\n```json\n[1]\n```<｜tool▁call▁end｜>")]
     [InlineData("deepseek_v3", "<｜tool▁call▁begin｜>function<｜tool▁sep｜>a\n```json\n{}\n<｜tool▁call▁begin｜>function<｜tool▁sep｜>b\n```json\n{}\n```<｜tool▁call▁end｜>")]
+    [InlineData("deepseek_v3_1", "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>a<｜tool▁sep｜>{\"x\": <｜tool▁call▁end｜>")]
+    [InlineData("deepseek_v3_1", "<｜tool▁call▁begin｜><｜tool▁sep｜>{}<｜tool▁call▁end｜>")]
+    [InlineData("deepseek_v3_1", "<｜tool▁call▁begin｜>a {}<｜tool▁call▁end｜>")]
+    [InlineData("deepseek_v3_1", "<｜tool▁call▁begin｜>a<｜tool▁sep｜>[1]<｜tool▁call▁end｜>")]
+    [InlineData("deepseek_v3_1", "<｜tool▁call▁begin｜>a<｜tool▁sep｜>{}<｜tool▁call▁begin｜>b<｜tool▁sep｜>{}<｜tool▁call▁end｜>")]
+    [InlineData("deepseek_v3_1", "<｜tool▁call▁begin｜>a<｜tool▁sep｜>{}<｜tool▁call▁end｜> and then <｜tool▁call▁begin｜>b<｜tool▁sep｜>{}<｜tool▁call▁end｜>")]
+    [InlineData("deepseek_v3_1", "<｜tool▁call▁begin｜>a<｜tool▁sep｜>{\"x\": 1")]
     public void Malformed_calls_come_back_as_the_answers_text(string format, string output)
     {
         var parsed = ToolCallFormat.Named(format)!.Parse(output, () => "id");
@@ -256,6 +334,9 @@ public sealed class ToolCallFormatTests
     [InlineData("deepseek_v3", "Plain answer.", 13)]
     [InlineData("deepseek_v3", "Sure <｜tool▁ca", 5)]
     [InlineData("deepseek_v3", "x<｜tool▁call▁begin｜>function", 1)]
+    [InlineData("deepseek_v3_1", "Plain answer.", 13)]
+    [InlineData("deepseek_v3_1", "Sure <｜tool▁ca", 5)]
+    [InlineData("deepseek_v3_1", "x<｜tool▁call▁begin｜>get", 1)]
     public void Streaming_holds_back_only_what_may_be_a_call(string format, string text, int holdFrom) =>
         Assert.Equal(holdFrom, ToolCallFormat.Named(format)!.HoldFrom(text));
 
