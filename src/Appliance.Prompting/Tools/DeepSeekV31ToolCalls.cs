@@ -65,6 +65,12 @@ internal sealed class DeepSeekV31ToolCalls : ToolCallFormat
             var name = output[nameStart..separator].Trim();
             var argumentsStart = separator + DeepSeekToolCalls.NameSeparator.Length;
             var end = output.IndexOf(DeepSeekToolCalls.CallEnd, argumentsStart, StringComparison.Ordinal);
+            var blockEnd = output.IndexOf(DeepSeekToolCalls.CallsEnd, argumentsStart, StringComparison.Ordinal);
+            if (blockEnd >= 0 && (end < 0 || blockEnd < end))
+            {
+                end = blockEnd; // a call that skipped its own end marker and closed the block
+            }
+
             next = output.IndexOf(DeepSeekToolCalls.CallBegin, argumentsStart, StringComparison.Ordinal);
             if (next >= 0 && (end < 0 || end > next))
             {
@@ -80,7 +86,7 @@ internal sealed class DeepSeekV31ToolCalls : ToolCallFormat
             }
 
             calls.Add((name, arguments.RootElement.GetRawText()));
-            position = end < 0 ? output.Length : end + DeepSeekToolCalls.CallEnd.Length;
+            position = end < 0 ? output.Length : end == blockEnd ? end : end + DeepSeekToolCalls.CallEnd.Length;
         }
 
         var rest = output[position..];

@@ -230,6 +230,12 @@ public sealed class ToolCallFormatTests
         Assert.Equal(["a", "b"], parsed.Calls.Select(c => c.Name));
         Assert.Equal(["""{"x": 1}""", """{"y": [2]}"""], parsed.Calls.Select(c => c.Arguments));
         Assert.Equal("Let me look.", parsed.Content);
+
+        // A call that closes the block without its own end marker, and text after the block.
+        var closed = ToolCallFormat.DeepSeekV31.Parse(
+            "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>a<｜tool▁sep｜>{\"x\": 1}<｜tool▁calls▁end｜> Done.", () => "id");
+        Assert.Equal(("a", """{"x": 1}"""), (Assert.Single(closed.Calls).Name, closed.Calls[0].Arguments));
+        Assert.Equal("Done.", closed.Content);
     }
 
     [Fact]
