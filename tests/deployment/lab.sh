@@ -77,9 +77,14 @@ up() {
   done
 }
 
+is_machine() {
+  [ "$(cat "/proc/$1/comm" 2>/dev/null)" = systemd-nspawn ]
+}
+
 crash() {
   local work="$1" name="$2" pid init
   pid="$(cat "$work/$name.pid")"
+  is_machine "$pid" || { echo "error: $name is not running (pid $pid is not its nspawn)" >&2; return 1; }
   # The container's init is nspawn's child; when it dies the kernel ends its whole PID namespace at once.
   init="$(pgrep -P "$pid" | head -n 1)"
   [ -n "$init" ] && kill -9 "$init"
@@ -90,22 +95,20 @@ crash() {
 
 down() {
   local work="$1" pidfile pid deadline
-  # All machines are asked to power off at once (nspawn passes SIGTERM on as a shutdown request), then waited for
-  # together: one by one, the teardown took most of a minute.
+  # The machines are thrown away: no orderly shutdown (stopping their services took most of the teardown). Each
+  # machine's init goes at once, which ends its whole PID namespace; nspawn then exits on its own.
   for pidfile in "$work"/*.pid; do
-    [ -e "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
+    [ -e "$pidfile" ] || continue
+    pid="$(cat "$pidfile")"
+    # A pid file outliving its machine may name another process by now: only a machine's nspawn is touched.
+    if is_machine "$pid"; then pgrep -P "$pid" | xargs -r kill -9 2>/dev/null || true; fi
   done
   deadline=$((SECONDS + 15))
   for pidfile in "$work"/*.pid; do
     [ -e "$pidfile" ] || continue
     pid="$(cat "$pidfile")"
-    while kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.5; done
-    if kill -0 "$pid" 2>/dev/null; then
-      # Killing nspawn alone would leave the machine's processes running: its init goes first, as in crash.
-      pgrep -P "$pid" | xargs -r kill -9 2>/dev/null || true
-      sleep 1
-      kill -9 "$pid" 2>/dev/null || true
-    fi
+    while is_machine "$pid" && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.2; done
+    if is_machine "$pid"; then kill -9 "$pid" 2>/dev/null || true; fi
     rm -f "$pidfile"
   done
   # The host ends of the machines' veth pairs can outlive a machine for a while: remove them with the bridge.
