@@ -382,6 +382,30 @@ public sealed partial class AnsibleLab : IAsyncLifetime
         public IReadOnlyList<string> ChangedTaskNamesOn(string machine) =>
             Changes().Where(c => c.Machine == machine).Select(c => c.Task).Distinct().ToList();
 
+        /// <summary>The hosts on which every item of a task was skipped ("skipping: [node2] => (item=...)"), in order.</summary>
+        public IReadOnlyList<string> SkippedOn(string taskName)
+        {
+            var task = string.Empty;
+            var hosts = new List<string>();
+            foreach (var line in Output.Split('\n'))
+            {
+                if (TaskHeader().Match(line) is { Success: true } header)
+                {
+                    task = header.Groups["name"].Value;
+                }
+                else if (task == taskName && line.StartsWith("skipping: [", StringComparison.Ordinal))
+                {
+                    var host = line["skipping: [".Length..line.IndexOf(']', StringComparison.Ordinal)];
+                    if (!hosts.Contains(host))
+                    {
+                        hosts.Add(host);
+                    }
+                }
+            }
+
+            return hosts;
+        }
+
         private IEnumerable<(string Task, string Machine)> Changes()
         {
             var task = string.Empty;

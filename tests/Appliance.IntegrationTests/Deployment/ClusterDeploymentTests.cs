@@ -160,6 +160,32 @@ public sealed class ClusterDeploymentTests(AnsibleLab lab, ITestOutputHelper out
         Assert.Equal(before, await MainPids());
         var again = await lab.PlaybookAsync("models.yml");
         Assert.All(again.Recap, host => Assert.True(host.Value.Changed == 0, $"{host.Key} changed: {again.ChangedTasks}"));
+        // A node whose manifest is the control node's and whose files match it is not copied to at all.
+        Assert.Equal([AnsibleLab.Node1, AnsibleLab.Node2], again.SkippedOn("Copy the model folders"));
+
+        // A copy changed behind the role's back (a file altered, one added) is put right on the next run and reloaded
+        // there; a node a stopped run left waiting for a reload (its mark) is reloaded and returned to service too.
+        var models = "/var/lib/appliance/models";
+        await lab.SshAsync(AnsibleLab.Node1, $"echo >> {models}/{LabModel}/tokenizer_config.json && touch {models}/{LabModel}/stray.bin");
+        await lab.SshAsync(AnsibleLab.Node2, $"touch {models}/.reload-{LabModel}");
+        var repaired = await lab.PlaybookAsync("models.yml");
+        Assert.True(repaired.ExitCode == 0, repaired.Output);
+        Assert.Contains("Copy the model folders", repaired.ChangedTaskNamesOn(AnsibleLab.Node1));
+        Assert.DoesNotContain("Copy the model folders", repaired.ChangedTaskNamesOn(AnsibleLab.Node2));
+        foreach (var node in new[] { AnsibleLab.Node1, AnsibleLab.Node2 })
+        {
+            Assert.Contains("Load new and changed models", repaired.ChangedTaskNamesOn(node));
+            var (state, stateLog) = await lab.SshAsync(node,
+                $"/opt/appliance/current/bin/appliance model verify {models}/{LabModel} && test ! -e {models}/{LabModel}/stray.bin && test ! -e {models}/.reload-{LabModel}");
+            Assert.True(state == 0, $"{node}: {stateLog}");
+            using var direct = lab.NodeClient(node, null);
+            Assert.Equal(HttpStatusCode.OK, (await direct.GetAsync("/health/ready")).StatusCode);
+        }
+
+        // With models listed, a check run still changes nothing.
+        var check = await lab.PlaybookAsync("models.yml", "--check", "--diff");
+        Assert.True(check.ExitCode == 0, check.Output);
+        Assert.All(check.Recap, host => Assert.True(host.Value.Changed == 0, $"{host.Key} would change: {check.ChangedTasks}"));
     }
 
     [Fact, Step(5)]
