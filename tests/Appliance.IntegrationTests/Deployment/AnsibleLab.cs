@@ -382,7 +382,7 @@ public sealed partial class AnsibleLab : IAsyncLifetime
         public IReadOnlyList<string> ChangedTaskNamesOn(string machine) =>
             Changes().Where(c => c.Machine == machine).Select(c => c.Task).Distinct().ToList();
 
-        /// <summary>The hosts on which every item of a task was skipped ("skipping: [node2] => (item=...)"), in order.</summary>
+        /// <summary>The hosts on which a task, or some item of it, was skipped ("skipping: [node2] => (item=...)"), in order.</summary>
         public IReadOnlyList<string> SkippedOn(string taskName)
         {
             var task = string.Empty;

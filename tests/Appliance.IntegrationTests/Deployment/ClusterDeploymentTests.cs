@@ -164,22 +164,34 @@ public sealed class ClusterDeploymentTests(AnsibleLab lab, ITestOutputHelper out
         Assert.Equal([AnsibleLab.Node1, AnsibleLab.Node2], again.SkippedOn("Copy the model folders"));
 
         // A copy changed behind the role's back (a file altered, one added) is put right on the next run and reloaded
-        // there; a node a stopped run left waiting for a reload (its mark) is reloaded and returned to service too.
+        // there. Node 2 is left as a run that stopped after taking it out leaves it: out of HAProxy, drained, marked;
+        // the next run brings it back (and has nothing to load there).
         var models = "/var/lib/appliance/models";
         await lab.SshAsync(AnsibleLab.Node1, $"echo >> {models}/{LabModel}/tokenizer_config.json && touch {models}/{LabModel}/stray.bin");
-        await lab.SshAsync(AnsibleLab.Node2, $"touch {models}/.reload-{LabModel}");
+        Assert.Equal(string.Empty, await HaproxyCommand($"set server appliance/{AnsibleLab.Node2} state maint"));
+        using (var stranded = lab.NodeClient(AnsibleLab.Node2, await lab.Identity.ClientCredentialsTokenAsync("appliance-operator")))
+        {
+            Assert.Equal(HttpStatusCode.OK, (await stranded.PostAsync("/admin/drain?timeout=5", null)).StatusCode);
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, (await stranded.GetAsync("/health/ready")).StatusCode);
+        }
+
+        await lab.SshAsync(AnsibleLab.Node2, $"touch {models}/.out-of-service");
         var repaired = await lab.PlaybookAsync("models.yml");
         Assert.True(repaired.ExitCode == 0, repaired.Output);
         Assert.Contains("Copy the model folders", repaired.ChangedTaskNamesOn(AnsibleLab.Node1));
-        Assert.DoesNotContain("Copy the model folders", repaired.ChangedTaskNamesOn(AnsibleLab.Node2));
+        Assert.Contains($"Load {LabModel}", repaired.ChangedTaskNamesOn(AnsibleLab.Node1));
+        Assert.Equal([AnsibleLab.Node2], repaired.SkippedOn("Copy the model folders"));
+        Assert.DoesNotContain($"Load {LabModel}", repaired.ChangedTaskNamesOn(AnsibleLab.Node2));
+        Assert.Contains("Admit requests again", repaired.ChangedTaskNamesOn(AnsibleLab.Node2));
+        var servers = await HaproxyCommand("show servers state appliance");
         foreach (var node in new[] { AnsibleLab.Node1, AnsibleLab.Node2 })
         {
-            Assert.Contains("Load new and changed models", repaired.ChangedTaskNamesOn(node));
             var (state, stateLog) = await lab.SshAsync(node,
-                $"/opt/appliance/current/bin/appliance model verify {models}/{LabModel} && test ! -e {models}/{LabModel}/stray.bin && test ! -e {models}/.reload-{LabModel}");
+                $"/opt/appliance/current/bin/appliance model verify {models}/{LabModel} && test ! -e {models}/{LabModel}/stray.bin && ! ls -A {models} | grep -q '^[.]'");
             Assert.True(state == 0, $"{node}: {stateLog}");
             using var direct = lab.NodeClient(node, null);
             Assert.Equal(HttpStatusCode.OK, (await direct.GetAsync("/health/ready")).StatusCode);
+            Assert.True(AdministrativeState(servers, node) == 0, servers);
         }
 
         // With models listed, a check run still changes nothing.
