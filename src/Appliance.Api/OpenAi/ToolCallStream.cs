@@ -9,8 +9,7 @@ namespace Appliance.Api.OpenAi;
 /// where the text may be a tool call (the format's marker, or Llama's opening brace) it is held until the answer ends,
 /// then sent either as tool-call deltas or, if it was no call after all, as text: an unconstrained model may still
 /// break a call it began. With a forced tool_choice the grammar keeps the output to the call layout, so each call is
-/// streamed as it is generated (<see cref="Incremental"/>): its opening once its name is complete, then its arguments
-/// (for formats whose calls are JSON objects; DeepSeek's forced calls go out when the answer ends).
+/// streamed as it is generated (<see cref="Incremental"/>): its opening once its name is complete, then its arguments.
 /// </summary>
 internal sealed class ToolCallStream(ToolCallFormat format, bool incremental = false, Func<string>? newId = null)
 {
@@ -20,9 +19,9 @@ internal sealed class ToolCallStream(ToolCallFormat format, bool incremental = f
     private readonly StringBuilder _text = new();
     private readonly List<TokenLogprob> _heldLogprobs = [];
     private readonly List<StreamedCall> _streamed = [];
-    private readonly PartialToolCalls _reader = new(format.ArgumentsKey);
+    private readonly IStreamedCallReader _reader = format.StreamedCallReader();
     private readonly Func<string> _newId = newId ?? ToolUse.IdsFor(format);
-    private readonly bool _incremental = incremental && format.StreamsCallsWhileGenerated;
+    private readonly bool _incremental = incremental;
     private int _sent;
 
     public string Text => _text.ToString();

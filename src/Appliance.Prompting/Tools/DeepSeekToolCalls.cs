@@ -35,8 +35,8 @@ internal sealed class DeepSeekToolCalls : ToolCallFormat
 
     public override IReadOnlyList<string> Markers => [CallsBegin, CallBegin, NameSeparator, CallEnd, CallsEnd];
 
-    /// <summary>Its calls are not JSON objects, which is what the streaming reader reads: a forced call goes out at the end.</summary>
-    public override bool StreamsCallsWhileGenerated => false;
+    /// <summary>Its calls are not JSON objects: read by their markers, around a bare name.</summary>
+    public override IStreamedCallReader StreamedCallReader() => new BareNameCallReader(CallLayout.Open, CallLayout.BeforeArguments, CallLayout.Close);
 
     public override int HoldFrom(string text) => Math.Min(MarkerStart(text, CallsBegin), MarkerStart(text, CallBegin));
 

@@ -27,8 +27,8 @@ internal sealed class DeepSeekV31ToolCalls : ToolCallFormat
 
     public override IReadOnlyList<string> Markers => ToolCallFormat.DeepSeekV3.Markers;
 
-    /// <summary>Its calls are not JSON objects, which is what the streaming reader reads: a forced call goes out at the end.</summary>
-    public override bool StreamsCallsWhileGenerated => false;
+    /// <summary>Its calls are not JSON objects: read by their markers, around a bare name.</summary>
+    public override IStreamedCallReader StreamedCallReader() => new BareNameCallReader(CallLayout.Open, CallLayout.BeforeArguments, CallLayout.Close);
 
     public override int HoldFrom(string text) =>
         Math.Min(MarkerStart(text, DeepSeekToolCalls.CallsBegin), MarkerStart(text, DeepSeekToolCalls.CallBegin));

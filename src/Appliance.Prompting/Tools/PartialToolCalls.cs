@@ -11,7 +11,7 @@ namespace Appliance.Prompting;
 /// for output a grammar keeps to the call layout (a forced tool_choice), where what has been read can be streamed
 /// without being taken back.
 /// </summary>
-public sealed class PartialToolCalls(params string[] argumentKeys)
+public sealed class PartialToolCalls(params string[] argumentKeys) : IStreamedCallReader
 {
     private readonly List<PartialToolCall> _calls = [];
     private readonly StringBuilder _token = new(); // the string at the call object's own level being read, with its quotes
@@ -25,7 +25,6 @@ public sealed class PartialToolCalls(params string[] argumentKeys)
 
     public IReadOnlyList<PartialToolCall> Calls => _calls;
 
-    /// <summary>Reads the next piece of output.</summary>
     public void Append(string text)
     {
         foreach (var c in text)

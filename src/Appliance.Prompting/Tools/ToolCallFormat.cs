@@ -34,10 +34,10 @@ public abstract class ToolCallFormat
     public virtual (string Open, bool QuotedName, string BeforeArguments, string Close) CallLayout => ("{\"name\": ", true, $", \"{ArgumentsKey}\": ", "}");
 
     /// <summary>
-    /// Whether a forced call can be streamed while it is generated (<see cref="PartialToolCalls"/> reads calls that are
-    /// JSON objects); otherwise it is sent when the answer ends.
+    /// A reader of forced calls while they are generated, so they stream as they come: by default one for calls that are
+    /// JSON objects (<see cref="PartialToolCalls"/>).
     /// </summary>
-    public virtual bool StreamsCallsWhileGenerated => true;
+    public virtual IStreamedCallReader StreamedCallReader() => new PartialToolCalls(ArgumentsKey);
 
     /// <summary>
     /// The markers <see cref="Frame"/> writes that a vocabulary may hold as one special token (Mistral's [TOOL_CALLS]):

@@ -24,7 +24,7 @@ public sealed class ModelFamilyTests : IDisposable
     [InlineData("deepseek_v3", "<｜end▁of▁sentence｜>")]
     public async Task A_chat_uses_the_family_s_template_and_tokenizer(string family, string endOfTurn)
     {
-        var folder = WriteFamilyModel(family, endOfTurn);
+        var folder = WriteFamilyModel(_root, family, endOfTurn);
         await using var running = await RunningAppliance.StartAsync(
             $"--Models:{family}:Path={folder}", "--Appliance:BuiltInEmbeddings=false", "--Logging:LogLevel:Default=Warning");
         await running.WaitUntilReadyAsync();
@@ -54,7 +54,7 @@ public sealed class ModelFamilyTests : IDisposable
     public void Dispose() => _root.Dispose();
 
     /// <summary>A synthetic decoder sized to the family's vocabulary, with the family's real tokenizer files.</summary>
-    private string WriteFamilyModel(string family, string endOfTurn)
+    internal static string WriteFamilyModel(TempFolder root, string family, string endOfTurn)
     {
         var source = ReferenceTokenizers.ModelFolder(family);
         using var tokenizer = JsonDocument.Parse(File.ReadAllText(Path.Combine(source, "tokenizer.json")));
@@ -63,7 +63,7 @@ public sealed class ModelFamilyTests : IDisposable
             .Max() + 1;
         var endId = tokenizer.RootElement.GetProperty("added_tokens").EnumerateArray().First(t => t.GetProperty("content").GetString() == endOfTurn).GetProperty("id").GetInt32();
 
-        var folder = _root.Combine(family);
+        var folder = root.Combine(family);
         SyntheticModelFolder.Write(SyntheticModelSpec.Tiny with { VocabularySize = vocabulary, EosTokenId = endId, ContextLength = 512 }, folder);
         File.Copy(Path.Combine(source, "tokenizer.json"), Path.Combine(folder, "tokenizer.json"), overwrite: true);
         File.Copy(Path.Combine(source, "tokenizer_config.json"), Path.Combine(folder, "tokenizer_config.json"), overwrite: true);

@@ -90,6 +90,67 @@ public sealed class ToolCallStreamTests
     }
 
     [Fact]
+    public void A_forced_DeepSeek_V3_call_opens_once_the_fence_after_its_name_is_whole_and_streams_its_arguments()
+    {
+        var stream = new ToolCallStream(ToolCallFormat.DeepSeekV3, incremental: true, () => "call_1");
+        var sent = new List<CallDelta>();
+        string[] tokens =
+        [
+            "<｜tool▁calls▁begin｜>", "<｜tool▁call▁begin｜>", "function", "<｜tool▁sep｜>", "get_", "weather", "\n", "```", "json", "\n",
+            "{\"city\": \"P", "aris {", "}\"", "}", "\n", "```", "<｜tool▁call▁end｜>", "<｜tool▁calls▁end｜>",
+        ];
+        foreach (var token in tokens)
+        {
+            Assert.Equal(string.Empty, stream.Add(token, null).Text);
+            var deltas = stream.CallDeltas();
+            // The name could still go on until the fence after it has come whole.
+            Assert.True(deltas.All(d => d.Opening is null) || token == "\n", $"opened at {token}");
+            sent.AddRange(deltas);
+        }
+
+        Assert.Equal([(0, "get_weather", ""), (0, null, "{\"city\": \"P"), (0, null, "aris {"), (0, null, "}\""), (0, null, "}")],
+            sent.Select(d => (d.CallIndex, d.Opening?.Name, d.Arguments)));
+        var (rest, calls, complete) = stream.Finish(ToolCallFormat.DeepSeekV3.Parse(stream.Text, () => "unused"));
+        Assert.Empty(rest);
+        Assert.True(complete);
+        Assert.Equal(new ToolCall("call_1", "get_weather", "{\"city\": \"Paris {}\"}"), Assert.Single(calls));
+    }
+
+    [Fact]
+    public void Chained_DeepSeek_V31_calls_open_in_turn_and_one_cut_short_keeps_what_was_streamed()
+    {
+        var ids = 0;
+        var stream = new ToolCallStream(ToolCallFormat.DeepSeekV31, incremental: true, () => $"id{++ids}");
+        stream.Add("<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>a<｜tool▁sep｜>{\"x\": [1, {\"y\": \"}\"}]}<｜tool▁call▁end｜>"
+            + "<｜tool▁call▁begin｜>b<｜tool▁sep｜>{\"z\": \"q", null);
+
+        Assert.Equal([(0, "a", ""), (0, null, "{\"x\": [1, {\"y\": \"}\"}]}"), (1, "b", ""), (1, null, "{\"z\": \"q")],
+            stream.CallDeltas().Select(d => (d.CallIndex, d.Opening?.Name, d.Arguments)));
+        var (rest, calls, complete) = stream.Finish(ToolCallFormat.DeepSeekV31.Parse(stream.Text, () => "unused"));
+        Assert.Empty(rest);
+        Assert.False(complete);
+        Assert.Equal([new ToolCall("id1", "a", "{\"x\": [1, {\"y\": \"}\"}]}"), new ToolCall("id2", "b", "{\"z\": \"q")], calls);
+    }
+
+    [Fact]
+    public void The_bare_name_reader_marks_a_call_closed_only_after_its_end_marker()
+    {
+        var reader = ToolCallFormat.DeepSeekV31.StreamedCallReader();
+        foreach (var c in "<｜tool▁call▁begin｜>f<｜tool▁sep｜>{\"a\": \"\\\"{\"}<｜tool▁call▁")
+        {
+            reader.Append(c.ToString());
+        }
+
+        var call = Assert.Single(reader.Calls);
+        Assert.Equal("f", call.Name);
+        Assert.Equal("{\"a\": \"\\\"{\"}", call.ArgumentsFrom(0)); // an escaped quote and a brace in a string end nothing
+        Assert.True(call.ArgumentsClosed);
+        Assert.False(call.Closed);
+        reader.Append("end｜>");
+        Assert.True(call.Closed);
+    }
+
+    [Fact]
     public void A_forced_stream_that_never_named_a_call_ends_as_text()
     {
         var stream = new ToolCallStream(ToolCallFormat.Hermes, incremental: true);
