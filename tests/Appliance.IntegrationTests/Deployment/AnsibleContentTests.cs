@@ -13,7 +13,7 @@ namespace Appliance.IntegrationTests.Deployment;
 public sealed partial class AnsibleContentTests : IDisposable
 {
     private static readonly string Ansible = Path.Combine(RepositoryPaths.Root, "ansible");
-    private static readonly string[] Playbooks = ["site.yml", "upgrade.yml", "rollback.yml", "models.yml"];
+    private static readonly string[] Playbooks = ["site.yml", "upgrade.yml", "rollback.yml", "models.yml", "retire.yml"];
     private static readonly string[] Roles = ["appliance", "models", "postgresql", "haproxy", "keycloak_realm", "cluster_pki"];
 
     /// <summary>Roles that only run tasks on the control node: no service to notify, no file to render.</summary>
@@ -33,6 +33,17 @@ public sealed partial class AnsibleContentTests : IDisposable
         var (exit, output) = await RunAsync("ansible-lint", ["--profile", "production", "--nocolor", .. Playbooks, "roles", "inventories"]);
         Assert.True(exit == 0, output);
         Assert.Contains("Passed with production profile", output, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(null, "will not retire every node")]
+    [InlineData("lb-1", "retires appliance nodes only; lb-1 is not in appliance_nodes")]
+    public async Task Retire_yml_refuses_every_node_or_a_host_that_is_no_node_before_it_touches_a_machine(string? limit, string refusal)
+    {
+        // The example inventory's machines do not exist: the refusal must come before any connection.
+        var (exit, output) = await RunAsync("ansible-playbook", ["-i", "inventories/example/hosts.yml", "retire.yml", .. limit is null ? Array.Empty<string>() : ["--limit", limit]]);
+        Assert.True(exit != 0 && output.Contains(refusal, StringComparison.Ordinal), output);
+        Assert.DoesNotContain("UNREACHABLE", output, StringComparison.Ordinal);
     }
 
     [Fact]

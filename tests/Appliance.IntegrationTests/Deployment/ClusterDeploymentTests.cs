@@ -439,12 +439,25 @@ public sealed class ClusterDeploymentTests(AnsibleLab lab, ITestOutputHelper out
         var nodesBefore = await MainPids();
         var (_, servicesBefore) = await lab.SshAsync(AnsibleLab.Balancer, BalancerServicePids);
 
-        // Without --limit, retire.yml refuses (it would take every node out) and touches nothing.
-        var refused = await lab.PlaybookAsync("retire.yml");
-        Assert.True(refused.ExitCode != 0 && refused.Output.Contains("will not retire every node", StringComparison.Ordinal), refused.Output);
+        // While the other nodes are out of service, retire.yml refuses to take node3 out (nobody would serve) and
+        // touches nothing. (Without --limit it refuses too: AnsibleContentTests.)
+        foreach (var other in new[] { AnsibleLab.Node1, AnsibleLab.Node2 })
+        {
+            Assert.Equal(string.Empty, await HaproxyCommand($"set server appliance/{other} state maint"));
+        }
+
+        var refused = await lab.PlaybookAsync("retire.yml", "--limit", AnsibleLab.Node3);
+        foreach (var other in new[] { AnsibleLab.Node1, AnsibleLab.Node2 })
+        {
+            Assert.Equal(string.Empty, await HaproxyCommand($"set server appliance/{other} state ready"));
+        }
+
+        await WaitUntilServingAsync(AnsibleLab.Node1, AnsibleLab.Node2);
+        Assert.True(refused.ExitCode != 0 && refused.Output.Contains($"Retiring {AnsibleLab.Node3} would leave no node serving", StringComparison.Ordinal), refused.Output);
         Assert.Equal(nodesBefore, await MainPids());
         Assert.Equal("active", (await lab.SshAsync(AnsibleLab.Node3, "systemctl is-active appliance")).Output.Trim());
-        Assert.True(AdministrativeState(await HaproxyCommand("show servers state appliance"), AnsibleLab.Node3) == 0);
+        var untouched = await HaproxyCommand("show servers state appliance");
+        Assert.True(new[] { AnsibleLab.Node1, AnsibleLab.Node2, AnsibleLab.Node3 }.All(node => AdministrativeState(untouched, node) == 0), untouched);
 
         // node3 leaves the balancer, drains and stops for good while clients keep streaming through HAProxy.
         await RunUnderLoadAsync("retire.yml", "retire.yml --limit node3", token, "--limit", AnsibleLab.Node3);
@@ -669,6 +682,29 @@ public sealed class ClusterDeploymentTests(AnsibleLab lab, ITestOutputHelper out
         Assert.True(exit == 0, answer);
         return answer.Trim();
     }
+
+    /// <summary>Waits until HAProxy has the nodes up (checks passing) and in service again, as after leaving maintenance.</summary>
+    private async Task WaitUntilServingAsync(params string[] nodes)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (true)
+        {
+            var state = await HaproxyCommand("show servers state appliance");
+            if (nodes.All(node => OperationalState(state, node) == 2 && AdministrativeState(state, node) == 0))
+            {
+                return;
+            }
+
+            Assert.True(DateTime.UtcNow < deadline, $"{string.Join(", ", nodes)} not back in service within 60 s: {state}");
+            await Task.Delay(500);
+        }
+    }
+
+    /// <summary>A server's srv_op_state in "show servers state" (2: running, its checks passing).</summary>
+    private static int OperationalState(string state, string server) =>
+        state.Split('\n').Select(line => line.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            .Where(fields => fields.Length > 6 && fields[3] == server).Select(fields => int.Parse(fields[5], System.Globalization.CultureInfo.InvariantCulture))
+            .DefaultIfEmpty(-1).First();
 
     /// <summary>A server's srv_admin_state in "show servers state" (1: maintenance forced through the runtime API).</summary>
     private static int AdministrativeState(string state, string server) =>
