@@ -7,14 +7,16 @@ namespace Appliance.Engine.KvCache;
 /// block stands for the whole prefix that leads to it; the chain starts at a root per tenant, so one tenant's blocks
 /// are never found from another's prompt (and no timing can tell what another tenant sent). Keys compare the tokens
 /// themselves, not a hash of them: a hit is exact. Only leaves are evicted (a block that later blocks extend stays
-/// until they go), least recently used first. Owned by the engine thread.
+/// until they go). When the pool is full, room is made in the share of the tenant holding the most blocks, its least
+/// recently used leaf first: a tenant flooding the pool with prompts nobody repeats evicts its own blocks before it
+/// can push out another tenant's smaller set (a shared system prompt), and with one tenant this is plain LRU. Owned by
+/// the engine thread.
 /// </summary>
 internal sealed class PrefixBlockIndex
 {
     private readonly Dictionary<BlockKey, Block> _blocks = new(BlockKeyComparer.Instance);
     private readonly Dictionary<string, Block> _roots = new(StringComparer.Ordinal);
     private readonly Stack<int> _freeSlots;
-    private readonly LinkedList<Block> _evictable = []; // leaves, least recently used first
     private long _nextId;
     private long _clock;
 
@@ -92,9 +94,10 @@ internal sealed class PrefixBlockIndex
                 break;
             }
 
-            var block = new Block(++_nextId, parent, key.Tokens, slot) { LastUsed = now };
+            var block = new Block(++_nextId, parent, key.Tokens, slot, parent.Share) { LastUsed = now };
             _blocks[new BlockKey(parent.Id, key.Tokens)] = block;
-            block.Node = _evictable.AddLast(block);
+            block.Share.Blocks++;
+            block.Node = block.Share.Evictable.AddLast(block);
             first = first < 0 ? i : first;
             slots.Add(slot);
             parent = block;
@@ -113,7 +116,6 @@ internal sealed class PrefixBlockIndex
     {
         _blocks.Clear();
         _roots.Clear();
-        _evictable.Clear();
         _freeSlots.Clear();
         foreach (var slot in Enumerable.Range(0, Capacity).Reverse())
         {
@@ -125,7 +127,7 @@ internal sealed class PrefixBlockIndex
     {
         if (!_roots.TryGetValue(tenant, out var root))
         {
-            root = new Block(++_nextId, null, [], -1) { Tenant = tenant };
+            root = new Block(++_nextId, null, [], -1, new TenantShare(tenant));
             _roots[tenant] = root;
         }
 
@@ -150,13 +152,14 @@ internal sealed class PrefixBlockIndex
             return free;
         }
 
-        if (_evictable.First is not { } oldest)
+        if (LargestEvictableShare() is not { } share)
         {
             return null;
         }
 
-        var victim = oldest.Value;
-        _evictable.RemoveFirst();
+        var victim = share.Evictable.First!.Value;
+        share.Evictable.RemoveFirst();
+        share.Blocks--;
         victim.Node = null;
         _blocks.Remove(new BlockKey(victim.Parent!.Id, victim.Tokens));
         Evictions++;
@@ -164,12 +167,30 @@ internal sealed class PrefixBlockIndex
         return victim.Slot;
     }
 
+    /// <summary>The tenant holding the most blocks among those with a leaf to give up; of equals, the one whose leaf is oldest.</summary>
+    private TenantShare? LargestEvictableShare()
+    {
+        TenantShare? largest = null;
+        foreach (var root in _roots.Values)
+        {
+            var share = root.Share;
+            if (share.Evictable.First is { } oldest
+                && (largest is null || share.Blocks > largest.Blocks
+                    || (share.Blocks == largest.Blocks && oldest.Value.LastUsed < largest.Evictable.First!.Value.LastUsed)))
+            {
+                largest = share;
+            }
+        }
+
+        return largest;
+    }
+
     private void AddChild(Block parent)
     {
         parent.Children++;
         if (parent.Node is not null)
         {
-            _evictable.Remove(parent.Node);
+            parent.Share.Evictable.Remove(parent.Node);
             parent.Node = null;
         }
     }
@@ -185,17 +206,18 @@ internal sealed class PrefixBlockIndex
 
         if (parent.Parent is null)
         {
-            _roots.Remove(parent.Tenant!); // a tenant with nothing cached costs nothing
+            _roots.Remove(parent.Share.Tenant); // a tenant with nothing cached costs nothing
             return;
         }
 
-        var after = _evictable.Last;
+        var evictable = parent.Share.Evictable;
+        var after = evictable.Last;
         while (after is not null && after.Value.LastUsed > parent.LastUsed)
         {
             after = after.Previous;
         }
 
-        parent.Node = after is null ? _evictable.AddFirst(parent) : _evictable.AddAfter(after, parent);
+        parent.Node = after is null ? evictable.AddFirst(parent) : evictable.AddAfter(after, parent);
     }
 
     private void Touch(Block block, long now)
@@ -203,12 +225,12 @@ internal sealed class PrefixBlockIndex
         block.LastUsed = now;
         if (block.Node is not null)
         {
-            _evictable.Remove(block.Node);
-            block.Node = _evictable.AddLast(block);
+            block.Share.Evictable.Remove(block.Node);
+            block.Node = block.Share.Evictable.AddLast(block);
         }
     }
 
-    private sealed class Block(long id, Block? parent, int[] tokens, int slot)
+    private sealed class Block(long id, Block? parent, int[] tokens, int slot, TenantShare share)
     {
         public long Id { get; } = id;
 
@@ -222,10 +244,21 @@ internal sealed class PrefixBlockIndex
 
         public long LastUsed { get; set; }
 
-        public string? Tenant { get; init; }
+        /// <summary>The tenant whose prompts the block holds (a root: the tenant it starts).</summary>
+        public TenantShare Share { get; } = share;
 
         /// <summary>The block's place in the eviction order while it is a leaf.</summary>
         public LinkedListNode<Block>? Node { get; set; }
+    }
+
+    /// <summary>One tenant's part of the pool: how many blocks it holds, and its leaves, least recently used first.</summary>
+    private sealed class TenantShare(string tenant)
+    {
+        public string Tenant { get; } = tenant;
+
+        public int Blocks { get; set; }
+
+        public LinkedList<Block> Evictable { get; } = [];
     }
 
     private readonly record struct BlockKey(long ParentId, int[] Tokens);

@@ -88,6 +88,44 @@ public sealed class PrefixBlockIndexTests
     }
 
     [Fact]
+    public void A_tenant_flooding_the_full_pool_evicts_its_own_blocks_before_another_tenants_smaller_set()
+    {
+        var index = new PrefixBlockIndex(4, 6);
+        var systemPrompt = Tokens(8, 1); // two blocks, the oldest in the pool
+        index.Insert("light", systemPrompt, 8);
+
+        for (var prompt = 0; prompt < 10; prompt++)
+        {
+            index.Insert("heavy", Tokens(4, 100 + prompt), 4); // one block each, never asked again
+        }
+
+        Assert.Equal(2, index.Match("light", systemPrompt, 8).Count);
+        Assert.Equal(6, index.UsedBlocks);
+        Assert.Equal(6, index.Evictions); // room was made in heavy's share, its oldest first
+        Assert.Empty(index.Match("heavy", Tokens(4, 105), 4));
+        Assert.Single(index.Match("heavy", Tokens(4, 106), 4));
+    }
+
+    [Fact]
+    public void Of_tenants_holding_as_many_blocks_the_one_with_the_oldest_leaf_gives_one_up()
+    {
+        var index = new PrefixBlockIndex(4, 4);
+        index.Insert("a", Tokens(4, 1), 4);
+        index.Insert("b", Tokens(4, 2), 4);
+        index.Insert("b", Tokens(4, 3), 4);
+        index.Insert("a", Tokens(4, 4), 4);
+        index.Match("a", Tokens(4, 1), 4); // a's oldest is used again: b's first block is the oldest leaf of the two
+
+        index.Insert("c", Tokens(4, 5), 4);
+
+        Assert.Empty(index.Match("b", Tokens(4, 2), 4));
+        Assert.Single(index.Match("b", Tokens(4, 3), 4));
+        Assert.Single(index.Match("a", Tokens(4, 1), 4));
+        Assert.Single(index.Match("a", Tokens(4, 4), 4));
+        Assert.Single(index.Match("c", Tokens(4, 5), 4));
+    }
+
+    [Fact]
     public void A_block_that_others_extend_outlives_them_and_a_prefix_never_loses_its_start()
     {
         var index = new PrefixBlockIndex(4, 3);
