@@ -25,7 +25,8 @@ public sealed record AuditLogOptions
 /// The one writer of a node's chain. Callers hand in records and wait until theirs is durable; a single loop takes
 /// whatever has queued up meanwhile, chains it (sequence, previous hash, hash) and stores it in one transaction (group
 /// commit), signing a checkpoint when one is due. A failed transaction fails every caller in it and leaves the chain
-/// head where it was.
+/// head where it was. With other nodes' chains in the store, a checkpoint is preceded by a witness entry naming their
+/// latest checkpoints whenever those moved (<see cref="ChainWitness"/>).
 /// </summary>
 public sealed partial class AuditLog : IAsyncDisposable
 {
@@ -40,6 +41,7 @@ public sealed partial class AuditLog : IAsyncDisposable
     private string _head;
     private long _lastSignedSequence;
     private DateTimeOffset _lastCheckpoint;
+    private string? _lastWitness; // the other chains' checkpoints this chain last recorded (ChainWitness)
 
     public AuditLog(IAuditStore store, CheckpointSigner signer, string node, TimeProvider time, AuditLogOptions options, ILogger<AuditLog> logger)
     {
@@ -140,6 +142,16 @@ public sealed partial class AuditLog : IAsyncDisposable
         var now = _time.GetUtcNow();
         var unsigned = sequence - _lastSignedSequence;
         var checkpointDue = unsigned > 0 && (forceCheckpoint || unsigned >= _options.CheckpointEvery || now - _lastCheckpoint >= _options.CheckpointInterval);
+        var witness = checkpointDue ? WitnessOfOthers() : null;
+        if (witness is not null)
+        {
+            sequence++;
+            var record = CanonicalJson.Normalize(new AuditRecord { Time = now, Kind = AuditKinds.Witness, Detail = witness });
+            var hash = CanonicalJson.Hash(sequence, Node, record, head);
+            entries.Add(new AuditEntry(sequence, Node, record, head, hash));
+            head = hash;
+        }
+
         Checkpoint? checkpoint;
         try
         {
@@ -176,9 +188,28 @@ public sealed partial class AuditLog : IAsyncDisposable
             (_lastSignedSequence, _lastCheckpoint) = (sequence, now);
         }
 
+        _lastWitness = witness ?? _lastWitness;
+
         for (var i = 0; i < batch.Count; i++)
         {
             batch[i].Done.TrySetResult(entries[i]);
+        }
+    }
+
+    /// <summary>The detail of a witness entry when the other chains' latest checkpoints moved since the last one, else null.</summary>
+    private string? WitnessOfOthers()
+    {
+        try
+        {
+            var others = _store.LatestCheckpoints().Where(c => c.Node != Node).ToList();
+            var detail = others.Count == 0 ? null : ChainWitness.Detail(others);
+            return detail == _lastWitness ? null : detail;
+        }
+        catch (Exception exception)
+        {
+            // A witness is extra assurance: the entries and their checkpoint are written without it.
+            LogWitnessFailed(_logger, exception, _store.Name);
+            return null;
         }
     }
 
@@ -192,6 +223,9 @@ public sealed partial class AuditLog : IAsyncDisposable
 
     [LoggerMessage(EventId = 4003, Level = LogLevel.Critical, Message = "The audit checkpoint could not be signed; {Count} records are refused until signing works again")]
     private static partial void LogSigningFailed(ILogger logger, Exception exception, int count);
+
+    [LoggerMessage(EventId = 4004, Level = LogLevel.Warning, Message = "The other nodes' checkpoints could not be read from the audit store ({Store}); this checkpoint goes without a witness entry")]
+    private static partial void LogWitnessFailed(ILogger logger, Exception exception, string store);
 
     [LoggerMessage(EventId = 4000, Level = LogLevel.Error, Message = "The audit store ({Store}) failed to append {Count} records; their requests are refused")]
     private static partial void LogStoreFailed(ILogger logger, Exception exception, string store, int count);

@@ -20,6 +20,12 @@ public static class AuditKinds
 
     /// <summary>The retention policy removed old sealed entries (the signed retention record says which).</summary>
     public const string Retention = "audit.retention";
+
+    /// <summary>
+    /// A node's chain records the other nodes' latest signed checkpoints it saw (see ChainWitness), so that deleting or
+    /// cutting another node's chain shows.
+    /// </summary>
+    public const string Witness = "audit.witness";
 }
 
 /// <summary>

@@ -37,7 +37,8 @@ public sealed class ClusterAuditViewTests : IDisposable
         var pages = 0;
         do
         {
-            var page = view.Page(new AuditQuery { NewestFirst = newestFirst, Limit = 3 }, node: null, cursor);
+            // The requests only: node-b's chain also holds its witness of node-a's checkpoint.
+            var page = view.Page(new AuditQuery { Kind = AuditKinds.Accepted, NewestFirst = newestFirst, Limit = 3 }, node: null, cursor);
             seen.AddRange(page.Entries);
             cursor = page.Next is null ? null : Reparsed(page.Next);
             pages++;
@@ -53,7 +54,7 @@ public sealed class ClusterAuditViewTests : IDisposable
         }
 
         // The first page starts with the oldest (or newest) head of the two chains.
-        var first = view.Page(new AuditQuery { NewestFirst = newestFirst, Limit = 1 }, null, null).Entries.Single();
+        var first = view.Page(new AuditQuery { Kind = AuditKinds.Accepted, NewestFirst = newestFirst, Limit = 1 }, null, null).Entries.Single();
         Assert.Equal(newestFirst ? ("node-b", 5L) : ("node-b", 1L), (first.Node, first.Sequence)); // heads: a1 at 5, b1 at 4; a7 at 8, b5 at 11
     }
 
@@ -63,21 +64,22 @@ public sealed class ClusterAuditViewTests : IDisposable
         await RecordAsync("node-a", [1, 2]);
         await RecordAsync("node-b", [3]);
         var view = new ClusterAuditView(_store);
-        var all = view.Page(new AuditQuery { Limit = 3 }, null, null);
+        var requests = new AuditQuery { Kind = AuditKinds.Accepted, Limit = 3 }; // node-b's chain also holds its witness of node-a (entry 2)
+        var all = view.Page(requests, null, null);
         Assert.Equal(3, all.Entries.Count);
         Assert.NotNull(all.Next);
 
         await RecordAsync("node-b", [4]);
         await RecordAsync("node-c", [5]);
-        var later = view.Page(new AuditQuery { Limit = 10 }, null, all.Next);
-        Assert.Equal([("node-b", 2L), ("node-c", 1L)], later.Entries.Select(e => (e.Node, e.Sequence)));
+        var later = view.Page(requests with { Limit = 10 }, null, all.Next);
+        Assert.Equal([("node-b", 3L), ("node-c", 1L)], later.Entries.Select(e => (e.Node, e.Sequence)));
         Assert.Null(later.Next);
 
         Assert.All(view.Page(new AuditQuery { Limit = 10 }, "node-b", null).Entries, e => Assert.Equal("node-b", e.Node));
         Assert.Equal(["node-a", "node-b", "node-c"], view.Chains(null));
         Assert.Equal(["node-b"], view.Chains("node-b"));
-        Assert.Equal(2L, view.Entry("node-b", 2)!.Sequence);
-        Assert.Null(view.Entry("node-b", 3));
+        Assert.Equal(AuditKinds.Witness, view.Entry("node-b", 2)!.Record.Kind);
+        Assert.Null(view.Entry("node-b", 5));
     }
 
     [Fact]
@@ -123,6 +125,73 @@ public sealed class ClusterAuditViewTests : IDisposable
         Assert.False(verdicts[2].Verification.Ok);
         Assert.Equal(ChainProblem.ForgedCheckpoint, verdicts[2].Verification.Problem);
         Assert.Contains($"not the audit key {_signer.KeyId}", verdicts[2].Verification.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Each_node_signs_a_witness_of_the_others_checkpoints_only_when_they_moved()
+    {
+        await RecordAsync("node-a", [1]);
+        await RecordAsync("node-b", [2, 3]);
+
+        var witness = Assert.Single(_store.Chain("node-b"), e => e.Record.Kind == AuditKinds.Witness);
+        var seen = Assert.Single(ChainWitness.Read(witness.Record)!);
+        Assert.Equal(new WitnessedCheckpoint("node-a", 1, _store.Head("node-a")!.Value.Hash), seen);
+        Assert.Equal(witness.Sequence, _store.Checkpoints("node-b")[^1].Sequence); // the checkpoint after it covers it
+        Assert.Null(_store.Chain("node-a").SingleOrDefault(e => e.Record.Kind == AuditKinds.Witness)); // node-b had no checkpoint yet
+
+        // One writer: a second checkpoint while node-a has not moved needs no new witness.
+        await using (var log = new AuditLog(_store, _signer, "node-b", TimeProvider.System, new AuditLogOptions { CheckpointEvery = 1 }, NullLogger<AuditLog>.Instance))
+        {
+            await log.RecordAsync(AuditChainFixture.Record(4) with { Time = Start.AddMinutes(4) });
+            await log.RecordAsync(AuditChainFixture.Record(5) with { Time = Start.AddMinutes(5) });
+        }
+
+        var witnesses = _store.Chain("node-b").Where(e => e.Record.Kind == AuditKinds.Witness).ToList();
+        Assert.Equal(2, witnesses.Count); // the one before, and one at this writer's first checkpoint
+    }
+
+    [Theory]
+    [InlineData("deleted")]
+    [InlineData("cut")]
+    [InlineData("rewritten")]
+    public async Task Verifying_the_set_finds_a_chain_deleted_or_cut_with_its_checkpoints_through_the_others_witness(string damage)
+    {
+        await RecordAsync("node-a", [1, 2, 3]);
+        await RecordAsync("node-b", [4]); // witnesses node-a's checkpoint at entry 3
+        using var key = ECDsa.Create();
+        key.ImportFromPem(_signer.PublicKeyPem());
+        Assert.All(new ClusterAuditView(_store).Verify(new IncrementalVerifier(), key, full: true), v => Assert.True(v.Verification.Ok, v.Verification.Message));
+
+        // What a chain's own checkpoints cannot show: its entries removed, or one rewritten with a hash that fits (no
+        // secret goes into it), with the checkpoints over them.
+        var third = _store.Chain("node-a").Single(e => e.Sequence == 3);
+        var rewrittenHash = CanonicalJson.Hash(3, "node-a", third.Record with { Detail = "rewritten" }, third.PreviousHash);
+        using (var database = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={_folder.Combine("audit.db")};Pooling=False"))
+        {
+            database.Open();
+            using var command = database.CreateCommand();
+            command.CommandText = damage switch
+            {
+                "deleted" => "DELETE FROM audit_entries WHERE node = 'node-a'; DELETE FROM audit_checkpoints WHERE node = 'node-a';",
+                "cut" => "DELETE FROM audit_entries WHERE node = 'node-a' AND seq = 3; DELETE FROM audit_checkpoints WHERE node = 'node-a';",
+                _ => $"UPDATE audit_entries SET hash = '{rewrittenHash}', detail = 'rewritten' WHERE node = 'node-a' AND seq = 3; DELETE FROM audit_checkpoints WHERE node = 'node-a';",
+            };
+            command.ExecuteNonQuery();
+        }
+
+        var verdicts = new ClusterAuditView(_store).Verify(new IncrementalVerifier(), key, full: true);
+
+        var nodeA = Assert.Single(verdicts, v => v.Node == "node-a").Verification;
+        Assert.False(nodeA.Ok, nodeA.Message);
+        Assert.Contains("node node-b's signed entry 2 witnessed its checkpoint at entry 3", nodeA.Message, StringComparison.Ordinal);
+        Assert.Equal(damage == "rewritten" ? ChainProblem.Modified : ChainProblem.Truncated, nodeA.Problem);
+        Assert.True(Assert.Single(verdicts, v => v.Node == "node-b").Verification.Ok);
+        // Its own verification finds nothing: a node-scoped verification checks that chain alone, as before.
+        if (damage != "deleted")
+        {
+            var alone = Assert.Single(new ClusterAuditView(_store).Verify(new IncrementalVerifier(), key, full: true, node: "node-a")).Verification;
+            Assert.True(alone.Ok, alone.Message);
+        }
     }
 
     public void Dispose()

@@ -86,16 +86,19 @@ public sealed class ClusterAuditView(IAuditStore store)
     /// Verifies each chain in scope with <paramref name="publicKey"/> (incrementally unless <paramref name="full"/>).
     /// A chain whose checkpoints another key signed is reported broken, naming both keys: a cluster shares one key.
     /// A chain this verifier reached a signed checkpoint of earlier, and that is now gone from the store altogether
-    /// (entries, checkpoints and retention record deleted), is reported cut off rather than silently left out.
+    /// (entries, checkpoints and retention record deleted), is reported cut off rather than silently left out. The whole
+    /// set (no node named) is also checked against the chains' witnesses of each other (<see cref="ChainWitness"/>),
+    /// which finds such a chain, or one cut short with its checkpoints, on a first verification too.
     /// </summary>
     public IReadOnlyList<ChainVerdict> Verify(IncrementalVerifier verifier, ECDsa publicKey, bool full, string? node = null)
     {
         var present = Chains(null);
         var scope = node is null ? present.Union(verifier.Reached.Keys, StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList() : [node];
-        return [.. scope.Select(chain => !present.Contains(chain) && verifier.Reached.TryGetValue(chain, out var reached)
-            ? new ChainVerdict(chain, ChainVerification.Broken(0, 0, true, ChainProblem.Truncated, 1,
+        var verdicts = scope.Select(chain => !present.Contains(chain) && verifier.Reached.TryGetValue(chain, out var reached)
+            ? (chain, ChainVerification.Broken(0, 0, true, ChainProblem.Truncated, 1,
                 $"the chain of node {chain} is gone from the store: an earlier verification reached its signed entry {reached.Sequence}"))
-            : new ChainVerdict(chain, verifier.Verify(store, chain, publicKey, full)))];
+            : (chain, verifier.Verify(store, chain, publicKey, full))).ToList();
+        return [.. (node is null ? ChainWitness.Check(store, verdicts) : verdicts).Select(v => new ChainVerdict(v.Node, v.Verdict))];
     }
 
     private static bool Before(AuditEntry a, AuditEntry b, bool newestFirst)

@@ -59,6 +59,9 @@ public interface IAuditStore : IDisposable
 
     IReadOnlyList<Checkpoint> Checkpoints(string node);
 
+    /// <summary>The latest checkpoint of every chain the store holds.</summary>
+    IReadOnlyList<Checkpoint> LatestCheckpoints();
+
     /// <summary>The latest retention record of a node (it covers every earlier one), or null.</summary>
     RetentionRecord? Retention(string node);
 

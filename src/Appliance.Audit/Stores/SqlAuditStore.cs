@@ -150,6 +150,23 @@ public abstract class SqlAuditStore : IAuditStore
         return (IReadOnlyList<Checkpoint>)checkpoints;
     });
 
+    public IReadOnlyList<Checkpoint> LatestCheckpoints() => WithReadConnection(connection =>
+    {
+        // One probe per node along the primary key, as Nodes() does, then each node's last checkpoint by the same key.
+        using var command = Command(connection,
+            $"WITH RECURSIVE {SkipScan("checkpoint_nodes", "audit_checkpoints")} SELECT c.node, c.seq, c.hash, c.time, c.key_id, c.signature "
+            + "FROM checkpoint_nodes n JOIN audit_checkpoints c ON c.node = n.node "
+            + "AND c.seq = (SELECT l.seq FROM audit_checkpoints l WHERE l.node = n.node ORDER BY l.seq DESC LIMIT 1) ORDER BY c.node");
+        using var reader = command.ExecuteReader();
+        var checkpoints = new List<Checkpoint>();
+        while (reader.Read())
+        {
+            checkpoints.Add(new Checkpoint(reader.GetString(0), reader.GetInt64(1), reader.GetString(2), ParseTime(reader.GetString(3)), reader.GetString(4), reader.GetString(5)));
+        }
+
+        return (IReadOnlyList<Checkpoint>)checkpoints;
+    });
+
     public RetentionRecord? Retention(string node) => WithReadConnection(connection =>
     {
         using var command = Command(connection,

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Security.Cryptography;
+using Appliance.Audit;
 using Appliance.Audit.Chain;
 using Appliance.Audit.Export;
 using Appliance.Audit.Stores;
@@ -70,8 +71,19 @@ internal static class AuditCommands
         var nodes = entries.Select(e => e.Node).Concat(checkpoints.Select(c => c.Node)).Concat(retentions.Select(r => r.Node))
             .Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
         var chains = Chosen(nodes, node, "export");
-        return [.. chains.Select(chain => (chain, ChainVerifier.Verify(entries.Where(e => e.Node == chain), checkpoints.Where(c => c.Node == chain), key,
-            retentions.Where(r => r.Node == chain).MaxBy(r => r.ThroughSequence))))];
+        var verdicts = chains.Select(chain => (chain, ChainVerifier.Verify(entries.Where(e => e.Node == chain), checkpoints.Where(c => c.Node == chain), key,
+            retentions.Where(r => r.Node == chain).MaxBy(r => r.ThroughSequence)))).ToList();
+        if (node is not null)
+        {
+            return verdicts;
+        }
+
+        // The whole set: each chain's signed witness of the others (ChainWitness).
+        var hashes = entries.ToDictionary(e => (e.Node, e.Sequence), e => e.Hash);
+        return ChainWitness.Check(verdicts,
+            (chain, signedThrough) => entries.LastOrDefault(e => e.Node == chain && e.Sequence <= signedThrough && e.Record.Kind == AuditKinds.Witness),
+            (chain, sequence) => hashes.GetValueOrDefault((chain, sequence)),
+            chain => retentions.Where(r => r.Node == chain).Select(r => r.ThroughSequence).DefaultIfEmpty(0).Max());
     }
 
     private static SqliteAuditStore OpenSqlite(FileInfo database) =>
@@ -80,7 +92,8 @@ internal static class AuditCommands
     private static IReadOnlyList<(string, ChainVerification)> VerifyStore(SqlAuditStore opened, string? node, ECDsa? key)
     {
         using var store = opened;
-        return [.. Chosen(store.Nodes(), node, "store").Select(chain => (chain, ChainVerifier.Verify(store.Chain(chain), store.Checkpoints(chain), key, store.Retention(chain))))];
+        var verdicts = Chosen(store.Nodes(), node, "store").Select(chain => (chain, ChainVerifier.Verify(store.Chain(chain), store.Checkpoints(chain), key, store.Retention(chain)))).ToList();
+        return node is null ? ChainWitness.Check(store, verdicts) : verdicts;
     }
 
     /// <summary>The chains to verify: the one asked for (which must be there), else all of them (at least one).</summary>

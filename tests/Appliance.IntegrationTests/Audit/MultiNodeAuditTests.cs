@@ -109,5 +109,39 @@ public sealed class MultiNodeAuditTests : IDisposable
         Assert.StartsWith("OK:", output, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task A_node_chain_deleted_from_the_database_is_found_by_the_other_node_s_signed_witness()
+    {
+        var publicKey = Path.ChangeExtension(_cluster.CheckpointKey, null) + ".pub.pem";
+        var node1 = await _cluster.StartNodeAsync("node-1");
+        var node2 = await _cluster.StartNodeAsync("node-2");
+        foreach (var node in new[] { node1, node2 })
+        {
+            using var response = await node.Http.PostAsync("/v1/chat/completions", new StringContent(
+                """{"model":"tiny","messages":[{"role":"user","content":"hi"}],"max_tokens":2}""", Encoding.UTF8, "application/json"));
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+
+        // Each stop signs a last checkpoint; node-2's, after node-1's, is preceded by its witness of it.
+        await node1.DisposeAsync();
+        await node2.DisposeAsync();
+        var (intact, intactOutput) = await ApplianceCli.RunAsync("audit", "verify", "--postgres", _cluster.Database.ConnectionString, "--public-key", publicKey);
+        Assert.True(intact == 0, intactOutput);
+
+        await using (var connection = new Npgsql.NpgsqlConnection(_cluster.Database.ConnectionString))
+        {
+            await connection.OpenAsync();
+            await using var delete = new Npgsql.NpgsqlCommand(
+                "DELETE FROM audit_entries WHERE node = 'node-1'; DELETE FROM audit_checkpoints WHERE node = 'node-1'; DELETE FROM audit_retention WHERE node = 'node-1'", connection);
+            Assert.True(await delete.ExecuteNonQueryAsync() > 0);
+        }
+
+        var (exit, output) = await ApplianceCli.RunAsync("audit", "verify", "--postgres", _cluster.Database.ConnectionString, "--public-key", publicKey);
+        Assert.True(exit == 1, output);
+        Assert.Contains("node node-1: BROKEN", output, StringComparison.Ordinal);
+        Assert.Contains("the chain of node node-1 is gone from the store: node node-2's signed entry", output, StringComparison.Ordinal);
+        Assert.Contains("node node-2: OK:", output, StringComparison.Ordinal);
+    }
+
     public void Dispose() => _cluster.Dispose();
 }
