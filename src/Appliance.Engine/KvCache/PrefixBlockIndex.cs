@@ -7,10 +7,10 @@ namespace Appliance.Engine.KvCache;
 /// block stands for the whole prefix that leads to it; the chain starts at a root per tenant, so one tenant's blocks
 /// are never found from another's prompt (and no timing can tell what another tenant sent). Keys compare the tokens
 /// themselves, not a hash of them: a hit is exact. Only leaves are evicted (a block that later blocks extend stays
-/// until they go). When the pool is full, room is made in the share of the tenant holding the most blocks, its least
-/// recently used leaf first: a tenant flooding the pool with prompts nobody repeats evicts its own blocks before it
-/// can push out another tenant's smaller set (a shared system prompt), and with one tenant this is plain LRU. Owned by
-/// the engine thread.
+/// until they go), least recently used first; but a tenant holding half the pool or more, while others hold blocks
+/// too, makes room among its own blocks only (or caches no further): a tenant flooding the pool with prompts nobody
+/// repeats cannot push out the rest, while blocks nobody uses any more still age out. While the pool has free slots
+/// any tenant may use them, and a tenant alone may use all of it. Owned by the engine thread.
 /// </summary>
 internal sealed class PrefixBlockIndex
 {
@@ -35,6 +35,9 @@ internal sealed class PrefixBlockIndex
 
     /// <summary>Blocks holding a prefix now.</summary>
     public int UsedBlocks => _blocks.Count;
+
+    /// <summary>The blocks a tenant may hold once the pool is full and other tenants hold blocks too: half the pool.</summary>
+    public int TenantCap => Math.Max(1, Capacity / 2);
 
     /// <summary>Blocks dropped to make room for newer ones.</summary>
     public long Evictions { get; private set; }
@@ -88,7 +91,7 @@ internal sealed class PrefixBlockIndex
 
             // The parent gains a child before a slot is found, so it cannot be the leaf evicted to make room.
             AddChild(parent);
-            if (TakeSlot() is not { } slot)
+            if (TakeSlot(parent.Share) is not { } slot)
             {
                 RemoveChild(parent);
                 break;
@@ -145,21 +148,22 @@ internal sealed class PrefixBlockIndex
         return new BlockKey(parent.Id, slice);
     }
 
-    private int? TakeSlot()
+    private int? TakeSlot(TenantShare taker)
     {
         if (_freeSlots.TryPop(out var free))
         {
             return free;
         }
 
-        if (LargestEvictableShare() is not { } share)
+        var atItsCap = taker.Blocks >= TenantCap && _roots.Values.Any(root => root.Share != taker && root.Share.Blocks > 0);
+        if ((atItsCap ? taker.Evictable.First : OldestLeaf()) is not { } oldest)
         {
             return null;
         }
 
-        var victim = share.Evictable.First!.Value;
-        share.Evictable.RemoveFirst();
-        share.Blocks--;
+        var victim = oldest.Value;
+        victim.Share.Evictable.Remove(oldest);
+        victim.Share.Blocks--;
         victim.Node = null;
         _blocks.Remove(new BlockKey(victim.Parent!.Id, victim.Tokens));
         Evictions++;
@@ -167,22 +171,19 @@ internal sealed class PrefixBlockIndex
         return victim.Slot;
     }
 
-    /// <summary>The tenant holding the most blocks among those with a leaf to give up; of equals, the one whose leaf is oldest.</summary>
-    private TenantShare? LargestEvictableShare()
+    /// <summary>The least recently used leaf of any tenant.</summary>
+    private LinkedListNode<Block>? OldestLeaf()
     {
-        TenantShare? largest = null;
+        LinkedListNode<Block>? oldest = null;
         foreach (var root in _roots.Values)
         {
-            var share = root.Share;
-            if (share.Evictable.First is { } oldest
-                && (largest is null || share.Blocks > largest.Blocks
-                    || (share.Blocks == largest.Blocks && oldest.Value.LastUsed < largest.Evictable.First!.Value.LastUsed)))
+            if (root.Share.Evictable.First is { } first && (oldest is null || first.Value.LastUsed < oldest.Value.LastUsed))
             {
-                largest = share;
+                oldest = first;
             }
         }
 
-        return largest;
+        return oldest;
     }
 
     private void AddChild(Block parent)

@@ -107,22 +107,42 @@ public sealed class PrefixBlockIndexTests
     }
 
     [Fact]
-    public void Of_tenants_holding_as_many_blocks_the_one_with_the_oldest_leaf_gives_one_up()
+    public void Below_half_the_pool_a_tenant_evicts_the_oldest_leaf_of_anyone_at_half_only_its_own()
+    {
+        var index = new PrefixBlockIndex(4, 4);
+        Assert.Equal(2, index.TenantCap);
+        index.Insert("gone", Tokens(4, 1), 4); // a tenant that never comes back
+        index.Insert("a", Tokens(4, 2), 4);
+        index.Insert("a", Tokens(4, 3), 4);
+        index.Insert("b", Tokens(4, 4), 4); // the pool is full
+
+        index.Insert("b", Tokens(4, 5), 4); // b holds one: the least recently used leaf goes, whoever's
+        Assert.Empty(index.Match("gone", Tokens(4, 1), 4));
+
+        index.Insert("b", Tokens(4, 6), 4); // b holds half the pool: its own oldest goes, not a's older ones
+        Assert.Empty(index.Match("b", Tokens(4, 4), 4));
+        Assert.Equal([1, 1, 1, 1], new[] { ("a", 2), ("a", 3), ("b", 5), ("b", 6) }.Select(p => index.Match(p.Item1, Tokens(4, p.Item2), 4).Count));
+        Assert.Equal(2, index.Evictions);
+    }
+
+    [Fact]
+    public void A_tenant_at_half_the_pool_with_no_leaf_of_its_own_to_give_caches_no_further()
     {
         var index = new PrefixBlockIndex(4, 4);
         index.Insert("a", Tokens(4, 1), 4);
         index.Insert("b", Tokens(4, 2), 4);
         index.Insert("b", Tokens(4, 3), 4);
-        index.Insert("a", Tokens(4, 4), 4);
-        index.Match("a", Tokens(4, 1), 4); // a's oldest is used again: b's first block is the oldest leaf of the two
 
-        index.Insert("c", Tokens(4, 5), 4);
+        var (_, slots) = index.Insert("a", Tokens(16, 9), 16); // four blocks in one chain
 
-        Assert.Empty(index.Match("b", Tokens(4, 2), 4));
+        // The free slot, then (a at half the pool) its own older block's; then only its chain is left to a, which
+        // cannot give up its own start: the rest is not cached, and b keeps its blocks.
+        Assert.Equal(2, slots.Count);
+        Assert.Equal(2, index.Match("a", Tokens(16, 9), 16).Count);
+        Assert.Empty(index.Match("a", Tokens(4, 1), 4));
+        Assert.Single(index.Match("b", Tokens(4, 2), 4));
         Assert.Single(index.Match("b", Tokens(4, 3), 4));
-        Assert.Single(index.Match("a", Tokens(4, 1), 4));
-        Assert.Single(index.Match("a", Tokens(4, 4), 4));
-        Assert.Single(index.Match("c", Tokens(4, 5), 4));
+        Assert.Equal(1, index.Evictions);
     }
 
     [Fact]
