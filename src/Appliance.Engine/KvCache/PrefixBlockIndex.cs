@@ -7,10 +7,11 @@ namespace Appliance.Engine.KvCache;
 /// block stands for the whole prefix that leads to it; the chain starts at a root per tenant, so one tenant's blocks
 /// are never found from another's prompt (and no timing can tell what another tenant sent). Keys compare the tokens
 /// themselves, not a hash of them: a hit is exact. Only leaves are evicted (a block that later blocks extend stays
-/// until they go), least recently used first; but a tenant holding half the pool or more, while others hold blocks
-/// too, makes room among its own blocks only (or caches no further): a tenant flooding the pool with prompts nobody
-/// repeats cannot push out the rest, while blocks nobody uses any more still age out. While the pool has free slots
-/// any tenant may use them, and a tenant alone may use all of it. Owned by the engine thread.
+/// until they go), least recently used first; but a tenant holding half the pool or more, while another tenant that
+/// used the cache in the last <see cref="RecentUse"/> holds blocks too, makes room among its own blocks only (or caches no further): a tenant
+/// flooding the pool with prompts nobody repeats cannot push out a steady tenant's system prompt, while the blocks of
+/// tenants gone quiet age out as LRU has them. While the pool has free slots any tenant may use them, and a tenant
+/// alone may use all of it. Owned by the engine thread.
 /// </summary>
 internal sealed class PrefixBlockIndex
 {
@@ -20,8 +21,15 @@ internal sealed class PrefixBlockIndex
     private long _nextId;
     private long _clock;
 
-    public PrefixBlockIndex(int blockTokens, int capacity)
+    /// <summary>How long a tenant counts as using the cache after it last looked up or saved a prefix.</summary>
+    public static readonly TimeSpan RecentUse = TimeSpan.FromMinutes(10);
+
+    private readonly Func<long> _milliseconds;
+
+    /// <param name="milliseconds">A monotonic clock in milliseconds (tests give their own).</param>
+    public PrefixBlockIndex(int blockTokens, int capacity, Func<long>? milliseconds = null)
     {
+        _milliseconds = milliseconds ?? (() => Environment.TickCount64);
         ArgumentOutOfRangeException.ThrowIfLessThan(blockTokens, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
         BlockTokens = blockTokens;
@@ -56,6 +64,7 @@ internal sealed class PrefixBlockIndex
 
         var blocks = Math.Min(maxTokens, tokens.Count) / BlockTokens;
         var now = ++_clock;
+        parent.Share.UsedAt = _milliseconds();
         for (var i = 0; i < blocks && _blocks.TryGetValue(KeyOf(parent, tokens, i), out var block); i++)
         {
             Touch(block, now);
@@ -76,6 +85,7 @@ internal sealed class PrefixBlockIndex
         var parent = RootOf(tenant);
         var blocks = Math.Min(computedTokens, tokens.Count) / BlockTokens;
         var now = ++_clock;
+        parent.Share.UsedAt = _milliseconds();
         var slots = new List<int>();
         var first = -1;
         for (var i = 0; i < blocks; i++)
@@ -155,7 +165,9 @@ internal sealed class PrefixBlockIndex
             return free;
         }
 
-        var atItsCap = taker.Blocks >= TenantCap && _roots.Values.Any(root => root.Share != taker && root.Share.Blocks > 0);
+        var recently = _milliseconds() - (long)RecentUse.TotalMilliseconds;
+        var atItsCap = taker.Blocks >= TenantCap
+            && _roots.Values.Any(root => root.Share != taker && root.Share.Blocks > 0 && root.Share.UsedAt > recently);
         if ((atItsCap ? taker.Evictable.First : OldestLeaf()) is not { } oldest)
         {
             return null;
@@ -258,6 +270,9 @@ internal sealed class PrefixBlockIndex
         public string Tenant { get; } = tenant;
 
         public int Blocks { get; set; }
+
+        /// <summary>When the tenant last looked up or saved a prefix (milliseconds of the index's clock).</summary>
+        public long UsedAt { get; set; }
 
         public LinkedList<Block> Evictable { get; } = [];
     }

@@ -146,6 +146,26 @@ public sealed class PrefixBlockIndexTests
     }
 
     [Fact]
+    public void A_tenant_gone_quiet_does_not_hold_the_others_to_half_the_pool()
+    {
+        var milliseconds = 0L;
+        var index = new PrefixBlockIndex(4, 4, () => milliseconds);
+        index.Insert("batch", Tokens(8, 1), 8); // half the pool, then nothing more from it
+        index.Insert("day", Tokens(4, 2), 4);
+        index.Insert("day", Tokens(4, 3), 4); // full: day holds half
+
+        milliseconds += (long)PrefixBlockIndex.RecentUse.TotalMilliseconds - 1;
+        index.Insert("day", Tokens(4, 4), 4); // batch is recent still: day makes room among its own
+        Assert.Empty(index.Match("day", Tokens(4, 2), 4));
+
+        milliseconds += 2; // batch quiet for longer than RecentUse: LRU again
+        index.Insert("day", Tokens(4, 5), 4);
+
+        Assert.Single(index.Match("batch", Tokens(8, 1), 8)); // its tail, the oldest leaf, went
+        Assert.Equal([1, 1, 1], new[] { 3, 4, 5 }.Select(seed => index.Match("day", Tokens(4, seed), 4).Count));
+    }
+
+    [Fact]
     public void A_block_that_others_extend_outlives_them_and_a_prefix_never_loses_its_start()
     {
         var index = new PrefixBlockIndex(4, 3);
