@@ -41,7 +41,9 @@ public sealed partial class AuditLog : IAsyncDisposable
     private string _head;
     private long _lastSignedSequence;
     private DateTimeOffset _lastCheckpoint;
-    private string? _lastWitness; // the other chains' checkpoints this chain last recorded (ChainWitness)
+    private string? _lastWitness; // the detail of this chain's last witness entry (ChainWitness)
+    private Dictionary<string, WitnessedCheckpoint> _witnessed = new(StringComparer.Ordinal); // what it named, per chain
+    private Dictionary<string, WitnessedCheckpoint>? _pendingWitnessed;
 
     public AuditLog(IAuditStore store, CheckpointSigner signer, string node, TimeProvider time, AuditLogOptions options, ILogger<AuditLog> logger)
     {
@@ -54,6 +56,13 @@ public sealed partial class AuditLog : IAsyncDisposable
         (_sequence, _head) = store.Head(node) ?? (0, CanonicalJson.GenesisHash);
         _lastSignedSequence = store.Checkpoints(node).LastOrDefault()?.Sequence ?? 0;
         _lastCheckpoint = time.GetUtcNow();
+        if (store.LatestWitness(node, long.MaxValue) is { } witness && ChainWitness.Read(witness.Record) is { } seen)
+        {
+            // Carried forward across restarts: a chain once witnessed stays named, at the furthest checkpoint seen.
+            _witnessed = seen.ToDictionary(c => c.Node, StringComparer.Ordinal);
+            _lastWitness = witness.Record.Detail;
+        }
+
         _writer = Task.Factory.StartNew(WriteLoop, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
     }
 
@@ -188,7 +197,10 @@ public sealed partial class AuditLog : IAsyncDisposable
             (_lastSignedSequence, _lastCheckpoint) = (sequence, now);
         }
 
-        _lastWitness = witness ?? _lastWitness;
+        if (witness is not null)
+        {
+            (_lastWitness, _witnessed) = (witness, _pendingWitnessed!);
+        }
 
         for (var i = 0; i < batch.Count; i++)
         {
@@ -196,13 +208,27 @@ public sealed partial class AuditLog : IAsyncDisposable
         }
     }
 
-    /// <summary>The detail of a witness entry when the other chains' latest checkpoints moved since the last one, else null.</summary>
+    /// <summary>
+    /// The detail of a witness entry when the other chains' latest checkpoints moved since the last one, else null.
+    /// What was witnessed before is carried forward: a chain is never dropped from the list and never named at an
+    /// earlier checkpoint than before, so deleting or cutting it afterwards does not erase the evidence. Only
+    /// checkpoints the audit key signed are named.
+    /// </summary>
     private string? WitnessOfOthers()
     {
         try
         {
-            var others = _store.LatestCheckpoints().Where(c => c.Node != Node).ToList();
-            var detail = others.Count == 0 ? null : ChainWitness.Detail(others);
+            var next = new Dictionary<string, WitnessedCheckpoint>(_witnessed, StringComparer.Ordinal);
+            foreach (var checkpoint in _store.LatestCheckpoints())
+            {
+                if (checkpoint.Node != Node && _signer.Signed(checkpoint) && (!next.TryGetValue(checkpoint.Node, out var known) || checkpoint.Sequence > known.Sequence))
+                {
+                    next[checkpoint.Node] = new WitnessedCheckpoint(checkpoint.Node, checkpoint.Sequence, checkpoint.Hash);
+                }
+            }
+
+            var detail = next.Count == 0 ? null : ChainWitness.Detail(next.Values.OrderBy(c => c.Node, StringComparer.Ordinal));
+            _pendingWitnessed = next;
             return detail == _lastWitness ? null : detail;
         }
         catch (Exception exception)

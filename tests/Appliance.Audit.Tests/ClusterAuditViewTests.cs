@@ -131,6 +131,15 @@ public sealed class ClusterAuditViewTests : IDisposable
     public async Task Each_node_signs_a_witness_of_the_others_checkpoints_only_when_they_moved()
     {
         await RecordAsync("node-a", [1]);
+        using (var database = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={_folder.Combine("audit.db")};Pooling=False"))
+        {
+            // A checkpoint row nobody signed (written straight into the database) is not vouched for by a witness.
+            database.Open();
+            using var forged = database.CreateCommand();
+            forged.CommandText = $"INSERT INTO audit_checkpoints VALUES ('node-x', 9, 'abc', '2026-12-01T09:00:00.0000000Z', '{_signer.KeyId}', 'AAAA')";
+            forged.ExecuteNonQuery();
+        }
+
         await RecordAsync("node-b", [2, 3]);
 
         var witness = Assert.Single(_store.Chain("node-b"), e => e.Record.Kind == AuditKinds.Witness);
@@ -139,15 +148,15 @@ public sealed class ClusterAuditViewTests : IDisposable
         Assert.Equal(witness.Sequence, _store.Checkpoints("node-b")[^1].Sequence); // the checkpoint after it covers it
         Assert.Null(_store.Chain("node-a").SingleOrDefault(e => e.Record.Kind == AuditKinds.Witness)); // node-b had no checkpoint yet
 
-        // One writer: a second checkpoint while node-a has not moved needs no new witness.
+        // Restarted, with two checkpoints while node-a has not moved: the witness it finds in its chain still holds.
         await using (var log = new AuditLog(_store, _signer, "node-b", TimeProvider.System, new AuditLogOptions { CheckpointEvery = 1 }, NullLogger<AuditLog>.Instance))
         {
             await log.RecordAsync(AuditChainFixture.Record(4) with { Time = Start.AddMinutes(4) });
             await log.RecordAsync(AuditChainFixture.Record(5) with { Time = Start.AddMinutes(5) });
         }
 
-        var witnesses = _store.Chain("node-b").Where(e => e.Record.Kind == AuditKinds.Witness).ToList();
-        Assert.Equal(2, witnesses.Count); // the one before, and one at this writer's first checkpoint
+        Assert.Single(_store.Chain("node-b"), e => e.Record.Kind == AuditKinds.Witness);
+        Assert.True(_store.Checkpoints("node-b").Count >= 3);
     }
 
     [Theory]
@@ -179,13 +188,33 @@ public sealed class ClusterAuditViewTests : IDisposable
             command.ExecuteNonQuery();
         }
 
+        // Later witnesses carry the earlier one forward: node-b, restarted, witnesses a new node-c and still names
+        // node-a's checkpoint at entry 3, however node-a now looks.
+        await RecordAsync("node-c", [5]);
+        await RecordAsync("node-b", [6]);
+        var latest = _store.LatestWitness("node-b", long.MaxValue)!;
+        Assert.True(latest.Sequence > 2);
+        Assert.Equal(["node-a", "node-c"], ChainWitness.Read(latest.Record)!.Select(c => c.Node));
+
         var verdicts = new ClusterAuditView(_store).Verify(new IncrementalVerifier(), key, full: true);
 
         var nodeA = Assert.Single(verdicts, v => v.Node == "node-a").Verification;
         Assert.False(nodeA.Ok, nodeA.Message);
-        Assert.Contains("node node-b's signed entry 2 witnessed its checkpoint at entry 3", nodeA.Message, StringComparison.Ordinal);
+        Assert.Contains($"node node-b's signed entry {latest.Sequence} witnessed its checkpoint at entry 3", nodeA.Message, StringComparison.Ordinal);
         Assert.Equal(damage == "rewritten" ? ChainProblem.Modified : ChainProblem.Truncated, nodeA.Problem);
         Assert.True(Assert.Single(verdicts, v => v.Node == "node-b").Verification.Ok);
+        Assert.True(Assert.Single(verdicts, v => v.Node == "node-c").Verification.Ok);
+        // An export may hold some chains only: there a chain witnessed but absent is no finding.
+        if (damage == "deleted")
+        {
+            var exported = new List<(string, ChainVerification)> { ("node-b", ChainVerifier.Verify(_store.Chain("node-b"), _store.Checkpoints("node-b"), key)) };
+            var partial = ChainWitness.Check(exported, _store.LatestWitness, (_, _) => null, _ => 0, missingIsGone: false);
+            // ... and in a file written while the nodes wrote, a checkpoint past the end of a chain it holds is none either.
+            var written = new List<(string, ChainVerification)> { exported[0], ("node-a", ChainVerifier.Verify([], [], key)) };
+            Assert.All(ChainWitness.Check(written, _store.LatestWitness, (_, _) => null, _ => 0, missingIsGone: false, beyondEnd: (_, _) => true), v => Assert.True(v.Verdict.Ok));
+            Assert.True(Assert.Single(partial).Verdict.Ok);
+        }
+
         // Its own verification finds nothing: a node-scoped verification checks that chain alone, as before.
         if (damage != "deleted")
         {

@@ -12,12 +12,13 @@ public sealed record WitnessedCheckpoint(string Node, long Sequence, string Hash
 /// with the checkpoints over it, leaves nothing its own verification would miss. So with several nodes on one store,
 /// each node's writer records, when it signs a checkpoint and the others' latest checkpoints moved since it last did,
 /// an <see cref="AuditKinds.Witness"/> entry naming them (node, entry, hash), which the checkpoint it signs then covers.
-/// Verifying the whole set checks every chain's latest signed witness against the chains it names.
+/// A witness carries the earlier ones forward (no chain dropped, none named at an earlier entry), so verifying the
+/// whole set checks every chain's latest signed witness against the chains it names.
 /// </summary>
 public static class ChainWitness
 {
     /// <summary>The witness entry's detail: the other chains' checkpoints, as a JSON array.</summary>
-    public static string Detail(IEnumerable<Checkpoint> others) =>
+    public static string Detail(IEnumerable<WitnessedCheckpoint> others) =>
         JsonSerializer.Serialize(others.Select(c => new Dictionary<string, object> { ["node"] = c.Node, ["sequence"] = c.Sequence, ["hash"] = c.Hash }));
 
     /// <summary>The checkpoints a witness entry names; null for another kind of entry or a detail that is no witness list.</summary>
@@ -45,15 +46,25 @@ public static class ChainWitness
     /// signed are taken (an entry after its last checkpoint could have been appended by anyone).
     /// </summary>
     public static IReadOnlyList<(string Node, ChainVerification Verdict)> Check(IAuditStore store, IReadOnlyList<(string Node, ChainVerification Verdict)> verdicts) =>
-        Check(verdicts, (node, signedThrough) => store.Query(node, new AuditQuery { Kind = AuditKinds.Witness, NewestFirst = true, BeforeSequence = signedThrough + 1, Limit = 1 }).FirstOrDefault(),
+        Check(verdicts, store.LatestWitness,
             (node, sequence) => sequence < 1 ? null : store.Query(node, new AuditQuery { AfterSequence = sequence - 1, Limit = 1 }).FirstOrDefault(e => e.Sequence == sequence)?.Hash,
-            node => store.Retention(node)?.ThroughSequence ?? 0);
+            node => store.Retention(node)?.ThroughSequence ?? 0,
+            missingIsGone: true);
 
     /// <param name="latestWitness">A chain's last witness entry at or before the given sequence, or null.</param>
     /// <param name="hashOf">The hash of a chain's entry, or null when the entry is not there.</param>
     /// <param name="retainedThrough">The last entry of a chain that retention removed on purpose (0: none).</param>
+    /// <param name="beyondEnd">
+    /// Whether an entry lies past what the source holds of its chain (an export written while the nodes were writing,
+    /// one chain after another: a later witness may name a checkpoint the file has not got); such an entry is no finding.
+    /// </param>
+    /// <param name="missingIsGone">
+    /// Whether a witnessed chain that is not among <paramref name="verdicts"/> was deleted (a store holds every chain)
+    /// or may simply not be there (an export of some nodes only: such a chain is left alone).
+    /// </param>
     public static IReadOnlyList<(string Node, ChainVerification Verdict)> Check(
-        IReadOnlyList<(string Node, ChainVerification Verdict)> verdicts, Func<string, long, AuditEntry?> latestWitness, Func<string, long, string?> hashOf, Func<string, long> retainedThrough)
+        IReadOnlyList<(string Node, ChainVerification Verdict)> verdicts, Func<string, long, AuditEntry?> latestWitness, Func<string, long, string?> hashOf,
+        Func<string, long> retainedThrough, bool missingIsGone, Func<string, long, bool>? beyondEnd = null)
     {
         var result = verdicts.ToList();
         var present = verdicts.Select(v => v.Node).ToHashSet(StringComparer.Ordinal);
@@ -74,13 +85,19 @@ public static class ChainWitness
 
                 var by = $"node {witness}'s signed entry {entry.Sequence} witnessed its checkpoint at entry {checkpoint.Sequence}";
                 ChainVerification? broken = null;
+                if (!present.Contains(checkpoint.Node) && !missingIsGone)
+                {
+                    continue;
+                }
+
                 if (!present.Contains(checkpoint.Node))
                 {
                     broken = ChainVerification.Broken(0, 0, true, ChainProblem.Truncated, 1, $"the chain of node {checkpoint.Node} is gone from the store: {by}");
                 }
-                else if (retainedThrough(checkpoint.Node) < checkpoint.Sequence)
+                else if (hashOf(checkpoint.Node, checkpoint.Sequence) is var hash
+                    && (hash is not null || (retainedThrough(checkpoint.Node) < checkpoint.Sequence && beyondEnd?.Invoke(checkpoint.Node, checkpoint.Sequence) != true)))
                 {
-                    var hash = hashOf(checkpoint.Node, checkpoint.Sequence);
+                    // The hash before the retention record: retention committing in between would otherwise look like a cut.
                     broken = hash is null
                         ? result[index].Verdict with { Ok = false, Problem = ChainProblem.Truncated, FirstBrokenSequence = checkpoint.Sequence, Message = $"entry {checkpoint.Sequence} is gone, but {by}: entries were cut off with their checkpoints" }
                         : hash != checkpoint.Hash

@@ -65,6 +65,20 @@ public sealed class CheckpointSigner : IDisposable
         new(node, through, hash, removed, oldestRemaining, time, KeyId,
             Convert.ToBase64String(_key.SignData(RetentionRecord.SignedBytes(node, through, hash, removed, oldestRemaining, time), HashAlgorithmName.SHA256)));
 
+    /// <summary>Whether this key signed the checkpoint (a row in a shared store is not vouched for by being there).</summary>
+    public bool Signed(Checkpoint checkpoint)
+    {
+        try
+        {
+            return checkpoint.KeyId == KeyId
+                && _key.VerifyData(Checkpoint.SignedBytes(checkpoint.Node, checkpoint.Sequence, checkpoint.Hash, checkpoint.Time), Convert.FromBase64String(checkpoint.Signature), HashAlgorithmName.SHA256);
+        }
+        catch (FormatException)
+        {
+            return false;
+        }
+    }
+
     public string PublicKeyPem() => _key.ExportSubjectPublicKeyInfoPem();
 
     public void Dispose() => _key.Dispose();

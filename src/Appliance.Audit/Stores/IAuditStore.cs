@@ -59,6 +59,9 @@ public interface IAuditStore : IDisposable
 
     IReadOnlyList<Checkpoint> Checkpoints(string node);
 
+    /// <summary>A node's last witness entry (<see cref="AuditKinds.Witness"/>) at or before an entry, or null.</summary>
+    AuditEntry? LatestWitness(string node, long throughSequence);
+
     /// <summary>The latest checkpoint of every chain the store holds.</summary>
     IReadOnlyList<Checkpoint> LatestCheckpoints();
 

@@ -28,6 +28,17 @@ public sealed class PostgresAuditStore : SqlAuditStore
             {
                 Execute(connection, "SELECT pg_advisory_unlock(hashtext('appliance-audit-schema'));");
             }
+
+            try
+            {
+                // Concurrently, its own statement outside the schema lock: on a long audit table the other nodes keep
+                // writing (and starting) meanwhile. Without it witness lookups are slower, never wrong.
+                Execute(connection, $"CREATE INDEX CONCURRENTLY IF NOT EXISTS {WitnessIndex}");
+            }
+            catch (PostgresException)
+            {
+                // Another node built it at the same moment.
+            }
         }
 
         if (lockNode is not null)

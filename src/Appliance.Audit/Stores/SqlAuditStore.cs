@@ -25,6 +25,12 @@ public abstract class SqlAuditStore : IAuditStore
     /// <summary>Where reads run: the writer's connection unless the store has a separate one for readers.</summary>
     protected virtual T WithReadConnection<T>(Func<DbConnection, T> work) => WithConnection(work);
 
+    /// <summary>
+    /// The index of witness entries (a partial index: only they are in it), apart from <see cref="Schema"/> because
+    /// PostgreSQL builds it concurrently, without holding up the other nodes' writes on a long audit table.
+    /// </summary>
+    protected const string WitnessIndex = $"audit_entries_witness ON audit_entries (node, seq) WHERE kind = '{AuditKinds.Witness}'";
+
     /// <summary>The schema: <paramref name="integer"/>, <paramref name="real"/> name the dialect's 64-bit integer and double types.</summary>
     protected static string Schema(string integer, string real) => $"""
         CREATE TABLE IF NOT EXISTS audit_entries (
@@ -148,6 +154,15 @@ public abstract class SqlAuditStore : IAuditStore
         }
 
         return (IReadOnlyList<Checkpoint>)checkpoints;
+    });
+
+    public AuditEntry? LatestWitness(string node, long throughSequence) => WithReadConnection(connection =>
+    {
+        // The kind as a literal, so that the partial index of witness entries serves it however long the chain.
+        using var command = Command(connection,
+            $"SELECT {Columns} FROM audit_entries WHERE node = @node AND kind = '{AuditKinds.Witness}' AND seq <= @through ORDER BY seq DESC LIMIT 1",
+            ("node", node), ("through", throughSequence));
+        return ReadAll(command).FirstOrDefault();
     });
 
     public IReadOnlyList<Checkpoint> LatestCheckpoints() => WithReadConnection(connection =>

@@ -78,12 +78,22 @@ internal static class AuditCommands
             return verdicts;
         }
 
-        // The whole set: each chain's signed witness of the others (ChainWitness).
-        var hashes = entries.ToDictionary(e => (e.Node, e.Sequence), e => e.Hash);
+        // Every chain in the file: each one's signed witness of the others (ChainWitness). A chain witnessed but not in
+        // the file may just not have been exported (GET /audit/export?node=...): only the store can tell it was deleted.
+        // Written while the nodes wrote, a file may end a chain before a checkpoint another chain's later witness names.
+        var hashes = new Dictionary<(string, long), string>();
+        foreach (var entry in entries)
+        {
+            hashes.TryAdd((entry.Node, entry.Sequence), entry.Hash); // a duplicated entry is the chain verdict's finding
+        }
+
+        var ends = entries.GroupBy(e => e.Node).ToDictionary(g => g.Key, g => g.Max(e => e.Sequence), StringComparer.Ordinal);
         return ChainWitness.Check(verdicts,
             (chain, signedThrough) => entries.LastOrDefault(e => e.Node == chain && e.Sequence <= signedThrough && e.Record.Kind == AuditKinds.Witness),
             (chain, sequence) => hashes.GetValueOrDefault((chain, sequence)),
-            chain => retentions.Where(r => r.Node == chain).Select(r => r.ThroughSequence).DefaultIfEmpty(0).Max());
+            chain => retentions.Where(r => r.Node == chain).Select(r => r.ThroughSequence).DefaultIfEmpty(0).Max(),
+            missingIsGone: false,
+            beyondEnd: (chain, sequence) => sequence > ends.GetValueOrDefault(chain));
     }
 
     private static SqliteAuditStore OpenSqlite(FileInfo database) =>
