@@ -44,6 +44,7 @@ public sealed partial class AuditLog : IAsyncDisposable
     private string? _lastWitness; // the detail of this chain's last witness entry (ChainWitness)
     private Dictionary<string, WitnessedCheckpoint> _witnessed = new(StringComparer.Ordinal); // what it named, per chain
     private Dictionary<string, WitnessedCheckpoint>? _pendingWitnessed;
+    private long _lastWitnessSequence;
 
     public AuditLog(IAuditStore store, CheckpointSigner signer, string node, TimeProvider time, AuditLogOptions options, ILogger<AuditLog> logger)
     {
@@ -56,11 +57,12 @@ public sealed partial class AuditLog : IAsyncDisposable
         (_sequence, _head) = store.Head(node) ?? (0, CanonicalJson.GenesisHash);
         _lastSignedSequence = store.Checkpoints(node).LastOrDefault()?.Sequence ?? 0;
         _lastCheckpoint = time.GetUtcNow();
-        if (store.LatestWitness(node, long.MaxValue) is { } witness && ChainWitness.Read(witness.Record) is { } seen)
+        if (store.LatestWitness(node, _lastSignedSequence) is { } witness && ChainWitness.Read(witness.Record) is { } seen)
         {
-            // Carried forward across restarts: a chain once witnessed stays named, at the furthest checkpoint seen.
+            // Carried forward across restarts (a signed one only): a chain once witnessed stays named, at the furthest
+            // checkpoint seen.
             _witnessed = seen.ToDictionary(c => c.Node, StringComparer.Ordinal);
-            _lastWitness = witness.Record.Detail;
+            (_lastWitness, _lastWitnessSequence) = (witness.Record.Detail, witness.Sequence);
         }
 
         _writer = Task.Factory.StartNew(WriteLoop, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
@@ -199,7 +201,7 @@ public sealed partial class AuditLog : IAsyncDisposable
 
         if (witness is not null)
         {
-            (_lastWitness, _witnessed) = (witness, _pendingWitnessed!);
+            (_lastWitness, _witnessed, _lastWitnessSequence) = (witness, _pendingWitnessed!, entries[^1].Sequence);
         }
 
         for (var i = 0; i < batch.Count; i++)
@@ -229,7 +231,9 @@ public sealed partial class AuditLog : IAsyncDisposable
 
             var detail = next.Count == 0 ? null : ChainWitness.Detail(next.Values.OrderBy(c => c.Node, StringComparer.Ordinal));
             _pendingWitnessed = next;
-            return detail == _lastWitness ? null : detail;
+            // Written again, unchanged, once retention removed the last one: the named chains must stay named.
+            var erased = detail is not null && _store.Retention(Node)?.ThroughSequence >= _lastWitnessSequence;
+            return detail == _lastWitness && !erased ? null : detail;
         }
         catch (Exception exception)
         {

@@ -159,6 +159,33 @@ public sealed class ClusterAuditViewTests : IDisposable
         Assert.True(_store.Checkpoints("node-b").Count >= 3);
     }
 
+    [Fact]
+    public async Task A_witness_appended_after_the_last_checkpoint_is_not_taken_up_at_restart()
+    {
+        await RecordAsync("node-a", [1]);
+        await RecordAsync("node-b", [2]); // its signed witness names node-a
+
+        // Someone with the database appends to node-b, past its last checkpoint, a witness naming nobody, and removes
+        // node-a's checkpoints so that nothing would name node-a again.
+        var head = _store.Head("node-b")!.Value;
+        var forged = CanonicalJson.Normalize(new AuditRecord { Time = Start, Kind = AuditKinds.Witness, Detail = "[]" });
+        var sequence = head.Sequence + 1;
+        _store.Append([new AuditEntry(sequence, "node-b", forged, head.Hash, CanonicalJson.Hash(sequence, "node-b", forged, head.Hash))], null);
+        using (var database = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={_folder.Combine("audit.db")};Pooling=False"))
+        {
+            database.Open();
+            using var command = database.CreateCommand();
+            command.CommandText = "DELETE FROM audit_checkpoints WHERE node = 'node-a'";
+            command.ExecuteNonQuery();
+        }
+
+        await RecordAsync("node-c", [3]);
+        await RecordAsync("node-b", [4]); // restarted: carries forward its last signed witness, not the forged one
+
+        var latest = ChainWitness.Read(_store.LatestWitness("node-b", long.MaxValue)!.Record)!;
+        Assert.Equal(["node-a", "node-c"], latest.Select(c => c.Node));
+    }
+
     [Theory]
     [InlineData("deleted")]
     [InlineData("cut")]

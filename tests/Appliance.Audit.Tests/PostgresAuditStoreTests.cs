@@ -43,6 +43,18 @@ public sealed class PostgresAuditStoreTests : IDisposable
         var usage = Assert.Single(storeA.Usage("node-a", DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1), "user"));
         Assert.Equal(("user0", 12L), (usage.Key, usage.Requests)); // node a's completed records: every tenth
         Assert.Equal(Enumerable.Range(1, 12).Sum(k => 20L * k), usage.CompletionTokens);
+
+        // A writing node builds the index of witness entries in the background (concurrently, once, valid).
+        await using var connection = new Npgsql.NpgsqlConnection(_database.ConnectionString);
+        await connection.OpenAsync();
+        await using var valid = new Npgsql.NpgsqlCommand(
+            "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = 'audit_entries_witness' AND i.indisvalid", connection);
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (Convert.ToInt64(await valid.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture) != 1)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "no valid witness index after 30 s");
+            await Task.Delay(100);
+        }
     }
 
     [Fact]

@@ -49,7 +49,8 @@ public static class ChainWitness
         Check(verdicts, store.LatestWitness,
             (node, sequence) => sequence < 1 ? null : store.Query(node, new AuditQuery { AfterSequence = sequence - 1, Limit = 1 }).FirstOrDefault(e => e.Sequence == sequence)?.Hash,
             node => store.Retention(node)?.ThroughSequence ?? 0,
-            missingIsGone: true);
+            missingIsGone: true,
+            stillMissing: node => !store.Nodes().Contains(node, StringComparer.Ordinal)); // a node that joined while the set was read is no loss
 
     /// <param name="latestWitness">A chain's last witness entry at or before the given sequence, or null.</param>
     /// <param name="hashOf">The hash of a chain's entry, or null when the entry is not there.</param>
@@ -58,13 +59,14 @@ public static class ChainWitness
     /// Whether an entry lies past what the source holds of its chain (an export written while the nodes were writing,
     /// one chain after another: a later witness may name a checkpoint the file has not got); such an entry is no finding.
     /// </param>
+    /// <param name="stillMissing">Asked again before a chain absent from the verdicts is reported gone.</param>
     /// <param name="missingIsGone">
     /// Whether a witnessed chain that is not among <paramref name="verdicts"/> was deleted (a store holds every chain)
     /// or may simply not be there (an export of some nodes only: such a chain is left alone).
     /// </param>
     public static IReadOnlyList<(string Node, ChainVerification Verdict)> Check(
         IReadOnlyList<(string Node, ChainVerification Verdict)> verdicts, Func<string, long, AuditEntry?> latestWitness, Func<string, long, string?> hashOf,
-        Func<string, long> retainedThrough, bool missingIsGone, Func<string, long, bool>? beyondEnd = null)
+        Func<string, long> retainedThrough, bool missingIsGone, Func<string, long, bool>? beyondEnd = null, Func<string, bool>? stillMissing = null)
     {
         var result = verdicts.ToList();
         var present = verdicts.Select(v => v.Node).ToHashSet(StringComparer.Ordinal);
@@ -85,7 +87,7 @@ public static class ChainWitness
 
                 var by = $"node {witness}'s signed entry {entry.Sequence} witnessed its checkpoint at entry {checkpoint.Sequence}";
                 ChainVerification? broken = null;
-                if (!present.Contains(checkpoint.Node) && !missingIsGone)
+                if (!present.Contains(checkpoint.Node) && (!missingIsGone || stillMissing?.Invoke(checkpoint.Node) == false))
                 {
                     continue;
                 }

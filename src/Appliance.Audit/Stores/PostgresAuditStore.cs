@@ -28,17 +28,6 @@ public sealed class PostgresAuditStore : SqlAuditStore
             {
                 Execute(connection, "SELECT pg_advisory_unlock(hashtext('appliance-audit-schema'));");
             }
-
-            try
-            {
-                // Concurrently, its own statement outside the schema lock: on a long audit table the other nodes keep
-                // writing (and starting) meanwhile. Without it witness lookups are slower, never wrong.
-                Execute(connection, $"CREATE INDEX CONCURRENTLY IF NOT EXISTS {WitnessIndex}");
-            }
-            catch (PostgresException)
-            {
-                // Another node built it at the same moment.
-            }
         }
 
         if (lockNode is not null)
@@ -51,7 +40,51 @@ public sealed class PostgresAuditStore : SqlAuditStore
                 _dataSource.Dispose();
                 throw new InvalidOperationException($"another appliance process already writes the audit chain of node '{lockNode}'; give each node its own Audit:NodeId");
             }
+
+            _ = Task.Run(BuildWitnessIndex);
         }
+    }
+
+    /// <summary>
+    /// Builds the partial index of witness entries, concurrently and in the background: on a long audit table the
+    /// build takes a while, and neither this node's start nor the other nodes' writes wait for it (without it witness
+    /// lookups are slower, never wrong). One node at a time; an index a stopped build left invalid is built again.
+    /// </summary>
+    private void BuildWitnessIndex()
+    {
+        try
+        {
+            using var connection = _dataSource.OpenConnection();
+            using (var claim = Command(connection, "SELECT pg_try_advisory_lock(hashtext('appliance-audit-witness-index'))"))
+            {
+                if (claim.ExecuteScalar() is not true)
+                {
+                    return; // another node is building it (the lock goes with that node's connection)
+                }
+            }
+
+            using (var invalid = Command(connection,
+                "SELECT NOT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = 'audit_entries_witness' AND c.relnamespace = current_schema()::regnamespace"))
+            {
+                if (invalid.ExecuteScalar() is true)
+                {
+                    Unbounded(connection, "DROP INDEX CONCURRENTLY IF EXISTS audit_entries_witness");
+                }
+            }
+
+            Unbounded(connection, $"CREATE INDEX CONCURRENTLY IF NOT EXISTS {WitnessIndex}");
+        }
+        catch (Exception exception) when (exception is NpgsqlException or ObjectDisposedException or InvalidOperationException)
+        {
+            // The store was closed, or the database refused: lookups go on without the index; the next start tries again.
+        }
+    }
+
+    private static void Unbounded(DbConnection connection, string sql)
+    {
+        using var command = Command(connection, sql);
+        command.CommandTimeout = 0; // a build over a long table outlasts the default 30 s
+        command.ExecuteNonQuery();
     }
 
     public override string Name => "postgresql";

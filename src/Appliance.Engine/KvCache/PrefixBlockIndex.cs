@@ -168,7 +168,8 @@ internal sealed class PrefixBlockIndex
         var recently = _milliseconds() - (long)RecentUse.TotalMilliseconds;
         var atItsCap = taker.Blocks >= TenantCap
             && _roots.Values.Any(root => root.Share != taker && root.Share.Blocks > 0 && root.Share.UsedAt > recently);
-        if ((atItsCap ? taker.Evictable.First : OldestLeaf()) is not { } oldest)
+        // At its cap: its own oldest leaf, or an older one of a tenant gone quiet.
+        if ((atItsCap ? Older(taker.Evictable.First, OldestLeaf(share => share.UsedAt <= recently)) : OldestLeaf(_ => true)) is not { } oldest)
         {
             return null;
         }
@@ -183,20 +184,23 @@ internal sealed class PrefixBlockIndex
         return victim.Slot;
     }
 
-    /// <summary>The least recently used leaf of any tenant.</summary>
-    private LinkedListNode<Block>? OldestLeaf()
+    /// <summary>The least recently used leaf of the tenants <paramref name="of"/> selects.</summary>
+    private LinkedListNode<Block>? OldestLeaf(Func<TenantShare, bool> of)
     {
         LinkedListNode<Block>? oldest = null;
         foreach (var root in _roots.Values)
         {
-            if (root.Share.Evictable.First is { } first && (oldest is null || first.Value.LastUsed < oldest.Value.LastUsed))
+            if (of(root.Share) && root.Share.Evictable.First is { } first)
             {
-                oldest = first;
+                oldest = Older(oldest, first);
             }
         }
 
         return oldest;
     }
+
+    private static LinkedListNode<Block>? Older(LinkedListNode<Block>? a, LinkedListNode<Block>? b) =>
+        a is null ? b : b is null ? a : b.Value.LastUsed < a.Value.LastUsed ? b : a;
 
     private void AddChild(Block parent)
     {

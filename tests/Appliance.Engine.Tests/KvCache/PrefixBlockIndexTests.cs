@@ -166,6 +166,26 @@ public sealed class PrefixBlockIndexTests
     }
 
     [Fact]
+    public void A_tenant_at_its_cap_takes_an_older_block_of_a_tenant_gone_quiet_before_its_own()
+    {
+        var milliseconds = 0L;
+        var index = new PrefixBlockIndex(4, 6, () => milliseconds);
+        index.Insert("quiet", Tokens(4, 1), 4);
+        milliseconds += (long)PrefixBlockIndex.RecentUse.TotalMilliseconds + 1;
+        index.Insert("recent", Tokens(4, 2), 4);
+        foreach (var seed in new[] { 3, 4, 5, 6 })
+        {
+            index.Insert("busy", Tokens(4, seed), 4); // the last one fills the pool: busy holds more than half
+        }
+
+        index.Insert("busy", Tokens(4, 7), 4); // held by recent's blocks to its own, or quiet's older one
+
+        Assert.Equal([1, 1, 1, 1, 1], new[] { 3, 4, 5, 6, 7 }.Select(seed => index.Match("busy", Tokens(4, seed), 4).Count));
+        Assert.Single(index.Match("recent", Tokens(4, 2), 4));
+        Assert.Empty(index.Match("quiet", Tokens(4, 1), 4));
+    }
+
+    [Fact]
     public void A_block_that_others_extend_outlives_them_and_a_prefix_never_loses_its_start()
     {
         var index = new PrefixBlockIndex(4, 3);
