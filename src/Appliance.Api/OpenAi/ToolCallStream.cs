@@ -143,9 +143,12 @@ internal sealed class ToolCallStream(ToolCallFormat format, bool incremental = f
     /// <summary>A call's arguments in the pieces they are streamed in.</summary>
     public static IEnumerable<string> Pieces(string arguments)
     {
-        for (var start = 0; start < arguments.Length; start += ArgumentPiece)
+        for (var start = 0; start < arguments.Length;)
         {
-            yield return arguments.Substring(start, Math.Min(ArgumentPiece, arguments.Length - start));
+            var length = Math.Min(ArgumentPiece, arguments.Length - start);
+            length += start + length < arguments.Length && char.IsHighSurrogate(arguments[start + length - 1]) ? 1 : 0; // never half a character
+            yield return arguments.Substring(start, length);
+            start += length;
         }
     }
 

@@ -175,7 +175,7 @@ internal static class ResponsesApi
             }
 
             output.AddRange(calls.Calls.Select((call, i) => new OutputItem(
-                i < opened.Count ? opened[i].ItemId : "fc_" + Guid.NewGuid().ToString("N"), null, call, Cut: !callsComplete && i == calls.Calls.Count - 1)));
+                i < opened.Count ? opened[i].ItemId : ItemId(call.Name), null, call, Cut: !callsComplete && i == calls.Calls.Count - 1, Freeform: Freeform(call.Name))));
             var incomplete = !callsComplete && finish == FinishReason.Length ? "max_output_tokens" : null;
             var status = incomplete is null ? "completed" : "incomplete";
             GenerationResponder.Finished(http, callsComplete ? "tool_calls" : finish == FinishReason.Length ? "length" : "stop", OutputTokens);
@@ -200,39 +200,85 @@ internal static class ResponsesApi
             {
                 if (opened.Count > 0 && opened[^1] is { Done: false } previous)
                 {
-                    await SendCallDoneAsync(new OutputItem(previous.ItemId, null, previous.Opening with { Arguments = previous.Arguments.ToString() }), opened.Count - 1, cancellationToken);
+                    var whole = new OutputItem(previous.ItemId, null, previous.Opening with { Arguments = previous.Arguments.ToString() }, Freeform: previous.Input is not null);
+                    await SendCallDoneAsync(whole, opened.Count - 1, previous.SentInput.ToString(), cancellationToken);
                     previous.Done = true;
                 }
 
-                opened.Add(new StreamedCall("fc_" + Guid.NewGuid().ToString("N"), opening));
+                opened.Add(new StreamedCall(ItemId(opening.Name), opening, Freeform(opening.Name) ? new FreeformInput.Stream() : null));
                 await Send("response.output_item.added", json.Event("response.output_item.added", w =>
                 {
                     w.WriteNumber("output_index", call.CallIndex);
                     w.WritePropertyName("item");
-                    ResponsesJson.WriteItem(w, new OutputItem(opened[call.CallIndex].ItemId, null, opening), done: false);
+                    ResponsesJson.WriteItem(w, new OutputItem(opened[call.CallIndex].ItemId, null, opening, Freeform: opened[call.CallIndex].Input is not null), done: false);
                 }), cancellationToken);
             }
 
             if (call.Arguments.Length > 0)
             {
-                opened[call.CallIndex].Arguments.Append(call.Arguments);
+                var streamed = opened[call.CallIndex];
+                streamed.Arguments.Append(call.Arguments);
+                if (streamed.Input is { } input)
+                {
+                    // A custom tool's input streams as text, read out of the arguments as they come.
+                    var text = input.Add(call.Arguments);
+                    streamed.SentInput.Append(text);
+                    await SendInputDeltaAsync(streamed.ItemId, call.CallIndex, text, cancellationToken);
+                    return;
+                }
+
                 await Send("response.function_call_arguments.delta", json.Event("response.function_call_arguments.delta", w =>
                 {
-                    w.WriteString("item_id", opened[call.CallIndex].ItemId);
+                    w.WriteString("item_id", streamed.ItemId);
                     w.WriteNumber("output_index", call.CallIndex);
                     w.WriteString("delta", call.Arguments);
                 }), cancellationToken);
             }
         }
 
-        private async Task SendCallDoneAsync(OutputItem item, int outputIndex, CancellationToken cancellationToken)
+        private async Task SendInputDeltaAsync(string itemId, int outputIndex, string text, CancellationToken cancellationToken)
         {
-            await Send("response.function_call_arguments.done", json.Event("response.function_call_arguments.done", w =>
+            if (text.Length == 0)
             {
-                w.WriteString("item_id", item.Id);
+                return;
+            }
+
+            await Send("response.custom_tool_call_input.delta", json.Event("response.custom_tool_call_input.delta", w =>
+            {
+                w.WriteString("item_id", itemId);
                 w.WriteNumber("output_index", outputIndex);
-                w.WriteString("arguments", item.Call!.Arguments);
+                w.WriteString("delta", text);
             }), cancellationToken);
+        }
+
+        /// <summary>A call's end: the rest of a custom tool's input not streamed yet (<paramref name="sentInput"/> went out), then its done events.</summary>
+        private async Task SendCallDoneAsync(OutputItem item, int outputIndex, string sentInput, CancellationToken cancellationToken)
+        {
+            if (item.Freeform)
+            {
+                var input = FreeformInput.Of(item.Call!.Arguments);
+                foreach (var piece in input.StartsWith(sentInput, StringComparison.Ordinal) ? ToolCallStream.Pieces(input[sentInput.Length..]) : [])
+                {
+                    await SendInputDeltaAsync(item.Id, outputIndex, piece, cancellationToken);
+                }
+
+                await Send("response.custom_tool_call_input.done", json.Event("response.custom_tool_call_input.done", w =>
+                {
+                    w.WriteString("item_id", item.Id);
+                    w.WriteNumber("output_index", outputIndex);
+                    w.WriteString("input", input);
+                }), cancellationToken);
+            }
+            else
+            {
+                await Send("response.function_call_arguments.done", json.Event("response.function_call_arguments.done", w =>
+                {
+                    w.WriteString("item_id", item.Id);
+                    w.WriteNumber("output_index", outputIndex);
+                    w.WriteString("arguments", item.Call!.Arguments);
+                }), cancellationToken);
+            }
+
             await Send("response.output_item.done", json.Event("response.output_item.done", w =>
             {
                 w.WriteNumber("output_index", outputIndex);
@@ -241,14 +287,26 @@ internal static class ResponsesApi
             }), cancellationToken);
         }
 
-        /// <summary>A function_call item streamed while generated: its ids, its opening, the arguments sent, whether it is done.</summary>
-        private sealed class StreamedCall(string itemId, ToolCall opening)
+        /// <summary>Whether the tool named is a custom tool (text input) rather than a function.</summary>
+        private bool Freeform(string name) => settings.Tools?.Tools.Any(tool => tool.Name == name && tool.Freeform) == true;
+
+        private string ItemId(string toolName) => (Freeform(toolName) ? "ctc_" : "fc_") + Guid.NewGuid().ToString("N");
+
+        /// <summary>
+        /// A call item streamed while generated: its ids, its opening, the arguments sent, whether it is done; for a
+        /// custom tool, the reader of its input and the input sent.
+        /// </summary>
+        private sealed class StreamedCall(string itemId, ToolCall opening, FreeformInput.Stream? input)
         {
             public string ItemId => itemId;
 
             public ToolCall Opening => opening;
 
             public StringBuilder Arguments { get; } = new();
+
+            public FreeformInput.Stream? Input => input;
+
+            public StringBuilder SentInput { get; } = new();
 
             public bool Done { get; set; }
         }
@@ -343,7 +401,7 @@ internal static class ResponsesApi
                             w.WritePropertyName("item");
                             ResponsesJson.WriteItem(w, item, done: false);
                         }), cancellationToken);
-                        foreach (var piece in ToolCallStream.Pieces(item.Call.Arguments))
+                        foreach (var piece in item.Freeform ? [] : ToolCallStream.Pieces(item.Call.Arguments))
                         {
                             await Send("response.function_call_arguments.delta", json.Event("response.function_call_arguments.delta", w =>
                             {
@@ -354,7 +412,7 @@ internal static class ResponsesApi
                         }
                     }
 
-                    await SendCallDoneAsync(item, outputIndex, cancellationToken);
+                    await SendCallDoneAsync(item, outputIndex, streamed?.SentInput.ToString() ?? string.Empty, cancellationToken);
                     continue;
                 }
 

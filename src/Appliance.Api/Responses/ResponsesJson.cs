@@ -35,7 +35,16 @@ internal sealed class ResponsesJson(string id, string model, long createdAt, Res
     public static void WriteItem(Utf8JsonWriter json, OutputItem item, bool done)
     {
         json.WriteStartObject();
-        if (item.Call is { } call)
+        if (item is { Call: { } custom, Freeform: true })
+        {
+            json.WriteString("type", "custom_tool_call");
+            json.WriteString("id", item.Id);
+            json.WriteString("call_id", custom.Id);
+            json.WriteString("name", custom.Name);
+            json.WriteString("input", done ? FreeformInput.Of(custom.Arguments) : string.Empty);
+            json.WriteString("status", !done ? "in_progress" : item.Cut ? "incomplete" : "completed");
+        }
+        else if (item.Call is { } call)
         {
             json.WriteString("type", "function_call");
             json.WriteString("id", item.Id);
@@ -123,7 +132,7 @@ internal sealed class ResponsesJson(string id, string model, long createdAt, Res
         if (request.Tools.Function is { } named)
         {
             json.WriteStartObject("tool_choice");
-            json.WriteString("type", "function");
+            json.WriteString("type", request.Tools.Tools.Any(tool => tool.Name == named && tool.Freeform) ? "custom" : "function");
             json.WriteString("name", named);
             json.WriteEndObject();
         }
@@ -135,6 +144,18 @@ internal sealed class ResponsesJson(string id, string model, long createdAt, Res
         foreach (var tool in request.Tools.Tools)
         {
             json.WriteStartObject();
+            if (tool.Freeform)
+            {
+                json.WriteString("type", "custom");
+                json.WriteString("name", tool.Name);
+                json.WriteString("description", tool.Description);
+                json.WriteStartObject("format");
+                json.WriteString("type", "text");
+                json.WriteEndObject();
+                json.WriteEndObject();
+                continue;
+            }
+
             json.WriteString("type", "function");
             json.WriteString("name", tool.Name);
             json.WriteString("description", tool.Description);
@@ -210,5 +231,8 @@ internal sealed class ResponsesJson(string id, string model, long createdAt, Res
     public static byte[] Frame(string type, byte[] data) => [.. Encoding.UTF8.GetBytes($"event: {type}\ndata: "), .. data, .. "\n\n"u8];
 }
 
-/// <summary>One output item: a message with its text, or a function call (Cut: one max_output_tokens ended early).</summary>
-internal sealed record OutputItem(string Id, string? Text, ToolCall? Call, bool Cut = false);
+/// <summary>
+/// One output item: a message with its text, or a function call (Cut: one max_output_tokens ended early); Freeform: the
+/// call is a custom tool's, written as a custom_tool_call with its text input.
+/// </summary>
+internal sealed record OutputItem(string Id, string? Text, ToolCall? Call, bool Cut = false, bool Freeform = false);

@@ -6,7 +6,7 @@ using Appliance.Prompting;
 namespace Appliance.Api.Responses;
 
 /// <summary>
-/// A validated POST /v1/responses body, stateless: input (text or items), instructions, function tools, text.format,
+/// A validated POST /v1/responses body, stateless: input (text or items), instructions, function and custom tools, text.format,
 /// mapped onto the chat path's messages, settings, tools and response format. Nothing is stored, so store=true and
 /// previous_response_id are refused by name.
 /// </summary>
@@ -91,7 +91,7 @@ internal sealed record ResponsesRequest(GenerationSettings Settings, IReadOnlyLi
         return new ResponsesRequest(settings, messages, tools, format, instructions);
     }
 
-    /// <summary>Input as text (one user message) or items: messages, function_call and function_call_output.</summary>
+    /// <summary>Input as text (one user message) or items: messages, function and custom tool calls and their outputs.</summary>
     private static List<ChatMessage> Input(JsonElement? input, ApiLimits limits)
     {
         switch (input)
@@ -127,8 +127,8 @@ internal sealed record ResponsesRequest(GenerationSettings Settings, IReadOnlyLi
                 case "message":
                     messages.Add(Message(item, param));
                     break;
-                case "function_call":
-                    var call = new ToolCall(Required(item, "call_id", param), Required(item, "name", param), Arguments(item, param));
+                case "function_call" or "custom_tool_call":
+                    var call = new ToolCall(Required(item, "call_id", param), Required(item, "name", param), type == "function_call" ? Arguments(item, param) : FreeformInput.Arguments(Text(item, "input", param)));
                     if (messages.Count > 0 && messages[^1] is { Role: "assistant" } previous)
                     {
                         messages[^1] = previous with { ToolCalls = [.. previous.ToolCalls ?? [], call] };
@@ -139,7 +139,7 @@ internal sealed record ResponsesRequest(GenerationSettings Settings, IReadOnlyLi
                     }
 
                     break;
-                case "function_call_output":
+                case "function_call_output" or "custom_tool_call_output":
                     messages.Add(new ChatMessage("tool", Output(item, param), ToolCallId: Required(item, "call_id", param)));
                     break;
                 case "reasoning":
@@ -218,24 +218,36 @@ internal sealed record ResponsesRequest(GenerationSettings Settings, IReadOnlyLi
         }
     }
 
+    /// <summary>A string field that may be empty (a custom tool's input).</summary>
+    private static string Text(JsonElement item, string name, string param) =>
+        item.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString()! : throw JsonFields.TypeError($"{param}.{name}", "a string");
+
     private static string Required(JsonElement item, string name, string param) =>
         item.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String && value.GetString()!.Length > 0
             ? value.GetString()!
             : throw new OpenAiRequestException(OpenAiError.Invalid($"Missing required parameter: '{param}.{name}'.", $"{param}.{name}", "missing_required_parameter"));
 
-    /// <summary>The Responses API's flat function tools, re-shaped as chat's and read by the same rules.</summary>
+    /// <summary>
+    /// The Responses API's flat function tools, re-shaped as chat's and read by the same rules; custom tools (text
+    /// input) as functions taking that text (<see cref="FreeformInput"/>).
+    /// </summary>
     private static ToolUse ReadTools(JsonFields fields)
     {
+        var custom = new HashSet<string>(StringComparer.Ordinal);
         var tools = fields.Element("tools") is { ValueKind: JsonValueKind.Array } list
             ? list.EnumerateArray()
-                .Where(tool => !(tool.ValueKind == JsonValueKind.Object && tool.TryGetProperty("type", out var hosted) && hosted.ValueKind == JsonValueKind.String && HostedTools.Contains(hosted.GetString()!)))
-                .Select(tool => tool.ValueKind == JsonValueKind.Object && tool.TryGetProperty("type", out var t) && t.GetString() == "function"
-                ? new Dictionary<string, object?>
+                .Select((tool, index) => (Tool: tool, Index: index, Type: tool.ValueKind == JsonValueKind.Object && tool.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null))
+                .Where(tool => tool.Type is null || !HostedTools.Contains(tool.Type))
+                .Select(tool => tool.Type switch
                 {
-                    ["type"] = "function",
-                    ["function"] = tool.EnumerateObject().Where(p => p.Name != "type").ToDictionary(p => p.Name, p => (object?)p.Value),
-                }
-                : throw new OpenAiRequestException(OpenAiError.Unsupported("tools", $"tools of type '{(tool.ValueKind == JsonValueKind.Object && tool.TryGetProperty("type", out var kind) ? kind.GetString() : "?")}' (only function)"))).ToList()
+                    "function" => new Dictionary<string, object?>
+                    {
+                        ["type"] = "function",
+                        ["function"] = tool.Tool.EnumerateObject().Where(p => p.Name != "type").ToDictionary(p => p.Name, p => (object?)p.Value),
+                    },
+                    "custom" => CustomTool(tool.Tool, $"tools[{tool.Index}]", custom),
+                    _ => throw new OpenAiRequestException(OpenAiError.Unsupported("tools", $"tools of type '{tool.Type ?? "?"}' (only function and custom)")),
+                }).ToList()
             : null;
         tools = tools is { Count: 0 } ? null : tools; // an empty list (what is left once hosted tools are gone) is no tools
         var choice = fields.Element("tool_choice") is { ValueKind: JsonValueKind.Object } named && named.TryGetProperty("name", out var name)
@@ -248,7 +260,43 @@ internal sealed record ResponsesRequest(GenerationSettings Settings, IReadOnlyLi
             ["parallel_tool_calls"] = fields.Element("parallel_tool_calls"),
         }.Where(p => p.Value is not null).ToDictionary());
         using var document = JsonDocument.Parse(chat);
-        return ToolUse.Read(new JsonFields(document));
+        var use = ToolUse.Read(new JsonFields(document));
+        return custom.Count == 0 ? use : use with { Tools = [.. use.Tools.Select(tool => custom.Contains(tool.Name) ? tool with { Freeform = true } : tool)] };
+    }
+
+    /// <summary>A custom tool with text input, as a function taking that text; a grammar-constrained input is refused by name.</summary>
+    private static Dictionary<string, object?> CustomTool(JsonElement tool, string param, HashSet<string> custom)
+    {
+        if (tool.TryGetProperty("format", out var format) && format.ValueKind != JsonValueKind.Null)
+        {
+            var type = format.ValueKind == JsonValueKind.Object && format.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
+            if (type == "grammar")
+            {
+                throw new OpenAiRequestException(OpenAiError.Unsupported($"{param}.format", "custom tools whose input follows a grammar (Lark or regex); only the 'text' format"));
+            }
+
+            if (type != "text")
+            {
+                throw new OpenAiRequestException(OpenAiError.Invalid($"'{param}.format.type' must be 'text' or 'grammar'.", $"{param}.format.type"));
+            }
+        }
+
+        var name = tool.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String ? n.GetString()! : null;
+        if (name is not null)
+        {
+            custom.Add(name);
+        }
+
+        return new Dictionary<string, object?>
+        {
+            ["type"] = "function",
+            ["function"] = new Dictionary<string, object?>
+            {
+                ["name"] = name,
+                ["description"] = tool.TryGetProperty("description", out var d) && d.ValueKind == JsonValueKind.String ? d.GetString() : null,
+                ["parameters"] = JsonSerializer.Deserialize<JsonElement>(FreeformInput.Parameters),
+            },
+        };
     }
 
     private static ResponseFormat ReadFormat(JsonElement? text)

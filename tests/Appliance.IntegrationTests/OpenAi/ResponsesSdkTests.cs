@@ -121,6 +121,57 @@ public sealed class ResponsesSdkTests(ApplianceServer server)
     }
 
     [Fact]
+    public async Task A_required_custom_tool_streams_its_text_input_as_generated_and_answers_the_same_unstreamed()
+    {
+        var options = Hello(60);
+        options.Tools.Add(new CustomTool("apply_patch") { ToolDescription = "Apply a patch to the working tree", ToolFormat = new CustomToolTextFormat() });
+        options.ToolChoice = ResponseToolChoice.CreateRequiredChoice();
+        var whole = Assert.IsType<CustomToolCallItem>(Assert.Single((await Client().CreateResponseAsync(options)).Value.OutputItems));
+
+        options.StreamingEnabled = true;
+        var events = new List<StreamingResponseUpdate>();
+        await foreach (var update in await Client().CreateResponseStreamingAsync(options))
+        {
+            events.Add(update);
+        }
+
+        var added = Assert.IsType<CustomToolCallItem>(Assert.Single(events.OfType<StreamingResponseOutputItemAddedUpdate>()).Item);
+        var deltas = events.OfType<StreamingResponseCustomToolCallInputDeltaUpdate>().ToList();
+        var done = Assert.Single(events.OfType<StreamingResponseCustomToolCallInputDoneUpdate>());
+        var final = events.OfType<StreamingResponseCompletedUpdate>().Select(u => u.Response).Concat(events.OfType<StreamingResponseIncompleteUpdate>().Select(u => u.Response)).Single();
+        var call = Assert.IsType<CustomToolCallItem>(Assert.Single(final.OutputItems));
+
+        Assert.Equal("apply_patch", added.ToolName);
+        Assert.StartsWith("ctc_", added.Id, StringComparison.Ordinal);
+        Assert.All(deltas, d => Assert.Equal(added.Id, d.ItemId));
+        var input = string.Concat(deltas.Select(d => d.InputDelta));
+        Assert.False(string.IsNullOrEmpty(input));
+        Assert.Equal(input, done.Input);
+        Assert.Equal((added.Id, added.CallId, input), (call.Id, call.CallId, call.Input));
+        Assert.Equal((whole.ToolName, whole.Input), (call.ToolName, call.Input)); // greedy: streaming changes nothing
+        Assert.True(deltas.Count > 2, $"{deltas.Count} deltas: the input was not streamed as generated");
+    }
+
+    [Fact]
+    public async Task A_custom_tool_call_and_its_output_sent_back_reach_the_prompt()
+    {
+        async Task<int> InputTokens(params ResponseItem[] items)
+        {
+            var next = new CreateResponseOptions(ApplianceServer.Model, items) { MaxOutputTokenCount = 2, StoredOutputEnabled = false };
+            next.Tools.Add(new CustomTool("apply_patch") { ToolDescription = "Apply a patch" });
+            return (await Client().CreateResponseAsync(next)).Value.Usage.InputTokenCount;
+        }
+
+        var question = ResponseItem.CreateUserMessageItem("Rename x to y in a.py");
+        var call = ResponseItem.CreateCustomToolCallItem("call_1", "*** Begin Patch\n*** Update File: a.py\n-x = 1\n+y = 1\n*** End Patch", "apply_patch");
+        var withCall = await InputTokens(question, call);
+        var withOutput = await InputTokens(question, call, ResponseItem.CreateCustomToolCallOutputItem("call_1", [ResponseContentPart.CreateInputTextPart("Done! Updated the following files: a.py")]));
+
+        Assert.True(withCall > await InputTokens(question) + 10);
+        Assert.True(withOutput > withCall + 5);
+    }
+
+    [Fact]
     public async Task A_json_schema_text_format_gives_valid_json()
     {
         const string Schema = """{"type":"object","properties":{"name":{"type":"string","maxLength":20},"tags":{"type":"array","items":{"enum":["a","b"]},"maxItems":3}},"required":["name","tags"],"additionalProperties":false}""";
@@ -144,12 +195,29 @@ public sealed class ResponsesSdkTests(ApplianceServer server)
         Assert.Equal(0, body.RootElement.GetProperty("tools").GetArrayLength());
     }
 
+    [Fact]
+    public async Task A_named_custom_tool_is_echoed_as_custom_and_called_by_name()
+    {
+        using var response = await server.Http.PostAsync("/v1/responses", new StringContent(
+            """{"model":"tiny","input":"x","max_output_tokens":40,"store":false,"tools":[{"type":"function","name":"f","parameters":{"type":"object","properties":{}}},{"type":"custom","name":"p","description":"Patch","format":{"type":"text"}}],"tool_choice":{"type":"custom","name":"p"}}""", Encoding.UTF8, "application/json"));
+        using var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        var root = body.RootElement;
+
+        Assert.Equal(200, (int)response.StatusCode);
+        Assert.Equal("""{"type":"custom","name":"p","description":"Patch","format":{"type":"text"}}""", root.GetProperty("tools")[1].GetRawText());
+        Assert.Equal("""{"type":"custom","name":"p"}""", root.GetProperty("tool_choice").GetRawText());
+        var call = root.GetProperty("output").EnumerateArray().Single();
+        Assert.Equal(("custom_tool_call", "p"), (call.GetProperty("type").GetString(), call.GetProperty("name").GetString()));
+        Assert.Equal(JsonValueKind.String, call.GetProperty("input").ValueKind);
+    }
+
     [Theory]
     [InlineData("""{"model":"tiny","input":"x","store":true}""", "store")]
     [InlineData("""{"model":"tiny","input":"x","previous_response_id":"resp_1"}""", "previous_response_id")]
     [InlineData("""{"model":"tiny","input":"x","tools":[{"type":"local_shell"}]}""", "tools")]
     [InlineData("""{"model":"tiny","input":"x","conversation":"conv_1"}""", "conversation")]
     [InlineData("""{"model":"tiny"}""", "input")]
+    [InlineData("""{"model":"tiny","input":"x","tools":[{"type":"custom","name":"p","format":{"type":"grammar","syntax":"lark","definition":"start: \"a\""}}]}""", "tools[0].format")]
     public async Task What_a_stateless_appliance_cannot_do_is_refused_by_name(string body, string param)
     {
         using var response = await server.Http.PostAsync("/v1/responses", new StringContent(body, Encoding.UTF8, "application/json"));
