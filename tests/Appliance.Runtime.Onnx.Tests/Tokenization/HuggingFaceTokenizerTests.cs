@@ -7,7 +7,7 @@ using Appliance.Tests.Common;
 namespace Appliance.Runtime.Onnx.Tests.Tokenization;
 
 /// <summary>
-/// Real tokenizer.json files of both kinds (byte-level BPE: Llama 3, 3.1, Qwen3, DeepSeek V3; SentencePiece-style with
+/// Real tokenizer.json files of both kinds (byte-level BPE: Llama 3, 3.1, Qwen 2.5, Qwen3, DeepSeek V3; SentencePiece-style with
 /// byte fallback: Gemma 3, Llama 2) against the transformers.js port.
 /// </summary>
 public sealed class HuggingFaceTokenizerTests
@@ -31,6 +31,7 @@ public sealed class HuggingFaceTokenizerTests
     [InlineData("llama3", "<|begin_of_text|>")]
     [InlineData("llama3_1", "<|eot_id|>")]
     [InlineData("qwen3", "<|im_start|>")]
+    [InlineData("qwen2_5", "<tool_call>")]
     [InlineData("deepseek_v3", "<｜User｜>")]
     [InlineData("gemma3", "<start_of_turn>")]
     [InlineData("llama2", "<s>")]
@@ -51,6 +52,7 @@ public sealed class HuggingFaceTokenizerTests
     [InlineData("llama3")]
     [InlineData("llama3_1")]
     [InlineData("qwen3")]
+    [InlineData("qwen2_5")]
     [InlineData("deepseek_v3")]
     [InlineData("gemma3")]
     [InlineData("llama2")]
@@ -71,6 +73,7 @@ public sealed class HuggingFaceTokenizerTests
     [InlineData("llama3")]
     [InlineData("llama3_1")]
     [InlineData("qwen3")]
+    [InlineData("qwen2_5")]
     [InlineData("deepseek_v3")]
     [InlineData("gemma3")]
     [InlineData("llama2")]
@@ -82,7 +85,7 @@ public sealed class HuggingFaceTokenizerTests
             var ids = tokenizer.Encode(text);
             var detokenizer = new IncrementalDetokenizer(tokenizer);
             var pieces = ids.Select(detokenizer.Push).ToList();
-            var expected = family == "qwen3" ? text.Normalize(System.Text.NormalizationForm.FormC) : text; // Qwen3 normalises to NFC
+            var expected = family is "qwen3" or "qwen2_5" ? text.Normalize(System.Text.NormalizationForm.FormC) : text; // Qwen3 normalises to NFC
             Assert.Equal(expected, tokenizer.Decode(ids));
             Assert.Equal(expected, string.Concat(pieces) + detokenizer.Flush());
             Assert.All(pieces, piece => Assert.DoesNotContain('\uFFFD', piece));
@@ -93,6 +96,7 @@ public sealed class HuggingFaceTokenizerTests
     [InlineData("llama3", 128001)] // <|end_of_text|>, as this base model's tokenizer_config says
     [InlineData("llama3_1", 128009)] // <|eot_id|>
     [InlineData("qwen3", 151645)] // <|im_end|>
+    [InlineData("qwen2_5", 151645)]
     [InlineData("gemma3", 106)] // <end_of_turn>
     [InlineData("deepseek_v3", 1)] // <｜end▁of▁sentence｜>
     [InlineData("llama2", 2)] // </s>

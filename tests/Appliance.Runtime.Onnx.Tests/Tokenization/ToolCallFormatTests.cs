@@ -20,12 +20,13 @@ public sealed class ToolCallFormatTests
     private static int _ids;
 
     /// <summary>
-    /// Real templates that take tools themselves: Qwen3's (Hermes blocks), Llama 3.2's (Llama 3.1's JSON convention:
+    /// Real templates that take tools themselves: Qwen3's and Qwen 2.5's (Hermes blocks), Llama 3.2's (Llama 3.1's JSON convention:
     /// tools in the first user turn, results as ipython turns) and Mistral Nemo's ([AVAILABLE_TOOLS], [TOOL_CALLS]).
     /// </summary>
     public static TheoryData<string, string, string> Templates() => new()
     {
         { "qwen3", "hermes", "<|im_end|>" },
+        { "qwen2_5", "hermes", "<|im_end|>" },
         { "llama3_2", "llama3_json", "<|eot_id|>" },
         { "mistral_nemo", "mistral", "</s>" },
         { "deepseek_v3", "deepseek_v3", "<｜end▁of▁sentence｜>" },
@@ -33,6 +34,7 @@ public sealed class ToolCallFormatTests
 
     [Theory]
     [InlineData("qwen3")]
+    [InlineData("qwen2_5")]
     [InlineData("llama3_2")]
     [InlineData("mistral_nemo")]
     public void Tools_calls_and_results_render_as_jinja2_renders_them(string family)

@@ -17,6 +17,7 @@ public sealed class ToolMarkerDecodingTests
     [InlineData("llama3_2", "<|python_tag|>", "{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Paris\"}}")]
     [InlineData("deepseek_v3", "<｜tool▁calls▁begin｜>", "<｜tool▁call▁begin｜>function<｜tool▁sep｜>get_weather\n```json\n{\"city\": \"Paris\"}\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>")]
     [InlineData("qwen3", "<tool_call>", "\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>")]
+    [InlineData("qwen2_5", "<tool_call>", "\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>")]
     public void A_call_written_by_the_model_reaches_its_parser_whole(string family, string marker, string call)
     {
         var tokenizer = LoadedReferenceTokenizers.For(family);
