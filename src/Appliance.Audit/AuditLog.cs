@@ -45,6 +45,8 @@ public sealed partial class AuditLog : IAsyncDisposable
     private Dictionary<string, WitnessedCheckpoint> _witnessed = new(StringComparer.Ordinal); // what it named, per chain
     private Dictionary<string, WitnessedCheckpoint>? _pendingWitnessed;
     private long _lastWitnessSequence;
+    private Action? _unconfirmed; // adopts an append the store reported failed, once the store shows it was written after all
+    private (long Sequence, string Hash) _unconfirmedHead;
 
     public AuditLog(IAuditStore store, CheckpointSigner signer, string node, TimeProvider time, AuditLogOptions options, ILogger<AuditLog> logger)
     {
@@ -139,6 +141,7 @@ public sealed partial class AuditLog : IAsyncDisposable
 
     private void Commit(List<Pending> batch, bool forceCheckpoint)
     {
+        SettleUnconfirmed();
         var entries = new List<AuditEntry>(batch.Count);
         var sequence = _sequence;
         var head = _head;
@@ -182,28 +185,41 @@ public sealed partial class AuditLog : IAsyncDisposable
             return;
         }
 
+        var witnessed = _pendingWitnessed;
+        void Adopt()
+        {
+            (_sequence, _head) = (sequence, head);
+            if (checkpoint is not null)
+            {
+                (_lastSignedSequence, _lastCheckpoint) = (sequence, now);
+            }
+
+            if (witness is not null)
+            {
+                (_lastWitness, _witnessed, _lastWitnessSequence) = (witness, witnessed!, entries[^1].Sequence);
+            }
+        }
+
         try
         {
             _store.Append(entries, checkpoint);
         }
         catch (Exception exception)
         {
-            LogStoreFailed(_logger, exception, _store.Name, entries.Count);
-            Fail(batch, $"the audit store ({_store.Name}) refused the record: {exception.Message}", exception);
-            return;
+            // A connection lost during the commit leaves it unknown whether the entries were written. If they were, the
+            // chain goes on from them (otherwise every later append would collide with them until a restart).
+            _unconfirmed = Adopt;
+            _unconfirmedHead = (sequence, head);
+            if (!SettleUnconfirmed())
+            {
+                LogStoreFailed(_logger, exception, _store.Name, entries.Count);
+                Fail(batch, $"the audit store ({_store.Name}) refused the record: {exception.Message}", exception);
+                return;
+            }
         }
 
-        (_sequence, _head) = (sequence, head);
-        if (checkpoint is not null)
-        {
-            (_lastSignedSequence, _lastCheckpoint) = (sequence, now);
-        }
-
-        if (witness is not null)
-        {
-            (_lastWitness, _witnessed, _lastWitnessSequence) = (witness, _pendingWitnessed!, entries[^1].Sequence);
-        }
-
+        _unconfirmed = null;
+        Adopt(); // (again, when settled above: the same values)
         for (var i = 0; i < batch.Count; i++)
         {
             batch[i].Done.TrySetResult(entries[i]);
@@ -243,6 +259,39 @@ public sealed partial class AuditLog : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// After an append the store reported failed: asks the store for the chain's head. If it is the head that append
+    /// would have made, the append was written after all and is adopted (true); if it is still the earlier head, it was
+    /// not; if the store cannot answer, the question stays open for the next batch.
+    /// </summary>
+    private bool SettleUnconfirmed()
+    {
+        if (_unconfirmed is not { } adopt)
+        {
+            return false;
+        }
+
+        (long Sequence, string Hash)? stored;
+        try
+        {
+            stored = _store.Head(Node);
+        }
+        catch (Exception)
+        {
+            return false;
+        }
+
+        _unconfirmed = null;
+        if (stored != _unconfirmedHead)
+        {
+            return false;
+        }
+
+        adopt();
+        LogAppendConfirmed(_logger, _store.Name, _unconfirmedHead.Sequence);
+        return true;
+    }
+
     private static void Fail(List<Pending> batch, string message, Exception exception)
     {
         foreach (var pending in batch)
@@ -256,6 +305,9 @@ public sealed partial class AuditLog : IAsyncDisposable
 
     [LoggerMessage(EventId = 4004, Level = LogLevel.Warning, Message = "The other nodes' checkpoints could not be read from the audit store ({Store}); this checkpoint goes without a witness entry")]
     private static partial void LogWitnessFailed(ILogger logger, Exception exception, string store);
+
+    [LoggerMessage(EventId = 4005, Level = LogLevel.Warning, Message = "The audit store ({Store}) reported an append as failed, but holds it (through entry {Sequence}): the chain goes on from it")]
+    private static partial void LogAppendConfirmed(ILogger logger, string store, long sequence);
 
     [LoggerMessage(EventId = 4000, Level = LogLevel.Error, Message = "The audit store ({Store}) failed to append {Count} records; their requests are refused")]
     private static partial void LogStoreFailed(ILogger logger, Exception exception, string store, int count);

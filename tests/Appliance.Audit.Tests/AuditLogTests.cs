@@ -1,5 +1,7 @@
 using Appliance.Audit.Chain;
 using Appliance.Audit.Export;
+using Appliance.Audit.Stores;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Appliance.Audit.Tests;
 
@@ -79,6 +81,86 @@ public sealed class AuditLogTests
         Assert.Equal(2, (await audit.Log.RecordAsync(AuditChainFixture.Record(3))).Sequence); // no gap where the failure was
         await audit.CloseLogAsync();
         Assert.True(audit.Verify().Ok);
+    }
+
+    [Fact]
+    public async Task An_append_whose_answer_was_lost_is_found_written_and_the_chain_goes_on_after_it()
+    {
+        await using var audit = new AuditChainFixture();
+        await audit.CloseLogAsync();
+        var store = new AnswerLostStore(audit.Store);
+        await using var log = new AuditLog(store, audit.Signer, "node-1", TimeProvider.System, new AuditLogOptions(), NullLogger<AuditLog>.Instance);
+        Assert.Equal(1, (await log.RecordAsync(AuditChainFixture.Record(1))).Sequence);
+
+        // Written, but the store said it failed (a connection lost during the commit): the store holds it, so it stands.
+        store.LoseNextAnswer = true;
+        Assert.Equal(2, (await log.RecordAsync(AuditChainFixture.Record(2))).Sequence);
+
+        // Written, and the store cannot even say so at once: the caller is refused; the next record goes on after it
+        // instead of colliding with it.
+        store.LoseNextAnswer = true;
+        store.HeadFailsOnce = true;
+        await Assert.ThrowsAsync<AuditUnavailableException>(() => log.RecordAsync(AuditChainFixture.Record(3)));
+        Assert.Equal(4, (await log.RecordAsync(AuditChainFixture.Record(4))).Sequence);
+
+        await log.DisposeAsync();
+        Assert.True(audit.Verify().Ok);
+        Assert.Equal(["req-1", "req-2", "req-3", "req-4"], audit.Store.Chain("node-1").Select(e => e.Record.RequestId));
+    }
+
+    /// <summary>A store whose append may take effect and then fail, as a commit whose answer a lost connection swallowed.</summary>
+    private sealed class AnswerLostStore(IAuditStore inner) : IAuditStore
+    {
+        public bool LoseNextAnswer { get; set; }
+
+        public bool HeadFailsOnce { get; set; }
+
+        public string Name => inner.Name;
+
+        public (long Sequence, string Hash)? Head(string node)
+        {
+            if (HeadFailsOnce)
+            {
+                HeadFailsOnce = false;
+                throw new InvalidOperationException("the database is not answering");
+            }
+
+            return inner.Head(node);
+        }
+
+        public void Append(IReadOnlyList<AuditEntry> entries, Checkpoint? checkpoint)
+        {
+            inner.Append(entries, checkpoint);
+            if (LoseNextAnswer)
+            {
+                LoseNextAnswer = false;
+                throw new InvalidOperationException("connection lost while committing");
+            }
+        }
+
+        public IReadOnlyList<AuditEntry> Query(string node, AuditQuery query) => inner.Query(node, query);
+
+        public IEnumerable<AuditEntry> Chain(string node, long afterSequence = 0) => inner.Chain(node, afterSequence);
+
+        public IReadOnlyList<Checkpoint> Checkpoints(string node) => inner.Checkpoints(node);
+
+        public AuditEntry? LatestWitness(string node, long throughSequence) => inner.LatestWitness(node, throughSequence);
+
+        public IReadOnlyList<Checkpoint> LatestCheckpoints() => inner.LatestCheckpoints();
+
+        public RetentionRecord? Retention(string node) => inner.Retention(node);
+
+        public void ApplyRetention(RetentionRecord record) => inner.ApplyRetention(record);
+
+        public IReadOnlyList<UsageRow> Usage(string? node, DateTimeOffset from, DateTimeOffset to, string groupBy, IReadOnlyList<string>? teams = null) => inner.Usage(node, from, to, groupBy, teams);
+
+        public IReadOnlyList<ConsumptionRow> Consumption(DateTimeOffset since, string? onlyNode, string? exceptNode) => inner.Consumption(since, onlyNode, exceptNode);
+
+        public IReadOnlyList<string> Nodes() => inner.Nodes();
+
+        public void Dispose()
+        {
+        }
     }
 
     [Fact]

@@ -1,19 +1,24 @@
 using System.Data.Common;
+using Appliance.Audit.Postgres;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 
 namespace Appliance.Audit.Stores;
 
 /// <summary>
 /// PostgreSQL for installations of several nodes: one database, one chain per node (each node's single writer owns
-/// its chain, so nodes never wait for each other). A session advisory lock per node id, held while the node runs,
-/// refuses a second process that was given the same node id.
+/// its chain, so nodes never wait for each other). A session advisory lock per node id, held while the node runs
+/// (<see cref="NodeChainLock"/>), refuses a second process that was given the same node id.
 /// </summary>
 public sealed class PostgresAuditStore : SqlAuditStore
 {
     private readonly NpgsqlDataSource _dataSource;
-    private readonly NpgsqlConnection? _nodeLock;
+    private readonly NodeChainLock? _nodeLock;
 
-    public PostgresAuditStore(string connectionString, string? lockNode = null)
+    /// <param name="lockNode">The node whose chain this process writes: its lock is held (and taken again after a database restart).</param>
+    /// <param name="lockCheck">How often the lock's connection is checked (default 15 s).</param>
+    public PostgresAuditStore(string connectionString, string? lockNode = null, TimeSpan? lockCheck = null, ILogger? logger = null)
     {
         _dataSource = NpgsqlDataSource.Create(connectionString);
         using (var connection = _dataSource.OpenConnection())
@@ -32,13 +37,14 @@ public sealed class PostgresAuditStore : SqlAuditStore
 
         if (lockNode is not null)
         {
-            _nodeLock = _dataSource.OpenConnection();
-            using var command = Command(_nodeLock, "SELECT pg_try_advisory_lock(hashtext('appliance-audit-node:' || @node))", ("node", lockNode));
-            if (command.ExecuteScalar() is not true)
+            try
             {
-                _nodeLock.Dispose();
+                _nodeLock = new NodeChainLock(_dataSource, lockNode, lockCheck ?? TimeSpan.FromSeconds(15), logger ?? NullLogger.Instance);
+            }
+            catch
+            {
                 _dataSource.Dispose();
-                throw new InvalidOperationException($"another appliance process already writes the audit chain of node '{lockNode}'; give each node its own Audit:NodeId");
+                throw;
             }
 
             _ = Task.Run(BuildWitnessIndex);
@@ -89,10 +95,14 @@ public sealed class PostgresAuditStore : SqlAuditStore
 
     public override string Name => "postgresql";
 
-    protected override T WithConnection<T>(Func<DbConnection, T> work)
+    protected override T WithConnection<T>(Func<DbConnection, T> work) => PooledConnections.Run(_dataSource, work);
+
+    protected override void BeforeWrite()
     {
-        using var connection = _dataSource.OpenConnection();
-        return work(connection);
+        if (_nodeLock is { TakenByAnother: true })
+        {
+            throw new InvalidOperationException("another appliance process took this node's audit chain while the database was out of reach; give each node its own Audit:NodeId and restart this one");
+        }
     }
 
     protected override void Dispose(bool disposing)

@@ -56,8 +56,14 @@ public abstract class SqlAuditStore : IAuditStore
         return reader.Read() ? (reader.GetInt64(0), reader.GetString(1)) : null;
     });
 
+    /// <summary>Called before anything is written: a store that must not write any more throws.</summary>
+    protected virtual void BeforeWrite()
+    {
+    }
+
     public void Append(IReadOnlyList<AuditEntry> entries, Checkpoint? checkpoint) => WithConnection(connection =>
     {
+        BeforeWrite();
         using var transaction = connection.BeginTransaction();
         using var insert = connection.CreateCommand();
         insert.Transaction = transaction;
@@ -196,6 +202,7 @@ public abstract class SqlAuditStore : IAuditStore
 
     public void ApplyRetention(RetentionRecord record) => WithConnection(connection =>
     {
+        BeforeWrite();
         using var transaction = connection.BeginTransaction();
         foreach (var (sql, parameters) in new (string, (string, object?)[])[]
         {

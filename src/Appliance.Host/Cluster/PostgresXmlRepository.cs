@@ -1,5 +1,6 @@
 using System.Xml.Linq;
 using Microsoft.AspNetCore.DataProtection.Repositories;
+using Appliance.Audit.Postgres;
 using Npgsql;
 
 namespace Appliance.Host.Cluster;
@@ -35,9 +36,8 @@ internal sealed class PostgresXmlRepository : IXmlRepository, IDisposable
 
     public NpgsqlDataSource DataSource => _dataSource;
 
-    public IReadOnlyCollection<XElement> GetAllElements()
+    public IReadOnlyCollection<XElement> GetAllElements() => PooledConnections.Run(_dataSource, connection =>
     {
-        using var connection = _dataSource.OpenConnection();
         using var command = new NpgsqlCommand("SELECT xml FROM data_protection_keys ORDER BY created, friendly_name", connection);
         using var reader = command.ExecuteReader();
         var elements = new List<XElement>();
@@ -47,22 +47,34 @@ internal sealed class PostgresXmlRepository : IXmlRepository, IDisposable
         }
 
         return elements;
-    }
+    });
 
-    public void StoreElement(XElement element, string friendlyName)
+    public void StoreElement(XElement element, string friendlyName) => PooledConnections.Run(_dataSource, connection =>
     {
-        using var connection = _dataSource.OpenConnection();
-        // Friendly names are unique per key ("key-<guid>"); a name seen before gets a suffix rather than replacing anything.
+        // Friendly names are unique per key ("key-<guid>"); a name seen before gets a suffix rather than replacing
+        // anything, unless it holds this very key already (a first try whose commit went through, its answer lost).
+        var xml = element.ToString(SaveOptions.DisableFormatting);
         using var command = new NpgsqlCommand(
             "INSERT INTO data_protection_keys (friendly_name, xml) VALUES (@name, @xml) ON CONFLICT (friendly_name) DO NOTHING", connection);
         command.Parameters.AddWithValue("name", friendlyName);
-        command.Parameters.AddWithValue("xml", element.ToString(SaveOptions.DisableFormatting));
-        if (command.ExecuteNonQuery() == 0)
+        command.Parameters.AddWithValue("xml", xml);
+        if (command.ExecuteNonQuery() > 0)
         {
-            command.Parameters["name"].Value = $"{friendlyName}-{Guid.NewGuid():N}";
-            command.ExecuteNonQuery();
+            return true;
         }
-    }
+
+        using (var same = new NpgsqlCommand("SELECT count(*) FROM data_protection_keys WHERE xml = @xml", connection))
+        {
+            same.Parameters.AddWithValue("xml", xml);
+            if ((long)same.ExecuteScalar()! > 0)
+            {
+                return true;
+            }
+        }
+
+        command.Parameters["name"].Value = $"{friendlyName}-{Guid.NewGuid():N}";
+        return command.ExecuteNonQuery() > 0;
+    });
 
     public void Dispose() => _dataSource.Dispose();
 

@@ -27,13 +27,14 @@ public static partial class AuditExtensions
                 "Audit:Syslog:Target must be tcp://host:port or udp://host:port")
             .Validate(o => o.Retention is null || o.Retention >= TimeSpan.FromSeconds(1), "Audit:Retention must be at least one second (or unset to keep everything)")
             .Validate(o => o.RetentionCheckInterval >= TimeSpan.FromMilliseconds(100), "Audit:RetentionCheckInterval must be at least 100 ms")
+            .Validate(o => o.NodeLockCheckInterval >= TimeSpan.FromMilliseconds(100), "Audit:NodeLockCheckInterval must be at least 100 ms")
             .Validate(o => o.ContentKeyScope is "model" or "classification", "Audit:ContentKeyScope must be model or classification")
             .Validate(o => o.Syslog.PollInterval >= TimeSpan.FromMilliseconds(50), "Audit:Syslog:PollInterval must be at least 50 ms");
         builder.Services.AddSingleton<IAuditStore>(services =>
         {
             var options = services.GetRequiredService<IOptions<AuditOptions>>().Value;
             return options.Store == "postgresql"
-                ? new PostgresAuditStore(options.PostgresConnectionString, lockNode: NodeId(options))
+                ? new PostgresAuditStore(options.PostgresConnectionString, lockNode: NodeId(options), options.NodeLockCheckInterval, services.GetRequiredService<ILogger<PostgresAuditStore>>())
                 : new SqliteAuditStore(Resolve(services, options.SqlitePath, "audit.db"), options.MaxSizeBytes);
         });
         builder.Services.AddSingleton(services =>

@@ -46,6 +46,12 @@ public sealed record AuditOptions
     /// <summary>How often the retention policy runs.</summary>
     public TimeSpan RetentionCheckInterval { get; init; } = TimeSpan.FromHours(1);
 
+    /// <summary>
+    /// With PostgreSQL: how often the lock that makes this process its chain's only writer is checked, and taken again
+    /// once a database restart or failover ended the session that held it.
+    /// </summary>
+    public TimeSpan NodeLockCheckInterval { get; init; } = TimeSpan.FromSeconds(15);
+
     /// <summary>Where the content keys live; empty: audit/content-keys in the data folder.</summary>
     public string ContentKeysFolder { get; init; } = string.Empty;
 

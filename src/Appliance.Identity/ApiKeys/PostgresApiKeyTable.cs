@@ -1,4 +1,5 @@
 using System.Data.Common;
+using Appliance.Audit.Postgres;
 using Npgsql;
 
 namespace Appliance.Identity.ApiKeys;
@@ -26,11 +27,7 @@ public sealed class PostgresApiKeyTable : ApiKeyTable
 
     public override string Name => "postgresql";
 
-    protected override T WithConnection<T>(Func<DbConnection, T> work)
-    {
-        using var connection = _dataSource.OpenConnection();
-        return work(connection);
-    }
+    protected override T WithConnection<T>(Func<DbConnection, T> work) => PooledConnections.Run(_dataSource, work);
 
     protected override void Dispose(bool disposing) => _dataSource.Dispose();
 }
