@@ -160,6 +160,31 @@ public sealed class ClusterAuditViewTests : IDisposable
     }
 
     [Fact]
+    public async Task A_witness_retention_removed_is_written_again_at_the_next_checkpoint()
+    {
+        await RecordAsync("node-a", [1]);
+        await using (var log = new AuditLog(_store, _signer, "node-b", TimeProvider.System, new AuditLogOptions { CheckpointEvery = 1 }, NullLogger<AuditLog>.Instance))
+        {
+            await log.RecordAsync(AuditChainFixture.Record(2) with { Time = Start.AddMinutes(2) }); // with a witness naming node-a
+            await log.RecordAsync(AuditChainFixture.Record(3) with { Time = Start.AddMinutes(3) }); // none: node-a has not moved
+            var first = Assert.Single(_store.Chain("node-b"), e => e.Record.Kind == AuditKinds.Witness);
+
+            // Retention removes node-b's sealed entries, the witness with them; node-a still has not moved.
+            var removed = AuditRetention.Apply(_store, _signer, "node-b", DateTimeOffset.UtcNow.AddSeconds(1), DateTimeOffset.UtcNow);
+            Assert.True(removed?.ThroughSequence > first.Sequence);
+            Assert.DoesNotContain(_store.Chain("node-b"), e => e.Record.Kind == AuditKinds.Witness);
+
+            await log.RecordAsync(AuditChainFixture.Record(4) with { Time = Start.AddMinutes(4) });
+        }
+
+        var again = Assert.Single(_store.Chain("node-b"), e => e.Record.Kind == AuditKinds.Witness);
+        Assert.Equal(["node-a"], ChainWitness.Read(again.Record)!.Select(c => c.Node));
+        using var key = ECDsa.Create();
+        key.ImportFromPem(_signer.PublicKeyPem());
+        Assert.All(new ClusterAuditView(_store).Verify(new IncrementalVerifier(), key, full: true), chain => Assert.True(chain.Verification.Ok, chain.Verification.Message));
+    }
+
+    [Fact]
     public async Task A_witness_appended_after_the_last_checkpoint_is_not_taken_up_at_restart()
     {
         await RecordAsync("node-a", [1]);
