@@ -415,8 +415,11 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
     }
 
     /// <summary>
-    /// Prompt-lookup drafts for a sequence decoding alone (a busy batch keeps the device busy without them), as many
-    /// as its remaining tokens, the context and the runner's logits rows allow; none while it pauses after misses.
+    /// Prompt-lookup drafts for a sequence decoding alone, as many as its remaining tokens, the context and the runner's
+    /// logits rows allow; none while it pauses after misses. Alone, because ONNX Runtime's GroupQueryAttention (every
+    /// model-builder export) refuses a run of several new tokens after a past for more than one row ("batch_size must
+    /// be 1 when sequence_length > 1 and past context is given"), and verifying each row in a run of its own would
+    /// cost a whole weights pass per row; a busy batch keeps the device busy without them.
     /// </summary>
     private int[]? Drafts(Sequence sequence)
     {
