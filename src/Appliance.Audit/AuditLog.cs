@@ -45,8 +45,11 @@ public sealed partial class AuditLog : IAsyncDisposable
     private Dictionary<string, WitnessedCheckpoint> _witnessed = new(StringComparer.Ordinal); // what it named, per chain
     private Dictionary<string, WitnessedCheckpoint>? _pendingWitnessed;
     private long _lastWitnessSequence;
-    private Action? _unconfirmed; // adopts an append the store reported failed, once the store shows it was written after all
-    private (long Sequence, string Hash) _unconfirmedHead;
+    private Unconfirmed? _unconfirmed; // an append the store reported failed that it may hold all the same
+    private DateTimeOffset _idleRetryAfter = DateTimeOffset.MinValue;
+
+    /// <summary>The longest an idle checkpoint waits to be tried again after the store failed it.</summary>
+    private static readonly TimeSpan MaxIdleRetry = TimeSpan.FromSeconds(10);
 
     public AuditLog(IAuditStore store, CheckpointSigner signer, string node, TimeProvider time, AuditLogOptions options, ILogger<AuditLog> logger)
     {
@@ -101,16 +104,26 @@ public sealed partial class AuditLog : IAsyncDisposable
         while (true)
         {
             var wait = _queue.Reader.WaitToReadAsync().AsTask();
-            var due = _lastCheckpoint + _options.CheckpointInterval - _time.GetUtcNow();
-            using (var idle = new CancellationTokenSource())
+            while (true)
             {
+                var due = Max(_lastCheckpoint + _options.CheckpointInterval, _idleRetryAfter) - _time.GetUtcNow();
+                using var idle = new CancellationTokenSource();
                 var timer = Task.Delay(due > TimeSpan.Zero ? due : TimeSpan.Zero, _time, idle.Token);
-                if (await Task.WhenAny(wait, timer) != wait)
+                if (await Task.WhenAny(wait, timer) == wait)
                 {
-                    Commit([], forceCheckpoint: true); // idle: sign what is unsigned
+                    await idle.CancelAsync();
+                    break;
                 }
 
-                await idle.CancelAsync();
+                var before = _lastCheckpoint;
+                Commit([], forceCheckpoint: true); // idle: sign what is unsigned
+                if (_lastCheckpoint != before)
+                {
+                    break; // signed (or nothing to sign): wait for the next records
+                }
+
+                // The store failed it: again after a pause (never in a tight loop against a database that is down).
+                _idleRetryAfter = _time.GetUtcNow() + (_options.CheckpointInterval < MaxIdleRetry ? _options.CheckpointInterval : MaxIdleRetry);
             }
 
             if (!await wait)
@@ -141,7 +154,13 @@ public sealed partial class AuditLog : IAsyncDisposable
 
     private void Commit(List<Pending> batch, bool forceCheckpoint)
     {
-        SettleUnconfirmed();
+        if (Settle() == Settled.Unknown)
+        {
+            // Until the store says whether the earlier append is in it, nothing is built on either head.
+            Fail(batch, $"the audit store ({_store.Name}) cannot yet say whether an earlier record was written", null);
+            return;
+        }
+
         var entries = new List<AuditEntry>(batch.Count);
         var sequence = _sequence;
         var head = _head;
@@ -208,9 +227,8 @@ public sealed partial class AuditLog : IAsyncDisposable
         {
             // A connection lost during the commit leaves it unknown whether the entries were written. If they were, the
             // chain goes on from them (otherwise every later append would collide with them until a restart).
-            _unconfirmed = Adopt;
-            _unconfirmedHead = (sequence, head);
-            if (!SettleUnconfirmed())
+            _unconfirmed = new Unconfirmed(sequence, head, checkpoint is not null, Adopt);
+            if (Settle() != Settled.Written)
             {
                 LogStoreFailed(_logger, exception, _store.Name, entries.Count);
                 Fail(batch, $"the audit store ({_store.Name}) refused the record: {exception.Message}", exception);
@@ -218,7 +236,6 @@ public sealed partial class AuditLog : IAsyncDisposable
             }
         }
 
-        _unconfirmed = null;
         Adopt(); // (again, when settled above: the same values)
         for (var i = 0; i < batch.Count; i++)
         {
@@ -260,39 +277,52 @@ public sealed partial class AuditLog : IAsyncDisposable
     }
 
     /// <summary>
-    /// After an append the store reported failed: asks the store for the chain's head. If it is the head that append
-    /// would have made, the append was written after all and is adopted (true); if it is still the earlier head, it was
-    /// not; if the store cannot answer, the question stays open for the next batch.
+    /// After an append the store reported failed: asks the store for the chain's head (and, when the append carried a
+    /// checkpoint, its latest checkpoint). If they are what that append would have made, it was written after all and
+    /// is adopted; if not, it was not; if the store cannot answer, the question stays open and blocks later appends.
     /// </summary>
-    private bool SettleUnconfirmed()
+    private Settled Settle()
     {
-        if (_unconfirmed is not { } adopt)
+        if (_unconfirmed is not { } pending)
         {
-            return false;
+            return Settled.Nothing;
         }
 
-        (long Sequence, string Hash)? stored;
+        bool written;
         try
         {
-            stored = _store.Head(Node);
+            written = _store.Head(Node) == (pending.Sequence, pending.Hash)
+                && (!pending.Checkpoint || _store.LatestCheckpoints().Any(c => c.Node == Node && c.Sequence == pending.Sequence && c.Hash == pending.Hash));
         }
         catch (Exception)
         {
-            return false;
+            return Settled.Unknown;
         }
 
         _unconfirmed = null;
-        if (stored != _unconfirmedHead)
+        if (!written)
         {
-            return false;
+            return Settled.NotWritten;
         }
 
-        adopt();
-        LogAppendConfirmed(_logger, _store.Name, _unconfirmedHead.Sequence);
-        return true;
+        pending.Adopt();
+        LogAppendConfirmed(_logger, _store.Name, pending.Sequence);
+        return Settled.Written;
     }
 
-    private static void Fail(List<Pending> batch, string message, Exception exception)
+    private static DateTimeOffset Max(DateTimeOffset a, DateTimeOffset b) => a > b ? a : b;
+
+    private sealed record Unconfirmed(long Sequence, string Hash, bool Checkpoint, Action Adopt);
+
+    private enum Settled
+    {
+        Nothing,
+        Written,
+        NotWritten,
+        Unknown,
+    }
+
+    private static void Fail(List<Pending> batch, string message, Exception? exception)
     {
         foreach (var pending in batch)
         {

@@ -96,32 +96,59 @@ public sealed class AuditLogTests
         store.LoseNextAnswer = true;
         Assert.Equal(2, (await log.RecordAsync(AuditChainFixture.Record(2))).Sequence);
 
-        // Written, and the store cannot even say so at once: the caller is refused; the next record goes on after it
-        // instead of colliding with it.
+        // Written, and the store cannot say so for a while: its caller and the next one are refused, nothing is built
+        // on either head meanwhile; then the chain goes on after it instead of colliding with it.
         store.LoseNextAnswer = true;
-        store.HeadFailsOnce = true;
+        store.HeadFailures = 2;
         await Assert.ThrowsAsync<AuditUnavailableException>(() => log.RecordAsync(AuditChainFixture.Record(3)));
-        Assert.Equal(4, (await log.RecordAsync(AuditChainFixture.Record(4))).Sequence);
+        await Assert.ThrowsAsync<AuditUnavailableException>(() => log.RecordAsync(AuditChainFixture.Record(4)));
+        Assert.Equal(4, (await log.RecordAsync(AuditChainFixture.Record(5))).Sequence);
 
         await log.DisposeAsync();
         Assert.True(audit.Verify().Ok);
-        Assert.Equal(["req-1", "req-2", "req-3", "req-4"], audit.Store.Chain("node-1").Select(e => e.Record.RequestId));
+        Assert.Equal(["req-1", "req-2", "req-3", "req-5"], audit.Store.Chain("node-1").Select(e => e.Record.RequestId));
     }
 
-    /// <summary>A store whose append may take effect and then fail, as a commit whose answer a lost connection swallowed.</summary>
+    [Fact]
+    public async Task A_checkpoint_the_store_failed_to_write_is_not_taken_for_written_and_is_tried_again()
+    {
+        await using var audit = new AuditChainFixture();
+        await audit.CloseLogAsync();
+        var store = new AnswerLostStore(audit.Store);
+        await using var log = new AuditLog(store, audit.Signer, "node-1", TimeProvider.System,
+            new AuditLogOptions { CheckpointInterval = TimeSpan.FromMilliseconds(300) }, NullLogger<AuditLog>.Instance);
+        await log.RecordAsync(AuditChainFixture.Record(1));
+        store.FailNextAppend = true; // the idle checkpoint's append, 300 ms on (the chain's head does not move with it)
+
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (!audit.Store.Checkpoints("node-1").Any(c => c.Sequence == 1))
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the failed idle checkpoint was never written");
+            await Task.Delay(50);
+        }
+
+        Assert.False(store.FailNextAppend); // it did fail once
+    }
+
+    /// <summary>
+    /// A store whose append may take effect and then fail (a commit whose answer a lost connection swallowed), or fail
+    /// without effect, and whose head may not be readable for a while.
+    /// </summary>
     private sealed class AnswerLostStore(IAuditStore inner) : IAuditStore
     {
         public bool LoseNextAnswer { get; set; }
 
-        public bool HeadFailsOnce { get; set; }
+        public int HeadFailures { get; set; }
+
+        public bool FailNextAppend { get; set; }
 
         public string Name => inner.Name;
 
         public (long Sequence, string Hash)? Head(string node)
         {
-            if (HeadFailsOnce)
+            if (HeadFailures > 0)
             {
-                HeadFailsOnce = false;
+                HeadFailures--;
                 throw new InvalidOperationException("the database is not answering");
             }
 
@@ -130,6 +157,12 @@ public sealed class AuditLogTests
 
         public void Append(IReadOnlyList<AuditEntry> entries, Checkpoint? checkpoint)
         {
+            if (FailNextAppend)
+            {
+                FailNextAppend = false;
+                throw new InvalidOperationException("the database refused the write");
+            }
+
             inner.Append(entries, checkpoint);
             if (LoseNextAnswer)
             {

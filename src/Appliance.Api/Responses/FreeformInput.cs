@@ -40,9 +40,9 @@ internal static class FreeformInput
                 }
             }
         }
-        catch (JsonException)
+        catch (Exception exception) when (exception is JsonException or InvalidOperationException or ArgumentException)
         {
-            // arguments cut short by the token limit: what can be read of the string so far
+            // Arguments cut short by the token limit, or holding a lone surrogate escape (\ud83d): read as far as they go.
             var read = new Stream();
             var input = read.Add(arguments);
             return read.ReadsInput ? input : arguments;
@@ -58,6 +58,8 @@ internal static class FreeformInput
     /// </summary>
     public sealed class Stream
     {
+        private const char Replacement = '\uFFFD';
+
         private readonly StringBuilder _pending = new();
         private State _state = State.Opening;
 
@@ -134,6 +136,14 @@ internal static class FreeformInput
                         break;
                     case State.Text when char.IsHighSurrogate(c) && i + 1 == text.Length:
                         return Keep(text, i, output); // half a character: wait for the other half
+                    case State.Text when char.IsHighSurrogate(c) && char.IsLowSurrogate(text[i + 1]):
+                        output.Append(c).Append(text[i + 1]);
+                        i += 2;
+                        break;
+                    case State.Text when char.IsSurrogate(c):
+                        output.Append(Replacement); // half a character alone is no text
+                        i++;
+                        break;
                     case State.Text:
                         output.Append(c);
                         i++;
@@ -184,11 +194,17 @@ internal static class FreeformInput
                 return Single('\uFFFD', out decoded, out length); // no JSON writer sends this; the input still streams
             }
 
-            // A high surrogate's low half follows as its own escape: the pair goes out together, never half a character.
-            var next = at + 6;
-            if (!char.IsHighSurrogate(unit) || (next < text.Length && text[next] != '\\') || (next + 1 < text.Length && text[next + 1] != 'u'))
+            if (!char.IsSurrogate(unit))
             {
                 return Single(unit, out decoded, out length);
+            }
+
+            // A high surrogate's low half follows as its own escape: the pair goes out together, never half a
+            // character; a half alone becomes U+FFFD (no text holds it, and JSON writers refuse it).
+            var next = at + 6;
+            if (char.IsLowSurrogate(unit) || (next < text.Length && text[next] != '\\') || (next + 1 < text.Length && text[next + 1] != 'u'))
+            {
+                return Single(Replacement, out decoded, out length);
             }
 
             if (next + 6 > text.Length)
@@ -196,9 +212,9 @@ internal static class FreeformInput
                 return false;
             }
 
-            if (!TryHex(text, next + 2, out var low))
+            if (!TryHex(text, next + 2, out var low) || !char.IsLowSurrogate(low))
             {
-                return Single(unit, out decoded, out length);
+                return Single(Replacement, out decoded, out length);
             }
 
             decoded = new string([unit, low]);

@@ -4,43 +4,91 @@ using Npgsql;
 namespace Appliance.Audit.Postgres;
 
 /// <summary>
-/// The session advisory lock that makes one process the only writer of a node's chain. A session lock lives as long as
-/// its connection: a database restart or failover ends both, so the lock is checked every <c>interval</c> and taken again
-/// on a new connection. If another process took it meanwhile (a second process given the same node id), this one stops
-/// writing for good: two writers would fork the chain.
+/// The session advisory lock that makes one process the only writer of a node's chain, held on a connection of its
+/// own (not pooled, with TCP keepalives, named after this process in pg_stat_activity). A session lock lives as long
+/// as its session: a database restart or failover ends both, so the lock is checked every <c>interval</c> (and before
+/// a write when it is not known to be held) and taken again. A session of this process that the server still keeps
+/// (a network cut the server has not noticed) is ended first. If another process holds the lock (a second process
+/// given the same node id), this one stops writing for good: two writers would collide on the chain's entries.
 /// </summary>
 public sealed partial class NodeChainLock : IDisposable
 {
-    private readonly NpgsqlDataSource _source;
+    private const string HolderQuery = """
+        SELECT a.pid, a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+        WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+          AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+          AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtext('appliance-audit-node:' || @node)::bigint
+        """;
+
+    /// <summary>Milliseconds a write trusts the lock's session to be alive since it last answered.</summary>
+    private const long FreshFor = 1000;
+
+    private readonly string _connectionString;
+    private readonly string _applicationName;
     private readonly string _node;
+    private readonly TimeSpan _interval;
     private readonly ILogger _logger;
     private readonly Lock _gate = new();
     private readonly Timer _timer;
     private NpgsqlConnection? _connection;
     private bool _disposed;
+    private long _verifiedAt = Environment.TickCount64; // when the lock's session last answered
 
-    public NodeChainLock(NpgsqlDataSource source, string node, TimeSpan interval, ILogger logger)
+    public NodeChainLock(string connectionString, string node, TimeSpan interval, ILogger logger)
     {
-        (_source, _node, _logger) = (source, node, logger);
-        _connection = source.OpenConnection();
-        if (!TryTake(_connection))
+        (_node, _interval, _logger) = (node, interval, logger);
+        _applicationName = $"appliance audit lock {Guid.NewGuid():N}"; // under PostgreSQL's 63 bytes, unique to this process
+        _connectionString = new NpgsqlConnectionStringBuilder(connectionString)
         {
-            _connection.Dispose();
+            Pooling = false,
+            KeepAlive = 30,
+            ApplicationName = _applicationName,
+            Timeout = 10,
+            CommandTimeout = 10,
+        }.ToString();
+        var connection = Open();
+        if (!TryTake(connection))
+        {
+            connection.Dispose();
             throw new InvalidOperationException($"another appliance process already writes the audit chain of node '{node}'; give each node its own Audit:NodeId");
         }
 
-        _timer = new Timer(_ => Check(), null, interval, interval);
+        _connection = connection;
+        _timer = new Timer(_ => Tick(), null, interval, Timeout.InfiniteTimeSpan);
     }
 
-    /// <summary>Whether another process holds the chain's lock: this one must not write to the chain again.</summary>
-    public bool TakenByAnother { get; private set; }
+    /// <summary>Why this process must not write to the chain (another process holds its lock), or null.</summary>
+    public string? Refusal { get; private set; }
 
-    /// <summary>Asks the lock's connection whether it is alive; if the server ended it, takes the lock again on a new one.</summary>
+    /// <summary>
+    /// Before a write: the lock must be held. Its session is asked again when it last answered more than a second ago
+    /// (so a write goes in without the lock for at most that long after a restart, at the cost of one round trip a
+    /// second under load); when it is gone, the lock is taken again now, and the write goes on only once it is.
+    /// </summary>
+    public void EnsureHeld()
+    {
+        if (Refusal is null && (Volatile.Read(ref _connection) is null || Environment.TickCount64 - Interlocked.Read(ref _verifiedAt) > FreshFor))
+        {
+            Check();
+        }
+
+        if (Refusal is { } refusal)
+        {
+            throw new InvalidOperationException(refusal);
+        }
+
+        if (Volatile.Read(ref _connection) is null)
+        {
+            throw new InvalidOperationException($"the audit chain lock of node '{_node}' could not be taken again yet (the database ended its session)");
+        }
+    }
+
+    /// <summary>Asks the lock's session whether it is alive; if it is gone, takes the lock again on a new one.</summary>
     public void Check()
     {
         lock (_gate)
         {
-            if (_disposed || TakenByAnother)
+            if (_disposed || Refusal is not null)
             {
                 return;
             }
@@ -51,34 +99,100 @@ public sealed partial class NodeChainLock : IDisposable
                 {
                     using var ping = new NpgsqlCommand("SELECT 1", _connection);
                     ping.ExecuteScalar();
+                    Interlocked.Exchange(ref _verifiedAt, Environment.TickCount64);
                     return;
                 }
             }
-            catch (Exception exception) when (exception is NpgsqlException or InvalidOperationException)
+            catch (Exception exception) when (exception is NpgsqlException or InvalidOperationException or TimeoutException)
             {
-                // The session ended (restart, failover, a network cut), and the lock with it.
+                // The session ended (restart, failover, a network cut), and the lock with it (or it soon will).
             }
 
             _connection?.Dispose();
-            _connection = null;
+            Volatile.Write(ref _connection, null);
             try
             {
-                var connection = _source.OpenConnection();
-                if (TryTake(connection))
-                {
-                    _connection = connection;
-                    LogRetaken(_logger, _node);
-                    return;
-                }
-
-                connection.Dispose();
-                TakenByAnother = true;
-                LogTakenByAnother(_logger, _node);
+                Retake();
             }
-            catch (Exception exception) when (exception is NpgsqlException or InvalidOperationException)
+            catch (Exception exception) when (exception is NpgsqlException or InvalidOperationException or TimeoutException)
             {
-                // The database is not back yet: the next check tries again (writes fail on their own meanwhile).
+                // The database is not back yet: the next check, or the next write, tries again.
             }
+        }
+    }
+
+    private void Retake()
+    {
+        var connection = Open();
+        try
+        {
+            if (!TryTake(connection) && !(EndOwnStaleSession(connection) && TryTake(connection)))
+            {
+                Refusal = $"another appliance process took the audit chain of node '{_node}' while this one was cut off from the database; give each node its own Audit:NodeId and restart this one";
+                LogTakenByAnother(_logger, _node);
+                connection.Dispose();
+                return;
+            }
+        }
+        catch
+        {
+            connection.Dispose();
+            throw;
+        }
+
+        Volatile.Write(ref _connection, connection);
+        Interlocked.Exchange(ref _verifiedAt, Environment.TickCount64);
+        LogRetaken(_logger, _node);
+    }
+
+    /// <summary>Ends the session that holds the lock if it is this process's own earlier one; false if another process holds it.</summary>
+    private bool EndOwnStaleSession(NpgsqlConnection connection)
+    {
+        int? stale = null;
+        using (var holder = new NpgsqlCommand(HolderQuery, connection))
+        {
+            holder.Parameters.AddWithValue("node", _node);
+            using var reader = holder.ExecuteReader();
+            if (reader.Read() && reader.GetString(1) == _applicationName)
+            {
+                stale = reader.GetInt32(0);
+            }
+        }
+
+        if (stale is null)
+        {
+            return false;
+        }
+
+        using var end = new NpgsqlCommand("SELECT pg_terminate_backend(@pid, 5000)", connection);
+        end.Parameters.AddWithValue("pid", stale.Value);
+        return end.ExecuteScalar() is true;
+    }
+
+    private void Tick()
+    {
+        Check();
+        lock (_gate)
+        {
+            if (!_disposed)
+            {
+                _timer.Change(_interval, Timeout.InfiniteTimeSpan); // one check at a time: the next once this one is done
+            }
+        }
+    }
+
+    private NpgsqlConnection Open()
+    {
+        var connection = new NpgsqlConnection(_connectionString);
+        try
+        {
+            connection.Open();
+            return connection;
+        }
+        catch
+        {
+            connection.Dispose();
+            throw;
         }
     }
 
@@ -102,6 +216,6 @@ public sealed partial class NodeChainLock : IDisposable
     [LoggerMessage(EventId = 4010, Level = LogLevel.Warning, Message = "The database had ended this node's session; the audit chain of node '{Node}' is locked for this process again")]
     private static partial void LogRetaken(ILogger logger, string node);
 
-    [LoggerMessage(EventId = 4011, Level = LogLevel.Critical, Message = "Another appliance process took the audit chain of node '{Node}' while this one was cut off from the database; this process writes no more audit records (and so serves no requests): give each node its own Audit:NodeId and restart it")]
+    [LoggerMessage(EventId = 4011, Level = LogLevel.Critical, Message = "Another appliance process took the audit chain of node '{Node}' while this one was cut off from the database; this process writes no more audit records (and so serves no requests, and reports not ready): give each node its own Audit:NodeId and restart it")]
     private static partial void LogTakenByAnother(ILogger logger, string node);
 }

@@ -16,7 +16,8 @@ public static class PooledConnections
     /// rolled back whatever it had open, so the work starts over; only a commit whose answer was lost may have taken
     /// effect, which callers that insert under a key see as a duplicate rather than a second row.
     /// </summary>
-    public static T Run<T>(NpgsqlDataSource source, Func<NpgsqlConnection, T> work)
+    /// <param name="lost">Called before the second try, when the first found the server had ended its connection.</param>
+    public static T Run<T>(NpgsqlDataSource source, Func<NpgsqlConnection, T> work, Action? lost = null)
     {
         for (var attempt = 1; ; attempt++)
         {
@@ -27,7 +28,8 @@ public static class PooledConnections
             }
             catch (NpgsqlException exception) when (attempt == 1 && Lost(exception, connection))
             {
-                NpgsqlConnection.ClearPool(connection);
+                source.Clear();
+                lost?.Invoke();
             }
         }
     }

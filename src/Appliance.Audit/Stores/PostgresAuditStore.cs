@@ -39,7 +39,7 @@ public sealed class PostgresAuditStore : SqlAuditStore
         {
             try
             {
-                _nodeLock = new NodeChainLock(_dataSource, lockNode, lockCheck ?? TimeSpan.FromSeconds(15), logger ?? NullLogger.Instance);
+                _nodeLock = new NodeChainLock(connectionString, lockNode, lockCheck ?? TimeSpan.FromSeconds(15), logger ?? NullLogger.Instance);
             }
             catch
             {
@@ -95,15 +95,14 @@ public sealed class PostgresAuditStore : SqlAuditStore
 
     public override string Name => "postgresql";
 
-    protected override T WithConnection<T>(Func<DbConnection, T> work) => PooledConnections.Run(_dataSource, work);
+    /// <summary>Why this process may not write its chain any more (another process holds its lock), or null.</summary>
+    public string? WritesRefused => _nodeLock?.Refusal;
 
-    protected override void BeforeWrite()
-    {
-        if (_nodeLock is { TakenByAnother: true })
-        {
-            throw new InvalidOperationException("another appliance process took this node's audit chain while the database was out of reach; give each node its own Audit:NodeId and restart this one");
-        }
-    }
+    // A connection the server ended means a restart or failover ended the chain lock's session too: it is taken
+    // again before the work is retried, so no write goes in without it.
+    protected override T WithConnection<T>(Func<DbConnection, T> work) => PooledConnections.Run(_dataSource, work, _nodeLock is null ? null : _nodeLock.Check);
+
+    protected override void BeforeWrite() => _nodeLock?.EnsureHeld();
 
     protected override void Dispose(bool disposing)
     {

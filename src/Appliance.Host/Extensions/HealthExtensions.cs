@@ -9,7 +9,8 @@ namespace Appliance.Host.Extensions;
 
 /// <summary>
 /// /health/live (the process answers), /health/ready (the node can serve: the models declared at start have been
-/// tried, at least one declared model is ready, every model marked Required is ready, and the node is not draining)
+/// tried, at least one declared model is ready, every model marked Required is ready, the node is not draining and
+/// its audit log may record)
 /// and /health/models (each model's state, for administrators).
 /// </summary>
 public static class HealthExtensions
@@ -17,7 +18,8 @@ public static class HealthExtensions
     public static IServiceCollection AddApplianceHealthChecks(this IServiceCollection services)
     {
         services.AddSingleton<Appliance.Api.Admin.DrainGate>();
-        services.AddHealthChecks().AddCheck<ModelsReadyCheck>("models", tags: ["ready"]).AddCheck<NotDrainingCheck>("drain", tags: ["ready"]);
+        services.AddHealthChecks().AddCheck<ModelsReadyCheck>("models", tags: ["ready"]).AddCheck<NotDrainingCheck>("drain", tags: ["ready"])
+            .AddCheck<AuditWritableCheck>("audit", tags: ["ready"]);
         return services;
     }
 
@@ -56,6 +58,18 @@ public static class HealthExtensions
         {
             return false; // a broken settings edit; the model manager logs it
         }
+    }
+
+    /// <summary>
+    /// A node that may not write its audit chain (another process took the chain's lock) refuses every request: it
+    /// reports not ready, so that the load balancer sends them elsewhere.
+    /// </summary>
+    private sealed class AuditWritableCheck(IServiceProvider services) : IHealthCheck
+    {
+        public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
+            Task.FromResult(services.GetService<Appliance.Audit.Stores.IAuditStore>() is Appliance.Audit.Stores.PostgresAuditStore { WritesRefused: not null }
+                ? HealthCheckResult.Unhealthy("the audit log may not record: another process holds this node's audit chain (see the log)")
+                : HealthCheckResult.Healthy("the audit log can record"));
     }
 
     /// <summary>A draining node reports not ready, so that the load balancer stops sending it requests.</summary>

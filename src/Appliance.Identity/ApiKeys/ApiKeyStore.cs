@@ -77,7 +77,8 @@ public sealed partial class ApiKeyStore : IDisposable
     /// <summary>Stores a new key (throws <see cref="DbException"/> when the table cannot be written).</summary>
     public void Add(ApiKeyRecord record)
     {
-        if (!_table.Insert(record))
+        // A key already there with this very secret is this insert, retried after its commit's answer was lost.
+        if (!_table.Insert(record) && _table.Find(record.Id)?.SecretHash != record.SecretHash)
         {
             throw new InvalidOperationException($"an API key with id {record.Id} already exists");
         }

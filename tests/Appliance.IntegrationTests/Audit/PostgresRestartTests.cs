@@ -61,7 +61,7 @@ public sealed class PostgresRestartTests : IDisposable
     }
 
     [Fact]
-    public async Task A_node_takes_its_chain_s_lock_again_after_a_restart_and_stops_writing_if_another_process_took_it()
+    public async Task A_node_takes_its_chain_s_lock_again_after_a_restart()
     {
         await using var node = await _cluster.StartNodeAsync("node-1", "--Audit:NodeLockCheckInterval=00:00:00.300");
         Assert.True(ChainLocked("node-1"));
@@ -73,8 +73,16 @@ public sealed class PostgresRestartTests : IDisposable
         var second = Assert.Throws<InvalidOperationException>(() => new Appliance.Audit.Stores.PostgresAuditStore(_cluster.Database.ConnectionString, lockNode: "node-1"));
         Assert.Contains("already writes the audit chain of node 'node-1'", second.Message, StringComparison.Ordinal);
         Assert.Equal(HttpStatusCode.OK, (await ChatAsync(node.Http)).StatusCode);
+    }
 
-        // Another process that takes the lock first (a second node given the same id): this node writes no more.
+    [Fact]
+    public async Task A_node_whose_chain_lock_another_process_took_records_nothing_and_reports_not_ready()
+    {
+        // Checks far apart: the node finds out at its next write, not from its timer.
+        await using var node = await _cluster.StartNodeAsync("node-1", "--Audit:NodeLockCheckInterval=01:00:00");
+        Assert.Equal(HttpStatusCode.OK, (await ChatAsync(node.Http)).StatusCode);
+
+        // The database ends the node's sessions and another process (a second node given the same id) takes the lock.
         using var intruder = new NpgsqlConnection(_cluster.Database.ConnectionString);
         intruder.Open();
         using (var take = intruder.CreateCommand())
@@ -88,9 +96,13 @@ public sealed class PostgresRestartTests : IDisposable
             Assert.True(reader.Read() && reader.GetBoolean(0));
         }
 
-        await WaitUntilAsync(async () => (await ChatAsync(node.Http)).StatusCode == HttpStatusCode.ServiceUnavailable);
+        await Task.Delay(1200); // a write trusts the lock's session for a second after it last answered
         using var refused = await ChatAsync(node.Http);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
         Assert.Contains("audit_unavailable", await refused.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        using var ready = await node.Http.GetAsync("/health/ready");
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, ready.StatusCode);
+        Assert.Contains("another process holds this node's audit chain", await ready.Content.ReadAsStringAsync(), StringComparison.Ordinal);
     }
 
     private static Task<HttpResponseMessage> ChatAsync(HttpClient client) => client.PostAsync("/v1/chat/completions", new StringContent(

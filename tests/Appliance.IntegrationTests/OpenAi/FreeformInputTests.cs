@@ -52,6 +52,29 @@ public sealed class FreeformInputTests
         Assert.Equal("not json", FreeformInput.Of("not json"));
     }
 
+    [Theory]
+    [InlineData("{\"input\": \"a\\ud83db\"}")] // a high half alone, escaped
+    [InlineData("{\"input\": \"a\\udc00b\"}")] // a low half alone
+    [InlineData("{\"input\": \"a\\ud83d\\u0041\"}")] // a high half before an escape that is no low half
+    [InlineData("{\"input\": \"a?b\"}")] // a high half alone, raw (put in below: attribute data cannot hold one)
+    public void Half_a_character_becomes_the_replacement_character_whole_or_streamed(string arguments)
+    {
+        arguments = arguments.Replace("?", "\ud83d", StringComparison.Ordinal);
+        var expected = arguments.Contains("u0041", StringComparison.Ordinal) ? "a\uFFFDA" : "a\uFFFDb";
+        Assert.Equal(expected, FreeformInput.Of(arguments));
+        for (var piece = 1; piece <= 4; piece++)
+        {
+            var stream = new FreeformInput.Stream();
+            var joined = new StringBuilder();
+            for (var at = 0; at < arguments.Length; at += piece)
+            {
+                joined.Append(stream.Add(arguments.Substring(at, Math.Min(piece, arguments.Length - at))));
+            }
+
+            Assert.Equal(expected, joined.ToString());
+        }
+    }
+
     [Fact]
     public void Arguments_cut_short_by_the_token_limit_give_the_input_so_far()
     {
