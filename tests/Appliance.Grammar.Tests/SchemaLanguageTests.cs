@@ -73,8 +73,64 @@ public sealed class SchemaLanguageTests
         Assert.False(dfa.Accepts($"\"{invalid}\""), invalid);
     }
 
+    /// <summary>Patterns: values as a regular expression engine reads them (given as the decoded string), and values it refuses.</summary>
+    public static TheoryData<string, string, string> Patterns() => new()
+    {
+        { "^[A-Z]{3}-\\d{4}$", "ABC-1234", "AB-1234" },
+        { "^\\+?[0-9 ]{6,12}$", "+33 123 456", "+33-12" },
+        { "abc", "xx \"abc\" yy", "xxabyy" }, // unanchored: anywhere in the string
+        { "^abc", "abc and more", "xabc" },
+        { "c$", "ends in c", "c no more" },
+        { "^(foo|bar)+$", "foobarfoo", "foob" },
+        { "^(?:a|b)(?<rest>c?)$", "ac", "abc" },
+        { "^a\\\"b\\\\c$", "a\"b\\c", "a\"bc" }, // an escaped quote and backslash, written escaped in JSON
+        { "^.{2}$", "é漢", "abc" },
+        { "^[à-ÿ]+$", "éèü", "e" },
+        { "^[^a-z\\n]+$", "ABC 123 é", "ABc" },
+        { "^\\w+@\\w+\\.com$", "ada_1@example.com", "ada@example.org" },
+        { "^(😀)+ ok$", "😀😀 ok", "😀 ko" },
+        { "^[\\u0041-\\u0043\\x61]$", "a", "D" },
+        { "^a{2,3}b*?$", "aabbb", "aaaa" },
+        { "^\\S+\\s\\S+$", "two words", "two  words" },
+        { "^[\\d.-]+$", "3.14-2", "3,14" },
+    };
+
     [Theory]
-    [InlineData("""{"type":"string","pattern":"^a+$"}""", "pattern")]
+    [MemberData(nameof(Patterns))]
+    public void String_patterns_hold_their_values_and_nothing_else(string pattern, string valid, string invalid)
+    {
+        var schema = JsonSerializer.Serialize(new { type = "string", pattern });
+        var dfa = Matching.Automaton(schema, strict: false);
+        Assert.True(dfa.Accepts(Quoted(valid)), valid);
+        Assert.False(dfa.Accepts(Quoted(invalid)), invalid);
+        Assert.Matches(pattern, valid); // the test's own values, as .NET's engine reads them
+        Assert.DoesNotMatch(pattern, invalid);
+    }
+
+    /// <summary>A JSON string as a model writes it: only the quote, the backslash and control characters escaped.</summary>
+    private static string Quoted(string value) =>
+        "\"" + string.Concat(value.Select(c => c switch { '"' => "\\\"", '\\' => "\\\\", '\n' => "\\n", < ' ' => $"\\u{(int)c:x4}", _ => c.ToString() })) + "\"";
+
+    [Theory]
+    [InlineData("""{"type":"string","pattern":"^(a)\\1$"}""", "backreferences")]
+    [InlineData("""{"type":"string","pattern":"^(?=a)"}""", "lookahead")]
+    [InlineData("""{"type":"string","pattern":"\\bword"}""", "word boundaries")]
+    [InlineData("""{"type":"string","pattern":"^\\p{L}+$"}""", "Unicode property")]
+    [InlineData("""{"type":"string","pattern":"^a{1000}$"}""", "at most 256")]
+    [InlineData("""{"type":"string","pattern":"^a$b"}""", "anchor")]
+    [InlineData("""{"type":"string","pattern":"^(ab$"}""", "never closed")]
+    [InlineData("""{"type":"string","pattern":"^a**$"}""", "quantifier on a quantifier")]
+    [InlineData("""{"type":"string","pattern":"^a+$","maxLength":3}""", "cannot be combined")]
+    [InlineData("""{"type":"string","pattern":"^😀+$"}""", "above U+FFFF")]
+    [InlineData("""{"type":"string","pattern":"^[😀]$"}""", "above U+FFFF")]
+    public void Patterns_that_cannot_be_enforced_are_refused_saying_why(string schema, string why)
+    {
+        var refused = Assert.Throws<SchemaRefusedException>(() => Matching.Automaton(schema, strict: false));
+        Assert.Equal("pattern", refused.Keyword);
+        Assert.Contains(why, refused.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
     [InlineData("""{"type":"integer","minimum":1}""", "minimum")]
     [InlineData("""{"type":"number","multipleOf":2}""", "multipleOf")]
     [InlineData("""{"oneOf":[{"type":"string"}]}""", "oneOf")]

@@ -8,7 +8,7 @@ namespace Appliance.Grammar.Schema;
 /// Compiles the JSON Schema subset of OpenAI's structured outputs into a byte language of the JSON texts that satisfy
 /// it: type (one or several), properties and required (in the schema's order), additionalProperties, items, minItems
 /// and maxItems, enum, const, anyOf, $ref into $defs or definitions (recursion unrolled to a fixed depth), string
-/// formats, minLength and maxLength. Any other keyword is refused by name rather than ignored, because ignoring it
+/// formats, minLength, maxLength and pattern. Any other keyword is refused by name rather than ignored, because ignoring it
 /// would let through output that the caller's validator rejects.
 /// </summary>
 internal sealed class SchemaCompiler
@@ -35,7 +35,7 @@ internal sealed class SchemaCompiler
 
     private static readonly HashSet<string> Understood =
         ["type", "properties", "required", "additionalProperties", "items", "minItems", "maxItems", "enum", "const", "anyOf",
-         "$ref", "$defs", "definitions", "format", "minLength", "maxLength"];
+         "$ref", "$defs", "definitions", "format", "minLength", "maxLength", "pattern"];
 
     private static readonly HashSet<string> Types = ["string", "number", "integer", "boolean", "null", "object", "array"];
 
@@ -191,7 +191,7 @@ internal sealed class SchemaCompiler
             return ["array"];
         }
 
-        if (schema.TryGetProperty("format", out _) || schema.TryGetProperty("minLength", out _) || schema.TryGetProperty("maxLength", out _))
+        if (schema.TryGetProperty("format", out _) || schema.TryGetProperty("minLength", out _) || schema.TryGetProperty("maxLength", out _) || schema.TryGetProperty("pattern", out _))
         {
             return ["string"];
         }
@@ -230,6 +230,16 @@ internal sealed class SchemaCompiler
     {
         var min = Count(schema, "minLength", path);
         var max = Count(schema, "maxLength", path);
+        if (schema.TryGetProperty("pattern", out var pattern))
+        {
+            if (min is not null || max is not null || schema.TryGetProperty("format", out _))
+            {
+                throw new SchemaRefusedException($"'pattern' at {path} cannot be combined with 'format', 'minLength' or 'maxLength'.", "pattern");
+            }
+
+            return PatternLanguage.Of(pattern.ValueKind == JsonValueKind.String ? pattern.GetString()! : throw new SchemaRefusedException($"'pattern' at {path} must be a string.", "pattern"), path);
+        }
+
         if (schema.TryGetProperty("format", out var format))
         {
             if (min is not null || max is not null)

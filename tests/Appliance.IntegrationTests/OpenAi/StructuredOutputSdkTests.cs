@@ -87,11 +87,29 @@ public sealed class StructuredOutputSdkTests(ApplianceServer server)
     }
 
     [Fact]
+    public async Task A_pattern_is_enforced_while_sampling()
+    {
+        const string Schema = """{"type":"object","properties":{"code":{"type":"string","pattern":"^[A-Z]{3}-\\d{2}$"},"note":{"type":"string","pattern":"^(yes|no)( [a-z]+)?$"}},"required":["code","note"],"additionalProperties":false}""";
+        var options = new ChatCompletionOptions
+        {
+            ResponseFormat = ChatResponseFormat.CreateJsonSchemaFormat("code", BinaryData.FromString(Schema), jsonSchemaIsStrict: true),
+            Temperature = 1f,
+            MaxOutputTokenCount = 80,
+        };
+
+        for (var i = 0; i < 5; i++)
+        {
+            ChatCompletion completion = await Client().CompleteChatAsync(Conversation, options);
+            Assert.Null(StructuredOutputSchemas.Problem(Json.Schema.JsonSchema.FromText(Schema), completion.Content[0].Text));
+        }
+    }
+
+    [Fact]
     public async Task A_schema_keyword_that_cannot_be_enforced_is_a_400_naming_it()
     {
         var options = new ChatCompletionOptions
         {
-            ResponseFormat = ChatResponseFormat.CreateJsonSchemaFormat("code", BinaryData.FromString("""{"type":"object","properties":{"code":{"type":"string","pattern":"^[A-Z]{3}$"}},"required":["code"],"additionalProperties":false}"""), jsonSchemaIsStrict: true),
+            ResponseFormat = ChatResponseFormat.CreateJsonSchemaFormat("code", BinaryData.FromString("""{"type":"object","properties":{"code":{"type":"string","pattern":"^(?=A)[A-Z]{3}$"}},"required":["code"],"additionalProperties":false}"""), jsonSchemaIsStrict: true),
         };
 
         var refused = await Assert.ThrowsAsync<ClientResultException>(() => Client().CompleteChatAsync(Conversation, options));

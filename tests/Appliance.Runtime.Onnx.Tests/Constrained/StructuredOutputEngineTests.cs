@@ -21,7 +21,7 @@ public sealed class StructuredOutputEngineTests(LlamaModelFixture model)
     private static readonly int[] Prompt = [464, 1708, 318, 257, 1332, 286, 19449, 13];
 
     [Fact]
-    public async Task A_thousand_sampled_outputs_over_twenty_schemas_parse_and_validate()
+    public async Task Over_a_thousand_sampled_outputs_over_twenty_one_schemas_parse_and_validate()
     {
         using var engine = model.CreateEngine(new SchedulerOptions { MaxBatchSize = 16 });
         var outputs = StructuredOutputs.For(Gpt2Tokenizer.Instance, engine.Model.VocabularySize);
@@ -48,7 +48,8 @@ public sealed class StructuredOutputEngineTests(LlamaModelFixture model)
             }
         }
 
-        Assert.Equal(1000, results);
+        Assert.Equal(StructuredOutputSchemas.All.Length * GenerationsPerSchema, results);
+        Assert.True(results >= 1000);
         Assert.True(failures.Count == 0, $"{failures.Count} failed; first: " + string.Join('\n', failures.Take(5)));
     }
 
