@@ -116,7 +116,7 @@ public sealed partial class AuditLog : IAsyncDisposable
                 }
 
                 var before = _lastCheckpoint;
-                Commit([], forceCheckpoint: true); // idle: sign what is unsigned
+                TryCommit([], forceCheckpoint: true); // idle: sign what is unsigned
                 if (_lastCheckpoint != before)
                 {
                     break; // signed (or nothing to sign): wait for the next records
@@ -128,7 +128,7 @@ public sealed partial class AuditLog : IAsyncDisposable
 
             if (!await wait)
             {
-                Commit([], forceCheckpoint: true); // shutting down: a final checkpoint covers the last entries
+                TryCommit([], forceCheckpoint: true); // shutting down: a final checkpoint covers the last entries
                 return;
             }
 
@@ -149,6 +149,19 @@ public sealed partial class AuditLog : IAsyncDisposable
             }
 
             batch.Clear();
+        }
+    }
+
+    /// <summary>A commit of no records (a checkpoint): whatever fails is logged, and the writer goes on.</summary>
+    private void TryCommit(List<Pending> batch, bool forceCheckpoint)
+    {
+        try
+        {
+            Commit(batch, forceCheckpoint);
+        }
+        catch (Exception exception)
+        {
+            LogStoreFailed(_logger, exception, _store.Name, 0);
         }
     }
 

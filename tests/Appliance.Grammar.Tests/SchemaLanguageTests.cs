@@ -107,6 +107,16 @@ public sealed class SchemaLanguageTests
         Assert.DoesNotMatch(pattern, invalid);
     }
 
+    [Fact]
+    public void Patterns_too_long_or_nested_too_deep_are_refused_before_they_cost_anything()
+    {
+        foreach (var pattern in new[] { new string('a', 5000), new string('(', 40) + "a" + new string(')', 40) })
+        {
+            var refused = Assert.Throws<SchemaRefusedException>(() => Matching.Automaton(JsonSerializer.Serialize(new { type = "string", pattern }), strict: false));
+            Assert.Equal("pattern", refused.Keyword);
+        }
+    }
+
     /// <summary>A JSON string as a model writes it: only the quote, the backslash and control characters escaped.</summary>
     private static string Quoted(string value) =>
         "\"" + string.Concat(value.Select(c => c switch { '"' => "\\\"", '\\' => "\\\\", '\n' => "\\n", < ' ' => $"\\u{(int)c:x4}", _ => c.ToString() })) + "\"";
@@ -122,6 +132,16 @@ public sealed class SchemaLanguageTests
     [InlineData("""{"type":"string","pattern":"^a**$"}""", "quantifier on a quantifier")]
     [InlineData("""{"type":"string","pattern":"^a+$","maxLength":3}""", "cannot be combined")]
     [InlineData("""{"type":"string","pattern":"^😀+$"}""", "above U+FFFF")]
+    [InlineData("""{"type":"string","pattern":"^\\😀$"}""", "above U+FFFF")]
+    [InlineData("""{"type":"string","pattern":"^\ud800$"}""", "lone surrogate")]
+    [InlineData("""{"type":"string","pattern":"^(([a-z]?){256}){256}$"}""", "character positions")]
+    [InlineData("""{"type":"string","pattern":"^[]a]$"}""", "engines read it differently")]
+    [InlineData("""{"type":"string","pattern":"^[^]$"}""", "engines read it differently")]
+    [InlineData("""{"type":"string","pattern":"^[a-z-[aeiou]]$"}""", "class subtraction")]
+    [InlineData("""{"type":"string","pattern":"^a{,5}$"}""", "engines read it differently")]
+    [InlineData("""{"type":"string","pattern":"^a{99999999999}$"}""", "at most 256")]
+    [InlineData("""{"type":"string","pattern":"^\\é$"}""", "only ASCII punctuation")]
+    [InlineData("""{"type":"string","pattern":"^(?<a-b>x)$"}""", "group name")]
     [InlineData("""{"type":"string","pattern":"^[😀]$"}""", "above U+FFFF")]
     public void Patterns_that_cannot_be_enforced_are_refused_saying_why(string schema, string why)
     {

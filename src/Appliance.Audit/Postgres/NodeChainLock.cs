@@ -33,6 +33,7 @@ public sealed partial class NodeChainLock : IDisposable
     private NpgsqlConnection? _connection;
     private bool _disposed;
     private long _verifiedAt = Environment.TickCount64; // when the lock's session last answered
+    private long _failedAt = long.MinValue / 2; // when taking it again last failed to reach the database
 
     public NodeChainLock(string connectionString, string node, TimeSpan interval, ILogger logger)
     {
@@ -45,6 +46,9 @@ public sealed partial class NodeChainLock : IDisposable
             ApplicationName = _applicationName,
             Timeout = 10,
             CommandTimeout = 10,
+            // The server notices a vanished client within a minute too, so a session cut off from this process
+            // does not hold the lock for the two hours of the default keepalive.
+            Options = "-c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3",
         }.ToString();
         var connection = Open();
         if (!TryTake(connection))
@@ -110,13 +114,19 @@ public sealed partial class NodeChainLock : IDisposable
 
             _connection?.Dispose();
             Volatile.Write(ref _connection, null);
+            if (Environment.TickCount64 - _failedAt < FreshFor)
+            {
+                return; // tried a moment ago: callers queued behind that try do not each wait for the database again
+            }
+
             try
             {
                 Retake();
             }
-            catch (Exception exception) when (exception is NpgsqlException or InvalidOperationException or TimeoutException)
+            catch (Exception exception) when (exception is NpgsqlException or InvalidOperationException or TimeoutException or InvalidCastException)
             {
                 // The database is not back yet: the next check, or the next write, tries again.
+                _failedAt = Environment.TickCount64;
             }
         }
     }
@@ -126,12 +136,28 @@ public sealed partial class NodeChainLock : IDisposable
         var connection = Open();
         try
         {
-            if (!TryTake(connection) && !(EndOwnStaleSession(connection) && TryTake(connection)))
+            if (!TryTake(connection))
             {
-                Refusal = $"another appliance process took the audit chain of node '{_node}' while this one was cut off from the database; give each node its own Audit:NodeId and restart this one";
-                LogTakenByAnother(_logger, _node);
-                connection.Dispose();
-                return;
+                var holder = Holder(connection);
+                if (holder is { } stale && stale.Name == _applicationName && End(connection, stale.Pid) && TryTake(connection))
+                {
+                    // this process's own earlier session, which the server had kept: ended, and the lock taken
+                }
+                else
+                {
+                    connection.Dispose();
+                    if (holder is { } other && other.Name != _applicationName)
+                    {
+                        Refusal = $"another appliance process took the audit chain of node '{_node}' while this one was cut off from the database; give each node its own Audit:NodeId and restart this one";
+                        LogTakenByAnother(_logger, _node);
+                    }
+                    else
+                    {
+                        _failedAt = Environment.TickCount64; // its old session still ending: again at the next check
+                    }
+
+                    return;
+                }
             }
         }
         catch
@@ -145,38 +171,40 @@ public sealed partial class NodeChainLock : IDisposable
         LogRetaken(_logger, _node);
     }
 
-    /// <summary>Ends the session that holds the lock if it is this process's own earlier one; false if another process holds it.</summary>
-    private bool EndOwnStaleSession(NpgsqlConnection connection)
+    /// <summary>The session that holds the lock (its process id and application name), or null when none does now.</summary>
+    private (int Pid, string? Name)? Holder(NpgsqlConnection connection)
     {
-        int? stale = null;
-        using (var holder = new NpgsqlCommand(HolderQuery, connection))
-        {
-            holder.Parameters.AddWithValue("node", _node);
-            using var reader = holder.ExecuteReader();
-            if (reader.Read() && reader.GetString(1) == _applicationName)
-            {
-                stale = reader.GetInt32(0);
-            }
-        }
+        using var holder = new NpgsqlCommand(HolderQuery, connection);
+        holder.Parameters.AddWithValue("node", _node);
+        using var reader = holder.ExecuteReader();
+        return reader.Read() ? (reader.GetInt32(0), reader.IsDBNull(1) ? null : reader.GetString(1)) : null;
+    }
 
-        if (stale is null)
-        {
-            return false;
-        }
-
+    private static bool End(NpgsqlConnection connection, int pid)
+    {
         using var end = new NpgsqlCommand("SELECT pg_terminate_backend(@pid, 5000)", connection);
-        end.Parameters.AddWithValue("pid", stale.Value);
+        end.Parameters.AddWithValue("pid", pid);
         return end.ExecuteScalar() is true;
     }
 
     private void Tick()
     {
-        Check();
-        lock (_gate)
+        try
         {
-            if (!_disposed)
+            Check();
+        }
+        catch (Exception exception)
+        {
+            LogCheckFailed(_logger, exception, _node); // never out of a timer thread: that would end the process
+        }
+        finally
+        {
+            lock (_gate)
             {
-                _timer.Change(_interval, Timeout.InfiniteTimeSpan); // one check at a time: the next once this one is done
+                if (!_disposed)
+                {
+                    _timer.Change(_interval, Timeout.InfiniteTimeSpan); // one check at a time: the next once this one is done
+                }
             }
         }
     }
@@ -212,6 +240,9 @@ public sealed partial class NodeChainLock : IDisposable
             _connection?.Dispose();
         }
     }
+
+    [LoggerMessage(EventId = 4012, Level = LogLevel.Error, Message = "Checking the audit chain lock of node '{Node}' failed")]
+    private static partial void LogCheckFailed(ILogger logger, Exception exception, string node);
 
     [LoggerMessage(EventId = 4010, Level = LogLevel.Warning, Message = "The database had ended this node's session; the audit chain of node '{Node}' is locked for this process again")]
     private static partial void LogRetaken(ILogger logger, string node);

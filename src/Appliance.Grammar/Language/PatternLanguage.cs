@@ -20,12 +20,22 @@ namespace Appliance.Grammar.Language;
 /// and negated classes that hold them, produce ASCII only too; \s produces the spaces both agree on, \S nothing either
 /// calls a space; <c>.</c> never produces a line terminator of either. Regular expressions without the u flag read a
 /// character above U+FFFF as two code units, so <c>.</c> and negated classes produce none, and such a character may
-/// stand only as a literal outside a class and without a quantifier of its own.
+/// stand only as a literal outside a class and without a quantifier of its own. Neither <c>.</c> nor a negated class
+/// produces a control character (each would be a six-byte escape in the automaton); one named in a class is produced.
 /// </remarks>
 internal static class PatternLanguage
 {
     /// <summary>The most repetitions a bounded quantifier may ask for (each is a copy in the automaton).</summary>
     public const int MaxRepeat = 256;
+
+    /// <summary>The longest pattern compiled.</summary>
+    public const int MaxLength = 4096;
+
+    /// <summary>The most character positions a pattern may hold once its repetitions are counted (nested ones multiply).</summary>
+    public const long MaxPositions = 4096;
+
+    /// <summary>The deepest nesting of groups.</summary>
+    public const int MaxGroupDepth = 32;
 
     private const int MaxCodePoint = 0x10FFFF;
 
@@ -41,6 +51,11 @@ internal static class PatternLanguage
     /// <summary>The quoted JSON string whose content the pattern matches.</summary>
     public static Lang Of(string pattern, string path)
     {
+        if (pattern.Length > MaxLength)
+        {
+            throw new SchemaRefusedException($"The 'pattern' at {path} is longer than {MaxLength} characters.", "pattern");
+        }
+
         var parser = new Parser(pattern, path);
         var (anchoredStart, body, anchoredEnd) = parser.Parse();
         var anything = Repeat(JsonLanguage.StringCharacter, 0, null);
@@ -196,12 +211,13 @@ internal static class PatternLanguage
         public List<(int Low, int High)> NegationExtra { get; } = [];
 
         public IReadOnlyList<(int Low, int High)> Negated() =>
-            Subtract([(0, UnicodeDependent ? 0x7F : 0xFFFF)], [.. Ranges, .. NegationExtra]);
+            Subtract([(0x20, UnicodeDependent ? 0x7F : 0xFFFF)], [.. Ranges, .. NegationExtra]);
     }
 
     private sealed class Parser(string pattern, string path)
     {
         private int _at;
+        private int _depth;
 
         public (bool Start, Lang Body, bool End) Parse()
         {
@@ -211,7 +227,12 @@ internal static class PatternLanguage
                 _at++;
             }
 
-            var body = Alternation();
+            var (body, positions) = Alternation();
+            if (positions > MaxPositions)
+            {
+                throw Refused($"repetitions that make more than {MaxPositions} character positions");
+            }
+
             var end = false;
             if (Peek('$'))
             {
@@ -227,30 +248,33 @@ internal static class PatternLanguage
             return (start, body, end);
         }
 
-        private Lang Alternation()
+        // Each part comes with the character positions it holds (repetitions counted), to bound the automaton.
+        private (Lang Lang, long Positions) Alternation()
         {
-            var choices = new List<Lang> { Sequence() };
+            var choices = new List<(Lang Lang, long Positions)> { Sequence() };
             while (Peek('|'))
             {
                 _at++;
                 choices.Add(Sequence());
             }
 
-            return Any(choices);
+            return (Any(choices.Select(c => c.Lang)), Bounded(choices.Sum(c => c.Positions)));
         }
 
-        private Lang Sequence()
+        private (Lang Lang, long Positions) Sequence()
         {
-            var parts = new List<Lang>();
+            var parts = new List<(Lang Lang, long Positions)>();
             while (_at < pattern.Length && pattern[_at] is not ('|' or ')') && !(pattern[_at] == '$' && _at == pattern.Length - 1))
             {
                 parts.Add(Quantified(Atom()));
             }
 
-            return parts.Count == 0 ? Epsilon : Seq([.. parts]);
+            return (parts.Count == 0 ? Epsilon : Seq([.. parts.Select(p => p.Lang)]), Bounded(parts.Sum(p => p.Positions)));
         }
 
-        private Lang Quantified(Lang atom)
+        private static long Bounded(long positions) => Math.Min(positions, MaxPositions + 1);
+
+        private (Lang Lang, long Positions) Quantified((Lang Lang, long Positions) atom)
         {
             int min;
             int? max;
@@ -278,7 +302,8 @@ internal static class PatternLanguage
                 throw Refused("a quantifier on a quantifier");
             }
 
-            return Repeat(atom, min, max);
+            var copies = max ?? (min + 1); // an unbounded loop is written once after its minimum
+            return (Repeat(atom.Lang, min, max), Bounded(atom.Positions * Math.Max(copies, 1)));
         }
 
         /// <summary>{n}, {n,} or {n,m} at the cursor (consumed when asked); null when there is none (a brace is then a literal).</summary>
@@ -289,12 +314,28 @@ internal static class PatternLanguage
                 return null;
             }
 
-            var close = pattern.IndexOf('}', _at);
-            var inside = close < 0 ? string.Empty : pattern[(_at + 1)..close];
+            // Only digits and one comma may follow: anything else makes the brace a literal one.
+            var close = _at + 1;
+            while (close < pattern.Length && (char.IsAsciiDigit(pattern[close]) || pattern[close] == ','))
+            {
+                close++;
+            }
+
+            var inside = pattern[(_at + 1)..close];
             var parts = inside.Split(',');
-            if (close < 0 || parts.Length > 2 || !int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var min))
+            if (close >= pattern.Length || pattern[close] != '}' || parts.Length > 2)
             {
                 return null;
+            }
+
+            if (parts[0].Length == 0)
+            {
+                throw Refused($"the quantifier {{{inside}}} (engines read it differently)");
+            }
+
+            if (!int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var min))
+            {
+                throw Refused($"the quantifier {{{inside}}} (at most {MaxRepeat} repetitions are enforced)");
             }
 
             int? max = min;
@@ -310,7 +351,7 @@ internal static class PatternLanguage
                 }
                 else
                 {
-                    return null;
+                    throw Refused($"the quantifier {{{inside}}} (at most {MaxRepeat} repetitions are enforced)");
                 }
             }
 
@@ -332,13 +373,18 @@ internal static class PatternLanguage
             return (min, max);
         }
 
-        private Lang Atom()
+        private (Lang Lang, long Positions) Atom()
         {
             var c = pattern[_at];
             switch (c)
             {
                 case '(':
                     _at++;
+                    if (++_depth > MaxGroupDepth)
+                    {
+                        throw Refused($"groups nested more than {MaxGroupDepth} deep");
+                    }
+
                     if (Peek('?'))
                     {
                         if (_at + 1 < pattern.Length && pattern[_at + 1] == ':')
@@ -348,7 +394,13 @@ internal static class PatternLanguage
                         else if (_at + 2 < pattern.Length && pattern[_at + 1] == '<' && pattern[_at + 2] is not ('=' or '!'))
                         {
                             var close = pattern.IndexOf('>', _at);
-                            _at = close < 0 ? throw Refused("a group name that is never closed") : close + 1;
+                            var name = close < 0 ? throw Refused("a group name that is never closed") : pattern[(_at + 2)..close];
+                            if (name.Length == 0 || !(char.IsAsciiLetter(name[0]) || name[0] == '_') || !name.All(n => char.IsAsciiLetterOrDigit(n) || n == '_'))
+                            {
+                                throw Refused($"the group name '{name}' (letters, digits and underscores)");
+                            }
+
+                            _at = close + 1;
                         }
                         else
                         {
@@ -363,14 +415,15 @@ internal static class PatternLanguage
                     }
 
                     _at++;
+                    _depth--;
                     return inner;
                 case '[':
-                    return ClassAtom();
+                    return (ClassAtom(), 1);
                 case '.':
                     _at++;
-                    return Character(Subtract([(0, 0xFFFF)], LineTerminators));
+                    return (Character(Subtract([(0x20, 0xFFFF)], LineTerminators)), 1);
                 case '\\':
-                    return Character(Escape(inClass: false));
+                    return (Character(Escape(inClass: false)), 1);
                 case '^' or '$':
                     throw Refused($"the anchor '{c}' inside the pattern (only at its ends)");
                 case '*' or '+' or '?':
@@ -378,6 +431,11 @@ internal static class PatternLanguage
                 case '{' when Braces(consume: false) is not null:
                     throw Refused("a quantifier with nothing to repeat");
                 default:
+                    if (char.IsSurrogate(c) && !char.IsSurrogatePair(pattern, _at))
+                    {
+                        throw Refused("half a character (a lone surrogate)");
+                    }
+
                     var codePoint = char.ConvertToUtf32(pattern, _at);
                     _at += char.IsSurrogatePair(pattern, _at) ? 2 : 1;
                     if (codePoint > 0xFFFF && (Peek('*') || Peek('+') || Peek('?') || Braces(consume: false) is not null))
@@ -386,7 +444,7 @@ internal static class PatternLanguage
                         throw Refused("a quantifier right after a character above U+FFFF (put the character in a group)");
                     }
 
-                    return Character([(codePoint, codePoint)]);
+                    return (Character([(codePoint, codePoint)]), 1);
             }
         }
 
@@ -399,9 +457,19 @@ internal static class PatternLanguage
                 _at++;
             }
 
+            if (Peek(']'))
+            {
+                throw Refused(negated ? "the class [^] (engines read it differently)" : "the class [] (engines read it differently)");
+            }
+
             var set = new CharSet();
             while (_at < pattern.Length && pattern[_at] != ']')
             {
+                if (Peek('-') && _at + 1 < pattern.Length && pattern[_at + 1] == '[')
+                {
+                    throw Refused("'-[' inside a class (.NET reads a class subtraction there)");
+                }
+
                 var low = ClassMember(set);
                 if (low is null || !Peek('-') || _at + 1 >= pattern.Length || pattern[_at + 1] == ']')
                 {
@@ -473,13 +541,13 @@ internal static class PatternLanguage
                     return [.. SpacesAgreed];
                 case 'D':
                     MarkUnicodeDependent(set);
-                    return Subtract([(0, 0x7F)], Digits);
+                    return Subtract([(0x20, 0x7F)], Digits);
                 case 'W':
                     MarkUnicodeDependent(set);
-                    return Subtract([(0, 0x7F)], Word);
+                    return Subtract([(0x20, 0x7F)], Word);
                 case 'S':
                     MarkUnicodeDependent(set);
-                    return Subtract([(0, 0x7F)], SpacesEither);
+                    return Subtract([(0x20, 0x7F)], SpacesEither);
                 case 't': return [(9, 9)];
                 case 'n': return [(10, 10)];
                 case 'v': return [(11, 11)];
@@ -500,9 +568,9 @@ internal static class PatternLanguage
                 case 'c':
                     throw Refused("control escapes (\\c)");
                 default:
-                    if (char.IsAsciiLetterOrDigit(c))
+                    if (c > 0x7E || char.IsAsciiLetterOrDigit(c) || c is '_' || char.IsControl(c) || c == ' ')
                     {
-                        throw Refused($"the escape \\{c}");
+                        throw Refused(char.IsSurrogate(c) ? "an escaped character above U+FFFF" : $"the escape \\{c} (only ASCII punctuation may be escaped)");
                     }
 
                     return [(c, c)]; // escaped punctuation stands for itself

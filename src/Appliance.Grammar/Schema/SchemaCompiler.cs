@@ -237,7 +237,17 @@ internal sealed class SchemaCompiler
                 throw new SchemaRefusedException($"'pattern' at {path} cannot be combined with 'format', 'minLength' or 'maxLength'.", "pattern");
             }
 
-            return PatternLanguage.Of(pattern.ValueKind == JsonValueKind.String ? pattern.GetString()! : throw new SchemaRefusedException($"'pattern' at {path} must be a string.", "pattern"), path);
+            string text;
+            try
+            {
+                text = pattern.ValueKind == JsonValueKind.String ? pattern.GetString()! : throw new SchemaRefusedException($"'pattern' at {path} must be a string.", "pattern");
+            }
+            catch (InvalidOperationException)
+            {
+                throw new SchemaRefusedException($"'pattern' at {path} holds half a character (a lone surrogate escape).", "pattern");
+            }
+
+            return PatternLanguage.Of(text, path);
         }
 
         if (schema.TryGetProperty("format", out var format))

@@ -64,10 +64,11 @@ public static class HealthExtensions
     /// A node that may not write its audit chain (another process took the chain's lock) refuses every request: it
     /// reports not ready, so that the load balancer sends them elsewhere.
     /// </summary>
-    private sealed class AuditWritableCheck(IServiceProvider services) : IHealthCheck
+    private sealed class AuditWritableCheck(IServiceProvider services, IOptions<AuditOptions> audit) : IHealthCheck
     {
+        // Only a PostgreSQL store can lose its chain to another process (and asking builds the store: never for nothing).
         public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
-            Task.FromResult(services.GetService<Appliance.Audit.Stores.IAuditStore>() is Appliance.Audit.Stores.PostgresAuditStore { WritesRefused: not null }
+            Task.FromResult(audit.Value.Store == "postgresql" && services.GetService<Appliance.Audit.Stores.IAuditStore>() is Appliance.Audit.Stores.PostgresAuditStore { WritesRefused: not null }
                 ? HealthCheckResult.Unhealthy("the audit log may not record: another process holds this node's audit chain (see the log)")
                 : HealthCheckResult.Healthy("the audit log can record"));
     }
