@@ -51,10 +51,17 @@ public sealed partial class NodeChainLock : IDisposable
             Options = "-c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3",
         }.ToString();
         var connection = Open();
-        if (!TryTake(connection))
+        // A previous process of this node (restarted, or killed) may hold the lock for a moment while the server ends
+        // its session: wait for that before calling the node id taken.
+        for (var waited = 0; !TryTake(connection); waited += 250)
         {
-            connection.Dispose();
-            throw new InvalidOperationException($"another appliance process already writes the audit chain of node '{node}'; give each node its own Audit:NodeId");
+            if (waited >= 10_000)
+            {
+                connection.Dispose();
+                throw new InvalidOperationException($"another appliance process already writes the audit chain of node '{node}'; give each node its own Audit:NodeId");
+            }
+
+            Thread.Sleep(250);
         }
 
         _connection = connection;
