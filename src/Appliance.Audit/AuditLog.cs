@@ -235,11 +235,12 @@ public sealed partial class AuditLog : IAsyncDisposable
         try
         {
             _store.Append(entries, checkpoint);
+            Adopt();
         }
         catch (Exception exception)
         {
             // A connection lost during the commit leaves it unknown whether the entries were written. If they were, the
-            // chain goes on from them (otherwise every later append would collide with them until a restart).
+            // chain goes on from them (Settle adopts them; otherwise every later append would collide with them).
             _unconfirmed = new Unconfirmed(sequence, head, checkpoint is not null, Adopt);
             if (Settle() != Settled.Written)
             {
@@ -249,7 +250,6 @@ public sealed partial class AuditLog : IAsyncDisposable
             }
         }
 
-        Adopt(); // (again, when settled above: the same values)
         for (var i = 0; i < batch.Count; i++)
         {
             batch[i].Done.TrySetResult(entries[i]);

@@ -191,7 +191,7 @@ internal static class FreeformInput
 
             if (!TryHex(text, at + 2, out var unit))
             {
-                return Single('\uFFFD', out decoded, out length); // no JSON writer sends this; the input still streams
+                return Single(Replacement, out decoded, out length); // no JSON writer sends this; the input still streams
             }
 
             if (!char.IsSurrogate(unit))
