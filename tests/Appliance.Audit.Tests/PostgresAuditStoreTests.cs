@@ -58,6 +58,31 @@ public sealed class PostgresAuditStoreTests : IDisposable
     }
 
     [Fact]
+    public async Task A_node_starting_while_the_audit_table_is_locked_for_an_index_build_does_not_wait()
+    {
+        using (new PostgresAuditStore(_database.ConnectionString))
+        {
+            // creates the schema
+        }
+
+        // What a concurrent index build holds on the table for as long as it runs: a start that ran
+        // `CREATE INDEX IF NOT EXISTS` waited on it, and the build waited on that start's transaction (a deadlock).
+        await using var builder = new NpgsqlConnection(_database.ConnectionString);
+        await builder.OpenAsync();
+        await using var transaction = await builder.BeginTransactionAsync();
+        await using (var hold = new NpgsqlCommand("LOCK TABLE audit_entries IN SHARE UPDATE EXCLUSIVE MODE", builder, transaction))
+        {
+            await hold.ExecuteNonQueryAsync();
+        }
+
+        var start = Task.Run(() => new PostgresAuditStore(_database.ConnectionString, lockNode: "node-b"));
+        using var store = await start.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Null(store.WritesRefused); // it started holding its chain's lock
+        Assert.Null(store.Head("node-b"));
+        await transaction.RollbackAsync();
+    }
+
+    [Fact]
     public void A_second_process_with_the_same_node_id_is_refused()
     {
         using var first = new PostgresAuditStore(_database.ConnectionString, lockNode: "node-a");

@@ -21,18 +21,14 @@ public sealed class PostgresAuditStore : SqlAuditStore
     public PostgresAuditStore(string connectionString, string? lockNode = null, TimeSpan? lockCheck = null, ILogger? logger = null)
     {
         _dataSource = NpgsqlDataSource.Create(connectionString);
-        using (var connection = _dataSource.OpenConnection())
+        try
         {
-            // Nodes may start together: one creates the schema, the others wait for it.
-            Execute(connection, "SELECT pg_advisory_lock(hashtext('appliance-audit-schema'));");
-            try
-            {
-                Execute(connection, Schema("BIGINT", "DOUBLE PRECISION"));
-            }
-            finally
-            {
-                Execute(connection, "SELECT pg_advisory_unlock(hashtext('appliance-audit-schema'));");
-            }
+            EnsureSchema();
+        }
+        catch
+        {
+            _dataSource.Dispose();
+            throw;
         }
 
         if (lockNode is not null)
@@ -49,6 +45,51 @@ public sealed class PostgresAuditStore : SqlAuditStore
 
             _ = Task.Run(BuildWitnessIndex);
         }
+    }
+
+    /// <summary>
+    /// Creates the schema unless it is all there. The check reads the catalogue only, so a node that starts while
+    /// another builds the witness index concurrently takes no lock on the audit table: `CREATE INDEX IF NOT EXISTS`
+    /// would, and the concurrent build waits for every older transaction, that one included (a deadlock the server
+    /// ends by failing one of them). When the schema is missing or incomplete (a first start, an upgrade), nodes that
+    /// start together create it one at a time, and a statement the server chose as a deadlock's victim runs again.
+    /// </summary>
+    private void EnsureSchema()
+    {
+        using var connection = _dataSource.OpenConnection();
+        if (SchemaComplete(connection))
+        {
+            return;
+        }
+
+        Execute(connection, "SELECT pg_advisory_lock(hashtext('appliance-audit-schema'));");
+        try
+        {
+            for (var attempt = 1; ; attempt++)
+            {
+                try
+                {
+                    Execute(connection, Schema("BIGINT", "DOUBLE PRECISION"));
+                    return;
+                }
+                catch (PostgresException exception) when (exception.SqlState == PostgresErrorCodes.DeadlockDetected && attempt < 5)
+                {
+                    Thread.Sleep(100 * attempt); // the statement rolled back whole; the other side finishes first
+                }
+            }
+        }
+        finally
+        {
+            Execute(connection, "SELECT pg_advisory_unlock(hashtext('appliance-audit-schema'));");
+        }
+    }
+
+    private static bool SchemaComplete(DbConnection connection)
+    {
+        using var command = Command(connection,
+            "SELECT count(*) FROM pg_class WHERE relnamespace = current_schema()::regnamespace AND relname = ANY(@names)",
+            ("names", SchemaObjects));
+        return Convert.ToInt64(command.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) == SchemaObjects.Length;
     }
 
     /// <summary>
@@ -69,20 +110,33 @@ public sealed class PostgresAuditStore : SqlAuditStore
                 }
             }
 
-            using (var invalid = Command(connection,
-                "SELECT NOT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = 'audit_entries_witness' AND c.relnamespace = current_schema()::regnamespace"))
+            for (var attempt = 1; ; attempt++)
             {
-                if (invalid.ExecuteScalar() is true)
+                try
                 {
-                    Unbounded(connection, "DROP INDEX CONCURRENTLY IF EXISTS audit_entries_witness");
+                    DropInvalidWitnessIndex(connection);
+                    Unbounded(connection, $"CREATE INDEX CONCURRENTLY IF NOT EXISTS {WitnessIndex}");
+                    return;
+                }
+                catch (PostgresException exception) when (exception.SqlState == PostgresErrorCodes.DeadlockDetected && attempt < 3)
+                {
+                    Thread.Sleep(500 * attempt); // chosen as a deadlock's victim: the index it left invalid is built again
                 }
             }
-
-            Unbounded(connection, $"CREATE INDEX CONCURRENTLY IF NOT EXISTS {WitnessIndex}");
         }
         catch (Exception exception) when (exception is NpgsqlException or ObjectDisposedException or InvalidOperationException)
         {
             // The store was closed, or the database refused: lookups go on without the index; the next start tries again.
+        }
+    }
+
+    private static void DropInvalidWitnessIndex(DbConnection connection)
+    {
+        using var invalid = Command(connection,
+            "SELECT NOT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = 'audit_entries_witness' AND c.relnamespace = current_schema()::regnamespace");
+        if (invalid.ExecuteScalar() is true)
+        {
+            Unbounded(connection, "DROP INDEX CONCURRENTLY IF EXISTS audit_entries_witness");
         }
     }
 

@@ -31,6 +31,10 @@ public abstract class SqlAuditStore : IAuditStore
     /// </summary>
     protected const string WitnessIndex = $"audit_entries_witness ON audit_entries (node, seq) WHERE kind = '{AuditKinds.Witness}'";
 
+    /// <summary>Every table and index <see cref="Schema"/> creates: a store that finds them all need not run it (keep in step).</summary>
+    protected static readonly string[] SchemaObjects =
+        ["audit_entries", "audit_entries_time", "audit_entries_user", "audit_retention", "audit_checkpoints"];
+
     /// <summary>The schema: <paramref name="integer"/>, <paramref name="real"/> name the dialect's 64-bit integer and double types.</summary>
     protected static string Schema(string integer, string real) => $"""
         CREATE TABLE IF NOT EXISTS audit_entries (
