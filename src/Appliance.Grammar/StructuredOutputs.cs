@@ -70,6 +70,20 @@ public sealed class StructuredOutputs
         });
     }
 
+    /// <summary>Why a JSON Schema <c>pattern</c> (at <paramref name="path"/> of its schema) cannot be enforced, or null when it can.</summary>
+    public static string? PatternRefusal(string pattern, string path)
+    {
+        try
+        {
+            _ = PatternLanguage.Of(pattern, path);
+            return null;
+        }
+        catch (SchemaRefusedException refused)
+        {
+            return refused.Message;
+        }
+    }
+
     /// <summary>The most calls one forced answer may hold.</summary>
     public const int MaxParallelCalls = 8;
 

@@ -195,6 +195,12 @@ internal sealed record ChatCompletionRequest(GenerationSettings Settings, IReadO
         {
             var callParam = $"{param}.tool_calls[{index++}]";
             var id = call.ValueKind == JsonValueKind.Object && call.TryGetProperty("id", out var i) && i.ValueKind == JsonValueKind.String ? i.GetString()! : null;
+            if (call.ValueKind == JsonValueKind.Object && call.TryGetProperty("type", out var type) && type.ValueKind == JsonValueKind.String && type.GetString() == "custom")
+            {
+                result.Add(CustomToolCall(call, id, callParam));
+                continue;
+            }
+
             var function = call.ValueKind == JsonValueKind.Object && call.TryGetProperty("function", out var f) && f.ValueKind == JsonValueKind.Object ? f : (JsonElement?)null;
             var name = function?.TryGetProperty("name", out var n) == true && n.ValueKind == JsonValueKind.String ? n.GetString()! : null;
             var arguments = function?.TryGetProperty("arguments", out var a) == true && a.ValueKind == JsonValueKind.String ? a.GetString()! : null;
@@ -217,6 +223,17 @@ internal sealed record ChatCompletionRequest(GenerationSettings Settings, IReadO
         }
 
         return result;
+    }
+
+    /// <summary>An earlier call of a custom tool: <c>{"id", "type": "custom", "custom": {"name", "input"}}</c>, carried as a function's arguments.</summary>
+    private static ToolCall CustomToolCall(JsonElement call, string? id, string callParam)
+    {
+        var custom = call.TryGetProperty("custom", out var c) && c.ValueKind == JsonValueKind.Object ? c : (JsonElement?)null;
+        var name = custom?.TryGetProperty("name", out var n) == true && n.ValueKind == JsonValueKind.String ? n.GetString()! : null;
+        var input = custom?.TryGetProperty("input", out var text) == true && text.ValueKind == JsonValueKind.String ? text.GetString()! : null;
+        return id is null || name is null || input is null
+            ? throw new OpenAiRequestException(OpenAiError.Invalid($"'{callParam}' needs an 'id', 'custom.name' and 'custom.input' (a string).", callParam, "missing_required_parameter"))
+            : new ToolCall(id, name, FreeformInput.Arguments(input));
     }
 
     private static string Content(JsonElement message, string param, string role)

@@ -90,7 +90,7 @@ internal static class GenerationResponder
             Audit.RequestAudit.Of(http).Tools = tools.AuditDetail(results.SelectMany(r => r.ToolCalls ?? []));
         }
         http.Response.ContentType = "application/json";
-        await http.Response.Body.WriteAsync(OpenAiJson.Completion(header, results, new GenerationUsage(promptTokens, completionTokens) { CachedPromptTokens = cachedTokens ?? 0 }, model.Engine.Tokenizer), http.RequestAborted);
+        await http.Response.Body.WriteAsync(OpenAiJson.Completion(header, results, new GenerationUsage(promptTokens, completionTokens) { CachedPromptTokens = cachedTokens ?? 0 }, model.Engine.Tokenizer, settings.Tools), http.RequestAborted);
     }
 
     /// <summary>The prompt is counted once for all choices: its cached part is what every choice found cached.</summary>
@@ -136,6 +136,7 @@ internal static class GenerationResponder
         var toolStreams = settings.Tools is { Active: true } && header.Kind == ResponseKind.Chat
             ? choices.ToDictionary(c => c.Index, _ => new ToolCallStream(model.ToolCallFormat, incremental: settings.Tools.Forced))
             : null;
+        var callDeltas = toolStreams?.ToDictionary(pair => pair.Key, _ => new CustomCallDeltas(settings.Tools!));
         var called = new List<Appliance.Prompting.ToolCall>();
         try
         {
@@ -160,14 +161,14 @@ internal static class GenerationResponder
 
                 foreach (var call in toolStreams?[item.Index].CallDeltas() ?? [])
                 {
-                    await Event(response, OpenAiJson.ToolCallChunk(header, item.Index, call.CallIndex, call.Opening, call.Arguments, settings.IncludeUsage), cancellationToken);
+                    await CallChunkAsync(response, header, settings, item.Index, callDeltas![item.Index], call, cancellationToken);
                 }
 
                 if (delta.FinishReason is { } reason)
                 {
                     completionTokens += delta.Usage?.CompletionTokens ?? 0;
                     cachedTokens = CachedForEvery(cachedTokens, delta.Usage);
-                    var calledTools = toolStreams is not null && await SendToolCallsAsync(response, header, settings, model, item.Index, toolStreams[item.Index], called, cancellationToken);
+                    var calledTools = toolStreams is not null && await SendToolCallsAsync(response, header, settings, model, item.Index, toolStreams[item.Index], callDeltas![item.Index], called, cancellationToken);
                     finished.Add(calledTools ? "tool_calls" : Wire(reason));
                     var finalText = header.Kind == ResponseKind.Chat ? null : string.Empty;
                     await Event(response, OpenAiJson.Chunk(header, item.Index, finalText, role: false, null, reason, settings.IncludeUsage, tokenizer, calledTools), cancellationToken);
@@ -201,7 +202,7 @@ internal static class GenerationResponder
     /// held text when it made none. Returns whether it called tools: whole calls; forced calls cut short (max_tokens)
     /// return false, so that the choice ends with the reason that cut them.
     /// </summary>
-    private static async Task<bool> SendToolCallsAsync(HttpResponse response, ResponseHeader header, GenerationSettings settings, ServedModel model, int index, ToolCallStream stream, List<Appliance.Prompting.ToolCall> called, CancellationToken cancellationToken)
+    private static async Task<bool> SendToolCallsAsync(HttpResponse response, ResponseHeader header, GenerationSettings settings, ServedModel model, int index, ToolCallStream stream, CustomCallDeltas deltas, List<Appliance.Prompting.ToolCall> called, CancellationToken cancellationToken)
     {
         var parsed = settings.Tools!.Read(stream.Text, model.ToolCallFormat);
         if (stream.Incremental)
@@ -209,7 +210,15 @@ internal static class GenerationResponder
             var (remaining, streamedCalls, complete) = stream.Finish(parsed);
             foreach (var call in remaining)
             {
-                await Event(response, OpenAiJson.ToolCallChunk(header, index, call.CallIndex, call.Opening, call.Arguments, settings.IncludeUsage), cancellationToken);
+                await CallChunkAsync(response, header, settings, index, deltas, call, cancellationToken);
+            }
+
+            for (var i = 0; i < streamedCalls.Count; i++)
+            {
+                if (deltas.Rest(i, streamedCalls[i].Arguments) is { } unsent)
+                {
+                    await Event(response, OpenAiJson.ToolCallChunk(header, index, i, null, unsent, settings.IncludeUsage, custom: true), cancellationToken);
+                }
             }
 
             called.AddRange(streamedCalls);
@@ -233,15 +242,26 @@ internal static class GenerationResponder
         for (var i = 0; i < parsed.Calls.Count; i++)
         {
             var call = parsed.Calls[i];
-            await Event(response, OpenAiJson.ToolCallChunk(header, index, i, call, string.Empty, settings.IncludeUsage), cancellationToken);
-            foreach (var piece in ToolCallStream.Pieces(call.Arguments))
+            var custom = settings.Tools.IsCustom(call.Name);
+            await Event(response, OpenAiJson.ToolCallChunk(header, index, i, call, string.Empty, settings.IncludeUsage, custom), cancellationToken);
+            foreach (var piece in ToolCallStream.Pieces(custom ? FreeformInput.Of(call.Arguments) : call.Arguments))
             {
-                await Event(response, OpenAiJson.ToolCallChunk(header, index, i, null, piece, settings.IncludeUsage), cancellationToken);
+                await Event(response, OpenAiJson.ToolCallChunk(header, index, i, null, piece, settings.IncludeUsage, custom), cancellationToken);
             }
         }
 
         called.AddRange(parsed.Calls);
         return parsed.Calls.Count > 0;
+    }
+
+    /// <summary>One call delta of a forced answer as a chunk: a custom tool's input decoded from the arguments as they come.</summary>
+    private static async Task CallChunkAsync(HttpResponse response, ResponseHeader header, GenerationSettings settings, int index, CustomCallDeltas deltas, CallDelta call, CancellationToken cancellationToken)
+    {
+        var (text, custom) = deltas.Translate(call);
+        if (text is not null)
+        {
+            await Event(response, OpenAiJson.ToolCallChunk(header, index, call.CallIndex, call.Opening, text, settings.IncludeUsage, custom), cancellationToken);
+        }
     }
 
     /// <summary>

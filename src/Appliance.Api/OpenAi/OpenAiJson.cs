@@ -11,7 +11,8 @@ namespace Appliance.Api.OpenAi;
 /// </summary>
 internal static class OpenAiJson
 {
-    public static byte[] Completion(ResponseHeader header, IReadOnlyList<ChoiceResult> choices, GenerationUsage usage, ITokenizer tokenizer) =>
+    /// <summary>A whole answer; <paramref name="tools"/> tells custom tools' calls (text input) from functions' (JSON arguments).</summary>
+    public static byte[] Completion(ResponseHeader header, IReadOnlyList<ChoiceResult> choices, GenerationUsage usage, ITokenizer tokenizer, ToolUse? tools = null) =>
         Write(json =>
         {
             Start(json, header, streaming: false);
@@ -31,12 +32,13 @@ internal static class OpenAiJson
                         json.WriteStartArray("tool_calls");
                         foreach (var call in choice.ToolCalls!)
                         {
+                            var custom = tools?.IsCustom(call.Name) == true;
                             json.WriteStartObject();
                             json.WriteString("id", call.Id);
-                            json.WriteString("type", "function");
-                            json.WriteStartObject("function");
+                            json.WriteString("type", custom ? "custom" : "function");
+                            json.WriteStartObject(custom ? "custom" : "function");
                             json.WriteString("name", call.Name);
-                            json.WriteString("arguments", call.Arguments);
+                            json.WriteString(custom ? "input" : "arguments", custom ? FreeformInput.Of(call.Arguments) : call.Arguments);
                             json.WriteEndObject();
                             json.WriteEndObject();
                         }
@@ -62,9 +64,10 @@ internal static class OpenAiJson
         });
 
     /// <summary>
-    /// A streamed piece of one tool call: the first carries its id, type and name; later ones more of its arguments.
+    /// A streamed piece of one tool call: the first carries its id, type and name; later ones more of its arguments
+    /// (of a custom tool's call, <paramref name="custom"/>: more of its input, under "custom").
     /// </summary>
-    public static byte[] ToolCallChunk(ResponseHeader header, int index, int callIndex, Appliance.Prompting.ToolCall? opening, string arguments, bool includeUsage) =>
+    public static byte[] ToolCallChunk(ResponseHeader header, int index, int callIndex, Appliance.Prompting.ToolCall? opening, string arguments, bool includeUsage, bool custom = false) =>
         Write(json =>
         {
             Start(json, header, streaming: true);
@@ -78,16 +81,16 @@ internal static class OpenAiJson
             if (opening is not null)
             {
                 json.WriteString("id", opening.Id);
-                json.WriteString("type", "function");
+                json.WriteString("type", custom ? "custom" : "function");
             }
 
-            json.WriteStartObject("function");
+            json.WriteStartObject(custom ? "custom" : "function");
             if (opening is not null)
             {
                 json.WriteString("name", opening.Name);
             }
 
-            json.WriteString("arguments", arguments);
+            json.WriteString(custom ? "input" : "arguments", arguments);
             json.WriteEndObject();
             json.WriteEndObject();
             json.WriteEndArray();

@@ -53,13 +53,19 @@ internal sealed partial record ToolUse(IReadOnlyList<ToolDefinition> Tools, stri
     public ParsedOutput Read(string output, ToolCallFormat format, string idPrefix = "call_")
     {
         var parsed = format.Parse(output, IdsFor(format, idPrefix));
-        if (parsed.Calls.Any(call => !Callable.Any(tool => tool.Name == call.Name)))
+        if (parsed.Calls.Any(call => Callable.FirstOrDefault(tool => tool.Name == call.Name) is not { } tool
+            || (!Forced && tool.Freeform && !CustomTools.InputMatches(tool, FreeformInput.Of(call.Arguments)))))
         {
-            return new ParsedOutput(output, []); // a "call" of a function nobody offered is the answer's text
+            // A "call" of a function nobody offered is the answer's text; so is a custom tool's call whose input does
+            // not match its grammar, which only an unforced answer can write.
+            return new ParsedOutput(output, []);
         }
 
         return ParallelIn(format) || parsed.Calls.Count <= 1 ? parsed : parsed with { Calls = [parsed.Calls[0]] };
     }
+
+    /// <summary>Whether <paramref name="name"/> is a custom tool (its calls carry text input, not JSON arguments).</summary>
+    public bool IsCustom(string name) => Tools.Any(tool => tool.Name == name && tool.Freeform);
 
     /// <summary>New call ids: the prefix and 24 hex digits; for Mistral, whose templates accept only nine letters and digits, nine.</summary>
     public static Func<string> IdsFor(ToolCallFormat format, string idPrefix = "call_") =>
@@ -107,15 +113,16 @@ internal sealed partial record ToolUse(IReadOnlyList<ToolDefinition> Tools, stri
                 : throw new OpenAiRequestException(OpenAiError.Invalid($"Invalid value for 'tool_choice': '{choice.GetString()}'. Supported values are 'none', 'auto', 'required' or a named function.", "tool_choice"));
         }
 
-        var name = choice.ValueKind == JsonValueKind.Object
-            && choice.TryGetProperty("type", out var type) && type.ValueKind == JsonValueKind.String && type.GetString() == "function"
-            && choice.TryGetProperty("function", out var function) && function.ValueKind == JsonValueKind.Object
+        // {"type": "function", "function": {"name"}} or, for a custom tool, {"type": "custom", "custom": {"name"}}.
+        var kind = choice.ValueKind == JsonValueKind.Object && choice.TryGetProperty("type", out var type) && type.ValueKind == JsonValueKind.String ? type.GetString() : null;
+        var name = kind is "function" or "custom"
+            && choice.TryGetProperty(kind, out var function) && function.ValueKind == JsonValueKind.Object
             && function.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String
                 ? n.GetString()!
-                : throw new OpenAiRequestException(OpenAiError.Invalid("'tool_choice' must be 'none', 'auto', 'required' or {\"type\": \"function\", \"function\": {\"name\": ...}}.", "tool_choice"));
-        return tools.Any(t => t.Name == name)
+                : throw new OpenAiRequestException(OpenAiError.Invalid("'tool_choice' must be 'none', 'auto', 'required', {\"type\": \"function\", \"function\": {\"name\": ...}} or {\"type\": \"custom\", \"custom\": {\"name\": ...}}.", "tool_choice"));
+        return tools.FirstOrDefault(t => t.Name == name) is { } named && (kind == "function" || named.Freeform)
             ? new ToolUse(tools, "function", name, parallel)
-            : throw new OpenAiRequestException(OpenAiError.Invalid($"'tool_choice' names the function '{name}', which is not among the tools.", "tool_choice"));
+            : throw new OpenAiRequestException(OpenAiError.Invalid($"'tool_choice' names the {kind} tool '{name}', which is not among the tools.", "tool_choice"));
     }
 
     private static List<ToolDefinition> ReadTools(JsonElement? element)
@@ -150,9 +157,20 @@ internal sealed partial record ToolUse(IReadOnlyList<ToolDefinition> Tools, stri
                 throw new OpenAiRequestException(OpenAiError.Invalid($"Missing or invalid '{param}.type'.", $"{param}.type"));
             }
 
+            if (type.GetString() == "custom")
+            {
+                var custom = tool.TryGetProperty("custom", out var c) && c.ValueKind == JsonValueKind.Object
+                    ? CustomTools.Read(c, $"{param}.custom")
+                    : throw new OpenAiRequestException(OpenAiError.Invalid($"Missing required parameter: '{param}.custom'.", $"{param}.custom", "missing_required_parameter"));
+                result.Add(result.Any(t => t.Name == custom.Name)
+                    ? throw new OpenAiRequestException(OpenAiError.Invalid($"'{param}.custom.name': the tool '{custom.Name}' is listed twice.", $"{param}.custom.name"))
+                    : custom);
+                continue;
+            }
+
             if (type.GetString() != "function")
             {
-                throw new OpenAiRequestException(OpenAiError.Unsupported($"{param}.type", $"tools of type '{type.GetString()}' (only function)"));
+                throw new OpenAiRequestException(OpenAiError.Unsupported($"{param}.type", $"tools of type '{type.GetString()}' (only function and custom)"));
             }
 
             if (!tool.TryGetProperty("function", out var function) || function.ValueKind != JsonValueKind.Object)
@@ -183,6 +201,9 @@ internal sealed partial record ToolUse(IReadOnlyList<ToolDefinition> Tools, stri
 
         return result;
     }
+
+    /// <summary>Whether a tool's name is what OpenAI accepts: 1 to 64 letters, digits, underscores or dashes.</summary>
+    public static bool IsFunctionName(string name) => FunctionName().IsMatch(name);
 
     [GeneratedRegex("^[A-Za-z0-9_-]{1,64}$")]
     private static partial Regex FunctionName();

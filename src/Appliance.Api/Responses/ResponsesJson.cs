@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using Appliance.Prompting;
+using Appliance.Api.OpenAi;
 
 namespace Appliance.Api.Responses;
 
@@ -150,7 +151,17 @@ internal sealed class ResponsesJson(string id, string model, long createdAt, Res
                 json.WriteString("name", tool.Name);
                 json.WriteString("description", tool.Description);
                 json.WriteStartObject("format");
-                json.WriteString("type", "text");
+                if (tool.InputPattern is { } pattern)
+                {
+                    json.WriteString("type", "grammar");
+                    json.WriteString("syntax", "regex");
+                    json.WriteString("definition", CustomTools.Definition(pattern));
+                }
+                else
+                {
+                    json.WriteString("type", "text");
+                }
+
                 json.WriteEndObject();
                 json.WriteEndObject();
                 continue;

@@ -10,7 +10,7 @@ namespace Appliance.Api.Responses;
 /// mapped onto the chat path's messages, settings, tools and response format. Nothing is stored, so store=true and
 /// previous_response_id are refused by name.
 /// </summary>
-internal sealed record ResponsesRequest(GenerationSettings Settings, IReadOnlyList<ChatMessage> Messages, ToolUse Tools, ResponseFormat Format, string? Instructions)
+internal sealed partial record ResponsesRequest(GenerationSettings Settings, IReadOnlyList<ChatMessage> Messages, ToolUse Tools, ResponseFormat Format, string? Instructions)
 {
     private static readonly HashSet<string> Known =
         ["model", "input", "instructions", "max_output_tokens", "temperature", "top_p", "stream", "tools", "tool_choice", "parallel_tool_calls",
@@ -228,16 +228,18 @@ internal sealed record ResponsesRequest(GenerationSettings Settings, IReadOnlyLi
             : throw new OpenAiRequestException(OpenAiError.Invalid($"Missing required parameter: '{param}.{name}'.", $"{param}.{name}", "missing_required_parameter"));
 
     /// <summary>
-    /// The Responses API's flat function tools, re-shaped as chat's and read by the same rules; custom tools (text
-    /// input) as functions taking that text (<see cref="FreeformInput"/>).
+    /// The Responses API's flat function and custom tools, re-shaped as chat's and read by the same rules (a custom
+    /// tool's flat grammar format reads as chat's nested one: <see cref="CustomTools"/>).
     /// </summary>
     private static ToolUse ReadTools(JsonFields fields)
     {
-        var custom = new HashSet<string>(StringComparer.Ordinal);
-        var tools = fields.Element("tools") is { ValueKind: JsonValueKind.Array } list
+        var kept = fields.Element("tools") is { ValueKind: JsonValueKind.Array } list
             ? list.EnumerateArray()
                 .Select((tool, index) => (Tool: tool, Index: index, Type: tool.ValueKind == JsonValueKind.Object && tool.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null))
                 .Where(tool => tool.Type is null || !HostedTools.Contains(tool.Type))
+                .ToList()
+            : null;
+        var tools = kept?
                 .Select(tool => tool.Type switch
                 {
                     "function" => new Dictionary<string, object?>
@@ -245,10 +247,13 @@ internal sealed record ResponsesRequest(GenerationSettings Settings, IReadOnlyLi
                         ["type"] = "function",
                         ["function"] = tool.Tool.EnumerateObject().Where(p => p.Name != "type").ToDictionary(p => p.Name, p => (object?)p.Value),
                     },
-                    "custom" => CustomTool(tool.Tool, $"tools[{tool.Index}]", custom),
+                    "custom" => new Dictionary<string, object?>
+                    {
+                        ["type"] = "custom",
+                        ["custom"] = tool.Tool.EnumerateObject().Where(p => p.Name != "type").ToDictionary(p => p.Name, p => (object?)p.Value),
+                    },
                     _ => throw new OpenAiRequestException(OpenAiError.Unsupported("tools", $"tools of type '{tool.Type ?? "?"}' (only function and custom)")),
-                }).ToList()
-            : null;
+                }).ToList();
         tools = tools is { Count: 0 } ? null : tools; // an empty list (what is left once hosted tools are gone) is no tools
         var choice = fields.Element("tool_choice") is { ValueKind: JsonValueKind.Object } named && named.TryGetProperty("name", out var name)
             ? (object)new Dictionary<string, object?> { ["type"] = "function", ["function"] = new Dictionary<string, object?> { ["name"] = name } }
@@ -260,44 +265,22 @@ internal sealed record ResponsesRequest(GenerationSettings Settings, IReadOnlyLi
             ["parallel_tool_calls"] = fields.Element("parallel_tool_calls"),
         }.Where(p => p.Value is not null).ToDictionary());
         using var document = JsonDocument.Parse(chat);
-        var use = ToolUse.Read(new JsonFields(document));
-        return custom.Count == 0 ? use : use with { Tools = [.. use.Tools.Select(tool => custom.Contains(tool.Name) ? tool with { Freeform = true } : tool)] };
+        try
+        {
+            return ToolUse.Read(new JsonFields(document));
+        }
+        catch (OpenAiRequestException refused) when (refused.Error.Param is { } param && ChatToolPath().Match(param) is { Success: true } path)
+        {
+            // Named as this request wrote it: the tool's own index (hosted tools were left out) and its flat fields.
+            var index = int.Parse(path.Groups["index"].ValueSpan, System.Globalization.CultureInfo.InvariantCulture);
+            var flat = $"tools[{(kept is not null && index < kept.Count ? kept[index].Index : index)}]{path.Groups["rest"].Value}";
+            throw new OpenAiRequestException(refused.Error with { Param = flat, Message = refused.Error.Message.Replace(param, flat, StringComparison.Ordinal) });
+        }
     }
 
-    /// <summary>A custom tool with text input, as a function taking that text; a grammar-constrained input is refused by name.</summary>
-    private static Dictionary<string, object?> CustomTool(JsonElement tool, string param, HashSet<string> custom)
-    {
-        if (tool.TryGetProperty("format", out var format) && format.ValueKind != JsonValueKind.Null)
-        {
-            var type = format.ValueKind == JsonValueKind.Object && format.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
-            if (type == "grammar")
-            {
-                throw new OpenAiRequestException(OpenAiError.Unsupported($"{param}.format", "custom tools whose input follows a grammar (Lark or regex); only the 'text' format"));
-            }
-
-            if (type != "text")
-            {
-                throw new OpenAiRequestException(OpenAiError.Invalid($"'{param}.format.type' must be 'text' or 'grammar'.", $"{param}.format.type"));
-            }
-        }
-
-        var name = tool.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String ? n.GetString()! : null;
-        if (name is not null)
-        {
-            custom.Add(name);
-        }
-
-        return new Dictionary<string, object?>
-        {
-            ["type"] = "function",
-            ["function"] = new Dictionary<string, object?>
-            {
-                ["name"] = name,
-                ["description"] = tool.TryGetProperty("description", out var d) && d.ValueKind == JsonValueKind.String ? d.GetString() : null,
-                ["parameters"] = JsonSerializer.Deserialize<JsonElement>(FreeformInput.Parameters),
-            },
-        };
-    }
+    /// <summary>A tool's field as chat's shape names it: tools[i], then .function or .custom, then the field.</summary>
+    [System.Text.RegularExpressions.GeneratedRegex(@"^tools\[(?<index>\d+)\](?:\.(?:function|custom))?(?<rest>.*)$")]
+    private static partial System.Text.RegularExpressions.Regex ChatToolPath();
 
     private static ResponseFormat ReadFormat(JsonElement? text)
     {

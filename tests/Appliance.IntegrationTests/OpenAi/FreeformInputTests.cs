@@ -1,6 +1,6 @@
 using System.Text;
 using System.Text.Json;
-using Appliance.Api.Responses;
+using Appliance.Api.OpenAi;
 
 namespace Appliance.IntegrationTests.OpenAi;
 

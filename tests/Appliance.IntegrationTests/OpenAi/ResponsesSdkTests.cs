@@ -153,6 +153,25 @@ public sealed class ResponsesSdkTests(ApplianceServer server)
     }
 
     [Fact]
+    public async Task A_required_regex_custom_tool_gets_input_matching_its_grammar_and_the_grammar_is_echoed()
+    {
+        const string Definition = "(GET|POST) /[a-z]{1,8}(/[0-9]{1,3})?";
+        var options = Hello(60);
+        options.Temperature = 1f;
+        options.Tools.Add(new CustomTool("http") { ToolDescription = "One HTTP request line", ToolFormat = new CustomToolGrammarFormat(Definition, CustomToolGrammarFormatSyntax.Regex) });
+        options.ToolChoice = ResponseToolChoice.CreateRequiredChoice();
+        for (var attempt = 0; attempt < 4; attempt++)
+        {
+            ResponseResult result = await Client().CreateResponseAsync(options);
+            var call = Assert.IsType<CustomToolCallItem>(Assert.Single(result.OutputItems));
+            Assert.Matches($"^(?:{Definition})$", call.Input);
+            var echoed = Assert.IsType<CustomTool>(Assert.Single(result.Tools));
+            var grammar = Assert.IsType<CustomToolGrammarFormat>(echoed.ToolFormat);
+            Assert.Equal((Definition, CustomToolGrammarFormatSyntax.Regex), (grammar.Definition, grammar.Syntax));
+        }
+    }
+
+    [Fact]
     public async Task A_custom_tool_call_and_its_output_sent_back_reach_the_prompt()
     {
         async Task<int> InputTokens(params ResponseItem[] items)
@@ -217,7 +236,9 @@ public sealed class ResponsesSdkTests(ApplianceServer server)
     [InlineData("""{"model":"tiny","input":"x","tools":[{"type":"local_shell"}]}""", "tools")]
     [InlineData("""{"model":"tiny","input":"x","conversation":"conv_1"}""", "conversation")]
     [InlineData("""{"model":"tiny"}""", "input")]
-    [InlineData("""{"model":"tiny","input":"x","tools":[{"type":"custom","name":"p","format":{"type":"grammar","syntax":"lark","definition":"start: \"a\""}}]}""", "tools[0].format")]
+    [InlineData("""{"model":"tiny","input":"x","tools":[{"type":"custom","name":"p","format":{"type":"grammar","syntax":"lark","definition":"start: \"a\""}}]}""", "tools[0].format.syntax")]
+    [InlineData("""{"model":"tiny","input":"x","tools":[{"type":"web_search"},{"type":"custom","name":"p","format":{"type":"grammar","syntax":"regex","definition":"a(?=b)"}}]}""", "tools[1].format.definition")]
+    [InlineData("""{"model":"tiny","input":"x","tools":[{"type":"function","name":"bad name"}]}""", "tools[0].name")]
     public async Task What_a_stateless_appliance_cannot_do_is_refused_by_name(string body, string param)
     {
         using var response = await server.Http.PostAsync("/v1/responses", new StringContent(body, Encoding.UTF8, "application/json"));

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Appliance.Api.OpenAi;
 using Appliance.Prompting;
 
@@ -203,6 +204,24 @@ public sealed class ToolUseTests
         Assert.Empty(parsed.Calls);
         Assert.Equal(Output, parsed.Content);
         Assert.Equal("tools offered: get_weather; tool_choice: auto; called: none", Offered.AuditDetail(parsed.Calls));
+    }
+
+    [Theory]
+    [InlineData("ABC-123", true)]
+    [InlineData("ABC-12345", false)]
+    [InlineData("ABC-123\n", false)] // whole input: not "up to a final line feed"
+    [InlineData("xABC-123", false)]
+    public void Under_auto_a_custom_tools_call_counts_only_if_its_input_matches_the_grammar(string input, bool counts)
+    {
+        using var format = JsonDocument.Parse("""{"name":"find","format":{"type":"grammar","grammar":{"syntax":"regex","definition":"^[A-Z]{3}-[0-9]{2,4}$"}}}""");
+        var tool = CustomTools.Read(format.RootElement, "tools[0].custom");
+        var output = "<tool_call>\n" + JsonSerializer.Serialize(new { name = "find", arguments = new { input } }) + "\n</tool_call>";
+
+        var parsed = new ToolUse([tool], "auto", null, Parallel: true).Read(output, ToolCallFormat.Hermes);
+
+        Assert.Equal("^(?:[A-Z]{3}-[0-9]{2,4})$", tool.InputPattern); // anchored once, the definition's own anchors taken off
+        Assert.Equal(counts, parsed.Calls.Count == 1);
+        Assert.Equal(counts ? string.Empty : output, parsed.Content ?? string.Empty);
     }
 
     [Fact]

@@ -1,7 +1,7 @@
 using System.Text;
 using System.Text.Json;
 
-namespace Appliance.Api.Responses;
+namespace Appliance.Api.OpenAi;
 
 /// <summary>
 /// A custom tool's text input carried as a function's arguments: templates and call parsers know functions only, so a
@@ -11,8 +11,26 @@ internal static class FreeformInput
 {
     public const string Parameter = "input";
 
-    /// <summary>The parameters the model sees (and that a forced tool_choice enforces): one required string.</summary>
-    public const string Parameters = """{"type":"object","properties":{"input":{"type":"string","description":"The tool's whole input, as text."}},"required":["input"],"additionalProperties":false}""";
+    /// <summary>
+    /// The parameters the model sees (and that a forced tool_choice enforces): one required string, matching
+    /// <paramref name="pattern"/> when the tool's input follows a regex grammar.
+    /// </summary>
+    public static string ParametersFor(string? pattern)
+    {
+        var input = new Dictionary<string, string> { ["type"] = "string", ["description"] = "The tool's whole input, as text." };
+        if (pattern is not null)
+        {
+            input["pattern"] = pattern;
+        }
+
+        return JsonSerializer.Serialize(new Dictionary<string, object>
+        {
+            ["type"] = "object",
+            ["properties"] = new Dictionary<string, object> { [Parameter] = input },
+            ["required"] = new[] { Parameter },
+            ["additionalProperties"] = false,
+        });
+    }
 
     /// <summary>Arguments that carry <paramref name="input"/> (an earlier call sent back in the conversation).</summary>
     public static string Arguments(string input) => JsonSerializer.Serialize(new Dictionary<string, string> { [Parameter] = input });
