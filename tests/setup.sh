@@ -23,6 +23,8 @@ install() {
 # tokenizer, Debian's python3-jinja2 for chat templates.
 install "command -v spm_train && command -v spm_encode && command -v spm_decode" sentencepiece
 install "/usr/bin/python3 -c 'import jinja2'" python3-jinja2
+# Debian's python3-lark: the reference parser for custom tools' Lark grammars.
+install "/usr/bin/python3 -c 'import lark'" python3-lark
 # Debian's Chromium for the web console's browser tests (Playwright drives it; no browser is downloaded).
 install "command -v chromium" chromium
 # The deployment tests: Ansible and ansible-lint run the playbooks; debootstrap and systemd-nspawn boot the Debian

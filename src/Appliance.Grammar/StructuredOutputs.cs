@@ -53,9 +53,9 @@ public sealed class StructuredOutputs
     /// each call's arguments fitting its function's parameter schema. Throws <see cref="SchemaRefusedException"/> for a
     /// parameter schema that cannot be enforced.
     /// </summary>
-    public ITokenConstraint ToolCalls(ToolCallLayout layout, IReadOnlyList<(string Name, string Parameters, bool Strict)> functions, bool parallel)
+    public ITokenConstraint ToolCalls(ToolCallLayout layout, IReadOnlyList<(string Name, string Parameters, bool Strict, TextGrammar? Input)> functions, bool parallel)
     {
-        var key = JsonSerializer.Serialize(new { layout, functions = functions.Select(f => new[] { f.Name, f.Parameters, f.Strict ? "strict" : "loose" }), parallel });
+        var key = JsonSerializer.Serialize(new { layout, functions = functions.Select(f => new[] { f.Name, f.Parameters, f.Strict ? "strict" : "loose", f.Input?.Definition }), parallel });
         return Grammar("tools:" + key, () =>
         {
             var call = Lang.Any(functions.Select(function =>
@@ -63,12 +63,17 @@ public sealed class StructuredOutputs
                 using var schema = JsonDocument.Parse(function.Parameters);
                 return Lang.Seq(
                     Lang.Text(layout.Open), layout.QuotedName ? JsonLanguage.Literal(function.Name) : Lang.Text(function.Name), Lang.Text(layout.BeforeArguments),
-                    SchemaCompiler.Compile(schema.RootElement, function.Strict),
+                    function.Input is { } input ? TextArguments(input) : SchemaCompiler.Compile(schema.RootElement, function.Strict),
                     Lang.Text(layout.Close));
             }).ToList());
             return Lang.Seq(JsonLanguage.Whitespace, Lang.Text(layout.Prefix), Lang.SeparatedList(call, Lang.Text(layout.Separator), 1, parallel ? MaxParallelCalls : 1), Lang.Text(layout.Suffix));
         });
     }
+
+    /// <summary>A custom tool's arguments, <c>{"input": "..."}</c>, the input one of the grammar's texts.</summary>
+    private static Lang TextArguments(TextGrammar input) => Lang.Seq(
+        Lang.Text("{"), JsonLanguage.Whitespace, Lang.Text("\"input\""), JsonLanguage.Whitespace, Lang.Text(":"), JsonLanguage.Whitespace,
+        Lang.Text("\""), input.JsonContent(), Lang.Text("\""), JsonLanguage.Whitespace, Lang.Text("}"));
 
     /// <summary>Why a JSON Schema <c>pattern</c> (at <paramref name="path"/> of its schema) cannot be enforced, or null when it can.</summary>
     public static string? PatternRefusal(string pattern, string path)

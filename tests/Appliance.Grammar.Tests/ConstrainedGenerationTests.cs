@@ -53,6 +53,31 @@ public sealed class ConstrainedGenerationTests
         Assert.True(failures.Count == 0, string.Join('\n', failures.Take(10)));
     }
 
+    [Theory]
+    [InlineData(LarkGrammarTests.Patch)]
+    [InlineData(LarkGrammarTests.Arithmetic)]
+    [InlineData(LarkGrammarTests.Commands)]
+    [InlineData(LarkGrammarTests.Rows)]
+    public void Inputs_sampled_under_a_Lark_grammar_are_parsed_by_Lark(string lark)
+    {
+        var vocabulary = Vocabulary.TokenVocabulary.From(Tokens, Tokens.Length);
+        var nfa = new Nfa();
+        nfa.Accept = Lang.Seq(Lang.Text("\""), TextGrammar.Lark(lark).JsonContent(), Lang.Text("\"")).Emit(nfa, nfa.Start);
+        var grammar = new ConstrainedGrammar(nfa, vocabulary);
+        var inputs = new List<string>();
+        for (var i = 0; i < 30; i++)
+        {
+            var text = Generate(grammar, seed: i, maxTokens: 200, out var ended);
+            Assert.True(ended, $"no end token within the budget: {text}");
+            inputs.Add(JsonSerializer.Deserialize<string>(text)!); // the input as the tool receives it
+        }
+
+        var verdicts = ReferenceLark.Parses(lark, inputs);
+        var refused = inputs.Where((input, i) => !verdicts[i]).Select(input => JsonSerializer.Serialize(input)).ToList();
+        Assert.True(refused.Count == 0, $"Lark refuses: {string.Join('\n', refused.Take(5))}");
+        Assert.True(inputs.Distinct().Count() > 10, "sampling at temperature 1 should give varied inputs");
+    }
+
     [Fact]
     public void A_tight_budget_still_ends_in_complete_JSON()
     {

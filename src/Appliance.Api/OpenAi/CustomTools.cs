@@ -1,5 +1,7 @@
+using System.Collections.Concurrent;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using Appliance.Grammar;
 using Appliance.Prompting;
 
 namespace Appliance.Api.OpenAi;
@@ -8,13 +10,17 @@ namespace Appliance.Api.OpenAi;
 /// Custom tools (OpenAI's freeform tools): a tool whose input is text, free or matching a regular expression. The model
 /// is shown a function with one string parameter (<see cref="FreeformInput"/>); a regex grammar becomes that
 /// parameter's <c>pattern</c>, anchored at both ends because the whole input must match, so a forced tool_choice
-/// enforces it while sampling like any JSON Schema pattern. Lark grammars are refused by name: nothing here enforces a
-/// context-free grammar, and an unenforced grammar would be a promise not kept.
+/// enforces it while sampling like any JSON Schema pattern. A Lark grammar is read as the language of its texts
+/// (<see cref="TextGrammar"/>, recursion unrolled to a bounded depth) and enforced the same way.
 /// </summary>
 internal static class CustomTools
 {
     /// <summary>How long a call's input may be checked against its regex (an answer under tool_choice auto) before it counts as not matching.</summary>
     private static readonly TimeSpan MatchTimeout = TimeSpan.FromMilliseconds(250);
+
+    private const int CachedGrammars = 64;
+
+    private static readonly ConcurrentDictionary<string, TextGrammar> LarkGrammars = new(StringComparer.Ordinal);
 
     private const string Prefix = "^(?:";
     private const string Suffix = ")$";
@@ -34,13 +40,21 @@ internal static class CustomTools
         }
 
         var description = custom.TryGetProperty("description", out var d) && d.ValueKind == JsonValueKind.String ? d.GetString() : null;
-        var pattern = InputPattern(custom, $"{param}.format");
-        return new ToolDefinition(name, description, FreeformInput.ParametersFor(pattern), Strict: true, Freeform: true, InputPattern: pattern);
+        var (pattern, grammar) = InputFormat(custom, $"{param}.format");
+        return new ToolDefinition(name, description, FreeformInput.ParametersFor(pattern, grammar), Strict: true, Freeform: true, InputPattern: pattern, InputGrammar: grammar);
     }
+
+    /// <summary>The Lark grammar a custom tool's input follows (read once per definition), or null.</summary>
+    public static TextGrammar? Grammar(ToolDefinition tool) => tool.InputGrammar is { } definition ? Lark(definition, "tools") : null;
 
     /// <summary>Whether a call's input satisfies its tool's regex grammar (always, for a text tool).</summary>
     public static bool InputMatches(ToolDefinition tool, string input)
     {
+        if (Grammar(tool) is { } grammar)
+        {
+            return grammar.Matches(input);
+        }
+
         if (tool.InputPattern is not { } pattern)
         {
             return true;
@@ -58,18 +72,18 @@ internal static class CustomTools
         }
     }
 
-    /// <summary>The anchored pattern a regex grammar asks for, or null for text input.</summary>
-    private static string? InputPattern(JsonElement custom, string param)
+    /// <summary>The anchored pattern a regex grammar asks for, or the Lark grammar; neither for text input.</summary>
+    private static (string? Pattern, string? Lark) InputFormat(JsonElement custom, string param)
     {
         if (!custom.TryGetProperty("format", out var format) || format.ValueKind == JsonValueKind.Null)
         {
-            return null;
+            return (null, null);
         }
 
         var type = format.ValueKind == JsonValueKind.Object && format.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
         if (type == "text")
         {
-            return null;
+            return (null, null);
         }
 
         if (type != "grammar")
@@ -82,19 +96,20 @@ internal static class CustomTools
             : (format, param);
         var syntax = grammar.TryGetProperty("syntax", out var s) && s.ValueKind == JsonValueKind.String ? s.GetString() : null;
         var definition = grammar.TryGetProperty("definition", out var def) && def.ValueKind == JsonValueKind.String ? def.GetString() : null;
-        if (syntax == "lark")
-        {
-            throw new OpenAiRequestException(OpenAiError.Unsupported($"{grammarParam}.syntax", "custom tools whose input follows a Lark grammar (only 'regex' grammars and the 'text' format)"));
-        }
-
-        if (syntax != "regex")
+        if (syntax is not ("lark" or "regex"))
         {
             throw new OpenAiRequestException(OpenAiError.Invalid($"'{grammarParam}.syntax' must be 'lark' or 'regex'.", $"{grammarParam}.syntax"));
         }
 
         if (string.IsNullOrEmpty(definition))
         {
-            throw new OpenAiRequestException(OpenAiError.Invalid($"'{grammarParam}.definition' must be a regular expression.", $"{grammarParam}.definition"));
+            throw new OpenAiRequestException(OpenAiError.Invalid($"'{grammarParam}.definition' must be a {(syntax == "lark" ? "Lark grammar" : "regular expression")}.", $"{grammarParam}.definition"));
+        }
+
+        if (syntax == "lark")
+        {
+            _ = Lark(definition, $"{grammarParam}.definition");
+            return (null, definition);
         }
 
         var anchored = Anchored(definition);
@@ -112,8 +127,34 @@ internal static class CustomTools
         }
 
         return refusal is null
-            ? anchored
+            ? (anchored, null)
             : throw new OpenAiRequestException(OpenAiError.Invalid($"'{grammarParam}.definition' cannot be enforced as a regex grammar. {refusal}", $"{grammarParam}.definition", "unsupported_grammar"));
+    }
+
+    /// <summary>A Lark grammar, read once per definition (clients send the same tools with every request).</summary>
+    private static TextGrammar Lark(string definition, string param)
+    {
+        if (LarkGrammars.TryGetValue(definition, out var known))
+        {
+            return known;
+        }
+
+        TextGrammar grammar;
+        try
+        {
+            grammar = TextGrammar.Lark(definition);
+        }
+        catch (Appliance.Grammar.Schema.SchemaRefusedException refused)
+        {
+            throw new OpenAiRequestException(OpenAiError.Invalid($"'{param}' cannot be enforced as a Lark grammar. {refused.Message}", param, "unsupported_grammar"));
+        }
+
+        if (LarkGrammars.Count >= CachedGrammars)
+        {
+            LarkGrammars.Clear(); // a bound, not an eviction policy: a handful of tool sets is the usual case
+        }
+
+        return LarkGrammars.GetOrAdd(definition, grammar);
     }
 
     /// <summary>

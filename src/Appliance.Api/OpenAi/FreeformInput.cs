@@ -13,11 +13,12 @@ internal static class FreeformInput
 
     /// <summary>
     /// The parameters the model sees (and that a forced tool_choice enforces): one required string, matching
-    /// <paramref name="pattern"/> when the tool's input follows a regex grammar.
+    /// <paramref name="pattern"/> when the tool's input follows a regex grammar; a Lark grammar is shown in its description.
     /// </summary>
-    public static string ParametersFor(string? pattern)
+    public static string ParametersFor(string? pattern, string? larkGrammar = null)
     {
-        var input = new Dictionary<string, string> { ["type"] = "string", ["description"] = "The tool's whole input, as text." };
+        var description = larkGrammar is null ? "The tool's whole input, as text." : $"The tool's whole input, as text following this Lark grammar:\n{larkGrammar}";
+        var input = new Dictionary<string, string> { ["type"] = "string", ["description"] = description };
         if (pattern is not null)
         {
             input["pattern"] = pattern;

@@ -37,7 +37,7 @@ internal sealed partial record ToolUse(IReadOnlyList<ToolDefinition> Tools, stri
         try
         {
             return Appliance.Grammar.StructuredOutputs.For(model.Engine.Tokenizer, model.Engine.Model.VocabularySize, format.Markers)
-                .ToolCalls(new(prefix, separator, suffix, open, quotedName, beforeArguments, close), [.. Callable.Select(t => (t.Name, t.Parameters, t.Strict))], ParallelIn(format));
+                .ToolCalls(new(prefix, separator, suffix, open, quotedName, beforeArguments, close), [.. Callable.Select(t => (t.Name, t.Parameters, t.Strict, CustomTools.Grammar(t)))], ParallelIn(format));
         }
         catch (Appliance.Grammar.Schema.SchemaRefusedException refused)
         {

@@ -157,6 +157,12 @@ internal sealed class ResponsesJson(string id, string model, long createdAt, Res
                     json.WriteString("syntax", "regex");
                     json.WriteString("definition", CustomTools.Definition(pattern));
                 }
+                else if (tool.InputGrammar is { } grammar)
+                {
+                    json.WriteString("type", "grammar");
+                    json.WriteString("syntax", "lark");
+                    json.WriteString("definition", grammar);
+                }
                 else
                 {
                     json.WriteString("type", "text");

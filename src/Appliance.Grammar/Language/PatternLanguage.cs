@@ -62,8 +62,37 @@ internal static class PatternLanguage
         return Seq(Text("\""), anchoredStart ? Epsilon : anything, body, anchoredEnd ? Epsilon : anything, Text("\""));
     }
 
-    /// <summary>One character from a set of code points, as JSON writes it inside a string.</summary>
-    private static Lang Character(IReadOnlyList<(int Low, int High)> set)
+    /// <summary>
+    /// The language of a whole text (no quotes around it) that matches <paramref name="pattern"/> from start to end: as
+    /// JSON writes it inside a string, or (<paramref name="raw"/>) as its UTF-8 bytes. ^ and $ at the ends change nothing.
+    /// </summary>
+    public static Lang Whole(string pattern, string path, bool raw)
+    {
+        if (pattern.Length > MaxLength)
+        {
+            throw new SchemaRefusedException($"The pattern at {path} is longer than {MaxLength} characters.", "pattern");
+        }
+
+        return new Parser(pattern, path, raw).Parse().Body;
+    }
+
+    /// <summary>A literal text, as JSON writes it inside a string or (<paramref name="raw"/>) as its UTF-8 bytes; letters of either case where <paramref name="ignoreCase"/>.</summary>
+    public static Lang Literal(string text, bool raw, bool ignoreCase = false)
+    {
+        var parts = new List<Lang>();
+        for (var i = 0; i < text.Length; i += char.IsSurrogatePair(text, i) ? 2 : 1)
+        {
+            var c = char.ConvertToUtf32(text, i);
+            parts.Add(ignoreCase && c < 0x80 && char.IsAsciiLetter((char)c)
+                ? Character([(char.ToLowerInvariant((char)c), char.ToLowerInvariant((char)c)), (char.ToUpperInvariant((char)c), char.ToUpperInvariant((char)c))], raw)
+                : Character([(c, c)], raw));
+        }
+
+        return Seq([.. parts]);
+    }
+
+    /// <summary>One character from a set of code points, as JSON writes it inside a string, or (<paramref name="raw"/>) as its UTF-8 bytes.</summary>
+    private static Lang Character(IReadOnlyList<(int Low, int High)> set, bool raw = false)
     {
         var choices = new List<Lang>();
         var plain = new List<(int, int)>();
@@ -71,7 +100,7 @@ internal static class PatternLanguage
         {
             for (var c = low; c <= Math.Min(high, 0x7F); c++)
             {
-                if (c is '"' or '\\' || c < 0x20)
+                if (!raw && (c is '"' or '\\' || c < 0x20))
                 {
                     choices.Add(Text(JsonEscape(c)));
                 }
@@ -214,7 +243,7 @@ internal static class PatternLanguage
             Subtract([(0x20, UnicodeDependent ? 0x7F : 0xFFFF)], [.. Ranges, .. NegationExtra]);
     }
 
-    private sealed class Parser(string pattern, string path)
+    private sealed class Parser(string pattern, string path, bool raw = false)
     {
         private int _at;
         private int _depth;
@@ -421,9 +450,9 @@ internal static class PatternLanguage
                     return (ClassAtom(), 1);
                 case '.':
                     _at++;
-                    return (Character(Subtract([(0x20, 0xFFFF)], LineTerminators)), 1);
+                    return (Character(Subtract([(0x20, 0xFFFF)], LineTerminators), raw), 1);
                 case '\\':
-                    return (Character(Escape(inClass: false)), 1);
+                    return (Character(Escape(inClass: false), raw), 1);
                 case '^' or '$':
                     throw Refused($"the anchor '{c}' inside the pattern (only at its ends)");
                 case '*' or '+' or '?':
@@ -444,7 +473,7 @@ internal static class PatternLanguage
                         throw Refused("a quantifier right after a character above U+FFFF (put the character in a group)");
                     }
 
-                    return (Character([(codePoint, codePoint)]), 1);
+                    return (Character([(codePoint, codePoint)], raw), 1);
             }
         }
 
@@ -493,7 +522,7 @@ internal static class PatternLanguage
             }
 
             _at++;
-            return Character(negated ? set.Negated() : set.Ranges);
+            return Character(negated ? set.Negated() : set.Ranges, raw);
         }
 
         /// <summary>One member of a class: a character (returned, and added) or a class escape (null).</summary>

@@ -42,6 +42,36 @@ public sealed class CustomToolChatTests(ApplianceServer server)
     }
 
     [Fact]
+    public async Task A_required_Lark_tool_gets_input_the_real_Lark_parser_accepts()
+    {
+        const string Grammar = """
+            start: command (";" command) ~ 0..2
+            command: "move" " " DIRECTION " " DIGIT ~ 1..2 | "stop"
+            DIRECTION: "north" | "south" | "east" | "west"
+            %import common.DIGIT
+            """;
+        var inputs = new List<string>();
+        for (var seed = 0; seed < 4; seed++)
+        {
+            var tool = new { type = "custom", custom = new { name = "robot", format = new { type = "grammar", grammar = new { syntax = "lark", definition = Grammar } } } };
+            var root = await Chat(JsonSerializer.Serialize(new
+            {
+                model = "tiny",
+                messages = new[] { new { role = "user", content = "Drive" } },
+                temperature = 1,
+                seed,
+                max_tokens = 80,
+                tools = new[] { tool },
+                tool_choice = new { type = "custom", custom = new { name = "robot" } },
+            }));
+            var call = Assert.Single(root.GetProperty("choices")[0].GetProperty("message").GetProperty("tool_calls").EnumerateArray());
+            inputs.Add(call.GetProperty("custom").GetProperty("input").GetString()!);
+        }
+
+        Assert.All(Appliance.Tests.Common.ReferenceLark.Parses(Grammar, inputs), Assert.True);
+    }
+
+    [Fact]
     public async Task A_named_custom_tool_streams_its_input_as_generated_and_answers_as_it_does_unstreamed()
     {
         const string Request = """
@@ -88,7 +118,8 @@ public sealed class CustomToolChatTests(ApplianceServer server)
     }
 
     [Theory]
-    [InlineData("""{"type":"custom","custom":{"name":"p","format":{"type":"grammar","grammar":{"syntax":"lark","definition":"start: \"a\""}}}}""", "tools[0].custom.format.grammar.syntax", "unsupported_parameter")]
+    [InlineData("""{"type":"custom","custom":{"name":"p","format":{"type":"grammar","grammar":{"syntax":"lark","definition":"start: \"a\"\n%declare B"}}}}""", "tools[0].custom.format.grammar.definition", "unsupported_grammar")]
+    [InlineData("""{"type":"custom","custom":{"name":"p","format":{"type":"grammar","grammar":{"syntax":"ebnf","definition":"a"}}}}""", "tools[0].custom.format.grammar.syntax", "invalid_value")]
     [InlineData("""{"type":"custom","custom":{"name":"p","format":{"type":"grammar","grammar":{"syntax":"regex","definition":"(a)\\1"}}}}""", "tools[0].custom.format.grammar.definition", "unsupported_grammar")]
     [InlineData("""{"type":"custom","custom":{"name":"p","format":{"type":"grammar","grammar":{"syntax":"regex","definition":"[[:alpha:]]+"}}}}""", "tools[0].custom.format.grammar.definition", "unsupported_grammar")]
     [InlineData("""{"type":"custom","custom":{"name":"p","format":{"type":"grammar","grammar":{"syntax":"regex","definition":"[a-z&&[^x]]"}}}}""", "tools[0].custom.format.grammar.definition", "unsupported_grammar")]

@@ -172,6 +172,37 @@ public sealed class ResponsesSdkTests(ApplianceServer server)
     }
 
     [Fact]
+    public async Task A_Lark_custom_tool_such_as_a_patch_tool_gets_input_the_real_Lark_parser_accepts()
+    {
+        const string Grammar = """
+            start: "*** Begin Patch" LF hunk+ "*** End Patch" LF?
+            hunk: "*** Add File: " PATH LF ("+" TEXT? LF)+ | "*** Delete File: " PATH LF
+            PATH: /[a-z]{1,8}\.[a-z]{1,3}/
+            TEXT: /[^\n]{1,20}/
+            %import common.LF
+            """;
+        var options = Hello(120);
+        options.Temperature = 1f;
+        options.Tools.Add(new CustomTool("apply_patch") { ToolDescription = "Apply a patch", ToolFormat = new CustomToolGrammarFormat(Grammar, CustomToolGrammarFormatSyntax.Lark) });
+        options.ToolChoice = ResponseToolChoice.CreateRequiredChoice();
+        var inputs = new List<string>();
+        for (var attempt = 0; attempt < 3; attempt++)
+        {
+            ResponseResult result = await Client().CreateResponseAsync(options);
+            if (result.Status == ResponseStatus.Completed)
+            {
+                inputs.Add(Assert.IsType<CustomToolCallItem>(Assert.Single(result.OutputItems)).Input);
+            }
+
+            var echoed = Assert.IsType<CustomToolGrammarFormat>(Assert.IsType<CustomTool>(Assert.Single(result.Tools)).ToolFormat);
+            Assert.Equal((Grammar, CustomToolGrammarFormatSyntax.Lark), (echoed.Definition, echoed.Syntax));
+        }
+
+        Assert.NotEmpty(inputs); // the grammar's shortest patch fits the budget many times over
+        Assert.All(Appliance.Tests.Common.ReferenceLark.Parses(Grammar, inputs), Assert.True);
+    }
+
+    [Fact]
     public async Task A_custom_tool_call_and_its_output_sent_back_reach_the_prompt()
     {
         async Task<int> InputTokens(params ResponseItem[] items)
@@ -236,7 +267,7 @@ public sealed class ResponsesSdkTests(ApplianceServer server)
     [InlineData("""{"model":"tiny","input":"x","tools":[{"type":"local_shell"}]}""", "tools")]
     [InlineData("""{"model":"tiny","input":"x","conversation":"conv_1"}""", "conversation")]
     [InlineData("""{"model":"tiny"}""", "input")]
-    [InlineData("""{"model":"tiny","input":"x","tools":[{"type":"custom","name":"p","format":{"type":"grammar","syntax":"lark","definition":"start: \"a\""}}]}""", "tools[0].format.syntax")]
+    [InlineData("""{"model":"tiny","input":"x","tools":[{"type":"custom","name":"p","format":{"type":"grammar","syntax":"lark","definition":"start: a{\"x\"}"}}]}""", "tools[0].format.definition")]
     [InlineData("""{"model":"tiny","input":"x","tools":[{"type":"web_search"},{"type":"custom","name":"p","format":{"type":"grammar","syntax":"regex","definition":"a(?=b)"}}]}""", "tools[1].format.definition")]
     [InlineData("""{"model":"tiny","input":"x","tools":[{"type":"function","name":"bad name"}]}""", "tools[0].name")]
     public async Task What_a_stateless_appliance_cannot_do_is_refused_by_name(string body, string param)

@@ -45,7 +45,7 @@ public sealed class ToolMarkerConstraintTests
         var format = ToolCallFormat.Hermes;
         var (prefix, separator, suffix) = format.Frame;
         var state = StructuredOutputs.For(tokenizer, QwenLogits, format.Markers)
-            .ToolCalls(ToolCallLayout.JsonObjects(prefix, separator, suffix, format.ArgumentsKey), [("get_weather", Weather, true)], parallel: true)
+            .ToolCalls(ToolCallLayout.JsonObjects(prefix, separator, suffix, format.ArgumentsKey), [("get_weather", Weather, true, null)], parallel: true)
             .Start();
         var logits = new float[QwenLogits];
 
@@ -68,7 +68,7 @@ public sealed class ToolMarkerConstraintTests
         var (prefix, separator, suffix) = format.Frame;
         var (open, quotedName, beforeArguments, close) = format.CallLayout;
         var state = StructuredOutputs.For(tokenizer, DeepSeekLogits, format.Markers)
-            .ToolCalls(new ToolCallLayout(prefix, separator, suffix, open, quotedName, beforeArguments, close), [("get_weather", Weather, true)], parallel: true)
+            .ToolCalls(new ToolCallLayout(prefix, separator, suffix, open, quotedName, beforeArguments, close), [("get_weather", Weather, true, null)], parallel: true)
             .Start();
         var ends = new HashSet<int> { EndOfSentence };
 
@@ -91,7 +91,7 @@ public sealed class ToolMarkerConstraintTests
 
         // A name in quotes, as the JSON formats write it, is not DeepSeek's layout.
         var quoted = StructuredOutputs.For(tokenizer, DeepSeekLogits, format.Markers)
-            .ToolCalls(new ToolCallLayout(prefix, separator, suffix, open, quotedName, beforeArguments, close), [("get_weather", Weather, true)], parallel: true)
+            .ToolCalls(new ToolCallLayout(prefix, separator, suffix, open, quotedName, beforeArguments, close), [("get_weather", Weather, true, null)], parallel: true)
             .Start();
         foreach (var token in tokenizer.Encode(prefix + open))
         {
@@ -112,7 +112,7 @@ public sealed class ToolMarkerConstraintTests
         var marker = Assert.Single(tokenizer.Encode("[TOOL_CALLS]"));
         var (prefix, separator, suffix) = ToolCallFormat.Mistral.Frame;
         var state = StructuredOutputs.For(tokenizer, NemoLogits, markers)
-            .ToolCalls(ToolCallLayout.JsonObjects(prefix, separator, suffix, ToolCallFormat.Mistral.ArgumentsKey), [("get_weather", Weather, true)], parallel: false)
+            .ToolCalls(ToolCallLayout.JsonObjects(prefix, separator, suffix, ToolCallFormat.Mistral.ArgumentsKey), [("get_weather", Weather, true, null)], parallel: false)
             .Start();
         var logits = new float[NemoLogits];
         state.Restrict(logits, new HashSet<int> { 2 }, 100);

@@ -1,0 +1,131 @@
+using Appliance.Grammar.Schema;
+using Appliance.Tests.Common;
+
+namespace Appliance.Grammar.Tests;
+
+/// <summary>
+/// Lark grammars (custom tools' grammar format) read as the language of their texts, checked against the real Lark
+/// parser (Debian's python3-lark): the same verdict on texts in and out of each grammar.
+/// </summary>
+public sealed class LarkGrammarTests
+{
+    /// <summary>A patch format in the spirit of Codex's apply_patch tool: plain terminals, regular expressions, no recursion.</summary>
+    public const string Patch = """
+        start: "*** Begin Patch" LF hunk+ "*** End Patch" LF?
+        hunk: add | delete | update
+        add: "*** Add File: " path LF added+
+        delete: "*** Delete File: " path LF
+        update: "*** Update File: " path LF ("*** Move to: " path LF)? change+
+        change: "@@" (" " /[^\n]+/)? LF line+
+        line: /[ +-][^\n]*/ LF
+        added: "+" TEXT? LF
+        path: /[^\n]+/
+        TEXT: /[^\n]+/
+
+        %import common.LF
+        """;
+
+    /// <summary>Arithmetic: left recursion, nesting through parentheses, imported terminals, ignored spaces.</summary>
+    public const string Arithmetic = """
+        ?start: sum
+        ?sum: product
+            | sum "+" product   -> add
+            | sum "-" product   -> sub
+        ?product: atom | product "*" atom | product "/" atom
+        ?atom: NUMBER | "-" atom | "(" sum ")"
+
+        %import common.NUMBER
+        %import common.WS_INLINE
+        %ignore WS_INLINE
+        """;
+
+    /// <summary>Commands: case-insensitive keywords, bounded repetition, a grouped import, terminals made of terminals.</summary>
+    public const string Commands = """
+        start: command (";" command) ~ 0..3
+        command: "move"i " " DIRECTION " " STEPS | "stop"i
+        DIRECTION.2: "north" | "south" | "east" | "west"
+        STEPS: DIGIT ~ 1..3
+        %import common (DIGIT)
+        """;
+
+    /// <summary>Rows of fields: escaped strings, a character class, optional fields.</summary>
+    public const string Rows = """
+        start: row (LF row)*
+        row: field? ("," field?)*
+        field: ESCAPED_STRING | /[a-z0-9 ]+/ | "0x" HEXDIGIT+
+        %import common.ESCAPED_STRING
+        %import common.HEXDIGIT
+        %import common.LF
+        """;
+
+    public static readonly TheoryData<string, string[]> Samples = new()
+    {
+        {
+            Patch, [
+                "*** Begin Patch\n*** Add File: a.txt\n+hello\n+\n*** End Patch\n",
+                "*** Begin Patch\n*** Update File: src/a.py\n*** Move to: src/b.py\n@@ def f():\n-    return 1\n+    return 2\n     pass\n*** Delete File: old.md\n*** End Patch",
+                "*** Begin Patch\n*** End Patch\n",
+                "*** Begin Patch\n*** Add File: a.txt\nhello\n*** End Patch\n",
+                "*** Begin Patch\n*** Update File: a\n@@\n*** End Patch\n",
+                "*** Begin Patch\n*** Delete File: x\n*** End Patch\n\n",
+            ]
+        },
+        {
+            Arithmetic, ["1", "1+2", " 1 + 2 * (3 - 4) ", "-(2.5e3)/7", "1 + 2 + 3 + 4", "(1)", "1 +", "1 2", "((1)", "+1", "1\t+ 2", "1\n+2"]
+        },
+        {
+            Commands, ["stop", "STOP;Move north 12", "move east 123;stop;stop;stop", "move up 1", "move east 1234", "stop;stop;stop;stop;stop", "Move West 7", "move  west 7"]
+        },
+        {
+            Rows, ["a,b", "\"x, \\\"y\\\"\",0xFF,\n,,", "", "abc", "a,B", "\"open", "0x", "a\n\nb", "\"\\n\""]
+        },
+    };
+
+    [Theory]
+    [MemberData(nameof(Samples))]
+    public void Texts_are_in_the_grammar_exactly_when_Lark_parses_them(string grammar, string[] texts)
+    {
+        var ours = TextGrammar.Lark(grammar);
+        var reference = ReferenceLark.Parses(grammar, texts);
+
+        Assert.Contains(true, reference); // each sample set has texts in the grammar and out of it
+        Assert.Contains(false, reference);
+        for (var i = 0; i < texts.Length; i++)
+        {
+            Assert.True(reference[i] == ours.Matches(texts[i]), $"{(reference[i] ? "Lark parses" : "Lark refuses")} {System.Text.Json.JsonSerializer.Serialize(texts[i])}");
+        }
+    }
+
+    [Fact]
+    public void Lists_written_as_recursion_are_whole_but_nesting_deeper_than_unrolled_is_not_produced()
+    {
+        var ours = TextGrammar.Lark(Arithmetic);
+        string[] texts = ["((1))", "(((1)))", "1+2+3+4+5+6+7-8*9*9*9/9"];
+
+        Assert.All(ReferenceLark.Parses(Arithmetic, texts), Assert.True);
+        Assert.True(ours.Matches(texts[0]));
+        Assert.False(ours.Matches(texts[1])); // a subset of the grammar: whatever is produced parses
+        Assert.True(ours.Matches(texts[2])); // left recursion at a rule's end is a loop, of any length
+    }
+
+    [Theory]
+    [InlineData("rule: \"a\"", "no 'start' rule")]
+    [InlineData("start: missing", "'missing' is not defined")]
+    [InlineData("start: A\nA: b\nb: \"x\"", "refers to the rule 'b'")]
+    [InlineData("start: \"a\"\n%declare B", "%declare is not supported")]
+    [InlineData("start: pair{\"a\"}\npair{x}: x x", "templates")]
+    [InlineData("start: /ab/i", "flags")]
+    [InlineData("start: /(a)\\1/", "backreference")]
+    [InlineData("start: X\n%import mylib.X", "only Lark's common terminals")]
+    [InlineData("start: C_COMMENT\n%import common.C_COMMENT", "not among the terminals")]
+    [InlineData("start: \"a\"\nstart: \"b\"", "defined twice")]
+    [InlineData("start: s\ns: \"(\" s \")\"", "produces no text")]
+    [InlineData("start: \"a\" ~ 3..2", "counts down")]
+    [InlineData("start: \"abc", "never closed")]
+    public void A_grammar_that_cannot_be_read_or_enforced_is_refused_saying_why(string grammar, string reason)
+    {
+        var refused = Assert.Throws<SchemaRefusedException>(() => TextGrammar.Lark(grammar));
+
+        Assert.Contains(reason, refused.Message, StringComparison.Ordinal);
+    }
+}
