@@ -28,6 +28,16 @@ internal sealed class SteadyLoad : IAsyncDisposable
 
     public IReadOnlyCollection<string> Failures => _failures;
 
+    /// <summary>Waits until <paramref name="answers"/> answers have completed (the clients have their tokens and connections), at most <paramref name="timeout"/>.</summary>
+    public async Task WarmAsync(int answers, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (Volatile.Read(ref _completed) < answers && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(100);
+        }
+    }
+
     public async Task StopAsync()
     {
         await _stop.CancelAsync();
