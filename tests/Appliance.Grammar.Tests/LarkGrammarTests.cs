@@ -58,6 +58,22 @@ public sealed class LarkGrammarTests
         %import common.LF
         """;
 
+    /// <summary>A query: keywords beside names of letters, so a name may run into the next keyword without the ignored spaces.</summary>
+    public const string Query = """
+        start: "SELECT" NAME ("," NAME)* "FROM" NAME ("WHERE" NAME "=" NUMBER)?
+        %import common.CNAME -> NAME
+        %import common.INT -> NUMBER
+        %import common.WS
+        %ignore WS
+        """;
+
+    /// <summary>Common's terminals keep their own parts: this DIGIT is not the one INT is made of.</summary>
+    public const string Shadowing = """
+        start: INT | DIGIT
+        DIGIT: "x"
+        %import common.INT
+        """;
+
     public static readonly TheoryData<string, string[]> Samples = new()
     {
         {
@@ -77,6 +93,12 @@ public sealed class LarkGrammarTests
             Commands, ["stop", "STOP;Move north 12", "move east 123;stop;stop;stop", "move up 1", "move east 1234", "stop;stop;stop;stop;stop", "Move West 7", "move  west 7"]
         },
         {
+            Query, ["SELECT a FROM b", "SELECT a,b FROM c WHERE d = 1", "SELECT  a , b\nFROM c", "SELECT aFROM b", "SELECT a FROM b WHERE c=", "select a from b"]
+        },
+        {
+            Shadowing, ["1", "123", "x", "xx", "1x"]
+        },
+        {
             Rows, ["a,b", "\"x, \\\"y\\\"\",0xFF,\n,,", "", "abc", "a,B", "\"open", "0x", "a\n\nb", "\"\\n\""]
         },
     };
@@ -94,6 +116,26 @@ public sealed class LarkGrammarTests
         {
             Assert.True(reference[i] == ours.Matches(texts[i]), $"{(reference[i] ? "Lark parses" : "Lark refuses")} {System.Text.Json.JsonSerializer.Serialize(texts[i])}");
         }
+    }
+
+    [Fact]
+    public void Groups_nested_beyond_the_bound_are_refused_rather_than_exhausting_the_stack()
+    {
+        var grammar = "start: " + new string('(', 10_000) + "\"a\"" + new string(')', 10_000);
+
+        var refused = Assert.Throws<SchemaRefusedException>(() => TextGrammar.Lark(grammar));
+
+        Assert.Contains("nest more than", refused.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_name_that_may_run_into_the_next_keyword_is_always_followed_by_the_ignored_space()
+    {
+        var ours = TextGrammar.Lark(Query);
+
+        Assert.False(ours.Matches("SELECT aFROM b")); // Lark reads "aFROM" as one name
+        Assert.True(ours.Matches("SELECT a FROM b"));
+        Assert.True(ours.Matches("SELECT a,b FROM c")); // "," cannot be part of a name: no space needed there
     }
 
     [Fact]
@@ -122,8 +164,20 @@ public sealed class LarkGrammarTests
     [InlineData("start: s\ns: \"(\" s \")\"", "produces no text")]
     [InlineData("start: \"a\" ~ 3..2", "counts down")]
     [InlineData("start: \"abc", "never closed")]
+    [InlineData("start: A \"a\"\nA: /a+/", "may run into \"a\"")]
+    [InlineData("start: A \"b\"\nA: \"a\" \"b\"?", "the terminal A may run into")]
+    [InlineData("start: NAME NAME\n%import common.CNAME -> NAME", "(or %ignore whitespace")]
+    [InlineData("start: \"a\" \"\"", "an empty string")]
+    [InlineData("start: \"a\" /b*/", "zero-width")]
+    [InlineData("start: \"\\0\"", "escape \\0")]
+    [InlineData("start: \"\\ud800\"", "surrogate")]
+    [InlineData("start: \"^\"..\"z\"", "the range")]
+    [InlineData("start: /^a/", "anchor to the whole input")]
+    [InlineData("start: /\\u005cd/", "decodes it")]
+    [InlineData("Start: \"a\"", "neither a rule name")]
     public void A_grammar_that_cannot_be_read_or_enforced_is_refused_saying_why(string grammar, string reason)
     {
+
         var refused = Assert.Throws<SchemaRefusedException>(() => TextGrammar.Lark(grammar));
 
         Assert.Contains(reason, refused.Message, StringComparison.Ordinal);

@@ -41,7 +41,7 @@ internal static class CustomTools
 
         var description = custom.TryGetProperty("description", out var d) && d.ValueKind == JsonValueKind.String ? d.GetString() : null;
         var (pattern, grammar) = InputFormat(custom, $"{param}.format");
-        return new ToolDefinition(name, description, FreeformInput.ParametersFor(pattern, grammar), Strict: true, Freeform: true, InputPattern: pattern, InputGrammar: grammar);
+        return new ToolDefinition(name, description, FreeformInput.ParametersFor(pattern is null ? null : Anchored(pattern), grammar), Strict: true, Freeform: true, InputPattern: pattern, InputGrammar: grammar);
     }
 
     /// <summary>The Lark grammar a custom tool's input follows (read once per definition), or null.</summary>
@@ -63,7 +63,7 @@ internal static class CustomTools
         try
         {
             // Whole: .NET's $ also matches before a final line feed.
-            var match = Regex.Match(input, pattern, RegexOptions.CultureInvariant, MatchTimeout);
+            var match = Regex.Match(input, Anchored(pattern), RegexOptions.CultureInvariant, MatchTimeout);
             return match.Success && match.Index == 0 && match.Length == input.Length;
         }
         catch (RegexMatchTimeoutException)
@@ -72,7 +72,7 @@ internal static class CustomTools
         }
     }
 
-    /// <summary>The anchored pattern a regex grammar asks for, or the Lark grammar; neither for text input.</summary>
+    /// <summary>The regex grammar's definition, or the Lark grammar; neither for text input.</summary>
     private static (string? Pattern, string? Lark) InputFormat(JsonElement custom, string param)
     {
         if (!custom.TryGetProperty("format", out var format) || format.ValueKind == JsonValueKind.Null)
@@ -113,7 +113,10 @@ internal static class CustomTools
         }
 
         var anchored = Anchored(definition);
-        var refusal = RegexOnlyConstruct(definition) ?? Appliance.Grammar.StructuredOutputs.PatternRefusal(anchored, "#/properties/input");
+        // The definition alone first: wrapped, "a)|(b" would read as a whole pattern.
+        var refusal = RegexOnlyConstruct(definition)
+            ?? Appliance.Grammar.StructuredOutputs.PatternRefusal(definition, "#/properties/input")
+            ?? Appliance.Grammar.StructuredOutputs.PatternRefusal(anchored, "#/properties/input");
         if (refusal is null)
         {
             try
@@ -127,7 +130,7 @@ internal static class CustomTools
         }
 
         return refusal is null
-            ? (anchored, null)
+            ? (definition, null)
             : throw new OpenAiRequestException(OpenAiError.Invalid($"'{grammarParam}.definition' cannot be enforced as a regex grammar. {refusal}", $"{grammarParam}.definition", "unsupported_grammar"));
     }
 
@@ -161,7 +164,7 @@ internal static class CustomTools
     /// The definition as a whole-input match: <c>^(?:…)$</c>, after taking off a <c>^</c> it starts with and a
     /// <c>$</c> it ends with (the input is matched whole either way).
     /// </summary>
-    private static string Anchored(string definition)
+    public static string Anchored(string definition)
     {
         var body = definition.StartsWith('^') ? definition[1..] : definition;
         if (body.EndsWith('$') && !EscapedAt(body, body.Length - 1))
@@ -171,9 +174,6 @@ internal static class CustomTools
 
         return Prefix + body + Suffix;
     }
-
-    /// <summary>The definition an anchored pattern was made from (less a leading ^ and trailing $ it had).</summary>
-    public static string Definition(string anchored) => anchored[Prefix.Length..^Suffix.Length];
 
     private static bool EscapedAt(string text, int index)
     {

@@ -155,7 +155,7 @@ internal sealed class ResponsesJson(string id, string model, long createdAt, Res
                 {
                     json.WriteString("type", "grammar");
                     json.WriteString("syntax", "regex");
-                    json.WriteString("definition", CustomTools.Definition(pattern));
+                    json.WriteString("definition", pattern);
                 }
                 else if (tool.InputGrammar is { } grammar)
                 {

@@ -65,6 +65,11 @@ public sealed class PostgresAuditStore : SqlAuditStore
         Execute(connection, "SELECT pg_advisory_lock(hashtext('appliance-audit-schema'));");
         try
         {
+            if (SchemaComplete(connection))
+            {
+                return; // another node created it while this one waited for the lock
+            }
+
             for (var attempt = 1; ; attempt++)
             {
                 try
@@ -87,7 +92,7 @@ public sealed class PostgresAuditStore : SqlAuditStore
     private static bool SchemaComplete(DbConnection connection)
     {
         using var command = Command(connection,
-            "SELECT count(*) FROM pg_class WHERE relnamespace = current_schema()::regnamespace AND relname = ANY(@names)",
+            "SELECT count(*) FROM pg_class WHERE relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema()) AND relname = ANY(@names)",
             ("names", SchemaObjects));
         return Convert.ToInt64(command.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) == SchemaObjects.Length;
     }
@@ -133,7 +138,7 @@ public sealed class PostgresAuditStore : SqlAuditStore
     private static void DropInvalidWitnessIndex(DbConnection connection)
     {
         using var invalid = Command(connection,
-            "SELECT NOT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = 'audit_entries_witness' AND c.relnamespace = current_schema()::regnamespace");
+            "SELECT NOT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = 'audit_entries_witness' AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())");
         if (invalid.ExecuteScalar() is true)
         {
             Unbounded(connection, "DROP INDEX CONCURRENTLY IF EXISTS audit_entries_witness");

@@ -30,6 +30,9 @@ internal sealed class LarkGrammar
     /// <summary>The most parts a grammar may unfold into once its references are expanded.</summary>
     public const int MaxParts = 100_000;
 
+    /// <summary>The deepest nesting of groups in a definition, and of rules inside rules once expanded.</summary>
+    public const int MaxDepth = 64;
+
     // Lark's common.lark, the terminals a grammar may import (as Lark defines them, in Lark's own syntax).
     private const string Common = """
         DIGIT: "0".."9"
@@ -60,6 +63,12 @@ internal sealed class LarkGrammar
     private readonly Dictionary<string, Definition> _definitions;
     private readonly List<Expr> _ignored;
 
+    // Where ignored text is required between two parts of a rule, lest one token run into the next (LarkTokenBoundaries):
+    // per sequence, the boundaries after each item; per repetition, between its repeats.
+    private readonly Dictionary<Expr, bool[]> _requiredGaps = new(ReferenceEqualityComparer.Instance);
+    private readonly HashSet<Expr> _requiredSeparators = new(ReferenceEqualityComparer.Instance);
+    private readonly HashSet<Expr> _guardedItems = new(ReferenceEqualityComparer.Instance);
+
     private LarkGrammar(Dictionary<string, Definition> definitions, List<Expr> ignored)
     {
         _definitions = definitions;
@@ -74,6 +83,18 @@ internal sealed class LarkGrammar
             throw Refused($"The grammar is longer than {MaxLength} characters.");
         }
 
+        try
+        {
+            return Read(grammar);
+        }
+        catch (InsufficientExecutionStackException)
+        {
+            throw Refused($"The grammar nests too deeply (groups or rules more than {MaxDepth} deep).");
+        }
+    }
+
+    private static LarkGrammar Read(string grammar)
+    {
         var (definitions, imports, ignored) = new Reader(grammar).Read();
         foreach (var (name, alias, line) in imports)
         {
@@ -87,10 +108,11 @@ internal sealed class LarkGrammar
                 throw Refused($"Line {line}: '{alias}' is defined twice.");
             }
 
-            definitions[alias] = CommonDefinitions.Value[name] with { Name = alias };
+            // Its own dependencies under names of their own: a DIGIT the grammar defines is not common's DIGIT.
+            definitions[alias] = CommonDefinitions.Value[name] with { Name = alias, Body = Renamed(CommonDefinitions.Value[name].Body, CommonName) };
             foreach (var dependency in CommonDependencies(name))
             {
-                definitions.TryAdd(dependency, CommonDefinitions.Value[dependency]);
+                definitions.TryAdd(CommonName(dependency), CommonDefinitions.Value[dependency] with { Name = CommonName(dependency), Body = Renamed(CommonDefinitions.Value[dependency].Body, CommonName) });
             }
         }
 
@@ -115,6 +137,7 @@ internal sealed class LarkGrammar
             grammarRead.CheckReferences(ignore, null);
         }
 
+        grammarRead.FindTokenBoundaries();
         var language = grammarRead.Compile(raw: true);
         if (language.IsNothing)
         {
@@ -133,6 +156,170 @@ internal sealed class LarkGrammar
 
         return grammarRead;
     }
+
+    /// <summary>
+    /// Marks where, inside the rules, a token could run into the next one (Lark's lexer would take both as one): the
+    /// ignored text becomes required there; with nothing ignored, or ignored text the token would run into too, the
+    /// grammar is refused.
+    /// </summary>
+    private void FindTokenBoundaries()
+    {
+        var tokens = new Compiler(this, raw: true);
+        var boundaries = new LarkTokenBoundaries(key => tokens.TokenLanguage(key));
+        var ignoredTokens = _ignored.SelectMany(ignored => FirstTokens(ignored, [])).ToList();
+
+        bool Conflict(IEnumerable<object> before, IReadOnlyCollection<object> after, out string what)
+        {
+            foreach (var last in before)
+            {
+                if (after.FirstOrDefault(first => boundaries.RunsInto(last, first)) is { } next)
+                {
+                    if (_ignored.Count == 0 || ignoredTokens.Any(gap => boundaries.RunsInto(last, gap)))
+                    {
+                        throw Refused($"{Describe(last)} may run into {Describe(next)} right after it: Lark's lexer would read the two as one token. Put something required between them{(_ignored.Count == 0 ? " (or %ignore whitespace and write it there)" : string.Empty)}.");
+                    }
+
+                    what = Describe(next);
+                    return true;
+                }
+            }
+
+            what = string.Empty;
+            return false;
+        }
+
+        foreach (var definition in _definitions.Values.Where(d => !d.Terminal))
+        {
+            foreach (var part in Parts(definition.Body))
+            {
+                if (part is Sequence sequence)
+                {
+                    var required = new bool[sequence.Items.Count];
+                    for (var i = 0; i + 1 < sequence.Items.Count; i++)
+                    {
+                        // Each pair of tokens once, at the boundary just before the later one's item (looking back
+                        // past items that may be empty), so that an empty item between them does not ask twice.
+                        required[i] = Conflict(LastTokensUpTo(sequence.Items, i), FirstTokens(sequence.Items[i + 1], []), out _);
+                        if (required[i] && Nullable(sequence.Items[i + 1], []))
+                        {
+                            _guardedItems.Add(sequence.Items[i + 1]); // required only where the item is not empty
+                            required[i] = false;
+                        }
+                    }
+
+                    _requiredGaps[sequence] = required;
+                }
+                else if (part is Repetition { Max: not 1 } repetition && Conflict(LastTokens(repetition.Inner, []), FirstTokens(repetition.Inner, []), out _))
+                {
+                    _requiredSeparators.Add(repetition);
+                }
+            }
+        }
+    }
+
+    private static IEnumerable<Expr> Parts(Expr expr) => expr switch
+    {
+        Alternatives a => a.Choices.SelectMany(Parts).Prepend(expr),
+        Sequence q => q.Items.SelectMany(Parts).Prepend(expr),
+        Repetition r => Parts(r.Inner).Prepend(expr),
+        _ => [expr],
+    };
+
+    private string Describe(object token) => token switch
+    {
+        string terminal => $"the terminal {terminal}",
+        Text text => $"\"{text.Value}\"",
+        Pattern pattern => $"/{pattern.Regex}/",
+        CharacterRange range => $"a character range (line {range.Line})",
+        _ => "a token",
+    };
+
+    // Tokens are keyed by their part of the grammar: a terminal by its name, an anonymous string or regex by itself.
+    private List<object> FirstTokens(Expr expr, HashSet<string> visiting) => expr switch
+    {
+        Text or Pattern or CharacterRange => [expr],
+        Reference r when _definitions[r.Name].Terminal => [r.Name],
+        Reference r => visiting.Add(r.Name) ? Visited(visiting, r.Name, FirstTokens(_definitions[r.Name].Body, visiting)) : [],
+        Alternatives a => [.. a.Choices.SelectMany(choice => FirstTokens(choice, visiting))],
+        Sequence q => FirstTokensFrom(q.Items, 0, visiting),
+        Repetition r => FirstTokens(r.Inner, visiting),
+        _ => [],
+    };
+
+    private List<object> LastTokens(Expr expr, HashSet<string> visiting) => expr switch
+    {
+        Text or Pattern or CharacterRange => [expr],
+        Reference r when _definitions[r.Name].Terminal => [r.Name],
+        Reference r => visiting.Add(r.Name) ? Visited(visiting, r.Name, LastTokens(_definitions[r.Name].Body, visiting)) : [],
+        Alternatives a => [.. a.Choices.SelectMany(choice => LastTokens(choice, visiting))],
+        Sequence q => LastTokensUpTo(q.Items, q.Items.Count - 1, visiting),
+        Repetition r => LastTokens(r.Inner, visiting),
+        _ => [],
+    };
+
+    private static List<object> Visited(HashSet<string> visiting, string name, List<object> found)
+    {
+        visiting.Remove(name);
+        return found;
+    }
+
+    private List<object> FirstTokensFrom(IReadOnlyList<Expr> items, int from, HashSet<string>? visiting = null)
+    {
+        var found = new List<object>();
+        for (var i = from; i < items.Count; i++)
+        {
+            found.AddRange(FirstTokens(items[i], visiting ?? []));
+            if (!Nullable(items[i], []))
+            {
+                break;
+            }
+        }
+
+        return found;
+    }
+
+    private List<object> LastTokensUpTo(IReadOnlyList<Expr> items, int upTo, HashSet<string>? visiting = null)
+    {
+        var found = new List<object>();
+        for (var i = upTo; i >= 0; i--)
+        {
+            found.AddRange(LastTokens(items[i], visiting ?? []));
+            if (!Nullable(items[i], []))
+            {
+                break;
+            }
+        }
+
+        return found;
+    }
+
+    private bool Nullable(Expr expr, HashSet<string> visiting) => expr switch
+    {
+        Text or Pattern or CharacterRange => false,
+        Reference r when _definitions[r.Name].Terminal => false,
+        Reference r => visiting.Add(r.Name) && Visited(visiting, r.Name, Nullable(_definitions[r.Name].Body, visiting)),
+        Alternatives a => a.Choices.Count == 0 || a.Choices.Any(choice => Nullable(choice, visiting)),
+        Sequence q => q.Items.All(item => Nullable(item, visiting)),
+        Repetition r => r.Min == 0 || Nullable(r.Inner, visiting),
+        _ => false,
+    };
+
+    private static bool Visited(HashSet<string> visiting, string name, bool found)
+    {
+        visiting.Remove(name);
+        return found;
+    }
+
+    private static string CommonName(string name) => "common__" + name;
+
+    private static Expr Renamed(Expr expr, Func<string, string> rename) => expr switch
+    {
+        Reference r => r with { Name = rename(r.Name) },
+        Alternatives a => new Alternatives([.. a.Choices.Select(choice => Renamed(choice, rename))]),
+        Sequence q => new Sequence([.. q.Items.Select(item => Renamed(item, rename))]),
+        Repetition r => r with { Inner = Renamed(r.Inner, rename) },
+        _ => expr,
+    };
 
     /// <summary>The language of the grammar's texts: as JSON writes them inside a string, or (<paramref name="raw"/>) as UTF-8.</summary>
     public Lang Compile(bool raw) => new Compiler(this, raw).Start();
@@ -249,7 +436,9 @@ internal sealed class LarkGrammar
         private readonly Dictionary<string, int> _entered = [];
         private readonly Dictionary<string, Lang> _terminals = [];
         private Lang? _gap;
+        private Lang? _requiredGap;
         private int _parts;
+        private int _depth;
 
         public Lang Start()
         {
@@ -260,7 +449,17 @@ internal sealed class LarkGrammar
         /// <summary>What may stand between two tokens: any run of ignored terminals (nothing without %ignore).</summary>
         private Lang Gap() => _gap ??= grammar._ignored.Count == 0
             ? Epsilon
-            : Repeat(Any(grammar._ignored.Select(ignored => Build(ignored, inRule: false))), 0, null);
+            : Repeat(Any(grammar._ignored.Select(ignored => Token(Build(ignored, inRule: false), "%ignore"))), 0, null);
+
+        /// <summary>Ignored text required: between tokens that would otherwise run into each other.</summary>
+        private Lang RequiredGap() => _requiredGap ??= grammar._ignored.Count == 0
+            ? Epsilon
+            : Repeat(Any(grammar._ignored.Select(ignored => Build(ignored, inRule: false))), 1, null);
+
+        /// <summary>A token's language (a terminal by name, an anonymous string or regular expression), for <see cref="LarkTokenBoundaries"/>.</summary>
+        public Lang TokenLanguage(object token) => token is string terminal
+            ? Expand(grammar._definitions[terminal], inRule: false)
+            : Build((Expr)token, inRule: false);
 
         private Lang Build(Expr expr, bool inRule)
         {
@@ -269,25 +468,32 @@ internal sealed class LarkGrammar
                 throw Refused($"The grammar unfolds into more than {MaxParts} parts (recursion is unrolled {MaxRecursion} deep); simplify it.");
             }
 
+            System.Runtime.CompilerServices.RuntimeHelpers.EnsureSufficientExecutionStack();
             switch (expr)
             {
                 case Text text:
                     return PatternLanguage.Literal(text.Value, raw, text.IgnoreCase);
                 case CharacterRange range:
                     return PatternLanguage.Whole($"[\\u{range.Low:x4}-\\u{range.High:x4}]", $"line {range.Line}", raw);
+                case Pattern pattern when inRule:
+                    return Token(PatternLanguage.Whole(pattern.Regex, $"line {pattern.Line}", raw), $"Line {pattern.Line}: the regular expression /{pattern.Regex}/");
                 case Pattern pattern:
                     return PatternLanguage.Whole(pattern.Regex, $"line {pattern.Line}", raw);
                 case Alternatives alternatives:
                     return Any(alternatives.Choices.Select(choice => Build(choice, inRule)).ToList());
                 case Sequence sequence:
-                    var items = sequence.Items.Select(item => Build(item, inRule)).ToList();
+                    // An item that may be empty but must be set apart when it is not: nothing, or ignored text and it.
+                    var items = sequence.Items
+                        .Select(item => inRule && grammar._guardedItems.Contains(item) ? Any(Epsilon, Seq(RequiredGap(), Build(item, inRule))) : Build(item, inRule))
+                        .ToList();
+                    var required = grammar._requiredGaps.GetValueOrDefault(sequence);
                     return inRule && grammar._ignored.Count > 0
-                        ? Seq([.. items.SelectMany((item, i) => i == 0 ? new[] { item } : [Gap(), item])])
+                        ? Seq([.. items.SelectMany((item, i) => i == 0 ? new[] { item } : [required?[i - 1] == true ? RequiredGap() : Gap(), item])])
                         : Seq([.. items]);
                 case Repetition repetition:
                     var inner = Build(repetition.Inner, inRule);
                     return inRule && grammar._ignored.Count > 0
-                        ? SeparatedList(inner, Gap(), repetition.Min, repetition.Max)
+                        ? SeparatedList(inner, grammar._requiredSeparators.Contains(repetition) ? RequiredGap() : Gap(), repetition.Min, repetition.Max)
                         : Repeat(inner, repetition.Min, repetition.Max);
                 case Reference reference:
                     return Expand(grammar._definitions[reference.Name], inRule);
@@ -304,13 +510,41 @@ internal sealed class LarkGrammar
                 if (!_terminals.TryGetValue(definition.Name, out var built))
                 {
                     built = Entered(definition, () => Build(definition.Body, inRule: false));
+                    if (!built.IsNothing)
+                    {
+                        Token(built, $"Line {definition.Line}: the terminal {definition.Name}");
+                    }
+
                     _terminals[definition.Name] = built;
                 }
 
                 return built;
             }
 
-            return Entered(definition, () => Build(definition.Body, inRule));
+            if (++_depth > MaxDepth)
+            {
+                throw Refused($"Rules nest more than {MaxDepth} deep.");
+            }
+
+            try
+            {
+                return Entered(definition, () => Build(definition.Body, inRule));
+            }
+            finally
+            {
+                _depth--;
+            }
+        }
+
+        /// <summary>A token's language, refused when it holds the empty text (Lark refuses zero-width terminals).</summary>
+        private static Lang Token(Lang token, string what)
+        {
+            var nfa = new Automaton.Nfa();
+            nfa.Accept = token.Emit(nfa, nfa.Start);
+            var dfa = new Automaton.LazyDfa(nfa);
+            return dfa.IsAccepting(dfa.Start)
+                ? throw Refused($"{what} can match the empty text (Lark refuses zero-width terminals).")
+                : token;
         }
 
         private Lang Entered(Definition definition, Func<Lang> build)
@@ -370,6 +604,7 @@ internal sealed class LarkGrammar
     {
         private List<Token> _tokens = [];
         private int _at;
+        private int _depth;
 
         public (Dictionary<string, Definition> Definitions, List<(string Name, string Alias, int Line)> Imports, List<Expr> Ignored) Read()
         {
@@ -489,7 +724,14 @@ internal sealed class LarkGrammar
             }
 
             var name = Expect(Kind.Name, "a rule or terminal name");
-            var terminal = name.Value.TrimStart('_') is { Length: > 0 } bare && char.IsAsciiLetterUpper(bare[0]);
+            var bare = name.Value.TrimStart('_');
+            var terminal = bare.Length > 0 && bare.All(c => char.IsAsciiLetterUpper(c) || char.IsAsciiDigit(c) || c == '_') && char.IsAsciiLetterUpper(bare[0]);
+            var rule = bare.Length > 0 && bare.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c == '_') && char.IsAsciiLetterLower(bare[0]);
+            if (!(terminal || rule) || name.Value.StartsWith("__", StringComparison.Ordinal))
+            {
+                throw Refused($"Line {name.Line}: '{name.Value}' is neither a rule name (lower case) nor a terminal name (upper case).");
+            }
+
             if (IsSymbol("{"))
             {
                 throw Refused($"Line {name.Line}: templates ('{name.Value}{{...}}') are not supported.");
@@ -581,21 +823,66 @@ internal sealed class LarkGrammar
                 case Kind.Name:
                     return new Reference(token.Value, token.Line);
                 case Kind.Regex:
-                    return new Pattern(token.Value, token.Line);
+                    return new Pattern(CheckedRegex(token), token.Line);
                 case Kind.String when IsSymbol(".."):
                     _at++;
                     var high = Expect(Kind.String, "the end of a character range");
                     var (from, to) = (Single(token), Single(high));
+                    if (from is '^' or '[' or ']' or '\\' or '-' || to is '^' or '[' or ']' or '\\' or '-')
+                    {
+                        throw Refused($"Line {token.Line}: the range \"{token.Value}\"..\"{high.Value}\" (Lark writes ranges into a regular expression's class, where '^ [ ] \\ -' mean something else).");
+                    }
+
                     return from <= to ? new CharacterRange(from, to, token.Line) : throw Refused($"Line {token.Line}: the range \"{token.Value}\"..\"{high.Value}\" counts down.");
                 case Kind.String:
-                    return token.Value.Length == 0 ? new Sequence([]) : new Text(token.Value, token.Flag);
+                    return token.Value.Length == 0 ? throw Refused($"Line {token.Line}: an empty string (Lark refuses empty terminals).") : new Text(token.Value, token.Flag);
                 case Kind.Symbol when token.Value is "(" or "[":
+                    if (++_depth > MaxDepth)
+                    {
+                        throw Refused($"Line {token.Line}: groups nest more than {MaxDepth} deep.");
+                    }
+
                     var inner = Expansions();
                     ExpectSymbol(token.Value == "(" ? ")" : "]");
+                    _depth--;
                     return token.Value == "(" ? inner : new Repetition(inner, 0, 1);
                 default:
                     throw Refused($"Line {token.Line}: '{token.Value}' was not expected here.");
             }
+        }
+
+        /// <summary>
+        /// A regular expression as Lark hands it to Python: anchors would anchor to the whole input there (not to the
+        /// token), and Lark decodes \x and \u escapes first, so one that decodes to a metacharacter means that
+        /// metacharacter: both are refused rather than read differently.
+        /// </summary>
+        private static string CheckedRegex(Token regex)
+        {
+            var pattern = regex.Value;
+            if (pattern.StartsWith('^') || (pattern.EndsWith('$') && !pattern.EndsWith("\\$", StringComparison.Ordinal)))
+            {
+                throw Refused($"Line {regex.Line}: ^ or $ in /{pattern}/ (in Lark they anchor to the whole input, not the token).");
+            }
+
+            for (var i = 0; i + 1 < pattern.Length; i++)
+            {
+                if (pattern[i] != '\\')
+                {
+                    continue;
+                }
+
+                var digits = pattern[i + 1] switch { 'x' => 2, 'u' => 4, _ => 0 };
+                if (digits > 0 && i + 2 + digits <= pattern.Length
+                    && int.TryParse(pattern.AsSpan(i + 2, digits), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var code)
+                    && code < 0x80 && "\\^$.|?*+()[]{}-/".Contains((char)code, StringComparison.Ordinal))
+                {
+                    throw Refused($"Line {regex.Line}: the escape {pattern.Substring(i, 2 + digits)} in /{pattern}/ (Lark decodes it to '{(char)code}' before the regular expression is read).");
+                }
+
+                i++;
+            }
+
+            return pattern;
         }
 
         private static int Single(Token text) =>
@@ -687,20 +974,28 @@ internal sealed class LarkGrammar
             }
 
             tokens.Add(new Token(Kind.End, "end of grammar", line));
-            return [.. tokens.Where((token, index) => token.Kind != Kind.Newline || !ContinuedAt(tokens, index + 1))];
-        }
 
-        private static bool ContinuedAt(List<Token> tokens, int index)
-        {
-            while (tokens[index].Kind == Kind.Newline)
+            // Line breaks before a '|' (past any empty lines) are dropped, in one pass from the end.
+            var kept = new List<Token>(tokens.Count);
+            var barFollows = false;
+            for (var i = tokens.Count - 1; i >= 0; i--)
             {
-                index++;
+                if (tokens[i].Kind != Kind.Newline)
+                {
+                    barFollows = tokens[i] is { Kind: Kind.Symbol, Value: "|" };
+                    kept.Add(tokens[i]);
+                }
+                else if (!barFollows)
+                {
+                    kept.Add(tokens[i]);
+                }
             }
 
-            return tokens[index] is { Kind: Kind.Symbol, Value: "|" };
+            kept.Reverse();
+            return kept;
         }
 
-        /// <summary>A "..." string with its escapes (\" \\ \n \t \r \f \v \0 \xHH \uHHHH); returns the text and where the literal ends.</summary>
+        /// <summary>A "..." string with the escapes Lark decodes alike (\" \\ \n \t \r \f \xHH \uHHHH; others refused); returns the text and where the literal ends.</summary>
         private (string Value, int End) StringLiteral(int start, int line)
         {
             var text = new StringBuilder();
@@ -725,7 +1020,7 @@ internal sealed class LarkGrammar
 
                 switch (grammar[i])
                 {
-                    case '"' or '\\' or '\'':
+                    case '"' or '\\':
                         text.Append(grammar[i]);
                         break;
                     case 'n':
@@ -740,17 +1035,16 @@ internal sealed class LarkGrammar
                     case 'f':
                         text.Append('\f');
                         break;
-                    case 'v':
-                        text.Append('\v');
-                        break;
-                    case '0':
-                        text.Append('\0');
-                        break;
                     case 'x' or 'u':
                         var digits = grammar[i] == 'x' ? 2 : 4;
                         if (i + digits >= grammar.Length || !int.TryParse(grammar.AsSpan(i + 1, digits), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var code))
                         {
                             throw Refused($"Line {line}: a \\{grammar[i]} escape needs {digits} hexadecimal digits.");
+                        }
+
+                        if (code is >= 0xD800 and <= 0xDFFF)
+                        {
+                            throw Refused($"Line {line}: the escape \\{grammar[i]}{grammar.Substring(i + 1, digits)} is half a character (a surrogate).");
                         }
 
                         text.Append((char)code);

@@ -219,7 +219,8 @@ public sealed class ToolUseTests
 
         var parsed = new ToolUse([tool], "auto", null, Parallel: true).Read(output, ToolCallFormat.Hermes);
 
-        Assert.Equal("^(?:[A-Z]{3}-[0-9]{2,4})$", tool.InputPattern); // anchored once, the definition's own anchors taken off
+        Assert.Equal("^(?:[A-Z]{3}-[0-9]{2,4})$", CustomTools.Anchored(tool.InputPattern!)); // anchored once, the definition's own anchors taken off
+        Assert.Contains("\"pattern\":\"^(?:[A-Z]{3}-[0-9]{2,4})$\"", tool.Parameters, StringComparison.Ordinal); // what a forced call enforces
         Assert.Equal(counts, parsed.Calls.Count == 1);
         Assert.Equal(counts ? string.Empty : output, parsed.Content ?? string.Empty);
     }
