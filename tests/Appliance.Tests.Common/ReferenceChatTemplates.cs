@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json;
 using Appliance.Prompting;
 
@@ -19,16 +18,7 @@ public static class ReferenceChatTemplates
     public static string Render(string template, IReadOnlyList<ChatMessage> messages, string? bosToken, string? eosToken, bool addGenerationPrompt, string today,
         IReadOnlyList<ToolDefinition>? tools = null, bool callsAsSent = false)
     {
-        var start = new ProcessStartInfo("/usr/bin/python3", [Path.Combine(RepositoryPaths.Root, "tests", "reference-py", "render_chat_template.py")])
-        {
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            StandardInputEncoding = new System.Text.UTF8Encoding(false),
-            StandardOutputEncoding = System.Text.Encoding.UTF8,
-        };
-        using var process = Process.Start(start) ?? throw new InvalidOperationException("could not start /usr/bin/python3");
-        process.StandardInput.Write(JsonSerializer.Serialize(new
+        return ReferencePython.Run("render_chat_template.py", new
         {
             template,
             messages = messages.Select(message => Message(message, callsAsSent)),
@@ -37,14 +27,7 @@ public static class ReferenceChatTemplates
             eos_token = eosToken,
             add_generation_prompt = addGenerationPrompt,
             today,
-        }));
-        process.StandardInput.Close();
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        process.WaitForExit();
-        return process.ExitCode == 0
-            ? stdout.Result
-            : throw new InvalidOperationException($"reference Jinja2 failed (is python3-jinja2 installed? .ci/run installs it): {stderr.Result}");
+        }, "python3-jinja2");
     }
 
     private static Dictionary<string, object?> Message(ChatMessage message, bool callsAsSent)

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json;
 
 namespace Appliance.Tests.Common;
@@ -7,24 +6,6 @@ namespace Appliance.Tests.Common;
 public static class ReferenceLark
 {
     /// <summary>For each text, whether Lark's Earley parser parses it from the grammar's 'start' rule.</summary>
-    public static IReadOnlyList<bool> Parses(string grammar, IReadOnlyList<string> texts)
-    {
-        var start = new ProcessStartInfo("/usr/bin/python3", [Path.Combine(RepositoryPaths.Root, "tests", "reference-py", "lark_parse.py")])
-        {
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            StandardInputEncoding = new System.Text.UTF8Encoding(false),
-            StandardOutputEncoding = System.Text.Encoding.UTF8,
-        };
-        using var process = Process.Start(start) ?? throw new InvalidOperationException("could not start /usr/bin/python3");
-        process.StandardInput.Write(JsonSerializer.Serialize(new { grammar, texts }));
-        process.StandardInput.Close();
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        process.WaitForExit();
-        return process.ExitCode == 0
-            ? JsonSerializer.Deserialize<List<bool>>(stdout.Result)!
-            : throw new InvalidOperationException($"reference Lark failed (is python3-lark installed? .ci/run installs it): {stderr.Result}");
-    }
+    public static IReadOnlyList<bool> Parses(string grammar, IReadOnlyList<string> texts) =>
+        JsonSerializer.Deserialize<List<bool>>(ReferencePython.Run("lark_parse.py", new { grammar, texts }, "python3-lark"))!;
 }
