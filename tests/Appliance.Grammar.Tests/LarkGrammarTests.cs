@@ -119,6 +119,17 @@ public sealed class LarkGrammarTests
     }
 
     [Fact]
+    public void Rules_that_name_each_other_many_times_are_refused_for_their_size_not_read_forever()
+    {
+        // Each rule names the next twice: 2^39 ways down. Read once per rule, then refused when unfolded too far.
+        var rules = string.Join('\n', Enumerable.Range(1, 40).Select(i => i < 40 ? $"r{i}: r{i + 1} | r{i + 1} \"b\"" : $"r{i}: \"a\""));
+
+        var refused = Assert.Throws<SchemaRefusedException>(() => TextGrammar.Lark("start: r1 \"x\"\n" + rules));
+
+        Assert.Contains("unfolds into more than", refused.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Groups_nested_beyond_the_bound_are_refused_rather_than_exhausting_the_stack()
     {
         var grammar = "start: " + new string('(', 10_000) + "\"a\"" + new string(')', 10_000);
@@ -175,6 +186,14 @@ public sealed class LarkGrammarTests
     [InlineData("start: /^a/", "anchor to the whole input")]
     [InlineData("start: /\\u005cd/", "decodes it")]
     [InlineData("Start: \"a\"", "neither a rule name")]
+    [InlineData("start: (NAME NEWLINE)+\n%import common.CNAME -> NAME\n%import common.NEWLINE\n%import common.WS\n%ignore WS", "The ignored the terminal WS may run into the terminal NEWLINE")]
+    [InlineData("start: VALUE (\",\" VALUE)*\nVALUE: /\\S+/\n%ignore /#[^\\n]*/", "may run into")]
+    [InlineData("start: TEXT (\";\" TEXT)*\nTEXT: /[a-z][a-z ]*/\n%import common.WS\n%ignore WS", "may run into the ignored")]
+    [InlineData("start: A\nA: \"a\" A | \"b\"", "made of itself")]
+    [InlineData("start: A\nA: \"a\" -> b", "alias ('->') inside a terminal")]
+    [InlineData("start: num\n%import common.INT -> num", "not a terminal name")]
+    [InlineData("start: \"\U0001F600\"..\"\U0001F603\"", "basic plane")]
+    [InlineData("start: A\nA: ((\"a\" ~ 256) ~ 256) ~ 7", "too large")]
     public void A_grammar_that_cannot_be_read_or_enforced_is_refused_saying_why(string grammar, string reason)
     {
 

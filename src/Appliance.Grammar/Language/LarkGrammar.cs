@@ -68,6 +68,10 @@ internal sealed class LarkGrammar
     private readonly Dictionary<Expr, bool[]> _requiredGaps = new(ReferenceEqualityComparer.Instance);
     private readonly HashSet<Expr> _requiredSeparators = new(ReferenceEqualityComparer.Instance);
     private readonly HashSet<Expr> _guardedItems = new(ReferenceEqualityComparer.Instance);
+    private readonly Dictionary<string, HashSet<TokenKey>> _first = [];
+    private readonly Dictionary<string, HashSet<TokenKey>> _last = [];
+    private readonly Dictionary<string, bool> _nullable = [];
+    private readonly Dictionary<TokenKey, Expr> _tokenParts = [];
 
     private LarkGrammar(Dictionary<string, Definition> definitions, List<Expr> ignored)
     {
@@ -91,6 +95,10 @@ internal sealed class LarkGrammar
         {
             throw Refused($"The grammar nests too deeply (groups or rules more than {MaxDepth} deep).");
         }
+        catch (GrammarTooLargeException tooLarge)
+        {
+            throw Refused($"The grammar is too large to enforce: {tooLarge.Message}.");
+        }
     }
 
     private static LarkGrammar Read(string grammar)
@@ -106,6 +114,11 @@ internal sealed class LarkGrammar
             if (definitions.ContainsKey(alias))
             {
                 throw Refused($"Line {line}: '{alias}' is defined twice.");
+            }
+
+            if (!alias.TrimStart('_').All(c => char.IsAsciiLetterUpper(c) || char.IsAsciiDigit(c) || c == '_') || alias.TrimStart('_').Length == 0)
+            {
+                throw Refused($"Line {line}: the terminal common.{name} imported as '{alias}', which is not a terminal name (upper case).");
             }
 
             // Its own dependencies under names of their own: a DIGIT the grammar defines is not common's DIGIT.
@@ -137,6 +150,8 @@ internal sealed class LarkGrammar
             grammarRead.CheckReferences(ignore, null);
         }
 
+        grammarRead.RefuseRecursiveTerminals();
+
         grammarRead.FindTokenBoundaries();
         var language = grammarRead.Compile(raw: true);
         if (language.IsNothing)
@@ -158,33 +173,48 @@ internal sealed class LarkGrammar
     }
 
     /// <summary>
-    /// Marks where, inside the rules, a token could run into the next one (Lark's lexer would take both as one): the
-    /// ignored text becomes required there; with nothing ignored, or ignored text the token would run into too, the
-    /// grammar is refused.
+    /// Marks where, inside the rules, a token could run into the next one (the lexer takes a terminal's longest match,
+    /// so the two would read as one): the ignored text becomes required there; without %ignore the grammar is
+    /// refused. Ignored text that could run into a token, or a token into ignored text, is refused too: neither can be
+    /// set apart.
     /// </summary>
     private void FindTokenBoundaries()
     {
+        ComputeRuleSets();
         var tokens = new Compiler(this, raw: true);
-        var boundaries = new LarkTokenBoundaries(key => tokens.TokenLanguage(key));
-        var ignoredTokens = _ignored.SelectMany(ignored => FirstTokens(ignored, [])).ToList();
+        var boundaries = new LarkTokenBoundaries(key => tokens.TokenLanguage((TokenKey)key));
+        var ignoredFirst = _ignored.SelectMany(FirstOf).Distinct().ToList();
+        var ignoredLast = _ignored.SelectMany(LastOf).Distinct().ToList();
+        var ruleTokens = _definitions.Values.Where(d => !d.Terminal).SelectMany(d => Leaves(d.Body)).Distinct().ToList();
+        foreach (var gap in ignoredLast)
+        {
+            // (a run of the same ignored terminal reads as one: still ignored)
+            if (ruleTokens.Concat(ignoredFirst.Where(other => other != gap)).FirstOrDefault(next => boundaries.RunsInto(gap, next)) is { } swallowed)
+            {
+                throw Refused($"The ignored {Describe(gap)} may run into {Describe(swallowed)}: the lexer would read them as one token.");
+            }
+        }
 
-        bool Conflict(IEnumerable<object> before, IReadOnlyCollection<object> after, out string what)
+        foreach (var token in ruleTokens)
+        {
+            if (ignoredFirst.FirstOrDefault(gap => boundaries.RunsInto(token, gap)) is { } gap)
+            {
+                throw Refused($"{Describe(token)} may run into the ignored {Describe(gap)}: the lexer would read them as one token.");
+            }
+        }
+
+        bool Conflict(IEnumerable<TokenKey> before, IReadOnlyCollection<TokenKey> after)
         {
             foreach (var last in before)
             {
                 if (after.FirstOrDefault(first => boundaries.RunsInto(last, first)) is { } next)
                 {
-                    if (_ignored.Count == 0 || ignoredTokens.Any(gap => boundaries.RunsInto(last, gap)))
-                    {
-                        throw Refused($"{Describe(last)} may run into {Describe(next)} right after it: Lark's lexer would read the two as one token. Put something required between them{(_ignored.Count == 0 ? " (or %ignore whitespace and write it there)" : string.Empty)}.");
-                    }
-
-                    what = Describe(next);
-                    return true;
+                    return _ignored.Count > 0
+                        ? true
+                        : throw Refused($"{Describe(last)} may run into {Describe(next)} right after it: the lexer would read the two as one token. Put something required between them (or %ignore whitespace and write it there).");
                 }
             }
 
-            what = string.Empty;
             return false;
         }
 
@@ -199,8 +229,8 @@ internal sealed class LarkGrammar
                     {
                         // Each pair of tokens once, at the boundary just before the later one's item (looking back
                         // past items that may be empty), so that an empty item between them does not ask twice.
-                        required[i] = Conflict(LastTokensUpTo(sequence.Items, i), FirstTokens(sequence.Items[i + 1], []), out _);
-                        if (required[i] && Nullable(sequence.Items[i + 1], []))
+                        required[i] = Conflict(LastOfUpTo(sequence.Items, i), FirstOf(sequence.Items[i + 1]));
+                        if (required[i] && NullableOf(sequence.Items[i + 1]))
                         {
                             _guardedItems.Add(sequence.Items[i + 1]); // required only where the item is not empty
                             required[i] = false;
@@ -209,7 +239,7 @@ internal sealed class LarkGrammar
 
                     _requiredGaps[sequence] = required;
                 }
-                else if (part is Repetition { Max: not 1 } repetition && Conflict(LastTokens(repetition.Inner, []), FirstTokens(repetition.Inner, []), out _))
+                else if (part is Repetition { Max: not 1 } repetition && Conflict(LastOf(repetition.Inner), FirstOf(repetition.Inner)))
                 {
                     _requiredSeparators.Add(repetition);
                 }
@@ -225,89 +255,121 @@ internal sealed class LarkGrammar
         _ => [expr],
     };
 
-    private string Describe(object token) => token switch
+    /// <summary>The tokens a rule's body names itself (terminals, strings, expressions, ranges), rules not followed.</summary>
+    private IEnumerable<TokenKey> Leaves(Expr expr) => Parts(expr).Where(part => part is Text or Pattern or CharacterRange || (part is Reference r && _definitions[r.Name].Terminal)).Select(Key);
+
+    private static string Describe(TokenKey token) => token.Kind switch
     {
-        string terminal => $"the terminal {terminal}",
-        Text text => $"\"{text.Value}\"",
-        Pattern pattern => $"/{pattern.Regex}/",
-        CharacterRange range => $"a character range (line {range.Line})",
-        _ => "a token",
+        TokenKind.Terminal => $"the terminal {token.Value}",
+        TokenKind.Text => $"\"{token.Value}\"",
+        TokenKind.Pattern => $"/{token.Value}/",
+        _ => "a character range",
     };
 
-    // Tokens are keyed by their part of the grammar: a terminal by its name, an anonymous string or regex by itself.
-    private List<object> FirstTokens(Expr expr, HashSet<string> visiting) => expr switch
+    private TokenKey Key(Expr token)
     {
-        Text or Pattern or CharacterRange => [expr],
-        Reference r when _definitions[r.Name].Terminal => [r.Name],
-        Reference r => visiting.Add(r.Name) ? Visited(visiting, r.Name, FirstTokens(_definitions[r.Name].Body, visiting)) : [],
-        Alternatives a => [.. a.Choices.SelectMany(choice => FirstTokens(choice, visiting))],
-        Sequence q => FirstTokensFrom(q.Items, 0, visiting),
-        Repetition r => FirstTokens(r.Inner, visiting),
-        _ => [],
-    };
-
-    private List<object> LastTokens(Expr expr, HashSet<string> visiting) => expr switch
-    {
-        Text or Pattern or CharacterRange => [expr],
-        Reference r when _definitions[r.Name].Terminal => [r.Name],
-        Reference r => visiting.Add(r.Name) ? Visited(visiting, r.Name, LastTokens(_definitions[r.Name].Body, visiting)) : [],
-        Alternatives a => [.. a.Choices.SelectMany(choice => LastTokens(choice, visiting))],
-        Sequence q => LastTokensUpTo(q.Items, q.Items.Count - 1, visiting),
-        Repetition r => LastTokens(r.Inner, visiting),
-        _ => [],
-    };
-
-    private static List<object> Visited(HashSet<string> visiting, string name, List<object> found)
-    {
-        visiting.Remove(name);
-        return found;
+        var key = token switch
+        {
+            Reference r => new TokenKey(TokenKind.Terminal, r.Name),
+            Text t => new TokenKey(TokenKind.Text, t.Value, t.IgnoreCase),
+            Pattern p => new TokenKey(TokenKind.Pattern, p.Regex),
+            CharacterRange c => new TokenKey(TokenKind.Range, $"{c.Low}-{c.High}"),
+            _ => throw new InvalidOperationException($"not a token: {token}"),
+        };
+        _tokenParts.TryAdd(key, token);
+        return key;
     }
 
-    private List<object> FirstTokensFrom(IReadOnlyList<Expr> items, int from, HashSet<string>? visiting = null)
+    /// <summary>
+    /// Per rule: whether it may be empty, and the tokens it may start and end with, found together until nothing
+    /// changes (each rule's sets computed once, so rules that name each other many times cost nothing more).
+    /// </summary>
+    private void ComputeRuleSets()
     {
-        var found = new List<object>();
+        var rules = _definitions.Values.Where(d => !d.Terminal).ToList();
+        foreach (var rule in rules)
+        {
+            (_first[rule.Name], _last[rule.Name], _nullable[rule.Name]) = ([], [], false);
+        }
+
+        for (var changed = true; changed;)
+        {
+            changed = false;
+            foreach (var rule in rules)
+            {
+                if (!_nullable[rule.Name] && NullableOf(rule.Body))
+                {
+                    (_nullable[rule.Name], changed) = (true, true);
+                }
+
+                foreach (var token in FirstOf(rule.Body))
+                {
+                    changed |= _first[rule.Name].Add(token);
+                }
+
+                foreach (var token in LastOf(rule.Body))
+                {
+                    changed |= _last[rule.Name].Add(token);
+                }
+            }
+        }
+    }
+
+    private bool NullableOf(Expr expr) => expr switch
+    {
+        Reference r when !_definitions[r.Name].Terminal => _nullable.GetValueOrDefault(r.Name),
+        Alternatives a => a.Choices.Count == 0 || a.Choices.Any(NullableOf),
+        Sequence q => q.Items.All(NullableOf),
+        Repetition r => r.Min == 0 || NullableOf(r.Inner),
+        _ => false, // a token: never empty (zero-width terminals are refused)
+    };
+
+    private IReadOnlyCollection<TokenKey> FirstOf(Expr expr) => expr switch
+    {
+        Reference r when !_definitions[r.Name].Terminal => _first.GetValueOrDefault(r.Name) ?? [],
+        Alternatives a => [.. a.Choices.SelectMany(FirstOf).Distinct()],
+        Sequence q => FirstOfFrom(q.Items, 0),
+        Repetition r => FirstOf(r.Inner),
+        _ => [Key(expr)],
+    };
+
+    private IReadOnlyCollection<TokenKey> LastOf(Expr expr) => expr switch
+    {
+        Reference r when !_definitions[r.Name].Terminal => _last.GetValueOrDefault(r.Name) ?? [],
+        Alternatives a => [.. a.Choices.SelectMany(LastOf).Distinct()],
+        Sequence q => LastOfUpTo(q.Items, q.Items.Count - 1),
+        Repetition r => LastOf(r.Inner),
+        _ => [Key(expr)],
+    };
+
+    private List<TokenKey> FirstOfFrom(IReadOnlyList<Expr> items, int from)
+    {
+        var found = new HashSet<TokenKey>();
         for (var i = from; i < items.Count; i++)
         {
-            found.AddRange(FirstTokens(items[i], visiting ?? []));
-            if (!Nullable(items[i], []))
+            found.UnionWith(FirstOf(items[i]));
+            if (!NullableOf(items[i]))
             {
                 break;
             }
         }
 
-        return found;
+        return [.. found];
     }
 
-    private List<object> LastTokensUpTo(IReadOnlyList<Expr> items, int upTo, HashSet<string>? visiting = null)
+    private List<TokenKey> LastOfUpTo(IReadOnlyList<Expr> items, int upTo)
     {
-        var found = new List<object>();
+        var found = new HashSet<TokenKey>();
         for (var i = upTo; i >= 0; i--)
         {
-            found.AddRange(LastTokens(items[i], visiting ?? []));
-            if (!Nullable(items[i], []))
+            found.UnionWith(LastOf(items[i]));
+            if (!NullableOf(items[i]))
             {
                 break;
             }
         }
 
-        return found;
-    }
-
-    private bool Nullable(Expr expr, HashSet<string> visiting) => expr switch
-    {
-        Text or Pattern or CharacterRange => false,
-        Reference r when _definitions[r.Name].Terminal => false,
-        Reference r => visiting.Add(r.Name) && Visited(visiting, r.Name, Nullable(_definitions[r.Name].Body, visiting)),
-        Alternatives a => a.Choices.Count == 0 || a.Choices.Any(choice => Nullable(choice, visiting)),
-        Sequence q => q.Items.All(item => Nullable(item, visiting)),
-        Repetition r => r.Min == 0 || Nullable(r.Inner, visiting),
-        _ => false,
-    };
-
-    private static bool Visited(HashSet<string> visiting, string name, bool found)
-    {
-        visiting.Remove(name);
-        return found;
+        return [.. found];
     }
 
     private static string CommonName(string name) => "common__" + name;
@@ -419,6 +481,39 @@ internal sealed class LarkGrammar
         }
     }
 
+    /// <summary>Terminals are regular: one made of itself (directly or not) is refused, as Lark refuses it.</summary>
+    private void RefuseRecursiveTerminals()
+    {
+        var done = new HashSet<string>();
+        var path = new HashSet<string>();
+
+        void Visit(string name)
+        {
+            if (done.Contains(name))
+            {
+                return;
+            }
+
+            if (!path.Add(name))
+            {
+                throw Refused($"Line {_definitions[name].Line}: the terminal {name} is made of itself; terminals cannot recurse.");
+            }
+
+            foreach (var reference in References(_definitions[name].Body).Where(r => _definitions[r].Terminal))
+            {
+                Visit(reference);
+            }
+
+            path.Remove(name);
+            done.Add(name);
+        }
+
+        foreach (var terminal in _definitions.Values.Where(d => d.Terminal))
+        {
+            Visit(terminal.Name);
+        }
+    }
+
     private static IEnumerable<Reference> ReferenceNodes(Expr expr) => expr switch
     {
         Reference r => [r],
@@ -457,9 +552,9 @@ internal sealed class LarkGrammar
             : Repeat(Any(grammar._ignored.Select(ignored => Build(ignored, inRule: false))), 1, null);
 
         /// <summary>A token's language (a terminal by name, an anonymous string or regular expression), for <see cref="LarkTokenBoundaries"/>.</summary>
-        public Lang TokenLanguage(object token) => token is string terminal
-            ? Expand(grammar._definitions[terminal], inRule: false)
-            : Build((Expr)token, inRule: false);
+        public Lang TokenLanguage(TokenKey token) => token.Kind == TokenKind.Terminal
+            ? Expand(grammar._definitions[token.Value], inRule: false)
+            : Build(grammar._tokenParts[token], inRule: false);
 
         private Lang Build(Expr expr, bool inRule)
         {
@@ -569,6 +664,17 @@ internal sealed class LarkGrammar
 
     private abstract record Expr;
 
+    private enum TokenKind
+    {
+        Terminal,
+        Text,
+        Pattern,
+        Range,
+    }
+
+    /// <summary>A token by what it is: a terminal by its name, a string, expression or range by its text (equal ones are one).</summary>
+    private sealed record TokenKey(TokenKind Kind, string Value, bool IgnoreCase = false);
+
     private sealed record Alternatives(IReadOnlyList<Expr> Choices) : Expr;
 
     private sealed record Sequence(IReadOnlyList<Expr> Items) : Expr;
@@ -605,6 +711,7 @@ internal sealed class LarkGrammar
         private List<Token> _tokens = [];
         private int _at;
         private int _depth;
+        private bool _inTerminal;
 
         public (Dictionary<string, Definition> Definitions, List<(string Name, string Alias, int Line)> Imports, List<Expr> Ignored) Read()
         {
@@ -630,6 +737,7 @@ internal sealed class LarkGrammar
                             imports.AddRange(Import(first.Line));
                             break;
                         case "ignore":
+                            _inTerminal = true;
                             ignored.Add(Expansions());
                             break;
                         default:
@@ -749,6 +857,7 @@ internal sealed class LarkGrammar
             }
 
             ExpectSymbol(":");
+            _inTerminal = terminal;
             return new Definition(name.Value, Expansions(), terminal, name.Line);
         }
 
@@ -774,6 +883,11 @@ internal sealed class LarkGrammar
 
             if (IsSymbol("->"))
             {
+                if (_inTerminal)
+                {
+                    throw Refused($"Line {Peek.Line}: an alias ('->') inside a terminal.");
+                }
+
                 _at++;
                 Expect(Kind.Name, "an alias"); // names the tree node, nothing else
             }
@@ -886,9 +1000,9 @@ internal sealed class LarkGrammar
         }
 
         private static int Single(Token text) =>
-            text.Value.Length > 0 && text.Value.Length == (char.IsSurrogatePair(text.Value, 0) ? 2 : 1) && !text.Flag
-                ? char.ConvertToUtf32(text.Value, 0)
-                : throw Refused($"Line {text.Line}: a character range's ends must be single characters.");
+            text.Value.Length == 1 && !char.IsSurrogate(text.Value[0]) && !text.Flag
+                ? text.Value[0]
+                : throw Refused($"Line {text.Line}: a character range's ends must be single characters of the basic plane (up to U+FFFF).");
 
         /// <summary>The grammar's tokens; a line break before a '|' continues the definition above it.</summary>
         private List<Token> Tokens()
@@ -917,7 +1031,7 @@ internal sealed class LarkGrammar
                 else if (c == '"')
                 {
                     var (value, end) = StringLiteral(i, line);
-                    var ignoreCase = end < grammar.Length && grammar[end] == 'i' && (end + 1 == grammar.Length || !char.IsAsciiLetterOrDigit(grammar[end + 1]));
+                    var ignoreCase = end < grammar.Length && grammar[end] == 'i'; // as Lark reads it: "a"ib is "a"i then b
                     tokens.Add(new Token(Kind.String, value, line, ignoreCase));
                     i = ignoreCase ? end + 1 : end;
                 }

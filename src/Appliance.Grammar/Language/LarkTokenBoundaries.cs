@@ -1,65 +1,41 @@
 using Appliance.Grammar.Automaton;
+using Appliance.Grammar.Schema;
 
 namespace Appliance.Grammar.Language;
 
 /// <summary>
-/// Where, in a Lark grammar's rules, one token may run into the next. Lark's lexer takes each terminal's match whole
-/// (a regular expression matches as far as it can), so a text the rules derive can still fail to parse: with
-/// <c>NAME "FROM"</c> and names of letters, "xFROM" is one name to Lark. Between two such tokens the grammar's ignored
-/// text (%ignore) is made required; with nothing ignored, the grammar is refused (<see cref="LarkGrammar"/> decides).
-/// The check is by bytes: a token that, once complete, could go on with a byte the next one may start with.
+/// Whether one token may run into the next. A lexer that takes each terminal's longest match (as OpenAI's grammar
+/// engine and Lark's lexers do) reads a text the rules derive differently when a complete token could go on with what
+/// follows: with <c>NAME "FROM"</c> and names of letters, "xFROM" is one name. Per token, two sets of bytes are kept:
+/// those it may start with, and those that may continue it once it is complete; a token runs into the next when the
+/// second set of the one meets the first set of the other. <see cref="LarkGrammar"/> decides what to do about it.
 /// </summary>
-/// <param name="rawToken">A token's language as UTF-8 (tokens are keyed by their part of the grammar).</param>
+/// <param name="rawToken">A token's language as UTF-8 (tokens are keyed by what they are).</param>
 internal sealed class LarkTokenBoundaries(Func<object, Lang> rawToken)
 {
-    /// <summary>The most automaton states explored per token (terminals are small; a larger one counts as running on).</summary>
-    private const int MaxStates = 4096;
+    /// <summary>The most automaton states explored for all of a grammar's tokens together.</summary>
+    public const int MaxStates = 200_000;
 
-    private readonly Dictionary<object, (LazyDfa Dfa, List<int> Accepting, bool Truncated)> _tokens = new(ReferenceEqualityComparer.Instance);
-    private readonly Dictionary<object, bool[]> _firstBytes = new(ReferenceEqualityComparer.Instance);
+    private readonly Dictionary<object, (bool[] First, bool[] Continues)> _tokens = [];
+    private int _explored;
 
     /// <summary>Whether a complete <paramref name="before"/> token could go on with a byte that <paramref name="after"/> may start with.</summary>
     public bool RunsInto(object before, object after)
     {
-        var (dfa, accepting, truncated) = Explored(before);
-        if (truncated)
+        var continues = Bytes(before).Continues;
+        var first = Bytes(after).First;
+        for (var b = 0; b < 256; b++)
         {
-            return true;
-        }
-
-        var first = FirstBytes(after);
-        foreach (var state in accepting)
-        {
-            for (var b = 0; b < 256; b++)
+            if (continues[b] && first[b])
             {
-                if (first[b] && dfa.Step(state, (byte)b) != LazyDfa.Dead)
-                {
-                    return true;
-                }
+                return true;
             }
         }
 
         return false;
     }
 
-    private bool[] FirstBytes(object token)
-    {
-        if (!_firstBytes.TryGetValue(token, out var first))
-        {
-            var (dfa, _, _) = Explored(token);
-            first = new bool[256];
-            for (var b = 0; b < 256; b++)
-            {
-                first[b] = dfa.Step(dfa.Start, (byte)b) != LazyDfa.Dead;
-            }
-
-            _firstBytes[token] = first;
-        }
-
-        return first;
-    }
-
-    private (LazyDfa Dfa, List<int> Accepting, bool Truncated) Explored(object token)
+    private (bool[] First, bool[] Continues) Bytes(object token)
     {
         if (_tokens.TryGetValue(token, out var known))
         {
@@ -69,27 +45,28 @@ internal sealed class LarkTokenBoundaries(Func<object, Lang> rawToken)
         var nfa = new Nfa();
         nfa.Accept = rawToken(token).Emit(nfa, nfa.Start);
         var dfa = new LazyDfa(nfa);
-        var accepting = new List<int>();
+        var first = new bool[256];
+        var continues = new bool[256];
         var seen = new HashSet<int> { dfa.Start };
         var pending = new Queue<int>([dfa.Start]);
-        var truncated = false;
         while (pending.TryDequeue(out var state))
         {
-            if (dfa.IsAccepting(state))
-            {
-                accepting.Add(state);
-            }
-
+            var accepting = dfa.IsAccepting(state);
             for (var b = 0; b < 256; b++)
             {
                 var next = dfa.Step(state, (byte)b);
-                if (next != LazyDfa.Dead && seen.Add(next))
+                if (next == LazyDfa.Dead)
                 {
-                    if (seen.Count > MaxStates)
+                    continue;
+                }
+
+                first[b] |= state == dfa.Start;
+                continues[b] |= accepting;
+                if (seen.Add(next))
+                {
+                    if (++_explored > MaxStates)
                     {
-                        truncated = true;
-                        pending.Clear();
-                        break;
+                        throw new SchemaRefusedException($"The grammar's tokens are too large to check against each other (more than {MaxStates} automaton states).", "grammar");
                     }
 
                     pending.Enqueue(next);
@@ -97,7 +74,7 @@ internal sealed class LarkTokenBoundaries(Func<object, Lang> rawToken)
             }
         }
 
-        known = (dfa, accepting, truncated);
+        known = (first, continues);
         _tokens[token] = known;
         return known;
     }
