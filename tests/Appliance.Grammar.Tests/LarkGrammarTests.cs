@@ -190,6 +190,8 @@ public sealed class LarkGrammarTests
     [InlineData("start: VALUE (\",\" VALUE)*\nVALUE: /\\S+/\n%ignore /#[^\\n]*/", "may run into")]
     [InlineData("start: TEXT (\";\" TEXT)*\nTEXT: /[a-z][a-z ]*/\n%import common.WS\n%ignore WS", "may run into the ignored")]
     [InlineData("start: A\nA: \"a\" A | \"b\"", "made of itself")]
+    [InlineData("start: LINE \"\\r\\n\"\nLINE: /.+/", "may run into")] // Rust's and Python's '.' take the \r
+    [InlineData("start: /[^;]*x/ \"\\u00e9\"", "may run into")] // a negated class takes what it does not name
     [InlineData("start: A\nA: \"a\" -> b", "alias ('->') inside a terminal")]
     [InlineData("start: num\n%import common.INT -> num", "not a terminal name")]
     [InlineData("start: \"\U0001F600\"..\"\U0001F603\"", "basic plane")]

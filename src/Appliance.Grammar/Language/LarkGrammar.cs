@@ -181,7 +181,7 @@ internal sealed class LarkGrammar
     private void FindTokenBoundaries()
     {
         ComputeRuleSets();
-        var tokens = new Compiler(this, raw: true);
+        var tokens = new Compiler(this, raw: true, wide: true); // every engine's reading at once: a superset
         var boundaries = new LarkTokenBoundaries(key => tokens.TokenLanguage((TokenKey)key));
         var ignoredFirst = _ignored.SelectMany(FirstOf).Distinct().ToList();
         var ignoredLast = _ignored.SelectMany(LastOf).Distinct().ToList();
@@ -526,7 +526,7 @@ internal sealed class LarkGrammar
     private static SchemaRefusedException Refused(string message) => new(message, "grammar");
 
     /// <summary>Builds the language: references expanded (recursion unrolled), ignored terminals allowed between the rules' tokens.</summary>
-    private sealed class Compiler(LarkGrammar grammar, bool raw)
+    private sealed class Compiler(LarkGrammar grammar, bool raw, bool wide = false)
     {
         private readonly Dictionary<string, int> _entered = [];
         private readonly Dictionary<string, Lang> _terminals = [];
@@ -569,11 +569,11 @@ internal sealed class LarkGrammar
                 case Text text:
                     return PatternLanguage.Literal(text.Value, raw, text.IgnoreCase);
                 case CharacterRange range:
-                    return PatternLanguage.Whole($"[\\u{range.Low:x4}-\\u{range.High:x4}]", $"line {range.Line}", raw);
+                    return PatternLanguage.Whole($"[\\u{range.Low:x4}-\\u{range.High:x4}]", $"line {range.Line}", raw, wide);
                 case Pattern pattern when inRule:
-                    return Token(PatternLanguage.Whole(pattern.Regex, $"line {pattern.Line}", raw), $"Line {pattern.Line}: the regular expression /{pattern.Regex}/");
+                    return Token(PatternLanguage.Whole(pattern.Regex, $"line {pattern.Line}", raw, wide), $"Line {pattern.Line}: the regular expression /{pattern.Regex}/");
                 case Pattern pattern:
-                    return PatternLanguage.Whole(pattern.Regex, $"line {pattern.Line}", raw);
+                    return PatternLanguage.Whole(pattern.Regex, $"line {pattern.Line}", raw, wide);
                 case Alternatives alternatives:
                     return Any(alternatives.Choices.Select(choice => Build(choice, inRule)).ToList());
                 case Sequence sequence:

@@ -66,14 +66,19 @@ internal static class PatternLanguage
     /// The language of a whole text (no quotes around it) that matches <paramref name="pattern"/> from start to end: as
     /// JSON writes it inside a string, or (<paramref name="raw"/>) as its UTF-8 bytes. ^ and $ at the ends change nothing.
     /// </summary>
-    public static Lang Whole(string pattern, string path, bool raw)
+    /// <param name="wide">
+    /// Read widely rather than narrowly (for checking where one token may run into another, never for generating):
+    /// <c>.</c> every character but a line feed, \d \w \s and their negations beyond ASCII too, a negated class every
+    /// character it does not name: a superset of what any engine (Rust's, Python's, ECMAScript's) reads.
+    /// </param>
+    public static Lang Whole(string pattern, string path, bool raw, bool wide = false)
     {
         if (pattern.Length > MaxLength)
         {
             throw new SchemaRefusedException($"The pattern at {path} is longer than {MaxLength} characters.", "pattern");
         }
 
-        return new Parser(pattern, path, raw).Parse().Body;
+        return new Parser(pattern, path, raw, wide).Parse().Body;
     }
 
     /// <summary>A literal text, as JSON writes it inside a string or (<paramref name="raw"/>) as its UTF-8 bytes; letters of either case where <paramref name="ignoreCase"/>.</summary>
@@ -239,11 +244,15 @@ internal static class PatternLanguage
         /// <summary>The code points to exclude when negated, beyond <see cref="Ranges"/> (\s's spaces of either reading).</summary>
         public List<(int Low, int High)> NegationExtra { get; } = [];
 
-        public IReadOnlyList<(int Low, int High)> Negated() =>
-            Subtract([(0x20, UnicodeDependent ? 0x7F : 0xFFFF)], [.. Ranges, .. NegationExtra]);
+        /// <summary>The characters and ranges the class names itself (not through \d, \w, \s...).</summary>
+        public List<(int Low, int High)> Literals { get; } = [];
+
+        public IReadOnlyList<(int Low, int High)> Negated(bool wide = false) => wide
+            ? Subtract([(0, MaxCodePoint)], Literals)
+            : Subtract([(0x20, UnicodeDependent ? 0x7F : 0xFFFF)], [.. Ranges, .. NegationExtra]);
     }
 
-    private sealed class Parser(string pattern, string path, bool raw = false)
+    private sealed class Parser(string pattern, string path, bool raw = false, bool wide = false)
     {
         private int _at;
         private int _depth;
@@ -450,7 +459,7 @@ internal static class PatternLanguage
                     return (ClassAtom(), 1);
                 case '.':
                     _at++;
-                    return (Character(Subtract([(0x20, 0xFFFF)], LineTerminators), raw), 1);
+                    return (Character(wide ? Subtract([(0, MaxCodePoint)], [(0x0A, 0x0A)]) : Subtract([(0x20, 0xFFFF)], LineTerminators), raw), 1);
                 case '\\':
                     return (Character(Escape(inClass: false), raw), 1);
                 case '^' or '$':
@@ -514,6 +523,8 @@ internal static class PatternLanguage
 
                 set.Ranges[^1] = (low.Value, high.Value); // the range replaces its two ends
                 set.Ranges.RemoveAt(set.Ranges.Count - 2);
+                set.Literals[^1] = (low.Value, high.Value);
+                set.Literals.RemoveAt(set.Literals.Count - 2);
             }
 
             if (!Peek(']'))
@@ -522,7 +533,7 @@ internal static class PatternLanguage
             }
 
             _at++;
-            return Character(negated ? set.Negated() : set.Ranges, raw);
+            return Character(negated ? set.Negated(wide) : set.Ranges, raw);
         }
 
         /// <summary>One member of a class: a character (returned, and added) or a class escape (null).</summary>
@@ -534,6 +545,11 @@ internal static class PatternLanguage
                 var members = Escape(inClass: true, set);
                 var single = members is [var (l, h)] && l == h && !(pattern[escapeAt + 1] is 'd' or 'D' or 'w' or 'W' or 's' or 'S');
                 set.Ranges.AddRange(members);
+                if (single)
+                {
+                    set.Literals.Add(members[0]);
+                }
+
                 return single ? members[0].Low : null;
             }
 
@@ -544,6 +560,7 @@ internal static class PatternLanguage
 
             var codePoint = (int)pattern[_at++];
             set.Ranges.Add((codePoint, codePoint));
+            set.Literals.Add((codePoint, codePoint));
             return codePoint;
         }
 
@@ -559,6 +576,9 @@ internal static class PatternLanguage
             _at += 2;
             switch (c)
             {
+                case 'd' or 'w' or 's' or 'D' or 'W' or 'S' when wide:
+                    var ascii = c is 'd' or 'D' ? Digits : c is 'w' or 'W' ? Word : SpacesEither;
+                    return char.IsLower(c) ? [.. ascii, (0x80, MaxCodePoint)] : Subtract([(0, MaxCodePoint)], ascii);
                 case 'd':
                     MarkUnicodeDependent(set);
                     return [.. Digits];
