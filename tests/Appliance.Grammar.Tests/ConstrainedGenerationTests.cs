@@ -59,6 +59,7 @@ public sealed class ConstrainedGenerationTests
     [InlineData(LarkGrammarTests.Commands)]
     [InlineData(LarkGrammarTests.Rows)]
     [InlineData(LarkGrammarTests.Query)]
+    [InlineData(LarkGrammarTests.Values)]
     public void Inputs_sampled_under_a_Lark_grammar_are_parsed_by_Lark(string lark)
     {
         var vocabulary = Vocabulary.TokenVocabulary.From(Tokens, Tokens.Length);

@@ -74,6 +74,14 @@ public sealed class LarkGrammarTests
         %import common.INT
         """;
 
+    /// <summary>Values of anything but spaces and commas beside ignored spaces: the class leaves the spaces out in every reading.</summary>
+    public const string Values = """
+        start: VALUE ("," VALUE)*
+        VALUE: /[^\s,]+/
+        %import common.WS
+        %ignore WS
+        """;
+
     public static readonly TheoryData<string, string[]> Samples = new()
     {
         {
@@ -97,6 +105,9 @@ public sealed class LarkGrammarTests
         },
         {
             Shadowing, ["1", "123", "x", "xx", "1x"]
+        },
+        {
+            Values, ["a, b", "a,b ,c", " x ", "a b", "a,,b", "é,ü"]
         },
         {
             Rows, ["a,b", "\"x, \\\"y\\\"\",0xFF,\n,,", "", "abc", "a,B", "\"open", "0x", "a\n\nb", "\"\\n\""]
@@ -127,6 +138,19 @@ public sealed class LarkGrammarTests
         var refused = Assert.Throws<SchemaRefusedException>(() => TextGrammar.Lark("start: r1 \"x\"\n" + rules));
 
         Assert.Contains("unfolds into more than", refused.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_terminal_that_may_match_nothing_is_an_optional_token_as_in_Codexs_patch_grammar()
+    {
+        // Python's Lark refuses /(.*)/ (a zero-width match); OpenAI's engine takes it, and so does the appliance.
+        var grammar = TextGrammar.Lark("""
+            start: "*** Begin Patch" LF ("+" /(.*)/ LF)+ "*** End Patch"
+            %import common.LF
+            """);
+
+        Assert.True(grammar.Matches("*** Begin Patch\n+\n+x = 1\n*** End Patch"));
+        Assert.False(grammar.Matches("*** Begin Patch\n*** End Patch"));
     }
 
     [Fact]
@@ -179,7 +203,7 @@ public sealed class LarkGrammarTests
     [InlineData("start: A \"b\"\nA: \"a\" \"b\"?", "the terminal A may run into")]
     [InlineData("start: NAME NAME\n%import common.CNAME -> NAME", "(or %ignore whitespace")]
     [InlineData("start: \"a\" \"\"", "an empty string")]
-    [InlineData("start: \"a\" /b*/", "zero-width")]
+    [InlineData("start: \"a\"\n%ignore /x*/", "can match the empty text")]
     [InlineData("start: \"\\0\"", "escape \\0")]
     [InlineData("start: \"\\ud800\"", "surrogate")]
     [InlineData("start: \"^\"..\"z\"", "the range")]

@@ -16,11 +16,14 @@ internal sealed partial class LarkGrammar
     /// </summary>
     private void FindTokenBoundaries()
     {
-        ComputeRuleSets();
         var tokens = new Compiler(this, raw: true, wide: true); // every engine's reading at once: a superset
         var boundaries = new LarkTokenBoundaries(key => tokens.TokenLanguage((TokenKey)key));
-        var ignoredFirst = _ignored.SelectMany(FirstOf).Distinct().ToList();
-        var ignoredLast = _ignored.SelectMany(LastOf).Distinct().ToList();
+        _emptyToken = key => boundaries.AcceptsEmpty(key); // a terminal such as /(.*)/ may match nothing
+        ComputeRuleSets();
+
+        // Each %ignore is one token, as Lark makes it (%ignore /a+/ /b?/ is one terminal).
+        var ignoredFirst = _ignored.Select(IgnoredKey).Distinct().ToList();
+        var ignoredLast = ignoredFirst;
         var ruleTokens = _definitions.Values.Where(d => !d.Terminal).SelectMany(d => Leaves(d.Body)).Distinct().ToList();
         foreach (var gap in ignoredLast)
         {
@@ -39,8 +42,13 @@ internal sealed partial class LarkGrammar
             }
         }
 
-        bool Conflict(IEnumerable<TokenKey> before, IReadOnlyCollection<TokenKey> after)
+        bool Conflict(IReadOnlyCollection<TokenKey> before, IReadOnlyCollection<TokenKey> after)
         {
+            if (!boundaries.AnyRunsInto(before, after))
+            {
+                return false;
+            }
+
             foreach (var last in before)
             {
                 if (after.FirstOrDefault(first => boundaries.RunsInto(last, first)) is { } next)
@@ -99,8 +107,22 @@ internal sealed partial class LarkGrammar
         TokenKind.Terminal => $"the terminal {token.Value}",
         TokenKind.Text => $"\"{token.Value}\"",
         TokenKind.Pattern => $"/{token.Value}/",
+        TokenKind.Ignored => "%ignore text",
         _ => "a character range",
     };
+
+    /// <summary>An ignored expression as one token: a terminal by name, else the expression itself.</summary>
+    private TokenKey IgnoredKey(Expr ignored)
+    {
+        if (ignored is Reference or Text or Pattern or CharacterRange)
+        {
+            return Key(ignored);
+        }
+
+        var key = new TokenKey(TokenKind.Ignored, _ignored.IndexOf(ignored).ToString(CultureInfo.InvariantCulture));
+        _tokenParts.TryAdd(key, ignored);
+        return key;
+    }
 
     private TokenKey Key(Expr token)
     {
@@ -123,29 +145,44 @@ internal sealed partial class LarkGrammar
     private void ComputeRuleSets()
     {
         var rules = _definitions.Values.Where(d => !d.Terminal).ToList();
+        var dependents = rules.ToDictionary(rule => rule.Name, _ => new List<Definition>());
         foreach (var rule in rules)
         {
             (_first[rule.Name], _last[rule.Name], _nullable[rule.Name]) = ([], [], false);
+            foreach (var named in References(rule.Body).Distinct().Where(name => !_definitions[name].Terminal))
+            {
+                dependents[named].Add(rule);
+            }
         }
 
-        for (var changed = true; changed;)
+        // A worklist: a rule is looked at again only when a rule it names has changed, so a long chain of rules
+        // settles in one pass from its end rather than one sweep per link.
+        var pending = new Queue<Definition>(Enumerable.Reverse(rules));
+        var queued = new HashSet<string>(rules.Select(rule => rule.Name));
+        while (pending.TryDequeue(out var rule))
         {
-            changed = false;
-            foreach (var rule in rules)
+            queued.Remove(rule.Name);
+            var changed = false;
+            if (!_nullable[rule.Name] && NullableOf(rule.Body))
             {
-                if (!_nullable[rule.Name] && NullableOf(rule.Body))
-                {
-                    (_nullable[rule.Name], changed) = (true, true);
-                }
+                (_nullable[rule.Name], changed) = (true, true);
+            }
 
-                foreach (var token in FirstOf(rule.Body))
-                {
-                    changed |= _first[rule.Name].Add(token);
-                }
+            foreach (var token in FirstOf(rule.Body))
+            {
+                changed |= _first[rule.Name].Add(token);
+            }
 
-                foreach (var token in LastOf(rule.Body))
+            foreach (var token in LastOf(rule.Body))
+            {
+                changed |= _last[rule.Name].Add(token);
+            }
+
+            foreach (var dependent in changed ? dependents[rule.Name] : [])
+            {
+                if (queued.Add(dependent.Name))
                 {
-                    changed |= _last[rule.Name].Add(token);
+                    pending.Enqueue(dependent);
                 }
             }
         }
@@ -154,10 +191,10 @@ internal sealed partial class LarkGrammar
     private bool NullableOf(Expr expr) => expr switch
     {
         Reference r when !_definitions[r.Name].Terminal => _nullable.GetValueOrDefault(r.Name),
-        Alternatives a => a.Choices.Count == 0 || a.Choices.Any(NullableOf),
+        Alternatives a => a.Choices.Any(NullableOf),
         Sequence q => q.Items.All(NullableOf),
         Repetition r => r.Min == 0 || NullableOf(r.Inner),
-        _ => false, // a token: never empty (zero-width terminals are refused)
+        _ => _emptyToken?.Invoke(Key(expr)) ?? false, // a token: empty only if it may match nothing, like /(.*)/
     };
 
     private IReadOnlyCollection<TokenKey> FirstOf(Expr expr) => expr switch

@@ -421,7 +421,16 @@ internal sealed partial class LarkGrammar
                 var c = grammar[i];
                 if (c == '"')
                 {
-                    return (text.ToString(), i + 1);
+                    var value = text.ToString();
+                    for (var at = 0; at < value.Length; at++)
+                    {
+                        if (char.IsSurrogate(value[at]) && !(char.IsSurrogatePair(value, at) && ++at > 0))
+                        {
+                            throw Refused($"Line {line}: a string holding half a character (a lone surrogate).");
+                        }
+                    }
+
+                    return (value, i + 1);
                 }
 
                 if (c != '\\')

@@ -72,6 +72,7 @@ internal sealed partial class LarkGrammar
     private readonly Dictionary<string, HashSet<TokenKey>> _last = [];
     private readonly Dictionary<string, bool> _nullable = [];
     private readonly Dictionary<TokenKey, Expr> _tokenParts = [];
+    private Func<TokenKey, bool>? _emptyToken;
 
     private LarkGrammar(Dictionary<string, Definition> definitions, List<Expr> ignored)
     {
@@ -370,8 +371,6 @@ internal sealed partial class LarkGrammar
                     return PatternLanguage.Literal(text.Value, raw, text.IgnoreCase);
                 case CharacterRange range:
                     return PatternLanguage.Whole($"[\\u{range.Low:x4}-\\u{range.High:x4}]", $"line {range.Line}", raw, wide);
-                case Pattern pattern when inRule:
-                    return Token(PatternLanguage.Whole(pattern.Regex, $"line {pattern.Line}", raw, wide), $"Line {pattern.Line}: the regular expression /{pattern.Regex}/");
                 case Pattern pattern:
                     return PatternLanguage.Whole(pattern.Regex, $"line {pattern.Line}", raw, wide);
                 case Alternatives alternatives:
@@ -405,11 +404,6 @@ internal sealed partial class LarkGrammar
                 if (!_terminals.TryGetValue(definition.Name, out var built))
                 {
                     built = Entered(definition, () => Build(definition.Body, inRule: false));
-                    if (!built.IsNothing)
-                    {
-                        Token(built, $"Line {definition.Line}: the terminal {definition.Name}");
-                    }
-
                     _terminals[definition.Name] = built;
                 }
 
@@ -431,14 +425,17 @@ internal sealed partial class LarkGrammar
             }
         }
 
-        /// <summary>A token's language, refused when it holds the empty text (Lark refuses zero-width terminals).</summary>
+        /// <summary>
+        /// An ignored token's language, refused when it holds the empty text (ignoring nothing is no gap). A terminal
+        /// that may match nothing, such as Codex's /(.*)/, is taken as OpenAI's engine takes it: an optional token.
+        /// </summary>
         private static Lang Token(Lang token, string what)
         {
             var nfa = new Automaton.Nfa();
             nfa.Accept = token.Emit(nfa, nfa.Start);
             var dfa = new Automaton.LazyDfa(nfa);
             return dfa.IsAccepting(dfa.Start)
-                ? throw Refused($"{what} can match the empty text (Lark refuses zero-width terminals).")
+                ? throw Refused($"{what} can match the empty text.")
                 : token;
         }
 
@@ -470,6 +467,7 @@ internal sealed partial class LarkGrammar
         Text,
         Pattern,
         Range,
+        Ignored,
     }
 
     /// <summary>A token by what it is: a terminal by its name, a string, expression or range by its text (equal ones are one).</summary>

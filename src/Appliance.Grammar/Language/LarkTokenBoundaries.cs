@@ -16,26 +16,23 @@ internal sealed class LarkTokenBoundaries(Func<object, Lang> rawToken)
     /// <summary>The most automaton states explored for all of a grammar's tokens together.</summary>
     public const int MaxStates = 200_000;
 
-    private readonly Dictionary<object, (bool[] First, bool[] Continues)> _tokens = [];
+    private readonly Dictionary<object, Token> _tokens = [];
     private int _explored;
 
     /// <summary>Whether a complete <paramref name="before"/> token could go on with a byte that <paramref name="after"/> may start with.</summary>
-    public bool RunsInto(object before, object after)
-    {
-        var continues = Bytes(before).Continues;
-        var first = Bytes(after).First;
-        for (var b = 0; b < 256; b++)
-        {
-            if (continues[b] && first[b])
-            {
-                return true;
-            }
-        }
+    public bool RunsInto(object before, object after) => Bytes(before).Continues.Meets(Bytes(after).First);
 
-        return false;
+    /// <summary>Whether any of <paramref name="before"/> could run into any of <paramref name="after"/> (a quick test before looking for the pair).</summary>
+    public bool AnyRunsInto(IEnumerable<object> before, IEnumerable<object> after)
+    {
+        var continues = before.Aggregate(ByteSet.Empty, (set, token) => set.Or(Bytes(token).Continues));
+        return after.Any(token => continues.Meets(Bytes(token).First));
     }
 
-    private (bool[] First, bool[] Continues) Bytes(object token)
+    /// <summary>Whether the token may match the empty text.</summary>
+    public bool AcceptsEmpty(object token) => Bytes(token).Empty;
+
+    private Token Bytes(object token)
     {
         if (_tokens.TryGetValue(token, out var known))
         {
@@ -45,8 +42,8 @@ internal sealed class LarkTokenBoundaries(Func<object, Lang> rawToken)
         var nfa = new Nfa();
         nfa.Accept = rawToken(token).Emit(nfa, nfa.Start);
         var dfa = new LazyDfa(nfa);
-        var first = new bool[256];
-        var continues = new bool[256];
+        var first = ByteSet.Empty;
+        var continues = ByteSet.Empty;
         var seen = new HashSet<int> { dfa.Start };
         var pending = new Queue<int>([dfa.Start]);
         while (pending.TryDequeue(out var state))
@@ -60,8 +57,8 @@ internal sealed class LarkTokenBoundaries(Func<object, Lang> rawToken)
                     continue;
                 }
 
-                first[b] |= state == dfa.Start;
-                continues[b] |= accepting;
+                first = state == dfa.Start ? first.With(b) : first;
+                continues = accepting ? continues.With(b) : continues;
                 if (seen.Add(next))
                 {
                     if (++_explored > MaxStates)
@@ -74,8 +71,28 @@ internal sealed class LarkTokenBoundaries(Func<object, Lang> rawToken)
             }
         }
 
-        known = (first, continues);
+        known = new Token(first, continues, dfa.IsAccepting(dfa.Start));
         _tokens[token] = known;
         return known;
+    }
+
+    private sealed record Token(ByteSet First, ByteSet Continues, bool Empty);
+
+    /// <summary>A set of byte values as four 64-bit masks.</summary>
+    private readonly record struct ByteSet(ulong A, ulong B, ulong C, ulong D)
+    {
+        public static readonly ByteSet Empty = new(0, 0, 0, 0);
+
+        public ByteSet With(int value) => (value >> 6) switch
+        {
+            0 => this with { A = A | (1UL << value) },
+            1 => this with { B = B | (1UL << (value & 63)) },
+            2 => this with { C = C | (1UL << (value & 63)) },
+            _ => this with { D = D | (1UL << (value & 63)) },
+        };
+
+        public ByteSet Or(ByteSet other) => new(A | other.A, B | other.B, C | other.C, D | other.D);
+
+        public bool Meets(ByteSet other) => ((A & other.A) | (B & other.B) | (C & other.C) | (D & other.D)) != 0;
     }
 }

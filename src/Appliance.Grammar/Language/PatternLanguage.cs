@@ -577,8 +577,15 @@ internal static class PatternLanguage
             switch (c)
             {
                 case 'd' or 'w' or 's' or 'D' or 'W' or 'S' when wide:
+                    // Every engine's reading at once: \d and \w any character beyond ASCII too (Unicode's digits and
+                    // letters), \s the spaces of any engine (Python's include 0x1C-0x1F); the negations everything
+                    // but the ASCII ones. In a class, what the class names for sure (the narrow reading) is kept apart,
+                    // so that negating the class still leaves it out.
                     var ascii = c is 'd' or 'D' ? Digits : c is 'w' or 'W' ? Word : SpacesEither;
-                    return char.IsLower(c) ? [.. ascii, (0x80, MaxCodePoint)] : Subtract([(0, MaxCodePoint)], ascii);
+                    set?.Literals.AddRange(char.IsLower(c) ? (c == 's' ? SpacesAgreed : ascii) : Subtract([(0x20, 0x7F)], ascii));
+                    return char.IsLower(c)
+                        ? c == 's' ? [.. SpacesEither, (0x1C, 0x1F)] : [.. ascii, (0x80, MaxCodePoint)]
+                        : Subtract([(0, MaxCodePoint)], ascii);
                 case 'd':
                     MarkUnicodeDependent(set);
                     return [.. Digits];
