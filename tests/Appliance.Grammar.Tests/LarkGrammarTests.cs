@@ -154,6 +154,33 @@ public sealed class LarkGrammarTests
     }
 
     [Fact]
+    public void A_patch_grammar_shaped_like_Codexs_apply_patch_is_taken_whole()
+    {
+        // The shape of the grammar Codex sends with its apply_patch tool: aliases, optional parts, zero-width lines.
+        var grammar = TextGrammar.Lark("""
+            start: begin_patch hunk+ end_patch
+            begin_patch: "*** Begin Patch" LF
+            end_patch: "*** End Patch" LF?
+            hunk: add_hunk | delete_hunk | update_hunk
+            add_hunk: "*** Add File: " filename LF add_line+
+            delete_hunk: "*** Delete File: " filename LF
+            update_hunk: "*** Update File: " filename LF change_move? change?
+            filename: /(.+)/
+            add_line: "+" /(.*)/ LF -> line
+            change_move: "*** Move to: " filename LF
+            change: (change_context | change_line)+ eof_line?
+            change_context: ("@@" | "@@ " /(.+)/) LF
+            change_line: ("+" | "-" | " ") /(.*)/ LF
+            eof_line: "*** End of File" LF
+            %import common.LF
+            """);
+
+        Assert.True(grammar.Matches("*** Begin Patch\n*** Update File: src/app.py\n@@ def greet():\n-    print(\"Hi\")\n+    print(\"Hello\")\n \n*** Add File: b.txt\n+\n+b\n*** Delete File: c.txt\n*** End Patch\n"));
+        Assert.False(grammar.Matches("*** Begin Patch\n*** Update File: a.py\nprint()\n*** End Patch\n")); // a changed line needs its + - or space
+        Assert.False(grammar.Matches("*** Begin Patch\n*** End Patch\n")); // at least one hunk
+    }
+
+    [Fact]
     public void Groups_nested_beyond_the_bound_are_refused_rather_than_exhausting_the_stack()
     {
         var grammar = "start: " + new string('(', 10_000) + "\"a\"" + new string(')', 10_000);
