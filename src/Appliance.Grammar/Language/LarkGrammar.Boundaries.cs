@@ -1,7 +1,4 @@
 using System.Globalization;
-using System.Text;
-using Appliance.Grammar.Schema;
-using static Appliance.Grammar.Language.Lang;
 
 namespace Appliance.Grammar.Language;
 
@@ -90,14 +87,6 @@ internal sealed partial class LarkGrammar
             }
         }
     }
-
-    private static IEnumerable<Expr> Parts(Expr expr) => expr switch
-    {
-        Alternatives a => a.Choices.SelectMany(Parts).Prepend(expr),
-        Sequence q => q.Items.SelectMany(Parts).Prepend(expr),
-        Repetition r => Parts(r.Inner).Prepend(expr),
-        _ => [expr],
-    };
 
     /// <summary>The tokens a rule's body names itself (terminals, strings, expressions, ranges), rules not followed.</summary>
     private IEnumerable<TokenKey> Leaves(Expr expr) => Parts(expr).Where(part => part is Text or Pattern or CharacterRange || (part is Reference r && _definitions[r.Name].Terminal)).Select(Key);

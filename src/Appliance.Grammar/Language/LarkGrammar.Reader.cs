@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Text;
 using Appliance.Grammar.Schema;
-using static Appliance.Grammar.Language.Lang;
 
 namespace Appliance.Grammar.Language;
 

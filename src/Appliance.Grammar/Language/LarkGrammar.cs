@@ -1,5 +1,3 @@
-using System.Globalization;
-using System.Text;
 using Appliance.Grammar.Schema;
 using static Appliance.Grammar.Language.Lang;
 
@@ -257,14 +255,18 @@ internal sealed partial class LarkGrammar
         }
     }
 
-    private static IEnumerable<string> References(Expr expr) => expr switch
+    /// <summary>Every part of an expression, itself first.</summary>
+    private static IEnumerable<Expr> Parts(Expr expr) => expr switch
     {
-        Reference r => [r.Name],
-        Alternatives a => a.Choices.SelectMany(References),
-        Sequence s => s.Items.SelectMany(References),
-        Repetition r => References(r.Inner),
-        _ => [],
+        Alternatives a => a.Choices.SelectMany(Parts).Prepend(expr),
+        Sequence q => q.Items.SelectMany(Parts).Prepend(expr),
+        Repetition r => Parts(r.Inner).Prepend(expr),
+        _ => [expr],
     };
+
+    private static IEnumerable<Reference> ReferenceNodes(Expr expr) => Parts(expr).OfType<Reference>();
+
+    private static IEnumerable<string> References(Expr expr) => ReferenceNodes(expr).Select(reference => reference.Name);
 
     private void CheckReferences(Expr expr, Definition? owner)
     {
@@ -314,15 +316,6 @@ internal sealed partial class LarkGrammar
             Visit(terminal.Name);
         }
     }
-
-    private static IEnumerable<Reference> ReferenceNodes(Expr expr) => expr switch
-    {
-        Reference r => [r],
-        Alternatives a => a.Choices.SelectMany(ReferenceNodes),
-        Sequence s => s.Items.SelectMany(ReferenceNodes),
-        Repetition r => ReferenceNodes(r.Inner),
-        _ => [],
-    };
 
     private static SchemaRefusedException Refused(string message) => new(message, "grammar");
 
