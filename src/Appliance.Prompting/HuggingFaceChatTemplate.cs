@@ -32,7 +32,7 @@ public sealed class HuggingFaceChatTemplate : IChatTemplate
     public string Source { get; }
 
     /// <summary>Renders; a template that refuses the conversation throws <see cref="ChatTemplateRejectedException"/>.</summary>
-    public string Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = true, IReadOnlyList<ToolDefinition>? tools = null)
+    public string Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = true, IReadOnlyList<ToolDefinition>? tools = null, Reasoning.ReasoningSwitch? reasoning = null)
     {
         var context = new Dictionary<string, object?>(StringComparer.Ordinal)
         {
@@ -45,6 +45,19 @@ public sealed class HuggingFaceChatTemplate : IChatTemplate
         if (tools is { Count: > 0 })
         {
             context["tools"] = TemplateValues.Tools(tools);
+        }
+
+        if (reasoning?.Thinking is { } thinking)
+        {
+            // Qwen3 reads enable_thinking; DeepSeek V3.1 and Granite read thinking. Neither is set unless asked, so a
+            // template's own default (Qwen3 thinks, V3.1 does not) holds otherwise.
+            context["enable_thinking"] = thinking;
+            context["thinking"] = thinking;
+        }
+
+        if (reasoning?.Effort is { } effort)
+        {
+            context["reasoning_effort"] = effort;
         }
 
         return _template.Render(context);

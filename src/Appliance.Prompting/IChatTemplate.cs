@@ -7,7 +7,8 @@ public interface IChatTemplate
 
     /// <summary>
     /// Renders the messages; with <paramref name="addGenerationPrompt"/> it ends where the assistant's answer begins.
-    /// <paramref name="tools"/> are the functions the model may call, passed to the template as transformers does.
+    /// <paramref name="tools"/> are the functions the model may call, passed to the template as transformers does;
+    /// <paramref name="reasoning"/> switches a reasoning model's thinking where its template reads the switch.
     /// </summary>
-    string Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = true, IReadOnlyList<ToolDefinition>? tools = null);
+    string Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = true, IReadOnlyList<ToolDefinition>? tools = null, Reasoning.ReasoningSwitch? reasoning = null);
 }

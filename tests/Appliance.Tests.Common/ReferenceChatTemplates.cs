@@ -16,7 +16,7 @@ public static class ReferenceChatTemplates
     /// arguments as a JSON string and content null, the shape DeepSeek V3's template expects.
     /// </summary>
     public static string Render(string template, IReadOnlyList<ChatMessage> messages, string? bosToken, string? eosToken, bool addGenerationPrompt, string today,
-        IReadOnlyList<ToolDefinition>? tools = null, bool callsAsSent = false)
+        IReadOnlyList<ToolDefinition>? tools = null, bool callsAsSent = false, IReadOnlyDictionary<string, object?>? variables = null)
     {
         return ReferencePython.Run("render_chat_template.py", new
         {
@@ -27,6 +27,7 @@ public static class ReferenceChatTemplates
             eos_token = eosToken,
             add_generation_prompt = addGenerationPrompt,
             today,
+            variables,
         }, "python3-jinja2");
     }
 
@@ -51,6 +52,11 @@ public static class ReferenceChatTemplates
         if (message.ToolCallId is not null)
         {
             value["tool_call_id"] = message.ToolCallId;
+        }
+
+        if (message.Reasoning is not null)
+        {
+            value["reasoning_content"] = message.Reasoning;
         }
 
         return value;

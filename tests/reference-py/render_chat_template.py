@@ -1,7 +1,8 @@
 """Renders a chat template the way Hugging Face transformers does, as the reference for the appliance's tests.
 
-Reads {"template", "messages", "tools", "bos_token", "eos_token", "add_generation_prompt", "today"} as JSON on stdin
-and writes the rendered prompt to stdout; "tools" reaches the template only when given, as the appliance passes it. Run with Debian's /usr/bin/python3 and python3-jinja2.
+Reads {"template", "messages", "tools", "bos_token", "eos_token", "add_generation_prompt", "today", "variables"} as
+JSON on stdin and writes the rendered prompt to stdout; "tools" reaches the template only when given, as the appliance
+passes it; "variables" are extra keyword arguments, as apply_chat_template passes them (enable_thinking). Run with Debian's /usr/bin/python3 and python3-jinja2.
 """
 import datetime
 import json
@@ -34,4 +35,5 @@ context = {
 }
 if request.get("tools"):
     context["tools"] = request["tools"]
+context.update(request.get("variables") or {})
 sys.stdout.write(template.render(**context))

@@ -22,10 +22,12 @@ internal static class MessagesApi
         using var fields = await JsonFields.ReadAsync(http.Request, limits.MaxBodyBytes, http.RequestAborted);
         var request = fields.Parse(f => MessagesRequest.Read(f, limits));
         var model = ModelResolution.Resolve(catalog, access, http, request.Settings.Model);
-        var settings = request.Settings with { Constraint = request.Tools.ConstraintFor(model), Tools = request.Tools };
-        var prompt = model.Engine.Tokenizer.Encode(Render(model, request));
+        var answerConstraint = request.Tools.ConstraintFor(model);
+        var thinking = ThinkingPlan.For(model, Render(model, request), request.Reasoning, answerConstraint is not null);
+        var prompt = model.Engine.Tokenizer.Encode(thinking.Prompt);
         // A ceiling, as Claude clients mean it: whatever room the context leaves, up to the appliance's limit.
         var maxTokens = ModelResolution.MaxTokens(model, Math.Min(request.Settings.MaxTokens ?? int.MaxValue, Math.Max(model.ContextLength - prompt.Count, 1)), prompt.Count);
+        var settings = request.Settings with { Constraint = thinking.Constraint(model, answerConstraint, maxTokens, request.Reasoning.Budget), Tools = request.Tools };
         var audit = RequestAudit.Of(http);
         audit.PromptTokens = prompt.Count;
         audit.Tools = request.Tools.AuditDetail(called: null);
@@ -41,7 +43,7 @@ internal static class MessagesApi
         audit.FinishReason = "cancelled";
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted);
         timeout.CancelAfter(limits.RequestTimeout);
-        var answer = new Answer(http, model, settings, request.Settings.Model, id, prompt.Count);
+        var answer = new Answer(http, model, settings, request.Settings.Model, id, prompt.Count, thinking.Reader(), request.Reasoning.Omitted);
         try
         {
             if (settings.Stream)
@@ -74,7 +76,7 @@ internal static class MessagesApi
         using var fields = await JsonFields.ReadAsync(http.Request, limits.MaxBodyBytes, http.RequestAborted);
         var request = fields.Parse(f => MessagesRequest.Read(f, limits, countOnly: true));
         var model = ModelResolution.Resolve(catalog, access, http, request.Settings.Model);
-        var count = model.Engine.Tokenizer.Encode(Render(model, request)).Count;
+        var count = model.Engine.Tokenizer.Encode(ThinkingPlan.For(model, Render(model, request), request.Reasoning, request.Tools.Forced).Prompt).Count;
         RequestAudit.Of(http).PromptTokens = count;
         http.Response.ContentType = "application/json";
         await http.Response.Body.WriteAsync(MessagesJson.InputTokens(count), http.RequestAborted);
@@ -87,8 +89,8 @@ internal static class MessagesApi
             var tools = request.Tools.Choice == "none" ? null : request.Tools.Tools;
             // A last assistant turn is a prefill: the answer continues it rather than starting a new turn.
             return request.Messages[^1] is { Role: "assistant", ToolCalls: null } prefill && request.Messages.Count > 1
-                ? ToolPrompt.Render(model.ChatTemplate, [.. request.Messages.Take(request.Messages.Count - 1)], tools, format: model.ToolCallFormat) + prefill.Content
-                : ToolPrompt.Render(model.ChatTemplate, request.Messages, tools, format: model.ToolCallFormat);
+                ? ToolPrompt.Render(model.ChatTemplate, [.. request.Messages.Take(request.Messages.Count - 1)], tools, format: model.ToolCallFormat, reasoning: request.Reasoning.Switch) + prefill.Content
+                : ToolPrompt.Render(model.ChatTemplate, request.Messages, tools, format: model.ToolCallFormat, reasoning: request.Reasoning.Switch);
         }
         catch (ChatTemplateRejectedException rejected)
         {
@@ -101,7 +103,7 @@ internal static class MessagesApi
     }
 
     /// <summary>One answer being generated: collected into a message, or streamed as Anthropic's events.</summary>
-    private sealed class Answer(HttpContext http, ServedModel model, GenerationSettings settings, string requestedModel, string id, int inputTokens)
+    private sealed class Answer(HttpContext http, ServedModel model, GenerationSettings settings, string requestedModel, string id, int inputTokens, ThoughtReader? thought, bool omitThought)
     {
         private string? _stopString;
 
@@ -132,7 +134,7 @@ internal static class MessagesApi
             GenerationResponder.Finished(http, AuditReason(stop), OutputTokens);
             RequestAudit.Of(http).Tools = settings.Tools?.AuditDetail(calls);
             http.Response.ContentType = "application/json";
-            await http.Response.Body.WriteAsync(MessagesJson.Message(id, requestedModel, content, calls, stop, calls.Count > 0 ? null : _stopString, inputTokens, OutputTokens, CachedTokens), http.RequestAborted);
+            await http.Response.Body.WriteAsync(MessagesJson.Message(id, requestedModel, thought?.Thought is { } whole ? (omitThought ? string.Empty : whole) : null, content, calls, stop, calls.Count > 0 ? null : _stopString, inputTokens, OutputTokens, CachedTokens), http.RequestAborted);
         }
 
         public async Task StreamAsync(ChoiceStreams streams, CancellationToken cancellationToken)
@@ -146,6 +148,8 @@ internal static class MessagesApi
             var held = settings.Tools is { Active: true } tools ? new ToolCallStream(model.ToolCallFormat, incremental: tools.Forced, ToolUse.IdsFor(model.ToolCallFormat, "toolu_")) : null;
             var text = new StringBuilder();
             var block = -1; // the open text block's index, or -1
+            var thinkingBlock = -1;
+            var thinkingClosed = false;
             var blocks = 0;
             var callBlocks = new List<int>(); // the tool_use blocks of calls streamed while generated
             FinishReason? finish = null;
@@ -160,9 +164,30 @@ internal static class MessagesApi
                 }
 
                 var delta = item.Delta!;
-                Take(delta, text);
+                var answerText = Take(delta, text);
                 finish = delta.FinishReason ?? finish;
-                var ready = held is null ? delta.Text : held.Add(delta.Text, null).Text;
+                if (thought?.Thought is not null && !thinkingClosed)
+                {
+                    // The thought is the first block; it closes once the answer begins (or at the end).
+                    if (thinkingBlock < 0)
+                    {
+                        thinkingBlock = blocks++;
+                        await Send("content_block_start", MessagesJson.ThinkingBlockStart(thinkingBlock), cancellationToken);
+                    }
+
+                    if (!omitThought && _thoughtPiece.Length > 0)
+                    {
+                        await Send("content_block_delta", MessagesJson.ThinkingDelta(thinkingBlock, _thoughtPiece), cancellationToken);
+                    }
+                }
+
+                var ready = held is null ? answerText : held.Add(answerText, null).Text;
+                if (thinkingBlock >= 0 && !thinkingClosed && (ready.Length > 0 || !thought!.Thinking || delta.FinishReason is not null))
+                {
+                    thinkingClosed = true;
+                    await Send("content_block_stop", MessagesJson.BlockStop(thinkingBlock), cancellationToken);
+                }
+
                 if (ready.Length > 0)
                 {
                     if (block < 0)
@@ -256,9 +281,19 @@ internal static class MessagesApi
             }
         }
 
-        private void Take(GenerationDelta delta, StringBuilder text)
+        /// <summary>The last delta's thought (streamed as a thinking block).</summary>
+        private string _thoughtPiece = string.Empty;
+
+        /// <summary>Takes a delta: returns its answer text (all of it unless the model thinks), keeps its thought piece apart.</summary>
+        private string Take(GenerationDelta delta, StringBuilder text)
         {
-            text.Append(delta.Text);
+            var answer = delta.Text;
+            if (thought is not null)
+            {
+                (_thoughtPiece, answer) = thought.Add(delta);
+            }
+
+            text.Append(answer);
             RequestAudit.Of(http).AppendCompletion(0, delta.Text);
             GenerationResponder.FirstText(http, delta);
             if (delta.FinishReason is not null)
@@ -267,6 +302,8 @@ internal static class MessagesApi
                 CachedTokens = delta.Usage?.CachedPromptTokens ?? 0;
                 _stopString = delta.StopString;
             }
+
+            return answer;
         }
 
         private (string? Text, IReadOnlyList<ToolCall> Calls) Read(string text)

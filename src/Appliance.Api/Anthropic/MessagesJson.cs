@@ -7,11 +7,20 @@ namespace Appliance.Api.Anthropic;
 /// <summary>Anthropic's message object and its streaming events, written as the Messages API writes them.</summary>
 internal static class MessagesJson
 {
-    public static byte[] Message(string id, string model, string? text, IReadOnlyList<ToolCall> calls, string stopReason, string? stopSequence, int inputTokens, int outputTokens, int cachedTokens) =>
+    public static byte[] Message(string id, string model, string? thought, string? text, IReadOnlyList<ToolCall> calls, string stopReason, string? stopSequence, int inputTokens, int outputTokens, int cachedTokens) =>
         Write(json =>
         {
             StartMessage(json, id, model);
             json.WriteStartArray("content");
+            if (thought is not null)
+            {
+                json.WriteStartObject();
+                json.WriteString("type", "thinking");
+                json.WriteString("thinking", thought);
+                json.WriteString("signature", string.Empty); // nothing to verify: the thought never leaves the appliance's keeping
+                json.WriteEndObject();
+            }
+
             if (!string.IsNullOrEmpty(text))
             {
                 json.WriteStartObject();
@@ -63,6 +72,23 @@ internal static class MessagesJson
         json.WriteStartObject("content_block");
         json.WriteString("type", "text");
         json.WriteString("text", string.Empty);
+        json.WriteEndObject();
+    });
+
+    public static byte[] ThinkingBlockStart(int index) => Event("content_block_start", index, json =>
+    {
+        json.WriteStartObject("content_block");
+        json.WriteString("type", "thinking");
+        json.WriteString("thinking", string.Empty);
+        json.WriteString("signature", string.Empty);
+        json.WriteEndObject();
+    });
+
+    public static byte[] ThinkingDelta(int index, string thinking) => Event("content_block_delta", index, json =>
+    {
+        json.WriteStartObject("delta");
+        json.WriteString("type", "thinking_delta");
+        json.WriteString("thinking", thinking);
         json.WriteEndObject();
     });
 

@@ -6,7 +6,7 @@ using Appliance.Prompting;
 namespace Appliance.Api.Anthropic;
 
 /// <summary>A validated POST /v1/messages (or /v1/messages/count_tokens) body, mapped onto the chat path's types.</summary>
-internal sealed record MessagesRequest(GenerationSettings Settings, IReadOnlyList<ChatMessage> Messages, ToolUse Tools)
+internal sealed record MessagesRequest(GenerationSettings Settings, IReadOnlyList<ChatMessage> Messages, ToolUse Tools, ReasoningRequest Reasoning)
 {
     private static readonly HashSet<string> Known =
         ["model", "max_tokens", "messages", "system", "stop_sequences", "temperature", "top_p", "top_k", "stream", "tools", "tool_choice", "metadata", "service_tier", "thinking"];
@@ -16,7 +16,6 @@ internal sealed record MessagesRequest(GenerationSettings Settings, IReadOnlyLis
     public static MessagesRequest Read(JsonFields fields, ApiLimits limits, bool countOnly = false)
     {
         fields.RejectUnknown(countOnly ? CountTokensKnown : Known);
-        // thinking is accepted and has no effect: these models write no separate thinking blocks.
         // Claude clients send the model's own maximum as max_tokens: it is a ceiling here, capped to what the appliance allows.
         int? maxTokens = countOnly ? null : (int)Math.Min(fields.OptionalInteger("max_tokens", 1, int.MaxValue)
             ?? throw new OpenAiRequestException(OpenAiError.Invalid("max_tokens: Field required", "max_tokens", "missing_required_parameter")), limits.MaxTokens);
@@ -67,7 +66,45 @@ internal sealed record MessagesRequest(GenerationSettings Settings, IReadOnlyLis
             throw new OpenAiRequestException(OpenAiError.Invalid("stop_sequences cannot be combined with a tool_choice that requires a tool.", "stop_sequences"));
         }
 
-        return new MessagesRequest(settings, messages, tools);
+        return new MessagesRequest(settings, messages, tools, Thinking(fields, maxTokens));
+    }
+
+    /// <summary>
+    /// thinking: enabled (with budget_tokens, below max_tokens), adaptive (the model's own measure) or disabled, for
+    /// reasoning models; a model that does not think answers without a thought either way.
+    /// </summary>
+    private static ReasoningRequest Thinking(JsonFields fields, int? maxTokens)
+    {
+        if (fields.Element("thinking") is not { } thinking || thinking.ValueKind == JsonValueKind.Null)
+        {
+            return ReasoningRequest.Default;
+        }
+
+        var type = thinking.ValueKind == JsonValueKind.Object && thinking.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
+        var omitted = thinking.ValueKind == JsonValueKind.Object && thinking.TryGetProperty("display", out var display) && display.ValueKind != JsonValueKind.Null
+            ? display.GetString() switch
+            {
+                "omitted" => true,
+                "summarized" => false, // the whole thought: these models write no summary of it
+                _ => throw new OpenAiRequestException(OpenAiError.Invalid("thinking.display: must be 'summarized' or 'omitted'.", "thinking.display")),
+            }
+            : false;
+        switch (type)
+        {
+            case "disabled":
+                return new ReasoningRequest(false, null, null);
+            case "adaptive":
+                return new ReasoningRequest(true, null, null) { Omitted = omitted };
+            case "enabled":
+                var budget = thinking.TryGetProperty("budget_tokens", out var b) && b.ValueKind == JsonValueKind.Number && b.TryGetInt32(out var value) && value >= 1
+                    ? value
+                    : throw new OpenAiRequestException(OpenAiError.Invalid("thinking.budget_tokens: Field required (a positive integer)", "thinking.budget_tokens", "missing_required_parameter"));
+                return maxTokens is { } max && budget >= max
+                    ? throw new OpenAiRequestException(OpenAiError.Invalid($"max_tokens must be greater than thinking.budget_tokens ({budget}).", "thinking.budget_tokens"))
+                    : new ReasoningRequest(true, null, budget) { Omitted = omitted };
+            default:
+                throw new OpenAiRequestException(OpenAiError.Invalid("thinking.type: must be 'enabled', 'adaptive' or 'disabled'.", "thinking.type"));
+        }
     }
 
     private static float? TopP(JsonFields fields)
@@ -143,6 +180,7 @@ internal sealed record MessagesRequest(GenerationSettings Settings, IReadOnlyLis
         }
 
         var text = new StringBuilder();
+        var thought = new StringBuilder();
         var calls = new List<ToolCall>();
         var results = new List<ChatMessage>();
         var index = 0;
@@ -165,6 +203,14 @@ internal sealed record MessagesRequest(GenerationSettings Settings, IReadOnlyLis
                     var failed = block.TryGetProperty("is_error", out var isError) && isError.ValueKind == JsonValueKind.True;
                     results.Add(new ChatMessage("tool", (failed ? "Error: " : string.Empty) + ResultText(block, blockParam), ToolCallId: Required(block, "tool_use_id", blockParam)));
                     break;
+                case "thinking" when role == "assistant":
+                    // An earlier answer's thought, handed to templates that render it (Qwen3's, after the last question).
+                    thought.Append(thought.Length > 0 ? "\n\n" : string.Empty).Append(block.TryGetProperty("thinking", out var th) && th.ValueKind == JsonValueKind.String
+                        ? th.GetString()
+                        : throw new OpenAiRequestException(OpenAiError.Invalid($"{blockParam}.thinking: Field required", $"{blockParam}.thinking", "missing_required_parameter")));
+                    break;
+                case "redacted_thinking" when role == "assistant":
+                    break; // encrypted by another service: nothing this model could read
                 case "image" or "document" or "thinking" or "redacted_thinking" or "server_tool_use" or "search_result":
                     throw new OpenAiRequestException(OpenAiError.Unsupported($"{blockParam}.type", $"content blocks of type '{type}'"));
                 default:
@@ -180,7 +226,7 @@ internal sealed record MessagesRequest(GenerationSettings Settings, IReadOnlyLis
 
         if (text.Length > 0 || calls.Count > 0 || results.Count == 0)
         {
-            yield return new ChatMessage(role, text.ToString(), calls.Count > 0 ? calls : null);
+            yield return new ChatMessage(role, text.ToString(), calls.Count > 0 ? calls : null) { Reasoning = thought.Length > 0 ? thought.ToString() : null };
         }
     }
 

@@ -28,7 +28,8 @@ public sealed record ServedModel(
     ModelDefaults Defaults,
     IChatTemplate ChatTemplate,
     IEngineClient Engine,
-    ToolCallFormat? ToolCalls = null)
+    ToolCallFormat? ToolCalls = null,
+    Prompting.Reasoning.ThinkingTags? Thinking = null)
 {
     /// <summary>
     /// How the model writes tool calls: configured or recognised from its template where the template renders tools

@@ -5,7 +5,7 @@ using Appliance.Prompting;
 namespace Appliance.Api.OpenAi;
 
 /// <summary>A validated POST /v1/chat/completions body.</summary>
-internal sealed record ChatCompletionRequest(GenerationSettings Settings, IReadOnlyList<ChatMessage> Messages, ResponseFormat Format, ToolUse Tools)
+internal sealed record ChatCompletionRequest(GenerationSettings Settings, IReadOnlyList<ChatMessage> Messages, ResponseFormat Format, ToolUse Tools, ReasoningRequest Reasoning)
 {
     /// <summary>Fields OpenAI defines that this appliance cannot honour yet: refused by name, never ignored.</summary>
     private static readonly Dictionary<string, string> UnsupportedFields = new()
@@ -15,13 +15,13 @@ internal sealed record ChatCompletionRequest(GenerationSettings Settings, IReadO
         ["audio"] = "audio output",
         ["prediction"] = "predicted outputs",
         ["web_search_options"] = "web search",
-        ["reasoning_effort"] = "reasoning effort",
     };
 
     private static readonly HashSet<string> Known =
     [
         .. GenerationSettings.CommonFields, "messages", "max_completion_tokens", "logprobs", "top_logprobs",
         .. UnsupportedFields.Keys, "response_format", "logit_bias", "modalities", "store", "metadata", "tools", "tool_choice", "parallel_tool_calls",
+        "reasoning_effort", "chat_template_kwargs",
     ];
 
     public static ChatCompletionRequest Read(JsonFields fields, ApiLimits limits)
@@ -68,7 +68,42 @@ internal sealed record ChatCompletionRequest(GenerationSettings Settings, IReadO
             throw new OpenAiRequestException(OpenAiError.Invalid("'stop' and 'ignore_eos' cannot be combined with a required tool call.", settings.Stop.Count > 0 ? "stop" : "ignore_eos"));
         }
 
-        return new ChatCompletionRequest(settings, ReadMessages(fields, limits), format, tools);
+        return new ChatCompletionRequest(settings, ReadMessages(fields, limits), format, tools, ReadReasoning(fields));
+    }
+
+    /// <summary>
+    /// OpenAI's reasoning_effort, and vLLM's chat_template_kwargs limited to the thinking switches of reasoning models'
+    /// templates (Qwen3's enable_thinking, DeepSeek V3.1's thinking), which clients of such models send.
+    /// </summary>
+    private static ReasoningRequest ReadReasoning(JsonFields fields)
+    {
+        var reasoning = ReasoningRequest.FromEffort(fields.OptionalString("reasoning_effort"), "reasoning_effort");
+        if (fields.Element("chat_template_kwargs") is not { } kwargs || kwargs.ValueKind == JsonValueKind.Null)
+        {
+            return reasoning;
+        }
+
+        if (kwargs.ValueKind != JsonValueKind.Object)
+        {
+            throw JsonFields.TypeError("chat_template_kwargs", "an object");
+        }
+
+        bool? thinking = null;
+        foreach (var property in kwargs.EnumerateObject())
+        {
+            var param = $"chat_template_kwargs.{property.Name}";
+            if (property.Name is not ("enable_thinking" or "thinking"))
+            {
+                throw new OpenAiRequestException(OpenAiError.Unsupported(param, $"the template variable '{property.Name}' (only enable_thinking and thinking)"));
+            }
+
+            var value = property.Value.ValueKind is JsonValueKind.True or JsonValueKind.False ? property.Value.GetBoolean() : throw JsonFields.TypeError(param, "a boolean");
+            thinking = thinking is { } earlier && earlier != value
+                ? throw new OpenAiRequestException(OpenAiError.Invalid("'chat_template_kwargs' switches thinking both on and off.", param))
+                : value;
+        }
+
+        return thinking is null ? reasoning : reasoning with { Thinking = thinking };
     }
 
     private static void RejectUnsupportedOptions(JsonFields fields)
@@ -131,7 +166,7 @@ internal sealed record ChatCompletionRequest(GenerationSettings Settings, IReadO
         {
             switch (property.Name)
             {
-                case "role" or "content" or "name" or "tool_calls" or "tool_call_id" or "refusal":
+                case "role" or "content" or "name" or "tool_calls" or "tool_call_id" or "refusal" or "reasoning_content" or "reasoning":
                     break;
                 case "function_call":
                     throw new OpenAiRequestException(OpenAiError.Unsupported($"{param}.function_call", "the deprecated function calling (use tool_calls)"));
@@ -173,7 +208,26 @@ internal sealed record ChatCompletionRequest(GenerationSettings Settings, IReadO
         }
 
         var content = calls is { Count: > 0 } && (!message.TryGetProperty("content", out var c) || c.ValueKind == JsonValueKind.Null) ? string.Empty : Content(message, param, role);
-        return new ChatMessage(role, content, calls, callId, name.ValueKind == JsonValueKind.String ? name.GetString() : null);
+        return new ChatMessage(role, content, calls, callId, name.ValueKind == JsonValueKind.String ? name.GetString() : null) { Reasoning = EarlierThought(message, param, role) };
+    }
+
+    /// <summary>An earlier answer's thought: reasoning_content (DeepSeek's and this appliance's name) or reasoning (vLLM's newer one).</summary>
+    private static string? EarlierThought(JsonElement message, string param, string role)
+    {
+        string? found = null;
+        foreach (var name in (string[])["reasoning_content", "reasoning"])
+        {
+            if (!message.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
+            {
+                continue;
+            }
+
+            found = role != "assistant"
+                ? throw new OpenAiRequestException(OpenAiError.Invalid($"'{param}.{name}' belongs to assistant messages.", $"{param}.{name}", "unknown_parameter"))
+                : value.ValueKind == JsonValueKind.String ? found ?? value.GetString() : throw JsonFields.TypeError($"{param}.{name}", "a string");
+        }
+
+        return found;
     }
 
     /// <summary>An assistant message's earlier tool calls: id, function name and arguments (a JSON object as text).</summary>

@@ -17,12 +17,14 @@ internal static class ChatCompletionsApi
         var request = fields.Parse(f => ChatCompletionRequest.Read(f, limits));
         var model = ModelResolution.Resolve(catalog, access, http, request.Settings.Model);
         // Compiled (or found compiled) here, on the request's thread: the engine only looks up masks.
-        var settings = request.Settings with { Constraint = request.Tools.ConstraintFor(model) ?? request.Format.ConstraintFor(model), Tools = request.Tools };
+        var answer = request.Tools.ConstraintFor(model) ?? request.Format.ConstraintFor(model);
         RequestAudit.Of(http).Tools = request.Tools.AuditDetail(called: null);
 
         // Render and tokenise here, on the request's thread, never on the engine's.
-        var prompt = model.Engine.Tokenizer.Encode(RenderPrompt(model, request));
+        var thinking = ThinkingPlan.For(model, RenderPrompt(model, request), request.Reasoning, answer is not null);
+        var prompt = model.Engine.Tokenizer.Encode(thinking.Prompt);
         var maxTokens = ModelResolution.MaxTokens(model, request.Settings.MaxTokens, prompt.Count);
+        var settings = request.Settings with { Constraint = thinking.Constraint(model, answer, maxTokens, request.Reasoning.Budget), Tools = request.Tools };
         var choices = Enumerable.Range(0, request.Settings.N).Select(i => new ChoiceInput(i, prompt)).ToList();
         var header = new ResponseHeader(ResponseKind.Chat, $"chatcmpl-{Guid.NewGuid():N}", time.GetUtcNow().ToUnixTimeSeconds(), request.Settings.Model, ModelResolution.Fingerprint(model));
         RequestAudit.Of(http).PromptTokens = prompt.Count;
@@ -32,7 +34,7 @@ internal static class ChatCompletionsApi
         }
 
         using var quota = await ModelResolution.AcceptAsync(recorder, http);
-        await GenerationResponder.RespondAsync(http, header, model, settings, choices, maxTokens, prompt.Count, limits);
+        await GenerationResponder.RespondAsync(http, header, model, settings, choices, maxTokens, prompt.Count, limits, thinking);
     }
 
     private static string RenderPrompt(ServedModel model, ChatCompletionRequest request)
@@ -40,7 +42,7 @@ internal static class ChatCompletionsApi
         try
         {
             // tool_choice none: the model is not shown the tools (earlier tool turns still render).
-            return ToolPrompt.Render(model.ChatTemplate, request.Messages, request.Tools.Choice == "none" ? null : request.Tools.Tools, format: model.ToolCallFormat);
+            return ToolPrompt.Render(model.ChatTemplate, request.Messages, request.Tools.Choice == "none" ? null : request.Tools.Tools, format: model.ToolCallFormat, reasoning: request.Reasoning.Switch);
         }
         catch (ChatTemplateRejectedException rejected)
         {

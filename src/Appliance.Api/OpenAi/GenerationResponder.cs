@@ -20,7 +20,8 @@ internal static class GenerationResponder
         IReadOnlyList<ChoiceInput> choices,
         int maxTokens,
         int promptTokens,
-        ApiLimits limits)
+        ApiLimits limits,
+        ThinkingPlan? thinking = null)
     {
         var tenant = Tenancy.Of(http);
         await using var streams = ChoiceStreams.Submit(model, choices, settings, maxTokens, header.Id, tenant, limits.RequestTimeout);
@@ -30,15 +31,21 @@ internal static class GenerationResponder
         timeout.CancelAfter(limits.RequestTimeout);
         if (settings.Stream)
         {
-            await StreamAsync(http, header, model, settings, choices, streams, promptTokens, timeout.Token);
+            await StreamAsync(http, header, model, settings, choices, streams, promptTokens, Thoughts(choices, thinking), timeout.Token);
         }
         else
         {
-            await CollectAsync(http, header, model, settings, choices, streams, promptTokens, timeout.Token);
+            await CollectAsync(http, header, model, settings, choices, streams, promptTokens, Thoughts(choices, thinking), timeout.Token);
         }
     }
 
-    private static async Task CollectAsync(HttpContext http, ResponseHeader header, ServedModel model, GenerationSettings settings, IReadOnlyList<ChoiceInput> choices, ChoiceStreams streams, int promptTokens, CancellationToken cancellationToken)
+    /// <summary>Each choice's reader of its thought, for a reasoning model's chat answer; null otherwise.</summary>
+    private static Dictionary<int, ThoughtReader>? Thoughts(IReadOnlyList<ChoiceInput> choices, ThinkingPlan? thinking) =>
+        thinking?.Reader() is null ? null : choices.ToDictionary(c => c.Index, _ => thinking.Reader()!);
+
+    private static int ThoughtTokens(Dictionary<int, ThoughtReader>? thoughts) => thoughts?.Values.Sum(t => t.Tokens) ?? 0;
+
+    private static async Task CollectAsync(HttpContext http, ResponseHeader header, ServedModel model, GenerationSettings settings, IReadOnlyList<ChoiceInput> choices, ChoiceStreams streams, int promptTokens, Dictionary<int, ThoughtReader>? thoughts, CancellationToken cancellationToken)
     {
         var text = choices.ToDictionary(c => c.Index, _ => new StringBuilder());
         var logprobs = choices.ToDictionary(c => c.Index, _ => new List<TokenLogprob>());
@@ -62,7 +69,7 @@ internal static class GenerationResponder
                 }
 
                 var delta = item.Delta!;
-                text[item.Index].Append(delta.Text);
+                text[item.Index].Append(thoughts is null ? delta.Text : thoughts[item.Index].Add(delta).Content);
                 Audit.RequestAudit.Of(http).AppendCompletion(item.Index, delta.Text);
                 logprobs[item.Index].AddRange(delta.Logprobs ?? []);
                 FirstText(http, delta);
@@ -82,7 +89,8 @@ internal static class GenerationResponder
         }
 
         var results = choices
-            .Select(c => Result(settings, model, c.Index, text[c.Index].ToString(), logprobs[c.Index].Count > 0 ? logprobs[c.Index] : null, finish.GetValueOrDefault(c.Index, FinishReason.Length)))
+            .Select(c => Result(settings, model, c.Index, text[c.Index].ToString(), logprobs[c.Index].Count > 0 ? logprobs[c.Index] : null, finish.GetValueOrDefault(c.Index, FinishReason.Length))
+                with { Reasoning = thoughts?[c.Index].Thought })
             .ToList();
         Finished(http, string.Join(",", results.Select(r => r.CalledTools ? "tool_calls" : Wire(r.Finish)).Distinct()), completionTokens);
         if (settings.Tools is { } tools)
@@ -90,7 +98,8 @@ internal static class GenerationResponder
             Audit.RequestAudit.Of(http).Tools = tools.AuditDetail(results.SelectMany(r => r.ToolCalls ?? []));
         }
         http.Response.ContentType = "application/json";
-        await http.Response.Body.WriteAsync(OpenAiJson.Completion(header, results, new GenerationUsage(promptTokens, completionTokens) { CachedPromptTokens = cachedTokens ?? 0 }, model.Engine.Tokenizer, settings.Tools), http.RequestAborted);
+        var usage = new GenerationUsage(promptTokens, completionTokens) { CachedPromptTokens = cachedTokens ?? 0, ReasoningTokens = ThoughtTokens(thoughts) };
+        await http.Response.Body.WriteAsync(OpenAiJson.Completion(header, results, usage, model.Engine.Tokenizer, settings.Tools), http.RequestAborted);
     }
 
     /// <summary>The prompt is counted once for all choices: its cached part is what every choice found cached.</summary>
@@ -111,7 +120,7 @@ internal static class GenerationResponder
             : new ChoiceResult(index, parsed.Content, logprobs, finish, parsed.Calls);
     }
 
-    private static async Task StreamAsync(HttpContext http, ResponseHeader header, ServedModel model, GenerationSettings settings, IReadOnlyList<ChoiceInput> choices, ChoiceStreams streams, int promptTokens, CancellationToken cancellationToken)
+    private static async Task StreamAsync(HttpContext http, ResponseHeader header, ServedModel model, GenerationSettings settings, IReadOnlyList<ChoiceInput> choices, ChoiceStreams streams, int promptTokens, Dictionary<int, ThoughtReader>? thoughts, CancellationToken cancellationToken)
     {
         var response = http.Response;
         response.ContentType = "text/event-stream";
@@ -153,7 +162,21 @@ internal static class GenerationResponder
                 var delta = item.Delta!;
                 FirstText(http, delta);
                 Audit.RequestAudit.Of(http).AppendCompletion(item.Index, delta.Text);
-                var (text, logprobs) = toolStreams is null ? (delta.Text, delta.Logprobs) : toolStreams[item.Index].Add(delta.Text, delta.Logprobs);
+                var (answer, deltaLogprobs) = (delta.Text, delta.Logprobs);
+                if (thoughts is not null)
+                {
+                    string reasoning;
+                    (reasoning, answer) = thoughts[item.Index].Add(delta);
+                    if (reasoning.Length > 0)
+                    {
+                        // A token's log probability goes out with the text it wrote: here, when it wrote only thought.
+                        var thoughtLogprobs = answer.Length == 0 ? deltaLogprobs : null;
+                        deltaLogprobs = answer.Length == 0 ? null : deltaLogprobs;
+                        await Event(response, OpenAiJson.Chunk(header, item.Index, null, role: false, thoughtLogprobs, null, settings.IncludeUsage, tokenizer, reasoning: reasoning), cancellationToken);
+                    }
+                }
+
+                var (text, logprobs) = toolStreams is null ? (answer, deltaLogprobs) : toolStreams[item.Index].Add(answer, deltaLogprobs);
                 if (text.Length > 0 || logprobs is not null)
                 {
                     await Event(response, OpenAiJson.Chunk(header, item.Index, text, role: false, logprobs, null, settings.IncludeUsage, tokenizer), cancellationToken);
@@ -190,7 +213,7 @@ internal static class GenerationResponder
 
         if (settings.IncludeUsage)
         {
-            await Event(response, OpenAiJson.UsageChunk(header, new GenerationUsage(promptTokens, completionTokens) { CachedPromptTokens = cachedTokens ?? 0 }), cancellationToken);
+            await Event(response, OpenAiJson.UsageChunk(header, new GenerationUsage(promptTokens, completionTokens) { CachedPromptTokens = cachedTokens ?? 0, ReasoningTokens = ThoughtTokens(thoughts) }), cancellationToken);
         }
 
         await response.Body.WriteAsync(Done, cancellationToken);

@@ -26,6 +26,11 @@ internal static class OpenAiJson
                     json.WriteStartObject("message");
                     json.WriteString("role", "assistant");
                     json.WriteString("content", choice.Text);
+                    if (choice.Reasoning is not null)
+                    {
+                        json.WriteString("reasoning_content", choice.Reasoning);
+                    }
+
                     json.WriteNull("refusal");
                     if (choice.CalledTools)
                     {
@@ -108,7 +113,7 @@ internal static class OpenAiJson
         });
 
     /// <summary>A streamed chunk of one choice. <paramref name="role"/> marks a chat stream's first chunk.</summary>
-    public static byte[] Chunk(ResponseHeader header, int index, string? text, bool role, IReadOnlyList<TokenLogprob>? logprobs, FinishReason? finish, bool includeUsage, ITokenizer tokenizer, bool calledTools = false) =>
+    public static byte[] Chunk(ResponseHeader header, int index, string? text, bool role, IReadOnlyList<TokenLogprob>? logprobs, FinishReason? finish, bool includeUsage, ITokenizer tokenizer, bool calledTools = false, string? reasoning = null) =>
         Write(json =>
         {
             Start(json, header, streaming: true);
@@ -126,6 +131,11 @@ internal static class OpenAiJson
                 if (text is not null)
                 {
                     json.WriteString("content", text);
+                }
+
+                if (reasoning is not null)
+                {
+                    json.WriteString("reasoning_content", reasoning);
                 }
 
                 json.WriteEndObject();
@@ -199,6 +209,9 @@ internal static class OpenAiJson
         json.WriteNumber("total_tokens", usage.TotalTokens);
         json.WriteStartObject("prompt_tokens_details");
         json.WriteNumber("cached_tokens", usage.CachedPromptTokens);
+        json.WriteEndObject();
+        json.WriteStartObject("completion_tokens_details");
+        json.WriteNumber("reasoning_tokens", usage.ReasoningTokens);
         json.WriteEndObject();
         json.WriteEndObject();
     }
@@ -291,4 +304,7 @@ internal static class OpenAiJson
 internal sealed record ChoiceResult(int Index, string? Text, IReadOnlyList<TokenLogprob>? Logprobs, FinishReason Finish, IReadOnlyList<Appliance.Prompting.ToolCall>? ToolCalls = null)
 {
     public bool CalledTools => ToolCalls is { Count: > 0 };
+
+    /// <summary>A reasoning model's thought before this answer (reasoning_content), or null.</summary>
+    public string? Reasoning { get; init; }
 }

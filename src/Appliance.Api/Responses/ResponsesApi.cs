@@ -22,10 +22,12 @@ internal static class ResponsesApi
         using var fields = await JsonFields.ReadAsync(http.Request, limits.MaxBodyBytes, http.RequestAborted);
         var request = fields.Parse(f => ResponsesRequest.Read(f, limits));
         var model = ModelResolution.Resolve(catalog, access, http, request.Settings.Model);
-        var settings = request.Settings with { Constraint = request.Tools.ConstraintFor(model) ?? request.Format.ConstraintFor(model), Tools = request.Tools };
-        var prompt = model.Engine.Tokenizer.Encode(Render(model, request));
+        var answerConstraint = request.Tools.ConstraintFor(model) ?? request.Format.ConstraintFor(model);
+        var thinking = ThinkingPlan.For(model, Render(model, request), request.Reasoning, answerConstraint is not null);
+        var prompt = model.Engine.Tokenizer.Encode(thinking.Prompt);
         // Without max_output_tokens (Codex sends none) the answer may use what the context leaves, not a chat default.
         var maxTokens = ModelResolution.MaxTokens(model, request.Settings.MaxTokens ?? Math.Min(limits.MaxTokens, Math.Max(model.ContextLength - prompt.Count, 1)), prompt.Count);
+        var settings = request.Settings with { Constraint = thinking.Constraint(model, answerConstraint, maxTokens, request.Reasoning.Budget), Tools = request.Tools };
         var audit = RequestAudit.Of(http);
         audit.PromptTokens = prompt.Count;
         audit.Tools = request.Tools.AuditDetail(called: null);
@@ -41,7 +43,7 @@ internal static class ResponsesApi
         audit.FinishReason = "cancelled";
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted);
         timeout.CancelAfter(limits.RequestTimeout);
-        var answer = new Answer(http, model, settings, new ResponsesJson(id, request.Settings.Model, time.GetUtcNow().ToUnixTimeSeconds(), request), prompt.Count);
+        var answer = new Answer(http, model, settings, new ResponsesJson(id, request.Settings.Model, time.GetUtcNow().ToUnixTimeSeconds(), request), prompt.Count, thinking.Reader());
         try
         {
             await answer.RunAsync(streams, timeout.Token);
@@ -68,7 +70,7 @@ internal static class ResponsesApi
     {
         try
         {
-            return ToolPrompt.Render(model.ChatTemplate, request.Messages, request.Tools.Choice == "none" ? null : request.Tools.Tools, format: model.ToolCallFormat);
+            return ToolPrompt.Render(model.ChatTemplate, request.Messages, request.Tools.Choice == "none" ? null : request.Tools.Tools, format: model.ToolCallFormat, reasoning: request.Reasoning.Switch);
         }
         catch (ChatTemplateRejectedException rejected)
         {
@@ -81,9 +83,14 @@ internal static class ResponsesApi
     }
 
     /// <summary>One response being generated: returned whole, or streamed as the Responses API's events.</summary>
-    private sealed class Answer(HttpContext http, ServedModel model, GenerationSettings settings, ResponsesJson json, int inputTokens)
+    private sealed class Answer(HttpContext http, ServedModel model, GenerationSettings settings, ResponsesJson json, int inputTokens, ThoughtReader? thought)
     {
         private readonly string _messageId = "msg_" + Guid.NewGuid().ToString("N");
+        private readonly string _reasoningId = "rs_" + Guid.NewGuid().ToString("N");
+
+        /// <summary>The output index of the first item after the thought: 1 once a reasoning item leads the output.</summary>
+        private int _first;
+        private bool _thoughtDone;
 
         public int OutputTokens { get; private set; }
 
@@ -123,7 +130,8 @@ internal static class ResponsesApi
                 }
 
                 var delta = item.Delta!;
-                text.Append(delta.Text);
+                var (thoughtPiece, answerText) = thought?.Add(delta) ?? (string.Empty, delta.Text);
+                text.Append(answerText);
                 RequestAudit.Of(http).AppendCompletion(0, delta.Text);
                 GenerationResponder.FirstText(http, delta);
                 finish = delta.FinishReason ?? finish;
@@ -131,9 +139,15 @@ internal static class ResponsesApi
                 {
                     OutputTokens = delta.Usage?.CompletionTokens ?? OutputTokens;
                     json.CachedInputTokens = delta.Usage?.CachedPromptTokens ?? 0;
+                    json.ReasoningTokens = thought?.Tokens ?? 0;
                 }
 
-                var ready = !settings.Stream ? string.Empty : held is null ? delta.Text : held.Add(delta.Text, null).Text;
+                if (settings.Stream && thought is not null)
+                {
+                    await StreamThoughtAsync(thoughtPiece, answerText.Length > 0 || delta.FinishReason is not null, cancellationToken);
+                }
+
+                var ready = !settings.Stream ? string.Empty : held is null ? answerText : held.Add(answerText, null).Text;
                 if (ready.Length > 0)
                 {
                     messageOpen = await OpenMessageAsync(messageOpen, cancellationToken);
@@ -141,7 +155,7 @@ internal static class ResponsesApi
                     await Send("response.output_text.delta", json.Event("response.output_text.delta", w =>
                     {
                         w.WriteString("item_id", _messageId);
-                        w.WriteNumber("output_index", 0);
+                        w.WriteNumber("output_index", _first);
                         w.WriteNumber("content_index", 0);
                         w.WriteString("delta", ready);
                     }), cancellationToken);
@@ -168,6 +182,11 @@ internal static class ResponsesApi
             }
 
             var output = new List<OutputItem>();
+            if (thought?.Thought is { } thoughtText)
+            {
+                output.Add(new OutputItem(_reasoningId, thoughtText, null, Thought: true));
+            }
+
             var messageText = calls.Calls.Count > 0 ? calls.Content : text.ToString();
             if (!string.IsNullOrEmpty(messageText) || calls.Calls.Count == 0 || messageOpen)
             {
@@ -201,14 +220,14 @@ internal static class ResponsesApi
                 if (opened.Count > 0 && opened[^1] is { Done: false } previous)
                 {
                     var whole = new OutputItem(previous.ItemId, null, previous.Opening with { Arguments = previous.Arguments.ToString() }, Freeform: previous.Input is not null);
-                    await SendCallDoneAsync(whole, opened.Count - 1, previous.SentInput.ToString(), cancellationToken);
+                    await SendCallDoneAsync(whole, _first + opened.Count - 1, previous.SentInput.ToString(), cancellationToken);
                     previous.Done = true;
                 }
 
                 opened.Add(new StreamedCall(ItemId(opening.Name), opening, Freeform(opening.Name) ? new FreeformInput.Stream() : null));
                 await Send("response.output_item.added", json.Event("response.output_item.added", w =>
                 {
-                    w.WriteNumber("output_index", call.CallIndex);
+                    w.WriteNumber("output_index", _first + call.CallIndex);
                     w.WritePropertyName("item");
                     ResponsesJson.WriteItem(w, new OutputItem(opened[call.CallIndex].ItemId, null, opening, Freeform: opened[call.CallIndex].Input is not null), done: false);
                 }), cancellationToken);
@@ -223,14 +242,14 @@ internal static class ResponsesApi
                     // A custom tool's input streams as text, read out of the arguments as they come.
                     var text = input.Add(call.Arguments);
                     streamed.SentInput.Append(text);
-                    await SendInputDeltaAsync(streamed.ItemId, call.CallIndex, text, cancellationToken);
+                    await SendInputDeltaAsync(streamed.ItemId, _first + call.CallIndex, text, cancellationToken);
                     return;
                 }
 
                 await Send("response.function_call_arguments.delta", json.Event("response.function_call_arguments.delta", w =>
                 {
                     w.WriteString("item_id", streamed.ItemId);
-                    w.WriteNumber("output_index", call.CallIndex);
+                    w.WriteNumber("output_index", _first + call.CallIndex);
                     w.WriteString("delta", call.Arguments);
                 }), cancellationToken);
             }
@@ -323,6 +342,61 @@ internal static class ResponsesApi
             await Send("response.failed", json.ResponseEvent("response.failed", "failed", [], inputTokens, OutputTokens, null, (code, message)), CancellationToken.None);
         }
 
+        /// <summary>
+        /// The thought as a reasoning item leading the output: added once the output has one, its text streamed, and
+        /// done once the answer begins (items follow one another).
+        /// </summary>
+        private async Task StreamThoughtAsync(string piece, bool answerBegun, CancellationToken cancellationToken)
+        {
+            if (_thoughtDone || thought?.Thought is null)
+            {
+                return;
+            }
+
+            if (_first == 0)
+            {
+                _first = 1;
+                await Send("response.output_item.added", json.Event("response.output_item.added", w =>
+                {
+                    w.WriteNumber("output_index", 0);
+                    w.WritePropertyName("item");
+                    ResponsesJson.WriteItem(w, new OutputItem(_reasoningId, null, null, Thought: true), done: false);
+                }), cancellationToken);
+            }
+
+            if (piece.Length > 0)
+            {
+                await Send("response.reasoning_text.delta", json.Event("response.reasoning_text.delta", w =>
+                {
+                    w.WriteString("item_id", _reasoningId);
+                    w.WriteNumber("output_index", 0);
+                    w.WriteNumber("content_index", 0);
+                    w.WriteString("delta", piece);
+                }), cancellationToken);
+            }
+
+            if (!answerBegun && thought.Thinking)
+            {
+                return;
+            }
+
+            _thoughtDone = true;
+            var whole = thought.Thought;
+            await Send("response.reasoning_text.done", json.Event("response.reasoning_text.done", w =>
+            {
+                w.WriteString("item_id", _reasoningId);
+                w.WriteNumber("output_index", 0);
+                w.WriteNumber("content_index", 0);
+                w.WriteString("text", whole);
+            }), cancellationToken);
+            await Send("response.output_item.done", json.Event("response.output_item.done", w =>
+            {
+                w.WriteNumber("output_index", 0);
+                w.WritePropertyName("item");
+                ResponsesJson.WriteItem(w, new OutputItem(_reasoningId, whole, null, Thought: true), done: true);
+            }), cancellationToken);
+        }
+
         private async Task<bool> OpenMessageAsync(bool open, CancellationToken cancellationToken)
         {
             if (open)
@@ -332,14 +406,14 @@ internal static class ResponsesApi
 
             await Send("response.output_item.added", json.Event("response.output_item.added", w =>
             {
-                w.WriteNumber("output_index", 0);
+                w.WriteNumber("output_index", _first);
                 w.WritePropertyName("item");
                 ResponsesJson.WriteItem(w, new OutputItem(_messageId, null, null), done: false);
             }), cancellationToken);
             await Send("response.content_part.added", json.Event("response.content_part.added", w =>
             {
                 w.WriteString("item_id", _messageId);
-                w.WriteNumber("output_index", 0);
+                w.WriteNumber("output_index", _first);
                 w.WriteNumber("content_index", 0);
                 w.WritePropertyName("part");
                 ResponsesJson.WriteTextPart(w, string.Empty);
@@ -353,6 +427,12 @@ internal static class ResponsesApi
             {
                 var item = output[index];
                 var outputIndex = index;
+                if (item.Thought)
+                {
+                    await StreamThoughtAsync(string.Empty, answerBegun: true, cancellationToken); // a thought not streamed yet (or not closed) is now
+                    continue;
+                }
+
                 if (item.Call is null)
                 {
                     var rest = item.Text is { } full && full.Length > sent.Length ? full[sent.Length..] : string.Empty;

@@ -13,6 +13,9 @@ internal sealed class ResponsesJson(string id, string model, long createdAt, Res
     /// <summary>Input tokens the prefix cache served, once the engine said (input_tokens_details.cached_tokens).</summary>
     public int CachedInputTokens { get; set; }
 
+    /// <summary>Output tokens a reasoning model spent thinking (output_tokens_details.reasoning_tokens).</summary>
+    public int ReasoningTokens { get; set; }
+
     /// <summary>The response object; <paramref name="output"/> null while in progress.</summary>
     public byte[] Response(string status, IReadOnlyList<OutputItem>? output, int inputTokens, int outputTokens, string? incompleteReason) =>
         Write(json => WriteResponse(json, status, output, inputTokens, outputTokens, incompleteReason));
@@ -36,7 +39,25 @@ internal sealed class ResponsesJson(string id, string model, long createdAt, Res
     public static void WriteItem(Utf8JsonWriter json, OutputItem item, bool done)
     {
         json.WriteStartObject();
-        if (item is { Call: { } custom, Freeform: true })
+        if (item.Thought)
+        {
+            // A reasoning model's thought, as OpenAI returns open-weight models' reasoning: raw text, no summary.
+            json.WriteString("type", "reasoning");
+            json.WriteString("id", item.Id);
+            json.WriteStartArray("summary");
+            json.WriteEndArray();
+            json.WriteStartArray("content");
+            if (done)
+            {
+                json.WriteStartObject();
+                json.WriteString("type", "reasoning_text");
+                json.WriteString("text", item.Text ?? string.Empty);
+                json.WriteEndObject();
+            }
+
+            json.WriteEndArray();
+        }
+        else if (item is { Call: { } custom, Freeform: true })
         {
             json.WriteString("type", "custom_tool_call");
             json.WriteString("id", item.Id);
@@ -221,7 +242,7 @@ internal sealed class ResponsesJson(string id, string model, long createdAt, Res
             json.WriteEndObject();
             json.WriteNumber("output_tokens", outputTokens);
             json.WriteStartObject("output_tokens_details");
-            json.WriteNumber("reasoning_tokens", 0);
+            json.WriteNumber("reasoning_tokens", ReasoningTokens);
             json.WriteEndObject();
             json.WriteNumber("total_tokens", inputTokens + outputTokens);
             json.WriteEndObject();
@@ -250,6 +271,6 @@ internal sealed class ResponsesJson(string id, string model, long createdAt, Res
 
 /// <summary>
 /// One output item: a message with its text, or a function call (Cut: one max_output_tokens ended early); Freeform: the
-/// call is a custom tool's, written as a custom_tool_call with its text input.
+/// call is a custom tool's, written as a custom_tool_call with its text input; Thought: a reasoning item, its text the thought.
 /// </summary>
-internal sealed record OutputItem(string Id, string? Text, ToolCall? Call, bool Cut = false, bool Freeform = false);
+internal sealed record OutputItem(string Id, string? Text, ToolCall? Call, bool Cut = false, bool Freeform = false, bool Thought = false);

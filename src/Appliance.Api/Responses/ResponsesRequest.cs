@@ -10,7 +10,7 @@ namespace Appliance.Api.Responses;
 /// mapped onto the chat path's messages, settings, tools and response format. Nothing is stored, so store=true and
 /// previous_response_id are refused by name.
 /// </summary>
-internal sealed partial record ResponsesRequest(GenerationSettings Settings, IReadOnlyList<ChatMessage> Messages, ToolUse Tools, ResponseFormat Format, string? Instructions)
+internal sealed partial record ResponsesRequest(GenerationSettings Settings, IReadOnlyList<ChatMessage> Messages, ToolUse Tools, ResponseFormat Format, string? Instructions, ReasoningRequest Reasoning)
 {
     private static readonly HashSet<string> Known =
         ["model", "input", "instructions", "max_output_tokens", "temperature", "top_p", "stream", "tools", "tool_choice", "parallel_tool_calls",
@@ -75,7 +75,7 @@ internal sealed partial record ResponsesRequest(GenerationSettings Settings, IRe
             // templates (Mistral, Gemma) refuse anything else.
             if (messages.Count > 0 && messages[^1] is { ToolCalls: null } previous && turn.ToolCalls is null && previous.Role == turn.Role && turn.Role is "system" or "user" or "assistant")
             {
-                messages[^1] = previous with { Content = previous.Content + "\n\n" + turn.Content };
+                messages[^1] = previous with { Content = previous.Content + "\n\n" + turn.Content, Reasoning = previous.Reasoning ?? turn.Reasoning };
                 continue;
             }
 
@@ -88,7 +88,25 @@ internal sealed partial record ResponsesRequest(GenerationSettings Settings, IRe
             throw new OpenAiRequestException(OpenAiError.Invalid("'tools' cannot be combined with a JSON 'text.format' (unless 'tool_choice' is 'none').", "text.format"));
         }
 
-        return new ResponsesRequest(settings, messages, tools, format, instructions);
+        return new ResponsesRequest(settings, messages, tools, format, instructions, ReadReasoning(fields));
+    }
+
+    /// <summary>reasoning.effort: none and minimal switch a reasoning model's thinking off, the others on; summary is accepted (no summaries are written).</summary>
+    private static ReasoningRequest ReadReasoning(JsonFields fields)
+    {
+        if (fields.Element("reasoning") is not { } reasoning || reasoning.ValueKind == JsonValueKind.Null)
+        {
+            return ReasoningRequest.Default;
+        }
+
+        if (reasoning.ValueKind != JsonValueKind.Object)
+        {
+            throw JsonFields.TypeError("reasoning", "an object");
+        }
+
+        return reasoning.TryGetProperty("effort", out var effort) && effort.ValueKind != JsonValueKind.Null
+            ? ReasoningRequest.FromEffort(effort.ValueKind == JsonValueKind.String ? effort.GetString() : throw JsonFields.TypeError("reasoning.effort", "a string"), "reasoning.effort")
+            : ReasoningRequest.Default;
     }
 
     /// <summary>Input as text (one user message) or items: messages, function and custom tool calls and their outputs.</summary>
@@ -112,6 +130,7 @@ internal sealed partial record ResponsesRequest(GenerationSettings Settings, IRe
         }
 
         var messages = new List<ChatMessage>();
+        string? thought = null; // a reasoning item's text, for the assistant turn that follows it
         var index = 0;
         foreach (var item in input.Value.EnumerateArray())
         {
@@ -125,7 +144,9 @@ internal sealed partial record ResponsesRequest(GenerationSettings Settings, IRe
             switch (type)
             {
                 case "message":
-                    messages.Add(Message(item, param));
+                    var message = Message(item, param);
+                    messages.Add(message.Role == "assistant" && thought is not null ? message with { Reasoning = thought } : message);
+                    thought = null;
                     break;
                 case "function_call" or "custom_tool_call":
                     var call = new ToolCall(Required(item, "call_id", param), Required(item, "name", param), type == "function_call" ? Arguments(item, param) : FreeformInput.Arguments(Text(item, "input", param)));
@@ -135,21 +156,47 @@ internal sealed partial record ResponsesRequest(GenerationSettings Settings, IRe
                     }
                     else
                     {
-                        messages.Add(new ChatMessage("assistant", string.Empty, [call]));
+                        messages.Add(new ChatMessage("assistant", string.Empty, [call]) { Reasoning = thought });
                     }
 
+                    thought = null;
                     break;
                 case "function_call_output" or "custom_tool_call_output":
                     messages.Add(new ChatMessage("tool", Output(item, param), ToolCallId: Required(item, "call_id", param)));
+                    thought = null;
                     break;
                 case "reasoning":
-                    break; // an earlier answer's reasoning: these models keep none, so nothing to pass on
+                    thought = ThoughtText(item, param);
+                    break;
                 default:
                     throw new OpenAiRequestException(OpenAiError.Unsupported($"{param}.type", $"input items of type '{type}'"));
             }
         }
 
         return messages;
+    }
+
+    /// <summary>
+    /// An earlier answer's thought: the text of its reasoning_text parts, for templates that render it (Qwen3's). A
+    /// summary or encrypted_content (another service's) carries nothing this model wrote, so it gives none.
+    /// </summary>
+    private static string? ThoughtText(JsonElement item, string param)
+    {
+        if (!item.TryGetProperty("content", out var content) || content.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+
+        if (content.ValueKind != JsonValueKind.Array)
+        {
+            throw JsonFields.TypeError($"{param}.content", "an array of reasoning_text parts");
+        }
+
+        var parts = content.EnumerateArray().Select((part, i) =>
+            part.ValueKind == JsonValueKind.Object && part.TryGetProperty("type", out var t) && t.GetString() == "reasoning_text" && part.TryGetProperty("text", out var text) && text.ValueKind == JsonValueKind.String
+                ? text.GetString()!
+                : throw new OpenAiRequestException(OpenAiError.Invalid($"'{param}.content[{i}]' must be a reasoning_text part with its text.", $"{param}.content[{i}]"))).ToList();
+        return parts.Count == 0 ? null : string.Join("\n\n", parts);
     }
 
     /// <summary>A function's output: text, or text parts (other parts refused by name).</summary>

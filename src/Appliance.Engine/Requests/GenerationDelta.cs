@@ -7,6 +7,9 @@ public readonly record struct GenerationUsage(int PromptTokens, int CompletionTo
 
     /// <summary>Prompt tokens whose KV came from the prefix cache instead of being computed (OpenAI's cached_tokens).</summary>
     public int CachedPromptTokens { get; init; }
+
+    /// <summary>Completion tokens a reasoning model spent thinking (OpenAI's reasoning_tokens); counted by the API, which reads the thought.</summary>
+    public int ReasoningTokens { get; init; }
 }
 
 /// <summary>

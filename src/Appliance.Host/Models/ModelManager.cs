@@ -262,6 +262,9 @@ internal sealed partial class ModelManager(
         var template = ChatTemplateLoader.Load(options.Path, time, options.ChatTemplate);
         var toolCalls = Prompting.ToolCallFormat.Named(options.ToolCallFormat)
             ?? Prompting.ToolCallFormat.FromTemplate((template as Prompting.HuggingFaceChatTemplate)?.Source);
+        var thinking = Prompting.Reasoning.ThinkingTags.TryNamed(options.Reasoning, out var named)
+            ? named
+            : Prompting.Reasoning.ThinkingTags.FromTemplate((template as Prompting.HuggingFaceChatTemplate)?.Source);
         return new ServedModel(
             id,
             options.Aliases,
@@ -271,7 +274,8 @@ internal sealed partial class ModelManager(
             new ModelDefaults(options.DefaultTemperature, options.DefaultTopP, options.DefaultMaxTokens),
             template,
             deployment.Router,
-            toolCalls);
+            toolCalls,
+            thinking);
     }
 
     /// <summary>No new requests at once; running ones get the grace period to finish before the engines stop.</summary>

@@ -80,6 +80,13 @@ public sealed record ModelOptions
     /// </summary>
     public string ToolCallFormat { get; init; } = "auto";
 
+    /// <summary>
+    /// Whether the model thinks before answering: "auto" (when its chat template mentions &lt;/think&gt;, as Qwen3's,
+    /// QwQ's and DeepSeek R1's do), "think" (its thought is between &lt;think&gt; and &lt;/think&gt;) or "none" (its
+    /// output is all answer).
+    /// </summary>
+    public string Reasoning { get; init; } = "auto";
+
     /// <summary>Keycloak roles allowed to use this model; with <see cref="AllowedGroups"/> empty too, every chat user may.</summary>
     public IReadOnlyList<string> AllowedRoles { get; init; } = [];
 

@@ -47,6 +47,7 @@ public sealed class ModelsOptionsValidator : IValidateOptions<ModelsOptions>
             Check(failures, $"{key}:IntraOpThreads", model.IntraOpThreads >= 0, "must not be negative");
             Check(failures, $"{key}:ToolCallFormat", model.ToolCallFormat == "auto" || Prompting.ToolCallFormat.Named(model.ToolCallFormat) is not null,
                 $"must be auto or one of {string.Join(", ", Prompting.ToolCallFormat.All.Select(f => f.Name))}");
+            Check(failures, $"{key}:Reasoning", model.Reasoning == "auto" || Prompting.Reasoning.ThinkingTags.TryNamed(model.Reasoning, out _), "must be auto, think or none");
             Check(failures, $"{key}:ChatTemplate", model.ChatTemplate == "auto" || Prompting.BuiltInChatTemplates.Names.Contains(model.ChatTemplate),
                 $"must be auto or one of {string.Join(", ", Prompting.BuiltInChatTemplates.Names)}");
             Check(failures, $"{key}:DefaultTemperature", model.DefaultTemperature is >= 0 and <= 2, "must be between 0 and 2");

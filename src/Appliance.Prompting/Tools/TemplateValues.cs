@@ -66,6 +66,11 @@ internal static class TemplateValues
             value["tool_call_id"] = message.ToolCallId;
         }
 
+        if (message.Reasoning is not null)
+        {
+            value["reasoning_content"] = message.Reasoning;
+        }
+
         if (message.Name is not null)
         {
             value["name"] = message.Name;
@@ -97,7 +102,8 @@ internal static class TemplateValues
         }),
         JsonValueKind.Array => element.EnumerateArray().Select(FromJson).ToList(),
         JsonValueKind.String => element.GetString(),
-        JsonValueKind.Number => element.TryGetInt64(out var whole) ? whole : element.GetDouble(),
+        // Boxed apart: a conditional of long and double would be a double, and 17 would render as 17.0.
+        JsonValueKind.Number => element.TryGetInt64(out var whole) ? (object)whole : element.GetDouble(),
         JsonValueKind.True => true,
         JsonValueKind.False => false,
         _ => null,

@@ -17,12 +17,12 @@ public static class ToolPrompt
     /// gets its own convention only when that is DeepSeek's, so that the prompt and the parser always agree.
     /// </summary>
     public static string Render(IChatTemplate template, IReadOnlyList<ChatMessage> messages, IReadOnlyList<ToolDefinition>? tools, bool addGenerationPrompt = true,
-        ToolCallFormat? format = null)
+        ToolCallFormat? format = null, Reasoning.ReasoningSwitch? reasoning = null)
     {
         var hasToolTurns = messages.Any(m => m.Role == "tool" || m.ToolCalls is { Count: > 0 });
         if (tools is not { Count: > 0 } && !hasToolTurns)
         {
-            return template.Render(messages, addGenerationPrompt, tools);
+            return template.Render(messages, addGenerationPrompt, tools, reasoning);
         }
 
         if (DeepSeekFormatOf(template) is { } deepSeek && (format is null || format == deepSeek))
@@ -30,15 +30,15 @@ public static class ToolPrompt
             // DeepSeek's templates write earlier calls and their results in their own tokens but list no tools: they
             // are described in the system message, in the model's call format.
             var described = deepSeek == ToolCallFormat.DeepSeekV3 ? DescribeForDeepSeek(tools ?? []) : DescribeForDeepSeekV31(tools ?? []);
-            return template.Render(tools is { Count: > 0 } ? WithSystemText(messages, described) : messages, addGenerationPrompt);
+            return template.Render(tools is { Count: > 0 } ? WithSystemText(messages, described) : messages, addGenerationPrompt, reasoning: reasoning);
         }
 
         if (RendersTools(template))
         {
-            return template.Render(hasToolTurns && WantsNineCharacterIds(template) ? [.. messages.Select(NineCharacterIds)] : messages, addGenerationPrompt, tools);
+            return template.Render(hasToolTurns && WantsNineCharacterIds(template) ? [.. messages.Select(NineCharacterIds)] : messages, addGenerationPrompt, tools, reasoning);
         }
 
-        return template.Render(Rewrite(messages, tools ?? []), addGenerationPrompt);
+        return template.Render(Rewrite(messages, tools ?? []), addGenerationPrompt, reasoning: reasoning);
     }
 
     /// <summary>
