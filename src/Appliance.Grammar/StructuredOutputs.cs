@@ -55,19 +55,31 @@ public sealed class StructuredOutputs
     /// </summary>
     public ITokenConstraint ToolCalls(ToolCallLayout layout, IReadOnlyList<(string Name, string Parameters, bool Strict, TextGrammar? Input)> functions, bool parallel)
     {
-        var key = JsonSerializer.Serialize(new { layout, functions = functions.Select(f => new[] { f.Name, f.Parameters, f.Strict ? "strict" : "loose", f.Input?.Definition }), parallel });
-        return Grammar("tools:" + key, () =>
+        var key = JsonSerializer.Serialize(new { layout, functions = functions.Select(f => new[] { f.Name, f.Parameters, f.Strict ? "strict" : "loose", f.Input?.Definition }) });
+        // Each call the answer may hold is a copy of the calls' automaton: where eight copies of large schemas (a
+        // function without properties takes any object) do not fit, the answer may hold fewer calls rather than none.
+        for (var calls = parallel ? MaxParallelCalls : 1; ; calls /= 2)
         {
-            var call = Lang.Any(functions.Select(function =>
+            try
             {
-                using var schema = JsonDocument.Parse(function.Parameters);
-                return Lang.Seq(
-                    Lang.Text(layout.Open), layout.QuotedName ? JsonLanguage.Literal(function.Name) : Lang.Text(function.Name), Lang.Text(layout.BeforeArguments),
-                    function.Input is { } input ? TextArguments(input) : SchemaCompiler.Compile(schema.RootElement, function.Strict),
-                    Lang.Text(layout.Close));
-            }).ToList());
-            return Lang.Seq(JsonLanguage.Whitespace, Lang.Text(layout.Prefix), Lang.SeparatedList(call, Lang.Text(layout.Separator), 1, parallel ? MaxParallelCalls : 1), Lang.Text(layout.Suffix));
-        });
+                var most = calls;
+                return Grammar($"tools:{most}:{key}", () =>
+                {
+                    var call = Lang.Any(functions.Select(function =>
+                    {
+                        using var schema = JsonDocument.Parse(function.Parameters);
+                        return Lang.Seq(
+                            Lang.Text(layout.Open), layout.QuotedName ? JsonLanguage.Literal(function.Name) : Lang.Text(function.Name), Lang.Text(layout.BeforeArguments),
+                            function.Input is { } input ? TextArguments(input) : SchemaCompiler.Compile(schema.RootElement, function.Strict),
+                            Lang.Text(layout.Close));
+                    }).ToList());
+                    return Lang.Seq(JsonLanguage.Whitespace, Lang.Text(layout.Prefix), Lang.SeparatedList(call, Lang.Text(layout.Separator), 1, most), Lang.Text(layout.Suffix));
+                });
+            }
+            catch (GrammarTooLargeException) when (calls > 1)
+            {
+            }
+        }
     }
 
     /// <summary>A custom tool's arguments, <c>{"input": "..."}</c>, the input one of the grammar's texts.</summary>
