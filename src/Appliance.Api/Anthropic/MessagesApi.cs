@@ -23,7 +23,8 @@ internal static class MessagesApi
         var request = fields.Parse(f => MessagesRequest.Read(f, limits));
         var model = ModelResolution.Resolve(catalog, access, http, request.Settings.Model);
         var answerConstraint = request.Tools.ConstraintFor(model);
-        var thinking = ThinkingPlan.For(model, Render(model, request), request.Reasoning, answerConstraint is not null);
+        var (rendered, prefill) = Render(model, request);
+        var thinking = ThinkingPlan.For(model, rendered, request.Reasoning, answerConstraint is not null, prefill);
         var prompt = model.Engine.Tokenizer.Encode(thinking.Prompt);
         // A ceiling, as Claude clients mean it: whatever room the context leaves, up to the appliance's limit.
         var maxTokens = ModelResolution.MaxTokens(model, Math.Min(request.Settings.MaxTokens ?? int.MaxValue, Math.Max(model.ContextLength - prompt.Count, 1)), prompt.Count);
@@ -76,21 +77,23 @@ internal static class MessagesApi
         using var fields = await JsonFields.ReadAsync(http.Request, limits.MaxBodyBytes, http.RequestAborted);
         var request = fields.Parse(f => MessagesRequest.Read(f, limits, countOnly: true));
         var model = ModelResolution.Resolve(catalog, access, http, request.Settings.Model);
-        var count = model.Engine.Tokenizer.Encode(ThinkingPlan.For(model, Render(model, request), request.Reasoning, request.Tools.Forced).Prompt).Count;
+        var (rendered, prefill) = Render(model, request);
+        var count = model.Engine.Tokenizer.Encode(ThinkingPlan.For(model, rendered, request.Reasoning, request.Tools.Forced, prefill).Prompt).Count;
         RequestAudit.Of(http).PromptTokens = count;
         http.Response.ContentType = "application/json";
         await http.Response.Body.WriteAsync(MessagesJson.InputTokens(count), http.RequestAborted);
     }
 
-    private static string Render(ServedModel model, MessagesRequest request)
+    /// <summary>The rendered conversation and, when the last turn is the assistant's, the prefill the answer continues.</summary>
+    private static (string Rendered, string? Prefill) Render(ServedModel model, MessagesRequest request)
     {
         try
         {
             var tools = request.Tools.Choice == "none" ? null : request.Tools.Tools;
             // A last assistant turn is a prefill: the answer continues it rather than starting a new turn.
             return request.Messages[^1] is { Role: "assistant", ToolCalls: null } prefill && request.Messages.Count > 1
-                ? ToolPrompt.Render(model.ChatTemplate, [.. request.Messages.Take(request.Messages.Count - 1)], tools, format: model.ToolCallFormat, reasoning: request.Reasoning.Switch) + prefill.Content
-                : ToolPrompt.Render(model.ChatTemplate, request.Messages, tools, format: model.ToolCallFormat, reasoning: request.Reasoning.Switch);
+                ? (ToolPrompt.Render(model.ChatTemplate, [.. request.Messages.Take(request.Messages.Count - 1)], tools, format: model.ToolCallFormat, reasoning: request.Reasoning.Switch), prefill.Content)
+                : (ToolPrompt.Render(model.ChatTemplate, request.Messages, tools, format: model.ToolCallFormat, reasoning: request.Reasoning.Switch), null);
         }
         catch (ChatTemplateRejectedException rejected)
         {
@@ -166,7 +169,7 @@ internal static class MessagesApi
                 var delta = item.Delta!;
                 var answerText = Take(delta, text);
                 finish = delta.FinishReason ?? finish;
-                if (thought?.Thought is not null && !thinkingClosed)
+                if (thought is { HasThought: true } && !thinkingClosed)
                 {
                     // The thought is the first block; it closes once the answer begins (or at the end).
                     if (thinkingBlock < 0)

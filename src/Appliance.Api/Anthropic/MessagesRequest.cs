@@ -17,8 +17,9 @@ internal sealed record MessagesRequest(GenerationSettings Settings, IReadOnlyLis
     {
         fields.RejectUnknown(countOnly ? CountTokensKnown : Known);
         // Claude clients send the model's own maximum as max_tokens: it is a ceiling here, capped to what the appliance allows.
-        int? maxTokens = countOnly ? null : (int)Math.Min(fields.OptionalInteger("max_tokens", 1, int.MaxValue)
-            ?? throw new OpenAiRequestException(OpenAiError.Invalid("max_tokens: Field required", "max_tokens", "missing_required_parameter")), limits.MaxTokens);
+        long? askedMaxTokens = countOnly ? null : fields.OptionalInteger("max_tokens", 1, int.MaxValue)
+            ?? throw new OpenAiRequestException(OpenAiError.Invalid("max_tokens: Field required", "max_tokens", "missing_required_parameter"));
+        int? maxTokens = askedMaxTokens is { } asked ? (int)Math.Min(asked, limits.MaxTokens) : null;
         var stream = !countOnly && (fields.OptionalBool("stream") ?? false);
         var user = fields.Element("metadata") is { ValueKind: JsonValueKind.Object } metadata && metadata.TryGetProperty("user_id", out var id) && id.ValueKind == JsonValueKind.String
             ? id.GetString()
@@ -66,14 +67,21 @@ internal sealed record MessagesRequest(GenerationSettings Settings, IReadOnlyLis
             throw new OpenAiRequestException(OpenAiError.Invalid("stop_sequences cannot be combined with a tool_choice that requires a tool.", "stop_sequences"));
         }
 
-        return new MessagesRequest(settings, messages, tools, Thinking(fields, maxTokens));
+        var reasoning = Thinking(fields, askedMaxTokens);
+        if (reasoning.Thinking == true && messages.Count > 1 && messages[^1] is { Role: "assistant", ToolCalls: null })
+        {
+            // As Anthropic's API: the answer would continue the prefill, leaving no place for a thought before it.
+            throw new OpenAiRequestException(OpenAiError.Invalid("thinking cannot be combined with a prefilled answer (a last assistant message).", "thinking"));
+        }
+
+        return new MessagesRequest(settings, messages, tools, reasoning);
     }
 
     /// <summary>
     /// thinking: enabled (with budget_tokens, below max_tokens), adaptive (the model's own measure) or disabled, for
     /// reasoning models; a model that does not think answers without a thought either way.
     /// </summary>
-    private static ReasoningRequest Thinking(JsonFields fields, int? maxTokens)
+    private static ReasoningRequest Thinking(JsonFields fields, long? maxTokens)
     {
         if (fields.Element("thinking") is not { } thinking || thinking.ValueKind == JsonValueKind.Null)
         {
@@ -82,7 +90,7 @@ internal sealed record MessagesRequest(GenerationSettings Settings, IReadOnlyLis
 
         var type = thinking.ValueKind == JsonValueKind.Object && thinking.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
         var omitted = thinking.ValueKind == JsonValueKind.Object && thinking.TryGetProperty("display", out var display) && display.ValueKind != JsonValueKind.Null
-            ? display.GetString() switch
+            ? (display.ValueKind == JsonValueKind.String ? display.GetString() : null) switch
             {
                 "omitted" => true,
                 "summarized" => false, // the whole thought: these models write no summary of it

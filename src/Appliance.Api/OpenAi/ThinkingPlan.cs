@@ -12,18 +12,32 @@ internal sealed record ThinkingPlan(ThinkingTags? Tags, ThinkingStart Start, str
 {
     /// <summary>
     /// The plan for a rendered prompt. A constraint on the answer (a response format, a required tool call) or a
-    /// thinking budget must know where the thought ends: where the model may open one itself (Qwen3's default), the
-    /// prompt opens it, as the model would, unless thinking was switched off.
+    /// thinking budget must know where the thought ends: where a model that thinks unless told may open one itself
+    /// (Qwen3's default), the prompt opens it, as the model would, unless thinking was switched off. That needs the
+    /// closing tag to be one token, as in every reasoning model's vocabulary (the constraint matches its tokens).
+    /// <paramref name="prefill"/>, an answer's beginning the client wrote (Anthropic's last assistant turn), follows the
+    /// rendered prompt: the output continues it.
     /// </summary>
-    public static ThinkingPlan For(ServedModel model, string rendered, ReasoningRequest reasoning, bool constrained)
+    public static ThinkingPlan For(ServedModel model, string rendered, ReasoningRequest reasoning, bool constrained, string? prefill = null)
     {
         if (model.Thinking is not { } tags)
         {
-            return new ThinkingPlan(null, ThinkingStart.Closed, rendered);
+            return new ThinkingPlan(null, ThinkingStart.Closed, rendered + prefill);
         }
 
         var start = tags.StartOf(rendered);
-        return start == ThinkingStart.MayOpen && (constrained || reasoning.Budget is not null) && reasoning.Thinking != false
+        if (!string.IsNullOrEmpty(prefill))
+        {
+            // A thought the prompt (or the prefill) opened goes on in the output unless the prefill closed it; a free
+            // start is no longer free: the output continues the prefill's answer.
+            start = prefill.Contains(tags.Close, StringComparison.Ordinal) ? ThinkingStart.Closed
+                : prefill.Contains(tags.Open, StringComparison.Ordinal) || start == ThinkingStart.Open ? ThinkingStart.Open
+                : ThinkingStart.Closed;
+            return new ThinkingPlan(tags, start, rendered + prefill);
+        }
+
+        return start == ThinkingStart.MayOpen && tags.ThinksUnlessTold && (constrained || reasoning.Budget is not null) && reasoning.Thinking != false
+            && model.Engine.Tokenizer.Encode(tags.Close).Count == 1
             ? new ThinkingPlan(tags, ThinkingStart.Open, rendered + tags.Open + "\n")
             : new ThinkingPlan(tags, start, rendered);
     }

@@ -15,6 +15,9 @@ internal sealed class ThoughtReader(ThinkingSplitter splitter)
     /// <summary>Whether the output is inside its thought.</summary>
     public bool Thinking => splitter.Thinking;
 
+    /// <summary>Whether the output has a thought (cheap: the streaming loops ask at every delta).</summary>
+    public bool HasThought => splitter.Thought;
+
     /// <summary>The whole thought so far, or null when the output has none.</summary>
     public string? Thought => splitter.Thought ? _thought.ToString() : null;
 

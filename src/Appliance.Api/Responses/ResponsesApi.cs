@@ -348,7 +348,7 @@ internal static class ResponsesApi
         /// </summary>
         private async Task StreamThoughtAsync(string piece, bool answerBegun, CancellationToken cancellationToken)
         {
-            if (_thoughtDone || thought?.Thought is null)
+            if (_thoughtDone || thought is not { HasThought: true })
             {
                 return;
             }
@@ -381,7 +381,7 @@ internal static class ResponsesApi
             }
 
             _thoughtDone = true;
-            var whole = thought.Thought;
+            var whole = thought.Thought ?? string.Empty;
             await Send("response.reasoning_text.done", json.Event("response.reasoning_text.done", w =>
             {
                 w.WriteString("item_id", _reasoningId);

@@ -152,7 +152,7 @@ internal sealed partial record ResponsesRequest(GenerationSettings Settings, IRe
                     var call = new ToolCall(Required(item, "call_id", param), Required(item, "name", param), type == "function_call" ? Arguments(item, param) : FreeformInput.Arguments(Text(item, "input", param)));
                     if (messages.Count > 0 && messages[^1] is { Role: "assistant" } previous)
                     {
-                        messages[^1] = previous with { ToolCalls = [.. previous.ToolCalls ?? [], call] };
+                        messages[^1] = previous with { ToolCalls = [.. previous.ToolCalls ?? [], call], Reasoning = previous.Reasoning ?? thought };
                     }
                     else
                     {
@@ -193,7 +193,7 @@ internal sealed partial record ResponsesRequest(GenerationSettings Settings, IRe
         }
 
         var parts = content.EnumerateArray().Select((part, i) =>
-            part.ValueKind == JsonValueKind.Object && part.TryGetProperty("type", out var t) && t.GetString() == "reasoning_text" && part.TryGetProperty("text", out var text) && text.ValueKind == JsonValueKind.String
+            part.ValueKind == JsonValueKind.Object && part.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String && t.GetString() == "reasoning_text" && part.TryGetProperty("text", out var text) && text.ValueKind == JsonValueKind.String
                 ? text.GetString()!
                 : throw new OpenAiRequestException(OpenAiError.Invalid($"'{param}.content[{i}]' must be a reasoning_text part with its text.", $"{param}.content[{i}]"))).ToList();
         return parts.Count == 0 ? null : string.Join("\n\n", parts);

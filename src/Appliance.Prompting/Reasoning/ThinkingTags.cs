@@ -20,9 +20,19 @@ public enum ThinkingStart
 /// </summary>
 public sealed class ThinkingTags
 {
-    public static readonly ThinkingTags Think = new("<think>", "</think>");
+    /// <summary>The tags of a model that thinks unless told not to (Qwen3's hybrid templates, or an operator's "think").</summary>
+    public static readonly ThinkingTags Think = new("<think>", "</think>", thinksUnlessTold: true);
 
-    private ThinkingTags(string open, string close) => (Open, Close) = (open, close);
+    /// <summary>The tags of a model whose template only strips earlier thoughts: it thinks where its prompt opens a thought.</summary>
+    public static readonly ThinkingTags ThinkWhenOpened = new("<think>", "</think>", thinksUnlessTold: false);
+
+    private ThinkingTags(string open, string close, bool thinksUnlessTold) => (Open, Close, ThinksUnlessTold) = (open, close, thinksUnlessTold);
+
+    /// <summary>
+    /// Whether the model opens a thought itself when its prompt leaves it free to (so a constraint on its answer must
+    /// wait for the thought): a template with a thinking switch says so; one that only strips thoughts does not.
+    /// </summary>
+    public bool ThinksUnlessTold { get; }
 
     public string Open { get; }
 
@@ -32,10 +42,13 @@ public sealed class ThinkingTags
 
     /// <summary>
     /// The markers a chat template writes or strips: a template that mentions the closing tag (to drop earlier thoughts
-    /// from the history, or to close an empty one when thinking is off) belongs to a model that thinks.
+    /// from the history, or to close an empty one when thinking is off) belongs to a model that may think; one that also
+    /// reads Qwen3's enable_thinking switch thinks unless told not to.
     /// </summary>
     public static ThinkingTags? FromTemplate(string? source) =>
-        source is not null && source.Contains(Think.Close, StringComparison.Ordinal) ? Think : null;
+        source is null || !source.Contains(Think.Close, StringComparison.Ordinal) ? null
+        : source.Contains("enable_thinking", StringComparison.Ordinal) ? Think
+        : ThinkWhenOpened;
 
     /// <summary>A configured setting: "think", "none" (null), or null when the name is unknown ("auto" is the caller's).</summary>
     public static bool TryNamed(string setting, out ThinkingTags? tags)

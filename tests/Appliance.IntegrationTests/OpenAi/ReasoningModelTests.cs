@@ -194,6 +194,24 @@ public sealed class ReasoningModelTests(ReasoningModelFixture fixture) : IClassF
     }
 
     [Fact]
+    public async Task A_Claude_client_s_large_max_tokens_and_budget_are_taken_and_a_prefill_with_thinking_is_refused()
+    {
+        // Claude clients send the model's maximum and a large budget: both are ceilings here (the context is 512 tokens).
+        var large = await MessagesAsync("""{"model":"qwen3","max_tokens":32000,"thinking":{"type":"enabled","budget_tokens":10000},"messages":[{"role":"user","content":"Go."}]}""");
+        Assert.True(large.Status == HttpStatusCode.OK, large.Body.ToString());
+        Assert.Equal("thinking", large.Body.GetProperty("content")[0].GetProperty("type").GetString());
+
+        var prefilled = await MessagesAsync("""{"model":"qwen3","max_tokens":8,"thinking":{"type":"enabled","budget_tokens":4},"messages":[{"role":"user","content":"Go."},{"role":"assistant","content":"Sure,"}]}""");
+        Assert.Equal(HttpStatusCode.BadRequest, prefilled.Status);
+        Assert.Contains("prefill", prefilled.Body.GetProperty("error").GetProperty("message").GetString(), StringComparison.Ordinal);
+
+        // Without thinking asked for, a prefilled answer is continued as answer: no thought opens after it.
+        var continued = await MessagesAsync("""{"model":"qwen3","max_tokens":6,"tool_choice":{"type":"any"},"tools":[{"name":"go","input_schema":{"type":"object","properties":{"fast":{"type":"boolean"}}}}],"messages":[{"role":"user","content":"Go."},{"role":"assistant","content":"Sure,"}]}""");
+        Assert.True(continued.Status == HttpStatusCode.OK, continued.Body.ToString());
+        Assert.DoesNotContain(continued.Body.GetProperty("content").EnumerateArray(), block => block.GetProperty("type").GetString() == "thinking");
+    }
+
+    [Fact]
     public async Task Thinking_disabled_on_the_Messages_API_gives_no_thinking_block()
     {
         var client = new AnthropicClient { ApiKey = fixture.Running.Token, BaseUrl = Http.BaseAddress!.ToString().TrimEnd('/'), MaxRetries = 0 };
@@ -275,6 +293,12 @@ public sealed class ReasoningModelTests(ReasoningModelFixture fixture) : IClassF
         stream,
         response_format = new { type = "json_schema", json_schema = new { name = "weight", strict = true, schema = JsonDocument.Parse(Schema).RootElement } },
     });
+
+    private async Task<(HttpStatusCode Status, JsonElement Body)> MessagesAsync(string body)
+    {
+        using var response = await Http.PostAsync("/v1/messages", new StringContent(body, Encoding.UTF8, "application/json"));
+        return (response.StatusCode, JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.Clone());
+    }
 
     private static int Tokens(string text) => ReferenceTokenizers.Encode("qwen3", [text])[0].Length;
 

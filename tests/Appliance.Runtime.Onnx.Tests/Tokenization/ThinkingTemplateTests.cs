@@ -66,4 +66,16 @@ public sealed class ThinkingTemplateTests
 
         Assert.Equal(ThinkingStart.Open, ThinkingTags.Think.StartOf("<｜Assistant｜><think>\n"));
     }
+
+    [Fact]
+    public void A_template_that_only_strips_earlier_thoughts_belongs_to_a_model_that_thinks_only_where_its_prompt_opens_a_thought()
+    {
+        // Shaped like the templates of instruct models that came after a thinking one: no switch, no opened thought.
+        const string StripsOnly = "{% for m in messages %}{% set c = m.content %}{% if '</think>' in c %}{% set c = c.split('</think>')[-1] %}{% endif %}{{ c }}{% endfor %}";
+        var tags = ThinkingTags.FromTemplate(StripsOnly);
+
+        Assert.Same(ThinkingTags.ThinkWhenOpened, tags);
+        Assert.False(tags!.ThinksUnlessTold);
+        Assert.True(ThinkingTags.FromTemplate(ReferenceChatTemplates.ForFamily("qwen3").Template)!.ThinksUnlessTold);
+    }
 }
