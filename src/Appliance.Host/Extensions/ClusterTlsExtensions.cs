@@ -7,6 +7,8 @@ namespace Appliance.Host.Extensions;
 /// Mutual TLS between the load balancers and the nodes: with <c>Tls:ClientCertificateAuthority</c> (the cluster CA's
 /// certificate, PEM), every HTTPS endpoint asks for a client certificate and accepts only one that chains to that CA,
 /// not to the machine's public roots. Plain HTTP endpoints (the node's loopback listener for local tools) are untouched.
+/// The file may hold several CA certificates: during a CA rollover it holds the old and the new one, and a client
+/// certificate of either is accepted.
 /// </summary>
 public static class ClusterTlsExtensions
 {
@@ -25,21 +27,29 @@ public static class ClusterTlsExtensions
             throw new InvalidOperationException($"{AuthorityKey} '{path}' does not exist");
         }
 
-        var authority = X509Certificate2.CreateFromPem(File.ReadAllText(path));
+        var authorities = Authorities(File.ReadAllText(path), path);
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.ConfigureHttpsDefaults(https =>
         {
             https.ClientCertificateMode = ClientCertificateMode.RequireCertificate;
-            https.ClientCertificateValidation = (certificate, _, _) => IssuedBy(authority, certificate);
+            https.ClientCertificateValidation = (certificate, _, _) => IssuedBy(authorities, certificate);
         }));
         return builder;
     }
 
-    /// <summary>True when <paramref name="certificate"/> chains to <paramref name="authority"/> alone, and is valid now for client use.</summary>
-    public static bool IssuedBy(X509Certificate2 authority, X509Certificate2 certificate)
+    /// <summary>Every certificate of a PEM bundle; one that holds none is a configuration error, named at start.</summary>
+    public static X509Certificate2Collection Authorities(string pem, string path)
+    {
+        var authorities = new X509Certificate2Collection();
+        authorities.ImportFromPem(pem);
+        return authorities.Count > 0 ? authorities : throw new InvalidOperationException($"{AuthorityKey} '{path}' holds no certificate");
+    }
+
+    /// <summary>True when <paramref name="certificate"/> chains to one of <paramref name="authorities"/> alone, and is valid now for client use.</summary>
+    public static bool IssuedBy(X509Certificate2Collection authorities, X509Certificate2 certificate)
     {
         using var chain = new X509Chain();
         chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-        chain.ChainPolicy.CustomTrustStore.Add(authority);
+        chain.ChainPolicy.CustomTrustStore.AddRange(authorities);
         // The cluster CA publishes no revocation list: a node or balancer leaving is handled by re-issuing, not revoking.
         chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
         // Never fetch an issuer a presented certificate points at: a node reaches nothing outside its cluster.
@@ -53,7 +63,7 @@ public static class ClusterTlsExtensions
         {
             foreach (var element in chain.ChainElements)
             {
-                if (!ReferenceEquals(element.Certificate, certificate) && !ReferenceEquals(element.Certificate, authority))
+                if (!ReferenceEquals(element.Certificate, certificate) && !authorities.Any(authority => ReferenceEquals(element.Certificate, authority)))
                 {
                     element.Certificate.Dispose();
                 }
