@@ -13,7 +13,7 @@ namespace Appliance.IntegrationTests.Deployment;
 public sealed partial class AnsibleContentTests : IDisposable
 {
     private static readonly string Ansible = Path.Combine(RepositoryPaths.Root, "ansible");
-    private static readonly string[] Playbooks = ["site.yml", "upgrade.yml", "rollback.yml", "models.yml", "retire.yml"];
+    private static readonly string[] Playbooks = ["site.yml", "upgrade.yml", "rollback.yml", "models.yml", "retire.yml", "rotate-ca.yml"];
     private static readonly string[] Roles = ["appliance", "models", "postgresql", "haproxy", "keycloak_realm", "cluster_pki"];
 
     /// <summary>Roles that only run tasks on the control node: no service to notify, no file to render.</summary>

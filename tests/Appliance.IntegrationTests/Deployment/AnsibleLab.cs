@@ -165,8 +165,11 @@ public sealed partial class AnsibleLab : IAsyncLifetime
     /// A client for one node directly, as the load balancer reaches it: HTTPS, trusting only the cluster CA the roles
     /// made on the control node (the inventory's pki folder).
     /// </summary>
-    /// <remarks>With <paramref name="asBalancer"/>, it presents the load balancer's client certificate, as HAProxy does.</remarks>
-    public HttpClient NodeClient(string node, string? token, bool asBalancer = true)
+    /// <remarks>
+    /// With <paramref name="asBalancer"/>, it presents the load balancer's client certificate, as HAProxy does, or
+    /// <paramref name="clientCertificate"/> when given.
+    /// </remarks>
+    public HttpClient NodeClient(string node, string? token, bool asBalancer = true, X509Certificate2? clientCertificate = null)
     {
         var pki = Path.Combine(Path.GetDirectoryName(Inventory)!, "pki");
         var authority = X509Certificate2.CreateFromPem(File.ReadAllText(Path.Combine(pki, "cluster-ca.crt")));
@@ -175,8 +178,8 @@ public sealed partial class AnsibleLab : IAsyncLifetime
         {
             SslOptions =
             {
-                ClientCertificates = asBalancer && File.Exists(balancerCertificate)
-                    ? [X509Certificate2.CreateFromPemFile(balancerCertificate, Path.Combine(pki, $"{Balancer}-client.key"))]
+                ClientCertificates = clientCertificate is not null ? [clientCertificate]
+                    : asBalancer && File.Exists(balancerCertificate) ? [X509Certificate2.CreateFromPemFile(balancerCertificate, Path.Combine(pki, $"{Balancer}-client.key"))]
                     : null,
                 RemoteCertificateValidationCallback = (_, certificate, _, _) => CertificateTrust.ChainsTo(authority, certificate),
             },

@@ -498,6 +498,38 @@ public sealed class ClusterDeploymentTests(AnsibleLab lab, ITestOutputHelper out
     }
 
     [Fact, Step(11)]
+    public async Task The_cluster_CA_rolls_over_under_load_and_the_old_one_is_trusted_nowhere()
+    {
+        var pki = Path.Combine(Path.GetDirectoryName(lab.Inventory)!, "pki");
+        var oldAuthority = File.ReadAllText(Path.Combine(pki, "cluster-ca.crt"));
+        using var oldBalancer = System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPemFile(
+            Path.Combine(pki, $"{AnsibleLab.Balancer}-client.crt"), Path.Combine(pki, $"{AnsibleLab.Balancer}-client.key"));
+        var token = await lab.Identity.ClientCredentialsTokenAsync("report-generator");
+
+        var (_, run) = await RunUnderLoadAsync("rotate-ca.yml", "rotate-ca.yml", token);
+
+        Assert.NotEqual(oldAuthority, File.ReadAllText(Path.Combine(pki, "cluster-ca.crt")));
+        Assert.False(File.Exists(Path.Combine(pki, "cluster-ca-next.crt")), "the rollover did not finish");
+        Assert.Contains(oldAuthority, Directory.GetFiles(Path.Combine(pki, "retired"), "*cluster-ca.crt").Select(File.ReadAllText));
+        foreach (var node in lab.Nodes)
+        {
+            // NodeClient trusts only the pki folder's (new) CA and presents the balancer's new certificate.
+            using (var current = lab.NodeClient(node, null))
+            {
+                Assert.Equal(HttpStatusCode.OK, (await current.GetAsync("/health/live")).StatusCode);
+            }
+
+            using var old = lab.NodeClient(node, null, clientCertificate: oldBalancer);
+            await Assert.ThrowsAnyAsync<HttpRequestException>(() => old.GetAsync("/health/live"));
+        }
+
+        // The balancer verifies the nodes with the new CA alone.
+        var (_, trusted) = await lab.SshAsync(AnsibleLab.Balancer, "grep -c 'BEGIN CERTIFICATE' /etc/haproxy/certs/cluster-ca.pem");
+        Assert.Equal("1", trusted.Trim());
+        output.WriteLine($"rotate-ca.yml changed: {string.Join(", ", run.ChangedTaskNames.Distinct())}");
+    }
+
+    [Fact, Step(12)]
     public async Task Losing_a_node_keeps_the_service_answering()
     {
         using var client = lab.BalancedClient(await lab.Identity.ClientCredentialsTokenAsync("report-generator"));
