@@ -46,6 +46,17 @@ public sealed partial class AnsibleContentTests : IDisposable
         Assert.DoesNotContain("UNREACHABLE", output, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("--limit", "gpu-node-1")]
+    [InlineData("--check", null)]
+    public async Task Rotate_ca_yml_refuses_a_partial_or_check_run_before_it_touches_a_machine_or_the_CA(string option, string? value)
+    {
+        var (exit, output) = await RunAsync("ansible-playbook", ["-i", "inventories/example/hosts.yml", "rotate-ca.yml", option, .. value is null ? Array.Empty<string>() : [value]]);
+        Assert.True(exit != 0 && output.Contains("without --limit and without --check", StringComparison.Ordinal), output);
+        Assert.DoesNotContain("UNREACHABLE", output, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(Path.Combine(Ansible, "inventories", "example", "pki")), "the CA was touched");
+    }
+
     [Fact]
     public void No_task_fetches_anything_from_a_network()
     {
