@@ -24,6 +24,7 @@ public static class ModelCatalogExtensions
         builder.Services.AddSingleton<IValidateOptions<ModelsOptions>, ModelsOptionsValidator>();
         builder.Services.AddSingleton<ModelCatalog>();
         builder.Services.AddSingleton<IModelCatalog>(services => services.GetRequiredService<ModelCatalog>());
+        builder.Services.AddSingleton<SettingsFiles>();
         builder.Services.AddSingleton<ModelManager>();
         builder.Services.AddSingleton<IModelAdministration>(services => services.GetRequiredService<ModelManager>());
         builder.Services.AddHostedService<ModelLoader>();

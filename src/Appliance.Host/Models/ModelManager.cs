@@ -15,12 +15,13 @@ namespace Appliance.Host.Models;
 /// <summary>
 /// Puts declared models on the node's devices: placement by the configured strategy, one engine and ONNX Runtime
 /// session per replica (CUDA on its GPU, or a CPU slot), a router in front. Load, unload and reload run one at a time;
-/// the declaration is read fresh from configuration each time, so a model added to the settings can be loaded without
-/// a restart.
+/// the settings files are read again first (<see cref="SettingsFiles"/>), so a model added to them can be loaded
+/// without a restart, at once.
 /// </summary>
 internal sealed partial class ModelManager(
     ModelCatalog catalog,
     IOptionsMonitor<ModelsOptions> models,
+    SettingsFiles settingsFiles,
     IOptions<PoolOptions> pool,
     NodeDevices devices,
     TimeProvider time,
@@ -83,6 +84,7 @@ internal sealed partial class ModelManager(
         await _gate.WaitAsync(cancellationToken);
         try
         {
+            settingsFiles.Reread();
             return Load(id);
         }
         finally
@@ -96,6 +98,7 @@ internal sealed partial class ModelManager(
         await _gate.WaitAsync(cancellationToken);
         try
         {
+            settingsFiles.Reread();
             return await UnloadAsync(id, Declared().GetValueOrDefault(id)?.Aliases ?? [], cancellationToken);
         }
         finally
@@ -109,6 +112,7 @@ internal sealed partial class ModelManager(
         await _gate.WaitAsync(cancellationToken);
         try
         {
+            settingsFiles.Reread();
             if (!Declared().TryGetValue(id, out var options))
             {
                 return new ModelActionResult(ModelActionOutcome.NotDeclared, $"no model '{id}' is declared in the configuration");

@@ -1,8 +1,10 @@
+using System.Globalization;
 using System.Net;
 using System.Net.Security;
 using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
+using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
@@ -130,7 +132,31 @@ public sealed partial class AnsibleLab : IAsyncLifetime
             await File.WriteAllTextAsync(Path.Combine(logs, $"{number:D2}-{Path.GetFileNameWithoutExtension(playbook)}.log"), output);
         }
 
+        if (exit != 0)
+        {
+            // CI keeps only the end of a failure message: what failed and what the nodes logged go last.
+            output += await DiagnosisAsync(output);
+        }
+
         return new PlaybookRun(exit, output);
+    }
+
+    /// <summary>The failed tasks' results and each node's last service log lines, for a failed run's message.</summary>
+    private async Task<string> DiagnosisAsync(string output)
+    {
+        var report = new StringBuilder("\n== why the run failed\n");
+        foreach (var line in output.Split('\n').Where(l => l.StartsWith("fatal: [", StringComparison.Ordinal) || l.StartsWith("failed: [", StringComparison.Ordinal)).TakeLast(4))
+        {
+            report.AppendLine(line.Length > 2000 ? line[..2000] + " ..." : line);
+        }
+
+        foreach (var node in _nodes)
+        {
+            var (_, journal) = await SshAsync(node, "journalctl -u appliance --no-pager -o short-precise -n 25 | cut -c1-400");
+            report.AppendLine(CultureInfo.InvariantCulture, $"== {node}: the last lines of journalctl -u appliance").AppendLine(journal.TrimEnd());
+        }
+
+        return report.ToString();
     }
 
     /// <summary>Runs a shell command on a lab machine over SSH.</summary>

@@ -649,7 +649,7 @@ public sealed class ClusterDeploymentTests(AnsibleLab lab, ITestOutputHelper out
         await load.StopAsync();
         output.WriteLine(run.SlowestTasks);
         output.WriteLine($"{label}: {(DateTime.UtcNow - started).TotalSeconds:F0} s, {during} streamed answers while it ran ({load.Completed} in all), {load.Failures.Count} failed");
-        Assert.True(run.ExitCode == 0, run.Output);
+        Assert.True(run.ExitCode == 0, $"{run.Output}\n== the first streamed answers that failed\n{string.Join('\n', load.Failures.Take(5))}");
         Assert.True(load.Failures.Count == 0, $"{load.Failures.Count} of {load.Completed + load.Failures.Count} failed:\n{string.Join('\n', load.Failures.Take(10))}");
         Assert.True(before >= 8 && during >= 8, $"{before} answers before and {during} beside {label}: too little load to prove anything");
         return (during, run);
