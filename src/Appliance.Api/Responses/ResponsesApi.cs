@@ -362,6 +362,7 @@ internal static class ResponsesApi
                     w.WritePropertyName("item");
                     ResponsesJson.WriteItem(w, new OutputItem(_reasoningId, null, null, Thought: true), done: false);
                 }), cancellationToken);
+                await SendReasoningPartAsync("response.content_part.added", string.Empty, cancellationToken);
             }
 
             if (piece.Length > 0)
@@ -389,6 +390,7 @@ internal static class ResponsesApi
                 w.WriteNumber("content_index", 0);
                 w.WriteString("text", whole);
             }), cancellationToken);
+            await SendReasoningPartAsync("response.content_part.done", whole, cancellationToken);
             await Send("response.output_item.done", json.Event("response.output_item.done", w =>
             {
                 w.WriteNumber("output_index", 0);
@@ -396,6 +398,17 @@ internal static class ResponsesApi
                 ResponsesJson.WriteItem(w, new OutputItem(_reasoningId, whole, null, Thought: true), done: true);
             }), cancellationToken);
         }
+
+        /// <summary>The reasoning item's one content part, opened empty and closed with the whole thought (as a message's text part).</summary>
+        private Task SendReasoningPartAsync(string type, string text, CancellationToken cancellationToken) =>
+            Send(type, json.Event(type, w =>
+            {
+                w.WriteString("item_id", _reasoningId);
+                w.WriteNumber("output_index", 0);
+                w.WriteNumber("content_index", 0);
+                w.WritePropertyName("part");
+                ResponsesJson.WriteReasoningPart(w, text);
+            }), cancellationToken);
 
         private async Task<bool> OpenMessageAsync(bool open, CancellationToken cancellationToken)
         {

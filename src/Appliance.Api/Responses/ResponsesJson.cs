@@ -49,10 +49,7 @@ internal sealed class ResponsesJson(string id, string model, long createdAt, Res
             json.WriteStartArray("content");
             if (done)
             {
-                json.WriteStartObject();
-                json.WriteString("type", "reasoning_text");
-                json.WriteString("text", item.Text ?? string.Empty);
-                json.WriteEndObject();
+                WriteReasoningPart(json, item.Text ?? string.Empty);
             }
 
             json.WriteEndArray();
@@ -90,6 +87,14 @@ internal sealed class ResponsesJson(string id, string model, long createdAt, Res
             json.WriteEndArray();
         }
 
+        json.WriteEndObject();
+    }
+
+    public static void WriteReasoningPart(Utf8JsonWriter json, string text)
+    {
+        json.WriteStartObject();
+        json.WriteString("type", "reasoning_text");
+        json.WriteString("text", text);
         json.WriteEndObject();
     }
 

@@ -247,6 +247,24 @@ public sealed class ReasoningModelTests(ReasoningModelFixture fixture) : IClassF
 
         Assert.True(whole.RootElement.GetProperty("usage").GetProperty("output_tokens_details").GetProperty("reasoning_tokens").GetInt32() > 0);
 
+        // Streamed on the wire, the reasoning item is framed as a message is: its one content part (reasoning_text) opened
+        // empty, the deltas, the text done, the part done with the whole thought, the item done; then the call.
+        using (var stream = await Http.PostAsync("/v1/responses", new StringContent(Body.Replace("\"store\":false", "\"store\":false,\"stream\":true", StringComparison.Ordinal), Encoding.UTF8, "application/json")))
+        {
+            var events = (await stream.Content.ReadAsStringAsync()).Split('\n')
+                .Where(l => l.StartsWith("data: {", StringComparison.Ordinal))
+                .Select(l => JsonDocument.Parse(l["data: ".Length..]).RootElement).ToList();
+            var thoughtEvents = events.Where(e => e.TryGetProperty("output_index", out var index) && index.GetInt32() == 0).ToList();
+            var kinds = thoughtEvents.Select(e => e.GetProperty("type").GetString()!).Where(k => k != "response.reasoning_text.delta").ToList();
+            Assert.Equal(["response.output_item.added", "response.content_part.added", "response.reasoning_text.done", "response.content_part.done", "response.output_item.done"], kinds);
+            Assert.Equal(thought, string.Concat(thoughtEvents.Where(e => e.GetProperty("type").GetString() == "response.reasoning_text.delta").Select(e => e.GetProperty("delta").GetString())));
+            var opened = thoughtEvents[1].GetProperty("part");
+            var closed = thoughtEvents.Single(e => e.GetProperty("type").GetString() == "response.content_part.done").GetProperty("part");
+            Assert.Equal(("reasoning_text", ""), (opened.GetProperty("type").GetString(), opened.GetProperty("text").GetString()));
+            Assert.Equal(("reasoning_text", thought), (closed.GetProperty("type").GetString(), closed.GetProperty("text").GetString()));
+            Assert.Equal(events.Count, events.Select(e => e.GetProperty("sequence_number").GetInt32()).Distinct().Count());
+        }
+
         // The same through the official SDK, streamed: the reasoning text in deltas, then the call.
         var client = new OpenAIClient(new ApiKeyCredential(fixture.Running.Token!), new OpenAIClientOptions { Endpoint = new Uri(Http.BaseAddress!, "/v1") }).GetResponsesClient();
         var options = new CreateResponseOptions("qwen3", [ResponseItem.CreateUserMessageItem("Weigh it.")])
@@ -260,6 +278,7 @@ public sealed class ReasoningModelTests(ReasoningModelFixture fixture) : IClassF
         options.Tools.Add(ResponseTool.CreateFunctionTool("weigh", BinaryData.FromString("""{"type":"object","properties":{"grams":{"type":"integer"}},"required":["grams"],"additionalProperties":false}"""), true));
         var streamed = new StringBuilder();
         var indices = new List<int>();
+        var reasoningPartsDone = 0;
         ResponseResult? final = null;
         await foreach (var update in await client.CreateResponseStreamingAsync(options))
         {
@@ -271,6 +290,9 @@ public sealed class ReasoningModelTests(ReasoningModelFixture fixture) : IClassF
                 case StreamingResponseOutputItemAddedUpdate added:
                     indices.Add(added.OutputIndex);
                     break;
+                case StreamingResponseContentPartDoneUpdate partDone when partDone.OutputIndex == 0:
+                    reasoningPartsDone++;
+                    break;
                 case StreamingResponseCompletedUpdate completed:
                     final = completed.Response;
                     break;
@@ -279,6 +301,7 @@ public sealed class ReasoningModelTests(ReasoningModelFixture fixture) : IClassF
 
         Assert.Equal(thought, streamed.ToString());
         Assert.Equal([0, 1], indices);
+        Assert.Equal(1, reasoningPartsDone);
         Assert.NotNull(final);
         Assert.IsType<ReasoningResponseItem>(final.OutputItems[0]);
         Assert.IsType<FunctionCallResponseItem>(final.OutputItems[1]);
