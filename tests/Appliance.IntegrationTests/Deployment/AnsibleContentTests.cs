@@ -58,6 +58,27 @@ public sealed partial class AnsibleContentTests : IDisposable
     }
 
     [Fact]
+    public async Task Rotate_ca_yml_refuses_a_node_on_another_release_before_it_touches_the_CA()
+    {
+        // A node left on the previous release (an upgrade stopped midway) would read only one of the two CAs.
+        var root = Directory.CreateDirectory(_root.Combine("opt")).FullName;
+        Directory.CreateDirectory(Path.Combine(root, "releases", "appliance-1.0.0-linux-x64"));
+        File.CreateSymbolicLink(Path.Combine(root, "current"), Path.Combine(root, "releases", "appliance-1.0.0-linux-x64"));
+        var inventory = _root.Combine("hosts.json");
+        File.WriteAllText(inventory, """
+            {"all": {"children": {
+              "appliance_nodes": {"hosts": {"node-a": {"ansible_connection": "local", "ansible_python_interpreter": "/usr/bin/python3"}}},
+              "loadbalancers": {"hosts": {}}},
+             "vars": {"appliance_root": "ROOT", "appliance_version": "1.1.0", "appliance_cluster_tls": true}}}
+            """.Replace("ROOT", root, StringComparison.Ordinal));
+
+        var (exit, output) = await RunAsync("ansible-playbook", ["-i", inventory, "rotate-ca.yml"]);
+
+        Assert.True(exit != 0 && output.Contains("node-a runs appliance-1.0.0-linux-x64, not appliance-1.1.0-linux-x64", StringComparison.Ordinal), output);
+        Assert.False(Directory.Exists(_root.Combine("pki")), "the CA was touched");
+    }
+
+    [Fact]
     public void No_task_fetches_anything_from_a_network()
     {
         // Air-gapped sites: bundles and models come from the control node, packages from the site's own Debian mirror
