@@ -26,12 +26,21 @@ internal sealed partial class SettingsFiles(IConfiguration configuration, ILogge
             }
             catch (Exception exception) when (exception is InvalidDataException or IOException or UnauthorizedAccessException or FormatException)
             {
-                // A file mid-edit or broken: the last values read stay (the notification path would read it again).
+                // A file mid-edit, broken or missing: this read changes nothing (the watcher's own read may empty it).
                 LogRereadFailed(logger, file.Source.Path ?? "?", exception.Message);
+            }
+            catch (AggregateException exception)
+            {
+                // The change token's listeners rebuilt their options from the new values and one refused them (a model
+                // path that does not exist): the values are read; whoever uses those options reports why, as before.
+                LogRereadRefused(logger, file.Source.Path ?? "?", exception.Flatten().InnerExceptions.FirstOrDefault()?.Message ?? exception.Message);
             }
         }
     }
 
-    [LoggerMessage(EventId = 3017, Level = LogLevel.Warning, Message = "The settings file {Path} could not be read again; its last values stay: {Reason}")]
+    [LoggerMessage(EventId = 3017, Level = LogLevel.Warning, Message = "The settings file {Path} could not be read again: {Reason}")]
     private static partial void LogRereadFailed(ILogger logger, string path, string reason);
+
+    [LoggerMessage(EventId = 3018, Level = LogLevel.Warning, Message = "The settings file {Path} was read again, and settings built from it are invalid: {Reason}")]
+    private static partial void LogRereadRefused(ILogger logger, string path, string reason);
 }

@@ -152,8 +152,17 @@ public sealed partial class AnsibleLab : IAsyncLifetime
 
         foreach (var node in _nodes)
         {
-            var (_, journal) = await SshAsync(node, "journalctl -u appliance --no-pager -o short-precise -n 25 | cut -c1-400");
-            report.AppendLine(CultureInfo.InvariantCulture, $"== {node}: the last lines of journalctl -u appliance").AppendLine(journal.TrimEnd());
+            try
+            {
+                // Warnings and errors first (the service's last lines may be all requests), then the very last lines.
+                var (_, journal) = await SshAsync(node,
+                    "journalctl -u appliance --no-pager -o short-precise -n 2000 | grep -E 'warn|fail|error|crit|refus' | tail -n 12 | cut -c1-400; echo ...; journalctl -u appliance --no-pager -o short-precise -n 12 | cut -c1-400");
+                report.AppendLine(CultureInfo.InvariantCulture, $"== {node}: journalctl -u appliance").AppendLine(journal.TrimEnd());
+            }
+            catch (TimeoutException)
+            {
+                report.AppendLine(CultureInfo.InvariantCulture, $"== {node}: no answer over SSH");
+            }
         }
 
         return report.ToString();

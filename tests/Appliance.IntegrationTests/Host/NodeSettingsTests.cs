@@ -40,6 +40,17 @@ public sealed class NodeSettingsTests : IDisposable
         }
 
         Assert.Equal(["first", "second"], (await ModelIds(running)).Order());
+
+        // An administrator's typo (a folder that does not exist): the load names the invalid configuration, and what
+        // runs keeps running.
+        File.WriteAllText(models, JsonSerializer.Serialize(new { Models = new { first = new { Path = _root.Combine("first"), IntraOpThreads = 1 }, third = new { Path = _root.Combine("thrid") } } }));
+        using (var load = await running.Http.PostAsync("/admin/models/third/load", null))
+        {
+            var body = await load.Content.ReadAsStringAsync();
+            Assert.True(load.StatusCode == HttpStatusCode.NotFound && body.Contains("configuration is invalid", StringComparison.Ordinal), body);
+        }
+
+        Assert.Equal(["first", "second"], (await ModelIds(running)).Order());
     }
 
     [Fact]
