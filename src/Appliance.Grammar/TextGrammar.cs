@@ -27,6 +27,9 @@ public sealed class TextGrammar
         });
     }
 
+    /// <summary>How deep recursion (other than at a rule's ends) is unrolled: as deep as the automaton fits.</summary>
+    public int Recursion => _grammar.Recursion;
+
     /// <summary>The grammar as it was written.</summary>
     public string Definition { get; }
 

@@ -203,13 +203,38 @@ public sealed class LarkGrammarTests
     [Fact]
     public void Lists_written_as_recursion_are_whole_but_nesting_deeper_than_unrolled_is_not_produced()
     {
+        // Five references on the way round, each with a number and the ignored spaces: two levels are what fits.
         var ours = TextGrammar.Lark(Arithmetic);
         string[] texts = ["((1))", "(((1)))", "1+2+3+4+5+6+7-8*9*9*9/9"];
 
         Assert.All(ReferenceLark.Parses(Arithmetic, texts), Assert.True);
+        Assert.Equal(Appliance.Grammar.Language.LarkGrammar.MinRecursion, ours.Recursion);
         Assert.True(ours.Matches(texts[0]));
         Assert.False(ours.Matches(texts[1])); // a subset of the grammar: whatever is produced parses
         Assert.True(ours.Matches(texts[2])); // left recursion at a rule's end is a loop, of any length
+    }
+
+    [Fact]
+    public void A_grammar_too_large_unrolled_six_deep_is_unrolled_as_deep_as_it_fits_not_refused()
+    {
+        // Each level of values nests objects and arrays of values: four references on the way round.
+        const string Values = """
+            start: value
+            ?value: object | array | STRING | NUMBER | "true" | "false" | "null"
+            object: "{" [pair ("," pair)*] "}"
+            pair: STRING ":" value
+            array: "[" [value ("," value)*] "]"
+            STRING: /"[a-z]*"/
+            %import common.NUMBER
+            """;
+        var ours = TextGrammar.Lark(Values);
+        Assert.InRange(ours.Recursion, 4, Appliance.Grammar.Language.LarkGrammar.MaxRecursion); // five here
+        string[] texts = ["[[1]]", "{\"a\":[{\"b\":[true,null]}]}", "[[[[[[[[1]]]]]]]]"];
+
+        Assert.All(ReferenceLark.Parses(Values, texts), Assert.True);
+        Assert.True(ours.Matches(texts[0]));
+        Assert.True(ours.Matches(texts[1])); // four levels: deeper than the two a fixed unrolling gave
+        Assert.False(ours.Matches(texts[2]));
     }
 
     [Theory]

@@ -13,7 +13,7 @@ internal sealed partial class LarkGrammar
     /// </summary>
     private void FindTokenBoundaries()
     {
-        var tokens = new Compiler(this, raw: true, wide: true); // every engine's reading at once: a superset
+        var tokens = new Compiler(this, raw: true, MinRecursion, wide: true); // every engine's reading at once: a superset
         var boundaries = new LarkTokenBoundaries(key => tokens.TokenLanguage((TokenKey)key));
         _emptyToken = key => boundaries.AcceptsEmpty(key); // a terminal such as /(.*)/ may match nothing
         ComputeRuleSets();

@@ -10,17 +10,22 @@ namespace Appliance.Grammar.Language;
 /// <c>~ n..m</c>, strings (with the <c>i</c> flag), character ranges <c>"a".."z"</c>, regular expressions without flags
 /// (the pattern language of structured outputs), <c>%import common</c> terminals and <c>%ignore</c> (the ignored
 /// terminals may stand between any two tokens of the rules). Refused by name: templates, <c>%declare</c>,
-/// <c>%override</c>, <c>%extend</c>, imports from elsewhere, regex flags. A recursive rule is unrolled
-/// <see cref="MaxRecursion"/> deep: deeper texts of the grammar are not produced, every text produced is one of it.
+/// <c>%override</c>, <c>%extend</c>, imports from elsewhere, regex flags. A recursive rule is unrolled as deep as the
+/// automaton fits, from <see cref="MaxRecursion"/> down to <see cref="MinRecursion"/>: deeper texts of the grammar are
+/// not produced, every text produced is one of it.
 /// </summary>
 internal sealed partial class LarkGrammar
 {
     /// <summary>
-    /// How many times a rule may be entered inside itself (lists written as recursion at a rule's ends are loops, not
-    /// recursion: <see cref="WithoutEndRecursion"/>). Each level multiplies the automaton by the references on the
-    /// way round, so the depth is small: two levels of parentheses inside an expression, for example.
+    /// How many times a rule may be entered inside itself, at most (lists written as recursion at a rule's ends are
+    /// loops, not recursion: <see cref="WithoutEndRecursion"/>). Each level multiplies the automaton by the references
+    /// on the way round, so the deepest level that fits is taken (<see cref="DeepestRecursionThatFits"/>), never
+    /// fewer than <see cref="MinRecursion"/>.
     /// </summary>
-    public const int MaxRecursion = 2;
+    public const int MaxRecursion = 6;
+
+    /// <summary>The least unrolling a grammar gets; one that does not fit unrolled this deep is refused.</summary>
+    public const int MinRecursion = 2;
 
     /// <summary>The longest grammar read.</summary>
     public const int MaxLength = 32_768;
@@ -71,6 +76,7 @@ internal sealed partial class LarkGrammar
     private readonly Dictionary<string, bool> _nullable = [];
     private readonly Dictionary<TokenKey, Expr> _tokenParts = [];
     private Func<TokenKey, bool>? _emptyToken;
+    private int _recursion = MinRecursion;
 
     private LarkGrammar(Dictionary<string, Definition> definitions, List<Expr> ignored)
     {
@@ -97,6 +103,10 @@ internal sealed partial class LarkGrammar
         catch (GrammarTooLargeException tooLarge)
         {
             throw Refused($"The grammar is too large to enforce: {tooLarge.Message}.");
+        }
+        catch (UnfoldsTooFar tooFar)
+        {
+            throw Refused(tooFar.Message);
         }
     }
 
@@ -152,24 +162,58 @@ internal sealed partial class LarkGrammar
         grammarRead.RefuseRecursiveTerminals();
 
         grammarRead.FindTokenBoundaries();
-        var language = grammarRead.Compile(raw: true);
-        if (language.IsNothing)
-        {
-            throw Refused($"The 'start' rule produces no text within {MaxRecursion} levels of recursion.");
-        }
-
-        try
-        {
-            var nfa = new Automaton.Nfa();
-            language.Emit(nfa, nfa.Start); // the automaton must fit, or no request could use it
-        }
-        catch (GrammarTooLargeException tooLarge)
-        {
-            throw Refused($"The grammar is too large to enforce: {tooLarge.Message}.");
-        }
-
+        grammarRead._recursion = grammarRead.DeepestRecursionThatFits();
         return grammarRead;
     }
+
+    /// <summary>
+    /// The deepest unrolling, from <see cref="MinRecursion"/> up to <see cref="MaxRecursion"/>, whose automaton fits
+    /// (it must, or no request could use the grammar). Each level's size is measured; a level the growth so far says
+    /// would not fit is not built (building it up to the limit costs most of a second for a grammar of a few lines).
+    /// </summary>
+    private int DeepestRecursionThatFits()
+    {
+        var sizes = new List<(int Parts, int States)>();
+        for (var depth = MinRecursion - 1; depth <= MaxRecursion; depth++)
+        {
+            if (depth > MinRecursion && sizes[^1] is var (parts, states) && sizes[^2] is var (shallowerParts, shallowerStates)
+                && (Grown(parts, shallowerParts) > MaxParts || Grown(states, shallowerStates) > Automaton.Nfa.MaxStates))
+            {
+                return depth - 1;
+            }
+
+            try
+            {
+                var compiler = new Compiler(this, raw: true, depth);
+                var language = compiler.Start();
+                if (language.IsNothing && depth >= MinRecursion)
+                {
+                    throw Refused($"The 'start' rule produces no text within {depth} levels of recursion.");
+                }
+
+                var nfa = new Automaton.Nfa();
+                language.Emit(nfa, nfa.Start);
+                sizes.Add((compiler.Parts, nfa.Count));
+            }
+            catch (Exception exception) when (depth > MinRecursion && exception is UnfoldsTooFar or GrammarTooLargeException or InsufficientExecutionStackException)
+            {
+                return depth - 1;
+            }
+            catch (UnfoldsTooFar tooFar)
+            {
+                throw Refused(tooFar.Message);
+            }
+            catch (GrammarTooLargeException tooLarge)
+            {
+                throw Refused($"The grammar is too large to enforce: {tooLarge.Message}.");
+            }
+        }
+
+        return MaxRecursion;
+    }
+
+    /// <summary>The size one level deeper, if it grows by the factor it grew by from the level before.</summary>
+    private static long Grown(int size, int shallower) => shallower <= 0 ? size : (long)size * size / shallower;
 
     private static string CommonName(string name) => "common__" + name;
 
@@ -183,7 +227,27 @@ internal sealed partial class LarkGrammar
     };
 
     /// <summary>The language of the grammar's texts: as JSON writes them inside a string, or (<paramref name="raw"/>) as UTF-8.</summary>
-    public Lang Compile(bool raw) => new Compiler(this, raw).Start();
+    /// <summary>How many times a rule may be entered inside itself in this grammar's automaton (the deepest that fit).</summary>
+    public int Recursion => _recursion;
+
+    public Lang Compile(bool raw)
+    {
+        // As deep as Parse found the automaton to fit; written inside a JSON string (escaped) it may be larger.
+        for (var depth = _recursion; ; depth--)
+        {
+            try
+            {
+                return new Compiler(this, raw, depth).Start();
+            }
+            catch (Exception exception) when (depth > MinRecursion && exception is UnfoldsTooFar or InsufficientExecutionStackException)
+            {
+            }
+            catch (UnfoldsTooFar tooFar)
+            {
+                throw Refused(tooFar.Message);
+            }
+        }
+    }
 
     /// <summary>
     /// A rule that recurses only at its ends, the way lists are written (<c>sum: sum "+" product | product</c>), as
@@ -320,7 +384,10 @@ internal sealed partial class LarkGrammar
     private static SchemaRefusedException Refused(string message) => new(message, "grammar");
 
     /// <summary>Builds the language: references expanded (recursion unrolled), ignored terminals allowed between the rules' tokens.</summary>
-    private sealed class Compiler(LarkGrammar grammar, bool raw, bool wide = false)
+    /// <summary>The unrolling tried is too large (a shallower one may not be); the message is the refusal at the least depth.</summary>
+    private sealed class UnfoldsTooFar(string refusal) : Exception(refusal);
+
+    private sealed class Compiler(LarkGrammar grammar, bool raw, int recursion, bool wide = false)
     {
         private readonly Dictionary<string, int> _entered = [];
         private readonly Dictionary<string, Lang> _terminals = [];
@@ -328,6 +395,9 @@ internal sealed partial class LarkGrammar
         private Lang? _requiredGap;
         private int _parts;
         private int _depth;
+
+        /// <summary>How many parts the language built so far unfolded into.</summary>
+        public int Parts => _parts;
 
         public Lang Start()
         {
@@ -354,7 +424,7 @@ internal sealed partial class LarkGrammar
         {
             if (++_parts > MaxParts)
             {
-                throw Refused($"The grammar unfolds into more than {MaxParts} parts (recursion is unrolled {MaxRecursion} deep); simplify it.");
+                throw new UnfoldsTooFar($"The grammar unfolds into more than {MaxParts} parts (recursion unrolled {recursion} deep); simplify it.");
             }
 
             System.Runtime.CompilerServices.RuntimeHelpers.EnsureSufficientExecutionStack();
@@ -405,7 +475,7 @@ internal sealed partial class LarkGrammar
 
             if (++_depth > MaxDepth)
             {
-                throw Refused($"Rules nest more than {MaxDepth} deep.");
+                throw new UnfoldsTooFar($"Rules nest more than {MaxDepth} deep.");
             }
 
             try
@@ -435,7 +505,7 @@ internal sealed partial class LarkGrammar
         private Lang Entered(Definition definition, Func<Lang> build)
         {
             var depth = _entered.GetValueOrDefault(definition.Name);
-            if (depth > MaxRecursion || (definition.Terminal && depth > 0))
+            if (depth > recursion || (definition.Terminal && depth > 0))
             {
                 return Nothing; // deeper than unrolled (terminals may not recurse at all)
             }
