@@ -424,7 +424,7 @@ internal sealed partial class LarkGrammar
         {
             if (++_parts > MaxParts)
             {
-                throw new UnfoldsTooFar($"The grammar unfolds into more than {MaxParts} parts (recursion unrolled {recursion} deep); simplify it.");
+                throw new UnfoldsTooFar($"The grammar unfolds into more than {MaxParts} parts (recursion unrolled {Math.Max(recursion, MinRecursion)} deep); simplify it.");
             }
 
             System.Runtime.CompilerServices.RuntimeHelpers.EnsureSufficientExecutionStack();
