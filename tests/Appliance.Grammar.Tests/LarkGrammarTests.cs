@@ -215,7 +215,7 @@ public sealed class LarkGrammarTests
     }
 
     [Fact]
-    public void A_grammar_too_large_unrolled_six_deep_is_unrolled_as_deep_as_it_fits_not_refused()
+    public void Nesting_is_unrolled_deeper_where_eight_forced_calls_of_it_still_fit()
     {
         // Each level of values nests objects and arrays of values: four references on the way round.
         const string Values = """
@@ -228,13 +228,26 @@ public sealed class LarkGrammarTests
             %import common.NUMBER
             """;
         var ours = TextGrammar.Lark(Values);
-        Assert.InRange(ours.Recursion, 4, Appliance.Grammar.Language.LarkGrammar.MaxRecursion); // five here
-        string[] texts = ["[[1]]", "{\"a\":[{\"b\":[true,null]}]}", "[[[[[[[[1]]]]]]]]"];
+        string[] texts = ["[[1]]", "{\"a\":[{\"b\":1}]}", "[[[[[[[[1]]]]]]]]"];
 
         Assert.All(ReferenceLark.Parses(Values, texts), Assert.True);
+        Assert.InRange(ours.Recursion, 3, Appliance.Grammar.Language.LarkGrammar.MaxRecursion); // three here
         Assert.True(ours.Matches(texts[0]));
-        Assert.True(ours.Matches(texts[1])); // four levels: deeper than the two a fixed unrolling gave
+        Assert.True(ours.Matches(texts[1])); // three levels: deeper than the two a fixed unrolling gave
         Assert.False(ours.Matches(texts[2]));
+
+        // A forced call may hold eight copies of the grammar as the decoder writes it (inside JSON strings).
+        var calls = Appliance.Grammar.Language.Lang.SeparatedList(ours.JsonContent(), Appliance.Grammar.Language.Lang.Text(","), 1, StructuredOutputs.MaxParallelCalls);
+        var nfa = new Appliance.Grammar.Automaton.Nfa();
+        calls.Emit(nfa, nfa.Start);
+        Assert.True(nfa.Count < Appliance.Grammar.Automaton.Nfa.MaxStates / 2, $"{nfa.Count} states");
+    }
+
+    [Fact]
+    public void A_grammar_without_recursion_to_unroll_takes_the_deepest_level()
+    {
+        var ours = TextGrammar.Lark(Patch);
+        Assert.Equal(Appliance.Grammar.Language.LarkGrammar.MaxRecursion, ours.Recursion);
     }
 
     [Theory]

@@ -167,33 +167,48 @@ internal sealed partial class LarkGrammar
     }
 
     /// <summary>
-    /// The deepest unrolling, from <see cref="MinRecursion"/> up to <see cref="MaxRecursion"/>, whose automaton fits
-    /// (it must, or no request could use the grammar). Each level's size is measured; a level the growth so far says
-    /// would not fit is not built (building it up to the limit costs most of a second for a grammar of a few lines).
+    /// The deepest unrolling, from <see cref="MinRecursion"/> up to <see cref="MaxRecursion"/>, that fits. At the least
+    /// depth the automaton must fit (or no request could use the grammar, which is refused). A deeper level is taken
+    /// only while the form the decoder uses (the text inside a JSON string, larger than the raw text) stays within
+    /// <see cref="DeeperBudget"/>: a forced call holds up to eight copies of it, beside the other tools. Each level's size
+    /// is measured, and a level the growth so far says would not fit is not built (building one up to the limit costs
+    /// most of a second for a grammar of a few lines).
     /// </summary>
     private int DeepestRecursionThatFits()
     {
         var sizes = new List<(int Parts, int States)>();
+        var escapedFits = true;
         for (var depth = MinRecursion - 1; depth <= MaxRecursion; depth++)
         {
-            if (depth > MinRecursion && sizes[^1] is var (parts, states) && sizes[^2] is var (shallowerParts, shallowerStates)
-                && (Grown(parts, shallowerParts) > MaxParts || Grown(states, shallowerStates) > Automaton.Nfa.MaxStates))
+            if (depth > MinRecursion)
             {
-                return depth - 1;
+                if (!escapedFits)
+                {
+                    return MinRecursion;
+                }
+
+                var ((parts, states), (shallowerParts, shallowerStates)) = (sizes[^1], sizes[^2]);
+                if (parts == shallowerParts)
+                {
+                    return MaxRecursion; // nothing was cut one level down: no recursion to unroll, every depth is the same
+                }
+
+                if (Grown(parts, shallowerParts) > MaxParts || Grown(states, shallowerStates) > DeeperBudget)
+                {
+                    return depth - 1;
+                }
             }
 
             try
             {
-                var compiler = new Compiler(this, raw: true, depth);
-                var language = compiler.Start();
-                if (language.IsNothing && depth >= MinRecursion)
+                var raw = new Compiler(this, raw: true, depth).Start();
+                if (raw.IsNothing && depth >= MinRecursion)
                 {
                     throw Refused($"The 'start' rule produces no text within {depth} levels of recursion.");
                 }
 
-                var nfa = new Automaton.Nfa();
-                language.Emit(nfa, nfa.Start);
-                sizes.Add((compiler.Parts, nfa.Count));
+                var matcher = new Automaton.Nfa();
+                raw.Emit(matcher, matcher.Start); // the matcher's form must fit
             }
             catch (Exception exception) when (depth > MinRecursion && exception is UnfoldsTooFar or GrammarTooLargeException or InsufficientExecutionStackException)
             {
@@ -207,10 +222,37 @@ internal sealed partial class LarkGrammar
             {
                 throw Refused($"The grammar is too large to enforce: {tooLarge.Message}.");
             }
+
+            try
+            {
+                var compiler = new Compiler(this, raw: false, depth);
+                var escaped = new Automaton.Nfa();
+                compiler.Start().Emit(escaped, escaped.Start);
+                if (depth > MinRecursion && escaped.Count > DeeperBudget)
+                {
+                    return depth - 1;
+                }
+
+                sizes.Add((compiler.Parts, escaped.Count));
+            }
+            catch (Exception exception) when (exception is UnfoldsTooFar or GrammarTooLargeException or InsufficientExecutionStackException)
+            {
+                // Where the decoder's form does not fit even at the least depth, the grammar is still read (and
+                // matched) at that depth, as before; a request that forces it then says it is too large.
+                if (depth > MinRecursion)
+                {
+                    return depth - 1;
+                }
+
+                escapedFits = false;
+            }
         }
 
         return MaxRecursion;
     }
+
+    /// <summary>The most automaton states a level deeper than <see cref="MinRecursion"/> may take in the decoder's form.</summary>
+    private const int DeeperBudget = Automaton.Nfa.MaxStates / (4 * StructuredOutputs.MaxParallelCalls);
 
     /// <summary>The size one level deeper, if it grows by the factor it grew by from the level before.</summary>
     private static long Grown(int size, int shallower) => shallower <= 0 ? size : (long)size * size / shallower;
@@ -226,10 +268,10 @@ internal sealed partial class LarkGrammar
         _ => expr,
     };
 
-    /// <summary>The language of the grammar's texts: as JSON writes them inside a string, or (<paramref name="raw"/>) as UTF-8.</summary>
     /// <summary>How many times a rule may be entered inside itself in this grammar's automaton (the deepest that fit).</summary>
     public int Recursion => _recursion;
 
+    /// <summary>The language of the grammar's texts: as JSON writes them inside a string, or (<paramref name="raw"/>) as UTF-8.</summary>
     public Lang Compile(bool raw)
     {
         // As deep as Parse found the automaton to fit; written inside a JSON string (escaped) it may be larger.
@@ -383,9 +425,10 @@ internal sealed partial class LarkGrammar
 
     private static SchemaRefusedException Refused(string message) => new(message, "grammar");
 
-    /// <summary>Builds the language: references expanded (recursion unrolled), ignored terminals allowed between the rules' tokens.</summary>
     /// <summary>The unrolling tried is too large (a shallower one may not be); the message is the refusal at the least depth.</summary>
     private sealed class UnfoldsTooFar(string refusal) : Exception(refusal);
+
+    /// <summary>Builds the language: references expanded (recursion unrolled), ignored terminals allowed between the rules' tokens.</summary>
 
     private sealed class Compiler(LarkGrammar grammar, bool raw, int recursion, bool wide = false)
     {
