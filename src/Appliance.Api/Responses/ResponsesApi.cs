@@ -367,13 +367,7 @@ internal static class ResponsesApi
 
             if (piece.Length > 0)
             {
-                await Send("response.reasoning_text.delta", json.Event("response.reasoning_text.delta", w =>
-                {
-                    w.WriteString("item_id", _reasoningId);
-                    w.WriteNumber("output_index", 0);
-                    w.WriteNumber("content_index", 0);
-                    w.WriteString("delta", piece);
-                }), cancellationToken);
+                await SendReasoningEventAsync("response.reasoning_text.delta", w => w.WriteString("delta", piece), cancellationToken);
             }
 
             if (!answerBegun && thought.Thinking)
@@ -383,13 +377,7 @@ internal static class ResponsesApi
 
             _thoughtDone = true;
             var whole = thought.Thought ?? string.Empty;
-            await Send("response.reasoning_text.done", json.Event("response.reasoning_text.done", w =>
-            {
-                w.WriteString("item_id", _reasoningId);
-                w.WriteNumber("output_index", 0);
-                w.WriteNumber("content_index", 0);
-                w.WriteString("text", whole);
-            }), cancellationToken);
+            await SendReasoningEventAsync("response.reasoning_text.done", w => w.WriteString("text", whole), cancellationToken);
             await SendReasoningPartAsync("response.content_part.done", whole, cancellationToken);
             await Send("response.output_item.done", json.Event("response.output_item.done", w =>
             {
@@ -401,13 +389,20 @@ internal static class ResponsesApi
 
         /// <summary>The reasoning item's one content part, opened empty and closed with the whole thought (as a message's text part).</summary>
         private Task SendReasoningPartAsync(string type, string text, CancellationToken cancellationToken) =>
+            SendReasoningEventAsync(type, w =>
+            {
+                w.WritePropertyName("part");
+                ResponsesJson.WriteReasoningPart(w, text);
+            }, cancellationToken);
+
+        /// <summary>An event of the reasoning item's text (always the first item and its only part), then its own fields.</summary>
+        private Task SendReasoningEventAsync(string type, Action<System.Text.Json.Utf8JsonWriter> fields, CancellationToken cancellationToken) =>
             Send(type, json.Event(type, w =>
             {
                 w.WriteString("item_id", _reasoningId);
                 w.WriteNumber("output_index", 0);
                 w.WriteNumber("content_index", 0);
-                w.WritePropertyName("part");
-                ResponsesJson.WriteReasoningPart(w, text);
+                fields(w);
             }), cancellationToken);
 
         private async Task<bool> OpenMessageAsync(bool open, CancellationToken cancellationToken)
