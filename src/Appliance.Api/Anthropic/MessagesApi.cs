@@ -56,9 +56,13 @@ internal static class MessagesApi
                 await answer.CollectAsync(streams, timeout.Token);
             }
         }
-        catch (OperationCanceledException) when (!http.RequestAborted.IsCancellationRequested)
+        catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
         {
-            GenerationResponder.Finished(http, "timeout", answer.OutputTokens);
+            GenerationResponder.Finished(http, "cancelled", streams.GeneratedTokens); // the client left
+        }
+        catch (OperationCanceledException)
+        {
+            GenerationResponder.Finished(http, "timeout", streams.GeneratedTokens);
             const string Message = "The request took longer than the configured request timeout.";
             if (!http.Response.HasStarted)
             {
@@ -123,7 +127,7 @@ internal static class MessagesApi
             {
                 if (item.Error is not null || item.Delta?.FinishReason == FinishReason.Cancelled)
                 {
-                    GenerationResponder.Finished(http, item.Error is null ? "cancelled" : "error", OutputTokens);
+                    GenerationResponder.Finished(http, item.Error is null ? "cancelled" : "error", streams.GeneratedTokens);
                     await GenerationResponder.EngineFailure(item).WriteAsync(http);
                     return;
                 }
@@ -160,7 +164,7 @@ internal static class MessagesApi
             {
                 if (item.Error is not null || item.Delta?.FinishReason == FinishReason.Cancelled)
                 {
-                    GenerationResponder.Finished(http, item.Error is null ? "cancelled" : "error", OutputTokens);
+                    GenerationResponder.Finished(http, item.Error is null ? "cancelled" : "error", streams.GeneratedTokens);
                     var error = GenerationResponder.EngineFailure(item);
                     await Send("error", MessagesJson.Error(error.Status, error.Message), cancellationToken);
                     return;

@@ -16,6 +16,7 @@ internal readonly record struct ChoiceDelta(int Index, GenerationDelta? Delta, E
 internal sealed class ChoiceStreams : IAsyncDisposable
 {
     private readonly List<(int Index, GenerationStream Stream)> _streams;
+    private int _generatedTokens;
 
     private ChoiceStreams(List<(int Index, GenerationStream Stream)> streams) => _streams = streams;
 
@@ -57,6 +58,12 @@ internal sealed class ChoiceStreams : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Tokens the engine generated for every choice so far, finished or not: what a request cut short (the client left,
+    /// a timeout, an engine failure) is charged and audited for, since only a finished choice reports its usage.
+    /// </summary>
+    public int GeneratedTokens => Volatile.Read(ref _generatedTokens);
+
     /// <summary>Every choice's deltas in the order they arrive.</summary>
     public async IAsyncEnumerable<ChoiceDelta> ReadAllAsync([EnumeratorCancellation] CancellationToken cancellationToken)
     {
@@ -67,6 +74,7 @@ internal sealed class ChoiceStreams : IAsyncDisposable
             {
                 await foreach (var delta in s.Stream.WithCancellation(cancellationToken).ConfigureAwait(false))
                 {
+                    Interlocked.Add(ref _generatedTokens, delta.TokenIds.Count);
                     merged.Writer.TryWrite(new ChoiceDelta(s.Index, delta, null));
                 }
             }

@@ -58,7 +58,7 @@ internal static class GenerationResponder
             {
                 if (item.Error is not null || item.Delta?.FinishReason == FinishReason.Cancelled)
                 {
-                    Failed(http, item, completionTokens);
+                    Failed(http, item, streams.GeneratedTokens);
                     if (item.Error is Appliance.Engine.EngineFailedException restarting)
                     {
                         http.Response.Headers.RetryAfter = restarting.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -81,9 +81,14 @@ internal static class GenerationResponder
                 }
             }
         }
-        catch (OperationCanceledException) when (!http.RequestAborted.IsCancellationRequested)
+        catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
         {
-            Finished(http, "timeout", completionTokens);
+            Finished(http, "cancelled", streams.GeneratedTokens); // the client left: nobody to answer, the tokens still count
+            return;
+        }
+        catch (OperationCanceledException)
+        {
+            Finished(http, "timeout", streams.GeneratedTokens);
             await OpenAiError.Unavailable("The request took longer than the configured request timeout.", "timeout").WriteAsync(http);
             return;
         }
@@ -153,7 +158,7 @@ internal static class GenerationResponder
             {
                 if (item.Error is not null || item.Delta?.FinishReason == FinishReason.Cancelled)
                 {
-                    Failed(http, item, completionTokens);
+                    Failed(http, item, streams.GeneratedTokens);
                     var error = EngineFailure(item);
                     await Event(response, OpenAiJson.StreamError(error.Message, error.Type, error.Code ?? "server_error"), cancellationToken);
                     return;
@@ -201,7 +206,15 @@ internal static class GenerationResponder
         catch (OperationCanceledException)
         {
             // The client went away or the request timed out: disposing the streams cancels the generation.
-            Finished(http, http.RequestAborted.IsCancellationRequested ? "cancelled" : "timeout", completionTokens);
+            var clientLeft = http.RequestAborted.IsCancellationRequested;
+            Finished(http, clientLeft ? "cancelled" : "timeout", streams.GeneratedTokens);
+            if (!clientLeft)
+            {
+                // Said in the stream, as an engine failure is: a stream that just stopped would read as a whole answer.
+                var error = OpenAiError.Unavailable("The request took longer than the configured request timeout.", "timeout");
+                await Event(response, OpenAiJson.StreamError(error.Message, error.Type, error.Code ?? "timeout"), http.RequestAborted);
+            }
+
             return;
         }
 

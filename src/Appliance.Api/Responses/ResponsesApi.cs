@@ -50,11 +50,11 @@ internal static class ResponsesApi
         }
         catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
         {
-            GenerationResponder.Finished(http, "cancelled", answer.OutputTokens); // the client left
+            GenerationResponder.Finished(http, "cancelled", streams.GeneratedTokens); // the client left
         }
         catch (OperationCanceledException)
         {
-            GenerationResponder.Finished(http, "timeout", answer.OutputTokens);
+            GenerationResponder.Finished(http, "timeout", streams.GeneratedTokens);
             if (!http.Response.HasStarted)
             {
                 await OpenAiError.Unavailable("The request took longer than the configured request timeout.", "timeout").WriteAsync(http);
@@ -115,7 +115,7 @@ internal static class ResponsesApi
             {
                 if (item.Error is not null || item.Delta?.FinishReason == FinishReason.Cancelled)
                 {
-                    GenerationResponder.Finished(http, item.Error is null ? "cancelled" : "error", OutputTokens);
+                    GenerationResponder.Finished(http, item.Error is null ? "cancelled" : "error", streams.GeneratedTokens);
                     var error = GenerationResponder.EngineFailure(item);
                     if (settings.Stream)
                     {

@@ -13,9 +13,13 @@ public sealed class ContentVault(string folder)
     private const string Version = "v1";
     private readonly Lock _gate = new();
 
-    /// <summary>"v1:&lt;scope&gt;:&lt;base64 nonce | ciphertext | tag&gt;"; the scope's key is created on first use.</summary>
+    /// <summary>
+    /// "v1:&lt;scope&gt;:&lt;base64 nonce | ciphertext | tag&gt;" with the scope as <see cref="NameOf"/> writes it; the
+    /// scope's key is created on first use.
+    /// </summary>
     public string Seal(string scope, string plaintext)
     {
+        scope = NameOf(scope);
         var key = Key(scope, create: true)!;
         var nonce = RandomNumberGenerator.GetBytes(AesGcm.NonceByteSizes.MaxSize);
         var clear = Encoding.UTF8.GetBytes(plaintext);
@@ -33,7 +37,7 @@ public sealed class ContentVault(string folder)
     public string? Open(string sealedText)
     {
         var parts = sealedText.Split(':', 3);
-        if (parts.Length != 3 || parts[0] != Version)
+        if (parts.Length != 3 || parts[0] != Version || !IsName(parts[1]))
         {
             throw new FormatException("not sealed audit content");
         }
@@ -55,7 +59,7 @@ public sealed class ContentVault(string folder)
     /// <summary>Destroys a scope's key: its recorded content can never be read again.</summary>
     public bool Destroy(string scope)
     {
-        var path = KeyPath(scope);
+        var path = KeyPath(NameOf(scope));
         if (!File.Exists(path))
         {
             return false;
@@ -96,13 +100,43 @@ public sealed class ContentVault(string folder)
         }
     }
 
-    private string KeyPath(string scope)
+    /// <summary>
+    /// The name a scope's key file and sealed texts carry: letters, digits, '-', '_' and '.' as they are (so the names
+    /// of existing keys stay), any other character - a model id like "meta-llama/Llama-3.1-8B" or "llama3:8b", a
+    /// label with a space, a leading '.' - as '%' and the hex of its UTF-8 bytes. Two scopes never share a name, and no
+    /// name leaves the folder or contains the ':' that separates a sealed text's parts.
+    /// </summary>
+    public static string NameOf(string scope)
     {
-        if (scope.Length == 0 || scope.Any(c => !(char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.')) || scope.StartsWith('.'))
+        if (scope.Length == 0)
         {
-            throw new ArgumentException($"'{scope}' cannot name a content key: use letters, digits, '-', '_' and '.'", nameof(scope));
+            throw new ArgumentException("an empty scope cannot name a content key", nameof(scope));
         }
 
-        return Path.Combine(folder, scope + ".key");
+        var name = new StringBuilder(scope.Length);
+        for (var i = 0; i < scope.Length; i++)
+        {
+            var c = scope[i];
+            if (char.IsAsciiLetterOrDigit(c) || c is '-' or '_' || (c == '.' && i > 0))
+            {
+                name.Append(c);
+                continue;
+            }
+
+            var length = char.IsSurrogatePair(scope, i) ? 2 : 1;
+            foreach (var b in Encoding.UTF8.GetBytes(scope.Substring(i, length)))
+            {
+                name.Append('%').Append(b.ToString("X2", System.Globalization.CultureInfo.InvariantCulture));
+            }
+
+            i += length - 1;
+        }
+
+        return name.ToString();
     }
+
+    private static bool IsName(string name) =>
+        name.Length > 0 && name[0] != '.' && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' or '%');
+
+    private string KeyPath(string name) => Path.Combine(folder, name + ".key");
 }

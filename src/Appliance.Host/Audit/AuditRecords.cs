@@ -6,12 +6,30 @@ using Appliance.Identity;
 namespace Appliance.Host.Audit;
 
 /// <summary>Builds a request's audit record from what the request and its handlers learned.</summary>
-internal sealed class AuditRecords(TimeProvider time, IModelAccess access, Microsoft.Extensions.Options.IOptions<Options.AuditOptions> options, Appliance.Audit.Content.ContentVault vault)
+internal sealed partial class AuditRecords(
+    TimeProvider time, IModelAccess access, Microsoft.Extensions.Options.IOptions<Options.AuditOptions> options, Appliance.Audit.Content.ContentVault vault,
+    ILogger<AuditRecords> logger)
 {
     public AuditRecord For(HttpContext http, RequestAudit audit, string kind, int? status)
     {
         var user = http.User;
         var now = time.GetTimestamp();
+        var detail = audit.Reason ?? audit.Tools ?? Query(http); // for admin actions: what was done; for chat: the tools offered and called
+        string? content = null;
+        if (kind != AuditKinds.Accepted && audit.Prompt is not null && audit.Model is not null)
+        {
+            try
+            {
+                content = Seal(audit);
+            }
+            catch (Exception exception) when (exception is IOException or UnauthorizedAccessException or ArgumentException or System.Security.Cryptography.CryptographicException or System.Text.Json.JsonException)
+            {
+                // The request was served: its record (who, what, how much) matters more than its text.
+                LogContentNotSealed(logger, exception, http.TraceIdentifier, audit.Model);
+                detail = $"{detail}{(detail is null ? null : "; ")}content not recorded: {exception.Message}";
+            }
+        }
+
         return new AuditRecord
         {
             Time = time.GetUtcNow(),
@@ -36,8 +54,8 @@ internal sealed class AuditRecords(TimeProvider time, IModelAccess access, Micro
             QueueMs = audit.QueueMs,
             TimeToFirstTokenMs = audit.FirstTokenAt is { } first ? time.GetElapsedTime(audit.StartedAt, first).TotalMilliseconds : null,
             DurationMs = time.GetElapsedTime(audit.StartedAt, now).TotalMilliseconds,
-            Detail = audit.Reason ?? audit.Tools ?? Query(http), // for admin actions: what was done; for chat: the tools offered and called
-            Content = kind == AuditKinds.Accepted || audit.Prompt is null || audit.Model is null ? null : Seal(audit),
+            Detail = detail,
+            Content = content,
         };
     }
 
@@ -57,4 +75,7 @@ internal sealed class AuditRecords(TimeProvider time, IModelAccess access, Micro
     /// <summary>For reads of the audit log: what was asked for.</summary>
     private static string? Query(HttpContext http) =>
         http.Request.Path.StartsWithSegments("/audit") && http.Request.QueryString.HasValue ? http.Request.QueryString.Value : null;
+
+    [LoggerMessage(EventId = 4020, Level = LogLevel.Error, Message = "The prompt and completion of request {RequestId} on model {Model} could not be sealed; the record is kept without them")]
+    private static partial void LogContentNotSealed(ILogger logger, Exception exception, string requestId, string model);
 }

@@ -18,11 +18,12 @@ public sealed class ContentRecordingTests : IDisposable
         var model = _root.Combine("tiny");
         SyntheticModelFolder.Write(SyntheticModelSpec.Tiny, model);
         await using var running = await RunningAppliance.StartAsync(
-            $"--Models:recorded:Path={model}", "--Models:recorded:RecordContent=true", $"--Models:plain:Path={model}",
+            // A Hugging Face style id: its key file cannot be named after it as it is.
+            $"--Models:org/recorded:Path={model}", "--Models:org/recorded:RecordContent=true", $"--Models:plain:Path={model}",
             "--Appliance:BuiltInEmbeddings=false", $"--Appliance:DataFolder={_root.Combine("data")}", "--Logging:LogLevel:Default=None");
         await running.WaitUntilReadyAsync();
         using var ada = running.ClientWith(running.MintToken("ada", ["appliance-user"]));
-        foreach (var name in new[] { "recorded", "plain" })
+        foreach (var name in new[] { "org/recorded", "plain" })
         {
             using var response = await ada.PostAsync("/v1/chat/completions", new StringContent(
                 $$"""{"model":"{{name}}","messages":[{"role":"user","content":"the quarterly plan"}],"max_tokens":3,"ignore_eos":true}""", Encoding.UTF8, "application/json"));
@@ -32,10 +33,10 @@ public sealed class ContentRecordingTests : IDisposable
         using var events = JsonDocument.Parse(await running.Http.GetStringAsync("/audit/events?user=ada&kind=request.completed"));
         var byModel = events.RootElement.GetProperty("data").EnumerateArray().ToDictionary(e => e.GetProperty("model").GetString()!, e => e.Clone());
         Assert.Equal(JsonValueKind.Null, byModel["plain"].GetProperty("content").ValueKind);
-        var sealedContent = byModel["recorded"].GetProperty("content").GetString()!;
+        var sealedContent = byModel["org/recorded"].GetProperty("content").GetString()!;
         Assert.DoesNotContain("quarterly", sealedContent, StringComparison.Ordinal);
 
-        var seq = byModel["recorded"].GetProperty("seq").GetInt64();
+        var seq = byModel["org/recorded"].GetProperty("seq").GetInt64();
         using (var content = JsonDocument.Parse(await running.Http.GetStringAsync($"/audit/events/{seq}/content")))
         {
             var recorded = content.RootElement.GetProperty("content");
@@ -43,7 +44,7 @@ public sealed class ContentRecordingTests : IDisposable
             Assert.False(string.IsNullOrEmpty(recorded.GetProperty("completion").GetProperty("0").GetString()));
         }
 
-        Assert.True(new ContentVault(Path.Combine(_root.Combine("data"), "audit", "content-keys")).Destroy("recorded"));
+        Assert.True(new ContentVault(Path.Combine(_root.Combine("data"), "audit", "content-keys")).Destroy("org/recorded"));
         Assert.Equal(HttpStatusCode.Gone, (await running.Http.GetAsync($"/audit/events/{seq}/content")).StatusCode);
         using var verify = JsonDocument.Parse(await running.Http.GetStringAsync("/audit/verify"));
         Assert.True(verify.RootElement.GetProperty("ok").GetBoolean(), verify.RootElement.GetRawText());

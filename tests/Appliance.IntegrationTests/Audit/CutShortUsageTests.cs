@@ -1,0 +1,109 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using Appliance.Runtime.Onnx.Synthetic;
+using Appliance.Tests.Common;
+
+namespace Appliance.IntegrationTests.Audit;
+
+/// <summary>
+/// A request cut short (the client leaves, the request times out) is audited and charged for the tokens generated until
+/// then: only a finished choice reports its usage, and a client must not escape its token quota by hanging up.
+/// </summary>
+public sealed class CutShortUsageTests : IDisposable
+{
+    private const int TokensPerDay = 60;
+    private readonly TempFolder _root = new("cut-short");
+
+    [Theory]
+    [InlineData("/v1/chat/completions", """{"model":"tiny","messages":[{"role":"user","content":"hi"}],"max_tokens":4000,"temperature":0,"stream":true}""")]
+    [InlineData("/v1/chat/completions", """{"model":"tiny","messages":[{"role":"user","content":"hi"}],"max_tokens":2000,"ignore_eos":true,"stream":true,"n":2}""")]
+    [InlineData("/v1/messages", """{"model":"tiny","messages":[{"role":"user","content":"hi"}],"max_tokens":4000,"temperature":0,"stream":true}""")]
+    [InlineData("/v1/responses", """{"model":"tiny","input":"hi","max_output_tokens":4000,"temperature":0,"stream":true}""")]
+    public async Task A_client_that_hangs_up_mid_stream_is_charged_and_audited_for_what_was_generated(string path, string body)
+    {
+        await using var running = await Start($"--Quotas:User:TokensPerDay={TokensPerDay}");
+        using var ada = running.ClientWith(running.MintToken("ada", ["appliance-user"]));
+
+        var received = 0;
+        using (var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = new StringContent(body, Encoding.UTF8, "application/json") })
+        using (var response = await ada.SendAsync(request, HttpCompletionOption.ResponseHeadersRead))
+        {
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+            while (received < 2 * TokensPerDay && await reader.ReadLineAsync() is { } line)
+            {
+                received += line.StartsWith("data: ", StringComparison.Ordinal) ? 1 : 0;
+            }
+        } // hangs up with thousands of tokens still to come
+
+        var completed = await CompletedRecordAsync(running, path);
+        Assert.Equal("cancelled", completed.GetProperty("finishReason").GetString());
+        Assert.InRange(completed.GetProperty("completionTokens").GetInt32(), TokensPerDay, 8000); // at least the events read, less a few framing ones
+
+        using var next = await ada.PostAsync("/v1/chat/completions", new StringContent(
+            """{"model":"tiny","messages":[{"role":"user","content":"hi"}],"max_tokens":2}""", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.TooManyRequests, next.StatusCode);
+        Assert.Equal("tokens_per_day", next.Headers.GetValues("X-Quota-Name").Single());
+    }
+
+    [Fact]
+    public async Task A_chat_stream_that_times_out_says_so_in_the_stream_and_is_charged()
+    {
+        await using var running = await Start("--Limits:RequestTimeout=00:00:00.5", "--Limits:MaxTokens=4000");
+        using var ada = running.ClientWith(running.MintToken("ada", ["appliance-user"]));
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
+        {
+            Content = new StringContent(
+                """{"model":"tiny","messages":[{"role":"user","content":"hi"}],"max_tokens":4000,"ignore_eos":true,"stream":true,"n":8}""", Encoding.UTF8, "application/json"),
+        };
+        using var response = await ada.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        var events = (await response.Content.ReadAsStringAsync()).Split("\n\n", StringSplitOptions.RemoveEmptyEntries);
+
+        // Not [DONE] after the last chunk, as if the answer were whole: an error the SDKs raise.
+        Assert.DoesNotContain("data: [DONE]", events);
+        using (var last = JsonDocument.Parse(events[^1]["data: ".Length..]))
+        {
+            Assert.Equal("timeout", last.RootElement.GetProperty("error").GetProperty("code").GetString());
+        }
+
+        var completed = await CompletedRecordAsync(running, "/v1/chat/completions");
+        Assert.Equal("timeout", completed.GetProperty("finishReason").GetString());
+        Assert.True(completed.GetProperty("completionTokens").GetInt32() > 0, completed.GetRawText());
+    }
+
+    private static async Task<JsonElement> CompletedRecordAsync(RunningAppliance running, string path)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (true)
+        {
+            using var events = JsonDocument.Parse(await running.Http.GetStringAsync("/audit/events?user=ada&kind=request.completed"));
+            foreach (var record in events.RootElement.GetProperty("data").EnumerateArray())
+            {
+                if (record.GetProperty("endpoint").GetString() == path)
+                {
+                    return record.Clone();
+                }
+            }
+
+            Assert.True(DateTime.UtcNow < deadline, $"no completed record for {path}");
+            await Task.Delay(50);
+        }
+    }
+
+    private async Task<RunningAppliance> Start(params string[] args)
+    {
+        var model = _root.Combine("tiny");
+        if (!Directory.Exists(model))
+        {
+            SyntheticModelFolder.Write(SyntheticModelSpec.Tiny with { ContextLength = 4096 }, model);
+        }
+
+        var running = await RunningAppliance.StartAsync(
+            [$"--Models:tiny:Path={model}", "--Appliance:BuiltInEmbeddings=false", "--Logging:LogLevel:Default=None", "--Limits:MaxTokens=4000", .. args]);
+        await running.WaitUntilReadyAsync();
+        return running;
+    }
+
+    public void Dispose() => _root.Dispose();
+}
