@@ -36,10 +36,11 @@ public sealed record AuditQuery
 public sealed record UsageRow(string Day, string? Key, long Requests, long PromptTokens, long CompletionTokens);
 
 /// <summary>
-/// What one caller (subject, with the team recorded for the request) consumed since a time: requests accepted and
-/// tokens of requests completed. Quotas are counted from it after a restart and across nodes.
+/// What one caller (its username, or its subject when it has none; with the team recorded for the request) consumed
+/// since a time: requests accepted and tokens of requests completed. Quotas are counted from it after a restart and
+/// across nodes. By username, so that a user's own tokens and every API key issued to that user share one quota.
 /// </summary>
-public sealed record ConsumptionRow(string? Subject, string? Team, long Requests, long Tokens);
+public sealed record ConsumptionRow(string? User, string? Team, long Requests, long Tokens);
 
 /// <summary>Where audit entries are kept (a pluggable strategy with a name: "sqlite", later "postgresql").</summary>
 public interface IAuditStore : IDisposable

@@ -272,10 +272,10 @@ public abstract class SqlAuditStore : IAuditStore
     {
         var nodeFilter = onlyNode is not null ? "node = @node" : exceptNode is not null ? "node <> @node" : "1 = 1";
         using var command = Command(connection,
-            "SELECT subject, team, SUM(CASE WHEN kind = @accepted THEN 1 ELSE 0 END), "
+            "SELECT COALESCE(username, subject), team, SUM(CASE WHEN kind = @accepted THEN 1 ELSE 0 END), "
             + "COALESCE(SUM(CASE WHEN kind = @completed THEN COALESCE(prompt_tokens, 0) + COALESCE(completion_tokens, 0) ELSE 0 END), 0) "
             + $"FROM audit_entries WHERE {nodeFilter} AND kind IN (@accepted, @completed) AND model IS NOT NULL AND time >= @since "
-            + "GROUP BY subject, team",
+            + "GROUP BY COALESCE(username, subject), team",
             ("node", onlyNode ?? exceptNode ?? string.Empty), ("accepted", AuditKinds.Accepted), ("completed", AuditKinds.Completed), ("since", CanonicalJson.Time(since)));
         using var reader = command.ExecuteReader();
         var rows = new List<ConsumptionRow>();

@@ -141,7 +141,7 @@ internal sealed class QuotaLedger(IOptions<QuotaOptions> options, IOptions<Audit
         var totals = new Dictionary<(string, string), (long Requests, long Tokens)>();
         foreach (var row in rows)
         {
-            foreach (var key in new[] { row.Subject is { } s ? ("user", s) : default, row.Team is { } t ? ("team", t) : default }.Where(k => k.Item1 is not null))
+            foreach (var key in new[] { row.User is { } u ? ("user", u) : default, row.Team is { } t ? ("team", t) : default }.Where(k => k.Item1 is not null))
             {
                 var (requests, tokens) = totals.GetValueOrDefault(key);
                 totals[key] = (requests + row.Requests, tokens + row.Tokens);
@@ -159,8 +159,10 @@ internal sealed class QuotaLedger(IOptions<QuotaOptions> options, IOptions<Audit
         var name = user.Identity?.Name;
         if (subject is not null)
         {
+            // Counted by username (unique in a Keycloak realm) where there is one: an API key acts under its owner's
+            // name, so its owner's tokens and every key issued to the owner draw on one quota, not one each.
             var own = (name is not null ? quotas.Users.GetValueOrDefault(name) : null) ?? quotas.Users.GetValueOrDefault(subject);
-            callers.Add(("user", subject, name ?? subject, own?.Over(quotas.User) ?? quotas.User));
+            callers.Add(("user", name ?? subject, name ?? subject, own?.Over(quotas.User) ?? quotas.User));
         }
 
         if (user.FindFirst(audit.Value.TeamClaim)?.Value is { Length: > 0 } team)

@@ -72,7 +72,12 @@ public sealed class ShippedIdentitySettingsTests
         Assert.Empty(quotas.Validate());
         Assert.Equal(8, quotas.User.ConcurrentStreams);
         Assert.Equal(50000000, quotas.Teams["/research"].Over(quotas.Team).TokensPerDay);
-        Assert.Equal(100000, quotas.Users["report-generator"].Over(quotas.User).TokensPerMinute); // unset: the default's
+        Assert.Equal(100000, quotas.Users["service-account-report-generator"].Over(quotas.User).TokensPerMinute); // unset: the default's
+
+        // Every override names a user of the shipped realm (an override nobody's name matches silently applies to nobody).
+        using var realm = JsonDocument.Parse(File.ReadAllText(Path.Combine(Appliance, "keycloak", "realm-appliance.json")));
+        var usernames = realm.RootElement.GetProperty("users").EnumerateArray().Select(u => u.GetProperty("username").GetString()).ToHashSet();
+        Assert.All(quotas.Users.Keys, name => Assert.Contains(name, usernames));
         var models = configuration.Get<ModelsOptions>()!;
         Assert.NotEmpty(models.Models);
         Assert.All(models.Models.Values, m => Assert.True(m.Replicas >= 1 && m.MemoryBytes > 0));

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
 using Appliance.Runtime.Onnx.Synthetic;
@@ -41,6 +42,30 @@ public sealed class QuotaTests : IDisposable
             e.GetProperty("username").GetString() == "ada" && e.GetProperty("detail").GetString()!.StartsWith("quota requests_per_minute", StringComparison.Ordinal));
         var metrics = await running.Http.GetStringAsync("/metrics");
         Assert.Contains("quota_rejections_total{quota=\"requests_per_minute\",scope=\"user\"}", metrics.Replace("appliance_", string.Empty, StringComparison.Ordinal), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_users_own_token_and_every_api_key_issued_to_the_user_draw_on_one_quota()
+    {
+        await AwayFromTheMinuteBoundary();
+        await using var running = await Start(null, "--Quotas:User:RequestsPerMinute=3", "--Identity:ApiKeys:Enabled=true", "--Identity:ApiKeys:ServiceOwners:0=svc-report");
+        var keys = new List<HttpClient>();
+        foreach (var name in new[] { "nightly", "hourly" })
+        {
+            using var issue = await running.Http.PostAsJsonAsync("/admin/api-keys", new { owner = "svc-report", name, roles = new[] { "appliance-user" } });
+            Assert.Equal(HttpStatusCode.Created, issue.StatusCode);
+            keys.Add(running.ClientWith(JsonDocument.Parse(await issue.Content.ReadAsStringAsync()).RootElement.GetProperty("key").GetString()));
+        }
+
+        using var own = running.ClientWith(running.MintToken("svc-report", ["appliance-user"]));
+        Assert.Equal(HttpStatusCode.OK, (await own.PostAsync("/v1/chat/completions", Chat())).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await keys[0].PostAsync("/v1/chat/completions", Chat())).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await keys[1].PostAsync("/v1/chat/completions", Chat())).StatusCode);
+        using var refused = await keys[0].PostAsync("/v1/chat/completions", Chat()); // a key of its own would have a fresh quota
+
+        Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
+        Assert.Contains("requests per minute for user 'svc-report'", await refused.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        keys.ForEach(k => k.Dispose());
     }
 
     [Fact]
