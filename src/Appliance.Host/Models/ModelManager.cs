@@ -99,7 +99,7 @@ internal sealed partial class ModelManager(
         try
         {
             settingsFiles.Reread();
-            return await UnloadAsync(id, Declared().GetValueOrDefault(id)?.Aliases ?? [], cancellationToken);
+            return await UnloadAsync(id, Declared().GetValueOrDefault(id)?.Aliases ?? []);
         }
         finally
         {
@@ -118,7 +118,7 @@ internal sealed partial class ModelManager(
                 return new ModelActionResult(ModelActionOutcome.NotDeclared, $"no model '{id}' is declared in the configuration");
             }
 
-            return _deployments.TryGetValue(id, out var old) ? await ReplaceAsync(id, options, old, cancellationToken) : Load(id);
+            return _deployments.TryGetValue(id, out var old) ? await ReplaceAsync(id, options, old) : Load(id);
         }
         finally
         {
@@ -179,8 +179,19 @@ internal sealed partial class ModelManager(
             var current = _deployments.Values.SelectMany(d => d.Placements).ToList();
             var placements = Placer.Place(demands, devices.Devices, _strategy, current).Where(p => p.Model == id).ToList();
             var deployment = Deploy(id, options, folder, plan, placements);
+            ServedModel served;
+            try
+            {
+                served = Serve(id, options, folder, deployment); // reads the chat template: may refuse the folder
+            }
+            catch
+            {
+                deployment.Dispose(); // not half-loaded: no replicas held, and a corrected folder loads afresh
+                throw;
+            }
+
             _deployments[id] = deployment;
-            catalog.Set(new ModelEntry(id, options.Aliases, ModelLoadState.Ready, null, Serve(id, options, folder, deployment)));
+            catalog.Set(new ModelEntry(id, options.Aliases, ModelLoadState.Ready, null, served));
             LogLoaded(logger, id, folder.Digest, string.Join(", ", placements.Select(p => p.DeviceId)));
             return new ModelActionResult(ModelActionOutcome.Done, $"model '{id}' ({folder.Digest}) is ready on {string.Join(", ", placements.Select(p => p.DeviceId))}");
         }
@@ -283,7 +294,7 @@ internal sealed partial class ModelManager(
     }
 
     /// <summary>No new requests at once; running ones get the grace period to finish before the engines stop.</summary>
-    private async Task<ModelActionResult> UnloadAsync(string id, IReadOnlyList<string> aliases, CancellationToken cancellationToken)
+    private async Task<ModelActionResult> UnloadAsync(string id, IReadOnlyList<string> aliases)
     {
         if (!_deployments.TryRemove(id, out var deployment))
         {
@@ -291,7 +302,7 @@ internal sealed partial class ModelManager(
         }
 
         catalog.Set(new ModelEntry(id, aliases, ModelLoadState.Unloaded, null, null));
-        var cancelled = await RetireAsync(deployment, cancellationToken);
+        var cancelled = await RetireAsync(deployment);
         LogUnloaded(logger, id, cancelled);
         return new ModelActionResult(ModelActionOutcome.Done, cancelled == 0
             ? $"model '{id}' is unloaded"
@@ -300,14 +311,15 @@ internal sealed partial class ModelManager(
 
     /// <summary>
     /// A deployment no new request reaches: running requests get the grace period to finish, then its engines stop.
-    /// Returns how many requests were cancelled.
+    /// Returns how many requests were cancelled. Not cancellable: once out of the list, a deployment nobody disposes
+    /// would hold its device memory unseen (an administrator's call that times out must not leave one behind).
     /// </summary>
-    private async Task<int> RetireAsync(ModelDeployment deployment, CancellationToken cancellationToken)
+    private async Task<int> RetireAsync(ModelDeployment deployment)
     {
         var deadline = time.GetUtcNow() + pool.Value.UnloadGracePeriod;
         while (!deployment.Idle && time.GetUtcNow() < deadline)
         {
-            await Task.Delay(TimeSpan.FromMilliseconds(50), time, cancellationToken);
+            await Task.Delay(TimeSpan.FromMilliseconds(50), time, CancellationToken.None);
         }
 
         var cancelled = deployment.Router.QueuedRequests + deployment.Router.RunningRequests;
@@ -323,7 +335,7 @@ internal sealed partial class ModelManager(
     /// Only when the devices have no room for both does the old one make room, after the new folder has passed every
     /// check that does not need the device (manifest, tokenizer, chat template, graph signature, memory plan).
     /// </summary>
-    private async Task<ModelActionResult> ReplaceAsync(string id, ModelOptions options, ModelDeployment old, CancellationToken cancellationToken)
+    private async Task<ModelActionResult> ReplaceAsync(string id, ModelOptions options, ModelDeployment old)
     {
         LogLoading(logger, id, options.Path);
         ModelFolder folder;
@@ -358,7 +370,7 @@ internal sealed partial class ModelManager(
         catch (PlacementException)
         {
             LogReloadMakesRoom(logger, id);
-            await UnloadAsync(id, options.Aliases, cancellationToken);
+            await UnloadAsync(id, options.Aliases);
             return Load(id);
         }
 
@@ -377,8 +389,8 @@ internal sealed partial class ModelManager(
         LogLoaded(logger, id, folder.Digest, string.Join(", ", placements.Select(p => p.DeviceId)));
         // Requests that picked the old version just before the switch are still rendering or tokenising their
         // prompt: give them a moment to reach its engine (and be counted) before it may be found idle.
-        await Task.Delay(SwitchSettleTime, time, cancellationToken);
-        var cancelled = await RetireAsync(old, cancellationToken);
+        await Task.Delay(SwitchSettleTime, time, CancellationToken.None); // past the switch: the old one is retired whatever the caller does
+        var cancelled = await RetireAsync(old);
         return new ModelActionResult(ModelActionOutcome.Done, $"model '{id}' ({folder.Digest}) is ready on {string.Join(", ", placements.Select(p => p.DeviceId))}; the previous version drained"
             + (cancelled > 0 ? $" ({cancelled} request(s) still running after the grace period were cancelled)" : string.Empty));
     }

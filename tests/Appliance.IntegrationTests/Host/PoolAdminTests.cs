@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using Appliance.Runtime.Onnx.Synthetic;
 using Appliance.Tests.Common;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Appliance.IntegrationTests.Host;
 
@@ -170,6 +171,58 @@ public sealed class PoolAdminTests : IDisposable
     }
 
     [Fact]
+    public async Task An_unload_whose_caller_gives_up_still_stops_the_model_after_the_grace_period()
+    {
+        var model = _root.Combine("long-context");
+        SyntheticModelFolder.Write(SyntheticModelSpec.Tiny with { ContextLength = 4096 }, model);
+        await using var running = await Start($"--Models:tiny:Path={model}", "--Pool:UnloadGracePeriod=00:00:01", "--Limits:MaxTokens=4000");
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = Chat("tiny", 4000, ignoreEos: true, stream: true) };
+        using var streaming = await running.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        using var reader = new StreamReader(await streaming.Content.ReadAsStreamAsync());
+        Assert.NotNull(await reader.ReadLineAsync()); // running
+
+        // As an administrator's `curl -m` that times out while the stream holds the model: the caller leaves.
+        using var givesUp = new CancellationTokenSource(TimeSpan.FromMilliseconds(200));
+        var manager = running.App.Services.GetRequiredService<Appliance.Host.Models.ModelManager>();
+        var result = await manager.UnloadAsync("tiny", givesUp.Token);
+
+        Assert.Equal(Appliance.Api.Models.ModelActionOutcome.Done, result.Outcome);
+        Assert.Contains("1 request(s) still running after the grace period were cancelled", result.Message, StringComparison.Ordinal);
+        var rest = await reader.ReadToEndAsync().WaitAsync(TimeSpan.FromSeconds(10)); // the engine stopped: the stream ends
+        Assert.DoesNotContain("\"finish_reason\":\"length\"", rest, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_model_whose_chat_template_is_refused_holds_no_replica_and_loads_once_corrected()
+    {
+        var model = Model("bad-template");
+        var config = Path.Combine(model, "tokenizer_config.json");
+        var original = File.ReadAllText(config);
+        var broken = System.Text.Json.Nodes.JsonNode.Parse(original)!;
+        broken["chat_template"] = "{% for message in messages %}{{ message.content }"; // never closed
+        File.WriteAllText(config, broken.ToJsonString());
+        Appliance.Runtime.Onnx.Models.ModelManifest.Create(model); // the folder stays verified: only the template is wrong
+        await using var running = await Start(waitUntilReady: false, $"--Models:tiny:Path={model}");
+        var http = running.Http;
+
+        for (var attempt = 0; attempt < 2; attempt++)
+        {
+            using var load = await http.PostAsync("/admin/models/tiny/load", null);
+            Assert.Equal(HttpStatusCode.UnprocessableEntity, load.StatusCode); // not 409 "already loaded" the second time
+            using var pool = JsonDocument.Parse(await http.GetStringAsync("/admin/pool"));
+            var entry = pool.RootElement.GetProperty("models").EnumerateArray().Single(m => m.GetProperty("id").GetString() == "tiny");
+            Assert.Equal("failed", entry.GetProperty("state").GetString());
+            Assert.Empty(entry.GetProperty("replicas").EnumerateArray());
+            Assert.All(pool.RootElement.GetProperty("devices").EnumerateArray(), d => Assert.Equal(0, d.GetProperty("memoryPlacedBytes").GetInt64()));
+        }
+
+        File.WriteAllText(config, original);
+        Appliance.Runtime.Onnx.Models.ModelManifest.Create(model);
+        Assert.Equal(HttpStatusCode.OK, (await http.PostAsync("/admin/models/tiny/load", null)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await http.PostAsync("/v1/chat/completions", Chat("tiny", 2))).StatusCode);
+    }
+
+    [Fact]
     public async Task The_usage_report_has_tokens_per_model_and_replica_seconds()
     {
         await using var running = await Start($"--Models:tiny:Path={Model("tiny")}", "--Models:tiny:Replicas=2", "--Models:tiny:MemoryBytes=104857600");
@@ -226,7 +279,7 @@ public sealed class PoolAdminTests : IDisposable
         return running;
     }
 
-    private static StringContent Chat(string model, int maxTokens, bool ignoreEos = false) => new(
-        $$"""{"model":"{{model}}","messages":[{"role":"user","content":"hi"}],"max_tokens":{{maxTokens}},"ignore_eos":{{(ignoreEos ? "true" : "false")}}}""",
+    private static StringContent Chat(string model, int maxTokens, bool ignoreEos = false, bool stream = false) => new(
+        $$"""{"model":"{{model}}","messages":[{"role":"user","content":"hi"}],"max_tokens":{{maxTokens}},"ignore_eos":{{(ignoreEos ? "true" : "false")}},"stream":{{(stream ? "true" : "false")}}}""",
         Encoding.UTF8, "application/json");
 }
