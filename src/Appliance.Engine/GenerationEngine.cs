@@ -40,7 +40,7 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
     private readonly Speculation.IDraftProposer _drafter;
     private long _preemptions;
     private volatile bool _stopping;
-    private volatile bool _lastRunFailed;
+    private long _runFailedAt; // Stopwatch timestamp of the last failed model run; 0 after a run succeeded
     private readonly ManualResetEventSlim _stopSignal = new();
     private readonly System.Collections.Concurrent.ConcurrentDictionary<long, Sequence> _live = new();
     private long _restartAt; // Stopwatch timestamp until which a crashed loop waits to restart; 0 while it runs
@@ -169,10 +169,17 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
     }
 
     /// <summary>
-    /// False after a model run failed, until one succeeds again, and while a crashed loop waits to restart: a replica
-    /// router sends work elsewhere meanwhile.
+    /// False after a model run failed, until one succeeds again or <see cref="SchedulerOptions.FailedRunProbation"/> has
+    /// passed (so that a replica the router sends nothing to is tried again), and while a crashed loop waits to restart:
+    /// a replica router sends work elsewhere meanwhile.
     /// </summary>
-    public bool Healthy => !_lastRunFailed && Interlocked.Read(ref _restartAt) == 0;
+    public bool Healthy => RecentlyFailed() is false && Interlocked.Read(ref _restartAt) == 0;
+
+    private bool RecentlyFailed()
+    {
+        var failedAt = Interlocked.Read(ref _runFailedAt);
+        return failedAt != 0 && System.Diagnostics.Stopwatch.GetElapsedTime(failedAt) < _options.FailedRunProbation;
+    }
 
     /// <summary>Tenants whose fair-queue state the scheduler keeps: those active lately, not every tenant ever seen.</summary>
     public int TrackedTenants => _scheduler.TrackedTenants;
@@ -477,7 +484,7 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
             return false;
         }
 
-        _lastRunFailed = false;
+        Interlocked.Exchange(ref _runFailedAt, 0);
         var vocabulary = Model.VocabularySize;
         var accepted = 0;
         for (var i = 0; i < input.Length; i++)
@@ -545,7 +552,7 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
         }
         catch (Exception exception)
         {
-            _lastRunFailed = true;
+            Interlocked.Exchange(ref _runFailedAt, System.Diagnostics.Stopwatch.GetTimestamp());
             EngineLog.RunFailed(_logger, exception, rows.Count, Model.Id);
             foreach (var (sequence, _) in rows)
             {
@@ -555,7 +562,7 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
             return;
         }
 
-        _lastRunFailed = false;
+        Interlocked.Exchange(ref _runFailedAt, 0);
 
         var vocabulary = Model.VocabularySize;
         for (var i = 0; i < rows.Count; i++)

@@ -3,6 +3,12 @@ namespace Appliance.Engine.Scheduling;
 /// <summary>Limits of one engine's scheduler.</summary>
 public sealed record SchedulerOptions
 {
+    /// <summary>
+    /// How long a replica whose model run failed is ranked after the healthy ones (unless a run succeeds sooner): long
+    /// enough to route around a failing device, short enough that one transient failure does not idle a replica for good.
+    /// </summary>
+    public TimeSpan FailedRunProbation { get; init; } = TimeSpan.FromSeconds(10);
+
     /// <summary>Most sequences in the running batch (also bounded by the runner).</summary>
     public int MaxBatchSize { get; init; } = 8;
 

@@ -125,6 +125,25 @@ public sealed class GenerationEngineTests
         Assert.True(engine.Healthy);
     }
 
+    [Fact]
+    public async Task A_replica_whose_run_failed_counts_as_healthy_again_after_the_probation_even_if_nothing_was_sent_to_it()
+    {
+        // A router sends nothing to an unhealthy replica while others accept: without the probation, one transient
+        // failure would idle it for good.
+        using var runner = new CountingRunner { FailNext = new InvalidOperationException("out of memory, once") };
+        using var engine = new GenerationEngine(runner, new ByteTokenizer(), new SchedulerOptions { FailedRunProbation = TimeSpan.FromMilliseconds(200) });
+        await Assert.ThrowsAsync<ModelRunException>(() => engine.Submit(new GenerationRequest("a", [65], Greedy)).CollectAsync());
+        Assert.False(engine.Healthy);
+
+        var deadline = DateTime.UtcNow.AddSeconds(5);
+        while (!engine.Healthy && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(20);
+        }
+
+        Assert.True(engine.Healthy, "still demoted after its probation");
+    }
+
     [Theory]
     [InlineData(0, "no tokens")]
     [InlineData(64, "context")]
