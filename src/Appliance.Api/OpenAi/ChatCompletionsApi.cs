@@ -33,8 +33,11 @@ internal static class ChatCompletionsApi
             RequestAudit.Of(http).RecordConversation(request.Messages);
         }
 
-        using var quota = await ModelResolution.AcceptAsync(recorder, http);
-        await GenerationResponder.RespondAsync(http, header, model, settings, choices, maxTokens, prompt.Count, limits, thinking);
+        var accepted = await ModelResolution.AcceptAsync(recorder, http,
+            () => ChoiceStreams.Submit(model, choices, settings, maxTokens, header.Id, Tenancy.Of(http), limits.RequestTimeout));
+        using var quota = accepted.Quota;
+        await using var streams = accepted.Streams; // ends before the quota's charge is taken
+        await GenerationResponder.RespondAsync(http, header, model, settings, choices, streams, prompt.Count, limits, thinking);
     }
 
     private static string RenderPrompt(ServedModel model, ChatCompletionRequest request)

@@ -31,7 +31,10 @@ internal static class CompletionsApi
             RequestAudit.Of(http).RecordContent(System.Text.Json.JsonSerializer.Serialize(request.Prompts.Select(p => (object?)p.Text ?? p.TokenIds)));
         }
 
-        using var quota = await ModelResolution.AcceptAsync(recorder, http);
-        await GenerationResponder.RespondAsync(http, header, model, request.Settings, choices, maxTokens, prompts.Sum(p => p.Count), limits);
+        var accepted = await ModelResolution.AcceptAsync(recorder, http,
+            () => ChoiceStreams.Submit(model, choices, request.Settings, maxTokens, header.Id, Tenancy.Of(http), limits.RequestTimeout));
+        using var quota = accepted.Quota;
+        await using var streams = accepted.Streams; // ends before the quota's charge is taken
+        await GenerationResponder.RespondAsync(http, header, model, request.Settings, choices, streams, prompts.Sum(p => p.Count), limits);
     }
 }

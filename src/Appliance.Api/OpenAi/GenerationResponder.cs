@@ -18,13 +18,11 @@ internal static class GenerationResponder
         ServedModel model,
         GenerationSettings settings,
         IReadOnlyList<ChoiceInput> choices,
-        int maxTokens,
+        ChoiceStreams streams,
         int promptTokens,
         ApiLimits limits,
         ThinkingPlan? thinking = null)
     {
-        var tenant = Tenancy.Of(http);
-        await using var streams = ChoiceStreams.Submit(model, choices, settings, maxTokens, header.Id, tenant, limits.RequestTimeout);
         var audit = Audit.RequestAudit.Of(http);
         audit.FinishReason = "cancelled"; // until a choice says otherwise: a client that leaves or a timeout ends it so
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted);

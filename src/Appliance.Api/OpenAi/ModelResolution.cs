@@ -59,22 +59,67 @@ internal static class ModelResolution
     public static async Task<IDisposable> AcceptAsync(IAccessRecorder recorder, HttpContext http)
     {
         var audit = RequestAudit.Of(http);
-        var gate = http.RequestServices.GetService(typeof(IQuotaGate)) as IQuotaGate;
-        var lease = gate is null ? null : gate.TryEnter(http.User, out var refusal) ?? throw QuotaExceeded(audit, refusal!, http);
+        var lease = EnterQuotas(http, audit);
         try
         {
-            if (!await recorder.TryAcceptAsync(http))
-            {
-                throw new OpenAiRequestException(OpenAiError.Unavailable("The audit log cannot record the request, so it was not processed. Please retry later.", "audit_unavailable"));
-            }
+            await RecordAcceptedAsync(recorder, http);
         }
         catch
         {
-            lease?.Dispose();
+            lease?.Refund();
             throw;
         }
 
         return new QuotaCharge(lease, audit);
+    }
+
+    /// <summary>
+    /// As <see cref="AcceptAsync(IAccessRecorder, HttpContext)"/> for a request the engine generates: the choices are
+    /// submitted between the quotas and the accepted record, so that a request the engine refuses (queue full, a
+    /// prompt it cannot hold) is audited as refused and neither charged nor counted against the caller's quotas. Its
+    /// answer still starts only once the accepted record is stored.
+    /// </summary>
+    public static async Task<(IDisposable Quota, ChoiceStreams Streams)> AcceptAsync(IAccessRecorder recorder, HttpContext http, Func<ChoiceStreams> submit)
+    {
+        var audit = RequestAudit.Of(http);
+        var lease = EnterQuotas(http, audit);
+        ChoiceStreams streams;
+        try
+        {
+            streams = submit();
+        }
+        catch
+        {
+            lease?.Refund();
+            throw;
+        }
+
+        try
+        {
+            await RecordAcceptedAsync(recorder, http);
+        }
+        catch
+        {
+            await streams.DisposeAsync(); // cancels the generation: nothing of it is sent
+            lease?.Refund();
+            throw;
+        }
+
+        return (new QuotaCharge(lease, audit), streams);
+    }
+
+    private static IQuotaLease? EnterQuotas(HttpContext http, RequestAudit audit)
+    {
+        var gate = http.RequestServices.GetService(typeof(IQuotaGate)) as IQuotaGate;
+        return gate is null ? null : gate.TryEnter(http.User, out var refusal) ?? throw QuotaExceeded(audit, refusal!, http);
+    }
+
+    private static async Task RecordAcceptedAsync(IAccessRecorder recorder, HttpContext http)
+    {
+        if (!await recorder.TryAcceptAsync(http))
+        {
+            throw new OpenAiRequestException(OpenAiError.Unavailable("The audit log cannot record the request, so it was not processed. Please retry later.", "audit_unavailable"));
+        }
     }
 
     private static OpenAiRequestException QuotaExceeded(RequestAudit audit, QuotaRefusal refusal, HttpContext http)

@@ -15,6 +15,9 @@ public interface IQuotaLease : IDisposable
 {
     /// <summary>Sets the tokens to charge when the lease ends (prompt plus completion).</summary>
     void Charge(long tokens);
+
+    /// <summary>Ends the lease for a request that was admitted and then not run (refused by the engine or the audit log): nothing charged, not counted.</summary>
+    void Refund();
 }
 
 /// <summary>Where one user or team stands against its quotas now (limits null: none set).</summary>

@@ -36,10 +36,12 @@ internal static class ResponsesApi
             audit.RecordConversation(request.Messages);
         }
 
-        using var quota = await ModelResolution.AcceptAsync(recorder, http);
         var id = "resp_" + Guid.NewGuid().ToString("N");
         var tenant = Tenancy.Of(http);
-        await using var streams = ChoiceStreams.Submit(model, [new ChoiceInput(0, prompt)], settings, maxTokens, id, tenant, limits.RequestTimeout);
+        var accepted = await ModelResolution.AcceptAsync(recorder, http,
+            () => ChoiceStreams.Submit(model, [new ChoiceInput(0, prompt)], settings, maxTokens, id, tenant, limits.RequestTimeout));
+        using var quota = accepted.Quota;
+        await using var streams = accepted.Streams; // ends before the quota's charge is taken
         audit.FinishReason = "cancelled";
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted);
         timeout.CancelAfter(limits.RequestTimeout);

@@ -57,7 +57,7 @@ internal sealed class QuotaLedger(IOptions<QuotaOptions> options, IOptions<Audit
         }
 
         refusal = null;
-        return new Lease(this, [.. callers.Select(c => (c.Scope, c.Key))]);
+        return new Lease(this, [.. callers.Select(c => (c.Scope, c.Key))], now);
     }
 
     public IReadOnlyList<QuotaStanding> Standings()
@@ -221,12 +221,35 @@ internal sealed class QuotaLedger(IOptions<QuotaOptions> options, IOptions<Audit
         }
     }
 
-    private sealed class Lease(QuotaLedger ledger, IReadOnlyList<(string Scope, string Key)> keys) : IQuotaLease
+    /// <summary>A request admitted and then not run: its stream slot is freed and it no longer counts as a request.</summary>
+    private void Refund(IReadOnlyList<(string Scope, string Key)> keys, DateTimeOffset admittedAt)
+    {
+        var now = time.GetUtcNow();
+        lock (_gate)
+        {
+            foreach (var (scope, key) in keys)
+            {
+                var window = Window(scope, key);
+                window.Concurrent--;
+                window.RemoveRequest(admittedAt, now);
+            }
+        }
+    }
+
+    private sealed class Lease(QuotaLedger ledger, IReadOnlyList<(string Scope, string Key)> keys, DateTimeOffset admittedAt) : IQuotaLease
     {
         private long _tokens;
         private int _released;
 
         public void Charge(long tokens) => _tokens = tokens;
+
+        public void Refund()
+        {
+            if (Interlocked.Exchange(ref _released, 1) == 0)
+            {
+                ledger.Refund(keys, admittedAt);
+            }
+        }
 
         public void Dispose()
         {

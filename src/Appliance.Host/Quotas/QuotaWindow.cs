@@ -31,6 +31,15 @@ internal sealed class QuotaWindow
 
     public void AddRequest(DateTimeOffset now) => Roll(now)._minuteRequests++;
 
+    /// <summary>Takes back a request counted at <paramref name="admittedAt"/> (it was never run), if its minute is still the current one.</summary>
+    public void RemoveRequest(DateTimeOffset admittedAt, DateTimeOffset now)
+    {
+        if (MinuteOf(admittedAt) == Roll(now)._minute && _minuteRequests > 0)
+        {
+            _minuteRequests--;
+        }
+    }
+
     public void AddTokens(DateTimeOffset now, long tokens)
     {
         Roll(now);

@@ -107,6 +107,25 @@ public sealed class HostStartupTests : IDisposable
         Assert.All(refused, r => Assert.NotNull(r.Headers.RetryAfter));
         Assert.Contains("rate_limit_exceeded", await refused[0].Content.ReadAsStringAsync(), StringComparison.Ordinal);
         Assert.Contains(responses, r => r.StatusCode == HttpStatusCode.OK);
+
+        // Refused by the engine, so audited as refused and never as accepted (nor charged to the caller's quotas).
+        var refusedIds = refused.Select(r => r.Headers.GetValues("X-Request-Id").Single()).ToHashSet();
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (true)
+        {
+            using var records = System.Text.Json.JsonDocument.Parse(await http.GetStringAsync("/audit/events?limit=200"));
+            var ofRefused = records.RootElement.GetProperty("data").EnumerateArray()
+                .Where(e => refusedIds.Contains(e.GetProperty("requestId").GetString()!)).Select(e => (e.GetProperty("kind").GetString(), e.GetProperty("status").GetInt32())).ToList();
+            Assert.DoesNotContain(ofRefused, r => r.Item1 == "request.accepted");
+            if (ofRefused.Count(r => r == ("request.refused", 429)) == refusedIds.Count)
+            {
+                break;
+            }
+
+            Assert.True(DateTime.UtcNow < deadline, string.Join(", ", ofRefused));
+            await Task.Delay(50);
+        }
+
         foreach (var response in responses)
         {
             response.Dispose();
