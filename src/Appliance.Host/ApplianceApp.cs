@@ -25,12 +25,14 @@ public static class ApplianceApp
         builder.AddApplianceConsole();
         builder.AddApplianceDataProtection();
         builder.Services.AddApplianceHealthChecks();
+        builder.Services.AddProblemDetails(); // what escapes an endpoint outside /v1 (whose filter answers in OpenAI's format)
 
         var app = builder.Build();
         app.UseTrustedProxies();
         app.UseAnthropicKeyHeader();
         app.UseApplianceMetrics();
         app.UseApplianceAudit();
+        app.UseExceptionHandler(); // inside the audit: a failure is answered as RFC 7807 and recorded with its 500
         app.UseApplianceDataProtection();
         app.UseApplianceIdentity();
         app.MapApplianceHealth();

@@ -44,6 +44,11 @@ public static partial class ApiKeysApi
             return Results.Problem(statusCode: StatusCodes.Status400BadRequest, title: "Invalid JSON", detail: exception.Message);
         }
 
+        if (OpenAi.JsonFields.Unreadable(body, "body") is { } unreadable)
+        {
+            return Results.Problem(statusCode: StatusCodes.Status400BadRequest, title: "Invalid JSON", detail: unreadable);
+        }
+
         var errors = new Dictionary<string, string[]>();
         var owner = Text(body, "owner", errors);
         var name = Text(body, "name", errors);

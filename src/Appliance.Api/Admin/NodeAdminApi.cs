@@ -95,7 +95,7 @@ public static class NodeAdminApi
         var timeout = TimeSpan.FromSeconds(60);
         if (http.Request.Query["timeout"] is { Count: > 0 } value)
         {
-            if (!double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds) || seconds is < 0 or > 3600)
+            if (!double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds) || !(seconds is >= 0 and <= 3600)) // NaN passes neither
             {
                 return Results.ValidationProblem(new Dictionary<string, string[]> { ["timeout"] = ["must be a number of seconds from 0 to 3600"] });
             }

@@ -40,7 +40,7 @@ internal static class UsageReport
         var errors = new Dictionary<string, string[]>();
         var q = http.Request.Query;
         var to = AuditApi.Time(q["to"], "to", errors) ?? time.GetUtcNow();
-        var from = AuditApi.Time(q["from"], "from", errors) ?? to.AddDays(-30);
+        var from = AuditApi.Time(q["from"], "from", errors) ?? (to.UtcDateTime > DateTime.MinValue.AddDays(30) ? to.AddDays(-30) : DateTimeOffset.MinValue);
         var by = AuditApi.Text(q["by"]) ?? "user";
         if (!Groups.Contains(by))
         {

@@ -264,13 +264,20 @@ internal sealed record ChatCompletionRequest(GenerationSettings Settings, IReadO
                 throw new OpenAiRequestException(OpenAiError.Invalid($"'{callParam}' needs an 'id', 'function.name' and 'function.arguments' (a string).", callParam, "missing_required_parameter"));
             }
 
+            string? problem;
             try
             {
                 using var parsed = JsonDocument.Parse(arguments);
+                problem = JsonFields.Unreadable(parsed.RootElement, "arguments"); // read when the history is rendered
             }
             catch (JsonException)
             {
-                throw new OpenAiRequestException(OpenAiError.Invalid($"'{callParam}.function.arguments' is not valid JSON.", $"{callParam}.function.arguments"));
+                problem = "it is not valid JSON";
+            }
+
+            if (problem is not null)
+            {
+                throw new OpenAiRequestException(OpenAiError.Invalid($"'{callParam}.function.arguments' cannot be read: {problem}", $"{callParam}.function.arguments"));
             }
 
             result.Add(new ToolCall(id, name, arguments));

@@ -55,12 +55,84 @@ internal sealed class JsonFields : IDisposable
             throw new OpenAiRequestException(OpenAiError.Invalid("The request body must be a JSON object.", null, "invalid_json"));
         }
 
+        if (Unreadable(document.RootElement, "body") is { } problem)
+        {
+            document.Dispose();
+            throw new OpenAiRequestException(OpenAiError.Invalid(problem, null, "invalid_json"));
+        }
+
         return new JsonFields(document);
     }
 
     /// <summary>
-    /// Runs a request reader; text that cannot become a .NET string (an escaped lone surrogate such as "\ud800")
-    /// surfaces only when read, as InvalidOperationException, and is answered as a 400 too.
+    /// Checks the whole body once, up front: text that cannot become a .NET string (an escaped lone surrogate such as
+    /// "\ud800") and a key given twice in one object. Both would otherwise surface wherever a part is read, late (a tool's
+    /// schema is read when the prompt is rendered) and as an exception that is no client error.
+    /// </summary>
+    internal static string? Unreadable(JsonElement element, string path)
+    {
+        switch (element.ValueKind)
+        {
+            case JsonValueKind.String when !Decodes(element):
+                return $"The JSON body holds text that is not valid Unicode (an unpaired surrogate escape) at {path}.";
+            case JsonValueKind.Object:
+                var keys = new HashSet<string>(StringComparer.Ordinal);
+                foreach (var property in element.EnumerateObject())
+                {
+                    string name;
+                    try
+                    {
+                        name = property.Name;
+                    }
+                    catch (InvalidOperationException)
+                    {
+                        return $"The JSON body holds a key that is not valid Unicode (an unpaired surrogate escape) in {path}.";
+                    }
+
+                    if (!keys.Add(name))
+                    {
+                        return $"The JSON body gives the key '{name}' twice in {path}.";
+                    }
+
+                    if (Unreadable(property.Value, $"{path}.{name}") is { } problem)
+                    {
+                        return problem;
+                    }
+                }
+
+                return null;
+            case JsonValueKind.Array:
+                var index = 0;
+                foreach (var item in element.EnumerateArray())
+                {
+                    if (Unreadable(item, $"{path}.{index++}") is { } problem)
+                    {
+                        return problem;
+                    }
+                }
+
+                return null;
+            default:
+                return null;
+        }
+    }
+
+    private static bool Decodes(JsonElement text)
+    {
+        try
+        {
+            _ = text.GetString();
+            return true;
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// Runs a request reader; a part read as a type it is not (a number where text belongs) surfaces as
+    /// InvalidOperationException and is answered as a 400 too (the body's text was checked when it was read).
     /// </summary>
     public T Parse<T>(Func<JsonFields, T> read)
     {
@@ -70,7 +142,7 @@ internal sealed class JsonFields : IDisposable
         }
         catch (InvalidOperationException exception)
         {
-            throw new OpenAiRequestException(OpenAiError.Invalid($"The JSON body holds text that is not valid Unicode: {exception.Message}", null, "invalid_json"));
+            throw new OpenAiRequestException(OpenAiError.Invalid($"A field of the request has the wrong type: {exception.Message}", null, "invalid_type"));
         }
     }
 

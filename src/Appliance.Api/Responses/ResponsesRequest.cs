@@ -254,15 +254,20 @@ internal sealed partial record ResponsesRequest(GenerationSettings Settings, IRe
     private static string Arguments(JsonElement item, string param)
     {
         var arguments = item.TryGetProperty("arguments", out var a) && a.ValueKind == JsonValueKind.String ? a.GetString()! : throw JsonFields.TypeError($"{param}.arguments", "a string");
+        string? problem;
         try
         {
             using var parsed = JsonDocument.Parse(arguments.Length == 0 ? "{}" : arguments);
-            return arguments.Length == 0 ? "{}" : arguments;
+            problem = JsonFields.Unreadable(parsed.RootElement, "arguments"); // read when the history is rendered
         }
         catch (JsonException)
         {
-            throw new OpenAiRequestException(OpenAiError.Invalid($"'{param}.arguments' is not valid JSON.", $"{param}.arguments"));
+            problem = "it is not valid JSON";
         }
+
+        return problem is null
+            ? arguments.Length == 0 ? "{}" : arguments
+            : throw new OpenAiRequestException(OpenAiError.Invalid($"'{param}.arguments' cannot be read: {problem}", $"{param}.arguments"));
     }
 
     /// <summary>A string field that may be empty (a custom tool's input).</summary>

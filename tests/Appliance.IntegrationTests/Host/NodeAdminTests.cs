@@ -65,6 +65,31 @@ public sealed class NodeAdminTests : IDisposable
     }
 
     [Fact]
+    public async Task Odd_values_on_the_admin_and_audit_apis_are_problem_details_not_failures()
+    {
+        await using var running = await RunningAppliance.StartAsync("--Identity:ApiKeys:Enabled=true", "--Identity:ApiKeys:ServiceOwners:0=svc",
+            "--Appliance:BuiltInEmbeddings=false", "--Logging:LogLevel:Default=None");
+        var http = running.Http;
+
+        foreach (var timeout in new[] { "NaN", "Infinity", "-1" })
+        {
+            using var drain = await http.PostAsync($"/admin/drain?timeout={timeout}", null);
+            Assert.Equal(HttpStatusCode.BadRequest, drain.StatusCode);
+            Assert.Equal("application/problem+json", drain.Content.Headers.ContentType?.MediaType);
+        }
+
+        using (var earliest = await http.GetAsync("/audit/usage?to=0001-01-01T00:00:00Z"))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, earliest.StatusCode); // no 30 days before the first day: 'from' is not before 'to'
+        }
+
+        using var key = await http.PostAsync("/admin/api-keys", new StringContent(
+            """{"owner":"\ud800","name":"job","roles":["appliance-user"]}""", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.BadRequest, key.StatusCode);
+        Assert.Contains("not valid Unicode", await key.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task The_admin_api_needs_the_admin_role()
     {
         var model = _root.Combine("tiny");

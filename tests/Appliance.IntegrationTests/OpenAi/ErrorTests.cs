@@ -57,6 +57,33 @@ public sealed class ErrorTests(ApplianceServer server)
         Assert.False(string.IsNullOrEmpty(error.GetProperty("message").GetString()));
     }
 
+    /// <summary>
+    /// Text that decodes to no string (an escaped lone surrogate) or a key given twice, in parts that are only read
+    /// later (a tool's schema when the prompt is rendered, earlier calls' arguments), and a field of the wrong type.
+    /// </summary>
+    public static TheoryData<string, string> UnreadableBodies => new()
+    {
+        { "/v1/chat/completions", """{"model":"tiny","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{"a":{"type":"string","description":"\ud800"}}}}}]}""" },
+        { "/v1/chat/completions", """{"model":"tiny","messages":[{"role":"user","content":"x"},{"role":"assistant","tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{\"a\":\"\\ud800\"}"}}]},{"role":"tool","tool_call_id":"c","content":"y"}]}""" },
+        { "/v1/chat/completions", """{"model":"tiny","messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema","json_schema":{"name":"n","schema":{"type":"object","properties":{"\ud800":{"type":"string"}}}}}}""" },
+        { "/v1/chat/completions", """{"model":"tiny","model":"tiny","messages":[{"role":"user","content":"x"}]}""" },
+        { "/v1/messages", """{"model":"tiny","max_tokens":5,"messages":[{"role":5,"content":"x"}]}""" },
+        { "/v1/messages", """{"model":"tiny","max_tokens":5,"messages":[{"role":"user","content":"x"},{"role":"assistant","content":[{"type":"tool_use","id":"t","name":"f","input":{"a":"\ud800"}}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"t","content":"y"}]}],"tools":[{"name":"f","input_schema":{"type":"object"}}]}""" },
+        { "/v1/responses", """{"model":"tiny","input":"x","tools":[{"type":"function","name":"f","name":"g","parameters":{"type":"object"}}]}""" },
+        { "/v1/responses", """{"model":"tiny","input":"x","text":{"format":{"type":"json_schema","name":"a","name":"b","schema":{}}}}""" },
+        { "/v1/responses", """{"model":"tiny","input":[{"type":"function_call","call_id":"c","name":"f","arguments":"{\"a\":\"\\ud800\"}"},{"type":"function_call_output","call_id":"c","output":"y"}],"tools":[{"type":"function","name":"f","parameters":{"type":"object"}}]}""" },
+    };
+
+    [Theory]
+    [MemberData(nameof(UnreadableBodies))]
+    public async Task Unreadable_text_duplicate_keys_and_wrong_types_are_400s_on_every_dialect(string path, string body)
+    {
+        using var response = await server.Http.PostAsync(path, new StringContent(body, Encoding.UTF8, new MediaTypeHeaderValue("application/json")));
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.BadRequest, $"{(int)response.StatusCode}: {text}");
+        Assert.False(string.IsNullOrEmpty(JsonDocument.Parse(text).RootElement.GetProperty("error").GetProperty("message").GetString()));
+    }
+
     [Fact]
     public async Task Invalid_utf8_is_a_400()
     {
