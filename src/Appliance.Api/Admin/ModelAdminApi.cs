@@ -14,12 +14,19 @@ public static class ModelAdminApi
 {
     public static RouteGroupBuilder MapModelAdminApi(this RouteGroupBuilder admin)
     {
-        admin.MapPost("/models/{id}/load", (HttpContext http, string id, IModelAdministration models, IAccessRecorder recorder) =>
-            Act(http, id, "load", recorder, token => models.LoadAsync(id, token)));
-        admin.MapPost("/models/{id}/unload", (HttpContext http, string id, IModelAdministration models, IAccessRecorder recorder) =>
-            Act(http, id, "unload", recorder, token => models.UnloadAsync(id, token)));
-        admin.MapPost("/models/{id}/reload", (HttpContext http, string id, IModelAdministration models, IAccessRecorder recorder) =>
-            Act(http, id, "reload", recorder, token => models.ReloadAsync(id, token)));
+        // <id>/<action>, the id taking every segment before the action: "org/model" ids work as sent, or with %2F.
+        admin.MapPost("/models/{**path}", (HttpContext http, string path, IModelAdministration models, IAccessRecorder recorder) =>
+        {
+            var cut = path.LastIndexOf('/');
+            var id = cut > 0 ? Uri.UnescapeDataString(path[..cut]) : string.Empty;
+            return (cut > 0 ? path[(cut + 1)..] : path) switch
+            {
+                "load" when id.Length > 0 => Act(http, id, "load", recorder, token => models.LoadAsync(id, token)),
+                "unload" when id.Length > 0 => Act(http, id, "unload", recorder, token => models.UnloadAsync(id, token)),
+                "reload" when id.Length > 0 => Act(http, id, "reload", recorder, token => models.ReloadAsync(id, token)),
+                _ => Task.FromResult(Results.Problem("Use POST /admin/models/<id>/load, /unload or /reload.", statusCode: StatusCodes.Status404NotFound, title: "No such action")),
+            };
+        });
         return admin;
     }
 

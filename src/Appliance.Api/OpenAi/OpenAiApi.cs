@@ -1,3 +1,4 @@
+using Appliance.Api.Models;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -17,7 +18,9 @@ public static partial class OpenAiApi
         v1.MapPost("/completions", CompletionsApi.HandleAsync);
         v1.MapPost("/embeddings", EmbeddingsApi.HandleAsync);
         v1.MapGet("/models", ModelsApi.List);
-        v1.MapGet("/models/{id}", ModelsApi.Get);
+        // Every segment: an id such as "meta-llama/Llama-3.1-8B-Instruct" is sent unescaped by the SDKs.
+        v1.MapGet("/models/{**id}", (string id, HttpContext http, IModelCatalog catalog, IModelAccess access) =>
+            ModelsApi.Get(Uri.UnescapeDataString(id), http, catalog, access));
         v1.MapPost("/responses", Responses.ResponsesApi.HandleAsync);
         v1.MapPost("/messages", Anthropic.MessagesApi.HandleAsync);
         v1.MapPost("/messages/count_tokens", Anthropic.MessagesApi.CountTokensAsync);

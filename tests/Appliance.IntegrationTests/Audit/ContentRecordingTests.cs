@@ -49,6 +49,16 @@ public sealed class ContentRecordingTests : IDisposable
         using var verify = JsonDocument.Parse(await running.Http.GetStringAsync("/audit/verify"));
         Assert.True(verify.RootElement.GetProperty("ok").GetBoolean(), verify.RootElement.GetRawText());
         Assert.Equal(HttpStatusCode.NotFound, (await running.Http.GetAsync($"/audit/events/{byModel["plain"].GetProperty("seq").GetInt64()}/content")).StatusCode);
+
+        // The id's '/' in paths: as the SDKs send it, and escaped.
+        using (var described = JsonDocument.Parse(await running.Http.GetStringAsync("/v1/models/org/recorded")))
+        {
+            Assert.Equal("org/recorded", described.RootElement.GetProperty("id").GetString());
+        }
+
+        Assert.Equal(HttpStatusCode.OK, (await running.Http.PostAsync("/admin/models/org%2Frecorded/unload", null)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await running.Http.PostAsync("/admin/models/org/recorded/load", null)).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await running.Http.PostAsync("/admin/models/org/recorded/explode", null)).StatusCode);
     }
 
     public void Dispose() => _root.Dispose();
