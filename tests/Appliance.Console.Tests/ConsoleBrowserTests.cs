@@ -180,8 +180,13 @@ public sealed class ConsoleBrowserTests : IAsyncLifetime
         Assert.Equal(200, response!.Status);
         Assert.EndsWith("/console", ada.Url, StringComparison.Ordinal); // not sent back to the login page
 
-        // Signing out ends the console session (and sends the browser to the realm to end its session there too).
+        // Signing out ends the console session, and sends the browser to the realm to end its session there too: with
+        // the ID token and the client named, as Keycloak requires (without them it keeps the session).
+        var realmLogout = ada.WaitForRequestAsync(r => r.Url.Contains("/protocol/openid-connect/logout", StringComparison.Ordinal), new() { Timeout = 30_000 });
         await ada.GetByRole(AriaRole.Button, new() { Name = "Sign out" }).ClickAsync();
+        var logoutUrl = (await realmLogout).Url;
+        Assert.Contains("id_token_hint=ey", logoutUrl, StringComparison.Ordinal);
+        Assert.Contains($"client_id={OidcProvider.ConsoleClient}", logoutUrl, StringComparison.Ordinal);
         await ada.WaitForURLAsync(url => !url.EndsWith("/console", StringComparison.Ordinal), new() { Timeout = 30_000 });
         var cookies = await ada.Context.CookiesAsync([_host.Address.ToString()]);
         Assert.DoesNotContain(cookies, c => c.Name.StartsWith("appliance-console", StringComparison.Ordinal));

@@ -82,11 +82,19 @@ public static class ConsoleExtensions
                     var accessToken = context.TokenEndpointResponse?.AccessToken
                         ?? throw new InvalidOperationException("the realm returned no access token for the console client");
                     var refreshToken = context.TokenEndpointResponse?.RefreshToken;
-                    context.Principal = ConsoleSession.FromAccessToken(accessToken, identity.RoleClientId, refreshToken);
+                    context.Principal = ConsoleSession.FromAccessToken(accessToken, identity.RoleClientId, refreshToken, context.TokenEndpointResponse?.IdToken);
                     // With a refresh token the session lasts its configured lifetime; without, as long as the access token.
                     var expires = ConsoleSession.ExpiresAt(accessToken);
                     var limit = DateTimeOffset.UtcNow + identity.ConsoleSessionLifetime;
                     context.Properties!.ExpiresUtc = refreshToken is not null || expires > limit ? limit : expires;
+                    return Task.CompletedTask;
+                };
+                oidc.Events.OnRedirectToIdentityProviderForSignOut = context =>
+                {
+                    // Keycloak (18 and later) accepts a post_logout_redirect_uri only with an ID token hint or the
+                    // client id: without either, the realm's session (and the refresh token the cookie held) would live on.
+                    context.ProtocolMessage.ClientId = identity.ConsoleClientId;
+                    context.ProtocolMessage.IdTokenHint ??= context.HttpContext.User.FindFirst(ConsoleSession.IdTokenClaim)?.Value;
                     return Task.CompletedTask;
                 };
             });

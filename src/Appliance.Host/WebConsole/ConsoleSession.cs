@@ -22,7 +22,13 @@ internal static class ConsoleSession
     /// <summary>Claim holding the realm's refresh token, with which the session gets fresh access tokens.</summary>
     public const string RefreshTokenClaim = "appliance/console_refresh_token";
 
-    public static ClaimsPrincipal FromAccessToken(string accessToken, string roleClientId, string? refreshToken = null)
+    /// <summary>
+    /// Claim holding the realm's ID token: sign-out sends it (id_token_hint), so that the realm ends the person's
+    /// session without asking, and its refresh tokens with it.
+    /// </summary>
+    public const string IdTokenClaim = "appliance/console_id_token";
+
+    public static ClaimsPrincipal FromAccessToken(string accessToken, string roleClientId, string? refreshToken = null, string? idToken = null)
     {
         var token = new JsonWebToken(accessToken);
         var identity = new ClaimsIdentity(token.Claims, Scheme, ApplianceClaims.Username, ApplianceClaims.Role);
@@ -31,6 +37,11 @@ internal static class ConsoleSession
         if (refreshToken is not null)
         {
             identity.AddClaim(new Claim(RefreshTokenClaim, refreshToken));
+        }
+
+        if (idToken is not null)
+        {
+            identity.AddClaim(new Claim(IdTokenClaim, idToken));
         }
 
         return new ClaimsPrincipal(identity);

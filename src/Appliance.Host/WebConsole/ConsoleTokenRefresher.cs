@@ -74,7 +74,7 @@ internal sealed partial class ConsoleTokenRefresher(
 
         if (user.FindFirst(ConsoleSession.RefreshTokenClaim)?.Value is { } refresh && await RefreshAsync(refresh, cancellationToken) is { } fresh)
         {
-            return (ConsoleSession.FromAccessToken(fresh.Access, identity.Value.RoleClientId, fresh.Refresh), true);
+            return (ConsoleSession.FromAccessToken(fresh.Access, identity.Value.RoleClientId, fresh.Refresh, user.FindFirst(ConsoleSession.IdTokenClaim)?.Value), true);
         }
 
         return ConsoleSession.ExpiresAt(access) > time.GetUtcNow() ? (user, false) : (null, false);
