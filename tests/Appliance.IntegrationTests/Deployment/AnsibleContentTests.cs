@@ -79,6 +79,49 @@ public sealed partial class AnsibleContentTests : IDisposable
     }
 
     [Fact]
+    public async Task Rollback_yml_leaves_a_node_the_upgrade_never_reached_and_refuses_one_with_nothing_to_go_back_to()
+    {
+        // An upgrade to 1.1.0 stopped before these nodes: node-a still runs 1.0.0 (previous 0.9.0), which a rollback
+        // must not move down; node-b runs 1.1.0 but keeps no previous release.
+        var nodes = new Dictionary<string, string>();
+        foreach (var (node, current, previous) in new[] { ("node-a", "1.0.0", "0.9.0"), ("node-b", "1.1.0", (string?)null) })
+        {
+            var root = Directory.CreateDirectory(_root.Combine($"opt-{node}")).FullName;
+            foreach (var version in new[] { current, previous }.OfType<string>())
+            {
+                Directory.CreateDirectory(Path.Combine(root, "releases", $"appliance-{version}-linux-x64"));
+            }
+
+            File.CreateSymbolicLink(Path.Combine(root, "current"), Path.Combine(root, "releases", $"appliance-{current}-linux-x64"));
+            if (previous is not null)
+            {
+                File.CreateSymbolicLink(Path.Combine(root, "previous"), Path.Combine(root, "releases", $"appliance-{previous}-linux-x64"));
+            }
+
+            nodes[node] = root;
+        }
+
+        var inventory = _root.Combine("rollback-hosts.json");
+        File.WriteAllText(inventory, """
+            {"all": {"children": {
+              "appliance_nodes": {"hosts": {
+                "node-a": {"ansible_connection": "local", "ansible_python_interpreter": "/usr/bin/python3", "appliance_root": "ROOT_A"},
+                "node-b": {"ansible_connection": "local", "ansible_python_interpreter": "/usr/bin/python3", "appliance_root": "ROOT_B"}}},
+              "loadbalancers": {"hosts": {}}},
+             "vars": {"appliance_version": "1.1.0"}}}
+            """.Replace("ROOT_A", nodes["node-a"], StringComparison.Ordinal).Replace("ROOT_B", nodes["node-b"], StringComparison.Ordinal));
+
+        var (exit, output) = await RunAsync("ansible-playbook", ["-i", inventory, "rollback.yml"]);
+
+        Assert.True(exit != 0, output);
+        Assert.Contains("node-a runs appliance-1.0.0-linux-x64, not appliance-1.1.0-linux-x64 (the release to roll back from): left as it is", output, StringComparison.Ordinal);
+        Assert.Contains("node-b runs appliance-1.1.0-linux-x64 and keeps no previous release", output, StringComparison.Ordinal);
+        Assert.EndsWith("appliance-1.0.0-linux-x64", new FileInfo(Path.Combine(nodes["node-a"], "current")).LinkTarget, StringComparison.Ordinal);
+        Assert.EndsWith("appliance-0.9.0-linux-x64", new FileInfo(Path.Combine(nodes["node-a"], "previous")).LinkTarget, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(nodes["node-a"], ".moving")));
+    }
+
+    [Fact]
     public void No_task_fetches_anything_from_a_network()
     {
         // Air-gapped sites: bundles and models come from the control node, packages from the site's own Debian mirror
