@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 using Appliance.Audit.Chain;
 using Appliance.Audit.Stores;
@@ -75,6 +76,19 @@ public sealed partial class AuditLog : IAsyncDisposable
 
     public string Node { get; }
 
+    /// <summary>
+    /// When the last write of records failed and why, while no write has succeeded since (null: the log records). A
+    /// node reports this as not ready, so that the load balancer stops sending it requests it would have to refuse.
+    /// </summary>
+    public (DateTimeOffset At, string Reason)? Failing => Volatile.Read(ref _failingBox)?.Value;
+
+    private StrongBox<(DateTimeOffset At, string Reason)>? _failingBox;
+
+    /// <summary>The writer ended while the log is open (it should not): every record is refused until a restart.</summary>
+    public bool WriterStopped => _writer.IsCompleted && !_queue.Reader.Completion.IsCompleted && !_closing;
+
+    private volatile bool _closing;
+
     public IAuditStore Store => _store;
 
     /// <summary>Stores a record; completes when it is durable, or throws <see cref="AuditUnavailableException"/>.</summary>
@@ -94,6 +108,7 @@ public sealed partial class AuditLog : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        _closing = true;
         _queue.Writer.TryComplete();
         await _writer;
     }
@@ -250,6 +265,11 @@ public sealed partial class AuditLog : IAsyncDisposable
             }
         }
 
+        if (batch.Count > 0)
+        {
+            Volatile.Write(ref _failingBox, null); // records are written again
+        }
+
         for (var i = 0; i < batch.Count; i++)
         {
             batch[i].Done.TrySetResult(entries[i]);
@@ -335,8 +355,13 @@ public sealed partial class AuditLog : IAsyncDisposable
         Unknown,
     }
 
-    private static void Fail(List<Pending> batch, string message, Exception? exception)
+    private void Fail(List<Pending> batch, string message, Exception? exception)
     {
+        if (batch.Count > 0)
+        {
+            Volatile.Write(ref _failingBox, new StrongBox<(DateTimeOffset At, string Reason)>((_time.GetUtcNow(), message)));
+        }
+
         foreach (var pending in batch)
         {
             pending.Done.TrySetException(new AuditUnavailableException(message, exception));

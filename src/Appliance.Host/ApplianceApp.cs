@@ -25,7 +25,13 @@ public static class ApplianceApp
         builder.AddApplianceConsole();
         builder.AddApplianceDataProtection();
         builder.Services.AddApplianceHealthChecks();
-        builder.Services.AddProblemDetails(); // what escapes an endpoint outside /v1 (whose filter answers in OpenAI's format)
+        // What escapes an endpoint outside /v1 (whose filter answers in OpenAI's format); the handler clears the headers,
+        // so the audit record's request id is set again for support to find the record.
+        builder.Services.AddProblemDetails(options => options.CustomizeProblemDetails = context =>
+        {
+            context.HttpContext.Response.Headers[Audit.AuditMiddleware.RequestIdHeader] = context.HttpContext.TraceIdentifier;
+            context.ProblemDetails.Extensions["requestId"] = context.HttpContext.TraceIdentifier;
+        });
 
         var app = builder.Build();
         app.UseTrustedProxies();

@@ -51,6 +51,69 @@ public sealed class IncrementalVerifierTests
         Assert.Equal((ChainProblem.Modified, 7L), (full.Problem, full.FirstBrokenSequence));
     }
 
+    [Fact]
+    public async Task A_retention_run_that_commits_while_the_chain_is_read_is_no_deletion()
+    {
+        await using var audit = new AuditChainFixture(new AuditLogOptions { CheckpointEvery = 10, MaxBatch = 1 });
+        var start = DateTimeOffset.UtcNow.AddHours(-1);
+        foreach (var i in Enumerable.Range(1, 40))
+        {
+            await audit.Log.RecordAsync(AuditChainFixture.Record(i) with { Time = start.AddMinutes(i) });
+        }
+
+        await audit.CloseLogAsync();
+        using var key = audit.PublicKey();
+        // Retention commits after the verifier read the (absent) retention record and before it reads the entries.
+        var store = new RetentionWhileReading(audit.Store, () => AuditRetention.Apply(audit.Store, audit.Signer, "node-1", start.AddMinutes(25.5), DateTimeOffset.UtcNow));
+
+        var verdict = new IncrementalVerifier().Verify(store, "node-1", key, full: true);
+
+        Assert.True(verdict.Ok, verdict.Message);
+        Assert.Equal(20, verdict.EntriesChecked); // 21 to 40, after the retention record
+        audit.Tamper("DELETE FROM audit_entries WHERE seq = 30"); // a real cut is still found
+        Assert.Equal(ChainProblem.Deleted, new IncrementalVerifier().Verify(audit.Store, "node-1", key, full: true).Problem);
+    }
+
+    /// <summary>A store on which a retention run commits once, the first time a chain is read.</summary>
+    private sealed class RetentionWhileReading(Stores.IAuditStore inner, Action retention) : Stores.IAuditStore
+    {
+        private Action? _retention = retention;
+
+        public string Name => inner.Name;
+
+        public IEnumerable<AuditEntry> Chain(string node, long afterSequence = 0)
+        {
+            Interlocked.Exchange(ref _retention, null)?.Invoke();
+            return inner.Chain(node, afterSequence);
+        }
+
+        public (long Sequence, string Hash)? Head(string node) => inner.Head(node);
+
+        public void Append(IReadOnlyList<AuditEntry> entries, Checkpoint? checkpoint) => inner.Append(entries, checkpoint);
+
+        public IReadOnlyList<AuditEntry> Query(string node, Stores.AuditQuery query) => inner.Query(node, query);
+
+        public IReadOnlyList<Checkpoint> Checkpoints(string node) => inner.Checkpoints(node);
+
+        public AuditEntry? LatestWitness(string node, long throughSequence) => inner.LatestWitness(node, throughSequence);
+
+        public IReadOnlyList<Checkpoint> LatestCheckpoints() => inner.LatestCheckpoints();
+
+        public RetentionRecord? Retention(string node) => inner.Retention(node);
+
+        public void ApplyRetention(RetentionRecord record) => inner.ApplyRetention(record);
+
+        public IReadOnlyList<Stores.UsageRow> Usage(string? node, DateTimeOffset from, DateTimeOffset to, string groupBy, IReadOnlyList<string>? teams = null) => inner.Usage(node, from, to, groupBy, teams);
+
+        public IReadOnlyList<Stores.ConsumptionRow> Consumption(DateTimeOffset since, string? onlyNode, string? exceptNode) => inner.Consumption(since, onlyNode, exceptNode);
+
+        public IReadOnlyList<string> Nodes() => inner.Nodes();
+
+        public void Dispose()
+        {
+        }
+    }
+
     private static async Task Record(AuditChainFixture audit, int first, int last)
     {
         foreach (var i in Enumerable.Range(first, last - first + 1))

@@ -268,7 +268,7 @@ internal sealed record ChatCompletionRequest(GenerationSettings Settings, IReadO
             try
             {
                 using var parsed = JsonDocument.Parse(arguments);
-                problem = JsonFields.Unreadable(parsed.RootElement, "arguments"); // read when the history is rendered
+                problem = JsonFields.Unreadable(parsed.RootElement, "arguments", duplicateKeys: false); // read when the history is rendered
             }
             catch (JsonException)
             {

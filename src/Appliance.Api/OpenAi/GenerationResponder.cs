@@ -210,7 +210,14 @@ internal static class GenerationResponder
             {
                 // Said in the stream, as an engine failure is: a stream that just stopped would read as a whole answer.
                 var error = OpenAiError.Unavailable("The request took longer than the configured request timeout.", "timeout");
-                await Event(response, OpenAiJson.StreamError(error.Message, error.Type, error.Code ?? "timeout"), http.RequestAborted);
+                try
+                {
+                    await Event(response, OpenAiJson.StreamError(error.Message, error.Type, error.Code ?? "timeout"), http.RequestAborted);
+                }
+                catch (Exception exception) when (exception is IOException or OperationCanceledException)
+                {
+                    // The client left in the same moment: nobody to tell.
+                }
             }
 
             return;

@@ -69,7 +69,11 @@ internal sealed class JsonFields : IDisposable
     /// "\ud800") and a key given twice in one object. Both would otherwise surface wherever a part is read, late (a tool's
     /// schema is read when the prompt is rendered) and as an exception that is no client error.
     /// </summary>
-    internal static string? Unreadable(JsonElement element, string path)
+    /// <param name="duplicateKeys">
+    /// Whether a key given twice is refused too: not in a tool call's arguments, which a model wrote and the client
+    /// sends back as it got them (read last value wins, as the templates do).
+    /// </param>
+    internal static string? Unreadable(JsonElement element, string path, bool duplicateKeys = true)
     {
         switch (element.ValueKind)
         {
@@ -89,12 +93,12 @@ internal sealed class JsonFields : IDisposable
                         return $"The JSON body holds a key that is not valid Unicode (an unpaired surrogate escape) in {path}.";
                     }
 
-                    if (!keys.Add(name))
+                    if (!keys.Add(name) && duplicateKeys)
                     {
                         return $"The JSON body gives the key '{name}' twice in {path}.";
                     }
 
-                    if (Unreadable(property.Value, $"{path}.{name}") is { } problem)
+                    if (Unreadable(property.Value, $"{path}.{name}", duplicateKeys) is { } problem)
                     {
                         return problem;
                     }
@@ -105,7 +109,7 @@ internal sealed class JsonFields : IDisposable
                 var index = 0;
                 foreach (var item in element.EnumerateArray())
                 {
-                    if (Unreadable(item, $"{path}.{index++}") is { } problem)
+                    if (Unreadable(item, $"{path}.{index++}", duplicateKeys) is { } problem)
                     {
                         return problem;
                     }

@@ -100,8 +100,15 @@ internal static class ModelResolution
         }
         catch
         {
-            await streams.DisposeAsync(); // cancels the generation: nothing of it is sent
-            lease?.Refund();
+            try
+            {
+                await streams.DisposeAsync(); // cancels the generation: nothing of it is sent
+            }
+            finally
+            {
+                lease?.Refund();
+            }
+
             throw;
         }
 

@@ -258,7 +258,7 @@ internal sealed partial record ResponsesRequest(GenerationSettings Settings, IRe
         try
         {
             using var parsed = JsonDocument.Parse(arguments.Length == 0 ? "{}" : arguments);
-            problem = JsonFields.Unreadable(parsed.RootElement, "arguments"); // read when the history is rendered
+            problem = JsonFields.Unreadable(parsed.RootElement, "arguments", duplicateKeys: false); // read when the history is rendered
         }
         catch (JsonException)
         {

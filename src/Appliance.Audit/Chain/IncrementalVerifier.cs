@@ -19,14 +19,21 @@ public sealed class IncrementalVerifier
 
     public ChainVerification Verify(IAuditStore store, string node, ECDsa publicKey, bool full)
     {
-        var retention = store.Retention(node);
-        var from = full ? null : _verified.GetValueOrDefault(node);
-        if (from is not null && retention is not null && from.Sequence < retention.ThroughSequence)
+        ChainVerification verdict;
+        for (var attempt = 1; ; attempt++)
         {
-            from = null; // retention removed what was verified: start from its record
+            var retention = store.Retention(node);
+            verdict = VerifyOnce(store, node, publicKey, full, retention);
+
+            // The entries are read in pages: a retention run that commits meanwhile removes entries this pass still
+            // expected, which would read as a deleted range. Verified again from the new retention record, a chain
+            // that retention alone shortened is whole; one that was cut stays broken.
+            if (verdict.Ok || attempt == 3 || store.Retention(node)?.ThroughSequence == retention?.ThroughSequence)
+            {
+                break;
+            }
         }
 
-        var verdict = ChainVerifier.Verify(store.Chain(node, from?.Sequence ?? 0), store.Checkpoints(node), publicKey, retention, from);
         if (verdict.Ok && verdict.LastCheckpoint is { } reached)
         {
             _verified[node] = reached;
@@ -37,5 +44,16 @@ public sealed class IncrementalVerifier
         }
 
         return verdict;
+    }
+
+    private ChainVerification VerifyOnce(IAuditStore store, string node, ECDsa publicKey, bool full, RetentionRecord? retention)
+    {
+        var from = full ? null : _verified.GetValueOrDefault(node);
+        if (from is not null && retention is not null && from.Sequence < retention.ThroughSequence)
+        {
+            from = null; // retention removed what was verified: start from its record
+        }
+
+        return ChainVerifier.Verify(store.Chain(node, from?.Sequence ?? 0), store.Checkpoints(node), publicKey, retention, from);
     }
 }

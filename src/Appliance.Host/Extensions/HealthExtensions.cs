@@ -61,16 +61,38 @@ public static class HealthExtensions
     }
 
     /// <summary>
-    /// A node that may not write its audit chain (another process took the chain's lock) refuses every request: it
-    /// reports not ready, so that the load balancer sends them elsewhere.
+    /// A node that cannot write its audit chain refuses every request: it reports not ready, so that the load balancer
+    /// sends them elsewhere. Either another process took the chain's lock, or the last write failed (a full disk, the
+    /// database gone); in that case for <see cref="FailedWriteUnready"/> only, after which a request may try again
+    /// (nothing else would tell the node that the store is back).
     /// </summary>
-    private sealed class AuditWritableCheck(IServiceProvider services, IOptions<AuditOptions> audit) : IHealthCheck
+    private sealed class AuditWritableCheck(IServiceProvider services, IOptions<AuditOptions> audit, TimeProvider time) : IHealthCheck
     {
-        // Only a PostgreSQL store can lose its chain to another process (and asking builds the store: never for nothing).
-        public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
-            Task.FromResult(audit.Value.Store == "postgresql" && services.GetService<Appliance.Audit.Stores.IAuditStore>() is Appliance.Audit.Stores.PostgresAuditStore { WritesRefused: not null }
-                ? HealthCheckResult.Unhealthy("the audit log may not record: another process holds this node's audit chain (see the log)")
-                : HealthCheckResult.Healthy("the audit log can record"));
+        // Short: nothing but a request tells the node the store is back, and a store shared by every node (PostgreSQL)
+        // that blips takes them all out at once for this long.
+        private static readonly TimeSpan FailedWriteUnready = TimeSpan.FromSeconds(10);
+
+        public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+        {
+            // Only a PostgreSQL store can lose its chain to another process (and asking builds the store: never for nothing).
+            if (audit.Value.Store == "postgresql" && services.GetService<Appliance.Audit.Stores.IAuditStore>() is Appliance.Audit.Stores.PostgresAuditStore { WritesRefused: not null })
+            {
+                return Task.FromResult(HealthCheckResult.Unhealthy("the audit log may not record: another process holds this node's audit chain (see the log)"));
+            }
+
+            var log = audit.Value.Enabled ? services.GetService<Appliance.Audit.AuditLog>() : null;
+            if (log is { WriterStopped: true })
+            {
+                return Task.FromResult(HealthCheckResult.Unhealthy("the audit writer has stopped (see the log); restart the service"));
+            }
+
+            if (log is { Failing: { } failing } && time.GetUtcNow() - failing.At < FailedWriteUnready)
+            {
+                return Task.FromResult(HealthCheckResult.Unhealthy($"the audit log could not record at {failing.At:yyyy-MM-ddTHH:mm:ssZ}: {failing.Reason}"));
+            }
+
+            return Task.FromResult(HealthCheckResult.Healthy("the audit log can record"));
+        }
     }
 
     /// <summary>A draining node reports not ready, so that the load balancer stops sending it requests.</summary>

@@ -384,8 +384,19 @@ internal sealed partial class ModelManager(
             return KeptServing(id, ModelActionOutcome.Failed, exception);
         }
 
+        ServedModel served;
+        try
+        {
+            served = Serve(id, options, folder, next); // the template was read above, but the folder may have changed since
+        }
+        catch (Exception exception) when (IsLoadFailure(exception))
+        {
+            next.Dispose();
+            return KeptServing(id, ModelActionOutcome.Failed, exception);
+        }
+
         _deployments[id] = next;
-        catalog.Set(new ModelEntry(id, options.Aliases, ModelLoadState.Ready, null, Serve(id, options, folder, next)));
+        catalog.Set(new ModelEntry(id, options.Aliases, ModelLoadState.Ready, null, served));
         LogLoaded(logger, id, folder.Digest, string.Join(", ", placements.Select(p => p.DeviceId)));
         // Requests that picked the old version just before the switch are still rendering or tokenising their
         // prompt: give them a moment to reach its engine (and be counted) before it may be found idle.

@@ -128,6 +128,12 @@ public sealed class AuditTrailTests : IDisposable
         Assert.Equal(HttpStatusCode.ServiceUnavailable, refusal.StatusCode);
         Assert.Contains("\"code\":\"audit_unavailable\"", await refusal.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         refusal.Dispose();
+        using (var ready = await running.Http.GetAsync("/health/ready"))
+        {
+            // Not ready: the load balancer sends the requests to a node that can record them.
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, ready.StatusCode);
+            Assert.Contains("the audit log could not record", await ready.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
 
         var accepted = 0;
         var database = Path.Combine(_root.Combine("data"), "audit", "audit.db");

@@ -85,6 +85,15 @@ public sealed class ErrorTests(ApplianceServer server)
     }
 
     [Fact]
+    public async Task A_models_earlier_call_with_a_key_written_twice_is_sent_back_without_complaint()
+    {
+        // A small model may write {"q":"a","q":"b"}; the client returns the arguments as it got them.
+        var body = """{"model":"tiny","max_tokens":2,"messages":[{"role":"user","content":"x"},{"role":"assistant","tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{\"q\":\"a\",\"q\":\"b\"}"}}]},{"role":"tool","tool_call_id":"c","content":"y"}]}""";
+        using var response = await server.Http.PostAsync("/v1/chat/completions", new StringContent(body, Encoding.UTF8, new MediaTypeHeaderValue("application/json")));
+        Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
     public async Task Invalid_utf8_is_a_400()
     {
         var bytes = Encoding.UTF8.GetBytes("""{"model":"tiny","messages":[{"role":"user","content":"__"}]}""");
