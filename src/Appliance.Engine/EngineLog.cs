@@ -25,4 +25,7 @@ internal static partial class EngineLog
 
     [LoggerMessage(EventId = 1007, Level = LogLevel.Warning, Message = "Speculative decoding for model {ModelId} failed and is switched off for this engine; requests decode plainly")]
     public static partial void SpeculationFailed(ILogger logger, Exception exception, string modelId);
+
+    [LoggerMessage(EventId = 1008, Level = LogLevel.Error, Message = "Request {SequenceId} on model {ModelId} failed while its output was read; it alone ends, the engine goes on")]
+    public static partial void RequestFailed(ILogger logger, Exception exception, long sequenceId, string modelId);
 }

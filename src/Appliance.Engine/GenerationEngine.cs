@@ -584,12 +584,30 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
         }
     }
 
+    /// <summary>
+    /// Samples the sequence's next token and writes its delta. A failure in what belongs to this request alone (its
+    /// constraint, its stop strings, decoding its text) ends this request only: as a crash of the loop it would fail
+    /// every request of the batch, and each replica a retry reached. Returns -1 then.
+    /// </summary>
     private int Update(Sequence sequence, ReadOnlySpan<float> logits)
     {
-        var (token, logprob) = _sampler.Sample(logits, sequence.Sampling, _stopTokenIds);
-        sequence.Tokens.Add(token);
-        var contextFull = sequence.Tokens.Count >= Model.ContextLength;
-        var (text, finish) = sequence.Output.Accept(token, contextFull);
+        int token;
+        TokenLogprob? logprob;
+        string text;
+        FinishReason? finish;
+        try
+        {
+            (token, logprob) = _sampler.Sample(logits, sequence.Sampling, _stopTokenIds);
+            sequence.Tokens.Add(token);
+            (text, finish) = sequence.Output.Accept(token, sequence.Tokens.Count >= Model.ContextLength);
+        }
+        catch (Exception exception) when (exception is not (OutOfMemoryException or InsufficientExecutionStackException))
+        {
+            EngineLog.RequestFailed(_logger, exception, sequence.Id, Model.Id);
+            Finish(sequence, new RequestFailedException($"The request failed while its output was read: {exception.Message}", exception));
+            return -1;
+        }
+
         var usage = finish is null ? (GenerationUsage?)null : UsageOf(sequence);
         sequence.Writer.TryWrite(new GenerationDelta(text, [token], logprob is null ? null : [logprob], finish, usage)
         {

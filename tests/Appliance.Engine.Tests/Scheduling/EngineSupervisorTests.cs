@@ -5,9 +5,9 @@ using Appliance.Tests.Common;
 namespace Appliance.Engine.Tests.Scheduling;
 
 /// <summary>
-/// A fault in the engine loop outside a model run (detokenising, sampling, the runner's bookkeeping) ends the
-/// requests it held with an engine failure at once, refuses new ones while the engine restarts, counts the restart,
-/// and the engine serves again after its backoff.
+/// A fault in the engine loop outside a model run (slicing the logits, the runner's bookkeeping) ends the requests it
+/// held with an engine failure at once, refuses new ones while the engine restarts, counts the restart, and the engine
+/// serves again after its backoff. A fault in reading one request's output (detokenising) ends that request alone.
 /// </summary>
 public sealed class EngineSupervisorTests
 {
@@ -16,13 +16,11 @@ public sealed class EngineSupervisorTests
 
     public enum Stage
     {
-        Detokenising,
         Sampling,
         Bookkeeping,
     }
 
     [Theory]
-    [InlineData(Stage.Detokenising)]
     [InlineData(Stage.Sampling)]
     [InlineData(Stage.Bookkeeping)]
     public async Task A_crash_fails_the_held_requests_and_the_engine_restarts(Stage stage)
@@ -34,7 +32,6 @@ public sealed class EngineSupervisorTests
 
         runner.ShortLogits = stage == Stage.Sampling;
         runner.FailRelease = stage == Stage.Bookkeeping;
-        tokenizer.Fail = stage == Stage.Detokenising;
         runner.Paused.Reset(); // all three are held before the first runs, so none can crash the engine before the others arrive
         var held = Enumerable.Range(0, 3).Select(i => engine.Submit(new GenerationRequest($"held-{i}", [65], Greedy))).ToList();
         runner.Paused.Set();
@@ -59,6 +56,23 @@ public sealed class EngineSupervisorTests
 
         Assert.True(engine.Healthy, "the engine should have restarted");
         Assert.Equal((0, 0), (engine.QueuedRequests, engine.RunningRequests));
+        Assert.Equal("BCDEFG", (await engine.Submit(new GenerationRequest("after", [65], Greedy)).CollectAsync()).Text);
+    }
+
+    [Fact]
+    public async Task A_fault_in_reading_a_requests_output_fails_that_request_without_restarting_the_engine()
+    {
+        using var runner = new FaultyRunner(new CountingRunner());
+        var tokenizer = new FaultyTokenizer { Fail = true };
+        using var engine = new GenerationEngine(runner, tokenizer, Options);
+
+        var failure = await Assert.ThrowsAsync<RequestFailedException>(() => engine.Submit(new GenerationRequest("a", [65], Greedy)).CollectAsync());
+
+        Assert.Contains("detokeniser fault", failure.Message, StringComparison.Ordinal);
+        Assert.Equal(0, engine.Restarts);
+        Assert.True(engine.Healthy);
+        Assert.Equal((0, 0), (engine.QueuedRequests, engine.RunningRequests));
+        tokenizer.Fail = false;
         Assert.Equal("BCDEFG", (await engine.Submit(new GenerationRequest("after", [65], Greedy)).CollectAsync()).Text);
     }
 

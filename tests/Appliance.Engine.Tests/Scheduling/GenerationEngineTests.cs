@@ -126,6 +126,47 @@ public sealed class GenerationEngineTests
     }
 
     [Fact]
+    public async Task A_request_whose_constraint_fails_ends_alone_and_the_batch_and_the_engine_go_on()
+    {
+        using var runner = new CountingRunner();
+        using var engine = new GenerationEngine(runner, new ByteTokenizer(), new SchedulerOptions());
+        var poisoned = engine.Submit(new GenerationRequest("poisoned", [65], Greedy with { Constraint = new FailsOnSecondToken() }));
+        var healthy = engine.Submit(new GenerationRequest("healthy", [66], Greedy));
+
+        var failure = await Assert.ThrowsAsync<RequestFailedException>(() => poisoned.CollectAsync());
+        var answer = await healthy.CollectAsync();
+
+        Assert.Contains("a bug in this request's grammar", failure.Message, StringComparison.Ordinal);
+        Assert.Equal(5, answer.TokenIds.Count);
+        Assert.Equal(0, engine.Restarts); // not a crash of the loop: nothing else failed, nothing restarted
+        Assert.True(engine.Healthy);
+        Assert.Equal(5, (await engine.Submit(new GenerationRequest("after", [67], Greedy)).CollectAsync()).TokenIds.Count);
+    }
+
+    /// <summary>A constraint with a bug that shows on the second token.</summary>
+    private sealed class FailsOnSecondToken : Appliance.Engine.Sampling.ITokenConstraint
+    {
+        public Appliance.Engine.Sampling.ITokenConstraintState Start() => new State();
+
+        private sealed class State : Appliance.Engine.Sampling.ITokenConstraintState
+        {
+            private int _accepted;
+
+            public bool IsComplete => false;
+
+            public int Restrict(Span<float> logits, IReadOnlySet<int> endTokens, int tokensLeft) => logits.Length;
+
+            public void Accept(int token)
+            {
+                if (++_accepted == 2)
+                {
+                    throw new InvalidOperationException("a bug in this request's grammar");
+                }
+            }
+        }
+    }
+
+    [Fact]
     public async Task A_replica_whose_run_failed_counts_as_healthy_again_after_the_probation_even_if_nothing_was_sent_to_it()
     {
         // A router sends nothing to an unhealthy replica while others accept: without the probation, one transient
