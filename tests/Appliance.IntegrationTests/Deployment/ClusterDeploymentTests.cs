@@ -206,16 +206,31 @@ public sealed class ClusterDeploymentTests(AnsibleLab lab, ITestOutputHelper out
         var token = await lab.Identity.ClientCredentialsTokenAsync("report-generator");
         var before = await MainPids();
         lab.Variables["appliance_settings"]!.AsObject()["Limits"] = new JsonObject { ["MaxTokens"] = 2048 };
+
+        // First with an administrator's mistake that stops the run after node 1's settings were written (a firewall
+        // source that is a host name): the restart handler never ran. The corrected run must restart node 1 although
+        // its settings file no longer changes.
+        var sources = lab.Variables["appliance_firewall_extra_sources"]!.DeepClone();
+        lab.Variables["appliance_firewall_extra_sources"] = new JsonArray(lab.Gateway, "intranet.example");
+        lab.WriteVariables();
+        var refused = await lab.PlaybookAsync("site.yml");
+        Assert.True(refused.ExitCode != 0 && refused.Output.Contains("never host names", StringComparison.Ordinal), refused.Output);
+        var (_, pending) = await lab.SshAsync(AnsibleLab.Node1, "cat /opt/appliance/.restart-pending");
+        Assert.Contains("must restart", pending, StringComparison.Ordinal);
+        lab.Variables["appliance_firewall_extra_sources"] = sources;
         lab.WriteVariables();
         var (_, run) = await RunUnderLoadAsync("site.yml", "site.yml with a changed setting", token);
 
         // The setting and the restart it takes, in turn through the load balancer; every other task is idempotent.
-        string[] expected = ["Write the node's settings", "Take the node out of the load balancers", "Restart with the new settings", "Put the node back into the load balancers"];
+        string[] expected = ["Write the node's settings", "Note that the node must restart to read the new files", "Restart for files an earlier run changed",
+            "Take the node out of the load balancers", "Restart with the new settings", "Put the node back into the load balancers", "Clear the note of a pending restart"];
         Assert.All(run.ChangedTaskNames, task => Assert.Contains(task, expected));
         Assert.Equal(0, run.Recap[AnsibleLab.Balancer].Changed);
 
         var after = await MainPids();
-        Assert.All(before.Zip(after), pids => Assert.NotEqual(pids.First, pids.Second));
+        Assert.All(before.Zip(after), pids => Assert.NotEqual(pids.First, pids.Second)); // node 1 too, from the note
+        Assert.Contains("Restart for files an earlier run changed", run.ChangedTaskNamesOn(AnsibleLab.Node1));
+        Assert.Equal(1, (await lab.SshAsync(AnsibleLab.Node1, "test -e /opt/appliance/.restart-pending")).ExitCode);
         var (_, settings) = await lab.SshAsync(AnsibleLab.Node2, "cat /etc/appliance/appsettings.json");
         Assert.Equal(2048, JsonNode.Parse(settings)!["Limits"]!["MaxTokens"]!.GetValue<int>());
     }
