@@ -338,6 +338,10 @@ internal static class GenerationResponder
     {
         null => OpenAiError.Unavailable("The appliance is shutting down; the request was cancelled.", "shutting_down"),
         Appliance.Engine.EngineFailedException => OpenAiError.Unavailable("The model's engine failed and is restarting; please retry.", "engine_error"),
+        // Its own output could not be read (its grammar, stop strings, a token that does not decode): the same request
+        // would fail again, so no invitation to retry.
+        Appliance.Engine.RequestFailedException failed => new OpenAiError(StatusCodes.Status500InternalServerError,
+            $"The request failed while its output was produced: {failed.InnerException?.Message ?? failed.Message}", "server_error", null, "request_failed"),
         _ => new OpenAiError(StatusCodes.Status500InternalServerError, "The model failed while generating; please retry.", "server_error", null, "engine_error"),
     };
 

@@ -52,7 +52,7 @@ internal sealed class ApplianceMetrics : Quotas.IQuotaRefusals, IDisposable
             "Tokens proposed by prompt lookup for speculative decoding");
         _meter.CreateObservableCounter("speculative_accepted_tokens_total", () => Replicas(models, r => r.SpeculativeTokens.Accepted), "tokens",
             "Drafted tokens the model confirmed (each saves one decoding step)");
-        _meter.CreateObservableGauge("replica_healthy", () => Replicas(models, r => r.Healthy ? 1 : 0), description: "0 after a replica's model run failed, until one succeeds, and while its crashed engine restarts");
+        _meter.CreateObservableGauge("replica_healthy", () => Replicas(models, r => r.Healthy ? 1 : 0), description: "0 after a replica's model run failed (until one succeeds, 10 s at most), and while its crashed engine restarts");
         _meter.CreateObservableCounter("engine_restarts_total", () => Replicas(models, r => r.Restarts), "restarts", "Times a replica's engine loop crashed and was restarted");
         _meter.CreateObservableGauge("device_memory_total_bytes", () => devices.Devices.Select(d =>
             new Measurement<long>(d.MemoryTotalBytes, new KeyValuePair<string, object?>("device", d.Id))), "bytes", "Memory of each device at discovery");

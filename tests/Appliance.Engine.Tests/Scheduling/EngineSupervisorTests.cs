@@ -71,7 +71,8 @@ public sealed class EngineSupervisorTests
         Assert.Contains("detokeniser fault", failure.Message, StringComparison.Ordinal);
         Assert.Equal(0, engine.Restarts);
         Assert.True(engine.Healthy);
-        Assert.Equal((0, 0), (engine.QueuedRequests, engine.RunningRequests));
+        // The counts are written after the step that ended it: wait for them rather than race the engine thread.
+        Assert.True(SpinWait.SpinUntil(() => (engine.QueuedRequests, engine.RunningRequests) == (0, 0), TimeSpan.FromSeconds(10)));
         tokenizer.Fail = false;
         Assert.Equal("BCDEFG", (await engine.Submit(new GenerationRequest("after", [65], Greedy)).CollectAsync()).Text);
     }

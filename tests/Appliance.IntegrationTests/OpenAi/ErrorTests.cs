@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
+using Appliance.Api.OpenAi;
 
 namespace Appliance.IntegrationTests.OpenAi;
 
@@ -91,6 +92,18 @@ public sealed class ErrorTests(ApplianceServer server)
         var body = """{"model":"tiny","max_tokens":2,"messages":[{"role":"user","content":"x"},{"role":"assistant","tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{\"q\":\"a\",\"q\":\"b\"}"}}]},{"role":"tool","tool_call_id":"c","content":"y"}]}""";
         using var response = await server.Http.PostAsync("/v1/chat/completions", new StringContent(body, Encoding.UTF8, new MediaTypeHeaderValue("application/json")));
         Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public void A_request_whose_own_output_failed_is_no_invitation_to_retry()
+    {
+        var failed = GenerationResponder.EngineFailure(new ChoiceDelta(0, null, new Appliance.Engine.RequestFailedException("x", new InvalidOperationException("a grammar bug"))));
+        var restarting = GenerationResponder.EngineFailure(new ChoiceDelta(0, null, new Appliance.Engine.EngineFailedException("y", 2, new InvalidOperationException("z"))));
+
+        Assert.Equal((500, "request_failed"), (failed.Status, failed.Code));
+        Assert.Contains("a grammar bug", failed.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("retry", failed.Message, StringComparison.OrdinalIgnoreCase);
+        Assert.Equal((503, "engine_error"), (restarting.Status, restarting.Code)); // the engine restarts: retrying is right
     }
 
     [Fact]
