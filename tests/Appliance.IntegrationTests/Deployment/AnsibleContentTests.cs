@@ -122,6 +122,52 @@ public sealed partial class AnsibleContentTests : IDisposable
     }
 
     [Fact]
+    public async Task An_unpacking_cut_short_is_done_again_and_a_release_folder_with_files_missing_is_named()
+    {
+        const string Release = "appliance-9.9.9-test-linux-x64";
+        var bundles = Directory.CreateDirectory(_root.Combine("bundles")).FullName;
+        var stage = Directory.CreateDirectory(Path.Combine(_root.Combine("stage"), Release, "bin")).FullName;
+        File.WriteAllText(Path.Combine(stage, "..", "VERSION"), "9.9.9-test\n");
+        File.WriteAllText(Path.Combine(stage, "appliance"), "#!/bin/sh\nexit 0\n"); // stands in for 'bundle verify'
+        Assert.Equal(0, (await ProcessRunner.RunAsync("chmod", ["755", Path.Combine(stage, "appliance")], TimeSpan.FromMinutes(1))).ExitCode);
+        var bundle = Path.Combine(bundles, Release + ".tar.gz");
+        Assert.Equal(0, (await ProcessRunner.RunAsync("tar", ["-C", _root.Combine("stage"), "-czf", bundle, Release], TimeSpan.FromMinutes(1))).ExitCode);
+        var hash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(bundle)));
+        File.WriteAllText(bundle + ".sha256", $"{hash}  {Release}.tar.gz\n");
+
+        // A node where an earlier unpacking stopped halfway (its VERSION already out, bin/ not yet).
+        var root = Directory.CreateDirectory(_root.Combine("opt-unpack")).FullName;
+        var cutShort = Directory.CreateDirectory(Path.Combine(root, "releases", $".unpacking-{Release}", Release)).FullName;
+        File.WriteAllText(Path.Combine(cutShort, "VERSION"), "9.9.9-test\n");
+        var playbook = _root.Combine("unpack-only.yml");
+        File.WriteAllText(playbook, """
+            - hosts: appliance_nodes
+              gather_facts: false
+              tasks:
+                - ansible.builtin.include_role: {name: appliance, tasks_from: variables.yml, public: true}
+                - ansible.builtin.include_role: {name: appliance, tasks_from: unpack.yml}
+            """);
+        var inventory = _root.Combine("unpack-hosts.json");
+        File.WriteAllText(inventory, """
+            {"all": {"children": {"appliance_nodes": {"hosts": {"node-a": {"ansible_connection": "local", "ansible_python_interpreter": "/usr/bin/python3"}}}},
+             "vars": {"appliance_root": "ROOT", "appliance_version": "9.9.9-test", "appliance_bundle_dir": "BUNDLES"}}}
+            """.Replace("ROOT", root, StringComparison.Ordinal).Replace("BUNDLES", bundles, StringComparison.Ordinal));
+
+        var (exit, output) = await RunAsync("ansible-playbook", ["-i", inventory, playbook]);
+
+        Assert.True(exit == 0, output);
+        Assert.True(File.Exists(Path.Combine(root, "releases", Release, "bin", "appliance")), output);
+        Assert.False(Directory.Exists(Path.Combine(root, "releases", $".unpacking-{Release}")));
+
+        // The old way's leftover: a release folder that looks unpacked but lacks its files is named, with what to do.
+        Directory.Delete(Path.Combine(root, "releases", Release, "bin"), recursive: true);
+        (exit, output) = await RunAsync("ansible-playbook", ["-i", inventory, playbook]);
+        Assert.True(exit != 0, output);
+        Assert.Contains($"{Release}/bin/appliance", output, StringComparison.Ordinal); // what is missing, not an empty message
+        Assert.Contains($"Remove {root}/releases/{Release}", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void No_task_fetches_anything_from_a_network()
     {
         // Air-gapped sites: bundles and models come from the control node, packages from the site's own Debian mirror
