@@ -28,4 +28,10 @@ internal static partial class EngineLog
 
     [LoggerMessage(EventId = 1008, Level = LogLevel.Error, Message = "Request {SequenceId} on model {ModelId} failed while its output was read; it alone ends, the engine goes on")]
     public static partial void RequestFailed(ILogger logger, Exception exception, long sequenceId, string modelId);
+
+    [LoggerMessage(EventId = 1009, Level = LogLevel.Error, Message = "A model run of model {ModelId} has taken {Seconds:F0} s, longer than the run timeout; it is interrupted and its requests fail")]
+    public static partial void RunOverdue(ILogger logger, string modelId, double seconds);
+
+    [LoggerMessage(EventId = 1010, Level = LogLevel.Critical, Message = "The engine of model {ModelId} did not stop within {Seconds:F0} s: its model run ignores the interrupt. Its runner (and device memory) stays held until the process restarts")]
+    public static partial void StopTimedOut(ILogger logger, string modelId, double seconds);
 }

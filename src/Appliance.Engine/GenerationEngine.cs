@@ -45,6 +45,11 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
     private readonly System.Collections.Concurrent.ConcurrentDictionary<long, Sequence> _live = new();
     private long _restartAt; // Stopwatch timestamp until which a crashed loop waits to restart; 0 while it runs
     private long _restarts;
+    private readonly Lock _runGate = new(); // the watchdog interrupts only while a run is in progress
+    private long _runStartedAt; // Stopwatch timestamp of the run in progress; 0 between runs
+    private bool _runInterrupted; // the watchdog interrupted the run in progress (guarded by _runGate)
+    private readonly Timer _watchdog;
+    private int _stopped;
 
     public GenerationEngine(
         IModelRunner runner,
@@ -78,6 +83,8 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
         _sampler = new TokenSampler(info.VocabularySize);
         _drafter = _options.DraftProposer ?? new Speculation.PromptLookupProposer(_options.SpeculativeNgram);
         _thread = new Thread(Loop) { IsBackground = true, Name = $"engine-{info.Id}" };
+        var tick = TimeSpan.FromTicks(Math.Clamp(_options.RunTimeout.Ticks / 4, TimeSpan.TicksPerMillisecond * 10, TimeSpan.TicksPerSecond));
+        _watchdog = new Timer(_ => InterruptOverdueRun(), null, tick, tick);
         _thread.Start();
         EngineLog.Started(_logger, info.Id, _options.MaxBatchSize, _kvCache.CapacityTokens, _options.PrefillTokenBudget);
     }
@@ -170,10 +177,10 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
 
     /// <summary>
     /// False after a model run failed, until one succeeds again or <see cref="SchedulerOptions.FailedRunProbation"/> has
-    /// passed (so that a replica the router sends nothing to is tried again), and while a crashed loop waits to restart:
-    /// a replica router sends work elsewhere meanwhile.
+    /// passed (so that a replica the router sends nothing to is tried again), while a crashed loop waits to restart, and
+    /// while a run takes longer than <see cref="SchedulerOptions.RunTimeout"/>: a replica router sends work elsewhere meanwhile.
     /// </summary>
-    public bool Healthy => RecentlyFailed() is false && Interlocked.Read(ref _restartAt) == 0;
+    public bool Healthy => RecentlyFailed() is false && Interlocked.Read(ref _restartAt) == 0 && !RunOverdue();
 
     private bool RecentlyFailed()
     {
@@ -195,19 +202,106 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
 
     public int MaxBatchSize => _options.MaxBatchSize;
 
-    public void Dispose()
+    public void Dispose() => Stop();
+
+    /// <summary>
+    /// Stops the engine: the run in progress is interrupted, unfinished requests are cancelled. Returns false when the
+    /// engine thread is still inside the runner after <see cref="SchedulerOptions.StopTimeout"/> (a native call that
+    /// ignores the interrupt): the caller must not dispose the runner then, or the thread would run on freed memory.
+    /// </summary>
+    public bool Stop()
     {
-        if (_stopping)
+        if (!_stopping)
         {
-            return;
+            _stopping = true;
+            _stopSignal.Set();
+            WakeUp();
+            InterruptOverdueRun();
         }
 
-        _stopping = true;
-        _stopSignal.Set();
-        WakeUp();
-        _thread.Join();
-        _wakeUp.Dispose();
-        _stopSignal.Dispose();
+        if (!_thread.Join(_options.StopTimeout))
+        {
+            EngineLog.StopTimedOut(_logger, Model.Id, _options.StopTimeout.TotalSeconds);
+            return false; // the watchdog keeps interrupting; what the thread uses stays alive
+        }
+
+        if (Interlocked.Exchange(ref _stopped, 1) == 0)
+        {
+            _watchdog.Dispose();
+            _wakeUp.Dispose();
+            _stopSignal.Dispose();
+        }
+
+        return true;
+    }
+
+    /// <summary>Whether the run in progress has taken longer than <see cref="SchedulerOptions.RunTimeout"/>.</summary>
+    private bool RunOverdue()
+    {
+        var startedAt = Interlocked.Read(ref _runStartedAt);
+        return startedAt != 0 && System.Diagnostics.Stopwatch.GetElapsedTime(startedAt) > _options.RunTimeout;
+    }
+
+    /// <summary>
+    /// The watchdog: interrupts a run that is overdue, or any run while the engine stops (again at each tick, in case
+    /// the runner missed it between two runs).
+    /// </summary>
+    private void InterruptOverdueRun()
+    {
+        lock (_runGate)
+        {
+            var startedAt = _runStartedAt;
+            if (startedAt == 0 || !(_stopping || RunOverdue()))
+            {
+                return;
+            }
+
+            if (!_runInterrupted && !_stopping)
+            {
+                EngineLog.RunOverdue(_logger, Model.Id, System.Diagnostics.Stopwatch.GetElapsedTime(startedAt).TotalSeconds);
+            }
+
+            _runInterrupted = !_stopping || _runInterrupted;
+            try
+            {
+                _runner.Interrupt();
+            }
+            catch (Exception exception) when (exception is ObjectDisposedException or InvalidOperationException)
+            {
+                // The runner is gone or cannot be interrupted: stopping gives up on it after its timeout.
+            }
+        }
+    }
+
+    /// <summary>
+    /// One model run under the watchdog. A run it interrupted for taking too long throws <see cref="TimeoutException"/>
+    /// (the runner's own exception inside).
+    /// </summary>
+    private ReadOnlyMemory<float> ExecuteWatched(IReadOnlyList<RunnerSequence> batch)
+    {
+        lock (_runGate)
+        {
+            _runInterrupted = false;
+            Interlocked.Exchange(ref _runStartedAt, System.Diagnostics.Stopwatch.GetTimestamp());
+        }
+
+        try
+        {
+            return _runner.Execute(batch);
+        }
+        catch (Exception exception) when (Volatile.Read(ref _runInterrupted))
+        {
+            throw new TimeoutException(
+                string.Create(System.Globalization.CultureInfo.InvariantCulture, $"it took longer than the run timeout of {_options.RunTimeout.TotalSeconds:0.###} s and was interrupted (the device may be hung)"),
+                exception);
+        }
+        finally
+        {
+            lock (_runGate)
+            {
+                Interlocked.Exchange(ref _runStartedAt, 0);
+            }
+        }
     }
 
     private void WakeUp()
@@ -473,7 +567,11 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
         ReadOnlyMemory<float> logits;
         try
         {
-            logits = _runner.Execute([new RunnerSequence(sequence.Id, input, computed) { LogitsPositions = input.Length }]);
+            logits = ExecuteWatched([new RunnerSequence(sequence.Id, input, computed) { LogitsPositions = input.Length }]);
+        }
+        catch (Exception) when (_stopping)
+        {
+            return true; // interrupted because the engine stops: nothing to decode any more
         }
         catch (Exception exception)
         {
@@ -548,7 +646,11 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
         ReadOnlyMemory<float> logits;
         try
         {
-            logits = _runner.Execute(batch);
+            logits = ExecuteWatched(batch);
+        }
+        catch (Exception) when (_stopping)
+        {
+            return; // interrupted because the engine stops: its requests are cancelled, not failed
         }
         catch (Exception exception)
         {

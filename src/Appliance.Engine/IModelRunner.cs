@@ -31,6 +31,14 @@ public interface IModelRunner : IDisposable
     /// </summary>
     ReadOnlyMemory<float> Execute(IReadOnlyList<RunnerSequence> batch);
 
+    /// <summary>
+    /// Asks the run in progress to stop soon; it then throws. Called from another thread (the engine's watchdog, or
+    /// stopping); a call while no run is in progress may be ignored. Runners that cannot stop a run do nothing.
+    /// </summary>
+    void Interrupt()
+    {
+    }
+
     /// <summary>Forgets a sequence's KV state. Unknown ids are ignored.</summary>
     void Release(long sequenceId);
 

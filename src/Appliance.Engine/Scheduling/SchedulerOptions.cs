@@ -9,6 +9,19 @@ public sealed record SchedulerOptions
     /// </summary>
     public TimeSpan FailedRunProbation { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// Longest one model run may take before it is interrupted and its requests fail (a hung device or driver would
+    /// otherwise hold the engine, and every unload, reload and shutdown waiting for it, for good). Far above any real
+    /// run: a prefill chunk takes milliseconds on a GPU and seconds on a CPU.
+    /// </summary>
+    public TimeSpan RunTimeout { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// How long stopping waits for the engine thread after interrupting its run. A native call that ignores the
+    /// interrupt keeps the thread; the runner is then left alive (its memory held) rather than freed under it.
+    /// </summary>
+    public TimeSpan StopTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
     /// <summary>Most sequences in the running batch (also bounded by the runner).</summary>
     public int MaxBatchSize { get; init; } = 8;
 
@@ -77,6 +90,11 @@ public sealed record SchedulerOptions
         if (InteractivePerBatch < 1)
         {
             return "InteractivePerBatch must be at least 1";
+        }
+
+        if (RunTimeout <= TimeSpan.Zero || StopTimeout < TimeSpan.Zero)
+        {
+            return "RunTimeout must be positive and StopTimeout not negative";
         }
 
         if (MaxBatchSize < 1)

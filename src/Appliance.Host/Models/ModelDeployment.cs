@@ -23,13 +23,18 @@ internal sealed class ModelDeployment(string id, ReplicaPlan plan, int maxBatchS
 
     public bool Idle => Router.QueuedRequests + Router.RunningRequests == 0;
 
-    /// <summary>Stops each engine (cancelling what still runs), then its runner: the engine thread must end before the session goes.</summary>
+    /// <summary>
+    /// Stops each engine (interrupting its run, cancelling what still runs), then its runner: the engine thread must end
+    /// before the session goes. A runner whose thread would not stop is left alive (the engine logs it).
+    /// </summary>
     public void Dispose()
     {
         foreach (var (replica, runner) in replicas)
         {
-            replica.Engine.Dispose();
-            runner.Dispose();
+            if (replica.Engine.Stop())
+            {
+                runner.Dispose();
+            }
         }
     }
 }

@@ -236,8 +236,10 @@ internal sealed partial class ModelManager(
         {
             foreach (var (replica, runner) in replicas)
             {
-                replica.Engine.Dispose();
-                runner.Dispose();
+                if (replica.Engine.Stop())
+                {
+                    runner.Dispose();
+                }
             }
 
             throw;
@@ -270,6 +272,7 @@ internal sealed partial class ModelManager(
         TenantWeights = pool.Value.TenantWeights,
         DefaultTenantWeight = pool.Value.DefaultTenantWeight,
         InteractivePerBatch = pool.Value.InteractivePerBatch,
+        RunTimeout = pool.Value.ModelRunTimeout,
     };
 
     private ServedModel Serve(string id, ModelOptions options, ModelFolder folder, ModelDeployment deployment)

@@ -22,6 +22,12 @@ public sealed record PoolOptions
     /// <summary>How long an unload or reload lets a model's running requests finish before it cancels them.</summary>
     public TimeSpan UnloadGracePeriod { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// Longest one model run (a prefill chunk or a decoding step) may take before it is interrupted and its requests
+    /// fail: a hung GPU or driver would otherwise hold its replica, and every unload, reload and shutdown, for good.
+    /// </summary>
+    public TimeSpan ModelRunTimeout { get; init; } = TimeSpan.FromMinutes(5);
+
     public IEnumerable<string> Validate()
     {
         if (!Engine.Pool.Placer.Strategies.Any(s => s.Name == Placement))
@@ -42,6 +48,11 @@ public sealed record PoolOptions
         if (UnloadGracePeriod < TimeSpan.Zero)
         {
             yield return "Pool:UnloadGracePeriod must not be negative";
+        }
+
+        if (ModelRunTimeout <= TimeSpan.Zero)
+        {
+            yield return "Pool:ModelRunTimeout must be positive";
         }
     }
 }

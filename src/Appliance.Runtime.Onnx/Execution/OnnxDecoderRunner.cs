@@ -118,6 +118,7 @@ public sealed partial class OnnxDecoderRunner : IModelRunner
     public ReadOnlyMemory<float> Execute(IReadOnlyList<RunnerSequence> batch)
     {
         ValidateBatch(batch);
+        _runOptions.Terminate = false; // an interrupt that came after the last run ended is not for this one
         var width = batch.Max(r => r.NewTokens.Length);
         var rows = batch.Sum(r => r.LogitsPositions);
         if (width == 1 || (long)batch.Count * width <= _positionsPerRun)
@@ -167,6 +168,12 @@ public sealed partial class OnnxDecoderRunner : IModelRunner
 
         shared.Truncate(sequenceId, length);
     }
+
+    /// <summary>
+    /// ONNX Runtime checks the run options' terminate flag between kernels: the session run in progress ends with an
+    /// error soon (a single kernel that never returns cannot be stopped this way).
+    /// </summary>
+    public void Interrupt() => _runOptions.Terminate = true;
 
     public void Dispose()
     {
