@@ -36,15 +36,10 @@ public sealed class CheckpointSigner : IDisposable
         {
             Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
             using var created = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-            var temporary = path + ".tmp";
-            File.WriteAllText(temporary, created.ExportPkcs8PrivateKeyPem());
-            if (!OperatingSystem.IsWindows())
-            {
-                File.SetUnixFileMode(temporary, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-            }
-
-            File.Move(temporary, path, overwrite: false);
-            File.WriteAllText(PublicKeyPath(path), created.ExportSubjectPublicKeyInfoPem());
+            // Durable before the first checkpoint is signed with it: a key lost in a power cut would be replaced by a
+            // new one, and the checkpoints signed before would name a key nobody has.
+            Stores.DurableFile.Write(path, System.Text.Encoding.ASCII.GetBytes(created.ExportPkcs8PrivateKeyPem()), ownerOnly: true, overwrite: false);
+            Stores.DurableFile.Write(PublicKeyPath(path), System.Text.Encoding.ASCII.GetBytes(created.ExportSubjectPublicKeyInfoPem()), ownerOnly: false, overwrite: true);
         }
 
         var key = ECDsa.Create();

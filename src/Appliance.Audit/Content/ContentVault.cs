@@ -66,8 +66,13 @@ public sealed class ContentVault(string folder)
         }
 
         // Overwrite before deleting, so the key does not linger in the file's old blocks on simple file systems.
-        File.WriteAllBytes(path, RandomNumberGenerator.GetBytes(32));
-        File.Delete(path);
+        using (var stream = new FileStream(path, FileMode.Open, FileAccess.Write))
+        {
+            stream.Write(RandomNumberGenerator.GetBytes(32));
+            stream.Flush(flushToDisk: true);
+        }
+
+        Stores.DurableFile.Delete(path); // a deletion reported done must not come back after a power cut
         return true;
     }
 
@@ -88,14 +93,9 @@ public sealed class ContentVault(string folder)
 
             Directory.CreateDirectory(folder);
             var key = RandomNumberGenerator.GetBytes(32);
-            var temporary = path + ".tmp";
-            File.WriteAllBytes(temporary, key);
-            if (!OperatingSystem.IsWindows())
-            {
-                File.SetUnixFileMode(temporary, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-            }
-
-            File.Move(temporary, path);
+            // On the disk before any text is sealed with it: a key lost in a power cut would leave committed records
+            // whose text nobody can read.
+            Stores.DurableFile.Write(path, key, ownerOnly: true, overwrite: false);
             return key;
         }
     }

@@ -115,14 +115,12 @@ internal sealed partial class SyslogForwarder(AuditLog log, IOptions<AuditOption
         return 0;
     }
 
-    /// <summary>Written beside and renamed over the cursor, so a crash mid-write leaves the old or the new value.</summary>
+    /// <summary>Written beside, flushed and renamed over the cursor, so a crash leaves the old or the new value.</summary>
     private static void WriteCursor(string path, long cursor)
     {
         // Nothing else may have made the folder (the store in PostgreSQL, the checkpoint key outside the data folder).
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        var temporary = path + ".tmp";
-        File.WriteAllText(temporary, cursor.ToString(CultureInfo.InvariantCulture));
-        File.Move(temporary, path, overwrite: true);
+        Appliance.Audit.Stores.DurableFile.Write(path, System.Text.Encoding.ASCII.GetBytes(cursor.ToString(CultureInfo.InvariantCulture)), ownerOnly: false, overwrite: true);
     }
 
     private static async Task<ISyslogSender> ConnectAsync(Uri target, int maxUdpBytes, CancellationToken cancellation)
