@@ -272,8 +272,7 @@ public static class AuditApi
         http.Response.Headers.ContentDisposition = $"attachment; filename=\"audit-{FileName(node ?? "all-nodes")}.jsonl\"";
         foreach (var chain in reader.Chains.Chains(node))
         {
-            await AuditExport.WriteAsync(http.Response.Body, reader.Store.Chain(chain), reader.Store.Checkpoints(chain), http.RequestAborted,
-                reader.Store.Retention(chain));
+            await AuditExport.WriteChainAsync(http.Response.Body, reader.Store, chain, http.RequestAborted);
         }
     }
 

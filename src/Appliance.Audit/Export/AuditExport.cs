@@ -10,6 +10,22 @@ namespace Appliance.Audit.Export;
 /// </summary>
 public static class AuditExport
 {
+    /// <summary>
+    /// One node's chain from a store: its retention record, entries and checkpoints. The entries stream in pages, so a
+    /// retention run may commit meanwhile and remove entries the pages have not reached: its record (read again at the
+    /// end) follows the entries then, and tells an offline verifier where the chain resumes.
+    /// </summary>
+    public static async Task WriteChainAsync(Stream output, IAuditStore store, string chain, CancellationToken cancellation)
+    {
+        var retention = store.Retention(chain);
+        await WriteAsync(output, store.Chain(chain), store.Checkpoints(chain), cancellation, retention);
+        if (store.Retention(chain) is { } later && later.ThroughSequence > (retention?.ThroughSequence ?? 0))
+        {
+            await output.WriteAsync(RetentionLine(later), cancellation);
+            await output.WriteAsync("\n"u8.ToArray(), cancellation);
+        }
+    }
+
     public static async Task WriteAsync(Stream output, IEnumerable<AuditEntry> entries, IEnumerable<Checkpoint> checkpoints, CancellationToken cancellation,
         RetentionRecord? retention = null)
     {
@@ -73,7 +89,7 @@ public static class AuditExport
     /// Reads an export back (one node's chain or several, each with its retention record); a line that is not an
     /// entry, checkpoint or retention record is an error naming its line number.
     /// </summary>
-    public static (List<AuditEntry> Entries, List<Checkpoint> Checkpoints, List<RetentionRecord> Retentions) Read(TextReader reader)
+    public static ExportContents Read(TextReader reader)
     {
         var entries = new List<AuditEntry>();
         var checkpoints = new List<Checkpoint>();
@@ -114,7 +130,7 @@ public static class AuditExport
             }
         }
 
-        return (entries, checkpoints, retentions);
+        return new ExportContents(entries, checkpoints, retentions);
     }
 
     private static AuditRecord Record(JsonElement e) => new()

@@ -67,33 +67,8 @@ internal static class AuditCommands
     private static IReadOnlyList<(string, ChainVerification)> VerifyExport(FileInfo file, string? node, ECDsa? key)
     {
         using var reader = file.OpenText();
-        var (entries, checkpoints, retentions) = AuditExport.Read(reader);
-        var nodes = entries.Select(e => e.Node).Concat(checkpoints.Select(c => c.Node)).Concat(retentions.Select(r => r.Node))
-            .Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
-        var chains = Chosen(nodes, node, "export");
-        var verdicts = chains.Select(chain => (chain, ChainVerifier.Verify(entries.Where(e => e.Node == chain), checkpoints.Where(c => c.Node == chain), key,
-            retentions.Where(r => r.Node == chain).MaxBy(r => r.ThroughSequence)))).ToList();
-        if (node is not null)
-        {
-            return verdicts;
-        }
-
-        // Every chain in the file: each one's signed witness of the others (ChainWitness). A chain witnessed but not in
-        // the file may just not have been exported (GET /audit/export?node=...): only the store can tell it was deleted.
-        // Written while the nodes wrote, a file may end a chain before a checkpoint another chain's later witness names.
-        var hashes = new Dictionary<(string, long), string>();
-        foreach (var entry in entries)
-        {
-            hashes.TryAdd((entry.Node, entry.Sequence), entry.Hash); // a duplicated entry is the chain verdict's finding
-        }
-
-        var ends = entries.GroupBy(e => e.Node).ToDictionary(g => g.Key, g => g.Max(e => e.Sequence), StringComparer.Ordinal);
-        return ChainWitness.Check(verdicts,
-            (chain, signedThrough) => entries.LastOrDefault(e => e.Node == chain && e.Sequence <= signedThrough && e.Record.Kind == AuditKinds.Witness),
-            (chain, sequence) => hashes.GetValueOrDefault((chain, sequence)),
-            chain => retentions.Where(r => r.Node == chain).Select(r => r.ThroughSequence).DefaultIfEmpty(0).Max(),
-            missingIsGone: false,
-            beyondEnd: (chain, sequence) => sequence > ends.GetValueOrDefault(chain));
+        var export = AuditExport.Read(reader);
+        return ExportVerifier.Verify(export, Chosen(ExportVerifier.Nodes(export), node, "export"), key, witnesses: node is null);
     }
 
     private static SqliteAuditStore OpenSqlite(FileInfo database) =>
