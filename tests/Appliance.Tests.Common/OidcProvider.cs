@@ -56,6 +56,7 @@ public sealed class OidcProvider : IAsyncDisposable
         new("cleared-analyst", "analyst-secret", RealmRoles: ["appliance-user"], Groups: ["/finance"], Clearance: "restricted"),
         new("compliance-bot", "compliance-secret", ClientRoles: ["appliance-auditor"]),
         new("appliance-operator", "operator-secret", RealmRoles: ["appliance-admin"]), // Ansible's, as in the realm export
+        new("other-application", "other-secret", RealmRoles: ["appliance-user"]), // the audience reached it, the appliance did not allow it
     ];
 
     /// <summary>People who sign in through the console client (authorization code with PKCE).</summary>

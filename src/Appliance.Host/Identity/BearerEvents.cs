@@ -14,6 +14,17 @@ internal sealed class BearerEvents(IOptions<IdentityOptions> options, ILogger<Be
 {
     public override Task TokenValidated(TokenValidatedContext context)
     {
+        var client = context.Principal?.FindFirst(ApplianceClaims.Client)?.Value;
+        if (!options.Value.Accepts(client))
+        {
+            // A genuine token, but issued to an application not allowed to call the appliance: refused like a bad one
+            // (401, no detail for the caller); the log and the audit record name the client for the administrator.
+            var reason = $"issued to client '{client ?? "(none)"}', which is not in Identity:AllowedClients";
+            Refuse(context.HttpContext, reason);
+            context.Fail(reason);
+            return Task.CompletedTask;
+        }
+
         if (context.Principal?.Identity is ClaimsIdentity identity)
         {
             KeycloakRoles.AddTo(identity, options.Value.RoleClientId);
@@ -24,10 +35,14 @@ internal sealed class BearerEvents(IOptions<IdentityOptions> options, ILogger<Be
 
     public override Task AuthenticationFailed(AuthenticationFailedContext context)
     {
-        var request = context.HttpContext.Request;
-        Appliance.Api.Audit.RequestAudit.Of(context.HttpContext).Reason = $"token refused: {Describe(context.Exception)}";
-        IdentityLog.TokenRefused(logger, context.HttpContext.Connection.RemoteIpAddress?.ToString(), request.Method, request.Path, Describe(context.Exception));
+        Refuse(context.HttpContext, Describe(context.Exception));
         return Task.CompletedTask;
+    }
+
+    private void Refuse(HttpContext http, string reason)
+    {
+        Appliance.Api.Audit.RequestAudit.Of(http).Reason = $"token refused: {reason}";
+        IdentityLog.TokenRefused(logger, http.Connection.RemoteIpAddress?.ToString(), http.Request.Method, http.Request.Path, reason);
     }
 
     public override async Task Challenge(JwtBearerChallengeContext context)

@@ -14,6 +14,17 @@ public sealed record IdentityOptions
     /// <summary>The audience access tokens must carry (Keycloak adds it with an audience mapper).</summary>
     public string Audience { get; init; } = "appliance-api";
 
+    /// <summary>
+    /// The Keycloak clients (a token's <c>azp</c>) whose tokens the appliance accepts; empty: any client whose tokens
+    /// carry the audience. Where a realm adds the audience to many clients (a default client scope), this keeps a token
+    /// some other application obtained for its own users from working here. The console's client is always accepted.
+    /// </summary>
+    public IReadOnlyList<string> AllowedClients { get; init; } = [];
+
+    /// <summary>Whether a token issued to <paramref name="client"/> (its azp; null when it has none) may be used here.</summary>
+    public bool Accepts(string? client) =>
+        AllowedClients.Count == 0 || (client is not null && (client == ConsoleClientId || AllowedClients.Contains(client, StringComparer.Ordinal)));
+
     /// <summary>The client whose resource_access roles count as the appliance's roles; empty means the audience.</summary>
     public string ClientId { get; init; } = string.Empty;
 

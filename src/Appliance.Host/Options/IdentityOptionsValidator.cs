@@ -41,6 +41,8 @@ internal sealed class IdentityOptionsValidator(IHostEnvironment environment, ICo
         Require(failures, "Identity:ApiKeys:RefreshInterval", options.ApiKeys.RefreshInterval >= TimeSpan.FromMilliseconds(100) && options.ApiKeys.RefreshInterval <= TimeSpan.FromMinutes(10),
             "must be between 00:00:00.1 and 00:10:00");
         Require(failures, "Identity:Audience", !string.IsNullOrWhiteSpace(options.Audience), "is required");
+        Require(failures, "Identity:AllowedClients", options.AllowedClients.All(c => !string.IsNullOrWhiteSpace(c) && c.Trim() == c),
+            "must list Keycloak client ids (no empty entries, no surrounding spaces)");
         Require(failures, "Identity:ClockSkew", options.ClockSkew >= TimeSpan.Zero && options.ClockSkew <= TimeSpan.FromMinutes(5), "must be between 0 and 5 minutes");
         Require(failures, "Identity:JwksRefreshInterval", options.JwksRefreshInterval >= TimeSpan.FromSeconds(1), "must be at least one second");
         Require(failures, "Identity:MetadataRefreshInterval", options.MetadataRefreshInterval >= TimeSpan.FromMinutes(1), "must be at least one minute");

@@ -26,6 +26,9 @@ public sealed class KeycloakAppliance : IAsyncLifetime
             "--Identity:RequireHttpsMetadata=false", // the test realm is on loopback over http
             "--Identity:JwksRefreshInterval=00:00:01",
             "--Identity:ClockSkew=00:00:05",
+            // Every test client but "other-application"; the console's client is accepted without being listed.
+            "--Identity:AllowedClients:0=report-generator", "--Identity:AllowedClients:1=metrics-scraper", "--Identity:AllowedClients:2=cleared-analyst",
+            "--Identity:AllowedClients:3=compliance-bot", "--Identity:AllowedClients:4=appliance-operator",
             $"--Models:open:Path={model}", "--Models:open:Classification=public",
             $"--Models:finance:Path={model}", "--Models:finance:AllowedRoles:0=finance-analyst", "--Models:finance:AllowedGroups:0=/finance",
             $"--Models:secret:Path={model}", "--Models:secret:Classification=restricted",

@@ -86,6 +86,22 @@ public sealed class KeycloakTokenTests(KeycloakAppliance appliance)
     }
 
     [Fact]
+    public async Task A_genuine_token_of_a_client_not_in_the_allowed_list_is_refused_and_the_audit_names_the_client()
+    {
+        using var other = appliance.ClientWith(await Provider.ClientCredentialsTokenAsync("other-application")); // audience and chat role
+        using var response = await Chat(other, "open");
+
+        Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+        Assert.Equal("Bearer realm=\"appliance\", error=\"invalid_token\"", response.Headers.WwwAuthenticate.ToString());
+        Assert.DoesNotContain("other-application", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal); // no detail for the caller
+        using var auditor = appliance.ClientWith(await Provider.ClientCredentialsTokenAsync("compliance-bot"));
+        using var refused = JsonDocument.Parse(await auditor.GetStringAsync("/audit/events?kind=request.refused&limit=1000"));
+        Assert.Contains(refused.RootElement.GetProperty("data").EnumerateArray(), e =>
+            e.GetProperty("detail").GetString() is { } detail && detail.Contains("client 'other-application'", StringComparison.Ordinal)
+            && detail.Contains("Identity:AllowedClients", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task No_token_is_401_with_a_bearer_challenge()
     {
         using var client = appliance.ClientWith(null);
