@@ -14,6 +14,7 @@ using Appliance.Tests.Common;
 // --grammar: structured outputs' mask cost per token at 32k-262k vocabularies, 8 constrained streams vs 8 free.
 // --prefix-cache [--sizes small-llama|base-llama]: time to first token with a 2,000-token system prompt seen before vs
 // the first time and from another tenant, and 8 streams sharing it with the prefix cache on vs off.
+// --audit-verify N: peak memory of a full verification of an N-entry chain.
 // --speculative [--sizes small-llama|base-llama]: prompt-lookup drafting on vs off at batch 1, and the cost of a run
 // that verifies 4 drafts against a one-token step.
 var options = BenchOptions.Parse(args);
@@ -117,6 +118,18 @@ if (args.Contains("--fairness"))
 if (args.Contains("--soak"))
 {
     foreach (var row in await SoakBench.RowsAsync(BenchModels.Ensure(options.ModelsFolder, options.Sizes[0], options.Layouts[0]), options))
+    {
+        Console.WriteLine(row);
+    }
+
+    return 0;
+}
+
+if (Array.IndexOf(args, "--audit-verify") is var verifyAt and >= 0)
+{
+    // --audit-verify N: peak memory of verifying a chain of N entries in full.
+    var entries = verifyAt + 1 < args.Length ? long.Parse(args[verifyAt + 1], culture) : 2_000_000;
+    foreach (var row in VerifyBench.Rows(entries))
     {
         Console.WriteLine(row);
     }

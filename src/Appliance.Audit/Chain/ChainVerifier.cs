@@ -64,6 +64,11 @@ public static class ChainVerifier
 
         var startedAfter = expected - 1;
 
+        // Only the hashes the checkpoints name are kept: a chain of hundreds of millions of entries verifies in the
+        // memory of its checkpoints (one per segment), not of its entries.
+        var signed = checkpoints.Where(c => c.Sequence > startedAfter).OrderBy(c => c.Sequence).ToList();
+        var named = signed.Select(c => c.Sequence).ToHashSet();
+
         foreach (var entry in entries)
         {
             if (CanonicalJson.Hash(entry.Sequence, entry.Node, entry.Record, entry.PreviousHash) != entry.Hash)
@@ -88,7 +93,11 @@ public static class ChainVerifier
                     $"entry {entry.Sequence} does not follow entry {expected - 1}: an entry was inserted, removed or moved here");
             }
 
-            hashes[entry.Sequence] = entry.Hash;
+            if (named.Contains(entry.Sequence))
+            {
+                hashes[entry.Sequence] = entry.Hash;
+            }
+
             previous = entry.Hash;
             expected = entry.Sequence + 1;
             count++;
@@ -96,7 +105,7 @@ public static class ChainVerifier
 
         var checkedCheckpoints = 0;
         VerifiedPoint? lastCheckpoint = null;
-        foreach (var checkpoint in checkpoints.Where(c => c.Sequence > startedAfter).OrderBy(c => c.Sequence))
+        foreach (var checkpoint in signed)
         {
             if (publicKey is not null && !SignatureValid(checkpoint, publicKey))
             {
