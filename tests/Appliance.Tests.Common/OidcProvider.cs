@@ -57,6 +57,7 @@ public sealed class OidcProvider : IAsyncDisposable
         new("compliance-bot", "compliance-secret", ClientRoles: ["appliance-auditor"]),
         new("appliance-operator", "operator-secret", RealmRoles: ["appliance-admin"]), // Ansible's, as in the realm export
         new("other-application", "other-secret", RealmRoles: ["appliance-user"]), // the audience reached it, the appliance did not allow it
+        new("appliance-directory", "directory-secret", ManagementRoles: ["view-users"]), // reads users through the admin API
     ];
 
     /// <summary>People who sign in through the console client (authorization code with PKCE).</summary>
@@ -164,6 +165,21 @@ public sealed class OidcProvider : IAsyncDisposable
         return await AccessTokenAsync(exchange);
     }
 
+    /// <summary>Disables or enables a user (a person's username or service-account-&lt;client&gt;), as a Keycloak administrator would.</summary>
+    public async Task SetUserEnabledAsync(string username, bool enabled, string realm = Realm)
+    {
+        using var response = await Http.PostAsync($"http://{Host}:{Port}/__test/realms/{realm}/users/{Uri.EscapeDataString(username)}",
+            new StringContent(new JsonObject { ["enabled"] = enabled }.ToJsonString(), Encoding.UTF8, "application/json"));
+        response.EnsureSuccessStatusCode();
+    }
+
+    /// <summary>Deletes a user from the realm, as a Keycloak administrator would.</summary>
+    public async Task DeleteUserAsync(string username, string realm = Realm)
+    {
+        using var response = await Http.DeleteAsync($"http://{Host}:{Port}/__test/realms/{realm}/users/{Uri.EscapeDataString(username)}");
+        response.EnsureSuccessStatusCode();
+    }
+
     /// <summary>Replaces the realm's signing key, as a Keycloak administrator rotating keys would.</summary>
     public async Task RotateKeyAsync(string realm = Realm)
     {
@@ -214,7 +230,7 @@ public sealed class OidcProvider : IAsyncDisposable
                     ["client_secret"] = client.Secret,
                     ["grant_types"] = new JsonArray("client_credentials"),
                     ["roles"] = new JsonArray([.. (client.RealmRoles ?? []).Select(r => (JsonNode)r)]),
-                    ["clientRoles"] = new JsonObject { [Audience] = new JsonObject { ["roles"] = new JsonArray([.. (client.ClientRoles ?? []).Select(r => (JsonNode)r)]) } },
+                    ["clientRoles"] = ClientRoles(client),
                     ["groups"] = client.Groups is { Length: > 0 } groups ? new JsonArray([.. groups.Select(g => (JsonNode)g)]) : null,
                     ["clearance"] = client.Clearance,
                 });
@@ -248,6 +264,18 @@ public sealed class OidcProvider : IAsyncDisposable
         return new JsonObject { ["realms"] = realms, ["host"] = host };
     }
 
+    /// <summary>resource_access as Keycloak fills it: the API's roles, and realm-management's for a client that has some.</summary>
+    private static JsonObject ClientRoles(TestClient client)
+    {
+        var roles = new JsonObject { [Audience] = new JsonObject { ["roles"] = new JsonArray([.. (client.ClientRoles ?? []).Select(r => (JsonNode)r)]) } };
+        if (client.ManagementRoles is { Length: > 0 } management)
+        {
+            roles["realm-management"] = new JsonObject { ["roles"] = new JsonArray([.. management.Select(r => (JsonNode)r)]) };
+        }
+
+        return roles;
+    }
+
     private static JsonWebKey NewKey()
     {
         using var rsa = RSA.Create(2048);
@@ -272,7 +300,8 @@ public sealed class OidcProvider : IAsyncDisposable
 }
 
 /// <summary>A service account of the test realm.</summary>
-public sealed record TestClient(string ClientId, string Secret, string[]? ClientRoles = null, string[]? RealmRoles = null, string[]? Groups = null, string? Clearance = null);
+public sealed record TestClient(string ClientId, string Secret, string[]? ClientRoles = null, string[]? RealmRoles = null, string[]? Groups = null, string? Clearance = null,
+    string[]? ManagementRoles = null);
 
 /// <summary>A person of the test realm.</summary>
 public sealed record TestUser(string Username, string[] RealmRoles, string? Clearance = null, string[]? Groups = null);

@@ -5,6 +5,7 @@
 import http from 'node:http';
 import fs from 'node:fs';
 import Provider from 'oidc-provider';
+import * as jose from 'jose';
 
 const config = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
 const host = config.host ?? '127.0.0.1';
@@ -107,7 +108,59 @@ function readBody(req) {
   });
 }
 
+// Keycloak's user names: people as configured, and a service account per confidential client.
+function realmUsers(realm) {
+  return [...(realm.users ?? []).map(u => u.username), ...realm.clients.filter(c => c.client_secret).map(c => `service-account-${c.client_id}`)];
+}
+
+// The claims of a bearer token this realm signed, or null (the admin API takes the realm's own access tokens).
+async function verifiedClaims(realm, authorization) {
+  const token = authorization?.startsWith('Bearer ') ? authorization.slice(7) : null;
+  if (!token) return null;
+  const publicKeys = realm.jwks.keys.map(({ d, p, q, dp, dq, qi, ...publicPart }) => publicPart);
+  try {
+    const { payload } = await jose.jwtVerify(token, jose.createLocalJWKSet({ keys: publicKeys }), { issuer: `http://${host}:${port}/realms/${realm.name}` });
+    return payload;
+  } catch {
+    return null;
+  }
+}
+
+// The part of Keycloak's admin API the appliance reads: GET /admin/realms/<realm>/users?username=<name>&exact=true,
+// for a caller whose token carries realm-management's view-users role (exact=true also finds service accounts).
+async function adminUsers(realm, req, res, query) {
+  const claims = await verifiedClaims(realm, req.headers.authorization);
+  if (!claims) return res.writeHead(401).end();
+  if (!(claims.resource_access?.['realm-management']?.roles ?? []).includes('view-users')) return res.writeHead(403).end();
+  const username = (query.get('username') ?? '').toLowerCase();
+  const exact = query.get('exact') === 'true';
+  const found = realmUsers(realm)
+    .filter(u => !(realm.deleted ?? []).includes(u))
+    .filter(u => exact ? u.toLowerCase() === username : u.toLowerCase().includes(username));
+  res.writeHead(200, { 'content-type': 'application/json' })
+    .end(JSON.stringify(found.map(u => ({ id: `id-${u}`, username: u.toLowerCase(), enabled: !(realm.disabled ?? []).includes(u) }))));
+}
+
 const server = http.createServer(async (req, res) => {
+  const admin = req.url.match(/^\/admin\/realms\/([^/?]+)\/users\?(.*)$/);
+  const adminRealm = admin && config.realms.find(r => r.name === admin[1]);
+  if (adminRealm && req.method === 'GET') {
+    await adminUsers(adminRealm, req, res, new URLSearchParams(admin[2]));
+    return;
+  }
+
+  // Test control: disable, enable (POST {"enabled": bool}) or delete (DELETE) a user, as a Keycloak admin would.
+  const user = req.url.match(/^\/__test\/realms\/([^/]+)\/users\/([^/]+)$/);
+  if (user) {
+    const realm = config.realms.find(r => r.name === user[1]);
+    const name = decodeURIComponent(user[2]);
+    realm.disabled = (realm.disabled ?? []).filter(u => u !== name);
+    if (req.method === 'DELETE') realm.deleted = [...(realm.deleted ?? []), name];
+    else if (JSON.parse(await readBody(req)).enabled === false) realm.disabled.push(name);
+    res.writeHead(204).end();
+    return;
+  }
+
   // Test control: replace a realm's signing keys (key rotation), as a Keycloak admin would.
   const rotate = req.url.match(/^\/__test\/realms\/([^/]+)\/keys$/);
   if (rotate && req.method === 'POST') {

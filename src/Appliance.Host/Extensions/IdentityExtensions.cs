@@ -34,9 +34,14 @@ public static class IdentityExtensions
         }
 
         builder.Services.AddSingleton(ApiKeyStoreFor);
+        builder.Services.AddSingleton<ApiKeyOwnerWatch>();
         if (identity.ApiKeys.Enabled)
         {
             builder.Services.AddHostedService<ApiKeyTableOpener>();
+            if (identity.ApiKeys.OwnerCheck.ClientId.Length > 0)
+            {
+                builder.Services.AddHostedService(services => services.GetRequiredService<ApiKeyOwnerWatch>());
+            }
         }
 
         builder.Services.AddSingleton(new UnauthenticatedFloodGuard(identity.UnauthenticatedPerMinute));

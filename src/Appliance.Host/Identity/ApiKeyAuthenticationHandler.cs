@@ -17,6 +17,7 @@ internal sealed class ApiKeyAuthenticationHandler(
     ILoggerFactory loggerFactory,
     UrlEncoder encoder,
     ApiKeyStore store,
+    ApiKeyOwnerWatch owners,
     IOptions<IdentityOptions> identity,
     TimeProvider time)
     : AuthenticationHandler<AuthenticationSchemeOptions>(options, loggerFactory, encoder)
@@ -35,6 +36,12 @@ internal sealed class ApiKeyAuthenticationHandler(
         }
 
         var (record, refusal) = store.Authenticate(header["Bearer ".Length..].Trim(), time.GetUtcNow());
+        if (record is not null && owners.Suspension(record.Owner) is { } why)
+        {
+            refusal = $"API key {record.Id}: its owner {record.Owner} {why}";
+            record = null;
+        }
+
         if (record is null)
         {
             Appliance.Api.Audit.RequestAudit.Of(Context).Reason = refusal;

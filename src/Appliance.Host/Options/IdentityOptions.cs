@@ -101,6 +101,23 @@ public sealed record ApiKeyOptions
     /// apply here (on the node that revoked, it applies at once).
     /// </summary>
     public TimeSpan RefreshInterval { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Suspends the keys of owners disabled or deleted in Keycloak; off while no client is named.</summary>
+    public ApiKeyOwnerCheckOptions OwnerCheck { get; init; } = new();
+}
+
+/// <summary>
+/// Identity:ApiKeys:OwnerCheck: a confidential Keycloak client whose service account holds realm-management's
+/// view-users role; the appliance looks up each key owner's account with it.
+/// </summary>
+public sealed record ApiKeyOwnerCheckOptions
+{
+    public string ClientId { get; init; } = string.Empty;
+
+    public string ClientSecret { get; init; } = string.Empty;
+
+    /// <summary>How often owners are looked up: the longest a disabled owner's keys keep working.</summary>
+    public TimeSpan Interval { get; init; } = TimeSpan.FromMinutes(5);
 }
 
 /// <summary>The Keycloak role names behind the appliance's policies.</summary>

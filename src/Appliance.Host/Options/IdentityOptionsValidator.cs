@@ -41,6 +41,15 @@ internal sealed class IdentityOptionsValidator(IHostEnvironment environment, ICo
         Require(failures, "Identity:ApiKeys:RefreshInterval", options.ApiKeys.RefreshInterval >= TimeSpan.FromMilliseconds(100) && options.ApiKeys.RefreshInterval <= TimeSpan.FromMinutes(10),
             "must be between 00:00:00.1 and 00:10:00");
         Require(failures, "Identity:Audience", !string.IsNullOrWhiteSpace(options.Audience), "is required");
+        var ownerCheck = options.ApiKeys.OwnerCheck;
+        if (ownerCheck.ClientId.Length > 0)
+        {
+            Require(failures, "Identity:ApiKeys:OwnerCheck:ClientSecret", ownerCheck.ClientSecret.Length > 0, "is required with a ClientId");
+            Require(failures, "Identity:ApiKeys:OwnerCheck:Interval", ownerCheck.Interval >= TimeSpan.FromSeconds(1) && ownerCheck.Interval <= TimeSpan.FromDays(1),
+                "must be between 00:00:01 and 1.00:00:00");
+            Require(failures, "Identity:ApiKeys:OwnerCheck:ClientId", options.Authority.Contains("/realms/", StringComparison.Ordinal),
+                "needs Identity:Authority to be a Keycloak realm (…/realms/<realm>)");
+        }
         Require(failures, "Identity:AllowedClients", options.AllowedClients.All(c => !string.IsNullOrWhiteSpace(c) && c.Trim() == c),
             "must list Keycloak client ids (no empty entries, no surrounding spaces)");
         Require(failures, "Identity:ClockSkew", options.ClockSkew >= TimeSpan.Zero && options.ClockSkew <= TimeSpan.FromMinutes(5), "must be between 0 and 5 minutes");

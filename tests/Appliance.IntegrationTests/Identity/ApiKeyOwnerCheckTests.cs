@@ -1,0 +1,71 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Appliance.Runtime.Onnx.Synthetic;
+using Appliance.Tests.Common;
+
+namespace Appliance.IntegrationTests.Identity;
+
+/// <summary>
+/// An API key must not outlive its owner's account: with Identity:ApiKeys:OwnerCheck, the appliance looks the owner up
+/// in the realm (Keycloak's admin API, with a service account holding view-users) and refuses the keys of an owner who
+/// was disabled or deleted, and accepts them again once the owner is enabled.
+/// </summary>
+public sealed class ApiKeyOwnerCheckTests : IDisposable
+{
+    private const string Owner = "service-account-report-generator";
+    private const string Refusals = "/audit/events?kind=request.refused&limit=1000";
+    private readonly TempFolder _root = new("api-key-owners");
+
+    [Fact]
+    public async Task The_keys_of_an_owner_disabled_or_deleted_in_Keycloak_are_refused_until_the_owner_is_enabled()
+    {
+        await using var provider = await OidcProvider.StartAsync();
+        var model = _root.Combine("tiny");
+        SyntheticModelFolder.Write(SyntheticModelSpec.Tiny, model);
+        await using var running = await RunningAppliance.StartAsync(
+            $"--Identity:Authority={provider.Authority()}", "--Identity:RequireHttpsMetadata=false",
+            "--Identity:ApiKeys:Enabled=true", $"--Identity:ApiKeys:ServiceOwners:0={Owner}",
+            "--Identity:ApiKeys:OwnerCheck:ClientId=appliance-directory", "--Identity:ApiKeys:OwnerCheck:ClientSecret=directory-secret",
+            "--Identity:ApiKeys:OwnerCheck:Interval=00:00:01",
+            $"--Models:open:Path={model}", "--Appliance:BuiltInEmbeddings=false", $"--Appliance:DataFolder={_root.Combine("data")}",
+            "--Logging:LogLevel:Default=Warning");
+        await running.WaitUntilReadyAsync();
+        using var operatorClient = running.ClientWith(await provider.ClientCredentialsTokenAsync("appliance-operator"));
+        using var issue = await operatorClient.PostAsJsonAsync("/admin/api-keys", new { owner = Owner, name = "nightly report", roles = new[] { "appliance-user" } });
+        Assert.Equal(HttpStatusCode.Created, issue.StatusCode);
+        using var issued = JsonDocument.Parse(await issue.Content.ReadAsStringAsync());
+        using var withKey = running.ClientWith(issued.RootElement.GetProperty("key").GetString());
+        Assert.Equal(HttpStatusCode.OK, (await withKey.GetAsync("/v1/models")).StatusCode);
+
+        await provider.SetUserEnabledAsync(Owner, enabled: false);
+        Assert.Equal(HttpStatusCode.Unauthorized, await StatusOnceSettledAsync(withKey, HttpStatusCode.Unauthorized));
+        using var auditor = running.ClientWith(await provider.ClientCredentialsTokenAsync("compliance-bot"));
+        Assert.Contains("its owner service-account-report-generator is disabled in Keycloak", await auditor.GetStringAsync(Refusals), StringComparison.Ordinal);
+
+        await provider.SetUserEnabledAsync(Owner, enabled: true);
+        Assert.Equal(HttpStatusCode.OK, await StatusOnceSettledAsync(withKey, HttpStatusCode.OK));
+
+        await provider.DeleteUserAsync(Owner);
+        Assert.Equal(HttpStatusCode.Unauthorized, await StatusOnceSettledAsync(withKey, HttpStatusCode.Unauthorized));
+        Assert.Contains("its owner service-account-report-generator no longer exists in Keycloak", await auditor.GetStringAsync(Refusals), StringComparison.Ordinal);
+    }
+
+    /// <summary>The status of GET /v1/models once it is <paramref name="expected"/>, or the last one after 20 s (checks run every second).</summary>
+    private static async Task<HttpStatusCode> StatusOnceSettledAsync(HttpClient client, HttpStatusCode expected)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (true)
+        {
+            using var response = await client.GetAsync("/v1/models");
+            if (response.StatusCode == expected || DateTime.UtcNow > deadline)
+            {
+                return response.StatusCode;
+            }
+
+            await Task.Delay(200);
+        }
+    }
+
+    public void Dispose() => _root.Dispose();
+}
