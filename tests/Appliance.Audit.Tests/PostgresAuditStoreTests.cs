@@ -116,6 +116,42 @@ public sealed class PostgresAuditStoreTests : IDisposable
         Assert.Equal((ChainProblem.Modified, 4L), (verdict.Problem, verdict.FirstBrokenSequence ?? 0));
     }
 
+    [Fact]
+    public async Task A_database_that_stops_answering_fails_the_batch_within_the_write_timeout_and_the_log_records_again_after()
+    {
+        using var signer = CheckpointSigner.LoadOrCreate(_folder.Combine("key.pem"));
+        using var store = new PostgresAuditStore(_database.ConnectionString, lockNode: "node-a", writeTimeout: TimeSpan.FromSeconds(1));
+        await using var log = new AuditLog(store, signer, "node-a", TimeProvider.System, new AuditLogOptions(), NullLogger<AuditLog>.Instance);
+        await log.RecordAsync(AuditChainFixture.Record(1));
+
+        // Another session holds the audit table (a migration, a VACUUM FULL, a stuck transaction): inserts wait on it.
+        using (var blocker = new NpgsqlConnection(_database.ConnectionString))
+        {
+            blocker.Open();
+            using var transaction = blocker.BeginTransaction();
+            using (var lockTable = blocker.CreateCommand())
+            {
+                lockTable.CommandText = "LOCK TABLE audit_entries IN ACCESS EXCLUSIVE MODE";
+                lockTable.ExecuteNonQuery();
+            }
+
+            // Npgsql's default would hold it for 30 s; the bound here is far below that and far above the 1 s asked for.
+            await Assert.ThrowsAsync<AuditUnavailableException>(() => log.RecordAsync(AuditChainFixture.Record(2)).WaitAsync(TimeSpan.FromSeconds(20)));
+            Assert.NotNull(log.Failing);
+        }
+
+        var entry = await log.RecordAsync(AuditChainFixture.Record(3));
+        Assert.Equal(2, entry.Sequence); // the failed batch left the chain head where it was
+        Assert.Null(log.Failing);
+    }
+
+    [Theory]
+    [InlineData("Host=db;Username=appliance", 5)]
+    [InlineData("Host=db;Username=appliance;Timeout=20", 20)]
+    [InlineData("Host=db;Username=appliance;timeout=0", 0)]
+    public void A_connection_string_without_a_connect_timeout_gets_five_seconds(string given, int expected) =>
+        Assert.Equal(expected, new NpgsqlConnectionStringBuilder(Postgres.ConnectionDefaults.Apply(given)).Timeout);
+
     public void Dispose()
     {
         _database.Dispose();

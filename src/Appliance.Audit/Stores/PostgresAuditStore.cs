@@ -18,8 +18,15 @@ public sealed class PostgresAuditStore : SqlAuditStore
 
     /// <param name="lockNode">The node whose chain this process writes: its lock is held (and taken again after a database restart).</param>
     /// <param name="lockCheck">How often the lock's connection is checked (default 15 s).</param>
-    public PostgresAuditStore(string connectionString, string? lockNode = null, TimeSpan? lockCheck = null, ILogger? logger = null)
+    /// <param name="writeTimeout">
+    /// The longest one statement of an append may wait (default 10 s): a database that stops answering, or a lock held
+    /// on the audit table, fails the batch then (its requests refused, the node reported not ready) instead of holding
+    /// it, and every request queued behind it, for the 30 s of Npgsql's default.
+    /// </param>
+    public PostgresAuditStore(string connectionString, string? lockNode = null, TimeSpan? lockCheck = null, ILogger? logger = null, TimeSpan? writeTimeout = null)
     {
+        connectionString = ConnectionDefaults.Apply(connectionString);
+        WriteTimeoutSeconds = (int)Math.Ceiling((writeTimeout ?? TimeSpan.FromSeconds(10)).TotalSeconds);
         _dataSource = NpgsqlDataSource.Create(connectionString);
         try
         {

@@ -56,6 +56,7 @@ public abstract class SqlAuditStore : IAuditStore
     public (long Sequence, string Hash)? Head(string node) => WithConnection<(long, string)?>(connection =>
     {
         using var command = Command(connection, "SELECT seq, hash FROM audit_entries WHERE node = @node ORDER BY seq DESC LIMIT 1", ("node", node));
+        command.CommandTimeout = WriteTimeoutSeconds ?? command.CommandTimeout; // the writer asks it after a failed append
         using var reader = command.ExecuteReader();
         return reader.Read() ? (reader.GetInt64(0), reader.GetString(1)) : null;
     });
@@ -65,12 +66,19 @@ public abstract class SqlAuditStore : IAuditStore
     {
     }
 
+    /// <summary>
+    /// The longest one statement of an append (or the head read that settles a failed one) may take, in seconds; null:
+    /// the provider's default. Reads for people (exports, reports) and retention keep the default.
+    /// </summary>
+    protected int? WriteTimeoutSeconds { get; init; }
+
     public void Append(IReadOnlyList<AuditEntry> entries, Checkpoint? checkpoint) => WithConnection(connection =>
     {
         BeforeWrite();
         using var transaction = connection.BeginTransaction();
         using var insert = connection.CreateCommand();
         insert.Transaction = transaction;
+        insert.CommandTimeout = WriteTimeoutSeconds ?? insert.CommandTimeout;
         insert.CommandText = $"INSERT INTO audit_entries ({Columns}) VALUES ({string.Join(", ", ColumnNames.Select(c => "@" + c))})";
         foreach (var column in ColumnNames)
         {
@@ -91,6 +99,7 @@ public abstract class SqlAuditStore : IAuditStore
                 ("node", checkpoint.Node), ("seq", checkpoint.Sequence), ("hash", checkpoint.Hash), ("time", CanonicalJson.Time(checkpoint.Time)),
                 ("key", checkpoint.KeyId), ("signature", checkpoint.Signature));
             sign.Transaction = transaction;
+            sign.CommandTimeout = WriteTimeoutSeconds ?? sign.CommandTimeout;
             sign.ExecuteNonQuery();
         }
 

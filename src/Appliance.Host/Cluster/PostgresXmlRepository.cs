@@ -21,7 +21,7 @@ internal sealed class PostgresXmlRepository : IXmlRepository, IDisposable
 
     public PostgresXmlRepository(string connectionString)
     {
-        _dataSource = NpgsqlDataSource.Create(connectionString);
+        _dataSource = NpgsqlDataSource.Create(Appliance.Audit.Postgres.ConnectionDefaults.Apply(connectionString));
         using var connection = _dataSource.OpenConnection();
         Execute(connection, "SELECT pg_advisory_lock(hashtext('appliance-data-protection-schema'))");
         try

@@ -11,7 +11,7 @@ public sealed class PostgresApiKeyTable : ApiKeyTable
 
     public PostgresApiKeyTable(string connectionString)
     {
-        _dataSource = NpgsqlDataSource.Create(connectionString);
+        _dataSource = NpgsqlDataSource.Create(Appliance.Audit.Postgres.ConnectionDefaults.Apply(connectionString));
         using var connection = _dataSource.OpenConnection();
         // Nodes may start together: one creates the table, the others wait for it.
         Execute(connection, "SELECT pg_advisory_lock(hashtext('appliance-api-keys-schema'));");
