@@ -170,6 +170,7 @@ public sealed class ConsoleBrowserTests : IAsyncLifetime
     /// </summary>
     private async Task AnOpenPlaygroundOutlivesItsFirstTokenAsync(IPage ada)
     {
+        var signedInBefore = DateTimeOffset.UtcNow; // ada signed in before this
         await ada.GotoAsync($"{_host!.Address}console/playground");
         await Task.Delay(TimeSpan.FromSeconds(TokenSeconds + 2)); // the token the page connected with has expired
         await SendWhenInteractiveAsync(ada, "Still there?");
@@ -186,6 +187,11 @@ public sealed class ConsoleBrowserTests : IAsyncLifetime
         await ada.GetByRole(AriaRole.Button, new() { Name = "Sign out" }).ClickAsync();
         var logoutUrl = (await realmLogout).Url;
         Assert.Contains("id_token_hint=ey", logoutUrl, StringComparison.Ordinal);
+        // The ID token the realm sent with the refreshed tokens, not the one from signing in (a realm may refuse an
+        // expired hint and keep the session).
+        var hint = System.Web.HttpUtility.ParseQueryString(new Uri(logoutUrl).Query)["id_token_hint"]!;
+        Assert.True(new Microsoft.IdentityModel.JsonWebTokens.JsonWebToken(hint).IssuedAt > signedInBefore.UtcDateTime.AddSeconds(TokenSeconds / 2.0),
+            "the sign-out should carry the ID token of the latest refresh");
         Assert.Contains($"client_id={OidcProvider.ConsoleClient}", logoutUrl, StringComparison.Ordinal);
         await ada.WaitForURLAsync(url => !url.EndsWith("/console", StringComparison.Ordinal), new() { Timeout = 30_000 });
         var cookies = await ada.Context.CookiesAsync([_host.Address.ToString()]);

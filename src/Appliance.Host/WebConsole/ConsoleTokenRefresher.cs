@@ -74,7 +74,9 @@ internal sealed partial class ConsoleTokenRefresher(
 
         if (user.FindFirst(ConsoleSession.RefreshTokenClaim)?.Value is { } refresh && await RefreshAsync(refresh, cancellationToken) is { } fresh)
         {
-            return (ConsoleSession.FromAccessToken(fresh.Access, identity.Value.RoleClientId, fresh.Refresh, user.FindFirst(ConsoleSession.IdTokenClaim)?.Value), true);
+            // The realm's newest ID token, when it sent one: sign-out hands it back, and a realm may refuse an expired one.
+            var idToken = fresh.IdToken ?? user.FindFirst(ConsoleSession.IdTokenClaim)?.Value;
+            return (ConsoleSession.FromAccessToken(fresh.Access, identity.Value.RoleClientId, fresh.Refresh, idToken), true);
         }
 
         return ConsoleSession.ExpiresAt(access) > time.GetUtcNow() ? (user, false) : (null, false);
@@ -102,7 +104,7 @@ internal sealed partial class ConsoleTokenRefresher(
 
     private bool Expiring(string accessToken) => ConsoleSession.ExpiresAt(accessToken) - time.GetUtcNow() < Margin;
 
-    private async Task<(string Access, string Refresh)?> RefreshAsync(string refreshToken, CancellationToken cancellationToken)
+    private async Task<(string Access, string Refresh, string? IdToken)?> RefreshAsync(string refreshToken, CancellationToken cancellationToken)
     {
         var options = openId.Get(ConsoleSession.OpenIdScheme);
         if (options.ConfigurationManager is null)
@@ -131,7 +133,8 @@ internal sealed partial class ConsoleTokenRefresher(
             var access = json.RootElement.GetProperty("access_token").GetString()!;
             // Keycloak may rotate the refresh token; keep the old one when it does not.
             var refresh = json.RootElement.TryGetProperty("refresh_token", out var rotated) ? rotated.GetString() ?? refreshToken : refreshToken;
-            return (access, refresh);
+            var idToken = json.RootElement.TryGetProperty("id_token", out var id) ? id.GetString() : null;
+            return (access, refresh, idToken);
         }
         catch (Exception exception) when (exception is HttpRequestException or JsonException or KeyNotFoundException or InvalidOperationException)
         {
