@@ -48,6 +48,7 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
     private readonly Lock _runGate = new(); // the watchdog interrupts only while a run is in progress
     private long _runStartedAt; // Stopwatch timestamp of the run in progress; 0 between runs
     private bool _runInterrupted; // the watchdog interrupted the run in progress (guarded by _runGate)
+    private bool _lastFailureTimedOut; // the last failed run was interrupted for taking too long
     private readonly Timer _watchdog;
     private int _stopped;
 
@@ -135,6 +136,13 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
             throw new EngineFailedException($"The engine of model {Model.Id} failed and is restarting; try again shortly.", Math.Max(seconds, 1));
         }
 
+        if (RunOverdue())
+        {
+            // A run past its timeout (a device that stopped answering, perhaps beyond any interrupt): nothing queued here
+            // would start; the router sends the request to another replica, or the caller is told to come back.
+            throw new EngineFailedException($"The engine of model {Model.Id} is waiting for a model run that has taken longer than its run timeout; try again later.", 30);
+        }
+
         Validate(request);
         if (Interlocked.Increment(ref _queued) > _options.MaxQueuedRequests)
         {
@@ -185,8 +193,12 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
     private bool RecentlyFailed()
     {
         var failedAt = Interlocked.Read(ref _runFailedAt);
-        return failedAt != 0 && System.Diagnostics.Stopwatch.GetElapsedTime(failedAt) < _options.FailedRunProbation;
+        // A run that had to be interrupted is likely to hang again: ranked last for a whole run timeout, not 10 s.
+        var probation = Volatile.Read(ref _lastFailureTimedOut) ? Max(_options.FailedRunProbation, _options.RunTimeout) : _options.FailedRunProbation;
+        return failedAt != 0 && System.Diagnostics.Stopwatch.GetElapsedTime(failedAt) < probation;
     }
+
+    private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
 
     /// <summary>Tenants whose fair-queue state the scheduler keeps: those active lately, not every tenant ever seen.</summary>
     public int TrackedTenants => _scheduler.TrackedTenants;
@@ -573,6 +585,15 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
         {
             return true; // interrupted because the engine stops: nothing to decode any more
         }
+        catch (TimeoutException exception)
+        {
+            // Not a model that cannot verify drafts: a run that hung. Decoding it again plainly would wait as long.
+            Volatile.Write(ref _lastFailureTimedOut, true);
+            Interlocked.Exchange(ref _runFailedAt, System.Diagnostics.Stopwatch.GetTimestamp());
+            EngineLog.RunFailed(_logger, exception, 1, Model.Id);
+            Finish(sequence, new ModelRunException($"The model run failed: {exception.Message}", sequence.Output.CompletionTokens > 0, exception));
+            return true;
+        }
         catch (Exception exception)
         {
             // The runner records a run's KV only when it succeeds: the sequence is as it was. Decode it plainly, and
@@ -654,6 +675,7 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
         }
         catch (Exception exception)
         {
+            Volatile.Write(ref _lastFailureTimedOut, exception is TimeoutException);
             Interlocked.Exchange(ref _runFailedAt, System.Diagnostics.Stopwatch.GetTimestamp());
             EngineLog.RunFailed(_logger, exception, rows.Count, Model.Id);
             foreach (var (sequence, _) in rows)

@@ -26,7 +26,7 @@ public sealed class ExportDuringRetentionTests
         Assert.Equal("node-1", node);
         Assert.True(verdict.Ok, verdict.Message);
         Assert.Equal(Entries - through, verdict.EntriesChecked);
-        Assert.Contains("5000 entries exported before that retention run removed them were set aside", verdict.Message, StringComparison.Ordinal);
+        Assert.Contains("the 5000 entries exported before that retention run removed them verified too", verdict.Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -42,6 +42,24 @@ public sealed class ExportDuringRetentionTests
 
         Assert.False(verdict.Ok);
         Assert.Equal((Chain.ChainProblem.Deleted, removed), (verdict.Problem, verdict.FirstBrokenSequence ?? 0));
+    }
+
+    [Fact]
+    public async Task A_later_genuine_retention_record_does_not_cover_entries_changed_by_hand()
+    {
+        await using var audit = await Filled();
+        var (text, through) = await ExportWhileRetentionRuns(audit);
+        // Entry 10 was exported before the retention run removed it; someone rewrites who made the request.
+        var lines = text.Split('\n').Select(line => line.StartsWith("{\"seq\":10,", StringComparison.Ordinal)
+            ? line.Replace("\"username\":\"user0\"", "\"username\":\"nobody\"", StringComparison.Ordinal)
+            : line);
+
+        var export = AuditExport.Read(new StringReader(string.Join('\n', lines)));
+        var (_, verdict) = Assert.Single(ExportVerifier.Verify(export, ["node-1"], audit.PublicKey(), witnesses: false));
+
+        Assert.False(verdict.Ok);
+        Assert.Equal((Chain.ChainProblem.Modified, 10L), (verdict.Problem, verdict.FirstBrokenSequence ?? 0));
+        Assert.True(through > 10);
     }
 
     private static async Task<AuditChainFixture> Filled()

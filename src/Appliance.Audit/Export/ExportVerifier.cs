@@ -45,17 +45,30 @@ public static class ExportVerifier
 
     /// <summary>
     /// One chain from its newest retention record. An export that a retention run overtook holds entries that run
-    /// removed, then the run's record after the entries: those entries are set aside (the signed record vouches for
-    /// where the chain resumes; what came before it is no longer part of the log), the rest must follow it unbroken.
+    /// removed, then the run's record after the entries. Those entries are verified on their own, from the record the
+    /// export began with (or the chain's start) and against their checkpoints, so a file cannot pass by carrying a
+    /// later genuine record over entries changed by hand; the rest must follow the newest record unbroken.
     /// </summary>
     private static ChainVerification VerifyChain(ExportContents export, string chain, ECDsa? key)
     {
         var retention = NewestRetention(export, chain);
         var through = retention?.ThroughSequence ?? 0;
-        var setAside = export.Entries.Count(e => e.Node == chain && e.Sequence <= through);
-        var verdict = ChainVerifier.Verify(export.Entries.Where(e => e.Node == chain && e.Sequence > through), export.Checkpoints.Where(c => c.Node == chain), key, retention);
-        return verdict.Ok && setAside > 0
-            ? verdict with { Message = $"{verdict.Message}; {setAside} entries exported before that retention run removed them were set aside" }
+        var checkpoints = export.Checkpoints.Where(c => c.Node == chain).ToList();
+        var removed = export.Entries.Where(e => e.Node == chain && e.Sequence <= through).ToList();
+        if (removed.Count > 0)
+        {
+            var earlier = export.Retentions.Where(r => r.Node == chain && r.ThroughSequence < through).MaxBy(r => r.ThroughSequence);
+            var last = removed[^1].Sequence;
+            var before = ChainVerifier.Verify(removed, checkpoints.Where(c => c.Sequence <= last), key, earlier);
+            if (!before.Ok)
+            {
+                return before with { Message = $"{before.Message} (among the entries exported before a retention run removed them)" };
+            }
+        }
+
+        var verdict = ChainVerifier.Verify(export.Entries.Where(e => e.Node == chain && e.Sequence > through), checkpoints, key, retention);
+        return verdict.Ok && removed.Count > 0
+            ? verdict with { Message = $"{verdict.Message}; the {removed.Count} entries exported before that retention run removed them verified too" }
             : verdict;
     }
 

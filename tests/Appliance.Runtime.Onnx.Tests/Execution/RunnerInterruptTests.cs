@@ -47,6 +47,7 @@ public abstract class RunnerInterruptTests(TinyModelFixture model)
             {
                 runner.Interrupt();
                 started.Set();
+                Thread.Yield(); // a busy loop, but not one that holds a core the other test assemblies need
             }
         });
         try
