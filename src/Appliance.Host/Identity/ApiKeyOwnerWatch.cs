@@ -9,22 +9,40 @@ namespace Appliance.Host.Identity;
 /// <summary>
 /// Keeps API keys from outliving their owner's Keycloak account: every <see cref="ApiKeyOwnerCheckOptions.Interval"/> it
 /// looks up each active key's owner in the realm (Keycloak's admin API, with a service account allowed to view users)
-/// and suspends the keys of an owner who was disabled or deleted, until the owner is enabled again. A failed lookup
-/// (Keycloak down, a missing role) keeps the last verdicts and is logged: keys go on working through a Keycloak
-/// outage, as they were issued to do, and a suspension is never lifted by one.
+/// and suspends the keys of an owner who was disabled or deleted, until the owner is enabled again. A failed round
+/// (Keycloak down, a missing role) keeps the last verdicts and is logged; once no round has succeeded for
+/// <see cref="ApiKeyOwnerCheckOptions.MaxStaleness"/> (counted from start on a node that never had one, since the
+/// verdicts live in memory), every key is refused until one does. Service owners
+/// (Identity:ApiKeys:ServiceOwners) other than Keycloak's service-account-&lt;client&gt; users need not exist in the
+/// realm: one that is not found is not checked (one that is found disabled is suspended).
 /// </summary>
 internal sealed partial class ApiKeyOwnerWatch(IOptions<IdentityOptions> options, ApiKeyStore store, TimeProvider time, ILogger<ApiKeyOwnerWatch> logger)
     : BackgroundService
 {
     private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(30) };
     private volatile Dictionary<string, string> _suspended = new(StringComparer.OrdinalIgnoreCase);
+    private readonly long _startedAt = time.GetTimestamp();
+    private long _lastSuccess; // timestamp of the last round that answered for every owner; 0: none yet
     private bool _failing;
+    private readonly HashSet<string> _reportedUnchecked = new(StringComparer.OrdinalIgnoreCase);
 
     /// <summary>Whether owner checks are configured (Identity:ApiKeys:OwnerCheck:ClientId).</summary>
     public bool Enabled => options.Value.ApiKeys.Enabled && options.Value.ApiKeys.OwnerCheck.ClientId.Length > 0;
 
-    /// <summary>Why keys of <paramref name="owner"/> are suspended (disabled or deleted in Keycloak), or null.</summary>
-    public string? Suspension(string owner) => _suspended.GetValueOrDefault(owner);
+    /// <summary>Why keys of <paramref name="owner"/> are suspended (disabled or deleted in Keycloak, or unchecked too long), or null.</summary>
+    public string? Suspension(string owner)
+    {
+        if (!Enabled)
+        {
+            return null;
+        }
+
+        var since = Interlocked.Read(ref _lastSuccess) is var last and not 0 ? last : _startedAt;
+        var stale = time.GetElapsedTime(since);
+        return stale > options.Value.ApiKeys.OwnerCheck.MaxStaleness
+            ? $"could not be checked in Keycloak for {stale.TotalMinutes:F0} minutes (Identity:ApiKeys:OwnerCheck:MaxStaleness); keys are refused until a check succeeds"
+            : _suspended.GetValueOrDefault(owner);
+    }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -57,6 +75,7 @@ internal sealed partial class ApiKeyOwnerWatch(IOptions<IdentityOptions> options
             if (owners.Count == 0)
             {
                 _suspended = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+                Interlocked.Exchange(ref _lastSuccess, time.GetTimestamp());
                 return;
             }
 
@@ -81,6 +100,7 @@ internal sealed partial class ApiKeyOwnerWatch(IOptions<IdentityOptions> options
             }
 
             _suspended = suspended;
+            Interlocked.Exchange(ref _lastSuccess, time.GetTimestamp());
             _failing = false;
         }
         catch (Exception exception) when (!cancellation.IsCancellationRequested)
@@ -112,9 +132,25 @@ internal sealed partial class ApiKeyOwnerWatch(IOptions<IdentityOptions> options
         using var users = JsonDocument.Parse(await response.Content.ReadAsStreamAsync(cancellation));
         var match = users.RootElement.EnumerateArray()
             .FirstOrDefault(u => string.Equals(u.GetProperty("username").GetString(), owner, StringComparison.OrdinalIgnoreCase));
-        return match.ValueKind == JsonValueKind.Undefined ? "no longer exists in Keycloak"
-            : match.TryGetProperty("enabled", out var enabled) && enabled.ValueKind == JsonValueKind.False ? "is disabled in Keycloak"
-            : null;
+        if (match.ValueKind == JsonValueKind.Undefined)
+        {
+            // People and Keycloak service accounts (service-account-<client>) are realm users: missing means deleted.
+            // Other service owners may be names of the administrators' own choosing.
+            if (!options.Value.ApiKeys.ServiceOwners.Contains(owner, StringComparer.OrdinalIgnoreCase)
+                || owner.StartsWith("service-account-", StringComparison.OrdinalIgnoreCase))
+            {
+                return "no longer exists in Keycloak";
+            }
+
+            if (_reportedUnchecked.Add(owner))
+            {
+                LogServiceOwnerUnchecked(logger, owner);
+            }
+
+            return null;
+        }
+
+        return match.TryGetProperty("enabled", out var enabled) && enabled.ValueKind == JsonValueKind.False ? "is disabled in Keycloak" : null;
     }
 
     private async Task<string> ServiceAccountTokenAsync(CancellationToken cancellation)
@@ -155,6 +191,9 @@ internal sealed partial class ApiKeyOwnerWatch(IOptions<IdentityOptions> options
 
     [LoggerMessage(EventId = 3034, Level = LogLevel.Information, Message = "API keys of {Owner} work again: the owner is enabled in Keycloak")]
     private static partial void LogResumed(ILogger logger, string owner);
+
+    [LoggerMessage(EventId = 3036, Level = LogLevel.Information, Message = "API key owner {Owner} is a service owner without a Keycloak account: its keys are not checked")]
+    private static partial void LogServiceOwnerUnchecked(ILogger logger, string owner);
 
     [LoggerMessage(EventId = 3035, Level = LogLevel.Error, Message = "Checking API key owners in Keycloak failed ({Reason}); the last verdicts stand until a check succeeds")]
     private static partial void LogCheckFailed(ILogger logger, Exception exception, string reason);

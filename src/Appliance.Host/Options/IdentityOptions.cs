@@ -118,6 +118,12 @@ public sealed record ApiKeyOwnerCheckOptions
 
     /// <summary>How often owners are looked up: the longest a disabled owner's keys keep working.</summary>
     public TimeSpan Interval { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// How long keys keep working while no check succeeds (Keycloak down, the client's secret rotated): past it, and
+    /// on a node that has not checked since it started, every key is refused until a check succeeds.
+    /// </summary>
+    public TimeSpan MaxStaleness { get; init; } = TimeSpan.FromHours(1);
 }
 
 /// <summary>The Keycloak role names behind the appliance's policies.</summary>

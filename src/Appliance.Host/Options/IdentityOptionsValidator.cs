@@ -47,6 +47,8 @@ internal sealed class IdentityOptionsValidator(IHostEnvironment environment, ICo
             Require(failures, "Identity:ApiKeys:OwnerCheck:ClientSecret", ownerCheck.ClientSecret.Length > 0, "is required with a ClientId");
             Require(failures, "Identity:ApiKeys:OwnerCheck:Interval", ownerCheck.Interval >= TimeSpan.FromSeconds(1) && ownerCheck.Interval <= TimeSpan.FromDays(1),
                 "must be between 00:00:01 and 1.00:00:00");
+            Require(failures, "Identity:ApiKeys:OwnerCheck:MaxStaleness", ownerCheck.MaxStaleness >= ownerCheck.Interval * 2,
+                "must be at least twice Identity:ApiKeys:OwnerCheck:Interval");
             Require(failures, "Identity:ApiKeys:OwnerCheck:ClientId", options.Authority.Contains("/realms/", StringComparison.Ordinal),
                 "needs Identity:Authority to be a Keycloak realm (…/realms/<realm>)");
         }

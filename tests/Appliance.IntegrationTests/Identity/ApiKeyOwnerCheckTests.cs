@@ -21,21 +21,10 @@ public sealed class ApiKeyOwnerCheckTests : IDisposable
     public async Task The_keys_of_an_owner_disabled_or_deleted_in_Keycloak_are_refused_until_the_owner_is_enabled()
     {
         await using var provider = await OidcProvider.StartAsync();
-        var model = _root.Combine("tiny");
-        SyntheticModelFolder.Write(SyntheticModelSpec.Tiny, model);
-        await using var running = await RunningAppliance.StartAsync(
-            $"--Identity:Authority={provider.Authority()}", "--Identity:RequireHttpsMetadata=false",
-            "--Identity:ApiKeys:Enabled=true", $"--Identity:ApiKeys:ServiceOwners:0={Owner}",
-            "--Identity:ApiKeys:OwnerCheck:ClientId=appliance-directory", "--Identity:ApiKeys:OwnerCheck:ClientSecret=directory-secret",
-            "--Identity:ApiKeys:OwnerCheck:Interval=00:00:01",
-            $"--Models:open:Path={model}", "--Appliance:BuiltInEmbeddings=false", $"--Appliance:DataFolder={_root.Combine("data")}",
-            "--Logging:LogLevel:Default=Warning");
-        await running.WaitUntilReadyAsync();
+        await using var running = await StartAsync(provider, "directory-secret");
         using var operatorClient = running.ClientWith(await provider.ClientCredentialsTokenAsync("appliance-operator"));
-        using var issue = await operatorClient.PostAsJsonAsync("/admin/api-keys", new { owner = Owner, name = "nightly report", roles = new[] { "appliance-user" } });
-        Assert.Equal(HttpStatusCode.Created, issue.StatusCode);
-        using var issued = JsonDocument.Parse(await issue.Content.ReadAsStringAsync());
-        using var withKey = running.ClientWith(issued.RootElement.GetProperty("key").GetString());
+        using var withKey = running.ClientWith(await IssueAsync(operatorClient, Owner));
+        using var batchKey = running.ClientWith(await IssueAsync(operatorClient, "svc-batch")); // a service owner with no Keycloak account
         Assert.Equal(HttpStatusCode.OK, (await withKey.GetAsync("/v1/models")).StatusCode);
 
         await provider.SetUserEnabledAsync(Owner, enabled: false);
@@ -49,6 +38,44 @@ public sealed class ApiKeyOwnerCheckTests : IDisposable
         await provider.DeleteUserAsync(Owner);
         Assert.Equal(HttpStatusCode.Unauthorized, await StatusOnceSettledAsync(withKey, HttpStatusCode.Unauthorized));
         Assert.Contains("its owner service-account-report-generator no longer exists in Keycloak", await auditor.GetStringAsync(Refusals), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, (await batchKey.GetAsync("/v1/models")).StatusCode); // checked many times by now, never suspended
+    }
+
+    [Fact]
+    public async Task Keys_are_refused_once_owners_could_not_be_checked_for_longer_than_allowed()
+    {
+        await using var provider = await OidcProvider.StartAsync();
+        await using var running = await StartAsync(provider, "a-rotated-secret", "--Identity:ApiKeys:OwnerCheck:MaxStaleness=00:00:03");
+        using var operatorClient = running.ClientWith(await provider.ClientCredentialsTokenAsync("appliance-operator"));
+        using var withKey = running.ClientWith(await IssueAsync(operatorClient, Owner));
+
+        Assert.Equal(HttpStatusCode.Unauthorized, await StatusOnceSettledAsync(withKey, HttpStatusCode.Unauthorized));
+
+        using var auditor = running.ClientWith(await provider.ClientCredentialsTokenAsync("compliance-bot"));
+        Assert.Contains("could not be checked in Keycloak", await auditor.GetStringAsync(Refusals), StringComparison.Ordinal);
+    }
+
+    private async Task<RunningAppliance> StartAsync(OidcProvider provider, string directorySecret, params string[] more)
+    {
+        var model = _root.Combine("tiny");
+        SyntheticModelFolder.Write(SyntheticModelSpec.Tiny, model);
+        var running = await RunningAppliance.StartAsync([
+            $"--Identity:Authority={provider.Authority()}", "--Identity:RequireHttpsMetadata=false",
+            "--Identity:ApiKeys:Enabled=true", $"--Identity:ApiKeys:ServiceOwners:0={Owner}", "--Identity:ApiKeys:ServiceOwners:1=svc-batch",
+            "--Identity:ApiKeys:OwnerCheck:ClientId=appliance-directory", $"--Identity:ApiKeys:OwnerCheck:ClientSecret={directorySecret}",
+            "--Identity:ApiKeys:OwnerCheck:Interval=00:00:01",
+            $"--Models:open:Path={model}", "--Appliance:BuiltInEmbeddings=false", $"--Appliance:DataFolder={_root.Combine("data")}",
+            "--Logging:LogLevel:Default=Warning", .. more]);
+        await running.WaitUntilReadyAsync();
+        return running;
+    }
+
+    private static async Task<string> IssueAsync(HttpClient administrator, string owner)
+    {
+        using var issue = await administrator.PostAsJsonAsync("/admin/api-keys", new { owner, name = "nightly job", roles = new[] { "appliance-user" } });
+        Assert.Equal(HttpStatusCode.Created, issue.StatusCode);
+        using var issued = JsonDocument.Parse(await issue.Content.ReadAsStringAsync());
+        return issued.RootElement.GetProperty("key").GetString()!;
     }
 
     /// <summary>The status of GET /v1/models once it is <paramref name="expected"/>, or the last one after 20 s (checks run every second).</summary>
