@@ -31,6 +31,8 @@ public sealed class HuggingFaceChatTemplate : IChatTemplate
     /// <summary>The template's source, from which the tool-call format of the model is recognised.</summary>
     public string Source { get; }
 
+    string? IChatTemplate.Source => Source;
+
     /// <summary>Renders; a template that refuses the conversation throws <see cref="ChatTemplateRejectedException"/>.</summary>
     public string Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = true, IReadOnlyList<ToolDefinition>? tools = null, Reasoning.ReasoningSwitch? reasoning = null)
     {

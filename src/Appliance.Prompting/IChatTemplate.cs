@@ -5,6 +5,9 @@ public interface IChatTemplate
 {
     string Name { get; }
 
+    /// <summary>The model's own template text (from which its tool-call format and thinking tags are recognised); null for built-ins.</summary>
+    string? Source => null;
+
     /// <summary>
     /// Renders the messages; with <paramref name="addGenerationPrompt"/> it ends where the assistant's answer begins.
     /// <paramref name="tools"/> are the functions the model may call, passed to the template as transformers does;

@@ -37,7 +37,7 @@ public sealed record ServedModel(
     /// convention).
     /// </summary>
     public ToolCallFormat ToolCallFormat => ToolPrompt.UsesModelFormat(ChatTemplate)
-        ? ToolCalls ?? ToolCallFormat.FromTemplate((ChatTemplate as HuggingFaceChatTemplate)?.Source)
+        ? ToolCalls ?? ToolCallFormat.FromTemplate(ChatTemplate.Source)
         : ToolCallFormat.Hermes;
 }
 

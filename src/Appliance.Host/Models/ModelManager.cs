@@ -278,11 +278,21 @@ internal sealed partial class ModelManager(
     private ServedModel Serve(string id, ModelOptions options, ModelFolder folder, ModelDeployment deployment)
     {
         var template = ChatTemplateLoader.Load(options.Path, time, options.ChatTemplate);
+        if (template is Prompting.ChatMlTemplate && options.ChatTemplate is null or ChatTemplateLoader.Auto)
+        {
+            LogNoChatTemplate(logger, id);
+        }
+
+        if (Prompting.ToolCallFormat.Named(options.ToolCallFormat) is null && Prompting.ToolPrompt.RendersTools(template)
+            && !Prompting.ToolCallFormat.Recognised(template.Source!))
+        {
+            LogToolFormatGuessed(logger, id);
+        }
         var toolCalls = Prompting.ToolCallFormat.Named(options.ToolCallFormat)
-            ?? Prompting.ToolCallFormat.FromTemplate((template as Prompting.HuggingFaceChatTemplate)?.Source);
+            ?? Prompting.ToolCallFormat.FromTemplate(template.Source);
         var thinking = Prompting.Reasoning.ThinkingTags.TryNamed(options.Reasoning, out var named)
             ? named
-            : Prompting.Reasoning.ThinkingTags.FromTemplate((template as Prompting.HuggingFaceChatTemplate)?.Source);
+            : Prompting.Reasoning.ThinkingTags.FromTemplate(template.Source);
         return new ServedModel(
             id,
             options.Aliases,
@@ -449,6 +459,12 @@ internal sealed partial class ModelManager(
 
     [LoggerMessage(EventId = 3016, Level = LogLevel.Error, Message = "Model {ModelId}: reload refused, the previous version keeps serving: {Reason}")]
     private static partial void LogReloadRefused(ILogger logger, Exception exception, string modelId, string reason);
+
+    [LoggerMessage(EventId = 3017, Level = LogLevel.Warning, Message = "Model {ModelId} ships no chat template (no chat_template.jinja, none in tokenizer_config.json): it is prompted in ChatML. If it was trained on another format, set Models:<id>:ChatTemplate")]
+    private static partial void LogNoChatTemplate(ILogger logger, string modelId);
+
+    [LoggerMessage(EventId = 3018, Level = LogLevel.Warning, Message = "Model {ModelId}: its template renders tools in a format the appliance does not recognise; its tool calls are read as Hermes' <tool_call> JSON. Set Models:<id>:ToolCallFormat if they come back as plain text")]
+    private static partial void LogToolFormatGuessed(ILogger logger, string modelId);
 
     [LoggerMessage(EventId = 3008, Level = LogLevel.Warning, Message = "Model {ModelId}: {Note}")]
     private static partial void LogContextCapped(ILogger logger, string modelId, string note);

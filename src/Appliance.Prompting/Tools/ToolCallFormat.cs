@@ -47,6 +47,12 @@ public abstract class ToolCallFormat
 
     public static ToolCallFormat? Named(string name) => All.FirstOrDefault(f => f.Name == name);
 
+    /// <summary>Whether <see cref="FromTemplate"/> recognises the template's format, rather than falling back to Hermes.</summary>
+    public static bool Recognised(string source) =>
+        DeepSeekToolCalls.WrittenBy(source) || DeepSeekV31ToolCalls.WrittenBy(source) || source.Contains("[TOOL_CALLS]", StringComparison.Ordinal)
+        || source.Contains("<tool_call>", StringComparison.Ordinal) || source.Contains("<|python_tag|>", StringComparison.Ordinal)
+        || source.Contains("ipython", StringComparison.Ordinal);
+
     /// <summary>The format a chat template writes calls in, recognised from its text; Hermes when it says nothing.</summary>
     public static ToolCallFormat FromTemplate(string? source) => source switch
     {

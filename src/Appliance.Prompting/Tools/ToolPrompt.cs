@@ -46,7 +46,7 @@ public static class ToolPrompt
     /// or ids of their own: those are mapped, the same way for a call and its result, to nine hex digits of a hash.
     /// </summary>
     private static bool WantsNineCharacterIds(IChatTemplate template) =>
-        template is HuggingFaceChatTemplate model && model.Source.Contains("[TOOL_CALLS]", StringComparison.Ordinal);
+        template.Source?.Contains("[TOOL_CALLS]", StringComparison.Ordinal) == true;
 
     private static ChatMessage NineCharacterIds(ChatMessage message) => message with
     {
@@ -61,7 +61,7 @@ public static class ToolPrompt
 
     /// <summary>Whether the template renders tools, tool calls and tool results on its own.</summary>
     public static bool RendersTools(IChatTemplate template) =>
-        template is HuggingFaceChatTemplate model && model.Source.Contains("tools", StringComparison.Ordinal);
+        template.Source?.Contains("tools", StringComparison.Ordinal) == true;
 
     /// <summary>
     /// Whether the model is prompted to call in its own format: its template renders tools, or it is DeepSeek V3's or
@@ -70,7 +70,7 @@ public static class ToolPrompt
     public static bool UsesModelFormat(IChatTemplate template) => RendersTools(template) || DeepSeekFormatOf(template) is not null;
 
     private static ToolCallFormat? DeepSeekFormatOf(IChatTemplate template) =>
-        template is HuggingFaceChatTemplate model && ToolCallFormat.FromTemplate(model.Source) is var format
+        template.Source is { } source && ToolCallFormat.FromTemplate(source) is var format
             && (format == ToolCallFormat.DeepSeekV3 || format == ToolCallFormat.DeepSeekV31)
             ? format
             : null;

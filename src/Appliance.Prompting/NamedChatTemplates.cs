@@ -1,0 +1,17 @@
+namespace Appliance.Prompting;
+
+/// <summary>
+/// A model that ships several named templates (tokenizer_config.json's chat_template as a list of {name, template},
+/// or additional_chat_templates/*.jinja): as transformers chooses, "tool_use" when the request offers tools and the
+/// model has one, "default" otherwise. Other names (a "rag" template, say) are not used.
+/// </summary>
+public sealed class NamedChatTemplates(HuggingFaceChatTemplate standard, HuggingFaceChatTemplate? toolUse) : IChatTemplate
+{
+    public string Name => "model";
+
+    /// <summary>Both texts, the tool template first: the tool-call format is recognised from it.</summary>
+    public string? Source => toolUse is null ? standard.Source : toolUse.Source + "\n" + standard.Source;
+
+    public string Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = true, IReadOnlyList<ToolDefinition>? tools = null, Reasoning.ReasoningSwitch? reasoning = null) =>
+        (tools is { Count: > 0 } && toolUse is not null ? toolUse : standard).Render(messages, addGenerationPrompt, tools, reasoning);
+}
