@@ -8,8 +8,22 @@ import datetime
 import json
 import sys
 
+from jinja2 import nodes
 from jinja2.exceptions import TemplateError
+from jinja2.ext import Extension
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+
+class GenerationBlocks(Extension):
+    """{% generation %}...{% endgeneration %} as transformers accepts it: the body is rendered as written, in a scope
+    of its own (transformers only records where it starts and ends, for training masks)."""
+
+    tags = {"generation"}
+
+    def parse(self, parser):
+        lineno = next(parser.stream).lineno
+        body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
+        return nodes.Scope(body, lineno=lineno)
 
 
 def raise_exception(message):
@@ -22,7 +36,8 @@ def tojson(value, ensure_ascii=False, indent=None, separators=None, sort_keys=Fa
 
 request = json.load(sys.stdin)
 today = datetime.datetime.strptime(request.get("today", "2026-11-28"), "%Y-%m-%d")
-environment = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+# As transformers builds it: loop controls (break, continue) and generation blocks switched on.
+environment = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols", GenerationBlocks])
 environment.filters["tojson"] = tojson
 environment.globals["raise_exception"] = raise_exception
 environment.globals["strftime_now"] = lambda format: today.strftime(format)

@@ -15,6 +15,12 @@ internal sealed record SetNode(string Name, string? Attribute, Expr Value) : Nod
 
 internal sealed record SetBlockNode(string Name, IReadOnlyList<Node> Body) : Node;
 
+/// <summary>A block rendered as it is: TRL's {% generation %} marks the assistant's part for training only.</summary>
+internal sealed record BlockNode(IReadOnlyList<Node> Body) : Node;
+
+/// <summary>{% break %} or {% continue %} (Jinja's loopcontrols extension, which transformers switches on).</summary>
+internal sealed record LoopControlNode(bool Break) : Node;
+
 internal sealed record MacroNode(string Name, IReadOnlyList<(string Name, Expr? Default)> Parameters, IReadOnlyList<Node> Body) : Node;
 
 /// <summary>Template expressions.</summary>

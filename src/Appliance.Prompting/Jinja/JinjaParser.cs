@@ -12,6 +12,7 @@ internal sealed class JinjaParser
     private List<Token> _tokens = [];
     private int _token;
     private int _line;
+    private int _loops; // for-loop bodies being parsed: break and continue belong in one
 
     private JinjaParser(List<Segment> segments) => _segments = segments;
 
@@ -68,6 +69,14 @@ internal sealed class JinjaParser
                 return ParseSet();
             case "macro":
                 return ParseMacro();
+            case "generation":
+                ExpectEnd();
+                var (body, _) = ParseBlock("endgeneration");
+                ExpectEnd();
+                return new BlockNode(body);
+            case "break" or "continue":
+                ExpectEnd();
+                return _loops > 0 ? new LoopControlNode(keyword == "break") : throw new ChatTemplateException($"line {_line}: '{keyword}' outside a loop");
             default:
                 throw new ChatTemplateException($"line {_line}: unsupported statement '{keyword}'");
         }
@@ -119,7 +128,9 @@ internal sealed class JinjaParser
         }
 
         ExpectEnd();
+        _loops++;
         var (body, end) = ParseBlock("else", "endfor");
+        _loops--;
         IReadOnlyList<Node>? elseBody = null;
         if (end == "else")
         {

@@ -9,6 +9,7 @@ internal sealed class JinjaRenderer
 
     private readonly List<Dictionary<string, object?>> _scopes;
     private readonly StringBuilder _output = new();
+    private bool? _loopControl; // set by {% break %} (true) or {% continue %} (false) until the loop takes it
 
     private JinjaRenderer(IReadOnlyDictionary<string, object?> context)
     {
@@ -117,6 +118,11 @@ internal sealed class JinjaRenderer
             {
                 throw new ChatTemplateException("the rendered prompt exceeds 4 million characters");
             }
+
+            if (_loopControl is not null)
+            {
+                return; // the rest of this loop body is skipped
+            }
         }
     }
 
@@ -161,6 +167,21 @@ internal sealed class JinjaRenderer
                 break;
             case MacroNode macro:
                 _scopes[^1][macro.Name] = MakeMacro(macro);
+                break;
+            case BlockNode block:
+                _scopes.Add(new Dictionary<string, object?>(StringComparer.Ordinal)); // a scope of its own, as transformers' extension gives it
+                try
+                {
+                    RenderNodes(block.Body);
+                }
+                finally
+                {
+                    _scopes.RemoveAt(_scopes.Count - 1);
+                }
+
+                break;
+            case LoopControlNode control:
+                _loopControl = control.Break;
                 break;
             default:
                 throw new ChatTemplateException($"cannot render {node.GetType().Name}");
@@ -221,6 +242,13 @@ internal sealed class JinjaRenderer
             finally
             {
                 _scopes.RemoveAt(_scopes.Count - 1);
+            }
+
+            var stop = _loopControl == true;
+            _loopControl = null;
+            if (stop)
+            {
+                break;
             }
         }
     }

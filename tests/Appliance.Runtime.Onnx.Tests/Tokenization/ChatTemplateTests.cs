@@ -45,6 +45,38 @@ public sealed class ChatTemplateTests
         }
     }
 
+    /// <summary>
+    /// Statements transformers switches on and fine-tuned models' templates use: TRL's {% generation %} around the
+    /// assistant's turns, and the loop controls {% break %} and {% continue %}.
+    /// </summary>
+    [Fact]
+    public void Generation_blocks_and_loop_controls_render_as_jinja2_renders_them()
+    {
+        const string source = """
+            {%- for message in messages %}
+            {%- if message.role == 'system' %}{% continue %}{% endif %}
+            {%- if message.role == 'assistant' %}<a>{% generation %}{% set inner = 'x' %}{{ message.content }}{{ inner }}{% endgeneration %}</a>
+            {%- else %}<u>{{ message.content }}</u>
+            {%- endif %}
+            {%- if loop.index >= 4 %}{% break %}{% endif %}
+            {%- endfor %}
+            {{- inner is defined }}
+            {%- for n in range(5) %}{% if n == 3 %}{% break %}{% endif %}{{ n }}{% else %}none{% endfor %}
+            """;
+        var conversation = Conversations[2].Concat([new ChatMessage("assistant", "Why?"), new ChatMessage("user", "never reached")]).ToArray();
+        var template = new HuggingFaceChatTemplate(source, null, null, new FixedTime(DateTimeOffset.Parse(Today, System.Globalization.CultureInfo.InvariantCulture)));
+
+        var expected = ReferenceChatTemplates.Render(source, conversation, null, null, addGenerationPrompt: false, Today);
+
+        Assert.Equal(expected, template.Render(conversation, addGenerationPrompt: false));
+        Assert.Contains("<a>Hello, how can I help?x</a>", expected, StringComparison.Ordinal);
+        Assert.DoesNotContain("never reached", expected, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Break_outside_a_loop_refuses_the_template_at_load() =>
+        Assert.Throws<ChatTemplateException>(() => new HuggingFaceChatTemplate("{% if true %}{% break %}{% endif %}", null, null));
+
     [Fact]
     public void Raise_exception_becomes_a_rejection_for_the_caller()
     {
