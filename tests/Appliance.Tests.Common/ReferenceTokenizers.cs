@@ -19,7 +19,8 @@ public static class ReferenceTokenizers
     }
 
     /// <summary>Token ids per text as the reference encodes them, without added special tokens unless asked for.</summary>
-    public static int[][] Encode(string family, IReadOnlyList<string> texts, bool addSpecialTokens = false)
+    /// <param name="tokenizerJson">Top-level parts of the family's tokenizer.json replaced (pre_tokenizer, decoder...), or null.</param>
+    public static int[][] Encode(string family, IReadOnlyList<string> texts, bool addSpecialTokens = false, System.Text.Json.Nodes.JsonObject? tokenizerJson = null)
     {
         var start = new ProcessStartInfo("node", ["encode.mjs"])
         {
@@ -31,7 +32,7 @@ public static class ReferenceTokenizers
             StandardOutputEncoding = System.Text.Encoding.UTF8,
         };
         using var process = Process.Start(start) ?? throw new InvalidOperationException("could not start node");
-        process.StandardInput.Write(JsonSerializer.Serialize(new { family, texts, add_special_tokens = addSpecialTokens }));
+        process.StandardInput.Write(JsonSerializer.Serialize(new { family, texts, add_special_tokens = addSpecialTokens, tokenizer_json = tokenizerJson }));
         process.StandardInput.Close();
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();

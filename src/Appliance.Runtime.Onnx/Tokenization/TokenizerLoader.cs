@@ -22,7 +22,16 @@ public static class TokenizerLoader
             // The folder's tokenizer.json decides. GPT-2's own vocabulary runs on the tiktoken implementation, which is
             // faster than the generic BPE, but only when the file really is GPT-2's (not merely declared GPT2Tokenizer).
             var path = Path.Combine(folder, JsonFileName);
-            return Gpt2Tokenizer.IsGpt2File(path) ? Gpt2Tokenizer.Instance : HuggingFace.TokenizerJsonLoader.Load(path);
+            try
+            {
+                return Gpt2Tokenizer.IsGpt2File(path) ? Gpt2Tokenizer.Instance : HuggingFace.TokenizerJsonLoader.Load(path);
+            }
+            catch (ModelFolderException) when (SentencePieceBeside(folder) is { } model)
+            {
+                // A tokenizer.json layout this does not read, beside the SentencePiece model it was converted from: the
+                // model file is the original, and transformers' slow tokenizer reads it the same way.
+                return LoadSentencePiece(model, config);
+            }
         }
 
         var sentencePiece = Path.Combine(folder, SentencePieceTokenizer.FileName);
@@ -33,11 +42,7 @@ public static class TokenizerLoader
 
         if (File.Exists(sentencePiece))
         {
-            // Llama-family tokenizers add BOS unless their configuration says otherwise.
-            var addBos = config is not { } settings || !settings.TryGetProperty("add_bos_token", out var add) || add.ValueKind != JsonValueKind.False;
-            // Hugging Face's Llama tokenizer is "legacy" unless its configuration says legacy: false.
-            var legacy = config is not { } c || !c.TryGetProperty("legacy", out var value) || value.ValueKind != JsonValueKind.False;
-            return SentencePieceTokenizer.Load(sentencePiece, addBos, AddedTokens(config), legacy);
+            return LoadSentencePiece(sentencePiece, config);
         }
 
         var tiktoken = Directory.Exists(folder) ? Directory.GetFiles(folder, "*" + TiktokenFileTokenizer.Extension) : [];
@@ -50,6 +55,22 @@ public static class TokenizerLoader
             ? $"{folder}: several {TiktokenFileTokenizer.Extension} files; keep the model's one."
             : $"{folder}: no tokenizer; a model folder needs {JsonFileName} with {ConfigFileName}, a SentencePiece {SentencePieceTokenizer.FileName}, "
               + $"or a tiktoken file ({TiktokenFileTokenizer.Extension}, or {SentencePieceTokenizer.FileName} in tiktoken's text format) with {ConfigFileName}.");
+    }
+
+    private static ITokenizer LoadSentencePiece(string path, JsonElement? config)
+    {
+        // Llama-family tokenizers add BOS unless their configuration says otherwise.
+        var addBos = config is not { } settings || !settings.TryGetProperty("add_bos_token", out var add) || add.ValueKind != JsonValueKind.False;
+        // Hugging Face's Llama tokenizer is "legacy" unless its configuration says legacy: false.
+        var legacy = config is not { } c || !c.TryGetProperty("legacy", out var value) || value.ValueKind != JsonValueKind.False;
+        return SentencePieceTokenizer.Load(path, addBos, AddedTokens(config), legacy);
+    }
+
+    /// <summary>A SentencePiece tokenizer.model in the folder (not a tiktoken file under that name), or null.</summary>
+    private static string? SentencePieceBeside(string folder)
+    {
+        var path = Path.Combine(folder, SentencePieceTokenizer.FileName);
+        return File.Exists(path) && !TiktokenFileTokenizer.IsRankFile(path) ? path : null;
     }
 
     /// <summary>tokenizer_config.json's added_tokens_decoder ({"32000": {"content": "&lt;|im_start|&gt;", ...}}) as text to id.</summary>

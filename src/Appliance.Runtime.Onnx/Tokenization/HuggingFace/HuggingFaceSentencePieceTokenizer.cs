@@ -84,7 +84,7 @@ public sealed class HuggingFaceSentencePieceTokenizer : ITokenizer
             }
             else
             {
-                EncodeNormalized(_rules.Normalize(text.AsSpan(offset, length)), ids);
+                EncodeNormalized(_rules.Normalize(text.AsSpan(offset, length), atStart: offset == 0), ids);
             }
         }
 

@@ -108,6 +108,11 @@ public sealed class HuggingFaceTokenizer : ITokenizer
                     && !TokenizerJson.IsTrue(step, "invert"):
                     patterns.Add(Compile(regex.GetString()!, path));
                     break;
+                case "Digits":
+                    // Each digit on its own (SmolLM), or runs of digits, split off as the tokenizers library does
+                    // (char::is_numeric: every Unicode number, not only 0-9).
+                    patterns.Add(Compile(TokenizerJson.IsTrue(step, "individual_digits") ? @"\p{N}" : @"\p{N}+", path));
+                    break;
                 case "ByteLevel" when !TokenizerJson.IsTrue(step, "add_prefix_space"):
                     byteLevel = true;
                     if (!step.TryGetProperty("use_regex", out var useRegex) || useRegex.ValueKind == JsonValueKind.True)
