@@ -54,6 +54,24 @@ public sealed class TokenizerLayoutTests : IDisposable
         AssertEncodesAsReference("llama2", parts, [.. Texts, "<s>Hi there<s> again"], roundTrips: false);
     }
 
+    [Theory]
+    [InlineData("llama3", "<|eot_id|>", "<|start_header_id|>")] // byte-level BPE
+    [InlineData("llama2", "<s>", "</s>")] // SentencePiece-style
+    public void Added_tokens_that_strip_whitespace_beside_them_encode_as_the_reference_does(string family, string rstrip, string lstrip)
+    {
+        // As Phi-3's file marks <|user|>, <|assistant|> and <|end|>: the newline after them is never tokenised.
+        var tokens = JsonNode.Parse(File.ReadAllText(Path.Combine(ReferenceTokenizers.ModelFolder(family), "tokenizer.json")))!["added_tokens"]!.AsArray();
+        foreach (var token in tokens.Select(t => t!.AsObject()))
+        {
+            token["rstrip"] = (string)token["content"]! == rstrip;
+            token["lstrip"] = (string)token["content"]! == lstrip;
+        }
+
+        string[] texts = [$"{rstrip}\n  Hello there  {lstrip} and {rstrip} {lstrip}", $"A\t{lstrip}{rstrip}\r\nB", $"{rstrip}   "];
+        AssertEncodesAsReference(family, new JsonObject { ["added_tokens"] = tokens.DeepClone() }, texts, roundTrips: false);
+        Assert.NotEqual(ReferenceTokenizers.Encode(family, texts)[0], TokenizerLoader.Load(_folder.Path).Encode(texts[0])); // the flags change the ids
+    }
+
     [Fact]
     public void A_tokenizer_json_not_understood_beside_its_sentencepiece_model_falls_back_to_the_model()
     {

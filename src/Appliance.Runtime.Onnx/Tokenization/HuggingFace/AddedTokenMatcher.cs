@@ -9,9 +9,15 @@ internal sealed class AddedTokenMatcher
     // Candidates by first character, longest first: Gemma 3 has 6,415 added tokens, so a single alternation regex
     // would be slow, while almost every position of ordinary text has no candidate at all.
     private readonly Dictionary<char, (string Text, int Id)[]> _byFirstChar;
+    private readonly IReadOnlyDictionary<int, (bool Left, bool Right)> _strips;
 
-    public AddedTokenMatcher(IReadOnlyDictionary<string, int> tokens)
+    /// <param name="strips">
+    /// Tokens (by id) that take the whitespace before (lstrip) or after (rstrip) them with them, as tokenizer.json's
+    /// added_tokens say: Phi-3's "&lt;|user|&gt;" swallows the newline after it, so the model never sees that newline.
+    /// </param>
+    public AddedTokenMatcher(IReadOnlyDictionary<string, int> tokens, IReadOnlyDictionary<int, (bool Left, bool Right)>? strips = null)
     {
+        _strips = strips ?? new Dictionary<int, (bool, bool)>();
         _byFirstChar = tokens
             .Where(token => token.Key.Length > 0)
             .GroupBy(token => token.Key[0])
@@ -28,13 +34,25 @@ internal sealed class AddedTokenMatcher
         {
             if (Match(text[i..]) is { } match)
             {
-                if (i > plainStart)
+                var (left, right) = _strips.GetValueOrDefault(match.Id);
+                var plainEnd = i;
+                while (left && plainEnd > plainStart && char.IsWhiteSpace(text[plainEnd - 1]))
                 {
-                    segments.Add((plainStart, i - plainStart, null));
+                    plainEnd--;
+                }
+
+                if (plainEnd > plainStart)
+                {
+                    segments.Add((plainStart, plainEnd - plainStart, null));
                 }
 
                 segments.Add((i, match.Length, match.Id));
                 i += match.Length;
+                while (right && i < text.Length && char.IsWhiteSpace(text[i]))
+                {
+                    i++;
+                }
+
                 plainStart = i;
             }
             else

@@ -29,14 +29,15 @@ public sealed class HuggingFaceSentencePieceTokenizer : ITokenizer
     private readonly PostProcessor _postProcessor;
 
     private HuggingFaceSentencePieceTokenizer(
-        BpeTokenizer bpe, Dictionary<string, int> vocabulary, Dictionary<string, int> added, HashSet<int> specialIds, int? unknownId, SentencePieceJsonRules rules, PostProcessor postProcessor)
+        BpeTokenizer bpe, Dictionary<string, int> vocabulary, Dictionary<string, int> added, Dictionary<int, (bool Left, bool Right)> strips, HashSet<int> specialIds,
+        int? unknownId, SentencePieceJsonRules rules, PostProcessor postProcessor)
     {
         _postProcessor = postProcessor;
         _bpe = bpe;
         _vocabulary = [.. vocabulary.Keys];
         _unknownId = unknownId;
         _rules = rules;
-        _addedTokens = new AddedTokenMatcher(added);
+        _addedTokens = new AddedTokenMatcher(added, strips);
         _specialIds = specialIds;
         _addedIds = [.. added.Values];
         _pieces = new string[Math.Max(vocabulary.Values.DefaultIfEmpty(-1).Max(), added.Values.DefaultIfEmpty(-1).Max()) + 1];
@@ -70,7 +71,7 @@ public sealed class HuggingFaceSentencePieceTokenizer : ITokenizer
             PreTokenizer = null,
             Normalizer = null,
         });
-        return new HuggingFaceSentencePieceTokenizer(bpe, vocabulary, added, TokenizerJson.SpecialTokenIds(root), unknownId, rules, PostProcessor.Read(root, path));
+        return new HuggingFaceSentencePieceTokenizer(bpe, vocabulary, added, TokenizerJson.AddedTokenStrips(root), TokenizerJson.SpecialTokenIds(root), unknownId, rules, PostProcessor.Read(root, path));
     }
 
     public IReadOnlyList<int> Encode(string text)

@@ -57,7 +57,7 @@ public sealed class HuggingFaceTokenizer : ITokenizer
             Merges = TokenizerJson.Merges(model, path),
             ByteLevel = true,
             SpecialTokens = added,
-            PreTokenizer = new SplitSequencePreTokenizer(SplitPatterns(root, path), new AddedTokenMatcher(added)),
+            PreTokenizer = new SplitSequencePreTokenizer(SplitPatterns(root, path), new AddedTokenMatcher(added, TokenizerJson.AddedTokenStrips(root))),
         };
         return new HuggingFaceTokenizer(BpeTokenizer.Create(options), added, TokenizerJson.SpecialTokenIds(root), UsesNfc(root, path), PostProcessor.Read(root, path));
     }

@@ -86,6 +86,24 @@ internal static class TokenizerJson
         return added;
     }
 
+    /// <summary>Added tokens (by id) that strip the whitespace on their left (lstrip) or right (rstrip).</summary>
+    public static Dictionary<int, (bool Left, bool Right)> AddedTokenStrips(JsonElement root)
+    {
+        var strips = new Dictionary<int, (bool, bool)>();
+        if (root.TryGetProperty("added_tokens", out var tokens) && tokens.ValueKind == JsonValueKind.Array)
+        {
+            foreach (var token in tokens.EnumerateArray())
+            {
+                if (IsTrue(token, "lstrip") || IsTrue(token, "rstrip"))
+                {
+                    strips[token.GetProperty("id").GetInt32()] = (IsTrue(token, "lstrip"), IsTrue(token, "rstrip"));
+                }
+            }
+        }
+
+        return strips;
+    }
+
     /// <summary>Ids of the added tokens marked special (control markers, not text: Gemma's whitespace runs are added but not special).</summary>
     public static HashSet<int> SpecialTokenIds(JsonElement root) =>
         root.TryGetProperty("added_tokens", out var tokens) && tokens.ValueKind == JsonValueKind.Array
