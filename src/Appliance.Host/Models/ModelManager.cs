@@ -299,7 +299,7 @@ internal sealed partial class ModelManager(
             deployment.LoadedAt,
             folder.Digest,
             deployment.Router.Model.ContextLength,
-            new ModelDefaults(options.DefaultTemperature, options.DefaultTopP, options.DefaultMaxTokens),
+            SamplingDefaults.For(options, folder.Config.Search),
             template,
             deployment.Router,
             toolCalls,

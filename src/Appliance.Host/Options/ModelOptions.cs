@@ -102,9 +102,14 @@ public sealed record ModelOptions
     /// </summary>
     public bool RecordContent { get; init; }
 
-    public float DefaultTemperature { get; init; } = 1f;
+    /// <summary>
+    /// Temperature of requests that name none; unset: the model's own (genai_config.json's search section, when it
+    /// samples: do_sample), else 1 as OpenAI's API.
+    /// </summary>
+    public float? DefaultTemperature { get; init; }
 
-    public float DefaultTopP { get; init; } = 1f;
+    /// <summary>top_p of requests that name none; unset: the model's own when it samples, else 1.</summary>
+    public float? DefaultTopP { get; init; }
 
     public int DefaultMaxTokens { get; init; } = 256;
 }

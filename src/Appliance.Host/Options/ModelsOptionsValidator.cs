@@ -50,8 +50,8 @@ public sealed class ModelsOptionsValidator : IValidateOptions<ModelsOptions>
             Check(failures, $"{key}:Reasoning", model.Reasoning == "auto" || Prompting.Reasoning.ThinkingTags.TryNamed(model.Reasoning, out _), "must be auto, think or none");
             Check(failures, $"{key}:ChatTemplate", model.ChatTemplate == "auto" || Prompting.BuiltInChatTemplates.Names.Contains(model.ChatTemplate),
                 $"must be auto or one of {string.Join(", ", Prompting.BuiltInChatTemplates.Names)}");
-            Check(failures, $"{key}:DefaultTemperature", model.DefaultTemperature is >= 0 and <= 2, "must be between 0 and 2");
-            Check(failures, $"{key}:DefaultTopP", model.DefaultTopP is > 0 and <= 1, "must be greater than 0 and at most 1");
+            Check(failures, $"{key}:DefaultTemperature", model.DefaultTemperature is null or (>= 0 and <= 2), "must be between 0 and 2");
+            Check(failures, $"{key}:DefaultTopP", model.DefaultTopP is null or (> 0 and <= 1), "must be greater than 0 and at most 1");
             Check(failures, $"{key}:DefaultMaxTokens", model.DefaultMaxTokens >= 1, "must be at least 1");
         }
 
