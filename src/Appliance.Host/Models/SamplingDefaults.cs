@@ -5,20 +5,19 @@ using Appliance.Runtime.Onnx.Models;
 namespace Appliance.Host.Models;
 
 /// <summary>
-/// What a request that names no sampling settings gets: the administrator's settings, else what the model's authors
-/// recommend (genai_config.json's search section, copied from generation_config.json, when it samples: Qwen 2.5's
-/// temperature 0.7, top_p 0.8, top_k 20, repetition penalty 1.05), else OpenAI's defaults. vLLM does the same.
+/// What a request that names no temperature or top_p gets: the administrator's settings, else the model's own
+/// (genai_config.json's search section, when it samples: do_sample), else OpenAI's 1.
 /// </summary>
 internal static class SamplingDefaults
 {
     public static ModelDefaults For(ModelOptions options, SearchDefaults search)
     {
         var own = search.DoSample;
+        // Temperature and top_p only: the model builder writes top_k 50 where the model names none and takes the
+        // repetition penalty from the model's config, and a penalty would change greedy answers too.
         return new ModelDefaults(
-            options.DefaultTemperature ?? (own ? search.Temperature : 1f),
+            options.DefaultTemperature ?? (own && search.Temperature is >= 0 and <= 2 ? search.Temperature : 1f),
             options.DefaultTopP ?? (own && search.TopP is > 0 and <= 1 ? search.TopP : 1f),
-            options.DefaultMaxTokens,
-            own && search.TopK > 0 ? search.TopK : 0,
-            own && search.RepetitionPenalty > 0 ? search.RepetitionPenalty : 1f);
+            options.DefaultMaxTokens);
     }
 }

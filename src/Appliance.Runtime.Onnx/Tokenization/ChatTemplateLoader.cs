@@ -44,14 +44,17 @@ public static class ChatTemplateLoader
     }
 
     /// <summary>
-    /// The folder's templates by name, as transformers reads them: tokenizer_config.json's chat_template (a string is
-    /// "default"; a list of {name, template} names each), then chat_template.jinja as "default" and
-    /// additional_chat_templates/&lt;name&gt;.jinja, which win over the config's.
+    /// The folder's templates by name, as transformers reads them: chat_template.jinja as "default" and
+    /// additional_chat_templates/&lt;name&gt;.jinja when there are such files (the config's are then ignored whole), else
+    /// tokenizer_config.json's chat_template (a string is "default"; a list of {name, template} names each).
     /// </summary>
     private static Dictionary<string, (string Text, string Origin)> Sources(string folder, JsonElement? root, string configPath)
     {
         var sources = new Dictionary<string, (string Text, string Origin)>(StringComparer.Ordinal);
-        if (root is { } settings && settings.TryGetProperty("chat_template", out var template))
+        var file = Path.Combine(folder, TemplateFileName);
+        var extras = Path.Combine(folder, NamedTemplatesFolder);
+        var files = File.Exists(file) || (Directory.Exists(extras) && Directory.EnumerateFiles(extras, "*.jinja").Any());
+        if (!files && root is { } settings && settings.TryGetProperty("chat_template", out var template))
         {
             if (template.ValueKind == JsonValueKind.String)
             {
@@ -70,13 +73,11 @@ public static class ChatTemplateLoader
             }
         }
 
-        var file = Path.Combine(folder, TemplateFileName);
         if (File.Exists(file))
         {
             sources["default"] = (File.ReadAllText(file), file);
         }
 
-        var extras = Path.Combine(folder, NamedTemplatesFolder);
         if (Directory.Exists(extras))
         {
             foreach (var extra in Directory.EnumerateFiles(extras, "*.jinja"))

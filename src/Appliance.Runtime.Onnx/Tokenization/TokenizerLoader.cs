@@ -22,16 +22,9 @@ public static class TokenizerLoader
             // The folder's tokenizer.json decides. GPT-2's own vocabulary runs on the tiktoken implementation, which is
             // faster than the generic BPE, but only when the file really is GPT-2's (not merely declared GPT2Tokenizer).
             var path = Path.Combine(folder, JsonFileName);
-            try
-            {
-                return Gpt2Tokenizer.IsGpt2File(path) ? Gpt2Tokenizer.Instance : HuggingFace.TokenizerJsonLoader.Load(path);
-            }
-            catch (ModelFolderException) when (SentencePieceBeside(folder) is { } model)
-            {
-                // A tokenizer.json layout this does not read, beside the SentencePiece model it was converted from: the
-                // model file is the original, and transformers' slow tokenizer reads it the same way.
-                return LoadSentencePiece(model, config);
-            }
+            // No fallback to a tokenizer.model beside it: transformers uses tokenizer.json whenever there is one, and the
+            // model file lacks its post-processor and added tokens' settings.
+            return Gpt2Tokenizer.IsGpt2File(path) ? Gpt2Tokenizer.Instance : HuggingFace.TokenizerJsonLoader.Load(path);
         }
 
         var sentencePiece = Path.Combine(folder, SentencePieceTokenizer.FileName);
@@ -64,13 +57,6 @@ public static class TokenizerLoader
         // Hugging Face's Llama tokenizer is "legacy" unless its configuration says legacy: false.
         var legacy = config is not { } c || !c.TryGetProperty("legacy", out var value) || value.ValueKind != JsonValueKind.False;
         return SentencePieceTokenizer.Load(path, addBos, AddedTokens(config), legacy);
-    }
-
-    /// <summary>A SentencePiece tokenizer.model in the folder (not a tiktoken file under that name), or null.</summary>
-    private static string? SentencePieceBeside(string folder)
-    {
-        var path = Path.Combine(folder, SentencePieceTokenizer.FileName);
-        return File.Exists(path) && !TiktokenFileTokenizer.IsRankFile(path) ? path : null;
     }
 
     /// <summary>tokenizer_config.json's added_tokens_decoder ({"32000": {"content": "&lt;|im_start|&gt;", ...}}) as text to id.</summary>

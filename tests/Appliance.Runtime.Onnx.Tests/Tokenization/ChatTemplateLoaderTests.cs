@@ -44,6 +44,27 @@ public sealed class ChatTemplateLoaderTests : IDisposable
 
         Assert.Equal("plain:Hello", template.Render(Hello));
         Assert.Equal("tools:1:Hello", template.Render(Hello, tools: Weather));
+        // A follow-up holding a call and its result, sent without tools: the default template never saw such turns.
+        ChatMessage[] followUp = [new("user", "Weather?"), new("assistant", string.Empty, [new ToolCall("call_1", "get_weather", """{"city":"Bern"}""")]),
+            new("tool", "12 degrees", ToolCallId: "call_1")];
+        Assert.StartsWith("tools:0:", template.Render(followUp), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Template_files_replace_the_configs_templates_whole_as_transformers_does()
+    {
+        Config(new JsonObject
+        {
+            ["chat_template"] = new JsonArray(
+                new JsonObject { ["name"] = "default", ["template"] = "old:{{ messages[0].content }}" },
+                new JsonObject { ["name"] = "tool_use", ["template"] = "old-tools:{{ messages[0].content }}" }),
+        });
+        File.WriteAllText(_folder.Combine("chat_template.jinja"), "file:{{ messages[0].content }}");
+
+        var template = ChatTemplateLoader.Load(_folder.Path);
+
+        Assert.Equal("file:Hello", template.Render(Hello));
+        Assert.Equal("file:Hello", template.Render(Hello, tools: Weather));
     }
 
     [Fact]

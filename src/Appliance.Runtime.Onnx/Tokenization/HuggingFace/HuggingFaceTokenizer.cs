@@ -101,6 +101,13 @@ public sealed class HuggingFaceTokenizer : ITokenizer
         var byteLevel = false;
         foreach (var step in TokenizerJson.Steps(TokenizerJson.Optional(root, "pre_tokenizer"), "pretokenizers", path))
         {
+            if (byteLevel)
+            {
+                // A split after ByteLevel would see its byte-mapped characters (a Digits step would split Cyrillic
+                // letters whose bytes map to ² or ½): every real file puts ByteLevel last.
+                throw TokenizerJson.Unsupported(path, "pre_tokenizer", $"a step after ByteLevel: {step.GetRawText()}");
+            }
+
             switch (TokenizerJson.Type(step))
             {
                 case "Split" when step.TryGetProperty("pattern", out var p) && p.TryGetProperty("Regex", out var regex)
