@@ -92,15 +92,16 @@ public abstract class EngineCorrectnessTests(TinyModelFixture model)
     [Fact]
     public async Task Requests_preempted_for_another_tenant_recompute_and_still_equal_their_reference()
     {
-        // A batch of 2, slowed so the flood is surely decoding when the other tenant arrives; each arrival preempts one.
-        // Long outputs keep that window open on a loaded machine, where this poll may wait a long time for a thread.
-        const int FloodTokens = 100;
-        using var runner = new ThrottledRunner(model.CreateRunner(2), TimeSpan.FromMilliseconds(5));
+        // A batch of 2, held a few decode steps in while the other tenant arrives, so the flood is surely decoding then
+        // however slowly a loaded machine runs; the arrival preempts one.
+        const int FloodTokens = 40;
+        using var runner = new HoldingRunner(model.CreateRunner(2), HoldingRunner.AtDecodeStep(2, 4));
         using var engine = new GenerationEngine(runner, Gpt2Tokenizer.Instance, new SchedulerOptions { MaxBatchSize = 2 });
         var flood = Prompts.Take(4).Select(p => engine.Submit(new GenerationRequest(Guid.NewGuid().ToString("N"), p, Greedy with { MaxTokens = FloodTokens }) { Tenant = "a" }).CollectAsync()).ToList();
-        await WaitUntil(() => engine.RunningRequests == 2 && engine.QueuedRequests == 2);
-        await Task.Delay(20); // a few decode steps in
+        Assert.True(runner.WaitUntilHeld(TimeSpan.FromSeconds(30)), "the flood never reached its decoding");
+        Assert.Equal((2, 2), (engine.RunningRequests, engine.QueuedRequests));
         var other = engine.Submit(new GenerationRequest("b", Prompts[6], Greedy) { Tenant = "b" }).CollectAsync();
+        runner.Resume();
         var results = await Task.WhenAll(flood);
 
         Assert.True(engine.Preemptions >= 1);

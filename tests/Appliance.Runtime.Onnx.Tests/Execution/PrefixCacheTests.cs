@@ -180,22 +180,20 @@ public abstract class PrefixCacheTests(TinyModelFixture model) : IDisposable
     [Fact]
     public async Task A_preempted_request_resumes_from_its_saved_blocks_and_stays_exact()
     {
-        // Long outputs keep the flood decoding while this poll waits for a thread on a loaded machine (CI runs test
-        // collections side by side on 2 cores).
-        const int FloodTokens = 150;
-        using var runner = new ThrottledRunner(model.CreateRunner(2, prefixBlockTokens: Block), TimeSpan.FromMilliseconds(5));
+        // The engine is held inside its decoding (the victim has its prompt's block and some output to save) while the
+        // other tenant arrives, so the batch is full then however slowly a loaded machine runs this test.
+        const int FloodTokens = 40;
+        using var runner = new HoldingRunner(model.CreateRunner(2, prefixBlockTokens: Block), HoldingRunner.AtDecodeStep(2, 4));
         using var engine = new GenerationEngine(runner, Gpt2Tokenizer.Instance, new SchedulerOptions { MaxBatchSize = 2 });
         var prompts = Enumerable.Range(0, 3).Select(i => Prompt(Block + 3 + i, 40 + i)).ToList();
         var flood = prompts.Select(p => Run(engine, p, "a", Greedy with { MaxTokens = FloodTokens })).ToList();
-        var deadline = DateTime.UtcNow.AddSeconds(10);
-        while (!(engine.RunningRequests == 2 && engine.QueuedRequests == 1))
-        {
-            Assert.True(DateTime.UtcNow < deadline, "the flood never filled the batch");
-            await Task.Delay(5);
-        }
+        Assert.True(runner.WaitUntilHeld(TimeSpan.FromSeconds(30)), "the flood never reached its decoding");
+        Assert.Equal(2, engine.RunningRequests);
+        Assert.Equal(1, engine.QueuedRequests);
 
-        await Task.Delay(30); // into decoding: the victim has its prompt's block, and maybe some output, to save
-        var other = await Run(engine, Prompt(9, 50), "b");
+        var otherRun = Run(engine, Prompt(9, 50), "b");
+        runner.Resume();
+        var other = await otherRun;
         var results = await Task.WhenAll(flood);
 
         Assert.True(engine.Preemptions >= 1, "the other tenant's request should have preempted one of the flood");

@@ -47,17 +47,15 @@ public abstract class ReducedPrecisionEngineTests(TinyModelFixture model)
             }
         }
 
-        // Slowed, so that the flood is surely still decoding when the other tenant arrives, even on a loaded machine.
-        using var runner = new ThrottledRunner(model.CreateRunner(2), TimeSpan.FromMilliseconds(5));
+        // Held a few decode steps in while the other tenant arrives, so the flood is surely decoding then, however
+        // slowly a loaded machine runs.
+        using var runner = new HoldingRunner(model.CreateRunner(2), HoldingRunner.AtDecodeStep(2, 4));
         using var engine = new GenerationEngine(runner, Gpt2Tokenizer.Instance, new SchedulerOptions { MaxBatchSize = 2 });
         var flood = prompts.Take(4).Select(p => engine.Submit(new GenerationRequest(Guid.NewGuid().ToString("N"), p, Greedy with { MaxTokens = FloodTokens }) { Tenant = "a" }).CollectAsync()).ToList();
-        var deadline = DateTime.UtcNow.AddSeconds(10);
-        while (!(engine.RunningRequests == 2 && engine.QueuedRequests == 2) && DateTime.UtcNow < deadline)
-        {
-            await Task.Delay(1);
-        }
-
+        Assert.True(runner.WaitUntilHeld(TimeSpan.FromSeconds(30)), "the flood never reached its decoding");
+        Assert.Equal((2, 2), (engine.RunningRequests, engine.QueuedRequests));
         var other = engine.Submit(new GenerationRequest("b", prompts[6], Greedy with { MaxTokens = FloodTokens }) { Tenant = "b" }).CollectAsync();
+        runner.Resume();
         var results = await Task.WhenAll(flood.Append(other));
 
         Assert.True(engine.Preemptions >= 1, "no request was preempted, so recompute was not tested");
