@@ -25,6 +25,7 @@ public sealed class HuggingFaceTokenizerTests
         "中文和日本語のテキスト、数字12345と記号！",
         "rare scripts 𐌰𐌱𐌲 ᚠᚢᚦ and a lone private-use \uE000 character",
         "trailing newline and tab\t\n",
+        "Tiếng Việt: việc này hợp lý, nhiều điều ở Việt Nam; jeho ektedir ایران", // words Llama 3 takes whole (ignore_merges)
     ];
 
     [Theory]
@@ -46,6 +47,22 @@ public sealed class HuggingFaceTokenizerTests
             var actual = tokenizer.Encode(texts[i]);
             Assert.True(expected[i].SequenceEqual(actual), $"text {i} '{texts[i]}': expected [{string.Join(",", expected[i])}], got [{string.Join(",", actual)}]");
         }
+    }
+
+    [Fact]
+    public void Llama_3_takes_a_word_its_vocabulary_holds_whole_even_where_the_merges_would_split_it()
+    {
+        // Its tokenizer.json sets ignore_merges (tiktoken's rule); 587 of its tokens encode differently through the
+        // merges, most of them in the multilingual ids from 100,000 on. Every 7th of those, each on its own.
+        var tokenizer = LoadedReferenceTokenizers.For("llama3");
+        string[] words = [.. Enumerable.Range(0, 28000 / 7)
+            .Select(i => tokenizer.Decode([100000 + (7 * i)]))
+            .Where(word => word.Length > 0 && !word.Contains('\uFFFD', StringComparison.Ordinal))];
+        var expected = ReferenceTokenizers.Encode("llama3", words);
+
+        var wrong = words.Where((word, i) => !expected[i].SequenceEqual(tokenizer.Encode(word))).ToList();
+        Assert.True(wrong.Count == 0, $"{wrong.Count} of {words.Length} words differ, e.g. '{string.Join("', '", wrong.Take(5))}'");
+        Assert.True(words.Length > 3500);
     }
 
     [Theory]

@@ -7,6 +7,40 @@ namespace Appliance.Runtime.Onnx.Tokenization.HuggingFace;
 internal static class ByteLevelAlphabet
 {
     private static readonly Dictionary<char, byte> ByteOfChar = Build();
+    private static readonly char[] CharOfByte = [.. ByteOfChar.OrderBy(pair => pair.Value).Select(pair => pair.Key)];
+
+    /// <summary>
+    /// Writes text as the vocabulary does (its UTF-8 bytes, each as its alphabet character) into
+    /// <paramref name="destination"/>; false when it does not fit.
+    /// </summary>
+    public static bool TryMap(ReadOnlySpan<char> text, Span<char> destination, out int written)
+    {
+        written = 0;
+        Span<byte> bytes = stackalloc byte[4];
+        for (var i = 0; i < text.Length; i++)
+        {
+            if (text[i] < 0x80 && written < destination.Length)
+            {
+                destination[written++] = CharOfByte[text[i]];
+                continue;
+            }
+
+            var length = char.IsHighSurrogate(text[i]) && i + 1 < text.Length
+                ? System.Text.Encoding.UTF8.GetBytes(text.Slice(i++, 2), bytes)
+                : System.Text.Encoding.UTF8.GetBytes(text.Slice(i, 1), bytes);
+            if (written + length > destination.Length)
+            {
+                return false;
+            }
+
+            for (var b = 0; b < length; b++)
+            {
+                destination[written++] = CharOfByte[bytes[b]];
+            }
+        }
+
+        return true;
+    }
 
     /// <summary>Each id's bytes (null for ids not in the vocabulary, in <paramref name="excluded"/>, or not in the alphabet).</summary>
     public static byte[]?[] BytesOf(IReadOnlyDictionary<string, int> vocabulary, IReadOnlySet<int> excluded)

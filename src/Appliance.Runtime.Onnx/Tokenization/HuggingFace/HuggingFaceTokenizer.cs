@@ -19,12 +19,20 @@ public sealed class HuggingFaceTokenizer : ITokenizer
     private readonly BpeTokenizer _tokenizer;
     private readonly bool _nfc;
 
+    /// <summary>Set when the model's ignore_merges is: a piece found whole in the vocabulary is that token.</summary>
+    private readonly PreTokenizer? _wholeWordPieces;
+    private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _addedTokenIds;
+    private Dictionary<string, int>? _wholeWords;
+
     private readonly PostProcessor _postProcessor;
     private readonly HashSet<int> _specialIds;
     private byte[]?[]? _tokenBytes;
 
-    private HuggingFaceTokenizer(BpeTokenizer tokenizer, IReadOnlyDictionary<string, int> addedTokens, HashSet<int> specialIds, bool nfc, PostProcessor postProcessor)
+    private HuggingFaceTokenizer(
+        BpeTokenizer tokenizer, IReadOnlyDictionary<string, int> addedTokens, HashSet<int> specialIds, bool nfc, PostProcessor postProcessor, bool ignoreMerges)
     {
+        _wholeWordPieces = ignoreMerges ? tokenizer.PreTokenizer : null;
+        _addedTokenIds = new Dictionary<string, int>(addedTokens, StringComparer.Ordinal).GetAlternateLookup<ReadOnlySpan<char>>();
         _specialIds = specialIds;
         _tokenizer = tokenizer;
         _postProcessor = postProcessor;
@@ -59,12 +67,47 @@ public sealed class HuggingFaceTokenizer : ITokenizer
             SpecialTokens = added,
             PreTokenizer = new SplitSequencePreTokenizer(SplitPatterns(root, path), new AddedTokenMatcher(added, TokenizerJson.AddedTokenStrips(root))),
         };
-        return new HuggingFaceTokenizer(BpeTokenizer.Create(options), added, TokenizerJson.SpecialTokenIds(root), UsesNfc(root, path), PostProcessor.Read(root, path));
+        return new HuggingFaceTokenizer(
+            BpeTokenizer.Create(options), added, TokenizerJson.SpecialTokenIds(root), UsesNfc(root, path), PostProcessor.Read(root, path),
+            TokenizerJson.IsTrue(model, "ignore_merges"));
     }
 
     // The normalizer is applied here: BpeOptions.Normalizer did not change what the pre-tokenizer saw.
-    public IReadOnlyList<int> Encode(string text) =>
-        _tokenizer.EncodeToIds(_nfc ? text.Normalize(System.Text.NormalizationForm.FormC) : text);
+    public IReadOnlyList<int> Encode(string text)
+    {
+        var normalized = _nfc ? text.Normalize(System.Text.NormalizationForm.FormC) : text;
+        return _wholeWordPieces is null ? _tokenizer.EncodeToIds(normalized) : EncodeIgnoringMerges(normalized, _wholeWordPieces);
+    }
+
+    /// <summary>
+    /// Llama 3's ignore_merges (tiktoken's rule): a piece the vocabulary holds whole is that one token, even where the
+    /// merges would have split it (" việc" is one token, not three; 587 of Llama 3's tokens differ so). BpeTokenizer has
+    /// no such option, so the pieces are cut here and only the others go through its merges.
+    /// </summary>
+    private List<int> EncodeIgnoringMerges(string text, PreTokenizer pieces)
+    {
+        var vocabulary = (_wholeWords ??= new Dictionary<string, int>(_tokenizer.Vocabulary, StringComparer.Ordinal)).GetAlternateLookup<ReadOnlySpan<char>>();
+        Span<char> mapped = stackalloc char[256];
+        var ids = new List<int>();
+        foreach (var (offset, length) in pieces.PreTokenize(text))
+        {
+            var piece = text.AsSpan(offset, length);
+            if (_addedTokenIds.TryGetValue(piece, out var added))
+            {
+                ids.Add(added); // the pre-tokenizer cuts added tokens out whole
+            }
+            else if (ByteLevelAlphabet.TryMap(piece, mapped, out var written) && vocabulary.TryGetValue(mapped[..written], out var whole))
+            {
+                ids.Add(whole);
+            }
+            else
+            {
+                ids.AddRange(_tokenizer.EncodeToIds(piece, considerPreTokenization: false, considerNormalization: false));
+            }
+        }
+
+        return ids;
+    }
 
     public IReadOnlyList<int> EncodeWithSpecialTokens(string text) => _postProcessor.Apply(Encode(text));
 
