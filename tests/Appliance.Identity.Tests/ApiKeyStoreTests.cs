@@ -195,6 +195,50 @@ public sealed class ApiKeyStoreTests : IDisposable
         }
     }
 
+    [Fact]
+    public void A_key_table_of_an_earlier_version_gains_the_owner_id_column_and_pins_only_keys_without_one()
+    {
+        // The table as versions before owner pinning created it, with a key in it.
+        const string OldSchema = """
+            CREATE TABLE api_keys (
+                id TEXT PRIMARY KEY, name TEXT NOT NULL, owner TEXT NOT NULL, roles TEXT NOT NULL, groups_json TEXT NOT NULL,
+                clearance TEXT, created_at TEXT NOT NULL, created_by TEXT NOT NULL, expires_at TEXT, revoked_at TEXT,
+                revoked_by TEXT, secret_hash TEXT NOT NULL);
+            INSERT INTO api_keys VALUES ('0123456789abcdef', 'job', 'Ada', '["appliance-user"]', '[]', NULL,
+                '2026-11-28T12:00:00.0000000Z', 'admin', NULL, NULL, NULL, 'hash');
+            """;
+        var path = _folder.Combine("old.db");
+        using (var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={path};Pooling=False"))
+        {
+            connection.Open();
+            using var create = connection.CreateCommand();
+            create.CommandText = OldSchema;
+            create.ExecuteNonQuery();
+        }
+
+        using var database = new TestPostgres();
+        using (var connection = new Npgsql.NpgsqlConnection(database.ConnectionString))
+        {
+            connection.Open();
+            using var create = connection.CreateCommand();
+            create.CommandText = OldSchema;
+            create.ExecuteNonQuery();
+        }
+
+        foreach (var store in new[] { Sqlite(path), new ApiKeyStore(new PostgresApiKeyTable(database.ConnectionString), Refresh, _time, NullLogger.Instance) })
+        {
+            using (store)
+            {
+                Assert.Null(store.Find("0123456789abcdef")!.OwnerId);
+                var (id, _) = Issue(store, "ada");
+
+                Assert.Equal(2, store.PinOwner("ada", "kc-1")); // owner names compare as Keycloak's do, without case
+                Assert.Equal(0, store.PinOwner("ada", "kc-2")); // a pinned key keeps its account
+                Assert.Equal(("kc-1", "kc-1"), (store.Find("0123456789abcdef")!.OwnerId, store.Find(id)!.OwnerId));
+            }
+        }
+    }
+
     private sealed class UnreachableDatabase() : System.Data.Common.DbException("the database cannot be reached");
 
     private ApiKeyStore Sqlite(string path) => new(new SqliteApiKeyTable(path), Refresh, _time, NullLogger.Instance);

@@ -180,6 +180,14 @@ public sealed class OidcProvider : IAsyncDisposable
         response.EnsureSuccessStatusCode();
     }
 
+    /// <summary>Gives a deleted user's name to a new account (with a new id), as a Keycloak administrator would.</summary>
+    public async Task RecreateUserAsync(string username, string realm = Realm)
+    {
+        using var response = await Http.PostAsync($"http://{Host}:{Port}/__test/realms/{realm}/users/{Uri.EscapeDataString(username)}",
+            new StringContent(new JsonObject { ["recreated"] = true }.ToJsonString(), Encoding.UTF8, "application/json"));
+        response.EnsureSuccessStatusCode();
+    }
+
     /// <summary>Replaces the realm's signing key, as a Keycloak administrator rotating keys would.</summary>
     public async Task RotateKeyAsync(string realm = Realm)
     {

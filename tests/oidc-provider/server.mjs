@@ -138,7 +138,7 @@ async function adminUsers(realm, req, res, query) {
     .filter(u => !(realm.deleted ?? []).includes(u))
     .filter(u => exact ? u.toLowerCase() === username : u.toLowerCase().includes(username));
   res.writeHead(200, { 'content-type': 'application/json' })
-    .end(JSON.stringify(found.map(u => ({ id: `id-${u}`, username: u.toLowerCase(), enabled: !(realm.disabled ?? []).includes(u) }))));
+    .end(JSON.stringify(found.map(u => ({ id: `id-${u}-${realm.generations?.[u] ?? 0}`, username: u.toLowerCase(), enabled: !(realm.disabled ?? []).includes(u) }))));
 }
 
 const server = http.createServer(async (req, res) => {
@@ -149,14 +149,22 @@ const server = http.createServer(async (req, res) => {
     return;
   }
 
-  // Test control: disable, enable (POST {"enabled": bool}) or delete (DELETE) a user, as a Keycloak admin would.
+  // Test control: disable, enable (POST {"enabled": bool}) or delete (DELETE) a user, as a Keycloak admin would;
+  // POST {"recreated": true} makes a deleted user's name an account again, with a new id.
   const user = req.url.match(/^\/__test\/realms\/([^/]+)\/users\/([^/]+)$/);
   if (user) {
     const realm = config.realms.find(r => r.name === user[1]);
     const name = decodeURIComponent(user[2]);
     realm.disabled = (realm.disabled ?? []).filter(u => u !== name);
     if (req.method === 'DELETE') realm.deleted = [...(realm.deleted ?? []), name];
-    else if (JSON.parse(await readBody(req)).enabled === false) realm.disabled.push(name);
+    else {
+      const body = JSON.parse(await readBody(req));
+      if (body.enabled === false) realm.disabled.push(name);
+      if (body.recreated === true) {
+        realm.deleted = (realm.deleted ?? []).filter(u => u !== name);
+        realm.generations = { ...realm.generations, [name]: (realm.generations?.[name] ?? 0) + 1 };
+      }
+    }
     res.writeHead(204).end();
     return;
   }

@@ -178,7 +178,7 @@ public static partial class ApiKeysApi
 
     private static object Describe(ApiKeyRecord key, DateTimeOffset now) => new
     {
-        id = key.Id, name = key.Name, owner = key.Owner, roles = key.Roles, groups = key.Groups, clearance = key.Clearance,
+        id = key.Id, name = key.Name, owner = key.Owner, ownerId = key.OwnerId, roles = key.Roles, groups = key.Groups, clearance = key.Clearance,
         createdAt = key.CreatedAt, createdBy = key.CreatedBy, expiresAt = key.ExpiresAt, revokedAt = key.RevokedAt, revokedBy = key.RevokedBy,
         active = key.IsActive(now),
     };

@@ -36,7 +36,7 @@ internal sealed class ApiKeyAuthenticationHandler(
         }
 
         var (record, refusal) = store.Authenticate(header["Bearer ".Length..].Trim(), time.GetUtcNow());
-        if (record is not null && owners.Suspension(record.Owner) is { } why)
+        if (record is not null && owners.Suspension(record) is { } why)
         {
             refusal = $"API key {record.Id}: its owner {record.Owner} {why}";
             record = null;

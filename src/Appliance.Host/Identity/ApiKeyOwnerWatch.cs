@@ -14,13 +14,15 @@ namespace Appliance.Host.Identity;
 /// <see cref="ApiKeyOwnerCheckOptions.MaxStaleness"/> (counted from start on a node that never had one, since the
 /// verdicts live in memory), every key is refused until one does. Service owners
 /// (Identity:ApiKeys:ServiceOwners) other than Keycloak's service-account-&lt;client&gt; users need not exist in the
-/// realm: one that is not found is not checked (one that is found disabled is suspended).
+/// realm: one that is not found is not checked (one that is found disabled is suspended). The first check that finds an
+/// owner pins the account's Keycloak id on the owner's keys; a key whose owner name later belongs to another account
+/// (the owner's was deleted and the name given again) stays suspended.
 /// </summary>
 internal sealed partial class ApiKeyOwnerWatch(IOptions<IdentityOptions> options, ApiKeyStore store, TimeProvider time, ILogger<ApiKeyOwnerWatch> logger)
     : BackgroundService
 {
     private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(30) };
-    private volatile Dictionary<string, string> _suspended = new(StringComparer.OrdinalIgnoreCase);
+    private volatile Dictionary<string, string> _suspended = new(StringComparer.Ordinal); // by key id
     private readonly long _startedAt = time.GetTimestamp();
     private long _lastSuccess; // timestamp of the last round that answered for every owner; 0: none yet
     private bool _failing;
@@ -29,8 +31,8 @@ internal sealed partial class ApiKeyOwnerWatch(IOptions<IdentityOptions> options
     /// <summary>Whether owner checks are configured (Identity:ApiKeys:OwnerCheck:ClientId).</summary>
     public bool Enabled => options.Value.ApiKeys.Enabled && options.Value.ApiKeys.OwnerCheck.ClientId.Length > 0;
 
-    /// <summary>Why keys of <paramref name="owner"/> are suspended (disabled or deleted in Keycloak, or unchecked too long), or null.</summary>
-    public string? Suspension(string owner)
+    /// <summary>Why the key is suspended (its owner disabled or deleted in Keycloak, or unchecked too long), or null.</summary>
+    public string? Suspension(ApiKeyRecord key)
     {
         if (!Enabled)
         {
@@ -41,7 +43,7 @@ internal sealed partial class ApiKeyOwnerWatch(IOptions<IdentityOptions> options
         var stale = time.GetElapsedTime(since);
         return stale > options.Value.ApiKeys.OwnerCheck.MaxStaleness
             ? $"could not be checked in Keycloak for {stale.TotalMinutes:F0} minutes (Identity:ApiKeys:OwnerCheck:MaxStaleness); keys are refused until a check succeeds"
-            : _suspended.GetValueOrDefault(owner);
+            : _suspended.GetValueOrDefault(key.Id);
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -71,32 +73,37 @@ internal sealed partial class ApiKeyOwnerWatch(IOptions<IdentityOptions> options
         try
         {
             var now = time.GetUtcNow();
-            var owners = store.All().Where(k => k.IsActive(now)).Select(k => k.Owner).Distinct(StringComparer.OrdinalIgnoreCase).ToList();
-            if (owners.Count == 0)
+            var keys = store.All().Where(k => k.IsActive(now)).ToList();
+            var suspended = new Dictionary<string, string>(StringComparer.Ordinal);
+            if (keys.Count > 0)
             {
-                _suspended = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
-                Interlocked.Exchange(ref _lastSuccess, time.GetTimestamp());
-                return;
-            }
-
-            var token = await ServiceAccountTokenAsync(cancellation);
-            var suspended = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
-            foreach (var owner in owners)
-            {
-                if (await StateOfAsync(owner, token, cancellation) is { } why)
+                var token = await ServiceAccountTokenAsync(cancellation);
+                foreach (var owned in keys.GroupBy(k => k.Owner, StringComparer.OrdinalIgnoreCase))
                 {
-                    suspended[owner] = why;
+                    var account = await AccountOfAsync(owned.Key, token, cancellation);
+                    if (account is { Id: { } id } && owned.Any(k => k.OwnerId is null))
+                    {
+                        store.PinOwner(owned.Key, id);
+                    }
+
+                    foreach (var key in owned)
+                    {
+                        if (Verdict(owned.Key, key, account) is { } why)
+                        {
+                            suspended[key.Id] = why;
+                        }
+                    }
                 }
             }
 
-            foreach (var (owner, why) in suspended.Where(s => !_suspended.ContainsKey(s.Key)))
+            foreach (var key in keys.Where(k => suspended.ContainsKey(k.Id) && !_suspended.ContainsKey(k.Id)))
             {
-                LogSuspended(logger, owner, why);
+                LogSuspended(logger, key.Id, key.Owner, suspended[key.Id]);
             }
 
-            foreach (var owner in _suspended.Keys.Where(o => !suspended.ContainsKey(o) && owners.Contains(o, StringComparer.OrdinalIgnoreCase)))
+            foreach (var key in keys.Where(k => _suspended.ContainsKey(k.Id) && !suspended.ContainsKey(k.Id)))
             {
-                LogResumed(logger, owner);
+                LogResumed(logger, key.Id, key.Owner);
             }
 
             _suspended = suspended;
@@ -115,24 +122,10 @@ internal sealed partial class ApiKeyOwnerWatch(IOptions<IdentityOptions> options
         }
     }
 
-    /// <summary>Null while the owner exists and is enabled; otherwise what happened to the account.</summary>
-    private async Task<string?> StateOfAsync(string owner, string token, CancellationToken cancellation)
+    /// <summary>Why the key must not work (what happened to its owner's account), or null.</summary>
+    private string? Verdict(string owner, ApiKeyRecord key, KeycloakAccount? account)
     {
-        var (adminBase, _) = Realm();
-        using var request = new HttpRequestMessage(HttpMethod.Get, $"{adminBase}/users?username={Uri.EscapeDataString(owner)}&exact=true&briefRepresentation=true");
-        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
-        using var response = await _http.SendAsync(request, cancellation);
-        if (response.StatusCode is System.Net.HttpStatusCode.Unauthorized or System.Net.HttpStatusCode.Forbidden)
-        {
-            throw new InvalidOperationException(
-                $"Keycloak refused to list users ({(int)response.StatusCode}): give the service account '{options.Value.ApiKeys.OwnerCheck.ClientId}' the realm-management role view-users");
-        }
-
-        response.EnsureSuccessStatusCode();
-        using var users = JsonDocument.Parse(await response.Content.ReadAsStreamAsync(cancellation));
-        var match = users.RootElement.EnumerateArray()
-            .FirstOrDefault(u => string.Equals(u.GetProperty("username").GetString(), owner, StringComparison.OrdinalIgnoreCase));
-        if (match.ValueKind == JsonValueKind.Undefined)
+        if (account is null)
         {
             // People and Keycloak service accounts (service-account-<client>) are realm users: missing means deleted.
             // Other service owners may be names of the administrators' own choosing.
@@ -150,8 +143,37 @@ internal sealed partial class ApiKeyOwnerWatch(IOptions<IdentityOptions> options
             return null;
         }
 
-        return match.TryGetProperty("enabled", out var enabled) && enabled.ValueKind == JsonValueKind.False ? "is disabled in Keycloak" : null;
+        return key.OwnerId is not null && account.Id is not null && !string.Equals(key.OwnerId, account.Id, StringComparison.Ordinal)
+            ? $"is another Keycloak account now (id {account.Id}; the key was issued to {key.OwnerId}, deleted since): revoke the key"
+            : !account.Enabled ? "is disabled in Keycloak"
+            : null;
     }
+
+    /// <summary>The owner's account in the realm, or null when there is none.</summary>
+    private async Task<KeycloakAccount?> AccountOfAsync(string owner, string token, CancellationToken cancellation)
+    {
+        var (adminBase, _) = Realm();
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"{adminBase}/users?username={Uri.EscapeDataString(owner)}&exact=true&briefRepresentation=true");
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        using var response = await _http.SendAsync(request, cancellation);
+        if (response.StatusCode is System.Net.HttpStatusCode.Unauthorized or System.Net.HttpStatusCode.Forbidden)
+        {
+            throw new InvalidOperationException(
+                $"Keycloak refused to list users ({(int)response.StatusCode}): give the service account '{options.Value.ApiKeys.OwnerCheck.ClientId}' the realm-management role view-users");
+        }
+
+        response.EnsureSuccessStatusCode();
+        using var users = JsonDocument.Parse(await response.Content.ReadAsStreamAsync(cancellation));
+        var match = users.RootElement.EnumerateArray()
+            .FirstOrDefault(u => string.Equals(u.GetProperty("username").GetString(), owner, StringComparison.OrdinalIgnoreCase));
+        return match.ValueKind == JsonValueKind.Undefined
+            ? null
+            : new KeycloakAccount(
+                match.TryGetProperty("id", out var id) && id.ValueKind == JsonValueKind.String ? id.GetString() : null,
+                !(match.TryGetProperty("enabled", out var enabled) && enabled.ValueKind == JsonValueKind.False));
+    }
+
+    private sealed record KeycloakAccount(string? Id, bool Enabled);
 
     private async Task<string> ServiceAccountTokenAsync(CancellationToken cancellation)
     {
@@ -186,11 +208,11 @@ internal sealed partial class ApiKeyOwnerWatch(IOptions<IdentityOptions> options
             : ($"{authority[..at]}/admin/realms/{authority[(at + "/realms/".Length)..]}", authority[(at + "/realms/".Length)..]);
     }
 
-    [LoggerMessage(EventId = 3033, Level = LogLevel.Warning, Message = "API keys of {Owner} are suspended: the owner {Reason}")]
-    private static partial void LogSuspended(ILogger logger, string owner, string reason);
+    [LoggerMessage(EventId = 3033, Level = LogLevel.Warning, Message = "API key {KeyId} of {Owner} is suspended: the owner {Reason}")]
+    private static partial void LogSuspended(ILogger logger, string keyId, string owner, string reason);
 
-    [LoggerMessage(EventId = 3034, Level = LogLevel.Information, Message = "API keys of {Owner} work again: the owner is enabled in Keycloak")]
-    private static partial void LogResumed(ILogger logger, string owner);
+    [LoggerMessage(EventId = 3034, Level = LogLevel.Information, Message = "API key {KeyId} of {Owner} works again: the owner is enabled in Keycloak")]
+    private static partial void LogResumed(ILogger logger, string keyId, string owner);
 
     [LoggerMessage(EventId = 3036, Level = LogLevel.Information, Message = "API key owner {Owner} is a service owner without a Keycloak account: its keys are not checked")]
     private static partial void LogServiceOwnerUnchecked(ILogger logger, string owner);

@@ -13,6 +13,12 @@ public sealed record ApiKeyRecord
     /// <summary>The Keycloak username the key acts for; requests with the key are recorded under this name.</summary>
     public required string Owner { get; init; }
 
+    /// <summary>
+    /// The Keycloak id of the owner's account, pinned by the first owner check that found it: a later account given the
+    /// same username (after the owner's was deleted) has another id, so the key does not come back to life with it.
+    /// </summary>
+    public string? OwnerId { get; init; }
+
     public required IReadOnlyList<string> Roles { get; init; }
 
     public IReadOnlyList<string> Groups { get; init; } = [];

@@ -10,14 +10,17 @@ namespace Appliance.Identity.ApiKeys;
 /// </summary>
 public abstract class ApiKeyTable : IDisposable
 {
-    private const string Columns = "id, name, owner, roles, groups_json, clearance, created_at, created_by, expires_at, revoked_at, revoked_by, secret_hash";
+    private const string Columns = "id, name, owner, roles, groups_json, clearance, created_at, created_by, expires_at, revoked_at, revoked_by, secret_hash, owner_id";
 
     protected const string Schema = """
         CREATE TABLE IF NOT EXISTS api_keys (
             id TEXT PRIMARY KEY, name TEXT NOT NULL, owner TEXT NOT NULL, roles TEXT NOT NULL, groups_json TEXT NOT NULL,
             clearance TEXT, created_at TEXT NOT NULL, created_by TEXT NOT NULL, expires_at TEXT, revoked_at TEXT,
-            revoked_by TEXT, secret_hash TEXT NOT NULL);
+            revoked_by TEXT, secret_hash TEXT NOT NULL, owner_id TEXT);
         """;
+
+    /// <summary>The column a table of an earlier version lacks (owner_id came with owner checks).</summary>
+    protected const string OwnerIdColumn = "owner_id";
 
     /// <summary>"sqlite" or "postgresql", for messages.</summary>
     public abstract string Name { get; }
@@ -51,12 +54,23 @@ public abstract class ApiKeyTable : IDisposable
     private bool Write(ApiKeyRecord r, string onConflict) => WithConnection(connection =>
     {
         using var command = Command(connection,
-            $"INSERT INTO api_keys ({Columns}) VALUES (@id, @name, @owner, @roles, @groups, @clearance, @created, @createdBy, @expires, @revoked, @revokedBy, @hash) "
+            $"INSERT INTO api_keys ({Columns}) VALUES (@id, @name, @owner, @roles, @groups, @clearance, @created, @createdBy, @expires, @revoked, @revokedBy, @hash, @ownerId) "
             + onConflict,
             ("id", r.Id), ("name", r.Name), ("owner", r.Owner), ("roles", JsonSerializer.Serialize(r.Roles)), ("groups", JsonSerializer.Serialize(r.Groups)),
             ("clearance", r.Clearance), ("created", Time(r.CreatedAt)), ("createdBy", r.CreatedBy), ("expires", Time(r.ExpiresAt)),
-            ("revoked", Time(r.RevokedAt)), ("revokedBy", r.RevokedBy), ("hash", r.SecretHash));
+            ("revoked", Time(r.RevokedAt)), ("revokedBy", r.RevokedBy), ("hash", r.SecretHash), ("ownerId", r.OwnerId));
         return command.ExecuteNonQuery() == 1;
+    });
+
+    /// <summary>
+    /// Records the Keycloak id of <paramref name="owner"/>'s account on that owner's keys that have none yet (a key
+    /// already pinned keeps its id). Returns how many keys were pinned.
+    /// </summary>
+    public int PinOwner(string owner, string ownerId) => WithConnection(connection =>
+    {
+        using var command = Command(connection, "UPDATE api_keys SET owner_id = @ownerId WHERE lower(owner) = lower(@owner) AND owner_id IS NULL",
+            ("ownerId", ownerId), ("owner", owner));
+        return command.ExecuteNonQuery();
     });
 
     /// <summary>Marks a key revoked unless it already is (the first revocation stands); false when there is no such key.</summary>
@@ -133,6 +147,7 @@ public abstract class ApiKeyTable : IDisposable
                 RevokedAt = ParseTime(reader, 9),
                 RevokedBy = Text(reader, 10),
                 SecretHash = reader.GetString(11),
+                OwnerId = Text(reader, 12),
             };
         }
     }

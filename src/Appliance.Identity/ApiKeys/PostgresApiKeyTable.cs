@@ -18,6 +18,7 @@ public sealed class PostgresApiKeyTable : ApiKeyTable
         try
         {
             Execute(connection, Schema);
+            Execute(connection, $"ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS {OwnerIdColumn} TEXT"); // a table of an earlier version
         }
         finally
         {

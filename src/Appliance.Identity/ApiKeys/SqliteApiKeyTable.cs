@@ -22,6 +22,11 @@ public sealed class SqliteApiKeyTable : ApiKeyTable
 
         Execute(_connection, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;");
         Execute(_connection, Schema);
+        using var hasOwnerId = Command(_connection, $"SELECT COUNT(*) FROM pragma_table_info('api_keys') WHERE name = '{OwnerIdColumn}'");
+        if (Convert.ToInt64(hasOwnerId.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) == 0)
+        {
+            Execute(_connection, $"ALTER TABLE api_keys ADD COLUMN {OwnerIdColumn} TEXT");
+        }
     }
 
     public override string Name => "sqlite";

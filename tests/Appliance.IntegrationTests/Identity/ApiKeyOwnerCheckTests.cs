@@ -39,6 +39,19 @@ public sealed class ApiKeyOwnerCheckTests : IDisposable
         Assert.Equal(HttpStatusCode.Unauthorized, await StatusOnceSettledAsync(withKey, HttpStatusCode.Unauthorized));
         Assert.Contains("its owner service-account-report-generator no longer exists in Keycloak", await auditor.GetStringAsync(Refusals), StringComparison.Ordinal);
         Assert.Equal(HttpStatusCode.OK, (await batchKey.GetAsync("/v1/models")).StatusCode); // checked many times by now, never suspended
+
+        // The name given to a new account does not bring the deleted account's key back; a key issued for the new
+        // account works, and is pinned to it.
+        await provider.RecreateUserAsync(Owner);
+        using var newKey = running.ClientWith(await IssueAsync(operatorClient, Owner));
+        await Task.Delay(3000); // three rounds
+        Assert.Equal(HttpStatusCode.Unauthorized, (await withKey.GetAsync("/v1/models")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await newKey.GetAsync("/v1/models")).StatusCode);
+        Assert.Contains($"its owner {Owner} is another Keycloak account now", await auditor.GetStringAsync(Refusals), StringComparison.Ordinal);
+        using var keys = JsonDocument.Parse(await operatorClient.GetStringAsync("/admin/api-keys"));
+        var pins = keys.RootElement.GetProperty("data").EnumerateArray().Where(k => k.GetProperty("owner").GetString() == Owner)
+            .Select(k => k.GetProperty("ownerId").GetString()).ToList();
+        Assert.Equal([$"id-{Owner}-0", $"id-{Owner}-1"], pins);
     }
 
     [Fact]
