@@ -267,6 +267,28 @@ public sealed class ClusterAuditViewTests : IDisposable
             Assert.True(Assert.Single(partial).Verdict.Ok);
         }
 
+        // An export of every chain, verified offline, finds the rewritten entry through the witness too (a chain cut at
+        // its end or missing is no finding there: the file may have been written while the nodes wrote).
+        if (damage == "rewritten")
+        {
+            using var file = new MemoryStream();
+            foreach (var node in _store.Nodes())
+            {
+                await Export.AuditExport.WriteChainAsync(file, _store, node, CancellationToken.None);
+            }
+
+            var text = System.Text.Encoding.UTF8.GetString(file.ToArray());
+            var scan = Export.ExportVerifier.Scan(() => new StringReader(text));
+            var fromFile = Assert.Single(Export.ExportVerifier.Verify(scan, Export.ExportVerifier.Nodes(scan), key, witnesses: true), v => v.Node == "node-a").Verdict;
+            Assert.Equal((false, ChainProblem.Modified), (fromFile.Ok, fromFile.Problem));
+            Assert.Contains($"node node-b's signed entry {latest.Sequence} witnessed its checkpoint at entry 3", fromFile.Message, StringComparison.Ordinal);
+
+            // The file is read once per pass: one that changes between them is refused, not half verified.
+            var reads = 0;
+            var changing = Export.ExportVerifier.Scan(() => new StringReader(reads++ == 0 ? text : text.Replace("\"seq\":2,", "\"seq\":7,", StringComparison.Ordinal)));
+            Assert.Throws<InvalidDataException>(() => Export.ExportVerifier.Verify(changing, ["node-a"], key, witnesses: false));
+        }
+
         // Its own verification finds nothing: a node-scoped verification checks that chain alone, as before.
         if (damage != "deleted")
         {

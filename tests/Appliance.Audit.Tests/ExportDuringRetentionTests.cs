@@ -21,7 +21,8 @@ public sealed class ExportDuringRetentionTests
         var export = AuditExport.Read(new StringReader(text));
         Assert.Contains(export.Entries, e => e.Sequence == 1); // streamed before the run removed it
         Assert.DoesNotContain(export.Entries, e => e.Sequence == 5001); // removed before its page was read
-        var (node, verdict) = Assert.Single(ExportVerifier.Verify(export, ExportVerifier.Nodes(export), audit.PublicKey(), witnesses: true));
+        var scan = ExportVerifier.Scan(() => new StringReader(text));
+        var (node, verdict) = Assert.Single(ExportVerifier.Verify(scan, ExportVerifier.Nodes(scan), audit.PublicKey(), witnesses: true));
 
         Assert.Equal("node-1", node);
         Assert.True(verdict.Ok, verdict.Message);
@@ -37,8 +38,8 @@ public sealed class ExportDuringRetentionTests
         var removed = through + 50;
         var lines = text.Split('\n').Where(line => !line.StartsWith($"{{\"seq\":{removed},", StringComparison.Ordinal));
 
-        var export = AuditExport.Read(new StringReader(string.Join('\n', lines)));
-        var (_, verdict) = Assert.Single(ExportVerifier.Verify(export, ["node-1"], audit.PublicKey(), witnesses: false));
+        var edited = string.Join('\n', lines);
+        var (_, verdict) = Assert.Single(ExportVerifier.Verify(ExportVerifier.Scan(() => new StringReader(edited)), ["node-1"], audit.PublicKey(), witnesses: false));
 
         Assert.False(verdict.Ok);
         Assert.Equal((Chain.ChainProblem.Deleted, removed), (verdict.Problem, verdict.FirstBrokenSequence ?? 0));
@@ -54,8 +55,8 @@ public sealed class ExportDuringRetentionTests
             ? line.Replace("\"username\":\"user0\"", "\"username\":\"nobody\"", StringComparison.Ordinal)
             : line);
 
-        var export = AuditExport.Read(new StringReader(string.Join('\n', lines)));
-        var (_, verdict) = Assert.Single(ExportVerifier.Verify(export, ["node-1"], audit.PublicKey(), witnesses: false));
+        var edited = string.Join('\n', lines);
+        var (_, verdict) = Assert.Single(ExportVerifier.Verify(ExportVerifier.Scan(() => new StringReader(edited)), ["node-1"], audit.PublicKey(), witnesses: false));
 
         Assert.False(verdict.Ok);
         Assert.Equal((Chain.ChainProblem.Modified, 10L), (verdict.Problem, verdict.FirstBrokenSequence ?? 0));

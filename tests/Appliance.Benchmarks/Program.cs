@@ -15,6 +15,7 @@ using Appliance.Tests.Common;
 // --prefix-cache [--sizes small-llama|base-llama]: time to first token with a 2,000-token system prompt seen before vs
 // the first time and from another tenant, and 8 streams sharing it with the prefix cache on vs off.
 // --audit-verify N: peak memory of a full verification of an N-entry chain.
+// --audit-verify-export N: the same from an export file (appliance audit verify --file).
 // --speculative [--sizes small-llama|base-llama]: prompt-lookup drafting on vs off at batch 1, and the cost of a run
 // that verifies 4 drafts against a one-token step.
 var options = BenchOptions.Parse(args);
@@ -118,6 +119,18 @@ if (args.Contains("--fairness"))
 if (args.Contains("--soak"))
 {
     foreach (var row in await SoakBench.RowsAsync(BenchModels.Ensure(options.ModelsFolder, options.Sizes[0], options.Layouts[0]), options))
+    {
+        Console.WriteLine(row);
+    }
+
+    return 0;
+}
+
+if (Array.IndexOf(args, "--audit-verify-export") is var exportAt and >= 0)
+{
+    // --audit-verify-export N: peak memory of verifying an export file of N entries offline.
+    var entries = exportAt + 1 < args.Length ? long.Parse(args[exportAt + 1], culture) : 2_000_000;
+    foreach (var row in await VerifyBench.ExportRowsAsync(entries, Path.Combine(Path.GetTempPath(), $"appliance-bench-export-{Environment.ProcessId}")))
     {
         Console.WriteLine(row);
     }

@@ -94,43 +94,63 @@ public static class AuditExport
         var entries = new List<AuditEntry>();
         var checkpoints = new List<Checkpoint>();
         var retentions = new List<RetentionRecord>();
-        var number = 0;
-        for (var line = reader.ReadLine(); line is not null; line = reader.ReadLine())
+        foreach (var (_, line) in Lines(reader))
         {
-            number++;
-            if (string.IsNullOrWhiteSpace(line))
+            switch (line)
             {
-                continue;
-            }
-
-            try
-            {
-                using var document = JsonDocument.Parse(line);
-                var root = document.RootElement;
-                if (root.TryGetProperty("retention", out var r))
-                {
-                    retentions.Add(new RetentionRecord(r.GetProperty("node").GetString()!, r.GetProperty("throughSeq").GetInt64(), r.GetProperty("throughHash").GetString()!,
-                        r.GetProperty("removedEntries").GetInt64(), SqlAuditStore.ParseTime(r.GetProperty("oldestRemaining").GetString()!),
-                        SqlAuditStore.ParseTime(r.GetProperty("time").GetString()!), r.GetProperty("keyId").GetString()!, r.GetProperty("signature").GetString()!));
-                }
-                else if (root.TryGetProperty("checkpoint", out var c))
-                {
-                    checkpoints.Add(new Checkpoint(c.GetProperty("node").GetString()!, c.GetProperty("seq").GetInt64(), c.GetProperty("hash").GetString()!,
-                        SqlAuditStore.ParseTime(c.GetProperty("time").GetString()!), c.GetProperty("keyId").GetString()!, c.GetProperty("signature").GetString()!));
-                }
-                else
-                {
-                    entries.Add(new AuditEntry(root.GetProperty("seq").GetInt64(), root.GetProperty("node").GetString()!, Record(root),
-                        root.GetProperty("prev").GetString()!, root.GetProperty("hash").GetString()!));
-                }
-            }
-            catch (Exception exception) when (exception is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
-            {
-                throw new InvalidDataException($"line {number} is not an audit entry or checkpoint: {exception.Message}", exception);
+                case AuditEntry entry: entries.Add(entry); break;
+                case Checkpoint checkpoint: checkpoints.Add(checkpoint); break;
+                case RetentionRecord retention: retentions.Add(retention); break;
             }
         }
 
         return new ExportContents(entries, checkpoints, retentions);
+    }
+
+    /// <summary>
+    /// The export's lines one at a time, each with its line number (blank lines skipped): an <see cref="AuditEntry"/>,
+    /// a <see cref="Checkpoint"/> or a <see cref="RetentionRecord"/>. Reading a large file this way keeps one line in memory.
+    /// </summary>
+    public static IEnumerable<(int Number, object Line)> Lines(TextReader reader)
+    {
+        var number = 0;
+        for (var line = reader.ReadLine(); line is not null; line = reader.ReadLine())
+        {
+            number++;
+            if (!string.IsNullOrWhiteSpace(line))
+            {
+                yield return (number, ParseLine(line, number));
+            }
+        }
+    }
+
+    /// <summary>One non-blank line of an export: an entry, a checkpoint or a retention record (else an error naming the line).</summary>
+    internal static object ParseLine(string line, int number)
+    {
+        try
+        {
+            using var document = JsonDocument.Parse(line);
+            var root = document.RootElement;
+            if (root.TryGetProperty("retention", out var r))
+            {
+                return new RetentionRecord(r.GetProperty("node").GetString()!, r.GetProperty("throughSeq").GetInt64(), r.GetProperty("throughHash").GetString()!,
+                    r.GetProperty("removedEntries").GetInt64(), SqlAuditStore.ParseTime(r.GetProperty("oldestRemaining").GetString()!),
+                    SqlAuditStore.ParseTime(r.GetProperty("time").GetString()!), r.GetProperty("keyId").GetString()!, r.GetProperty("signature").GetString()!);
+            }
+
+            if (root.TryGetProperty("checkpoint", out var c))
+            {
+                return new Checkpoint(c.GetProperty("node").GetString()!, c.GetProperty("seq").GetInt64(), c.GetProperty("hash").GetString()!,
+                    SqlAuditStore.ParseTime(c.GetProperty("time").GetString()!), c.GetProperty("keyId").GetString()!, c.GetProperty("signature").GetString()!);
+            }
+
+            return new AuditEntry(root.GetProperty("seq").GetInt64(), root.GetProperty("node").GetString()!, Record(root),
+                root.GetProperty("prev").GetString()!, root.GetProperty("hash").GetString()!);
+        }
+        catch (Exception exception) when (exception is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
+        {
+            throw new InvalidDataException($"line {number} is not an audit entry or checkpoint: {exception.Message}", exception);
+        }
     }
 
     private static AuditRecord Record(JsonElement e) => new()
@@ -167,3 +187,6 @@ public static class AuditExport
 
     private static double? Double(JsonElement e, string name) => e.GetProperty(name).ValueKind == JsonValueKind.Null ? null : e.GetProperty(name).GetDouble();
 }
+
+/// <summary>What an export file holds, as <see cref="AuditExport.Read"/> reads it.</summary>
+public sealed record ExportContents(List<AuditEntry> Entries, List<Checkpoint> Checkpoints, List<RetentionRecord> Retentions);

@@ -5,20 +5,38 @@ namespace Appliance.Audit.Export;
 
 /// <summary>
 /// Verifies a JSON Lines export offline (<c>appliance audit verify --file</c>): each chain from its newest retention
-/// record, then the chains' signed witnesses of each other.
+/// record, then the chains' signed witnesses of each other. The file is read several times, never held: a first pass
+/// notes the checkpoints, retention records, witness entries and which chain each line belongs to, then each chain's
+/// entries are streamed through <see cref="ChainVerifier"/> (an export of millions of entries verifies in tens of MB).
 /// </summary>
 public static class ExportVerifier
 {
-    /// <summary>Every node with an entry, checkpoint or retention record in the export, in order.</summary>
-    public static IReadOnlyList<string> Nodes(ExportContents export) =>
-        [.. export.Entries.Select(e => e.Node).Concat(export.Checkpoints.Select(c => c.Node)).Concat(export.Retentions.Select(r => r.Node))
-            .Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)];
-
-    /// <param name="chains">The chains to verify.</param>
-    /// <param name="witnesses">Whether to check the chains' witnesses of each other (when every chain of the file is verified).</param>
-    public static IReadOnlyList<(string Node, ChainVerification Verdict)> Verify(ExportContents export, IReadOnlyList<string> chains, ECDsa? key, bool witnesses)
+    /// <summary>The first pass over an export; <paramref name="open"/> must give the same text each time it is called.</summary>
+    public static ExportScan Scan(Func<TextReader> open)
     {
-        var verdicts = chains.Select(chain => (chain, VerifyChain(export, chain, key))).ToList();
+        var scan = new ExportScan(open);
+        using var reader = open();
+        foreach (var (_, line) in AuditExport.Lines(reader))
+        {
+            scan.Add(line);
+        }
+
+        return scan;
+    }
+
+    /// <summary>Every node with an entry, checkpoint or retention record in the export, in order.</summary>
+    public static IReadOnlyList<string> Nodes(ExportScan scan) => scan.Nodes;
+
+    /// <param name="scan">The export, scanned.</param>
+    /// <param name="chains">The chains to verify.</param>
+    /// <param name="key">The checkpoint public key (null: only the hashes are checked).</param>
+    /// <param name="witnesses">Whether to check the chains' witnesses of each other (when every chain of the file is verified).</param>
+    public static IReadOnlyList<(string Node, ChainVerification Verdict)> Verify(ExportScan scan, IReadOnlyList<string> chains, ECDsa? key, bool witnesses)
+    {
+        // The hashes the witnesses name, collected while the chains stream past (the first line of each, as in a store).
+        var named = scan.Witnesses.SelectMany(w => ChainWitness.Read(w.Record) ?? []).Select(c => (c.Node, c.Sequence)).ToHashSet();
+        var hashes = new Dictionary<(string, long), string>();
+        var verdicts = chains.Select(chain => (chain, VerifyChain(scan, chain, key, named, hashes))).ToList();
         if (!witnesses)
         {
             return verdicts;
@@ -27,20 +45,12 @@ public static class ExportVerifier
         // Every chain in the file: each one's signed witness of the others (ChainWitness). A chain witnessed but not in
         // the file may just not have been exported (GET /audit/export?node=...): only the store can tell it was deleted.
         // Written while the nodes wrote, a file may end a chain before a checkpoint another chain's later witness names.
-        var entries = export.Entries;
-        var hashes = new Dictionary<(string, long), string>();
-        foreach (var entry in entries)
-        {
-            hashes.TryAdd((entry.Node, entry.Sequence), entry.Hash); // a duplicated entry is the chain verdict's finding
-        }
-
-        var ends = entries.GroupBy(e => e.Node).ToDictionary(g => g.Key, g => g.Max(e => e.Sequence), StringComparer.Ordinal);
         return ChainWitness.Check(verdicts,
-            (chain, signedThrough) => entries.LastOrDefault(e => e.Node == chain && e.Sequence <= signedThrough && e.Record.Kind == AuditKinds.Witness),
+            (chain, signedThrough) => scan.Witnesses.LastOrDefault(e => e.Node == chain && e.Sequence <= signedThrough),
             (chain, sequence) => hashes.GetValueOrDefault((chain, sequence)),
-            chain => NewestRetention(export, chain)?.ThroughSequence ?? 0,
+            chain => scan.NewestRetention(chain)?.ThroughSequence ?? 0,
             missingIsGone: false,
-            beyondEnd: (chain, sequence) => sequence > ends.GetValueOrDefault(chain));
+            beyondEnd: (chain, sequence) => sequence > scan.LastSequence(chain));
     }
 
     /// <summary>
@@ -49,32 +59,167 @@ public static class ExportVerifier
     /// export began with (or the chain's start) and against their checkpoints, so a file cannot pass by carrying a
     /// later genuine record over entries changed by hand; the rest must follow the newest record unbroken.
     /// </summary>
-    private static ChainVerification VerifyChain(ExportContents export, string chain, ECDsa? key)
+    private static ChainVerification VerifyChain(
+        ExportScan scan, string chain, ECDsa? key, HashSet<(string, long)> named, Dictionary<(string, long), string> hashes)
     {
-        var retention = NewestRetention(export, chain);
+        var retention = scan.NewestRetention(chain);
         var through = retention?.ThroughSequence ?? 0;
-        var checkpoints = export.Checkpoints.Where(c => c.Node == chain).ToList();
-        var removed = export.Entries.Where(e => e.Node == chain && e.Sequence <= through).ToList();
-        if (removed.Count > 0)
+        var checkpoints = scan.Checkpoints.Where(c => c.Node == chain).ToList();
+        var (removed, lastRemoved) = scan.EntriesUpTo(chain, through);
+        if (removed > 0)
         {
-            var earlier = export.Retentions.Where(r => r.Node == chain && r.ThroughSequence < through).MaxBy(r => r.ThroughSequence);
-            var last = removed[^1].Sequence;
-            var before = ChainVerifier.Verify(removed, checkpoints.Where(c => c.Sequence <= last), key, earlier);
+            var earlier = scan.Retentions.Where(r => r.Node == chain && r.ThroughSequence < through).MaxBy(r => r.ThroughSequence);
+            var before = ChainVerifier.Verify(
+                scan.Entries(chain, sequence => sequence <= through, named, hashes), checkpoints.Where(c => c.Sequence <= lastRemoved), key, earlier);
             if (!before.Ok)
             {
                 return before with { Message = $"{before.Message} (among the entries exported before a retention run removed them)" };
             }
         }
 
-        var verdict = ChainVerifier.Verify(export.Entries.Where(e => e.Node == chain && e.Sequence > through), checkpoints, key, retention);
-        return verdict.Ok && removed.Count > 0
-            ? verdict with { Message = $"{verdict.Message}; the {removed.Count} entries exported before that retention run removed them verified too" }
+        var verdict = ChainVerifier.Verify(scan.Entries(chain, sequence => sequence > through, named, hashes), checkpoints, key, retention);
+        return verdict.Ok && removed > 0
+            ? verdict with { Message = $"{verdict.Message}; the {removed} entries exported before that retention run removed them verified too" }
             : verdict;
     }
-
-    private static RetentionRecord? NewestRetention(ExportContents export, string chain) =>
-        export.Retentions.Where(r => r.Node == chain).MaxBy(r => r.ThroughSequence);
 }
 
-/// <summary>What an export file holds, as <see cref="AuditExport.Read"/> reads it.</summary>
-public sealed record ExportContents(List<AuditEntry> Entries, List<Checkpoint> Checkpoints, List<RetentionRecord> Retentions);
+/// <summary>
+/// What the first pass over an export found: its checkpoints, retention records and witness entries (few), and for
+/// each line the chain and entry number it holds (12 bytes a line), so that later passes parse only the lines of the
+/// chain they verify.
+/// </summary>
+public sealed class ExportScan
+{
+    private const int NotAnEntry = -1;
+
+    private readonly Func<TextReader> _open;
+    private readonly List<string> _chains = [];
+    private readonly Dictionary<string, int> _chainIndex = new(StringComparer.Ordinal);
+    private readonly List<int> _lineChain = [];
+    private readonly List<long> _lineSequence = [];
+    private readonly SortedSet<string> _nodes = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, long> _lastSequence = new(StringComparer.Ordinal);
+
+    internal ExportScan(Func<TextReader> open) => _open = open;
+
+    internal List<Checkpoint> Checkpoints { get; } = [];
+
+    internal List<RetentionRecord> Retentions { get; } = [];
+
+    /// <summary>Witness entries, in file order.</summary>
+    internal List<AuditEntry> Witnesses { get; } = [];
+
+    internal IReadOnlyList<string> Nodes => [.. _nodes];
+
+    internal void Add(object line)
+    {
+        switch (line)
+        {
+            case AuditEntry entry:
+                if (!_chainIndex.TryGetValue(entry.Node, out var index))
+                {
+                    index = _chainIndex[entry.Node] = _chains.Count;
+                    _chains.Add(entry.Node);
+                }
+
+                _lineChain.Add(index);
+                _lineSequence.Add(entry.Sequence);
+                _nodes.Add(entry.Node);
+                _lastSequence[entry.Node] = Math.Max(_lastSequence.GetValueOrDefault(entry.Node), entry.Sequence);
+                if (entry.Record.Kind == AuditKinds.Witness)
+                {
+                    Witnesses.Add(entry);
+                }
+
+                break;
+            case Checkpoint checkpoint:
+                Checkpoints.Add(checkpoint);
+                _nodes.Add(checkpoint.Node);
+                AddOther();
+                break;
+            case RetentionRecord retention:
+                Retentions.Add(retention);
+                _nodes.Add(retention.Node);
+                AddOther();
+                break;
+        }
+    }
+
+    internal RetentionRecord? NewestRetention(string chain) => Retentions.Where(r => r.Node == chain).MaxBy(r => r.ThroughSequence);
+
+    /// <summary>The highest entry number of the chain in the file (0: none).</summary>
+    internal long LastSequence(string chain) => _lastSequence.GetValueOrDefault(chain);
+
+    /// <summary>How many of the chain's entries are numbered up to <paramref name="through"/>, and the number of the last of them in file order.</summary>
+    internal (int Count, long Last) EntriesUpTo(string chain, long through)
+    {
+        var upTo = Lines(chain).Where(i => _lineSequence[i] <= through).ToList();
+        return (upTo.Count, upTo.Count == 0 ? 0 : _lineSequence[upTo[^1]]);
+    }
+
+    /// <summary>
+    /// The chain's entries whose number <paramref name="which"/> accepts, read again from the file in its order; the
+    /// hashes of entries in <paramref name="named"/> are noted on the way.
+    /// </summary>
+    internal IEnumerable<AuditEntry> Entries(string chain, Func<long, bool> which, HashSet<(string, long)> named, Dictionary<(string, long), string> hashes)
+    {
+        if (!_chainIndex.TryGetValue(chain, out var index))
+        {
+            yield break;
+        }
+
+        using var reader = _open();
+        var line = 0;
+        var number = 0;
+        for (var text = reader.ReadLine(); text is not null; text = reader.ReadLine())
+        {
+            number++;
+            if (string.IsNullOrWhiteSpace(text))
+            {
+                continue;
+            }
+
+            if (line >= _lineChain.Count)
+            {
+                throw Changed(number);
+            }
+
+            if (_lineChain[line] != index || !which(_lineSequence[line]))
+            {
+                line++;
+                continue;
+            }
+
+            if (AuditExport.ParseLine(text, number) is not AuditEntry entry || entry.Node != chain || entry.Sequence != _lineSequence[line])
+            {
+                throw Changed(number);
+            }
+
+            line++;
+            if (named.Contains((entry.Node, entry.Sequence)))
+            {
+                hashes.TryAdd((entry.Node, entry.Sequence), entry.Hash);
+            }
+
+            yield return entry;
+        }
+
+        if (line != _lineChain.Count)
+        {
+            throw Changed(number);
+        }
+    }
+
+    private IEnumerable<int> Lines(string chain) =>
+        _chainIndex.TryGetValue(chain, out var index) ? Enumerable.Range(0, _lineChain.Count).Where(i => _lineChain[i] == index) : [];
+
+    private void AddOther()
+    {
+        _lineChain.Add(NotAnEntry);
+        _lineSequence.Add(0);
+    }
+
+    private static InvalidDataException Changed(int number) =>
+        new($"the export changed while it was verified (line {number} is not what the first pass read); verify a copy that nothing writes to");
+}

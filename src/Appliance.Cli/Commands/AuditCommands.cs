@@ -66,9 +66,16 @@ internal static class AuditCommands
 
     private static IReadOnlyList<(string, ChainVerification)> VerifyExport(FileInfo file, string? node, ECDsa? key)
     {
-        using var reader = file.OpenText();
-        var export = AuditExport.Read(reader);
-        return ExportVerifier.Verify(export, Chosen(ExportVerifier.Nodes(export), node, "export"), key, witnesses: node is null);
+        // Read once per pass, never held whole; writers are kept out while it is read (FileShare.Read).
+        using var stream = new FileStream(file.FullName, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+        TextReader Open()
+        {
+            stream.Position = 0;
+            return new StreamReader(stream, System.Text.Encoding.UTF8, detectEncodingFromByteOrderMarks: true, bufferSize: 1 << 16, leaveOpen: true);
+        }
+
+        var scan = ExportVerifier.Scan(Open);
+        return ExportVerifier.Verify(scan, Chosen(ExportVerifier.Nodes(scan), node, "export"), key, witnesses: node is null);
     }
 
     private static SqliteAuditStore OpenSqlite(FileInfo database) =>
