@@ -8,7 +8,7 @@ namespace Appliance.Host.Audit;
 /// <summary>Builds a request's audit record from what the request and its handlers learned.</summary>
 internal sealed partial class AuditRecords(
     TimeProvider time, IModelAccess access, Microsoft.Extensions.Options.IOptions<Options.AuditOptions> options, Appliance.Audit.Content.ContentVault vault,
-    ILogger<AuditRecords> logger)
+    CallerTeam teams, ILogger<AuditRecords> logger)
 {
     public AuditRecord For(HttpContext http, RequestAudit audit, string kind, int? status)
     {
@@ -38,7 +38,7 @@ internal sealed partial class AuditRecords(
             Subject = user.FindFirst(ApplianceClaims.Subject)?.Value,
             Username = user.Identity?.IsAuthenticated == true ? user.Identity.Name : null,
             Client = user.FindFirst(ApplianceClaims.Client)?.Value,
-            Team = user.FindFirst(options.Value.TeamClaim)?.Value,
+            Team = teams.Of(user),
             Roles = [.. user.FindAll(ApplianceClaims.Role).Select(c => c.Value)],
             SourceIp = http.Connection.RemoteIpAddress?.ToString(),
             Method = http.Request.Method,

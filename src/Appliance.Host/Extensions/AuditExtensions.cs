@@ -52,6 +52,7 @@ public static partial class AuditExtensions
             Resolve(services, services.GetRequiredService<IOptions<AuditOptions>>().Value.ContentKeysFolder, "content-keys")));
         builder.Services.AddSingleton<IContentRecording, ContentRecording>();
         builder.Services.AddSingleton<AuditRecords>();
+        builder.Services.AddSingleton<CallerTeam>();
         builder.Services.AddSingleton<Appliance.Audit.Chain.IncrementalVerifier>();
         builder.Services.AddSingleton<IAuditReader, AuditReader>();
         if (IsEnabled(builder.Configuration))

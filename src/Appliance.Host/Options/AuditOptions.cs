@@ -29,8 +29,14 @@ public sealed record AuditOptions
     /// <summary>This node's name in the chain; empty: the machine name.</summary>
     public string NodeId { get; init; } = string.Empty;
 
-    /// <summary>The token claim whose first value is the caller's team in usage summaries (for example a Keycloak group).</summary>
+    /// <summary>The token claim that names the caller's team (for example Keycloak groups): usage, quotas, fair queueing.</summary>
     public string TeamClaim { get; init; } = "groups";
+
+    /// <summary>
+    /// Only the claim's values starting with this are teams (e.g. "/teams/" for Keycloak groups under /teams); of
+    /// several, the first in ordinal order counts. Empty: every value.
+    /// </summary>
+    public string TeamPrefix { get; init; } = string.Empty;
 
     public int CheckpointEvery { get; init; } = 1000;
 

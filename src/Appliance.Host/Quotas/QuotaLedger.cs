@@ -12,7 +12,7 @@ namespace Appliance.Host.Quotas;
 /// one of the caller's quotas is used up. A request is admitted while usage is below the limit (its own tokens are
 /// only known when it ends), so a quota can be overrun by at most the requests running when it was reached.
 /// </summary>
-internal sealed class QuotaLedger(IOptions<QuotaOptions> options, IOptions<AuditOptions> audit, IQuotaRefusals metrics, TimeProvider time) : IQuotaGate
+internal sealed class QuotaLedger(IOptions<QuotaOptions> options, Audit.CallerTeam teams, IQuotaRefusals metrics, TimeProvider time) : IQuotaGate
 {
     private readonly Lock _gate = new();
     private readonly Dictionary<(string Scope, string Key), QuotaWindow> _windows = [];
@@ -165,7 +165,7 @@ internal sealed class QuotaLedger(IOptions<QuotaOptions> options, IOptions<Audit
             callers.Add(("user", name ?? subject, name ?? subject, own?.Over(quotas.User) ?? quotas.User));
         }
 
-        if (user.FindFirst(audit.Value.TeamClaim)?.Value is { Length: > 0 } team)
+        if (teams.Of(user) is { } team)
         {
             callers.Add(("team", team, team, quotas.Teams.GetValueOrDefault(team)?.Over(quotas.Team) ?? quotas.Team));
         }

@@ -5,10 +5,8 @@ using Microsoft.Extensions.Options;
 
 namespace Appliance.Host.WebConsole;
 
-/// <summary>Administrators see all usage; anyone else on the usage page (a team lead) sees the teams they belong to (Audit:TeamClaim).</summary>
-internal sealed class TeamUsageScope(IOptions<IdentityOptions> identity, IOptions<AuditOptions> audit) : IUsageScope
+/// <summary>Administrators see all usage; anyone else on the usage page (a team lead) sees the teams they belong to (Audit:TeamClaim, Audit:TeamPrefix).</summary>
+internal sealed class TeamUsageScope(IOptions<IdentityOptions> identity, Audit.CallerTeam teams) : IUsageScope
 {
-    public IReadOnlyList<string>? TeamsOf(ClaimsPrincipal user) => user.IsInRole(identity.Value.Roles.Admin)
-        ? null
-        : [.. user.FindAll(audit.Value.TeamClaim).Select(c => c.Value).Where(v => v.Length > 0).Distinct(StringComparer.Ordinal)];
+    public IReadOnlyList<string>? TeamsOf(ClaimsPrincipal user) => user.IsInRole(identity.Value.Roles.Admin) ? null : teams.All(user);
 }

@@ -92,6 +92,26 @@ public sealed class QuotaTests : IDisposable
     }
 
     [Fact]
+    public async Task A_caller_in_several_groups_is_counted_under_one_team_whatever_order_its_tokens_list_them()
+    {
+        // Tokens may list a user's groups in any order; the team is the first in ordinal order among those that start
+        // with Audit:TeamPrefix, so the same user is never charged to one team by one token and another by the next.
+        await using var running = await Start(null, "--Quotas:Teams:/teams/radiology:TokensPerDay=10", "--Audit:TeamPrefix=/teams/");
+        using var listedFirst = running.ClientWith(running.MintToken("ada", ["appliance-user"], groups: ["/staff", "/teams/radiology", "/teams/research"]));
+        using var listedLast = running.ClientWith(running.MintToken("ada", ["appliance-user"], groups: ["/teams/research", "/teams/radiology", "/staff"]));
+        Assert.Equal(HttpStatusCode.OK, (await listedLast.PostAsync("/v1/chat/completions", Chat(maxTokens: 8))).StatusCode);
+
+        using var refused = await listedFirst.PostAsync("/v1/chat/completions", Chat());
+
+        Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
+        Assert.Contains("tokens per day for team '/teams/radiology'", await refused.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        using var auditor = running.ClientWith(running.MintToken("bob", ["appliance-auditor"]));
+        using var events = JsonDocument.Parse(await auditor.GetStringAsync("/audit/events?user=ada&limit=100"));
+        var teams = events.RootElement.GetProperty("data").EnumerateArray().Select(e => e.GetProperty("team").GetString()).Distinct().ToList();
+        Assert.Equal(["/teams/radiology"], teams);
+    }
+
+    [Fact]
     public async Task Concurrent_streams_are_limited_per_user()
     {
         await using var running = await Start(null, "--Quotas:User:ConcurrentStreams=1", "--Limits:MaxTokens=4000");

@@ -1,0 +1,42 @@
+using System.Collections.Concurrent;
+using System.Security.Claims;
+using Appliance.Host.Options;
+using Microsoft.Extensions.Options;
+
+namespace Appliance.Host.Audit;
+
+/// <summary>
+/// The caller's team, one rule for the audit log, quotas, fair queueing and the prefix cache: the values of
+/// Audit:TeamClaim (Keycloak groups) that start with Audit:TeamPrefix, and of several the first in ordinal order, so a
+/// user in two groups is always counted under the same one whatever order a token lists them in.
+/// </summary>
+internal sealed partial class CallerTeam(IOptions<AuditOptions> options, ILogger<CallerTeam> logger)
+{
+    private const int MaxReported = 10_000;
+    private readonly ConcurrentDictionary<string, byte> _reported = new(StringComparer.Ordinal);
+
+    /// <summary>The team the caller is counted under, or null when the caller is in none.</summary>
+    public string? Of(ClaimsPrincipal user)
+    {
+        var teams = All(user);
+        if (teams.Count > 1 && user.Identity?.Name is { } name && _reported.Count < MaxReported && _reported.TryAdd(name, 0))
+        {
+            LogSeveralTeams(logger, name, string.Join(", ", teams), teams[0]);
+        }
+
+        return teams.Count == 0 ? null : teams[0];
+    }
+
+    /// <summary>Every team the caller is in, in ordinal order.</summary>
+    public IReadOnlyList<string> All(ClaimsPrincipal user)
+    {
+        var prefix = options.Value.TeamPrefix;
+        return [.. user.FindAll(options.Value.TeamClaim).Select(c => c.Value)
+            .Where(v => v.Length > 0 && v.StartsWith(prefix, StringComparison.Ordinal))
+            .Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)];
+    }
+
+    [LoggerMessage(EventId = 4050, Level = LogLevel.Information,
+        Message = "{User} is in several teams ({Teams}): usage, quotas and fair queueing count it under {Team}; Audit:TeamPrefix narrows which groups are teams")]
+    private static partial void LogSeveralTeams(ILogger logger, string user, string teams, string team);
+}
