@@ -4,7 +4,8 @@ using Microsoft.AspNetCore.Http;
 namespace Appliance.Api.OpenAi;
 
 /// <summary>
-/// GET /v1/models and /v1/models/{id}, with the appliance's extra metadata (context length, digest, state). A caller
+/// GET /v1/models and /v1/models/{id}, with the appliance's extra metadata (context length, digest, state, sampling
+/// defaults). A caller
 /// sees only the models it may use.
 /// </summary>
 internal static class ModelsApi
@@ -38,5 +39,9 @@ internal static class ModelsApi
         kind = entry.Embedder is not null ? "embedding" : "chat",
         context_length = entry.Served?.ContextLength ?? entry.Embedder?.Embedder.MaxTokens,
         digest = entry.Served?.Digest ?? entry.Embedder?.Digest,
+        // What a request that names none of these gets (the administrator's, else the model authors', else OpenAI's).
+        sampling_defaults = entry.Served?.Defaults is { } defaults
+            ? new { temperature = defaults.Temperature, top_p = defaults.TopP, max_tokens = defaults.MaxTokens }
+            : null,
     };
 }

@@ -43,6 +43,13 @@ public sealed class ReasoningModelFixture : IAsyncLifetime
 /// </summary>
 public sealed class ReasoningModelTests(ReasoningModelFixture fixture) : IClassFixture<ReasoningModelFixture>
 {
+    [Fact]
+    public async Task The_models_list_shows_the_sampling_defaults_the_administrator_set()
+    {
+        using var model = JsonDocument.Parse(await fixture.Running.Http.GetStringAsync("/v1/models/qwen3"));
+        Assert.Equal(0f, model.RootElement.GetProperty("sampling_defaults").GetProperty("temperature").GetSingle());
+    }
+
     private const string Schema = """{"type":"object","properties":{"answer":{"type":"integer"},"unit":{"enum":["kg","g"]}},"required":["answer","unit"],"additionalProperties":false}""";
 
     private HttpClient Http => fixture.Running.Http;

@@ -90,6 +90,9 @@ public sealed class StreamingWireFormatTests(ApplianceServer server)
         Assert.Equal(2048, json.GetProperty("context_length").GetInt32());
         Assert.StartsWith("sha256:", json.GetProperty("digest").GetString(), StringComparison.Ordinal);
         Assert.Equal("ready", json.GetProperty("state").GetString());
+        var defaults = json.GetProperty("sampling_defaults"); // this model names none: OpenAI's
+        Assert.Equal((1f, 1f), (defaults.GetProperty("temperature").GetSingle(), defaults.GetProperty("top_p").GetSingle()));
+        Assert.True(defaults.GetProperty("max_tokens").GetInt32() > 0);
 
         using var missing = await server.Http.GetAsync("/v1/models/missing");
         Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
