@@ -37,21 +37,36 @@ public sealed class TokenizerLayoutTests : IDisposable
     }
 
     [Fact]
-    public void A_metaspace_pre_tokenizer_prepending_to_the_first_segment_encodes_as_the_reference_does()
+    public void Runs_of_digits_split_off_before_the_byte_level_regex_encode_as_the_reference_does()
+    {
+        var preTokenizer = JsonNode.Parse("""
+            {"type":"Sequence","pretokenizers":[{"type":"Digits","individual_digits":false},
+              {"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":true}]}
+            """)!.AsObject();
+
+        AssertEncodesAsReference("llama3", new JsonObject { ["pre_tokenizer"] = preTokenizer }, [.. Texts, "<|begin_of_text|>room 101<|eot_id|>"]);
+    }
+
+    [Theory]
+    [InlineData("first")]
+    [InlineData("always")]
+    [InlineData("never")]
+    public void A_metaspace_pre_tokenizer_encodes_as_the_reference_does_whatever_its_prepend_scheme(string scheme)
     {
         var parts = new JsonObject
         {
             ["normalizer"] = null,
             // add_prefix_space too, as files written before tokenizers 0.15 carry it: transformers.js prepends only with it.
-            ["pre_tokenizer"] = JsonNode.Parse("""{"type":"Metaspace","replacement":"▁","add_prefix_space":true,"prepend_scheme":"first","split":false}"""),
+            ["pre_tokenizer"] = JsonNode.Parse($$"""{"type":"Metaspace","replacement":"▁","add_prefix_space":true,"prepend_scheme":"{{scheme}}","split":false}"""),
             ["decoder"] = JsonNode.Parse("""
                 {"type":"Sequence","decoders":[{"type":"Replace","pattern":{"String":"▁"},"content":" "},{"type":"ByteFallback"},{"type":"Fuse"},
                   {"type":"Strip","content":" ","start":1,"stop":0}]}
                 """),
         };
 
-        // After an added token the next segment gets no "▁" in front: the difference from the legacy layout.
-        AssertEncodesAsReference("llama2", parts, [.. Texts, "<s>Hi there<s> again"], roundTrips: false);
+        // "first": after an added token the next segment gets no "▁" in front (the difference from the legacy layout);
+        // "always": every segment gets one; "never": none does.
+        AssertEncodesAsReference("llama2", parts, [.. Texts, "<s>Hi there<s> again", "Hi</s> there"], roundTrips: false);
     }
 
     [Theory]
