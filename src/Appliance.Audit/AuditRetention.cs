@@ -4,29 +4,41 @@ using Appliance.Audit.Stores;
 namespace Appliance.Audit;
 
 /// <summary>
-/// Removes whole sealed segments: every entry up to the newest checkpoint whose entry is older than the cutoff. What
-/// was removed is kept as a signed retention record, from which the rest of the chain verifies.
+/// Removes whole sealed segments: every entry up to the newest checkpoint such that every entry up to it is older than
+/// the cutoff. What was removed is kept as a signed retention record, from which the rest of the chain verifies.
 /// </summary>
 public static class AuditRetention
 {
     public static RetentionRecord? Apply(IAuditStore store, CheckpointSigner signer, string node, DateTimeOffset cutoff, DateTimeOffset now)
     {
         var removedBefore = store.Retention(node)?.ThroughSequence ?? 0;
-        foreach (var checkpoint in store.Checkpoints(node).Where(c => c.Sequence > removedBefore).OrderByDescending(c => c.Sequence))
+
+        // Segment by segment from the oldest, while every entry of the segment is older than the cutoff: the time of
+        // the checkpoint's own entry is not enough. A node that booted with its clock a year behind (a flat clock
+        // battery, before NTP stepped it) stamps that hour's entries a year old; the newest checkpoint among them
+        // would otherwise take the months of genuine entries before it along.
+        Checkpoint? through = null;
+        var segmentStart = removedBefore;
+        foreach (var checkpoint in store.Checkpoints(node).Where(c => c.Sequence > removedBefore).OrderBy(c => c.Sequence))
         {
-            var sealedEntry = Entry(store, node, checkpoint.Sequence);
-            if (sealedEntry is null || sealedEntry.Record.Time >= cutoff)
+            if (store.NewestTime(node, segmentStart, checkpoint.Sequence) is not { } newest || newest >= cutoff
+                || Entry(store, node, checkpoint.Sequence) is null)
             {
-                continue;
+                break;
             }
 
-            var oldestRemaining = Entry(store, node, checkpoint.Sequence + 1)?.Record.Time ?? now;
-            var record = signer.SignRetention(node, checkpoint.Sequence, checkpoint.Hash, checkpoint.Sequence - removedBefore, oldestRemaining, now);
-            store.ApplyRetention(record);
-            return record;
+            (through, segmentStart) = (checkpoint, checkpoint.Sequence);
         }
 
-        return null;
+        if (through is null)
+        {
+            return null;
+        }
+
+        var oldestRemaining = Entry(store, node, through.Sequence + 1)?.Record.Time ?? now;
+        var record = signer.SignRetention(node, through.Sequence, through.Hash, through.Sequence - removedBefore, oldestRemaining, now);
+        store.ApplyRetention(record);
+        return record;
     }
 
     private static AuditEntry? Entry(IAuditStore store, string node, long sequence) =>

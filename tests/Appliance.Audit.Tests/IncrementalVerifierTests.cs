@@ -95,6 +95,8 @@ public sealed class IncrementalVerifierTests
 
         public IReadOnlyList<Checkpoint> Checkpoints(string node) => inner.Checkpoints(node);
 
+        public DateTimeOffset? NewestTime(string node, long afterSequence, long throughSequence) => inner.NewestTime(node, afterSequence, throughSequence);
+
         public AuditEntry? LatestWitness(string node, long throughSequence) => inner.LatestWitness(node, throughSequence);
 
         public IReadOnlyList<Checkpoint> LatestCheckpoints() => inner.LatestCheckpoints();

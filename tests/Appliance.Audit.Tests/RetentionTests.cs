@@ -25,6 +25,30 @@ public sealed class RetentionTests
     }
 
     [Fact]
+    public async Task Entries_stamped_in_the_past_by_a_clock_running_behind_do_not_take_newer_ones_with_them()
+    {
+        // Entries 1 to 10 are old; 11 to 40 recent, except 29 and 30 (and the checkpoint at 30), written while the node's
+        // clock ran a year behind (booted on a flat clock battery, before NTP stepped it).
+        var now = DateTimeOffset.UtcNow;
+        var audit = new AuditChainFixture(new AuditLogOptions { CheckpointEvery = 10, MaxBatch = 1 });
+        await using (audit)
+        {
+            foreach (var i in Enumerable.Range(1, 40))
+            {
+                var time = i <= 10 ? now.AddDays(-100) : i is 29 or 30 ? now.AddDays(-365) : now.AddMinutes(i - 60);
+                await audit.Log.RecordAsync(AuditChainFixture.Record(i) with { Time = time });
+            }
+
+            await audit.CloseLogAsync();
+
+            var record = AuditRetention.Apply(audit.Store, audit.Signer, "node-1", now.AddDays(-90), now);
+
+            Assert.Equal(10, record?.ThroughSequence); // not 30: entries 11 to 28 are recent
+            Assert.True(audit.Verify().Ok);
+        }
+    }
+
+    [Fact]
     public async Task Removing_more_than_the_retention_record_covers_is_found()
     {
         await using var audit = await Filled(out var middle);

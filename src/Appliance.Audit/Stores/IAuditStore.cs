@@ -60,6 +60,9 @@ public interface IAuditStore : IDisposable
 
     IReadOnlyList<Checkpoint> Checkpoints(string node);
 
+    /// <summary>The latest time any entry after <paramref name="afterSequence"/> through <paramref name="throughSequence"/> carries, or null when there is none.</summary>
+    DateTimeOffset? NewestTime(string node, long afterSequence, long throughSequence);
+
     /// <summary>A node's last witness entry (<see cref="AuditKinds.Witness"/>) at or before an entry, or null.</summary>
     AuditEntry? LatestWitness(string node, long throughSequence);
 

@@ -162,6 +162,14 @@ public abstract class SqlAuditStore : IAuditStore
         }
     }
 
+    // Times are stored in one fixed-width UTC form (CanonicalJson.Time), so the text's maximum is the latest time.
+    public DateTimeOffset? NewestTime(string node, long afterSequence, long throughSequence) => WithReadConnection(connection =>
+    {
+        using var command = Command(connection, "SELECT MAX(time) FROM audit_entries WHERE node = @node AND seq > @after AND seq <= @through",
+            ("node", node), ("after", afterSequence), ("through", throughSequence));
+        return command.ExecuteScalar() is string time ? ParseTime(time) : (DateTimeOffset?)null;
+    });
+
     public IReadOnlyList<Checkpoint> Checkpoints(string node) => WithReadConnection(connection =>
     {
         using var command = Command(connection, "SELECT node, seq, hash, time, key_id, signature FROM audit_checkpoints WHERE node = @node ORDER BY seq", ("node", node));
