@@ -31,6 +31,8 @@ install "command -v chromium" chromium
 # machines they deploy to (tests/deployment/lab.sh, as root); ssh reaches them.
 install "command -v ansible-lint && command -v systemd-nspawn && command -v debootstrap && command -v ssh && command -v ip" \
   ansible ansible-lint systemd-container debootstrap openssh-client iproute2
+# rsyslog with its RELP input, the SIEM collector the audit forwarding tests send to.
+install "command -v rsyslogd && test -e /usr/lib/x86_64-linux-gnu/rsyslog/imrelp.so -o -e /usr/lib/rsyslog/imrelp.so" rsyslog rsyslog-relp
 # PostgreSQL for the multi-node audit and quota tests.
 install "command -v pg_createcluster" postgresql
 

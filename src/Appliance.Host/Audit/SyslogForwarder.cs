@@ -11,8 +11,10 @@ namespace Appliance.Host.Audit;
 
 /// <summary>
 /// Sends this node's audit entries, in chain order, to the configured syslog target. It reads from the store, not from
-/// memory, and keeps a cursor file, so an unreachable SIEM or a restart delays entries but loses none (at least once;
-/// the "seq" and "hash" parameters let the SIEM drop duplicates). Without a cursor it starts at the current end.
+/// memory, and keeps a cursor file that moves past an entry once the target has it, so an unreachable SIEM or a restart
+/// delays entries but loses none (at least once; the "seq" and "hash" parameters let the SIEM drop duplicates). Over
+/// RELP the target acknowledges each entry; over plain TCP what sat in the socket's buffers when the receiver went away
+/// is lost. Without a cursor it starts at the current end.
 /// </summary>
 internal sealed partial class SyslogForwarder(AuditLog log, IOptions<AuditOptions> options, IOptions<ApplianceOptions> appliance, ILogger<SyslogForwarder> logger)
     : BackgroundService
@@ -51,12 +53,9 @@ internal sealed partial class SyslogForwarder(AuditLog log, IOptions<AuditOption
 
             try
             {
-                sender ??= await ConnectAsync(target, settings.MaxUdpBytes, stoppingToken);
-                foreach (var entry in entries)
-                {
-                    await sender.SendAsync(Encoding.UTF8.GetBytes(SyslogFormatter.Format(entry, settings.AppName, settings.StructuredDataId)), stoppingToken);
-                    cursor = entry.Sequence;
-                }
+                sender ??= await ConnectAsync(target, settings, stoppingToken);
+                var messages = entries.Select(entry => Encoding.UTF8.GetBytes(SyslogFormatter.Format(entry, settings.AppName, settings.StructuredDataId))).ToList();
+                await sender.SendAsync(messages, delivered => cursor = entries[delivered].Sequence, stoppingToken);
 
                 if (failing)
                 {
@@ -123,16 +122,28 @@ internal sealed partial class SyslogForwarder(AuditLog log, IOptions<AuditOption
         Appliance.Audit.Stores.DurableFile.Write(path, System.Text.Encoding.ASCII.GetBytes(cursor.ToString(CultureInfo.InvariantCulture)), ownerOnly: false, overwrite: true);
     }
 
-    private static async Task<ISyslogSender> ConnectAsync(Uri target, int maxUdpBytes, CancellationToken cancellation)
+    private static async Task<ISyslogSender> ConnectAsync(Uri target, SyslogOptions settings, CancellationToken cancellation)
     {
-        if (target.Scheme == "udp")
+        switch (target.Scheme)
         {
-            return new UdpSender(target.Host, target.Port, maxUdpBytes);
-        }
+            case "udp":
+                return new UdpSyslogSender(target.Host, target.Port, settings.MaxUdpBytes);
+            case "relp":
+                return await RelpSyslogSender.OpenAsync(target.Host, target.Port, settings.AnswerTimeout, cancellation);
+            default:
+                var client = new TcpClient();
+                try
+                {
+                    await client.ConnectAsync(target.Host, target.Port, cancellation);
+                }
+                catch
+                {
+                    client.Dispose();
+                    throw;
+                }
 
-        var client = new TcpClient();
-        await client.ConnectAsync(target.Host, target.Port, cancellation);
-        return new TcpSender(client);
+                return new TcpSyslogSender(client);
+        }
     }
 
     private static async Task Delay(TimeSpan delay, CancellationToken cancellation)
@@ -160,34 +171,4 @@ internal sealed partial class SyslogForwarder(AuditLog log, IOptions<AuditOption
 
     [LoggerMessage(EventId = 4011, Level = LogLevel.Information, Message = "The syslog target {Target} is reachable again; forwarding resumed")]
     private static partial void LogResumed(ILogger logger, string target);
-
-    private interface ISyslogSender : IDisposable
-    {
-        Task SendAsync(byte[] message, CancellationToken cancellation);
-    }
-
-    /// <summary>RFC 6587 octet counting: "LENGTH SP MESSAGE", so messages may hold any character.</summary>
-    private sealed class TcpSender(TcpClient client) : ISyslogSender
-    {
-        private readonly NetworkStream _stream = client.GetStream();
-
-        public async Task SendAsync(byte[] message, CancellationToken cancellation)
-        {
-            await _stream.WriteAsync(Encoding.ASCII.GetBytes(message.Length.ToString(CultureInfo.InvariantCulture) + " "), cancellation);
-            await _stream.WriteAsync(message, cancellation);
-        }
-
-        public void Dispose() => client.Dispose();
-    }
-
-    /// <summary>One message per datagram (RFC 5426); a message longer than a datagram may be is cut and marked.</summary>
-    private sealed class UdpSender(string host, int port, int maxBytes) : ISyslogSender
-    {
-        private readonly UdpClient _client = new();
-
-        public async Task SendAsync(byte[] message, CancellationToken cancellation) =>
-            await _client.SendAsync(SyslogFormatter.Truncate(message, Math.Clamp(maxBytes, 480, 65_507)), host, port, cancellation);
-
-        public void Dispose() => _client.Dispose();
-    }
 }

@@ -23,13 +23,14 @@ public static partial class AuditExtensions
             .Validate(o => o.CheckpointInterval >= TimeSpan.FromSeconds(1), "Audit:CheckpointInterval must be at least one second")
             .Validate(o => o.MaxBatch is >= 1 and <= 10_000, "Audit:MaxBatch must be between 1 and 10000")
             .Validate(o => o.MaxSizeBytes is null or >= 65_536, "Audit:MaxSizeBytes must be at least 65536")
-            .Validate(o => o.Syslog.Target.Length == 0 || (Uri.TryCreate(o.Syslog.Target, UriKind.Absolute, out var target) && target.Scheme is "tcp" or "udp" && target.Port > 0),
-                "Audit:Syslog:Target must be tcp://host:port or udp://host:port")
+            .Validate(o => o.Syslog.Target.Length == 0 || (Uri.TryCreate(o.Syslog.Target, UriKind.Absolute, out var target) && target.Scheme is "relp" or "tcp" or "udp" && target.Port > 0),
+                "Audit:Syslog:Target must be relp://host:port, tcp://host:port or udp://host:port")
             .Validate(o => o.Retention is null || o.Retention >= TimeSpan.FromSeconds(1), "Audit:Retention must be at least one second (or unset to keep everything)")
             .Validate(o => o.RetentionCheckInterval >= TimeSpan.FromMilliseconds(100), "Audit:RetentionCheckInterval must be at least 100 ms")
             .Validate(o => o.NodeLockCheckInterval >= TimeSpan.FromMilliseconds(100), "Audit:NodeLockCheckInterval must be at least 100 ms")
             .Validate(o => o.ContentKeyScope is "model" or "classification", "Audit:ContentKeyScope must be model or classification")
-            .Validate(o => o.Syslog.PollInterval >= TimeSpan.FromMilliseconds(50), "Audit:Syslog:PollInterval must be at least 50 ms");
+            .Validate(o => o.Syslog.PollInterval >= TimeSpan.FromMilliseconds(50), "Audit:Syslog:PollInterval must be at least 50 ms")
+            .Validate(o => o.Syslog.AnswerTimeout >= TimeSpan.FromSeconds(1), "Audit:Syslog:AnswerTimeout must be at least one second");
         builder.Services.AddSingleton<IAuditStore>(services =>
         {
             var options = services.GetRequiredService<IOptions<AuditOptions>>().Value;

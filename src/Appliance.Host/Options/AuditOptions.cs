@@ -68,13 +68,19 @@ public sealed record AuditOptions
 /// <summary>Forwarding of audit entries to the customer's SIEM as RFC 5424 syslog (Audit:Syslog).</summary>
 public sealed record SyslogOptions
 {
-    /// <summary>tcp://host:port (octet-counted framing, RFC 6587) or udp://host:port; empty: no forwarding.</summary>
+    /// <summary>
+    /// relp://host:port (rsyslog's RELP: each entry acknowledged, none lost), tcp://host:port (octet-counted framing,
+    /// RFC 6587) or udp://host:port; empty: no forwarding.
+    /// </summary>
     public string Target { get; init; } = string.Empty;
 
     public string AppName { get; init; } = "appliance";
 
     /// <summary>The structured-data id; replace 32473 (the documentation enterprise number) with your organisation's.</summary>
     public string StructuredDataId { get; init; } = "audit@32473";
+
+    /// <summary>How long a RELP receiver may take to acknowledge a message before the connection is given up and opened again.</summary>
+    public TimeSpan AnswerTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
     /// <summary>How often the forwarder looks for new entries when it has sent everything.</summary>
     public TimeSpan PollInterval { get; init; } = TimeSpan.FromSeconds(1);

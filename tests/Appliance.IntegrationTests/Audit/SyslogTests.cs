@@ -35,6 +35,57 @@ public sealed class SyslogTests : IDisposable
     }
 
     [Fact]
+    public async Task Over_relp_no_entry_is_lost_when_the_collector_restarts_while_entries_are_being_forwarded()
+    {
+        // Plain TCP cannot tell what sat in the socket's buffers when the collector went away; RELP acknowledges each
+        // entry, and the cursor moves only past acknowledged ones.
+        using var collector = new RsyslogRelpReceiver();
+        await collector.StartAsync();
+        await using var running = await StartAsync($"relp://127.0.0.1:{collector.Port}");
+        using var ada = running.ClientWith(running.MintToken("ada", ["appliance-user"]));
+        using var stop = new CancellationTokenSource();
+        var traffic = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                using var response = await ada.GetAsync("/v1/models"); // each one an audit entry
+            }
+        });
+
+        await WaitForLines(collector, 20);
+        await collector.StopAsync();
+        await Task.Delay(1000); // entries keep coming while the collector is down
+        await collector.StartAsync();
+        await WaitForLines(collector, collector.Messages.Count + 20);
+        await stop.CancelAsync();
+        await traffic;
+
+        // Every entry from the first forwarded to the last reaches the collector (some maybe twice): one lost while the
+        // collector was down would be a gap below the entries that came after the restart.
+        await Task.Delay(1000);
+        var received = Sequences(collector.Messages);
+        var last = received.Max();
+        var first = received.Min();
+        var missing = Enumerable.Range((int)first, (int)(last - first + 1)).Where(seq => !received.Contains(seq)).ToList();
+        Assert.True(missing.Count == 0, $"entries {string.Join(", ", missing.Take(20))} of {first}..{last} never reached the collector");
+        Assert.All(collector.Messages, m => Assert.StartsWith("<", m, StringComparison.Ordinal));
+    }
+
+    private static HashSet<long> Sequences(IEnumerable<string> messages) =>
+        [.. messages.Select(m => System.Text.RegularExpressions.Regex.Match(m, @"\[audit@32473 seq=""(\d+)""")).Where(m => m.Success)
+            .Select(m => long.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture))];
+
+    private static async Task WaitForLines(RsyslogRelpReceiver collector, int count)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (collector.Messages.Count < count)
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"the collector received {collector.Messages.Count} messages, expected {count}");
+            await Task.Delay(100);
+        }
+    }
+
+    [Fact]
     public async Task Entries_are_forwarded_over_udp_one_per_datagram()
     {
         using var udp = new UdpClient(new IPEndPoint(IPAddress.Loopback, 0));
