@@ -232,8 +232,11 @@ public sealed class ApiKeyStoreTests : IDisposable
                 Assert.Null(store.Find("0123456789abcdef")!.OwnerId);
                 var (id, _) = Issue(store, "ada");
 
-                Assert.Equal(2, store.PinOwner("ada", "kc-1")); // owner names compare as Keycloak's do, without case
-                Assert.Equal(0, store.PinOwner("ada", "kc-2")); // a pinned key keeps its account
+                var (later, _) = Issue(store, "ada");
+                Assert.Equal(2, store.PinOwner("ada", "kc-1", ["0123456789abcdef", id])); // owner names compare as Keycloak's do, without case
+                Assert.Equal(0, store.PinOwner("ada", "kc-2", ["0123456789abcdef", id])); // a pinned key keeps its account
+                Assert.Equal(0, store.PinOwner("bob", "kc-3", [later])); // only the owner's own keys
+                Assert.Null(store.Find(later)!.OwnerId); // issued after the lookup: pinned by the next round
                 Assert.Equal(("kc-1", "kc-1"), (store.Find("0123456789abcdef")!.OwnerId, store.Find(id)!.OwnerId));
             }
         }

@@ -100,6 +100,7 @@ public sealed class ExportScan
     private readonly List<long> _lineSequence = [];
     private readonly SortedSet<string> _nodes = new(StringComparer.Ordinal);
     private readonly Dictionary<string, long> _lastSequence = new(StringComparer.Ordinal);
+    private readonly Dictionary<int, AuditEntry> _witnessAtLine = [];
 
     internal ExportScan(Func<TextReader> open) => _open = open;
 
@@ -130,6 +131,7 @@ public sealed class ExportScan
                 if (entry.Record.Kind == AuditKinds.Witness)
                 {
                     Witnesses.Add(entry);
+                    _witnessAtLine[_lineChain.Count - 1] = entry;
                 }
 
                 break;
@@ -191,7 +193,10 @@ public sealed class ExportScan
                 continue;
             }
 
-            if (AuditExport.ParseLine(text, number) is not AuditEntry entry || entry.Node != chain || entry.Sequence != _lineSequence[line])
+            // The witnesses' claims come from the first pass: the line verified now must be the one they were read from.
+            if (AuditExport.ParseLine(text, number) is not AuditEntry entry || entry.Node != chain || entry.Sequence != _lineSequence[line]
+                || (_witnessAtLine.TryGetValue(line, out var witness)
+                    && (witness.Hash != entry.Hash || witness.PreviousHash != entry.PreviousHash || witness.Record.Detail != entry.Record.Detail)))
             {
                 throw Changed(number);
             }

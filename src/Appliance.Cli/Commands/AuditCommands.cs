@@ -66,16 +66,32 @@ internal static class AuditCommands
 
     private static IReadOnlyList<(string, ChainVerification)> VerifyExport(FileInfo file, string? node, ECDsa? key)
     {
-        // Read once per pass, never held whole; writers are kept out while it is read (FileShare.Read).
-        using var stream = new FileStream(file.FullName, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
-        TextReader Open()
+        // Read once per pass, never held whole. A pipe (--file <(zcat export.jsonl.gz), /dev/stdin) cannot be read
+        // twice: it is copied to a temporary file first.
+        var opened = new FileStream(file.FullName, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+        var stream = (Stream)opened;
+        try
         {
-            stream.Position = 0;
-            return new StreamReader(stream, System.Text.Encoding.UTF8, detectEncodingFromByteOrderMarks: true, bufferSize: 1 << 16, leaveOpen: true);
-        }
+            if (!opened.CanSeek)
+            {
+                stream = new FileStream(Path.GetTempFileName(), FileMode.Create, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.DeleteOnClose);
+                opened.CopyTo(stream);
+            }
 
-        var scan = ExportVerifier.Scan(Open);
-        return ExportVerifier.Verify(scan, Chosen(ExportVerifier.Nodes(scan), node, "export"), key, witnesses: node is null);
+            TextReader Open()
+            {
+                stream.Position = 0;
+                return new StreamReader(stream, System.Text.Encoding.UTF8, detectEncodingFromByteOrderMarks: true, bufferSize: 1 << 16, leaveOpen: true);
+            }
+
+            var scan = ExportVerifier.Scan(Open);
+            return ExportVerifier.Verify(scan, Chosen(ExportVerifier.Nodes(scan), node, "export"), key, witnesses: node is null);
+        }
+        finally
+        {
+            stream.Dispose();
+            opened.Dispose();
+        }
     }
 
     private static SqliteAuditStore OpenSqlite(FileInfo database) =>

@@ -22,7 +22,7 @@ internal sealed partial class ApiKeyOwnerWatch(IOptions<IdentityOptions> options
     : BackgroundService
 {
     private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(30) };
-    private volatile Dictionary<string, string> _suspended = new(StringComparer.Ordinal); // by key id
+    private volatile Verdicts _verdicts = new(new Dictionary<string, string>(StringComparer.Ordinal), new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase));
     private readonly long _startedAt = time.GetTimestamp();
     private long _lastSuccess; // timestamp of the last round that answered for every owner; 0: none yet
     private bool _failing;
@@ -43,7 +43,7 @@ internal sealed partial class ApiKeyOwnerWatch(IOptions<IdentityOptions> options
         var stale = time.GetElapsedTime(since);
         return stale > options.Value.ApiKeys.OwnerCheck.MaxStaleness
             ? $"could not be checked in Keycloak for {stale.TotalMinutes:F0} minutes (Identity:ApiKeys:OwnerCheck:MaxStaleness); keys are refused until a check succeeds"
-            : _suspended.GetValueOrDefault(key.Id);
+            : _verdicts.Suspension(key);
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -75,15 +75,21 @@ internal sealed partial class ApiKeyOwnerWatch(IOptions<IdentityOptions> options
             var now = time.GetUtcNow();
             var keys = store.All().Where(k => k.IsActive(now)).ToList();
             var suspended = new Dictionary<string, string>(StringComparer.Ordinal);
+            var owners = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
             if (keys.Count > 0)
             {
                 var token = await ServiceAccountTokenAsync(cancellation);
                 foreach (var owned in keys.GroupBy(k => k.Owner, StringComparer.OrdinalIgnoreCase))
                 {
                     var account = await AccountOfAsync(owned.Key, token, cancellation);
-                    if (account is { Id: { } id } && owned.Any(k => k.OwnerId is null))
+                    if (account is { Id: { } id } && owned.Where(k => k.OwnerId is null).Select(k => k.Id).ToList() is { Count: > 0 } unpinned)
                     {
-                        store.PinOwner(owned.Key, id);
+                        Pin(owned.Key, id, unpinned);
+                    }
+
+                    if (OwnerVerdict(owned.Key, account) is { } ownerWhy)
+                    {
+                        owners[owned.Key] = ownerWhy; // also refuses a key issued to this owner before the next round
                     }
 
                     foreach (var key in owned)
@@ -96,17 +102,18 @@ internal sealed partial class ApiKeyOwnerWatch(IOptions<IdentityOptions> options
                 }
             }
 
-            foreach (var key in keys.Where(k => suspended.ContainsKey(k.Id) && !_suspended.ContainsKey(k.Id)))
+            var before = _verdicts.ByKey;
+            foreach (var key in keys.Where(k => suspended.ContainsKey(k.Id) && !before.ContainsKey(k.Id)))
             {
                 LogSuspended(logger, key.Id, key.Owner, suspended[key.Id]);
             }
 
-            foreach (var key in keys.Where(k => _suspended.ContainsKey(k.Id) && !suspended.ContainsKey(k.Id)))
+            foreach (var key in keys.Where(k => before.ContainsKey(k.Id) && !suspended.ContainsKey(k.Id)))
             {
                 LogResumed(logger, key.Id, key.Owner);
             }
 
-            _suspended = suspended;
+            _verdicts = new Verdicts(suspended, owners);
             Interlocked.Exchange(ref _lastSuccess, time.GetTimestamp());
             _failing = false;
         }
@@ -122,8 +129,27 @@ internal sealed partial class ApiKeyOwnerWatch(IOptions<IdentityOptions> options
         }
     }
 
+    /// <summary>Records the account's id on the keys read this round that have none (a key issued since is pinned next round).</summary>
+    private void Pin(string owner, string accountId, IReadOnlyList<string> keyIds)
+    {
+        try
+        {
+            store.PinOwner(owner, accountId, keyIds);
+        }
+        catch (System.Data.Common.DbException exception)
+        {
+            // The verdicts of this round stand without it; the next round pins again.
+            LogPinFailed(logger, exception, owner, exception.Message);
+        }
+    }
+
+    /// <summary>What refuses every key of the owner, including one issued since this round read the keys: a disabled or deleted account.</summary>
+    private string? OwnerVerdict(string owner, KeycloakAccount? account) => account is null
+        ? Verdict(owner, key: null, account)
+        : account.Enabled ? null : "is disabled in Keycloak";
+
     /// <summary>Why the key must not work (what happened to its owner's account), or null.</summary>
-    private string? Verdict(string owner, ApiKeyRecord key, KeycloakAccount? account)
+    private string? Verdict(string owner, ApiKeyRecord? key, KeycloakAccount? account)
     {
         if (account is null)
         {
@@ -143,8 +169,8 @@ internal sealed partial class ApiKeyOwnerWatch(IOptions<IdentityOptions> options
             return null;
         }
 
-        return key.OwnerId is not null && account.Id is not null && !string.Equals(key.OwnerId, account.Id, StringComparison.Ordinal)
-            ? $"is another Keycloak account now (id {account.Id}; the key was issued to {key.OwnerId}, deleted since): revoke the key"
+        return key?.OwnerId is not null && account.Id is not null && !string.Equals(key.OwnerId, account.Id, StringComparison.Ordinal)
+            ? $"is another Keycloak account now (id {account.Id}; the key was issued to {key!.OwnerId}, deleted since): revoke the key"
             : !account.Enabled ? "is disabled in Keycloak"
             : null;
     }
@@ -174,6 +200,12 @@ internal sealed partial class ApiKeyOwnerWatch(IOptions<IdentityOptions> options
     }
 
     private sealed record KeycloakAccount(string? Id, bool Enabled);
+
+    /// <summary>One round's verdicts: by key, and by owner for what refuses all of an owner's keys (a disabled or deleted account).</summary>
+    private sealed record Verdicts(Dictionary<string, string> ByKey, Dictionary<string, string> ByOwner)
+    {
+        public string? Suspension(ApiKeyRecord key) => ByKey.GetValueOrDefault(key.Id) ?? ByOwner.GetValueOrDefault(key.Owner);
+    }
 
     private async Task<string> ServiceAccountTokenAsync(CancellationToken cancellation)
     {
@@ -213,6 +245,9 @@ internal sealed partial class ApiKeyOwnerWatch(IOptions<IdentityOptions> options
 
     [LoggerMessage(EventId = 3034, Level = LogLevel.Information, Message = "API key {KeyId} of {Owner} works again: the owner is enabled in Keycloak")]
     private static partial void LogResumed(ILogger logger, string keyId, string owner);
+
+    [LoggerMessage(EventId = 3037, Level = LogLevel.Warning, Message = "The Keycloak account id of API key owner {Owner} could not be recorded on its keys ({Reason}); the next round tries again")]
+    private static partial void LogPinFailed(ILogger logger, Exception exception, string owner, string reason);
 
     [LoggerMessage(EventId = 3036, Level = LogLevel.Information, Message = "API key owner {Owner} is a service owner without a Keycloak account: its keys are not checked")]
     private static partial void LogServiceOwnerUnchecked(ILogger logger, string owner);

@@ -47,8 +47,8 @@ public sealed partial class ApiKeyStore : IDisposable
     /// <summary>Every key, read from the table (the administrators' list is never stale).</summary>
     public IReadOnlyList<ApiKeyRecord> All() => _table.All();
 
-    /// <summary>Records the Keycloak id of the owner's account on the owner's keys that have none yet.</summary>
-    public int PinOwner(string owner, string ownerId) => _table.PinOwner(owner, ownerId);
+    /// <summary>Records the Keycloak id of the owner's account on those of the given keys of the owner that have none yet.</summary>
+    public int PinOwner(string owner, string ownerId, IReadOnlyList<string> keyIds) => _table.PinOwner(owner, ownerId, keyIds);
 
     /// <summary>The key with this id, read from the table.</summary>
     public ApiKeyRecord? Find(string id) => _table.Find(id);

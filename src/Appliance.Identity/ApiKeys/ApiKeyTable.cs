@@ -63,14 +63,21 @@ public abstract class ApiKeyTable : IDisposable
     });
 
     /// <summary>
-    /// Records the Keycloak id of <paramref name="owner"/>'s account on that owner's keys that have none yet (a key
-    /// already pinned keeps its id). Returns how many keys were pinned.
+    /// Records the Keycloak id of <paramref name="owner"/>'s account on those of <paramref name="keyIds"/> that are the
+    /// owner's and have none yet (a key already pinned keeps its id; a key issued after the account was looked up is not
+    /// touched). Returns how many keys were pinned.
     /// </summary>
-    public int PinOwner(string owner, string ownerId) => WithConnection(connection =>
+    public int PinOwner(string owner, string ownerId, IReadOnlyList<string> keyIds) => WithConnection(connection =>
     {
-        using var command = Command(connection, "UPDATE api_keys SET owner_id = @ownerId WHERE lower(owner) = lower(@owner) AND owner_id IS NULL",
-            ("ownerId", ownerId), ("owner", owner));
-        return command.ExecuteNonQuery();
+        var pinned = 0;
+        foreach (var id in keyIds)
+        {
+            using var command = Command(connection, "UPDATE api_keys SET owner_id = @ownerId WHERE id = @id AND lower(owner) = lower(@owner) AND owner_id IS NULL",
+                ("ownerId", ownerId), ("id", id), ("owner", owner));
+            pinned += command.ExecuteNonQuery();
+        }
+
+        return pinned;
     });
 
     /// <summary>Marks a key revoked unless it already is (the first revocation stands); false when there is no such key.</summary>

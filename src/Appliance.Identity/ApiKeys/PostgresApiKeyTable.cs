@@ -18,7 +18,15 @@ public sealed class PostgresApiKeyTable : ApiKeyTable
         try
         {
             Execute(connection, Schema);
-            Execute(connection, $"ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS {OwnerIdColumn} TEXT"); // a table of an earlier version
+            // A table of an earlier version gains the column; checked first, as ALTER TABLE needs the table's owner and
+            // an exclusive lock even when there is nothing to add.
+            using var has = Command(connection,
+                "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'api_keys' AND column_name = @column",
+                ("column", OwnerIdColumn));
+            if (Convert.ToInt64(has.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) == 0)
+            {
+                Execute(connection, $"ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS {OwnerIdColumn} TEXT");
+            }
         }
         finally
         {

@@ -25,7 +25,14 @@ public sealed class SqliteApiKeyTable : ApiKeyTable
         using var hasOwnerId = Command(_connection, $"SELECT COUNT(*) FROM pragma_table_info('api_keys') WHERE name = '{OwnerIdColumn}'");
         if (Convert.ToInt64(hasOwnerId.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) == 0)
         {
-            Execute(_connection, $"ALTER TABLE api_keys ADD COLUMN {OwnerIdColumn} TEXT");
+            try
+            {
+                Execute(_connection, $"ALTER TABLE api_keys ADD COLUMN {OwnerIdColumn} TEXT");
+            }
+            catch (SqliteException exception) when (exception.Message.Contains("duplicate column", StringComparison.OrdinalIgnoreCase))
+            {
+                // Another process opening the same file added it between the check and here.
+            }
         }
     }
 

@@ -93,6 +93,15 @@ public sealed class AuditTrailTests : IDisposable
         Assert.True(ok == 0, output);
         Assert.StartsWith("OK:", output, StringComparison.Ordinal);
 
+        // From a pipe (as with --file <(zcat export.jsonl.gz)), which cannot be read twice.
+        var fifo = _root.Combine("export.fifo");
+        System.Diagnostics.Process.Start("mkfifo", [fifo])!.WaitForExit();
+        var feeding = Task.Run(async () => await File.WriteAllBytesAsync(fifo, await File.ReadAllBytesAsync(export)));
+        var (pipedOk, pipedOutput) = await ApplianceCli.RunAsync("audit", "verify", "--file", fifo, "--public-key", key);
+        await feeding;
+        Assert.True(pipedOk == 0, pipedOutput);
+        Assert.Equal(output, pipedOutput);
+
         // One changed byte in the export: the verifier names the entry.
         var lines = await File.ReadAllLinesAsync(export);
         var changed = Array.FindIndex(lines, l => l.Contains("\"status\":200", StringComparison.Ordinal));

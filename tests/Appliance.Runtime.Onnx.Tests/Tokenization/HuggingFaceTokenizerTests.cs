@@ -50,6 +50,16 @@ public sealed class HuggingFaceTokenizerTests
     }
 
     [Fact]
+    public void Lone_surrogates_a_template_may_cut_out_of_a_pair_encode_as_replacement_characters()
+    {
+        var tokenizer = LoadedReferenceTokenizers.For("llama3");
+
+        var ids = tokenizer.Encode("a\uD800\uD800é and \uD83D tail \uDE00");
+
+        Assert.Equal("a\uFFFD\uFFFDé and \uFFFD tail \uFFFD", tokenizer.Decode(ids));
+    }
+
+    [Fact]
     public void Llama_3_takes_a_word_its_vocabulary_holds_whole_even_where_the_merges_would_split_it()
     {
         // Its tokenizer.json sets ignore_merges (tiktoken's rule); 587 of its tokens encode differently through the

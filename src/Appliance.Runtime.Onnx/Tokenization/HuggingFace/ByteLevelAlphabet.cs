@@ -25,7 +25,8 @@ internal static class ByteLevelAlphabet
                 continue;
             }
 
-            var length = char.IsHighSurrogate(text[i]) && i + 1 < text.Length
+            // A pair is one character of four bytes; a lone surrogate becomes U+FFFD's three, as when the text is encoded whole.
+            var length = i + 1 < text.Length && char.IsSurrogatePair(text[i], text[i + 1])
                 ? System.Text.Encoding.UTF8.GetBytes(text.Slice(i++, 2), bytes)
                 : System.Text.Encoding.UTF8.GetBytes(text.Slice(i, 1), bytes);
             if (written + length > destination.Length)

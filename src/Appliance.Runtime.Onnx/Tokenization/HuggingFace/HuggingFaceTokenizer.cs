@@ -22,7 +22,7 @@ public sealed class HuggingFaceTokenizer : ITokenizer
     /// <summary>Set when the model's ignore_merges is: a piece found whole in the vocabulary is that token.</summary>
     private readonly PreTokenizer? _wholeWordPieces;
     private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _addedTokenIds;
-    private Dictionary<string, int>? _wholeWords;
+    private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _wholeWords;
 
     private readonly PostProcessor _postProcessor;
     private readonly HashSet<int> _specialIds;
@@ -32,6 +32,8 @@ public sealed class HuggingFaceTokenizer : ITokenizer
         BpeTokenizer tokenizer, IReadOnlyDictionary<string, int> addedTokens, HashSet<int> specialIds, bool nfc, PostProcessor postProcessor, bool ignoreMerges)
     {
         _wholeWordPieces = ignoreMerges ? tokenizer.PreTokenizer : null;
+        _wholeWords = new Dictionary<string, int>(ignoreMerges ? tokenizer.Vocabulary : new Dictionary<string, int>(), StringComparer.Ordinal)
+            .GetAlternateLookup<ReadOnlySpan<char>>();
         _addedTokenIds = new Dictionary<string, int>(addedTokens, StringComparer.Ordinal).GetAlternateLookup<ReadOnlySpan<char>>();
         _specialIds = specialIds;
         _tokenizer = tokenizer;
@@ -86,7 +88,6 @@ public sealed class HuggingFaceTokenizer : ITokenizer
     /// </summary>
     private List<int> EncodeIgnoringMerges(string text, PreTokenizer pieces)
     {
-        var vocabulary = (_wholeWords ??= new Dictionary<string, int>(_tokenizer.Vocabulary, StringComparer.Ordinal)).GetAlternateLookup<ReadOnlySpan<char>>();
         Span<char> mapped = stackalloc char[256];
         var ids = new List<int>();
         foreach (var (offset, length) in pieces.PreTokenize(text))
@@ -96,7 +97,7 @@ public sealed class HuggingFaceTokenizer : ITokenizer
             {
                 ids.Add(added); // the pre-tokenizer cuts added tokens out whole
             }
-            else if (ByteLevelAlphabet.TryMap(piece, mapped, out var written) && vocabulary.TryGetValue(mapped[..written], out var whole))
+            else if (ByteLevelAlphabet.TryMap(piece, mapped, out var written) && _wholeWords.TryGetValue(mapped[..written], out var whole))
             {
                 ids.Add(whole);
             }
