@@ -1,16 +1,18 @@
 using System.Collections.Concurrent;
 using System.Security.Claims;
 using Appliance.Host.Options;
+using Appliance.Host.Quotas;
 using Microsoft.Extensions.Options;
 
 namespace Appliance.Host.Audit;
 
 /// <summary>
-/// The caller's team, one rule for the audit log, quotas, fair queueing and the prefix cache: the values of
-/// Audit:TeamClaim (Keycloak groups) that start with Audit:TeamPrefix, and of several the first in ordinal order, so a
-/// user in two groups is always counted under the same one whatever order a token lists them in.
+/// The caller's team, one rule for the audit log, quotas, fair queueing and the prefix cache: of the values of
+/// Audit:TeamClaim (Keycloak groups) that start with Audit:TeamPrefix, one the administrators configured (a team quota
+/// or tenant weight) before the others, then the first in ordinal order, so a user in two groups is always counted
+/// under the same one whatever order a token lists them in, and under the team whose quota was set for it.
 /// </summary>
-internal sealed partial class CallerTeam(IOptions<AuditOptions> options, ILogger<CallerTeam> logger)
+internal sealed partial class CallerTeam(IOptions<AuditOptions> options, IOptions<QuotaOptions> quotas, IOptions<PoolOptions> pool, ILogger<CallerTeam> logger)
 {
     private const int MaxReported = 10_000;
     private readonly ConcurrentDictionary<string, byte> _reported = new(StringComparer.Ordinal);
@@ -19,13 +21,27 @@ internal sealed partial class CallerTeam(IOptions<AuditOptions> options, ILogger
     public string? Of(ClaimsPrincipal user)
     {
         var teams = All(user);
-        if (teams.Count > 1 && user.Identity?.Name is { } name && _reported.Count < MaxReported && _reported.TryAdd(name, 0))
+
+        if (teams.Count == 0)
         {
-            LogSeveralTeams(logger, name, string.Join(", ", teams), teams[0]);
+            return null;
         }
 
-        return teams.Count == 0 ? null : teams[0];
+        var configured = quotas.Value.Teams;
+        var weighted = pool.Value.TenantWeights;
+        var team = teams.FirstOrDefault(t => configured.ContainsKey(t) || weighted.ContainsKey(t)) ?? teams[0];
+        if (teams.Count > 1 && user.Identity?.Name is { } name && _reported.Count < MaxReported && _reported.TryAdd(name, 0))
+        {
+            LogSeveralTeams(logger, name, string.Join(", ", teams), team);
+        }
+
+        return team;
     }
+
+    /// <summary>A start failure for each configured team name that is no team under <paramref name="prefix"/> (its setting would never apply).</summary>
+    public static IEnumerable<string> Unmatched(IEnumerable<string> teams, string setting, string prefix) =>
+        teams.Where(team => !team.StartsWith(prefix, StringComparison.Ordinal) && !team.StartsWith("user:", StringComparison.Ordinal))
+            .Select(team => $"{setting}:{team} names no team: teams are the Audit:TeamClaim values starting with Audit:TeamPrefix '{prefix}'");
 
     /// <summary>Every team the caller is in, in ordinal order.</summary>
     public IReadOnlyList<string> All(ClaimsPrincipal user)
@@ -36,7 +52,7 @@ internal sealed partial class CallerTeam(IOptions<AuditOptions> options, ILogger
             .Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)];
     }
 
-    [LoggerMessage(EventId = 4050, Level = LogLevel.Information,
+    [LoggerMessage(EventId = 4050, Level = LogLevel.Warning,
         Message = "{User} is in several teams ({Teams}): usage, quotas and fair queueing count it under {Team}; Audit:TeamPrefix narrows which groups are teams")]
     private static partial void LogSeveralTeams(ILogger logger, string user, string teams, string team);
 }

@@ -14,7 +14,10 @@ public sealed class CallerStateBoundsTests
     public void Quota_windows_of_callers_without_usage_today_are_forgotten()
     {
         var time = new FakeTimeProvider(new DateTimeOffset(2026, 12, 1, 10, 0, 0, TimeSpan.Zero));
-        var ledger = new QuotaLedger(Options.Create(new QuotaOptions { User = new QuotaLimits { TokensPerDay = 1_000_000 } }), new Appliance.Host.Audit.CallerTeam(Options.Create(new AuditOptions()), Microsoft.Extensions.Logging.Abstractions.NullLogger<Appliance.Host.Audit.CallerTeam>.Instance), new NoRefusals(), time);
+        var quotas = Options.Create(new QuotaOptions { User = new QuotaLimits { TokensPerDay = 1_000_000 } });
+        var teams = new Appliance.Host.Audit.CallerTeam(Options.Create(new AuditOptions()), quotas, Options.Create(new PoolOptions()),
+            Microsoft.Extensions.Logging.Abstractions.NullLogger<Appliance.Host.Audit.CallerTeam>.Instance);
+        var ledger = new QuotaLedger(quotas, teams, new NoRefusals(), time);
 
         for (var i = 0; i < 500; i++)
         {

@@ -94,21 +94,47 @@ public sealed class QuotaTests : IDisposable
     [Fact]
     public async Task A_caller_in_several_groups_is_counted_under_one_team_whatever_order_its_tokens_list_them()
     {
-        // Tokens may list a user's groups in any order; the team is the first in ordinal order among those that start
-        // with Audit:TeamPrefix, so the same user is never charged to one team by one token and another by the next.
-        await using var running = await Start(null, "--Quotas:Teams:/teams/radiology:TokensPerDay=10", "--Audit:TeamPrefix=/teams/");
-        using var listedFirst = running.ClientWith(running.MintToken("ada", ["appliance-user"], groups: ["/staff", "/teams/radiology", "/teams/research"]));
-        using var listedLast = running.ClientWith(running.MintToken("ada", ["appliance-user"], groups: ["/teams/research", "/teams/radiology", "/staff"]));
+        // Tokens may list a user's groups in any order. The team is a group the administrators configured (a team
+        // quota here) before the others, then the first in ordinal order: the same user is never charged to one team by
+        // one token and another by the next, and a team quota set for a group applies to its members.
+        await using var running = await Start(null, "--Quotas:Teams:/teams/radiology:TokensPerDay=10");
+        using var listedFirst = running.ClientWith(running.MintToken("ada", ["appliance-user"], groups: ["/all-staff", "/teams/radiology", "/teams/research"]));
+        using var listedLast = running.ClientWith(running.MintToken("ada", ["appliance-user"], groups: ["/teams/research", "/teams/radiology", "/all-staff"]));
+        using var unconfigured = running.ClientWith(running.MintToken("eve", ["appliance-user"], groups: ["/teams/research", "/all-staff"]));
         Assert.Equal(HttpStatusCode.OK, (await listedLast.PostAsync("/v1/chat/completions", Chat(maxTokens: 8))).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await unconfigured.PostAsync("/v1/chat/completions", Chat())).StatusCode);
 
         using var refused = await listedFirst.PostAsync("/v1/chat/completions", Chat());
 
         Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
         Assert.Contains("tokens per day for team '/teams/radiology'", await refused.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         using var auditor = running.ClientWith(running.MintToken("bob", ["appliance-auditor"]));
-        using var events = JsonDocument.Parse(await auditor.GetStringAsync("/audit/events?user=ada&limit=100"));
-        var teams = events.RootElement.GetProperty("data").EnumerateArray().Select(e => e.GetProperty("team").GetString()).Distinct().ToList();
-        Assert.Equal(["/teams/radiology"], teams);
+        Assert.Equal(["/teams/radiology"], await TeamsRecordedAsync(auditor, "ada"));
+        Assert.Equal(["/all-staff"], await TeamsRecordedAsync(auditor, "eve"));
+    }
+
+    [Fact]
+    public async Task Only_groups_under_the_team_prefix_are_teams_and_a_team_setting_outside_it_stops_start_up()
+    {
+        await using (var running = await Start(null, "--Audit:TeamPrefix=/teams/"))
+        {
+            using var eve = running.ClientWith(running.MintToken("eve", ["appliance-user"], groups: ["/all-staff", "/teams/research"]));
+            Assert.Equal(HttpStatusCode.OK, (await eve.PostAsync("/v1/chat/completions", Chat())).StatusCode);
+            using var auditor = running.ClientWith(running.MintToken("bob", ["appliance-auditor"]));
+            Assert.Equal(["/teams/research"], await TeamsRecordedAsync(auditor, "eve"));
+        }
+
+        var model = _root.Combine("tiny");
+        await using var app = Appliance.Host.ApplianceApp.Create(["--urls=http://127.0.0.1:0", "--environment=Development", $"--Models:tiny:Path={model}",
+            "--Appliance:BuiltInEmbeddings=false", "--Audit:TeamPrefix=/teams/", "--Quotas:Teams:radiology:TokensPerDay=10"]);
+        var error = await Assert.ThrowsAsync<Microsoft.Extensions.Options.OptionsValidationException>(() => app.StartAsync());
+        Assert.Contains("Quotas:Teams:radiology names no team", error.Message, StringComparison.Ordinal);
+    }
+
+    private static async Task<List<string?>> TeamsRecordedAsync(HttpClient auditor, string user)
+    {
+        using var events = JsonDocument.Parse(await auditor.GetStringAsync($"/audit/events?user={user}&kind=request.completed&limit=100"));
+        return [.. events.RootElement.GetProperty("data").EnumerateArray().Select(e => e.GetProperty("team").GetString()).Distinct()];
     }
 
     [Fact]
