@@ -23,6 +23,7 @@ public static partial class ApiKeysApi
         keys.MapPost("/", Issue);
         keys.MapGet("/", List);
         keys.MapDelete("/{id}", Revoke);
+        keys.MapDelete("/{id}/owner-id", Unpin);
         return admin;
     }
 
@@ -176,6 +177,43 @@ public static partial class ApiKeysApi
         return Results.NoContent();
     }
 
+    /// <summary>
+    /// Forgets the Keycloak account a key's owner was pinned to, for when Keycloak gave the same person a new id (a user
+    /// federation re-created, users re-imported): the next owner check pins the account the name has now.
+    /// </summary>
+    private static async Task<IResult> Unpin(string id, HttpContext http, ApiKeyIssuing issuing, ILoggerFactory logs, Audit.IAccessRecorder recorder)
+    {
+        if (!issuing.Enabled)
+        {
+            return Disabled();
+        }
+
+        Audit.RequestAudit.Of(http).Reason = $"forget the Keycloak account API key {id} was pinned to";
+        var store = http.RequestServices.GetRequiredService<ApiKeyStore>();
+        try
+        {
+            if (store.Find(id) is not { } key)
+            {
+                return Results.Problem(statusCode: StatusCodes.Status404NotFound, title: "No such API key", detail: $"There is no API key '{id}'.");
+            }
+
+            Audit.RequestAudit.Of(http).Reason = $"forget the Keycloak account {key.OwnerId ?? "(none)"} API key {id} of {key.Owner} was pinned to";
+            if (!await recorder.TryAcceptAsync(http))
+            {
+                return Audit.AuditUnavailable.Problem("this administrative action");
+            }
+
+            store.UnpinOwner(id);
+        }
+        catch (System.Data.Common.DbException exception)
+        {
+            return KeyTableUnavailable(store, exception);
+        }
+
+        LogUnpinned(logs.CreateLogger("Appliance.Admin"), id, http.User.Identity?.Name);
+        return Results.NoContent();
+    }
+
     private static object Describe(ApiKeyRecord key, DateTimeOffset now) => new
     {
         id = key.Id, name = key.Name, owner = key.Owner, ownerId = key.OwnerId, roles = key.Roles, groups = key.Groups, clearance = key.Clearance,
@@ -231,4 +269,7 @@ public static partial class ApiKeysApi
 
     [LoggerMessage(EventId = 3021, Level = LogLevel.Information, Message = "API key {KeyId} revoked by {Admin}")]
     private static partial void LogRevoked(ILogger logger, string keyId, string? admin);
+
+    [LoggerMessage(EventId = 3022, Level = LogLevel.Information, Message = "API key {KeyId}: the Keycloak account it was pinned to forgotten by {Admin}; the next owner check pins the owner's current account")]
+    private static partial void LogUnpinned(ILogger logger, string keyId, string? admin);
 }

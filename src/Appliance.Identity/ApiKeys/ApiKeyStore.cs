@@ -50,6 +50,9 @@ public sealed partial class ApiKeyStore : IDisposable
     /// <summary>Records the Keycloak id of the owner's account on those of the given keys of the owner that have none yet.</summary>
     public int PinOwner(string owner, string ownerId, IReadOnlyList<string> keyIds) => _table.PinOwner(owner, ownerId, keyIds);
 
+    /// <summary>Forgets the Keycloak account a key was pinned to; false when there is no such key.</summary>
+    public bool UnpinOwner(string id) => _table.UnpinOwner(id);
+
     /// <summary>The key with this id, read from the table.</summary>
     public ApiKeyRecord? Find(string id) => _table.Find(id);
 

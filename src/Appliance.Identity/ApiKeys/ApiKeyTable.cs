@@ -80,6 +80,13 @@ public abstract class ApiKeyTable : IDisposable
         return pinned;
     });
 
+    /// <summary>Forgets the Keycloak account a key was pinned to (the next owner check pins the owner's current one); false when there is no such key.</summary>
+    public bool UnpinOwner(string id) => WithConnection(connection =>
+    {
+        using var command = Command(connection, "UPDATE api_keys SET owner_id = NULL WHERE id = @id", ("id", id));
+        return command.ExecuteNonQuery() == 1;
+    });
+
     /// <summary>Marks a key revoked unless it already is (the first revocation stands); false when there is no such key.</summary>
     public bool Revoke(string id, string revokedBy, DateTimeOffset now) => WithConnection(connection =>
     {

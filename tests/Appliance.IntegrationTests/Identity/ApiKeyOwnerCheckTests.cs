@@ -65,6 +65,22 @@ public sealed class ApiKeyOwnerCheckTests : IDisposable
         Assert.Equal(HttpStatusCode.Unauthorized, (await withKey.GetAsync("/v1/models")).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await newKey.GetAsync("/v1/models")).StatusCode);
         Assert.Contains($"its owner {Owner} is another Keycloak account now", await auditor.GetStringAsync(Refusals), StringComparison.Ordinal);
+
+        // Where Keycloak gave the same person a new id (a user federation re-created), an administrator forgets the
+        // pinned account: the next check pins the current one, and the key works again.
+        using (var listed = JsonDocument.Parse(await operatorClient.GetStringAsync("/admin/api-keys")))
+        {
+            var first = listed.RootElement.GetProperty("data").EnumerateArray().First(k => k.GetProperty("owner").GetString() == Owner).GetProperty("id").GetString();
+            using var unpin = await operatorClient.DeleteAsync($"/admin/api-keys/{first}/owner-id");
+            Assert.Equal(HttpStatusCode.NoContent, unpin.StatusCode);
+            using var missing = await operatorClient.DeleteAsync("/admin/api-keys/ffffffffffffffff/owner-id");
+            Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
+        }
+
+        Assert.Equal(HttpStatusCode.OK, await StatusOnceSettledAsync(withKey, HttpStatusCode.OK));
+        using var actions = JsonDocument.Parse(await auditor.GetStringAsync("/audit/events?kind=admin.action&limit=1000"));
+        Assert.Contains(actions.RootElement.GetProperty("data").EnumerateArray(),
+            e => e.GetProperty("detail").GetString()!.StartsWith($"forget the Keycloak account id-{Owner}-0 API key", StringComparison.Ordinal));
     }
 
     [Fact]
