@@ -36,6 +36,15 @@ public sealed class ShippedIdentitySettingsTests
         Assert.True(MapsAudience(service, defaults.Audience));
         var serviceUser = root.GetProperty("users").EnumerateArray().Single(u => u.GetProperty("serviceAccountClientId").GetString() == "report-generator");
         Assert.Contains(defaults.Roles.User, serviceUser.GetProperty("realmRoles").EnumerateArray().Select(r => r.GetString()));
+
+        // The API key owner check's client: a service account that may read users, and nothing of the appliance.
+        var directory = clients["appliance-directory"];
+        Assert.True(directory.GetProperty("serviceAccountsEnabled").GetBoolean());
+        Assert.False(directory.GetProperty("publicClient").GetBoolean());
+        Assert.False(directory.TryGetProperty("protocolMappers", out _));
+        var directoryUser = root.GetProperty("users").EnumerateArray().Single(u => u.GetProperty("serviceAccountClientId").GetString() == "appliance-directory");
+        Assert.Equal(["view-users"], directoryUser.GetProperty("clientRoles").GetProperty("realm-management").EnumerateArray().Select(r => r.GetString()));
+        Assert.False(directoryUser.TryGetProperty("realmRoles", out _));
     }
 
     [Fact]
