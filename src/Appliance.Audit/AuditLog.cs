@@ -76,6 +76,9 @@ public sealed partial class AuditLog : IAsyncDisposable
 
     public string Node { get; }
 
+    /// <summary>The sequence of the last entry written to this node's chain (0: none).</summary>
+    public long LastSequence => Interlocked.Read(ref _sequence);
+
     /// <summary>
     /// When the last write of records failed and why, while no write has succeeded since (null: the log records). A
     /// node reports this as not ready, so that the load balancer stops sending it requests it would have to refuse.

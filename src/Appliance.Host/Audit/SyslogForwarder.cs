@@ -20,6 +20,14 @@ internal sealed partial class SyslogForwarder(AuditLog log, IOptions<AuditOption
     : BackgroundService
 {
     private const int Page = 500;
+    private long _forwarded = -1; // the cursor, once read
+    private volatile bool _unreachable;
+
+    /// <summary>Entries of this node's chain written but not yet delivered to the target (null until the cursor is read).</summary>
+    public long? Pending => Interlocked.Read(ref _forwarded) is >= 0 and var forwarded ? Math.Max(0, log.LastSequence - forwarded) : null;
+
+    /// <summary>Whether the target could not be reached (or refused) at the last attempt.</summary>
+    public bool Unreachable => _unreachable;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -35,6 +43,7 @@ internal sealed partial class SyslogForwarder(AuditLog log, IOptions<AuditOption
             try
             {
                 cursor ??= ReadCursor(cursorPath);
+                Interlocked.Exchange(ref _forwarded, cursor.Value);
                 entries = log.Store.Query(log.Node, new AuditQuery { AfterSequence = cursor.Value, Limit = Page });
             }
             catch (Exception exception) when (exception is not OperationCanceledException)
@@ -61,6 +70,7 @@ internal sealed partial class SyslogForwarder(AuditLog log, IOptions<AuditOption
                 {
                     LogResumed(logger, settings.Target);
                     failing = false;
+                    _unreachable = false;
                 }
             }
             catch (Exception exception) when (exception is SocketException or IOException)
@@ -69,6 +79,7 @@ internal sealed partial class SyslogForwarder(AuditLog log, IOptions<AuditOption
                 {
                     LogUnreachable(logger, settings.Target, exception.Message);
                     failing = true;
+                    _unreachable = true;
                 }
 
                 sender?.Dispose();
@@ -77,6 +88,7 @@ internal sealed partial class SyslogForwarder(AuditLog log, IOptions<AuditOption
             }
             finally
             {
+                Interlocked.Exchange(ref _forwarded, cursor.Value);
                 try
                 {
                     WriteCursor(cursorPath, cursor.Value);

@@ -61,7 +61,8 @@ public static partial class AuditExtensions
             builder.Services.AddSingleton<IAccessRecorder, AccessRecorder>();
             if (!string.IsNullOrWhiteSpace(builder.Configuration[$"{AuditOptions.Section}:Syslog:Target"]))
             {
-                builder.Services.AddHostedService<SyslogForwarder>();
+                builder.Services.AddSingleton<SyslogForwarder>();
+                builder.Services.AddHostedService(services => services.GetRequiredService<SyslogForwarder>());
             }
 
             if (!string.IsNullOrWhiteSpace(builder.Configuration[$"{AuditOptions.Section}:Retention"]))

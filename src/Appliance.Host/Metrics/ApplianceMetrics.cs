@@ -29,7 +29,8 @@ internal sealed class ApplianceMetrics : Quotas.IQuotaRefusals, IDisposable
     private readonly BoundedLabelValues _modelLabels = new(100);
     private readonly BoundedLabelValues _outcomeLabels = new(50);
 
-    public ApplianceMetrics(IModelAdministration models, NodeDevices devices, DrainGate drain, Identity.UnauthenticatedFloodGuard flood)
+    public ApplianceMetrics(IModelAdministration models, NodeDevices devices, DrainGate drain, Identity.UnauthenticatedFloodGuard flood,
+        IServiceProvider services, Microsoft.Extensions.Options.IOptions<Options.AuditOptions> audit)
     {
         _timeToFirstToken = _meter.CreateHistogram<double>("time_to_first_token_seconds", "s", "Time from arrival to the first generated text");
         _interTokenLatency = _meter.CreateHistogram<double>("inter_token_latency_seconds", "s", "Mean time between generated tokens of a request");
@@ -59,6 +60,23 @@ internal sealed class ApplianceMetrics : Quotas.IQuotaRefusals, IDisposable
         _meter.CreateObservableGauge("draining", () => drain.Draining ? 1 : 0, description: "1 while the node is draining");
         _meter.CreateObservableCounter("unauthenticated_throttled_total", () => flood.ThrottledTotal, "requests",
             "Requests without valid credentials from an address over Identity:UnauthenticatedPerMinute: refused at once or not audited one by one");
+        if (audit.Value.Enabled)
+        {
+            // Resolved on the first scrape: the log is opened at start-up anyway, after the metrics are set up.
+            var log = new Lazy<Appliance.Audit.AuditLog>(services.GetRequiredService<Appliance.Audit.AuditLog>);
+            var forwarder = new Lazy<Audit.SyslogForwarder?>(() => services.GetService<Audit.SyslogForwarder>());
+            KeyValuePair<string, object?> Node() => new("node", log.Value.Node);
+            _meter.CreateObservableCounter("audit_entries_total", () => new Measurement<long>(log.Value.LastSequence, Node()), "entries",
+                "Entries of this node's audit chain (its last sequence number)");
+            _meter.CreateObservableGauge("audit_failing", () => new Measurement<int>(log.Value.Failing is null ? 0 : 1, Node()),
+                description: "1 while the audit store cannot be written (requests are refused and the node reports not ready)");
+            _meter.CreateObservableGauge("audit_syslog_pending_entries",
+                () => forwarder.Value?.Pending is { } pending ? [new Measurement<long>(pending, Node())] : Array.Empty<Measurement<long>>(), "entries",
+                "Audit entries written but not yet delivered to the SIEM (Audit:Syslog:Target)");
+            _meter.CreateObservableGauge("audit_syslog_unreachable",
+                () => forwarder.Value is { } f ? [new Measurement<int>(f.Unreachable ? 1 : 0, Node())] : Array.Empty<Measurement<int>>(),
+                description: "1 while the SIEM cannot be reached or refuses entries");
+        }
     }
 
     /// <summary>Records a finished /v1 request from what its audit state learned.</summary>

@@ -41,7 +41,7 @@ public sealed class SyslogTests : IDisposable
         // entry, and the cursor moves only past acknowledged ones.
         using var collector = new RsyslogRelpReceiver();
         await collector.StartAsync();
-        await using var running = await StartAsync($"relp://127.0.0.1:{collector.Port}");
+        await using var running = await StartAsync($"relp://127.0.0.1:{collector.Port}", "--Audit:NodeId=relp-node");
         using var ada = running.ClientWith(running.MintToken("ada", ["appliance-user"]));
         using var stop = new CancellationTokenSource();
         var traffic = Task.Run(async () =>
@@ -54,7 +54,18 @@ public sealed class SyslogTests : IDisposable
 
         await WaitForLines(collector, 20);
         await collector.StopAsync();
-        await Task.Delay(1000); // entries keep coming while the collector is down
+        // Entries keep coming while the collector is down; the metrics show it unreachable and entries waiting.
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        string metrics;
+        do
+        {
+            await Task.Delay(200);
+            metrics = await running.Http.GetStringAsync("/metrics");
+        }
+        while (!(Metric(metrics, "appliance_audit_syslog_unreachable") == 1 && Metric(metrics, "appliance_audit_syslog_pending_entries") > 0) && DateTime.UtcNow < deadline);
+
+        Assert.Equal(1, Metric(metrics, "appliance_audit_syslog_unreachable"));
+        Assert.True(Metric(metrics, "appliance_audit_syslog_pending_entries") > 0, metrics);
         await collector.StartAsync();
         await WaitForLines(collector, collector.Messages.Count + 20);
         await stop.CancelAsync();
@@ -69,7 +80,17 @@ public sealed class SyslogTests : IDisposable
         var missing = Enumerable.Range((int)first, (int)(last - first + 1)).Where(seq => !received.Contains(seq)).ToList();
         Assert.True(missing.Count == 0, $"entries {string.Join(", ", missing.Take(20))} of {first}..{last} never reached the collector");
         Assert.All(collector.Messages, m => Assert.StartsWith("<", m, StringComparison.Ordinal));
+        var after = await running.Http.GetStringAsync("/metrics");
+        Assert.Equal(0, Metric(after, "appliance_audit_syslog_unreachable"));
+        Assert.Equal(0, Metric(after, "appliance_audit_failing"));
+        Assert.True(Metric(after, "appliance_audit_entries_total") >= last, after);
     }
+
+    /// <summary>The value of this node's sample of a metric (-1 when absent).</summary>
+    private static double Metric(string exposition, string name) =>
+        exposition.Split('\n').Where(line => line.StartsWith(name + "{", StringComparison.Ordinal) && line.Contains("node=\"relp-node\"", StringComparison.Ordinal))
+            .Select(line => double.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture))
+            .DefaultIfEmpty(-1).First();
 
     private static HashSet<long> Sequences(IEnumerable<string> messages) =>
         [.. messages.Select(m => System.Text.RegularExpressions.Regex.Match(m, @"\[audit@32473 seq=""(\d+)""")).Where(m => m.Success)
