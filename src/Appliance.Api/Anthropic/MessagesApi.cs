@@ -27,7 +27,7 @@ internal static class MessagesApi
         var thinking = ThinkingPlan.For(model, rendered, request.Reasoning, answerConstraint is not null, prefill);
         var prompt = model.Engine.Tokenizer.Encode(thinking.Prompt);
         // A ceiling, as Claude clients mean it: whatever room the context leaves, up to the appliance's limit.
-        var maxTokens = ModelResolution.MaxTokens(model, Math.Min(request.Settings.MaxTokens ?? int.MaxValue, Math.Max(model.ContextLength - prompt.Count, 1)), prompt.Count);
+        var maxTokens = ModelResolution.MaxTokens(model, Math.Min(request.Settings.MaxTokens ?? int.MaxValue, Math.Max(model.ContextLength - prompt.Count, 1)), prompt.Count, limits.MaxTokens);
         var settings = request.Settings with { Constraint = thinking.Constraint(model, answerConstraint, maxTokens, request.Reasoning.Budget), Tools = request.Tools };
         var audit = RequestAudit.Of(http);
         audit.PromptTokens = prompt.Count;

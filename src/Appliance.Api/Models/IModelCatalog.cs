@@ -16,7 +16,8 @@ public enum ModelLoadState
 }
 
 /// <summary>Sampling defaults a model's configuration gives when a request leaves them out.</summary>
-public sealed record ModelDefaults(float Temperature = 1f, float TopP = 1f, int MaxTokens = 256, int TopK = 0, float RepetitionPenalty = 1f);
+/// <param name="MaxTokens">For a request naming none; null: what the context leaves, up to Limits:MaxTokens (OpenAI's rule).</param>
+public sealed record ModelDefaults(float Temperature = 1f, float TopP = 1f, int? MaxTokens = null, int TopK = 0, float RepetitionPenalty = 1f);
 
 /// <summary>A loaded model, ready to serve.</summary>
 public sealed record ServedModel(

@@ -39,8 +39,12 @@ internal static class ModelResolution
         };
     }
 
-    /// <summary>max_tokens as asked, or what the context leaves (capped by the model's default); too long is a 400.</summary>
-    public static int MaxTokens(ServedModel model, int? requested, int promptTokens)
+    /// <summary>
+    /// max_tokens as asked, or what the context leaves, capped by the model's default when the administrator set one,
+    /// else by <paramref name="ceiling"/> (Limits:MaxTokens): as in OpenAI's API, an answer is not cut short because the
+    /// client named no limit (most SDKs and chat UIs name none). Too long is a 400.
+    /// </summary>
+    public static int MaxTokens(ServedModel model, int? requested, int promptTokens, int ceiling)
     {
         var room = model.ContextLength - promptTokens;
         if (requested is { } asked)
@@ -48,7 +52,7 @@ internal static class ModelResolution
             return asked <= room ? asked : throw new OpenAiRequestException(OpenAiError.ContextLengthExceeded(model.ContextLength, promptTokens, asked));
         }
 
-        return room >= 1 ? Math.Min(model.Defaults.MaxTokens, room) : throw new OpenAiRequestException(OpenAiError.ContextLengthExceeded(model.ContextLength, promptTokens, 1));
+        return room >= 1 ? Math.Min(model.Defaults.MaxTokens ?? ceiling, room) : throw new OpenAiRequestException(OpenAiError.ContextLengthExceeded(model.ContextLength, promptTokens, 1));
     }
 
     /// <summary>

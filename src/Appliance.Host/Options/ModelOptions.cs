@@ -111,5 +111,9 @@ public sealed record ModelOptions
     /// <summary>top_p of requests that name none; unset: the model's own when it samples, else 1.</summary>
     public float? DefaultTopP { get; init; }
 
-    public int DefaultMaxTokens { get; init; } = 256;
+    /// <summary>
+    /// max_tokens of chat and completion requests that name none; unset: what the context leaves, up to
+    /// Limits:MaxTokens, as OpenAI's API does (answers are not cut short for clients that never send a limit).
+    /// </summary>
+    public int? DefaultMaxTokens { get; init; }
 }

@@ -52,7 +52,7 @@ public sealed class ModelsOptionsValidator : IValidateOptions<ModelsOptions>
                 $"must be auto or one of {string.Join(", ", Prompting.BuiltInChatTemplates.Names)}");
             Check(failures, $"{key}:DefaultTemperature", model.DefaultTemperature is null or (>= 0 and <= 2), "must be between 0 and 2");
             Check(failures, $"{key}:DefaultTopP", model.DefaultTopP is null or (> 0 and <= 1), "must be greater than 0 and at most 1");
-            Check(failures, $"{key}:DefaultMaxTokens", model.DefaultMaxTokens >= 1, "must be at least 1");
+            Check(failures, $"{key}:DefaultMaxTokens", model.DefaultMaxTokens is null or >= 1, "must be at least 1");
         }
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);

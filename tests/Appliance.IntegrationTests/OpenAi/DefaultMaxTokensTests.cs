@@ -1,0 +1,44 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using Appliance.Runtime.Onnx.Synthetic;
+using Appliance.Tests.Common;
+
+namespace Appliance.IntegrationTests.OpenAi;
+
+/// <summary>
+/// Most SDKs and chat UIs send no max_tokens: as in OpenAI's API the answer may then use what the context leaves, up
+/// to Limits:MaxTokens, unless the administrator set a model default. It was cut at 256 tokens.
+/// </summary>
+public sealed class DefaultMaxTokensTests : IDisposable
+{
+    private readonly TempFolder _root = new("default-max-tokens");
+
+    [Fact]
+    public async Task A_request_naming_no_max_tokens_may_use_the_appliance_limit_or_the_administrators_default()
+    {
+        var model = _root.Combine("tiny");
+        SyntheticModelFolder.Write(SyntheticModelSpec.Tiny with { ContextLength = 1024 }, model);
+        await using var running = await RunningAppliance.StartAsync($"--Models:open:Path={model}", $"--Models:capped:Path={model}", "--Models:capped:DefaultMaxTokens=5",
+            "--Limits:MaxTokens=300", "--Appliance:BuiltInEmbeddings=false", "--Logging:LogLevel:Default=Warning");
+        await running.WaitUntilReadyAsync();
+        using var ada = running.ClientWith(running.MintToken("ada", ["appliance-user"]));
+
+        Assert.Equal(300, await CompletionTokensAsync(ada, "/v1/chat/completions", """{"model":"open","messages":[{"role":"user","content":"hi"}],"ignore_eos":true}"""));
+        Assert.Equal(16, await CompletionTokensAsync(ada, "/v1/completions", """{"model":"open","prompt":"Once upon a time","ignore_eos":true}""")); // OpenAI's legacy default
+        Assert.Equal(5, await CompletionTokensAsync(ada, "/v1/chat/completions", """{"model":"capped","messages":[{"role":"user","content":"hi"}],"ignore_eos":true}"""));
+        using var models = JsonDocument.Parse(await ada.GetStringAsync("/v1/models/open"));
+        Assert.Equal(JsonValueKind.Null, models.RootElement.GetProperty("sampling_defaults").GetProperty("max_tokens").ValueKind);
+    }
+
+    private static async Task<int> CompletionTokensAsync(HttpClient client, string path, string body)
+    {
+        using var response = await client.PostAsync(path, new StringContent(body, Encoding.UTF8, "application/json"));
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.OK, text);
+        using var json = JsonDocument.Parse(text);
+        return json.RootElement.GetProperty("usage").GetProperty("completion_tokens").GetInt32();
+    }
+
+    public void Dispose() => _root.Dispose();
+}
