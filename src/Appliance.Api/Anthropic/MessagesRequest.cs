@@ -8,14 +8,32 @@ namespace Appliance.Api.Anthropic;
 /// <summary>A validated POST /v1/messages (or /v1/messages/count_tokens) body, mapped onto the chat path's types.</summary>
 internal sealed record MessagesRequest(GenerationSettings Settings, IReadOnlyList<ChatMessage> Messages, ToolUse Tools, ReasoningRequest Reasoning)
 {
+    // context_management (Claude Code sends it: clearing old tool results server-side) and output_config's effort are
+    // hints the appliance has nothing to act on; accepted and ignored, so those clients work.
     private static readonly HashSet<string> Known =
-        ["model", "max_tokens", "messages", "system", "stop_sequences", "temperature", "top_p", "top_k", "stream", "tools", "tool_choice", "metadata", "service_tier", "thinking"];
+        ["model", "max_tokens", "messages", "system", "stop_sequences", "temperature", "top_p", "top_k", "stream", "tools", "tool_choice", "metadata", "service_tier", "thinking",
+         "context_management", "output_config"];
 
-    private static readonly HashSet<string> CountTokensKnown = ["model", "messages", "system", "tools", "tool_choice", "thinking"];
+    private static readonly HashSet<string> CountTokensKnown = ["model", "messages", "system", "tools", "tool_choice", "thinking", "context_management", "output_config"];
 
     public static MessagesRequest Read(JsonFields fields, ApiLimits limits, bool countOnly = false)
     {
         fields.RejectUnknown(countOnly ? CountTokensKnown : Known);
+        if (fields.Element("output_config") is { } output)
+        {
+            if (output.ValueKind != JsonValueKind.Object)
+            {
+                throw JsonFields.TypeError("output_config", "an object");
+            }
+
+            foreach (var property in output.EnumerateObject().Where(p => p.Name != "effort"))
+            {
+                // A JSON schema for the answer is not ignored: refused by name, as elsewhere.
+                throw new OpenAiRequestException(property.Name == "format"
+                    ? OpenAiError.Unsupported("output_config.format", "structured outputs on the Messages API (use /v1/chat/completions with response_format)")
+                    : OpenAiError.Invalid($"Unrecognized field: output_config.{property.Name}", $"output_config.{property.Name}", "unknown_parameter"));
+            }
+        }
         // Claude clients send the model's own maximum as max_tokens: it is a ceiling here, capped to what the appliance allows.
         long? askedMaxTokens = countOnly ? null : fields.OptionalInteger("max_tokens", 1, int.MaxValue)
             ?? throw new OpenAiRequestException(OpenAiError.Invalid("max_tokens: Field required", "max_tokens", "missing_required_parameter"));

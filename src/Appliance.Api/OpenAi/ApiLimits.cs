@@ -11,6 +11,9 @@ public sealed record ApiLimits
 
     public int MaxTokens { get; init; } = 4096;
 
+    /// <summary>A requested token ceiling, capped to <see cref="MaxTokens"/> (null stays null: the request named none).</summary>
+    public int? CapMaxTokens(long? requested) => requested is { } asked ? (int)Math.Min(asked, MaxTokens) : null;
+
     /// <summary>A request still generating after this long is cancelled.</summary>
     public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromMinutes(10);
 }

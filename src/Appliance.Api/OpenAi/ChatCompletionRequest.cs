@@ -22,6 +22,9 @@ internal sealed record ChatCompletionRequest(GenerationSettings Settings, IReadO
         .. GenerationSettings.CommonFields, "messages", "max_completion_tokens", "logprobs", "top_logprobs",
         .. UnsupportedFields.Keys, "response_format", "logit_bias", "modalities", "store", "metadata", "tools", "tool_choice", "parallel_tool_calls",
         "reasoning_effort", "chat_template_kwargs",
+        // Hints for OpenAI's own caching, abuse monitoring and answer length (the SDKs and AI SDK providers pass them
+        // through): nothing to honour here, so accepted and ignored.
+        "prompt_cache_key", "prompt_cache_retention", "safety_identifier", "verbosity",
     ];
 
     public static ChatCompletionRequest Read(JsonFields fields, ApiLimits limits)
@@ -36,7 +39,8 @@ internal sealed record ChatCompletionRequest(GenerationSettings Settings, IReadO
         }
 
         RejectUnsupportedOptions(fields);
-        var maxTokens = fields.OptionalInteger("max_completion_tokens", 1, limits.MaxTokens) ?? fields.OptionalInteger("max_tokens", 1, limits.MaxTokens);
+        // A ceiling, capped to what the appliance allows (clients set the model's advertised maximum, 8k-32k), as on /v1/messages.
+        var maxTokens = limits.CapMaxTokens(fields.OptionalInteger("max_completion_tokens", 1, int.MaxValue) ?? fields.OptionalInteger("max_tokens", 1, int.MaxValue));
         var logprobs = fields.OptionalBool("logprobs") ?? false;
         var topLogprobs = (int)(fields.OptionalInteger("top_logprobs", 0, 20) ?? 0);
         if (topLogprobs > 0 && !logprobs)
@@ -168,6 +172,10 @@ internal sealed record ChatCompletionRequest(GenerationSettings Settings, IReadO
             {
                 case "role" or "content" or "name" or "tool_calls" or "tool_call_id" or "refusal" or "reasoning_content" or "reasoning":
                     break;
+                // An answer echoed back whole (openai-python's message.model_dump()) carries these as null.
+                case "function_call" or "audio" or "annotations" when property.Value.ValueKind == JsonValueKind.Null:
+                case "annotations":
+                    break;
                 case "function_call":
                     throw new OpenAiRequestException(OpenAiError.Unsupported($"{param}.function_call", "the deprecated function calling (use tool_calls)"));
                 case "audio":
@@ -272,7 +280,9 @@ internal sealed record ChatCompletionRequest(GenerationSettings Settings, IReadO
             }
             catch (JsonException)
             {
-                problem = "it is not valid JSON";
+                // A call cut short by max_tokens (finish_reason "length") comes back in the history as it was: it is
+                // rendered as the text it is, as OpenAI takes any string here.
+                problem = null;
             }
 
             if (problem is not null)

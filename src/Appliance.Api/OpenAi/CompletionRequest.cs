@@ -36,7 +36,7 @@ internal sealed record CompletionRequest(GenerationSettings Settings, IReadOnlyL
         }
 
         // Legacy completions default to 16 tokens, as OpenAI's do.
-        var maxTokens = (int)(fields.OptionalInteger("max_tokens", 1, limits.MaxTokens) ?? 16);
+        var maxTokens = limits.CapMaxTokens(fields.OptionalInteger("max_tokens", 1, int.MaxValue)) ?? 16;
         var logprobs = fields.OptionalInteger("logprobs", 0, 5);
         var settings = GenerationSettings.Read(fields, limits, maxTokens, logprobs is not null, (int)(logprobs ?? 0));
         return new CompletionRequest(settings, ReadPrompts(fields));

@@ -266,7 +266,8 @@ internal sealed class JsonFields : IDisposable
 
         foreach (var property in options.EnumerateObject())
         {
-            if (property.Name != "include_usage")
+            // include_obfuscation pads OpenAI's stream events against length side channels: none to pad here.
+            if (property.Name is not ("include_usage" or "include_obfuscation"))
             {
                 throw new OpenAiRequestException(OpenAiError.Invalid($"Unrecognized request argument supplied: stream_options.{property.Name}", $"stream_options.{property.Name}", "unknown_parameter"));
             }

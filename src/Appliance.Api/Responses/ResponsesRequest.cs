@@ -48,7 +48,7 @@ internal sealed partial record ResponsesRequest(GenerationSettings Settings, IRe
             fields.RequiredString("model"),
             stream,
             IncludeUsage: false,
-            (int?)fields.OptionalInteger("max_output_tokens", 1, limits.MaxTokens),
+            limits.CapMaxTokens(fields.OptionalInteger("max_output_tokens", 1, int.MaxValue)),
             (float?)fields.OptionalNumber("temperature", 0, 2),
             (float?)fields.OptionalNumber("top_p", 0, 1) is var topP && topP <= 0f ? throw new OpenAiRequestException(OpenAiError.Invalid("'top_p' must be greater than 0.", "top_p")) : topP,
             N: 1,
@@ -262,7 +262,7 @@ internal sealed partial record ResponsesRequest(GenerationSettings Settings, IRe
         }
         catch (JsonException)
         {
-            problem = "it is not valid JSON";
+            problem = null; // a call cut short by max_output_tokens comes back as it was: rendered as its text
         }
 
         return problem is null

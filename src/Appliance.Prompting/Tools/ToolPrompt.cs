@@ -198,7 +198,14 @@ public static class ToolPrompt
 
     private static string CallJson(string name, string arguments)
     {
-        using var parsed = JsonDocument.Parse(arguments);
-        return JsonSerializer.Serialize(new { name, arguments = parsed.RootElement });
+        try
+        {
+            using var parsed = JsonDocument.Parse(arguments);
+            return JsonSerializer.Serialize(new { name, arguments = parsed.RootElement });
+        }
+        catch (JsonException)
+        {
+            return JsonSerializer.Serialize(new { name, arguments }); // a call cut short: its text, as it was
+        }
     }
 }

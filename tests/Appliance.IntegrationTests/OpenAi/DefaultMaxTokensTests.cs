@@ -26,6 +26,8 @@ public sealed class DefaultMaxTokensTests : IDisposable
 
         Assert.Equal(300, await CompletionTokensAsync(ada, "/v1/chat/completions", """{"model":"open","messages":[{"role":"user","content":"hi"}],"ignore_eos":true}"""));
         Assert.Equal(16, await CompletionTokensAsync(ada, "/v1/completions", """{"model":"open","prompt":"Once upon a time","ignore_eos":true}""")); // OpenAI's legacy default
+        // A client set to the model's advertised maximum gets the appliance's ceiling, not a 400.
+        Assert.Equal(300, await CompletionTokensAsync(ada, "/v1/chat/completions", """{"model":"open","messages":[{"role":"user","content":"hi"}],"max_tokens":32768,"ignore_eos":true}"""));
         Assert.Equal(5, await CompletionTokensAsync(ada, "/v1/chat/completions", """{"model":"capped","messages":[{"role":"user","content":"hi"}],"ignore_eos":true}"""));
         using var models = JsonDocument.Parse(await ada.GetStringAsync("/v1/models/open"));
         Assert.Equal(JsonValueKind.Null, models.RootElement.GetProperty("sampling_defaults").GetProperty("max_tokens").ValueKind);

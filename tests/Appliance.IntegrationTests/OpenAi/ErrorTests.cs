@@ -33,7 +33,7 @@ public sealed class ErrorTests(ApplianceServer server)
         { """{"model":"tiny","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":{"type":"function","function":{"name":"g"}}}""", 400, "tool_choice", "invalid_value" },
         { """{"model":"tiny","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{"a":{"type":"string","pattern":"(?=x)"}}}}}],"tool_choice":"required"}""", 400, "tools", "unsupported_schema_keyword" },
         { """{"model":"tiny","messages":[{"role":"tool","content":"x"}]}""", 400, "messages[0].tool_call_id", "missing_required_parameter" },
-        { """{"model":"tiny","messages":[{"role":"assistant","tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{"}}]}]}""", 400, "messages[0].tool_calls[0].function.arguments", "invalid_value" },
+        { """{"model":"tiny","messages":[{"role":"assistant","content":"x","function_call":{"name":"f","arguments":"{}"}}]}""", 400, "messages[0].function_call", "unsupported_parameter" },
         { """{"model":"tiny","messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema"}}""", 400, "response_format.json_schema", "missing_required_parameter" },
         { """{"model":"tiny","messages":[{"role":"user","content":"x"}],"response_format":{"type":"xml"}}""", 400, "response_format.type", "invalid_value" },
         { """{"model":"tiny","messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema","json_schema":{"name":"a b","schema":{}}}}""", 400, "response_format.json_schema.name", "invalid_value" },
@@ -104,6 +104,26 @@ public sealed class ErrorTests(ApplianceServer server)
         Assert.Contains("a grammar bug", failed.Message, StringComparison.Ordinal);
         Assert.DoesNotContain("retry", failed.Message, StringComparison.OrdinalIgnoreCase);
         Assert.Equal((503, "engine_error"), (restarting.Status, restarting.Code)); // the engine restarts: retrying is right
+    }
+
+    [Fact]
+    public async Task What_real_clients_send_back_and_alongside_is_accepted()
+    {
+        // openai-python's message.model_dump() echoes nulls and annotations; a call cut short by max_tokens comes back
+        // with the arguments as far as they got; SDK and AI SDK providers pass OpenAI's caching and length hints.
+        using var response = await server.Http.PostAsync("/v1/chat/completions", new StringContent("""
+            {"model":"tiny","stream":true,"stream_options":{"include_usage":true,"include_obfuscation":false},
+             "prompt_cache_key":"conversation-7","prompt_cache_retention":"24h","safety_identifier":"user-hash","verbosity":"low",
+             "messages":[{"role":"user","content":"Weather in Paris?"},
+               {"role":"assistant","content":null,"refusal":null,"function_call":null,"audio":null,"annotations":[],
+                "tool_calls":[{"id":"call_1","type":"function","function":{"name":"weather","arguments":"{\"city\": \"Par"}}]},
+               {"role":"tool","tool_call_id":"call_1","content":"sunny"},
+               {"role":"user","content":"Thanks"}]}
+            """, Encoding.UTF8, "application/json"));
+        var body = await response.Content.ReadAsStringAsync();
+
+        Assert.True(response.StatusCode == HttpStatusCode.OK, body);
+        Assert.EndsWith("data: [DONE]\n\n", body, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -188,6 +188,16 @@ public sealed class MessagesSdkTests(ApplianceServer server)
     }
 
     [Fact]
+    public async Task Claude_codes_context_management_and_effort_are_accepted_and_ignored()
+    {
+        const string Hints = "\"context_management\":{\"edits\":[{\"type\":\"clear_tool_uses_20250919\"}]},\"output_config\":{\"effort\":\"medium\"}";
+        using var response = await Post("/v1/messages", $$"""{"model":"tiny","max_tokens":5,{{Hints}},"messages":[{"role":"user","content":"a"}]}""");
+        Assert.Equal(200, (int)response.StatusCode);
+        using var counted = await Post("/v1/messages/count_tokens", $$"""{"model":"tiny",{{Hints}},"messages":[{"role":"user","content":"a"}]}""");
+        Assert.Equal(200, (int)counted.StatusCode);
+    }
+
+    [Fact]
     public async Task Tool_results_and_their_errors_reach_the_prompt()
     {
         static string Conversation(string result) =>
@@ -207,6 +217,7 @@ public sealed class MessagesSdkTests(ApplianceServer server)
     [InlineData("""{"model":"tiny","max_tokens":5,"messages":[{"role":"user","content":"x"}],"tools":[{"name":"f","input_schema":{"type":"string"}}]}""", "tools.0.input_schema.type")]
     [InlineData("""{"model":"tiny","max_tokens":5,"messages":[{"role":"user","content":"x"}],"tools":[{"name":"f","input_schema":{"type":"object"}}],"tool_choice":{"type":"any"},"stop_sequences":["}"]}""", "stop_sequences")]
     [InlineData("""{"model":"tiny","max_tokens":5,"messages":[{"role":"user","content":[{"type":"image","source":{}}]}]}""", "image")]
+    [InlineData("""{"model":"tiny","max_tokens":5,"messages":[{"role":"user","content":"x"}],"output_config":{"format":{"type":"json_schema","schema":{}}}}""", "output_config.format")]
     public async Task Requests_it_cannot_honour_are_refused_in_Anthropics_shape(string body, string named)
     {
         using var response = await Post("/v1/messages", body);
