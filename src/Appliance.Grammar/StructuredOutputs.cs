@@ -53,7 +53,21 @@ public sealed class StructuredOutputs
     /// each call's arguments fitting its function's parameter schema. Throws <see cref="SchemaRefusedException"/> for a
     /// parameter schema that cannot be enforced.
     /// </summary>
-    public ITokenConstraint ToolCalls(ToolCallLayout layout, IReadOnlyList<(string Name, string Parameters, bool Strict, TextGrammar? Input)> functions, bool parallel)
+    public ITokenConstraint ToolCalls(ToolCallLayout layout, IReadOnlyList<(string Name, string Parameters, bool Strict, TextGrammar? Input)> functions, bool parallel) =>
+        ToolCallsOr(layout, functions, parallel, answer: null);
+
+    /// <summary>
+    /// Either tool calls as <see cref="ToolCalls"/> writes them, or an answer that is JSON satisfying
+    /// <paramref name="schema"/> (any object when null): tools offered beside a JSON response_format, where the model
+    /// decides which. Throws <see cref="SchemaRefusedException"/> for a schema that cannot be enforced.
+    /// </summary>
+    public ITokenConstraint ToolCallsOrJson(
+        ToolCallLayout layout, IReadOnlyList<(string Name, string Parameters, bool Strict, TextGrammar? Input)> functions, bool parallel, JsonElement? schema, bool strict) =>
+        ToolCallsOr(layout, functions, parallel, (schema is { } s ? $"{(strict ? "strict" : "loose")}:{s.GetRawText()}" : "object",
+            () => schema is { } given ? SchemaCompiler.Compile(given, strict) : JsonLanguage.AnyObject(JsonLanguage.AnyValue(JsonLanguage.GenericDepth - 1))));
+
+    private ConstrainedGrammar ToolCallsOr(
+        ToolCallLayout layout, IReadOnlyList<(string Name, string Parameters, bool Strict, TextGrammar? Input)> functions, bool parallel, (string Key, Func<Lang> Language)? answer)
     {
         var key = JsonSerializer.Serialize(new { layout, functions = functions.Select(f => new[] { f.Name, f.Parameters, f.Strict ? "strict" : "loose", f.Input?.Definition }) });
         // Each call the answer may hold is a copy of the calls' automaton: where eight copies of large schemas (a
@@ -63,7 +77,7 @@ public sealed class StructuredOutputs
             try
             {
                 var most = calls;
-                return Grammar($"tools:{most}:{key}", () =>
+                return Grammar($"tools:{most}:{key}{(answer is { } a ? $"|or:{a.Key}" : null)}", () =>
                 {
                     var call = Lang.Any(functions.Select(function =>
                     {
@@ -73,7 +87,8 @@ public sealed class StructuredOutputs
                             function.Input is { } input ? TextArguments(input) : SchemaCompiler.Compile(schema.RootElement, function.Strict),
                             Lang.Text(layout.Close));
                     }).ToList());
-                    return Lang.Seq(JsonLanguage.Whitespace, Lang.Text(layout.Prefix), Lang.SeparatedList(call, Lang.Text(layout.Separator), 1, most), Lang.Text(layout.Suffix));
+                    var toolCalls = Lang.Seq(Lang.Text(layout.Prefix), Lang.SeparatedList(call, Lang.Text(layout.Separator), 1, most), Lang.Text(layout.Suffix));
+                    return Lang.Seq(JsonLanguage.Whitespace, answer is { } json ? Lang.Any(toolCalls, json.Language()) : toolCalls);
                 });
             }
             catch (GrammarTooLargeException) when (calls > 1)

@@ -61,11 +61,7 @@ internal sealed record ChatCompletionRequest(GenerationSettings Settings, IReadO
             throw new OpenAiRequestException(OpenAiError.Invalid("'stop' cannot be combined with a JSON 'response_format': the output ends where the JSON does.", "stop"));
         }
 
-        var tools = ToolUse.Read(fields);
-        if (tools.Active && format.IsJson)
-        {
-            throw new OpenAiRequestException(OpenAiError.Invalid("'tools' cannot be combined with a JSON 'response_format' (unless 'tool_choice' is 'none'): an answer is either tool calls or the JSON.", "response_format"));
-        }
+        var tools = ToolUse.Read(fields); // beside a JSON response_format, the answer is either tool calls or that JSON
 
         if (tools.Forced && (settings.Stop.Count > 0 || settings.IgnoreEos))
         {

@@ -17,7 +17,7 @@ internal static class ChatCompletionsApi
         var request = fields.Parse(f => ChatCompletionRequest.Read(f, limits));
         var model = ModelResolution.Resolve(catalog, access, http, request.Settings.Model);
         // Compiled (or found compiled) here, on the request's thread: the engine only looks up masks.
-        var answer = request.Tools.ConstraintFor(model) ?? request.Format.ConstraintFor(model);
+        var answer = request.Tools.ConstraintFor(model, request.Format) ?? request.Format.ConstraintFor(model);
         RequestAudit.Of(http).Tools = request.Tools.AuditDetail(called: null);
 
         // Render and tokenise here, on the request's thread, never on the engine's.

@@ -18,10 +18,15 @@ internal sealed partial record ToolUse(IReadOnlyList<ToolDefinition> Tools, stri
     /// <summary>The tools the model may call now: the named one for a named tool_choice, else all.</summary>
     public IReadOnlyList<ToolDefinition> Callable => Function is null ? Tools : [.. Tools.Where(t => t.Name == Function)];
 
-    /// <summary>For a forced tool_choice, the constraint that makes the answer calls of the callable functions in the model's format.</summary>
-    public Appliance.Engine.Sampling.ITokenConstraint? ConstraintFor(Models.ServedModel model)
+    /// <summary>
+    /// For a forced tool_choice, the constraint that makes the answer calls of the callable functions in the model's
+    /// format. Beside a JSON <paramref name="answer"/> format (tool_choice auto), the answer is either such calls or
+    /// that JSON: the model decides, as OpenAI's API lets it. Otherwise null.
+    /// </summary>
+    public Appliance.Engine.Sampling.ITokenConstraint? ConstraintFor(Models.ServedModel model, ResponseFormat? answer = null)
     {
-        if (!Forced)
+        var withJson = Active && !Forced && answer is { IsJson: true };
+        if (!Forced && !withJson)
         {
             return null;
         }
@@ -34,10 +39,19 @@ internal sealed partial record ToolUse(IReadOnlyList<ToolDefinition> Tools, stri
         var format = model.ToolCallFormat;
         var (prefix, separator, suffix) = format.Frame;
         var (open, quotedName, beforeArguments, close) = format.CallLayout;
+        if (withJson)
+        {
+            _ = answer!.ConstraintFor(model); // a response_format schema that cannot be enforced is refused naming it, not the tools
+        }
+
         try
         {
-            return Appliance.Grammar.StructuredOutputs.For(model.Engine.Tokenizer, model.Engine.Model.VocabularySize, format.Markers)
-                .ToolCalls(new(prefix, separator, suffix, open, quotedName, beforeArguments, close), [.. Callable.Select(t => (t.Name, t.Parameters, t.Strict, CustomTools.Grammar(t)))], ParallelIn(format));
+            var outputs = Appliance.Grammar.StructuredOutputs.For(model.Engine.Tokenizer, model.Engine.Model.VocabularySize, format.Markers);
+            var layout = new Appliance.Grammar.ToolCallLayout(prefix, separator, suffix, open, quotedName, beforeArguments, close);
+            var functions = Callable.Select(t => (t.Name, t.Parameters, t.Strict, CustomTools.Grammar(t))).ToList();
+            return withJson
+                ? outputs.ToolCallsOrJson(layout, functions, ParallelIn(format), answer!.Schema, answer.Strict)
+                : outputs.ToolCalls(layout, functions, ParallelIn(format));
         }
         catch (Appliance.Grammar.Schema.SchemaRefusedException refused)
         {

@@ -82,11 +82,7 @@ internal sealed partial record ResponsesRequest(GenerationSettings Settings, IRe
             messages.Add(turn);
         }
         var tools = ReadTools(fields);
-        var format = ReadFormat(fields.Element("text"));
-        if (tools.Active && format.IsJson)
-        {
-            throw new OpenAiRequestException(OpenAiError.Invalid("'tools' cannot be combined with a JSON 'text.format' (unless 'tool_choice' is 'none').", "text.format"));
-        }
+        var format = ReadFormat(fields.Element("text")); // beside tools, the answer is either function calls or that JSON
 
         return new ResponsesRequest(settings, messages, tools, format, instructions, ReadReasoning(fields));
     }

@@ -40,6 +40,42 @@ public sealed class StructuredOutputSdkTests(ApplianceServer server)
     }
 
     [Fact]
+    public async Task Beside_tools_the_answer_is_either_a_call_that_fits_its_function_or_json_that_fits_the_schema()
+    {
+        // As OpenAI's API (the Agents SDK's output types with tools, Pydantic AI's native output): the model decides.
+        const string Weather = """{"type":"object","properties":{"city":{"type":"string","maxLength":12}},"required":["city"],"additionalProperties":false}""";
+        var options = new ChatCompletionOptions
+        {
+            ResponseFormat = ChatResponseFormat.CreateJsonSchemaFormat("invoice", BinaryData.FromString(Invoice), jsonSchemaIsStrict: true),
+            Tools = { ChatTool.CreateFunctionTool("weather", "The weather in a city", BinaryData.FromString(Weather), functionSchemaIsStrict: true) },
+            Temperature = 1f,
+            MaxOutputTokenCount = 200,
+        };
+        var (invoices, calls) = (JsonSchema.FromText(Invoice), JsonSchema.FromText(Weather));
+        var kinds = new HashSet<string>();
+        for (var seed = 0; seed < 16; seed++)
+        {
+#pragma warning disable OPENAI001 // Seed is marked experimental in the SDK
+            options.Seed = seed;
+#pragma warning restore OPENAI001
+            ChatCompletion completion = await Client().CompleteChatAsync(Conversation, options);
+            if (completion.ToolCalls.Count > 0)
+            {
+                Assert.Equal(ChatFinishReason.ToolCalls, completion.FinishReason);
+                Assert.All(completion.ToolCalls, call => Assert.Null(StructuredOutputSchemas.Problem(calls, call.FunctionArguments.ToString())));
+                kinds.Add("call");
+            }
+            else
+            {
+                Assert.Null(StructuredOutputSchemas.Problem(invoices, completion.Content[0].Text));
+                kinds.Add("json");
+            }
+        }
+
+        Assert.Equal(["call", "json"], kinds.Order());
+    }
+
+    [Fact]
     public async Task A_streamed_json_schema_answer_joins_into_valid_json()
     {
         var options = new ChatCompletionOptions
