@@ -222,6 +222,34 @@ public sealed partial class AnsibleContentTests : IDisposable
     }
 
     [Fact]
+    public async Task Node_settings_keep_loopback_beside_a_node_address_and_quote_a_database_password()
+    {
+        // Ansible's own calls (ready check, drain, model loads) go to 127.0.0.1; a vault password may hold ; = ' or ".
+        const string Password = "p;w=d\"x'y";
+        var rendered = _root.Combine("appsettings.json");
+        var (exit, output) = await RunAsync("ansible", ["localhost", "-c", "local", "-i", "localhost,", "-m", "ansible.builtin.template",
+            "-a", $"src=roles/appliance/templates/appsettings.json.j2 dest={rendered}", "-e", "@roles/appliance/defaults/main.yml",
+            "-e", """{"appliance_listen_address":"10.0.0.5","appliance_audit_store":"postgresql","appliance_postgres_host":"db","appliance_node_id":"n1","appliance_postgres_password":"p;w=d\"x'y"}"""]);
+        Assert.True(exit == 0, output);
+
+        using var settings = System.Text.Json.JsonDocument.Parse(await File.ReadAllTextAsync(rendered));
+        Assert.Equal("http://10.0.0.5:8080;http://127.0.0.1:8080", settings.RootElement.GetProperty("Urls").GetString());
+        var connection = new Npgsql.NpgsqlConnectionStringBuilder(settings.RootElement.GetProperty("Audit").GetProperty("PostgresConnectionString").GetString());
+        Assert.Equal((Password, "db", "appliance"), (connection.Password, connection.Host, connection.Database));
+
+        // The firewall's outbound rules read the database host from that string: not from inside the password.
+        var egress = _root.Combine("egress.json");
+        (exit, output) = await RunAsync("ansible", ["localhost", "-c", "local", "-i", "localhost,", "-m", "ansible.builtin.template",
+            "-a", $"src=roles/appliance/templates/egress-targets.j2 dest={egress}", "-e", "@roles/appliance/defaults/main.yml",
+            "-e", """{"appliance_realm_endpoints":[],"appliance_audit_store":"postgresql","appliance_postgres_host":"db","appliance_node_id":"n1","appliance_postgres_password":"a;Host=elsewhere;Port=1"}"""]);
+        Assert.True(exit == 0, output);
+        var hosts = System.Text.Json.JsonDocument.Parse(await File.ReadAllTextAsync(egress)).RootElement.EnumerateArray()
+            .Select(target => $"{target.GetProperty("host").GetString()}:{target.GetProperty("port").GetInt32()}").ToList();
+        Assert.Contains("db:5432", hosts);
+        Assert.DoesNotContain(hosts, host => host.StartsWith("elsewhere", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task The_shipped_haproxy_example_is_what_the_role_renders_for_the_example_inventory()
     {
         var rendered = _root.Combine("haproxy.cfg");
