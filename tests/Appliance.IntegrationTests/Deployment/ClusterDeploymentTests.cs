@@ -203,7 +203,6 @@ public sealed class ClusterDeploymentTests(AnsibleLab lab, ITestOutputHelper out
     [Fact, Step(5)]
     public async Task A_settings_change_restarts_the_nodes_in_turn_without_failing_a_request()
     {
-        var token = await lab.Identity.ClientCredentialsTokenAsync("report-generator");
         var before = await MainPids();
         lab.Variables["appliance_settings"]!.AsObject()["Limits"] = new JsonObject { ["MaxTokens"] = 2048 };
 
@@ -219,11 +218,12 @@ public sealed class ClusterDeploymentTests(AnsibleLab lab, ITestOutputHelper out
         Assert.Contains("must restart", pending, StringComparison.Ordinal);
         lab.Variables["appliance_firewall_extra_sources"] = sources;
         lab.WriteVariables();
-        var (_, run) = await RunUnderLoadAsync("site.yml", "site.yml with a changed setting", token);
+        var (_, run) = await RunUnderLoadAsync("site.yml", "site.yml with a changed setting");
 
         // The setting and the restart it takes, in turn through the load balancer; every other task is idempotent.
         string[] expected = ["Write the node's settings", "Note that the node must restart to read the new files", "Restart for files an earlier run changed",
-            "Take the node out of the load balancers", "Restart with the new settings", "Put the node back into the load balancers", "Clear the note of a pending restart"];
+            "Take the node out of the load balancers", "Note that the node is out of service", "Restart with the new settings", "Put the node back into the load balancers",
+            "Clear the note that the node is out of service", "Clear the note of a pending restart"];
         Assert.All(run.ChangedTaskNames, task => Assert.Contains(task, expected));
         Assert.Equal(0, run.Recap[AnsibleLab.Balancer].Changed);
 
@@ -241,17 +241,16 @@ public sealed class ClusterDeploymentTests(AnsibleLab lab, ITestOutputHelper out
     public async Task Upgrade_and_rollback_under_steady_load_fail_no_request()
     {
         await BundleBuilds.WithNextAsync();
-        var token = await lab.Identity.ClientCredentialsTokenAsync("report-generator");
 
         lab.Variables["appliance_version"] = BundleBuilds.NextVersion;
         lab.WriteVariables();
-        var (upgraded, _) = await RunUnderLoadAsync("upgrade.yml", "upgrade.yml", token);
+        var (upgraded, _) = await RunUnderLoadAsync("upgrade.yml", "upgrade.yml");
         Assert.True(upgraded >= 20, $"only {upgraded} requests completed during the upgrade");
 
         Assert.Equal([BundleBuilds.NextVersion, BundleBuilds.NextVersion], await RunningVersions());
         Assert.Equal([BundleBuilds.Version, BundleBuilds.Version], await RunningVersions("previous"));
 
-        await RunUnderLoadAsync("rollback.yml", "rollback.yml", token);
+        await RunUnderLoadAsync("rollback.yml", "rollback.yml");
 
         Assert.Equal([BundleBuilds.Version, BundleBuilds.Version], await RunningVersions());
         lab.Variables["appliance_version"] = BundleBuilds.Version;
@@ -344,7 +343,6 @@ public sealed class ClusterDeploymentTests(AnsibleLab lab, ITestOutputHelper out
     [Fact, Step(9)]
     public async Task A_third_node_joins_through_site_yml_under_load_without_restarting_the_others()
     {
-        var token = await lab.Identity.ClientCredentialsTokenAsync("report-generator");
         var nodesBefore = await MainPids();
         var (_, servicesBefore) = await lab.SshAsync(AnsibleLab.Balancer, BalancerServicePids);
         Assert.True(servicesBefore.Contains("Id=haproxy.service", StringComparison.Ordinal) && servicesBefore.Contains("Id=postgresql@", StringComparison.Ordinal)
@@ -354,7 +352,7 @@ public sealed class ClusterDeploymentTests(AnsibleLab lab, ITestOutputHelper out
         lab.AddNode(AnsibleLab.Node3);
         // As ansible/README.md advises: the new node, the balancers and the database (a run without --limit would also
         // check every running node in turn, finding nothing to change: step 5 shows that, and it takes minutes here).
-        var (_, run) = await RunUnderLoadAsync("site.yml", "site.yml --limit node3,loadbalancers,databases", token,
+        var (_, run) = await RunUnderLoadAsync("site.yml", "site.yml --limit node3,loadbalancers,databases",
             "--limit", $"{AnsibleLab.Node3},loadbalancers,databases");
 
         // The running nodes kept serving (not restarted). The balancer and the database took node3 in by reloading
@@ -376,7 +374,7 @@ public sealed class ClusterDeploymentTests(AnsibleLab lab, ITestOutputHelper out
 
         // HAProxy sends node3 requests once its checks find it up (the steady load may have given it some already), and
         // a usage report through HAProxy is the sum of the three nodes' records, in total and per node.
-        using (var client = lab.BalancedClient(token))
+        using (var client = lab.BalancedClient(await lab.Identity.ClientCredentialsTokenAsync("report-generator")))
         {
             var deadline = DateTime.UtcNow.AddSeconds(60);
             for (var sent = 0; sent < 12 || ((await CompletedChatsByNode()).GetValueOrDefault(AnsibleLab.Node3) == 0 && DateTime.UtcNow < deadline); sent++)
@@ -452,7 +450,6 @@ public sealed class ClusterDeploymentTests(AnsibleLab lab, ITestOutputHelper out
     [Fact, Step(10)]
     public async Task A_node_retires_under_load_and_the_balancer_and_the_database_let_it_go()
     {
-        var token = await lab.Identity.ClientCredentialsTokenAsync("report-generator");
         var nodesBefore = await MainPids();
         var (_, servicesBefore) = await lab.SshAsync(AnsibleLab.Balancer, BalancerServicePids);
 
@@ -477,7 +474,7 @@ public sealed class ClusterDeploymentTests(AnsibleLab lab, ITestOutputHelper out
         Assert.True(new[] { AnsibleLab.Node1, AnsibleLab.Node2, AnsibleLab.Node3 }.All(node => AdministrativeState(untouched, node) == 0), untouched);
 
         // node3 leaves the balancer, drains and stops for good while clients keep streaming through HAProxy.
-        await RunUnderLoadAsync("retire.yml", "retire.yml --limit node3", token, "--limit", AnsibleLab.Node3);
+        await RunUnderLoadAsync("retire.yml", "retire.yml --limit node3", "--limit", AnsibleLab.Node3);
         var (_, unit) = await lab.SshAsync(AnsibleLab.Node3, "systemctl is-active appliance; systemctl is-enabled appliance");
         Assert.Equal("inactive\ndisabled", unit.Trim());
         var retired = await HaproxyCommand("show servers state appliance");
@@ -485,7 +482,7 @@ public sealed class ClusterDeploymentTests(AnsibleLab lab, ITestOutputHelper out
 
         // Out of the inventory, a run for the balancers and the database drops it from HAProxy and pg_hba, by reload.
         lab.RemoveNode(AnsibleLab.Node3);
-        var (_, run) = await RunUnderLoadAsync("site.yml", "site.yml --limit loadbalancers,databases", token, "--limit", "loadbalancers,databases");
+        var (_, run) = await RunUnderLoadAsync("site.yml", "site.yml --limit loadbalancers,databases", "--limit", "loadbalancers,databases");
         Assert.Equal(nodesBefore, await MainPids());
         var (_, servicesAfter) = await lab.SshAsync(AnsibleLab.Balancer, BalancerServicePids);
         Assert.Equal(servicesBefore.Trim(), servicesAfter.Trim());
@@ -521,9 +518,8 @@ public sealed class ClusterDeploymentTests(AnsibleLab lab, ITestOutputHelper out
         var oldAuthority = File.ReadAllText(Path.Combine(pki, "cluster-ca.crt"));
         using var oldBalancer = System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPemFile(
             Path.Combine(pki, $"{AnsibleLab.Balancer}-client.crt"), Path.Combine(pki, $"{AnsibleLab.Balancer}-client.key"));
-        var token = await lab.Identity.ClientCredentialsTokenAsync("report-generator");
 
-        var (_, run) = await RunUnderLoadAsync("rotate-ca.yml", "rotate-ca.yml", token);
+        var (_, run) = await RunUnderLoadAsync("rotate-ca.yml", "rotate-ca.yml");
 
         Assert.NotEqual(oldAuthority, File.ReadAllText(Path.Combine(pki, "cluster-ca.crt")));
         Assert.False(File.Exists(Path.Combine(pki, "cluster-ca-next.crt")), "the rollover did not finish");
@@ -653,9 +649,10 @@ public sealed class ClusterDeploymentTests(AnsibleLab lab, ITestOutputHelper out
     }
 
     /// <summary>Runs a playbook while four clients stream through HAProxy; it must succeed and no request may fail. Returns the answers completed while it ran.</summary>
-    private async Task<(int Completed, AnsibleLab.PlaybookRun Run)> RunUnderLoadAsync(string playbook, string label, string token, params string[] options)
+    private async Task<(int Completed, AnsibleLab.PlaybookRun Run)> RunUnderLoadAsync(string playbook, string label, params string[] options)
     {
-        await using var load = new SteadyLoad(() => lab.BalancedClient(token), LabModel, workers: 4);
+        using var token = new RenewingToken(() => lab.Identity.ClientCredentialsTokenAsync("report-generator"), renewAfter: TimeSpan.FromMinutes(2));
+        await using var load = new SteadyLoad(() => lab.BalancedClient(null), token.CurrentAsync, LabModel, workers: 4);
         // The load flows before the playbook starts (each client has its token and connection), so that a short
         // playbook (retiring a node takes seconds) still runs beside answers rather than beside clients starting.
         await load.WarmAsync(answers: 8, TimeSpan.FromSeconds(60));

@@ -19,8 +19,11 @@ internal sealed class SteadyLoad : IAsyncDisposable
     private readonly List<Task> _workers;
     private int _completed;
 
-    public SteadyLoad(Func<HttpClient> client, string model, int workers)
+    private readonly Func<Task<string>> _token;
+
+    public SteadyLoad(Func<HttpClient> client, Func<Task<string>> token, string model, int workers)
     {
+        _token = token;
         _workers = [.. Enumerable.Range(0, workers).Select(_ => Task.Run(() => Work(client(), model)))];
     }
 
@@ -62,9 +65,14 @@ internal sealed class SteadyLoad : IAsyncDisposable
             {
                 try
                 {
-                    using var response = await http.PostAsync("/v1/chat/completions", new StringContent(
-                        $$"""{"model":"{{model}}","messages":[{"role":"user","content":"steady"}],"max_tokens":24,"ignore_eos":true,"stream":true}""",
-                        Encoding.UTF8, "application/json"));
+                    using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
+                    {
+                        Content = new StringContent(
+                            $$"""{"model":"{{model}}","messages":[{"role":"user","content":"steady"}],"max_tokens":24,"ignore_eos":true,"stream":true}""",
+                            Encoding.UTF8, "application/json"),
+                    };
+                    request.Headers.Authorization = new("Bearer", await _token());
+                    using var response = await http.SendAsync(request);
                     var body = await response.Content.ReadAsStringAsync();
                     if ((int)response.StatusCode == 200 && body.TrimEnd().EndsWith("data: [DONE]", StringComparison.Ordinal))
                     {
