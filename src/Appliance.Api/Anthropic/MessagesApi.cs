@@ -107,7 +107,7 @@ internal static class MessagesApi
         }
         catch (ChatTemplateException failure)
         {
-            throw new OpenAiRequestException(new OpenAiError(StatusCodes.Status500InternalServerError, $"The model's chat template failed: {failure.Message}", "server_error", null, "chat_template_error"));
+            throw TemplateFailure.Of(failure, request.Messages, "messages");
         }
     }
 

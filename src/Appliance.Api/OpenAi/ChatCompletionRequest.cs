@@ -40,7 +40,8 @@ internal sealed record ChatCompletionRequest(GenerationSettings Settings, IReadO
 
         RejectUnsupportedOptions(fields);
         // A ceiling, capped to what the appliance allows (clients set the model's advertised maximum, 8k-32k), as on /v1/messages.
-        var maxTokens = limits.CapMaxTokens(fields.OptionalInteger("max_completion_tokens", 1, int.MaxValue) ?? fields.OptionalInteger("max_tokens", 1, int.MaxValue));
+        var askedMaxTokens = fields.OptionalInteger("max_completion_tokens", 1, int.MaxValue) ?? fields.OptionalInteger("max_tokens", 1, int.MaxValue);
+        var maxTokens = limits.CapMaxTokens(askedMaxTokens);
         var logprobs = fields.OptionalBool("logprobs") ?? false;
         var topLogprobs = (int)(fields.OptionalInteger("top_logprobs", 0, 20) ?? 0);
         if (topLogprobs > 0 && !logprobs)
@@ -48,7 +49,7 @@ internal sealed record ChatCompletionRequest(GenerationSettings Settings, IReadO
             throw new OpenAiRequestException(OpenAiError.Invalid("'top_logprobs' needs 'logprobs' set to true.", "top_logprobs"));
         }
 
-        var settings = GenerationSettings.Read(fields, limits, (int?)maxTokens, logprobs, topLogprobs);
+        var settings = GenerationSettings.Read(fields, limits, askedMaxTokens, maxTokens, logprobs, topLogprobs);
         var format = ResponseFormat.Read(fields);
         if (format.IsJson && settings.IgnoreEos)
         {

@@ -23,7 +23,7 @@ internal static class ChatCompletionsApi
         // Render and tokenise here, on the request's thread, never on the engine's.
         var thinking = ThinkingPlan.For(model, RenderPrompt(model, request), request.Reasoning, answer is not null);
         var prompt = model.Engine.Tokenizer.Encode(thinking.Prompt);
-        var maxTokens = ModelResolution.MaxTokens(model, request.Settings.MaxTokens, prompt.Count, limits.MaxTokens);
+        var maxTokens = ModelResolution.MaxTokens(model, request.Settings.MaxTokens, prompt.Count, limits.MaxTokens, request.Settings.MaxTokensIsCeiling);
         var settings = request.Settings with { Constraint = thinking.Constraint(model, answer, maxTokens, request.Reasoning.Budget), Tools = request.Tools };
         var choices = Enumerable.Range(0, request.Settings.N).Select(i => new ChoiceInput(i, prompt)).ToList();
         var header = new ResponseHeader(ResponseKind.Chat, $"chatcmpl-{Guid.NewGuid():N}", time.GetUtcNow().ToUnixTimeSeconds(), request.Settings.Model, ModelResolution.Fingerprint(model));
@@ -54,7 +54,7 @@ internal static class ChatCompletionsApi
         }
         catch (ChatTemplateException failure)
         {
-            throw new OpenAiRequestException(new OpenAiError(StatusCodes.Status500InternalServerError, $"The model's chat template failed: {failure.Message}", "server_error", null, "chat_template_error"));
+            throw TemplateFailure.Of(failure, request.Messages, "messages");
         }
     }
 }

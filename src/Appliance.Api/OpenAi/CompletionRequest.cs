@@ -36,9 +36,10 @@ internal sealed record CompletionRequest(GenerationSettings Settings, IReadOnlyL
         }
 
         // Legacy completions default to 16 tokens, as OpenAI's do.
-        var maxTokens = limits.CapMaxTokens(fields.OptionalInteger("max_tokens", 1, int.MaxValue)) ?? 16;
+        var askedMaxTokens = fields.OptionalInteger("max_tokens", 1, int.MaxValue);
+        var maxTokens = limits.CapMaxTokens(askedMaxTokens) ?? 16;
         var logprobs = fields.OptionalInteger("logprobs", 0, 5);
-        var settings = GenerationSettings.Read(fields, limits, maxTokens, logprobs is not null, (int)(logprobs ?? 0));
+        var settings = GenerationSettings.Read(fields, limits, askedMaxTokens, maxTokens, logprobs is not null, (int)(logprobs ?? 0));
         return new CompletionRequest(settings, ReadPrompts(fields));
     }
 

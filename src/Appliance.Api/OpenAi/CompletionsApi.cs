@@ -21,7 +21,7 @@ internal static class CompletionsApi
             throw new OpenAiRequestException(OpenAiError.Invalid("A prompt encodes to no tokens.", "prompt"));
         }
 
-        var maxTokens = prompts.Select(p => ModelResolution.MaxTokens(model, request.Settings.MaxTokens, p.Count, limits.MaxTokens)).Min();
+        var maxTokens = prompts.Select(p => ModelResolution.MaxTokens(model, request.Settings.MaxTokens, p.Count, limits.MaxTokens, request.Settings.MaxTokensIsCeiling)).Min();
         var n = request.Settings.N;
         var choices = prompts.SelectMany((p, i) => Enumerable.Range(0, n).Select(j => new ChoiceInput((i * n) + j, p))).ToList();
         var header = new ResponseHeader(ResponseKind.Text, $"cmpl-{Guid.NewGuid():N}", time.GetUtcNow().ToUnixTimeSeconds(), request.Settings.Model, ModelResolution.Fingerprint(model));

@@ -26,7 +26,8 @@ internal sealed record GenerationSettings(
     bool IgnoreEos = false,
     RequestPriority Priority = RequestPriority.Interactive,
     Appliance.Engine.Sampling.ITokenConstraint? Constraint = null,
-    ToolUse? Tools = null)
+    ToolUse? Tools = null,
+    bool MaxTokensIsCeiling = false)
 {
     /// <summary>Extensions beyond OpenAI's parameters that vLLM-style clients send.</summary>
     public static readonly string[] ExtensionFields = ["top_k", "min_p", "repetition_penalty", "ignore_eos"];
@@ -34,7 +35,7 @@ internal sealed record GenerationSettings(
     public static readonly string[] CommonFields =
         ["model", "stream", "stream_options", "max_tokens", "temperature", "top_p", "n", "stop", "seed", "presence_penalty", "frequency_penalty", "user", "service_tier", .. ExtensionFields];
 
-    public static GenerationSettings Read(JsonFields fields, ApiLimits limits, int? maxTokens, bool logprobs, int topLogprobs)
+    public static GenerationSettings Read(JsonFields fields, ApiLimits limits, long? askedMaxTokens, int? maxTokens, bool logprobs, int topLogprobs)
     {
         var stream = fields.OptionalBool("stream") ?? false;
         var topP = (float?)fields.OptionalNumber("top_p", 0, 1);
@@ -62,7 +63,8 @@ internal sealed record GenerationSettings(
             topLogprobs,
             fields.OptionalString("user"),
             fields.OptionalBool("ignore_eos") ?? false,
-            PriorityOf(fields.OptionalString("service_tier")));
+            PriorityOf(fields.OptionalString("service_tier")),
+            MaxTokensIsCeiling: limits.Caps(askedMaxTokens));
     }
 
     /// <summary>

@@ -42,14 +42,17 @@ internal static class ModelResolution
     /// <summary>
     /// max_tokens as asked, or what the context leaves, capped by the model's default when the administrator set one,
     /// else by <paramref name="ceiling"/> (Limits:MaxTokens): as in OpenAI's API, an answer is not cut short because the
-    /// client named no limit (most SDKs and chat UIs name none). Too long is a 400.
+    /// client named no limit (most SDKs and chat UIs name none). Too long is a 400, unless the client asked for more
+    /// than Limits:MaxTokens (<paramref name="requestedIsCeiling"/>): that was capped, and is met by what the context leaves.
     /// </summary>
-    public static int MaxTokens(ServedModel model, int? requested, int promptTokens, int ceiling)
+    public static int MaxTokens(ServedModel model, int? requested, int promptTokens, int ceiling, bool requestedIsCeiling = false)
     {
         var room = model.ContextLength - promptTokens;
         if (requested is { } asked)
         {
-            return asked <= room ? asked : throw new OpenAiRequestException(OpenAiError.ContextLengthExceeded(model.ContextLength, promptTokens, asked));
+            return asked <= room ? asked
+                : requestedIsCeiling && room >= 1 ? room
+                : throw new OpenAiRequestException(OpenAiError.ContextLengthExceeded(model.ContextLength, promptTokens, asked));
         }
 
         return room >= 1 ? Math.Min(model.Defaults.MaxTokens ?? ceiling, room) : throw new OpenAiRequestException(OpenAiError.ContextLengthExceeded(model.ContextLength, promptTokens, 1));

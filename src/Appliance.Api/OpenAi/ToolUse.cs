@@ -33,10 +33,20 @@ internal sealed partial record ToolUse(IReadOnlyList<ToolDefinition> Tools, stri
 
         if (model.Engine.Model.EosTokenIds.Count == 0)
         {
-            throw new OpenAiRequestException(OpenAiError.Invalid($"The model '{model.Id}' declares no end-of-sequence token, so a required tool call could not end.", "tool_choice"));
+            throw new OpenAiRequestException(OpenAiError.Invalid(
+                $"The model '{model.Id}' declares no end-of-sequence token, so an answer held to {(Forced ? "tool calls" : "tool calls or the JSON format")} could not end.", "tool_choice"));
         }
 
         var format = model.ToolCallFormat;
+        if (withJson && format == ToolCallFormat.Llama3Json)
+        {
+            // Llama 3 writes a call as a bare JSON object: a JSON answer of the same shape would be read as a call
+            // whose arguments nobody checked, so the two cannot share one answer.
+            throw new OpenAiRequestException(OpenAiError.Invalid(
+                $"The model '{model.Id}' writes tool calls as plain JSON objects, so its answer cannot be either tool calls or JSON of the requested format: "
+                + "send tool_choice \"none\" or \"required\", or leave out the JSON format.", "tool_choice"));
+        }
+
         var (prefix, separator, suffix) = format.Frame;
         var (open, quotedName, beforeArguments, close) = format.CallLayout;
         if (withJson)

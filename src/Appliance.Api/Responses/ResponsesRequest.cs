@@ -44,11 +44,12 @@ internal sealed partial record ResponsesRequest(GenerationSettings Settings, IRe
         }
 
         var stream = fields.OptionalBool("stream") ?? false;
+        var askedMaxTokens = fields.OptionalInteger("max_output_tokens", 1, int.MaxValue);
         var settings = new GenerationSettings(
             fields.RequiredString("model"),
             stream,
             IncludeUsage: false,
-            limits.CapMaxTokens(fields.OptionalInteger("max_output_tokens", 1, int.MaxValue)),
+            limits.CapMaxTokens(askedMaxTokens),
             (float?)fields.OptionalNumber("temperature", 0, 2),
             (float?)fields.OptionalNumber("top_p", 0, 1) is var topP && topP <= 0f ? throw new OpenAiRequestException(OpenAiError.Invalid("'top_p' must be greater than 0.", "top_p")) : topP,
             N: 1,
@@ -61,7 +62,8 @@ internal sealed partial record ResponsesRequest(GenerationSettings Settings, IRe
             RepetitionPenalty: null,
             Logprobs: false,
             TopLogprobs: 0,
-            fields.OptionalString("user"));
+            fields.OptionalString("user"),
+            MaxTokensIsCeiling: limits.Caps(askedMaxTokens));
         var instructions = fields.OptionalString("instructions");
         var messages = new List<ChatMessage>();
         if (!string.IsNullOrEmpty(instructions))

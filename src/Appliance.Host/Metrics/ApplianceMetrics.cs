@@ -62,9 +62,10 @@ internal sealed class ApplianceMetrics : Quotas.IQuotaRefusals, IDisposable
             "Requests without valid credentials from an address over Identity:UnauthenticatedPerMinute: refused at once or not audited one by one");
         if (audit.Value.Enabled)
         {
-            // Resolved on the first scrape: the log is opened at start-up anyway, after the metrics are set up.
-            var log = new Lazy<Appliance.Audit.AuditLog>(services.GetRequiredService<Appliance.Audit.AuditLog>);
-            var forwarder = new Lazy<Audit.SyslogForwarder?>(() => services.GetService<Audit.SyslogForwarder>());
+            // Resolved on the first scrape: the log is opened at start-up anyway, after the metrics are set up. A scrape
+            // while it cannot be opened fails, and the next one tries again (a cached exception would fail them all).
+            var log = new Lazy<Appliance.Audit.AuditLog>(services.GetRequiredService<Appliance.Audit.AuditLog>, LazyThreadSafetyMode.PublicationOnly);
+            var forwarder = new Lazy<Audit.SyslogForwarder?>(() => services.GetService<Audit.SyslogForwarder>(), LazyThreadSafetyMode.PublicationOnly);
             KeyValuePair<string, object?> Node() => new("node", log.Value.Node);
             _meter.CreateObservableCounter("audit_entries_total", () => new Measurement<long>(log.Value.LastSequence, Node()), "entries",
                 "Entries of this node's audit chain (its last sequence number)");
