@@ -107,7 +107,7 @@ internal static class MessagesApi
         }
         catch (ChatTemplateException failure)
         {
-            throw TemplateFailure.Of(failure, request.Messages, "messages");
+            throw TemplateFailure.Of(failure, model, request.Messages, "messages");
         }
     }
 

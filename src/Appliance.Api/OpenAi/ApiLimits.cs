@@ -15,10 +15,10 @@ public sealed record ApiLimits
     public int? CapMaxTokens(long? requested) => requested is { } asked ? (int)Math.Min(asked, MaxTokens) : null;
 
     /// <summary>
-    /// Whether <paramref name="requested"/> was above <see cref="MaxTokens"/>: such a value is a ceiling (clients send
+    /// Whether <paramref name="requested"/> reaches <see cref="MaxTokens"/>: such a value is a ceiling (clients send
     /// the model's advertised maximum), met by what the context leaves rather than refused when the prompt is long.
     /// </summary>
-    public bool Caps(long? requested) => requested > MaxTokens;
+    public bool Caps(long? requested) => requested >= MaxTokens;
 
     /// <summary>A request still generating after this long is cancelled.</summary>
     public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromMinutes(10);

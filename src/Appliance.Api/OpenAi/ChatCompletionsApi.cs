@@ -54,7 +54,7 @@ internal static class ChatCompletionsApi
         }
         catch (ChatTemplateException failure)
         {
-            throw TemplateFailure.Of(failure, request.Messages, "messages");
+            throw TemplateFailure.Of(failure, model, request.Messages, "messages");
         }
     }
 }

@@ -17,6 +17,18 @@ internal sealed partial record ResponseFormat(string Type, string? Name = null, 
 
     public bool IsJson => Type != "text";
 
+    /// <summary>
+    /// Whether every answer of this format is an object without a top-level "name": a strict schema of an object whose
+    /// properties do not include it and which admits no others. Such an answer can never read as a call written as a
+    /// bare JSON object (Llama 3's format).
+    /// </summary>
+    public bool ExcludesNamedObjects =>
+        Strict && Schema is { ValueKind: JsonValueKind.Object } schema
+        && schema.TryGetProperty("type", out var type) && type.ValueKind == JsonValueKind.String && type.GetString() == "object"
+        && schema.TryGetProperty("properties", out var properties) && properties.ValueKind == JsonValueKind.Object && !properties.TryGetProperty("name", out _)
+        && schema.TryGetProperty("additionalProperties", out var additional) && additional.ValueKind == JsonValueKind.False
+        && !schema.EnumerateObject().Any(keyword => keyword.Name is "anyOf" or "oneOf" or "allOf" or "$ref" or "patternProperties");
+
     public static ResponseFormat Read(JsonFields fields)
     {
         if (fields.Element("response_format") is not { } format || format.ValueKind == JsonValueKind.Null)

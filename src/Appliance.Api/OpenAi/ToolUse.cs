@@ -38,13 +38,14 @@ internal sealed partial record ToolUse(IReadOnlyList<ToolDefinition> Tools, stri
         }
 
         var format = model.ToolCallFormat;
-        if (withJson && format == ToolCallFormat.Llama3Json)
+        if (withJson && format == ToolCallFormat.Llama3Json && !answer!.ExcludesNamedObjects)
         {
-            // Llama 3 writes a call as a bare JSON object: a JSON answer of the same shape would be read as a call
+            // Llama 3 writes a call as a bare JSON object: a JSON answer that may have a "name" would be read as a call
             // whose arguments nobody checked, so the two cannot share one answer.
             throw new OpenAiRequestException(OpenAiError.Invalid(
-                $"The model '{model.Id}' writes tool calls as plain JSON objects, so its answer cannot be either tool calls or JSON of the requested format: "
-                + "send tool_choice \"none\" or \"required\", or leave out the JSON format.", "tool_choice"));
+                $"The model '{model.Id}' writes tool calls as plain JSON objects, so beside tools its JSON answer must be a strict json_schema of an object "
+                + "without a 'name' property (additionalProperties false); this format could read as a call. Send such a schema, tool_choice \"none\" or \"required\", "
+                + "or leave out the JSON format.", "response_format"));
         }
 
         var (prefix, separator, suffix) = format.Frame;

@@ -80,7 +80,7 @@ internal static class ResponsesApi
         }
         catch (ChatTemplateException failure)
         {
-            throw TemplateFailure.Of(failure, request.Messages, "input");
+            throw TemplateFailure.Of(failure, model, request.Messages, "input");
         }
     }
 

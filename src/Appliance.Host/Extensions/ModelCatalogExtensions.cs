@@ -15,7 +15,7 @@ public static class ModelCatalogExtensions
             .PostConfigure<IOptions<ApplianceOptions>>((models, appliance) =>
             {
                 // Nothing declared: the embedded default serves a demo model generated on first start.
-                if (models.Models.Count == 0)
+                if (models.Models.Count == 0 && appliance.Value.DemoModel)
                 {
                     models.Models[DemoModel.Id] = new ModelOptions { Path = DemoModel.Ensure(appliance.Value.DataFolder), DefaultMaxTokens = 64 };
                 }

@@ -8,6 +8,12 @@ public sealed record ApplianceOptions
     /// <summary>Where the appliance keeps its data: the demo model, and later the audit store.</summary>
     public string DataFolder { get; init; } = "data";
 
+    /// <summary>
+    /// With no models declared, serve a demo model with random weights (the embedded defaults' first start). Off on an
+    /// installed node: its users would get noise from a model that looks served, and a node without models says so.
+    /// </summary>
+    public bool DemoModel { get; init; } = true;
+
     /// <summary>Serve the packaged all-MiniLM-L6-v2 sentence-embedding model on /v1/embeddings.</summary>
     public bool BuiltInEmbeddings { get; init; } = true;
 

@@ -47,6 +47,10 @@ public sealed class DefaultMaxTokensTests : IDisposable
             Assert.True(response.StatusCode == HttpStatusCode.OK, text);
         }
 
+        // Exactly the limit is a ceiling too (the client cannot tell the limit from a cap).
+        (prompt, completion) = await UsageAsync(ada, "/v1/chat/completions", Chat.Replace("32768", "300", StringComparison.Ordinal));
+        Assert.Equal(128, prompt + completion);
+
         using (var tooLong = await ada.PostAsync("/v1/chat/completions", new StringContent(Chat.Replace("32768", "200", StringComparison.Ordinal), Encoding.UTF8, "application/json")))
         {
             var text = await tooLong.Content.ReadAsStringAsync();

@@ -82,6 +82,10 @@ public sealed class ToolTemplateTests : IDisposable
         using var refused = await Post(ada, Request.Replace("CHOICE", "", StringComparison.Ordinal));
         var error = await refused.Content.ReadAsStringAsync();
         Assert.True(refused.StatusCode == HttpStatusCode.BadRequest && error.Contains("plain JSON objects", StringComparison.Ordinal), error);
+        // A strict schema of an object without "name" can never read as a call: the answer is either.
+        const string Strict = ""","response_format":{"type":"json_schema","json_schema":{"name":"city","strict":true,"schema":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"],"additionalProperties":false}}}""";
+        using var either = await Post(ada, Request.Replace(",\"response_format\":{\"type\":\"json_object\"}", "", StringComparison.Ordinal).Replace("CHOICE", Strict, StringComparison.Ordinal));
+        Assert.True(either.StatusCode == HttpStatusCode.OK, await either.Content.ReadAsStringAsync());
         // A forced call needs no JSON answer beside it: that still works.
         using var forced = await Post(ada, Request.Replace("CHOICE", ",\"tool_choice\":\"required\"", StringComparison.Ordinal));
         Assert.True(forced.StatusCode == HttpStatusCode.OK, await forced.Content.ReadAsStringAsync());
