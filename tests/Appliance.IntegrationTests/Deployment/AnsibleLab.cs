@@ -362,6 +362,7 @@ public sealed partial class AnsibleLab : IAsyncLifetime
         // The test host reads the audit database directly, as an auditor's workstation would, and reaches the nodes as
         // an administrator's workstation; the nodes' own outbound connections are limited to what their settings name.
         Variables["postgresql_extra_clients"] = new JsonArray(Gateway);
+        Variables["appliance_demo_model"] = true; // served until models.yml declares the lab's model
         Variables["appliance_firewall"] = true;
         Variables["appliance_firewall_extra_sources"] = new JsonArray(Gateway);
         Variables["appliance_settings"] = new JsonObject

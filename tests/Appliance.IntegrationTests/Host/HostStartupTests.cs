@@ -73,6 +73,24 @@ public sealed class HostStartupTests : IDisposable
     }
 
     [Fact]
+    public async Task An_installed_node_without_models_serves_no_demo_model_and_says_what_it_serves()
+    {
+        // Appliance:DemoModel=false, as appliance/appsettings.Production.json and Ansible set it: nothing that looks
+        // like a chat model and answers noise; the embedding model still serves, and readiness counts it.
+        await using var running = await RunningAppliance.StartAsync("--Appliance:DemoModel=false", "--Logging:LogLevel:Default=None");
+        var http = running.Http;
+        var (status, body) = await ReadinessAfterStartup(http);
+        Assert.True(status == HttpStatusCode.OK, body);
+        Assert.Contains("1 of 1 models serving", body, StringComparison.Ordinal);
+        var models = await http.GetStringAsync("/v1/models");
+        Assert.DoesNotContain("\"id\":\"demo\"", models, StringComparison.Ordinal);
+        Assert.Contains(Appliance.Runtime.Onnx.Embeddings.MiniLmPackage.ModelId, models, StringComparison.Ordinal);
+        using var chat = await http.PostAsync("/v1/chat/completions", new StringContent(
+            """{"model":"demo","messages":[{"role":"user","content":"hi"}]}""", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.NotFound, chat.StatusCode);
+    }
+
+    [Fact]
     public async Task The_built_in_embedding_model_alone_does_not_make_a_chat_node_ready()
     {
         var broken = WriteModel("broken");
