@@ -122,7 +122,7 @@ public sealed partial class AnsibleContentTests : IDisposable
     }
 
     [Fact]
-    public async Task An_unpacking_cut_short_is_done_again_and_a_release_folder_with_files_missing_is_named()
+    public async Task An_unpacking_cut_short_is_done_again_an_unpacked_release_needs_no_bundle_and_one_with_files_missing_is_named()
     {
         const string Release = "appliance-9.9.9-test-linux-x64";
         var bundles = Directory.CreateDirectory(_root.Combine("bundles")).FullName;
@@ -158,6 +158,12 @@ public sealed partial class AnsibleContentTests : IDisposable
         Assert.True(exit == 0, output);
         Assert.True(File.Exists(Path.Combine(root, "releases", Release, "bin", "appliance")), output);
         Assert.False(Directory.Exists(Path.Combine(root, "releases", $".unpacking-{Release}")));
+
+        // Once every node has the release, the control node no longer needs the bundle (archived after the install).
+        File.Move(bundle, bundle + ".archived");
+        (exit, output) = await RunAsync("ansible-playbook", ["-i", inventory, playbook]);
+        Assert.True(exit == 0, output);
+        File.Move(bundle + ".archived", bundle);
 
         // The old way's leftover: a release folder that looks unpacked but lacks its files is named, with what to do.
         Directory.Delete(Path.Combine(root, "releases", Release, "bin"), recursive: true);

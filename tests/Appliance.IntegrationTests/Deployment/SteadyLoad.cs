@@ -29,6 +29,19 @@ internal sealed class SteadyLoad : IAsyncDisposable
 
     public int Completed => _completed;
 
+    /// <summary>The current token; a realm that cannot issue one is a failed request (the worker goes on), not a worker that ends unnoticed.</summary>
+    private async Task<string> TokenAsync()
+    {
+        try
+        {
+            return await _token();
+        }
+        catch (Exception exception) when (exception is not OperationCanceledException)
+        {
+            throw new HttpRequestException($"no token: {exception.Message}", exception);
+        }
+    }
+
     public IReadOnlyCollection<string> Failures => _failures;
 
     /// <summary>Waits until <paramref name="answers"/> answers have completed (the clients have their tokens and connections), at most <paramref name="timeout"/>.</summary>
@@ -71,7 +84,7 @@ internal sealed class SteadyLoad : IAsyncDisposable
                             $$"""{"model":"{{model}}","messages":[{"role":"user","content":"steady"}],"max_tokens":24,"ignore_eos":true,"stream":true}""",
                             Encoding.UTF8, "application/json"),
                     };
-                    request.Headers.Authorization = new("Bearer", await _token());
+                    request.Headers.Authorization = new("Bearer", await TokenAsync());
                     using var response = await http.SendAsync(request);
                     var body = await response.Content.ReadAsStringAsync();
                     if ((int)response.StatusCode == 200 && body.TrimEnd().EndsWith("data: [DONE]", StringComparison.Ordinal))
