@@ -174,6 +174,49 @@ public sealed partial class AnsibleContentTests : IDisposable
     }
 
     [Fact]
+    public async Task A_gpu_node_without_its_driver_or_cuda_libraries_is_stopped_naming_what_it_lacks()
+    {
+        // nvidia-smi and ldconfig stand in for a GPU node's (this machine has neither GPU nor CUDA): the check reads
+        // only their output.
+        var tools = Directory.CreateDirectory(_root.Combine("gpu-tools")).FullName;
+        async Task Tool(string name, string output)
+        {
+            var path = Path.Combine(tools, name);
+            // nvidia-smi answers only the query the check must ask (one argument each, commas and all).
+            var expected = name == "nvidia-smi" ? "[ \"$*\" = '--query-gpu=name,driver_version --format=csv,noheader' ] && [ $# = 2 ] || exit 9\n" : "";
+            File.WriteAllText(path, $"#!/bin/sh\n{expected}printf '{output}'\n");
+            Assert.Equal(0, (await ProcessRunner.RunAsync("chmod", ["755", path], TimeSpan.FromMinutes(1))).ExitCode);
+        }
+
+        var playbook = _root.Combine("gpu-check.yml");
+        File.WriteAllText(playbook, """
+            - hosts: localhost
+              gather_facts: false
+              environment: {PATH: "{{ tools | default('') }}/usr/sbin:/usr/bin:/sbin:/bin"}
+              tasks:
+                - ansible.builtin.include_role: {name: appliance, tasks_from: gpu_check.yml}
+            """);
+        Task<(int ExitCode, string Output)> Check(int gpus, bool faked) => RunAsync("ansible-playbook",
+            ["-i", "localhost,", "-c", "local", playbook, "-e", $"appliance_gpus_required={gpus}", .. faked ? new[] { "-e", $"tools={tools}:" } : []]);
+
+        var (exit, output) = await Check(1, faked: false);
+        Assert.True(exit != 0 && output.Contains("nvidia-smi lists 0", StringComparison.Ordinal) && output.Contains("libcudnn.so.9", StringComparison.Ordinal), output);
+
+        await Tool("nvidia-smi", @"NVIDIA H200, 580.65.06\nNVIDIA H200, 575.51\n");
+        await Tool("ldconfig", @"\tlibcudart.so.13 (libc6,x86-64) => /usr/local/cuda/lib64/libcudart.so.13\n\tlibcublasLt.so.13 (libc6,x86-64) => /usr/local/cuda/lib64/libcublasLt.so.13\n");
+        (exit, output) = await Check(2, faked: true);
+        Assert.True(exit != 0 && output.Contains("older than 580: 575.51", StringComparison.Ordinal) && output.Contains("finds no libcudnn.so.9 ", StringComparison.Ordinal), output);
+        Assert.DoesNotContain("finds no libcudart", output, StringComparison.Ordinal);
+
+        await Tool("nvidia-smi", @"NVIDIA H200, 580.65.06\nNVIDIA H200, 580.65.06\n");
+        await Tool("ldconfig", @"\tlibcudart.so.13 => /x\n\tlibcublasLt.so.13 => /x\n\tlibcudnn.so.9 => /x\n");
+        (exit, output) = await Check(2, faked: true);
+        Assert.True(exit == 0, output);
+        (exit, output) = await Check(3, faked: true);
+        Assert.True(exit != 0 && output.Contains("should have 3 GPU(s)", StringComparison.Ordinal) && output.Contains("nvidia-smi lists 2", StringComparison.Ordinal), output);
+    }
+
+    [Fact]
     public void No_task_fetches_anything_from_a_network()
     {
         // Air-gapped sites: bundles and models come from the control node, packages from the site's own Debian mirror

@@ -144,6 +144,12 @@ public sealed class ClusterDeploymentTests(AnsibleLab lab, ITestOutputHelper out
             [LabModel] = new JsonObject { ["bundle"] = folder, ["settings"] = new JsonObject { ["Aliases"] = new JsonArray("lab"), ["MaxBatchSize"] = 8 } },
         };
         lab.WriteVariables();
+
+        // A node whose disk would keep less than the margin after the copy gets nothing, and the run says why.
+        var full = await lab.PlaybookAsync("models.yml", "-e", "models_free_space_margin=999999999999999999");
+        Assert.True(full.ExitCode != 0 && full.Output.Contains("Nothing was copied", StringComparison.Ordinal), full.Output);
+        Assert.NotEqual(0, (await lab.SshAsync(AnsibleLab.Node1, $"test -e /var/lib/appliance/models/{LabModel}")).ExitCode);
+
         var run = await lab.PlaybookAsync("models.yml");
         output.WriteLine(run.SlowestTasks);
         Assert.True(run.ExitCode == 0, run.Output);
