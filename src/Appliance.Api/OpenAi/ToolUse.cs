@@ -23,7 +23,7 @@ internal sealed partial record ToolUse(IReadOnlyList<ToolDefinition> Tools, stri
     /// format. Beside a JSON <paramref name="answer"/> format (tool_choice auto), the answer is either such calls or
     /// that JSON: the model decides, as OpenAI's API lets it. Otherwise null.
     /// </summary>
-    public Appliance.Engine.Sampling.ITokenConstraint? ConstraintFor(Models.ServedModel model, ResponseFormat? answer = null)
+    public Appliance.Engine.Sampling.ITokenConstraint? ConstraintFor(Models.ServedModel model, ResponseFormat? answer = null, string formatParam = "response_format")
     {
         var withJson = Active && !Forced && answer is { IsJson: true };
         if (!Forced && !withJson)
@@ -45,7 +45,7 @@ internal sealed partial record ToolUse(IReadOnlyList<ToolDefinition> Tools, stri
             throw new OpenAiRequestException(OpenAiError.Invalid(
                 $"The model '{model.Id}' writes tool calls as plain JSON objects, so beside tools its JSON answer must be a strict json_schema of an object "
                 + "without a 'name' property (additionalProperties false); this format could read as a call. Send such a schema, tool_choice \"none\" or \"required\", "
-                + "or leave out the JSON format.", "response_format"));
+                + "or leave out the JSON format.", formatParam));
         }
 
         var (prefix, separator, suffix) = format.Frame;

@@ -22,7 +22,7 @@ internal static class ResponsesApi
         using var fields = await JsonFields.ReadAsync(http.Request, limits.MaxBodyBytes, http.RequestAborted);
         var request = fields.Parse(f => ResponsesRequest.Read(f, limits));
         var model = ModelResolution.Resolve(catalog, access, http, request.Settings.Model);
-        var answerConstraint = request.Tools.ConstraintFor(model, request.Format) ?? request.Format.ConstraintFor(model);
+        var answerConstraint = request.Tools.ConstraintFor(model, request.Format, "text.format") ?? request.Format.ConstraintFor(model);
         var thinking = ThinkingPlan.For(model, Render(model, request), request.Reasoning, answerConstraint is not null);
         var prompt = model.Engine.Tokenizer.Encode(thinking.Prompt);
         // Without max_output_tokens (Codex sends none) the answer may use what the context leaves, not a chat default.

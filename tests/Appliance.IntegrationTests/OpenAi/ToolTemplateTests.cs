@@ -82,6 +82,15 @@ public sealed class ToolTemplateTests : IDisposable
         using var refused = await Post(ada, Request.Replace("CHOICE", "", StringComparison.Ordinal));
         var error = await refused.Content.ReadAsStringAsync();
         Assert.True(refused.StatusCode == HttpStatusCode.BadRequest && error.Contains("plain JSON objects", StringComparison.Ordinal), error);
+        using (var responses = await ada.PostAsync("/v1/responses", new StringContent("""
+            {"model":"llama","max_output_tokens":8,"input":"weather?","text":{"format":{"type":"json_object"}},
+             "tools":[{"type":"function","name":"weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}]}
+            """, Encoding.UTF8, "application/json")))
+        {
+            var text = await responses.Content.ReadAsStringAsync();
+            Assert.True(responses.StatusCode == HttpStatusCode.BadRequest && text.Contains("\"param\":\"text.format\"", StringComparison.Ordinal), text);
+        }
+
         // A strict schema of an object without "name" can never read as a call: the answer is either.
         const string Strict = ""","response_format":{"type":"json_schema","json_schema":{"name":"city","strict":true,"schema":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"],"additionalProperties":false}}}""";
         using var either = await Post(ada, Request.Replace(",\"response_format\":{\"type\":\"json_object\"}", "", StringComparison.Ordinal).Replace("CHOICE", Strict, StringComparison.Ordinal));
