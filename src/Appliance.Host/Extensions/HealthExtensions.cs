@@ -119,8 +119,11 @@ public static class HealthExtensions
             var down = entries.Where(e => e.State != ModelLoadState.Ready).GroupBy(e => e.State.ToString().ToLowerInvariant()).Select(g => $"{g.Count()} {g.Key}");
             var requiredDown = entries.Count(e => e.State != ModelLoadState.Ready && IsRequired(models, e.Id));
             var summary = $"{ready} of {entries.Count} models serving" + string.Concat(down.Select(d => $", {d}"));
+            // A node that declares nothing at all (an install before its models are listed, with neither the demo nor
+            // the embedding model) is ready: it serves what it was given, nothing, and the install must go on.
             HealthCheckResult result = !catalog.StartupComplete ? HealthCheckResult.Unhealthy("loading the declared models: " + summary)
-                : ready == 0 ? HealthCheckResult.Unhealthy(entries.Count == 0 ? "no models" : "no model can serve: " + summary)
+                : entries.Count == 0 ? HealthCheckResult.Healthy("no models declared")
+                : ready == 0 ? HealthCheckResult.Unhealthy("no model can serve: " + summary)
                 : requiredDown > 0 ? HealthCheckResult.Unhealthy($"{requiredDown} required models cannot serve: " + summary)
                 : ready < entries.Count ? HealthCheckResult.Degraded(summary)
                 : HealthCheckResult.Healthy(summary);

@@ -176,15 +176,14 @@ public sealed partial class AnsibleContentTests : IDisposable
     [Fact]
     public async Task A_gpu_node_without_its_driver_or_cuda_libraries_is_stopped_naming_what_it_lacks()
     {
-        // nvidia-smi and ldconfig stand in for a GPU node's (this machine has neither GPU nor CUDA): the check reads
-        // only their output.
+        // A stand-in nvidia-smi (this machine has no GPU) and this machine's real ldconfig, asked for CUDA's libraries
+        // (not here) and for libc's (here).
         var tools = Directory.CreateDirectory(_root.Combine("gpu-tools")).FullName;
-        async Task Tool(string name, string output)
+        async Task NvidiaSmi(string output)
         {
-            var path = Path.Combine(tools, name);
-            // nvidia-smi answers only the query the check must ask (one argument each, commas and all).
-            var expected = name == "nvidia-smi" ? "[ \"$*\" = '--query-gpu=name,driver_version --format=csv,noheader' ] && [ $# = 2 ] || exit 9\n" : "";
-            File.WriteAllText(path, $"#!/bin/sh\n{expected}printf '{output}'\n");
+            var path = Path.Combine(tools, "nvidia-smi");
+            // It answers only the query the check must ask (one argument each, commas and all).
+            File.WriteAllText(path, $"#!/bin/sh\n[ \"$*\" = '--query-gpu=name,driver_version --format=csv,noheader' ] && [ $# = 2 ] || exit 9\nprintf '{output}'\n");
             Assert.Equal(0, (await ProcessRunner.RunAsync("chmod", ["755", path], TimeSpan.FromMinutes(1))).ExitCode);
         }
 
@@ -196,23 +195,22 @@ public sealed partial class AnsibleContentTests : IDisposable
               tasks:
                 - ansible.builtin.include_role: {name: appliance, tasks_from: gpu_check.yml}
             """);
-        Task<(int ExitCode, string Output)> Check(int gpus, bool faked) => RunAsync("ansible-playbook",
-            ["-i", "localhost,", "-c", "local", playbook, "-e", $"appliance_gpus_required={gpus}", .. faked ? new[] { "-e", $"tools={tools}:" } : []]);
+        Task<(int ExitCode, string Output)> Check(int gpus, string? libraries = null) => RunAsync("ansible-playbook",
+            ["-i", "localhost,", "-c", "local", playbook, "-e", $"appliance_gpus_required={gpus}", "-e", $"tools={tools}:",
+             .. libraries is null ? Array.Empty<string>() : ["-e", $"{{\"appliance_gpu_libraries\": {libraries}}}"]]);
 
-        var (exit, output) = await Check(1, faked: false);
+        var (exit, output) = await Check(1);
         Assert.True(exit != 0 && output.Contains("nvidia-smi lists 0", StringComparison.Ordinal) && output.Contains("libcudnn.so.9", StringComparison.Ordinal), output);
 
-        await Tool("nvidia-smi", @"NVIDIA H200, 580.65.06\nNVIDIA H200, 575.51\n");
-        await Tool("ldconfig", @"\tlibcudart.so.13 (libc6,x86-64) => /usr/local/cuda/lib64/libcudart.so.13\n\tlibcublasLt.so.13 (libc6,x86-64) => /usr/local/cuda/lib64/libcublasLt.so.13\n");
-        (exit, output) = await Check(2, faked: true);
+        await NvidiaSmi(@"NVIDIA H200, 580.65.06\nNVIDIA H200, 575.51\n");
+        (exit, output) = await Check(2, """["libc.so.6", "libcudnn.so.9"]""");
         Assert.True(exit != 0 && output.Contains("older than 580: 575.51", StringComparison.Ordinal) && output.Contains("finds no libcudnn.so.9 ", StringComparison.Ordinal), output);
-        Assert.DoesNotContain("finds no libcudart", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("libc.so.6", output, StringComparison.Ordinal);
 
-        await Tool("nvidia-smi", @"NVIDIA H200, 580.65.06\nNVIDIA H200, 580.65.06\n");
-        await Tool("ldconfig", @"\tlibcudart.so.13 => /x\n\tlibcublasLt.so.13 => /x\n\tlibcudnn.so.9 => /x\n");
-        (exit, output) = await Check(2, faked: true);
+        await NvidiaSmi(@"NVIDIA H200, 580.65.06\nNVIDIA H200, 580.65.06\n");
+        (exit, output) = await Check(2, """["libc.so.6"]""");
         Assert.True(exit == 0, output);
-        (exit, output) = await Check(3, faked: true);
+        (exit, output) = await Check(3, """["libc.so.6"]""");
         Assert.True(exit != 0 && output.Contains("should have 3 GPU(s)", StringComparison.Ordinal) && output.Contains("nvidia-smi lists 2", StringComparison.Ordinal), output);
     }
 

@@ -88,6 +88,12 @@ public sealed class HostStartupTests : IDisposable
         using var chat = await http.PostAsync("/v1/chat/completions", new StringContent(
             """{"model":"demo","messages":[{"role":"user","content":"hi"}]}""", Encoding.UTF8, "application/json"));
         Assert.Equal(HttpStatusCode.NotFound, chat.StatusCode);
+
+        // Without the embedding model too, the node declares nothing and is ready all the same: a first install waits
+        // for its ready check before the models role lists any model.
+        await using var empty = await RunningAppliance.StartAsync("--Appliance:DemoModel=false", "--Appliance:BuiltInEmbeddings=false", "--Logging:LogLevel:Default=None");
+        (status, body) = await ReadinessAfterStartup(empty.Http);
+        Assert.True(status == HttpStatusCode.OK && body.Contains("no models declared", StringComparison.Ordinal), body);
     }
 
     [Fact]
