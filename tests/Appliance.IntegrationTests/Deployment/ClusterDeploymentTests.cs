@@ -224,6 +224,18 @@ public sealed class ClusterDeploymentTests(AnsibleLab lab, ITestOutputHelper out
         Assert.Contains("must restart", pending, StringComparison.Ordinal);
         lab.Variables["appliance_firewall_extra_sources"] = sources;
         lab.WriteVariables();
+
+        // With node 2 out of service, node 1 serves alone: its restart would fail every request, so the run stops
+        // before taking it out.
+        Assert.Equal(string.Empty, await HaproxyCommand($"set server appliance/{AnsibleLab.Node2} state maint"));
+        var alone = await lab.PlaybookAsync("site.yml");
+        Assert.Equal(string.Empty, await HaproxyCommand($"set server appliance/{AnsibleLab.Node2} state ready"));
+        await WaitUntilServingAsync(AnsibleLab.Node1, AnsibleLab.Node2);
+        Assert.True(alone.ExitCode != 0 && alone.Output.Contains($"{AnsibleLab.Node1} is the only node", StringComparison.Ordinal), alone.Output);
+        Assert.Equal(before, await MainPids());
+        Assert.Equal(0, AdministrativeState(await HaproxyCommand("show servers state appliance"), AnsibleLab.Node1));
+        Assert.Equal(1, (await lab.SshAsync(AnsibleLab.Node1, "test -e /opt/appliance/.out-of-service")).ExitCode);
+
         var (_, run) = await RunUnderLoadAsync("site.yml", "site.yml with a changed setting");
 
         // The setting and the restart it takes, in turn through the load balancer; every other task is idempotent.
@@ -485,6 +497,12 @@ public sealed class ClusterDeploymentTests(AnsibleLab lab, ITestOutputHelper out
         Assert.Equal("inactive\ndisabled", unit.Trim());
         var retired = await HaproxyCommand("show servers state appliance");
         Assert.True(AdministrativeState(retired, AnsibleLab.Node3) == 1, retired); // taken out of the balancer, not just failing its checks
+        Assert.Equal(0, (await lab.SshAsync(AnsibleLab.Node3, "test -e /opt/appliance/.retired && test ! -e /opt/appliance/.out-of-service")).ExitCode);
+
+        // Still in the inventory by mistake, a models run refuses to touch it rather than start it again.
+        var stillListed = await lab.PlaybookAsync("models.yml", "--limit", AnsibleLab.Node3);
+        Assert.True(stillListed.ExitCode != 0 && stillListed.Output.Contains($"{AnsibleLab.Node3} was retired", StringComparison.Ordinal), stillListed.Output);
+        Assert.Equal("inactive", (await lab.SshAsync(AnsibleLab.Node3, "systemctl is-active appliance")).Output.Trim());
 
         // Out of the inventory, a run for the balancers and the database drops it from HAProxy and pg_hba, by reload.
         lab.RemoveNode(AnsibleLab.Node3);
