@@ -2,6 +2,7 @@ using Appliance.Api.Admin;
 using Appliance.Api.OpenAi;
 using Appliance.Host.Extensions;
 using Appliance.Host.Identity;
+using Appliance.Host.Tls;
 
 namespace Appliance.Host;
 
@@ -34,6 +35,7 @@ public static class ApplianceApp
         });
 
         var app = builder.Build();
+        app.UseClientCertificateRecheck();
         app.UseTrustedProxies();
         app.UseAnthropicKeyHeader();
         app.UseApplianceMetrics();
@@ -43,7 +45,7 @@ public static class ApplianceApp
         app.UseApplianceIdentity();
         app.MapApplianceHealth();
         app.MapOpenAiApi().RequireAuthorization(AppliancePolicies.Chat);
-        app.MapGroup("/admin").MapApiKeysApi().MapNodeAdminApi().MapModelAdminApi().RequireAuthorization(AppliancePolicies.Admin);
+        app.MapGroup("/admin").MapApiKeysApi().MapNodeAdminApi().MapModelAdminApi().MapTlsAdminApi().RequireAuthorization(AppliancePolicies.Admin);
         app.MapApplianceAudit(AppliancePolicies.Audit);
         app.MapApplianceMetrics(AppliancePolicies.Admin);
         app.MapApplianceConsole(AppliancePolicies.Audit, AppliancePolicies.Usage);

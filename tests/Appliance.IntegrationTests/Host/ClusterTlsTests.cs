@@ -1,6 +1,8 @@
 using System.Net;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
+using System.Text.Json;
+using System.Text.Json.Nodes;
 using Appliance.Tests.Common;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
@@ -20,10 +22,7 @@ public sealed class ClusterTlsTests : IDisposable
     public async Task Only_a_client_with_a_cluster_certificate_gets_through_and_plain_http_on_the_cluster_port_is_refused()
     {
         using var caKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var caRequest = new CertificateRequest("CN=appliance cluster CA", caKey, HashAlgorithmName.SHA256);
-        caRequest.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
-        caRequest.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
-        using var ca = caRequest.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddYears(1));
+        using var ca = Authority("CN=appliance cluster CA", caKey);
         using var serverKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         using var server = Issue(ca, "CN=node-1", serverKey, "1.3.6.1.5.5.7.3.1", IPAddress.Loopback);
         File.WriteAllText(_root.Combine("ca.crt"), ca.ExportCertificatePem());
@@ -83,7 +82,130 @@ public sealed class ClusterTlsTests : IDisposable
         }
     }
 
+    /// <summary>
+    /// A renewed certificate and a CA rollover's bundle are used by the next handshake, found by the node itself or read
+    /// at once on POST /admin/tls/reload, while a connection opened before keeps working: no restart, and the endpoint
+    /// is not bound again. Files that cannot be read or used are named and leave the node presenting what it read
+    /// before. A connection of a client whose CA is no longer trusted is closed.
+    /// </summary>
+    [Fact]
+    public async Task Renewed_certificate_files_serve_the_next_handshake_without_closing_open_connections()
+    {
+        using var oldCaKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        using var oldCa = Authority("CN=appliance cluster CA 1", oldCaKey);
+        using var newCaKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        using var newCa = Authority("CN=appliance cluster CA 2", newCaKey);
+        using var firstKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        using var first = Issue(oldCa, "CN=node-1", firstKey, "1.3.6.1.5.5.7.3.1", IPAddress.Loopback);
+        using var renewedKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        using var renewed = Issue(newCa, "CN=node-1", renewedKey, "1.3.6.1.5.5.7.3.1", IPAddress.Loopback);
+        using var oldBalancerKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        using var oldBalancer = Issue(oldCa, "CN=haproxy", oldBalancerKey, "1.3.6.1.5.5.7.3.2").CopyWithPrivateKey(oldBalancerKey);
+        using var newBalancerKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        using var newBalancer = Issue(newCa, "CN=haproxy", newBalancerKey, "1.3.6.1.5.5.7.3.2").CopyWithPrivateKey(newBalancerKey);
+        File.WriteAllText(_root.Combine("ca.crt"), oldCa.ExportCertificatePem());
+        File.WriteAllText(_root.Combine("node.crt"), first.ExportCertificatePem());
+        File.WriteAllText(_root.Combine("node.key"), firstKey.ExportPkcs8PrivateKeyPem());
+
+        // In a settings file, as the role writes it: configuration files are watched, and so are certificates named there.
+        var endpoints = new JsonObject
+        {
+            ["Cluster"] = new JsonObject
+            {
+                ["Url"] = "https://127.0.0.1:0",
+                ["Certificate"] = new JsonObject { ["Path"] = _root.Combine("node.crt"), ["KeyPath"] = _root.Combine("node.key") },
+            },
+            ["Loopback"] = new JsonObject { ["Url"] = "http://127.0.0.1:0" },
+        };
+        File.WriteAllText(_root.Combine("appsettings.json"), new JsonObject { ["Kestrel"] = new JsonObject { ["Endpoints"] = endpoints } }.ToJsonString());
+        await using var node = await RunningAppliance.StartAsync("--Appliance:BuiltInEmbeddings=false", "--Logging:LogLevel:Default=None",
+            $"--APPLIANCE_SETTINGS={_root.Combine("appsettings.json")}", $"--Tls:ClientCertificateAuthority={_root.Combine("ca.crt")}");
+        var addresses = node.App.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.ToList();
+        var cluster = new Uri(addresses.Single(a => a.StartsWith("https:", StringComparison.Ordinal)));
+        using var admin = new HttpClient { BaseAddress = new Uri(addresses.Single(a => a.StartsWith("http:", StringComparison.Ordinal))) };
+        admin.DefaultRequestHeaders.Authorization = new("Bearer", node.Token);
+
+        await using var opened = await TlsConnection.OpenAsync(cluster, oldBalancer);
+        Assert.Equal(first.Thumbprint, opened.ServerCertificate.Thumbprint);
+        Assert.StartsWith("HTTP/1.1 200", await opened.GetAsync("/health/live"), StringComparison.Ordinal);
+
+        // Step "trust" of a CA rollover, then "issue": both CAs, then the node's certificate from the new one. The node
+        // finds them itself (it looks at most once a second).
+        File.WriteAllText(_root.Combine("ca.crt"), oldCa.ExportCertificatePem() + "\n" + newCa.ExportCertificatePem() + "\n");
+        File.WriteAllText(_root.Combine("node.crt"), renewed.ExportCertificatePem());
+        File.WriteAllText(_root.Combine("node.key"), renewedKey.ExportPkcs8PrivateKeyPem());
+        // Long enough for Kestrel's own watching of certificate files, were it on, to have rebound the endpoint (seen here
+        // within eight seconds), which would refuse this connection and close the one opened before.
+        await Task.Delay(TimeSpan.FromSeconds(8));
+        await using var later = await TlsConnection.OpenAsync(cluster, newBalancer);
+        Assert.Equal(renewed.Thumbprint, later.ServerCertificate.Thumbprint);
+        Assert.StartsWith("HTTP/1.1 200", await later.GetAsync("/health/live"), StringComparison.Ordinal);
+        Assert.StartsWith("HTTP/1.1 200", await opened.GetAsync("/health/live"), StringComparison.Ordinal); // still open
+
+        // A key that does not belong to the certificate (a copy cut short), a certificate for clients put in its place,
+        // and one of a CA the node does not trust are named, and the node keeps the renewed one.
+        using var strayKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        using var strangerKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        using var stranger = Authority("CN=appliance cluster CA 1", strangerKey); // the old CA's name, another key
+        using var wrongCa = Issue(stranger, "CN=node-1", renewedKey, "1.3.6.1.5.5.7.3.1", IPAddress.Loopback);
+        using var forClients = Issue(newCa, "CN=node-1", renewedKey, "1.3.6.1.5.5.7.3.2", IPAddress.Loopback);
+        foreach (var (certificate, key, error) in new[]
+        {
+            (renewed, strayKey, "Kestrel:Endpoints:Cluster:Certificate"), (forClients, renewedKey, "not for server use"), (wrongCa, renewedKey, "issued by none of the CAs"),
+        })
+        {
+            File.WriteAllText(_root.Combine("node.crt"), certificate.ExportCertificatePem());
+            File.WriteAllText(_root.Combine("node.key"), key.ExportPkcs8PrivateKeyPem());
+            using var refused = await admin.PostAsync("/admin/tls/reload", null);
+            var problem = await refused.Content.ReadAsStringAsync();
+            Assert.True(refused.StatusCode == HttpStatusCode.Conflict, problem);
+            Assert.Contains(error, problem, StringComparison.Ordinal);
+            Assert.Contains(renewed.GetCertHashString(HashAlgorithmName.SHA256), problem, StringComparison.Ordinal); // still in use
+        }
+
+        await using (var meanwhile = await TlsConnection.OpenAsync(cluster, newBalancer))
+        {
+            Assert.Equal(renewed.Thumbprint, meanwhile.ServerCertificate.Thumbprint);
+        }
+
+        // Step "finish": the new CA alone, read at once on request; a balancer certificate of the old CA no longer gets in.
+        File.WriteAllText(_root.Combine("node.crt"), renewed.ExportCertificatePem());
+        File.WriteAllText(_root.Combine("node.key"), renewedKey.ExportPkcs8PrivateKeyPem());
+        File.WriteAllText(_root.Combine("ca.crt"), newCa.ExportCertificatePem());
+        using (var reloaded = await admin.PostAsync("/admin/tls/reload", null))
+        {
+            Assert.Equal(HttpStatusCode.OK, reloaded.StatusCode);
+            using var inUse = JsonDocument.Parse(await reloaded.Content.ReadAsStringAsync());
+            Assert.Equal(renewed.GetCertHashString(HashAlgorithmName.SHA256), inUse.RootElement.GetProperty("certificates")[0].GetProperty("certificate").GetProperty("sha256").GetString());
+            Assert.Equal([newCa.GetCertHashString(HashAlgorithmName.SHA256)],
+                inUse.RootElement.GetProperty("clientCertificateAuthorities").GetProperty("certificates").EnumerateArray().Select(c => c.GetProperty("sha256").GetString()));
+        }
+
+        using (var stale = Client(newCa, oldBalancer))
+        {
+            await Assert.ThrowsAsync<HttpRequestException>(() => stale.GetAsync(new Uri(cluster, "/health/live")));
+        }
+
+        using (var current = Client(newCa, newBalancer))
+        {
+            Assert.Equal(HttpStatusCode.OK, (await current.GetAsync(new Uri(cluster, "/health/live"))).StatusCode);
+        }
+
+        // A connection opened with the new CA's certificate goes on; the one opened with the old CA's is closed at its
+        // next request: its certificate was checked at the handshake, and the node no longer trusts that CA.
+        Assert.StartsWith("HTTP/1.1 200", await later.GetAsync("/health/live"), StringComparison.Ordinal);
+        await Assert.ThrowsAnyAsync<IOException>(() => opened.GetAsync("/health/live"));
+    }
+
     public void Dispose() => _root.Dispose();
+
+    private static X509Certificate2 Authority(string subject, ECDsa key)
+    {
+        var request = new CertificateRequest(subject, key, HashAlgorithmName.SHA256);
+        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
+        request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
+        return request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddYears(1));
+    }
 
     private static X509Certificate2 Issue(X509Certificate2 ca, string subject, ECDsa key, string usage, IPAddress? address = null)
     {
