@@ -543,7 +543,15 @@ public sealed class ClusterDeploymentTests(AnsibleLab lab, ITestOutputHelper out
         using var oldBalancer = System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPemFile(
             Path.Combine(pki, $"{AnsibleLab.Balancer}-client.crt"), Path.Combine(pki, $"{AnsibleLab.Balancer}-client.key"));
 
+        var before = await MainPids();
+
         var (_, run) = await RunUnderLoadAsync("rotate-ca.yml", "rotate-ca.yml");
+
+        // Every node read its new files while running: none restarted nor left the balancer.
+        Assert.Equal(before, await MainPids());
+        Assert.DoesNotContain("Restart with the new settings", run.ChangedTaskNames);
+        Assert.DoesNotContain("Take the node out of the load balancers", run.ChangedTaskNames);
+        Assert.All(lab.Nodes, node => Assert.Contains("Make the node read its new certificate files", run.ChangedTaskNamesOn(node)));
 
         Assert.NotEqual(oldAuthority, File.ReadAllText(Path.Combine(pki, "cluster-ca.crt")));
         Assert.False(File.Exists(Path.Combine(pki, "cluster-ca-next.crt")), "the rollover did not finish");
