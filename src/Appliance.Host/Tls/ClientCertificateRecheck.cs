@@ -27,7 +27,16 @@ public static partial class ClientCertificateRecheck
             if (context.Connection.ClientCertificate is { } certificate && !StillTrusted(context, files, certificate))
             {
                 LogClosed(logger, certificate.Subject, certificate.Issuer, context.Connection.RemoteIpAddress?.ToString() ?? "?");
-                context.Abort();
+                // The whole connection, not only this request's stream (HTTP/2 would keep the connection open).
+                if (context.Features.Get<IConnectionLifetimeFeature>() is { } connection)
+                {
+                    connection.Abort();
+                }
+                else
+                {
+                    context.Abort();
+                }
+
                 return;
             }
 
@@ -41,9 +50,15 @@ public static partial class ClientCertificateRecheck
     {
         var version = files.CurrentAuthoritiesVersion();
         var items = context.Features.Get<IConnectionItemsFeature>()?.Items;
-        if (items is not null && items.TryGetValue(CheckedVersion, out var checkedVersion) && checkedVersion is int known && known == version)
+        if (items is not null)
         {
-            return true;
+            lock (items) // shared by the streams of an HTTP/2 connection
+            {
+                if (items.TryGetValue(CheckedVersion, out var checkedVersion) && checkedVersion is int known && known == version)
+                {
+                    return true;
+                }
+            }
         }
 
         if (!files.AcceptsClient(certificate))
@@ -53,7 +68,10 @@ public static partial class ClientCertificateRecheck
 
         if (items is not null)
         {
-            items[CheckedVersion] = version;
+            lock (items)
+            {
+                items[CheckedVersion] = version;
+            }
         }
 
         return true;

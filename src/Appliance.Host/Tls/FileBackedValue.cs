@@ -16,6 +16,9 @@ internal sealed class FileBackedValue<T> where T : class
     /// </summary>
     private static readonly TimeSpan WarnAfter = TimeSpan.FromSeconds(5);
 
+    /// <summary>How long unchanged files that were refused are not read again (a certificate not yet valid becomes valid).</summary>
+    private static readonly TimeSpan RetryAfter = TimeSpan.FromSeconds(60);
+
     private readonly Func<T> _load;
     private readonly Action<T> _checkReplacement;
     private readonly Func<int> _checkInputsVersion;
@@ -102,7 +105,8 @@ internal sealed class FileBackedValue<T> where T : class
                 return;
             }
 
-            if (_failure is { } known && known.Stamp == stamp && known.InputsVersion == _checkInputsVersion())
+            var known = _failure is { } failure && failure.Stamp == stamp && failure.InputsVersion == _checkInputsVersion() ? failure : null;
+            if (known is not null && _time.GetElapsedTime(known.Since) < RetryAfter)
             {
                 if (!known.Reported && _time.GetElapsedTime(known.Since) >= WarnAfter)
                 {
@@ -128,7 +132,7 @@ internal sealed class FileBackedValue<T> where T : class
             {
                 if (Stamp() == stamp)
                 {
-                    _failure = new Failure(stamp, inputs, exception, _time.GetTimestamp(), Reported: false);
+                    _failure = new Failure(stamp, inputs, exception, _time.GetTimestamp(), Reported: known?.Reported ?? false);
                 }
             }
         }
