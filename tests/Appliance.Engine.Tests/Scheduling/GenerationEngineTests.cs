@@ -172,11 +172,12 @@ public sealed class GenerationEngineTests
         // A router sends nothing to an unhealthy replica while others accept: without the probation, one transient
         // failure would idle it for good.
         using var runner = new CountingRunner { FailNext = new InvalidOperationException("out of memory, once") };
-        using var engine = new GenerationEngine(runner, new ByteTokenizer(), new SchedulerOptions { FailedRunProbation = TimeSpan.FromMilliseconds(200) });
+        // Long enough that a loaded CI machine still sees the demotion before the probation ends (200 ms was not).
+        using var engine = new GenerationEngine(runner, new ByteTokenizer(), new SchedulerOptions { FailedRunProbation = TimeSpan.FromSeconds(2) });
         await Assert.ThrowsAsync<ModelRunException>(() => engine.Submit(new GenerationRequest("a", [65], Greedy)).CollectAsync());
         Assert.False(engine.Healthy);
 
-        var deadline = DateTime.UtcNow.AddSeconds(5);
+        var deadline = DateTime.UtcNow.AddSeconds(15);
         while (!engine.Healthy && DateTime.UtcNow < deadline)
         {
             await Task.Delay(20);
