@@ -2,6 +2,7 @@ using Appliance.Audit.Chain;
 using Appliance.Audit.Export;
 using Appliance.Audit.Stores;
 using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Appliance.Audit.Tests;
 
@@ -115,15 +116,20 @@ public sealed class AuditLogTests
         await using var audit = new AuditChainFixture();
         await audit.CloseLogAsync();
         var store = new AnswerLostStore(audit.Store);
-        await using var log = new AuditLog(store, audit.Signer, "node-1", TimeProvider.System,
-            new AuditLogOptions { CheckpointInterval = TimeSpan.FromMilliseconds(300) }, NullLogger<AuditLog>.Instance);
+        // A fake clock: with a real one, a loaded machine let the interval pass before the flag below was set, and the
+        // record's own commit wrote the checkpoint.
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        var interval = TimeSpan.FromSeconds(30);
+        await using var log = new AuditLog(store, audit.Signer, "node-1", time,
+            new AuditLogOptions { CheckpointInterval = interval }, NullLogger<AuditLog>.Instance);
         await log.RecordAsync(AuditChainFixture.Record(1));
-        store.FailNextAppend = true; // the idle checkpoint's append, 300 ms on (the chain's head does not move with it)
+        store.FailNextAppend = true; // the idle checkpoint's append, one interval on (the chain's head does not move with it)
 
         var deadline = DateTime.UtcNow.AddSeconds(10);
         while (!audit.Store.Checkpoints("node-1").Any(c => c.Sequence == 1))
         {
             Assert.True(DateTime.UtcNow < deadline, "the failed idle checkpoint was never written");
+            time.Advance(interval); // the idle wait, then the pause before its retry
             await Task.Delay(50);
         }
 

@@ -121,7 +121,8 @@ public sealed class PostgresAuditStoreTests : IDisposable
     {
         using var signer = CheckpointSigner.LoadOrCreate(_folder.Combine("key.pem"));
         // Without a node lock, so no concurrent index build runs that the table lock below could deadlock with.
-        using var store = new PostgresAuditStore(_database.ConnectionString, writeTimeout: TimeSpan.FromSeconds(1));
+        // 5 s: the inserts meant to succeed must not time out on a loaded machine; still far below Npgsql's 30 s default.
+        using var store = new PostgresAuditStore(_database.ConnectionString, writeTimeout: TimeSpan.FromSeconds(5));
         await using var log = new AuditLog(store, signer, "node-a", TimeProvider.System, new AuditLogOptions(), NullLogger<AuditLog>.Instance);
         await log.RecordAsync(AuditChainFixture.Record(1));
 
@@ -136,7 +137,7 @@ public sealed class PostgresAuditStoreTests : IDisposable
                 lockTable.ExecuteNonQuery();
             }
 
-            // Npgsql's default would hold it for 30 s; the bound here is far below that and far above the 1 s asked for.
+            // Npgsql's default would hold it for 30 s; the bound here is below that and well above the 5 s asked for.
             await Assert.ThrowsAsync<AuditUnavailableException>(() => log.RecordAsync(AuditChainFixture.Record(2)).WaitAsync(TimeSpan.FromSeconds(20)));
             Assert.NotNull(log.Failing);
         }

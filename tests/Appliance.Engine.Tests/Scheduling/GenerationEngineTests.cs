@@ -173,11 +173,11 @@ public sealed class GenerationEngineTests
         // failure would idle it for good.
         using var runner = new CountingRunner { FailNext = new InvalidOperationException("out of memory, once") };
         // Long enough that a loaded CI machine still sees the demotion before the probation ends (200 ms was not).
-        using var engine = new GenerationEngine(runner, new ByteTokenizer(), new SchedulerOptions { FailedRunProbation = TimeSpan.FromSeconds(2) });
+        using var engine = new GenerationEngine(runner, new ByteTokenizer(), new SchedulerOptions { FailedRunProbation = TimeSpan.FromSeconds(5) });
         await Assert.ThrowsAsync<ModelRunException>(() => engine.Submit(new GenerationRequest("a", [65], Greedy)).CollectAsync());
         Assert.False(engine.Healthy);
 
-        var deadline = DateTime.UtcNow.AddSeconds(15);
+        var deadline = DateTime.UtcNow.AddSeconds(30);
         while (!engine.Healthy && DateTime.UtcNow < deadline)
         {
             await Task.Delay(20);

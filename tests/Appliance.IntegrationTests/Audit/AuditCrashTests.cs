@@ -27,6 +27,14 @@ public sealed class AuditCrashTests : IDisposable
             .Mint(new DevelopmentTokenRequest("load", ["appliance-user"], "appliance-api", TimeSpan.FromHours(1)), DateTimeOffset.UtcNow);
 
         var answered = new List<string>();
+        int AnsweredCount()
+        {
+            lock (answered)
+            {
+                return answered.Count;
+            }
+        }
+
         using (var host = await StartHost(model, data))
         {
             using var http = new HttpClient { BaseAddress = host.Address, Timeout = TimeSpan.FromSeconds(30) };
@@ -59,7 +67,14 @@ public sealed class AuditCrashTests : IDisposable
                 }
             })).ToList();
 
-            await Task.Delay(TimeSpan.FromSeconds(3));
+            // Until enough answers are in (a fixed time answered too few on a loaded machine), and at least 3 s of load.
+            var loadedUntil = DateTime.UtcNow.AddSeconds(3);
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            while ((DateTime.UtcNow < loadedUntil || AnsweredCount() <= 20) && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(100);
+            }
+
             host.Kill(); // SIGKILL: no shutdown, no final checkpoint, transactions cut wherever they were
             await stop.CancelAsync();
             await Task.WhenAll(clients);

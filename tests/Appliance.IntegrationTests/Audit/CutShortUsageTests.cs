@@ -54,7 +54,8 @@ public sealed class CutShortUsageTests : IDisposable
     [Fact]
     public async Task A_chat_stream_that_times_out_says_so_in_the_stream_and_is_charged()
     {
-        await using var running = await Start("--Limits:RequestTimeout=00:00:00.5", "--Limits:MaxTokens=4000");
+        // 1.5 s: long enough for the first tokens on a loaded machine, well short of 8 x 4000 tokens (4 s or more here).
+        await using var running = await Start("--Limits:RequestTimeout=00:00:01.5", "--Limits:MaxTokens=4000");
         using var ada = running.ClientWith(running.MintToken("ada", ["appliance-user"]));
         using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
         {

@@ -114,6 +114,7 @@ public sealed class PoolAdminTests : IDisposable
 
         // Requests keep arriving before, during and after the reload; every one is answered in full.
         using var stop = new CancellationTokenSource();
+        var answered = 0;
         var callers = Enumerable.Range(0, 3).Select(async _ =>
         {
             var statuses = new List<HttpStatusCode>();
@@ -121,22 +122,33 @@ public sealed class PoolAdminTests : IDisposable
             {
                 using var response = await http.PostAsync("/v1/chat/completions", Chat("tiny", 24, ignoreEos: true));
                 statuses.Add(response.StatusCode);
+                Interlocked.Increment(ref answered);
             }
 
             return statuses;
         }).ToList();
-        await Task.Delay(300);
+        // By answers, not by time: a loaded machine may answer none in a fixed pause.
+        await WaitForAnswers(3);
         using (var reload = await http.PostAsync("/admin/models/tiny/reload", null))
         {
             Assert.Equal(HttpStatusCode.OK, reload.StatusCode);
         }
 
-        await Task.Delay(300);
+        await WaitForAnswers(Volatile.Read(ref answered) + 3);
         await stop.CancelAsync();
         var all = (await Task.WhenAll(callers)).SelectMany(s => s).ToList();
         Assert.True(all.Count >= 6, $"only {all.Count} requests ran");
         Assert.All(all, status => Assert.Equal(HttpStatusCode.OK, status));
         Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/health/ready")).StatusCode);
+
+        async Task WaitForAnswers(int count)
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            while (Volatile.Read(ref answered) < count && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(50);
+            }
+        }
     }
 
     [Fact]

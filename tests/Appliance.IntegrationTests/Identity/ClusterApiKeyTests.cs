@@ -34,7 +34,7 @@ public sealed class ClusterApiKeyTests : IDisposable
             Assert.Contains(listed.RootElement.GetProperty("data").EnumerateArray(), k => k.GetProperty("id").GetString() == id);
         }
 
-        // Revoked through node 2: refused there at once, and on node 1 within its refresh interval (0.5 s here).
+        // Revoked through node 2: refused there at once, and on node 1 once its snapshot is older than the refresh interval.
         Assert.Equal(HttpStatusCode.NoContent, (await node2.Http.DeleteAsync($"/admin/api-keys/{id}")).StatusCode);
         Assert.Equal(HttpStatusCode.Unauthorized, (await onNode2.GetAsync("/v1/models")).StatusCode);
         var clock = Stopwatch.StartNew();
@@ -45,9 +45,9 @@ public sealed class ClusterApiKeyTests : IDisposable
         }
         while (status == HttpStatusCode.OK && clock.Elapsed < TimeSpan.FromSeconds(10));
 
-        Assert.Equal(HttpStatusCode.Unauthorized, status);
-        // The interval plus one read of the table, with room for a loaded build machine.
-        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(2.5), $"node 1 refused the revoked key only after {clock.Elapsed}");
+        // Within the poll's 10 s: a wall-clock bound here failed on a loaded CI machine; that the store rereads after its
+        // RefreshInterval is shown with a fake clock in ApiKeyStoreTests.
+        Assert.True(status == HttpStatusCode.Unauthorized, $"node 1 still accepted the revoked key after {clock.Elapsed}");
     }
 
     public void Dispose() => _cluster.Dispose();

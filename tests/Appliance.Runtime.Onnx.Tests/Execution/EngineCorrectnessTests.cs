@@ -127,9 +127,9 @@ public abstract class EngineCorrectnessTests(TinyModelFixture model)
     [Fact]
     public async Task Disposing_a_stream_cancels_the_request_and_frees_its_slot()
     {
-        // The real runner, slowed to at least 5 ms a step, so the 200-token request is surely still running when the
-        // reader goes away, however busy the machine is.
-        using var runner = new ThrottledRunner(model.CreateRunner(), TimeSpan.FromMilliseconds(5));
+        // The real runner, slowed to at least 20 ms a step, so the 200-token request (4 s) is still running when the
+        // reader goes away even if a busy machine pauses the test for a few seconds.
+        using var runner = new ThrottledRunner(model.CreateRunner(), TimeSpan.FromMilliseconds(20));
         using var engine = new GenerationEngine(runner, Gpt2Tokenizer.Instance, new SchedulerOptions());
         var stream = engine.Submit(new GenerationRequest("cancel-me", Prompts[1], Greedy with { MaxTokens = 200 }));
         await using (var reader = stream.GetAsyncEnumerator())
