@@ -337,10 +337,12 @@ internal static class MessagesApi
         private static string StopReason(FinishReason? finish, IReadOnlyList<ToolCall> calls, string? stopString) =>
             calls.Count > 0 ? "tool_use" : finish == FinishReason.Length ? "max_tokens" : stopString is not null ? "stop_sequence" : "end_turn";
 
+        /// <summary>The timeout is looked at before the write, not handed to it: Kestrel aborts the connection when a write in progress is cancelled.</summary>
         private async Task Send(string type, byte[] data, CancellationToken cancellationToken)
         {
-            await http.Response.Body.WriteAsync(MessagesJson.Frame(type, data), cancellationToken);
-            await http.Response.Body.FlushAsync(cancellationToken);
+            cancellationToken.ThrowIfCancellationRequested();
+            await http.Response.Body.WriteAsync(MessagesJson.Frame(type, data), http.RequestAborted);
+            await http.Response.Body.FlushAsync(http.RequestAborted);
         }
     }
 }

@@ -139,7 +139,8 @@ internal static class GenerationResponder
         }
         else
         {
-            await response.StartAsync(cancellationToken);
+            cancellationToken.ThrowIfCancellationRequested();
+            await response.StartAsync(http.RequestAborted); // as in Event: a cancelled write aborts the connection
         }
 
         var completionTokens = 0;
@@ -231,11 +232,12 @@ internal static class GenerationResponder
 
         if (settings.IncludeUsage)
         {
-            await Event(response, OpenAiJson.UsageChunk(header, new GenerationUsage(promptTokens, completionTokens) { CachedPromptTokens = cachedTokens ?? 0, ReasoningTokens = ThoughtTokens(thoughts) }), cancellationToken);
+            await Event(response, OpenAiJson.UsageChunk(header, new GenerationUsage(promptTokens, completionTokens) { CachedPromptTokens = cachedTokens ?? 0, ReasoningTokens = ThoughtTokens(thoughts) }), http.RequestAborted);
         }
 
-        await response.Body.WriteAsync(Done, cancellationToken);
-        await response.Body.FlushAsync(cancellationToken);
+        // Every choice has finished: a timeout now does not undo a whole answer.
+        await response.Body.WriteAsync(Done, http.RequestAborted);
+        await response.Body.FlushAsync(http.RequestAborted);
     }
 
     /// <summary>
@@ -345,11 +347,18 @@ internal static class GenerationResponder
         _ => new OpenAiError(StatusCodes.Status500InternalServerError, "The model failed while generating; please retry.", "server_error", null, "engine_error"),
     };
 
+    /// <summary>
+    /// Writes one event. The request's timeout (<paramref name="cancellationToken"/>) is looked at before the write, never
+    /// handed to it: Kestrel aborts the connection when a write in progress is cancelled, and a client reading slowly would
+    /// get a reset instead of the timeout event. Only the client leaving cancels the write itself.
+    /// </summary>
     private static async Task Event(HttpResponse response, byte[] json, CancellationToken cancellationToken)
     {
-        await response.Body.WriteAsync(DataPrefix, cancellationToken);
-        await response.Body.WriteAsync(json, cancellationToken);
-        await response.Body.WriteAsync(EventEnd, cancellationToken);
-        await response.Body.FlushAsync(cancellationToken);
+        cancellationToken.ThrowIfCancellationRequested();
+        var clientLeft = response.HttpContext.RequestAborted;
+        await response.Body.WriteAsync(DataPrefix, clientLeft);
+        await response.Body.WriteAsync(json, clientLeft);
+        await response.Body.WriteAsync(EventEnd, clientLeft);
+        await response.Body.FlushAsync(clientLeft);
     }
 }

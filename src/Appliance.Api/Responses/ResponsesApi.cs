@@ -518,10 +518,17 @@ internal static class ResponsesApi
             await Send(final, json.ResponseEvent(final, status, output, inputTokens, OutputTokens, incomplete), cancellationToken);
         }
 
+        /// <summary>
+        /// The timeout is looked at before the write, not handed to it: Kestrel aborts the connection when a write in
+        /// progress is cancelled. Only the client leaving cancels the write; an error sent on the way out (no token) is
+        /// written whatever happens, as before.
+        /// </summary>
         private async Task Send(string type, byte[] data, CancellationToken cancellationToken)
         {
-            await http.Response.Body.WriteAsync(ResponsesJson.Frame(type, data), cancellationToken);
-            await http.Response.Body.FlushAsync(cancellationToken);
+            cancellationToken.ThrowIfCancellationRequested();
+            var write = cancellationToken.CanBeCanceled ? http.RequestAborted : CancellationToken.None;
+            await http.Response.Body.WriteAsync(ResponsesJson.Frame(type, data), write);
+            await http.Response.Body.FlushAsync(write);
         }
     }
 }

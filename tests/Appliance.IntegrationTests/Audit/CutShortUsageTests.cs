@@ -77,6 +77,35 @@ public sealed class CutShortUsageTests : IDisposable
         Assert.True(completed.GetProperty("completionTokens").GetInt32() > 0, completed.GetRawText());
     }
 
+    [Theory]
+    [InlineData("/v1/chat/completions", """{"model":"tiny","messages":[{"role":"user","content":"hi"}],"max_tokens":30000,"ignore_eos":true,"stream":true,"n":4}""")]
+    [InlineData("/v1/messages", """{"model":"tiny","messages":[{"role":"user","content":"hi"}],"max_tokens":30000,"temperature":0,"stream":true}""")]
+    [InlineData("/v1/responses", """{"model":"tiny","input":"hi","max_output_tokens":30000,"temperature":0,"stream":true}""")]
+    public async Task A_stream_whose_client_reads_slowly_still_ends_with_the_timeout_event_not_a_reset(string path, string body)
+    {
+        // The client reads nothing until well past the timeout, so the server's writes wait on it when the timeout comes.
+        // Cancelling a write in progress makes Kestrel abort the connection: the client would read a reset, not the event.
+        await using var running = await Start("--Limits:RequestTimeout=00:00:01");
+        var token = running.MintToken("ada", ["appliance-user"]);
+        using var tcp = new System.Net.Sockets.TcpClient { ReceiveBufferSize = 4096 };
+        await tcp.ConnectAsync(running.Http.BaseAddress!.Host, running.Http.BaseAddress.Port);
+        await using var connection = tcp.GetStream();
+        var request = $"POST {path} HTTP/1.1\r\nHost: appliance\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+            + $"Content-Length: {Encoding.UTF8.GetByteCount(body)}\r\nConnection: close\r\n\r\n{body}";
+        await connection.WriteAsync(Encoding.UTF8.GetBytes(request));
+        await Task.Delay(TimeSpan.FromSeconds(4));
+
+        using var reading = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        using var received = new MemoryStream();
+        await connection.CopyToAsync(received, reading.Token); // a reset throws here
+        var text = Encoding.UTF8.GetString(received.ToArray());
+
+        Assert.StartsWith("HTTP/1.1 200", text, StringComparison.Ordinal);
+        Assert.Contains("The request took longer than the configured request timeout.", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("data: [DONE]", text, StringComparison.Ordinal);
+        Assert.Equal("timeout", (await CompletedRecordAsync(running, path)).GetProperty("finishReason").GetString());
+    }
+
     private static async Task<JsonElement> CompletedRecordAsync(RunningAppliance running, string path)
     {
         var deadline = DateTime.UtcNow.AddSeconds(10);
