@@ -398,8 +398,8 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
                 }
 
                 Interlocked.Exchange(ref _restartAt, System.Diagnostics.Stopwatch.GetTimestamp() + (long)(backoff.TotalSeconds * System.Diagnostics.Stopwatch.Frequency));
+                Interlocked.Increment(ref _restarts); // counted before the held requests learn of the failure, so that they see it
                 var failed = FailEverything(exception, (int)Math.Ceiling(backoff.TotalSeconds));
-                Interlocked.Increment(ref _restarts);
                 EngineLog.LoopCrashed(_logger, exception, Model.Id, failed, backoff.TotalMilliseconds);
                 _stopSignal.Wait(backoff);
                 backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, _options.MaxRestartBackoff.Ticks));

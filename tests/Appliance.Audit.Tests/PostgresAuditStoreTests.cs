@@ -121,8 +121,8 @@ public sealed class PostgresAuditStoreTests : IDisposable
     {
         using var signer = CheckpointSigner.LoadOrCreate(_folder.Combine("key.pem"));
         // Without a node lock, so no concurrent index build runs that the table lock below could deadlock with.
-        // 5 s: the inserts meant to succeed must not time out on a loaded machine; still far below Npgsql's 30 s default.
-        using var store = new PostgresAuditStore(_database.ConnectionString, writeTimeout: TimeSpan.FromSeconds(5));
+        // 3 s: the inserts meant to succeed must not time out on a loaded machine; far below Npgsql's 30 s default.
+        using var store = new PostgresAuditStore(_database.ConnectionString, writeTimeout: TimeSpan.FromSeconds(3));
         await using var log = new AuditLog(store, signer, "node-a", TimeProvider.System, new AuditLogOptions(), NullLogger<AuditLog>.Instance);
         await log.RecordAsync(AuditChainFixture.Record(1));
 
@@ -137,7 +137,7 @@ public sealed class PostgresAuditStoreTests : IDisposable
                 lockTable.ExecuteNonQuery();
             }
 
-            // Npgsql's default would hold it for 30 s; the bound here is below that and well above the 5 s asked for.
+            // Npgsql's default would hold it for 30 s; the bound here is below that and above the two statements of 3 s that wait.
             await Assert.ThrowsAsync<AuditUnavailableException>(() => log.RecordAsync(AuditChainFixture.Record(2)).WaitAsync(TimeSpan.FromSeconds(20)));
             Assert.NotNull(log.Failing);
         }

@@ -58,8 +58,9 @@ public sealed class MultiNodeAuditTests : IDisposable
 
         // Paging with the cursor walks both chains: every entry once, none skipped. (Up to a fixed time: each page read
         // is itself recorded, and a cursor follows new entries.)
+        // Read 3 s past it, so that entries stamped before it are surely written (100 ms was a thin margin under load).
         var until = Uri.EscapeDataString(DateTimeOffset.UtcNow.AddSeconds(1).ToString("O", System.Globalization.CultureInfo.InvariantCulture));
-        await Task.Delay(1100);
+        await Task.Delay(TimeSpan.FromSeconds(4));
         var all = JsonDocument.Parse(await node2.Http.GetStringAsync($"/audit/events?limit=1000&to={until}")).RootElement.GetProperty("data").GetArrayLength();
         var paged = new HashSet<(string, long)>();
         var next = (string?)null;

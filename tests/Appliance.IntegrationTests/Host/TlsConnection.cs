@@ -38,7 +38,7 @@ internal sealed class TlsConnection : IAsyncDisposable
         return new TlsConnection(tcp, tls, X509CertificateLoader.LoadCertificate(tls.RemoteCertificate!.GetRawCertData()));
     }
 
-    /// <summary>Sends a GET and reads its whole answer (headers and a Content-Length body); throws when the server closed the connection.</summary>
+    /// <summary>Sends a GET and reads its whole answer (headers and a Content-Length or chunked body); throws when the server closed the connection.</summary>
     public async Task<string> GetAsync(string path)
     {
         await _tls.WriteAsync(Encoding.ASCII.GetBytes($"GET {path} HTTP/1.1\r\nHost: node\r\n\r\n"));
@@ -61,8 +61,20 @@ internal sealed class TlsConnection : IAsyncDisposable
                 continue;
             }
 
-            var length = text[..end].Split("\r\n").Select(line => line.Split(':', 2))
-                .Where(parts => parts.Length == 2 && parts[0].Equals("Content-Length", StringComparison.OrdinalIgnoreCase))
+            var headers = text[..end].Split("\r\n").Select(line => line.Split(':', 2)).Where(parts => parts.Length == 2).ToList();
+            if (headers.Any(parts => parts[0].Equals("Transfer-Encoding", StringComparison.OrdinalIgnoreCase) && parts[1].Contains("chunked", StringComparison.OrdinalIgnoreCase)))
+            {
+                // A chunked body ends with its zero-length chunk: read up to it, or the next answer would start with it.
+                var body = text[(end + 4)..];
+                if (body == "0\r\n\r\n" || body.EndsWith("\r\n0\r\n\r\n", StringComparison.Ordinal))
+                {
+                    return text;
+                }
+
+                continue;
+            }
+
+            var length = headers.Where(parts => parts[0].Equals("Content-Length", StringComparison.OrdinalIgnoreCase))
                 .Select(parts => int.Parse(parts[1].Trim(), System.Globalization.CultureInfo.InvariantCulture)).FirstOrDefault();
             if (received.Count >= end + 4 + length)
             {

@@ -116,7 +116,7 @@ public sealed class MessagesSdkTests(ApplianceServer server)
             Assert.Equal("get_weather", use.Name);
             Assert.StartsWith("toolu_", use.ID, StringComparison.Ordinal);
             Assert.Contains(use.Input["unit"].GetString(), new[] { "c", "f" });
-            Assert.True(use.Input["city"].GetString()!.Length <= 20);
+            Assert.True(use.Input["city"].GetString()!.EnumerateRunes().Count() <= 20); // JSON Schema counts characters, not UTF-16 units
         });
     }
 
