@@ -44,36 +44,48 @@ internal static class MessagesApi
         using var quota = accepted.Quota;
         await using var streams = accepted.Streams; // ends before the quota's charge is taken
         audit.FinishReason = "cancelled";
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted);
-        timeout.CancelAfter(limits.RequestTimeout);
+        using var deadline = new RequestDeadline(http, limits);
         var answer = new Answer(http, model, settings, request.Settings.Model, id, prompt.Count, thinking.Reader(), request.Reasoning.Omitted);
         try
         {
             if (settings.Stream)
             {
-                await answer.StreamAsync(streams, timeout.Token);
+                await answer.StreamAsync(streams, deadline.Token);
             }
             else
             {
-                await answer.CollectAsync(streams, timeout.Token);
+                await answer.CollectAsync(streams, deadline.Token);
             }
         }
-        catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
+        catch (OperationCanceledException) when (deadline.Ended)
         {
-            GenerationResponder.Finished(http, "cancelled", streams.GeneratedTokens); // the client left
+            GenerationResponder.Finished(http, deadline.EndReason, streams.GeneratedTokens); // the tokens count whoever ended it
+            if (deadline.TimedOut)
+            {
+                await TellTimeoutAsync(http, deadline);
+            }
         }
-        catch (OperationCanceledException)
+    }
+
+    /// <summary>The timeout as an error answer, or as an error event once the stream has begun.</summary>
+    private static async Task TellTimeoutAsync(HttpContext http, RequestDeadline deadline)
+    {
+        const string Message = GenerationResponder.TimeoutMessage;
+        try
         {
-            GenerationResponder.Finished(http, "timeout", streams.GeneratedTokens);
-            const string Message = "The request took longer than the configured request timeout.";
             if (!http.Response.HasStarted)
             {
                 await new OpenAiError(StatusCodes.Status504GatewayTimeout, Message, "timeout_error", null, "timeout").WriteAsync(http);
             }
             else
             {
-                await http.Response.Body.WriteAsync(MessagesJson.Frame("error", MessagesJson.Error(StatusCodes.Status504GatewayTimeout, Message)), CancellationToken.None);
+                await http.Response.Body.WriteAsync(MessagesJson.Frame("error", MessagesJson.Error(StatusCodes.Status504GatewayTimeout, Message)), deadline.Writes);
+                await http.Response.Body.FlushAsync(deadline.Writes);
             }
+        }
+        catch (Exception exception) when (exception is IOException or OperationCanceledException)
+        {
+            // The client left, or stopped reading and the deadline closed the connection: nobody to tell.
         }
     }
 
@@ -214,6 +226,8 @@ internal static class MessagesApi
                 }
             }
 
+            // Every token is generated: a timeout now does not undo a whole answer (the deadline still bounds the writes).
+            cancellationToken = CancellationToken.None;
             var (_, calls) = Read(text.ToString());
             var callsComplete = calls.Count > 0;
             if (held is { Incremental: true })
@@ -337,7 +351,7 @@ internal static class MessagesApi
         private static string StopReason(FinishReason? finish, IReadOnlyList<ToolCall> calls, string? stopString) =>
             calls.Count > 0 ? "tool_use" : finish == FinishReason.Length ? "max_tokens" : stopString is not null ? "stop_sequence" : "end_turn";
 
-        /// <summary>The timeout is looked at before the write, not handed to it: Kestrel aborts the connection when a write in progress is cancelled.</summary>
+        /// <summary>The timeout is looked at before the write, not handed to it (see <see cref="RequestDeadline"/>).</summary>
         private async Task Send(string type, byte[] data, CancellationToken cancellationToken)
         {
             cancellationToken.ThrowIfCancellationRequested();

@@ -22,4 +22,10 @@ public sealed record ApiLimits
 
     /// <summary>A request still generating after this long is cancelled.</summary>
     public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>
+    /// How long after <see cref="RequestTimeout"/> a stream may take to deliver its last frames (the timeout event) to a
+    /// client that reads slowly; past it the connection is closed, so a client that stopped reading holds nothing.
+    /// </summary>
+    public TimeSpan RequestTimeoutGrace { get; init; } = TimeSpan.FromSeconds(10);
 }

@@ -25,15 +25,14 @@ internal static class GenerationResponder
     {
         var audit = Audit.RequestAudit.Of(http);
         audit.FinishReason = "cancelled"; // until a choice says otherwise: a client that leaves or a timeout ends it so
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted);
-        timeout.CancelAfter(limits.RequestTimeout);
+        using var deadline = new RequestDeadline(http, limits);
         if (settings.Stream)
         {
-            await StreamAsync(http, header, model, settings, choices, streams, promptTokens, Thoughts(choices, thinking), timeout.Token);
+            await StreamAsync(http, header, model, settings, choices, streams, promptTokens, Thoughts(choices, thinking), deadline);
         }
         else
         {
-            await CollectAsync(http, header, model, settings, choices, streams, promptTokens, Thoughts(choices, thinking), timeout.Token);
+            await CollectAsync(http, header, model, settings, choices, streams, promptTokens, Thoughts(choices, thinking), deadline);
         }
     }
 
@@ -43,8 +42,9 @@ internal static class GenerationResponder
 
     private static int ThoughtTokens(Dictionary<int, ThoughtReader>? thoughts) => thoughts?.Values.Sum(t => t.Tokens) ?? 0;
 
-    private static async Task CollectAsync(HttpContext http, ResponseHeader header, ServedModel model, GenerationSettings settings, IReadOnlyList<ChoiceInput> choices, ChoiceStreams streams, int promptTokens, Dictionary<int, ThoughtReader>? thoughts, CancellationToken cancellationToken)
+    private static async Task CollectAsync(HttpContext http, ResponseHeader header, ServedModel model, GenerationSettings settings, IReadOnlyList<ChoiceInput> choices, ChoiceStreams streams, int promptTokens, Dictionary<int, ThoughtReader>? thoughts, RequestDeadline deadline)
     {
+        var cancellationToken = deadline.Token;
         var text = choices.ToDictionary(c => c.Index, _ => new StringBuilder());
         var logprobs = choices.ToDictionary(c => c.Index, _ => new List<TokenLogprob>());
         var finish = new Dictionary<int, FinishReason>();
@@ -79,15 +79,14 @@ internal static class GenerationResponder
                 }
             }
         }
-        catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
+        catch (OperationCanceledException) when (deadline.Ended)
         {
-            Finished(http, "cancelled", streams.GeneratedTokens); // the client left: nobody to answer, the tokens still count
-            return;
-        }
-        catch (OperationCanceledException)
-        {
-            Finished(http, "timeout", streams.GeneratedTokens);
-            await OpenAiError.Unavailable("The request took longer than the configured request timeout.", "timeout").WriteAsync(http);
+            Finished(http, deadline.EndReason, streams.GeneratedTokens); // the tokens count whoever ended it
+            if (deadline.TimedOut && !http.RequestAborted.IsCancellationRequested)
+            {
+                await OpenAiError.Unavailable(TimeoutMessage, "timeout").WriteAsync(http);
+            }
+
             return;
         }
 
@@ -102,8 +101,10 @@ internal static class GenerationResponder
         }
         http.Response.ContentType = "application/json";
         var usage = new GenerationUsage(promptTokens, completionTokens) { CachedPromptTokens = cachedTokens ?? 0, ReasoningTokens = ThoughtTokens(thoughts) };
-        await http.Response.Body.WriteAsync(OpenAiJson.Completion(header, results, usage, model.Engine.Tokenizer, settings.Tools), http.RequestAborted);
+        await http.Response.Body.WriteAsync(OpenAiJson.Completion(header, results, usage, model.Engine.Tokenizer, settings.Tools), deadline.Writes);
     }
+
+    internal const string TimeoutMessage = "The request took longer than the configured request timeout.";
 
     /// <summary>The prompt is counted once for all choices: its cached part is what every choice found cached.</summary>
     private static int? CachedForEvery(int? sofar, GenerationUsage? usage) =>
@@ -123,26 +124,14 @@ internal static class GenerationResponder
             : new ChoiceResult(index, parsed.Content, logprobs, finish, parsed.Calls);
     }
 
-    private static async Task StreamAsync(HttpContext http, ResponseHeader header, ServedModel model, GenerationSettings settings, IReadOnlyList<ChoiceInput> choices, ChoiceStreams streams, int promptTokens, Dictionary<int, ThoughtReader>? thoughts, CancellationToken cancellationToken)
+    private static async Task StreamAsync(HttpContext http, ResponseHeader header, ServedModel model, GenerationSettings settings, IReadOnlyList<ChoiceInput> choices, ChoiceStreams streams, int promptTokens, Dictionary<int, ThoughtReader>? thoughts, RequestDeadline deadline)
     {
+        var cancellationToken = deadline.Token;
         var response = http.Response;
         response.ContentType = "text/event-stream";
         response.Headers.CacheControl = "no-cache";
         response.Headers["X-Accel-Buffering"] = "no";
         var tokenizer = model.Engine.Tokenizer;
-        if (header.Kind == ResponseKind.Chat)
-        {
-            foreach (var choice in choices)
-            {
-                await Event(response, OpenAiJson.Chunk(header, choice.Index, string.Empty, role: true, null, null, settings.IncludeUsage, tokenizer), cancellationToken);
-            }
-        }
-        else
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            await response.StartAsync(http.RequestAborted); // as in Event: a cancelled write aborts the connection
-        }
-
         var completionTokens = 0;
         int? cachedTokens = null;
         var finished = new HashSet<string>();
@@ -153,6 +142,19 @@ internal static class GenerationResponder
         var called = new List<Appliance.Prompting.ToolCall>();
         try
         {
+            if (header.Kind == ResponseKind.Chat)
+            {
+                foreach (var choice in choices)
+                {
+                    await Event(response, OpenAiJson.Chunk(header, choice.Index, string.Empty, role: true, null, null, settings.IncludeUsage, tokenizer), cancellationToken);
+                }
+            }
+            else
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                await response.StartAsync(deadline.Writes); // as in Event: a cancelled write aborts the connection
+            }
+
             await foreach (var item in streams.ReadAllAsync(cancellationToken))
             {
                 if (item.Error is not null || item.Delta?.FinishReason == FinishReason.Cancelled)
@@ -202,22 +204,21 @@ internal static class GenerationResponder
                 }
             }
         }
-        catch (OperationCanceledException)
+        catch (OperationCanceledException) when (deadline.Ended)
         {
             // The client went away or the request timed out: disposing the streams cancels the generation.
-            var clientLeft = http.RequestAborted.IsCancellationRequested;
-            Finished(http, clientLeft ? "cancelled" : "timeout", streams.GeneratedTokens);
-            if (!clientLeft)
+            Finished(http, deadline.EndReason, streams.GeneratedTokens);
+            if (deadline.TimedOut)
             {
                 // Said in the stream, as an engine failure is: a stream that just stopped would read as a whole answer.
-                var error = OpenAiError.Unavailable("The request took longer than the configured request timeout.", "timeout");
+                var error = OpenAiError.Unavailable(TimeoutMessage, "timeout");
                 try
                 {
-                    await Event(response, OpenAiJson.StreamError(error.Message, error.Type, error.Code ?? "timeout"), http.RequestAborted);
+                    await Event(response, OpenAiJson.StreamError(error.Message, error.Type, error.Code ?? "timeout"), CancellationToken.None);
                 }
                 catch (Exception exception) when (exception is IOException or OperationCanceledException)
                 {
-                    // The client left in the same moment: nobody to tell.
+                    // The client left, or stopped reading and the deadline closed the connection: nobody to tell.
                 }
             }
 
@@ -232,12 +233,12 @@ internal static class GenerationResponder
 
         if (settings.IncludeUsage)
         {
-            await Event(response, OpenAiJson.UsageChunk(header, new GenerationUsage(promptTokens, completionTokens) { CachedPromptTokens = cachedTokens ?? 0, ReasoningTokens = ThoughtTokens(thoughts) }), http.RequestAborted);
+            await Event(response, OpenAiJson.UsageChunk(header, new GenerationUsage(promptTokens, completionTokens) { CachedPromptTokens = cachedTokens ?? 0, ReasoningTokens = ThoughtTokens(thoughts) }), deadline.Writes);
         }
 
         // Every choice has finished: a timeout now does not undo a whole answer.
-        await response.Body.WriteAsync(Done, http.RequestAborted);
-        await response.Body.FlushAsync(http.RequestAborted);
+        await response.Body.WriteAsync(Done, deadline.Writes);
+        await response.Body.FlushAsync(deadline.Writes);
     }
 
     /// <summary>
@@ -349,8 +350,8 @@ internal static class GenerationResponder
 
     /// <summary>
     /// Writes one event. The request's timeout (<paramref name="cancellationToken"/>) is looked at before the write, never
-    /// handed to it: Kestrel aborts the connection when a write in progress is cancelled, and a client reading slowly would
-    /// get a reset instead of the timeout event. Only the client leaving cancels the write itself.
+    /// handed to it (see <see cref="RequestDeadline"/>): only the client leaving, or the deadline closing the connection of
+    /// a client that stopped reading, cancels the write itself.
     /// </summary>
     private static async Task Event(HttpResponse response, byte[] json, CancellationToken cancellationToken)
     {

@@ -43,28 +43,39 @@ internal static class ResponsesApi
         using var quota = accepted.Quota;
         await using var streams = accepted.Streams; // ends before the quota's charge is taken
         audit.FinishReason = "cancelled";
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted);
-        timeout.CancelAfter(limits.RequestTimeout);
+        using var deadline = new RequestDeadline(http, limits);
         var answer = new Answer(http, model, settings, new ResponsesJson(id, request.Settings.Model, time.GetUtcNow().ToUnixTimeSeconds(), request), prompt.Count, thinking.Reader());
         try
         {
-            await answer.RunAsync(streams, timeout.Token);
+            await answer.RunAsync(streams, deadline.Token);
         }
-        catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
+        catch (OperationCanceledException) when (deadline.Ended)
         {
-            GenerationResponder.Finished(http, "cancelled", streams.GeneratedTokens); // the client left
+            GenerationResponder.Finished(http, deadline.EndReason, streams.GeneratedTokens); // the tokens count whoever ended it
+            if (deadline.TimedOut)
+            {
+                await TellTimeoutAsync(http, answer);
+            }
         }
-        catch (OperationCanceledException)
+    }
+
+    /// <summary>The timeout as an error answer, or as the stream's error and response.failed events once it has begun.</summary>
+    private static async Task TellTimeoutAsync(HttpContext http, Answer answer)
+    {
+        try
         {
-            GenerationResponder.Finished(http, "timeout", streams.GeneratedTokens);
             if (!http.Response.HasStarted)
             {
-                await OpenAiError.Unavailable("The request took longer than the configured request timeout.", "timeout").WriteAsync(http);
+                await OpenAiError.Unavailable(GenerationResponder.TimeoutMessage, "timeout").WriteAsync(http);
             }
             else
             {
-                await answer.SendErrorAsync("timeout", "The request took longer than the configured request timeout.");
+                await answer.SendErrorAsync("timeout", GenerationResponder.TimeoutMessage);
             }
+        }
+        catch (Exception exception) when (exception is IOException or OperationCanceledException)
+        {
+            // The client left, or stopped reading and the deadline closed the connection: nobody to tell.
         }
     }
 
@@ -169,6 +180,8 @@ internal static class ResponsesApi
                 }
             }
 
+            // Every token is generated: a timeout now does not undo a whole answer (the deadline still bounds the writes).
+            cancellationToken = CancellationToken.None;
             var calls = settings.Tools is { Active: true } offered ? offered.Read(text.ToString(), model.ToolCallFormat) : new ParsedOutput(text.ToString(), []);
             var callsComplete = calls.Calls.Count > 0;
             if (held is { Incremental: true })
@@ -519,16 +532,14 @@ internal static class ResponsesApi
         }
 
         /// <summary>
-        /// The timeout is looked at before the write, not handed to it: Kestrel aborts the connection when a write in
-        /// progress is cancelled. Only the client leaving cancels the write; an error sent on the way out (no token) is
-        /// written whatever happens, as before.
+        /// The timeout is looked at before the write, not handed to it (see <see cref="RequestDeadline"/>): only the client
+        /// leaving, or the deadline closing the connection of a client that stopped reading, cancels the write itself.
         /// </summary>
         private async Task Send(string type, byte[] data, CancellationToken cancellationToken)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var write = cancellationToken.CanBeCanceled ? http.RequestAborted : CancellationToken.None;
-            await http.Response.Body.WriteAsync(ResponsesJson.Frame(type, data), write);
-            await http.Response.Body.FlushAsync(write);
+            await http.Response.Body.WriteAsync(ResponsesJson.Frame(type, data), http.RequestAborted);
+            await http.Response.Body.FlushAsync(http.RequestAborted);
         }
     }
 }

@@ -9,6 +9,9 @@ public static class ApplianceDefaultsExtensions
     /// <summary>Where the embedded default listens when nothing else is configured: loopback only.</summary>
     public const string DefaultUrl = "http://127.0.0.1:8080";
 
+    /// <summary>The longest delay a .NET timer takes (about 24.8 days): a longer timeout would fail every request.</summary>
+    private static readonly TimeSpan MaxTimer = TimeSpan.FromDays(24);
+
     public static WebApplicationBuilder AddApplianceDefaults(this WebApplicationBuilder builder)
     {
         var configuration = builder.Configuration;
@@ -25,7 +28,8 @@ public static class ApplianceDefaultsExtensions
             .Validate(l => l.MaxMessages >= 1, "Limits:MaxMessages must be at least 1")
             .Validate(l => l.MaxN is >= 1 and <= 128, "Limits:MaxN must be between 1 and 128")
             .Validate(l => l.MaxTokens >= 1, "Limits:MaxTokens must be at least 1")
-            .Validate(l => l.RequestTimeout > TimeSpan.Zero, "Limits:RequestTimeout must be positive");
+            .Validate(l => l.RequestTimeout > TimeSpan.Zero && l.RequestTimeout <= MaxTimer, "Limits:RequestTimeout must be positive and at most 24 days")
+            .Validate(l => l.RequestTimeoutGrace >= TimeSpan.Zero && l.RequestTimeoutGrace <= MaxTimer, "Limits:RequestTimeoutGrace must be between zero and 24 days");
 
         var limits = configuration.GetSection("Limits").Get<ApiLimits>() ?? new ApiLimits();
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = limits.MaxBodyBytes);

@@ -84,6 +84,11 @@ internal sealed class IdentityOptionsValidator(IHostEnvironment environment, ICo
 
     private static bool IsLoopback(string url)
     {
+        if (url.StartsWith("http://unix:", StringComparison.OrdinalIgnoreCase) || url.StartsWith("https://unix:", StringComparison.OrdinalIgnoreCase))
+        {
+            return true; // a Unix socket is reached from this machine only, as loopback is
+        }
+
         var host = url.Split("://", 2).Last().Split('/')[0];
         host = host.StartsWith('[') ? host[1..host.IndexOf(']', StringComparison.Ordinal)] : host.Split(':')[0];
         return host == "localhost" || (IPAddress.TryParse(host, out var address) && IPAddress.IsLoopback(address));

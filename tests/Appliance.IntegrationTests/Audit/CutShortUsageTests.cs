@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using Appliance.Runtime.Onnx.Synthetic;
@@ -87,7 +88,7 @@ public sealed class CutShortUsageTests : IDisposable
         // Cancelling a write in progress makes Kestrel abort the connection: the client would read a reset, not the event.
         await using var running = await Start("--Limits:RequestTimeout=00:00:01");
         var token = running.MintToken("ada", ["appliance-user"]);
-        using var tcp = new System.Net.Sockets.TcpClient { ReceiveBufferSize = 4096 };
+        using var tcp = new TcpClient { ReceiveBufferSize = 4096 };
         await tcp.ConnectAsync(running.Http.BaseAddress!.Host, running.Http.BaseAddress.Port);
         await using var connection = tcp.GetStream();
         var request = $"POST {path} HTTP/1.1\r\nHost: appliance\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\n"
@@ -106,9 +107,58 @@ public sealed class CutShortUsageTests : IDisposable
         Assert.Equal("timeout", (await CompletedRecordAsync(running, path)).GetProperty("finishReason").GetString());
     }
 
-    private static async Task<JsonElement> CompletedRecordAsync(RunningAppliance running, string path)
+    [Theory]
+    [InlineData("/v1/chat/completions", """{"model":"tiny","messages":[{"role":"user","content":"hi"}],"max_tokens":30000,"ignore_eos":true,"stream":true}""")]
+    [InlineData("/v1/messages", """{"model":"tiny","messages":[{"role":"user","content":"hi"}],"max_tokens":30000,"temperature":0,"stream":true}""")]
+    [InlineData("/v1/responses", """{"model":"tiny","input":"hi","max_output_tokens":30000,"temperature":0,"stream":true}""")]
+    public async Task A_stream_whose_client_stopped_reading_is_ended_a_grace_after_the_timeout_and_frees_its_stream_quota(string path, string body)
     {
-        var deadline = DateTime.UtcNow.AddSeconds(10);
+        // The client reads nothing. On a Unix socket the kernel holds about 200 KB for it (TCP on loopback grows its
+        // buffer to megabytes): the server's writes soon wait on the client, and so would the timeout event. Kestrel's
+        // minimum data rate would end the request only after minutes; until then it would hold the caller's one
+        // concurrent stream and have no audit record.
+        var socket = _root.Combine("api.sock");
+        await using var running = await Start(
+            "--Limits:RequestTimeout=00:00:03", "--Limits:RequestTimeoutGrace=00:00:01", "--Quotas:User:ConcurrentStreams=1",
+            "--Kestrel:Endpoints:Tcp:Url=http://127.0.0.1:0", $"--Kestrel:Endpoints:Unix:Url=http://unix:{socket}");
+        var token = running.MintToken("ada", ["appliance-user"]);
+        using var client = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        await client.ConnectAsync(new UnixDomainSocketEndPoint(socket));
+        await using var connection = new NetworkStream(client, ownsSocket: false);
+        var request = $"POST {path} HTTP/1.1\r\nHost: appliance\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+            + $"Content-Length: {Encoding.UTF8.GetByteCount(body)}\r\nConnection: close\r\n\r\n{body}";
+        await connection.WriteAsync(Encoding.UTF8.GetBytes(request));
+
+        var completed = await CompletedRecordAsync(running, path, TimeSpan.FromSeconds(30));
+        Assert.Equal("timeout", completed.GetProperty("finishReason").GetString());
+        Assert.True(completed.GetProperty("completionTokens").GetInt32() > 0, completed.GetRawText());
+
+        // The connection was closed: what the client had not read ends (or is reset) instead of waiting for more.
+        using var reading = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        using var received = new MemoryStream();
+        try
+        {
+            await connection.CopyToAsync(received, reading.Token);
+        }
+        catch (IOException)
+        {
+            // A reset is a closed connection too.
+        }
+
+        var text = Encoding.UTF8.GetString(received.ToArray());
+        Assert.False(reading.IsCancellationRequested, "the server kept the connection of a client that stopped reading open");
+        Assert.DoesNotContain("data: [DONE]", text, StringComparison.Ordinal);
+
+        // Its stream no longer counts against the caller's one concurrent stream.
+        using var ada = running.ClientWith(token);
+        using var next = await ada.PostAsync("/v1/chat/completions", new StringContent(
+            """{"model":"tiny","messages":[{"role":"user","content":"hi"}],"max_tokens":2,"stream":true}""", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.OK, next.StatusCode);
+    }
+
+    private static async Task<JsonElement> CompletedRecordAsync(RunningAppliance running, string path, TimeSpan? within = null)
+    {
+        var deadline = DateTime.UtcNow + (within ?? TimeSpan.FromSeconds(10));
         while (true)
         {
             using var events = JsonDocument.Parse(await running.Http.GetStringAsync("/audit/events?user=ada&kind=request.completed"));

@@ -26,6 +26,18 @@ public sealed class HostStartupTests : IDisposable
     }
 
     [Fact]
+    public async Task A_request_timeout_a_timer_cannot_hold_or_a_negative_grace_stops_start_up_naming_the_key()
+    {
+        // 30 days would overflow .NET's timer and fail every generation request instead.
+        await using var app = ApplianceApp.Create(["--urls=http://127.0.0.1:0", "--environment=Development", "--Appliance:BuiltInEmbeddings=false",
+            "--Limits:RequestTimeout=30.00:00:00", "--Limits:RequestTimeoutGrace=-00:00:01"]);
+
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => app.StartAsync());
+        Assert.Contains("Limits:RequestTimeout must be positive and at most 24 days", error.Message, StringComparison.Ordinal);
+        Assert.Contains("Limits:RequestTimeoutGrace must be", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_model_that_fails_verification_answers_503_and_the_node_serves_the_others()
     {
         var good = WriteModel("good");
