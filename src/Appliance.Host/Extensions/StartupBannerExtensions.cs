@@ -14,9 +14,10 @@ public static partial class StartupBannerExtensions
     {
         app.Lifetime.ApplicationStarted.Register(() => _ = Task.Run(async () =>
         {
-            var catalog = app.Services.GetRequiredService<IModelCatalog>();
+            var catalog = app.Services.GetRequiredService<Models.ModelCatalog>();
             var stopping = app.Lifetime.ApplicationStopping;
-            while (!stopping.IsCancellationRequested && (catalog.Entries.Count == 0 || catalog.Entries.Any(e => e.State == ModelLoadState.Loading)))
+            // Until the start-up loads are done (a node with no model at all has nothing to show, and stops waiting then).
+            while (!stopping.IsCancellationRequested && (!catalog.StartupComplete || catalog.Entries.Any(e => e.State == ModelLoadState.Loading)))
             {
                 await Task.Delay(200, CancellationToken.None);
             }
