@@ -57,13 +57,17 @@ internal static class MessagesApi
                 await answer.CollectAsync(streams, deadline.Token);
             }
         }
-        catch (OperationCanceledException) when (deadline.Ended)
+        catch (OperationCanceledException) when (deadline.Ended && !answer.Whole)
         {
             GenerationResponder.Finished(http, deadline.EndReason, streams.GeneratedTokens); // the tokens count whoever ended it
             if (deadline.TimedOut)
             {
                 await TellTimeoutAsync(http, deadline);
             }
+        }
+        catch (OperationCanceledException) when (deadline.Ended)
+        {
+            // The whole answer's last frames did not reach a client that left or stopped reading: audited as answered, as on chat.
         }
     }
 
@@ -130,6 +134,9 @@ internal static class MessagesApi
 
         public int OutputTokens { get; private set; }
 
+        /// <summary>Whether the answer is whole and audited so: a client leaving or the deadline during its last frames does not undo that.</summary>
+        public bool Whole { get; private set; }
+
         /// <summary>Input tokens the prefix cache served.</summary>
         public int CachedTokens { get; private set; }
 
@@ -153,6 +160,7 @@ internal static class MessagesApi
             var (content, calls) = Read(text.ToString());
             var stop = StopReason(finish, calls, _stopString);
             GenerationResponder.Finished(http, AuditReason(stop), OutputTokens);
+            Whole = true;
             RequestAudit.Of(http).Tools = settings.Tools?.AuditDetail(calls);
             http.Response.ContentType = "application/json";
             await http.Response.Body.WriteAsync(MessagesJson.Message(id, requestedModel, thought?.Thought is { } whole ? (omitThought ? string.Empty : whole) : null, content, calls, stop, calls.Count > 0 ? null : _stopString, inputTokens, OutputTokens, CachedTokens), http.RequestAborted);
@@ -276,6 +284,7 @@ internal static class MessagesApi
 
             var stop = StopReason(finish, callsComplete ? calls : [], _stopString);
             GenerationResponder.Finished(http, AuditReason(stop), OutputTokens);
+            Whole = true;
             RequestAudit.Of(http).Tools = settings.Tools?.AuditDetail(calls);
             await Send("message_delta", MessagesJson.MessageDelta(stop, calls.Count > 0 ? null : _stopString, inputTokens, OutputTokens, CachedTokens), cancellationToken);
             await Send("message_stop", MessagesJson.MessageStop(), cancellationToken);

@@ -49,13 +49,17 @@ internal static class ResponsesApi
         {
             await answer.RunAsync(streams, deadline.Token);
         }
-        catch (OperationCanceledException) when (deadline.Ended)
+        catch (OperationCanceledException) when (deadline.Ended && !answer.Whole)
         {
             GenerationResponder.Finished(http, deadline.EndReason, streams.GeneratedTokens); // the tokens count whoever ended it
             if (deadline.TimedOut)
             {
                 await TellTimeoutAsync(http, answer);
             }
+        }
+        catch (OperationCanceledException) when (deadline.Ended)
+        {
+            // The whole answer's last frames did not reach a client that left or stopped reading: audited as answered, as on chat.
         }
     }
 
@@ -106,6 +110,9 @@ internal static class ResponsesApi
         private bool _thoughtDone;
 
         public int OutputTokens { get; private set; }
+
+        /// <summary>Whether the answer is whole and audited so: a client leaving or the deadline during its last frames does not undo that.</summary>
+        public bool Whole { get; private set; }
 
         public async Task RunAsync(ChoiceStreams streams, CancellationToken cancellationToken)
         {
@@ -213,6 +220,7 @@ internal static class ResponsesApi
             var incomplete = !callsComplete && finish == FinishReason.Length ? "max_output_tokens" : null;
             var status = incomplete is null ? "completed" : "incomplete";
             GenerationResponder.Finished(http, callsComplete ? "tool_calls" : finish == FinishReason.Length ? "length" : "stop", OutputTokens);
+            Whole = true;
             RequestAudit.Of(http).Tools = settings.Tools?.AuditDetail(calls.Calls);
             if (!settings.Stream)
             {

@@ -29,7 +29,8 @@ public static class ApplianceDefaultsExtensions
             .Validate(l => l.MaxN is >= 1 and <= 128, "Limits:MaxN must be between 1 and 128")
             .Validate(l => l.MaxTokens >= 1, "Limits:MaxTokens must be at least 1")
             .Validate(l => l.RequestTimeout > TimeSpan.Zero && l.RequestTimeout <= MaxTimer, "Limits:RequestTimeout must be positive and at most 24 days")
-            .Validate(l => l.RequestTimeoutGrace >= TimeSpan.Zero && l.RequestTimeoutGrace <= MaxTimer, "Limits:RequestTimeoutGrace must be between zero and 24 days");
+            // Under a second, the connection would often close before the timeout event is written: a reset, not the event.
+            .Validate(l => l.RequestTimeoutGrace >= TimeSpan.FromSeconds(1) && l.RequestTimeoutGrace <= MaxTimer, "Limits:RequestTimeoutGrace must be between 00:00:01 and 24 days");
 
         var limits = configuration.GetSection("Limits").Get<ApiLimits>() ?? new ApiLimits();
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = limits.MaxBodyBytes);

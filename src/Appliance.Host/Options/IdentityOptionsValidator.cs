@@ -84,9 +84,11 @@ internal sealed class IdentityOptionsValidator(IHostEnvironment environment, ICo
 
     private static bool IsLoopback(string url)
     {
-        if (url.StartsWith("http://unix:", StringComparison.OrdinalIgnoreCase) || url.StartsWith("https://unix:", StringComparison.OrdinalIgnoreCase))
+        // A Unix socket is reached from this machine only, as loopback is; Kestrel reads "unix:/" (exactly) after the
+        // scheme as one, while "http://unix:8080" is a host name, which it binds on every interface.
+        if (url.Split("://", 2) is [_, var rest] && rest.StartsWith("unix:/", StringComparison.Ordinal))
         {
-            return true; // a Unix socket is reached from this machine only, as loopback is
+            return true;
         }
 
         var host = url.Split("://", 2).Last().Split('/')[0];

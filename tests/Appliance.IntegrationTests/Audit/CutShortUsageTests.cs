@@ -113,13 +113,16 @@ public sealed class CutShortUsageTests : IDisposable
     [InlineData("/v1/responses", """{"model":"tiny","input":"hi","max_output_tokens":30000,"temperature":0,"stream":true}""")]
     public async Task A_stream_whose_client_stopped_reading_is_ended_a_grace_after_the_timeout_and_frees_its_stream_quota(string path, string body)
     {
-        // The client reads nothing. On a Unix socket the kernel holds about 200 KB for it (TCP on loopback grows its
-        // buffer to megabytes): the server's writes soon wait on the client, and so would the timeout event. Kestrel's
-        // minimum data rate would end the request only after minutes; until then it would hold the caller's one
-        // concurrent stream and have no audit record.
-        var socket = _root.Combine("api.sock");
+        // The client reads nothing. On a Unix socket the kernel holds under 100 KB for it (TCP on loopback grows its
+        // buffer to megabytes) and the server's response buffer is 1 KB: the server's writes soon wait on the client
+        // (the tiny model writes that much in well under a second), and so would the timeout event. Kestrel's minimum
+        // data rate would end the request only after minutes; until then it would hold the caller's one concurrent
+        // stream and have no audit record. ("Tcp" sorts first: the test's HTTP client, for the audit, uses it.)
+        var socket = Path.Combine(Path.GetTempPath(), $"appliance-{Guid.NewGuid():N}"[..20] + ".sock"); // sun_path holds 108 bytes
+        using var removeSocket = new DeleteOnDispose(socket);
         await using var running = await Start(
-            "--Limits:RequestTimeout=00:00:03", "--Limits:RequestTimeoutGrace=00:00:01", "--Quotas:User:ConcurrentStreams=1",
+            "--Limits:RequestTimeout=00:00:05", "--Limits:RequestTimeoutGrace=00:00:01", "--Quotas:User:ConcurrentStreams=1",
+            "--Kestrel:Limits:MaxResponseBufferSize=1024",
             "--Kestrel:Endpoints:Tcp:Url=http://127.0.0.1:0", $"--Kestrel:Endpoints:Unix:Url=http://unix:{socket}");
         var token = running.MintToken("ada", ["appliance-user"]);
         using var client = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
@@ -190,4 +193,9 @@ public sealed class CutShortUsageTests : IDisposable
     }
 
     public void Dispose() => _root.Dispose();
+
+    private sealed class DeleteOnDispose(string path) : IDisposable
+    {
+        public void Dispose() => File.Delete(path);
+    }
 }

@@ -26,15 +26,27 @@ public sealed class HostStartupTests : IDisposable
     }
 
     [Fact]
-    public async Task A_request_timeout_a_timer_cannot_hold_or_a_negative_grace_stops_start_up_naming_the_key()
+    public async Task A_request_timeout_a_timer_cannot_hold_or_a_grace_under_a_second_stops_start_up_naming_the_key()
     {
         // 30 days would overflow .NET's timer and fail every generation request instead.
         await using var app = ApplianceApp.Create(["--urls=http://127.0.0.1:0", "--environment=Development", "--Appliance:BuiltInEmbeddings=false",
-            "--Limits:RequestTimeout=30.00:00:00", "--Limits:RequestTimeoutGrace=-00:00:01"]);
+            "--Limits:RequestTimeout=30.00:00:00", "--Limits:RequestTimeoutGrace=00:00:00"]);
 
         var error = await Assert.ThrowsAsync<OptionsValidationException>(() => app.StartAsync());
         Assert.Contains("Limits:RequestTimeout must be positive and at most 24 days", error.Message, StringComparison.Ordinal);
         Assert.Contains("Limits:RequestTimeoutGrace must be", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("http://0.0.0.0:0")]
+    [InlineData("http://unix:8080")] // a host named "unix": Kestrel binds it on every interface
+    [InlineData("http://UNIX:/tmp/appliance.sock")]
+    public async Task The_development_identity_refuses_an_address_other_than_loopback_or_a_unix_socket(string url)
+    {
+        await using var app = ApplianceApp.Create([$"--urls={url}", "--environment=Development", "--Appliance:BuiltInEmbeddings=false"]);
+
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => app.StartAsync());
+        Assert.Contains($"serves loopback only, but the appliance would listen on {url}", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]
