@@ -46,50 +46,23 @@ internal static class MessagesApi
         audit.FinishReason = "cancelled";
         using var deadline = new RequestDeadline(http, limits);
         var answer = new Answer(http, model, settings, request.Settings.Model, id, prompt.Count, thinking.Reader(), request.Reasoning.Omitted);
-        try
-        {
-            if (settings.Stream)
-            {
-                await answer.StreamAsync(streams, deadline.Token);
-            }
-            else
-            {
-                await answer.CollectAsync(streams, deadline.Token);
-            }
-        }
-        catch (OperationCanceledException) when (deadline.Ended && !answer.Whole)
-        {
-            GenerationResponder.Finished(http, deadline.EndReason, streams.GeneratedTokens); // the tokens count whoever ended it
-            if (deadline.TimedOut)
-            {
-                await TellTimeoutAsync(http, deadline);
-            }
-        }
-        catch (OperationCanceledException) when (deadline.Ended)
-        {
-            // The whole answer's last frames did not reach a client that left or stopped reading: audited as answered, as on chat.
-        }
+        await deadline.RunAsync(
+            token => settings.Stream ? answer.StreamAsync(streams, token) : answer.CollectAsync(streams, token),
+            () => answer.Whole, streams, () => TellTimeoutAsync(http, deadline));
     }
 
     /// <summary>The timeout as an error answer, or as an error event once the stream has begun.</summary>
     private static async Task TellTimeoutAsync(HttpContext http, RequestDeadline deadline)
     {
         const string Message = GenerationResponder.TimeoutMessage;
-        try
+        if (!http.Response.HasStarted)
         {
-            if (!http.Response.HasStarted)
-            {
-                await new OpenAiError(StatusCodes.Status504GatewayTimeout, Message, "timeout_error", null, "timeout").WriteAsync(http);
-            }
-            else
-            {
-                await http.Response.Body.WriteAsync(MessagesJson.Frame("error", MessagesJson.Error(StatusCodes.Status504GatewayTimeout, Message)), deadline.Writes);
-                await http.Response.Body.FlushAsync(deadline.Writes);
-            }
+            await new OpenAiError(StatusCodes.Status504GatewayTimeout, Message, "timeout_error", null, "timeout").WriteAsync(http);
         }
-        catch (Exception exception) when (exception is IOException or OperationCanceledException)
+        else
         {
-            // The client left, or stopped reading and the deadline closed the connection: nobody to tell.
+            await http.Response.Body.WriteAsync(MessagesJson.Frame("error", MessagesJson.Error(StatusCodes.Status504GatewayTimeout, Message)), deadline.Writes);
+            await http.Response.Body.FlushAsync(deadline.Writes);
         }
     }
 

@@ -49,6 +49,39 @@ internal sealed class RequestDeadline : IDisposable
     /// <summary>The audit record's finish reason for a request <see cref="Ended"/> before its answer was whole.</summary>
     public string EndReason => TimedOut ? "timeout" : "cancelled";
 
+    /// <summary>
+    /// Runs an answer under the deadline. One ended before it was whole is audited as <see cref="EndReason"/> with the
+    /// tokens generated until then (a client must not escape its quota by hanging up) and, on a timeout, told so by
+    /// <paramref name="tellTimeout"/> where the client can still read. One already whole keeps its finish reason when
+    /// its last frames do not reach a client that left or stopped reading.
+    /// </summary>
+    public async Task RunAsync(Func<CancellationToken, Task> answer, Func<bool> whole, ChoiceStreams streams, Func<Task> tellTimeout)
+    {
+        try
+        {
+            await answer(Token);
+        }
+        catch (OperationCanceledException) when (Ended && !whole())
+        {
+            GenerationResponder.Finished(_http, EndReason, streams.GeneratedTokens);
+            if (TimedOut)
+            {
+                try
+                {
+                    await tellTimeout();
+                }
+                catch (Exception exception) when (exception is IOException or OperationCanceledException)
+                {
+                    // The client left, or stopped reading and the deadline closed the connection: nobody to tell.
+                }
+            }
+        }
+        catch (OperationCanceledException) when (Ended)
+        {
+            // A whole answer: audited as answered.
+        }
+    }
+
     private void StartClosing()
     {
         lock (_gate)

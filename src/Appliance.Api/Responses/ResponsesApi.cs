@@ -45,43 +45,14 @@ internal static class ResponsesApi
         audit.FinishReason = "cancelled";
         using var deadline = new RequestDeadline(http, limits);
         var answer = new Answer(http, model, settings, new ResponsesJson(id, request.Settings.Model, time.GetUtcNow().ToUnixTimeSeconds(), request), prompt.Count, thinking.Reader());
-        try
-        {
-            await answer.RunAsync(streams, deadline.Token);
-        }
-        catch (OperationCanceledException) when (deadline.Ended && !answer.Whole)
-        {
-            GenerationResponder.Finished(http, deadline.EndReason, streams.GeneratedTokens); // the tokens count whoever ended it
-            if (deadline.TimedOut)
-            {
-                await TellTimeoutAsync(http, answer);
-            }
-        }
-        catch (OperationCanceledException) when (deadline.Ended)
-        {
-            // The whole answer's last frames did not reach a client that left or stopped reading: audited as answered, as on chat.
-        }
+        await deadline.RunAsync(token => answer.RunAsync(streams, token), () => answer.Whole, streams, () => TellTimeoutAsync(http, answer));
     }
 
     /// <summary>The timeout as an error answer, or as the stream's error and response.failed events once it has begun.</summary>
-    private static async Task TellTimeoutAsync(HttpContext http, Answer answer)
-    {
-        try
-        {
-            if (!http.Response.HasStarted)
-            {
-                await OpenAiError.Unavailable(GenerationResponder.TimeoutMessage, "timeout").WriteAsync(http);
-            }
-            else
-            {
-                await answer.SendErrorAsync("timeout", GenerationResponder.TimeoutMessage);
-            }
-        }
-        catch (Exception exception) when (exception is IOException or OperationCanceledException)
-        {
-            // The client left, or stopped reading and the deadline closed the connection: nobody to tell.
-        }
-    }
+    private static Task TellTimeoutAsync(HttpContext http, Answer answer) =>
+        http.Response.HasStarted
+            ? answer.SendErrorAsync("timeout", GenerationResponder.TimeoutMessage)
+            : OpenAiError.Unavailable(GenerationResponder.TimeoutMessage, "timeout").WriteAsync(http);
 
     private static string Render(ServedModel model, ResponsesRequest request)
     {
