@@ -48,11 +48,11 @@ internal static class MessagesApi
         var answer = new Answer(http, model, settings, request.Settings.Model, id, prompt.Count, thinking.Reader(), request.Reasoning.Omitted);
         await deadline.RunAsync(
             token => settings.Stream ? answer.StreamAsync(streams, token) : answer.CollectAsync(streams, token),
-            () => answer.Whole, streams, () => TellTimeoutAsync(http, deadline));
+            () => answer.Whole, streams, () => TellTimeoutAsync(http));
     }
 
     /// <summary>The timeout as an error answer, or as an error event once the stream has begun.</summary>
-    private static async Task TellTimeoutAsync(HttpContext http, RequestDeadline deadline)
+    private static async Task TellTimeoutAsync(HttpContext http)
     {
         const string Message = GenerationResponder.TimeoutMessage;
         if (!http.Response.HasStarted)
@@ -61,8 +61,7 @@ internal static class MessagesApi
         }
         else
         {
-            await http.Response.Body.WriteAsync(MessagesJson.Frame("error", MessagesJson.Error(StatusCodes.Status504GatewayTimeout, Message)), deadline.Writes);
-            await http.Response.Body.FlushAsync(deadline.Writes);
+            await RequestDeadline.SendFrameAsync(http.Response, CancellationToken.None, MessagesJson.Frame("error", MessagesJson.Error(StatusCodes.Status504GatewayTimeout, Message)));
         }
     }
 
@@ -333,12 +332,8 @@ internal static class MessagesApi
         private static string StopReason(FinishReason? finish, IReadOnlyList<ToolCall> calls, string? stopString) =>
             calls.Count > 0 ? "tool_use" : finish == FinishReason.Length ? "max_tokens" : stopString is not null ? "stop_sequence" : "end_turn";
 
-        /// <summary>The timeout is looked at before the write, not handed to it (see <see cref="RequestDeadline"/>).</summary>
-        private async Task Send(string type, byte[] data, CancellationToken cancellationToken)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            await http.Response.Body.WriteAsync(MessagesJson.Frame(type, data), http.RequestAborted);
-            await http.Response.Body.FlushAsync(http.RequestAborted);
-        }
+        /// <summary>Writes one frame; the token as in <see cref="RequestDeadline.SendFrameAsync"/>.</summary>
+        private Task Send(string type, byte[] data, CancellationToken check) =>
+            RequestDeadline.SendFrameAsync(http.Response, check, MessagesJson.Frame(type, data));
     }
 }

@@ -233,12 +233,11 @@ internal static class GenerationResponder
 
         if (settings.IncludeUsage)
         {
-            await Event(response, OpenAiJson.UsageChunk(header, new GenerationUsage(promptTokens, completionTokens) { CachedPromptTokens = cachedTokens ?? 0, ReasoningTokens = ThoughtTokens(thoughts) }), deadline.Writes);
+            await Event(response, OpenAiJson.UsageChunk(header, new GenerationUsage(promptTokens, completionTokens) { CachedPromptTokens = cachedTokens ?? 0, ReasoningTokens = ThoughtTokens(thoughts) }), CancellationToken.None);
         }
 
         // Every choice has finished: a timeout now does not undo a whole answer.
-        await response.Body.WriteAsync(Done, deadline.Writes);
-        await response.Body.FlushAsync(deadline.Writes);
+        await RequestDeadline.SendFrameAsync(response, CancellationToken.None, Done);
     }
 
     /// <summary>
@@ -348,18 +347,7 @@ internal static class GenerationResponder
         _ => new OpenAiError(StatusCodes.Status500InternalServerError, "The model failed while generating; please retry.", "server_error", null, "engine_error"),
     };
 
-    /// <summary>
-    /// Writes one event. The request's timeout (<paramref name="cancellationToken"/>) is looked at before the write, never
-    /// handed to it (see <see cref="RequestDeadline"/>): only the client leaving, or the deadline closing the connection of
-    /// a client that stopped reading, cancels the write itself.
-    /// </summary>
-    private static async Task Event(HttpResponse response, byte[] json, CancellationToken cancellationToken)
-    {
-        cancellationToken.ThrowIfCancellationRequested();
-        var clientLeft = response.HttpContext.RequestAborted;
-        await response.Body.WriteAsync(DataPrefix, clientLeft);
-        await response.Body.WriteAsync(json, clientLeft);
-        await response.Body.WriteAsync(EventEnd, clientLeft);
-        await response.Body.FlushAsync(clientLeft);
-    }
+    /// <summary>Writes one event; <paramref name="check"/> as in <see cref="RequestDeadline.SendFrameAsync"/>.</summary>
+    private static Task Event(HttpResponse response, byte[] json, CancellationToken check) =>
+        RequestDeadline.SendFrameAsync(response, check, DataPrefix, json, EventEnd);
 }

@@ -82,6 +82,24 @@ internal sealed class RequestDeadline : IDisposable
         }
     }
 
+    /// <summary>
+    /// Writes and flushes one frame of a stream, in <paramref name="parts"/>. <paramref name="check"/> (the deadline's
+    /// <see cref="Token"/> while the answer is unfinished, none once it is whole or for the timeout's own event) is
+    /// looked at first and never handed to the write: only the client leaving, or the deadline closing the connection of
+    /// a client that stopped reading, cancels the write itself (see the class summary).
+    /// </summary>
+    public static async Task SendFrameAsync(HttpResponse response, CancellationToken check, params ReadOnlyMemory<byte>[] parts)
+    {
+        check.ThrowIfCancellationRequested();
+        var clientLeft = response.HttpContext.RequestAborted;
+        foreach (var part in parts)
+        {
+            await response.Body.WriteAsync(part, clientLeft);
+        }
+
+        await response.Body.FlushAsync(clientLeft);
+    }
+
     private void StartClosing()
     {
         lock (_gate)

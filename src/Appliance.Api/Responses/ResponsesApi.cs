@@ -510,15 +510,8 @@ internal static class ResponsesApi
             await Send(final, json.ResponseEvent(final, status, output, inputTokens, OutputTokens, incomplete), cancellationToken);
         }
 
-        /// <summary>
-        /// The timeout is looked at before the write, not handed to it (see <see cref="RequestDeadline"/>): only the client
-        /// leaving, or the deadline closing the connection of a client that stopped reading, cancels the write itself.
-        /// </summary>
-        private async Task Send(string type, byte[] data, CancellationToken cancellationToken)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            await http.Response.Body.WriteAsync(ResponsesJson.Frame(type, data), http.RequestAborted);
-            await http.Response.Body.FlushAsync(http.RequestAborted);
-        }
+        /// <summary>Writes one frame; the token as in <see cref="RequestDeadline.SendFrameAsync"/>.</summary>
+        private Task Send(string type, byte[] data, CancellationToken check) =>
+            RequestDeadline.SendFrameAsync(http.Response, check, ResponsesJson.Frame(type, data));
     }
 }
