@@ -77,7 +77,7 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
         _kvCache = new KvCacheManager(options.KvCacheTokens ?? (_options.MaxBatchSize * info.ContextLength));
         if (runner.PrefixBlocks is { BlockCapacity: > 0 } store)
         {
-            _prefix = new PrefixCache(store, exception => EngineLog.PrefixCopyFailed(_logger, exception, info.Id));
+            _prefix = new PrefixCache(store, exception => EngineLog.PrefixCopyFailed(_logger, exception, info.Id), info.WidthSwitchLength);
         }
 
         _scheduler = NewScheduler();
@@ -579,7 +579,7 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
         ReadOnlyMemory<float> logits;
         try
         {
-            logits = ExecuteWatched([new RunnerSequence(sequence.Id, input, computed) { LogitsPositions = input.Length }]);
+            logits = ExecuteWatched([new RunnerSequence(sequence.Id, input, computed) { LogitsPositions = input.Length, PromptLength = sequence.PromptLength }]);
         }
         catch (Exception) when (_stopping)
         {
@@ -661,7 +661,7 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
         {
             var (sequence, count) = rows[i];
             var tokens = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(sequence.Tokens).Slice(sequence.Computed, count).ToArray();
-            batch[i] = new RunnerSequence(sequence.Id, tokens, sequence.Computed);
+            batch[i] = new RunnerSequence(sequence.Id, tokens, sequence.Computed) { PromptLength = sequence.PromptLength };
         }
 
         ReadOnlyMemory<float> logits;

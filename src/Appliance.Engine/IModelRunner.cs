@@ -11,6 +11,13 @@ public readonly record struct RunnerSequence(long SequenceId, ReadOnlyMemory<int
     /// position's own row, in order).
     /// </summary>
     public int LogitsPositions { get; init; } = 1;
+
+    /// <summary>
+    /// The length of the prompt the sequence first arrived with (0: unknown, its positions count as run one by one).
+    /// A model whose rotary cache depends on a run's width (<see cref="ModelInfo.WidthSwitchLength"/>) computes every
+    /// prompt position as if the whole prompt ran at once, however it is chunked, as onnxruntime-genai runs it.
+    /// </summary>
+    public int PromptLength { get; init; }
 }
 
 /// <summary>

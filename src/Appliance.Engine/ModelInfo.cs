@@ -11,4 +11,12 @@ public sealed record ModelInfo(
     int VocabularySize,
     int ContextLength,
     IReadOnlySet<int> EosTokenIds,
-    int PadTokenId);
+    int PadTokenId)
+{
+    /// <summary>
+    /// Where the model switches from one rotary cache to another by the width of a run (LongRoPE exports: short factors
+    /// up to this many positions, long ones beyond), or null. A position's cache then depends on the sequence's prompt
+    /// length (the whole prompt runs at once for onnxruntime-genai): the prefix cache keeps prompts on either side apart.
+    /// </summary>
+    public int? WidthSwitchLength { get; init; }
+}

@@ -68,6 +68,18 @@ public sealed class BFloat16ModelFixture() : TinyModelFixture(SyntheticModelSpec
 /// <summary>The Llama with int4 MatMulNBits weights (the builder's CPU int4 export: blocks of 32, accuracy level 4).</summary>
 public sealed class Int4ModelFixture() : TinyModelFixture(SyntheticModelSpec.TinyLlama with { Int4Weights = true }, "int4");
 
+/// <summary>The Llama with LongRoPE's two rotary caches, switching at 20 positions (Phi-3.5 and Phi-4-mini switch at 4,096).</summary>
+public sealed class LongRopeModelFixture() : TinyModelFixture(SyntheticModelSpec.TinyLlama with { LongRopeSwitch = LongRopeModelFixture.Switch, Seed = 11 }, "longrope")
+{
+    public const int Switch = 20;
+}
+
+[CollectionDefinition(Name)]
+public sealed class LongRopeModelCollection : ICollectionFixture<LongRopeModelFixture>
+{
+    public const string Name = "builder-style llama, LongRoPE";
+}
+
 [CollectionDefinition(Name)]
 public sealed class ConcatModelCollection : ICollectionFixture<ConcatModelFixture>
 {

@@ -14,14 +14,17 @@ internal sealed class PrefixCache
     private readonly IPrefixBlockStore _store;
     private readonly PrefixBlockIndex _index;
     private readonly Action<Exception> _copyFailed;
+    private readonly int? _widthSwitchLength;
     private long _lookupTokens;
     private long _hitTokens;
 
     /// <param name="copyFailed">Told when a copy fails: the cache is emptied and serving goes on without it.</param>
-    public PrefixCache(IPrefixBlockStore store, Action<Exception> copyFailed)
+    /// <param name="widthSwitchLength">The model's <see cref="ModelInfo.WidthSwitchLength"/>, if any.</param>
+    public PrefixCache(IPrefixBlockStore store, Action<Exception> copyFailed, int? widthSwitchLength = null)
     {
         _store = store;
         _copyFailed = copyFailed;
+        _widthSwitchLength = widthSwitchLength;
         _index = new PrefixBlockIndex(store.BlockTokens, store.BlockCapacity);
     }
 
@@ -50,7 +53,7 @@ internal sealed class PrefixCache
             return [];
         }
 
-        return _index.Match(sequence.Request.Tenant, sequence.Tokens, sequence.Tokens.Count - 1);
+        return _index.Match(Partition(sequence), sequence.Tokens, sequence.Tokens.Count - 1);
     }
 
     /// <summary>Gives the admitted sequence the matched prefix's KV; counts it for the hit rate.</summary>
@@ -88,7 +91,7 @@ internal sealed class PrefixCache
     /// <summary>Saves the sequence's computed whole blocks not cached yet. A failed copy empties the cache; the sequence is unharmed.</summary>
     public void Save(Sequence sequence)
     {
-        var (firstBlock, slots) = _index.Insert(sequence.Request.Tenant, sequence.Tokens, sequence.Computed);
+        var (firstBlock, slots) = _index.Insert(Partition(sequence), sequence.Tokens, sequence.Computed);
         if (slots.Count == 0)
         {
             return;
@@ -104,4 +107,11 @@ internal sealed class PrefixCache
             _copyFailed(exception);
         }
     }
+
+    /// <summary>
+    /// The tenant, and for a model that switches rotary caches by a run's width, which side of the switch the
+    /// sequence's prompt lies on: the same tokens hold other keys on the other side, so such blocks are never shared.
+    /// </summary>
+    private string Partition(Sequence sequence) =>
+        _widthSwitchLength is { } limit && sequence.PromptLength > limit ? sequence.Request.Tenant + "\u0000long-rotary" : sequence.Request.Tenant;
 }

@@ -50,7 +50,7 @@ internal sealed class ConcatKvCache : IKvCacheLayout
     /// Past tensors for a batch, and where its present goes: an arena (steady-state decoding allocates nothing) or,
     /// for prefills, tensors ONNX Runtime allocates.
     /// </summary>
-    public KvRunPlan Prepare(IReadOnlyList<RunnerSequence> batch, bool decode)
+    public KvRunPlan Prepare(IReadOnlyList<RunnerSequence> batch, bool decode, int? placeAt = null)
     {
         var (past, presentArena) = Arrange(batch, decode);
         _presentArena = presentArena;

@@ -28,10 +28,12 @@ internal static class DecoderInputs
         PaddingSide padding,
         int pastWidth,
         int padTokenId,
-        DecoderSignature types)
+        DecoderSignature types,
+        int minimumMaskWidth = 0)
     {
         var width = rows.Max(r => r.NewTokens.Length);
-        var total = padding == PaddingSide.Left ? pastWidth + width : rows.Max(r => r.PastLength + r.NewTokens.Length);
+        // A wider mask than the rows need (right padding only: its extra columns are 0) selects a LongRoPE export's long cache.
+        var total = padding == PaddingSide.Left ? pastWidth + width : Math.Max(minimumMaskWidth, rows.Max(r => r.PastLength + r.NewTokens.Length));
         var ids = new long[rows.Count * width];
         var mask = new long[rows.Count * total];
         var positions = new long[rows.Count * width];

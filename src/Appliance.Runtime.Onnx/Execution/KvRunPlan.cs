@@ -31,7 +31,11 @@ internal interface IKvCacheLayout : IDisposable
 
     long Bytes { get; }
 
-    KvRunPlan Prepare(IReadOnlyList<RunnerSequence> batch, bool decode);
+    /// <param name="placeAt">
+    /// Where the batch's rows must lie for this run (a shared buffer's first slot), when a step runs its rows in more
+    /// than one run; null: where a decode step or admission puts them.
+    /// </param>
+    KvRunPlan Prepare(IReadOnlyList<RunnerSequence> batch, bool decode, int? placeAt = null);
 
     /// <summary>Records the run's outputs; the layout disposes the present handles it does not keep.</summary>
     void Commit(KvRunPlan plan, IReadOnlyDictionary<string, OrtValue> presents);

@@ -27,6 +27,7 @@ public sealed partial class OnnxDecoderRunner : IModelRunner
     private readonly string[] _presentKeyNames;
     private readonly string[] _presentValueNames;
     private readonly int _positionsPerRun;
+    private readonly int? _widthSwitch;
     private readonly RunOptions _runOptions = new();
     private long _hostLogitsBytes;
     private long _largestLogitsBytes;
@@ -74,6 +75,8 @@ public sealed partial class OnnxDecoderRunner : IModelRunner
                 _prefixPool = new PrefixBlockPool(_storage, _kvCache, Signature.KvType, _decoder.Layers, _decoder.KvHeads, _decoder.HeadSize, options.PrefixBlockTokens, blocks);
             }
 
+            _widthSwitch = WidthSwitch(OnnxFormat.OnnxGraphSignature.Read(folder.DecoderPath), context, modelId, logger);
+            Info = Info with { WidthSwitchLength = _widthSwitch };
             _selector = new LogitsSelector(Signature.LogitsType, Info.VocabularySize, Device);
             _hostLogits = HostLogitsBuffer.Create(MaxBatchSize * Info.VocabularySize, _session, Device.CudaDeviceId);
             var rowBytes = (long)Info.VocabularySize * Signature.LogitsElementSize;
@@ -119,34 +122,114 @@ public sealed partial class OnnxDecoderRunner : IModelRunner
     {
         ValidateBatch(batch);
         _runOptions.Terminate = false; // an interrupt that came after the last run ended is not for this one
-        var width = batch.Max(r => r.NewTokens.Length);
         var rows = batch.Sum(r => r.LogitsPositions);
-        if (width == 1 || (long)batch.Count * width <= _positionsPerRun)
+        if (_widthSwitch is { } limit)
         {
-            Run(batch, firstRow: 0, keepLogits: true);
+            ExecuteAcrossSwitch(batch, limit);
         }
         else
         {
-            // Too many positions for one run's logits: each row on its own, its new tokens in pieces. The KV cache
-            // makes the pieces exact; only the last piece's logits are kept (it holds every position asked for).
-            var firstRow = 0;
-            foreach (var sequence in batch)
-            {
-                // The last piece is what plain chunking leaves at the end, or longer when more positions are asked for.
-                var length = sequence.NewTokens.Length;
-                var head = length - Math.Max(sequence.LogitsPositions, ((length - 1) % _positionsPerRun) + 1);
-                for (var start = 0; start < head; start += _positionsPerRun)
-                {
-                    var piece = Math.Min(_positionsPerRun, head - start);
-                    Run([new RunnerSequence(sequence.SequenceId, sequence.NewTokens.Slice(start, piece), sequence.PastLength + start)], firstRow, keepLogits: false);
-                }
-
-                Run([sequence with { NewTokens = sequence.NewTokens[head..], PastLength = sequence.PastLength + head }], firstRow, keepLogits: true);
-                firstRow += sequence.LogitsPositions;
-            }
+            ExecuteAt(batch, firstRow: 0, minimumMaskWidth: 0, placeAt: null);
         }
 
         return _hostLogits.Memory[..(rows * Info.VocabularySize)];
+    }
+
+    /// <summary>
+    /// Runs <paramref name="batch"/> with its logits from host row <paramref name="firstRow"/> on: in one run, or, when
+    /// its logits would not fit one run's budget, each row on its own in pieces.
+    /// </summary>
+    private void ExecuteAt(IReadOnlyList<RunnerSequence> batch, int firstRow, int minimumMaskWidth, int? placeAt)
+    {
+        var width = batch.Max(r => r.NewTokens.Length);
+        if (width == 1 || (long)batch.Count * width <= _positionsPerRun)
+        {
+            Run(batch, firstRow, keepLogits: batch.Any(r => r.LogitsPositions > 0), minimumMaskWidth, placeAt);
+            return;
+        }
+
+        // Too many positions for one run's logits: each row on its own, its new tokens in pieces. The KV cache
+        // makes the pieces exact; only the last piece's logits are kept (it holds every position asked for).
+        foreach (var sequence in batch)
+        {
+            // The last piece is what plain chunking leaves at the end, or longer when more positions are asked for.
+            var length = sequence.NewTokens.Length;
+            var head = length - Math.Max(sequence.LogitsPositions, ((length - 1) % _positionsPerRun) + 1);
+            for (var start = 0; start < head; start += _positionsPerRun)
+            {
+                var piece = Math.Min(_positionsPerRun, head - start);
+                Run([sequence with { NewTokens = sequence.NewTokens.Slice(start, piece), PastLength = sequence.PastLength + start, LogitsPositions = 0 }], firstRow, keepLogits: false, minimumMaskWidth, placeAt: null);
+            }
+
+            Run([sequence with { NewTokens = sequence.NewTokens[head..], PastLength = sequence.PastLength + head }], firstRow, keepLogits: sequence.LogitsPositions > 0, minimumMaskWidth, placeAt: null);
+            firstRow += sequence.LogitsPositions;
+        }
+    }
+
+    /// <summary>
+    /// A LongRoPE export picks its rotary cache by the width of the run (<see cref="ModelInfo.WidthSwitchLength"/>):
+    /// the long factors for every position of a run wider than the switch. Run alone by onnxruntime-genai, a position
+    /// of a sequence whose prompt is longer than the switch uses the long factors (the whole prompt runs at once), and a
+    /// position after a shorter prompt uses them from the switch on. Here the same holds in any batch and any chunking:
+    /// rows on the short side run together with a mask no wider than the switch, rows on the long side together with a
+    /// mask at least one wider (its extra columns masked out), and a row that crosses the switch in this run (a chunk of
+    /// a recomputed sequence, or drafts being verified) runs on its own in two pieces. Host rows keep the caller's order.
+    /// </summary>
+    private void ExecuteAcrossSwitch(IReadOnlyList<RunnerSequence> batch, int limit)
+    {
+        // The first position of a sequence that uses the long factors.
+        int FirstLong(RunnerSequence row) => row.PromptLength > limit ? 0 : limit;
+        List<(RunnerSequence Row, int Caller)> shortSide = [], longSide = [], crossing = [];
+        for (var caller = 0; caller < batch.Count; caller++)
+        {
+            var row = batch[caller];
+            var firstLong = FirstLong(row);
+            var side = row.PastLength >= firstLong ? longSide : row.PastLength + row.NewTokens.Length <= firstLong ? shortSide : crossing;
+            side.Add((row, caller));
+        }
+
+        if (crossing.Count == 0 && (shortSide.Count == 0 || longSide.Count == 0))
+        {
+            ExecuteAt(batch, firstRow: 0, longSide.Count > 0 ? limit + 1 : 0, placeAt: null);
+            return;
+        }
+
+        // The runs write their host rows one after the other; afterwards each caller's rows move to its place.
+        var written = new List<(int Caller, int Rows)>();
+        var next = 0;
+        var slot = 0;
+        void RunSide(List<(RunnerSequence Row, int Caller)> side, int minimumMaskWidth)
+        {
+            if (side.Count == 0)
+            {
+                return;
+            }
+
+            ExecuteAt([.. side.Select(s => s.Row)], next, minimumMaskWidth, placeAt: slot);
+            slot += side.Count;
+            foreach (var (row, caller) in side)
+            {
+                written.Add((caller, row.LogitsPositions));
+                next += row.LogitsPositions;
+            }
+        }
+
+        RunSide(shortSide, 0);
+        RunSide(longSide, limit + 1);
+        foreach (var (row, caller) in crossing)
+        {
+            var shortTokens = FirstLong(row) - row.PastLength;
+            var longTokens = row.NewTokens.Length - shortTokens;
+            var shortPiece = row with { NewTokens = row.NewTokens[..shortTokens], LogitsPositions = Math.Max(0, row.LogitsPositions - longTokens) };
+            var longPiece = row with { NewTokens = row.NewTokens[shortTokens..], PastLength = row.PastLength + shortTokens, LogitsPositions = Math.Min(row.LogitsPositions, longTokens) };
+            ExecuteAt([shortPiece], next, 0, placeAt: null);
+            next += shortPiece.LogitsPositions;
+            ExecuteAt([longPiece], next, limit + 1, placeAt: null);
+            next += longPiece.LogitsPositions;
+            written.Add((caller, row.LogitsPositions));
+        }
+
+        _hostLogits.Reorder(written, Info.VocabularySize);
     }
 
     public void Release(long sequenceId) => _kvCache.Release(sequenceId);
@@ -202,15 +285,37 @@ public sealed partial class OnnxDecoderRunner : IModelRunner
     }
 
     /// <summary>
+    /// The width of a run beyond which the export switches rotary caches (see <see cref="ExecuteAcrossSwitch"/>); null
+    /// when it has no such switch or the context never reaches it. A concatenating cache cannot widen its mask, so
+    /// there the switch follows each run's width, as batches make it; said once at load.
+    /// </summary>
+    private int? WidthSwitch(OnnxFormat.OnnxGraphSignature graph, int context, string modelId, ILogger logger)
+    {
+        if (!graph.WidthThresholds.TryGetValue(_decoder.Inputs.AttentionMask, out var limit) || limit < 1 || limit >= context)
+        {
+            return null;
+        }
+
+        if (_kvCache.Padding == PaddingSide.Left)
+        {
+            LogWidthSwitchNotFollowed(logger, modelId, limit);
+            return null;
+        }
+
+        LogWidthSwitch(logger, modelId, limit);
+        return (int)limit;
+    }
+
+    /// <summary>
     /// One session run for <paramref name="rows"/>; their logits land in host rows from <paramref name="firstRow"/> on
     /// (or nowhere, for a piece of a prompt whose last position comes later).
     /// </summary>
-    private void Run(IReadOnlyList<RunnerSequence> rows, int firstRow, bool keepLogits)
+    private void Run(IReadOnlyList<RunnerSequence> rows, int firstRow, bool keepLogits, int minimumMaskWidth, int? placeAt)
     {
         var width = rows.Max(r => r.NewTokens.Length);
         var decode = width == 1 && rows.All(r => r.PastLength > 0);
-        var plan = _kvCache.Prepare(rows, decode);
-        using var inputs = DecoderInputs.Build(plan.Rows, _kvCache.Padding, plan.PastWidth, Info.PadTokenId, Signature);
+        var plan = _kvCache.Prepare(rows, decode, placeAt);
+        using var inputs = DecoderInputs.Build(plan.Rows, _kvCache.Padding, plan.PastWidth, Info.PadTokenId, Signature, minimumMaskWidth);
         try
         {
             using var binding = _session.CreateIoBinding();
@@ -377,6 +482,12 @@ public sealed partial class OnnxDecoderRunner : IModelRunner
 
     [LoggerMessage(EventId = 1102, Level = LogLevel.Information, Message = "Model {ModelId}: genai_config.json option not used: {Option}")]
     private static partial void LogIgnoredOption(ILogger logger, string modelId, string option);
+
+    [LoggerMessage(EventId = 1103, Level = LogLevel.Information, Message = "Model {ModelId}: the rotary cache switches at {Limit} positions (LongRoPE); prompts longer than that use the long factors throughout, in any batch or chunking")]
+    private static partial void LogWidthSwitch(ILogger logger, string modelId, long limit);
+
+    [LoggerMessage(EventId = 1104, Level = LogLevel.Warning, Message = "Model {ModelId}: the rotary cache switches at {Limit} positions (LongRoPE), which a concatenating KV cache cannot hold steady: around that length, answers depend on chunking and batching")]
+    private static partial void LogWidthSwitchNotFollowed(ILogger logger, string modelId, long limit);
 }
 
 /// <summary>

@@ -53,7 +53,7 @@ internal sealed class SharedBufferKvCache : IKvCacheLayout
     /// <summary>Bytes from one head's start to the next within a row: the whole context.</summary>
     private long HeadPitch => (long)_contextLength * _headSize * _arena.ElementSize;
 
-    public KvRunPlan Prepare(IReadOnlyList<RunnerSequence> batch, bool decode)
+    public KvRunPlan Prepare(IReadOnlyList<RunnerSequence> batch, bool decode, int? placeAt = null)
     {
         foreach (var row in batch)
         {
@@ -70,9 +70,9 @@ internal sealed class SharedBufferKvCache : IKvCacheLayout
             Admit(fresh, batch.Count);
         }
 
-        if (decode)
+        if (decode || placeAt is not null)
         {
-            PlaceAtFront(batch);
+            PlaceAt(batch, placeAt ?? 0);
         }
 
         // Run order is slot order; the slots form one contiguous range.
@@ -195,12 +195,20 @@ internal sealed class SharedBufferKvCache : IKvCacheLayout
         }
     }
 
-    /// <summary>Makes the batch occupy slots [0, batch size): rows outside swap with whatever sits in a slot they need.</summary>
-    private void PlaceAtFront(IReadOnlyList<RunnerSequence> batch)
+    /// <summary>
+    /// Makes the batch occupy slots [<paramref name="start"/>, start + batch size): rows outside swap with whatever sits
+    /// in a slot they need. Rows already in place do not move, so a step that keeps its rows costs no copy.
+    /// </summary>
+    private void PlaceAt(IReadOnlyList<RunnerSequence> batch, int start)
     {
+        if (start < 0 || start + batch.Count > _slotOwner.Length)
+        {
+            throw new ArgumentOutOfRangeException(nameof(start), $"Slots {start} to {start + batch.Count - 1} are not all in the cache's {_slotOwner.Length}.");
+        }
+
         var members = batch.Select(r => r.SequenceId).ToHashSet();
-        var outside = members.Where(id => _sequences[id].Slot >= batch.Count).ToList();
-        var targets = Enumerable.Range(0, batch.Count).Where(s => _slotOwner[s] is not { } owner || !members.Contains(owner)).ToList();
+        var outside = members.Where(id => _sequences[id].Slot < start || _sequences[id].Slot >= start + batch.Count).ToList();
+        var targets = Enumerable.Range(start, batch.Count).Where(s => _slotOwner[s] is not { } owner || !members.Contains(owner)).ToList();
         for (var i = 0; i < outside.Count; i++)
         {
             if (_slotOwner[targets[i]] is { } other)

@@ -57,6 +57,16 @@ internal sealed class ProtoReader(Stream stream)
             : (long)length;
     }
 
+    /// <summary>
+    /// Reads a length-delimited field's length and returns where the field ends. (Position + ReadLength() would be
+    /// short by the length's own bytes: C# reads Position first.)
+    /// </summary>
+    public long ReadEnd()
+    {
+        var length = ReadLength();
+        return stream.Position + length;
+    }
+
     public string ReadString()
     {
         var length = ReadLength();
@@ -85,6 +95,17 @@ internal sealed class ProtoReader(Stream stream)
         stream.ReadExactly(bytes);
         return bytes;
     }
+
+    /// <summary>The next <paramref name="count"/> bytes.</summary>
+    public byte[] ReadExactly(int count)
+    {
+        var bytes = new byte[count];
+        stream.ReadExactly(bytes);
+        return bytes;
+    }
+
+    /// <summary>Seeks past the next <paramref name="count"/> bytes.</summary>
+    public void SkipBytes(long count) => stream.Seek(count, SeekOrigin.Current);
 
     public void Skip(ProtoField field)
     {

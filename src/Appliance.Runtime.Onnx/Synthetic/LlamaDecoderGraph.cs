@@ -34,7 +34,11 @@ internal static class LlamaDecoderGraph
         };
         DeclareInputsAndOutputs(g, spec, boundary);
         var (seqlens, total) = SequenceLengths(g);
-        var (cos, sin) = RotaryCaches(g, spec);
+        var (cos, sin) = RotaryCaches(g, spec, string.Empty);
+        if (spec.LongRopeSwitch is { } limit)
+        {
+            (cos, sin) = LongRopeCaches(g, spec, limit, cos, sin);
+        }
 
         var root = g.Node("Gather", [g.Initializer("model.embed_tokens.weight", weights.Embedding, spec.VocabularySize, spec.HiddenSize), "input_ids"]);
         var normed = g.Node(
@@ -120,16 +124,29 @@ internal static class LlamaDecoderGraph
     }
 
     /// <summary>cos_cache and sin_cache [context, head_size / 2], of the attention's type.</summary>
-    private static (string Cos, string Sin) RotaryCaches(OnnxGraphBuilder g, SyntheticModelSpec spec)
+    private static (string Cos, string Sin) RotaryCaches(OnnxGraphBuilder g, SyntheticModelSpec spec, string prefix)
     {
         var (cos, sin) = LlamaReference.RotaryCache(spec);
         long[] dims = [spec.ContextLength, spec.HeadSize / 2];
         if (spec.Precision == BoundaryPrecision.Float16)
         {
-            return (g.RawInitializer("cos_cache", OnnxDataType.Float16, HalfBytes(cos), dims), g.RawInitializer("sin_cache", OnnxDataType.Float16, HalfBytes(sin), dims));
+            return (g.RawInitializer($"{prefix}cos_cache", OnnxDataType.Float16, HalfBytes(cos), dims), g.RawInitializer($"{prefix}sin_cache", OnnxDataType.Float16, HalfBytes(sin), dims));
         }
 
-        return (g.Initializer("cos_cache", cos, dims), g.Initializer("sin_cache", sin, dims));
+        return (g.Initializer($"{prefix}cos_cache", cos, dims), g.Initializer($"{prefix}sin_cache", sin, dims));
+    }
+
+    /// <summary>
+    /// The builder's LongRoPE selection: Greater(Gather(Shape(attention_mask), 1), switch) picks the long caches, else
+    /// the short ones. The builder selects with an If over two constant subgraphs; Where selects the same tensors.
+    /// The switch is a Constant node, as the builder writes its constants.
+    /// </summary>
+    private static (string Cos, string Sin) LongRopeCaches(OnnxGraphBuilder g, SyntheticModelSpec spec, int limit, string shortCos, string shortSin)
+    {
+        var (longCos, longSin) = RotaryCaches(g, spec with { RopeTheta = spec.RopeTheta * 16 }, "long_");
+        var width = g.Node("Gather", [g.Node("Shape", ["attention_mask"]), g.Int64Constant([1])], OnnxAttribute.Integer("axis", 0));
+        var wide = g.Node("Greater", [width, g.Node("Constant", [], OnnxAttribute.Integer("value_int", limit))]);
+        return (g.Node("Where", [wide, longCos, shortCos]), g.Node("Where", [wide, longSin, shortSin]));
     }
 
     /// <summary>

@@ -83,6 +83,13 @@ public sealed record SyntheticModelSpec
     /// <summary>Builder style: a sliding attention window (GroupQueryAttention local_window_size) on odd layers, as Gemma 2 alternates; null: none.</summary>
     public int? SlidingWindow { get; init; }
 
+    /// <summary>
+    /// Builder style: LongRoPE's two rotary caches (Phi-3 128k, Phi-3.5, Phi-4-mini), picked by the attention mask's
+    /// width as the builder's graph does: up to this many positions the short cache, beyond it the long one (here the
+    /// angles of a 16 times larger base). Null: one cache.
+    /// </summary>
+    public int? LongRopeSwitch { get; init; }
+
     /// <summary>Write the weights to model.onnx.data beside model.onnx, as the builder does.</summary>
     public bool ExternalData { get; init; }
 
@@ -182,10 +189,15 @@ public sealed record SyntheticModelSpec
             {
                 return "the sliding window must be positive when set";
             }
+
+            if (LongRopeSwitch is { } limit && (limit < 1 || limit >= ContextLength))
+            {
+                return "the LongRoPE switch must lie between 1 and the context length";
+            }
         }
-        else if (Precision != BoundaryPrecision.Float32 || Int4Weights || QkvBias || SlidingWindow is not null)
+        else if (Precision != BoundaryPrecision.Float32 || Int4Weights || QkvBias || SlidingWindow is not null || LongRopeSwitch is not null)
         {
-            return "precision, int4 weights, QKV bias and sliding windows are written for builder-style (Llama) models only";
+            return "precision, int4 weights, QKV bias, sliding windows and LongRoPE are written for builder-style (Llama) models only";
         }
 
         return EosTokenId < 0 || EosTokenId >= VocabularySize ? "the EOS token must be inside the vocabulary" : null;

@@ -52,6 +52,40 @@ internal sealed unsafe class HostLogitsBuffer : MemoryManager<float>
         return new HostLogitsBuffer(length, GC.AllocateArray<float>(Math.Max(length, 1), pinned: true), null, null, OrtMemoryInfo.DefaultInstance);
     }
 
+    /// <summary>
+    /// Puts blocks of rows written one after the other in <paramref name="written"/>'s order (each a caller's rows) into
+    /// the callers' order, caller 0 first.
+    /// </summary>
+    public void Reorder(IReadOnlyList<(int Caller, int Rows)> written, int width)
+    {
+        var total = written.Sum(w => w.Rows) * width;
+        var destination = new int[written.Count];
+        foreach (var (caller, rows) in written)
+        {
+            for (var later = caller + 1; later < destination.Length; later++)
+            {
+                destination[later] += rows * width;
+            }
+        }
+
+        var copy = ArrayPool<float>.Shared.Rent(total);
+        try
+        {
+            var span = GetSpan()[..total];
+            span.CopyTo(copy);
+            var source = 0;
+            foreach (var (caller, rows) in written)
+            {
+                copy.AsSpan(source, rows * width).CopyTo(span[destination[caller]..]);
+                source += rows * width;
+            }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(copy);
+        }
+    }
+
     /// <summary>A float32 tensor view of <paramref name="rows"/> rows of <paramref name="width"/>, from row <paramref name="firstRow"/>.</summary>
     public OrtValue View(int firstRow, int rows, int width) =>
         OrtValue.CreateTensorValueWithData(
