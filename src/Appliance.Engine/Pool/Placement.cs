@@ -1,7 +1,10 @@
 namespace Appliance.Engine.Pool;
 
-/// <summary>A model's wish: how many replicas, and how much device memory each needs.</summary>
-public sealed record ReplicaDemand(string Model, int Replicas, long MemoryBytes);
+/// <summary>
+/// A model's wish: how many replicas, how much device memory each needs, and the kind of device it runs on (null: any;
+/// a CPU export's attention runs on the CPU only, and a GPU export is planned for a GPU).
+/// </summary>
+public sealed record ReplicaDemand(string Model, int Replicas, long MemoryBytes, DeviceKind? Kind = null);
 
 /// <summary>One replica of a model on one device.</summary>
 public sealed record ReplicaPlacement(string Model, int Replica, string DeviceId);
@@ -60,6 +63,7 @@ public static class Placer
         IReadOnlyList<ReplicaDemand> demands, IReadOnlyList<PoolDevice> devices, IPlacementStrategy strategy, IReadOnlyList<ReplicaPlacement>? current = null)
     {
         var healthy = devices.Where(d => d.Healthy).ToDictionary(d => d.Id, StringComparer.Ordinal);
+        bool Suits(ReplicaDemand demand, PoolDevice device) => demand.Kind is not { } kind || device.Kind == kind;
         var free = healthy.Values.ToDictionary(d => d.Id, d => d.MemoryFreeBytes, StringComparer.Ordinal);
         var placements = new List<ReplicaPlacement>();
         var ordered = demands.OrderByDescending(d => d.MemoryBytes).ThenBy(d => d.Model, StringComparer.Ordinal).ToList(); // largest first: fewest places to go
@@ -74,7 +78,7 @@ public static class Placer
             var used = new HashSet<string>(StringComparer.Ordinal);
             foreach (var kept in (current ?? []).Where(p => p.Model == demand.Model && p.Replica < demand.Replicas).OrderBy(p => p.Replica))
             {
-                if (healthy.ContainsKey(kept.DeviceId) && used.Add(kept.DeviceId) && free[kept.DeviceId] >= demand.MemoryBytes)
+                if (healthy.TryGetValue(kept.DeviceId, out var device) && Suits(demand, device) && used.Add(kept.DeviceId) && free[kept.DeviceId] >= demand.MemoryBytes)
                 {
                     free[kept.DeviceId] -= demand.MemoryBytes;
                     placements.Add(kept);
@@ -93,11 +97,11 @@ public static class Placer
                     continue;
                 }
 
-                var candidates = healthy.Values.Where(d => !used.Contains(d.Id) && free[d.Id] >= demand.MemoryBytes)
+                var candidates = healthy.Values.Where(d => Suits(demand, d) && !used.Contains(d.Id) && free[d.Id] >= demand.MemoryBytes)
                     .Select(d => new PlacementCandidate(d, free[d.Id], placements.Count(p => p.DeviceId == d.Id))).ToList();
                 if (candidates.Count == 0)
                 {
-                    throw new PlacementException(NoRoom(demand, replica, healthy.Values, free, used));
+                    throw new PlacementException(NoRoom(demand, replica, healthy.Values.Where(d => Suits(demand, d)), free, used));
                 }
 
                 var device = strategy.Choose(candidates);
@@ -114,8 +118,20 @@ public static class Placer
     {
         var state = string.Join(", ", devices.OrderBy(d => d.Id, StringComparer.Ordinal)
             .Select(d => used.Contains(d.Id) ? $"{d.Id} (holds replica of it already)" : $"{d.Id} ({Gib(free[d.Id])} free)"));
-        return $"model '{demand.Model}' needs {demand.Replicas} replica(s) of {Gib(demand.MemoryBytes)}; replica {replica + 1} fits on no device: "
-            + (state.Length == 0 ? "no healthy device" : state);
+        var kind = demand.Kind switch
+        {
+            DeviceKind.Cpu => "CPU slot",
+            DeviceKind.Cuda => "GPU",
+            _ => "device",
+        };
+        var none = demand.Kind switch
+        {
+            DeviceKind.Cpu => "this node has no CPU slot (Pool:CpuSlots gives a node with GPUs some)",
+            DeviceKind.Cuda => "this node has no healthy GPU",
+            _ => "no healthy device",
+        };
+        return $"model '{demand.Model}' needs {demand.Replicas} replica(s) of {Gib(demand.MemoryBytes)}; replica {replica + 1} fits on no {kind}: "
+            + (state.Length == 0 ? none : state);
     }
 
     private static string Gib(long bytes) => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{bytes / (1024.0 * 1024 * 1024):F1} GiB");

@@ -11,6 +11,9 @@ internal sealed class ModelDeployment(string id, ReplicaPlan plan, int maxBatchS
     /// <summary>What placement reserved on each replica's device.</summary>
     public long MemoryBytes { get; } = plan.PlacedBytes;
 
+    /// <summary>The kind of device its replicas run on (placement keeps them on that kind).</summary>
+    public DeviceKind Kind { get; } = plan.Kind;
+
     public Api.Models.ReplicaMemory Memory { get; } = new(
         plan.PlacedBytes, plan.Plan.HostBytes, plan.Plan.WeightsBytes, plan.Plan.KvCacheBytes, plan.Plan.LogitsBytes, plan.Plan.RuntimeBytes,
         Runtime.Onnx.OnnxFormat.OnnxTypes.Name(plan.Signature.KvType), plan.Plan.ContextLength, maxBatchSize);

@@ -174,8 +174,8 @@ internal sealed partial class ModelManager(
                 LogContextCapped(logger, id, note);
             }
 
-            var demands = _deployments.Values.Select(d => new ReplicaDemand(d.Id, d.Placements.Count, d.MemoryBytes))
-                .Append(new ReplicaDemand(id, options.Replicas, plan.PlacedBytes)).ToList();
+            var demands = _deployments.Values.Select(d => new ReplicaDemand(d.Id, d.Placements.Count, d.MemoryBytes, d.Kind))
+                .Append(new ReplicaDemand(id, options.Replicas, plan.PlacedBytes, plan.Kind)).ToList();
             var current = _deployments.Values.SelectMany(d => d.Placements).ToList();
             var placements = Placer.Place(demands, devices.Devices, _strategy, current).Where(p => p.Model == id).ToList();
             var deployment = Deploy(id, options, folder, plan, placements);
@@ -375,8 +375,8 @@ internal sealed partial class ModelManager(
         List<ReplicaPlacement> placements;
         try
         {
-            var demands = _deployments.Values.Select(d => new ReplicaDemand(d.Id, d.Placements.Count, d.MemoryBytes))
-                .Append(new ReplicaDemand(incoming, options.Replicas, plan.PlacedBytes)).ToList();
+            var demands = _deployments.Values.Select(d => new ReplicaDemand(d.Id, d.Placements.Count, d.MemoryBytes, d.Kind))
+                .Append(new ReplicaDemand(incoming, options.Replicas, plan.PlacedBytes, plan.Kind)).ToList();
             placements = [.. Placer.Place(demands, devices.Devices, _strategy, [.. _deployments.Values.SelectMany(d => d.Placements)])
                 .Where(p => p.Model == incoming).Select(p => p with { Model = id })];
         }

@@ -55,6 +55,13 @@ public sealed record ModelOptions
     public int Replicas { get; init; } = 1;
 
     /// <summary>
+    /// Which kind of device the replicas go to: auto (a GPU when the node has one, except the model builder's CPU
+    /// exports, float32 KV with GroupQueryAttention, which only a CPU slot runs), gpu, or cpu (a CPU slot; a node with
+    /// GPUs has none unless Pool:CpuSlots gives it some).
+    /// </summary>
+    public string Device { get; init; } = "auto";
+
+    /// <summary>
     /// Device memory one replica needs (weights, KV cache, activations); placement reserves it and the CUDA arena is
     /// capped to it. Null: planned from the folder's files (weights), the KV cache as it is allocated (the model's
     /// element type, context and batch), the logits budget and a quarter of the weights for the runtime.

@@ -280,7 +280,8 @@ public sealed partial class OnnxDecoderRunner : IModelRunner
         {
             throw new ModelFolderException(
                 $"{folder.Path}: GroupQueryAttention over a float32 KV cache runs only on the CPU; on CUDA every step would move the cache " +
-                "between device and host. Export the model for CUDA (model builder: -e cuda -p fp16 or int4), or serve this export from a CPU slot.");
+                "between device and host. Export the model for CUDA (model builder: -e cuda -p fp16 or int4), or serve this export from a CPU slot " +
+                "(the model's Device setting at auto or cpu; Pool:CpuSlots gives a node with GPUs some).");
         }
     }
 

@@ -60,6 +60,25 @@ public sealed class PlacementTests
     }
 
     [Fact]
+    public void A_demand_for_a_kind_of_device_goes_there_and_a_kept_replica_on_another_kind_moves()
+    {
+        PoolDevice[] devices = [.. Gpus, new(DeviceKind.Cpu, 0, "CPU slot", 256 * GiB, 0, Threads: 16)];
+        // Spread alone would take the roomiest device, the CPU slot, for the GPU export.
+        var placements = Placer.Place([new ReplicaDemand("gpu-export", 1, 10 * GiB, DeviceKind.Cuda), new ReplicaDemand("cpu-export", 1, 10 * GiB, DeviceKind.Cpu)], devices, new SpreadPlacement());
+        Assert.Equal([new ReplicaPlacement("cpu-export", 0, "cpu:0"), new ReplicaPlacement("gpu-export", 0, "cuda:0")], placements);
+
+        var moved = Placer.Place([new ReplicaDemand("cpu-export", 1, 10 * GiB, DeviceKind.Cpu)], devices, new SpreadPlacement(), [new ReplicaPlacement("cpu-export", 0, "cuda:1")]);
+        Assert.Equal("cpu:0", Assert.Single(moved).DeviceId);
+    }
+
+    [Fact]
+    public void A_demand_for_a_cpu_slot_on_a_node_without_one_says_how_to_get_one()
+    {
+        var error = Assert.Throws<PlacementException>(() => Placer.Place([new ReplicaDemand("phi-cpu-int4", 1, 3 * GiB, DeviceKind.Cpu)], Gpus, new SpreadPlacement()));
+        Assert.Equal("model 'phi-cpu-int4' needs 1 replica(s) of 3.0 GiB; replica 1 fits on no CPU slot: this node has no CPU slot (Pool:CpuSlots gives a node with GPUs some)", error.Message);
+    }
+
+    [Fact]
     public void Strategies_are_chosen_by_name()
     {
         Assert.IsType<SpreadPlacement>(Placer.Strategy("spread"));

@@ -46,12 +46,12 @@ public sealed class PoolAdminTests : IDisposable
         using var pool = JsonDocument.Parse(await running.Http.GetStringAsync("/admin/pool"));
         var huge = pool.RootElement.GetProperty("models").EnumerateArray().Single(m => m.GetProperty("id").GetString() == "huge");
         Assert.Equal("failed", huge.GetProperty("state").GetString());
-        Assert.Contains("fits on no device", huge.GetProperty("error").GetString(), StringComparison.Ordinal);
+        Assert.Contains("fits on no CPU slot", huge.GetProperty("error").GetString(), StringComparison.Ordinal);
         Assert.Contains("cpu:0", huge.GetProperty("error").GetString(), StringComparison.Ordinal);
 
         using var load = await running.Http.PostAsync("/admin/models/huge/load", null);
         Assert.Equal(HttpStatusCode.Conflict, load.StatusCode);
-        Assert.Contains("fits on no device", await load.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Contains("fits on no CPU slot", await load.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         Assert.Equal(HttpStatusCode.NotFound, (await running.Http.PostAsync("/admin/models/nobody/load", null)).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await running.Http.PostAsync("/v1/chat/completions", Chat("tiny", 2))).StatusCode); // the rest serves on
     }
@@ -151,6 +151,19 @@ public sealed class PoolAdminTests : IDisposable
 
             Assert.True(Volatile.Read(ref answered) >= count, $"only {Volatile.Read(ref answered)} of {count} answers within 30 s");
         }
+    }
+
+    [Fact]
+    public async Task A_model_asked_to_run_on_a_gpu_of_a_node_without_one_is_refused_and_one_on_a_cpu_slot_serves()
+    {
+        var model = Model("tiny");
+        await using var running = await Start($"--Models:gpu:Path={model}", "--Models:gpu:Device=gpu", $"--Models:cpu:Path={model}", "--Models:cpu:Device=cpu");
+        var http = running.Http;
+
+        using var load = await http.PostAsync("/admin/models/gpu/load", null);
+        Assert.Equal(HttpStatusCode.Conflict, load.StatusCode);
+        Assert.Contains("fits on no GPU: this node has no healthy GPU", await load.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, (await http.PostAsync("/v1/chat/completions", Chat("cpu", 2))).StatusCode);
     }
 
     [Fact]
