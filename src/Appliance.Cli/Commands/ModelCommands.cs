@@ -4,6 +4,7 @@ using Appliance.Runtime.Onnx.Execution;
 using Appliance.Runtime.Onnx.Models;
 using Appliance.Runtime.Onnx.OnnxFormat;
 using Appliance.Runtime.Onnx.Synthetic;
+using Appliance.Runtime.Onnx.Tokenization;
 
 namespace Appliance.Cli.Commands;
 
@@ -75,7 +76,12 @@ internal static class ModelCommands
         var folder = new Argument<DirectoryInfo>("folder") { Description = "Model folder" };
         var batch = new Option<int>("--batch") { Description = "Sequences one replica serves at once (Models:<id>:MaxBatchSize)", DefaultValueFactory = _ => 8 };
         var context = new Option<int?>("--context") { Description = "Context per sequence (Models:<id>:ContextLength); default: the model's own" };
-        var cuda = new Option<bool>("--cuda") { Description = "Plan for a CUDA device (logits budget and host memory as on a GPU)" };
+        var cuda = new Option<bool>("--cuda") { Description = "Plan for a CUDA device (logits budget and host memory as on a GPU); a CPU-only export fails" };
+        var chatTemplate = new Option<string>("--chat-template")
+        {
+            Description = "The model's ChatTemplate setting (Models:<id>:ChatTemplate): a built-in template replaces the folder's own, which is then not checked",
+            DefaultValueFactory = _ => ChatTemplateLoader.Auto,
+        };
         var deviceGib = new Option<double?>("--device-gib")
         {
             Description = "Memory available on the device (GiB): without --context, cap the context to fit as the appliance does",
@@ -83,9 +89,10 @@ internal static class ModelCommands
         var command = new Command(
             "verify",
             "Check a model folder before the appliance loads it: every file against manifest.json, genai_config.json, the decoder's " +
-            "inputs and outputs and their element types, its external weight files, the session options; print the memory one replica needs")
+            "inputs and outputs and their element types, its external weight files, the session options, the tokenizer and chat template; " +
+            "say which kind of device it goes to and print the memory one replica needs")
         {
-            folder, batch, context, cuda, deviceGib,
+            folder, batch, context, cuda, deviceGib, chatTemplate,
         };
         command.SetAction(parse =>
         {
@@ -96,6 +103,16 @@ internal static class ModelCommands
                 var signature = DecoderSignature.FromFile(opened.DecoderPath, decoder, opened.Path);
                 var settings = SessionSettings.From(decoder.SessionOptions, opened.Path);
                 var graph = OnnxGraphSignature.Read(opened.DecoderPath);
+                var cpuOnly = CpuOnlyExport.Is(signature, graph);
+                if (cpuOnly && parse.GetValue(cuda))
+                {
+                    throw new ModelFolderException(
+                        $"{opened.Path}: a CPU export (GroupQueryAttention over a float32 KV cache) does not run on CUDA: export for CUDA (-e cuda -p fp16 or int4), or serve it from a CPU slot");
+                }
+
+                // What loading reads besides the graph: a tokenizer or chat template the appliance cannot use refuses the model.
+                _ = TokenizerLoader.Load(opened.Path);
+                _ = ChatTemplateLoader.Load(opened.Path, configured: parse.GetValue(chatTemplate));
                 string? note = null;
                 var plan = parse.GetValue(deviceGib) is { } gib
                     ? MemoryPlan.ForDevices(
@@ -107,6 +124,14 @@ internal static class ModelCommands
                 Console.WriteLine($"  inputs: ids {OnnxTypes.Name(signature.IdsType)}, mask {OnnxTypes.Name(signature.MaskType)}, position_ids {(signature.PositionIdsType is { } p ? OnnxTypes.Name(p) : "none")}");
                 Console.WriteLine($"  KV cache {OnnxTypes.Name(signature.KvType)} ({(opened.Config.Search.PastPresentShareBuffer ? "shared past/present buffer" : "concatenating")}), {decoder.KvHeads} KV heads of {decoder.HeadSize}; logits {OnnxTypes.Name(signature.LogitsType)}");
                 Console.WriteLine($"  operators: {Describe(graph)}");
+                Console.WriteLine(cpuOnly
+                    ? "  device on auto: a CPU slot (the model builder's CPU export: GroupQueryAttention over a float32 KV cache runs only on the CPU)"
+                    : "  device on auto: a GPU when the node has one, else a CPU slot");
+                if (graph.WidthThresholds.TryGetValue(decoder.Inputs.AttentionMask, out var widthSwitch))
+                {
+                    Console.WriteLine($"  rotary cache switches at {widthSwitch} positions (LongRoPE: short factors up to it, long factors beyond)");
+                }
+
                 foreach (var ignored in settings.Ignored)
                 {
                     Console.WriteLine($"  not used from genai_config.json: {ignored}");
@@ -121,7 +146,7 @@ internal static class ModelCommands
                     $"  one replica, {parse.GetValue(batch)} sequences of {plan.ContextLength} tokens: device {Gib(plan.DeviceBytes)} (weights {Gib(plan.WeightsBytes)}, KV cache {Gib(plan.KvCacheBytes)}, logits {Gib(plan.LogitsBytes)}, runtime {Gib(plan.RuntimeBytes)}), host {Gib(plan.HostBytes)}"));
                 return 0;
             }
-            catch (ModelFolderException exception)
+            catch (Exception exception) when (exception is ModelFolderException or Prompting.Jinja.ChatTemplateException)
             {
                 Console.Error.WriteLine($"FAILED {exception.Message}");
                 return 1;

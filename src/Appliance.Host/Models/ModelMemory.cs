@@ -34,12 +34,9 @@ internal static class ModelMemory
     {
         "cpu" => DeviceKind.Cpu,
         "gpu" => DeviceKind.Cuda,
-        _ when IsCpuExport(folder, signature) => DeviceKind.Cpu,
+        _ when CpuOnlyExport.Is(signature, Runtime.Onnx.OnnxFormat.OnnxGraphSignature.Read(folder.DecoderPath)) => DeviceKind.Cpu,
         _ => devices.Any(d => d.Healthy && d.Kind == DeviceKind.Cuda) ? DeviceKind.Cuda : DeviceKind.Cpu,
     };
 
-    /// <summary>A float32 KV cache with GroupQueryAttention: the model builder's CPU export (-e cpu, fp32 or int4).</summary>
-    public static bool IsCpuExport(ModelFolder folder, DecoderSignature signature) =>
-        signature.KvType == Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float &&
-        Runtime.Onnx.OnnxFormat.OnnxGraphSignature.Read(folder.DecoderPath).Uses("com.microsoft", "GroupQueryAttention");
+
 }

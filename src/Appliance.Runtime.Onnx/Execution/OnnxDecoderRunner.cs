@@ -275,8 +275,7 @@ public sealed partial class OnnxDecoderRunner : IModelRunner
     /// </summary>
     private void RefuseCpuOnlyAttentionOnCuda(ModelFolder folder)
     {
-        if (Device.IsCuda && Signature.KvType == Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float &&
-            OnnxFormat.OnnxGraphSignature.Read(folder.DecoderPath).Uses("com.microsoft", "GroupQueryAttention"))
+        if (Device.IsCuda && CpuOnlyExport.Is(Signature, OnnxFormat.OnnxGraphSignature.Read(folder.DecoderPath)))
         {
             throw new ModelFolderException(
                 $"{folder.Path}: GroupQueryAttention over a float32 KV cache runs only on the CPU; on CUDA every step would move the cache " +

@@ -24,6 +24,37 @@ public sealed class ModelVerifyCommandTests : IDisposable
         Assert.Contains("position_ids none", output, StringComparison.Ordinal);
         Assert.Contains("MatMulNBits", output, StringComparison.Ordinal);
         Assert.Contains("4 sequences of 128 tokens", output, StringComparison.Ordinal);
+        Assert.Contains("device on auto: a CPU slot", output, StringComparison.Ordinal);
+
+        // Planned for a GPU, the CPU export is what loading there would refuse.
+        var (onCuda, cudaOutput) = await ApplianceCli.RunAsync("model", "verify", _root.Combine("int4"), "--cuda");
+        Assert.Equal(1, onCuda);
+        Assert.Contains("does not run on CUDA", cudaOutput, StringComparison.Ordinal);
+        Assert.DoesNotContain("OK ", cudaOutput, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_long_rope_switch_is_named_and_a_chat_template_loading_would_refuse_fails_verification()
+    {
+        var folder = _root.Combine("longrope");
+        SyntheticModelFolder.Write(SyntheticModelSpec.TinyLlama with { LongRopeSwitch = 20 }, folder);
+        var (exit, output) = await ApplianceCli.RunAsync("model", "verify", folder);
+        Assert.True(exit == 0, output);
+        Assert.Contains("rotary cache switches at 20 positions", output, StringComparison.Ordinal);
+
+        var config = Path.Combine(folder, "tokenizer_config.json");
+        var broken = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(config))!;
+        broken["chat_template"] = "{% for message in messages %}{{ message.content }"; // never closed
+        File.WriteAllText(config, broken.ToJsonString());
+        ModelManifest.Create(folder);
+
+        var (refused, refusal) = await ApplianceCli.RunAsync("model", "verify", folder);
+        Assert.Equal(1, refused);
+        Assert.Contains("chat template cannot be used", refusal, StringComparison.Ordinal);
+
+        // A built-in template in the model's settings replaces the folder's: loading would not read it, nor does verify.
+        var (replaced, replacedOutput) = await ApplianceCli.RunAsync("model", "verify", folder, "--chat-template", "chatml");
+        Assert.True(replaced == 0, replacedOutput);
     }
 
     [Fact]
