@@ -71,6 +71,13 @@ public sealed record DecoderSignature(
         string folder)
     {
         var check = new Checker(folder, decoder);
+        if (!inputs.ContainsKey(decoder.Inputs.InputIds) && inputs.ContainsKey("inputs_embeds"))
+        {
+            // The builder's exclude_embeds export (a multimodal model's text decoder): its embeddings come from elsewhere.
+            throw check.Refuse("the model takes 'inputs_embeds' (embeddings computed outside the decoder) instead of token ids; the runner feeds " +
+                $"'{decoder.Inputs.InputIds}': export the decoder with its embedding (without the model builder's exclude_embeds)");
+        }
+
         var ids = check.Type(inputs, decoder.Inputs.InputIds, "input", IndexTypes, "int64 or int32");
         var mask = check.Type(inputs, decoder.Inputs.AttentionMask, "input", IndexTypes, "int64 or int32");
         TensorElementType? positions = inputs.ContainsKey(decoder.Inputs.PositionIds)

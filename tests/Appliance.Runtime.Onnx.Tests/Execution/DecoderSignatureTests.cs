@@ -77,7 +77,7 @@ public sealed class DecoderSignatureTests
         var embeds = Inputs(TensorElementType.Float);
         embeds.Remove("input_ids");
         embeds["inputs_embeds"] = Tensor("inputs_embeds", TensorElementType.Float, null, null, 64);
-        Assert.Contains("no input 'input_ids'", Assert.Throws<ModelFolderException>(() => Resolve(embeds, Outputs(TensorElementType.Float, TensorElementType.Float))).Message, StringComparison.Ordinal);
+        Assert.Contains("takes 'inputs_embeds' (embeddings computed outside the decoder) instead of token ids", Assert.Throws<ModelFolderException>(() => Resolve(embeds, Outputs(TensorElementType.Float, TensorElementType.Float))).Message, StringComparison.Ordinal);
 
         var heads = Inputs(TensorElementType.Float);
         heads["past_key_values.0.key"] = Tensor("past_key_values.0.key", TensorElementType.Float, null, 4, null, 16);
