@@ -127,7 +127,7 @@ public static class Placer
         var none = demand.Kind switch
         {
             DeviceKind.Cpu => "this node has no CPU slot (Pool:CpuSlots gives a node with GPUs some)",
-            DeviceKind.Cuda => "this node has no healthy GPU",
+            DeviceKind.Cuda => "this node has no healthy GPU (a model's Device setting cpu puts it on a CPU slot)",
             _ => "no healthy device",
         };
         return $"model '{demand.Model}' needs {demand.Replicas} replica(s) of {Gib(demand.MemoryBytes)}; replica {replica + 1} fits on no {kind}: "

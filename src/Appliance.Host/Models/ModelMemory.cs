@@ -30,7 +30,7 @@ internal static class ModelMemory
     /// for the model builder's CPU exports (a float32 KV cache with GroupQueryAttention, which ONNX Runtime runs on the
     /// CPU only) and a GPU for everything else when the node has a healthy one.
     /// </summary>
-    public static DeviceKind KindFor(ModelFolder folder, DecoderSignature signature, string device, IEnumerable<PoolDevice> devices) => device switch
+    public static DeviceKind KindFor(ModelFolder folder, DecoderSignature signature, string device, IEnumerable<PoolDevice> devices) => device.ToLowerInvariant() switch
     {
         "cpu" => DeviceKind.Cpu,
         "gpu" => DeviceKind.Cuda,

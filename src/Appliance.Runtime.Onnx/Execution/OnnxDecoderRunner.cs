@@ -224,7 +224,17 @@ public sealed partial class OnnxDecoderRunner : IModelRunner
             var longPiece = row with { NewTokens = row.NewTokens[shortTokens..], PastLength = row.PastLength + shortTokens, LogitsPositions = Math.Min(row.LogitsPositions, longTokens) };
             ExecuteAt([shortPiece], next, 0, placeAt: null);
             next += shortPiece.LogitsPositions;
-            ExecuteAt([longPiece], next, limit + 1, placeAt: null);
+            try
+            {
+                ExecuteAt([longPiece], next, limit + 1, placeAt: null);
+            }
+            catch when (_kvCache is SharedBufferKvCache shared)
+            {
+                // A failed run leaves a sequence's KV as it was (the engine then decodes drafts plainly): not half of it.
+                shared.Truncate(row.SequenceId, row.PastLength);
+                throw;
+            }
+
             next += longPiece.LogitsPositions;
             written.Add((caller, row.LogitsPositions));
         }

@@ -70,7 +70,8 @@ internal sealed class SharedBufferKvCache : IKvCacheLayout
             Admit(fresh, batch.Count);
         }
 
-        if (decode || placeAt is not null)
+        // One row runs wherever it is: moving it would only copy its cache.
+        if ((decode && batch.Count > 1) || placeAt is not null)
         {
             PlaceAt(batch, placeAt ?? 0);
         }

@@ -16,6 +16,7 @@ internal sealed class OnnxGraphBuilder(string graphName)
     private const int AttributeFloat = 1;
     private const int AttributeInt = 2;
     private const int AttributeInts = 7;
+    private const int AttributeTensor = 4;
 
     private readonly List<ProtoMessage> _nodes = [];
     private readonly List<ProtoMessage> _initializers = [];
@@ -171,14 +172,18 @@ internal sealed class OnnxGraphBuilder(string graphName)
             { Ints: { } ints } => message.PackedInt64(8, ints).Int32(20, AttributeInts),
             { Float: { } f } => message.Float(2, f).Int32(20, AttributeFloat),
             { Int: { } i } => message.Int64(3, i).Int32(20, AttributeInt),
+            { Int64Tensor: { } t } => message.Message(5, new ProtoMessage().Int32(2, (int)OnnxDataType.Int64).Bytes(9, BitConverter.GetBytes(t))).Int32(20, AttributeTensor),
             _ => throw new ArgumentException($"Attribute {attribute.Name} has no value."),
         };
     }
 }
 
-/// <summary>A node attribute: exactly one of an integer, a float or a list of integers.</summary>
-internal sealed record OnnxAttribute(string Name, long? Int = null, float? Float = null, long[]? Ints = null)
+/// <summary>A node attribute: exactly one of an integer, a float, a list of integers or a 0-D int64 tensor.</summary>
+internal sealed record OnnxAttribute(string Name, long? Int = null, float? Float = null, long[]? Ints = null, long? Int64Tensor = null)
 {
+    /// <summary>A 0-D int64 tensor (as a Constant node's value), its bytes in raw_data: how the model builder writes its constants.</summary>
+    public static OnnxAttribute Scalar(string name, long value) => new(name, Int64Tensor: value);
+
     public static OnnxAttribute Integer(string name, long value) => new(name, Int: value);
 
     public static OnnxAttribute Real(string name, float value) => new(name, Float: value);

@@ -139,13 +139,13 @@ internal static class LlamaDecoderGraph
     /// <summary>
     /// The builder's LongRoPE selection: Greater(Gather(Shape(attention_mask), 1), switch) picks the long caches, else
     /// the short ones. The builder selects with an If over two constant subgraphs; Where selects the same tensors.
-    /// The switch is a Constant node, as the builder writes its constants.
+    /// The switch is a Constant node holding a 0-D int64 tensor, as the builder writes its constants.
     /// </summary>
     private static (string Cos, string Sin) LongRopeCaches(OnnxGraphBuilder g, SyntheticModelSpec spec, int limit, string shortCos, string shortSin)
     {
         var (longCos, longSin) = RotaryCaches(g, spec with { RopeTheta = spec.RopeTheta * 16 }, "long_");
         var width = g.Node("Gather", [g.Node("Shape", ["attention_mask"]), g.Int64Constant([1])], OnnxAttribute.Integer("axis", 0));
-        var wide = g.Node("Greater", [width, g.Node("Constant", [], OnnxAttribute.Integer("value_int", limit))]);
+        var wide = g.Node("Greater", [width, g.Node("Constant", [], OnnxAttribute.Scalar("value", limit))]);
         return (g.Node("Where", [wide, longCos, shortCos]), g.Node("Where", [wide, longSin, shortSin]));
     }
 
