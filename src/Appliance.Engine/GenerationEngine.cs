@@ -121,6 +121,9 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
         }
     }
 
+    /// <summary>Steps the runner ran in two because of a LongRoPE model's rotary switch (<see cref="IModelRunner.SplitSteps"/>).</summary>
+    public long SplitSteps => _runner.SplitSteps;
+
     /// <summary>Times a running request was sent back to the queue to let another tenant in.</summary>
     public long Preemptions => Interlocked.Read(ref _preemptions);
 

@@ -58,6 +58,12 @@ public interface IModelRunner : IDisposable
     /// </summary>
     bool SupportsRollback => false;
 
+    /// <summary>
+    /// Steps that took more than one model run because their rows lay on both sides of the model's rotary switch
+    /// (<see cref="ModelInfo.WidthSwitchLength"/>): what keeping LongRoPE answers exact costs in throughput.
+    /// </summary>
+    long SplitSteps => 0;
+
     /// <summary>Most positions of one row that may return logits in one run.</summary>
     int MaxLogitsPositions => MaxBatchSize;
 

@@ -58,6 +58,7 @@ public static class NodeAdminApi
                         hitTokens = r.PrefixCache.HitTokens, hitRate = r.PrefixCache.HitRate,
                     },
                     speculation = new { draftedTokens = r.SpeculativeTokens.Drafted, acceptedTokens = r.SpeculativeTokens.Accepted },
+                    splitSteps = r.SplitSteps,
                     memory = r.Memory is not { } m ? null : new
                     {
                         deviceBytes = m.DeviceBytes, hostBytes = m.HostBytes, weightsBytes = m.WeightsBytes, kvCacheBytes = m.KvCacheBytes,

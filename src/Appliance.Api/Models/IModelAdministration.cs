@@ -21,6 +21,9 @@ public sealed record ReplicaState(
 
     /// <summary>Tokens drafted by prompt lookup, and how many the model confirmed (speculative decoding).</summary>
     public (long Drafted, long Accepted) SpeculativeTokens { get; init; }
+
+    /// <summary>Steps run in two because the rows lay on both sides of a LongRoPE model's rotary switch.</summary>
+    public long SplitSteps { get; init; }
 }
 
 /// <summary>A replica's prefix cache: its size, and the prompt tokens looked up and found since it started.</summary>

@@ -53,6 +53,8 @@ internal sealed class ApplianceMetrics : Quotas.IQuotaRefusals, IDisposable
             "Tokens proposed by prompt lookup for speculative decoding");
         _meter.CreateObservableCounter("speculative_accepted_tokens_total", () => Replicas(models, r => r.SpeculativeTokens.Accepted), "tokens",
             "Drafted tokens the model confirmed (each saves one decoding step)");
+        _meter.CreateObservableCounter("rotary_split_steps_total", () => Replicas(models, r => r.SplitSteps), "steps",
+            "Steps of a LongRoPE model run in two because their requests lay on both sides of its rotary switch (exact answers, two weight passes)");
         _meter.CreateObservableGauge("replica_healthy", () => Replicas(models, r => r.Healthy ? 1 : 0), description: "0 after a replica's model run failed (until one succeeds, 10 s at most), and while its crashed engine restarts");
         _meter.CreateObservableCounter("engine_restarts_total", () => Replicas(models, r => r.Restarts), "restarts", "Times a replica's engine loop crashed and was restarted");
         _meter.CreateObservableGauge("device_memory_total_bytes", () => devices.Devices.Select(d =>

@@ -40,6 +40,7 @@ internal sealed partial class ModelManager(
         {
             PrefixCache = PrefixCacheOf(r.Engine),
             SpeculativeTokens = r.Engine.SpeculationCounters,
+            SplitSteps = r.Engine.SplitSteps,
         }))];
 
     private static PrefixCacheState PrefixCacheOf(GenerationEngine engine)

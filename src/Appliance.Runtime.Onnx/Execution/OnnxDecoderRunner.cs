@@ -30,6 +30,7 @@ public sealed partial class OnnxDecoderRunner : IModelRunner
     private readonly int? _widthSwitch;
     private readonly RunOptions _runOptions = new();
     private long _hostLogitsBytes;
+    private long _splitSteps;
     private long _largestLogitsBytes;
 
     public OnnxDecoderRunner(ModelFolder folder, string modelId, RunnerOptions options, ILogger? logger = null)
@@ -194,6 +195,8 @@ public sealed partial class OnnxDecoderRunner : IModelRunner
             return;
         }
 
+        Interlocked.Increment(ref _splitSteps);
+
         // The runs write their host rows one after the other; afterwards each caller's rows move to its place.
         var written = new List<(int Caller, int Rows)>();
         var next = 0;
@@ -241,6 +244,8 @@ public sealed partial class OnnxDecoderRunner : IModelRunner
 
         _hostLogits.Reorder(written, Info.VocabularySize);
     }
+
+    public long SplitSteps => Interlocked.Read(ref _splitSteps);
 
     public void Release(long sequenceId) => _kvCache.Release(sequenceId);
 

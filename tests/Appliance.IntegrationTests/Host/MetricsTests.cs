@@ -41,6 +41,34 @@ public sealed class MetricsTests : IDisposable
     }
 
     [Fact]
+    public async Task A_long_rope_model_counts_the_steps_it_runs_in_two_in_the_metrics_and_the_pool()
+    {
+        var model = _root.Combine("longrope");
+        SyntheticModelFolder.Write(SyntheticModelSpec.TinyLlama with { LongRopeSwitch = 20 }, model);
+        await using var running = await RunningAppliance.StartAsync($"--Models:longrope-probe:Path={model}", "--Appliance:BuiltInEmbeddings=false", "--Logging:LogLevel:Default=None");
+        await running.WaitUntilReadyAsync();
+
+        // A short prompt arrives while one past the switch decodes (150 tokens to go): rows on both sides in one step.
+        var longText = string.Join(' ', Enumerable.Repeat("a longer question", 20));
+        using var longRequest = new HttpRequestMessage(HttpMethod.Post, "/v1/completions")
+        {
+            Content = new StringContent($$"""{"model":"longrope-probe","prompt":"{{longText}}","max_tokens":150,"ignore_eos":true,"stream":true}""", Encoding.UTF8, "application/json"),
+        };
+        using var longAnswer = await running.Http.SendAsync(longRequest, HttpCompletionOption.ResponseHeadersRead);
+        using var longStream = new StreamReader(await longAnswer.Content.ReadAsStreamAsync());
+        Assert.NotNull(await longStream.ReadLineAsync()); // decoding
+        using var shortAnswer = await running.Http.PostAsync("/v1/completions", new StringContent(
+            """{"model":"longrope-probe","prompt":"hi","max_tokens":8,"ignore_eos":true}""", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.OK, shortAnswer.StatusCode);
+        Assert.Contains("[DONE]", await longStream.ReadToEndAsync(), StringComparison.Ordinal);
+
+        Assert.True(Sample(await running.Http.GetStringAsync("/metrics"), "appliance_rotary_split_steps_total", "model=\"longrope-probe\"") > 0);
+        using var pool = System.Text.Json.JsonDocument.Parse(await running.Http.GetStringAsync("/admin/pool"));
+        var replica = pool.RootElement.GetProperty("models").EnumerateArray().Single(m => m.GetProperty("id").GetString() == "longrope-probe").GetProperty("replicas")[0];
+        Assert.True(replica.GetProperty("splitSteps").GetInt64() > 0);
+    }
+
+    [Fact]
     public async Task A_management_url_serves_metrics_there_without_a_token_and_nowhere_else()
     {
         var model = _root.Combine("tiny");

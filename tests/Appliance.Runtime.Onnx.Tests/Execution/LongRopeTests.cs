@@ -46,6 +46,8 @@ public sealed class LongRopeTests(LongRopeModelFixture model)
             Assert.True(expected[i].Distinct().Count() > 4, "the reference output should vary, or the comparison proves little");
             Assert.Equal(expected[i], ours[i].TokenIds);
         }
+
+        Assert.True(engine.SplitSteps > 0, "the batch held rows on both sides of the switch: some steps ran in two");
     }
 
     [Fact]

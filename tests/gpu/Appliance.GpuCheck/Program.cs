@@ -8,19 +8,20 @@ using Appliance.Runtime.Onnx.Models;
 using Appliance.Runtime.Onnx.Synthetic;
 using Appliance.Runtime.Onnx.Tokenization;
 
-// Usage: appliance-gpu-check [--models DIR] [--device N] [--variants fp16,int4] [--size base-llama|small-llama]
+// Usage: appliance-gpu-check [--models DIR] [--device N] [--variants fp16,int4,longrope] [--size base-llama|small-llama]
 //                            [--prompt-tokens 64] [--new-tokens 64]
 // Writes each builder-style export (deterministic weights), runs the engine on the CPU and on CUDA device N, and prints
 // one table: time to first token, decode tokens/s at batch 1 and 8, device memory, KV bytes moved while decoding,
 // and how many greedy tokens the CUDA run shares with the CPU run. Exits non-zero when a session fell back to the CPU
 // or a variant failed. The variants are CUDA-shaped: attention in float16 (ONNX Runtime's CUDA GroupQueryAttention
 // takes float16 and bfloat16 only; the float32 CPU exports are refused on CUDA by design), int4 = MatMulNBits weights
-// with float16 attention, as the model builder's CUDA int4 export.
+// with float16 attention, as the model builder's CUDA int4 export; longrope = fp16 with LongRoPE's two rotary caches,
+// switching 16 positions below the prompt length, so that the batch holds rows on both sides (a wider mask on CUDA).
 var culture = CultureInfo.InvariantCulture;
 string Value(string name, string fallback) => Array.IndexOf(args, name) is var at and >= 0 && at + 1 < args.Length ? args[at + 1] : fallback;
 var models = Value("--models", Path.Combine(Path.GetTempPath(), "appliance-gpu-models"));
 var device = int.Parse(Value("--device", "0"), culture);
-var variants = Value("--variants", "fp16,int4").Split(',');
+var variants = Value("--variants", "fp16,int4,longrope").Split(',');
 var size = Value("--size", "base-llama");
 var promptTokens = int.Parse(Value("--prompt-tokens", "64"), culture);
 var newTokens = int.Parse(Value("--new-tokens", "64"), culture);
@@ -82,6 +83,7 @@ SyntheticModelSpec Spec(string name, string variant)
         "fp16" => spec with { Precision = BoundaryPrecision.Float16 },
         "bf16" => spec with { Precision = BoundaryPrecision.BFloat16 },
         "int4" => spec with { Int4Weights = true, Int4AccuracyLevel = 0, Precision = BoundaryPrecision.Float16 },
+        "longrope" => spec with { Precision = BoundaryPrecision.Float16, LongRopeSwitch = promptTokens - 16 },
         _ => spec,
     };
 }
