@@ -66,7 +66,8 @@ public sealed partial class OnnxDecoderRunner : IModelRunner
         try
         {
             Signature = DecoderSignature.FromSession(_session, _decoder, folder.Path);
-            RefuseCpuOnlyAttentionOnCuda(folder);
+            var graph = OnnxFormat.OnnxGraphSignature.Read(folder.DecoderPath);
+            RefuseCpuOnlyAttentionOnCuda(folder, graph);
             _storage = Device.CudaDeviceId is { } device ? new CudaKvStorage(_session, device) : new HostKvStorage();
             _kvCache = config.Search.PastPresentShareBuffer
                 ? new SharedBufferKvCache(_storage, Signature.KvType, _decoder.Layers, _decoder.KvHeads, _decoder.HeadSize, MaxBatchSize, context, [.. _presentKeyNames, .. _presentValueNames])
@@ -76,7 +77,7 @@ public sealed partial class OnnxDecoderRunner : IModelRunner
                 _prefixPool = new PrefixBlockPool(_storage, _kvCache, Signature.KvType, _decoder.Layers, _decoder.KvHeads, _decoder.HeadSize, options.PrefixBlockTokens, blocks);
             }
 
-            _widthSwitch = WidthSwitch(OnnxFormat.OnnxGraphSignature.Read(folder.DecoderPath), context, modelId, logger);
+            _widthSwitch = WidthSwitch(graph, context, modelId, logger);
             Info = Info with { WidthSwitchLength = _widthSwitch };
             _selector = new LogitsSelector(Signature.LogitsType, Info.VocabularySize, Device);
             _hostLogits = HostLogitsBuffer.Create(MaxBatchSize * Info.VocabularySize, _session, Device.CudaDeviceId);
@@ -288,9 +289,9 @@ public sealed partial class OnnxDecoderRunner : IModelRunner
     /// ONNX Runtime's CUDA GroupQueryAttention takes float16 and bfloat16 only: a float32 cache (the model builder's
     /// CPU export) would put attention on the CPU and move the whole cache across PCIe twice a step. Refused on CUDA.
     /// </summary>
-    private void RefuseCpuOnlyAttentionOnCuda(ModelFolder folder)
+    private void RefuseCpuOnlyAttentionOnCuda(ModelFolder folder, OnnxFormat.OnnxGraphSignature graph)
     {
-        if (Device.IsCuda && CpuOnlyExport.Is(Signature, OnnxFormat.OnnxGraphSignature.Read(folder.DecoderPath)))
+        if (Device.IsCuda && CpuOnlyExport.Is(Signature, graph))
         {
             throw new ModelFolderException(
                 $"{folder.Path}: GroupQueryAttention over a float32 KV cache runs only on the CPU; on CUDA every step would move the cache " +

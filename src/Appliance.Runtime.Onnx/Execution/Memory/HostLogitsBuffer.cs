@@ -59,13 +59,16 @@ internal sealed unsafe class HostLogitsBuffer : MemoryManager<float>
     public void Reorder(IReadOnlyList<(int Caller, int Rows)> written, int width)
     {
         var total = written.Sum(w => w.Rows) * width;
-        var destination = new int[written.Count];
+        var rowsOf = new int[written.Count];
         foreach (var (caller, rows) in written)
         {
-            for (var later = caller + 1; later < destination.Length; later++)
-            {
-                destination[later] += rows * width;
-            }
+            rowsOf[caller] = rows;
+        }
+
+        var destination = new int[written.Count];
+        for (var caller = 1; caller < destination.Length; caller++)
+        {
+            destination[caller] = destination[caller - 1] + (rowsOf[caller - 1] * width);
         }
 
         var copy = ArrayPool<float>.Shared.Rent(total);
