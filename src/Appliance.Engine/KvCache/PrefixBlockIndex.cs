@@ -4,7 +4,8 @@ namespace Appliance.Engine.KvCache;
 
 /// <summary>
 /// Which prompt prefixes the runner's block pool holds. A block is known by its parent block and its own tokens, so a
-/// block stands for the whole prefix that leads to it; the chain starts at a root per tenant, so one tenant's blocks
+/// block stands for the whole prefix that leads to it; the chain starts at a root per tenant (and per partition within
+/// it, such as the side of a LongRoPE switch, whose blocks share the tenant's part of the pool), so one tenant's blocks
 /// are never found from another's prompt (and no timing can tell what another tenant sent). Keys compare the tokens
 /// themselves, not a hash of them: a hit is exact. Only leaves are evicted (a block that later blocks extend stays
 /// until they go), least recently used first; but a tenant holding half the pool or more, while another tenant that
@@ -16,7 +17,8 @@ namespace Appliance.Engine.KvCache;
 internal sealed class PrefixBlockIndex
 {
     private readonly Dictionary<BlockKey, Block> _blocks = new(BlockKeyComparer.Instance);
-    private readonly Dictionary<string, Block> _roots = new(StringComparer.Ordinal);
+    private readonly Dictionary<(string Tenant, string Partition), Block> _roots = [];
+    private readonly Dictionary<string, TenantShare> _shares = new(StringComparer.Ordinal);
     private readonly Stack<int> _freeSlots;
     private long _nextId;
     private long _clock;
@@ -54,10 +56,10 @@ internal sealed class PrefixBlockIndex
     /// The slots of the longest cached prefix of <paramref name="tokens"/>, whole blocks of at most
     /// <paramref name="maxTokens"/> tokens, marked as used now.
     /// </summary>
-    public List<int> Match(string tenant, IReadOnlyList<int> tokens, int maxTokens)
+    public List<int> Match(string tenant, IReadOnlyList<int> tokens, int maxTokens, string partition = "")
     {
         var slots = new List<int>();
-        if (!_roots.TryGetValue(tenant, out var parent))
+        if (!_roots.TryGetValue((tenant, partition), out var parent))
         {
             return slots;
         }
@@ -80,9 +82,9 @@ internal sealed class PrefixBlockIndex
     /// yet, evicting old leaves for room. Returns the index of the first new block and the slots to fill, in order
     /// (the caller copies the KV into them); stops early when nothing more can be evicted.
     /// </summary>
-    public (int FirstBlock, List<int> Slots) Insert(string tenant, IReadOnlyList<int> tokens, int computedTokens)
+    public (int FirstBlock, List<int> Slots) Insert(string tenant, IReadOnlyList<int> tokens, int computedTokens, string partition = "")
     {
-        var parent = RootOf(tenant);
+        var parent = RootOf(tenant, partition);
         var blocks = Math.Min(computedTokens, tokens.Count) / BlockTokens;
         var now = ++_clock;
         parent.Share.UsedAt = _milliseconds();
@@ -116,9 +118,9 @@ internal sealed class PrefixBlockIndex
             parent = block;
         }
 
-        if (_roots.TryGetValue(tenant, out var root) && root.Children == 0)
+        if (_roots.TryGetValue((tenant, partition), out var root) && root.Children == 0)
         {
-            _roots.Remove(tenant); // nothing was cached under it
+            RemoveRoot(root); // nothing was cached under it
         }
 
         return (Math.Max(first, 0), slots);
@@ -129,6 +131,7 @@ internal sealed class PrefixBlockIndex
     {
         _blocks.Clear();
         _roots.Clear();
+        _shares.Clear();
         _freeSlots.Clear();
         foreach (var slot in Enumerable.Range(0, Capacity).Reverse())
         {
@@ -136,15 +139,32 @@ internal sealed class PrefixBlockIndex
         }
     }
 
-    private Block RootOf(string tenant)
+    private Block RootOf(string tenant, string partition)
     {
-        if (!_roots.TryGetValue(tenant, out var root))
+        if (!_roots.TryGetValue((tenant, partition), out var root))
         {
-            root = new Block(++_nextId, null, [], -1, new TenantShare(tenant));
-            _roots[tenant] = root;
+            if (!_shares.TryGetValue(tenant, out var share))
+            {
+                share = new TenantShare(tenant);
+                _shares[tenant] = share;
+            }
+
+            root = new Block(++_nextId, null, [], -1, share) { Partition = partition };
+            _roots[(tenant, partition)] = root;
+            share.Roots++;
         }
 
         return root;
+    }
+
+    /// <summary>A root with nothing under it costs nothing; nor does a tenant left without roots.</summary>
+    private void RemoveRoot(Block root)
+    {
+        _roots.Remove((root.Share.Tenant, root.Partition));
+        if (--root.Share.Roots == 0)
+        {
+            _shares.Remove(root.Share.Tenant);
+        }
     }
 
     private BlockKey KeyOf(Block parent, IReadOnlyList<int> tokens, int block)
@@ -167,7 +187,7 @@ internal sealed class PrefixBlockIndex
 
         var recently = _milliseconds() - (long)RecentUse.TotalMilliseconds;
         var atItsCap = taker.Blocks >= TenantCap
-            && _roots.Values.Any(root => root.Share != taker && root.Share.Blocks > 0 && root.Share.UsedAt > recently);
+            && _shares.Values.Any(share => share != taker && share.Blocks > 0 && share.UsedAt > recently);
         // At its cap: its own oldest leaf, or an older one of a tenant gone quiet.
         if ((atItsCap ? Older(taker.Evictable.First, OldestLeaf(share => share.UsedAt <= recently)) : OldestLeaf(_ => true)) is not { } oldest)
         {
@@ -188,9 +208,9 @@ internal sealed class PrefixBlockIndex
     private LinkedListNode<Block>? OldestLeaf(Func<TenantShare, bool> of)
     {
         LinkedListNode<Block>? oldest = null;
-        foreach (var root in _roots.Values)
+        foreach (var share in _shares.Values)
         {
-            if (of(root.Share) && root.Share.Evictable.First is { } first)
+            if (of(share) && share.Evictable.First is { } first)
             {
                 oldest = Older(oldest, first);
             }
@@ -223,7 +243,7 @@ internal sealed class PrefixBlockIndex
 
         if (parent.Parent is null)
         {
-            _roots.Remove(parent.Share.Tenant); // a tenant with nothing cached costs nothing
+            RemoveRoot(parent);
             return;
         }
 
@@ -266,12 +286,21 @@ internal sealed class PrefixBlockIndex
 
         /// <summary>The block's place in the eviction order while it is a leaf.</summary>
         public LinkedListNode<Block>? Node { get; set; }
+
+        /// <summary>For a root: the partition of the tenant's prompts it starts.</summary>
+        public string Partition { get; init; } = "";
     }
 
-    /// <summary>One tenant's part of the pool: how many blocks it holds, and its leaves, least recently used first.</summary>
+    /// <summary>
+    /// One tenant's part of the pool, over all its partitions: how many blocks it holds, and its leaves, least recently
+    /// used first.
+    /// </summary>
     private sealed class TenantShare(string tenant)
     {
         public string Tenant { get; } = tenant;
+
+        /// <summary>Roots (partitions) that start the tenant's cached prefixes.</summary>
+        public int Roots { get; set; }
 
         public int Blocks { get; set; }
 

@@ -53,7 +53,7 @@ internal sealed class PrefixCache
             return [];
         }
 
-        return _index.Match(Partition(sequence), sequence.Tokens, sequence.Tokens.Count - 1);
+        return _index.Match(sequence.Request.Tenant, sequence.Tokens, sequence.Tokens.Count - 1, Partition(sequence));
     }
 
     /// <summary>Gives the admitted sequence the matched prefix's KV; counts it for the hit rate.</summary>
@@ -91,7 +91,7 @@ internal sealed class PrefixCache
     /// <summary>Saves the sequence's computed whole blocks not cached yet. A failed copy empties the cache; the sequence is unharmed.</summary>
     public void Save(Sequence sequence)
     {
-        var (firstBlock, slots) = _index.Insert(Partition(sequence), sequence.Tokens, sequence.Computed);
+        var (firstBlock, slots) = _index.Insert(sequence.Request.Tenant, sequence.Tokens, sequence.Computed, Partition(sequence));
         if (slots.Count == 0)
         {
             return;
@@ -109,9 +109,10 @@ internal sealed class PrefixCache
     }
 
     /// <summary>
-    /// The tenant, and for a model that switches rotary caches by a run's width, which side of the switch the
-    /// sequence's prompt lies on: the same tokens hold other keys on the other side, so such blocks are never shared.
+    /// For a model that switches rotary caches by a run's width, which side of the switch the sequence's prompt lies
+    /// on: the same tokens hold other keys on the other side, so such blocks are never shared (they count towards the
+    /// tenant's one part of the pool all the same).
     /// </summary>
     private string Partition(Sequence sequence) =>
-        _widthSwitchLength is { } limit && sequence.PromptLength > limit ? sequence.Request.Tenant + "\u0000long-rotary" : sequence.Request.Tenant;
+        _widthSwitchLength is { } limit && sequence.PromptLength > limit ? "long-rotary" : "";
 }

@@ -248,6 +248,12 @@ public sealed partial class OnnxDecoderRunner : IModelRunner
 
     public long SplitSteps => Interlocked.Read(ref _splitSteps);
 
+    /// <summary>
+    /// Called just before each session run; tests throw from it to fail a chosen run of a step (say, the second piece
+    /// of a split one), which ONNX Runtime offers no way to do on purpose. Null in service.
+    /// </summary>
+    internal Action? BeforeSessionRun { get; set; }
+
     public void Release(long sequenceId) => _kvCache.Release(sequenceId);
 
     /// <summary>
@@ -352,6 +358,7 @@ public sealed partial class OnnxDecoderRunner : IModelRunner
 
             binding.BindOutputToDevice(_decoder.Outputs.Logits, _storage.MemoryInfo);
             _storage.Synchronize(); // row moves issued for this run are done before it reads the cache
+            BeforeSessionRun?.Invoke();
             _session.RunWithBinding(_runOptions, binding);
             var outputs = TakeOutputs(binding);
             using (var logits = outputs[_decoder.Outputs.Logits])

@@ -107,6 +107,28 @@ public sealed class PrefixBlockIndexTests
     }
 
     [Fact]
+    public void A_tenants_partitions_are_apart_but_share_its_one_part_of_the_pool()
+    {
+        var index = new PrefixBlockIndex(4, 6);
+        var prompt = Tokens(8, 1);
+        index.Insert("light", prompt, 8);
+        var (_, longSide) = index.Insert("t", prompt, 8, partition: "long-rotary");
+
+        // The same tokens in another partition are other keys: never found from the first one.
+        Assert.Empty(index.Match("t", prompt, 8));
+        Assert.Equal(longSide, index.Match("t", prompt, 8, partition: "long-rotary"));
+
+        // Flooding both partitions in turn: the tenant holds half the pool in all, not half per partition.
+        for (var i = 0; i < 8; i++)
+        {
+            index.Insert("t", Tokens(4, 100 + i), 4, partition: i % 2 == 0 ? "" : "long-rotary");
+        }
+
+        Assert.Equal(2, index.Match("light", prompt, 8).Count);
+        Assert.Equal(6, index.UsedBlocks);
+    }
+
+    [Fact]
     public void Below_half_the_pool_a_tenant_evicts_the_oldest_leaf_of_anyone_at_half_only_its_own()
     {
         var index = new PrefixBlockIndex(4, 4);

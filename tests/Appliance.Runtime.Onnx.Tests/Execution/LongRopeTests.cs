@@ -1,6 +1,7 @@
 using Appliance.Engine;
 using Appliance.Engine.Requests;
 using Appliance.Engine.Scheduling;
+using Appliance.Runtime.Onnx.Execution;
 using Appliance.Runtime.Onnx.OnnxFormat;
 using Appliance.Runtime.Onnx.Tokenization;
 using Appliance.Tests.Common;
@@ -63,6 +64,39 @@ public sealed class LongRopeTests(LongRopeModelFixture model)
         var ours = await engine.Submit(new GenerationRequest("drafted", prompt, Greedy)).CollectAsync();
 
         Assert.Equal(expected, ours.TokenIds);
+    }
+
+    [Fact]
+    public void A_drafts_run_whose_second_piece_fails_leaves_the_sequence_as_it_was()
+    {
+        var prompt = Prompts[3]; // 18 tokens; drafts at positions 18 to 22 cross the switch at 20
+        int[] drafts = [7, 8, 9, 10, 11];
+        using var reference = model.CreateRunner();
+        reference.Execute([new RunnerSequence(1, prompt, 0)]);
+        var expected = reference.Execute([new RunnerSequence(1, drafts, prompt.Length) { LogitsPositions = drafts.Length }]).ToArray();
+
+        using var runner = model.CreateRunner();
+        runner.Execute([new RunnerSequence(1, prompt, 0)]);
+        var runs = 0;
+        runner.BeforeSessionRun = () =>
+        {
+            if (++runs == 2)
+            {
+                throw new InvalidOperationException("the long piece fails");
+            }
+        };
+        var failure = Assert.Throws<InvalidOperationException>(() => runner.Execute([new RunnerSequence(1, drafts, prompt.Length) { LogitsPositions = drafts.Length }]));
+        Assert.Equal("the long piece fails", failure.Message);
+        Assert.Equal(2, runs); // the short piece (positions 18 and 19) ran and was written before the long one failed
+
+        // The engine decodes on from the same place after a failed drafts run: the cache must hold the prompt only.
+        runner.BeforeSessionRun = null;
+        var actual = runner.Execute([new RunnerSequence(1, drafts, prompt.Length) { LogitsPositions = drafts.Length }]).ToArray();
+        Assert.Equal(expected.Length, actual.Length);
+        for (var i = 0; i < expected.Length; i++)
+        {
+            Assert.Equal(expected[i], actual[i], 4);
+        }
     }
 
     [Fact]
