@@ -49,12 +49,12 @@ foreach (var variant in variants)
     var prompts = Enumerable.Range(0, 8).Select(i => Enumerable.Range(0, promptTokens - (i * 3)).Select(j => ((i * 7919) + (j * 104729) + 13) % 50000).ToArray()).ToArray();
     try
     {
-        var cpu = Measure(folder, prompts, null);
-        var cuda = Measure(folder, prompts, device);
+        var cpu = await MeasureAsync(folder, prompts, null);
+        var cuda = await MeasureAsync(folder, prompts, device);
         failed |= cuda.Device != $"cuda:{device}";
         rows.Add(cpu.Row(variant, "cpu", null));
         rows.Add(cuda.Row(variant, cuda.Device, cpu));
-        cacheRows.Add(PrefixCacheRow(folder, variant, device));
+        cacheRows.Add(await PrefixCacheRowAsync(folder, variant, device));
     }
     catch (Exception exception) when (exception is ModelFolderException or InvalidOperationException or Microsoft.ML.OnnxRuntime.OnnxRuntimeException)
     {
@@ -89,22 +89,22 @@ SyntheticModelSpec Spec(string name, string variant)
 }
 
 // The prefix cache's copies on the device: a long prompt, then the same prompt again (its blocks copied in, not computed).
-string PrefixCacheRow(string folder, string variant, int cudaDevice)
+async Task<string> PrefixCacheRowAsync(string folder, string variant, int cudaDevice)
 {
     var runner = new OnnxDecoderRunner(ModelFolder.Open(folder), "check", new RunnerOptions { MaxBatchSize = 8, CudaDeviceId = cudaDevice });
     using var engine = new GenerationEngine(runner, Gpt2Tokenizer.Instance, new SchedulerOptions { MaxBatchSize = 8 });
     var prompt = Enumerable.Range(0, 900).Select(j => ((j * 104729) + 7) % 50000).ToArray();
     var greedy = new SamplingParams { Temperature = 0, MaxTokens = 16, IgnoreEos = true };
     var other = Enumerable.Range(0, 100).Select(j => ((j * 31) + 5) % 50000).ToArray();
-    Run(engine, other, greedy with { MaxTokens = 4 }, Stopwatch.StartNew()); // warm-up on another prompt: nothing of this one cached
-    var first = Run(engine, prompt, greedy, Stopwatch.StartNew());
-    var again = Run(engine, prompt, greedy, Stopwatch.StartNew());
+    await RunAsync(engine, other, greedy with { MaxTokens = 4 }, Stopwatch.StartNew()); // warm-up on another prompt: nothing of this one cached
+    var first = await RunAsync(engine, prompt, greedy, Stopwatch.StartNew());
+    var again = await RunAsync(engine, prompt, greedy, Stopwatch.StartNew());
     var (_, hits) = engine.PrefixCacheCounters;
     return string.Format(CultureInfo.InvariantCulture, "| {0} | {1} | {2:F0} | {3:F0} | {4} | {5} |",
         variant, runner.Traffic.Device, first.First * 1000, again.First * 1000, hits, first.Tokens.SequenceEqual(again.Tokens) ? "yes" : "NO");
 }
 
-Measurement Measure(string folder, int[][] prompts, int? cudaDevice)
+async Task<Measurement> MeasureAsync(string folder, int[][] prompts, int? cudaDevice)
 {
     var before = DeviceMemoryUsedMiB(cudaDevice);
     // Without the prefix cache: the warm-up's prompt would make the single request's TTFT a cache hit, and the bytes
@@ -112,41 +112,38 @@ Measurement Measure(string folder, int[][] prompts, int? cudaDevice)
     var runner = new OnnxDecoderRunner(ModelFolder.Open(folder), "check", new RunnerOptions { MaxBatchSize = 8, CudaDeviceId = cudaDevice, PrefixCacheTokens = 0 });
     using var engine = new GenerationEngine(runner, Gpt2Tokenizer.Instance, new SchedulerOptions { MaxBatchSize = 8 });
     var greedy = new SamplingParams { Temperature = 0, MaxTokens = newTokens, IgnoreEos = true };
-    Run(engine, prompts[0], greedy with { MaxTokens = 8 }, Stopwatch.StartNew()); // warm-up
+    await RunAsync(engine, prompts[0], greedy with { MaxTokens = 8 }, Stopwatch.StartNew()); // warm-up
     var clock = Stopwatch.StartNew();
-    var single = Run(engine, prompts[0], greedy, clock);
+    var single = await RunAsync(engine, prompts[0], greedy, clock);
     var decode1 = (newTokens - 1) / (single.Last - single.First);
-    // In the batch every request starts at 0 on the same clock: decode from the last first token to the last token.
+    // In the batch every request is submitted at once on the same clock (awaited, not a blocked thread each: a pool
+    // thread per request reached the engine late on a small machine, and the decode window shrank to nothing):
+    // decode from the last first token to the last token.
     var movedBefore = runner.Traffic.DeviceBytesCopied;
     clock.Restart();
-    var batch = Task.WhenAll(prompts.Select(p => Task.Run(() => Run(engine, p, greedy, clock)))).GetAwaiter().GetResult();
+    var batch = await Task.WhenAll(prompts.Select(p => RunAsync(engine, p, greedy, clock)));
     var decode8 = prompts.Length * (newTokens - 1) / (batch.Max(b => b.Last) - batch.Max(b => b.First));
     var moved = runner.Traffic.DeviceBytesCopied - movedBefore;
     var memory = DeviceMemoryUsedMiB(cudaDevice) - before;
     return new Measurement(runner.Traffic.Device, $"{runner.Signature.KvType}/{runner.Signature.LogitsType}", single.First * 1000, decode1, decode8, memory, moved, single.Tokens, [.. batch.Select(b => b.Tokens)]);
 }
 
-static (double First, double Last, List<int> Tokens) Run(GenerationEngine engine, int[] prompt, SamplingParams sampling, Stopwatch clock)
+static async Task<(double First, double Last, List<int> Tokens)> RunAsync(GenerationEngine engine, int[] prompt, SamplingParams sampling, Stopwatch clock)
 {
-    return RunAsync().GetAwaiter().GetResult();
-
-    async Task<(double First, double Last, List<int> Tokens)> RunAsync()
+    var start = clock.Elapsed.TotalSeconds;
+    double? first = null;
+    var tokens = new List<int>();
+    await using var stream = engine.Submit(new GenerationRequest(Guid.NewGuid().ToString("N"), prompt, sampling));
+    await foreach (var delta in stream)
     {
-        var start = clock.Elapsed.TotalSeconds;
-        double? first = null;
-        var tokens = new List<int>();
-        await using var stream = engine.Submit(new GenerationRequest(Guid.NewGuid().ToString("N"), prompt, sampling));
-        await foreach (var delta in stream)
+        if (delta.TokenIds.Count > 0)
         {
-            if (delta.TokenIds.Count > 0)
-            {
-                first ??= clock.Elapsed.TotalSeconds - start;
-                tokens.AddRange(delta.TokenIds);
-            }
+            first ??= clock.Elapsed.TotalSeconds - start;
+            tokens.AddRange(delta.TokenIds);
         }
-
-        return (first ?? double.NaN, clock.Elapsed.TotalSeconds - start, tokens);
     }
+
+    return (first ?? double.NaN, clock.Elapsed.TotalSeconds - start, tokens);
 }
 
 static double DeviceMemoryUsedMiB(int? device)
