@@ -7,10 +7,12 @@ sed 's#\.gpu/##' SHA256SUMS | sha256sum -c --quiet
 cat part-* | xz -d | tar -xf -
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 site=$(python3 -c 'import site; print(site.getsitepackages()[0])' 2>/dev/null || true)
-libs=$(find "$site/nvidia" -maxdepth 3 -type d -name lib 2>/dev/null | tr '\n' ':')
+libs=$(find "$site/nvidia" -maxdepth 3 -type d -name lib 2>/dev/null | tr '\n' ':' || true)
 export LD_LIBRARY_PATH="/tmp/gpu/bin:${libs}${LD_LIBRARY_PATH:-}"
+# Say at once which of the CUDA provider's libraries the loader cannot find (the check's rows would say it later).
+missing=$(ldd bin/libonnxruntime_providers_cuda.so | grep 'not found' || true)
+[ -z "$missing" ] || echo "the CUDA provider lacks: $missing" >&2
 export DOTNET_gcServer=0
 out=${OUT:-/tmp/gpu/out}
 mkdir -p "$out"
-set -o pipefail
 ./bin/appliance-gpu-check --models /tmp/gpu/models "$@" 2>&1 | tee "$out/gpu-check.log"

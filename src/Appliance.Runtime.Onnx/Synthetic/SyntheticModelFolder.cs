@@ -44,6 +44,9 @@ public static class SyntheticModelFolder
         return ModelManifest.Create(folder);
     }
 
+    private static JsonArray ProviderOptions(SyntheticModelSpec spec) =>
+        spec.CudaTf32 ? [] : [new JsonObject { ["cuda"] = new JsonObject { ["use_tf32"] = "0" } }];
+
     private static JsonObject GenAiConfigJson(SyntheticModelSpec spec) => new()
     {
         ["model"] = new JsonObject
@@ -56,7 +59,7 @@ public static class SyntheticModelFolder
             ["vocab_size"] = spec.VocabularySize,
             ["decoder"] = new JsonObject
             {
-                ["session_options"] = new JsonObject { ["log_id"] = "onnxruntime-genai", ["provider_options"] = new JsonArray() },
+                ["session_options"] = new JsonObject { ["log_id"] = "onnxruntime-genai", ["provider_options"] = ProviderOptions(spec) },
                 ["filename"] = ModelFileName,
                 ["head_size"] = spec.HeadSize,
                 ["hidden_size"] = spec.HiddenSize,

@@ -93,6 +93,12 @@ public sealed record SyntheticModelSpec
     /// <summary>Write the weights to model.onnx.data beside model.onnx, as the builder does.</summary>
     public bool ExternalData { get; init; }
 
+    /// <summary>
+    /// False writes the CUDA provider option <c>use_tf32</c> "0" into genai_config.json: float32 MatMuls on a GPU then
+    /// round as on the CPU (the GPU check compares greedy tokens with a CPU run). True: no provider options.
+    /// </summary>
+    public bool CudaTf32 { get; init; } = true;
+
     /// <summary>Builder style: the MLP's inner width; null: 8/3 of the hidden size rounded up to a multiple of 32 (Llama's ratio).</summary>
     public int? FeedForwardSize { get; init; }
 

@@ -26,6 +26,18 @@ public sealed class SessionSettingsTests
     }
 
     [Fact]
+    public void A_synthetic_export_written_without_tf32_asks_the_cuda_provider_for_none()
+    {
+        using var root = new Appliance.Tests.Common.TempFolder("tf32");
+        Appliance.Runtime.Onnx.Synthetic.SyntheticModelFolder.Write(Appliance.Runtime.Onnx.Synthetic.SyntheticModelSpec.TinyLlama with { CudaTf32 = false }, root.Path);
+
+        var options = GenAiConfig.Load(Path.Combine(root.Path, "genai_config.json")).Decoder.SessionOptions;
+        var cuda = SessionSettings.From(options, root.Path).CudaProviderOptions(new Dictionary<string, string>());
+
+        Assert.Equal("0", cuda["use_tf32"]);
+    }
+
+    [Fact]
     public void Graph_and_memory_options_are_honoured_and_unknown_scalars_become_session_entries()
     {
         var options = new DecoderSessionOptions(

@@ -9,7 +9,7 @@ using Appliance.Runtime.Onnx.Synthetic;
 using Appliance.Runtime.Onnx.Tokenization;
 
 // Usage: appliance-gpu-check [--models DIR] [--device N] [--variants fp16,int4,longrope] [--size base-llama|small-llama]
-//                            [--prompt-tokens 64] [--new-tokens 64]
+//                            [--prompt-tokens 64] [--new-tokens 64] [--allow-cpu-fallback]
 // Writes each builder-style export (deterministic weights), runs the engine on the CPU and on CUDA device N, and prints
 // one table: time to first token, decode tokens/s at batch 1 and 8, device memory, KV bytes moved while decoding,
 // and how many greedy tokens the CUDA run shares with the CPU run. Exits non-zero when a session fell back to the CPU
@@ -25,6 +25,10 @@ var variants = Value("--variants", "fp16,int4,longrope").Split(',');
 var size = Value("--size", "base-llama");
 var promptTokens = int.Parse(Value("--prompt-tokens", "64"), culture);
 var newTokens = int.Parse(Value("--new-tokens", "64"), culture);
+// Rehearsal on a machine without a GPU: the "CUDA" runs fall back to the CPU (and the check still fails), so the rest
+// of the check can be exercised before a lent machine's minutes are spent on it.
+var allowFallback = args.Contains("--allow-cpu-fallback");
+var runTimeout = TimeSpan.FromSeconds(60); // a run that hangs on the device fails its row, not the device call's time
 
 var rows = new List<string>
 {
@@ -37,47 +41,76 @@ var cacheRows = new List<string>
     "|---|---|---:|---:|---:|---|",
 };
 var failed = false;
+var started = Stopwatch.StartNew();
+void Progress(string what) => Console.Error.WriteLine(string.Format(culture, "[{0,6:F1} s] {1}", started.Elapsed.TotalSeconds, what));
+
+// Each row is printed as soon as it exists (a crash or the device call's time limit must not take the rows already
+// measured with it), and both tables again, whole, at the end. Any failure of a variant is its row's, not the run's.
+void Add(List<string> table, string row)
+{
+    table.Add(row);
+    Console.WriteLine(row);
+}
+
+string Failure(Exception exception) => $"FAILED: {exception.GetType().Name}: {exception.Message.ReplaceLineEndings(" ")}";
+
 foreach (var variant in variants)
 {
     var folder = Path.Combine(models, $"{size}-{variant}");
-    if (!File.Exists(Path.Combine(folder, "manifest.json")))
-    {
-        Console.Error.WriteLine($"writing {folder}");
-        SyntheticModelFolder.Write(Spec(size, variant), folder);
-    }
-
     var prompts = Enumerable.Range(0, 8).Select(i => Enumerable.Range(0, promptTokens - (i * 3)).Select(j => ((i * 7919) + (j * 104729) + 13) % 50000).ToArray()).ToArray();
+    Measurement? cpu = null;
     try
     {
-        var cpu = await MeasureAsync(folder, prompts, null);
-        var cuda = await MeasureAsync(folder, prompts, device);
+        if (!File.Exists(Path.Combine(folder, "manifest.json")))
+        {
+            Progress($"{variant}: writing {folder}");
+            SyntheticModelFolder.Write(Spec(size, variant), folder);
+        }
+
+        Progress($"{variant}: on the CPU");
+        cpu = await MeasureAsync(folder, variant, prompts, null);
+        Add(rows, cpu.Row(variant, "cpu", null));
+        Progress($"{variant}: on cuda:{device}");
+        var cuda = await MeasureAsync(folder, variant, prompts, device);
         failed |= cuda.Device != $"cuda:{device}";
-        rows.Add(cpu.Row(variant, "cpu", null));
-        rows.Add(cuda.Row(variant, cuda.Device, cpu));
-        cacheRows.Add(await PrefixCacheRowAsync(folder, variant, device));
+        Add(rows, cuda.Row(variant, cuda.Device, cpu));
     }
-    catch (Exception exception) when (exception is ModelFolderException or InvalidOperationException or Microsoft.ML.OnnxRuntime.OnnxRuntimeException)
+    catch (Exception exception)
     {
         failed = true;
-        rows.Add($"| {variant} | | FAILED: {exception.Message.ReplaceLineEndings(" ")} | | | | | | |");
+        Add(rows, $"| {variant} | | {(cpu is null ? "cpu" : $"cuda:{device}")} | {Failure(exception)} | | | | | |");
+        continue;
+    }
+
+    try
+    {
+        Progress($"{variant}: prefix cache on cuda:{device}");
+        Add(cacheRows, await PrefixCacheRowAsync(folder, variant, device));
+    }
+    catch (Exception exception)
+    {
+        failed = true;
+        Add(cacheRows, $"| {variant} | cuda:{device} | {Failure(exception)} | | | |");
     }
 }
 
+Progress("done");
+Console.WriteLine();
 Console.WriteLine(string.Join(Environment.NewLine, rows));
 Console.WriteLine();
 Console.WriteLine(string.Join(Environment.NewLine, cacheRows));
 if (failed)
 {
-    Console.Error.WriteLine("FAILED: a variant failed, or a session did not run on CUDA (see the warning above: the CUDA libraries could not load)");
+    Console.Error.WriteLine("FAILED: a variant failed (its row says why; a CUDA provider that could not load is one)");
 }
 
 return failed ? 1 : 0;
 
 SyntheticModelSpec Spec(string name, string variant)
 {
-    var spec = name == "small-llama"
+    var spec = (name == "small-llama"
         ? SyntheticModelSpec.TinyLlama with { HiddenSize = 384, Layers = 4, Heads = 6, KvHeads = 2, ContextLength = 1024 }
-        : SyntheticModelSpec.BaseLlama;
+        : SyntheticModelSpec.BaseLlama) with { CudaTf32 = false };
     return variant switch
     {
         "fp16" => spec with { Precision = BoundaryPrecision.Float16 },
@@ -91,8 +124,8 @@ SyntheticModelSpec Spec(string name, string variant)
 // The prefix cache's copies on the device: a long prompt, then the same prompt again (its blocks copied in, not computed).
 async Task<string> PrefixCacheRowAsync(string folder, string variant, int cudaDevice)
 {
-    var runner = new OnnxDecoderRunner(ModelFolder.Open(folder), "check", new RunnerOptions { MaxBatchSize = 8, CudaDeviceId = cudaDevice });
-    using var engine = new GenerationEngine(runner, Gpt2Tokenizer.Instance, new SchedulerOptions { MaxBatchSize = 8 });
+    var runner = new OnnxDecoderRunner(ModelFolder.Open(folder), "check", new RunnerOptions { MaxBatchSize = 8, CudaDeviceId = cudaDevice, RequireCuda = !allowFallback });
+    using var engine = new GenerationEngine(runner, Gpt2Tokenizer.Instance, new SchedulerOptions { MaxBatchSize = 8, RunTimeout = runTimeout });
     var prompt = Enumerable.Range(0, 900).Select(j => ((j * 104729) + 7) % 50000).ToArray();
     var greedy = new SamplingParams { Temperature = 0, MaxTokens = 16, IgnoreEos = true };
     var other = Enumerable.Range(0, 100).Select(j => ((j * 31) + 5) % 50000).ToArray();
@@ -104,13 +137,16 @@ async Task<string> PrefixCacheRowAsync(string folder, string variant, int cudaDe
         variant, runner.Traffic.Device, first.First * 1000, again.First * 1000, hits, first.Tokens.SequenceEqual(again.Tokens) ? "yes" : "NO");
 }
 
-async Task<Measurement> MeasureAsync(string folder, int[][] prompts, int? cudaDevice)
+async Task<Measurement> MeasureAsync(string folder, string variant, int[][] prompts, int? cudaDevice)
 {
     var before = DeviceMemoryUsedMiB(cudaDevice);
     // Without the prefix cache: the warm-up's prompt would make the single request's TTFT a cache hit, and the bytes
-    // moved would count block copies, not the row moves this column shows.
-    var runner = new OnnxDecoderRunner(ModelFolder.Open(folder), "check", new RunnerOptions { MaxBatchSize = 8, CudaDeviceId = cudaDevice, PrefixCacheTokens = 0 });
-    using var engine = new GenerationEngine(runner, Gpt2Tokenizer.Instance, new SchedulerOptions { MaxBatchSize = 8 });
+    // moved would count block copies, not the row moves this column shows. A CUDA run that cannot load the provider
+    // fails with ONNX Runtime's reason instead of falling back to the CPU unseen.
+    var runner = new OnnxDecoderRunner(ModelFolder.Open(folder), "check", new RunnerOptions { MaxBatchSize = 8, CudaDeviceId = cudaDevice, RequireCuda = cudaDevice is not null && !allowFallback, PrefixCacheTokens = 0 });
+    // LongRoPE: prompts in chunks of 16, so that a long prompt's first chunks run with a mask widened past the switch.
+    var scheduler = new SchedulerOptions { MaxBatchSize = 8, RunTimeout = runTimeout, PrefillTokenBudget = variant == "longrope" ? 16 : 1024 };
+    using var engine = new GenerationEngine(runner, Gpt2Tokenizer.Instance, scheduler);
     var greedy = new SamplingParams { Temperature = 0, MaxTokens = newTokens, IgnoreEos = true };
     await RunAsync(engine, prompts[0], greedy with { MaxTokens = 8 }, Stopwatch.StartNew()); // warm-up
     var clock = Stopwatch.StartNew();
