@@ -35,9 +35,9 @@ internal sealed record CompletionRequest(GenerationSettings Settings, IReadOnlyL
             throw new OpenAiRequestException(OpenAiError.Unsupported("logit_bias", "logit bias"));
         }
 
-        // Legacy completions default to 16 tokens, as OpenAI's do.
+        // None named: the model's DefaultMaxTokens, else 16 as OpenAI's legacy completions (CompletionsApi).
         var askedMaxTokens = fields.OptionalInteger("max_tokens", 1, int.MaxValue);
-        var maxTokens = limits.CapMaxTokens(askedMaxTokens) ?? 16;
+        var maxTokens = limits.CapMaxTokens(askedMaxTokens);
         var logprobs = fields.OptionalInteger("logprobs", 0, 5);
         var settings = GenerationSettings.Read(fields, limits, askedMaxTokens, maxTokens, logprobs is not null, (int)(logprobs ?? 0));
         return new CompletionRequest(settings, ReadPrompts(fields));

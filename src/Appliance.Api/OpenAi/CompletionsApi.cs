@@ -8,6 +8,9 @@ namespace Appliance.Api.OpenAi;
 /// <summary>POST /v1/completions (legacy text completions): one or several prompts, n choices each.</summary>
 internal static class CompletionsApi
 {
+    /// <summary>What OpenAI's legacy completions generate when the request names no max_tokens.</summary>
+    private const int LegacyDefaultMaxTokens = 16;
+
     public static async Task HandleAsync(HttpContext http, IModelCatalog catalog, IModelAccess access, IAccessRecorder recorder, IContentRecording content, IOptions<ApiLimits> options, TimeProvider time)
     {
         var limits = options.Value;
@@ -21,7 +24,11 @@ internal static class CompletionsApi
             throw new OpenAiRequestException(OpenAiError.Invalid("A prompt encodes to no tokens.", "prompt"));
         }
 
-        var maxTokens = prompts.Select(p => ModelResolution.MaxTokens(model, request.Settings.MaxTokens, p.Count, limits.MaxTokens, request.Settings.MaxTokensIsCeiling)).Min();
+        // A client naming no max_tokens gets the model's DefaultMaxTokens, else OpenAI's legacy 16, cut to what the
+        // context leaves; one it named is refused when the context cannot hold it.
+        var maxTokens = prompts.Select(p => request.Settings.MaxTokens is null
+            ? ModelResolution.MaxTokens(model, model.Defaults.MaxTokens ?? LegacyDefaultMaxTokens, p.Count, limits.MaxTokens, requestedIsCeiling: true)
+            : ModelResolution.MaxTokens(model, request.Settings.MaxTokens, p.Count, limits.MaxTokens, request.Settings.MaxTokensIsCeiling)).Min();
         var n = request.Settings.N;
         var choices = prompts.SelectMany((p, i) => Enumerable.Range(0, n).Select(j => new ChoiceInput((i * n) + j, p))).ToList();
         var header = new ResponseHeader(ResponseKind.Text, $"cmpl-{Guid.NewGuid():N}", time.GetUtcNow().ToUnixTimeSeconds(), request.Settings.Model, ModelResolution.Fingerprint(model));

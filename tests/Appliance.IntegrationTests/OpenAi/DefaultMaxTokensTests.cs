@@ -32,6 +32,8 @@ public sealed class DefaultMaxTokensTests : IDisposable
         // A client set to the model's advertised maximum gets the appliance's ceiling, not a 400.
         Assert.Equal(300, await CompletionTokensAsync(ada, "/v1/chat/completions", """{"model":"open","messages":[{"role":"user","content":"hi"}],"max_tokens":32768,"ignore_eos":true}"""));
         Assert.Equal(5, await CompletionTokensAsync(ada, "/v1/chat/completions", """{"model":"capped","messages":[{"role":"user","content":"hi"}],"ignore_eos":true}"""));
+        // The administrator's default holds for legacy completions too (it was 16 whatever the setting said).
+        Assert.Equal(5, await CompletionTokensAsync(ada, "/v1/completions", """{"model":"capped","prompt":"Once upon a time","ignore_eos":true}"""));
 
         // With a context smaller than the limit, that ceiling is what the context leaves, on every endpoint; a value
         // within the limit is what the client meant, and too long for the context is still a 400.
