@@ -22,6 +22,9 @@ public sealed class ApplianceServer : IAsyncLifetime
 
     public HttpClient Http => Running.Http;
 
+    /// <summary>The host's Appliance:DataFolder.</summary>
+    public string DataFolder => _root.Combine("data");
+
     /// <summary>A development token with every role, for SDK clients (it goes where an OpenAI API key would).</summary>
     public string Token => Running.Token!;
 
@@ -36,7 +39,7 @@ public sealed class ApplianceServer : IAsyncLifetime
         var modelFolder = _root.Combine("tiny");
         SyntheticModelFolder.Write(SyntheticModelSpec.Tiny with { ContextLength = 2048 }, modelFolder);
         _running = await RunningAppliance.StartAsync(
-            $"--Appliance:DataFolder={_root.Combine("data")}",
+            $"--Appliance:DataFolder={DataFolder}",
             $"--Models:{Model}:Path={modelFolder}",
             $"--Models:{Model}:Aliases:0=tiny-alias",
             $"--Models:{Model}:DefaultMaxTokens=16",

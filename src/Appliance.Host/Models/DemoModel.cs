@@ -13,7 +13,7 @@ internal static class DemoModel
 
     public static string Ensure(string dataFolder)
     {
-        var folder = Path.GetFullPath(Path.Combine(dataFolder, "models", Id));
+        var folder = BuiltInModelFolder.For(dataFolder, Id);
         if (!File.Exists(Path.Combine(folder, ModelManifest.FileName)))
         {
             SyntheticModelFolder.Write(SyntheticModelSpec.Tiny with { ContextLength = 1024 }, folder);

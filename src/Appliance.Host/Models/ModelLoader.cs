@@ -37,7 +37,7 @@ internal sealed partial class ModelLoader(
     private void LoadBuiltInEmbeddings()
     {
         var id = MiniLmPackage.ModelId;
-        var folder = Path.GetFullPath(Path.Combine(appliance.Value.DataFolder, "models", id));
+        var folder = BuiltInModelFolder.For(appliance.Value.DataFolder, id);
         LogLoading(logger, id, folder);
         try
         {
@@ -46,7 +46,7 @@ internal sealed partial class ModelLoader(
             catalog.Set(new ModelEntry(id, [], ModelLoadState.Ready, null, null, new ServedEmbedder(id, time.GetUtcNow(), embedder.Digest, embedder)));
             LogLoaded(logger, id, embedder.Digest, embedder.MaxTokens);
         }
-        catch (Exception exception) when (exception is ModelFolderException or Microsoft.ML.OnnxRuntime.OnnxRuntimeException or IOException)
+        catch (Exception exception) when (exception is ModelFolderException or Microsoft.ML.OnnxRuntime.OnnxRuntimeException or IOException or UnauthorizedAccessException)
         {
             catalog.Set(new ModelEntry(id, [], ModelLoadState.Failed, exception.Message, null));
             LogFailed(logger, exception, id, exception.Message);

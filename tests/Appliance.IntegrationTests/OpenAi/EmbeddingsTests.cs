@@ -28,6 +28,14 @@ public sealed class EmbeddingsTests(ApplianceServer server)
     }
 
     [Fact]
+    public void The_packaged_model_is_unpacked_beside_the_models_folder_that_the_ansible_role_owns()
+    {
+        // <data>/models is root's on an installed node: the service could not unpack a model there after the role ran.
+        Assert.True(File.Exists(Path.Combine(server.DataFolder, "built-in", Model, "manifest.json")));
+        Assert.False(Directory.Exists(Path.Combine(server.DataFolder, "models")));
+    }
+
+    [Fact]
     public async Task Float_and_base64_encodings_carry_the_same_vector()
     {
         var asFloats = await Post("""{"model":"all-minilm-l6-v2","input":"hello world"}""");
