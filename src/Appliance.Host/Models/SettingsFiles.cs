@@ -38,9 +38,9 @@ internal sealed partial class SettingsFiles(IConfiguration configuration, ILogge
         }
     }
 
-    [LoggerMessage(EventId = 3017, Level = LogLevel.Warning, Message = "The settings file {Path} could not be read again: {Reason}")]
+    [LoggerMessage(EventId = 3023, Level = LogLevel.Warning, Message = "The settings file {Path} could not be read again: {Reason}")]
     private static partial void LogRereadFailed(ILogger logger, string path, string reason);
 
-    [LoggerMessage(EventId = 3018, Level = LogLevel.Warning, Message = "The settings file {Path} was read again, and settings built from it are invalid: {Reason}")]
+    [LoggerMessage(EventId = 3024, Level = LogLevel.Warning, Message = "The settings file {Path} was read again, and settings built from it are invalid: {Reason}")]
     private static partial void LogRereadRefused(ILogger logger, string path, string reason);
 }
