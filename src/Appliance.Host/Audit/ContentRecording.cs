@@ -4,10 +4,11 @@ using Microsoft.Extensions.Options;
 
 namespace Appliance.Host.Audit;
 
-/// <summary>The models whose configuration sets RecordContent.</summary>
-internal sealed class ContentRecording(IOptions<ModelsOptions> models) : IContentRecording
+/// <summary>The models whose configuration sets RecordContent, as the settings files say now.</summary>
+internal sealed class ContentRecording(IOptionsMonitor<ModelsOptions> models) : IContentRecording
 {
-    private readonly HashSet<string> _recording = [.. models.Value.Models.Where(m => m.Value.RecordContent).Select(m => m.Key)];
+    private readonly LiveModelsView<HashSet<string>> _recording =
+        new(models, declared => [.. declared.Models.Where(m => m.Value.RecordContent).Select(m => m.Key)]);
 
-    public bool Records(string modelId) => _recording.Contains(modelId);
+    public bool Records(string modelId) => _recording.Current.Contains(modelId);
 }

@@ -6,27 +6,31 @@ using Microsoft.Extensions.Options;
 
 namespace Appliance.Host.Identity;
 
-/// <summary>Per-model access from configuration: Models:&lt;id&gt;:AllowedRoles / AllowedGroups / Classification.</summary>
+/// <summary>
+/// Per-model access from configuration: Models:&lt;id&gt;:AllowedRoles / AllowedGroups / Classification, as the
+/// settings files say now (a model loaded or reloaded without a restart gets its rules at once).
+/// </summary>
 internal sealed class ModelAccess : IModelAccess
 {
-    private readonly Dictionary<string, ModelAccessRule> _rules;
+    private readonly LiveModelsView<Dictionary<string, ModelAccessRule>> _rules;
     private readonly ModelAccessRule _unlisted;
     private readonly Clearance _clearance;
     private readonly string _groupsClaim;
     private readonly ILogger<ModelAccess> _logger;
 
-    public ModelAccess(IOptions<IdentityOptions> identity, IOptions<ModelsOptions> models, ILogger<ModelAccess> logger)
+    public ModelAccess(IOptions<IdentityOptions> identity, IOptionsMonitor<ModelsOptions> models, ILogger<ModelAccess> logger)
     {
         var settings = identity.Value;
         _clearance = new Clearance(settings.ClassificationLevels, settings.ClearanceClaim, settings.DefaultClearance);
         _groupsClaim = settings.GroupsClaim;
         _logger = logger;
         HideForbiddenModels = settings.HideForbiddenModels;
-        _rules = models.Value.Models.ToDictionary(
+        _rules = new(models, declared => declared.Models.ToDictionary(
             pair => pair.Key,
             pair => new ModelAccessRule(pair.Value.AllowedRoles, pair.Value.AllowedGroups,
                 string.IsNullOrEmpty(pair.Value.Classification) ? settings.DefaultClassification : pair.Value.Classification),
-            StringComparer.Ordinal);
+            StringComparer.Ordinal));
+        _ = _rules.Current; // the start's rules, now: a view that cannot be built fails the start, not a request
 
         // Models not declared in Models (the built-in embedding model) are open to every chat user at the default label.
         _unlisted = new ModelAccessRule([], [], settings.DefaultClassification);
@@ -36,7 +40,7 @@ internal sealed class ModelAccess : IModelAccess
 
     public bool MayUse(ClaimsPrincipal caller, string modelId, bool recordDenial, out string? denial)
     {
-        var rule = _rules.GetValueOrDefault(modelId, _unlisted);
+        var rule = _rules.Current.GetValueOrDefault(modelId, _unlisted);
         var refusal = rule.Check(caller, _clearance, _groupsClaim);
         if (refusal != ModelAccessDenial.None && recordDenial)
         {
@@ -52,5 +56,5 @@ internal sealed class ModelAccess : IModelAccess
         return refusal == ModelAccessDenial.None;
     }
 
-    public string Classification(string modelId) => _rules.GetValueOrDefault(modelId, _unlisted).Classification;
+    public string Classification(string modelId) => _rules.Current.GetValueOrDefault(modelId, _unlisted).Classification;
 }

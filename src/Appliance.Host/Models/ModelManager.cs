@@ -31,6 +31,7 @@ internal sealed partial class ModelManager(
     private static readonly TimeSpan SwitchSettleTime = TimeSpan.FromSeconds(2);
 
     private readonly SemaphoreSlim _gate = new(1, 1);
+    private string? _invalidConfiguration; // why the models configuration could not be read at the last look; null when it could
     private readonly ConcurrentDictionary<string, ModelDeployment> _deployments = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, double> _retiredReplicaSeconds = new(StringComparer.Ordinal);
     private readonly IPlacementStrategy _strategy = Placer.Strategy(pool.Value.Placement);
@@ -116,7 +117,7 @@ internal sealed partial class ModelManager(
             settingsFiles.Reread();
             if (!Declared().TryGetValue(id, out var options))
             {
-                return new ModelActionResult(ModelActionOutcome.NotDeclared, $"no model '{id}' is declared in the configuration");
+                return NotDeclared(id);
             }
 
             return _deployments.TryGetValue(id, out var old) ? await ReplaceAsync(id, options, old) : Load(id);
@@ -142,21 +143,46 @@ internal sealed partial class ModelManager(
     {
         try
         {
-            return models.CurrentValue.Models;
+            var declared = models.CurrentValue.Models;
+            _invalidConfiguration = null;
+            return declared;
         }
         catch (OptionsValidationException exception)
         {
             // A broken edit of the settings file: keep serving, and say why nothing new loads.
             LogInvalidConfiguration(logger, exception.Message);
+            _invalidConfiguration = exception.Message;
             return [];
         }
+    }
+
+    /// <summary>The answer to an unload of what no declared model runs as: saying what the name is instead.</summary>
+    private ModelActionResult NotLoaded(string id)
+    {
+        if (id == Appliance.Runtime.Onnx.Embeddings.MiniLmPackage.ModelId)
+        {
+            return new(ModelActionOutcome.Conflict, $"'{id}' is the built-in embedding model, not a declared one: Appliance:BuiltInEmbeddings=false and a restart switch it off");
+        }
+
+        return Declared().ContainsKey(id) ? new(ModelActionOutcome.Conflict, $"model '{id}' is not loaded") : NotDeclared(id);
+    }
+
+    /// <summary>The answer to a load or reload of a model the configuration does not declare, or cannot (saying why).</summary>
+    private ModelActionResult NotDeclared(string id)
+    {
+        var declared = Declared();
+        var owner = declared.FirstOrDefault(m => m.Value.Aliases.Contains(id, StringComparer.Ordinal)).Key;
+        return new(ModelActionOutcome.NotDeclared, _invalidConfiguration is { } invalid
+            ? $"the models configuration is invalid, so no model '{id}' can be loaded from it (what runs keeps running): {invalid}"
+            : owner is not null ? $"'{id}' is an alias of model '{owner}': name the model by its id"
+            : $"no model '{id}' is declared in the configuration");
     }
 
     private ModelActionResult Load(string id)
     {
         if (!Declared().TryGetValue(id, out var options))
         {
-            return new ModelActionResult(ModelActionOutcome.NotDeclared, $"no model '{id}' is declared in the configuration (or the configuration is invalid; see the log)");
+            return NotDeclared(id);
         }
 
         if (_deployments.ContainsKey(id))
@@ -312,7 +338,7 @@ internal sealed partial class ModelManager(
     {
         if (!_deployments.TryRemove(id, out var deployment))
         {
-            return new ModelActionResult(ModelActionOutcome.Conflict, $"model '{id}' is not loaded");
+            return NotLoaded(id);
         }
 
         catalog.Set(new ModelEntry(id, aliases, ModelLoadState.Unloaded, null, null));

@@ -61,13 +61,7 @@ internal sealed class IdentityOptionsValidator(IHostEnvironment environment, ICo
             "must list at least one level, lowest first");
         Require(failures, "Identity:DefaultClearance", IsLevel(options, options.DefaultClearance), $"must be one of {string.Join(", ", options.ClassificationLevels)}");
         Require(failures, "Identity:DefaultClassification", IsLevel(options, options.DefaultClassification), $"must be one of {string.Join(", ", options.ClassificationLevels)}");
-        // Bound here rather than injected, so that a bad model setting is reported by its own validator, once.
-        foreach (var (id, model) in configuration.Get<ModelsOptions>()?.Models ?? [])
-        {
-            Require(failures, $"Models:{id}:Classification", model.Classification.Length == 0 || IsLevel(options, model.Classification),
-                $"must be one of {string.Join(", ", options.ClassificationLevels)}");
-        }
-
+        // A model's Classification is checked by ModelsOptionsValidator, also when the models file is read again.
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
 

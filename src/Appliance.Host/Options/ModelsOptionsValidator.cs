@@ -2,12 +2,21 @@ using Microsoft.Extensions.Options;
 
 namespace Appliance.Host.Options;
 
-/// <summary>Checks the declared models at start; each failure names its configuration key.</summary>
-public sealed class ModelsOptionsValidator : IValidateOptions<ModelsOptions>
+/// <summary>
+/// Checks the declared models at start and each time the settings files are read again; each failure names its
+/// configuration key.
+/// </summary>
+public sealed class ModelsOptionsValidator(IConfiguration configuration) : IValidateOptions<ModelsOptions>
 {
+    /// <summary>The settings that hold lists: one value written in their place would read as an empty list.</summary>
+    private static readonly string[] ListSettings = [nameof(ModelOptions.Aliases), nameof(ModelOptions.AllowedRoles), nameof(ModelOptions.AllowedGroups)];
+
     public ValidateOptionsResult Validate(string? name, ModelsOptions options)
     {
         var failures = new List<string>();
+        ReadAsWritten(failures);
+        // Read, not injected: IdentityOptions' own validator reports a broken Identity section, once.
+        var levels = (configuration.GetSection(IdentityOptions.Section).Get<IdentityOptions>() ?? new IdentityOptions()).ClassificationLevels;
         var names = new HashSet<string>(StringComparer.Ordinal);
         foreach (var (id, model) in options.Models)
         {
@@ -54,9 +63,40 @@ public sealed class ModelsOptionsValidator : IValidateOptions<ModelsOptions>
             Check(failures, $"{key}:DefaultTemperature", model.DefaultTemperature is null or (>= 0 and <= 2), "must be between 0 and 2");
             Check(failures, $"{key}:DefaultTopP", model.DefaultTopP is null or (> 0 and <= 1), "must be greater than 0 and at most 1");
             Check(failures, $"{key}:DefaultMaxTokens", model.DefaultMaxTokens is null or >= 1, "must be at least 1");
+            Check(failures, $"{key}:Classification", model.Classification.Length == 0 || levels.Count == 0 || levels.Contains(model.Classification, StringComparer.OrdinalIgnoreCase),
+                $"must be one of {string.Join(", ", levels)}");
         }
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    /// <summary>
+    /// What the binder would pass over in silence: a misspelled key (an AllowedGroups spelled otherwise leaves the model
+    /// open to every chat user), a value of the wrong type (the binder drops the whole model, which then is "not
+    /// declared"), or one value where a list belongs (an empty list: open again).
+    /// </summary>
+    private void ReadAsWritten(List<string> failures)
+    {
+        foreach (var model in configuration.GetSection(ModelsOptions.Section).GetChildren())
+        {
+            var key = $"{ModelsOptions.Section}:{model.Key}";
+            try
+            {
+                model.Get<ModelOptions>(binder => binder.ErrorOnUnknownConfiguration = true);
+            }
+            catch (InvalidOperationException exception)
+            {
+                failures.Add($"{key} cannot be read as written: {exception.Message}");
+            }
+
+            foreach (var list in ListSettings)
+            {
+                if (model.GetSection(list).Value is { Length: > 0 } single)
+                {
+                    failures.Add($"{key}:{list} must be a list (in JSON [\"{single}\"]; as a variable {list}:0), not one value");
+                }
+            }
+        }
     }
 
     private static void Check(List<string> failures, string key, bool valid, string rule)

@@ -54,6 +54,65 @@ public sealed class NodeSettingsTests : IDisposable
     }
 
     [Fact]
+    public async Task Access_rules_of_a_model_declared_or_narrowed_later_hold_without_a_restart()
+    {
+        var models = _root.Combine("access-models.json");
+        var folder = _root.Combine("first");
+        SyntheticModelFolder.Write(SyntheticModelSpec.Tiny, folder);
+        string Declare(object declared) => JsonSerializer.Serialize(new { Models = declared });
+        File.WriteAllText(models, Declare(new { first = new { Path = folder, IntraOpThreads = 1 } }));
+        await using var running = await RunningAppliance.StartAsync(
+            $"--APPLIANCE_SETTINGS={models}", "--Appliance:BuiltInEmbeddings=false", "--Logging:LogLevel:Default=Warning");
+        await running.WaitUntilReadyAsync();
+        using var ada = running.ClientWith(running.MintToken("ada", ["appliance-user"]));
+        using var bob = running.ClientWith(running.MintToken("bob", ["appliance-user"], groups: ["/finance"]));
+        Assert.Equal(HttpStatusCode.OK, await ChatStatus(ada, "first"));
+
+        // The models role's way: rewrite the file, then load the new model and reload the changed one.
+        File.WriteAllText(models, Declare(new
+        {
+            first = new { Path = folder, IntraOpThreads = 1, AllowedGroups = new[] { "/finance" } },
+            guarded = new { Path = folder, IntraOpThreads = 1, AllowedGroups = new[] { "/finance" }, Classification = "restricted" },
+        }));
+        foreach (var (model, action) in new[] { ("guarded", "load"), ("first", "reload") })
+        {
+            using var answer = await running.Http.PostAsync($"/admin/models/{model}/{action}", null);
+            Assert.True(answer.IsSuccessStatusCode, await answer.Content.ReadAsStringAsync());
+        }
+
+        Assert.Equal(HttpStatusCode.Forbidden, await ChatStatus(ada, "guarded"));
+        Assert.Equal(HttpStatusCode.Forbidden, await ChatStatus(ada, "first"));
+        Assert.Equal(HttpStatusCode.OK, await ChatStatus(bob, "first"));
+        Assert.Equal(HttpStatusCode.Forbidden, await ChatStatus(bob, "guarded")); // the label, restricted, is above his clearance
+        using var restricted = running.ClientWith(running.MintToken("cy", ["appliance-user"], groups: ["/finance"], clearance: "restricted"));
+        Assert.Equal(HttpStatusCode.OK, await ChatStatus(restricted, "guarded"));
+
+        // A label the realm does not know, written later, is refused by the load, naming the key; the rules stay.
+        File.WriteAllText(models, Declare(new
+        {
+            first = new { Path = folder, IntraOpThreads = 1, AllowedGroups = new[] { "/finance" } },
+            guarded = new { Path = folder, IntraOpThreads = 1, Classification = "top-secret" },
+        }));
+        using (var reload = await running.Http.PostAsync("/admin/models/guarded/reload", null))
+        {
+            var body = await reload.Content.ReadAsStringAsync();
+            Assert.True(reload.StatusCode == HttpStatusCode.NotFound && body.Contains("Models:guarded:Classification", StringComparison.Ordinal), body);
+        }
+
+        Assert.Equal(HttpStatusCode.Forbidden, await ChatStatus(ada, "first"));
+        Assert.Equal(HttpStatusCode.Forbidden, await ChatStatus(ada, "guarded"));
+
+        // Unloading what is no declared model says what the name is instead of "not loaded".
+        File.WriteAllText(models, Declare(new { first = new { Path = folder, IntraOpThreads = 1, Aliases = new[] { "f1" } } }));
+        foreach (var (name, says) in new[] { ("all-minilm-l6-v2", "built-in embedding model"), ("f1", "alias of model 'first'"), ("nothing", "no model 'nothing' is declared") })
+        {
+            using var unload = await running.Http.PostAsync($"/admin/models/{name}/unload", null);
+            var body = await unload.Content.ReadAsStringAsync();
+            Assert.True(!unload.IsSuccessStatusCode && body.Contains(says, StringComparison.Ordinal), body);
+        }
+    }
+
+    [Fact]
     public async Task A_missing_settings_file_stops_start_up_naming_it()
     {
         var missing = _root.Combine("absent.json");
@@ -108,6 +167,13 @@ public sealed class NodeSettingsTests : IDisposable
         using var document = JsonDocument.Parse(await running.Http.GetStringAsync("/v1/models"));
         return [.. document.RootElement.GetProperty("data").EnumerateArray().Select(m => m.GetProperty("id").GetString()!)
             .Where(id => id is "first" or "second")];
+    }
+
+    private static async Task<HttpStatusCode> ChatStatus(HttpClient client, string model)
+    {
+        using var response = await client.PostAsync("/v1/chat/completions", new StringContent(
+            $$"""{"model":"{{model}}","messages":[{"role":"user","content":"hi"}],"max_tokens":2}""", System.Text.Encoding.UTF8, "application/json"));
+        return response.StatusCode;
     }
 
     private string Declaration(params string[] ids)

@@ -55,6 +55,16 @@ public sealed class ModelAccessTests : IDisposable
         Assert.Contains("Models:open:Classification", error.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("--Models:finance:AllowedGroup:0=/finance", "AllowedGroup")] // misspelled: the model was open to all
+    [InlineData("--Models:finance:AllowedGroups=/finance", "Models:finance:AllowedGroups must be a list")] // one value: an empty list
+    [InlineData("--Models:finance:MemoryBytes=12GiB", "Models:finance:MemoryBytes")] // the binder dropped the whole model
+    public async Task A_model_setting_the_binder_would_pass_over_stops_start_up_naming_it(string setting, string named)
+    {
+        var error = await Assert.ThrowsAsync<Microsoft.Extensions.Options.OptionsValidationException>(() => StartAsync(setting));
+        Assert.Contains(named, error.Message, StringComparison.Ordinal);
+    }
+
     public void Dispose() => _root.Dispose();
 
     private async Task<RunningAppliance> StartAsync(params string[] extra)
