@@ -55,10 +55,20 @@ public static partial class ApiKeysApi
         var name = Text(body, "name", errors);
         var roles = Strings(body, "roles", errors, required: true);
         var groups = Strings(body, "groups", errors, required: false);
-        var clearance = body.ValueKind == JsonValueKind.Object && body.TryGetProperty("clearance", out var c) && c.ValueKind == JsonValueKind.String ? c.GetString() : null;
-        var days = body.ValueKind == JsonValueKind.Object && body.TryGetProperty("expiresInDays", out var d) && d.ValueKind == JsonValueKind.Number && d.TryGetInt32(out var n)
-            ? n
-            : issuing.DefaultLifetimeDays;
+        // A field given in another type, or under another name, is refused: taken as absent it would give the key the
+        // default clearance or lifetime the issuer did not ask for.
+        if (body.ValueKind == JsonValueKind.Object && body.EnumerateObject().Select(p => p.Name).FirstOrDefault(n => !IssueFields.Contains(n, StringComparer.Ordinal)) is { } unknown)
+        {
+            errors[unknown] = [$"is not a field of an API key request ({string.Join(", ", IssueFields)})"];
+        }
+
+        var clearance = Optional(body, "clearance", JsonValueKind.String, "must be a string, one of the classification levels", errors)?.GetString();
+        var lifetime = Optional(body, "expiresInDays", JsonValueKind.Number, "must be a whole number of days", errors);
+        var days = issuing.DefaultLifetimeDays;
+        if (lifetime is { } given && !given.TryGetInt32(out days))
+        {
+            errors["expiresInDays"] = ["must be a whole number of days"];
+        }
         if (roles.FirstOrDefault(r => issuing.ForbiddenRoles.Contains(r, StringComparer.Ordinal)) is { } forbidden)
         {
             errors["roles"] = [$"'{forbidden}' cannot be given to an API key: administration and audit need a Keycloak sign-in."];
@@ -90,7 +100,7 @@ public static partial class ApiKeysApi
             errors["clearance"] = [$"'{clearance ?? issuing.Clearance.DefaultClearance}' is above your own clearance; a key can carry at most what its issuer holds."];
         }
 
-        if (days < 1 || days > issuing.MaxLifetimeDays)
+        if (!errors.ContainsKey("expiresInDays") && (days < 1 || days > issuing.MaxLifetimeDays))
         {
             errors["expiresInDays"] = [$"must be between 1 and {issuing.MaxLifetimeDays}"];
         }
@@ -229,6 +239,25 @@ public static partial class ApiKeysApi
     private static IResult Disabled() =>
         Results.Problem(statusCode: StatusCodes.Status404NotFound, title: "API keys are disabled",
             detail: "Set Identity:ApiKeys:Enabled=true to let administrators issue API keys.");
+
+    private static readonly string[] IssueFields = ["owner", "name", "roles", "groups", "clearance", "expiresInDays"];
+
+    /// <summary>An optional field: null when absent or null, the value when of <paramref name="kind"/>, else an error.</summary>
+    private static JsonElement? Optional(JsonElement body, string field, JsonValueKind kind, string rule, Dictionary<string, string[]> errors)
+    {
+        if (body.ValueKind != JsonValueKind.Object || !body.TryGetProperty(field, out var value) || value.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+
+        if (value.ValueKind != kind)
+        {
+            errors[field] = [rule];
+            return null;
+        }
+
+        return value;
+    }
 
     private static string? Text(JsonElement body, string field, Dictionary<string, string[]> errors)
     {

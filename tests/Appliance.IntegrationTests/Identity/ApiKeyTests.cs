@@ -107,6 +107,10 @@ public sealed class ApiKeyTests : IDisposable
     [InlineData("""{"owner":"svc-report","name":"job","roles":["finance-analyst"]}""", "roles")] // a role the issuer does not hold
     [InlineData("""{"owner":"svc-report","name":"job","roles":["appliance-user"],"groups":["/hr"]}""", "groups")] // a group the issuer is not in
     [InlineData("""{"owner":"svc-report","name":"job","roles":["appliance-user"],"clearance":"confidential"}""", "clearance")] // above the issuer's
+    [InlineData("""{"owner":"svc-report","name":"job","roles":["appliance-user"],"expiresInDays":"30"}""", "expiresInDays")] // was the default, 90
+    [InlineData("""{"owner":"svc-report","name":"job","roles":["appliance-user"],"expiresInDays":7.5}""", "expiresInDays")]
+    [InlineData("""{"owner":"svc-report","name":"job","roles":["appliance-user"],"clearance":1}""", "clearance")]
+    [InlineData("""{"owner":"svc-report","name":"job","roles":["appliance-user"],"expires_in_days":7}""", "expires_in_days")] // a typo, not the default
 
     public async Task A_bad_issue_request_is_a_400_problem_naming_the_field(string body, string field)
     {
