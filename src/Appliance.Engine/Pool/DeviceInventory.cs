@@ -34,6 +34,14 @@ public sealed record DeviceInventory(IReadOnlyList<PoolDevice> Devices, string S
         long availableMemoryBytes)
     {
         var (gpus, source) = nvml() is { } fromNvml ? (fromNvml, "nvml") : nvidiaSmi() is { } fromSmi ? (fromSmi, "nvidia-smi") : ([], "none");
+        // A name matching no GPU ("GPU0", "cuda:0", another node's UUID) would leave the node on a CPU slot, or on a
+        // GPU kept for other work, without a word. (With no GPU found at all, the driver is what failed: not refused.)
+        if (gpus.Count > 0 && options.Include.Concat(options.Exclude).FirstOrDefault(name => !gpus.Any(g => Named(g, [name]))) is { } unknown)
+        {
+            throw new InvalidOperationException(
+                $"Pool:{(options.Include.Contains(unknown) ? "Include" : "Exclude")} names '{unknown}', which is no GPU of this node: name them by index or UUID ({string.Join(", ", gpus.Select(g => $"{g.Index} {g.Uuid}"))})");
+        }
+
         var usable = gpus
             .Where(g => options.Include.Count == 0 || Named(g, options.Include))
             .Where(g => !Named(g, options.Exclude))
