@@ -18,6 +18,15 @@ public static class MetricsExtensions
         builder.Services.AddSingleton<Quotas.IQuotaRefusals>(services => services.GetRequiredService<ApplianceMetrics>());
         if (ManagementUri(builder.Configuration) is { } management)
         {
+            // Requests are told apart by the port they arrive on: the API on that port would answer 404 to everything
+            // (and serve the metrics without a token) while the health checks still said ready.
+            var apiUrls = builder.Configuration.GetSection("Kestrel:Endpoints").GetChildren().Select(e => e["Url"]).OfType<string>()
+                .Concat((builder.Configuration["urls"] ?? string.Empty).Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+            if (apiUrls.FirstOrDefault(url => PortOf(url) == management.Port) is { } shared)
+            {
+                throw new InvalidOperationException($"{ManagementUrlKey} must use a port of its own: {management.Port} is also the API's ({shared})");
+            }
+
             if (builder.Configuration.GetSection("Kestrel:Endpoints").Exists())
             {
                 // Configured endpoints (a cluster node's HTTPS and loopback listeners) override UseUrls: the management
@@ -83,6 +92,15 @@ public static class MetricsExtensions
         var metrics = app.MapMetrics("/metrics");
         _ = ManagementUri(app.Configuration) is null ? metrics.RequireAuthorization(policy) : metrics.AllowAnonymous(); // the port filter guards it
         return app;
+    }
+
+    /// <summary>The port of a listening URL as Kestrel reads it (hosts such as + and * included), or null.</summary>
+    private static int? PortOf(string url)
+    {
+        var match = System.Text.RegularExpressions.Regex.Match(url, @"^(?<scheme>[A-Za-z]+)://(?<host>\[[^\]]*\]|[^/:]*)(:(?<port>\d+))?");
+        return !match.Success ? null
+            : match.Groups["port"].Success ? int.Parse(match.Groups["port"].Value, System.Globalization.CultureInfo.InvariantCulture)
+            : match.Groups["scheme"].Value.Equals("https", StringComparison.OrdinalIgnoreCase) ? 443 : 80;
     }
 
     private static Uri? ManagementUri(IConfiguration configuration)

@@ -44,15 +44,16 @@ public sealed class MetricsTests : IDisposable
     public async Task A_long_rope_model_counts_the_steps_it_runs_in_two_in_the_metrics_and_the_pool()
     {
         var model = _root.Combine("longrope");
-        SyntheticModelFolder.Write(SyntheticModelSpec.TinyLlama with { LongRopeSwitch = 20 }, model);
+        SyntheticModelFolder.Write(SyntheticModelSpec.TinyLlama with { LongRopeSwitch = 20, ContextLength = 2048 }, model);
         await using var running = await RunningAppliance.StartAsync($"--Models:longrope-probe:Path={model}", "--Appliance:BuiltInEmbeddings=false", "--Logging:LogLevel:Default=None");
         await running.WaitUntilReadyAsync();
 
-        // A short prompt arrives while one past the switch decodes (150 tokens to go): rows on both sides in one step.
+        // A short prompt arrives while one past the switch decodes (1,500 tokens to go, a few seconds: 150 were done
+        // before the short one came in on a busy machine): rows on both sides in one step.
         var longText = string.Join(' ', Enumerable.Repeat("a longer question", 20));
         using var longRequest = new HttpRequestMessage(HttpMethod.Post, "/v1/completions")
         {
-            Content = new StringContent($$"""{"model":"longrope-probe","prompt":"{{longText}}","max_tokens":150,"ignore_eos":true,"stream":true}""", Encoding.UTF8, "application/json"),
+            Content = new StringContent($$"""{"model":"longrope-probe","prompt":"{{longText}}","max_tokens":1500,"ignore_eos":true,"stream":true}""", Encoding.UTF8, "application/json"),
         };
         using var longAnswer = await running.Http.SendAsync(longRequest, HttpCompletionOption.ResponseHeadersRead);
         using var longStream = new StreamReader(await longAnswer.Content.ReadAsStreamAsync());
@@ -87,6 +88,16 @@ public sealed class MetricsTests : IDisposable
         Assert.Equal(HttpStatusCode.NotFound, (await running.Http.SendAsync(forged)).StatusCode); // the Host header does not decide
         Assert.Equal(HttpStatusCode.NotFound, (await scraper.GetAsync("/v1/models")).StatusCode); // the API is not on the management port
         Assert.Equal(HttpStatusCode.OK, (await scraper.GetAsync("/health/live")).StatusCode);
+    }
+
+    [Theory]
+    [InlineData("--urls=http://127.0.0.1:18093", "http://127.0.0.2:18093")] // another address, the same port
+    [InlineData("--urls=http://+:18093", "http://10.0.20.11:18093")]
+    public void A_management_url_on_the_apis_port_stops_start_up_naming_it(string urls, string management)
+    {
+        var error = Assert.Throws<InvalidOperationException>(() =>
+            Appliance.Host.ApplianceApp.Create(["--environment=Development", urls, $"--Metrics:ManagementUrl={management}"]));
+        Assert.Contains("Metrics:ManagementUrl must use a port of its own", error.Message, StringComparison.Ordinal);
     }
 
     public void Dispose() => _root.Dispose();
