@@ -45,7 +45,8 @@ public sealed class Clearance
         return values.Count == 0 ? Rank(DefaultClearance) : values.Select(v => Math.Max(0, Rank(v))).Max();
     }
 
-    public bool Permits(ClaimsPrincipal caller, string classification) => CallerRank(caller) >= Rank(classification);
+    /// <summary>Whether the caller may see data of this label; a label that is no level admits nobody (fail closed).</summary>
+    public bool Permits(ClaimsPrincipal caller, string classification) => Rank(classification) is var label and >= 0 && CallerRank(caller) >= label;
 
     private int IndexOf(string level)
     {

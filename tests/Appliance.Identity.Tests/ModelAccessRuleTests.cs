@@ -40,6 +40,16 @@ public sealed class ModelAccessRuleTests
         Assert.Equal(expected, new ModelAccessRule(roles, groups, "public").Check(User("user-with-client-roles.json"), Levels, "groups"));
 
     [Fact]
+    public void A_model_label_that_is_no_level_admits_nobody()
+    {
+        // Validation refuses such labels; should one reach a rule anyway (levels changed under a running node), it
+        // must close the model, not open it to every clearance.
+        var restricted = new ClaimsPrincipal(new ClaimsIdentity([new Claim("clearance", "restricted")], "Bearer"));
+        Assert.Equal(ModelAccessDenial.ClearanceTooLow, new ModelAccessRule([], [], "cosmic").Check(restricted, Levels, "groups"));
+        Assert.False(Levels.Permits(restricted, "cosmic"));
+    }
+
+    [Fact]
     public void A_default_clearance_outside_the_levels_is_refused() =>
         Assert.Throws<ArgumentException>(() => new Clearance(["public", "internal"], "clearance", "secret"));
 

@@ -248,12 +248,12 @@ public sealed partial class NodeChainLock : IDisposable
         }
     }
 
-    [LoggerMessage(EventId = 4032, Level = LogLevel.Error, Message = "Checking the audit chain lock of node '{Node}' failed")]
+    [LoggerMessage(EventId = 4012, Level = LogLevel.Error, Message = "Checking the audit chain lock of node '{Node}' failed")]
     private static partial void LogCheckFailed(ILogger logger, Exception exception, string node);
 
-    [LoggerMessage(EventId = 4030, Level = LogLevel.Warning, Message = "The database had ended this node's session; the audit chain of node '{Node}' is locked for this process again")]
+    [LoggerMessage(EventId = 4010, Level = LogLevel.Warning, Message = "The database had ended this node's session; the audit chain of node '{Node}' is locked for this process again")]
     private static partial void LogRetaken(ILogger logger, string node);
 
-    [LoggerMessage(EventId = 4031, Level = LogLevel.Critical, Message = "Another appliance process took the audit chain of node '{Node}' while this one was cut off from the database; this process writes no more audit records (and so serves no requests, and reports not ready): give each node its own Audit:NodeId and restart it")]
+    [LoggerMessage(EventId = 4011, Level = LogLevel.Critical, Message = "Another appliance process took the audit chain of node '{Node}' while this one was cut off from the database; this process writes no more audit records (and so serves no requests, and reports not ready): give each node its own Audit:NodeId and restart it")]
     private static partial void LogTakenByAnother(ILogger logger, string node);
 }

@@ -19,8 +19,11 @@ public sealed record DeviceInventoryOptions
     public long CpuSlotMemoryBytes { get; init; }
 }
 
-/// <summary>The devices found, and where the GPU list came from ("nvml", "nvidia-smi" or "none").</summary>
-public sealed record DeviceInventory(IReadOnlyList<PoolDevice> Devices, string Source)
+/// <summary>
+/// The devices found, where the GPU list came from ("nvml", "nvidia-smi" or "none"), and the Include/Exclude names that
+/// matched no GPU found (a GPU fallen off the bus, another node's UUID: worth a warning, not a refusal).
+/// </summary>
+public sealed record DeviceInventory(IReadOnlyList<PoolDevice> Devices, string Source, IReadOnlyList<string> Unmatched)
 {
     /// <summary>
     /// GPUs from NVML, else from nvidia-smi, else none; filtered by the configuration; CPU slots added as configured
@@ -34,13 +37,15 @@ public sealed record DeviceInventory(IReadOnlyList<PoolDevice> Devices, string S
         long availableMemoryBytes)
     {
         var (gpus, source) = nvml() is { } fromNvml ? (fromNvml, "nvml") : nvidiaSmi() is { } fromSmi ? (fromSmi, "nvidia-smi") : ([], "none");
-        // A name matching no GPU ("GPU0", "cuda:0", another node's UUID) would leave the node on a CPU slot, or on a
-        // GPU kept for other work, without a word. (With no GPU found at all, the driver is what failed: not refused.)
-        if (gpus.Count > 0 && options.Include.Concat(options.Exclude).FirstOrDefault(name => !gpus.Any(g => Named(g, [name]))) is { } unknown)
+        // A name that is no index or UUID ("GPU0", "cuda:0") can never match: it would leave the node on a CPU slot, or
+        // on a GPU kept for other work, without a word.
+        if (options.Include.Concat(options.Exclude).FirstOrDefault(name => !WellFormed(name)) is { } malformed)
         {
             throw new InvalidOperationException(
-                $"Pool:{(options.Include.Contains(unknown) ? "Include" : "Exclude")} names '{unknown}', which is no GPU of this node: name them by index or UUID ({string.Join(", ", gpus.Select(g => $"{g.Index} {g.Uuid}"))})");
+                $"Pool:{(options.Include.Contains(malformed) ? "Include" : "Exclude")} names '{malformed}': name GPUs by index (0, 1, ...) or UUID (GPU-..., MIG-...){(gpus.Count > 0 ? $"; this node has {string.Join(", ", gpus.Select(g => $"{g.Index} {g.Uuid}"))}" : string.Empty)}");
         }
+
+        var unmatched = gpus.Count == 0 ? [] : options.Include.Concat(options.Exclude).Where(name => !gpus.Any(g => Named(g, [name]))).ToList();
 
         var usable = gpus
             .Where(g => options.Include.Count == 0 || Named(g, options.Include))
@@ -54,7 +59,7 @@ public sealed record DeviceInventory(IReadOnlyList<PoolDevice> Devices, string S
             usable.Add(new PoolDevice(DeviceKind.Cpu, slot, $"CPU slot ({threads} threads)", memory, 0, Threads: threads));
         }
 
-        return new DeviceInventory(usable, source);
+        return new DeviceInventory(usable, source, unmatched);
     }
 
     /// <summary>The machine's own GPUs: NVML first (exact, no process), nvidia-smi as the fallback.</summary>
@@ -64,6 +69,10 @@ public sealed record DeviceInventory(IReadOnlyList<PoolDevice> Devices, string S
         () => NvidiaSmiInventory.Query(TimeSpan.FromSeconds(10)),
         Environment.ProcessorCount,
         GC.GetGCMemoryInfo().TotalAvailableMemoryBytes);
+
+    private static bool WellFormed(string name) =>
+        int.TryParse(name, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out _)
+        || name.StartsWith("GPU-", StringComparison.OrdinalIgnoreCase) || name.StartsWith("MIG-", StringComparison.OrdinalIgnoreCase);
 
     private static bool Named(PoolDevice gpu, IReadOnlyList<string> names) =>
         names.Any(name => name == gpu.Index.ToString(System.Globalization.CultureInfo.InvariantCulture) || string.Equals(name, gpu.Uuid, StringComparison.OrdinalIgnoreCase));

@@ -76,6 +76,6 @@ internal sealed partial class AuditRecords(
     private static string? Query(HttpContext http) =>
         http.Request.Path.StartsWithSegments("/audit") && http.Request.QueryString.HasValue ? http.Request.QueryString.Value : null;
 
-    [LoggerMessage(EventId = 4022, Level = LogLevel.Error, Message = "The prompt and completion of request {RequestId} on model {Model} could not be sealed; the record is kept without them")]
+    [LoggerMessage(EventId = 4020, Level = LogLevel.Error, Message = "The prompt and completion of request {RequestId} on model {Model} could not be sealed; the record is kept without them")]
     private static partial void LogContentNotSealed(ILogger logger, Exception exception, string requestId, string model);
 }

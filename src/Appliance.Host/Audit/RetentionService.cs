@@ -48,7 +48,7 @@ internal sealed partial class RetentionService(AuditLog log, CheckpointSigner si
         }
     }
 
-    [LoggerMessage(EventId = 4020, Level = LogLevel.Information, Message = "Audit retention removed {Count} entries through {Sequence}; a signed retention record keeps what was removed")]
+    [LoggerMessage(EventId = 4022, Level = LogLevel.Information, Message = "Audit retention removed {Count} entries through {Sequence}; a signed retention record keeps what was removed")]
     private static partial void LogRemoved(ILogger logger, long count, long sequence);
 
     [LoggerMessage(EventId = 4021, Level = LogLevel.Error, Message = "Audit retention failed; it is tried again at the next interval")]

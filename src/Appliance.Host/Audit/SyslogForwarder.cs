@@ -169,7 +169,7 @@ internal sealed partial class SyslogForwarder(AuditLog log, IOptions<AuditOption
         }
     }
 
-    [LoggerMessage(EventId = 4012, Level = LogLevel.Warning, Message = "The audit store cannot be read for syslog forwarding ({Reason}); retrying")]
+    [LoggerMessage(EventId = 4032, Level = LogLevel.Warning, Message = "The audit store cannot be read for syslog forwarding ({Reason}); retrying")]
     private static partial void LogStoreUnavailable(ILogger logger, string reason);
 
     [LoggerMessage(EventId = 4013, Level = LogLevel.Warning, Message = "The syslog cursor {Path} is unreadable ('{Content}'); forwarding restarts from the first entry (the SIEM drops duplicates by seq and hash)")]
@@ -178,9 +178,9 @@ internal sealed partial class SyslogForwarder(AuditLog log, IOptions<AuditOption
     [LoggerMessage(EventId = 4014, Level = LogLevel.Warning, Message = "The syslog cursor {Path} cannot be written ({Reason}); entries since the last write may be sent again after a restart")]
     private static partial void LogCursorNotWritten(ILogger logger, string path, string reason);
 
-    [LoggerMessage(EventId = 4010, Level = LogLevel.Warning, Message = "The syslog target {Target} is unreachable ({Reason}); audit entries wait and are sent when it is back")]
+    [LoggerMessage(EventId = 4030, Level = LogLevel.Warning, Message = "The syslog target {Target} is unreachable ({Reason}); audit entries wait and are sent when it is back")]
     private static partial void LogUnreachable(ILogger logger, string target, string reason);
 
-    [LoggerMessage(EventId = 4011, Level = LogLevel.Information, Message = "The syslog target {Target} is reachable again; forwarding resumed")]
+    [LoggerMessage(EventId = 4031, Level = LogLevel.Information, Message = "The syslog target {Target} is reachable again; forwarding resumed")]
     private static partial void LogResumed(ILogger logger, string target);
 }

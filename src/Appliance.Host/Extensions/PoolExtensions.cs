@@ -27,6 +27,10 @@ public static partial class PoolExtensions
             var logger = services.GetRequiredService<ILoggerFactory>().CreateLogger("Appliance.Pool");
             LogDevices(logger, inventory.Source, string.Join(", ", inventory.Devices.Select(d =>
                 $"{d.Id} {d.Name} ({d.MemoryTotalBytes / (1024 * 1024 * 1024)} GiB{(d.Healthy ? string.Empty : ", unhealthy")})")));
+            if (inventory.Unmatched.Count > 0)
+            {
+                LogUnmatchedGpus(logger, string.Join(", ", inventory.Unmatched));
+            }
             return new NodeDevices(inventory.Source, inventory.Devices);
         });
         return builder;
@@ -34,4 +38,7 @@ public static partial class PoolExtensions
 
     [LoggerMessage(EventId = 5000, Level = LogLevel.Information, Message = "Devices (GPU list from {Source}): {Devices}")]
     private static partial void LogDevices(ILogger logger, string source, string devices);
+
+    [LoggerMessage(EventId = 5001, Level = LogLevel.Warning, Message = "Pool:Include/Exclude name GPUs this node does not have: {Names} (a GPU gone from the bus, or another node's)")]
+    private static partial void LogUnmatchedGpus(ILogger logger, string names);
 }

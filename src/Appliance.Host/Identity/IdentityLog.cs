@@ -3,11 +3,11 @@ namespace Appliance.Host.Identity;
 /// <summary>Identity events. Refusals carry what an auditor needs and the caller never sees.</summary>
 internal static partial class IdentityLog
 {
-    [LoggerMessage(EventId = 3038, Level = LogLevel.Warning,
+    [LoggerMessage(EventId = 3000, Level = LogLevel.Warning,
         Message = "DEVELOPMENT IDENTITY: no Identity:Authority is configured, so tokens signed by the local key {KeyPath} are accepted, on loopback only. Never use this in production; mint a token with: appliance identity token --data-folder {DataFolder} --user <name> --role appliance-user")]
     public static partial void DevelopmentIdentityInUse(ILogger logger, string keyPath, string dataFolder);
 
-    [LoggerMessage(EventId = 3039, Level = LogLevel.Information, Message = "Keycloak realm {Authority}, audience {Audience}, roles of client {ClientId}")]
+    [LoggerMessage(EventId = 3001, Level = LogLevel.Information, Message = "Keycloak realm {Authority}, audience {Audience}, roles of client {ClientId}")]
     public static partial void KeycloakInUse(ILogger logger, string authority, string audience, string clientId);
 
     [LoggerMessage(EventId = 3010, Level = LogLevel.Warning, Message = "Refused token from {RemoteAddress} on {Method} {Path}: {Reason}")]

@@ -25,12 +25,19 @@ internal sealed class ModelAccess : IModelAccess
         _groupsClaim = settings.GroupsClaim;
         _logger = logger;
         HideForbiddenModels = settings.HideForbiddenModels;
-        _rules = new(models, declared => declared.Models.ToDictionary(
-            pair => pair.Key,
-            pair => new ModelAccessRule(pair.Value.AllowedRoles, pair.Value.AllowedGroups,
-                string.IsNullOrEmpty(pair.Value.Classification) ? settings.DefaultClassification : pair.Value.Classification),
-            StringComparer.Ordinal));
-        _ = _rules.Current; // the start's rules, now: a view that cannot be built fails the start, not a request
+        _rules = new(models, (declared, previous) =>
+        {
+            // A model taken out of the file keeps its last rules: it may still be loaded until the models role (or an
+            // administrator) unloads it, and must not fall to the open rule of undeclared models meanwhile.
+            var rules = previous is null ? new Dictionary<string, ModelAccessRule>(StringComparer.Ordinal) : new Dictionary<string, ModelAccessRule>(previous, StringComparer.Ordinal);
+            foreach (var (id, model) in declared.Models)
+            {
+                rules[id] = new ModelAccessRule(model.AllowedRoles, model.AllowedGroups,
+                    string.IsNullOrEmpty(model.Classification) ? settings.DefaultClassification : model.Classification);
+            }
+
+            return rules;
+        });
 
         // Models not declared in Models (the built-in embedding model) are open to every chat user at the default label.
         _unlisted = new ModelAccessRule([], [], settings.DefaultClassification);

@@ -17,8 +17,13 @@ internal sealed partial class ModelLoader(
     IOptions<ApplianceOptions> appliance,
     TimeProvider time,
     ILoggerFactory loggers,
-    ILogger<ModelLoader> logger) : BackgroundService
+    ILogger<ModelLoader> logger,
+    // Taken here so that its view of the declared models is built at start, from the validated configuration, rather
+    // than at a first request, when the file may have been edited into an invalid state.
+    Api.Audit.IContentRecording contentRecording) : BackgroundService
 {
+    private readonly Api.Audit.IContentRecording _contentRecording = contentRecording;
+
     protected override Task ExecuteAsync(CancellationToken stoppingToken) => Task.Run(() => LoadAll(stoppingToken), stoppingToken);
 
     private async Task LoadAll(CancellationToken stoppingToken)

@@ -466,10 +466,10 @@ internal sealed partial class ModelManager(
         [.. devices.Devices.Select(d => (d, d.MemoryFreeBytes - _deployments.Values.Where(other => other != ignoring)
             .Sum(other => other.Placements.Count(p => p.DeviceId == d.Id) * other.MemoryBytes)))];
 
-    [LoggerMessage(EventId = 3000, Level = LogLevel.Information, Message = "Loading model {ModelId} from {Path}")]
+    [LoggerMessage(EventId = 3038, Level = LogLevel.Information, Message = "Loading model {ModelId} from {Path}")]
     private static partial void LogLoading(ILogger logger, string modelId, string path);
 
-    [LoggerMessage(EventId = 3001, Level = LogLevel.Information, Message = "Model {ModelId} is ready: digest {Digest}, replicas on {Devices}")]
+    [LoggerMessage(EventId = 3039, Level = LogLevel.Information, Message = "Model {ModelId} is ready: digest {Digest}, replicas on {Devices}")]
     private static partial void LogLoaded(ILogger logger, string modelId, string digest, string devices);
 
     [LoggerMessage(EventId = 3002, Level = LogLevel.Error, Message = "Model {ModelId} failed to load: {Reason}")]

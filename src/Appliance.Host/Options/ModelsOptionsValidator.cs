@@ -6,7 +6,7 @@ namespace Appliance.Host.Options;
 /// Checks the declared models at start and each time the settings files are read again; each failure names its
 /// configuration key.
 /// </summary>
-public sealed class ModelsOptionsValidator(IConfiguration configuration) : IValidateOptions<ModelsOptions>
+public sealed class ModelsOptionsValidator(IConfiguration configuration, IOptions<IdentityOptions> identity) : IValidateOptions<ModelsOptions>
 {
     /// <summary>The settings that hold lists: one value written in their place would read as an empty list.</summary>
     private static readonly string[] ListSettings = [nameof(ModelOptions.Aliases), nameof(ModelOptions.AllowedRoles), nameof(ModelOptions.AllowedGroups)];
@@ -15,8 +15,7 @@ public sealed class ModelsOptionsValidator(IConfiguration configuration) : IVali
     {
         var failures = new List<string>();
         ReadAsWritten(failures);
-        // Read, not injected: IdentityOptions' own validator reports a broken Identity section, once.
-        var levels = (configuration.GetSection(IdentityOptions.Section).Get<IdentityOptions>() ?? new IdentityOptions()).ClassificationLevels;
+        var levels = RunningLevels();
         var names = new HashSet<string>(StringComparer.Ordinal);
         foreach (var (id, model) in options.Models)
         {
@@ -68,6 +67,22 @@ public sealed class ModelsOptionsValidator(IConfiguration configuration) : IVali
         }
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    /// <summary>
+    /// The classification levels the node enforces (read at its start, as the access rules are), not those of a file
+    /// edited since; none while the Identity section itself is broken, which its own validator reports, once.
+    /// </summary>
+    private IReadOnlyList<string> RunningLevels()
+    {
+        try
+        {
+            return identity.Value.ClassificationLevels;
+        }
+        catch (Exception exception) when (exception is OptionsValidationException or InvalidOperationException)
+        {
+            return [];
+        }
     }
 
     /// <summary>

@@ -70,17 +70,24 @@ public sealed class DeviceDiscoveryTests
     [Theory]
     [InlineData("Include", "GPU0")]
     [InlineData("Exclude", "cuda:0")]
-    public void A_gpu_name_matching_no_gpu_of_the_node_is_refused_naming_it(string setting, string name)
+    public void A_gpu_name_that_is_no_index_or_uuid_is_refused_naming_it(string setting, string name)
     {
         var smi = NvidiaSmiInventory.Parse(Fixture("query-basic.csv"));
         var options = setting == "Include" ? new DeviceInventoryOptions { Include = [name] } : new DeviceInventoryOptions { Exclude = [name] };
         var error = Assert.Throws<InvalidOperationException>(() => DeviceInventory.Discover(options, () => null, () => smi, 16, 64 * GiB));
         Assert.Contains($"Pool:{setting} names '{name}'", error.Message, StringComparison.Ordinal);
         Assert.Contains("GPU-57D61C14-4445-31E3-630B-FBD2DB9F33A3", error.Message, StringComparison.OrdinalIgnoreCase); // what it could have named
+    }
 
-        // By index it is found; with no GPU found at all nothing is refused (the driver failed, not the setting).
+    [Fact]
+    public void A_well_formed_name_of_a_gpu_the_node_lacks_is_reported_not_refused()
+    {
+        // A GPU fallen off the bus, or an Exclude shared by a group of nodes: the node serves on what it has.
+        var smi = NvidiaSmiInventory.Parse(Fixture("query-basic.csv"));
+        var inventory = DeviceInventory.Discover(new DeviceInventoryOptions { Exclude = ["GPU-00000000-0000-0000-0000-000000000000", "3"] }, () => null, () => smi, 16, 64 * GiB);
+        Assert.Equal("cuda:0", Assert.Single(inventory.Devices).Id);
+        Assert.Equal(["GPU-00000000-0000-0000-0000-000000000000", "3"], inventory.Unmatched);
         Assert.Equal("cuda:0", Assert.Single(DeviceInventory.Discover(new DeviceInventoryOptions { Include = ["0"] }, () => null, () => smi, 16, 64 * GiB).Devices).Id);
-        Assert.Equal("cpu:0", Assert.Single(DeviceInventory.Discover(options, () => null, () => null, 16, 64 * GiB).Devices).Id);
     }
 
     [Fact]

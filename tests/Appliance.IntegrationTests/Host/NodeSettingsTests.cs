@@ -102,6 +102,16 @@ public sealed class NodeSettingsTests : IDisposable
         Assert.Equal(HttpStatusCode.Forbidden, await ChatStatus(ada, "first"));
         Assert.Equal(HttpStatusCode.Forbidden, await ChatStatus(ada, "guarded"));
 
+        // A model taken out of the file but not unloaded yet keeps its rules (not the open rule of undeclared models).
+        File.WriteAllText(models, Declare(new { guarded = new { Path = folder, IntraOpThreads = 1, AllowedGroups = new[] { "/finance" }, Classification = "restricted" } }));
+        using (var reread = await running.Http.PostAsync("/admin/models/guarded/reload", null))
+        {
+            Assert.True(reread.IsSuccessStatusCode, await reread.Content.ReadAsStringAsync());
+        }
+
+        Assert.Equal(HttpStatusCode.Forbidden, await ChatStatus(ada, "first"));
+        Assert.Equal(HttpStatusCode.OK, await ChatStatus(bob, "first"));
+
         // Unloading what is no declared model says what the name is instead of "not loaded".
         File.WriteAllText(models, Declare(new { first = new { Path = folder, IntraOpThreads = 1, Aliases = new[] { "f1" } } }));
         foreach (var (name, says) in new[] { ("all-minilm-l6-v2", "built-in embedding model"), ("f1", "alias of model 'first'"), ("nothing", "no model 'nothing' is declared") })

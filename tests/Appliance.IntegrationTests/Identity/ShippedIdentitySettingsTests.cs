@@ -52,11 +52,18 @@ public sealed class ShippedIdentitySettingsTests
     {
         var configuration = new ConfigurationBuilder().AddJsonFile(Path.Combine(Appliance, "appsettings.Production.json")).Build();
         var identity = configuration.GetSection(IdentityOptions.Section).Get<IdentityOptions>()!;
-        var validator = new IdentityOptionsValidator(new ProductionEnvironment(), configuration); // also checks the models' labels
+        var validator = new IdentityOptionsValidator(new ProductionEnvironment(), configuration);
         var result = validator.Validate(null, identity);
         Assert.True(result.Succeeded, result.FailureMessage);
         Assert.StartsWith("https://", identity.Authority, StringComparison.Ordinal);
         Assert.True(identity.RequireHttpsMetadata);
+
+        // The example model reads as written (every key a setting, every value of its type, its label a level); only
+        // its folder is missing here.
+        var models = configuration.Get<ModelsOptions>()!;
+        var modelFailures = new ModelsOptionsValidator(configuration, Microsoft.Extensions.Options.Options.Create(identity)).Validate(null, models).Failures ?? [];
+        Assert.Single(models.Models);
+        Assert.All(modelFailures, failure => Assert.Contains(":Path: folder", failure, StringComparison.Ordinal));
     }
 
     [Fact]
