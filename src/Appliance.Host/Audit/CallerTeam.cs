@@ -27,15 +27,25 @@ internal sealed partial class CallerTeam(IOptions<AuditOptions> options, IOption
             return null;
         }
 
-        var configured = quotas.Value.Teams;
-        var weighted = pool.Value.TenantWeights;
-        var team = teams.FirstOrDefault(t => configured.ContainsKey(t) || weighted.ContainsKey(t)) ?? teams[0];
+        var team = teams.Select(ConfiguredForm).FirstOrDefault(t => t is not null) ?? teams[0];
         if (teams.Count > 1 && user.Identity?.Name is { } name && _reported.Count < MaxReported && _reported.TryAdd(name, 0))
         {
             LogSeveralTeams(logger, name, string.Join(", ", teams), team);
         }
 
         return team;
+    }
+
+    /// <summary>
+    /// The name under which a team quota or tenant weight was configured for this claim value: the value itself, or
+    /// the same group with or without its leading '/' (Keycloak's full path or not, as AllowedGroups also takes
+    /// either), so that "research" configured applies to "/research" in tokens instead of never; null when neither is.
+    /// </summary>
+    private string? ConfiguredForm(string team)
+    {
+        bool Configured(string name) => quotas.Value.Teams.ContainsKey(name) || pool.Value.TenantWeights.ContainsKey(name);
+        var other = team.StartsWith('/') ? team[1..] : "/" + team;
+        return Configured(team) ? team : other.Length > 0 && Configured(other) ? other : null;
     }
 
     /// <summary>A start failure for each configured team name that is no team under <paramref name="prefix"/> (its setting would never apply).</summary>

@@ -114,6 +114,21 @@ public sealed class QuotaTests : IDisposable
     }
 
     [Fact]
+    public async Task A_team_quota_named_without_keycloaks_leading_slash_applies_to_the_group()
+    {
+        // Keycloak's group claim carries the full path (/radiology); the administrator wrote the group's name. It used
+        // to never apply.
+        await using var running = await Start(null, "--Quotas:Teams:radiology:TokensPerDay=10");
+        using var ada = running.ClientWith(running.MintToken("ada", ["appliance-user"], groups: ["/all-staff", "/radiology"]));
+        Assert.Equal(HttpStatusCode.OK, (await ada.PostAsync("/v1/chat/completions", Chat(maxTokens: 8))).StatusCode);
+
+        using var refused = await ada.PostAsync("/v1/chat/completions", Chat());
+
+        Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
+        Assert.Contains("tokens per day for team 'radiology'", await refused.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Only_groups_under_the_team_prefix_are_teams_and_a_team_setting_outside_it_stops_start_up()
     {
         await using (var running = await Start(null, "--Audit:TeamPrefix=/teams/"))
