@@ -20,6 +20,8 @@ public static class ApplianceDefaultsExtensions
             builder.WebHost.UseUrls(DefaultUrl);
         }
 
+        builder.Services.AddOptions<WrittenSettings>().ValidateOnStart();
+        builder.Services.AddSingleton<Microsoft.Extensions.Options.IValidateOptions<WrittenSettings>, WrittenSettingsValidator>();
         builder.Services.AddOptions<ApplianceOptions>().Bind(configuration.GetSection(ApplianceOptions.Section)).ValidateOnStart()
             .Validate(o => o.DrainTimeout >= TimeSpan.Zero, "Appliance:DrainTimeout must not be negative")
             .Validate(o => !string.IsNullOrWhiteSpace(o.DataFolder), "Appliance:DataFolder is required");

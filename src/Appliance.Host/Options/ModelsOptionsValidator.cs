@@ -8,13 +8,12 @@ namespace Appliance.Host.Options;
 /// </summary>
 public sealed class ModelsOptionsValidator(IConfiguration configuration, IOptions<IdentityOptions> identity) : IValidateOptions<ModelsOptions>
 {
-    /// <summary>The settings that hold lists: one value written in their place would read as an empty list.</summary>
-    private static readonly string[] ListSettings = [nameof(ModelOptions.Aliases), nameof(ModelOptions.AllowedRoles), nameof(ModelOptions.AllowedGroups)];
-
     public ValidateOptionsResult Validate(string? name, ModelsOptions options)
     {
         var failures = new List<string>();
-        ReadAsWritten(failures);
+        // What the binder would pass over in silence: a misspelled AllowedGroups leaves the model open to every chat user,
+        // a value of the wrong type drops the whole model (then "not declared"), one value where a list belongs is an empty list.
+        failures.AddRange(SettingsAsWritten.Check(configuration.GetSection(ModelsOptions.Section), typeof(Dictionary<string, ModelOptions>)));
         var levels = RunningLevels();
         var names = new HashSet<string>(StringComparer.Ordinal);
         foreach (var (id, model) in options.Models)
@@ -82,35 +81,6 @@ public sealed class ModelsOptionsValidator(IConfiguration configuration, IOption
         catch (Exception exception) when (exception is OptionsValidationException or InvalidOperationException)
         {
             return [];
-        }
-    }
-
-    /// <summary>
-    /// What the binder would pass over in silence: a misspelled key (an AllowedGroups spelled otherwise leaves the model
-    /// open to every chat user), a value of the wrong type (the binder drops the whole model, which then is "not
-    /// declared"), or one value where a list belongs (an empty list: open again).
-    /// </summary>
-    private void ReadAsWritten(List<string> failures)
-    {
-        foreach (var model in configuration.GetSection(ModelsOptions.Section).GetChildren())
-        {
-            var key = $"{ModelsOptions.Section}:{model.Key}";
-            try
-            {
-                model.Get<ModelOptions>(binder => binder.ErrorOnUnknownConfiguration = true);
-            }
-            catch (InvalidOperationException exception)
-            {
-                failures.Add($"{key} cannot be read as written: {exception.Message}");
-            }
-
-            foreach (var list in ListSettings)
-            {
-                if (model.GetSection(list).Value is { Length: > 0 } single)
-                {
-                    failures.Add($"{key}:{list} must be a list (in JSON [\"{single}\"]; as a variable {list}:0), not one value");
-                }
-            }
         }
     }
 
