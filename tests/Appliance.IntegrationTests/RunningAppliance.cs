@@ -29,7 +29,10 @@ internal sealed class RunningAppliance : IAsyncDisposable
 
     public HttpClient Http { get; }
 
-    public static async Task<RunningAppliance> StartAsync(params string[] args)
+    public static Task<RunningAppliance> StartAsync(params string[] args) => StartAsync(logs: null, args);
+
+    /// <summary>Starts with <paramref name="logs"/> receiving what the host logs from its very start.</summary>
+    public static async Task<RunningAppliance> StartAsync(Microsoft.Extensions.Logging.ILoggerProvider? logs, params string[] args)
     {
         var environment = args.Any(a => a.StartsWith("--environment", StringComparison.Ordinal) || a.StartsWith("--Identity:Authority", StringComparison.Ordinal))
             ? []
@@ -38,6 +41,11 @@ internal sealed class RunningAppliance : IAsyncDisposable
         var dataFolder = args.Any(a => a.StartsWith("--Appliance:DataFolder", StringComparison.Ordinal)) ? null : new TempFolder("appliance-data");
         string[] data = dataFolder is null ? [] : [$"--Appliance:DataFolder={dataFolder.Path}"];
         var app = ApplianceApp.Create(["--urls=http://127.0.0.1:0", .. environment, .. data, .. args]);
+        if (logs is not null)
+        {
+            app.Services.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>().AddProvider(logs);
+        }
+
         try
         {
             await app.StartAsync();

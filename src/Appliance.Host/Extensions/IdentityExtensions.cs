@@ -24,6 +24,8 @@ public static class IdentityExtensions
         builder.Services.AddOptions<IdentityOptions>().Bind(section).ValidateOnStart();
         builder.Services.AddSingleton<IValidateOptions<IdentityOptions>, IdentityOptionsValidator>();
         builder.Services.AddSingleton<BearerEvents>();
+        builder.Services.AddSingleton<RealmMetadataWatch>();
+        builder.Services.AddHostedService(services => services.GetRequiredService<RealmMetadataWatch>());
         builder.Services.AddSingleton<IModelAccess, ModelAccess>();
 
         var identity = section.Get<IdentityOptions>() ?? new IdentityOptions();

@@ -10,8 +10,11 @@ namespace Appliance.Host.Identity;
 /// What happens around token validation: Keycloak roles become role claims, refusals are logged with their reason,
 /// and 401 / 403 are answered in the API's own error format (OpenAI's on /v1, RFC 7807 elsewhere) with no detail.
 /// </summary>
-internal sealed class BearerEvents(IOptions<IdentityOptions> options, ILogger<BearerEvents> logger) : JwtBearerEvents
+internal sealed class BearerEvents(IOptions<IdentityOptions> options, RealmMetadataWatch realm, ILogger<BearerEvents> logger) : JwtBearerEvents
 {
+    /// <summary>Marks a request whose token could not be checked because the realm cannot be read.</summary>
+    private const string RealmUnreadableItem = "appliance.realm-unreadable";
+
     public override Task TokenValidated(TokenValidatedContext context)
     {
         var client = context.Principal?.FindFirst(ApplianceClaims.Client)?.Value;
@@ -25,6 +28,7 @@ internal sealed class BearerEvents(IOptions<IdentityOptions> options, ILogger<Be
             return Task.CompletedTask;
         }
 
+        realm.Confirmed();
         if (context.Principal?.Identity is ClaimsIdentity identity)
         {
             KeycloakRoles.AddTo(identity, options.Value.RoleClientId);
@@ -33,10 +37,19 @@ internal sealed class BearerEvents(IOptions<IdentityOptions> options, ILogger<Be
         return Task.CompletedTask;
     }
 
-    public override Task AuthenticationFailed(AuthenticationFailedContext context)
+    public override async Task AuthenticationFailed(AuthenticationFailedContext context)
     {
-        Refuse(context.HttpContext, Describe(context.Exception));
-        return Task.CompletedTask;
+        var http = context.HttpContext;
+        if (await realm.UnreadableAsync(http.RequestAborted) is { } unreadable)
+        {
+            // Not the caller's fault, and logged once by the watch rather than once a request.
+            http.Items[RealmUnreadableItem] = true;
+            Appliance.Api.Audit.RequestAudit.Of(http).Reason = $"identity provider unavailable: {unreadable}";
+            context.Fail("identity provider unavailable");
+            return;
+        }
+
+        Refuse(http, Describe(context.Exception));
     }
 
     private void Refuse(HttpContext http, string reason)
@@ -49,6 +62,12 @@ internal sealed class BearerEvents(IOptions<IdentityOptions> options, ILogger<Be
     {
         context.HandleResponse();
         var http = context.HttpContext;
+        if (http.Items.ContainsKey(RealmUnreadableItem))
+        {
+            await DenialResponses.IdentityProviderUnavailable(http);
+            return;
+        }
+
         if (context.AuthenticateFailure is null)
         {
             Appliance.Api.Audit.RequestAudit.Of(http).Reason = "no credential";

@@ -31,6 +31,15 @@ internal static class DenialResponses
             "Too many requests", "Too many requests without valid credentials from this address.");
     }
 
+    /// <summary>A token that could not be checked because the realm's metadata cannot be read: try again shortly.</summary>
+    public static Task IdentityProviderUnavailable(HttpContext http)
+    {
+        http.Response.Headers.RetryAfter = "30";
+        return Answer(http, StatusCodes.Status503ServiceUnavailable,
+            OpenAiError.Unavailable("The identity provider cannot be reached to check the token; try again later.", "identity_provider_unavailable"),
+            "Identity provider unavailable", "The identity provider cannot be reached to check the token; try again later.");
+    }
+
     public static Task Forbidden(HttpContext http) =>
         Answer(http, StatusCodes.Status403Forbidden, OpenAiError.Forbidden(), "Forbidden", "You are not allowed to use this endpoint.");
 

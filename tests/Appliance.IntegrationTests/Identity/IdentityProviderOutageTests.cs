@@ -1,0 +1,65 @@
+using System.Net;
+using System.Text.Json;
+using Appliance.Audit.Stores;
+using Appliance.Tests.Common;
+using Microsoft.Extensions.Logging;
+
+namespace Appliance.IntegrationTests.Identity;
+
+/// <summary>
+/// A node whose realm cannot be read (Identity:Authority names a realm that does not exist, or Keycloak is down) cannot
+/// check tokens: callers are told the service is unavailable for now (503, not a 500 that reads as a bug in the
+/// appliance nor a 401 that blames their token), each refusal is audited, and the log names the address it tried.
+/// </summary>
+public sealed class IdentityProviderOutageTests : IDisposable
+{
+    private readonly TempFolder _root = new("identity-outage");
+
+    [Fact]
+    public async Task A_realm_that_cannot_be_read_answers_503_in_the_api_s_format_and_is_audited_and_logged()
+    {
+        await using var provider = await OidcProvider.StartAsync();
+        var token = await provider.ClientCredentialsTokenAsync("report-generator");
+        using var logs = new ListLoggerProvider();
+        var running = await RunningAppliance.StartAsync(logs,
+            $"--Identity:Authority={provider.Authority("no-such-realm")}", "--Identity:RequireHttpsMetadata=false",
+            "--Appliance:BuiltInEmbeddings=false", $"--Appliance:DataFolder={_root.Combine("data")}", "--Logging:LogLevel:Default=Warning");
+        try
+        {
+            await running.WaitUntilReadyAsync();
+            using var client = running.ClientWith(token);
+
+            using var models = await client.GetAsync("/v1/models");
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, models.StatusCode);
+            Assert.True(models.Headers.RetryAfter?.Delta > TimeSpan.Zero);
+            using (var error = JsonDocument.Parse(await models.Content.ReadAsStringAsync()))
+            {
+                Assert.Equal("identity_provider_unavailable", error.RootElement.GetProperty("error").GetProperty("code").GetString());
+            }
+
+            using var audit = await client.GetAsync("/audit/events");
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, audit.StatusCode);
+            Assert.Equal("application/problem+json", audit.Content.Headers.ContentType?.MediaType);
+
+            // Without a token nothing needs the realm: the usual 401.
+            using var anonymous = running.ClientWith(null);
+            Assert.Equal(HttpStatusCode.Unauthorized, (await anonymous.GetAsync("/v1/models")).StatusCode);
+
+            var unavailable = Assert.Single(logs.Logger.Entries, e => e.EventId.Id == 3025); // once, not once a request
+            Assert.Equal(LogLevel.Error, unavailable.Level);
+            Assert.Contains(provider.Authority("no-such-realm"), unavailable.Message, StringComparison.Ordinal);
+            Assert.True(unavailable.Message.Contains("404", StringComparison.Ordinal), unavailable.Message); // the cause, legible
+        }
+        finally
+        {
+            await running.DisposeAsync();
+        }
+
+        using var store = SqliteAuditStore.OpenReadOnly(Path.Combine(_root.Combine("data"), "audit", "audit.db"));
+        var refused = store.Chain(store.Nodes().Single()).Select(e => e.Record).Where(r => r.Status == 503).ToList();
+        Assert.Equal(2, refused.Count);
+        Assert.All(refused, r => Assert.StartsWith("identity provider unavailable", r.Detail, StringComparison.Ordinal));
+    }
+
+    public void Dispose() => _root.Dispose();
+}
