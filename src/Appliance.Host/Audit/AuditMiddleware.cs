@@ -51,7 +51,9 @@ internal sealed partial class AuditMiddleware(
             }
 
             if (http.Items.ContainsKey(Identity.UnauthenticatedFloodGuard.RefusedItem)
-                || (status == StatusCodes.Status401Unauthorized && !flood.RecordFailure(address)))
+                // A token the unreadable realm could not check counts too: during a Keycloak outage, forged tokens
+                // would otherwise each be written to the audit log at the sender's pace.
+                || ((status == StatusCodes.Status401Unauthorized || http.Items.ContainsKey(Identity.BearerEvents.RealmUnreadableItem)) && !flood.RecordFailure(address)))
             {
                 await RecordSampleAsync(http, audit, address); // one of a flood: counted, and sampled
             }

@@ -13,10 +13,11 @@ namespace Appliance.Host.Identity;
 internal sealed class BearerEvents(IOptions<IdentityOptions> options, RealmMetadataWatch realm, ILogger<BearerEvents> logger) : JwtBearerEvents
 {
     /// <summary>Marks a request whose token could not be checked because the realm cannot be read.</summary>
-    private const string RealmUnreadableItem = "appliance.realm-unreadable";
+    public const string RealmUnreadableItem = "appliance.realm-unreadable";
 
     public override Task TokenValidated(TokenValidatedContext context)
     {
+        realm.Confirmed(); // its signature was checked with the realm's keys, whatever is decided next
         var client = context.Principal?.FindFirst(ApplianceClaims.Client)?.Value;
         if (!options.Value.Accepts(client))
         {
@@ -28,7 +29,6 @@ internal sealed class BearerEvents(IOptions<IdentityOptions> options, RealmMetad
             return Task.CompletedTask;
         }
 
-        realm.Confirmed();
         if (context.Principal?.Identity is ClaimsIdentity identity)
         {
             KeycloakRoles.AddTo(identity, options.Value.RoleClientId);
@@ -40,7 +40,9 @@ internal sealed class BearerEvents(IOptions<IdentityOptions> options, RealmMetad
     public override async Task AuthenticationFailed(AuthenticationFailedContext context)
     {
         var http = context.HttpContext;
-        if (await realm.UnreadableAsync(http.RequestAborted) is { } unreadable)
+        // Something that is no token at all is refused without the realm's keys: a 401, whatever the realm's state.
+        if (context.Exception is not Microsoft.IdentityModel.Tokens.SecurityTokenMalformedException
+            && await realm.UnreadableAsync(http.RequestAborted) is { } unreadable)
         {
             // Not the caller's fault, and logged once by the watch rather than once a request.
             http.Items[RealmUnreadableItem] = true;

@@ -5,7 +5,7 @@ namespace Appliance.Host.Identity;
 
 /// <summary>
 /// Reads the realm's OpenID metadata from the start, through the bearer handler's own configuration manager, until it
-/// has been read once (the handler's cache then takes over, keeping the last good copy through later outages). Until
+/// has been read once (the manager then keeps its last copy through later outages, so tokens are still checked). Until
 /// then a token cannot be checked at all: the handler would refuse it as "issuer not trusted", a 401 that blames the
 /// caller for a wrong Identity:Authority or a Keycloak that is down. This says why instead, once in the log and in
 /// each refusal (503).
@@ -13,24 +13,26 @@ namespace Appliance.Host.Identity;
 internal sealed partial class RealmMetadataWatch(IOptionsMonitor<JwtBearerOptions> bearer, ILogger<RealmMetadataWatch> logger, TimeProvider time) : BackgroundService
 {
     private static readonly TimeSpan FirstRetry = TimeSpan.FromSeconds(2);
-    private static readonly TimeSpan LongestRetry = TimeSpan.FromMinutes(1);
+    private static readonly TimeSpan LongestRetry = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan LogAgainAfter = TimeSpan.FromMinutes(10);
+    private static readonly TimeSpan DiagnosisLimit = TimeSpan.FromSeconds(10);
 
     private readonly TaskCompletionSource _firstAttempt = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private volatile string? _unreadable;
+    private volatile bool _read;
+    private volatile string? _reason;
 
     /// <summary>
-    /// Why the realm cannot be read, or null when it can (or no realm is configured); a request that comes before the
-    /// first attempt has ended waits for it, briefly, so that the first callers are not told the wrong thing.
+    /// Why the realm cannot be read, or null when it was read once (or no realm is configured). A request that comes
+    /// before the first attempt has ended waits for it, briefly, so that the first callers are not told the wrong thing.
     /// </summary>
     public async Task<string?> UnreadableAsync(CancellationToken cancellation)
     {
         await _firstAttempt.Task.WaitAsync(TimeSpan.FromSeconds(5), time, cancellation).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-        return _unreadable;
+        return _read ? null : _reason;
     }
 
-    /// <summary>A token was validated, so the realm was read (by a request, between two of our attempts).</summary>
-    public void Confirmed() => _unreadable = null;
+    /// <summary>A token's signature was checked, so the realm was read (by a request, between two of our attempts).</summary>
+    public void Confirmed() => _read = true;
 
     protected override async Task ExecuteAsync(CancellationToken stopping)
     {
@@ -44,46 +46,48 @@ internal sealed partial class RealmMetadataWatch(IOptionsMonitor<JwtBearerOption
         var address = options.MetadataAddress ?? options.Authority ?? string.Empty;
         var retry = FirstRetry;
         DateTimeOffset? logged = null;
-        while (true)
+        try
         {
-            try
+            while (!_read)
             {
-                await manager.GetConfigurationAsync(stopping);
-                if (logged is not null)
+                try
                 {
-                    LogReadableAgain(logger, address);
+                    // IdentityModel fetches without our token: a fetch that hangs must not hold the node's shutdown.
+                    await manager.GetConfigurationAsync(stopping).WaitAsync(stopping);
+                    _read = true;
+                }
+                catch (Exception exception) when (exception is not OperationCanceledException || !stopping.IsCancellationRequested)
+                {
+                    // Answer the waiting requests first; the diagnosis takes another round trip.
+                    _reason = exception.GetBaseException().Message.ReplaceLineEndings(" ");
+                    _firstAttempt.TrySetResult();
+                    _reason = await DiagnoseAsync(options, address, exception, stopping);
+                    if (!_read && (logged is null || time.GetUtcNow() - logged >= LogAgainAfter))
+                    {
+                        LogUnreadable(logger, address, _reason);
+                        logged = time.GetUtcNow();
+                    }
                 }
 
-                _unreadable = null;
-                _firstAttempt.TrySetResult();
-                return;
-            }
-            catch (OperationCanceledException) when (stopping.IsCancellationRequested)
-            {
-                _firstAttempt.TrySetResult();
-                return;
-            }
-            catch (Exception exception)
-            {
-                _unreadable = await DiagnoseAsync(options, address, exception, stopping);
-                _firstAttempt.TrySetResult();
-                if (logged is null || time.GetUtcNow() - logged >= LogAgainAfter)
+                if (!_read)
                 {
-                    LogUnreadable(logger, address, _unreadable);
-                    logged = time.GetUtcNow();
+                    await Task.Delay(retry, time, stopping);
+                    retry = retry * 2 < LongestRetry ? retry * 2 : LongestRetry;
                 }
             }
 
-            try
+            if (logged is not null)
             {
-                await Task.Delay(retry, time, stopping);
+                LogReadableAgain(logger, address);
             }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
-
-            retry = retry * 2 < LongestRetry ? retry * 2 : LongestRetry;
+        }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+        {
+            // stopping
+        }
+        finally
+        {
+            _firstAttempt.TrySetResult();
         }
     }
 
@@ -99,9 +103,11 @@ internal sealed partial class RealmMetadataWatch(IOptionsMonitor<JwtBearerOption
             return failure.GetBaseException().Message;
         }
 
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+        limit.CancelAfter(DiagnosisLimit);
         try
         {
-            using var response = await channel.GetAsync(address, stopping);
+            using var response = await channel.GetAsync(address, limit.Token);
             return response.IsSuccessStatusCode
                 ? $"it answers {(int)response.StatusCode}, but not with metadata that can be used: {failure.GetBaseException().Message}"
                 : $"it answers {(int)response.StatusCode} {response.ReasonPhrase}" + (response.StatusCode == System.Net.HttpStatusCode.NotFound ? ": no realm of that name there" : string.Empty);
@@ -110,9 +116,9 @@ internal sealed partial class RealmMetadataWatch(IOptionsMonitor<JwtBearerOption
         {
             return exception.InnerException is { } inner && inner.Message != exception.Message ? $"{exception.Message} {inner.Message}" : exception.Message;
         }
-        catch (TaskCanceledException) when (!stopping.IsCancellationRequested)
+        catch (OperationCanceledException) when (!stopping.IsCancellationRequested)
         {
-            return $"no answer within {channel.Timeout.TotalSeconds:0} s";
+            return $"no answer within {DiagnosisLimit.TotalSeconds:0} s";
         }
     }
 

@@ -1,5 +1,4 @@
 using System.ComponentModel;
-using System.Globalization;
 using System.Reflection;
 using System.Text.RegularExpressions;
 
@@ -18,7 +17,9 @@ public static partial class SettingsAsWritten
     public static IReadOnlyList<string> Check(IConfigurationSection section, params Type[] shapes)
     {
         var failures = new List<string>();
-        if (section.Exists())
+        // A section with only a value of its own is no settings at all: an environment variable of the host that
+        // happens to be named like it (METRICS=1).
+        if (section.GetChildren().Any())
         {
             Walk(section, shapes, failures);
         }
@@ -44,7 +45,10 @@ public static partial class SettingsAsWritten
             {
                 if (!sections.Contains(key, StringComparer.OrdinalIgnoreCase) && Closest(key, sections) is { } meant)
                 {
-                    failures.Add($"'{key}' in {file.Source.Path} is not a section of the settings: did you mean {meant}?");
+                    var path = file.Source.FileProvider is Microsoft.Extensions.FileProviders.PhysicalFileProvider folder
+                        ? Path.Combine(folder.Root, file.Source.Path ?? string.Empty)
+                        : file.Source.Path;
+                    failures.Add($"'{key}' in {path} is not a section of the settings: did you mean {meant}?");
                 }
             }
         }
@@ -90,7 +94,7 @@ public static partial class SettingsAsWritten
             return;
         }
 
-        if (shape == typeof(TimeSpan) && BareNumber().IsMatch(section.Value))
+        if (shape == typeof(TimeSpan) && BareNumber().IsMatch(section.Value) && section.Value.Trim() != "0")
         {
             failures.Add($"{section.Path} is '{section.Value}', which .NET reads as {section.Value.Trim()} days: write a duration as hh:mm:ss " +
                 $"(00:00:30 is thirty seconds) or d.hh:mm:ss (90.00:00:00 is ninety days)");
@@ -117,14 +121,9 @@ public static partial class SettingsAsWritten
             return;
         }
 
+        // The binder takes every entry whatever its key (TrustedProxies__lb1 is an entry too).
         foreach (var child in children)
         {
-            if (!int.TryParse(child.Key, NumberStyles.None, CultureInfo.InvariantCulture, out _))
-            {
-                failures.Add($"{child.Path}: the entries of the list {section.Path} are numbered 0, 1, 2 and so on");
-                continue;
-            }
-
             Walk(child, [element], failures);
         }
     }

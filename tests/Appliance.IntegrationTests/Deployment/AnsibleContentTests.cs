@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using Microsoft.Extensions.Configuration;
 using Appliance.Tests.Common;
 
 namespace Appliance.IntegrationTests.Deployment;
@@ -294,6 +295,31 @@ public sealed partial class AnsibleContentTests : IDisposable
             .Select(target => $"{target.GetProperty("host").GetString()}:{target.GetProperty("port").GetInt32()}").ToList();
         Assert.Contains("db:5432", hosts);
         Assert.DoesNotContain(hosts, host => host.StartsWith("elsewhere", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task The_settings_the_role_writes_for_the_example_inventory_read_as_written()
+    {
+        // The node refuses a key it does not know: what the role writes (its variables and appliance_settings merged
+        // over them) must hold none.
+        var rendered = _root.Combine("example-appsettings.json");
+        var playbook = _root.Combine("render-settings.yml");
+        File.WriteAllText(playbook, $$"""
+            - hosts: gpu-node-1
+              connection: local
+              gather_facts: false
+              vars: { ansible_python_interpreter: /usr/bin/python3 }
+              tasks:
+                - ansible.builtin.include_role: { name: appliance, tasks_from: variables.yml, public: true }
+                - ansible.builtin.template: { src: "{{Path.Combine(Ansible, "roles", "appliance", "templates", "appsettings.json.j2")}}", dest: "{{rendered}}", mode: "0600" }
+            """);
+        var (exit, output) = await RunAsync("ansible-playbook", ["-i", "inventories/example", playbook]);
+        Assert.True(exit == 0, output);
+
+        var configuration = new ConfigurationBuilder().AddJsonFile(rendered).Build();
+        var check = new Appliance.Host.Options.WrittenSettingsValidator(configuration).Validate(null, new Appliance.Host.Options.WrittenSettings());
+        Assert.True(check.Succeeded, check.FailureMessage);
+        Assert.Equal("spread", configuration["Pool:Placement"]); // appliance_settings was merged in
     }
 
     [Fact]

@@ -200,6 +200,15 @@ public sealed class ClusterDeploymentTests(AnsibleLab lab, ITestOutputHelper out
             Assert.True(AdministrativeState(servers, node) == 0, servers);
         }
 
+        // A run whose inventory lost the model list (a group_vars file left out) would unload everything: it stops first.
+        var emptied = await lab.PlaybookAsync("models.yml", "-e", "{\"appliance_models\": {}}");
+        Assert.True(emptied.ExitCode != 0 && emptied.Output.Contains("would unload them all", StringComparison.Ordinal), emptied.Output);
+        Assert.All(emptied.Recap, host => Assert.True(host.Value.Changed == 0, $"{host.Key} changed: {emptied.ChangedTasks}"));
+        using (var still = lab.NodeClient(AnsibleLab.Node1, await lab.Identity.ClientCredentialsTokenAsync("report-generator")))
+        {
+            Assert.Contains($"\"id\":\"{LabModel}\"", await still.GetStringAsync("/v1/models"), StringComparison.Ordinal);
+        }
+
         // With models listed, a check run still changes nothing.
         var check = await lab.PlaybookAsync("models.yml", "--check", "--diff");
         Assert.True(check.ExitCode == 0, check.Output);

@@ -41,9 +41,11 @@ public sealed class IdentityProviderOutageTests : IDisposable
             Assert.Equal(HttpStatusCode.ServiceUnavailable, audit.StatusCode);
             Assert.Equal("application/problem+json", audit.Content.Headers.ContentType?.MediaType);
 
-            // Without a token nothing needs the realm: the usual 401.
+            // Without a token, or with something that is no token at all, nothing needs the realm: the usual 401.
             using var anonymous = running.ClientWith(null);
             Assert.Equal(HttpStatusCode.Unauthorized, (await anonymous.GetAsync("/v1/models")).StatusCode);
+            using var garbage = running.ClientWith("not-a-jwt");
+            Assert.Equal(HttpStatusCode.Unauthorized, (await garbage.GetAsync("/v1/models")).StatusCode);
 
             var unavailable = Assert.Single(logs.Logger.Entries, e => e.EventId.Id == 3025); // once, not once a request
             Assert.Equal(LogLevel.Error, unavailable.Level);
@@ -59,6 +61,26 @@ public sealed class IdentityProviderOutageTests : IDisposable
         var refused = store.Chain(store.Nodes().Single()).Select(e => e.Record).Where(r => r.Status == 503).ToList();
         Assert.Equal(2, refused.Count);
         Assert.All(refused, r => Assert.StartsWith("identity provider unavailable", r.Detail, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Once_the_realm_was_read_a_keycloak_outage_keeps_tokens_checked_with_the_keys_it_had()
+    {
+        var provider = await OidcProvider.StartAsync();
+        await using var running = await RunningAppliance.StartAsync(
+            $"--Identity:Authority={provider.Authority()}", "--Identity:RequireHttpsMetadata=false",
+            "--Appliance:BuiltInEmbeddings=false", $"--Appliance:DataFolder={_root.Combine("data")}", "--Logging:LogLevel:Default=None");
+        await running.WaitUntilReadyAsync();
+        var token = await provider.ClientCredentialsTokenAsync("report-generator");
+        var forged = await provider.ClientCredentialsTokenAsync("report-generator", OidcProvider.OtherRealm); // another realm's key and issuer
+        using var client = running.ClientWith(token);
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/v1/models")).StatusCode);
+
+        await provider.DisposeAsync(); // Keycloak goes down
+
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/v1/models")).StatusCode);
+        using var stranger = running.ClientWith(forged);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await stranger.GetAsync("/v1/models")).StatusCode); // its fault, not the outage's
     }
 
     public void Dispose() => _root.Dispose();
