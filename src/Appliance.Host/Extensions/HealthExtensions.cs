@@ -9,8 +9,8 @@ namespace Appliance.Host.Extensions;
 
 /// <summary>
 /// /health/live (the process answers), /health/ready (the node can serve: the models declared at start have been
-/// tried, at least one declared model is ready, every model marked Required is ready, the node is not draining and
-/// its audit log may record)
+/// tried, at least one declared model is ready, every model marked Required is ready, the node is not draining, its
+/// audit log may record and it has read its realm's metadata)
 /// and /health/models (each model's state, for administrators).
 /// </summary>
 public static class HealthExtensions
@@ -19,7 +19,7 @@ public static class HealthExtensions
     {
         services.AddSingleton<Appliance.Api.Admin.DrainGate>();
         services.AddHealthChecks().AddCheck<ModelsReadyCheck>("models", tags: ["ready"]).AddCheck<NotDrainingCheck>("drain", tags: ["ready"])
-            .AddCheck<AuditWritableCheck>("audit", tags: ["ready"]);
+            .AddCheck<AuditWritableCheck>("audit", tags: ["ready"]).AddCheck<RealmReadCheck>("identity", tags: ["ready"]);
         return services;
     }
 
@@ -93,6 +93,19 @@ public static class HealthExtensions
 
             return Task.FromResult(HealthCheckResult.Healthy("the audit log can record"));
         }
+    }
+
+    /// <summary>
+    /// A node that has never read its realm's metadata can check no token: not ready, so that the load balancer sends
+    /// callers to nodes that can, and an install or upgrade stops at the node whose Identity:Authority is wrong or
+    /// cannot reach Keycloak. Once read, the metadata's last copy carries the node through a later Keycloak outage.
+    /// </summary>
+    private sealed class RealmReadCheck(Identity.RealmMetadataWatch realm) : IHealthCheck
+    {
+        public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
+            Task.FromResult(realm.Unreadable is { } reason
+                ? HealthCheckResult.Unhealthy($"the realm's OpenID metadata cannot be read, so no token can be checked: {reason}")
+                : HealthCheckResult.Healthy("tokens can be checked"));
     }
 
     /// <summary>A draining node reports not ready, so that the load balancer stops sending it requests.</summary>

@@ -31,6 +31,9 @@ internal sealed partial class RealmMetadataWatch(IOptionsMonitor<JwtBearerOption
         return _read ? null : _reason;
     }
 
+    /// <summary>For readiness: why no token can be checked yet, or null (read, being read, or no realm).</summary>
+    public string? Unreadable => _read ? null : _reason;
+
     /// <summary>A token's signature was checked, so the realm was read (by a request, between two of our attempts).</summary>
     public void Confirmed() => _read = true;
 

@@ -26,7 +26,10 @@ public sealed class IdentityProviderOutageTests : IDisposable
             "--Appliance:BuiltInEmbeddings=false", $"--Appliance:DataFolder={_root.Combine("data")}", "--Logging:LogLevel:Default=Warning");
         try
         {
-            await running.WaitUntilReadyAsync();
+            // Not ready: the load balancer leaves it out, and an install stops there.
+            var health = await UnreadyAsync(running);
+            Assert.Contains("identity: Unhealthy: the realm's OpenID metadata cannot be read", health, StringComparison.Ordinal);
+            Assert.Contains("404", health, StringComparison.Ordinal);
             using var client = running.ClientWith(token);
 
             using var models = await client.GetAsync("/v1/models");
@@ -81,7 +84,27 @@ public sealed class IdentityProviderOutageTests : IDisposable
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/v1/models")).StatusCode);
         using var stranger = running.ClientWith(forged);
         Assert.Equal(HttpStatusCode.Unauthorized, (await stranger.GetAsync("/v1/models")).StatusCode); // its fault, not the outage's
+        Assert.Equal(HttpStatusCode.OK, (await running.Http.GetAsync("/health/ready")).StatusCode); // still serving: it stays in
     }
 
     public void Dispose() => _root.Dispose();
+
+    /// <summary>The readiness answer once the node has tried to read its realm (and loaded its models).</summary>
+    private static async Task<string> UnreadyAsync(RunningAppliance running)
+    {
+        var deadline = DateTime.UtcNow.AddMinutes(1);
+        while (true)
+        {
+            using var ready = await running.Http.GetAsync("/health/ready");
+            var body = await ready.Content.ReadAsStringAsync();
+            if (body.Contains("identity: Unhealthy", StringComparison.Ordinal) && !body.Contains("loading the declared models", StringComparison.Ordinal))
+            {
+                Assert.Equal(HttpStatusCode.ServiceUnavailable, ready.StatusCode);
+                return body;
+            }
+
+            Assert.True(DateTime.UtcNow < deadline, body);
+            await Task.Delay(50);
+        }
+    }
 }
