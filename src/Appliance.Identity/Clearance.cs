@@ -45,6 +45,23 @@ public sealed class Clearance
         return values.Count == 0 ? Rank(DefaultClearance) : values.Select(v => Math.Max(0, Rank(v))).Max();
     }
 
+    /// <summary>
+    /// The caller's clearance and where it came from, for refusals: a realm whose mapper writes another claim than
+    /// <see cref="ClaimType"/> shows as everyone holding the default, which the log must make plain.
+    /// </summary>
+    public string DescribeCaller(ClaimsPrincipal caller)
+    {
+        var values = caller.FindAll(ClaimType).Select(c => c.Value).ToList();
+        if (values.Count == 0)
+        {
+            return $"{DefaultClearance} (Identity:DefaultClearance: the token carries no '{ClaimType}' claim)";
+        }
+
+        var level = _levels[CallerRank(caller)];
+        var unknown = values.Where(v => Rank(v) < 0).ToList();
+        return unknown.Count == 0 ? level : $"{level} (its '{ClaimType}' claim names {string.Join(", ", unknown.Select(v => $"'{v}'"))}, which is no level: counted as the lowest)";
+    }
+
     /// <summary>Whether the caller may see data of this label; a label that is no level admits nobody (fail closed).</summary>
     public bool Permits(ClaimsPrincipal caller, string classification) => Rank(classification) is var label and >= 0 && CallerRank(caller) >= label;
 

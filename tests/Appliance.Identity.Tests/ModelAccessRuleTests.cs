@@ -22,6 +22,16 @@ public sealed class ModelAccessRuleTests
     }
 
     [Fact]
+    public void A_refusal_says_where_the_caller_s_clearance_came_from()
+    {
+        // A realm whose mapper writes another claim name shows as everyone at the default: the refusal must say so.
+        Assert.Equal("internal (Identity:DefaultClearance: the token carries no 'clearance' claim)", Levels.DescribeCaller(User("user-realm-roles-only.json")));
+        Assert.Equal("confidential", Levels.DescribeCaller(User("user-with-client-roles.json")));
+        var typo = new ClaimsPrincipal(new ClaimsIdentity([new Claim("clearance", "restriced")], "Bearer"));
+        Assert.Equal("public (its 'clearance' claim names 'restriced', which is no level: counted as the lowest)", Levels.DescribeCaller(typo));
+    }
+
+    [Fact]
     public void An_unknown_clearance_value_counts_as_the_lowest_level_not_the_default()
     {
         var caller = new ClaimsPrincipal(new ClaimsIdentity([new Claim("clearance", "top-secret-ish")], "Bearer"));

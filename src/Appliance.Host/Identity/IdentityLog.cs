@@ -29,5 +29,5 @@ internal static partial class IdentityLog
     public static partial void ApiKeyRefused(ILogger logger, string refusal, string? remoteAddress, string method, string path);
 
     [LoggerMessage(EventId = 3013, Level = LogLevel.Warning, Message = "Model refused: {User} (client {Client}) may not use {Model}: {Reason}")]
-    public static partial void ModelRefused(ILogger logger, string? user, string? client, string model, Appliance.Identity.ModelAccessDenial reason);
+    public static partial void ModelRefused(ILogger logger, string? user, string? client, string model, string reason);
 }

@@ -49,17 +49,17 @@ internal sealed class ModelAccess : IModelAccess
     {
         var rule = _rules.Current.GetValueOrDefault(modelId, _unlisted);
         var refusal = rule.Check(caller, _clearance, _groupsClaim);
-        if (refusal != ModelAccessDenial.None && recordDenial)
-        {
-            IdentityLog.ModelRefused(_logger, caller.Identity?.Name, caller.FindFirst(ApplianceClaims.Client)?.Value, modelId, refusal);
-        }
-
         denial = refusal switch
         {
             ModelAccessDenial.None => null,
-            ModelAccessDenial.ClearanceTooLow => $"clearance below the model's label {rule.Classification}",
+            ModelAccessDenial.ClearanceTooLow => $"clearance {_clearance.DescribeCaller(caller)} below the model's label {rule.Classification}",
             _ => "not in the model's allowed roles or groups",
         };
+        if (denial is not null && recordDenial)
+        {
+            IdentityLog.ModelRefused(_logger, caller.Identity?.Name, caller.FindFirst(ApplianceClaims.Client)?.Value, modelId, denial);
+        }
+
         return refusal == ModelAccessDenial.None;
     }
 
