@@ -27,7 +27,7 @@ public static class ClusterTlsExtensions
         var path = builder.Configuration[AuthorityKey];
         if (!string.IsNullOrWhiteSpace(path) && !File.Exists(path))
         {
-            throw new InvalidOperationException($"{AuthorityKey} '{path}' does not exist");
+            throw new SettingsException($"{AuthorityKey} '{path}' does not exist");
         }
 
         var endpoints = CertificateFiles(builder.Configuration, builder.Environment.ContentRootPath);
@@ -69,7 +69,7 @@ public static class ClusterTlsExtensions
     {
         var authorities = new X509Certificate2Collection();
         authorities.ImportFromPem(pem);
-        return authorities.Count > 0 ? authorities : throw new InvalidOperationException($"{AuthorityKey} '{path}' holds no certificate");
+        return authorities.Count > 0 ? authorities : throw new SettingsException($"{AuthorityKey} '{path}' holds no certificate");
     }
 
     /// <summary>True when <paramref name="certificate"/> chains to one of <paramref name="authorities"/> alone, and is valid now for <paramref name="usage"/> (client use unless said).</summary>

@@ -86,12 +86,12 @@ public static partial class DataProtectionExtensions
     {
         if (!File.Exists(path))
         {
-            throw new InvalidOperationException($"the key ring certificate '{path}' (DataProtection:CertificatePath or PreviousCertificatePaths) does not exist");
+            throw new SettingsException($"the key ring certificate '{path}' (DataProtection:CertificatePath or PreviousCertificatePaths) does not exist");
         }
 
         var certificate = X509Certificate2.CreateFromPemFile(path);
         return certificate.GetRSAPrivateKey() is null
-            ? throw new InvalidOperationException($"the key ring certificate '{path}' must hold a certificate with its RSA private key (PEM)")
+            ? throw new SettingsException($"the key ring certificate '{path}' must hold a certificate with its RSA private key (PEM)")
             : certificate;
     }
 

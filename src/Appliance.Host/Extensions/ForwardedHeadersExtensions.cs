@@ -51,6 +51,6 @@ public static class ForwardedHeadersExtensions
             return new System.Net.IPNetwork(address, address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? 32 : 128);
         }
 
-        throw new InvalidOperationException($"Appliance:TrustedProxies: '{entry}' is neither an IP address nor a network such as 10.0.0.0/24");
+        throw new SettingsException($"Appliance:TrustedProxies: '{entry}' is neither an IP address nor a network such as 10.0.0.0/24");
     }
 }

@@ -24,7 +24,7 @@ public static class MetricsExtensions
                 .Concat((builder.Configuration["urls"] ?? string.Empty).Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
             if (apiUrls.FirstOrDefault(url => PortOf(url) == management.Port) is { } shared)
             {
-                throw new InvalidOperationException($"{ManagementUrlKey} must use a port of its own: {management.Port} is also the API's ({shared})");
+                throw new SettingsException($"{ManagementUrlKey} must use a port of its own: {management.Port} is also the API's ({shared})");
             }
 
             if (builder.Configuration.GetSection("Kestrel:Endpoints").Exists())
@@ -112,6 +112,6 @@ public static class MetricsExtensions
 
         return Uri.TryCreate(text, UriKind.Absolute, out var uri) && uri.Scheme == Uri.UriSchemeHttp && uri.Port > 0 && uri.AbsolutePath == "/"
             ? uri
-            : throw new InvalidOperationException($"{ManagementUrlKey} must be an http URL with a host and port and no path, e.g. http://127.0.0.1:9464; got '{text}'");
+            : throw new SettingsException($"{ManagementUrlKey} must be an http URL with a host and port and no path, e.g. http://127.0.0.1:9464; got '{text}'");
     }
 }

@@ -22,7 +22,7 @@ public static class SettingsFilesExtensions
             var full = Path.GetFullPath(path);
             if (!File.Exists(full))
             {
-                throw new FileNotFoundException($"{Variable} names the settings file {full}, which does not exist", full);
+                throw new SettingsException($"{Variable} names the settings file {full}, which does not exist");
             }
 
             var source = new JsonConfigurationSource { Path = Path.GetFileName(full), Optional = false, ReloadOnChange = true };

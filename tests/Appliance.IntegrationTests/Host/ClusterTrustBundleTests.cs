@@ -28,7 +28,7 @@ public sealed class ClusterTrustBundleTests
         Assert.True(ClusterTlsExtensions.IssuedBy(authorities, Client(newCa)));
         Assert.False(ClusterTlsExtensions.IssuedBy(authorities, Client(stranger)));
         Assert.False(ClusterTlsExtensions.IssuedBy(ClusterTlsExtensions.Authorities(newCa.ExportCertificatePem(), "new.pem"), Client(oldCa)));
-        Assert.Throws<InvalidOperationException>(() => ClusterTlsExtensions.Authorities("not a certificate", "empty.pem"));
+        Assert.Throws<Appliance.Host.SettingsException>(() => ClusterTlsExtensions.Authorities("not a certificate", "empty.pem"));
     }
 
     private static X509Certificate2 Authority(string subject, ECDsa key)

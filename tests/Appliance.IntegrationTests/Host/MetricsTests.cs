@@ -95,7 +95,7 @@ public sealed class MetricsTests : IDisposable
     [InlineData("--urls=http://+:18093", "http://10.0.20.11:18093")]
     public void A_management_url_on_the_apis_port_stops_start_up_naming_it(string urls, string management)
     {
-        var error = Assert.Throws<InvalidOperationException>(() =>
+        var error = Assert.Throws<Appliance.Host.SettingsException>(() =>
             Appliance.Host.ApplianceApp.Create(["--environment=Development", urls, $"--Metrics:ManagementUrl={management}"]));
         Assert.Contains("Metrics:ManagementUrl must use a port of its own", error.Message, StringComparison.Ordinal);
     }

@@ -126,7 +126,7 @@ public sealed class NodeSettingsTests : IDisposable
     public async Task A_missing_settings_file_stops_start_up_naming_it()
     {
         var missing = _root.Combine("absent.json");
-        var error = await Assert.ThrowsAsync<FileNotFoundException>(() =>
+        var error = await Assert.ThrowsAsync<SettingsException>(() =>
             RunningAppliance.StartAsync($"--APPLIANCE_SETTINGS={missing}"));
         Assert.Contains(missing, error.Message, StringComparison.Ordinal);
     }
@@ -151,7 +151,7 @@ public sealed class NodeSettingsTests : IDisposable
     [Fact]
     public void A_trusted_proxy_that_is_no_address_stops_start_up_naming_it()
     {
-        var error = Assert.Throws<InvalidOperationException>(() =>
+        var error = Assert.Throws<SettingsException>(() =>
             ApplianceApp.Create(["--environment=Development", "--Appliance:TrustedProxies:0=haproxy.local"]));
         Assert.Contains("haproxy.local", error.Message, StringComparison.Ordinal);
     }

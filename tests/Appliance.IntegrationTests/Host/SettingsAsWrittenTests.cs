@@ -83,6 +83,31 @@ public sealed class SettingsAsWrittenTests : IDisposable
         Assert.Contains("Appliance:DrainTimeout is '30', which .NET reads as 30 days", error.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task The_process_lists_each_mistake_last_and_exits_78_which_the_unit_does_not_restart()
+    {
+        var host = Path.Combine(RepositoryPaths.Root, "src", "Appliance.Host", "bin", RepositoryPaths.Configuration, "net10.0", "Appliance.Host.dll");
+        var (exit, output) = await ProcessRunner.RunAsync("dotnet", [host, "--urls=http://127.0.0.1:0", "--environment=Development",
+            "--Appliance:BuiltInEmbeddings=false", $"--Appliance:DataFolder={_root.Combine("data")}", "--Audit:Retenion=90.00:00:00", "--Pool:UnloadGracePeriod=30"],
+            TimeSpan.FromMinutes(1));
+
+        Assert.True(exit == SettingsMistakes.ExitCode, output);
+        var last = output.TrimEnd().Split('\n')[^3..];
+        Assert.StartsWith("The appliance did not start: 2 setting(s) to correct", last[0], StringComparison.Ordinal);
+        Assert.Contains(last, line => line.Contains("  - Audit:Retenion is not a setting: did you mean Audit:Retention?", StringComparison.Ordinal));
+        Assert.Contains(last, line => line.Contains("  - Pool:UnloadGracePeriod is '30', which .NET reads as 30 days", StringComparison.Ordinal));
+        // A value of the wrong type is refused by the binder while the node is put together: the same exit, the same list.
+        (exit, output) = await ProcessRunner.RunAsync("dotnet", [host, "--urls=http://127.0.0.1:0", "--environment=Development",
+            $"--Appliance:DataFolder={_root.Combine("data")}", "--Limits:MaxTokens=lots"], TimeSpan.FromMinutes(1));
+        Assert.True(exit == SettingsMistakes.ExitCode, output);
+        Assert.Contains("  - Failed to convert configuration value 'lots' at 'Limits:MaxTokens'", output, StringComparison.Ordinal);
+
+        foreach (var unit in new[] { Path.Combine(RepositoryPaths.Root, "appliance", "appliance.service"), Path.Combine(RepositoryPaths.Root, "ansible", "roles", "appliance", "templates", "appliance.service.j2") })
+        {
+            Assert.Contains($"RestartPreventExitStatus={SettingsMistakes.ExitCode}", await File.ReadAllTextAsync(unit), StringComparison.Ordinal);
+        }
+    }
+
     public void Dispose() => _root.Dispose();
 
     private static IReadOnlyList<string> Validate(Dictionary<string, string?> settings)
