@@ -59,7 +59,10 @@ public sealed class Clearance
 
         var level = _levels[CallerRank(caller)];
         var unknown = values.Where(v => Rank(v) < 0).ToList();
-        return unknown.Count == 0 ? level : $"{level} (its '{ClaimType}' claim names {string.Join(", ", unknown.Select(v => $"'{v}'"))}, which is no level: counted as the lowest)";
+        var named = string.Join(", ", unknown.Select(v => $"'{v}'"));
+        return unknown.Count == 0 ? level
+            : unknown.Count == values.Count ? $"{level} (its '{ClaimType}' claim names {named}, which is no level: counted as the lowest)"
+            : $"{level} (its '{ClaimType}' claim also names {named}, which is no level)";
     }
 
     /// <summary>Whether the caller may see data of this label; a label that is no level admits nobody (fail closed).</summary>

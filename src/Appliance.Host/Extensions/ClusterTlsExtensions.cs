@@ -27,7 +27,7 @@ public static class ClusterTlsExtensions
         var path = builder.Configuration[AuthorityKey];
         if (!string.IsNullOrWhiteSpace(path) && !File.Exists(path))
         {
-            throw new SettingsException($"{AuthorityKey} '{path}' does not exist");
+            throw new SettingsException($"{AuthorityKey} '{path}' {SettingsMistakes.Missing}");
         }
 
         var endpoints = CertificateFiles(builder.Configuration, builder.Environment.ContentRootPath);

@@ -86,7 +86,7 @@ public static partial class DataProtectionExtensions
     {
         if (!File.Exists(path))
         {
-            throw new SettingsException($"the key ring certificate '{path}' (DataProtection:CertificatePath or PreviousCertificatePaths) does not exist");
+            throw new SettingsException($"the key ring certificate '{path}' (DataProtection:CertificatePath or PreviousCertificatePaths) {SettingsMistakes.Missing}");
         }
 
         var certificate = X509Certificate2.CreateFromPemFile(path);

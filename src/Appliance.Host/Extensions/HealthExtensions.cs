@@ -100,12 +100,19 @@ public static class HealthExtensions
     /// callers to nodes that can, and an install or upgrade stops at the node whose Identity:Authority is wrong or
     /// cannot reach Keycloak. Once read, the metadata's last copy carries the node through a later Keycloak outage.
     /// </summary>
-    private sealed class RealmReadCheck(Identity.RealmMetadataWatch realm) : IHealthCheck
+    /// <remarks>
+    /// With API keys on, the node still serves their callers: degraded (200, so the load balancers keep it), which the
+    /// Ansible role's ready check does not accept. The answer is anonymous: the address and what it answered are in the
+    /// log (event 3025), not here.
+    /// </remarks>
+    private sealed class RealmReadCheck(Identity.RealmMetadataWatch realm, IOptions<IdentityOptions> identity) : IHealthCheck
     {
+        private const string Unread = "the realm's OpenID metadata has not been read, so no token can be checked (see the log, event 3025)";
+
         public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
-            Task.FromResult(realm.Unreadable is { } reason
-                ? HealthCheckResult.Unhealthy($"the realm's OpenID metadata cannot be read, so no token can be checked: {reason}")
-                : HealthCheckResult.Healthy("tokens can be checked"));
+            Task.FromResult(!realm.Unread ? HealthCheckResult.Healthy("tokens can be checked")
+                : identity.Value.ApiKeys.Enabled ? HealthCheckResult.Degraded(Unread + "; API keys are")
+                : HealthCheckResult.Unhealthy(Unread));
     }
 
     /// <summary>A draining node reports not ready, so that the load balancer stops sending it requests.</summary>

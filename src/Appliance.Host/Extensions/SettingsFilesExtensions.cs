@@ -22,7 +22,7 @@ public static class SettingsFilesExtensions
             var full = Path.GetFullPath(path);
             if (!File.Exists(full))
             {
-                throw new SettingsException($"{Variable} names the settings file {full}, which does not exist");
+                throw new SettingsException($"{Variable} names the settings file {full}, which {SettingsMistakes.Missing}");
             }
 
             var source = new JsonConfigurationSource { Path = Path.GetFileName(full), Optional = false, ReloadOnChange = true };

@@ -18,6 +18,7 @@ internal sealed partial class RealmMetadataWatch(IOptionsMonitor<JwtBearerOption
     private static readonly TimeSpan DiagnosisLimit = TimeSpan.FromSeconds(10);
 
     private readonly TaskCompletionSource _firstAttempt = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly JwtBearerOptions _options = bearer.Get(JwtBearerDefaults.AuthenticationScheme);
     private volatile bool _read;
     private volatile string? _reason;
 
@@ -31,15 +32,19 @@ internal sealed partial class RealmMetadataWatch(IOptionsMonitor<JwtBearerOption
         return _read ? null : _reason;
     }
 
-    /// <summary>For readiness: why no token can be checked yet, or null (read, being read, or no realm).</summary>
-    public string? Unreadable => _read ? null : _reason;
+    /// <summary>
+    /// For readiness: true until the metadata was read once, the first attempt included (a Keycloak that does not
+    /// answer holds it for the backchannel's timeout, a minute, and a node must not turn ready meanwhile); false
+    /// without a realm (the development identity).
+    /// </summary>
+    public bool Unread => _options.ConfigurationManager is not null && !_read;
 
     /// <summary>A token's signature was checked, so the realm was read (by a request, between two of our attempts).</summary>
     public void Confirmed() => _read = true;
 
     protected override async Task ExecuteAsync(CancellationToken stopping)
     {
-        var options = bearer.Get(JwtBearerDefaults.AuthenticationScheme);
+        var options = _options;
         if (options.ConfigurationManager is not { } manager)
         {
             _firstAttempt.TrySetResult(); // the development identity: no realm to read
@@ -76,6 +81,9 @@ internal sealed partial class RealmMetadataWatch(IOptionsMonitor<JwtBearerOption
                 {
                     await Task.Delay(retry, time, stopping);
                     retry = retry * 2 < LongestRetry ? retry * 2 : LongestRetry;
+                    // Without it the manager answers from its own back-off (up to Identity:JwksRefreshInterval) with
+                    // the last failure, and a Keycloak back already would wait for it.
+                    manager.RequestRefresh();
                 }
             }
 

@@ -30,7 +30,7 @@ public sealed class ModelsOptionsValidator(IConfiguration configuration, IOption
             }
             else if (!Directory.Exists(model.Path))
             {
-                failures.Add($"{key}:Path: folder '{model.Path}' does not exist");
+                failures.Add($"{key}:Path: folder '{model.Path}' {SettingsMistakes.Missing}");
             }
 
             foreach (var alias in model.Aliases)

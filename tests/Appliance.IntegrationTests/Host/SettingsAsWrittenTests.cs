@@ -84,7 +84,7 @@ public sealed class SettingsAsWrittenTests : IDisposable
     }
 
     [Fact]
-    public async Task The_process_lists_each_mistake_last_and_exits_78_which_the_unit_does_not_restart()
+    public async Task The_process_lists_each_mistake_last_and_exits_78_which_the_unit_does_not_restart_unless_a_path_is_missing()
     {
         var host = Path.Combine(RepositoryPaths.Root, "src", "Appliance.Host", "bin", RepositoryPaths.Configuration, "net10.0", "Appliance.Host.dll");
         var (exit, output) = await ProcessRunner.RunAsync("dotnet", [host, "--urls=http://127.0.0.1:0", "--environment=Development",
@@ -101,6 +101,12 @@ public sealed class SettingsAsWrittenTests : IDisposable
             $"--Appliance:DataFolder={_root.Combine("data")}", "--Limits:MaxTokens=lots"], TimeSpan.FromMinutes(1));
         Assert.True(exit == SettingsMistakes.ExitCode, output);
         Assert.Contains("  - Failed to convert configuration value 'lots' at 'Limits:MaxTokens'", output, StringComparison.Ordinal);
+
+        // A path that does not exist may be a disk mounted late: listed the same way, but systemd is to try again.
+        (exit, output) = await ProcessRunner.RunAsync("dotnet", [host, "--urls=http://127.0.0.1:0", "--environment=Development",
+            $"--Appliance:DataFolder={_root.Combine("data")}", $"--APPLIANCE_SETTINGS={_root.Combine("not-mounted.json")}"], TimeSpan.FromMinutes(1));
+        Assert.True(exit == SettingsMistakes.RetryExitCode, output);
+        Assert.Contains($"  - APPLIANCE_SETTINGS names the settings file {_root.Combine("not-mounted.json")}, which does not exist", output, StringComparison.Ordinal);
 
         foreach (var unit in new[] { Path.Combine(RepositoryPaths.Root, "appliance", "appliance.service"), Path.Combine(RepositoryPaths.Root, "ansible", "roles", "appliance", "templates", "appliance.service.j2") })
         {
