@@ -262,6 +262,27 @@ public sealed class ClusterDeploymentTests(AnsibleLab lab, ITestOutputHelper out
         Assert.Equal(1, (await lab.SshAsync(AnsibleLab.Node1, "test -e /opt/appliance/.restart-pending")).ExitCode);
         var (_, settings) = await lab.SshAsync(AnsibleLab.Node2, "cat /etc/appliance/appsettings.json");
         Assert.Equal(2048, JsonNode.Parse(settings)!["Limits"]!["MaxTokens"]!.GetValue<int>());
+
+        // A misspelled setting: node 1 refuses to start, and the run stops there saying why (not systemd's bare error);
+        // the node stays down (exit 78, no restart loop) and out of the load balancers while node 2 serves. The
+        // corrected run brings it back.
+        lab.Variables["appliance_settings"]!.AsObject()["Limits"] = new JsonObject { ["MaxTokens"] = 2048, ["MaxTokenz"] = 4096 };
+        lab.WriteVariables();
+        var misspelled = await lab.PlaybookAsync("site.yml");
+        Assert.True(misspelled.ExitCode != 0 && misspelled.Output.Contains("did not start", StringComparison.Ordinal)
+            && misspelled.Output.Contains("Limits:MaxTokenz is not a setting: did you mean Limits:MaxTokens?", StringComparison.Ordinal), misspelled.Output);
+        Assert.Equal("failed", (await lab.SshAsync(AnsibleLab.Node1, "systemctl is-active appliance")).Output.Trim());
+        Assert.Equal("78", (await lab.SshAsync(AnsibleLab.Node1, "systemctl show appliance -p ExecMainStatus --value")).Output.Trim());
+        using (var serving = lab.NodeClient(AnsibleLab.Node2, null))
+        {
+            Assert.Equal(HttpStatusCode.OK, (await serving.GetAsync("/health/ready")).StatusCode);
+        }
+
+        lab.Variables["appliance_settings"]!.AsObject()["Limits"] = new JsonObject { ["MaxTokens"] = 2048 };
+        lab.WriteVariables();
+        var corrected = await lab.PlaybookAsync("site.yml");
+        Assert.True(corrected.ExitCode == 0, corrected.Output);
+        await WaitUntilServingAsync(AnsibleLab.Node1, AnsibleLab.Node2);
     }
 
     [Fact, Step(6)]
