@@ -44,14 +44,13 @@ internal sealed partial class RealmMetadataWatch(IOptionsMonitor<JwtBearerOption
 
     protected override async Task ExecuteAsync(CancellationToken stopping)
     {
-        var options = _options;
-        if (options.ConfigurationManager is not { } manager)
+        if (_options.ConfigurationManager is not { } manager)
         {
             _firstAttempt.TrySetResult(); // the development identity: no realm to read
             return;
         }
 
-        var address = options.MetadataAddress ?? options.Authority ?? string.Empty;
+        var address = _options.MetadataAddress ?? _options.Authority ?? string.Empty;
         var retry = FirstRetry;
         DateTimeOffset? logged = null;
         try
@@ -69,7 +68,7 @@ internal sealed partial class RealmMetadataWatch(IOptionsMonitor<JwtBearerOption
                     // Answer the waiting requests first; the diagnosis takes another round trip.
                     _reason = exception.GetBaseException().Message.ReplaceLineEndings(" ");
                     _firstAttempt.TrySetResult();
-                    _reason = await DiagnoseAsync(options, address, exception, stopping);
+                    _reason = await DiagnoseAsync(_options, address, exception, stopping);
                     if (!_read && (logged is null || time.GetUtcNow() - logged >= LogAgainAfter))
                     {
                         LogUnreadable(logger, address, _reason);
