@@ -78,12 +78,15 @@ public sealed class OidcProvider : IAsyncDisposable
     /// <summary>As <see cref="StartAsync(string[])"/>, with access tokens that live <paramref name="accessTokenSeconds"/> (default 300).</summary>
     public static Task<OidcProvider> StartAsync(int? accessTokenSeconds, params string[] consoleOrigins) => StartAsync(accessTokenSeconds, "127.0.0.1", consoleOrigins);
 
-    private static async Task<OidcProvider> StartAsync(int? accessTokenSeconds, string host, string[] consoleOrigins)
+    /// <summary>On a loopback port chosen beforehand: a Keycloak that comes up at the address a node was already told.</summary>
+    public static Task<OidcProvider> StartOnPortAsync(int port) => StartAsync(null, "127.0.0.1", [], port);
+
+    private static async Task<OidcProvider> StartAsync(int? accessTokenSeconds, string host, string[] consoleOrigins, int port = 0)
     {
         var folder = new TempFolder("oidc-provider");
         var keys = new Dictionary<string, JsonWebKey> { [Realm] = NewKey(), [OtherRealm] = NewKey() };
         var configPath = folder.Combine("config.json");
-        File.WriteAllText(configPath, Config(keys, consoleOrigins, accessTokenSeconds, host).ToJsonString());
+        File.WriteAllText(configPath, Config(keys, consoleOrigins, accessTokenSeconds, host, port).ToJsonString());
 
         var start = new ProcessStartInfo("node", [Path.Combine(ServerFolder(), "server.mjs"), configPath])
         {
@@ -224,7 +227,7 @@ public sealed class OidcProvider : IAsyncDisposable
         return document.RootElement.GetProperty("access_token").GetString()!;
     }
 
-    private static JsonObject Config(Dictionary<string, JsonWebKey> keys, IReadOnlyList<string> consoleOrigins, int? accessTokenSeconds, string host)
+    private static JsonObject Config(Dictionary<string, JsonWebKey> keys, IReadOnlyList<string> consoleOrigins, int? accessTokenSeconds, string host, int port)
     {
         var realms = new JsonArray();
         foreach (var (name, key) in keys)
@@ -269,7 +272,7 @@ public sealed class OidcProvider : IAsyncDisposable
             });
         }
 
-        return new JsonObject { ["realms"] = realms, ["host"] = host };
+        return new JsonObject { ["realms"] = realms, ["host"] = host, ["port"] = port };
     }
 
     /// <summary>resource_access as Keycloak fills it: the API's roles, and realm-management's for a client that has some.</summary>

@@ -80,8 +80,8 @@ internal sealed partial class RealmMetadataWatch(IOptionsMonitor<JwtBearerOption
                 {
                     await Task.Delay(retry, time, stopping);
                     retry = retry * 2 < LongestRetry ? retry * 2 : LongestRetry;
-                    // Without it the manager answers from its own back-off (up to Identity:JwksRefreshInterval) with
-                    // the last failure, and a Keycloak back already would wait for it.
+                    // IdentityModel 8.x fetches again while it holds no copy; this keeps it so should a later version
+                    // answer from its back-off (up to Identity:JwksRefreshInterval). The recovery test covers the path.
                     manager.RequestRefresh();
                 }
             }

@@ -88,6 +88,37 @@ public sealed class IdentityProviderOutageTests : IDisposable
     }
 
     [Fact]
+    public async Task A_keycloak_that_comes_up_after_the_node_is_read_without_a_restart()
+    {
+        // Keycloak and the node boot together (a power cut): the node's first reads are refused, and it must not need
+        // a restart once Keycloak answers at the address it was told.
+        var port = HostProcess.FreePort();
+        var authority = $"http://127.0.0.1:{port}/realms/{OidcProvider.Realm}";
+        using var logs = new ListLoggerProvider();
+        await using var running = await RunningAppliance.StartAsync(logs,
+            $"--Identity:Authority={authority}", "--Identity:RequireHttpsMetadata=false",
+            "--Appliance:BuiltInEmbeddings=false", $"--Appliance:DataFolder={_root.Combine("data")}", "--Logging:LogLevel:Default=Warning",
+            "--Logging:LogLevel:Appliance.Host.Identity=Information");
+        await UnreadyAsync(running);
+        var down = Assert.Single(logs.Logger.Entries, e => e.EventId.Id == 3025);
+        Assert.Contains("Connection refused", down.Message, StringComparison.OrdinalIgnoreCase);
+        using (var early = running.ClientWith(ForgedTokens.Sign(ForgedTokens.Payload(authority, DateTimeOffset.UtcNow), ForgedTokens.NewKey())))
+        {
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, (await early.GetAsync("/v1/models")).StatusCode);
+        }
+
+        await using var provider = await OidcProvider.StartOnPortAsync(port);
+        Assert.Equal(authority, provider.Authority());
+        await running.WaitUntilReadyAsync(); // the watch's next retry reads it: at most 30 s later
+        Assert.Contains(logs.Logger.Entries, e => e.EventId.Id == 3026);
+
+        using var client = running.ClientWith(await provider.ClientCredentialsTokenAsync("report-generator"));
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/v1/models")).StatusCode);
+        using var stranger = running.ClientWith(await provider.ClientCredentialsTokenAsync("report-generator", OidcProvider.OtherRealm));
+        Assert.Equal(HttpStatusCode.Unauthorized, (await stranger.GetAsync("/v1/models")).StatusCode); // checked again, not let through
+    }
+
+    [Fact]
     public async Task With_api_keys_on_a_node_whose_realm_cannot_be_read_stays_in_the_load_balancer_as_degraded()
     {
         await using var provider = await OidcProvider.StartAsync();
