@@ -42,7 +42,7 @@ internal sealed class FileBackedValue<T> where T : class
         _checkInputsVersion = checkInputsVersion;
         _time = time;
         var stamp = Stamp();
-        _loaded = new Loaded(Read(check: false), stamp);
+        _loaded = new Loaded(ReadAtStart(), stamp);
         _nextCheck = time.GetTimestamp() + ToTicks(CheckInterval);
     }
 
@@ -161,6 +161,27 @@ internal sealed class FileBackedValue<T> where T : class
         {
             // Whatever a file holds must not escape into a TLS handshake: it is named, and the value in use stays.
             throw new InvalidDataException($"{Description} ({string.Join(", ", Paths)}): {exception.Message}", exception);
+        }
+    }
+
+    /// <summary>
+    /// The first read, as a settings mistake: the node stops and says which file and why (exit 78, not restarted), or
+    /// that a file does not exist (exit 1: it may be on a disk not mounted yet).
+    /// </summary>
+    private T ReadAtStart()
+    {
+        try
+        {
+            return Read(check: false);
+        }
+        catch (InvalidDataException exception)
+        {
+            if (Paths.FirstOrDefault(path => !File.Exists(path)) is { } missing)
+            {
+                throw new SettingsException($"{Description}: '{missing}' {SettingsMistakes.Missing}");
+            }
+
+            throw exception.InnerException as SettingsException ?? new SettingsException(exception.Message);
         }
     }
 

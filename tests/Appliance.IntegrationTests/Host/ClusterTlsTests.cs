@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Appliance.Host;
 using Appliance.Tests.Common;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
@@ -198,6 +199,47 @@ public sealed class ClusterTlsTests : IDisposable
     }
 
     public void Dispose() => _root.Dispose();
+
+    [Fact]
+    public async Task Tls_files_that_cannot_be_used_stop_the_start_as_settings_to_correct()
+    {
+        using var caKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        using var ca = Authority("CN=appliance cluster CA", caKey);
+        using var nodeKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        using var node = Issue(ca, "CN=node-1", nodeKey, "1.3.6.1.5.5.7.3.1", IPAddress.Loopback);
+        File.WriteAllText(_root.Combine("ca.crt"), ca.ExportCertificatePem());
+        File.WriteAllText(_root.Combine("node.crt"), node.ExportCertificatePem());
+        File.WriteAllText(_root.Combine("node.key"), nodeKey.ExportPkcs8PrivateKeyPem());
+        File.WriteAllText(_root.Combine("empty-ca.crt"), "# the bundle was meant to go here\n");
+        using var otherKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        File.WriteAllText(_root.Combine("other.key"), otherKey.ExportPkcs8PrivateKeyPem());
+
+        // A CA bundle without a certificate (an empty template, a key copied in its place): refused, not restarted.
+        var (exit, output) = await StartProcessAsync($"--Tls:ClientCertificateAuthority={_root.Combine("empty-ca.crt")}",
+            $"--Kestrel:Endpoints:Cluster:Certificate:Path={_root.Combine("node.crt")}", $"--Kestrel:Endpoints:Cluster:Certificate:KeyPath={_root.Combine("node.key")}");
+        Assert.True(exit == SettingsMistakes.ExitCode, output);
+        Assert.Contains($"  - Tls:ClientCertificateAuthority '{_root.Combine("empty-ca.crt")}' holds no certificate", output, StringComparison.Ordinal);
+
+        // A key that is not the certificate's: the same, naming the endpoint's setting and its files.
+        (exit, output) = await StartProcessAsync($"--Tls:ClientCertificateAuthority={_root.Combine("ca.crt")}",
+            $"--Kestrel:Endpoints:Cluster:Certificate:Path={_root.Combine("node.crt")}", $"--Kestrel:Endpoints:Cluster:Certificate:KeyPath={_root.Combine("other.key")}");
+        Assert.True(exit == SettingsMistakes.ExitCode, output);
+        Assert.Contains($"  - Kestrel:Endpoints:Cluster:Certificate ({_root.Combine("node.crt")}, {_root.Combine("other.key")}):", output, StringComparison.Ordinal);
+
+        // A key file that is not there yet (a disk mounted late, a copy not made): systemd is to try again.
+        (exit, output) = await StartProcessAsync($"--Tls:ClientCertificateAuthority={_root.Combine("ca.crt")}",
+            $"--Kestrel:Endpoints:Cluster:Certificate:Path={_root.Combine("node.crt")}", $"--Kestrel:Endpoints:Cluster:Certificate:KeyPath={_root.Combine("missing.key")}");
+        Assert.True(exit == SettingsMistakes.RetryExitCode, output);
+        Assert.Contains($"  - Kestrel:Endpoints:Cluster:Certificate: '{_root.Combine("missing.key")}' does not exist", output, StringComparison.Ordinal);
+    }
+
+    /// <summary>The host as systemd starts it, with a cluster endpoint beside loopback: its exit code and output.</summary>
+    private Task<(int Exit, string Output)> StartProcessAsync(params string[] settings)
+    {
+        var host = Path.Combine(RepositoryPaths.Root, "src", "Appliance.Host", "bin", RepositoryPaths.Configuration, "net10.0", "Appliance.Host.dll");
+        return ProcessRunner.RunAsync("dotnet", [host, "--environment=Development", "--Appliance:BuiltInEmbeddings=false", $"--Appliance:DataFolder={_root.Combine("data")}",
+            "--Kestrel:Endpoints:Cluster:Url=https://127.0.0.1:0", "--Kestrel:Endpoints:Loopback:Url=http://127.0.0.1:0", .. settings], TimeSpan.FromMinutes(1));
+    }
 
     private static X509Certificate2 Authority(string subject, ECDsa key)
     {
