@@ -20,6 +20,13 @@ public static class ApplianceDefaultsExtensions
             builder.WebHost.UseUrls(DefaultUrl);
         }
 
+        // Checked now as well as at start: sections read while the node is put together (Limits just below) would
+        // otherwise be refused by the binder first, in its own words and one mistake at a time.
+        if (new WrittenSettingsValidator(configuration).Validate(null, new WrittenSettings()) is { Failed: true } written)
+        {
+            throw new Microsoft.Extensions.Options.OptionsValidationException(nameof(WrittenSettings), typeof(WrittenSettings), written.Failures);
+        }
+
         builder.Services.AddOptions<WrittenSettings>().ValidateOnStart();
         builder.Services.AddSingleton<Microsoft.Extensions.Options.IValidateOptions<WrittenSettings>, WrittenSettingsValidator>();
         builder.Services.AddOptions<ApplianceOptions>().Bind(configuration.GetSection(ApplianceOptions.Section)).ValidateOnStart()

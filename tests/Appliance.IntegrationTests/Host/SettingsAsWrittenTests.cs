@@ -75,12 +75,13 @@ public sealed class SettingsAsWrittenTests : IDisposable
     [Fact]
     public async Task A_misspelled_setting_stops_the_start_naming_the_key()
     {
-        await using var app = ApplianceApp.Create(["--urls=http://127.0.0.1:0", "--environment=Development", "--Appliance:BuiltInEmbeddings=false",
-            $"--Appliance:DataFolder={_root.Combine("data")}", "--Audit:Retenion=90.00:00:00", "--Appliance:DrainTimeout=30"]);
-
-        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => app.StartAsync());
+        // Before any section is bound: Limits and Appliance are read while the node is put together.
+        var error = Assert.Throws<OptionsValidationException>(() => ApplianceApp.Create(["--urls=http://127.0.0.1:0", "--environment=Development",
+            "--Appliance:BuiltInEmbeddings=false", $"--Appliance:DataFolder={_root.Combine("data")}", "--Audit:Retenion=90.00:00:00",
+            "--Appliance:DrainTimeout=30", "--Limits:MaxTokens=lots"]));
         Assert.Contains("Audit:Retenion is not a setting: did you mean Audit:Retention?", error.Message, StringComparison.Ordinal);
         Assert.Contains("Appliance:DrainTimeout is '30', which .NET reads as 30 days", error.Message, StringComparison.Ordinal);
+        Assert.Contains("Limits:MaxTokens is 'lots', which is not a whole number", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -96,11 +97,11 @@ public sealed class SettingsAsWrittenTests : IDisposable
         Assert.StartsWith("The appliance did not start: 2 setting(s) to correct", last[0], StringComparison.Ordinal);
         Assert.Contains(last, line => line.Contains("  - Audit:Retenion is not a setting: did you mean Audit:Retention?", StringComparison.Ordinal));
         Assert.Contains(last, line => line.Contains("  - Pool:UnloadGracePeriod is '30', which .NET reads as 30 days", StringComparison.Ordinal));
-        // A value of the wrong type is refused by the binder while the node is put together: the same exit, the same list.
+        // A value of the wrong type in a section read while the node is put together: said before the binder reads it.
         (exit, output) = await ProcessRunner.RunAsync("dotnet", [host, "--urls=http://127.0.0.1:0", "--environment=Development",
             $"--Appliance:DataFolder={_root.Combine("data")}", "--Limits:MaxTokens=lots"], TimeSpan.FromMinutes(1));
         Assert.True(exit == SettingsMistakes.ExitCode, output);
-        Assert.Contains("  - Failed to convert configuration value 'lots' at 'Limits:MaxTokens'", output, StringComparison.Ordinal);
+        Assert.Contains("  - Limits:MaxTokens is 'lots', which is not a whole number (no units or separators)", output, StringComparison.Ordinal);
 
         // A path that does not exist may be a disk mounted late: listed the same way, but systemd is to try again.
         (exit, output) = await ProcessRunner.RunAsync("dotnet", [host, "--urls=http://127.0.0.1:0", "--environment=Development",
