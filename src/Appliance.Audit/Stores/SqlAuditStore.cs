@@ -261,7 +261,7 @@ public abstract class SqlAuditStore : IAuditStore
             return [];
         }
 
-        return WithConnection(connection =>
+        return WithReadConnection(connection =>
         {
             var teamNames = teams ?? [];
             var teamFilter = teams is null ? string.Empty

@@ -12,11 +12,15 @@ namespace Appliance.Audit.Stores;
 public sealed class SqliteAuditStore : SqlAuditStore
 {
     private readonly SqliteConnection _connection;
+    /// <summary>Read connections kept open between reads; more are opened while more reads run at once.</summary>
+    private const int MaxIdleReaders = 4;
+
     private readonly Lock _gate = new();
     private readonly string _path;
     private readonly bool _readOnly;
     private readonly Lock _readGate = new();
-    private SqliteConnection? _readConnection;
+    private readonly Stack<SqliteConnection> _idleReaders = new();
+    private bool _disposed;
 
     public SqliteAuditStore(string path, long? maxSizeBytes = null)
         : this(path, readOnly: false)
@@ -63,8 +67,9 @@ public sealed class SqliteAuditStore : SqlAuditStore
     }
 
     /// <summary>
-    /// Reads (searches, verification, exports, usage) run on a second, read-only connection: in write-ahead-log mode a
-    /// reader sees every committed append and never blocks the writer, so a long scan does not hold up requests.
+    /// Reads (searches, verification, exports, usage) run on read-only connections of their own: in write-ahead-log
+    /// mode a reader sees every committed append and never blocks the writer. Each read takes its own connection, so
+    /// a long scan (a usage report over a year) holds up neither requests nor the writer's own look at the checkpoints.
     /// </summary>
     protected override T WithReadConnection<T>(Func<DbConnection, T> work)
     {
@@ -73,15 +78,36 @@ public sealed class SqliteAuditStore : SqlAuditStore
             return WithConnection(work);
         }
 
+        SqliteConnection? reader;
         lock (_readGate)
         {
-            if (_readConnection is null)
-            {
-                _readConnection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = _path, Pooling = false, Mode = SqliteOpenMode.ReadOnly }.ToString());
-                _readConnection.Open();
-            }
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            _idleReaders.TryPop(out reader);
+        }
 
-            return work(_readConnection);
+        if (reader is null)
+        {
+            reader = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = _path, Pooling = false, Mode = SqliteOpenMode.ReadOnly }.ToString());
+            reader.Open();
+        }
+
+        try
+        {
+            return work(reader);
+        }
+        finally
+        {
+            lock (_readGate)
+            {
+                if (_disposed || _idleReaders.Count >= MaxIdleReaders)
+                {
+                    reader.Dispose();
+                }
+                else
+                {
+                    _idleReaders.Push(reader);
+                }
+            }
         }
     }
 
@@ -89,7 +115,11 @@ public sealed class SqliteAuditStore : SqlAuditStore
     {
         lock (_readGate)
         {
-            _readConnection?.Dispose();
+            _disposed = true;
+            while (_idleReaders.TryPop(out var reader))
+            {
+                reader.Dispose();
+            }
         }
 
         lock (_gate)
