@@ -60,8 +60,12 @@ public sealed partial class AuditLog : IAsyncDisposable
         _time = time;
         _options = options;
         _logger = logger;
-        (_sequence, _head) = store.Head(node) ?? (0, CanonicalJson.GenesisHash);
-        _lastSignedSequence = store.Checkpoints(node).LastOrDefault()?.Sequence ?? 0;
+        // A chain that retention emptied (a node idle for the whole retention period) goes on from the signed point
+        // the retention record names, as its own entry for the removal would have it: from entry 1 again, it would
+        // read as entries inserted before that point, and would verify as broken for good.
+        var retained = store.Retention(node);
+        (_sequence, _head) = store.Head(node) ?? (retained is null ? (0, CanonicalJson.GenesisHash) : (retained.ThroughSequence, retained.ThroughHash));
+        _lastSignedSequence = store.Checkpoints(node).LastOrDefault()?.Sequence ?? retained?.ThroughSequence ?? 0;
         _lastCheckpoint = time.GetUtcNow();
         if (store.LatestWitness(node, _lastSignedSequence) is { } witness && ChainWitness.Read(witness.Record) is { } seen)
         {

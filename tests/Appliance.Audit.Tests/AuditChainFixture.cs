@@ -54,6 +54,10 @@ internal sealed class AuditChainFixture : IAsyncDisposable
         return key;
     }
 
+    /// <summary>A new writer on the same store and key, as after a restart (the one before must have been closed).</summary>
+    public void Reopen(AuditLogOptions? options = null) =>
+        Log = new AuditLog(Store, Signer, "node-1", TimeProvider.System, options ?? new AuditLogOptions(), NullLogger<AuditLog>.Instance);
+
     /// <summary>Stops the writer (which signs a final checkpoint); the store stays open for reading and tampering.</summary>
     public async Task CloseLogAsync() => await Log.DisposeAsync();
 

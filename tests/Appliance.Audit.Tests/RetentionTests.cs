@@ -69,6 +69,26 @@ public sealed class RetentionTests
         Assert.Equal((ChainProblem.ForgedCheckpoint, 25L), (verdict.Problem, verdict.FirstBrokenSequence ?? 0));
     }
 
+    [Fact]
+    public async Task A_chain_that_retention_emptied_goes_on_from_the_signed_record_after_a_restart()
+    {
+        // A node idle for the whole retention period: its last checkpoint is its head, and everything goes. Should the
+        // entry that says so be lost (a crash right after), the restarted writer must still go on from the record.
+        await using var audit = await Filled(out _);
+        var record = AuditRetention.Apply(audit.Store, audit.Signer, "node-1", DateTimeOffset.UtcNow.AddMinutes(1), DateTimeOffset.UtcNow);
+        Assert.Equal(40, record?.ThroughSequence);
+        Assert.Null(audit.Store.Head("node-1"));
+
+        audit.Reopen(new AuditLogOptions { CheckpointEvery = 10, MaxBatch = 1 });
+        await audit.Log.RecordAsync(AuditChainFixture.Record(41));
+        await audit.CloseLogAsync();
+
+        Assert.Equal(41, audit.Store.Chain("node-1").Single().Sequence);
+        var verdict = audit.Verify();
+        Assert.True(verdict.Ok, verdict.Message);
+        Assert.Null(AuditRetention.Apply(audit.Store, audit.Signer, "node-1", DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow));
+    }
+
     private static Task<AuditChainFixture> Filled(out DateTimeOffset middle)
     {
         var start = DateTimeOffset.UtcNow.AddHours(-1);
