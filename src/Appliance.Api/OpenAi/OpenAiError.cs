@@ -43,6 +43,16 @@ public sealed record OpenAiError(int Status, string Message, string Type, string
     public static OpenAiError TooLarge(long limit) =>
         new(StatusCodes.Status413PayloadTooLarge, $"The request body exceeds the limit of {limit} bytes.", "invalid_request_error", null, "request_too_large");
 
+    /// <summary>
+    /// Codes of server errors that the same request meets again (its own output or template cannot be read). The
+    /// OpenAI and Anthropic SDKs retry every 5xx twice unless told not to, and each retry is a whole generation more,
+    /// charged to the caller's quota and audited.
+    /// </summary>
+    private static readonly HashSet<string> RepeatedOnRetry = new(StringComparer.Ordinal) { "request_failed", "chat_template_error" };
+
+    /// <summary>True when retrying would meet the same error: answered with x-should-retry: false, which the SDKs honour.</summary>
+    public bool RepeatsOnRetry => Code is { } code && RepeatedOnRetry.Contains(code);
+
     public IResult ToResult(int? retryAfterSeconds = null) => new OpenAiErrorResult(this, retryAfterSeconds);
 
     public Task WriteAsync(HttpContext context, int? retryAfterSeconds = null) => ToResult(retryAfterSeconds).ExecuteAsync(context);
@@ -54,6 +64,11 @@ public sealed record OpenAiError(int Status, string Message, string Type, string
             if (retryAfterSeconds is { } seconds)
             {
                 httpContext.Response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            }
+
+            if (error.RepeatsOnRetry)
+            {
+                httpContext.Response.Headers["x-should-retry"] = "false";
             }
 
             Audit.RequestAudit.Of(httpContext).ErrorCode ??= error.Code ?? error.Type;

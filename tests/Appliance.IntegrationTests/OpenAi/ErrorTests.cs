@@ -3,6 +3,7 @@ using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
 using Appliance.Api.OpenAi;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Appliance.IntegrationTests.OpenAi;
 
@@ -95,7 +96,7 @@ public sealed class ErrorTests(ApplianceServer server)
     }
 
     [Fact]
-    public void A_request_whose_own_output_failed_is_no_invitation_to_retry()
+    public async Task A_request_whose_own_output_failed_is_no_invitation_to_retry()
     {
         var failed = GenerationResponder.EngineFailure(new ChoiceDelta(0, null, new Appliance.Engine.RequestFailedException("x", new InvalidOperationException("a grammar bug"))));
         var restarting = GenerationResponder.EngineFailure(new ChoiceDelta(0, null, new Appliance.Engine.EngineFailedException("y", 2, new InvalidOperationException("z"))));
@@ -104,6 +105,21 @@ public sealed class ErrorTests(ApplianceServer server)
         Assert.Contains("a grammar bug", failed.Message, StringComparison.Ordinal);
         Assert.DoesNotContain("retry", failed.Message, StringComparison.OrdinalIgnoreCase);
         Assert.Equal((503, "engine_error"), (restarting.Status, restarting.Code)); // the engine restarts: retrying is right
+
+        // The SDKs retry every 5xx twice (three generations, charged and audited) unless told not to.
+        Assert.Equal("false", await RetryHeaderAsync(failed));
+        Assert.Null(await RetryHeaderAsync(restarting));
+        Assert.Equal("false", await RetryHeaderAsync(new OpenAiError(500, "The model's chat template failed: x", "server_error", null, "chat_template_error")));
+    }
+
+    private static async Task<string?> RetryHeaderAsync(OpenAiError error)
+    {
+        var http = new Microsoft.AspNetCore.Http.DefaultHttpContext { RequestServices = new ServiceCollection().AddLogging().BuildServiceProvider() };
+        http.Request.Path = "/v1/chat/completions";
+        http.Response.Body = new MemoryStream();
+        await error.WriteAsync(http);
+        Assert.Equal(error.Status, http.Response.StatusCode);
+        return http.Response.Headers.TryGetValue("x-should-retry", out var value) ? value.ToString() : null;
     }
 
     [Fact]
