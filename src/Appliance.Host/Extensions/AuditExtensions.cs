@@ -38,8 +38,7 @@ public static partial class AuditExtensions
                 ? new PostgresAuditStore(options.PostgresConnectionString, lockNode: NodeId(options), options.NodeLockCheckInterval, services.GetRequiredService<ILogger<PostgresAuditStore>>())
                 : new SqliteAuditStore(Resolve(services, options.SqlitePath, "audit.db"), options.MaxSizeBytes);
         });
-        builder.Services.AddSingleton(services =>
-            CheckpointSigner.LoadOrCreate(Resolve(services, services.GetRequiredService<IOptions<AuditOptions>>().Value.CheckpointKeyPath, "checkpoint-key.pem")));
+        builder.Services.AddSingleton(CheckpointKey);
         builder.Services.AddSingleton(services =>
         {
             var options = services.GetRequiredService<IOptions<AuditOptions>>().Value;
@@ -103,6 +102,39 @@ public static partial class AuditExtensions
         return app;
     }
 
+    /// <summary>
+    /// The key that signs this node's checkpoints, created with the first chain. A chain already signed whose key file
+    /// is missing (left out of a backup: only the service can read it) stops the start: a new key would make every
+    /// checkpoint before it read as forged, and would overwrite the public key auditors check them with. A key other
+    /// than the chain's is allowed (moving a cluster to one shared key does that) but said, since the checkpoints
+    /// before it verify only with the old public key.
+    /// </summary>
+    private static CheckpointSigner CheckpointKey(IServiceProvider services)
+    {
+        var options = services.GetRequiredService<IOptions<AuditOptions>>().Value;
+        var path = Resolve(services, options.CheckpointKeyPath, "checkpoint-key.pem");
+        var node = NodeId(options);
+        var signed = services.GetRequiredService<IAuditStore>().Checkpoints(node).LastOrDefault();
+        if (signed is not null && !File.Exists(path))
+        {
+            throw new SettingsException($"Audit: the checkpoint key {path} is missing, yet the chain of node '{node}' holds checkpoints signed with key {signed.KeyId} "
+                + $"(through entry {signed.Sequence}): restore it and {Path.GetFileName(CheckpointSigner.PublicKeyPath(path))} from the backup "
+                + "(Audit:CheckpointKeyPath names where it is read); to begin a new chain on purpose, give the node a new Audit:NodeId (the old chain stays, "
+                + "verifiable with its own public key)");
+        }
+
+        var signer = CheckpointSigner.LoadOrCreate(path);
+        if (signed is not null && signed.KeyId != signer.KeyId)
+        {
+            // Once started: the key is read while the node is put together, before every log provider is attached.
+            var logger = services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(AuditExtensions).FullName!);
+            services.GetRequiredService<IHostApplicationLifetime>().ApplicationStarted.Register(() =>
+                LogOtherCheckpointKey(logger, path, signer.KeyId, node, signed.KeyId, signed.Sequence));
+        }
+
+        return signer;
+    }
+
     private static string NodeId(AuditOptions options) => string.IsNullOrWhiteSpace(options.NodeId) ? Environment.MachineName : options.NodeId;
 
     private static bool IsEnabled(IConfiguration configuration) =>
@@ -112,6 +144,10 @@ public static partial class AuditExtensions
         string.IsNullOrWhiteSpace(configured)
             ? Path.Combine(services.GetRequiredService<IOptions<ApplianceOptions>>().Value.DataFolder, "audit", fileName)
             : configured;
+
+    [LoggerMessage(EventId = 4006, Level = LogLevel.Warning,
+        Message = "The audit checkpoint key {Path} is key {KeyId}, but the chain of node {Node} was signed with key {ChainKeyId} through entry {Sequence}: the checkpoints before are verified with that key's public half only. Unless the key was changed on purpose (one shared key for a cluster), restore the chain's key")]
+    private static partial void LogOtherCheckpointKey(ILogger logger, string path, string keyId, string node, string chainKeyId, long sequence);
 
     [LoggerMessage(EventId = 4002, Level = LogLevel.Warning, Message = "AUDIT DISABLED (Audit:Enabled=false): requests are served without audit records. Development only, for measuring what auditing costs.")]
     private static partial void LogAuditDisabled(ILogger logger);
