@@ -79,7 +79,9 @@ internal static class EmbeddingsApi
                 throw new OpenAiRequestException(OpenAiError.Invalid($"'input' must hold 1 to {MaxInputs} items.", "input")),
             JsonValueKind.Array when input.EnumerateArray().All(e => e.ValueKind == JsonValueKind.String) => [.. input.EnumerateArray().Select(e => e.GetString()!)],
             JsonValueKind.Array when input.EnumerateArray().All(e => e.ValueKind is JsonValueKind.Number or JsonValueKind.Array) =>
-                throw new OpenAiRequestException(OpenAiError.Unsupported("input", "token-id input for embeddings")),
+                // They would be another tokenizer's ids: LangChain's OpenAIEmbeddings sends tiktoken's unless told not to.
+                throw new OpenAiRequestException(OpenAiError.Invalid("'input': token ids are not accepted, since they would be another tokenizer's; send the text "
+                    + "(LangChain's OpenAIEmbeddings: check_embedding_ctx_length=False).", "input", "unsupported_parameter")),
             _ => throw JsonFields.TypeError("input", "a string or an array of strings"),
         };
         if (inputs.Any(string.IsNullOrEmpty))

@@ -166,6 +166,11 @@ internal sealed partial record ResponsesRequest(GenerationSettings Settings, IRe
                 case "reasoning":
                     thought = ThoughtText(item, param);
                     break;
+                case "item_reference":
+                    // The Vercel AI SDK sends these by default (its store option defaults to true) from the second turn.
+                    throw new OpenAiRequestException(OpenAiError.Invalid(
+                        $"'{param}.type': an item_reference names an item of a response stored by the server, and this appliance stores none: send the item itself "
+                        + "(with the Vercel AI SDK, set providerOptions.openai.store to false).", $"{param}.type", "unsupported_parameter"));
                 default:
                     throw new OpenAiRequestException(OpenAiError.Unsupported($"{param}.type", $"input items of type '{type}'"));
             }

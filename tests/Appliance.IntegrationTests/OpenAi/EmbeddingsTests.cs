@@ -66,6 +66,14 @@ public sealed class EmbeddingsTests(ApplianceServer server)
     }
 
     [Fact]
+    public async Task Token_ids_are_refused_with_the_langchain_setting_that_sends_text()
+    {
+        using var response = await server.Http.PostAsync("/v1/embeddings", new StringContent("""{"model":"all-minilm-l6-v2","input":[[101,7592]]}""", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains("check_embedding_ctx_length=False", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task An_input_longer_than_the_model_takes_is_refused()
     {
         var text = string.Join(' ', Enumerable.Repeat("word", 300));

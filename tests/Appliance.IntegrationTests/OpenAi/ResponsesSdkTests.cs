@@ -278,4 +278,17 @@ public sealed class ResponsesSdkTests(ApplianceServer server)
         Assert.Equal(400, (int)response.StatusCode);
         Assert.Equal(param, error.RootElement.GetProperty("error").GetProperty("param").GetString());
     }
+
+    [Fact]
+    public async Task An_item_reference_says_how_to_send_the_item_itself()
+    {
+        // What the Vercel AI SDK sends from its second turn unless told that nothing is stored.
+        const string body = """{"model":"tiny","input":[{"role":"user","content":"x"},{"type":"item_reference","id":"msg_1"},{"role":"user","content":"y"}]}""";
+        using var response = await server.Http.PostAsync("/v1/responses", new StringContent(body, Encoding.UTF8, "application/json"));
+        using var error = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+
+        Assert.Equal(400, (int)response.StatusCode);
+        Assert.Equal("input[1].type", error.RootElement.GetProperty("error").GetProperty("param").GetString());
+        Assert.Contains("providerOptions.openai.store to false", error.RootElement.GetProperty("error").GetProperty("message").GetString(), StringComparison.Ordinal);
+    }
 }
