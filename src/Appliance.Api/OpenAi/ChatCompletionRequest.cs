@@ -336,7 +336,8 @@ internal sealed record ChatCompletionRequest(GenerationSettings Settings, IReadO
                 throw new OpenAiRequestException(OpenAiError.Unsupported($"{partParam}.type", $"content of type '{type}' (only text)"));
             }
 
-            text.Append(item.TryGetProperty("text", out var value) && value.ValueKind == JsonValueKind.String
+            // Parts on lines of their own, as vLLM joins them: ["Translate:", "Good morning"] must not read "Translate:Good morning".
+            text.Append(text.Length > 0 ? "\n" : string.Empty).Append(item.TryGetProperty("text", out var value) && value.ValueKind == JsonValueKind.String
                 ? value.GetString()
                 : throw new OpenAiRequestException(OpenAiError.Invalid($"Missing or invalid '{partParam}.text'.", $"{partParam}.text")));
         }

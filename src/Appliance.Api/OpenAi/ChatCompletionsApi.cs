@@ -44,11 +44,24 @@ internal static class ChatCompletionsApi
     {
         try
         {
-            // tool_choice none: the model is not shown the tools (earlier tool turns still render).
-            return ToolPrompt.Render(model.ChatTemplate, request.Messages, request.Tools.Choice == "none" ? null : request.Tools.Tools, format: model.ToolCallFormat, reasoning: request.Reasoning.Switch);
+            return Render(model, request, request.Messages);
         }
         catch (ChatTemplateRejectedException rejected)
         {
+            // A strict template refuses two turns of one role in a row, which OpenAI takes: joined, they render. As
+            // sent, templates that take them see each turn (the other dialects join them always).
+            if (ConsecutiveTurns.Join(request.Messages) is var joined && joined.Count < request.Messages.Count)
+            {
+                try
+                {
+                    return Render(model, request, joined);
+                }
+                catch (ChatTemplateException)
+                {
+                    // refused for another reason: the first refusal says it
+                }
+            }
+
             // The model's own template refused the conversation (for example roles out of order).
             throw new OpenAiRequestException(OpenAiError.Invalid(rejected.Message, "messages", "invalid_conversation"));
         }
@@ -57,4 +70,8 @@ internal static class ChatCompletionsApi
             throw TemplateFailure.Of(failure, model, request.Messages, "messages");
         }
     }
+
+    // tool_choice none: the model is not shown the tools (earlier tool turns still render).
+    private static string Render(ServedModel model, ChatCompletionRequest request, IReadOnlyList<ChatMessage> messages) =>
+        ToolPrompt.Render(model.ChatTemplate, messages, request.Tools.Choice == "none" ? null : request.Tools.Tools, format: model.ToolCallFormat, reasoning: request.Reasoning.Switch);
 }

@@ -248,7 +248,9 @@ internal sealed partial record ResponsesRequest(GenerationSettings Settings, IRe
                 throw new OpenAiRequestException(OpenAiError.Unsupported($"{partParam}.type", $"content of type '{type}' (only text)"));
             }
 
-            text.Append(piece.TryGetProperty("text", out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : throw JsonFields.TypeError($"{partParam}.text", "a string"));
+            // Parts on lines of their own, as in chat completions.
+            text.Append(text.Length > 0 ? "\n" : string.Empty)
+                .Append(piece.TryGetProperty("text", out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : throw JsonFields.TypeError($"{partParam}.text", "a string"));
         }
 
         return new ChatMessage(role, text.ToString());
