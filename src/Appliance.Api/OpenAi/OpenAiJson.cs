@@ -250,7 +250,7 @@ internal static class OpenAiJson
         else
         {
             json.WriteStartArray("tokens");
-            logprobs.ToList().ForEach(l => json.WriteStringValue(tokenizer.Decode([l.TokenId])));
+            logprobs.ToList().ForEach(l => json.WriteStringValue(Token(tokenizer, l.TokenId).Token));
             json.WriteEndArray();
             json.WriteStartArray("token_logprobs");
             logprobs.ToList().ForEach(l => json.WriteNumberValue(l.Logprob));
@@ -261,7 +261,7 @@ internal static class OpenAiJson
                 json.WriteStartObject();
                 foreach (var alternative in logprob.TopAlternatives)
                 {
-                    json.WriteNumber(tokenizer.Decode([alternative.TokenId]), alternative.Logprob);
+                    json.WriteNumber(Token(tokenizer, alternative.TokenId).Token, alternative.Logprob);
                 }
 
                 json.WriteEndObject();
@@ -275,16 +275,32 @@ internal static class OpenAiJson
 
     private static void TokenFields(Utf8JsonWriter json, int tokenId, float logprob, ITokenizer tokenizer)
     {
-        var token = tokenizer.Decode([tokenId]);
+        var (token, bytes) = Token(tokenizer, tokenId);
         json.WriteString("token", token);
         json.WriteNumber("logprob", logprob);
         json.WriteStartArray("bytes");
-        foreach (var b in Encoding.UTF8.GetBytes(token))
+        foreach (var b in bytes)
         {
             json.WriteNumberValue(b);
         }
 
         json.WriteEndArray();
+    }
+
+    /// <summary>
+    /// A token as logprobs show it, and its bytes. One that holds part of a character (byte-level tokenizers split
+    /// emoji and CJK) decodes to U+FFFD alone: its own bytes are given instead, so that clients can put the text back
+    /// together from the bytes, and its text is written as OpenAI writes such tokens ("bytes:\xe2\x80").
+    /// </summary>
+    internal static (string Token, byte[] Bytes) Token(ITokenizer tokenizer, int tokenId)
+    {
+        var text = tokenizer.Decode([tokenId]);
+        if (text.Contains('\uFFFD', StringComparison.Ordinal) && tokenizer.TokenBytes(tokenId) is { Length: > 0 } bytes)
+        {
+            return ("bytes:" + string.Concat(bytes.Select(b => $"\\x{b:x2}")), bytes);
+        }
+
+        return (text, Encoding.UTF8.GetBytes(text));
     }
 
     private static byte[] Write(Action<Utf8JsonWriter> write)
