@@ -9,7 +9,15 @@ namespace Appliance.Audit;
 /// </summary>
 public static class AuditRetention
 {
-    public static RetentionRecord? Apply(IAuditStore store, CheckpointSigner signer, string node, DateTimeOffset cutoff, DateTimeOffset now)
+    /// <summary>
+    /// The most entries one step removes (whole segments, so a little more): a first run on years of entries would
+    /// otherwise be one transaction that holds the writer (SQLite), outlasts the command timeout (PostgreSQL) or fills
+    /// the disk with its write-ahead log, and is rolled back to start again an hour later.
+    /// </summary>
+    public const long DefaultStepEntries = 50_000;
+
+    /// <summary>Removes the oldest segments older than <paramref name="cutoff"/>, up to about <paramref name="maxEntries"/> entries; null when none is due.</summary>
+    public static RetentionRecord? Apply(IAuditStore store, CheckpointSigner signer, string node, DateTimeOffset cutoff, DateTimeOffset now, long maxEntries = DefaultStepEntries)
     {
         var removedBefore = store.Retention(node)?.ThroughSequence ?? 0;
 
@@ -28,6 +36,10 @@ public static class AuditRetention
             }
 
             (through, segmentStart) = (checkpoint, checkpoint.Sequence);
+            if (through.Sequence - removedBefore >= maxEntries)
+            {
+                break; // the rest in the next step
+            }
         }
 
         if (through is null)

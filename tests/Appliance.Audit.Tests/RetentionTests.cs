@@ -25,6 +25,23 @@ public sealed class RetentionTests
     }
 
     [Fact]
+    public async Task A_long_backlog_is_removed_in_steps_each_signed_and_verifiable()
+    {
+        await using var audit = await Filled(out _);
+        var cutoff = DateTimeOffset.UtcNow.AddMinutes(1); // everything is due
+        var steps = new List<long>();
+        while (AuditRetention.Apply(audit.Store, audit.Signer, "node-1", cutoff, DateTimeOffset.UtcNow, maxEntries: 15) is { } record)
+        {
+            steps.Add(record.ThroughSequence);
+            var verdict = audit.Verify();
+            Assert.True(verdict.Ok, verdict.Message);
+        }
+
+        Assert.Equal([20, 40], steps); // whole segments (a checkpoint every 10) of at least 15 entries
+        Assert.Equal(40, audit.Store.Retention("node-1")?.ThroughSequence);
+    }
+
+    [Fact]
     public async Task Entries_stamped_in_the_past_by_a_clock_running_behind_do_not_take_newer_ones_with_them()
     {
         // Entries 1 to 10 are old; 11 to 40 recent, except 29 and 30 (and the checkpoint at 30), written while the node's

@@ -9,6 +9,8 @@ namespace Appliance.Host.Audit;
 internal sealed partial class RetentionService(AuditLog log, CheckpointSigner signer, IOptions<AuditOptions> options, TimeProvider time, ILogger<RetentionService> logger)
     : BackgroundService
 {
+    private static readonly TimeSpan PauseBetweenSteps = TimeSpan.FromMilliseconds(200);
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var settings = options.Value;
@@ -17,8 +19,9 @@ internal sealed partial class RetentionService(AuditLog log, CheckpointSigner si
         {
             try
             {
+                // Step by step, each its own signed record and entry, with a pause between for the requests' appends.
                 var now = time.GetUtcNow();
-                if (AuditRetention.Apply(log.Store, signer, log.Node, now - settings.Retention!.Value, now) is { } record)
+                while (AuditRetention.Apply(log.Store, signer, log.Node, now - settings.Retention!.Value, now) is { } record)
                 {
                     LogRemoved(logger, record.RemovedEntries, record.ThroughSequence);
                     await log.RecordAsync(new AuditRecord
@@ -27,7 +30,13 @@ internal sealed partial class RetentionService(AuditLog log, CheckpointSigner si
                         Kind = AuditKinds.Retention,
                         Detail = $"removed {record.RemovedEntries} entries through {record.ThroughSequence} (older than {settings.Retention})",
                     });
+                    await Task.Delay(PauseBetweenSteps, time, stoppingToken);
+                    now = time.GetUtcNow();
                 }
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
             }
             catch (Exception exception) when (exception is not OperationCanceledException)
             {
