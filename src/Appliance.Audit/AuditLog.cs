@@ -329,9 +329,11 @@ public sealed partial class AuditLog : IAsyncDisposable
         }
 
         bool written;
+        (long Sequence, string Hash)? stored;
         try
         {
-            written = _store.Head(Node) == (pending.Sequence, pending.Hash)
+            stored = _store.Head(Node);
+            written = stored == (pending.Sequence, pending.Hash)
                 && (!pending.Checkpoint || _store.LatestCheckpoints().Any(c => c.Node == Node && c.Sequence == pending.Sequence && c.Hash == pending.Hash));
         }
         catch (Exception)
@@ -342,6 +344,23 @@ public sealed partial class AuditLog : IAsyncDisposable
         _unconfirmed = null;
         if (!written)
         {
+            if (stored is { } head && head.Sequence > _sequence)
+            {
+                // The chain holds entries beyond the head adopted here, and this node is its only writer: an append
+                // once found not written landed after all (a commit that outlasted its answer). The chain goes on
+                // after it; built on the older head, every later append would collide with it until a restart.
+                (_sequence, _head) = head;
+                LogLateAppendAdopted(_logger, _store.Name, head.Sequence);
+                try
+                {
+                    _lastSignedSequence = Math.Max(_lastSignedSequence, _store.LatestCheckpoints().Where(c => c.Node == Node).Select(c => c.Sequence).DefaultIfEmpty(0).Max());
+                }
+                catch (Exception)
+                {
+                    // Only when the next checkpoint is due depends on it.
+                }
+            }
+
             return Settled.NotWritten;
         }
 
@@ -374,6 +393,9 @@ public sealed partial class AuditLog : IAsyncDisposable
             pending.Done.TrySetException(new AuditUnavailableException(message, exception));
         }
     }
+
+    [LoggerMessage(EventId = 4007, Level = LogLevel.Warning, Message = "The audit store ({Store}) holds this node's chain through entry {Sequence}, beyond what was known written: an append reported failed was committed late; the chain goes on after it (records in it were refused to their callers)")]
+    private static partial void LogLateAppendAdopted(ILogger logger, string store, long sequence);
 
     [LoggerMessage(EventId = 4003, Level = LogLevel.Critical, Message = "The audit checkpoint could not be signed; {Count} records are refused until signing works again")]
     private static partial void LogSigningFailed(ILogger logger, Exception exception, int count);

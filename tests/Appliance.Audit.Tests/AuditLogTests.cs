@@ -111,6 +111,31 @@ public sealed class AuditLogTests
     }
 
     [Fact]
+    public async Task An_append_that_lands_after_it_was_found_not_written_is_built_on_not_collided_with()
+    {
+        await using var audit = new AuditChainFixture();
+        await audit.CloseLogAsync();
+        var store = new AnswerLostStore(audit.Store);
+        await using var log = new AuditLog(store, audit.Signer, "node-1", TimeProvider.System, new AuditLogOptions(), NullLogger<AuditLog>.Instance);
+        Assert.Equal(1, (await log.RecordAsync(AuditChainFixture.Record(1))).Sequence);
+
+        // No answer, and the head says not written: refused. Then the slow commit lands all the same.
+        store.LandNextLate = true;
+        await Assert.ThrowsAsync<AuditUnavailableException>(() => log.RecordAsync(AuditChainFixture.Record(2)));
+        store.Land();
+
+        // The next append collides with it once and the writer finds the chain moved on; after that, no collisions.
+        await Assert.ThrowsAsync<AuditUnavailableException>(() => log.RecordAsync(AuditChainFixture.Record(3)));
+        Assert.Equal(3, (await log.RecordAsync(AuditChainFixture.Record(4))).Sequence);
+        Assert.Equal(4, (await log.RecordAsync(AuditChainFixture.Record(5))).Sequence);
+
+        await log.DisposeAsync();
+        var verdict = audit.Verify();
+        Assert.True(verdict.Ok, verdict.Message);
+        Assert.Equal(["req-1", "req-2", "req-4", "req-5"], audit.Store.Chain("node-1").Select(e => e.Record.RequestId));
+    }
+
+    [Fact]
     public async Task A_checkpoint_the_store_failed_to_write_is_not_taken_for_written_and_is_tried_again()
     {
         await using var audit = new AuditChainFixture();
@@ -148,6 +173,18 @@ public sealed class AuditLogTests
 
         public bool FailNextAppend { get; set; }
 
+        /// <summary>The next append fails at once but takes effect later, when <see cref="Land"/> is called: a commit that outlasted its answer.</summary>
+        public bool LandNextLate { get; set; }
+
+        private (IReadOnlyList<AuditEntry> Entries, Checkpoint? Checkpoint)? _late;
+
+        public void Land()
+        {
+            var (entries, checkpoint) = _late ?? throw new InvalidOperationException("nothing is waiting to land");
+            inner.Append(entries, checkpoint);
+            _late = null;
+        }
+
         public string Name => inner.Name;
 
         public (long Sequence, string Hash)? Head(string node)
@@ -167,6 +204,13 @@ public sealed class AuditLogTests
             {
                 FailNextAppend = false;
                 throw new InvalidOperationException("the database refused the write");
+            }
+
+            if (LandNextLate)
+            {
+                LandNextLate = false;
+                _late = (entries, checkpoint);
+                throw new TimeoutException("no answer from the database within the command timeout");
             }
 
             inner.Append(entries, checkpoint);
