@@ -272,10 +272,7 @@ public sealed class ClusterAuditViewTests : IDisposable
         if (damage == "rewritten")
         {
             using var file = new MemoryStream();
-            foreach (var node in _store.Nodes())
-            {
-                await Export.AuditExport.WriteChainAsync(file, _store, node, CancellationToken.None);
-            }
+            await Export.AuditExport.WriteAllAsync(file, _store, _store.Nodes(), _signer, TimeProvider.System, CancellationToken.None);
 
             var text = System.Text.Encoding.UTF8.GetString(file.ToArray());
             var scan = Export.ExportVerifier.Scan(() => new StringReader(text));

@@ -87,7 +87,7 @@ public sealed class ExportDuringRetentionTests
             var record = AuditRetention.Apply(audit.Store, audit.Signer, "node-1", Start.AddSeconds(5650), DateTimeOffset.UtcNow);
             through = record?.ThroughSequence ?? 0;
         }, afterLines: 10);
-        await AuditExport.WriteChainAsync(output, audit.Store, "node-1", CancellationToken.None);
+        await AuditExport.WriteAllAsync(output, audit.Store, ["node-1"], audit.Signer, TimeProvider.System, CancellationToken.None);
         Assert.InRange(through, 5001, 5649);
         return (System.Text.Encoding.UTF8.GetString(output.ToArray()), through);
     }

@@ -164,7 +164,7 @@ public static class ChainVerifier
         Signed(c.KeyId, Checkpoint.SignedBytes(c.Node, c.Sequence, c.Hash, c.Time), c.Signature, publicKey);
 
     /// <summary>Made with the auditor's key (same key id) over exactly these bytes; a malformed signature is a forgery.</summary>
-    private static bool Signed(string keyId, byte[] signedBytes, string signature, ECDsa publicKey)
+    internal static bool Signed(string keyId, byte[] signedBytes, string signature, ECDsa publicKey)
     {
         try
         {

@@ -74,6 +74,9 @@ public sealed class CheckpointSigner : IDisposable
         }
     }
 
+    /// <summary>A signature over other statements of the audit key (an export's end line).</summary>
+    internal string SignData(byte[] data) => Convert.ToBase64String(_key.SignData(data, HashAlgorithmName.SHA256));
+
     public string PublicKeyPem() => _key.ExportSubjectPublicKeyInfoPem();
 
     public void Dispose() => _key.Dispose();

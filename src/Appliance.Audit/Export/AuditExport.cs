@@ -15,18 +15,37 @@ public static class AuditExport
     /// retention run may commit meanwhile and remove entries the pages have not reached: its record (read again at the
     /// end) follows the entries then, and tells an offline verifier where the chain resumes.
     /// </summary>
-    public static async Task WriteChainAsync(Stream output, IAuditStore store, string chain, CancellationToken cancellation)
+    /// <summary>
+    /// The export as GET /audit/export writes it: each chain, then the end line signed with the audit key, which says
+    /// what each chain's part holds (without it, a file cut short would verify as a shorter chain).
+    /// </summary>
+    public static async Task WriteAllAsync(Stream output, IAuditStore store, IEnumerable<string> chains, CheckpointSigner signer, TimeProvider time, CancellationToken cancellation)
+    {
+        var written = new List<ExportedChain>();
+        foreach (var chain in chains)
+        {
+            written.Add(await WriteChainAsync(output, store, chain, cancellation));
+        }
+
+        await output.WriteAsync(ExportEnd.Sign(signer, written, time.GetUtcNow()).Line(), cancellation);
+        await output.WriteAsync("\n"u8.ToArray(), cancellation);
+    }
+
+    public static async Task<ExportedChain> WriteChainAsync(Stream output, IAuditStore store, string chain, CancellationToken cancellation)
     {
         var retention = store.Retention(chain);
-        await WriteAsync(output, store.Chain(chain), store.Checkpoints(chain), cancellation, retention);
+        var written = await WriteAsync(output, store.Chain(chain), store.Checkpoints(chain), cancellation, retention);
         if (store.Retention(chain) is { } later && later.ThroughSequence > (retention?.ThroughSequence ?? 0))
         {
             await output.WriteAsync(RetentionLine(later), cancellation);
             await output.WriteAsync("\n"u8.ToArray(), cancellation);
         }
+
+        return written with { Node = chain };
     }
 
-    public static async Task WriteAsync(Stream output, IEnumerable<AuditEntry> entries, IEnumerable<Checkpoint> checkpoints, CancellationToken cancellation,
+    /// <summary>Writes entries and checkpoints (one chain's); says what was written.</summary>
+    public static async Task<ExportedChain> WriteAsync(Stream output, IEnumerable<AuditEntry> entries, IEnumerable<Checkpoint> checkpoints, CancellationToken cancellation,
         RetentionRecord? retention = null)
     {
         var newline = "\n"u8.ToArray();
@@ -36,18 +55,23 @@ public static class AuditExport
             await output.WriteAsync(newline, cancellation);
         }
 
+        var (node, count, lastSequence, lastHash, checkpointCount) = (retention?.Node ?? string.Empty, 0L, 0L, string.Empty, 0L);
         foreach (var entry in entries)
         {
             cancellation.ThrowIfCancellationRequested();
             await output.WriteAsync(EntryLine(entry), cancellation);
             await output.WriteAsync(newline, cancellation);
+            (node, count, lastSequence, lastHash) = (entry.Node, count + 1, entry.Sequence, entry.Hash);
         }
 
         foreach (var checkpoint in checkpoints)
         {
             await output.WriteAsync(CheckpointLine(checkpoint), cancellation);
             await output.WriteAsync(newline, cancellation);
+            checkpointCount++;
         }
+
+        return new ExportedChain(node, count, lastSequence, lastHash, checkpointCount);
     }
 
     public static byte[] EntryLine(AuditEntry entry)
@@ -136,6 +160,11 @@ public static class AuditExport
                 return new RetentionRecord(r.GetProperty("node").GetString()!, r.GetProperty("throughSeq").GetInt64(), r.GetProperty("throughHash").GetString()!,
                     r.GetProperty("removedEntries").GetInt64(), SqlAuditStore.ParseTime(r.GetProperty("oldestRemaining").GetString()!),
                     SqlAuditStore.ParseTime(r.GetProperty("time").GetString()!), r.GetProperty("keyId").GetString()!, r.GetProperty("signature").GetString()!);
+            }
+
+            if (root.TryGetProperty("end", out var end))
+            {
+                return ExportEnd.Parse(end);
             }
 
             if (root.TryGetProperty("checkpoint", out var c))

@@ -31,12 +31,20 @@ public static class ExportVerifier
     /// <param name="chains">The chains to verify.</param>
     /// <param name="key">The checkpoint public key (null: only the hashes are checked).</param>
     /// <param name="witnesses">Whether to check the chains' witnesses of each other (when every chain of the file is verified).</param>
-    public static IReadOnlyList<(string Node, ChainVerification Verdict)> Verify(ExportScan scan, IReadOnlyList<string> chains, ECDsa? key, bool witnesses)
+    /// <param name="acceptNoEnd">Whether a file without the signed end line (written before exports had one) may pass; nothing then shows it was not cut short.</param>
+    public static IReadOnlyList<(string Node, ChainVerification Verdict)> Verify(ExportScan scan, IReadOnlyList<string> chains, ECDsa? key, bool witnesses, bool acceptNoEnd = false)
     {
         // The hashes the witnesses name, collected while the chains stream past (the first line of each, as in a store).
         var named = scan.Witnesses.SelectMany(w => ChainWitness.Read(w.Record) ?? []).Select(c => (c.Node, c.Sequence)).ToHashSet();
         var hashes = new Dictionary<(string, long), string>();
-        var verdicts = chains.Select(chain => (chain, VerifyChain(scan, chain, key, named, hashes))).ToList();
+        var verdicts = chains.Select(chain => (chain, Whole(scan, chain, VerifyChain(scan, chain, key, named, hashes), key, acceptNoEnd))).ToList();
+        if (witnesses && scan.End is { } end)
+        {
+            // A chain the end line names that the file does not hold at all was cut off whole.
+            verdicts.AddRange(end.Chains.Where(c => !chains.Contains(c.Node)).Select(c => (c.Node, ChainVerification.Broken(0, 0, key is not null, ChainProblem.Truncated, null,
+                $"the export's signed end line names {c.Entries} entries of this chain through entry {c.LastSequence}; the file holds none: it was cut"))));
+        }
+
         if (!witnesses)
         {
             return verdicts;
@@ -51,6 +59,46 @@ public static class ExportVerifier
             chain => scan.NewestRetention(chain)?.ThroughSequence ?? 0,
             missingIsGone: false,
             beyondEnd: (chain, sequence) => sequence > scan.LastSequence(chain));
+    }
+
+    /// <summary>
+    /// Whether the file holds the whole of what the export wrote of the chain, as its signed end line says: the entries
+    /// verify as a chain, yet a file cut at a line boundary is a shorter chain that verifies too.
+    /// </summary>
+    private static ChainVerification Whole(ExportScan scan, string chain, ChainVerification verdict, ECDsa? key, bool acceptNoEnd)
+    {
+        if (!verdict.Ok)
+        {
+            return verdict;
+        }
+
+        if (scan.End is not { } end)
+        {
+            return acceptNoEnd
+                ? verdict with { Message = $"{verdict.Message} (the file has no end line: nothing shows that it was not cut short)" }
+                : ChainVerification.Broken(verdict.EntriesChecked, verdict.CheckpointsChecked, verdict.SignaturesChecked, ChainProblem.Truncated, null,
+                    "the export has no signed end line: it was cut short (a download that broke off, a file cut at a line), or it was written before "
+                    + "exports were signed at their end (then verify it with --accept-no-end)");
+        }
+
+        if (key is not null && !end.SignedWith(key))
+        {
+            return ChainVerification.Broken(verdict.EntriesChecked, verdict.CheckpointsChecked, true, ChainProblem.ForgedCheckpoint, null,
+                "the export's end line is not signed by the audit key: what it says the file holds cannot be trusted");
+        }
+
+        var held = scan.Tally(chain);
+        if (end.Chains.FirstOrDefault(c => c.Node == chain) is not { } said)
+        {
+            return ChainVerification.Broken(verdict.EntriesChecked, verdict.CheckpointsChecked, verdict.SignaturesChecked, ChainProblem.InsertedOrReordered, null,
+                "the export's signed end line does not name this chain: it was added to the file afterwards");
+        }
+
+        return said == held
+            ? verdict
+            : ChainVerification.Broken(verdict.EntriesChecked, verdict.CheckpointsChecked, verdict.SignaturesChecked, ChainProblem.Truncated, held.LastSequence + 1,
+                $"the export's signed end line says {said.Entries} entries through entry {said.LastSequence} and {said.Checkpoints} checkpoints; "
+                + $"the file holds {held.Entries} through entry {held.LastSequence} and {held.Checkpoints}: it was cut");
     }
 
     /// <summary>
@@ -101,6 +149,7 @@ public sealed class ExportScan
     private readonly SortedSet<string> _nodes = new(StringComparer.Ordinal);
     private readonly Dictionary<string, long> _lastSequence = new(StringComparer.Ordinal);
     private readonly Dictionary<int, AuditEntry> _witnessAtLine = [];
+    private readonly Dictionary<string, ExportedChain> _tally = new(StringComparer.Ordinal);
 
     internal ExportScan(Func<TextReader> open) => _open = open;
 
@@ -113,8 +162,19 @@ public sealed class ExportScan
 
     internal IReadOnlyList<string> Nodes => [.. _nodes];
 
+    /// <summary>The signed end line, when the file has one (as its last line).</summary>
+    internal ExportEnd? End { get; private set; }
+
+    /// <summary>What the file holds of the chain, in the terms of the end line.</summary>
+    internal ExportedChain Tally(string chain) => _tally.GetValueOrDefault(chain) ?? new ExportedChain(chain, 0, 0, string.Empty, 0);
+
     internal void Add(object line)
     {
+        if (End is not null)
+        {
+            throw new InvalidDataException("the export goes on after its end line: something was added to the file");
+        }
+
         switch (line)
         {
             case AuditEntry entry:
@@ -128,6 +188,8 @@ public sealed class ExportScan
                 _lineSequence.Add(entry.Sequence);
                 _nodes.Add(entry.Node);
                 _lastSequence[entry.Node] = Math.Max(_lastSequence.GetValueOrDefault(entry.Node), entry.Sequence);
+                var counted = Tally(entry.Node);
+                _tally[entry.Node] = counted with { Entries = counted.Entries + 1, LastSequence = entry.Sequence, LastHash = entry.Hash };
                 if (entry.Record.Kind == AuditKinds.Witness)
                 {
                     Witnesses.Add(entry);
@@ -137,12 +199,18 @@ public sealed class ExportScan
                 break;
             case Checkpoint checkpoint:
                 Checkpoints.Add(checkpoint);
+                var tallied = Tally(checkpoint.Node);
+                _tally[checkpoint.Node] = tallied with { Checkpoints = tallied.Checkpoints + 1 };
                 _nodes.Add(checkpoint.Node);
                 AddOther();
                 break;
             case RetentionRecord retention:
                 Retentions.Add(retention);
                 _nodes.Add(retention.Node);
+                AddOther();
+                break;
+            case ExportEnd end:
+                End = end;
                 AddOther();
                 break;
         }

@@ -24,9 +24,13 @@ internal static class AuditCommands
         var postgres = new Option<string?>("--postgres") { Description = "A PostgreSQL audit store: its Npgsql connection string (Audit:PostgresConnectionString)" };
         var node = new Option<string?>("--node") { Description = "The node whose chain to verify (default: every chain in the file or store)" };
         var publicKey = new Option<FileInfo?>("--public-key") { Description = "The checkpoint public key (PEM; GET /audit/public-key). Without it signatures are not checked" };
+        var acceptNoEnd = new Option<bool>("--accept-no-end")
+        {
+            Description = "Accept an export without the signed end line (one written before exports had it); nothing then shows that the file was not cut short",
+        };
         var command = new Command("verify", "Verify the hash chains and the signed checkpoints; exit code 0 when every chain is intact, 1 when one is broken")
         {
-            file, database, postgres, node, publicKey,
+            file, database, postgres, node, publicKey, acceptNoEnd,
         };
         command.SetAction(parse =>
         {
@@ -41,7 +45,7 @@ internal static class AuditCommands
             IReadOnlyList<(string Node, ChainVerification Verdict)> verdicts;
             try
             {
-                verdicts = exportFile is not null ? VerifyExport(exportFile, parse.GetValue(node), key)
+                verdicts = exportFile is not null ? VerifyExport(exportFile, parse.GetValue(node), key, parse.GetValue(acceptNoEnd))
                     : storeFile is not null ? VerifyStore(OpenSqlite(storeFile), parse.GetValue(node), key)
                     : VerifyStore(new PostgresAuditStore(connection!), parse.GetValue(node), key);
             }
@@ -64,7 +68,7 @@ internal static class AuditCommands
         return command;
     }
 
-    private static IReadOnlyList<(string, ChainVerification)> VerifyExport(FileInfo file, string? node, ECDsa? key)
+    private static IReadOnlyList<(string, ChainVerification)> VerifyExport(FileInfo file, string? node, ECDsa? key, bool acceptNoEnd)
     {
         // Read once per pass, never held whole. A pipe (--file <(zcat export.jsonl.gz), /dev/stdin) cannot be read
         // twice: it is copied to a temporary file first.
@@ -85,7 +89,7 @@ internal static class AuditCommands
             }
 
             var scan = ExportVerifier.Scan(Open);
-            return ExportVerifier.Verify(scan, Chosen(ExportVerifier.Nodes(scan), node, "export"), key, witnesses: node is null);
+            return ExportVerifier.Verify(scan, Chosen(ExportVerifier.Nodes(scan), node, "export"), key, witnesses: node is null, acceptNoEnd);
         }
         finally
         {
