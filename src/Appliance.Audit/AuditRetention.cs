@@ -53,6 +53,45 @@ public static class AuditRetention
         return record;
     }
 
+    /// <summary>
+    /// Retention for the chains no node writes any more: a node retired (its chain stays in the database) or given
+    /// another id. A chain is taken up when its newest entry is older than the cutoff (idle for the whole retention
+    /// period) and its writer lock is free; each step holds the lock only while it runs. Without this, their entries
+    /// (usernames, addresses, sealed prompts) were kept for ever. Signed with this node's key, the cluster's.
+    /// </summary>
+    public static IEnumerable<(string Chain, RetentionRecord Record)> IdleChainSteps(IAuditStore store, CheckpointSigner signer, string ownNode, DateTimeOffset cutoff, DateTimeOffset now)
+    {
+        foreach (var chain in store.Nodes().Where(n => n != ownNode))
+        {
+            var removed = store.Retention(chain)?.ThroughSequence ?? 0;
+            if (store.NewestTime(chain, removed, long.MaxValue) is not { } newest || newest >= cutoff)
+            {
+                continue;
+            }
+
+            while (true)
+            {
+                RetentionRecord? record;
+                using (var claim = store.TryClaimIdleChain(chain))
+                {
+                    if (claim is null)
+                    {
+                        break; // a node writes it after all (restarted with that id): its own retention applies
+                    }
+
+                    record = Apply(store, signer, chain, cutoff, now);
+                }
+
+                if (record is null)
+                {
+                    break;
+                }
+
+                yield return (chain, record);
+            }
+        }
+    }
+
     private static AuditEntry? Entry(IAuditStore store, string node, long sequence) =>
         store.Query(node, new AuditQuery { AfterSequence = sequence - 1, Limit = 1 }).FirstOrDefault(e => e.Sequence == sequence);
 }

@@ -13,6 +13,36 @@ public sealed class PostgresAuditStoreTests : IDisposable
     private readonly TempFolder _folder = new("audit-postgres");
 
     [Fact]
+    public async Task A_retired_nodes_chain_is_retained_by_a_live_node_but_never_one_another_process_writes()
+    {
+        using var signer = CheckpointSigner.LoadOrCreate(_folder.Combine("key.pem"));
+        var old = DateTimeOffset.UtcNow.AddDays(-200);
+        using (var retired = new PostgresAuditStore(_database.ConnectionString, lockNode: "node-b"))
+        await using (var log = new AuditLog(retired, signer, "node-b", TimeProvider.System, new AuditLogOptions { CheckpointEvery = 5, MaxBatch = 1 }, NullLogger<AuditLog>.Instance))
+        {
+            foreach (var i in Enumerable.Range(1, 12))
+            {
+                await log.RecordAsync(AuditChainFixture.Record(i) with { Time = old.AddMinutes(i) });
+            }
+        }
+
+        using var live = new PostgresAuditStore(_database.ConnectionString, lockNode: "node-a");
+        var cutoff = DateTimeOffset.UtcNow.AddDays(-90);
+        using (var restarted = new PostgresAuditStore(_database.ConnectionString, lockNode: "node-b"))
+        {
+            // node-b runs again (its id given back to a node): its lock is held, so its own retention applies, not ours.
+            Assert.Null(live.TryClaimIdleChain("node-b"));
+            Assert.Empty(AuditRetention.IdleChainSteps(live, signer, "node-a", cutoff, DateTimeOffset.UtcNow));
+            Assert.Equal(12, live.Chain("node-b").Count());
+        }
+
+        var (chain, record) = Assert.Single(AuditRetention.IdleChainSteps(live, signer, "node-a", cutoff, DateTimeOffset.UtcNow));
+        Assert.Equal(("node-b", 12L), (chain, record.ThroughSequence));
+        Assert.Empty(live.Chain("node-b"));
+        using var again = new PostgresAuditStore(_database.ConnectionString, lockNode: "node-b"); // the claim was let go
+    }
+
+    [Fact]
     public async Task Two_nodes_append_concurrently_to_one_database_and_each_chain_verifies()
     {
         using var signer = CheckpointSigner.LoadOrCreate(_folder.Combine("key.pem"));

@@ -106,6 +106,49 @@ public sealed class RetentionTests
         Assert.Null(AuditRetention.Apply(audit.Store, audit.Signer, "node-1", DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow));
     }
 
+    [Fact]
+    public async Task The_chain_of_a_retired_node_is_removed_once_idle_for_the_whole_period_and_the_set_still_verifies()
+    {
+        // node-2 served a while a year ago and was retired; node-1 serves on and witnessed node-2's last checkpoint.
+        await using var audit = new AuditChainFixture(new AuditLogOptions { CheckpointEvery = 10, MaxBatch = 1 });
+        var yearAgo = DateTimeOffset.UtcNow.AddDays(-365);
+        await using (var retired = new AuditLog(audit.Store, audit.Signer, "node-2", TimeProvider.System, new AuditLogOptions { CheckpointEvery = 10, MaxBatch = 1 },
+            Microsoft.Extensions.Logging.Abstractions.NullLogger<AuditLog>.Instance))
+        {
+            foreach (var i in Enumerable.Range(1, 25))
+            {
+                await retired.RecordAsync(AuditChainFixture.Record(i) with { Time = yearAgo.AddMinutes(i) });
+            }
+        }
+
+        foreach (var i in Enumerable.Range(1, 25))
+        {
+            await audit.Log.RecordAsync(AuditChainFixture.Record(100 + i));
+        }
+
+        await audit.CloseLogAsync();
+        var cutoff = DateTimeOffset.UtcNow.AddDays(-90);
+        var steps = AuditRetention.IdleChainSteps(audit.Store, audit.Signer, "node-1", cutoff, DateTimeOffset.UtcNow).ToList();
+
+        var (chain, record) = Assert.Single(steps);
+        Assert.Equal("node-2", chain);
+        Assert.Null(audit.Store.Head("node-2")); // all of it was older than the cutoff
+        Assert.Equal(record.ThroughSequence, audit.Store.Retention("node-2")?.ThroughSequence);
+        Assert.Equal(25, audit.Store.Chain("node-1").Count(e => e.Record.Kind != AuditKinds.Witness)); // the live chain is not touched
+        using var key = audit.PublicKey();
+        Assert.All(new Cluster.ClusterAuditView(audit.Store).Verify(new IncrementalVerifier(), key, full: true),
+            v => Assert.True(v.Verification.Ok, $"{v.Node}: {v.Verification.Message}"));
+        Assert.Empty(AuditRetention.IdleChainSteps(audit.Store, audit.Signer, "node-1", cutoff, DateTimeOffset.UtcNow)); // nothing more
+    }
+
+    [Fact]
+    public async Task A_chain_with_recent_entries_is_not_taken_for_idle()
+    {
+        await using var audit = await Filled(out var middle);
+        Assert.Empty(AuditRetention.IdleChainSteps(audit.Store, audit.Signer, "node-0", middle, DateTimeOffset.UtcNow));
+        Assert.Equal(40, audit.Store.Chain("node-1").Count());
+    }
+
     private static Task<AuditChainFixture> Filled(out DateTimeOffset middle)
     {
         var start = DateTimeOffset.UtcNow.AddHours(-1);

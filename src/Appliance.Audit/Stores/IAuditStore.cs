@@ -72,6 +72,13 @@ public interface IAuditStore : IDisposable
     /// <summary>The latest retention record of a node (it covers every earlier one), or null.</summary>
     RetentionRecord? Retention(string node);
 
+    /// <summary>
+    /// Claims another node's chain for retention while no process writes it (a node retired, or renamed), or null when
+    /// one does: retention must not race that chain's own writer. Dispose to release it; hold it briefly (a node that
+    /// starts waits for it).
+    /// </summary>
+    IDisposable? TryClaimIdleChain(string node) => null;
+
     /// <summary>In one transaction: stores the signed record and removes the entries and checkpoints it covers.</summary>
     void ApplyRetention(RetentionRecord record);
 

@@ -170,9 +170,56 @@ public sealed class PostgresAuditStore : SqlAuditStore
 
     protected override void BeforeWrite() => _nodeLock?.EnsureHeld();
 
+    /// <summary>The chain's writer lock (as <see cref="NodeChainLock"/> takes it), when no process holds it.</summary>
+    public override IDisposable? TryClaimIdleChain(string node)
+    {
+        var connection = _dataSource.OpenConnection();
+        try
+        {
+            using var command = connection.CreateCommand();
+            command.CommandText = "SELECT pg_try_advisory_lock(hashtext('appliance-audit-node:' || @node))";
+            command.Parameters.AddWithValue("node", node);
+            if (command.ExecuteScalar() is true)
+            {
+                return new IdleChainClaim(connection, node);
+            }
+        }
+        catch
+        {
+            connection.Dispose();
+            throw;
+        }
+
+        connection.Dispose();
+        return null;
+    }
+
     protected override void Dispose(bool disposing)
     {
         _nodeLock?.Dispose();
         _dataSource.Dispose();
+    }
+
+    /// <summary>Released explicitly: a pooled connection keeps its session, and with it the lock, when returned.</summary>
+    private sealed class IdleChainClaim(NpgsqlConnection connection, string node) : IDisposable
+    {
+        public void Dispose()
+        {
+            try
+            {
+                using var command = connection.CreateCommand();
+                command.CommandText = "SELECT pg_advisory_unlock(hashtext('appliance-audit-node:' || @node))";
+                command.Parameters.AddWithValue("node", node);
+                command.ExecuteNonQuery();
+            }
+            catch (NpgsqlException)
+            {
+                // the session is gone, and the lock with it
+            }
+            finally
+            {
+                connection.Dispose();
+            }
+        }
     }
 }

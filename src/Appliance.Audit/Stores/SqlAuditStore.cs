@@ -305,6 +305,9 @@ public abstract class SqlAuditStore : IAuditStore
         return (IReadOnlyList<ConsumptionRow>)rows;
     });
 
+    /// <inheritdoc cref="IAuditStore.TryClaimIdleChain"/>
+    public virtual IDisposable? TryClaimIdleChain(string node) => null;
+
     public IReadOnlyList<string> Nodes() => WithReadConnection(connection =>
     {
         // A chain that retention emptied still has its signed record, and one whose entries were deleted its checkpoints.

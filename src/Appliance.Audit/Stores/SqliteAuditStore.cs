@@ -111,6 +111,9 @@ public sealed class SqliteAuditStore : SqlAuditStore
         }
     }
 
+    /// <summary>One process writes the file: another chain in it (a node id changed) has no writer of its own.</summary>
+    public override IDisposable? TryClaimIdleChain(string node) => _readOnly ? null : new IdleChain();
+
     protected override void Dispose(bool disposing)
     {
         lock (_readGate)
@@ -125,6 +128,13 @@ public sealed class SqliteAuditStore : SqlAuditStore
         lock (_gate)
         {
             _connection.Dispose();
+        }
+    }
+
+    private sealed class IdleChain : IDisposable
+    {
+        public void Dispose()
+        {
         }
     }
 }

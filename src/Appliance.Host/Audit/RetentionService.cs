@@ -33,6 +33,19 @@ internal sealed partial class RetentionService(AuditLog log, CheckpointSigner si
                     await Task.Delay(PauseBetweenSteps, time, stoppingToken);
                     now = time.GetUtcNow();
                 }
+
+                // Chains no node writes any more; what was removed is said in this node's chain.
+                foreach (var (chain, record) in AuditRetention.IdleChainSteps(log.Store, signer, log.Node, now - settings.Retention!.Value, now))
+                {
+                    LogRemovedFromIdleChain(logger, record.RemovedEntries, chain, record.ThroughSequence);
+                    await log.RecordAsync(new AuditRecord
+                    {
+                        Time = time.GetUtcNow(),
+                        Kind = AuditKinds.Retention,
+                        Detail = $"removed {record.RemovedEntries} entries of node {chain}'s chain, which no node writes any more, through {record.ThroughSequence} (older than {settings.Retention})",
+                    });
+                    await Task.Delay(PauseBetweenSteps, time, stoppingToken);
+                }
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
@@ -59,6 +72,9 @@ internal sealed partial class RetentionService(AuditLog log, CheckpointSigner si
 
     [LoggerMessage(EventId = 4022, Level = LogLevel.Information, Message = "Audit retention removed {Count} entries through {Sequence}; a signed retention record keeps what was removed")]
     private static partial void LogRemoved(ILogger logger, long count, long sequence);
+
+    [LoggerMessage(EventId = 4023, Level = LogLevel.Information, Message = "Audit retention removed {Count} entries of node {Chain}'s chain, which no node writes any more, through {Sequence}; a signed retention record keeps what was removed")]
+    private static partial void LogRemovedFromIdleChain(ILogger logger, long count, string chain, long sequence);
 
     [LoggerMessage(EventId = 4021, Level = LogLevel.Error, Message = "Audit retention failed; it is tried again at the next interval")]
     private static partial void LogFailed(ILogger logger, Exception exception);
