@@ -17,6 +17,7 @@ public static class ApplianceApp
         builder.AddApplianceDefaults();
         builder.AddClusterTls();
         builder.AddTrustedProxies();
+        builder.AddBrowserOrigins();
         builder.AddModelCatalog();
         builder.AddApplianceIdentity();
         builder.AddApplianceAudit();
@@ -37,6 +38,7 @@ public static class ApplianceApp
         var app = builder.Build();
         app.UseClientCertificateRecheck();
         app.UseTrustedProxies();
+        app.UseBrowserOrigins();
         app.UseAnthropicKeyHeader();
         app.UseApplianceMetrics();
         app.UseApplianceAudit();

@@ -25,4 +25,7 @@ public sealed record ApplianceOptions
     /// log then records the caller's address instead of the proxy's. Empty: the headers are ignored.
     /// </summary>
     public IReadOnlyList<string> TrustedProxies { get; init; } = [];
+
+    /// <summary>Web origins (https://chat.example.org) whose pages may call /v1 from the browser (CORS). Empty: none.</summary>
+    public IReadOnlyList<string> CorsOrigins { get; init; } = [];
 }
