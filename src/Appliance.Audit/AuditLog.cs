@@ -63,9 +63,11 @@ public sealed partial class AuditLog : IAsyncDisposable
         // A chain that retention emptied (a node idle for the whole retention period) goes on from the signed point
         // the retention record names, as its own entry for the removal would have it: from entry 1 again, it would
         // read as entries inserted before that point, and would verify as broken for good.
+        // The head first: a retention run that commits between the two reads then leaves a head to go on from.
+        var stored = store.Head(node);
         var retained = store.Retention(node);
-        (_sequence, _head) = store.Head(node) ?? (retained is null ? (0, CanonicalJson.GenesisHash) : (retained.ThroughSequence, retained.ThroughHash));
-        _lastSignedSequence = store.Checkpoints(node).LastOrDefault()?.Sequence ?? retained?.ThroughSequence ?? 0;
+        (_sequence, _head) = stored ?? (retained is null ? (0, CanonicalJson.GenesisHash) : (retained.ThroughSequence, retained.ThroughHash));
+        _lastSignedSequence = store.LatestCheckpoints().FirstOrDefault(c => c.Node == node)?.Sequence ?? retained?.ThroughSequence ?? 0;
         _lastCheckpoint = time.GetUtcNow();
         if (store.LatestWitness(node, _lastSignedSequence) is { } witness && ChainWitness.Read(witness.Record) is { } seen)
         {

@@ -114,22 +114,27 @@ public static partial class AuditExtensions
         var options = services.GetRequiredService<IOptions<AuditOptions>>().Value;
         var path = Resolve(services, options.CheckpointKeyPath, "checkpoint-key.pem");
         var node = NodeId(options);
-        var signed = services.GetRequiredService<IAuditStore>().Checkpoints(node).LastOrDefault();
-        if (signed is not null && !File.Exists(path))
+        // The newest signed statement of the chain: its latest checkpoint, or, once retention removed them all (a node
+        // idle for the whole period), the retention record the chain goes on from.
+        var store = services.GetRequiredService<IAuditStore>();
+        var signed = store.LatestCheckpoints().Where(c => c.Node == node).Select(c => (c.KeyId, c.Sequence)).FirstOrDefault() is { KeyId: not null } latest
+            ? latest
+            : store.Retention(node) is { } retained ? (retained.KeyId, retained.ThroughSequence) : ((string KeyId, long Sequence)?)null;
+        if (signed is { } chainKey && !File.Exists(path))
         {
-            throw new SettingsException($"Audit: the checkpoint key {path} is missing, yet the chain of node '{node}' holds checkpoints signed with key {signed.KeyId} "
-                + $"(through entry {signed.Sequence}): restore it and {Path.GetFileName(CheckpointSigner.PublicKeyPath(path))} from the backup "
+            throw new SettingsException($"Audit: the checkpoint key {path} is missing, yet the chain of node '{node}' is signed with key {chainKey.KeyId} "
+                + $"(through entry {chainKey.Sequence}): restore it and {Path.GetFileName(CheckpointSigner.PublicKeyPath(path))} from the backup "
                 + "(Audit:CheckpointKeyPath names where it is read); to begin a new chain on purpose, give the node a new Audit:NodeId (the old chain stays, "
                 + "verifiable with its own public key)");
         }
 
         var signer = CheckpointSigner.LoadOrCreate(path);
-        if (signed is not null && signed.KeyId != signer.KeyId)
+        if (signed is { } other && other.KeyId != signer.KeyId)
         {
             // Once started: the key is read while the node is put together, before every log provider is attached.
             var logger = services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(AuditExtensions).FullName!);
             services.GetRequiredService<IHostApplicationLifetime>().ApplicationStarted.Register(() =>
-                LogOtherCheckpointKey(logger, path, signer.KeyId, node, signed.KeyId, signed.Sequence));
+                LogOtherCheckpointKey(logger, path, signer.KeyId, node, other.KeyId, other.Sequence));
         }
 
         return signer;

@@ -30,7 +30,7 @@ public sealed class CheckpointKeyTests : IDisposable
 
         File.Delete(key);
         var missing = await Assert.ThrowsAsync<SettingsException>(() => RunningAppliance.StartAsync(settings));
-        Assert.Contains($"the checkpoint key {key} is missing, yet the chain of node '{Environment.MachineName}' holds checkpoints", missing.Message, StringComparison.Ordinal);
+        Assert.Contains($"the checkpoint key {key} is missing, yet the chain of node '{Environment.MachineName}' is signed with key", missing.Message, StringComparison.Ordinal);
         Assert.Contains("restore it and checkpoint-key.pub.pem from the backup", missing.Message, StringComparison.Ordinal);
         Assert.False(File.Exists(key)); // no new key made in its place
         Assert.Equal(originalPublic, File.ReadAllText(publicKey)); // nor the auditors' public key overwritten
@@ -53,6 +53,34 @@ public sealed class CheckpointKeyTests : IDisposable
         await using var restored = await RunningAppliance.StartAsync(settings);
         using var verdict = JsonDocument.Parse(await restored.Http.GetStringAsync("/audit/verify?full=true"));
         Assert.True(verdict.RootElement.GetProperty("ok").GetBoolean(), verdict.RootElement.GetRawText());
+    }
+
+    [Fact]
+    public async Task A_chain_that_retention_emptied_still_names_its_key()
+    {
+        // Idle for the whole retention period: every entry and checkpoint went, the signed retention record stays, and
+        // the chain goes on from it, so it needs the key that signed it as much as one with checkpoints.
+        var data = _root.Combine("data");
+        string[] settings = [$"--Appliance:DataFolder={data}", "--Appliance:BuiltInEmbeddings=false", "--Logging:LogLevel:Default=None"];
+        await using (var first = await RunningAppliance.StartAsync(settings))
+        {
+            (await first.Http.GetAsync("/v1/models")).EnsureSuccessStatusCode();
+        }
+
+        var key = Path.Combine(data, "audit", "checkpoint-key.pem");
+        using (var store = new Appliance.Audit.Stores.SqliteAuditStore(Path.Combine(data, "audit", "audit.db")))
+        using (var signer = Appliance.Audit.Chain.CheckpointSigner.LoadOrCreate(key))
+        {
+            Assert.NotNull(Appliance.Audit.AuditRetention.Apply(store, signer, Environment.MachineName, DateTimeOffset.UtcNow.AddMinutes(1), DateTimeOffset.UtcNow));
+            Assert.Null(store.Head(Environment.MachineName));
+            Assert.Empty(store.Checkpoints(Environment.MachineName));
+        }
+
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        File.Delete(key);
+        var missing = await Assert.ThrowsAsync<SettingsException>(() => RunningAppliance.StartAsync(settings));
+        Assert.Contains($"the checkpoint key {key} is missing, yet the chain of node '{Environment.MachineName}' is signed with key", missing.Message, StringComparison.Ordinal);
+        Assert.False(File.Exists(key));
     }
 
     [Fact]
