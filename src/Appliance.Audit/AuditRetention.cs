@@ -16,6 +16,12 @@ public static class AuditRetention
     /// </summary>
     public const long DefaultStepEntries = 50_000;
 
+    /// <summary>
+    /// Steps on a chain no node writes are smaller: its lock is held meanwhile, and a node started again with that id
+    /// waits for it.
+    /// </summary>
+    public const long IdleStepEntries = 10_000;
+
     /// <summary>Removes the oldest segments older than <paramref name="cutoff"/>, up to about <paramref name="maxEntries"/> entries; null when none is due.</summary>
     public static RetentionRecord? Apply(IAuditStore store, CheckpointSigner signer, string node, DateTimeOffset cutoff, DateTimeOffset now, long maxEntries = DefaultStepEntries)
     {
@@ -79,7 +85,7 @@ public static class AuditRetention
                         break; // a node writes it after all (restarted with that id): its own retention applies
                     }
 
-                    record = Apply(store, signer, chain, cutoff, now);
+                    record = Apply(store, signer, chain, cutoff, now, IdleStepEntries);
                 }
 
                 if (record is null)

@@ -43,6 +43,22 @@ public sealed class PostgresAuditStoreTests : IDisposable
     }
 
     [Fact]
+    public async Task A_node_that_starts_during_a_retention_step_on_its_chain_waits_for_it_rather_than_giving_up()
+    {
+        using var live = new PostgresAuditStore(_database.ConnectionString, lockNode: "node-a");
+        var claim = live.TryClaimIdleChain("node-c");
+        Assert.NotNull(claim);
+        var start = Task.Run(() => new PostgresAuditStore(_database.ConnectionString, lockNode: "node-c"));
+        await Task.Delay(TimeSpan.FromSeconds(11)); // past the 10 s a node waits for another process's session to end
+        Assert.False(start.IsCompleted, start.Exception?.ToString());
+
+        claim.Dispose();
+        using var started = await start.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Null(started.WritesRefused);
+        Assert.Null(live.TryClaimIdleChain("node-c")); // its writer holds it now
+    }
+
+    [Fact]
     public async Task Two_nodes_append_concurrently_to_one_database_and_each_chain_verifies()
     {
         using var signer = CheckpointSigner.LoadOrCreate(_folder.Combine("key.pem"));

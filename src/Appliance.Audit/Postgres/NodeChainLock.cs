@@ -20,6 +20,15 @@ public sealed partial class NodeChainLock : IDisposable
           AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtext('appliance-audit-node:' || @node)::bigint
         """;
 
+    /// <summary>
+    /// How a retention claim on an idle chain names its session (<see cref="TryClaimIdle"/>): a writer that finds its
+    /// lock held by one waits for it to end, rather than taking it for another process writing its chain.
+    /// </summary>
+    internal const string RetentionClaimName = "appliance retention claim";
+
+    /// <summary>The longest a starting writer waits for a retention claim on its chain (a step takes seconds).</summary>
+    private const int RetentionClaimWaitMs = 120_000;
+
     /// <summary>Milliseconds a write trusts the lock's session to be alive since it last answered.</summary>
     private const long FreshFor = 1000;
 
@@ -55,7 +64,7 @@ public sealed partial class NodeChainLock : IDisposable
         // its session: wait for that before calling the node id taken.
         for (var waited = 0; !TryTake(connection); waited += 250)
         {
-            if (waited >= 10_000)
+            if (waited >= 10_000 && !(waited < RetentionClaimWaitMs && HeldForRetention(Holder(connection))))
             {
                 connection.Dispose();
                 throw new InvalidOperationException($"another appliance process already writes the audit chain of node '{node}'; give each node its own Audit:NodeId");
@@ -153,7 +162,7 @@ public sealed partial class NodeChainLock : IDisposable
                 else
                 {
                     connection.Dispose();
-                    if (holder is { } other && other.Name != _applicationName)
+                    if (holder is { } other && other.Name != _applicationName && !HeldForRetention(holder))
                     {
                         Refusal = $"another appliance process took the audit chain of node '{_node}' while this one was cut off from the database; give each node its own Audit:NodeId and restart this one";
                         LogTakenByAnother(_logger, _node);
@@ -177,6 +186,43 @@ public sealed partial class NodeChainLock : IDisposable
         Interlocked.Exchange(ref _verifiedAt, Environment.TickCount64);
         LogRetaken(_logger, _node);
     }
+
+    /// <summary>
+    /// The lock of a chain no process writes (a node retired), for one retention step: on a session of its own, named as
+    /// such and not pooled, so that closing it ends the session and the lock with it whatever happens. Null when a
+    /// process holds it.
+    /// </summary>
+    public static IDisposable? TryClaimIdle(string connectionString, string node)
+    {
+        var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(connectionString)
+        {
+            Pooling = false,
+            ApplicationName = $"{RetentionClaimName} {Guid.NewGuid():N}",
+            Timeout = 10,
+            CommandTimeout = 10,
+        }.ToString());
+        try
+        {
+            connection.Open();
+            using var command = new NpgsqlCommand("SELECT pg_try_advisory_lock(hashtext('appliance-audit-node:' || @node))", connection);
+            command.Parameters.AddWithValue("node", node);
+            if (command.ExecuteScalar() is true)
+            {
+                return connection;
+            }
+        }
+        catch
+        {
+            connection.Dispose();
+            throw;
+        }
+
+        connection.Dispose();
+        return null;
+    }
+
+    private static bool HeldForRetention((int Pid, string? Name)? holder) =>
+        holder is { Name: { } name } && name.StartsWith(RetentionClaimName, StringComparison.Ordinal);
 
     /// <summary>The session that holds the lock (its process id and application name), or null when none does now.</summary>
     private (int Pid, string? Name)? Holder(NpgsqlConnection connection)

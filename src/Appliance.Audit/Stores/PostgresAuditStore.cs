@@ -14,6 +14,7 @@ namespace Appliance.Audit.Stores;
 public sealed class PostgresAuditStore : SqlAuditStore
 {
     private readonly NpgsqlDataSource _dataSource;
+    private readonly string _connectionString;
     private readonly NodeChainLock? _nodeLock;
 
     /// <param name="lockNode">The node whose chain this process writes: its lock is held (and taken again after a database restart).</param>
@@ -26,6 +27,7 @@ public sealed class PostgresAuditStore : SqlAuditStore
     public PostgresAuditStore(string connectionString, string? lockNode = null, TimeSpan? lockCheck = null, ILogger? logger = null, TimeSpan? writeTimeout = null)
     {
         connectionString = ConnectionDefaults.Apply(connectionString);
+        _connectionString = connectionString;
         WriteTimeoutSeconds = (int)Math.Ceiling((writeTimeout ?? TimeSpan.FromSeconds(10)).TotalSeconds);
         _dataSource = NpgsqlDataSource.Create(connectionString);
         try
@@ -171,55 +173,11 @@ public sealed class PostgresAuditStore : SqlAuditStore
     protected override void BeforeWrite() => _nodeLock?.EnsureHeld();
 
     /// <summary>The chain's writer lock (as <see cref="NodeChainLock"/> takes it), when no process holds it.</summary>
-    public override IDisposable? TryClaimIdleChain(string node)
-    {
-        var connection = _dataSource.OpenConnection();
-        try
-        {
-            using var command = connection.CreateCommand();
-            command.CommandText = "SELECT pg_try_advisory_lock(hashtext('appliance-audit-node:' || @node))";
-            command.Parameters.AddWithValue("node", node);
-            if (command.ExecuteScalar() is true)
-            {
-                return new IdleChainClaim(connection, node);
-            }
-        }
-        catch
-        {
-            connection.Dispose();
-            throw;
-        }
-
-        connection.Dispose();
-        return null;
-    }
+    public override IDisposable? TryClaimIdleChain(string node) => NodeChainLock.TryClaimIdle(_connectionString, node);
 
     protected override void Dispose(bool disposing)
     {
         _nodeLock?.Dispose();
         _dataSource.Dispose();
-    }
-
-    /// <summary>Released explicitly: a pooled connection keeps its session, and with it the lock, when returned.</summary>
-    private sealed class IdleChainClaim(NpgsqlConnection connection, string node) : IDisposable
-    {
-        public void Dispose()
-        {
-            try
-            {
-                using var command = connection.CreateCommand();
-                command.CommandText = "SELECT pg_advisory_unlock(hashtext('appliance-audit-node:' || @node))";
-                command.Parameters.AddWithValue("node", node);
-                command.ExecuteNonQuery();
-            }
-            catch (NpgsqlException)
-            {
-                // the session is gone, and the lock with it
-            }
-            finally
-            {
-                connection.Dispose();
-            }
-        }
     }
 }
