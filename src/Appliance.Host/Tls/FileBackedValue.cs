@@ -174,16 +174,33 @@ internal sealed class FileBackedValue<T> where T : class
         {
             return Read(check: false);
         }
+        catch (InvalidDataException) when (RecentlyWritten())
+        {
+            // Ansible copies a certificate, then its key: a start between the two finds a pair that does not match.
+            Thread.Sleep(WarnAfter);
+        }
         catch (InvalidDataException exception)
         {
-            if (Paths.FirstOrDefault(path => !File.Exists(path)) is { } missing)
-            {
-                throw new SettingsException($"{Description}: '{missing}' {SettingsMistakes.Missing}");
-            }
+            throw AsSettingsMistake(exception);
+        }
 
-            throw exception.InnerException as SettingsException ?? new SettingsException(exception.Message);
+        try
+        {
+            return Read(check: false);
+        }
+        catch (InvalidDataException exception)
+        {
+            throw AsSettingsMistake(exception);
         }
     }
+
+    private SettingsException AsSettingsMistake(InvalidDataException exception) =>
+        Paths.FirstOrDefault(path => !File.Exists(path)) is { } missing
+            ? new SettingsException($"{Description}: '{missing}' {SettingsMistakes.Missing}")
+            : exception.InnerException as SettingsException ?? new SettingsException(exception.Message);
+
+    private bool RecentlyWritten() =>
+        Paths.Any(path => File.Exists(path) && DateTime.UtcNow - File.GetLastWriteTimeUtc(path) < TimeSpan.FromSeconds(10));
 
     /// <summary>Each file's size and last write time (or its absence): a copy that replaces a file changes both or the time at least.</summary>
     private string Stamp() => string.Join('|', Paths.Select(path =>

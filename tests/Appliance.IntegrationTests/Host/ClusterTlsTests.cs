@@ -213,6 +213,10 @@ public sealed class ClusterTlsTests : IDisposable
         File.WriteAllText(_root.Combine("empty-ca.crt"), "# the bundle was meant to go here\n");
         using var otherKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         File.WriteAllText(_root.Combine("other.key"), otherKey.ExportPkcs8PrivateKeyPem());
+        foreach (var file in Directory.GetFiles(_root.Path))
+        {
+            File.SetLastWriteTimeUtc(file, DateTime.UtcNow.AddMinutes(-5)); // written a while ago: no copy is under way
+        }
 
         // A CA bundle without a certificate (an empty template, a key copied in its place): refused, not restarted.
         var (exit, output) = await StartProcessAsync($"--Tls:ClientCertificateAuthority={_root.Combine("empty-ca.crt")}",
@@ -231,6 +235,30 @@ public sealed class ClusterTlsTests : IDisposable
             $"--Kestrel:Endpoints:Cluster:Certificate:Path={_root.Combine("node.crt")}", $"--Kestrel:Endpoints:Cluster:Certificate:KeyPath={_root.Combine("missing.key")}");
         Assert.True(exit == SettingsMistakes.RetryExitCode, output);
         Assert.Contains($"  - Kestrel:Endpoints:Cluster:Certificate: '{_root.Combine("missing.key")}' does not exist", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_start_between_the_copy_of_a_certificate_and_of_its_key_waits_for_the_key()
+    {
+        using var caKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        using var ca = Authority("CN=appliance cluster CA", caKey);
+        using var oldKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        using var newKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        using var renewed = Issue(ca, "CN=node-1", newKey, "1.3.6.1.5.5.7.3.1", IPAddress.Loopback);
+        // Ansible has just copied the renewed certificate; the old key is still there, its new one follows in a moment.
+        File.WriteAllText(_root.Combine("node.key"), oldKey.ExportPkcs8PrivateKeyPem());
+        File.WriteAllText(_root.Combine("node.crt"), renewed.ExportCertificatePem());
+        var copy = Task.Run(async () =>
+        {
+            await Task.Delay(TimeSpan.FromSeconds(1));
+            File.WriteAllText(_root.Combine("node.key"), newKey.ExportPkcs8PrivateKeyPem());
+        });
+
+        await using var node = await RunningAppliance.StartAsync("--Appliance:BuiltInEmbeddings=false", "--Logging:LogLevel:Default=None",
+            "--Kestrel:Endpoints:Cluster:Url=https://127.0.0.1:0", "--Kestrel:Endpoints:Loopback:Url=http://127.0.0.1:0",
+            $"--Kestrel:Endpoints:Cluster:Certificate:Path={_root.Combine("node.crt")}", $"--Kestrel:Endpoints:Cluster:Certificate:KeyPath={_root.Combine("node.key")}");
+        await copy;
+        Assert.Equal(renewed.Thumbprint, node.App.Services.GetRequiredService<Appliance.Host.Tls.ClusterTlsFiles>().ServerCertificate("Cluster").Thumbprint);
     }
 
     /// <summary>The host as systemd starts it, with a cluster endpoint beside loopback: its exit code and output.</summary>
