@@ -62,8 +62,22 @@ public sealed class ExportEndTests
         Assert.NotEqual(shorter[^1], forged[^1]);
         Assert.Equal(ChainProblem.ForgedCheckpoint, Verify(forged, audit).First(v => v.Node == "node-1").Verdict.Problem);
 
-        // Lines after the end line were added afterwards.
-        Assert.Throws<InvalidDataException>(() => Verify([.. lines, lines[0]], audit));
+        // A line after the end line was added afterwards.
+        Assert.False(Verify([.. lines, lines[0]], audit).Single(v => v.Node == "node-1").Verdict.Ok);
+
+        // Exports of one node each, joined one after another: each part has its own end line.
+        var joined = new List<string>();
+        foreach (var node in new[] { "node-1", "node-2" })
+        {
+            using var one = new MemoryStream();
+            await AuditExport.WriteAllAsync(one, audit.Store, [node], audit.Signer, TimeProvider.System, CancellationToken.None);
+            joined.AddRange(System.Text.Encoding.UTF8.GetString(one.ToArray()).TrimEnd('\n').Split('\n'));
+        }
+
+        Assert.All(Verify([.. joined], audit), v => Assert.True(v.Verdict.Ok, v.Verdict.Message));
+        var secondCut = Verify([.. joined.Take(joined.Count - 3)], audit); // the second export cut short
+        Assert.True(secondCut.Single(v => v.Node == "node-1").Verdict.Ok);
+        Assert.Equal(ChainProblem.Truncated, secondCut.Single(v => v.Node == "node-2").Verdict.Problem);
     }
 
     private static bool IsEntryOf(string line, string node) =>

@@ -38,10 +38,10 @@ public static class ExportVerifier
         var named = scan.Witnesses.SelectMany(w => ChainWitness.Read(w.Record) ?? []).Select(c => (c.Node, c.Sequence)).ToHashSet();
         var hashes = new Dictionary<(string, long), string>();
         var verdicts = chains.Select(chain => (chain, Whole(scan, chain, VerifyChain(scan, chain, key, named, hashes), key, acceptNoEnd))).ToList();
-        if (witnesses && scan.End is { } end)
+        if (witnesses)
         {
-            // A chain the end line names that the file does not hold at all was cut off whole.
-            verdicts.AddRange(end.Chains.Where(c => !chains.Contains(c.Node)).Select(c => (c.Node, ChainVerification.Broken(0, 0, key is not null, ChainProblem.Truncated, null,
+            // A chain an end line names that the file does not hold at all was cut off whole.
+            verdicts.AddRange(scan.Ends.SelectMany(e => e.Chains).Where(c => !chains.Contains(c.Node)).Select(c => (c.Node, ChainVerification.Broken(0, 0, key is not null, ChainProblem.Truncated, null,
                 $"the export's signed end line names {c.Entries} entries of this chain through entry {c.LastSequence}; the file holds none: it was cut"))));
         }
 
@@ -72,15 +72,30 @@ public static class ExportVerifier
             return verdict;
         }
 
-        if (scan.End is not { } end)
+        // The end line that closes the part of the file the chain is in (exports joined one after another each have
+        // their own); a part after the last end line has none.
+        var parts = scan.Parts(chain);
+        if (scan.Ends.Count == 0 || parts.Any(p => p >= scan.Ends.Count))
         {
-            return acceptNoEnd
-                ? verdict with { Message = $"{verdict.Message} (the file has no end line: nothing shows that it was not cut short)" }
-                : ChainVerification.Broken(verdict.EntriesChecked, verdict.CheckpointsChecked, verdict.SignaturesChecked, ChainProblem.Truncated, null,
-                    "the export has no signed end line: it was cut short (a download that broke off, a file cut at a line), or it was written before "
-                    + "exports were signed at their end (then verify it with --accept-no-end)");
+            if (acceptNoEnd && scan.Ends.Count == 0)
+            {
+                return verdict with { Message = $"{verdict.Message} (the file has no end line: nothing shows that it was not cut short)" };
+            }
+
+            return ChainVerification.Broken(verdict.EntriesChecked, verdict.CheckpointsChecked, verdict.SignaturesChecked, ChainProblem.Truncated, null,
+                scan.Ends.Count == 0
+                    ? "the export has no signed end line: it was cut short (a download that broke off, a file cut at a line), or it was written before "
+                        + "exports were signed at their end (then verify it with --accept-no-end)"
+                    : "this chain's part of the file has no signed end line after it: it was cut short");
         }
 
+        if (parts.Count > 1)
+        {
+            return ChainVerification.Broken(verdict.EntriesChecked, verdict.CheckpointsChecked, verdict.SignaturesChecked, ChainProblem.InsertedOrReordered, null,
+                "this chain is in more than one export joined in the file: verify those exports one at a time");
+        }
+
+        var end = scan.Ends[parts.Single()];
         if (key is not null && !end.SignedWith(key))
         {
             return ChainVerification.Broken(verdict.EntriesChecked, verdict.CheckpointsChecked, true, ChainProblem.ForgedCheckpoint, null,
@@ -150,6 +165,7 @@ public sealed class ExportScan
     private readonly Dictionary<string, long> _lastSequence = new(StringComparer.Ordinal);
     private readonly Dictionary<int, AuditEntry> _witnessAtLine = [];
     private readonly Dictionary<string, ExportedChain> _tally = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, HashSet<int>> _parts = new(StringComparer.Ordinal);
 
     internal ExportScan(Func<TextReader> open) => _open = open;
 
@@ -162,17 +178,25 @@ public sealed class ExportScan
 
     internal IReadOnlyList<string> Nodes => [.. _nodes];
 
-    /// <summary>The signed end line, when the file has one (as its last line).</summary>
-    internal ExportEnd? End { get; private set; }
+    /// <summary>The signed end lines, in file order: one per export (files joined one after another have several).</summary>
+    internal List<ExportEnd> Ends { get; } = [];
+
+    /// <summary>Which parts of the file (0 before the first end line, 1 after it, ...) hold the chain's lines.</summary>
+    internal IReadOnlySet<int> Parts(string chain) => _parts.GetValueOrDefault(chain) ?? [];
 
     /// <summary>What the file holds of the chain, in the terms of the end line.</summary>
     internal ExportedChain Tally(string chain) => _tally.GetValueOrDefault(chain) ?? new ExportedChain(chain, 0, 0, string.Empty, 0);
 
     internal void Add(object line)
     {
-        if (End is not null)
+        if (line is not ExportEnd && NodeOf(line) is { } node)
         {
-            throw new InvalidDataException("the export goes on after its end line: something was added to the file");
+            if (!_parts.TryGetValue(node, out var parts))
+            {
+                _parts[node] = parts = [];
+            }
+
+            parts.Add(Ends.Count);
         }
 
         switch (line)
@@ -210,7 +234,7 @@ public sealed class ExportScan
                 AddOther();
                 break;
             case ExportEnd end:
-                End = end;
+                Ends.Add(end);
                 AddOther();
                 break;
         }
@@ -283,6 +307,14 @@ public sealed class ExportScan
             throw Changed(number);
         }
     }
+
+    private static string? NodeOf(object line) => line switch
+    {
+        AuditEntry entry => entry.Node,
+        Checkpoint checkpoint => checkpoint.Node,
+        RetentionRecord retention => retention.Node,
+        _ => null,
+    };
 
     private IEnumerable<int> Lines(string chain) =>
         _chainIndex.TryGetValue(chain, out var index) ? Enumerable.Range(0, _lineChain.Count).Where(i => _lineChain[i] == index) : [];
