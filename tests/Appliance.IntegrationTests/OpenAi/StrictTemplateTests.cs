@@ -49,6 +49,25 @@ public sealed class StrictTemplateTests : IDisposable
         Assert.Contains("Conversation roles must alternate", error, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Parts_are_lines_and_joined_turns_paragraphs_as_the_model_reads_them()
+    {
+        var http = new Microsoft.AspNetCore.Http.DefaultHttpContext();
+        http.Request.Body = new MemoryStream(Encoding.UTF8.GetBytes("""
+            {"model":"m","messages":[{"role":"system","content":"Be brief."},{"role":"developer","content":"Answer in French."},
+             {"role":"user","content":[{"type":"text","text":"Translate:"},{"type":"text","text":"Good morning"}]},
+             {"role":"assistant","content":"","tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]},
+             {"role":"tool","tool_call_id":"c1","content":"one"},{"role":"tool","tool_call_id":"c1","content":"two"}]}
+            """));
+        using var fields = await Appliance.Api.OpenAi.JsonFields.ReadAsync(http.Request, 1 << 20, CancellationToken.None);
+        var messages = Appliance.Api.OpenAi.ChatCompletionRequest.Read(fields, new Appliance.Api.OpenAi.ApiLimits()).Messages;
+        Assert.Equal("Translate:\nGood morning", messages[2].Content);
+
+        var joined = Appliance.Api.OpenAi.ConsecutiveTurns.Join(messages);
+        Assert.Equal(["system", "user", "assistant", "tool", "tool"], joined.Select(m => m.Role)); // tool results stay one per call
+        Assert.Equal("Be brief.\n\nAnswer in French.", joined[0].Content); // developer is system, as OpenAI reads it
+    }
+
     public void Dispose() => _root.Dispose();
 
     private static async Task<int> PromptTokensAsync(RunningAppliance running, string messages)
