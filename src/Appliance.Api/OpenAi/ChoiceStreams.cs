@@ -52,7 +52,10 @@ internal sealed class ChoiceStreams : IAsyncDisposable
                 EngineOverloadedException overloaded => new OpenAiRequestException(OpenAiError.Overloaded(model.Id, overloaded.Message), overloaded.RetryAfterSeconds),
                 EngineFailedException failed => new OpenAiRequestException(OpenAiError.Unavailable(failed.Message, "engine_error"), failed.RetryAfterSeconds),
                 ArgumentException argument => new OpenAiRequestException(OpenAiError.Invalid(argument.Message, null)),
-                ObjectDisposedException => new OpenAiRequestException(OpenAiError.Unavailable("The appliance is shutting down.", "shutting_down")),
+                // The engine stopped between the model's lookup and the submission: mostly a reload or unload (the
+                // next attempt finds the new version), else the node's shutdown (the balancer sends it elsewhere).
+                ObjectDisposedException => new OpenAiRequestException(OpenAiError.Unavailable(
+                    $"The model '{model.Id}' was being reloaded or unloaded, or the appliance shutting down, as the request arrived; please retry.", "model_unavailable"), 1),
                 _ => exception,
             };
         }

@@ -29,6 +29,9 @@ public sealed class ModelCatalog : IModelCatalog, IDisposable
         });
     }
 
+    /// <summary>Drops the entry with this id (a model unloaded because the settings no longer declare it).</summary>
+    public void Remove(string id) => ImmutableInterlocked.Update(ref _entries, entries => entries.RemoveAll(e => e.Id == id));
+
     /// <summary>Keeps something the catalog disposes at shutdown (engines and their runners).</summary>
     public void Own(IDisposable resource)
     {

@@ -51,7 +51,7 @@ internal sealed partial class ModelLoader(
             catalog.Set(new ModelEntry(id, [], ModelLoadState.Ready, null, null, new ServedEmbedder(id, time.GetUtcNow(), embedder.Digest, embedder)));
             LogLoaded(logger, id, embedder.Digest, embedder.MaxTokens);
         }
-        catch (Exception exception) when (exception is ModelFolderException or Microsoft.ML.OnnxRuntime.OnnxRuntimeException or IOException or UnauthorizedAccessException)
+        catch (Exception exception) when (ModelManager.IsLoadFailure(exception))
         {
             catalog.Set(new ModelEntry(id, [], ModelLoadState.Failed, exception.Message, null));
             LogFailed(logger, exception, id, exception.Message);

@@ -343,6 +343,13 @@ internal sealed partial class ModelManager(
 
         catalog.Set(new ModelEntry(id, aliases, ModelLoadState.Unloaded, null, null));
         var cancelled = await RetireAsync(deployment);
+        if (!Declared().ContainsKey(id) && _invalidConfiguration is null)
+        {
+            // Removed from the settings (the models role unloads what it no longer declares): not a model of this
+            // node any more, so not "1 unloaded" in readiness and /v1/models for ever after.
+            catalog.Remove(id);
+        }
+
         LogUnloaded(logger, id, cancelled);
         return new ModelActionResult(ModelActionOutcome.Done, cancelled == 0
             ? $"model '{id}' is unloaded"
@@ -409,6 +416,19 @@ internal sealed partial class ModelManager(
         }
         catch (PlacementException)
         {
+            // Room only once the old version goes. A new one that would not fit even then (more replicas than the
+            // devices hold) must not take the model down for a load that fails all the same.
+            try
+            {
+                var others = _deployments.Values.Where(d => d != old).ToList();
+                _ = Placer.Place([.. others.Select(d => new ReplicaDemand(d.Id, d.Placements.Count, d.MemoryBytes, d.Kind)), new ReplicaDemand(id, options.Replicas, plan.PlacedBytes, plan.Kind)],
+                    devices.Devices, _strategy, [.. others.SelectMany(d => d.Placements)]);
+            }
+            catch (PlacementException exception)
+            {
+                return KeptServing(id, ModelActionOutcome.Conflict, exception);
+            }
+
             LogReloadMakesRoom(logger, id);
             await UnloadAsync(id, options.Aliases);
             return Load(id);
@@ -458,8 +478,12 @@ internal sealed partial class ModelManager(
         return new ModelActionResult(outcome, $"{exception.Message} (the previous version of '{id}' keeps serving)");
     }
 
-    private static bool IsLoadFailure(Exception exception) =>
-        exception is ModelFolderException or Microsoft.ML.OnnxRuntime.OnnxRuntimeException or IOException or UnauthorizedAccessException or ArgumentException or InvalidOperationException or DllNotFoundException;
+    /// <summary>
+    /// Whatever a model's files make fail fails that model alone (a tokenizer entry without its id, a host allocation
+    /// too large, a format a reader did not expect): a list of the expected kinds let the others escape, leaving the
+    /// model "loading" for good, or ending the node's start.
+    /// </summary>
+    internal static bool IsLoadFailure(Exception exception) => exception is not OperationCanceledException;
 
     /// <summary>Free memory per device less what loaded models placed there (except <paramref name="ignoring"/>, about to be replaced).</summary>
     private List<(PoolDevice Device, long Available)> AvailableMemory(ModelDeployment? ignoring = null) =>

@@ -80,6 +80,27 @@ public sealed class HostStartupTests : IDisposable
     }
 
     [Fact]
+    public async Task A_model_whose_files_fail_in_an_unexpected_way_fails_alone()
+    {
+        // A tokenizer.json edited by hand: an added token without its id. The reader's KeyNotFoundException was not
+        // among the failures a load expected, so the model stayed "loading" and the start's loader ended.
+        var good = WriteModel("good");
+        var odd = WriteModel("odd");
+        var tokenizer = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(odd, "tokenizer.json")))!;
+        var added = tokenizer["added_tokens"]!.AsArray();
+        Assert.NotEmpty(added);
+        added[0]!.AsObject().Remove("id");
+        File.WriteAllText(Path.Combine(odd, "tokenizer.json"), tokenizer.ToJsonString());
+        Appliance.Runtime.Onnx.Models.ModelManifest.Create(odd);
+        await using var running = await RunningAppliance.StartAsync($"--Models:good:Path={good}", $"--Models:odd:Path={odd}", "--Logging:LogLevel:Default=None", "--Appliance:BuiltInEmbeddings=false");
+
+        await WaitForState(running.Http, "odd", "failed");
+        await WaitForState(running.Http, "good", "ready");
+        using var served = await running.Http.PostAsync("/v1/chat/completions", new StringContent("""{"model":"good","messages":[{"role":"user","content":"x"}],"max_tokens":2}""", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.OK, served.StatusCode);
+    }
+
+    [Fact]
     public async Task A_required_model_that_cannot_serve_keeps_the_node_unready()
     {
         var good = WriteModel("good");

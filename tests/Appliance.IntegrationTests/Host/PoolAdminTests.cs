@@ -180,6 +180,26 @@ public sealed class PoolAdminTests : IDisposable
     }
 
     [Fact]
+    public async Task A_reload_that_would_not_fit_even_alone_keeps_the_old_version_serving()
+    {
+        // The new settings ask for more replicas than the node's two CPU slots hold: making room by unloading the old
+        // version would only take the model down.
+        var model = Model("tiny");
+        var settings = _root.Combine("models.json");
+        File.WriteAllText(settings, $$"""{ "Models": { "tiny": { "Path": "{{model}}", "Replicas": 2, "MemoryBytes": {{SlotMemory * 3 / 4}} } } }""");
+        await using var running = await Start($"--APPLIANCE_SETTINGS={settings}");
+        var http = running.Http;
+        File.WriteAllText(settings, $$"""{ "Models": { "tiny": { "Path": "{{model}}", "Replicas": 3, "MemoryBytes": {{SlotMemory * 3 / 4}} } } }""");
+
+        using var reload = await http.PostAsync("/admin/models/tiny/reload", null);
+
+        var body = await reload.Content.ReadAsStringAsync();
+        Assert.True(reload.StatusCode == HttpStatusCode.Conflict, body);
+        Assert.Contains("keeps serving", body, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, (await http.PostAsync("/v1/chat/completions", Chat("tiny", 2))).StatusCode);
+    }
+
+    [Fact]
     public async Task Unloading_one_model_keeps_the_node_serving_the_others()
     {
         var model = Model("tiny");
@@ -195,6 +215,28 @@ public sealed class PoolAdminTests : IDisposable
 
         Assert.Equal(HttpStatusCode.OK, (await http.PostAsync("/admin/models/tiny/unload", null)).StatusCode);
         Assert.Equal(HttpStatusCode.ServiceUnavailable, (await http.GetAsync("/health/ready")).StatusCode); // nothing left to serve
+    }
+
+    [Fact]
+    public async Task A_model_removed_from_the_settings_and_unloaded_is_no_longer_one_of_the_nodes_models()
+    {
+        // What the models role does with a model the inventory no longer names: the settings file first, then unload.
+        var model = Model("tiny");
+        var settings = _root.Combine("models.json");
+        File.WriteAllText(settings, $$"""{ "Models": { "tiny": { "Path": "{{model}}" }, "second": { "Path": "{{model}}" } } }""");
+        await using var running = await Start($"--APPLIANCE_SETTINGS={settings}");
+        var http = running.Http;
+
+        File.WriteAllText(settings, $$"""{ "Models": { "tiny": { "Path": "{{model}}" } } }""");
+        Assert.Equal(HttpStatusCode.OK, (await http.PostAsync("/admin/models/second/unload", null)).StatusCode);
+
+        using var states = JsonDocument.Parse(await http.GetStringAsync("/health/models"));
+        Assert.Equal(["tiny"], states.RootElement.GetProperty("models").EnumerateArray().Select(m => m.GetProperty("id").GetString()));
+        using var ready = await http.GetAsync("/health/ready");
+        var body = await ready.Content.ReadAsStringAsync();
+        Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
+        Assert.DoesNotContain("unloaded", body, StringComparison.Ordinal); // not degraded for ever after
+        Assert.Equal(HttpStatusCode.NotFound, (await http.PostAsync("/v1/chat/completions", Chat("second", 2))).StatusCode);
     }
 
     [Fact]
