@@ -80,17 +80,25 @@ public sealed partial class AnsibleContentTests : IDisposable
     }
 
     [Fact]
-    public async Task Rollback_yml_leaves_a_node_the_upgrade_never_reached_and_refuses_one_with_nothing_to_go_back_to()
+    public async Task Rollback_yml_refuses_before_any_node_moves_when_one_has_nothing_to_go_back_to()
     {
-        // An upgrade to 1.1.0 stopped before these nodes: node-a still runs 1.0.0 (previous 0.9.0), which a rollback
-        // must not move down; node-b runs 1.1.0 but keeps no previous release.
+        // An upgrade to 1.1.0 stopped before node-a: it still runs 1.0.0 (previous 0.9.0), which a rollback must not
+        // move down. node-b runs 1.1.0 but keeps no previous release; node-c runs 1.1.0 and its previous release's
+        // folder was deleted to free space (the link is still there). node-d could go back: it must not move either.
         var nodes = new Dictionary<string, string>();
-        foreach (var (node, current, previous) in new[] { ("node-a", "1.0.0", "0.9.0"), ("node-b", "1.1.0", (string?)null) })
+        foreach (var (node, current, previous) in new[]
+            { ("node-a", "1.0.0", "0.9.0"), ("node-b", "1.1.0", (string?)null), ("node-c", "1.1.0", "1.0.0"), ("node-d", "1.1.0", "1.0.0") })
         {
             var root = Directory.CreateDirectory(_root.Combine($"opt-{node}")).FullName;
             foreach (var version in new[] { current, previous }.OfType<string>())
             {
-                Directory.CreateDirectory(Path.Combine(root, "releases", $"appliance-{version}-linux-x64"));
+                Directory.CreateDirectory(Path.Combine(root, "releases", $"appliance-{version}-linux-x64", "bin"));
+                File.WriteAllText(Path.Combine(root, "releases", $"appliance-{version}-linux-x64", "bin", "appliance"), "#!/bin/sh\n");
+            }
+
+            if (node == "node-c")
+            {
+                Directory.Delete(Path.Combine(root, "releases", "appliance-1.0.0-linux-x64"), recursive: true);
             }
 
             File.CreateSymbolicLink(Path.Combine(root, "current"), Path.Combine(root, "releases", $"appliance-{current}-linux-x64"));
@@ -107,19 +115,25 @@ public sealed partial class AnsibleContentTests : IDisposable
             {"all": {"children": {
               "appliance_nodes": {"hosts": {
                 "node-a": {"ansible_connection": "local", "ansible_python_interpreter": "/usr/bin/python3", "appliance_root": "ROOT_A"},
-                "node-b": {"ansible_connection": "local", "ansible_python_interpreter": "/usr/bin/python3", "appliance_root": "ROOT_B"}}},
+                "node-b": {"ansible_connection": "local", "ansible_python_interpreter": "/usr/bin/python3", "appliance_root": "ROOT_B"},
+                "node-c": {"ansible_connection": "local", "ansible_python_interpreter": "/usr/bin/python3", "appliance_root": "ROOT_C"},
+                "node-d": {"ansible_connection": "local", "ansible_python_interpreter": "/usr/bin/python3", "appliance_root": "ROOT_D"}}},
               "loadbalancers": {"hosts": {}}},
              "vars": {"appliance_version": "1.1.0"}}}
-            """.Replace("ROOT_A", nodes["node-a"], StringComparison.Ordinal).Replace("ROOT_B", nodes["node-b"], StringComparison.Ordinal));
+            """.Replace("ROOT_A", nodes["node-a"], StringComparison.Ordinal).Replace("ROOT_B", nodes["node-b"], StringComparison.Ordinal)
+            .Replace("ROOT_C", nodes["node-c"], StringComparison.Ordinal).Replace("ROOT_D", nodes["node-d"], StringComparison.Ordinal));
 
         var (exit, output) = await RunAsync("ansible-playbook", ["-i", inventory, "rollback.yml"]);
 
         Assert.True(exit != 0, output);
-        Assert.Contains("node-a runs appliance-1.0.0-linux-x64, not appliance-1.1.0-linux-x64 (the release to roll back from): left as it is", output, StringComparison.Ordinal);
-        Assert.Contains("node-b runs appliance-1.1.0-linux-x64 and keeps no previous release", output, StringComparison.Ordinal);
-        Assert.EndsWith("appliance-1.0.0-linux-x64", new FileInfo(Path.Combine(nodes["node-a"], "current")).LinkTarget, StringComparison.Ordinal);
-        Assert.EndsWith("appliance-0.9.0-linux-x64", new FileInfo(Path.Combine(nodes["node-a"], "previous")).LinkTarget, StringComparison.Ordinal);
-        Assert.False(File.Exists(Path.Combine(nodes["node-a"], ".moving")));
+        Assert.Contains($"node-b runs appliance-1.1.0-linux-x64 and keeps no previous release to go back to ({nodes["node-b"]}/previous does not exist): no node was moved", output, StringComparison.Ordinal);
+        Assert.Contains($"node-c runs appliance-1.1.0-linux-x64 and keeps no previous release to go back to ({nodes["node-c"]}/previous points at", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("node-a runs appliance-1.0.0", output, StringComparison.Ordinal); // not even reached: the run stopped first
+        foreach (var (node, current) in new[] { ("node-a", "1.0.0"), ("node-c", "1.1.0"), ("node-d", "1.1.0") })
+        {
+            Assert.EndsWith($"appliance-{current}-linux-x64", new FileInfo(Path.Combine(nodes[node], "current")).LinkTarget, StringComparison.Ordinal);
+            Assert.False(File.Exists(Path.Combine(nodes[node], ".moving")), node);
+        }
     }
 
     [Fact]

@@ -209,6 +209,29 @@ public sealed class ClusterDeploymentTests(AnsibleLab lab, ITestOutputHelper out
             Assert.Contains($"\"id\":\"{LabModel}\"", await still.GetStringAsync("/v1/models"), StringComparison.Ordinal);
         }
 
+        // A change the nodes refuse (more replicas than a node holds) stops the run with the reason, and the node it
+        // stopped at is not left drained and out of the balancers: it serves the version it had.
+        var settings = lab.Variables["appliance_models"]![LabModel]!["settings"]!.AsObject();
+        settings["Replicas"] = 64;
+        lab.WriteVariables();
+        var refused = await lab.PlaybookAsync("models.yml");
+        Assert.True(refused.ExitCode != 0 && refused.Output.Contains("keeps serving", StringComparison.Ordinal)
+            && refused.Output.Contains("The node serves its other models again", StringComparison.Ordinal), refused.Output);
+        var afterRefusal = await HaproxyCommand("show servers state appliance");
+        foreach (var node in new[] { AnsibleLab.Node1, AnsibleLab.Node2 })
+        {
+            using var direct = lab.NodeClient(node, await lab.Identity.ClientCredentialsTokenAsync("report-generator"));
+            Assert.Equal(HttpStatusCode.OK, (await direct.GetAsync("/health/ready")).StatusCode);
+            Assert.True(AdministrativeState(afterRefusal, node) == 0, afterRefusal);
+            using var chat = await Chat(direct, "lab");
+            Assert.Equal(HttpStatusCode.OK, chat.StatusCode);
+        }
+
+        settings.Remove("Replicas");
+        lab.WriteVariables();
+        var corrected = await lab.PlaybookAsync("models.yml");
+        Assert.True(corrected.ExitCode == 0, corrected.Output);
+
         // With models listed, a check run still changes nothing.
         var check = await lab.PlaybookAsync("models.yml", "--check", "--diff");
         Assert.True(check.ExitCode == 0, check.Output);
