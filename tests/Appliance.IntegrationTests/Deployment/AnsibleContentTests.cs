@@ -168,7 +168,12 @@ public sealed partial class AnsibleContentTests : IDisposable
              "vars": {"appliance_root": "ROOT", "appliance_version": "9.9.9-test", "appliance_bundle_dir": "BUNDLES"}}}
             """.Replace("ROOT", root, StringComparison.Ordinal).Replace("BUNDLES", bundles, StringComparison.Ordinal));
 
-        var (exit, output) = await RunAsync("ansible-playbook", ["-i", inventory, playbook]);
+        // A disk without room for it (the margin set beyond any disk): refused before anything is unpacked.
+        var (exit, output) = await RunAsync("ansible-playbook", ["-i", inventory, playbook, "-e", "appliance_unpack_free_space_margin=999999999999999999"]);
+        Assert.True(exit != 0 && output.Contains("Nothing was unpacked", StringComparison.Ordinal), output);
+        Assert.False(Directory.Exists(Path.Combine(root, "releases", Release)));
+
+        (exit, output) = await RunAsync("ansible-playbook", ["-i", inventory, playbook]);
 
         Assert.True(exit == 0, output);
         Assert.True(File.Exists(Path.Combine(root, "releases", Release, "bin", "appliance")), output);
