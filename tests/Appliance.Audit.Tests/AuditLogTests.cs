@@ -239,7 +239,7 @@ public sealed class AuditLogTests
 
         public IReadOnlyList<UsageRow> Usage(string? node, DateTimeOffset from, DateTimeOffset to, string groupBy, IReadOnlyList<string>? teams = null) => inner.Usage(node, from, to, groupBy, teams);
 
-        public IReadOnlyList<ConsumptionRow> Consumption(DateTimeOffset since, string? onlyNode, string? exceptNode) => inner.Consumption(since, onlyNode, exceptNode);
+        public IReadOnlyList<ConsumptionRow> Consumption(DateTimeOffset since, string? onlyNode, string? exceptNode, DateTimeOffset? before = null) => inner.Consumption(since, onlyNode, exceptNode, before);
 
         public IReadOnlyList<string> Nodes() => inner.Nodes();
 

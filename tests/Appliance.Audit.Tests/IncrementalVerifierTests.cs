@@ -107,7 +107,7 @@ public sealed class IncrementalVerifierTests
 
         public IReadOnlyList<Stores.UsageRow> Usage(string? node, DateTimeOffset from, DateTimeOffset to, string groupBy, IReadOnlyList<string>? teams = null) => inner.Usage(node, from, to, groupBy, teams);
 
-        public IReadOnlyList<Stores.ConsumptionRow> Consumption(DateTimeOffset since, string? onlyNode, string? exceptNode) => inner.Consumption(since, onlyNode, exceptNode);
+        public IReadOnlyList<Stores.ConsumptionRow> Consumption(DateTimeOffset since, string? onlyNode, string? exceptNode, DateTimeOffset? before = null) => inner.Consumption(since, onlyNode, exceptNode, before);
 
         public IReadOnlyList<string> Nodes() => inner.Nodes();
 

@@ -143,6 +143,13 @@ internal static class ModelResolution
         var retryAfter = (int)Math.Clamp(Math.Ceiling((refusal.ResetsAt - now).TotalSeconds), 1, 86_400);
         http.Response.Headers["X-Quota-Name"] = refusal.Quota;
         http.Response.Headers["X-Quota-Reset"] = refusal.ResetsAt.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture);
+        if (retryAfter > 60)
+        {
+            // The SDKs pass over a Retry-After above a minute and retry on their own schedule, each try refused and
+            // audited again: a quota that resets tomorrow is no invitation to retry.
+            http.Response.Headers["x-should-retry"] = "false";
+        }
+
         return new OpenAiRequestException(OpenAiError.QuotaExceeded(refusal.Message), retryAfter);
     }
 

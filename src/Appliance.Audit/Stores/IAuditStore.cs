@@ -91,9 +91,9 @@ public interface IAuditStore : IDisposable
 
     /// <summary>
     /// Requests accepted and tokens completed per subject and team since <paramref name="since"/>, on one node
-    /// (<paramref name="onlyNode"/>) or on every node but one (<paramref name="exceptNode"/>).
+    /// (<paramref name="onlyNode"/>) or on every node but one (<paramref name="exceptNode"/>), up to <paramref name="before"/> when given.
     /// </summary>
-    IReadOnlyList<ConsumptionRow> Consumption(DateTimeOffset since, string? onlyNode, string? exceptNode);
+    IReadOnlyList<ConsumptionRow> Consumption(DateTimeOffset since, string? onlyNode, string? exceptNode, DateTimeOffset? before = null);
 
     /// <summary>The nodes whose chains this store holds (entries, checkpoints or a retention record), in name order.</summary>
     IReadOnlyList<string> Nodes();

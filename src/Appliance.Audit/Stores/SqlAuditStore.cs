@@ -285,15 +285,24 @@ public abstract class SqlAuditStore : IAuditStore
         });
     }
 
-    public IReadOnlyList<ConsumptionRow> Consumption(DateTimeOffset since, string? onlyNode, string? exceptNode) => WithReadConnection(connection =>
+    public IReadOnlyList<ConsumptionRow> Consumption(DateTimeOffset since, string? onlyNode, string? exceptNode, DateTimeOffset? before = null)
     {
-        var nodeFilter = onlyNode is not null ? "node = @node" : exceptNode is not null ? "node <> @node" : "1 = 1";
+        // The chains by name ("node IN (...)"), never "node <> x", which no index bounds: the other nodes' usage is read
+        // every few seconds, and a scan of the whole audit history outlasted the command timeout once the log grew.
+        IReadOnlyList<string> nodes = onlyNode is not null ? [onlyNode] : [.. Nodes().Where(n => n != exceptNode)];
+        return nodes.Count == 0 ? [] : WithReadConnection(connection => ReadConsumption(connection, nodes, since, before));
+    }
+
+    private static IReadOnlyList<ConsumptionRow> ReadConsumption(DbConnection connection, IReadOnlyList<string> nodes, DateTimeOffset since, DateTimeOffset? before)
+    {
         using var command = Command(connection,
             "SELECT COALESCE(username, subject), team, SUM(CASE WHEN kind = @accepted THEN 1 ELSE 0 END), "
             + "COALESCE(SUM(CASE WHEN kind = @completed THEN COALESCE(prompt_tokens, 0) + COALESCE(completion_tokens, 0) ELSE 0 END), 0) "
-            + $"FROM audit_entries WHERE {nodeFilter} AND kind IN (@accepted, @completed) AND model IS NOT NULL AND time >= @since "
+            + $"FROM audit_entries WHERE node IN ({string.Join(", ", nodes.Select((_, i) => $"@node{i}"))}) AND kind IN (@accepted, @completed) "
+            + $"AND model IS NOT NULL AND time >= @since{(before is null ? string.Empty : " AND time < @before")} "
             + "GROUP BY COALESCE(username, subject), team",
-            ("node", onlyNode ?? exceptNode ?? string.Empty), ("accepted", AuditKinds.Accepted), ("completed", AuditKinds.Completed), ("since", CanonicalJson.Time(since)));
+            [.. nodes.Select((chain, i) => ($"node{i}", (object?)chain)), ("accepted", AuditKinds.Accepted), ("completed", AuditKinds.Completed),
+                ("since", CanonicalJson.Time(since)), .. before is { } end ? [("before", (object?)CanonicalJson.Time(end))] : Array.Empty<(string, object?)>()]);
         using var reader = command.ExecuteReader();
         var rows = new List<ConsumptionRow>();
         while (reader.Read())
@@ -302,8 +311,8 @@ public abstract class SqlAuditStore : IAuditStore
                 Convert.ToInt64(reader.GetValue(3), CultureInfo.InvariantCulture)));
         }
 
-        return (IReadOnlyList<ConsumptionRow>)rows;
-    });
+        return rows;
+    }
 
     /// <inheritdoc cref="IAuditStore.TryClaimIdleChain"/>
     public virtual IDisposable? TryClaimIdleChain(string node) => null;
