@@ -87,6 +87,26 @@ public sealed class ApiKeyStoreTests : IDisposable
     }
 
     [Fact]
+    public void A_flood_of_made_up_key_ids_is_not_a_flood_of_lookups_and_a_real_key_still_works_afterwards()
+    {
+        var table = new CountingTable();
+        using var node1 = new ApiKeyStore(table, Refresh, _time, NullLogger.Instance);
+        using var node2 = new ApiKeyStore(table, Refresh, _time, NullLogger.Instance);
+        var (_, key) = Issue(node1, "bob"); // on another node: not in node 2's snapshot yet
+        var before = table.Calls;
+        for (var attempt = 0; attempt < 200; attempt++)
+        {
+            Assert.Equal("unknown API key", node2.Authenticate(ApiKeySecret.Generate().Key, Now).Refusal);
+        }
+
+        Assert.Equal(before + 20, table.Calls); // a second's budget, not one query per made-up id
+        Assert.Equal("unknown API key", node2.Authenticate(key, Now).Refusal); // within the flood's second, even a real one
+
+        _time.Advance(TimeSpan.FromSeconds(1));
+        Assert.Equal("bob", node2.Authenticate(key, Now).Record?.Owner); // not remembered as unknown: found once it passed
+    }
+
+    [Fact]
     public void A_node_that_cannot_reread_the_table_answers_from_its_snapshot_for_twice_the_interval_then_refuses_keys()
     {
         var table = new CountingTable();

@@ -18,6 +18,15 @@ public sealed partial class ApiKeyStore : IDisposable
     public const string LegacyFileName = "api-keys.json";
 
     private const int MaxRememberedUnknown = 10_000;
+
+    /// <summary>
+    /// Lookups of ids not in the snapshot a node makes in one second. Random ids miss the snapshot and the remembered
+    /// unknown ones alike, so without a limit a flood of them became as many queries on the shared database (the audit
+    /// log's). A key issued on another node meanwhile works at the next refresh at the latest.
+    /// </summary>
+    private const int MaxLookupsPerSecond = 20;
+
+    private static readonly TimeSpan LogThrottledEvery = TimeSpan.FromMinutes(1);
     private static readonly JsonSerializerOptions LegacyJson = new(JsonSerializerDefaults.Web);
 
     private readonly ApiKeyTable _table;
@@ -28,6 +37,10 @@ public sealed partial class ApiKeyStore : IDisposable
     private volatile Dictionary<string, ApiKeyRecord> _keys;
     private long _loadedAt;
     private long _retryAt;
+    private readonly Lock _lookupGate = new();
+    private long _lookupSecond = -1;
+    private int _lookupsThisSecond;
+    private long _throttledLoggedAt = long.MinValue;
 
     public ApiKeyStore(ApiKeyTable table, TimeSpan refreshInterval, TimeProvider time, ILogger logger)
     {
@@ -143,6 +156,11 @@ public sealed partial class ApiKeyStore : IDisposable
 
         // Issued on another node since the last refresh, or not a key at all (remembered until the next refresh,
         // so that a flood of made-up ids does not turn into a flood of queries).
+        if (!MayLookUp())
+        {
+            return null; // not remembered as unknown: looked up once the flood has passed
+        }
+
         ApiKeyRecord? found;
         try
         {
@@ -167,6 +185,32 @@ public sealed partial class ApiKeyStore : IDisposable
 
         Remember(found);
         return found;
+    }
+
+    private bool MayLookUp()
+    {
+        var now = _time.GetTimestamp();
+        var second = now / _time.TimestampFrequency;
+        lock (_lookupGate)
+        {
+            if (second != _lookupSecond)
+            {
+                (_lookupSecond, _lookupsThisSecond) = (second, 0);
+            }
+
+            if (++_lookupsThisSecond <= MaxLookupsPerSecond)
+            {
+                return true;
+            }
+
+            if (_throttledLoggedAt == long.MinValue || _time.GetElapsedTime(_throttledLoggedAt) >= LogThrottledEvery)
+            {
+                _throttledLoggedAt = now;
+                LogLookupsThrottled(_logger, MaxLookupsPerSecond);
+            }
+
+            return false;
+        }
     }
 
     private TimeSpan Age => _time.GetElapsedTime(Interlocked.Read(ref _loadedAt));
@@ -235,6 +279,9 @@ public sealed partial class ApiKeyStore : IDisposable
             _unknown.TryRemove(record.Id, out _);
         }
     }
+
+    [LoggerMessage(EventId = 3040, Level = LogLevel.Warning, Message = "More than {Limit} unknown API key ids a second (a flood of made-up keys?): the others are refused without a lookup until the next second; the flood guard names the addresses")]
+    private static partial void LogLookupsThrottled(ILogger logger, int limit);
 
     [LoggerMessage(EventId = 3030, Level = LogLevel.Information, Message = "Imported {Added} of {Total} API keys from {Path} into the {Backend} key table; the file was renamed to .imported")]
     private static partial void LogImported(ILogger logger, int added, int total, string path, string backend);
