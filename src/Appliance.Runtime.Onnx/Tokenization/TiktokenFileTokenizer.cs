@@ -89,16 +89,18 @@ public static class TiktokenFileTokenizer
     /// <summary>Microsoft.ML.Tokenizers' tiktoken tokenizer as the engine's tokenizer.</summary>
     private sealed class LibraryTokenizer(TiktokenTokenizer tokenizer, string path) : ITokenizer
     {
-        // The library keeps each rank's bytes to itself; the file says them, read again on first need.
-        private readonly Lazy<Dictionary<int, byte[]>> _bytes = new(() => File.ReadLines(path)
+        // The library keeps each rank's bytes to itself; the file says them, read with the model (a few MB): read on
+        // first need, it was the file as it was then, which the models role may have replaced by a newer version's
+        // while this one kept serving (a reload refused), or removed.
+        private readonly Dictionary<int, byte[]> _bytes = File.ReadLines(path)
             .Select(line => line.Split(' ', StringSplitOptions.RemoveEmptyEntries))
             .Where(parts => parts.Length == 2)
-            .ToDictionary(parts => int.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture), parts => Convert.FromBase64String(parts[0])));
+            .ToDictionary(parts => int.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture), parts => Convert.FromBase64String(parts[0]));
 
         public IReadOnlyList<int> Encode(string text) => tokenizer.EncodeToIds(text);
 
         public string Decode(IEnumerable<int> ids) => tokenizer.Decode(ids);
 
-        public byte[]? TokenBytes(int id) => _bytes.Value.GetValueOrDefault(id);
+        public byte[]? TokenBytes(int id) => _bytes.GetValueOrDefault(id);
     }
 }
