@@ -62,6 +62,11 @@ public sealed class ExportEndTests
         Assert.NotEqual(shorter[^1], forged[^1]);
         Assert.Equal(ChainProblem.ForgedCheckpoint, Verify(forged, audit).First(v => v.Node == "node-1").Verdict.Problem);
 
+        // An end line added after the real one: unsigned, or closing nothing.
+        var appended = forged[^1];
+        Assert.Throws<InvalidDataException>(() => Verify([.. lines, lines[^1]], audit));
+        Assert.Contains(Verify([.. lines[..^1], appended], audit), v => v.Node == "(end line 1)" && v.Verdict.Problem == ChainProblem.ForgedCheckpoint);
+
         // A line after the end line was added afterwards.
         Assert.False(Verify([.. lines, lines[0]], audit).Single(v => v.Node == "node-1").Verdict.Ok);
 

@@ -38,6 +38,16 @@ public static class ExportVerifier
         var named = scan.Witnesses.SelectMany(w => ChainWitness.Read(w.Record) ?? []).Select(c => (c.Node, c.Sequence)).ToHashSet();
         var hashes = new Dictionary<(string, long), string>();
         var verdicts = chains.Select(chain => (chain, Whole(scan, chain, VerifyChain(scan, chain, key, named, hashes), key, acceptNoEnd))).ToList();
+        // Each end line, also one that closes no chain verified here: an unsigned one appended to a file says nothing.
+        for (var i = 0; key is not null && i < scan.Ends.Count; i++)
+        {
+            if (!scan.Ends[i].SignedWith(key))
+            {
+                verdicts.Add(($"(end line {i + 1})", ChainVerification.Broken(0, 0, true, ChainProblem.ForgedCheckpoint, null,
+                    "this end line of the export is not signed by the audit key: it was added or changed")));
+            }
+        }
+
         if (witnesses)
         {
             // A chain an end line names that the file does not hold at all was cut off whole.
@@ -166,6 +176,7 @@ public sealed class ExportScan
     private readonly Dictionary<int, AuditEntry> _witnessAtLine = [];
     private readonly Dictionary<string, ExportedChain> _tally = new(StringComparer.Ordinal);
     private readonly Dictionary<string, HashSet<int>> _parts = new(StringComparer.Ordinal);
+    private bool _linesSinceEnd;
 
     internal ExportScan(Func<TextReader> open) => _open = open;
 
@@ -189,6 +200,11 @@ public sealed class ExportScan
 
     internal void Add(object line)
     {
+        if (line is not ExportEnd)
+        {
+            _linesSinceEnd = true;
+        }
+
         if (line is not ExportEnd && NodeOf(line) is { } node)
         {
             if (!_parts.TryGetValue(node, out var parts))
@@ -234,7 +250,13 @@ public sealed class ExportScan
                 AddOther();
                 break;
             case ExportEnd end:
+                if (!_linesSinceEnd)
+                {
+                    throw new InvalidDataException($"end line {Ends.Count + 1} of the export closes no lines: it was added to the file");
+                }
+
                 Ends.Add(end);
+                _linesSinceEnd = false;
                 AddOther();
                 break;
         }

@@ -338,6 +338,15 @@ internal sealed partial class ModelManager(
     {
         if (!_deployments.TryRemove(id, out var deployment))
         {
+            // A model that failed to load (or was unloaded before) and is no longer declared: nothing runs, and its
+            // entry goes, or readiness would say "1 failed" until a restart.
+            if (catalog.Find(id) is { Id: var entryId, State: ModelLoadState.Failed or ModelLoadState.Unloaded } && entryId == id
+                && !Declared().ContainsKey(id) && _invalidConfiguration is null)
+            {
+                catalog.Remove(id);
+                return new ModelActionResult(ModelActionOutcome.Done, $"model '{id}' was not loaded and is no longer declared: it is no longer listed");
+            }
+
             return NotLoaded(id);
         }
 

@@ -222,13 +222,16 @@ public sealed class PoolAdminTests : IDisposable
     {
         // What the models role does with a model the inventory no longer names: the settings file first, then unload.
         var model = Model("tiny");
+        var broken = Model("broken");
+        File.AppendAllText(Path.Combine(broken, "genai_config.json"), " "); // fails verification: never loaded
         var settings = _root.Combine("models.json");
-        File.WriteAllText(settings, $$"""{ "Models": { "tiny": { "Path": "{{model}}" }, "second": { "Path": "{{model}}" } } }""");
+        File.WriteAllText(settings, $$"""{ "Models": { "tiny": { "Path": "{{model}}" }, "second": { "Path": "{{model}}" }, "broken": { "Path": "{{broken}}" } } }""");
         await using var running = await Start($"--APPLIANCE_SETTINGS={settings}");
         var http = running.Http;
 
         File.WriteAllText(settings, $$"""{ "Models": { "tiny": { "Path": "{{model}}" } } }""");
         Assert.Equal(HttpStatusCode.OK, (await http.PostAsync("/admin/models/second/unload", null)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await http.PostAsync("/admin/models/broken/unload", null)).StatusCode); // failed, now not declared either
 
         using var states = JsonDocument.Parse(await http.GetStringAsync("/health/models"));
         Assert.Equal(["tiny"], states.RootElement.GetProperty("models").EnumerateArray().Select(m => m.GetProperty("id").GetString()));
