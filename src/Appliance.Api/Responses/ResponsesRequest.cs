@@ -71,22 +71,13 @@ internal sealed partial record ResponsesRequest(GenerationSettings Settings, IRe
             messages.Add(new ChatMessage("system", instructions));
         }
 
-        foreach (var turn in Input(fields.Element("input"), limits))
-        {
-            // Instructions and developer items become one system turn, consecutive turns of one role one turn: strict
-            // templates (Mistral, Gemma) refuse anything else.
-            if (messages.Count > 0 && messages[^1] is { ToolCalls: null } previous && turn.ToolCalls is null && previous.Role == turn.Role && turn.Role is "system" or "user" or "assistant")
-            {
-                messages[^1] = previous with { Content = previous.Content + "\n\n" + turn.Content, Reasoning = previous.Reasoning ?? turn.Reasoning };
-                continue;
-            }
-
-            messages.Add(turn);
-        }
+        messages.AddRange(Input(fields.Element("input"), limits));
         var tools = ReadTools(fields);
         var format = ReadFormat(fields.Element("text")); // beside tools, the answer is either function calls or that JSON
 
-        return new ResponsesRequest(settings, messages, tools, format, instructions, ReadReasoning(fields));
+        // Instructions and developer items become one system turn, consecutive turns of one role one turn: strict
+        // templates (Mistral, Gemma) refuse anything else.
+        return new ResponsesRequest(settings, ConsecutiveTurns.Join(messages), tools, format, instructions, ReadReasoning(fields));
     }
 
     /// <summary>reasoning.effort: none and minimal switch a reasoning model's thinking off, the others on; summary is accepted (no summaries are written).</summary>

@@ -117,9 +117,9 @@ public static partial class AuditExtensions
         // The newest signed statement of the chain: its latest checkpoint, or, once retention removed them all (a node
         // idle for the whole period), the retention record the chain goes on from.
         var store = services.GetRequiredService<IAuditStore>();
-        var signed = store.LatestCheckpoints().Where(c => c.Node == node).Select(c => (c.KeyId, c.Sequence)).FirstOrDefault() is { KeyId: not null } latest
-            ? latest
-            : store.Retention(node) is { } retained ? (retained.KeyId, retained.ThroughSequence) : ((string KeyId, long Sequence)?)null;
+        (string KeyId, long Sequence)? signed = store.LatestCheckpoints().FirstOrDefault(c => c.Node == node) is { } latest ? (latest.KeyId, latest.Sequence)
+            : store.Retention(node) is { } retained ? (retained.KeyId, retained.ThroughSequence)
+            : null;
         if (signed is { } chainKey && !File.Exists(path))
         {
             throw new SettingsException($"Audit: the checkpoint key {path} is missing, yet the chain of node '{node}' is signed with key {chainKey.KeyId} "
