@@ -1,11 +1,11 @@
 using System.Globalization;
 using System.Text;
-using Appliance.Audit.Stores;
+using Appliance.Api.Audit;
 
 namespace Appliance.WebConsole;
 
-/// <summary>One day's tokens of one team, model or user, as the usage charts and the CSV export show them.</summary>
-public sealed record UsagePoint(string Day, string Key, long Requests, long PromptTokens, long CompletionTokens)
+/// <summary>One day's tokens of one team, model or user, and their cost where the models are priced, as the usage charts and the CSV export show them.</summary>
+public sealed record UsagePoint(string Day, string Key, long Requests, long PromptTokens, long CompletionTokens, decimal? Cost = null)
 {
     public long Tokens => PromptTokens + CompletionTokens;
 }
@@ -15,8 +15,8 @@ public static class UsageReportRows
 {
     public const string Unassigned = "(none)";
 
-    public static List<UsagePoint> From(IEnumerable<UsageRow> rows) =>
-        [.. rows.Select(r => new UsagePoint(r.Day, r.Key ?? Unassigned, r.Requests, r.PromptTokens, r.CompletionTokens))];
+    public static List<UsagePoint> From(PricedUsage usage) =>
+        [.. usage.Rows.Select(r => new UsagePoint(r.Day, r.Key ?? Unassigned, r.Requests, r.PromptTokens, r.CompletionTokens, r.Cost))];
 
     /// <summary>One series per key, every day of the range present in each (zero where the key used nothing), for aligned columns.</summary>
     public static List<(string Key, List<UsagePoint> Points)> Series(IReadOnlyList<UsagePoint> points)
@@ -26,21 +26,33 @@ public static class UsageReportRows
             (g.Key, days.Select(d => g.FirstOrDefault(p => p.Day == d) ?? new UsagePoint(d, g.Key, 0, 0, 0)).ToList()))];
     }
 
-    /// <summary>The biggest users over the range.</summary>
+    /// <summary>The biggest users over the range (all of them with <see cref="int.MaxValue"/>), with the cost of their priced tokens.</summary>
     public static List<UsagePoint> Top(IReadOnlyList<UsagePoint> points, int count) =>
         [.. points.GroupBy(p => p.Key)
-            .Select(g => new UsagePoint("total", g.Key, g.Sum(p => p.Requests), g.Sum(p => p.PromptTokens), g.Sum(p => p.CompletionTokens)))
+            .Select(g => new UsagePoint("total", g.Key, g.Sum(p => p.Requests), g.Sum(p => p.PromptTokens), g.Sum(p => p.CompletionTokens),
+                g.Any(p => p.Cost is not null) ? g.Sum(p => p.Cost ?? 0) : null))
             .OrderByDescending(p => p.Tokens).Take(count)];
 
-    public static string Csv(string by, IEnumerable<UsagePoint> points)
+    /// <summary>A cost as a plain number: no currency sign, no thousands separators, no trailing zeros.</summary>
+    public static string Amount(decimal cost) => cost.ToString("0.############", CultureInfo.InvariantCulture);
+
+    /// <summary>The rows as CSV; with <paramref name="currency"/> (models priced) each row also has its cost and unit.</summary>
+    public static string Csv(string by, IEnumerable<UsagePoint> points, string? currency = null)
     {
-        var csv = new StringBuilder().Append("day,").Append(by).AppendLine(",requests,prompt_tokens,completion_tokens");
+        var csv = new StringBuilder().Append("day,").Append(by).Append(",requests,prompt_tokens,completion_tokens").AppendLine(currency is null ? string.Empty : ",cost,currency");
         foreach (var p in points)
         {
             csv.Append(p.Day).Append(',').Append(Quote(p.Key)).Append(',')
                 .Append(p.Requests.ToString(CultureInfo.InvariantCulture)).Append(',')
                 .Append(p.PromptTokens.ToString(CultureInfo.InvariantCulture)).Append(',')
-                .AppendLine(p.CompletionTokens.ToString(CultureInfo.InvariantCulture));
+                .Append(p.CompletionTokens.ToString(CultureInfo.InvariantCulture));
+            if (currency is not null)
+            {
+                // An empty cost is a row whose models had no rate, not a free one.
+                csv.Append(',').Append(p.Cost is { } cost ? Amount(cost) : string.Empty).Append(',').Append(Quote(currency));
+            }
+
+            csv.AppendLine();
         }
 
         return csv.ToString();

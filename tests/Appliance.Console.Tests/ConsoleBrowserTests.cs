@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.RegularExpressions;
 using Appliance.Runtime.Onnx.Synthetic;
 using Appliance.Tests.Common;
@@ -34,7 +35,8 @@ public sealed class ConsoleBrowserTests : IAsyncLifetime
         _host = await HostProcess.StartAsync(port,
             $"--Identity:Authority={_oidc.Authority()}", "--Identity:RequireHttpsMetadata=false", $"--Appliance:DataFolder={_root.Combine("data")}",
             $"--Models:tiny:Path={model}", "--Appliance:BuiltInEmbeddings=false", "--Quotas:User:TokensPerDay=100000",
-            "--Identity:Roles:TeamLead=appliance-team-lead", "--Identity:ClockSkew=00:00:00", "--Logging:LogLevel:Default=Warning");
+            "--Identity:Roles:TeamLead=appliance-team-lead", "--Identity:ClockSkew=00:00:00", "--Logging:LogLevel:Default=Warning",
+            "--Pricing:Currency=EUR", "--Pricing:Models:tiny:InputPerMillion=1000000", "--Pricing:Models:tiny:OutputPerMillion=1000000");
         _playwright = await Playwright.CreateAsync();
         _browser = await _playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions { ExecutablePath = "/usr/bin/chromium", Headless = true });
         Directory.CreateDirectory(ScreenshotFolder);
@@ -88,14 +90,19 @@ public sealed class ConsoleBrowserTests : IAsyncLifetime
         // The table alternative sits in a closed <details>: its text is there for assistive technology either way.
         Assert.Contains("tiny", await modelChart.Locator("table").TextContentAsync() ?? string.Empty, StringComparison.Ordinal);
         Assert.Contains("ada", await carol.GetByTestId("top-users").InnerTextAsync(), StringComparison.Ordinal);
+        Assert.Contains("Cost (EUR)", await carol.GetByTestId("top-users").InnerTextAsync(), StringComparison.Ordinal);
+        Assert.Contains("tiny", await carol.GetByTestId("cost-model").InnerTextAsync(), StringComparison.Ordinal);
         Assert.Contains("tiny", await carol.GetByTestId("replica-seconds").InnerTextAsync(), StringComparison.Ordinal);
         // ada's tokens so far against her daily quota (the random model may end its answer early, so not an exact figure).
         Assert.Matches(new Regex("user ada\\s.*\\b[1-9][0-9]* of 100,000 \\(0%\\)"), await carol.GetByTestId("quotas").InnerTextAsync());
         await carol.ScreenshotAsync(new() { Path = Path.Combine(ScreenshotFolder, "usage.png"), FullPage = true });
         var csv = await carol.RunAndWaitForDownloadAsync(() => carol.GetByText("CSV by model").ClickAsync());
         var lines = await File.ReadAllLinesAsync(await csv.PathAsync());
-        Assert.Equal("day,model,requests,prompt_tokens,completion_tokens", lines[0]);
-        Assert.Contains(lines, line => line.Contains(",tiny,1,", StringComparison.Ordinal));
+        Assert.Equal("day,model,requests,prompt_tokens,completion_tokens,cost,currency", lines[0]);
+        // One euro a token: the row's cost is its prompt and completion tokens added up.
+        var tinyRow = lines.Single(line => line.Contains(",tiny,1,", StringComparison.Ordinal)).Split(',');
+        Assert.Equal((long.Parse(tinyRow[3], CultureInfo.InvariantCulture) + long.Parse(tinyRow[4], CultureInfo.InvariantCulture)).ToString(CultureInfo.InvariantCulture), tinyRow[5]);
+        Assert.Equal("EUR", tinyRow[6]);
 
         // carol unloads the model on the Pool page (with a confirmation), sees it go, loads it again.
         var pool = await SignedInPageAsync("carol", "/console/pool");

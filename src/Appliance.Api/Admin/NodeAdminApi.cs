@@ -70,8 +70,9 @@ public static class NodeAdminApi
         });
     }
 
-    /// <summary>Tokens per user, team or model from the audit store, with the replica-seconds each model has held (chargeback).</summary>
-    private static async Task<IResult> Usage(HttpContext http, IAuditReader reader, IModelAdministration models, IAccessRecorder recorder, TimeProvider time)
+    /// <summary>Tokens (and their cost) per user, team or model from the audit store, with the replica-seconds each model has held (chargeback).</summary>
+    private static async Task<IResult> Usage(
+        HttpContext http, IAuditReader reader, PriceList prices, IModelAdministration models, IAccessRecorder recorder, TimeProvider time)
     {
         if (UsageReport.Parse(http, time) is not { } query)
         {
@@ -88,7 +89,7 @@ public static class NodeAdminApi
             return AuditUnavailable.Problem("this administrative read");
         }
 
-        return Results.Json(UsageReport.Build(reader, query, models.ReplicaSeconds()));
+        return Results.Json(UsageReport.Build(reader, prices, query, models.ReplicaSeconds()));
     }
 
     private static async Task<IResult> Drain(HttpContext http, DrainGate drain, IAccessRecorder recorder)

@@ -170,7 +170,7 @@ public static class AuditApi
                 detail: $"The key that sealed entry {seq}'s content was destroyed; the entry still verifies, its content cannot be read.");
     }
 
-    private static async Task<IResult> Usage(HttpContext http, IAuditReader reader, IAccessRecorder recorder, TimeProvider time)
+    private static async Task<IResult> Usage(HttpContext http, IAuditReader reader, PriceList prices, IAccessRecorder recorder, TimeProvider time)
     {
         if (UsageReport.Parse(http, time) is not { } query)
         {
@@ -187,7 +187,7 @@ public static class AuditApi
             return AuditUnavailable.Problem("this read");
         }
 
-        return Results.Json(UsageReport.Build(reader, query, replicaSeconds: null));
+        return Results.Json(UsageReport.Build(reader, prices, query, replicaSeconds: null));
     }
 
     /// <summary>

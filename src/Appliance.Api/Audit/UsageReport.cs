@@ -17,10 +17,13 @@ internal static class UsageReport
     public static IResult Invalid(HttpContext http, TimeProvider time) =>
         Results.ValidationProblem(Validate(http, time, out _), title: "The usage query is not valid.");
 
-    /// <summary>The report; <paramref name="replicaSeconds"/> (per model, this process's) is added for the admin view.</summary>
-    public static object Build(IAuditReader reader, Query query, IReadOnlyDictionary<string, double>? replicaSeconds)
+    /// <summary>
+    /// The report, with each row's cost where Pricing sets rates; <paramref name="replicaSeconds"/> (per model, this
+    /// process's) is added for the admin view.
+    /// </summary>
+    public static object Build(IAuditReader reader, PriceList prices, Query query, IReadOnlyDictionary<string, double>? replicaSeconds)
     {
-        var rows = reader.Chains.Usage(query.From, query.To, query.By, query.Node);
+        var usage = prices.Price(reader.Chains.Usage(query.From, query.To, query.By, query.Node));
         return new
         {
             node = reader.Node,
@@ -28,7 +31,13 @@ internal static class UsageReport
             by = query.By,
             from = CanonicalJson.Time(query.From),
             to = CanonicalJson.Time(query.To),
-            data = rows.Select(r => new { day = r.Day, key = r.Key, requests = r.Requests, promptTokens = r.PromptTokens, completionTokens = r.CompletionTokens }),
+            currency = prices.Currency,
+            data = usage.Rows.Select(r => new
+            {
+                day = r.Day, key = r.Key, requests = r.Requests, promptTokens = r.PromptTokens, completionTokens = r.CompletionTokens, cost = r.Cost,
+            }),
+            // The cost of these models' tokens is in no row: they had no rate on the days they were used.
+            unpricedModels = prices.Currency is null ? null : usage.UnpricedModels,
             replicaSeconds,
             // Replica-seconds are the answering process's own (since it started), whatever the node filter.
             replicaSecondsNode = replicaSeconds is null ? null : reader.Node,

@@ -32,8 +32,11 @@ public sealed record AuditQuery
     public int Limit { get; init; } = 100;
 }
 
-/// <summary>Usage of one day for one user, team, model or client: the completed requests and their tokens.</summary>
-public sealed record UsageRow(string Day, string? Key, long Requests, long PromptTokens, long CompletionTokens);
+/// <summary>
+/// Usage of one day for one user, team, model or client on one model: the completed requests and their tokens. The
+/// model is kept apart in every grouping because each model has its own price (Pricing).
+/// </summary>
+public sealed record UsageRow(string Day, string? Key, string Model, long Requests, long PromptTokens, long CompletionTokens);
 
 /// <summary>
 /// What one caller (its username, or its subject when it has none; with the team recorded for the request) consumed
@@ -83,8 +86,8 @@ public interface IAuditStore : IDisposable
     void ApplyRetention(RetentionRecord record);
 
     /// <summary>
-    /// Completed model requests per UTC day and <paramref name="groupBy"/> (user, team, model or client), for chargeback,
-    /// on one node's chain or (<paramref name="node"/> null) on every chain the store holds.
+    /// Completed model requests per UTC day, <paramref name="groupBy"/> (user, team, model or client) and model, for
+    /// chargeback, on one node's chain or (<paramref name="node"/> null) on every chain the store holds.
     /// </summary>
     /// <remarks><paramref name="teams"/>, when given, keeps only the requests of those teams (a team lead's view).</remarks>
     IReadOnlyList<UsageRow> Usage(string? node, DateTimeOffset from, DateTimeOffset to, string groupBy, IReadOnlyList<string>? teams = null);

@@ -268,17 +268,17 @@ public abstract class SqlAuditStore : IAuditStore
                 : teamNames.Count == 0 ? " AND 1 = 0"
                 : $" AND team IN ({string.Join(", ", teamNames.Select((_, i) => $"@team{i}"))})";
             using var command = Command(connection,
-                $"SELECT substr(time, 1, 10) AS day, {column}, COUNT(*), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0) "
+                $"SELECT substr(time, 1, 10) AS day, {column}, model, COUNT(*), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0) "
                 + $"FROM audit_entries WHERE node IN ({string.Join(", ", nodes.Select((_, i) => $"@node{i}"))}) AND kind = @kind AND model IS NOT NULL AND time >= @from AND time < @to{teamFilter} "
-                + $"GROUP BY substr(time, 1, 10), {column} ORDER BY 1, 2",
+                + $"GROUP BY substr(time, 1, 10), {column}, model ORDER BY 1, 2, 3",
                 [.. nodes.Select((chain, i) => ($"node{i}", (object?)chain)), ("kind", AuditKinds.Completed), ("from", CanonicalJson.Time(from)), ("to", CanonicalJson.Time(to)),
                     .. teamNames.Select((team, i) => ($"team{i}", (object?)team))]);
             using var reader = command.ExecuteReader();
             var rows = new List<UsageRow>();
             while (reader.Read())
             {
-                rows.Add(new UsageRow(reader.GetString(0), Text(reader, 1), Convert.ToInt64(reader.GetValue(2), CultureInfo.InvariantCulture),
-                    Convert.ToInt64(reader.GetValue(3), CultureInfo.InvariantCulture), Convert.ToInt64(reader.GetValue(4), CultureInfo.InvariantCulture)));
+                rows.Add(new UsageRow(reader.GetString(0), Text(reader, 1), reader.GetString(2), Convert.ToInt64(reader.GetValue(3), CultureInfo.InvariantCulture),
+                    Convert.ToInt64(reader.GetValue(4), CultureInfo.InvariantCulture), Convert.ToInt64(reader.GetValue(5), CultureInfo.InvariantCulture)));
             }
 
             return (IReadOnlyList<UsageRow>)rows;

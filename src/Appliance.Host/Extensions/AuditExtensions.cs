@@ -55,6 +55,9 @@ public static partial class AuditExtensions
         builder.Services.AddSingleton<CallerTeam>();
         builder.Services.AddSingleton<Appliance.Audit.Chain.IncrementalVerifier>();
         builder.Services.AddSingleton<IAuditReader, AuditReader>();
+        builder.Services.AddOptions<PricingOptions>().Bind(builder.Configuration.GetSection(PricingOptions.Section)).ValidateOnStart();
+        builder.Services.AddSingleton<IValidateOptions<PricingOptions>, PricingOptionsValidator>();
+        builder.Services.AddSingleton<PriceList>();
         if (IsEnabled(builder.Configuration))
         {
             builder.Services.AddSingleton<IAccessRecorder, AccessRecorder>();

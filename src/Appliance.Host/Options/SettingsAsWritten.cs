@@ -160,7 +160,7 @@ public static partial class SettingsAsWritten
 
     private static bool IsScalar(Type type) =>
         type.IsPrimitive || type.IsEnum || type == typeof(string) || type == typeof(decimal) || type == typeof(TimeSpan)
-        || type == typeof(DateTime) || type == typeof(DateTimeOffset) || type == typeof(Guid) || type == typeof(Uri);
+        || type == typeof(DateTime) || type == typeof(DateTimeOffset) || type == typeof(DateOnly) || type == typeof(Guid) || type == typeof(Uri);
 
     private static Type? DictionaryValue(Type type) =>
         (GenericInterface(type, typeof(IDictionary<,>)) ?? GenericInterface(type, typeof(IReadOnlyDictionary<,>)))?.GetGenericArguments()[1];
@@ -178,6 +178,7 @@ public static partial class SettingsAsWritten
         : shape == typeof(TimeSpan) ? "a duration (hh:mm:ss, or d.hh:mm:ss)"
         : shape == typeof(int) || shape == typeof(long) || shape == typeof(short) || shape == typeof(uint) || shape == typeof(ulong) ? "a whole number (no units or separators)"
         : shape == typeof(double) || shape == typeof(float) || shape == typeof(decimal) ? "a number (with a '.' for decimals)"
+        : shape == typeof(DateOnly) ? "a day (yyyy-MM-dd)"
         : $"a {shape.Name}";
 
     /// <summary>The candidate a misspelling most likely meant: within two edits, or a third of the word for long ones.</summary>

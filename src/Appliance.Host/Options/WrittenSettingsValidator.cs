@@ -23,6 +23,7 @@ public sealed class WrittenSettingsValidator(IConfiguration configuration) : IVa
         (AuditOptions.Section, [typeof(AuditOptions)]),
         (PoolOptions.Section, [typeof(PoolOptions), typeof(DeviceInventoryOptions)]),
         (QuotaOptions.Section, [typeof(QuotaOptions)]),
+        (Api.Audit.PricingOptions.Section, [typeof(Api.Audit.PricingOptions)]),
         (KeyRingOptions.Section, [typeof(KeyRingOptions)]),
         ("Tls", [typeof(TlsSettings)]),
         ("Metrics", [typeof(MetricsSettings)]),

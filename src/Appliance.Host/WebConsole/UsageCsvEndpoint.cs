@@ -4,13 +4,13 @@ using Appliance.WebConsole;
 
 namespace Appliance.Host.WebConsole;
 
-/// <summary>/console/usage.csv: the usage page's figures for a spreadsheet (tokens per day by team, model or user).</summary>
+/// <summary>/console/usage.csv: the usage page's figures for a spreadsheet (tokens per day by team, model or user, and their cost where priced).</summary>
 internal static class UsageCsvEndpoint
 {
     private static readonly string[] Groups = ["team", "model", "user", "client"];
 
     public static void MapUsageCsv(this WebApplication app, string policy) =>
-        app.MapGet("/console/usage.csv", (string? by, string? from, string? to, HttpContext http, IAuditReader reader, IUsageScope scope, TimeProvider time) =>
+        app.MapGet("/console/usage.csv", (string? by, string? from, string? to, HttpContext http, IAuditReader reader, PriceList prices, IUsageScope scope, TimeProvider time) =>
         {
             by ??= "team";
             var today = DateOnly.FromDateTime(time.GetUtcNow().UtcDateTime);
@@ -21,7 +21,8 @@ internal static class UsageCsvEndpoint
             }
 
             var rows = reader.Chains.Usage(Start(first), Start(last.AddDays(1)), by, node: null, scope.TeamsOf(http.User)); // every node of the cluster
-            return Results.File(System.Text.Encoding.UTF8.GetBytes(UsageReportRows.Csv(by, UsageReportRows.From(rows))), "text/csv; charset=utf-8",
+            var csv = UsageReportRows.Csv(by, UsageReportRows.From(prices.Price(rows)), prices.Currency);
+            return Results.File(System.Text.Encoding.UTF8.GetBytes(csv), "text/csv; charset=utf-8",
                 $"usage-{by}-{first:yyyy-MM-dd}-{last:yyyy-MM-dd}.csv");
         }).RequireAuthorization(policy);
 

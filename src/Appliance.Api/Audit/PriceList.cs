@@ -1,0 +1,60 @@
+using System.Globalization;
+using Appliance.Audit.Stores;
+using Microsoft.Extensions.Options;
+
+namespace Appliance.Api.Audit;
+
+/// <summary>One day's usage of one user, team, model or client, all models together, with what it cost where priced.</summary>
+/// <param name="Cost">The priced models' tokens at their rates; null without prices, or when none of the row's models had a rate that day.</param>
+public sealed record UsageTotal(string Day, string? Key, long Requests, long PromptTokens, long CompletionTokens, decimal? Cost);
+
+/// <summary>A usage report's rows with their costs, and the models whose tokens no rate covered (their cost is left out).</summary>
+public sealed record PricedUsage(IReadOnlyList<UsageTotal> Rows, IReadOnlyList<string> UnpricedModels);
+
+/// <summary>Turns the audit store's usage rows (per model) into costs at each model's rate on each day (Pricing).</summary>
+public sealed class PriceList(IOptions<PricingOptions> options)
+{
+    // Configuration keys are case-insensitive, so a model's price is found whatever case its id is written in.
+    private readonly Dictionary<string, ModelRate[]> _rates = options.Value.Models.ToDictionary(
+        m => m.Key, m => m.Value.Rates().ToArray(), StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>The unit of the costs (Pricing:Currency); null when no model has a price, and reports leave costs out.</summary>
+    public string? Currency => _rates.Count == 0 ? null : options.Value.Currency.Trim();
+
+    /// <summary>The rows summed over models per day and key, each model's tokens priced at its rate on that day.</summary>
+    public PricedUsage Price(IEnumerable<UsageRow> rows)
+    {
+        var unpriced = new SortedSet<string>(StringComparer.Ordinal);
+        var totals = rows.GroupBy(r => (r.Day, r.Key)).Select(day =>
+        {
+            decimal? cost = null;
+            foreach (var row in day)
+            {
+                if (Cost(row) is { } priced)
+                {
+                    cost = (cost ?? 0) + priced;
+                }
+                else if (Currency is not null)
+                {
+                    unpriced.Add(row.Model);
+                }
+            }
+
+            return new UsageTotal(day.Key.Day, day.Key.Key, day.Sum(r => r.Requests), day.Sum(r => r.PromptTokens), day.Sum(r => r.CompletionTokens), cost);
+        }).ToList();
+        return new PricedUsage(totals, [.. unpriced]);
+    }
+
+    /// <summary>What the row's tokens cost at its model's rate on its day, or null when no rate covers that day.</summary>
+    private decimal? Cost(UsageRow row)
+    {
+        if (!_rates.TryGetValue(row.Model, out var rates)
+            || !DateOnly.TryParseExact(row.Day, "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var day)
+            || rates.LastOrDefault(r => r.Since is null || r.Since <= day) is not { } rate)
+        {
+            return null;
+        }
+
+        return (row.PromptTokens * rate.InputPerMillion!.Value + row.CompletionTokens * rate.OutputPerMillion!.Value) / 1_000_000m;
+    }
+}

@@ -1,0 +1,132 @@
+using System.Globalization;
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using Appliance.Api.Audit;
+using Appliance.Audit.Stores;
+using Appliance.Host.Options;
+using Appliance.Runtime.Onnx.Synthetic;
+using Appliance.Tests.Common;
+using Microsoft.Extensions.Configuration;
+
+namespace Appliance.IntegrationTests.Audit;
+
+/// <summary>
+/// Chargeback in money, not just tokens: with Pricing, the usage reports give each row's cost at each model's rate on
+/// each day, say which models had no rate (their tokens are in no cost), and refuse prices that cannot be meant.
+/// </summary>
+public sealed class UsagePricingTests : IDisposable
+{
+    private readonly TempFolder _root = new("usage-pricing");
+
+    [Fact]
+    public async Task The_usage_reports_price_each_model_s_tokens_at_the_rate_of_the_day_and_name_the_unpriced_models()
+    {
+        var folder = _root.Combine("tiny");
+        SyntheticModelFolder.Write(SyntheticModelSpec.Tiny, folder);
+        var tomorrow = DateTime.UtcNow.AddDays(1).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
+        await using var running = await RunningAppliance.StartAsync(
+            $"--Models:priced:Path={folder}", $"--Models:unpriced:Path={folder}",
+            "--Appliance:BuiltInEmbeddings=false", $"--Appliance:DataFolder={_root.Combine("data")}", "--Logging:LogLevel:Default=None",
+            "--Pricing:Currency=EUR",
+            // Today falls under the earlier rate (one per token in and out); the current one starts tomorrow. The id is
+            // written in another case: configuration keys are.
+            "--Pricing:Models:PRICED:Since=" + tomorrow, "--Pricing:Models:PRICED:InputPerMillion=5", "--Pricing:Models:PRICED:OutputPerMillion=5",
+            "--Pricing:Models:PRICED:Earlier:0:InputPerMillion=1000000", "--Pricing:Models:PRICED:Earlier:0:OutputPerMillion=2000000");
+        await running.WaitUntilReadyAsync();
+        using (var ada = running.ClientWith(running.MintToken("ada", ["appliance-user"], groups: ["/research"])))
+        {
+            Assert.Equal(HttpStatusCode.OK, (await Chat(ada, "priced")).StatusCode);
+            Assert.Equal(HttpStatusCode.OK, (await Chat(ada, "unpriced")).StatusCode);
+        }
+
+        foreach (var path in new[] { "/admin/usage?by=team", "/audit/usage?by=team" })
+        {
+            using var report = JsonDocument.Parse(await running.Http.GetStringAsync(path));
+            Assert.Equal("EUR", report.RootElement.GetProperty("currency").GetString());
+            Assert.Equal(["unpriced"], report.RootElement.GetProperty("unpricedModels").EnumerateArray().Select(m => m.GetString()));
+            var row = Assert.Single(report.RootElement.GetProperty("data").EnumerateArray());
+            Assert.Equal("/research", row.GetProperty("key").GetString());
+            Assert.Equal(2, row.GetProperty("requests").GetInt64()); // both models' requests in one row
+            Assert.Equal(6, row.GetProperty("completionTokens").GetInt64());
+
+            // Only the priced model's tokens, at the earlier rate: 1 a prompt token, 2 a completion token.
+            using var byModel = JsonDocument.Parse(await running.Http.GetStringAsync(path.Replace("team", "model", StringComparison.Ordinal)));
+            var priced = byModel.RootElement.GetProperty("data").EnumerateArray().Single(r => r.GetProperty("key").GetString() == "priced");
+            var expected = priced.GetProperty("promptTokens").GetInt64() + (2 * priced.GetProperty("completionTokens").GetInt64());
+            Assert.Equal(expected, priced.GetProperty("cost").GetDecimal());
+            Assert.Equal(expected, row.GetProperty("cost").GetDecimal());
+            var unpriced = byModel.RootElement.GetProperty("data").EnumerateArray().Single(r => r.GetProperty("key").GetString() == "unpriced");
+            Assert.Equal(JsonValueKind.Null, unpriced.GetProperty("cost").ValueKind); // not free: unknown
+        }
+    }
+
+    [Fact]
+    public async Task Without_prices_the_reports_have_no_costs()
+    {
+        var folder = _root.Combine("tiny");
+        SyntheticModelFolder.Write(SyntheticModelSpec.Tiny, folder);
+        await using var running = await RunningAppliance.StartAsync($"--Models:tiny:Path={folder}", "--Appliance:BuiltInEmbeddings=false",
+            $"--Appliance:DataFolder={_root.Combine("data")}", "--Logging:LogLevel:Default=None");
+        await running.WaitUntilReadyAsync();
+        Assert.Equal(HttpStatusCode.OK, (await Chat(running.Http, "tiny")).StatusCode);
+
+        using var report = JsonDocument.Parse(await running.Http.GetStringAsync("/admin/usage?by=model"));
+        Assert.Equal(JsonValueKind.Null, report.RootElement.GetProperty("currency").ValueKind);
+        Assert.Equal(JsonValueKind.Null, report.RootElement.GetProperty("unpricedModels").ValueKind);
+        Assert.Equal(JsonValueKind.Null, Assert.Single(report.RootElement.GetProperty("data").EnumerateArray()).GetProperty("cost").ValueKind);
+    }
+
+    [Theory]
+    [InlineData("Pricing:Models:m:InputPerMillion=1", "Pricing:Currency must say what the rates are in")]
+    [InlineData("Pricing:Currency=EUR|Pricing:Models:m:InputPerMillion=1", "Pricing:Models:m:OutputPerMillion must be set (0 when those tokens are free)")]
+    [InlineData("Pricing:Currency=EUR|Pricing:Models:m:InputPerMillion=-1|Pricing:Models:m:OutputPerMillion=1", "Pricing:Models:m:InputPerMillion must not be negative")]
+    [InlineData("Pricing:Currency=EUR|Pricing:Models:m:InputPerMillion=1|Pricing:Models:m:OutputPerMillion=1|Pricing:Models:m:Earlier:0:InputPerMillion=2|Pricing:Models:m:Earlier:0:OutputPerMillion=2",
+        "Pricing:Models:m:Since must say from which day the current rate applies")]
+    [InlineData("Pricing:Currency=EUR|Pricing:Models:m:Since=2026-01-01|Pricing:Models:m:InputPerMillion=1|Pricing:Models:m:OutputPerMillion=1|Pricing:Models:m:Earlier:0:Since=2026-02-01|Pricing:Models:m:Earlier:0:InputPerMillion=2|Pricing:Models:m:Earlier:0:OutputPerMillion=2",
+        "Pricing:Models:m:Earlier has a rate since 2026-02-01, not before the current rate's Since (2026-01-01)")]
+    public void Prices_that_cannot_be_meant_are_named(string settings, string expected)
+    {
+        var options = Bind(settings);
+        Assert.Contains(options.Validate(), problem => problem.StartsWith(expected, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void A_price_written_as_the_binder_would_misread_it_is_named()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Pricing:Currency"] = "EUR", ["Pricing:Models:m:Since"] = "July", ["Pricing:Models:m:InputPerMillion"] = "0,20", ["Pricing:Models:m:OutputPerMilion"] = "1",
+        }).Build();
+        var failures = new WrittenSettingsValidator(configuration).Validate(null, new WrittenSettings()).Failures!.ToList();
+        Assert.Contains("Pricing:Models:m:Since is 'July', which is not a day (yyyy-MM-dd)", failures);
+        Assert.Contains("Pricing:Models:m:InputPerMillion is '0,20', which is not a number (with a '.' for decimals)", failures);
+        Assert.Contains(failures, f => f.StartsWith("Pricing:Models:m:OutputPerMilion is not a setting: did you mean Pricing:Models:m:OutputPerMillion?", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void A_day_takes_the_newest_rate_begun_by_then_and_a_day_before_every_rate_is_unpriced()
+    {
+        var prices = new PriceList(Microsoft.Extensions.Options.Options.Create(Bind(
+            "Pricing:Currency=credits|Pricing:Models:m:Since=2026-03-01|Pricing:Models:m:InputPerMillion=3|Pricing:Models:m:OutputPerMillion=30"
+            + "|Pricing:Models:m:Earlier:0:Since=2026-02-01|Pricing:Models:m:Earlier:0:InputPerMillion=2|Pricing:Models:m:Earlier:0:OutputPerMillion=20")));
+        UsageRow Day(string day) => new(day, "ada", "m", 1, 1_000_000, 100_000);
+
+        var usage = prices.Price([Day("2026-01-31"), Day("2026-02-01"), Day("2026-02-28"), Day("2026-03-01"), new("2026-03-01", "ada", "other", 1, 5, 5)]);
+
+        Assert.Equal([null, 4m, 4m, 6m], usage.Rows.Select(r => r.Cost));
+        Assert.Equal(2, usage.Rows[^1].Requests); // the unpriced model's request is in the day's row, its tokens in no cost
+        Assert.Equal(["m", "other"], usage.UnpricedModels); // m on 2026-01-31, before its first rate
+        Assert.Equal("credits", prices.Currency);
+    }
+
+    public void Dispose() => _root.Dispose();
+
+    private static PricingOptions Bind(string settings) =>
+        new ConfigurationBuilder().AddInMemoryCollection(settings.Split('|').Select(s => s.Split('=', 2)).ToDictionary(p => p[0], p => (string?)p[1]))
+            .Build().GetSection(PricingOptions.Section).Get<PricingOptions>()!;
+
+    private static Task<HttpResponseMessage> Chat(HttpClient client, string model) =>
+        client.PostAsync("/v1/chat/completions", new StringContent(
+            $$"""{"model":"{{model}}","messages":[{"role":"user","content":"hi"}],"max_tokens":3,"ignore_eos":true}""", Encoding.UTF8, "application/json"));
+}
