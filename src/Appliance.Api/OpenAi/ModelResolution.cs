@@ -124,8 +124,15 @@ internal static class ModelResolution
 
     private static IQuotaLease? EnterQuotas(HttpContext http, RequestAudit audit)
     {
-        var gate = http.RequestServices.GetService(typeof(IQuotaGate)) as IQuotaGate;
-        return gate is null ? null : gate.TryEnter(http.User, out var refusal) ?? throw QuotaExceeded(audit, refusal!, http);
+        if (http.RequestServices.GetService(typeof(IQuotaGate)) is not IQuotaGate gate)
+        {
+            return null;
+        }
+
+        var lease = gate.TryEnter(http.User, out var refusal);
+        var time = http.RequestServices.GetService(typeof(TimeProvider)) as TimeProvider ?? TimeProvider.System;
+        RateLimitHeaders.Write(http, gate.Headroom(http.User), time.GetUtcNow()); // this request counted, or refused
+        return lease ?? throw QuotaExceeded(audit, refusal!, http);
     }
 
     private static async Task RecordAcceptedAsync(IAccessRecorder recorder, HttpContext http)

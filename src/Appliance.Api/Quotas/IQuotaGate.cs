@@ -33,9 +33,21 @@ public sealed record QuotaStanding(
     long Running,
     long? ConcurrentStreams);
 
+/// <summary>One limit as a caller's client sees it: how much it allows, how much is left and when its window starts again.</summary>
+public sealed record QuotaAllowance(long Limit, long Remaining, DateTimeOffset ResetsAt);
+
+/// <summary>
+/// The caller's tightest request and token limits now (of its own and its team's, per minute and per day: the one with
+/// the least left); null where no such limit is set.
+/// </summary>
+public sealed record QuotaHeadroom(QuotaAllowance? Requests, QuotaAllowance? Tokens);
+
 /// <summary>Per-user and per-team quotas: requests and tokens per minute, tokens per day, concurrent requests.</summary>
 public interface IQuotaGate
 {
+    /// <summary>What the caller has left of its request and token limits (for the rate-limit headers of each answer).</summary>
+    QuotaHeadroom Headroom(ClaimsPrincipal user);
+
     /// <summary>Every user and team this node has counted, with their limits (for the usage page).</summary>
     IReadOnlyList<QuotaStanding> Standings();
 

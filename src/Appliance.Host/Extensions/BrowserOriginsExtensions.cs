@@ -22,14 +22,20 @@ public static class BrowserOriginsExtensions
                 .WithOrigins(origins)
                 .AllowAnyHeader()
                 .WithMethods("GET", "POST", "DELETE")
-                // What SDKs read from an answer: the request id for support, and when to retry.
-                .WithExposedHeaders(Audit.AuditMiddleware.RequestIdHeader, "Retry-After", "x-should-retry")
+                // What SDKs read from an answer: the request id for support, when to retry, and what is left of the quotas.
+                .WithExposedHeaders([Audit.AuditMiddleware.RequestIdHeader, "Retry-After", "x-should-retry", "X-Quota-Name", "X-Quota-Reset",
+                    .. RateLimitNames("x-ratelimit-{0}-{1}", "limit", "remaining", "reset"),
+                    .. RateLimitNames("anthropic-ratelimit-{1}-{0}", "limit", "remaining", "reset")])
                 .SetPreflightMaxAge(TimeSpan.FromMinutes(10))
                 .Build()));
         }
 
         return builder;
     }
+
+    /// <summary>The rate-limit header names of one API (see Api.Quotas.RateLimitHeaders), for requests and tokens.</summary>
+    private static IEnumerable<string> RateLimitNames(string format, params string[] parts) =>
+        parts.SelectMany(part => new[] { "requests", "tokens" }.Select(kind => string.Format(System.Globalization.CultureInfo.InvariantCulture, format, part, kind)));
 
     public static WebApplication UseBrowserOrigins(this WebApplication app)
     {

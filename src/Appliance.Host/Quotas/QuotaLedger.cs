@@ -80,6 +80,39 @@ internal sealed class QuotaLedger(IOptions<QuotaOptions> options, Audit.CallerTe
 
     private static long? Limit(long? value) => value is > 0 ? value : null;
 
+    public QuotaHeadroom Headroom(ClaimsPrincipal user)
+    {
+        var callers = Callers(user);
+        var now = time.GetUtcNow();
+        var nextMinute = QuotaWindow.MinuteOf(now).AddMinutes(1);
+        var nextDay = QuotaWindow.DayOf(now).AddDays(1);
+        var requests = new List<QuotaAllowance>();
+        var tokens = new List<QuotaAllowance>();
+        lock (_gate)
+        {
+            foreach (var (scope, key, _, limits) in callers)
+            {
+                var window = _windows.GetValueOrDefault((scope, key)); // none yet: nothing used
+                Add(requests, limits.RequestsPerMinute, window?.MinuteRequests(now) ?? 0, nextMinute);
+                Add(tokens, limits.TokensPerMinute, window?.MinuteTokens(now) ?? 0, nextMinute);
+                Add(tokens, limits.TokensPerDay, window?.DayTokens(now) ?? 0, nextDay);
+            }
+        }
+
+        // The limit with the least left is the one the caller meets first; on a tie, the one that resets last.
+        static QuotaAllowance? Tightest(List<QuotaAllowance> allowances) =>
+            allowances.OrderBy(a => a.Remaining).ThenByDescending(a => a.ResetsAt).FirstOrDefault();
+        return new QuotaHeadroom(Tightest(requests), Tightest(tokens));
+
+        static void Add(List<QuotaAllowance> allowances, long? limit, long used, DateTimeOffset resetsAt)
+        {
+            if (Limit(limit) is { } max)
+            {
+                allowances.Add(new QuotaAllowance(max, Math.Max(0, max - used), resetsAt));
+            }
+        }
+    }
+
     /// <summary>
     /// Once a minute, forgets callers with no stream open and no usage this minute or today (here or, as last read,
     /// on other nodes): a fresh window says the same. Called under the lock.

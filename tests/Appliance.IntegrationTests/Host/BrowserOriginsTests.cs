@@ -40,7 +40,10 @@ public sealed class BrowserOriginsTests
         using var answer = await running.Http.SendAsync(request);
         Assert.Equal(HttpStatusCode.OK, answer.StatusCode);
         Assert.Equal(ChatUi, answer.Headers.GetValues("Access-Control-Allow-Origin").Single());
-        Assert.Contains("X-Request-Id", answer.Headers.GetValues("Access-Control-Expose-Headers").Single(), StringComparison.OrdinalIgnoreCase);
+        var exposed = answer.Headers.GetValues("Access-Control-Expose-Headers").Single();
+        Assert.Contains("X-Request-Id", exposed, StringComparison.OrdinalIgnoreCase);
+        Assert.Contains("x-ratelimit-remaining-tokens", exposed, StringComparison.OrdinalIgnoreCase); // a browser client may read its quotas
+        Assert.Contains("anthropic-ratelimit-requests-reset", exposed, StringComparison.OrdinalIgnoreCase);
     }
 
     [Fact]

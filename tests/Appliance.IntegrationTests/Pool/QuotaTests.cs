@@ -46,6 +46,55 @@ public sealed class QuotaTests : IDisposable
     }
 
     [Fact]
+    public async Task Every_answer_gives_what_is_left_of_the_tightest_limits_in_the_headers_OpenAI_and_Anthropic_clients_read()
+    {
+        await using var running = await Start(null, "--Quotas:User:RequestsPerMinute=3", "--Quotas:User:TokensPerDay=100000", "--Quotas:Team:TokensPerDay=500");
+        using var ada = running.ClientWith(running.MintToken("ada", ["appliance-user"], groups: ["/research"]));
+        await AwayFromTheMinuteBoundary();
+
+        using var first = await ada.PostAsync("/v1/chat/completions", Chat(maxTokens: 4));
+        Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+        Assert.Equal("3", Header(first, "x-ratelimit-limit-requests"));
+        Assert.Equal("2", Header(first, "x-ratelimit-remaining-requests")); // this request counted
+        Assert.Matches("^([1-9][0-9]?s|[1-9][0-9]*ms|1m0s)$", Header(first, "x-ratelimit-reset-requests")); // the minute's end, as Go writes it
+        Assert.Equal("500", Header(first, "x-ratelimit-limit-tokens")); // the team's day is tighter than the user's
+        Assert.Equal("500", Header(first, "x-ratelimit-remaining-tokens")); // its tokens are charged when it ends
+        var untilMidnight = DateTime.UtcNow.Date.AddDays(1) - DateTime.UtcNow;
+        var resetTokens = System.Text.RegularExpressions.Regex.Match(Header(first, "x-ratelimit-reset-tokens"), "^(?:([0-9]+)h)?(?:([0-9]+)m)?([0-9]+)s$");
+        Assert.True(resetTokens.Success, Header(first, "x-ratelimit-reset-tokens"));
+        var seconds = resetTokens.Groups.Values.Skip(1).Select(g => g.Success ? int.Parse(g.Value, System.Globalization.CultureInfo.InvariantCulture) : 0).ToArray();
+        Assert.InRange((seconds[0] * 3600) + (seconds[1] * 60) + seconds[2] - untilMidnight.TotalSeconds, -30, 2);
+        var firstTokens = (await first.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("usage").GetProperty("total_tokens").GetInt64();
+        await Task.Delay(300); // the charge lands as the answer ends
+
+        using var messages = await ada.PostAsync("/v1/messages", new StringContent(
+            """{"model":"tiny","max_tokens":2,"messages":[{"role":"user","content":"hi"}]}""", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.OK, messages.StatusCode);
+        Assert.False(messages.Headers.Contains("x-ratelimit-limit-requests")); // Anthropic's names on Anthropic's API
+        Assert.Equal("1", Header(messages, "anthropic-ratelimit-requests-remaining"));
+        Assert.Equal((500 - firstTokens).ToString(System.Globalization.CultureInfo.InvariantCulture), Header(messages, "anthropic-ratelimit-tokens-remaining"));
+        Assert.Equal(DateTime.UtcNow.Date.AddDays(1), DateTimeOffset.Parse(Header(messages, "anthropic-ratelimit-tokens-reset"), System.Globalization.CultureInfo.InvariantCulture).UtcDateTime);
+
+        Assert.Equal(HttpStatusCode.OK, (await ada.PostAsync("/v1/chat/completions", Chat())).StatusCode);
+        using var refused = await ada.PostAsync("/v1/chat/completions", Chat());
+        Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
+        Assert.Equal("0", Header(refused, "x-ratelimit-remaining-requests"));
+    }
+
+    [Theory]
+    [InlineData(0, "0s")]
+    [InlineData(17, "17ms")]
+    [InlineData(1000, "1s")]
+    [InlineData(1200, "2s")] // rounded up: a client waiting that long finds the window reset
+    [InlineData(360_000, "6m0s")]
+    [InlineData(3_723_000, "1h2m3s")]
+    public void Resets_are_written_as_OpenAI_writes_them(int milliseconds, string expected) =>
+        Assert.Equal(expected, Appliance.Api.Quotas.RateLimitHeaders.Duration(TimeSpan.FromMilliseconds(milliseconds)));
+
+    private static string Header(HttpResponseMessage response, string name) =>
+        response.Headers.TryGetValues(name, out var values) ? values.Single() : throw new Xunit.Sdk.XunitException($"no {name} header");
+
+    [Fact]
     public async Task A_users_own_token_and_every_api_key_issued_to_the_user_draw_on_one_quota()
     {
         await using var running = await Start(null, "--Quotas:User:RequestsPerMinute=3", "--Identity:ApiKeys:Enabled=true", "--Identity:ApiKeys:ServiceOwners:0=svc-report");
