@@ -45,16 +45,14 @@ public sealed class PriceList(IOptions<PricingOptions> options)
         return new PricedUsage(totals, [.. unpriced]);
     }
 
-    /// <summary>What the row's tokens cost at its model's rate on its day, or null when no rate covers that day.</summary>
-    private decimal? Cost(UsageRow row)
-    {
-        if (!_rates.TryGetValue(row.Model, out var rates)
-            || !DateOnly.TryParseExact(row.Day, "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var day)
-            || rates.LastOrDefault(r => r.Since is null || r.Since <= day) is not { } rate)
-        {
-            return null;
-        }
+    /// <summary>What the tokens cost at the model's rate on that (UTC) day, or null when no rate covers the day.</summary>
+    public decimal? Cost(string model, DateOnly day, long promptTokens, long completionTokens) =>
+        _rates.TryGetValue(model, out var rates) && rates.LastOrDefault(r => r.Since is null || r.Since <= day) is { } rate
+            ? (promptTokens * rate.InputPerMillion!.Value + completionTokens * rate.OutputPerMillion!.Value) / 1_000_000m
+            : null;
 
-        return (row.PromptTokens * rate.InputPerMillion!.Value + row.CompletionTokens * rate.OutputPerMillion!.Value) / 1_000_000m;
-    }
+    private decimal? Cost(UsageRow row) =>
+        DateOnly.TryParseExact(row.Day, "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var day)
+            ? Cost(row.Model, day, row.PromptTokens, row.CompletionTokens)
+            : null;
 }

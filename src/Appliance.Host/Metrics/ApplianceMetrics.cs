@@ -23,6 +23,8 @@ internal sealed class ApplianceMetrics : Quotas.IQuotaRefusals, IDisposable
     private readonly Counter<long> _generatedTokens;
     private readonly Counter<long> _requests;
     private readonly Counter<long> _quotaRejections;
+    private readonly Counter<double>? _cost;
+    private readonly PriceList _prices;
 
     // Label values callers decide (their team or user name, a model name they typed) are bounded.
     private readonly BoundedLabelValues _tenantLabels = new(100);
@@ -40,6 +42,13 @@ internal sealed class ApplianceMetrics : Quotas.IQuotaRefusals, IDisposable
         _generatedTokens = _meter.CreateCounter<long>("generated_tokens_total", "tokens", "Generated tokens of completed requests");
         _requests = _meter.CreateCounter<long>("requests_total", "requests", "Model requests by outcome (finish reason, or the refusal's error code) and tenant");
         _quotaRejections = _meter.CreateCounter<long>("quota_rejections_total", "requests", "Requests refused because a user or team quota was used up");
+        _prices = services.GetRequiredService<PriceList>();
+        if (_prices.Currency is not null)
+        {
+            // For budget alerts in Prometheus (increase over a month per tenant); the reports stay the figures to bill by.
+            _cost = _meter.CreateCounter<double>("cost_total", description: "What completed requests cost at their model's rate (Pricing), by model, tenant and currency");
+        }
+
         _meter.CreateObservableGauge("running_requests", () => Replicas(models, r => r.Running), "requests", "Requests running in each replica's engine");
         _meter.CreateObservableGauge("waiting_requests", () => Replicas(models, r => r.Queued), "requests", "Requests waiting for each replica's engine");
         _meter.CreateObservableGauge("kv_cache_used_tokens", () => Replicas(models, r => r.KvCacheUsedTokens), "tokens", "KV cache reserved by running requests");
@@ -118,6 +127,11 @@ internal sealed class ApplianceMetrics : Quotas.IQuotaRefusals, IDisposable
 
         _promptTokens.Add(audit.PromptTokens ?? 0, modelTag);
         _generatedTokens.Add(audit.CompletionTokens ?? 0, modelTag);
+        if (_cost is not null && _prices.Cost(model, DateOnly.FromDateTime(time.GetUtcNow().UtcDateTime), audit.PromptTokens ?? 0, audit.CompletionTokens ?? 0) is { } cost)
+        {
+            _cost.Add((double)cost, modelTag, new KeyValuePair<string, object?>("tenant", _tenantLabels.Of(tenant)),
+                new KeyValuePair<string, object?>("currency", _prices.Currency));
+        }
     }
 
     public void QuotaRefused(string quota, string scope) =>

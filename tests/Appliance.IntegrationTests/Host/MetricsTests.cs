@@ -17,7 +17,8 @@ public sealed class MetricsTests : IDisposable
         var model = _root.Combine("tiny");
         SyntheticModelFolder.Write(SyntheticModelSpec.Tiny, model);
         // Meters are process-wide and other tests' hosts serve "tiny" in this process too: a model name of its own.
-        await using var running = await RunningAppliance.StartAsync($"--Models:metrics-probe:Path={model}", "--Appliance:BuiltInEmbeddings=false", "--Logging:LogLevel:Default=None");
+        await using var running = await RunningAppliance.StartAsync($"--Models:metrics-probe:Path={model}", "--Appliance:BuiltInEmbeddings=false", "--Logging:LogLevel:Default=None",
+            "--Pricing:Currency=EUR", "--Pricing:Models:metrics-probe:InputPerMillion=1000000", "--Pricing:Models:metrics-probe:OutputPerMillion=2000000");
         await running.WaitUntilReadyAsync();
 
         using (var user = running.ClientWith(running.MintToken("ada", ["appliance-user"])))
@@ -38,6 +39,9 @@ public sealed class MetricsTests : IDisposable
         Assert.Equal(3, Sample(text, "appliance_time_to_first_token_seconds_count", probe));
         Assert.Equal(3, Sample(text, "appliance_inter_token_latency_seconds_count", probe));
         Assert.Equal(0, Sample(text, "appliance_running_requests", probe));
+        // One euro a prompt token, two a generated one.
+        Assert.Equal(Sample(text, "appliance_prompt_tokens_total", probe) + 24, Sample(text, "appliance_cost_total", probe + ",tenant=\"user:"));
+        Assert.Contains("currency=\"EUR\"", text.Split('\n').Single(l => l.StartsWith("appliance_cost_total{", StringComparison.Ordinal) && l.Contains(probe, StringComparison.Ordinal)), StringComparison.Ordinal);
     }
 
     [Fact]
