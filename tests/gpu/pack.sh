@@ -19,8 +19,16 @@ sha256sum "$out"/part-* > "$out/SHA256SUMS"
 ls -l "$out"
 count=$(ls "$out"/part-* | wc -l)
 echo
-echo "Carry one part per call, each within 30 s of the previous (the machine stays warm that long):"
-for part in "$out"/part-*; do
-  echo "  run(command='mkdir -p /tmp/gpu && cp $part $out/SHA256SUMS /tmp/gpu/ && ls -l /tmp/gpu', carry=['$part', '$out/SHA256SUMS'])"
+echo "Carry one part per call, each within 30 s of the previous (the machine stays warm that long); each call says how"
+echo "many parts the machine holds, and the last one runs the check (a machine gone cold says so instead of failing):"
+parts=("$out"/part-*)
+for part in "${parts[@]}"; do
+  step="mkdir -p /tmp/gpu && cp $part $out/SHA256SUMS /tmp/gpu/ && echo \$(ls /tmp/gpu/part-* | wc -l) of $count parts"
+  if [ "$part" = "${parts[-1]}" ]; then
+    step="$step && bash tests/gpu/run.sh"
+    echo "  run(command='$step', carry=['$part', '$out/SHA256SUMS'], timeout_s=540)"
+  else
+    echo "  run(command='$step', carry=['$part', '$out/SHA256SUMS'])"
+  fi
 done
-echo "  run(command='bash tests/gpu/run.sh', timeout_s=540)   # after the $count parts"
+echo "To run the check again on the same warm machine: run(command='bash tests/gpu/run.sh', timeout_s=540)"

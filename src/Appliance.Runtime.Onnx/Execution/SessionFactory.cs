@@ -33,12 +33,15 @@ internal static partial class SessionFactory
             try
             {
                 // Creating or appending the provider throws when the CUDA libraries cannot load; GetAvailableProviders() is no signal.
+                // One call with every option: each call to ONNX Runtime's UpdateCUDAProviderOptions starts again from
+                // the defaults, so options given in separate calls keep only the last call's (a replica on GPU 1
+                // with the model's own options ran on GPU 0, without its memory cap).
+                var merged = settings.CudaProviderOptions(pool);
                 using var cuda = new OrtCUDAProviderOptions();
-                cuda.UpdateOptions(pool);
-                ApplyModelCudaOptions(cuda, settings, modelPath);
+                UpdateCudaOptions(cuda, pool, merged, settings, modelPath);
                 sessionOptions.AppendExecutionProvider_CUDA(cuda);
-                device = new SessionDevice(id, options.IntraOpThreads, settings.CudaProviderOptions(pool));
-                LogCuda(logger, modelPath, id);
+                device = new SessionDevice(id, options.IntraOpThreads, merged);
+                LogCuda(logger, modelPath, id, cuda.GetOptions()); // as the provider holds them, not as we meant them
             }
             catch (OnnxRuntimeException exception) when (options.RequireCuda)
             {
@@ -55,20 +58,45 @@ internal static partial class SessionFactory
         return (new InferenceSession(modelPath, sessionOptions), device);
     }
 
-    /// <summary>The folder's own CUDA options, one at a time, so a value the provider refuses is named as the model's.</summary>
-    private static void ApplyModelCudaOptions(OrtCUDAProviderOptions cuda, SessionSettings settings, string modelPath)
+    /// <summary>
+    /// Sets every option at once. When the provider refuses them although it takes the pool's own, each of the folder's
+    /// options is tried beside the pool's on a scratch object, so that a value it refuses is named as the model's (a
+    /// provider that cannot load at all refuses the pool's too, and is not blamed on the model).
+    /// </summary>
+    private static void UpdateCudaOptions(
+        OrtCUDAProviderOptions cuda, IReadOnlyDictionary<string, string> pool, Dictionary<string, string> merged, SessionSettings settings, string modelPath)
     {
-        foreach (var (key, value) in settings.CudaOptions)
+        try
         {
-            try
+            cuda.UpdateOptions(merged);
+        }
+        catch (OnnxRuntimeException) when (settings.CudaOptions.Count > 0 && Refusal(pool) is null)
+        {
+            foreach (var (key, value) in settings.CudaOptions)
             {
-                cuda.UpdateOptions(new Dictionary<string, string> { [key] = value });
+                if (Refusal(new Dictionary<string, string>(pool) { [key] = value }) is { } refusal)
+                {
+                    throw new Models.ModelFolderException(
+                        $"{Path.GetDirectoryName(modelPath)}: genai_config.json's CUDA option {key}='{value}' is refused by the provider: {refusal.Message}", refusal);
+                }
             }
-            catch (OnnxRuntimeException exception)
-            {
-                throw new Models.ModelFolderException(
-                    $"{Path.GetDirectoryName(modelPath)}: genai_config.json's CUDA option {key}='{value}' is refused by the provider: {exception.Message}", exception);
-            }
+
+            throw;
+        }
+    }
+
+    /// <summary>Why the provider refuses these options (tried on a scratch object), or null when it takes them.</summary>
+    private static OnnxRuntimeException? Refusal(IReadOnlyDictionary<string, string> options)
+    {
+        try
+        {
+            using var scratch = new OrtCUDAProviderOptions();
+            scratch.UpdateOptions(options.ToDictionary());
+            return null;
+        }
+        catch (OnnxRuntimeException exception)
+        {
+            return exception;
         }
     }
 
@@ -96,8 +124,8 @@ internal static partial class SessionFactory
         return new InferenceSession(model, sessionOptions);
     }
 
-    [LoggerMessage(EventId = 1100, Level = LogLevel.Information, Message = "Model {ModelPath} runs on CUDA device {DeviceId}")]
-    private static partial void LogCuda(ILogger logger, string modelPath, int deviceId);
+    [LoggerMessage(EventId = 1100, Level = LogLevel.Information, Message = "Model {ModelPath} runs on CUDA device {DeviceId} ({ProviderOptions})")]
+    private static partial void LogCuda(ILogger logger, string modelPath, int deviceId, string providerOptions);
 
     [LoggerMessage(EventId = 1101, Level = LogLevel.Warning, Message = "CUDA device {DeviceId} is not usable for {ModelPath}; running on the CPU instead ({Reason})")]
     private static partial void LogCudaFallback(ILogger logger, string modelPath, int deviceId, string reason);

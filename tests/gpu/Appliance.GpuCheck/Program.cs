@@ -8,8 +8,8 @@ using Appliance.Runtime.Onnx.Models;
 using Appliance.Runtime.Onnx.Synthetic;
 using Appliance.Runtime.Onnx.Tokenization;
 
-// Usage: appliance-gpu-check [--models DIR] [--device N] [--variants fp16,int4,longrope] [--size base-llama|small-llama]
-//                            [--prompt-tokens 64] [--new-tokens 64] [--allow-cpu-fallback]
+// Usage: appliance-gpu-check [--models DIR] [--device N] [--variants fp16,int4,builder,longrope] [--size base-llama|small-llama]
+//                            [--prompt-tokens 64] [--new-tokens 64] [--allow-cpu-fallback] [--no-probe]
 // Writes each builder-style export (deterministic weights), runs the engine on the CPU and on CUDA device N, and prints
 // one table: time to first token, decode tokens/s at batch 1 and 8, device memory, KV bytes moved while decoding,
 // and how many greedy tokens the CUDA run shares with the CPU run. Exits non-zero when a session fell back to the CPU
@@ -21,7 +21,7 @@ var culture = CultureInfo.InvariantCulture;
 string Value(string name, string fallback) => Array.IndexOf(args, name) is var at and >= 0 && at + 1 < args.Length ? args[at + 1] : fallback;
 var models = Value("--models", Path.Combine(Path.GetTempPath(), "appliance-gpu-models"));
 var device = int.Parse(Value("--device", "0"), culture);
-var variants = Value("--variants", "fp16,int4,longrope").Split(',');
+var variants = Value("--variants", "fp16,int4,builder,longrope").Split(',');
 var size = Value("--size", "base-llama");
 var promptTokens = int.Parse(Value("--prompt-tokens", "64"), culture);
 var newTokens = int.Parse(Value("--new-tokens", "64"), culture);
@@ -32,8 +32,8 @@ var runTimeout = TimeSpan.FromSeconds(60); // a run that hangs on the device fai
 
 var rows = new List<string>
 {
-    "| export | KV / logits | run on | TTFT b1 (ms) | decode b1 (tok/s) | decode b8 (tok/s) | device memory (MiB) | KV bytes moved decoding | greedy tokens equal to CPU (b1; b8) |",
-    "|---|---|---|---:|---:|---:|---:|---:|---|",
+    "| export | KV / logits | run on | TTFT b1 (ms) | decode b1 (tok/s) | decode b8 (tok/s) | device memory (MiB) | planned device memory (MiB) | pinned logits | KV bytes moved decoding | greedy tokens equal to CPU (b1; b8) |",
+    "|---|---|---|---:|---:|---:|---:|---:|---|---:|---|",
 };
 var cacheRows = new List<string>
 {
@@ -53,6 +53,30 @@ void Add(List<string> table, string row)
 }
 
 string Failure(Exception exception) => $"FAILED: {exception.GetType().Name}: {exception.Message.ReplaceLineEndings(" ")}";
+
+// First, in seconds: can a session run on the device at all? A provider that cannot load (a missing cuDNN or NVRTC,
+// which the loader only looks for at the first run) would otherwise show only after every variant's CPU reference.
+if (!args.Contains("--no-probe"))
+{
+    try
+    {
+        var probe = Path.Combine(models, "probe");
+        if (!File.Exists(Path.Combine(probe, "manifest.json")))
+        {
+            SyntheticModelFolder.Write(SyntheticModelSpec.TinyLlama with { Precision = BoundaryPrecision.Float16, CudaTf32 = false }, probe);
+        }
+
+        using var runner = new OnnxDecoderRunner(ModelFolder.Open(probe), "probe", new RunnerOptions { MaxBatchSize = 1, CudaDeviceId = device, RequireCuda = !allowFallback },
+            new StderrLogger());
+        runner.Execute([new RunnerSequence(1, new[] { 1, 2, 3 }, 0)]);
+        Progress($"probe: a session ran on {runner.Traffic.Device}");
+    }
+    catch (Exception exception)
+    {
+        Console.WriteLine($"CUDA probe {Failure(exception)}");
+        return 2;
+    }
+}
 
 foreach (var variant in variants)
 {
@@ -78,7 +102,7 @@ foreach (var variant in variants)
     catch (Exception exception)
     {
         failed = true;
-        Add(rows, $"| {variant} | | {(cpu is null ? "cpu" : $"cuda:{device}")} | {Failure(exception)} | | | | | |");
+        Add(rows, $"| {variant} | | {(cpu is null ? "cpu" : $"cuda:{device}")} | {Failure(exception)} | | | | | | | |");
         continue;
     }
 
@@ -109,7 +133,7 @@ return failed ? 1 : 0;
 SyntheticModelSpec Spec(string name, string variant)
 {
     var spec = (name == "small-llama"
-        ? SyntheticModelSpec.TinyLlama with { HiddenSize = 384, Layers = 4, Heads = 6, KvHeads = 2, ContextLength = 1024 }
+        ? SyntheticModelSpec.TinyLlama with { HiddenSize = 384, Layers = 4, Heads = 8, KvHeads = 2, ContextLength = 1024 }
         : SyntheticModelSpec.BaseLlama) with { CudaTf32 = false };
     return variant switch
     {
@@ -117,6 +141,9 @@ SyntheticModelSpec Spec(string name, string variant)
         "bf16" => spec with { Precision = BoundaryPrecision.BFloat16 },
         "int4" => spec with { Int4Weights = true, Int4AccuracyLevel = 0, Precision = BoundaryPrecision.Float16 },
         "longrope" => spec with { Precision = BoundaryPrecision.Float16, LongRopeSwitch = promptTokens - 16 },
+        // As the builder writes Llama 3 / Mistral for CUDA: query heads in groups of 4 per KV head (another decode
+        // kernel than groups of 3), weights in model.onnx.data, and a sliding window shorter than the prompts.
+        "builder" => spec with { Precision = BoundaryPrecision.Float16, KvHeads = spec.Heads / 4, ExternalData = true, SlidingWindow = Math.Max(8, promptTokens / 2) },
         _ => spec,
     };
 }
@@ -161,7 +188,10 @@ async Task<Measurement> MeasureAsync(string folder, string variant, int[][] prom
     var decode8 = prompts.Length * (newTokens - 1) / (batch.Max(b => b.Last) - batch.Max(b => b.First));
     var moved = runner.Traffic.DeviceBytesCopied - movedBefore;
     var memory = DeviceMemoryUsedMiB(cudaDevice) - before;
-    return new Measurement(runner.Traffic.Device, $"{runner.Signature.KvType}/{runner.Signature.LogitsType}", single.First * 1000, decode1, decode8, memory, moved, single.Tokens, [.. batch.Select(b => b.Tokens)]);
+    // What placement would reserve for this replica, beside what nvidia-smi saw it take.
+    var plan = MemoryPlan.For(ModelFolder.Open(folder), runner.Signature, 8, contextLength: null, cuda: cudaDevice is not null, prefixCacheTokens: 0);
+    return new Measurement(runner.Traffic.Device, $"{runner.Signature.KvType}/{runner.Signature.LogitsType}", single.First * 1000, decode1, decode8, memory,
+        plan.DeviceBytes / 1048576.0, runner.Traffic.PinnedHostLogits, moved, single.Tokens, [.. batch.Select(b => b.Tokens)]);
 }
 
 static async Task<(double First, double Last, List<int> Tokens)> RunAsync(GenerationEngine engine, int[] prompt, SamplingParams sampling, Stopwatch clock)
@@ -203,15 +233,28 @@ static double DeviceMemoryUsedMiB(int? device)
     }
 }
 
-internal sealed record Measurement(string Device, string Types, double TtftMs, double Decode1, double Decode8, double MemoryMiB, long MovedBytes, List<int> Single, List<int>[] Batch)
+internal sealed record Measurement(
+    string Device, string Types, double TtftMs, double Decode1, double Decode8, double MemoryMiB, double PlannedMiB, bool PinnedLogits, long MovedBytes, List<int> Single, List<int>[] Batch)
 {
     public string Row(string variant, string runOn, Measurement? cpu)
     {
         var agreement = cpu is null ? "(reference)" : $"{Common(Single, cpu.Single)}/{Single.Count}; {Batch.Zip(cpu.Batch, Common).Sum()}/{Batch.Sum(b => b.Count)}";
-        return string.Format(CultureInfo.InvariantCulture, "| {0} | {1} | {2} | {3:F0} | {4:F1} | {5:F1} | {6:F0} | {7} | {8} |",
-            variant, Types, runOn, TtftMs, Decode1, Decode8, MemoryMiB, MovedBytes, agreement);
+        return string.Format(CultureInfo.InvariantCulture, "| {0} | {1} | {2} | {3:F0} | {4:F1} | {5:F1} | {6:F0} | {7:F0} | {8} | {9} | {10} |",
+            variant, Types, runOn, TtftMs, Decode1, Decode8, MemoryMiB, PlannedMiB, PinnedLogits ? "yes" : "no", MovedBytes, agreement);
     }
 
     /// <summary>Greedy tokens both runs share before they first part (rounding differences make later ones diverge).</summary>
     private static int Common(List<int> a, List<int> b) => a.Zip(b).TakeWhile(p => p.First == p.Second).Count();
+}
+
+/// <summary>The runner's own log lines (which device, which CUDA options it was given) on standard error.</summary>
+internal sealed class StderrLogger : Microsoft.Extensions.Logging.ILogger
+{
+    public IDisposable? BeginScope<TState>(TState state)
+        where TState : notnull => null;
+
+    public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => true;
+
+    public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+        Console.Error.WriteLine($"  {logLevel} {eventId.Id}: {formatter(state, exception)}");
 }

@@ -33,9 +33,11 @@ internal sealed unsafe class HostLogitsBuffer : MemoryManager<float>
 
     public static HostLogitsBuffer Create(int length, InferenceSession session, int? cudaDevice)
     {
-        if (cudaDevice is { } device)
+        // ONNX Runtime 1.2x registers the CUDA provider's pinned allocator under device 0 whatever GPU the session runs
+        // on (onnxruntime#24453), so a replica on GPU 1 asks for device 0's after its own. Pinned memory is usable by
+        // every GPU here: with unified addressing (every 64-bit Linux) cudaMallocHost memory is portable.
+        foreach (var device in cudaDevice is { } id ? (id == 0 ? [0] : new[] { id, 0 }) : [])
         {
-            // Pinned memory is the session's device's (ONNX Runtime keys the pinned allocator by the GPU's id).
             var info = new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA_PINNED, OrtAllocatorType.DeviceAllocator, device, OrtMemType.CpuOutput);
             try
             {
@@ -45,7 +47,7 @@ internal sealed unsafe class HostLogitsBuffer : MemoryManager<float>
             }
             catch (OnnxRuntimeException)
             {
-                info.Dispose(); // no pinned allocator in this session: plain host memory works, only slower
+                info.Dispose(); // no pinned allocator under this id: plain host memory works, only slower
             }
         }
 
