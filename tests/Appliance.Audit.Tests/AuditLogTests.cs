@@ -237,7 +237,8 @@ public sealed class AuditLogTests
 
         public void ApplyRetention(RetentionRecord record) => inner.ApplyRetention(record);
 
-        public IReadOnlyList<UsageRow> Usage(string? node, DateTimeOffset from, DateTimeOffset to, string groupBy, IReadOnlyList<string>? teams = null) => inner.Usage(node, from, to, groupBy, teams);
+        public IReadOnlyList<UsageRow> Usage(string? node, DateTimeOffset from, DateTimeOffset to, string groupBy, IReadOnlyList<string>? teams = null, string? user = null) =>
+            inner.Usage(node, from, to, groupBy, teams, user);
 
         public IReadOnlyList<ConsumptionRow> Consumption(DateTimeOffset since, string? onlyNode, string? exceptNode, DateTimeOffset? before = null) => inner.Consumption(since, onlyNode, exceptNode, before);
 

@@ -105,7 +105,8 @@ public sealed class IncrementalVerifierTests
 
         public void ApplyRetention(RetentionRecord record) => inner.ApplyRetention(record);
 
-        public IReadOnlyList<Stores.UsageRow> Usage(string? node, DateTimeOffset from, DateTimeOffset to, string groupBy, IReadOnlyList<string>? teams = null) => inner.Usage(node, from, to, groupBy, teams);
+        public IReadOnlyList<Stores.UsageRow> Usage(string? node, DateTimeOffset from, DateTimeOffset to, string groupBy, IReadOnlyList<string>? teams = null, string? user = null) =>
+            inner.Usage(node, from, to, groupBy, teams, user);
 
         public IReadOnlyList<Stores.ConsumptionRow> Consumption(DateTimeOffset since, string? onlyNode, string? exceptNode, DateTimeOffset? before = null) => inner.Consumption(since, onlyNode, exceptNode, before);
 

@@ -104,6 +104,14 @@ public sealed class ConsoleBrowserTests : IAsyncLifetime
         Assert.Equal((long.Parse(tinyRow[3], CultureInfo.InvariantCulture) + long.Parse(tinyRow[4], CultureInfo.InvariantCulture)).ToString(CultureInfo.InvariantCulture), tinyRow[5]);
         Assert.Equal("EUR", tinyRow[6]);
 
+        // ada sees her own usage and what is left of her quota on the welcome page (no usage role needed).
+        await ada.GotoAsync($"{_host.Address}console");
+        var own = await ada.GetByTestId("own-usage").InnerTextAsync();
+        Assert.Contains("tiny", own, StringComparison.Ordinal);
+        Assert.Contains("Cost (EUR)", own, StringComparison.Ordinal);
+        Assert.Matches(new Regex("[0-9,]+ of 100,000 tokens left, until [0-9-]+ 00:00 UTC"), await ada.GetByTestId("own-limits").InnerTextAsync());
+        await ada.ScreenshotAsync(new() { Path = Path.Combine(ScreenshotFolder, "home.png"), FullPage = true });
+
         // carol unloads the model on the Pool page (with a confirmation), sees it go, loads it again.
         var pool = await SignedInPageAsync("carol", "/console/pool");
         await Assertions.Expect(pool.GetByTestId("models")).ToContainTextAsync("cpu:0");

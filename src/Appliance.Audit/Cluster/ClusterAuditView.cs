@@ -79,8 +79,8 @@ public sealed class ClusterAuditView(IAuditStore store)
         sequence < 1 ? null : store.Query(node, new AuditQuery { AfterSequence = sequence - 1, Limit = 1 }).FirstOrDefault(e => e.Sequence == sequence);
 
     /// <summary>Completed requests and tokens per day, over every chain or one node's.</summary>
-    public IReadOnlyList<UsageRow> Usage(DateTimeOffset from, DateTimeOffset to, string groupBy, string? node = null, IReadOnlyList<string>? teams = null) =>
-        store.Usage(node, from, to, groupBy, teams);
+    public IReadOnlyList<UsageRow> Usage(DateTimeOffset from, DateTimeOffset to, string groupBy, string? node = null, IReadOnlyList<string>? teams = null, string? user = null) =>
+        store.Usage(node, from, to, groupBy, teams, user);
 
     /// <summary>
     /// Verifies each chain in scope with <paramref name="publicKey"/> (incrementally unless <paramref name="full"/>).

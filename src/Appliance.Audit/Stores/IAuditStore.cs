@@ -89,8 +89,11 @@ public interface IAuditStore : IDisposable
     /// Completed model requests per UTC day, <paramref name="groupBy"/> (user, team, model or client) and model, for
     /// chargeback, on one node's chain or (<paramref name="node"/> null) on every chain the store holds.
     /// </summary>
-    /// <remarks><paramref name="teams"/>, when given, keeps only the requests of those teams (a team lead's view).</remarks>
-    IReadOnlyList<UsageRow> Usage(string? node, DateTimeOffset from, DateTimeOffset to, string groupBy, IReadOnlyList<string>? teams = null);
+    /// <remarks>
+    /// <paramref name="teams"/>, when given, keeps only the requests of those teams (a team lead's view); <paramref name="user"/>
+    /// only those of that username (a person's own view).
+    /// </remarks>
+    IReadOnlyList<UsageRow> Usage(string? node, DateTimeOffset from, DateTimeOffset to, string groupBy, IReadOnlyList<string>? teams = null, string? user = null);
 
     /// <summary>
     /// Requests accepted and tokens completed per subject and team since <paramref name="since"/>, on one node

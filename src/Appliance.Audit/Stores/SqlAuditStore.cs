@@ -244,7 +244,7 @@ public abstract class SqlAuditStore : IAuditStore
         return true;
     });
 
-    public IReadOnlyList<UsageRow> Usage(string? node, DateTimeOffset from, DateTimeOffset to, string groupBy, IReadOnlyList<string>? teams = null)
+    public IReadOnlyList<UsageRow> Usage(string? node, DateTimeOffset from, DateTimeOffset to, string groupBy, IReadOnlyList<string>? teams = null, string? user = null)
     {
         var column = groupBy switch
         {
@@ -267,12 +267,13 @@ public abstract class SqlAuditStore : IAuditStore
             var teamFilter = teams is null ? string.Empty
                 : teamNames.Count == 0 ? " AND 1 = 0"
                 : $" AND team IN ({string.Join(", ", teamNames.Select((_, i) => $"@team{i}"))})";
+            var userFilter = user is null ? string.Empty : " AND username = @user";
             using var command = Command(connection,
                 $"SELECT substr(time, 1, 10) AS day, {column}, model, COUNT(*), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0) "
-                + $"FROM audit_entries WHERE node IN ({string.Join(", ", nodes.Select((_, i) => $"@node{i}"))}) AND kind = @kind AND model IS NOT NULL AND time >= @from AND time < @to{teamFilter} "
+                + $"FROM audit_entries WHERE node IN ({string.Join(", ", nodes.Select((_, i) => $"@node{i}"))}) AND kind = @kind AND model IS NOT NULL AND time >= @from AND time < @to{teamFilter}{userFilter} "
                 + $"GROUP BY substr(time, 1, 10), {column}, model ORDER BY 1, 2, 3",
                 [.. nodes.Select((chain, i) => ($"node{i}", (object?)chain)), ("kind", AuditKinds.Completed), ("from", CanonicalJson.Time(from)), ("to", CanonicalJson.Time(to)),
-                    .. teamNames.Select((team, i) => ($"team{i}", (object?)team))]);
+                    .. teamNames.Select((team, i) => ($"team{i}", (object?)team)), .. (user is null ? [] : new[] { ("user", (object?)user) })]);
             using var reader = command.ExecuteReader();
             var rows = new List<UsageRow>();
             while (reader.Read())
