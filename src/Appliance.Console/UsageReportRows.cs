@@ -5,9 +5,17 @@ using Appliance.Api.Audit;
 namespace Appliance.WebConsole;
 
 /// <summary>One day's tokens of one team, model or user, and their cost where the models are priced, as the usage charts and the CSV export show them.</summary>
-public sealed record UsagePoint(string Day, string Key, long Requests, long PromptTokens, long CompletionTokens, decimal? Cost = null)
+public sealed record UsagePoint(string Day, string Key, long Requests, long PromptTokens, long CompletionTokens, decimal? Cost = null, long UnpricedTokens = 0)
 {
     public long Tokens => PromptTokens + CompletionTokens;
+
+    /// <summary>The cost with two decimals (more below a cent), marked partial where some tokens had no rate, or a dash when none had one.</summary>
+    public string CostText => Cost switch
+    {
+        null => "–",
+        { } cost => (cost is > 0 and < 0.01m ? UsageReportRows.Amount(cost) : cost.ToString("N2", CultureInfo.InvariantCulture))
+            + (UnpricedTokens > 0 ? string.Create(CultureInfo.InvariantCulture, $" (partial: {UnpricedTokens:N0} tokens without a rate)") : string.Empty),
+    };
 }
 
 /// <summary>Turns the audit store's usage rows into chart series and CSV.</summary>
@@ -16,7 +24,7 @@ public static class UsageReportRows
     public const string Unassigned = "(none)";
 
     public static List<UsagePoint> From(PricedUsage usage) =>
-        [.. usage.Rows.Select(r => new UsagePoint(r.Day, r.Key ?? Unassigned, r.Requests, r.PromptTokens, r.CompletionTokens, r.Cost))];
+        [.. usage.Rows.Select(r => new UsagePoint(r.Day, r.Key ?? Unassigned, r.Requests, r.PromptTokens, r.CompletionTokens, r.Cost, r.UnpricedTokens ?? 0))];
 
     /// <summary>One series per key, every day of the range present in each (zero where the key used nothing), for aligned columns.</summary>
     public static List<(string Key, List<UsagePoint> Points)> Series(IReadOnlyList<UsagePoint> points)
@@ -30,7 +38,7 @@ public static class UsageReportRows
     public static List<UsagePoint> Top(IReadOnlyList<UsagePoint> points, int count) =>
         [.. points.GroupBy(p => p.Key)
             .Select(g => new UsagePoint("total", g.Key, g.Sum(p => p.Requests), g.Sum(p => p.PromptTokens), g.Sum(p => p.CompletionTokens),
-                g.Any(p => p.Cost is not null) ? g.Sum(p => p.Cost ?? 0) : null))
+                g.Any(p => p.Cost is not null) ? g.Sum(p => p.Cost ?? 0) : null, g.Sum(p => p.UnpricedTokens)))
             .OrderByDescending(p => p.Tokens).Take(count)];
 
     /// <summary>A cost as a plain number: no currency sign, no thousands separators, no trailing zeros.</summary>
@@ -39,7 +47,8 @@ public static class UsageReportRows
     /// <summary>The rows as CSV; with <paramref name="currency"/> (models priced) each row also has its cost and unit.</summary>
     public static string Csv(string by, IEnumerable<UsagePoint> points, string? currency = null)
     {
-        var csv = new StringBuilder().Append("day,").Append(by).Append(",requests,prompt_tokens,completion_tokens").AppendLine(currency is null ? string.Empty : ",cost,currency");
+        var csv = new StringBuilder().Append("day,").Append(by).Append(",requests,prompt_tokens,completion_tokens")
+            .AppendLine(currency is null ? string.Empty : ",cost,currency,unpriced_tokens");
         foreach (var p in points)
         {
             csv.Append(p.Day).Append(',').Append(Quote(p.Key)).Append(',')
@@ -48,8 +57,9 @@ public static class UsageReportRows
                 .Append(p.CompletionTokens.ToString(CultureInfo.InvariantCulture));
             if (currency is not null)
             {
-                // An empty cost is a row whose models had no rate, not a free one.
-                csv.Append(',').Append(p.Cost is { } cost ? Amount(cost) : string.Empty).Append(',').Append(Quote(currency));
+                // An empty cost is a row whose models had no rate, not a free one; unpriced tokens above 0 make the cost partial.
+                csv.Append(',').Append(p.Cost is { } cost ? Amount(cost) : string.Empty).Append(',').Append(Quote(currency))
+                    .Append(',').Append(p.UnpricedTokens.ToString(CultureInfo.InvariantCulture));
             }
 
             csv.AppendLine();

@@ -98,11 +98,12 @@ public sealed class ConsoleBrowserTests : IAsyncLifetime
         await carol.ScreenshotAsync(new() { Path = Path.Combine(ScreenshotFolder, "usage.png"), FullPage = true });
         var csv = await carol.RunAndWaitForDownloadAsync(() => carol.GetByText("CSV by model").ClickAsync());
         var lines = await File.ReadAllLinesAsync(await csv.PathAsync());
-        Assert.Equal("day,model,requests,prompt_tokens,completion_tokens,cost,currency", lines[0]);
+        Assert.Equal("day,model,requests,prompt_tokens,completion_tokens,cost,currency,unpriced_tokens", lines[0]);
         // One euro a token: the row's cost is its prompt and completion tokens added up.
         var tinyRow = lines.Single(line => line.Contains(",tiny,1,", StringComparison.Ordinal)).Split(',');
         Assert.Equal((long.Parse(tinyRow[3], CultureInfo.InvariantCulture) + long.Parse(tinyRow[4], CultureInfo.InvariantCulture)).ToString(CultureInfo.InvariantCulture), tinyRow[5]);
         Assert.Equal("EUR", tinyRow[6]);
+        Assert.Equal("0", tinyRow[7]);
 
         // ada sees her own usage and what is left of her quota on the welcome page (no usage role needed).
         await ada.GotoAsync($"{_host.Address}console");

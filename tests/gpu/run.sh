@@ -4,11 +4,10 @@
 # The whole check is bounded (CHECK_SECONDS, 420 by default): a kernel that hangs holds its run past the check's own
 # per-run timeout, and the device call must end with time left to rerun.
 set -euo pipefail
-cd /tmp/gpu
-expected=$(wc -l < SHA256SUMS)
-present=$(ls part-* 2>/dev/null | wc -l)
-if [ "$present" -ne "$expected" ]; then
-  echo "only $present of $expected parts are in /tmp/gpu: the machine went cold between calls (or a part was skipped); send them all again" >&2
+mkdir -p /tmp/gpu && cd /tmp/gpu
+present=$( (ls part-* 2>/dev/null || true) | wc -l)
+if [ ! -f SHA256SUMS ] || [ "$present" -ne "$(wc -l < SHA256SUMS)" ]; then
+  echo "$present parts are in /tmp/gpu, not all that pack.sh made: the machine went cold between calls (or a part was skipped); send them all again" >&2
   exit 3
 fi
 sed 's#\.gpu/##' SHA256SUMS | sha256sum -c --quiet

@@ -6,7 +6,10 @@ namespace Appliance.Api.Audit;
 
 /// <summary>One day's usage of one user, team, model or client, all models together, with what it cost where priced.</summary>
 /// <param name="Cost">The priced models' tokens at their rates; null without prices, or when none of the row's models had a rate that day.</param>
-public sealed record UsageTotal(string Day, string? Key, long Requests, long PromptTokens, long CompletionTokens, decimal? Cost);
+/// <param name="UnpricedTokens">
+/// Tokens of the row that no rate covered, so are in no cost (a cost beside them is partial); null without prices.
+/// </param>
+public sealed record UsageTotal(string Day, string? Key, long Requests, long PromptTokens, long CompletionTokens, decimal? Cost, long? UnpricedTokens);
 
 /// <summary>A usage report's rows with their costs, and the models whose tokens no rate covered (their cost is left out).</summary>
 public sealed record PricedUsage(IReadOnlyList<UsageTotal> Rows, IReadOnlyList<string> UnpricedModels);
@@ -28,6 +31,7 @@ public sealed class PriceList(IOptions<PricingOptions> options)
         var totals = rows.GroupBy(r => (r.Day, r.Key)).Select(day =>
         {
             decimal? cost = null;
+            long? unpricedTokens = Currency is null ? null : 0;
             foreach (var row in day)
             {
                 if (Cost(row) is { } priced)
@@ -37,10 +41,11 @@ public sealed class PriceList(IOptions<PricingOptions> options)
                 else if (Currency is not null)
                 {
                     unpriced.Add(row.Model);
+                    unpricedTokens += row.PromptTokens + row.CompletionTokens;
                 }
             }
 
-            return new UsageTotal(day.Key.Day, day.Key.Key, day.Sum(r => r.Requests), day.Sum(r => r.PromptTokens), day.Sum(r => r.CompletionTokens), cost);
+            return new UsageTotal(day.Key.Day, day.Key.Key, day.Sum(r => r.Requests), day.Sum(r => r.PromptTokens), day.Sum(r => r.CompletionTokens), cost, unpricedTokens);
         }).ToList();
         return new PricedUsage(totals, [.. unpriced]);
     }

@@ -35,6 +35,7 @@ internal static class UsageReport
             data = usage.Rows.Select(r => new
             {
                 day = r.Day, key = r.Key, requests = r.Requests, promptTokens = r.PromptTokens, completionTokens = r.CompletionTokens, cost = r.Cost,
+                unpricedTokens = r.UnpricedTokens, // above 0: the cost beside them is partial
             }),
             // The cost of these models' tokens is in no row: they had no rate on the days they were used.
             unpricedModels = prices.Currency is null ? null : usage.UnpricedModels,

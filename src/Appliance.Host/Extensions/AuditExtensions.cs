@@ -94,6 +94,7 @@ public static partial class AuditExtensions
     /// <summary>Before authentication, so that refused credentials are recorded too.</summary>
     public static WebApplication UseApplianceAudit(this WebApplication app)
     {
+        PricingCheck.WarnAtStart(app);
         if (!IsEnabled(app.Configuration))
         {
             app.Lifetime.ApplicationStarted.Register(() => LogAuditDisabled(app.Logger));

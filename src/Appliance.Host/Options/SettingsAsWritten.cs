@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.ComponentModel;
 using System.Reflection;
 using System.Text.RegularExpressions;
@@ -98,6 +99,17 @@ public static partial class SettingsAsWritten
         {
             failures.Add($"{section.Path} is '{section.Value}', which .NET reads as {section.Value.Trim()} days: write a duration as hh:mm:ss " +
                 $"(00:00:30 is thirty seconds) or d.hh:mm:ss (90.00:00:00 is ninety days)");
+            return;
+        }
+
+        if (shape == typeof(DateOnly))
+        {
+            // The converter also takes 01/03/2027, as 3 January: a European reader meant 1 March.
+            if (!DateOnly.TryParseExact(section.Value.Trim(), "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out _))
+            {
+                failures.Add($"{section.Path} is '{section.Value}', which is not {Kind(shape)}");
+            }
+
             return;
         }
 

@@ -61,7 +61,8 @@ internal static partial class SessionFactory
     /// <summary>
     /// Sets every option at once. When the provider refuses them although it takes the pool's own, each of the folder's
     /// options is tried beside the pool's on a scratch object, so that a value it refuses is named as the model's (a
-    /// provider that cannot load at all refuses the pool's too, and is not blamed on the model).
+    /// provider that cannot load at all refuses the pool's too, and is not blamed on the model); options refused only
+    /// together are named together.
     /// </summary>
     private static void UpdateCudaOptions(
         OrtCUDAProviderOptions cuda, IReadOnlyDictionary<string, string> pool, Dictionary<string, string> merged, SessionSettings settings, string modelPath)
@@ -81,7 +82,9 @@ internal static partial class SessionFactory
                 }
             }
 
-            throw;
+            throw new Models.ModelFolderException(
+                $"{Path.GetDirectoryName(modelPath)}: genai_config.json's CUDA options ({string.Join(", ", settings.CudaOptions.Select(o => $"{o.Key}='{o.Value}'"))}) "
+                + "are refused together, though each is taken alone: remove them one by one to find the pair");
         }
     }
 

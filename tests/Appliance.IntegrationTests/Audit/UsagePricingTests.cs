@@ -25,15 +25,24 @@ public sealed class UsagePricingTests : IDisposable
         var folder = _root.Combine("tiny");
         SyntheticModelFolder.Write(SyntheticModelSpec.Tiny, folder);
         var tomorrow = DateTime.UtcNow.AddDays(1).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
-        await using var running = await RunningAppliance.StartAsync(
-            $"--Models:priced:Path={folder}", $"--Models:unpriced:Path={folder}",
+        using var logs = new ListLoggerProvider();
+        await using var running = await RunningAppliance.StartAsync(logs,
+            $"--Models:priced:Path={folder}", $"--Models:unpriced:Path={folder}", "--Models:priced:Aliases:0=cheap",
             "--Appliance:BuiltInEmbeddings=false", $"--Appliance:DataFolder={_root.Combine("data")}", "--Logging:LogLevel:Default=None",
-            "--Pricing:Currency=EUR",
+            "--Logging:LogLevel:Appliance.Host=Warning", "--Pricing:Currency=EUR",
+            "--Pricing:Models:cheap:InputPerMillion=1", "--Pricing:Models:cheap:OutputPerMillion=1", // under the alias: prices nothing
+            "--Pricing:Models:retired:InputPerMillion=1", "--Pricing:Models:retired:OutputPerMillion=1", // kept for past usage
             // Today falls under the earlier rate (one per token in and out); the current one starts tomorrow. The id is
             // written in another case: configuration keys are.
             "--Pricing:Models:PRICED:Since=" + tomorrow, "--Pricing:Models:PRICED:InputPerMillion=5", "--Pricing:Models:PRICED:OutputPerMillion=5",
             "--Pricing:Models:PRICED:Earlier:0:InputPerMillion=1000000", "--Pricing:Models:PRICED:Earlier:0:OutputPerMillion=2000000");
         await running.WaitUntilReadyAsync();
+        // What would price nothing, and what has no price, is said once at start.
+        var warnings = logs.Logger.Entries.Where(e => e.EventId.Id is 4060 or 4061).Select(e => e.Message).ToList();
+        Assert.Contains("Pricing:Models:cheap is an alias of priced: prices go under the id", warnings);
+        Assert.Contains(warnings, w => w.StartsWith("Pricing:Models:retired is no model this node serves", StringComparison.Ordinal));
+        Assert.Contains(warnings, w => w.StartsWith("Model unpriced has no price", StringComparison.Ordinal));
+        Assert.DoesNotContain(warnings, w => w.StartsWith("Model priced ", StringComparison.Ordinal));
         using (var ada = running.ClientWith(running.MintToken("ada", ["appliance-user"], groups: ["/research"])))
         {
             Assert.Equal(HttpStatusCode.OK, (await Chat(ada, "priced")).StatusCode);
@@ -58,6 +67,10 @@ public sealed class UsagePricingTests : IDisposable
             Assert.Equal(expected, row.GetProperty("cost").GetDecimal());
             var unpriced = byModel.RootElement.GetProperty("data").EnumerateArray().Single(r => r.GetProperty("key").GetString() == "unpriced");
             Assert.Equal(JsonValueKind.Null, unpriced.GetProperty("cost").ValueKind); // not free: unknown
+            // The team's row says its cost is partial: the unpriced model's tokens are in it, but in no cost.
+            var unpricedTokens = unpriced.GetProperty("promptTokens").GetInt64() + unpriced.GetProperty("completionTokens").GetInt64();
+            Assert.Equal(unpricedTokens, row.GetProperty("unpricedTokens").GetInt64());
+            Assert.Equal(0, priced.GetProperty("unpricedTokens").GetInt64());
         }
     }
 
@@ -97,10 +110,12 @@ public sealed class UsagePricingTests : IDisposable
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
         {
             ["Pricing:Currency"] = "EUR", ["Pricing:Models:m:Since"] = "July", ["Pricing:Models:m:InputPerMillion"] = "0,20", ["Pricing:Models:m:OutputPerMilion"] = "1",
+            ["Pricing:Models:m:Earlier:0:Since"] = "01/03/2027", // 3 January to .NET, 1 March to a European reader
         }).Build();
         var failures = new WrittenSettingsValidator(configuration).Validate(null, new WrittenSettings()).Failures!.ToList();
         Assert.Contains("Pricing:Models:m:Since is 'July', which is not a day (yyyy-MM-dd)", failures);
         Assert.Contains("Pricing:Models:m:InputPerMillion is '0,20', which is not a number (with a '.' for decimals)", failures);
+        Assert.Contains("Pricing:Models:m:Earlier:0:Since is '01/03/2027', which is not a day (yyyy-MM-dd)", failures);
         Assert.Contains(failures, f => f.StartsWith("Pricing:Models:m:OutputPerMilion is not a setting: did you mean Pricing:Models:m:OutputPerMillion?", StringComparison.Ordinal));
     }
 
@@ -115,6 +130,7 @@ public sealed class UsagePricingTests : IDisposable
         var usage = prices.Price([Day("2026-01-31"), Day("2026-02-01"), Day("2026-02-28"), Day("2026-03-01"), new("2026-03-01", "ada", "other", 1, 5, 5)]);
 
         Assert.Equal([null, 4m, 4m, 6m], usage.Rows.Select(r => r.Cost));
+        Assert.Equal([1_100_000L, 0, 0, 10], usage.Rows.Select(r => r.UnpricedTokens));
         Assert.Equal(2, usage.Rows[^1].Requests); // the unpriced model's request is in the day's row, its tokens in no cost
         Assert.Equal(["m", "other"], usage.UnpricedModels); // m on 2026-01-31, before its first rate
         Assert.Equal("credits", prices.Currency);

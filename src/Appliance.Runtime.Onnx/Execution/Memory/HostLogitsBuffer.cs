@@ -33,9 +33,10 @@ internal sealed unsafe class HostLogitsBuffer : MemoryManager<float>
 
     public static HostLogitsBuffer Create(int length, InferenceSession session, int? cudaDevice)
     {
-        // ONNX Runtime 1.2x registers the CUDA provider's pinned allocator under device 0 whatever GPU the session runs
-        // on (onnxruntime#24453), so a replica on GPU 1 asks for device 0's after its own. Pinned memory is usable by
-        // every GPU here: with unified addressing (every 64-bit Linux) cudaMallocHost memory is portable.
+        // Some ONNX Runtime versions register the CUDA provider's pinned allocator under device 0 whatever GPU the
+        // session runs on, so a replica on GPU 1 asks for device 0's after its own (a session only hands out its own
+        // allocators, so either is right). Pinned memory serves every GPU: under unified addressing (every 64-bit
+        // Linux) cudaMallocHost memory is portable.
         foreach (var device in cudaDevice is { } id ? (id == 0 ? [0] : new[] { id, 0 }) : [])
         {
             var info = new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA_PINNED, OrtAllocatorType.DeviceAllocator, device, OrtMemType.CpuOutput);
