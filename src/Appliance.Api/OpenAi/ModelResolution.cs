@@ -73,7 +73,7 @@ internal static class ModelResolution
         }
         catch
         {
-            lease?.Refund();
+            Refund(lease, http);
             throw;
         }
 
@@ -97,7 +97,7 @@ internal static class ModelResolution
         }
         catch
         {
-            lease?.Refund();
+            Refund(lease, http);
             throw;
         }
 
@@ -113,7 +113,7 @@ internal static class ModelResolution
             }
             finally
             {
-                lease?.Refund();
+                Refund(lease, http);
             }
 
             throw;
@@ -130,9 +130,29 @@ internal static class ModelResolution
         }
 
         var lease = gate.TryEnter(http.User, out var refusal);
-        var time = http.RequestServices.GetService(typeof(TimeProvider)) as TimeProvider ?? TimeProvider.System;
-        RateLimitHeaders.Write(http, gate.Headroom(http.User), time.GetUtcNow()); // this request counted, or refused
+        WriteRateLimits(http, gate); // this request counted, or refused
         return lease ?? throw QuotaExceeded(audit, refusal!, http);
+    }
+
+    /// <summary>Ends the lease of a request admitted and then not run; its answer's rate-limit headers no longer count it.</summary>
+    private static void Refund(IQuotaLease? lease, HttpContext http)
+    {
+        if (lease is null)
+        {
+            return;
+        }
+
+        lease.Refund();
+        if (!http.Response.HasStarted && http.RequestServices.GetService(typeof(IQuotaGate)) is IQuotaGate gate)
+        {
+            WriteRateLimits(http, gate);
+        }
+    }
+
+    private static void WriteRateLimits(HttpContext http, IQuotaGate gate)
+    {
+        var time = http.RequestServices.GetService(typeof(TimeProvider)) as TimeProvider ?? TimeProvider.System;
+        RateLimitHeaders.Write(http, gate.Headroom(http.User), time.GetUtcNow());
     }
 
     private static async Task RecordAcceptedAsync(IAccessRecorder recorder, HttpContext http)

@@ -23,6 +23,8 @@ public static partial class AuditExtensions
             .Validate(o => o.CheckpointInterval >= TimeSpan.FromSeconds(1), "Audit:CheckpointInterval must be at least one second")
             .Validate(o => o.MaxBatch is >= 1 and <= 10_000, "Audit:MaxBatch must be between 1 and 10000")
             .Validate(o => o.MaxSizeBytes is null or >= 65_536, "Audit:MaxSizeBytes must be at least 65536")
+            .Validate(o => o.MaxSizeBytes is null || o.Store != "postgresql",
+                "Audit:MaxSizeBytes caps the SQLite file only; with postgresql leave it unset, size the database's storage and alert on audit_failing")
             .Validate(o => o.Syslog.Target.Length == 0 || (Uri.TryCreate(o.Syslog.Target, UriKind.Absolute, out var target) && target.Scheme is "relp" or "tcp" or "udp" && target.Port > 0),
                 "Audit:Syslog:Target must be relp://host:port, tcp://host:port or udp://host:port")
             .Validate(o => o.Retention is null || o.Retention >= TimeSpan.FromSeconds(1), "Audit:Retention must be at least one second (or unset to keep everything)")

@@ -75,7 +75,10 @@ public sealed record IdentityOptions
     /// <summary>The realm's public client the web console signs people in with (authorization code + PKCE).</summary>
     public string ConsoleClientId { get; init; } = "appliance-console";
 
-    /// <summary>How long a console session lasts without activity (never longer than the person's access token).</summary>
+    /// <summary>
+    /// How long a console session lasts after its cookie was last renewed (each token refresh renews it; Keycloak's
+    /// SSO session limits end it too; without a refresh token, never longer than the person's access token).
+    /// </summary>
     public TimeSpan ConsoleSessionLifetime { get; init; } = TimeSpan.FromHours(8);
 
     public string RoleClientId => string.IsNullOrEmpty(ClientId) ? Audience : ClientId;

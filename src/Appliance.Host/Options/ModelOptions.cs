@@ -17,7 +17,8 @@ public sealed record ModelOptions
 
     /// <summary>
     /// Caps the context below the model's own; also sizes the preallocated KV cache. Null: the model's own context, or
-    /// the longest that lets one replica fit in 90% of the largest device (logged when it caps).
+    /// the longest that fits 90% of the memory still available on the N-th roomiest device, N being the replicas
+    /// (logged when it caps).
     /// </summary>
     public int? ContextLength { get; init; }
 

@@ -37,6 +37,19 @@ public sealed class HostStartupTests : IDisposable
         Assert.Contains("Limits:RequestTimeoutGrace must be", error.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task A_size_cap_with_the_postgresql_store_stops_start_up_rather_than_being_passed_over()
+    {
+        // The cap only ever applied to the SQLite file: with PostgreSQL it would promise a limit nothing enforces.
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(async () =>
+        {
+            await using var app = ApplianceApp.Create(["--urls=http://127.0.0.1:0", "--environment=Development", "--Appliance:BuiltInEmbeddings=false",
+                "--Audit:Store=postgresql", "--Audit:PostgresConnectionString=Host=127.0.0.1;Port=1", "--Audit:MaxSizeBytes=1000000"]);
+            await app.StartAsync();
+        });
+        Assert.Contains("Audit:MaxSizeBytes caps the SQLite file only", error.Message, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("http://0.0.0.0:0")]
     [InlineData("http://unix:8080")] // a host named "unix": Kestrel binds it on every interface

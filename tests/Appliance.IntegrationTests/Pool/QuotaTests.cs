@@ -81,6 +81,28 @@ public sealed class QuotaTests : IDisposable
         Assert.Equal("0", Header(refused, "x-ratelimit-remaining-requests"));
     }
 
+    [Fact]
+    public async Task A_request_the_engine_refuses_after_admission_is_not_counted_in_its_rate_limit_headers()
+    {
+        await using var running = await Start(null, "--Quotas:User:RequestsPerMinute=100", "--Models:tiny:MaxBatchSize=1", "--Models:tiny:MaxQueuedRequests=1",
+            "--Limits:MaxTokens=4000");
+        await AwayFromTheMinuteBoundary();
+        var admitted = new List<HttpResponseMessage>();
+        for (var i = 0; i < 2; i++)
+        {
+            // One runs, one waits: both admitted and counted.
+            admitted.Add(await running.Http.SendAsync(new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = Chat(maxTokens: 4000, stream: true) },
+                HttpCompletionOption.ResponseHeadersRead));
+            Assert.Equal(HttpStatusCode.OK, admitted[^1].StatusCode);
+        }
+
+        using var refused = await running.Http.PostAsync("/v1/chat/completions", Chat(maxTokens: 4000, stream: true)); // the queue is full
+        Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
+        Assert.Contains("rate_limit_exceeded", await refused.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Equal("98", Header(refused, "x-ratelimit-remaining-requests")); // admitted, then given back
+        admitted.ForEach(a => a.Dispose());
+    }
+
     [Theory]
     [InlineData(0, "0s")]
     [InlineData(17, "17ms")]
