@@ -1,5 +1,5 @@
+using Appliance.Audit.Pricing;
 using System.Globalization;
-using System.Text;
 using Appliance.Api.Audit;
 
 namespace Appliance.WebConsole;
@@ -13,15 +13,15 @@ public sealed record UsagePoint(string Day, string Key, long Requests, long Prom
     public string CostText => Cost switch
     {
         null => "–",
-        { } cost => (cost is > 0 and < 0.01m ? UsageReportRows.Amount(cost) : cost.ToString("N2", CultureInfo.InvariantCulture))
+        { } cost => (cost is > 0 and < 0.01m ? UsageCsv.Amount(cost) : cost.ToString("N2", CultureInfo.InvariantCulture))
             + (UnpricedTokens > 0 ? string.Create(CultureInfo.InvariantCulture, $" (partial: {UnpricedTokens:N0} tokens without a rate)") : string.Empty),
     };
 }
 
-/// <summary>Turns the audit store's usage rows into chart series and CSV.</summary>
+/// <summary>Turns the audit store's usage rows into chart series and tables.</summary>
 public static class UsageReportRows
 {
-    public const string Unassigned = "(none)";
+    public const string Unassigned = UsageCsv.Unassigned;
 
     public static List<UsagePoint> From(PricedUsage usage) =>
         [.. usage.Rows.Select(r => new UsagePoint(r.Day, r.Key ?? Unassigned, r.Requests, r.PromptTokens, r.CompletionTokens, r.Cost, r.UnpricedTokens ?? 0))];
@@ -40,38 +40,4 @@ public static class UsageReportRows
             .Select(g => new UsagePoint("total", g.Key, g.Sum(p => p.Requests), g.Sum(p => p.PromptTokens), g.Sum(p => p.CompletionTokens),
                 g.Any(p => p.Cost is not null) ? g.Sum(p => p.Cost ?? 0) : null, g.Sum(p => p.UnpricedTokens)))
             .OrderByDescending(p => p.Tokens).Take(count)];
-
-    /// <summary>A cost as a plain number: no currency sign, no thousands separators, no trailing zeros.</summary>
-    public static string Amount(decimal cost) => cost.ToString("0.############", CultureInfo.InvariantCulture);
-
-    /// <summary>The rows as CSV; with <paramref name="currency"/> (models priced) each row also has its cost and unit.</summary>
-    public static string Csv(string by, IEnumerable<UsagePoint> points, string? currency = null)
-    {
-        var csv = new StringBuilder().Append("day,").Append(by).Append(",requests,prompt_tokens,completion_tokens")
-            .AppendLine(currency is null ? string.Empty : ",cost,currency,unpriced_tokens");
-        foreach (var p in points)
-        {
-            csv.Append(p.Day).Append(',').Append(Quote(p.Key)).Append(',')
-                .Append(p.Requests.ToString(CultureInfo.InvariantCulture)).Append(',')
-                .Append(p.PromptTokens.ToString(CultureInfo.InvariantCulture)).Append(',')
-                .Append(p.CompletionTokens.ToString(CultureInfo.InvariantCulture));
-            if (currency is not null)
-            {
-                // An empty cost is a row whose models had no rate, not a free one; unpriced tokens above 0 make the cost partial.
-                csv.Append(',').Append(p.Cost is { } cost ? Amount(cost) : string.Empty).Append(',').Append(Quote(currency))
-                    .Append(',').Append(p.UnpricedTokens.ToString(CultureInfo.InvariantCulture));
-            }
-
-            csv.AppendLine();
-        }
-
-        return csv.ToString();
-    }
-
-    /// <summary>RFC 4180 quoting; a leading formula character is neutralised so that spreadsheets do not run it.</summary>
-    private static string Quote(string value)
-    {
-        var safe = value.Length > 0 && "=+-@".Contains(value[0], StringComparison.Ordinal) ? "'" + value : value;
-        return safe.IndexOfAny([',', '"', '\n', '\r']) >= 0 ? "\"" + safe.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"" : safe;
-    }
 }

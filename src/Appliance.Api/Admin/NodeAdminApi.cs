@@ -1,3 +1,4 @@
+using Appliance.Audit.Pricing;
 using System.Globalization;
 using Appliance.Api.Audit;
 using Appliance.Api.Models;

@@ -1,3 +1,4 @@
+using Appliance.Audit.Pricing;
 using System.Globalization;
 using Appliance.Audit.Chain;
 using Appliance.Audit.Cluster;

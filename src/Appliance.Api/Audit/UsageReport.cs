@@ -1,3 +1,4 @@
+using Appliance.Audit.Pricing;
 using Appliance.Audit.Chain;
 using Microsoft.AspNetCore.Http;
 

@@ -12,8 +12,9 @@ internal static class AuditCommands
 {
     public static Command Create()
     {
-        var audit = new Command("audit", "The audit log: verify its chain offline");
+        var audit = new Command("audit", "The audit log: verify its chain offline, recompute usage and costs from it");
         audit.Subcommands.Add(Verify());
+        audit.Subcommands.Add(AuditUsageCommand.Create());
         return audit;
     }
 
@@ -70,40 +71,54 @@ internal static class AuditCommands
 
     private static IReadOnlyList<(string, ChainVerification)> VerifyExport(FileInfo file, string? node, ECDsa? key, bool acceptNoEnd)
     {
-        // Read once per pass, never held whole. A pipe (--file <(zcat export.jsonl.gz), /dev/stdin) cannot be read
-        // twice: it is copied to a temporary file first.
+        using var stream = OpenExport(file);
+        return VerifyExport(stream, node, key, acceptNoEnd);
+    }
+
+    /// <summary>
+    /// An export to read more than once, one pass at a time, never held whole. A pipe (--file &lt;(zcat export.jsonl.gz),
+    /// /dev/stdin) cannot be read twice: it is copied to a temporary file first.
+    /// </summary>
+    internal static Stream OpenExport(FileInfo file)
+    {
         var opened = new FileStream(file.FullName, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
-        var stream = (Stream)opened;
-        try
+        if (opened.CanSeek)
         {
-            if (!opened.CanSeek)
-            {
-                stream = new FileStream(Path.GetTempFileName(), FileMode.Create, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.DeleteOnClose);
-                opened.CopyTo(stream);
-            }
-
-            TextReader Open()
-            {
-                stream.Position = 0;
-                return new StreamReader(stream, System.Text.Encoding.UTF8, detectEncodingFromByteOrderMarks: true, bufferSize: 1 << 16, leaveOpen: true);
-            }
-
-            var scan = ExportVerifier.Scan(Open);
-            return ExportVerifier.Verify(scan, Chosen(ExportVerifier.Nodes(scan), node, "export"), key, witnesses: node is null, acceptNoEnd);
+            return opened;
         }
-        finally
+
+        using (opened)
         {
-            stream.Dispose();
-            opened.Dispose();
+            var copy = new FileStream(Path.GetTempFileName(), FileMode.Create, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.DeleteOnClose);
+            opened.CopyTo(copy);
+            return copy;
         }
     }
 
-    private static SqliteAuditStore OpenSqlite(FileInfo database) =>
+    /// <summary>A new reader from the export's start (the stream stays open).</summary>
+    internal static TextReader Reader(Stream export)
+    {
+        export.Position = 0;
+        return new StreamReader(export, System.Text.Encoding.UTF8, detectEncodingFromByteOrderMarks: true, bufferSize: 1 << 16, leaveOpen: true);
+    }
+
+    internal static IReadOnlyList<(string Node, ChainVerification Verdict)> VerifyExport(Stream export, string? node, ECDsa? key, bool acceptNoEnd)
+    {
+        var scan = ExportVerifier.Scan(() => Reader(export));
+        return ExportVerifier.Verify(scan, Chosen(ExportVerifier.Nodes(scan), node, "export"), key, witnesses: node is null, acceptNoEnd);
+    }
+
+    internal static SqliteAuditStore OpenSqlite(FileInfo database) =>
         database.Exists ? SqliteAuditStore.OpenReadOnly(database.FullName) : throw new IOException($"{database.FullName} does not exist");
 
     private static IReadOnlyList<(string, ChainVerification)> VerifyStore(SqlAuditStore opened, string? node, ECDsa? key)
     {
         using var store = opened;
+        return VerifyOpenStore(store, node, key);
+    }
+
+    internal static IReadOnlyList<(string Node, ChainVerification Verdict)> VerifyOpenStore(SqlAuditStore store, string? node, ECDsa? key)
+    {
         var verdicts = Chosen(store.Nodes(), node, "store").Select(chain => (chain, ChainVerifier.Verify(store.Chain(chain), store.Checkpoints(chain), key, store.Retention(chain)))).ToList();
         return node is null ? ChainWitness.Check(store, verdicts) : verdicts;
     }
@@ -117,7 +132,7 @@ internal static class AuditCommands
         _ => throw new InvalidDataException($"the {where} holds no chain of node '{node}' (it holds {(present.Count == 0 ? "none" : string.Join(", ", present))})"),
     };
 
-    private static ECDsa? LoadKey(FileInfo? file)
+    internal static ECDsa? LoadKey(FileInfo? file)
     {
         if (file is null)
         {

@@ -1,3 +1,4 @@
+using Appliance.Audit.Pricing;
 using Appliance.Api.Audit;
 using Appliance.Host.Options;
 using Microsoft.Extensions.Options;

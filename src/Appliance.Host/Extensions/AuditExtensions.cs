@@ -1,3 +1,4 @@
+using Appliance.Audit.Pricing;
 using Appliance.Api.Audit;
 using Appliance.Audit;
 using Appliance.Audit.Chain;
@@ -59,7 +60,7 @@ public static partial class AuditExtensions
         builder.Services.AddSingleton<IAuditReader, AuditReader>();
         builder.Services.AddOptions<PricingOptions>().Bind(builder.Configuration.GetSection(PricingOptions.Section)).ValidateOnStart();
         builder.Services.AddSingleton<IValidateOptions<PricingOptions>, PricingOptionsValidator>();
-        builder.Services.AddSingleton<PriceList>();
+        builder.Services.AddSingleton(services => new PriceList(services.GetRequiredService<IOptions<PricingOptions>>().Value));
         if (IsEnabled(builder.Configuration))
         {
             builder.Services.AddSingleton<IAccessRecorder, AccessRecorder>();

@@ -1,3 +1,4 @@
+using Appliance.Audit.Pricing;
 using System.Diagnostics.Metrics;
 using Appliance.Api.Admin;
 using Appliance.Api.Audit;

@@ -1,3 +1,4 @@
+using Appliance.Audit.Pricing;
 using Appliance.Api.Audit;
 using Microsoft.Extensions.Options;
 

@@ -1,3 +1,4 @@
+using Appliance.Audit.Pricing;
 using Appliance.Api.OpenAi;
 using Appliance.Engine.Pool;
 using Appliance.Host.Quotas;
@@ -23,7 +24,7 @@ public sealed class WrittenSettingsValidator(IConfiguration configuration) : IVa
         (AuditOptions.Section, [typeof(AuditOptions)]),
         (PoolOptions.Section, [typeof(PoolOptions), typeof(DeviceInventoryOptions)]),
         (QuotaOptions.Section, [typeof(QuotaOptions)]),
-        (Api.Audit.PricingOptions.Section, [typeof(Api.Audit.PricingOptions)]),
+        (Appliance.Audit.Pricing.PricingOptions.Section, [typeof(Appliance.Audit.Pricing.PricingOptions)]),
         (KeyRingOptions.Section, [typeof(KeyRingOptions)]),
         ("Tls", [typeof(TlsSettings)]),
         ("Metrics", [typeof(MetricsSettings)]),

@@ -1,3 +1,4 @@
+using Appliance.Audit.Pricing;
 using System.Globalization;
 using Appliance.Api.Audit;
 using Appliance.WebConsole;
@@ -21,7 +22,7 @@ internal static class UsageCsvEndpoint
             }
 
             var rows = reader.Chains.Usage(Start(first), Start(last.AddDays(1)), by, node: null, scope.TeamsOf(http.User)); // every node of the cluster
-            var csv = UsageReportRows.Csv(by, UsageReportRows.From(prices.Price(rows)), prices.Currency);
+            var csv = UsageCsv.Write(by, prices.Price(rows).Rows, prices.Currency);
             return Results.File(System.Text.Encoding.UTF8.GetBytes(csv), "text/csv; charset=utf-8",
                 $"usage-{by}-{first:yyyy-MM-dd}-{last:yyyy-MM-dd}.csv");
         }).RequireAuthorization(policy);

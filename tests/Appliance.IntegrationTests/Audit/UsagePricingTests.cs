@@ -1,3 +1,4 @@
+using Appliance.Audit.Pricing;
 using System.Globalization;
 using System.Net;
 using System.Text;
@@ -75,6 +76,68 @@ public sealed class UsagePricingTests : IDisposable
     }
 
     [Fact]
+    public async Task An_auditor_recomputes_the_bill_offline_from_the_verified_log_and_a_changed_log_gives_none()
+    {
+        var folder = _root.Combine("tiny");
+        SyntheticModelFolder.Write(SyntheticModelSpec.Tiny, folder);
+        var data = _root.Combine("data");
+        await using var running = await RunningAppliance.StartAsync(
+            $"--Models:priced:Path={folder}", $"--Models:unpriced:Path={folder}", "--Appliance:BuiltInEmbeddings=false", $"--Appliance:DataFolder={data}",
+            "--Logging:LogLevel:Default=None", "--Pricing:Currency=EUR", "--Pricing:Models:priced:InputPerMillion=1000000", "--Pricing:Models:priced:OutputPerMillion=2000000");
+        await running.WaitUntilReadyAsync();
+        using (var ada = running.ClientWith(running.MintToken("ada", ["appliance-user"], groups: ["/research"])))
+        {
+            Assert.Equal(HttpStatusCode.OK, (await Chat(ada, "priced")).StatusCode);
+            Assert.Equal(HttpStatusCode.OK, (await Chat(ada, "unpriced")).StatusCode);
+        }
+
+        using var report = JsonDocument.Parse(await running.Http.GetStringAsync("/admin/usage?by=team"));
+        var row = Assert.Single(report.RootElement.GetProperty("data").EnumerateArray());
+        var expected = string.Join(",", row.GetProperty("day").GetString(), "/research", row.GetProperty("requests").GetInt64(), row.GetProperty("promptTokens").GetInt64(),
+            row.GetProperty("completionTokens").GetInt64(), row.GetProperty("cost").GetDecimal().ToString(CultureInfo.InvariantCulture), "EUR", row.GetProperty("unpricedTokens").GetInt64());
+        var export = _root.Combine("export.jsonl");
+        await File.WriteAllBytesAsync(export, await running.Http.GetByteArrayAsync("/audit/export"));
+        var key = _root.Combine("audit.pub.pem");
+        await File.WriteAllTextAsync(key, await running.Http.GetStringAsync("/audit/public-key"));
+        // The node's prices as a settings file holds them: comments, another case, a figure as a string.
+        var settings = _root.Combine("appsettings.json");
+        await File.WriteAllTextAsync(settings, """
+            {
+              // what the node was given
+              "Pricing": { "Currency": "EUR", "Models": { "PRICED": { "InputPerMillion": 1000000, "OutputPerMillion": "2000000" } } },
+              "Audit": { "Store": "sqlite" }
+            }
+            """);
+
+        foreach (var source in new[] { new[] { "--file", export, "--public-key", key }, ["--db", Path.Combine(data, "audit", "audit.db"), "--public-key", key] })
+        {
+            var (exit, output) = await ApplianceCli.RunAsync(["audit", "usage", .. source, "--by", "team", "--prices", settings]);
+            Assert.True(exit == 0, output);
+            var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            Assert.Equal("day,team,requests,prompt_tokens,completion_tokens,cost,currency,unpriced_tokens", lines[0]);
+            Assert.Equal(expected, lines[1]); // the node's own report, recomputed from the verified log
+        }
+
+        // An entry changed after the fact (fewer tokens billed): the chain no longer verifies, and no report is given.
+        var changed = File.ReadAllLines(export).Select(line =>
+            line.Contains("\"kind\":\"request.completed\"", StringComparison.Ordinal) && line.Contains("\"model\":\"priced\"", StringComparison.Ordinal)
+                ? System.Text.RegularExpressions.Regex.Replace(line, "\"completionTokens\":[0-9]+", "\"completionTokens\":0")
+                : line).ToList();
+        Assert.NotEqual(File.ReadAllLines(export), changed);
+        await File.WriteAllLinesAsync(export, changed);
+        var (brokenExit, brokenOutput) = await ApplianceCli.RunAsync("audit", "usage", "--file", export, "--public-key", key, "--by", "team", "--prices", settings);
+        Assert.Equal(1, brokenExit);
+        Assert.Contains("BROKEN at entry", brokenOutput, StringComparison.Ordinal);
+        Assert.DoesNotContain("day,team", brokenOutput, StringComparison.Ordinal);
+
+        // A rate misspelt in the settings file is named, not read as free.
+        await File.WriteAllTextAsync(settings, """{ "Pricing": { "Currency": "EUR", "Models": { "priced": { "InputPerMillion": 1, "OutputPerMilion": 2 } } } }""");
+        var (badExit, badOutput) = await ApplianceCli.RunAsync("audit", "usage", "--db", Path.Combine(data, "audit", "audit.db"), "--prices", settings);
+        Assert.Equal(2, badExit);
+        Assert.Contains("OutputPerMilion", badOutput, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Without_prices_the_reports_have_no_costs()
     {
         var folder = _root.Combine("tiny");
@@ -122,9 +185,9 @@ public sealed class UsagePricingTests : IDisposable
     [Fact]
     public void A_day_takes_the_newest_rate_begun_by_then_and_a_day_before_every_rate_is_unpriced()
     {
-        var prices = new PriceList(Microsoft.Extensions.Options.Options.Create(Bind(
+        var prices = new PriceList(Bind(
             "Pricing:Currency=credits|Pricing:Models:m:Since=2026-03-01|Pricing:Models:m:InputPerMillion=3|Pricing:Models:m:OutputPerMillion=30"
-            + "|Pricing:Models:m:Earlier:0:Since=2026-02-01|Pricing:Models:m:Earlier:0:InputPerMillion=2|Pricing:Models:m:Earlier:0:OutputPerMillion=20")));
+            + "|Pricing:Models:m:Earlier:0:Since=2026-02-01|Pricing:Models:m:Earlier:0:InputPerMillion=2|Pricing:Models:m:Earlier:0:OutputPerMillion=20"));
         UsageRow Day(string day) => new(day, "ada", "m", 1, 1_000_000, 100_000);
 
         var usage = prices.Price([Day("2026-01-31"), Day("2026-02-01"), Day("2026-02-28"), Day("2026-03-01"), new("2026-03-01", "ada", "other", 1, 5, 5)]);

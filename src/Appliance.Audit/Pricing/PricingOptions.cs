@@ -1,4 +1,4 @@
-namespace Appliance.Api.Audit;
+namespace Appliance.Audit.Pricing;
 
 /// <summary>One rate of a model: what a million prompt and completion tokens cost, from a UTC day on (or always).</summary>
 public record ModelRate

@@ -1,8 +1,7 @@
 using System.Globalization;
 using Appliance.Audit.Stores;
-using Microsoft.Extensions.Options;
 
-namespace Appliance.Api.Audit;
+namespace Appliance.Audit.Pricing;
 
 /// <summary>One day's usage of one user, team, model or client, all models together, with what it cost where priced.</summary>
 /// <param name="Cost">The priced models' tokens at their rates; null without prices, or when none of the row's models had a rate that day.</param>
@@ -14,15 +13,18 @@ public sealed record UsageTotal(string Day, string? Key, long Requests, long Pro
 /// <summary>A usage report's rows with their costs, and the models whose tokens no rate covered (their cost is left out).</summary>
 public sealed record PricedUsage(IReadOnlyList<UsageTotal> Rows, IReadOnlyList<string> UnpricedModels);
 
-/// <summary>Turns the audit store's usage rows (per model) into costs at each model's rate on each day (Pricing).</summary>
-public sealed class PriceList(IOptions<PricingOptions> options)
+/// <summary>
+/// Turns the audit store's usage rows (per model) into costs at each model's rate on each day (Pricing): the node's
+/// reports, and the offline `appliance audit usage` that recomputes them from an export.
+/// </summary>
+public sealed class PriceList(PricingOptions options)
 {
     // Configuration keys are case-insensitive, so a model's price is found whatever case its id is written in.
-    private readonly Dictionary<string, ModelRate[]> _rates = options.Value.Models.ToDictionary(
+    private readonly Dictionary<string, ModelRate[]> _rates = options.Models.ToDictionary(
         m => m.Key, m => m.Value.Rates().ToArray(), StringComparer.OrdinalIgnoreCase);
 
     /// <summary>The unit of the costs (Pricing:Currency); null when no model has a price, and reports leave costs out.</summary>
-    public string? Currency => _rates.Count == 0 ? null : options.Value.Currency.Trim();
+    public string? Currency => _rates.Count == 0 ? null : options.Currency.Trim();
 
     /// <summary>The rows summed over models per day and key, each model's tokens priced at its rate on that day.</summary>
     public PricedUsage Price(IEnumerable<UsageRow> rows)
