@@ -90,7 +90,7 @@ public static class NodeAdminApi
             return AuditUnavailable.Problem("this administrative read");
         }
 
-        return Results.Json(UsageReport.Build(reader, prices, query, models.ReplicaSeconds()));
+        return UsageReport.Build(reader, prices, query, models.ReplicaSeconds());
     }
 
     private static async Task<IResult> Drain(HttpContext http, DrainGate drain, IAccessRecorder recorder)

@@ -188,7 +188,7 @@ public static class AuditApi
             return AuditUnavailable.Problem("this read");
         }
 
-        return Results.Json(UsageReport.Build(reader, prices, query, replicaSeconds: null));
+        return UsageReport.Build(reader, prices, query, replicaSeconds: null);
     }
 
     /// <summary>

@@ -9,8 +9,8 @@ internal static class UsageReport
 {
     private static readonly string[] Groups = ["user", "team", "model", "client"];
 
-    /// <summary>The period, the grouping and the node whose chain is counted (null: every node sharing the store).</summary>
-    public sealed record Query(DateTimeOffset From, DateTimeOffset To, string By, string? Node);
+    /// <summary>The period, the grouping, the node whose chain is counted (null: every node sharing the store) and whether CSV is asked for.</summary>
+    public sealed record Query(DateTimeOffset From, DateTimeOffset To, string By, string? Node, bool Csv);
 
     /// <summary>The query's from, to (default: the last 30 days), by (default: user) and node, or null when any is invalid.</summary>
     public static Query? Parse(HttpContext http, TimeProvider time) => Validate(http, time, out var query).Count == 0 ? query : null;
@@ -22,10 +22,16 @@ internal static class UsageReport
     /// The report, with each row's cost where Pricing sets rates; <paramref name="replicaSeconds"/> (per model, this
     /// process's) is added for the admin view.
     /// </summary>
-    public static object Build(IAuditReader reader, PriceList prices, Query query, IReadOnlyDictionary<string, double>? replicaSeconds)
+    public static IResult Build(IAuditReader reader, PriceList prices, Query query, IReadOnlyDictionary<string, double>? replicaSeconds)
     {
         var usage = prices.Price(reader.Chains.Usage(query.From, query.To, query.By, query.Node));
-        return new
+        if (query.Csv)
+        {
+            // For a finance script with a service account: the console's CSV columns, without a console session.
+            return Results.Text(UsageCsv.Write(query.By, usage.Rows, prices.Currency), "text/csv; charset=utf-8");
+        }
+
+        return Results.Json(new
         {
             node = reader.Node,
             nodes = reader.Chains.Chains(query.Node),
@@ -43,7 +49,7 @@ internal static class UsageReport
             replicaSeconds,
             // Replica-seconds are the answering process's own (since it started), whatever the node filter.
             replicaSecondsNode = replicaSeconds is null ? null : reader.Node,
-        };
+        });
     }
 
     private static Dictionary<string, string[]> Validate(HttpContext http, TimeProvider time, out Query query)
@@ -63,7 +69,13 @@ internal static class UsageReport
             errors["from"] = ["must be before 'to'"];
         }
 
-        query = new Query(from, to, by, AuditApi.Text(q["node"]));
+        var format = AuditApi.Text(q["format"]) ?? "json";
+        if (format is not ("json" or "csv"))
+        {
+            errors["format"] = ["must be json or csv"];
+        }
+
+        query = new Query(from, to, by, AuditApi.Text(q["node"]), format == "csv");
         return errors;
     }
 }

@@ -95,6 +95,19 @@ public sealed class UsagePricingTests : IDisposable
         var row = Assert.Single(report.RootElement.GetProperty("data").EnumerateArray());
         var expected = string.Join(",", row.GetProperty("day").GetString(), "/research", row.GetProperty("requests").GetInt64(), row.GetProperty("promptTokens").GetInt64(),
             row.GetProperty("completionTokens").GetInt64(), row.GetProperty("cost").GetDecimal().ToString(CultureInfo.InvariantCulture), "EUR", row.GetProperty("unpricedTokens").GetInt64());
+        // The same report as CSV from the API, for a finance script with a service account (no console session).
+        using (var csv = await running.Http.GetAsync("/audit/usage?by=team&format=csv"))
+        {
+            Assert.Equal("text/csv", csv.Content.Headers.ContentType?.MediaType);
+            Assert.Equal(expected, (await csv.Content.ReadAsStringAsync()).Split('\n')[1]);
+        }
+
+        using (var unknown = await running.Http.GetAsync("/admin/usage?format=xlsx"))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, unknown.StatusCode);
+            Assert.Contains("\"format\"", await unknown.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+
         var export = _root.Combine("export.jsonl");
         await File.WriteAllBytesAsync(export, await running.Http.GetByteArrayAsync("/audit/export"));
         var key = _root.Combine("audit.pub.pem");
