@@ -58,6 +58,50 @@ public sealed class SqliteReadersTests
         Assert.Equal(head.Sequence + 1, fixture.Store.Head("node-1")!.Value.Sequence);
     }
 
+    [Fact]
+    public async Task Reads_answer_while_another_read_is_still_running()
+    {
+        await using var fixture = new AuditChainFixture();
+        for (var i = 1; i <= 5; i++)
+        {
+            await fixture.Log.RecordAsync(AuditChainFixture.Record(i) with { Kind = AuditKinds.Completed });
+        }
+
+        await fixture.CloseLogAsync();
+        using var reading = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        // A read that takes its time (a year's usage report, a full verification), held inside the store's read path.
+        var withReadConnection = typeof(SqlAuditStore).GetMethod("WithReadConnection", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!
+            .MakeGenericMethod(typeof(int));
+        var slow = Task.Run(() => withReadConnection.Invoke(fixture.Store, [new Func<System.Data.Common.DbConnection, int>(_ =>
+        {
+            reading.Set();
+            release.Wait(TimeSpan.FromMinutes(2));
+            return 0;
+        })]));
+        Assert.True(reading.Wait(TimeSpan.FromSeconds(30)), "the slow read did not start");
+        try
+        {
+            var from = DateTimeOffset.UtcNow.AddDays(-365);
+            foreach (var read in new Func<object>[]
+            {
+                () => fixture.Store.Usage(null, from, DateTimeOffset.UtcNow.AddDays(1), "user"),
+                () => fixture.Store.Query("node-1", new AuditQuery { Limit = 100 }),
+                () => fixture.Store.Checkpoints("node-1"),
+            })
+            {
+                var answer = Task.Run(read);
+                Assert.True(await Task.WhenAny(answer, Task.Delay(TimeSpan.FromSeconds(30))) == answer, "a read waited for another read");
+            }
+        }
+        finally
+        {
+            release.Set();
+        }
+
+        await slow;
+    }
+
     /// <summary>Entries whose enumeration, inside the store's append (and so inside its writer lock), waits to be released.</summary>
     private sealed class HeldEntries(IReadOnlyList<AuditEntry> entries, ManualResetEventSlim appending, ManualResetEventSlim release) : IReadOnlyList<AuditEntry>
     {
