@@ -2,12 +2,16 @@ using Appliance.Api.Audit;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using Appliance.Api.Models;
+using Appliance.Engine.Embeddings;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Options;
 
 namespace Appliance.Api.OpenAi;
 
-/// <summary>POST /v1/embeddings: input as a string or a list of strings, encoding_format float or base64.</summary>
+/// <summary>
+/// POST /v1/embeddings: input as a string, a list of strings, or OpenAI (cl100k_base) token ids; encoding_format float
+/// or base64.
+/// </summary>
 internal static class EmbeddingsApi
 {
     private const int MaxInputs = 2048;
@@ -41,9 +45,26 @@ internal static class EmbeddingsApi
 
         using var quota = await ModelResolution.AcceptAsync(recorder, http);
 
-        // Inference is CPU-bound; keep it off the request thread pool's hot path.
-        var batch = await Task.Run(() => model.Embedder.Embed(inputs), http.RequestAborted);
+        // Inference is CPU-bound; keep it off the request thread pool's hot path. The work stops between model runs
+        // when the client leaves or the request timeout passes.
+        using var deadline = new RequestDeadline(http, limits);
         var audit = RequestAudit.Of(http);
+        EmbeddingBatch batch;
+        try
+        {
+            batch = await Task.Run(() => model.Embedder.Embed(inputs, deadline.Token), deadline.Token);
+        }
+        catch (OperationCanceledException) when (deadline.Ended)
+        {
+            (audit.PromptTokens, audit.CompletionTokens, audit.FinishReason) = (0, 0, deadline.EndReason);
+            if (deadline.TimedOut && !http.RequestAborted.IsCancellationRequested)
+            {
+                await OpenAiError.Unavailable(GenerationResponder.TimeoutMessage, "timeout").WriteAsync(http);
+            }
+
+            return;
+        }
+
         (audit.PromptTokens, audit.CompletionTokens, audit.FinishReason) = (batch.PromptTokens, 0, "stop");
         var data = batch.Vectors.Select((vector, index) => new
         {
@@ -78,10 +99,11 @@ internal static class EmbeddingsApi
             JsonValueKind.Array when input.GetArrayLength() is 0 or > MaxInputs =>
                 throw new OpenAiRequestException(OpenAiError.Invalid($"'input' must hold 1 to {MaxInputs} items.", "input")),
             JsonValueKind.Array when input.EnumerateArray().All(e => e.ValueKind == JsonValueKind.String) => [.. input.EnumerateArray().Select(e => e.GetString()!)],
-            JsonValueKind.Array when input.EnumerateArray().All(e => e.ValueKind is JsonValueKind.Number or JsonValueKind.Array) =>
-                // They would be another tokenizer's ids: LangChain's OpenAIEmbeddings sends tiktoken's unless told not to.
-                throw new OpenAiRequestException(OpenAiError.Invalid("'input': token ids are not accepted, since they would be another tokenizer's; send the text "
-                    + "(LangChain's OpenAIEmbeddings: check_embedding_ctx_length=False).", "input", "unsupported_parameter")),
+            // Token ids are OpenAI's: LangChain's OpenAIEmbeddings sends cl100k_base's unless told not to. They are read
+            // back to text, which this model's own tokenizer then takes.
+            JsonValueKind.Array when input.EnumerateArray().All(e => e.ValueKind is JsonValueKind.Number) => [OpenAiTokenIds.Text(input, "input")],
+            JsonValueKind.Array when input.EnumerateArray().All(e => e.ValueKind is JsonValueKind.Array) =>
+                [.. input.EnumerateArray().Select((ids, i) => OpenAiTokenIds.Text(ids, $"input[{i}]"))],
             _ => throw JsonFields.TypeError("input", "a string or an array of strings"),
         };
         if (inputs.Any(string.IsNullOrEmpty))

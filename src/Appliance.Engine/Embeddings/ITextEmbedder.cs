@@ -14,6 +14,6 @@ public interface ITextEmbedder
     /// <summary>Tokens the text takes, special tokens included.</summary>
     int CountTokens(string text);
 
-    /// <summary>L2-normalised vectors, one per text, in order.</summary>
-    EmbeddingBatch Embed(IReadOnlyList<string> texts);
+    /// <summary>L2-normalised vectors, one per text, in order; a cancellation stops the work between model runs.</summary>
+    EmbeddingBatch Embed(IReadOnlyList<string> texts, CancellationToken cancellation = default);
 }

@@ -17,9 +17,16 @@ public sealed class SentenceEmbedder : ITextEmbedder, IDisposable
     public const string ModelFileName = "model.onnx";
     public const string VocabularyFileName = "vocab.txt";
 
+    /// <summary>Most inputs one model run takes: a 2,048-input request padded to its longest in one run took gigabytes.</summary>
+    public const int RowsPerRun = 32;
+
     private readonly InferenceSession _session;
     private readonly BertTokenizer _tokenizer;
     private readonly bool _hasTokenTypes;
+
+    // One run at a time: concurrent requests take turns run by run, so memory stays that of one small run and a large
+    // request does not hold up a small one for its whole length.
+    private readonly SemaphoreSlim _runs = new(1, 1);
 
     private SentenceEmbedder(InferenceSession session, BertTokenizer tokenizer, int dimensions, int maxTokens, string digest)
     {
@@ -58,13 +65,15 @@ public sealed class SentenceEmbedder : ITextEmbedder, IDisposable
             throw new ModelFolderException($"{folder}: the model must take input_ids and attention_mask and return [batch, tokens, hidden].");
         }
 
-        var tokenizer = BertTokenizer.Create(Path.Combine(folder, VocabularyFileName), new BertOptions { LowerCaseBeforeTokenization = true });
+        // An uncased model: transformers' BertTokenizer lowercases and, with strip_accents unset, strips accents too
+        // ("café" is "cafe"), so the vectors match those computed with sentence-transformers.
+        var tokenizer = BertTokenizer.Create(Path.Combine(folder, VocabularyFileName), new BertOptions { LowerCaseBeforeTokenization = true, RemoveNonSpacingMarks = true });
         return new SentenceEmbedder(session, tokenizer, dimensions, maxTokens, manifest.Digest);
     }
 
     public int CountTokens(string text) => _tokenizer.EncodeToIds(text, addSpecialTokens: true, considerPreTokenization: true, considerNormalization: true).Count;
 
-    public EmbeddingBatch Embed(IReadOnlyList<string> texts)
+    public EmbeddingBatch Embed(IReadOnlyList<string> texts, CancellationToken cancellation = default)
     {
         var encoded = texts.Select(t => _tokenizer.EncodeToIds(t, addSpecialTokens: true, considerPreTokenization: true, considerNormalization: true)).ToList();
         var tooLong = encoded.FindIndex(e => e.Count > MaxTokens);
@@ -73,6 +82,32 @@ public sealed class SentenceEmbedder : ITextEmbedder, IDisposable
             throw new ArgumentException($"Input {tooLong} has {encoded[tooLong].Count} tokens; the model takes at most {MaxTokens}.");
         }
 
+        // Runs of inputs of similar length (little padding), each vector written back at its input's place.
+        var vectors = new float[encoded.Count][];
+        foreach (var run in Enumerable.Range(0, encoded.Count).OrderBy(i => encoded[i].Count).Chunk(RowsPerRun))
+        {
+            _runs.Wait(cancellation);
+            try
+            {
+                cancellation.ThrowIfCancellationRequested(); // a client that left, or a request past its time, stops between runs
+                var pooled = Run([.. run.Select(i => encoded[i])]);
+                for (var k = 0; k < run.Length; k++)
+                {
+                    vectors[run[k]] = pooled[k];
+                }
+            }
+            finally
+            {
+                _runs.Release();
+            }
+        }
+
+        return new EmbeddingBatch(vectors, encoded.Sum(e => e.Count));
+    }
+
+    /// <summary>One model run over a few inputs, padded to the longest of them.</summary>
+    private float[][] Run(IReadOnlyList<IReadOnlyList<int>> encoded)
+    {
         var rows = encoded.Count;
         var width = encoded.Max(e => e.Count);
         var ids = new long[rows * width];
@@ -106,7 +141,7 @@ public sealed class SentenceEmbedder : ITextEmbedder, IDisposable
             vectors[row] = MeanPoolAndNormalise(hidden, row, width, encoded[row].Count);
         }
 
-        return new EmbeddingBatch(vectors, encoded.Sum(e => e.Count));
+        return vectors;
     }
 
     private float[] MeanPoolAndNormalise(ReadOnlySpan<float> hidden, int row, int width, int tokens)
@@ -137,5 +172,9 @@ public sealed class SentenceEmbedder : ITextEmbedder, IDisposable
         return vector;
     }
 
-    public void Dispose() => _session.Dispose();
+    public void Dispose()
+    {
+        _session.Dispose();
+        _runs.Dispose();
+    }
 }

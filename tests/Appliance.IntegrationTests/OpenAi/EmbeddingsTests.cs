@@ -52,7 +52,9 @@ public sealed class EmbeddingsTests(ApplianceServer server)
 
     [Theory]
     [InlineData("""{"model":"all-minilm-l6-v2","input":[]}""", 400, "input")]
-    [InlineData("""{"model":"all-minilm-l6-v2","input":[1,2,3]}""", 400, "input")]
+    [InlineData("""{"model":"all-minilm-l6-v2","input":[1,-2,3]}""", 400, "input")]
+    [InlineData("""{"model":"all-minilm-l6-v2","input":[[1,2],[100257]]}""", 400, "input[1]")] // a special token: no text
+    [InlineData("""{"model":"all-minilm-l6-v2","input":[[1,2],[]]}""", 400, "input[1]")]
     [InlineData("""{"model":"all-minilm-l6-v2","input":"x","encoding_format":"int8"}""", 400, "encoding_format")]
     [InlineData("""{"model":"all-minilm-l6-v2","input":"x","dimensions":128}""", 400, "dimensions")]
     [InlineData("""{"model":"tiny","input":"x"}""", 400, "model")]
@@ -66,11 +68,43 @@ public sealed class EmbeddingsTests(ApplianceServer server)
     }
 
     [Fact]
-    public async Task Token_ids_are_refused_with_the_langchain_setting_that_sends_text()
+    public async Task OpenAI_token_ids_as_LangChain_sends_them_embed_as_their_text()
     {
-        using var response = await server.Http.PostAsync("/v1/embeddings", new StringContent("""{"model":"all-minilm-l6-v2","input":[[101,7592]]}""", Encoding.UTF8, "application/json"));
-        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
-        Assert.Contains("check_embedding_ctx_length=False", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        // LangChain's OpenAIEmbeddings cuts texts with tiktoken's cl100k_base and sends the ids.
+        var cl100k = Microsoft.ML.Tokenizers.TiktokenTokenizer.CreateForEncoding("cl100k_base");
+        string[] texts = ["The cat sleeps on the sofa.", "Stock markets fell sharply today."];
+        var ids = texts.Select(t => cl100k.EncodeToIds(t)).ToArray();
+
+        var fromIds = await Post(JsonSerializer.Serialize(new { model = Model, input = ids }));
+        var fromText = await Post(JsonSerializer.Serialize(new { model = Model, input = texts }));
+        var single = await Post(JsonSerializer.Serialize(new { model = Model, input = ids[1] })); // one input as a flat list
+
+        Assert.Equal(Vectors(fromText), Vectors(fromIds));
+        Assert.Equal(Vectors(fromText)[1], Vectors(single)[0]);
+        Assert.Equal(fromText.GetProperty("usage").GetProperty("prompt_tokens").GetInt32(), fromIds.GetProperty("usage").GetProperty("prompt_tokens").GetInt32());
+    }
+
+    [Fact]
+    public async Task A_large_batch_is_embedded_in_runs_and_each_vector_stays_at_its_input_s_place()
+    {
+        // More inputs than one model run takes, of many lengths, so that the runs sort them by length.
+        var texts = Enumerable.Range(0, 75).Select(i => string.Join(' ', Enumerable.Repeat($"word{i % 7}", 1 + (i * 37 % 60)))).ToArray();
+        var batch = Vectors(await Post(JsonSerializer.Serialize(new { model = Model, input = texts })));
+
+        Assert.Equal(texts.Length, batch.Count);
+        foreach (var i in new[] { 0, 31, 32, 50, 74 })
+        {
+            var alone = Vectors(await Post(JsonSerializer.Serialize(new { model = Model, input = texts[i] })))[0];
+            Assert.True(Cosine(batch[i], alone) > 0.9999, $"input {i}: cosine {Cosine(batch[i], alone)}"); // padding changes the last bits only
+        }
+    }
+
+    [Fact]
+    public async Task Accents_are_stripped_as_the_uncased_model_s_own_tokenizer_strips_them()
+    {
+        // transformers' BertTokenizer for an uncased model lowercases and strips accents: "Café" is "cafe".
+        var vectors = Vectors(await Post(JsonSerializer.Serialize(new { model = Model, input = new[] { "Café naïve résumé", "cafe naive resume" } })));
+        Assert.Equal(vectors[1], vectors[0]);
     }
 
     [Fact]
@@ -91,4 +125,8 @@ public sealed class EmbeddingsTests(ApplianceServer server)
     }
 
     private static double Cosine(float[] a, float[] b) => a.Zip(b, (x, y) => (double)x * y).Sum();
+
+    private static List<float[]> Vectors(JsonElement answer) =>
+        [.. answer.GetProperty("data").EnumerateArray().OrderBy(d => d.GetProperty("index").GetInt32())
+            .Select(d => d.GetProperty("embedding").EnumerateArray().Select(e => e.GetSingle()).ToArray())];
 }
