@@ -7,7 +7,8 @@ using Appliance.Engine.Requests;
 namespace Appliance.Api.OpenAi;
 
 /// <summary>One choice to generate: its index in the response and its prompt.</summary>
-internal readonly record struct ChoiceInput(int Index, IReadOnlyList<int> PromptTokens);
+/// <param name="MaxTokens">This choice's own most tokens (a legacy completion's prompts each leave their own room); null: the request's.</param>
+internal readonly record struct ChoiceInput(int Index, IReadOnlyList<int> PromptTokens, int? MaxTokens = null);
 
 /// <summary>A delta of one choice, or the error that ended it.</summary>
 internal readonly record struct ChoiceDelta(int Index, GenerationDelta? Delta, Exception? Error);
@@ -28,7 +29,7 @@ internal sealed class ChoiceStreams : IAsyncDisposable
         {
             foreach (var input in inputs)
             {
-                var sampling = settings.ToSampling(model.Defaults, maxTokens, input.Index);
+                var sampling = settings.ToSampling(model.Defaults, input.MaxTokens ?? maxTokens, input.Index);
                 var request = new GenerationRequest($"{requestId}-{input.Index}", input.PromptTokens, sampling)
                 {
                     Tenant = tenant,

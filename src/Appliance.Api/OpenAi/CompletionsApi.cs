@@ -25,12 +25,13 @@ internal static class CompletionsApi
         }
 
         // A client naming no max_tokens gets the model's DefaultMaxTokens, else OpenAI's legacy 16, cut to what the
-        // context leaves; one it named is refused when the context cannot hold it.
+        // context leaves; one it named is refused when the context cannot hold it. Each prompt leaves its own room: a
+        // long prompt beside short ones does not cut their answers.
         var maxTokens = prompts.Select(p => request.Settings.MaxTokens is null
-            ? ModelResolution.MaxTokens(model, model.Defaults.MaxTokens ?? LegacyDefaultMaxTokens, p.Count, limits.MaxTokens, requestedIsCeiling: true)
-            : ModelResolution.MaxTokens(model, request.Settings.MaxTokens, p.Count, limits.MaxTokens, request.Settings.MaxTokensIsCeiling)).Min();
+            ? ModelResolution.MaxTokens(model, model.Defaults.MaxTokens ?? LegacyDefaultMaxTokens, p.Count, limits.MaxTokens, requestedIsCeiling: true, input: "prompt")
+            : ModelResolution.MaxTokens(model, request.Settings.MaxTokens, p.Count, limits.MaxTokens, request.Settings.MaxTokensIsCeiling, input: "prompt")).ToList();
         var n = request.Settings.N;
-        var choices = prompts.SelectMany((p, i) => Enumerable.Range(0, n).Select(j => new ChoiceInput((i * n) + j, p))).ToList();
+        var choices = prompts.SelectMany((p, i) => Enumerable.Range(0, n).Select(j => new ChoiceInput((i * n) + j, p, maxTokens[i]))).ToList();
         var header = new ResponseHeader(ResponseKind.Text, $"cmpl-{Guid.NewGuid():N}", time.GetUtcNow().ToUnixTimeSeconds(), request.Settings.Model, ModelResolution.Fingerprint(model));
         RequestAudit.Of(http).PromptTokens = prompts.Sum(p => p.Count);
         if (content.Records(model.Id))
@@ -39,7 +40,7 @@ internal static class CompletionsApi
         }
 
         var accepted = await ModelResolution.AcceptAsync(recorder, http,
-            () => ChoiceStreams.Submit(model, choices, request.Settings, maxTokens, header.Id, Tenancy.Of(http), limits.RequestTimeout));
+            () => ChoiceStreams.Submit(model, choices, request.Settings, maxTokens.Min(), header.Id, Tenancy.Of(http), limits.RequestTimeout));
         using var quota = accepted.Quota;
         await using var streams = accepted.Streams; // ends before the quota's charge is taken
         await GenerationResponder.RespondAsync(http, header, model, request.Settings, choices, streams, prompts.Sum(p => p.Count), limits);

@@ -45,17 +45,17 @@ internal static class ModelResolution
     /// client named no limit (most SDKs and chat UIs name none). Too long is a 400, unless the client asked for more
     /// than Limits:MaxTokens (<paramref name="requestedIsCeiling"/>): that was capped, and is met by what the context leaves.
     /// </summary>
-    public static int MaxTokens(ServedModel model, int? requested, int promptTokens, int ceiling, bool requestedIsCeiling = false)
+    public static int MaxTokens(ServedModel model, int? requested, int promptTokens, int ceiling, bool requestedIsCeiling = false, string input = "messages")
     {
         var room = model.ContextLength - promptTokens;
         if (requested is { } asked)
         {
             return asked <= room ? asked
                 : requestedIsCeiling && room >= 1 ? room
-                : throw new OpenAiRequestException(OpenAiError.ContextLengthExceeded(model.ContextLength, promptTokens, asked));
+                : throw new OpenAiRequestException(OpenAiError.ContextLengthExceeded(model.ContextLength, promptTokens, asked, input));
         }
 
-        return room >= 1 ? Math.Min(model.Defaults.MaxTokens ?? ceiling, room) : throw new OpenAiRequestException(OpenAiError.ContextLengthExceeded(model.ContextLength, promptTokens, 1));
+        return room >= 1 ? Math.Min(model.Defaults.MaxTokens ?? ceiling, room) : throw new OpenAiRequestException(OpenAiError.ContextLengthExceeded(model.ContextLength, promptTokens, 1, input));
     }
 
     /// <summary>

@@ -25,10 +25,11 @@ public sealed record OpenAiError(int Status, string Message, string Type, string
     public static OpenAiError ModelNotFound(string model) =>
         new(StatusCodes.Status404NotFound, $"The model '{model}' does not exist or you do not have access to it.", "invalid_request_error", "model", "model_not_found");
 
-    public static OpenAiError ContextLengthExceeded(int context, int prompt, int maxTokens) =>
+    /// <param name="input">The request's field the prompt came from: messages, prompt (legacy completions) or input (Responses).</param>
+    public static OpenAiError ContextLengthExceeded(int context, int prompt, int maxTokens, string input = "messages") =>
         new(StatusCodes.Status400BadRequest,
-            $"This model's maximum context length is {context} tokens. However, you requested {prompt + maxTokens} tokens ({prompt} in the messages, {maxTokens} in the completion). Please reduce the length of the messages or completion.",
-            "invalid_request_error", "messages", "context_length_exceeded");
+            $"This model's maximum context length is {context} tokens. However, you requested {prompt + maxTokens} tokens ({prompt} in the {input}, {maxTokens} in the completion). Please reduce the length of the {input} or completion.",
+            "invalid_request_error", input, "context_length_exceeded");
 
     public static OpenAiError Overloaded(string model, string? reason = null) =>
         new(StatusCodes.Status429TooManyRequests, reason ?? $"The model '{model}' has too many requests waiting. Please retry after a short wait.", "rate_limit_error", null, "rate_limit_exceeded");

@@ -258,10 +258,16 @@ internal static class OpenAiJson
             json.WriteStartArray("top_logprobs");
             foreach (var logprob in logprobs)
             {
+                // Keyed by the token's text: two alternatives that read alike keep the likelier (a JSON object has one
+                // of each key), and the sampled token is always there, as OpenAI gives it (up to logprobs + 1 entries).
                 json.WriteStartObject();
-                foreach (var alternative in logprob.TopAlternatives)
+                var written = new HashSet<string>(StringComparer.Ordinal);
+                foreach (var (tokenId, value) in logprob.TopAlternatives.Select(a => (a.TokenId, a.Logprob)).Append((logprob.TokenId, logprob.Logprob)))
                 {
-                    json.WriteNumber(Token(tokenizer, alternative.TokenId).Token, alternative.Logprob);
+                    if (written.Add(Token(tokenizer, tokenId).Token))
+                    {
+                        json.WriteNumber(Token(tokenizer, tokenId).Token, value);
+                    }
                 }
 
                 json.WriteEndObject();

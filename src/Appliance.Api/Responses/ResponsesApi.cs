@@ -26,7 +26,7 @@ internal static class ResponsesApi
         var thinking = ThinkingPlan.For(model, Render(model, request), request.Reasoning, answerConstraint is not null);
         var prompt = model.Engine.Tokenizer.Encode(thinking.Prompt);
         // Without max_output_tokens (Codex sends none) the answer may use what the context leaves, not a chat default.
-        var maxTokens = ModelResolution.MaxTokens(model, request.Settings.MaxTokens ?? Math.Min(limits.MaxTokens, Math.Max(model.ContextLength - prompt.Count, 1)), prompt.Count, limits.MaxTokens, request.Settings.MaxTokensIsCeiling);
+        var maxTokens = ModelResolution.MaxTokens(model, request.Settings.MaxTokens ?? Math.Min(limits.MaxTokens, Math.Max(model.ContextLength - prompt.Count, 1)), prompt.Count, limits.MaxTokens, request.Settings.MaxTokensIsCeiling, input: "input");
         var settings = request.Settings with { Constraint = thinking.Constraint(model, answerConstraint, maxTokens, request.Reasoning.Budget), Tools = request.Tools };
         var audit = RequestAudit.Of(http);
         audit.PromptTokens = prompt.Count;
