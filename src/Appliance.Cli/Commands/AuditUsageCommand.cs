@@ -71,6 +71,7 @@ internal static class AuditUsageCommand
                         return 1;
                     }
 
+                    // Verified, so no entry is there twice: exports joined with cat verify only when their parts do not overlap.
                     using var reader = AuditCommands.Reader(export);
                     rows = EntryUsage.From(AuditExport.Lines(reader).Select(l => l.Line).OfType<AuditEntry>(), start, end, grouping, parse.GetValue(node));
                 }

@@ -131,6 +131,13 @@ public sealed class UsagePricingTests : IDisposable
             Assert.Equal(expected, lines[1]); // the node's own report, recomputed from the verified log
         }
 
+        // The same export twice, joined with cat: its entries would count twice, and the chain does not verify so.
+        var joined = _root.Combine("joined.jsonl");
+        await File.WriteAllTextAsync(joined, await File.ReadAllTextAsync(export) + await File.ReadAllTextAsync(export));
+        var (joinedExit, joinedOutput) = await ApplianceCli.RunAsync("audit", "usage", "--file", joined, "--public-key", key, "--by", "team", "--prices", settings);
+        Assert.Equal(1, joinedExit);
+        Assert.DoesNotContain("day,team", joinedOutput, StringComparison.Ordinal);
+
         // An entry changed after the fact (fewer tokens billed): the chain no longer verifies, and no report is given.
         var changed = File.ReadAllLines(export).Select(line =>
             line.Contains("\"kind\":\"request.completed\"", StringComparison.Ordinal) && line.Contains("\"model\":\"priced\"", StringComparison.Ordinal)
