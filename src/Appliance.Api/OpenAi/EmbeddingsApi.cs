@@ -2,6 +2,7 @@ using Appliance.Api.Audit;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using Appliance.Api.Models;
+using Appliance.Engine;
 using Appliance.Engine.Embeddings;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Options;
@@ -52,7 +53,12 @@ internal static class EmbeddingsApi
         EmbeddingBatch batch;
         try
         {
-            batch = await Task.Run(() => model.Embedder.Embed(inputs, deadline.Token), deadline.Token);
+            batch = await Task.Run(() => model.Embedder.EmbedAsync(inputs, deadline.Token), deadline.Token);
+        }
+        catch (EngineOverloadedException overloaded)
+        {
+            (audit.PromptTokens, audit.CompletionTokens) = (0, 0);
+            throw new OpenAiRequestException(OpenAiError.Overloaded(modelName, overloaded.Message), overloaded.RetryAfterSeconds);
         }
         catch (OperationCanceledException) when (deadline.Ended)
         {

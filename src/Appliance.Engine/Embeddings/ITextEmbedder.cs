@@ -14,6 +14,9 @@ public interface ITextEmbedder
     /// <summary>Tokens the text takes, special tokens included.</summary>
     int CountTokens(string text);
 
-    /// <summary>L2-normalised vectors, one per text, in order; a cancellation stops the work between model runs.</summary>
-    EmbeddingBatch Embed(IReadOnlyList<string> texts, CancellationToken cancellation = default);
+    /// <summary>
+    /// L2-normalised vectors, one per text, in order; a cancellation stops the work between model runs. Throws
+    /// <see cref="EngineOverloadedException"/> when too many requests already wait for the model.
+    /// </summary>
+    Task<EmbeddingBatch> EmbedAsync(IReadOnlyList<string> texts, CancellationToken cancellation = default);
 }

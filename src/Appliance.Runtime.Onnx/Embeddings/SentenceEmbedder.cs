@@ -1,3 +1,4 @@
+using Appliance.Engine;
 using Appliance.Engine.Embeddings;
 using Appliance.Runtime.Onnx.Execution;
 using Appliance.Runtime.Onnx.Models;
@@ -24,9 +25,14 @@ public sealed class SentenceEmbedder : ITextEmbedder, IDisposable
     private readonly BertTokenizer _tokenizer;
     private readonly bool _hasTokenTypes;
 
-    // One run at a time: concurrent requests take turns run by run, so memory stays that of one small run and a large
-    // request does not hold up a small one for its whole length.
+    /// <summary>Most requests waiting for their turn; more are refused (429) rather than queued without end.</summary>
+    public const int MaxWaitingRequests = 64;
+
+    // One run at a time: concurrent requests take turns run by run (SemaphoreSlim serves asynchronous waiters in
+    // order, and a request queues again for each of its runs), so memory stays that of one small run and a large
+    // request does not hold up a small one for its whole length. Waiting holds no thread.
     private readonly SemaphoreSlim _runs = new(1, 1);
+    private int _requests;
 
     private SentenceEmbedder(InferenceSession session, BertTokenizer tokenizer, int dimensions, int maxTokens, string digest)
     {
@@ -73,7 +79,25 @@ public sealed class SentenceEmbedder : ITextEmbedder, IDisposable
 
     public int CountTokens(string text) => _tokenizer.EncodeToIds(text, addSpecialTokens: true, considerPreTokenization: true, considerNormalization: true).Count;
 
-    public EmbeddingBatch Embed(IReadOnlyList<string> texts, CancellationToken cancellation = default)
+    public async Task<EmbeddingBatch> EmbedAsync(IReadOnlyList<string> texts, CancellationToken cancellation = default)
+    {
+        if (Interlocked.Increment(ref _requests) > MaxWaitingRequests + 1)
+        {
+            Interlocked.Decrement(ref _requests);
+            throw new EngineOverloadedException($"The embedding model has {MaxWaitingRequests} requests waiting. Please retry after a short wait.", MaxWaitingRequests);
+        }
+
+        try
+        {
+            return await EmbedInTurnsAsync(texts, cancellation);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _requests);
+        }
+    }
+
+    private async Task<EmbeddingBatch> EmbedInTurnsAsync(IReadOnlyList<string> texts, CancellationToken cancellation)
     {
         var encoded = texts.Select(t => _tokenizer.EncodeToIds(t, addSpecialTokens: true, considerPreTokenization: true, considerNormalization: true)).ToList();
         var tooLong = encoded.FindIndex(e => e.Count > MaxTokens);
@@ -86,7 +110,7 @@ public sealed class SentenceEmbedder : ITextEmbedder, IDisposable
         var vectors = new float[encoded.Count][];
         foreach (var run in Enumerable.Range(0, encoded.Count).OrderBy(i => encoded[i].Count).Chunk(RowsPerRun))
         {
-            _runs.Wait(cancellation);
+            await _runs.WaitAsync(cancellation);
             try
             {
                 cancellation.ThrowIfCancellationRequested(); // a client that left, or a request past its time, stops between runs
