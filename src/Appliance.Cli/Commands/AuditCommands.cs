@@ -90,8 +90,16 @@ internal static class AuditCommands
         using (opened)
         {
             var copy = new FileStream(Path.GetTempFileName(), FileMode.Create, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.DeleteOnClose);
-            opened.CopyTo(copy);
-            return copy;
+            try
+            {
+                opened.CopyTo(copy);
+                return copy;
+            }
+            catch
+            {
+                copy.Dispose(); // deletes the partial copy (a full /tmp)
+                throw;
+            }
         }
     }
 

@@ -1,12 +1,11 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Text.Json;
-using System.Text.Json.Serialization;
 using Appliance.Audit;
 using Appliance.Audit.Chain;
 using Appliance.Audit.Export;
 using Appliance.Audit.Pricing;
 using Appliance.Audit.Stores;
+using Microsoft.Extensions.Configuration;
 
 namespace Appliance.Cli.Commands;
 
@@ -28,9 +27,10 @@ internal static class AuditUsageCommand
         var by = new Option<string>("--by") { Description = "Group by user, team, model or client", DefaultValueFactory = _ => "team" };
         var from = new Option<string?>("--from") { Description = "First UTC day, yyyy-MM-dd (default: 30 days before --to)" };
         var to = new Option<string?>("--to") { Description = "Last UTC day, yyyy-MM-dd, included (default: today)" };
-        var prices = new Option<FileInfo?>("--prices")
+        var prices = new Option<FileInfo[]>("--prices")
         {
-            Description = "A settings file holding the node's Pricing section (its appsettings JSON); adds each row's cost",
+            Description = "A JSON settings file holding the node's Pricing section (repeat for layered files, later ones win); adds each row's cost",
+            AllowMultipleArgumentsPerToken = false,
         };
         var command = new Command("usage",
             "Requests, tokens and (with --prices) cost per UTC day as CSV, from chains verified first; exit code 1 when one is broken, with no report")
@@ -60,7 +60,7 @@ internal static class AuditUsageCommand
             var (start, end) = (Start(first), Start(last.AddDays(1)));
             try
             {
-                var priceList = new PriceList(parse.GetValue(prices) is { } settings ? ReadPricing(settings) : new PricingOptions());
+                var priceList = new PriceList(parse.GetValue(prices) is { Length: > 0 } settings ? ReadPricing(settings) : new PricingOptions());
                 using var key = AuditCommands.LoadKey(parse.GetValue(publicKey));
                 IReadOnlyList<UsageRow> rows;
                 if (exportFile is not null)
@@ -94,10 +94,11 @@ internal static class AuditUsageCommand
                 Console.Write(UsageCsv.Write(grouping, priceList.Price(rows).Rows, priceList.Currency));
                 return 0;
             }
-            catch (Exception exception) when (exception is IOException or InvalidDataException or InvalidOperationException or JsonException
-                or Microsoft.Data.Sqlite.SqliteException or Npgsql.NpgsqlException or ArgumentException)
+            catch (Exception exception) when (exception is not OutOfMemoryException)
             {
-                return Fail(exception.Message);
+                // Exit code 1 says a chain is broken, and nothing else: every other failure (a file that cannot be
+                // read, a key that is no PEM, a settings mistake) is 2, with its message.
+                return Fail(Messages(exception));
             }
         });
         return command;
@@ -114,31 +115,31 @@ internal static class AuditUsageCommand
         return verdicts.Any(v => !v.Verdict.Ok);
     }
 
-    /// <summary>The Pricing section of a settings file (comments and trailing commas allowed, as the node reads it), checked as the node checks it.</summary>
-    private static PricingOptions ReadPricing(FileInfo settings)
+    /// <summary>
+    /// The Pricing section of one or more settings files, later files over earlier ones, bound and checked as the node
+    /// binds and checks its own (case, comments, figures written as strings, unknown keys).
+    /// </summary>
+    private static PricingOptions ReadPricing(IReadOnlyList<FileInfo> files)
     {
-        var options = new JsonSerializerOptions
+        var builder = new ConfigurationBuilder();
+        foreach (var file in files)
         {
-            PropertyNameCaseInsensitive = true,
-            ReadCommentHandling = JsonCommentHandling.Skip,
-            AllowTrailingCommas = true,
-            NumberHandling = JsonNumberHandling.AllowReadingFromString, // environment-style "0.20"
-            UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow, // a misspelt rate is not a free one
-        };
-        using var document = JsonDocument.Parse(File.ReadAllText(settings.FullName), new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
-        var section = document.RootElement.EnumerateObject().FirstOrDefault(p => string.Equals(p.Name, PricingOptions.Section, StringComparison.OrdinalIgnoreCase));
-        if (section.Value.ValueKind != JsonValueKind.Object)
-        {
-            throw new InvalidDataException($"{settings.FullName} has no {PricingOptions.Section} section");
+            builder.AddJsonFile(file.FullName, optional: false, reloadOnChange: false);
         }
 
-        var pricing = section.Value.Deserialize<PricingOptions>(options) ?? new PricingOptions();
-        // Configuration keys are case-insensitive on the node: the same here.
-        pricing = pricing with { Models = new Dictionary<string, ModelPrice>(pricing.Models, StringComparer.OrdinalIgnoreCase) };
-        return pricing.Validate().ToList() is { Count: > 0 } problems
-            ? throw new InvalidDataException($"{settings.FullName}: {string.Join("; ", problems)}")
-            : pricing;
+        var section = builder.Build().GetSection(PricingOptions.Section);
+        if (!section.Exists())
+        {
+            throw new InvalidDataException($"{string.Join(", ", files.Select(f => f.FullName))}: no {PricingOptions.Section} section");
+        }
+
+        var pricing = section.Get<PricingOptions>(binder => binder.ErrorOnUnknownConfiguration = true) ?? new PricingOptions();
+        return pricing.Validate().ToList() is { Count: > 0 } problems ? throw new InvalidDataException(string.Join("; ", problems)) : pricing;
     }
+
+    /// <summary>The message with those of the exceptions inside it (the configuration binder names the key only there).</summary>
+    private static string Messages(Exception exception) =>
+        exception.InnerException is { } inner ? $"{exception.Message} ({Messages(inner)})" : exception.Message;
 
     private static int Fail(string message)
     {

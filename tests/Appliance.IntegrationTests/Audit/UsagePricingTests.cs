@@ -155,6 +155,10 @@ public sealed class UsagePricingTests : IDisposable
         var (badExit, badOutput) = await ApplianceCli.RunAsync("audit", "usage", "--db", Path.Combine(data, "audit", "audit.db"), "--prices", settings);
         Assert.Equal(2, badExit);
         Assert.Contains("OutputPerMilion", badOutput, StringComparison.Ordinal);
+
+        // Exit code 1 is a broken chain and nothing else: a key that is no PEM is 2.
+        var (keyExit, keyOutput) = await ApplianceCli.RunAsync("audit", "usage", "--db", Path.Combine(data, "audit", "audit.db"), "--public-key", settings);
+        Assert.True(keyExit == 2, keyOutput);
     }
 
     [Fact]
