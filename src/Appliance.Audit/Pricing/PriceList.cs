@@ -48,7 +48,10 @@ public sealed class PriceList(PricingOptions options)
             }
 
             return new UsageTotal(day.Key.Day, day.Key.Key, day.Sum(r => r.Requests), day.Sum(r => r.PromptTokens), day.Sum(r => r.CompletionTokens), cost, unpricedTokens);
-        }).ToList();
+        })
+        // One order whatever the store (PostgreSQL sorts by its locale and puts rows without a key last): a report
+        // diffed against one recomputed offline differs only where the figures do.
+        .OrderBy(t => t.Day, StringComparer.Ordinal).ThenBy(t => t.Key, StringComparer.Ordinal).ToList();
         return new PricedUsage(totals, [.. unpriced]);
     }
 
