@@ -51,9 +51,10 @@ internal static class EmbeddingsApi
         using var deadline = new RequestDeadline(http, limits);
         var audit = RequestAudit.Of(http);
         EmbeddingBatch batch;
+        var tokensRun = 0;
         try
         {
-            batch = await Task.Run(() => model.Embedder.EmbedAsync(inputs, deadline.Token), deadline.Token);
+            batch = await Task.Run(() => model.Embedder.EmbedAsync(inputs, deadline.Token, tokens => Interlocked.Add(ref tokensRun, tokens)), deadline.Token);
         }
         catch (EngineOverloadedException overloaded)
         {
@@ -62,7 +63,8 @@ internal static class EmbeddingsApi
         }
         catch (OperationCanceledException) when (deadline.Ended)
         {
-            (audit.PromptTokens, audit.CompletionTokens, audit.FinishReason) = (0, 0, deadline.EndReason);
+            // The runs done are charged, whoever ended the request: a client must not escape its quota by hanging up.
+            (audit.PromptTokens, audit.CompletionTokens, audit.FinishReason) = (Volatile.Read(ref tokensRun), 0, deadline.EndReason);
             if (deadline.TimedOut && !http.RequestAborted.IsCancellationRequested)
             {
                 await OpenAiError.Unavailable(GenerationResponder.TimeoutMessage, "timeout").WriteAsync(http);

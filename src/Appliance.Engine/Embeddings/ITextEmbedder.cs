@@ -15,8 +15,9 @@ public interface ITextEmbedder
     int CountTokens(string text);
 
     /// <summary>
-    /// L2-normalised vectors, one per text, in order; a cancellation stops the work between model runs. Throws
-    /// <see cref="EngineOverloadedException"/> when too many requests already wait for the model.
+    /// L2-normalised vectors, one per text, in order; a cancellation stops the work between model runs, and
+    /// <paramref name="ran"/> is told the tokens of each run done (what a request stopped half way still costs).
+    /// Throws <see cref="EngineOverloadedException"/> when too many requests already wait for the model.
     /// </summary>
-    Task<EmbeddingBatch> EmbedAsync(IReadOnlyList<string> texts, CancellationToken cancellation = default);
+    Task<EmbeddingBatch> EmbedAsync(IReadOnlyList<string> texts, CancellationToken cancellation = default, Action<int>? ran = null);
 }

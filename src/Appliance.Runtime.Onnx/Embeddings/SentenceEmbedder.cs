@@ -79,7 +79,7 @@ public sealed class SentenceEmbedder : ITextEmbedder, IDisposable
 
     public int CountTokens(string text) => _tokenizer.EncodeToIds(text, addSpecialTokens: true, considerPreTokenization: true, considerNormalization: true).Count;
 
-    public async Task<EmbeddingBatch> EmbedAsync(IReadOnlyList<string> texts, CancellationToken cancellation = default)
+    public async Task<EmbeddingBatch> EmbedAsync(IReadOnlyList<string> texts, CancellationToken cancellation = default, Action<int>? ran = null)
     {
         if (Interlocked.Increment(ref _requests) > MaxWaitingRequests + 1)
         {
@@ -89,7 +89,7 @@ public sealed class SentenceEmbedder : ITextEmbedder, IDisposable
 
         try
         {
-            return await EmbedInTurnsAsync(texts, cancellation);
+            return await EmbedInTurnsAsync(texts, cancellation, ran);
         }
         finally
         {
@@ -97,7 +97,7 @@ public sealed class SentenceEmbedder : ITextEmbedder, IDisposable
         }
     }
 
-    private async Task<EmbeddingBatch> EmbedInTurnsAsync(IReadOnlyList<string> texts, CancellationToken cancellation)
+    private async Task<EmbeddingBatch> EmbedInTurnsAsync(IReadOnlyList<string> texts, CancellationToken cancellation, Action<int>? ran)
     {
         var encoded = texts.Select(t => _tokenizer.EncodeToIds(t, addSpecialTokens: true, considerPreTokenization: true, considerNormalization: true)).ToList();
         var tooLong = encoded.FindIndex(e => e.Count > MaxTokens);
@@ -119,6 +119,8 @@ public sealed class SentenceEmbedder : ITextEmbedder, IDisposable
                 {
                     vectors[run[k]] = pooled[k];
                 }
+
+                ran?.Invoke(run.Sum(i => encoded[i].Count));
             }
             finally
             {

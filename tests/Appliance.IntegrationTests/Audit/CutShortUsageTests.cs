@@ -78,6 +78,22 @@ public sealed class CutShortUsageTests : IDisposable
         Assert.True(completed.GetProperty("completionTokens").GetInt32() > 0, completed.GetRawText());
     }
 
+    [Fact]
+    public async Task An_embeddings_request_that_times_out_is_answered_so_and_charged_for_the_runs_done()
+    {
+        await using var running = await Start("--Limits:RequestTimeout=00:00:01", "--Appliance:BuiltInEmbeddings=true");
+        using var ada = running.ClientWith(running.MintToken("ada", ["appliance-user"]));
+        // 2,048 inputs of 60 single letters (a token each): 64 model runs, several seconds of work here.
+        var inputs = Enumerable.Range(0, 2048).Select(i => string.Join(' ', Enumerable.Range(0, 60).Select(j => (char)('a' + ((i + j) % 26))))).ToArray();
+        using var response = await ada.PostAsync("/v1/embeddings", new StringContent(JsonSerializer.Serialize(new { model = "all-minilm-l6-v2", input = inputs }), Encoding.UTF8, "application/json"));
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.Contains("\"timeout\"", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        var completed = await CompletedRecordAsync(running, "/v1/embeddings");
+        Assert.Equal("timeout", completed.GetProperty("finishReason").GetString());
+        Assert.InRange(completed.GetProperty("promptTokens").GetInt32(), 1, (2048 * 62) - 1); // the runs done, not nothing, not all
+    }
+
     [Theory]
     [InlineData("/v1/chat/completions", """{"model":"tiny","messages":[{"role":"user","content":"hi"}],"max_tokens":30000,"ignore_eos":true,"stream":true,"n":4}""")]
     [InlineData("/v1/messages", """{"model":"tiny","messages":[{"role":"user","content":"hi"}],"max_tokens":30000,"temperature":0,"stream":true}""")]
