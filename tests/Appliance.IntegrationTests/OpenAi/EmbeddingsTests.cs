@@ -100,25 +100,6 @@ public sealed class EmbeddingsTests(ApplianceServer server)
     }
 
     [Fact]
-    public async Task A_small_request_is_answered_while_a_large_one_is_still_running()
-    {
-        // Requests take turns run by run: a one-line request does not wait for a large batch's twenty runs. Inputs of
-        // single letters (a token each) keep the body under the test server's 64 KB.
-        var large = Enumerable.Range(0, 640).Select(i => string.Join(' ', Enumerable.Range(0, 42).Select(j => (char)('a' + ((i + j) % 26))))).ToArray();
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        var largeDone = Task.Run(async () =>
-        {
-            await Post(JsonSerializer.Serialize(new { model = Model, input = large }));
-            return clock.Elapsed;
-        });
-        await Task.Delay(300); // the large request has begun its runs
-        await Post(JsonSerializer.Serialize(new { model = Model, input = "a short question" }));
-        var smallDone = clock.Elapsed;
-        var largeTook = await largeDone;
-        Assert.True(smallDone < largeTook * 0.8, $"the small request ended at {smallDone.TotalMilliseconds:F0} ms, after the large one at {largeTook.TotalMilliseconds:F0} ms");
-    }
-
-    [Fact]
     public async Task Accents_are_stripped_as_the_uncased_model_s_own_tokenizer_strips_them()
     {
         // transformers' BertTokenizer for an uncased model lowercases and strips accents: "Café" is "cafe".
