@@ -52,20 +52,28 @@ public sealed class QuotaTests : IDisposable
         using var ada = running.ClientWith(running.MintToken("ada", ["appliance-user"], groups: ["/research"]));
         await AwayFromTheMinuteBoundary();
 
+        var untilMidnightBefore = (DateTime.UtcNow.Date.AddDays(1) - DateTime.UtcNow).TotalSeconds;
         using var first = await ada.PostAsync("/v1/chat/completions", Chat(maxTokens: 4));
+        var untilMidnightAfter = (DateTime.UtcNow.Date.AddDays(1) - DateTime.UtcNow).TotalSeconds;
         Assert.Equal(HttpStatusCode.OK, first.StatusCode);
         Assert.Equal("3", Header(first, "x-ratelimit-limit-requests"));
         Assert.Equal("2", Header(first, "x-ratelimit-remaining-requests")); // this request counted
         Assert.Matches("^([1-9][0-9]?s|[1-9][0-9]*ms|1m0s)$", Header(first, "x-ratelimit-reset-requests")); // the minute's end, as Go writes it
         Assert.Equal("500", Header(first, "x-ratelimit-limit-tokens")); // the team's day is tighter than the user's
         Assert.Equal("500", Header(first, "x-ratelimit-remaining-tokens")); // its tokens are charged when it ends
-        var untilMidnight = DateTime.UtcNow.Date.AddDays(1) - DateTime.UtcNow;
         var resetTokens = System.Text.RegularExpressions.Regex.Match(Header(first, "x-ratelimit-reset-tokens"), "^(?:([0-9]+)h)?(?:([0-9]+)m)?([0-9]+)s$");
         Assert.True(resetTokens.Success, Header(first, "x-ratelimit-reset-tokens"));
         var seconds = resetTokens.Groups.Values.Skip(1).Select(g => g.Success ? int.Parse(g.Value, System.Globalization.CultureInfo.InvariantCulture) : 0).ToArray();
-        Assert.InRange((seconds[0] * 3600) + (seconds[1] * 60) + seconds[2] - untilMidnight.TotalSeconds, -30, 2);
+        // Computed while the request ran, rounded up to the second (a machine's clock, not a fixed offset: a day's end).
+        Assert.InRange((seconds[0] * 3600) + (seconds[1] * 60) + seconds[2], untilMidnightAfter - 1, untilMidnightBefore + 1);
         var firstTokens = (await first.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("usage").GetProperty("total_tokens").GetInt64();
-        await Task.Delay(300); // the charge lands as the answer ends
+        // The charge lands as the handler ends, before the audit middleware writes the completed record: wait for that.
+        var charged = DateTime.UtcNow.AddSeconds(30);
+        while (!(await running.Http.GetStringAsync("/audit/events?user=ada&kind=request.completed")).Contains("\"ada\"", StringComparison.Ordinal))
+        {
+            Assert.True(DateTime.UtcNow < charged, "the first request was never recorded as completed");
+            await Task.Delay(50);
+        }
 
         using var messages = await ada.PostAsync("/v1/messages", new StringContent(
             """{"model":"tiny","max_tokens":2,"messages":[{"role":"user","content":"hi"}]}""", Encoding.UTF8, "application/json"));
