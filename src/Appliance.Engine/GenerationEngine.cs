@@ -367,6 +367,11 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
             throw new ArgumentException($"The prompt holds a token id outside the vocabulary of {Model.VocabularySize}.", nameof(request));
         }
 
+        if (request.PromptLogprobs && !_runner.LogitsEveryPosition)
+        {
+            throw new ArgumentException($"Model {Model.Id} returns logits for the last position only, so it cannot score a prompt (echo with logprobs).", nameof(request));
+        }
+
         var reserved = Math.Min(Model.ContextLength, prompt.Count + request.Sampling.MaxTokens);
         if (reserved > _kvCache.CapacityTokens)
         {
@@ -664,7 +669,9 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
         {
             var (sequence, count) = rows[i];
             var tokens = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(sequence.Tokens).Slice(sequence.Computed, count).ToArray();
-            batch[i] = new RunnerSequence(sequence.Id, tokens, sequence.Computed) { PromptLength = sequence.PromptLength };
+            // A prompt being scored needs every position's logits; the scheduler cut its chunk to what a run returns.
+            var positions = sequence.PromptLogprobs is null ? 1 : count;
+            batch[i] = new RunnerSequence(sequence.Id, tokens, sequence.Computed) { PromptLength = sequence.PromptLength, LogitsPositions = positions };
         }
 
         ReadOnlyMemory<float> logits;
@@ -692,9 +699,18 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
         Interlocked.Exchange(ref _runFailedAt, 0);
 
         var vocabulary = Model.VocabularySize;
+        var firstRow = 0;
         for (var i = 0; i < rows.Count; i++)
         {
             var (sequence, count) = rows[i];
+            var positions = batch[i].LogitsPositions;
+            var rowLogits = logits.Slice(firstRow * vocabulary, positions * vocabulary);
+            firstRow += positions;
+            if (sequence.PromptLogprobs is { } scores && !Score(sequence, scores, rowLogits.Span, count))
+            {
+                continue;
+            }
+
             sequence.Computed += count;
             if (sequence.Computed < sequence.Tokens.Count)
             {
@@ -707,8 +723,57 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
             }
 
             sequence.Status = SequenceStatus.Running;
-            Update(sequence, logits.Span.Slice(i * vocabulary, vocabulary));
+            if (sequence.Request.Sampling.MaxTokens == 0)
+            {
+                EndAfterPrompt(sequence);
+                continue;
+            }
+
+            Update(sequence, rowLogits.Span[((positions - 1) * vocabulary)..]);
         }
+    }
+
+    /// <summary>
+    /// Adds the scores of the prompt tokens this chunk's logits predict: position p's row gives the log probability of
+    /// token p + 1. Returns false when reading them failed (the request ends; the others go on).
+    /// </summary>
+    private bool Score(Sequence sequence, List<TokenLogprob> scores, ReadOnlySpan<float> logits, int count)
+    {
+        var vocabulary = Model.VocabularySize;
+        try
+        {
+            for (var j = 0; j < count; j++)
+            {
+                var predicted = sequence.Computed + j + 1;
+                if (predicted < sequence.PromptLength)
+                {
+                    scores.Add(LogprobCalculator.Compute(logits.Slice(j * vocabulary, vocabulary), sequence.Tokens[predicted], sequence.Request.Sampling.TopLogprobs));
+                }
+            }
+
+            return true;
+        }
+        catch (Exception exception) when (exception is not (OutOfMemoryException or InsufficientExecutionStackException))
+        {
+            EngineLog.RequestFailed(_logger, exception, sequence.Id, Model.Id);
+            Finish(sequence, new RequestFailedException($"The request failed while its prompt was scored: {exception.Message}", exception));
+            return false;
+        }
+    }
+
+    /// <summary>A request for no tokens (max_tokens 0, a prompt only scored) ends once its prompt is in.</summary>
+    private void EndAfterPrompt(Sequence sequence)
+    {
+        sequence.Writer.TryWrite(new GenerationDelta(string.Empty, [], null, FinishReason.Length, UsageOf(sequence)) { PromptLogprobs = TakePromptLogprobs(sequence) });
+        Finish(sequence, null);
+    }
+
+    /// <summary>The prompt's scores, once, for the first delta; none after (a preempted sequence recomputes without them).</summary>
+    private static List<TokenLogprob>? TakePromptLogprobs(Sequence sequence)
+    {
+        var scores = sequence.PromptLogprobs;
+        sequence.PromptLogprobs = null;
+        return scores;
     }
 
     /// <summary>
@@ -739,6 +804,7 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
         sequence.Writer.TryWrite(new GenerationDelta(text, [token], logprob is null ? null : [logprob], finish, usage)
         {
             StopString = finish == FinishReason.Stop ? sequence.Output.MatchedStopString : null,
+            PromptLogprobs = TakePromptLogprobs(sequence),
         });
         if (finish is not null)
         {
@@ -768,7 +834,8 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
     private static GenerationUsage UsageOf(Sequence sequence) =>
         new(sequence.PromptLength, sequence.Output.CompletionTokens, sequence.QueueMilliseconds) { CachedPromptTokens = sequence.CachedPromptTokens };
 
-    private Scheduler NewScheduler() => new(_options, _kvCache, Model.ContextLength, _prefix, id => _runner.Release(id));
+    private Scheduler NewScheduler() =>
+        new(_options, _kvCache, Model.ContextLength, _prefix, id => _runner.Release(id), Math.Min(_options.MaxBatchSize, _runner.MaxLogitsPositions));
 
     /// <summary>Ends a request's stream; the engine no longer holds it.</summary>
     private void Complete(Sequence sequence, Exception? error)

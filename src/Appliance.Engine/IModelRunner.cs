@@ -64,6 +64,9 @@ public interface IModelRunner : IDisposable
     /// </summary>
     long SplitSteps => 0;
 
+    /// <summary>Whether a run can return logits for every new position (scoring a prompt needs it), not the last one only.</summary>
+    bool LogitsEveryPosition => false;
+
     /// <summary>Most positions of one row that may return logits in one run.</summary>
     int MaxLogitsPositions => MaxBatchSize;
 

@@ -19,6 +19,8 @@ public sealed class CountingRunner(int vocabularySize = 300, int contextLength =
 
     public bool SupportsRollback { get; set; } = true;
 
+    public bool LogitsEveryPosition { get; set; } = true;
+
     public void Rollback(long sequenceId, int length)
     {
         lock (_gate)

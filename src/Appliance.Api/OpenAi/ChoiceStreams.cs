@@ -8,7 +8,8 @@ namespace Appliance.Api.OpenAi;
 
 /// <summary>One choice to generate: its index in the response and its prompt.</summary>
 /// <param name="MaxTokens">This choice's own most tokens (a legacy completion's prompts each leave their own room); null: the request's.</param>
-internal readonly record struct ChoiceInput(int Index, IReadOnlyList<int> PromptTokens, int? MaxTokens = null);
+/// <param name="Echo">The prompt's text, when a legacy completion echoes it (its tokens are then scored if logprobs are asked).</param>
+internal readonly record struct ChoiceInput(int Index, IReadOnlyList<int> PromptTokens, int? MaxTokens = null, string? Echo = null);
 
 /// <summary>A delta of one choice, or the error that ended it.</summary>
 internal readonly record struct ChoiceDelta(int Index, GenerationDelta? Delta, Exception? Error);
@@ -35,6 +36,7 @@ internal sealed class ChoiceStreams : IAsyncDisposable
                     Tenant = tenant,
                     Priority = settings.Priority,
                     MaxQueueWait = maxQueueWait, // refused now rather than cancelled by the request timeout later
+                    PromptLogprobs = input.Echo is not null && settings.Logprobs,
                 };
                 streams.Add((input.Index, model.Engine.Submit(request)));
             }

@@ -6,7 +6,8 @@ namespace Appliance.Api.OpenAi;
 internal sealed record CompletionPrompt(string? Text, IReadOnlyList<int>? TokenIds);
 
 /// <summary>A validated POST /v1/completions body.</summary>
-internal sealed record CompletionRequest(GenerationSettings Settings, IReadOnlyList<CompletionPrompt> Prompts)
+/// <param name="Echo">Each choice's text begins with its prompt, and its logprobs with the prompt's tokens (scored).</param>
+internal sealed record CompletionRequest(GenerationSettings Settings, IReadOnlyList<CompletionPrompt> Prompts, bool Echo = false)
 {
     private const int MaxPrompts = 64;
 
@@ -15,11 +16,7 @@ internal sealed record CompletionRequest(GenerationSettings Settings, IReadOnlyL
     public static CompletionRequest Read(JsonFields fields, ApiLimits limits)
     {
         fields.RejectUnknown(Known);
-        if (fields.OptionalBool("echo") == true)
-        {
-            throw new OpenAiRequestException(OpenAiError.Unsupported("echo", "echoing the prompt"));
-        }
-
+        var echo = fields.OptionalBool("echo") ?? false;
         if (fields.OptionalString("suffix") is { Length: > 0 })
         {
             throw new OpenAiRequestException(OpenAiError.Unsupported("suffix", "a suffix (insertion)"));
@@ -36,11 +33,18 @@ internal sealed record CompletionRequest(GenerationSettings Settings, IReadOnlyL
         }
 
         // None named: the model's DefaultMaxTokens, else 16 as OpenAI's legacy completions (CompletionsApi).
-        var askedMaxTokens = fields.OptionalInteger("max_tokens", 1, int.MaxValue);
+        // max_tokens 0 with echo only scores the prompt, as evaluation harnesses ask (OpenAI accepts it so too).
+        var askedMaxTokens = fields.OptionalInteger("max_tokens", 0, int.MaxValue);
+        if (askedMaxTokens == 0 && !echo)
+        {
+            throw new OpenAiRequestException(OpenAiError.Invalid("'max_tokens' must be at least 1 unless 'echo' is true (then 0 only scores the prompt).", "max_tokens"));
+        }
+
+
         var maxTokens = limits.CapMaxTokens(askedMaxTokens);
         var logprobs = fields.OptionalInteger("logprobs", 0, 5);
         var settings = GenerationSettings.Read(fields, limits, askedMaxTokens, maxTokens, logprobs is not null, (int)(logprobs ?? 0));
-        return new CompletionRequest(settings, ReadPrompts(fields));
+        return new CompletionRequest(settings, ReadPrompts(fields), echo);
     }
 
     private static List<CompletionPrompt> ReadPrompts(JsonFields fields)

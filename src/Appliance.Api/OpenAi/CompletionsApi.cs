@@ -31,7 +31,9 @@ internal static class CompletionsApi
             ? ModelResolution.MaxTokens(model, model.Defaults.MaxTokens ?? LegacyDefaultMaxTokens, p.Count, limits.MaxTokens, requestedIsCeiling: true, input: "prompt")
             : ModelResolution.MaxTokens(model, request.Settings.MaxTokens, p.Count, limits.MaxTokens, request.Settings.MaxTokensIsCeiling, input: "prompt")).ToList();
         var n = request.Settings.N;
-        var choices = prompts.SelectMany((p, i) => Enumerable.Range(0, n).Select(j => new ChoiceInput((i * n) + j, p, maxTokens[i]))).ToList();
+        // An echoed prompt reads as the client sent it; token ids as they decode.
+        var echoes = request.Prompts.Select((p, i) => request.Echo ? p.Text ?? model.Engine.Tokenizer.Decode(prompts[i]) : null).ToList();
+        var choices = prompts.SelectMany((p, i) => Enumerable.Range(0, n).Select(j => new ChoiceInput((i * n) + j, p, maxTokens[i], echoes[i]))).ToList();
         var header = new ResponseHeader(ResponseKind.Text, $"cmpl-{Guid.NewGuid():N}", time.GetUtcNow().ToUnixTimeSeconds(), request.Settings.Model, ModelResolution.Fingerprint(model));
         RequestAudit.Of(http).PromptTokens = prompts.Sum(p => p.Count);
         if (content.Records(model.Id))

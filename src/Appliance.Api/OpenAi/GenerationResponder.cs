@@ -50,6 +50,7 @@ internal static class GenerationResponder
         var finish = new Dictionary<int, FinishReason>();
         var completionTokens = 0;
         int? cachedTokens = null;
+        var echo = PromptEcho.For(choices, settings.Logprobs);
         try
         {
             await foreach (var item in streams.ReadAllAsync(cancellationToken))
@@ -67,9 +68,10 @@ internal static class GenerationResponder
                 }
 
                 var delta = item.Delta!;
-                text[item.Index].Append(thoughts is null ? delta.Text : thoughts[item.Index].Add(delta).Content);
+                var (deltaText, deltaLogprobs) = echo?.Prepend(item.Index, delta) ?? (delta.Text, delta.Logprobs);
+                text[item.Index].Append(thoughts is null ? deltaText : thoughts[item.Index].Add(delta).Content);
                 Audit.RequestAudit.Of(http).AppendCompletion(item.Index, delta.Text);
-                logprobs[item.Index].AddRange(delta.Logprobs ?? []);
+                logprobs[item.Index].AddRange(deltaLogprobs ?? []);
                 FirstText(http, delta);
                 if (delta.FinishReason is { } reason)
                 {
@@ -140,6 +142,8 @@ internal static class GenerationResponder
             : null;
         var callDeltas = toolStreams?.ToDictionary(pair => pair.Key, _ => new CustomCallDeltas(settings.Tools!));
         var called = new List<Appliance.Prompting.ToolCall>();
+        var echo = PromptEcho.For(choices, settings.Logprobs);
+        var textOffsets = choices.ToDictionary(c => c.Index, _ => 0); // a legacy choice's logprobs count text_offset on across chunks
         try
         {
             if (header.Kind == ResponseKind.Chat)
@@ -168,7 +172,7 @@ internal static class GenerationResponder
                 var delta = item.Delta!;
                 FirstText(http, delta);
                 Audit.RequestAudit.Of(http).AppendCompletion(item.Index, delta.Text);
-                var (answer, deltaLogprobs) = (delta.Text, delta.Logprobs);
+                var (answer, deltaLogprobs) = echo?.Prepend(item.Index, delta) ?? (delta.Text, delta.Logprobs);
                 if (thoughts is not null)
                 {
                     string reasoning;
@@ -185,7 +189,8 @@ internal static class GenerationResponder
                 var (text, logprobs) = toolStreams is null ? (answer, deltaLogprobs) : toolStreams[item.Index].Add(answer, deltaLogprobs);
                 if (text.Length > 0 || logprobs is not null)
                 {
-                    await Event(response, OpenAiJson.Chunk(header, item.Index, text, role: false, logprobs, null, settings.IncludeUsage, tokenizer), cancellationToken);
+                    await Event(response, OpenAiJson.Chunk(header, item.Index, text, role: false, logprobs, null, settings.IncludeUsage, tokenizer, textOffset: textOffsets[item.Index]), cancellationToken);
+                    textOffsets[item.Index] += OpenAiJson.TokensLength(tokenizer, logprobs);
                 }
 
                 foreach (var call in toolStreams?[item.Index].CallDeltas() ?? [])

@@ -113,7 +113,8 @@ internal static class OpenAiJson
         });
 
     /// <summary>A streamed chunk of one choice. <paramref name="role"/> marks a chat stream's first chunk.</summary>
-    public static byte[] Chunk(ResponseHeader header, int index, string? text, bool role, IReadOnlyList<TokenLogprob>? logprobs, FinishReason? finish, bool includeUsage, ITokenizer tokenizer, bool calledTools = false, string? reasoning = null) =>
+    /// <param name="textOffset">Where a legacy choice's first token here starts in its text (the tokens streamed before, in characters).</param>
+    public static byte[] Chunk(ResponseHeader header, int index, string? text, bool role, IReadOnlyList<TokenLogprob>? logprobs, FinishReason? finish, bool includeUsage, ITokenizer tokenizer, bool calledTools = false, string? reasoning = null, int textOffset = 0) =>
         Write(json =>
         {
             Start(json, header, streaming: true);
@@ -145,7 +146,7 @@ internal static class OpenAiJson
                 json.WriteString("text", text ?? string.Empty);
             }
 
-            Logprobs(json, header.Kind, logprobs, tokenizer);
+            Logprobs(json, header.Kind, logprobs, tokenizer, textOffset);
             if (finish is { } reason)
             {
                 json.WriteString("finish_reason", calledTools ? "tool_calls" : FinishReasonName(reason));
@@ -216,7 +217,16 @@ internal static class OpenAiJson
         json.WriteEndObject();
     }
 
-    private static void Logprobs(Utf8JsonWriter json, ResponseKind kind, IReadOnlyList<TokenLogprob>? logprobs, ITokenizer tokenizer)
+    /// <summary>Characters the tokens take as the legacy logprobs' "tokens" show them (what text_offset counts).</summary>
+    public static int TokensLength(ITokenizer tokenizer, IReadOnlyList<TokenLogprob>? logprobs) =>
+        logprobs?.Sum(l => Token(tokenizer, l.TokenId).Token.Length) ?? 0;
+
+    /// <summary>
+    /// A choice's logprobs. In the legacy form an echoed prompt's first token has no score (NaN here): null in
+    /// token_logprobs and top_logprobs, as OpenAI writes it. text_offset counts each token's start in characters of
+    /// the tokens before it as "tokens" shows them (as vLLM does), from <paramref name="textOffset"/>.
+    /// </summary>
+    private static void Logprobs(Utf8JsonWriter json, ResponseKind kind, IReadOnlyList<TokenLogprob>? logprobs, ITokenizer tokenizer, int textOffset = 0)
     {
         if (logprobs is null)
         {
@@ -249,15 +259,33 @@ internal static class OpenAiJson
         }
         else
         {
+            var tokens = logprobs.Select(l => Token(tokenizer, l.TokenId).Token).ToList();
             json.WriteStartArray("tokens");
-            logprobs.ToList().ForEach(l => json.WriteStringValue(Token(tokenizer, l.TokenId).Token));
+            tokens.ForEach(json.WriteStringValue);
             json.WriteEndArray();
             json.WriteStartArray("token_logprobs");
-            logprobs.ToList().ForEach(l => json.WriteNumberValue(l.Logprob));
+            foreach (var logprob in logprobs)
+            {
+                if (float.IsNaN(logprob.Logprob))
+                {
+                    json.WriteNullValue();
+                }
+                else
+                {
+                    json.WriteNumberValue(logprob.Logprob);
+                }
+            }
+
             json.WriteEndArray();
             json.WriteStartArray("top_logprobs");
             foreach (var logprob in logprobs)
             {
+                if (float.IsNaN(logprob.Logprob))
+                {
+                    json.WriteNullValue();
+                    continue;
+                }
+
                 // Keyed by the token's text: two alternatives that read alike keep the likelier (a JSON object has one
                 // of each key), and the sampled token is always there, as OpenAI gives it (up to logprobs + 1 entries).
                 json.WriteStartObject();
@@ -271,6 +299,15 @@ internal static class OpenAiJson
                 }
 
                 json.WriteEndObject();
+            }
+
+            json.WriteEndArray();
+            json.WriteStartArray("text_offset");
+            var offset = textOffset;
+            foreach (var token in tokens)
+            {
+                json.WriteNumberValue(offset);
+                offset += token.Length;
             }
 
             json.WriteEndArray();

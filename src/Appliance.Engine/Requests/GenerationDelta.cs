@@ -25,4 +25,10 @@ public sealed record GenerationDelta(
 {
     /// <summary>On the last delta of a request a stop string ended: that string (Anthropic's stop_sequence).</summary>
     public string? StopString { get; init; }
+
+    /// <summary>
+    /// On the first delta of a request that asked for them (<see cref="GenerationRequest.PromptLogprobs"/>): the log
+    /// probability of each prompt token after the first, in order, under the raw model (no temperature or penalty).
+    /// </summary>
+    public IReadOnlyList<TokenLogprob>? PromptLogprobs { get; init; }
 }

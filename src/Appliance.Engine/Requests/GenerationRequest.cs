@@ -13,4 +13,11 @@ public sealed record GenerationRequest(string RequestId, IReadOnlyList<int> Prom
     /// engine's measured completion rate) is longer is refused at once instead of timing out in the queue.
     /// </summary>
     public TimeSpan? MaxQueueWait { get; init; }
+
+    /// <summary>
+    /// Score the prompt: the log probability of each prompt token after the first (with <see cref="SamplingParams.TopLogprobs"/>
+    /// alternatives), on the first delta (<see cref="GenerationDelta.PromptLogprobs"/>). What evaluation harnesses read
+    /// from a legacy completion with echo. Such a prompt is computed whole, never taken from the prefix cache.
+    /// </summary>
+    public bool PromptLogprobs { get; init; }
 }

@@ -23,6 +23,7 @@ public sealed record SamplingParams
     /// <summary>Multiplicative penalty over prompt and generated tokens (1 = off), as in Hugging Face.</summary>
     public float RepetitionPenalty { get; init; } = 1f;
 
+    /// <summary>Most tokens to generate; 0 only reads the prompt (a scoring request, see GenerationRequest.PromptLogprobs).</summary>
     public int MaxTokens { get; init; } = 256;
 
     public IReadOnlyList<string> StopStrings { get; init; } = [];
@@ -78,9 +79,9 @@ public sealed record SamplingParams
             return "repetition_penalty must be greater than 0";
         }
 
-        if (MaxTokens < 1)
+        if (MaxTokens < 0)
         {
-            return "max_tokens must be at least 1";
+            return "max_tokens must not be negative";
         }
 
         if (TopLogprobs is < 0 or > 20)

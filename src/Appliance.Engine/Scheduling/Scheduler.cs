@@ -19,12 +19,15 @@ internal sealed class Scheduler
     private readonly Dictionary<string, int> _runningByTenant = new(StringComparer.Ordinal);
     private readonly PrefixCache? _prefix;
     private readonly Action<long> _releaseKv;
+    private readonly int _scoringChunk;
     private int _interactiveStreak;
 
     /// <param name="releaseKv">Drops a preempted sequence's KV in the runner at once, so its row is free for an admission in the same step.</param>
-    public Scheduler(SchedulerOptions options, KvCacheManager kvCache, int contextLength, PrefixCache? prefix = null, Action<long>? releaseKv = null)
+    /// <param name="scoringChunk">Most prompt tokens of a scored prompt per step: each returns a row of logits, and a run returns this many at most.</param>
+    public Scheduler(SchedulerOptions options, KvCacheManager kvCache, int contextLength, PrefixCache? prefix = null, Action<long>? releaseKv = null, int scoringChunk = int.MaxValue)
     {
         (_options, _kvCache, _contextLength, _prefix) = (options, kvCache, contextLength, prefix);
+        _scoringChunk = Math.Max(1, scoringChunk);
         _releaseKv = releaseKv ?? (_ => { });
         _interactive = new FairQueue(options.WeightOf);
         _batch = new FairQueue(options.WeightOf);
@@ -161,6 +164,11 @@ internal sealed class Scheduler
     private ScheduledSequence NextChunk(Sequence sequence, bool admitted = false)
     {
         var count = Math.Min(sequence.Tokens.Count - sequence.Computed, _options.PrefillTokenBudget);
+        if (sequence.PromptLogprobs is not null)
+        {
+            count = Math.Min(count, _scoringChunk);
+        }
+
         Charge(sequence, count);
         return new ScheduledSequence(sequence, count) { Admitted = admitted };
     }
@@ -171,9 +179,11 @@ internal sealed class Scheduler
         var longestPrompt = 0;
         while (_running.Count < _options.MaxBatchSize && PeekNext() is var (queue, sequence))
         {
-            // A cached prefix is copied in rather than computed; a row that starts with a past runs alone.
-            var cached = _prefix?.Match(sequence) ?? [];
-            if (cached.Count > 0 && admitted.Count > 0)
+            // A cached prefix is copied in rather than computed; a row that starts with a past runs alone. So does a prompt
+            // being scored: every position of it returns logits, and it is computed whole (a cached block has no logits).
+            var scoring = sequence.PromptLogprobs is not null;
+            var cached = scoring ? [] : _prefix?.Match(sequence) ?? [];
+            if ((cached.Count > 0 || scoring) && admitted.Count > 0)
             {
                 break;
             }
@@ -197,9 +207,10 @@ internal sealed class Scheduler
             _runningByTenant[sequence.Request.Tenant] = RunningOf(sequence.Request.Tenant) + 1;
             sequence.Status = SequenceStatus.Prefilling;
             _prefix?.Load(sequence, cached);
-            if (sequence.Computed > 0 || length > _options.PrefillTokenBudget)
+            if (sequence.Computed > 0 || length > _options.PrefillTokenBudget || scoring)
             {
-                // A prompt longer than the budget is prefilled alone, one chunk per step; so is the rest of a cached one.
+                // A prompt longer than the budget is prefilled alone, one chunk per step; so is the rest of a cached one,
+                // and a scored one.
                 admitted.Add(NextChunk(sequence, admitted: true));
                 break;
             }

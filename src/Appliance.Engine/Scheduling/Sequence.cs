@@ -19,6 +19,7 @@ internal sealed class Sequence
         Sampling = sampling;
         Output = output;
         Writer = writer;
+        PromptLogprobs = request.PromptLogprobs ? new List<TokenLogprob>(PromptLength - 1) : null;
     }
 
     public long Id { get; }
@@ -56,6 +57,12 @@ internal sealed class Sequence
 
     /// <summary>Prompt tokens found in the prefix cache at its first admission.</summary>
     public int CachedPromptTokens { get; set; }
+
+    /// <summary>
+    /// The prompt's scores gathered so far, while it is being scored (<see cref="GenerationRequest.PromptLogprobs"/>);
+    /// null once they were delivered, so that a preempted sequence's recompute neither scores again nor avoids the cache.
+    /// </summary>
+    public List<TokenLogprob>? PromptLogprobs { get; set; }
 
     /// <summary>Times the sequence was sent back to the queue to make room for another tenant.</summary>
     public int Preemptions { get; set; }

@@ -264,6 +264,8 @@ public sealed partial class OnnxDecoderRunner : IModelRunner
 
     public int MaxLogitsPositions => Math.Min(MaxBatchSize, _positionsPerRun);
 
+    public bool LogitsEveryPosition => Signature.LogitsEveryPosition;
+
     public void Rollback(long sequenceId, int length)
     {
         if (_kvCache is not SharedBufferKvCache shared)

@@ -87,7 +87,7 @@ public sealed class TokenSamplerTests
     [Theory]
     [InlineData(-0.1f, 1f, 16, "temperature")]
     [InlineData(1f, 0f, 16, "top_p")]
-    [InlineData(1f, 1f, 0, "max_tokens")]
+    [InlineData(1f, 1f, -1, "max_tokens")]
     public void Invalid_parameters_are_named(float temperature, float topP, int maxTokens, string expected)
     {
         var problem = new SamplingParams { Temperature = temperature, TopP = topP, MaxTokens = maxTokens }.Validate();

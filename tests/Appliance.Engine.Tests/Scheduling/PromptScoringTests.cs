@@ -1,0 +1,118 @@
+using Appliance.Engine.Requests;
+using Appliance.Engine.Scheduling;
+using Appliance.Tests.Common;
+
+namespace Appliance.Engine.Tests.Scheduling;
+
+/// <summary>
+/// Scoring a prompt (a legacy completion's echo with logprobs), on the counting model (next token = last + 1, logit 10,
+/// every other 0): each prompt token after the first gets its log probability from the position before it, in chunks
+/// no wider than a run's logits rows, computed whole and alone.
+/// </summary>
+public sealed class PromptScoringTests
+{
+    private const int Vocabulary = 300;
+
+    // log softmax of the counting model's row: 10 for the next token, 0 for the 299 others.
+    private static readonly double Likely = 10 - Math.Log(Math.Exp(10) + (Vocabulary - 1));
+    private static readonly double Unlikely = -Math.Log(Math.Exp(10) + (Vocabulary - 1));
+
+    [Fact]
+    public async Task Every_prompt_token_after_the_first_is_scored_by_the_position_before_it_in_chunks_a_run_can_return()
+    {
+        // Counts up except at 3 places (the jumps to 50, 70 and 90): those tokens are unlikely, all others likely.
+        int[] prompt = [.. Enumerable.Range(1, 8), .. Enumerable.Range(50, 6), .. Enumerable.Range(70, 4), .. Enumerable.Range(90, 3)];
+        using var runner = new CountingRunner(vocabularySize: Vocabulary, contextLength: 64, maxBatchSize: 8);
+        using var engine = new GenerationEngine(runner, new ByteTokenizer(), new SchedulerOptions());
+
+        var deltas = await Read(engine.Submit(new GenerationRequest("r", prompt, new SamplingParams { Temperature = 0, MaxTokens = 2, Logprobs = true, TopLogprobs = 1, IgnoreEos = true }) { PromptLogprobs = true }));
+
+        var scores = Assert.Single(deltas, d => d.PromptLogprobs is not null).PromptLogprobs!;
+        Assert.Same(deltas[0].PromptLogprobs, scores); // on the first delta, and only there
+        Assert.Equal(prompt[1..], scores.Select(s => s.TokenId));
+        var jumps = new[] { 8, 14, 18 }; // indexes of 50, 70 and 90 in the prompt
+        for (var i = 1; i < prompt.Length; i++)
+        {
+            Assert.Equal(jumps.Contains(i) ? Unlikely : Likely, scores[i - 1].Logprob, 4);
+            var top = Assert.Single(scores[i - 1].TopAlternatives); // the model's own choice after the token before
+            Assert.Equal(prompt[i - 1] + 1, top.TokenId);
+            Assert.Equal(Likely, top.Logprob, 4);
+        }
+
+        Assert.Equal([93, 94], deltas.SelectMany(d => d.TokenIds));
+        // 21 tokens with every position's logits, at most 8 rows a run: chunks of 8, 8 and 5, each run alone.
+        var prefill = runner.Batches.Where(b => b[0].NewTokens.Length > 1).ToList();
+        Assert.Equal([8, 8, 5], prefill.Select(b => Assert.Single(b).NewTokens.Length));
+        Assert.All(prefill, b => Assert.Equal(b[0].NewTokens.Length, b[0].LogitsPositions));
+        Assert.All(runner.Batches.Except(prefill), b => Assert.All(b, row => Assert.Equal(1, row.LogitsPositions)));
+    }
+
+    [Fact]
+    public async Task No_tokens_asked_ends_the_request_once_its_prompt_is_scored()
+    {
+        using var runner = new CountingRunner(vocabularySize: Vocabulary);
+        using var engine = new GenerationEngine(runner, new ByteTokenizer(), new SchedulerOptions());
+
+        var deltas = await Read(engine.Submit(new GenerationRequest("r", [5, 6, 40], new SamplingParams { Temperature = 0, MaxTokens = 0, Logprobs = true }) { PromptLogprobs = true }));
+
+        var only = Assert.Single(deltas);
+        Assert.Empty(only.TokenIds);
+        Assert.Equal(FinishReason.Length, only.FinishReason);
+        Assert.Equal((3, 0), (only.Usage!.Value.PromptTokens, only.Usage.Value.CompletionTokens));
+        var scores = only.PromptLogprobs!;
+        Assert.Equal([6, 40], scores.Select(s => s.TokenId));
+        Assert.Equal(Likely, scores[0].Logprob, 4); // 6 follows 5
+        Assert.Equal(Unlikely, scores[1].Logprob, 4); // 40 does not follow 6
+    }
+
+    [Fact]
+    public async Task A_scored_prompt_runs_alone_while_plain_prompts_are_prefilled_together()
+    {
+        using var runner = new CountingRunner(vocabularySize: Vocabulary, contextLength: 64, maxBatchSize: 8);
+        runner.Running.Reset(); // hold the first run so that all three wait together
+        using var engine = new GenerationEngine(runner, new ByteTokenizer(), new SchedulerOptions());
+        var sampling = new SamplingParams { Temperature = 0, MaxTokens = 1, Logprobs = true, IgnoreEos = true };
+
+        var first = engine.Submit(new GenerationRequest("a", [1, 2, 3], sampling));
+        await WaitFor(() => engine.QueuedRequests == 0);
+        var plain = engine.Submit(new GenerationRequest("c", [20, 21, 22], sampling)); // admitted first, the scored one may not join it
+        var scored = engine.Submit(new GenerationRequest("b", [10, 11, 12], sampling) { PromptLogprobs = true });
+        runner.Running.Set();
+        await Task.WhenAll(Read(first), Read(scored), Read(plain));
+
+        var scoredRuns = runner.Batches.Where(b => b.Any(r => r.NewTokens.Span.SequenceEqual(new[] { 10, 11, 12 }))).ToList();
+        Assert.Single(Assert.Single(scoredRuns));
+    }
+
+    [Fact]
+    public void A_runner_that_returns_the_last_position_only_refuses_to_score_a_prompt()
+    {
+        using var runner = new CountingRunner(vocabularySize: Vocabulary) { LogitsEveryPosition = false };
+        using var engine = new GenerationEngine(runner, new ByteTokenizer(), new SchedulerOptions());
+
+        var refused = Assert.Throws<ArgumentException>(() => engine.Submit(new GenerationRequest("r", [1, 2], new SamplingParams { MaxTokens = 1 }) { PromptLogprobs = true }));
+
+        Assert.Contains("cannot score a prompt", refused.Message, StringComparison.Ordinal);
+    }
+
+    private static async Task<List<GenerationDelta>> Read(GenerationStream stream)
+    {
+        var deltas = new List<GenerationDelta>();
+        await foreach (var delta in stream)
+        {
+            deltas.Add(delta);
+        }
+
+        return deltas;
+    }
+
+    private static async Task WaitFor(Func<bool> condition)
+    {
+        for (var i = 0; i < 500 && !condition(); i++)
+        {
+            await Task.Delay(10);
+        }
+
+        Assert.True(condition());
+    }
+}
