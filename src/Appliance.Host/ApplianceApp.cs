@@ -47,6 +47,7 @@ public static class ApplianceApp
         app.UseApplianceIdentity();
         app.MapApplianceHealth();
         app.MapOpenAiApi().RequireAuthorization(AppliancePolicies.Chat);
+        app.MapTokenizerAtRoot().RequireAuthorization(AppliancePolicies.Chat);
         app.MapGroup("/admin").MapApiKeysApi().MapNodeAdminApi().MapModelAdminApi().MapTlsAdminApi().RequireAuthorization(AppliancePolicies.Admin);
         app.MapApplianceAudit(AppliancePolicies.Audit);
         app.MapApplianceMetrics(AppliancePolicies.Admin);

@@ -13,7 +13,7 @@ public static class BuiltInChatTemplates
 
     public static IChatTemplate Create(string name, string? bosToken = null, string? eosToken = null) => name switch
     {
-        "chatml" => new ChatMlTemplate(),
+        "chatml" => new ChatMlTemplate { BosToken = bosToken, EosToken = eosToken },
         "llama3" => new HuggingFaceChatTemplate(Llama3, bosToken ?? "<|begin_of_text|>", eosToken),
         "llama2" => new HuggingFaceChatTemplate(Llama2, bosToken ?? "<s>", eosToken ?? "</s>"),
         "phi3" => new HuggingFaceChatTemplate(Phi3, bosToken, eosToken ?? "<|endoftext|>"),

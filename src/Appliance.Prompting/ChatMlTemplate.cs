@@ -11,6 +11,12 @@ public sealed class ChatMlTemplate : IChatTemplate
 
     public string Name => "chatml";
 
+    /// <summary>The model's BOS text from its tokenizer_config.json (ChatML writes none; clients ask for it).</summary>
+    public string? BosToken { get; init; }
+
+    /// <summary>The model's EOS text from its tokenizer_config.json.</summary>
+    public string? EosToken { get; init; }
+
     public string Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = true, IReadOnlyList<ToolDefinition>? tools = null, Reasoning.ReasoningSwitch? reasoning = null)
     {
         if (tools is { Count: > 0 } || messages.Any(m => m.Role == "tool" || m.ToolCalls is { Count: > 0 }))

@@ -33,6 +33,10 @@ public sealed class HuggingFaceChatTemplate : IChatTemplate
 
     string? IChatTemplate.Source => Source;
 
+    public string? BosToken => _bosToken.Length > 0 ? _bosToken : null;
+
+    public string? EosToken => _eosToken.Length > 0 ? _eosToken : null;
+
     /// <summary>Renders; a template that refuses the conversation throws <see cref="ChatTemplateRejectedException"/>.</summary>
     public string Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = true, IReadOnlyList<ToolDefinition>? tools = null, Reasoning.ReasoningSwitch? reasoning = null)
     {

@@ -8,6 +8,15 @@ public interface IChatTemplate
     /// <summary>The model's own template text (from which its tool-call format and thinking tags are recognised); null for built-ins.</summary>
     string? Source => null;
 
+    /// <summary>The one template a client would render conversations with itself (a tokenizer's chat_template): the default of several.</summary>
+    string? ClientTemplate => Source;
+
+    /// <summary>The BOS token's text as tokenizer_config.json names it; null when unknown (built-in templates).</summary>
+    string? BosToken => null;
+
+    /// <summary>The EOS token's text as tokenizer_config.json names it; null when unknown (built-in templates).</summary>
+    string? EosToken => null;
+
     /// <summary>
     /// Renders the messages; with <paramref name="addGenerationPrompt"/> it ends where the assistant's answer begins.
     /// <paramref name="tools"/> are the functions the model may call, passed to the template as transformers does;

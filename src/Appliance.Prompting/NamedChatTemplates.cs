@@ -12,6 +12,12 @@ public sealed class NamedChatTemplates(HuggingFaceChatTemplate standard, Hugging
     /// <summary>Both texts, the tool template first: the tool-call format is recognised from it.</summary>
     public string? Source => toolUse is null ? standard.Source : toolUse.Source + "\n" + standard.Source;
 
+    public string? ClientTemplate => standard.Source;
+
+    public string? BosToken => standard.BosToken;
+
+    public string? EosToken => standard.EosToken;
+
     /// <summary>
     /// The tool template for a request that offers tools, and for a conversation that already holds calls or results
     /// (a follow-up sent without tools): the default one never saw those turns.

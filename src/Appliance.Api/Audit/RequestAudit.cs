@@ -46,6 +46,17 @@ public sealed class RequestAudit(long startedAt)
 
     private readonly Dictionary<int, System.Text.StringBuilder> _completion = [];
 
+    /// <summary>
+    /// For a request that used a model's tokenizer and ran nothing (counting, tokenizing): says what was done with which
+    /// model in the record's detail, and leaves its model and token fields empty, so that usage reports, prices and
+    /// the quota seed, which read those, do not count it as a model request.
+    /// </summary>
+    public void NothingRun(string what)
+    {
+        Reason = $"{what} with model {Model} ({ModelDigest}); nothing generated";
+        (Model, ModelDigest, PromptTokens) = (null, null, null);
+    }
+
     /// <summary>Starts recording content for this request (the model's configuration asks for it).</summary>
     public void RecordContent(string prompt) => Prompt = prompt;
 

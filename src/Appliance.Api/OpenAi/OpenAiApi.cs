@@ -24,9 +24,34 @@ public static partial class OpenAiApi
         v1.MapPost("/responses", Responses.ResponsesApi.HandleAsync);
         v1.MapPost("/messages", Anthropic.MessagesApi.HandleAsync);
         v1.MapPost("/messages/count_tokens", Anthropic.MessagesApi.CountTokensAsync);
+        MapTokenizer(v1);
         v1.Map("/{**path}", (string? path) =>
             new OpenAiError(StatusCodes.Status404NotFound, $"Unknown request URL: /v1/{path}.", "invalid_request_error", null, "unknown_url").ToResult());
         return v1;
+    }
+
+    /// <summary>
+    /// The tokenizer endpoints where vLLM serves them, at the root (evaluation harnesses call them there), answered in
+    /// OpenAI's format as under /v1; the group is returned for the host's authorisation policy.
+    /// </summary>
+    public static RouteGroupBuilder MapTokenizerAtRoot(this IEndpointRouteBuilder endpoints)
+    {
+        var root = endpoints.MapGroup(string.Empty).AddEndpointFilter(ErrorFilter).AddEndpointFilter(DrainFilter);
+        MapTokenizer(root);
+        return root;
+    }
+
+    /// <summary>The root paths that answer as the OpenAI-compatible API does (errors in its format).</summary>
+    public static bool AnswersAsOpenAi(PathString path) =>
+        path.StartsWithSegments("/v1") || TokenizerPaths.Any(p => path.Equals(p, StringComparison.OrdinalIgnoreCase));
+
+    private static readonly string[] TokenizerPaths = ["/tokenize", "/detokenize", "/tokenizer_info"];
+
+    private static void MapTokenizer(RouteGroupBuilder group)
+    {
+        group.MapPost("/tokenize", TokenizerApi.TokenizeAsync);
+        group.MapPost("/detokenize", TokenizerApi.DetokenizeAsync);
+        group.MapGet("/tokenizer_info", (HttpContext http, IModelCatalog catalog, IModelAccess access, string? model) => TokenizerApi.Info(http, catalog, access, model));
     }
 
     private static async ValueTask<object?> ErrorFilter(EndpointFilterInvocationContext context, EndpointFilterDelegate next)

@@ -44,7 +44,7 @@ internal static class DenialResponses
         Answer(http, StatusCodes.Status403Forbidden, OpenAiError.Forbidden(), "Forbidden", "You are not allowed to use this endpoint.");
 
     private static Task Answer(HttpContext http, int status, OpenAiError openAiError, string title, string detail) =>
-        http.Request.Path.StartsWithSegments("/v1")
+        OpenAiApi.AnswersAsOpenAi(http.Request.Path)
             ? openAiError.ToResult().ExecuteAsync(http)
             : Results.Problem(statusCode: status, title: title, detail: detail).ExecuteAsync(http);
 }

@@ -34,7 +34,7 @@ public static class ChatTemplateLoader
         var sources = Sources(folder, root, path);
         if (!sources.TryGetValue("default", out var standard) && !sources.TryGetValue("tool_use", out standard))
         {
-            return new ChatMlTemplate();
+            return new ChatMlTemplate { BosToken = bos, EosToken = eos };
         }
 
         var main = Parse(standard, "default", bos, eos, time);

@@ -1,0 +1,106 @@
+using System.Text.Json;
+using Appliance.Api.Audit;
+using Appliance.Api.Models;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Options;
+
+namespace Appliance.Api.OpenAi;
+
+/// <summary>
+/// vLLM's tokenizer endpoints (POST /tokenize, POST /detokenize, GET /tokenizer_info): a model's own tokenizer, for
+/// clients that cannot fetch it (an evaluation harness's remote tokenizer on a network without the model hub). The
+/// request may leave the model out when the caller may use one generative model only, as with a vLLM server. Nothing
+/// runs on the model: the audit record names the model and the count in its detail, and no usage is charged.
+/// </summary>
+internal static class TokenizerApi
+{
+    private static readonly HashSet<string> TokenizeFields = ["model", "prompt", "messages", "add_special_tokens", "return_token_strs"];
+    private static readonly HashSet<string> DetokenizeFields = ["model", "tokens"];
+
+    public static async Task<IResult> TokenizeAsync(HttpContext http, IModelCatalog catalog, IModelAccess access, IOptions<ApiLimits> options)
+    {
+        using var fields = await JsonFields.ReadAsync(http.Request, options.Value.MaxBodyBytes, http.RequestAborted);
+        var (name, prompt, addSpecialTokens, returnStrings) = fields.Parse(f =>
+        {
+            f.RejectUnknown(TokenizeFields);
+            if (f.Has("messages"))
+            {
+                throw new OpenAiRequestException(OpenAiError.Unsupported("messages", "tokenizing a conversation (send the rendered text as 'prompt'; /v1/messages/count_tokens counts a conversation)"));
+            }
+
+            return (f.OptionalString("model"), f.RequiredString("prompt"), f.OptionalBool("add_special_tokens") ?? true, f.OptionalBool("return_token_strs") ?? false);
+        });
+        var model = Resolve(http, catalog, access, name);
+        var tokenizer = model.Engine.Tokenizer;
+        var tokens = addSpecialTokens ? tokenizer.EncodeWithSpecialTokens(prompt) : tokenizer.Encode(prompt);
+        RequestAudit.Of(http).NothingRun($"tokenized {tokens.Count} tokens");
+        return Results.Json(new
+        {
+            count = tokens.Count,
+            max_model_len = model.ContextLength,
+            tokens,
+            token_strs = returnStrings ? tokens.Select(t => OpenAiJson.Token(tokenizer, t).Token).ToList() : null,
+        });
+    }
+
+    public static async Task<IResult> DetokenizeAsync(HttpContext http, IModelCatalog catalog, IModelAccess access, IOptions<ApiLimits> options)
+    {
+        using var fields = await JsonFields.ReadAsync(http.Request, options.Value.MaxBodyBytes, http.RequestAborted);
+        var (name, tokens) = fields.Parse(f =>
+        {
+            f.RejectUnknown(DetokenizeFields);
+            var array = f.Element("tokens") ?? throw new OpenAiRequestException(OpenAiError.Invalid("Missing required parameter: 'tokens'.", "tokens", "missing_required_parameter"));
+            if (array.ValueKind != JsonValueKind.Array)
+            {
+                throw JsonFields.TypeError("tokens", "an array of token ids");
+            }
+
+            int[] ids = [.. array.EnumerateArray().Select(e => e.ValueKind == JsonValueKind.Number && e.TryGetInt32(out var id) && id >= 0
+                ? id
+                : throw JsonFields.TypeError("tokens", "non-negative integer token ids"))];
+            return (f.OptionalString("model"), ids);
+        });
+        var model = Resolve(http, catalog, access, name);
+        var vocabulary = model.Engine.Model.VocabularySize;
+        if (tokens.FirstOrDefault(t => t >= vocabulary, -1) is var outside and >= 0)
+        {
+            throw new OpenAiRequestException(OpenAiError.Invalid($"Token id {outside} is outside the vocabulary of {vocabulary} of model '{model.Id}'.", "tokens"));
+        }
+
+        RequestAudit.Of(http).NothingRun($"detokenized {tokens.Length} tokens");
+        return Results.Json(new { prompt = model.Engine.Tokenizer.Decode(tokens) });
+    }
+
+    /// <summary>What a client needs to tokenize and render as the model does (a subset of tokenizer_config.json, as vLLM answers).</summary>
+    public static IResult Info(HttpContext http, IModelCatalog catalog, IModelAccess access, string? model)
+    {
+        var served = Resolve(http, catalog, access, model);
+        RequestAudit.Of(http).NothingRun("read the tokenizer's settings");
+        return Results.Json(new
+        {
+            model = served.Id,
+            tokenizer_class = served.Engine.Tokenizer.GetType().Name,
+            model_max_length = served.ContextLength,
+            bos_token = served.ChatTemplate.BosToken,
+            eos_token = served.ChatTemplate.EosToken,
+            chat_template = served.ChatTemplate.ClientTemplate,
+        });
+    }
+
+    /// <summary>The named model, or with none named the one generative model the caller may use (vLLM serves one).</summary>
+    private static ServedModel Resolve(HttpContext http, IModelCatalog catalog, IModelAccess access, string? name)
+    {
+        if (name is not null)
+        {
+            return ModelResolution.Resolve(catalog, access, http, name);
+        }
+
+        var usable = catalog.Entries.Where(e => e.Embedder is null && access.MayUse(http.User, e.Id, recordDenial: false, out _)).Select(e => e.Id).ToList();
+        return usable switch
+        {
+            [var only] => ModelResolution.Resolve(catalog, access, http, only),
+            [] => throw new OpenAiRequestException(OpenAiError.Invalid("No generative model is served to you here.", "model", "model_not_found")),
+            _ => throw new OpenAiRequestException(OpenAiError.Invalid($"Several models are served to you ({string.Join(", ", usable)}): name one in 'model'.", "model", "missing_required_parameter")),
+        };
+    }
+}
