@@ -357,7 +357,8 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
             throw new ArgumentException("The prompt has no tokens.", nameof(request));
         }
 
-        if (prompt.Count >= Model.ContextLength)
+        // A scoring request (no tokens asked) may fill the context; one that generates needs room for a token.
+        if (prompt.Count > Model.ContextLength || (prompt.Count == Model.ContextLength && request.Sampling.MaxTokens > 0))
         {
             throw new ArgumentException($"The prompt has {prompt.Count} tokens; the model's context holds {Model.ContextLength} including at least one generated token.", nameof(request));
         }
@@ -525,6 +526,7 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
         Volatile.Write(ref _running, _scheduler.RunningCount);
 
         Run(plan.Prefill);
+        Run(plan.Scoring);
         if (plan.Decode is [var alone] && Drafts(alone.Sequence) is { Length: > 0 } drafts && RunSpeculative(alone.Sequence, drafts))
         {
             return true;
@@ -706,7 +708,7 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
             var positions = batch[i].LogitsPositions;
             var rowLogits = logits.Slice(firstRow * vocabulary, positions * vocabulary);
             firstRow += positions;
-            if (sequence.PromptLogprobs is { } scores && !Score(sequence, scores, rowLogits.Span, count))
+            if (sequence.PromptLogprobs is { } scores && !Score(sequence, scores, rowLogits, count))
             {
                 continue;
             }
@@ -737,20 +739,19 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
     /// Adds the scores of the prompt tokens this chunk's logits predict: position p's row gives the log probability of
     /// token p + 1. Returns false when reading them failed (the request ends; the others go on).
     /// </summary>
-    private bool Score(Sequence sequence, List<TokenLogprob> scores, ReadOnlySpan<float> logits, int count)
+    private bool Score(Sequence sequence, List<TokenLogprob> scores, ReadOnlyMemory<float> logits, int count)
     {
         var vocabulary = Model.VocabularySize;
+        var (computed, promptLength, top) = (sequence.Computed, sequence.PromptLength, sequence.Request.Sampling.TopLogprobs);
+        var tokens = sequence.Tokens;
+        var scored = Math.Clamp(promptLength - computed - 1, 0, count); // the last prompt position predicts the answer
         try
         {
-            for (var j = 0; j < count; j++)
-            {
-                var predicted = sequence.Computed + j + 1;
-                if (predicted < sequence.PromptLength)
-                {
-                    scores.Add(LogprobCalculator.Compute(logits.Slice(j * vocabulary, vocabulary), sequence.Tokens[predicted], sequence.Request.Sampling.TopLogprobs));
-                }
-            }
-
+            // Each position reads its whole row (a large vocabulary: a millisecond or so): in parallel, off the step's
+            // critical path as far as the machine's cores allow.
+            var results = new TokenLogprob[scored];
+            Parallel.For(0, scored, j => results[j] = LogprobCalculator.Compute(logits.Span.Slice(j * vocabulary, vocabulary), tokens[computed + j + 1], top));
+            scores.AddRange(results);
             return true;
         }
         catch (Exception exception) when (exception is not (OutOfMemoryException or InsufficientExecutionStackException))

@@ -272,7 +272,7 @@ internal static class OpenAiJson
                 }
                 else
                 {
-                    json.WriteNumberValue(logprob.Logprob);
+                    json.WriteNumberValue(Finite(logprob.Logprob));
                 }
             }
 
@@ -294,7 +294,7 @@ internal static class OpenAiJson
                 {
                     if (written.Add(Token(tokenizer, tokenId).Token))
                     {
-                        json.WriteNumber(Token(tokenizer, tokenId).Token, value);
+                        json.WriteNumber(Token(tokenizer, tokenId).Token, Finite(value));
                     }
                 }
 
@@ -316,11 +316,17 @@ internal static class OpenAiJson
         json.WriteEndObject();
     }
 
+    /// <summary>
+    /// A token the model rules out (a logit of minus infinity: padding ids, masked tokens) as vLLM writes it, -9999:
+    /// JSON has no infinity, and a scored prompt may hold such a token.
+    /// </summary>
+    private static float Finite(float logprob) => float.IsNegativeInfinity(logprob) ? -9999f : logprob;
+
     private static void TokenFields(Utf8JsonWriter json, int tokenId, float logprob, ITokenizer tokenizer)
     {
         var (token, bytes) = Token(tokenizer, tokenId);
         json.WriteString("token", token);
-        json.WriteNumber("logprob", logprob);
+        json.WriteNumber("logprob", Finite(logprob));
         json.WriteStartArray("bytes");
         foreach (var b in bytes)
         {

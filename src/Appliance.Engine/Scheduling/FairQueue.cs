@@ -72,23 +72,26 @@ internal sealed class FairQueue(Func<string, double> weightOf)
     /// The sequence to admit next: the head of the tenant with the lowest virtual time; ties go to the tenant with fewer
     /// sequences running, then to the earlier arrival.
     /// </summary>
-    public Sequence? Peek(Func<string, int> runningOf)
+    /// <param name="eligible">Passes over sequences that cannot start now (each tenant's first eligible one is its next).</param>
+    public Sequence? Peek(Func<string, int> runningOf, Func<Sequence, bool>? eligible = null)
     {
         TenantState? best = null;
+        Sequence? next = null;
         foreach (var tenant in _tenants.Values)
         {
-            if (tenant.Waiting.Count == 0)
+            var first = eligible is null ? tenant.Waiting.First?.Value : tenant.Waiting.FirstOrDefault(eligible);
+            if (first is null)
             {
                 continue;
             }
 
             if (best is null || Before(tenant, best, runningOf))
             {
-                best = tenant;
+                (best, next) = (tenant, first);
             }
         }
 
-        return best?.Waiting.First!.Value;
+        return next;
     }
 
     /// <summary>Takes out the sequence <see cref="Peek"/> returned; the virtual clock moves to its tenant's time.</summary>

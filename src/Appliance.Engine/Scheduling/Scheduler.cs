@@ -67,7 +67,9 @@ internal sealed class Scheduler
 
     public SchedulerPlan Schedule()
     {
-        var chunking = _running.FirstOrDefault(s => s.Status == SequenceStatus.Prefilling);
+        // A scored prompt chunks in runs of its own, a few positions each: newcomers are admitted meanwhile.
+        var chunking = _running.FirstOrDefault(s => s.Status == SequenceStatus.Prefilling && s.PromptLogprobs is null);
+        var scoring = _running.FirstOrDefault(s => s.Status == SequenceStatus.Prefilling && s.PromptLogprobs is not null);
         var preempted = chunking is null ? PreemptForWaitingTenant() : null;
         var decode = _running
             .Where(s => s.Status == SequenceStatus.Running)
@@ -78,8 +80,12 @@ internal sealed class Scheduler
             Charge(sequence, 1);
         }
 
-        var prefill = chunking is not null ? [NextChunk(chunking)] : AdmitWaiting();
-        return new SchedulerPlan(prefill, decode) { Preempted = preempted is null ? [] : [preempted] };
+        var prefill = chunking is not null ? [NextChunk(chunking)] : AdmitWaiting(scoringBusy: scoring is not null);
+        return new SchedulerPlan(prefill, decode)
+        {
+            Preempted = preempted is null ? [] : [preempted],
+            Scoring = scoring is null ? [] : [NextChunk(scoring)],
+        };
     }
 
     public void Finish(Sequence sequence)
@@ -149,10 +155,10 @@ internal sealed class Scheduler
     public void Charge(Sequence sequence, int tokens) => QueueOf(sequence.Request.Priority).Charge(sequence.Request.Tenant, tokens);
 
     /// <summary>Interactive first; batch when only batch waits or when interactive has had its run of admissions.</summary>
-    private (FairQueue Queue, Sequence Sequence)? PeekNext()
+    private (FairQueue Queue, Sequence Sequence)? PeekNext(Func<Sequence, bool>? eligible = null)
     {
-        var interactive = _interactive.Peek(RunningOf);
-        var batch = _batch.Peek(RunningOf);
+        var interactive = _interactive.Peek(RunningOf, eligible);
+        var batch = _batch.Peek(RunningOf, eligible);
         if (batch is not null && (interactive is null || _interactiveStreak >= _options.InteractivePerBatch))
         {
             return (_batch, batch);
@@ -173,11 +179,14 @@ internal sealed class Scheduler
         return new ScheduledSequence(sequence, count) { Admitted = admitted };
     }
 
-    private List<ScheduledSequence> AdmitWaiting()
+    /// <param name="scoringBusy">A scored prompt is being computed: another waits for it (one scoring run a step).</param>
+    private List<ScheduledSequence> AdmitWaiting(bool scoringBusy)
     {
         var admitted = new List<ScheduledSequence>();
         var longestPrompt = 0;
-        while (_running.Count < _options.MaxBatchSize && PeekNext() is var (queue, sequence))
+        // While a prompt is scored, another waits its turn and the plain ones behind it pass it by.
+        Func<Sequence, bool>? eligible = scoringBusy ? s => s.PromptLogprobs is null : null;
+        while (_running.Count < _options.MaxBatchSize && PeekNext(eligible) is var (queue, sequence))
         {
             // A cached prefix is copied in rather than computed; a row that starts with a past runs alone. So does a prompt
             // being scored: every position of it returns logits, and it is computed whole (a cached block has no logits).

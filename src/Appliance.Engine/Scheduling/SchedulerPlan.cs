@@ -18,5 +18,11 @@ internal sealed record SchedulerPlan(IReadOnlyList<ScheduledSequence> Prefill, I
     /// <summary>Running sequences sent back to the queue this step (the runner must drop their KV state).</summary>
     public IReadOnlyList<Sequence> Preempted { get; init; } = [];
 
-    public bool IsEmpty => Prefill.Count == 0 && Decode.Count == 0;
+    /// <summary>
+    /// The next chunk of a prompt being scored, after its first: a run of its own, beside admissions, so that a long
+    /// scored prompt (a few positions a run) does not hold every newcomer back.
+    /// </summary>
+    public IReadOnlyList<ScheduledSequence> Scoring { get; init; } = [];
+
+    public bool IsEmpty => Prefill.Count == 0 && Decode.Count == 0 && Scoring.Count == 0;
 }

@@ -85,6 +85,44 @@ public sealed class PromptScoringTests
     }
 
     [Fact]
+    public async Task Newcomers_are_admitted_while_a_long_prompt_is_scored_and_scored_prompts_take_turns()
+    {
+        using var runner = new CountingRunner(vocabularySize: Vocabulary, contextLength: 64, maxBatchSize: 8);
+        runner.Running.Reset(); // hold the first run so that all wait together
+        using var engine = new GenerationEngine(runner, new ByteTokenizer(), new SchedulerOptions());
+        var sampling = new SamplingParams { Temperature = 0, MaxTokens = 1, Logprobs = true, IgnoreEos = true };
+        int[] longPrompt = [.. Enumerable.Range(100, 40)];
+        int[] otherPrompt = [.. Enumerable.Range(200, 20)];
+
+        var first = engine.Submit(new GenerationRequest("long", longPrompt, sampling) { PromptLogprobs = true });
+        await WaitFor(() => engine.QueuedRequests == 0);
+        var other = engine.Submit(new GenerationRequest("other", otherPrompt, sampling) { PromptLogprobs = true });
+        var plain = engine.Submit(new GenerationRequest("plain", [7, 8, 9], sampling));
+        runner.Running.Set();
+        await Task.WhenAll(Read(first), Read(other), Read(plain));
+
+        var runs = runner.Batches.Select((batch, index) => (batch, index)).ToList();
+        int RunOf(int firstToken, bool last) => (last ? runs.AsEnumerable().Reverse() : runs).First(r => r.batch.Any(row => row.NewTokens.Length > 1 && row.NewTokens.Span[0] >= firstToken && row.NewTokens.Span[0] < firstToken + 40 || row.NewTokens.Span.SequenceEqual(new[] { 7, 8, 9 }) && firstToken == 7)).index;
+        // 40 positions in 8-row chunks: five runs. The plain prompt got in after the first, not after the fifth.
+        Assert.True(RunOf(7, last: false) < RunOf(100, last: true), "the plain prompt waited for the whole scored prompt");
+        // The other scored prompt waited for the first to be done: one scored prompt at a time.
+        Assert.True(RunOf(200, last: false) > RunOf(100, last: true), "two prompts were scored at once");
+    }
+
+    [Fact]
+    public async Task A_prompt_only_scored_may_fill_the_context_and_one_that_generates_may_not()
+    {
+        using var runner = new CountingRunner(vocabularySize: Vocabulary, contextLength: 32);
+        using var engine = new GenerationEngine(runner, new ByteTokenizer(), new SchedulerOptions());
+        int[] full = [.. Enumerable.Range(1, 32)];
+
+        var deltas = await Read(engine.Submit(new GenerationRequest("scored", full, new SamplingParams { MaxTokens = 0 }) { PromptLogprobs = true }));
+
+        Assert.Equal(31, Assert.Single(deltas).PromptLogprobs!.Count);
+        Assert.Throws<ArgumentException>(() => engine.Submit(new GenerationRequest("generates", full, new SamplingParams { MaxTokens = 1 })));
+    }
+
+    [Fact]
     public void A_runner_that_returns_the_last_position_only_refuses_to_score_a_prompt()
     {
         using var runner = new CountingRunner(vocabularySize: Vocabulary) { LogitsEveryPosition = false };
