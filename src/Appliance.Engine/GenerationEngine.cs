@@ -836,7 +836,7 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
         new(sequence.PromptLength, sequence.Output.CompletionTokens, sequence.QueueMilliseconds) { CachedPromptTokens = sequence.CachedPromptTokens };
 
     private Scheduler NewScheduler() =>
-        new(_options, _kvCache, Model.ContextLength, _prefix, id => _runner.Release(id), Math.Min(_options.MaxBatchSize, _runner.MaxLogitsPositions));
+        new(_options, _kvCache, Model.ContextLength, _prefix, id => _runner.Release(id), _runner.MaxLogitsPositions); // a scored chunk runs alone
 
     /// <summary>Ends a request's stream; the engine no longer holds it.</summary>
     private void Complete(Sequence sequence, Exception? error)

@@ -67,7 +67,7 @@ public interface IModelRunner : IDisposable
     /// <summary>Whether a run can return logits for every new position (scoring a prompt needs it), not the last one only.</summary>
     bool LogitsEveryPosition => false;
 
-    /// <summary>Most positions of one row that may return logits in one run.</summary>
+    /// <summary>Most positions of one row that may return logits in one run (a row alone may return more than <see cref="MaxBatchSize"/>).</summary>
     int MaxLogitsPositions => MaxBatchSize;
 
     /// <summary>Shortens a sequence's KV state to its first <paramref name="length"/> tokens (drafts that were rejected).</summary>

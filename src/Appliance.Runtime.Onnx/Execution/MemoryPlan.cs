@@ -27,11 +27,13 @@ public sealed record MemoryPlan(long WeightsBytes, long KvCacheBytes, long Logit
         var context = Math.Min(config.ContextLength, contextLength ?? config.ContextLength);
         var weights = folder.Manifest.Files.Sum(f => f.Size);
         var kv = KvCacheBytesFor(config, signature, maxBatchSize, context, prefixCacheTokens);
-        var budget = new RunnerOptions { LogitsBudgetBytes = logitsBudgetBytes }.LogitsBudgetFor(cuda);
+        var options = new RunnerOptions { LogitsBudgetBytes = logitsBudgetBytes };
+        var budget = options.LogitsBudgetFor(cuda);
         // A run's logits: at least one row per sequence, at most the budget (or every position of every sequence).
         var row = (long)config.VocabularySize * signature.LogitsElementSize;
         var logits = Math.Max(Math.Min(budget, (long)maxBatchSize * context * row), maxBatchSize * row);
-        var hostRows = (long)maxBatchSize * config.VocabularySize * sizeof(float);
+        var positionsPerRun = options.PositionsPerRun(cuda, config.VocabularySize, signature.LogitsElementSize);
+        var hostRows = (long)RunnerOptions.HostLogitsRows(maxBatchSize, config.VocabularySize, positionsPerRun) * config.VocabularySize * sizeof(float);
         // Activations and the runtime's own buffers; a concatenating cache also holds a prefill's past and present
         // outside its arenas until the sequences first decode; CUDA adds the logits selector's session.
         var runtime = Math.Max(weights / 4, 64L << 20) + (config.Search.PastPresentShareBuffer ? 0 : kv / 2) + (cuda ? HelperSessionBytes : 0);

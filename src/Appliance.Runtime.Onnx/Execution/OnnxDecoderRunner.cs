@@ -30,6 +30,7 @@ public sealed partial class OnnxDecoderRunner : IModelRunner
     private readonly int? _widthSwitch;
     private readonly RunOptions _runOptions = new();
     private long _hostLogitsBytes;
+    private readonly int _hostRows; // host logits rows: a step's, or a scored prompt's chunk (RunnerOptions.HostLogitsRows)
     private long _splitSteps;
     private long _largestLogitsBytes;
 
@@ -80,9 +81,9 @@ public sealed partial class OnnxDecoderRunner : IModelRunner
             _widthSwitch = WidthSwitch(graph, context, modelId, logger);
             Info = Info with { WidthSwitchLength = _widthSwitch };
             _selector = new LogitsSelector(Signature.LogitsType, Info.VocabularySize, Device);
-            _hostLogits = HostLogitsBuffer.Create(MaxBatchSize * Info.VocabularySize, _session, Device.CudaDeviceId);
-            var rowBytes = (long)Info.VocabularySize * Signature.LogitsElementSize;
-            _positionsPerRun = (int)Math.Clamp(options.LogitsBudgetFor(Device.IsCuda) / rowBytes, 1, int.MaxValue);
+            _positionsPerRun = options.PositionsPerRun(Device.IsCuda, Info.VocabularySize, Signature.LogitsElementSize);
+            _hostRows = RunnerOptions.HostLogitsRows(MaxBatchSize, Info.VocabularySize, _positionsPerRun);
+            _hostLogits = HostLogitsBuffer.Create(_hostRows * Info.VocabularySize, _session, Device.CudaDeviceId);
         }
         catch
         {
@@ -262,7 +263,7 @@ public sealed partial class OnnxDecoderRunner : IModelRunner
     /// </summary>
     public bool SupportsRollback => _kvCache is SharedBufferKvCache && Signature.LogitsEveryPosition;
 
-    public int MaxLogitsPositions => Math.Min(MaxBatchSize, _positionsPerRun);
+    public int MaxLogitsPositions => Math.Min(_hostRows, _positionsPerRun);
 
     public bool LogitsEveryPosition => Signature.LogitsEveryPosition;
 
@@ -474,9 +475,9 @@ public sealed partial class OnnxDecoderRunner : IModelRunner
             throw new ArgumentException($"A batch holds 1 to {MaxBatchSize} sequences, not {batch.Count}.", nameof(batch));
         }
 
-        if (batch.Sum(r => r.LogitsPositions) > MaxBatchSize)
+        if (batch.Sum(r => r.LogitsPositions) > _hostRows)
         {
-            throw new ArgumentException($"A batch returns at most {MaxBatchSize} rows of logits.", nameof(batch));
+            throw new ArgumentException($"A batch returns at most {_hostRows} rows of logits.", nameof(batch));
         }
 
         var width = batch.Max(r => r.NewTokens.Length);

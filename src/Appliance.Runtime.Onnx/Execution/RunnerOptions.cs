@@ -54,6 +54,20 @@ public sealed record RunnerOptions
 
     public const long CpuLogitsBudgetBytes = 16L << 20;
 
+    /// <summary>Host memory for a scored prompt's chunk of float32 logits rows (more rows a run: fewer runs per prompt).</summary>
+    public const long ScoringHostLogitsBytes = 16L << 20;
+
+    /// <summary>
+    /// Rows of float32 logits a runner keeps on the host: one per sequence for a step, and as many as a scored prompt's
+    /// chunk may return within <see cref="ScoringHostLogitsBytes"/> and what one run may produce.
+    /// </summary>
+    public static int HostLogitsRows(int maxBatchSize, int vocabulary, int positionsPerRun) =>
+        Math.Max(maxBatchSize, Math.Min(positionsPerRun, (int)(ScoringHostLogitsBytes / ((long)vocabulary * sizeof(float)))));
+
+    /// <summary>Positions whose logits one run may produce on the device, within the budget.</summary>
+    public int PositionsPerRun(bool cuda, int vocabulary, int logitsElementSize) =>
+        (int)Math.Clamp(LogitsBudgetFor(cuda) / ((long)vocabulary * logitsElementSize), 1, int.MaxValue);
+
     public const long CudaLogitsBudgetBytes = 512L << 20;
 
     /// <summary>The logits budget in force on a device.</summary>

@@ -35,7 +35,8 @@ public sealed class MemoryPlanTests : IDisposable
 
         Assert.Equal(runner.KvCacheBytes, plan.KvCacheBytes);
         Assert.Equal(folder.Config.ContextLength, plan.ContextLength);
-        Assert.Equal(plan.DeviceBytes + (3L * folder.Config.VocabularySize * sizeof(float)), plan.HostBytes); // on the CPU, the device is the host
+        // On the CPU the device is the host; the logits rows are a scored prompt's chunk: 83 rows of 50,257 in 16 MiB.
+        Assert.Equal(plan.DeviceBytes + (83L * folder.Config.VocabularySize * sizeof(float)), plan.HostBytes);
     }
 
     [Theory]
@@ -64,7 +65,7 @@ public sealed class MemoryPlanTests : IDisposable
             // prefix cache's pool of one context for every layer.
             var row = (long)kvHeads * plan.ContextLength * headSize * 2;
             Assert.Equal((2L * layers * 8 * row) + row + (2L * layers * row), plan.KvCacheBytes);
-            Assert.Equal(8L * 128256 * sizeof(float), plan.HostBytes); // only the sampler's rows live on the host
+            Assert.Equal(32L * 128256 * sizeof(float), plan.HostBytes); // only logits rows live on the host: a scored chunk's 32 in 16 MiB
             var placed = Placer.Place([new ReplicaDemand(name, 1, plan.DeviceBytes)], [gpu], Placer.Strategy("pack"));
             Assert.Equal(gpu.Id, Assert.Single(placed).DeviceId);
         }
@@ -126,7 +127,7 @@ public sealed class MemoryPlanTests : IDisposable
         var plan = MemoryPlan.ForDevices(folder, signature, 8, null, null, replicas: 2, [(cpu, cpu.MemoryFreeBytes), (H200, H200.MemoryFreeBytes), (h100, h100.MemoryFreeBytes)], out _);
 
         Assert.True(plan.DeviceBytes <= h100.MemoryTotalBytes * MemoryPlan.DeviceShare, "both replicas must fit, the second on the 80 GB GPU");
-        Assert.Equal(8L * 128256 * sizeof(float), plan.HostBytes); // planned for CUDA, not for the CPU slot
+        Assert.Equal(32L * 128256 * sizeof(float), plan.HostBytes); // planned for CUDA, not for the CPU slot
     }
 
     public void Dispose() => _root.Dispose();

@@ -15,8 +15,9 @@ public abstract class PromptScoringModelTests(TinyModelFixture model)
     [Fact]
     public async Task A_scored_prompt_gives_the_generated_tokens_the_log_probabilities_decoding_reported()
     {
-        using var engine = model.CreateEngine(); // 8 rows of logits a run: the 42 tokens below are scored in 6 chunks
-        var prompt = Prompt(36, 5);
+        // 83 rows of logits a run (16 MiB of a 50,257 vocabulary): the 206 tokens below are scored in 3 chunks.
+        using var engine = model.CreateEngine();
+        var prompt = Prompt(200, 5);
         var generated = await engine.Submit(new GenerationRequest("g", prompt, new SamplingParams { Temperature = 0, MaxTokens = 6, Logprobs = true, TopLogprobs = 3, IgnoreEos = true })).CollectAsync();
 
         IReadOnlyList<TokenLogprob>? scores = null;
