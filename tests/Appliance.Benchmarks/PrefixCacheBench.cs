@@ -91,7 +91,7 @@ internal static class PrefixCacheBench
     }
 
     /// <summary>The model at the size asked, with a 4,096-token context (the other benchmarks' models stop at 512).</summary>
-    private static string EnsureModel(string root, string size)
+    internal static string EnsureModel(string root, string size)
     {
         var spec = size switch
         {

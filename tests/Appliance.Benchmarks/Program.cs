@@ -16,6 +16,8 @@ using Appliance.Tests.Common;
 // the first time and from another tenant, and 8 streams sharing it with the prefix cache on vs off.
 // --audit-verify N: peak memory of a full verification of an N-entry chain.
 // --audit-verify-export N: the same from an export file (appliance audit verify --file).
+// --scoring [--sizes small-llama|base-llama]: a 1,000-token prompt scored (echo with logprobs) in 16 MiB chunks vs
+// 8-position chunks vs plain prefill, and a chat request's time to first token while a prompt is scored.
 // --speculative [--sizes small-llama|base-llama]: prompt-lookup drafting on vs off at batch 1, and the cost of a run
 // that verifies 4 drafts against a one-token step.
 var options = BenchOptions.Parse(args);
@@ -87,6 +89,18 @@ if (args.Contains("--prefix-cache"))
     // Prefix caching: time to first token with a shared 2,000-token system prompt, and 8 streams sharing it.
     var prefixOptions = options with { Sizes = options.Sizes.Where(s => s.EndsWith("-llama", StringComparison.Ordinal)).DefaultIfEmpty("small-llama").ToArray() };
     foreach (var row in await PrefixCacheBench.RowsAsync(prefixOptions))
+    {
+        Console.WriteLine(row);
+    }
+
+    return 0;
+}
+
+if (args.Contains("--scoring"))
+{
+    // Scoring a prompt (echo with logprobs): wide chunks vs narrow ones vs plain prefill, and a chat request beside it.
+    var scoringOptions = options with { Sizes = options.Sizes.Where(s => s.EndsWith("-llama", StringComparison.Ordinal)).DefaultIfEmpty("small-llama").ToArray() };
+    foreach (var row in await ScoringBench.RowsAsync(scoringOptions))
     {
         Console.WriteLine(row);
     }
