@@ -9,6 +9,12 @@ public static class AuditKinds
     /// <summary>An accepted request ended (finished, failed or cancelled), with its usage.</summary>
     public const string Completed = "request.completed";
 
+    /// <summary>
+    /// A request used a model's tokenizer only (counting or tokenizing text): the model is named, nothing ran, and
+    /// usage reports and quotas do not count it.
+    /// </summary>
+    public const string Tokenized = "request.tokenized";
+
     /// <summary>A request was refused: no or bad credential, missing role, model not allowed, invalid input, overload.</summary>
     public const string Refused = "request.refused";
 

@@ -747,8 +747,8 @@ public sealed class GenerationEngine : IEngineClient, IDisposable
         var scored = Math.Clamp(promptLength - computed - 1, 0, count); // the last prompt position predicts the answer
         try
         {
-            // Each position reads its whole row (a large vocabulary: a millisecond or so): in parallel, off the step's
-            // critical path as far as the machine's cores allow.
+            // Each position reads its whole row (a large vocabulary: a millisecond or so), and the step waits for all
+            // of them: in parallel, so that the other sequences' next tokens wait as little as the cores allow.
             var results = new TokenLogprob[scored];
             Parallel.For(0, scored, j => results[j] = LogprobCalculator.Compute(logits.Span.Slice(j * vocabulary, vocabulary), tokens[computed + j + 1], top));
             scores.AddRange(results);

@@ -73,7 +73,7 @@ internal static class MessagesApi
         var model = ModelResolution.Resolve(catalog, access, http, request.Settings.Model);
         var (rendered, prefill) = Render(model, request);
         var count = model.Engine.Tokenizer.Encode(ThinkingPlan.For(model, rendered, request.Reasoning, request.Tools.Forced, prefill).Prompt).Count;
-        RequestAudit.Of(http).NothingRun($"counted {count} input tokens"); // not a model request: no usage, no charge
+        RequestAudit.Of(http).RecordTokenizerOnly($"counted {count} input tokens"); // not a model request: no usage, no charge
         http.Response.ContentType = "application/json";
         await http.Response.Body.WriteAsync(MessagesJson.InputTokens(count), http.RequestAborted);
     }

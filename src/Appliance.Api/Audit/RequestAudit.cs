@@ -46,15 +46,19 @@ public sealed class RequestAudit(long startedAt)
 
     private readonly Dictionary<int, System.Text.StringBuilder> _completion = [];
 
+    /// <summary>The request used the model's tokenizer only (counting, tokenizing): recorded as request.tokenized.</summary>
+    public bool TokenizerOnly { get; private set; }
+
     /// <summary>
-    /// For a request that used a model's tokenizer and ran nothing (counting, tokenizing): says what was done with which
-    /// model in the record's detail, and leaves its model and token fields empty, so that usage reports, prices and
-    /// the quota seed, which read those, do not count it as a model request.
+    /// For a request that used a model's tokenizer and ran nothing: its record keeps the model but is of its own kind,
+    /// with what was done in its detail and no token counts, so that usage reports, prices and the quota seed (which
+    /// read completed records) do not count it as a model request.
     /// </summary>
-    public void NothingRun(string what)
+    public void RecordTokenizerOnly(string what)
     {
-        Reason = $"{what} with model {Model} ({ModelDigest}); nothing generated";
-        (Model, ModelDigest, PromptTokens) = (null, null, null);
+        TokenizerOnly = true;
+        Reason = $"{what}; nothing generated";
+        PromptTokens = null;
     }
 
     /// <summary>Starts recording content for this request (the model's configuration asks for it).</summary>

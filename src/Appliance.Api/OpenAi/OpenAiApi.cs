@@ -38,6 +38,11 @@ public static partial class OpenAiApi
     {
         var root = endpoints.MapGroup(string.Empty).AddEndpointFilter(ErrorFilter).AddEndpointFilter(DrainFilter);
         MapTokenizer(root);
+        // A wrong method answers as /v1 answers everything: in OpenAI's format (routing's own 405 has no body).
+        string[] others = ["GET", "PUT", "DELETE", "PATCH"];
+        root.MapMethods("/tokenize", others, (HttpContext http) => MethodNotAllowed(http, "POST"));
+        root.MapMethods("/detokenize", others, (HttpContext http) => MethodNotAllowed(http, "POST"));
+        root.MapMethods("/tokenizer_info", ["POST", "PUT", "DELETE", "PATCH"], (HttpContext http) => MethodNotAllowed(http, "GET"));
         return root;
     }
 
@@ -46,6 +51,12 @@ public static partial class OpenAiApi
         path.StartsWithSegments("/v1") || TokenizerPaths.Any(p => path.Equals(p, StringComparison.OrdinalIgnoreCase));
 
     private static readonly string[] TokenizerPaths = ["/tokenize", "/detokenize", "/tokenizer_info"];
+
+    private static IResult MethodNotAllowed(HttpContext http, string allowed)
+    {
+        http.Response.Headers.Allow = allowed;
+        return new OpenAiError(StatusCodes.Status405MethodNotAllowed, $"{http.Request.Method} is not allowed on {http.Request.Path}; use {allowed}.", "invalid_request_error", null, "method_not_allowed").ToResult();
+    }
 
     private static void MapTokenizer(RouteGroupBuilder group)
     {

@@ -10,7 +10,7 @@ namespace Appliance.Api.OpenAi;
 /// vLLM's tokenizer endpoints (POST /tokenize, POST /detokenize, GET /tokenizer_info): a model's own tokenizer, for
 /// clients that cannot fetch it (an evaluation harness's remote tokenizer on a network without the model hub). The
 /// request may leave the model out when the caller may use one generative model only, as with a vLLM server. Nothing
-/// runs on the model: the audit record names the model and the count in its detail, and no usage is charged.
+/// runs on the model: the audit record is a request.tokenized one, and no usage is charged.
 /// </summary>
 internal static class TokenizerApi
 {
@@ -33,7 +33,7 @@ internal static class TokenizerApi
         var model = Resolve(http, catalog, access, name);
         var tokenizer = model.Engine.Tokenizer;
         var tokens = addSpecialTokens ? tokenizer.EncodeWithSpecialTokens(prompt) : tokenizer.Encode(prompt);
-        RequestAudit.Of(http).NothingRun($"tokenized {tokens.Count} tokens");
+        RequestAudit.Of(http).RecordTokenizerOnly($"tokenized {tokens.Count} tokens");
         return Results.Json(new
         {
             count = tokens.Count,
@@ -67,7 +67,7 @@ internal static class TokenizerApi
             throw new OpenAiRequestException(OpenAiError.Invalid($"Token id {outside} is outside the vocabulary of {vocabulary} of model '{model.Id}'.", "tokens"));
         }
 
-        RequestAudit.Of(http).NothingRun($"detokenized {tokens.Length} tokens");
+        RequestAudit.Of(http).RecordTokenizerOnly($"detokenized {tokens.Length} tokens");
         return Results.Json(new { prompt = model.Engine.Tokenizer.Decode(tokens) });
     }
 
@@ -75,7 +75,7 @@ internal static class TokenizerApi
     public static IResult Info(HttpContext http, IModelCatalog catalog, IModelAccess access, string? model)
     {
         var served = Resolve(http, catalog, access, model);
-        RequestAudit.Of(http).NothingRun("read the tokenizer's settings");
+        RequestAudit.Of(http).RecordTokenizerOnly("read the tokenizer's settings");
         return Results.Json(new
         {
             model = served.Id,
@@ -95,7 +95,9 @@ internal static class TokenizerApi
             return ModelResolution.Resolve(catalog, access, http, name);
         }
 
-        var usable = catalog.Entries.Where(e => e.Embedder is null && access.MayUse(http.User, e.Id, recordDenial: false, out _)).Select(e => e.Id).ToList();
+        // Ready generative models only: a loading or failed one (an embedder too, until it is ready) is no candidate.
+        var usable = catalog.Entries.Where(e => e.State == ModelLoadState.Ready && e.Served is not null && access.MayUse(http.User, e.Id, recordDenial: false, out _))
+            .Select(e => e.Id).ToList();
         return usable switch
         {
             [var only] => ModelResolution.Resolve(catalog, access, http, only),

@@ -70,7 +70,7 @@ internal sealed class Scheduler
         // A scored prompt chunks in runs of its own, a few positions each: newcomers are admitted meanwhile.
         var chunking = _running.FirstOrDefault(s => s.Status == SequenceStatus.Prefilling && s.PromptLogprobs is null);
         var scoring = _running.FirstOrDefault(s => s.Status == SequenceStatus.Prefilling && s.PromptLogprobs is not null);
-        var preempted = chunking is null ? PreemptForWaitingTenant() : null;
+        var preempted = chunking is null ? PreemptForWaitingTenant(scoringBusy: scoring is not null) : null;
         var decode = _running
             .Where(s => s.Status == SequenceStatus.Running)
             .Select(s => new ScheduledSequence(s, 1))
@@ -113,9 +113,10 @@ internal sealed class Scheduler
     /// room for it, sends the newest decoding sequence of the tenant holding the most slots back to its queue (at most
     /// one per step). A batch-class newcomer never displaces an interactive sequence.
     /// </summary>
-    private Sequence? PreemptForWaitingTenant()
+    /// <param name="scoringBusy">A prompt is being scored: a scored newcomer could not start, so it displaces nobody.</param>
+    private Sequence? PreemptForWaitingTenant(bool scoringBusy)
     {
-        if (!_options.PreemptForFairness || PeekNext() is not var (_, next) || RunningOf(next.Request.Tenant) > 0)
+        if (!_options.PreemptForFairness || PeekNext(Eligible(scoringBusy)) is not var (_, next) || RunningOf(next.Request.Tenant) > 0)
         {
             return null;
         }
@@ -146,6 +147,9 @@ internal sealed class Scheduler
         QueueOf(victim.Request.Priority).Return(victim);
         return victim;
     }
+
+    /// <summary>While a prompt is scored, another waits its turn and the plain ones behind it pass it by.</summary>
+    private static Func<Sequence, bool>? Eligible(bool scoringBusy) => scoringBusy ? s => s.PromptLogprobs is null : null;
 
     private FairQueue QueueOf(RequestPriority priority) => priority == RequestPriority.Batch ? _batch : _interactive;
 
@@ -184,8 +188,7 @@ internal sealed class Scheduler
     {
         var admitted = new List<ScheduledSequence>();
         var longestPrompt = 0;
-        // While a prompt is scored, another waits its turn and the plain ones behind it pass it by.
-        Func<Sequence, bool>? eligible = scoringBusy ? s => s.PromptLogprobs is null : null;
+        var eligible = Eligible(scoringBusy);
         while (_running.Count < _options.MaxBatchSize && PeekNext(eligible) is var (queue, sequence))
         {
             // A cached prefix is copied in rather than computed; a row that starts with a past runs alone. So does a prompt

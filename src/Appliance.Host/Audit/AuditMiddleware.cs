@@ -94,6 +94,7 @@ internal sealed partial class AuditMiddleware(
     private static string KindOf(HttpContext http, RequestAudit audit, int status) =>
         audit.Accepted ? AuditKinds.Completed
         : status >= 400 ? AuditKinds.Refused
+        : audit.TokenizerOnly ? AuditKinds.Tokenized
         : http.Request.Path.StartsWithSegments("/admin") && !HttpMethods.IsGet(http.Request.Method) ? AuditKinds.Admin
         : http.Request.Path.StartsWithSegments("/console/audit") ? AuditKinds.AuditRead // an auditor reading the trail in the console
         : AuditKinds.Completed;

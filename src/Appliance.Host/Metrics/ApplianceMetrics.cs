@@ -102,9 +102,10 @@ internal sealed class ApplianceMetrics : Quotas.IQuotaRefusals, IDisposable
 
         // A model name that matched nothing is the caller's text: one label for all of them.
         var modelTag = new KeyValuePair<string, object?>("model", audit.ErrorCode == "model_not_found" ? "unknown" : _modelLabels.Of(model));
-        var outcome = status < 400 ? audit.FinishReason ?? "ok" : audit.ErrorCode ?? status.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var outcome = status >= 400 ? audit.ErrorCode ?? status.ToString(System.Globalization.CultureInfo.InvariantCulture)
+            : audit.TokenizerOnly ? "tokenized" : audit.FinishReason ?? "ok";
         _requests.Add(1, modelTag, new KeyValuePair<string, object?>("outcome", _outcomeLabels.Of(outcome)), new KeyValuePair<string, object?>("tenant", _tenantLabels.Of(tenant)));
-        if (!audit.Accepted && status >= 400)
+        if ((!audit.Accepted && status >= 400) || audit.TokenizerOnly) // counting text is no model request to time
         {
             return;
         }

@@ -110,6 +110,28 @@ public sealed class PromptScoringTests
     }
 
     [Fact]
+    public async Task A_scored_newcomer_that_must_wait_its_turn_displaces_no_running_request()
+    {
+        // Batch of 3, full: tenant a decodes two requests, tenant s's prompt is being scored. Tenant f, with nothing
+        // running, sends a scored prompt: it cannot start before s's is done, so sending one of a's back would only
+        // make a recompute it, step after step.
+        using var runner = new CountingRunner(vocabularySize: Vocabulary, contextLength: 64, maxBatchSize: 3);
+        runner.Running.Reset();
+        using var engine = new GenerationEngine(runner, new ByteTokenizer(), new SchedulerOptions { MaxBatchSize = 3 });
+        var decoding = new SamplingParams { Temperature = 0, MaxTokens = 40, IgnoreEos = true };
+        var scoring = new SamplingParams { MaxTokens = 0, Logprobs = true };
+
+        var a1 = engine.Submit(new GenerationRequest("a1", [1, 2, 3], decoding) { Tenant = "a" });
+        var a2 = engine.Submit(new GenerationRequest("a2", [4, 5, 6], decoding) { Tenant = "a" });
+        var s = engine.Submit(new GenerationRequest("s", [.. Enumerable.Range(100, 56)], scoring) { Tenant = "s", PromptLogprobs = true });
+        var f = engine.Submit(new GenerationRequest("f", [7, 8, 9, 10, 11], scoring) { Tenant = "f", PromptLogprobs = true });
+        runner.Running.Set();
+        await Task.WhenAll(Read(a1), Read(a2), Read(s), Read(f));
+
+        Assert.Equal(0, engine.Preemptions);
+    }
+
+    [Fact]
     public async Task A_prompt_only_scored_may_fill_the_context_and_one_that_generates_may_not()
     {
         using var runner = new CountingRunner(vocabularySize: Vocabulary, contextLength: 32);

@@ -38,7 +38,7 @@ public sealed class TokenizerApiTests(ApplianceServer server)
     }
 
     [Fact]
-    public async Task Tokenizing_and_counting_are_audited_with_the_model_in_the_detail_and_charge_no_usage()
+    public async Task Tokenizing_and_counting_are_audited_as_tokenized_naming_the_model_and_charge_no_usage()
     {
         var before = await TinyUsage();
         using var tokenized = await server.Http.PostAsync("/tokenize", Json("""{"prompt":"audit me"}"""));
@@ -48,10 +48,9 @@ public sealed class TokenizerApiTests(ApplianceServer server)
 
         foreach (var (response, detail) in new[] { (tokenized, "tokenized "), (counted, "counted ") })
         {
-            var record = await CompletedRecord(response.Headers.GetValues("X-Request-Id").Single());
+            var record = await TokenizedRecord(response.Headers.GetValues("X-Request-Id").Single());
             Assert.StartsWith(detail, record.GetProperty("detail").GetString(), StringComparison.Ordinal);
-            Assert.Contains("with model tiny (", record.GetProperty("detail").GetString(), StringComparison.Ordinal);
-            Assert.Equal(JsonValueKind.Null, record.GetProperty("model").ValueKind);
+            Assert.Equal("tiny", record.GetProperty("model").GetString()); // who used which model's tokenizer stays findable
             Assert.Equal(JsonValueKind.Null, record.GetProperty("promptTokens").ValueKind);
         }
 
@@ -86,6 +85,19 @@ public sealed class TokenizerApiTests(ApplianceServer server)
         Assert.Equal("invalid_api_key", error.RootElement.GetProperty("error").GetProperty("code").GetString());
     }
 
+    [Theory]
+    [InlineData("GET", "/tokenize", "POST")]
+    [InlineData("POST", "/tokenizer_info", "GET")]
+    public async Task A_wrong_method_at_the_root_is_a_405_in_OpenAIs_shape(string method, string path, string allowed)
+    {
+        using var response = await server.Http.SendAsync(new HttpRequestMessage(new HttpMethod(method), path) { Content = Json("{}") });
+
+        Assert.Equal(HttpStatusCode.MethodNotAllowed, response.StatusCode);
+        Assert.Equal(allowed, string.Join(",", response.Content.Headers.Allow));
+        using var error = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        Assert.Equal("method_not_allowed", error.RootElement.GetProperty("error").GetProperty("code").GetString());
+    }
+
     [Fact]
     public async Task With_several_models_and_none_named_the_answer_lists_them()
     {
@@ -112,11 +124,11 @@ public sealed class TokenizerApiTests(ApplianceServer server)
             .Sum(r => r.GetProperty("requests").GetInt64() * 1_000_000 + r.GetProperty("promptTokens").GetInt64());
     }
 
-    private async Task<JsonElement> CompletedRecord(string requestId)
+    private async Task<JsonElement> TokenizedRecord(string requestId)
     {
         for (var attempt = 0; ; attempt++)
         {
-            using var events = JsonDocument.Parse(await server.Http.GetStringAsync("/audit/events?kind=request.completed&limit=1000"));
+            using var events = JsonDocument.Parse(await server.Http.GetStringAsync("/audit/events?kind=request.tokenized&limit=1000"));
             foreach (var record in events.RootElement.GetProperty("data").EnumerateArray())
             {
                 if (record.GetProperty("requestId").GetString() == requestId)
@@ -125,7 +137,7 @@ public sealed class TokenizerApiTests(ApplianceServer server)
                 }
             }
 
-            Assert.True(attempt < 200, $"no completed record for request {requestId}");
+            Assert.True(attempt < 200, $"no request.tokenized record for request {requestId}");
             await Task.Delay(50);
         }
     }
