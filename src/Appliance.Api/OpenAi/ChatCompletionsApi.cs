@@ -21,8 +21,7 @@ internal static class ChatCompletionsApi
         RequestAudit.Of(http).Tools = request.Tools.AuditDetail(called: null);
 
         // Render and tokenise here, on the request's thread, never on the engine's.
-        var thinking = ThinkingPlan.For(model, RenderPrompt(model, request), request.Reasoning, answer is not null);
-        var prompt = model.Engine.Tokenizer.Encode(thinking.Prompt);
+        var (thinking, prompt) = Prompt(model, request, answer);
         var maxTokens = ModelResolution.MaxTokens(model, request.Settings.MaxTokens, prompt.Count, limits.MaxTokens, request.Settings.MaxTokensIsCeiling);
         var settings = request.Settings with { Constraint = thinking.Constraint(model, answer, maxTokens, request.Reasoning.Budget), Tools = request.Tools };
         var choices = Enumerable.Range(0, request.Settings.N).Select(i => new ChoiceInput(i, prompt)).ToList();
@@ -39,6 +38,17 @@ internal static class ChatCompletionsApi
         await using var streams = accepted.Streams; // ends before the quota's charge is taken
         await GenerationResponder.RespondAsync(http, header, model, settings, choices, streams, prompt.Count, limits, thinking);
     }
+
+    /// <summary>The conversation as the model reads it: rendered, a reasoning model's thinking planned, tokenised.</summary>
+    internal static (ThinkingPlan Thinking, IReadOnlyList<int> Tokens) Prompt(ServedModel model, ChatCompletionRequest request, Appliance.Engine.Sampling.ITokenConstraint? answer)
+    {
+        var thinking = ThinkingPlan.For(model, RenderPrompt(model, request), request.Reasoning, answer is not null);
+        return (thinking, model.Engine.Tokenizer.Encode(thinking.Prompt));
+    }
+
+    /// <summary>The prompt tokens a chat completion of <paramref name="request"/> would be charged (tokenize's messages form).</summary>
+    internal static IReadOnlyList<int> PromptTokens(ServedModel model, ChatCompletionRequest request) =>
+        Prompt(model, request, request.Tools.ConstraintFor(model, request.Format) ?? request.Format.ConstraintFor(model)).Tokens;
 
     private static string RenderPrompt(ServedModel model, ChatCompletionRequest request)
     {

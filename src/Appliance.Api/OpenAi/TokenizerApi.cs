@@ -14,26 +14,34 @@ namespace Appliance.Api.OpenAi;
 /// </summary>
 internal static class TokenizerApi
 {
-    private static readonly HashSet<string> TokenizeFields = ["model", "prompt", "messages", "add_special_tokens", "return_token_strs"];
+    private static readonly HashSet<string> TokenizeFields = ["model", "prompt", "add_special_tokens", "return_token_strs"];
     private static readonly HashSet<string> DetokenizeFields = ["model", "tokens"];
 
     public static async Task<IResult> TokenizeAsync(HttpContext http, IModelCatalog catalog, IModelAccess access, IOptions<ApiLimits> options)
     {
-        using var fields = await JsonFields.ReadAsync(http.Request, options.Value.MaxBodyBytes, http.RequestAborted);
-        var (name, prompt, addSpecialTokens, returnStrings) = fields.Parse(f =>
-        {
-            f.RejectUnknown(TokenizeFields);
-            if (f.Has("messages"))
-            {
-                throw new OpenAiRequestException(OpenAiError.Unsupported("messages", "tokenizing a conversation (send the rendered text as 'prompt'; /v1/messages/count_tokens counts a conversation)"));
-            }
-
-            return (f.OptionalString("model"), f.RequiredString("prompt"), f.OptionalBool("add_special_tokens") ?? true, f.OptionalBool("return_token_strs") ?? false);
-        });
-        var model = Resolve(http, catalog, access, name);
+        var limits = options.Value;
+        using var fields = await JsonFields.ReadAsync(http.Request, limits.MaxBodyBytes, http.RequestAborted);
+        var returnStrings = fields.Parse(f => f.OptionalBool("return_token_strs")) ?? false;
+        var conversation = fields.Has("messages");
+        var model = Resolve(http, catalog, access, fields.Parse(f => f.OptionalString("model")));
         var tokenizer = model.Engine.Tokenizer;
-        var tokens = addSpecialTokens ? tokenizer.EncodeWithSpecialTokens(prompt) : tokenizer.Encode(prompt);
-        RequestAudit.Of(http).RecordTokenizerOnly($"tokenized {tokens.Count} tokens");
+        IReadOnlyList<int> tokens;
+        if (conversation)
+        {
+            tokens = ConversationTokens(fields, model, limits);
+            RequestAudit.Of(http).RecordTokenizerOnly($"tokenized a conversation: {tokens.Count} tokens");
+        }
+        else
+        {
+            var (prompt, addSpecialTokens) = fields.Parse(f =>
+            {
+                f.RejectUnknown(TokenizeFields);
+                return (f.RequiredString("prompt"), f.OptionalBool("add_special_tokens") ?? true);
+            });
+            tokens = addSpecialTokens ? tokenizer.EncodeWithSpecialTokens(prompt) : tokenizer.Encode(prompt);
+            RequestAudit.Of(http).RecordTokenizerOnly($"tokenized {tokens.Count} tokens");
+        }
+
         return Results.Json(new
         {
             count = tokens.Count,
@@ -42,6 +50,35 @@ internal static class TokenizerApi
             token_strs = returnStrings ? tokens.Select(t => OpenAiJson.Token(tokenizer, t).Token).ToList() : null,
         });
     }
+
+    /// <summary>
+    /// vLLM's messages form: the body of a chat completion (messages, tools, tool_choice, response_format, reasoning
+    /// settings...), counted exactly as /v1/chat/completions would charge its prompt, with tokenize's own fields beside.
+    /// </summary>
+    private static IReadOnlyList<int> ConversationTokens(JsonFields fields, ServedModel model, ApiLimits limits)
+    {
+        if (fields.OptionalBool("add_generation_prompt") == false || fields.OptionalBool("continue_final_message") == true)
+        {
+            throw new OpenAiRequestException(OpenAiError.Unsupported("add_generation_prompt", "counting a conversation other than as a chat completion renders it (with the generation prompt)"));
+        }
+
+        if (fields.OptionalBool("add_special_tokens") == true)
+        {
+            throw new OpenAiRequestException(OpenAiError.Unsupported("add_special_tokens", "adding special tokens to a rendered conversation (its template writes them)"));
+        }
+
+        var body = System.Text.Json.Nodes.JsonObject.Create(fields.Root)!.DeepClone().AsObject();
+        foreach (var own in ConversationOnlyFields)
+        {
+            body.Remove(own);
+        }
+
+        body["model"] = model.Id;
+        using var chat = new JsonFields(JsonDocument.Parse(body.ToJsonString())); // read while the request holds parts of it
+        return ChatCompletionsApi.PromptTokens(model, chat.Parse(f => ChatCompletionRequest.Read(f, limits)));
+    }
+
+    private static readonly string[] ConversationOnlyFields = ["add_generation_prompt", "continue_final_message", "add_special_tokens", "return_token_strs"];
 
     public static async Task<IResult> DetokenizeAsync(HttpContext http, IModelCatalog catalog, IModelAccess access, IOptions<ApiLimits> options)
     {

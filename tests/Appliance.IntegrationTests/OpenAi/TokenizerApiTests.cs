@@ -37,6 +37,20 @@ public sealed class TokenizerApiTests(ApplianceServer server)
         Assert.Equal(JsonValueKind.Null, counted.GetProperty("token_strs").ValueKind);
     }
 
+    [Theory]
+    [InlineData("""[{"role":"system","content":"Be brief."},{"role":"user","content":"What is a tokenizer?"}]""", null)]
+    [InlineData("""[{"role":"user","content":"Where is order 7?"}]""", """[{"type":"function","function":{"name":"lookup","parameters":{"type":"object","properties":{"id":{"type":"integer"}}}}}]""")]
+    public async Task A_conversation_counts_what_a_chat_completion_of_it_is_charged(string messages, string? tools)
+    {
+        var conversation = "{\"model\":\"tiny\",\"messages\":" + messages + (tools is null ? string.Empty : ",\"tools\":" + tools);
+
+        var counted = await Post("/tokenize", conversation + "}");
+        var chat = await Post("/v1/chat/completions", conversation + ",\"max_tokens\":1}");
+
+        Assert.Equal(chat.GetProperty("usage").GetProperty("prompt_tokens").GetInt32(), counted.GetProperty("count").GetInt32());
+        Assert.Equal(counted.GetProperty("count").GetInt32(), counted.GetProperty("tokens").GetArrayLength());
+    }
+
     [Fact]
     public async Task Tokenizing_and_counting_are_audited_as_tokenized_naming_the_model_and_charge_no_usage()
     {
@@ -58,7 +72,8 @@ public sealed class TokenizerApiTests(ApplianceServer server)
     }
 
     [Theory]
-    [InlineData("/tokenize", """{"model":"tiny","messages":[{"role":"user","content":"x"}]}""", 400, "messages")]
+    [InlineData("/tokenize", """{"model":"tiny","messages":[{"role":"user","content":"x"}],"add_generation_prompt":false}""", 400, "add_generation_prompt")]
+    [InlineData("/tokenize", """{"model":"tiny","messages":[{"role":"user","content":"x"}],"prompt":"x"}""", 400, "prompt")]
     [InlineData("/tokenize", """{"model":"tiny"}""", 400, "prompt")]
     [InlineData("/tokenize", """{"model":"tiny","prompt":"x","truncate":true}""", 400, "truncate")]
     [InlineData("/detokenize", """{"model":"tiny","tokens":[1,99999999]}""", 400, "tokens")]
