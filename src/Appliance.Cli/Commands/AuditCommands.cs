@@ -20,33 +20,30 @@ internal static class AuditCommands
 
     private static Command Verify()
     {
-        var file = new Option<FileInfo?>("--file") { Description = "A JSON Lines export (GET /audit/export)" };
-        var database = new Option<FileInfo?>("--db") { Description = "The SQLite audit store (Audit:SqlitePath, by default <data>/audit/audit.db)" };
-        var postgres = new Option<string?>("--postgres") { Description = "A PostgreSQL audit store: its Npgsql connection string (Audit:PostgresConnectionString)" };
-        var node = new Option<string?>("--node") { Description = "The node whose chain to verify (default: every chain in the file or store)" };
-        var publicKey = new Option<FileInfo?>("--public-key") { Description = "The checkpoint public key (PEM; GET /audit/public-key). Without it signatures are not checked" };
-        var acceptNoEnd = new Option<bool>("--accept-no-end")
+        var source = AuditSource.Create(
+            "The node whose chain to verify (default: every chain in the file or store)",
+            "Accept an export without the signed end line (one written before exports had it); nothing then shows that the file was not cut short");
+        var command = new Command("verify", "Verify the hash chains and the signed checkpoints; exit code 0 when every chain is intact, 1 when one is broken");
+        foreach (var option in source.Options)
         {
-            Description = "Accept an export without the signed end line (one written before exports had it); nothing then shows that the file was not cut short",
-        };
-        var command = new Command("verify", "Verify the hash chains and the signed checkpoints; exit code 0 when every chain is intact, 1 when one is broken")
-        {
-            file, database, postgres, node, publicKey, acceptNoEnd,
-        };
+            command.Options.Add(option);
+        }
+
         command.SetAction(parse =>
         {
-            var (exportFile, storeFile, connection) = (parse.GetValue(file), parse.GetValue(database), parse.GetValue(postgres));
-            if (new object?[] { exportFile, storeFile, connection }.Count(o => o is not null) != 1)
+            if (source.Problem(parse) is { } problem)
             {
-                Console.Error.WriteLine("error: give exactly one of --file, --db or --postgres");
+                Console.Error.WriteLine($"error: {problem}");
                 return 2;
             }
 
-            using var key = LoadKey(parse.GetValue(publicKey));
+            var (exportFile, storeFile, connection, node) = (parse.GetValue(source.File), parse.GetValue(source.Database), parse.GetValue(source.Postgres), source.Node);
+
+            using var key = LoadKey(parse.GetValue(source.PublicKey));
             IReadOnlyList<(string Node, ChainVerification Verdict)> verdicts;
             try
             {
-                verdicts = exportFile is not null ? VerifyExport(exportFile, parse.GetValue(node), key, parse.GetValue(acceptNoEnd))
+                verdicts = exportFile is not null ? VerifyExport(exportFile, parse.GetValue(node), key, parse.GetValue(source.AcceptNoEnd))
                     : storeFile is not null ? VerifyStore(OpenSqlite(storeFile), parse.GetValue(node), key)
                     : VerifyStore(new PostgresAuditStore(connection!), parse.GetValue(node), key);
             }

@@ -18,12 +18,10 @@ internal static class AuditUsageCommand
 {
     public static Command Create()
     {
-        var file = new Option<FileInfo?>("--file") { Description = "A JSON Lines export (GET /audit/export)" };
-        var database = new Option<FileInfo?>("--db") { Description = "The SQLite audit store (Audit:SqlitePath, by default <data>/audit/audit.db)" };
-        var postgres = new Option<string?>("--postgres") { Description = "A PostgreSQL audit store: its Npgsql connection string (Audit:PostgresConnectionString)" };
-        var node = new Option<string?>("--node") { Description = "Only this node's chain (default: every chain in the file or store)" };
-        var publicKey = new Option<FileInfo?>("--public-key") { Description = "The checkpoint public key (PEM; GET /audit/public-key). Without it signatures are not checked" };
-        var acceptNoEnd = new Option<bool>("--accept-no-end") { Description = "Accept an export without the signed end line (one written before exports had it)" };
+        var source = AuditSource.Create(
+            "Only this node's chain (default: every chain in the file or store)",
+            "Accept an export without the signed end line (one written before exports had it)");
+        var (file, database, postgres, node, publicKey, acceptNoEnd) = (source.File, source.Database, source.Postgres, source.Node, source.PublicKey, source.AcceptNoEnd);
         var by = new Option<string>("--by") { Description = "Group by user, team, model or client", DefaultValueFactory = _ => "team" };
         var from = new Option<string?>("--from") { Description = "First UTC day, yyyy-MM-dd (default: 30 days before --to)" };
         var to = new Option<string?>("--to") { Description = "Last UTC day, yyyy-MM-dd, included (default: today)" };
@@ -35,14 +33,19 @@ internal static class AuditUsageCommand
         var command = new Command("usage",
             "Requests, tokens and (with --prices) cost per UTC day as CSV, from chains verified first; exit code 1 when one is broken, with no report")
         {
-            file, database, postgres, node, publicKey, acceptNoEnd, by, from, to, prices,
+            by, from, to, prices,
         };
+        foreach (var option in source.Options.Reverse())
+        {
+            command.Options.Insert(0, option); // the source first, as `audit verify` lists it
+        }
+
         command.SetAction(parse =>
         {
             var (exportFile, storeFile, connection) = (parse.GetValue(file), parse.GetValue(database), parse.GetValue(postgres));
-            if (new object?[] { exportFile, storeFile, connection }.Count(o => o is not null) != 1)
+            if (source.Problem(parse) is { } problem)
             {
-                return Fail("give exactly one of --file, --db or --postgres");
+                return Fail(problem);
             }
 
             var grouping = parse.GetValue(by)!;
