@@ -90,15 +90,16 @@ public sealed class PostgresAuditStoreTests : IDisposable
         Assert.Equal(("user0", 12L), (usage.Key, usage.Requests)); // node a's completed records: every tenth
         Assert.Equal(Enumerable.Range(1, 12).Sum(k => 20L * k), usage.CompletionTokens);
 
-        // A writing node builds the index of witness entries in the background (concurrently, once, valid).
+        // A writing node builds the indexes of witness entries and of a caller's usage in the background (concurrently,
+        // once, valid).
         await using var connection = new Npgsql.NpgsqlConnection(_database.ConnectionString);
         await connection.OpenAsync();
         await using var valid = new Npgsql.NpgsqlCommand(
-            "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = 'audit_entries_witness' AND i.indisvalid", connection);
+            "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname IN ('audit_entries_witness', 'audit_entries_user_time') AND i.indisvalid", connection);
         var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (Convert.ToInt64(await valid.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture) != 1)
+        while (Convert.ToInt64(await valid.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture) != 2)
         {
-            Assert.True(DateTime.UtcNow < deadline, "no valid witness index after 30 s");
+            Assert.True(DateTime.UtcNow < deadline, "no valid witness and user-time indexes after 30 s");
             await Task.Delay(100);
         }
     }

@@ -52,7 +52,7 @@ public sealed class PostgresAuditStore : SqlAuditStore
                 throw;
             }
 
-            _ = Task.Run(BuildWitnessIndex);
+            _ = Task.Run(BuildBackgroundIndexes);
         }
     }
 
@@ -107,34 +107,39 @@ public sealed class PostgresAuditStore : SqlAuditStore
     }
 
     /// <summary>
-    /// Builds the partial index of witness entries, concurrently and in the background: on a long audit table the
-    /// build takes a while, and neither this node's start nor the other nodes' writes wait for it (without it witness
-    /// lookups are slower, never wrong). One node at a time; an index a stopped build left invalid is built again.
+    /// Builds the indexes made apart from the schema (<see cref="SqlAuditStore.BackgroundIndexes"/>: witness entries, a
+    /// caller's usage), concurrently and in the background: on a long audit table a build takes a while, and neither
+    /// this node's start nor the other nodes' writes wait for it (without them lookups are slower, never wrong). One
+    /// node at a time; an index a stopped build left invalid is built again.
     /// </summary>
-    private void BuildWitnessIndex()
+    private void BuildBackgroundIndexes()
     {
         try
         {
             using var connection = _dataSource.OpenConnection();
+            // The lock keeps the name it had when it guarded the witness index alone: nodes of both versions take turns.
             using (var claim = Command(connection, "SELECT pg_try_advisory_lock(hashtext('appliance-audit-witness-index'))"))
             {
                 if (claim.ExecuteScalar() is not true)
                 {
-                    return; // another node is building it (the lock goes with that node's connection)
+                    return; // another node is building them (the lock goes with that node's connection)
                 }
             }
 
-            for (var attempt = 1; ; attempt++)
+            foreach (var (name, definition) in BackgroundIndexes)
             {
-                try
+                for (var attempt = 1; ; attempt++)
                 {
-                    DropInvalidWitnessIndex(connection);
-                    Unbounded(connection, $"CREATE INDEX CONCURRENTLY IF NOT EXISTS {WitnessIndex}");
-                    return;
-                }
-                catch (PostgresException exception) when (exception.SqlState == PostgresErrorCodes.DeadlockDetected && attempt < 3)
-                {
-                    Thread.Sleep(500 * attempt); // chosen as a deadlock's victim: the index it left invalid is built again
+                    try
+                    {
+                        DropIfInvalid(connection, name);
+                        Unbounded(connection, $"CREATE INDEX CONCURRENTLY IF NOT EXISTS {definition}");
+                        break;
+                    }
+                    catch (PostgresException exception) when (exception.SqlState == PostgresErrorCodes.DeadlockDetected && attempt < 3)
+                    {
+                        Thread.Sleep(500 * attempt); // chosen as a deadlock's victim: the index it left invalid is built again
+                    }
                 }
             }
         }
@@ -144,13 +149,14 @@ public sealed class PostgresAuditStore : SqlAuditStore
         }
     }
 
-    private static void DropInvalidWitnessIndex(DbConnection connection)
+    private static void DropIfInvalid(DbConnection connection, string index)
     {
         using var invalid = Command(connection,
-            "SELECT NOT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = 'audit_entries_witness' AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())");
+            "SELECT NOT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = @name AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())",
+            ("name", index));
         if (invalid.ExecuteScalar() is true)
         {
-            Unbounded(connection, "DROP INDEX CONCURRENTLY IF EXISTS audit_entries_witness");
+            Unbounded(connection, $"DROP INDEX CONCURRENTLY IF EXISTS {index}");
         }
     }
 

@@ -27,7 +27,10 @@ public sealed class SqliteAuditStore : SqlAuditStore
     {
         Execute(_connection, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;");
         Execute(_connection, Schema("INTEGER", "REAL"));
-        Execute(_connection, $"CREATE INDEX IF NOT EXISTS {WitnessIndex}");
+        foreach (var (_, definition) in BackgroundIndexes)
+        {
+            Execute(_connection, $"CREATE INDEX IF NOT EXISTS {definition}");
+        }
         if (maxSizeBytes is { } limit)
         {
             // A size cap (a disk quota in effect): when reached, appends fail and the appliance refuses new requests.
