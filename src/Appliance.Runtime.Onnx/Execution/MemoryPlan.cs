@@ -33,7 +33,7 @@ public sealed record MemoryPlan(long WeightsBytes, long KvCacheBytes, long Logit
         var row = (long)config.VocabularySize * signature.LogitsElementSize;
         var logits = Math.Max(Math.Min(budget, (long)maxBatchSize * context * row), maxBatchSize * row);
         var positionsPerRun = options.PositionsPerRun(cuda, config.VocabularySize, signature.LogitsElementSize);
-        var hostRows = (long)RunnerOptions.HostLogitsRows(maxBatchSize, config.VocabularySize, positionsPerRun) * config.VocabularySize * sizeof(float);
+        var hostRows = (long)RunnerOptions.HostLogitsRows(maxBatchSize, config.VocabularySize, positionsPerRun, signature.LogitsEveryPosition) * config.VocabularySize * sizeof(float);
         // Activations and the runtime's own buffers; a concatenating cache also holds a prefill's past and present
         // outside its arenas until the sequences first decode; CUDA adds the logits selector's session.
         var runtime = Math.Max(weights / 4, 64L << 20) + (config.Search.PastPresentShareBuffer ? 0 : kv / 2) + (cuda ? HelperSessionBytes : 0);

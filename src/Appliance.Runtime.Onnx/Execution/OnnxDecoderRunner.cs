@@ -82,7 +82,7 @@ public sealed partial class OnnxDecoderRunner : IModelRunner
             Info = Info with { WidthSwitchLength = _widthSwitch };
             _selector = new LogitsSelector(Signature.LogitsType, Info.VocabularySize, Device);
             _positionsPerRun = options.PositionsPerRun(Device.IsCuda, Info.VocabularySize, Signature.LogitsElementSize);
-            _hostRows = RunnerOptions.HostLogitsRows(MaxBatchSize, Info.VocabularySize, _positionsPerRun);
+            _hostRows = RunnerOptions.HostLogitsRows(MaxBatchSize, Info.VocabularySize, _positionsPerRun, Signature.LogitsEveryPosition);
             _hostLogits = HostLogitsBuffer.Create(_hostRows * Info.VocabularySize, _session, Device.CudaDeviceId);
         }
         catch

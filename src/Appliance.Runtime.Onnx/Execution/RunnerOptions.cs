@@ -59,10 +59,11 @@ public sealed record RunnerOptions
 
     /// <summary>
     /// Rows of float32 logits a runner keeps on the host: one per sequence for a step, and as many as a scored prompt's
-    /// chunk may return within <see cref="ScoringHostLogitsBytes"/> and what one run may produce.
+    /// chunk may return within <see cref="ScoringHostLogitsBytes"/> and what one run may produce; a model that returns
+    /// the last position's logits only (<paramref name="scoring"/> false) cannot score, and keeps a step's rows.
     /// </summary>
-    public static int HostLogitsRows(int maxBatchSize, int vocabulary, int positionsPerRun) =>
-        Math.Max(maxBatchSize, Math.Min(positionsPerRun, (int)(ScoringHostLogitsBytes / ((long)vocabulary * sizeof(float)))));
+    public static int HostLogitsRows(int maxBatchSize, int vocabulary, int positionsPerRun, bool scoring = true) =>
+        scoring ? Math.Max(maxBatchSize, Math.Min(positionsPerRun, (int)(ScoringHostLogitsBytes / ((long)vocabulary * sizeof(float))))) : maxBatchSize;
 
     /// <summary>Positions whose logits one run may produce on the device, within the budget.</summary>
     public int PositionsPerRun(bool cuda, int vocabulary, int logitsElementSize) =>
