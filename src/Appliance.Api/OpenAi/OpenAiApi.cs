@@ -22,6 +22,7 @@ public static partial class OpenAiApi
         v1.MapGet("/models/{**id}", (string id, HttpContext http, IModelCatalog catalog, IModelAccess access) =>
             ModelsApi.Get(Uri.UnescapeDataString(id), http, catalog, access));
         v1.MapPost("/responses", Responses.ResponsesApi.HandleAsync);
+        v1.MapPost("/responses/input_tokens", Responses.ResponsesApi.CountInputTokensAsync);
         v1.MapPost("/messages", Anthropic.MessagesApi.HandleAsync);
         v1.MapPost("/messages/count_tokens", Anthropic.MessagesApi.CountTokensAsync);
         MapTokenizer(v1);

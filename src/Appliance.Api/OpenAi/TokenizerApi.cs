@@ -67,15 +67,26 @@ internal static class TokenizerApi
             throw new OpenAiRequestException(OpenAiError.Unsupported("add_special_tokens", "adding special tokens to a rendered conversation (its template writes them)"));
         }
 
-        var body = System.Text.Json.Nodes.JsonObject.Create(fields.Root)!.DeepClone().AsObject();
-        foreach (var own in ConversationOnlyFields)
+        using var chat = WithModel(fields, model.Id, ConversationOnlyFields); // read while the request holds parts of it
+        return ChatCompletionsApi.PromptTokens(model, chat.Parse(f => ChatCompletionRequest.Read(f, limits)));
+    }
+
+    /// <summary>A body as another endpoint's reader takes it: <paramref name="remove"/> taken out, the model resolved put in.</summary>
+    internal static JsonFields WithModel(JsonFields fields, string model, IEnumerable<string> remove)
+    {
+        if (fields.Root.ValueKind != JsonValueKind.Object)
         {
-            body.Remove(own);
+            throw JsonFields.TypeError("body", "a JSON object");
         }
 
-        body["model"] = model.Id;
-        using var chat = new JsonFields(JsonDocument.Parse(body.ToJsonString())); // read while the request holds parts of it
-        return ChatCompletionsApi.PromptTokens(model, chat.Parse(f => ChatCompletionRequest.Read(f, limits)));
+        var body = System.Text.Json.Nodes.JsonObject.Create(fields.Root)!.DeepClone().AsObject();
+        foreach (var name in remove)
+        {
+            body.Remove(name);
+        }
+
+        body["model"] = model;
+        return new JsonFields(JsonDocument.Parse(body.ToJsonString()));
     }
 
     private static readonly string[] ConversationOnlyFields = ["add_generation_prompt", "continue_final_message", "add_special_tokens", "return_token_strs"];
@@ -125,7 +136,7 @@ internal static class TokenizerApi
     }
 
     /// <summary>The named model, or with none named the one generative model the caller may use (vLLM serves one).</summary>
-    private static ServedModel Resolve(HttpContext http, IModelCatalog catalog, IModelAccess access, string? name)
+    internal static ServedModel Resolve(HttpContext http, IModelCatalog catalog, IModelAccess access, string? name)
     {
         if (name is not null)
         {

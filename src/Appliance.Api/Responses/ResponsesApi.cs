@@ -22,9 +22,7 @@ internal static class ResponsesApi
         using var fields = await JsonFields.ReadAsync(http.Request, limits.MaxBodyBytes, http.RequestAborted);
         var request = fields.Parse(f => ResponsesRequest.Read(f, limits));
         var model = ModelResolution.Resolve(catalog, access, http, request.Settings.Model);
-        var answerConstraint = request.Tools.ConstraintFor(model, request.Format, "text.format") ?? request.Format.ConstraintFor(model);
-        var thinking = ThinkingPlan.For(model, Render(model, request), request.Reasoning, answerConstraint is not null);
-        var prompt = model.Engine.Tokenizer.Encode(thinking.Prompt);
+        var (answerConstraint, thinking, prompt) = Prompt(model, request);
         // Without max_output_tokens (Codex sends none) the answer may use what the context leaves, not a chat default.
         var maxTokens = ModelResolution.MaxTokens(model, request.Settings.MaxTokens ?? Math.Min(limits.MaxTokens, Math.Max(model.ContextLength - prompt.Count, 1)), prompt.Count, limits.MaxTokens, request.Settings.MaxTokensIsCeiling, input: "input");
         var settings = request.Settings with { Constraint = thinking.Constraint(model, answerConstraint, maxTokens, request.Reasoning.Budget), Tools = request.Tools };
@@ -46,6 +44,29 @@ internal static class ResponsesApi
         using var deadline = new RequestDeadline(http, limits);
         var answer = new Answer(http, model, settings, new ResponsesJson(id, request.Settings.Model, time.GetUtcNow().ToUnixTimeSeconds(), request), prompt.Count, thinking.Reader());
         await deadline.RunAsync(token => answer.RunAsync(streams, token), () => answer.Whole, streams, () => TellTimeoutAsync(http, answer));
+    }
+
+    /// <summary>
+    /// POST /v1/responses/input_tokens: the input tokens a response to this body would be charged (OpenAI's count, with
+    /// the same body as a response; the model may be left out where one is served to the caller). Nothing runs.
+    /// </summary>
+    public static async Task<IResult> CountInputTokensAsync(HttpContext http, IModelCatalog catalog, IModelAccess access, IOptions<ApiLimits> options)
+    {
+        var limits = options.Value;
+        using var fields = await JsonFields.ReadAsync(http.Request, limits.MaxBodyBytes, http.RequestAborted);
+        var model = TokenizerApi.Resolve(http, catalog, access, fields.Parse(f => f.OptionalString("model")));
+        using var body = TokenizerApi.WithModel(fields, model.Id, []);
+        var (_, _, prompt) = Prompt(model, body.Parse(f => ResponsesRequest.Read(f, limits)));
+        RequestAudit.Of(http).RecordTokenizerOnly($"counted {prompt.Count} input tokens");
+        return Results.Json(new { @object = "response.input_tokens", input_tokens = prompt.Count });
+    }
+
+    /// <summary>The input as the model reads it: the answer's constraint, the thinking plan, the tokens.</summary>
+    private static (Engine.Sampling.ITokenConstraint? Answer, ThinkingPlan Thinking, IReadOnlyList<int> Tokens) Prompt(ServedModel model, ResponsesRequest request)
+    {
+        var answer = request.Tools.ConstraintFor(model, request.Format, "text.format") ?? request.Format.ConstraintFor(model);
+        var thinking = ThinkingPlan.For(model, Render(model, request), request.Reasoning, answer is not null);
+        return (answer, thinking, model.Engine.Tokenizer.Encode(thinking.Prompt));
     }
 
     /// <summary>The timeout as an error answer, or as the stream's error and response.failed events once it has begun.</summary>

@@ -52,6 +52,20 @@ public sealed class TokenizerApiTests(ApplianceServer server)
     }
 
     [Fact]
+    public async Task A_responses_input_count_is_what_a_response_to_the_same_body_is_charged()
+    {
+        const string Body = """{"model":"tiny","instructions":"Be brief.","input":[{"role":"user","content":"What is a tokenizer?"}],"tools":[{"type":"function","name":"lookup","parameters":{"type":"object","properties":{"id":{"type":"integer"}}}}]""";
+
+        var counted = await Post("/v1/responses/input_tokens", Body + "}");
+        var withoutModel = await Post("/v1/responses/input_tokens", Body.Replace("\"model\":\"tiny\",", string.Empty, StringComparison.Ordinal) + "}");
+        var response = await Post("/v1/responses", Body + ",\"max_output_tokens\":16}");
+
+        Assert.Equal("response.input_tokens", counted.GetProperty("object").GetString());
+        Assert.Equal(response.GetProperty("usage").GetProperty("input_tokens").GetInt32(), counted.GetProperty("input_tokens").GetInt32());
+        Assert.Equal(counted.GetProperty("input_tokens").GetInt32(), withoutModel.GetProperty("input_tokens").GetInt32());
+    }
+
+    [Fact]
     public async Task Tokenizing_and_counting_are_audited_as_tokenized_naming_the_model_and_charge_no_usage()
     {
         var before = await TinyUsage();
