@@ -38,6 +38,7 @@ internal static class ModelsApi
         state = entry.State.ToString().ToLowerInvariant(),
         kind = entry.Embedder is not null ? "embedding" : "chat",
         context_length = entry.Served?.ContextLength ?? entry.Embedder?.Embedder.MaxTokens,
+        max_model_len = entry.Served?.ContextLength ?? entry.Embedder?.Embedder.MaxTokens, // vLLM's name: its clients and benchmarks read it
         digest = entry.Served?.Digest ?? entry.Embedder?.Digest,
         // What a request that names none of these gets (the administrator's, else the model authors', else OpenAI's).
         sampling_defaults = entry.Served?.Defaults is { } defaults

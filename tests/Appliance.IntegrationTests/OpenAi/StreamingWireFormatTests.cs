@@ -88,6 +88,7 @@ public sealed class StreamingWireFormatTests(ApplianceServer server)
         var json = JsonDocument.Parse(await server.Http.GetStringAsync("/v1/models/tiny")).RootElement;
         Assert.Equal("model", json.GetProperty("object").GetString());
         Assert.Equal(2048, json.GetProperty("context_length").GetInt32());
+        Assert.Equal(2048, json.GetProperty("max_model_len").GetInt32()); // vLLM's name for it
         Assert.StartsWith("sha256:", json.GetProperty("digest").GetString(), StringComparison.Ordinal);
         Assert.Equal("ready", json.GetProperty("state").GetString());
         var defaults = json.GetProperty("sampling_defaults"); // this model names none: OpenAI's
