@@ -11,9 +11,10 @@ namespace Appliance.Audit.Stores;
 /// its chain, so nodes never wait for each other). A session advisory lock per node id, held while the node runs
 /// (<see cref="NodeChainLock"/>), refuses a second process that was given the same node id.
 /// </summary>
-public sealed class PostgresAuditStore : SqlAuditStore
+public sealed partial class PostgresAuditStore : SqlAuditStore
 {
     private readonly NpgsqlDataSource _dataSource;
+    private readonly ILogger _logger;
     private readonly string _connectionString;
     private readonly NodeChainLock? _nodeLock;
 
@@ -28,6 +29,7 @@ public sealed class PostgresAuditStore : SqlAuditStore
     {
         connectionString = ConnectionDefaults.Apply(connectionString);
         _connectionString = connectionString;
+        _logger = logger ?? NullLogger.Instance;
         WriteTimeoutSeconds = (int)Math.Ceiling((writeTimeout ?? TimeSpan.FromSeconds(10)).TotalSeconds);
         _dataSource = NpgsqlDataSource.Create(connectionString);
         try
@@ -126,6 +128,8 @@ public sealed class PostgresAuditStore : SqlAuditStore
                 }
             }
 
+            // A role's statement_timeout would cancel a long build (and leave the index invalid at every start).
+            Unbounded(connection, "SET statement_timeout = 0");
             foreach (var (name, definition) in BackgroundIndexes)
             {
                 for (var attempt = 1; ; attempt++)
@@ -146,8 +150,12 @@ public sealed class PostgresAuditStore : SqlAuditStore
         catch (Exception exception) when (exception is NpgsqlException or ObjectDisposedException or InvalidOperationException)
         {
             // The store was closed, or the database refused: lookups go on without the index; the next start tries again.
+            LogIndexNotBuilt(_logger, exception);
         }
     }
+
+    [LoggerMessage(EventId = 4062, Level = LogLevel.Warning, Message = "An index of the audit table could not be built in the background (lookups go on without it, more slowly; the next start tries again)")]
+    private static partial void LogIndexNotBuilt(ILogger logger, Exception exception);
 
     private static void DropIfInvalid(DbConnection connection, string index)
     {

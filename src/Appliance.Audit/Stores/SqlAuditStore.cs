@@ -39,8 +39,12 @@ public abstract class SqlAuditStore : IAuditStore
     protected static readonly (string Name, string Definition)[] BackgroundIndexes =
     [
         ("audit_entries_witness", WitnessIndex),
-        ("audit_entries_user_time", "audit_entries_user_time ON audit_entries (node, username, time)"),
+        (UserTimeIndexName, UserTimeIndex),
     ];
+
+    protected const string UserTimeIndexName = "audit_entries_user_time";
+
+    protected const string UserTimeIndex = $"{UserTimeIndexName} ON audit_entries (node, username, time)";
 
     /// <summary>Every table and index <see cref="Schema"/> creates: a store that finds them all need not run it (keep in step).</summary>
     protected static readonly string[] SchemaObjects =

@@ -22,15 +22,15 @@ public sealed class SqliteAuditStore : SqlAuditStore
     private readonly Stack<SqliteConnection> _idleReaders = new();
     private bool _disposed;
 
+    /// <summary>Entries above which an index missing from an existing file is not built at open (see <see cref="SkippedIndex"/>).</summary>
+    public const long IndexAtOpenRowLimit = 1_000_000;
+
     public SqliteAuditStore(string path, long? maxSizeBytes = null)
         : this(path, readOnly: false)
     {
         Execute(_connection, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;");
         Execute(_connection, Schema("INTEGER", "REAL"));
-        foreach (var (_, definition) in BackgroundIndexes)
-        {
-            Execute(_connection, $"CREATE INDEX IF NOT EXISTS {definition}");
-        }
+        Execute(_connection, $"CREATE INDEX IF NOT EXISTS {WitnessIndex}");
         if (maxSizeBytes is { } limit)
         {
             // A size cap (a disk quota in effect): when reached, appends fail and the appliance refuses new requests.
@@ -38,6 +38,51 @@ public sealed class SqliteAuditStore : SqlAuditStore
             pageSize.CommandText = "PRAGMA page_size;";
             var bytes = Convert.ToInt64(pageSize.ExecuteScalar(), CultureInfo.InvariantCulture);
             Execute(_connection, $"PRAGMA max_page_count={Math.Max(1, limit / bytes)};");
+        }
+
+        SkippedIndex = BuildUserTimeIndex();
+    }
+
+    /// <summary>
+    /// Why the (node, username, time) index is missing, with the command that builds it; null when it is there. The
+    /// host says it at start.
+    /// </summary>
+    public string? SkippedIndex { get; }
+
+    /// <summary>
+    /// The index of a caller's usage over a period, which an upgrade adds to an existing file. Built at open only while
+    /// the file is small (about a second): a long build would hold the start past systemd's start timeout, which kills
+    /// and restarts the node, again and again. Within the size cap only: a file at its cap keeps taking entries.
+    /// </summary>
+    private string? BuildUserTimeIndex()
+    {
+        using (var exists = _connection.CreateCommand())
+        {
+            exists.CommandText = $"SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = '{UserTimeIndexName}'";
+            if (Convert.ToInt64(exists.ExecuteScalar(), CultureInfo.InvariantCulture) > 0)
+            {
+                return null;
+            }
+        }
+
+        var manual = $"build it while the node is stopped: sqlite3 {_path} \"CREATE INDEX IF NOT EXISTS {UserTimeIndex}\"";
+        using (var rows = _connection.CreateCommand())
+        {
+            rows.CommandText = "SELECT COALESCE(MAX(rowid), 0) FROM audit_entries"; // an upper bound of the entries, read from the table's end
+            if (Convert.ToInt64(rows.ExecuteScalar(), CultureInfo.InvariantCulture) > IndexAtOpenRowLimit)
+            {
+                return $"The audit file holds more than {IndexAtOpenRowLimit:N0} entries, too many to index at start; a caller's own usage (the console's welcome page) reads more slowly until {manual}";
+            }
+        }
+
+        try
+        {
+            Execute(_connection, $"CREATE INDEX {UserTimeIndex}");
+            return null;
+        }
+        catch (SqliteException exception) when (exception.SqliteErrorCode == 13) // SQLITE_FULL: Audit:MaxSizeBytes
+        {
+            return $"The audit file is too close to Audit:MaxSizeBytes for the index of a caller's usage; raise the cap, then {manual}";
         }
     }
 

@@ -105,6 +105,10 @@ public static partial class AuditExtensions
         }
 
         app.Services.GetRequiredService<AuditLog>(); // open the store at start: a broken store stops start-up, not the first request
+        if (app.Services.GetRequiredService<IAuditStore>() is SqliteAuditStore { SkippedIndex: { } skipped })
+        {
+            LogIndexSkipped(app.Logger, skipped);
+        }
         app.UseMiddleware<AuditMiddleware>();
         return app;
     }
@@ -160,6 +164,9 @@ public static partial class AuditExtensions
     [LoggerMessage(EventId = 4006, Level = LogLevel.Warning,
         Message = "The audit checkpoint key {Path} is key {KeyId}, but the chain of node {Node} was signed with key {ChainKeyId} through entry {Sequence}: the checkpoints before are verified with that key's public half only. Unless the key was changed on purpose (one shared key for a cluster), restore the chain's key")]
     private static partial void LogOtherCheckpointKey(ILogger logger, string path, string keyId, string node, string chainKeyId, long sequence);
+
+    [LoggerMessage(EventId = 4063, Level = LogLevel.Warning, Message = "{Reason}")]
+    private static partial void LogIndexSkipped(ILogger logger, string reason);
 
     [LoggerMessage(EventId = 4002, Level = LogLevel.Warning, Message = "AUDIT DISABLED (Audit:Enabled=false): requests are served without audit records. Development only, for measuring what auditing costs.")]
     private static partial void LogAuditDisabled(ILogger logger);

@@ -2,12 +2,12 @@ using Appliance.Api.Audit;
 
 namespace Appliance.Host.Metrics;
 
-/// <summary>Measures every /v1 request from the facts its handlers record on the request (model, tokens, timings).</summary>
+/// <summary>Measures every /v1 request (and the root tokenizer endpoints') from the facts its handlers record on the request (model, tokens, timings).</summary>
 internal sealed class MetricsMiddleware(RequestDelegate next, ApplianceMetrics metrics, Api.Models.ITenancy tenancy, TimeProvider time)
 {
     public async Task InvokeAsync(HttpContext http)
     {
-        if (!http.Request.Path.StartsWithSegments("/v1"))
+        if (!Api.OpenAi.OpenAiApi.AnswersAsOpenAi(http.Request.Path)) // /v1, and the tokenizer endpoints at the root
         {
             await next(http);
             return;

@@ -30,9 +30,14 @@ public sealed class MetricsTests : IDisposable
                     """{"model":"metrics-probe","messages":[{"role":"user","content":"hi"}],"max_tokens":4,"ignore_eos":true}""", Encoding.UTF8, "application/json"));
                 Assert.Equal(HttpStatusCode.OK, response.StatusCode);
             }
+
+            // Counting at the root tokenizer path is measured too, as what it is: no tokens, no cost.
+            using var tokenized = await user.PostAsync("/tokenize", new StringContent("""{"prompt":"count me"}""", Encoding.UTF8, "application/json"));
+            Assert.Equal(HttpStatusCode.OK, tokenized.StatusCode);
         }
 
         var text = await running.Http.GetStringAsync("/metrics");
+        Assert.Equal(1, Sample(text, "appliance_requests_total", "model=\"metrics-probe\",outcome=\"tokenized\",tenant=\"user:"));
         const string probe = "model=\"metrics-probe\"";
         Assert.Equal(12, Sample(text, "appliance_generated_tokens_total", probe));
         Assert.Equal(3, Sample(text, "appliance_requests_total", probe + ",outcome=\"length\",tenant=\"user:"));
