@@ -40,6 +40,9 @@ public static class ModelAdminApi
             return AuditUnavailable.Problem("this administrative action");
         }
 
+        // The intent names the model (admin.action); the outcome names it in its detail only: a record ending with a
+        // model is what usage reports count as a request of that model.
+        audit.Model = null;
         var result = await run(http.RequestAborted);
         audit.Reason = $"{action} model {id}: {result.Message}";
         return result.Outcome switch

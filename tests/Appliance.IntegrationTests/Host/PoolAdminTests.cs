@@ -104,6 +104,10 @@ public sealed class PoolAdminTests : IDisposable
         var outcomes = Details(completed);
         Assert.Contains(outcomes, d => d.StartsWith("unload model tiny: model 'tiny' is not loaded", StringComparison.Ordinal));
         Assert.Contains(outcomes, d => d.StartsWith("reload model tiny", StringComparison.Ordinal) && d.Contains("tokenizer.json", StringComparison.Ordinal));
+
+        // Administering a model is no request of it: usage counts the two chat completions only.
+        using var usage = JsonDocument.Parse(await http.GetStringAsync("/admin/usage?by=model"));
+        Assert.Equal(2, usage.RootElement.GetProperty("data").EnumerateArray().Where(r => r.GetProperty("key").GetString() == "tiny").Sum(r => r.GetProperty("requests").GetInt64()));
     }
 
     [Fact]
