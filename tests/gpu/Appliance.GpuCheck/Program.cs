@@ -12,7 +12,7 @@ using Appliance.Runtime.Onnx.Tokenization;
 //                            [--prompt-tokens 64] [--new-tokens 64] [--allow-cpu-fallback] [--no-probe]
 // Writes each builder-style export (deterministic weights), runs the engine on the CPU and on CUDA device N, and prints
 // one table: time to first token, decode tokens/s at batch 1 and 8, device memory, KV bytes moved while decoding,
-// and how many greedy tokens the CUDA run shares with the CPU run. Exits non-zero when a session fell back to the CPU
+// and how many greedy tokens the CUDA run shares with the CPU run; then the prefix cache's and prompt scoring's tables. Exits non-zero when a session fell back to the CPU
 // or a variant failed. The variants are CUDA-shaped: attention in float16 (ONNX Runtime's CUDA GroupQueryAttention
 // takes float16 and bfloat16 only; the float32 CPU exports are refused on CUDA by design), int4 = MatMulNBits weights
 // with float16 attention, as the model builder's CUDA int4 export; longrope = fp16 with LongRoPE's two rotary caches,
@@ -39,6 +39,11 @@ var cacheRows = new List<string>
 {
     "| export | run on | TTFT, 900-token prompt, first (ms) | TTFT, same prompt again (ms) | tokens reused | greedy tokens equal |",
     "|---|---|---:|---:|---:|---|",
+};
+var scoreRows = new List<string>
+{
+    "| export | run on | scored 256-token prompt (ms) | largest logprob difference vs CPU | likeliest token equal to CPU |",
+    "|---|---|---:|---:|---|",
 };
 var failed = false;
 var started = Stopwatch.StartNew();
@@ -116,6 +121,17 @@ foreach (var variant in variants)
         failed = true;
         Add(cacheRows, $"| {variant} | cuda:{device} | {Failure(exception)} | | | |");
     }
+
+    try
+    {
+        Progress($"{variant}: scoring a prompt on the CPU and on cuda:{device}");
+        Add(scoreRows, await ScoringRowAsync(folder, variant, device));
+    }
+    catch (Exception exception)
+    {
+        failed = true;
+        Add(scoreRows, $"| {variant} | cuda:{device} | {Failure(exception)} | | |");
+    }
 }
 
 Progress("done");
@@ -123,6 +139,8 @@ Console.WriteLine();
 Console.WriteLine(string.Join(Environment.NewLine, rows));
 Console.WriteLine();
 Console.WriteLine(string.Join(Environment.NewLine, cacheRows));
+Console.WriteLine();
+Console.WriteLine(string.Join(Environment.NewLine, scoreRows));
 if (failed)
 {
     Console.Error.WriteLine("FAILED: a variant failed (its row says why; a CUDA provider that could not load is one)");
@@ -162,6 +180,43 @@ async Task<string> PrefixCacheRowAsync(string folder, string variant, int cudaDe
     var (_, hits) = engine.PrefixCacheCounters;
     return string.Format(CultureInfo.InvariantCulture, "| {0} | {1} | {2:F0} | {3:F0} | {4} | {5} |",
         variant, runner.Traffic.Device, first.First * 1000, again.First * 1000, hits, first.Tokens.SequenceEqual(again.Tokens) ? "yes" : "NO");
+}
+
+// Scoring a prompt (echo with logprobs): every position's logits cut on the device and copied in wide chunks with a
+// past. The CUDA scores against the CPU's, position by position.
+async Task<string> ScoringRowAsync(string folder, string variant, int cudaDevice)
+{
+    var prompt = Enumerable.Range(0, 256).Select(j => ((j * 7907) + 3) % 50000).ToArray();
+    var (_, _, reference) = await ScoreAsync(folder, prompt, null);
+    var (ranOn, milliseconds, scores) = await ScoreAsync(folder, prompt, cudaDevice);
+    failed |= ranOn != $"cuda:{cudaDevice}" || scores.Count != prompt.Length - 1;
+    var difference = scores.Zip(reference, (a, b) => Math.Abs(a.Logprob - b.Logprob)).DefaultIfEmpty(float.NaN).Max();
+    var likeliest = scores.Zip(reference, (a, b) => a.TopAlternatives[0].TokenId == b.TopAlternatives[0].TokenId).Count(same => same);
+    return string.Format(CultureInfo.InvariantCulture, "| {0} | {1} | {2:F0} | {3:F4} | {4}/{5} |",
+        variant, ranOn, milliseconds, difference, likeliest, prompt.Length - 1);
+}
+
+async Task<(string Device, double Milliseconds, IReadOnlyList<TokenLogprob> Scores)> ScoreAsync(string folder, int[] prompt, int? cudaDevice)
+{
+    var runner = new OnnxDecoderRunner(ModelFolder.Open(folder), "check", new RunnerOptions { MaxBatchSize = 8, CudaDeviceId = cudaDevice, RequireCuda = cudaDevice is not null && !allowFallback, PrefixCacheTokens = 0 });
+    using var engine = new GenerationEngine(runner, Gpt2Tokenizer.Instance, new SchedulerOptions { MaxBatchSize = 8, RunTimeout = runTimeout });
+    await ScoresAsync(engine, prompt); // warm-up
+    var clock = Stopwatch.StartNew();
+    var scores = await ScoresAsync(engine, prompt);
+    return (runner.Traffic.Device, clock.Elapsed.TotalMilliseconds, scores);
+}
+
+static async Task<IReadOnlyList<TokenLogprob>> ScoresAsync(GenerationEngine engine, int[] prompt)
+{
+    IReadOnlyList<TokenLogprob>? scores = null;
+    var scoring = new SamplingParams { MaxTokens = 0, Logprobs = true, TopLogprobs = 1 };
+    await using var stream = engine.Submit(new GenerationRequest(Guid.NewGuid().ToString("N"), prompt, scoring) { PromptLogprobs = true });
+    await foreach (var delta in stream)
+    {
+        scores ??= delta.PromptLogprobs;
+    }
+
+    return scores ?? [];
 }
 
 async Task<Measurement> MeasureAsync(string folder, string variant, int[][] prompts, int? cudaDevice)
