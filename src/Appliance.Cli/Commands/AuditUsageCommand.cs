@@ -81,12 +81,15 @@ internal static class AuditUsageCommand
                 else
                 {
                     using var store = storeFile is not null ? AuditCommands.OpenSqlite(storeFile) : (SqlAuditStore)new PostgresAuditStore(connection!);
+                    // Each chain's head before it is verified: a live node appends meanwhile, and the report counts
+                    // only entries the verification covered, read from the entries themselves as from an export.
+                    var heads = (parse.GetValue(node) is { } one ? [one] : store.Nodes()).ToDictionary(n => n, n => store.Head(n)?.Sequence ?? 0);
                     if (Broken(AuditCommands.VerifyOpenStore(store, parse.GetValue(node), key)))
                     {
                         return 1;
                     }
 
-                    rows = store.Usage(parse.GetValue(node), start, end, grouping);
+                    rows = EntryUsage.From(heads.SelectMany(h => store.Chain(h.Key).TakeWhile(e => e.Sequence <= h.Value)), start, end, grouping, parse.GetValue(node));
                 }
 
                 if (key is null)
