@@ -26,6 +26,7 @@ public static class ApplianceApp
         builder.AddApplianceMetrics();
         builder.AddApplianceConsole();
         builder.AddApplianceDataProtection();
+        builder.AddApplianceBatches();
         builder.Services.AddApplianceHealthChecks();
         // What escapes an endpoint outside /v1 (whose filter answers in OpenAI's format); the handler clears the headers,
         // so the audit record's request id is set again for support to find the record.

@@ -47,6 +47,7 @@ public sealed class ApplianceServer : IAsyncLifetime
             $"--Limits:MaxBodyBytes={BodyLimit}",
             "--Limits:MaxN=4",
             "--Limits:MaxTokens=4096",
+            "--Batches:PollInterval=00:00:00.200",
             "--Logging:LogLevel:Default=Warning");
         await _running.WaitUntilReadyAsync();
     }

@@ -35,6 +35,9 @@ public sealed class RequestAudit(long startedAt)
     /// <summary>The tools a chat request offered and those the answer called (names only, never arguments).</summary>
     public string? Tools { get; set; }
 
+    /// <summary>Where a request came from when not from a caller directly (a batch's line); the audit detail names it.</summary>
+    public string? Origin { get; init; }
+
     /// <summary>Why the request was refused (for the auditor; never told to the caller).</summary>
     public string? Reason { get; set; }
 

@@ -26,6 +26,7 @@ public static partial class OpenAiApi
         v1.MapPost("/messages", Anthropic.MessagesApi.HandleAsync);
         v1.MapPost("/messages/count_tokens", Anthropic.MessagesApi.CountTokensAsync);
         MapTokenizer(v1);
+        Batches.BatchApiRoutes.Map(v1);
         v1.Map("/{**path}", (string? path) =>
             new OpenAiError(StatusCodes.Status404NotFound, $"Unknown request URL: /v1/{path}.", "invalid_request_error", null, "unknown_url").ToResult());
         return v1;

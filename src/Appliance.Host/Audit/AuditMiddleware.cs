@@ -23,7 +23,7 @@ internal sealed partial class AuditMiddleware(
         http.Features.Set(audit);
         http.Response.Headers[RequestIdHeader] = http.TraceIdentifier; // the audit record's request id, for support and auditors
         var address = Identity.UnauthenticatedFloodGuard.AddressOf(http);
-        if (flood.IsThrottled(address) && !HasCredentials(http.Request) && !WebConsole.ConsoleSession.Owns(http.Request.Path))
+        if (flood.IsThrottled(address) && !HasCredentials(http.Request) && http.Features.Get<Batches.BatchCaller>() is null && !WebConsole.ConsoleSession.Owns(http.Request.Path))
         {
             // An address that keeps failing authentication: no token validation and no audit write per request. The
             // console is exempt, so that people behind a shared address can still start a sign-in.

@@ -15,6 +15,11 @@ internal sealed partial class AuditRecords(
         var user = http.User;
         var now = time.GetTimestamp();
         var detail = audit.Reason ?? audit.Tools ?? Query(http); // for admin actions: what was done; for chat: the tools offered and called
+        if (audit.Origin is { } origin)
+        {
+            detail = detail is null ? origin : $"{origin}; {detail}";
+        }
+
         string? content = null;
         if (kind != AuditKinds.Accepted && audit.Prompt is not null && audit.Model is not null)
         {

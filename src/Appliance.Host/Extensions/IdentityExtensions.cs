@@ -54,13 +54,16 @@ public static class IdentityExtensions
         var authentication = builder.Services.AddAuthentication(CredentialScheme);
         // One header, two kinds of credential: "Bearer apk_..." is an API key (when enabled), anything else a JWT.
         // The console's pages use its cookie session instead.
+        // A batch's request comes from inside the process and runs as the batch's creator (Batches.BatchCaller).
         authentication.AddPolicyScheme(CredentialScheme, "Bearer token or API key", scheme => scheme.ForwardDefaultSelector = http =>
-            WebConsole.ConsoleSession.Owns(http.Request.Path) ? WebConsole.ConsoleSession.Scheme
+            http.Features.Get<Batches.BatchCaller>() is not null ? Batches.BatchCallerAuthenticationHandler.SchemeName
+            : WebConsole.ConsoleSession.Owns(http.Request.Path) ? WebConsole.ConsoleSession.Scheme
             : identity.ApiKeys.Enabled && http.Request.Headers.Authorization.ToString() is var header
             && header.StartsWith("Bearer " + ApiKeySecret.Prefix, StringComparison.OrdinalIgnoreCase)
                 ? ApiKeyAuthenticationHandler.SchemeName
                 : JwtBearerDefaults.AuthenticationScheme);
         authentication.AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
+        authentication.AddScheme<AuthenticationSchemeOptions, Batches.BatchCallerAuthenticationHandler>(Batches.BatchCallerAuthenticationHandler.SchemeName, null);
         authentication.AddJwtBearer(bearer =>
         {
             bearer.MapInboundClaims = false;

@@ -1,0 +1,62 @@
+using System.Text;
+using System.Text.Json.Nodes;
+using Appliance.Api.Batches;
+
+namespace Appliance.Host.Batches;
+
+/// <summary>The lines of a batch's output and error files, as OpenAI writes them.</summary>
+internal static class BatchOutput
+{
+    /// <summary>An answered request: its status, request id and body (an error answer goes to the error file).</summary>
+    public static string Answered(BatchLine line, InProcessAnswer answer) => new JsonObject
+    {
+        ["id"] = RequestId(),
+        ["custom_id"] = line.CustomId,
+        ["response"] = new JsonObject
+        {
+            ["status_code"] = answer.Status,
+            ["request_id"] = answer.RequestId,
+            ["body"] = Body(answer.Body),
+        },
+        ["error"] = null,
+    }.ToJsonString();
+
+    /// <summary>A request that never ran (the batch expired or was cancelled first): no response, the reason as error.</summary>
+    public static string NotRun(BatchLine line, string code, string message) => new JsonObject
+    {
+        ["id"] = RequestId(),
+        ["custom_id"] = line.CustomId,
+        ["response"] = null,
+        ["error"] = new JsonObject { ["code"] = code, ["message"] = message },
+    }.ToJsonString();
+
+    public static byte[] File(IEnumerable<string> lines)
+    {
+        var text = new StringBuilder();
+        foreach (var line in lines)
+        {
+            text.Append(line).Append('\n');
+        }
+
+        return Encoding.UTF8.GetBytes(text.ToString());
+    }
+
+    private static string RequestId() => $"batch_req_{Guid.NewGuid():N}";
+
+    private static JsonNode? Body(byte[] body)
+    {
+        if (body.Length == 0)
+        {
+            return null;
+        }
+
+        try
+        {
+            return JsonNode.Parse(body);
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return Encoding.UTF8.GetString(body); // not JSON: kept as text rather than lost
+        }
+    }
+}

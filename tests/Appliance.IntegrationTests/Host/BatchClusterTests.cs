@@ -1,0 +1,82 @@
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using Appliance.Api.Batches;
+using Appliance.Host.Batches;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Appliance.IntegrationTests.Host;
+
+/// <summary>
+/// Batches in a cluster: the nodes share them through PostgreSQL, so a batch created through one node is followed and
+/// read through any; a node that stopped in the middle of a batch leaves a lease that runs out, and another node goes
+/// on with the requests left, without sending again those already answered.
+/// </summary>
+public sealed class BatchClusterTests : IDisposable
+{
+    private readonly TestCluster _cluster = new("batches");
+
+    [Fact]
+    public async Task Another_node_takes_over_a_batch_whose_node_stopped_and_sends_only_what_was_left()
+    {
+        // node-1 looks for batches only once, at start: it creates the batch, and stands for the node that stops.
+        await using var first = await _cluster.StartNodeAsync("node-1", "--Batches:PollInterval=01:00:00", "--Batches:LeaseDuration=03:00:00");
+        var input = string.Join("\n", Enumerable.Range(0, 4).Select(i => JsonSerializer.Serialize(new
+        {
+            custom_id = $"q{i}",
+            method = "POST",
+            url = "/v1/chat/completions",
+            body = new { model = "tiny", messages = new[] { new { role = "user", content = $"question {i}" } }, max_tokens = 3, temperature = 0 },
+        })));
+        using var form = new MultipartFormDataContent { { new StringContent("batch"), "purpose" }, { new ByteArrayContent(Encoding.UTF8.GetBytes(input)), "file", "q.jsonl" } };
+        using var uploaded = JsonDocument.Parse(await (await first.Http.PostAsync("/v1/files", form)).EnsureSuccessStatusCode().Content.ReadAsStringAsync());
+        using var created = JsonDocument.Parse(await (await first.Http.PostAsJsonAsync("/v1/batches", new
+        {
+            input_file_id = uploaded.RootElement.GetProperty("id").GetString(),
+            endpoint = "/v1/chat/completions",
+            completion_window = "24h",
+        })).EnsureSuccessStatusCode().Content.ReadAsStringAsync());
+        var id = created.RootElement.GetProperty("id").GetString()!;
+
+        // As a node leaves a batch when it stops mid-way: running, its first request answered, its lease about to end.
+        var store = first.App.Services.GetRequiredService<IBatchStore>();
+        var now = DateTimeOffset.UtcNow;
+        Assert.NotNull(await store.LeaseNextAsync("stopped-node", now, now + TimeSpan.FromSeconds(2), default));
+        var job = (await store.BatchAsync(id, default))!;
+        Assert.True(await store.UpdateBatchAsync(job with { Status = BatchStatus.InProgress, InProgressAt = now, Total = 4 }, BatchStatus.Validating, default));
+        var answeredBefore = """{"id":"batch_req_before","custom_id":"q0","response":{"status_code":200,"request_id":"before-the-stop","body":{"answered":"by the node that stopped"}},"error":null}""";
+        await store.AddResultAsync(id, 0, false, answeredBefore, default);
+
+        await using var second = await _cluster.StartNodeAsync("node-2", "--Batches:PollInterval=00:00:00.200");
+        JsonElement batch;
+        for (var attempt = 0; ; attempt++)
+        {
+            using var state = JsonDocument.Parse(await first.Http.GetStringAsync($"/v1/batches/{id}")); // followed through the other node
+            batch = state.RootElement.Clone();
+            if (batch.GetProperty("status").GetString() is "completed" or "failed" or "expired" or "cancelled")
+            {
+                break;
+            }
+
+            Assert.True(attempt < 600, $"batch {id} still {batch.GetProperty("status").GetString()}");
+            await Task.Delay(100);
+        }
+
+        Assert.Equal("completed", batch.GetProperty("status").GetString());
+        Assert.Equal(4, batch.GetProperty("request_counts").GetProperty("completed").GetInt32());
+        var output = (await first.Http.GetStringAsync($"/v1/files/{batch.GetProperty("output_file_id").GetString()}/content"))
+            .Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToList();
+        Assert.Equal(["q0", "q1", "q2", "q3"], output.Select(o => o.GetProperty("custom_id").GetString()));
+        Assert.Equal("before-the-stop", output[0].GetProperty("response").GetProperty("request_id").GetString());
+
+        // Only the three requests left were sent, by node-2, each audited there as the batch's creator.
+        using var records = JsonDocument.Parse(await second.Http.GetStringAsync("/audit/events?kind=request.completed&model=tiny&limit=100"));
+        var sent = records.RootElement.GetProperty("data").EnumerateArray()
+            .Where(r => r.GetProperty("detail").GetString()?.StartsWith($"batch {id} ", StringComparison.Ordinal) == true).ToList();
+        Assert.Equal(3, sent.Count);
+        Assert.All(sent, r => Assert.Equal(("node-2", "tester"), (r.GetProperty("node").GetString(), r.GetProperty("username").GetString())));
+        Assert.DoesNotContain(sent, r => r.GetProperty("detail").GetString()!.Contains("line 1 (q0)", StringComparison.Ordinal));
+    }
+
+    public void Dispose() => _cluster.Dispose();
+}
