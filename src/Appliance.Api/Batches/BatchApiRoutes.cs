@@ -25,6 +25,13 @@ internal static class BatchApiRoutes
         batches.MapPost("/{id}/cancel", BatchesApi.CancelAsync);
     }
 
+    /// <summary>Records the request before it changes anything (an upload, a deletion, a batch created or cancelled).</summary>
+    public static Task RecordAcceptedAsync(HttpContext http) =>
+        ModelResolution.RecordAcceptedAsync(http.RequestServices.GetRequiredService<Audit.IAccessRecorder>(), http);
+
+    /// <summary>Resolved in the handler, after <see cref="WhenEnabled"/>: a node with batches off has no store.</summary>
+    public static IBatchStore Store(HttpContext http) => http.RequestServices.GetRequiredService<IBatchStore>();
+
     private static async ValueTask<object?> WhenEnabled(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
     {
         var http = context.HttpContext;

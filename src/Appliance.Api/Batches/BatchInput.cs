@@ -17,7 +17,8 @@ public static class BatchInput
 
     private const int MaxReported = 20;
 
-    public static (List<BatchLine> Lines, List<BatchError> Errors) Read(byte[] content, int maxLines, string? endpoint = null)
+    /// <param name="maxBodyBytes">A body's most bytes: what the endpoint takes from a caller (Limits:MaxBodyBytes).</param>
+    public static (List<BatchLine> Lines, List<BatchError> Errors) Read(byte[] content, int maxLines, long maxBodyBytes, string? endpoint = null)
     {
         var lines = new List<BatchLine>();
         var errors = new List<BatchError>();
@@ -48,7 +49,7 @@ public static class BatchInput
                 break;
             }
 
-            if (ReadLine(text, line, endpoint, ids) is { } error)
+            if (ReadLine(text, line, endpoint, ids, maxBodyBytes) is { } error)
             {
                 errors.Add(error);
             }
@@ -69,7 +70,7 @@ public static class BatchInput
         return (lines, errors);
     }
 
-    private static BatchError? ReadLine(ReadOnlySpan<byte> text, int line, string? endpoint, HashSet<string> ids)
+    private static BatchError? ReadLine(ReadOnlySpan<byte> text, int line, string? endpoint, HashSet<string> ids, long maxBodyBytes)
     {
         JsonDocument document;
         try
@@ -117,6 +118,11 @@ public static class BatchInput
             if (!root.TryGetProperty("body", out var body) || body.ValueKind != JsonValueKind.Object)
             {
                 return new BatchError("invalid_body", $"Line {line + 1} needs a body: the request's JSON object.", "body", line + 1);
+            }
+
+            if (System.Text.Encoding.UTF8.GetByteCount(body.GetRawText()) > maxBodyBytes)
+            {
+                return new BatchError("invalid_body", $"Line {line + 1}: its body is larger than the {maxBodyBytes} bytes a request may have.", "body", line + 1);
             }
 
             if (body.TryGetProperty("stream", out var stream) && stream.ValueKind == JsonValueKind.True)

@@ -10,10 +10,14 @@ namespace Appliance.Api.Batches;
 internal static class BatchesApi
 {
     private static readonly TimeSpan Window = TimeSpan.FromHours(24);
+    /// <summary>A token's own bookkeeping, which says nothing of who the caller is: not kept with the batch.</summary>
+    private static readonly HashSet<string> TokenMechanics = new(StringComparer.Ordinal) { "exp", "iat", "nbf", "jti", "auth_time", "session_state", "sid", "typ", "at_hash", "nonce", "iss", "aud" };
+
     private static readonly HashSet<string> Known = ["input_file_id", "endpoint", "completion_window", "metadata", "output_expires_after"];
 
-    public static async Task<IResult> CreateAsync(HttpContext http, IBatchStore store, IOptions<ApiLimits> limits, TimeProvider time)
+    public static async Task<IResult> CreateAsync(HttpContext http, IOptions<ApiLimits> limits, TimeProvider time)
     {
+        var store = BatchApiRoutes.Store(http);
         var owner = FilesApi.Owner(http);
         using var fields = await JsonFields.ReadAsync(http.Request, limits.Value.MaxBodyBytes, http.RequestAborted);
         var (inputFileId, endpoint, metadata) = fields.Parse(Read);
@@ -38,19 +42,24 @@ internal static class BatchesApi
             CreatedAt = now,
             ExpiresAt = now + Window,
             Metadata = metadata,
-            Claims = [.. http.User.Claims.Select(c => KeyValuePair.Create(c.Type, c.Value))],
+            Claims = [.. http.User.Claims.Where(c => !TokenMechanics.Contains(c.Type)).Select(c => KeyValuePair.Create(c.Type, c.Value))],
             SourceIp = http.Connection.RemoteIpAddress?.ToString(),
         };
-        await store.AddBatchAsync(job, http.RequestAborted);
-        RequestAudit.Of(http).Reason = $"created {job.Id} from {inputFileId} for {endpoint}";
+        RequestAudit.Of(http).Reason = $"create {job.Id} from {inputFileId} for {endpoint}";
+        await BatchApiRoutes.RecordAcceptedAsync(http);
+        await store.AddBatchAsync(job, CancellationToken.None);
         return Results.Json(BatchJson.Batch(job));
     }
 
-    public static async Task<IResult> GetAsync(HttpContext http, IBatchStore store, string id) =>
-        Results.Json(BatchJson.Batch(await OwnedAsync(http, store, id)));
-
-    public static async Task<IResult> ListAsync(HttpContext http, IBatchStore store, int? limit, string? after)
+    public static async Task<IResult> GetAsync(HttpContext http, string id)
     {
+        var store = BatchApiRoutes.Store(http);
+        return Results.Json(BatchJson.Batch(await OwnedAsync(http, store, id)));
+    }
+
+    public static async Task<IResult> ListAsync(HttpContext http, int? limit, string? after)
+    {
+        var store = BatchApiRoutes.Store(http);
         var count = limit ?? 20;
         if (count is < 1 or > 100)
         {
@@ -61,21 +70,30 @@ internal static class BatchesApi
         return Results.Json(BatchJson.List([.. batches.Take(count).Select(BatchJson.Batch)], batches.Count > count));
     }
 
-    public static async Task<IResult> CancelAsync(HttpContext http, IBatchStore store, TimeProvider time, string id)
+    public static async Task<IResult> CancelAsync(HttpContext http, TimeProvider time, string id)
     {
-        var job = await OwnedAsync(http, store, id);
-        if (!await store.RequestCancelAsync(id, time.GetUtcNow(), http.RequestAborted))
+        var store = BatchApiRoutes.Store(http);
+        await OwnedAsync(http, store, id);
+        if (await RequestCancelAsync(http, store, time, id) is { } refusal)
         {
-            job = await OwnedAsync(http, store, id);
-            if (job.Status is not (BatchStatus.Cancelling or BatchStatus.Cancelled))
-            {
-                throw new OpenAiRequestException(new OpenAiError(StatusCodes.Status409Conflict,
-                    $"The batch {id} is {job.Status}; only a validating or running batch can be cancelled.", "invalid_request_error", null, "batch_not_cancellable"));
-            }
+            throw new OpenAiRequestException(new OpenAiError(StatusCodes.Status409Conflict, refusal, "invalid_request_error", null, "batch_not_cancellable"));
         }
 
-        RequestAudit.Of(http).Reason = $"cancelled {id}";
         return Results.Json(BatchJson.Batch(await OwnedAsync(http, store, id)));
+    }
+
+    /// <summary>Asks the batch to stop (recorded first); why it cannot be, or null. Cancelling twice is no error.</summary>
+    internal static async Task<string?> RequestCancelAsync(HttpContext http, IBatchStore store, TimeProvider time, string id)
+    {
+        RequestAudit.Of(http).Reason = $"cancel {id}";
+        await BatchApiRoutes.RecordAcceptedAsync(http);
+        if (!await store.RequestCancelAsync(id, time.GetUtcNow(), CancellationToken.None)
+            && await store.BatchAsync(id, CancellationToken.None) is { } job && job.Status is not (BatchStatus.Cancelling or BatchStatus.Cancelled))
+        {
+            return $"The batch {id} is {job.Status}; only a validating or running batch can be cancelled.";
+        }
+
+        return null;
     }
 
     private static async Task<BatchJob> OwnedAsync(HttpContext http, IBatchStore store, string id)

@@ -10,8 +10,9 @@ namespace Appliance.Api.Batches;
 /// <summary>/v1/files for the Batch API: upload a batch's input (checked line by line), list, read and delete files.</summary>
 internal static class FilesApi
 {
-    public static async Task<IResult> UploadAsync(HttpContext http, IBatchStore store, IOptions<BatchOptions> options, TimeProvider time)
+    public static async Task<IResult> UploadAsync(HttpContext http, IOptions<BatchOptions> options, IOptions<ApiLimits> limits, TimeProvider time)
     {
+        var store = BatchApiRoutes.Store(http);
         var settings = options.Value;
         var owner = Owner(http);
         if (!http.Request.HasFormContentType)
@@ -66,7 +67,7 @@ internal static class FilesApi
             content = buffer.ToArray();
         }
 
-        var (lines, errors) = BatchInput.Read(content, settings.MaxRequests);
+        var (lines, errors) = BatchInput.Read(content, settings.MaxRequests, limits.Value.MaxBodyBytes);
         if (errors.Count > 0)
         {
             var shown = string.Join(" ", errors.Take(5).Select(e => e.Message));
@@ -76,13 +77,15 @@ internal static class FilesApi
         }
 
         var file = new StoredFile(StoredFile.NewId(), owner, purpose, FileName(upload.FileName), content.Length, time.GetUtcNow());
-        await store.AddFileAsync(file, content, http.RequestAborted);
-        RequestAudit.Of(http).Reason = $"uploaded {file.Id} ({lines.Count} requests, {content.Length} bytes)";
+        RequestAudit.Of(http).Reason = $"upload {file.Id} ({lines.Count} requests, {content.Length} bytes)";
+        await BatchApiRoutes.RecordAcceptedAsync(http);
+        await store.AddFileAsync(file, content, CancellationToken.None); // recorded as done: not left half-way by a client that goes
         return Results.Json(BatchJson.File(file));
     }
 
-    public static async Task<IResult> ListAsync(HttpContext http, IBatchStore store, string? purpose, int? limit, string? after, string? order)
+    public static async Task<IResult> ListAsync(HttpContext http, string? purpose, int? limit, string? after, string? order)
     {
+        var store = BatchApiRoutes.Store(http);
         var count = limit ?? 10_000;
         if (count is < 1 or > 10_000)
         {
@@ -98,21 +101,33 @@ internal static class FilesApi
         return Results.Json(BatchJson.List([.. files.Take(count).Select(BatchJson.File)], files.Count > count));
     }
 
-    public static async Task<IResult> GetAsync(HttpContext http, IBatchStore store, string id) =>
-        Results.Json(BatchJson.File(await OwnedAsync(http, store, id)));
-
-    public static async Task<IResult> ContentAsync(HttpContext http, IBatchStore store, string id)
+    public static async Task<IResult> GetAsync(HttpContext http, string id)
     {
+        var store = BatchApiRoutes.Store(http);
+        return Results.Json(BatchJson.File(await OwnedAsync(http, store, id)));
+    }
+
+    public static async Task<IResult> ContentAsync(HttpContext http, string id)
+    {
+        var store = BatchApiRoutes.Store(http);
         var file = await OwnedAsync(http, store, id);
         var content = await store.FileContentAsync(id, http.RequestAborted) ?? throw NotFound(id);
         return Results.File(content, "application/octet-stream", file.Filename);
     }
 
-    public static async Task<IResult> DeleteAsync(HttpContext http, IBatchStore store, string id)
+    public static async Task<IResult> DeleteAsync(HttpContext http, string id)
     {
+        var store = BatchApiRoutes.Store(http);
         await OwnedAsync(http, store, id);
-        var deleted = await store.DeleteFileAsync(id, http.RequestAborted);
-        RequestAudit.Of(http).Reason = $"deleted {id}";
+        if (await store.FileInUseAsync(id, http.RequestAborted))
+        {
+            throw new OpenAiRequestException(new OpenAiError(StatusCodes.Status409Conflict,
+                $"The file {id} is the input of a batch that has not ended; cancel the batch, or delete the file once it has ended.", "invalid_request_error", "id", "file_in_use"));
+        }
+
+        RequestAudit.Of(http).Reason = $"delete {id}";
+        await BatchApiRoutes.RecordAcceptedAsync(http);
+        var deleted = await store.DeleteFileAsync(id, CancellationToken.None);
         return Results.Json(new JsonObject { ["id"] = id, ["object"] = "file", ["deleted"] = deleted });
     }
 

@@ -33,7 +33,7 @@ internal static class ChatCompletionsApi
         }
 
         var accepted = await ModelResolution.AcceptAsync(recorder, http,
-            () => ChoiceStreams.Submit(model, choices, settings, maxTokens, header.Id, Tenancy.Of(http), limits.RequestTimeout));
+            () => ChoiceStreams.Submit(model, choices, settings, maxTokens, header.Id, Tenancy.Of(http), limits.RequestTimeout, Batches.BatchRequest.Is(http)));
         using var quota = accepted.Quota;
         await using var streams = accepted.Streams; // ends before the quota's charge is taken
         await GenerationResponder.RespondAsync(http, header, model, settings, choices, streams, prompt.Count, limits, thinking);

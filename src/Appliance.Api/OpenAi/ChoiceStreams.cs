@@ -23,7 +23,8 @@ internal sealed class ChoiceStreams : IAsyncDisposable
     private ChoiceStreams(List<(int Index, GenerationStream Stream)> streams) => _streams = streams;
 
     /// <summary>Submits every choice; when the queue is full, cancels those already queued and answers 429.</summary>
-    public static ChoiceStreams Submit(ServedModel model, IReadOnlyList<ChoiceInput> inputs, GenerationSettings settings, int maxTokens, string requestId, string tenant, TimeSpan maxQueueWait)
+    /// <param name="background">A batch's request: the engine's batch class, whatever service_tier says.</param>
+    public static ChoiceStreams Submit(ServedModel model, IReadOnlyList<ChoiceInput> inputs, GenerationSettings settings, int maxTokens, string requestId, string tenant, TimeSpan maxQueueWait, bool background = false)
     {
         var streams = new List<(int, GenerationStream)>(inputs.Count);
         try
@@ -34,7 +35,7 @@ internal sealed class ChoiceStreams : IAsyncDisposable
                 var request = new GenerationRequest($"{requestId}-{input.Index}", input.PromptTokens, sampling)
                 {
                     Tenant = tenant,
-                    Priority = settings.Priority,
+                    Priority = background ? RequestPriority.Batch : settings.Priority,
                     MaxQueueWait = maxQueueWait, // refused now rather than cancelled by the request timeout later
                     PromptLogprobs = input.Echo is not null && settings.Logprobs,
                 };

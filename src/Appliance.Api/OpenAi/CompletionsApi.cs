@@ -42,7 +42,7 @@ internal static class CompletionsApi
         }
 
         var accepted = await ModelResolution.AcceptAsync(recorder, http,
-            () => ChoiceStreams.Submit(model, choices, request.Settings, maxTokens.Min(), header.Id, Tenancy.Of(http), limits.RequestTimeout));
+            () => ChoiceStreams.Submit(model, choices, request.Settings, maxTokens.Min(), header.Id, Tenancy.Of(http), limits.RequestTimeout, Batches.BatchRequest.Is(http)));
         using var quota = accepted.Quota;
         await using var streams = accepted.Streams; // ends before the quota's charge is taken
         await GenerationResponder.RespondAsync(http, header, model, request.Settings, choices, streams, prompts.Sum(p => p.Count), limits);

@@ -155,7 +155,8 @@ internal static class ModelResolution
         RateLimitHeaders.Write(http, gate.Headroom(http.User), time.GetUtcNow());
     }
 
-    private static async Task RecordAcceptedAsync(IAccessRecorder recorder, HttpContext http)
+    /// <summary>The request's accepted record, stored before it acts (a 503 audit_unavailable when it cannot be).</summary>
+    internal static async Task RecordAcceptedAsync(IAccessRecorder recorder, HttpContext http)
     {
         if (!await recorder.TryAcceptAsync(http))
         {

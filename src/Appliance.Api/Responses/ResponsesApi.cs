@@ -37,7 +37,7 @@ internal static class ResponsesApi
         var id = "resp_" + Guid.NewGuid().ToString("N");
         var tenant = Tenancy.Of(http);
         var accepted = await ModelResolution.AcceptAsync(recorder, http,
-            () => ChoiceStreams.Submit(model, [new ChoiceInput(0, prompt)], settings, maxTokens, id, tenant, limits.RequestTimeout));
+            () => ChoiceStreams.Submit(model, [new ChoiceInput(0, prompt)], settings, maxTokens, id, tenant, limits.RequestTimeout, Batches.BatchRequest.Is(http)));
         using var quota = accepted.Quota;
         await using var streams = accepted.Streams; // ends before the quota's charge is taken
         audit.FinishReason = "cancelled";

@@ -53,7 +53,9 @@ internal sealed partial class AuditMiddleware(
             if (http.Items.ContainsKey(Identity.UnauthenticatedFloodGuard.RefusedItem)
                 // A token the unreadable realm could not check counts too: during a Keycloak outage, forged tokens
                 // would otherwise each be written to the audit log at the sender's pace.
-                || ((status == StatusCodes.Status401Unauthorized || http.Items.ContainsKey(Identity.BearerEvents.RealmUnreadableItem)) && !flood.RecordFailure(address)))
+                // A batch's request refused (its creator's key revoked) is no failed attempt from the creator's address.
+                || ((status == StatusCodes.Status401Unauthorized || http.Items.ContainsKey(Identity.BearerEvents.RealmUnreadableItem))
+                    && http.Features.Get<Batches.BatchCaller>() is null && !flood.RecordFailure(address)))
             {
                 await RecordSampleAsync(http, audit, address); // one of a flood: counted, and sampled
             }

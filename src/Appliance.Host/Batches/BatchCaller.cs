@@ -42,9 +42,9 @@ internal sealed class BatchCallerAuthenticationHandler(
         if (caller.Principal.FindFirst(ApiKeyAuthenticationHandler.KeyIdClaim)?.Value is { } keyId)
         {
             // Resolved only here: a node without API keys never opens their table for a batch.
-            var key = Context.RequestServices.GetRequiredService<ApiKeyStore>().Find(keyId);
+            var key = Context.RequestServices.GetRequiredService<ApiKeyStore>().Known(keyId);
             var owners = Context.RequestServices.GetRequiredService<ApiKeyOwnerWatch>();
-            var refusal = key is null ? $"the API key {keyId} that created batch {caller.BatchId} is gone"
+            var refusal = key is null ? $"the API key {keyId} that created batch {caller.BatchId} is gone (or its table cannot be read)"
                 : key.RevokedAt is not null ? $"the API key {keyId} that created batch {caller.BatchId} was revoked"
                 : !key.IsActive(time.GetUtcNow()) ? $"the API key {keyId} that created batch {caller.BatchId} expired"
                 : owners.Suspension(key) is { } why ? $"the owner {key.Owner} of the API key {keyId} that created batch {caller.BatchId} {why}"

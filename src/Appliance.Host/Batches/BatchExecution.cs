@@ -6,73 +6,80 @@ namespace Appliance.Host.Batches;
 /// <summary>
 /// Runs one leased batch on this node: checks its input, sends its requests that have no answer yet (a batch taken over
 /// from a node that stopped goes on where that node left it), then writes its output and error files. It holds the
-/// lease while it works and stops when the batch is cancelled, expires, the lease is lost or the node stops.
+/// lease while it works. A cancellation, the window's end, a refused credential or quota, or a drain stops the sending
+/// and lets the requests under way finish; a lost lease or the node stopping also cuts those short.
 /// </summary>
 internal sealed partial class BatchExecution(
-    IBatchStore store, InProcessRequests requests, BatchOptions options, string node, TimeProvider time, ILogger logger)
+    IBatchStore store, InProcessRequests requests, BatchOptions options, long maxBodyBytes, string node, TimeProvider time, ILogger logger)
 {
     private static readonly TimeSpan LongestPause = TimeSpan.FromMinutes(5);
 
-    private enum Stop
-    {
-        None,
-        Cancelled,
-        Expired,
-        LeaseLost,
-        NodeStopping,
-        NodeDraining,
-    }
+    /// <summary>A request answered "busy" or "not serving" this many times is given its last answer as result.</summary>
+    private const int MostAttempts = 8;
 
-    private volatile int _stop; // a Stop
+    /// <summary>After this many "model not serving here" answers in a row, the batch goes to another node (or comes back later).</summary>
+    private const int HandOverAfter = 3;
+
+    private volatile int _stop; // a StopReason
+    private volatile BatchError? _refusal;
     private readonly Lock _pauseGate = new();
     private DateTimeOffset _pausedUntil;
     private TimeSpan _backoff = TimeSpan.FromSeconds(2);
+    private int _unavailableInARow;
+    private CancellationTokenSource? _abort; // cuts requests under way short: a lost lease, the node stopping
+    private CancellationTokenSource? _sending; // stops sending more: any reason
 
-    private Stop Stopped => (Stop)_stop;
+    public StopReason Stopped => (StopReason)_stop;
 
     public async Task RunAsync(BatchJob job, CancellationToken stopping)
     {
-        using var halt = CancellationTokenSource.CreateLinkedTokenSource(stopping);
-        using var watch = CancellationTokenSource.CreateLinkedTokenSource(stopping);
-        var watching = WatchAsync(job, halt, watch.Token);
+        using var abort = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+        using var sending = CancellationTokenSource.CreateLinkedTokenSource(abort.Token);
+        (_abort, _sending) = (abort, sending);
+        using var watchDone = new CancellationTokenSource();
+        var watching = WatchAsync(job, watchDone.Token);
         try
         {
-            if (job.Status == BatchStatus.Validating)
+            if (time.GetUtcNow() >= job.ExpiresAt)
+            {
+                StopFor(StopReason.Expired); // its window ended while no node ran it: nothing more is sent
+            }
+            else if (job.Status == BatchStatus.Validating)
             {
                 job = await ValidateAsync(job, stopping);
             }
 
-            if (job.Status == BatchStatus.InProgress && await InputAsync(job, stopping) is { } lines)
+            if (job.Status == BatchStatus.InProgress && Stopped == StopReason.None && await InputAsync(job, stopping) is { } lines)
             {
-                await SendAsync(job, lines, halt);
+                await SendAsync(job, lines, sending.Token, abort);
             }
+
+            if (stopping.IsCancellationRequested)
+            {
+                StopFor(StopReason.NodeStopping);
+            }
+
+            if (Stopped is StopReason.LeaseLost)
+            {
+                return; // another node has it now
+            }
+
+            if (Stopped is StopReason.NodeStopping or StopReason.NodeDraining or StopReason.HandedOver)
+            {
+                // Handed on at once rather than after the lease runs out: another node (or this one, later) goes on.
+                await store.ReleaseLeaseAsync(job.Id, node, CancellationToken.None);
+                LogHandedOn(logger, job.Id, Stopped.ToString());
+                return;
+            }
+
+            await FinishAsync(job, stopping); // the lease is still renewed meanwhile
+            await store.ReleaseLeaseAsync(job.Id, node, CancellationToken.None);
         }
         finally
         {
-            await watch.CancelAsync();
+            await watchDone.CancelAsync();
             await watching;
         }
-
-        if (stopping.IsCancellationRequested)
-        {
-            StopFor(Stop.NodeStopping, halt);
-        }
-
-        if (Stopped is Stop.LeaseLost)
-        {
-            return; // another node has it now
-        }
-
-        if (Stopped is Stop.NodeStopping or Stop.NodeDraining)
-        {
-            // Handed on at once rather than after the lease runs out: another node (or this one, restarted) goes on.
-            await store.ReleaseLeaseAsync(job.Id, node, CancellationToken.None);
-            LogHandedOn(logger, job.Id, Stopped.ToString());
-            return;
-        }
-
-        await FinishAsync(job, stopping);
-        await store.ReleaseLeaseAsync(job.Id, node, CancellationToken.None);
     }
 
     private async Task<BatchJob> ValidateAsync(BatchJob job, CancellationToken cancellation)
@@ -80,12 +87,12 @@ internal sealed partial class BatchExecution(
         var content = await store.FileContentAsync(job.InputFileId, cancellation);
         var (lines, errors) = content is null
             ? ([], [new BatchError("invalid_file", $"The input file {job.InputFileId} was deleted before the batch started.", "input_file_id")])
-            : BatchInput.Read(content, options.MaxRequests, job.Endpoint);
+            : BatchInput.Read(content, options.MaxRequests, maxBodyBytes, job.Endpoint);
         var now = time.GetUtcNow();
         if (errors.Count > 0)
         {
             var failed = job with { Status = BatchStatus.Failed, FailedAt = now, Errors = errors };
-            if (await store.FinishAsync(failed, BatchStatus.Validating, [], cancellation))
+            if (await store.FinishAsync(failed, BatchStatus.Validating, [], node, cancellation))
             {
                 LogFailedValidation(logger, job.Id, job.Owner, errors.Count, errors[0].Message);
                 return failed;
@@ -94,7 +101,7 @@ internal sealed partial class BatchExecution(
         else
         {
             var running = job with { Status = BatchStatus.InProgress, InProgressAt = now, Total = lines.Count };
-            if (await store.UpdateBatchAsync(running, BatchStatus.Validating, cancellation))
+            if (await store.UpdateBatchAsync(running, BatchStatus.Validating, cancellation, node))
             {
                 LogStarted(logger, job.Id, job.Owner, lines.Count, job.Endpoint);
                 return running;
@@ -105,33 +112,34 @@ internal sealed partial class BatchExecution(
     }
 
     private async Task<List<BatchLine>?> InputAsync(BatchJob job, CancellationToken cancellation) =>
-        await store.FileContentAsync(job.InputFileId, cancellation) is { } content ? BatchInput.Read(content, options.MaxRequests, job.Endpoint).Lines : null;
+        await store.FileContentAsync(job.InputFileId, cancellation) is { } content ? BatchInput.Read(content, options.MaxRequests, maxBodyBytes, job.Endpoint).Lines : null;
 
-    private async Task SendAsync(BatchJob job, List<BatchLine> lines, CancellationTokenSource halt)
+    private async Task SendAsync(BatchJob job, List<BatchLine> lines, CancellationToken sending, CancellationTokenSource abort)
     {
-        var answered = await store.ResultsAsync(job.Id, halt.Token);
+        var answered = await store.AnsweredAsync(job.Id, abort.Token);
         using var slots = new SemaphoreSlim(options.Concurrency);
         var running = new List<Task>();
         try
         {
-            foreach (var line in lines.Where(l => !answered.ContainsKey(l.Line)))
+            foreach (var line in lines.Where(l => !answered.Contains(l.Line)))
             {
-                await slots.WaitAsync(halt.Token);
+                await slots.WaitAsync(sending);
                 running.Add(Task.Run(async () =>
                 {
                     try
                     {
-                        await SendLineAsync(job, line, halt);
+                        await SendLineAsync(job, line, sending, abort);
                     }
                     finally
                     {
                         slots.Release();
                     }
-                }));
-                running.RemoveAll(t => t.IsCompleted);
+                }, CancellationToken.None));
+                // Only those that ended well are dropped: a failure is kept for WhenAll to raise.
+                running.RemoveAll(t => t.IsCompletedSuccessfully);
             }
         }
-        catch (OperationCanceledException) when (halt.IsCancellationRequested)
+        catch (OperationCanceledException) when (sending.IsCancellationRequested)
         {
             // stopped: the lines not sent stay unanswered
         }
@@ -139,27 +147,45 @@ internal sealed partial class BatchExecution(
         await Task.WhenAll(running);
     }
 
-    private async Task SendLineAsync(BatchJob job, BatchLine line, CancellationTokenSource halt)
+    private async Task SendLineAsync(BatchJob job, BatchLine line, CancellationToken sending, CancellationTokenSource abort)
     {
         try
         {
-            while (true)
+            for (var attempt = 1; ; attempt++)
             {
-                await PauseAsync(halt.Token);
-                var answer = await requests.SendAsync(BatchCaller.For(job, line.Line, line.CustomId), line.Url, line.Body, job.SourceIp, halt.Token);
-                if (halt.IsCancellationRequested)
+                await PauseAsync(sending);
+                // Once sent, a request runs to its end unless the lease is lost or the node stops.
+                var answer = await requests.SendAsync(BatchCaller.For(job, line.Line, line.CustomId), line.Url, line.Body, job.SourceIp, abort.Token);
+                if (abort.IsCancellationRequested)
                 {
-                    return; // answered as cancelled by our own stop: not an answer to keep
+                    return; // cut short: sent again by whoever goes on
                 }
 
-                if (Code(answer) == "draining")
+                var code = Code(answer);
+                if (code == "draining")
                 {
-                    StopFor(Stop.NodeDraining, halt);
+                    StopFor(StopReason.NodeDraining);
                     return;
                 }
 
-                if (Transient(answer))
+                if (answer.Status == StatusCodes.Status401Unauthorized || code == "quota_exceeded")
                 {
+                    // The creator's credential or quota: every other request would be refused alike.
+                    _refusal ??= answer.Status == StatusCodes.Status401Unauthorized
+                        ? new BatchError("credential_refused", "The credential the batch was created with is no longer accepted (an API key revoked or expired, or its owner suspended); the requests not yet sent were not sent.")
+                        : new BatchError("quota_exceeded", $"{Message(answer) ?? "A quota is used up."} The requests not yet sent were not sent.");
+                    StopFor(StopReason.Refused);
+                    return;
+                }
+
+                if (Transient(answer, code) && attempt < MostAttempts)
+                {
+                    if (code is "model_unavailable" or "model_loading" && Interlocked.Increment(ref _unavailableInARow) >= HandOverAfter)
+                    {
+                        StopFor(StopReason.HandedOver);
+                        return;
+                    }
+
                     Pause(answer);
                     continue;
                 }
@@ -169,21 +195,23 @@ internal sealed partial class BatchExecution(
                     _backoff = TimeSpan.FromSeconds(2);
                 }
 
-                await store.AddResultAsync(job.Id, line.Line, answer.Status >= 400, BatchOutput.Answered(line, answer), CancellationToken.None);
+                Interlocked.Exchange(ref _unavailableInARow, 0);
+                await store.AddResultAsync(job.Id, line.Line, answer.Status >= 400, BatchOutput.Answered(line, answer), node, CancellationToken.None);
                 return;
             }
         }
-        catch (OperationCanceledException) when (halt.IsCancellationRequested)
+        catch (OperationCanceledException) when (sending.IsCancellationRequested || abort.IsCancellationRequested)
         {
         }
     }
 
     /// <summary>
-    /// Busy models (429 for too many waiting requests) and models or nodes not serving for now (503) are waited for,
-    /// the whole batch pausing with a growing wait, rather than failing the request: a batch yields to callers.
+    /// Busy models (429 for too many waiting requests) and models or nodes not serving for now (503, but a timeout,
+    /// which the same request meets again) are waited for, the whole batch pausing with a growing wait, rather than
+    /// failing the request: a batch yields to callers.
     /// </summary>
-    private static bool Transient(InProcessAnswer answer) =>
-        answer.Status == StatusCodes.Status503ServiceUnavailable || (answer.Status == StatusCodes.Status429TooManyRequests && Code(answer) != "quota_exceeded");
+    private static bool Transient(InProcessAnswer answer, string? code) =>
+        (answer.Status == StatusCodes.Status503ServiceUnavailable && code != "timeout") || (answer.Status == StatusCodes.Status429TooManyRequests && code != "quota_exceeded");
 
     private void Pause(InProcessAnswer answer)
     {
@@ -214,11 +242,15 @@ internal sealed partial class BatchExecution(
         }
     }
 
-    private static string? Code(InProcessAnswer answer)
+    private static string? Code(InProcessAnswer answer) => ErrorField(answer, "code");
+
+    private static string? Message(InProcessAnswer answer) => ErrorField(answer, "message");
+
+    private static string? ErrorField(InProcessAnswer answer, string field)
     {
         try
         {
-            return System.Text.Json.Nodes.JsonNode.Parse(answer.Body)?["error"]?["code"]?.GetValue<string>();
+            return System.Text.Json.Nodes.JsonNode.Parse(answer.Body)?["error"]?[field]?.GetValue<string>();
         }
         catch (Exception exception) when (exception is System.Text.Json.JsonException or InvalidOperationException)
         {
@@ -227,10 +259,11 @@ internal sealed partial class BatchExecution(
     }
 
     /// <summary>
-    /// Keeps the lease (renewed at a third of its length) and looks at the batch's state every poll: a cancellation, the
-    /// window's end or a lost lease stops the sending.
+    /// Keeps the lease (renewed at a third of its length) until the batch is finished, and looks at the batch's state
+    /// every poll: a cancellation or the window's end stops the sending; a lost lease, or the batch moved on by another
+    /// node, stops everything.
     /// </summary>
-    private async Task WatchAsync(BatchJob job, CancellationTokenSource halt, CancellationToken done)
+    private async Task WatchAsync(BatchJob job, CancellationToken done)
     {
         var renewEvery = options.LeaseDuration / 3;
         var renewed = time.GetUtcNow();
@@ -245,20 +278,25 @@ internal sealed partial class BatchExecution(
                     if (!await store.RenewLeaseAsync(job.Id, node, now + options.LeaseDuration, done))
                     {
                         LogLeaseLost(logger, job.Id);
-                        StopFor(Stop.LeaseLost, halt);
+                        StopFor(StopReason.LeaseLost);
                         return;
                     }
 
                     renewed = now;
                 }
 
-                if (now >= job.ExpiresAt)
+                var status = (await store.BatchAsync(job.Id, done))?.Status;
+                if (status is null || BatchStatus.IsFinal(status))
                 {
-                    StopFor(Stop.Expired, halt);
+                    StopFor(StopReason.LeaseLost); // finished (or deleted) by another node
                 }
-                else if ((await store.BatchAsync(job.Id, done))?.Status == BatchStatus.Cancelling)
+                else if (now >= job.ExpiresAt)
                 {
-                    StopFor(Stop.Cancelled, halt);
+                    StopFor(StopReason.Expired);
+                }
+                else if (status == BatchStatus.Cancelling)
+                {
+                    StopFor(StopReason.Cancelled);
                 }
             }
         }
@@ -267,19 +305,20 @@ internal sealed partial class BatchExecution(
         }
         catch (Exception exception)
         {
-            // The store cannot be reached: stop sending, as the lease cannot be kept either.
+            // The store cannot be reached: stop everything, as the lease cannot be kept either.
             LogWatchFailed(logger, exception, job.Id);
-            StopFor(Stop.LeaseLost, halt);
+            StopFor(StopReason.LeaseLost);
         }
     }
 
-    private void StopFor(Stop reason, CancellationTokenSource halt)
+    /// <summary>The first reason is kept. Every reason stops the sending; a lost lease or the node stopping also aborts.</summary>
+    private void StopFor(StopReason reason)
     {
-        Interlocked.CompareExchange(ref _stop, (int)reason, (int)Stop.None);
-        halt.Cancel();
+        Interlocked.CompareExchange(ref _stop, (int)reason, (int)StopReason.None);
+        (reason is StopReason.LeaseLost or StopReason.NodeStopping ? _abort : _sending)?.Cancel();
     }
 
-    /// <summary>Writes the output and error files and the final state: completed, expired or cancelled.</summary>
+    /// <summary>Writes the output and error files and the final state: completed, expired, cancelled or failed (refused).</summary>
     private async Task FinishAsync(BatchJob job, CancellationToken cancellation)
     {
         for (var attempt = 0; attempt < 3; attempt++)
@@ -290,13 +329,16 @@ internal sealed partial class BatchExecution(
                 return;
             }
 
-            var lines = await InputAsync(current, cancellation) ?? [];
+            var lines = await InputAsync(current, cancellation);
             var results = await store.ResultsAsync(current.Id, cancellation);
             var now = time.GetUtcNow();
-            var (status, code, why) = current.Status == BatchStatus.Cancelling ? (BatchStatus.Cancelled, "batch_cancelled", "The batch was cancelled before this request ran.")
-                : now >= current.ExpiresAt && results.Count < lines.Count ? (BatchStatus.Expired, "batch_expired", "The batch's completion window ended before this request ran.")
+            var refusal = _refusal;
+            var (status, code, why) =
+                current.Status == BatchStatus.Cancelling ? (BatchStatus.Cancelled, "batch_cancelled", "The batch was cancelled before this request ran.")
+                : refusal is not null ? (BatchStatus.Failed, refusal.Code, refusal.Message)
+                : now >= current.ExpiresAt && (lines is null || results.Count < lines.Count) ? (BatchStatus.Expired, "batch_expired", "The batch's completion window ended before this request ran.")
                 : (BatchStatus.Completed, (string?)null, (string?)null);
-            if (code is null && results.Count < lines.Count)
+            if (code is null && (lines is null || results.Count < lines.Count))
             {
                 return; // requests left without an answer and nothing stopped them: the next lease sends them
             }
@@ -306,7 +348,7 @@ internal sealed partial class BatchExecution(
             {
                 // Finalizing first, as OpenAI shows it; a cancellation arriving now finds the batch no longer running.
                 var finalizing = current with { Status = BatchStatus.Finalizing, FinalizingAt = now, Completed = results.Values.Count(r => !r.Error), Failed = results.Values.Count(r => r.Error) };
-                if (!await store.UpdateBatchAsync(finalizing, BatchStatus.InProgress, cancellation))
+                if (!await store.UpdateBatchAsync(finalizing, BatchStatus.InProgress, cancellation, node))
                 {
                     continue;
                 }
@@ -314,9 +356,11 @@ internal sealed partial class BatchExecution(
                 (current, expected) = (finalizing, BatchStatus.Finalizing);
             }
 
-            var output = lines.Where(l => results.TryGetValue(l.Line, out var r) && !r.Error).Select(l => results[l.Line].Body).ToList();
-            var errors = lines.Where(l => results.TryGetValue(l.Line, out var r) && r.Error).Select(l => results[l.Line].Body)
-                .Concat(code is null ? [] : lines.Where(l => !results.ContainsKey(l.Line)).Select(l => BatchOutput.NotRun(l, code, why!))).ToList();
+            // The answers carry their custom_id: written in input order whatever is left of the input.
+            var ordered = results.OrderBy(r => r.Key).ToList();
+            var output = ordered.Where(r => !r.Value.Error).Select(r => r.Value.Body).ToList();
+            var errors = ordered.Where(r => r.Value.Error).Select(r => r.Value.Body)
+                .Concat(code is null || lines is null ? [] : lines.Where(l => !results.ContainsKey(l.Line)).Select(l => BatchOutput.NotRun(l, code, why!))).ToList();
             var files = new List<(StoredFile, byte[])>();
             var outputFile = output.Count > 0 ? Add(files, current, "output", output) : null;
             var errorFile = errors.Count > 0 ? Add(files, current, "error", errors) : null;
@@ -326,12 +370,15 @@ internal sealed partial class BatchExecution(
                 CompletedAt = status == BatchStatus.Completed ? now : current.CompletedAt,
                 ExpiredAt = status == BatchStatus.Expired ? now : current.ExpiredAt,
                 CancelledAt = status == BatchStatus.Cancelled ? now : current.CancelledAt,
+                FailedAt = status == BatchStatus.Failed ? now : current.FailedAt,
+                Errors = status == BatchStatus.Failed && refusal is not null ? [refusal] : current.Errors,
+                Total = current.Total == 0 && lines is not null ? lines.Count : current.Total,
                 OutputFileId = outputFile,
                 ErrorFileId = errorFile,
                 Completed = results.Values.Count(r => !r.Error),
                 Failed = results.Values.Count(r => r.Error),
             };
-            if (await store.FinishAsync(final, expected, files, cancellation))
+            if (await store.FinishAsync(final, expected, files, node, cancellation))
             {
                 LogFinished(logger, job.Id, job.Owner, status, final.Completed, final.Failed, final.Total);
                 return;
@@ -359,9 +406,22 @@ internal sealed partial class BatchExecution(
     [LoggerMessage(EventId = 7004, Level = LogLevel.Warning, Message = "Batch {BatchId}: this node lost its lease (another node took the batch over, or the lease was not renewed in time); it stops sending")]
     private static partial void LogLeaseLost(ILogger logger, string batchId);
 
-    [LoggerMessage(EventId = 7005, Level = LogLevel.Information, Message = "Batch {BatchId} handed on ({Reason}): another node, or this one once back, goes on with what is left")]
+    [LoggerMessage(EventId = 7005, Level = LogLevel.Information, Message = "Batch {BatchId} handed on ({Reason}): another node, or this one later, goes on with what is left")]
     private static partial void LogHandedOn(ILogger logger, string batchId, string reason);
 
     [LoggerMessage(EventId = 7006, Level = LogLevel.Error, Message = "Batch {BatchId}: its state could not be read or its lease renewed; the node stops sending and lets the lease run out")]
     private static partial void LogWatchFailed(ILogger logger, Exception exception, string batchId);
+}
+
+/// <summary>Why a node stopped sending a batch's requests.</summary>
+internal enum StopReason
+{
+    None,
+    Cancelled,
+    Expired,
+    Refused,
+    LeaseLost,
+    NodeStopping,
+    NodeDraining,
+    HandedOver,
 }

@@ -9,7 +9,7 @@ namespace Appliance.Host.Batches;
 /// In a cluster the nodes share the work through the store's leases. Old batches and files are deleted once an hour.
 /// </summary>
 internal sealed partial class BatchRunner(
-    IBatchStore store, InProcessRequests requests, IOptions<BatchOptions> options, IOptions<Options.AuditOptions> audit,
+    IBatchStore store, InProcessRequests requests, IOptions<BatchOptions> options, IOptions<Api.OpenAi.ApiLimits> limits, IOptions<Options.AuditOptions> audit,
     IHostApplicationLifetime lifetime, DrainGate drain, TimeProvider time, ILogger<BatchRunner> logger) : BackgroundService
 {
     private static readonly TimeSpan CleanupEvery = TimeSpan.FromHours(1);
@@ -30,6 +30,7 @@ internal sealed partial class BatchRunner(
             }
 
             var cleanup = time.GetUtcNow();
+            var avoid = new Dictionary<string, DateTimeOffset>(StringComparer.Ordinal);
             while (!stopping.IsCancellationRequested)
             {
                 try
@@ -47,9 +48,21 @@ internal sealed partial class BatchRunner(
                     }
 
                     // A draining node takes no batch: its work goes to the nodes that stay.
-                    if (!drain.Draining && await store.LeaseNextAsync(node, now, now + settings.LeaseDuration, stopping) is { } job)
+                    foreach (var expired in avoid.Where(a => a.Value <= now).Select(a => a.Key).ToList())
                     {
-                        await new BatchExecution(store, requests, settings, node, time, logger).RunAsync(job, stopping);
+                        avoid.Remove(expired);
+                    }
+
+                    if (!drain.Draining && await store.LeaseNextAsync(node, now, now + settings.LeaseDuration, avoid.Keys, stopping) is { } job)
+                    {
+                        var execution = new BatchExecution(store, requests, settings, limits.Value.MaxBodyBytes, node, time, logger);
+                        await execution.RunAsync(job, stopping);
+                        if (execution.Stopped == StopReason.HandedOver)
+                        {
+                            // Its model does not serve here now: other nodes get the first chance at it for a while.
+                            avoid[job.Id] = time.GetUtcNow() + settings.LeaseDuration;
+                        }
+
                         continue;
                     }
                 }

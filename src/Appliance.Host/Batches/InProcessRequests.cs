@@ -42,12 +42,29 @@ internal sealed class InProcessRequests(InProcessServer server, TimeProvider tim
         var identifier = new HttpRequestIdentifierFeature();
         features.Set<IHttpRequestIdentifierFeature>(identifier);
         features.Set(caller);
+        features.Set(new Api.Batches.BatchRequest());
         var audit = new RequestAudit(time.GetTimestamp()) { Origin = $"batch {caller.BatchId} line {caller.Line + 1} ({caller.CustomId})" };
         features.Set(audit);
 
-        await server.ProcessAsync(features);
-        await response.CompleteAsync();
-        await response.CompletedAsync();
+        try
+        {
+            await server.ProcessAsync(features);
+            await response.CompleteAsync();
+        }
+        catch (Exception exception) when (!cancellation.IsCancellationRequested)
+        {
+            // What a server answers when the pipeline throws: a 500 (the request's own result, not the batch's end).
+            return new InProcessAnswer(StatusCodes.Status500InternalServerError, new HeaderDictionary(),
+                System.Text.Encoding.UTF8.GetBytes(new System.Text.Json.Nodes.JsonObject
+                {
+                    ["error"] = new System.Text.Json.Nodes.JsonObject { ["message"] = $"The appliance failed to process the request: {exception.Message}", ["type"] = "server_error", ["code"] = "internal_error" },
+                }.ToJsonString()), identifier.TraceIdentifier);
+        }
+        finally
+        {
+            await response.CompletedAsync();
+        }
+
         return new InProcessAnswer(response.StatusCode, response.Headers, response.Content, identifier.TraceIdentifier);
     }
 }

@@ -14,6 +14,9 @@ internal abstract class SqlBatchStore : IBatchStore, IDisposable
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
+    /// <summary>The states a batch is open in, as SQL literals (constants of ours, never input).</summary>
+    private static readonly string OpenStates = string.Join(", ", BatchStatus.Open.Select(s => $"'{s}'"));
+
     /// <summary>The column type of file contents: BLOB or BYTEA.</summary>
     protected abstract string BinaryType { get; }
 
@@ -27,8 +30,9 @@ internal abstract class SqlBatchStore : IBatchStore, IDisposable
             bytes BIGINT NOT NULL, created_at BIGINT NOT NULL, content {BinaryType} NOT NULL);
         CREATE INDEX IF NOT EXISTS batch_files_owner ON batch_files (owner, created_at);
         CREATE TABLE IF NOT EXISTS batch_jobs (
-            id TEXT PRIMARY KEY, owner TEXT NOT NULL, created_at BIGINT NOT NULL, status TEXT NOT NULL,
+            id TEXT PRIMARY KEY, owner TEXT NOT NULL, created_at BIGINT NOT NULL, status TEXT NOT NULL, input_file_id TEXT NOT NULL,
             cancelling_at BIGINT NULL, lease_node TEXT NULL, lease_until BIGINT NULL, state TEXT NOT NULL);
+        CREATE INDEX IF NOT EXISTS batch_jobs_input ON batch_jobs (input_file_id);
         CREATE INDEX IF NOT EXISTS batch_jobs_owner ON batch_jobs (owner, created_at);
         CREATE INDEX IF NOT EXISTS batch_jobs_status ON batch_jobs (status, created_at);
         CREATE TABLE IF NOT EXISTS batch_results (
@@ -86,12 +90,19 @@ internal abstract class SqlBatchStore : IBatchStore, IDisposable
         return await command.ExecuteNonQueryAsync(cancellation) > 0;
     }
 
+    public async Task<bool> FileInUseAsync(string id, CancellationToken cancellation)
+    {
+        await using var connection = await OpenAsync(cancellation);
+        await using var command = Command(connection, $"SELECT COUNT(*) FROM batch_jobs WHERE input_file_id = @id AND status IN ({OpenStates})", ("id", id));
+        return Convert.ToInt64(await command.ExecuteScalarAsync(cancellation), CultureInfo.InvariantCulture) > 0;
+    }
+
     public async Task AddBatchAsync(BatchJob job, CancellationToken cancellation)
     {
         await using var connection = await OpenAsync(cancellation);
         await using var command = Command(connection,
-            "INSERT INTO batch_jobs (id, owner, created_at, status, state) VALUES (@id, @owner, @created, @status, @state)",
-            ("id", job.Id), ("owner", job.Owner), ("created", Millis(job.CreatedAt)), ("status", job.Status), ("state", JsonSerializer.Serialize(job, Json)));
+            "INSERT INTO batch_jobs (id, owner, created_at, status, input_file_id, state) VALUES (@id, @owner, @created, @status, @input, @state)",
+            ("id", job.Id), ("owner", job.Owner), ("created", Millis(job.CreatedAt)), ("status", job.Status), ("input", job.InputFileId), ("state", JsonSerializer.Serialize(job, Json)));
         await command.ExecuteNonQueryAsync(cancellation);
     }
 
@@ -102,11 +113,11 @@ internal abstract class SqlBatchStore : IBatchStore, IDisposable
         return jobs.Count == 0 ? null : await WithCountsAsync(connection, jobs[0], cancellation);
     }
 
-    public async Task<IReadOnlyList<BatchJob>> BatchesAsync(string owner, int limit, string? after, CancellationToken cancellation)
+    public async Task<IReadOnlyList<BatchJob>> BatchesAsync(string? owner, int limit, string? after, CancellationToken cancellation)
     {
         await using var connection = await OpenAsync(cancellation);
         var jobs = await ReadBatchesAsync(connection, """
-            WHERE owner = @owner AND (@after IS NULL OR (created_at, id) < (SELECT created_at, id FROM batch_jobs WHERE id = @after))
+            WHERE (@owner IS NULL OR owner = @owner) AND (@after IS NULL OR (created_at, id) < (SELECT created_at, id FROM batch_jobs WHERE id = @after))
             ORDER BY created_at DESC, id DESC LIMIT @limit
             """, cancellation, ("owner", owner), ("after", after), ("limit", limit));
         var counted = new List<BatchJob>(jobs.Count);
@@ -127,23 +138,25 @@ internal abstract class SqlBatchStore : IBatchStore, IDisposable
         return await command.ExecuteNonQueryAsync(cancellation) > 0;
     }
 
-    public async Task<BatchJob?> LeaseNextAsync(string node, DateTimeOffset now, DateTimeOffset until, CancellationToken cancellation)
+    public async Task<BatchJob?> LeaseNextAsync(string node, DateTimeOffset now, DateTimeOffset until, IReadOnlyCollection<string> skip, CancellationToken cancellation)
     {
         await using var connection = await OpenAsync(cancellation);
-        var candidates = await ReadBatchesAsync(connection, """
-            WHERE status IN (@validating, @running, @cancelling, @finalizing) AND (lease_until IS NULL OR lease_until < @now)
-            ORDER BY created_at, id LIMIT 8
-            """, cancellation, ("validating", BatchStatus.Validating), ("running", BatchStatus.InProgress), ("cancelling", BatchStatus.Cancelling),
-            ("finalizing", BatchStatus.Finalizing), ("now", Millis(now)));
-        foreach (var candidate in candidates)
+        var candidates = await ReadBatchesAsync(connection, $"""
+            WHERE status IN ({OpenStates}) AND (lease_until IS NULL OR lease_until < @now)
+            ORDER BY created_at, id LIMIT {8 + skip.Count}
+            """, cancellation, ("now", Millis(now)));
+        foreach (var candidate in candidates.Where(c => !skip.Contains(c.Id)))
         {
-            // Only one node's update finds the lease still free: the others move on to the next batch.
-            await using var take = Command(connection,
-                "UPDATE batch_jobs SET lease_node = @node, lease_until = @until WHERE id = @id AND (lease_until IS NULL OR lease_until < @now)",
-                ("node", node), ("until", Millis(until)), ("id", candidate.Id), ("now", Millis(now)));
+            // Only one node's update finds the lease still free (and the batch still open): the others move on.
+            await using var take = Command(connection, $"""
+                UPDATE batch_jobs SET lease_node = @node, lease_until = @until
+                WHERE id = @id AND (lease_until IS NULL OR lease_until < @now) AND status IN ({OpenStates})
+                """, ("node", node), ("until", Millis(until)), ("id", candidate.Id), ("now", Millis(now)));
             if (await take.ExecuteNonQueryAsync(cancellation) > 0)
             {
-                return candidate;
+                // As it is now, not as it was read before the lease was taken (another node may have finished it).
+                var taken = await ReadBatchesAsync(connection, "WHERE id = @id", cancellation, ("id", candidate.Id));
+                return taken.Count == 1 ? taken[0] : null;
             }
         }
 
@@ -166,19 +179,35 @@ internal abstract class SqlBatchStore : IBatchStore, IDisposable
         await command.ExecuteNonQueryAsync(cancellation);
     }
 
-    public async Task<bool> UpdateBatchAsync(BatchJob job, string expectedStatus, CancellationToken cancellation)
+    public async Task<bool> UpdateBatchAsync(BatchJob job, string expectedStatus, CancellationToken cancellation, string? node = null)
     {
         await using var connection = await OpenAsync(cancellation);
-        return await UpdateAsync(connection, null, job, expectedStatus, cancellation);
+        return await UpdateAsync(connection, null, job, expectedStatus, node, cancellation);
     }
 
-    public async Task AddResultAsync(string batchId, int line, bool error, string body, CancellationToken cancellation)
+    public async Task AddResultAsync(string batchId, int line, bool error, string body, string node, CancellationToken cancellation)
     {
         await using var connection = await OpenAsync(cancellation);
-        await using var command = Command(connection,
-            "INSERT INTO batch_results (batch_id, line, error, body) VALUES (@batch, @line, @error, @body) ON CONFLICT (batch_id, line) DO NOTHING",
-            ("batch", batchId), ("line", line), ("error", error ? 1 : 0), ("body", body));
+        await using var command = Command(connection, """
+            INSERT INTO batch_results (batch_id, line, error, body)
+            SELECT @batch, @line, @error, @body WHERE EXISTS (SELECT 1 FROM batch_jobs WHERE id = @batch AND lease_node = @node)
+            ON CONFLICT (batch_id, line) DO NOTHING
+            """, ("batch", batchId), ("line", line), ("error", error ? 1 : 0), ("body", body), ("node", node));
         await command.ExecuteNonQueryAsync(cancellation);
+    }
+
+    public async Task<IReadOnlySet<int>> AnsweredAsync(string batchId, CancellationToken cancellation)
+    {
+        await using var connection = await OpenAsync(cancellation);
+        await using var command = Command(connection, "SELECT line FROM batch_results WHERE batch_id = @batch", ("batch", batchId));
+        var lines = new HashSet<int>();
+        await using var reader = await command.ExecuteReaderAsync(cancellation);
+        while (await reader.ReadAsync(cancellation))
+        {
+            lines.Add(Convert.ToInt32(reader.GetValue(0), CultureInfo.InvariantCulture));
+        }
+
+        return lines;
     }
 
     public async Task<IReadOnlyDictionary<int, BatchResult>> ResultsAsync(string batchId, CancellationToken cancellation)
@@ -195,11 +224,11 @@ internal abstract class SqlBatchStore : IBatchStore, IDisposable
         return results;
     }
 
-    public async Task<bool> FinishAsync(BatchJob job, string expectedStatus, IReadOnlyList<(StoredFile File, byte[] Content)> files, CancellationToken cancellation)
+    public async Task<bool> FinishAsync(BatchJob job, string expectedStatus, IReadOnlyList<(StoredFile File, byte[] Content)> files, string? node, CancellationToken cancellation)
     {
         await using var connection = await OpenAsync(cancellation);
         await using var transaction = await connection.BeginTransactionAsync(cancellation);
-        if (!await UpdateAsync(connection, transaction, job, expectedStatus, cancellation))
+        if (!await UpdateAsync(connection, transaction, job, expectedStatus, node, cancellation))
         {
             await transaction.RollbackAsync(cancellation);
             return false;
@@ -223,16 +252,20 @@ internal abstract class SqlBatchStore : IBatchStore, IDisposable
     public async Task<(int Batches, int Files)> DeleteOlderThanAsync(DateTimeOffset before, CancellationToken cancellation)
     {
         await using var connection = await OpenAsync(cancellation);
-        await using var batches = Command(connection, "DELETE FROM batch_jobs WHERE created_at < @before AND status IN (@completed, @failed, @expired, @cancelled)",
-            ("before", Millis(before)), ("completed", BatchStatus.Completed), ("failed", BatchStatus.Failed), ("expired", BatchStatus.Expired), ("cancelled", BatchStatus.Cancelled));
+        await using var batches = Command(connection, $"DELETE FROM batch_jobs WHERE created_at < @before AND status NOT IN ({OpenStates})", ("before", Millis(before)));
         var deletedBatches = await batches.ExecuteNonQueryAsync(cancellation);
         // A file still read by an open batch stays (a batch outlives its input's retention by at most its window).
-        await using var files = Command(connection, """
+        await using var files = Command(connection, $"""
             DELETE FROM batch_files WHERE created_at < @before
-              AND id NOT IN (SELECT b.id FROM batch_files b JOIN batch_jobs j ON j.state LIKE '%' || b.id || '%' WHERE j.status IN (@validating, @running, @cancelling, @finalizing))
-            """,
-            ("before", Millis(before)), ("validating", BatchStatus.Validating), ("running", BatchStatus.InProgress), ("cancelling", BatchStatus.Cancelling), ("finalizing", BatchStatus.Finalizing));
-        return (deletedBatches, await files.ExecuteNonQueryAsync(cancellation));
+              AND NOT EXISTS (SELECT 1 FROM batch_jobs j WHERE j.input_file_id = batch_files.id AND j.status IN ({OpenStates}))
+            """, ("before", Millis(before)));
+        var deletedFiles = await files.ExecuteNonQueryAsync(cancellation);
+        // Answers a node stored after its lease had gone and the batch was finished by another.
+        await using var orphans = Command(connection, $"""
+            DELETE FROM batch_results WHERE NOT EXISTS (SELECT 1 FROM batch_jobs j WHERE j.id = batch_results.batch_id AND j.status IN ({OpenStates}))
+            """);
+        await orphans.ExecuteNonQueryAsync(cancellation);
+        return (deletedBatches, deletedFiles);
     }
 
     protected static DbCommand Command(DbConnection connection, string sql, params (string Name, object? Value)[] parameters)
@@ -267,10 +300,11 @@ internal abstract class SqlBatchStore : IBatchStore, IDisposable
         await command.ExecuteNonQueryAsync(cancellation);
     }
 
-    private static async Task<bool> UpdateAsync(DbConnection connection, DbTransaction? transaction, BatchJob job, string expectedStatus, CancellationToken cancellation)
+    private static async Task<bool> UpdateAsync(DbConnection connection, DbTransaction? transaction, BatchJob job, string expectedStatus, string? node, CancellationToken cancellation)
     {
-        await using var command = Command(connection, "UPDATE batch_jobs SET status = @status, state = @state WHERE id = @id AND status = @expected",
-            ("status", job.Status), ("state", JsonSerializer.Serialize(job, Json)), ("id", job.Id), ("expected", expectedStatus));
+        await using var command = Command(connection,
+            "UPDATE batch_jobs SET status = @status, state = @state WHERE id = @id AND status = @expected AND (@node IS NULL OR lease_node = @node)",
+            ("status", job.Status), ("state", JsonSerializer.Serialize(job, Json)), ("id", job.Id), ("expected", expectedStatus), ("node", node));
         command.Transaction = transaction;
         return await command.ExecuteNonQueryAsync(cancellation) > 0;
     }

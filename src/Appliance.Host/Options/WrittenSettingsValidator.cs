@@ -28,6 +28,7 @@ public sealed class WrittenSettingsValidator(IConfiguration configuration) : IVa
         (KeyRingOptions.Section, [typeof(KeyRingOptions)]),
         ("Tls", [typeof(TlsSettings)]),
         ("Metrics", [typeof(MetricsSettings)]),
+        (Api.Batches.BatchOptions.Section, [typeof(Api.Batches.BatchOptions)]),
     ];
 
     /// <summary>Top-level names a settings file may hold: ours, Models, and those ASP.NET Core reads itself.</summary>

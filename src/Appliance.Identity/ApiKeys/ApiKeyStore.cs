@@ -69,6 +69,9 @@ public sealed partial class ApiKeyStore : IDisposable
     /// <summary>The key with this id, read from the table.</summary>
     public ApiKeyRecord? Find(string id) => _table.Find(id);
 
+    /// <summary>The key as last read (the table is reread every <see cref="RefreshInterval"/>); null when unknown or unreadable.</summary>
+    public ApiKeyRecord? Known(string id) => Current(id);
+
     /// <summary>The active key a presented key text belongs to, or why there is none (for the log, not the caller).</summary>
     public (ApiKeyRecord? Record, string? Refusal) Authenticate(string presented, DateTimeOffset now)
     {

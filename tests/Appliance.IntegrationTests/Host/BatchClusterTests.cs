@@ -41,11 +41,11 @@ public sealed class BatchClusterTests : IDisposable
         // As a node leaves a batch when it stops mid-way: running, its first request answered, its lease about to end.
         var store = first.App.Services.GetRequiredService<IBatchStore>();
         var now = DateTimeOffset.UtcNow;
-        Assert.NotNull(await store.LeaseNextAsync("stopped-node", now, now + TimeSpan.FromSeconds(2), default));
+        Assert.NotNull(await store.LeaseNextAsync("stopped-node", now, now + TimeSpan.FromSeconds(2), [], default));
         var job = (await store.BatchAsync(id, default))!;
         Assert.True(await store.UpdateBatchAsync(job with { Status = BatchStatus.InProgress, InProgressAt = now, Total = 4 }, BatchStatus.Validating, default));
         var answeredBefore = """{"id":"batch_req_before","custom_id":"q0","response":{"status_code":200,"request_id":"before-the-stop","body":{"answered":"by the node that stopped"}},"error":null}""";
-        await store.AddResultAsync(id, 0, false, answeredBefore, default);
+        await store.AddResultAsync(id, 0, false, answeredBefore, "stopped-node", default);
 
         await using var second = await _cluster.StartNodeAsync("node-2", "--Batches:PollInterval=00:00:00.200");
         JsonElement batch;

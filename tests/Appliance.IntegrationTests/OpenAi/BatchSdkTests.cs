@@ -87,6 +87,30 @@ public sealed class BatchSdkTests(ApplianceServer server)
     }
 
     [Fact]
+    public async Task An_input_file_may_be_larger_than_a_request_body_but_each_of_its_bodies_may_not()
+    {
+        // The server's body limit is 64 KiB: the file is four times that, its bodies each far below.
+        var lines = Enumerable.Range(0, 400).Select(i => Line($"n{i}", Chat(new string('x', 600) + i))).ToList();
+        var large = string.Join("\n", lines);
+        Assert.True(Encoding.UTF8.GetByteCount(large) > 4 * ApplianceServer.BodyLimit);
+        var uploaded = await Client().GetOpenAIFileClient().UploadFileAsync(BinaryData.FromString(large), "large.jsonl", FileUploadPurpose.Batch);
+        Assert.Equal(Encoding.UTF8.GetByteCount(large), uploaded.Value.SizeInBytes);
+        Assert.Equal(large, (await Client().GetOpenAIFileClient().DownloadFileAsync(uploaded.Value.Id)).Value.ToString());
+
+        using var content = new MultipartFormDataContent
+        {
+            { new StringContent("batch"), "purpose" },
+            { new ByteArrayContent(Encoding.UTF8.GetBytes(lines[0] + "\n" + Line("huge", Chat(new string('y', (int)ApplianceServer.BodyLimit))))), "file", "huge.jsonl" },
+        };
+        using var refused = await server.Http.PostAsync("/v1/files", content);
+        Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+        Assert.Contains($"Line 2: its body is larger than the {ApplianceServer.BodyLimit} bytes", await refused.Content.ReadAsStringAsync());
+        await Client().GetOpenAIFileClient().DeleteFileAsync(uploaded.Value.Id);
+        using var gone = await server.Http.GetAsync($"/v1/files/{uploaded.Value.Id}");
+        Assert.Equal(HttpStatusCode.NotFound, gone.StatusCode);
+    }
+
+    [Fact]
     public async Task A_batch_whose_lines_call_another_endpoint_fails_validation_with_the_lines_named()
     {
         var files = Client().GetOpenAIFileClient();
@@ -133,6 +157,13 @@ public sealed class BatchSdkTests(ApplianceServer server)
         var created = await Client().GetBatchClient().CreateBatchAsync(BinaryContent.Create(BinaryData.FromObjectAsJson(
             new { input_file_id = uploaded.Value.Id, endpoint = "/v1/chat/completions", completion_window = "24h", metadata = new { job = "nightly" } })), waitUntilCompleted: false);
 
+        // Its input cannot go while it runs: the answers are written in its order.
+        using (var deleting = await server.Http.DeleteAsync($"/v1/files/{uploaded.Value.Id}"))
+        {
+            Assert.Equal(HttpStatusCode.Conflict, deleting.StatusCode);
+            Assert.Contains("file_in_use", await deleting.Content.ReadAsStringAsync());
+        }
+
         await created.CancelAsync(new RequestOptions());
         using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(2));
         await created.WaitForCompletionAsync(cts.Token);
@@ -146,6 +177,48 @@ public sealed class BatchSdkTests(ApplianceServer server)
         Assert.True(done < 40, $"{done} of 40 requests ran although the batch was cancelled at once");
         var notRun = await DownloadLinesAsync(batch.GetProperty("error_file_id").GetString()!);
         Assert.Equal(40 - done, notRun.Count(l => l.GetProperty("error").ValueKind == JsonValueKind.Object && l.GetProperty("error").GetProperty("code").GetString() == "batch_cancelled"));
+    }
+
+    [Fact]
+    public async Task An_administrator_sees_every_owners_batches_and_cancels_one()
+    {
+        using var user = server.Running.ClientWith(server.Running.MintToken("night-shift", ["appliance-user"]));
+        var input = string.Join("\n", Enumerable.Range(0, 30).Select(i => Line($"l{i}", Chat($"long {i}", maxTokens: 400))));
+        using var form = new MultipartFormDataContent { { new StringContent("batch"), "purpose" }, { new ByteArrayContent(Encoding.UTF8.GetBytes(input)), "file", "n.jsonl" } };
+        using var uploaded = JsonDocument.Parse(await (await user.PostAsync("/v1/files", form)).EnsureSuccessStatusCode().Content.ReadAsStringAsync());
+        using var created = JsonDocument.Parse(await (await user.PostAsync("/v1/batches", new StringContent(JsonSerializer.Serialize(new
+        {
+            input_file_id = uploaded.RootElement.GetProperty("id").GetString(),
+            endpoint = "/v1/chat/completions",
+            completion_window = "24h",
+        }), Encoding.UTF8, "application/json"))).EnsureSuccessStatusCode().Content.ReadAsStringAsync());
+        var id = created.RootElement.GetProperty("id").GetString()!;
+
+        using var listed = JsonDocument.Parse(await server.Http.GetStringAsync("/admin/batches?owner=night-shift"));
+        var seen = Assert.Single(listed.RootElement.GetProperty("data").EnumerateArray());
+        Assert.Equal((id, "night-shift"), (seen.GetProperty("id").GetString(), seen.GetProperty("owner").GetString()));
+        using var byUser = await user.GetAsync("/admin/batches");
+        Assert.Equal(HttpStatusCode.Forbidden, byUser.StatusCode);
+
+        using var cancel = await server.Http.PostAsync($"/admin/batches/{id}/cancel", null);
+        Assert.Equal(HttpStatusCode.OK, cancel.StatusCode);
+        for (var attempt = 0; ; attempt++)
+        {
+            using var state = JsonDocument.Parse(await user.GetStringAsync($"/v1/batches/{id}"));
+            if (state.RootElement.GetProperty("status").GetString() == "cancelled")
+            {
+                break;
+            }
+
+            Assert.True(attempt < 600, $"batch {id} still {state.RootElement.GetProperty("status").GetString()}");
+            await Task.Delay(100);
+        }
+
+        using var again = await server.Http.PostAsync($"/admin/batches/{id}/cancel", null);
+        Assert.Equal(HttpStatusCode.OK, again.StatusCode); // cancelling a cancelled batch is no error
+        using var unknown = await server.Http.PostAsync("/admin/batches/batch_nope/cancel", null);
+        Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+        Assert.Equal("application/problem+json", unknown.Content.Headers.ContentType?.MediaType);
     }
 
     /// <summary>Creates the batch with the SDK and waits (as the SDK does, polling) until it has ended; its final JSON.</summary>
