@@ -32,13 +32,14 @@ internal static class BatchOutput
 
     public static byte[] File(IEnumerable<string> lines)
     {
-        var text = new StringBuilder();
+        using var content = new MemoryStream();
         foreach (var line in lines)
         {
-            text.Append(line).Append('\n');
+            content.Write(Encoding.UTF8.GetBytes(line));
+            content.WriteByte((byte)'\n');
         }
 
-        return Encoding.UTF8.GetBytes(text.ToString());
+        return content.ToArray();
     }
 
     private static string RequestId() => $"batch_req_{Guid.NewGuid():N}";
