@@ -57,11 +57,17 @@ public sealed record BatchJob
 
     public IReadOnlyList<BatchError> Errors { get; init; } = [];
 
+    /// <summary>The tokens of the answered requests, summed once the batch has ended (null before).</summary>
+    public BatchUsage? Usage { get; init; }
+
     [System.Text.Json.Serialization.JsonIgnore]
     public bool Finished => BatchStatus.IsFinal(Status);
 
     public static string NewId() => $"batch_{Guid.NewGuid():N}";
 }
+
+/// <summary>A batch's tokens, as OpenAI reports them: prompt (of which from the prefix cache) and generated (of which thought).</summary>
+public sealed record BatchUsage(long InputTokens, long CachedTokens, long OutputTokens, long ReasoningTokens);
 
 /// <summary>Why a batch failed validation (OpenAI's errors.data entries), or why one of its requests did not run.</summary>
 public sealed record BatchError(string Code, string Message, string? Param = null, int? Line = null);

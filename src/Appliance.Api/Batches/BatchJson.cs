@@ -50,6 +50,14 @@ public static class BatchJson
         ["cancelled_at"] = job.CancelledAt?.ToUnixTimeSeconds(),
         ["request_counts"] = new JsonObject { ["total"] = job.Total, ["completed"] = job.Completed, ["failed"] = job.Failed },
         ["metadata"] = job.Metadata is null ? null : new JsonObject([.. job.Metadata.Select(m => KeyValuePair.Create(m.Key, (JsonNode?)m.Value))]),
+        ["usage"] = job.Usage is not { } usage ? null : new JsonObject
+        {
+            ["input_tokens"] = usage.InputTokens,
+            ["input_tokens_details"] = new JsonObject { ["cached_tokens"] = usage.CachedTokens },
+            ["output_tokens"] = usage.OutputTokens,
+            ["output_tokens_details"] = new JsonObject { ["reasoning_tokens"] = usage.ReasoningTokens },
+            ["total_tokens"] = usage.InputTokens + usage.OutputTokens,
+        },
     };
 
     /// <summary>OpenAI's cursor page: data, first_id, last_id, has_more.</summary>

@@ -377,6 +377,7 @@ internal sealed partial class BatchExecution(
                 ErrorFileId = errorFile,
                 Completed = results.Values.Count(r => !r.Error),
                 Failed = results.Values.Count(r => r.Error),
+                Usage = BatchOutput.Usage(output),
             };
             if (await store.FinishAsync(final, expected, files, node, cancellation))
             {

@@ -42,6 +42,31 @@ internal static class BatchOutput
         return content.ToArray();
     }
 
+    /// <summary>
+    /// The tokens of the answered requests, read from each answer's usage in whichever dialect its endpoint speaks
+    /// (chat and legacy completions, embeddings, Responses).
+    /// </summary>
+    public static BatchUsage Usage(IEnumerable<string> answeredLines)
+    {
+        long input = 0, cached = 0, output = 0, reasoning = 0;
+        foreach (var line in answeredLines)
+        {
+            if (JsonNode.Parse(line)?["response"]?["body"]?["usage"] is not JsonObject usage)
+            {
+                continue;
+            }
+
+            input += Number(usage["prompt_tokens"] ?? usage["input_tokens"]);
+            output += Number(usage["completion_tokens"] ?? usage["output_tokens"]);
+            cached += Number((usage["prompt_tokens_details"] ?? usage["input_tokens_details"])?["cached_tokens"]);
+            reasoning += Number((usage["completion_tokens_details"] ?? usage["output_tokens_details"])?["reasoning_tokens"]);
+        }
+
+        return new BatchUsage(input, cached, output, reasoning);
+    }
+
+    private static long Number(JsonNode? node) => node is JsonValue value && value.TryGetValue<long>(out var number) ? number : 0;
+
     private static string RequestId() => $"batch_req_{Guid.NewGuid():N}";
 
     private static JsonNode? Body(byte[] body)

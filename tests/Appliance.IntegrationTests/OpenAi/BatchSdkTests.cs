@@ -43,6 +43,11 @@ public sealed class BatchSdkTests(ApplianceServer server)
         Assert.Equal((4, 3, 1), (counts.GetProperty("total").GetInt32(), counts.GetProperty("completed").GetInt32(), counts.GetProperty("failed").GetInt32()));
         var output = await DownloadLinesAsync(batch.GetProperty("output_file_id").GetString()!);
         Assert.Equal(["first", "second", "third"], output.Select(o => o.GetProperty("custom_id").GetString()));
+        var usage = batch.GetProperty("usage");
+        Assert.Equal(output.Sum(o => o.GetProperty("response").GetProperty("body").GetProperty("usage").GetProperty("prompt_tokens").GetInt32()), usage.GetProperty("input_tokens").GetInt32());
+        Assert.Equal(output.Sum(o => o.GetProperty("response").GetProperty("body").GetProperty("usage").GetProperty("completion_tokens").GetInt32()), usage.GetProperty("output_tokens").GetInt32());
+        Assert.Equal(usage.GetProperty("input_tokens").GetInt32() + usage.GetProperty("output_tokens").GetInt32(), usage.GetProperty("total_tokens").GetInt32());
+        Assert.True(usage.GetProperty("output_tokens").GetInt32() > 0);
         foreach (var (line, text) in output.Zip(new[] { "Tell me about the sea", "What is a kettle?", "Count to three" }))
         {
             Assert.Equal(200, line.GetProperty("response").GetProperty("status_code").GetInt32());
