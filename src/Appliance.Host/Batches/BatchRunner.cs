@@ -10,7 +10,7 @@ namespace Appliance.Host.Batches;
 /// </summary>
 internal sealed partial class BatchRunner(
     IBatchStore store, InProcessRequests requests, IOptions<BatchOptions> options, IOptions<Api.OpenAi.ApiLimits> limits, IOptions<Options.AuditOptions> audit,
-    IHostApplicationLifetime lifetime, DrainGate drain, TimeProvider time, ILogger<BatchRunner> logger) : BackgroundService
+    IHostApplicationLifetime lifetime, DrainGate drain, Models.ModelCatalog catalog, TimeProvider time, ILogger<BatchRunner> logger) : BackgroundService
 {
     private static readonly TimeSpan CleanupEvery = TimeSpan.FromHours(1);
 
@@ -53,7 +53,8 @@ internal sealed partial class BatchRunner(
                         avoid.Remove(expired);
                     }
 
-                    if (!drain.Draining && await store.LeaseNextAsync(node, now, now + settings.LeaseDuration, avoid.Keys, stopping) is { } job)
+                    // Nor one before the models declared at start have been tried: its requests would find none.
+                    if (!drain.Draining && catalog.StartupComplete && await store.LeaseNextAsync(node, now, now + settings.LeaseDuration, avoid.Keys, stopping) is { } job)
                     {
                         var execution = new BatchExecution(store, requests, settings, limits.Value.MaxBodyBytes, node, time, logger);
                         await execution.RunAsync(job, stopping);

@@ -10,20 +10,20 @@ using Microsoft.Extensions.DependencyInjection;
 namespace Appliance.IntegrationTests.Host;
 
 /// <summary>
-/// A single node's batches live in its data folder (SQLite): a batch queued before a restart runs after it, and one
-/// whose 24-hour window ends is stopped, its requests never sent reported as expired. With Batches:Enabled=false the
-/// Batch API is not there.
+/// Batches on a single node of its own settings: kept in its data folder (SQLite) across a restart, stopped at the end
+/// of their window, stopped with the API key they were created with, behind the same caller's interactive requests;
+/// and with Batches:Enabled=false, not there.
 /// </summary>
-public sealed class BatchRestartTests : IDisposable
+public sealed class BatchNodeTests : IDisposable
 {
-    private readonly TempFolder _root = new("batch-restart");
+    private readonly TempFolder _root = new("batch-node");
 
     private async Task<RunningAppliance> StartAsync(params string[] settings)
     {
         var model = _root.Combine("tiny");
         if (!Directory.Exists(model))
         {
-            SyntheticModelFolder.Write(SyntheticModelSpec.Tiny, model);
+            SyntheticModelFolder.Write(SyntheticModelSpec.Tiny with { ContextLength = 2048 }, model);
         }
 
         var node = await RunningAppliance.StartAsync([$"--Appliance:DataFolder={_root.Combine("data")}", $"--Models:tiny:Path={model}",
@@ -132,6 +132,40 @@ public sealed class BatchRestartTests : IDisposable
         using var badToken = node.ClientWith("not-a-token");
         using var refused = await badToken.GetAsync("/v1/models");
         Assert.Equal(HttpStatusCode.Unauthorized, refused.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_batchs_requests_wait_behind_their_creators_interactive_requests()
+    {
+        // One sequence at a time: whatever is admitted next shows which class goes first.
+        await using var node = await StartAsync("--Models:tiny:MaxBatchSize=1", "--Batches:PollInterval=00:00:00.200", "--Batches:Concurrency=4");
+        var input = string.Join("\n", Enumerable.Range(0, 8).Select(i => JsonSerializer.Serialize(new
+        {
+            custom_id = $"b{i}",
+            method = "POST",
+            url = "/v1/completions",
+            body = new { model = "tiny", prompt = $"batch {i}", max_tokens = 1200, ignore_eos = true },
+        })));
+        using var form = new MultipartFormDataContent { { new StringContent("batch"), "purpose" }, { new ByteArrayContent(Encoding.UTF8.GetBytes(input)), "file", "b.jsonl" } };
+        using var uploaded = JsonDocument.Parse(await (await node.Http.PostAsync("/v1/files", form)).EnsureSuccessStatusCode().Content.ReadAsStringAsync());
+        using var created = JsonDocument.Parse(await (await node.Http.PostAsJsonAsync("/v1/batches", new
+        {
+            input_file_id = uploaded.RootElement.GetProperty("id").GetString(),
+            endpoint = "/v1/completions",
+            completion_window = "24h",
+        })).EnsureSuccessStatusCode().Content.ReadAsStringAsync());
+        var id = created.RootElement.GetProperty("id").GetString()!;
+        // One of its requests answered: another runs, and three wait in the engine's queue.
+        await WaitAsync(node, id, b => b.GetProperty("request_counts").GetProperty("completed").GetInt32() >= 1);
+
+        // The same caller (the same tenant): fairness between tenants cannot be what lets it pass.
+        using var interactive = await node.Http.PostAsJsonAsync("/v1/completions", new { model = "tiny", prompt = "now, please", max_tokens = 5 });
+        interactive.EnsureSuccessStatusCode();
+        using var state = JsonDocument.Parse(await node.Http.GetStringAsync($"/v1/batches/{id}"));
+
+        // Admitted next, after at most the batch request that was running: not behind the three waiting.
+        Assert.InRange(state.RootElement.GetProperty("request_counts").GetProperty("completed").GetInt32(), 1, 3);
+        await node.Http.PostAsync($"/v1/batches/{id}/cancel", null);
     }
 
     private static async Task<JsonElement> WaitAsync(RunningAppliance node, string id, Func<JsonElement, bool> until)
