@@ -29,6 +29,9 @@ public sealed record BatchJob
     /// <summary>The creator's address: where its requests came from, for their audit records.</summary>
     public string? SourceIp { get; init; }
 
+    /// <summary>The Host the creator called: its requests carry it (host filtering lets them in as it let the creator).</summary>
+    public string? Host { get; init; }
+
     public string Status { get; init; } = BatchStatus.Validating;
 
     public DateTimeOffset? InProgressAt { get; init; }

@@ -44,6 +44,7 @@ internal static class BatchesApi
             Metadata = metadata,
             Claims = [.. http.User.Claims.Where(c => !TokenMechanics.Contains(c.Type)).Select(c => KeyValuePair.Create(c.Type, c.Value))],
             SourceIp = http.Connection.RemoteIpAddress?.ToString(),
+            Host = http.Request.Host.HasValue ? http.Request.Host.Value : null,
         };
         RequestAudit.Of(http).Reason = $"create {job.Id} from {inputFileId} for {endpoint}";
         await BatchApiRoutes.RecordAcceptedAsync(http);

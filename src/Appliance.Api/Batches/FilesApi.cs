@@ -121,13 +121,16 @@ internal static class FilesApi
         await OwnedAsync(http, store, id);
         if (await store.FileInUseAsync(id, http.RequestAborted))
         {
-            throw new OpenAiRequestException(new OpenAiError(StatusCodes.Status409Conflict,
-                $"The file {id} is the input of a batch that has not ended; cancel the batch, or delete the file once it has ended.", "invalid_request_error", "id", "file_in_use"));
+            throw InUse(id);
         }
 
         RequestAudit.Of(http).Reason = $"delete {id}";
         await BatchApiRoutes.RecordAcceptedAsync(http);
         var deleted = await store.DeleteFileAsync(id, CancellationToken.None);
+        if (!deleted && await store.FileInUseAsync(id, CancellationToken.None))
+        {
+            throw InUse(id); // a batch was created from it meanwhile
+        }
         return Results.Json(new JsonObject { ["id"] = id, ["object"] = "file", ["deleted"] = deleted });
     }
 
@@ -141,6 +144,9 @@ internal static class FilesApi
         var file = await store.FileAsync(id, http.RequestAborted);
         return file is not null && file.Owner == Owner(http) ? file : throw NotFound(id);
     }
+
+    private static OpenAiRequestException InUse(string id) => new(new OpenAiError(StatusCodes.Status409Conflict,
+        $"The file {id} is the input of a batch that has not ended; cancel the batch, or delete the file once it has ended.", "invalid_request_error", "id", "file_in_use"));
 
     private static OpenAiRequestException NotFound(string id) =>
         new(new OpenAiError(StatusCodes.Status404NotFound, $"No such File object: {id}", "invalid_request_error", "id", "not_found"));

@@ -16,6 +16,7 @@ public interface IBatchStore
     /// <summary>The owner's files, newest first unless <paramref name="ascending"/>, after the file <paramref name="after"/>.</summary>
     Task<IReadOnlyList<StoredFile>> FilesAsync(string owner, string? purpose, int limit, string? after, bool ascending, CancellationToken cancellation);
 
+    /// <summary>Deletes the file unless an open batch reads it; false when nothing was deleted.</summary>
     Task<bool> DeleteFileAsync(string id, CancellationToken cancellation);
 
     /// <summary>Whether a batch that is not finished reads the file (it may not be deleted meanwhile).</summary>

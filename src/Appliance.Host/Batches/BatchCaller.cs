@@ -42,9 +42,17 @@ internal sealed class BatchCallerAuthenticationHandler(
         if (caller.Principal.FindFirst(ApiKeyAuthenticationHandler.KeyIdClaim)?.Value is { } keyId)
         {
             // Resolved only here: a node without API keys never opens their table for a batch.
-            var key = Context.RequestServices.GetRequiredService<ApiKeyStore>().Known(keyId);
+            var (key, unreadable) = Context.RequestServices.GetRequiredService<ApiKeyStore>().Known(keyId);
+            if (unreadable)
+            {
+                // Not known to be revoked either: the batch waits (503) rather than failing for good.
+                Context.Items[UnverifiableItem] = true;
+                Api.Audit.RequestAudit.Of(Context).Reason = $"the API key table cannot be read: the key {keyId} of batch {caller.BatchId} cannot be checked";
+                return Task.FromResult(AuthenticateResult.Fail("API key table unreadable"));
+            }
+
             var owners = Context.RequestServices.GetRequiredService<ApiKeyOwnerWatch>();
-            var refusal = key is null ? $"the API key {keyId} that created batch {caller.BatchId} is gone (or its table cannot be read)"
+            var refusal = key is null ? $"the API key {keyId} that created batch {caller.BatchId} is gone"
                 : key.RevokedAt is not null ? $"the API key {keyId} that created batch {caller.BatchId} was revoked"
                 : !key.IsActive(time.GetUtcNow()) ? $"the API key {keyId} that created batch {caller.BatchId} expired"
                 : owners.Suspension(key) is { } why ? $"the owner {key.Owner} of the API key {keyId} that created batch {caller.BatchId} {why}"
@@ -59,7 +67,13 @@ internal sealed class BatchCallerAuthenticationHandler(
         return Task.FromResult(AuthenticateResult.Success(new AuthenticationTicket(caller.Principal, SchemeName)));
     }
 
-    protected override Task HandleChallengeAsync(AuthenticationProperties properties) => DenialResponses.Unauthenticated(Context, credentialSent: true);
+    // Answered here, not by DenialResponses: a batch's refusal is no failed sign-in from its creator's address.
+    protected override Task HandleChallengeAsync(AuthenticationProperties properties) =>
+        Context.Items.ContainsKey(UnverifiableItem)
+            ? Api.OpenAi.OpenAiError.Unavailable("The API key table cannot be read now, so the batch's key cannot be checked.", "credentials_unverifiable").WriteAsync(Context, 5)
+            : Api.OpenAi.OpenAiError.Unauthenticated().WriteAsync(Context);
+
+    private const string UnverifiableItem = "appliance.batch.unverifiable";
 
     protected override Task HandleForbiddenAsync(AuthenticationProperties properties)
     {

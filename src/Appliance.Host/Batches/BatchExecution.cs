@@ -10,14 +10,14 @@ namespace Appliance.Host.Batches;
 /// and lets the requests under way finish; a lost lease or the node stopping also cuts those short.
 /// </summary>
 internal sealed partial class BatchExecution(
-    IBatchStore store, InProcessRequests requests, BatchOptions options, long maxBodyBytes, string node, TimeProvider time, ILogger logger)
+    IBatchStore store, InProcessRequests requests, BatchOptions options, long maxBodyBytes, string node, Func<bool> draining, TimeProvider time, ILogger logger)
 {
     private static readonly TimeSpan LongestPause = TimeSpan.FromMinutes(5);
 
     /// <summary>A request answered "busy" or "not serving" this many times is given its last answer as result.</summary>
     private const int MostAttempts = 8;
 
-    /// <summary>After this many "model not serving here" answers in a row, the batch goes to another node (or comes back later).</summary>
+    /// <summary>After this many pauses in a row for "model not serving here", the batch goes to another node (or comes back later).</summary>
     private const int HandOverAfter = 3;
 
     private volatile int _stop; // a StopReason
@@ -25,7 +25,7 @@ internal sealed partial class BatchExecution(
     private readonly Lock _pauseGate = new();
     private DateTimeOffset _pausedUntil;
     private TimeSpan _backoff = TimeSpan.FromSeconds(2);
-    private int _unavailableInARow;
+    private int _unavailableRounds;
     private CancellationTokenSource? _abort; // cuts requests under way short: a lost lease, the node stopping
     private CancellationTokenSource? _sending; // stops sending more: any reason
 
@@ -54,32 +54,44 @@ internal sealed partial class BatchExecution(
                 await SendAsync(job, lines, sending.Token, abort);
             }
 
-            if (stopping.IsCancellationRequested)
-            {
-                StopFor(StopReason.NodeStopping);
-            }
-
             if (Stopped is StopReason.LeaseLost)
             {
                 return; // another node has it now
             }
 
-            if (Stopped is StopReason.NodeStopping or StopReason.NodeDraining or StopReason.HandedOver)
+            if (!stopping.IsCancellationRequested && Stopped is not (StopReason.NodeStopping or StopReason.NodeDraining or StopReason.HandedOver))
             {
-                // Handed on at once rather than after the lease runs out: another node (or this one, later) goes on.
-                await store.ReleaseLeaseAsync(job.Id, node, CancellationToken.None);
-                LogHandedOn(logger, job.Id, Stopped.ToString());
-                return;
+                await FinishAsync(job, stopping); // the lease is still renewed meanwhile
+                if (!stopping.IsCancellationRequested)
+                {
+                    await store.ReleaseLeaseAsync(job.Id, node, CancellationToken.None);
+                    return;
+                }
             }
 
-            await FinishAsync(job, stopping); // the lease is still renewed meanwhile
-            await store.ReleaseLeaseAsync(job.Id, node, CancellationToken.None);
+            await HandOnAsync(job, stopping.IsCancellationRequested ? StopReason.NodeStopping : Stopped);
+        }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+        {
+            await HandOnAsync(job, StopReason.NodeStopping);
         }
         finally
         {
             await watchDone.CancelAsync();
             await watching;
         }
+    }
+
+    /// <summary>Requests this run got an answer to (the runner backs off a batch that makes no progress).</summary>
+    public int Answered => _answered;
+
+    private int _answered;
+
+    /// <summary>Handed on at once rather than after the lease runs out: another node (or this one, later) goes on.</summary>
+    private async Task HandOnAsync(BatchJob job, StopReason why)
+    {
+        await store.ReleaseLeaseAsync(job.Id, node, CancellationToken.None);
+        LogHandedOn(logger, job.Id, why.ToString());
     }
 
     private async Task<BatchJob> ValidateAsync(BatchJob job, CancellationToken cancellation)
@@ -111,8 +123,12 @@ internal sealed partial class BatchExecution(
         return await store.BatchAsync(job.Id, cancellation) ?? job; // cancelled meanwhile
     }
 
+    /// <summary>
+    /// The input's requests as validated: read again without this node's limits, which may have been lowered since, or
+    /// differ from the validating node's (a line dropped here would be neither sent nor reported).
+    /// </summary>
     private async Task<List<BatchLine>?> InputAsync(BatchJob job, CancellationToken cancellation) =>
-        await store.FileContentAsync(job.InputFileId, cancellation) is { } content ? BatchInput.Read(content, options.MaxRequests, maxBodyBytes, job.Endpoint).Lines : null;
+        await store.FileContentAsync(job.InputFileId, cancellation) is { } content ? BatchInput.Read(content, int.MaxValue, long.MaxValue, job.Endpoint).Lines : null;
 
     private async Task SendAsync(BatchJob job, List<BatchLine> lines, CancellationToken sending, CancellationTokenSource abort)
     {
@@ -155,8 +171,8 @@ internal sealed partial class BatchExecution(
             {
                 await PauseAsync(sending);
                 // Once sent, a request runs to its end unless the lease is lost or the node stops.
-                var answer = await requests.SendAsync(BatchCaller.For(job, line.Line, line.CustomId), line.Url, line.Body, job.SourceIp, abort.Token);
-                if (abort.IsCancellationRequested)
+                var answer = await requests.SendAsync(BatchCaller.For(job, line.Line, line.CustomId), line.Url, line.Body, job.SourceIp, job.Host, abort.Token);
+                if (abort.IsCancellationRequested || answer.Status == InProcessRequests.Aborted)
                 {
                     return; // cut short: sent again by whoever goes on
                 }
@@ -168,25 +184,33 @@ internal sealed partial class BatchExecution(
                     return;
                 }
 
+                if (code == "quota_exceeded" && QuotaResetsAt(answer) is { } reset && reset < job.ExpiresAt)
+                {
+                    // A per-minute, concurrency or daily quota that resets within the window: waited for, not a try.
+                    PauseUntil(reset);
+                    attempt--;
+                    continue;
+                }
+
                 if (answer.Status == StatusCodes.Status401Unauthorized || code == "quota_exceeded")
                 {
-                    // The creator's credential or quota: every other request would be refused alike.
+                    // The creator's credential, or a quota that stays used up past the window: every other request
+                    // would be refused alike. Not answered: the request did not run.
                     _refusal ??= answer.Status == StatusCodes.Status401Unauthorized
-                        ? new BatchError("credential_refused", "The credential the batch was created with is no longer accepted (an API key revoked or expired, or its owner suspended); the requests not yet sent were not sent.")
-                        : new BatchError("quota_exceeded", $"{Message(answer) ?? "A quota is used up."} The requests not yet sent were not sent.");
+                        ? new BatchError("credential_refused", "The credential the batch was created with is no longer accepted (an API key revoked or expired, or its owner suspended); the requests without an answer were not run.")
+                        : new BatchError("quota_exceeded", $"{Message(answer) ?? "A quota is used up."} It resets after the batch's window ends; the requests without an answer were not run.");
                     StopFor(StopReason.Refused);
                     return;
                 }
 
                 if (Transient(answer, code) && attempt < MostAttempts)
                 {
-                    if (code is "model_unavailable" or "model_loading" && Interlocked.Increment(ref _unavailableInARow) >= HandOverAfter)
+                    if (Pause(answer) && code is "model_unavailable" or "model_loading" && Interlocked.Increment(ref _unavailableRounds) >= HandOverAfter)
                     {
                         StopFor(StopReason.HandedOver);
                         return;
                     }
 
-                    Pause(answer);
                     continue;
                 }
 
@@ -195,8 +219,9 @@ internal sealed partial class BatchExecution(
                     _backoff = TimeSpan.FromSeconds(2);
                 }
 
-                Interlocked.Exchange(ref _unavailableInARow, 0);
+                Interlocked.Exchange(ref _unavailableRounds, 0);
                 await store.AddResultAsync(job.Id, line.Line, answer.Status >= 400, BatchOutput.Answered(line, answer), node, CancellationToken.None);
+                Interlocked.Increment(ref _answered);
                 return;
             }
         }
@@ -213,20 +238,43 @@ internal sealed partial class BatchExecution(
     private static bool Transient(InProcessAnswer answer, string? code) =>
         (answer.Status == StatusCodes.Status503ServiceUnavailable && code != "timeout") || (answer.Status == StatusCodes.Status429TooManyRequests && code != "quota_exceeded");
 
-    private void Pause(InProcessAnswer answer)
+    /// <summary>
+    /// Pauses the batch for the answer's Retry-After or the growing wait, whichever is longer; true when this starts a
+    /// new pause (the answers of requests sent before it began join the pause under way).
+    /// </summary>
+    private bool Pause(InProcessAnswer answer)
     {
         var retryAfter = int.TryParse(answer.Headers.RetryAfter.ToString(), NumberStyles.None, CultureInfo.InvariantCulture, out var seconds) ? TimeSpan.FromSeconds(seconds) : TimeSpan.Zero;
         lock (_pauseGate)
         {
-            var wait = retryAfter > _backoff ? retryAfter : _backoff;
-            var until = time.GetUtcNow() + wait;
+            var now = time.GetUtcNow();
+            if (now < _pausedUntil)
+            {
+                return false;
+            }
+
+            _pausedUntil = now + (retryAfter > _backoff ? retryAfter : _backoff);
+            _backoff = _backoff * 2 < LongestPause ? _backoff * 2 : LongestPause;
+            return true;
+        }
+    }
+
+    private void PauseUntil(DateTimeOffset until)
+    {
+        lock (_pauseGate)
+        {
             if (until > _pausedUntil)
             {
                 _pausedUntil = until;
-                _backoff = _backoff * 2 < LongestPause ? _backoff * 2 : LongestPause;
             }
         }
     }
+
+    /// <summary>When the quota that refused the request resets (X-Quota-Reset, else Retry-After).</summary>
+    private DateTimeOffset? QuotaResetsAt(InProcessAnswer answer) =>
+        DateTimeOffset.TryParse(answer.Headers["X-Quota-Reset"].ToString(), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var reset) ? reset
+        : int.TryParse(answer.Headers.RetryAfter.ToString(), NumberStyles.None, CultureInfo.InvariantCulture, out var seconds) ? time.GetUtcNow().AddSeconds(seconds)
+        : null;
 
     private async Task PauseAsync(CancellationToken cancellation)
     {
@@ -294,6 +342,10 @@ internal sealed partial class BatchExecution(
                 {
                     StopFor(StopReason.Expired);
                 }
+                else if (draining())
+                {
+                    StopFor(StopReason.NodeDraining);
+                }
                 else if (status == BatchStatus.Cancelling)
                 {
                     StopFor(StopReason.Cancelled);
@@ -318,7 +370,10 @@ internal sealed partial class BatchExecution(
         (reason is StopReason.LeaseLost or StopReason.NodeStopping ? _abort : _sending)?.Cancel();
     }
 
-    /// <summary>Writes the output and error files and the final state: completed, expired, cancelled or failed (refused).</summary>
+    /// <summary>
+    /// Writes the output and error files and the final state: completed, expired, cancelled, or failed (a refusal, the
+    /// input gone). A batch already finalizing (its node stopped while writing) is finished as it was decided.
+    /// </summary>
     private async Task FinishAsync(BatchJob job, CancellationToken cancellation)
     {
         for (var attempt = 0; attempt < 3; attempt++)
@@ -332,22 +387,34 @@ internal sealed partial class BatchExecution(
             var lines = await InputAsync(current, cancellation);
             var results = await store.ResultsAsync(current.Id, cancellation);
             var now = time.GetUtcNow();
-            var refusal = _refusal;
+            // Kept with the finalizing state, so that whoever finishes the batch after a stop knows it too.
+            var refusal = _refusal ?? (current.Status == BatchStatus.Finalizing && current.Errors.Count > 0 ? current.Errors[0] : null);
+            var missing = lines is null || results.Count < lines.Count;
             var (status, code, why) =
                 current.Status == BatchStatus.Cancelling ? (BatchStatus.Cancelled, "batch_cancelled", "The batch was cancelled before this request ran.")
                 : refusal is not null ? (BatchStatus.Failed, refusal.Code, refusal.Message)
-                : now >= current.ExpiresAt && (lines is null || results.Count < lines.Count) ? (BatchStatus.Expired, "batch_expired", "The batch's completion window ended before this request ran.")
+                : lines is null ? (BatchStatus.Failed, "input_file_missing", "The batch's input file is gone.")
+                : now >= current.ExpiresAt && missing ? (BatchStatus.Expired, "batch_expired", "The batch's completion window ended before this request ran.")
+                : current.Status == BatchStatus.Finalizing && missing ? (BatchStatus.Completed, "not_sent", "This request was not sent.")
                 : (BatchStatus.Completed, (string?)null, (string?)null);
-            if (code is null && (lines is null || results.Count < lines.Count))
+            if (code is null && missing)
             {
                 return; // requests left without an answer and nothing stopped them: the next lease sends them
             }
 
+            refusal ??= lines is null ? new BatchError(code!, why!) : null;
             var expected = current.Status;
             if (current.Status == BatchStatus.InProgress)
             {
                 // Finalizing first, as OpenAI shows it; a cancellation arriving now finds the batch no longer running.
-                var finalizing = current with { Status = BatchStatus.Finalizing, FinalizingAt = now, Completed = results.Values.Count(r => !r.Error), Failed = results.Values.Count(r => r.Error) };
+                var finalizing = current with
+                {
+                    Status = BatchStatus.Finalizing,
+                    FinalizingAt = now,
+                    Errors = refusal is null ? current.Errors : [refusal],
+                    Completed = results.Values.Count(r => !r.Error),
+                    Failed = results.Values.Count(r => r.Error),
+                };
                 if (!await store.UpdateBatchAsync(finalizing, BatchStatus.InProgress, cancellation, node))
                 {
                     continue;
@@ -362,8 +429,6 @@ internal sealed partial class BatchExecution(
             var errors = ordered.Where(r => r.Value.Error).Select(r => r.Value.Body)
                 .Concat(code is null || lines is null ? [] : lines.Where(l => !results.ContainsKey(l.Line)).Select(l => BatchOutput.NotRun(l, code, why!))).ToList();
             var files = new List<(StoredFile, byte[])>();
-            var outputFile = output.Count > 0 ? Add(files, current, "output", output) : null;
-            var errorFile = errors.Count > 0 ? Add(files, current, "error", errors) : null;
             var final = current with
             {
                 Status = status,
@@ -373,15 +438,40 @@ internal sealed partial class BatchExecution(
                 FailedAt = status == BatchStatus.Failed ? now : current.FailedAt,
                 Errors = status == BatchStatus.Failed && refusal is not null ? [refusal] : current.Errors,
                 Total = current.Total == 0 && lines is not null ? lines.Count : current.Total,
-                OutputFileId = outputFile,
-                ErrorFileId = errorFile,
+                OutputFileId = output.Count > 0 ? Add(files, current, "output", output) : null,
+                ErrorFileId = errors.Count > 0 ? Add(files, current, "error", errors) : null,
                 Completed = results.Values.Count(r => !r.Error),
                 Failed = results.Values.Count(r => r.Error),
                 Usage = BatchOutput.Usage(output),
             };
-            if (await store.FinishAsync(final, expected, files, node, cancellation))
+            bool finished;
+            try
             {
-                LogFinished(logger, job.Id, job.Owner, status, final.Completed, final.Failed, final.Total);
+                finished = await store.FinishAsync(final, expected, files, node, cancellation);
+            }
+            catch (Exception exception) when (exception is not OperationCanceledException)
+            {
+                // Files the store will not take (PostgreSQL holds at most 1 GB in one value) would be refused at every
+                // try: the batch ends failed, saying so, rather than being finished again and again.
+                LogOutputNotStored(logger, exception, job.Id, files.Sum(f => (long)f.Item2.Length));
+                var unstored = final with
+                {
+                    Status = BatchStatus.Failed,
+                    FailedAt = now,
+                    CompletedAt = null,
+                    ExpiredAt = current.ExpiredAt,
+                    CancelledAt = current.CancelledAt,
+                    OutputFileId = null,
+                    ErrorFileId = null,
+                    Errors = [new BatchError("output_not_stored", $"The batch's output ({files.Sum(f => (long)f.Item2.Length)} bytes) could not be stored: {exception.GetBaseException().Message}")],
+                };
+                finished = await store.FinishAsync(unstored, expected, [], node, cancellation);
+                final = unstored;
+            }
+
+            if (finished)
+            {
+                LogFinished(logger, job.Id, job.Owner, final.Status, final.Completed, final.Failed, final.Total);
                 return;
             }
         }
@@ -409,6 +499,9 @@ internal sealed partial class BatchExecution(
 
     [LoggerMessage(EventId = 7005, Level = LogLevel.Information, Message = "Batch {BatchId} handed on ({Reason}): another node, or this one later, goes on with what is left")]
     private static partial void LogHandedOn(ILogger logger, string batchId, string reason);
+
+    [LoggerMessage(EventId = 7009, Level = LogLevel.Error, Message = "Batch {BatchId}: its output ({Bytes} bytes) could not be stored; the batch ends failed")]
+    private static partial void LogOutputNotStored(ILogger logger, Exception exception, string batchId, long bytes);
 
     [LoggerMessage(EventId = 7006, Level = LogLevel.Error, Message = "Batch {BatchId}: its state could not be read or its lease renewed; the node stops sending and lets the lease run out")]
     private static partial void LogWatchFailed(ILogger logger, Exception exception, string batchId);

@@ -56,12 +56,19 @@ internal sealed partial class BatchRunner(
                     // Nor one before the models declared at start have been tried: its requests would find none.
                     if (!drain.Draining && catalog.StartupComplete && await store.LeaseNextAsync(node, now, now + settings.LeaseDuration, avoid.Keys, stopping) is { } job)
                     {
-                        var execution = new BatchExecution(store, requests, settings, limits.Value.MaxBodyBytes, node, time, logger);
-                        await execution.RunAsync(job, stopping);
-                        if (execution.Stopped == StopReason.HandedOver)
+                        var execution = new BatchExecution(store, requests, settings, limits.Value.MaxBodyBytes, node, () => drain.Draining, time, logger);
+                        try
                         {
-                            // Its model does not serve here now: other nodes get the first chance at it for a while.
-                            avoid[job.Id] = time.GetUtcNow() + settings.LeaseDuration;
+                            await execution.RunAsync(job, stopping);
+                        }
+                        finally
+                        {
+                            // Its model does not serve here now, or the run got nowhere (the store failing, a batch that
+                            // cannot be finished): other batches, and other nodes, get their turn first for a while.
+                            if (execution.Stopped == StopReason.HandedOver || (execution.Answered == 0 && await StillOpenAsync(job.Id)))
+                            {
+                                avoid[job.Id] = time.GetUtcNow() + settings.LeaseDuration;
+                            }
                         }
 
                         continue;
@@ -78,6 +85,18 @@ internal sealed partial class BatchRunner(
         catch (OperationCanceledException) when (stopping.IsCancellationRequested)
         {
             // stopping
+        }
+    }
+
+    private async Task<bool> StillOpenAsync(string id)
+    {
+        try
+        {
+            return await store.BatchAsync(id, CancellationToken.None) is { Finished: false };
+        }
+        catch (Exception exception) when (exception is not OperationCanceledException)
+        {
+            return true;
         }
     }
 

@@ -8,9 +8,13 @@ namespace Appliance.Host.Batches;
 internal sealed record InProcessAnswer(int Status, IHeaderDictionary Headers, byte[] Body, string RequestId);
 
 /// <summary>Sends a batch's request through the node's own pipeline as the batch's creator (see <see cref="InProcessServer"/>).</summary>
-internal sealed class InProcessRequests(InProcessServer server, TimeProvider time)
+internal sealed partial class InProcessRequests(InProcessServer server, TimeProvider time, ILogger<InProcessRequests> logger)
 {
-    public async Task<InProcessAnswer> SendAsync(BatchCaller caller, string path, byte[] body, string? sourceIp, CancellationToken cancellation)
+    /// <summary>The answer given for a request cut short by <c>cancellation</c>: not an answer to keep.</summary>
+    public const int Aborted = 499;
+
+    /// <param name="host">The Host the batch's creator called (so that host filtering lets its requests in too).</param>
+    public async Task<InProcessAnswer> SendAsync(BatchCaller caller, string path, byte[] body, string? sourceIp, string? host, CancellationToken cancellation)
     {
         var features = new FeatureCollection();
         var request = new HttpRequestFeature
@@ -24,7 +28,7 @@ internal sealed class InProcessRequests(InProcessServer server, TimeProvider tim
             RawTarget = path,
             Body = new MemoryStream(body, writable: false),
         };
-        request.Headers.Host = "localhost";
+        request.Headers.Host = string.IsNullOrEmpty(host) ? "localhost" : host;
         request.Headers.ContentType = "application/json";
         request.Headers.ContentLength = body.Length;
         features.Set<IHttpRequestFeature>(request);
@@ -48,10 +52,25 @@ internal sealed class InProcessRequests(InProcessServer server, TimeProvider tim
 
         try
         {
-            await server.ProcessAsync(features);
-            await response.CompleteAsync();
+            await server.ProcessAsync(features, async () =>
+            {
+                await response.CompleteAsync();
+                try
+                {
+                    await response.CompletedAsync();
+                }
+                catch (Exception exception)
+                {
+                    // As a server does: the answer is given; a callback's failure is logged, not the request's.
+                    LogCallbackFailed(logger, exception, identifier.TraceIdentifier);
+                }
+            });
         }
-        catch (Exception exception) when (!cancellation.IsCancellationRequested)
+        catch (Exception) when (cancellation.IsCancellationRequested)
+        {
+            return new InProcessAnswer(Aborted, new HeaderDictionary(), [], identifier.TraceIdentifier);
+        }
+        catch (Exception exception)
         {
             // What a server answers when the pipeline throws: a 500 (the request's own result, not the batch's end).
             return new InProcessAnswer(StatusCodes.Status500InternalServerError, new HeaderDictionary(),
@@ -60,11 +79,10 @@ internal sealed class InProcessRequests(InProcessServer server, TimeProvider tim
                     ["error"] = new System.Text.Json.Nodes.JsonObject { ["message"] = $"The appliance failed to process the request: {exception.Message}", ["type"] = "server_error", ["code"] = "internal_error" },
                 }.ToJsonString()), identifier.TraceIdentifier);
         }
-        finally
-        {
-            await response.CompletedAsync();
-        }
 
-        return new InProcessAnswer(response.StatusCode, response.Headers, response.Content, identifier.TraceIdentifier);
+        return new InProcessAnswer(cancellation.IsCancellationRequested ? Aborted : response.StatusCode, response.Headers, response.Content, identifier.TraceIdentifier);
     }
+
+    [LoggerMessage(EventId = 7008, Level = LogLevel.Warning, Message = "A completion callback of the batch request {RequestId} failed")]
+    private static partial void LogCallbackFailed(ILogger logger, Exception exception, string requestId);
 }

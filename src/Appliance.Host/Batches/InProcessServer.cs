@@ -10,17 +10,20 @@ namespace Appliance.Host.Batches;
 /// </summary>
 internal sealed class InProcessServer(IServer network) : IServer
 {
-    private Func<IFeatureCollection, Task>? _application;
+    private Func<IFeatureCollection, Func<Task>, Task>? _application;
 
     public IFeatureCollection Features => network.Features;
 
-    /// <summary>Runs one request through the application; throws until the server has started.</summary>
-    public Task ProcessAsync(IFeatureCollection request) =>
-        (_application ?? throw new InvalidOperationException("the server has not started")).Invoke(request);
+    /// <summary>
+    /// Runs one request through the application; <paramref name="complete"/> ends its response (as a server does when
+    /// the application returns) before the request's context is disposed. Throws until the server has started.
+    /// </summary>
+    public Task ProcessAsync(IFeatureCollection request, Func<Task> complete) =>
+        (_application ?? throw new InvalidOperationException("the server has not started")).Invoke(request, complete);
 
     public Task StartAsync<TContext>(IHttpApplication<TContext> application, CancellationToken cancellationToken) where TContext : notnull
     {
-        _application = async features =>
+        _application = async (features, complete) =>
         {
             var context = application.CreateContext(features);
             Exception? failure = null;
@@ -35,7 +38,14 @@ internal sealed class InProcessServer(IServer network) : IServer
             }
             finally
             {
-                application.DisposeContext(context, failure);
+                try
+                {
+                    await complete();
+                }
+                finally
+                {
+                    application.DisposeContext(context, failure);
+                }
             }
         };
         return network.StartAsync(application, cancellationToken);

@@ -86,7 +86,11 @@ internal abstract class SqlBatchStore : IBatchStore, IDisposable
     public async Task<bool> DeleteFileAsync(string id, CancellationToken cancellation)
     {
         await using var connection = await OpenAsync(cancellation);
-        await using var command = Command(connection, "DELETE FROM batch_files WHERE id = @id", ("id", id));
+        // Not while an open batch reads it: checked in the same statement, so that no batch created meanwhile loses it.
+        await using var command = Command(connection, $"""
+            DELETE FROM batch_files WHERE id = @id
+              AND NOT EXISTS (SELECT 1 FROM batch_jobs j WHERE j.input_file_id = @id AND j.status IN ({OpenStates}))
+            """, ("id", id));
         return await command.ExecuteNonQueryAsync(cancellation) > 0;
     }
 

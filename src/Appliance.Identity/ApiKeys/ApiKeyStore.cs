@@ -69,8 +69,15 @@ public sealed partial class ApiKeyStore : IDisposable
     /// <summary>The key with this id, read from the table.</summary>
     public ApiKeyRecord? Find(string id) => _table.Find(id);
 
-    /// <summary>The key as last read (the table is reread every <see cref="RefreshInterval"/>); null when unknown or unreadable.</summary>
-    public ApiKeyRecord? Known(string id) => Current(id);
+    /// <summary>
+    /// The key as last read (the table is reread every <see cref="RefreshInterval"/>, as for a presented key), or
+    /// <c>Unreadable</c> when the table could not be reread for twice that: a revocation may be pending.
+    /// </summary>
+    public (ApiKeyRecord? Record, bool Unreadable) Known(string id)
+    {
+        RefreshIfStale();
+        return Age > RefreshInterval * 2 ? (null, true) : (Current(id), false);
+    }
 
     /// <summary>The active key a presented key text belongs to, or why there is none (for the log, not the caller).</summary>
     public (ApiKeyRecord? Record, string? Refusal) Authenticate(string presented, DateTimeOffset now)

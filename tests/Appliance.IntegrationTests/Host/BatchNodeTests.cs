@@ -168,6 +168,37 @@ public sealed class BatchNodeTests : IDisposable
         await node.Http.PostAsync($"/v1/batches/{id}/cancel", null);
     }
 
+    [Fact]
+    public async Task A_quota_that_resets_within_the_window_is_waited_for_not_failed()
+    {
+        // One stream at a time for the user, four requests at once from the batch: three are refused at each round.
+        await using var node = await StartAsync("--Quotas:User:ConcurrentStreams=1", "--Batches:PollInterval=00:00:00.200", "--Batches:Concurrency=4");
+        var input = string.Join("\n", Enumerable.Range(0, 6).Select(i => JsonSerializer.Serialize(new
+        {
+            custom_id = $"q{i}",
+            method = "POST",
+            url = "/v1/completions",
+            body = new { model = "tiny", prompt = $"quota {i}", max_tokens = 40, ignore_eos = true },
+        })));
+        using var form = new MultipartFormDataContent { { new StringContent("batch"), "purpose" }, { new ByteArrayContent(Encoding.UTF8.GetBytes(input)), "file", "q.jsonl" } };
+        using var uploaded = JsonDocument.Parse(await (await node.Http.PostAsync("/v1/files", form)).EnsureSuccessStatusCode().Content.ReadAsStringAsync());
+        using var created = JsonDocument.Parse(await (await node.Http.PostAsJsonAsync("/v1/batches", new
+        {
+            input_file_id = uploaded.RootElement.GetProperty("id").GetString(),
+            endpoint = "/v1/completions",
+            completion_window = "24h",
+        })).EnsureSuccessStatusCode().Content.ReadAsStringAsync());
+        var id = created.RootElement.GetProperty("id").GetString()!;
+
+        var batch = await WaitAsync(node, id, b => BatchStatus.IsFinal(b.GetProperty("status").GetString()!));
+
+        Assert.Equal("completed", batch.GetProperty("status").GetString());
+        Assert.Equal((6, 0), (batch.GetProperty("request_counts").GetProperty("completed").GetInt32(), batch.GetProperty("request_counts").GetProperty("failed").GetInt32()));
+        using var refusals = JsonDocument.Parse(await node.Http.GetStringAsync("/audit/events?kind=request.refused&limit=1000"));
+        Assert.Contains(refusals.RootElement.GetProperty("data").EnumerateArray(), r =>
+            r.GetProperty("detail").GetString()!.StartsWith($"batch {id} ", StringComparison.Ordinal) && r.GetProperty("detail").GetString()!.Contains("concurrent_streams", StringComparison.Ordinal));
+    }
+
     private static async Task<JsonElement> WaitAsync(RunningAppliance node, string id, Func<JsonElement, bool> until)
     {
         for (var attempt = 0; ; attempt++)

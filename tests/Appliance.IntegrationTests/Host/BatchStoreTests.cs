@@ -72,6 +72,9 @@ public sealed class BatchStoreTests : IDisposable
         Assert.Equal(["batch_2", "batch_1", "batch_0"], (await store.BatchesAsync(null, 10, null, default)).Select(b => b.Id));
         Assert.True(await store.FileInUseAsync("file-0", default));
         Assert.False(await store.FileInUseAsync("file-1", default));
+        Assert.False(await store.DeleteFileAsync("file-0", default)); // an open batch reads it
+        Assert.True(await store.DeleteFileAsync("file-1", default));
+        Assert.NotNull(await store.FileAsync("file-0", default));
     }
 
     [Theory]
