@@ -42,7 +42,8 @@ public interface IBatchStore
     /// <summary>Extends the node's lease; false when the node lost it (another node took the batch over).</summary>
     Task<bool> RenewLeaseAsync(string id, string node, DateTimeOffset until, CancellationToken cancellation);
 
-    Task ReleaseLeaseAsync(string id, string node, CancellationToken cancellation);
+    /// <summary>Lets the batch go; with <paramref name="notBefore"/>, no node takes it again before then.</summary>
+    Task ReleaseLeaseAsync(string id, string node, CancellationToken cancellation, DateTimeOffset? notBefore = null);
 
     /// <summary>
     /// Writes the batch's new state, only while it still is in <paramref name="expectedStatus"/> (and, with a

@@ -14,6 +14,15 @@ internal sealed partial class BatchExecution(
 {
     private static readonly TimeSpan LongestPause = TimeSpan.FromMinutes(5);
 
+    /// <summary>The longest wait for a quota that is kept on this node; longer, the batch is let go until the quota resets.</summary>
+    private static readonly TimeSpan LongestWaitInPlace = TimeSpan.FromMinutes(1);
+
+    /// <summary>
+    /// The most bytes of one output or error file: what SQLite (its default limit) and PostgreSQL (bytea) store in one
+    /// value.
+    /// </summary>
+    private const long MostStoredBytes = 1_000_000_000;
+
     /// <summary>A request answered "busy" or "not serving" this many times is given its last answer as result.</summary>
     private const int MostAttempts = 8;
 
@@ -26,6 +35,7 @@ internal sealed partial class BatchExecution(
     private DateTimeOffset _pausedUntil;
     private TimeSpan _backoff = TimeSpan.FromSeconds(2);
     private int _unavailableRounds;
+    private DateTimeOffset? _postponedUntil;
     private CancellationTokenSource? _abort; // cuts requests under way short: a lost lease, the node stopping
     private CancellationTokenSource? _sending; // stops sending more: any reason
 
@@ -59,7 +69,7 @@ internal sealed partial class BatchExecution(
                 return; // another node has it now
             }
 
-            if (!stopping.IsCancellationRequested && Stopped is not (StopReason.NodeStopping or StopReason.NodeDraining or StopReason.HandedOver))
+            if (!stopping.IsCancellationRequested && Stopped is not (StopReason.NodeStopping or StopReason.NodeDraining or StopReason.HandedOver or StopReason.Postponed))
             {
                 await FinishAsync(job, stopping); // the lease is still renewed meanwhile
                 if (!stopping.IsCancellationRequested)
@@ -87,11 +97,15 @@ internal sealed partial class BatchExecution(
 
     private int _answered;
 
-    /// <summary>Handed on at once rather than after the lease runs out: another node (or this one, later) goes on.</summary>
+    /// <summary>
+    /// Handed on at once rather than after the lease runs out: another node (or this one, later) goes on; a postponed
+    /// batch, once its quota has reset.
+    /// </summary>
     private async Task HandOnAsync(BatchJob job, StopReason why)
     {
-        await store.ReleaseLeaseAsync(job.Id, node, CancellationToken.None);
-        LogHandedOn(logger, job.Id, why.ToString());
+        var notBefore = why == StopReason.Postponed ? _postponedUntil : null;
+        await store.ReleaseLeaseAsync(job.Id, node, CancellationToken.None, notBefore);
+        LogHandedOn(logger, job.Id, notBefore is { } at ? $"{why} until {at:u}" : why.ToString());
     }
 
     private async Task<BatchJob> ValidateAsync(BatchJob job, CancellationToken cancellation)
@@ -140,6 +154,12 @@ internal sealed partial class BatchExecution(
             foreach (var line in lines.Where(l => !answered.Contains(l.Line)))
             {
                 await slots.WaitAsync(sending);
+                if (sending.IsCancellationRequested)
+                {
+                    slots.Release(); // a slot freed as the stop came: the wait may still succeed
+                    break;
+                }
+
                 running.Add(Task.Run(async () =>
                 {
                     try
@@ -170,6 +190,7 @@ internal sealed partial class BatchExecution(
             for (var attempt = 1; ; attempt++)
             {
                 await PauseAsync(sending);
+                sending.ThrowIfCancellationRequested(); // stopped while this request waited for its turn
                 // Once sent, a request runs to its end unless the lease is lost or the node stops.
                 var answer = await requests.SendAsync(BatchCaller.For(job, line.Line, line.CustomId), line.Url, line.Body, job.SourceIp, job.Host, abort.Token);
                 if (abort.IsCancellationRequested || answer.Status == InProcessRequests.Aborted)
@@ -186,8 +207,23 @@ internal sealed partial class BatchExecution(
 
                 if (code == "quota_exceeded" && QuotaResetsAt(answer) is { } reset && reset < job.ExpiresAt)
                 {
-                    // A per-minute, concurrency or daily quota that resets within the window: waited for, not a try.
-                    PauseUntil(reset);
+                    // A quota that resets within the window is waited for, not a try: here for a per-minute or
+                    // concurrency quota; a longer wait (a daily one) lets the batch go until then, for other batches.
+                    if (reset - time.GetUtcNow() <= LongestWaitInPlace)
+                    {
+                        PauseUntil(reset);
+                        attempt--;
+                        continue;
+                    }
+
+                    Postpone(reset);
+                    return;
+                }
+
+                if (code == "credentials_unverifiable")
+                {
+                    // The key table cannot be read: the key is not known to be revoked either. Waited for, not a try.
+                    Pause(answer);
                     attempt--;
                     continue;
                 }
@@ -278,16 +314,32 @@ internal sealed partial class BatchExecution(
 
     private async Task PauseAsync(CancellationToken cancellation)
     {
-        TimeSpan wait;
+        while (true)
+        {
+            TimeSpan wait;
+            lock (_pauseGate)
+            {
+                wait = _pausedUntil - time.GetUtcNow();
+            }
+
+            if (wait <= TimeSpan.Zero)
+            {
+                return;
+            }
+
+            await Task.Delay(wait, time, cancellation); // and again, should the pause have grown meanwhile
+        }
+    }
+
+    /// <summary>Stops sending until <paramref name="until"/>: the batch is let go, and no node takes it before then.</summary>
+    private void Postpone(DateTimeOffset until)
+    {
         lock (_pauseGate)
         {
-            wait = _pausedUntil - time.GetUtcNow();
+            _postponedUntil = _postponedUntil is { } earlier && earlier < until ? earlier : until;
         }
 
-        if (wait > TimeSpan.Zero)
-        {
-            await Task.Delay(wait, time, cancellation);
-        }
+        StopFor(StopReason.Postponed);
     }
 
     private static string? Code(InProcessAnswer answer) => ErrorField(answer, "code");
@@ -444,17 +496,11 @@ internal sealed partial class BatchExecution(
                 Failed = results.Values.Count(r => r.Error),
                 Usage = BatchOutput.Usage(output),
             };
-            bool finished;
-            try
+            if (files.FirstOrDefault(f => f.Item2.LongLength > MostStoredBytes) is { Item1: not null } tooLarge)
             {
-                finished = await store.FinishAsync(final, expected, files, node, cancellation);
-            }
-            catch (Exception exception) when (exception is not OperationCanceledException)
-            {
-                // Files the store will not take (PostgreSQL holds at most 1 GB in one value) would be refused at every
-                // try: the batch ends failed, saying so, rather than being finished again and again.
-                LogOutputNotStored(logger, exception, job.Id, files.Sum(f => (long)f.Item2.Length));
-                var unstored = final with
+                // Refused by the store at every try: the batch ends failed, saying so, rather than finished again and again.
+                LogOutputNotStored(logger, job.Id, tooLarge.Item2.LongLength);
+                final = final with
                 {
                     Status = BatchStatus.Failed,
                     FailedAt = now,
@@ -463,13 +509,13 @@ internal sealed partial class BatchExecution(
                     CancelledAt = current.CancelledAt,
                     OutputFileId = null,
                     ErrorFileId = null,
-                    Errors = [new BatchError("output_not_stored", $"The batch's output ({files.Sum(f => (long)f.Item2.Length)} bytes) could not be stored: {exception.GetBaseException().Message}")],
+                    Errors = [new BatchError("output_not_stored", $"The batch's {tooLarge.Item1.Filename} would hold {tooLarge.Item2.LongLength} bytes, more than the {MostStoredBytes} one stored file may; split the input into smaller batches.")],
                 };
-                finished = await store.FinishAsync(unstored, expected, [], node, cancellation);
-                final = unstored;
+                files.Clear();
             }
 
-            if (finished)
+            // Any other failure (the database unreachable a moment) is thrown: the lease runs out, and finishing is tried again.
+            if (await store.FinishAsync(final, expected, files, node, cancellation))
             {
                 LogFinished(logger, job.Id, job.Owner, final.Status, final.Completed, final.Failed, final.Total);
                 return;
@@ -500,8 +546,8 @@ internal sealed partial class BatchExecution(
     [LoggerMessage(EventId = 7005, Level = LogLevel.Information, Message = "Batch {BatchId} handed on ({Reason}): another node, or this one later, goes on with what is left")]
     private static partial void LogHandedOn(ILogger logger, string batchId, string reason);
 
-    [LoggerMessage(EventId = 7009, Level = LogLevel.Error, Message = "Batch {BatchId}: its output ({Bytes} bytes) could not be stored; the batch ends failed")]
-    private static partial void LogOutputNotStored(ILogger logger, Exception exception, string batchId, long bytes);
+    [LoggerMessage(EventId = 7009, Level = LogLevel.Error, Message = "Batch {BatchId}: an output file of {Bytes} bytes is more than one stored file may hold; the batch ends failed")]
+    private static partial void LogOutputNotStored(ILogger logger, string batchId, long bytes);
 
     [LoggerMessage(EventId = 7006, Level = LogLevel.Error, Message = "Batch {BatchId}: its state could not be read or its lease renewed; the node stops sending and lets the lease run out")]
     private static partial void LogWatchFailed(ILogger logger, Exception exception, string batchId);
@@ -518,4 +564,5 @@ internal enum StopReason
     NodeStopping,
     NodeDraining,
     HandedOver,
+    Postponed,
 }

@@ -31,7 +31,7 @@ internal abstract class SqlBatchStore : IBatchStore, IDisposable
         CREATE INDEX IF NOT EXISTS batch_files_owner ON batch_files (owner, created_at);
         CREATE TABLE IF NOT EXISTS batch_jobs (
             id TEXT PRIMARY KEY, owner TEXT NOT NULL, created_at BIGINT NOT NULL, status TEXT NOT NULL, input_file_id TEXT NOT NULL,
-            cancelling_at BIGINT NULL, lease_node TEXT NULL, lease_until BIGINT NULL, state TEXT NOT NULL);
+            cancelling_at BIGINT NULL, lease_node TEXT NULL, lease_until BIGINT NULL, not_before BIGINT NULL, state TEXT NOT NULL);
         CREATE INDEX IF NOT EXISTS batch_jobs_input ON batch_jobs (input_file_id);
         CREATE INDEX IF NOT EXISTS batch_jobs_owner ON batch_jobs (owner, created_at);
         CREATE INDEX IF NOT EXISTS batch_jobs_status ON batch_jobs (status, created_at);
@@ -146,7 +146,7 @@ internal abstract class SqlBatchStore : IBatchStore, IDisposable
     {
         await using var connection = await OpenAsync(cancellation);
         var candidates = await ReadBatchesAsync(connection, $"""
-            WHERE status IN ({OpenStates}) AND (lease_until IS NULL OR lease_until < @now)
+            WHERE status IN ({OpenStates}) AND (lease_until IS NULL OR lease_until < @now) AND (not_before IS NULL OR not_before <= @now)
             ORDER BY created_at, id LIMIT {8 + skip.Count}
             """, cancellation, ("now", Millis(now)));
         foreach (var candidate in candidates.Where(c => !skip.Contains(c.Id)))
@@ -175,11 +175,12 @@ internal abstract class SqlBatchStore : IBatchStore, IDisposable
         return await command.ExecuteNonQueryAsync(cancellation) > 0;
     }
 
-    public async Task ReleaseLeaseAsync(string id, string node, CancellationToken cancellation)
+    public async Task ReleaseLeaseAsync(string id, string node, CancellationToken cancellation, DateTimeOffset? notBefore = null)
     {
         await using var connection = await OpenAsync(cancellation);
-        await using var command = Command(connection, "UPDATE batch_jobs SET lease_node = NULL, lease_until = NULL WHERE id = @id AND lease_node = @node",
-            ("id", id), ("node", node));
+        await using var command = Command(connection,
+            "UPDATE batch_jobs SET lease_node = NULL, lease_until = NULL, not_before = @notBefore WHERE id = @id AND lease_node = @node",
+            ("id", id), ("node", node), ("notBefore", notBefore is { } at ? Millis(at) : new NullOf(System.Data.DbType.Int64)));
         await command.ExecuteNonQueryAsync(cancellation);
     }
 
@@ -280,10 +281,11 @@ internal abstract class SqlBatchStore : IBatchStore, IDisposable
         {
             var parameter = command.CreateParameter();
             parameter.ParameterName = name;
-            parameter.Value = value ?? DBNull.Value;
-            if (value is null)
+            parameter.Value = value is null or NullOf ? DBNull.Value : value;
+            if (value is null or NullOf)
             {
-                parameter.DbType = System.Data.DbType.String; // PostgreSQL must know a NULL parameter's type to compare it
+                // PostgreSQL must know a NULL parameter's type to compare or store it: text unless said otherwise.
+                parameter.DbType = value is NullOf typed ? typed.Type : System.Data.DbType.String;
             }
 
             command.Parameters.Add(parameter);
@@ -291,6 +293,9 @@ internal abstract class SqlBatchStore : IBatchStore, IDisposable
 
         return command;
     }
+
+    /// <summary>A NULL of a type other than text.</summary>
+    private sealed record NullOf(System.Data.DbType Type);
 
     private static async Task InsertFileAsync(DbConnection connection, DbTransaction? transaction, StoredFile file, byte[] content, CancellationToken cancellation)
     {

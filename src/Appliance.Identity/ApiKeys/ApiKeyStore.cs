@@ -76,7 +76,14 @@ public sealed partial class ApiKeyStore : IDisposable
     public (ApiKeyRecord? Record, bool Unreadable) Known(string id)
     {
         RefreshIfStale();
-        return Age > RefreshInterval * 2 ? (null, true) : (Current(id), false);
+        if (Age > RefreshInterval * 2)
+        {
+            return (null, true);
+        }
+
+        // Null without being remembered as unknown: the lookup was put off (a flood of unknown ids) or failed.
+        var record = Current(id);
+        return record is null && !_unknown.ContainsKey(id) ? (null, true) : (record, false);
     }
 
     /// <summary>The active key a presented key text belongs to, or why there is none (for the log, not the caller).</summary>

@@ -199,11 +199,52 @@ public sealed class BatchNodeTests : IDisposable
             r.GetProperty("detail").GetString()!.StartsWith($"batch {id} ", StringComparison.Ordinal) && r.GetProperty("detail").GetString()!.Contains("concurrent_streams", StringComparison.Ordinal));
     }
 
-    private static async Task<JsonElement> WaitAsync(RunningAppliance node, string id, Func<JsonElement, bool> until)
+    [Fact]
+    public async Task A_batch_waiting_for_a_daily_quota_lets_other_batches_run_meanwhile()
+    {
+        // Not in the last minutes of a UTC day: there the quota's reset would be near enough to be waited for in place.
+        var untilMidnight = DateTimeOffset.UtcNow.UtcDateTime.Date.AddDays(1) - DateTimeOffset.UtcNow.UtcDateTime;
+        if (untilMidnight < TimeSpan.FromMinutes(3))
+        {
+            await Task.Delay(untilMidnight + TimeSpan.FromSeconds(5));
+        }
+
+        await using var node = await StartAsync("--Quotas:Users:alice:TokensPerDay=50", "--Batches:PollInterval=00:00:00.200", "--Batches:Concurrency=1");
+        using var alice = node.ClientWith(node.MintToken("alice", ["appliance-user"]));
+        using var bob = node.ClientWith(node.MintToken("bob", ["appliance-user"]));
+        // Each of alice's requests takes more than her day's 50 tokens: the second is refused until midnight (UTC).
+        var first = await CreateAsync(alice, Enumerable.Range(0, 3).Select(i => new { model = "tiny", prompt = $"alice {i}", max_tokens = 60, ignore_eos = true }));
+        await WaitAsync(node, first, b => b.GetProperty("request_counts").GetProperty("completed").GetInt32() == 1, alice);
+        var second = await CreateAsync(bob, Enumerable.Range(0, 2).Select(i => new { model = "tiny", prompt = $"bob {i}", max_tokens = 5 }));
+
+        var bobs = await WaitAsync(node, second, b => BatchStatus.IsFinal(b.GetProperty("status").GetString()!), bob);
+        Assert.Equal(("completed", 2), (bobs.GetProperty("status").GetString(), bobs.GetProperty("request_counts").GetProperty("completed").GetInt32()));
+        using var alices = JsonDocument.Parse(await alice.GetStringAsync($"/v1/batches/{first}"));
+        Assert.Equal(("in_progress", 1), (alices.RootElement.GetProperty("status").GetString(), alices.RootElement.GetProperty("request_counts").GetProperty("completed").GetInt32()));
+        // Refused once, then let go until the quota resets: not asked again and again.
+        using var refusals = JsonDocument.Parse(await node.Http.GetStringAsync("/audit/events?kind=request.refused&limit=1000"));
+        Assert.Single(refusals.RootElement.GetProperty("data").EnumerateArray(), r => r.GetProperty("detail").GetString()!.StartsWith($"batch {first} ", StringComparison.Ordinal));
+    }
+
+    private static async Task<string> CreateAsync(HttpClient client, IEnumerable<object> bodies)
+    {
+        var input = string.Join("\n", bodies.Select((body, i) => JsonSerializer.Serialize(new { custom_id = $"r{i}", method = "POST", url = "/v1/completions", body })));
+        using var form = new MultipartFormDataContent { { new StringContent("batch"), "purpose" }, { new ByteArrayContent(Encoding.UTF8.GetBytes(input)), "file", "r.jsonl" } };
+        using var uploaded = JsonDocument.Parse(await (await client.PostAsync("/v1/files", form)).EnsureSuccessStatusCode().Content.ReadAsStringAsync());
+        using var created = JsonDocument.Parse(await (await client.PostAsJsonAsync("/v1/batches", new
+        {
+            input_file_id = uploaded.RootElement.GetProperty("id").GetString(),
+            endpoint = "/v1/completions",
+            completion_window = "24h",
+        })).EnsureSuccessStatusCode().Content.ReadAsStringAsync());
+        return created.RootElement.GetProperty("id").GetString()!;
+    }
+
+    private static async Task<JsonElement> WaitAsync(RunningAppliance node, string id, Func<JsonElement, bool> until, HttpClient? owner = null)
     {
         for (var attempt = 0; ; attempt++)
         {
-            using var state = JsonDocument.Parse(await node.Http.GetStringAsync($"/v1/batches/{id}"));
+            using var state = JsonDocument.Parse(await (owner ?? node.Http).GetStringAsync($"/v1/batches/{id}"));
             if (until(state.RootElement))
             {
                 return state.RootElement.Clone();

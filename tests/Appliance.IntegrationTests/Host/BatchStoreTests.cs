@@ -106,6 +106,11 @@ public sealed class BatchStoreTests : IDisposable
         Assert.False(await store.RenewLeaseAsync("batch_a", "node-1", later.AddMinutes(1), default));
         Assert.True(await store.RenewLeaseAsync("batch_a", "node-2", later.AddMinutes(1), default));
 
+        // Let go until a quota resets: no node takes it before then.
+        await store.ReleaseLeaseAsync("batch_a", "node-2", default, later.AddHours(3));
+        Assert.Null(await store.LeaseNextAsync("node-3", later.AddHours(2), later.AddHours(2).AddMinutes(1), [], default));
+        Assert.NotNull(await store.LeaseNextAsync("node-2", later.AddHours(3), later.AddHours(4), [], default));
+
         // A cancellation and a finish race: whichever changes the state first wins, the other sees it changed.
         Assert.True(await store.RequestCancelAsync("batch_a", later, default));
         Assert.False(await store.RequestCancelAsync("batch_a", later, default));
