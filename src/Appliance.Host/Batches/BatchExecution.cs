@@ -10,7 +10,7 @@ namespace Appliance.Host.Batches;
 /// and lets the requests under way finish; a lost lease or the node stopping also cuts those short.
 /// </summary>
 internal sealed partial class BatchExecution(
-    IBatchStore store, InProcessRequests requests, BatchOptions options, long maxBodyBytes, string node, Func<bool> draining, TimeProvider time, ILogger logger)
+    IBatchStore store, InProcessRequests requests, BatchOptions options, long maxBodyBytes, string node, Func<bool> draining, BatchMetrics metrics, TimeProvider time, ILogger logger)
 {
     private static readonly TimeSpan LongestPause = TimeSpan.FromMinutes(5);
 
@@ -87,6 +87,7 @@ internal sealed partial class BatchExecution(
         }
         finally
         {
+            metrics.Left(0);
             await watchDone.CancelAsync();
             await watching;
         }
@@ -147,6 +148,7 @@ internal sealed partial class BatchExecution(
     private async Task SendAsync(BatchJob job, List<BatchLine> lines, CancellationToken sending, CancellationTokenSource abort)
     {
         var answered = await store.AnsweredAsync(job.Id, abort.Token);
+        metrics.Left(lines.Count(l => !answered.Contains(l.Line)));
         using var slots = new SemaphoreSlim(options.Concurrency);
         var running = new List<Task>();
         try
@@ -212,11 +214,13 @@ internal sealed partial class BatchExecution(
                     if (reset - time.GetUtcNow() <= LongestWaitInPlace)
                     {
                         PauseUntil(reset);
+                        metrics.Waited();
                         attempt--;
                         continue;
                     }
 
                     Postpone(reset);
+                    metrics.Waited();
                     return;
                 }
 
@@ -224,6 +228,7 @@ internal sealed partial class BatchExecution(
                 {
                     // The key table cannot be read: the key is not known to be revoked either. Waited for, not a try.
                     Pause(answer);
+                    metrics.Waited();
                     attempt--;
                     continue;
                 }
@@ -247,6 +252,7 @@ internal sealed partial class BatchExecution(
                         return;
                     }
 
+                    metrics.Waited();
                     continue;
                 }
 
@@ -258,6 +264,8 @@ internal sealed partial class BatchExecution(
                 Interlocked.Exchange(ref _unavailableRounds, 0);
                 await store.AddResultAsync(job.Id, line.Line, answer.Status >= 400, BatchOutput.Answered(line, answer), node, CancellationToken.None);
                 Interlocked.Increment(ref _answered);
+                metrics.Answered(answer.Status >= 400);
+                metrics.AnsweredOne();
                 return;
             }
         }
@@ -517,6 +525,7 @@ internal sealed partial class BatchExecution(
             // Any other failure (the database unreachable a moment) is thrown: the lease runs out, and finishing is tried again.
             if (await store.FinishAsync(final, expected, files, node, cancellation))
             {
+                metrics.Finished(final.Status);
                 LogFinished(logger, job.Id, job.Owner, final.Status, final.Completed, final.Failed, final.Total);
                 return;
             }

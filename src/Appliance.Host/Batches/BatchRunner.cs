@@ -10,7 +10,7 @@ namespace Appliance.Host.Batches;
 /// </summary>
 internal sealed partial class BatchRunner(
     IBatchStore store, InProcessRequests requests, IOptions<BatchOptions> options, IOptions<Api.OpenAi.ApiLimits> limits, IOptions<Options.AuditOptions> audit,
-    IHostApplicationLifetime lifetime, DrainGate drain, Models.ModelCatalog catalog, TimeProvider time, ILogger<BatchRunner> logger) : BackgroundService
+    IHostApplicationLifetime lifetime, DrainGate drain, Models.ModelCatalog catalog, BatchMetrics metrics, TimeProvider time, ILogger<BatchRunner> logger) : BackgroundService
 {
     private static readonly TimeSpan CleanupEvery = TimeSpan.FromHours(1);
 
@@ -56,7 +56,7 @@ internal sealed partial class BatchRunner(
                     // Nor one before the models declared at start have been tried: its requests would find none.
                     if (!drain.Draining && catalog.StartupComplete && await store.LeaseNextAsync(node, now, now + settings.LeaseDuration, avoid.Keys, stopping) is { } job)
                     {
-                        var execution = new BatchExecution(store, requests, settings, limits.Value.MaxBodyBytes, node, () => drain.Draining, time, logger);
+                        var execution = new BatchExecution(store, requests, settings, limits.Value.MaxBodyBytes, node, () => drain.Draining, metrics, time, logger);
                         try
                         {
                             await execution.RunAsync(job, stopping);

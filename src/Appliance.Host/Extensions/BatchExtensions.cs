@@ -37,6 +37,7 @@ public static class BatchExtensions
         if (settings.Enabled)
         {
             builder.Services.AddSingleton<IBatchStore>(StoreFor);
+            builder.Services.AddSingleton<BatchMetrics>();
             builder.Services.AddHostedService<BatchRunner>();
         }
 

@@ -63,6 +63,12 @@ public sealed class BatchSdkTests(ApplianceServer server)
         Assert.Equal(404, failed.GetProperty("response").GetProperty("status_code").GetInt32());
         Assert.Equal("model_not_found", failed.GetProperty("response").GetProperty("body").GetProperty("error").GetProperty("code").GetString());
 
+        // The runner's own metrics count what came of them.
+        var metrics = (await server.Http.GetStringAsync("/metrics")).Split('\n');
+        Assert.Contains(metrics, l => l.StartsWith("appliance_batches_finished_total{", StringComparison.Ordinal) && l.Contains("status=\"completed\"", StringComparison.Ordinal));
+        Assert.Contains(metrics, l => l.StartsWith("appliance_batch_requests_total{", StringComparison.Ordinal) && l.Contains("outcome=\"error\"", StringComparison.Ordinal));
+        Assert.Contains(metrics, l => l.StartsWith("appliance_batch_requests_left", StringComparison.Ordinal));
+
         // Each request is in the audit log as its creator's, naming the batch and line.
         var requestId = output[1].GetProperty("response").GetProperty("request_id").GetString()!;
         var record = await AuditRecordAsync(requestId, "request.completed");
