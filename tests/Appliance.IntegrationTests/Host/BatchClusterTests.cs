@@ -21,22 +21,8 @@ public sealed class BatchClusterTests : IDisposable
     {
         // node-1 looks for batches only once, at start: it creates the batch, and stands for the node that stops.
         await using var first = await _cluster.StartNodeAsync("node-1", "--Batches:PollInterval=01:00:00", "--Batches:LeaseDuration=03:00:00");
-        var input = string.Join("\n", Enumerable.Range(0, 4).Select(i => JsonSerializer.Serialize(new
-        {
-            custom_id = $"q{i}",
-            method = "POST",
-            url = "/v1/chat/completions",
-            body = new { model = "tiny", messages = new[] { new { role = "user", content = $"question {i}" } }, max_tokens = 3, temperature = 0 },
-        })));
-        using var form = new MultipartFormDataContent { { new StringContent("batch"), "purpose" }, { new ByteArrayContent(Encoding.UTF8.GetBytes(input)), "file", "q.jsonl" } };
-        using var uploaded = JsonDocument.Parse(await (await first.Http.PostAsync("/v1/files", form)).EnsureSuccessStatusCode().Content.ReadAsStringAsync());
-        using var created = JsonDocument.Parse(await (await first.Http.PostAsJsonAsync("/v1/batches", new
-        {
-            input_file_id = uploaded.RootElement.GetProperty("id").GetString(),
-            endpoint = "/v1/chat/completions",
-            completion_window = "24h",
-        })).EnsureSuccessStatusCode().Content.ReadAsStringAsync());
-        var id = created.RootElement.GetProperty("id").GetString()!;
+        var id = await BatchRequests.CreateAsync(first.Http, "/v1/chat/completions", Enumerable.Range(0, 4).Select(i =>
+            (object)new { model = "tiny", messages = new[] { new { role = "user", content = $"question {i}" } }, max_tokens = 3, temperature = 0 }), prefix: "q");
 
         // As a node leaves a batch when it stops mid-way: running, its first request answered, its lease about to end.
         var store = first.App.Services.GetRequiredService<IBatchStore>();
@@ -48,24 +34,11 @@ public sealed class BatchClusterTests : IDisposable
         await store.AddResultAsync(id, 0, false, answeredBefore, "stopped-node", default);
 
         await using var second = await _cluster.StartNodeAsync("node-2", "--Batches:PollInterval=00:00:00.200");
-        JsonElement batch;
-        for (var attempt = 0; ; attempt++)
-        {
-            using var state = JsonDocument.Parse(await first.Http.GetStringAsync($"/v1/batches/{id}")); // followed through the other node
-            batch = state.RootElement.Clone();
-            if (batch.GetProperty("status").GetString() is "completed" or "failed" or "expired" or "cancelled")
-            {
-                break;
-            }
-
-            Assert.True(attempt < 600, $"batch {id} still {batch.GetProperty("status").GetString()}");
-            await Task.Delay(100);
-        }
+        var batch = await BatchRequests.EndAsync(first.Http, id); // followed through the other node
 
         Assert.Equal("completed", batch.GetProperty("status").GetString());
         Assert.Equal(4, batch.GetProperty("request_counts").GetProperty("completed").GetInt32());
-        var output = (await first.Http.GetStringAsync($"/v1/files/{batch.GetProperty("output_file_id").GetString()}/content"))
-            .Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToList();
+        var output = await BatchRequests.LinesAsync(first.Http, batch.GetProperty("output_file_id").GetString()!);
         Assert.Equal(["q0", "q1", "q2", "q3"], output.Select(o => o.GetProperty("custom_id").GetString()));
         Assert.Equal("before-the-stop", output[0].GetProperty("response").GetProperty("request_id").GetString());
 

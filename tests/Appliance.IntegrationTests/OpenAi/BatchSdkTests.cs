@@ -194,16 +194,7 @@ public sealed class BatchSdkTests(ApplianceServer server)
     public async Task An_administrator_sees_every_owners_batches_and_cancels_one()
     {
         using var user = server.Running.ClientWith(server.Running.MintToken("night-shift", ["appliance-user"]));
-        var input = string.Join("\n", Enumerable.Range(0, 30).Select(i => Line($"l{i}", Chat($"long {i}", maxTokens: 400))));
-        using var form = new MultipartFormDataContent { { new StringContent("batch"), "purpose" }, { new ByteArrayContent(Encoding.UTF8.GetBytes(input)), "file", "n.jsonl" } };
-        using var uploaded = JsonDocument.Parse(await (await user.PostAsync("/v1/files", form)).EnsureSuccessStatusCode().Content.ReadAsStringAsync());
-        using var created = JsonDocument.Parse(await (await user.PostAsync("/v1/batches", new StringContent(JsonSerializer.Serialize(new
-        {
-            input_file_id = uploaded.RootElement.GetProperty("id").GetString(),
-            endpoint = "/v1/chat/completions",
-            completion_window = "24h",
-        }), Encoding.UTF8, "application/json"))).EnsureSuccessStatusCode().Content.ReadAsStringAsync());
-        var id = created.RootElement.GetProperty("id").GetString()!;
+        var id = await BatchRequests.CreateAsync(user, "/v1/chat/completions", Enumerable.Range(0, 30).Select(i => Chat($"long {i}", maxTokens: 400)));
 
         using var listed = JsonDocument.Parse(await server.Http.GetStringAsync("/admin/batches?owner=night-shift"));
         var seen = Assert.Single(listed.RootElement.GetProperty("data").EnumerateArray());
@@ -213,17 +204,7 @@ public sealed class BatchSdkTests(ApplianceServer server)
 
         using var cancel = await server.Http.PostAsync($"/admin/batches/{id}/cancel", null);
         Assert.Equal(HttpStatusCode.OK, cancel.StatusCode);
-        for (var attempt = 0; ; attempt++)
-        {
-            using var state = JsonDocument.Parse(await user.GetStringAsync($"/v1/batches/{id}"));
-            if (state.RootElement.GetProperty("status").GetString() == "cancelled")
-            {
-                break;
-            }
-
-            Assert.True(attempt < 600, $"batch {id} still {state.RootElement.GetProperty("status").GetString()}");
-            await Task.Delay(100);
-        }
+        Assert.Equal("cancelled", (await BatchRequests.EndAsync(user, id)).GetProperty("status").GetString());
 
         using var again = await server.Http.PostAsync($"/admin/batches/{id}/cancel", null);
         Assert.Equal(HttpStatusCode.OK, again.StatusCode); // cancelling a cancelled batch is no error
