@@ -8,7 +8,21 @@ public sealed record BatchOptions
     /// <summary>Off: /v1/files and /v1/batches answer 404 and no node runs batches.</summary>
     public bool Enabled { get; init; } = true;
 
-    /// <summary>The largest input file accepted (OpenAI's limit is 200 MB).</summary>
+    /// <summary>
+    /// Off: this node answers the Batch API but runs no batch (a node kept for interactive work; others run them).
+    /// </summary>
+    public bool Run { get; init; } = true;
+
+    /// <summary>The most batches one owner may have open (validating, running, cancelling or finalizing) at once.</summary>
+    public int MaxOpenPerOwner { get; init; } = 16;
+
+    /// <summary>
+    /// How long a node runs one batch while others wait before it lets that one go and takes the longest-waiting
+    /// (the one run least recently), so that one owner's long batch does not hold every other's until it expires.
+    /// </summary>
+    public TimeSpan TimeSlice { get; init; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>The largest input file accepted (OpenAI's limit is 200 MB; one stored value holds at most 1 GB).</summary>
     public long MaxFileBytes { get; init; } = 100L * 1024 * 1024;
 
     /// <summary>The most requests one input file may hold (OpenAI's limit).</summary>

@@ -15,7 +15,7 @@ internal static class BatchesApi
 
     private static readonly HashSet<string> Known = ["input_file_id", "endpoint", "completion_window", "metadata", "output_expires_after"];
 
-    public static async Task<IResult> CreateAsync(HttpContext http, IOptions<ApiLimits> limits, TimeProvider time)
+    public static async Task<IResult> CreateAsync(HttpContext http, IOptions<ApiLimits> limits, IOptions<BatchOptions> options, TimeProvider time)
     {
         var store = BatchApiRoutes.Store(http);
         var owner = FilesApi.Owner(http);
@@ -30,6 +30,13 @@ internal static class BatchesApi
         if (file.Purpose != StoredFile.BatchInput)
         {
             throw new OpenAiRequestException(OpenAiError.Invalid($"The file {inputFileId} is of purpose '{file.Purpose}'; a batch reads a file uploaded with purpose 'batch'.", "input_file_id", "invalid_file"));
+        }
+
+        if (await store.OpenCountAsync(owner, http.RequestAborted) >= options.Value.MaxOpenPerOwner)
+        {
+            throw new OpenAiRequestException(new OpenAiError(StatusCodes.Status429TooManyRequests,
+                $"You have {options.Value.MaxOpenPerOwner} batches that have not ended, the most one may have; create this one once one of them has ended.",
+                "rate_limit_error", null, "too_many_open_batches"), 60);
         }
 
         var now = time.GetUtcNow();

@@ -30,12 +30,19 @@ public interface IBatchStore
     /// <summary>The owner's batches (every owner's with null), newest first, after the batch <paramref name="after"/>.</summary>
     Task<IReadOnlyList<BatchJob>> BatchesAsync(string? owner, int limit, string? after, CancellationToken cancellation);
 
+    /// <summary>How many of the owner's batches are open (validating, running, cancelling or finalizing).</summary>
+    Task<int> OpenCountAsync(string owner, CancellationToken cancellation);
+
+    /// <summary>Whether another open batch waits for a node (not leased, and not put off past <paramref name="now"/>).</summary>
+    Task<bool> OthersWaitAsync(string id, DateTimeOffset now, CancellationToken cancellation);
+
     /// <summary>Asks a validating or running batch to stop; false when it is in no such state.</summary>
     Task<bool> RequestCancelAsync(string id, DateTimeOffset now, CancellationToken cancellation);
 
     /// <summary>
-    /// Takes the oldest open batch no node holds (or whose node's lease ran out) for <paramref name="node"/> until
-    /// <paramref name="until"/>, passing over those in <paramref name="skip"/>; its state as taken, or null.
+    /// Takes the open batch no node holds (or whose node's lease ran out) that was run least recently (never, first;
+    /// then the oldest) for <paramref name="node"/> until <paramref name="until"/>, passing over those in
+    /// <paramref name="skip"/>; its state as taken, or null.
     /// </summary>
     Task<BatchJob?> LeaseNextAsync(string node, DateTimeOffset now, DateTimeOffset until, IReadOnlyCollection<string> skip, CancellationToken cancellation);
 

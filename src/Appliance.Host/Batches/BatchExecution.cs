@@ -14,6 +14,8 @@ internal sealed partial class BatchExecution(
 {
     private static readonly TimeSpan LongestPause = TimeSpan.FromMinutes(5);
 
+    private static readonly TimeSpan TurnPoll = TimeSpan.FromMilliseconds(20);
+
     /// <summary>The longest wait for a quota that is kept on this node; longer, the batch is let go until the quota resets.</summary>
     private static readonly TimeSpan LongestWaitInPlace = TimeSpan.FromMinutes(1);
 
@@ -35,6 +37,8 @@ internal sealed partial class BatchExecution(
     private DateTimeOffset _pausedUntil;
     private TimeSpan _backoff = TimeSpan.FromSeconds(2);
     private int _unavailableRounds;
+    private int _inFlight;
+    private int _limit = 1;
     private DateTimeOffset? _postponedUntil;
     private CancellationTokenSource? _abort; // cuts requests under way short: a lost lease, the node stopping
     private CancellationTokenSource? _sending; // stops sending more: any reason
@@ -69,7 +73,7 @@ internal sealed partial class BatchExecution(
                 return; // another node has it now
             }
 
-            if (!stopping.IsCancellationRequested && Stopped is not (StopReason.NodeStopping or StopReason.NodeDraining or StopReason.HandedOver or StopReason.Postponed))
+            if (!stopping.IsCancellationRequested && Stopped is not (StopReason.NodeStopping or StopReason.NodeDraining or StopReason.HandedOver or StopReason.Postponed or StopReason.Yielded))
             {
                 await FinishAsync(job, stopping); // the lease is still renewed meanwhile
                 if (!stopping.IsCancellationRequested)
@@ -121,6 +125,7 @@ internal sealed partial class BatchExecution(
             var failed = job with { Status = BatchStatus.Failed, FailedAt = now, Errors = errors };
             if (await store.FinishAsync(failed, BatchStatus.Validating, [], node, cancellation))
             {
+                metrics.Finished(failed.Status);
                 LogFailedValidation(logger, job.Id, job.Owner, errors.Count, errors[0].Message);
                 return failed;
             }
@@ -149,19 +154,20 @@ internal sealed partial class BatchExecution(
     {
         var answered = await store.AnsweredAsync(job.Id, abort.Token);
         metrics.Left(lines.Count(l => !answered.Contains(l.Line)));
-        using var slots = new SemaphoreSlim(options.Concurrency);
+        _limit = options.Concurrency;
         var running = new List<Task>();
         try
         {
             foreach (var line in lines.Where(l => !answered.Contains(l.Line)))
             {
-                await slots.WaitAsync(sending);
-                if (sending.IsCancellationRequested)
+                // A turn when fewer than the limit run (it may have been lowered to the creator's stream quota).
+                while (Volatile.Read(ref _inFlight) >= Volatile.Read(ref _limit))
                 {
-                    slots.Release(); // a slot freed as the stop came: the wait may still succeed
-                    break;
+                    await Task.Delay(TurnPoll, time, sending);
                 }
 
+                sending.ThrowIfCancellationRequested();
+                Interlocked.Increment(ref _inFlight);
                 running.Add(Task.Run(async () =>
                 {
                     try
@@ -170,7 +176,7 @@ internal sealed partial class BatchExecution(
                     }
                     finally
                     {
-                        slots.Release();
+                        Interlocked.Decrement(ref _inFlight);
                     }
                 }, CancellationToken.None));
                 // Only those that ended well are dropped: a failure is kept for WhenAll to raise.
@@ -211,6 +217,13 @@ internal sealed partial class BatchExecution(
                 {
                     // A quota that resets within the window is waited for, not a try: here for a per-minute or
                     // concurrency quota; a longer wait (a daily one) lets the batch go until then, for other batches.
+                    if (answer.Headers["X-Quota-Name"].ToString() == "concurrent_streams")
+                    {
+                        // Sends fewer at once from now on: the creator's stream quota, not the batch, sets the pace
+                        // (each refused try is a refusal in the audit log).
+                        LowerLimit();
+                    }
+
                     if (reset - time.GetUtcNow() <= LongestWaitInPlace)
                     {
                         PauseUntil(reset);
@@ -339,6 +352,16 @@ internal sealed partial class BatchExecution(
         }
     }
 
+    private void LowerLimit()
+    {
+        int current;
+        do
+        {
+            current = Volatile.Read(ref _limit);
+        }
+        while (current > 1 && Interlocked.CompareExchange(ref _limit, current - 1, current) != current);
+    }
+
     /// <summary>Stops sending until <paramref name="until"/>: the batch is let go, and no node takes it before then.</summary>
     private void Postpone(DateTimeOffset until)
     {
@@ -375,6 +398,7 @@ internal sealed partial class BatchExecution(
     {
         var renewEvery = options.LeaseDuration / 3;
         var renewed = time.GetUtcNow();
+        var sliceEnds = renewed + options.TimeSlice;
         try
         {
             while (!done.IsCancellationRequested)
@@ -405,6 +429,15 @@ internal sealed partial class BatchExecution(
                 else if (draining())
                 {
                     StopFor(StopReason.NodeDraining);
+                }
+                else if (now >= sliceEnds && status == BatchStatus.InProgress)
+                {
+                    // Its turn is over when another batch waits: it lets go, and the one run least recently goes next.
+                    sliceEnds = now + options.PollInterval * 10;
+                    if (await store.OthersWaitAsync(job.Id, now, done))
+                    {
+                        StopFor(StopReason.Yielded);
+                    }
                 }
                 else if (status == BatchStatus.Cancelling)
                 {
@@ -574,4 +607,5 @@ internal enum StopReason
     NodeDraining,
     HandedOver,
     Postponed,
+    Yielded,
 }

@@ -31,7 +31,8 @@ internal abstract class SqlBatchStore : IBatchStore, IDisposable
         CREATE INDEX IF NOT EXISTS batch_files_owner ON batch_files (owner, created_at);
         CREATE TABLE IF NOT EXISTS batch_jobs (
             id TEXT PRIMARY KEY, owner TEXT NOT NULL, created_at BIGINT NOT NULL, status TEXT NOT NULL, input_file_id TEXT NOT NULL,
-            cancelling_at BIGINT NULL, lease_node TEXT NULL, lease_until BIGINT NULL, not_before BIGINT NULL, state TEXT NOT NULL);
+            cancelling_at BIGINT NULL, lease_node TEXT NULL, lease_until BIGINT NULL, not_before BIGINT NULL, ran_at BIGINT NULL,
+            state TEXT NOT NULL);
         CREATE INDEX IF NOT EXISTS batch_jobs_input ON batch_jobs (input_file_id);
         CREATE INDEX IF NOT EXISTS batch_jobs_owner ON batch_jobs (owner, created_at);
         CREATE INDEX IF NOT EXISTS batch_jobs_status ON batch_jobs (status, created_at);
@@ -133,6 +134,23 @@ internal abstract class SqlBatchStore : IBatchStore, IDisposable
         return counted;
     }
 
+    public async Task<int> OpenCountAsync(string owner, CancellationToken cancellation)
+    {
+        await using var connection = await OpenAsync(cancellation);
+        await using var command = Command(connection, $"SELECT COUNT(*) FROM batch_jobs WHERE owner = @owner AND status IN ({OpenStates})", ("owner", owner));
+        return Convert.ToInt32(await command.ExecuteScalarAsync(cancellation), CultureInfo.InvariantCulture);
+    }
+
+    public async Task<bool> OthersWaitAsync(string id, DateTimeOffset now, CancellationToken cancellation)
+    {
+        await using var connection = await OpenAsync(cancellation);
+        await using var command = Command(connection, $"""
+            SELECT COUNT(*) FROM batch_jobs WHERE id <> @id AND status IN ({OpenStates})
+              AND (lease_until IS NULL OR lease_until < @now) AND (not_before IS NULL OR not_before <= @now)
+            """, ("id", id), ("now", Millis(now)));
+        return Convert.ToInt64(await command.ExecuteScalarAsync(cancellation), CultureInfo.InvariantCulture) > 0;
+    }
+
     public async Task<bool> RequestCancelAsync(string id, DateTimeOffset now, CancellationToken cancellation)
     {
         await using var connection = await OpenAsync(cancellation);
@@ -147,13 +165,13 @@ internal abstract class SqlBatchStore : IBatchStore, IDisposable
         await using var connection = await OpenAsync(cancellation);
         var candidates = await ReadBatchesAsync(connection, $"""
             WHERE status IN ({OpenStates}) AND (lease_until IS NULL OR lease_until < @now) AND (not_before IS NULL OR not_before <= @now)
-            ORDER BY created_at, id LIMIT {8 + skip.Count}
+            ORDER BY COALESCE(ran_at, 0), created_at, id LIMIT {8 + skip.Count}
             """, cancellation, ("now", Millis(now)));
         foreach (var candidate in candidates.Where(c => !skip.Contains(c.Id)))
         {
             // Only one node's update finds the lease still free (and the batch still open): the others move on.
             await using var take = Command(connection, $"""
-                UPDATE batch_jobs SET lease_node = @node, lease_until = @until
+                UPDATE batch_jobs SET lease_node = @node, lease_until = @until, ran_at = @now
                 WHERE id = @id AND (lease_until IS NULL OR lease_until < @now) AND status IN ({OpenStates})
                 """, ("node", node), ("until", Millis(until)), ("id", candidate.Id), ("now", Millis(now)));
             if (await take.ExecuteNonQueryAsync(cancellation) > 0)

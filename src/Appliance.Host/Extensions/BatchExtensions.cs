@@ -15,7 +15,9 @@ public static class BatchExtensions
     public static WebApplicationBuilder AddApplianceBatches(this WebApplicationBuilder builder)
     {
         builder.Services.AddOptions<BatchOptions>().Bind(builder.Configuration.GetSection(BatchOptions.Section)).ValidateOnStart()
-            .Validate(o => o.MaxFileBytes is >= 1024 and <= 1L << 31, "Batches:MaxFileBytes must be between 1024 and 2147483648")
+            .Validate(o => o.MaxFileBytes is >= 1024 and <= 1_000_000_000, "Batches:MaxFileBytes must be between 1024 and 1000000000 (what one stored value holds)")
+            .Validate(o => o.MaxOpenPerOwner >= 1, "Batches:MaxOpenPerOwner must be at least 1")
+            .Validate(o => o.TimeSlice >= TimeSpan.FromSeconds(1), "Batches:TimeSlice must be at least one second")
             .Validate(o => o.MaxRequests is >= 1 and <= 1_000_000, "Batches:MaxRequests must be between 1 and 1000000")
             .Validate(o => o.Concurrency is >= 1 and <= 256, "Batches:Concurrency must be between 1 and 256")
             .Validate(o => o.PollInterval >= TimeSpan.FromMilliseconds(50), "Batches:PollInterval must be at least 50 ms")
@@ -23,20 +25,24 @@ public static class BatchExtensions
                 "Batches:LeaseDuration must be at least 3 seconds and three times Batches:PollInterval")
             .Validate(o => o.RetentionDays >= 0, "Batches:RetentionDays must be 0 (keep) or more");
 
-        // Every request, a batch's too, goes through the server the host runs (Kestrel): wrapped, it also takes requests
-        // from inside the process.
-        var network = builder.Services.LastOrDefault(d => d.ServiceType == typeof(IServer) && !d.IsKeyedService)
-            ?? throw new InvalidOperationException("no server is registered to run batches through");
-        builder.Services.Remove(network);
-        builder.Services.Add(Keyed(network));
-        builder.Services.AddSingleton(services => new InProcessServer(services.GetRequiredKeyedService<IServer>(NetworkServer)));
-        builder.Services.AddSingleton<IServer>(services => services.GetRequiredService<InProcessServer>());
-        builder.Services.AddSingleton<InProcessRequests>();
-
         var settings = builder.Configuration.GetSection(BatchOptions.Section).Get<BatchOptions>() ?? new BatchOptions();
-        if (settings.Enabled)
+        if (!settings.Enabled)
         {
-            builder.Services.AddSingleton<IBatchStore>(StoreFor);
+            return builder;
+        }
+
+        builder.Services.AddSingleton<IBatchStore>(StoreFor);
+        if (settings.Run)
+        {
+            // Every request, a batch's too, goes through the server the host runs (Kestrel): wrapped, it also takes
+            // requests from inside the process.
+            var network = builder.Services.LastOrDefault(d => d.ServiceType == typeof(IServer) && !d.IsKeyedService)
+                ?? throw new InvalidOperationException("no server is registered to run batches through");
+            builder.Services.Remove(network);
+            builder.Services.Add(Keyed(network));
+            builder.Services.AddSingleton(services => new InProcessServer(services.GetRequiredKeyedService<IServer>(NetworkServer)));
+            builder.Services.AddSingleton<IServer>(services => services.GetRequiredService<InProcessServer>());
+            builder.Services.AddSingleton<InProcessRequests>();
             builder.Services.AddSingleton<BatchMetrics>();
             builder.Services.AddHostedService<BatchRunner>();
         }

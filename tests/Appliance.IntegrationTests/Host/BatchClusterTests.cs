@@ -19,8 +19,8 @@ public sealed class BatchClusterTests : IDisposable
     [Fact]
     public async Task Another_node_takes_over_a_batch_whose_node_stopped_and_sends_only_what_was_left()
     {
-        // node-1 looks for batches only once, at start: it creates the batch, and stands for the node that stops.
-        await using var first = await _cluster.StartNodeAsync("node-1", "--Batches:PollInterval=01:00:00", "--Batches:LeaseDuration=03:00:00");
+        // node-1 runs no batches: it creates the batch, and its store stands for the node that stopped.
+        await using var first = await _cluster.StartNodeAsync("node-1", "--Batches:Run=false");
         var id = await BatchRequests.CreateAsync(first.Http, "/v1/chat/completions", Enumerable.Range(0, 4).Select(i =>
             (object)new { model = "tiny", messages = new[] { new { role = "user", content = $"question {i}" } }, max_tokens = 3, temperature = 0 }), prefix: "q");
 
@@ -49,6 +49,30 @@ public sealed class BatchClusterTests : IDisposable
         Assert.Equal(3, sent.Count);
         Assert.All(sent, r => Assert.Equal(("node-2", "tester"), (r.GetProperty("node").GetString(), r.GetProperty("username").GetString())));
         Assert.DoesNotContain(sent, r => r.GetProperty("detail").GetString()!.Contains("line 1 (q0)", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_node_that_stops_mid_batch_lets_it_go_at_once_and_another_node_finishes_it()
+    {
+        // A lease of ten minutes: were it not let go at the stop, the second node could not take the batch in time.
+        string[] settings = ["--Batches:PollInterval=00:00:00.200", "--Batches:LeaseDuration=00:10:00", "--Batches:Concurrency=1"];
+        string id;
+        await using (var first = await _cluster.StartNodeAsync("node-1", settings))
+        {
+            id = await BatchRequests.CreateAsync(first.Http, "/v1/completions",
+                Enumerable.Range(0, 30).Select(i => (object)new { model = "tiny", prompt = $"part {i}", max_tokens = 200, ignore_eos = true }));
+            await BatchRequests.WaitAsync(first.Http, id, b => BatchRequests.Count(b, "completed") >= 2);
+        }
+
+        await using var second = await _cluster.StartNodeAsync("node-2", settings);
+        var batch = await BatchRequests.EndAsync(second.Http, id);
+
+        Assert.Equal(("completed", 30), (batch.GetProperty("status").GetString(), BatchRequests.Count(batch, "completed")));
+        using var records = JsonDocument.Parse(await second.Http.GetStringAsync("/audit/events?kind=request.completed&model=tiny&limit=1000"));
+        var byNode2 = records.RootElement.GetProperty("data").EnumerateArray()
+            .Count(r => r.GetProperty("node").GetString() == "node-2" && r.GetProperty("detail").GetString()?.StartsWith($"batch {id} ", StringComparison.Ordinal) == true
+                && r.GetProperty("finishReason").GetString() == "length");
+        Assert.InRange(byNode2, 1, 28); // node-1 answered some before it stopped, node-2 the rest
     }
 
     public void Dispose() => _cluster.Dispose();

@@ -39,14 +39,14 @@ public sealed class BatchNodeTests : IDisposable
     public async Task A_batch_queued_before_a_restart_runs_after_it_until_its_window_ends()
     {
         string id;
-        await using (var before = await StartAsync("--Batches:PollInterval=01:00:00", "--Batches:LeaseDuration=03:00:00"))
+        await using (var before = await StartAsync("--Batches:Run=false"))
         {
-            id = await CreateAsync(before.Http, "/v1/completions", Completions(400, "story", 200));
+            id = await CreateAsync(before.Http, "/v1/completions", Completions(3000, "story", 200));
 
-            // As though the batch had been created almost 24 hours ago: its window ends a few seconds into the run.
+            // As though the batch had been created almost 24 hours ago: its window ends well into the run.
             var store = before.App.Services.GetRequiredService<IBatchStore>();
             var job = (await store.BatchAsync(id, default))!;
-            Assert.True(await store.UpdateBatchAsync(job with { ExpiresAt = DateTimeOffset.UtcNow.AddSeconds(8) }, BatchStatus.Validating, default));
+            Assert.True(await store.UpdateBatchAsync(job with { ExpiresAt = DateTimeOffset.UtcNow.AddSeconds(30) }, BatchStatus.Validating, default));
         }
 
         await using var after = await StartAsync("--Batches:PollInterval=00:00:00.200", "--Batches:Concurrency=2");
@@ -56,10 +56,10 @@ public sealed class BatchNodeTests : IDisposable
         Assert.NotEqual(JsonValueKind.Null, batch.GetProperty("in_progress_at").ValueKind);
         Assert.NotEqual(JsonValueKind.Null, batch.GetProperty("expired_at").ValueKind);
         var completed = Count(batch, "completed");
-        Assert.InRange(completed, 1, 399);
+        Assert.InRange(completed, 1, 2999);
         Assert.Equal(completed, (await LinesAsync(after.Http, batch.GetProperty("output_file_id").GetString()!)).Count);
         var expired = await LinesAsync(after.Http, batch.GetProperty("error_file_id").GetString()!);
-        Assert.Equal(400 - completed, expired.Count);
+        Assert.Equal(3000 - completed, expired.Count);
         Assert.All(expired, l => Assert.Equal("batch_expired", l.GetProperty("error").GetProperty("code").GetString()));
     }
 
@@ -152,6 +152,30 @@ public sealed class BatchNodeTests : IDisposable
         // Refused once, then let go until the quota resets: not asked again and again.
         using var refusals = JsonDocument.Parse(await node.Http.GetStringAsync("/audit/events?kind=request.refused&limit=1000"));
         Assert.Single(refusals.RootElement.GetProperty("data").EnumerateArray(), r => r.GetProperty("detail").GetString()!.StartsWith($"batch {first} ", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task While_another_batch_waits_a_long_one_lets_go_after_its_time_slice()
+    {
+        await using var node = await StartAsync("--Batches:TimeSlice=00:00:01", "--Batches:PollInterval=00:00:00.200", "--Batches:MaxOpenPerOwner=1");
+        using var alice = node.ClientWith(node.MintToken("alice", ["appliance-user"]));
+        using var bob = node.ClientWith(node.MintToken("bob", ["appliance-user"]));
+        var long_ = await CreateAsync(alice, "/v1/completions", Completions(400, "long", 300));
+        await WaitAsync(alice, long_, b => Count(b, "completed") >= 1);
+        // One open batch each: alice's second is refused until her first has ended.
+        using var form = new MultipartFormDataContent { { new StringContent("batch"), "purpose" }, { new StringContent(JsonSerializer.Serialize(new { custom_id = "x", method = "POST", url = "/v1/completions", body = new { model = "tiny", prompt = "x" } })), "file", "x.jsonl" } };
+        using var file = JsonDocument.Parse(await (await alice.PostAsync("/v1/files", form)).EnsureSuccessStatusCode().Content.ReadAsStringAsync());
+        using var refused = await alice.PostAsJsonAsync("/v1/batches", new { input_file_id = file.RootElement.GetProperty("id").GetString(), endpoint = "/v1/completions", completion_window = "24h" });
+        Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
+        Assert.Contains("too_many_open_batches", await refused.Content.ReadAsStringAsync());
+
+        var short_ = await CreateAsync(bob, "/v1/completions", Completions(2, "short", 5));
+
+        var bobs = await EndAsync(bob, short_);
+        Assert.Equal("completed", bobs.GetProperty("status").GetString());
+        using var alices = JsonDocument.Parse(await alice.GetStringAsync($"/v1/batches/{long_}"));
+        Assert.Equal("in_progress", alices.RootElement.GetProperty("status").GetString()); // bob's ran first, not after 400 long answers
+        await alice.PostAsync($"/v1/batches/{long_}/cancel", null);
     }
 
     [Fact]
