@@ -75,7 +75,7 @@ public static class BatchAdminApi
     }
 
     private static IResult? Disabled(HttpContext http) =>
-        http.RequestServices.GetService<IOptions<BatchOptions>>()?.Value.Enabled == true && http.RequestServices.GetService<IBatchStore>() is not null
+        BatchApiRoutes.IsOn(http)
             ? null
             : Results.Problem(statusCode: StatusCodes.Status404NotFound, title: "Batches are off", detail: "The Batch API is turned off on this appliance (Batches:Enabled).");
 }

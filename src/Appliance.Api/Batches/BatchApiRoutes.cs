@@ -29,13 +29,16 @@ internal static class BatchApiRoutes
     public static Task RecordAcceptedAsync(HttpContext http) =>
         ModelResolution.RecordAcceptedAsync(http.RequestServices.GetRequiredService<Audit.IAccessRecorder>(), http);
 
+    /// <summary>Whether the Batch API is on here: its store is registered only with Batches:Enabled.</summary>
+    public static bool IsOn(HttpContext http) => http.RequestServices.GetService<IBatchStore>() is not null;
+
     /// <summary>Resolved in the handler, after <see cref="WhenEnabled"/>: a node with batches off has no store.</summary>
     public static IBatchStore Store(HttpContext http) => http.RequestServices.GetRequiredService<IBatchStore>();
 
     private static async ValueTask<object?> WhenEnabled(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
     {
         var http = context.HttpContext;
-        if (http.RequestServices.GetService<IOptions<BatchOptions>>()?.Value.Enabled != true || http.RequestServices.GetService<IBatchStore>() is null)
+        if (!IsOn(http))
         {
             return new OpenAiError(StatusCodes.Status404NotFound, $"Unknown request URL: {http.Request.Path}. The Batch API is turned off on this appliance (Batches:Enabled).",
                 "invalid_request_error", null, "unknown_url").ToResult();
