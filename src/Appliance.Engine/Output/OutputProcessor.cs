@@ -9,6 +9,7 @@ internal sealed class OutputProcessor(ITokenizer tokenizer, SamplingParams param
 {
     private readonly IncrementalDetokenizer _detokenizer = new(tokenizer);
     private readonly StopStringFilter _stops = new(parameters.StopStrings);
+    private readonly IOutputScreen? _screen = parameters.OutputScreen?.Invoke();
 
     public int CompletionTokens { get; private set; }
 
@@ -17,6 +18,25 @@ internal sealed class OutputProcessor(ITokenizer tokenizer, SamplingParams param
 
     /// <summary>Processes a sampled token; returns the text to emit and the finish reason when the sequence ends.</summary>
     public (string Text, FinishReason? Finish) Accept(int token, bool contextFull)
+    {
+        var (text, finish) = Generated(token, contextFull);
+        return _screen is null ? (text, finish) : Screen(text, finish);
+    }
+
+    /// <summary>The screen sees the text after stop strings are cut (they are never sent, so never screened).</summary>
+    private (string Text, FinishReason? Finish) Screen(string text, FinishReason? finish)
+    {
+        var screened = _screen!.Push(text);
+        if (!screened.Blocked && finish is not null)
+        {
+            var rest = _screen.Flush();
+            screened = new ScreenedText(screened.Text + rest.Text, rest.Blocked);
+        }
+
+        return (screened.Text, screened.Blocked ? FinishReason.ContentFilter : finish);
+    }
+
+    private (string Text, FinishReason? Finish) Generated(int token, bool contextFull)
     {
         CompletionTokens++;
         if (!parameters.IgnoreEos && eosTokenIds.Contains(token))

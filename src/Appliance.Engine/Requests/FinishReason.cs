@@ -10,4 +10,7 @@ public enum FinishReason
 
     /// <summary>The caller went away or the engine shut down.</summary>
     Cancelled,
+
+    /// <summary>The sequence's output screen (the operator's guardrails) withheld the rest of the answer.</summary>
+    ContentFilter,
 }

@@ -39,6 +39,9 @@ public sealed record SamplingParams
     /// <summary>A language the output must stay in (structured outputs), or null for free text.</summary>
     public Sampling.ITokenConstraint? Constraint { get; init; }
 
+    /// <summary>Makes the screen each sequence's text passes before it is sent (guardrails), or null for none.</summary>
+    public Func<Output.IOutputScreen>? OutputScreen { get; init; }
+
     public bool IsGreedy => Temperature == 0f || TopK == 1;
 
     /// <summary>Returns the first problem found, or null when the parameters are valid.</summary>
