@@ -28,6 +28,7 @@ public static class ApplianceApp
         builder.AddApplianceConsole();
         builder.AddApplianceDataProtection();
         builder.AddApplianceBatches();
+        builder.AddApplianceGuardrails();
         builder.Services.AddApplianceHealthChecks();
         // What escapes an endpoint outside /v1 (whose filter answers in OpenAI's format); the handler clears the headers,
         // so the audit record's request id is set again for support to find the record.
@@ -54,6 +55,7 @@ public static class ApplianceApp
         app.MapApplianceAudit(AppliancePolicies.Audit);
         app.MapApplianceMetrics(AppliancePolicies.Admin);
         app.MapApplianceConsole(AppliancePolicies.Audit, AppliancePolicies.Usage);
+        app.WarnOfUnguardedModels();
         app.UseStartupBanner();
         return app;
     }

@@ -16,19 +16,21 @@ namespace Appliance.Api.Anthropic;
 /// </summary>
 internal static class MessagesApi
 {
-    public static async Task HandleAsync(HttpContext http, IModelCatalog catalog, IModelAccess access, IAccessRecorder recorder, IContentRecording content, IOptions<ApiLimits> options)
+    public static async Task HandleAsync(HttpContext http, IModelCatalog catalog, IModelAccess access, IAccessRecorder recorder, IContentRecording content, Guardrails.GuardrailSet guardrails, IOptions<ApiLimits> options)
     {
         var limits = options.Value;
         using var fields = await JsonFields.ReadAsync(http.Request, limits.MaxBodyBytes, http.RequestAborted);
         var request = fields.Parse(f => MessagesRequest.Read(f, limits));
         var model = ModelResolution.Resolve(catalog, access, http, request.Settings.Model);
+        var guard = guardrails.For(http, model.Id);
+        request = request with { Messages = guard.Screen(request.Messages, "messages") };
         var answerConstraint = request.Tools.ConstraintFor(model);
         var (rendered, prefill) = Render(model, request);
         var thinking = ThinkingPlan.For(model, rendered, request.Reasoning, answerConstraint is not null, prefill);
         var prompt = model.Engine.Tokenizer.Encode(thinking.Prompt);
         // A ceiling, as Claude clients mean it: whatever room the context leaves, up to the appliance's limit.
         var maxTokens = ModelResolution.MaxTokens(model, Math.Min(request.Settings.MaxTokens ?? int.MaxValue, Math.Max(model.ContextLength - prompt.Count, 1)), prompt.Count, limits.MaxTokens);
-        var settings = request.Settings with { Constraint = thinking.Constraint(model, answerConstraint, maxTokens, request.Reasoning.Budget), Tools = request.Tools };
+        var settings = request.Settings with { Constraint = thinking.Constraint(model, answerConstraint, maxTokens, request.Reasoning.Budget), Tools = request.Tools, OutputScreen = guard.OutputScreen };
         var audit = RequestAudit.Of(http);
         audit.PromptTokens = prompt.Count;
         audit.Tools = request.Tools.AuditDetail(called: null);
@@ -326,11 +328,12 @@ internal static class MessagesApi
         {
             "tool_use" => "tool_calls",
             "max_tokens" => "length",
+            "refusal" => "content_filter",
             _ => "stop",
         };
 
         private static string StopReason(FinishReason? finish, IReadOnlyList<ToolCall> calls, string? stopString) =>
-            calls.Count > 0 ? "tool_use" : finish == FinishReason.Length ? "max_tokens" : stopString is not null ? "stop_sequence" : "end_turn";
+            finish == FinishReason.ContentFilter ? "refusal" : calls.Count > 0 ? "tool_use" : finish == FinishReason.Length ? "max_tokens" : stopString is not null ? "stop_sequence" : "end_turn";
 
         /// <summary>Writes one frame; the token as in <see cref="RequestDeadline.SendFrameAsync"/>.</summary>
         private Task Send(string type, byte[] data, CancellationToken check) =>

@@ -35,6 +35,9 @@ public sealed class RequestAudit(long startedAt)
     /// <summary>The tools a chat request offered and those the answer called (names only, never arguments).</summary>
     public string? Tools { get; set; }
 
+    /// <summary>What the operator's guardrails masked or blocked in this request (rules and counts, never the text).</summary>
+    public Guardrails.GuardrailTally Guardrails { get; } = new();
+
     /// <summary>Where a request came from when not from a caller directly (a batch's line); the audit detail names it.</summary>
     public string? Origin { get; init; }
 

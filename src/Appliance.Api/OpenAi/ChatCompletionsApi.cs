@@ -10,12 +10,15 @@ namespace Appliance.Api.OpenAi;
 /// <summary>POST /v1/chat/completions.</summary>
 internal static class ChatCompletionsApi
 {
-    public static async Task HandleAsync(HttpContext http, IModelCatalog catalog, IModelAccess access, IAccessRecorder recorder, IContentRecording content, IOptions<ApiLimits> options, TimeProvider time)
+    public static async Task HandleAsync(HttpContext http, IModelCatalog catalog, IModelAccess access, IAccessRecorder recorder, IContentRecording content, Guardrails.GuardrailSet guardrails, IOptions<ApiLimits> options, TimeProvider time)
     {
         var limits = options.Value;
         using var fields = await JsonFields.ReadAsync(http.Request, limits.MaxBodyBytes, http.RequestAborted);
         var request = fields.Parse(f => ChatCompletionRequest.Read(f, limits));
         var model = ModelResolution.Resolve(catalog, access, http, request.Settings.Model);
+        var guard = guardrails.For(http, model.Id);
+        guard.RefuseLogprobs(request.Settings.Logprobs, "logprobs");
+        request = request with { Messages = guard.Screen(request.Messages, "messages") };
         // Compiled (or found compiled) here, on the request's thread: the engine only looks up masks.
         var answer = request.Tools.ConstraintFor(model, request.Format) ?? request.Format.ConstraintFor(model);
         RequestAudit.Of(http).Tools = request.Tools.AuditDetail(called: null);
@@ -23,7 +26,7 @@ internal static class ChatCompletionsApi
         // Render and tokenise here, on the request's thread, never on the engine's.
         var (thinking, prompt) = Prompt(model, request, answer);
         var maxTokens = ModelResolution.MaxTokens(model, request.Settings.MaxTokens, prompt.Count, limits.MaxTokens, request.Settings.MaxTokensIsCeiling);
-        var settings = request.Settings with { Constraint = thinking.Constraint(model, answer, maxTokens, request.Reasoning.Budget), Tools = request.Tools };
+        var settings = request.Settings with { Constraint = thinking.Constraint(model, answer, maxTokens, request.Reasoning.Budget), Tools = request.Tools, OutputScreen = guard.OutputScreen };
         var choices = Enumerable.Range(0, request.Settings.N).Select(i => new ChoiceInput(i, prompt)).ToList();
         var header = new ResponseHeader(ResponseKind.Chat, $"chatcmpl-{Guid.NewGuid():N}", time.GetUtcNow().ToUnixTimeSeconds(), request.Settings.Model, ModelResolution.Fingerprint(model));
         RequestAudit.Of(http).PromptTokens = prompt.Count;

@@ -11,12 +11,19 @@ internal static class CompletionsApi
     /// <summary>What OpenAI's legacy completions generate when the request names no max_tokens.</summary>
     private const int LegacyDefaultMaxTokens = 16;
 
-    public static async Task HandleAsync(HttpContext http, IModelCatalog catalog, IModelAccess access, IAccessRecorder recorder, IContentRecording content, IOptions<ApiLimits> options, TimeProvider time)
+    public static async Task HandleAsync(HttpContext http, IModelCatalog catalog, IModelAccess access, IAccessRecorder recorder, IContentRecording content, Guardrails.GuardrailSet guardrails, IOptions<ApiLimits> options, TimeProvider time)
     {
         var limits = options.Value;
         using var fields = await JsonFields.ReadAsync(http.Request, limits.MaxBodyBytes, http.RequestAborted);
         var request = fields.Parse(f => CompletionRequest.Read(f, limits));
         var model = ModelResolution.Resolve(catalog, access, http, request.Settings.Model);
+        var guard = guardrails.For(http, model.Id);
+        guard.RefuseLogprobs(request.Settings.Logprobs, "logprobs");
+        request = request with
+        {
+            Prompts = [.. request.Prompts.Select((p, i) => Screened(model, guard, p, request.Prompts.Count == 1 ? "prompt" : $"prompt[{i}]"))],
+            Settings = request.Settings with { OutputScreen = guard.OutputScreen },
+        };
 
         var prompts = request.Prompts.Select(p => p.TokenIds ?? model.Engine.Tokenizer.EncodeWithSpecialTokens(p.Text ?? string.Empty)).ToList();
         if (prompts.Any(p => p.Count == 0))
@@ -46,5 +53,18 @@ internal static class CompletionsApi
         using var quota = accepted.Quota;
         await using var streams = accepted.Streams; // ends before the quota's charge is taken
         await GenerationResponder.RespondAsync(http, header, model, request.Settings, choices, streams, prompts.Sum(p => p.Count), limits);
+    }
+
+    /// <summary>A prompt as the guardrails leave it: token ids are read as text for them, and sent as text when masked.</summary>
+    private static CompletionPrompt Screened(ServedModel model, Guardrails.RequestGuardrails guard, CompletionPrompt prompt, string param)
+    {
+        if (prompt.Text is { } text)
+        {
+            return prompt with { Text = guard.Screen(text, param) };
+        }
+
+        var decoded = model.Engine.Tokenizer.Decode(prompt.TokenIds!);
+        var screened = guard.Screen(decoded, param);
+        return ReferenceEquals(screened, decoded) ? prompt : new CompletionPrompt(screened, null);
     }
 }

@@ -18,12 +18,14 @@ internal static class EmbeddingsApi
     private const int MaxInputs = 2048;
     private static readonly HashSet<string> Known = ["model", "input", "encoding_format", "dimensions", "user"];
 
-    public static async Task HandleAsync(HttpContext http, IModelCatalog catalog, IModelAccess access, IAccessRecorder recorder, IContentRecording content, IOptions<ApiLimits> options)
+    public static async Task HandleAsync(HttpContext http, IModelCatalog catalog, IModelAccess access, IAccessRecorder recorder, IContentRecording content, Guardrails.GuardrailSet guardrails, IOptions<ApiLimits> options)
     {
         var limits = options.Value;
         using var fields = await JsonFields.ReadAsync(http.Request, limits.MaxBodyBytes, http.RequestAborted);
         var (modelName, inputs, base64) = fields.Parse(Read);
         var model = ModelResolution.ResolveEmbedder(catalog, access, http, modelName);
+        var guard = guardrails.For(http, model.Id);
+        inputs = [.. inputs.Select((text, i) => guard.Screen(text, inputs.Count == 1 ? "input" : $"input[{i}]"))];
         if (fields.OptionalInteger("dimensions", 1, 100_000) is { } dimensions && dimensions != model.Embedder.Dimensions)
         {
             throw new OpenAiRequestException(OpenAiError.Unsupported("dimensions", $"dimensions other than the model's {model.Embedder.Dimensions}"));

@@ -96,7 +96,7 @@ internal static class GenerationResponder
             .Select(c => Result(settings, model, c.Index, text[c.Index].ToString(), logprobs[c.Index].Count > 0 ? logprobs[c.Index] : null, finish.GetValueOrDefault(c.Index, FinishReason.Length))
                 with { Reasoning = thoughts?[c.Index].Thought })
             .ToList();
-        Finished(http, string.Join(",", results.Select(r => r.CalledTools ? "tool_calls" : Wire(r.Finish)).Distinct()), completionTokens);
+        Finished(http, string.Join(",", results.Select(r => r.CalledTools && r.Finish != FinishReason.ContentFilter ? "tool_calls" : Wire(r.Finish)).Distinct()), completionTokens);
         if (settings.Tools is { } tools)
         {
             Audit.RequestAudit.Of(http).Tools = tools.AuditDetail(results.SelectMany(r => r.ToolCalls ?? []));
@@ -203,7 +203,7 @@ internal static class GenerationResponder
                     completionTokens += delta.Usage?.CompletionTokens ?? 0;
                     cachedTokens = CachedForEvery(cachedTokens, delta.Usage);
                     var calledTools = toolStreams is not null && await SendToolCallsAsync(response, header, settings, model, item.Index, toolStreams[item.Index], callDeltas![item.Index], called, cancellationToken);
-                    finished.Add(calledTools ? "tool_calls" : Wire(reason));
+                    finished.Add(calledTools && reason != FinishReason.ContentFilter ? "tool_calls" : Wire(reason));
                     var finalText = header.Kind == ResponseKind.Chat ? null : string.Empty;
                     await Event(response, OpenAiJson.Chunk(header, item.Index, finalText, role: false, null, reason, settings.IncludeUsage, tokenizer, calledTools), cancellationToken);
                 }
@@ -339,7 +339,7 @@ internal static class GenerationResponder
     private static void Failed(HttpContext http, ChoiceDelta item, int completionTokens) =>
         Finished(http, item.Error is null ? "cancelled" : "error", completionTokens);
 
-    private static string Wire(FinishReason reason) => reason.ToString().ToLowerInvariant();
+    private static string Wire(FinishReason reason) => reason == FinishReason.ContentFilter ? "content_filter" : reason.ToString().ToLowerInvariant();
 
     internal static OpenAiError EngineFailure(ChoiceDelta item) => item.Error switch
     {

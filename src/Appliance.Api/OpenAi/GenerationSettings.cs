@@ -29,6 +29,9 @@ internal sealed record GenerationSettings(
     ToolUse? Tools = null,
     bool MaxTokensIsCeiling = false)
 {
+    /// <summary>Makes each choice's guardrail screen (the model's output rules), or null.</summary>
+    public Func<Appliance.Engine.Output.IOutputScreen>? OutputScreen { get; init; }
+
     /// <summary>Extensions beyond OpenAI's parameters that vLLM-style clients send.</summary>
     public static readonly string[] ExtensionFields = ["top_k", "min_p", "repetition_penalty", "ignore_eos"];
 
@@ -95,5 +98,6 @@ internal sealed record GenerationSettings(
         TopLogprobs = TopLogprobs,
         IgnoreEos = IgnoreEos, // vLLM's extension: generate exactly max_tokens, for benchmarks and load tests
         Constraint = Constraint,
+        OutputScreen = OutputScreen,
     };
 }

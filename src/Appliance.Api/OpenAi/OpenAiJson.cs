@@ -59,7 +59,7 @@ internal static class OpenAiJson
                 }
 
                 Logprobs(json, header.Kind, choice.Logprobs, tokenizer);
-                json.WriteString("finish_reason", choice.CalledTools ? "tool_calls" : FinishReasonName(choice.Finish));
+                json.WriteString("finish_reason", choice.CalledTools && choice.Finish != FinishReason.ContentFilter ? "tool_calls" : FinishReasonName(choice.Finish));
                 json.WriteEndObject();
             }
 
@@ -149,7 +149,7 @@ internal static class OpenAiJson
             Logprobs(json, header.Kind, logprobs, tokenizer, textOffset);
             if (finish is { } reason)
             {
-                json.WriteString("finish_reason", calledTools ? "tool_calls" : FinishReasonName(reason));
+                json.WriteString("finish_reason", calledTools && reason != FinishReason.ContentFilter ? "tool_calls" : FinishReasonName(reason));
             }
             else
             {
@@ -190,7 +190,12 @@ internal static class OpenAiJson
             json.WriteEndObject();
         });
 
-    public static string FinishReasonName(FinishReason reason) => reason == FinishReason.Length ? "length" : "stop";
+    public static string FinishReasonName(FinishReason reason) => reason switch
+    {
+        FinishReason.Length => "length",
+        FinishReason.ContentFilter => "content_filter", // OpenAI's name for an answer its filters cut
+        _ => "stop",
+    };
 
     private static void Start(Utf8JsonWriter json, ResponseHeader header, bool streaming)
     {

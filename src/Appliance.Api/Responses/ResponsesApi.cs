@@ -16,16 +16,18 @@ namespace Appliance.Api.Responses;
 /// </summary>
 internal static class ResponsesApi
 {
-    public static async Task HandleAsync(HttpContext http, IModelCatalog catalog, IModelAccess access, IAccessRecorder recorder, IContentRecording content, IOptions<ApiLimits> options, TimeProvider time)
+    public static async Task HandleAsync(HttpContext http, IModelCatalog catalog, IModelAccess access, IAccessRecorder recorder, IContentRecording content, Guardrails.GuardrailSet guardrails, IOptions<ApiLimits> options, TimeProvider time)
     {
         var limits = options.Value;
         using var fields = await JsonFields.ReadAsync(http.Request, limits.MaxBodyBytes, http.RequestAborted);
         var request = fields.Parse(f => ResponsesRequest.Read(f, limits));
         var model = ModelResolution.Resolve(catalog, access, http, request.Settings.Model);
+        var guard = guardrails.For(http, model.Id);
+        request = request with { Messages = guard.Screen(request.Messages, "input") };
         var (answerConstraint, thinking, prompt) = Prompt(model, request);
         // Without max_output_tokens (Codex sends none) the answer may use what the context leaves, not a chat default.
         var maxTokens = ModelResolution.MaxTokens(model, request.Settings.MaxTokens ?? Math.Min(limits.MaxTokens, Math.Max(model.ContextLength - prompt.Count, 1)), prompt.Count, limits.MaxTokens, request.Settings.MaxTokensIsCeiling, input: "input");
-        var settings = request.Settings with { Constraint = thinking.Constraint(model, answerConstraint, maxTokens, request.Reasoning.Budget), Tools = request.Tools };
+        var settings = request.Settings with { Constraint = thinking.Constraint(model, answerConstraint, maxTokens, request.Reasoning.Budget), Tools = request.Tools, OutputScreen = guard.OutputScreen };
         var audit = RequestAudit.Of(http);
         audit.PromptTokens = prompt.Count;
         audit.Tools = request.Tools.AuditDetail(called: null);
@@ -209,9 +211,9 @@ internal static class ResponsesApi
 
             output.AddRange(calls.Calls.Select((call, i) => new OutputItem(
                 i < opened.Count ? opened[i].ItemId : ItemId(call.Name), null, call, Cut: !callsComplete && i == calls.Calls.Count - 1, Freeform: Freeform(call.Name))));
-            var incomplete = !callsComplete && finish == FinishReason.Length ? "max_output_tokens" : null;
+            var incomplete = finish == FinishReason.ContentFilter ? "content_filter" : !callsComplete && finish == FinishReason.Length ? "max_output_tokens" : null;
             var status = incomplete is null ? "completed" : "incomplete";
-            GenerationResponder.Finished(http, callsComplete ? "tool_calls" : finish == FinishReason.Length ? "length" : "stop", OutputTokens);
+            GenerationResponder.Finished(http, finish == FinishReason.ContentFilter ? "content_filter" : callsComplete ? "tool_calls" : finish == FinishReason.Length ? "length" : "stop", OutputTokens);
             Whole = true;
             RequestAudit.Of(http).Tools = settings.Tools?.AuditDetail(calls.Calls);
             if (!settings.Stream)

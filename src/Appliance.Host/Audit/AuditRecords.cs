@@ -15,6 +15,11 @@ internal sealed partial class AuditRecords(
         var user = http.User;
         var now = time.GetTimestamp();
         var detail = audit.Reason ?? audit.Tools ?? Query(http); // for admin actions: what was done; for chat: the tools offered and called
+        if (audit.Guardrails.Detail is { } guarded)
+        {
+            detail = detail is null ? guarded : $"{detail}; {guarded}";
+        }
+
         if (audit.Origin is { } origin)
         {
             detail = detail is null ? origin : $"{origin}; {detail}";

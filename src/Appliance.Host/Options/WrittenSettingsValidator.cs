@@ -29,6 +29,7 @@ public sealed class WrittenSettingsValidator(IConfiguration configuration) : IVa
         ("Tls", [typeof(TlsSettings)]),
         ("Metrics", [typeof(MetricsSettings)]),
         (Api.Batches.BatchOptions.Section, [typeof(Api.Batches.BatchOptions)]),
+        (Api.Guardrails.GuardrailOptions.Section, [typeof(Api.Guardrails.GuardrailOptions)]),
     ];
 
     /// <summary>Top-level names a settings file may hold: ours, Models, and those ASP.NET Core reads itself.</summary>

@@ -1,0 +1,133 @@
+using System.Text.RegularExpressions;
+
+namespace Appliance.Api.Guardrails;
+
+/// <summary>Where one rule matched in a text.</summary>
+internal readonly record struct RuleMatch(GuardrailRule Rule, int Start, int Length)
+{
+    public int End => Start + Length;
+}
+
+/// <summary>A rule ready to match: its expression (linear-time, so no text can make it slow), what it does and where.</summary>
+internal sealed class GuardrailRule
+{
+    private readonly Regex _expression;
+    private readonly Func<string, bool>? _isValid;
+    private readonly HashSet<string> _models;
+
+    private GuardrailRule(string name, Regex expression, Func<string, bool>? isValid, int maxLength, string mask, GuardrailRuleOptions options)
+    {
+        Name = name;
+        _expression = expression;
+        _isValid = isValid;
+        MaxLength = maxLength;
+        Mask = mask;
+        Action = options.Action;
+        Input = options.Applies != GuardrailDirection.Output;
+        Output = options.Applies != GuardrailDirection.Input;
+        _models = new HashSet<string>(options.Models, StringComparer.OrdinalIgnoreCase);
+    }
+
+    public string Name { get; }
+
+    public GuardrailAction Action { get; }
+
+    public bool Input { get; }
+
+    public bool Output { get; }
+
+    /// <summary>The longest text the rule is meant to match: how far a streamed answer is held back for it.</summary>
+    public int MaxLength { get; }
+
+    public string Mask { get; }
+
+    public IReadOnlyCollection<string> Models => _models;
+
+    public bool AppliesTo(string modelId) => _models.Count == 0 || _models.Contains(modelId);
+
+    public IEnumerable<RuleMatch> Matches(string text)
+    {
+        foreach (Match match in _expression.Matches(text))
+        {
+            if (match.Length > 0 && (_isValid is null || _isValid(match.Value)))
+            {
+                yield return new RuleMatch(this, match.Index, match.Length);
+            }
+        }
+    }
+
+    /// <summary>Compiles rule <paramref name="index"/>, or returns why it cannot be used (naming the setting).</summary>
+    public static (GuardrailRule? Rule, string? Problem) Compile(GuardrailRuleOptions options, int index)
+    {
+        var setting = $"{GuardrailOptions.Section}:Rules:{index}";
+        if (string.IsNullOrWhiteSpace(options.Name))
+        {
+            return (null, $"{setting}:Name is missing; every rule needs a name (it is what errors, the audit log and metrics show)");
+        }
+
+        var kinds = (options.Detector is null ? 0 : 1) + (options.Pattern is null ? 0 : 1) + (options.Words.Count == 0 ? 0 : 1);
+        if (kinds != 1)
+        {
+            return (null, $"{setting} ('{options.Name}') must set exactly one of Detector, Pattern or Words");
+        }
+
+        if (options.MaxLength is not null && options.Pattern is null)
+        {
+            return (null, $"{setting}:MaxLength applies to a Pattern only (a detector's and a word list's are known)");
+        }
+
+        if (options.Mask is { Length: 0 or > 100 })
+        {
+            return (null, $"{setting}:Mask must be 1 to 100 characters");
+        }
+
+        if (options.Models.Any(string.IsNullOrWhiteSpace))
+        {
+            return (null, $"{setting}:Models holds an empty model id");
+        }
+
+        if (options.Detector is { } name)
+        {
+            return BuiltInDetectors.Named(name) is { } detector
+                ? (new GuardrailRule(options.Name, Linear(detector.Pattern, RegexOptions.None), detector.IsValid, detector.MaxLength, options.Mask ?? detector.Mask, options), null)
+                : (null, $"{setting}:Detector '{name}' is not a detector; known: {string.Join(", ", BuiltInDetectors.All.Select(d => d.Name))}");
+        }
+
+        var mask = options.Mask ?? $"[{options.Name.ToUpperInvariant()}]";
+        if (options.Pattern is { } pattern)
+        {
+            if (options.MaxLength is not (null or (>= 1 and <= 1000)))
+            {
+                return (null, $"{setting}:MaxLength must be between 1 and 1000");
+            }
+
+            Regex expression;
+            try
+            {
+                expression = Linear(pattern, RegexOptions.None);
+            }
+            catch (Exception exception) when (exception is ArgumentException or NotSupportedException)
+            {
+                return (null, $"{setting}:Pattern does not compile for the linear-time matcher (no lookarounds, back-references or atomic groups): {exception.Message}");
+            }
+
+            return expression.IsMatch(string.Empty)
+                ? (null, $"{setting}:Pattern matches empty text; it would match everywhere")
+                : (new GuardrailRule(options.Name, expression, null, options.MaxLength ?? 64, mask, options), null);
+        }
+
+        var words = options.Words.Select(w => w.Trim()).ToList();
+        if (words.Any(w => w.Length is 0 or > 200))
+        {
+            return (null, $"{setting}:Words holds an empty word or one longer than 200 characters");
+        }
+
+        // Whole words: a boundary on each side that begins or ends with a letter or digit ("ass" is not in "class").
+        var alternatives = words.OrderByDescending(w => w.Length).Select(w =>
+            (char.IsLetterOrDigit(w[0]) ? @"\b" : string.Empty) + Regex.Escape(w) + (char.IsLetterOrDigit(w[^1]) ? @"\b" : string.Empty));
+        return (new GuardrailRule(options.Name, Linear(string.Join('|', alternatives), RegexOptions.IgnoreCase), null, words.Max(w => w.Length), mask, options), null);
+    }
+
+    private static Regex Linear(string pattern, RegexOptions options) =>
+        new(pattern, options | RegexOptions.NonBacktracking | RegexOptions.CultureInvariant);
+}

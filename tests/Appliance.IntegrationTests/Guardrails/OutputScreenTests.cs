@@ -1,0 +1,91 @@
+using System.Text;
+using Appliance.Api.Guardrails;
+using Appliance.Engine.Output;
+
+namespace Appliance.IntegrationTests.Guardrails;
+
+/// <summary>
+/// An answer screened as it streams, in pieces of any size, reads as the whole answer screened at once: every match
+/// masked whole, and a blocked match ends the answer where it begins, none of it sent.
+/// </summary>
+public sealed class OutputScreenTests
+{
+    private const string Answer = "Contact ada@example.org or bob.smith@corp.example.com; the card is 4111 1111 1111 1111, ok? Then mail eve@x.io.";
+
+    private static RequestGuardrails Guard(params GuardrailRuleOptions[] rules) =>
+        new("m", [], [.. rules.Select((r, i) => GuardrailRule.Compile(r, i).Rule!)], new GuardrailTally(), null);
+
+    private static (string Text, bool Blocked) Stream(IOutputScreen screen, string answer, Random pieces)
+    {
+        var sent = new StringBuilder();
+        for (var at = 0; at < answer.Length;)
+        {
+            var length = Math.Min(pieces.Next(1, 6), answer.Length - at);
+            var screened = screen.Push(answer.Substring(at, length));
+            sent.Append(screened.Text);
+            at += length;
+            if (screened.Blocked)
+            {
+                return (sent.ToString(), true);
+            }
+        }
+
+        var rest = screen.Flush();
+        return (sent.Append(rest.Text).ToString(), rest.Blocked);
+    }
+
+    [Fact]
+    public void Streamed_pieces_of_any_size_are_masked_as_the_whole_answer_is()
+    {
+        var guard = Guard(new GuardrailRuleOptions { Name = "emails", Detector = "Email", Action = GuardrailAction.Mask });
+        const string Expected = "Contact [EMAIL] or [EMAIL]; the card is 4111 1111 1111 1111, ok? Then mail [EMAIL].";
+        var asInput = new RequestGuardrails("m", [GuardrailRule.Compile(new() { Name = "emails", Detector = "Email", Action = GuardrailAction.Mask }, 0).Rule!], [], new GuardrailTally(), null);
+        Assert.Equal(Expected, asInput.Screen(Answer, "messages"));
+
+        for (var seed = 0; seed < 50; seed++)
+        {
+            Assert.Equal((Expected, false), Stream(guard.OutputScreen!(), Answer, new Random(seed)));
+        }
+    }
+
+    [Fact]
+    public void A_blocked_match_ends_the_answer_before_it_and_sends_nothing_of_it()
+    {
+        var guard = Guard(
+            new GuardrailRuleOptions { Name = "emails", Detector = "Email", Action = GuardrailAction.Mask },
+            new GuardrailRuleOptions { Name = "cards", Detector = "CreditCard", Action = GuardrailAction.Block });
+
+        for (var seed = 0; seed < 50; seed++)
+        {
+            Assert.Equal(("Contact [EMAIL] or [EMAIL]; the card is ", true), Stream(guard.OutputScreen!(), Answer, new Random(seed)));
+        }
+    }
+
+    [Fact]
+    public void Text_is_held_back_no_further_than_the_longest_match_a_rule_finds()
+    {
+        var screen = Guard(new GuardrailRuleOptions { Name = "secret", Words = ["project gemini"], Action = GuardrailAction.Mask }).OutputScreen!();
+
+        var first = screen.Push("The plan is named after the twins, in short: project gem");
+        Assert.Equal("The plan is named after the twins, in ", first.Text); // up to a space, 14 characters or more from the end
+        var second = screen.Push("ini. Nothing else");
+        Assert.Equal("short: [SECRET]", second.Text);
+        Assert.Equal(". Nothing else", screen.Flush().Text);
+    }
+
+    [Fact]
+    public void Input_is_masked_or_refused_and_each_intervention_counted_for_the_audit()
+    {
+        var tally = new GuardrailTally();
+        var guard = new RequestGuardrails("m",
+            [GuardrailRule.Compile(new() { Name = "emails", Detector = "Email", Action = GuardrailAction.Mask }, 0).Rule!,
+             GuardrailRule.Compile(new() { Name = "cards", Detector = "CreditCard" }, 1).Rule!], [], tally, null);
+
+        Assert.Equal("a [EMAIL] b [EMAIL]", guard.Screen("a x@y.org b z@w.net", "input"));
+        var refused = Assert.Throws<Appliance.Api.OpenAi.OpenAiRequestException>(() => guard.Screen("pay 4111111111111111 to x@y.org", "messages[2]"));
+        Assert.Equal(("content_filter", "messages[2]"), (refused.Error.Code, refused.Error.Param));
+        Assert.DoesNotContain("4111", refused.Error.Message, StringComparison.Ordinal);
+        Assert.Equal("guardrails: input masked emails x2, input blocked cards", tally.Detail);
+        Assert.Null(guard.OutputScreen);
+    }
+}
