@@ -13,21 +13,29 @@ internal static class BuiltInDetectors
 {
     public static readonly IReadOnlyList<Detector> All =
     [
-        new("Email", @"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}", 80, "[EMAIL]"),
-        new("CreditCard", @"\b\d(?:[ \-]?\d){12,18}\b", 40, "[CREDIT_CARD]", LuhnHolds),
-        new("Iban", @"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b", 42, "[IBAN]", IbanCheckHolds),
-        new("Phone", @"\+\d{1,3}(?:[ .\-]?\(?\d{1,4}\)?){2,6}", 30, "[PHONE]", text => Digits(text).Length is >= 8 and <= 15),
-        new("IpAddress", @"\b(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\b", 15, "[IP_ADDRESS]"),
-        new("UsSsn", @"\b\d{3}-\d{2}-\d{4}\b", 11, "[SSN]", SsnIsPossible),
+        // Bounded, so that a streamed answer need only be held back this far (a longer address is masked in part).
+        new("Email", @"[A-Za-z0-9._%+\-]{1,48}@[A-Za-z0-9\-]{1,30}(?:\.[A-Za-z0-9\-]{1,30}){0,2}\.[A-Za-z]{2,12}", 154, "[EMAIL]"),
+        // As cards are written: 13 to 19 digits in a row, in groups of four, or Amex's and Diners' 4-6-5 and 4-6-4.
+        new("CreditCard", @"\b(?:[0-9]{13,19}|[0-9]{4}(?:[ \-][0-9]{4}){2,3}(?:[ \-][0-9]{1,4})?|[0-9]{4}[ \-][0-9]{6}[ \-][0-9]{4,5})\b", 24, "[CREDIT_CARD]", CardNumberHolds),
+        new("Iban", @"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}\b", 64, "[IBAN]", IbanCheckHolds),
+        new("Phone", @"\+[0-9]{1,3}(?:[ .\-]?\(?[0-9]{1,4}\)?){2,6}", 46, "[PHONE]", text => Digits(text).Length is >= 8 and <= 15),
+        new("IpAddress", @"\b(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\b", 15, "[IP_ADDRESS]"),
+        new("UsSsn", @"\b[0-9]{3}-[0-9]{2}-[0-9]{4}\b", 11, "[SSN]", SsnIsPossible),
     ];
 
     public static Detector? Named(string name) => All.FirstOrDefault(d => string.Equals(d.Name, name, StringComparison.OrdinalIgnoreCase));
 
     private static string Digits(string text) => string.Concat(text.Where(char.IsAsciiDigit));
 
-    private static bool LuhnHolds(string text)
+
+    private static bool CardNumberHolds(string text)
     {
         var digits = Digits(text);
+        if (digits.Length is < 13 or > 19)
+        {
+            return false;
+        }
+
         var sum = 0;
         for (var i = 0; i < digits.Length; i++)
         {

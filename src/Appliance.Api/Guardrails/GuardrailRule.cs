@@ -45,15 +45,43 @@ internal sealed class GuardrailRule
 
     public bool AppliesTo(string modelId) => _models.Count == 0 || _models.Contains(modelId);
 
-    public IEnumerable<RuleMatch> Matches(string text)
+    /// <summary>Matches starting at or after <paramref name="startAt"/>; the text before it is context (word boundaries).</summary>
+    public IEnumerable<RuleMatch> Matches(string text, int startAt = 0)
     {
-        foreach (Match match in _expression.Matches(text))
+        foreach (Match match in _expression.Matches(text, startAt))
         {
-            if (match.Length > 0 && (_isValid is null || _isValid(match.Value)))
+            if (match.Length == 0)
+            {
+                continue;
+            }
+
+            if (_isValid is null || _isValid(match.Value))
             {
                 yield return new RuleMatch(this, match.Index, match.Length);
             }
+            else if (Shorter(match.Value) is { } length)
+            {
+                yield return new RuleMatch(this, match.Index, length);
+            }
         }
+    }
+
+    /// <summary>
+    /// A checked number the expression took too much of (a card number and its security code, an IBAN and the
+    /// currency after it): the longest part of the match, ended at a separator, that is a match on its own and checks.
+    /// </summary>
+    private int? Shorter(string match)
+    {
+        for (var end = match.Length - 1; end > 0; end--)
+        {
+            if (match[end] is ' ' or '-' && match[..end] is var part && _expression.Match(part) is { Success: true, Index: 0 } whole
+                && whole.Length == part.Length && _isValid!(part))
+            {
+                return end;
+            }
+        }
+
+        return null;
     }
 
     /// <summary>Compiles rule <paramref name="index"/>, or returns why it cannot be used (naming the setting).</summary>
@@ -117,16 +145,22 @@ internal sealed class GuardrailRule
         }
 
         var words = options.Words.Select(w => w.Trim()).ToList();
-        if (words.Any(w => w.Length is 0 or > 200))
+        if (words.Count > MaxWords || words.Any(w => w.Length is 0 or > 200))
         {
-            return (null, $"{setting}:Words holds an empty word or one longer than 200 characters");
+            return (null, $"{setting}:Words holds an empty word, one longer than 200 characters, or more than {MaxWords} words");
         }
 
-        // Whole words: a boundary on each side that begins or ends with a letter or digit ("ass" is not in "class").
-        var alternatives = words.OrderByDescending(w => w.Length).Select(w =>
-            (char.IsLetterOrDigit(w[0]) ? @"\b" : string.Empty) + Regex.Escape(w) + (char.IsLetterOrDigit(w[^1]) ? @"\b" : string.Empty));
-        return (new GuardrailRule(options.Name, Linear(string.Join('|', alternatives), RegexOptions.IgnoreCase), null, words.Max(w => w.Length), mask, options), null);
+        // Whole words: a boundary on each side that begins or ends with a letter or digit ("ass" is not in "class");
+        // the words of a phrase apart by up to three spaces or a line break.
+        var phrases = words.Select(w => w.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries)).ToList();
+        var alternatives = phrases.OrderByDescending(p => p.Sum(w => w.Length)).Select(p =>
+            (char.IsLetterOrDigit(p[0][0]) ? @"\b" : string.Empty) + string.Join(@"\s{1,3}", p.Select(Regex.Escape)) + (char.IsLetterOrDigit(p[^1][^1]) ? @"\b" : string.Empty));
+        var longest = phrases.Max(p => p.Sum(w => w.Length) + (3 * (p.Length - 1)));
+        return (new GuardrailRule(options.Name, Linear(string.Join('|', alternatives), RegexOptions.IgnoreCase), null, longest, mask, options), null);
     }
+
+    /// <summary>Words in one rule: each is matched at every step of every answer the rule screens.</summary>
+    private const int MaxWords = 10_000;
 
     private static Regex Linear(string pattern, RegexOptions options) =>
         new(pattern, options | RegexOptions.NonBacktracking | RegexOptions.CultureInvariant);

@@ -5,16 +5,20 @@ namespace Appliance.Api.Guardrails;
 
 /// <summary>
 /// Screens one answer as it streams. Text is held back as far as the longest match a rule is meant to find, so a match
-/// is whole before any of it is sent: a mask then replaces all of it, a block ends the answer where it began. Text is
-/// released up to a space where one is near, so that the held part starts a word and whole-word rules see it whole.
+/// is whole before any of it is sent: a mask then replaces all of it, a block ends the answer where it began. The end
+/// of the text already sent stays as context, so a word cut between two releases is still one word to the rules.
 /// </summary>
 internal sealed class OutputScreen(IReadOnlyList<GuardrailRule> rules, RequestGuardrails request) : IOutputScreen
 {
-    private readonly int _holdBack = rules.Max(r => r.MaxLength);
-    private string _pending = string.Empty;
+    /// <summary>How much of the text already sent the rules still see before the held text (for word boundaries).</summary>
+    private const int ContextLength = 16;
 
     /// <summary>How far back a release looks for a space: further, and an answer without one would lag for nothing.</summary>
     private const int MaxWordLookBack = 32;
+
+    private readonly int _holdBack = rules.Max(r => r.MaxLength);
+    private string _context = string.Empty;
+    private string _pending = string.Empty;
 
     public ScreenedText Push(string text)
     {
@@ -33,10 +37,12 @@ internal sealed class OutputScreen(IReadOnlyList<GuardrailRule> rules, RequestGu
 
         // A match that starts before safeEnd is whole (it could only grow past a rule's length).
         var safeEnd = final ? _pending.Length : Math.Max(0, _pending.Length - _holdBack);
+        var text = _context + _pending;
         var sent = new StringBuilder();
         var position = 0;
-        foreach (var match in MatchResolution.Resolve(rules, _pending))
+        foreach (var found in MatchResolution.Resolve(rules, text, _context.Length))
         {
+            var match = found with { Start = found.Start - _context.Length };
             if (match.Start >= safeEnd)
             {
                 break;
@@ -55,7 +61,14 @@ internal sealed class OutputScreen(IReadOnlyList<GuardrailRule> rules, RequestGu
         }
 
         var releaseEnd = final ? _pending.Length : Math.Max(position, WordStart(safeEnd, position));
+        if (releaseEnd > position && releaseEnd < _pending.Length && char.IsHighSurrogate(_pending[releaseEnd - 1]))
+        {
+            releaseEnd--; // never half a character: each release is written on its own
+        }
+
         sent.Append(_pending, position, releaseEnd - position);
+        var released = _context + _pending[..releaseEnd];
+        _context = released[Math.Max(0, released.Length - ContextLength)..];
         _pending = _pending[releaseEnd..];
         return new ScreenedText(sent.ToString(), false);
     }

@@ -10,6 +10,8 @@ namespace Appliance.Api.Guardrails;
 /// </summary>
 internal sealed class RequestGuardrails(string modelId, IReadOnlyList<GuardrailRule> input, IReadOnlyList<GuardrailRule> output, GuardrailTally tally, IGuardrailObserver? observer)
 {
+    public bool ScreensInput => input.Count > 0;
+
     public bool ScreensOutput => output.Count > 0;
 
     /// <summary>Makes each choice's output screen; null when no rule reads this model's answers.</summary>
@@ -32,7 +34,8 @@ internal sealed class RequestGuardrails(string modelId, IReadOnlyList<GuardrailR
     }
 
     /// <summary>The text with every match masked, or a 400 content_filter naming the rule that blocks it (never the match).</summary>
-    public string Screen(string text, string param)
+    /// <param name="record">False for a copy of text screened (and counted) already, such as what a response echoes.</param>
+    public string Screen(string text, string param, bool record = true)
     {
         if (input.Count == 0 || text.Length == 0)
         {
@@ -47,7 +50,11 @@ internal sealed class RequestGuardrails(string modelId, IReadOnlyList<GuardrailR
 
         if (matches.FirstOrDefault(m => m.Rule.Action == GuardrailAction.Block) is { Rule: not null } blocked)
         {
-            Record("input", blocked.Rule);
+            if (record)
+            {
+                Record("input", blocked.Rule);
+            }
+
             throw new OpenAiRequestException(OpenAiError.Invalid(
                 $"The input was refused by the guardrail '{blocked.Rule.Name}' of model '{modelId}'.", param, "content_filter"));
         }
@@ -56,7 +63,11 @@ internal sealed class RequestGuardrails(string modelId, IReadOnlyList<GuardrailR
         var position = 0;
         foreach (var match in matches)
         {
-            Record("input", match.Rule);
+            if (record)
+            {
+                Record("input", match.Rule);
+            }
+
             masked.Append(text, position, match.Start - position).Append(match.Rule.Mask);
             position = match.End;
         }

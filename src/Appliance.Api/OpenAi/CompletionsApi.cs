@@ -63,6 +63,12 @@ internal static class CompletionsApi
             return prompt with { Text = guard.Screen(text, param) };
         }
 
+        // Ids outside the vocabulary are the engine's to refuse (400), not the decoder's to fail on.
+        if (!guard.ScreensInput || prompt.TokenIds!.Any(id => (uint)id >= (uint)model.Engine.Model.VocabularySize))
+        {
+            return prompt;
+        }
+
         var decoded = model.Engine.Tokenizer.Decode(prompt.TokenIds!);
         var screened = guard.Screen(decoded, param);
         return ReferenceEquals(screened, decoded) ? prompt : new CompletionPrompt(screened, null);

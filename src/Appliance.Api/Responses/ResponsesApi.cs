@@ -23,7 +23,12 @@ internal static class ResponsesApi
         var request = fields.Parse(f => ResponsesRequest.Read(f, limits));
         var model = ModelResolution.Resolve(catalog, access, http, request.Settings.Model);
         var guard = guardrails.For(http, model.Id);
-        request = request with { Messages = guard.Screen(request.Messages, "input") };
+        // The instructions are the first turn as the model reads them; the response echoes them as screened there.
+        request = request with
+        {
+            Messages = guard.Screen(request.Messages, "input"),
+            Instructions = request.Instructions is null ? null : guard.Screen(request.Instructions, "instructions", record: false),
+        };
         var (answerConstraint, thinking, prompt) = Prompt(model, request);
         // Without max_output_tokens (Codex sends none) the answer may use what the context leaves, not a chat default.
         var maxTokens = ModelResolution.MaxTokens(model, request.Settings.MaxTokens ?? Math.Min(limits.MaxTokens, Math.Max(model.ContextLength - prompt.Count, 1)), prompt.Count, limits.MaxTokens, request.Settings.MaxTokensIsCeiling, input: "input");

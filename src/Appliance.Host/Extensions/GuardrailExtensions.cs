@@ -28,6 +28,11 @@ public static partial class GuardrailExtensions
         {
             var declared = app.Services.GetRequiredService<IOptionsMonitor<ModelsOptions>>().CurrentValue.Models;
             var ids = new HashSet<string>(declared.Keys, StringComparer.OrdinalIgnoreCase);
+            if (app.Services.GetRequiredService<IOptions<ApplianceOptions>>().Value.BuiltInEmbeddings)
+            {
+                ids.Add(Appliance.Runtime.Onnx.Embeddings.MiniLmPackage.ModelId);
+            }
+
             foreach (var (rule, model) in app.Services.GetRequiredService<GuardrailSet>().NamedModels.Where(n => !ids.Contains(n.Model)))
             {
                 var owner = declared.FirstOrDefault(m => m.Value.Aliases.Contains(model, StringComparer.OrdinalIgnoreCase)).Key;

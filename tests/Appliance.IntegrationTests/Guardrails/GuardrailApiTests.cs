@@ -63,7 +63,8 @@ public sealed class GuardrailApiTests(GuardedAppliance server) : IClassFixture<G
         Assert.Equal(ChatFinishReason.Length, open.FinishReason);
 
         var refusals = await AuditEventsAsync("request.refused");
-        var record = Assert.Single(refusals, r => Detail(r)?.Contains("guardrails: input blocked cards", StringComparison.Ordinal) == true);
+        var record = Assert.Single(refusals, r => Detail(r)?.Contains("guardrails: input blocked cards", StringComparison.Ordinal) == true
+            && r.GetProperty("endpoint").GetString() == "/v1/chat/completions");
         Assert.Equal(("guarded", "content_filter", 400), (record.GetProperty("model").GetString(), record.GetProperty("errorCode").GetString(), record.GetProperty("status").GetInt32()));
         Assert.DoesNotContain("4111", string.Join('\n', refusals.Select(r => r.GetRawText())), StringComparison.Ordinal);
     }
@@ -140,6 +141,29 @@ public sealed class GuardrailApiTests(GuardedAppliance server) : IClassFixture<G
         var error = await refused.Content.ReadFromJsonAsync<JsonElement>();
         Assert.Equal((HttpStatusCode.BadRequest, "error", "invalid_request_error"), (refused.StatusCode, error.GetProperty("type").GetString(), error.GetProperty("error").GetProperty("type").GetString()));
         Assert.Contains("'cards'", error.GetProperty("error").GetProperty("message").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Responses_echo_their_instructions_as_masked_and_count_them_once()
+    {
+        using var response = await server.Running.Http.PostAsJsonAsync("/v1/responses",
+            new { model = "guarded", input = "Say more.", instructions = "Write to ada@example.org.", max_output_tokens = 4, temperature = 0 });
+        var result = await response.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.Equal("Write to [EMAIL].", result.GetProperty("instructions").GetString());
+
+        var completed = await AuditEventsAsync("request.completed");
+        var detail = Detail(Assert.Single(completed, r => r.GetProperty("endpoint").GetString() == "/v1/responses" && Detail(r)?.Contains("emails", StringComparison.Ordinal) == true));
+        Assert.StartsWith("guardrails: input masked emails", detail, StringComparison.Ordinal);
+        Assert.DoesNotContain("emails x", detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_token_id_prompt_outside_the_vocabulary_is_still_a_400_where_prompts_are_screened()
+    {
+        using var refused = await server.Running.Http.PostAsJsonAsync("/v1/completions", new { model = "guarded", prompt = new[] { 15, 999_999 }, max_tokens = 1 });
+
+        Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+        Assert.Contains("outside the vocabulary", await refused.Content.ReadAsStringAsync(), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -21,6 +21,10 @@ public sealed class GuardrailRuleTests
 
         Assert.Equal(["4111 1111 1111 1111", "5500-0000-0000-0004"], Found(cards, "pay with 4111 1111 1111 1111 or 5500-0000-0000-0004 please"));
         Assert.Empty(Found(cards, "order 4111 1111 1111 1112 shipped; call 1234567890123"));
+        // Followed by its expiry or security code, the number is still found (and only the number).
+        Assert.Equal(["4111 1111 1111 1111", "4111-1111-1111-1111"], Found(cards, "4111 1111 1111 1111 123 and 4111-1111-1111-1111 12/28"));
+        // Digits of other scripts, and single digits apart, are not card numbers.
+        Assert.Empty(Found(cards, "\u0664\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661 and 4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1"));
     }
 
     [Fact]
@@ -30,6 +34,7 @@ public sealed class GuardrailRuleTests
 
         Assert.Equal(["DE89 3704 0044 0532 0130 00", "GB82WEST12345698765432"], Found(ibans, "to DE89 3704 0044 0532 0130 00 and GB82WEST12345698765432."));
         Assert.Empty(Found(ibans, "DE88 3704 0044 0532 0130 00"));
+        Assert.Equal(["DE89 3704 0044 0532 0130 00"], Found(ibans, "pay DE89 3704 0044 0532 0130 00 EUR 10"));
     }
 
     [Fact]
@@ -46,8 +51,8 @@ public sealed class GuardrailRuleTests
     {
         var words = Rule(new GuardrailRuleOptions { Name = "codenames", Words = ["Blue Falcon", "ass"] });
 
-        Assert.Equal(["blue falcon", "ASS"], Found(words, "the blue falcon is a class of ASS."));
-        Assert.Equal(11, words.MaxLength);
+        Assert.Equal(["blue falcon", "ASS", "Blue\n  Falcon"], Found(words, "the blue falcon is a class of ASS. Blue\n  Falcon"));
+        Assert.Equal(13, words.MaxLength); // the words and up to three spaces between them
     }
 
     [Theory]

@@ -62,6 +62,46 @@ public sealed class OutputScreenTests
     }
 
     [Fact]
+    public void A_word_cut_between_releases_is_still_one_word_to_the_rules()
+    {
+        var guard = Guard(new GuardrailRuleOptions { Name = "word", Words = ["ass"], Action = GuardrailAction.Mask });
+        const string Long = "The class passed the classic assessment; a bass, an ass and a mass of glass passed. Classes.";
+        const string Expected = "The class passed the classic assessment; a bass, an [WORD] and a mass of glass passed. Classes.";
+
+        for (var seed = 0; seed < 50; seed++)
+        {
+            Assert.Equal((Expected, false), Stream(guard.OutputScreen!(), Long, new Random(seed)));
+        }
+    }
+
+    [Fact]
+    public void A_character_outside_the_basic_plane_is_never_sent_in_halves()
+    {
+        var screen = Guard(new GuardrailRuleOptions { Name = "word", Words = ["xyz"], Action = GuardrailAction.Mask }).OutputScreen!();
+        var emoji = char.ConvertFromUtf32(0x1F600);
+        var sent = new List<string>();
+        foreach (var piece in Enumerable.Repeat(emoji, 20))
+        {
+            sent.Add(screen.Push(piece).Text);
+        }
+
+        sent.Add(screen.Flush().Text);
+        Assert.All(sent.Where(s => s.Length > 0), s => Assert.False(char.IsHighSurrogate(s[^1]) || char.IsLowSurrogate(s[0]), "a release split a character"));
+        Assert.Equal(string.Concat(Enumerable.Repeat(emoji, 20)), string.Concat(sent));
+    }
+
+    [Fact]
+    public void A_mask_never_hides_a_match_that_blocks()
+    {
+        var guard = new RequestGuardrails("m",
+            [GuardrailRule.Compile(new() { Name = "digits", Pattern = "[0-9]{2} [0-9]{4}", Action = GuardrailAction.Mask }, 0).Rule!,
+             GuardrailRule.Compile(new() { Name = "cards", Detector = "CreditCard" }, 1).Rule!], [], new GuardrailTally(), null);
+
+        var refused = Assert.Throws<Appliance.Api.OpenAi.OpenAiRequestException>(() => guard.Screen("ref 12 4111111111111111", "input"));
+        Assert.Contains("'cards'", refused.Error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Text_is_held_back_no_further_than_the_longest_match_a_rule_finds()
     {
         var screen = Guard(new GuardrailRuleOptions { Name = "secret", Words = ["project gemini"], Action = GuardrailAction.Mask }).OutputScreen!();
