@@ -18,6 +18,8 @@ using Appliance.Tests.Common;
 // --audit-verify-export N: the same from an export file (appliance audit verify --file).
 // --scoring [--sizes small-llama|base-llama]: a 1,000-token prompt scored (echo with logprobs) in 16 MiB chunks vs
 // 8-position chunks vs plain prefill, and a chat request's time to first token while a prompt is scored.
+// --guardrails: the output screen's cost per generated token (detectors, a 1,000-word list, both), and 8 streams with
+// every output rule on vs none.
 // --speculative [--sizes small-llama|base-llama]: prompt-lookup drafting on vs off at batch 1, and the cost of a run
 // that verifies 4 drafts against a one-token step.
 var options = BenchOptions.Parse(args);
@@ -77,6 +79,23 @@ if (args.Contains("--grammar"))
 
     Console.WriteLine();
     foreach (var row in await GrammarBench.ThroughputRowsAsync(BenchModels.Ensure(options.ModelsFolder, options.Sizes[0], options.Layouts[0]), options.Repeats))
+    {
+        Console.WriteLine(row);
+    }
+
+    return 0;
+}
+
+if (args.Contains("--guardrails"))
+{
+    // Guardrails: the output screen's cost per token by rule set, then 8 screened streams against 8 unscreened ones.
+    foreach (var row in GuardrailBench.ScreenRows(options.Repeats))
+    {
+        Console.WriteLine(row);
+    }
+
+    Console.WriteLine();
+    foreach (var row in await GuardrailBench.ThroughputRowsAsync(BenchModels.Ensure(options.ModelsFolder, options.Sizes[0], options.Layouts[0]), options.Repeats))
     {
         Console.WriteLine(row);
     }
