@@ -29,14 +29,17 @@ internal static class GuardrailBench
         var pieces = Pieces(answer);
         yield return string.Create(CultureInfo.InvariantCulture, $"Answer of {answer.Length:N0} characters in {pieces.Count:N0} pieces of 1 to 7 characters (one per token).");
         yield return string.Empty;
-        yield return "| rules | hold-back (chars) | first answer (µs/token) | later answers (µs/token) |";
+        yield return "| rules | held back (chars) | first answer (µs/token) | later answers (µs/token) |";
         yield return "|---|---:|---:|---:|";
         foreach (var (name, rules) in RuleSets)
         {
             var guard = Guard(rules);
             var first = Screen(guard, pieces);
             var later = Enumerable.Range(0, repeats).Select(_ => Screen(guard, pieces)).Order().ToList()[repeats / 2];
-            yield return string.Create(CultureInfo.InvariantCulture, $"| {name} | {rules.Max(r => GuardrailRule.Compile(r, 0).Rule!.MaxLength)} | {first:F1} | {later:F1} |");
+            var compiled = rules.Select(r => GuardrailRule.Compile(r, 0).Rule!).ToList();
+            var spanning = compiled.Where(r => r.SpansWhitespace).Select(r => r.MaxLength).DefaultIfEmpty(0).Max();
+            var held = spanning > 0 ? $"{spanning}" : "the last word";
+            yield return string.Create(CultureInfo.InvariantCulture, $"| {name} | {held} | {first:F1} | {later:F1} |");
         }
     }
 

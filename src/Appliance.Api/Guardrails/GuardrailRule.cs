@@ -15,8 +15,9 @@ internal sealed class GuardrailRule
     private readonly Func<string, bool>? _isValid;
     private readonly HashSet<string> _models;
 
-    private GuardrailRule(string name, Regex expression, Func<string, bool>? isValid, int maxLength, string mask, GuardrailRuleOptions options)
+    private GuardrailRule(string name, Regex expression, Func<string, bool>? isValid, int maxLength, bool spansWhitespace, string mask, GuardrailRuleOptions options)
     {
+        SpansWhitespace = spansWhitespace;
         Name = name;
         _expression = expression;
         _isValid = isValid;
@@ -40,6 +41,9 @@ internal sealed class GuardrailRule
     public int MaxLength { get; }
 
     public string Mask { get; }
+
+    /// <summary>Whether a match may hold whitespace; if not, a match followed by a space is whole (see OutputScreen).</summary>
+    public bool SpansWhitespace { get; }
 
     public IReadOnlyCollection<string> Models => _models;
 
@@ -117,7 +121,7 @@ internal sealed class GuardrailRule
         if (options.Detector is { } name)
         {
             return BuiltInDetectors.Named(name) is { } detector
-                ? (new GuardrailRule(options.Name, Linear(detector.Pattern, RegexOptions.None), detector.IsValid, detector.MaxLength, options.Mask ?? detector.Mask, options), null)
+                ? (new GuardrailRule(options.Name, Linear(detector.Pattern, RegexOptions.None), detector.IsValid, detector.MaxLength, detector.SpansWhitespace, options.Mask ?? detector.Mask, options), null)
                 : (null, $"{setting}:Detector '{name}' is not a detector; known: {string.Join(", ", BuiltInDetectors.All.Select(d => d.Name))}");
         }
 
@@ -141,7 +145,7 @@ internal sealed class GuardrailRule
 
             return expression.IsMatch(string.Empty)
                 ? (null, $"{setting}:Pattern matches empty text; it would match everywhere")
-                : (new GuardrailRule(options.Name, expression, null, options.MaxLength ?? 64, mask, options), null);
+                : (new GuardrailRule(options.Name, expression, null, options.MaxLength ?? 64, spansWhitespace: true, mask, options), null);
         }
 
         var words = options.Words.Select(w => w.Trim()).ToList();
@@ -156,7 +160,7 @@ internal sealed class GuardrailRule
         var alternatives = phrases.OrderByDescending(p => p.Sum(w => w.Length)).Select(p =>
             (char.IsLetterOrDigit(p[0][0]) ? @"\b" : string.Empty) + string.Join(@"\s{1,3}", p.Select(Regex.Escape)) + (char.IsLetterOrDigit(p[^1][^1]) ? @"\b" : string.Empty));
         var longest = phrases.Max(p => p.Sum(w => w.Length) + (3 * (p.Length - 1)));
-        return (new GuardrailRule(options.Name, Linear(string.Join('|', alternatives), RegexOptions.IgnoreCase), null, longest, mask, options), null);
+        return (new GuardrailRule(options.Name, Linear(string.Join('|', alternatives), RegexOptions.IgnoreCase), null, longest, phrases.Any(p => p.Length > 1), mask, options), null);
     }
 
     /// <summary>Words in one rule: each is matched at every step of every answer the rule screens.</summary>

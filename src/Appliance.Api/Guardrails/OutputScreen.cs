@@ -5,8 +5,10 @@ namespace Appliance.Api.Guardrails;
 
 /// <summary>
 /// Screens one answer as it streams. Text is held back as far as the longest match a rule is meant to find, so a match
-/// is whole before any of it is sent: a mask then replaces all of it, a block ends the answer where it began. The end
-/// of the text already sent stays as context, so a word cut between two releases is still one word to the rules.
+/// is whole before any of it is sent: a mask then replaces all of it, a block ends the answer where it began. A rule
+/// whose matches hold no whitespace (an address, a single word) needs only the last word held: a match before a space
+/// is whole. The end of the text already sent stays as context, so a word cut between two releases is still one word
+/// to the rules.
 /// </summary>
 internal sealed class OutputScreen(IReadOnlyList<GuardrailRule> rules, RequestGuardrails request) : IOutputScreen
 {
@@ -16,7 +18,8 @@ internal sealed class OutputScreen(IReadOnlyList<GuardrailRule> rules, RequestGu
     /// <summary>How far back a release looks for a space: further, and an answer without one would lag for nothing.</summary>
     private const int MaxWordLookBack = 32;
 
-    private readonly int _holdBack = rules.Max(r => r.MaxLength);
+    private readonly int? _spanningHoldBack = rules.Where(r => r.SpansWhitespace).Select(r => (int?)r.MaxLength).Max();
+    private readonly int? _wordHoldBack = rules.Where(r => !r.SpansWhitespace).Select(r => (int?)r.MaxLength).Max();
     private string _context = string.Empty;
     private string _pending = string.Empty;
 
@@ -35,8 +38,8 @@ internal sealed class OutputScreen(IReadOnlyList<GuardrailRule> rules, RequestGu
             return new ScreenedText(string.Empty, false);
         }
 
-        // A match that starts before safeEnd is whole (it could only grow past a rule's length).
-        var safeEnd = final ? _pending.Length : Math.Max(0, _pending.Length - _holdBack);
+        // A match that starts before safeEnd is whole (it could only grow past a rule's length, or across a space).
+        var safeEnd = final ? _pending.Length : SafeEnd();
         var text = _context + _pending;
         var sent = new StringBuilder();
         var position = 0;
@@ -71,6 +74,29 @@ internal sealed class OutputScreen(IReadOnlyList<GuardrailRule> rules, RequestGu
         _context = released[Math.Max(0, released.Length - ContextLength)..];
         _pending = _pending[releaseEnd..];
         return new ScreenedText(sent.ToString(), false);
+    }
+
+    private int SafeEnd()
+    {
+        var length = _pending.Length;
+        var lastWord = length;
+        while (lastWord > 0 && !char.IsWhiteSpace(_pending[lastWord - 1]))
+        {
+            lastWord--;
+        }
+
+        var safe = length;
+        if (_spanningHoldBack is { } spanning)
+        {
+            safe = Math.Min(safe, length - spanning);
+        }
+
+        if (_wordHoldBack is { } word)
+        {
+            safe = Math.Min(safe, Math.Max(length - word, lastWord));
+        }
+
+        return Math.Max(0, safe);
     }
 
     /// <summary>The start of the word <paramref name="at"/> falls in (just after the space before it), when past <paramref name="from"/>.</summary>

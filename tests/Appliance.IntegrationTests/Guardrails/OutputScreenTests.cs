@@ -102,6 +102,16 @@ public sealed class OutputScreenTests
     }
 
     [Fact]
+    public void A_rule_whose_matches_hold_no_space_holds_back_only_the_last_word()
+    {
+        var screen = Guard(new GuardrailRuleOptions { Name = "emails", Detector = "Email", Action = GuardrailAction.Mask }).OutputScreen!();
+
+        Assert.Equal("Write to ", screen.Push("Write to ada@exa").Text);
+        Assert.Equal("[EMAIL] ", screen.Push("mple.org now").Text);
+        Assert.Equal("now", screen.Flush().Text);
+    }
+
+    [Fact]
     public void Text_is_held_back_no_further_than_the_longest_match_a_rule_finds()
     {
         var screen = Guard(new GuardrailRuleOptions { Name = "secret", Words = ["project gemini"], Action = GuardrailAction.Mask }).OutputScreen!();
