@@ -52,22 +52,37 @@ internal sealed class GuardrailRule
     /// <summary>Matches starting at or after <paramref name="startAt"/>; the text before it is context (word boundaries).</summary>
     public IEnumerable<RuleMatch> Matches(string text, int startAt = 0)
     {
-        foreach (Match match in _expression.Matches(text, startAt))
+        for (var match = _expression.Match(text, startAt); match.Success; )
         {
-            if (match.Length == 0)
+            int? length = match.Length == 0 ? null : _isValid is null || _isValid(match.Value) ? match.Length : Shorter(match.Value);
+            if (length is null)
             {
+                // A number that does not check may hide one that does a little further on ("ref 2024 4111 1111 ..."):
+                // look again from the next character, not past the whole match.
+                match = match.Index + 1 <= text.Length ? _expression.Match(text, match.Index + 1) : Match.Empty;
                 continue;
             }
 
-            if (_isValid is null || _isValid(match.Value))
-            {
-                yield return new RuleMatch(this, match.Index, match.Length);
-            }
-            else if (Shorter(match.Value) is { } length)
-            {
-                yield return new RuleMatch(this, match.Index, length);
-            }
+            yield return WholeCharacters(text, match.Index, length.Value);
+            match = _expression.Match(text, match.Index + length.Value);
         }
+    }
+
+    /// <summary>A match widened to whole characters: a pattern's "." may take half of a pair of UTF-16 surrogates.</summary>
+    private RuleMatch WholeCharacters(string text, int start, int length)
+    {
+        var end = start + length;
+        if (start > 0 && char.IsLowSurrogate(text[start]) && char.IsHighSurrogate(text[start - 1]))
+        {
+            start--;
+        }
+
+        if (end < text.Length && char.IsLowSurrogate(text[end]) && char.IsHighSurrogate(text[end - 1]))
+        {
+            end++;
+        }
+
+        return new RuleMatch(this, start, end - start);
     }
 
     /// <summary>

@@ -43,11 +43,20 @@ internal sealed class OutputScreen(IReadOnlyList<GuardrailRule> rules, RequestGu
         var text = _context + _pending;
         var sent = new StringBuilder();
         var position = 0;
+        var heldFrom = _pending.Length;
         foreach (var found in MatchResolution.Resolve(rules, text, _context.Length))
         {
             var match = found with { Start = found.Start - _context.Length };
             if (match.Start >= safeEnd)
             {
+                break;
+            }
+
+            // A mask is applied only once it ends in settled text: a block that overlaps it (and so overrules it) is
+            // then settled too, and is not found after the mask's text has gone out.
+            if (!final && match.Rule.Action == GuardrailAction.Mask && match.End > safeEnd)
+            {
+                heldFrom = match.Start;
                 break;
             }
 
@@ -63,7 +72,7 @@ internal sealed class OutputScreen(IReadOnlyList<GuardrailRule> rules, RequestGu
             position = match.End;
         }
 
-        var releaseEnd = final ? _pending.Length : Math.Max(position, WordStart(safeEnd, position));
+        var releaseEnd = final ? _pending.Length : Math.Max(position, Math.Min(heldFrom, WordStart(safeEnd, position)));
         if (releaseEnd > position && releaseEnd < _pending.Length && char.IsHighSurrogate(_pending[releaseEnd - 1]))
         {
             releaseEnd--; // never half a character: each release is written on its own

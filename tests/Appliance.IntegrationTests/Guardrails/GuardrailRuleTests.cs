@@ -23,6 +23,8 @@ public sealed class GuardrailRuleTests
         Assert.Empty(Found(cards, "order 4111 1111 1111 1112 shipped; call 1234567890123"));
         // Followed by its expiry or security code, the number is still found (and only the number).
         Assert.Equal(["4111 1111 1111 1111", "4111-1111-1111-1111"], Found(cards, "4111 1111 1111 1111 123 and 4111-1111-1111-1111 12/28"));
+        // A number that does not check does not hide a card right after it.
+        Assert.Equal(["4111 1111 1111 1111"], Found(cards, "ref 2024 4111 1111 1111 1111"));
         // Digits of other scripts, and single digits apart, are not card numbers.
         Assert.Empty(Found(cards, "\u0664\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661 and 4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1"));
     }
