@@ -1,5 +1,6 @@
 using Appliance.Api.Admin;
 using Appliance.Api.Batches;
+using Appliance.Api.Guardrails;
 using Appliance.Api.OpenAi;
 using Appliance.Host.Extensions;
 using Appliance.Host.Identity;
@@ -51,7 +52,7 @@ public static class ApplianceApp
         app.MapApplianceHealth();
         app.MapOpenAiApi().RequireAuthorization(AppliancePolicies.Chat);
         app.MapTokenizerAtRoot().RequireAuthorization(AppliancePolicies.Chat);
-        app.MapGroup("/admin").MapApiKeysApi().MapNodeAdminApi().MapModelAdminApi().MapTlsAdminApi().MapBatchAdminApi().RequireAuthorization(AppliancePolicies.Admin);
+        app.MapGroup("/admin").MapApiKeysApi().MapNodeAdminApi().MapModelAdminApi().MapTlsAdminApi().MapBatchAdminApi().MapGuardrailAdminApi().RequireAuthorization(AppliancePolicies.Admin);
         app.MapApplianceAudit(AppliancePolicies.Audit);
         app.MapApplianceMetrics(AppliancePolicies.Admin);
         app.MapApplianceConsole(AppliancePolicies.Audit, AppliancePolicies.Usage);

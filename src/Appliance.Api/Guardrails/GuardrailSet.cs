@@ -9,6 +9,7 @@ namespace Appliance.Api.Guardrails;
 public sealed class GuardrailSet
 {
     private readonly IReadOnlyList<GuardrailRule> _rules;
+    private readonly IReadOnlyList<GuardrailRuleOptions> _written;
     private readonly IGuardrailObserver? _observer;
     private readonly ConcurrentDictionary<string, (GuardrailRule[] Input, GuardrailRule[] Output)> _byModel = new(StringComparer.OrdinalIgnoreCase);
 
@@ -16,7 +17,44 @@ public sealed class GuardrailSet
     {
         _rules = [.. options.Value.Rules.Select((rule, i) => GuardrailRule.Compile(rule, i).Rule
             ?? throw new InvalidOperationException(GuardrailRule.Compile(rule, i).Problem))];
+        _written = options.Value.Rules;
         _observer = observer;
+        Fingerprint = FingerprintOf(_written);
+    }
+
+    /// <summary>A digest of the rules as written, to compare the nodes of a cluster (each must have the same).</summary>
+    public string Fingerprint { get; }
+
+    /// <summary>The rules as written, each with how far it holds a streamed answer back.</summary>
+    public IEnumerable<object> Describe() => _written.Zip(_rules, (written, rule) => new
+    {
+        name = written.Name,
+        detector = written.Detector,
+        pattern = written.Pattern,
+        words = written.Words.Count == 0 ? null : written.Words,
+        action = written.Action.ToString().ToLowerInvariant(),
+        applies = written.Applies.ToString().ToLowerInvariant(),
+        models = written.Models.Count == 0 ? null : written.Models,
+        mask = rule.Mask,
+        maxLength = rule.MaxLength,
+        heldBack = !rule.Output ? null : rule.SpansWhitespace ? $"{rule.MaxLength} character{(rule.MaxLength == 1 ? string.Empty : "s")}" : "the last word",
+    });
+
+    /// <summary>The names of the rules that screen a model's input and its output.</summary>
+    public (IReadOnlyList<string> Input, IReadOnlyList<string> Output) RulesFor(string modelId)
+    {
+        var (input, output) = Lookup(modelId);
+        return ([.. input.Select(r => r.Name)], [.. output.Select(r => r.Name)]);
+    }
+
+    private static string FingerprintOf(IReadOnlyList<GuardrailRuleOptions> rules)
+    {
+        var canonical = System.Text.Json.JsonSerializer.Serialize(rules.Select(r => new object?[]
+        {
+            r.Name, r.Detector, r.Pattern, r.Words, r.Action.ToString(), r.Applies.ToString(),
+            r.Models.Order(StringComparer.OrdinalIgnoreCase).ToList(), r.Mask, r.MaxLength,
+        }));
+        return "sha256:" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(canonical)));
     }
 
     /// <summary>Model ids the rules name (to warn of one no model has).</summary>
@@ -24,10 +62,12 @@ public sealed class GuardrailSet
 
     internal RequestGuardrails For(HttpContext http, string modelId)
     {
-        var (input, output) = _byModel.GetOrAdd(modelId, id =>
-            ([.. _rules.Where(r => r.Input && r.AppliesTo(id))], [.. _rules.Where(r => r.Output && r.AppliesTo(id))]));
+        var (input, output) = Lookup(modelId);
         return new RequestGuardrails(modelId, input, output, RequestAudit.Of(http).Guardrails, _observer);
     }
+
+    private (GuardrailRule[] Input, GuardrailRule[] Output) Lookup(string modelId) => _byModel.GetOrAdd(modelId, id =>
+        ([.. _rules.Where(r => r.Input && r.AppliesTo(id))], [.. _rules.Where(r => r.Output && r.AppliesTo(id))]));
 }
 
 /// <summary>Refuses the start on a rule that cannot be used, naming its setting.</summary>

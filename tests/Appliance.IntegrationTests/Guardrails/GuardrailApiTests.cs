@@ -176,6 +176,28 @@ public sealed class GuardrailApiTests(GuardedAppliance server) : IClassFixture<G
         Assert.Contains("\"unsupported_parameter\"", refused.GetRawResponse()!.Content.ToString(), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Administrators_see_the_rules_each_model_gets_and_their_fingerprint()
+    {
+        using var user = server.Running.ClientWith(server.Running.MintToken("ada", ["appliance-user"]));
+        Assert.Equal(HttpStatusCode.Forbidden, (await user.GetAsync("/admin/guardrails")).StatusCode);
+
+        var view = await server.Running.Http.GetFromJsonAsync<JsonElement>("/admin/guardrails");
+        Assert.Matches("^sha256:[0-9a-f]{64}$", view.GetProperty("fingerprint").GetString());
+        var rules = view.GetProperty("rules").EnumerateArray().ToList();
+        Assert.Equal(["cards", "emails", "letter-e", "vowels"], rules.Select(r => r.GetProperty("name").GetString()));
+        Assert.Equal(("mask", "input", "[EMAIL]"), (rules[1].GetProperty("action").GetString(), rules[1].GetProperty("applies").GetString(), rules[1].GetProperty("mask").GetString()));
+        Assert.Equal("1 character", rules[3].GetProperty("heldBack").GetString());
+
+        var models = view.GetProperty("models");
+        static List<string?> Names(JsonElement list) => [.. list.EnumerateArray().Select(n => n.GetString())];
+        Assert.Equal(["cards", "emails"], Names(models.GetProperty("guarded").GetProperty("input")));
+        Assert.Equal(["letter-e"], Names(models.GetProperty("guarded").GetProperty("output")));
+        Assert.Empty(Names(models.GetProperty("open").GetProperty("input")));
+        Assert.Empty(Names(models.GetProperty("open").GetProperty("output")));
+        Assert.Equal(["emails"], Names(models.GetProperty(GuardedAppliance.Embedder).GetProperty("input")));
+    }
+
     private static double Sample(string exposition, string metric, string labels)
     {
         var line = exposition.Split('\n').FirstOrDefault(l => l.StartsWith(metric + "{", StringComparison.Ordinal) && l.Contains(labels, StringComparison.Ordinal));
