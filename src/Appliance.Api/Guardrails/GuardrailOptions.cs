@@ -33,6 +33,9 @@ public sealed class GuardrailRuleOptions
     /// <summary>Model ids the rule applies to; empty: every model.</summary>
     public List<string> Models { get; set; } = [];
 
+    /// <summary>Keycloak groups ("/fraud") whose members this rule does not screen (a team whose work is that data).</summary>
+    public List<string> ExemptGroups { get; set; } = [];
+
     /// <summary>What a masked match is replaced by; default the detector's label (e.g. [EMAIL]) or [NAME OF THE RULE].</summary>
     public string? Mask { get; set; }
 

@@ -27,7 +27,11 @@ internal sealed class GuardrailRule
         Input = options.Applies != GuardrailDirection.Output;
         Output = options.Applies != GuardrailDirection.Input;
         _models = new HashSet<string>(options.Models, StringComparer.OrdinalIgnoreCase);
+        ExemptGroups = [.. options.ExemptGroups.Select(g => g.TrimStart('/'))];
     }
+
+    /// <summary>Groups whose members the rule passes over, without their leading "/" (Keycloak writes either form).</summary>
+    public IReadOnlyList<string> ExemptGroups { get; }
 
     public string Name { get; }
 
@@ -131,6 +135,11 @@ internal sealed class GuardrailRule
         if (options.Models.Any(string.IsNullOrWhiteSpace))
         {
             return (null, $"{setting}:Models holds an empty model id");
+        }
+
+        if (options.ExemptGroups.Any(g => string.IsNullOrWhiteSpace(g.TrimStart('/'))))
+        {
+            return (null, $"{setting}:ExemptGroups holds an empty group");
         }
 
         if (options.Detector is { } name)

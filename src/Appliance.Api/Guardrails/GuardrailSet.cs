@@ -11,10 +11,13 @@ public sealed class GuardrailSet
     private readonly IReadOnlyList<GuardrailRule> _rules;
     private readonly IReadOnlyList<GuardrailRuleOptions> _written;
     private readonly IGuardrailObserver? _observer;
+    private readonly string _groupsClaim;
     private readonly ConcurrentDictionary<string, (GuardrailRule[] Input, GuardrailRule[] Output)> _byModel = new(StringComparer.OrdinalIgnoreCase);
 
-    public GuardrailSet(IOptions<GuardrailOptions> options, IGuardrailObserver? observer = null)
+    /// <param name="groupsClaim">The token claim that lists the caller's groups (Identity:GroupsClaim).</param>
+    public GuardrailSet(IOptions<GuardrailOptions> options, IGuardrailObserver? observer = null, string groupsClaim = "groups")
     {
+        _groupsClaim = groupsClaim;
         _rules = [.. options.Value.Rules.Select((rule, i) => GuardrailRule.Compile(rule, i).Rule
             ?? throw new InvalidOperationException(GuardrailRule.Compile(rule, i).Problem))];
         _written = options.Value.Rules;
@@ -35,6 +38,7 @@ public sealed class GuardrailSet
         action = written.Action.ToString().ToLowerInvariant(),
         applies = written.Applies.ToString().ToLowerInvariant(),
         models = written.Models.Count == 0 ? null : written.Models,
+        exemptGroups = written.ExemptGroups.Count == 0 ? null : written.ExemptGroups,
         mask = rule.Mask,
         maxLength = rule.MaxLength,
         heldBack = !rule.Output ? null : rule.SpansWhitespace ? $"{rule.MaxLength} character{(rule.MaxLength == 1 ? string.Empty : "s")}" : "the last word",
@@ -53,6 +57,7 @@ public sealed class GuardrailSet
         {
             r.Name, r.Detector, r.Pattern, r.Words, r.Action.ToString(), r.Applies.ToString(),
             r.Models.Order(StringComparer.OrdinalIgnoreCase).ToList(), r.Mask, r.MaxLength,
+            r.ExemptGroups.Select(g => g.TrimStart('/')).Order(StringComparer.Ordinal).ToList(),
         }));
         return "sha256:" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(canonical)));
     }
@@ -63,6 +68,12 @@ public sealed class GuardrailSet
     internal RequestGuardrails For(HttpContext http, string modelId)
     {
         var (input, output) = Lookup(modelId);
+        if (input.Concat(output).Any(r => r.ExemptGroups.Count > 0))
+        {
+            var groups = http.User.FindAll(_groupsClaim).Select(c => c.Value.TrimStart('/')).ToHashSet(StringComparer.Ordinal);
+            (input, output) = ([.. input.Where(r => !r.ExemptGroups.Any(groups.Contains))], [.. output.Where(r => !r.ExemptGroups.Any(groups.Contains))]);
+        }
+
         return new RequestGuardrails(modelId, input, output, RequestAudit.Of(http).Guardrails, _observer);
     }
 

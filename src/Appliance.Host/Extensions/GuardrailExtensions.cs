@@ -14,7 +14,8 @@ public static partial class GuardrailExtensions
         builder.Services.AddSingleton<IValidateOptions<GuardrailOptions>, GuardrailOptionsValidator>();
         builder.Services.AddSingleton<GuardrailMetrics>();
         builder.Services.AddSingleton(services =>
-            new GuardrailSet(services.GetRequiredService<IOptions<GuardrailOptions>>(), services.GetRequiredService<GuardrailMetrics>()));
+            new GuardrailSet(services.GetRequiredService<IOptions<GuardrailOptions>>(), services.GetRequiredService<GuardrailMetrics>(),
+                services.GetRequiredService<IOptions<IdentityOptions>>().Value.GroupsClaim));
         return builder;
     }
 

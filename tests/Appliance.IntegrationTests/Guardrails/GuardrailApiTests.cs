@@ -70,6 +70,20 @@ public sealed class GuardrailApiTests(GuardedAppliance server) : IClassFixture<G
     }
 
     [Fact]
+    public async Task A_member_of_an_exempt_group_passes_the_rule_that_exempts_it_and_no_other()
+    {
+        using var fraud = server.Running.ClientWith(server.Running.MintToken("fraud-analyst", ["appliance-user"], groups: ["fraud"]));
+
+        using var card = await fraud.PostAsJsonAsync("/v1/chat/completions",
+            new { model = "guarded", messages = new[] { new { role = "user", content = $"Is {Card} stolen?" } }, max_tokens = 2 });
+        Assert.Equal(HttpStatusCode.OK, card.StatusCode);
+
+        using var echoed = await fraud.PostAsJsonAsync("/v1/completions", new { model = "guarded", prompt = "Ask ada@example.org", max_tokens = 1, echo = true });
+        var completion = await echoed.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.StartsWith("Ask [EMAIL]", completion.GetProperty("choices")[0].GetProperty("text").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task An_email_is_masked_before_the_model_reads_it_in_prompts_and_embedding_inputs()
     {
         using var echoed = await server.Running.Http.PostAsJsonAsync("/v1/completions",
