@@ -42,6 +42,15 @@ internal static class BenchModels
         return folder;
     }
 
+    /// <summary>Tokens per second of 8 requests of 32-token prompts submitted together, seeded by round.</summary>
+    public static async Task<double> EightStreamsAsync(Appliance.Engine.GenerationEngine engine, Appliance.Engine.Requests.SamplingParams sampling, int round)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var results = await Task.WhenAll(Enumerable.Range(0, 8).Select(i =>
+            engine.Submit(new Appliance.Engine.Requests.GenerationRequest($"{round}-{i}", Prompt(i, 32), sampling with { Seed = (round * 8) + i })).CollectAsync()));
+        return results.Sum(r => r.Usage.CompletionTokens) / clock.Elapsed.TotalSeconds;
+    }
+
     /// <summary>The same deterministic prompts the reference tool's bench mode uses.</summary>
     public static int[] Prompt(int index, int length) =>
         [.. Enumerable.Range(0, length).Select(j => ((index * 7919) + (j * 104729) + 13) % 50000)];

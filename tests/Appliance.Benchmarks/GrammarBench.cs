@@ -50,13 +50,13 @@ internal static class GrammarBench
         var constraint = StructuredOutputs.For(Gpt2Tokenizer.Instance, engine.Model.VocabularySize).JsonSchema(schema.RootElement, strict: true);
         var free = new SamplingParams { Temperature = 1f, MaxTokens = 128, IgnoreEos = true };
         var constrained = new SamplingParams { Temperature = 1f, MaxTokens = 128, Constraint = constraint };
-        await Streams(engine, constrained, 0); // warm-up: tables of the states the outputs visit
+        await BenchModels.EightStreamsAsync(engine, constrained, 0); // warm-up: tables of the states the outputs visit
         var freeRates = new List<double>();
         var constrainedRates = new List<double>();
         for (var round = 0; round < repeats; round++)
         {
-            freeRates.Add(await Streams(engine, free, round));
-            constrainedRates.Add(await Streams(engine, constrained, round));
+            freeRates.Add(await BenchModels.EightStreamsAsync(engine, free, round));
+            constrainedRates.Add(await BenchModels.EightStreamsAsync(engine, constrained, round));
         }
 
         var freeRate = freeRates.Order().ToList()[repeats / 2];
@@ -68,14 +68,6 @@ internal static class GrammarBench
             string.Create(CultureInfo.InvariantCulture, $"| free text | {freeRate:F0} | 1.00 |"),
             string.Create(CultureInfo.InvariantCulture, $"| strict JSON schema | {constrainedRate:F0} | {constrainedRate / freeRate:F2} |"),
         ];
-    }
-
-    private static async Task<double> Streams(GenerationEngine engine, SamplingParams sampling, int round)
-    {
-        var clock = Stopwatch.StartNew();
-        var results = await Task.WhenAll(Enumerable.Range(0, 8).Select(i =>
-            engine.Submit(new GenerationRequest($"{round}-{i}", BenchModels.Prompt(i, 32), sampling with { Seed = (round * 8) + i })).CollectAsync()));
-        return results.Sum(r => r.Usage.CompletionTokens) / clock.Elapsed.TotalSeconds;
     }
 
     /// <summary>GPT-2's tokens, then pairs of them joined, up to <paramref name="size"/>; the last id is the end token.</summary>

@@ -52,13 +52,13 @@ internal static class GuardrailBench
         var guard = Guard(RuleSets[^1].Rules);
         var free = new SamplingParams { Temperature = 1f, MaxTokens = 128, IgnoreEos = true };
         var screened = free with { OutputScreen = guard.OutputScreen };
-        await Streams(engine, screened, 0); // warm-up: the expressions' states
+        await BenchModels.EightStreamsAsync(engine, screened, 0); // warm-up: the expressions' states
         var freeRates = new List<double>();
         var screenedRates = new List<double>();
         for (var round = 0; round < repeats; round++)
         {
-            freeRates.Add(await Streams(engine, free, round));
-            screenedRates.Add(await Streams(engine, screened, round));
+            freeRates.Add(await BenchModels.EightStreamsAsync(engine, free, round));
+            screenedRates.Add(await BenchModels.EightStreamsAsync(engine, screened, round));
         }
 
         var freeRate = freeRates.Order().ToList()[repeats / 2];
@@ -121,13 +121,5 @@ internal static class GuardrailBench
 
         screen.Flush();
         return clock.Elapsed.TotalMicroseconds / pieces.Count;
-    }
-
-    private static async Task<double> Streams(GenerationEngine engine, SamplingParams sampling, int round)
-    {
-        var clock = Stopwatch.StartNew();
-        var results = await Task.WhenAll(Enumerable.Range(0, 8).Select(i =>
-            engine.Submit(new GenerationRequest($"{round}-{i}", BenchModels.Prompt(i, 32), sampling with { Seed = (round * 8) + i })).CollectAsync()));
-        return results.Sum(r => r.Usage.CompletionTokens) / clock.Elapsed.TotalSeconds;
     }
 }
