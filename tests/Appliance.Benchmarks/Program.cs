@@ -18,7 +18,7 @@ using Appliance.Tests.Common;
 // --audit-verify-export N: the same from an export file (appliance audit verify --file).
 // --scoring [--sizes small-llama|base-llama]: a 1,000-token prompt scored (echo with logprobs) in 16 MiB chunks vs
 // 8-position chunks vs plain prefill, and a chat request's time to first token while a prompt is scored.
-// --guardrails: the output screen's cost per generated token (detectors, a 1,000-word list, both), and 8 streams with
+// --guardrails: the output screen's cost per generated token (detectors, a 10,000-word list, both), and 8 streams with
 // every output rule on vs none.
 // --speculative [--sizes small-llama|base-llama]: prompt-lookup drafting on vs off at batch 1, and the cost of a run
 // that verifies 4 drafts against a one-token step.

@@ -19,6 +19,10 @@ public static class GuardrailAdminApi
             rules = guardrails.Describe(),
             models = catalog.Entries.OrderBy(e => e.Id, StringComparer.Ordinal).ToDictionary(e => e.Id, e => guardrails.RulesFor(e.Id) is var (input, output)
                 ? new { input, output } : null),
+            // Names a rule gives that are no model's id or alias here: that rule guards nothing under them.
+            unknownModels = guardrails.NamedModels
+                .Where(n => !catalog.Entries.Any(e => string.Equals(e.Id, n.Model, StringComparison.OrdinalIgnoreCase) || e.Aliases.Contains(n.Model, StringComparer.OrdinalIgnoreCase)))
+                .Select(n => new { rule = n.Rule, model = n.Model }),
         }));
         return admin;
     }

@@ -8,19 +8,17 @@ internal readonly record struct RuleMatch(GuardrailRule Rule, int Start, int Len
     public int End => Start + Length;
 }
 
-/// <summary>A rule ready to match: its expression (linear-time, so no text can make it slow), what it does and where.</summary>
+/// <summary>A rule ready to match: how it finds text (linear in the text, whatever it holds), what it does and where.</summary>
 internal sealed class GuardrailRule
 {
-    private readonly Regex _expression;
-    private readonly Func<string, bool>? _isValid;
+    private readonly ITextMatcher _matcher;
     private readonly HashSet<string> _models;
 
-    private GuardrailRule(string name, Regex expression, Func<string, bool>? isValid, int maxLength, bool spansWhitespace, string mask, GuardrailRuleOptions options)
+    private GuardrailRule(string name, ITextMatcher matcher, int maxLength, bool spansWhitespace, string mask, GuardrailRuleOptions options)
     {
         SpansWhitespace = spansWhitespace;
         Name = name;
-        _expression = expression;
-        _isValid = isValid;
+        _matcher = matcher;
         MaxLength = maxLength;
         Mask = mask;
         Action = options.Action;
@@ -51,26 +49,12 @@ internal sealed class GuardrailRule
 
     public IReadOnlyCollection<string> Models => _models;
 
-    public bool AppliesTo(string modelId) => _models.Count == 0 || _models.Contains(modelId);
+    /// <summary>Whether the rule screens the model known by these names (its id and aliases).</summary>
+    public bool AppliesTo(IEnumerable<string> modelNames) => _models.Count == 0 || modelNames.Any(_models.Contains);
 
     /// <summary>Matches starting at or after <paramref name="startAt"/>; the text before it is context (word boundaries).</summary>
-    public IEnumerable<RuleMatch> Matches(string text, int startAt = 0)
-    {
-        for (var match = _expression.Match(text, startAt); match.Success; )
-        {
-            int? length = match.Length == 0 ? null : _isValid is null || _isValid(match.Value) ? match.Length : Shorter(match.Value);
-            if (length is null)
-            {
-                // A number that does not check may hide one that does a little further on ("ref 2024 4111 1111 ..."):
-                // look again from the next character, not past the whole match.
-                match = match.Index + 1 <= text.Length ? _expression.Match(text, match.Index + 1) : Match.Empty;
-                continue;
-            }
-
-            yield return WholeCharacters(text, match.Index, length.Value);
-            match = _expression.Match(text, match.Index + length.Value);
-        }
-    }
+    public IEnumerable<RuleMatch> Matches(string text, int startAt = 0) =>
+        _matcher.Find(text, startAt).Select(found => WholeCharacters(text, found.Start, found.Length));
 
     /// <summary>A match widened to whole characters: a pattern's "." may take half of a pair of UTF-16 surrogates.</summary>
     private RuleMatch WholeCharacters(string text, int start, int length)
@@ -89,24 +73,6 @@ internal sealed class GuardrailRule
         return new RuleMatch(this, start, end - start);
     }
 
-    /// <summary>
-    /// A checked number the expression took too much of (a card number and its security code, an IBAN and the
-    /// currency after it): the longest part of the match, ended at a separator, that is a match on its own and checks.
-    /// </summary>
-    private int? Shorter(string match)
-    {
-        for (var end = match.Length - 1; end > 0; end--)
-        {
-            if (match[end] is ' ' or '-' && match[..end] is var part && _expression.Match(part) is { Success: true, Index: 0 } whole
-                && whole.Length == part.Length && _isValid!(part))
-            {
-                return end;
-            }
-        }
-
-        return null;
-    }
-
     /// <summary>Compiles rule <paramref name="index"/>, or returns why it cannot be used (naming the setting).</summary>
     public static (GuardrailRule? Rule, string? Problem) Compile(GuardrailRuleOptions options, int index)
     {
@@ -120,6 +86,11 @@ internal sealed class GuardrailRule
         if (kinds != 1)
         {
             return (null, $"{setting} ('{options.Name}') must set exactly one of Detector, Pattern or Words");
+        }
+
+        if (!Enum.IsDefined(options.Action) || !Enum.IsDefined(options.Applies))
+        {
+            return (null, $"{setting}: Action must be Block or Mask and Applies Input, Output or Both (not a number)");
         }
 
         if (options.MaxLength is not null && options.Pattern is null)
@@ -145,7 +116,7 @@ internal sealed class GuardrailRule
         if (options.Detector is { } name)
         {
             return BuiltInDetectors.Named(name) is { } detector
-                ? (new GuardrailRule(options.Name, Linear(detector.Pattern, RegexOptions.None), detector.IsValid, detector.MaxLength, detector.SpansWhitespace, options.Mask ?? detector.Mask, options), null)
+                ? (new GuardrailRule(options.Name, new ExpressionMatcher(Linear(detector.Pattern), detector.IsValid), detector.MaxLength, detector.SpansWhitespace, options.Mask ?? detector.Mask, options), null)
                 : (null, $"{setting}:Detector '{name}' is not a detector; known: {string.Join(", ", BuiltInDetectors.All.Select(d => d.Name))}");
         }
 
@@ -160,7 +131,7 @@ internal sealed class GuardrailRule
             Regex expression;
             try
             {
-                expression = Linear(pattern, RegexOptions.None);
+                expression = Linear(pattern);
             }
             catch (Exception exception) when (exception is ArgumentException or NotSupportedException)
             {
@@ -169,7 +140,7 @@ internal sealed class GuardrailRule
 
             return expression.IsMatch(string.Empty)
                 ? (null, $"{setting}:Pattern matches empty text; it would match everywhere")
-                : (new GuardrailRule(options.Name, expression, null, options.MaxLength ?? 64, spansWhitespace: true, mask, options), null);
+                : (new GuardrailRule(options.Name, new ExpressionMatcher(expression, null), options.MaxLength ?? 64, spansWhitespace: true, mask, options), null);
         }
 
         var words = options.Words.Select(w => w.Trim()).ToList();
@@ -178,18 +149,14 @@ internal sealed class GuardrailRule
             return (null, $"{setting}:Words holds an empty word, one longer than 200 characters, or more than {MaxWords} words");
         }
 
-        // Whole words: a boundary on each side that begins or ends with a letter or digit ("ass" is not in "class");
-        // the words of a phrase apart by up to three spaces or a line break.
+        // Whole words ("ass" is not in "class"); the words of a phrase apart by up to three spaces or a line break.
         var phrases = words.Select(w => w.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries)).ToList();
-        var alternatives = phrases.OrderByDescending(p => p.Sum(w => w.Length)).Select(p =>
-            (char.IsLetterOrDigit(p[0][0]) ? @"\b" : string.Empty) + string.Join(@"\s{1,3}", p.Select(Regex.Escape)) + (char.IsLetterOrDigit(p[^1][^1]) ? @"\b" : string.Empty));
         var longest = phrases.Max(p => p.Sum(w => w.Length) + (3 * (p.Length - 1)));
-        return (new GuardrailRule(options.Name, Linear(string.Join('|', alternatives), RegexOptions.IgnoreCase), null, longest, phrases.Any(p => p.Length > 1), mask, options), null);
+        return (new GuardrailRule(options.Name, new WordListMatcher(phrases), longest, phrases.Any(p => p.Length > 1), mask, options), null);
     }
 
-    /// <summary>Words in one rule: each is matched at every step of every answer the rule screens.</summary>
+    /// <summary>Words in one rule (the table is looked up at each word start; the bound is for the start and the view).</summary>
     private const int MaxWords = 10_000;
 
-    private static Regex Linear(string pattern, RegexOptions options) =>
-        new(pattern, options | RegexOptions.NonBacktracking | RegexOptions.CultureInvariant);
+    private static Regex Linear(string pattern) => new(pattern, RegexOptions.NonBacktracking | RegexOptions.CultureInvariant);
 }

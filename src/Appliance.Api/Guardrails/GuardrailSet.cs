@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using Appliance.Api.Audit;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Options;
@@ -12,17 +11,19 @@ public sealed class GuardrailSet
     private readonly IReadOnlyList<GuardrailRuleOptions> _written;
     private readonly IGuardrailObserver? _observer;
     private readonly string _groupsClaim;
-    private readonly ConcurrentDictionary<string, (GuardrailRule[] Input, GuardrailRule[] Output)> _byModel = new(StringComparer.OrdinalIgnoreCase);
+    private readonly Func<string, IReadOnlyList<string>> _aliasesOf;
 
     /// <param name="groupsClaim">The token claim that lists the caller's groups (Identity:GroupsClaim).</param>
-    public GuardrailSet(IOptions<GuardrailOptions> options, IGuardrailObserver? observer = null, string groupsClaim = "groups")
+    /// <param name="aliasesOf">A model's aliases as declared now (a rule may name one; they change with a reload).</param>
+    public GuardrailSet(IOptions<GuardrailOptions> options, IGuardrailObserver? observer = null, string groupsClaim = "groups", Func<string, IReadOnlyList<string>>? aliasesOf = null)
     {
         _groupsClaim = groupsClaim;
+        _aliasesOf = aliasesOf ?? (_ => []);
         _rules = [.. options.Value.Rules.Select((rule, i) => GuardrailRule.Compile(rule, i).Rule
             ?? throw new InvalidOperationException(GuardrailRule.Compile(rule, i).Problem))];
         _written = options.Value.Rules;
         _observer = observer;
-        Fingerprint = FingerprintOf(_written);
+        Fingerprint = FingerprintOf(_written, groupsClaim);
     }
 
     /// <summary>A digest of the rules as written, to compare the nodes of a cluster (each must have the same).</summary>
@@ -51,9 +52,10 @@ public sealed class GuardrailSet
         return ([.. input.Select(r => r.Name)], [.. output.Select(r => r.Name)]);
     }
 
-    private static string FingerprintOf(IReadOnlyList<GuardrailRuleOptions> rules)
+    /// <summary>Over the rules and the claim exemptions are read from (another claim, other exemptions).</summary>
+    private static string FingerprintOf(IReadOnlyList<GuardrailRuleOptions> rules, string groupsClaim)
     {
-        var canonical = System.Text.Json.JsonSerializer.Serialize(rules.Select(r => new object?[]
+        var canonical = groupsClaim + "\n" + System.Text.Json.JsonSerializer.Serialize(rules.Select(r => new object?[]
         {
             r.Name, r.Detector, r.Pattern, r.Words, r.Action.ToString(), r.Applies.ToString(),
             r.Models.Order(StringComparer.OrdinalIgnoreCase).ToList(), r.Mask, r.MaxLength,
@@ -77,8 +79,16 @@ public sealed class GuardrailSet
         return new RequestGuardrails(modelId, input, output, RequestAudit.Of(http).Guardrails, _observer);
     }
 
-    private (GuardrailRule[] Input, GuardrailRule[] Output) Lookup(string modelId) => _byModel.GetOrAdd(modelId, id =>
-        ([.. _rules.Where(r => r.Input && r.AppliesTo(id))], [.. _rules.Where(r => r.Output && r.AppliesTo(id))]));
+    private (GuardrailRule[] Input, GuardrailRule[] Output) Lookup(string modelId)
+    {
+        if (_rules.Count == 0)
+        {
+            return ([], []);
+        }
+
+        string[] names = [modelId, .. _aliasesOf(modelId)];
+        return ([.. _rules.Where(r => r.Input && r.AppliesTo(names))], [.. _rules.Where(r => r.Output && r.AppliesTo(names))]);
+    }
 }
 
 /// <summary>Refuses the start on a rule that cannot be used, naming its setting.</summary>

@@ -14,14 +14,17 @@ public static partial class GuardrailExtensions
         builder.Services.AddSingleton<IValidateOptions<GuardrailOptions>, GuardrailOptionsValidator>();
         builder.Services.AddSingleton<GuardrailMetrics>();
         builder.Services.AddSingleton(services =>
-            new GuardrailSet(services.GetRequiredService<IOptions<GuardrailOptions>>(), services.GetRequiredService<GuardrailMetrics>(),
-                services.GetRequiredService<IOptions<IdentityOptions>>().Value.GroupsClaim));
+        {
+            var catalog = services.GetRequiredService<Appliance.Api.Models.IModelCatalog>();
+            return new GuardrailSet(services.GetRequiredService<IOptions<GuardrailOptions>>(), services.GetRequiredService<GuardrailMetrics>(),
+                services.GetRequiredService<IOptions<IdentityOptions>>().Value.GroupsClaim, id => catalog.Find(id)?.Aliases ?? []);
+        });
         return builder;
     }
 
     /// <summary>
-    /// Names, once at start, a rule's model that this node does not declare: a misspelt id leaves that model
-    /// unguarded, and an alias never matches (rules name model ids, as requests are resolved to them).
+    /// Names, once at start, a rule's model that is no id or alias this node declares: a misspelt name leaves that model
+    /// unguarded (GET /admin/guardrails lists them too).
     /// </summary>
     public static WebApplication WarnOfUnguardedModels(this WebApplication app)
     {
@@ -34,15 +37,16 @@ public static partial class GuardrailExtensions
                 ids.Add(Appliance.Runtime.Onnx.Embeddings.MiniLmPackage.ModelId);
             }
 
+            ids.UnionWith(declared.Values.SelectMany(m => m.Aliases));
             foreach (var (rule, model) in app.Services.GetRequiredService<GuardrailSet>().NamedModels.Where(n => !ids.Contains(n.Model)))
             {
-                var owner = declared.FirstOrDefault(m => m.Value.Aliases.Contains(model, StringComparer.OrdinalIgnoreCase)).Key;
-                LogRuleForNoModel(app.Logger, rule, model, owner is null ? "no model this node declares (a misspelt id, or one not yet added)" : $"an alias of {owner}: name the id, or the rule does not apply");
+                LogRuleForNoModel(app.Logger, rule, model);
             }
         });
         return app;
     }
 
-    [LoggerMessage(EventId = 4064, Level = LogLevel.Warning, Message = "Guardrail '{Rule}' names model '{Model}', which is {What}")]
-    private static partial void LogRuleForNoModel(ILogger logger, string rule, string model, string what);
+    [LoggerMessage(EventId = 4064, Level = LogLevel.Warning,
+        Message = "Guardrail '{Rule}' names model '{Model}', which is no model id or alias this node declares (a misspelt name, or a model not yet added): the rule guards nothing under that name")]
+    private static partial void LogRuleForNoModel(ILogger logger, string rule, string model);
 }

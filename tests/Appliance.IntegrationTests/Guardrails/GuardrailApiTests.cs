@@ -63,8 +63,7 @@ public sealed class GuardrailApiTests(GuardedAppliance server) : IClassFixture<G
         Assert.Equal(ChatFinishReason.Length, open.FinishReason);
 
         var refusals = await AuditEventsAsync("request.refused");
-        var record = Assert.Single(refusals, r => Detail(r)?.Contains("guardrails: input blocked cards", StringComparison.Ordinal) == true
-            && r.GetProperty("endpoint").GetString() == "/v1/chat/completions");
+        var record = Assert.Single(refusals, r => Detail(r) == "guardrails: input blocked cards" && r.GetProperty("endpoint").GetString() == "/v1/chat/completions");
         Assert.Equal(("guarded", "content_filter", 400), (record.GetProperty("model").GetString(), record.GetProperty("errorCode").GetString(), record.GetProperty("status").GetInt32()));
         Assert.DoesNotContain("4111", string.Join('\n', refusals.Select(r => r.GetRawText())), StringComparison.Ordinal);
     }
@@ -181,6 +180,24 @@ public sealed class GuardrailApiTests(GuardedAppliance server) : IClassFixture<G
     }
 
     [Fact]
+    public async Task A_batch_line_a_rule_refuses_goes_to_the_error_file_and_a_cut_answer_to_the_output()
+    {
+        var id = await BatchRequests.CreateAsync(server.Running.Http, "/v1/chat/completions",
+        [
+            new { model = "guarded", messages = new[] { new { role = "user", content = $"Refund {Card}." } }, max_tokens = 8 },
+            new { model = "guarded", messages = new[] { new { role = "user", content = "Say more." } }, max_tokens = 40, temperature = 0 },
+        ]);
+
+        var batch = await BatchRequests.EndAsync(server.Running.Http, id);
+        Assert.Equal(("completed", 1, 1), (batch.GetProperty("status").GetString(), BatchRequests.Count(batch, "completed"), BatchRequests.Count(batch, "failed")));
+        var error = Assert.Single(await BatchRequests.LinesAsync(server.Running.Http, batch.GetProperty("error_file_id").GetString()!));
+        Assert.Equal(("r0", 400, "content_filter"), (error.GetProperty("custom_id").GetString(), error.GetProperty("response").GetProperty("status_code").GetInt32(),
+            error.GetProperty("response").GetProperty("body").GetProperty("error").GetProperty("code").GetString()));
+        var answer = Assert.Single(await BatchRequests.LinesAsync(server.Running.Http, batch.GetProperty("output_file_id").GetString()!));
+        Assert.Equal("content_filter", answer.GetProperty("response").GetProperty("body").GetProperty("choices")[0].GetProperty("finish_reason").GetString());
+    }
+
+    [Fact]
     public async Task Log_probabilities_are_refused_where_answers_are_screened()
     {
         var refused = await Assert.ThrowsAsync<ClientResultException>(() =>
@@ -210,6 +227,9 @@ public sealed class GuardrailApiTests(GuardedAppliance server) : IClassFixture<G
         Assert.Empty(Names(models.GetProperty("open").GetProperty("input")));
         Assert.Empty(Names(models.GetProperty("open").GetProperty("output")));
         Assert.Equal(["emails"], Names(models.GetProperty(GuardedAppliance.Embedder).GetProperty("input")));
+        Assert.Equal(["vowels"], Names(models.GetProperty("masked").GetProperty("output"))); // its rule names its alias
+        var unknown = Assert.Single(view.GetProperty("unknownModels").EnumerateArray());
+        Assert.Equal(("letter-e", "ghost"), (unknown.GetProperty("rule").GetString(), unknown.GetProperty("model").GetString()));
     }
 
     private static double Sample(string exposition, string metric, string labels)

@@ -57,6 +57,28 @@ public sealed class GuardrailRuleTests
         Assert.Equal(13, words.MaxLength); // the words and up to three spaces between them
     }
 
+    [Fact]
+    public void Ten_thousand_distinct_words_compile_and_each_is_found()
+    {
+        var random = new Random(5);
+        var words = Enumerable.Range(0, 9_999)
+            .Select(i => new string([.. Enumerable.Range(0, random.Next(4, 15)).Select(_ => (char)('a' + random.Next(26)))]) + i.ToString(System.Globalization.CultureInfo.InvariantCulture))
+            .ToList();
+        var rule = Rule(new GuardrailRuleOptions { Name = "codenames", Words = [.. words, "red team"] });
+
+        var text = $"Ask {words[17].ToUpperInvariant()}, not x{words[18]}, about {words[9_998]}: the red\n team, {words[4_000]}";
+        Assert.Equal([words[17].ToUpperInvariant(), words[9_998], "red\n team", words[4_000]], Found(rule, text));
+    }
+
+    [Fact]
+    public void An_action_written_as_a_number_is_refused()
+    {
+        var (rule, problem) = GuardrailRule.Compile(new GuardrailRuleOptions { Name = "r", Words = ["x"], Action = (GuardrailAction)2 }, 0);
+
+        Assert.Null(rule);
+        Assert.Contains("Action must be Block or Mask", problem, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData(null, null, null, "exactly one of Detector, Pattern or Words")]
     [InlineData("Email", "x", null, "exactly one of Detector, Pattern or Words")]
