@@ -22,7 +22,7 @@ internal static class MessagesApi
         using var fields = await JsonFields.ReadAsync(http.Request, limits.MaxBodyBytes, http.RequestAborted);
         var request = fields.Parse(f => MessagesRequest.Read(f, limits));
         var model = ModelResolution.Resolve(catalog, access, http, request.Settings.Model);
-        var guard = guardrails.For(http, model.Id);
+        var guard = guardrails.For(http, model.Id, model.Aliases);
         request = request with { Messages = guard.Screen(request.Messages, "messages") };
         var answerConstraint = request.Tools.ConstraintFor(model);
         var (rendered, prefill) = Render(model, request);

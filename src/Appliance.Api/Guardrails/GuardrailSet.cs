@@ -67,9 +67,11 @@ public sealed class GuardrailSet
     /// <summary>Model ids the rules name (to warn of one no model has).</summary>
     public IEnumerable<(string Rule, string Model)> NamedModels => _rules.SelectMany(r => r.Models.Select(m => (r.Name, m)));
 
-    internal RequestGuardrails For(HttpContext http, string modelId)
+    /// <param name="aliases">The aliases of the model as the request resolved it (null: looked up now), so that a reload
+    /// between the two cannot drop a rule that names one.</param>
+    internal RequestGuardrails For(HttpContext http, string modelId, IReadOnlyList<string>? aliases = null)
     {
-        var (input, output) = Lookup(modelId);
+        var (input, output) = Lookup(modelId, aliases);
         if (input.Concat(output).Any(r => r.ExemptGroups.Count > 0))
         {
             var groups = http.User.FindAll(_groupsClaim).Select(c => c.Value.TrimStart('/')).ToHashSet(StringComparer.Ordinal);
@@ -79,14 +81,14 @@ public sealed class GuardrailSet
         return new RequestGuardrails(modelId, input, output, RequestAudit.Of(http).Guardrails, _observer);
     }
 
-    private (GuardrailRule[] Input, GuardrailRule[] Output) Lookup(string modelId)
+    private (GuardrailRule[] Input, GuardrailRule[] Output) Lookup(string modelId, IReadOnlyList<string>? aliases = null)
     {
         if (_rules.Count == 0)
         {
             return ([], []);
         }
 
-        string[] names = [modelId, .. _aliasesOf(modelId)];
+        string[] names = [modelId, .. aliases ?? _aliasesOf(modelId)];
         return ([.. _rules.Where(r => r.Input && r.AppliesTo(names))], [.. _rules.Where(r => r.Output && r.AppliesTo(names))]);
     }
 }

@@ -16,7 +16,7 @@ internal static class ChatCompletionsApi
         using var fields = await JsonFields.ReadAsync(http.Request, limits.MaxBodyBytes, http.RequestAborted);
         var request = fields.Parse(f => ChatCompletionRequest.Read(f, limits));
         var model = ModelResolution.Resolve(catalog, access, http, request.Settings.Model);
-        var guard = guardrails.For(http, model.Id);
+        var guard = guardrails.For(http, model.Id, model.Aliases);
         guard.RefuseLogprobs(request.Settings.Logprobs, "logprobs");
         request = request with { Messages = guard.Screen(request.Messages, "messages") };
         // Compiled (or found compiled) here, on the request's thread: the engine only looks up masks.

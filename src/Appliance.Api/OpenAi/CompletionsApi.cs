@@ -17,7 +17,7 @@ internal static class CompletionsApi
         using var fields = await JsonFields.ReadAsync(http.Request, limits.MaxBodyBytes, http.RequestAborted);
         var request = fields.Parse(f => CompletionRequest.Read(f, limits));
         var model = ModelResolution.Resolve(catalog, access, http, request.Settings.Model);
-        var guard = guardrails.For(http, model.Id);
+        var guard = guardrails.For(http, model.Id, model.Aliases);
         guard.RefuseLogprobs(request.Settings.Logprobs, "logprobs");
         request = request with
         {

@@ -22,7 +22,7 @@ internal static class ResponsesApi
         using var fields = await JsonFields.ReadAsync(http.Request, limits.MaxBodyBytes, http.RequestAborted);
         var request = fields.Parse(f => ResponsesRequest.Read(f, limits));
         var model = ModelResolution.Resolve(catalog, access, http, request.Settings.Model);
-        var guard = guardrails.For(http, model.Id);
+        var guard = guardrails.For(http, model.Id, model.Aliases);
         // The instructions are the first turn as the model reads them; the response echoes them as screened there.
         request = request with
         {

@@ -102,6 +102,13 @@ public static partial class SettingsAsWritten
             return;
         }
 
+        if (shape.IsEnum && BareNumber().IsMatch(section.Value))
+        {
+            // The converter takes any number for an enum, one no name stands for too: a setting that silently means nothing.
+            failures.Add($"{section.Path} is '{section.Value}', a number: write one of {string.Join(", ", Enum.GetNames(shape))}");
+            return;
+        }
+
         if (shape == typeof(DateOnly))
         {
             // The converter also takes 01/03/2027, as 3 January: a European reader meant 1 March.

@@ -71,6 +71,19 @@ public sealed class GuardrailRuleTests
     }
 
     [Fact]
+    public void Word_boundaries_are_those_of_regular_expressions_and_phrases_sharing_words_stay_apart()
+    {
+        var words = Rule(new GuardrailRuleOptions { Name = "w", Words = ["cafe", "secret", "C++", "#tag", .. Enumerable.Range(0, 2_000).Select(i => $"how to x{i}"), "how to cook"] });
+
+        // A combining accent, connector punctuation and an underscore continue a word, as for \b.
+        Assert.Empty(Found(words, "the cafe\u0301 and foo\u203Fsecret and my_secret"));
+        Assert.Equal(["cafe", "C++", "#tag", "How To  Cook"], Found(words, "a cafe, C++11 and x#tag: How To  Cook"));
+        // Many phrases sharing their first words, against a text of those words: nothing found, each place looked at once.
+        Assert.Empty(Found(words, string.Concat(Enumerable.Repeat("how to ", 10_000))));
+        Assert.Equal(["how to x1999"], Found(words, string.Concat(Enumerable.Repeat("how to ", 100)) + "x1999"));
+    }
+
+    [Fact]
     public void An_action_written_as_a_number_is_refused()
     {
         var (rule, problem) = GuardrailRule.Compile(new GuardrailRuleOptions { Name = "r", Words = ["x"], Action = (GuardrailAction)2 }, 0);
