@@ -1,47 +1,53 @@
 namespace Appliance.Api.Guardrails;
 
 /// <summary>
-/// Words and phrases, found whole and regardless of case, through a tree of their words: each word start of the text
-/// is looked up in a table, then each following word in the table under it. As fast with 10,000 words as with ten,
-/// where one expression of every word outgrows the linear-time matcher's limits, and no text makes it slow: at a
-/// place, one path through the tree at most can go on. A phrase's words may be up to three whitespace characters apart.
+/// Words and phrases, found whole and regardless of case, through a tree of their characters walked forward from each
+/// word start; a word that completes a phrase's word goes on, past one to three whitespace characters, into the tree
+/// of the phrase's next words. One expression of every word would outgrow the linear-time matcher's limits; here a
+/// place of the text costs at most the length of the longest phrase, however many words the list holds.
 /// </summary>
 internal sealed class WordListMatcher : ITextMatcher
 {
     private const int MaxGap = 3;
 
+    // One tree for the whole list: edges (node, upper-cased character) -> node. A node that ends a word of a phrase
+    // points to that word's place (_words), which says whether a phrase ends there and where its next words start.
+    private readonly Dictionary<(int Node, char Character), int> _edges = [];
+    private readonly List<int> _wordAt = [-1, -1];
+    private readonly List<bool> _ends = [];
+    private readonly List<int> _nextRoot = [];
+
     // Words that begin with a letter or digit start a word of the text; others ("#tag") may start anywhere.
-    private readonly Level _wordStarts = new();
-    private readonly Level _anywhere = new();
+    private const int WordStartsRoot = 0;
+    private const int AnywhereRoot = 1;
 
     public WordListMatcher(IEnumerable<string[]> phrases)
     {
         foreach (var phrase in phrases)
         {
-            var level = IsWordCharacter(phrase[0][0]) ? _wordStarts : _anywhere;
+            var root = IsWordCharacter(phrase[0][0]) ? WordStartsRoot : AnywhereRoot;
             for (var i = 0; i < phrase.Length; i++)
             {
-                var node = level.Add(phrase[i]);
-                node.Ends |= i == phrase.Length - 1;
-                level = node.Next;
+                var word = WordNode(root, phrase[i]);
+                _ends[word] |= i == phrase.Length - 1;
+                if (i < phrase.Length - 1)
+                {
+                    if (_nextRoot[word] < 0)
+                    {
+                        _nextRoot[word] = NewNode();
+                    }
+
+                    root = _nextRoot[word];
+                }
             }
         }
-
-        _wordStarts.Seal();
-        _anywhere.Seal();
     }
 
     public IEnumerable<(int Start, int Length)> Find(string text, int startAt)
     {
         for (var at = startAt; at < text.Length; at++)
         {
-            if (char.IsWhiteSpace(text[at]))
-            {
-                continue; // no word starts with a space
-            }
-
-            var wordStart = at == 0 || !IsWordCharacter(text[at - 1]);
-            var end = Math.Max(wordStart ? Longest(_wordStarts, text, at) : -1, Longest(_anywhere, text, at));
+            var end = Math.Max(at == 0 || !IsWordCharacter(text[at - 1]) ? Longest(WordStartsRoot, text, at) : -1, Longest(AnywhereRoot, text, at));
             if (end > at)
             {
                 yield return (at, end - at);
@@ -50,40 +56,71 @@ internal sealed class WordListMatcher : ITextMatcher
         }
     }
 
-    /// <summary>Where the longest phrase of <paramref name="level"/> that begins at <paramref name="at"/> ends, or -1.</summary>
-    private static int Longest(Level level, string text, int at)
+    /// <summary>Where the longest phrase under <paramref name="root"/> that begins at <paramref name="at"/> ends, or -1.</summary>
+    private int Longest(int root, string text, int at)
     {
         var best = -1;
-        foreach (var length in level.Lengths)
+        var node = root;
+        for (var i = at; i < text.Length && _edges.TryGetValue((node, char.ToUpperInvariant(text[i])), out node); i++)
         {
-            var end = at + length;
-            // A word that ends with a letter or digit ends a word of the text: where the text's word goes on, no word
-            // of this length can match, so most lengths cost no lookup.
-            if (end > text.Length || (end < text.Length && IsWordCharacter(text[end - 1]) && IsWordCharacter(text[end]))
-                || !level.Lookup.TryGetValue(text.AsSpan(at, length), out var node))
+            var word = _wordAt[node];
+            var end = i + 1;
+            // A word that ends with a letter or digit ends a word of the text there, or is no match.
+            if (word < 0 || (end < text.Length && IsWordCharacter(text[i]) && IsWordCharacter(text[end])))
             {
                 continue;
             }
 
-            if (node.Ends && end > best)
+            if (_ends[word])
             {
-                best = end;
+                best = Math.Max(best, end);
             }
 
-            // Only a word followed by whitespace can go on to the next word of a phrase: one length at most.
             var gap = 0;
             while (end + gap < text.Length && gap <= MaxGap && char.IsWhiteSpace(text[end + gap]))
             {
                 gap++;
             }
 
-            if (gap is > 0 and <= MaxGap && node.Next.Lengths.Length > 0 && Longest(node.Next, text, end + gap) is var further && further > best)
+            // Words hold no whitespace, so of the words ending along this walk only the one before a space goes on.
+            if (gap is > 0 and <= MaxGap && _nextRoot[word] >= 0)
             {
-                best = further;
+                best = Math.Max(best, Longest(_nextRoot[word], text, end + gap));
             }
         }
 
         return best;
+    }
+
+    /// <summary>The place of <paramref name="word"/> under <paramref name="root"/>, added if new.</summary>
+    private int WordNode(int root, string word)
+    {
+        var node = root;
+        foreach (var character in word)
+        {
+            var key = (node, char.ToUpperInvariant(character)); // the mapping OrdinalIgnoreCase compares with
+            if (!_edges.TryGetValue(key, out var next))
+            {
+                _edges[key] = next = NewNode();
+            }
+
+            node = next;
+        }
+
+        if (_wordAt[node] < 0)
+        {
+            _wordAt[node] = _ends.Count;
+            _ends.Add(false);
+            _nextRoot.Add(-1);
+        }
+
+        return _wordAt[node];
+    }
+
+    private int NewNode()
+    {
+        _wordAt.Add(-1);
+        return _wordAt.Count - 1;
     }
 
     /// <summary>
@@ -92,41 +129,4 @@ internal sealed class WordListMatcher : ITextMatcher
     /// </summary>
     private static bool IsWordCharacter(char c) =>
         ((0x4013F >> (int)char.GetUnicodeCategory(c)) & 1) != 0 || c is '\u200C' or '\u200D';
-
-    /// <summary>The words that may come at one place of a phrase, by their text regardless of case.</summary>
-    private sealed class Level
-    {
-        private readonly Dictionary<string, Node> _words = new(StringComparer.OrdinalIgnoreCase);
-
-        public int[] Lengths { get; private set; } = [];
-
-        public Dictionary<string, Node>.AlternateLookup<ReadOnlySpan<char>> Lookup { get; private set; }
-
-        public Node Add(string word)
-        {
-            if (!_words.TryGetValue(word, out var node))
-            {
-                _words[word] = node = new Node();
-            }
-
-            return node;
-        }
-
-        public void Seal()
-        {
-            Lookup = _words.GetAlternateLookup<ReadOnlySpan<char>>();
-            Lengths = [.. _words.Keys.Select(k => k.Length).Distinct().OrderDescending()];
-            foreach (var node in _words.Values)
-            {
-                node.Next.Seal();
-            }
-        }
-    }
-
-    private sealed class Node
-    {
-        public bool Ends { get; set; }
-
-        public Level Next { get; } = new();
-    }
 }

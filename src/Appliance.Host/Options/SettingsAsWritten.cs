@@ -102,10 +102,12 @@ public static partial class SettingsAsWritten
             return;
         }
 
-        if (shape.IsEnum && BareNumber().IsMatch(section.Value))
+        if (shape.IsEnum && !Attribute.IsDefined(shape, typeof(FlagsAttribute))
+            && (section.Value.Contains(',', StringComparison.Ordinal) || section.Value.Trim() is [var first, ..] && (char.IsAsciiDigit(first) || first is '+' or '-')))
         {
-            // The converter takes any number for an enum, one no name stands for too: a setting that silently means nothing.
-            failures.Add($"{section.Path} is '{section.Value}', a number: write one of {string.Join(", ", Enum.GetNames(shape))}");
+            // The converter takes any number for an enum (one no name stands for too) and ORs a list of them: a setting
+            // that silently means another value, or nothing.
+            failures.Add($"{section.Path} is '{section.Value}', not one name: write one of {string.Join(", ", Enum.GetNames(shape))}");
             return;
         }
 

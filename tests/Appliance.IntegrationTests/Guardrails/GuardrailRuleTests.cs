@@ -81,6 +81,11 @@ public sealed class GuardrailRuleTests
         // Many phrases sharing their first words, against a text of those words: nothing found, each place looked at once.
         Assert.Empty(Found(words, string.Concat(Enumerable.Repeat("how to ", 10_000))));
         Assert.Equal(["how to x1999"], Found(words, string.Concat(Enumerable.Repeat("how to ", 100)) + "x1999"));
+
+        // Deep phrases of many word lengths against a long text of their first words: each place walks one path.
+        var deep = Rule(new GuardrailRuleOptions { Name = "d", Words = [.. from i in Enumerable.Range(1, 50) from length in Enumerable.Range(2, 10) select string.Join(' ', Enumerable.Repeat("a", i)) + " " + new string('b', length)] });
+        Assert.Empty(Found(deep, string.Concat(Enumerable.Repeat("a ", 50_000))));
+        Assert.Equal(["a a  a\nbbb"], Found(deep, "x a a  a\nbbb y"));
     }
 
     [Fact]

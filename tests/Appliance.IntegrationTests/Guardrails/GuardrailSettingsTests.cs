@@ -33,6 +33,9 @@ public sealed class GuardrailSettingsTests
         // A number binds to whichever action it stands for, or to none: refused, naming the names.
         error = Assert.Throws<OptionsValidationException>(() => ApplianceApp.Create(["--urls=http://127.0.0.1:0", "--environment=Development", "--Appliance:BuiltInEmbeddings=false",
             "--Guardrails:Rules:0:Name=codenames", "--Guardrails:Rules:0:Words:0=falcon", "--Guardrails:Rules:0:Action=1"]));
-        Assert.Contains("Guardrails:Rules:0:Action is '1', a number: write one of Block, Mask", error.Message, StringComparison.Ordinal);
+        Assert.Contains("Guardrails:Rules:0:Action is '1', not one name: write one of Block, Mask", error.Message, StringComparison.Ordinal);
+        error = Assert.Throws<OptionsValidationException>(() => ApplianceApp.Create(["--urls=http://127.0.0.1:0", "--environment=Development", "--Appliance:BuiltInEmbeddings=false",
+            "--Guardrails:Rules:0:Name=codenames", "--Guardrails:Rules:0:Words:0=falcon", "--Guardrails:Rules:0:Applies=Both, Input"]));
+        Assert.Contains("Guardrails:Rules:0:Applies is 'Both, Input', not one name", error.Message, StringComparison.Ordinal);
     }
 }
