@@ -4,7 +4,10 @@ using Microsoft.Extensions.Options;
 
 namespace Appliance.Api.Guardrails;
 
-/// <summary>The node's guardrail rules, compiled once; which of them apply to a model is looked up once per model.</summary>
+/// <summary>
+/// The node's guardrail rules, compiled once; which of them apply is worked out per request (a few rules against the
+/// model's id and current aliases, and the caller's groups).
+/// </summary>
 public sealed class GuardrailSet
 {
     private readonly IReadOnlyList<GuardrailRule> _rules;
@@ -19,8 +22,12 @@ public sealed class GuardrailSet
     {
         _groupsClaim = groupsClaim;
         _aliasesOf = aliasesOf ?? (_ => []);
-        _rules = [.. options.Value.Rules.Select((rule, i) => GuardrailRule.Compile(rule, i).Rule
-            ?? throw new InvalidOperationException(GuardrailRule.Compile(rule, i).Problem))];
+        // The options were validated at start (GuardrailOptionsValidator): a problem here is a bug, not a setting.
+        _rules = [.. options.Value.Rules.Select((rule, i) => GuardrailRule.Compile(rule, i) switch
+        {
+            { Rule: { } compiled } => compiled,
+            var (_, problem) => throw new InvalidOperationException(problem),
+        })];
         _written = options.Value.Rules;
         _observer = observer;
         Fingerprint = FingerprintOf(_written, groupsClaim);
