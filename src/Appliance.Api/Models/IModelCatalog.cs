@@ -45,9 +45,12 @@ public sealed record ServedModel(
 /// <summary>A loaded sentence-embedding model.</summary>
 public sealed record ServedEmbedder(string Id, DateTimeOffset Created, string Digest, ITextEmbedder Embedder);
 
+/// <summary>A loaded cross-encoder, scoring documents against a query (/v1/rerank).</summary>
+public sealed record ServedReranker(string Id, DateTimeOffset Created, string Digest, ITextReranker Reranker);
+
 /// <summary>
-/// A declared model and its state; once it is ready, <see cref="Served"/> (a generative model) or
-/// <see cref="Embedder"/> (an embedding model) is set.
+/// A declared model and its state; once it is ready, <see cref="Served"/> (a generative model),
+/// <see cref="Embedder"/> (an embedding model) or <see cref="Reranker"/> (a cross-encoder) is set.
 /// </summary>
 public sealed record ModelEntry(
     string Id,
@@ -55,7 +58,15 @@ public sealed record ModelEntry(
     ModelLoadState State,
     string? Error,
     ServedModel? Served,
-    ServedEmbedder? Embedder = null);
+    ServedEmbedder? Embedder = null,
+    ServedReranker? Reranker = null)
+{
+    /// <summary>The packaged embedding model: part of the installation, not declared, so no administrator loads or unloads it.</summary>
+    public bool BuiltIn { get; init; }
+
+    /// <summary>The digest of the files that serve it, whichever kind it is; null until it is ready.</summary>
+    public string? Digest => Served?.Digest ?? Embedder?.Digest ?? Reranker?.Digest;
+}
 
 /// <summary>The models this node serves, by id or alias.</summary>
 public interface IModelCatalog

@@ -11,19 +11,28 @@ namespace Appliance.Api.OpenAi;
 internal static class ModelResolution
 {
     public static ServedModel Resolve(IModelCatalog catalog, IModelAccess access, HttpContext http, string name) =>
-        Ready(catalog, access, http, name).Served
-            ?? throw new OpenAiRequestException(OpenAiError.Invalid($"The model '{name}' is an embedding model; use /v1/embeddings.", "model", "model_not_supported"));
+        Ready(catalog, access, http, name) is var entry && entry.Served is { } served ? served : throw WrongKind(entry, name);
 
     public static ServedEmbedder ResolveEmbedder(IModelCatalog catalog, IModelAccess access, HttpContext http, string name) =>
-        Ready(catalog, access, http, name).Embedder
-            ?? throw new OpenAiRequestException(OpenAiError.Invalid($"The model '{name}' does not make embeddings.", "model", "model_not_supported"));
+        Ready(catalog, access, http, name) is var entry && entry.Embedder is { } embedder ? embedder : throw WrongKind(entry, name);
+
+    /// <summary>A cross-encoder, or an embedding model (which reranks by the cosine of the query's and each document's vectors).</summary>
+    public static ModelEntry ResolveReranker(IModelCatalog catalog, IModelAccess access, HttpContext http, string name) =>
+        Ready(catalog, access, http, name) is var entry && (entry.Reranker is not null || entry.Embedder is not null) ? entry : throw WrongKind(entry, name);
+
+    /// <summary>Says which endpoint serves the model named, where it is not this one.</summary>
+    private static OpenAiRequestException WrongKind(ModelEntry entry, string name) => new(OpenAiError.Invalid(
+        entry.Embedder is not null ? $"The model '{name}' is an embedding model; use /v1/embeddings (or /v1/rerank)."
+        : entry.Reranker is not null ? $"The model '{name}' is a reranking model (a cross-encoder); use /v1/rerank."
+        : $"The model '{name}' is a generative model; use /v1/chat/completions.",
+        "model", "model_not_supported"));
 
     private static ModelEntry Ready(IModelCatalog catalog, IModelAccess access, HttpContext http, string name)
     {
         var entry = catalog.Find(name) ?? throw new OpenAiRequestException(OpenAiError.ModelNotFound(name));
         var audit = RequestAudit.Of(http);
         audit.Model = entry.Id;
-        audit.ModelDigest = entry.Served?.Digest ?? entry.Embedder?.Digest;
+        audit.ModelDigest = entry.Digest;
         if (!access.MayUse(http.User, entry.Id, recordDenial: true, out var denial))
         {
             audit.Reason = denial;

@@ -32,14 +32,14 @@ internal static class ModelsApi
     {
         id = entry.Id,
         @object = "model",
-        created = (entry.Served?.Created ?? entry.Embedder?.Created)?.ToUnixTimeSeconds() ?? 0,
+        created = (entry.Served?.Created ?? entry.Embedder?.Created ?? entry.Reranker?.Created)?.ToUnixTimeSeconds() ?? 0,
         owned_by = "appliance",
         aliases = entry.Aliases,
         state = entry.State.ToString().ToLowerInvariant(),
-        kind = entry.Embedder is not null ? "embedding" : "chat",
-        context_length = entry.Served?.ContextLength ?? entry.Embedder?.Embedder.MaxTokens,
-        max_model_len = entry.Served?.ContextLength ?? entry.Embedder?.Embedder.MaxTokens, // vLLM's name: its clients and benchmarks read it
-        digest = entry.Served?.Digest ?? entry.Embedder?.Digest,
+        kind = entry.Embedder is not null ? "embedding" : entry.Reranker is not null ? "rerank" : "chat",
+        context_length = entry.Served?.ContextLength ?? entry.Embedder?.Embedder.MaxTokens ?? entry.Reranker?.Reranker.MaxTokens,
+        max_model_len = entry.Served?.ContextLength ?? entry.Embedder?.Embedder.MaxTokens ?? entry.Reranker?.Reranker.MaxTokens, // vLLM's name: its clients and benchmarks read it
+        digest = entry.Digest,
         // What a request that names none of these gets (the administrator's, else the model authors', else OpenAI's).
         sampling_defaults = entry.Served?.Defaults is { } defaults
             ? new { temperature = defaults.Temperature, top_p = defaults.TopP, max_tokens = defaults.MaxTokens }

@@ -17,6 +17,7 @@ public static partial class OpenAiApi
         v1.MapPost("/chat/completions", ChatCompletionsApi.HandleAsync);
         v1.MapPost("/completions", CompletionsApi.HandleAsync);
         v1.MapPost("/embeddings", EmbeddingsApi.HandleAsync);
+        v1.MapPost("/rerank", RerankApi.HandleAsync);
         v1.MapGet("/models", ModelsApi.List);
         // Every segment: an id such as "meta-llama/Llama-3.1-8B-Instruct" is sent unescaped by the SDKs.
         v1.MapGet("/models/{**id}", (string id, HttpContext http, IModelCatalog catalog, IModelAccess access) =>
@@ -33,18 +34,24 @@ public static partial class OpenAiApi
     }
 
     /// <summary>
-    /// The tokenizer endpoints where vLLM serves them, at the root (evaluation harnesses call them there), answered in
-    /// OpenAI's format as under /v1; the group is returned for the host's authorisation policy.
+    /// The tokenizer endpoints where vLLM serves them, at the root (evaluation harnesses call them there), and rerank
+    /// where vLLM's and Cohere's clients call it, answered in OpenAI's format as under /v1; the group is returned for the
+    /// host's authorisation policy.
     /// </summary>
     public static RouteGroupBuilder MapTokenizerAtRoot(this IEndpointRouteBuilder endpoints)
     {
         var root = endpoints.MapGroup(string.Empty).AddEndpointFilter(ErrorFilter).AddEndpointFilter(DrainFilter);
         MapTokenizer(root);
+        // Rerank where vLLM (/rerank) and Cohere's v2 clients (/v2/rerank) call it, answered as under /v1.
+        root.MapPost("/rerank", RerankApi.HandleAsync);
+        root.MapPost("/v2/rerank", RerankApi.HandleAsync);
         // A wrong method answers as /v1 answers everything: in OpenAI's format (routing's own 405 has no body).
         string[] others = ["GET", "PUT", "DELETE", "PATCH"];
         root.MapMethods("/tokenize", others, (HttpContext http) => MethodNotAllowed(http, "POST"));
         root.MapMethods("/detokenize", others, (HttpContext http) => MethodNotAllowed(http, "POST"));
         root.MapMethods("/tokenizer_info", ["POST", "PUT", "DELETE", "PATCH"], (HttpContext http) => MethodNotAllowed(http, "GET"));
+        root.MapMethods("/rerank", others, (HttpContext http) => MethodNotAllowed(http, "POST"));
+        root.MapMethods("/v2/rerank", others, (HttpContext http) => MethodNotAllowed(http, "POST"));
         return root;
     }
 
@@ -52,7 +59,7 @@ public static partial class OpenAiApi
     public static bool AnswersAsOpenAi(PathString path) =>
         path.StartsWithSegments("/v1") || TokenizerPaths.Any(p => path.Equals(p, StringComparison.OrdinalIgnoreCase));
 
-    private static readonly string[] TokenizerPaths = ["/tokenize", "/detokenize", "/tokenizer_info"];
+    private static readonly string[] TokenizerPaths = ["/tokenize", "/detokenize", "/tokenizer_info", "/rerank", "/v2/rerank"];
 
     private static IResult MethodNotAllowed(HttpContext http, string allowed)
     {

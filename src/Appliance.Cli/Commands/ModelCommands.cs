@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using Appliance.Runtime.Onnx.Embeddings;
 using Appliance.Runtime.Onnx.Execution;
 using Appliance.Runtime.Onnx.Models;
 using Appliance.Runtime.Onnx.OnnxFormat;
@@ -86,18 +87,29 @@ internal static class ModelCommands
         {
             Description = "Memory available on the device (GiB): without --context, cap the context to fit as the appliance does",
         };
+        var pooling = new Option<string>("--pooling")
+        {
+            Description = "An embedding model's Pooling setting (Models:<id>:Pooling): auto, mean or cls",
+            DefaultValueFactory = _ => "auto",
+        };
         var command = new Command(
             "verify",
             "Check a model folder before the appliance loads it: every file against manifest.json, genai_config.json, the decoder's " +
             "inputs and outputs and their element types, its external weight files, the session options, the tokenizer and chat template; " +
-            "say which kind of device it goes to and print the memory one replica needs")
+            "say which kind of device it goes to and print the memory one replica needs. An encoder folder (config.json without " +
+            "genai_config.json: an embedding model or a cross-encoder) is opened as the appliance opens it")
         {
-            folder, batch, context, cuda, deviceGib, chatTemplate,
+            folder, batch, context, cuda, deviceGib, chatTemplate, pooling,
         };
         command.SetAction(parse =>
         {
             try
             {
+                if (EncoderFolder.IsEncoder(parse.GetValue(folder)!.FullName))
+                {
+                    return VerifyEncoder(parse.GetValue(folder)!.FullName, parse.GetValue(pooling)!, parse.GetValue(context));
+                }
+
                 var opened = ModelFolder.Open(parse.GetValue(folder)!.FullName);
                 var decoder = opened.Config.Decoder;
                 var signature = DecoderSignature.FromFile(opened.DecoderPath, decoder, opened.Path);
@@ -153,6 +165,25 @@ internal static class ModelCommands
             }
         });
         return command;
+    }
+
+    /// <summary>Opens an embedding model or cross-encoder as the appliance does, and says what it will serve.</summary>
+    private static int VerifyEncoder(string path, string pooling, int? context)
+    {
+        var spec = EncoderFolder.Open(path, new EncoderSettings(pooling, context));
+        if (spec.Task == EncoderTask.Reranking)
+        {
+            using var reranker = CrossEncoder.Open(spec, intraOpThreads: 1);
+            Console.WriteLine($"OK {spec.Folder}: a cross-encoder for /v1/rerank, up to {spec.MaxTokens} tokens per query and document, digest {spec.Digest}");
+        }
+        else
+        {
+            using var embedder = SentenceEmbedder.Open(spec, intraOpThreads: 1);
+            Console.WriteLine($"OK {spec.Folder}: an embedding model for /v1/embeddings and /v1/rerank, {embedder.Dimensions} dimensions, {spec.Pooling.ToString().ToLowerInvariant()} pooling, up to {spec.MaxTokens} tokens per input, digest {spec.Digest}");
+        }
+
+        Console.WriteLine($"  tokenizer: WordPiece, {spec.Tokenizer.Vocabulary.Count} pieces, {(spec.Tokenizer.LowerCase ? "lowercased" : "cased")}; runs on the node's CPU");
+        return 0;
     }
 
     private static string Describe(OnnxGraphSignature graph)

@@ -17,7 +17,10 @@ public interface ITextEmbedder
     /// <summary>
     /// L2-normalised vectors, one per text, in order; a cancellation stops the work between model runs, and
     /// <paramref name="ran"/> is told the tokens of each run done (what a request stopped half way still costs).
-    /// Throws <see cref="EngineOverloadedException"/> when too many requests already wait for the model.
+    /// Throws <see cref="EngineOverloadedException"/> when too many requests already wait for the model. A text longer
+    /// than <see cref="MaxTokens"/> is refused, unless <paramref name="cutAt"/> is given: each text is then cut at its
+    /// end to at most that many tokens (special tokens included; at most <see cref="MaxTokens"/>), as rerank services cut
+    /// documents.
     /// </summary>
-    Task<EmbeddingBatch> EmbedAsync(IReadOnlyList<string> texts, CancellationToken cancellation = default, Action<int>? ran = null);
+    Task<EmbeddingBatch> EmbedAsync(IReadOnlyList<string> texts, CancellationToken cancellation = default, Action<int>? ran = null, int? cutAt = null);
 }

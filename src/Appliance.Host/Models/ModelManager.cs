@@ -120,7 +120,9 @@ internal sealed partial class ModelManager(
                 return NotDeclared(id);
             }
 
-            return _deployments.TryGetValue(id, out var old) ? await ReplaceAsync(id, options, old) : Load(id);
+            return _deployments.TryGetValue(id, out var old) ? await ReplaceAsync(id, options, old)
+                : _encoders.TryGetValue(id, out var encoder) ? ReplaceEncoder(id, options, encoder)
+                : Load(id);
         }
         finally
         {
@@ -136,6 +138,12 @@ internal sealed partial class ModelManager(
         }
 
         _deployments.Clear();
+        foreach (var encoder in _encoders.Values)
+        {
+            encoder.Dispose();
+        }
+
+        _encoders.Clear();
         _gate.Dispose();
     }
 
@@ -185,9 +193,14 @@ internal sealed partial class ModelManager(
             return NotDeclared(id);
         }
 
-        if (_deployments.ContainsKey(id))
+        if (_deployments.ContainsKey(id) || _encoders.ContainsKey(id))
         {
             return new ModelActionResult(ModelActionOutcome.Conflict, $"model '{id}' is already loaded; reload it to pick up a new version");
+        }
+
+        if (Runtime.Onnx.Embeddings.EncoderFolder.IsEncoder(options.Path))
+        {
+            return LoadEncoder(id, options);
         }
 
         catalog.Set(new ModelEntry(id, options.Aliases, ModelLoadState.Loading, null, null));
@@ -336,6 +349,11 @@ internal sealed partial class ModelManager(
     /// <summary>No new requests at once; running ones get the grace period to finish before the engines stop.</summary>
     private async Task<ModelActionResult> UnloadAsync(string id, IReadOnlyList<string> aliases)
     {
+        if (_encoders.TryRemove(id, out var encoder))
+        {
+            return UnloadEncoder(id, aliases, encoder);
+        }
+
         if (!_deployments.TryRemove(id, out var deployment))
         {
             // A model that failed to load (or was unloaded before) and is no longer declared: nothing runs, and its

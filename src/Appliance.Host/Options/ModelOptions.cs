@@ -49,6 +49,12 @@ public sealed record ModelOptions
 
     public int MaxQueuedRequests { get; init; } = 256;
 
+    /// <summary>
+    /// An embedding model's pooling: auto (sentence-transformers' modules.json and its Pooling module decide), mean or
+    /// cls (for a folder without modules.json, as the model's card says).
+    /// </summary>
+    public string Pooling { get; init; } = "auto";
+
     /// <summary>Threads for one ONNX Runtime operator; 0 uses every core.</summary>
     public int IntraOpThreads { get; init; }
 

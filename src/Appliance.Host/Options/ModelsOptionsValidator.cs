@@ -50,6 +50,7 @@ public sealed class ModelsOptionsValidator(IConfiguration configuration, IOption
             Check(failures, $"{key}:SpeculativeTokens", model.SpeculativeTokens is >= 0 and <= 64, "must be 0 (off) to 64");
             Check(failures, $"{key}:Replicas", model.Replicas is >= 1 and <= 64, "must be between 1 and 64");
             Check(failures, $"{key}:Device", model.Device.ToLowerInvariant() is "auto" or "gpu" or "cpu", "must be auto, gpu or cpu");
+            Check(failures, $"{key}:Pooling", model.Pooling is "auto" or "mean" or "cls", "must be auto, mean or cls");
             Check(failures, $"{key}:MemoryBytes", model.MemoryBytes is null or > 0, "must be positive when set");
             Check(failures, $"{key}:CudaArenaExtendStrategy", model.CudaArenaExtendStrategy is "next_power_of_two" or "same_as_requested", "must be next_power_of_two or same_as_requested");
             Check(failures, $"{key}:IntraOpThreads", model.IntraOpThreads >= 0, "must not be negative");

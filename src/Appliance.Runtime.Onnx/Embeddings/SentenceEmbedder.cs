@@ -1,17 +1,15 @@
-using Appliance.Engine;
 using Appliance.Engine.Embeddings;
 using Appliance.Runtime.Onnx.Execution;
 using Appliance.Runtime.Onnx.Models;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.ML.OnnxRuntime;
-using Microsoft.ML.Tokenizers;
 
 namespace Appliance.Runtime.Onnx.Embeddings;
 
 /// <summary>
-/// A BERT-style sentence-embedding model (for example all-MiniLM-L6-v2): WordPiece tokens in, last_hidden_state out,
-/// mean pooling over real tokens and L2 normalisation, as sentence-transformers does.
+/// A BERT-family sentence-embedding model (all-MiniLM-L6-v2, bge, e5, gte): WordPiece tokens in, token states out,
+/// pooled as the folder says (mean over real tokens, or the first token) and L2-normalised, as sentence-transformers
+/// computes them.
 /// </summary>
 public sealed class SentenceEmbedder : ITextEmbedder, IDisposable
 {
@@ -21,27 +19,25 @@ public sealed class SentenceEmbedder : ITextEmbedder, IDisposable
     /// <summary>Most inputs one model run takes: a 2,048-input request padded to its longest in one run took gigabytes.</summary>
     public const int RowsPerRun = 32;
 
-    private readonly InferenceSession _session;
-    private readonly BertTokenizer _tokenizer;
-    private readonly bool _hasTokenTypes;
-
     /// <summary>Most requests waiting for their turn; more are refused (429) rather than queued without end.</summary>
-    public const int MaxWaitingRequests = 64;
+    public const int MaxWaitingRequests = EncoderSession.MaxWaitingRequests;
 
-    // One run at a time: concurrent requests take turns run by run (SemaphoreSlim serves asynchronous waiters in
-    // order, and a request queues again for each of its runs), so memory stays that of one small run and a large
-    // request does not hold up a small one for its whole length. Waiting holds no thread.
-    private readonly SemaphoreSlim _runs = new(1, 1);
-    private int _requests;
+    private static readonly string[] StateOutputs = ["last_hidden_state", "token_embeddings"];
 
-    private SentenceEmbedder(InferenceSession session, BertTokenizer tokenizer, int dimensions, int maxTokens, string digest)
+    private readonly EncoderSession _session;
+    private readonly WordPieceEncoder _tokenizer;
+    private readonly EncoderPooling _pooling;
+    private readonly string _output;
+
+    private SentenceEmbedder(EncoderSession session, WordPieceEncoder tokenizer, EncoderSpec spec, string output, int dimensions)
     {
         _session = session;
         _tokenizer = tokenizer;
-        _hasTokenTypes = session.InputMetadata.ContainsKey("token_type_ids");
+        _pooling = spec.Pooling;
+        _output = output;
         Dimensions = dimensions;
-        MaxTokens = maxTokens;
-        Digest = digest;
+        MaxTokens = spec.MaxTokens;
+        Digest = spec.Digest;
     }
 
     public int Dimensions { get; }
@@ -50,7 +46,9 @@ public sealed class SentenceEmbedder : ITextEmbedder, IDisposable
 
     public string Digest { get; }
 
-    /// <summary>Opens a verified folder holding model.onnx, vocab.txt and manifest.json.</summary>
+    public EncoderPooling Pooling => _pooling;
+
+    /// <summary>Opens the packaged all-MiniLM-L6-v2 folder (model.onnx, vocab.txt, manifest.json): uncased, mean pooling.</summary>
     public static SentenceEmbedder Open(string folder, int maxTokens = 256, int intraOpThreads = 0, ILogger? logger = null)
     {
         var manifest = ModelManifest.Verify(folder);
@@ -62,44 +60,51 @@ public sealed class SentenceEmbedder : ITextEmbedder, IDisposable
             }
         }
 
-        var (session, _) = SessionFactory.Create(Path.Combine(folder, ModelFileName), new RunnerOptions { IntraOpThreads = intraOpThreads }, SessionSettings.Default, logger ?? NullLogger.Instance);
-        var output = session.OutputMetadata.Values.First();
-        var dimensions = output.Dimensions[^1];
-        if (dimensions <= 0 || !session.InputMetadata.ContainsKey("input_ids") || !session.InputMetadata.ContainsKey("attention_mask"))
-        {
-            session.Dispose();
-            throw new ModelFolderException($"{folder}: the model must take input_ids and attention_mask and return [batch, tokens, hidden].");
-        }
-
         // An uncased model: transformers' BertTokenizer lowercases and, with strip_accents unset, strips accents too
         // ("café" is "cafe"), so the vectors match those computed with sentence-transformers.
-        var tokenizer = BertTokenizer.Create(Path.Combine(folder, VocabularyFileName), new BertOptions { LowerCaseBeforeTokenization = true, RemoveNonSpacingMarks = true });
-        return new SentenceEmbedder(session, tokenizer, dimensions, maxTokens, manifest.Digest);
+        var vocabulary = File.ReadAllLines(Path.Combine(folder, VocabularyFileName));
+        var tokenizer = new WordPieceSettings(vocabulary, LowerCase: true, StripAccents: true, "[CLS]", "[SEP]", "[UNK]", "[PAD]");
+        return Open(new EncoderSpec(folder, Path.Combine(folder, ModelFileName), EncoderTask.Embedding, EncoderPooling.Mean, maxTokens, tokenizer, manifest.Digest), intraOpThreads, logger);
     }
 
-    public int CountTokens(string text) => _tokenizer.EncodeToIds(text, addSpecialTokens: true, considerPreTokenization: true, considerNormalization: true).Count;
-
-    public async Task<EmbeddingBatch> EmbedAsync(IReadOnlyList<string> texts, CancellationToken cancellation = default, Action<int>? ran = null)
+    /// <summary>Opens a folder read by <see cref="EncoderFolder"/>.</summary>
+    public static SentenceEmbedder Open(EncoderSpec spec, int intraOpThreads = 0, ILogger? logger = null)
     {
-        if (Interlocked.Increment(ref _requests) > MaxWaitingRequests + 1)
+        if (spec.Task != EncoderTask.Embedding)
         {
-            Interlocked.Decrement(ref _requests);
-            throw new EngineOverloadedException($"The embedding model has {MaxWaitingRequests} requests waiting. Please retry after a short wait.", MaxWaitingRequests);
+            throw new ModelFolderException($"{spec.Folder}: a cross-encoder scores pairs of texts; it makes no embeddings.");
         }
 
+        var tokenizer = new WordPieceEncoder(spec.Tokenizer);
+        var (session, _) = SessionFactory.Create(spec.ModelPath, new RunnerOptions { IntraOpThreads = intraOpThreads }, SessionSettings.Default, logger ?? NullLogger.Instance);
         try
         {
-            return await EmbedInTurnsAsync(texts, cancellation, ran);
+            var states = session.OutputMetadata.Where(o => StateOutputs.Contains(o.Key)).Select(o => o.Key).FirstOrDefault() ?? session.OutputNames[0];
+            var shape = session.OutputMetadata[states].Dimensions;
+            if (shape.Length != 3 || shape[^1] <= 0 || !session.InputMetadata.ContainsKey("input_ids") || !session.InputMetadata.ContainsKey("attention_mask"))
+            {
+                throw new ModelFolderException($"{spec.Folder}: the model must take input_ids and attention_mask and return token states [batch, tokens, hidden] (last_hidden_state).");
+            }
+
+            EncoderOutputs.RequireFloat(spec.Folder, session, states);
+
+            return new SentenceEmbedder(new EncoderSession(session, Path.GetFileName(spec.Folder)), tokenizer, spec, states, shape[^1]);
         }
-        finally
+        catch
         {
-            Interlocked.Decrement(ref _requests);
+            session.Dispose();
+            throw;
         }
     }
 
-    private async Task<EmbeddingBatch> EmbedInTurnsAsync(IReadOnlyList<string> texts, CancellationToken cancellation, Action<int>? ran)
+    public int CountTokens(string text) => _tokenizer.Single(text).Count;
+
+    public Task<EmbeddingBatch> EmbedAsync(IReadOnlyList<string> texts, CancellationToken cancellation = default, Action<int>? ran = null, int? cutAt = null) =>
+        _session.EnterAsync(() => EmbedInTurnsAsync(texts, cancellation, ran, cutAt is { } cut ? Math.Clamp(cut, 2, MaxTokens) : null));
+
+    private async Task<EmbeddingBatch> EmbedInTurnsAsync(IReadOnlyList<string> texts, CancellationToken cancellation, Action<int>? ran, int? cutAt)
     {
-        var encoded = texts.Select(t => _tokenizer.EncodeToIds(t, addSpecialTokens: true, considerPreTokenization: true, considerNormalization: true)).ToList();
+        var encoded = texts.Select(t => cutAt is { } cut ? _tokenizer.Single(t, cut) : _tokenizer.Single(t)).ToList();
         var tooLong = encoded.FindIndex(e => e.Count > MaxTokens);
         if (tooLong >= 0)
         {
@@ -110,22 +115,13 @@ public sealed class SentenceEmbedder : ITextEmbedder, IDisposable
         var vectors = new float[encoded.Count][];
         foreach (var run in Enumerable.Range(0, encoded.Count).OrderBy(i => encoded[i].Count).Chunk(RowsPerRun))
         {
-            await _runs.WaitAsync(cancellation);
-            try
+            var pooled = await _session.RunInTurnAsync(() => Run([.. run.Select(i => encoded[i])]), cancellation);
+            for (var k = 0; k < run.Length; k++)
             {
-                cancellation.ThrowIfCancellationRequested(); // a client that left, or a request past its time, stops between runs
-                var pooled = Run([.. run.Select(i => encoded[i])]);
-                for (var k = 0; k < run.Length; k++)
-                {
-                    vectors[run[k]] = pooled[k];
-                }
+                vectors[run[k]] = pooled[k];
+            }
 
-                ran?.Invoke(run.Sum(i => encoded[i].Count));
-            }
-            finally
-            {
-                _runs.Release();
-            }
+            ran?.Invoke(run.Sum(i => encoded[i].Count));
         }
 
         return new EmbeddingBatch(vectors, encoded.Sum(e => e.Count));
@@ -134,43 +130,21 @@ public sealed class SentenceEmbedder : ITextEmbedder, IDisposable
     /// <summary>One model run over a few inputs, padded to the longest of them.</summary>
     private float[][] Run(IReadOnlyList<IReadOnlyList<int>> encoded)
     {
-        var rows = encoded.Count;
-        var width = encoded.Max(e => e.Count);
-        var ids = new long[rows * width];
-        var mask = new long[rows * width];
-        for (var row = 0; row < rows; row++)
-        {
-            for (var j = 0; j < encoded[row].Count; j++)
-            {
-                ids[(row * width) + j] = encoded[row][j];
-                mask[(row * width) + j] = 1;
-            }
-        }
-
-        using var idsValue = OrtValue.CreateTensorValueFromMemory(ids, [rows, width]);
-        using var maskValue = OrtValue.CreateTensorValueFromMemory(mask, [rows, width]);
-        using var typesValue = OrtValue.CreateTensorValueFromMemory(new long[rows * width], [rows, width]);
-        var names = new List<string> { "input_ids", "attention_mask" };
-        var values = new List<OrtValue> { idsValue, maskValue };
-        if (_hasTokenTypes)
-        {
-            names.Add("token_type_ids");
-            values.Add(typesValue);
-        }
-
-        using var runOptions = new RunOptions();
-        using var outputs = _session.Run(runOptions, names, values, [_session.OutputNames[0]]);
+        using var outputs = _session.Run(encoded, null, _output);
         var hidden = outputs[0].GetTensorDataAsSpan<float>();
-        var vectors = new float[rows][];
-        for (var row = 0; row < rows; row++)
+        var width = encoded.Max(e => e.Count);
+        var vectors = new float[encoded.Count][];
+        for (var row = 0; row < encoded.Count; row++)
         {
-            vectors[row] = MeanPoolAndNormalise(hidden, row, width, encoded[row].Count);
+            vectors[row] = _pooling == EncoderPooling.Cls
+                ? Normalised(hidden.Slice(row * width * Dimensions, Dimensions).ToArray())
+                : Normalised(Mean(hidden, row, width, encoded[row].Count));
         }
 
         return vectors;
     }
 
-    private float[] MeanPoolAndNormalise(ReadOnlySpan<float> hidden, int row, int width, int tokens)
+    private float[] Mean(ReadOnlySpan<float> hidden, int row, int width, int tokens)
     {
         var vector = new float[Dimensions];
         for (var t = 0; t < tokens; t++)
@@ -182,15 +156,24 @@ public sealed class SentenceEmbedder : ITextEmbedder, IDisposable
             }
         }
 
-        var norm = 0.0;
         for (var i = 0; i < Dimensions; i++)
         {
             vector[i] /= tokens;
-            norm += vector[i] * vector[i];
+        }
+
+        return vector;
+    }
+
+    private static float[] Normalised(float[] vector)
+    {
+        var norm = 0.0;
+        foreach (var value in vector)
+        {
+            norm += value * value;
         }
 
         var scale = (float)(1.0 / Math.Max(Math.Sqrt(norm), 1e-12));
-        for (var i = 0; i < Dimensions; i++)
+        for (var i = 0; i < vector.Length; i++)
         {
             vector[i] *= scale;
         }
@@ -198,9 +181,5 @@ public sealed class SentenceEmbedder : ITextEmbedder, IDisposable
         return vector;
     }
 
-    public void Dispose()
-    {
-        _session.Dispose();
-        _runs.Dispose();
-    }
+    public void Dispose() => _session.Dispose();
 }

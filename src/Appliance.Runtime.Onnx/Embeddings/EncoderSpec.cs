@@ -1,0 +1,47 @@
+namespace Appliance.Runtime.Onnx.Embeddings;
+
+/// <summary>What an encoder model folder serves.</summary>
+public enum EncoderTask
+{
+    /// <summary>A sentence-embedding model (sentence-transformers): one vector per text.</summary>
+    Embedding,
+
+    /// <summary>A cross-encoder (a *ForSequenceClassification export with one label): one score per query and document.</summary>
+    Reranking,
+}
+
+/// <summary>How token states become one vector, as sentence-transformers' Pooling module says.</summary>
+public enum EncoderPooling
+{
+    /// <summary>The average of the real tokens' states (all-MiniLM, e5, gte).</summary>
+    Mean,
+
+    /// <summary>The first token's state (bge, mxbai, arctic-embed).</summary>
+    Cls,
+}
+
+/// <summary>A WordPiece (BERT-family) tokenizer as the folder describes it.</summary>
+/// <param name="Vocabulary">The pieces in id order (vocab.txt's lines, or tokenizer.json's vocab sorted by id).</param>
+public sealed record WordPieceSettings(
+    IReadOnlyList<string> Vocabulary,
+    bool LowerCase,
+    bool StripAccents,
+    string ClassificationToken,
+    string SeparatorToken,
+    string UnknownToken,
+    string PaddingToken);
+
+/// <summary>A verified encoder folder, read: the model file, what it serves, its tokenizer, pooling and length.</summary>
+public sealed record EncoderSpec(
+    string Folder,
+    string ModelPath,
+    EncoderTask Task,
+    EncoderPooling Pooling,
+    int MaxTokens,
+    WordPieceSettings Tokenizer,
+    string Digest);
+
+/// <summary>What the administrator's settings may change about an encoder folder.</summary>
+/// <param name="Pooling">"auto" (the folder's sentence-transformers files decide), "mean" or "cls".</param>
+/// <param name="MaxTokens">Fewer tokens per input than the model takes (memory, speed); null: the model's own length.</param>
+public sealed record EncoderSettings(string Pooling = "auto", int? MaxTokens = null);
