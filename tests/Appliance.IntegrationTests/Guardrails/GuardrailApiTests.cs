@@ -103,6 +103,26 @@ public sealed class GuardrailApiTests(GuardedAppliance server) : IClassFixture<G
     }
 
     [Fact]
+    public async Task A_rerank_query_and_documents_are_screened_as_an_embedding_models_inputs()
+    {
+        async Task<List<double>> ScoresAsync(string query, string[] documents)
+        {
+            using var response = await server.Running.Http.PostAsJsonAsync("/v1/rerank", new { model = GuardedAppliance.Embedder, query, documents });
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            var answer = await response.Content.ReadFromJsonAsync<JsonElement>();
+            Assert.DoesNotContain("ada@example.org", answer.GetRawText(), StringComparison.Ordinal); // returned documents are the masked ones
+            return [.. answer.GetProperty("results").EnumerateArray().OrderBy(r => r.GetProperty("index").GetInt32()).Select(r => r.GetProperty("relevance_score").GetDouble())];
+        }
+
+        var masked = await ScoresAsync("who is ada@example.org", ["write to ada@example.org", "the weather"]);
+        var typed = await ScoresAsync("who is [EMAIL]", ["write to [EMAIL]", "the weather"]);
+
+        Assert.Equal(typed, masked);
+        var completed = await AuditEventsAsync("request.completed");
+        Assert.Contains(completed, r => r.GetProperty("endpoint").GetString() == "/v1/rerank" && Detail(r) == "guardrails: input masked emails x2");
+    }
+
+    [Fact]
     public async Task An_answer_is_masked_whole_and_as_it_streams()
     {
         ChatCompletion open = await Client("open").CompleteChatAsync(Asking("Say something."), Greedy);
