@@ -61,6 +61,15 @@ public sealed record ModelEntry(
     ServedEmbedder? Embedder = null,
     ServedReranker? Reranker = null)
 {
+    /// <summary>
+    /// What it serves when nothing is loaded to say so (loading, failed, unloaded): "embedding" or "rerank" for an
+    /// encoder folder; null for a generative model.
+    /// </summary>
+    public string? Kind { get; init; }
+
+    /// <summary>"chat", "embedding" or "rerank", as /v1/models says it, whatever the state.</summary>
+    public string KindName => Embedder is not null ? "embedding" : Reranker is not null ? "rerank" : Served is not null ? "chat" : Kind ?? "chat";
+
     /// <summary>The packaged embedding model: part of the installation, not declared, so no administrator loads or unloads it.</summary>
     public bool BuiltIn { get; init; }
 

@@ -54,14 +54,24 @@ internal static class EmbeddingsApi
         var audit = RequestAudit.Of(http);
         EmbeddingBatch batch;
         var tokensRun = 0;
+        void Ran(int tokens) => Interlocked.Add(ref tokensRun, tokens);
         try
         {
-            batch = await Task.Run(() => model.Embedder.EmbedAsync(inputs, deadline.Token, tokens => Interlocked.Add(ref tokensRun, tokens)), deadline.Token);
+            batch = await Task.Run(() => ReplacedOnce.RunAsync(
+                model.Embedder,
+                () => ModelResolution.ResolveEmbedder(catalog, access, http, modelName).Embedder,
+                embedder => embedder.EmbedAsync(inputs, deadline.Token, Ran)), deadline.Token);
         }
         catch (EngineOverloadedException overloaded)
         {
-            (audit.PromptTokens, audit.CompletionTokens) = (0, 0);
+            (audit.PromptTokens, audit.CompletionTokens) = (Volatile.Read(ref tokensRun), 0);
             throw new OpenAiRequestException(OpenAiError.Overloaded(modelName, overloaded.Message), overloaded.RetryAfterSeconds);
+        }
+        catch (Exception closed) when (closed is ObjectDisposedException or OpenAiRequestException)
+        {
+            // Unloaded (or the node stopping) while it ran: the runs done are charged.
+            (audit.PromptTokens, audit.CompletionTokens) = (Volatile.Read(ref tokensRun), 0);
+            throw closed as OpenAiRequestException ?? ReplacedOnce.Unavailable(modelName);
         }
         catch (OperationCanceledException) when (deadline.Ended)
         {

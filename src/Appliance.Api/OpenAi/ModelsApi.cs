@@ -36,7 +36,7 @@ internal static class ModelsApi
         owned_by = "appliance",
         aliases = entry.Aliases,
         state = entry.State.ToString().ToLowerInvariant(),
-        kind = entry.Embedder is not null ? "embedding" : entry.Reranker is not null ? "rerank" : "chat",
+        kind = entry.KindName,
         context_length = entry.Served?.ContextLength ?? entry.Embedder?.Embedder.MaxTokens ?? entry.Reranker?.Reranker.MaxTokens,
         max_model_len = entry.Served?.ContextLength ?? entry.Embedder?.Embedder.MaxTokens ?? entry.Reranker?.Reranker.MaxTokens, // vLLM's name: its clients and benchmarks read it
         digest = entry.Digest,

@@ -22,7 +22,8 @@ internal static class RerankApi
     {
         var limits = options.Value;
         using var fields = await JsonFields.ReadAsync(http.Request, limits.MaxBodyBytes, http.RequestAborted);
-        var request = fields.Parse(RerankRequest.Read);
+        var cohereV2 = http.Request.Path.StartsWithSegments("/v2");
+        var request = fields.Parse(f => RerankRequest.Read(f, cohereV2));
         var entry = ModelResolution.ResolveReranker(catalog, access, http, request.Model);
         var guard = guardrails.For(http, entry.Id);
         request = request with
@@ -45,17 +46,23 @@ internal static class RerankApi
         {
             // CPU-bound inference, off the request thread; it stops between model runs when the client leaves or the
             // request's time is up.
-            scored = await Task.Run(() => ScoreAsync(entry, request, deadline.Token, tokens => Interlocked.Add(ref tokensRun, tokens)), deadline.Token);
+            void Ran(int tokens) => Interlocked.Add(ref tokensRun, tokens);
+            scored = await Task.Run(() => ReplacedOnce.RunAsync(
+                entry,
+                () => ModelResolution.ResolveReranker(catalog, access, http, request.Model),
+                current => ScoreAsync(current, request, deadline.Token, Ran),
+                current => (object?)current.Reranker?.Reranker ?? current.Embedder?.Embedder), deadline.Token);
         }
         catch (EngineOverloadedException overloaded)
         {
-            (audit.PromptTokens, audit.CompletionTokens) = (0, 0);
+            (audit.PromptTokens, audit.CompletionTokens) = (Volatile.Read(ref tokensRun), 0);
             throw new OpenAiRequestException(OpenAiError.Overloaded(request.Model, overloaded.Message), overloaded.RetryAfterSeconds);
         }
-        catch (ObjectDisposedException)
+        catch (Exception closed) when (closed is ObjectDisposedException or OpenAiRequestException)
         {
+            // Unloaded (or the node stopping) while it ran: the runs done are charged.
             (audit.PromptTokens, audit.CompletionTokens) = (Volatile.Read(ref tokensRun), 0);
-            throw new OpenAiRequestException(OpenAiError.Unavailable($"The model '{request.Model}' was unloaded on this node; retry.", "model_unavailable"));
+            throw closed as OpenAiRequestException ?? ReplacedOnce.Unavailable(request.Model);
         }
         catch (OperationCanceledException) when (deadline.Ended)
         {
@@ -86,7 +93,7 @@ internal static class RerankApi
             model = request.Model,
             results,
             usage = new { prompt_tokens = scored.Tokens, total_tokens = scored.Tokens },
-            meta = new { api_version = new { version = "2" }, tokens = new { input_tokens = scored.Tokens, output_tokens = 0 } },
+            meta = new { api_version = new { version = cohereV2 ? "2" : "1" }, tokens = new { input_tokens = scored.Tokens, output_tokens = 0 } },
         }, WithoutNulls).ExecuteAsync(http);
     }
 

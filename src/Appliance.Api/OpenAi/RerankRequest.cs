@@ -17,7 +17,8 @@ internal sealed record RerankRequest(string Model, string Query, IReadOnlyList<s
 
     private static readonly HashSet<string> Known = ["model", "query", "documents", "top_n", "return_documents", "max_tokens_per_doc", "user", "rank_fields", "max_chunks_per_doc"];
 
-    public static RerankRequest Read(JsonFields fields)
+    /// <param name="cohereV2">Called on /v2/rerank, Cohere's v2 path: documents come back only when asked for, as there.</param>
+    public static RerankRequest Read(JsonFields fields, bool cohereV2)
     {
         fields.RejectUnknown(Known);
         foreach (var unsupported in new[] { "rank_fields", "max_chunks_per_doc" })
@@ -42,7 +43,7 @@ internal sealed record RerankRequest(string Model, string Query, IReadOnlyList<s
             ?? throw new OpenAiRequestException(OpenAiError.Invalid("Missing required parameter: 'documents'.", "documents", "missing_required_parameter")));
         var topN = (int)(fields.OptionalInteger("top_n", 1, int.MaxValue) ?? documents.Count);
         var perDocument = (int)(fields.OptionalInteger("max_tokens_per_doc", 1, int.MaxValue) ?? DefaultMaxTokensPerDocument);
-        return new RerankRequest(model, query, documents, Math.Min(topN, documents.Count), fields.OptionalBool("return_documents") ?? true, perDocument);
+        return new RerankRequest(model, query, documents, Math.Min(topN, documents.Count), fields.OptionalBool("return_documents") ?? !cohereV2, perDocument);
     }
 
     private static List<string> ReadDocuments(JsonElement documents)

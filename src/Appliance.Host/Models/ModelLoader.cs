@@ -31,7 +31,7 @@ internal sealed partial class ModelLoader(
         manager.AnnounceDeclared(); // readiness waits for them from the start
         if (appliance.Value.BuiltInEmbeddings)
         {
-            catalog.Set(new ModelEntry(MiniLmPackage.ModelId, [], ModelLoadState.Loading, null, null) { BuiltIn = true });
+            catalog.Set(new ModelEntry(MiniLmPackage.ModelId, [], ModelLoadState.Loading, null, null) { BuiltIn = true, Kind = "embedding" });
             LoadBuiltInEmbeddings();
         }
 
@@ -48,12 +48,12 @@ internal sealed partial class ModelLoader(
         {
             var embedder = SentenceEmbedder.Open(MiniLmPackage.Ensure(folder), logger: loggers.CreateLogger<SentenceEmbedder>());
             catalog.Own(embedder);
-            catalog.Set(new ModelEntry(id, [], ModelLoadState.Ready, null, null, new ServedEmbedder(id, time.GetUtcNow(), embedder.Digest, embedder)) { BuiltIn = true });
+            catalog.Set(new ModelEntry(id, [], ModelLoadState.Ready, null, null, new ServedEmbedder(id, time.GetUtcNow(), embedder.Digest, embedder)) { BuiltIn = true, Kind = "embedding" });
             LogLoaded(logger, id, embedder.Digest, embedder.MaxTokens);
         }
         catch (Exception exception) when (ModelManager.IsLoadFailure(exception))
         {
-            catalog.Set(new ModelEntry(id, [], ModelLoadState.Failed, exception.Message, null) { BuiltIn = true });
+            catalog.Set(new ModelEntry(id, [], ModelLoadState.Failed, exception.Message, null) { BuiltIn = true, Kind = "embedding" });
             LogFailed(logger, exception, id, exception.Message);
         }
     }

@@ -17,7 +17,7 @@ internal sealed partial class ModelManager
 
     private ModelActionResult LoadEncoder(string id, ModelOptions options)
     {
-        catalog.Set(new ModelEntry(id, options.Aliases, ModelLoadState.Loading, null, null));
+        catalog.Set(new ModelEntry(id, options.Aliases, ModelLoadState.Loading, null, null) { Kind = KindOf(options.Path) });
         LogLoading(logger, id, options.Path);
         try
         {
@@ -60,6 +60,51 @@ internal sealed partial class ModelManager
         return new ModelActionResult(ModelActionOutcome.Done, $"model '{id}' ({entry.Digest}) is ready on cpu; the previous version closes when its requests are done");
     }
 
+    /// <summary>A reload whose folder is now an encoder where a generative model runs: the encoder opens, takes the requests, and the deployment drains.</summary>
+    private async Task<ModelActionResult> ReplaceWithEncoderAsync(string id, ModelOptions options, ModelDeployment old)
+    {
+        LogLoading(logger, id, options.Path);
+        ModelEntry entry;
+        IDisposable model;
+        try
+        {
+            (entry, model) = OpenEncoder(id, options);
+        }
+        catch (Exception exception) when (IsLoadFailure(exception))
+        {
+            return KeptServing(id, ModelActionOutcome.Failed, exception);
+        }
+
+        _encoders[id] = model;
+        _deployments.TryRemove(id, out _);
+        catalog.Set(entry);
+        LogLoaded(logger, id, entry.Digest!, "cpu");
+        await Task.Delay(SwitchSettleTime, time, CancellationToken.None); // requests that found the old one reach its engine first
+        var cancelled = await RetireAsync(old);
+        return new ModelActionResult(ModelActionOutcome.Done, $"model '{id}' ({entry.Digest}) is ready on cpu; the previous generative model drained"
+            + (cancelled > 0 ? $" ({cancelled} request(s) still running after the grace period were cancelled)" : string.Empty));
+    }
+
+    /// <summary>A reload whose folder is now a generative model where an encoder runs: the encoder serves until the model is ready, and stays if it fails.</summary>
+    private ModelActionResult ReplaceEncoderWithGenerative(string id, IDisposable encoder)
+    {
+        var previous = catalog.Find(id);
+        var result = Load(id, replacingEncoder: true);
+        if (result.Outcome == ModelActionOutcome.Done)
+        {
+            _encoders.TryRemove(id, out _);
+            encoder.Dispose(); // requests inside it finish there
+            return result;
+        }
+
+        if (previous is not null)
+        {
+            catalog.Set(previous with { Error = $"reload refused, the previous version keeps serving: {result.Message}" });
+        }
+
+        return new ModelActionResult(result.Outcome, $"{result.Message} (the previous version of '{id}' keeps serving)");
+    }
+
     private (ModelEntry Entry, IDisposable Model) OpenEncoder(string id, ModelOptions options)
     {
         if (options.Device.Equals("gpu", StringComparison.OrdinalIgnoreCase))
@@ -76,18 +121,26 @@ internal sealed partial class ModelManager
         var loadedAt = time.GetUtcNow();
         if (spec.Task == EncoderTask.Reranking)
         {
-            var reranker = CrossEncoder.Open(spec, options.IntraOpThreads, loggers.CreateLogger<CrossEncoder>());
+            var reranker = CrossEncoder.Open(spec, options.IntraOpThreads, loggers.CreateLogger<CrossEncoder>(), options.SessionConfig);
             return (new ModelEntry(id, options.Aliases, ModelLoadState.Ready, null, null, Reranker: new ServedReranker(id, loadedAt, spec.Digest, reranker)), reranker);
         }
 
-        var embedder = SentenceEmbedder.Open(spec, options.IntraOpThreads, loggers.CreateLogger<SentenceEmbedder>());
+        var embedder = SentenceEmbedder.Open(spec, options.IntraOpThreads, loggers.CreateLogger<SentenceEmbedder>(), options.SessionConfig);
         return (new ModelEntry(id, options.Aliases, ModelLoadState.Ready, null, null, new ServedEmbedder(id, loadedAt, spec.Digest, embedder)), embedder);
     }
+
+    private static string? KindOf(string folder) => EncoderFolder.TaskOf(folder) switch
+    {
+        EncoderTask.Embedding => "embedding",
+        EncoderTask.Reranking => "rerank",
+        _ => null,
+    };
 
     /// <summary>Unloads an encoder: no new requests; the ones inside finish before its session goes.</summary>
     private ModelActionResult UnloadEncoder(string id, IReadOnlyList<string> aliases, IDisposable model)
     {
-        catalog.Set(new ModelEntry(id, aliases, ModelLoadState.Unloaded, null, null));
+        var kind = catalog.Find(id) is { } current && current.Id == id ? current.KindName : null;
+        catalog.Set(new ModelEntry(id, aliases, ModelLoadState.Unloaded, null, null) { Kind = kind });
         model.Dispose();
         if (!Declared().ContainsKey(id) && _invalidConfiguration is null)
         {

@@ -120,8 +120,12 @@ internal sealed partial class ModelManager(
                 return NotDeclared(id);
             }
 
-            return _deployments.TryGetValue(id, out var old) ? await ReplaceAsync(id, options, old)
-                : _encoders.TryGetValue(id, out var encoder) ? ReplaceEncoder(id, options, encoder)
+            // An id may change kind: its folder now an encoder where a generative model ran, or the other way round.
+            var encoderFolder = Runtime.Onnx.Embeddings.EncoderFolder.IsEncoder(options.Path);
+            return _deployments.TryGetValue(id, out var old)
+                ? encoderFolder ? await ReplaceWithEncoderAsync(id, options, old) : await ReplaceAsync(id, options, old)
+                : _encoders.TryGetValue(id, out var encoder)
+                ? encoderFolder ? ReplaceEncoder(id, options, encoder) : ReplaceEncoderWithGenerative(id, encoder)
                 : Load(id);
         }
         finally
@@ -186,14 +190,15 @@ internal sealed partial class ModelManager(
             : $"no model '{id}' is declared in the configuration");
     }
 
-    private ModelActionResult Load(string id)
+    /// <param name="replacingEncoder">A reload turning an encoder into a generative model: the encoder serves until this is ready.</param>
+    private ModelActionResult Load(string id, bool replacingEncoder = false)
     {
         if (!Declared().TryGetValue(id, out var options))
         {
             return NotDeclared(id);
         }
 
-        if (_deployments.ContainsKey(id) || _encoders.ContainsKey(id))
+        if (_deployments.ContainsKey(id) || (_encoders.ContainsKey(id) && !replacingEncoder))
         {
             return new ModelActionResult(ModelActionOutcome.Conflict, $"model '{id}' is already loaded; reload it to pick up a new version");
         }
@@ -203,7 +208,11 @@ internal sealed partial class ModelManager(
             return LoadEncoder(id, options);
         }
 
-        catalog.Set(new ModelEntry(id, options.Aliases, ModelLoadState.Loading, null, null));
+        if (!replacingEncoder)
+        {
+            catalog.Set(new ModelEntry(id, options.Aliases, ModelLoadState.Loading, null, null));
+        }
+
         LogLoading(logger, id, options.Path);
         try
         {
@@ -247,7 +256,9 @@ internal sealed partial class ModelManager(
 
     private ModelActionResult Failed(string id, ModelOptions options, ModelActionOutcome outcome, Exception exception)
     {
-        catalog.Set(new ModelEntry(id, options.Aliases, ModelLoadState.Failed, exception.Message, null));
+        // The kind an encoder's entry was given as it started loading stays: /v1/models keeps saying what it would serve.
+        var kind = catalog.Find(id) is { } current && current.Id == id ? current.Kind : null;
+        catalog.Set(new ModelEntry(id, options.Aliases, ModelLoadState.Failed, exception.Message, null) { Kind = kind });
         LogFailed(logger, exception, id, exception.Message);
         return new ModelActionResult(outcome, exception.Message);
     }

@@ -7,9 +7,9 @@ namespace Appliance.Runtime.Onnx.Embeddings;
 
 /// <summary>
 /// A BERT-family cross-encoder (ms-marco-MiniLM, bge-reranker-base's BERT kin): the query and a document read together
-/// as [CLS] query [SEP] document [SEP] (token types 0 then 1), one logit out, scored through a sigmoid as
-/// sentence-transformers' CrossEncoder scores a one-label model. A document longer than the model's length beside the
-/// query is cut at its end, as rerank services do.
+/// as [CLS] query [SEP] document [SEP] (token types 0 then 1), one logit out, scored as sentence-transformers'
+/// CrossEncoder scores a one-label model (a sigmoid, unless its configuration names Identity). A document longer than
+/// the model's length beside the query is cut at its end, as rerank services do.
 /// </summary>
 public sealed class CrossEncoder : ITextReranker, IDisposable
 {
@@ -20,11 +20,14 @@ public sealed class CrossEncoder : ITextReranker, IDisposable
     private readonly WordPieceEncoder _tokenizer;
     private readonly string _output;
 
+    private readonly bool _sigmoid;
+
     private CrossEncoder(EncoderSession session, WordPieceEncoder tokenizer, EncoderSpec spec, string output)
     {
         _session = session;
         _tokenizer = tokenizer;
         _output = output;
+        _sigmoid = spec.SigmoidScores;
         MaxTokens = spec.MaxTokens;
         Digest = spec.Digest;
     }
@@ -33,15 +36,22 @@ public sealed class CrossEncoder : ITextReranker, IDisposable
 
     public string Digest { get; }
 
-    public static CrossEncoder Open(EncoderSpec spec, int intraOpThreads = 0, ILogger? logger = null)
+    /// <param name="sessionConfig">ONNX Runtime session configuration entries (Models:&lt;id&gt;:SessionConfig).</param>
+    public static CrossEncoder Open(EncoderSpec spec, int intraOpThreads = 0, ILogger? logger = null, IReadOnlyDictionary<string, string>? sessionConfig = null)
     {
         if (spec.Task != EncoderTask.Reranking)
         {
             throw new Models.ModelFolderException($"{spec.Folder}: an embedding model, not a cross-encoder.");
         }
 
+        if (spec.Tokenizer.RobertaPairs)
+        {
+            throw new Models.ModelFolderException($"{spec.Folder}: a cross-encoder whose tokenizer joins pairs as RoBERTa does (<s> a </s></s> b </s>); only BERT's pairs ([CLS] a [SEP] b [SEP]) are built.");
+        }
+
         var tokenizer = new WordPieceEncoder(spec.Tokenizer);
-        var (session, _) = SessionFactory.Create(spec.ModelPath, new RunnerOptions { IntraOpThreads = intraOpThreads }, SessionSettings.Default, logger ?? NullLogger.Instance);
+        var options = new RunnerOptions { IntraOpThreads = intraOpThreads, SessionConfig = sessionConfig ?? new Dictionary<string, string>() };
+        var (session, _) = SessionFactory.Create(spec.ModelPath, options, SessionSettings.Default, logger ?? NullLogger.Instance);
         try
         {
             var output = session.OutputMetadata.ContainsKey("logits") ? "logits" : session.OutputNames[0];
@@ -92,7 +102,7 @@ public sealed class CrossEncoder : ITextReranker, IDisposable
             var logits = await _session.RunInTurnAsync(() => Run([.. run.Select(i => pairs[i])], [.. run.Select(i => types[i])]), cancellation);
             for (var k = 0; k < run.Length; k++)
             {
-                scores[run[k]] = 1.0 / (1.0 + Math.Exp(-logits[k]));
+                scores[run[k]] = _sigmoid ? 1.0 / (1.0 + Math.Exp(-logits[k])) : logits[k];
             }
 
             ran?.Invoke(run.Sum(i => pairs[i].Count));

@@ -26,6 +26,20 @@ public static class EncoderFolder
         && !File.Exists(Path.Combine(folder, GenAiConfig.FileName))
         && File.Exists(Path.Combine(folder, ConfigFileName));
 
+    /// <summary>What an encoder folder serves, from its config.json alone (nothing verified): null when it cannot tell.</summary>
+    public static EncoderTask? TaskOf(string folder)
+    {
+        try
+        {
+            using var config = ReadJson(folder, ConfigFileName);
+            return config is null ? null : TaskOf(folder, config.RootElement);
+        }
+        catch (ModelFolderException)
+        {
+            return null;
+        }
+    }
+
     public static EncoderSpec Open(string folder, EncoderSettings? settings = null)
     {
         settings ??= new EncoderSettings();
@@ -42,7 +56,26 @@ public static class EncoderFolder
         var tokenizer = WordPieceFiles.Read(folder);
         var pooling = task == EncoderTask.Embedding ? PoolingOf(folder, settings.Pooling) : EncoderPooling.Cls;
         var maxTokens = MaxTokensOf(folder, config.RootElement, settings.MaxTokens);
-        return new EncoderSpec(folder, Path.Combine(folder, modelFile), task, pooling, maxTokens, tokenizer, manifest.Digest);
+        var sigmoid = task == EncoderTask.Reranking && SigmoidScores(folder, config.RootElement);
+        return new EncoderSpec(folder, Path.Combine(folder, modelFile), task, pooling, maxTokens, tokenizer, manifest.Digest, sigmoid);
+    }
+
+    /// <summary>
+    /// The activation sentence-transformers' CrossEncoder applies to a one-label model: its config.json's
+    /// sentence_transformers.activation_fn (or the older sbert_ce_default_activation_function), a sigmoid when it names none.
+    /// </summary>
+    private static bool SigmoidScores(string folder, JsonElement config)
+    {
+        var named = config.TryGetProperty("sentence_transformers", out var st) && st.ValueKind == JsonValueKind.Object
+            && st.TryGetProperty("activation_fn", out var fn) && fn.ValueKind == JsonValueKind.String ? fn.GetString()
+            : config.TryGetProperty("sbert_ce_default_activation_function", out var old) && old.ValueKind == JsonValueKind.String ? old.GetString()
+            : null;
+        return named switch
+        {
+            null or "torch.nn.modules.activation.Sigmoid" => true,
+            "torch.nn.modules.linear.Identity" => false,
+            _ => throw new ModelFolderException($"{folder}: {ConfigFileName} names the activation {named}; a cross-encoder's scores are served through a sigmoid or as they are (Identity)."),
+        };
     }
 
     /// <summary>A *ForSequenceClassification with one label scores pairs; a bare encoder (BertModel, or none named) embeds.</summary>
@@ -62,7 +95,9 @@ public static class EncoderFolder
                 : throw new ModelFolderException($"{folder}: {ConfigFileName} names {architecture} with {labels} labels; only a cross-encoder with one label (a relevance score) can rerank.");
         }
 
-        if (architecture.Length > 0 && !architecture.EndsWith("Model", StringComparison.Ordinal))
+        // The export of an embedding model is the bare encoder whatever head its checkpoint names (all-mpnet-base-v2's
+        // says MPNetForMaskedLM, some BERT ones BertForPreTraining).
+        if (architecture.Length > 0 && !new[] { "Model", "ForMaskedLM", "ForPreTraining" }.Any(end => architecture.EndsWith(end, StringComparison.Ordinal)))
         {
             throw new ModelFolderException($"{folder}: {ConfigFileName} names {architecture}; an encoder folder serves a sentence-embedding model (BertModel and the like) or a cross-encoder (*ForSequenceClassification). A generative model needs genai_config.json (onnxruntime-genai's model builder).");
         }
@@ -73,19 +108,23 @@ public static class EncoderFolder
     /// <summary>The Pooling module sentence-transformers' modules.json lists, or the administrator's choice.</summary>
     private static EncoderPooling PoolingOf(string folder, string setting)
     {
-        switch (setting)
+        EncoderPooling? chosen = setting switch
         {
-            case "mean":
-                return EncoderPooling.Mean;
-            case "cls":
-                return EncoderPooling.Cls;
-            case not "auto":
-                throw new ModelFolderException($"Pooling '{setting}' is not one of auto, mean, cls.");
+            "mean" => EncoderPooling.Mean,
+            "cls" => EncoderPooling.Cls,
+            "auto" => null,
+            _ => throw new ModelFolderException($"Pooling '{setting}' is not one of auto, mean, cls."),
+        };
+
+        // modules.json is read even when the setting names the pooling: a module the export does not hold is refused all the same.
+        using var modules = ReadJson(folder, ModulesFileName);
+        if (modules is null)
+        {
+            return chosen ?? throw new ModelFolderException(
+                $"{folder}: no {ModulesFileName} (sentence-transformers' description of the model), so how token states become one vector is unknown; "
+                + "set Models:<id>:Pooling to mean or cls, as the model's card says.");
         }
 
-        using var modules = ReadJson(folder, ModulesFileName) ?? throw new ModelFolderException(
-            $"{folder}: no {ModulesFileName} (sentence-transformers' description of the model), so how token states become one vector is unknown; "
-            + "set Models:<id>:Pooling to mean or cls, as the model's card says.");
         if (modules.RootElement.ValueKind != JsonValueKind.Array)
         {
             throw new ModelFolderException($"{folder}: {ModulesFileName} must be a list of modules.");
@@ -100,6 +139,9 @@ public static class EncoderFolder
             {
                 case "Transformer" or "Normalize":
                     break; // the export itself; vectors are always normalised
+                case "Pooling" when chosen is not null:
+                    pooling = chosen; // the administrator's choice
+                    break;
                 case "Pooling":
                     var path = module.TryGetProperty("path", out var p) ? p.GetString() ?? string.Empty : string.Empty;
                     pooling = PoolingModule(folder, Path.Combine(path, ConfigFileName).Replace('\\', '/'));
@@ -109,7 +151,7 @@ public static class EncoderFolder
             }
         }
 
-        return pooling ?? throw new ModelFolderException($"{folder}: {ModulesFileName} lists no Pooling module; set Models:<id>:Pooling to mean or cls.");
+        return pooling ?? chosen ?? throw new ModelFolderException($"{folder}: {ModulesFileName} lists no Pooling module; set Models:<id>:Pooling to mean or cls.");
     }
 
     private static EncoderPooling PoolingModule(string folder, string relativePath)
@@ -134,9 +176,9 @@ public static class EncoderFolder
     private static int MaxTokensOf(string folder, JsonElement config, int? setting)
     {
         var positions = config.TryGetProperty("max_position_embeddings", out var p) && p.TryGetInt32(out var n) && n > 0 ? n : (int?)null;
-        if (config.TryGetProperty("model_type", out var type) && type.GetString() is "roberta" or "xlm-roberta" or "camembert" && positions is > 2)
+        if (config.TryGetProperty("model_type", out var type) && type.GetString() is "roberta" or "xlm-roberta" or "camembert" or "mpnet" && positions is > 2)
         {
-            positions -= 2; // RoBERTa's position ids start after the padding index
+            positions -= 2; // RoBERTa's (and MPNet's) position ids start after the padding index
         }
 
         int? declared = null;

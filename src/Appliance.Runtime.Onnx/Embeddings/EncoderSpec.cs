@@ -22,6 +22,7 @@ public enum EncoderPooling
 
 /// <summary>A WordPiece (BERT-family) tokenizer as the folder describes it.</summary>
 /// <param name="Vocabulary">The pieces in id order (vocab.txt's lines, or tokenizer.json's vocab sorted by id).</param>
+/// <param name="RobertaPairs">Its post-processor is RoBERTa's (MPNet): a pair is &lt;s&gt; a &lt;/s&gt;&lt;/s&gt; b &lt;/s&gt;, not BERT's.</param>
 public sealed record WordPieceSettings(
     IReadOnlyList<string> Vocabulary,
     bool LowerCase,
@@ -29,9 +30,14 @@ public sealed record WordPieceSettings(
     string ClassificationToken,
     string SeparatorToken,
     string UnknownToken,
-    string PaddingToken);
+    string PaddingToken,
+    bool RobertaPairs = false);
 
 /// <summary>A verified encoder folder, read: the model file, what it serves, its tokenizer, pooling and length.</summary>
+/// <param name="SigmoidScores">
+/// A cross-encoder's scores go through a sigmoid (0 to 1), as sentence-transformers' CrossEncoder scores a one-label
+/// model unless its config.json names the Identity activation (ms-marco cross-encoders: raw logits).
+/// </param>
 public sealed record EncoderSpec(
     string Folder,
     string ModelPath,
@@ -39,7 +45,8 @@ public sealed record EncoderSpec(
     EncoderPooling Pooling,
     int MaxTokens,
     WordPieceSettings Tokenizer,
-    string Digest);
+    string Digest,
+    bool SigmoidScores = true);
 
 /// <summary>What the administrator's settings may change about an encoder folder.</summary>
 /// <param name="Pooling">"auto" (the folder's sentence-transformers files decide), "mean" or "cls".</param>

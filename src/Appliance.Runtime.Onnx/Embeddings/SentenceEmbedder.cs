@@ -68,7 +68,8 @@ public sealed class SentenceEmbedder : ITextEmbedder, IDisposable
     }
 
     /// <summary>Opens a folder read by <see cref="EncoderFolder"/>.</summary>
-    public static SentenceEmbedder Open(EncoderSpec spec, int intraOpThreads = 0, ILogger? logger = null)
+    /// <param name="sessionConfig">ONNX Runtime session configuration entries (Models:&lt;id&gt;:SessionConfig).</param>
+    public static SentenceEmbedder Open(EncoderSpec spec, int intraOpThreads = 0, ILogger? logger = null, IReadOnlyDictionary<string, string>? sessionConfig = null)
     {
         if (spec.Task != EncoderTask.Embedding)
         {
@@ -76,7 +77,8 @@ public sealed class SentenceEmbedder : ITextEmbedder, IDisposable
         }
 
         var tokenizer = new WordPieceEncoder(spec.Tokenizer);
-        var (session, _) = SessionFactory.Create(spec.ModelPath, new RunnerOptions { IntraOpThreads = intraOpThreads }, SessionSettings.Default, logger ?? NullLogger.Instance);
+        var options = new RunnerOptions { IntraOpThreads = intraOpThreads, SessionConfig = sessionConfig ?? new Dictionary<string, string>() };
+        var (session, _) = SessionFactory.Create(spec.ModelPath, options, SessionSettings.Default, logger ?? NullLogger.Instance);
         try
         {
             var states = session.OutputMetadata.Where(o => StateOutputs.Contains(o.Key)).Select(o => o.Key).FirstOrDefault() ?? session.OutputNames[0];

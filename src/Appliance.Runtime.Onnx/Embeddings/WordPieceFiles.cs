@@ -71,7 +71,7 @@ internal static class WordPieceFiles
         }
 
         var (lowerCase, stripAccents) = Normalizer(path, root);
-        var (cls, sep) = PostProcessor(path, root);
+        var (cls, sep, roberta) = PostProcessor(path, root);
         return Checked(folder, new WordPieceSettings(
             pieces,
             lowerCase,
@@ -79,7 +79,8 @@ internal static class WordPieceFiles
             cls ?? Token(settings, "cls_token") ?? "[CLS]",
             sep ?? Token(settings, "sep_token") ?? "[SEP]",
             model.TryGetProperty("unk_token", out var unk) && unk.GetString() is { } u ? u : Token(settings, "unk_token") ?? "[UNK]",
-            Token(settings, "pad_token") ?? (vocab.ContainsKey("<pad>") ? "<pad>" : "[PAD]")));
+            Token(settings, "pad_token") ?? (vocab.ContainsKey("<pad>") ? "<pad>" : "[PAD]"),
+            roberta));
     }
 
     /// <summary>BertNormalizer's lowercase and strip_accents (null follows lowercase), or none at all.</summary>
@@ -104,24 +105,26 @@ internal static class WordPieceFiles
     }
 
     /// <summary>The tokens the post-processor puts around a text: [CLS] ... [SEP] (BERT) or &lt;s&gt; ... &lt;/s&gt; (MPNet).</summary>
-    private static (string? Cls, string? Sep) PostProcessor(string path, JsonElement root)
+    private static (string? Cls, string? Sep, bool Roberta) PostProcessor(string path, JsonElement root)
     {
         if (!root.TryGetProperty("post_processor", out var processor) || processor.ValueKind == JsonValueKind.Null)
         {
-            return (null, null);
+            return (null, null, false);
         }
 
         var type = processor.TryGetProperty("type", out var t) ? t.GetString() : null;
         switch (type)
         {
             case "BertProcessing" or "RobertaProcessing":
-                return (First(processor, "cls"), First(processor, "sep"));
+                return (First(processor, "cls"), First(processor, "sep"), type == "RobertaProcessing");
             case "TemplateProcessing" when processor.TryGetProperty("single", out var single) && single.ValueKind == JsonValueKind.Array:
                 var steps = single.EnumerateArray().ToList();
                 var special = steps.Select(s => s.TryGetProperty("SpecialToken", out var token) && token.TryGetProperty("id", out var id) ? id.GetString() : null).ToList();
                 if (steps.Count == 3 && special[0] is not null && special[1] is null && special[2] is not null)
                 {
-                    return (special[0], special[2]);
+                    // A pair as BERT's: one separator between the texts (a template with two is RoBERTa's).
+                    var pair = processor.TryGetProperty("pair", out var p) && p.ValueKind == JsonValueKind.Array ? p.GetArrayLength() : 5;
+                    return (special[0], special[2], pair > 5);
                 }
 
                 break;

@@ -69,6 +69,45 @@ public sealed class EncoderAdministrationTests : IDisposable
     }
 
     [Fact]
+    public async Task A_reload_turns_an_encoder_into_a_generative_model_and_back_and_a_broken_one_leaves_the_encoder_serving()
+    {
+        var folder = _root.Combine("switching");
+        new SyntheticCrossEncoder(Vocabulary.Length).WriteFolder(folder, Vocabulary, maxPositions: 32);
+        await using var running = await RunningAppliance.StartAsync(
+            $"--Appliance:DataFolder={_root.Combine("data-switch")}", "--Appliance:BuiltInEmbeddings=false",
+            $"--Models:reranker:Path={folder}", "--Models:reranker:IntraOpThreads=1", "--Logging:LogLevel:Default=Critical");
+        await running.WaitUntilReadyAsync();
+        async Task<HttpStatusCode> ChatAsync()
+        {
+            using var response = await running.Http.PostAsJsonAsync("/v1/chat/completions", new { model = "reranker", messages = new[] { new { role = "user", content = "hi" } }, max_tokens = 2 });
+            return response.StatusCode;
+        }
+
+        // A generative folder whose files do not match its manifest: refused, the encoder keeps serving.
+        Directory.Delete(folder, recursive: true);
+        SyntheticModelFolder.Write(SyntheticModelSpec.Tiny, folder);
+        File.AppendAllText(Path.Combine(folder, "genai_config.json"), " ");
+        Assert.Contains("keeps serving", await AdminAsync(running, "reload", HttpStatusCode.UnprocessableEntity), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, (await RerankAsync(running)).Status);
+        Assert.Equal("rerank", (await running.Http.GetFromJsonAsync<JsonElement>("/v1/models/reranker")).GetProperty("kind").GetString());
+
+        // A sound generative folder: the id now chats, and reranking with it is refused as with any chat model.
+        Directory.Delete(folder, recursive: true);
+        SyntheticModelFolder.Write(SyntheticModelSpec.Tiny, folder);
+        await AdminAsync(running, "reload");
+        Assert.Equal(HttpStatusCode.OK, await ChatAsync());
+        Assert.Equal(HttpStatusCode.BadRequest, (await RerankAsync(running)).Status);
+        Assert.Equal("chat", (await running.Http.GetFromJsonAsync<JsonElement>("/v1/models/reranker")).GetProperty("kind").GetString());
+
+        // And back: a cross-encoder again.
+        Directory.Delete(folder, recursive: true);
+        new SyntheticCrossEncoder(Vocabulary.Length).WriteFolder(folder, Vocabulary, maxPositions: 32);
+        await AdminAsync(running, "reload");
+        Assert.Equal(HttpStatusCode.OK, (await RerankAsync(running)).Status);
+        Assert.Equal(HttpStatusCode.BadRequest, await ChatAsync());
+    }
+
+    [Fact]
     public async Task An_encoder_declared_for_a_gpu_fails_its_load_saying_it_runs_on_the_cpu_and_the_node_serves_the_rest()
     {
         var folder = _root.Combine("gpu-reranker");
@@ -82,7 +121,7 @@ public sealed class EncoderAdministrationTests : IDisposable
         await running.WaitUntilReadyAsync();
 
         var model = await running.Http.GetFromJsonAsync<JsonElement>("/v1/models/reranker");
-        Assert.Equal("failed", model.GetProperty("state").GetString());
+        Assert.Equal(("failed", "rerank"), (model.GetProperty("state").GetString(), model.GetProperty("kind").GetString()));
         var (status, _) = await RerankAsync(running);
         Assert.Equal(HttpStatusCode.ServiceUnavailable, status);
         var pool = await running.Http.GetFromJsonAsync<JsonElement>("/admin/pool");

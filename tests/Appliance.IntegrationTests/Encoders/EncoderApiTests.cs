@@ -151,8 +151,13 @@ public sealed class EncoderApiTests(EncoderAppliance server) : IClassFixture<Enc
         Assert.Equal("rerank-alias", answer.GetProperty("model").GetString());
         Assert.StartsWith("rerank-", answer.GetProperty("id").GetString(), StringComparison.Ordinal);
 
+        Assert.Equal("2", answer.GetProperty("meta").GetProperty("api_version").GetProperty("version").GetString());
+        var v2Default = await PostAsync("/v2/rerank", new { model = "reranker", query, documents = Documents });
+        Assert.All(v2Default.GetProperty("results").EnumerateArray(), r => Assert.False(r.TryGetProperty("document", out _))); // Cohere v2 returns none
+
         var root = await PostAsync("/rerank", new { model = "reranker", query, documents = Documents, top_n = 50 });
         Assert.Equal(Documents.Length, root.GetProperty("results").GetArrayLength()); // top_n above the count returns them all
+        Assert.All(root.GetProperty("results").EnumerateArray(), r => Assert.True(r.TryGetProperty("document", out _))); // Jina and vLLM return them
     }
 
     [Fact]

@@ -79,6 +79,74 @@ public sealed class EncoderFolderTests : IDisposable
         Assert.Contains("3 labels", Refusal(folder), StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(null, true)]
+    [InlineData("torch.nn.modules.activation.Sigmoid", true)]
+    [InlineData("torch.nn.modules.linear.Identity", false)]
+    public void A_cross_encoders_scores_follow_the_activation_its_config_names(string? activation, bool sigmoid)
+    {
+        var folder = Folder($"activation-{sigmoid}-{activation?.Length}", f =>
+        {
+            var config = Read(f, "config.json");
+            if (activation is not null)
+            {
+                config["sentence_transformers"] = new JsonObject { ["activation_fn"] = activation };
+            }
+
+            Write(f, "config.json", config);
+        });
+
+        Assert.Equal(sigmoid, EncoderFolder.Open(folder).SigmoidScores);
+    }
+
+    [Fact]
+    public void The_older_activation_key_is_read_and_an_unknown_activation_refused()
+    {
+        var identity = Folder("old-key", f =>
+        {
+            var config = Read(f, "config.json");
+            config["sbert_ce_default_activation_function"] = "torch.nn.modules.linear.Identity";
+            Write(f, "config.json", config);
+        });
+        var tanh = Folder("tanh", f =>
+        {
+            var config = Read(f, "config.json");
+            config["sentence_transformers"] = new JsonObject { ["activation_fn"] = "torch.nn.modules.activation.Tanh" };
+            Write(f, "config.json", config);
+        });
+
+        Assert.False(EncoderFolder.Open(identity).SigmoidScores);
+        Assert.Contains("Tanh", Refusal(tanh), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void An_mpnet_checkpoint_naming_its_masked_lm_head_embeds_and_its_positions_leave_out_the_padding_offset()
+    {
+        var folder = Embedding("mpnet", new JsonObject { ["pooling_mode_mean_tokens"] = true }, f =>
+        {
+            Write(f, "config.json", new JsonObject { ["architectures"] = new JsonArray("MPNetForMaskedLM"), ["model_type"] = "mpnet", ["max_position_embeddings"] = 514 });
+            Write(f, "tokenizer_config.json", new JsonObject { ["do_lower_case"] = true });
+        });
+
+        var spec = EncoderFolder.Open(folder);
+
+        Assert.Equal((EncoderTask.Embedding, 512), (spec.Task, spec.MaxTokens));
+    }
+
+    [Fact]
+    public void A_pooling_setting_does_not_pass_over_a_module_the_export_does_not_hold()
+    {
+        var folder = Embedding("dense-override", edit: f =>
+        {
+            var modules = JsonNode.Parse(File.ReadAllText(Path.Combine(f, "modules.json")))!.AsArray();
+            modules.Add(new JsonObject { ["path"] = "2_Dense", ["type"] = "sentence_transformers.models.Dense" });
+            Write(f, "modules.json", modules);
+        });
+
+        Assert.Contains("Dense", Refusal(folder, new EncoderSettings("mean")), StringComparison.Ordinal);
+        Assert.Equal(EncoderPooling.Mean, EncoderFolder.Open(Embedding("override"), new EncoderSettings("mean")).Pooling); // the module says cls
+    }
+
     [Fact]
     public void A_generative_architecture_without_genai_config_is_refused_pointing_at_the_model_builder()
     {
@@ -163,7 +231,10 @@ public sealed class EncoderFolderTests : IDisposable
         var tokenizer = EncoderFolder.Open(folder).Tokenizer;
 
         Assert.Equal(("<s>", "</s>", "<unk>", "<pad>"), (tokenizer.ClassificationToken, tokenizer.SeparatorToken, tokenizer.UnknownToken, tokenizer.PaddingToken));
-        Assert.Equal((false, false), (tokenizer.LowerCase, tokenizer.StripAccents));
+        Assert.Equal((false, false, true), (tokenizer.LowerCase, tokenizer.StripAccents, tokenizer.RobertaPairs));
+        // A cross-encoder would need RoBERTa's pairs, which are not built: refused rather than fed BERT's.
+        var refusal = Assert.Throws<ModelFolderException>(() => CrossEncoder.Open(EncoderFolder.Open(folder))).Message;
+        Assert.Contains("RoBERTa", refusal, StringComparison.Ordinal);
     }
 
     [Theory]
