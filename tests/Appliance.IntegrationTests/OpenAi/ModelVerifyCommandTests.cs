@@ -34,6 +34,33 @@ public sealed class ModelVerifyCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task An_encoder_folder_is_opened_as_the_appliance_opens_it_with_the_pooling_setting_passed_on()
+    {
+        string[] vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat"];
+        var reranker = _root.Combine("reranker");
+        new SyntheticCrossEncoder(vocabulary.Length).WriteFolder(reranker, vocabulary, maxPositions: 32);
+
+        var (exit, output) = await ApplianceCli.RunAsync("model", "verify", reranker);
+
+        Assert.True(exit == 0, output);
+        Assert.Contains("a cross-encoder for /v1/rerank, up to 32 tokens", output, StringComparison.Ordinal);
+        Assert.Contains("WordPiece, 7 pieces, lowercased", output, StringComparison.Ordinal);
+
+        // The same weights declared as an embedding model without sentence-transformers' files: refused, unless the
+        // administrator's Pooling setting (which the models role passes on) says how to pool. Its graph returns one
+        // logit, not token states, so opening it then fails naming what it returns.
+        File.WriteAllText(Path.Combine(reranker, "config.json"), """{"architectures": ["BertModel"], "model_type": "bert", "max_position_embeddings": 32}""");
+        File.Delete(Path.Combine(reranker, ModelManifest.FileName));
+        ModelManifest.Create(reranker);
+        var (bare, bareOutput) = await ApplianceCli.RunAsync("model", "verify", reranker);
+        Assert.Equal(1, bare);
+        Assert.Contains("Models:<id>:Pooling", bareOutput, StringComparison.Ordinal);
+        var (pooled, pooledOutput) = await ApplianceCli.RunAsync("model", "verify", reranker, "--pooling", "mean");
+        Assert.Equal(1, pooled);
+        Assert.Contains("token states", pooledOutput, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_long_rope_switch_is_named_and_a_chat_template_loading_would_refuse_fails_verification()
     {
         var folder = _root.Combine("longrope");
