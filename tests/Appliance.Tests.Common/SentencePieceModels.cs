@@ -31,6 +31,43 @@ public static class SentencePieceModels
         return model.Value;
     }
 
+    /// <summary>
+    /// A Unigram model trained as XLM-RoBERTa's sentencepiece.bpe.model was: NFKC normalization compiled into the
+    /// model (nmt_nfkc), extra whitespace removed, no byte fallback, &lt;unk&gt; 0, &lt;s&gt; 1, &lt;/s&gt; 2. Trained once
+    /// per test process.
+    /// </summary>
+    public static string XlmRobertaStyle()
+    {
+        Lazy<string> model;
+        lock (Trained)
+        {
+            if (!Trained.TryGetValue("xlmr", out model!))
+            {
+                model = new Lazy<string>(() =>
+                {
+                    var folder = Path.Combine(Root, "xlmr");
+                    Directory.CreateDirectory(folder);
+                    var corpus = Path.Combine(folder, "corpus.txt");
+                    File.WriteAllText(corpus, Corpus(), new UTF8Encoding(false));
+                    var prefix = Path.Combine(folder, "sentencepiece.bpe");
+                    Run("spm_train", [
+                        "--input=" + corpus, "--model_prefix=" + prefix, "--model_type=unigram", "--vocab_size=600", "--hard_vocab_limit=false",
+                        "--normalization_rule_name=nmt_nfkc", "--add_dummy_prefix=true", "--remove_extra_whitespaces=true",
+                        "--character_coverage=0.995", "--unk_id=0", "--bos_id=1", "--eos_id=2", "--pad_id=-1", "--num_threads=1", "--minloglevel=2",
+                    ], input: null);
+                    return prefix + ".model";
+                });
+                Trained["xlmr"] = model;
+            }
+        }
+
+        return model.Value;
+    }
+
+    /// <summary>How many pieces a trained model holds (spm_export_vocab's lines).</summary>
+    public static int PieceCount(string modelPath) =>
+        Run("spm_export_vocab", ["--model=" + modelPath], input: null).Split('\n', StringSplitOptions.RemoveEmptyEntries).Length;
+
     /// <summary>spm_encode's ids for one line of text (no BOS).</summary>
     public static int[] ReferenceIds(string modelPath, string text) =>
         [.. Run("spm_encode", ["--model=" + modelPath, "--output_format=id"], text).Split((char[])[' ', '\n'], StringSplitOptions.RemoveEmptyEntries).Select(int.Parse)];

@@ -182,7 +182,7 @@ internal static class ModelCommands
             Console.WriteLine($"OK {spec.Folder}: an embedding model for /v1/embeddings and /v1/rerank, {embedder.Dimensions} dimensions, {spec.Pooling.ToString().ToLowerInvariant()} pooling, up to {spec.MaxTokens} tokens per input, digest {spec.Digest}");
         }
 
-        Console.WriteLine($"  tokenizer: WordPiece, {spec.Tokenizer.Vocabulary.Count} pieces, {(spec.Tokenizer.LowerCase ? "lowercased" : "cased")}; runs on the node's CPU");
+        Console.WriteLine($"  tokenizer: {spec.Tokenizer.Describe()}; runs on the node's CPU");
         return 0;
     }
 

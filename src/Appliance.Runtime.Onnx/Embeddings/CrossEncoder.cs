@@ -6,10 +6,11 @@ using Microsoft.Extensions.Logging.Abstractions;
 namespace Appliance.Runtime.Onnx.Embeddings;
 
 /// <summary>
-/// A BERT-family cross-encoder (ms-marco-MiniLM, bge-reranker-base's BERT kin): the query and a document read together
-/// as [CLS] query [SEP] document [SEP] (token types 0 then 1), one logit out, scored as sentence-transformers'
-/// CrossEncoder scores a one-label model (a sigmoid, unless its configuration names Identity). A document longer than
-/// the model's length beside the query is cut at its end, as rerank services do.
+/// A cross-encoder (ms-marco-MiniLM, bge-reranker-v2-m3): the query and a document read together as [CLS] query [SEP]
+/// document [SEP] (token types 0 then 1) or, in the RoBERTa family, &lt;s&gt; query &lt;/s&gt;&lt;/s&gt; document &lt;/s&gt;;
+/// one logit out, scored as sentence-transformers' CrossEncoder scores a one-label model (a sigmoid, unless its
+/// configuration names Identity). A document longer than the model's length beside the query is cut at its end, as
+/// rerank services do.
 /// </summary>
 public sealed class CrossEncoder : ITextReranker, IDisposable
 {
@@ -17,12 +18,12 @@ public sealed class CrossEncoder : ITextReranker, IDisposable
     public const int PairsPerRun = 16;
 
     private readonly EncoderSession _session;
-    private readonly WordPieceEncoder _tokenizer;
+    private readonly IEncoderTokenizer _tokenizer;
     private readonly string _output;
 
     private readonly bool _sigmoid;
 
-    private CrossEncoder(EncoderSession session, WordPieceEncoder tokenizer, EncoderSpec spec, string output)
+    private CrossEncoder(EncoderSession session, IEncoderTokenizer tokenizer, EncoderSpec spec, string output)
     {
         _session = session;
         _tokenizer = tokenizer;
@@ -44,12 +45,7 @@ public sealed class CrossEncoder : ITextReranker, IDisposable
             throw new Models.ModelFolderException($"{spec.Folder}: an embedding model, not a cross-encoder.");
         }
 
-        if (spec.Tokenizer.RobertaPairs)
-        {
-            throw new Models.ModelFolderException($"{spec.Folder}: a cross-encoder whose tokenizer joins pairs as RoBERTa does (<s> a </s></s> b </s>); only BERT's pairs ([CLS] a [SEP] b [SEP]) are built.");
-        }
-
-        var tokenizer = new WordPieceEncoder(spec.Tokenizer);
+        var tokenizer = EncoderTokenizers.Create(spec.Tokenizer);
         var options = new RunnerOptions { IntraOpThreads = intraOpThreads, SessionConfig = sessionConfig ?? new Dictionary<string, string>() };
         var (session, _) = SessionFactory.Create(spec.ModelPath, options, SessionSettings.Default, logger ?? NullLogger.Instance);
         try
@@ -71,8 +67,8 @@ public sealed class CrossEncoder : ITextReranker, IDisposable
         }
     }
 
-    /// <summary>[CLS] query [SEP], the part of a pair before the document.</summary>
-    public int QueryTokens(string query) => _tokenizer.Pieces(query).Count + 2;
+    /// <summary>The part of a pair before the document: [CLS] query [SEP] (BERT), &lt;s&gt; query &lt;/s&gt;&lt;/s&gt; (RoBERTa).</summary>
+    public int QueryTokens(string query) => _tokenizer.Pieces(query).Count + _tokenizer.PairSpecialTokens - 1;
 
     public Task<RerankBatch> ScoreAsync(string query, IReadOnlyList<string> documents, int maxDocumentTokens, CancellationToken cancellation = default, Action<int>? ran = null) =>
         _session.EnterAsync(() => ScoreInTurnsAsync(query, documents, maxDocumentTokens, cancellation, ran));
@@ -80,20 +76,17 @@ public sealed class CrossEncoder : ITextReranker, IDisposable
     private async Task<RerankBatch> ScoreInTurnsAsync(string query, IReadOnlyList<string> documents, int maxDocumentTokens, CancellationToken cancellation, Action<int>? ran)
     {
         var head = _tokenizer.Pieces(query);
-        var room = Math.Min(maxDocumentTokens, MaxTokens - head.Count - 3); // [CLS] query [SEP] document [SEP]
+        var room = Math.Min(maxDocumentTokens, MaxTokens - head.Count - _tokenizer.PairSpecialTokens);
         if (room < 1)
         {
-            throw new ArgumentException($"The query has {head.Count + 3} tokens with a pair's special tokens; the model takes at most {MaxTokens} for the query and a document together.");
+            throw new ArgumentException($"The query has {head.Count + _tokenizer.PairSpecialTokens} tokens with a pair's special tokens; the model takes at most {MaxTokens} for the query and a document together.");
         }
 
         var pairs = new List<int>[documents.Count];
         var types = new List<int>[documents.Count];
         for (var i = 0; i < documents.Count; i++)
         {
-            var document = _tokenizer.Pieces(documents[i]);
-            var kept = Math.Min(document.Count, room);
-            pairs[i] = [_tokenizer.ClassificationId, .. head, _tokenizer.SeparatorId, .. document.Take(kept), _tokenizer.SeparatorId];
-            types[i] = [.. Enumerable.Repeat(0, head.Count + 2), .. Enumerable.Repeat(1, kept + 1)];
+            (pairs[i], types[i]) = _tokenizer.Pair(head, [.. _tokenizer.Pieces(documents[i]).Take(room)]);
         }
 
         var scores = new double[documents.Count];

@@ -53,7 +53,8 @@ public static class EncoderFolder
         var modelFile = ModelFiles.FirstOrDefault(f => File.Exists(Path.Combine(folder, f)))
             ?? throw new ModelFolderException($"{folder}: no model.onnx (or onnx/model.onnx); export the model with optimum (`optimum-cli export onnx`).");
         var task = TaskOf(folder, config.RootElement);
-        var tokenizer = WordPieceFiles.Read(folder);
+        var modelType = config.RootElement.TryGetProperty("model_type", out var type) && type.ValueKind == JsonValueKind.String ? type.GetString() : null;
+        var tokenizer = WordPieceFiles.Read(folder, modelType);
         var pooling = task == EncoderTask.Embedding ? PoolingOf(folder, settings.Pooling) : EncoderPooling.Cls;
         var maxTokens = MaxTokensOf(folder, config.RootElement, settings.MaxTokens);
         var sigmoid = task == EncoderTask.Reranking && SigmoidScores(folder, config.RootElement);

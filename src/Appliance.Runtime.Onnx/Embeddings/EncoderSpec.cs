@@ -20,6 +20,16 @@ public enum EncoderPooling
     Cls,
 }
 
+/// <summary>An encoder's tokenizer as its folder describes it.</summary>
+public abstract record EncoderTokenizerSettings
+{
+    /// <summary>A pair is &lt;s&gt; a &lt;/s&gt;&lt;/s&gt; b &lt;/s&gt; with no token types (RoBERTa's), not BERT's [CLS] a [SEP] b [SEP].</summary>
+    public abstract bool RobertaPairs { get; }
+
+    /// <summary>How `model verify` names it.</summary>
+    public abstract string Describe();
+}
+
 /// <summary>A WordPiece (BERT-family) tokenizer as the folder describes it.</summary>
 /// <param name="Vocabulary">The pieces in id order (vocab.txt's lines, or tokenizer.json's vocab sorted by id).</param>
 /// <param name="RobertaPairs">Its post-processor is RoBERTa's (MPNet): a pair is &lt;s&gt; a &lt;/s&gt;&lt;/s&gt; b &lt;/s&gt;, not BERT's.</param>
@@ -31,7 +41,24 @@ public sealed record WordPieceSettings(
     string SeparatorToken,
     string UnknownToken,
     string PaddingToken,
-    bool RobertaPairs = false);
+    bool RobertaPairs = false) : EncoderTokenizerSettings
+{
+    public override bool RobertaPairs { get; } = RobertaPairs;
+
+    public override string Describe() => $"WordPiece, {Vocabulary.Count} pieces, {(LowerCase ? "lowercased" : "cased")}";
+}
+
+/// <summary>
+/// XLM-RoBERTa's tokenizer (bge-m3, multilingual-e5, bge-reranker-v2-m3): the SentencePiece Unigram model
+/// sentencepiece.bpe.model, its ids shifted as fairseq's vocabulary has them (&lt;s&gt; 0, &lt;pad&gt; 1, &lt;/s&gt; 2,
+/// &lt;unk&gt; 3, then the model's pieces one place up).
+/// </summary>
+public sealed record XlmRobertaSettings(string ModelPath) : EncoderTokenizerSettings
+{
+    public override bool RobertaPairs => true;
+
+    public override string Describe() => "XLM-RoBERTa SentencePiece (Unigram), cased";
+}
 
 /// <summary>A verified encoder folder, read: the model file, what it serves, its tokenizer, pooling and length.</summary>
 /// <param name="SigmoidScores">
@@ -44,7 +71,7 @@ public sealed record EncoderSpec(
     EncoderTask Task,
     EncoderPooling Pooling,
     int MaxTokens,
-    WordPieceSettings Tokenizer,
+    EncoderTokenizerSettings Tokenizer,
     string Digest,
     bool SigmoidScores = true);
 

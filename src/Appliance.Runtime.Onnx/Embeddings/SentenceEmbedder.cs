@@ -7,7 +7,8 @@ using Microsoft.Extensions.Logging.Abstractions;
 namespace Appliance.Runtime.Onnx.Embeddings;
 
 /// <summary>
-/// A BERT-family sentence-embedding model (all-MiniLM-L6-v2, bge, e5, gte): WordPiece tokens in, token states out,
+/// A sentence-embedding model of the BERT or XLM-RoBERTa family (all-MiniLM-L6-v2, bge, e5, gte, multilingual-e5,
+/// bge-m3): tokens in, token states out,
 /// pooled as the folder says (mean over real tokens, or the first token) and L2-normalised, as sentence-transformers
 /// computes them.
 /// </summary>
@@ -25,11 +26,11 @@ public sealed class SentenceEmbedder : ITextEmbedder, IDisposable
     private static readonly string[] StateOutputs = ["last_hidden_state", "token_embeddings"];
 
     private readonly EncoderSession _session;
-    private readonly WordPieceEncoder _tokenizer;
+    private readonly IEncoderTokenizer _tokenizer;
     private readonly EncoderPooling _pooling;
     private readonly string _output;
 
-    private SentenceEmbedder(EncoderSession session, WordPieceEncoder tokenizer, EncoderSpec spec, string output, int dimensions)
+    private SentenceEmbedder(EncoderSession session, IEncoderTokenizer tokenizer, EncoderSpec spec, string output, int dimensions)
     {
         _session = session;
         _tokenizer = tokenizer;
@@ -76,7 +77,7 @@ public sealed class SentenceEmbedder : ITextEmbedder, IDisposable
             throw new ModelFolderException($"{spec.Folder}: a cross-encoder scores pairs of texts; it makes no embeddings.");
         }
 
-        var tokenizer = new WordPieceEncoder(spec.Tokenizer);
+        var tokenizer = EncoderTokenizers.Create(spec.Tokenizer);
         var options = new RunnerOptions { IntraOpThreads = intraOpThreads, SessionConfig = sessionConfig ?? new Dictionary<string, string>() };
         var (session, _) = SessionFactory.Create(spec.ModelPath, options, SessionSettings.Default, logger ?? NullLogger.Instance);
         try

@@ -4,21 +4,29 @@ using Appliance.Runtime.Onnx.Models;
 namespace Appliance.Runtime.Onnx.Embeddings;
 
 /// <summary>
-/// The WordPiece tokenizer of a BERT-family encoder folder: tokenizer.json when there is one (transformers prefers it),
-/// else vocab.txt with tokenizer_config.json. Other kinds (RoBERTa's byte-level BPE, XLM-RoBERTa's Unigram) are refused
-/// by name rather than read wrong.
+/// The tokenizer of an encoder folder: XLM-RoBERTa's SentencePiece model (sentencepiece.bpe.model) in a folder of that
+/// family; otherwise WordPiece, from tokenizer.json when there is one (transformers prefers it), else vocab.txt with
+/// tokenizer_config.json. Other kinds (RoBERTa's byte-level BPE) are refused by name rather than read wrong.
 /// </summary>
 internal static class WordPieceFiles
 {
     private const string JsonFileName = "tokenizer.json";
     private const string VocabularyFileName = "vocab.txt";
     private const string ConfigFileName = "tokenizer_config.json";
+    private const string SentencePieceFileName = "sentencepiece.bpe.model";
 
-    public static WordPieceSettings Read(string folder)
+    public static EncoderTokenizerSettings Read(string folder, string? modelType)
     {
         using var tokenizerConfig = EncoderFolder.ReadJson(folder, ConfigFileName);
         var settings = tokenizerConfig?.RootElement is { ValueKind: JsonValueKind.Object } c ? c : default(JsonElement?);
         using var json = EncoderFolder.ReadJson(folder, JsonFileName);
+        var jsonKind = json?.RootElement is { ValueKind: JsonValueKind.Object } root && root.TryGetProperty("model", out var m) && m.ValueKind == JsonValueKind.Object
+            && m.TryGetProperty("type", out var t) ? t.GetString() : null;
+        if (IsXlmRoberta(modelType, settings) || jsonKind == "Unigram")
+        {
+            return XlmRoberta(folder, modelType, settings, jsonKind);
+        }
+
         if (json is not null)
         {
             return FromTokenizerJson(folder, json.RootElement, settings);
@@ -43,6 +51,34 @@ internal static class WordPieceFiles
             Token(settings, "pad_token") ?? "[PAD]"));
     }
 
+    private static bool IsXlmRoberta(string? modelType, JsonElement? settings) =>
+        modelType == "xlm-roberta"
+        || (settings is { } s && s.TryGetProperty("tokenizer_class", out var name) && name.GetString() is "XLMRobertaTokenizer" or "XLMRobertaTokenizerFast");
+
+    /// <summary>
+    /// XLM-RoBERTa's tokenizer from its SentencePiece model. Its tokenizer.json (a Unigram with a compiled normalizer)
+    /// is not read: the model file holds the same pieces and normalization, which Microsoft.ML.Tokenizers applies.
+    /// </summary>
+    private static XlmRobertaSettings XlmRoberta(string folder, string? modelType, JsonElement? settings, string? jsonKind)
+    {
+        if (!IsXlmRoberta(modelType, settings))
+        {
+            throw new ModelFolderException($"{folder}: a Unigram tokenizer of model type '{modelType}'; of the SentencePiece tokenizers only XLM-RoBERTa's (model_type xlm-roberta) is served.");
+        }
+
+        if (jsonKind is not (null or "Unigram"))
+        {
+            throw new ModelFolderException($"{folder}: an XLM-RoBERTa model whose {JsonFileName} holds a {jsonKind} tokenizer, not XLM-RoBERTa's Unigram.");
+        }
+
+        var model = Path.Combine(folder, SentencePieceFileName);
+        return File.Exists(model)
+            ? new XlmRobertaSettings(model)
+            : throw new ModelFolderException(
+                $"{folder}: an XLM-RoBERTa tokenizer is read from {SentencePieceFileName}, which the folder lacks; transformers writes it beside "
+                + $"{JsonFileName} (save_pretrained), and the model's repository has it.");
+    }
+
     private static WordPieceSettings FromTokenizerJson(string folder, JsonElement root, JsonElement? settings)
     {
         var path = Path.Combine(folder, JsonFileName);
@@ -52,8 +88,8 @@ internal static class WordPieceFiles
         {
             throw new ModelFolderException(
                 $"{path}: a {type ?? "untyped"} tokenizer. Embedding and reranking models are served with WordPiece tokenizers (BERT, DistilBERT, "
-                + "MPNet and their kin: bge-*-en, e5-*-v2, gte, all-MiniLM, ms-marco cross-encoders); RoBERTa and XLM-RoBERTa ones (bge-m3, "
-                + "multilingual-e5, bge-reranker-v2) are not yet.");
+                + "MPNet and their kin: bge-*-en, e5-*-v2, gte, all-MiniLM, ms-marco cross-encoders) and XLM-RoBERTa's (bge-m3, multilingual-e5, "
+                + "bge-reranker-v2-m3); RoBERTa's byte-level BPE is not yet.");
         }
 
         var vocab = model.TryGetProperty("vocab", out var v) && v.ValueKind == JsonValueKind.Object

@@ -44,10 +44,7 @@ public sealed class SyntheticCrossEncoder
         }
 
         Directory.CreateDirectory(folder);
-        using (var model = File.Create(Path.Combine(folder, "model.onnx")))
-        {
-            WriteGraph(model);
-        }
+        WriteModel(Path.Combine(folder, "model.onnx"));
 
         File.WriteAllLines(Path.Combine(folder, "vocab.txt"), vocabulary);
         File.WriteAllText(Path.Combine(folder, "config.json"), JsonSerializer.Serialize(new Dictionary<string, object>
@@ -60,6 +57,13 @@ public sealed class SyntheticCrossEncoder
         }));
         File.WriteAllText(Path.Combine(folder, "tokenizer_config.json"), """{"do_lower_case": true, "model_max_length": 512}""");
         ModelManifest.Create(folder);
+    }
+
+    /// <summary>Writes the graph alone (model.onnx), for a folder whose other files the caller writes.</summary>
+    public void WriteModel(string path)
+    {
+        using var model = File.Create(path);
+        WriteGraph(model);
     }
 
     /// <summary>The logit the graph computes for one row of token ids and token types.</summary>
