@@ -2,8 +2,6 @@ using Appliance.Api.Audit;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using Appliance.Api.Models;
-using Appliance.Engine;
-using Appliance.Engine.Embeddings;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Options;
 
@@ -48,43 +46,17 @@ internal static class EmbeddingsApi
 
         using var quota = await ModelResolution.AcceptAsync(recorder, http);
 
-        // Inference is CPU-bound; keep it off the request thread pool's hot path. The work stops between model runs
-        // when the client leaves or the request timeout passes.
         using var deadline = new RequestDeadline(http, limits);
-        var audit = RequestAudit.Of(http);
-        EmbeddingBatch batch;
-        var tokensRun = 0;
-        void Ran(int tokens) => Interlocked.Add(ref tokensRun, tokens);
-        try
+        var batch = await EncoderWork.RunAsync(http, deadline, modelName, (ran, cancellation) => ReplacedOnce.RunAsync(
+            model.Embedder,
+            () => ModelResolution.ResolveEmbedder(catalog, access, http, modelName).Embedder,
+            embedder => embedder.EmbedAsync(inputs, cancellation, ran)));
+        if (batch is null)
         {
-            batch = await Task.Run(() => ReplacedOnce.RunAsync(
-                model.Embedder,
-                () => ModelResolution.ResolveEmbedder(catalog, access, http, modelName).Embedder,
-                embedder => embedder.EmbedAsync(inputs, deadline.Token, Ran)), deadline.Token);
-        }
-        catch (EngineOverloadedException overloaded)
-        {
-            (audit.PromptTokens, audit.CompletionTokens) = (Volatile.Read(ref tokensRun), 0);
-            throw new OpenAiRequestException(OpenAiError.Overloaded(modelName, overloaded.Message), overloaded.RetryAfterSeconds);
-        }
-        catch (Exception closed) when (closed is ObjectDisposedException or OpenAiRequestException)
-        {
-            // Unloaded (or the node stopping) while it ran: the runs done are charged.
-            (audit.PromptTokens, audit.CompletionTokens) = (Volatile.Read(ref tokensRun), 0);
-            throw closed as OpenAiRequestException ?? ReplacedOnce.Unavailable(modelName);
-        }
-        catch (OperationCanceledException) when (deadline.Ended)
-        {
-            // The runs done are charged, whoever ended the request: a client must not escape its quota by hanging up.
-            (audit.PromptTokens, audit.CompletionTokens, audit.FinishReason) = (Volatile.Read(ref tokensRun), 0, deadline.EndReason);
-            if (deadline.TimedOut && !http.RequestAborted.IsCancellationRequested)
-            {
-                await OpenAiError.Unavailable(GenerationResponder.TimeoutMessage, "timeout").WriteAsync(http);
-            }
-
             return;
         }
 
+        var audit = RequestAudit.Of(http);
         (audit.PromptTokens, audit.CompletionTokens, audit.FinishReason) = (batch.PromptTokens, 0, "stop");
         var data = batch.Vectors.Select((vector, index) => new
         {

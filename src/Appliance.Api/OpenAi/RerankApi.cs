@@ -1,7 +1,7 @@
 using System.Text.Json;
 using Appliance.Api.Audit;
 using Appliance.Api.Models;
-using Appliance.Engine;
+using Appliance.Engine.Embeddings;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Options;
 
@@ -39,44 +39,18 @@ internal static class RerankApi
 
         using var quota = await ModelResolution.AcceptAsync(recorder, http);
         using var deadline = new RequestDeadline(http, limits);
-        var audit = RequestAudit.Of(http);
-        var tokensRun = 0;
-        (IReadOnlyList<double> Scores, int Tokens) scored;
-        try
+        var scored = await EncoderWork.RunAsync(http, deadline, request.Model, (ran, cancellation) => ReplacedOnce.RunAsync(
+            entry,
+            () => ModelResolution.ResolveReranker(catalog, access, http, request.Model),
+            current => ScoreAsync(current, request, cancellation, ran),
+            current => (object?)current.Reranker?.Reranker ?? current.Embedder?.Embedder));
+        if (scored is null)
         {
-            // CPU-bound inference, off the request thread; it stops between model runs when the client leaves or the
-            // request's time is up.
-            void Ran(int tokens) => Interlocked.Add(ref tokensRun, tokens);
-            scored = await Task.Run(() => ReplacedOnce.RunAsync(
-                entry,
-                () => ModelResolution.ResolveReranker(catalog, access, http, request.Model),
-                current => ScoreAsync(current, request, deadline.Token, Ran),
-                current => (object?)current.Reranker?.Reranker ?? current.Embedder?.Embedder), deadline.Token);
-        }
-        catch (EngineOverloadedException overloaded)
-        {
-            (audit.PromptTokens, audit.CompletionTokens) = (Volatile.Read(ref tokensRun), 0);
-            throw new OpenAiRequestException(OpenAiError.Overloaded(request.Model, overloaded.Message), overloaded.RetryAfterSeconds);
-        }
-        catch (Exception closed) when (closed is ObjectDisposedException or OpenAiRequestException)
-        {
-            // Unloaded (or the node stopping) while it ran: the runs done are charged.
-            (audit.PromptTokens, audit.CompletionTokens) = (Volatile.Read(ref tokensRun), 0);
-            throw closed as OpenAiRequestException ?? ReplacedOnce.Unavailable(request.Model);
-        }
-        catch (OperationCanceledException) when (deadline.Ended)
-        {
-            // The runs done are charged, whoever ended the request: a client must not escape its quota by hanging up.
-            (audit.PromptTokens, audit.CompletionTokens, audit.FinishReason) = (Volatile.Read(ref tokensRun), 0, deadline.EndReason);
-            if (deadline.TimedOut && !http.RequestAborted.IsCancellationRequested)
-            {
-                await OpenAiError.Unavailable(GenerationResponder.TimeoutMessage, "timeout").WriteAsync(http);
-            }
-
             return;
         }
 
-        (audit.PromptTokens, audit.CompletionTokens, audit.FinishReason) = (scored.Tokens, 0, "stop");
+        var audit = RequestAudit.Of(http);
+        (audit.PromptTokens, audit.CompletionTokens, audit.FinishReason) = (scored.PromptTokens, 0, "stop");
         // Highest first; equal scores keep the documents' order.
         var results = scored.Scores.Select((score, index) => (score, index))
             .OrderByDescending(r => r.score).ThenBy(r => r.index)
@@ -92,8 +66,8 @@ internal static class RerankApi
             id = "rerank-" + Guid.NewGuid().ToString("N"),
             model = request.Model,
             results,
-            usage = new { prompt_tokens = scored.Tokens, total_tokens = scored.Tokens },
-            meta = new { api_version = new { version = cohereV2 ? "2" : "1" }, tokens = new { input_tokens = scored.Tokens, output_tokens = 0 } },
+            usage = new { prompt_tokens = scored.PromptTokens, total_tokens = scored.PromptTokens },
+            meta = new { api_version = new { version = cohereV2 ? "2" : "1" }, tokens = new { input_tokens = scored.PromptTokens, output_tokens = 0 } },
         }, WithoutNulls).ExecuteAsync(http);
     }
 
@@ -110,12 +84,11 @@ internal static class RerankApi
         }
     }
 
-    private static async Task<(IReadOnlyList<double> Scores, int Tokens)> ScoreAsync(ModelEntry entry, RerankRequest request, CancellationToken cancellation, Action<int> ran)
+    private static async Task<RerankBatch> ScoreAsync(ModelEntry entry, RerankRequest request, CancellationToken cancellation, Action<int> ran)
     {
         if (entry.Reranker is { } reranker)
         {
-            var batch = await reranker.Reranker.ScoreAsync(request.Query, request.Documents, request.MaxTokensPerDocument, cancellation, ran);
-            return (batch.Scores, batch.PromptTokens);
+            return await reranker.Reranker.ScoreAsync(request.Query, request.Documents, request.MaxTokensPerDocument, cancellation, ran);
         }
 
         // An embedding model: the cosine of unit vectors is their dot product. Each document is cut to the model's
@@ -125,7 +98,7 @@ internal static class RerankApi
         var query = await embedder.EmbedAsync([request.Query], cancellation, ran);
         var documents = await embedder.EmbedAsync(request.Documents, cancellation, ran, cut);
         var scores = documents.Vectors.Select(vector => Dot(query.Vectors[0], vector)).ToList();
-        return (scores, query.PromptTokens + documents.PromptTokens);
+        return new RerankBatch(scores, query.PromptTokens + documents.PromptTokens);
     }
 
     private static double Dot(float[] a, float[] b)
