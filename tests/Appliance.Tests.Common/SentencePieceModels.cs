@@ -65,8 +65,15 @@ public static class SentencePieceModels
     }
 
     /// <summary>How many pieces a trained model holds (spm_export_vocab's lines).</summary>
-    public static int PieceCount(string modelPath) =>
-        Run("spm_export_vocab", ["--model=" + modelPath], input: null).Split('\n', StringSplitOptions.RemoveEmptyEntries).Length;
+    public static int PieceCount(string modelPath) => Vocabulary(modelPath).Count;
+
+    /// <summary>The model's pieces in id order, as spm_export_vocab lists them.</summary>
+    public static IReadOnlyList<string> Vocabulary(string modelPath) =>
+        [.. Run("spm_export_vocab", ["--model=" + modelPath], input: null).Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(line => line.Split('\t')[0])];
+
+    /// <summary>spm_encode's pieces (as text) for one line of text.</summary>
+    public static string[] ReferencePieces(string modelPath, string text) =>
+        Run("spm_encode", ["--model=" + modelPath, "--output_format=piece"], text).Split((char[])[' ', '\n'], StringSplitOptions.RemoveEmptyEntries);
 
     /// <summary>spm_encode's ids for one line of text (no BOS).</summary>
     public static int[] ReferenceIds(string modelPath, string text) =>

@@ -20,13 +20,30 @@ internal static class ReplacedOnce
         }
         catch (ObjectDisposedException)
         {
-            var replacement = current(); // 503 when the model is no longer ready
+            TModel replacement;
+            try
+            {
+                replacement = current(); // 503 when the model is no longer ready
+            }
+            catch (OpenAiRequestException wrongKind) when (wrongKind.Error.Status == 400)
+            {
+                throw new ObjectDisposedException("the model became another kind", wrongKind); // a reload switched it: retry
+            }
+
             if (ReferenceEquals(identity(replacement), identity(model)))
             {
                 throw;
             }
 
-            return await run(replacement);
+            try
+            {
+                return await run(replacement);
+            }
+            catch (ArgumentException changed)
+            {
+                // The new version takes less than the one the request was checked against (a lower ContextLength).
+                throw new ObjectDisposedException("the model changed under the request", changed);
+            }
         }
     }
 

@@ -102,6 +102,7 @@ internal sealed partial class ModelManager
             catalog.Set(previous with { Error = $"reload refused, the previous version keeps serving: {result.Message}" });
         }
 
+        LogReloadRefused(logger, null, id, result.Message);
         return new ModelActionResult(result.Outcome, $"{result.Message} (the previous version of '{id}' keeps serving)");
     }
 
@@ -129,7 +130,7 @@ internal sealed partial class ModelManager
         return (new ModelEntry(id, options.Aliases, ModelLoadState.Ready, null, null, new ServedEmbedder(id, loadedAt, spec.Digest, embedder)), embedder);
     }
 
-    private static string? KindOf(string folder) => EncoderFolder.TaskOf(folder) switch
+    private static string? KindOf(string folder) => !EncoderFolder.IsEncoder(folder) ? null : EncoderFolder.TaskOf(folder) switch
     {
         EncoderTask.Embedding => "embedding",
         EncoderTask.Reranking => "rerank",

@@ -67,7 +67,7 @@ internal sealed partial class ModelManager(
     {
         foreach (var (id, options) in Declared())
         {
-            catalog.Set(new ModelEntry(id, options.Aliases, ModelLoadState.Loading, null, null));
+            catalog.Set(new ModelEntry(id, options.Aliases, ModelLoadState.Loading, null, null) { Kind = KindOf(options.Path) });
         }
     }
 
@@ -205,7 +205,11 @@ internal sealed partial class ModelManager(
 
         if (Runtime.Onnx.Embeddings.EncoderFolder.IsEncoder(options.Path))
         {
-            return LoadEncoder(id, options);
+            return replacingEncoder
+                // The folder turned back into an encoder while this reload ran (a copy still going on): nothing is
+                // replaced, and the encoder that serves stays the one the manager holds.
+                ? new ModelActionResult(ModelActionOutcome.Failed, $"{options.Path} changed kind while '{id}' was being reloaded; reload it again once the folder is complete")
+                : LoadEncoder(id, options);
         }
 
         if (!replacingEncoder)
@@ -246,11 +250,12 @@ internal sealed partial class ModelManager(
         }
         catch (PlacementException exception)
         {
-            return Failed(id, options, ModelActionOutcome.Conflict, exception);
+            return replacingEncoder ? new ModelActionResult(ModelActionOutcome.Conflict, exception.Message) : Failed(id, options, ModelActionOutcome.Conflict, exception);
         }
         catch (Exception exception) when (IsLoadFailure(exception))
         {
-            return Failed(id, options, ModelActionOutcome.Failed, exception);
+            // Replacing an encoder, the entry stays the encoder's (it keeps serving); the caller says why the reload failed.
+            return replacingEncoder ? new ModelActionResult(ModelActionOutcome.Failed, exception.Message) : Failed(id, options, ModelActionOutcome.Failed, exception);
         }
     }
 
@@ -547,7 +552,7 @@ internal sealed partial class ModelManager(
     private static partial void LogReloadMakesRoom(ILogger logger, string modelId);
 
     [LoggerMessage(EventId = 3016, Level = LogLevel.Error, Message = "Model {ModelId}: reload refused, the previous version keeps serving: {Reason}")]
-    private static partial void LogReloadRefused(ILogger logger, Exception exception, string modelId, string reason);
+    private static partial void LogReloadRefused(ILogger logger, Exception? exception, string modelId, string reason);
 
     [LoggerMessage(EventId = 3017, Level = LogLevel.Warning, Message = "Model {ModelId} ships no chat template (no chat_template.jinja, none in tokenizer_config.json): it is prompted in ChatML. If it was trained on another format, set Models:<id>:ChatTemplate")]
     private static partial void LogNoChatTemplate(ILogger logger, string modelId);

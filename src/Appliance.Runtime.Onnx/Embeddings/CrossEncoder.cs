@@ -90,7 +90,7 @@ public sealed class CrossEncoder : ITextReranker, IDisposable
         }
 
         var scores = new double[documents.Count];
-        foreach (var run in Enumerable.Range(0, documents.Count).OrderBy(i => pairs[i].Count).Chunk(PairsPerRun))
+        foreach (var run in EncoderSession.Runs([.. pairs.Select(p => p.Count)], PairsPerRun))
         {
             var logits = await _session.RunInTurnAsync(() => Run([.. run.Select(i => pairs[i])], [.. run.Select(i => types[i])]), cancellation);
             for (var k = 0; k < run.Length; k++)

@@ -23,6 +23,40 @@ internal sealed class EncoderSession(InferenceSession session, string modelName)
 
     public bool HasTokenTypes { get; } = session.InputMetadata.ContainsKey("token_type_ids");
 
+    /// <summary>
+    /// Rows times the square of their width one run may hold: an export's attention keeps a [rows, heads, width, width]
+    /// tensor, so 32 inputs of 512 tokens fit, and an input of 8,192 tokens (bge-m3) runs alone.
+    /// </summary>
+    public const long AttentionBudget = 32L * 512 * 512;
+
+    /// <summary>
+    /// Indices of the inputs in runs of similar length, shortest first: at most <paramref name="maxRows"/> a run, and no
+    /// more than <see cref="AttentionBudget"/> allows at the run's width (always at least one).
+    /// </summary>
+    public static List<int[]> Runs(IReadOnlyList<int> lengths, int maxRows)
+    {
+        var runs = new List<int[]>();
+        var run = new List<int>();
+        foreach (var index in Enumerable.Range(0, lengths.Count).OrderBy(i => lengths[i]))
+        {
+            var width = (long)lengths[index]; // the widest so far: the inputs come shortest first
+            if (run.Count > 0 && (run.Count == maxRows || (run.Count + 1) * width * width > AttentionBudget))
+            {
+                runs.Add([.. run]);
+                run.Clear();
+            }
+
+            run.Add(index);
+        }
+
+        if (run.Count > 0)
+        {
+            runs.Add([.. run]);
+        }
+
+        return runs;
+    }
+
     /// <summary>Runs a request's work while the session stays open for it.</summary>
     public async Task<T> EnterAsync<T>(Func<Task<T>> work)
     {

@@ -116,7 +116,7 @@ public sealed class SentenceEmbedder : ITextEmbedder, IDisposable
 
         // Runs of inputs of similar length (little padding), each vector written back at its input's place.
         var vectors = new float[encoded.Count][];
-        foreach (var run in Enumerable.Range(0, encoded.Count).OrderBy(i => encoded[i].Count).Chunk(RowsPerRun))
+        foreach (var run in EncoderSession.Runs([.. encoded.Select(e => e.Count)], RowsPerRun))
         {
             var pooled = await _session.RunInTurnAsync(() => Run([.. run.Select(i => encoded[i])]), cancellation);
             for (var k = 0; k < run.Length; k++)

@@ -75,8 +75,8 @@ internal static class WordPieceFiles
         return File.Exists(model)
             ? new XlmRobertaSettings(model)
             : throw new ModelFolderException(
-                $"{folder}: an XLM-RoBERTa tokenizer is read from {SentencePieceFileName}, which the folder lacks; transformers writes it beside "
-                + $"{JsonFileName} (save_pretrained), and the model's repository has it.");
+                $"{folder}: an XLM-RoBERTa tokenizer is read from {SentencePieceFileName}, which the folder lacks; copy it from the model's "
+                + $"repository (transformers' save_pretrained writes it beside {JsonFileName} only when it loaded the slow tokenizer).");
     }
 
     private static WordPieceSettings FromTokenizerJson(string folder, JsonElement root, JsonElement? settings)

@@ -25,9 +25,23 @@ internal sealed class XlmRobertaEncoder : IEncoderTokenizer
 
     public int PairSpecialTokens => 4;
 
-    public IReadOnlyList<int> Pieces(string text) =>
-        [.. _tokenizer.EncodeToIds(text, addBeginningOfSentence: false, addEndOfSentence: false, considerPreTokenization: true, considerNormalization: true)
-            .Select(id => id == _tokenizer.UnknownId ? Unknown : id + FairseqOffset)];
+    public IReadOnlyList<int> Pieces(string text)
+    {
+        var ids = _tokenizer.EncodeToIds(text, addBeginningOfSentence: false, addEndOfSentence: false, considerPreTokenization: true, considerNormalization: true);
+        var pieces = new List<int>(ids.Count);
+        foreach (var id in ids)
+        {
+            // SentencePiece (and transformers) fuse a run of unknown characters into one <unk>.
+            if (id == _tokenizer.UnknownId && pieces.Count > 0 && pieces[^1] == Unknown)
+            {
+                continue;
+            }
+
+            pieces.Add(id == _tokenizer.UnknownId ? Unknown : id + FairseqOffset);
+        }
+
+        return pieces;
+    }
 
     public IReadOnlyList<int> Single(string text) => [Start, .. Pieces(text), End];
 

@@ -134,6 +134,7 @@ public sealed class EncoderApiTests(EncoderAppliance server) : IClassFixture<Enc
         Assert.Equal(tokens, answer.GetProperty("usage").GetProperty("total_tokens").GetInt32());
         Assert.Equal(tokens, answer.GetProperty("meta").GetProperty("tokens").GetProperty("input_tokens").GetInt32());
         Assert.Equal("reranker", answer.GetProperty("model").GetString());
+        Assert.Equal("1", answer.GetProperty("meta").GetProperty("api_version").GetProperty("version").GetString());
     }
 
     [Fact]

@@ -59,3 +59,31 @@ public sealed class CrossEncoderTests : IDisposable
 
     public void Dispose() => _root.Dispose();
 }
+
+/// <summary>How inputs are grouped into model runs: similar lengths together, fewer rows as they grow, a long one alone.</summary>
+public sealed class EncoderRunTests
+{
+    [Fact]
+    public void Short_inputs_fill_runs_up_to_the_row_limit_in_order_of_length()
+    {
+        int[] lengths = [.. Enumerable.Range(0, 40).Select(i => 8 + (i % 5))];
+
+        var runs = EncoderSession.Runs(lengths, maxRows: 32);
+
+        Assert.Equal([32, 8], runs.Select(r => r.Length));
+        Assert.Equal(Enumerable.Range(0, 40), runs.SelectMany(r => r).Order());
+        Assert.True(runs[0].Max(i => lengths[i]) <= runs[1].Min(i => lengths[i]));
+    }
+
+    [Fact]
+    public void Long_inputs_take_fewer_rows_a_run_and_the_longest_run_alone()
+    {
+        int[] lengths = [1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 8192, 8192];
+
+        var runs = EncoderSession.Runs(lengths, maxRows: 32);
+
+        // 8 inputs of 1,000 tokens stay within 32 x 512 x 512; a ninth would not. Each 8,192-token input runs alone.
+        Assert.Equal([8, 2, 1, 1], runs.Select(r => r.Length));
+        Assert.All(runs, run => Assert.True(run.Length == 1 || (long)run.Length * lengths[run[^1]] * lengths[run[^1]] <= EncoderSession.AttentionBudget));
+    }
+}

@@ -20,12 +20,26 @@ public sealed class XlmRobertaEncoderTests : IDisposable
         "Ｆｕｌｌ-width ｔｏｋｅｎ and ﬁ ligatures", // NFKC rewrites these before the pieces are found
         "données   ça  ün ση κα ни",
         "日本語 12345 quoi?",
+        "QXZW JKV the", // runs of characters the corpus never had: one <unk> each
     ];
 
     private readonly TempFolder _root = new("xlm-roberta");
 
-    /// <summary>fairseq's vocabulary: &lt;s&gt; 0, &lt;pad&gt; 1, &lt;/s&gt; 2, &lt;unk&gt; 3, the model's pieces one place up.</summary>
-    private static int[] Shifted(int[] spmIds) => [.. spmIds.Select(id => id == 0 ? 3 : id + 1)];
+    /// <summary>
+    /// The ids transformers' XLMRobertaTokenizer gives spm_encode's pieces, looked up by their text in fairseq's
+    /// vocabulary as the model's tokenizer.json lists it: &lt;s&gt;, &lt;pad&gt;, &lt;/s&gt;, &lt;unk&gt;, then the
+    /// SentencePiece model's pieces after its own three specials, then &lt;mask&gt;.
+    /// </summary>
+    private static int[] Shifted(string spm, string text)
+    {
+        var vocabulary = SentencePieceModels.Vocabulary(spm);
+        string[] fairseq = ["<s>", "<pad>", "</s>", "<unk>", .. vocabulary.Skip(3), "<mask>"];
+        var ids = fairseq.Select((piece, id) => (piece, id)).ToDictionary(p => p.piece, p => p.id, StringComparer.Ordinal);
+        var pieces = SentencePieceModels.ReferencePieces(spm, text);
+        var unknowns = SentencePieceModels.ReferenceIds(spm, text);
+        // spm_encode writes an unknown run's text, not "<unk>": its id (0) says it is one.
+        return [.. pieces.Select((piece, i) => unknowns[i] == 0 ? ids["<unk>"] : ids[piece])];
+    }
 
     private (string Folder, SyntheticCrossEncoder Model) CrossEncoderFolder(string name, string modelType = "xlm-roberta", bool withModelFile = true)
     {
@@ -60,11 +74,11 @@ public sealed class XlmRobertaEncoderTests : IDisposable
 
         foreach (var text in Texts)
         {
-            var expected = Shifted(SentencePieceModels.ReferenceIds(spm, text));
-            Assert.Equal([0, .. expected, 2], tokenizer.Single(text));
+            Assert.Equal([0, .. Shifted(spm, text), 2], tokenizer.Single(text));
         }
 
         Assert.Contains(3, tokenizer.Pieces(Texts[1])); // capitals the corpus never had: <unk>, as transformers maps it
+        Assert.True(SentencePieceModels.ReferenceIds(spm, "QXZW").Length < 4, "the reference split an unknown run into one <unk> per character");
     }
 
     [Fact]
@@ -79,10 +93,10 @@ public sealed class XlmRobertaEncoderTests : IDisposable
 
         Assert.Equal((EncoderTask.Reranking, 512), (spec.Task, spec.MaxTokens)); // 514 positions less RoBERTa's offset of 2
         Assert.IsType<XlmRobertaSettings>(spec.Tokenizer);
-        var query = Shifted(SentencePieceModels.ReferenceIds(spm, Texts[0]));
+        var query = Shifted(spm, Texts[0]);
         for (var i = 1; i < Texts.Length; i++)
         {
-            int[] ids = [0, .. query, 2, 2, .. Shifted(SentencePieceModels.ReferenceIds(spm, Texts[i])), 2];
+            int[] ids = [0, .. query, 2, 2, .. Shifted(spm, Texts[i]), 2];
             Assert.Equal(1 / (1 + Math.Exp(-model.Logit(ids, new int[ids.Length]))), scored.Scores[i - 1], 5);
         }
 
