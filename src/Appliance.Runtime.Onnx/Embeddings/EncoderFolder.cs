@@ -34,9 +34,9 @@ public static class EncoderFolder
             using var config = ReadJson(folder, ConfigFileName);
             return config is null ? null : TaskOf(folder, config.RootElement);
         }
-        catch (ModelFolderException)
+        catch (Exception unreadable) when (unreadable is ModelFolderException or IOException or UnauthorizedAccessException)
         {
-            return null;
+            return null; // the load that follows says what is wrong with the folder; naming its kind must not stop the start
         }
     }
 
